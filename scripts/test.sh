@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# test.sh - the README's test command: installs what is missing, builds presso
+# twice (Release with warnings as errors; AddressSanitizer + UndefinedBehavior-
+# Sanitizer) and runs the whole Criterion suite through ctest on each build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+echo "== release build =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON >/dev/null
+cmake --build build -j "$JOBS"
+ctest --test-dir build --output-on-failure -j 1
+
+echo "== sanitizer build (ASan + UBSan) =="
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPRESSO_WERROR=ON \
+  -DPRESSO_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$JOBS"
+PRESSO_SANITIZED=1 ctest --test-dir build-asan --output-on-failure -j 1

@@ -1,0 +1,153 @@
+/* info.c - `presso info`: the layers of a model, their shapes, parameters and MACs. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "graph.h"
+
+static const char *in_shape_str(const struct graph *g, const struct node *n, char *buf,
+				size_t bytes)
+{
+	const struct value *v = &g->values[n->inputs[0]];
+	return shape_format(&v->shape, v->batched, buf, bytes);
+}
+
+static const char *out_shape_str(const struct graph *g, const struct node *n, char *buf,
+				 size_t bytes)
+{
+	const struct value *v = &g->values[n->output];
+	return shape_format(&v->shape, v->batched, buf, bytes);
+}
+
+static int print_json(const char *path, const struct graph *g, const struct layer *ls, int nl)
+{
+	int64_t params, macs;
+	graph_totals(g, &params, &macs);
+	char a[96], b[96];
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "model", path);
+	cJSON_AddStringToObject(root, "producer", g->producer ? g->producer : "");
+	cJSON_AddNumberToObject(root, "opset", (double)g->opset);
+	cJSON *ins = cJSON_AddArrayToObject(root, "inputs");
+	for (int i = 0; i < g->n_inputs; i++) {
+		const struct value *v = &g->values[g->inputs[i]];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", v->name);
+		cJSON_AddStringToObject(o, "shape", shape_format(&v->shape, v->batched, a, sizeof a));
+		cJSON_AddItemToArray(ins, o);
+	}
+	cJSON *outs = cJSON_AddArrayToObject(root, "outputs");
+	for (int i = 0; i < g->n_outputs; i++) {
+		const struct value *v = &g->values[g->outputs[i]];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", v->name);
+		cJSON_AddStringToObject(o, "shape", shape_format(&v->shape, v->batched, a, sizeof a));
+		cJSON_AddItemToArray(outs, o);
+	}
+	cJSON *arr = cJSON_AddArrayToObject(root, "layers");
+	for (int i = 0; i < nl; i++) {
+		const struct node *n = &g->nodes[ls[i].node];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "index", i);
+		cJSON_AddStringToObject(o, "name", ls[i].name);
+		cJSON_AddStringToObject(o, "op", op_name(ls[i].op));
+		cJSON_AddStringToObject(o, "input_shape", in_shape_str(g, n, a, sizeof a));
+		cJSON_AddStringToObject(o, "output_shape", out_shape_str(g, n, b, sizeof b));
+		cJSON_AddNumberToObject(o, "c_in", (double)ls[i].c_in);
+		cJSON_AddNumberToObject(o, "c_out", (double)ls[i].c_out);
+		cJSON_AddNumberToObject(o, "kh", ls[i].kh);
+		cJSON_AddNumberToObject(o, "kw", ls[i].kw);
+		cJSON_AddNumberToObject(o, "group", ls[i].group);
+		cJSON_AddNumberToObject(o, "params", (double)ls[i].params);
+		cJSON_AddNumberToObject(o, "macs", (double)ls[i].macs);
+		cJSON_AddItemToArray(arr, o);
+	}
+	cJSON *tot = cJSON_AddObjectToObject(root, "totals");
+	cJSON_AddNumberToObject(tot, "layers", nl);
+	cJSON_AddNumberToObject(tot, "nodes", g->n_nodes);
+	cJSON_AddNumberToObject(tot, "params", (double)params);
+	cJSON_AddNumberToObject(tot, "macs", (double)macs);
+	cJSON_AddNumberToObject(tot, "fp32_bytes", (double)(params * 4));
+	cJSON_AddNumberToObject(tot, "folded_batchnorm", g->n_folded_bn);
+	char *text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return 1;
+	puts(text);
+	free(text);
+	return 0;
+}
+
+static int print_table(const char *path, const struct graph *g, const struct layer *ls, int nl)
+{
+	int64_t params, macs;
+	graph_totals(g, &params, &macs);
+	char a[96], b[96];
+	printf("model:   %s\n", path);
+	printf("format:  ONNX opset %lld%s%s\n", (long long)g->opset, g->producer ? ", from " : "",
+	       g->producer ? g->producer : "");
+	for (int i = 0; i < g->n_inputs; i++) {
+		const struct value *v = &g->values[g->inputs[i]];
+		printf("input:   %s %s\n", v->name, shape_format(&v->shape, v->batched, a, sizeof a));
+	}
+	for (int i = 0; i < g->n_outputs; i++) {
+		const struct value *v = &g->values[g->outputs[i]];
+		printf("output:  %s %s\n", v->name, shape_format(&v->shape, v->batched, a, sizeof a));
+	}
+	printf("graph:   %d nodes", g->n_nodes);
+	if (g->n_folded_bn)
+		printf(", %d BatchNormalization folded", g->n_folded_bn);
+	printf("\n\n%3s  %-28s %-6s %-34s %10s %12s\n", "#", "layer", "op", "input -> output",
+	       "params", "MACs");
+	for (int i = 0; i < nl; i++) {
+		const struct node *n = &g->nodes[ls[i].node];
+		char io[200];
+		snprintf(io, sizeof io, "%s -> %s", in_shape_str(g, n, a, sizeof a),
+			 out_shape_str(g, n, b, sizeof b));
+		const char *op = op_name(ls[i].op);
+		char opbuf[16];
+		if (ls[i].op == OP_CONV && ls[i].group > 1)
+			op = ls[i].group == ls[i].c_out ? "DWConv" : "GConv";
+		snprintf(opbuf, sizeof opbuf, "%s", op);
+		printf("%3d  %-28s %-6s %-34s %10lld %12lld\n", i, ls[i].name, opbuf, io,
+		       (long long)ls[i].params, (long long)ls[i].macs);
+	}
+	printf("\ntotal:   %d compressible layers, %lld parameters (%.1f KiB as FP32), %.2f M MACs per image\n",
+	       nl, (long long)params, (double)params * 4 / 1024.0, (double)macs / 1e6);
+	return 0;
+}
+
+int cmd_info(int argc, char **argv)
+{
+	const char *model = NULL;
+	bool json = false;
+	const struct cli_opt opts[] = {
+		{"model", CLI_STRING, "FILE", "the ONNX model to describe", NULL, &model},
+		{"json", CLI_FLAG, NULL, "print JSON instead of a table", &json, NULL},
+	};
+	const struct cli_cmd cmd = {"info",
+				    "Lists the compressible layers of a model (Conv, Gemm, MatMul with "
+				    "constant weights)\nwith their shapes, parameters and MACs per image.",
+				    "--model FILE [--json]", opts, 2};
+	int rc;
+	if (!cli_parse(&cmd, argc, argv, &rc))
+		return rc;
+	if (!cli_require(&cmd, "model", model))
+		return 2;
+	struct graph *g;
+	enum presso_status s = graph_load_onnx(model, &g);
+	if (s != PRESSO_OK)
+		return cli_fail("info", s);
+	struct layer *ls;
+	int nl;
+	s = graph_layers(g, &ls, &nl);
+	if (s != PRESSO_OK) {
+		graph_free(g);
+		return cli_fail("info", s);
+	}
+	rc = json ? print_json(model, g, ls, nl) : print_table(model, g, ls, nl);
+	free(ls);
+	graph_free(g);
+	return rc;
+}

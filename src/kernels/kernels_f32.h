@@ -1,0 +1,92 @@
+/* kernels_f32.h - FP32 reference kernels (plain C, the oracle for every fast path).
+ *
+ * Layout: activations are dense row-major (C order); images are NCHW. Conv
+ * weights are [c_out, c_in/group, kh, kw]. Kernels never allocate: a kernel that
+ * needs scratch says how many bytes through its *_scratch_bytes() function and
+ * takes a caller-provided buffer. Output buffers never alias inputs.
+ * Names: <what>_<types>__<how>; "__ref" is the portable reference.
+ */
+#ifndef PRESSO_KERNELS_F32_H
+#define PRESSO_KERNELS_F32_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conv2d_params {
+	int n, c_in, h_in, w_in;      /* input [n, c_in, h_in, w_in] */
+	int c_out, h_out, w_out;      /* output [n, c_out, h_out, w_out] */
+	int kh, kw;
+	int stride_h, stride_w;
+	int pad_t, pad_l;             /* bottom/right padding is implied by h_out, w_out */
+	int dil_h, dil_w;
+	int group;                    /* c_in and c_out divisible by group */
+	float act_min, act_max;       /* output clamp (fused Relu/Clip); -INF..INF for none */
+};
+
+/* Bytes of scratch conv2d_f32__ref needs (im2col of one image and group). */
+size_t conv2d_f32_scratch_bytes(const struct conv2d_params *p);
+
+/* y = clamp(conv(x, w) + bias). bias may be NULL. */
+void conv2d_f32__ref(const struct conv2d_params *p, const float *x, const float *w,
+		     const float *bias, float *y, float *scratch);
+
+/* C[m,n] = sum_k A[m,k] * B[k,n], A and B optionally transposed:
+ * A is [m,k] (lda) or, with trans_a, [k,m]; B is [k,n] (ldb) or, with trans_b, [n,k].
+ * C is overwritten (ldc). */
+void gemm_f32__ref(int m, int n, int k, const float *a, int lda, bool trans_a,
+		   const float *b, int ldb, bool trans_b, float *c, int ldc);
+
+/* Gemm as in ONNX: y[m,n] = alpha * op(A) op(B) + beta * bias, where bias is
+ * broadcast from [bias_m, bias_n] (each 1 or the full size; bias may be NULL),
+ * then clamped to [act_min, act_max]. */
+void gemm_bias_f32__ref(int m, int n, int k, float alpha, const float *a, bool trans_a,
+			const float *b, bool trans_b, float beta, const float *bias,
+			int bias_m, int bias_n, float act_min, float act_max, float *y);
+
+/* Broadcasting batched MatMul (numpy semantics) of a[.., m, k] and b[.., k, n].
+ * Shapes are given with their ranks (1-D operands promoted as numpy does);
+ * out_dims/out_rank describe y. */
+void matmul_f32__ref(const int64_t *a_dims, int a_rank, const float *a,
+		     const int64_t *b_dims, int b_rank, const float *b,
+		     const int64_t *y_dims, int y_rank, float *y);
+
+struct pool2d_params {
+	int n, c, h_in, w_in, h_out, w_out;
+	int kh, kw, stride_h, stride_w, pad_t, pad_l, pad_b, pad_r;
+	int dil_h, dil_w;
+	bool count_include_pad;       /* AveragePool only */
+};
+
+void maxpool2d_f32__ref(const struct pool2d_params *p, const float *x, float *y);
+void avgpool2d_f32__ref(const struct pool2d_params *p, const float *x, float *y);
+/* [n, c, hw] -> [n, c]: mean over hw. */
+void global_avgpool_f32__ref(int n, int c, int hw, const float *x, float *y);
+
+/* y = clamp(x, lo, hi) elementwise (Relu is lo=0, hi=INF). */
+void clip_f32__ref(int64_t count, const float *x, float lo, float hi, float *y);
+
+/* Inference BatchNormalization over dim 1 of [n, c, inner]. */
+void batchnorm_f32__ref(int n, int c, int64_t inner, const float *x, const float *scale,
+			const float *bias, const float *mean, const float *var,
+			float epsilon, float *y);
+
+/* Numpy-broadcasting elementwise add; a_dims/b_dims already right-aligned to
+ * y_rank (leading 1s added by the caller). */
+void add_f32__ref(const int64_t *a_dims, const float *a, const int64_t *b_dims,
+		  const float *b, const int64_t *y_dims, int y_rank, float *y);
+
+/* Concatenation along an axis: the tensors are viewed as [outer, dim_i, inner]. */
+void concat_f32__ref(int n_in, const float *const *xs, const int64_t *axis_dims,
+		     int64_t outer, int64_t inner, float *y);
+
+/* (Log)Softmax along one axis: the tensor is viewed as [outer, dim, inner]. */
+void softmax_f32__ref(int64_t outer, int64_t dim, int64_t inner, const float *x, float *y);
+void logsoftmax_f32__ref(int64_t outer, int64_t dim, int64_t inner, const float *x,
+			 float *y);
+
+/* y = transpose(x, perm): y.dims[i] = x.dims[perm[i]]. */
+void transpose_f32__ref(int rank, const int64_t *x_dims, const int64_t *perm,
+			const float *x, float *y);
+
+#endif

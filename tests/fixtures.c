@@ -1,0 +1,116 @@
+/* fixtures.c - see fixtures.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "fixtures.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FX_SLOTS 8
+#define FX_PATH_BYTES 4096
+
+static char *slot(void)
+{
+	static char bufs[FX_SLOTS][FX_PATH_BYTES];
+	static int next;
+	char *b = bufs[next];
+	next = (next + 1) % FX_SLOTS;
+	return b;
+}
+
+const char *fx_src(const char *rel)
+{
+	char *b = slot();
+	snprintf(b, FX_PATH_BYTES, "%s/%s", PRESSO_SOURCE_DIR, rel);
+	return b;
+}
+
+const char *fx_join(const char *dir, const char *name)
+{
+	char *b = slot();
+	snprintf(b, FX_PATH_BYTES, "%s/%s", dir, name);
+	return b;
+}
+
+char *fx_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char tmpl[FX_PATH_BYTES];
+	snprintf(tmpl, sizeof tmpl, "%s/presso-test-XXXXXX", base && *base ? base : "/tmp");
+	char *d = mkdtemp(tmpl);
+	return d ? strdup(d) : NULL;
+}
+
+bool fx_write(const char *path, const void *bytes, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return false;
+	bool ok = fwrite(bytes, 1, n, f) == n;
+	return fclose(f) == 0 && ok;
+}
+
+char *fx_read(const char *path, size_t *n_out)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	size_t got;
+	while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+		n += got;
+		if (cap - n - 1 == 0) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (!buf)
+		return NULL;
+	buf[n] = '\0';
+	if (n_out)
+		*n_out = n;
+	return buf;
+}
+
+int fx_presso(const char *args, char **out, char **err)
+{
+	char *dir = fx_tmpdir();
+	if (!dir)
+		return -1;
+	char out_path[FX_PATH_BYTES], err_path[FX_PATH_BYTES];
+	snprintf(out_path, sizeof out_path, "%s/stdout", dir);
+	snprintf(err_path, sizeof err_path, "%s/stderr", dir);
+	size_t cmd_bytes = strlen(args) + 3 * FX_PATH_BYTES;
+	char *cmd = malloc(cmd_bytes);
+	snprintf(cmd, cmd_bytes, "'%s' %s >'%s' 2>'%s' </dev/null", PRESSO_BINARY, args,
+		 out_path, err_path);
+	int rc = system(cmd);
+	free(cmd);
+	int status = (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1;
+	if (out)
+		*out = fx_read(out_path, NULL);
+	if (err)
+		*err = fx_read(err_path, NULL);
+	unlink(out_path);
+	unlink(err_path);
+	rmdir(dir);
+	free(dir);
+	return status;
+}
+
+bool fx_have_fmnist(void)
+{
+	struct stat st;
+	return stat(FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", &st) == 0;
+}

@@ -1,0 +1,34 @@
+/* fixtures.h - helpers shared by the Criterion tests: source paths, temp files,
+ * running the presso binary and capturing what it prints. */
+#ifndef PRESSO_TEST_FIXTURES_H
+#define PRESSO_TEST_FIXTURES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* PRESSO_SOURCE_DIR "/" rel, in a static rotating buffer (8 slots). */
+const char *fx_src(const char *rel);
+
+/* A fresh empty temporary folder (created under $TMPDIR or /tmp); free() it. */
+char *fx_tmpdir(void);
+
+/* dir "/" name in a static rotating buffer. */
+const char *fx_join(const char *dir, const char *name);
+
+/* Writes n bytes to path; false on failure. */
+bool fx_write(const char *path, const void *bytes, size_t n);
+
+/* Reads a whole file (NUL-terminated, *n_out without the NUL); NULL on failure. */
+char *fx_read(const char *path, size_t *n_out);
+
+/* Runs `presso ARGS` (args is a shell fragment) and returns its exit status;
+ * *out and *err (each may be NULL) receive what it printed (free them). */
+int fx_presso(const char *args, char **out, char **err);
+
+/* True if the Fashion-MNIST files of Debian's dataset-fashion-mnist are there. */
+bool fx_have_fmnist(void);
+
+#define FX_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+#define FX_ONNX_NODE_DIR "/usr/share/libonnx-testdata/data/node"
+
+#endif

@@ -1,0 +1,329 @@
+/* test_onnx_conformance.c - the ONNX conformance cases of Debian's libonnx-testdata
+ * (per-op models with inputs and expected outputs as TensorProto .pb files) run
+ * through presso's importer and FP32 engine.
+ *
+ * Operands that presso requires to be constant (Clip bounds, Reshape shape,
+ * Squeeze/Unsqueeze axes, Dropout ratio) are graph inputs in these cases; the
+ * harness turns them into initializers from their .pb data before loading, as
+ * an exporter would. Every case whose name starts with a supported op is run:
+ * it must either match the expected output or be refused with a clean
+ * PRESSO_E_UNSUPPORTED error; the REQUIRED list must match.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine.h"
+#include "graph.h"
+#include "onnx.pb-c.h"
+#include "tests/fixtures.h"
+
+/* The reference outputs were computed in float32 (or float64) by numpy; kernels
+ * that sum in a different order differ in the last bits, and exp/log differ by a
+ * few ulp: a relative 1e-4 plus an absolute 1e-5 covers that and nothing more. */
+#define CONF_RTOL 1e-4
+#define CONF_ATOL 1e-5
+
+enum case_result { CASE_PASS, CASE_UNSUPPORTED, CASE_FAIL, CASE_ABSENT };
+
+static bool freezes_params(const char *op)
+{
+	return strcmp(op, "Clip") == 0 || strcmp(op, "Reshape") == 0 ||
+	       strcmp(op, "Squeeze") == 0 || strcmp(op, "Unsqueeze") == 0 ||
+	       strcmp(op, "Dropout") == 0;
+}
+
+static Onnx__TensorProto *read_tensor(const char *path)
+{
+	size_t n;
+	char *bytes = fx_read(path, &n);
+	if (!bytes)
+		return NULL;
+	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, (const uint8_t *)bytes);
+	free(bytes);
+	return t;
+}
+
+/* Rewrites the model so that inputs >= 1 of a parameter-taking op become
+ * initializers; returns the new serialized model (free()) and how many graph
+ * inputs remain runtime inputs. */
+static uint8_t *freeze_inputs(const char *dir, const uint8_t *bytes, size_t n, size_t *n_out,
+			      int *n_runtime)
+{
+	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, n, bytes);
+	if (!m)
+		return NULL;
+	Onnx__GraphProto *g = m->graph;
+	*n_runtime = (int)g->n_input;
+	bool freeze = g->n_node == 1 && freezes_params(g->node[0]->op_type);
+	Onnx__TensorProto **extra = NULL;
+	size_t n_extra = 0;
+	if (freeze && g->n_input > 1) {
+		extra = calloc(g->n_input, sizeof *extra);
+		for (size_t i = 1; i < g->n_input; i++) {
+			char path[2048];
+			snprintf(path, sizeof path, "%s/test_data_set_0/input_%zu.pb", dir, i);
+			Onnx__TensorProto *t = read_tensor(path);
+			if (!t)
+				continue;
+			free(t->name);
+			t->name = strdup(g->input[i]->name);
+			extra[n_extra++] = t;
+		}
+		*n_runtime = 1;
+		/* the frozen inputs stay listed as inputs; the importer skips inputs that are
+		 * initializers, as with older exporters */
+		Onnx__TensorProto **inits = malloc(sizeof *inits * (g->n_initializer + n_extra));
+		for (size_t i = 0; i < g->n_initializer; i++)
+			inits[i] = g->initializer[i];
+		for (size_t i = 0; i < n_extra; i++)
+			inits[g->n_initializer + i] = extra[i];
+		Onnx__TensorProto **old = g->initializer;
+		size_t n_old = g->n_initializer;
+		g->initializer = inits;
+		g->n_initializer += n_extra;
+		*n_out = onnx__model_proto__get_packed_size(m);
+		uint8_t *out = malloc(*n_out);
+		onnx__model_proto__pack(m, out);
+		g->initializer = old;
+		g->n_initializer = n_old;
+		free(inits);
+		for (size_t i = 0; i < n_extra; i++)
+			onnx__tensor_proto__free_unpacked(extra[i], NULL);
+		free(extra);
+		onnx__model_proto__free_unpacked(m, NULL);
+		return out;
+	}
+	onnx__model_proto__free_unpacked(m, NULL);
+	uint8_t *copy = malloc(n);
+	memcpy(copy, bytes, n);
+	*n_out = n;
+	return copy;
+}
+
+static enum case_result run_case(const char *name, char *why, size_t why_bytes)
+{
+	char dir[1024], path[2048];
+	snprintf(dir, sizeof dir, "%s/%s", FX_ONNX_NODE_DIR, name);
+	snprintf(path, sizeof path, "%s/model.onnx", dir);
+	size_t n;
+	char *bytes = fx_read(path, &n);
+	if (!bytes)
+		return CASE_ABSENT;
+	size_t n_model;
+	int n_runtime;
+	uint8_t *model = freeze_inputs(dir, (const uint8_t *)bytes, n, &n_model, &n_runtime);
+	free(bytes);
+	if (!model) {
+		snprintf(why, why_bytes, "model does not parse");
+		return CASE_FAIL;
+	}
+	struct graph *g = NULL;
+	enum presso_status s = graph_load_onnx_bytes(model, n_model, dir, &g);
+	free(model);
+	if (s == PRESSO_E_UNSUPPORTED) {
+		snprintf(why, why_bytes, "%s", status_msg());
+		return CASE_UNSUPPORTED;
+	}
+	if (s != PRESSO_OK) {
+		snprintf(why, why_bytes, "load: %s", status_msg());
+		return CASE_FAIL;
+	}
+	enum case_result result = CASE_PASS;
+	struct engine *e = NULL;
+	s = engine_create(g, 1, &e);
+	if (s != PRESSO_OK) {
+		snprintf(why, why_bytes, "engine: %s", status_msg());
+		graph_free(g);
+		return s == PRESSO_E_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
+	}
+	for (int i = 0; i < g->n_inputs && result == CASE_PASS; i++) {
+		struct value v;
+		snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dir, i);
+		if (graph_load_tensor_pb(path, &v) != PRESSO_OK || !v.data) {
+			snprintf(why, why_bytes, "input %d: %s", i, status_msg());
+			result = CASE_FAIL;
+			break;
+		}
+		int64_t want = shape_numel(&g->values[g->inputs[i]].shape);
+		if (shape_numel(&v.shape) != want) {
+			snprintf(why, why_bytes, "input %d has %lld values, model wants %lld", i,
+				 (long long)shape_numel(&v.shape), (long long)want);
+			result = CASE_FAIL;
+		} else {
+			memcpy(engine_input(e, i), v.data, sizeof(float) * (size_t)want);
+		}
+		free(v.name);
+		free(v.data);
+		free(v.idata);
+	}
+	if (result == CASE_PASS && engine_run(e, 1) != PRESSO_OK) {
+		snprintf(why, why_bytes, "run: %s", status_msg());
+		result = CASE_FAIL;
+	}
+	for (int i = 0; i < g->n_outputs && result == CASE_PASS; i++) {
+		struct value v;
+		snprintf(path, sizeof path, "%s/test_data_set_0/output_%d.pb", dir, i);
+		if (graph_load_tensor_pb(path, &v) != PRESSO_OK || !v.data) {
+			snprintf(why, why_bytes, "output %d: %s", i, status_msg());
+			result = CASE_FAIL;
+			break;
+		}
+		struct shape os;
+		const float *y = engine_output(e, i, &os);
+		if (shape_numel(&os) != shape_numel(&v.shape) || os.n_dims != v.shape.n_dims) {
+			snprintf(why, why_bytes, "output %d: shape mismatch (%d-D, %lld values; expected %d-D, %lld)",
+				 i, os.n_dims, (long long)shape_numel(&os), v.shape.n_dims,
+				 (long long)shape_numel(&v.shape));
+			result = CASE_FAIL;
+		}
+		for (int d = 0; result == CASE_PASS && d < os.n_dims; d++)
+			if (os.dims[d] != v.shape.dims[d]) {
+				snprintf(why, why_bytes, "output %d: dimension %d is %lld, expected %lld", i, d,
+					 (long long)os.dims[d], (long long)v.shape.dims[d]);
+				result = CASE_FAIL;
+			}
+		for (int64_t k = 0; result == CASE_PASS && k < shape_numel(&os); k++) {
+			double exp_v = v.data[k], got = y[k];
+			bool same = (isinf(exp_v) && exp_v == got) || fabs(got - exp_v) <= CONF_ATOL + CONF_RTOL * fabs(exp_v);
+			if (!same) {
+				snprintf(why, why_bytes, "output %d[%lld] = %.9g, expected %.9g", i,
+					 (long long)k, got, exp_v);
+				result = CASE_FAIL;
+			}
+		}
+		free(v.name);
+		free(v.data);
+		free(v.idata);
+	}
+	engine_free(e);
+	graph_free(g);
+	return result;
+}
+
+/* Cases that presso must run and match exactly (within the tolerances). */
+static const char *const REQUIRED[] = {
+	"test_add", "test_add_bcast",
+	"test_averagepool_2d_default", "test_averagepool_2d_ceil", "test_averagepool_2d_pads",
+	"test_averagepool_2d_pads_count_include_pad", "test_averagepool_2d_precomputed_pads",
+	"test_averagepool_2d_precomputed_pads_count_include_pad",
+	"test_averagepool_2d_precomputed_same_upper", "test_averagepool_2d_precomputed_strides",
+	"test_averagepool_2d_same_lower", "test_averagepool_2d_same_upper",
+	"test_averagepool_2d_strides",
+	"test_basic_conv_with_padding", "test_basic_conv_without_padding",
+	"test_batchnorm_epsilon", "test_batchnorm_example",
+	"test_clip", "test_clip_default_inbounds", "test_clip_default_max", "test_clip_default_min",
+	"test_clip_example", "test_clip_inbounds", "test_clip_outbounds", "test_clip_splitbounds",
+	"test_concat_1d_axis_0", "test_concat_2d_axis_0", "test_concat_2d_axis_1",
+	"test_concat_3d_axis_0", "test_concat_3d_axis_1", "test_concat_3d_axis_2",
+	"test_concat_3d_axis_negative_1", "test_concat_3d_axis_negative_3",
+	"test_conv_with_autopad_same", "test_conv_with_strides_and_asymmetric_padding",
+	"test_conv_with_strides_no_padding", "test_conv_with_strides_padding",
+	"test_dropout_default", "test_dropout_default_ratio",
+	"test_flatten_axis0", "test_flatten_axis1", "test_flatten_axis2", "test_flatten_axis3",
+	"test_flatten_default_axis", "test_flatten_negative_axis1",
+	"test_gemm_all_attributes", "test_gemm_alpha", "test_gemm_beta",
+	"test_gemm_default_matrix_bias", "test_gemm_default_no_bias",
+	"test_gemm_default_scalar_bias", "test_gemm_default_single_elem_vector_bias",
+	"test_gemm_default_vector_bias", "test_gemm_default_zero_bias", "test_gemm_transposeA",
+	"test_gemm_transposeB",
+	"test_globalaveragepool", "test_globalaveragepool_precomputed",
+	"test_identity",
+	"test_logsoftmax_axis_0", "test_logsoftmax_axis_1", "test_logsoftmax_axis_2",
+	"test_logsoftmax_default_axis", "test_logsoftmax_example_1",
+	"test_logsoftmax_large_number", "test_logsoftmax_negative_axis",
+	"test_matmul_2d", "test_matmul_3d", "test_matmul_4d",
+	"test_maxpool_2d_default", "test_maxpool_2d_ceil", "test_maxpool_2d_dilations",
+	"test_maxpool_2d_pads", "test_maxpool_2d_precomputed_pads",
+	"test_maxpool_2d_precomputed_same_upper", "test_maxpool_2d_precomputed_strides",
+	"test_maxpool_2d_same_lower", "test_maxpool_2d_same_upper", "test_maxpool_2d_strides",
+	"test_relu",
+	"test_reshape_extended_dims", "test_reshape_negative_dim",
+	"test_reshape_negative_extended_dims", "test_reshape_one_dim", "test_reshape_reduced_dims",
+	"test_reshape_reordered_all_dims", "test_reshape_reordered_last_dims",
+	"test_reshape_zero_and_negative_dim", "test_reshape_zero_dim",
+	"test_softmax_axis_0", "test_softmax_axis_1", "test_softmax_axis_2",
+	"test_softmax_default_axis", "test_softmax_example", "test_softmax_large_number",
+	"test_softmax_negative_axis",
+	"test_squeeze", "test_squeeze_negative_axes",
+	"test_transpose_all_permutations_0", "test_transpose_all_permutations_1",
+	"test_transpose_all_permutations_2", "test_transpose_all_permutations_3",
+	"test_transpose_all_permutations_4", "test_transpose_all_permutations_5",
+	"test_transpose_default",
+	"test_unsqueeze_axis_0", "test_unsqueeze_axis_1", "test_unsqueeze_axis_2",
+	"test_unsqueeze_axis_3", "test_unsqueeze_negative_axes", "test_unsqueeze_three_axes",
+	"test_unsqueeze_two_axes", "test_unsqueeze_unsorted_axes",
+};
+
+static bool have_testdata(void)
+{
+	struct stat st;
+	return stat(FX_ONNX_NODE_DIR "/test_relu/model.onnx", &st) == 0;
+}
+
+Test(conformance, required_cases_match)
+{
+	if (!have_testdata())
+		cr_skip_test("libonnx-testdata is not installed (scripts/setup.sh installs it)");
+	int n_fail = 0;
+	for (size_t i = 0; i < sizeof REQUIRED / sizeof REQUIRED[0]; i++) {
+		char why[1200] = "";
+		enum case_result r = run_case(REQUIRED[i], why, sizeof why);
+		if (r != CASE_PASS) {
+			n_fail++;
+			cr_log_error("%s: %s", REQUIRED[i],
+				     r == CASE_ABSENT ? "case missing from libonnx-testdata" : why);
+		}
+	}
+	cr_assert_eq(n_fail, 0, "%d of %zu required conformance cases failed", n_fail,
+		     sizeof REQUIRED / sizeof REQUIRED[0]);
+}
+
+/* Every case of a supported op either matches or is refused cleanly. */
+Test(conformance, supported_ops_match_or_refuse_cleanly)
+{
+	if (!have_testdata())
+		cr_skip_test("libonnx-testdata is not installed (scripts/setup.sh installs it)");
+	static const char *const prefixes[] = {
+		"test_add", "test_averagepool", "test_basic_conv", "test_batchnorm", "test_clip",
+		"test_concat", "test_conv_", "test_dropout", "test_flatten", "test_gemm",
+		"test_globalaveragepool", "test_identity", "test_logsoftmax", "test_matmul_",
+		"test_maxpool", "test_relu", "test_reshape", "test_softmax", "test_squeeze",
+		"test_transpose", "test_unsqueeze"};
+	DIR *d = opendir(FX_ONNX_NODE_DIR);
+	cr_assert_not_null(d);
+	struct dirent *ent;
+	int n_pass = 0, n_refused = 0, n_fail = 0;
+	while ((ent = readdir(d))) {
+		bool match = false;
+		for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0] && !match; i++)
+			match = strncmp(ent->d_name, prefixes[i], strlen(prefixes[i])) == 0;
+		if (!match)
+			continue;
+		char why[1200] = "";
+		switch (run_case(ent->d_name, why, sizeof why)) {
+		case CASE_PASS:
+			n_pass++;
+			break;
+		case CASE_UNSUPPORTED:
+			n_refused++;
+			cr_log_info("%s refused: %s", ent->d_name, why);
+			break;
+		case CASE_FAIL:
+			n_fail++;
+			cr_log_error("%s: %s", ent->d_name, why);
+			break;
+		case CASE_ABSENT:
+			break;
+		}
+	}
+	closedir(d);
+	cr_log_info("conformance: %d matched, %d refused as unsupported", n_pass, n_refused);
+	cr_assert_eq(n_fail, 0, "%d cases gave a wrong result or an unclean error", n_fail);
+	cr_assert_geq(n_pass, (int)(sizeof REQUIRED / sizeof REQUIRED[0]));
+}
