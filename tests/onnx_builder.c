@@ -1,0 +1,235 @@
+/* onnx_builder.c - see onnx_builder.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "tests/onnx_builder.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *keep(struct mb *b, void *p)
+{
+	if (b->n_allocs == b->cap_allocs) {
+		b->cap_allocs = b->cap_allocs ? 2 * b->cap_allocs : 64;
+		b->allocs = realloc(b->allocs, sizeof(void *) * b->cap_allocs);
+	}
+	b->allocs[b->n_allocs++] = p;
+	return p;
+}
+
+static void *zalloc(struct mb *b, size_t bytes)
+{
+	return keep(b, calloc(1, bytes ? bytes : 1));
+}
+
+static char *dup(struct mb *b, const char *s)
+{
+	return keep(b, strdup(s));
+}
+
+/* Appends item to a protobuf-c repeated field (array of pointers). */
+#define PUSH(b, arr, count, item)                                                              \
+	do {                                                                                   \
+		void *grown = zalloc((b), sizeof(*(arr)) * ((count) + 1));                     \
+		if ((count))                                                                   \
+			memcpy(grown, (arr), sizeof(*(arr)) * (count));                        \
+		(arr) = grown;                                                                 \
+		(arr)[(count)++] = (item);                                                     \
+	} while (0)
+
+void mb_init(struct mb *b, int64_t opset)
+{
+	memset(b, 0, sizeof *b);
+	onnx__model_proto__init(&b->model);
+	onnx__graph_proto__init(&b->graph);
+	onnx__operator_set_id_proto__init(&b->opset);
+	b->opset.has_version = 1;
+	b->opset.version = opset;
+	b->opset.domain = dup(b, "");
+	b->opsets[0] = &b->opset;
+	b->model.has_ir_version = 1;
+	b->model.ir_version = 7;
+	b->model.n_opset_import = 1;
+	b->model.opset_import = b->opsets;
+	b->model.producer_name = dup(b, "presso-tests");
+	b->model.graph = &b->graph;
+	b->graph.name = dup(b, "g");
+}
+
+void mb_free(struct mb *b)
+{
+	for (size_t i = 0; i < b->n_allocs; i++)
+		free(b->allocs[i]);
+	free(b->allocs);
+	memset(b, 0, sizeof *b);
+}
+
+static Onnx__TensorProto *tensor(struct mb *b, const char *name, const int64_t *dims, int n_dims,
+				 int32_t type, const void *data, size_t elem)
+{
+	Onnx__TensorProto *t = zalloc(b, sizeof *t);
+	onnx__tensor_proto__init(t);
+	t->name = dup(b, name);
+	t->n_dims = (size_t)n_dims;
+	t->dims = zalloc(b, sizeof(int64_t) * (size_t)n_dims);
+	size_t count = 1;
+	for (int i = 0; i < n_dims; i++) {
+		t->dims[i] = dims[i];
+		count *= (size_t)dims[i];
+	}
+	t->has_data_type = 1;
+	t->data_type = type;
+	t->has_raw_data = 1;
+	t->raw_data.len = count * elem;
+	t->raw_data.data = zalloc(b, count * elem);
+	memcpy(t->raw_data.data, data, count * elem);
+	return t;
+}
+
+Onnx__TensorProto *mb_tensor_f32(struct mb *b, const char *name, const int64_t *dims, int n_dims,
+				 const float *data)
+{
+	return tensor(b, name, dims, n_dims, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, data, 4);
+}
+
+Onnx__TensorProto *mb_tensor_i64(struct mb *b, const char *name, const int64_t *dims, int n_dims,
+				 const int64_t *data)
+{
+	return tensor(b, name, dims, n_dims, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, data, 8);
+}
+
+Onnx__TensorProto *mb_init_f32(struct mb *b, const char *name, const int64_t *dims, int n_dims,
+			       const float *data)
+{
+	Onnx__TensorProto *t = tensor(b, name, dims, n_dims, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+				      data, 4);
+	PUSH(b, b->graph.initializer, b->graph.n_initializer, t);
+	return t;
+}
+
+Onnx__TensorProto *mb_init_i64(struct mb *b, const char *name, const int64_t *dims, int n_dims,
+			       const int64_t *data)
+{
+	Onnx__TensorProto *t = tensor(b, name, dims, n_dims, ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
+				      data, 8);
+	PUSH(b, b->graph.initializer, b->graph.n_initializer, t);
+	return t;
+}
+
+static Onnx__ValueInfoProto *value_info(struct mb *b, const char *name, const int64_t *dims,
+					int n_dims)
+{
+	Onnx__ValueInfoProto *vi = zalloc(b, sizeof *vi);
+	onnx__value_info_proto__init(vi);
+	vi->name = dup(b, name);
+	Onnx__TypeProto *tp = zalloc(b, sizeof *tp);
+	onnx__type_proto__init(tp);
+	Onnx__TypeProto__Tensor *tt = zalloc(b, sizeof *tt);
+	onnx__type_proto__tensor__init(tt);
+	tt->has_elem_type = 1;
+	tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+	tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	tp->tensor_type = tt;
+	vi->type = tp;
+	if (dims) {
+		Onnx__TensorShapeProto *sp = zalloc(b, sizeof *sp);
+		onnx__tensor_shape_proto__init(sp);
+		for (int i = 0; i < n_dims; i++) {
+			Onnx__TensorShapeProto__Dimension *d = zalloc(b, sizeof *d);
+			onnx__tensor_shape_proto__dimension__init(d);
+			if (dims[i] < 0) {
+				d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+				d->dim_param = dup(b, "N");
+			} else {
+				d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+				d->dim_value = dims[i];
+			}
+			PUSH(b, sp->dim, sp->n_dim, d);
+		}
+		tt->shape = sp;
+	}
+	return vi;
+}
+
+void mb_input(struct mb *b, const char *name, const int64_t *dims, int n_dims)
+{
+	Onnx__ValueInfoProto *vi = value_info(b, name, dims, n_dims);
+	PUSH(b, b->graph.input, b->graph.n_input, vi);
+}
+
+void mb_output(struct mb *b, const char *name)
+{
+	Onnx__ValueInfoProto *vi = value_info(b, name, NULL, 0);
+	PUSH(b, b->graph.output, b->graph.n_output, vi);
+}
+
+Onnx__NodeProto *mb_node(struct mb *b, const char *op, const char *name,
+			 const char *const *inputs, const char *output)
+{
+	Onnx__NodeProto *n = zalloc(b, sizeof *n);
+	onnx__node_proto__init(n);
+	n->op_type = dup(b, op);
+	n->name = dup(b, name);
+	for (const char *const *in = inputs; in && *in; in++) {
+		char *s = dup(b, *in);
+		PUSH(b, n->input, n->n_input, s);
+	}
+	char *o = dup(b, output);
+	PUSH(b, n->output, n->n_output, o);
+	PUSH(b, b->graph.node, b->graph.n_node, n);
+	return n;
+}
+
+static Onnx__AttributeProto *attr(struct mb *b, Onnx__NodeProto *n, const char *name,
+				  Onnx__AttributeProto__AttributeType type)
+{
+	Onnx__AttributeProto *a = zalloc(b, sizeof *a);
+	onnx__attribute_proto__init(a);
+	a->name = dup(b, name);
+	a->has_type = 1;
+	a->type = type;
+	PUSH(b, n->attribute, n->n_attribute, a);
+	return a;
+}
+
+void mb_attr_int(struct mb *b, Onnx__NodeProto *n, const char *name, int64_t v)
+{
+	Onnx__AttributeProto *a = attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+	a->has_i = 1;
+	a->i = v;
+}
+
+void mb_attr_float(struct mb *b, Onnx__NodeProto *n, const char *name, float v)
+{
+	Onnx__AttributeProto *a = attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+	a->has_f = 1;
+	a->f = v;
+}
+
+void mb_attr_ints(struct mb *b, Onnx__NodeProto *n, const char *name, const int64_t *v, int count)
+{
+	Onnx__AttributeProto *a = attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+	a->n_ints = (size_t)count;
+	a->ints = zalloc(b, sizeof(int64_t) * (size_t)count);
+	memcpy(a->ints, v, sizeof(int64_t) * (size_t)count);
+}
+
+void mb_attr_string(struct mb *b, Onnx__NodeProto *n, const char *name, const char *v)
+{
+	Onnx__AttributeProto *a = attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+	a->has_s = 1;
+	a->s.len = strlen(v);
+	a->s.data = (uint8_t *)dup(b, v);
+}
+
+void mb_attr_tensor(struct mb *b, Onnx__NodeProto *n, const char *name, Onnx__TensorProto *t)
+{
+	Onnx__AttributeProto *a = attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+	a->t = t;
+}
+
+uint8_t *mb_pack(struct mb *b, size_t *n_out)
+{
+	*n_out = onnx__model_proto__get_packed_size(&b->model);
+	uint8_t *buf = zalloc(b, *n_out);
+	onnx__model_proto__pack(&b->model, buf);
+	return buf;
+}

@@ -1,0 +1,492 @@
+/* test_onnx_import.c - the ONNX importer: every class of bad model gives its
+ * specific error; BatchNorm folding, constant folding, Constant/Identity inputs,
+ * external data, MatMul+Add fusion and the symbolic batch work. Models are built
+ * in memory with tests/onnx_builder.c. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "graph.h"
+#include "tests/fixtures.h"
+#include "tests/onnx_builder.h"
+
+/* Folding BatchNorm changes the order of float operations: a few ulp. */
+#define FOLD_TOL 1e-5f
+
+static const int64_t X_DIMS[] = {-1, 2, 5, 5};
+
+static float frand(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static void fill(float *x, int n, uint32_t seed)
+{
+	for (int i = 0; i < n; i++)
+		x[i] = frand(&seed);
+}
+
+/* Runs a single-input graph on x (batch b) into y (count values). */
+static void run(struct graph *g, int b, const float *x, int n_x, float *y, int n_y)
+{
+	struct engine *e;
+	cr_assert_eq(engine_create(g, b, &e), PRESSO_OK, "%s", status_msg());
+	memcpy(engine_input(e, 0), x, sizeof(float) * (size_t)n_x);
+	cr_assert_eq(engine_run(e, b), PRESSO_OK, "%s", status_msg());
+	struct shape s;
+	const float *out = engine_output(e, 0, &s);
+	cr_assert_eq(shape_numel(&s), n_y);
+	memcpy(y, out, sizeof(float) * (size_t)n_y);
+	engine_free(e);
+}
+
+static enum presso_status load(struct mb *b, struct graph **g)
+{
+	size_t n;
+	uint8_t *bytes = mb_pack(b, &n);
+	return graph_load_onnx_bytes(bytes, n, NULL, g);
+}
+
+/* Conv(2->3, 3x3, pad 1) + optional BatchNorm + Relu */
+static void conv_bn_model(struct mb *b, bool with_bn)
+{
+	float w[3 * 2 * 3 * 3], bias[3], gamma[3] = {1.5f, 0.5f, -1.0f}, beta[3] = {0.1f, -0.2f, 0.3f},
+				      mean[3] = {0.05f, -0.1f, 0.2f}, var[3] = {0.9f, 1.2f, 0.3f};
+	fill(w, 54, 1);
+	fill(bias, 3, 2);
+	mb_init(b, 13);
+	mb_input(b, "x", X_DIMS, 4);
+	mb_init_f32(b, "w", (int64_t[]){3, 2, 3, 3}, 4, w);
+	mb_init_f32(b, "b", (int64_t[]){3}, 1, bias);
+	Onnx__NodeProto *c = mb_node(b, "Conv", "conv1", (const char *[]){"x", "w", "b", NULL},
+				     with_bn ? "c" : "r_in");
+	mb_attr_ints(b, c, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_attr_ints(b, c, "kernel_shape", (int64_t[]){3, 3}, 2);
+	if (with_bn) {
+		mb_init_f32(b, "gamma", (int64_t[]){3}, 1, gamma);
+		mb_init_f32(b, "beta", (int64_t[]){3}, 1, beta);
+		mb_init_f32(b, "mean", (int64_t[]){3}, 1, mean);
+		mb_init_f32(b, "var", (int64_t[]){3}, 1, var);
+		Onnx__NodeProto *n = mb_node(b, "BatchNormalization", "bn1",
+					     (const char *[]){"c", "gamma", "beta", "mean", "var", NULL},
+					     "r_in");
+		mb_attr_float(b, n, "epsilon", 1e-3f);
+	}
+	mb_node(b, "Relu", "relu1", (const char *[]){"r_in", NULL}, "y");
+	mb_output(b, "y");
+}
+
+/* The expected output of conv_bn_model with BN, computed directly. */
+static void conv_bn_reference(const float *x, int batch, float *y)
+{
+	float w[54], bias[3], gamma[3] = {1.5f, 0.5f, -1.0f}, beta[3] = {0.1f, -0.2f, 0.3f},
+			      mean[3] = {0.05f, -0.1f, 0.2f}, var[3] = {0.9f, 1.2f, 0.3f};
+	fill(w, 54, 1);
+	fill(bias, 3, 2);
+	for (int n = 0; n < batch; n++)
+		for (int o = 0; o < 3; o++)
+			for (int i = 0; i < 5; i++)
+				for (int j = 0; j < 5; j++) {
+					double acc = bias[o];
+					for (int c = 0; c < 2; c++)
+						for (int ki = 0; ki < 3; ki++)
+							for (int kj = 0; kj < 3; kj++) {
+								int ii = i + ki - 1, jj = j + kj - 1;
+								if (ii < 0 || jj < 0 || ii >= 5 || jj >= 5)
+									continue;
+								acc += (double)w[((o * 2 + c) * 3 + ki) * 3 + kj] *
+								       x[((n * 2 + c) * 5 + ii) * 5 + jj];
+							}
+					double v = (acc - mean[o]) / sqrt(var[o] + 1e-3) * gamma[o] + beta[o];
+					y[((n * 3 + o) * 5 + i) * 5 + j] = (float)(v > 0 ? v : 0);
+				}
+}
+
+Test(import, batchnorm_is_folded_and_exact)
+{
+	struct mb b;
+	conv_bn_model(&b, true);
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_folded_bn, 1);
+	cr_assert_eq(g->n_nodes, 2, "Conv and Relu remain");
+	cr_assert_eq(g->nodes[0].op, OP_CONV);
+	float x[3 * 50], y[3 * 75], want[3 * 75];
+	fill(x, 150, 7);
+	run(g, 3, x, 150, y, 225);
+	conv_bn_reference(x, 3, want);
+	for (int i = 0; i < 225; i++)
+		cr_assert_float_eq(y[i], want[i], FOLD_TOL * (1 + fabsf(want[i])), "y[%d]", i);
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(import, batchnorm_with_two_readers_is_kept)
+{
+	struct mb b;
+	conv_bn_model(&b, true);
+	/* a second reader of the conv output prevents folding */
+	mb_node(&b, "Relu", "side", (const char *[]){"c", NULL}, "side_out");
+	mb_output(&b, "side_out");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_folded_bn, 0);
+	float x[50], y[75], want[75];
+	fill(x, 50, 9);
+	run(g, 1, x, 50, y, 75);
+	conv_bn_reference(x, 1, want);
+	for (int i = 0; i < 75; i++)
+		cr_assert_float_eq(y[i], want[i], FOLD_TOL * (1 + fabsf(want[i])));
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(import, symbolic_batch_and_layers)
+{
+	struct mb b;
+	conv_bn_model(&b, false);
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	const struct value *in = &g->values[g->inputs[0]];
+	cr_assert(in->batched);
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf),
+			 "[N,3,5,5]");
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 1);
+	cr_assert_str_eq(ls[0].name, "conv1");
+	cr_assert_eq(ls[0].params, 54 + 3);
+	cr_assert_eq(ls[0].macs, 3 * 25 * 2 * 9);
+	free(ls);
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(import, constant_subgraph_over_weights_is_folded)
+{
+	/* Conv weight = Reshape(flat initializer, constant shape); ReLU6 bounds from
+	 * Constant nodes; the result must equal the same conv with the weight given
+	 * directly. */
+	struct mb a, b;
+	float w[54];
+	fill(w, 54, 1);
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_init_f32(&b, "w_flat", (int64_t[]){54}, 1, w);
+	mb_init_i64(&b, "w_shape", (int64_t[]){4}, 1, (int64_t[]){3, 2, 3, 3});
+	mb_node(&b, "Reshape", "reshape_w", (const char *[]){"w_flat", "w_shape", NULL}, "w");
+	mb_node(&b, "Identity", "share_w", (const char *[]){"w", NULL}, "w2");
+	Onnx__NodeProto *c = mb_node(&b, "Conv", "conv1", (const char *[]){"x", "w2", NULL}, "c");
+	mb_attr_ints(&b, c, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	Onnx__NodeProto *k0 = mb_node(&b, "Constant", "k0", NULL, "lo");
+	mb_attr_tensor(&b, k0, "value", mb_tensor_f32(&b, "lo", NULL, 0, (float[]){0.0f}));
+	Onnx__NodeProto *k1 = mb_node(&b, "Constant", "k1", NULL, "hi");
+	mb_attr_tensor(&b, k1, "value", mb_tensor_f32(&b, "hi", NULL, 0, (float[]){0.5f}));
+	mb_node(&b, "Clip", "relu6", (const char *[]){"c", "lo", "hi", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_geq(g->n_folded_const, 2, "Reshape and Identity of weights folded");
+	cr_assert_eq(g->n_nodes, 2, "Conv and Clip remain");
+	cr_assert_eq(g->nodes[1].op, OP_CLIP);
+	cr_assert_float_eq(g->nodes[1].a.clip_max, 0.5f, 0);
+
+	mb_init(&a, 13);
+	mb_input(&a, "x", X_DIMS, 4);
+	mb_init_f32(&a, "w", (int64_t[]){3, 2, 3, 3}, 4, w);
+	Onnx__NodeProto *c2 = mb_node(&a, "Conv", "conv1", (const char *[]){"x", "w", NULL}, "y");
+	mb_attr_ints(&a, c2, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_output(&a, "y");
+	struct graph *ga;
+	cr_assert_eq(load(&a, &ga), PRESSO_OK, "%s", status_msg());
+	float x[50], y[75], ya[75];
+	fill(x, 50, 3);
+	run(g, 1, x, 50, y, 75);
+	run(ga, 1, x, 50, ya, 75);
+	for (int i = 0; i < 75; i++)
+		cr_assert_float_eq(y[i], fminf(fmaxf(ya[i], 0.0f), 0.5f), 0);
+	graph_free(g);
+	graph_free(ga);
+	mb_free(&a);
+	mb_free(&b);
+}
+
+Test(import, matmul_add_becomes_gemm)
+{
+	struct mb b;
+	float w[6 * 4], bias[4];
+	fill(w, 24, 5);
+	fill(bias, 4, 6);
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 6}, 2);
+	mb_init_f32(&b, "w", (int64_t[]){6, 4}, 2, w);
+	mb_init_f32(&b, "bias", (int64_t[]){4}, 1, bias);
+	mb_node(&b, "MatMul", "fc", (const char *[]){"x", "w", NULL}, "m");
+	mb_node(&b, "Add", "fc_bias", (const char *[]){"m", "bias", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 1);
+	cr_assert_eq(g->nodes[0].op, OP_GEMM);
+	float x[2 * 6], y[2 * 4];
+	fill(x, 12, 8);
+	run(g, 2, x, 12, y, 8);
+	for (int n = 0; n < 2; n++)
+		for (int j = 0; j < 4; j++) {
+			float acc = bias[j];
+			for (int k = 0; k < 6; k++)
+				acc += x[n * 6 + k] * w[k * 4 + j];
+			cr_assert_float_eq(y[n * 4 + j], acc, 1e-5f);
+		}
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(import, nhwc_input_transpose)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 4, 4, 3}, 4);
+	Onnx__NodeProto *t = mb_node(&b, "Transpose", "to_nchw", (const char *[]){"x", NULL}, "t");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){0, 3, 1, 2}, 4);
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"t", NULL}, "p");
+	Onnx__NodeProto *f = mb_node(&b, "Flatten", "flat", (const char *[]){"p", NULL}, "y");
+	mb_attr_int(&b, f, "axis", 1);
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	float x[2 * 48], y[2 * 3];
+	for (int i = 0; i < 96; i++)
+		x[i] = (float)(i % 3) + (i >= 48 ? 10.0f : 0.0f); /* channel c holds c (+10 in image 1) */
+	run(g, 2, x, 96, y, 6);
+	for (int n = 0; n < 2; n++)
+		for (int c = 0; c < 3; c++)
+			cr_assert_float_eq(y[n * 3 + c], (float)c + 10.0f * n, 1e-6f);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* --- bad models: each gives its own error -------------------------------- */
+
+static void expect_error(struct mb *b, enum presso_status want, const char *needle)
+{
+	struct graph *g = (struct graph *)0x1;
+	enum presso_status s = load(b, &g);
+	cr_assert_eq(s, want, "status %s (%s), wanted %s", status_str(s), status_msg(),
+		     status_str(want));
+	cr_assert_null(g);
+	cr_assert(strstr(status_msg(), needle), "message '%s' lacks '%s'", status_msg(), needle);
+}
+
+Test(import_errors, missing_file)
+{
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx("/nonexistent/model.onnx", &g), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "/nonexistent/model.onnx"));
+	cr_assert(strstr(status_msg(), "No such file"));
+}
+
+Test(import_errors, empty_garbage_and_truncated)
+{
+	char *dir = fx_tmpdir();
+	const char *p = fx_join(dir, "empty.onnx");
+	cr_assert(fx_write(p, "", 0));
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx(p, &g), PRESSO_E_FORMAT);
+	cr_assert(strstr(status_msg(), "empty file"));
+	remove(p);
+	const uint8_t garbage[] = "this is not a protobuf \xff\xff\xff\xff\xff\xff";
+	cr_assert_eq(graph_load_onnx_bytes(garbage, sizeof garbage, NULL, &g), PRESSO_E_FORMAT);
+	cr_assert(strstr(status_msg(), "not a valid ONNX model"), "%s", status_msg());
+
+	struct mb b;
+	conv_bn_model(&b, true);
+	size_t n;
+	uint8_t *bytes = mb_pack(&b, &n);
+	/* cut inside the graph message and inside the last field */
+	size_t cuts[] = {n / 2, n / 3, n - 1, 40};
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		g = NULL;
+		enum presso_status s = graph_load_onnx_bytes(bytes, cuts[i], NULL, &g);
+		cr_assert_neq(s, PRESSO_OK, "a model cut at %zu of %zu bytes loaded", cuts[i], n);
+		cr_assert_null(g);
+	}
+	mb_free(&b);
+	rmdir(dir);
+	free(dir);
+}
+
+Test(import_errors, unsupported_op_names_node_and_op)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_node(&b, "LSTM", "rnn7", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'rnn7': op LSTM is not supported");
+	mb_free(&b);
+}
+
+Test(import_errors, unsupported_attribute_value)
+{
+	struct mb b;
+	conv_bn_model(&b, false);
+	mb_attr_string(&b, b.graph.node[0], "auto_pad", "SOMETIMES");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'conv1': Conv attribute auto_pad");
+	mb_free(&b);
+
+	conv_bn_model(&b, false);
+	mb_attr_ints(&b, b.graph.node[0], "strides", (int64_t[]){1, 1, 1}, 3);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "strides must have 2 entries");
+	mb_free(&b);
+
+	conv_bn_model(&b, false);
+	mb_attr_int(&b, b.graph.node[0], "mystery", 3);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "Conv attribute 'mystery' is not supported");
+	mb_free(&b);
+}
+
+Test(import_errors, dangling_input_and_bad_shapes)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_node(&b, "Relu", "r", (const char *[]){"nowhere", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_FORMAT, "input 'nowhere' is not produced");
+	mb_free(&b);
+
+	/* weight with the wrong number of input channels */
+	float w[3 * 4 * 9] = {0};
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_init_f32(&b, "w", (int64_t[]){3, 4, 3, 3}, 4, w);
+	mb_node(&b, "Conv", "convx", (const char *[]){"x", "w", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_FORMAT, "node 'convx': Conv weight expects 4 input channels");
+	mb_free(&b);
+
+	/* raw_data shorter than the shape */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	Onnx__TensorProto *t = mb_init_f32(&b, "w", (int64_t[]){3, 2, 3, 3}, 4, w);
+	t->raw_data.len -= 4;
+	mb_node(&b, "Conv", "convx", (const char *[]){"x", "w", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_FORMAT, "raw_data holds 212 bytes");
+	mb_free(&b);
+
+	/* a graph output nobody produces */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_node(&b, "Relu", "r", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "z");
+	expect_error(&b, PRESSO_E_FORMAT, "graph output 'z'");
+	mb_free(&b);
+
+	/* symbolic non-batch dimension */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, -1, 5, 5}, 4);
+	mb_node(&b, "Relu", "r", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "dimension 1 is symbolic");
+	mb_free(&b);
+}
+
+Test(import, external_data_beside_the_model)
+{
+	char *dir = fx_tmpdir();
+	float w[54];
+	fill(w, 54, 1);
+	cr_assert(fx_write(fx_join(dir, "weights.bin"), w, sizeof w));
+	struct mb b;
+	conv_bn_model(&b, false);
+	Onnx__TensorProto *t = b.graph.initializer[0];
+	cr_assert_str_eq(t->name, "w");
+	t->has_raw_data = 0;
+	t->has_data_location = 1;
+	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+	Onnx__StringStringEntryProto loc = ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+	loc.key = "location";
+	loc.value = "weights.bin";
+	Onnx__StringStringEntryProto *entries[1] = {&loc};
+	t->n_external_data = 1;
+	t->external_data = entries;
+	size_t n;
+	uint8_t *bytes = mb_pack(&b, &n);
+	const char *model = fx_join(dir, "m.onnx");
+	cr_assert(fx_write(model, bytes, n));
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx(model, &g), PRESSO_OK, "%s", status_msg());
+	struct mb ref;
+	conv_bn_model(&ref, false);
+	struct graph *gr;
+	cr_assert_eq(load(&ref, &gr), PRESSO_OK);
+	float x[50], y[75], yr[75];
+	fill(x, 50, 4);
+	run(g, 1, x, 50, y, 75);
+	run(gr, 1, x, 50, yr, 75);
+	cr_assert_arr_eq(y, yr, sizeof y);
+	graph_free(g);
+	graph_free(gr);
+
+	/* missing external file, and a location escaping the folder */
+	remove(fx_join(dir, "weights.bin"));
+	cr_assert_eq(graph_load_onnx(model, &g), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "weights.bin"), "%s", status_msg());
+	loc.value = "../weights.bin";
+	bytes = mb_pack(&b, &n);
+	cr_assert(fx_write(model, bytes, n));
+	cr_assert_eq(graph_load_onnx(model, &g), PRESSO_E_FORMAT);
+	cr_assert(strstr(status_msg(), "relative path"), "%s", status_msg());
+	t->n_external_data = 0;
+	t->external_data = NULL;
+	remove(model);
+	rmdir(dir);
+	free(dir);
+	mb_free(&ref);
+	mb_free(&b);
+}
+
+Test(engine, reuses_memory_of_dead_tensors)
+{
+	/* a chain of 8 Add(x, x) nodes: only two buffers need to be live at once */
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 1000}, 2);
+	char prev[16] = "x", cur[16];
+	for (int i = 0; i < 8; i++) {
+		snprintf(cur, sizeof cur, "a%d", i);
+		mb_node(&b, "Add", cur, (const char *[]){prev, prev, NULL}, i == 7 ? "y" : cur);
+		snprintf(prev, sizeof prev, "%s", cur);
+	}
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 4, &e), PRESSO_OK);
+	size_t one = 4 * 1000 * sizeof(float);
+	cr_assert_leq(engine_arena_bytes(e), 2 * one + 128, "arena %zu bytes for 9 tensors of %zu",
+		      engine_arena_bytes(e), one);
+	float *x = engine_input(e, 0);
+	for (int i = 0; i < 4000; i++)
+		x[i] = (float)i;
+	cr_assert_eq(engine_run(e, 4), PRESSO_OK);
+	const float *y = engine_output(e, 0, NULL);
+	for (int i = 0; i < 4000; i++)
+		cr_assert_float_eq(y[i], 256.0f * i, 0);
+	/* a smaller batch on the same engine */
+	cr_assert_eq(engine_run(e, 1), PRESSO_OK);
+	cr_assert_neq(engine_run(e, 5), PRESSO_OK, "batch above the planned maximum is refused");
+	engine_free(e);
+	graph_free(g);
+	mb_free(&b);
+}
