@@ -43,7 +43,9 @@ enum presso_status dataset_load_idx(const char *images_path, const char *labels_
 				    struct dataset **out);
 
 /* Loads NPY images (uint8 or float32, C order; [n,h,w], or [n,c,h,w] / [n,h,w,c]
- * as channels_last says) and NPY labels (any integer dtype, [n]). */
+ * as channels_last says; 1..DATASET_MAX_CHANNELS channels; finite values) and NPY
+ * labels (any integer dtype, [n] or [n,1]), each raw or gzip-compressed, with the
+ * same exact-length checks as IDX. Labels must be >= 0. The caller frees *out. */
 enum presso_status dataset_load_npy(const char *images_path, const char *labels_path,
 				    bool channels_last, struct dataset **out);
 

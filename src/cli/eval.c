@@ -22,6 +22,8 @@ static enum presso_status load_split(const struct config *cfg, const char *which
 				       : dataset_load_idx(images, labels, ds);
 	if (s != PRESSO_OK)
 		return s;
+	if ((s = dataset_check_normalize(*ds, &d->norm)) != PRESSO_OK)
+		return s;
 	if (test)
 		return split_range((*ds)->n, d->n_test, sp);
 	struct split calib;

@@ -1,0 +1,213 @@
+/* test_cli.c - the presso command as a user runs it: help, version, exit codes,
+ * `info` and `eval` on the shipped models, and errors that name the bad input
+ * and leave nothing on stdout. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/fixtures.h"
+#include "tests/onnx_builder.h"
+
+static int presso(const char *args, char **out, char **err)
+{
+	int rc = fx_presso(args, out, err);
+	cr_assert_geq(rc, 0, "could not run presso %s", args);
+	return rc;
+}
+
+Test(cli, help_and_version)
+{
+	char *out, *err;
+	cr_assert_eq(presso("--help", &out, &err), 0);
+	cr_assert(strstr(out, "info") && strstr(out, "eval"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(presso("--version", &out, &err), 0);
+	cr_assert(strncmp(out, "presso ", 7) == 0, "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(presso("info --help", &out, &err), 0);
+	cr_assert(strstr(out, "--model"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(presso("eval --help", &out, &err), 0);
+	cr_assert(strstr(out, "--config") && strstr(out, "--split"), "%s", out);
+	free(out);
+	free(err);
+}
+
+Test(cli, usage_errors_exit_2)
+{
+	char *out, *err;
+	cr_assert_eq(presso("", &out, &err), 2);
+	free(out);
+	free(err);
+	cr_assert_eq(presso("frobnicate", &out, &err), 2);
+	cr_assert(strstr(err, "unknown command 'frobnicate'"), "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(presso("info --modle x.onnx", &out, &err), 2);
+	cr_assert(strstr(err, "unknown option '--modle'"), "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(presso("info", &out, &err), 2);
+	cr_assert(strstr(err, "--model is required"), "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(presso("eval --config", &out, &err), 2);
+	cr_assert(strstr(err, "needs a value"), "%s", err);
+	free(out);
+	free(err);
+}
+
+Test(cli, info_table_and_json)
+{
+	char *out, *err, args[1024];
+	snprintf(args, sizeof args, "info --model '%s'", fx_src("models/mobilenetv2.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "[N,1,28,28]"), "%s", out);
+	cr_assert(strstr(out, "DWConv"), "depthwise convolutions are marked: %s", out);
+	cr_assert(strstr(out, "Gemm"), "%s", out);
+	free(out);
+	free(err);
+	snprintf(args, sizeof args, "info --json --model '%s'", fx_src("models/lenet.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 0, "%s", err);
+	cJSON *j = cJSON_Parse(out);
+	cr_assert_not_null(j, "not JSON: %s", out);
+	const cJSON *layers = cJSON_GetObjectItem(j, "layers");
+	cr_assert_eq(cJSON_GetArraySize(layers), 5, "LeNet has 2 convs and 3 dense layers");
+	const cJSON *l0 = cJSON_GetArrayItem(layers, 0);
+	cr_assert_str_eq(cJSON_GetObjectItem(l0, "op")->valuestring, "Conv");
+	cr_assert_eq(cJSON_GetObjectItem(l0, "params")->valuedouble, 6 * 25 + 6);
+	cr_assert_eq(cJSON_GetObjectItem(l0, "macs")->valuedouble, 6 * 28 * 28 * 25);
+	cJSON_Delete(j);
+	free(out);
+	free(err);
+}
+
+Test(cli, bad_models_exit_2_naming_the_problem)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[1024];
+	snprintf(args, sizeof args, "info --model '%s'", fx_join(dir, "missing.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "missing.onnx") && strstr(err, "No such file"), "%s", err);
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+
+	/* the first kilobyte of a real model */
+	size_t n;
+	char *bytes = fx_read(fx_src("models/lenet.onnx"), &n);
+	cr_assert_not_null(bytes);
+	cr_assert(fx_write(fx_join(dir, "cut.onnx"), bytes, n / 2));
+	free(bytes);
+	snprintf(args, sizeof args, "info --model '%s'", fx_join(dir, "cut.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "cut.onnx"), "%s", err);
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+
+	/* an unsupported op: exit 2, the node and op named */
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	mb_node(&b, "Sigmoid", "gate3", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	uint8_t *model = mb_pack(&b, &n);
+	cr_assert(fx_write(fx_join(dir, "sig.onnx"), model, n));
+	mb_free(&b);
+	snprintf(args, sizeof args, "info --model '%s'", fx_join(dir, "sig.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "node 'gate3': op Sigmoid is not supported"), "%s", err);
+	free(out);
+	free(err);
+	remove(fx_join(dir, "cut.onnx"));
+	remove(fx_join(dir, "sig.onnx"));
+	rmdir(dir);
+	free(dir);
+}
+
+static char *write_config(const char *dir, const char *body)
+{
+	const char *p = fx_join(dir, "c.json");
+	cr_assert(fx_write(p, body, strlen(body)));
+	return strdup(p);
+}
+
+Test(cli, eval_json_on_a_small_test_split)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	char *dir = fx_tmpdir();
+	char body[2048];
+	snprintf(body, sizeof body,
+		 "{\"model\": \"%s\", \"data\": {"
+		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
+		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
+		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
+		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 100, \"validation\": 500, \"test\": 500}}}",
+		 fx_src("models/lenet.onnx"));
+	char *cfg = write_config(dir, body);
+	char *out, *err, args[2048];
+	snprintf(args, sizeof args, "eval --json --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 0, "%s", err);
+	cJSON *j = cJSON_Parse(out);
+	cr_assert_not_null(j, "%s", out);
+	cr_assert_eq(cJSON_GetObjectItem(j, "images")->valuedouble, 500);
+	double acc = cJSON_GetObjectItem(j, "accuracy")->valuedouble;
+	cr_assert(acc > 80.0 && acc <= 100.0, "LeNet accuracy %.2f on 500 test images", acc);
+	cr_assert_gt(cJSON_GetObjectItem(j, "images_per_s")->valuedouble, 0);
+	cJSON_Delete(j);
+	free(out);
+	free(err);
+	snprintf(args, sizeof args, "eval --json --split valid --threads 2 --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 0, "%s", err);
+	j = cJSON_Parse(out);
+	cr_assert_eq(cJSON_GetObjectItem(j, "images")->valuedouble, 500);
+	cr_assert_str_eq(cJSON_GetObjectItem(j, "split")->valuestring, "valid");
+	cJSON_Delete(j);
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	rmdir(dir);
+	free(dir);
+}
+
+Test(cli, eval_bad_config_exit_2)
+{
+	char *dir = fx_tmpdir();
+	char *cfg = write_config(dir, "{\"model\": \"m.onnx\", \"data\": {\"format\": \"idx\",, }}");
+	char *out, *err, args[2048];
+	snprintf(args, sizeof args, "eval --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "c.json"), "%s", err);
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	cfg = write_config(dir, "{\"model\": \"m.onnx\", \"dta\": {}}");
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "dta"), "%s", err);
+	free(out);
+	free(err);
+	snprintf(args, sizeof args, "eval --split train --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "--split"), "%s", err);
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	rmdir(dir);
+	free(dir);
+}
