@@ -12,6 +12,7 @@
 #define PRESSO_STATUS_H
 
 #include <stdio.h>
+#include <stdlib.h>
 
 enum presso_status {
 	PRESSO_OK = 0,

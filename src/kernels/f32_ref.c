@@ -1,0 +1,1000 @@
+/* f32_ref.c - FP32 reference kernels (see kernels_f32.h): the portable oracle.
+ *
+ * Layout: dense row-major tensors, images NCHW, conv weights
+ * [c_out, c_in/group, kh, kw]. Element offsets are int64_t throughout.
+ *
+ * Invariant: nothing here allocates. The only buffers are fixed-size stack
+ * arrays (at most ~21 KiB, in gemm_blocked) and the caller's conv scratch.
+ *
+ * The kernels are plain C11 written so that GCC/Clang vectorize them at -O3
+ * without -ffast-math: the vectorized dimension is never a float reduction
+ * (gemm vectorizes over n and accumulates over k in order; the dot-product
+ * paths keep DOT_LANES independent partial sums, combined in a fixed order).
+ * Results are therefore deterministic for a given shape, but not bit-equal
+ * to a naive loop whenever a dot-product path is taken.
+ *
+ * GEMM (GotoBLAS-style blocking without heap memory):
+ *   for each KC-slice of k, MC-block of rows of C, NR-wide panel of columns:
+ *     pack the KC x NR panel of op(B) into a stack buffer (zero-padded),
+ *     then for each MR-row strip run an MR x NR micro-kernel whose
+ *     accumulator tile is loaded from C after the first k-slice.
+ *   Every C element is therefore summed in ascending k from 0.f, whatever
+ *   the blocking. Small shapes (a single row of A, or trans_b with few rows
+ *   of A or a single column of C) take dot-product / axpy paths instead.
+ *
+ * Conv: im2col of a band of output rows of one image and group into the
+ * caller's scratch ([c_in/group * kh * kw, rows * w_out]), then
+ * W_g[c_out/group, K] x col -> y; bias and clamp in a last pass over y.
+ * 1x1 stride-1 unpadded convs multiply the input directly; depthwise convs
+ * (one input and one output channel per group) use a direct loop.
+ */
+#include "kernels/kernels_f32.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h> /* abort() in PRESSO_CHECK */
+#include <string.h>
+
+#include "status.h"
+
+/* Micro-kernel tile: MR rows x NR columns of C. 4 x 16 keeps the tile in
+ * the 16 SSE registers' worth of accumulators at baseline x86-64 and was
+ * the fastest of the shapes tried (2..8 x 8..64) with GCC 12 -O3. */
+#define GEMM_MR 4
+#define GEMM_NR 16
+/* k-slice: the packed B panel is GEMM_KC * GEMM_NR * 4 = 16 KiB (L1). */
+#define GEMM_KC 256
+/* Rows of A per block: GEMM_MC * GEMM_KC * 4 = 128 KiB of A stays in L2. */
+#define GEMM_MC 128
+/* Independent partial sums of the dot-product paths. 16 (four SSE vectors)
+ * runs ~5x faster than 8 with GCC 12 -O3, which otherwise vectorizes the
+ * fully unrolled 8-lane body across k with shuffles. */
+#define DOT_LANES 16
+/* Columns of C updated per pass of the single-row (axpy) path: 4 KiB. */
+#define AXPY_NB 1024
+/* im2col band cap: 2^18 floats = 1 MiB of scratch, about one L2. */
+#define CONV_COL_MAX_FLOATS ((int64_t)1 << 18)
+/* Most dimensions a broadcast or transpose may have once size-1 dimensions
+ * are dropped and contiguous runs merged. */
+#define F32_MAX_RANK 16
+/* Inner positions handled per pass of softmax over a strided axis. */
+#define SOFTMAX_CHUNK 256
+/* Tile edge of the 2-D blocked transpose (16 x 16 floats = 1 KiB). */
+#define TRANSPOSE_TILE 16
+
+static inline int64_t min_i64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static inline float clampf(float v, float lo, float hi)
+{
+	/* NaN compares false both ways and passes through. */
+	v = v < lo ? lo : v;
+	return v > hi ? hi : v;
+}
+
+/* y[0..n) += alpha * x[0..n), in order. The fixed 4-wide body vectorizes
+ * even under GCC -O2's very-cheap cost model, which skips loops that need a
+ * scalar epilogue (a plain loop runs 3x slower there); wider bodies cost
+ * -O3 more in scalar tails on short conv rows than they gain. */
+static inline void axpy(int64_t n, float alpha, const float *restrict x, float *restrict y)
+{
+	int64_t i = 0;
+
+	for (; i + 4 <= n; i += 4)
+		for (int t = 0; t < 4; t++)
+			y[i + t] += alpha * x[i + t];
+	for (; i < n; i++)
+		y[i] += alpha * x[i];
+}
+
+/* Indices t in [0, count) with 0 <= off + t * step < limit form [*lo, *hi)
+ * (step > 0; empty ranges come back as lo == hi). */
+static void valid_range(int64_t off, int64_t step, int64_t limit, int64_t count,
+			int64_t *lo, int64_t *hi)
+{
+	int64_t l = off >= 0 ? 0 : (-off + step - 1) / step;
+	int64_t h = limit - off <= 0 ? 0 : (limit - off + step - 1) / step;
+
+	l = min_i64(l, count);
+	h = min_i64(h, count);
+	*lo = l;
+	*hi = h > l ? h : l;
+}
+
+/* ---- GEMM ---------------------------------------------------------------- */
+
+/* C[0:mr, 0:nr] (+)= A[0:MR, 0:kc] x bp[0:kc, 0:NR]. A(r, kk) is
+ * a[r * a_rs + kk * a_cs] for all MR rows (rows past mr must be readable:
+ * callers pad them); bp is a packed panel, row kk at bp + kk * NR. With
+ * load_c the tile starts from C (a later k-slice), else from zero.
+ * The MR = 4 rows are spelled out: with a row loop, GCC -O2 (which does not
+ * unroll it) keeps the tile in memory and runs 3x slower. */
+static void gemm_micro(int64_t kc, const float *restrict a, int64_t a_rs, int64_t a_cs,
+		       const float *restrict bp, float *restrict c, int64_t ldc, bool load_c,
+		       int mr, int nr)
+{
+	float c0[GEMM_NR], c1[GEMM_NR], c2[GEMM_NR], c3[GEMM_NR];
+	float *const rows[GEMM_MR] = { c0, c1, c2, c3 };
+	const float *restrict a0 = a, *restrict a1 = a + a_rs;
+	const float *restrict a2 = a + 2 * a_rs, *restrict a3 = a + 3 * a_rs;
+
+	_Static_assert(GEMM_MR == 4, "gemm_micro spells out 4 rows");
+	for (int r = 0; r < GEMM_MR; r++)
+		for (int j = 0; j < GEMM_NR; j++)
+			rows[r][j] = load_c && r < mr && j < nr ? c[r * ldc + j] : 0.0f;
+	for (int64_t kk = 0; kk < kc; kk++) {
+		const float *restrict b = bp + kk * GEMM_NR;
+		float x0 = a0[kk * a_cs], x1 = a1[kk * a_cs];
+		float x2 = a2[kk * a_cs], x3 = a3[kk * a_cs];
+
+		for (int j = 0; j < GEMM_NR; j++) {
+			float bj = b[j];
+
+			c0[j] += x0 * bj;
+			c1[j] += x1 * bj;
+			c2[j] += x2 * bj;
+			c3[j] += x3 * bj;
+		}
+	}
+	for (int r = 0; r < mr; r++)
+		for (int j = 0; j < nr; j++)
+			c[r * ldc + j] = rows[r][j];
+}
+
+/* Packs op(B)[k0:k0+kc, j0:j0+nr] into bp (kc rows of GEMM_NR floats),
+ * zero-filling columns nr..GEMM_NR. */
+static void gemm_pack_b(int64_t kc, int nr, const float *b, int64_t ldb, bool trans_b,
+			int64_t k0, int64_t j0, float *restrict bp)
+{
+	if (!trans_b) {
+		for (int64_t kk = 0; kk < kc; kk++) {
+			const float *src = b + (k0 + kk) * ldb + j0;
+			float *dst = bp + kk * GEMM_NR;
+
+			if (nr == GEMM_NR) {
+				for (int j = 0; j < GEMM_NR; j++)
+					dst[j] = src[j];
+			} else {
+				for (int j = 0; j < GEMM_NR; j++)
+					dst[j] = j < nr ? src[j] : 0.0f;
+			}
+		}
+		return;
+	}
+	/* op(B)(kk, j) = b[j * ldb + kk]: read rows of B, scatter columns. */
+	for (int j = 0; j < GEMM_NR; j++) {
+		if (j < nr) {
+			const float *src = b + (j0 + j) * ldb + k0;
+
+			for (int64_t kk = 0; kk < kc; kk++)
+				bp[kk * GEMM_NR + j] = src[kk];
+		} else {
+			for (int64_t kk = 0; kk < kc; kk++)
+				bp[kk * GEMM_NR + j] = 0.0f;
+		}
+	}
+}
+
+/* The general path: any transposes, any shape. */
+static void gemm_blocked(int64_t m, int64_t n, int64_t k, const float *a, int64_t a_rs,
+			 int64_t a_cs, const float *b, int64_t ldb, bool trans_b, float *c,
+			 int64_t ldc)
+{
+	_Alignas(64) float bp[GEMM_KC * GEMM_NR];
+	_Alignas(64) float ap[GEMM_MR * GEMM_KC];
+
+	for (int64_t pc = 0; pc < k; pc += GEMM_KC) {
+		int64_t kc = min_i64(GEMM_KC, k - pc);
+
+		for (int64_t ic = 0; ic < m; ic += GEMM_MC) {
+			int64_t mc = min_i64(GEMM_MC, m - ic);
+			int64_t m_full = mc / GEMM_MR * GEMM_MR;
+			int m_edge = (int)(mc - m_full);
+
+			/* The last strip of a block may be short: copy it into
+			 * ap, zero-padded to GEMM_MR rows, once per block. */
+			if (m_edge) {
+				const float *as = a + (ic + m_full) * a_rs + pc * a_cs;
+
+				for (int r = 0; r < GEMM_MR; r++)
+					for (int64_t kk = 0; kk < kc; kk++)
+						ap[r * GEMM_KC + kk] = r < m_edge ?
+							as[r * a_rs + kk * a_cs] : 0.0f;
+			}
+			for (int64_t jr = 0; jr < n; jr += GEMM_NR) {
+				int nr = (int)min_i64(GEMM_NR, n - jr);
+
+				gemm_pack_b(kc, nr, b, ldb, trans_b, pc, jr, bp);
+				for (int64_t ir = 0; ir < m_full; ir += GEMM_MR)
+					gemm_micro(kc, a + (ic + ir) * a_rs + pc * a_cs, a_rs, a_cs,
+						   bp, c + (ic + ir) * ldc + jr, ldc, pc > 0,
+						   GEMM_MR, nr);
+				if (m_edge)
+					gemm_micro(kc, ap, GEMM_KC, 1, bp,
+						   c + (ic + m_full) * ldc + jr, ldc, pc > 0,
+						   m_edge, nr);
+			}
+		}
+	}
+}
+
+/* Sum of x[i] * y[i] over i < k in DOT_LANES interleaved partial sums. */
+static float dot1(int64_t k, const float *restrict x, const float *restrict y)
+{
+	float s[DOT_LANES] = { 0 };
+	int64_t kk = 0;
+
+	for (; kk + DOT_LANES <= k; kk += DOT_LANES)
+		for (int l = 0; l < DOT_LANES; l++)
+			s[l] += x[kk + l] * y[kk + l];
+	for (int l = 0; kk + l < k; l++)
+		s[l] += x[kk + l] * y[kk + l];
+	for (int w = DOT_LANES / 2; w > 0; w /= 2)
+		for (int l = 0; l < w; l++)
+			s[l] += s[l + w];
+	return s[0];
+}
+
+/* out[j] = dot(x, y_j) for the 4 rows y_j = y + j * ldy, sharing loads of x;
+ * each result equals dot1(k, x, y_j) bit for bit. */
+static void dot4(int64_t k, const float *restrict x, const float *restrict y, int64_t ldy,
+		 float *out)
+{
+	const float *restrict y0 = y, *restrict y1 = y + ldy;
+	const float *restrict y2 = y + 2 * ldy, *restrict y3 = y + 3 * ldy;
+	float s0[DOT_LANES] = { 0 }, s1[DOT_LANES] = { 0 };
+	float s2[DOT_LANES] = { 0 }, s3[DOT_LANES] = { 0 };
+	int64_t kk = 0;
+
+	for (; kk + DOT_LANES <= k; kk += DOT_LANES) {
+		for (int l = 0; l < DOT_LANES; l++) {
+			float xv = x[kk + l];
+
+			s0[l] += xv * y0[kk + l];
+			s1[l] += xv * y1[kk + l];
+			s2[l] += xv * y2[kk + l];
+			s3[l] += xv * y3[kk + l];
+		}
+	}
+	for (int l = 0; kk + l < k; l++) {
+		float xv = x[kk + l];
+
+		s0[l] += xv * y0[kk + l];
+		s1[l] += xv * y1[kk + l];
+		s2[l] += xv * y2[kk + l];
+		s3[l] += xv * y3[kk + l];
+	}
+	for (int w = DOT_LANES / 2; w > 0; w /= 2) {
+		for (int l = 0; l < w; l++) {
+			s0[l] += s0[l + w];
+			s1[l] += s1[l + w];
+			s2[l] += s2[l + w];
+			s3[l] += s3[l + w];
+		}
+	}
+	out[0] = s0[0];
+	out[1] = s1[0];
+	out[2] = s2[0];
+	out[3] = s3[0];
+}
+
+/* C = A B^T with rows of A (lda) and rows of B (ldb) contiguous in k. */
+static void gemm_dot(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+		     const float *b, int64_t ldb, float *c, int64_t ldc)
+{
+	for (int64_t i = 0; i < m; i++) {
+		const float *ar = a + i * lda;
+		float *cr = c + i * ldc;
+		int64_t j = 0;
+
+		for (; j + 4 <= n; j += 4)
+			dot4(k, ar, b + j * ldb, ldb, cr + j);
+		for (; j < n; j++)
+			cr[j] = dot1(k, ar, b + j * ldb);
+	}
+}
+
+/* c[0, :] = sum_kk a(kk) * B[kk, :] for one row of A (a_cs apart) and a
+ * row-major B: axpy over rows of B, vectorized over n, k in order. */
+static void gemm_row(int64_t n, int64_t k, const float *a, int64_t a_cs, const float *b,
+		     int64_t ldb, float *restrict c)
+{
+	for (int64_t j0 = 0; j0 < n; j0 += AXPY_NB) {
+		int64_t nb = min_i64(AXPY_NB, n - j0);
+		float *restrict cr = c + j0;
+
+		for (int64_t j = 0; j < nb; j++)
+			cr[j] = 0.0f;
+		for (int64_t kk = 0; kk < k; kk++)
+			axpy(nb, a[kk * a_cs], b + kk * ldb + j0, cr);
+	}
+}
+
+void gemm_f32__ref(int m, int n, int k, const float *a, int lda, bool trans_a,
+		   const float *b, int ldb, bool trans_b, float *c, int ldc)
+{
+	int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
+
+	if (m <= 0 || n <= 0)
+		return;
+	if (k <= 0) {
+		for (int64_t i = 0; i < m; i++)
+			memset(c + i * (int64_t)ldc, 0, (size_t)n * sizeof(float));
+		return;
+	}
+	/* A single contiguous column of B is also a single row of B^T. */
+	if (n == 1 && !trans_b && ldb == 1) {
+		trans_b = true;
+		ldb = k;
+	}
+	if (trans_b && !trans_a && (m < GEMM_MR || n < 4)) {
+		gemm_dot(m, n, k, a, lda, b, ldb, c, ldc);
+		return;
+	}
+	if (m == 1 && !trans_b) {
+		gemm_row(n, k, a, a_cs, b, ldb, c);
+		return;
+	}
+	gemm_blocked(m, n, k, a, a_rs, a_cs, b, ldb, trans_b, c, ldc);
+}
+
+void gemm_bias_f32__ref(int m, int n, int k, float alpha, const float *a, bool trans_a,
+			const float *b, bool trans_b, float beta, const float *bias,
+			int bias_m, int bias_n, float act_min, float act_max, float *y)
+{
+	assert(!bias || ((bias_m == 1 || bias_m == m) && (bias_n == 1 || bias_n == n)));
+	gemm_f32__ref(m, n, k, a, trans_a ? m : k, trans_a, b, trans_b ? k : n, trans_b, y, n);
+	for (int64_t i = 0; i < m; i++) {
+		float *yr = y + i * n;
+		const float *br = bias ? bias + (bias_m == 1 ? 0 : i * bias_n) : NULL;
+
+		if (alpha != 1.0f)
+			for (int64_t j = 0; j < n; j++)
+				yr[j] *= alpha;
+		if (br && bias_n == 1) {
+			float bv = beta * br[0];
+
+			for (int64_t j = 0; j < n; j++)
+				yr[j] += bv;
+		} else if (br) {
+			for (int64_t j = 0; j < n; j++)
+				yr[j] += beta * br[j];
+		}
+		if (act_min > -INFINITY || act_max < INFINITY)
+			for (int64_t j = 0; j < n; j++)
+				yr[j] = clampf(yr[j], act_min, act_max);
+	}
+}
+
+/* ---- Broadcast plans (add, matmul batches) ------------------------------- */
+
+/* A broadcast iteration space over y, innermost dimension first, with the
+ * element step of each operand per dimension (0 where it is broadcast).
+ * Size-1 dimensions are dropped and neighbours merged when both operands
+ * step through them alike, so same-shape, scalar and per-channel adds
+ * become one or two long loops. */
+struct bcast_plan {
+	int rank;
+	int64_t dims[F32_MAX_RANK];
+	int64_t a_step[F32_MAX_RANK];
+	int64_t b_step[F32_MAX_RANK];
+	int64_t a_stride, b_stride;   /* running products while building */
+};
+
+static void bcast_init(struct bcast_plan *bp, int64_t a_elem, int64_t b_elem)
+{
+	bp->rank = 0;
+	bp->a_stride = a_elem;
+	bp->b_stride = b_elem;
+}
+
+/* Adds the next-outer dimension: y has y_d, the operands a_d, b_d (1 or y_d). */
+static void bcast_push(struct bcast_plan *bp, int64_t y_d, int64_t a_d, int64_t b_d)
+{
+	int64_t sa = a_d == 1 ? 0 : bp->a_stride;
+	int64_t sb = b_d == 1 ? 0 : bp->b_stride;
+	int r = bp->rank;
+
+	assert((a_d == 1 || a_d == y_d) && (b_d == 1 || b_d == y_d));
+	bp->a_stride *= a_d;
+	bp->b_stride *= b_d;
+	if (y_d == 1)
+		return;
+	if (r > 0) {
+		/* Mergeable: broadcast in both, or stepping on from the inner one. */
+		int64_t ia = bp->a_step[r - 1] * bp->dims[r - 1];
+		int64_t ib = bp->b_step[r - 1] * bp->dims[r - 1];
+		bool a_ok = sa == 0 ? bp->a_step[r - 1] == 0 : sa == ia;
+		bool b_ok = sb == 0 ? bp->b_step[r - 1] == 0 : sb == ib;
+
+		if (a_ok && b_ok) {
+			bp->dims[r - 1] *= y_d;
+			return;
+		}
+	}
+	PRESSO_CHECK(r < F32_MAX_RANK);
+	bp->dims[r] = y_d;
+	bp->a_step[r] = sa;
+	bp->b_step[r] = sb;
+	bp->rank = r + 1;
+}
+
+/* Advances the odometer idx over dims[from..rank) and the operand offsets;
+ * returns false after the last position. */
+static bool bcast_next(const struct bcast_plan *bp, int from, int64_t *idx, int64_t *a_off,
+		       int64_t *b_off)
+{
+	for (int d = from; d < bp->rank; d++) {
+		*a_off += bp->a_step[d];
+		*b_off += bp->b_step[d];
+		if (++idx[d] < bp->dims[d])
+			return true;
+		*a_off -= bp->a_step[d] * bp->dims[d];
+		*b_off -= bp->b_step[d] * bp->dims[d];
+		idx[d] = 0;
+	}
+	return false;
+}
+
+/* ---- MatMul -------------------------------------------------------------- */
+
+void matmul_f32__ref(const int64_t *a_dims, int a_rank, const float *a,
+		     const int64_t *b_dims, int b_rank, const float *b,
+		     const int64_t *y_dims, int y_rank, float *y)
+{
+	int64_t m = a_rank >= 2 ? a_dims[a_rank - 2] : 1;
+	int64_t k = a_dims[a_rank - 1];
+	int64_t n = b_rank >= 2 ? b_dims[b_rank - 1] : 1;
+	int a_nb = a_rank > 2 ? a_rank - 2 : 0, b_nb = b_rank > 2 ? b_rank - 2 : 0;
+	int y_nb = y_rank - (a_rank >= 2) - (b_rank >= 2);
+	struct bcast_plan bp;
+	int64_t idx[F32_MAX_RANK] = { 0 };
+	int64_t a_off = 0, b_off = 0, y_off = 0;
+
+	assert(a_rank >= 1 && b_rank >= 1 && (b_rank >= 2 ? b_dims[b_rank - 2] : b_dims[0]) == k);
+	assert(y_nb >= a_nb && y_nb >= b_nb);
+	bcast_init(&bp, m * k, k * n);
+	for (int i = y_nb - 1; i >= 0; i--) {
+		int ia = i - (y_nb - a_nb), ib = i - (y_nb - b_nb);
+
+		if (y_dims[i] == 0)
+			return;
+		bcast_push(&bp, y_dims[i], ia >= 0 ? a_dims[ia] : 1, ib >= 0 ? b_dims[ib] : 1);
+	}
+	if (m == 0 || n == 0)
+		return;
+	/* One operand matrix B for every batch and A's batches contiguous:
+	 * the batches stack into the rows of one gemm. */
+	if (bp.rank == 0 || (bp.rank == 1 && bp.b_step[0] == 0 && bp.a_step[0] == m * k)) {
+		int64_t rows = m * (bp.rank ? bp.dims[0] : 1);
+
+		gemm_f32__ref((int)rows, (int)n, (int)k, a, (int)k, false, b, (int)n, false, y,
+			      (int)n);
+		return;
+	}
+	/* dims[0] is iterated by the odometer too: a gemm per batch. */
+	do {
+		gemm_f32__ref((int)m, (int)n, (int)k, a + a_off, (int)k, false, b + b_off, (int)n,
+			      false, y + y_off, (int)n);
+		y_off += m * n;
+	} while (bcast_next(&bp, 0, idx, &a_off, &b_off));
+}
+
+/* ---- Conv ---------------------------------------------------------------- */
+
+static bool conv_is_depthwise(const struct conv2d_params *p)
+{
+	return p->c_in == p->group && p->c_out == p->group;
+}
+
+static bool conv_is_pointwise(const struct conv2d_params *p)
+{
+	return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+	       p->pad_t == 0 && p->pad_l == 0 && p->h_out == p->h_in && p->w_out == p->w_in;
+}
+
+/* Output rows per im2col band (0: this conv needs no im2col). */
+static int64_t conv_band_rows(const struct conv2d_params *p)
+{
+	int64_t k = (int64_t)(p->c_in / p->group) * p->kh * p->kw;
+	int64_t rows;
+
+	if (conv_is_depthwise(p) || conv_is_pointwise(p) || p->h_out <= 0 || p->w_out <= 0)
+		return 0;
+	rows = CONV_COL_MAX_FLOATS / (k * p->w_out);
+	if (rows < 1)
+		rows = 1;
+	return min_i64(rows, p->h_out);
+}
+
+/* The im2col of one band: at most CONV_COL_MAX_FLOATS floats unless a single
+ * output row's columns are larger; 0 for depthwise and 1x1 convs. */
+size_t conv2d_f32_scratch_bytes(const struct conv2d_params *p)
+{
+	int64_t k = (int64_t)(p->c_in / p->group) * p->kh * p->kw;
+
+	return (size_t)(k * conv_band_rows(p) * p->w_out) * sizeof(float);
+}
+
+/* col[(c * kh + ky) * kw + kx][(oy - oy0) * w_out + ox] = x[c][iy][ix] (0 in
+ * the padding) for output rows oy0 .. oy0 + rows of one image and group. */
+static void conv_im2col(const struct conv2d_params *p, int c_n, const float *x, int64_t oy0,
+			int64_t rows, float *restrict col)
+{
+	int64_t n_cols = rows * p->w_out, n_taps = (int64_t)p->kh * p->kw;
+
+	for (int64_t row = 0; row < c_n * n_taps; row++) {
+		int64_t c = row / n_taps, ky = row % n_taps / p->kw, kx = row % p->kw;
+		const float *xc = x + c * p->h_in * p->w_in;
+		int64_t x_off = kx * p->dil_w - p->pad_l, lo, hi;
+		float *restrict dst = col + row * n_cols;
+
+		valid_range(x_off, p->stride_w, p->w_in, p->w_out, &lo, &hi);
+		for (int64_t oy = oy0; oy < oy0 + rows; oy++, dst += p->w_out) {
+			int64_t iy = oy * p->stride_h - p->pad_t + ky * p->dil_h;
+			const float *xr;
+
+			if (iy < 0 || iy >= p->h_in || lo == hi) {
+				memset(dst, 0, (size_t)p->w_out * sizeof(float));
+				continue;
+			}
+			/* Column ox reads xr[x_off + ox * stride_w], in range for lo..hi. */
+			xr = xc + iy * p->w_in;
+			for (int64_t ox = 0; ox < lo; ox++)
+				dst[ox] = 0.0f;
+			if (p->stride_w == 1) {
+				memcpy(dst + lo, xr + x_off + lo,
+				       (size_t)(hi - lo) * sizeof(float));
+			} else {
+				for (int64_t ox = lo; ox < hi; ox++)
+					dst[ox] = xr[x_off + ox * p->stride_w];
+			}
+			for (int64_t ox = hi; ox < p->w_out; ox++)
+				dst[ox] = 0.0f;
+		}
+	}
+}
+
+/* One channel of a depthwise conv: y[oy][ox] = sum over ky, kx (in order) of
+ * w[ky][kx] * x[iy][ix], skipping taps in the padding. Taps are the outer
+ * loops, so each valid range is computed once per tap and the plane of y
+ * (small, cache-resident) is swept kh * kw times. */
+static void conv_depthwise_plane(const struct conv2d_params *p, const float *x,
+				 const float *w, float *restrict y)
+{
+	memset(y, 0, (size_t)((int64_t)p->h_out * p->w_out) * sizeof(float));
+	for (int ky = 0; ky < p->kh; ky++) {
+		int64_t y_off = (int64_t)ky * p->dil_h - p->pad_t, oy_lo, oy_hi;
+
+		valid_range(y_off, p->stride_h, p->h_in, p->h_out, &oy_lo, &oy_hi);
+		for (int kx = 0; kx < p->kw; kx++) {
+			int64_t x_off = (int64_t)kx * p->dil_w - p->pad_l, lo, hi;
+			float wv = w[ky * p->kw + kx];
+
+			valid_range(x_off, p->stride_w, p->w_in, p->w_out, &lo, &hi);
+			for (int64_t oy = oy_lo; oy < oy_hi; oy++) {
+				const float *restrict xr = x + (oy * p->stride_h + y_off) * p->w_in;
+				float *restrict yr = y + oy * p->w_out;
+
+				if (p->stride_w == 1) {
+					if (hi > lo)
+						axpy(hi - lo, wv, xr + x_off + lo, yr + lo);
+				} else {
+					for (int64_t ox = lo; ox < hi; ox++)
+						yr[ox] += wv * xr[x_off + ox * p->stride_w];
+				}
+			}
+		}
+	}
+}
+
+/* Conv of one image and group, without bias or clamp: x [cin_g, h_in, w_in],
+ * w [cout_g, cin_g, kh, kw] -> y [cout_g, h_out, w_out]. */
+static void conv_group(const struct conv2d_params *p, const float *x, const float *w,
+		       float *y, float *scratch)
+{
+	int cin_g = p->c_in / p->group, cout_g = p->c_out / p->group;
+	int hw_out = p->h_out * p->w_out;
+	int k = cin_g * p->kh * p->kw;
+	int64_t band = conv_band_rows(p);
+
+	if (conv_is_depthwise(p)) {
+		conv_depthwise_plane(p, x, w, y);
+		return;
+	}
+	if (conv_is_pointwise(p)) {
+		gemm_f32__ref(cout_g, hw_out, cin_g, w, cin_g, false, x, hw_out, false, y, hw_out);
+		return;
+	}
+	for (int64_t oy0 = 0; oy0 < p->h_out; oy0 += band) {
+		int n_cols = (int)(min_i64(band, p->h_out - oy0) * p->w_out);
+
+		conv_im2col(p, cin_g, x, oy0, n_cols / p->w_out, scratch);
+		gemm_f32__ref(cout_g, n_cols, k, w, k, false, scratch, n_cols, false,
+			      y + oy0 * p->w_out, hw_out);
+	}
+}
+
+void conv2d_f32__ref(const struct conv2d_params *p, const float *x, const float *w,
+		     const float *bias, float *y, float *scratch)
+{
+	int cin_g = p->c_in / p->group, cout_g = p->c_out / p->group;
+	int64_t hw_in = (int64_t)p->h_in * p->w_in, hw_out = (int64_t)p->h_out * p->w_out;
+	bool clamp = p->act_min > -INFINITY || p->act_max < INFINITY;
+
+	assert(p->group > 0 && p->c_in % p->group == 0 && p->c_out % p->group == 0);
+	assert(conv_band_rows(p) == 0 || scratch);
+	for (int64_t ni = 0; ni < p->n; ni++) {
+		for (int g = 0; g < p->group; g++) {
+			int oc0 = g * cout_g;
+			float *yg = y + (ni * p->c_out + oc0) * hw_out;
+
+			conv_group(p, x + (ni * p->c_in + (int64_t)g * cin_g) * hw_in,
+				   w + (int64_t)oc0 * cin_g * p->kh * p->kw, yg, scratch);
+			if (!bias && !clamp)
+				continue;
+			/* Bias and clamp while the group's output is still cached. */
+			for (int oc = 0; oc < cout_g; oc++) {
+				float *restrict yc = yg + oc * hw_out;
+				float bv = bias ? bias[oc0 + oc] : 0.0f;
+
+				if (clamp) {
+					for (int64_t i = 0; i < hw_out; i++)
+						yc[i] = clampf(yc[i] + bv, p->act_min, p->act_max);
+				} else {
+					for (int64_t i = 0; i < hw_out; i++)
+						yc[i] += bv;
+				}
+			}
+		}
+	}
+}
+
+/* ---- Pooling ------------------------------------------------------------- */
+
+void maxpool2d_f32__ref(const struct pool2d_params *p, const float *x, float *y)
+{
+	int64_t hw_in = (int64_t)p->h_in * p->w_in, hw_out = (int64_t)p->h_out * p->w_out;
+
+	for (int64_t nc = 0; nc < (int64_t)p->n * p->c; nc++) {
+		const float *xc = x + nc * hw_in;
+		float *yc = y + nc * hw_out;
+
+		for (int64_t oy = 0; oy < p->h_out; oy++) {
+			int64_t iy0 = oy * p->stride_h - p->pad_t, ky_lo, ky_hi;
+
+			valid_range(iy0, p->dil_h, p->h_in, p->kh, &ky_lo, &ky_hi);
+			for (int64_t ox = 0; ox < p->w_out; ox++) {
+				int64_t ix0 = ox * p->stride_w - p->pad_l, kx_lo, kx_hi;
+				float mx = -INFINITY;
+
+				valid_range(ix0, p->dil_w, p->w_in, p->kw, &kx_lo, &kx_hi);
+				for (int64_t ky = ky_lo; ky < ky_hi; ky++) {
+					const float *xr = xc + (iy0 + ky * p->dil_h) * p->w_in;
+
+					for (int64_t kx = kx_lo; kx < kx_hi; kx++) {
+						float v = xr[ix0 + kx * p->dil_w];
+
+						/* NaN wins, as in numpy/ONNX max. */
+						mx = v > mx || v != v ? v : mx;
+					}
+				}
+				yc[oy * p->w_out + ox] = mx;
+			}
+		}
+	}
+}
+
+/* Divisor: taps inside the input, or with count_include_pad those inside
+ * the padded input [-pad, in + pad_end) - never taps beyond pad_b/pad_r,
+ * which only ceil-mode windows reach. A window with no counted tap gives 0. */
+void avgpool2d_f32__ref(const struct pool2d_params *p, const float *x, float *y)
+{
+	int64_t hw_in = (int64_t)p->h_in * p->w_in, hw_out = (int64_t)p->h_out * p->w_out;
+
+	for (int64_t nc = 0; nc < (int64_t)p->n * p->c; nc++) {
+		const float *xc = x + nc * hw_in;
+		float *yc = y + nc * hw_out;
+
+		for (int64_t oy = 0; oy < p->h_out; oy++) {
+			int64_t iy0 = oy * p->stride_h - p->pad_t, ky_lo, ky_hi, py_lo, py_hi;
+
+			valid_range(iy0, p->dil_h, p->h_in, p->kh, &ky_lo, &ky_hi);
+			valid_range(iy0 + p->pad_t, p->dil_h,
+				    (int64_t)p->pad_t + p->h_in + p->pad_b, p->kh, &py_lo, &py_hi);
+			for (int64_t ox = 0; ox < p->w_out; ox++) {
+				int64_t ix0 = ox * p->stride_w - p->pad_l, count;
+				int64_t kx_lo, kx_hi, px_lo, px_hi;
+				float sum = 0.0f;
+
+				valid_range(ix0, p->dil_w, p->w_in, p->kw, &kx_lo, &kx_hi);
+				valid_range(ix0 + p->pad_l, p->dil_w,
+					    (int64_t)p->pad_l + p->w_in + p->pad_r, p->kw, &px_lo,
+					    &px_hi);
+				for (int64_t ky = ky_lo; ky < ky_hi; ky++) {
+					const float *xr = xc + (iy0 + ky * p->dil_h) * p->w_in;
+
+					for (int64_t kx = kx_lo; kx < kx_hi; kx++)
+						sum += xr[ix0 + kx * p->dil_w];
+				}
+				if (p->count_include_pad)
+					count = (py_hi - py_lo) * (px_hi - px_lo);
+				else
+					count = (ky_hi - ky_lo) * (kx_hi - kx_lo);
+				yc[oy * p->w_out + ox] = count > 0 ? sum / (float)count : 0.0f;
+			}
+		}
+	}
+}
+
+/* Sum of x[0..count) in DOT_LANES interleaved partial sums. */
+static float sum_lanes(int64_t count, const float *restrict x)
+{
+	float s[DOT_LANES] = { 0 };
+	int64_t i = 0;
+
+	for (; i + DOT_LANES <= count; i += DOT_LANES)
+		for (int l = 0; l < DOT_LANES; l++)
+			s[l] += x[i + l];
+	for (int l = 0; i + l < count; l++)
+		s[l] += x[i + l];
+	for (int w = DOT_LANES / 2; w > 0; w /= 2)
+		for (int l = 0; l < w; l++)
+			s[l] += s[l + w];
+	return s[0];
+}
+
+void global_avgpool_f32__ref(int n, int c, int hw, const float *x, float *y)
+{
+	for (int64_t i = 0; i < (int64_t)n * c; i++)
+		y[i] = hw > 0 ? sum_lanes(hw, x + i * hw) / (float)hw : 0.0f;
+}
+
+/* ---- Elementwise --------------------------------------------------------- */
+
+void clip_f32__ref(int64_t count, const float *x, float lo, float hi, float *y)
+{
+	for (int64_t i = 0; i < count; i++)
+		y[i] = clampf(x[i], lo, hi);
+}
+
+/* y = x * s + t with s = scale / sqrt(var + eps), t = bias - mean * s, both
+ * folded per channel in double. */
+void batchnorm_f32__ref(int n, int c, int64_t inner, const float *x, const float *scale,
+			const float *bias, const float *mean, const float *var,
+			float epsilon, float *y)
+{
+	for (int ch = 0; ch < c; ch++) {
+		double s = scale[ch] / sqrt((double)var[ch] + epsilon);
+		float sf = (float)s, tf = (float)(bias[ch] - mean[ch] * s);
+
+		for (int64_t ni = 0; ni < n; ni++) {
+			const float *restrict xc = x + (ni * c + ch) * inner;
+			float *restrict yc = y + (ni * c + ch) * inner;
+
+			for (int64_t i = 0; i < inner; i++)
+				yc[i] = xc[i] * sf + tf;
+		}
+	}
+}
+
+void add_f32__ref(const int64_t *a_dims, const float *a, const int64_t *b_dims,
+		  const float *b, const int64_t *y_dims, int y_rank, float *y)
+{
+	struct bcast_plan bp;
+	int64_t idx[F32_MAX_RANK] = { 0 };
+	int64_t a_off = 0, b_off = 0, inner, sa, sb;
+
+	bcast_init(&bp, 1, 1);
+	for (int i = y_rank - 1; i >= 0; i--) {
+		if (y_dims[i] == 0)
+			return;
+		bcast_push(&bp, y_dims[i], a_dims[i], b_dims[i]);
+	}
+	if (bp.rank == 0) {
+		y[0] = a[0] + b[0];
+		return;
+	}
+	/* The innermost merged dimension steps by 1 or 0 in each operand. */
+	inner = bp.dims[0];
+	sa = bp.a_step[0];
+	sb = bp.b_step[0];
+	do {
+		const float *restrict ap = a + a_off, *restrict bq = b + b_off;
+		float *restrict yp = y;
+
+		if (sa && sb) {
+			for (int64_t i = 0; i < inner; i++)
+				yp[i] = ap[i] + bq[i];
+		} else if (sa) {
+			float bv = bq[0];
+
+			for (int64_t i = 0; i < inner; i++)
+				yp[i] = ap[i] + bv;
+		} else if (sb) {
+			float av = ap[0];
+
+			for (int64_t i = 0; i < inner; i++)
+				yp[i] = av + bq[i];
+		} else {
+			float v = ap[0] + bq[0];
+
+			for (int64_t i = 0; i < inner; i++)
+				yp[i] = v;
+		}
+		y += inner;
+	} while (bcast_next(&bp, 1, idx, &a_off, &b_off));
+}
+
+void concat_f32__ref(int n_in, const float *const *xs, const int64_t *axis_dims,
+		     int64_t outer, int64_t inner, float *y)
+{
+	for (int64_t o = 0; o < outer; o++) {
+		for (int t = 0; t < n_in; t++) {
+			int64_t len = axis_dims[t] * inner;
+
+			memcpy(y, xs[t] + o * len, (size_t)len * sizeof(float));
+			y += len;
+		}
+	}
+}
+
+/* ---- Softmax ------------------------------------------------------------- */
+
+/* Shared by softmax and logsoftmax: y = exp(x - max) / sum, or
+ * y = (x - max) - log(sum), max and sum taken along the [outer, dim, inner]
+ * middle axis. */
+static void softmax_any(int64_t outer, int64_t dim, int64_t inner, const float *x, float *y,
+			bool log_out)
+{
+	float mx[SOFTMAX_CHUNK], sum[SOFTMAX_CHUNK];
+
+	if (dim <= 0)
+		return;
+	for (int64_t o = 0; o < outer; o++) {
+		const float *xo = x + o * dim * inner;
+		float *yo = y + o * dim * inner;
+
+		for (int64_t i0 = 0; i0 < inner; i0 += SOFTMAX_CHUNK) {
+			int64_t cn = min_i64(SOFTMAX_CHUNK, inner - i0);
+
+			for (int64_t i = 0; i < cn; i++) {
+				mx[i] = xo[i0 + i];
+				sum[i] = 0.0f;
+			}
+			for (int64_t d = 1; d < dim; d++)
+				for (int64_t i = 0; i < cn; i++) {
+					float v = xo[d * inner + i0 + i];
+
+					mx[i] = v > mx[i] ? v : mx[i];
+				}
+			for (int64_t d = 0; d < dim; d++) {
+				const float *xr = xo + d * inner + i0;
+				float *yr = yo + d * inner + i0;
+
+				for (int64_t i = 0; i < cn; i++) {
+					float e = expf(xr[i] - mx[i]);
+
+					sum[i] += e;
+					if (!log_out)
+						yr[i] = e;
+				}
+			}
+			for (int64_t d = 0; d < dim; d++) {
+				const float *xr = xo + d * inner + i0;
+				float *yr = yo + d * inner + i0;
+
+				if (log_out) {
+					for (int64_t i = 0; i < cn; i++)
+						yr[i] = (xr[i] - mx[i]) - logf(sum[i]);
+				} else {
+					for (int64_t i = 0; i < cn; i++)
+						yr[i] /= sum[i];
+				}
+			}
+		}
+	}
+}
+
+void softmax_f32__ref(int64_t outer, int64_t dim, int64_t inner, const float *x, float *y)
+{
+	softmax_any(outer, dim, inner, x, y, false);
+}
+
+void logsoftmax_f32__ref(int64_t outer, int64_t dim, int64_t inner, const float *x,
+			 float *y)
+{
+	softmax_any(outer, dim, inner, x, y, true);
+}
+
+/* ---- Transpose ----------------------------------------------------------- */
+
+/* Output dimensions (outermost first) are merged where consecutive output
+ * dimensions are consecutive in x too and size-1 ones dropped. If the
+ * innermost output dimension then steps by 1 in x, rows are copied;
+ * otherwise the output dimension P that steps by 1 in x and the innermost
+ * one L are walked in TRANSPOSE_TILE square tiles, so reads and writes both
+ * stay within a few cache lines. */
+void transpose_f32__ref(int rank, const int64_t *x_dims, const int64_t *perm,
+			const float *x, float *y)
+{
+	int64_t dims[F32_MAX_RANK], xs[F32_MAX_RANK], ys[F32_MAX_RANK], idx[F32_MAX_RANK];
+	int r = 0, lst, p_dim = -1;
+	int64_t total = 1, x_off = 0, y_off = 0;
+
+	for (int i = 0; i < rank; i++) {
+		int64_t d = x_dims[perm[i]], s = 1;
+
+		total *= x_dims[i];
+		for (int j = (int)perm[i] + 1; j < rank; j++)
+			s *= x_dims[j];
+		if (d == 1)
+			continue;
+		if (r > 0 && xs[r - 1] == s * d) {
+			dims[r - 1] *= d;
+			xs[r - 1] = s;
+			continue;
+		}
+		PRESSO_CHECK(r < F32_MAX_RANK);
+		dims[r] = d;
+		xs[r] = s;
+		r++;
+	}
+	if (total == 0)
+		return;
+	if (r == 0) {
+		y[0] = x[0];
+		return;
+	}
+	ys[r - 1] = 1;
+	for (int i = r - 2; i >= 0; i--)
+		ys[i] = ys[i + 1] * dims[i + 1];
+	for (int i = 0; i < r; i++) {
+		idx[i] = 0;
+		if (xs[i] == 1)
+			p_dim = i;
+	}
+	lst = r - 1;
+	assert(p_dim >= 0);
+	for (;;) {
+		int d;
+
+		if (p_dim == lst) {
+			memcpy(y + y_off, x + x_off, (size_t)dims[lst] * sizeof(float));
+		} else {
+			int64_t np = dims[p_dim], nl = dims[lst], sxl = xs[lst], syp = ys[p_dim];
+
+			for (int64_t p0 = 0; p0 < np; p0 += TRANSPOSE_TILE) {
+				int64_t p1 = min_i64(np, p0 + TRANSPOSE_TILE);
+
+				for (int64_t l0 = 0; l0 < nl; l0 += TRANSPOSE_TILE) {
+					int64_t l1 = min_i64(nl, l0 + TRANSPOSE_TILE);
+
+					for (int64_t pi = p0; pi < p1; pi++) {
+						const float *xr = x + x_off + pi;
+						float *yr = y + y_off + pi * syp;
+
+						for (int64_t li = l0; li < l1; li++)
+							yr[li] = xr[li * sxl];
+					}
+				}
+			}
+		}
+		/* Odometer over the remaining dimensions, innermost first. */
+		for (d = r - 1; d >= 0; d--) {
+			if (d == lst || d == p_dim)
+				continue;
+			x_off += xs[d];
+			y_off += ys[d];
+			if (++idx[d] < dims[d])
+				break;
+			x_off -= xs[d] * dims[d];
+			y_off -= ys[d] * dims[d];
+			idx[d] = 0;
+		}
+		if (d < 0)
+			return;
+	}
+}

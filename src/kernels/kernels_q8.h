@@ -1,0 +1,136 @@
+/* kernels_q8.h - INT8 kernels: uint8 activations x int8 weights -> int32 -> uint8.
+ *
+ * Quantization follows TFLite's integer scheme: an activation tensor is uint8 with
+ * real = scale * (q - zero_point); weights are int8, symmetric per output channel
+ * (zero point 0). A layer accumulates in int32:
+ *     acc[n] = bias_eff[n] + sum_k a[k] * w[n][k]
+ * where bias_eff[n] = bias_q[n] - a_zero * sum_k w[n][k] is folded at prepare time
+ * (so kernels never subtract the activation zero point inside the inner loop),
+ * then requantizes with a Q31 fixed-point multiplier and shift per output channel
+ * (gemmlowp rounding), adds the output zero point and clamps to [c_min, c_max]
+ * (fused ReLU / ReLU6 and narrower activation ranges are just tighter clamps).
+ *
+ * Overflow: |a*w| <= 255*127 = 32385, so an int32 accumulator holds any sum of
+ * K <= 65536 products plus a bias bounded by 2^30; callers check K at prepare.
+ *
+ * Layouts: activations are NHWC (channels innermost); a GEMM's A is [m][lda] u8
+ * (one row per output pixel), its C is [m][ldc]. Weights are given to pack()
+ * as [n][k] int8 (one row per output channel); each implementation packs them
+ * into its own layout once, at prepare time. Kernels never allocate.
+ *
+ * Every path (reference, AVX2, AVX-512 VNNI) gives bit-identical results: the
+ * int32 sums are exact and requantization is the integer function below.
+ */
+#ifndef PRESSO_KERNELS_Q8_H
+#define PRESSO_KERNELS_Q8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* --- requantization (shared by every path, so results are identical) ------ */
+
+/* round(a * b / 2^31) with a and b Q31, saturating the one overflow case. */
+static inline int32_t q31_mul_high(int32_t a, int32_t b)
+{
+	if (a == INT32_MIN && b == INT32_MIN)
+		return INT32_MAX;
+	int64_t ab = (int64_t)a * (int64_t)b;
+	int64_t nudge = ab >= 0 ? (1ll << 30) : (1 - (1ll << 30));
+	return (int32_t)((ab + nudge) / (1ll << 31));
+}
+
+/* x / 2^exponent rounded to nearest, ties away from zero (gemmlowp). */
+static inline int32_t q31_round_shift_right(int32_t x, int exponent)
+{
+	int32_t mask = (int32_t)((1ll << exponent) - 1);
+	int32_t remainder = x & mask;
+	int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+	return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* acc * real_multiplier, where real_multiplier = mult / 2^31 * 2^shift
+ * (mult in [2^30, 2^31), shift in [-31, 30]). */
+static inline int32_t q31_requantize(int32_t acc, int32_t mult, int shift)
+{
+	int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+	int64_t shifted = (int64_t)acc * ((int64_t)1 << left);
+	if (shifted > INT32_MAX)
+		shifted = INT32_MAX;
+	if (shifted < INT32_MIN)
+		shifted = INT32_MIN;
+	return q31_round_shift_right(q31_mul_high((int32_t)shifted, mult), right);
+}
+
+/* --- GEMM ------------------------------------------------------------------ */
+
+struct qgemm_params {
+	int m, n, k;
+	const int32_t *bias;    /* [n] bias_eff (see above) */
+	const int32_t *mult;    /* [n] Q31 multipliers */
+	const int8_t *shift;    /* [n] exponents */
+	int32_t c_zero;         /* output zero point */
+	uint8_t c_min, c_max;   /* output clamp */
+	const float *deq_scale; /* [n]: when non-NULL, write float acc * deq_scale[n]
+				   into c_f32 instead of requantizing (the last layer) */
+	float *c_f32;           /* [m][ldc] when deq_scale is set */
+};
+
+struct qgemm_ukernel {
+	const char *name;                                   /* "qgemm_u8s8__ref" */
+	size_t (*packed_bytes)(int n, int k);
+	void (*pack)(int n, int k, const int8_t *w, void *packed); /* w is [n][k] */
+	void (*run)(const struct qgemm_params *p, const uint8_t *a, int lda,
+		    const void *packed, uint8_t *c, int ldc);
+};
+
+/* --- depthwise convolution (NHWC) ------------------------------------------ */
+
+struct qdwconv_params {
+	int n, h_in, w_in, c;
+	int h_out, w_out;
+	int kh, kw, stride_h, stride_w, pad_t, pad_l, dil_h, dil_w;
+	int32_t a_zero;         /* input zero point: padding reads as a_zero */
+	const int32_t *bias;    /* [c] bias_q (NOT zero-point corrected) */
+	const int32_t *mult;
+	const int8_t *shift;
+	int32_t c_zero;
+	uint8_t c_min, c_max;
+};
+
+struct qdwconv_ukernel {
+	const char *name;
+	size_t (*packed_bytes)(int c, int kh, int kw);
+	void (*pack)(int c, int kh, int kw, const int8_t *w, void *packed); /* w is [c][kh][kw] */
+	void (*run)(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		    uint8_t *y);
+};
+
+/* --- im2col (NHWC) for the GEMM-based convolution --------------------------- */
+
+/* Writes one row per output pixel of image img for channel group g:
+ * row[(ki*kw + kj)*cg + c] = x[img, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw, g*cg + c],
+ * or pad_value outside the input. rows is [h_out*w_out][kh*kw*cg]. */
+void im2col_nhwc_u8(const uint8_t *x, int h_in, int w_in, int c_total, int g, int cg,
+		    int h_out, int w_out, int kh, int kw, int sh, int sw, int pt, int pl, int dh,
+		    int dw, uint8_t pad_value, uint8_t *rows);
+
+/* --- the paths ---------------------------------------------------------------- */
+
+enum q8_isa { Q8_ISA_REF, Q8_ISA_AVX2, Q8_ISA_AVX512VNNI, Q8_ISA_COUNT };
+
+extern const struct qgemm_ukernel qgemm_u8s8__ref;
+extern const struct qdwconv_ukernel qdwconv_u8s8__ref;
+
+/* The kernels of one path; NULL if this build or CPU lacks it. */
+const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);
+const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa);
+
+/* The best path this CPU supports (CPUID + XGETBV), or the one forced with the
+ * environment variable PRESSO_ISA=ref|avx2|avx512vnni (an unknown or unsupported
+ * value falls back to the best path with a warning on stderr, once). */
+enum q8_isa q8_isa_best(void);
+const char *q8_isa_name(enum q8_isa isa);
+bool q8_isa_supported(enum q8_isa isa);
+
+#endif
