@@ -7,9 +7,7 @@
  *      of its input (those nodes then do no work);
  *   3. each buffer lives from the node that first writes it to the last node
  *      that reads it (graph inputs from -1, graph outputs to the end);
- *   4. buffers are placed in one arena greedily, largest first, each at the
- *      lowest 64-byte aligned offset that overlaps no placed buffer whose
- *      lifetime intersects its own.
+ *   4. buffers are placed in one arena by arena_plan() (greedy by size).
  * Run (engine_run): each node's executor from exec_table[] reads and writes
  * arena pointers; the kernels are the reference kernels of kernels/f32_ref.c.
  */
@@ -20,15 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "kernels/kernels_f32.h"
-
-#define ARENA_ALIGN 64
 
 enum step_kind { STEP_RUN, STEP_SKIP };
 
 struct step {
 	enum step_kind kind;
 	float act_min, act_max;
+	int observe; /* the value this step's output holds (the fused activation's) */
 };
 
 struct engine {
@@ -44,6 +42,8 @@ struct engine {
 	float *scratch;
 	size_t scratch_bytes;
 	const float **in_ptrs;  /* GRAPH_MAX_INPUTS, reused per node */
+	engine_observer_fn observer;
+	void *observer_ctx;
 };
 
 /* --- node executors ------------------------------------------------------- */
@@ -334,82 +334,55 @@ static void plan_fusion(struct engine *e)
 {
 	const struct graph *g = e->g;
 	for (int i = 0; i < g->n_nodes; i++) {
-		const struct node *n = &g->nodes[i];
-		if (n->op != OP_RELU && n->op != OP_CLIP)
+		int j = graph_fused_activation(g, i);
+		if (j < 0 || e->steps[i].kind != STEP_RUN)
 			continue;
-		int v = n->inputs[0];
-		const struct value *in = &g->values[v];
-		if (in->producer < 0 || in->n_consumers != 1 || is_graph_output(g, v))
-			continue;
-		int p = in->producer;
-		enum op_type pop = g->nodes[p].op;
-		if ((pop != OP_CONV && pop != OP_GEMM) || e->steps[p].kind != STEP_RUN)
-			continue;
-		if (e->steps[p].act_min != -INFINITY || e->steps[p].act_max != INFINITY)
-			continue;
-		e->steps[p].act_min = n->op == OP_RELU ? 0.0f : n->a.clip_min;
-		e->steps[p].act_max = n->op == OP_RELU ? INFINITY : n->a.clip_max;
-		e->steps[i].kind = STEP_SKIP;
-		e->rep[n->output] = e->rep[v];
+		const struct node *act = &g->nodes[j];
+		e->steps[i].act_min = act->op == OP_RELU ? 0.0f : act->a.clip_min;
+		e->steps[i].act_max = act->op == OP_RELU ? INFINITY : act->a.clip_max;
+		e->steps[i].observe = act->output;
+		e->steps[j].kind = STEP_SKIP;
+		e->rep[act->output] = e->rep[g->nodes[i].output];
 	}
-}
-
-struct live {
-	int value;
-	int first, last;
-	size_t bytes;
-};
-
-static int cmp_live_bytes(const void *pa, const void *pb)
-{
-	const struct live *a = pa, *b = pb;
-	if (a->bytes != b->bytes)
-		return a->bytes < b->bytes ? 1 : -1;
-	return a->value - b->value;
-}
-
-static size_t align_up(size_t x)
-{
-	return (x + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
 }
 
 static enum presso_status plan_memory(struct engine *e)
 {
 	const struct graph *g = e->g;
 	int nv = g->n_values;
-	struct live *lv = calloc((size_t)nv, sizeof *lv);
+	struct arena_buf *bufs = calloc((size_t)nv, sizeof *bufs);
 	int *slot = malloc(sizeof(int) * (size_t)nv);
-	int *placed = malloc(sizeof(int) * (size_t)nv);
-	if (!lv || !slot || !placed) {
-		free(lv);
+	int *owner = malloc(sizeof(int) * (size_t)nv);
+	if (!bufs || !slot || !owner) {
+		free(bufs);
 		free(slot);
-		free(placed);
+		free(owner);
 		return status_fail(PRESSO_E_NOMEM, "out of memory planning the engine");
 	}
-	int n_live = 0;
+	int n_bufs = 0;
 	for (int v = 0; v < nv; v++)
 		slot[v] = -1;
-	/* every value that needs a buffer contributes its uses to its representative */
+	/* every value that needs a buffer extends the lifetime of its representative */
 	for (int v = 0; v < nv; v++) {
 		if (value_is_const(&g->values[v]))
 			continue;
 		int r = e->rep[v];
 		if (slot[r] < 0) {
-			slot[r] = n_live;
-			lv[n_live] = (struct live){.value = r, .first = g->n_nodes + 1, .last = -2};
-			n_live++;
+			slot[r] = n_bufs;
+			owner[n_bufs] = r;
+			bufs[n_bufs++] = (struct arena_buf){.first = g->n_nodes + 1, .last = -2};
 		}
-		struct live *l = &lv[slot[r]];
+		struct arena_buf *b = &bufs[slot[r]];
 		int def = g->values[v].producer; /* -1 for graph inputs */
-		if (def < l->first)
-			l->first = def;
-		if (def > l->last)
-			l->last = def;
+		if (def < b->first)
+			b->first = def;
+		if (def > b->last)
+			b->last = def;
 		size_t bytes = sizeof(float) * (size_t)shape_numel(&e->shapes[v]);
-		if (bytes > l->bytes)
-			l->bytes = bytes;
+		if (bytes > b->bytes)
+			b->bytes = bytes;
 		if (is_graph_output(g, v))
-			l->last = g->n_nodes;
+			b->last = g->n_nodes;
 	}
 	for (int i = 0; i < g->n_nodes; i++) {
 		const struct node *n = &g->nodes[i];
@@ -417,44 +390,19 @@ static enum presso_status plan_memory(struct engine *e)
 			int v = n->inputs[k];
 			if (v < 0 || value_is_const(&g->values[v]))
 				continue;
-			struct live *l = &lv[slot[e->rep[v]]];
-			if (i > l->last)
-				l->last = i;
+			struct arena_buf *b = &bufs[slot[e->rep[v]]];
+			if (i > b->last)
+				b->last = i;
 		}
 	}
-	qsort(lv, (size_t)n_live, sizeof *lv, cmp_live_bytes);
-	size_t total = 0;
-	for (int i = 0; i < n_live; i++) {
-		size_t off = 0;
-		/* first fit among gaps of the conflicting placed buffers (sorted by offset) */
-		int n_conf = 0;
-		for (int j = 0; j < i; j++)
-			if (lv[j].first <= lv[i].last && lv[i].first <= lv[j].last)
-				placed[n_conf++] = j;
-		for (int a = 1; a < n_conf; a++)
-			for (int b = a; b > 0 && e->offset[lv[placed[b - 1]].value] >
-						  e->offset[lv[placed[b]].value]; b--) {
-				int t = placed[b];
-				placed[b] = placed[b - 1];
-				placed[b - 1] = t;
-			}
-		for (int j = 0; j < n_conf; j++) {
-			const struct live *o = &lv[placed[j]];
-			size_t o_off = e->offset[o->value];
-			if (off + lv[i].bytes <= o_off)
-				break;
-			size_t end = align_up(o_off + o->bytes);
-			if (end > off)
-				off = end;
-		}
-		e->offset[lv[i].value] = off;
-		if (off + lv[i].bytes > total)
-			total = off + lv[i].bytes;
-	}
-	free(lv);
+	enum presso_status s = arena_plan(bufs, n_bufs, &e->arena_bytes);
+	for (int i = 0; s == PRESSO_OK && i < n_bufs; i++)
+		e->offset[owner[i]] = bufs[i].offset;
+	free(bufs);
 	free(slot);
-	free(placed);
-	e->arena_bytes = align_up(total ? total : ARENA_ALIGN);
+	free(owner);
+	if (s != PRESSO_OK)
+		return s;
 	e->arena = aligned_alloc(ARENA_ALIGN, e->arena_bytes);
 	if (!e->arena)
 		return status_fail(PRESSO_E_NOMEM, "out of memory: activation arena of %zu bytes",
@@ -499,7 +447,7 @@ enum presso_status engine_create(const struct graph *g, int max_batch, struct en
 	for (int v = 0; v < g->n_values; v++)
 		e->rep[v] = v;
 	for (int i = 0; i < g->n_nodes; i++)
-		e->steps[i] = (struct step){STEP_RUN, -INFINITY, INFINITY};
+		e->steps[i] = (struct step){STEP_RUN, -INFINITY, INFINITY, g->nodes[i].output};
 	for (int i = 0; i < g->n_nodes; i++) {
 		const struct node *n = &g->nodes[i];
 		int v = n->inputs[0];
@@ -515,7 +463,7 @@ enum presso_status engine_create(const struct graph *g, int max_batch, struct en
 		if (b > scratch)
 			scratch = b;
 	}
-	e->scratch_bytes = align_up(scratch ? scratch : ARENA_ALIGN);
+	e->scratch_bytes = arena_align(scratch ? scratch : ARENA_ALIGN);
 	e->scratch = aligned_alloc(ARENA_ALIGN, e->scratch_bytes);
 	if (!e->scratch) {
 		s = status_fail(PRESSO_E_NOMEM, "out of memory: scratch of %zu bytes",
@@ -572,6 +520,10 @@ enum presso_status engine_run(struct engine *e, int batch)
 			return s;
 		e->cur_batch = batch;
 	}
+	for (int i = 0; e->observer && i < g->n_inputs; i++) {
+		int v = g->inputs[i];
+		e->observer(e->observer_ctx, v, value_ptr(e, v), &e->shapes[v]);
+	}
 	for (int i = 0; i < g->n_nodes; i++) {
 		const struct node *n = &g->nodes[i];
 		if (e->steps[i].kind == STEP_SKIP)
@@ -580,8 +532,18 @@ enum presso_status engine_run(struct engine *e, int batch)
 			e->in_ptrs[k] = n->inputs[k] >= 0 ? value_ptr(e, n->inputs[k]) : NULL;
 		engine_exec_node(g, n, e->shapes, e->in_ptrs, (float *)value_ptr(e, n->output),
 				 e->scratch, e->steps[i].act_min, e->steps[i].act_max);
+		if (e->observer) {
+			int v = e->steps[i].observe;
+			e->observer(e->observer_ctx, v, value_ptr(e, v), &e->shapes[v]);
+		}
 	}
 	return PRESSO_OK;
+}
+
+void engine_set_observer(struct engine *e, engine_observer_fn fn, void *ctx)
+{
+	e->observer = fn;
+	e->observer_ctx = ctx;
 }
 
 size_t engine_arena_bytes(const struct engine *e)

@@ -32,6 +32,13 @@ const float *engine_output(const struct engine *e, int i, struct shape *shape);
 /* Runs the graph on the first `batch` images of the input buffers. */
 enum presso_status engine_run(struct engine *e, int batch);
 
+/* Called during engine_run() with every graph input, then after each node that
+ * does work with the value it produced (for a Conv/Gemm with a fused activation:
+ * the activation's output value) and its data; used by calibration. */
+typedef void (*engine_observer_fn)(void *ctx, int value, const float *data,
+				   const struct shape *shape);
+void engine_set_observer(struct engine *e, engine_observer_fn fn, void *ctx);
+
 /* Bytes of the activation arena and of the kernel scratch buffer. */
 size_t engine_arena_bytes(const struct engine *e);
 size_t engine_scratch_bytes(const struct engine *e);

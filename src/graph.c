@@ -540,6 +540,25 @@ enum presso_status graph_layers(const struct graph *g, struct layer **out, int *
 	return PRESSO_OK;
 }
 
+int graph_fused_activation(const struct graph *g, int i)
+{
+	const struct node *n = &g->nodes[i];
+	if (n->op != OP_CONV && n->op != OP_GEMM)
+		return -1;
+	const struct value *v = &g->values[n->output];
+	if (v->n_consumers != 1)
+		return -1;
+	for (int k = 0; k < g->n_outputs; k++)
+		if (g->outputs[k] == n->output)
+			return -1;
+	for (int j = i + 1; j < g->n_nodes; j++) {
+		const struct node *m = &g->nodes[j];
+		if ((m->op == OP_RELU || m->op == OP_CLIP) && m->inputs[0] == n->output)
+			return j;
+	}
+	return -1;
+}
+
 void graph_totals(const struct graph *g, int64_t *params, int64_t *macs)
 {
 	int64_t p = 0, m = 0;

@@ -178,6 +178,11 @@ enum presso_status graph_layers(const struct graph *g, struct layer **out, int *
 /* Index of the value called name, or -1. */
 int graph_find_value(const struct graph *g, const char *name);
 
+/* The Relu/Clip node that reads node i's output as its only reader, when node i
+ * is a Conv or Gemm and that output is not a graph output: the activation both
+ * engines fuse into node i as a clamp. -1 if none. */
+int graph_fused_activation(const struct graph *g, int i);
+
 /* Totals over the whole graph at batch 1: weights (all float constants) and MACs. */
 void graph_totals(const struct graph *g, int64_t *params, int64_t *macs);
 
