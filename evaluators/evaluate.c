@@ -1,7 +1,6 @@
-/* evaluate.c - FP32 accuracy and throughput of a graph on a dataset split.
- * See evaluate.h. Each OpenMP thread owns one engine and one input batch; the
- * correct counts are summed at the end, so the result does not depend on the
- * number of threads. */
+/* evaluate.c - accuracy, throughput and latency of an FP32 graph or INT8 model.
+ * See evaluate.h. A runner hides which engine runs: each OpenMP thread owns one
+ * runner and one label buffer. */
 #define _POSIX_C_SOURCE 200809L
 #include "evaluators/evaluate.h"
 
@@ -19,40 +18,36 @@ static double now_s(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-enum presso_status eval_check_model(const struct graph *g, const struct dataset *ds,
-				    enum input_layout *layout)
+struct runner {
+	struct engine *f;
+	struct qengine *q;
+};
+
+static enum presso_status runner_create(const struct eval_model *m, int batch, struct runner *r)
 {
-	char want[64], have[64];
-	if (g->n_inputs != 1)
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "the model has %d inputs; image classification needs exactly one",
-				   g->n_inputs);
-	const struct value *in = &g->values[g->inputs[0]];
-	const struct shape *s = &in->shape;
-	snprintf(want, sizeof want, "[N,%d,%d,%d]", ds->c, ds->h, ds->w);
-	shape_format(s, in->batched, have, sizeof have);
-	if (s->n_dims == 4 && s->dims[1] == ds->c && s->dims[2] == ds->h && s->dims[3] == ds->w)
-		*layout = LAYOUT_NCHW;
-	else if (s->n_dims == 4 && s->dims[1] == ds->h && s->dims[2] == ds->w && s->dims[3] == ds->c)
-		*layout = LAYOUT_NHWC;
-	else if (s->n_dims == 2 && s->dims[1] == (int64_t)ds->c * ds->h * ds->w)
-		*layout = LAYOUT_FLAT;
-	else
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "model input '%s' is %s but the dataset's images are %s (or NHWC, or flattened)",
-				   in->name, have, want);
-	if (!in->batched)
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "model input '%s' has a fixed batch of %lld; export it with a dynamic batch dimension",
-				   in->name, (long long)s->dims[0]);
-	const struct value *out = &g->values[g->outputs[0]];
-	if (out->shape.n_dims != 2 || out->shape.dims[1] < ds->n_classes) {
-		shape_format(&out->shape, out->batched, have, sizeof have);
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "model output '%s' is %s; expected [N,%d] class scores", out->name,
-				   have, ds->n_classes);
-	}
-	return PRESSO_OK;
+	memset(r, 0, sizeof *r);
+	return m->q ? qengine_create(m->q, batch, &r->q) : engine_create(m->g, batch, &r->f);
+}
+
+static float *runner_input(struct runner *r)
+{
+	return r->q ? qengine_input(r->q, 0) : engine_input(r->f, 0);
+}
+
+static enum presso_status runner_run(struct runner *r, int batch)
+{
+	return r->q ? qengine_run(r->q, batch) : engine_run(r->f, batch);
+}
+
+static const float *runner_output(struct runner *r, struct shape *s)
+{
+	return r->q ? qengine_output(r->q, 0, s) : engine_output(r->f, 0, s);
+}
+
+static void runner_free(struct runner *r)
+{
+	qengine_free(r->q);
+	engine_free(r->f);
 }
 
 static int64_t count_correct(const float *logits, int64_t n_classes, const int32_t *labels,
@@ -70,13 +65,13 @@ static int64_t count_correct(const float *logits, int64_t n_classes, const int32
 	return correct;
 }
 
-enum presso_status eval_accuracy(const struct graph *g, const struct dataset *ds,
+enum presso_status eval_accuracy(const struct eval_model *m, const struct dataset *ds,
 				 const struct normalize *norm, const struct split *split,
 				 int batch, int threads, struct eval_result *out)
 {
 	memset(out, 0, sizeof *out);
 	enum input_layout layout;
-	enum presso_status s = eval_check_model(g, ds, &layout);
+	enum presso_status s = feed_check(m->g, ds, &layout);
 	if (s != PRESSO_OK)
 		return s;
 	if (batch < 1)
@@ -92,9 +87,9 @@ enum presso_status eval_accuracy(const struct graph *g, const struct dataset *ds
 	double t0 = now_s();
 #pragma omp parallel num_threads(threads) reduction(+ : correct)
 	{
-		struct engine *e = NULL;
+		struct runner r;
 		int32_t *labels = malloc(sizeof(int32_t) * (size_t)batch);
-		enum presso_status ts = engine_create(g, batch, &e);
+		enum presso_status ts = runner_create(m, batch, &r);
 		if (ts == PRESSO_OK && !labels)
 			ts = status_fail(PRESSO_E_NOMEM, "out of memory");
 #pragma omp for schedule(dynamic, 1)
@@ -104,12 +99,12 @@ enum presso_status eval_accuracy(const struct graph *g, const struct dataset *ds
 			int64_t start = b * batch;
 			int n = (int)(split->n - start < batch ? split->n - start : batch);
 			dataset_get_batch(ds, norm, split->indices + start, n, layout == LAYOUT_NHWC,
-					  engine_input(e, 0), labels);
-			ts = engine_run(e, n);
+					  runner_input(&r), labels);
+			ts = runner_run(&r, n);
 			if (ts != PRESSO_OK)
 				continue;
 			struct shape os;
-			const float *logits = engine_output(e, 0, &os);
+			const float *logits = runner_output(&r, &os);
 			correct += count_correct(logits, os.dims[1], labels, n);
 		}
 		if (ts != PRESSO_OK) {
@@ -121,7 +116,7 @@ enum presso_status eval_accuracy(const struct graph *g, const struct dataset *ds
 				}
 			}
 		}
-		engine_free(e);
+		runner_free(&r);
 		free(labels);
 	}
 	double t1 = now_s();
@@ -135,39 +130,85 @@ enum presso_status eval_accuracy(const struct graph *g, const struct dataset *ds
 	return PRESSO_OK;
 }
 
-enum presso_status eval_throughput(const struct graph *g, const struct dataset *ds,
-				   const struct normalize *norm, int batch, double min_seconds,
-				   double *images_per_s)
+/* A runner for one batch filled with the first images of ds. */
+static enum presso_status prepared_runner(const struct eval_model *m, const struct dataset *ds,
+					  const struct normalize *norm, int batch, struct runner *r)
 {
-	*images_per_s = 0;
 	enum input_layout layout;
-	enum presso_status s = eval_check_model(g, ds, &layout);
+	enum presso_status s = feed_check(m->g, ds, &layout);
 	if (s != PRESSO_OK)
 		return s;
-	struct engine *e;
-	if ((s = engine_create(g, batch, &e)) != PRESSO_OK)
+	if ((s = runner_create(m, batch, r)) != PRESSO_OK)
 		return s;
 	int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch);
 	if (!idx) {
-		engine_free(e);
+		runner_free(r);
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
 	}
 	for (int i = 0; i < batch; i++)
 		idx[i] = i % ds->n;
-	dataset_get_batch(ds, norm, idx, batch, layout == LAYOUT_NHWC, engine_input(e, 0), NULL);
+	dataset_get_batch(ds, norm, idx, batch, layout == LAYOUT_NHWC, runner_input(r), NULL);
 	free(idx);
-	(void)engine_run(e, batch); /* warm-up */
+	if ((s = runner_run(r, batch)) != PRESSO_OK) /* warm-up */
+		runner_free(r);
+	return s;
+}
+
+enum presso_status eval_throughput(const struct eval_model *m, const struct dataset *ds,
+				   const struct normalize *norm, int batch, double min_seconds,
+				   double *images_per_s)
+{
+	*images_per_s = 0;
+	struct runner r;
+	enum presso_status s = prepared_runner(m, ds, norm, batch, &r);
+	if (s != PRESSO_OK)
+		return s;
 	int64_t runs = 0;
 	double t0 = now_s(), t = t0;
 	do {
-		if ((s = engine_run(e, batch)) != PRESSO_OK)
+		if ((s = runner_run(&r, batch)) != PRESSO_OK)
 			break;
 		runs++;
 		t = now_s();
 	} while (t - t0 < min_seconds || runs < 3);
-	engine_free(e);
+	runner_free(&r);
 	if (s != PRESSO_OK)
 		return s;
 	*images_per_s = (double)(runs * batch) / (t - t0);
 	return PRESSO_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+enum presso_status eval_latency(const struct eval_model *m, const struct dataset *ds,
+				const struct normalize *norm, int n_runs, double *latency_us)
+{
+	*latency_us = 0;
+	if (n_runs < 1)
+		n_runs = 1;
+	struct runner r;
+	enum presso_status s = prepared_runner(m, ds, norm, 1, &r);
+	if (s != PRESSO_OK)
+		return s;
+	double *t = malloc(sizeof(double) * (size_t)n_runs);
+	if (!t) {
+		runner_free(&r);
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < n_runs && s == PRESSO_OK; i++) {
+		double t0 = now_s();
+		s = runner_run(&r, 1);
+		t[i] = (now_s() - t0) * 1e6;
+	}
+	runner_free(&r);
+	if (s == PRESSO_OK) {
+		qsort(t, (size_t)n_runs, sizeof *t, cmp_double);
+		*latency_us = n_runs % 2 ? t[n_runs / 2] : 0.5 * (t[n_runs / 2 - 1] + t[n_runs / 2]);
+	}
+	free(t);
+	return s;
 }

@@ -1,9 +1,10 @@
-/* evaluate.h - turning a model into metrics: top-1 accuracy on a split, throughput.
+/* evaluate.h - turning a model into metrics: top-1 accuracy on a split,
+ * throughput and batch-1 latency, for the FP32 graph or a quantized model.
  *
- * The dataset's images are fed in the model's input layout (NCHW, NHWC, or
- * flattened [N, C*H*W]), decided from the graph's input shape. Batches are
- * spread over `threads` OpenMP threads, one engine per thread sharing the graph;
- * kernels stay single-threaded inside a worker.
+ * The dataset's images are fed in the model's input layout (feed.h). Batches
+ * are spread over `threads` OpenMP threads, one engine per thread sharing the
+ * read-only model; kernels stay single-threaded inside a worker. Correct counts
+ * are summed at the end, so results do not depend on the number of threads.
  */
 #ifndef PRESSO_EVALUATE_H
 #define PRESSO_EVALUATE_H
@@ -11,7 +12,9 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "feed.h"
 #include "graph.h"
+#include "qengine.h"
 
 struct eval_result {
 	int64_t n_images;
@@ -21,22 +24,25 @@ struct eval_result {
 	double images_per_s;
 };
 
-enum input_layout { LAYOUT_NCHW, LAYOUT_NHWC, LAYOUT_FLAT };
+/* What to run: the FP32 graph (q == NULL) or the quantized model q of it. */
+struct eval_model {
+	const struct graph *g;
+	const struct qmodel *q;
+};
 
-/* Checks that the graph takes the dataset's images and gives one score per class;
- * writes the input layout. Errors name both shapes. */
-enum presso_status eval_check_model(const struct graph *g, const struct dataset *ds,
-				    enum input_layout *layout);
-
-/* Top-1 accuracy of the FP32 graph on the images of split. */
-enum presso_status eval_accuracy(const struct graph *g, const struct dataset *ds,
+/* Top-1 accuracy on the images of split. */
+enum presso_status eval_accuracy(const struct eval_model *m, const struct dataset *ds,
 				 const struct normalize *norm, const struct split *split,
 				 int batch, int threads, struct eval_result *out);
 
-/* Images per second of the FP32 graph at one batch size on one thread, over at
- * least min_seconds (inputs drawn from ds). */
-enum presso_status eval_throughput(const struct graph *g, const struct dataset *ds,
+/* Images per second at one batch size on one thread, over at least min_seconds
+ * (inputs drawn from ds). */
+enum presso_status eval_throughput(const struct eval_model *m, const struct dataset *ds,
 				   const struct normalize *norm, int batch, double min_seconds,
 				   double *images_per_s);
+
+/* Batch-1 latency on one thread: the median of n_runs runs (after a warm-up). */
+enum presso_status eval_latency(const struct eval_model *m, const struct dataset *ds,
+				const struct normalize *norm, int n_runs, double *latency_us);
 
 #endif

@@ -2,7 +2,7 @@
  *
  * Every field goes through a json_get getter, so a bad value is reported with its
  * path; every object is checked for unknown keys before its fields are read.
- * Sections that later stages define (quant, search, space, objectives,
+ * Sections that later stages define (search, space, objectives,
  * constraints) are only checked to be objects here; their owners read them from
  * cfg->json. On any error nothing is returned: *out stays NULL.
  */
@@ -29,8 +29,10 @@ static const char *const top_keys[] = {"name",  "model",  "data",       "eval",
 				       "quant", "search", "space",      "objectives",
 				       "constraints", NULL};
 /* Sections later stages define; only their type is checked here. */
-static const char *const later_sections[] = {"quant", "search", "space", "objectives",
+static const char *const later_sections[] = {"search", "space", "objectives",
 					     "constraints", NULL};
+static const char *const quant_keys[] = {"calibration", "percentile", NULL};
+static const char *const calib_methods[] = {"minmax", "percentile", "mse", NULL};
 static const char *const data_keys[] = {"format",      "train_images", "train_labels",
 					"test_images", "test_labels",  "channels_last",
 					"normalize",   "splits",       NULL};
@@ -216,6 +218,29 @@ static enum presso_status parse_eval(const cJSON *root, struct eval_config *ec)
 	return PRESSO_OK;
 }
 
+static enum presso_status parse_quant(const cJSON *root, struct quant_section *q)
+{
+	const cJSON *obj = NULL;
+	const char *method = NULL;
+	enum presso_status st;
+
+	q->method = CALIB_PERCENTILE;
+	q->percentile = 99.99;
+	st = json_get_object(root, "", "quant", false, &obj);
+	if (st == PRESSO_OK)
+		st = json_check_keys(obj, "quant", quant_keys);
+	if (st == PRESSO_OK)
+		st = json_get_string(obj, "quant", "calibration", false, calib_methods, &method);
+	if (st == PRESSO_OK)
+		st = json_get_double(obj, "quant", "percentile", false, 50.0, 100.0, &q->percentile);
+	if (st != PRESSO_OK)
+		return st;
+	for (int i = 0; method && calib_methods[i]; i++)
+		if (strcmp(method, calib_methods[i]) == 0)
+			q->method = (enum calib_method)i;
+	return PRESSO_OK;
+}
+
 /* 1-based line and column of byte offset `at` in text. */
 static void line_col(const char *text, size_t at, int *line, int *col)
 {
@@ -296,6 +321,9 @@ static enum presso_status parse(const char *text, const char *where, const char 
 	if (st != PRESSO_OK)
 		goto wrap;
 	st = parse_eval(cfg->json, &cfg->eval);
+	if (st != PRESSO_OK)
+		goto wrap;
+	st = parse_quant(cfg->json, &cfg->quant);
 	if (st != PRESSO_OK)
 		goto wrap;
 	for (const char *const *sec = later_sections; *sec; sec++) {

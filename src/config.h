@@ -18,8 +18,9 @@
  *     "normalize": { "scale": 0.00392156862745098, "mean": [0.286], "std": [0.353] },
  *     "splits": { "seed": 1, "calibration": 1000, "validation": 5000, "test": 0 }
  *   },                                      test: 0 = the whole test set
- *   "eval": { "batch": 64, "threads": 1 }   [64, 1]
- * }
+ *   "eval": { "batch": 64, "threads": 1 },  [64, 1]
+ *   "quant": { "calibration": "percentile", "percentile": 99.99 }
+ * }                                         calibration: minmax | percentile | mse
  */
 #ifndef PRESSO_CONFIG_H
 #define PRESSO_CONFIG_H
@@ -27,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "calib.h"
 #include "dataset.h"
 #include "status.h"
 
@@ -46,12 +48,18 @@ struct eval_config {
 	int threads;
 };
 
+struct quant_section {
+	enum calib_method method; /* CALIB_MINMAX, CALIB_PERCENTILE (default), CALIB_MSE */
+	double percentile;        /* 50..100, default 99.99 */
+};
+
 struct config {
 	char *path;       /* the file it came from ("" when parsed from a string) */
 	char *name;
 	char *model_path; /* resolved */
 	struct data_config data;
 	struct eval_config eval;
+	struct quant_section quant;
 	struct cJSON *json; /* the whole document, owned */
 };
 

@@ -113,7 +113,8 @@ static void check_accuracy(const char *name)
 	struct split all;
 	cr_assert_eq(split_range(ds->n, 0, &all), PRESSO_OK);
 	struct eval_result r;
-	cr_assert_eq(eval_accuracy(g, ds, &norm, &all, 100, 2, &r), PRESSO_OK, "%s", status_msg());
+	struct eval_model em = {g, NULL};
+	cr_assert_eq(eval_accuracy(&em, ds, &norm, &all, 100, 2, &r), PRESSO_OK, "%s", status_msg());
 	double want = cJSON_GetObjectItem(card, "fp32_test_accuracy")->valuedouble;
 	cr_log_info("%s: presso %.2f%%, PyTorch %.2f%%", name, r.accuracy_pct, want);
 	cr_assert_eq(r.n_images, 10000);

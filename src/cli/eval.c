@@ -1,51 +1,133 @@
-/* eval.c - `presso eval`: FP32 top-1 accuracy and throughput of a study's model. */
+/* eval.c - `presso eval`: accuracy, size, BOPs and speed of a study's model, in
+ * FP32 or quantized by a policy. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib.h"
 #include "cli/cli.h"
 #include "config.h"
 #include "evaluators/evaluate.h"
 #include "graph.h"
+#include "policy.h"
+#include "qengine.h"
 
-/* Loads the dataset part a split needs and the split's indices. */
-static enum presso_status load_split(const struct config *cfg, const char *which,
-				     struct dataset **ds, struct split *sp)
+/* batch-1 latency: the median of this many runs */
+#define LATENCY_RUNS 51
+
+static enum presso_status load_dataset(const struct config *cfg, bool test, struct dataset **ds)
 {
 	const struct data_config *d = &cfg->data;
-	bool test = strcmp(which, "test") == 0;
 	const char *images = test ? d->test_images : d->train_images;
 	const char *labels = test ? d->test_labels : d->train_labels;
 	enum presso_status s = strcmp(d->format, "npy") == 0
 				       ? dataset_load_npy(images, labels, d->channels_last, ds)
 				       : dataset_load_idx(images, labels, ds);
-	if (s != PRESSO_OK)
-		return s;
-	if ((s = dataset_check_normalize(*ds, &d->norm)) != PRESSO_OK)
-		return s;
-	if (test)
-		return split_range((*ds)->n, d->n_test, sp);
-	struct split calib;
-	s = dataset_make_splits((*ds)->n, d->seed, d->n_calib, d->n_valid, &calib, sp);
-	split_free(&calib);
+	if (s == PRESSO_OK)
+		s = dataset_check_normalize(*ds, &d->norm);
 	return s;
+}
+
+struct eval_out {
+	const char *split;
+	struct eval_result fp32, q;
+	struct qmodel_size fp32_size, q_size;
+	double fp32_latency_us, q_latency_us;
+	const char *policy;
+	const char *isa;
+	const char *calibration;
+};
+
+static void print_json(const struct config *cfg, const struct eval_out *o, int threads)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "study", cfg->name);
+	cJSON_AddStringToObject(j, "model", cfg->model_path);
+	cJSON_AddStringToObject(j, "split", o->split);
+	cJSON_AddNumberToObject(j, "images", (double)o->fp32.n_images);
+	cJSON *f = cJSON_AddObjectToObject(j, "fp32");
+	cJSON_AddNumberToObject(f, "accuracy", o->fp32.accuracy_pct);
+	cJSON_AddNumberToObject(f, "correct", (double)o->fp32.n_correct);
+	cJSON_AddNumberToObject(f, "size_bytes", (double)o->fp32_size.size_bytes);
+	cJSON_AddNumberToObject(f, "bops", o->fp32_size.bops);
+	cJSON_AddNumberToObject(f, "images_per_s", o->fp32.images_per_s);
+	if (o->policy) {
+		cJSON_AddNumberToObject(f, "latency_us", o->fp32_latency_us);
+		cJSON *q = cJSON_AddObjectToObject(j, "quantized");
+		cJSON_AddStringToObject(q, "policy", o->policy);
+		cJSON_AddNumberToObject(q, "accuracy", o->q.accuracy_pct);
+		cJSON_AddNumberToObject(q, "correct", (double)o->q.n_correct);
+		cJSON_AddNumberToObject(q, "accuracy_delta", o->q.accuracy_pct - o->fp32.accuracy_pct);
+		cJSON_AddNumberToObject(q, "size_bytes", (double)o->q_size.size_bytes);
+		cJSON_AddNumberToObject(q, "weight_bytes", (double)o->q_size.weight_bytes);
+		cJSON_AddNumberToObject(q, "compression_ratio",
+					(double)o->fp32_size.size_bytes / (double)o->q_size.size_bytes);
+		cJSON_AddNumberToObject(q, "bops", o->q_size.bops);
+		cJSON_AddNumberToObject(q, "mean_bits", o->q_size.mean_bits);
+		cJSON_AddNumberToObject(q, "latency_us", o->q_latency_us);
+		cJSON_AddNumberToObject(q, "images_per_s", o->q.images_per_s);
+		cJSON_AddStringToObject(q, "isa", o->isa);
+		cJSON_AddStringToObject(q, "calibration", o->calibration);
+	}
+	cJSON_AddNumberToObject(j, "batch", cfg->eval.batch);
+	cJSON_AddNumberToObject(j, "threads", threads);
+	char *text = cJSON_Print(j);
+	cJSON_Delete(j);
+	if (text)
+		puts(text);
+	free(text);
+}
+
+static void print_text(const struct config *cfg, const struct eval_out *o, int threads)
+{
+	printf("study:       %s\n", cfg->name);
+	printf("model:       %s\n", cfg->model_path);
+	printf("split:       %s, %lld images\n", o->split, (long long)o->fp32.n_images);
+	printf("FP32:        %.2f%% top-1, %lld bytes, %.3g BOPs, %.0f images/s (batch %d, %d thread%s)",
+	       o->fp32.accuracy_pct, (long long)o->fp32_size.size_bytes, o->fp32_size.bops,
+	       o->fp32.images_per_s, cfg->eval.batch, threads, threads == 1 ? "" : "s");
+	if (o->policy)
+		printf(", %.1f us at batch 1", o->fp32_latency_us);
+	printf("\n");
+	if (!o->policy)
+		return;
+	printf("policy:      %s (calibration %s, kernels %s)\n", o->policy, o->calibration, o->isa);
+	printf("quantized:   %.2f%% top-1 (%+.2f vs FP32)\n", o->q.accuracy_pct,
+	       o->q.accuracy_pct - o->fp32.accuracy_pct);
+	printf("size:        %lld bytes (%.2fx smaller than FP32; weights %lld bytes, mean %.2f bits)\n",
+	       (long long)o->q_size.size_bytes,
+	       (double)o->fp32_size.size_bytes / (double)o->q_size.size_bytes,
+	       (long long)o->q_size.weight_bytes, o->q_size.mean_bits);
+	printf("BOPs:        %.4g (%.1fx fewer than FP32)\n", o->q_size.bops,
+	       o->fp32_size.bops / o->q_size.bops);
+	printf("latency:     %.1f us at batch 1 (FP32 %.1f us); %.0f images/s at batch %d\n",
+	       o->q_latency_us, o->fp32_latency_us, o->q.images_per_s, cfg->eval.batch);
 }
 
 int cmd_eval(int argc, char **argv)
 {
-	const char *config_path = NULL, *split_name = "test", *threads_arg = NULL;
+	const char *config_path = NULL, *split_name = "test", *threads_arg = NULL,
+		   *policy_arg = NULL;
 	bool json = false;
 	const struct cli_opt opts[] = {
 		{"config", CLI_STRING, "FILE", "study config (model, dataset, splits)", NULL, &config_path},
+		{"policy", CLI_STRING, "FILE|int8|int4",
+		 "quantize with this policy (JSON file, or a shorthand) and compare with FP32", NULL,
+		 &policy_arg},
 		{"split", CLI_STRING, "test|valid", "split to evaluate on (default: test)", NULL, &split_name},
 		{"threads", CLI_STRING, "N", "worker threads (default: the config's eval.threads)", NULL, &threads_arg},
 		{"json", CLI_FLAG, NULL, "print JSON instead of text", &json, NULL},
 	};
-	const struct cli_cmd cmd = {"eval",
-				    "Evaluates the config's model in FP32 on a split of its dataset:\n"
-				    "top-1 accuracy and images per second.",
-				    "--config FILE [--split test|valid] [--threads N] [--json]", opts, 4};
+	const struct cli_cmd cmd = {
+		"eval",
+		"Evaluates the config's model on a split of its dataset: FP32 top-1 accuracy\n"
+		"and images per second; with --policy also the quantized model's accuracy,\n"
+		"its difference from FP32, size in bytes, compression ratio, BOPs\n"
+		"(MACs x weight bits x activation bits) and batch-1 latency (median, one thread).\n"
+		"Calibration uses the config's calibration split of the training set.",
+		"--config FILE [--policy FILE|int8|int4] [--split test|valid] [--threads N] [--json]",
+		opts, 5};
 	int rc;
 	if (!cli_parse(&cmd, argc, argv, &rc))
 		return rc;
@@ -57,9 +139,14 @@ int cmd_eval(int argc, char **argv)
 	}
 	struct config *cfg = NULL;
 	struct graph *g = NULL;
-	struct dataset *ds = NULL;
-	struct split sp = {0};
-	struct eval_result r;
+	struct dataset *train = NULL, *test = NULL;
+	struct split calib_sp = {0}, valid_sp = {0}, test_sp = {0};
+	struct layer *layers = NULL;
+	int n_layers = 0;
+	struct policy *pol = NULL;
+	struct calib *cal = NULL;
+	struct qmodel *qm = NULL;
+	struct eval_out o = {.split = split_name};
 	enum presso_status s = config_load(config_path, &cfg);
 	if (s != PRESSO_OK)
 		goto fail;
@@ -77,47 +164,67 @@ int cmd_eval(int argc, char **argv)
 	}
 	if ((s = graph_load_onnx(cfg->model_path, &g)) != PRESSO_OK)
 		goto fail;
-	if ((s = load_split(cfg, split_name, &ds, &sp)) != PRESSO_OK)
+	if ((s = graph_layers(g, &layers, &n_layers)) != PRESSO_OK)
 		goto fail;
-	if ((s = eval_accuracy(g, ds, &cfg->data.norm, &sp, cfg->eval.batch, threads, &r)) != PRESSO_OK) {
-		status_wrap(s, "%s", cfg->model_path);
+	if (policy_arg && (s = policy_load(policy_arg, layers, n_layers, &pol)) != PRESSO_OK)
 		goto fail;
+	bool on_test = strcmp(split_name, "test") == 0;
+	if (!on_test || pol) {
+		if ((s = load_dataset(cfg, false, &train)) != PRESSO_OK)
+			goto fail;
+		if ((s = dataset_make_splits(train->n, cfg->data.seed, cfg->data.n_calib,
+					     cfg->data.n_valid, &calib_sp, &valid_sp)) != PRESSO_OK)
+			goto fail;
 	}
-	if (json) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "study", cfg->name);
-		cJSON_AddStringToObject(o, "model", cfg->model_path);
-		cJSON_AddStringToObject(o, "split", split_name);
-		cJSON_AddStringToObject(o, "precision", "fp32");
-		cJSON_AddNumberToObject(o, "images", (double)r.n_images);
-		cJSON_AddNumberToObject(o, "correct", (double)r.n_correct);
-		cJSON_AddNumberToObject(o, "accuracy", r.accuracy_pct);
-		cJSON_AddNumberToObject(o, "images_per_s", r.images_per_s);
-		cJSON_AddNumberToObject(o, "batch", cfg->eval.batch);
-		cJSON_AddNumberToObject(o, "threads", threads);
-		char *text = cJSON_Print(o);
-		cJSON_Delete(o);
-		if (text)
-			puts(text);
-		free(text);
-	} else {
-		printf("study:     %s\n", cfg->name);
-		printf("model:     %s\n", cfg->model_path);
-		printf("split:     %s, %lld images\n", split_name, (long long)r.n_images);
-		printf("accuracy:  %.2f%% top-1 FP32 (%lld correct)\n", r.accuracy_pct,
-		       (long long)r.n_correct);
-		printf("speed:     %.0f images/s (batch %d, %d thread%s)\n", r.images_per_s,
-		       cfg->eval.batch, threads, threads == 1 ? "" : "s");
+	if (on_test) {
+		if ((s = load_dataset(cfg, true, &test)) != PRESSO_OK)
+			goto fail;
+		if ((s = split_range(test->n, cfg->data.n_test, &test_sp)) != PRESSO_OK)
+			goto fail;
 	}
-	split_free(&sp);
-	dataset_free(ds);
-	graph_free(g);
-	config_free(cfg);
-	return 0;
+	const struct dataset *eds = on_test ? test : train;
+	const struct split *esp = on_test ? &test_sp : &valid_sp;
+	struct eval_model fm = {g, NULL};
+	if ((s = eval_accuracy(&fm, eds, &cfg->data.norm, esp, cfg->eval.batch, threads, &o.fp32)) != PRESSO_OK)
+		goto wrap;
+	qmodel_fp32_size(g, &o.fp32_size);
+	if (pol) {
+		if ((s = calib_run(g, train, &cfg->data.norm, &calib_sp, cfg->eval.batch, &cal)) != PRESSO_OK)
+			goto wrap;
+		struct quant_config qc = {cfg->quant.method, cfg->quant.percentile, q8_isa_best()};
+		if ((s = qmodel_build(g, pol, cal, &qc, &qm)) != PRESSO_OK)
+			goto wrap;
+		struct eval_model qmod = {g, qm};
+		if ((s = eval_accuracy(&qmod, eds, &cfg->data.norm, esp, cfg->eval.batch, threads, &o.q)) != PRESSO_OK)
+			goto wrap;
+		qmodel_size(qm, &o.q_size);
+		if ((s = eval_latency(&fm, eds, &cfg->data.norm, LATENCY_RUNS, &o.fp32_latency_us)) ||
+		    (s = eval_latency(&qmod, eds, &cfg->data.norm, LATENCY_RUNS, &o.q_latency_us)))
+			goto wrap;
+		o.policy = policy_arg;
+		o.isa = q8_isa_name(qc.isa);
+		o.calibration = calib_method_name(qc.method);
+	}
+	if (json)
+		print_json(cfg, &o, threads);
+	else
+		print_text(cfg, &o, threads);
+	rc = 0;
+	goto done;
+wrap:
+	status_wrap(s, "%s", cfg->model_path);
 fail:
 	rc = cli_fail("eval", s);
-	split_free(&sp);
-	dataset_free(ds);
+done:
+	qmodel_free(qm);
+	calib_free(cal);
+	policy_free(pol);
+	free(layers);
+	split_free(&calib_sp);
+	split_free(&valid_sp);
+	split_free(&test_sp);
+	dataset_free(train);
+	dataset_free(test);
 	graph_free(g);
 	config_free(cfg);
 	return rc;

@@ -1,0 +1,174 @@
+/* quant.c - quantization math (see quant.h for the scheme and its derivations). */
+#include "quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* clipping ratios tried for b >= 3: 0.5, 0.505, ..., 1.0 */
+#define CLIP_STEPS 101
+
+int quant_weight_qmax(int bits)
+{
+	return bits >= 2 ? (1 << (bits - 1)) - 1 : 1;
+}
+
+static void quant_uniform(const float *w, int64_t n, int bits, int8_t *q, float *scale)
+{
+	int qmax = quant_weight_qmax(bits);
+	float amax = 0;
+	for (int64_t i = 0; i < n; i++)
+		amax = fmaxf(amax, fabsf(w[i]));
+	if (amax == 0) {
+		memset(q, 0, (size_t)n);
+		*scale = 1.0f;
+		return;
+	}
+	double best_err = INFINITY;
+	float best_s = amax / (float)qmax;
+	for (int step = 0; step < CLIP_STEPS; step++) {
+		float t = 1.0f - 0.5f * (float)step / (float)(CLIP_STEPS - 1);
+		float s = t * amax / (float)qmax;
+		double err = 0;
+		for (int64_t i = 0; i < n && err < best_err; i++) {
+			float r = roundf(w[i] / s);
+			r = fminf(fmaxf(r, (float)-qmax), (float)qmax);
+			double d = (double)w[i] - (double)s * r;
+			err += d * d;
+		}
+		if (err < best_err) {
+			best_err = err;
+			best_s = s;
+		}
+	}
+	for (int64_t i = 0; i < n; i++) {
+		float r = roundf(w[i] / best_s);
+		q[i] = (int8_t)fminf(fmaxf(r, (float)-qmax), (float)qmax);
+	}
+	*scale = best_s;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return (x < y) - (x > y);
+}
+
+static void quant_ternary(const float *w, int64_t n, int8_t *q, float *scale)
+{
+	float *mag = malloc(sizeof(float) * (size_t)n);
+	PRESSO_CHECK(mag != NULL);
+	for (int64_t i = 0; i < n; i++)
+		mag[i] = fabsf(w[i]);
+	qsort(mag, (size_t)n, sizeof *mag, cmp_desc);
+	double sum = 0, best = -1;
+	int64_t best_k = 1;
+	for (int64_t k = 1; k <= n; k++) {
+		sum += mag[k - 1];
+		double score = sum * sum / (double)k;
+		if (score > best) {
+			best = score;
+			best_k = k;
+		}
+	}
+	/* weights at least as large as the k-th magnitude form the support */
+	float thresh = mag[best_k - 1];
+	free(mag);
+	double s_sum = 0;
+	int64_t s_n = 0;
+	for (int64_t i = 0; i < n; i++)
+		if (fabsf(w[i]) >= thresh && thresh > 0) {
+			s_sum += fabsf(w[i]);
+			s_n++;
+		}
+	for (int64_t i = 0; i < n; i++)
+		q[i] = (fabsf(w[i]) >= thresh && thresh > 0) ? (w[i] > 0 ? 1 : -1) : 0;
+	*scale = s_n ? (float)(s_sum / (double)s_n) : 1.0f;
+}
+
+static void quant_binary(const float *w, int64_t n, int8_t *q, float *scale)
+{
+	double sum = 0;
+	for (int64_t i = 0; i < n; i++) {
+		sum += fabs(w[i]);
+		q[i] = w[i] >= 0 ? 1 : -1;
+	}
+	*scale = sum > 0 ? (float)(sum / (double)n) : 1.0f;
+}
+
+void quant_weights(const float *w, int64_t n_out, int64_t per_out, int bits, int8_t *q,
+		   float *scale)
+{
+	PRESSO_CHECK(bits >= QUANT_MIN_WEIGHT_BITS && bits <= QUANT_MAX_WEIGHT_BITS);
+	for (int64_t c = 0; c < n_out; c++) {
+		const float *wc = w + c * per_out;
+		int8_t *qc = q + c * per_out;
+		if (bits == 1)
+			quant_binary(wc, per_out, qc, &scale[c]);
+		else if (bits == 2)
+			quant_ternary(wc, per_out, qc, &scale[c]);
+		else
+			quant_uniform(wc, per_out, bits, qc, &scale[c]);
+	}
+}
+
+void quant_act_params(float lo, float hi, int bits, struct qparams *qp)
+{
+	PRESSO_CHECK(bits >= 2 && bits <= 8);
+	int32_t qmax = (1 << bits) - 1;
+	lo = fminf(lo, 0.0f);
+	hi = fmaxf(hi, 0.0f);
+	qp->bits = bits;
+	if (!(hi > lo) || !isfinite(lo) || !isfinite(hi)) {
+		qp->scale = 1.0f;
+		qp->zero = 0;
+		return;
+	}
+	qp->scale = (hi - lo) / (float)qmax;
+	float z = roundf(-lo / qp->scale);
+	qp->zero = (int32_t)fminf(fmaxf(z, 0.0f), (float)qmax);
+}
+
+uint8_t quant_act_quantize(float x, const struct qparams *qp)
+{
+	float r = roundf(x / qp->scale) + (float)qp->zero;
+	float qmax = (float)((1 << qp->bits) - 1);
+	if (!(r >= 0))
+		return 0; /* also NaN */
+	return (uint8_t)(r > qmax ? qmax : r);
+}
+
+void quant_multiplier(double m, int32_t *mult, int8_t *shift)
+{
+	if (!(m > 0)) {
+		*mult = 0;
+		*shift = 0;
+		return;
+	}
+	int e;
+	double frac = frexp(m, &e); /* m = frac * 2^e, frac in [0.5, 1) */
+	int64_t q = (int64_t)llround(frac * 2147483648.0);
+	if (q == 2147483648ll) { /* rounding reached 1.0 */
+		q /= 2;
+		e++;
+	}
+	if (e < -31) {
+		/* q31_requantize shifts right by at most 31: below that the product is
+		 * less than half an LSB for any int32 accumulator of a real layer */
+		*mult = 0;
+		*shift = 0;
+		return;
+	}
+	if (e > 30) {
+		*mult = INT32_MAX;
+		*shift = 30;
+		return;
+	}
+	*mult = (int32_t)q;
+	*shift = (int8_t)e;
+}
+
+int64_t quant_packed_bytes(int64_t n, int bits)
+{
+	return (n * bits + 7) / 8;
+}

@@ -1,0 +1,64 @@
+/* quant.h - quantization math: weights, activation ranges, fixed-point multipliers
+ * and exact size accounting.
+ *
+ * Scheme (TFLite's integer scheme, so results compare with TFLite, ONNX Runtime
+ * and PyTorch):
+ *   - weights: symmetric per output channel, zero point 0. For b in 3..8 bits
+ *     q in [-(2^(b-1)-1), 2^(b-1)-1], w ~ scale[c] * q. b = 2 is ternary,
+ *     q in {-1, 0, +1}, w ~ a[c] * q; b = 1 is binary, q in {-1, +1}.
+ *   - the per-channel scale minimises the squared weight error:
+ *       b >= 3: scale = t * max|w| / qmax for the best t of 101 clipping ratios
+ *               t in [0.5, 1] (t = 1 is plain max-abs);
+ *       ternary: the support S (weights set to +-a) is the k largest |w| for the
+ *               k maximising (sum_S |w|)^2 / k, and a = mean of |w| over S, which
+ *               is the exact least-squares optimum (a weight outside S costs w^2,
+ *               one inside costs (|w| - a)^2);
+ *       binary: a = mean |w| (the least-squares optimum for q = sign(w)).
+ *   - activations: asymmetric per tensor in uint8 containers; b activation bits
+ *     use q in [0, 2^b - 1]; real = scale * (q - zero_point), with the range
+ *     widened to include 0 so that 0 is exact.
+ */
+#ifndef PRESSO_QUANT_H
+#define PRESSO_QUANT_H
+
+#include <stdint.h>
+
+#include "status.h"
+
+#define QUANT_MIN_WEIGHT_BITS 1
+#define QUANT_MAX_WEIGHT_BITS 8
+
+/* Quantizes w[n_out][per_out] per output channel to `bits` (1..8): writes
+ * q[n_out][per_out] and scale[n_out]. */
+void quant_weights(const float *w, int64_t n_out, int64_t per_out, int bits, int8_t *q,
+		   float *scale);
+
+/* Largest |q| of a weight bit width: 2^(b-1)-1 for b >= 2, 1 for b = 1. */
+int quant_weight_qmax(int bits);
+
+struct qparams {
+	float scale;
+	int32_t zero;
+	int bits;    /* q in [0, 2^bits - 1] */
+};
+
+/* Activation quantization parameters for real range [lo, hi] at `bits` (2..8). */
+void quant_act_params(float lo, float hi, int bits, struct qparams *qp);
+
+static inline int32_t quant_act_qmax(const struct qparams *qp)
+{
+	return (1 << qp->bits) - 1;
+}
+
+/* q = clamp(round(x / scale) + zero, 0, qmax) (round half away from zero). */
+uint8_t quant_act_quantize(float x, const struct qparams *qp);
+
+/* The real multiplier m > 0 as mult * 2^(shift - 31), mult in [2^30, 2^31).
+ * m below 2^-32 gives mult 0 (times any int32 it is below half an LSB); m at or
+ * above 2^30 (no real layer) saturates. */
+void quant_multiplier(double m, int32_t *mult, int8_t *shift);
+
+/* Bytes of n weights packed at `bits` each: ceil(n * bits / 8). */
+int64_t quant_packed_bytes(int64_t n, int bits);
+
+#endif

@@ -1,0 +1,104 @@
+/* test_policy.c - policy JSON: shorthands, defaults and overrides, canonical
+ * output, and every validation error naming its field. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+#include "tests/fixtures.h"
+
+static const struct layer LAYERS[] = {
+	{.name = "conv1", .op = OP_CONV}, {.name = "conv2", .op = OP_CONV},
+	{.name = "fc", .op = OP_GEMM},
+};
+#define N_LAYERS 3
+
+static struct policy *parse_ok(const char *text)
+{
+	struct policy *p = NULL;
+	cr_assert_eq(policy_parse(text, "p.json", LAYERS, N_LAYERS, &p), PRESSO_OK, "%s", status_msg());
+	return p;
+}
+
+static void parse_err(const char *text, enum presso_status want, const char *needle)
+{
+	struct policy *p = (struct policy *)0x1;
+	enum presso_status s = policy_parse(text, "p.json", LAYERS, N_LAYERS, &p);
+	cr_assert_eq(s, want, "%s: got %s (%s)", text, status_str(s), status_msg());
+	cr_assert_null(p);
+	cr_assert(strstr(status_msg(), needle), "%s: message '%s' lacks '%s'", text, status_msg(),
+		  needle);
+}
+
+Test(policy, shorthands)
+{
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", LAYERS, N_LAYERS, &p), PRESSO_OK);
+	for (int i = 0; i < N_LAYERS; i++) {
+		cr_assert_eq(p->layers[i].bits, 8);
+		cr_assert_eq(p->layers[i].act_bits, 8);
+	}
+	policy_free(p);
+	cr_assert_eq(policy_load("int4", LAYERS, N_LAYERS, &p), PRESSO_OK);
+	cr_assert_eq(p->layers[0].bits, 8, "first layer stays 8-bit");
+	cr_assert_eq(p->layers[1].bits, 4);
+	cr_assert_eq(p->layers[2].bits, 8, "last layer stays 8-bit");
+	cr_assert_eq(p->layers[1].act_bits, 8);
+	policy_free(p);
+}
+
+Test(policy, default_and_overrides)
+{
+	struct policy *p = parse_ok("{\"default\": {\"bits\": 4, \"bias_correction\": true},"
+				    " \"layers\": {\"conv2\": {\"bits\": 2, \"act_bits\": 6}},"
+				    " \"metadata\": {\"trial\": 17}}");
+	cr_assert_eq(p->layers[0].bits, 4);
+	cr_assert(p->layers[0].bias_correction);
+	cr_assert_eq(p->layers[1].bits, 2);
+	cr_assert_eq(p->layers[1].act_bits, 6);
+	cr_assert(p->layers[1].bias_correction, "unset fields come from the default");
+	cr_assert_eq(p->layers[2].act_bits, 8);
+	char *text = policy_to_json(p, LAYERS);
+	struct policy *q = parse_ok(text);
+	cr_assert_arr_eq(q->layers, p->layers, sizeof(struct layer_policy) * N_LAYERS,
+			 "canonical JSON round-trips: %s", text);
+	free(text);
+	policy_free(p);
+	policy_free(q);
+	p = parse_ok("{}");
+	cr_assert_eq(p->layers[2].bits, 8);
+	policy_free(p);
+}
+
+Test(policy, validation_errors_name_the_field)
+{
+	parse_err("{\"layers\": {\"conv9\": {\"bits\": 4}}}", PRESSO_E_CONFIG,
+		  "layers.conv9: no such layer");
+	parse_err("{\"layers\": {\"conv1\": {\"bitz\": 4}}}", PRESSO_E_CONFIG,
+		  "layers.conv1: unknown key 'bitz'");
+	parse_err("{\"defaults\": {}}", PRESSO_E_CONFIG, "unknown key 'defaults'");
+	parse_err("{\"default\": {\"bits\": 9}}", PRESSO_E_CONFIG, "default.bits");
+	parse_err("{\"default\": {\"bits\": 0}}", PRESSO_E_CONFIG, "default.bits");
+	parse_err("{\"layers\": {\"fc\": {\"bits\": 4.5}}}", PRESSO_E_CONFIG, "layers.fc.bits");
+	parse_err("{\"layers\": {\"fc\": {\"act_bits\": 3}}}", PRESSO_E_CONFIG, "layers.fc.act_bits");
+	parse_err("{\"layers\": {\"fc\": {\"bias_correction\": 1}}}", PRESSO_E_CONFIG,
+		  "layers.fc.bias_correction");
+	parse_err("{\"layers\": {\"fc\": {\"prune_kind\": \"diagonal\"}}}", PRESSO_E_CONFIG,
+		  "layers.fc.prune_kind");
+	parse_err("{\"layers\": {\"fc\": {\"prune\": 0.99}}}", PRESSO_E_CONFIG, "layers.fc.prune");
+	parse_err("{\"layers\": {\"fc\": {\"prune\": 0.5}}}", PRESSO_E_UNSUPPORTED,
+		  "layers.fc.prune: pruning is not available");
+	parse_err("{\"layers\": {\"fc\": {\"rank\": 0.5}}}", PRESSO_E_UNSUPPORTED, "layers.fc.rank");
+	parse_err("{\"layers\": [1, 2]}", PRESSO_E_CONFIG, "layers: expected an object");
+	parse_err("[1]", PRESSO_E_CONFIG, "a policy is a JSON object");
+	parse_err("{\"default\": {\"bits\": 4,}", PRESSO_E_CONFIG, "p.json:1:");
+	parse_err("{\"default\": 4}", PRESSO_E_CONFIG, "default");
+}
+
+Test(policy, missing_file)
+{
+	struct policy *p;
+	cr_assert_eq(policy_load("/nonexistent/p.json", LAYERS, N_LAYERS, &p), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "/nonexistent/p.json"));
+	cr_assert(strstr(status_msg(), "int8 / int4"), "suggests the shorthands: %s", status_msg());
+}

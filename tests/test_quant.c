@@ -1,0 +1,230 @@
+/* test_quant.c - quantization math: fixed-point multipliers (edge cases), weight
+ * quantization (ranges, least-squares optimality of ternary and binary scales,
+ * clipping search never worse than max-abs), activation parameters, packed
+ * sizes. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels_q8.h"
+#include "quant.h"
+
+static double real_of(int32_t mult, int8_t shift)
+{
+	return (double)mult / 2147483648.0 * pow(2.0, shift);
+}
+
+Test(quant, multiplier_round_trips)
+{
+	double ms[] = {1e-9, 3.7e-5, 0.0123, 0.25, 0.4999999, 0.5, 0.75, 0.999999999, 1.0, 1.5,
+		       3.0, 1234.5};
+	for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+		int32_t mult;
+		int8_t shift;
+		quant_multiplier(ms[i], &mult, &shift);
+		cr_assert_geq(mult, 1 << 30, "m=%g: mult %d below 2^30", ms[i], mult);
+		cr_assert_leq(fabs(real_of(mult, shift) - ms[i]) / ms[i], 1.0 / (1u << 30),
+			      "m=%g represented as %d * 2^%d", ms[i], mult, shift);
+	}
+}
+
+Test(quant, multiplier_edge_cases)
+{
+	int32_t mult;
+	int8_t shift;
+	/* frac * 2^31 rounds up to exactly 2^31: must renormalise, not overflow */
+	quant_multiplier(1.0 - 1e-12, &mult, &shift);
+	cr_assert_eq(mult, 1 << 30);
+	cr_assert_eq(shift, 1);
+	/* so small that every product rounds to zero */
+	quant_multiplier(1e-12, &mult, &shift);
+	cr_assert_eq(mult, 0);
+	cr_assert_eq(q31_requantize(2000000000, mult, shift), 0);
+	/* very large: saturates instead of wrapping */
+	quant_multiplier(1e12, &mult, &shift);
+	cr_assert_eq(mult, INT32_MAX);
+	cr_assert_eq(shift, 30);
+	quant_multiplier(0.0, &mult, &shift);
+	cr_assert_eq(mult, 0);
+	quant_multiplier(-1.0, &mult, &shift);
+	cr_assert_eq(mult, 0);
+}
+
+Test(quant, requantize_matches_real_arithmetic)
+{
+	uint32_t seed = 7;
+	for (int i = 0; i < 20000; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		int32_t acc = (int32_t)(seed >> 4) - (1 << 27);
+		double m = pow(10.0, -6.0 + 6.0 * (double)(seed % 1000) / 1000.0);
+		int32_t mult;
+		int8_t shift;
+		quant_multiplier(m, &mult, &shift);
+		int32_t got = q31_requantize(acc, mult, shift);
+		double want = (double)acc * real_of(mult, shift);
+		/* exact rounding of the represented multiplier, up to double rounding */
+		cr_assert_leq(fabs((double)got - want), 0.5 + 1e-6, "acc %d m %g: %d vs %.3f", acc, m,
+			      got, want);
+	}
+}
+
+Test(quant, weight_ranges_per_bit_width)
+{
+	float w[64];
+	for (int i = 0; i < 64; i++)
+		w[i] = sinf((float)i * 1.3f) * (1.0f + (float)i / 16.0f);
+	int8_t q[64];
+	float s;
+	for (int bits = 1; bits <= 8; bits++) {
+		quant_weights(w, 1, 64, bits, q, &s);
+		int qmax = quant_weight_qmax(bits);
+		for (int i = 0; i < 64; i++) {
+			cr_assert_leq(abs(q[i]), qmax, "bits %d: q %d", bits, q[i]);
+			if (bits == 1)
+				cr_assert(q[i] == 1 || q[i] == -1);
+		}
+		cr_assert_gt(s, 0);
+	}
+	cr_assert_eq(quant_weight_qmax(8), 127);
+	cr_assert_eq(quant_weight_qmax(3), 3);
+	cr_assert_eq(quant_weight_qmax(2), 1);
+}
+
+static double sq_err(const float *w, const int8_t *q, float s, int n)
+{
+	double e = 0;
+	for (int i = 0; i < n; i++)
+		e += ((double)w[i] - (double)s * q[i]) * ((double)w[i] - (double)s * q[i]);
+	return e;
+}
+
+Test(quant, ternary_is_least_squares_optimal)
+{
+	/* brute force over every support and sign pattern's optimal scale */
+	uint32_t seed = 3;
+	for (int trial = 0; trial < 50; trial++) {
+		enum { N = 10 };
+		float w[N];
+		for (int i = 0; i < N; i++) {
+			seed = seed * 1664525u + 1013904223u;
+			w[i] = (float)((int)(seed >> 9) % 2001 - 1000) / 500.0f;
+		}
+		int8_t q[N];
+		float s;
+		quant_weights(w, 1, N, 2, q, &s);
+		double got = sq_err(w, q, s, N), best = INFINITY;
+		for (int mask = 1; mask < (1 << N); mask++) {
+			double sum = 0;
+			int k = 0;
+			for (int i = 0; i < N; i++)
+				if (mask >> i & 1) {
+					sum += fabs(w[i]);
+					k++;
+				}
+			double a = sum / k, e = 0;
+			for (int i = 0; i < N; i++)
+				e += (mask >> i & 1) ? (fabs(w[i]) - a) * (fabs(w[i]) - a) : (double)w[i] * w[i];
+			if (e < best)
+				best = e;
+		}
+		cr_assert_leq(got, best * (1 + 1e-5) + 1e-9, "trial %d: %g vs optimum %g", trial, got, best);
+	}
+}
+
+Test(quant, binary_scale_is_mean_abs)
+{
+	float w[] = {0.5f, -1.5f, 2.0f, -0.25f};
+	int8_t q[4];
+	float s;
+	quant_weights(w, 1, 4, 1, q, &s);
+	cr_assert_float_eq(s, (0.5f + 1.5f + 2.0f + 0.25f) / 4, 1e-7f);
+	cr_assert_eq(q[0], 1);
+	cr_assert_eq(q[1], -1);
+}
+
+Test(quant, clipping_search_beats_or_equals_max_abs)
+{
+	float w[256];
+	uint32_t seed = 11;
+	for (int i = 0; i < 256; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		double u = ((seed >> 8) + 0.5) / 16777216.0;
+		w[i] = (float)(0.1 * tan(3.0 * (u - 0.5))); /* heavy tails: clipping pays */
+	}
+	for (int bits = 3; bits <= 8; bits++) {
+		int8_t q[256], qm[256];
+		float s;
+		quant_weights(w, 1, 256, bits, q, &s);
+		float amax = 0;
+		for (int i = 0; i < 256; i++)
+			amax = fmaxf(amax, fabsf(w[i]));
+		float sm = amax / (float)quant_weight_qmax(bits);
+		for (int i = 0; i < 256; i++)
+			qm[i] = (int8_t)roundf(w[i] / sm);
+		cr_assert_leq(sq_err(w, q, s, 256), sq_err(w, qm, sm, 256) * (1 + 1e-9),
+			      "bits %d", bits);
+	}
+}
+
+Test(quant, per_channel_scales_are_independent)
+{
+	float w[2 * 4] = {1, -1, 0.5f, 0.25f, 100, -50, 25, 10};
+	int8_t q[8];
+	float s[2];
+	quant_weights(w, 2, 4, 8, q, s);
+	cr_assert_lt(s[0], 0.01f);
+	cr_assert_gt(s[1], 0.5f);
+	cr_assert_eq(q[0], 127);
+	cr_assert_eq(q[4], 127);
+}
+
+Test(quant, zero_channel)
+{
+	float w[4] = {0, 0, 0, 0};
+	int8_t q[4];
+	float s;
+	for (int bits = 1; bits <= 8; bits++) {
+		quant_weights(w, 1, 4, bits, q, &s);
+		cr_assert_gt(s, 0);
+		if (bits > 1)
+			for (int i = 0; i < 4; i++)
+				cr_assert_eq(q[i], 0);
+	}
+}
+
+Test(quant, activation_params)
+{
+	struct qparams qp;
+	quant_act_params(0.0f, 6.0f, 8, &qp);
+	cr_assert_eq(qp.zero, 0);
+	cr_assert_float_eq(qp.scale, 6.0f / 255, 1e-9f);
+	cr_assert_eq(quant_act_quantize(6.0f, &qp), 255);
+	cr_assert_eq(quant_act_quantize(7.0f, &qp), 255);
+	cr_assert_eq(quant_act_quantize(-1.0f, &qp), 0);
+	/* zero is exactly representable whatever the range */
+	quant_act_params(-1.3f, 2.9f, 8, &qp);
+	cr_assert_float_eq(qp.scale * (float)(quant_act_quantize(0.0f, &qp) - qp.zero), 0.0f, 0);
+	/* 4 bits: q in 0..15 in an 8-bit container */
+	quant_act_params(-1.0f, 1.0f, 4, &qp);
+	cr_assert_eq(quant_act_qmax(&qp), 15);
+	cr_assert_eq(quant_act_quantize(100.0f, &qp), 15);
+	/* ranges that exclude zero are widened to include it */
+	quant_act_params(2.0f, 4.0f, 8, &qp);
+	cr_assert_eq(qp.zero, 0);
+	cr_assert_float_eq(qp.scale, 4.0f / 255, 1e-9f);
+	/* degenerate range */
+	quant_act_params(0.0f, 0.0f, 8, &qp);
+	cr_assert_gt(qp.scale, 0);
+	cr_assert_eq(quant_act_quantize(NAN, &qp), 0);
+}
+
+Test(quant, packed_bytes)
+{
+	cr_assert_eq(quant_packed_bytes(10, 8), 10);
+	cr_assert_eq(quant_packed_bytes(10, 4), 5);
+	cr_assert_eq(quant_packed_bytes(11, 4), 6);
+	cr_assert_eq(quant_packed_bytes(9, 1), 2);
+	cr_assert_eq(quant_packed_bytes(3, 3), 2);
+	cr_assert_eq(quant_packed_bytes(0, 5), 0);
+}
