@@ -21,7 +21,7 @@
 #include "arena.h"
 #include "kernels/kernels_f32.h"
 
-enum step_kind { STEP_RUN, STEP_SKIP };
+enum step_kind { STEP_RUN, STEP_ALIAS, STEP_FUSED };
 
 struct step {
 	enum step_kind kind;
@@ -341,7 +341,7 @@ static void plan_fusion(struct engine *e)
 		e->steps[i].act_min = act->op == OP_RELU ? 0.0f : act->a.clip_min;
 		e->steps[i].act_max = act->op == OP_RELU ? INFINITY : act->a.clip_max;
 		e->steps[i].observe = act->output;
-		e->steps[j].kind = STEP_SKIP;
+		e->steps[j].kind = STEP_FUSED;
 		e->rep[act->output] = e->rep[g->nodes[i].output];
 	}
 }
@@ -452,7 +452,7 @@ enum presso_status engine_create(const struct graph *g, int max_batch, struct en
 		const struct node *n = &g->nodes[i];
 		int v = n->inputs[0];
 		if (is_alias_op(n->op) && v >= 0 && !value_is_const(&g->values[v])) {
-			e->steps[i].kind = STEP_SKIP;
+			e->steps[i].kind = STEP_ALIAS;
 			e->rep[n->output] = e->rep[v];
 		}
 	}
@@ -526,8 +526,14 @@ enum presso_status engine_run(struct engine *e, int batch)
 	}
 	for (int i = 0; i < g->n_nodes; i++) {
 		const struct node *n = &g->nodes[i];
-		if (e->steps[i].kind == STEP_SKIP)
+		if (e->steps[i].kind == STEP_FUSED)
 			continue;
+		if (e->steps[i].kind == STEP_ALIAS) {
+			if (e->observer)
+				e->observer(e->observer_ctx, n->output, value_ptr(e, n->output),
+					    &e->shapes[n->output]);
+			continue;
+		}
 		for (int k = 0; k < n->n_inputs; k++)
 			e->in_ptrs[k] = n->inputs[k] >= 0 ? value_ptr(e, n->inputs[k]) : NULL;
 		engine_exec_node(g, n, e->shapes, e->in_ptrs, (float *)value_ptr(e, n->output),

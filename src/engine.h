@@ -32,9 +32,10 @@ const float *engine_output(const struct engine *e, int i, struct shape *shape);
 /* Runs the graph on the first `batch` images of the input buffers. */
 enum presso_status engine_run(struct engine *e, int batch);
 
-/* Called during engine_run() with every graph input, then after each node that
- * does work with the value it produced (for a Conv/Gemm with a fused activation:
- * the activation's output value) and its data; used by calibration. */
+/* Called during engine_run() with every graph input, then after each node with
+ * the value it produced (for a Conv/Gemm with a fused activation: the
+ * activation's output value; for reshape-like nodes: their output, which shares
+ * its input's data) and its data; used by calibration. */
 typedef void (*engine_observer_fn)(void *ctx, int value, const float *data,
 				   const struct shape *shape);
 void engine_set_observer(struct engine *e, engine_observer_fn fn, void *ctx);

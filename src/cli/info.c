@@ -2,6 +2,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "graph.h"
@@ -98,11 +99,20 @@ static int print_table(const char *path, const struct graph *g, const struct lay
 	printf("graph:   %d nodes", g->n_nodes);
 	if (g->n_folded_bn)
 		printf(", %d BatchNormalization folded", g->n_folded_bn);
-	printf("\n\n%3s  %-28s %-6s %-34s %10s %12s\n", "#", "layer", "op", "input -> output",
-	       "params", "MACs");
+	int wn = 5, wio = 15;
+	char io[200];
 	for (int i = 0; i < nl; i++) {
 		const struct node *n = &g->nodes[ls[i].node];
-		char io[200];
+		int len = (int)strlen(ls[i].name);
+		wn = len > wn ? len : wn;
+		len = snprintf(io, sizeof io, "%s -> %s", in_shape_str(g, n, a, sizeof a),
+			       out_shape_str(g, n, b, sizeof b));
+		wio = len > wio ? len : wio;
+	}
+	printf("\n\n%3s  %-*s %-6s %-*s %10s %12s\n", "#", wn, "layer", "op", wio,
+	       "input -> output", "params", "MACs");
+	for (int i = 0; i < nl; i++) {
+		const struct node *n = &g->nodes[ls[i].node];
 		snprintf(io, sizeof io, "%s -> %s", in_shape_str(g, n, a, sizeof a),
 			 out_shape_str(g, n, b, sizeof b));
 		const char *op = op_name(ls[i].op);
@@ -110,7 +120,7 @@ static int print_table(const char *path, const struct graph *g, const struct lay
 		if (ls[i].op == OP_CONV && ls[i].group > 1)
 			op = ls[i].group == ls[i].c_out ? "DWConv" : "GConv";
 		snprintf(opbuf, sizeof opbuf, "%s", op);
-		printf("%3d  %-28s %-6s %-34s %10lld %12lld\n", i, ls[i].name, opbuf, io,
+		printf("%3d  %-*s %-6s %-*s %10lld %12lld\n", i, wn, ls[i].name, opbuf, wio, io,
 		       (long long)ls[i].params, (long long)ls[i].macs);
 	}
 	printf("\ntotal:   %d compressible layers, %lld parameters (%.1f KiB as FP32), %.2f M MACs per image\n",

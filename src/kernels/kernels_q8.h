@@ -10,8 +10,11 @@
  * (gemmlowp rounding), adds the output zero point and clamps to [c_min, c_max]
  * (fused ReLU / ReLU6 and narrower activation ranges are just tighter clamps).
  *
- * Overflow: |a*w| <= 255*127 = 32385, so an int32 accumulator holds any sum of
- * K <= 65536 products plus a bias bounded by 2^30; callers check K at prepare.
+ * Overflow: |a*w| <= 255*128 = 32640 and 32640 * 2^15 < 2^30, so for K <= Q8_K_MAX
+ * the sum of products and bias_q (bounded by 2^30) add up to less than 2^31;
+ * callers check K (and kh*kw for depthwise) at prepare. bias_eff itself is also
+ * below 2^31 in magnitude, and the fast paths add in wrapping int32 arithmetic,
+ * so any order of summation gives the exact acc.
  *
  * Layouts: activations are NHWC (channels innermost); a GEMM's A is [m][lda] u8
  * (one row per output pixel), its C is [m][ldc]. Weights are given to pack()
@@ -28,9 +31,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Largest K (GEMM) or kh*kw (depthwise) whose int32 accumulation is exact. */
+#define Q8_K_MAX 32768
+
 /* --- requantization (shared by every path, so results are identical) ------ */
 
-/* round(a * b / 2^31) with a and b Q31, saturating the one overflow case. */
+/* round(a * b / 2^31) with a and b Q31, saturating the one overflow case.
+ * Ties round toward +infinity: for every a, b but the saturating pair this is
+ * floor((a*b + 2^30) / 2^31), the form the vector paths compute. */
 static inline int32_t q31_mul_high(int32_t a, int32_t b)
 {
 	if (a == INT32_MIN && b == INT32_MIN)
@@ -50,7 +58,9 @@ static inline int32_t q31_round_shift_right(int32_t x, int exponent)
 }
 
 /* acc * real_multiplier, where real_multiplier = mult / 2^31 * 2^shift
- * (mult in [2^30, 2^31), shift in [-31, 30]). */
+ * (mult in [2^30, 2^31), shift in [-31, 30]). A GEMM or depthwise output is
+ * clamp(q31_requantize(acc, mult, shift) + c_zero, c_min, c_max), the addition
+ * taken without int32 overflow (c_zero is a uint8 zero point, 0..255). */
 static inline int32_t q31_requantize(int32_t acc, int32_t mult, int shift)
 {
 	int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
@@ -76,6 +86,10 @@ struct qgemm_params {
 	float *c_f32;           /* [m][ldc] when deq_scale is set */
 };
 
+/* pack() writes packed_bytes(n, k) bytes (any alignment; 64 is best) once at
+ * prepare time; run() reads a [m][lda] (only the first k bytes of each row),
+ * writes the first n entries of each row of c (or c_f32, and then c may be
+ * NULL) and nothing else. m, n or k may be 0 (k = 0: acc = bias). */
 struct qgemm_ukernel {
 	const char *name;                                   /* "qgemm_u8s8__ref" */
 	size_t (*packed_bytes)(int n, int k);
@@ -83,6 +97,11 @@ struct qgemm_ukernel {
 	void (*run)(const struct qgemm_params *p, const uint8_t *a, int lda,
 		    const void *packed, uint8_t *c, int ldc);
 };
+
+/* bias_eff[j] = bias_q[j] - a_zero * sum_k w[j][k] for w [n][k] (bias_q may be
+ * NULL for zeros): the fold every qgemm path expects in qgemm_params.bias. */
+void q8_bias_fold(int n, int k, const int8_t *w, const int32_t *bias_q, int32_t a_zero,
+		  int32_t *bias_eff);
 
 /* --- depthwise convolution (NHWC) ------------------------------------------ */
 
@@ -98,6 +117,9 @@ struct qdwconv_params {
 	uint8_t c_min, c_max;
 };
 
+/* x is [n][h_in][w_in][c], y is [n][h_out][w_out][c]; y is computed as
+ * acc[c] = bias[c] + sum over taps inside the input of (x - a_zero) * w[c][ki][kj],
+ * then requantized like the GEMM. */
 struct qdwconv_ukernel {
 	const char *name;
 	size_t (*packed_bytes)(int c, int kh, int kw);
@@ -121,6 +143,12 @@ enum q8_isa { Q8_ISA_REF, Q8_ISA_AVX2, Q8_ISA_AVX512VNNI, Q8_ISA_COUNT };
 
 extern const struct qgemm_ukernel qgemm_u8s8__ref;
 extern const struct qdwconv_ukernel qdwconv_u8s8__ref;
+/* Defined in x86-64 builds only; reach them through q8_gemm_for()/q8_dwconv_for(),
+ * which also checks that the CPU has them. */
+extern const struct qgemm_ukernel qgemm_u8s8_3x8c8__avx2;
+extern const struct qdwconv_ukernel qdwconv_u8s8_32c__avx2;
+extern const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni;
+extern const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni;
 
 /* The kernels of one path; NULL if this build or CPU lacks it. */
 const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);

@@ -1,0 +1,380 @@
+/* q8_avx2.c - INT8 kernels for AVX2 (exact int16 multiplies, vpmaddwd).
+ *
+ * Compiled with -mavx2 -mfma on x86-64 only; q8_dispatch.c calls it only after
+ * CPUID and XGETBV said the CPU and the OS support AVX2. vpmaddubsw is not used:
+ * its int16 pair sums saturate (255*127*2 > 32767). Instead both operands are
+ * widened to int16 and vpmaddwd adds pairs of exact products into int32
+ * (|2 * 255 * 128| < 2^31), so every sum is exact in wrapping int32 arithmetic
+ * and results are bit-identical to q8_ref.c.
+ *
+ * GEMM packed weights (int16): panels of 8 output channels, each panel
+ * [ceil(k/8)][8 columns][8 k] int16 with w[j][8g..8g+7] together; K is padded
+ * to a multiple of 8 and N to a multiple of 8 with zeros. One 32-byte vector
+ * holds 8 k of two columns, so that vpmaddwd against 8 k of a row of A,
+ * widened and repeated in both 128-bit halves, gives 4 partial sums of each
+ * column (the "c8" scheme); the 4 vectors of a panel are reduced with three
+ * vphaddd and one vpermd when the tile is stored.
+ *
+ * Micro-kernel qgemm_u8s8_3x8c8: 3 rows x 8 columns = 12 ymm accumulators
+ * (16 registers: 12 + 3 rows of A + 1 weight vector).
+ *
+ * Depthwise packed weights: blocks of 8 channels, [ceil(c/8)][kh*kw][8] int32
+ * with w in the low 16 bits and 0 in the high 16 bits, so that vpmaddwd of
+ * (x - a_zero) widened to int32 (high half 0 or -1) against it is exactly
+ * (x - a_zero) * w. 32 channels are handled at a time, then 8, then the rest
+ * through a small buffer.
+ */
+#if defined(__x86_64__)
+
+#include "kernels/kernels_q8.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+#define GEMM_MR 3
+#define GEMM_NR 8
+#define GEMM_A_BLOCK_BYTES (128 * 1024)
+
+/* --- requantization on 8 lanes ------------------------------------------------ */
+
+struct rq8 {
+	__m256i bias, mult, mult_odd, left, right, mask, half;
+	__m256 scale;
+	int n_valid;
+};
+
+struct rq_out {
+	__m256i lo, hi, zero;
+	bool deq;
+};
+
+/* Constants for columns j .. j + min(8, n - j) - 1 (deq_scale NULL: requantize;
+ * otherwise mult and shift may be NULL). */
+static void rq8_init(const int32_t *bias, const int32_t *mult, const int8_t *shift,
+		     const float *deq_scale, int j, int n, struct rq8 *q)
+{
+	int32_t b[8] = {0}, m[8] = {0}, s[8] = {0};
+	float f[8] = {0};
+	q->n_valid = n - j < 8 ? n - j : 8;
+	for (int i = 0; i < q->n_valid; i++) {
+		b[i] = bias[j + i];
+		if (deq_scale) {
+			f[i] = deq_scale[j + i];
+		} else {
+			m[i] = mult[j + i];
+			s[i] = shift[j + i];
+		}
+	}
+	q->bias = _mm256_loadu_si256((const __m256i *)b);
+	q->scale = _mm256_loadu_ps(f);
+	q->mult = _mm256_loadu_si256((const __m256i *)m);
+	q->mult_odd = _mm256_srli_epi64(q->mult, 32);
+	__m256i sv = _mm256_loadu_si256((const __m256i *)s);
+	q->left = _mm256_max_epi32(sv, _mm256_setzero_si256());
+	q->right = _mm256_max_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), sv),
+				    _mm256_setzero_si256());
+	q->mask = _mm256_sub_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), q->right),
+				   _mm256_set1_epi32(1));
+	q->half = _mm256_srli_epi32(q->mask, 1);
+}
+
+static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
+			struct rq_out *o)
+{
+	o->lo = _mm256_set1_epi32((int32_t)c_min - c_zero);
+	o->hi = _mm256_set1_epi32((int32_t)c_max - c_zero);
+	o->zero = _mm256_set1_epi32(c_zero);
+	o->deq = deq;
+}
+
+/* clamp(q31_requantize(acc) + c_zero) on 8 lanes (same steps as requant16 in
+ * q8_avx512vnni.c, with vector compares instead of masks). */
+static ALWAYS_INLINE __m256i requant8(__m256i acc, const struct rq8 *q, const struct rq_out *o)
+{
+	__m256i x = _mm256_sllv_epi32(acc, q->left);
+	__m256i same = _mm256_cmpeq_epi32(_mm256_srav_epi32(x, q->left), acc);
+	__m256i sat = _mm256_xor_si256(_mm256_srai_epi32(acc, 31), _mm256_set1_epi32(INT32_MAX));
+	x = _mm256_blendv_epi8(sat, x, same);
+	const __m256i nudge = _mm256_set1_epi64x(1ll << 30);
+	__m256i ev = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, q->mult), nudge), 31);
+	__m256i od = _mm256_slli_epi64(
+		_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), q->mult_odd), nudge),
+		1);
+	__m256i h = _mm256_blend_epi32(ev, od, 0xaa);
+	/* INT32_MIN (only from INT32_MIN * INT32_MIN) ^ -1 = INT32_MAX */
+	h = _mm256_xor_si256(h, _mm256_cmpeq_epi32(h, _mm256_set1_epi32(INT32_MIN)));
+	__m256i rem = _mm256_and_si256(h, q->mask);
+	__m256i thr = _mm256_add_epi32(q->half, _mm256_srli_epi32(h, 31));
+	__m256i r = _mm256_srav_epi32(h, q->right);
+	r = _mm256_sub_epi32(r, _mm256_cmpgt_epi32(rem, thr));
+	r = _mm256_min_epi32(_mm256_max_epi32(r, o->lo), o->hi);
+	return _mm256_add_epi32(r, o->zero);
+}
+
+/* 8 int32 in [0, 255] -> 8 bytes at c, or the first n of them. */
+static ALWAYS_INLINE void store_u8x8(uint8_t *c, __m256i v, int n)
+{
+	__m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+	__m128i b = _mm_packus_epi16(w16, w16);
+	if (n >= 8) {
+		_mm_storel_epi64((__m128i *)c, b);
+	} else {
+		uint8_t tmp[16];
+		_mm_storeu_si128((__m128i *)tmp, b);
+		memcpy(c, tmp, (size_t)n);
+	}
+}
+
+static ALWAYS_INLINE void store_f32x8(float *c, __m256 v, int n)
+{
+	if (n >= 8) {
+		_mm256_storeu_ps(c, v);
+	} else {
+		float tmp[8];
+		_mm256_storeu_ps(tmp, v);
+		memcpy(c, tmp, (size_t)n * sizeof(float));
+	}
+}
+
+/* acc + bias for 8 columns at element offset off of c or c_f32. */
+static ALWAYS_INLINE void store8(__m256i acc, const struct rq8 *q, const struct rq_out *o,
+				 uint8_t *c, float *c_f32, size_t off)
+{
+	acc = _mm256_add_epi32(acc, q->bias);
+	if (o->deq)
+		store_f32x8(c_f32 + off, _mm256_mul_ps(_mm256_cvtepi32_ps(acc), q->scale),
+			    q->n_valid);
+	else
+		store_u8x8(c + off, requant8(acc, q, o), q->n_valid);
+}
+
+/* --- GEMM ---------------------------------------------------------------------- */
+
+static size_t gemm_packed_bytes(int n, int k)
+{
+	size_t panels = ((size_t)n + GEMM_NR - 1) / GEMM_NR;
+	return panels * (((size_t)k + 7) / 8) * GEMM_NR * 8 * sizeof(int16_t);
+}
+
+static void gemm_pack(int n, int k, const int8_t *w, void *packed)
+{
+	int16_t *out = packed;
+	size_t k8 = ((size_t)k + 7) / 8;
+	memset(out, 0, gemm_packed_bytes(n, k));
+	for (int j = 0; j < n; j++) {
+		int16_t *col = out + ((size_t)(j / GEMM_NR) * k8 * GEMM_NR + j % GEMM_NR) * 8;
+		for (int kk = 0; kk < k; kk++)
+			col[(size_t)(kk / 8) * GEMM_NR * 8 + kk % 8] = w[(size_t)j * k + kk];
+	}
+}
+
+/* 8 bytes of a row of A (or the last 1..7, zero-padded), widened to int16 and
+ * repeated in both halves. */
+static ALWAYS_INLINE __m256i load_a8(const uint8_t *p, int n_bytes)
+{
+	int64_t v = 0;
+	memcpy(&v, p, (size_t)n_bytes);
+	return _mm256_cvtepu8_epi16(_mm_set1_epi64x(v));
+}
+
+/* MR x 8 tile over the full K, then requantize and store (MR constant after
+ * inlining, so acc[][] lives in registers). */
+static ALWAYS_INLINE void gemm_tile(int mr, int k, const uint8_t *a, size_t lda,
+				   const int16_t *wp, const struct rq8 *q, const struct rq_out *o,
+				   uint8_t *c, float *c_f32, size_t off, size_t ldc)
+{
+	__m256i acc[GEMM_MR][4];
+	const uint8_t *ar[GEMM_MR];
+	for (int r = 0; r < mr; r++) {
+		ar[r] = a + (size_t)r * lda;
+		for (int p = 0; p < 4; p++)
+			acc[r][p] = _mm256_setzero_si256();
+	}
+	int k8 = k / 8;
+	for (int g = 0; g < k8; g++) {
+		__m256i av[GEMM_MR];
+		for (int r = 0; r < mr; r++)
+			av[r] = load_a8(ar[r] + 8 * g, 8);
+		for (int p = 0; p < 4; p++) {
+			__m256i w = _mm256_loadu_si256((const __m256i *)(wp + (size_t)g * 64 + 16 * p));
+			for (int r = 0; r < mr; r++)
+				acc[r][p] = _mm256_add_epi32(acc[r][p], _mm256_madd_epi16(av[r], w));
+		}
+	}
+	if (k & 7) {
+		__m256i av[GEMM_MR];
+		for (int r = 0; r < mr; r++)
+			av[r] = load_a8(ar[r] + 8 * k8, k & 7);
+		for (int p = 0; p < 4; p++) {
+			__m256i w = _mm256_loadu_si256((const __m256i *)(wp + (size_t)k8 * 64 + 16 * p));
+			for (int r = 0; r < mr; r++)
+				acc[r][p] = _mm256_add_epi32(acc[r][p], _mm256_madd_epi16(av[r], w));
+		}
+	}
+	const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+	for (int r = 0; r < mr; r++) {
+		/* acc[p] holds 4 partials of column 2p (low half) and 2p+1 (high half) */
+		__m256i t0 = _mm256_hadd_epi32(acc[r][0], acc[r][1]);
+		__m256i t1 = _mm256_hadd_epi32(acc[r][2], acc[r][3]);
+		__m256i u = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(t0, t1), order);
+		store8(u, q, o, c, c_f32, off + r * ldc);
+	}
+}
+
+static void gemm_tile_any(int mr, int k, const uint8_t *a, size_t lda, const int16_t *wp,
+			  const struct rq8 *q, const struct rq_out *o, uint8_t *c,
+			  float *c_f32, size_t off, size_t ldc)
+{
+	switch (mr) {
+	case 3: gemm_tile(3, k, a, lda, wp, q, o, c, c_f32, off, ldc); break;
+	case 2: gemm_tile(2, k, a, lda, wp, q, o, c, c_f32, off, ldc); break;
+	default: gemm_tile(1, k, a, lda, wp, q, o, c, c_f32, off, ldc); break;
+	}
+}
+
+_Static_assert(GEMM_MR == 3, "gemm_tile_any lists the row counts");
+
+static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
+		     const void *packed, uint8_t *c, int ldc)
+{
+	if (p->m <= 0 || p->n <= 0)
+		return;
+	size_t panel_elems = (((size_t)p->k + 7) / 8) * GEMM_NR * 8;
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, p->deq_scale != NULL, &o);
+	int mc = GEMM_A_BLOCK_BYTES / (p->k > 0 ? p->k : 1);
+	mc = mc < GEMM_MR ? GEMM_MR : mc - mc % GEMM_MR;
+	for (int i0 = 0; i0 < p->m; i0 += mc) {
+		int i1 = i0 + mc < p->m ? i0 + mc : p->m;
+		for (int j0 = 0; j0 < p->n; j0 += GEMM_NR) {
+			struct rq8 q;
+			rq8_init(p->bias, p->mult, p->shift, p->deq_scale, j0, p->n, &q);
+			const int16_t *wp = (const int16_t *)packed +
+					    (size_t)(j0 / GEMM_NR) * panel_elems;
+			for (int i = i0; i < i1; i += GEMM_MR) {
+				int mr = i1 - i < GEMM_MR ? i1 - i : GEMM_MR;
+				gemm_tile_any(mr, p->k, a + (size_t)i * lda, (size_t)lda, wp, &q,
+					      &o, c, p->c_f32, (size_t)i * ldc + (size_t)j0,
+					      (size_t)ldc);
+			}
+		}
+	}
+}
+
+const struct qgemm_ukernel qgemm_u8s8_3x8c8__avx2 = {
+	.name = "qgemm_u8s8_3x8c8__avx2",
+	.packed_bytes = gemm_packed_bytes,
+	.pack = gemm_pack,
+	.run = gemm_run,
+};
+
+/* --- depthwise convolution ------------------------------------------------------ */
+
+#define DW_VECS 4 /* 8-channel vectors per pass: 32 channels */
+
+static size_t dw_packed_bytes(int c, int kh, int kw)
+{
+	return (((size_t)c + 7) / 8) * (size_t)kh * (size_t)kw * 8 * sizeof(int32_t);
+}
+
+static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+{
+	int32_t *out = packed;
+	int taps = kh * kw;
+	memset(out, 0, dw_packed_bytes(c, kh, kw));
+	for (int ch = 0; ch < c; ch++)
+		for (int t = 0; t < taps; t++)
+			out[((size_t)(ch / 8) * taps + t) * 8 + ch % 8] =
+				(int32_t)(uint16_t)(int16_t)w[(size_t)ch * taps + t];
+}
+
+/* NV vectors of 8 channels from channel ch for one output pixel; n_last is the
+ * number of valid channels of the last vector (8 but for the channel tail). */
+static ALWAYS_INLINE void dw_pixel(int nv, int n_last, const struct qdwconv_params *p,
+				   const uint8_t *xi, int oh, int ow, int ch,
+				   const int32_t *wblk, const struct rq8 *q,
+				   const struct rq_out *o, uint8_t *yo)
+{
+	int taps = p->kh * p->kw;
+	const __m256i az = _mm256_set1_epi32(p->a_zero);
+	__m256i acc[DW_VECS];
+	for (int v = 0; v < nv; v++)
+		acc[v] = q[v].bias;
+	for (int ki = 0; ki < p->kh; ki++) {
+		int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+		if (ih < 0 || ih >= p->h_in)
+			continue;
+		for (int kj = 0; kj < p->kw; kj++) {
+			int iw = ow * p->stride_w - p->pad_l + kj * p->dil_w;
+			if (iw < 0 || iw >= p->w_in)
+				continue;
+			const uint8_t *xp = xi + ((size_t)ih * p->w_in + iw) * p->c + ch;
+			int t = ki * p->kw + kj;
+			for (int v = 0; v < nv; v++) {
+				int64_t xb = 0;
+				memcpy(&xb, xp + 8 * v, v == nv - 1 ? (size_t)n_last : 8);
+				/* (x - a_zero) in [-255, 255]: |x - a_zero| * |w| <= 32640 */
+				__m256i xv = _mm256_sub_epi32(
+					_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(xb)), az);
+				__m256i wv = _mm256_loadu_si256(
+					(const __m256i *)(wblk + ((size_t)v * taps + t) * 8));
+				acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(xv, wv));
+			}
+		}
+	}
+	for (int v = 0; v < nv; v++)
+		store_u8x8(yo + 8 * v, requant8(acc[v], &q[v], o), q[v].n_valid);
+}
+
+static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		   uint8_t *y)
+{
+	int taps = p->kh * p->kw;
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * p->h_in * p->w_in * p->c;
+		for (int oh = 0; oh < p->h_out; oh++) {
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * p->c;
+			int ch = 0;
+			for (; ch + 8 * DW_VECS <= p->c; ch += 8 * DW_VECS) {
+				struct rq8 q[DW_VECS];
+				for (int v = 0; v < DW_VECS; v++)
+					rq8_init(p->bias, p->mult, p->shift, NULL, ch + 8 * v, p->c,
+						 &q[v]);
+				const int32_t *wblk = (const int32_t *)packed +
+						      (size_t)(ch / 8) * taps * 8;
+				for (int ow = 0; ow < p->w_out; ow++)
+					dw_pixel(DW_VECS, 8, p, xi, oh, ow, ch, wblk, q, &o,
+						 yrow + (size_t)ow * p->c + ch);
+			}
+			for (; ch < p->c; ch += 8) {
+				struct rq8 q;
+				rq8_init(p->bias, p->mult, p->shift, NULL, ch, p->c, &q);
+				const int32_t *wblk = (const int32_t *)packed +
+						      (size_t)(ch / 8) * taps * 8;
+				for (int ow = 0; ow < p->w_out; ow++) {
+					uint8_t *yo = yrow + (size_t)ow * p->c + ch;
+					if (q.n_valid == 8)
+						dw_pixel(1, 8, p, xi, oh, ow, ch, wblk, &q, &o, yo);
+					else
+						dw_pixel(1, q.n_valid, p, xi, oh, ow, ch, wblk, &q,
+							 &o, yo);
+				}
+			}
+		}
+	}
+}
+
+const struct qdwconv_ukernel qdwconv_u8s8_32c__avx2 = {
+	.name = "qdwconv_u8s8_32c__avx2",
+	.packed_bytes = dw_packed_bytes,
+	.pack = dw_pack,
+	.run = dw_run,
+};
+
+#else
+typedef int q8_avx2_is_x86_64_only; /* ISO C wants a non-empty file */
+#endif

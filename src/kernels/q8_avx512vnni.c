@@ -1,0 +1,452 @@
+/* q8_avx512vnni.c - INT8 kernels for AVX-512 with VNNI (vpdpbusd, vpdpwssd).
+ *
+ * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni on x86-64 only;
+ * q8_dispatch.c calls it only after CPUID and XGETBV said the CPU and the OS
+ * support it. Results are bit-identical to q8_ref.c: every sum is exact in
+ * wrapping int32 arithmetic and requantization is q31_requantize() evaluated
+ * on 16 lanes (see requant16).
+ *
+ * GEMM packed weights: panels of GEMM_NR = 32 output channels, each panel
+ * [ceil(k/4)][32][4] int8: for a group of 4 k and a column j, the 4 bytes
+ * w[j][4g..4g+3] sit together, so one vpdpbusd of a broadcast 4-byte group of
+ * a row of A against one 64-byte vector adds 4 products to 16 columns at once.
+ * K is padded to a multiple of 4 and N to a multiple of 32 with zero weights.
+ * panel p, group g, column j (0..31) byte t is at ((p * K4 + g) * 32 + j) * 4 + t.
+ *
+ * Micro-kernel qgemm_u8s8_8x32: 8 rows x 32 columns = 16 zmm accumulators; per
+ * group of 4 k: 2 weight loads, 8 broadcasts, 16 vpdpbusd. Rows are blocked so
+ * that GEMM_MC rows of A (about 128 KiB) stay in L2 while every panel passes
+ * over them. A single row (batch-1 fully connected) takes gemv(): two panels
+ * at a time, k split in two phases, 8 independent accumulator chains.
+ *
+ * Depthwise packed weights: blocks of 16 channels, [ceil(c/16)][kh*kw][16]
+ * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
+ * (x - a_zero) widened to int32 (high half 0 or -1) against it adds exactly
+ * (x - a_zero) * w. Channels are handled 64 at a time (4 zmm accumulators),
+ * the last < 64 channels 16 at a time with masks.
+ */
+#if defined(__x86_64__)
+
+#include "kernels/kernels_q8.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+#define GEMM_MR 8
+#define GEMM_NB 2                   /* 16-column blocks per panel */
+#define GEMM_NR (16 * GEMM_NB)
+/* Bytes of A kept in L2 per row block (Zen 4 and Ice Lake+ have >= 1 MiB L2). */
+#define GEMM_A_BLOCK_BYTES (128 * 1024)
+
+/* acc + 4-byte dot products of a (u8) and w (s8) per lane. Written as asm with
+ * the accumulator tied in place: GCC 12 compiles _mm512_dpbusd_epi32 in a
+ * register-blocked loop with two register copies per instruction. */
+static ALWAYS_INLINE __m512i dpbusd(__m512i acc, __m512i a, __m512i w)
+{
+	__asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "vm"(w));
+	return acc;
+}
+
+/* acc + 2-element dot products of int16 pairs per lane (same reason). */
+static ALWAYS_INLINE __m512i dpwssd(__m512i acc, __m512i a, __m512i w)
+{
+	__asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "vm"(w));
+	return acc;
+}
+
+/* --- requantization on 16 lanes ---------------------------------------------- */
+
+/* Per-column constants of q31_requantize for 16 columns. */
+struct rq16 {
+	__m512i bias, mult, mult_odd, left, right, mask, half;
+	__m512 scale;
+	__mmask16 valid;
+};
+
+/* Output constants shared by all columns. */
+struct rq_out {
+	__m512i lo, hi, zero; /* clamp r to [c_min - c_zero, c_max - c_zero], then + c_zero */
+	bool deq;
+};
+
+/* Constants for columns j .. j + min(16, n - j) - 1 (deq_scale NULL: requantize;
+ * otherwise mult and shift may be NULL). */
+static void rq16_init(const int32_t *bias, const int32_t *mult, const int8_t *shift,
+		      const float *deq_scale, int j, int n, struct rq16 *q)
+{
+	__mmask16 v = (__mmask16)(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+	q->valid = v;
+	q->bias = _mm512_maskz_loadu_epi32(v, bias + j);
+	if (deq_scale) {
+		q->scale = _mm512_maskz_loadu_ps(v, deq_scale + j);
+		return;
+	}
+	q->mult = _mm512_maskz_loadu_epi32(v, mult + j);
+	q->mult_odd = _mm512_srli_epi64(q->mult, 32);
+	__m512i s = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(v, shift + j));
+	q->left = _mm512_max_epi32(s, _mm512_setzero_si512());
+	q->right = _mm512_max_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), s),
+				    _mm512_setzero_si512());
+	q->mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), q->right),
+				   _mm512_set1_epi32(1));
+	q->half = _mm512_srli_epi32(q->mask, 1);
+}
+
+static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
+			struct rq_out *o)
+{
+	o->lo = _mm512_set1_epi32((int32_t)c_min - c_zero);
+	o->hi = _mm512_set1_epi32((int32_t)c_max - c_zero);
+	o->zero = _mm512_set1_epi32(c_zero);
+	o->deq = deq;
+}
+
+/* clamp(q31_requantize(acc) + c_zero) on 16 lanes, step by step as in kernels_q8.h. */
+static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
+				       const struct rq_out *o)
+{
+	/* acc << left, saturated: overflow iff shifting back changes the value */
+	__m512i x = _mm512_sllv_epi32(acc, q->left);
+	__mmask16 ovf = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(x, q->left), acc);
+	__m512i sat = _mm512_xor_si512(_mm512_srai_epi32(acc, 31), _mm512_set1_epi32(INT32_MAX));
+	x = _mm512_mask_mov_epi32(x, ovf, sat);
+	/* q31_mul_high = floor((x * mult + 2^30) / 2^31): bits 31..62 of the 64-bit
+	 * sum, low dword of even lanes (>> 31), high dword of odd lanes (<< 1) */
+	const __m512i nudge = _mm512_set1_epi64(1ll << 30);
+	__m512i ev = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q->mult), nudge), 31);
+	__m512i od = _mm512_slli_epi64(
+		_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->mult_odd), nudge),
+		1);
+	__m512i h = _mm512_mask_blend_epi32(0xaaaa, ev, od);
+	/* only INT32_MIN * INT32_MIN gives 2^31, which wrapped to INT32_MIN */
+	__mmask16 big = _mm512_cmpeq_epi32_mask(h, _mm512_set1_epi32(INT32_MIN));
+	h = _mm512_mask_mov_epi32(h, big, _mm512_set1_epi32(INT32_MAX));
+	/* h / 2^right, ties away from zero */
+	__m512i rem = _mm512_and_si512(h, q->mask);
+	__m512i thr = _mm512_add_epi32(q->half, _mm512_srli_epi32(h, 31));
+	__m512i r = _mm512_srav_epi32(h, q->right);
+	r = _mm512_mask_sub_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r,
+				  _mm512_set1_epi32(-1));
+	r = _mm512_min_epi32(_mm512_max_epi32(r, o->lo), o->hi);
+	return _mm512_add_epi32(r, o->zero);
+}
+
+/* Writes acc + bias for 16 columns (masked) at element offset off of c or,
+ * in float-output mode, of c_f32 (the other one may be NULL). */
+static ALWAYS_INLINE void store16(__m512i acc, const struct rq16 *q, const struct rq_out *o,
+				  uint8_t *c, float *c_f32, size_t off)
+{
+	acc = _mm512_add_epi32(acc, q->bias);
+	if (o->deq)
+		_mm512_mask_storeu_ps(c_f32 + off, q->valid,
+				      _mm512_mul_ps(_mm512_cvtepi32_ps(acc), q->scale));
+	else
+		_mm512_mask_cvtepi32_storeu_epi8(c + off, q->valid, requant16(acc, q, o));
+}
+
+/* --- GEMM ---------------------------------------------------------------------- */
+
+static size_t gemm_packed_bytes(int n, int k)
+{
+	size_t panels = ((size_t)n + GEMM_NR - 1) / GEMM_NR;
+	return panels * (((size_t)k + 3) / 4) * GEMM_NR * 4;
+}
+
+static void gemm_pack(int n, int k, const int8_t *w, void *packed)
+{
+	int8_t *out = packed;
+	size_t k4 = ((size_t)k + 3) / 4;
+	size_t panels = ((size_t)n + GEMM_NR - 1) / GEMM_NR;
+	memset(out, 0, panels * k4 * GEMM_NR * 4);
+	for (int j = 0; j < n; j++) {
+		int8_t *col = out + ((size_t)(j / GEMM_NR) * k4 * GEMM_NR + j % GEMM_NR) * 4;
+		for (int kk = 0; kk < k; kk++)
+			col[(size_t)(kk / 4) * GEMM_NR * 4 + kk % 4] = w[(size_t)j * k + kk];
+	}
+}
+
+static ALWAYS_INLINE int32_t load_u32(const uint8_t *p)
+{
+	int32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* The last 1..3 bytes of a row, zero-padded (never reads past them). */
+static ALWAYS_INLINE int32_t load_tail(const uint8_t *p, int n_bytes)
+{
+	int32_t v = 0;
+	memcpy(&v, p, (size_t)n_bytes);
+	return v;
+}
+
+/* MR x (16 * NB) tile: rows a[0..MR) (stride lda), panel wp, full K; then
+ * requantize and store. MR and NB are constants after inlining, so acc[][]
+ * lives in registers. */
+static ALWAYS_INLINE void gemm_tile(int mr, int nb, int k, const uint8_t *a, size_t lda,
+				   const int8_t *wp, const struct rq16 *q,
+				   const struct rq_out *o, uint8_t *c, float *c_f32, size_t off,
+				   size_t ldc)
+{
+	__m512i acc[GEMM_MR][GEMM_NB];
+	const uint8_t *ar[GEMM_MR];
+	for (int r = 0; r < mr; r++) {
+		ar[r] = a + (size_t)r * lda;
+		for (int b = 0; b < nb; b++)
+			acc[r][b] = _mm512_setzero_si512();
+	}
+	int k4 = k / 4;
+	for (int g = 0; g < k4; g++) {
+		__m512i w[GEMM_NB];
+		for (int b = 0; b < nb; b++)
+			w[b] = _mm512_loadu_si512(wp + ((size_t)g * GEMM_NR + 16 * b) * 4);
+		for (int r = 0; r < mr; r++) {
+			__m512i av = _mm512_set1_epi32(load_u32(ar[r] + 4 * g));
+			for (int b = 0; b < nb; b++)
+				acc[r][b] = dpbusd(acc[r][b], av, w[b]);
+		}
+	}
+	if (k & 3) {
+		__m512i w[GEMM_NB];
+		for (int b = 0; b < nb; b++)
+			w[b] = _mm512_loadu_si512(wp + ((size_t)k4 * GEMM_NR + 16 * b) * 4);
+		for (int r = 0; r < mr; r++) {
+			__m512i av = _mm512_set1_epi32(load_tail(ar[r] + 4 * k4, k & 3));
+			for (int b = 0; b < nb; b++)
+				acc[r][b] = dpbusd(acc[r][b], av, w[b]);
+		}
+	}
+	for (int r = 0; r < mr; r++)
+		for (int b = 0; b < nb; b++)
+			store16(acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+}
+
+#define TILE_CASE(MR_, NB_)                                                            \
+	case (MR_) * 4 + (NB_):                                                        \
+		gemm_tile(MR_, NB_, k, a, lda, wp, q, o, c, c_f32, off, ldc);          \
+		break
+
+static void gemm_tile_any(int mr, int nb, int k, const uint8_t *a, size_t lda,
+			  const int8_t *wp, const struct rq16 *q, const struct rq_out *o,
+			  uint8_t *c, float *c_f32, size_t off, size_t ldc)
+{
+	switch (mr * 4 + nb) {
+	TILE_CASE(8, 2); TILE_CASE(8, 1);
+	TILE_CASE(7, 2); TILE_CASE(7, 1);
+	TILE_CASE(6, 2); TILE_CASE(6, 1);
+	TILE_CASE(5, 2); TILE_CASE(5, 1);
+	TILE_CASE(4, 2); TILE_CASE(4, 1);
+	TILE_CASE(3, 2); TILE_CASE(3, 1);
+	TILE_CASE(2, 2); TILE_CASE(2, 1);
+	TILE_CASE(1, 2); TILE_CASE(1, 1);
+	default:
+		__builtin_unreachable();
+	}
+}
+
+_Static_assert(GEMM_MR == 8 && GEMM_NB == 2, "gemm_tile_any lists the tile shapes");
+
+/* One row: NP panels (NP * NB blocks) at a time, k in two phases, so that
+ * 8 independent vpdpbusd chains hide their latency. */
+static ALWAYS_INLINE void gemv_panels(int np, int nb_last, int k, const uint8_t *a,
+				      const int8_t *wp, size_t panel_bytes,
+				      const struct rq16 *q, const struct rq_out *o,
+				      uint8_t *c, float *c_f32, size_t off)
+{
+	enum { NBLK = 2 * GEMM_NB };
+	int nblk = (np - 1) * GEMM_NB + nb_last;
+	__m512i acc[NBLK][2];
+	for (int b = 0; b < nblk; b++)
+		acc[b][0] = acc[b][1] = _mm512_setzero_si512();
+	int k4 = (k + 3) / 4;
+	int g = 0;
+	for (; g + 2 <= k / 4; g += 2) {
+		__m512i a0 = _mm512_set1_epi32(load_u32(a + 4 * g));
+		__m512i a1 = _mm512_set1_epi32(load_u32(a + 4 * g + 4));
+		for (int b = 0; b < nblk; b++) {
+			const int8_t *wb = wp + (size_t)(b / GEMM_NB) * panel_bytes +
+					   ((size_t)g * GEMM_NR + 16 * (b % GEMM_NB)) * 4;
+			acc[b][0] = dpbusd(acc[b][0], a0, _mm512_loadu_si512(wb));
+			acc[b][1] = dpbusd(acc[b][1], a1,
+							_mm512_loadu_si512(wb + GEMM_NR * 4));
+		}
+	}
+	for (; g < k4; g++) {
+		int rem = k - 4 * g;
+		__m512i a0 = _mm512_set1_epi32(rem >= 4 ? load_u32(a + 4 * g)
+							: load_tail(a + 4 * g, rem));
+		for (int b = 0; b < nblk; b++) {
+			const int8_t *wb = wp + (size_t)(b / GEMM_NB) * panel_bytes +
+					   ((size_t)g * GEMM_NR + 16 * (b % GEMM_NB)) * 4;
+			acc[b][0] = dpbusd(acc[b][0], a0, _mm512_loadu_si512(wb));
+		}
+	}
+	for (int b = 0; b < nblk; b++)
+		store16(_mm512_add_epi32(acc[b][0], acc[b][1]), &q[b], o, c, c_f32,
+			off + 16 * (size_t)b);
+}
+
+static void gemv(const struct qgemm_params *p, const uint8_t *a, const int8_t *packed,
+		 size_t panel_bytes, const struct rq_out *o, uint8_t *c, float *c_f32)
+{
+	int n = p->n;
+	for (int j0 = 0; j0 < n; j0 += 2 * GEMM_NR) {
+		struct rq16 q[2 * GEMM_NB] = {0};
+		int n_blocks = 0;
+		for (int j = j0; j < n && j < j0 + 2 * GEMM_NR; j += 16, n_blocks++)
+			rq16_init(p->bias, p->mult, p->shift, p->deq_scale, j, n, &q[n_blocks]);
+		const int8_t *wp = packed + (size_t)(j0 / GEMM_NR) * panel_bytes;
+		size_t off = (size_t)j0;
+		switch (n_blocks) {
+		case 4: gemv_panels(2, 2, p->k, a, wp, panel_bytes, q, o, c, c_f32, off); break;
+		case 3: gemv_panels(2, 1, p->k, a, wp, panel_bytes, q, o, c, c_f32, off); break;
+		case 2: gemv_panels(1, 2, p->k, a, wp, panel_bytes, q, o, c, c_f32, off); break;
+		default: gemv_panels(1, 1, p->k, a, wp, panel_bytes, q, o, c, c_f32, off); break;
+		}
+	}
+}
+
+static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
+		     const void *packed, uint8_t *c, int ldc)
+{
+	if (p->m <= 0 || p->n <= 0)
+		return;
+	size_t panel_bytes = (((size_t)p->k + 3) / 4) * GEMM_NR * 4;
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, p->deq_scale != NULL, &o);
+	if (p->m == 1) {
+		gemv(p, a, packed, panel_bytes, &o, c, p->c_f32);
+		return;
+	}
+	int mc = GEMM_A_BLOCK_BYTES / (p->k > 0 ? p->k : 1);
+	mc = mc < GEMM_MR ? GEMM_MR : mc - mc % GEMM_MR;
+	for (int i0 = 0; i0 < p->m; i0 += mc) {
+		int i1 = i0 + mc < p->m ? i0 + mc : p->m;
+		for (int j0 = 0; j0 < p->n; j0 += GEMM_NR) {
+			struct rq16 q[GEMM_NB] = {0};
+			int nb = 0;
+			for (int j = j0; j < p->n && j < j0 + GEMM_NR; j += 16, nb++)
+				rq16_init(p->bias, p->mult, p->shift, p->deq_scale, j, p->n,
+					  &q[nb]);
+			const int8_t *wp = (const int8_t *)packed +
+					   (size_t)(j0 / GEMM_NR) * panel_bytes;
+			for (int i = i0; i < i1; i += GEMM_MR) {
+				int mr = i1 - i < GEMM_MR ? i1 - i : GEMM_MR;
+				gemm_tile_any(mr, nb, p->k, a + (size_t)i * lda, (size_t)lda, wp,
+					      q, &o, c, p->c_f32,
+					      (size_t)i * ldc + (size_t)j0, (size_t)ldc);
+			}
+		}
+	}
+}
+
+const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni = {
+	.name = "qgemm_u8s8_8x32__avx512vnni",
+	.packed_bytes = gemm_packed_bytes,
+	.pack = gemm_pack,
+	.run = gemm_run,
+};
+
+/* --- depthwise convolution ------------------------------------------------------ */
+
+#define DW_VECS 4 /* 16-channel vectors per pass: 64 channels */
+
+static size_t dw_packed_bytes(int c, int kh, int kw)
+{
+	return (((size_t)c + 15) / 16) * (size_t)kh * (size_t)kw * 16 * sizeof(int32_t);
+}
+
+static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+{
+	int32_t *out = packed;
+	int taps = kh * kw;
+	memset(out, 0, dw_packed_bytes(c, kh, kw));
+	for (int ch = 0; ch < c; ch++)
+		for (int t = 0; t < taps; t++)
+			out[((size_t)(ch / 16) * taps + t) * 16 + ch % 16] =
+				(int32_t)(uint16_t)(int16_t)w[(size_t)ch * taps + t];
+}
+
+/* NV vectors of 16 channels starting at channel ch for one output pixel.
+ * All are full except, when NV == 1, possibly the one masked by q->valid. */
+static ALWAYS_INLINE void dw_pixel(int nv, const struct qdwconv_params *p,
+				   const uint8_t *xi, int oh, int ow, int ch,
+				   const int32_t *wblk, const struct rq16 *q,
+				   const struct rq_out *o, uint8_t *yo)
+{
+	int taps = p->kh * p->kw;
+	const __m512i az = _mm512_set1_epi32(p->a_zero);
+	__m512i acc[DW_VECS];
+	for (int v = 0; v < nv; v++)
+		acc[v] = q[v].bias;
+	for (int ki = 0; ki < p->kh; ki++) {
+		int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+		if (ih < 0 || ih >= p->h_in)
+			continue;
+		for (int kj = 0; kj < p->kw; kj++) {
+			int iw = ow * p->stride_w - p->pad_l + kj * p->dil_w;
+			if (iw < 0 || iw >= p->w_in)
+				continue;
+			const uint8_t *xp = xi + ((size_t)ih * p->w_in + iw) * p->c + ch;
+			int t = ki * p->kw + kj;
+			for (int v = 0; v < nv; v++) {
+				__m128i xb = nv == 1 ? _mm_maskz_loadu_epi8(q[0].valid, xp)
+						     : _mm_loadu_si128((const __m128i *)(xp + 16 * v));
+				/* (x - a_zero) in [-255, 255]: |x - a_zero| * |w| <= 32640 */
+				__m512i xv = _mm512_sub_epi32(_mm512_cvtepu8_epi32(xb), az);
+				__m512i wv = _mm512_loadu_si512(wblk + ((size_t)v * taps + t) * 16);
+				acc[v] = dpwssd(acc[v], xv, wv);
+			}
+		}
+	}
+	for (int v = 0; v < nv; v++)
+		_mm512_mask_cvtepi32_storeu_epi8(yo + 16 * v, q[v].valid, requant16(acc[v], &q[v], o));
+}
+
+static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		   uint8_t *y)
+{
+	int taps = p->kh * p->kw;
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * p->h_in * p->w_in * p->c;
+		for (int oh = 0; oh < p->h_out; oh++) {
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * p->c;
+			int ch = 0;
+			for (; ch + 16 * DW_VECS <= p->c; ch += 16 * DW_VECS) {
+				struct rq16 q[DW_VECS];
+				for (int v = 0; v < DW_VECS; v++)
+					rq16_init(p->bias, p->mult, p->shift, NULL, ch + 16 * v,
+						  p->c, &q[v]);
+				const int32_t *wblk = (const int32_t *)packed +
+						      (size_t)(ch / 16) * taps * 16;
+				for (int ow = 0; ow < p->w_out; ow++)
+					dw_pixel(DW_VECS, p, xi, oh, ow, ch, wblk, q, &o,
+						 yrow + (size_t)ow * p->c + ch);
+			}
+			for (; ch < p->c; ch += 16) {
+				struct rq16 q;
+				rq16_init(p->bias, p->mult, p->shift, NULL, ch, p->c, &q);
+				const int32_t *wblk = (const int32_t *)packed +
+						      (size_t)(ch / 16) * taps * 16;
+				for (int ow = 0; ow < p->w_out; ow++)
+					dw_pixel(1, p, xi, oh, ow, ch, wblk, &q, &o,
+						 yrow + (size_t)ow * p->c + ch);
+			}
+		}
+	}
+}
+
+const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni = {
+	.name = "qdwconv_u8s8_64c__avx512vnni",
+	.packed_bytes = dw_packed_bytes,
+	.pack = dw_pack,
+	.run = dw_run,
+};
+
+#else
+typedef int q8_avx512vnni_is_x86_64_only; /* ISO C wants a non-empty file */
+#endif

@@ -1,0 +1,180 @@
+/* q8_ref.c - INT8 reference kernels (see kernels_q8.h): the portable oracle.
+ *
+ * Layout: activations NHWC uint8; the packed GEMM weights are a plain copy of
+ * w [n][k] int8 (one row per output channel), the packed depthwise weights a
+ * plain copy of w [c][kh][kw] int8.
+ *
+ * Every output is computed the obvious way: an int32 sum of exact products,
+ * then clamp(q31_requantize(acc, mult, shift) + c_zero, c_min, c_max) or, in
+ * float-output mode, (float)acc * deq_scale[j]. The fast paths must reproduce
+ * these numbers bit for bit.
+ *
+ * Overflow: a sum of K <= Q8_K_MAX products is below 255 * 128 * 2^15 < 2^30 in
+ * magnitude; adding the bias is done in wrapping (uint32) arithmetic so that an
+ * out-of-contract bias gives the same wrapped result as the vector paths
+ * rather than undefined behaviour.
+ */
+#include "kernels/kernels_q8.h"
+
+#include <string.h>
+
+/* bias + sum, wrapping modulo 2^32 like vpaddd (GCC converts modulo 2^32). */
+static inline int32_t add_wrap(int32_t bias, int32_t sum)
+{
+	return (int32_t)((uint32_t)bias + (uint32_t)sum);
+}
+
+/* clamp(r + c_zero) without int32 overflow. */
+static inline uint8_t requant_out(int32_t acc, int32_t mult, int shift, int32_t c_zero,
+				  uint8_t c_min, uint8_t c_max)
+{
+	int64_t v = (int64_t)q31_requantize(acc, mult, shift) + c_zero;
+	if (v < c_min)
+		v = c_min;
+	if (v > c_max)
+		v = c_max;
+	return (uint8_t)v;
+}
+
+/* --- GEMM ------------------------------------------------------------------ */
+
+static size_t gemm_packed_bytes(int n, int k)
+{
+	return (size_t)n * (size_t)k;
+}
+
+static void gemm_pack(int n, int k, const int8_t *w, void *packed)
+{
+	size_t bytes = gemm_packed_bytes(n, k);
+	if (bytes)
+		memcpy(packed, w, bytes);
+}
+
+static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
+		     const void *packed, uint8_t *c, int ldc)
+{
+	const int8_t *w = packed;
+	for (int i = 0; i < p->m; i++) {
+		const uint8_t *ai = a + (size_t)i * (size_t)lda;
+		for (int j = 0; j < p->n; j++) {
+			const int8_t *wj = w + (size_t)j * (size_t)p->k;
+			int32_t sum = 0; /* |sum| <= 32640 * K < 2^30 for K <= Q8_K_MAX */
+			for (int kk = 0; kk < p->k; kk++)
+				sum += (int32_t)ai[kk] * (int32_t)wj[kk];
+			int32_t acc = add_wrap(p->bias[j], sum);
+			size_t o = (size_t)i * (size_t)ldc + (size_t)j;
+			if (p->deq_scale)
+				p->c_f32[o] = (float)acc * p->deq_scale[j];
+			else
+				c[o] = requant_out(acc, p->mult[j], p->shift[j], p->c_zero,
+						   p->c_min, p->c_max);
+		}
+	}
+}
+
+const struct qgemm_ukernel qgemm_u8s8__ref = {
+	.name = "qgemm_u8s8__ref",
+	.packed_bytes = gemm_packed_bytes,
+	.pack = gemm_pack,
+	.run = gemm_run,
+};
+
+void q8_bias_fold(int n, int k, const int8_t *w, const int32_t *bias_q, int32_t a_zero,
+		  int32_t *bias_eff)
+{
+	for (int j = 0; j < n; j++) {
+		const int8_t *wj = w + (size_t)j * (size_t)k;
+		int64_t sum_w = 0;
+		for (int kk = 0; kk < k; kk++)
+			sum_w += wj[kk];
+		int64_t b = (bias_q ? bias_q[j] : 0) - (int64_t)a_zero * sum_w;
+		/* in range for K <= Q8_K_MAX; wraps like the kernels' adds otherwise */
+		bias_eff[j] = (int32_t)(uint32_t)(uint64_t)b;
+	}
+}
+
+/* --- depthwise convolution ------------------------------------------------- */
+
+static size_t dw_packed_bytes(int c, int kh, int kw)
+{
+	return (size_t)c * (size_t)kh * (size_t)kw;
+}
+
+static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+{
+	if (dw_packed_bytes(c, kh, kw))
+		memcpy(packed, w, dw_packed_bytes(c, kh, kw));
+}
+
+static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		   uint8_t *y)
+{
+	const int8_t *w = packed;
+	int taps = p->kh * p->kw;
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * p->h_in * p->w_in * p->c;
+		for (int oh = 0; oh < p->h_out; oh++) {
+			for (int ow = 0; ow < p->w_out; ow++) {
+				uint8_t *yo = y + (((size_t)img * p->h_out + oh) * p->w_out + ow) *
+							  p->c;
+				for (int ch = 0; ch < p->c; ch++) {
+					/* |sum| <= 255 * 128 * kh*kw < 2^30 for kh*kw <= Q8_K_MAX */
+					int32_t sum = 0;
+					for (int ki = 0; ki < p->kh; ki++) {
+						int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+						if (ih < 0 || ih >= p->h_in)
+							continue;
+						for (int kj = 0; kj < p->kw; kj++) {
+							int iw = ow * p->stride_w - p->pad_l +
+								 kj * p->dil_w;
+							if (iw < 0 || iw >= p->w_in)
+								continue;
+							int32_t xv = xi[((size_t)ih * p->w_in + iw) *
+										p->c + ch];
+							sum += (xv - p->a_zero) *
+							       w[(size_t)ch * taps + ki * p->kw + kj];
+						}
+					}
+					yo[ch] = requant_out(add_wrap(p->bias[ch], sum), p->mult[ch],
+							     p->shift[ch], p->c_zero, p->c_min,
+							     p->c_max);
+				}
+			}
+		}
+	}
+}
+
+const struct qdwconv_ukernel qdwconv_u8s8__ref = {
+	.name = "qdwconv_u8s8__ref",
+	.packed_bytes = dw_packed_bytes,
+	.pack = dw_pack,
+	.run = dw_run,
+};
+
+/* --- im2col ------------------------------------------------------------------ */
+
+void im2col_nhwc_u8(const uint8_t *x, int h_in, int w_in, int c_total, int g, int cg,
+		    int h_out, int w_out, int kh, int kw, int sh, int sw, int pt, int pl, int dh,
+		    int dw, uint8_t pad_value, uint8_t *rows)
+{
+	size_t row_bytes = (size_t)kh * kw * cg;
+	for (int oh = 0; oh < h_out; oh++) {
+		for (int ow = 0; ow < w_out; ow++) {
+			uint8_t *row = rows + ((size_t)oh * w_out + ow) * row_bytes;
+			for (int ki = 0; ki < kh; ki++) {
+				int ih = oh * sh - pt + ki * dh;
+				for (int kj = 0; kj < kw; kj++) {
+					int iw = ow * sw - pl + kj * dw;
+					uint8_t *dst = row + ((size_t)ki * kw + kj) * cg;
+					if (ih < 0 || ih >= h_in || iw < 0 || iw >= w_in)
+						memset(dst, pad_value, (size_t)cg);
+					else
+						memcpy(dst,
+						       x + ((size_t)ih * w_in + iw) * c_total +
+							       (size_t)g * cg,
+						       (size_t)cg);
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,367 @@
+/* test_qengine.c - the INT8 engine: quantized models track their FP32 graph,
+ * every kernel path gives bit-identical results, sizes are exact to a hand
+ * count, and W8A8 on the shipped models stays within 0.5 points of FP32. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calib.h"
+#include "dataset.h"
+#include "engine.h"
+#include "evaluators/evaluate.h"
+#include "graph.h"
+#include "policy.h"
+#include "qengine.h"
+#include "tests/fixtures.h"
+#include "tests/onnx_builder.h"
+
+/* The bound on W8A8 test accuracy vs FP32, in points. */
+#define W8A8_MAX_DROP_POINTS 0.5
+
+static float frand(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* A small residual network over 6x6x3 inputs: conv3x3+relu, depthwise+relu6,
+ * 1x1 conv, residual Add + Relu, maxpool, GAP, flatten, gemm -> 4 logits. */
+static struct graph *small_net(struct mb *b)
+{
+	uint32_t s = 1;
+	float w1[8 * 3 * 9], b1[8], wd[8 * 9], bd[8], w2[8 * 8], b2[8], wf[4 * 8], bf[4];
+	for (size_t i = 0; i < sizeof w1 / 4; i++) w1[i] = 0.4f * frand(&s);
+	for (size_t i = 0; i < sizeof wd / 4; i++) wd[i] = 0.5f * frand(&s);
+	for (size_t i = 0; i < sizeof w2 / 4; i++) w2[i] = 0.4f * frand(&s);
+	for (size_t i = 0; i < sizeof wf / 4; i++) wf[i] = frand(&s);
+	for (int i = 0; i < 8; i++) { b1[i] = 0.1f * frand(&s); bd[i] = 0.1f * frand(&s); b2[i] = 0.1f * frand(&s); }
+	for (int i = 0; i < 4; i++) bf[i] = 0.1f * frand(&s);
+	mb_init(b, 13);
+	mb_input(b, "x", (int64_t[]){-1, 3, 6, 6}, 4);
+	mb_init_f32(b, "w1", (int64_t[]){8, 3, 3, 3}, 4, w1);
+	mb_init_f32(b, "b1", (int64_t[]){8}, 1, b1);
+	mb_init_f32(b, "wd", (int64_t[]){8, 1, 3, 3}, 4, wd);
+	mb_init_f32(b, "bd", (int64_t[]){8}, 1, bd);
+	mb_init_f32(b, "w2", (int64_t[]){8, 8, 1, 1}, 4, w2);
+	mb_init_f32(b, "b2", (int64_t[]){8}, 1, b2);
+	mb_init_f32(b, "wf", (int64_t[]){4, 8}, 2, wf);
+	mb_init_f32(b, "bf", (int64_t[]){4}, 1, bf);
+	mb_init_f32(b, "zero", NULL, 0, (float[]){0.0f});
+	mb_init_f32(b, "six", NULL, 0, (float[]){6.0f});
+	Onnx__NodeProto *n = mb_node(b, "Conv", "conv1", (const char *[]){"x", "w1", "b1", NULL}, "c1");
+	mb_attr_ints(b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_node(b, "Relu", "r1", (const char *[]){"c1", NULL}, "a1");
+	n = mb_node(b, "Conv", "dw", (const char *[]){"a1", "wd", "bd", NULL}, "c2");
+	mb_attr_ints(b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_attr_int(b, n, "group", 8);
+	mb_node(b, "Clip", "r2", (const char *[]){"c2", "zero", "six", NULL}, "a2");
+	mb_node(b, "Conv", "pw", (const char *[]){"a2", "w2", "b2", NULL}, "c3");
+	mb_node(b, "Add", "res", (const char *[]){"c3", "a1", NULL}, "s");
+	mb_node(b, "Relu", "r3", (const char *[]){"s", NULL}, "a3");
+	n = mb_node(b, "MaxPool", "pool", (const char *[]){"a3", NULL}, "p");
+	mb_attr_ints(b, n, "kernel_shape", (int64_t[]){2, 2}, 2);
+	mb_attr_ints(b, n, "strides", (int64_t[]){2, 2}, 2);
+	mb_node(b, "GlobalAveragePool", "gap", (const char *[]){"p", NULL}, "g");
+	mb_node(b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	n = mb_node(b, "Gemm", "fc", (const char *[]){"f", "wf", "bf", NULL}, "y");
+	mb_attr_int(b, n, "transB", 1);
+	mb_output(b, "y");
+	size_t nb;
+	uint8_t *bytes = mb_pack(b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	return g;
+}
+
+/* A tiny in-memory dataset of n random 3x6x6 images. */
+static struct dataset *random_images(int n, uint32_t seed)
+{
+	struct dataset *ds = calloc(1, sizeof *ds);
+	ds->n = n;
+	ds->c = 3;
+	ds->h = ds->w = 6;
+	ds->f32 = malloc(sizeof(float) * (size_t)n * 108);
+	ds->labels = calloc((size_t)n, sizeof(int32_t));
+	ds->n_classes = 4;
+	for (int i = 0; i < n * 108; i++)
+		ds->f32[i] = frand(&seed);
+	return ds;
+}
+
+static const struct normalize IDENTITY_NORM = {.scale = 1, .n_channels = 1, .mean = {0}, .std = {1}};
+
+static void run_fp32(const struct graph *g, const struct dataset *ds, int n, float *out)
+{
+	struct engine *e;
+	cr_assert_eq(engine_create(g, n, &e), PRESSO_OK);
+	int64_t idx[64];
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, n, false, engine_input(e, 0), NULL);
+	cr_assert_eq(engine_run(e, n), PRESSO_OK);
+	memcpy(out, engine_output(e, 0, NULL), sizeof(float) * (size_t)n * 4);
+	engine_free(e);
+}
+
+static void run_q(const struct qmodel *m, const struct dataset *ds, int n, float *out)
+{
+	struct qengine *e;
+	cr_assert_eq(qengine_create(m, n, &e), PRESSO_OK, "%s", status_msg());
+	int64_t idx[64];
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, n, false, qengine_input(e, 0), NULL);
+	cr_assert_eq(qengine_run(e, n), PRESSO_OK, "%s", status_msg());
+	struct shape s;
+	const float *y = qengine_output(e, 0, &s);
+	cr_assert_eq(s.dims[0], n);
+	cr_assert_eq(s.dims[1], 4);
+	memcpy(out, y, sizeof(float) * (size_t)n * 4);
+	qengine_free(e);
+}
+
+static struct calib *calibrate(const struct graph *g, const struct dataset *ds)
+{
+	struct split sp;
+	cr_assert_eq(split_range(ds->n, 0, &sp), PRESSO_OK);
+	struct calib *c;
+	cr_assert_eq(calib_run(g, ds, &IDENTITY_NORM, &sp, 16, &c), PRESSO_OK, "%s", status_msg());
+	split_free(&sp);
+	return c;
+}
+
+Test(qengine, w8a8_tracks_fp32_on_a_residual_net)
+{
+	struct mb b;
+	struct graph *g = small_net(&b);
+	struct dataset *ds = random_images(64, 5);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 4);
+	for (int method = 0; method < CALIB_METHOD_COUNT; method++) {
+		struct policy *p;
+		cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+		struct quant_config qc = {(enum calib_method)method, 99.99, Q8_ISA_REF};
+		struct qmodel *m;
+		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+		float yf[32 * 4], yq[32 * 4];
+		run_fp32(g, ds, 32, yf);
+		run_q(m, ds, 32, yq);
+		double err = 0, ref = 0;
+		for (int i = 0; i < 32 * 4; i++) {
+			err += (yf[i] - yq[i]) * (yf[i] - yq[i]);
+			ref += yf[i] * yf[i];
+		}
+		/* 8-bit weights and activations through 4 layers: a few percent of the
+		 * signal at most (a wrong scale or layout gives errors near 100%) */
+		cr_assert_lt(sqrt(err / ref), 0.05, "%s: relative error %.4f", calib_method_name(qc.method),
+			     sqrt(err / ref));
+		qmodel_free(m);
+		policy_free(p);
+	}
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(qengine, every_kernel_path_gives_identical_outputs)
+{
+	struct mb b;
+	struct graph *g = small_net(&b);
+	struct dataset *ds = random_images(40, 9);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	struct policy *p;
+	cr_assert_eq(policy_parse("{\"layers\": {\"conv1\": {\"bits\": 3, \"bias_correction\": true},"
+				  " \"pw\": {\"bits\": 2}}}", "p", ls, nl, &p), PRESSO_OK, "%s",
+		     status_msg());
+	float ref[40 * 4];
+	int n_paths = 0;
+	for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+		if (!q8_isa_supported((enum q8_isa)isa)) {
+			cr_log_info("path %s: not on this CPU, skipped", q8_isa_name((enum q8_isa)isa));
+			continue;
+		}
+		struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa};
+		struct qmodel *m;
+		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+		float y[40 * 4];
+		run_q(m, ds, 40, y);
+		if (isa == Q8_ISA_REF)
+			memcpy(ref, y, sizeof y);
+		else
+			cr_assert_arr_eq(y, ref, sizeof y, "path %s differs from the reference",
+					 q8_isa_name((enum q8_isa)isa));
+		n_paths++;
+		qmodel_free(m);
+	}
+	cr_assert_geq(n_paths, 1);
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(qengine, size_accounting_matches_a_hand_count)
+{
+	struct mb b;
+	struct graph *g = small_net(&b);
+	struct dataset *ds = random_images(16, 2);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	struct policy *p;
+	cr_assert_eq(policy_parse("{\"default\": {\"bits\": 4}, \"layers\": {\"dw\": {\"bits\": 2},"
+				  " \"fc\": {\"bits\": 1, \"act_bits\": 6}}}", "p", ls, nl, &p), PRESSO_OK);
+	struct quant_config qc = {CALIB_MINMAX, 99.99, Q8_ISA_REF};
+	struct qmodel *m;
+	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+	struct qmodel_size z;
+	qmodel_size(m, &z);
+	/* packed weights: conv1 216 x 4 bits = 108 B; dw 72 x 2 bits = 18 B;
+	 * pw 64 x 4 bits = 32 B; fc 32 x 1 bit = 4 B */
+	cr_assert_eq(z.weight_bytes, 108 + 18 + 32 + 4);
+	/* + per output channel 4 B scale + 4 B bias: 8 + 8 + 8 + 4 channels
+	 * + 5 B (scale, zero point) per quantization group: x; conv1+relu; dw+relu6;
+	 *   pw; Add+Relu with the maxpool, GAP and flatten after it. The logits
+	 *   stay float. */
+	int64_t groups = 5;
+	cr_assert_eq(z.size_bytes, 162 + 8 * 28 + 5 * groups, "size %lld", (long long)z.size_bytes);
+	/* BOPs: MACs x weight bits x input bits (fc reads 6-bit activations) */
+	double bops = 7776.0 * 4 * 8 + 2592.0 * 2 * 8 + 2304.0 * 4 * 8 + 32.0 * 1 * 6;
+	cr_assert_float_eq(z.bops, bops, 1e-6, "bops %.0f vs %.0f", z.bops, bops);
+	qmodel_free(m);
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* --- the shipped models ---------------------------------------------------- */
+
+struct shipped {
+	struct graph *g;
+	struct dataset *train, *test;
+	struct split calib, valid, all;
+	struct normalize norm;
+	struct layer *ls;
+	int nl;
+	struct calib *cal;
+};
+
+static bool load_shipped(const char *name, struct shipped *s)
+{
+	memset(s, 0, sizeof *s);
+	if (!fx_have_fmnist())
+		return false;
+	char rel[128];
+	snprintf(rel, sizeof rel, "models/%s.onnx", name);
+	cr_assert_eq(graph_load_onnx(fx_src(rel), &s->g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_DIR "/train-images-idx3-ubyte.gz",
+				      FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz", &s->train), PRESSO_OK);
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz",
+				      FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz", &s->test), PRESSO_OK);
+	s->norm = (struct normalize){.scale = 1.0f / 255, .n_channels = 1, .mean = {0.2860f},
+				     .std = {0.3530f}};
+	cr_assert_eq(dataset_make_splits(s->train->n, 1, 1000, 1000, &s->calib, &s->valid), PRESSO_OK);
+	cr_assert_eq(split_range(s->test->n, 0, &s->all), PRESSO_OK);
+	cr_assert_eq(graph_layers(s->g, &s->ls, &s->nl), PRESSO_OK);
+	cr_assert_eq(calib_run(s->g, s->train, &s->norm, &s->calib, 100, &s->cal), PRESSO_OK);
+	return true;
+}
+
+static void free_shipped(struct shipped *s)
+{
+	calib_free(s->cal);
+	free(s->ls);
+	split_free(&s->calib);
+	split_free(&s->valid);
+	split_free(&s->all);
+	dataset_free(s->train);
+	dataset_free(s->test);
+	graph_free(s->g);
+}
+
+static void check_w8a8(const char *name)
+{
+	struct shipped s;
+	if (!load_shipped(name, &s))
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", s.ls, s.nl, &p), PRESSO_OK);
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best()};
+	struct qmodel *m;
+	cr_assert_eq(qmodel_build(s.g, p, s.cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+	struct eval_model fm = {s.g, NULL}, qm = {s.g, m};
+	struct eval_result rf, rq;
+	cr_assert_eq(eval_accuracy(&fm, s.test, &s.norm, &s.all, 100, 2, &rf), PRESSO_OK);
+	cr_assert_eq(eval_accuracy(&qm, s.test, &s.norm, &s.all, 100, 2, &rq), PRESSO_OK, "%s",
+		     status_msg());
+	cr_log_info("%s: FP32 %.2f%%, W8A8 %.2f%% (%s kernels)", name, rf.accuracy_pct,
+		    rq.accuracy_pct, q8_isa_name(qc.isa));
+	cr_assert_leq(rf.accuracy_pct - rq.accuracy_pct, W8A8_MAX_DROP_POINTS,
+		      "%s: W8A8 %.2f%% vs FP32 %.2f%%", name, rq.accuracy_pct, rf.accuracy_pct);
+	struct qmodel_size zq, zf;
+	qmodel_size(m, &zq);
+	qmodel_fp32_size(s.g, &zf);
+	cr_assert_lt(zq.size_bytes * 2, zf.size_bytes, "8-bit is well under half of FP32");
+	qmodel_free(m);
+	policy_free(p);
+	free_shipped(&s);
+}
+
+Test(shipped, lenet_w8a8, .timeout = 600) { check_w8a8("lenet"); }
+Test(shipped, mobilenetv2_w8a8, .timeout = 600) { check_w8a8("mobilenetv2"); }
+Test(shipped, resnet_w8a8, .timeout = 600) { check_w8a8("resnet"); }
+
+Test(shipped, low_bit_policies_run_on_every_path, .timeout = 600)
+{
+	struct shipped s;
+	if (!load_shipped("mobilenetv2", &s))
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	const char *policies[] = {"int4", "{\"default\": {\"bits\": 2}}",
+				  "{\"default\": {\"bits\": 1, \"act_bits\": 4}}"};
+	struct split few;
+	cr_assert_eq(split_range(s.test->n, 300, &few), PRESSO_OK);
+	for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
+		struct policy *p;
+		if (k == 0)
+			cr_assert_eq(policy_load(policies[k], s.ls, s.nl, &p), PRESSO_OK);
+		else
+			cr_assert_eq(policy_parse(policies[k], "p", s.ls, s.nl, &p), PRESSO_OK);
+		int64_t correct = -1;
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			if (!q8_isa_supported((enum q8_isa)isa))
+				continue;
+			struct quant_config qc = {CALIB_PERCENTILE, 99.99, (enum q8_isa)isa};
+			struct qmodel *m;
+			cr_assert_eq(qmodel_build(s.g, p, s.cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			struct eval_model qm = {s.g, m};
+			struct eval_result r;
+			cr_assert_eq(eval_accuracy(&qm, s.test, &s.norm, &few, 50, 1, &r), PRESSO_OK);
+			if (correct < 0)
+				correct = r.n_correct;
+			cr_assert_eq(r.n_correct, correct, "policy %zu: path %s disagrees", k,
+				     q8_isa_name((enum q8_isa)isa));
+			qmodel_free(m);
+		}
+		policy_free(p);
+	}
+	split_free(&few);
+	free_shipped(&s);
+}
