@@ -365,3 +365,89 @@ Test(shipped, low_bit_policies_run_on_every_path, .timeout = 600)
 	split_free(&few);
 	free_shipped(&s);
 }
+
+/* NHWC input -> Transpose (fallback) -> Conv -> AveragePool with padding counted
+ * and MaxPool branches -> Concat (fallback) -> GAP -> Flatten -> Gemm -> Softmax
+ * (fallback, float output): mixed integer and float steps track FP32. */
+Test(qengine, fallback_ops_track_fp32)
+{
+	uint32_t s = 4;
+	float w[6 * 3 * 9], wf[5 * 12], bf[5];
+	for (size_t i = 0; i < sizeof w / 4; i++) w[i] = 0.3f * frand(&s);
+	for (size_t i = 0; i < sizeof wf / 4; i++) wf[i] = frand(&s);
+	for (int i = 0; i < 5; i++) bf[i] = 0.1f * frand(&s);
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 6, 6, 3}, 4);
+	mb_init_f32(&b, "w", (int64_t[]){6, 3, 3, 3}, 4, w);
+	mb_init_f32(&b, "wf", (int64_t[]){12, 5}, 2, wf);
+	mb_init_f32(&b, "bf", (int64_t[]){5}, 1, bf);
+	Onnx__NodeProto *n = mb_node(&b, "Transpose", "nchw", (const char *[]){"x", NULL}, "t");
+	mb_attr_ints(&b, n, "perm", (int64_t[]){0, 3, 1, 2}, 4);
+	n = mb_node(&b, "Conv", "conv", (const char *[]){"t", "w", NULL}, "c");
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	n = mb_node(&b, "AveragePool", "avg", (const char *[]){"c", NULL}, "a");
+	mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){3, 3}, 2);
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_attr_int(&b, n, "count_include_pad", 1);
+	n = mb_node(&b, "MaxPool", "max", (const char *[]){"c", NULL}, "m");
+	mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){3, 3}, 2);
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	n = mb_node(&b, "Concat", "cat", (const char *[]){"a", "m", NULL}, "k");
+	mb_attr_int(&b, n, "axis", 1);
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"k", NULL}, "g");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	mb_node(&b, "MatMul", "fc", (const char *[]){"f", "wf", NULL}, "mm");
+	mb_node(&b, "Add", "fc_b", (const char *[]){"mm", "bf", NULL}, "l");
+	mb_node(&b, "Softmax", "prob", (const char *[]){"l", NULL}, "y");
+	mb_output(&b, "y");
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	struct dataset *ds = random_images(48, 12);
+	ds->c = 3;
+	ds->hwc = true; /* the stored images are read as NHWC */
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 2);
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best()};
+	struct qmodel *m;
+	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+	struct engine *fe;
+	struct qengine *qe;
+	cr_assert_eq(engine_create(g, 16, &fe), PRESSO_OK);
+	cr_assert_eq(qengine_create(m, 16, &qe), PRESSO_OK);
+	int64_t idx[16];
+	for (int i = 0; i < 16; i++)
+		idx[i] = i;
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, 16, true, engine_input(fe, 0), NULL);
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, 16, true, qengine_input(qe, 0), NULL);
+	cr_assert_eq(engine_run(fe, 16), PRESSO_OK);
+	cr_assert_eq(qengine_run(qe, 16), PRESSO_OK, "%s", status_msg());
+	struct shape os;
+	const float *yf = engine_output(fe, 0, NULL), *yq = qengine_output(qe, 0, &os);
+	cr_assert_eq(os.dims[0], 16);
+	cr_assert_eq(os.dims[1], 5);
+	double worst = 0, sum = 0;
+	for (int i = 0; i < 16 * 5; i++) {
+		worst = fmax(worst, fabs(yf[i] - yq[i]));
+		sum += yq[i];
+	}
+	/* probabilities: each row sums to 1 and stays within a few hundredths */
+	cr_assert_float_eq(sum, 16.0, 1e-3);
+	cr_assert_lt(worst, 0.03, "largest probability difference %.4f", worst);
+	engine_free(fe);
+	qengine_free(qe);
+	qmodel_free(m);
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
