@@ -86,8 +86,10 @@ struct qstep {
 	int out;                  /* value written */
 	int layer;                /* CONV, DWCONV, FC */
 	uint8_t lo, hi;           /* output clamp */
-	int32_t m1, m2, mo;       /* ADD multipliers */
-	int8_t s1, s2, so;
+	int32_t mo;               /* ADD output multiplier */
+	int8_t so;
+	int32_t *add_lut;         /* ADD: [2][256] each input's q rescaled to the
+				     common scale (TFLite's first stage, tabulated) */
 	int tmp_in[GRAPH_MAX_INPUTS], tmp_out; /* FALLBACK float buffers, -1 none */
 	bool alias;               /* RESHAPE that shares its input's memory */
 };
@@ -694,9 +696,19 @@ enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
 			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
 					     *o = &m->qp[st->out];
 			double twice_max = 2.0 * fmax(a->scale, b->scale);
-			quant_multiplier(a->scale / twice_max, &st->m1, &st->s1);
-			quant_multiplier(b->scale / twice_max, &st->m2, &st->s2);
+			int32_t m1, m2;
+			int8_t s1, s2;
+			quant_multiplier(a->scale / twice_max, &m1, &s1);
+			quant_multiplier(b->scale / twice_max, &m2, &s2);
 			quant_multiplier(twice_max / ((double)(1 << 20) * o->scale), &st->mo, &st->so);
+			st->add_lut = malloc(sizeof(int32_t) * 512);
+			if (!st->add_lut)
+				goto nomem;
+			/* the first stage depends on one uint8 input only: tabulate it */
+			for (int q = 0; q < 256; q++) {
+				st->add_lut[q] = q31_requantize((q - a->zero) * (1 << 20), m1, s1);
+				st->add_lut[256 + q] = q31_requantize((q - b->zero) * (1 << 20), m2, s2);
+			}
 		}
 		if (kind[i] == QK_CONV || kind[i] == QK_DWCONV || kind[i] == QK_FC) {
 			int li = layer_of_node[i];
@@ -762,6 +774,8 @@ void qmodel_free(struct qmodel *m)
 	free(m->layers);
 	free(m->v);
 	free(m->qp);
+	for (int i = 0; m->steps && i < m->n_steps; i++)
+		free(m->steps[i].add_lut);
 	free(m->steps);
 	free(m->bufs);
 	free(m);
@@ -1119,16 +1133,13 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 static void run_add(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
-	const struct qparams *qa = &m->qp[st->in[0]], *qb = &m->qp[st->in[1]], *qo = &m->qp[st->out];
+	const struct qparams *qo = &m->qp[st->out];
 	int64_t n = shape_numel(&e->shapes[st->out]);
 	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf), *b = buf_ptr(e, m->v[st->in[1]].buf);
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
+	const int32_t *ta = st->add_lut, *tb = st->add_lut + 256;
 	for (int64_t i = 0; i < n; i++) {
-		int32_t va = ((int32_t)a[i] - qa->zero) * (1 << 20);
-		int32_t vb = ((int32_t)b[i] - qb->zero) * (1 << 20);
-		int32_t sa = q31_requantize(va, st->m1, st->s1);
-		int32_t sb = q31_requantize(vb, st->m2, st->s2);
-		int32_t r = q31_requantize(sa + sb, st->mo, st->so) + qo->zero;
+		int32_t r = q31_requantize(ta[a[i]] + tb[b[i]], st->mo, st->so) + qo->zero;
 		y[i] = (uint8_t)(r < st->lo ? st->lo : r > st->hi ? st->hi : r);
 	}
 }
