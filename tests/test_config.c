@@ -128,10 +128,13 @@ Test(config, every_field_and_later_sections)
 		"   \"normalize\": {\"scale\": 0.5, \"mean\": [0.1, 0.2, 0.3], \"std\": [2]},\n"
 		"   \"splits\": {\"seed\": 42, \"calibration\": 10, \"validation\": 20, \"test\": 30}},\n"
 		" \"eval\": {\"batch\": 4096, \"threads\": 256},\n"
-		" \"quant\": {\"anything\": [1, 2]}, \"search\": {}, \"space\": {\"x\": 1},\n"
+		" \"quant\": {\"calibration\": \"mse\", \"percentile\": 99.9}, \"search\": {},\n"
+		" \"space\": {\"x\": 1},\n"
 		" \"objectives\": {}, \"constraints\": {}}";
 	cr_assert_eq(load_text("x.json", text, &cfg), PRESSO_OK, "%s", status_msg());
 	cr_assert_str_eq(cfg->name, "my-study");
+	cr_assert_eq(cfg->quant.method, CALIB_MSE);
+	cr_assert_float_eq(cfg->quant.percentile, 99.9, 1e-12);
 	cr_assert_str_eq(cfg->model_path, "/models/m.onnx");
 	cr_assert_str_eq(cfg->data.format, "npy");
 	cr_assert(cfg->data.channels_last);
@@ -364,4 +367,18 @@ Test(json_get, messages_and_defaults)
 	ASSERT_FAILS(json_check_keys(j, "root", allowed), PRESSO_E_CONFIG,
 		     "root: unknown key 't' (expected one of: i, big, f, s, o, a)");
 	cJSON_Delete(j);
+}
+
+Test(config, quant_section)
+{
+	struct config *cfg = NULL;
+	cr_assert_eq(load_text("q.json", config_text("", ""), &cfg), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(cfg->quant.method, CALIB_PERCENTILE, "percentile calibration by default");
+	cr_assert_float_eq(cfg->quant.percentile, 99.99, 1e-12);
+	config_free(cfg);
+	expect_bad(", \"quant\": {\"calibration\": \"median\"}", "", PRESSO_E_CONFIG,
+		   "quant.calibration");
+	expect_bad(", \"quant\": {\"percentile\": 100.5}", "", PRESSO_E_CONFIG, "quant.percentile");
+	expect_bad(", \"quant\": {\"bits\": 4}", "", PRESSO_E_CONFIG, "quant: unknown key 'bits'");
+	expect_bad(", \"quant\": 3", "", PRESSO_E_CONFIG, "quant");
 }

@@ -44,5 +44,8 @@ bool cli_require(const struct cli_cmd *cmd, const char *name, const char *value)
 
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_studies(int argc, char **argv);
+int cmd_pareto(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

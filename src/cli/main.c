@@ -13,6 +13,9 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{"info", cmd_info, "layers of a model: shapes, parameters, MACs"},
 	{"eval", cmd_eval, "FP32 accuracy and throughput of a study's model on its dataset"},
+	{"studies", cmd_studies, "the studies in a database: trials, best results, front size"},
+	{"pareto", cmd_pareto, "a study's Pareto front as a table, CSV or JSON"},
+	{"export", cmd_export, "one trial's policy as JSON, for compress and eval --policy"},
 };
 
 static void usage(FILE *f)

@@ -13,17 +13,20 @@
  * K is padded to a multiple of 4 and N to a multiple of 32 with zero weights.
  * panel p, group g, column j (0..31) byte t is at ((p * K4 + g) * 32 + j) * 4 + t.
  *
- * Micro-kernel qgemm_u8s8_8x32: 8 rows x 32 columns = 16 zmm accumulators; per
- * group of 4 k: 2 weight loads, 8 broadcasts, 16 vpdpbusd. Rows are blocked so
- * that GEMM_MC rows of A (about 128 KiB) stay in L2 while every panel passes
- * over them. A single row (batch-1 fully connected) takes gemv(): two panels
- * at a time, k split in two phases, 8 independent accumulator chains.
+ * Micro-kernel qgemm_u8s8_8x32: 8 rows x 32 columns = 16 zmm accumulators,
+ * started at bias_eff; per group of 4 k: 2 weight loads, 8 broadcasts, 16
+ * vpdpbusd. Rows are blocked so that GEMM_A_BLOCK_BYTES of A stay in L2 while
+ * every panel passes over them. A single row (batch-1 fully connected) takes
+ * gemv(): two panels at a time, k split in two phases, 8 independent chains.
+ * On Zen 4 (one 512-bit vpdpbusd per cycle, 64 MACs) tiles of 4..14 rows x
+ * 32..64 columns all ran within noise of each other; 8 x 32 keeps the N
+ * tail waste small.
  *
  * Depthwise packed weights: blocks of 16 channels, [ceil(c/16)][kh*kw][16]
  * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
  * (x - a_zero) widened to int32 (high half 0 or -1) against it adds exactly
  * (x - a_zero) * w. Channels are handled 64 at a time (4 zmm accumulators),
- * the last < 64 channels 16 at a time with masks.
+ * then 32, then 16 at a time with masks.
  */
 #if defined(__x86_64__)
 
@@ -63,6 +66,8 @@ struct rq16 {
 	__m512i bias, mult, mult_odd, left, right, mask, half;
 	__m512 scale;
 	__mmask16 valid;
+	bool any_left;     /* some shift > 0: the saturating left shift is needed */
+	bool any_min_mult; /* some mult == INT32_MIN (outside the contract) */
 };
 
 /* Output constants shared by all columns. */
@@ -85,7 +90,9 @@ static void rq16_init(const int32_t *bias, const int32_t *mult, const int8_t *sh
 	}
 	q->mult = _mm512_maskz_loadu_epi32(v, mult + j);
 	q->mult_odd = _mm512_srli_epi64(q->mult, 32);
+	q->any_min_mult = _mm512_cmpeq_epi32_mask(q->mult, _mm512_set1_epi32(INT32_MIN)) != 0;
 	__m512i s = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(v, shift + j));
+	q->any_left = _mm512_cmpgt_epi32_mask(s, _mm512_setzero_si512()) != 0;
 	q->left = _mm512_max_epi32(s, _mm512_setzero_si512());
 	q->right = _mm512_max_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), s),
 				    _mm512_setzero_si512());
@@ -103,15 +110,21 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
 	o->deq = deq;
 }
 
-/* clamp(q31_requantize(acc) + c_zero) on 16 lanes, step by step as in kernels_q8.h. */
+/* clamp(q31_requantize(acc) + c_zero) on 16 lanes, step by step as in kernels_q8.h.
+ * The two steps that only matter for shift > 0 or mult = INT32_MIN are skipped
+ * when no lane of the block has them (they are the identity there). */
 static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 				       const struct rq_out *o)
 {
-	/* acc << left, saturated: overflow iff shifting back changes the value */
-	__m512i x = _mm512_sllv_epi32(acc, q->left);
-	__mmask16 ovf = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(x, q->left), acc);
-	__m512i sat = _mm512_xor_si512(_mm512_srai_epi32(acc, 31), _mm512_set1_epi32(INT32_MAX));
-	x = _mm512_mask_mov_epi32(x, ovf, sat);
+	__m512i x = acc;
+	if (q->any_left) {
+		/* acc << left, saturated: overflow iff shifting back changes the value */
+		x = _mm512_sllv_epi32(acc, q->left);
+		__mmask16 ovf = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(x, q->left), acc);
+		__m512i sat = _mm512_xor_si512(_mm512_srai_epi32(acc, 31),
+					       _mm512_set1_epi32(INT32_MAX));
+		x = _mm512_mask_mov_epi32(x, ovf, sat);
+	}
 	/* q31_mul_high = floor((x * mult + 2^30) / 2^31): bits 31..62 of the 64-bit
 	 * sum, low dword of even lanes (>> 31), high dword of odd lanes (<< 1) */
 	const __m512i nudge = _mm512_set1_epi64(1ll << 30);
@@ -120,9 +133,11 @@ static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 		_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->mult_odd), nudge),
 		1);
 	__m512i h = _mm512_mask_blend_epi32(0xaaaa, ev, od);
-	/* only INT32_MIN * INT32_MIN gives 2^31, which wrapped to INT32_MIN */
-	__mmask16 big = _mm512_cmpeq_epi32_mask(h, _mm512_set1_epi32(INT32_MIN));
-	h = _mm512_mask_mov_epi32(h, big, _mm512_set1_epi32(INT32_MAX));
+	if (q->any_min_mult) {
+		/* only INT32_MIN * INT32_MIN gives 2^31, which wrapped to INT32_MIN */
+		__mmask16 big = _mm512_cmpeq_epi32_mask(h, _mm512_set1_epi32(INT32_MIN));
+		h = _mm512_mask_mov_epi32(h, big, _mm512_set1_epi32(INT32_MAX));
+	}
 	/* h / 2^right, ties away from zero */
 	__m512i rem = _mm512_and_si512(h, q->mask);
 	__m512i thr = _mm512_add_epi32(q->half, _mm512_srli_epi32(h, 31));
@@ -133,12 +148,11 @@ static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 	return _mm512_add_epi32(r, o->zero);
 }
 
-/* Writes acc + bias for 16 columns (masked) at element offset off of c or,
- * in float-output mode, of c_f32 (the other one may be NULL). */
+/* Writes acc (bias included) for 16 columns (masked) at element offset off
+ * of c or, in float-output mode, of c_f32 (the other one may be NULL). */
 static ALWAYS_INLINE void store16(__m512i acc, const struct rq16 *q, const struct rq_out *o,
 				  uint8_t *c, float *c_f32, size_t off)
 {
-	acc = _mm512_add_epi32(acc, q->bias);
 	if (o->deq)
 		_mm512_mask_storeu_ps(c_f32 + off, q->valid,
 				      _mm512_mul_ps(_mm512_cvtepi32_ps(acc), q->scale));
@@ -195,7 +209,7 @@ static ALWAYS_INLINE void gemm_tile(int mr, int nb, int k, const uint8_t *a, siz
 	for (int r = 0; r < mr; r++) {
 		ar[r] = a + (size_t)r * lda;
 		for (int b = 0; b < nb; b++)
-			acc[r][b] = _mm512_setzero_si512();
+			acc[r][b] = q[b].bias;
 	}
 	int k4 = k / 4;
 	for (int g = 0; g < k4; g++) {
@@ -258,8 +272,10 @@ static ALWAYS_INLINE void gemv_panels(int np, int nb_last, int k, const uint8_t 
 	enum { NBLK = 2 * GEMM_NB };
 	int nblk = (np - 1) * GEMM_NB + nb_last;
 	__m512i acc[NBLK][2];
-	for (int b = 0; b < nblk; b++)
-		acc[b][0] = acc[b][1] = _mm512_setzero_si512();
+	for (int b = 0; b < nblk; b++) {
+		acc[b][0] = q[b].bias;
+		acc[b][1] = _mm512_setzero_si512();
+	}
 	int k4 = (k + 3) / 4;
 	int g = 0;
 	for (; g + 2 <= k / 4; g += 2) {
@@ -426,6 +442,18 @@ static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void 
 				for (int ow = 0; ow < p->w_out; ow++)
 					dw_pixel(DW_VECS, p, xi, oh, ow, ch, wblk, q, &o,
 						 yrow + (size_t)ow * p->c + ch);
+			}
+			if (ch + 32 <= p->c) {
+				struct rq16 q[2];
+				for (int v = 0; v < 2; v++)
+					rq16_init(p->bias, p->mult, p->shift, NULL, ch + 16 * v,
+						  p->c, &q[v]);
+				const int32_t *wblk = (const int32_t *)packed +
+						      (size_t)(ch / 16) * taps * 16;
+				for (int ow = 0; ow < p->w_out; ow++)
+					dw_pixel(2, p, xi, oh, ow, ch, wblk, q, &o,
+						 yrow + (size_t)ow * p->c + ch);
+				ch += 32;
 			}
 			for (; ch < p->c; ch += 16) {
 				struct rq16 q;

@@ -1,0 +1,128 @@
+-- schema.sql - presso's SQLite schema, as a list of forward migrations.
+--
+-- Each section opens with a line `-- @migration N` and takes a database from
+-- schema version N-1 to N. store_open() applies the missing sections in order,
+-- each in its own transaction, and each section ends by setting
+-- PRAGMA user_version to N, so a database is always at a whole version. The
+-- sections are numbered 1, 2, 3, ... without gaps; the highest is the version
+-- this presso writes. Never edit a section that has been released: add one.
+-- Every table and column is documented in db/README.md.
+--
+-- Times are Unix seconds (REAL, UTC); the views show them as text.
+
+-- @migration 1
+PRAGMA application_id = 1886548851; -- 0x70727373, 'prss': marks a presso database
+
+CREATE TABLE studies (
+	id                 INTEGER PRIMARY KEY,
+	name               TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 128),
+	config_json        TEXT NOT NULL,
+	config_sha256      TEXT NOT NULL CHECK (length(config_sha256) = 64),
+	model_path         TEXT NOT NULL,
+	model_sha256       TEXT NOT NULL CHECK (length(model_sha256) = 64),
+	dataset            TEXT NOT NULL,
+	seed               INTEGER NOT NULL,
+	fp32_accuracy      REAL NOT NULL CHECK (fp32_accuracy BETWEEN 0 AND 100),
+	fp32_test_accuracy REAL CHECK (fp32_test_accuracy BETWEEN 0 AND 100),
+	fp32_size_bytes    INTEGER NOT NULL CHECK (fp32_size_bytes > 0),
+	fp32_bops          REAL NOT NULL CHECK (fp32_bops >= 0),
+	fp32_latency_us    REAL CHECK (fp32_latency_us >= 0),
+	n_classes          INTEGER NOT NULL CHECK (n_classes >= 2),
+	presso_version     TEXT NOT NULL,
+	status             TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'finished')),
+	created_at         REAL NOT NULL,
+	finished_at        REAL
+);
+
+CREATE TABLE trials (
+	id            INTEGER PRIMARY KEY,
+	study_id      INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+	number        INTEGER NOT NULL CHECK (number >= 1),
+	state         TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed')),
+	policy_json   TEXT NOT NULL,
+	policy_sha256 TEXT NOT NULL CHECK (length(policy_sha256) = 64),
+	worker        TEXT NOT NULL DEFAULT '',
+	started_at    REAL NOT NULL,
+	heartbeat_at  REAL NOT NULL,
+	ended_at      REAL,
+	accuracy      REAL CHECK (accuracy BETWEEN 0 AND 100),
+	test_accuracy REAL CHECK (test_accuracy BETWEEN 0 AND 100),
+	size_bytes    INTEGER CHECK (size_bytes > 0),
+	bops          REAL CHECK (bops >= 0),
+	latency_us    REAL CHECK (latency_us >= 0),
+	mean_bits     REAL,
+	mean_prune    REAL,
+	mean_rank     REAL,
+	error         TEXT,
+	lost          INTEGER NOT NULL DEFAULT 0 CHECK (lost IN (0, 1)),
+	UNIQUE (study_id, number),
+	CHECK (state <> 'complete' OR (accuracy IS NOT NULL AND size_bytes IS NOT NULL AND
+				       bops IS NOT NULL AND ended_at IS NOT NULL)),
+	CHECK (state <> 'failed' OR (error IS NOT NULL AND ended_at IS NOT NULL)),
+	CHECK (lost = 0 OR state = 'failed')
+);
+CREATE INDEX trials_by_policy ON trials (study_id, policy_sha256);
+CREATE INDEX trials_by_state ON trials (study_id, state);
+
+CREATE TABLE trial_layers (
+	trial_id        INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+	idx             INTEGER NOT NULL CHECK (idx >= 0),
+	layer           TEXT NOT NULL,
+	bits            INTEGER NOT NULL CHECK (bits BETWEEN 1 AND 32),
+	act_bits        INTEGER NOT NULL CHECK (act_bits BETWEEN 1 AND 32),
+	bias_correction INTEGER NOT NULL CHECK (bias_correction IN (0, 1)),
+	prune           REAL NOT NULL CHECK (prune >= 0 AND prune < 1),
+	prune_kind      TEXT NOT NULL CHECK (prune_kind IN ('unstructured', 'structured')),
+	rank            REAL NOT NULL CHECK (rank > 0 AND rank <= 1),
+	PRIMARY KEY (trial_id, idx),
+	UNIQUE (trial_id, layer)
+);
+
+CREATE TABLE search_state (
+	study_id     INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+	key          TEXT NOT NULL CHECK (length(key) >= 1),
+	value        BLOB,
+	trial_number INTEGER,
+	updated_at   REAL NOT NULL,
+	PRIMARY KEY (study_id, key)
+);
+
+-- One row per trial with its metrics and the derived columns the --where and
+-- --pick expressions name (db/expr.h): `sqlite3 runs.db 'select * from v_trials'`.
+CREATE VIEW v_trials AS
+SELECT
+	s.name                                         AS study,
+	t.number                                       AS trial,
+	t.state                                        AS state,
+	t.accuracy                                     AS accuracy,
+	round(s.fp32_accuracy - t.accuracy, 9)         AS accuracy_drop, -- 16.01 - 15.01 is 1, not 1.0000000000000018
+	t.test_accuracy                                AS test_accuracy,
+	t.size_bytes / 1024.0                          AS size_kb,
+	CAST(s.fp32_size_bytes AS REAL) / t.size_bytes AS ratio,
+	t.bops                                         AS bops,
+	t.latency_us                                   AS latency_us,
+	t.mean_bits                                    AS mean_bits,
+	t.mean_prune                                   AS mean_prune,
+	t.mean_rank                                    AS mean_rank,
+	t.worker                                       AS worker,
+	datetime(t.started_at, 'unixepoch')            AS started,
+	round(t.ended_at - t.started_at, 3)            AS seconds,
+	t.error                                        AS error,
+	t.size_bytes                                   AS size_bytes,
+	t.size_bytes / 1048576.0                       AS size_mb,
+	t.latency_us / 1000.0                          AS latency_ms,
+	t.policy_sha256                                AS policy_sha256,
+	t.policy_json                                  AS policy,
+	t.study_id                                     AS study_id,
+	t.id                                           AS trial_id
+FROM trials t JOIN studies s ON s.id = t.study_id;
+
+-- The per-layer choices of every trial, by name.
+CREATE VIEW v_trial_layers AS
+SELECT
+	s.name AS study, t.number AS trial, t.state AS state, l.idx AS idx, l.layer AS layer,
+	l.bits AS bits, l.act_bits AS act_bits, l.bias_correction AS bias_correction,
+	l.prune AS prune, l.prune_kind AS prune_kind, l.rank AS rank
+FROM trial_layers l JOIN trials t ON t.id = l.trial_id JOIN studies s ON s.id = t.study_id;
+
+PRAGMA user_version = 1;

@@ -1,0 +1,295 @@
+/* pareto.c - `presso pareto`: a study's Pareto front as a table, CSV or JSON.
+ *
+ * The front is over the chosen objectives (accuracy up; size, BOPs, latency
+ * down) among the complete trials that meet --where. Every format has the
+ * same columns: trial, accuracy, accuracy minus FP32's, size in KiB, FP32
+ * size / size, BOPs, latency_us, mean weight bits, mean prune, mean rank.
+ * The table and JSON also give the hypervolume against the reference point
+ * (chance accuracy, FP32 size/BOPs/latency) and as a fraction of the box
+ * between that point and the ideal one (100 %, 0 bytes, ...).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "db/store.h"
+
+#define N_COLS 10
+#define CELL_BYTES 48
+
+static const char *const col_head[N_COLS] = {
+	"trial", "accuracy", "Δ vs FP32", "size_kb", "ratio vs FP32",
+	"BOPs",  "latency_us", "mean bits", "mean prune", "mean rank",
+};
+static const char *const col_csv[N_COLS] = {
+	"trial", "accuracy", "delta_vs_fp32", "size_kb", "ratio_vs_fp32",
+	"bops",  "latency_us", "mean_bits", "mean_prune", "mean_rank",
+};
+
+/* The row's values in column order (NAN where not measured). */
+static void row_values(const struct store_trial *t, const struct baseline *b, double v[N_COLS])
+{
+	const struct trial_metrics *m = &t->metrics;
+	v[0] = (double)t->number;
+	v[1] = m->accuracy;
+	v[2] = m->accuracy - b->accuracy;
+	v[3] = (double)m->size_bytes / 1024.0;
+	v[4] = (double)b->size_bytes / (double)m->size_bytes;
+	v[5] = m->bops;
+	v[6] = m->latency_us;
+	v[7] = m->mean_bits;
+	v[8] = m->mean_prune;
+	v[9] = m->mean_rank;
+}
+
+static void format_cell(int c, double v, char *buf, size_t cap)
+{
+	if (isnan(v)) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	switch (c) {
+	case 0: snprintf(buf, cap, "%.0f", v); break;
+	case 2: snprintf(buf, cap, "%+.2f", v); break;
+	case 4: snprintf(buf, cap, "%.2fx", v); break;
+	case 5: snprintf(buf, cap, "%.4g", v); break;
+	case 6: snprintf(buf, cap, "%.1f", v); break;
+	case 7: snprintf(buf, cap, "%.2f", v); break;
+	case 8:
+	case 9: snprintf(buf, cap, "%.3f", v); break;
+	default: snprintf(buf, cap, "%.2f", v); break;
+	}
+}
+
+static int width(const char *s)
+{
+	int w = 0;
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+static void objectives_text(const enum store_objective *objs, int n, char *buf, size_t cap)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int k = 0; k < n && used < cap; k++)
+		used += (size_t)snprintf(buf + used, cap - used, "%s%s %s", k ? ", " : "",
+					 store_objective_name(objs[k]),
+					 store_objective_dir(objs[k]) == PARETO_MAXIMIZE ? "up"
+											 : "down");
+}
+
+static int print_table(const struct study_info *info, const enum store_objective *objs, int n_objs,
+		       const char *where, const struct pareto_result *r)
+{
+	const struct baseline *b = &info->baseline;
+	char ob[160];
+	objectives_text(objs, n_objs, ob, sizeof ob);
+	printf("study %s: %d on the front of %d complete trials%s%s%s\n", info->name, r->n_front,
+	       r->n_candidates, where ? " meeting '" : "", where ? where : "", where ? "'" : "");
+	printf("objectives: %s\n", ob);
+	printf("FP32: accuracy %.2f %%, %.1f KB, %.4g BOPs", b->accuracy,
+	       (double)b->size_bytes / 1024.0, b->bops);
+	if (!isnan(b->latency_us))
+		printf(", %.1f us", b->latency_us);
+	printf("\n\n");
+	char(*cells)[N_COLS][CELL_BYTES] = calloc((size_t)r->n_front + 1, sizeof *cells);
+	if (!cells) {
+		fprintf(stderr, "presso pareto: out of memory\n");
+		return 1;
+	}
+	int w[N_COLS];
+	for (int c = 0; c < N_COLS; c++)
+		snprintf(cells[0][c], CELL_BYTES, "%s", col_head[c]);
+	for (int i = 0; i < r->n_front; i++) {
+		double v[N_COLS];
+		row_values(&r->front[i], b, v);
+		for (int c = 0; c < N_COLS; c++)
+			format_cell(c, v[c], cells[i + 1][c], CELL_BYTES);
+	}
+	for (int c = 0; c < N_COLS; c++) {
+		w[c] = 0;
+		for (int i = 0; i <= r->n_front; i++)
+			if (width(cells[i][c]) > w[c])
+				w[c] = width(cells[i][c]);
+	}
+	for (int i = 0; i <= r->n_front; i++) {
+		for (int c = 0; c < N_COLS; c++)
+			printf("%s%*s%s", c ? "  " : "", w[c] - width(cells[i][c]), "", cells[i][c]);
+		printf("\n");
+	}
+	free(cells);
+	if (r->has_hypervolume) {
+		printf("\nhypervolume: %.4f of the box from the reference point (", r->hypervolume_ratio);
+		for (int k = 0; k < n_objs; k++)
+			printf("%s%s %.6g", k ? ", " : "", store_objective_name(objs[k]), r->ref[k]);
+		printf(") to the ideal one; %.6g in objective units\n", r->hypervolume);
+	}
+	return 0;
+}
+
+static void csv_number(double v, bool last)
+{
+	if (isnan(v))
+		printf("%s", last ? "\n" : ",");
+	else
+		printf("%.10g%s", v, last ? "\n" : ",");
+}
+
+static int print_csv(const struct study_info *info, const struct pareto_result *r)
+{
+	for (int c = 0; c < N_COLS; c++)
+		printf("%s%s", col_csv[c], c + 1 < N_COLS ? "," : "\n");
+	for (int i = 0; i < r->n_front; i++) {
+		double v[N_COLS];
+		row_values(&r->front[i], &info->baseline, v);
+		for (int c = 0; c < N_COLS; c++)
+			csv_number(v[c], c + 1 == N_COLS);
+	}
+	return 0;
+}
+
+static void add_num(cJSON *o, const char *key, double v)
+{
+	if (isnan(v))
+		cJSON_AddNullToObject(o, key);
+	else
+		cJSON_AddNumberToObject(o, key, v);
+}
+
+static int print_json(const struct study_info *info, const enum store_objective *objs, int n_objs,
+		      const char *where, const struct pareto_result *r)
+{
+	const struct baseline *b = &info->baseline;
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "study", info->name);
+	cJSON *ob = cJSON_AddArrayToObject(root, "objectives");
+	for (int k = 0; k < n_objs; k++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", store_objective_name(objs[k]));
+		cJSON_AddStringToObject(o, "direction", store_objective_dir(objs[k]) ==
+								PARETO_MAXIMIZE ? "max" : "min");
+		cJSON_AddItemToArray(ob, o);
+	}
+	if (where)
+		cJSON_AddStringToObject(root, "where", where);
+	else
+		cJSON_AddNullToObject(root, "where");
+	cJSON *fp = cJSON_AddObjectToObject(root, "fp32");
+	cJSON_AddNumberToObject(fp, "accuracy", b->accuracy);
+	add_num(fp, "test_accuracy", b->test_accuracy);
+	cJSON_AddNumberToObject(fp, "size_bytes", (double)b->size_bytes);
+	cJSON_AddNumberToObject(fp, "bops", b->bops);
+	add_num(fp, "latency_us", b->latency_us);
+	cJSON_AddNumberToObject(fp, "n_classes", b->n_classes);
+	cJSON_AddNumberToObject(root, "candidates", r->n_candidates);
+	if (r->has_hypervolume) {
+		cJSON *hv = cJSON_AddObjectToObject(root, "hypervolume");
+		cJSON_AddNumberToObject(hv, "value", r->hypervolume);
+		add_num(hv, "ratio", r->hypervolume_ratio);
+		cJSON *ref = cJSON_AddObjectToObject(hv, "reference");
+		cJSON *ideal = cJSON_AddObjectToObject(hv, "ideal");
+		for (int k = 0; k < n_objs; k++) {
+			cJSON_AddNumberToObject(ref, store_objective_name(objs[k]), r->ref[k]);
+			cJSON_AddNumberToObject(ideal, store_objective_name(objs[k]), r->ideal[k]);
+		}
+	} else {
+		cJSON_AddNullToObject(root, "hypervolume");
+	}
+	cJSON *arr = cJSON_AddArrayToObject(root, "front");
+	for (int i = 0; i < r->n_front; i++) {
+		const struct store_trial *t = &r->front[i];
+		double v[N_COLS];
+		row_values(t, b, v);
+		cJSON *o = cJSON_CreateObject();
+		for (int c = 0; c < N_COLS; c++)
+			add_num(o, col_csv[c], v[c]);
+		add_num(o, "test_accuracy", t->metrics.test_accuracy);
+		cJSON_AddNumberToObject(o, "size_bytes", (double)t->metrics.size_bytes);
+		cJSON_AddStringToObject(o, "policy_sha256", t->policy_sha256);
+		cJSON_AddItemToArray(arr, o);
+	}
+	char *text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text) {
+		fprintf(stderr, "presso pareto: out of memory\n");
+		return 1;
+	}
+	puts(text);
+	free(text);
+	return 0;
+}
+
+int cmd_pareto(int argc, char **argv)
+{
+	const char *db = NULL, *study = NULL, *objectives = "accuracy,size", *where = NULL;
+	const char *format = "table";
+	const struct cli_opt opts[] = {
+		{"db", CLI_STRING, "FILE", "the study database (opened read-only)", NULL, &db},
+		{"study", CLI_STRING, "NAME", "the study", NULL, &study},
+		{"objectives", CLI_STRING, "LIST",
+		 "comma-separated: accuracy, size, bops, latency (default accuracy,size)", NULL,
+		 &objectives},
+		{"where", CLI_STRING, "EXPR",
+		 "constraints applied before the front, e.g. 'accuracy >= 89 and size <= 64kb'",
+		 NULL, &where},
+		{"format", CLI_STRING, "table|csv|json", "output format (default table)", NULL,
+		 &format},
+	};
+	const struct cli_cmd cmd = {
+		"pareto",
+		"Prints the Pareto front of a study's complete trials: non-dominated over the\n"
+		"objectives (accuracy up; size, BOPs, latency down) among the trials that meet\n"
+		"--where, with the hypervolume against (chance accuracy, FP32 size/BOPs/latency).\n"
+		"--where compares metrics (accuracy, test_accuracy, accuracy_drop, size_bytes,\n"
+		"size_kb, size_mb, ratio, bops, latency_us, latency_ms, mean_bits, mean_prune,\n"
+		"mean_rank, trial) with numbers, units kb/mb/us/ms, joined by and/or/not.",
+		"--db FILE --study NAME [--objectives accuracy,size] [--where EXPR] "
+		"[--format table|csv|json]",
+		opts, 5};
+	int rc;
+	if (!cli_parse(&cmd, argc, argv, &rc))
+		return rc;
+	if (!cli_require(&cmd, "db", db) || !cli_require(&cmd, "study", study))
+		return 2;
+	if (strcmp(format, "table") != 0 && strcmp(format, "csv") != 0 &&
+	    strcmp(format, "json") != 0) {
+		fprintf(stderr, "presso pareto: --format must be table, csv or json, not '%s'\n",
+			format);
+		return 2;
+	}
+	enum store_objective objs[PARETO_MAX_OBJECTIVES];
+	int n_objs;
+	struct expr *e = NULL;
+	struct store *st = NULL;
+	struct study_info info = {0};
+	struct pareto_result r = {0};
+	enum presso_status s = store_parse_objectives(objectives, objs, &n_objs);
+	if (s == PRESSO_OK && where)
+		s = expr_parse(where, "--where", &e);
+	if (s == PRESSO_OK)
+		s = store_open(db, STORE_READONLY, &st);
+	if (s == PRESSO_OK)
+		s = store_find_study(st, study, &info);
+	if (s == PRESSO_OK)
+		s = store_pareto(st, info.id, objs, n_objs, e, &r);
+	if (s != PRESSO_OK) {
+		rc = cli_fail("pareto", s);
+	} else if (strcmp(format, "csv") == 0) {
+		rc = print_csv(&info, &r);
+	} else if (strcmp(format, "json") == 0) {
+		rc = print_json(&info, objs, n_objs, where, &r);
+	} else {
+		rc = print_table(&info, objs, n_objs, where, &r);
+	}
+	store_pareto_result_free(&r);
+	store_study_info_free(&info);
+	store_close(st);
+	expr_free(e);
+	return rc;
+}

@@ -1,0 +1,285 @@
+/* test_expr.c - the --where / --pick language (db/expr.c): the SQL it emits
+ * with its bound values, units, precedence, agreement of expr_eval() with
+ * SQLite's own evaluation of the emitted SQL (NULLs included), and every kind
+ * of error with the column it points at.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/expr.h"
+
+/* Parses text and checks the emitted SQL and values. */
+static void sql_is(const char *text, const char *want_sql, int n_want, const double *want)
+{
+	struct expr *e;
+	cr_assert_eq(expr_parse(text, "--where", &e), PRESSO_OK, "%s: %s", text, status_msg());
+	char *sql;
+	double *params;
+	int n;
+	cr_assert_eq(expr_sql(e, &sql, &params, &n), PRESSO_OK);
+	cr_assert_str_eq(sql, want_sql, "%s", text);
+	cr_assert_eq(n, n_want, "%s", text);
+	for (int i = 0; i < n; i++)
+		cr_assert_float_eq(params[i], want[i], 1e-12, "%s: value %d", text, i);
+	free(sql);
+	free(params);
+	expr_free(e);
+}
+
+Test(expr, comparisons_and_sql)
+{
+	sql_is("accuracy >= 89.5 and size_kb <= 64", "((accuracy >= ?) AND (size_kb <= ?))", 2,
+	       (double[]){89.5, 64});
+	sql_is("trial = 3", "(trial = ?)", 1, (double[]){3});
+	sql_is("trial == 3 or trial != 4 or trial <> 5",
+	       "(((trial = ?) OR (trial != ?)) OR (trial != ?))", 3, (double[]){3, 4, 5});
+	sql_is("accuracy_drop <= -0.5", "(accuracy_drop <= ?)", 1, (double[]){-0.5});
+	sql_is("ratio > +4", "(ratio > ?)", 1, (double[]){4});
+	sql_is("mean_bits < .5e1", "(mean_bits < ?)", 1, (double[]){5});
+	/* the number on the left: the operator turns round */
+	sql_is("90 <= accuracy", "(accuracy >= ?)", 1, (double[]){90});
+	sql_is("64 > size_kb", "(size_kb < ?)", 1, (double[]){64});
+	/* keywords, names and units ignore case; aliases map to columns */
+	sql_is("ACCURACY >= 1 AND Size <= 1KB", "((accuracy >= ?) AND (size_bytes <= ?))", 2,
+	       (double[]){1, 1024});
+	sql_is("bits_mean < 5 and prune_mean > 0.1 and rank_mean <= 1",
+	       "(((mean_bits < ?) AND (mean_prune > ?)) AND (mean_rank <= ?))", 3,
+	       (double[]){5, 0.1, 1});
+}
+
+Test(expr, units_convert_to_the_metric)
+{
+	sql_is("size <= 64kb", "(size_bytes <= ?)", 1, (double[]){65536});
+	sql_is("size <= 64 kb", "(size_bytes <= ?)", 1, (double[]){65536});
+	sql_is("size_kb <= 1mb", "(size_kb <= ?)", 1, (double[]){1024});
+	sql_is("size_mb < 1.5 MiB", "(size_mb < ?)", 1, (double[]){1.5});
+	sql_is("size_kb < 2048b", "(size_kb < ?)", 1, (double[]){2});
+	sql_is("size_bytes <= 2 KiB", "(size_bytes <= ?)", 1, (double[]){2048});
+	sql_is("latency <= 2ms", "(latency_us <= ?)", 1, (double[]){2000});
+	sql_is("latency_ms < 500us", "(latency_ms < ?)", 1, (double[]){0.5});
+	sql_is("latency_us < 1s", "(latency_us < ?)", 1, (double[]){1e6});
+	sql_is("64kb >= size", "(size_bytes <= ?)", 1, (double[]){65536});
+	/* without a unit a number is in the metric's own unit */
+	sql_is("size_kb <= 64", "(size_kb <= ?)", 1, (double[]){64});
+}
+
+Test(expr, precedence_not_and_or)
+{
+	sql_is("trial = 1 or trial = 2 and trial = 3",
+	       "((trial = ?) OR ((trial = ?) AND (trial = ?)))", 3, (double[]){1, 2, 3});
+	sql_is("(trial = 1 or trial = 2) and trial = 3",
+	       "(((trial = ?) OR (trial = ?)) AND (trial = ?))", 3, (double[]){1, 2, 3});
+	sql_is("not trial = 1 and trial = 2", "((NOT (trial = ?)) AND (trial = ?))", 2,
+	       (double[]){1, 2});
+	sql_is("not not (trial = 1)", "(NOT (NOT (trial = ?)))", 1, (double[]){1});
+	sql_is("size <= 64kb or (latency <= 2ms and bits_mean < 5)",
+	       "((size_bytes <= ?) OR ((latency_us <= ?) AND (mean_bits < ?)))", 3,
+	       (double[]){65536, 2000, 5});
+}
+
+Test(expr, pick)
+{
+	struct expr_pick p;
+	cr_assert_eq(expr_parse_pick("max accuracy where size_kb <= 64", "--pick", &p), PRESSO_OK);
+	cr_assert(p.maximize);
+	cr_assert_eq(p.metric, EXPR_ACCURACY);
+	cr_assert_not_null(p.where);
+	char *sql;
+	double *v;
+	int n;
+	cr_assert_eq(expr_sql(p.where, &sql, &v, &n), PRESSO_OK);
+	cr_assert_str_eq(sql, "(size_kb <= ?)");
+	free(sql);
+	free(v);
+	expr_pick_free(&p);
+	cr_assert_eq(expr_parse_pick("MIN size where accuracy_drop <= 1", "--pick", &p), PRESSO_OK);
+	cr_assert(!p.maximize);
+	cr_assert_eq(p.metric, EXPR_SIZE_BYTES);
+	expr_pick_free(&p);
+	cr_assert_eq(expr_parse_pick("min size_kb", "--pick", &p), PRESSO_OK);
+	cr_assert_eq(p.metric, EXPR_SIZE_KB);
+	cr_assert_null(p.where);
+	expr_pick_free(&p);
+	expr_pick_free(NULL);
+	expr_free(NULL);
+}
+
+Test(expr, metric_names_are_columns)
+{
+	for (int m = 0; m < EXPR_METRIC_COUNT; m++) {
+		enum expr_metric back;
+		cr_assert(expr_metric_lookup(expr_metric_name((enum expr_metric)m), &back));
+		cr_assert_eq((int)back, m);
+	}
+	enum expr_metric x;
+	cr_assert(!expr_metric_lookup("accuracy; drop table trials", &x));
+}
+
+/* --- eval agrees with SQLite ------------------------------------------------ */
+
+static sqlite3 *rows_db(void)
+{
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+	char sql[1024] = "CREATE TABLE t (";
+	for (int m = 0; m < EXPR_METRIC_COUNT; m++) {
+		strcat(sql, expr_metric_name((enum expr_metric)m));
+		strcat(sql, m + 1 < EXPR_METRIC_COUNT ? " REAL, " : " REAL)");
+	}
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sql);
+	return db;
+}
+
+Test(expr, eval_agrees_with_sqlite)
+{
+	static const char *const exprs[] = {
+		"accuracy >= 50",
+		"not accuracy >= 50",
+		"test_accuracy >= 4 or size_kb < 3",
+		"not (test_accuracy >= 4 and size_kb < 3)",
+		"not test_accuracy != 2",
+		"(size <= 3kb or latency >= 1ms) and not (trial = 2 or mean_bits < 4)",
+		"accuracy_drop <= -1 or ratio > 2 and bops != 0",
+		"latency_ms < 1 and size_mb < 0.01 or not mean_rank = 1",
+	};
+	sqlite3 *db = rows_db();
+	sqlite3_stmt *ins;
+	char sql[1024] = "INSERT INTO t VALUES (?";
+	for (int m = 1; m < EXPR_METRIC_COUNT; m++)
+		strcat(sql, ", ?");
+	strcat(sql, ")");
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &ins, NULL), SQLITE_OK);
+	unsigned seed = 99;
+	enum { N_ROWS = 300 };
+	static double rows[N_ROWS][EXPR_METRIC_COUNT];
+	for (int r = 0; r < N_ROWS; r++) {
+		for (int m = 0; m < EXPR_METRIC_COUNT; m++) {
+			seed = seed * 1103515245u + 12345u;
+			unsigned x = (seed >> 16) % 110;
+			/* small integers (ties with the constants) and ~10 % NULLs */
+			double v = x >= 100 ? NAN : (double)(x % 7) * (m == EXPR_ACCURACY ? 17 : 1);
+			if (m == EXPR_SIZE_KB || m == EXPR_SIZE_MB)
+				v = isnan(v) ? v : v / (m == EXPR_SIZE_MB ? 1024.0 : 1.0);
+			if (m == EXPR_TRIAL)
+				v = r;
+			rows[r][m] = v;
+			if (isnan(v))
+				sqlite3_bind_null(ins, m + 1);
+			else
+				sqlite3_bind_double(ins, m + 1, v);
+		}
+		cr_assert_eq(sqlite3_step(ins), SQLITE_DONE);
+		sqlite3_reset(ins);
+	}
+	sqlite3_finalize(ins);
+	for (size_t k = 0; k < sizeof exprs / sizeof exprs[0]; k++) {
+		struct expr *e;
+		cr_assert_eq(expr_parse(exprs[k], "--where", &e), PRESSO_OK, "%s", status_msg());
+		char *frag;
+		double *v;
+		int n;
+		cr_assert_eq(expr_sql(e, &frag, &v, &n), PRESSO_OK);
+		char q[1024];
+		snprintf(q, sizeof q, "SELECT trial FROM t WHERE %s ORDER BY trial", frag);
+		sqlite3_stmt *st;
+		cr_assert_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK, "%s: %s", q,
+			     sqlite3_errmsg(db));
+		for (int i = 0; i < n; i++)
+			sqlite3_bind_double(st, i + 1, v[i]);
+		bool in_sql[N_ROWS] = {false};
+		while (sqlite3_step(st) == SQLITE_ROW)
+			in_sql[sqlite3_column_int(st, 0)] = true;
+		sqlite3_finalize(st);
+		int n_true = 0;
+		for (int r = 0; r < N_ROWS; r++) {
+			bool mine = expr_eval(e, rows[r]);
+			n_true += mine;
+			cr_assert_eq(mine, in_sql[r], "'%s' on row %d: eval %d, SQLite %d", exprs[k], r,
+				     mine, in_sql[r]);
+		}
+		cr_assert(n_true > 0 && n_true < N_ROWS, "'%s' should split the rows (%d true)",
+			  exprs[k], n_true);
+		free(frag);
+		free(v);
+		expr_free(e);
+	}
+	sqlite3_close(db);
+}
+
+/* --- errors ------------------------------------------------------------------ */
+
+/* The expression fails with PRESSO_E_USAGE, the message holds `part`, and
+ * "at column N" with the caret under column N. */
+static void fails_at(const char *text, int column, const char *part)
+{
+	struct expr *e = (struct expr *)1;
+	cr_assert_eq(expr_parse(text, "--where", &e), PRESSO_E_USAGE, "'%s' should fail", text);
+	cr_assert_null(e);
+	const char *msg = status_msg();
+	char want[64];
+	snprintf(want, sizeof want, "at column %d", column);
+	cr_assert(strncmp(msg, "--where: ", 9) == 0, "%s", msg);
+	cr_assert(strstr(msg, want), "'%s': expected '%s' in: %s", text, want, msg);
+	cr_assert(strstr(msg, part), "'%s': expected '%s' in: %s", text, part, msg);
+	/* the caret line: two spaces, column-1 spaces, ^ */
+	const char *caret = strrchr(msg, '\n');
+	cr_assert_not_null(caret, "%s", msg);
+	cr_assert_eq((int)strlen(caret + 1), 2 + column, "caret under column %d: %s", column, msg);
+	cr_assert_eq(caret[strlen(caret) - 1], '^');
+}
+
+Test(expr, errors_point_at_their_column)
+{
+	fails_at("acuracy >= 5", 1, "unknown metric 'acuracy'");
+	fails_at("acuracy >= 5", 1, "(known: accuracy, test_accuracy, accuracy_drop");
+	fails_at("accuracy >= 5 and", 18, "expected a metric or a number, got the end");
+	fails_at("accuracy 5", 10, "expected a comparison");
+	fails_at("accuracy >= 5kg", 14, "unknown unit 'kg'");
+	fails_at("accuracy >= 5kb", 14, "unit 'kb' is a size but 'accuracy' is a plain number");
+	fails_at("latency <= 5kb", 13, "unit 'kb' is a size but 'latency_us' is a time");
+	fails_at("size < 3ms", 9, "is a time but 'size_bytes' is a size");
+	fails_at("(accuracy >= 5", 15, "expected ')' to close the '(' at column 1");
+	fails_at("accuracy >= 5)", 14, "')' without a matching '('");
+	fails_at("accuracy >= size", 13, "a metric on one side and a number on the other");
+	fails_at("5 >= 6", 3, "a metric on one side and a number on the other");
+	fails_at("", 1, "empty expression");
+	fails_at("   ", 4, "empty expression");
+	fails_at("accuracy >= 5 @", 15, "unexpected character '@'");
+	fails_at("accuracy >= 1e999", 13, "out of range");
+	fails_at("accuracy >= 5 and and", 19, "got 'and'");
+	fails_at("accuracy >= 5 trial = 1", 15, "expected 'and', 'or' or the end");
+	fails_at("accuracy >= -", 14, "expected a number after the sign");
+	fails_at("accuracy >= 'x'", 13, "unexpected character");
+	char deep[200];
+	memset(deep, '(', 100);
+	strcpy(deep + 100, "trial = 1");
+	fails_at(deep, 65, "nested deeper than 64");
+}
+
+static void pick_fails_at(const char *text, int column, const char *part)
+{
+	struct expr_pick p;
+	cr_assert_eq(expr_parse_pick(text, "--pick", &p), PRESSO_E_USAGE, "'%s' should fail", text);
+	cr_assert_null(p.where);
+	char want[64];
+	snprintf(want, sizeof want, "at column %d", column);
+	cr_assert(strncmp(status_msg(), "--pick: ", 8) == 0, "%s", status_msg());
+	cr_assert(strstr(status_msg(), want), "'%s': %s", text, status_msg());
+	cr_assert(strstr(status_msg(), part), "'%s': %s", text, status_msg());
+}
+
+Test(expr, pick_errors)
+{
+	pick_fails_at("maximum accuracy", 1, "expected 'max' or 'min'");
+	pick_fails_at("max", 4, "expected a metric after 'max'");
+	pick_fails_at("min 5", 5, "expected a metric after 'min'");
+	pick_fails_at("max accurcy", 5, "unknown metric 'accurcy'");
+	pick_fails_at("max accuracy size_kb <= 5", 14, "expected 'where'");
+	pick_fails_at("max accuracy where", 19, "empty expression");
+	pick_fails_at("max accuracy where size_kb <= 5 and", 36, "got the end");
+}

@@ -1,0 +1,817 @@
+/* test_kernels_q8.c - INT8 kernels: requantization, every ISA path vs the reference.
+ *
+ * 1. q31_requantize (kernels_q8.h) against an exact int64 model of its
+ *    definition written here from the arithmetic, not from gemmlowp's code:
+ *    mul_high = a*b / 2^31 rounded to nearest, ties toward +infinity
+ *    (saturating INT32_MIN^2); the shift = round to nearest, ties away from
+ *    zero. The model itself is checked against double arithmetic where that
+ *    is exact. Edge values: multipliers near 2^30 and 2^31, shifts -31..30,
+ *    acc INT32_MIN/MAX, positive and negative ties at both roundings.
+ * 2. The reference GEMM, depthwise conv and im2col against naive versions
+ *    written here (int64 sums, the model above).
+ * 3. Every path this CPU has (q8_gemm_for, q8_dwconv_for) against the
+ *    reference, bit for bit, on random shapes from a fixed-seed PRNG: GEMM
+ *    m 1..70, n 1..150, k 1..600 (odd sizes, row strides > k and > n, random
+ *    zero points, per-channel multipliers and shifts, clamps, float output)
+ *    plus listed edge shapes; depthwise with strides 1-2, pads, dilations 1-2,
+ *    kernels 3 and 5, channels 1..100. The requantization edge values are also
+ *    pushed through every path (k = 1, zero weights, acc = bias), with the
+ *    expected value placed inside the uint8 range so clamping hides nothing.
+ *    A path the CPU lacks is skipped with a message.
+ * Buffers are allocated to their exact size (AddressSanitizer catches any
+ * read past a row of A or a write past C), and outputs are compared whole,
+ * padding between rows included, so a stray write shows.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels_q8.h"
+
+/* Random shapes per fast path (plus the listed edge shapes). The whole file
+ * runs in about 1 s, 3 s under AddressSanitizer + UBSan, so the counts are the
+ * same in every build. */
+#define N_GEMM_SHAPES 1000
+#define N_DW_SHAPES 500
+/* Random (acc, mult, shift) triples of the requantization sweep. */
+#define N_REQUANT_RANDOM 2000000
+
+/* ---- PRNG (splitmix64, fixed seed per test) ------------------------------ */
+
+static uint64_t rng_state;
+
+static void rng_seed(uint64_t seed)
+{
+	rng_state = seed;
+}
+
+static uint64_t rng_u64(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform integer in [lo, hi]. */
+static int64_t rng_range(int64_t lo, int64_t hi)
+{
+	return lo + (int64_t)(rng_u64() % (uint64_t)(hi - lo + 1));
+}
+
+static int rng_int(int lo, int hi)
+{
+	return (int)rng_range(lo, hi);
+}
+
+static bool rng_chance(int percent)
+{
+	return rng_int(0, 99) < percent;
+}
+
+static void *xmalloc(size_t bytes)
+{
+	void *p = malloc(bytes ? bytes : 1);
+	cr_assert_not_null(p);
+	return p;
+}
+
+/* ---- the model of q31_requantize ------------------------------------------ */
+
+static int64_t floor_div_pow2(int64_t x, int e)
+{
+	int64_t d = (int64_t)1 << e;
+	int64_t q = x / d;
+	return (x % d != 0 && x < 0) ? q - 1 : q;
+}
+
+/* a*b / 2^31 to nearest, ties toward +infinity; INT32_MIN^2 saturates. */
+static int32_t model_mul_high(int32_t a, int32_t b)
+{
+	if (a == INT32_MIN && b == INT32_MIN)
+		return INT32_MAX;
+	int64_t ab = (int64_t)a * b;
+	int64_t q = floor_div_pow2(ab, 31);
+	int64_t r = ab - q * ((int64_t)1 << 31); /* 0 <= r < 2^31 */
+	return (int32_t)(q + (r >= ((int64_t)1 << 30)));
+}
+
+/* x / 2^e to nearest, ties away from zero. */
+static int32_t model_round_shift(int32_t x, int e)
+{
+	if (e == 0)
+		return x;
+	int64_t q = floor_div_pow2(x, e);
+	int64_t r = x - q * ((int64_t)1 << e); /* 0 <= r < 2^e */
+	int64_t half = (int64_t)1 << (e - 1);
+	if (r > half || (r == half && x >= 0))
+		q++;
+	return (int32_t)q;
+}
+
+static int32_t model_requant(int32_t acc, int32_t mult, int shift)
+{
+	int64_t x = acc;
+	if (shift > 0) {
+		x *= (int64_t)1 << shift;
+		x = x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : x;
+	}
+	int32_t h = model_mul_high((int32_t)x, mult);
+	return shift >= 0 ? h : model_round_shift(h, -shift);
+}
+
+static uint8_t model_out(int32_t acc, int32_t mult, int shift, int32_t c_zero, uint8_t c_min,
+			 uint8_t c_max)
+{
+	int64_t v = (int64_t)model_requant(acc, mult, shift) + c_zero;
+	return (uint8_t)(v < c_min ? c_min : v > c_max ? c_max : v);
+}
+
+static const int32_t edge_mults[] = {
+	1 << 30, (1 << 30) + 1, (1 << 30) + 2, 0x5a827999 /* 2^30.5 */, 3 << 29,
+	INT32_MAX - 2, INT32_MAX - 1, INT32_MAX,
+};
+
+static const int32_t edge_accs[] = {
+	INT32_MIN, INT32_MIN + 1, INT32_MIN + 2, -(1 << 30) - 1, -(1 << 30), -(1 << 30) + 1,
+	-65536, -65535, -32769, -32768, -32767, -257, -256, -255, -129, -128, -127, -5, -4, -3,
+	-2, -1, 0, 1, 2, 3, 4, 5, 127, 128, 129, 255, 256, 257, 32767, 32768, 65535, 65536,
+	(1 << 30) - 1, 1 << 30, (1 << 30) + 1, INT32_MAX - 2, INT32_MAX - 1, INT32_MAX,
+};
+
+#define N_ELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+Test(q8_requant, model_matches_double_where_exact)
+{
+	/* |a*b| < 2^53: a*b / 2^31 and the tie tests are exact in double */
+	rng_seed(1);
+	for (int i = 0; i < 200000; i++) {
+		int32_t a = (int32_t)rng_range(-(1 << 26), 1 << 26);
+		int32_t b = (int32_t)rng_range(-(1 << 26), 1 << 26);
+		if (rng_chance(20))
+			a = (int32_t)rng_range(-5, 5) * (1 << 25) + (int32_t)rng_range(-2, 2);
+		double v = (double)a * (double)b / 2147483648.0;
+		cr_assert_eq(model_mul_high(a, b), (int32_t)floor(v + 0.5), "mul_high(%d, %d)", a,
+			     b);
+		int e = rng_int(0, 31);
+		int32_t x = (int32_t)rng_range(INT32_MIN, INT32_MAX);
+		double xs = (double)x / ldexp(1.0, e);
+		double want = xs >= 0 ? floor(xs + 0.5) : -floor(-xs + 0.5);
+		cr_assert_eq(model_round_shift(x, e), (int32_t)want, "round_shift(%d, %d)", x, e);
+	}
+}
+
+Test(q8_requant, edge_values)
+{
+	cr_assert_eq(q31_mul_high(INT32_MIN, INT32_MIN), INT32_MAX);
+	cr_assert_eq(q31_requantize(INT32_MIN, INT32_MIN, 0), INT32_MAX);
+	for (int mi = 0; mi < N_ELEMS(edge_mults); mi++)
+		for (int shift = -31; shift <= 30; shift++)
+			for (int ai = 0; ai < N_ELEMS(edge_accs); ai++) {
+				int32_t acc = edge_accs[ai], mult = edge_mults[mi];
+				cr_assert_eq(q31_requantize(acc, mult, shift),
+					     model_requant(acc, mult, shift),
+					     "requantize(%d, %d, %d)", acc, mult, shift);
+			}
+}
+
+Test(q8_requant, ties)
+{
+	/* mult = 2^30 halves: odd acc is a tie of mul_high; x = (2j+1) * 2^(e-1)
+	 * is a tie of the shift. Both signs. */
+	for (int e = 1; e <= 31; e++)
+		for (int j = -40; j <= 40; j++) {
+			int64_t x = (2 * (int64_t)j + 1) * ((int64_t)1 << (e - 1));
+			if (x < INT32_MIN || x > INT32_MAX)
+				continue;
+			int32_t want = model_round_shift((int32_t)x, e);
+			cr_assert_eq(q31_round_shift_right((int32_t)x, e), want, "x=%lld e=%d",
+				     (long long)x, e);
+			cr_assert_eq(want, x > 0 ? j + 1 : j, "tie away from zero: x=%lld e=%d",
+				     (long long)x, e);
+		}
+	for (int32_t acc = -1001; acc <= 1001; acc += 2) {
+		cr_assert_eq(q31_mul_high(acc, 1 << 30), model_mul_high(acc, 1 << 30));
+		cr_assert_eq(q31_mul_high(acc, 1 << 30), (acc + 1) / 2, "acc=%d: tie toward +inf",
+			     acc);
+		for (int shift = -31; shift <= 0; shift++)
+			cr_assert_eq(q31_requantize(acc, 1 << 30, shift),
+				     model_requant(acc, 1 << 30, shift));
+	}
+}
+
+Test(q8_requant, random)
+{
+	rng_seed(2);
+	for (int i = 0; i < N_REQUANT_RANDOM; i++) {
+		int32_t acc = (int32_t)rng_range(INT32_MIN, INT32_MAX);
+		if (rng_chance(50))
+			acc >>= rng_int(0, 31);
+		int32_t mult = (int32_t)rng_range(1 << 30, INT32_MAX);
+		int shift = rng_int(-31, 30);
+		cr_assert_eq(q31_requantize(acc, mult, shift), model_requant(acc, mult, shift),
+			     "requantize(%d, %d, %d)", acc, mult, shift);
+	}
+}
+
+/* ---- GEMM -------------------------------------------------------------------- */
+
+struct gemm_case {
+	int m, n, k, lda, ldc;
+	bool deq;
+	uint8_t *a;
+	int8_t *w;
+	int32_t *bias, *mult;
+	int8_t *shift;
+	float *scale;
+	struct qgemm_params p;
+};
+
+static size_t a_bytes(const struct gemm_case *g)
+{
+	return g->m ? (size_t)(g->m - 1) * g->lda + g->k : 0;
+}
+
+static size_t c_elems(const struct gemm_case *g)
+{
+	return g->m ? (size_t)(g->m - 1) * g->ldc + g->n : 0;
+}
+
+/* A random GEMM of the given shape with realistic quantization parameters:
+ * the multiplier maps the typical |acc| (about 2^14 sqrt(k)) onto the uint8
+ * range, sometimes far off it, sometimes any shift at all. */
+static void gemm_case_make(struct gemm_case *g, int m, int n, int k)
+{
+	*g = (struct gemm_case){.m = m, .n = n, .k = k};
+	g->lda = k + (rng_chance(50) ? rng_int(0, 9) : 0);
+	g->ldc = n + (rng_chance(50) ? rng_int(0, 9) : 0);
+	g->deq = rng_chance(20);
+	g->a = xmalloc(a_bytes(g));
+	g->w = xmalloc((size_t)n * k);
+	g->bias = xmalloc((size_t)n * sizeof(int32_t));
+	g->mult = xmalloc((size_t)n * sizeof(int32_t));
+	g->shift = xmalloc((size_t)n);
+	g->scale = xmalloc((size_t)n * sizeof(float));
+	int a_zero = rng_int(0, 255);
+	int a_lo = rng_chance(20) ? 0 : rng_int(0, 255), a_hi = rng_int(a_lo, 255);
+	for (size_t i = 0; i < a_bytes(g); i++)
+		g->a[i] = (uint8_t)rng_int(a_lo, a_hi);
+	int w_max = rng_chance(10) ? 128 : 127;
+	for (size_t i = 0; i < (size_t)n * k; i++)
+		g->w[i] = (int8_t)rng_int(-w_max, w_max < 128 ? w_max : 127);
+	int32_t *bias_q = xmalloc((size_t)n * sizeof(int32_t));
+	int bias_bits = rng_int(0, 29);
+	int base_shift = -(int)(14 + log2(sqrt((double)k + 1)) - 7);
+	for (int j = 0; j < n; j++) {
+		bias_q[j] = (int32_t)rng_range(-(1 << bias_bits), 1 << bias_bits);
+		g->mult[j] = (int32_t)rng_range(1 << 30, INT32_MAX);
+		g->shift[j] = (int8_t)(rng_chance(10) ? rng_int(-31, 30)
+						     : base_shift + rng_int(-3, 3));
+		g->scale[j] = (float)ldexp((double)rng_int(1, 1 << 20), -rng_int(20, 40));
+	}
+	q8_bias_fold(n, k, g->w, bias_q, a_zero, g->bias);
+	free(bias_q);
+	int32_t c_zero = rng_int(0, 255);
+	int c_min = rng_chance(50) ? 0 : rng_int(0, 255);
+	int c_max = rng_chance(50) ? 255 : rng_int(c_min, 255);
+	g->p = (struct qgemm_params){
+		.m = m, .n = n, .k = k, .bias = g->bias,
+		.mult = g->deq ? NULL : g->mult, .shift = g->deq ? NULL : g->shift,
+		.c_zero = c_zero, .c_min = (uint8_t)c_min, .c_max = (uint8_t)c_max,
+		.deq_scale = g->deq ? g->scale : NULL,
+	};
+}
+
+static void gemm_case_free(struct gemm_case *g)
+{
+	free(g->a);
+	free(g->w);
+	free(g->bias);
+	free(g->mult);
+	free(g->shift);
+	free(g->scale);
+}
+
+/* Runs kernel uk on g into freshly allocated outputs (pre-filled with a
+ * pattern, exact size); returns them through c / c_f32. */
+static void gemm_run_kernel(const struct qgemm_ukernel *uk, struct gemm_case *g, uint8_t **c,
+			    float **c_f32)
+{
+	size_t packed_bytes = uk->packed_bytes(g->n, g->k);
+	void *packed = xmalloc(packed_bytes);
+	uk->pack(g->n, g->k, g->w, packed);
+	*c = NULL;
+	*c_f32 = NULL;
+	struct qgemm_params p = g->p;
+	if (g->deq) {
+		*c_f32 = xmalloc(c_elems(g) * sizeof(float));
+		for (size_t i = 0; i < c_elems(g); i++)
+			(*c_f32)[i] = -1234.5f;
+		p.c_f32 = *c_f32;
+	} else {
+		*c = xmalloc(c_elems(g));
+		memset(*c, 0xa5, c_elems(g));
+	}
+	uk->run(&p, g->a, g->lda, packed, *c, g->ldc);
+	free(packed);
+}
+
+static void gemm_check_same(const char *what, const struct gemm_case *g, const uint8_t *c0,
+			    const float *f0, const uint8_t *c1, const float *f1)
+{
+	for (size_t i = 0; i < c_elems(g); i++) {
+		int row = (int)(i / g->ldc), col = (int)(i % g->ldc);
+		if (g->deq)
+			cr_assert(memcmp(&f0[i], &f1[i], sizeof(float)) == 0,
+				  "%s: m=%d n=%d k=%d lda=%d ldc=%d float: c[%d][%d] = %.9g, want %.9g",
+				  what, g->m, g->n, g->k, g->lda, g->ldc, row, col, f1[i], f0[i]);
+		else
+			cr_assert_eq(c0[i], c1[i],
+				     "%s: m=%d n=%d k=%d lda=%d ldc=%d c_zero=%d clamp %d..%d: "
+				     "c[%d][%d] = %d, want %d", what, g->m, g->n, g->k, g->lda,
+				     g->ldc, g->p.c_zero, g->p.c_min, g->p.c_max, row, col, c1[i],
+				     c0[i]);
+	}
+}
+
+Test(q8_gemm, reference_vs_naive)
+{
+	rng_seed(10);
+	const struct qgemm_ukernel *ref = q8_gemm_for(Q8_ISA_REF);
+	cr_assert_not_null(ref);
+	for (int t = 0; t < 150; t++) {
+		struct gemm_case g;
+		gemm_case_make(&g, rng_int(1, 20), rng_int(1, 40), rng_int(1, 300));
+		uint8_t *c;
+		float *f;
+		gemm_run_kernel(ref, &g, &c, &f);
+		for (int i = 0; i < g.m; i++)
+			for (int j = 0; j < g.n; j++) {
+				int64_t acc = g.bias[j];
+				for (int kk = 0; kk < g.k; kk++)
+					acc += (int64_t)g.a[(size_t)i * g.lda + kk] *
+					       g.w[(size_t)j * g.k + kk];
+				cr_assert(acc >= INT32_MIN && acc <= INT32_MAX);
+				size_t o = (size_t)i * g.ldc + j;
+				if (g.deq)
+					cr_assert_eq(f[o], (float)acc * g.scale[j]);
+				else
+					cr_assert_eq(c[o], model_out((int32_t)acc, g.mult[j],
+								     g.shift[j], g.p.c_zero,
+								     g.p.c_min, g.p.c_max),
+						     "m=%d n=%d k=%d at [%d][%d]", g.m, g.n, g.k, i, j);
+			}
+		free(c);
+		free(f);
+		gemm_case_free(&g);
+	}
+}
+
+/* Shapes at the tile edges of every path: rows 1..9 and 16, 17, 24, 25;
+ * columns around 8, 16, 32, 64; k around multiples of 4 and 8. */
+static const int edge_shapes[][3] = {
+	{1, 1, 1}, {1, 1, 4}, {1, 16, 4}, {1, 17, 5}, {1, 32, 8}, {1, 33, 9}, {1, 64, 3},
+	{1, 65, 7}, {1, 128, 512}, {1, 150, 600}, {1, 10, 0}, {2, 3, 1}, {3, 8, 8}, {4, 15, 12},
+	{5, 31, 13}, {6, 47, 31}, {7, 63, 63}, {8, 64, 64}, {9, 65, 65}, {16, 96, 100},
+	{17, 97, 101}, {24, 128, 127}, {25, 129, 129}, {70, 150, 600}, {64, 128, 576},
+	{3, 2, 0},
+	/* more rows than one L2 block of A (GEMM_A_BLOCK_BYTES / k) */
+	{300, 40, 1000}, {530, 17, 2001}, {129, 33, 4099},
+};
+
+/* K = Q8_K_MAX with every product at its extreme and the bias at +-2^30:
+ * the sums reach 2^31 - 13 million, and every path must still be exact. */
+static void gemm_k_max(const struct qgemm_ukernel *ref, const struct qgemm_ukernel *uk)
+{
+	for (int sign = -1; sign <= 1; sign += 2) {
+		struct gemm_case g;
+		gemm_case_make(&g, 2, 19, Q8_K_MAX);
+		memset(g.a, 255, a_bytes(&g));
+		memset(g.w, sign < 0 ? -128 : 127, (size_t)g.n * g.k);
+		for (int j = 0; j < g.n; j++) {
+			g.bias[j] = sign * ((1 << 30) - j);
+			g.mult[j] = INT32_MAX - j;
+			g.shift[j] = -31;
+		}
+		for (int deq = 0; deq <= 1; deq++) {
+			g.deq = deq;
+			g.p.deq_scale = deq ? g.scale : NULL;
+			g.p.mult = g.mult;
+			g.p.shift = g.shift;
+			uint8_t *c0, *c1;
+			float *f0, *f1;
+			gemm_run_kernel(ref, &g, &c0, &f0);
+			gemm_run_kernel(uk, &g, &c1, &f1);
+			gemm_check_same(uk->name, &g, c0, f0, c1, f1);
+			free(c0);
+			free(c1);
+			free(f0);
+			free(f1);
+		}
+		gemm_case_free(&g);
+	}
+}
+
+static void gemm_path_vs_ref(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa)) {
+		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
+			    q8_isa_name(isa));
+		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
+	}
+	const struct qgemm_ukernel *ref = q8_gemm_for(Q8_ISA_REF), *uk = q8_gemm_for(isa);
+	cr_assert_not_null(uk);
+	rng_seed(100 + isa);
+	int n_random = N_GEMM_SHAPES;
+	int n_total = N_ELEMS(edge_shapes) + n_random;
+	for (int t = 0; t < n_total; t++) {
+		int m, n, k;
+		if (t < N_ELEMS(edge_shapes)) {
+			m = edge_shapes[t][0];
+			n = edge_shapes[t][1];
+			k = edge_shapes[t][2];
+		} else {
+			m = rng_chance(15) ? 1 : rng_int(1, 70);
+			n = rng_int(1, 150);
+			k = rng_chance(30) ? rng_int(1, 40) : rng_int(1, 600);
+		}
+		struct gemm_case g;
+		gemm_case_make(&g, m, n, k);
+		uint8_t *c0, *c1;
+		float *f0, *f1;
+		gemm_run_kernel(ref, &g, &c0, &f0);
+		gemm_run_kernel(uk, &g, &c1, &f1);
+		gemm_check_same(uk->name, &g, c0, f0, c1, f1);
+		free(c0);
+		free(c1);
+		free(f0);
+		free(f1);
+		gemm_case_free(&g);
+	}
+	gemm_k_max(ref, uk);
+	cr_log_info("%s: %d GEMM shapes bit-identical to the reference", uk->name, n_total + 2);
+}
+
+Test(q8_gemm, avx2_vs_reference)
+{
+	gemm_path_vs_ref(Q8_ISA_AVX2);
+}
+
+Test(q8_gemm, avx512vnni_vs_reference)
+{
+	gemm_path_vs_ref(Q8_ISA_AVX512VNNI);
+}
+
+/* acc = bias exactly (k = 1, zero weights); each column gets one
+ * (acc, mult, shift) and c_zero = 128 puts results in -128..127 on view. */
+static void requant_through_gemm(enum q8_isa isa, int32_t (*pick_acc)(int32_t, int, int))
+{
+	const struct qgemm_ukernel *uk = q8_gemm_for(isa);
+	enum { N_COLS = 67 }; /* odd: tails in every path */
+	int32_t bias[N_COLS], mult[N_COLS];
+	int8_t shift[N_COLS], w[N_COLS] = {0};
+	uint8_t a[2] = {200, 17}, c[2 * N_COLS];
+	void *packed = xmalloc(uk->packed_bytes(N_COLS, 1));
+	uk->pack(N_COLS, 1, w, packed);
+	int64_t checked = 0;
+	for (int mi = 0; mi < N_ELEMS(edge_mults); mi++) {
+		for (int s0 = -31; s0 <= 30; s0 += 8) {
+			for (int rep = 0; rep < 20; rep++) {
+				for (int j = 0; j < N_COLS; j++) {
+					mult[j] = rng_chance(50) ? edge_mults[mi]
+								 : (int32_t)rng_range(1 << 30, INT32_MAX);
+					shift[j] = (int8_t)(s0 + j % 8 > 30 ? 30 : s0 + j % 8);
+					bias[j] = pick_acc(mult[j], shift[j], j);
+				}
+				struct qgemm_params p = {
+					.m = 2, .n = N_COLS, .k = 1, .bias = bias, .mult = mult,
+					.shift = shift, .c_zero = 128, .c_min = 0, .c_max = 255,
+				};
+				uk->run(&p, a, 1, packed, c, N_COLS);
+				for (int i = 0; i < 2 * N_COLS; i++) {
+					int j = i % N_COLS;
+					cr_assert_eq(c[i], model_out(bias[j], mult[j], shift[j], 128, 0,
+								     255),
+						     "%s: requantize(%d, %d, %d)", uk->name, bias[j],
+						     mult[j], shift[j]);
+					checked++;
+				}
+			}
+		}
+	}
+	/* mult = INT32_MIN is outside the contract, but q31_requantize defines it
+	 * (INT32_MIN * INT32_MIN saturates), so every path must agree there too */
+	for (int j = 0; j < N_COLS; j++) {
+		mult[j] = INT32_MIN;
+		shift[j] = (int8_t)(j % 62 - 31);
+		bias[j] = j % 3 == 0 ? INT32_MIN : j % 3 == 1 ? INT32_MIN + 1 : -(j << 20);
+	}
+	struct qgemm_params p = {
+		.m = 1, .n = N_COLS, .k = 1, .bias = bias, .mult = mult, .shift = shift,
+		.c_zero = 128, .c_min = 0, .c_max = 255,
+	};
+	uk->run(&p, a, 1, packed, c, N_COLS);
+	for (int j = 0; j < N_COLS; j++)
+		cr_assert_eq(c[j], model_out(bias[j], mult[j], shift[j], 128, 0, 255),
+			     "%s: requantize(%d, INT32_MIN, %d)", uk->name, bias[j], shift[j]);
+	free(packed);
+	cr_log_info("%s: %lld requantizations checked", uk->name, (long long)checked);
+}
+
+/* An edge acc, or one whose result lands near a random value in -140..140
+ * (some clamp), jittered so both roundings meet ties and near-ties. */
+static int32_t acc_edge_or_targeted(int32_t mult, int shift, int j)
+{
+	if (rng_chance(30))
+		return edge_accs[rng_int(0, N_ELEMS(edge_accs) - 1)];
+	double real = (double)mult / 2147483648.0 * ldexp(1.0, shift);
+	double acc = (double)rng_int(-140, 140) / real + (double)rng_int(-3, 3);
+	if (rng_chance(30))
+		acc = round(acc / 2) * 2 + 1; /* odd: a tie of mul_high at mult = 2^30 */
+	return acc > INT32_MAX ? INT32_MAX : acc < INT32_MIN ? INT32_MIN : (int32_t)acc;
+}
+
+static void requant_path(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa)) {
+		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
+			    q8_isa_name(isa));
+		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
+	}
+	rng_seed(200 + isa);
+	requant_through_gemm(isa, acc_edge_or_targeted);
+}
+
+Test(q8_requant, through_ref_gemm)
+{
+	requant_path(Q8_ISA_REF);
+}
+
+Test(q8_requant, through_avx2_gemm)
+{
+	requant_path(Q8_ISA_AVX2);
+}
+
+Test(q8_requant, through_avx512vnni_gemm)
+{
+	requant_path(Q8_ISA_AVX512VNNI);
+}
+
+/* ---- depthwise convolution ------------------------------------------------------ */
+
+struct dw_case {
+	struct qdwconv_params p;
+	uint8_t *x;
+	int8_t *w;
+	int32_t *bias, *mult;
+	int8_t *shift;
+	size_t y_bytes;
+};
+
+static void dw_case_make(struct dw_case *d)
+{
+	struct qdwconv_params *p = &d->p;
+	int kern = rng_chance(50) ? 3 : 5;
+	*p = (struct qdwconv_params){
+		.n = rng_int(1, 2), .c = rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
+		.kh = rng_chance(90) ? kern : rng_int(1, 5), .kw = kern,
+		.stride_h = rng_int(1, 2), .stride_w = rng_int(1, 2),
+		.dil_h = rng_int(1, 2), .dil_w = rng_int(1, 2),
+	};
+	p->pad_t = rng_int(0, p->kh - 1);
+	p->pad_l = rng_int(0, p->kw - 1);
+	int pad_b = rng_int(0, p->kh - 1), pad_r = rng_int(0, p->kw - 1);
+	int span_h = p->dil_h * (p->kh - 1) + 1, span_w = p->dil_w * (p->kw - 1) + 1;
+	p->h_in = rng_int(span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1, 12);
+	p->w_in = rng_int(span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1, 12);
+	p->h_out = (p->h_in + p->pad_t + pad_b - span_h) / p->stride_h + 1;
+	p->w_out = (p->w_in + p->pad_l + pad_r - span_w) / p->stride_w + 1;
+	cr_assert(p->h_out >= 1 && p->w_out >= 1);
+	size_t x_bytes = (size_t)p->n * p->h_in * p->w_in * p->c;
+	int taps = p->kh * p->kw;
+	d->y_bytes = (size_t)p->n * p->h_out * p->w_out * p->c;
+	d->x = xmalloc(x_bytes);
+	d->w = xmalloc((size_t)p->c * taps);
+	d->bias = xmalloc((size_t)p->c * sizeof(int32_t));
+	d->mult = xmalloc((size_t)p->c * sizeof(int32_t));
+	d->shift = xmalloc((size_t)p->c);
+	for (size_t i = 0; i < x_bytes; i++)
+		d->x[i] = (uint8_t)rng_int(0, 255);
+	for (size_t i = 0; i < (size_t)p->c * taps; i++)
+		d->w[i] = (int8_t)rng_int(rng_chance(10) ? -128 : -127, 127);
+	int base_shift = -(int)(14 + log2(sqrt((double)taps)) - 7);
+	for (int ch = 0; ch < p->c; ch++) {
+		d->bias[ch] = (int32_t)rng_range(-(1 << 20), 1 << 20);
+		d->mult[ch] = (int32_t)rng_range(1 << 30, INT32_MAX);
+		d->shift[ch] = (int8_t)(rng_chance(10) ? rng_int(-31, 30)
+						       : base_shift + rng_int(-3, 3));
+	}
+	p->a_zero = rng_int(0, 255);
+	p->bias = d->bias;
+	p->mult = d->mult;
+	p->shift = d->shift;
+	p->c_zero = rng_int(0, 255);
+	p->c_min = (uint8_t)(rng_chance(50) ? 0 : rng_int(0, 255));
+	p->c_max = (uint8_t)(rng_chance(50) ? 255 : rng_int(p->c_min, 255));
+}
+
+static void dw_case_free(struct dw_case *d)
+{
+	free(d->x);
+	free(d->w);
+	free(d->bias);
+	free(d->mult);
+	free(d->shift);
+}
+
+static uint8_t *dw_run_kernel(const struct qdwconv_ukernel *uk, const struct dw_case *d)
+{
+	const struct qdwconv_params *p = &d->p;
+	void *packed = xmalloc(uk->packed_bytes(p->c, p->kh, p->kw));
+	uk->pack(p->c, p->kh, p->kw, d->w, packed);
+	uint8_t *y = xmalloc(d->y_bytes);
+	memset(y, 0xa5, d->y_bytes);
+	uk->run(p, d->x, packed, y);
+	free(packed);
+	return y;
+}
+
+static const char *dw_describe(const struct qdwconv_params *p)
+{
+	static char buf[256];
+	snprintf(buf, sizeof buf,
+		 "n=%d %dx%dx%d -> %dx%d k=%dx%d s=%d,%d pad=%d,%d dil=%d,%d a_zero=%d", p->n,
+		 p->h_in, p->w_in, p->c, p->h_out, p->w_out, p->kh, p->kw, p->stride_h,
+		 p->stride_w, p->pad_t, p->pad_l, p->dil_h, p->dil_w, p->a_zero);
+	return buf;
+}
+
+Test(q8_dwconv, reference_vs_naive)
+{
+	rng_seed(20);
+	const struct qdwconv_ukernel *ref = q8_dwconv_for(Q8_ISA_REF);
+	cr_assert_not_null(ref);
+	for (int t = 0; t < 100; t++) {
+		struct dw_case d;
+		dw_case_make(&d);
+		const struct qdwconv_params *p = &d.p;
+		uint8_t *y = dw_run_kernel(ref, &d);
+		/* naive: pad the input with a_zero, then a plain correlation */
+		for (int img = 0; img < p->n; img++)
+			for (int oh = 0; oh < p->h_out; oh++)
+				for (int ow = 0; ow < p->w_out; ow++)
+					for (int ch = 0; ch < p->c; ch++) {
+						int64_t acc = d.bias[ch];
+						for (int ki = 0; ki < p->kh; ki++)
+							for (int kj = 0; kj < p->kw; kj++) {
+								int ih = oh * p->stride_h - p->pad_t +
+									 ki * p->dil_h;
+								int iw = ow * p->stride_w - p->pad_l +
+									 kj * p->dil_w;
+								bool in = ih >= 0 && ih < p->h_in &&
+									  iw >= 0 && iw < p->w_in;
+								int xv = in ? d.x[(((size_t)img * p->h_in + ih) *
+										  p->w_in + iw) * p->c + ch]
+									    : p->a_zero;
+								acc += (int64_t)(xv - p->a_zero) *
+								       d.w[((size_t)ch * p->kh + ki) *
+									   p->kw + kj];
+							}
+						size_t o = (((size_t)img * p->h_out + oh) * p->w_out + ow) *
+								   p->c + ch;
+						cr_assert_eq(y[o], model_out((int32_t)acc, d.mult[ch],
+									     d.shift[ch], p->c_zero,
+									     p->c_min, p->c_max),
+							     "%s at (%d,%d,%d,%d)", dw_describe(p), img, oh,
+							     ow, ch);
+					}
+		free(y);
+		dw_case_free(&d);
+	}
+}
+
+static void dw_path_vs_ref(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa)) {
+		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
+			    q8_isa_name(isa));
+		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
+	}
+	const struct qdwconv_ukernel *ref = q8_dwconv_for(Q8_ISA_REF), *uk = q8_dwconv_for(isa);
+	cr_assert_not_null(uk);
+	rng_seed(300 + isa);
+	int n_shapes = N_DW_SHAPES;
+	for (int t = 0; t < n_shapes; t++) {
+		struct dw_case d;
+		dw_case_make(&d);
+		uint8_t *y0 = dw_run_kernel(ref, &d), *y1 = dw_run_kernel(uk, &d);
+		for (size_t i = 0; i < d.y_bytes; i++)
+			cr_assert_eq(y1[i], y0[i], "%s: %s: y[%zu] (channel %zu) = %d, want %d",
+				     uk->name, dw_describe(&d.p), i, i % (size_t)d.p.c, y1[i], y0[i]);
+		free(y0);
+		free(y1);
+		dw_case_free(&d);
+	}
+	cr_log_info("%s: %d depthwise shapes bit-identical to the reference", uk->name,
+		    n_shapes);
+}
+
+Test(q8_dwconv, avx2_vs_reference)
+{
+	dw_path_vs_ref(Q8_ISA_AVX2);
+}
+
+Test(q8_dwconv, avx512vnni_vs_reference)
+{
+	dw_path_vs_ref(Q8_ISA_AVX512VNNI);
+}
+
+/* ---- im2col ---------------------------------------------------------------------- */
+
+Test(q8_im2col, vs_naive)
+{
+	rng_seed(30);
+	for (int t = 0; t < 200; t++) {
+		int h_in = rng_int(1, 9), w_in = rng_int(1, 9), groups = rng_int(1, 3);
+		int cg = rng_int(1, 7), c_total = groups * cg, g = rng_int(0, groups - 1);
+		int kh = rng_int(1, 4), kw = rng_int(1, 4), sh = rng_int(1, 3), sw = rng_int(1, 3);
+		int dh = rng_int(1, 2), dw = rng_int(1, 2);
+		int pt = rng_int(0, 3), pl = rng_int(0, 3), pb = rng_int(0, 3), pr = rng_int(0, 3);
+		int h_out = (h_in + pt + pb - dh * (kh - 1) - 1) / sh + 1;
+		int w_out = (w_in + pl + pr - dw * (kw - 1) - 1) / sw + 1;
+		if (h_in + pt + pb < dh * (kh - 1) + 1 || w_in + pl + pr < dw * (kw - 1) + 1)
+			continue;
+		uint8_t pad = (uint8_t)rng_int(0, 255);
+		size_t x_bytes = (size_t)h_in * w_in * c_total;
+		size_t row_bytes = (size_t)kh * kw * cg, rows_bytes = (size_t)h_out * w_out * row_bytes;
+		uint8_t *x = xmalloc(x_bytes), *rows = xmalloc(rows_bytes);
+		for (size_t i = 0; i < x_bytes; i++)
+			x[i] = (uint8_t)rng_int(0, 255);
+		im2col_nhwc_u8(x, h_in, w_in, c_total, g, cg, h_out, w_out, kh, kw, sh, sw, pt, pl,
+			       dh, dw, pad, rows);
+		for (int oh = 0; oh < h_out; oh++)
+			for (int ow = 0; ow < w_out; ow++)
+				for (int ki = 0; ki < kh; ki++)
+					for (int kj = 0; kj < kw; kj++)
+						for (int c = 0; c < cg; c++) {
+							int ih = oh * sh - pt + ki * dh;
+							int iw = ow * sw - pl + kj * dw;
+							uint8_t want = pad;
+							if (ih >= 0 && ih < h_in && iw >= 0 && iw < w_in)
+								want = x[((size_t)ih * w_in + iw) * c_total +
+									 (size_t)g * cg + c];
+							size_t at = ((size_t)oh * w_out + ow) * row_bytes +
+								    ((size_t)ki * kw + kj) * cg + c;
+							cr_assert_eq(rows[at], want);
+						}
+		free(x);
+		free(rows);
+	}
+}
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+Test(q8_dispatch, table)
+{
+	cr_assert(q8_isa_supported(Q8_ISA_REF));
+	cr_assert(!q8_isa_supported(Q8_ISA_COUNT));
+	cr_assert_eq(q8_gemm_for(Q8_ISA_REF), &qgemm_u8s8__ref);
+	cr_assert_eq(q8_dwconv_for(Q8_ISA_REF), &qdwconv_u8s8__ref);
+	cr_assert_str_eq(q8_isa_name(Q8_ISA_AVX512VNNI), "avx512vnni");
+	enum q8_isa best = q8_isa_best();
+	cr_assert(q8_isa_supported(best));
+	for (int i = 0; i < Q8_ISA_COUNT; i++) {
+		bool has = q8_isa_supported((enum q8_isa)i);
+		cr_assert_eq(has, q8_gemm_for((enum q8_isa)i) != NULL);
+		cr_assert_eq(has, q8_dwconv_for((enum q8_isa)i) != NULL);
+		if (has)
+			cr_assert(i <= (int)best || getenv("PRESSO_ISA"));
+		cr_log_info("q8 path %s: %s", q8_isa_name((enum q8_isa)i),
+			    has ? "supported" : "not supported here");
+	}
+}
+
+/* Criterion runs each test in its own process, so the environment set here
+ * is what the first q8 call of that process sees. */
+Test(q8_dispatch, env_forces_ref)
+{
+	setenv("PRESSO_ISA", "ref", 1);
+	cr_assert_eq(q8_isa_best(), Q8_ISA_REF);
+}
+
+Test(q8_dispatch, env_unknown_falls_back_to_best)
+{
+	setenv("PRESSO_ISA", "sse9", 1);
+	enum q8_isa best = Q8_ISA_REF;
+	for (int i = 0; i < Q8_ISA_COUNT; i++)
+		if (q8_isa_supported((enum q8_isa)i))
+			best = (enum q8_isa)i;
+	cr_assert_eq(q8_isa_best(), best);
+}
