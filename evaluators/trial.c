@@ -1,0 +1,126 @@
+/* trial.c - study context and single-policy evaluation (see trial.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "evaluators/trial.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evaluators/evaluate.h"
+
+#define BASELINE_LATENCY_RUNS 51
+
+static enum presso_status load_dataset(const struct config *cfg, bool test, struct dataset **ds)
+{
+	const struct data_config *d = &cfg->data;
+	const char *images = test ? d->test_images : d->train_images;
+	const char *labels = test ? d->test_labels : d->train_labels;
+	enum presso_status s = strcmp(d->format, "npy") == 0
+				       ? dataset_load_npy(images, labels, d->channels_last, ds)
+				       : dataset_load_idx(images, labels, ds);
+	if (s == PRESSO_OK)
+		s = dataset_check_normalize(*ds, &d->norm);
+	return s;
+}
+
+enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct study_ctx **out)
+{
+	*out = NULL;
+	struct study_ctx *c = calloc(1, sizeof *c);
+	if (!c)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	c->cfg = cfg;
+	enum presso_status s;
+	if ((s = graph_load_onnx(cfg->model_path, &c->g)) ||
+	    (s = graph_layers(c->g, &c->layers, &c->n_layers)) ||
+	    (s = load_dataset(cfg, false, &c->train)) || (s = load_dataset(cfg, true, &c->test)) ||
+	    (s = dataset_make_splits(c->train->n, cfg->data.seed, cfg->data.n_calib,
+				     cfg->data.n_valid, &c->calib, &c->valid)) ||
+	    (s = split_range(c->test->n, cfg->data.n_test, &c->test_split)))
+		goto fail;
+	enum input_layout layout;
+	if ((s = feed_check(c->g, c->train, &layout)) != PRESSO_OK)
+		goto fail;
+	c->n_classes = c->train->n_classes;
+	if (verbose)
+		fprintf(stderr, "presso: calibrating on %lld training images\n", (long long)c->calib.n);
+	if ((s = calib_run(c->g, c->train, &cfg->data.norm, &c->calib, cfg->eval.batch, &c->cal)))
+		goto fail;
+	c->qc = (struct quant_config){cfg->quant.method, cfg->quant.percentile, q8_isa_best()};
+	if (verbose)
+		fprintf(stderr, "presso: FP32 baseline on %lld validation and %lld test images\n",
+			(long long)c->valid.n, (long long)c->test_split.n);
+	struct eval_model fm = {c->g, NULL};
+	struct eval_result r;
+	int threads = cfg->eval.threads;
+	if ((s = eval_accuracy(&fm, c->train, &cfg->data.norm, &c->valid, cfg->eval.batch, threads, &r)))
+		goto fail;
+	c->fp32_valid_accuracy = r.accuracy_pct;
+	if ((s = eval_accuracy(&fm, c->test, &cfg->data.norm, &c->test_split, cfg->eval.batch, threads, &r)))
+		goto fail;
+	c->fp32_test_accuracy = r.accuracy_pct;
+	qmodel_fp32_size(c->g, &c->fp32_size);
+	if ((s = eval_latency(&fm, c->train, &cfg->data.norm, BASELINE_LATENCY_RUNS, &c->fp32_latency_us)))
+		goto fail;
+	*out = c;
+	return PRESSO_OK;
+fail:
+	study_ctx_free(c);
+	return s;
+}
+
+void study_ctx_free(struct study_ctx *c)
+{
+	if (!c)
+		return;
+	calib_free(c->cal);
+	split_free(&c->calib);
+	split_free(&c->valid);
+	split_free(&c->test_split);
+	dataset_free(c->train);
+	dataset_free(c->test);
+	free(c->layers);
+	graph_free(c->g);
+	free(c);
+}
+
+enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy *p,
+				  bool on_test, bool measure_latency, int latency_runs,
+				  struct trial_metrics_out *out)
+{
+	memset(out, 0, sizeof *out);
+	out->latency_us = NAN;
+	struct qmodel *qm;
+	enum presso_status s = qmodel_build(c->g, p, c->cal, &c->qc, &qm);
+	if (s != PRESSO_OK)
+		return s;
+	struct eval_model em = {c->g, qm};
+	struct eval_result r;
+	const struct dataset *ds = on_test ? c->test : c->train;
+	const struct split *sp = on_test ? &c->test_split : &c->valid;
+	s = eval_accuracy(&em, ds, &c->cfg->data.norm, sp, c->cfg->eval.batch, 1, &r);
+	if (s == PRESSO_OK && measure_latency)
+		s = eval_latency(&em, c->train, &c->cfg->data.norm, latency_runs, &out->latency_us);
+	if (s == PRESSO_OK) {
+		struct qmodel_size z;
+		qmodel_size(qm, &z);
+		out->accuracy = r.accuracy_pct;
+		out->n_correct = r.n_correct;
+		out->n_images = r.n_images;
+		out->size_bytes = z.size_bytes;
+		out->bops = z.bops;
+		out->mean_bits = z.mean_bits;
+		double w = 0, prune = 0, rank = 0;
+		for (int i = 0; i < c->n_layers; i++) {
+			double params = (double)c->layers[i].params;
+			w += params;
+			prune += params * p->layers[i].prune;
+			rank += params * p->layers[i].rank;
+		}
+		out->mean_prune = w > 0 ? prune / w : 0;
+		out->mean_rank = w > 0 ? rank / w : 1;
+	}
+	qmodel_free(qm);
+	return s;
+}
