@@ -36,7 +36,7 @@
 /* An int32 bias must leave headroom for the accumulation (kernels_q8.h). */
 #define BIAS_LIMIT (1 << 30)
 /* K bound of the int32 accumulator proof in kernels_q8.h. */
-#define MAX_GEMM_K 65536
+#define MAX_GEMM_K Q8_K_MAX
 
 enum qkind {
 	QK_QUANTIZE,
@@ -184,7 +184,7 @@ static enum qkind classify(const struct graph *g, int i)
 			return QK_FALLBACK;
 		if (n->a.group > 1 && n->a.group == x->shape.dims[1] && w->shape.dims[0] == n->a.group &&
 		    w->shape.dims[1] == 1)
-			return QK_DWCONV;
+			return w->shape.dims[2] * w->shape.dims[3] <= MAX_GEMM_K ? QK_DWCONV : QK_FALLBACK;
 		return w->shape.dims[1] * w->shape.dims[2] * w->shape.dims[3] <= MAX_GEMM_K ? QK_CONV
 											 : QK_FALLBACK;
 	case OP_GEMM:

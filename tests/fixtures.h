@@ -25,6 +25,23 @@ char *fx_read(const char *path, size_t *n_out);
  * *out and *err (each may be NULL) receive what it printed (free them). */
 int fx_presso(const char *args, char **out, char **err);
 
+/* True in a build with AddressSanitizer, where heavy end-to-end checks run on
+ * smaller splits (the full checks run in the plain build of the same suite). */
+static inline bool fx_sanitized(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return true;
+#else
+	return false;
+#endif
+#else
+	return false;
+#endif
+}
+
 /* True if the Fashion-MNIST files of Debian's dataset-fashion-mnist are there. */
 bool fx_have_fmnist(void);
 

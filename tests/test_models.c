@@ -19,6 +19,10 @@
 #define LOGIT_TOL 1e-4
 /* The bound on presso vs PyTorch test accuracy, in points. */
 #define ACCURACY_TOL_POINTS 0.05
+/* Sanitizer builds check a prefix of the test set; its accuracy differs from the
+ * whole set's by sampling alone (1000 images: a few points at most). */
+#define SANITIZED_IMAGES 1000
+#define SANITIZED_TOL_POINTS 4.0
 
 static const char *const MODELS[] = {"lenet", "mobilenetv2", "resnet", "resnet_bn"};
 
@@ -110,15 +114,19 @@ static void check_accuracy(const char *name)
 	struct normalize norm;
 	card_norm(card, &norm);
 	struct graph *g = load_model(card);
+	/* under AddressSanitizer only the first SANITIZED_IMAGES images, against a
+	 * loose bound: the exact check on all 10,000 runs in the plain build */
+	bool full = !fx_sanitized();
 	struct split all;
-	cr_assert_eq(split_range(ds->n, 0, &all), PRESSO_OK);
+	cr_assert_eq(split_range(ds->n, full ? 0 : SANITIZED_IMAGES, &all), PRESSO_OK);
 	struct eval_result r;
 	struct eval_model em = {g, NULL};
 	cr_assert_eq(eval_accuracy(&em, ds, &norm, &all, 100, 2, &r), PRESSO_OK, "%s", status_msg());
 	double want = cJSON_GetObjectItem(card, "fp32_test_accuracy")->valuedouble;
-	cr_log_info("%s: presso %.2f%%, PyTorch %.2f%%", name, r.accuracy_pct, want);
-	cr_assert_eq(r.n_images, 10000);
-	cr_assert_leq(fabs(r.accuracy_pct - want), ACCURACY_TOL_POINTS,
+	cr_log_info("%s: presso %.2f%% on %lld images, PyTorch %.2f%% on 10000", name,
+		    r.accuracy_pct, (long long)r.n_images, want);
+	cr_assert_eq(r.n_images, full ? 10000 : SANITIZED_IMAGES);
+	cr_assert_leq(fabs(r.accuracy_pct - want), full ? ACCURACY_TOL_POINTS : SANITIZED_TOL_POINTS,
 		      "%s: presso %.4f%% vs PyTorch %.4f%%", name, r.accuracy_pct, want);
 	split_free(&all);
 	graph_free(g);

@@ -1,0 +1,502 @@
+/* bench_qgemm.c - INT8 GEMM throughput in MACs per cycle, one core: each presso
+ * path (kernels_q8.h) and, when built with HAVE_DNNL, oneDNN's matmul primitive.
+ *
+ * usage: bench_qgemm [--seconds S] [--onednn-only] [MxNxK ...]
+ * Default shapes (M, N, K): 1x128x512 64x128x1152 64x64x576 256x256x256 1024x1024x1024.
+ *
+ * The operation is the one presso runs: C[m][n] (uint8) = requantize(bias_eff[n] +
+ * sum_k A[m][k] (uint8) * W[n][k] (int8)) with per-channel multipliers, shifts
+ * and an output zero point. oneDNN gets the same work: u8 src [M,K], s8
+ * weights [K,N] in the layout it picks (format_tag_any, reordered once, like
+ * presso's pack), s32 bias, per-channel output scales and a dst zero point,
+ * u8 dst. Its threads are the OpenMP ones: run with OMP_NUM_THREADS=1. The
+ * oneDNN ISA is capped by ONEDNN_MAX_CPU_ISA, read by oneDNN at its first call
+ * (bench/run_qgemm.sh runs this binary once per cap).
+ *
+ * Cycles: `perf stat -e cycles` is not available in every container (it is
+ * not here), so the core clock is measured: a chain of dependent register
+ * adds runs at one add per cycle on every x86-64 core, so adds / second =
+ * cycles / second. It is measured just before and just after each row's
+ * timing; MACs/cycle = MACs / seconds / their mean (printed per row). The same clock also turns a
+ * loop of independent vpdpbusd into this core's measured VNNI peak. Seconds
+ * are this thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so other processes on
+ * the machine bias neither. Each figure is the best of 5 samples of >= S/5
+ * seconds each (default S = 1).
+ * Every presso path's output is checked bit-exact against the reference once.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels_q8.h"
+
+#ifdef HAVE_DNNL
+#include <dnnl.h>
+#endif
+
+#define N_SAMPLES 5
+/* Nominal AVX-512 VNNI peak the targets refer to: 2 ports x 64 MACs. */
+#define VNNI_NOMINAL_MACS_PER_CYCLE 128.0
+
+/* CPU time of this thread: the time it is descheduled (other jobs on the
+ * machine) counts neither in the kernels' samples nor in the clock estimate. */
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --- clock --------------------------------------------------------------------- */
+
+#if defined(__x86_64__)
+/* 10^6 dependent adds (1 cycle latency each); the loop counter is an
+ * independent chain that runs alongside. */
+static void add_chain_1m(void)
+{
+	uint64_t x = 0, one = 1;
+	for (int i = 0; i < 1000; i++)
+		__asm__ volatile(".rept 1000\n\tadd %1, %0\n\t.endr" : "+r"(x) : "r"(one));
+}
+
+/* Core GHz: the best of 5 timings of 100 M dependent adds. */
+static double core_ghz(void)
+{
+	double best = 0;
+	for (int s = 0; s < 5; s++) {
+		double t0 = now_s();
+		for (int i = 0; i < 100; i++)
+			add_chain_1m();
+		double ghz = 0.1 / (now_s() - t0);
+		best = ghz > best ? ghz : best;
+	}
+	return best;
+}
+
+static uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+/* Time-stamp counter rate (wall clock: the TSC ticks while descheduled too). */
+static double tsc_ghz(void)
+{
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	uint64_t c0 = rdtsc();
+	do
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	while ((double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec) < 0.2);
+	uint64_t c1 = rdtsc();
+	return (double)(c1 - c0) /
+	       ((double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec)) / 1e9;
+}
+
+/* vpdpbusd zmm instructions per second: 12 independent accumulators. */
+__attribute__((target("avx512f,avx512vnni"))) static double vpdpbusd_per_s(void)
+{
+	double best = 0;
+	for (int s = 0; s < 5; s++) {
+		double t0 = now_s();
+		for (int i = 0; i < 20000; i++)
+			__asm__ volatile(
+				"vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+				".rept 100\n\t"
+				"vpdpbusd %%zmm13, %%zmm12, %%zmm0\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm1\n\t"
+				"vpdpbusd %%zmm13, %%zmm12, %%zmm2\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm3\n\t"
+				"vpdpbusd %%zmm13, %%zmm12, %%zmm4\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm5\n\t"
+				"vpdpbusd %%zmm13, %%zmm12, %%zmm6\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm7\n\t"
+				"vpdpbusd %%zmm13, %%zmm12, %%zmm8\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm9\n\t"
+				"vpdpbusd %%zmm13, %%zmm12, %%zmm10\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm11\n\t"
+				".endr"
+				:
+				:
+				: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+				  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13");
+		double r = 20000.0 * 1200 / (now_s() - t0);
+		best = r > best ? r : best;
+	}
+	return best;
+}
+
+/* vpmaddwd ymm instructions per second (the AVX2 path's multiplier). */
+__attribute__((target("avx2"))) static double vpmaddwd_per_s(void)
+{
+	double best = 0;
+	for (int s = 0; s < 5; s++) {
+		double t0 = now_s();
+		for (int i = 0; i < 20000; i++)
+			__asm__ volatile(
+				".rept 100\n\t"
+				"vpmaddwd %%ymm13, %%ymm12, %%ymm0\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm1\n\t"
+				"vpmaddwd %%ymm13, %%ymm12, %%ymm2\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm3\n\t"
+				"vpmaddwd %%ymm13, %%ymm12, %%ymm4\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm5\n\t"
+				"vpmaddwd %%ymm13, %%ymm12, %%ymm6\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm7\n\t"
+				"vpmaddwd %%ymm13, %%ymm12, %%ymm8\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm9\n\t"
+				"vpmaddwd %%ymm13, %%ymm12, %%ymm10\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm11\n\t"
+				".endr"
+				:
+				:
+				: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+				  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13");
+		double r = 20000.0 * 1200 / (now_s() - t0);
+		best = r > best ? r : best;
+	}
+	return best;
+}
+#endif
+
+/* --- problem ------------------------------------------------------------------ */
+
+struct problem {
+	int m, n, k;
+	uint8_t *a;
+	int8_t *w;   /* [n][k] */
+	int32_t *bias, *mult;
+	int8_t *shift;
+	float *scale; /* mult * 2^shift / 2^31 for oneDNN */
+	int32_t c_zero;
+};
+
+static uint32_t lcg(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return *s >> 8;
+}
+
+static void *xmalloc(size_t bytes)
+{
+	void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+	if (!p) {
+		fprintf(stderr, "bench_qgemm: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+static void problem_make(struct problem *pb, int m, int n, int k)
+{
+	uint32_t s = 12345;
+	*pb = (struct problem){.m = m, .n = n, .k = k, .c_zero = 128};
+	pb->a = xmalloc((size_t)m * k);
+	pb->w = xmalloc((size_t)n * k);
+	pb->bias = xmalloc((size_t)n * sizeof(int32_t));
+	pb->mult = xmalloc((size_t)n * sizeof(int32_t));
+	pb->shift = xmalloc((size_t)n);
+	pb->scale = xmalloc((size_t)n * sizeof(float));
+	for (size_t i = 0; i < (size_t)m * k; i++)
+		pb->a[i] = (uint8_t)lcg(&s);
+	for (size_t i = 0; i < (size_t)n * k; i++)
+		pb->w[i] = (int8_t)(lcg(&s) % 255 - 127);
+	int32_t *bias_q = xmalloc((size_t)n * sizeof(int32_t));
+	for (int j = 0; j < n; j++) {
+		bias_q[j] = (int32_t)(lcg(&s) % 20001) - 10000;
+		pb->mult[j] = (int32_t)((1u << 30) + lcg(&s) % (1u << 24) * 64);
+		pb->shift[j] = -12;
+		pb->scale[j] = (float)((double)pb->mult[j] / 2147483648.0 / 4096.0);
+	}
+	q8_bias_fold(n, k, pb->w, bias_q, 0, pb->bias);
+	free(bias_q);
+}
+
+static void problem_free(struct problem *pb)
+{
+	free(pb->a);
+	free(pb->w);
+	free(pb->bias);
+	free(pb->mult);
+	free(pb->shift);
+	free(pb->scale);
+}
+
+/* Best seconds per call of fn(ctx) over N_SAMPLES samples of >= seconds / N_SAMPLES.
+ * Calls run in batches of >= 1 ms between clock reads (reading the thread
+ * CPU clock is a system call, as long as a batch-1 GEMM). */
+static double time_best(void (*fn)(void *), void *ctx, double seconds)
+{
+	fn(ctx); /* warm caches and any lazy setup */
+	int64_t batch = 1;
+	for (;;) {
+		double t0 = now_s();
+		for (int64_t i = 0; i < batch; i++)
+			fn(ctx);
+		if (now_s() - t0 >= 1e-3)
+			break;
+		batch *= 2;
+	}
+	double best = 1e30;
+	for (int s = 0; s < N_SAMPLES; s++) {
+		int64_t calls = 0;
+		double t0 = now_s(), t;
+		do {
+			for (int64_t i = 0; i < batch; i++)
+				fn(ctx);
+			calls += batch;
+			t = now_s();
+		} while (t - t0 < seconds / N_SAMPLES);
+		double per = (t - t0) / (double)calls;
+		best = per < best ? per : best;
+	}
+	return best;
+}
+
+/* --- presso paths --------------------------------------------------------------- */
+
+struct presso_run {
+	const struct qgemm_ukernel *uk;
+	const struct problem *pb;
+	struct qgemm_params p;
+	void *packed;
+	uint8_t *c;
+};
+
+static void presso_call(void *ctx)
+{
+	struct presso_run *r = ctx;
+	r->uk->run(&r->p, r->pb->a, r->pb->k, r->packed, r->c, r->pb->n);
+}
+
+static void presso_setup(struct presso_run *r, const struct qgemm_ukernel *uk,
+			 const struct problem *pb)
+{
+	*r = (struct presso_run){.uk = uk, .pb = pb};
+	r->p = (struct qgemm_params){
+		.m = pb->m, .n = pb->n, .k = pb->k, .bias = pb->bias, .mult = pb->mult,
+		.shift = pb->shift, .c_zero = pb->c_zero, .c_min = 0, .c_max = 255,
+	};
+	r->packed = xmalloc(uk->packed_bytes(pb->n, pb->k));
+	uk->pack(pb->n, pb->k, pb->w, r->packed);
+	r->c = xmalloc((size_t)pb->m * pb->n);
+}
+
+static void presso_teardown(struct presso_run *r)
+{
+	free(r->packed);
+	free(r->c);
+}
+
+/* --- oneDNN ------------------------------------------------------------------- */
+
+#ifdef HAVE_DNNL
+#define DNNL_CHECK(call)                                                                    \
+	do {                                                                                \
+		dnnl_status_t st_ = (call);                                                 \
+		if (st_ != dnnl_success) {                                                  \
+			fprintf(stderr, "bench_qgemm: %s failed: %d\n", #call, (int)st_);   \
+			exit(1);                                                            \
+		}                                                                           \
+	} while (0)
+
+struct dnnl_run {
+	dnnl_engine_t eng;
+	dnnl_stream_t stream;
+	dnnl_primitive_desc_t pd;
+	dnnl_primitive_t prim;
+	dnnl_memory_t src, wei, bias, dst;
+	const char *impl;
+};
+
+static void dnnl_call(void *ctx)
+{
+	struct dnnl_run *r = ctx;
+	dnnl_exec_arg_t args[] = {
+		{DNNL_ARG_SRC, r->src}, {DNNL_ARG_WEIGHTS, r->wei},
+		{DNNL_ARG_BIAS, r->bias}, {DNNL_ARG_DST, r->dst},
+	};
+	DNNL_CHECK(dnnl_primitive_execute(r->prim, r->stream, 4, args));
+	DNNL_CHECK(dnnl_stream_wait(r->stream));
+}
+
+static void dnnl_setup(struct dnnl_run *r, const struct problem *pb, uint8_t *dst)
+{
+	DNNL_CHECK(dnnl_engine_create(&r->eng, dnnl_cpu, 0));
+	DNNL_CHECK(dnnl_stream_create(&r->stream, r->eng, dnnl_stream_default_flags));
+	dnnl_memory_desc_t src_md, wany_md, wuser_md, bias_md, dst_md;
+	dnnl_dims_t sd = {pb->m, pb->k}, wd = {pb->k, pb->n}, bd = {1, pb->n}, dd = {pb->m, pb->n};
+	DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 2, sd, dnnl_u8, dnnl_ab));
+	DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 2, wd, dnnl_s8, dnnl_format_tag_any));
+	/* dims {K, N} stored N-major ("ba") is presso's w [n][k] as it is */
+	DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 2, wd, dnnl_s8, dnnl_ba));
+	DNNL_CHECK(dnnl_memory_desc_init_by_tag(&bias_md, 2, bd, dnnl_s32, dnnl_ab));
+	DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 2, dd, dnnl_u8, dnnl_ab));
+	dnnl_matmul_desc_t md;
+	DNNL_CHECK(dnnl_matmul_desc_init(&md, &src_md, &wany_md, &bias_md, &dst_md));
+	dnnl_primitive_attr_t attr;
+	DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+	DNNL_CHECK(dnnl_primitive_attr_set_output_scales(attr, pb->n, 1 << 1, pb->scale));
+	DNNL_CHECK(dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_DST, 1, 0, &pb->c_zero));
+	DNNL_CHECK(dnnl_primitive_desc_create(&r->pd, &md, attr, r->eng, NULL));
+	dnnl_primitive_desc_t pd = r->pd;
+	DNNL_CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &r->impl));
+	const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+	DNNL_CHECK(dnnl_memory_create(&r->src, &src_md, r->eng, pb->a));
+	DNNL_CHECK(dnnl_memory_create(&r->bias, &bias_md, r->eng, pb->bias));
+	DNNL_CHECK(dnnl_memory_create(&r->dst, &dst_md, r->eng, dst));
+	DNNL_CHECK(dnnl_memory_create(&r->wei, wmd, r->eng, DNNL_MEMORY_ALLOCATE));
+	dnnl_memory_t wuser;
+	DNNL_CHECK(dnnl_memory_create(&wuser, &wuser_md, r->eng, pb->w));
+	dnnl_primitive_desc_t rpd;
+	dnnl_primitive_t reorder;
+	DNNL_CHECK(dnnl_reorder_primitive_desc_create(&rpd, &wuser_md, r->eng, wmd, r->eng, NULL));
+	DNNL_CHECK(dnnl_primitive_create(&reorder, rpd));
+	dnnl_exec_arg_t rargs[] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, r->wei}};
+	DNNL_CHECK(dnnl_primitive_execute(reorder, r->stream, 2, rargs));
+	DNNL_CHECK(dnnl_stream_wait(r->stream));
+	DNNL_CHECK(dnnl_primitive_create(&r->prim, pd));
+	dnnl_primitive_destroy(reorder);
+	dnnl_primitive_desc_destroy(rpd);
+	dnnl_memory_destroy(wuser);
+	dnnl_primitive_attr_destroy(attr);
+}
+
+static void dnnl_teardown(struct dnnl_run *r)
+{
+	dnnl_primitive_destroy(r->prim);
+	dnnl_primitive_desc_destroy(r->pd); /* owns the impl string */
+	dnnl_memory_destroy(r->src);
+	dnnl_memory_destroy(r->wei);
+	dnnl_memory_destroy(r->bias);
+	dnnl_memory_destroy(r->dst);
+	dnnl_stream_destroy(r->stream);
+	dnnl_engine_destroy(r->eng);
+}
+#endif
+
+/* Core GHz where it can be measured, else 1 (the MACs/cycle column is GMAC/s). */
+static double clock_ghz(void)
+{
+#if defined(__x86_64__)
+	return core_ghz();
+#else
+	return 1.0;
+#endif
+}
+
+/* --- main ------------------------------------------------------------------------ */
+
+/* This core's measured vpdpbusd peak in MACs/cycle (0: not measured). */
+static double vnni_peak;
+
+static void print_row(const char *shape, const char *who, double macs, double sec,
+		      double ghz, const char *note)
+{
+	double mpc = macs / sec / (ghz * 1e9);
+	printf("%-16s %-34s %8.1f %8.1f %6.1f%% %6.1f%% %5.2f  %s\n", shape, who, mpc,
+	       macs / sec / 1e9, 100.0 * mpc / VNNI_NOMINAL_MACS_PER_CYCLE,
+	       vnni_peak > 0 ? 100.0 * mpc / vnni_peak : 0.0, ghz, note);
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	static const int defaults[][3] = {
+		{1, 128, 512}, {64, 128, 1152}, {64, 64, 576}, {256, 256, 256}, {1024, 1024, 1024},
+	};
+	int shapes[32][3], n_shapes = 0;
+	double seconds = 1.0;
+	bool onednn_only = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+			seconds = atof(argv[++i]);
+		} else if (strcmp(argv[i], "--onednn-only") == 0) {
+			onednn_only = true;
+		} else if (n_shapes < 32 && sscanf(argv[i], "%dx%dx%d", &shapes[n_shapes][0],
+						   &shapes[n_shapes][1], &shapes[n_shapes][2]) == 3) {
+			n_shapes++;
+		} else {
+			fprintf(stderr, "usage: bench_qgemm [--seconds S] [--onednn-only] [MxNxK ...]\n");
+			return 2;
+		}
+	}
+	if (!n_shapes) {
+		n_shapes = (int)(sizeof defaults / sizeof defaults[0]);
+		memcpy(shapes, defaults, sizeof defaults);
+	}
+#if defined(__x86_64__)
+	double ghz0 = core_ghz();
+	printf("# core clock: %.3f GHz from a dependent-add chain (1 add/cycle); TSC %.3f GHz;"
+	       " perf counters not used\n", ghz0, tsc_ghz());
+	if (q8_isa_supported(Q8_ISA_AVX512VNNI)) {
+		double r = vpdpbusd_per_s(), ghz = (ghz0 + core_ghz()) / 2;
+		vnni_peak = 64 * r / (ghz * 1e9);
+		printf("# measured peak: vpdpbusd zmm %.2f/cycle = %.1f MACs/cycle"
+		       " (nominal %.0f = 2 ports x 64)\n", r / (ghz * 1e9), 64 * r / (ghz * 1e9),
+		       VNNI_NOMINAL_MACS_PER_CYCLE);
+	}
+	if (q8_isa_supported(Q8_ISA_AVX2)) {
+		double g = core_ghz(), r = vpmaddwd_per_s(), ghz = (g + core_ghz()) / 2;
+		printf("# measured peak: vpmaddwd ymm %.2f/cycle = %.1f MACs/cycle\n",
+		       r / (ghz * 1e9), 16 * r / (ghz * 1e9));
+	}
+#else
+	printf("# no cycle measurement on this architecture: MACs/cycle column is GMAC/s\n");
+#endif
+#ifdef HAVE_DNNL
+	const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
+	const dnnl_version_t *v = dnnl_version();
+	char dnnl_label[64];
+	snprintf(dnnl_label, sizeof dnnl_label, "onednn-%d.%d.%d %s", v->major, v->minor,
+		 v->patch, cap && *cap ? cap : "uncapped");
+#else
+	if (onednn_only) {
+		printf("# built without oneDNN (libdnnl-dev not found): nothing to run\n");
+		return 0;
+	}
+#endif
+	printf("# one thread; best of %d samples; %%nom = of the nominal %.0f MACs/cycle,"
+	       " %%meas = of the measured vpdpbusd peak\n", N_SAMPLES, VNNI_NOMINAL_MACS_PER_CYCLE);
+	printf("%-16s %-34s %8s %8s %7s %7s %5s  %s\n", "MxNxK", "path", "MAC/cyc", "GMAC/s",
+	       "%nom", "%meas", "GHz", "note");
+	for (int s = 0; s < n_shapes; s++) {
+		struct problem pb;
+		problem_make(&pb, shapes[s][0], shapes[s][1], shapes[s][2]);
+		double macs = (double)pb.m * pb.n * pb.k;
+		char shape[48];
+		snprintf(shape, sizeof shape, "%dx%dx%d", pb.m, pb.n, pb.k);
+		uint8_t *c_ref = xmalloc((size_t)pb.m * pb.n);
+		{
+			struct presso_run r;
+			presso_setup(&r, q8_gemm_for(Q8_ISA_REF), &pb);
+			presso_call(&r);
+			memcpy(c_ref, r.c, (size_t)pb.m * pb.n);
+			presso_teardown(&r);
+		}
+		for (int isa = onednn_only ? Q8_ISA_COUNT : 0; isa < Q8_ISA_COUNT; isa++) {
+			if (!q8_isa_supported((enum q8_isa)isa))
+				continue;
+			struct presso_run r;
+			presso_setup(&r, q8_gemm_for((enum q8_isa)isa), &pb);
+			double ghz = clock_ghz();
+			double sec = time_best(presso_call, &r, seconds);
+			ghz = (ghz + clock_ghz()) / 2;
+			bool same = memcmp(r.c, c_ref, (size_t)pb.m * pb.n) == 0;
+			print_row(shape, r.uk->name, macs, sec, ghz,
+				  same ? "= ref" : "DIFFERS FROM REF");
+			presso_teardown(&r);
+		}
+#ifdef HAVE_DNNL
+		{
+			struct dnnl_run r;
+			uint8_t *dst = xmalloc((size_t)pb.m * pb.n);
+			dnnl_setup(&r, &pb, dst);
+			double ghz = clock_ghz();
+			double sec = time_best(dnnl_call, &r, seconds);
+			ghz = (ghz + clock_ghz()) / 2;
+			print_row(shape, dnnl_label, macs, sec, ghz, r.impl);
+			dnnl_teardown(&r);
+			free(dst);
+		}
+#endif
+		free(c_ref);
+		problem_free(&pb);
+	}
+#if defined(__x86_64__)
+	printf("# core clock after the runs: %.3f GHz\n", core_ghz());
+#endif
+	return 0;
+}
