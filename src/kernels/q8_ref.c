@@ -16,6 +16,7 @@
  */
 #include "kernels/kernels_q8.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* bias + sum, wrapping modulo 2^32 like vpaddd (GCC converts modulo 2^32). */
@@ -153,26 +154,67 @@ const struct qdwconv_ukernel qdwconv_u8s8__ref = {
 
 /* --- im2col ------------------------------------------------------------------ */
 
+/* Short copies (a few channels) are cheaper as a loop than as a libc call. */
+static inline void copy_small(uint8_t *restrict dst, const uint8_t *restrict src, size_t n)
+{
+	if (n >= 32) {
+		memcpy(dst, src, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		dst[i] = src[i];
+}
+
+static inline void fill_small(uint8_t *dst, uint8_t v, size_t n)
+{
+	if (n >= 32) {
+		memset(dst, v, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		dst[i] = v;
+}
+
 void im2col_nhwc_u8(const uint8_t *x, int h_in, int w_in, int c_total, int g, int cg,
 		    int h_out, int w_out, int kh, int kw, int sh, int sw, int pt, int pl, int dh,
 		    int dw, uint8_t pad_value, uint8_t *rows)
 {
 	size_t row_bytes = (size_t)kh * kw * cg;
+	/* with one group and no dilation, a kernel row's taps are contiguous in x */
+	bool runs = dw == 1 && cg == c_total;
 	for (int oh = 0; oh < h_out; oh++) {
 		for (int ow = 0; ow < w_out; ow++) {
 			uint8_t *row = rows + ((size_t)oh * w_out + ow) * row_bytes;
+			int iw0 = ow * sw - pl;
 			for (int ki = 0; ki < kh; ki++) {
 				int ih = oh * sh - pt + ki * dh;
+				uint8_t *dst = row + (size_t)ki * kw * cg;
+				if (ih < 0 || ih >= h_in) {
+					fill_small(dst, pad_value, (size_t)kw * cg);
+					continue;
+				}
+				const uint8_t *src_row = x + (size_t)ih * w_in * c_total + (size_t)g * cg;
+				if (runs) {
+					/* taps [lo, hi) fall inside the input row */
+					int lo = iw0 < 0 ? -iw0 : 0;
+					int hi = w_in - iw0 < kw ? w_in - iw0 : kw;
+					if (lo > kw)
+						lo = kw;
+					if (hi < lo)
+						hi = lo;
+					fill_small(dst, pad_value, (size_t)lo * cg);
+					copy_small(dst + (size_t)lo * cg, src_row + (size_t)(iw0 + lo) * c_total,
+						   (size_t)(hi - lo) * cg);
+					fill_small(dst + (size_t)hi * cg, pad_value, (size_t)(kw - hi) * cg);
+					continue;
+				}
 				for (int kj = 0; kj < kw; kj++) {
-					int iw = ow * sw - pl + kj * dw;
-					uint8_t *dst = row + ((size_t)ki * kw + kj) * cg;
-					if (ih < 0 || ih >= h_in || iw < 0 || iw >= w_in)
-						memset(dst, pad_value, (size_t)cg);
+					int iw = iw0 + kj * dw;
+					if (iw < 0 || iw >= w_in)
+						fill_small(dst + (size_t)kj * cg, pad_value, (size_t)cg);
 					else
-						memcpy(dst,
-						       x + ((size_t)ih * w_in + iw) * c_total +
-							       (size_t)g * cg,
-						       (size_t)cg);
+						copy_small(dst + (size_t)kj * cg, src_row + (size_t)iw * c_total,
+							   (size_t)cg);
 				}
 			}
 		}
