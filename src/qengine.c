@@ -1048,6 +1048,51 @@ static void run_clamp(const struct qengine *e, const struct qstep *st)
 		y[i] = x[i] < st->lo ? st->lo : x[i] > st->hi ? st->hi : x[i];
 }
 
+/* One output pixel of a pooling window over channels [0, C): the general case
+ * (padding, dilation, ceil-mode overhang). */
+static void pool_pixel(const uint8_t *x, int b, int H, int W, int C, int h0, int w0,
+		       const struct node_attrs *a, bool is_max, int32_t zero, uint8_t *out)
+{
+	int32_t acc[512];
+	for (int c0 = 0; c0 < C; c0 += 512) {
+		int cn = C - c0 < 512 ? C - c0 : 512;
+		int count = 0, padded = 0;
+		bool first = true;
+		for (int c = 0; c < cn; c++)
+			acc[c] = 0;
+		for (int ki = 0; ki < a->kernel[0]; ki++) {
+			int ih = h0 + ki * a->dilations[0];
+			for (int kj = 0; kj < a->kernel[1]; kj++) {
+				int iw = w0 + kj * a->dilations[1];
+				if (ih < 0 || iw < 0 || ih >= H || iw >= W) {
+					/* inside the explicit padding (not the ceil-mode
+					 * overhang) counts as zero */
+					if (ih < H + a->pads[2] && iw < W + a->pads[3])
+						padded++;
+					continue;
+				}
+				const uint8_t *px = x + (((size_t)b * H + ih) * W + iw) * C + c0;
+				if (is_max) {
+					for (int c = 0; c < cn; c++)
+						acc[c] = first || px[c] > acc[c] ? px[c] : acc[c];
+				} else {
+					for (int c = 0; c < cn; c++)
+						acc[c] += px[c];
+				}
+				first = false;
+				count++;
+			}
+		}
+		if (!is_max && a->count_include_pad) {
+			for (int c = 0; c < cn; c++)
+				acc[c] += padded * zero;
+			count += padded;
+		}
+		for (int c = 0; c < cn; c++)
+			out[c0 + c] = (uint8_t)(is_max ? acc[c] : count ? (acc[c] + count / 2) / count : zero);
+	}
+}
+
 static void run_pool(const struct qengine *e, const struct qstep *st, bool is_max)
 {
 	const struct qmodel *m = e->m;
@@ -1058,52 +1103,40 @@ static void run_pool(const struct qengine *e, const struct qstep *st, bool is_ma
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
 	int N = (int)xs->dims[0], C = (int)xs->dims[1], H = (int)xs->dims[2], W = (int)xs->dims[3];
 	int Ho = (int)ys->dims[2], Wo = (int)ys->dims[3];
+	int kh = a->kernel[0], kw = a->kernel[1];
 	int32_t zero = m->qp[st->in[0]].zero;
-	int32_t acc[512];
+	bool plain = a->dilations[0] == 1 && a->dilations[1] == 1;
 	for (int b = 0; b < N; b++)
 		for (int oh = 0; oh < Ho; oh++)
 			for (int ow = 0; ow < Wo; ow++) {
 				uint8_t *out = y + (((size_t)b * Ho + oh) * Wo + ow) * C;
 				int h0 = oh * a->strides[0] - a->pads[0], w0 = ow * a->strides[1] - a->pads[1];
-				for (int c0 = 0; c0 < C; c0 += 512) {
-					int cn = C - c0 < 512 ? C - c0 : 512;
-					int count = 0, padded = 0;
-					for (int c = 0; c < cn; c++)
-						acc[c] = 0;
-					bool first = true;
-					for (int ki = 0; ki < a->kernel[0]; ki++) {
-						int ih = h0 + ki * a->dilations[0];
-						for (int kj = 0; kj < a->kernel[1]; kj++) {
-							int iw = w0 + kj * a->dilations[1];
-							if (ih < 0 || iw < 0 || ih >= H || iw >= W) {
-								/* inside the explicit padding (not the
-								 * ceil-mode overhang) counts as zero */
-								if (ih < H + a->pads[2] && iw < W + a->pads[3])
-									padded++;
-								continue;
-							}
-							const uint8_t *px = x + (((size_t)b * H + ih) * W + iw) * C + c0;
-							if (is_max) {
-								for (int c = 0; c < cn; c++)
-									acc[c] = first || px[c] > acc[c] ? px[c] : acc[c];
-							} else {
-								for (int c = 0; c < cn; c++)
-									acc[c] += px[c];
-							}
-							first = false;
-							count++;
+				if (!plain || h0 < 0 || w0 < 0 || h0 + kh > H || w0 + kw > W || C > 512) {
+					pool_pixel(x, b, H, W, C, h0, w0, a, is_max, zero, out);
+					continue;
+				}
+				/* the window lies inside the input: no padding to count */
+				const uint8_t *base = x + (((size_t)b * H + h0) * W + w0) * C;
+				if (is_max) {
+					for (int c = 0; c < C; c++)
+						out[c] = base[c];
+					for (int ki = 0; ki < kh; ki++)
+						for (int kj = 0; kj < kw; kj++) {
+							const uint8_t *px = base + ((size_t)ki * W + kj) * C;
+							for (int c = 0; c < C; c++)
+								out[c] = px[c] > out[c] ? px[c] : out[c];
 						}
-					}
-					if (!is_max && a->count_include_pad) {
-						for (int c = 0; c < cn; c++)
-							acc[c] += padded * zero;
-						count += padded;
-					}
-					for (int c = 0; c < cn; c++) {
-						int32_t v = is_max ? acc[c]
-								   : count ? (acc[c] + count / 2) / count : zero;
-						out[c0 + c] = (uint8_t)v;
-					}
+				} else {
+					int32_t acc[512] = {0};
+					int count = kh * kw;
+					for (int ki = 0; ki < kh; ki++)
+						for (int kj = 0; kj < kw; kj++) {
+							const uint8_t *px = base + ((size_t)ki * W + kj) * C;
+							for (int c = 0; c < C; c++)
+								acc[c] += px[c];
+						}
+					for (int c = 0; c < C; c++)
+						out[c] = (uint8_t)((acc[c] + count / 2) / count);
 				}
 			}
 }

@@ -120,22 +120,14 @@ void quant_act_params(float lo, float hi, int bits, struct qparams *qp)
 	hi = fmaxf(hi, 0.0f);
 	qp->bits = bits;
 	if (!(hi > lo) || !isfinite(lo) || !isfinite(hi)) {
-		qp->scale = 1.0f;
+		qp->scale = qp->inv_scale = 1.0f;
 		qp->zero = 0;
 		return;
 	}
 	qp->scale = (hi - lo) / (float)qmax;
+	qp->inv_scale = 1.0f / qp->scale;
 	float z = roundf(-lo / qp->scale);
 	qp->zero = (int32_t)fminf(fmaxf(z, 0.0f), (float)qmax);
-}
-
-uint8_t quant_act_quantize(float x, const struct qparams *qp)
-{
-	float r = roundf(x / qp->scale) + (float)qp->zero;
-	float qmax = (float)((1 << qp->bits) - 1);
-	if (!(r >= 0))
-		return 0; /* also NaN */
-	return (uint8_t)(r > qmax ? qmax : r);
 }
 
 void quant_multiplier(double m, int32_t *mult, int8_t *shift)

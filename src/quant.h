@@ -38,6 +38,7 @@ int quant_weight_qmax(int bits);
 
 struct qparams {
 	float scale;
+	float inv_scale; /* 1 / scale: quantizing multiplies */
 	int32_t zero;
 	int bits;    /* q in [0, 2^bits - 1] */
 };
@@ -50,8 +51,21 @@ static inline int32_t quant_act_qmax(const struct qparams *qp)
 	return (1 << qp->bits) - 1;
 }
 
-/* q = clamp(round(x / scale) + zero, 0, qmax) (round half away from zero). */
-uint8_t quant_act_quantize(float x, const struct qparams *qp);
+/* q = clamp(round(x * inv_scale) + zero, 0, qmax), rounding half away from zero;
+ * NaN gives 0. Inline: it runs per element at every quantize step. */
+static inline uint8_t quant_act_quantize(float x, const struct qparams *qp)
+{
+	float t = x * qp->inv_scale;
+	float qmax = (float)((1 << qp->bits) - 1);
+	/* clamp in float first so the integer conversion is always defined */
+	float lo = -(float)qp->zero - 1.0f, hi = qmax - (float)qp->zero + 1.0f;
+	if (!(t > lo))
+		return 0; /* below the range, or NaN */
+	if (t > hi)
+		t = hi;
+	int32_t r = (int32_t)(t + (t >= 0 ? 0.5f : -0.5f)) + qp->zero;
+	return (uint8_t)(r < 0 ? 0 : r > (int32_t)qmax ? (int32_t)qmax : r);
+}
 
 /* The real multiplier m > 0 as mult * 2^(shift - 31), mult in [2^30, 2^31).
  * m below 2^-32 gives mult 0 (times any int32 it is below half an LSB); m at or

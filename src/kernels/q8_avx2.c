@@ -197,9 +197,15 @@ static void gemm_pack(int n, int k, const int8_t *w, void *packed)
  * repeated in both halves. */
 static ALWAYS_INLINE __m256i load_a8(const uint8_t *p, int n_bytes)
 {
-	int64_t v = 0;
-	memcpy(&v, p, (size_t)n_bytes);
-	return _mm256_cvtepu8_epi16(_mm_set1_epi64x(v));
+	uint64_t v = 0;
+	if (n_bytes == 8) {
+		memcpy(&v, p, 8);
+	} else {
+		/* a variable-length memcpy would be a libc call per row */
+		for (int i = 0; i < n_bytes; i++)
+			v |= (uint64_t)p[i] << (8 * i);
+	}
+	return _mm256_cvtepu8_epi16(_mm_set1_epi64x((int64_t)v));
 }
 
 /* MR x 8 tile over the full K, then requantize and store (MR constant after

@@ -191,9 +191,13 @@ static ALWAYS_INLINE int32_t load_u32(const uint8_t *p)
 /* The last 1..3 bytes of a row, zero-padded (never reads past them). */
 static ALWAYS_INLINE int32_t load_tail(const uint8_t *p, int n_bytes)
 {
-	int32_t v = 0;
-	memcpy(&v, p, (size_t)n_bytes);
-	return v;
+	/* byte by byte: a variable-length memcpy is a libc call per row */
+	uint32_t v = p[0];
+	if (n_bytes > 1)
+		v |= (uint32_t)p[1] << 8;
+	if (n_bytes > 2)
+		v |= (uint32_t)p[2] << 16;
+	return (int32_t)v;
 }
 
 /* MR x (16 * NB) tile: rows a[0..MR) (stride lda), panel wp, full K; then

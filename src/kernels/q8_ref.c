@@ -154,23 +154,47 @@ const struct qdwconv_ukernel qdwconv_u8s8__ref = {
 
 /* --- im2col ------------------------------------------------------------------ */
 
-/* Short copies (a few channels) are cheaper as a loop than as a libc call. */
+/* Short copies (a few channels) are cheaper inline than as a libc call; the
+ * fixed-size memcpy calls below compile to plain loads and stores (a byte loop
+ * would be turned back into a memcpy call by the compiler). */
 static inline void copy_small(uint8_t *restrict dst, const uint8_t *restrict src, size_t n)
 {
-	if (n >= 32) {
+	if (n >= 64) {
 		memcpy(dst, src, n);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		dst[i] = src[i];
+	for (; n >= 8; n -= 8, dst += 8, src += 8)
+		memcpy(dst, src, 8);
+	if (n >= 4) {
+		memcpy(dst, src, 4);
+		dst += 4;
+		src += 4;
+		n -= 4;
+	}
+	switch (n) {
+	case 3:
+		dst[2] = src[2];
+		/* fall through */
+	case 2:
+		dst[1] = src[1];
+		/* fall through */
+	case 1:
+		dst[0] = src[0];
+		/* fall through */
+	default:
+		break;
+	}
 }
 
 static inline void fill_small(uint8_t *dst, uint8_t v, size_t n)
 {
-	if (n >= 32) {
+	if (n >= 64) {
 		memset(dst, v, n);
 		return;
 	}
+	uint64_t pattern = 0x0101010101010101ull * v;
+	for (; n >= 8; n -= 8, dst += 8)
+		memcpy(dst, &pattern, 8);
 	for (size_t i = 0; i < n; i++)
 		dst[i] = v;
 }
