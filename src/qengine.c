@@ -86,10 +86,8 @@ struct qstep {
 	int out;                  /* value written */
 	int layer;                /* CONV, DWCONV, FC */
 	uint8_t lo, hi;           /* output clamp */
-	int32_t mo;               /* ADD output multiplier */
-	int8_t so;
-	int32_t *add_lut;         /* ADD: [2][256] each input's q rescaled to the
-				     common scale (TFLite's first stage, tabulated) */
+	uint8_t *add_lut;         /* ADD: [256 * 256] output for each (a, b) pair:
+				     TFLite's integer Add, tabulated at build time */
 	int tmp_in[GRAPH_MAX_INPUTS], tmp_out; /* FALLBACK float buffers, -1 none */
 	bool alias;               /* RESHAPE that shares its input's memory */
 };
@@ -696,19 +694,27 @@ enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
 			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
 					     *o = &m->qp[st->out];
 			double twice_max = 2.0 * fmax(a->scale, b->scale);
-			int32_t m1, m2;
-			int8_t s1, s2;
+			int32_t m1, m2, mo;
+			int8_t s1, s2, so;
 			quant_multiplier(a->scale / twice_max, &m1, &s1);
 			quant_multiplier(b->scale / twice_max, &m2, &s2);
-			quant_multiplier(twice_max / ((double)(1 << 20) * o->scale), &st->mo, &st->so);
-			st->add_lut = malloc(sizeof(int32_t) * 512);
+			quant_multiplier(twice_max / ((double)(1 << 20) * o->scale), &mo, &so);
+			st->add_lut = malloc(256 * 256);
 			if (!st->add_lut)
 				goto nomem;
-			/* the first stage depends on one uint8 input only: tabulate it */
+			/* the output depends on two uint8 inputs only: tabulate all 65536
+			 * pairs once (exactly the integer arithmetic, clamp included) */
+			int32_t ta[256], tb[256];
 			for (int q = 0; q < 256; q++) {
-				st->add_lut[q] = q31_requantize((q - a->zero) * (1 << 20), m1, s1);
-				st->add_lut[256 + q] = q31_requantize((q - b->zero) * (1 << 20), m2, s2);
+				ta[q] = q31_requantize((q - a->zero) * (1 << 20), m1, s1);
+				tb[q] = q31_requantize((q - b->zero) * (1 << 20), m2, s2);
 			}
+			for (int qa = 0; qa < 256; qa++)
+				for (int qb = 0; qb < 256; qb++) {
+					int32_t r = q31_requantize(ta[qa] + tb[qb], mo, so) + o->zero;
+					st->add_lut[qa * 256 + qb] =
+						(uint8_t)(r < st->lo ? st->lo : r > st->hi ? st->hi : r);
+				}
 		}
 		if (kind[i] == QK_CONV || kind[i] == QK_DWCONV || kind[i] == QK_FC) {
 			int li = layer_of_node[i];
@@ -1166,15 +1172,12 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 static void run_add(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
-	const struct qparams *qo = &m->qp[st->out];
 	int64_t n = shape_numel(&e->shapes[st->out]);
 	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf), *b = buf_ptr(e, m->v[st->in[1]].buf);
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
-	const int32_t *ta = st->add_lut, *tb = st->add_lut + 256;
-	for (int64_t i = 0; i < n; i++) {
-		int32_t r = q31_requantize(ta[a[i]] + tb[b[i]], st->mo, st->so) + qo->zero;
-		y[i] = (uint8_t)(r < st->lo ? st->lo : r > st->hi ? st->hi : r);
-	}
+	const uint8_t *lut = st->add_lut;
+	for (int64_t i = 0; i < n; i++)
+		y[i] = lut[(size_t)a[i] << 8 | b[i]];
 }
 
 static void run_reshape(const struct qengine *e, const struct qstep *st)
@@ -1289,6 +1292,103 @@ enum presso_status qengine_run(struct qengine *e, int batch)
 		case QK_NONE:
 			break;
 		}
+	}
+	return PRESSO_OK;
+}
+
+/* --- profiling (the search's latency table) ---------------------------------- */
+/* Additive hook: qengine_run with a clock around each step. run_step repeats
+ * qengine_run's dispatch; -Wswitch flags both if a step kind is added. */
+
+#include <time.h>
+
+int qmodel_n_steps(const struct qmodel *m)
+{
+	return m->n_steps;
+}
+
+int qmodel_step_layer(const struct qmodel *m, int step)
+{
+	if (step < 0 || step >= m->n_steps)
+		return -1;
+	const struct qstep *st = &m->steps[step];
+	bool is_layer = st->kind == QK_CONV || st->kind == QK_DWCONV || st->kind == QK_FC;
+	return is_layer ? st->layer : -1;
+}
+
+static void run_step(struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	int v = st->out;
+	switch (st->kind) {
+	case QK_QUANTIZE:
+		quantize_tensor(buf_ptr(e, m->v[v].f32_buf), &e->shapes[v], m->v[v].nhwc, &m->qp[v],
+				buf_ptr(e, m->v[v].buf));
+		break;
+	case QK_DEQUANT:
+		dequantize_tensor(buf_ptr(e, m->v[v].buf), &e->shapes[v], m->v[v].nhwc, &m->qp[v],
+				  buf_ptr(e, m->v[v].f32_buf));
+		break;
+	case QK_CONV:
+		run_conv(e, st);
+		break;
+	case QK_DWCONV:
+		run_dwconv(e, st);
+		break;
+	case QK_FC:
+		run_fc(e, st);
+		break;
+	case QK_CLAMP:
+		run_clamp(e, st);
+		break;
+	case QK_MAXPOOL:
+		run_pool(e, st, true);
+		break;
+	case QK_AVGPOOL:
+		run_pool(e, st, false);
+		break;
+	case QK_GAP:
+		run_gap(e, st);
+		break;
+	case QK_ADD:
+		run_add(e, st);
+		break;
+	case QK_RESHAPE:
+		run_reshape(e, st);
+		break;
+	case QK_FALLBACK:
+		run_fallback(e, st);
+		break;
+	case QK_NONE:
+		break;
+	}
+}
+
+static double profile_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+}
+
+enum presso_status qengine_run_profiled(struct qengine *e, int batch, double *step_us)
+{
+	const struct qmodel *m = e->m;
+	if (batch < 1 || batch > e->max_batch)
+		return status_fail(PRESSO_E_USAGE, "batch %d outside 1..%d this engine was planned for",
+				   batch, e->max_batch);
+	if (batch != e->cur_batch) {
+		enum presso_status s = graph_infer_shapes(m->g, batch, e->shapes);
+		if (s != PRESSO_OK)
+			return s;
+		e->cur_batch = batch;
+	}
+	double t = profile_now_us();
+	for (int i = 0; i < m->n_steps; i++) {
+		run_step(e, &m->steps[i]);
+		double t1 = profile_now_us();
+		step_us[i] = t1 - t;
+		t = t1;
 	}
 	return PRESSO_OK;
 }
