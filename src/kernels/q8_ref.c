@@ -209,7 +209,16 @@ void im2col_nhwc_u8(const uint8_t *x, int h_in, int w_in, int c_total, int g, in
 	for (int oh = 0; oh < h_out; oh++) {
 		for (int ow = 0; ow < w_out; ow++) {
 			uint8_t *row = rows + ((size_t)oh * w_out + ow) * row_bytes;
-			int iw0 = ow * sw - pl;
+			int iw0 = ow * sw - pl, ih0 = oh * sh - pt;
+			if (runs && iw0 >= 0 && iw0 + kw <= w_in && ih0 >= 0 &&
+			    ih0 + (kh - 1) * dh < h_in) {
+				/* the whole window is inside: kh contiguous runs */
+				size_t run = (size_t)kw * cg;
+				const uint8_t *src = x + ((size_t)ih0 * w_in + iw0) * c_total;
+				for (int ki = 0; ki < kh; ki++)
+					copy_small(row + ki * run, src + (size_t)ki * dh * w_in * c_total, run);
+				continue;
+			}
 			for (int ki = 0; ki < kh; ki++) {
 				int ih = oh * sh - pt + ki * dh;
 				uint8_t *dst = row + (size_t)ki * kw * cg;
