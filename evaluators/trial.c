@@ -11,7 +11,7 @@
 
 #define BASELINE_LATENCY_RUNS 51
 
-static enum presso_status load_dataset(const struct config *cfg, bool test, struct dataset **ds)
+enum presso_status trial_load_dataset(const struct config *cfg, bool test, struct dataset **ds)
 {
 	const struct data_config *d = &cfg->data;
 	const char *images = test ? d->test_images : d->train_images;
@@ -34,7 +34,8 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 	enum presso_status s;
 	if ((s = graph_load_onnx(cfg->model_path, &c->g)) ||
 	    (s = graph_layers(c->g, &c->layers, &c->n_layers)) ||
-	    (s = load_dataset(cfg, false, &c->train)) || (s = load_dataset(cfg, true, &c->test)) ||
+	    (s = trial_load_dataset(cfg, false, &c->train)) ||
+	    (s = trial_load_dataset(cfg, true, &c->test)) ||
 	    (s = dataset_make_splits(c->train->n, cfg->data.seed, cfg->data.n_calib,
 				     cfg->data.n_valid, &c->calib, &c->valid)) ||
 	    (s = split_range(c->test->n, cfg->data.n_test, &c->test_split)))

@@ -48,6 +48,10 @@ struct study_ctx {
 	int n_classes;
 };
 
+/* Loads the training set (test = false) or the test set of a config, in its
+ * format, and checks its normalisation. The caller frees *ds. */
+enum presso_status trial_load_dataset(const struct config *cfg, bool test, struct dataset **ds);
+
 /* Loads the model and data of cfg, calibrates, and measures the FP32 baseline
  * (progress lines on stderr when `verbose`). The config must outlive the
  * context. The caller frees *out with study_ctx_free(). */

@@ -9,25 +9,13 @@
 #include "cli/cli.h"
 #include "config.h"
 #include "evaluators/evaluate.h"
+#include "evaluators/trial.h"
 #include "graph.h"
 #include "policy.h"
 #include "qengine.h"
 
 /* batch-1 latency: the median of this many runs */
 #define LATENCY_RUNS 51
-
-static enum presso_status load_dataset(const struct config *cfg, bool test, struct dataset **ds)
-{
-	const struct data_config *d = &cfg->data;
-	const char *images = test ? d->test_images : d->train_images;
-	const char *labels = test ? d->test_labels : d->train_labels;
-	enum presso_status s = strcmp(d->format, "npy") == 0
-				       ? dataset_load_npy(images, labels, d->channels_last, ds)
-				       : dataset_load_idx(images, labels, ds);
-	if (s == PRESSO_OK)
-		s = dataset_check_normalize(*ds, &d->norm);
-	return s;
-}
 
 struct eval_out {
 	const char *split;
@@ -170,14 +158,14 @@ int cmd_eval(int argc, char **argv)
 		goto fail;
 	bool on_test = strcmp(split_name, "test") == 0;
 	if (!on_test || pol) {
-		if ((s = load_dataset(cfg, false, &train)) != PRESSO_OK)
+		if ((s = trial_load_dataset(cfg, false, &train)) != PRESSO_OK)
 			goto fail;
 		if ((s = dataset_make_splits(train->n, cfg->data.seed, cfg->data.n_calib,
 					     cfg->data.n_valid, &calib_sp, &valid_sp)) != PRESSO_OK)
 			goto fail;
 	}
 	if (on_test) {
-		if ((s = load_dataset(cfg, true, &test)) != PRESSO_OK)
+		if ((s = trial_load_dataset(cfg, true, &test)) != PRESSO_OK)
 			goto fail;
 		if ((s = split_range(test->n, cfg->data.n_test, &test_sp)) != PRESSO_OK)
 			goto fail;
