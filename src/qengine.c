@@ -28,6 +28,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "arena.h"
 #include "engine.h"
@@ -1235,87 +1236,6 @@ static void run_fallback(const struct qengine *e, const struct qstep *st)
 				buf_ptr(e, m->v[st->out].buf));
 }
 
-enum presso_status qengine_run(struct qengine *e, int batch)
-{
-	const struct qmodel *m = e->m;
-	if (batch < 1 || batch > e->max_batch)
-		return status_fail(PRESSO_E_USAGE, "batch %d outside 1..%d this engine was planned for",
-				   batch, e->max_batch);
-	if (batch != e->cur_batch) {
-		enum presso_status s = graph_infer_shapes(m->g, batch, e->shapes);
-		if (s != PRESSO_OK)
-			return s;
-		e->cur_batch = batch;
-	}
-	for (int i = 0; i < m->n_steps; i++) {
-		const struct qstep *st = &m->steps[i];
-		int v = st->out;
-		switch (st->kind) {
-		case QK_QUANTIZE:
-			quantize_tensor(buf_ptr(e, m->v[v].f32_buf), &e->shapes[v], m->v[v].nhwc, &m->qp[v],
-					buf_ptr(e, m->v[v].buf));
-			break;
-		case QK_DEQUANT:
-			dequantize_tensor(buf_ptr(e, m->v[v].buf), &e->shapes[v], m->v[v].nhwc, &m->qp[v],
-					  buf_ptr(e, m->v[v].f32_buf));
-			break;
-		case QK_CONV:
-			run_conv(e, st);
-			break;
-		case QK_DWCONV:
-			run_dwconv(e, st);
-			break;
-		case QK_FC:
-			run_fc(e, st);
-			break;
-		case QK_CLAMP:
-			run_clamp(e, st);
-			break;
-		case QK_MAXPOOL:
-			run_pool(e, st, true);
-			break;
-		case QK_AVGPOOL:
-			run_pool(e, st, false);
-			break;
-		case QK_GAP:
-			run_gap(e, st);
-			break;
-		case QK_ADD:
-			run_add(e, st);
-			break;
-		case QK_RESHAPE:
-			run_reshape(e, st);
-			break;
-		case QK_FALLBACK:
-			run_fallback(e, st);
-			break;
-		case QK_NONE:
-			break;
-		}
-	}
-	return PRESSO_OK;
-}
-
-/* --- profiling (the search's latency table) ---------------------------------- */
-/* Additive hook: qengine_run with a clock around each step. run_step repeats
- * qengine_run's dispatch; -Wswitch flags both if a step kind is added. */
-
-#include <time.h>
-
-int qmodel_n_steps(const struct qmodel *m)
-{
-	return m->n_steps;
-}
-
-int qmodel_step_layer(const struct qmodel *m, int step)
-{
-	if (step < 0 || step >= m->n_steps)
-		return -1;
-	const struct qstep *st = &m->steps[step];
-	bool is_layer = st->kind == QK_CONV || st->kind == QK_DWCONV || st->kind == QK_FC;
-	return is_layer ? st->layer : -1;
-}
-
 static void run_step(struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
@@ -1364,6 +1284,46 @@ static void run_step(struct qengine *e, const struct qstep *st)
 	}
 }
 
+/* Checks the batch and infers the shapes for it when it changed. */
+static enum presso_status prepare_batch(struct qengine *e, int batch)
+{
+	if (batch < 1 || batch > e->max_batch)
+		return status_fail(PRESSO_E_USAGE, "batch %d outside 1..%d this engine was planned for",
+				   batch, e->max_batch);
+	if (batch != e->cur_batch) {
+		enum presso_status s = graph_infer_shapes(e->m->g, batch, e->shapes);
+		if (s != PRESSO_OK)
+			return s;
+		e->cur_batch = batch;
+	}
+	return PRESSO_OK;
+}
+
+enum presso_status qengine_run(struct qengine *e, int batch)
+{
+	enum presso_status s = prepare_batch(e, batch);
+	for (int i = 0; s == PRESSO_OK && i < e->m->n_steps; i++)
+		run_step(e, &e->m->steps[i]);
+	return s;
+}
+
+/* --- profiling (the search's latency table) ---------------------------------- */
+/* qengine_run with a clock around each step. */
+
+int qmodel_n_steps(const struct qmodel *m)
+{
+	return m->n_steps;
+}
+
+int qmodel_step_layer(const struct qmodel *m, int step)
+{
+	if (step < 0 || step >= m->n_steps)
+		return -1;
+	const struct qstep *st = &m->steps[step];
+	bool is_layer = st->kind == QK_CONV || st->kind == QK_DWCONV || st->kind == QK_FC;
+	return is_layer ? st->layer : -1;
+}
+
 static double profile_now_us(void)
 {
 	struct timespec ts;
@@ -1374,15 +1334,9 @@ static double profile_now_us(void)
 enum presso_status qengine_run_profiled(struct qengine *e, int batch, double *step_us)
 {
 	const struct qmodel *m = e->m;
-	if (batch < 1 || batch > e->max_batch)
-		return status_fail(PRESSO_E_USAGE, "batch %d outside 1..%d this engine was planned for",
-				   batch, e->max_batch);
-	if (batch != e->cur_batch) {
-		enum presso_status s = graph_infer_shapes(m->g, batch, e->shapes);
-		if (s != PRESSO_OK)
-			return s;
-		e->cur_batch = batch;
-	}
+	enum presso_status s = prepare_batch(e, batch);
+	if (s != PRESSO_OK)
+		return s;
 	double t = profile_now_us();
 	for (int i = 0; i < m->n_steps; i++) {
 		run_step(e, &m->steps[i]);

@@ -73,4 +73,18 @@ const float *qengine_output(const struct qengine *e, int i, struct shape *shape)
 
 enum presso_status qengine_run(struct qengine *e, int batch);
 
+/* --- profiling (additive hook for the search's latency table) ---------------
+ * A run is a fixed list of steps (kernels) in execution order. */
+
+int qmodel_n_steps(const struct qmodel *m);
+
+/* The layer (graph_layers() index, = policy layer) step i computes, or -1 for
+ * steps that are no layer: quantize/dequantize, pools, Add, reshapes, FP32
+ * fallbacks. A fused ReLU/ReLU6 is part of its layer's step. */
+int qmodel_step_layer(const struct qmodel *m, int step);
+
+/* qengine_run, also writing each step's wall time in microseconds into
+ * step_us[0 .. qmodel_n_steps()). */
+enum presso_status qengine_run_profiled(struct qengine *e, int batch, double *step_us);
+
 #endif
