@@ -457,3 +457,40 @@ Test(qengine, fallback_ops_track_fp32)
 	graph_free(g);
 	mb_free(&b);
 }
+
+/* A batch larger than the engine's chunk runs in chunks of images: the logits
+ * must equal those of the images run one at a time. */
+Test(qengine, chunked_batches_equal_single_images)
+{
+	struct mb b;
+	struct graph *g = small_net(&b);
+	struct dataset *ds = random_images(37, 21);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	struct policy *p;
+	cr_assert_eq(policy_load("int4", ls, nl, &p), PRESSO_OK);
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best()};
+	struct qmodel *m;
+	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+	float all[37 * 4];
+	run_q(m, ds, 37, all);
+	struct qengine *e;
+	cr_assert_eq(qengine_create(m, 1, &e), PRESSO_OK);
+	for (int i = 0; i < 37; i++) {
+		int64_t idx = i;
+		dataset_get_batch(ds, &IDENTITY_NORM, &idx, 1, false, qengine_input(e, 0), NULL);
+		cr_assert_eq(qengine_run(e, 1), PRESSO_OK);
+		cr_assert_arr_eq(qengine_output(e, 0, NULL), all + 4 * i, 4 * sizeof(float),
+				 "image %d differs between batch 37 and batch 1", i);
+	}
+	qengine_free(e);
+	qmodel_free(m);
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
