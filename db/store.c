@@ -91,6 +91,9 @@ enum stmt {
 	STMT_BEST_ACCURACY,
 	STMT_SMALLEST_NEAR_FP32,
 	STMT_LAST_ACTIVITY,
+	STMT_SET_TEST_ACCURACY,
+	STMT_SET_LATENCY,
+	STMT_ABANDON,
 	STMT_COUNT
 };
 
@@ -171,6 +174,12 @@ static const char *const sql_text[STMT_COUNT] = {
 	[STMT_LAST_ACTIVITY] =
 		"SELECT max(coalesce(max(started_at), 0), coalesce(max(heartbeat_at), 0), "
 		"coalesce(max(ended_at), 0)) FROM trials WHERE study_id = ?",
+	[STMT_SET_TEST_ACCURACY] = "UPDATE trials SET test_accuracy = ? "
+				   "WHERE study_id = ? AND number = ? AND state = 'complete'",
+	[STMT_SET_LATENCY] = "UPDATE trials SET latency_us = ? "
+			     "WHERE study_id = ? AND number = ? AND state = 'complete'",
+	[STMT_ABANDON] = "UPDATE trials SET state = 'failed', lost = 1, ended_at = ?, error = ? "
+			 "WHERE study_id = ? AND state = 'running'",
 };
 _Static_assert(sizeof sql_text / sizeof sql_text[0] == STMT_COUNT, "every statement needs SQL");
 
@@ -2183,5 +2192,71 @@ enum presso_status store_list_studies(struct store *st, struct study_summary **o
 	}
 	*out = list;
 	*n = count;
+	return PRESSO_OK;
+}
+
+/* --- after the search: the front's re-check, abandoned trials -------------- */
+
+/* Sets one metric of a complete trial (stmt binds value, study, number). */
+static enum presso_status set_metric(struct store *st, enum stmt id, int64_t study_id,
+				     int64_t number, double value, const char *what)
+{
+	sqlite3_stmt *q = NULL;
+	enum presso_status s = writable(st);
+	if (s == PRESSO_OK)
+		s = prep(st, id, &q);
+	if (s != PRESSO_OK)
+		return s;
+	struct binder b = {q, 0, SQLITE_OK};
+	b_f64(&b, value);
+	b_i64(&b, study_id);
+	b_i64(&b, number);
+	if ((s = run(st, q, b.rc, what)) != PRESSO_OK)
+		return s;
+	if (sqlite3_changes(st->db) != 1)
+		return status_fail(PRESSO_E_RUNTIME, "%s: trial %lld is not a complete trial of the study",
+				   st->path, (long long)number);
+	return PRESSO_OK;
+}
+
+enum presso_status store_set_test_accuracy(struct store *st, int64_t study_id, int64_t number,
+					   double test_accuracy)
+{
+	if (!(test_accuracy >= 0 && test_accuracy <= 100))
+		return status_fail(PRESSO_E_CONFIG, "%s: trial %lld: bad test_accuracy %g (percent)",
+				   st->path, (long long)number, test_accuracy);
+	return set_metric(st, STMT_SET_TEST_ACCURACY, study_id, number, test_accuracy,
+			  "storing a test accuracy");
+}
+
+enum presso_status store_set_latency(struct store *st, int64_t study_id, int64_t number,
+				     double latency_us)
+{
+	if (!(latency_us >= 0 && isfinite(latency_us)))
+		return status_fail(PRESSO_E_CONFIG, "%s: trial %lld: bad latency_us %g", st->path,
+				   (long long)number, latency_us);
+	return set_metric(st, STMT_SET_LATENCY, study_id, number, latency_us,
+			  "storing a latency");
+}
+
+enum presso_status store_abandon_trials(struct store *st, int64_t study_id, const char *reason,
+					int *n_marked)
+{
+	sqlite3_stmt *q = NULL;
+	if (n_marked)
+		*n_marked = 0;
+	enum presso_status s = writable(st);
+	if (s == PRESSO_OK)
+		s = prep(st, STMT_ABANDON, &q);
+	if (s != PRESSO_OK)
+		return s;
+	struct binder b = {q, 0, SQLITE_OK};
+	b_f64(&b, now_s());
+	b_txt(&b, reason && *reason ? reason : "abandoned");
+	b_i64(&b, study_id);
+	if ((s = run(st, q, b.rc, "abandoning running trials")) != PRESSO_OK)
+		return s;
+	if (n_marked)
+		*n_marked = sqlite3_changes(st->db);
 	return PRESSO_OK;
 }

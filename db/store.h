@@ -332,4 +332,23 @@ enum presso_status store_pick(struct store *st, int64_t study_id, const struct e
 void store_expr_values(const struct trial_metrics *m, const struct baseline *b, int64_t number,
 		       double values[EXPR_METRIC_COUNT]);
 
+/* --- after a search ------------------------------------------------------- */
+
+/* Stores the test-split accuracy (percent) of a complete trial (the search's
+ * final re-check of its front). PRESSO_E_RUNTIME if the trial is not complete. */
+enum presso_status store_set_test_accuracy(struct store *st, int64_t study_id, int64_t number,
+					   double test_accuracy);
+
+/* Stores a measured latency per image (microseconds) for a complete trial,
+ * replacing what was there (the search's estimate). */
+enum presso_status store_set_latency(struct store *st, int64_t study_id, int64_t number,
+				     double latency_us);
+
+/* Marks every running trial of the study failed and lost with `reason`, in one
+ * statement: a search that was interrupted before (or while) evaluating them
+ * hands their policies back to the next resume (store_requeue_stale). Only for
+ * the process that owns the study's running trials. *n_marked may be NULL. */
+enum presso_status store_abandon_trials(struct store *st, int64_t study_id, const char *reason,
+					int *n_marked);
+
 #endif

@@ -47,5 +47,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_studies(int argc, char **argv);
 int cmd_pareto(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_latency(int argc, char **argv);
 
 #endif

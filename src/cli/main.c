@@ -16,6 +16,8 @@ static const struct subcommand subcommands[] = {
 	{"studies", cmd_studies, "the studies in a database: trials, best results, front size"},
 	{"pareto", cmd_pareto, "a study's Pareto front as a table, CSV or JSON"},
 	{"export", cmd_export, "one trial's policy as JSON, for compress and eval --policy"},
+	{"search", cmd_search, "search per-layer bits for a model: random, bandit, evolution, hybrid"},
+	{"latency", cmd_latency, "the per-layer latency table a search with a latency objective uses"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# run_search.sh - how good and how fast is `presso search`?
+#
+#  1. quality: the hypervolume (accuracy x size, as a percentage of the box
+#     between the reference point - chance accuracy, FP32 size - and the ideal
+#     one) reached after B1 and B2 trials by each strategy, over several seeds,
+#     on each model. One run of B2 trials per (model, strategy, seed); the value
+#     at B1 is that run's first B1 trials (`presso pareto --where 'trial <= B1'`),
+#     which is what a run with budget B1 would have done (same seed, same batches).
+#  2. speed: trials per minute with 1 and 2 workers (hybrid, one model), and the
+#     parallel efficiency rate(2) / (2 rate(1)); the share of a trial spent
+#     outside inference (bench_search: quantized model build vs the accuracy
+#     pass, and the driver's own time per trial).
+#
+# Usage: bash bench/run_search.sh [BUILD_DIR]    (environment knobs below)
+#   MODELS="lenet mobilenetv2"  SEEDS="1 2 3 4 5"  B1=100  B2=300
+#   VALID_lenet=1000  VALID_mobilenetv2=500  WORKERS=2  OUT=bench/results_search.txt
+# Results go to $OUT (a table per model, then the speed figures) and the raw
+# numbers to $OUT.csv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+PRESSO=$BUILD/presso
+MODELS=${MODELS:-"lenet mobilenetv2"}
+STRATEGIES=${STRATEGIES:-"random bandit evolution hybrid"}
+SEEDS=${SEEDS:-"1 2 3 4 5"}
+B1=${B1:-100}
+B2=${B2:-300}
+WORKERS=${WORKERS:-2}
+OUT=${OUT:-bench/results_search.txt}
+SPEED_TRIALS=${SPEED_TRIALS:-48}
+WORK=$(mktemp -d /tmp/presso-bench-search-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+[ -x "$PRESSO" ] || { echo "build presso first: cmake --build $BUILD" >&2; exit 2; }
+
+valid_for() { local v="VALID_$1"; echo "${!v:-$([ "$1" = lenet ] && echo 1000 || echo 500)}"; }
+
+# config MODEL STRATEGY SEED -> path
+config() {
+	local model=$1 strategy=$2 seed=$3 valid
+	valid=$(valid_for "$model")
+	local path="$WORK/$model-$strategy-$seed.json"
+	cat >"$path" <<EOF
+{
+  "name": "$model-$strategy-$seed",
+  "model": "$PWD/models/$model.onnx",
+  "data": {
+    "format": "idx",
+    "train_images": "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+    "train_labels": "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz",
+    "test_images": "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+    "test_labels": "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz",
+    "normalize": { "scale": 0.00392156862745098, "mean": [0.2860], "std": [0.3530] },
+    "splits": { "seed": 1, "calibration": 500, "validation": $valid, "test": 1000 }
+  },
+  "objectives": { "maximize": "accuracy", "minimize": ["size"] },
+  "search": { "strategy": "$strategy", "seed": $seed }
+}
+EOF
+	echo "$path"
+}
+
+# hv DB STUDY MAXTRIAL -> hypervolume ratio in percent
+hv() {
+	"$PRESSO" pareto --db "$1" --study "$2" --where "trial <= $3" --format json |
+		python3 -c 'import json,sys; print("%.4f" % (100*json.load(sys.stdin)["hypervolume"]["ratio"]))'
+}
+
+echo "model,strategy,seed,hv_b1,hv_b2,seconds" >"$OUT.csv"
+{
+echo "# presso search benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, $WORKERS workers)"
+echo "# hypervolume of the accuracy x size front, % of the reference box;"
+echo "# mean (min..max) over seeds $SEEDS; validation split per model below"
+} >"$OUT"
+
+for model in $MODELS; do
+	db="$WORK/$model.db"
+	for strategy in $STRATEGIES; do
+		for seed in $SEEDS; do
+			cfg=$(config "$model" "$strategy" "$seed")
+			t0=$(date +%s.%N)
+			"$PRESSO" search --quiet --config "$cfg" --db "$db" --workers "$WORKERS" \
+				--max-trials "$B2" >/dev/null 2>"$WORK/err" || { cat "$WORK/err"; exit 1; }
+			t1=$(date +%s.%N)
+			study="$model-$strategy-$seed"
+			a=$(hv "$db" "$study" "$B1")
+			b=$(hv "$db" "$study" "$B2")
+			secs=$(python3 -c "print('%.1f' % ($t1 - $t0))")
+			echo "$model,$strategy,$seed,$a,$b,$secs" | tee -a "$OUT.csv" >&2
+		done
+	done
+done
+
+python3 - "$OUT.csv" "$B1" "$B2" >>"$OUT" <<'EOF'
+import csv, sys, collections
+rows = list(csv.DictReader(open(sys.argv[1])))
+b1, b2 = sys.argv[2], sys.argv[3]
+by = collections.defaultdict(list)
+for r in rows:
+    by[(r["model"], r["strategy"])].append(r)
+models = sorted({r["model"] for r in rows}, key=lambda m: [r["model"] for r in rows].index(m))
+for m in models:
+    print(f"\n## {m}\n")
+    print(f"| strategy | HV @ {b1} trials | HV @ {b2} trials | s per run |")
+    print("|---|---|---|---|")
+    for s in ["random", "bandit", "evolution", "hybrid"]:
+        rs = by.get((m, s))
+        if not rs:
+            continue
+        def stat(k):
+            v = [float(r[k]) for r in rs]
+            return f"{sum(v)/len(v):.2f} ({min(v):.2f}..{max(v):.2f})"
+        secs = sum(float(r["seconds"]) for r in rs) / len(rs)
+        print(f"| {s} | {stat('hv_b1')} | {stat('hv_b2')} | {secs:.0f} |")
+EOF
+
+# --- speed: trials/min with 1 and 2 workers -------------------------------------
+SPEED_MODEL=${SPEED_MODEL:-mobilenetv2}
+rate() {
+	local workers=$1 cfg out
+	cfg=$(config "$SPEED_MODEL" hybrid 1)
+	out=$("$PRESSO" search --quiet --config "$cfg" --db "$WORK/speed-$workers.db" \
+		--workers "$workers" --max-trials "$SPEED_TRIALS" 2>/dev/null)
+	echo "$out" | sed -n 's/.* \([0-9.]*\) trials\/min$/\1/p'
+}
+r1=$(rate 1)
+r2=$(rate 2)
+{
+echo
+echo "## speed ($SPEED_MODEL, validation $(valid_for "$SPEED_MODEL") images, $SPEED_TRIALS trials, hybrid)"
+echo
+python3 -c "r1, r2 = $r1, $r2; print(f'trials/min: 1 worker {r1:.1f}, 2 workers {r2:.1f}; parallel efficiency {100*r2/(2*r1):.0f} %')"
+if [ -x "$BUILD/bench_search" ]; then
+	"$BUILD/bench_search" "$(config "$SPEED_MODEL" hybrid 1)"
+fi
+} | tee -a "$OUT"

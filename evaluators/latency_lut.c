@@ -1,0 +1,311 @@
+/* latency_lut.c - the per-layer latency table and one policy's latency (see
+ * latency_lut.h).
+ *
+ * Measuring: for every (bits, act_bits) pair some wanted entry needs, one
+ * uniform policy, one qmodel, one batch-1 engine fed with the first image of
+ * the dataset; WARMUP_RUNS untimed runs, then `runs` profiled runs. Each step's
+ * time is the median over the runs (robust to the odd interrupt); a layer's
+ * entry is its step's median. The table is independent of the images' values
+ * (the kernels do not branch on data) but not of the machine or its load.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "evaluators/latency_lut.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evaluators/evaluate.h"
+#include "feed.h"
+
+#define WARMUP_RUNS 3
+
+static size_t entry_index(int layer, int bits, int act_bits)
+{
+	return ((size_t)layer * LUT_MAX_BITS + (size_t)(bits - 1)) * LUT_N_ACT +
+	       (size_t)(act_bits - LUT_MIN_ACT_BITS);
+}
+
+static bool in_range(int bits, int act_bits)
+{
+	return bits >= 1 && bits <= LUT_MAX_BITS && act_bits >= LUT_MIN_ACT_BITS &&
+	       act_bits <= LUT_MAX_BITS;
+}
+
+static enum presso_status lut_new(int n_layers, int runs, struct latency_lut **out)
+{
+	struct latency_lut *lut = calloc(1, sizeof *lut);
+	size_t n = (size_t)(n_layers > 0 ? n_layers : 1) * LUT_MAX_BITS * LUT_N_ACT;
+	if (lut)
+		lut->us = malloc(n * sizeof *lut->us);
+	if (!lut || !lut->us) {
+		latency_lut_free(lut);
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		lut->us[i] = NAN;
+	lut->n_layers = n_layers;
+	lut->runs = runs;
+	*out = lut;
+	return PRESSO_OK;
+}
+
+void latency_lut_free(struct latency_lut *lut)
+{
+	if (!lut)
+		return;
+	free(lut->us);
+	free(lut);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* A batch-1 engine for q, its input filled with the dataset's first image. */
+static enum presso_status fed_engine(const struct graph *g, const struct qmodel *q,
+				     const struct dataset *ds, const struct normalize *norm,
+				     struct qengine **e)
+{
+	enum input_layout layout;
+	enum presso_status s = feed_check(g, ds, &layout);
+	if (s == PRESSO_OK)
+		s = qengine_create(q, 1, e);
+	if (s != PRESSO_OK)
+		return s;
+	int64_t idx = 0;
+	dataset_get_batch(ds, norm, &idx, 1, layout == LAYOUT_NHWC, qengine_input(*e, 0), NULL);
+	return PRESSO_OK;
+}
+
+/* Profiles one uniform setting: per-step medians into step_med[n_steps]. */
+static enum presso_status profile_setting(const struct graph *g, const struct calib *cal,
+					  const struct quant_config *qc, const struct dataset *ds,
+					  const struct normalize *norm, int n_layers, int bits,
+					  int act_bits, int runs, struct qmodel **qm_out,
+					  double **step_med)
+{
+	struct layer_policy lp = policy_default_layer();
+	lp.bits = bits;
+	lp.act_bits = act_bits;
+	struct policy *p = NULL;
+	struct qmodel *qm = NULL;
+	struct qengine *e = NULL;
+	double *t = NULL, *col = NULL;
+	*step_med = NULL;
+	enum presso_status s;
+	if ((s = policy_uniform(&lp, n_layers, &p)) || (s = qmodel_build(g, p, cal, qc, &qm)) ||
+	    (s = fed_engine(g, qm, ds, norm, &e)))
+		goto done;
+	int n_steps = qmodel_n_steps(qm);
+	t = malloc(sizeof(double) * (size_t)(n_steps ? n_steps : 1) * (size_t)runs);
+	col = malloc(sizeof(double) * (size_t)runs);
+	*step_med = malloc(sizeof(double) * (size_t)(n_steps ? n_steps : 1));
+	if (!t || !col || !*step_med) {
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int r = 0; r < WARMUP_RUNS && s == PRESSO_OK; r++)
+		s = qengine_run(e, 1);
+	for (int r = 0; r < runs && s == PRESSO_OK; r++)
+		s = qengine_run_profiled(e, 1, t + (size_t)r * (size_t)n_steps);
+	if (s != PRESSO_OK)
+		goto done;
+	for (int i = 0; i < n_steps; i++) {
+		for (int r = 0; r < runs; r++)
+			col[r] = t[(size_t)r * (size_t)n_steps + (size_t)i];
+		(*step_med)[i] = median(col, runs);
+	}
+done:
+	if (s != PRESSO_OK) {
+		free(*step_med);
+		*step_med = NULL;
+		qmodel_free(qm);
+		qm = NULL;
+	}
+	*qm_out = qm;
+	qengine_free(e);
+	policy_free(p);
+	free(t);
+	free(col);
+	return s;
+}
+
+enum presso_status latency_lut_measure(const struct graph *g, const struct calib *cal,
+				       const struct quant_config *qc, const struct dataset *ds,
+				       const struct normalize *norm, latency_lut_wanted_fn wanted,
+				       void *wanted_ctx, int runs, struct latency_lut **out)
+{
+	*out = NULL;
+	struct layer *layers = NULL;
+	int n_layers = 0;
+	struct latency_lut *lut = NULL;
+	enum presso_status s = graph_layers(g, &layers, &n_layers);
+	if (s != PRESSO_OK)
+		return s;
+	if (runs < 1)
+		runs = 1;
+	if ((s = lut_new(n_layers, runs, &lut)) != PRESSO_OK)
+		goto fail;
+	snprintf(lut->isa, sizeof lut->isa, "%s", q8_isa_name(qc->isa));
+	bool have_overhead = false;
+	/* W8A8 first, so the overhead comes from the identity setting */
+	for (int pass = 0; pass < 2; pass++)
+		for (int b = LUT_MAX_BITS; b >= 1; b--)
+			for (int a = LUT_MAX_BITS; a >= LUT_MIN_ACT_BITS; a--) {
+				bool identity = b == LUT_MAX_BITS && a == LUT_MAX_BITS;
+				if ((pass == 0) != identity)
+					continue;
+				bool any = false;
+				for (int l = 0; l < n_layers && !any; l++)
+					any = wanted(wanted_ctx, l, b, a);
+				if (!any && !(identity && !have_overhead))
+					continue;
+				struct qmodel *qm = NULL;
+				double *med = NULL;
+				s = profile_setting(g, cal, qc, ds, norm, n_layers, b, a, runs, &qm,
+						    &med);
+				if (s != PRESSO_OK)
+					goto fail;
+				double overhead = 0;
+				for (int i = 0; i < qmodel_n_steps(qm); i++) {
+					int l = qmodel_step_layer(qm, i);
+					if (l < 0)
+						overhead += med[i];
+					else if (wanted(wanted_ctx, l, b, a))
+						lut->us[entry_index(l, b, a)] = med[i];
+				}
+				if (!have_overhead) {
+					lut->overhead_us = overhead;
+					have_overhead = true;
+				}
+				free(med);
+				qmodel_free(qm);
+			}
+	free(layers);
+	*out = lut;
+	return PRESSO_OK;
+fail:
+	free(layers);
+	latency_lut_free(lut);
+	return s;
+}
+
+double latency_lut_entry(const struct latency_lut *lut, int layer, int bits, int act_bits)
+{
+	if (layer < 0 || layer >= lut->n_layers || !in_range(bits, act_bits))
+		return NAN;
+	return lut->us[entry_index(layer, bits, act_bits)];
+}
+
+double latency_lut_estimate(const struct latency_lut *lut, const struct policy *p)
+{
+	if (p->n_layers != lut->n_layers)
+		return NAN;
+	double sum = lut->overhead_us;
+	for (int l = 0; l < p->n_layers; l++)
+		sum += latency_lut_entry(lut, l, p->layers[l].bits, p->layers[l].act_bits);
+	return sum;
+}
+
+char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *layers)
+{
+	cJSON *doc = cJSON_CreateObject();
+	if (!doc)
+		return NULL;
+	cJSON_AddNumberToObject(doc, "version", 1);
+	cJSON_AddNumberToObject(doc, "runs", lut->runs);
+	cJSON_AddStringToObject(doc, "isa", lut->isa);
+	cJSON_AddNumberToObject(doc, "overhead_us", lut->overhead_us);
+	cJSON *names = cJSON_AddArrayToObject(doc, "layers");
+	for (int l = 0; names && l < lut->n_layers; l++)
+		cJSON_AddItemToArray(names, cJSON_CreateString(layers[l].name));
+	cJSON *entries = cJSON_AddArrayToObject(doc, "entries");
+	for (int l = 0; entries && l < lut->n_layers; l++)
+		for (int b = 1; b <= LUT_MAX_BITS; b++)
+			for (int a = LUT_MIN_ACT_BITS; a <= LUT_MAX_BITS; a++) {
+				double v = lut->us[entry_index(l, b, a)];
+				if (isnan(v))
+					continue;
+				double row[4] = {l, b, a, v};
+				cJSON_AddItemToArray(entries, cJSON_CreateDoubleArray(row, 4));
+			}
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	return text;
+}
+
+enum presso_status latency_lut_from_json(const char *text, const char *what,
+					 const struct layer *layers, int n_layers,
+					 struct latency_lut **out)
+{
+	*out = NULL;
+	struct latency_lut *lut = NULL;
+	cJSON *doc = cJSON_Parse(text ? text : "");
+	const cJSON *runs = cJSON_GetObjectItemCaseSensitive(doc, "runs");
+	const cJSON *isa = cJSON_GetObjectItemCaseSensitive(doc, "isa");
+	const cJSON *over = cJSON_GetObjectItemCaseSensitive(doc, "overhead_us");
+	const cJSON *names = cJSON_GetObjectItemCaseSensitive(doc, "layers");
+	const cJSON *entries = cJSON_GetObjectItemCaseSensitive(doc, "entries");
+	enum presso_status s = PRESSO_OK;
+	bool ok = cJSON_IsObject(doc) && cJSON_IsNumber(runs) && cJSON_IsString(isa) &&
+		  cJSON_IsNumber(over) && cJSON_IsArray(names) && cJSON_IsArray(entries) &&
+		  cJSON_GetArraySize(names) == n_layers;
+	int l = 0;
+	for (const cJSON *e = ok ? names->child : NULL; e && ok; e = e->next, l++)
+		ok = cJSON_IsString(e) && strcmp(e->valuestring, layers[l].name) == 0;
+	if (ok && (s = lut_new(n_layers, (int)runs->valuedouble, &lut)) != PRESSO_OK)
+		goto done;
+	if (ok) {
+		snprintf(lut->isa, sizeof lut->isa, "%s", isa->valuestring);
+		lut->overhead_us = over->valuedouble;
+	}
+	for (const cJSON *e = ok ? entries->child : NULL; e && ok; e = e->next) {
+		double v[4];
+		int k = 0;
+		for (const cJSON *x = cJSON_IsArray(e) ? e->child : NULL; x && k < 4; x = x->next)
+			v[k++] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+		ok = k == 4 && cJSON_GetArraySize(e) == 4 && v[0] >= 0 && v[0] < n_layers &&
+		     in_range((int)v[1], (int)v[2]) && v[3] >= 0 && isfinite(v[3]);
+		if (ok)
+			lut->us[entry_index((int)v[0], (int)v[1], (int)v[2])] = v[3];
+	}
+	if (!ok)
+		s = status_fail(PRESSO_E_FORMAT,
+				"%s: not a latency table of this model's %d layers (measure it again)",
+				what, n_layers);
+done:
+	cJSON_Delete(doc);
+	if (s != PRESSO_OK) {
+		latency_lut_free(lut);
+		return s;
+	}
+	*out = lut;
+	return PRESSO_OK;
+}
+
+enum presso_status latency_measure_policy(const struct graph *g, const struct calib *cal,
+					  const struct quant_config *qc, const struct dataset *ds,
+					  const struct normalize *norm, const struct policy *p,
+					  int runs, double *latency_us)
+{
+	struct qmodel *qm = NULL;
+	*latency_us = NAN;
+	enum presso_status s = qmodel_build(g, p, cal, qc, &qm);
+	if (s != PRESSO_OK)
+		return s;
+	struct eval_model em = {g, qm};
+	s = eval_latency(&em, ds, norm, runs, latency_us);
+	qmodel_free(qm);
+	return s;
+}

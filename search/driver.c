@@ -1,0 +1,960 @@
+/* driver.c - the search loop (see driver.h and search/README.md).
+ *
+ * A run:
+ *   1. parse the space against the model's layers (config errors first, before
+ *      anything slow), open the store, decide new / resume, load the model,
+ *      data and FP32 baseline (study_ctx_open), create or resume the study;
+ *   2. resume: refuse if another live presso owns the study; mark the trials
+ *      a dead run left running lost and queue their policies again; rebuild
+ *      the archive from the complete trials, the set of evaluated policies
+ *      from their hashes, the RNG and the strategy from the search state;
+ *   3. the latency table when latency is an objective or a constraint;
+ *   4. batches until the budget, the time limit, a stop request or the end of
+ *      the space: the lost policies first, then the strategy's candidates;
+ *   5. unless interrupted: the front re-checked on the test split (accuracy,
+ *      in parallel) and measured whole (latency, one at a time); the study
+ *      marked finished.
+ *
+ * A batch runs as one OpenMP loop over its candidates, one trial per thread
+ * (schedule dynamic, 1):
+ *   - begin: in candidate order (a ticket, next_begin), so trial numbers
+ *     follow candidate order whatever thread gets there first. A candidate whose turn comes after a
+ *     stop request or the time limit is skipped without a trial row, so a
+ *     stop leaves nothing half-begun and numbers stay gap-free.
+ *   - evaluate: trial_evaluate on the validation split, on the worker thread.
+ *   - commit: the longest finished prefix of the batch, in candidate order:
+ *     archive, strategy tell, and store_complete_trial with the search state
+ *     of that moment (rng, population, bandit) in the same transaction.
+ * Every use of the store, archive and strategy is inside one critical section
+ * (the store handle is one-thread-at-a-time). Tells follow candidate order and
+ * the next batch is generated only after the whole batch is told, so the
+ * trials do not depend on which worker finished first.
+ *
+ * Resume invariant: the state stored with trial N's completion is the state
+ * after telling trials 1..N (lost ones excepted); complete trials above the
+ * state's last_told (none, unless written by another tool) are told on
+ * resume. The RNG stored is the one after generating N's batch, so a resumed
+ * search goes on from there.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "search/driver.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/sha256.h"
+#include "evaluators/latency_lut.h"
+#include "evaluators/trial.h"
+#include "search/archive.h"
+#include "search/lut.h"
+#include "search/progress.h"
+#include "search/rng.h"
+#include "search/seen.h"
+#include "search/strategy.h"
+
+#define STATE_RNG "rng"
+#define STATE_POPULATION "population"
+#define STATE_BANDIT "bandit"
+#define STATE_OWNER "owner"
+#define MIN_FAILURES_TO_GIVE_UP 8 /* consecutive failed trials (or 2 batches) end a search */
+
+static const char *const end_names[DRIVER_END_COUNT] = {
+	[DRIVER_END_BUDGET] = "trial budget reached",
+	[DRIVER_END_TIME] = "time limit reached",
+	[DRIVER_END_INTERRUPTED] = "interrupted",
+	[DRIVER_END_EXHAUSTED] = "every policy of the space has been evaluated",
+};
+_Static_assert(sizeof end_names / sizeof end_names[0] == DRIVER_END_COUNT,
+	       "every end needs a description");
+
+const char *driver_end_str(enum driver_end e)
+{
+	return (unsigned)e < DRIVER_END_COUNT ? end_names[e] : "?";
+}
+
+/* One candidate of a batch. */
+enum slot_state { SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE, SLOT_FAILED, SLOT_SKIPPED };
+
+struct slot {
+	struct candidate c;
+	struct policy *p;
+	char *json;                 /* canonical policy JSON */
+	char hash[SHA256_HEX_BYTES];
+	int64_t number;
+	enum slot_state state;
+	struct trial_metrics_out out;
+	double eval_s;
+	char error[512];
+};
+
+struct driver {
+	const struct driver_opts *o;
+	FILE *log;
+	struct study_ctx *ctx;
+	struct space *sp;
+	struct store *st;
+	int64_t study_id;
+	char study[STORE_NAME_MAX + 1];
+	struct archive a;
+	struct strategy *strat;
+	struct seen *seen;
+	struct rng rng;
+	struct latency_lut *lut;
+	struct policy *claim_policy; /* scratch for claims (driver thread) */
+	struct layer_choice *choices; /* scratch for commits (under the lock) */
+	char worker[96];
+	int workers, batch;
+	int64_t budget, done;       /* trials that count in the study */
+	double time_limit_s;
+	struct progress prog;
+	/* the batch being run */
+	struct slot *slots;
+	int n_slots, cursor;
+	atomic_int next_begin;      /* the candidate whose trial is begun next */
+	/* outcome */
+	atomic_int abort;           /* an error inside the batch: stop beginning trials */
+	enum presso_status error;
+	char error_msg[1024];
+	int consecutive_failures;
+	struct driver_result *r;
+	/* lost policies waiting to be evaluated again */
+	uint8_t *requeue;
+	int n_requeue, next_requeue; /* in the order they were lost */
+};
+
+/* --- small helpers ---------------------------------------------------------- */
+
+static enum presso_status nomem(void)
+{
+	return status_fail(PRESSO_E_NOMEM, "out of memory");
+}
+
+static bool stop_requested(const struct driver *d)
+{
+	return (d->o->stop && atomic_load(d->o->stop) != 0) || atomic_load(&d->abort) != 0;
+}
+
+static bool time_up(const struct driver *d)
+{
+	return d->time_limit_s > 0 && progress_elapsed(&d->prog) >= d->time_limit_s;
+}
+
+/* Records the first error raised inside a batch and stops beginning trials. */
+static void batch_error(struct driver *d, enum presso_status s)
+{
+	if (d->error == PRESSO_OK) {
+		d->error = s;
+		snprintf(d->error_msg, sizeof d->error_msg, "%s", status_msg());
+	}
+	atomic_store(&d->abort, 1);
+}
+
+/* Canonical JSON and hash of the policy a genome encodes (p: scratch). */
+static enum presso_status policy_identity(const struct driver *d, const uint8_t *g,
+					  struct policy *p, char **json,
+					  char hash[SHA256_HEX_BYTES])
+{
+	space_genome_to_policy(d->sp, g, p);
+	char *text = policy_to_json(p, d->ctx->layers);
+	if (!text)
+		return nomem();
+	enum presso_status s = store_canonical_json(text, json, hash);
+	free(text);
+	return s;
+}
+
+/* strategy_claim_fn: new to the study -> remembered and true. */
+static bool claim(void *ctx, const uint8_t *genome)
+{
+	struct driver *d = ctx;
+	char hash[SHA256_HEX_BYTES];
+	bool added = false;
+	if (policy_identity(d, genome, d->claim_policy, NULL, hash) != PRESSO_OK ||
+	    seen_add(d->seen, hash, &added) != PRESSO_OK)
+		return false;
+	return added;
+}
+
+/* "idx: train T (calibration C, validation V, seed S), test E" */
+static char *dataset_text(const struct config *cfg)
+{
+	const struct data_config *dc = &cfg->data;
+	size_t n = strlen(dc->train_images) + strlen(dc->test_images) + 256;
+	char *t = malloc(n);
+	if (t)
+		snprintf(t, n,
+			 "%s: train %s (calibration %lld, validation %lld, seed %llu); test %s "
+			 "(%lld)",
+			 dc->format, dc->train_images, (long long)dc->n_calib, (long long)dc->n_valid,
+			 (unsigned long long)dc->seed, dc->test_images, (long long)dc->n_test);
+	return t;
+}
+
+/* --- ownership: one live search per study ----------------------------------- */
+
+static void host_name(char *buf, size_t cap)
+{
+	if (gethostname(buf, cap) != 0 || !buf[0])
+		snprintf(buf, cap, "localhost");
+	buf[cap - 1] = '\0';
+}
+
+/* True if pid is a live presso process on this machine. */
+static bool presso_alive(long pid)
+{
+	if (pid <= 0 || pid == (long)getpid())
+		return false;
+	if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+		return false;
+	char path[64], comm[64] = "";
+	snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return true; /* no /proc: trust kill() */
+	bool alive = fgets(comm, sizeof comm, f) && strncmp(comm, "presso", 6) == 0;
+	fclose(f);
+	if (alive) {
+		/* a zombie (killed, not yet reaped) is gone for our purposes */
+		snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+		FILE *s = fopen(path, "r");
+		char line[256] = "";
+		if (s && fgets(line, sizeof line, s)) {
+			const char *close = strrchr(line, ')');
+			if (close && close[1] == ' ' && close[2] == 'Z')
+				alive = false;
+		}
+		if (s)
+			fclose(s);
+	}
+	return alive;
+}
+
+static enum presso_status take_ownership(struct driver *d)
+{
+	char host[256], mine[320];
+	void *value = NULL;
+	size_t n = 0;
+	bool found = false;
+	host_name(host, sizeof host);
+	enum presso_status s = store_get_state(d->st, d->study_id, STATE_OWNER, &value, &n, &found);
+	if (s != PRESSO_OK)
+		return s;
+	if (found) {
+		char other_host[256] = "";
+		long pid = 0;
+		if (sscanf(value, "%255s %ld", other_host, &pid) == 2 &&
+		    strcmp(other_host, host) == 0 && presso_alive(pid)) {
+			free(value);
+			return status_fail(PRESSO_E_RUNTIME,
+					   "study '%s' is being searched by process %ld on this "
+					   "machine; wait for it or stop it (kill -INT %ld) first",
+					   d->study, pid, pid);
+		}
+		free(value);
+	}
+	int len = snprintf(mine, sizeof mine, "%s %ld", host, (long)getpid());
+	struct store_kv kv = {STATE_OWNER, mine, (size_t)len, true};
+	return store_put_state(d->st, d->study_id, &kv, 1);
+}
+
+/* The second interrupt: the trials in flight will not finish. */
+struct abandon_ctx {
+	const char *db_path;
+	int64_t study_id;
+};
+
+static void abandon(void *arg, int sig)
+{
+	const struct abandon_ctx *a = arg;
+	struct store *st = NULL;
+	int n = 0;
+	char reason[96];
+	snprintf(reason, sizeof reason, "abandoned: signal %d arrived twice while it was running",
+		 sig);
+	if (store_open(a->db_path, 0, &st) == PRESSO_OK &&
+	    store_abandon_trials(st, a->study_id, reason, &n) == PRESSO_OK)
+		fprintf(stderr, "\npresso search: %d trial%s in flight abandoned (evaluated again on "
+				"--resume)\n",
+			n, n == 1 ? "" : "s");
+	store_close(st);
+}
+
+/* --- setting up ----------------------------------------------------------------- */
+
+/* Config errors before anything slow: the space against the model's layers. */
+static enum presso_status check_space(const struct config *cfg)
+{
+	struct graph *g = NULL;
+	struct layer *layers = NULL;
+	struct space *sp = NULL;
+	int n = 0;
+	enum presso_status s;
+	if ((s = graph_load_onnx(cfg->model_path, &g)) == PRESSO_OK &&
+	    (s = graph_layers(g, &layers, &n)) == PRESSO_OK)
+		s = space_parse(cfg->json, layers, n, &sp);
+	if ((s == PRESSO_E_CONFIG || s == PRESSO_E_UNSUPPORTED) && cfg->path && *cfg->path)
+		status_wrap(s, "%s", cfg->path);
+	space_free(sp);
+	free(layers);
+	graph_free(g);
+	return s;
+}
+
+static enum presso_status open_study(struct driver *d)
+{
+	const struct driver_opts *o = d->o;
+	const struct config *cfg = o->cfg;
+	const char *name = o->study && *o->study ? o->study : cfg->name;
+	enum presso_status s;
+	struct study_info info = {0};
+	bool exists = false;
+	if ((s = store_open(o->db_path, STORE_CREATE, &d->st)) != PRESSO_OK)
+		return s;
+	s = store_find_study(d->st, name, &info);
+	if (s == PRESSO_OK)
+		exists = true;
+	else if (s != PRESSO_E_USAGE)
+		return s;
+	status_clear();
+	if (exists && !o->resume && !o->new_study) {
+		s = status_fail(PRESSO_E_USAGE,
+				"study '%s' already exists in %s; add --resume to continue it or "
+				"--new-study to start another",
+				name, o->db_path);
+		store_study_info_free(&info);
+		return s;
+	}
+	store_study_info_free(&info);
+
+	char sha[SHA256_HEX_BYTES];
+	char *config_text = NULL, *dataset = NULL;
+	if ((s = sha256_file(cfg->model_path, sha)) != PRESSO_OK)
+		return s;
+	if (d->log)
+		fprintf(d->log, "presso: loading %s and its data\n", cfg->model_path);
+	if ((s = study_ctx_open(cfg, d->log != NULL, &d->ctx)) != PRESSO_OK)
+		return s;
+	if ((s = space_parse(cfg->json, d->ctx->layers, d->ctx->n_layers, &d->sp)) != PRESSO_OK)
+		return s;
+	config_text = cJSON_PrintUnformatted(cfg->json);
+	dataset = dataset_text(cfg);
+	if (!config_text || !dataset) {
+		free(config_text);
+		free(dataset);
+		return nomem();
+	}
+	const struct study_ctx *c = d->ctx;
+	struct study_spec spec = {
+		.name = name,
+		.config_json = config_text,
+		.model_path = cfg->model_path,
+		.model_sha256 = sha,
+		.dataset = dataset,
+		.seed = d->sp->search.seed,
+		.baseline = {c->fp32_valid_accuracy, c->fp32_test_accuracy, c->fp32_size.size_bytes,
+			     c->fp32_size.bops, c->fp32_latency_us, c->n_classes},
+	};
+	s = store_create_or_resume_study(d->st, &spec, o->new_study, &d->study_id, &d->r->resumed,
+					 d->study);
+	free(config_text);
+	free(dataset);
+	if (s == PRESSO_OK)
+		d->r->base = spec.baseline;
+	return s;
+}
+
+/* The genome of a stored policy text; false if it is not in the space. */
+static bool genome_of(const struct driver *d, const char *json, const char *where, uint8_t *g)
+{
+	struct policy *p = NULL;
+	bool ok = policy_parse(json, where, d->ctx->layers, d->ctx->n_layers, &p) == PRESSO_OK &&
+		  space_genome_from_policy(d->sp, p, g);
+	policy_free(p);
+	status_clear();
+	return ok;
+}
+
+static enum presso_status restore(struct driver *d)
+{
+	enum presso_status s;
+	size_t gb = (size_t)d->sp->n_genes;
+	uint8_t *g = malloc(gb);
+	struct store_trial *t = NULL;
+	struct store_policy *lost = NULL;
+	char(*hashes)[SHA256_HEX_BYTES] = NULL;
+	void *rng_text = NULL, *pop_text = NULL, *bandit_text = NULL;
+	int n_t = 0, n_lost = 0, n_marked = 0, n_hashes = 0;
+	size_t nb;
+	bool found_rng = false, found_pop = false, found_bandit = false;
+	if (!g)
+		return nomem();
+	if ((s = take_ownership(d)) != PRESSO_OK)
+		goto done;
+	if ((s = store_requeue_stale(d->st, d->study_id, 0, &n_marked, &lost, &n_lost)))
+		goto done;
+	if (n_marked && d->log)
+		fprintf(d->log, "presso: %d trial%s left running by an earlier run marked lost\n",
+			n_marked, n_marked == 1 ? "" : "s");
+	d->requeue = malloc(gb * (size_t)(n_lost ? n_lost : 1));
+	if (!d->requeue) {
+		s = nomem();
+		goto done;
+	}
+	for (int i = 0; i < n_lost; i++) {
+		char where[64];
+		snprintf(where, sizeof where, "trial %lld", (long long)lost[i].lost_trial);
+		if (genome_of(d, lost[i].policy_json, where, d->requeue + gb * (size_t)d->n_requeue))
+			d->n_requeue++;
+	}
+	d->r->n_requeued = d->n_requeue;
+	/* the archive: every complete trial */
+	if ((s = store_list_trials(d->st, d->study_id, true, NULL, &t, &n_t)) != PRESSO_OK)
+		goto done;
+	for (int i = 0; i < n_t; i++) {
+		char where[64];
+		snprintf(where, sizeof where, "trial %lld", (long long)t[i].number);
+		if (!genome_of(d, t[i].policy_json, where, g))
+			continue; /* not of this space (cannot happen for a study presso made) */
+		if ((s = archive_add(&d->a, t[i].number, g, &t[i].metrics, NULL)) != PRESSO_OK)
+			goto done;
+	}
+	if ((s = store_policy_hashes(d->st, d->study_id, &hashes, &n_hashes)) != PRESSO_OK)
+		goto done;
+	for (int i = 0; i < n_hashes && s == PRESSO_OK; i++)
+		s = seen_add(d->seen, hashes[i], NULL);
+	if (s != PRESSO_OK)
+		goto done;
+	/* RNG and strategy */
+	if ((s = store_get_state(d->st, d->study_id, STATE_RNG, &rng_text, &nb, &found_rng)) ||
+	    (s = store_get_state(d->st, d->study_id, STATE_POPULATION, &pop_text, &nb, &found_pop)) ||
+	    (s = store_get_state(d->st, d->study_id, STATE_BANDIT, &bandit_text, &nb,
+				 &found_bandit)))
+		goto done;
+	rng_seed(&d->rng, d->sp->search.seed);
+	if (found_rng && !rng_from_text(&d->rng, rng_text)) {
+		s = status_fail(PRESSO_E_FORMAT, "study '%s': the saved RNG state is damaged",
+				d->study);
+		goto done;
+	}
+	if (found_pop && found_bandit &&
+	    (s = strategy_load(d->strat, pop_text, bandit_text)) != PRESSO_OK) {
+		status_wrap(s, "study '%s'", d->study);
+		goto done;
+	}
+	/* complete trials the saved state has not seen */
+	for (int i = 0; i < n_t; i++) {
+		int idx = archive_find(&d->a, t[i].number);
+		if (idx < 0 || t[i].number <= strategy_last_told(d->strat))
+			continue;
+		struct candidate c = {.genome = (uint8_t *)archive_genome(&d->a, idx),
+				      .origin = ORIGIN_REQUEUE};
+		struct archive_gain gain;
+		archive_gain(&d->a, &t[i].metrics, &gain);
+		if ((s = strategy_tell(d->strat, &c, t[i].number, idx, &gain)) != PRESSO_OK)
+			goto done;
+	}
+done:
+	free(g);
+	free(rng_text);
+	free(pop_text);
+	free(bandit_text);
+	free(hashes);
+	store_trials_free(t, n_t);
+	store_policies_free(lost, n_lost);
+	return s;
+}
+
+/* --- a batch -------------------------------------------------------------------- */
+
+static void free_slots(struct driver *d)
+{
+	for (int i = 0; d->slots && i < d->batch; i++) {
+		policy_free(d->slots[i].p);
+		free(d->slots[i].json);
+		free(d->slots[i].c.genome);
+	}
+	free(d->slots);
+	d->slots = NULL;
+}
+
+static enum presso_status alloc_slots(struct driver *d)
+{
+	d->slots = calloc((size_t)d->batch, sizeof *d->slots);
+	if (!d->slots)
+		return nomem();
+	struct layer_policy lp = policy_default_layer();
+	for (int i = 0; i < d->batch; i++) {
+		d->slots[i].c.genome = malloc((size_t)d->sp->n_genes);
+		if (!d->slots[i].c.genome || policy_uniform(&lp, d->ctx->n_layers, &d->slots[i].p))
+			return nomem();
+	}
+	return PRESSO_OK;
+}
+
+/* Fills up to n slots: lost policies first, then the strategy's candidates. */
+static enum presso_status fill_batch(struct driver *d, int n)
+{
+	size_t gb = (size_t)d->sp->n_genes;
+	int k = 0;
+	while (k < n && d->next_requeue < d->n_requeue) {
+		struct slot *sl = &d->slots[k];
+		memcpy(sl->c.genome, d->requeue + gb * (size_t)d->next_requeue++, gb);
+		sl->c.origin = ORIGIN_REQUEUE;
+		sl->c.n_arms = 0;
+		if (claim(d, sl->c.genome))
+			k++;
+	}
+	int got = 0;
+	enum presso_status s = PRESSO_OK;
+	if (k < n) {
+		struct candidate *cands = malloc(sizeof *cands * (size_t)(n - k));
+		if (!cands)
+			return nomem();
+		for (int i = k; i < n; i++)
+			cands[i - k].genome = d->slots[i].c.genome;
+		s = strategy_ask(d->strat, &d->rng, claim, d, n - k, cands, &got);
+		for (int i = 0; i < got; i++)
+			d->slots[k + i].c = cands[i];
+		free(cands);
+	}
+	d->n_slots = k + got;
+	d->cursor = 0;
+	for (int i = 0; i < d->n_slots && s == PRESSO_OK; i++) {
+		struct slot *sl = &d->slots[i];
+		free(sl->json);
+		sl->json = NULL;
+		sl->number = 0;
+		sl->state = SLOT_QUEUED;
+		sl->error[0] = '\0';
+		s = policy_identity(d, sl->c.genome, sl->p, &sl->json, sl->hash);
+	}
+	return s;
+}
+
+static struct trial_metrics metrics_of(const struct driver *d, const struct slot *sl)
+{
+	const struct trial_metrics_out *o = &sl->out;
+	return (struct trial_metrics){
+		.accuracy = o->accuracy,
+		.test_accuracy = NAN,
+		.size_bytes = o->size_bytes,
+		.bops = o->bops,
+		.latency_us = d->lut ? latency_lut_estimate(d->lut, sl->p) : NAN,
+		.mean_bits = o->mean_bits,
+		.mean_prune = o->mean_prune,
+		.mean_rank = o->mean_rank,
+	};
+}
+
+static void show_progress(struct driver *d, bool force)
+{
+	if (!progress_due(&d->prog, d->done, force))
+		return;
+	struct progress_info in = {.done = d->done, .budget = d->budget,
+				   .done_this_run = d->r->n_complete_run + d->r->n_failed_run,
+				   .best_accuracy = NAN, .time_limit_s = d->time_limit_s};
+	double hv = 0;
+	int *front = NULL;
+	if (archive_front(&d->a, &front, &in.n_front) == PRESSO_OK)
+		free(front);
+	archive_hypervolume(&d->a, &hv, &in.hv_ratio);
+	int best = archive_best(&d->a);
+	if (best >= 0) {
+		in.best_accuracy = d->a.pts[best].m.accuracy;
+		in.best_size_bytes = (double)d->a.pts[best].m.size_bytes;
+	}
+	status_clear();
+	progress_update(&d->prog, &in);
+}
+
+/* Completes one evaluated slot: archive, tell, store with state. Under the lock. */
+static enum presso_status commit_done(struct driver *d, struct slot *sl)
+{
+	struct trial_metrics m = metrics_of(d, sl);
+	struct archive_gain gain;
+	int idx = -1;
+	char *pop = NULL, *bandit = NULL;
+	char rng_text[RNG_TEXT_BYTES];
+	archive_gain(&d->a, &m, &gain);
+	enum presso_status s = archive_add(&d->a, sl->number, sl->c.genome, &m, &idx);
+	if (s == PRESSO_OK)
+		s = strategy_tell(d->strat, &sl->c, sl->number, idx, &gain);
+	if (s == PRESSO_OK)
+		s = strategy_save(d->strat, &pop, &bandit);
+	if (s != PRESSO_OK)
+		return s;
+	rng_to_text(&d->rng, rng_text);
+	struct store_kv kv[3] = {
+		{STATE_RNG, rng_text, strlen(rng_text), true},
+		{STATE_POPULATION, pop, strlen(pop), true},
+		{STATE_BANDIT, bandit, strlen(bandit), true},
+	};
+	for (int i = 0; i < d->ctx->n_layers; i++) {
+		const struct layer_policy *lp = &sl->p->layers[i];
+		d->choices[i] = (struct layer_choice){d->ctx->layers[i].name, lp->bits, lp->act_bits,
+						      lp->bias_correction, lp->prune,
+						      (int)lp->prune_kind, lp->rank};
+	}
+	s = store_complete_trial(d->st, d->study_id, sl->number, &m, d->choices, d->ctx->n_layers,
+				 kv, 3);
+	free(pop);
+	free(bandit);
+	return s;
+}
+
+/* Commits the longest finished prefix of the batch. Under the lock. */
+static void commit_prefix(struct driver *d)
+{
+	int limit = d->workers * 2 > MIN_FAILURES_TO_GIVE_UP ? d->workers * 2
+							      : MIN_FAILURES_TO_GIVE_UP;
+	if (2 * d->batch > limit)
+		limit = 2 * d->batch;
+	while (d->cursor < d->n_slots) {
+		struct slot *sl = &d->slots[d->cursor];
+		if (sl->state == SLOT_QUEUED || sl->state == SLOT_RUNNING)
+			return;
+		d->cursor++;
+		if (sl->state == SLOT_SKIPPED || d->error != PRESSO_OK)
+			continue;
+		enum presso_status s;
+		if (sl->state == SLOT_DONE) {
+			s = commit_done(d, sl);
+			d->consecutive_failures = 0;
+			d->r->n_complete_run++;
+			d->r->eval_seconds += sl->eval_s;
+		} else {
+			s = store_fail_trial(d->st, d->study_id, sl->number, sl->error);
+			snprintf(d->r->last_error, sizeof d->r->last_error, "trial %lld: %.480s",
+				 (long long)sl->number, sl->error);
+			d->r->n_failed_run++;
+			if (++d->consecutive_failures >= limit && s == PRESSO_OK)
+				s = status_fail(PRESSO_E_RUNTIME,
+						"the last %d trials failed; the last one: %s",
+						d->consecutive_failures, sl->error);
+		}
+		if (s != PRESSO_OK) {
+			batch_error(d, s);
+			continue;
+		}
+		d->done++;
+		show_progress(d, false);
+	}
+}
+
+/* Waits until every candidate before i has been begun or skipped. Iterations
+ * are handed out in order (schedule dynamic, 1), so the wait is short. (An
+ * OpenMP `ordered` block would do the same, but libgomp passes the turn only
+ * when the previous iteration ends, which serialises the whole batch.) */
+static void wait_turn(const struct driver *d, int i)
+{
+	struct timespec nap = {0, 20000};
+	while (atomic_load(&d->next_begin) != i)
+		nanosleep(&nap, NULL);
+}
+
+static void run_batch(struct driver *d)
+{
+	int n = d->n_slots;
+	atomic_store(&d->next_begin, 0);
+#pragma omp parallel for num_threads(d->workers) schedule(dynamic, 1)
+	for (int i = 0; i < n; i++) {
+		struct slot *sl = &d->slots[i];
+		bool go = false;
+		wait_turn(d, i);
+#pragma omp critical(presso_search)
+		{
+			go = !stop_requested(d) && !time_up(d);
+			if (go) {
+				enum presso_status s = store_begin_trial(d->st, d->study_id, sl->json,
+									 sl->hash, d->worker, &sl->number);
+				if (s != PRESSO_OK) {
+					batch_error(d, s);
+					go = false;
+				}
+			}
+			sl->state = go ? SLOT_RUNNING : SLOT_SKIPPED;
+		}
+		atomic_store(&d->next_begin, i + 1);
+		if (go) {
+			struct timespec t0, t1;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			enum presso_status s = trial_evaluate(d->ctx, sl->p, false, false, 0, &sl->out);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			sl->eval_s = (double)(t1.tv_sec - t0.tv_sec) +
+				     1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+			if (s != PRESSO_OK)
+				snprintf(sl->error, sizeof sl->error, "%s",
+					 *status_msg() ? status_msg() : status_str(s));
+#pragma omp critical(presso_search)
+			{
+				sl->state = s == PRESSO_OK ? SLOT_DONE : SLOT_FAILED;
+				commit_prefix(d);
+			}
+		} else {
+#pragma omp critical(presso_search)
+			commit_prefix(d);
+		}
+	}
+}
+
+/* --- the end: re-check the front -------------------------------------------------- */
+
+static enum presso_status recheck_front(struct driver *d, const int *front, int n_front)
+{
+	const struct config *cfg = d->o->cfg;
+	struct policy **pols = calloc((size_t)(n_front ? n_front : 1), sizeof *pols);
+	enum presso_status s = PRESSO_OK;
+	if (!pols)
+		return nomem();
+	struct layer_policy lp = policy_default_layer();
+	for (int i = 0; i < n_front && s == PRESSO_OK; i++)
+		if ((s = policy_uniform(&lp, d->ctx->n_layers, &pols[i])) == PRESSO_OK)
+			space_genome_to_policy(d->sp, archive_genome(&d->a, front[i]), pols[i]);
+	int n_todo = 0;
+	for (int i = 0; i < n_front; i++)
+		n_todo += isnan(d->a.pts[front[i]].m.test_accuracy);
+	if (s == PRESSO_OK && n_todo && d->log)
+		fprintf(d->log, "presso: re-checking %d front trial%s on %lld test images\n", n_todo,
+			n_todo == 1 ? "" : "s", (long long)d->ctx->test_split.n);
+	/* test accuracy, in parallel */
+	if (s == PRESSO_OK) {
+#pragma omp parallel for num_threads(d->workers) schedule(dynamic, 1)
+		for (int i = 0; i < n_front; i++) {
+			struct archive_point *p = &d->a.pts[front[i]];
+			if (!isnan(p->m.test_accuracy) || stop_requested(d))
+				continue;
+			struct trial_metrics_out out;
+			enum presso_status es = trial_evaluate(d->ctx, pols[i], true, false, 0, &out);
+#pragma omp critical(presso_search)
+			{
+				if (es == PRESSO_OK)
+					es = store_set_test_accuracy(d->st, d->study_id, p->number,
+								     out.accuracy);
+				if (es == PRESSO_OK)
+					p->m.test_accuracy = out.accuracy;
+				else
+					batch_error(d, es);
+			}
+		}
+		if (d->error != PRESSO_OK)
+			s = status_fail(d->error, "%s", d->error_msg);
+	}
+	/* latency, one at a time on a quiet machine */
+	for (int i = 0; i < n_front && s == PRESSO_OK && !stop_requested(d); i++) {
+		struct archive_point *p = &d->a.pts[front[i]];
+		double us = NAN;
+		s = latency_measure_policy(d->ctx->g, d->ctx->cal, &d->ctx->qc, d->ctx->train,
+					   &cfg->data.norm, pols[i], d->sp->search.latency_runs, &us);
+		if (s == PRESSO_OK)
+			s = store_set_latency(d->st, d->study_id, p->number, us);
+		if (s == PRESSO_OK)
+			p->m.latency_us = us;
+	}
+	for (int i = 0; i < n_front; i++)
+		policy_free(pols[i]);
+	free(pols);
+	return s;
+}
+
+static struct driver_trial trial_of(const struct driver *d, int idx)
+{
+	const struct archive_point *p = &d->a.pts[idx];
+	struct driver_trial t = {p->number, p->m, NAN};
+	if (d->lut) {
+		struct layer_policy lp = policy_default_layer();
+		struct policy *pol = NULL;
+		if (policy_uniform(&lp, d->ctx->n_layers, &pol) == PRESSO_OK) {
+			space_genome_to_policy(d->sp, archive_genome(&d->a, idx), pol);
+			t.latency_estimate_us = latency_lut_estimate(d->lut, pol);
+		}
+		policy_free(pol);
+	}
+	return t;
+}
+
+static enum presso_status finish(struct driver *d)
+{
+	struct driver_result *r = d->r;
+	int *front = NULL, n_front = 0;
+	enum presso_status s = archive_front(&d->a, &front, &n_front);
+	if (s != PRESSO_OK)
+		return s;
+	if (r->end != DRIVER_END_INTERRUPTED) {
+		s = recheck_front(d, front, n_front);
+		r->front_rechecked = s == PRESSO_OK && !stop_requested(d);
+	}
+	/* "finished" = no run is going on; a resume marks it running again */
+	if (s == PRESSO_OK)
+		s = store_finish_study(d->st, d->study_id);
+	if (s == PRESSO_OK)
+		s = archive_hypervolume(&d->a, &r->hypervolume, &r->hv_ratio);
+	if (s == PRESSO_OK && n_front) {
+		r->front = malloc(sizeof *r->front * (size_t)n_front);
+		if (!r->front)
+			s = nomem();
+		for (int i = 0; s == PRESSO_OK && i < n_front; i++)
+			r->front[i] = trial_of(d, front[i]);
+		if (s == PRESSO_OK)
+			r->n_front = n_front;
+	}
+	const struct space_constraints *c = &d->sp->con;
+	if (!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop))
+		r->best_rule = "the cheapest that meets the constraints";
+	else if (!isnan(c->max_size_bytes) || !isnan(c->max_latency_us))
+		r->best_rule = "the most accurate that meets the constraints";
+	else
+		r->best_rule = "the cheapest within 1 point of FP32 (no constraints set)";
+	int best = archive_best(&d->a);
+	if (s == PRESSO_OK && best >= 0) {
+		r->has_best = true;
+		r->best = trial_of(d, best);
+	}
+	free(front);
+	return s;
+}
+
+/* --- the run ------------------------------------------------------------------------ */
+
+static void driver_free(struct driver *d)
+{
+	free_slots(d);
+	free(d->requeue);
+	free(d->choices);
+	policy_free(d->claim_policy);
+	latency_lut_free(d->lut);
+	seen_free(d->seen);
+	strategy_free(d->strat);
+	archive_free(&d->a);
+	space_free(d->sp);
+	study_ctx_free(d->ctx);
+	store_close(d->st);
+}
+
+static enum presso_status search(struct driver *d)
+{
+	const struct driver_opts *o = d->o;
+	struct driver_result *r = d->r;
+	enum presso_status s;
+	struct layer_policy lp = policy_default_layer();
+	if ((s = archive_init(&d->a, d->sp, &r->base)) ||
+	    (s = strategy_create(d->sp, &d->a, &d->strat)) || (s = seen_create(&d->seen)) ||
+	    (s = policy_uniform(&lp, d->ctx->n_layers, &d->claim_policy)))
+		return s;
+	d->choices = malloc(sizeof *d->choices * (size_t)d->ctx->n_layers);
+	if (!d->choices)
+		return nomem();
+	if ((s = restore(d)) != PRESSO_OK)
+		return s;
+	if (d->sp->needs_latency &&
+	    (s = lut_for_study(d->ctx, d->sp, d->st, d->study_id, d->log, &d->lut)) != PRESSO_OK)
+		return s;
+	struct resume_info ri;
+	if ((s = store_resume_info(d->st, d->study_id, &ri)) != PRESSO_OK)
+		return s;
+	d->done = ri.n_complete + ri.n_failed - ri.n_lost;
+	r->budget = d->budget;
+	d->batch = d->sp->search.batch > d->workers ? d->sp->search.batch : d->workers;
+	r->batch = d->batch;
+	if ((s = alloc_slots(d)) != PRESSO_OK)
+		return s;
+	if (d->log)
+		fprintf(d->log,
+			"presso: study '%s' (%s) in %s: %d layers, %.3g policies, strategy %s, "
+			"%d worker%s, %lld of %lld trials done\n",
+			d->study, r->resumed ? "resumed" : "new", o->db_path, d->ctx->n_layers,
+			r->space_size, space_strategy_name(d->sp->search.strategy), d->workers,
+			d->workers == 1 ? "" : "s", (long long)d->done, (long long)d->budget);
+	progress_init(&d->prog, d->log, o->quiet);
+	struct abandon_ctx ab = {o->db_path, d->study_id};
+	if (o->signals)
+		signals_on_second(o->signals, abandon, &ab);
+	r->end = DRIVER_END_BUDGET;
+	for (;;) {
+		if (o->stop && atomic_load(o->stop)) {
+			r->end = DRIVER_END_INTERRUPTED;
+			break;
+		}
+		if (d->done >= d->budget) {
+			r->end = DRIVER_END_BUDGET;
+			break;
+		}
+		if (time_up(d)) {
+			r->end = DRIVER_END_TIME;
+			break;
+		}
+		if ((double)seen_count(d->seen) >= r->space_size && d->next_requeue == d->n_requeue) {
+			r->end = DRIVER_END_EXHAUSTED;
+			break;
+		}
+		int64_t left = d->budget - d->done;
+		int n = left < d->batch ? (int)left : d->batch;
+		if ((s = fill_batch(d, n)) != PRESSO_OK)
+			break;
+		if (d->n_slots == 0) {
+			r->end = DRIVER_END_EXHAUSTED;
+			break;
+		}
+		run_batch(d);
+		if (d->error != PRESSO_OK) {
+			s = status_fail(d->error, "%s", d->error_msg);
+			break;
+		}
+	}
+	r->seconds = progress_elapsed(&d->prog);
+	if (s == PRESSO_OK) {
+		show_progress(d, true);
+		progress_close(&d->prog);
+		s = finish(d);
+	}
+	progress_close(&d->prog);
+	if (o->signals)
+		signals_on_second(o->signals, NULL, NULL);
+	r->done = d->done;
+	return s;
+}
+
+enum presso_status driver_run(const struct driver_opts *o, struct driver_result *r)
+{
+	memset(r, 0, sizeof *r);
+	struct driver d = {.o = o, .log = o->log, .r = r, .workers = o->workers > 0 ? o->workers : 1};
+	atomic_init(&d.abort, 0);
+	atomic_init(&d.next_begin, 0);
+	char host[256];
+	host_name(host, sizeof host);
+	snprintf(d.worker, sizeof d.worker, "%.64s:%ld", host, (long)getpid());
+	r->workers = d.workers;
+	enum presso_status s = check_space(o->cfg);
+	if (s == PRESSO_OK)
+		s = open_study(&d);
+	if (s == PRESSO_OK) {
+		const struct space_search *q = &d.sp->search;
+		d.budget = o->max_trials > 0 ? o->max_trials
+			   : q->max_trials > 0 ? q->max_trials : DRIVER_DEFAULT_TRIALS;
+		d.time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : q->time_limit_s;
+		snprintf(r->study, sizeof r->study, "%s", d.study);
+		r->strategy = q->strategy;
+		r->n_layers = d.ctx->n_layers;
+		r->space_size = space_size(d.sp);
+		r->n_obj = d.sp->n_obj;
+		memcpy(r->obj, d.sp->obj, sizeof r->obj);
+		s = search(&d);
+	}
+	driver_free(&d);
+	return s;
+}
+
+void driver_result_free(struct driver_result *r)
+{
+	if (!r)
+		return;
+	free(r->front);
+	r->front = NULL;
+	r->n_front = 0;
+}

@@ -1,0 +1,92 @@
+/* driver.h - the search loop: a study's budget, batches of candidates
+ * evaluated in parallel, every result committed to the store with the
+ * strategy's state, signals, progress, resume, and the final re-check of the
+ * front on the test split. search/README.md describes the whole search.
+ *
+ * Reproducibility: candidates are generated on the driver from the study's
+ * seeded RNG, a batch at a time; trials are numbered in candidate order and
+ * their results fed back in that order, so the same seed and batch size give
+ * the same trials, whatever the number of workers (the batch is
+ * max(search.batch, workers)).
+ */
+#ifndef PRESSO_DRIVER_H
+#define PRESSO_DRIVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "db/store.h"
+#include "search/signals.h"
+#include "search/space.h"
+
+#define DRIVER_DEFAULT_TRIALS 100 /* budget when neither --max-trials nor search.max_trials */
+
+struct driver_opts {
+	const struct config *cfg;
+	const char *db_path;
+	const char *study;       /* NULL: the config's name */
+	bool new_study;          /* always a new study (NAME-2, NAME-3, ... if the name is taken) */
+	bool resume;             /* continue the study of that name (or start it) */
+	int workers;             /* >= 1 */
+	int64_t max_trials;      /* the study's budget; 0: search.max_trials, else the default */
+	double time_limit_s;     /* for this run; 0: search.time_limit, else none */
+	bool quiet;              /* no progress line */
+	FILE *log;               /* notices and progress (stderr); NULL: silent */
+	atomic_int *stop;        /* may be NULL; non-zero: finish the trials in flight and stop */
+	struct signals *signals; /* may be NULL; gets the second interrupt's abandon action */
+};
+
+enum driver_end {
+	DRIVER_END_BUDGET,      /* the study has its max_trials trials */
+	DRIVER_END_TIME,        /* this run's time limit */
+	DRIVER_END_INTERRUPTED, /* a stop request (SIGINT/SIGTERM) */
+	DRIVER_END_EXHAUSTED,   /* every policy of the space has been evaluated */
+	DRIVER_END_COUNT
+};
+
+/* "trial budget reached", "time limit reached", ... */
+const char *driver_end_str(enum driver_end e);
+
+struct driver_trial {
+	int64_t number;
+	struct trial_metrics m;    /* test_accuracy / latency_us as re-checked */
+	double latency_estimate_us; /* from the latency table, NAN without one */
+};
+
+struct driver_result {
+	char study[STORE_NAME_MAX + 1];
+	bool resumed;
+	enum driver_end end;
+	int workers, batch;
+	enum strategy_kind strategy;
+	int n_layers;
+	double space_size;
+	int n_obj;
+	enum store_objective obj[SPACE_MAX_OBJECTIVES];
+	struct baseline base;
+	int64_t budget, done;          /* trials that count (complete + failed) in the study */
+	int n_complete_run, n_failed_run, n_requeued;
+	double seconds;                /* wall time of this run's search loop */
+	double eval_seconds;           /* summed wall time inside trial_evaluate */
+	struct driver_trial *front;    /* best first by accuracy */
+	int n_front;
+	bool front_rechecked;          /* test accuracy and latency measured */
+	double hypervolume, hv_ratio;
+	bool has_best;
+	struct driver_trial best;      /* archive_best(): the best under the constraints */
+	const char *best_rule;         /* how it was chosen, e.g. "most accurate under the constraints" */
+	char last_error[512];          /* the last failed trial's error, "" if none */
+};
+
+/* Runs (or resumes) a study's search to its end. On PRESSO_OK, *r says how it
+ * ended (free with driver_result_free()); an interrupted search is PRESSO_OK
+ * with end DRIVER_END_INTERRUPTED. Errors: the config's space (PRESSO_E_CONFIG
+ * naming the field), the store, the model or data, or every trial failing. */
+enum presso_status driver_run(const struct driver_opts *o, struct driver_result *r);
+
+void driver_result_free(struct driver_result *r);
+
+#endif

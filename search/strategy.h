@@ -1,0 +1,87 @@
+/* strategy.h - the search strategies behind one ask/tell interface:
+ * random, bandit, evolution (NSGA-II) and hybrid (NSGA-II whose mutations a
+ * bandit chooses). search/README.md describes each and its reward.
+ *
+ * The driver asks for a batch of new candidates, evaluates them, and tells
+ * the strategy each result in candidate order; the strategy's whole state is
+ * saved after every tell (strategy_save, with the driver's RNG) and restored
+ * on resume (strategy_load). A strategy never proposes a policy the claim
+ * callback refuses (one already evaluated or proposed in the study); every
+ * strategy proposes the two seeds (W8A8, W4A8) first while they are unclaimed.
+ */
+#ifndef PRESSO_STRATEGY_H
+#define PRESSO_STRATEGY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "search/archive.h"
+#include "search/rng.h"
+#include "search/space.h"
+
+#define STRATEGY_MAX_ARMS 8 /* operator arms applied to one hybrid child */
+
+/* The bandit strategy's reward: exp(-distance / REWARD_SCALE), distance in
+ * normalised objective units (archive.h), so a trial on the front earns 1 and
+ * one 2 % of the reference box behind it earns 1/e. */
+#define STRATEGY_REWARD_SCALE 0.02
+
+enum candidate_origin {
+	ORIGIN_SEED,     /* W8A8 or W4A8 */
+	ORIGIN_RANDOM,   /* uniform over the space (also the fallback of the others) */
+	ORIGIN_BANDIT,   /* every free gene chosen by its bandit */
+	ORIGIN_CHILD,    /* crossover + mutation of two population members */
+	ORIGIN_REQUEUE,  /* a lost trial's policy, evaluated again */
+	ORIGIN_COUNT
+};
+
+const char *strategy_origin_name(enum candidate_origin o);
+
+struct candidate {
+	uint8_t *genome;                  /* sp->n_genes bytes, the caller's buffer */
+	enum candidate_origin origin;
+	int n_arms;                       /* hybrid: operator arms applied */
+	int arms[STRATEGY_MAX_ARMS];
+};
+
+/* Claims a genome for evaluation: true (and remembered) if no trial of the
+ * study has evaluated or been given its policy, false otherwise. */
+typedef bool (*strategy_claim_fn)(void *ctx, const uint8_t *genome);
+
+struct strategy;
+
+/* A strategy of kind sp->search.strategy over the archive a (the driver's;
+ * both must outlive it). Free with strategy_free(). */
+enum presso_status strategy_create(const struct space *sp, const struct archive *a,
+				   struct strategy **out);
+
+void strategy_free(struct strategy *s);
+
+/* Proposes up to n new candidates into out[0..n) (each out[i].genome set by
+ * the caller), all claimed. *n_out < n only when no new policy could be found
+ * (the space is nearly exhausted). */
+enum presso_status strategy_ask(struct strategy *s, struct rng *r, strategy_claim_fn claim,
+				void *claim_ctx, int n, struct candidate *out, int *n_out);
+
+/* Feeds back a completed candidate: its archive index (already added) and
+ * what it brought (archive_gain before it was added). Tells come in trial
+ * number order. */
+enum presso_status strategy_tell(struct strategy *s, const struct candidate *c, int64_t number,
+				 int index, const struct archive_gain *gain);
+
+/* The highest trial number told so far (0 if none). */
+int64_t strategy_last_told(const struct strategy *s);
+
+/* The state as two JSON texts (malloc'd; the caller frees): the population
+ * (generation, members and pending offspring as trial numbers, last trial
+ * told) and the bandit statistics ("null" for strategies without one). */
+enum presso_status strategy_save(const struct strategy *s, char **population, char **bandit);
+
+/* Restores a saved state; trial numbers are looked up in the archive (members
+ * no longer complete are dropped). PRESSO_E_FORMAT if the texts do not fit. */
+enum presso_status strategy_load(struct strategy *s, const char *population, const char *bandit);
+
+/* For reports: the hybrid strategy's operator bandit (NULL for others). */
+const struct bandit *strategy_operator_bandit(const struct strategy *s);
+
+#endif

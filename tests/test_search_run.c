@@ -1,0 +1,294 @@
+/* test_search_run.c - `presso search` and `presso latency` as a user runs
+ * them, on LeNet with tiny splits (calibration 100, validation 200, test 200):
+ *  - the same seed and worker count give the same trials (v_trials rows), and
+ *    so does another worker count (the batch does not depend on it);
+ *  - a finished search leaves every trial complete, numbered 1..N, each
+ *    policy once, the front re-checked on the test split, the study finished;
+ *  - every strategy runs end to end;
+ *  - usage and config errors exit 2 with a message naming the problem;
+ *  - `presso latency` prints the table.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/fixtures.h"
+
+static char *dir;
+static char *paths[32]; /* what path() handed out, freed by teardown */
+static int n_paths;
+
+/* dir/name, kept until the end of the test (fx_join's buffers rotate). */
+static const char *path(const char *name)
+{
+	cr_assert_lt(n_paths, 32);
+	paths[n_paths] = strdup(fx_join(dir, name));
+	return paths[n_paths++];
+}
+
+static void setup(void)
+{
+	dir = fx_tmpdir();
+	cr_assert_not_null(dir);
+}
+
+static void teardown(void)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+	free(dir);
+	for (int i = 0; i < n_paths; i++)
+		free(paths[i]);
+	n_paths = 0;
+}
+
+/* A LeNet config with tiny splits and the given extra sections; returns its path. */
+static const char *config(const char *name, const char *extra)
+{
+	char body[4096];
+	snprintf(body, sizeof body,
+		 "{\"name\": \"%s\", \"model\": \"%s\", \"data\": {"
+		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
+		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
+		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
+		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 100, \"validation\": 200, \"test\": 200}}"
+		 "%s%s}",
+		 name, fx_src("models/lenet.onnx"), extra && *extra ? ", " : "", extra ? extra : "");
+	char file[256];
+	snprintf(file, sizeof file, "%s.json", name);
+	const char *p = path(file);
+	cr_assert(fx_write(p, body, strlen(body)));
+	return p;
+}
+
+/* Rows of a query, one line each, '|'-separated (malloc'd). */
+static char *rows(const char *db, const char *sql)
+{
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *q;
+	cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+	size_t cap = 1 << 16, n = 0;
+	char *out = malloc(cap);
+	out[0] = '\0';
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		for (int c = 0; c < sqlite3_column_count(q); c++) {
+			const char *t = (const char *)sqlite3_column_text(q, c);
+			size_t need = strlen(t ? t : "NULL") + 2;
+			if (n + need + 1 > cap) {
+				cap = 2 * (n + need + 1);
+				out = realloc(out, cap);
+			}
+			n += (size_t)sprintf(out + n, "%s%s", c ? "|" : "", t ? t : "NULL");
+		}
+		out[n++] = '\n';
+		out[n] = '\0';
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(h);
+	return out;
+}
+
+static long count(const char *db, const char *sql)
+{
+	char *r = rows(db, sql);
+	long v = strtol(r, NULL, 10);
+	free(r);
+	return v;
+}
+
+static int search(const char *cfg, const char *db, const char *more, char **out, char **err)
+{
+	char args[8192];
+	snprintf(args, sizeof args, "search --quiet --config '%s' --db '%s' %s", cfg, db,
+		 more ? more : "");
+	return fx_presso(args, out, err);
+}
+
+#define TRIAL_ROWS \
+	"select trial, state, accuracy, size_bytes, bops, mean_bits, policy_sha256 from v_trials " \
+	"order by trial"
+
+Test(search_run, same_seed_same_trials, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	const char *cfg = config("det", "\"search\": {\"population\": 6, \"seed\": 5}");
+	char db[3][512];
+	const char *workers[3] = {"--workers 2", "--workers 2", "--workers 1"};
+	char *first = NULL;
+	for (int i = 0; i < 3; i++) {
+		snprintf(db[i], sizeof db[i], "%s", path(i == 0 ? "a.db" : i == 1 ? "b.db" : "c.db"));
+		char more[64], *out, *err;
+		snprintf(more, sizeof more, "%s --max-trials 18", workers[i]);
+		cr_assert_eq(search(cfg, db[i], more, &out, &err), 0, "%s", err);
+		free(out);
+		free(err);
+		char *r = rows(db[i], TRIAL_ROWS);
+		cr_assert_eq(count(db[i], "select count(*) from trials"), 18);
+		if (!first)
+			first = r;
+		else {
+			cr_assert_str_eq(r, first, "run %d differs from run 0 (%s)", i, workers[i]);
+			free(r);
+		}
+	}
+	free(first);
+}
+
+Test(search_run, a_finished_search, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	const char *cfg = config("done", "\"search\": {\"population\": 6}, "
+					 "\"constraints\": {\"max_size_kb\": 40}");
+	const char *db = path("runs.db");
+	char *out, *err;
+	cr_assert_eq(search(cfg, db, "--workers 2 --max-trials 20", &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "ended:     trial budget reached: 20 of 20 trials"), "%s", out);
+	cr_assert(strstr(out, "measured for the front"), "%s", out);
+	cr_assert(strstr(out, "best:      trial "), "%s", out);
+	cr_assert(strstr(out, "presso export --db"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(count(db, "select count(*) from trials where state = 'complete'"), 20);
+	cr_assert_eq(count(db, "select max(number) - min(number) + 1 from trials"), 20);
+	cr_assert_eq(count(db, "select count(distinct policy_sha256) from trials"), 20);
+	cr_assert_eq(count(db, "select count(*) from studies where status = 'finished'"), 1);
+	cr_assert_gt(count(db, "select count(*) from trials where test_accuracy is not null"), 0);
+	cr_assert_eq(count(db, "select count(*) from trials where test_accuracy is not null and "
+			       "latency_us is null"),
+		     0, "the re-checked front also has a measured latency");
+	cr_assert_eq(count(db, "select count(*) from trial_layers"), 20 * 5);
+	cr_assert_eq(count(db, "select count(*) from search_state where key in ('rng', "
+			       "'population', 'bandit') and trial_number = 20"),
+		     3, "the state written with the last trial");
+}
+
+Test(search_run, every_strategy, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	const char *names[] = {"random", "bandit", "evolution", "hybrid"};
+	for (int i = 0; i < 4; i++) {
+		char extra[256], name[32];
+		snprintf(name, sizeof name, "s-%s", names[i]);
+		snprintf(extra, sizeof extra,
+			 "\"search\": {\"strategy\": \"%s\", \"population\": 4, \"bandit\": \"%s\"}, "
+			 "\"objectives\": {\"minimize\": [\"size\", \"bops\"]}",
+			 names[i], i % 2 ? "ucb" : "thompson");
+		const char *cfg = config(name, extra);
+		const char *db = path("all.db");
+		char *out, *err;
+		cr_assert_eq(search(cfg, db, "--workers 2 --max-trials 10", &out, &err), 0, "%s: %s",
+			     names[i], err);
+		cr_assert(strstr(out, names[i]), "%s", out);
+		free(out);
+		free(err);
+		char sql[256];
+		snprintf(sql, sizeof sql,
+			 "select count(*) from v_trials where study = '%s' and state = 'complete'",
+			 name);
+		cr_assert_eq(count(db, sql), 10, "%s", names[i]);
+		snprintf(sql, sizeof sql,
+			 "select count(*) from v_trials where study = '%s' and test_accuracy is not null",
+			 name);
+		cr_assert_gt(count(db, sql), 0, "%s: the front re-checked on the test split",
+			     names[i]);
+	}
+}
+
+Test(search_run, usage_and_config_errors, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	const char *db = path("e.db");
+	const char *good = config("e", "\"search\": {\"population\": 4}");
+	struct {
+		const char *args;
+		const char *needle;
+	} usage[] = {
+		{"search --db x.db", "--config is required"},
+		{"search --config c.json", "--db is required"},
+		{"search --config c.json --db x.db --resume --new-study", "contradict"},
+		{"search --config c.json --db x.db --workers 0", "--workers must be an integer"},
+		{"search --config c.json --db x.db --max-trials ten", "--max-trials must be"},
+		{"search --config c.json --db x.db --time-limit 8", "--time-limit must be a duration"},
+		{"search --config c.json --db x.db --bogus", "unknown option '--bogus'"},
+	};
+	for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+		char *err;
+		cr_assert_eq(fx_presso(usage[i].args, NULL, &err), 2, "%s", usage[i].args);
+		cr_assert(strstr(err, usage[i].needle), "%s: %s", usage[i].args, err);
+		free(err);
+	}
+	/* config errors name the file and the field, before anything is loaded */
+	const char *bad = config("bad", "\"space\": {\"default\": {\"bits\": [4, 9]}}");
+	char *err;
+	cr_assert_eq(search(bad, db, NULL, NULL, &err), 2);
+	cr_assert(strstr(err, "bad.json: space.default.bits[1]: expected an integer in 1..8, got 9"),
+		  "%s", err);
+	free(err);
+	bad = config("prune", "\"space\": {\"default\": {\"prune\": [0, 0.5]}}");
+	cr_assert_eq(search(bad, db, NULL, NULL, &err), 2);
+	cr_assert(strstr(err, "space.default.prune: pruning is not available"), "%s", err);
+	free(err);
+	cr_assert_neq(access(db, F_OK), 0, "a config error creates no database");
+	/* an existing study needs --resume or --new-study */
+	cr_assert_eq(search(good, db, "--max-trials 4 --workers 2", NULL, &err), 0, "%s", err);
+	free(err);
+	cr_assert_eq(search(good, db, "--max-trials 4", NULL, &err), 2);
+	cr_assert(strstr(err, "study 'e' already exists") && strstr(err, "--resume"), "%s", err);
+	free(err);
+	char *out;
+	cr_assert_eq(search(good, db, "--max-trials 2 --new-study --workers 2", &out, &err), 0,
+		     "%s", err);
+	cr_assert(strstr(out, "study:     e-2 (new)"), "%s", out);
+	free(out);
+	free(err);
+	/* a resumed study at its budget only finishes */
+	cr_assert_eq(search(good, db, "--max-trials 4 --resume", &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "(resumed)") && strstr(out, "4 of 4 trials (this run: 0 complete"),
+		  "%s", out);
+	free(out);
+	free(err);
+	/* a changed config is another study */
+	const char *changed = config("e", "\"search\": {\"population\": 5}");
+	cr_assert_eq(search(changed, db, "--resume", NULL, &err), 2);
+	cr_assert(strstr(err, "differs"), "%s", err);
+	free(err);
+}
+
+Test(search_run, latency_table, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	const char *cfg = config("lat", "\"space\": {\"default\": {\"bits\": [4, 8]}}");
+	char args[4200], *out, *err;
+	snprintf(args, sizeof args, "latency --runs 3 --config '%s'", cfg);
+	cr_assert_eq(fx_presso(args, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "/fc1/Gemm") && strstr(out, "w4") && strstr(out, "w8") &&
+		  strstr(out, "act_bits 8") && strstr(out, "measured whole"),
+		  "%s", out);
+	cr_assert_null(strstr(out, "w2"), "2 bits is not in the space: %s", out);
+	free(out);
+	free(err);
+	/* a search with latency as an objective stores the table and estimates */
+	cfg = config("latobj", "\"space\": {\"default\": {\"bits\": [4, 8]}}, "
+			       "\"objectives\": {\"minimize\": [\"size\", \"latency\"]}, "
+			       "\"search\": {\"population\": 4, \"latency_runs\": 3}");
+	const char *db = path("lat.db");
+	cr_assert_eq(search(cfg, db, "--workers 2 --max-trials 6", &out, &err), 0, "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(count(db, "select count(*) from search_state where key = 'latency_lut'"), 1);
+	cr_assert_eq(count(db, "select count(*) from trials where latency_us is null"), 0,
+		     "every trial has its latency (estimated, or measured for the front)");
+}

@@ -1,0 +1,394 @@
+/* test_search_space.c - search/space.c: the "space", "objectives",
+ * "constraints" and "search" sections of a study config. Defaults, layer
+ * overrides by name and glob, frozen layers, and every class of bad input,
+ * each with the path of the bad field in its message; pruning and low-rank
+ * domains accepted only at their identity values. Also the genome: seeds,
+ * policy round trips, the size of the space. The layers are made up here (the
+ * space only reads their names), except for the shipped configs, which are
+ * checked against their models.
+ */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "search/space.h"
+#include "tests/fixtures.h"
+
+static struct layer layers[5] = {
+	{.node = 0, .name = "/conv1/Conv"},
+	{.node = 1, .name = "/conv2/Conv"},
+	{.node = 2, .name = "/fc1/Gemm"},
+	{.node = 3, .name = "/fc2/Gemm"},
+	{.node = 4, .name = "/fc3/Gemm"},
+};
+
+/* Parses a config body (the sections only) for the five layers. */
+static enum presso_status parse(const char *text, struct space **sp)
+{
+	cJSON *root = cJSON_Parse(text);
+	cr_assert_not_null(root, "test config is not JSON: %s", text);
+	status_clear();
+	enum presso_status s = space_parse(root, layers, 5, sp);
+	cJSON_Delete(root);
+	return s;
+}
+
+/* The text must fail with status want and a message containing `needle`. */
+static void fails(const char *text, enum presso_status want, const char *needle)
+{
+	struct space *sp = NULL;
+	enum presso_status s = parse(text, &sp);
+	cr_assert_eq(s, want, "%s: got status %s (%s)", text, status_str(s), status_msg());
+	cr_assert_null(sp);
+	cr_assert(strstr(status_msg(), needle), "%s: message '%s' lacks '%s'", text, status_msg(),
+		  needle);
+}
+
+static struct space *ok(const char *text)
+{
+	struct space *sp = NULL;
+	enum presso_status s = parse(text, &sp);
+	cr_assert_eq(s, PRESSO_OK, "%s: %s", text, status_msg());
+	return sp;
+}
+
+static const struct knob_domain *dom(const struct space *sp, int layer, enum knob k)
+{
+	return &sp->ls[layer].d[k];
+}
+
+static void assert_domain(const struct knob_domain *d, int n, const double *v)
+{
+	cr_assert_eq(d->n, n, "domain has %d values, expected %d", d->n, n);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(d->v[i], v[i], "value [%d] %g, expected %g", i, d->v[i], v[i]);
+}
+
+Test(space, defaults)
+{
+	struct space *sp = ok("{}");
+	for (int l = 0; l < 5; l++) {
+		assert_domain(dom(sp, l, KNOB_BITS), 6, (double[]){2, 3, 4, 5, 6, 8});
+		assert_domain(dom(sp, l, KNOB_ACT_BITS), 1, (double[]){8});
+		assert_domain(dom(sp, l, KNOB_BIAS_CORRECTION), 2, (double[]){0, 1});
+		assert_domain(dom(sp, l, KNOB_PRUNE), 1, (double[]){0});
+		assert_domain(dom(sp, l, KNOB_PRUNE_KIND), 1, (double[]){PRUNE_UNSTRUCTURED});
+		assert_domain(dom(sp, l, KNOB_RANK), 1, (double[]){1});
+		cr_assert_not(sp->ls[l].frozen);
+	}
+	cr_assert_eq(sp->n_free, 10, "bits and bias_correction of 5 layers");
+	cr_assert_eq(sp->n_obj, 2);
+	cr_assert_eq(sp->obj[0], OBJ_ACCURACY);
+	cr_assert_eq(sp->obj[1], OBJ_SIZE);
+	cr_assert(isnan(sp->con.max_size_bytes) && isnan(sp->con.max_latency_us) &&
+		  isnan(sp->con.min_accuracy) && isnan(sp->con.max_accuracy_drop));
+	cr_assert_eq(sp->search.strategy, STRATEGY_HYBRID);
+	cr_assert_eq(sp->search.bandit, BANDIT_THOMPSON);
+	cr_assert_eq(sp->search.seed, 1);
+	cr_assert_eq(sp->search.population, 16);
+	cr_assert_eq(sp->search.batch, 16);
+	cr_assert_eq(sp->search.max_trials, 0);
+	cr_assert_eq(sp->search.time_limit_s, 0);
+	cr_assert_not(sp->needs_latency);
+	cr_assert_float_eq(space_size(sp), pow(12, 5), 1e-6);
+	space_free(sp);
+}
+
+Test(space, overrides_by_name_and_glob_in_file_order)
+{
+	struct space *sp = ok("{\"space\": {"
+			      "  \"default\": {\"bits\": [4, 8], \"act_bits\": [8, 6], "
+			      "                \"bias_correction\": false},"
+			      "  \"layers\": {"
+			      "    \"/fc*\": {\"bits\": [2, 4, 8]},"
+			      "    \"/fc3/Gemm\": {\"bits\": 8, \"bias_correction\": [true, false]},"
+			      "    \"/conv?/Conv\": {\"act_bits\": 8}"
+			      "  }}}");
+	assert_domain(dom(sp, 0, KNOB_BITS), 2, (double[]){4, 8});
+	assert_domain(dom(sp, 0, KNOB_ACT_BITS), 1, (double[]){8});
+	assert_domain(dom(sp, 1, KNOB_ACT_BITS), 1, (double[]){8});
+	assert_domain(dom(sp, 2, KNOB_BITS), 3, (double[]){2, 4, 8});
+	assert_domain(dom(sp, 2, KNOB_ACT_BITS), 2, (double[]){6, 8}); /* sorted */
+	assert_domain(dom(sp, 2, KNOB_BIAS_CORRECTION), 1, (double[]){0});
+	assert_domain(dom(sp, 4, KNOB_BITS), 1, (double[]){8});
+	assert_domain(dom(sp, 4, KNOB_BIAS_CORRECTION), 2, (double[]){0, 1});
+	/* free genes: conv bits (2); fc1, fc2 bits+act (4); fc3 act+bias (2) */
+	cr_assert_eq(sp->n_free, 8);
+	space_free(sp);
+}
+
+Test(space, frozen_layers)
+{
+	struct space *sp = ok("{\"space\": {\"frozen\": [\"/conv1/Conv\", \"/fc3/*\"]}}");
+	for (int l = 0; l < 5; l++) {
+		bool frozen = l == 0 || l == 4;
+		cr_assert_eq(sp->ls[l].frozen, frozen, "layer %d", l);
+		if (frozen) {
+			assert_domain(dom(sp, l, KNOB_BITS), 1, (double[]){8});
+			assert_domain(dom(sp, l, KNOB_ACT_BITS), 1, (double[]){8});
+			assert_domain(dom(sp, l, KNOB_BIAS_CORRECTION), 1, (double[]){0});
+		}
+	}
+	space_free(sp);
+	sp = ok("{\"space\": {\"layers\": {\"/fc1/Gemm\": {\"bits\": [2, 3]}},"
+		"\"frozen\": {\"/fc1/Gemm\": {\"bits\": 4, \"bias_correction\": true}}}}");
+	cr_assert(sp->ls[2].frozen);
+	assert_domain(dom(sp, 2, KNOB_BITS), 1, (double[]){4});
+	assert_domain(dom(sp, 2, KNOB_BIAS_CORRECTION), 1, (double[]){1});
+	assert_domain(dom(sp, 2, KNOB_ACT_BITS), 1, (double[]){8});
+	space_free(sp);
+}
+
+Test(space, objectives_constraints_and_search)
+{
+	struct space *sp = ok(
+		"{\"objectives\": {\"minimize\": [\"latency\", \"bops\"], \"maximize\": \"accuracy\"},"
+		" \"constraints\": {\"max_size_kb\": 64, \"max_latency_ms\": 0.5, \"min_accuracy\": 80,"
+		"                   \"max_accuracy_drop\": 1.5},"
+		" \"search\": {\"strategy\": \"bandit\", \"bandit\": \"ucb\", \"seed\": 42,"
+		"   \"max_trials\": 300, \"time_limit\": \"1.5h\", \"population\": 12, \"batch\": 6,"
+		"   \"ucb_c\": 0.5, \"discount\": 0.9, \"crossover_rate\": 0.7, \"latency_runs\": 9}}");
+	cr_assert_eq(sp->n_obj, 3);
+	cr_assert_eq(sp->obj[0], OBJ_ACCURACY);
+	cr_assert_eq(sp->obj[1], OBJ_LATENCY);
+	cr_assert_eq(sp->obj[2], OBJ_BOPS);
+	cr_assert_float_eq(sp->con.max_size_bytes, 65536, 1e-9);
+	cr_assert_float_eq(sp->con.max_latency_us, 500, 1e-9);
+	cr_assert_float_eq(sp->con.min_accuracy, 80, 1e-9);
+	cr_assert_float_eq(sp->con.max_accuracy_drop, 1.5, 1e-9);
+	cr_assert(sp->needs_latency);
+	cr_assert_eq(sp->search.strategy, STRATEGY_BANDIT);
+	cr_assert_eq(sp->search.bandit, BANDIT_UCB1);
+	cr_assert_eq(sp->search.seed, 42);
+	cr_assert_eq(sp->search.max_trials, 300);
+	cr_assert_float_eq(sp->search.time_limit_s, 5400, 1e-9);
+	cr_assert_eq(sp->search.population, 12);
+	cr_assert_eq(sp->search.batch, 6);
+	cr_assert_float_eq(sp->search.ucb_c, 0.5, 1e-12);
+	cr_assert_float_eq(sp->search.discount, 0.9, 1e-12);
+	cr_assert_float_eq(sp->search.crossover_rate, 0.7, 1e-12);
+	cr_assert_eq(sp->search.latency_runs, 9);
+	space_free(sp);
+	sp = ok("{\"constraints\": {\"max_latency_us\": 300}}");
+	cr_assert(sp->needs_latency, "a latency bound needs the latency table");
+	space_free(sp);
+}
+
+Test(space, identity_values_of_unavailable_transforms_are_accepted)
+{
+	struct space *sp = ok("{\"space\": {\"default\": {\"prune\": [0], \"prune_kind\": "
+			      "\"unstructured\", \"rank\": 1.0}}}");
+	cr_assert_eq(sp->n_free, 10);
+	space_free(sp);
+}
+
+Test(space, pruning_and_low_rank_are_refused_naming_the_field)
+{
+	fails("{\"space\": {\"default\": {\"prune\": [0, 0.5]}}}", PRESSO_E_UNSUPPORTED,
+	      "space.default.prune: pruning is not available");
+	fails("{\"space\": {\"layers\": {\"/fc1/Gemm\": {\"prune_kind\": [\"structured\"]}}}}",
+	      PRESSO_E_UNSUPPORTED, "space.layers./fc1/Gemm.prune_kind: pruning is not available");
+	fails("{\"space\": {\"default\": {\"rank\": [0.25, 1]}}}", PRESSO_E_UNSUPPORTED,
+	      "space.default.rank: low-rank factorisation is not available");
+	fails("{\"space\": {\"frozen\": {\"/fc1/Gemm\": {\"rank\": 0.5}}}}", PRESSO_E_UNSUPPORTED,
+	      "space.frozen./fc1/Gemm.rank: low-rank");
+}
+
+Test(space, bad_domains)
+{
+	fails("{\"space\": {\"default\": {\"bits\": [2, 4, 9]}}}", PRESSO_E_CONFIG,
+	      "space.default.bits[2]: expected an integer in 1..8, got 9");
+	fails("{\"space\": {\"default\": {\"bits\": [2, 2.5]}}}", PRESSO_E_CONFIG,
+	      "space.default.bits[1]: expected an integer in 1..8, got 2.5");
+	fails("{\"space\": {\"default\": {\"bits\": \"4\"}}}", PRESSO_E_CONFIG,
+	      "space.default.bits: expected an integer in 1..8, got the string \"4\"");
+	fails("{\"space\": {\"default\": {\"act_bits\": [3, 8]}}}", PRESSO_E_CONFIG,
+	      "space.default.act_bits[0]: expected an integer in 4..8, got 3");
+	fails("{\"space\": {\"default\": {\"bias_correction\": [0, 1]}}}", PRESSO_E_CONFIG,
+	      "space.default.bias_correction[0]: expected true or false, got 0");
+	fails("{\"space\": {\"default\": {\"bits\": [4, 8, 4]}}}", PRESSO_E_CONFIG,
+	      "space.default.bits: the value at [2] is already at [0]");
+	fails("{\"space\": {\"default\": {\"bits\": []}}}", PRESSO_E_CONFIG,
+	      "space.default.bits: expected a value or an array of 1..16 values, got 0 values");
+	fails("{\"space\": {\"default\": {\"bits\": null}}}", PRESSO_E_CONFIG,
+	      "space.default.bits: expected an integer in 1..8, got null");
+	fails("{\"space\": {\"default\": {\"prune\": [-0.1]}}}", PRESSO_E_CONFIG,
+	      "space.default.prune[0]: expected a number in [0, 0.95]");
+	fails("{\"space\": {\"default\": {\"rank\": 0}}}", PRESSO_E_CONFIG,
+	      "space.default.rank: expected a number in (0, 1]");
+	fails("{\"space\": {\"default\": {\"prune_kind\": \"diagonal\"}}}", PRESSO_E_CONFIG,
+	      "space.default.prune_kind: expected \"unstructured\" or \"structured\"");
+	fails("{\"space\": {\"default\": {\"bits\": 8, \"act_bits\": 8, \"bias_correction\": false}}}",
+	      PRESSO_E_CONFIG, "nothing to search");
+}
+
+Test(space, bad_structure_and_unknown_keys)
+{
+	fails("{\"space\": []}", PRESSO_E_CONFIG, "space: expected an object, got an array");
+	fails("{\"space\": {\"defaults\": {}}}", PRESSO_E_CONFIG,
+	      "space: unknown key 'defaults' (expected one of: default, layers, frozen)");
+	fails("{\"space\": {\"default\": {\"bit\": [4]}}}", PRESSO_E_CONFIG,
+	      "space.default: unknown key 'bit'");
+	fails("{\"space\": {\"layers\": {\"/fc1/Gemm\": {\"bitz\": [4]}}}}", PRESSO_E_CONFIG,
+	      "space.layers./fc1/Gemm: unknown key 'bitz'");
+	fails("{\"space\": {\"layers\": {\"/fc1/Gemm\": [4]}}}", PRESSO_E_CONFIG,
+	      "space.layers./fc1/Gemm: expected an object of knobs");
+	fails("{\"space\": {\"layers\": {\"/fc9/Gemm\": {\"bits\": [4]}}}}", PRESSO_E_CONFIG,
+	      "space.layers./fc9/Gemm: '/fc9/Gemm' matches no layer of the model");
+	fails("{\"space\": {\"layers\": {\"/fc1/Gemm\": {\"bits\": 4}, \"/fc1/Gemm\": {\"bits\": 8}}}}",
+	      PRESSO_E_CONFIG, "space.layers: key '/fc1/Gemm' appears twice");
+	fails("{\"space\": {\"frozen\": [\"/conv*\", 3]}}", PRESSO_E_CONFIG,
+	      "space.frozen[1]: expected a layer name or glob, got 3");
+	fails("{\"space\": {\"frozen\": [\"/pool*\"]}}", PRESSO_E_CONFIG,
+	      "space.frozen[0]: '/pool*' matches no layer");
+	fails("{\"space\": {\"frozen\": {\"/fc1/Gemm\": {\"bits\": [4, 8]}}}}", PRESSO_E_CONFIG,
+	      "space.frozen./fc1/Gemm.bits: expected one value (a frozen layer has one choice "
+	      "per knob)");
+	fails("{\"space\": {\"frozen\": \"/fc1/Gemm\"}}", PRESSO_E_CONFIG,
+	      "space.frozen: expected an array of layer names or globs");
+}
+
+Test(space, bad_objectives)
+{
+	fails("{\"objectives\": [\"accuracy\", \"size\"]}", PRESSO_E_CONFIG,
+	      "objectives: expected an object, got an array");
+	fails("{\"objectives\": {\"minimize\": [\"sise\"]}}", PRESSO_E_CONFIG,
+	      "objectives.minimize[0]: expected one of accuracy, size, bops, latency, got the "
+	      "string \"sise\"");
+	fails("{\"objectives\": {\"minimize\": [\"size\", \"size_bytes\"]}}", PRESSO_E_CONFIG,
+	      "objectives.minimize[1]: 'size' is already listed");
+	fails("{\"objectives\": {\"minimize\": [\"size\", \"bops\", \"latency\"]}}", PRESSO_E_CONFIG,
+	      "objectives.minimize: expected 1..2 objectives, got 3");
+	fails("{\"objectives\": {\"minimize\": []}}", PRESSO_E_CONFIG,
+	      "objectives.minimize: expected 1..2 objectives, got 0");
+	fails("{\"objectives\": {\"minimize\": \"accuracy\"}}", PRESSO_E_CONFIG,
+	      "objectives.minimize: accuracy is maximized");
+	fails("{\"objectives\": {\"maximize\": \"size\"}}", PRESSO_E_CONFIG,
+	      "objectives.maximize: only accuracy is maximized");
+	fails("{\"objectives\": {\"maximise\": \"accuracy\"}}", PRESSO_E_CONFIG,
+	      "objectives: unknown key 'maximise'");
+}
+
+Test(space, bad_constraints)
+{
+	fails("{\"constraints\": {\"max_size_kb\": 64, \"max_size_bytes\": 65536}}", PRESSO_E_CONFIG,
+	      "constraints: give max_size_bytes or max_size_kb, not both");
+	fails("{\"constraints\": {\"max_latency_us\": 1, \"max_latency_ms\": 1}}", PRESSO_E_CONFIG,
+	      "constraints: give max_latency_us or max_latency_ms, not both");
+	fails("{\"constraints\": {\"max_size_kb\": -1}}", PRESSO_E_CONFIG,
+	      "constraints.max_size_kb: expected a number >= 1e-09, got -1");
+	fails("{\"constraints\": {\"min_accuracy\": 101}}", PRESSO_E_CONFIG,
+	      "constraints.min_accuracy: expected a number in [0, 100], got 101");
+	fails("{\"constraints\": {\"max_drop\": 1}}", PRESSO_E_CONFIG,
+	      "constraints: unknown key 'max_drop'");
+	fails("{\"constraints\": {\"max_accuracy_drop\": \"1\"}}", PRESSO_E_CONFIG,
+	      "constraints.max_accuracy_drop: expected a number in [0, 100]");
+}
+
+Test(space, bad_search_settings)
+{
+	fails("{\"search\": {\"strategy\": \"annealing\"}}", PRESSO_E_CONFIG, "search.strategy");
+	fails("{\"search\": {\"bandit\": \"exp3\"}}", PRESSO_E_CONFIG, "search.bandit");
+	fails("{\"search\": {\"time_limit\": \"8x\"}}", PRESSO_E_CONFIG,
+	      "search.time_limit: expected a duration like \"90s\", \"15m\" or \"8h\", got the "
+	      "string \"8x\"");
+	fails("{\"search\": {\"time_limit\": 3600}}", PRESSO_E_CONFIG, "search.time_limit");
+	fails("{\"search\": {\"population\": 2}}", PRESSO_E_CONFIG,
+	      "search.population: expected an integer in 4..4096, got 2");
+	fails("{\"search\": {\"max_trials\": 0}}", PRESSO_E_CONFIG, "search.max_trials");
+	fails("{\"search\": {\"discount\": 0}}", PRESSO_E_CONFIG, "search.discount");
+	fails("{\"search\": {\"crossover_rate\": 1.5}}", PRESSO_E_CONFIG, "search.crossover_rate");
+	fails("{\"search\": {\"seed\": -1}}", PRESSO_E_CONFIG, "search.seed");
+	fails("{\"search\": {\"workers\": 2}}", PRESSO_E_CONFIG, "search: unknown key 'workers'");
+}
+
+Test(space, durations)
+{
+	double s = 0;
+	cr_assert(space_parse_duration("90s", &s) && s == 90);
+	cr_assert(space_parse_duration("15m", &s) && s == 900);
+	cr_assert(space_parse_duration("8h", &s) && s == 28800);
+	cr_assert(space_parse_duration("1.5h", &s) && s == 5400);
+	const char *bad[] = {"", "8", "h", "0s", "-1m", "8 h", "8hh", "1e999s", "nans", "+5s", NULL};
+	for (int i = 0; bad[i]; i++)
+		cr_assert_not(space_parse_duration(bad[i], &s), "'%s' accepted", bad[i]);
+}
+
+Test(space, seeds_and_policy_round_trip)
+{
+	struct space *sp = ok("{\"space\": {\"default\": {\"bits\": [2, 3, 6]},"
+			      " \"layers\": {\"/fc3/Gemm\": {\"bits\": [4, 8]}}}}");
+	uint8_t g[5 * KNOB_COUNT];
+	struct policy *p = NULL;
+	struct layer_policy lp = policy_default_layer();
+	cr_assert_eq(policy_uniform(&lp, 5, &p), PRESSO_OK);
+	/* W8A8 snaps to the largest value of each domain */
+	cr_assert_eq(space_genome_seed(sp, 0, g), PRESSO_OK);
+	space_genome_to_policy(sp, g, p);
+	int w8[5] = {6, 6, 6, 6, 8};
+	for (int l = 0; l < 5; l++) {
+		cr_assert_eq(p->layers[l].bits, w8[l], "W8A8 seed, layer %d: %d bits", l,
+			     p->layers[l].bits);
+		cr_assert_eq(p->layers[l].act_bits, 8);
+		cr_assert_not(p->layers[l].bias_correction);
+	}
+	/* W4A8 (the int4 shorthand: first and last layer at 8); 4 is between 3 and 6,
+	 * nearer 3 */
+	cr_assert_eq(space_genome_seed(sp, 1, g), PRESSO_OK);
+	space_genome_to_policy(sp, g, p);
+	int w4[5] = {6, 3, 3, 3, 8};
+	for (int l = 0; l < 5; l++)
+		cr_assert_eq(p->layers[l].bits, w4[l], "W4A8 seed, layer %d: %d bits", l,
+			     p->layers[l].bits);
+	/* round trip of random genomes */
+	struct rng r;
+	rng_seed(&r, 5);
+	for (int t = 0; t < 200; t++) {
+		uint8_t a[5 * KNOB_COUNT], b[5 * KNOB_COUNT];
+		space_genome_random(sp, &r, a);
+		space_genome_to_policy(sp, a, p);
+		cr_assert(space_genome_from_policy(sp, p, b), "a genome's policy is in the space");
+		cr_assert_eq(memcmp(a, b, sizeof a), 0);
+	}
+	/* a policy outside the space snaps and says so */
+	p->layers[0].bits = 5;
+	cr_assert_not(space_genome_from_policy(sp, p, g));
+	cr_assert_float_eq(space_size(sp), 3 * 3 * 3 * 3 * 2 * 32.0, 1e-9);
+	policy_free(p);
+	space_free(sp);
+}
+
+Test(space, names)
+{
+	cr_assert_str_eq(space_knob_name(KNOB_BIAS_CORRECTION), "bias_correction");
+	cr_assert_str_eq(space_strategy_name(STRATEGY_HYBRID), "hybrid");
+	cr_assert_str_eq(space_strategy_name(STRATEGY_RANDOM), "random");
+	cr_assert_str_eq(space_knob_name(KNOB_COUNT), "?");
+}
+
+Test(space, shipped_search_configs_parse_against_their_models)
+{
+	const char *configs[] = {"configs/demo.json", "configs/lenet-search.json",
+				 "configs/mobilenetv2-search.json", "configs/resnet-search.json"};
+	for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+		struct config *cfg = NULL;
+		struct graph *g = NULL;
+		struct layer *ls = NULL;
+		struct space *sp = NULL;
+		int n = 0;
+		cr_assert_eq(config_load(fx_src(configs[i]), &cfg), PRESSO_OK, "%s", status_msg());
+		cr_assert_eq(graph_load_onnx(cfg->model_path, &g), PRESSO_OK, "%s", status_msg());
+		cr_assert_eq(graph_layers(g, &ls, &n), PRESSO_OK);
+		cr_assert_eq(space_parse(cfg->json, ls, n, &sp), PRESSO_OK, "%s: %s", configs[i],
+			     status_msg());
+		cr_assert_gt(sp->n_free, 0);
+		space_free(sp);
+		free(ls);
+		graph_free(g);
+		config_free(cfg);
+	}
+}
