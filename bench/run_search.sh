@@ -13,7 +13,7 @@
 #     pass, and the driver's own time per trial).
 #
 # Usage: bash bench/run_search.sh [BUILD_DIR]    (environment knobs below)
-#   MODELS="lenet mobilenetv2"  SEEDS="1 2 3 4 5"  B1=100  B2=300
+#   MODELS="lenet mobilenetv2" (MODELS= for the speed part only)  SEEDS="1 2 3 4 5"  B1=100  B2=300
 #   VALID_lenet=1000  VALID_mobilenetv2=500  WORKERS=2  OUT=bench/results_search.txt
 # Results go to $OUT (a table per model, then the speed figures) and the raw
 # numbers to $OUT.csv.
@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 PRESSO=$BUILD/presso
-MODELS=${MODELS:-"lenet mobilenetv2"}
+MODELS=${MODELS-"lenet mobilenetv2"}
 STRATEGIES=${STRATEGIES:-"random bandit evolution hybrid"}
 SEEDS=${SEEDS:-"1 2 3 4 5"}
 B1=${B1:-100}
