@@ -86,17 +86,41 @@ void study_ctx_free(struct study_ctx *c)
 	free(c);
 }
 
+void built_model_free(struct built_model *b)
+{
+	qmodel_free(b->qm);
+	policy_free(b->pol);
+	calib_free(b->own_cal);
+	graph_free(b->own_g);
+	memset(b, 0, sizeof *b);
+}
+
+enum presso_status trial_build(const struct study_ctx *c, const struct policy *p,
+			       struct built_model *out)
+{
+	memset(out, 0, sizeof *out);
+	out->g = c->g;
+	out->cal = c->cal;
+	enum presso_status s = policy_copy(p, &out->pol);
+	if (s == PRESSO_OK)
+		s = qmodel_build(out->g, out->pol, out->cal, &c->qc, &out->qm);
+	if (s != PRESSO_OK)
+		built_model_free(out);
+	return s;
+}
+
 enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy *p,
 				  bool on_test, bool measure_latency, int latency_runs,
 				  struct trial_metrics_out *out)
 {
 	memset(out, 0, sizeof *out);
 	out->latency_us = NAN;
-	struct qmodel *qm;
-	enum presso_status s = qmodel_build(c->g, p, c->cal, &c->qc, &qm);
+	struct built_model b;
+	enum presso_status s = trial_build(c, p, &b);
 	if (s != PRESSO_OK)
 		return s;
-	struct eval_model em = {c->g, qm};
+	struct qmodel *qm = b.qm;
+	struct eval_model em = {b.g, qm};
 	struct eval_result r;
 	const struct dataset *ds = on_test ? c->test : c->train;
 	const struct split *sp = on_test ? &c->test_split : &c->valid;
@@ -122,6 +146,6 @@ enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy
 		out->mean_prune = w > 0 ? prune / w : 0;
 		out->mean_rank = w > 0 ? rank / w : 1;
 	}
-	qmodel_free(qm);
+	built_model_free(&b);
 	return s;
 }

@@ -59,6 +59,25 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 
 void study_ctx_free(struct study_ctx *ctx);
 
+/* A policy applied to the study's model: prune -> low-rank -> statistics repair
+ * (the transformed FP32 graph), calibration of that graph, then quantization. */
+struct built_model {
+	const struct graph *g;      /* the graph qm runs: ctx->g when the policy
+				       changes no weights, else own_g */
+	struct graph *own_g;
+	const struct calib *cal;    /* ctx->cal, or own_cal for a transformed graph */
+	struct calib *own_cal;
+	struct policy *pol;         /* the policy over g's layers */
+	struct qmodel *qm;
+};
+
+/* Builds a policy's model. Uses the calling thread only. Free with
+ * built_model_free(). */
+enum presso_status trial_build(const struct study_ctx *ctx, const struct policy *p,
+			       struct built_model *out);
+
+void built_model_free(struct built_model *b);
+
 /* Evaluates a policy: accuracy on the validation split (or the test split when
  * on_test), size, BOPs and, when measure_latency, batch-1 latency (median of
  * latency_runs runs). Uses the calling thread only. */

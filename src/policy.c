@@ -73,6 +73,15 @@ enum presso_status policy_uniform(const struct layer_policy *lp, int n_layers,
 	return PRESSO_OK;
 }
 
+enum presso_status policy_copy(const struct policy *p, struct policy **out)
+{
+	struct layer_policy id = policy_default_layer();
+	enum presso_status s = policy_uniform(&id, p->n_layers, out);
+	if (s == PRESSO_OK && p->n_layers)
+		memcpy((*out)->layers, p->layers, sizeof *p->layers * (size_t)p->n_layers);
+	return s;
+}
+
 enum presso_status policy_parse(const char *text, const char *where, const struct layer *layers,
 				int n_layers, struct policy **out)
 {

@@ -56,6 +56,9 @@ enum presso_status policy_uniform(const struct layer_policy *lp, int n_layers,
  * default are written per layer); the caller free()s it. */
 char *policy_to_json(const struct policy *p, const struct layer *layers);
 
+/* A deep copy. */
+enum presso_status policy_copy(const struct policy *p, struct policy **out);
+
 void policy_free(struct policy *p);
 
 /* The identity choice: W8A8, no bias correction, no pruning, full rank. */

@@ -77,6 +77,11 @@ struct qlayer {
 	int8_t *shift;
 	float *deq_scale;         /* [n_out] for a float output, else NULL */
 	int64_t macs, params;
+	/* the quantized layer as exporters see it (graph weight order) */
+	int8_t *wq;               /* [n_out][k] */
+	float *w_scale;           /* [n_out] */
+	int32_t *bias_q;          /* [n_out] in units of s_in * w_scale[c] */
+	struct weight_coding coding;
 };
 
 struct qstep {
@@ -299,7 +304,8 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 	L->bias = malloc(sizeof(int32_t) * (size_t)n_out);
 	L->mult = malloc(sizeof(int32_t) * (size_t)n_out);
 	L->shift = malloc((size_t)n_out);
-	if (!w || !q || !qr || !scale || !L->bias || !L->mult || !L->shift) {
+	L->bias_q = malloc(sizeof(int32_t) * (size_t)n_out);
+	if (!w || !q || !qr || !scale || !L->bias || !L->mult || !L->shift || !L->bias_q) {
 		free(w);
 		free(q);
 		free(qr);
@@ -311,6 +317,9 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 	L->n_out = n_out;
 	L->group = n->op == OP_CONV ? n->a.group : 1;
 	quant_weights(w, n_out, k, lp->bits, q, scale);
+	L->wq = q;
+	L->w_scale = scale;
+	L->coding = quant_weight_coding(q, n_out * k, lp->bits);
 
 	int in_v = n->inputs[0];
 	const struct qparams *qi = &m->qp[in_v];
@@ -343,6 +352,7 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		if (bq < -BIAS_LIMIT)
 			bq = -BIAS_LIMIT;
 		L->bias[c] = (int32_t)bq;
+		L->bias_q[c] = (int32_t)bq;
 		if (float_out) {
 			L->mult[c] = 0;
 			L->shift[c] = 0;
@@ -354,16 +364,13 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		L->deq_scale = malloc(sizeof(float) * (size_t)n_out);
 		if (!L->deq_scale) {
 			free(w);
-			free(q);
 			free(qr);
-			free(scale);
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
 		}
 		for (int64_t c = 0; c < n_out; c++)
 			L->deq_scale[c] = (float)(s_in * scale[c]);
 	}
 	free(w);
-	free(scale);
 
 	if (st->kind == QK_DWCONV) {
 		int kh = (int)g->values[n->inputs[1]].shape.dims[2];
@@ -372,7 +379,6 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		L->packed_group_bytes = m->dw->packed_bytes((int)n_out, kh, kw);
 		L->packed = aligned_alloc(ARENA_ALIGN, arena_align(L->packed_group_bytes));
 		if (!L->packed) {
-			free(q);
 			free(qr);
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
 		}
@@ -400,7 +406,6 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		L->packed_group_bytes = arena_align(m->gemm->packed_bytes((int)n_g, (int)k));
 		L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes * (size_t)L->group);
 		if (!L->packed) {
-			free(q);
 			free(qr);
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
 		}
@@ -408,7 +413,6 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 			m->gemm->pack((int)n_g, (int)k, qr + gi * n_g * k,
 				      (char *)L->packed + (size_t)gi * L->packed_group_bytes);
 	}
-	free(q);
 	free(qr);
 	return PRESSO_OK;
 }
@@ -457,7 +461,7 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 		const struct qlayer *L = &m->layers[i];
 		const struct node *n = &g->nodes[L->node];
 		int64_t nw = shape_numel(&g->values[n->inputs[1]].shape);
-		int64_t wb = quant_packed_bytes(nw, L->bits);
+		int64_t wb = L->coding.bytes;
 		z->weight_bytes += wb;
 		/* per output channel: float32 scale + int32 bias */
 		z->size_bytes += wb + 8 * L->n_out;
@@ -791,6 +795,9 @@ void qmodel_free(struct qmodel *m)
 		free(L->mult);
 		free(L->shift);
 		free(L->deq_scale);
+		free(L->wq);
+		free(L->w_scale);
+		free(L->bias_q);
 	}
 	free(m->layers);
 	free(m->v);
@@ -1357,6 +1364,32 @@ enum presso_status qengine_run(struct qengine *e, int batch)
 
 /* --- profiling (the search's latency table) ---------------------------------- */
 /* qengine_run with a clock around each step. */
+
+int qmodel_n_layers(const struct qmodel *m)
+{
+	return m->n_layers;
+}
+
+void qmodel_layer_view(const struct qmodel *m, int layer, struct qlayer_view *out)
+{
+	const struct qlayer *L = &m->layers[layer];
+	*out = (struct qlayer_view){.node = L->node, .bits = L->bits, .act_bits = L->act_bits,
+				    .n_out = L->n_out, .k = L->k, .w = L->wq,
+				    .w_scale = L->w_scale, .bias = L->bias_q, .coding = L->coding};
+}
+
+bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp)
+{
+	if (v < 0 || v >= m->g->n_values || m->v[v].dom != QD_U8)
+		return false;
+	*qp = m->qp[v];
+	return true;
+}
+
+const struct graph *qmodel_graph(const struct qmodel *m)
+{
+	return m->g;
+}
 
 int qmodel_n_steps(const struct qmodel *m)
 {

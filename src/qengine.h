@@ -19,12 +19,14 @@
 #ifndef PRESSO_QENGINE_H
 #define PRESSO_QENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "calib.h"
 #include "graph.h"
 #include "kernels/kernels_q8.h"
 #include "policy.h"
+#include "quant.h"
 
 struct quant_config {
 	enum calib_method method;
@@ -72,6 +74,30 @@ float *qengine_input(struct qengine *e, int i);
 const float *qengine_output(const struct qengine *e, int i, struct shape *shape);
 
 enum presso_status qengine_run(struct qengine *e, int batch);
+
+/* --- the quantized layers and tensors, for exporters ----------------------- */
+
+struct qlayer_view {
+	int node;               /* graph node */
+	int bits, act_bits;     /* weight bits, input activation bits */
+	int64_t n_out, k;       /* weight rows (output channels) and row length */
+	const int8_t *w;        /* [n_out][k] in the graph's weight order: Conv
+				   [c_out][c_in/group][kh][kw]; Gemm/MatMul [N][K] */
+	const float *w_scale;   /* [n_out] real weight = w_scale[c] * w */
+	const int32_t *bias;    /* [n_out] real bias = s_in * w_scale[c] * bias */
+	struct weight_coding coding;
+};
+
+int qmodel_n_layers(const struct qmodel *m);
+
+void qmodel_layer_view(const struct qmodel *m, int layer, struct qlayer_view *out);
+
+/* The quantization of graph value v: true and *qp when the engine holds it as
+ * uint8, false when it stays float (logits, fallback-only values) or is a constant. */
+bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp);
+
+/* The graph the model was built from. */
+const struct graph *qmodel_graph(const struct qmodel *m);
 
 /* --- profiling (additive hook for the search's latency table) ---------------
  * A run is a fixed list of steps (kernels) in execution order. */

@@ -86,14 +86,17 @@ static void quant_ternary(const float *w, int64_t n, int8_t *q, float *scale)
 	*scale = s_n ? (float)(s_sum / (double)s_n) : 1.0f;
 }
 
+/* binary: q = sign(w); a weight that is exactly zero (pruned) stays 0 */
 static void quant_binary(const float *w, int64_t n, int8_t *q, float *scale)
 {
 	double sum = 0;
+	int64_t nz = 0;
 	for (int64_t i = 0; i < n; i++) {
 		sum += fabs(w[i]);
-		q[i] = w[i] >= 0 ? 1 : -1;
+		nz += w[i] != 0;
+		q[i] = w[i] > 0 ? 1 : w[i] < 0 ? -1 : 0;
 	}
-	*scale = sum > 0 ? (float)(sum / (double)n) : 1.0f;
+	*scale = sum > 0 ? (float)(sum / (double)nz) : 1.0f;
 }
 
 void quant_weights(const float *w, int64_t n_out, int64_t per_out, int bits, int8_t *q,
@@ -163,4 +166,42 @@ void quant_multiplier(double m, int32_t *mult, int8_t *shift)
 int64_t quant_packed_bytes(int64_t n, int bits)
 {
 	return (n * bits + 7) / 8;
+}
+
+const char *quant_coding_name(enum weight_coding_kind k)
+{
+	return k == WCODE_BITMAP ? "bitmap" : k == WCODE_RUNLENGTH ? "runlength" : "dense";
+}
+
+struct weight_coding quant_weight_coding(const int8_t *q, int64_t n, int bits)
+{
+	int64_t nnz = 0, entries = 0, run = 0;
+	for (int64_t i = 0; i < n; i++) {
+		if (q[i] == 0) {
+			if (++run == WCODE_MAX_RUN + 1) {
+				entries++; /* a filler: a full run and an explicit zero */
+				run = 0;
+			}
+			continue;
+		}
+		nnz++;
+		entries++;
+		run = 0;
+	}
+	struct weight_coding c = {.kind = WCODE_DENSE, .nnz = nnz,
+				  .bytes = quant_packed_bytes(n, bits)};
+	/* binary has no code for zero: a layer with zeros must be coded sparsely */
+	bool dense_ok = bits > 1 || nnz == n;
+	int64_t bitmap = (n + 7) / 8 + quant_packed_bytes(nnz, bits);
+	if (!dense_ok || bitmap < c.bytes) {
+		c.kind = WCODE_BITMAP;
+		c.bytes = bitmap;
+	}
+	bool fillers = entries > nnz;
+	int64_t rle = (entries * (WCODE_RUN_BITS + bits) + 7) / 8;
+	if (rle < c.bytes && !(bits == 1 && fillers)) {
+		c.kind = WCODE_RUNLENGTH;
+		c.bytes = rle;
+	}
+	return c;
 }

@@ -5,7 +5,8 @@
  * and PyTorch):
  *   - weights: symmetric per output channel, zero point 0. For b in 3..8 bits
  *     q in [-(2^(b-1)-1), 2^(b-1)-1], w ~ scale[c] * q. b = 2 is ternary,
- *     q in {-1, 0, +1}, w ~ a[c] * q; b = 1 is binary, q in {-1, +1}.
+ *     q in {-1, 0, +1}, w ~ a[c] * q; b = 1 is binary, q in {-1, +1}
+ *     (a weight that is exactly zero, a pruned one, stays 0 at every width).
  *   - the per-channel scale minimises the squared weight error:
  *       b >= 3: scale = t * max|w| / qmax for the best t of 101 clipping ratios
  *               t in [0.5, 1] (t = 1 is plain max-abs);
@@ -13,7 +14,8 @@
  *               k maximising (sum_S |w|)^2 / k, and a = mean of |w| over S, which
  *               is the exact least-squares optimum (a weight outside S costs w^2,
  *               one inside costs (|w| - a)^2);
- *       binary: a = mean |w| (the least-squares optimum for q = sign(w)).
+ *       binary: a = mean |w| over the non-zero weights (the least-squares
+ *               optimum for q = sign(w)).
  *   - activations: asymmetric per tensor in uint8 containers; b activation bits
  *     use q in [0, 2^b - 1]; real = scale * (q - zero_point), with the range
  *     widened to include 0 so that 0 is exact.
@@ -21,6 +23,7 @@
 #ifndef PRESSO_QUANT_H
 #define PRESSO_QUANT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "status.h"
@@ -74,5 +77,32 @@ void quant_multiplier(double m, int32_t *mult, int8_t *shift);
 
 /* Bytes of n weights packed at `bits` each: ceil(n * bits / 8). */
 int64_t quant_packed_bytes(int64_t n, int bits);
+
+/* Sparse weight coding. A layer's quantized weights are stored in whichever of
+ * three codings is smallest (ties keep the earlier):
+ *   dense:     every weight packed at `bits` bits: ceil(n * bits / 8) bytes;
+ *   bitmap:    one bit per weight (1 = non-zero), then the non-zeros packed:
+ *              ceil(n / 8) + ceil(nnz * bits / 8) bytes;
+ *   runlength: one entry per non-zero, a 4-bit count of the zeros before it
+ *              and the value at `bits` bits; a run longer than 15 zeros is cut
+ *              by filler entries (count 15, value 0):
+ *              ceil(entries * (4 + bits) / 8) bytes.
+ * Zeros come from pruning and from quantization itself (ternary). Binary has no
+ * code for zero, so a binary layer with zeros (pruned) cannot be dense, and
+ * cannot use fillers. */
+#define WCODE_RUN_BITS 4
+#define WCODE_MAX_RUN 15
+
+enum weight_coding_kind { WCODE_DENSE, WCODE_BITMAP, WCODE_RUNLENGTH };
+
+struct weight_coding {
+	enum weight_coding_kind kind;
+	int64_t bytes;
+	int64_t nnz;
+};
+
+struct weight_coding quant_weight_coding(const int8_t *q, int64_t n, int bits);
+
+const char *quant_coding_name(enum weight_coding_kind k);
 
 #endif

@@ -84,8 +84,9 @@ Test(quant, weight_ranges_per_bit_width)
 		int qmax = quant_weight_qmax(bits);
 		for (int i = 0; i < 64; i++) {
 			cr_assert_leq(abs(q[i]), qmax, "bits %d: q %d", bits, q[i]);
-			if (bits == 1)
-				cr_assert(q[i] == 1 || q[i] == -1);
+			if (bits == 1) /* sign(w); an exact zero (pruned) stays 0 */
+				cr_assert(w[i] == 0 ? q[i] == 0 : q[i] == (w[i] > 0 ? 1 : -1),
+					  "w %g q %d", w[i], q[i]);
 		}
 		cr_assert_gt(s, 0);
 	}
