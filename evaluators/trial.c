@@ -44,11 +44,10 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 	if ((s = feed_check(c->g, c->train, &layout)) != PRESSO_OK)
 		goto fail;
 	c->n_classes = c->train->n_classes;
-	if (verbose)
-		fprintf(stderr, "presso: calibrating on %lld training images\n", (long long)c->calib.n);
-	if ((s = calib_run(c->g, c->train, &cfg->data.norm, &c->calib, cfg->eval.batch, &c->cal)))
+	if ((s = quant_pipeline_init(&c->pipe, cfg, c->g, c->train, &c->calib, verbose)))
 		goto fail;
-	c->qc = (struct quant_config){cfg->quant.method, cfg->quant.percentile, q8_isa_best()};
+	c->cal = c->pipe.cal;
+	c->qc = c->pipe.qc;
 	if (verbose)
 		fprintf(stderr, "presso: FP32 baseline on %lld validation and %lld test images\n",
 			(long long)c->valid.n, (long long)c->test_split.n);
@@ -75,7 +74,7 @@ void study_ctx_free(struct study_ctx *c)
 {
 	if (!c)
 		return;
-	calib_free(c->cal);
+	quant_pipeline_free(&c->pipe);
 	split_free(&c->calib);
 	split_free(&c->valid);
 	split_free(&c->test_split);
@@ -91,17 +90,106 @@ void built_model_free(struct built_model *b)
 	qmodel_free(b->qm);
 	policy_free(b->pol);
 	calib_free(b->own_cal);
-	graph_free(b->own_g);
+	transform_result_free(&b->tr);
 	memset(b, 0, sizeof *b);
+}
+
+void built_model_report(const struct built_model *b, FILE *f)
+{
+	if (!b->tr.g)
+		return;
+	const struct transform_result *t = &b->tr;
+	struct qmodel_size z;
+	qmodel_size(b->qm, &z);
+	const struct graph_cost *st[3] = {&t->before, &t->after_prune, &t->after_lowrank};
+	static const char *const names[3] = {"FP32", "pruned", "low-rank"};
+	fprintf(f, "%-12s %12s %12s %14s %12s\n", "step", "params", "MACs", "BOPs", "size_bytes");
+	for (int i = 0; i < 3; i++)
+		fprintf(f, "%-12s %12lld %12lld %14.4g %12lld\n", names[i], (long long)st[i]->params,
+			(long long)st[i]->macs, st[i]->bops, (long long)st[i]->size_bytes);
+	fprintf(f, "%-12s %12lld %12lld %14.4g %12lld\n", "quantized", (long long)z.params,
+		(long long)t->after_lowrank.macs, z.bops, (long long)z.size_bytes);
+	if (b->repair.n_layers)
+		fprintf(f, "repair:      %d layers re-fitted to the original statistics (mean shift %.2f std, mean scale %.2f)\n",
+			b->repair.n_layers, b->repair.mean_abs_shift, b->repair.mean_scale);
+	else if (t->changed)
+		fprintf(f, "repair:      off\n");
+	for (const char *l = t->notes; l && *l;) {
+		const char *e = strchr(l, '\n');
+		int len = e ? (int)(e - l) : (int)strlen(l);
+		fprintf(f, "note:        %.*s\n", len, l);
+		l = e ? e + 1 : l + len;
+	}
+}
+
+enum presso_status quant_pipeline_init(struct quant_pipeline *qp, const struct config *cfg,
+				       const struct graph *g, const struct dataset *train,
+				       const struct split *calib, bool verbose)
+{
+	memset(qp, 0, sizeof *qp);
+	*qp = (struct quant_pipeline){.cfg = cfg, .g = g, .train = train, .calib = calib};
+	qp->qc = (struct quant_config){cfg->quant.method, cfg->quant.percentile, q8_isa_best()};
+	if (verbose)
+		fprintf(stderr, "presso: calibrating on %lld training images\n", (long long)calib->n);
+	enum presso_status s = calib_run(g, train, &cfg->data.norm, calib, cfg->eval.batch, &qp->cal);
+	if (s == PRESSO_OK && cfg->quant.repair) {
+		int64_t n = cfg->quant.repair_images < calib->n ? cfg->quant.repair_images : calib->n;
+		qp->repair_split.indices = malloc(sizeof(int64_t) * (size_t)n);
+		if (!qp->repair_split.indices) {
+			s = status_fail(PRESSO_E_NOMEM, "out of memory");
+		} else {
+			memcpy(qp->repair_split.indices, calib->indices, sizeof(int64_t) * (size_t)n);
+			qp->repair_split.n = n;
+			s = repair_measure(g, train, &cfg->data.norm, &qp->repair_split,
+					   &qp->repair_target);
+		}
+	}
+	if (s != PRESSO_OK)
+		quant_pipeline_free(qp);
+	return s;
+}
+
+void quant_pipeline_free(struct quant_pipeline *qp)
+{
+	calib_free(qp->cal);
+	layer_stats_free(qp->repair_target);
+	split_free(&qp->repair_split);
+	memset(qp, 0, sizeof *qp);
 }
 
 enum presso_status trial_build(const struct study_ctx *c, const struct policy *p,
 			       struct built_model *out)
 {
+	return quant_pipeline_build(&c->pipe, p, out);
+}
+
+enum presso_status quant_pipeline_build(const struct quant_pipeline *c, const struct policy *p,
+					struct built_model *out)
+{
 	memset(out, 0, sizeof *out);
 	out->g = c->g;
 	out->cal = c->cal;
-	enum presso_status s = policy_copy(p, &out->pol);
+	const struct config *cfg = c->cfg;
+	enum presso_status s = PRESSO_OK;
+	if (transform_needed(p)) {
+		s = transform_apply(c->g, p, &out->tr);
+		if (s == PRESSO_OK && out->tr.changed && c->repair_target)
+			s = repair_run(&out->tr, c->repair_target, c->train, &cfg->data.norm,
+				       &c->repair_split, &out->repair);
+		if (s == PRESSO_OK && out->tr.changed) {
+			out->own_g = out->tr.g;
+			out->g = out->own_g;
+			s = calib_run(out->g, c->train, &cfg->data.norm, c->calib, cfg->eval.batch,
+				      &out->own_cal);
+			out->cal = out->own_cal;
+		}
+		if (s == PRESSO_OK) {
+			out->pol = out->tr.pol;
+			out->tr.pol = NULL;
+		}
+	}
+	if (s == PRESSO_OK && !out->pol)
+		s = policy_copy(p, &out->pol);
 	if (s == PRESSO_OK)
 		s = qmodel_build(out->g, out->pol, out->cal, &c->qc, &out->qm);
 	if (s != PRESSO_OK)

@@ -13,6 +13,7 @@
 #define PRESSO_TRIAL_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "calib.h"
 #include "config.h"
@@ -20,6 +21,8 @@
 #include "graph.h"
 #include "policy.h"
 #include "qengine.h"
+#include "repair.h"
+#include "transform.h"
 
 struct trial_metrics_out {
 	double accuracy;       /* percent on the split evaluated */
@@ -32,6 +35,28 @@ struct trial_metrics_out {
 	double mean_rank;      /* parameter-weighted mean rank fraction */
 };
 
+/* What turning policies into quantized models needs, besides the policy: the
+ * FP32 graph, the calibration images and their statistics, and the original
+ * layers' output statistics for repair. */
+struct quant_pipeline {
+	const struct config *cfg;
+	const struct graph *g;
+	const struct dataset *train;
+	const struct split *calib;
+	struct calib *cal;                 /* the FP32 graph's calibration */
+	struct quant_config qc;
+	struct split repair_split;         /* the first quant.repair_images of calib */
+	struct layer_stats *repair_target; /* NULL when quant.repair is off */
+};
+
+/* Calibrates g on the calib split and measures the repair targets (progress on
+ * stderr when verbose). Everything passed must outlive the pipeline. */
+enum presso_status quant_pipeline_init(struct quant_pipeline *qp, const struct config *cfg,
+				       const struct graph *g, const struct dataset *train,
+				       const struct split *calib, bool verbose);
+
+void quant_pipeline_free(struct quant_pipeline *qp);
+
 struct study_ctx {
 	const struct config *cfg;
 	struct graph *g;
@@ -39,8 +64,9 @@ struct study_ctx {
 	int n_layers;
 	struct dataset *train, *test;
 	struct split calib, valid, test_split;
-	struct calib *cal;
-	struct quant_config qc;
+	struct quant_pipeline pipe;
+	const struct calib *cal;     /* = pipe.cal */
+	struct quant_config qc;      /* = pipe.qc */
 	/* FP32 baseline */
 	double fp32_valid_accuracy, fp32_test_accuracy;
 	struct qmodel_size fp32_size;
@@ -59,8 +85,8 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 
 void study_ctx_free(struct study_ctx *ctx);
 
-/* A policy applied to the study's model: prune -> low-rank -> statistics repair
- * (the transformed FP32 graph), calibration of that graph, then quantization. */
+/* A policy applied to a model: prune -> low-rank -> statistics repair (the
+ * transformed FP32 graph), calibration of that graph, then quantization. */
 struct built_model {
 	const struct graph *g;      /* the graph qm runs: ctx->g when the policy
 				       changes no weights, else own_g */
@@ -69,14 +95,25 @@ struct built_model {
 	struct calib *own_cal;
 	struct policy *pol;         /* the policy over g's layers */
 	struct qmodel *qm;
+	struct transform_result tr; /* tr.g is own_g when transformed */
+	struct repair_report repair;
 };
 
-/* Builds a policy's model. Uses the calling thread only. Free with
- * built_model_free(). */
+/* Builds a policy's model. Uses the calling thread only; many threads may
+ * build from one pipeline. Free with built_model_free(). */
+enum presso_status quant_pipeline_build(const struct quant_pipeline *qp, const struct policy *p,
+					struct built_model *out);
+
+/* The same for a study's model. */
 enum presso_status trial_build(const struct study_ctx *ctx, const struct policy *p,
 			       struct built_model *out);
 
 void built_model_free(struct built_model *b);
+
+/* Prints what each step did (params, MACs, BOPs and size_bytes after pruning,
+ * low-rank and quantization; repair; notes) as text lines, nothing when the
+ * policy had no pruning or low-rank. */
+void built_model_report(const struct built_model *b, FILE *f);
 
 /* Evaluates a policy: accuracy on the validation split (or the test split when
  * on_test), size, BOPs and, when measure_latency, batch-1 latency (median of

@@ -19,8 +19,12 @@
  *     "splits": { "seed": 1, "calibration": 1000, "validation": 5000, "test": 0 }
  *   },                                      test: 0 = the whole test set
  *   "eval": { "batch": 64, "threads": 1 },  [64, 1]
- *   "quant": { "calibration": "percentile", "percentile": 99.99 }
+ *   "quant": { "calibration": "percentile", "percentile": 99.99,
+ *              "repair": true, "repair_images": 256 }
  * }                                         calibration: minmax | percentile | mse
+ *                                           repair: statistics repair after
+ *                                           pruning/low-rank (repair.h), on the
+ *                                           first repair_images calibration images
  */
 #ifndef PRESSO_CONFIG_H
 #define PRESSO_CONFIG_H
@@ -51,6 +55,8 @@ struct eval_config {
 struct quant_section {
 	enum calib_method method; /* CALIB_MINMAX, CALIB_PERCENTILE (default), CALIB_MSE */
 	double percentile;        /* 50..100, default 99.99 */
+	bool repair;              /* statistics repair after pruning/low-rank [true] */
+	int64_t repair_images;    /* calibration images it uses [256] */
 };
 
 struct config {

@@ -419,7 +419,8 @@ static const float *value_ptr(const struct engine *e, int v)
 	return (const float *)((const char *)e->arena + e->offset[e->rep[v]]);
 }
 
-enum presso_status engine_create(const struct graph *g, int max_batch, struct engine **out)
+static enum presso_status create(const struct graph *g, int max_batch, bool fuse,
+				 struct engine **out)
 {
 	*out = NULL;
 	if (max_batch < 1)
@@ -456,7 +457,8 @@ enum presso_status engine_create(const struct graph *g, int max_batch, struct en
 			e->rep[n->output] = e->rep[v];
 		}
 	}
-	plan_fusion(e);
+	if (fuse)
+		plan_fusion(e);
 	size_t scratch = 0;
 	for (int i = 0; i < g->n_nodes; i++) {
 		size_t b = engine_node_scratch_bytes(g, &g->nodes[i], e->shapes);
@@ -478,6 +480,17 @@ enum presso_status engine_create(const struct graph *g, int max_batch, struct en
 fail:
 	engine_free(e);
 	return s;
+}
+
+enum presso_status engine_create(const struct graph *g, int max_batch, struct engine **out)
+{
+	return create(g, max_batch, true, out);
+}
+
+enum presso_status engine_create_unfused(const struct graph *g, int max_batch,
+					 struct engine **out)
+{
+	return create(g, max_batch, false, out);
 }
 
 void engine_free(struct engine *e)

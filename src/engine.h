@@ -21,6 +21,12 @@ struct engine;
  * The caller frees *out with engine_free(). */
 enum presso_status engine_create(const struct graph *g, int max_batch, struct engine **out);
 
+/* Same, without fusing Relu/Clip into the layer before them: the observer then
+ * sees every Conv/Gemm's own (pre-activation) output, and may change it in place
+ * before the next node reads it (statistics repair does). */
+enum presso_status engine_create_unfused(const struct graph *g, int max_batch,
+					 struct engine **out);
+
 void engine_free(struct engine *e);
 
 /* The buffer of runtime input i (graph.inputs[i]), room for max_batch. */

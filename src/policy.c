@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,14 +46,14 @@ static enum presso_status read_entry(const cJSON *obj, const char *path, struct 
 	lp->rank = rank;
 	if (kind)
 		lp->prune_kind = strcmp(kind, "structured") == 0 ? PRUNE_STRUCTURED : PRUNE_UNSTRUCTURED;
-	if (lp->prune != 0.0)
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "%s.prune: pruning is not available in this version of presso (use 0)",
-				   path);
-	if (lp->rank != 1.0)
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "%s.rank: low-rank factorisation is not available in this version of presso (use 1)",
-				   path);
+	if (!(lp->rank > 0.0))
+		return status_fail(PRESSO_E_CONFIG,
+				   "%s.rank: %g is not a rank (a fraction of full rank in (0, 1], or an integer >= 2)",
+				   path, lp->rank);
+	if (lp->rank > 1.0 && lp->rank != floor(lp->rank))
+		return status_fail(PRESSO_E_CONFIG,
+				   "%s.rank: %g is neither a fraction in (0, 1] nor an integer rank", path,
+				   lp->rank);
 	return PRESSO_OK;
 }
 
@@ -70,6 +71,38 @@ enum presso_status policy_uniform(const struct layer_policy *lp, int n_layers,
 	for (int i = 0; i < n_layers; i++)
 		p->layers[i] = *lp;
 	*out = p;
+	return PRESSO_OK;
+}
+
+int64_t policy_full_rank(const struct layer *l)
+{
+	int64_t k = l->c_in * l->kh * l->kw;
+	return l->c_out < k ? l->c_out : k;
+}
+
+int64_t policy_rank_of(const struct layer *l, double rank)
+{
+	int64_t full = policy_full_rank(l);
+	if (rank > 1.0)
+		return (int64_t)rank;
+	int64_t r = (int64_t)floor(rank * (double)full + 0.5);
+	return r < 1 ? 1 : r;
+}
+
+enum presso_status policy_check_layer(const struct layer *l, const struct layer_policy *lp)
+{
+	if (lp->rank > 1.0 && (int64_t)lp->rank > policy_full_rank(l))
+		return status_fail(PRESSO_E_CONFIG,
+				   "layers.%s.rank: %lld is above the layer's full rank %lld (min of %lld outputs and %lld inputs)",
+				   l->name, (long long)lp->rank, (long long)policy_full_rank(l),
+				   (long long)l->c_out, (long long)(l->c_in * l->kh * l->kw));
+	if (lp->prune > 0 && lp->prune_kind == PRUNE_STRUCTURED) {
+		int64_t removed = (int64_t)floor(lp->prune * (double)l->c_out + 0.5);
+		if (removed >= l->c_out)
+			return status_fail(PRESSO_E_CONFIG,
+					   "layers.%s.prune: %g of %lld output channels removes every channel",
+					   l->name, lp->prune, (long long)l->c_out);
+	}
 	return PRESSO_OK;
 }
 
@@ -138,6 +171,9 @@ enum presso_status policy_parse(const char *text, const char *where, const struc
 		if ((s = read_entry(e, path, &p->layers[found])) != PRESSO_OK)
 			goto wrap;
 	}
+	for (int i = 0; i < n_layers; i++)
+		if ((s = policy_check_layer(&layers[i], &p->layers[i])) != PRESSO_OK)
+			goto wrap;
 	*out = p;
 	p = NULL;
 	s = PRESSO_OK;

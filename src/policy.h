@@ -11,8 +11,11 @@
  * bits: weight bits 1..8 (2 = ternary, 1 = binary); act_bits: bits of the
  * layer's INPUT activation, 4..8 (a tensor read by several layers takes the
  * largest); bias_correction: shift the bias by the mean output error its weight
- * quantization causes on the calibration data. prune/rank are accepted only at
- * their identity values (0 and 1) until pruning and low-rank land.
+ * quantization causes on the calibration data; prune: the fraction 0..0.95 of
+ * weights (unstructured: the smallest magnitudes) or of output channels
+ * (structured: the smallest L1 norms) removed; rank: a fraction in (0, 1] of the
+ * layer's full rank min(c_out, c_in*kh*kw) (1 = no factorisation), or an integer
+ * rank >= 2. transform.h says how they are applied.
  * Shorthands: "int8" = W8A8 everywhere; "int4" = W4A8 with the first and last
  * layer at 8 bits. Unknown layer names and unknown keys are errors naming the path.
  */
@@ -20,6 +23,7 @@
 #define PRESSO_POLICY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "graph.h"
 
@@ -55,6 +59,15 @@ enum presso_status policy_uniform(const struct layer_policy *lp, int n_layers,
 /* The canonical JSON text of a policy (only the fields that differ from the
  * default are written per layer); the caller free()s it. */
 char *policy_to_json(const struct policy *p, const struct layer *layers);
+
+/* Checks a layer's choices against its shape: an integer rank above full rank,
+ * structured pruning that removes every channel. Errors name the layer and field. */
+enum presso_status policy_check_layer(const struct layer *l, const struct layer_policy *lp);
+
+/* Full rank min(c_out, c_in*kh*kw) of a layer, and the integer rank a policy
+ * rank value (fraction or integer) gives it (at least 1). */
+int64_t policy_full_rank(const struct layer *l);
+int64_t policy_rank_of(const struct layer *l, double rank);
 
 /* A deep copy. */
 enum presso_status policy_copy(const struct policy *p, struct policy **out);

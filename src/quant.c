@@ -188,10 +188,15 @@ struct weight_coding quant_weight_coding(const int8_t *q, int64_t n, int bits)
 		entries++;
 		run = 0;
 	}
+	return quant_coding_from_counts(n, nnz, entries, bits);
+}
+
+struct weight_coding quant_coding_from_counts(int64_t n, int64_t nnz, int64_t entries, int bits)
+{
 	struct weight_coding c = {.kind = WCODE_DENSE, .nnz = nnz,
 				  .bytes = quant_packed_bytes(n, bits)};
 	/* binary has no code for zero: a layer with zeros must be coded sparsely */
-	bool dense_ok = bits > 1 || nnz == n;
+	bool dense_ok = bits != 1 || nnz == n;
 	int64_t bitmap = (n + 7) / 8 + quant_packed_bytes(nnz, bits);
 	if (!dense_ok || bitmap < c.bytes) {
 		c.kind = WCODE_BITMAP;

@@ -103,6 +103,10 @@ struct weight_coding {
 
 struct weight_coding quant_weight_coding(const int8_t *q, int64_t n, int bits);
 
+/* The coding chosen for n weights of `bits` bits (up to 32) with nnz non-zeros
+ * that need `entries` run-length entries (non-zeros plus fillers). */
+struct weight_coding quant_coding_from_counts(int64_t n, int64_t nnz, int64_t entries, int bits);
+
 const char *quant_coding_name(enum weight_coding_kind k);
 
 #endif

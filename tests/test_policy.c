@@ -8,8 +8,9 @@
 #include "tests/fixtures.h"
 
 static const struct layer LAYERS[] = {
-	{.name = "conv1", .op = OP_CONV}, {.name = "conv2", .op = OP_CONV},
-	{.name = "fc", .op = OP_GEMM},
+	{.name = "conv1", .op = OP_CONV, .c_out = 6, .c_in = 1, .kh = 5, .kw = 5, .group = 1},
+	{.name = "conv2", .op = OP_CONV, .c_out = 16, .c_in = 6, .kh = 5, .kw = 5, .group = 1},
+	{.name = "fc", .op = OP_GEMM, .c_out = 10, .c_in = 84, .kh = 1, .kw = 1, .group = 1},
 };
 #define N_LAYERS 3
 
@@ -91,13 +92,36 @@ Test(policy, validation_errors_name_the_field)
 	parse_err("{\"layers\": {\"fc\": {\"prune_kind\": \"diagonal\"}}}", PRESSO_E_CONFIG,
 		  "layers.fc.prune_kind");
 	parse_err("{\"layers\": {\"fc\": {\"prune\": 0.99}}}", PRESSO_E_CONFIG, "layers.fc.prune");
-	parse_err("{\"layers\": {\"fc\": {\"prune\": 0.5}}}", PRESSO_E_UNSUPPORTED,
-		  "layers.fc.prune: pruning is not available");
-	parse_err("{\"layers\": {\"fc\": {\"rank\": 0.5}}}", PRESSO_E_UNSUPPORTED, "layers.fc.rank");
+	parse_err("{\"layers\": {\"fc\": {\"prune\": -0.1}}}", PRESSO_E_CONFIG, "layers.fc.prune");
+	parse_err("{\"layers\": {\"fc\": {\"prune\": 0.95, \"prune_kind\": \"structured\"}}}",
+		  PRESSO_E_CONFIG, "layers.fc.prune: 0.95 of 10 output channels removes every channel");
+	parse_err("{\"layers\": {\"fc\": {\"rank\": 0}}}", PRESSO_E_CONFIG, "layers.fc.rank: 0 is not a rank");
+	parse_err("{\"layers\": {\"fc\": {\"rank\": 1.5}}}", PRESSO_E_CONFIG,
+		  "layers.fc.rank: 1.5 is neither a fraction");
+	parse_err("{\"layers\": {\"fc\": {\"rank\": 11}}}", PRESSO_E_CONFIG,
+		  "layers.fc.rank: 11 is above the layer's full rank 10");
+	parse_err("{\"layers\": {\"conv2\": {\"rank\": \"half\"}}}", PRESSO_E_CONFIG, "layers.conv2.rank");
 	parse_err("{\"layers\": [1, 2]}", PRESSO_E_CONFIG, "layers: expected an object");
 	parse_err("[1]", PRESSO_E_CONFIG, "a policy is a JSON object");
 	parse_err("{\"default\": {\"bits\": 4,}", PRESSO_E_CONFIG, "p.json:1:");
 	parse_err("{\"default\": 4}", PRESSO_E_CONFIG, "default");
+}
+
+Test(policy, prune_and_rank)
+{
+	struct policy *p = parse_ok("{\"default\": {\"prune\": 0.5}, \"layers\": {\"conv2\":"
+				    " {\"prune\": 0.25, \"prune_kind\": \"structured\", \"rank\": 4},"
+				    " \"fc\": {\"rank\": 0.5}}}");
+	cr_assert_float_eq(p->layers[0].prune, 0.5, 1e-12);
+	cr_assert_eq(p->layers[0].prune_kind, PRUNE_UNSTRUCTURED);
+	cr_assert_eq(p->layers[1].prune_kind, PRUNE_STRUCTURED);
+	cr_assert_float_eq(p->layers[1].rank, 4.0, 1e-12);
+	/* a fraction of full rank rounds; an integer is the rank itself */
+	cr_assert_eq(policy_rank_of(&LAYERS[2], p->layers[2].rank), 5);
+	cr_assert_eq(policy_rank_of(&LAYERS[1], p->layers[1].rank), 4);
+	cr_assert_eq(policy_full_rank(&LAYERS[1]), 16);
+	cr_assert_eq(policy_full_rank(&LAYERS[0]), 6);
+	policy_free(p);
 }
 
 Test(policy, missing_file)

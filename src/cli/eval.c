@@ -132,7 +132,8 @@ int cmd_eval(int argc, char **argv)
 	struct layer *layers = NULL;
 	int n_layers = 0;
 	struct policy *pol = NULL;
-	struct calib *cal = NULL;
+	struct quant_pipeline pipe = {0};
+	struct built_model built = {0};
 	struct qmodel *qm = NULL;
 	struct eval_out o = {.split = split_name};
 	enum presso_status s = config_load(config_path, &cfg);
@@ -177,12 +178,12 @@ int cmd_eval(int argc, char **argv)
 		goto wrap;
 	qmodel_fp32_size(g, &o.fp32_size);
 	if (pol) {
-		if ((s = calib_run(g, train, &cfg->data.norm, &calib_sp, cfg->eval.batch, &cal)) != PRESSO_OK)
+		if ((s = quant_pipeline_init(&pipe, cfg, g, train, &calib_sp, false)) != PRESSO_OK ||
+		    (s = quant_pipeline_build(&pipe, pol, &built)) != PRESSO_OK)
 			goto wrap;
-		struct quant_config qc = {cfg->quant.method, cfg->quant.percentile, q8_isa_best()};
-		if ((s = qmodel_build(g, pol, cal, &qc, &qm)) != PRESSO_OK)
-			goto wrap;
-		struct eval_model qmod = {g, qm};
+		qm = built.qm;
+		struct quant_config qc = pipe.qc;
+		struct eval_model qmod = {built.g, qm};
 		if ((s = eval_accuracy(&qmod, eds, &cfg->data.norm, esp, cfg->eval.batch, threads, &o.q)) != PRESSO_OK)
 			goto wrap;
 		qmodel_size(qm, &o.q_size);
@@ -193,10 +194,12 @@ int cmd_eval(int argc, char **argv)
 		o.isa = q8_isa_name(qc.isa);
 		o.calibration = calib_method_name(qc.method);
 	}
-	if (json)
+	if (json) {
 		print_json(cfg, &o, threads);
-	else
+	} else {
 		print_text(cfg, &o, threads);
+		built_model_report(&built, stdout);
+	}
 	rc = 0;
 	goto done;
 wrap:
@@ -204,8 +207,8 @@ wrap:
 fail:
 	rc = cli_fail("eval", s);
 done:
-	qmodel_free(qm);
-	calib_free(cal);
+	built_model_free(&built);
+	quant_pipeline_free(&pipe);
 	policy_free(pol);
 	free(layers);
 	split_free(&calib_sp);
