@@ -132,18 +132,18 @@ enum presso_status quant_pipeline_init(struct quant_pipeline *qp, const struct c
 	if (verbose)
 		fprintf(stderr, "presso: calibrating on %lld training images\n", (long long)calib->n);
 	enum presso_status s = calib_run(g, train, &cfg->data.norm, calib, cfg->eval.batch, &qp->cal);
-	if (s == PRESSO_OK && cfg->quant.repair) {
+	if (s == PRESSO_OK) {
 		int64_t n = cfg->quant.repair_images < calib->n ? cfg->quant.repair_images : calib->n;
 		qp->repair_split.indices = malloc(sizeof(int64_t) * (size_t)n);
-		if (!qp->repair_split.indices) {
+		if (!qp->repair_split.indices)
 			s = status_fail(PRESSO_E_NOMEM, "out of memory");
-		} else {
-			memcpy(qp->repair_split.indices, calib->indices, sizeof(int64_t) * (size_t)n);
+		else
 			qp->repair_split.n = n;
-			s = repair_measure(g, train, &cfg->data.norm, &qp->repair_split,
-					   &qp->repair_target);
-		}
+		if (s == PRESSO_OK)
+			memcpy(qp->repair_split.indices, calib->indices, sizeof(int64_t) * (size_t)n);
 	}
+	if (s == PRESSO_OK && cfg->quant.repair)
+		s = repair_measure(g, train, &cfg->data.norm, &qp->repair_split, &qp->repair_target);
 	if (s != PRESSO_OK)
 		quant_pipeline_free(qp);
 	return s;
@@ -173,14 +173,12 @@ enum presso_status quant_pipeline_build(const struct quant_pipeline *c, const st
 	enum presso_status s = PRESSO_OK;
 	if (transform_needed(p)) {
 		s = transform_apply(c->g, p, &out->tr);
-		if (s == PRESSO_OK && out->tr.changed && c->repair_target)
-			s = repair_run(&out->tr, c->repair_target, c->train, &cfg->data.norm,
-				       &c->repair_split, &out->repair);
+		/* repair and calibrate the changed graph in one pass */
 		if (s == PRESSO_OK && out->tr.changed) {
+			s = repair_run(&out->tr, c->repair_target, c->train, &cfg->data.norm,
+				       &c->repair_split, &out->repair, &out->own_cal);
 			out->own_g = out->tr.g;
 			out->g = out->own_g;
-			s = calib_run(out->g, c->train, &cfg->data.norm, c->calib, cfg->eval.batch,
-				      &out->own_cal);
 			out->cal = out->own_cal;
 		}
 		if (s == PRESSO_OK) {

@@ -45,7 +45,9 @@ struct quant_pipeline {
 	const struct split *calib;
 	struct calib *cal;                 /* the FP32 graph's calibration */
 	struct quant_config qc;
-	struct split repair_split;         /* the first quant.repair_images of calib */
+	struct split repair_split;         /* the first quant.repair_images of calib:
+					      a transformed graph is repaired and
+					      calibrated on these in one pass */
 	struct layer_stats *repair_target; /* NULL when quant.repair is off */
 };
 

@@ -3,9 +3,8 @@
  *
  * Knobs are one table (knobs[], keyed by enum knob): key, value type, range,
  * identity value, how a value is read from and written to a layer_policy, and,
- * for the transforms presso does not have yet, the message that refuses any
- * value but the identity. Widening a domain when pruning or low-rank lands is
- * deleting that message.
+ * for a transform presso does not have, the message that refuses any value but
+ * the identity (none today).
  *
  * Every field is read through the json_get getters or, for array elements,
  * through the same message form, so errors name the field's path; every
@@ -62,15 +61,10 @@ static const struct knob_info {
 	[KNOB_ACT_BITS] = {"act_bits", KT_INT, 4, 8, false, 8, get_act, set_act, NULL},
 	[KNOB_BIAS_CORRECTION] = {"bias_correction", KT_BOOL, 0, 1, false, 0, get_bias, set_bias,
 				  NULL},
-	[KNOB_PRUNE] = {"prune", KT_NUMBER, 0, 0.95, false, 0, get_prune, set_prune,
-			"pruning is not available in this version of presso yet (only 0 is allowed)"},
+	[KNOB_PRUNE] = {"prune", KT_NUMBER, 0, 0.95, false, 0, get_prune, set_prune, NULL},
 	[KNOB_PRUNE_KIND] = {"prune_kind", KT_ENUM, 0, 1, false, PRUNE_UNSTRUCTURED, get_kind,
-			     set_kind,
-			     "pruning is not available in this version of presso yet (only "
-			     "\"unstructured\" is allowed)"},
-	[KNOB_RANK] = {"rank", KT_NUMBER, 0, 1, true, 1, get_rank, set_rank,
-		       "low-rank factorisation is not available in this version of presso yet "
-		       "(only 1 is allowed)"},
+			     set_kind, NULL},
+	[KNOB_RANK] = {"rank", KT_NUMBER, 0, 1, true, 1, get_rank, set_rank, NULL},
 };
 _Static_assert(sizeof knobs / sizeof knobs[0] == KNOB_COUNT, "every knob needs a row");
 

@@ -25,9 +25,11 @@
  * Layers take the default domains, then every "layers" entry whose pattern
  * matches the layer's name (in file order, knob by knob), then "frozen". Each
  * pattern must match at least one layer. Values are checked against what
- * presso can do: bits 1..8, act_bits 4..8; prune, prune_kind and rank accept
- * only their identity values (0, "unstructured", 1) until pruning and low-rank
- * factorisation land, which will widen those domains and nothing else.
+ * presso can do: bits 1..8, act_bits 4..8, prune 0..0.95, prune_kind
+ * "unstructured" | "structured", rank a fraction of full rank in (0, 1]. A layer
+ * the transforms cannot change as asked (a rank on a depthwise conv, structured
+ * pruning into a residual Add) is handled as transform.h says: left as it is
+ * with a note, or the trial fails with the reason.
  *
  * Genome: one byte per (layer, knob), layer-major, the index of the layer's
  * choice in that knob's domain (domains are sorted ascending, so index + 1 is

@@ -88,10 +88,38 @@ enum presso_status calib_run(const struct graph *g, const struct dataset *ds,
 	*out = NULL;
 	if (split->n < 1)
 		return status_fail(PRESSO_E_CONFIG, "the calibration split is empty");
+	struct calib *c;
+	enum presso_status s = calib_new(g, &c);
+	if (s != PRESSO_OK)
+		return s;
+	struct pass_ctx ctx = {c, 0};
+	if ((s = run_pass(g, ds, norm, split, batch, &ctx)) != PRESSO_OK)
+		goto fail;
+	for (int v = 0; v < g->n_values; v++) {
+		struct calib_stats *st = &c->v[v];
+		if (!st->seen || !st->ch_mean)
+			continue;
+		double per_channel = (double)st->count / st->n_channels;
+		for (int k = 0; k < st->n_channels; k++)
+			st->ch_mean[k] /= per_channel;
+	}
+	ctx.pass = 1;
+	if ((s = run_pass(g, ds, norm, split, batch, &ctx)) != PRESSO_OK)
+		goto fail;
+	c->n_images = split->n;
+	*out = c;
+	return PRESSO_OK;
+fail:
+	calib_free(c);
+	return s;
+}
+
+enum presso_status calib_new(const struct graph *g, struct calib **out)
+{
+	*out = NULL;
 	struct calib *c = calloc(1, sizeof *c);
-	enum presso_status s = PRESSO_E_NOMEM;
 	if (!c)
-		return status_fail(s, "out of memory");
+		return status_fail(PRESSO_E_NOMEM, "out of memory for calibration statistics");
 	c->n_values = g->n_values;
 	c->v = calloc((size_t)g->n_values, sizeof *c->v);
 	if (!c->v)
@@ -111,28 +139,29 @@ enum presso_status calib_run(const struct graph *g, const struct dataset *ds,
 				goto nomem;
 		}
 	}
+	*out = c;
+	return PRESSO_OK;
+nomem:
+	calib_free(c);
+	return status_fail(PRESSO_E_NOMEM, "out of memory for calibration statistics");
+}
+
+void calib_observe_all(struct calib *c, int v, const float *data, const struct shape *shape)
+{
+	struct calib_stats *st = &c->v[v];
+	if (st->seen || !st->hist)
+		return; /* a value observed twice (an alias) keeps its first statistics */
 	struct pass_ctx ctx = {c, 0};
-	if ((s = run_pass(g, ds, norm, split, batch, &ctx)) != PRESSO_OK)
-		goto fail;
-	for (int v = 0; v < g->n_values; v++) {
-		struct calib_stats *st = &c->v[v];
-		if (!st->seen || !st->ch_mean)
-			continue;
+	observe(&ctx, v, data, shape);
+	if (!st->seen)
+		return;
+	if (st->ch_mean) {
 		double per_channel = (double)st->count / st->n_channels;
 		for (int k = 0; k < st->n_channels; k++)
 			st->ch_mean[k] /= per_channel;
 	}
 	ctx.pass = 1;
-	if ((s = run_pass(g, ds, norm, split, batch, &ctx)) != PRESSO_OK)
-		goto fail;
-	c->n_images = split->n;
-	*out = c;
-	return PRESSO_OK;
-nomem:
-	s = status_fail(PRESSO_E_NOMEM, "out of memory for calibration statistics");
-fail:
-	calib_free(c);
-	return s;
+	observe(&ctx, v, data, shape);
 }
 
 void calib_free(struct calib *c)

@@ -47,6 +47,13 @@ enum presso_status calib_run(const struct graph *g, const struct dataset *ds,
 
 void calib_free(struct calib *c);
 
+/* Empty statistics for the values of g, to fill with calib_observe_all(). */
+enum presso_status calib_new(const struct graph *g, struct calib **out);
+
+/* Both passes at once over one batch holding every calibration image (the
+ * statistics calib_run() would gather from the same images in one batch). */
+void calib_observe_all(struct calib *c, int v, const float *data, const struct shape *shape);
+
 /* The clipping range of value v for a method and activation bit width. */
 void calib_range(const struct calib *c, int v, enum calib_method method, double percentile,
 		 int bits, float *lo, float *hi);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib.h"
 #include "engine.h"
 #include "feed.h"
 
@@ -24,6 +25,7 @@ struct observe_ctx {
 	const struct layer_stats *target;
 	struct transform_result *tr;
 	double **a, **b;        /* [n_layers][c] the correction applied */
+	struct calib *cal;      /* activation statistics of every value, or NULL */
 	bool failed;
 };
 
@@ -46,12 +48,21 @@ static void channel_moments(const float *x, const struct shape *s, int64_t c_n, 
 	}
 }
 
+static void correct(struct observe_ctx *c, int li, const float *data, const struct shape *shape);
+
 static void observe(void *vctx, int v, const float *data, const struct shape *shape)
 {
 	struct observe_ctx *c = vctx;
 	int li = c->layer_of_value[v];
-	if (li < 0 || c->failed)
-		return;
+	if (li >= 0 && !c->failed)
+		correct(c, li, data, shape);
+	if (c->cal)
+		calib_observe_all(c->cal, v, data, shape);
+}
+
+/* Measures layer li's output, or (repair) corrects it in place. */
+static void correct(struct observe_ctx *c, int li, const float *data, const struct shape *shape)
+{
 	int64_t ch = shape->n_dims >= 2 ? shape->dims[1] : 1;
 	if (!c->target) {
 		channel_moments(data, shape, ch, c->st->mean[li], c->st->std[li]);
@@ -227,9 +238,12 @@ static enum presso_status fold(struct graph *g, int node, const double *a, const
 
 enum presso_status repair_run(struct transform_result *tr, const struct layer_stats *target,
 			      const struct dataset *ds, const struct normalize *norm,
-			      const struct split *split, struct repair_report *rep)
+			      const struct split *split, struct repair_report *rep,
+			      struct calib **cal_out)
 {
 	memset(rep, 0, sizeof *rep);
+	*cal_out = NULL;
+	struct calib *cal = NULL;
 	struct graph *g = tr->g;
 	struct layer *layers = NULL;
 	int n_layers = 0;
@@ -245,17 +259,16 @@ enum presso_status repair_run(struct transform_result *tr, const struct layer_st
 	}
 	for (int v = 0; v < g->n_values; v++)
 		lov[v] = -1;
-	bool any = false;
-	for (int i = 0; i < n_layers; i++)
-		if (tr->repair[i] && layers[i].op != OP_MATMUL) {
+	for (int i = 0; target && i < n_layers; i++)
+		if (tr->repair[i] && layers[i].op != OP_MATMUL)
 			lov[g->nodes[layers[i].node].output] = i;
-			any = true;
-		}
-	if (!any)
+	if ((s = calib_new(g, &cal)) != PRESSO_OK)
 		goto done;
-	struct observe_ctx ctx = {.layer_of_value = lov, .target = target, .tr = tr, .a = a, .b = b};
+	struct observe_ctx ctx = {.layer_of_value = lov, .target = target, .tr = tr, .a = a, .b = b,
+				  .cal = cal};
 	if ((s = run_images(g, ds, norm, split, &ctx)) != PRESSO_OK)
 		goto done;
+	cal->n_images = split->n;
 	double shift = 0, scale = 0;
 	int64_t n_ch = 0;
 	for (int i = 0; i < n_layers; i++) {
@@ -279,7 +292,10 @@ enum presso_status repair_run(struct transform_result *tr, const struct layer_st
 	}
 	rep->mean_abs_shift = n_ch ? shift / (double)n_ch : 0;
 	rep->mean_scale = n_ch ? scale / (double)n_ch : 1;
+	*cal_out = cal;
+	cal = NULL;
 done:
+	calib_free(cal);
 	for (int i = 0; a && b && i < n_layers; i++) {
 		free(a[i]);
 		free(b[i]);

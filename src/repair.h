@@ -16,6 +16,7 @@
 #ifndef PRESSO_REPAIR_H
 #define PRESSO_REPAIR_H
 
+#include "calib.h"
 #include "dataset.h"
 #include "graph.h"
 #include "transform.h"
@@ -42,9 +43,12 @@ struct repair_report {
 };
 
 /* Repairs the transformed graph tr->g in place against the original graph's
- * statistics `target` (measured on the same images). */
+ * statistics `target` (measured on the same images; NULL: no repair), and
+ * calibrates the result in the same pass: *cal gets the activation statistics of
+ * every value of tr->g on those images (calib_observe_all()). */
 enum presso_status repair_run(struct transform_result *tr, const struct layer_stats *target,
 			      const struct dataset *ds, const struct normalize *norm,
-			      const struct split *split, struct repair_report *rep);
+			      const struct split *split, struct repair_report *rep,
+			      struct calib **cal);
 
 #endif

@@ -178,24 +178,23 @@ Test(space, objectives_constraints_and_search)
 	space_free(sp);
 }
 
-Test(space, identity_values_of_unavailable_transforms_are_accepted)
+Test(space, pruning_and_low_rank_domains)
 {
 	struct space *sp = ok("{\"space\": {\"default\": {\"prune\": [0], \"prune_kind\": "
 			      "\"unstructured\", \"rank\": 1.0}}}");
 	cr_assert_eq(sp->n_free, 10);
 	space_free(sp);
-}
-
-Test(space, pruning_and_low_rank_are_refused_naming_the_field)
-{
-	fails("{\"space\": {\"default\": {\"prune\": [0, 0.5]}}}", PRESSO_E_UNSUPPORTED,
-	      "space.default.prune: pruning is not available");
-	fails("{\"space\": {\"layers\": {\"/fc1/Gemm\": {\"prune_kind\": [\"structured\"]}}}}",
-	      PRESSO_E_UNSUPPORTED, "space.layers./fc1/Gemm.prune_kind: pruning is not available");
-	fails("{\"space\": {\"default\": {\"rank\": [0.25, 1]}}}", PRESSO_E_UNSUPPORTED,
-	      "space.default.rank: low-rank factorisation is not available");
-	fails("{\"space\": {\"frozen\": {\"/fc1/Gemm\": {\"rank\": 0.5}}}}", PRESSO_E_UNSUPPORTED,
-	      "space.frozen./fc1/Gemm.rank: low-rank");
+	sp = ok("{\"space\": {\"default\": {\"bits\": 8, \"bias_correction\": false, "
+		"\"prune\": [0, 0.25, 0.5], \"rank\": [0.5, 1]},"
+		" \"layers\": {\"/fc1/Gemm\": {\"prune_kind\": [\"unstructured\", \"structured\"]}}}}");
+	cr_assert_eq(sp->n_free, 5 * 2 + 1, "prune and rank free on 5 layers, the kind on one");
+	space_free(sp);
+	fails("{\"space\": {\"default\": {\"prune\": [0, 0.99]}}}", PRESSO_E_CONFIG,
+	      "space.default.prune[1]");
+	fails("{\"space\": {\"default\": {\"rank\": [0, 1]}}}", PRESSO_E_CONFIG,
+	      "space.default.rank[0]");
+	fails("{\"space\": {\"layers\": {\"/fc1/Gemm\": {\"prune_kind\": [\"diagonal\"]}}}}",
+	      PRESSO_E_CONFIG, "space.layers./fc1/Gemm.prune_kind");
 }
 
 Test(space, bad_domains)
