@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph.h"
 #include "policy.h"
 #include "tests/fixtures.h"
 
@@ -130,4 +131,46 @@ Test(policy, missing_file)
 	cr_assert_eq(policy_load("/nonexistent/p.json", LAYERS, N_LAYERS, &p), PRESSO_E_IO);
 	cr_assert(strstr(status_msg(), "/nonexistent/p.json"));
 	cr_assert(strstr(status_msg(), "int8 / int4"), "suggests the shorthands: %s", status_msg());
+}
+
+Test(policy, template_lists_every_layer_and_reads_back)
+{
+	char *dir = fx_tmpdir();
+	const char *out = fx_join(dir, "t.json");
+	char args[1024], *err;
+	snprintf(args, sizeof args, "policy --model %s -o %s", fx_src("models/mobilenetv2.onnx"), out);
+	cr_assert_eq(fx_presso(args, NULL, &err), 0, "%s", err);
+	free(err);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx(fx_src("models/mobilenetv2.onnx"), &g), PRESSO_OK);
+	struct layer *ls;
+	int n;
+	cr_assert_eq(graph_layers(g, &ls, &n), PRESSO_OK);
+	struct policy *p;
+	cr_assert_eq(policy_load(out, ls, n, &p), PRESSO_OK, "%s", status_msg());
+	struct layer_policy id = policy_default_layer();
+	for (int i = 0; i < n; i++)
+		cr_assert(p->layers[i].bits == id.bits && p->layers[i].act_bits == id.act_bits &&
+				  p->layers[i].bias_correction == id.bias_correction &&
+				  p->layers[i].prune == id.prune &&
+				  p->layers[i].prune_kind == id.prune_kind && p->layers[i].rank == id.rank,
+			  "layer %d is not the default", i);
+	char *text = fx_read(out, NULL);
+	for (int i = 0; i < n; i++)
+		cr_assert(strstr(text, ls[i].name), "the template names %s", ls[i].name);
+	cr_assert(strstr(text, "\"full_rank\""), "metadata describes the layers");
+	free(text);
+	policy_free(p);
+	free(ls);
+	graph_free(g);
+	/* neither or both of --model and --config, an unknown short option */
+	cr_assert_eq(fx_presso("policy", NULL, NULL), 2);
+	cr_assert_eq(fx_presso("policy --model x.onnx -x", NULL, &err), 2);
+	cr_assert(strstr(err, "unknown option '-x'"), "%s", err);
+	free(err);
+	snprintf(args, sizeof args, "policy --model %s -o %s", fx_src("models/nope.onnx"), out);
+	cr_assert_eq(fx_presso(args, NULL, &err), 2);
+	cr_assert(strstr(err, "nope.onnx"), "%s", err);
+	free(err);
+	free(dir);
 }

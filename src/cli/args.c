@@ -10,8 +10,8 @@ static void print_help(const struct cli_cmd *cmd)
 	for (int i = 0; i < cmd->n_opts; i++) {
 		const struct cli_opt *o = &cmd->opts[i];
 		char left[64];
-		snprintf(left, sizeof left, "--%s%s%s", o->name, o->kind == CLI_STRING ? " " : "",
-			 o->kind == CLI_STRING ? o->metavar : "");
+		snprintf(left, sizeof left, "%s%s%s%s", o->name[1] ? "--" : "-", o->name,
+			 o->kind == CLI_STRING ? " " : "", o->kind == CLI_STRING ? o->metavar : "");
 		printf("  %-24s %s\n", left, o->help);
 	}
 	printf("  %-24s %s\n", "--help", "show this help");
@@ -26,22 +26,24 @@ bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now)
 			*exit_now = 0;
 			return false;
 		}
-		if (strncmp(arg, "--", 2) != 0) {
+		bool short_opt = arg[0] == '-' && arg[1] && arg[1] != '-' && !arg[2];
+		if (strncmp(arg, "--", 2) != 0 && !short_opt) {
 			fprintf(stderr, "presso %s: unexpected argument '%s' (see presso %s --help)\n",
 				cmd->name, arg, cmd->name);
 			*exit_now = 2;
 			return false;
 		}
-		const char *name = arg + 2;
+		const char *name = arg + (short_opt ? 1 : 2);
 		const char *eq = strchr(name, '=');
 		size_t len = eq ? (size_t)(eq - name) : strlen(name);
 		const struct cli_opt *o = NULL;
 		for (int k = 0; k < cmd->n_opts; k++)
-			if (strlen(cmd->opts[k].name) == len && strncmp(cmd->opts[k].name, name, len) == 0)
+			if (strlen(cmd->opts[k].name) == len && strncmp(cmd->opts[k].name, name, len) == 0 &&
+			    (len == 1) == short_opt)
 				o = &cmd->opts[k];
 		if (!o) {
-			fprintf(stderr, "presso %s: unknown option '--%.*s' (see presso %s --help)\n",
-				cmd->name, (int)len, name, cmd->name);
+			fprintf(stderr, "presso %s: unknown option '%s%.*s' (see presso %s --help)\n",
+				cmd->name, short_opt ? "-" : "--", (int)len, name, cmd->name);
 			*exit_now = 2;
 			return false;
 		}

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "fileio.h"
 #include "db/store.h"
 
 static void add_num(cJSON *o, const char *key, double v)
@@ -96,70 +97,6 @@ static enum presso_status build(const struct study_info *info, const struct stor
 	return *text ? PRESSO_OK : status_fail(PRESSO_E_NOMEM, "out of memory writing the policy");
 }
 
-/* Writes text to path through a temporary file in the same folder. */
-static enum presso_status write_atomic(const char *path, const char *text)
-{
-	size_t n = strlen(text);
-	if (strcmp(path, "-") == 0) {
-		if (fwrite(text, 1, n, stdout) != n || fflush(stdout) != 0)
-			return status_fail(PRESSO_E_IO, "standard output: %s", strerror(errno));
-		return PRESSO_OK;
-	}
-	size_t tmp_bytes = strlen(path) + 16;
-	char *tmp = malloc(tmp_bytes);
-	if (!tmp)
-		return status_fail(PRESSO_E_NOMEM, "out of memory");
-	snprintf(tmp, tmp_bytes, "%s.tmp-XXXXXX", path);
-	enum presso_status s = PRESSO_OK;
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		s = status_fail(PRESSO_E_IO, "%s: cannot create a file there: %s", path,
-				strerror(errno));
-		free(tmp);
-		return s;
-	}
-	/* mkstemp makes the file 0600; give it the usual 0666 & ~umask */
-	mode_t mask = umask(0);
-	umask(mask);
-	fchmod(fd, 0666 & ~mask);
-	for (size_t done = 0; done < n;) {
-		ssize_t w = write(fd, text + done, n - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-			break;
-		}
-		done += (size_t)w;
-	}
-	if (s == PRESSO_OK && fsync(fd) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (close(fd) != 0 && s == PRESSO_OK)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (s == PRESSO_OK && rename(tmp, path) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (s != PRESSO_OK) {
-		unlink(tmp);
-		free(tmp);
-		return s;
-	}
-	/* make the rename itself durable */
-	char *slash = strrchr(tmp, '/');
-	const char *dir = ".";
-	if (slash == tmp) {
-		dir = "/";
-	} else if (slash) {
-		*slash = '\0';
-		dir = tmp;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	free(tmp);
-	return PRESSO_OK;
-}
 
 static bool parse_trial_number(const char *text, int64_t *out)
 {
@@ -207,8 +144,9 @@ int cmd_export(int argc, char **argv)
 		{"pick", CLI_STRING, "EXPR",
 		 "export the trial an expression picks, e.g. 'max accuracy where size_kb <= 64'",
 		 NULL, &pick_text},
-		{"output", CLI_STRING, "FILE", "where to write the policy (-o FILE; - for stdout)",
-		 NULL, &output},
+		{"output", CLI_STRING, "FILE", "where to write the policy (- for stdout)", NULL,
+		 &output},
+		{"o", CLI_STRING, "FILE", "same as --output", NULL, &output},
 	};
 	const struct cli_cmd cmd = {
 		"export",
@@ -217,7 +155,7 @@ int cmd_export(int argc, char **argv)
 		"baseline, model sha256, presso version. --pick is 'max METRIC [where EXPR]' or\n"
 		"'min METRIC [where EXPR]' over the metrics --where knows; ties go to the\n"
 		"lowest trial number. The file is replaced atomically, never half-written.",
-		"--db FILE --study NAME (--trial N | --pick EXPR) -o FILE", opts, 5};
+		"--db FILE --study NAME (--trial N | --pick EXPR) -o FILE", opts, 6};
 	char **args = spell_short_options(argc, argv);
 	if (!args) {
 		fprintf(stderr, "presso export: out of memory\n");
@@ -278,7 +216,7 @@ int cmd_export(int argc, char **argv)
 	if (s == PRESSO_OK)
 		s = build(&info, t, pick_text, &text);
 	if (s == PRESSO_OK)
-		s = write_atomic(output, text);
+		s = file_write_atomic(output, text, strlen(text));
 	rc = s == PRESSO_OK ? 0 : cli_fail("export", s);
 	if (s == PRESSO_OK && strcmp(output, "-") != 0)
 		fprintf(stderr, "presso export: trial %lld of study '%s' (accuracy %.2f %%, %lld "

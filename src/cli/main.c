@@ -15,6 +15,7 @@ static const struct subcommand subcommands[] = {
 	{"eval", cmd_eval, "FP32 accuracy and throughput of a study's model on its dataset"},
 	{"studies", cmd_studies, "the studies in a database: trials, best results, front size"},
 	{"pareto", cmd_pareto, "a study's Pareto front as a table, CSV or JSON"},
+	{"policy", cmd_policy, "a policy template listing every compressible layer of a model"},
 	{"export", cmd_export, "one trial's policy as JSON, for compress and eval --policy"},
 	{"search", cmd_search, "search per-layer bits for a model: random, bandit, evolution, hybrid"},
 	{"latency", cmd_latency, "the per-layer latency table a search with a latency objective uses"},
