@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "db/sha256.h"
+#include "evaluators/evaluate.h"
 #include "evaluators/latency_lut.h"
 #include "evaluators/trial.h"
 #include "search/archive.h"
@@ -750,8 +751,15 @@ static enum presso_status recheck_front(struct driver *d, const int *front, int 
 	for (int i = 0; i < n_front && s == PRESSO_OK && !stop_requested(d); i++) {
 		struct archive_point *p = &d->a.pts[front[i]];
 		double us = NAN;
-		s = latency_measure_policy(d->ctx->g, d->ctx->cal, &d->ctx->qc, d->ctx->train,
-					   &cfg->data.norm, pols[i], d->sp->search.latency_runs, &us);
+		/* the policy's own model: pruned and factorised layers change latency */
+		struct built_model b;
+		s = trial_build(d->ctx, pols[i], &b);
+		if (s == PRESSO_OK) {
+			struct eval_model em = {b.g, b.qm};
+			s = eval_latency(&em, d->ctx->train, &cfg->data.norm,
+					 d->sp->search.latency_runs, &us);
+			built_model_free(&b);
+		}
 		if (s == PRESSO_OK)
 			s = store_set_latency(d->st, d->study_id, p->number, us);
 		if (s == PRESSO_OK)
