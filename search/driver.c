@@ -342,7 +342,8 @@ static enum presso_status open_study(struct driver *d)
 		fprintf(d->log, "presso: loading %s and its data\n", cfg->model_path);
 	if ((s = study_ctx_open(cfg, d->log != NULL, &d->ctx)) != PRESSO_OK)
 		return s;
-	if ((s = space_parse(cfg->json, d->ctx->layers, d->ctx->n_layers, &d->sp)) != PRESSO_OK)
+	if ((s = space_parse(cfg->json, d->ctx->layers, d->ctx->n_layers, &d->sp)) != PRESSO_OK ||
+	    (s = space_fit_graph(d->sp, d->ctx->g, d->log)) != PRESSO_OK)
 		return s;
 	config_text = cJSON_PrintUnformatted(cfg->json);
 	dataset = dataset_text(cfg);

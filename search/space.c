@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "json_get.h"
+#include "transform.h"
 
 #define PATH_BYTES 768
 #define MAX_EXACT_INT 9007199254740991LL /* 2^53 - 1: cJSON numbers are doubles */
@@ -559,6 +560,67 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 
 /* --- parse ------------------------------------------------------------------ */
 
+static enum presso_status list_free_genes(struct space *sp)
+{
+	sp->n_free = 0;
+	for (int g = 0; g < sp->n_genes; g++)
+		if (sp->ls[g / KNOB_COUNT].d[g % KNOB_COUNT].n > 1)
+			sp->free_genes[sp->n_free++] = g;
+	if (sp->n_free == 0)
+		return status_fail(PRESSO_E_CONFIG,
+				   "space: every knob of every layer has one value: there is nothing "
+				   "to search (give some knob a list of values)");
+	return PRESSO_OK;
+}
+
+enum presso_status space_fit_graph(struct space *sp, const struct graph *g, FILE *log)
+{
+	struct layer_policy id = policy_default_layer();
+	struct policy *p;
+	enum presso_status s = policy_uniform(&id, sp->n_layers, &p);
+	if (s != PRESSO_OK)
+		return s;
+	int n_refused = 0, n_grouped = 0;
+	for (int i = 0; i < sp->n_layers && s == PRESSO_OK; i++) {
+		struct knob_domain *kind = &sp->ls[i].d[KNOB_PRUNE_KIND];
+		const struct knob_domain *prune = &sp->ls[i].d[KNOB_PRUNE];
+		struct knob_domain *rank = &sp->ls[i].d[KNOB_RANK];
+		const struct layer *l = &sp->layers[i];
+		bool structured = false;
+		for (int k = 0; k < kind->n; k++)
+			structured |= kind->v[k] == PRUNE_STRUCTURED;
+		if (structured && prune->v[prune->n - 1] > 0) {
+			p->layers[i].prune = prune->v[prune->n - 1];
+			p->layers[i].prune_kind = PRUNE_STRUCTURED;
+			struct transform_result tr;
+			s = transform_apply(g, p, &tr);
+			if (s == PRESSO_OK) {
+				transform_result_free(&tr);
+			} else if (s == PRESSO_E_CONFIG) {
+				if (log && n_refused == 0)
+					fprintf(log, "presso: space: %s\n", status_msg());
+				n_refused++;
+				*kind = (struct knob_domain){1, {PRUNE_UNSTRUCTURED}};
+				status_clear();
+				s = PRESSO_OK;
+			}
+			p->layers[i] = id;
+		}
+		if (l->group > 1 && (rank->n > 1 || rank->v[0] != 1.0)) {
+			*rank = (struct knob_domain){1, {1.0}};
+			n_grouped++;
+		}
+	}
+	policy_free(p);
+	if (log && n_refused)
+		fprintf(log, "presso: space: so %d layer%s where structured pruning cannot apply (like that one) %s pruned unstructured only\n",
+			n_refused, n_refused == 1 ? "" : "s", n_refused == 1 ? "is" : "are");
+	if (log && n_grouped)
+		fprintf(log, "presso: space: %d grouped convolution%s keep%s full rank\n", n_grouped,
+			n_grouped == 1 ? "" : "s", n_grouped == 1 ? "s" : "");
+	return s == PRESSO_OK ? list_free_genes(sp) : s;
+}
+
 enum presso_status space_parse(const cJSON *root, const struct layer *layers, int n_layers,
 			       struct space **out)
 {
@@ -585,15 +647,8 @@ enum presso_status space_parse(const cJSON *root, const struct layer *layers, in
 	if ((s = parse_space(root, sp)) || (s = parse_objectives(root, sp)) ||
 	    (s = parse_constraints(root, sp)) || (s = parse_search(root, sp)))
 		goto fail;
-	for (int g = 0; g < sp->n_genes; g++)
-		if (sp->ls[g / KNOB_COUNT].d[g % KNOB_COUNT].n > 1)
-			sp->free_genes[sp->n_free++] = g;
-	if (sp->n_free == 0) {
-		s = status_fail(PRESSO_E_CONFIG,
-				"space: every knob of every layer has one value: there is nothing to "
-				"search (give some knob a list of values)");
+	if ((s = list_free_genes(sp)) != PRESSO_OK)
 		goto fail;
-	}
 	sp->needs_latency = !isnan(sp->con.max_latency_us);
 	for (int k = 0; k < sp->n_obj; k++)
 		sp->needs_latency |= sp->obj[k] == OBJ_LATENCY;

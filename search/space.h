@@ -41,6 +41,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "db/store.h"
@@ -134,6 +135,13 @@ enum presso_status space_parse(const struct cJSON *root, const struct layer *lay
 			       struct space **out);
 
 void space_free(struct space *s);
+
+/* Narrows the space to what the model's structure allows, with a line on log
+ * (may be NULL) for each change: a layer whose structured pruning transform.h
+ * refuses (a residual Add, a depthwise conv...) is pruned unstructured only; a
+ * grouped convolution keeps full rank. Deterministic, so a resumed study sees
+ * the same space. */
+enum presso_status space_fit_graph(struct space *sp, const struct graph *g, FILE *log);
 
 /* "90s", "15m", "8h", "1.5h" -> seconds (> 0); false if not such a text. */
 bool space_parse_duration(const char *text, double *seconds);
