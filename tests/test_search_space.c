@@ -2,11 +2,12 @@
  * "constraints" and "search" sections of a study config. Defaults, layer
  * overrides by name and glob, frozen layers, and every class of bad input,
  * each with the path of the bad field in its message; pruning and low-rank
- * domains accepted only at their identity values. Also the genome: seeds,
+ * domains, and their fitting to the model's structure. Also the genome: seeds,
  * policy round trips, the size of the space. The layers are made up here (the
  * space only reads their names), except for the shipped configs, which are
  * checked against their models.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
@@ -390,4 +391,46 @@ Test(space, shipped_search_configs_parse_against_their_models)
 		graph_free(g);
 		config_free(cfg);
 	}
+}
+
+Test(space, fitted_to_the_model)
+{
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx(fx_src("models/mobilenetv2.onnx"), &g), PRESSO_OK);
+	struct layer *ls;
+	int n;
+	cr_assert_eq(graph_layers(g, &ls, &n), PRESSO_OK);
+	cJSON *root = cJSON_Parse("{\"space\": {\"default\": {\"prune\": [0, 0.5],"
+				  " \"prune_kind\": [\"unstructured\", \"structured\"], \"rank\": [0.5, 1]}}}");
+	struct space *sp;
+	cr_assert_eq(space_parse(root, ls, n, &sp), PRESSO_OK, "%s", status_msg());
+	int before = sp->n_free;
+	char *log = NULL;
+	size_t log_bytes = 0;
+	FILE *f = open_memstream(&log, &log_bytes);
+	cr_assert_eq(space_fit_graph(sp, g, f), PRESSO_OK, "%s", status_msg());
+	fclose(f);
+	int expand = -1, project = -1, dw = -1;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(ls[i].name, "/blocks/blocks.4/body/body.0/body.0.0/Conv") == 0)
+			expand = i;
+		if (strcmp(ls[i].name, "/blocks/blocks.4/body/body.2/body.2.0/Conv") == 0)
+			project = i;
+		if (strcmp(ls[i].name, "/blocks/blocks.4/body/body.1/body.1.0/Conv") == 0)
+			dw = i;
+	}
+	cr_assert(expand >= 0 && project >= 0 && dw >= 0);
+	cr_assert_eq(dom(sp, expand, KNOB_PRUNE_KIND)->n, 2, "an expansion conv keeps both kinds");
+	cr_assert_eq(dom(sp, project, KNOB_PRUNE_KIND)->n, 1, "a projection into an Add does not");
+	cr_assert_eq(dom(sp, project, KNOB_PRUNE_KIND)->v[0], PRUNE_UNSTRUCTURED);
+	cr_assert_eq(dom(sp, dw, KNOB_RANK)->n, 1, "a depthwise conv keeps full rank");
+	cr_assert_eq(dom(sp, dw, KNOB_RANK)->v[0], 1.0);
+	cr_assert_eq(dom(sp, expand, KNOB_RANK)->n, 2);
+	cr_assert_lt(sp->n_free, before);
+	cr_assert(strstr(log, "pruned unstructured only") && strstr(log, "keep full rank"), "%s", log);
+	free(log);
+	space_free(sp);
+	cJSON_Delete(root);
+	free(ls);
+	graph_free(g);
 }
