@@ -1343,3 +1343,15 @@ fail:
 	free(buf);
 	return s;
 }
+
+bool presso_file_sniff(const char *path)
+{
+	char magic[PFILE_MAGIC_BYTES];
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return false;
+	bool ok = fread(magic, 1, sizeof magic, f) == sizeof magic &&
+		  memcmp(magic, PFILE_MAGIC, PFILE_MAGIC_BYTES) == 0;
+	fclose(f);
+	return ok;
+}

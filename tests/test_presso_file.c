@@ -5,15 +5,19 @@
  * (wrong magic, other version, truncation, flipped bytes, corrupted counts
  * behind a valid checksum) is a PRESSO_E_FORMAT error, never a crash. */
 #define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "calib.h"
+#include "config.h"
 #include "dataset.h"
 #include "engine.h"
+#include "evaluators/trial.h"
 #include "graph.h"
 #include "policy.h"
 #include "presso_file.h"
@@ -170,6 +174,15 @@ Test(wcode, damaged_bytes_never_read_or_write_out_of_bounds)
 }
 
 /* --- models -------------------------------------------------------------------- */
+
+/* Removes dir and the files named in it (tests leave nothing behind). */
+static void remove_dir(char *dir, const char *const *names)
+{
+	for (; *names; names++)
+		remove(fx_join(dir, *names));
+	cr_assert_eq(rmdir(dir), 0, "%s: files left behind", dir);
+	free(dir);
+}
 
 static const struct normalize IDENTITY_NORM = {.scale = 1, .n_channels = 1, .mean = {0}, .std = {1}};
 
@@ -340,7 +353,7 @@ Test(presso_file, lenet_w8a8_loads_bit_identical)
 	calib_free(cal);
 	policy_free(pol);
 	graph_free(g);
-	free(dir);
+	remove_dir(dir, (const char *const[]){"lenet.presso", NULL});
 }
 
 /* LeNet with every coding and width: a 90%-pruned binary conv (bitmap or
@@ -384,7 +397,7 @@ Test(presso_file, lenet_mixed_low_bit_sparse_loads_bit_identical)
 	policy_free(pol);
 	free(ls);
 	graph_free(g);
-	free(dir);
+	remove_dir(dir, (const char *const[]){"mixed.presso", NULL});
 }
 
 /* Every shipped model (depthwise convs, residual Adds, folded BatchNorm, ReLU6)
@@ -418,7 +431,7 @@ Test(presso_file, shipped_models_load_bit_identical)
 		}
 		graph_free(g);
 	}
-	free(dir);
+	remove_dir(dir, (const char *const[]){"m.presso", NULL});
 }
 
 /* --- bad files ----------------------------------------------------------------- */
@@ -488,7 +501,8 @@ static void write_mixed(struct bad_fixture *f)
 static void free_bad(struct bad_fixture *f)
 {
 	free(f->good);
-	free(f->dir);
+	remove_dir(f->dir, (const char *const[]){"good.presso", "bad.presso", "cut.presso",
+						   "flip.presso", NULL});
 }
 
 Test(presso_file, wrong_magic_version_and_missing_file)
@@ -570,4 +584,113 @@ Test(presso_file, flipped_bytes_are_format_errors_or_valid_models)
 		    n_trials);
 	free(b);
 	free_bad(&f);
+}
+
+/* --- presso eval --model --------------------------------------------------------- */
+
+static cJSON *eval_json(const char *args, const char *what)
+{
+	char *out, *err;
+	int rc = fx_presso(args, &out, &err);
+	cr_assert_eq(rc, 0, "%s: %s", what, err);
+	cJSON *j = cJSON_Parse(out);
+	cr_assert_not_null(j, "%s: %s", what, out);
+	free(out);
+	free(err);
+	return j;
+}
+
+static double quantized_field(const cJSON *j, const char *name)
+{
+	const cJSON *q = cJSON_GetObjectItem(j, "quantized");
+	cr_assert_not_null(q);
+	const cJSON *f = cJSON_GetObjectItem(q, name);
+	cr_assert_not_null(f, "no quantized.%s", name);
+	return f->valuedouble;
+}
+
+/* The .presso file of a study's int4 model evaluates to exactly what
+ * `eval --policy int4` measures for the same config: accuracy and size. */
+Test(presso_file, eval_model_matches_eval_policy)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	char *dir = fx_tmpdir();
+	char body[2048];
+	snprintf(body, sizeof body,
+		 "{\"name\": \"pf\", \"model\": \"%s\", \"data\": {"
+		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
+		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
+		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
+		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 100, \"validation\": 300, \"test\": 300}}}",
+		 fx_src("models/lenet.onnx"));
+	char cfg_path[1024], model_path[1024], args[4096];
+	snprintf(cfg_path, sizeof cfg_path, "%s", fx_join(dir, "c.json"));
+	snprintf(model_path, sizeof model_path, "%s", fx_join(dir, "lenet4.presso"));
+	cr_assert(fx_write(cfg_path, body, strlen(body)));
+
+	struct config *cfg;
+	struct study_ctx *ctx;
+	struct policy *pol;
+	struct built_model b;
+	cr_assert_eq(config_load(cfg_path, &cfg), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(study_ctx_open(cfg, false, &ctx), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(policy_load("int4", ctx->layers, ctx->n_layers, &pol), PRESSO_OK);
+	cr_assert_eq(trial_build(ctx, pol, &b), PRESSO_OK, "%s", status_msg());
+	int64_t file_bytes;
+	cr_assert_eq(presso_file_write(b.qm, model_path, &file_bytes), PRESSO_OK, "%s",
+		     status_msg());
+	built_model_free(&b);
+	policy_free(pol);
+	study_ctx_free(ctx);
+	config_free(cfg);
+
+	for (int valid = 0; valid < 2; valid++) {
+		const char *split = valid ? " --split valid" : "";
+		snprintf(args, sizeof args, "eval --json --threads 1 --policy int4%s --config '%s'",
+			 split, cfg_path);
+		cJSON *jp = eval_json(args, "eval --policy");
+		snprintf(args, sizeof args, "eval --json --threads 1 --model '%s'%s --config '%s'",
+			 model_path, split, cfg_path);
+		cJSON *jm = eval_json(args, "eval --model");
+		cr_assert_eq(cJSON_GetObjectItem(jm, "images")->valuedouble, 300);
+		cr_assert_eq(quantized_field(jm, "correct"), quantized_field(jp, "correct"));
+		cr_assert_eq(quantized_field(jm, "size_bytes"), quantized_field(jp, "size_bytes"));
+		cr_assert_eq(quantized_field(jm, "bops"), quantized_field(jp, "bops"));
+		cr_assert_eq(quantized_field(jm, "file_bytes"), (double)file_bytes);
+		cJSON_Delete(jp);
+		cJSON_Delete(jm);
+	}
+
+	/* `presso info FILE` lists each layer's quantization and the size */
+	char *bytes, *out, *err;
+	size_t n;
+	snprintf(args, sizeof args, "info '%s' --json", model_path);
+	cr_assert_eq(fx_presso(args, &out, &err), 0, "%s", err);
+	cJSON *ji = cJSON_Parse(out);
+	cr_assert_not_null(ji, "%s", out);
+	const cJSON *l0 = cJSON_GetArrayItem(cJSON_GetObjectItem(ji, "layers"), 1);
+	cr_assert_eq(cJSON_GetObjectItem(l0, "bits")->valuedouble, 4, "%s", out);
+	cr_assert_str_eq(cJSON_GetObjectItem(l0, "coding")->valuestring, "dense");
+	cJSON_Delete(ji);
+	free(out);
+	free(err);
+
+	/* a damaged file: exit 2, the file named; --model excludes --policy */
+	bytes = fx_read(model_path, &n);
+	cr_assert(fx_write(model_path, bytes, n / 2));
+	free(bytes);
+	snprintf(args, sizeof args, "eval --model '%s' --config '%s'", model_path, cfg_path);
+	cr_assert_eq(fx_presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "lenet4.presso"), "%s", err);
+	free(out);
+	free(err);
+	snprintf(args, sizeof args, "eval --model '%s' --policy int8 --config '%s'", model_path,
+		 cfg_path);
+	cr_assert_eq(fx_presso(args, &out, &err), 2);
+	free(out);
+	free(err);
+	remove_dir(dir, (const char *const[]){"c.json", "lenet4.presso", NULL});
 }
