@@ -5,7 +5,7 @@
  * (no NUL); f32 is IEEE-754 binary32.
  *
  *   header (24 bytes)
- *     magic        8   "PRESSO\r\n" followed by nothing else on a text terminal
+ *     magic        8   "PRESSO\r\n" (the CR LF catches a text-mode transfer)
  *     version      u32 1
  *     crc32        u32 CRC-32 (zlib) of the body
  *     body_bytes   u64 the file's size minus 24
