@@ -10,6 +10,7 @@
 #ifndef PRESSO_FILE_H
 #define PRESSO_FILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "graph.h"
@@ -25,5 +26,8 @@ enum presso_status presso_file_write(const struct qmodel *m, const char *path,
  * with qmodel_free() and then *g with graph_free(). */
 enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct graph **g,
 				    struct qmodel **m);
+
+/* True when path starts with the .presso magic (false if unreadable). */
+bool presso_file_sniff(const char *path);
 
 #endif

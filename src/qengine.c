@@ -117,6 +117,7 @@ struct qmodel {
 	int n_bufs;
 	struct qbuf *bufs;
 	struct qmodel_size size;
+	const struct qmodel_preset *preset; /* qmodel_build_preset, while building */
 };
 
 /* --- small helpers -------------------------------------------------------- */
@@ -316,7 +317,12 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 	L->bits = lp->bits;
 	L->n_out = n_out;
 	L->group = n->op == OP_CONV ? n->a.group : 1;
-	quant_weights(w, n_out, k, lp->bits, q, scale);
+	if (m->preset) {
+		memcpy(q, m->preset->layers[st->layer].w, (size_t)(n_out * k));
+		memcpy(scale, m->preset->layers[st->layer].w_scale, sizeof(float) * (size_t)n_out);
+	} else {
+		quant_weights(w, n_out, k, lp->bits, q, scale);
+	}
 	L->wq = q;
 	L->w_scale = scale;
 	L->coding = quant_weight_coding(q, n_out * k, lp->bits);
@@ -330,12 +336,12 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 
 	/* bias correction: remove the mean output error the weight quantization
 	 * causes, E[(Wq - W) x] = (Wq - W) E[x] with E[x] the FP32 channel means */
-	const struct calib_stats *cs = &cal->v[in_v];
+	const struct calib_stats *cs = cal ? &cal->v[in_v] : NULL;
 	int64_t spatial = n->op == OP_CONV ? k / (g->values[n->inputs[1]].shape.dims[1]) : 1;
 	int64_t cg = k / spatial; /* input channels per group */
 	for (int64_t c = 0; c < n_out; c++) {
 		double bias = layer_bias(g, n, c);
-		if (lp->bias_correction && cs->ch_mean) {
+		if (lp->bias_correction && cs && cs->ch_mean) {
 			int64_t g0 = n->op == OP_CONV ? (c / (n_out / L->group)) * cg : 0;
 			double delta = 0;
 			for (int64_t j = 0; j < k; j++) {
@@ -347,6 +353,8 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		}
 		double real = s_in * (double)scale[c];
 		double bq = real > 0 ? nearbyint(bias / real) : 0;
+		if (m->preset)
+			bq = m->preset->layers[st->layer].bias[c];
 		if (bq > BIAS_LIMIT)
 			bq = BIAS_LIMIT;
 		if (bq < -BIAS_LIMIT)
@@ -504,9 +512,10 @@ void qmodel_fp32_size(const struct graph *g, struct qmodel_size *out)
 	out->mean_bits = 32;
 }
 
-enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
-				const struct calib *cal, const struct quant_config *qc,
-				struct qmodel **out)
+/* qmodel_build, or with preset: qmodel_build_preset (cal is then NULL). */
+static enum presso_status build(const struct graph *g, const struct policy *pol,
+				const struct calib *cal, const struct qmodel_preset *preset,
+				const struct quant_config *qc, struct qmodel **out)
 {
 	*out = NULL;
 	struct layer *layers = NULL;
@@ -525,6 +534,7 @@ enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
 	if (!m)
 		goto nomem;
 	m->g = g;
+	m->preset = preset;
 	m->gemm = q8_gemm_for(qc->isa);
 	m->dw = q8_dwconv_for(qc->isa);
 	if (!m->gemm || !m->dw) {
@@ -626,6 +636,17 @@ enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
 		/* the head: the member that a quantizing step writes (the root of the
 		 * union is the first input of the chain) */
 		int bits = group_bits[v] ? group_bits[v] : 8;
+		if (preset) {
+			if (preset->qp[v].bits != bits) {
+				free(group_bits);
+				s = status_fail(PRESSO_E_FORMAT,
+						"value '%s': no %d-bit activation quantization given",
+						g->values[v].name, bits);
+				goto fail;
+			}
+			m->qp[v] = preset->qp[v];
+			continue;
+		}
 		float lo, hi;
 		calib_range(cal, v, qc->method, qc->percentile, bits, &lo, &hi);
 		quant_act_params(lo, hi, bits, &m->qp[v]);
@@ -765,6 +786,7 @@ enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
 		b->last = m->n_steps;
 	}
 	size_accounting(m, pol);
+	m->preset = NULL;
 	free(layers);
 	free(act_of);
 	free(layer_of_node);
@@ -782,6 +804,20 @@ fail:
 	free(kind);
 	qmodel_free(m);
 	return s;
+}
+
+enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
+				const struct calib *cal, const struct quant_config *qc,
+				struct qmodel **out)
+{
+	return build(g, pol, cal, NULL, qc, out);
+}
+
+enum presso_status qmodel_build_preset(const struct graph *g, const struct policy *pol,
+				       const struct qmodel_preset *preset,
+				       const struct quant_config *qc, struct qmodel **out)
+{
+	return build(g, pol, NULL, preset, qc, out);
 }
 
 void qmodel_free(struct qmodel *m)
@@ -1384,6 +1420,15 @@ bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp)
 		return false;
 	*qp = m->qp[v];
 	return true;
+}
+
+int qmodel_value_group(const struct qmodel *m, int v)
+{
+	if (v < 0 || v >= m->g->n_values || m->v[v].dom != QD_U8)
+		return -1;
+	while (m->v[v].group != v) /* no path compression: the model is shared */
+		v = m->v[v].group;
+	return v;
 }
 
 const struct graph *qmodel_graph(const struct qmodel *m)

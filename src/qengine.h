@@ -99,6 +99,34 @@ bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp);
 /* The graph the model was built from. */
 const struct graph *qmodel_graph(const struct qmodel *m);
 
+/* --- a model given its quantization (read back from a .presso file) -------- */
+
+struct qlayer_preset {
+	const int8_t *w;        /* [n_out][k] as in qlayer_view, within the layer's bits */
+	const float *w_scale;   /* [n_out] */
+	const int32_t *bias;    /* [n_out] in units of s_in * w_scale[c] */
+};
+
+struct qmodel_preset {
+	const struct qlayer_preset *layers; /* [n_layers], graph_layers() order */
+	const struct qparams *qp;  /* [n_values]: the quantization of each group's head
+				      (qmodel_value_group(v) == v); bits 0 elsewhere */
+};
+
+/* qmodel_build with the weights, scales, int32 biases and activation parameters
+ * taken from preset instead of computed (no calibration): the rebuilt model
+ * computes exactly what the one they were read from did. pol gives bits and
+ * act_bits per layer. A group head whose preset is missing or has other bits
+ * than the policy implies is a PRESSO_E_FORMAT error naming the value. The
+ * preset is read during the call only; the graph must outlive the model. */
+enum presso_status qmodel_build_preset(const struct graph *g, const struct policy *pol,
+				       const struct qmodel_preset *preset,
+				       const struct quant_config *qc, struct qmodel **out);
+
+/* The head of v's quantization group (the value whose scale and zero point v
+ * shares; v itself for a head), or -1 when v is not held as uint8. */
+int qmodel_value_group(const struct qmodel *m, int v);
+
 /* --- profiling (additive hook for the search's latency table) ---------------
  * A run is a fixed list of steps (kernels) in execution order. */
 

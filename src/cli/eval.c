@@ -1,9 +1,10 @@
 /* eval.c - `presso eval`: accuracy, size, BOPs and speed of a study's model, in
- * FP32 or quantized by a policy. */
+ * FP32 or quantized by a policy, or of a quantized model from a .presso file. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "calib.h"
 #include "cli/cli.h"
@@ -12,6 +13,7 @@
 #include "evaluators/trial.h"
 #include "graph.h"
 #include "policy.h"
+#include "presso_file.h"
 #include "qengine.h"
 
 /* batch-1 latency: the median of this many runs */
@@ -93,16 +95,109 @@ static void print_text(const struct config *cfg, const struct eval_out *o, int t
 	       o->q_latency_us, o->fp32_latency_us, o->q.images_per_s, cfg->eval.batch);
 }
 
+/* --model: a .presso file's quantized model on the config's dataset. */
+static int eval_presso(const struct config *cfg, const char *path, const char *split_name,
+		       int threads, bool json)
+{
+	struct graph *g = NULL;
+	struct qmodel *qm = NULL;
+	struct dataset *ds = NULL;
+	struct split calib_sp = {0}, valid_sp = {0}, test_sp = {0};
+	struct eval_result r = {0};
+	struct qmodel_size z, fz;
+	double latency_us = 0;
+	int rc;
+	bool on_test = strcmp(split_name, "test") == 0;
+	enum q8_isa isa = q8_isa_best();
+	enum presso_status s = presso_file_load(path, isa, &g, &qm);
+	if (s != PRESSO_OK)
+		goto fail;
+	if ((s = trial_load_dataset(cfg, on_test, &ds)) != PRESSO_OK)
+		goto fail;
+	if (on_test)
+		s = split_range(ds->n, cfg->data.n_test, &test_sp);
+	else
+		s = dataset_make_splits(ds->n, cfg->data.seed, cfg->data.n_calib, cfg->data.n_valid,
+					&calib_sp, &valid_sp);
+	if (s != PRESSO_OK)
+		goto fail;
+	struct eval_model qmod = {g, qm};
+	if ((s = eval_accuracy(&qmod, ds, &cfg->data.norm, on_test ? &test_sp : &valid_sp,
+			       cfg->eval.batch, threads, &r)) != PRESSO_OK ||
+	    (s = eval_latency(&qmod, ds, &cfg->data.norm, LATENCY_RUNS, &latency_us)) != PRESSO_OK) {
+		status_wrap(s, "%s", path);
+		goto fail;
+	}
+	qmodel_size(qm, &z);
+	qmodel_fp32_size(g, &fz);
+	struct stat st;
+	int64_t file_bytes = stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+	if (json) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "study", cfg->name);
+		cJSON_AddStringToObject(j, "model", path);
+		cJSON_AddStringToObject(j, "split", split_name);
+		cJSON_AddNumberToObject(j, "images", (double)r.n_images);
+		cJSON *q = cJSON_AddObjectToObject(j, "quantized");
+		cJSON_AddNumberToObject(q, "accuracy", r.accuracy_pct);
+		cJSON_AddNumberToObject(q, "correct", (double)r.n_correct);
+		cJSON_AddNumberToObject(q, "size_bytes", (double)z.size_bytes);
+		cJSON_AddNumberToObject(q, "file_bytes", (double)file_bytes);
+		cJSON_AddNumberToObject(q, "weight_bytes", (double)z.weight_bytes);
+		cJSON_AddNumberToObject(q, "compression_ratio",
+					(double)fz.size_bytes / (double)z.size_bytes);
+		cJSON_AddNumberToObject(q, "bops", z.bops);
+		cJSON_AddNumberToObject(q, "mean_bits", z.mean_bits);
+		cJSON_AddNumberToObject(q, "latency_us", latency_us);
+		cJSON_AddNumberToObject(q, "images_per_s", r.images_per_s);
+		cJSON_AddStringToObject(q, "isa", q8_isa_name(isa));
+		cJSON_AddNumberToObject(j, "batch", cfg->eval.batch);
+		cJSON_AddNumberToObject(j, "threads", threads);
+		char *text = cJSON_Print(j);
+		cJSON_Delete(j);
+		if (text)
+			puts(text);
+		free(text);
+	} else {
+		printf("study:       %s\n", cfg->name);
+		printf("model:       %s (%d quantized layers, kernels %s)\n", path, qmodel_n_layers(qm),
+		       q8_isa_name(isa));
+		printf("split:       %s, %lld images\n", split_name, (long long)r.n_images);
+		printf("quantized:   %.2f%% top-1\n", r.accuracy_pct);
+		printf("size:        %lld bytes (%.2fx smaller than FP32; weights %lld bytes, mean %.2f bits); file %lld bytes\n",
+		       (long long)z.size_bytes, (double)fz.size_bytes / (double)z.size_bytes,
+		       (long long)z.weight_bytes, z.mean_bits, (long long)file_bytes);
+		printf("BOPs:        %.4g (%.1fx fewer than FP32)\n", z.bops, fz.bops / z.bops);
+		printf("latency:     %.1f us at batch 1; %.0f images/s at batch %d (%d thread%s)\n",
+		       latency_us, r.images_per_s, cfg->eval.batch, threads, threads == 1 ? "" : "s");
+	}
+	rc = 0;
+	goto done;
+fail:
+	rc = cli_fail("eval", s);
+done:
+	split_free(&calib_sp);
+	split_free(&valid_sp);
+	split_free(&test_sp);
+	dataset_free(ds);
+	qmodel_free(qm);
+	graph_free(g);
+	return rc;
+}
+
 int cmd_eval(int argc, char **argv)
 {
 	const char *config_path = NULL, *split_name = "test", *threads_arg = NULL,
-		   *policy_arg = NULL;
+		   *policy_arg = NULL, *model_arg = NULL;
 	bool json = false;
 	const struct cli_opt opts[] = {
 		{"config", CLI_STRING, "FILE", "study config (model, dataset, splits)", NULL, &config_path},
 		{"policy", CLI_STRING, "FILE|int8|int4",
 		 "quantize with this policy (JSON file, or a shorthand) and compare with FP32", NULL,
 		 &policy_arg},
+		{"model", CLI_STRING, "FILE.presso",
+		 "evaluate this quantized model (written by compress) instead of the config's", NULL,
+		 &model_arg},
 		{"split", CLI_STRING, "test|valid", "split to evaluate on (default: test)", NULL, &split_name},
 		{"threads", CLI_STRING, "N", "worker threads (default: the config's eval.threads)", NULL, &threads_arg},
 		{"json", CLI_FLAG, NULL, "print JSON instead of text", &json, NULL},
@@ -113,14 +208,21 @@ int cmd_eval(int argc, char **argv)
 		"and images per second; with --policy also the quantized model's accuracy,\n"
 		"its difference from FP32, size in bytes, compression ratio, BOPs\n"
 		"(MACs x weight bits x activation bits) and batch-1 latency (median, one thread).\n"
-		"Calibration uses the config's calibration split of the training set.",
-		"--config FILE [--policy FILE|int8|int4] [--split test|valid] [--threads N] [--json]",
-		opts, 5};
+		"Calibration uses the config's calibration split of the training set.\n"
+		"With --model, the .presso file's quantized model runs on the config's dataset\n"
+		"instead: its accuracy, size, BOPs and latency (no FP32 comparison).",
+		"--config FILE [--policy FILE|int8|int4 | --model FILE.presso] [--split test|valid]\n"
+		"       [--threads N] [--json]",
+		opts, 6};
 	int rc;
 	if (!cli_parse(&cmd, argc, argv, &rc))
 		return rc;
 	if (!cli_require(&cmd, "config", config_path))
 		return 2;
+	if (policy_arg && model_arg) {
+		fprintf(stderr, "presso eval: --policy and --model exclude each other\n");
+		return 2;
+	}
 	if (strcmp(split_name, "test") != 0 && strcmp(split_name, "valid") != 0) {
 		fprintf(stderr, "presso eval: --split must be test or valid, not '%s'\n", split_name);
 		return 2;
@@ -150,6 +252,11 @@ int cmd_eval(int argc, char **argv)
 			return 2;
 		}
 		threads = (int)t;
+	}
+	if (model_arg) {
+		rc = eval_presso(cfg, model_arg, split_name, threads, json);
+		config_free(cfg);
+		return rc;
 	}
 	if ((s = graph_load_onnx(cfg->model_path, &g)) != PRESSO_OK)
 		goto fail;

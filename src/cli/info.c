@@ -1,4 +1,5 @@
-/* info.c - `presso info`: the layers of a model, their shapes, parameters and MACs. */
+/* info.c - `presso info`: the layers of a model, their shapes, parameters and MACs;
+ * for a .presso file also each layer's quantization and the model's size. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,9 @@
 
 #include "cli/cli.h"
 #include "graph.h"
+#include "presso_file.h"
+#include "qengine.h"
+#include "quant.h"
 
 static const char *in_shape_str(const struct graph *g, const struct node *n, char *buf,
 				size_t bytes)
@@ -21,7 +25,8 @@ static const char *out_shape_str(const struct graph *g, const struct node *n, ch
 	return shape_format(&v->shape, v->batched, buf, bytes);
 }
 
-static int print_json(const char *path, const struct graph *g, const struct layer *ls, int nl)
+static int print_json(const char *path, const struct graph *g, const struct layer *ls, int nl,
+		      const struct qmodel *qm)
 {
 	int64_t params, macs;
 	graph_totals(g, &params, &macs);
@@ -62,6 +67,14 @@ static int print_json(const char *path, const struct graph *g, const struct laye
 		cJSON_AddNumberToObject(o, "group", ls[i].group);
 		cJSON_AddNumberToObject(o, "params", (double)ls[i].params);
 		cJSON_AddNumberToObject(o, "macs", (double)ls[i].macs);
+		if (qm) {
+			struct qlayer_view v;
+			qmodel_layer_view(qm, i, &v);
+			cJSON_AddNumberToObject(o, "bits", v.bits);
+			cJSON_AddNumberToObject(o, "act_bits", v.act_bits);
+			cJSON_AddStringToObject(o, "coding", quant_coding_name(v.coding.kind));
+			cJSON_AddNumberToObject(o, "weight_bytes", (double)v.coding.bytes);
+		}
 		cJSON_AddItemToArray(arr, o);
 	}
 	cJSON *tot = cJSON_AddObjectToObject(root, "totals");
@@ -71,6 +84,14 @@ static int print_json(const char *path, const struct graph *g, const struct laye
 	cJSON_AddNumberToObject(tot, "macs", (double)macs);
 	cJSON_AddNumberToObject(tot, "fp32_bytes", (double)(params * 4));
 	cJSON_AddNumberToObject(tot, "folded_batchnorm", g->n_folded_bn);
+	if (qm) {
+		struct qmodel_size z;
+		qmodel_size(qm, &z);
+		cJSON_AddNumberToObject(tot, "size_bytes", (double)z.size_bytes);
+		cJSON_AddNumberToObject(tot, "weight_bytes", (double)z.weight_bytes);
+		cJSON_AddNumberToObject(tot, "bops", z.bops);
+		cJSON_AddNumberToObject(tot, "mean_bits", z.mean_bits);
+	}
 	char *text = cJSON_Print(root);
 	cJSON_Delete(root);
 	if (!text)
@@ -80,14 +101,15 @@ static int print_json(const char *path, const struct graph *g, const struct laye
 	return 0;
 }
 
-static int print_table(const char *path, const struct graph *g, const struct layer *ls, int nl)
+static int print_table(const char *path, const struct graph *g, const struct layer *ls, int nl,
+		       const struct qmodel *qm)
 {
 	int64_t params, macs;
 	graph_totals(g, &params, &macs);
 	char a[96], b[96];
 	printf("model:   %s\n", path);
-	printf("format:  ONNX opset %lld%s%s\n", (long long)g->opset, g->producer ? ", from " : "",
-	       g->producer ? g->producer : "");
+	printf("format:  %s opset %lld%s%s\n", qm ? ".presso, quantized from ONNX" : "ONNX",
+	       (long long)g->opset, g->producer ? ", from " : "", g->producer ? g->producer : "");
 	for (int i = 0; i < g->n_inputs; i++) {
 		const struct value *v = &g->values[g->inputs[i]];
 		printf("input:   %s %s\n", v->name, shape_format(&v->shape, v->batched, a, sizeof a));
@@ -109,8 +131,9 @@ static int print_table(const char *path, const struct graph *g, const struct lay
 			       out_shape_str(g, n, b, sizeof b));
 		wio = len > wio ? len : wio;
 	}
-	printf("\n\n%3s  %-*s %-6s %-*s %10s %12s\n", "#", wn, "layer", "op", wio,
+	printf("\n\n%3s  %-*s %-6s %-*s %10s %12s", "#", wn, "layer", "op", wio,
 	       "input -> output", "params", "MACs");
+	printf(qm ? "  %4s %4s %-9s %9s\n" : "\n", "bits", "act", "coding", "bytes");
 	for (int i = 0; i < nl; i++) {
 		const struct node *n = &g->nodes[ls[i].node];
 		snprintf(io, sizeof io, "%s -> %s", in_shape_str(g, n, a, sizeof a),
@@ -120,11 +143,24 @@ static int print_table(const char *path, const struct graph *g, const struct lay
 		if (ls[i].op == OP_CONV && ls[i].group > 1)
 			op = ls[i].group == ls[i].c_out ? "DWConv" : "GConv";
 		snprintf(opbuf, sizeof opbuf, "%s", op);
-		printf("%3d  %-*s %-6s %-*s %10lld %12lld\n", i, wn, ls[i].name, opbuf, wio, io,
+		printf("%3d  %-*s %-6s %-*s %10lld %12lld", i, wn, ls[i].name, opbuf, wio, io,
 		       (long long)ls[i].params, (long long)ls[i].macs);
+		if (qm) {
+			struct qlayer_view v;
+			qmodel_layer_view(qm, i, &v);
+			printf("  %4d %4d %-9s %9lld", v.bits, v.act_bits,
+			       quant_coding_name(v.coding.kind), (long long)v.coding.bytes);
+		}
+		printf("\n");
 	}
 	printf("\ntotal:   %d compressible layers, %lld parameters (%.1f KiB as FP32), %.2f M MACs per image\n",
 	       nl, (long long)params, (double)params * 4 / 1024.0, (double)macs / 1e6);
+	if (qm) {
+		struct qmodel_size z;
+		qmodel_size(qm, &z);
+		printf("size:    %lld bytes quantized (weights %lld bytes, mean %.2f bits), %.4g BOPs\n",
+		       (long long)z.size_bytes, (long long)z.weight_bytes, z.mean_bits, z.bops);
+	}
 	return 0;
 }
 
@@ -133,31 +169,45 @@ int cmd_info(int argc, char **argv)
 	const char *model = NULL;
 	bool json = false;
 	const struct cli_opt opts[] = {
-		{"model", CLI_STRING, "FILE", "the ONNX model to describe", NULL, &model},
+		{"model", CLI_STRING, "FILE", "the ONNX or .presso model to describe", NULL, &model},
 		{"json", CLI_FLAG, NULL, "print JSON instead of a table", &json, NULL},
 	};
 	const struct cli_cmd cmd = {"info",
 				    "Lists the compressible layers of a model (Conv, Gemm, MatMul with "
-				    "constant weights)\nwith their shapes, parameters and MACs per image.",
-				    "--model FILE [--json]", opts, 2};
+				    "constant weights)\nwith their shapes, parameters and MACs per image; "
+				    "for a .presso file also\neach layer's bits, activation bits and weight "
+				    "coding, and the model's size.",
+				    "--model FILE [--json]   or   presso info FILE [--json]", opts, 2};
 	int rc;
+	/* `presso info FILE`: the model may come first, without --model */
+	if (argc > 1 && argv[1][0] != '-') {
+		model = argv[1];
+		argv[1] = argv[0];
+		argc--;
+		argv++;
+	}
 	if (!cli_parse(&cmd, argc, argv, &rc))
 		return rc;
 	if (!cli_require(&cmd, "model", model))
 		return 2;
 	struct graph *g;
-	enum presso_status s = graph_load_onnx(model, &g);
+	struct qmodel *qm = NULL;
+	enum presso_status s = presso_file_sniff(model)
+				       ? presso_file_load(model, q8_isa_best(), &g, &qm)
+				       : graph_load_onnx(model, &g);
 	if (s != PRESSO_OK)
 		return cli_fail("info", s);
 	struct layer *ls;
 	int nl;
 	s = graph_layers(g, &ls, &nl);
 	if (s != PRESSO_OK) {
+		qmodel_free(qm);
 		graph_free(g);
 		return cli_fail("info", s);
 	}
-	rc = json ? print_json(model, g, ls, nl) : print_table(model, g, ls, nl);
+	rc = json ? print_json(model, g, ls, nl, qm) : print_table(model, g, ls, nl, qm);
 	free(ls);
+	qmodel_free(qm);
 	graph_free(g);
 	return rc;
 }

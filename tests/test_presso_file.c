@@ -1,0 +1,696 @@
+/* test_presso_file.c - the .presso format: weight codings round-trip at every
+ * width; written models load back computing bit-identical outputs, at W8A8 and
+ * at mixed low-bit policies with sparse layers, on every shipped model; the file
+ * is the model's size_bytes plus a small structure; and every class of bad file
+ * (wrong magic, other version, truncation, flipped bytes, corrupted counts
+ * behind a valid checksum) is a PRESSO_E_FORMAT error, never a crash. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "calib.h"
+#include "config.h"
+#include "dataset.h"
+#include "engine.h"
+#include "evaluators/trial.h"
+#include "graph.h"
+#include "policy.h"
+#include "presso_file.h"
+#include "qengine.h"
+#include "tests/fixtures.h"
+#include "wcode.h"
+
+/* The structure a .presso file adds to size_bytes: 24 bytes of header plus
+ * names, shapes and nodes. The shipped models (up to ~100 nodes with long
+ * PyTorch names) stay below this. */
+#define MAX_OVERHEAD_BYTES 8192
+/* LeNet's structure is 817 bytes (README: the .presso format). */
+#define LENET_MAX_OVERHEAD_BYTES 1024
+#define N_CALIB 8
+#define N_RUN 6
+
+static uint32_t rng(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return *s >> 8;
+}
+
+static float frand(uint32_t *s)
+{
+	return (float)(rng(s) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* --- weight codings ------------------------------------------------------------ */
+
+static struct weight_coding coding_of(enum weight_coding_kind kind, const int8_t *q, int64_t n,
+				      int bits)
+{
+	struct weight_coding c = quant_weight_coding(q, n, bits);
+	int64_t entries = 0, run = 0;
+	for (int64_t i = 0; i < n; i++) {
+		if (q[i] == 0) {
+			if (++run == WCODE_MAX_RUN + 1) {
+				entries++;
+				run = 0;
+			}
+			continue;
+		}
+		entries++;
+		run = 0;
+	}
+	c.kind = kind;
+	c.bytes = kind == WCODE_DENSE	 ? quant_packed_bytes(n, bits)
+		  : kind == WCODE_BITMAP ? (n + 7) / 8 + quant_packed_bytes(c.nnz, bits)
+					 : (entries * (WCODE_RUN_BITS + bits) + 7) / 8;
+	return c;
+}
+
+/* Random weights at `bits`: zeros with probability `zeros`, in runs when `runs`. */
+static void random_weights(int8_t *q, int64_t n, int bits, double zeros, bool runs, uint32_t *s)
+{
+	int qmax = quant_weight_qmax(bits);
+	for (int64_t i = 0; i < n; i++) {
+		bool zero = (double)(rng(s) % 10000) < zeros * 10000;
+		if (runs && zero) {
+			int64_t len = 1 + rng(s) % 40;
+			for (int64_t j = 0; j < len && i < n; j++, i++)
+				q[i] = 0;
+			i--;
+			continue;
+		}
+		int v = 0;
+		while (v == 0 && !zero)
+			v = (int)(rng(s) % (uint32_t)(2 * qmax + 1)) - qmax;
+		q[i] = (int8_t)v;
+	}
+}
+
+Test(wcode, every_coding_round_trips_at_every_width)
+{
+	static const int64_t lens[] = {1, 7, 8, 15, 16, 17, 31, 33, 100, 1000, 4099};
+	static const double zeros[] = {0.0, 0.05, 0.3, 0.7, 0.97, 1.0};
+	uint32_t seed = 7;
+	int8_t *q = malloc(4099), *back = malloc(4099);
+	uint8_t *bytes = malloc(8192);
+	for (int bits = 1; bits <= 8; bits++)
+		for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+			for (size_t zi = 0; zi < sizeof zeros / sizeof zeros[0]; zi++)
+				for (int runs = 0; runs < 2; runs++)
+					for (int kind = WCODE_DENSE; kind <= WCODE_RUNLENGTH; kind++) {
+		int64_t n = lens[li];
+		random_weights(q, n, bits, zeros[zi], runs, &seed);
+		struct weight_coding c = coding_of((enum weight_coding_kind)kind, q, n, bits);
+		bool fillers = false;
+		for (int64_t i = 0, run = 0; i < n; i++)
+			if (q[i] == 0 && ++run > WCODE_MAX_RUN)
+				fillers = true;
+			else if (q[i] != 0)
+				run = 0;
+		/* binary has no code for zero: no dense with zeros, no fillers */
+		if (bits == 1 && ((kind == WCODE_DENSE && c.nnz < n) ||
+				  (kind == WCODE_RUNLENGTH && fillers)))
+			continue;
+		memset(bytes, 0xAB, 8192);
+		wcode_encode(q, n, bits, &c, bytes);
+		cr_assert_eq(bytes[c.bytes], 0xAB, "bits %d n %lld %s: wrote past its bytes", bits,
+			     (long long)n, quant_coding_name(c.kind));
+		memset(back, 0x55, (size_t)n);
+		cr_assert(wcode_decode(bytes, &c, n, bits, back), "bits %d n %lld zeros %.2f %s",
+			  bits, (long long)n, zeros[zi], quant_coding_name(c.kind));
+		cr_assert_arr_eq(q, back, (size_t)n, "bits %d n %lld %s", bits, (long long)n,
+				 quant_coding_name(c.kind));
+		/* another non-zero count decodes to other weights with that count
+		 * (binary run-length padding can hold one more entry) or not at all */
+		struct weight_coding c2 = c;
+		c2.nnz = c.nnz + 1;
+		if (c2.nnz <= n && wcode_decode(bytes, &c2, n, bits, back)) {
+			int64_t nnz = 0;
+			for (int64_t i = 0; i < n; i++)
+				nnz += back[i] != 0;
+			cr_assert_eq(nnz, c2.nnz);
+		}
+		/* a wrong byte length is refused */
+		c2 = c;
+		c2.bytes = c.bytes + 1;
+		bytes[c.bytes] = 0;
+		cr_assert_not(wcode_decode(bytes, &c2, n, bits, back), "bits %d n %lld %s", bits,
+			      (long long)n, quant_coding_name(c.kind));
+	}
+	free(q);
+	free(back);
+	free(bytes);
+}
+
+Test(wcode, damaged_bytes_never_read_or_write_out_of_bounds)
+{
+	uint32_t seed = 11;
+	int8_t q[600], back[600];
+	uint8_t bytes[700];
+	for (int bits = 1; bits <= 8; bits++)
+		for (int kind = WCODE_DENSE; kind <= WCODE_RUNLENGTH; kind++)
+			for (int trial = 0; trial < 60; trial++) {
+				int64_t n = 1 + rng(&seed) % 600;
+				random_weights(q, n, bits, bits == 1 ? 0.0 : 0.6, trial & 1, &seed);
+				struct weight_coding c = coding_of((enum weight_coding_kind)kind, q, n, bits);
+				if (bits == 1 && kind == WCODE_DENSE && c.nnz < n)
+					continue;
+				memset(bytes, 0, sizeof bytes);
+				if (!(bits == 1 && kind == WCODE_RUNLENGTH))
+					wcode_encode(q, n, bits, &c, bytes);
+				/* random damage; a decode that succeeds must give in-range weights */
+				for (int f = 0; f < 3; f++)
+					bytes[rng(&seed) % (uint32_t)(c.bytes ? c.bytes : 1)] ^=
+						(uint8_t)(1u << (rng(&seed) % 8));
+				if (wcode_decode(bytes, &c, n, bits, back))
+					for (int64_t i = 0; i < n; i++)
+						cr_assert(back[i] >= -quant_weight_qmax(bits) &&
+							  back[i] <= quant_weight_qmax(bits));
+			}
+}
+
+/* --- models -------------------------------------------------------------------- */
+
+/* Removes dir and the files named in it (tests leave nothing behind). */
+static void remove_dir(char *dir, const char *const *names)
+{
+	for (; *names; names++)
+		remove(fx_join(dir, *names));
+	cr_assert_eq(rmdir(dir), 0, "%s: files left behind", dir);
+	free(dir);
+}
+
+static const struct normalize IDENTITY_NORM = {.scale = 1, .n_channels = 1, .mean = {0}, .std = {1}};
+
+/* n random images shaped like g's input (NCHW float). */
+static struct dataset *random_images(const struct graph *g, int n, uint32_t seed)
+{
+	const struct shape *s = &g->values[g->inputs[0]].shape;
+	struct dataset *ds = calloc(1, sizeof *ds);
+	ds->n = n;
+	ds->c = (int)s->dims[1];
+	ds->h = (int)s->dims[2];
+	ds->w = (int)s->dims[3];
+	int64_t per = (int64_t)ds->c * ds->h * ds->w;
+	ds->f32 = malloc(sizeof(float) * (size_t)(n * per));
+	ds->labels = calloc((size_t)n, sizeof(int32_t));
+	ds->n_classes = 10;
+	for (int64_t i = 0; i < n * per; i++)
+		ds->f32[i] = 2.0f * frand(&seed);
+	return ds;
+}
+
+static struct graph *load_model(const char *name)
+{
+	char rel[128];
+	snprintf(rel, sizeof rel, "models/%s.onnx", name);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx(fx_src(rel), &g), PRESSO_OK, "%s", status_msg());
+	return g;
+}
+
+static struct qmodel *quantize(const struct graph *g, const struct policy *pol, struct calib **cal)
+{
+	struct dataset *ds = random_images(g, N_CALIB, 3);
+	struct split sp;
+	cr_assert_eq(split_range(ds->n, 0, &sp), PRESSO_OK);
+	cr_assert_eq(calib_run(g, ds, &IDENTITY_NORM, &sp, N_CALIB, cal), PRESSO_OK, "%s",
+		     status_msg());
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best()};
+	struct qmodel *m;
+	cr_assert_eq(qmodel_build(g, pol, *cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+	split_free(&sp);
+	dataset_free(ds);
+	return m;
+}
+
+/* The outputs of m on N_RUN fixed random images (malloc'd), *n_out floats. */
+static float *run_q(const struct qmodel *m, int64_t *n_out)
+{
+	const struct graph *g = qmodel_graph(m);
+	struct dataset *ds = random_images(g, N_RUN, 99);
+	struct qengine *e;
+	cr_assert_eq(qengine_create(m, N_RUN, &e), PRESSO_OK, "%s", status_msg());
+	int64_t idx[N_RUN];
+	for (int i = 0; i < N_RUN; i++)
+		idx[i] = i;
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, N_RUN, false, qengine_input(e, 0), NULL);
+	cr_assert_eq(qengine_run(e, N_RUN), PRESSO_OK, "%s", status_msg());
+	struct shape s;
+	const float *y = qengine_output(e, 0, &s);
+	*n_out = shape_numel(&s);
+	float *out = malloc(sizeof(float) * (size_t)*n_out);
+	memcpy(out, y, sizeof(float) * (size_t)*n_out);
+	qengine_free(e);
+	dataset_free(ds);
+	return out;
+}
+
+/* The loaded graph runs in the FP32 engine too (its weights dequantized). */
+static void check_fp32_runs(const struct graph *g)
+{
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 2, &e), PRESSO_OK, "%s", status_msg());
+	struct dataset *ds = random_images(g, 2, 5);
+	int64_t idx[2] = {0, 1};
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, 2, false, engine_input(e, 0), NULL);
+	cr_assert_eq(engine_run(e, 2), PRESSO_OK, "%s", status_msg());
+	engine_free(e);
+	dataset_free(ds);
+}
+
+struct roundtrip {
+	int64_t file_bytes, size_bytes;
+	bool coding_seen[3];
+	int bits_seen[9];
+};
+
+/* Writes m, loads it back, and checks outputs, sizes and per-layer choices. */
+static void roundtrip(const struct qmodel *m, const char *path, struct roundtrip *rt)
+{
+	memset(rt, 0, sizeof *rt);
+	cr_assert_eq(presso_file_write(m, path, &rt->file_bytes), PRESSO_OK, "%s", status_msg());
+	size_t n;
+	char *bytes = fx_read(path, &n);
+	cr_assert_eq((int64_t)n, rt->file_bytes);
+	free(bytes);
+
+	struct graph *g2;
+	struct qmodel *m2;
+	cr_assert_eq(presso_file_load(path, q8_isa_best(), &g2, &m2), PRESSO_OK, "%s", status_msg());
+	struct qmodel_size z1, z2;
+	qmodel_size(m, &z1);
+	qmodel_size(m2, &z2);
+	rt->size_bytes = z1.size_bytes;
+	cr_assert_eq(z2.size_bytes, z1.size_bytes);
+	cr_assert_eq(z2.weight_bytes, z1.weight_bytes);
+	cr_assert_eq(z2.bops, z1.bops);
+	cr_assert_eq(qmodel_n_layers(m2), qmodel_n_layers(m));
+	for (int i = 0; i < qmodel_n_layers(m); i++) {
+		struct qlayer_view a, b;
+		qmodel_layer_view(m, i, &a);
+		qmodel_layer_view(m2, i, &b);
+		cr_assert_eq(a.bits, b.bits);
+		cr_assert_eq(a.act_bits, b.act_bits);
+		cr_assert_eq(a.coding.kind, b.coding.kind);
+		cr_assert_eq(a.coding.bytes, b.coding.bytes);
+		cr_assert_arr_eq(a.w, b.w, (size_t)(a.n_out * a.k));
+		cr_assert_arr_eq(a.w_scale, b.w_scale, sizeof(float) * (size_t)a.n_out);
+		cr_assert_arr_eq(a.bias, b.bias, sizeof(int32_t) * (size_t)a.n_out);
+		rt->coding_seen[a.coding.kind] = true;
+		rt->bits_seen[a.bits]++;
+	}
+	int64_t n1, n2;
+	float *y1 = run_q(m, &n1), *y2 = run_q(m2, &n2);
+	cr_assert_eq(n1, n2);
+	cr_assert_arr_eq(y1, y2, sizeof(float) * (size_t)n1, "outputs differ after loading");
+	free(y1);
+	free(y2);
+	check_fp32_runs(g2);
+	qmodel_free(m2);
+	graph_free(g2);
+}
+
+static struct policy *uniform(int n_layers, int bits, int act_bits)
+{
+	struct layer_policy lp = policy_default_layer();
+	lp.bits = bits;
+	lp.act_bits = act_bits;
+	struct policy *p;
+	cr_assert_eq(policy_uniform(&lp, n_layers, &p), PRESSO_OK);
+	return p;
+}
+
+static int n_layers_of(const struct graph *g)
+{
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	free(ls);
+	return nl;
+}
+
+Test(presso_file, lenet_w8a8_loads_bit_identical)
+{
+	char *dir = fx_tmpdir();
+	struct graph *g = load_model("lenet");
+	struct policy *pol = uniform(n_layers_of(g), 8, 8);
+	struct calib *cal;
+	struct qmodel *m = quantize(g, pol, &cal);
+	struct roundtrip rt;
+	roundtrip(m, fx_join(dir, "lenet.presso"), &rt);
+	int64_t overhead = rt.file_bytes - rt.size_bytes;
+	cr_assert(overhead > 24 && overhead <= LENET_MAX_OVERHEAD_BYTES,
+		  "file %lld bytes, size_bytes %lld", (long long)rt.file_bytes,
+		  (long long)rt.size_bytes);
+	cr_log_info("lenet W8A8: %lld bytes = size_bytes %lld + %lld of structure",
+		    (long long)rt.file_bytes, (long long)rt.size_bytes, (long long)overhead);
+	qmodel_free(m);
+	calib_free(cal);
+	policy_free(pol);
+	graph_free(g);
+	remove_dir(dir, (const char *const[]){"lenet.presso", NULL});
+}
+
+/* LeNet with every coding and width: a 90%-pruned binary conv (bitmap or
+ * run-length), a ternary conv, a 3-bit fc1 with long runs of zeros (run-length),
+ * 4- and 8-bit layers, 4..8-bit activations. */
+Test(presso_file, lenet_mixed_low_bit_sparse_loads_bit_identical)
+{
+	char *dir = fx_tmpdir();
+	struct graph *g = load_model("lenet");
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 5);
+	uint32_t s = 5;
+	/* conv1: 90% of weights pruned at random */
+	struct value *w0 = &g->values[g->nodes[ls[0].node].inputs[1]];
+	for (int64_t i = 0; i < shape_numel(&w0->shape); i++)
+		if (rng(&s) % 10 != 0)
+			w0->data[i] = 0;
+	/* fc1: 97% pruned in long runs */
+	struct value *w2 = &g->values[g->nodes[ls[2].node].inputs[1]];
+	for (int64_t i = 0; i < shape_numel(&w2->shape); i++)
+		if ((i / 37) % 33 != 0)
+			w2->data[i] = 0;
+	struct policy *pol = uniform(nl, 8, 8);
+	static const int bits[5] = {1, 2, 3, 4, 8}, act_bits[5] = {8, 6, 5, 4, 7};
+	for (int i = 0; i < nl; i++) {
+		pol->layers[i].bits = bits[i];
+		pol->layers[i].act_bits = act_bits[i];
+	}
+	struct calib *cal;
+	struct qmodel *m = quantize(g, pol, &cal);
+	struct roundtrip rt;
+	roundtrip(m, fx_join(dir, "mixed.presso"), &rt);
+	for (int k = 0; k < 3; k++)
+		cr_assert(rt.coding_seen[k], "no layer in %s coding", quant_coding_name(k));
+	cr_assert(rt.bits_seen[1] && rt.bits_seen[2] && rt.bits_seen[3]);
+	cr_assert(rt.file_bytes - rt.size_bytes <= LENET_MAX_OVERHEAD_BYTES);
+	qmodel_free(m);
+	calib_free(cal);
+	policy_free(pol);
+	free(ls);
+	graph_free(g);
+	remove_dir(dir, (const char *const[]){"mixed.presso", NULL});
+}
+
+/* Every shipped model (depthwise convs, residual Adds, folded BatchNorm, ReLU6)
+ * at W8A8 and W4A8 with the first and last layer at 8 bits. Sanitizer builds,
+ * ten times slower, check MobileNetV2 (every op the others have but the folded
+ * BatchNorm, which import removes) at W4A8 only. */
+Test(presso_file, shipped_models_load_bit_identical)
+{
+	static const char *const models[] = {"mobilenetv2", "lenet", "resnet", "resnet_bn"};
+	size_t n_models = fx_sanitized() ? 1 : sizeof models / sizeof models[0];
+	char *dir = fx_tmpdir();
+	for (size_t i = 0; i < n_models; i++) {
+		struct graph *g = load_model(models[i]);
+		int nl = n_layers_of(g);
+		for (int w4 = fx_sanitized(); w4 < 2; w4++) {
+			struct policy *pol = uniform(nl, w4 ? 4 : 8, 8);
+			pol->layers[0].bits = pol->layers[nl - 1].bits = 8;
+			struct calib *cal;
+			struct qmodel *m = quantize(g, pol, &cal);
+			struct roundtrip rt;
+			roundtrip(m, fx_join(dir, "m.presso"), &rt);
+			int64_t overhead = rt.file_bytes - rt.size_bytes;
+			cr_assert(overhead > 24 && overhead <= MAX_OVERHEAD_BYTES, "%s: %lld bytes over",
+				  models[i], (long long)overhead);
+			cr_log_info("%s W%dA8: file %lld bytes = size_bytes %lld + %lld", models[i],
+				    w4 ? 4 : 8, (long long)rt.file_bytes, (long long)rt.size_bytes,
+				    (long long)overhead);
+			qmodel_free(m);
+			calib_free(cal);
+			policy_free(pol);
+		}
+		graph_free(g);
+	}
+	remove_dir(dir, (const char *const[]){"m.presso", NULL});
+}
+
+/* --- bad files ----------------------------------------------------------------- */
+
+#define HEADER_BYTES 24
+
+/* Rewrites the header's length and checksum for the body that is there, so that
+ * the damage reaches the parser behind them. */
+static void fix_header(uint8_t *b, size_t n)
+{
+	uint64_t body = n - HEADER_BYTES;
+	uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b + HEADER_BYTES, (uInt)body);
+	for (int i = 0; i < 4; i++)
+		b[12 + i] = (uint8_t)(crc >> (8 * i));
+	for (int i = 0; i < 8; i++)
+		b[16 + i] = (uint8_t)(body >> (8 * i));
+}
+
+/* Loads bytes written to path: the status, with the model freed if it loaded. */
+static enum presso_status load_bytes(const char *path, const uint8_t *b, size_t n)
+{
+	cr_assert(fx_write(path, b, n));
+	struct graph *g;
+	struct qmodel *m;
+	enum presso_status s = presso_file_load(path, Q8_ISA_REF, &g, &m);
+	if (s == PRESSO_OK) {
+		qmodel_free(m);
+		graph_free(g);
+	} else {
+		cr_assert_null(g);
+		cr_assert_null(m);
+		cr_assert(strstr(status_msg(), path), "the message names the file: %s", status_msg());
+	}
+	return s;
+}
+
+struct bad_fixture {
+	char *dir;
+	uint8_t *good;
+	size_t n;
+	size_t payload_guess; /* the structure lies before this offset */
+};
+
+static void write_mixed(struct bad_fixture *f)
+{
+	f->dir = fx_tmpdir();
+	struct graph *g = load_model("lenet");
+	int nl = n_layers_of(g);
+	struct policy *pol = uniform(nl, 4, 8);
+	pol->layers[0].bits = 2;
+	pol->layers[1].bits = 1;
+	struct calib *cal;
+	struct qmodel *m = quantize(g, pol, &cal);
+	const char *path = fx_join(f->dir, "good.presso");
+	int64_t bytes;
+	cr_assert_eq(presso_file_write(m, path, &bytes), PRESSO_OK, "%s", status_msg());
+	struct qmodel_size z;
+	qmodel_size(m, &z);
+	f->payload_guess = (size_t)(bytes - z.size_bytes);
+	f->good = (uint8_t *)fx_read(path, &f->n);
+	qmodel_free(m);
+	calib_free(cal);
+	policy_free(pol);
+	graph_free(g);
+}
+
+static void free_bad(struct bad_fixture *f)
+{
+	free(f->good);
+	remove_dir(f->dir, (const char *const[]){"good.presso", "bad.presso", "cut.presso",
+						   "flip.presso", NULL});
+}
+
+Test(presso_file, wrong_magic_version_and_missing_file)
+{
+	struct bad_fixture f;
+	write_mixed(&f);
+	const char *path = fx_join(f.dir, "bad.presso");
+	uint8_t *b = malloc(f.n);
+	memcpy(b, f.good, f.n);
+	b[0] = 'X';
+	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
+	cr_assert(strstr(status_msg(), "magic"), "%s", status_msg());
+	memcpy(b, f.good, f.n);
+	b[8] = 2;
+	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
+	cr_assert(strstr(status_msg(), "version"), "%s", status_msg());
+	cr_assert_eq(load_bytes(path, b, 0), PRESSO_E_FORMAT);
+	cr_assert_eq(load_bytes(path, (const uint8_t *)"not a model at all", 18), PRESSO_E_FORMAT);
+	struct graph *g;
+	struct qmodel *m;
+	cr_assert_eq(presso_file_load(fx_join(f.dir, "none.presso"), Q8_ISA_REF, &g, &m),
+		     PRESSO_E_IO);
+	/* the good bytes still load */
+	cr_assert_eq(load_bytes(path, f.good, f.n), PRESSO_OK, "%s", status_msg());
+	free(b);
+	free_bad(&f);
+}
+
+Test(presso_file, truncated_files_are_format_errors)
+{
+	struct bad_fixture f;
+	write_mixed(&f);
+	const char *path = fx_join(f.dir, "cut.presso");
+	uint8_t *b = malloc(f.n);
+	/* every length through the structure, then a spread over the payload; each
+	 * as cut (the header disagrees) and with the header fixed to match */
+	size_t step = fx_sanitized() ? 7 : 1;
+	for (size_t len = 0; len < f.n; len += len < f.payload_guess + 64 ? step : f.n / 97 + 1) {
+		memcpy(b, f.good, len);
+		cr_assert_eq(load_bytes(path, b, len), PRESSO_E_FORMAT, "cut at %zu", len);
+		if (len >= HEADER_BYTES) {
+			fix_header(b, len);
+			cr_assert_eq(load_bytes(path, b, len), PRESSO_E_FORMAT, "cut at %zu: %s", len,
+				     status_msg());
+		}
+	}
+	free(b);
+	free_bad(&f);
+}
+
+Test(presso_file, flipped_bytes_are_format_errors_or_valid_models)
+{
+	struct bad_fixture f;
+	write_mixed(&f);
+	const char *path = fx_join(f.dir, "flip.presso");
+	uint8_t *b = malloc(f.n);
+	uint32_t s = 17;
+	int n_trials = fx_sanitized() ? 150 : 600, n_fixed_ok = 0;
+	for (int t = 0; t < n_trials; t++) {
+		memcpy(b, f.good, f.n);
+		/* mostly in the structure, where counts and indices live */
+		size_t at = t % 4 ? rng(&s) % f.payload_guess : rng(&s) % f.n;
+		b[at] ^= (uint8_t)(1u << (rng(&s) % 8));
+		if (t % 3 == 0 && at + 1 < f.n)
+			b[at + 1] = (uint8_t)rng(&s);
+		/* as flipped: the checksum (or the header's own checks) catches it */
+		cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT, "flip at %zu", at);
+		/* behind a valid checksum: an error naming the problem, or (a flip in a
+		 * name or a scale) a model that loads */
+		if (at >= HEADER_BYTES) {
+			fix_header(b, f.n);
+			enum presso_status st = load_bytes(path, b, f.n);
+			cr_assert(st == PRESSO_OK || st == PRESSO_E_FORMAT, "flip at %zu: %s: %s", at,
+				  status_str(st), status_msg());
+			n_fixed_ok += st == PRESSO_OK;
+		}
+	}
+	cr_log_info("%d of %d damaged files with a fixed checksum still loaded", n_fixed_ok,
+		    n_trials);
+	free(b);
+	free_bad(&f);
+}
+
+/* --- presso eval --model --------------------------------------------------------- */
+
+static cJSON *eval_json(const char *args, const char *what)
+{
+	char *out, *err;
+	int rc = fx_presso(args, &out, &err);
+	cr_assert_eq(rc, 0, "%s: %s", what, err);
+	cJSON *j = cJSON_Parse(out);
+	cr_assert_not_null(j, "%s: %s", what, out);
+	free(out);
+	free(err);
+	return j;
+}
+
+static double quantized_field(const cJSON *j, const char *name)
+{
+	const cJSON *q = cJSON_GetObjectItem(j, "quantized");
+	cr_assert_not_null(q);
+	const cJSON *f = cJSON_GetObjectItem(q, name);
+	cr_assert_not_null(f, "no quantized.%s", name);
+	return f->valuedouble;
+}
+
+/* The .presso file of a study's int4 model evaluates to exactly what
+ * `eval --policy int4` measures for the same config: accuracy and size. */
+Test(presso_file, eval_model_matches_eval_policy)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	char *dir = fx_tmpdir();
+	char body[2048];
+	snprintf(body, sizeof body,
+		 "{\"name\": \"pf\", \"model\": \"%s\", \"data\": {"
+		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
+		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
+		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
+		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 100, \"validation\": 300, \"test\": 300}}}",
+		 fx_src("models/lenet.onnx"));
+	char cfg_path[1024], model_path[1024], args[4096];
+	snprintf(cfg_path, sizeof cfg_path, "%s", fx_join(dir, "c.json"));
+	snprintf(model_path, sizeof model_path, "%s", fx_join(dir, "lenet4.presso"));
+	cr_assert(fx_write(cfg_path, body, strlen(body)));
+
+	struct config *cfg;
+	struct study_ctx *ctx;
+	struct policy *pol;
+	struct built_model b;
+	cr_assert_eq(config_load(cfg_path, &cfg), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(study_ctx_open(cfg, false, &ctx), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(policy_load("int4", ctx->layers, ctx->n_layers, &pol), PRESSO_OK);
+	cr_assert_eq(trial_build(ctx, pol, &b), PRESSO_OK, "%s", status_msg());
+	int64_t file_bytes;
+	cr_assert_eq(presso_file_write(b.qm, model_path, &file_bytes), PRESSO_OK, "%s",
+		     status_msg());
+	built_model_free(&b);
+	policy_free(pol);
+	study_ctx_free(ctx);
+	config_free(cfg);
+
+	for (int valid = 0; valid < 2; valid++) {
+		const char *split = valid ? " --split valid" : "";
+		snprintf(args, sizeof args, "eval --json --threads 1 --policy int4%s --config '%s'",
+			 split, cfg_path);
+		cJSON *jp = eval_json(args, "eval --policy");
+		snprintf(args, sizeof args, "eval --json --threads 1 --model '%s'%s --config '%s'",
+			 model_path, split, cfg_path);
+		cJSON *jm = eval_json(args, "eval --model");
+		cr_assert_eq(cJSON_GetObjectItem(jm, "images")->valuedouble, 300);
+		cr_assert_eq(quantized_field(jm, "correct"), quantized_field(jp, "correct"));
+		cr_assert_eq(quantized_field(jm, "size_bytes"), quantized_field(jp, "size_bytes"));
+		cr_assert_eq(quantized_field(jm, "bops"), quantized_field(jp, "bops"));
+		cr_assert_eq(quantized_field(jm, "file_bytes"), (double)file_bytes);
+		cJSON_Delete(jp);
+		cJSON_Delete(jm);
+	}
+
+	/* `presso info FILE` lists each layer's quantization and the size */
+	char *bytes, *out, *err;
+	size_t n;
+	snprintf(args, sizeof args, "info '%s' --json", model_path);
+	cr_assert_eq(fx_presso(args, &out, &err), 0, "%s", err);
+	cJSON *ji = cJSON_Parse(out);
+	cr_assert_not_null(ji, "%s", out);
+	const cJSON *l0 = cJSON_GetArrayItem(cJSON_GetObjectItem(ji, "layers"), 1);
+	cr_assert_eq(cJSON_GetObjectItem(l0, "bits")->valuedouble, 4, "%s", out);
+	cr_assert_str_eq(cJSON_GetObjectItem(l0, "coding")->valuestring, "dense");
+	cJSON_Delete(ji);
+	free(out);
+	free(err);
+
+	/* a damaged file: exit 2, the file named; --model excludes --policy */
+	bytes = fx_read(model_path, &n);
+	cr_assert(fx_write(model_path, bytes, n / 2));
+	free(bytes);
+	snprintf(args, sizeof args, "eval --model '%s' --config '%s'", model_path, cfg_path);
+	cr_assert_eq(fx_presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "lenet4.presso"), "%s", err);
+	free(out);
+	free(err);
+	snprintf(args, sizeof args, "eval --model '%s' --policy int8 --config '%s'", model_path,
+		 cfg_path);
+	cr_assert_eq(fx_presso(args, &out, &err), 2);
+	free(out);
+	free(err);
+	remove_dir(dir, (const char *const[]){"c.json", "lenet4.presso", NULL});
+}
