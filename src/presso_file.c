@@ -49,6 +49,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "presso_file.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -266,65 +268,6 @@ static bool any_nonzero(const int32_t *b, int64_t n)
 	return false;
 }
 
-/* Writes bytes to path through a temporary file beside it: write, fsync,
- * rename, fsync of the folder. On failure nothing new is left behind. */
-static enum presso_status write_atomic(const char *path, const uint8_t *bytes, size_t n)
-{
-	size_t tmp_bytes = strlen(path) + 16;
-	char *tmp = malloc(tmp_bytes);
-	if (!tmp)
-		return status_fail(PRESSO_E_NOMEM, "out of memory");
-	snprintf(tmp, tmp_bytes, "%s.tmp-XXXXXX", path);
-	enum presso_status s = PRESSO_OK;
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		s = status_fail(PRESSO_E_IO, "%s: cannot create a file there: %s", path,
-				strerror(errno));
-		free(tmp);
-		return s;
-	}
-	/* mkstemp makes the file 0600; give it the usual 0666 & ~umask */
-	mode_t mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	for (size_t done = 0; s == PRESSO_OK && done < n;) {
-		ssize_t k = write(fd, bytes + done, n - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-			break;
-		}
-		done += (size_t)k;
-	}
-	if (s == PRESSO_OK && fsync(fd) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (close(fd) != 0 && s == PRESSO_OK)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (s == PRESSO_OK && rename(tmp, path) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (s != PRESSO_OK) {
-		unlink(tmp);
-		free(tmp);
-		return s;
-	}
-	char *slash = strrchr(tmp, '/');
-	const char *dir = ".";
-	if (slash == tmp) {
-		dir = "/";
-	} else if (slash) {
-		*slash = '\0';
-		dir = tmp;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	free(tmp);
-	return PRESSO_OK;
-}
 
 enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 				     int64_t *file_bytes)
@@ -487,7 +430,7 @@ enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 		h[i] = (uint8_t)(crc >> (8 * i));
 	for (int i = 0; i < 8; i++)
 		h[4 + i] = (uint8_t)(body >> (8 * i));
-	if ((s = write_atomic(path, w.p, w.n)) != PRESSO_OK)
+	if ((s = file_write_atomic(path, w.p, w.n)) != PRESSO_OK)
 		goto done;
 	if (file_bytes)
 		*file_bytes = (int64_t)w.n;
