@@ -26,6 +26,7 @@
 #include "qengine.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -118,7 +119,89 @@ struct qmodel {
 	struct qbuf *bufs;
 	struct qmodel_size size;
 	const struct qmodel_preset *preset; /* qmodel_build_preset, while building */
+	struct qweight_cache *cache;        /* quant_config's, while building */
 };
+
+/* --- the quantized-weight cache ------------------------------------------------ */
+
+struct qweight_entry {
+	int8_t *q;
+	float *scale;
+};
+
+struct qweight_cache {
+	const struct graph *g;
+	struct qweight_entry *e;  /* [n_values][QUANT_MAX_WEIGHT_BITS] */
+	omp_lock_t lock;
+};
+
+enum presso_status qweight_cache_new(const struct graph *g, struct qweight_cache **out)
+{
+	struct qweight_cache *c = calloc(1, sizeof *c);
+	if (c)
+		c->e = calloc((size_t)g->n_values * QUANT_MAX_WEIGHT_BITS, sizeof *c->e);
+	if (!c || !c->e) {
+		free(c);
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	}
+	c->g = g;
+	omp_init_lock(&c->lock);
+	*out = c;
+	return PRESSO_OK;
+}
+
+void qweight_cache_free(struct qweight_cache *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->g->n_values * QUANT_MAX_WEIGHT_BITS; i++) {
+		free(c->e[i].q);
+		free(c->e[i].scale);
+	}
+	omp_destroy_lock(&c->lock);
+	free(c->e);
+	free(c);
+}
+
+static bool cache_get(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
+		      int64_t n_out, int8_t *q, float *scale)
+{
+	if (!c || c->g != g)
+		return false;
+	omp_set_lock(&c->lock);
+	const struct qweight_entry *e = &c->e[v * QUANT_MAX_WEIGHT_BITS + bits - 1];
+	bool hit = e->q != NULL;
+	if (hit) {
+		memcpy(q, e->q, (size_t)n);
+		memcpy(scale, e->scale, sizeof(float) * (size_t)n_out);
+	}
+	omp_unset_lock(&c->lock);
+	return hit;
+}
+
+static void cache_put(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
+		      int64_t n_out, const int8_t *q, const float *scale)
+{
+	if (!c || c->g != g)
+		return;
+	int8_t *cq = malloc((size_t)n);
+	float *cs = malloc(sizeof(float) * (size_t)n_out);
+	if (cq && cs) {
+		memcpy(cq, q, (size_t)n);
+		memcpy(cs, scale, sizeof(float) * (size_t)n_out);
+	}
+	omp_set_lock(&c->lock);
+	struct qweight_entry *e = &c->e[v * QUANT_MAX_WEIGHT_BITS + bits - 1];
+	if (!e->q && cq && cs) {
+		e->q = cq;
+		e->scale = cs;
+		cq = NULL;
+		cs = NULL;
+	}
+	omp_unset_lock(&c->lock);
+	free(cq); /* out of memory, or another thread was first: nothing cached */
+	free(cs);
+}
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -320,8 +403,9 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 	if (m->preset) {
 		memcpy(q, m->preset->layers[st->layer].w, (size_t)(n_out * k));
 		memcpy(scale, m->preset->layers[st->layer].w_scale, sizeof(float) * (size_t)n_out);
-	} else {
+	} else if (!cache_get(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q, scale)) {
 		quant_weights(w, n_out, k, lp->bits, q, scale);
+		cache_put(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q, scale);
 	}
 	L->wq = q;
 	L->w_scale = scale;
@@ -535,6 +619,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		goto nomem;
 	m->g = g;
 	m->preset = preset;
+	m->cache = qc->cache;
 	m->gemm = q8_gemm_for(qc->isa);
 	m->dw = q8_dwconv_for(qc->isa);
 	if (!m->gemm || !m->dw) {
@@ -787,6 +872,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	}
 	size_accounting(m, pol);
 	m->preset = NULL;
+	m->cache = NULL;
 	free(layers);
 	free(act_of);
 	free(layer_of_node);

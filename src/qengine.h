@@ -28,11 +28,22 @@
 #include "policy.h"
 #include "quant.h"
 
+struct qweight_cache;
+
 struct quant_config {
 	enum calib_method method;
 	double percentile;       /* for CALIB_PERCENTILE, e.g. 99.99 */
 	enum q8_isa isa;         /* kernels to pack for; q8_isa_best() by default */
+	struct qweight_cache *cache; /* NULL, or quantized weights to reuse */
 };
+
+/* Quantized layer weights (q and per-channel scales) of one graph, per weight
+ * value and bit width, computed once and reused by every qmodel_build() of that
+ * graph that passes the cache: a search quantizes the same layer at the same
+ * bits in many trials, and the clipping search is the costliest part of a
+ * build. Builds of other graphs (a pruned copy) do not use it. Thread-safe. */
+enum presso_status qweight_cache_new(const struct graph *g, struct qweight_cache **out);
+void qweight_cache_free(struct qweight_cache *c);
 
 /* What a quantized model costs (see README: size accounting). */
 struct qmodel_size {

@@ -62,7 +62,7 @@ Test(export, stored_metrics_are_reproduced_by_eval, .timeout = 300)
 					 &calib_sp, &valid_sp), PRESSO_OK);
 	struct calib *cal;
 	cr_assert_eq(calib_run(g, train, &cfg->data.norm, &calib_sp, cfg->eval.batch, &cal), PRESSO_OK);
-	struct quant_config qc = {cfg->quant.method, cfg->quant.percentile, q8_isa_best()};
+	struct quant_config qc = {cfg->quant.method, cfg->quant.percentile, q8_isa_best(), NULL};
 	struct qmodel *qm;
 	cr_assert_eq(qmodel_build(g, pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
 	struct eval_model em = {g, qm}, fm = {g, NULL};

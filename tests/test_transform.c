@@ -265,7 +265,7 @@ static void check_runs_int8(const struct graph *g, int bits)
 	lp.bits = bits;
 	struct policy *p;
 	cr_assert_eq(policy_uniform(&lp, n, &p), PRESSO_OK);
-	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best()};
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL};
 	struct qmodel *qm;
 	cr_assert_eq(qmodel_build(g, p, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
 	struct qengine *e;
@@ -507,7 +507,7 @@ Test(transform, size_bytes_by_hand)
 	cr_assert_eq(tr.after_prune.params, 18 + 2 + 48 + 3);
 	struct calib *cal;
 	cr_assert_eq(calib_run(tr.g, &ds, NULL, &sp, 8, &cal), PRESSO_OK, "%s", status_msg());
-	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best()};
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL};
 	struct qmodel *qm;
 	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
 	struct qmodel_size z;
