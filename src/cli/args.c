@@ -26,6 +26,10 @@ bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now)
 			*exit_now = 0;
 			return false;
 		}
+		/* -o is short for --output in every command that has one */
+		bool short_o = strcmp(arg, "-o") == 0;
+		if (short_o)
+			arg = "--output";
 		if (strncmp(arg, "--", 2) != 0) {
 			fprintf(stderr, "presso %s: unexpected argument '%s' (see presso %s --help)\n",
 				cmd->name, arg, cmd->name);
@@ -40,8 +44,9 @@ bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now)
 			if (strlen(cmd->opts[k].name) == len && strncmp(cmd->opts[k].name, name, len) == 0)
 				o = &cmd->opts[k];
 		if (!o) {
-			fprintf(stderr, "presso %s: unknown option '--%.*s' (see presso %s --help)\n",
-				cmd->name, (int)len, name, cmd->name);
+			fprintf(stderr, "presso %s: unknown option '%s%.*s' (see presso %s --help)\n",
+				cmd->name, short_o ? "-o" : "--", short_o ? 0 : (int)len, name,
+				cmd->name);
 			*exit_now = 2;
 			return false;
 		}

@@ -2,7 +2,8 @@
  *
  * Each subcommand is one file (info.c, eval.c, ...) exporting cmd_<name>(argc, argv)
  * that returns the process exit status: 0 ok, 1 runtime failure, 2 bad input or
- * usage. Options are GNU-style long options: "--name value" or "--name=value".
+ * usage. Options are GNU-style long options: "--name value" or "--name=value";
+ * "-o FILE" stands for "--output FILE".
  */
 #ifndef PRESSO_CLI_H
 #define PRESSO_CLI_H
@@ -49,5 +50,6 @@ int cmd_pareto(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_latency(int argc, char **argv);
+int cmd_compress(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
 	{"pareto", cmd_pareto, "a study's Pareto front as a table, CSV or JSON"},
 	{"export", cmd_export, "one trial's policy as JSON, for compress and eval --policy"},
 	{"search", cmd_search, "search per-layer bits for a model: random, bandit, evolution, hybrid"},
+	{"compress", cmd_compress, "a deployable compressed model: ONNX in QDQ form, or .presso"},
 	{"latency", cmd_latency, "the per-layer latency table a search with a latency objective uses"},
 };
 
