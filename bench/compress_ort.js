@@ -1,6 +1,7 @@
 // A model written by `presso compress -o X.onnx`, run in ONNX Runtime (onnxruntime-node,
 // one thread, all graph optimizations): top-1 accuracy on the study config's test set
-// with presso's normalisation, then images/s per batch size.
+// with presso's normalisation, then images/s per batch size (the best of
+// BENCH_ROUNDS rounds of BENCH_SECONDS each; defaults 3 and 3).
 // Part of bench/run_compress.sh.
 // usage: node bench/compress_ort.js CONFIG.json MODEL.onnx [BATCH ...]
 // prints "ort-accuracy <model> <percent> <n_images>" and
@@ -29,6 +30,7 @@ async function main() {
   const batches = process.argv.slice(4).map(Number);
   if (!batches.length) batches.push(1, 64);
   const seconds = Number(process.env.BENCH_SECONDS || 3);
+  const rounds = Number(process.env.BENCH_ROUNDS || 3);
   const cfg = JSON.parse(fs.readFileSync(configFile, 'utf8'));
   const dir = path.dirname(configFile);
   const d = cfg.data;
@@ -65,18 +67,23 @@ async function main() {
   }
   console.log(`ort-accuracy ${name} ${(100 * correct / n).toFixed(2)} ${n}`);
 
+  // the best of BENCH_ROUNDS timed rounds per batch size (the machine is shared)
   for (const b of batches) {
     const feeds = { [input]: new ort.Tensor('float32', x.subarray(0, b * pix), [b, 1, h, w]) };
     await session.run(feeds);
-    let runs = 0, t;
-    const t0 = process.hrtime.bigint();
-    for (;;) {
-      await session.run(feeds);
-      runs++;
-      t = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (t >= seconds && runs >= 5) break;
+    let best = 0;
+    for (let round = 0; round < rounds; round++) {
+      let runs = 0, t;
+      const t0 = process.hrtime.bigint();
+      for (;;) {
+        await session.run(feeds);
+        runs++;
+        t = Number(process.hrtime.bigint() - t0) / 1e9;
+        if (t >= seconds && runs >= 5) break;
+      }
+      best = Math.max(best, runs * b / t);
     }
-    console.log(`onnxruntime-qdq ${name} batch ${b} ${(runs * b / t).toFixed(1)}`);
+    console.log(`onnxruntime-qdq ${name} batch ${b} ${best.toFixed(1)}`);
   }
 }
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -3,7 +3,8 @@
 # policy: write the QDQ model, check it with onnx.checker, run it in ONNX Runtime
 # (onnxruntime-node, one thread) on the 10,000 test images with presso's
 # normalisation, and compare with presso's own INT8 engine on the same model:
-# test accuracy (target |delta| <= 0.2 points) and images/s at batch 1 and 64.
+# test accuracy (target |delta| <= 0.2 points) and images/s at batch 1 and 64
+# (each the best of BENCH_ROUNDS rounds of BENCH_SECONDS; defaults 3 and 3).
 # Then a markdown table for bench/RESULTS.md.
 # usage: bash bench/run_compress.sh [MODEL ...]   (default: lenet mobilenetv2 resnet)
 #   POLICIES="int8 int4 path/to/policy.json" overrides the policy list (a file's
@@ -16,7 +17,7 @@ MODELS=("$@")
 [ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mobilenetv2 resnet)
 # shellcheck disable=SC2206
 POLICIES=(${POLICIES:-int8 int4})
-export BENCH_SECONDS=${BENCH_SECONDS:-3}
+export BENCH_SECONDS=${BENCH_SECONDS:-3} BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 export OMP_NUM_THREADS=1
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc --all)" --target presso bench_compressed >/dev/null
@@ -39,7 +40,7 @@ for m in "${MODELS[@]}"; do
     /usr/bin/python3 bench/onnx_check.py "$onnx" | sed "s/^/$m $pname /" | tee -a "$out"
     (cd bench && node compress_ort.js "../configs/$m.json" "$onnx" 1 64) \
       | sed "s/ $m-$pname.onnx / $m $pname /" | tee -a "$out"
-    build/bench_compressed "configs/$m.json" "$p" --seconds "$BENCH_SECONDS" 1 64 \
+    build/bench_compressed "configs/$m.json" "$p" --seconds "$BENCH_SECONDS" --rounds "$BENCH_ROUNDS" 1 64 \
       | sed "s/ $m.onnx / $m $pname /" | tee -a "$out"
   done
 done
