@@ -4,7 +4,11 @@
  * QuantizeLinear -> DequantizeLinear pair with the engine's parameters, narrow
  * activations clipped first, int8 weights equal to the engine's with per-axis
  * scales, int32 biases, opset 13, graph names kept); bad output paths fail
- * cleanly and leave nothing behind; `presso compress` end to end. */
+ * cleanly and leave nothing behind; `presso compress` end to end.
+ *
+ * No per-test .timeout: when timed tests overlap (--jobs 2), Criterion 2.4's
+ * runner leaks a 48-byte record, which fails the ASan build; ctest's TIMEOUT
+ * bounds the file instead. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -262,10 +266,12 @@ static void check_layers(const struct fixture *f)
 		cr_assert_eq(numel(w), (size_t)(L.n_out * L.k));
 		cr_assert_eq(memcmp(w->raw_data.data, L.w, (size_t)(L.n_out * L.k)), 0,
 			     "layer '%s': int8 weights differ from the engine's", gn->name);
-		int qmax = quant_weight_qmax(L.bits);
+		/* one assertion per layer, not per weight: each is an event to the runner */
+		int qmax = quant_weight_qmax(L.bits), widest = 0;
 		for (int64_t i = 0; i < L.n_out * L.k; i++)
-			cr_assert_leq(abs((int8_t)w->raw_data.data[i]), qmax, "layer '%s' %d bits",
-				      gn->name, L.bits);
+			if (abs((int8_t)w->raw_data.data[i]) > widest)
+				widest = abs((int8_t)w->raw_data.data[i]);
+		cr_assert_leq(widest, qmax, "layer '%s' %d bits", gn->name, L.bits);
 		const Onnx__TensorProto *ws = find_init(g, wdq->input[1]);
 		cr_assert_not_null(ws);
 		cr_assert_eq(ws->n_dims, 1);
@@ -274,8 +280,10 @@ static void check_layers(const struct fixture *f)
 		const Onnx__TensorProto *wz = find_init(g, wdq->input[2]);
 		cr_assert_not_null(wz);
 		cr_assert_eq(wz->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__INT8);
+		bool zeros = true;
 		for (int64_t c = 0; c < L.n_out; c++)
-			cr_assert_eq(wz->raw_data.data[c], 0);
+			zeros = zeros && wz->raw_data.data[c] == 0;
+		cr_assert(zeros, "layer '%s': weight zero points are 0", gn->name);
 		/* bias */
 		const Onnx__NodeProto *bdq = producer(g, n->input[2]);
 		cr_assert_not_null(bdq);
@@ -288,11 +296,15 @@ static void check_layers(const struct fixture *f)
 		struct qparams qin;
 		cr_assert(qmodel_value_qparams(f->qm, gn->inputs[0], &qin));
 		const Onnx__TensorProto *bs = find_init(g, bdq->input[1]);
+		double worst = 0;
 		for (int64_t c = 0; c < L.n_out; c++) {
 			float s;
 			memcpy(&s, bs->raw_data.data + 4 * c, 4);
-			cr_assert_float_eq(s, qin.scale * L.w_scale[c], 1e-6f * s);
+			double want = (double)qin.scale * L.w_scale[c];
+			worst = fmax(worst, fabs(s - want) / want);
 		}
+		/* the product of two floats rounded to float: half an ulp */
+		cr_assert_leq(worst, 1e-7, "layer '%s': bias scales are s_in * w_scale[c]", gn->name);
 		if (gn->op == OP_GEMM) {
 			cr_assert_eq(attr_i(n, "transB", 0), 1);
 		} else {
@@ -301,7 +313,7 @@ static void check_layers(const struct fixture *f)
 	}
 }
 
-Test(onnx_export, w8a8_lenet_structure, .timeout = 120)
+Test(onnx_export, w8a8_lenet_structure)
 {
 	struct fixture f;
 	build(&f, "int8");
@@ -328,7 +340,7 @@ Test(onnx_export, w8a8_lenet_structure, .timeout = 120)
 	release(&f);
 }
 
-Test(onnx_export, low_bit_lenet_structure, .timeout = 120)
+Test(onnx_export, low_bit_lenet_structure)
 {
 	struct fixture f;
 	build(&f, LOW_BIT_POLICY);
@@ -348,7 +360,7 @@ Test(onnx_export, low_bit_lenet_structure, .timeout = 120)
 }
 
 /* No file, nothing half-written, and a message naming the path. */
-Test(onnx_export, bad_output_paths_fail_cleanly, .timeout = 120)
+Test(onnx_export, bad_output_paths_fail_cleanly)
 {
 	struct fixture f;
 	build(&f, "int8");
@@ -376,7 +388,7 @@ Test(onnx_export, bad_output_paths_fail_cleanly, .timeout = 120)
 	release(&f);
 }
 
-Test(onnx_export, compress_cli, .timeout = 300)
+Test(onnx_export, compress_cli)
 {
 	char *out = NULL, *err = NULL;
 	cr_assert_eq(fx_presso("compress --help", &out, NULL), 0);
