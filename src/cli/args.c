@@ -41,6 +41,9 @@ bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now)
 			if (strlen(cmd->opts[k].name) == len && strncmp(cmd->opts[k].name, name, len) == 0 &&
 			    (len == 1) == short_opt)
 				o = &cmd->opts[k];
+		for (int k = 0; !o && short_opt && name[0] == 'o' && k < cmd->n_opts; k++)
+			if (strcmp(cmd->opts[k].name, "output") == 0)
+				o = &cmd->opts[k]; /* -o FILE: --output FILE */
 		if (!o) {
 			fprintf(stderr, "presso %s: unknown option '%s%.*s' (see presso %s --help)\n",
 				cmd->name, short_opt ? "-" : "--", (int)len, name, cmd->name);

@@ -3,7 +3,8 @@
  * Each subcommand is one file (info.c, eval.c, ...) exporting cmd_<name>(argc, argv)
  * that returns the process exit status: 0 ok, 1 runtime failure, 2 bad input or
  * usage. Options are GNU-style long options: "--name value" or "--name=value";
- * an option whose name is one letter is a short option, "-o value".
+ * an option whose name is one letter is a short option, "-o value"; a command
+ * with --output and no -o of its own takes -o for it.
  */
 #ifndef PRESSO_CLI_H
 #define PRESSO_CLI_H
@@ -51,5 +52,6 @@ int cmd_export(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_latency(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_compress(int argc, char **argv);
 
 #endif

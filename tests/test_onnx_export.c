@@ -1,0 +1,444 @@
+/* test_onnx_export.c - the ONNX export in QDQ form: the shipped LeNet quantized
+ * at W8A8 and at a low-bit policy, written, parsed back with protobuf-c, and
+ * checked against the quantized model it came from (every uint8 activation as a
+ * QuantizeLinear -> DequantizeLinear pair with the engine's parameters, narrow
+ * activations clipped first, int8 weights equal to the engine's with per-axis
+ * scales, int32 biases, opset 13, graph names kept); bad output paths fail
+ * cleanly and leave nothing behind; `presso compress` end to end.
+ *
+ * No per-test .timeout: when timed tests overlap (--jobs 2), Criterion 2.4's
+ * runner leaks a 48-byte record, which fails the ASan build; ctest's TIMEOUT
+ * bounds the file instead. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "calib.h"
+#include "dataset.h"
+#include "graph.h"
+#include "onnx.pb-c.h"
+#include "onnx_export.h"
+#include "policy.h"
+#include "qengine.h"
+#include "tests/fixtures.h"
+
+/* calibration images: few, the structure does not depend on the ranges */
+#define CALIB_IMAGES 200
+
+/* W4A5 by default, ternary conv2, 3-bit fc1 reading 4-bit activations, binary
+ * fc3, 8-bit conv1 input */
+static const char *LOW_BIT_POLICY =
+	"{\"default\": {\"bits\": 4, \"act_bits\": 5, \"bias_correction\": true}, \"layers\": {"
+	"\"/conv1/Conv\": {\"bits\": 8, \"act_bits\": 8}, \"/conv2/Conv\": {\"bits\": 2},"
+	"\"/fc1/Gemm\": {\"bits\": 3, \"act_bits\": 4}, \"/fc3/Gemm\": {\"bits\": 1}}}";
+
+struct fixture {
+	struct graph *g;
+	struct calib *cal;
+	struct policy *pol;
+	struct qmodel *qm;
+	char *dir;
+	Onnx__ModelProto *model;
+};
+
+/* LeNet quantized by policy (JSON text or a shorthand), exported and read back. */
+static void build(struct fixture *f, const char *policy)
+{
+	memset(f, 0, sizeof *f);
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	cr_assert_eq(graph_load_onnx(fx_src("models/lenet.onnx"), &f->g), PRESSO_OK, "%s",
+		     status_msg());
+	struct dataset *train;
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_DIR "/train-images-idx3-ubyte.gz",
+				      FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz", &train),
+		     PRESSO_OK);
+	struct split sp;
+	cr_assert_eq(split_range(train->n, CALIB_IMAGES, &sp), PRESSO_OK);
+	struct normalize norm = {.scale = 1.0f / 255, .n_channels = 1, .mean = {0.2860f},
+				 .std = {0.3530f}};
+	cr_assert_eq(calib_run(f->g, train, &norm, &sp, 100, &f->cal), PRESSO_OK);
+	split_free(&sp);
+	dataset_free(train);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(f->g, &ls, &nl), PRESSO_OK);
+	enum presso_status s = policy[0] == '{' ? policy_parse(policy, "p", ls, nl, &f->pol)
+						: policy_load(policy, ls, nl, &f->pol);
+	cr_assert_eq(s, PRESSO_OK, "%s", status_msg());
+	free(ls);
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL};
+	cr_assert_eq(qmodel_build(f->g, f->pol, f->cal, &qc, &f->qm), PRESSO_OK, "%s",
+		     status_msg());
+	f->dir = fx_tmpdir();
+	const char *path = fx_join(f->dir, "m.onnx");
+	cr_assert_eq(onnx_export_qdq(f->qm, "test note", path), PRESSO_OK, "%s", status_msg());
+	size_t n;
+	char *bytes = fx_read(path, &n);
+	cr_assert_not_null(bytes);
+	f->model = onnx__model_proto__unpack(NULL, n, (const uint8_t *)bytes);
+	free(bytes);
+	cr_assert_not_null(f->model, "the exported file does not parse as a ModelProto");
+	unlink(path);
+}
+
+static void release(struct fixture *f)
+{
+	onnx__model_proto__free_unpacked(f->model, NULL);
+	qmodel_free(f->qm);
+	policy_free(f->pol);
+	calib_free(f->cal);
+	graph_free(f->g);
+	if (f->dir)
+		rmdir(f->dir);
+	free(f->dir);
+}
+
+static const Onnx__TensorProto *find_init(const Onnx__GraphProto *g, const char *name)
+{
+	for (size_t i = 0; i < g->n_initializer; i++)
+		if (strcmp(g->initializer[i]->name, name) == 0)
+			return g->initializer[i];
+	return NULL;
+}
+
+static const Onnx__NodeProto *producer(const Onnx__GraphProto *g, const char *name)
+{
+	for (size_t i = 0; i < g->n_node; i++)
+		if (g->node[i]->n_output == 1 && strcmp(g->node[i]->output[0], name) == 0)
+			return g->node[i];
+	return NULL;
+}
+
+static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name)
+{
+	for (size_t i = 0; i < g->n_node; i++)
+		if (strcmp(g->node[i]->name, name) == 0)
+			return g->node[i];
+	return NULL;
+}
+
+static int64_t attr_i(const Onnx__NodeProto *n, const char *name, int64_t dflt)
+{
+	for (size_t i = 0; i < n->n_attribute; i++)
+		if (strcmp(n->attribute[i]->name, name) == 0)
+			return n->attribute[i]->i;
+	return dflt;
+}
+
+static size_t numel(const Onnx__TensorProto *t)
+{
+	size_t n = 1;
+	for (size_t i = 0; i < t->n_dims; i++)
+		n *= (size_t)t->dims[i];
+	return n;
+}
+
+/* The float scalar of initializer `name`. */
+static float scalar_f32(const Onnx__GraphProto *g, const char *name)
+{
+	const Onnx__TensorProto *t = find_init(g, name);
+	cr_assert_not_null(t, "initializer '%s'", name);
+	cr_assert_eq(t->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+	cr_assert_eq(t->raw_data.len, 4);
+	float v;
+	memcpy(&v, t->raw_data.data, 4);
+	return v;
+}
+
+/* Model-level facts: opset, names, dynamic batch, the note. */
+static void check_model_header(const struct fixture *f)
+{
+	const Onnx__ModelProto *m = f->model;
+	cr_assert_eq(m->ir_version, ONNX_EXPORT_IR_VERSION);
+	cr_assert_eq(m->n_opset_import, 1);
+	cr_assert_str_eq(m->opset_import[0]->domain, "");
+	cr_assert_eq(m->opset_import[0]->version, 13);
+	cr_assert_str_eq(m->producer_name, "presso");
+	cr_assert_str_eq(m->doc_string, "test note");
+	const Onnx__GraphProto *g = m->graph;
+	cr_assert_eq(g->n_input, 1);
+	cr_assert_str_eq(g->input[0]->name, "input");
+	const Onnx__TensorShapeProto *s = g->input[0]->type->tensor_type->shape;
+	cr_assert_eq(s->n_dim, 4);
+	cr_assert_eq(s->dim[0]->value_case, ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM);
+	cr_assert_eq(s->dim[1]->dim_value, 1);
+	cr_assert_eq(s->dim[2]->dim_value, 28);
+	cr_assert_eq(g->n_output, 1);
+	cr_assert_str_eq(g->output[0]->name, "logits");
+	cr_assert_not_null(producer(g, "logits"), "the graph output keeps its name");
+}
+
+/* Every value the engine quantizes: [Clip ->] QuantizeLinear -> DequantizeLinear,
+ * with the engine's scale and zero point; nothing else is quantized. */
+static void check_activations(const struct fixture *f)
+{
+	const Onnx__GraphProto *g = f->model->graph;
+	int n_quantized = 0;
+	for (int v = 0; v < f->g->n_values; v++) {
+		struct qparams qp;
+		if (!qmodel_value_qparams(f->qm, v, &qp))
+			continue;
+		n_quantized++;
+		const char *name = f->g->values[v].name;
+		/* readers see the dequantized value: under the original name, or
+		 * "<input>_dequantized" for the graph input */
+		char dq_name[512];
+		snprintf(dq_name, sizeof dq_name, "%s%s", name,
+			 f->g->values[v].producer < 0 ? "_dequantized" : "");
+		const Onnx__NodeProto *dq = producer(g, dq_name);
+		cr_assert_not_null(dq, "value '%s' has no DequantizeLinear", name);
+		cr_assert_str_eq(dq->op_type, "DequantizeLinear");
+		const Onnx__NodeProto *q = producer(g, dq->input[0]);
+		cr_assert_not_null(q);
+		cr_assert_str_eq(q->op_type, "QuantizeLinear");
+		cr_assert_str_eq(q->input[1], dq->input[1]);
+		cr_assert_str_eq(q->input[2], dq->input[2]);
+		cr_assert_eq(scalar_f32(g, q->input[1]), qp.scale, "value '%s' scale", name);
+		const Onnx__TensorProto *z = find_init(g, q->input[2]);
+		cr_assert_not_null(z);
+		cr_assert_eq(z->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__UINT8);
+		cr_assert_eq(z->raw_data.data[0], qp.zero, "value '%s' zero point", name);
+		/* the range clip the export adds is called "<value>_Clip" */
+		char clip_name[512];
+		snprintf(clip_name, sizeof clip_name, "%s_Clip", name);
+		const Onnx__NodeProto *clip = producer(g, q->input[0]);
+		int32_t qmax = quant_act_qmax(&qp);
+		if (qp.bits == 8) {
+			cr_assert_null(node_named(g, clip_name), "value '%s' is 8-bit: no range clip",
+				       name);
+			continue;
+		}
+		cr_assert_not_null(clip, "value '%s' (%d bits) is not clipped", name, qp.bits);
+		cr_assert_str_eq(clip->name, clip_name);
+		cr_assert_str_eq(clip->op_type, "Clip", "value '%s' (%d bits)", name, qp.bits);
+		cr_assert_eq(clip->n_input, 3);
+		cr_assert_eq(scalar_f32(g, clip->input[1]), qp.scale * (float)(0 - qp.zero));
+		cr_assert_eq(scalar_f32(g, clip->input[2]), qp.scale * (float)(qmax - qp.zero));
+		/* the bounds land on the range's ends */
+		float hi = scalar_f32(g, clip->input[2]) / qp.scale + (float)qp.zero;
+		cr_assert_float_eq(hi, (float)qmax, 1e-3);
+	}
+	int n_q = 0;
+	for (size_t i = 0; i < g->n_node; i++)
+		n_q += strcmp(g->node[i]->op_type, "QuantizeLinear") == 0;
+	cr_assert_eq(n_q, n_quantized, "one QuantizeLinear per quantized value");
+	cr_assert_gt(n_quantized, 5);
+}
+
+/* Every layer reads int8 weights (the engine's, in the node's layout) through a
+ * per-axis DequantizeLinear, and an int32 bias in units of s_in * w_scale[c]. */
+static void check_layers(const struct fixture *f)
+{
+	const Onnx__GraphProto *g = f->model->graph;
+	int nl = qmodel_n_layers(f->qm);
+	cr_assert_eq(nl, 5);
+	for (int l = 0; l < nl; l++) {
+		struct qlayer_view L;
+		qmodel_layer_view(f->qm, l, &L);
+		const struct node *gn = &f->g->nodes[L.node];
+		const Onnx__NodeProto *n = node_named(g, gn->name);
+		cr_assert_not_null(n, "layer '%s' is missing", gn->name);
+		cr_assert_str_eq(n->op_type, op_name(gn->op));
+		cr_assert_eq(n->n_input, 3);
+		bool conv = gn->op == OP_CONV;
+		bool trans_b = conv || attr_i(n, "transB", 0) != 0;
+		if (!conv) {
+			cr_assert_eq(attr_i(n, "transA", 0), 0);
+			cr_assert(trans_b, "LeNet's Gemm weights are [N][K]");
+		}
+		/* weights */
+		const Onnx__NodeProto *wdq = producer(g, n->input[1]);
+		cr_assert_not_null(wdq);
+		cr_assert_str_eq(wdq->op_type, "DequantizeLinear");
+		cr_assert_eq(attr_i(wdq, "axis", 1), 0, "per output channel: axis 0");
+		const Onnx__TensorProto *w = find_init(g, wdq->input[0]);
+		cr_assert_not_null(w);
+		cr_assert_eq(w->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__INT8);
+		cr_assert_eq(w->n_dims, conv ? 4 : 2);
+		cr_assert_eq(w->dims[0], L.n_out);
+		cr_assert_eq(numel(w), (size_t)(L.n_out * L.k));
+		cr_assert_eq(memcmp(w->raw_data.data, L.w, (size_t)(L.n_out * L.k)), 0,
+			     "layer '%s': int8 weights differ from the engine's", gn->name);
+		/* one assertion per layer, not per weight: each is an event to the runner */
+		int qmax = quant_weight_qmax(L.bits), widest = 0;
+		for (int64_t i = 0; i < L.n_out * L.k; i++)
+			if (abs((int8_t)w->raw_data.data[i]) > widest)
+				widest = abs((int8_t)w->raw_data.data[i]);
+		cr_assert_leq(widest, qmax, "layer '%s' %d bits", gn->name, L.bits);
+		const Onnx__TensorProto *ws = find_init(g, wdq->input[1]);
+		cr_assert_not_null(ws);
+		cr_assert_eq(ws->n_dims, 1);
+		cr_assert_eq(ws->dims[0], L.n_out);
+		cr_assert_eq(memcmp(ws->raw_data.data, L.w_scale, sizeof(float) * (size_t)L.n_out), 0);
+		const Onnx__TensorProto *wz = find_init(g, wdq->input[2]);
+		cr_assert_not_null(wz);
+		cr_assert_eq(wz->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__INT8);
+		bool zeros = true;
+		for (int64_t c = 0; c < L.n_out; c++)
+			zeros = zeros && wz->raw_data.data[c] == 0;
+		cr_assert(zeros, "layer '%s': weight zero points are 0", gn->name);
+		/* bias */
+		const Onnx__NodeProto *bdq = producer(g, n->input[2]);
+		cr_assert_not_null(bdq);
+		cr_assert_str_eq(bdq->op_type, "DequantizeLinear");
+		cr_assert_eq(attr_i(bdq, "axis", 1), 0);
+		const Onnx__TensorProto *b = find_init(g, bdq->input[0]);
+		cr_assert_eq(b->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__INT32);
+		cr_assert_eq(numel(b), (size_t)L.n_out);
+		cr_assert_eq(memcmp(b->raw_data.data, L.bias, sizeof(int32_t) * (size_t)L.n_out), 0);
+		struct qparams qin;
+		cr_assert(qmodel_value_qparams(f->qm, gn->inputs[0], &qin));
+		const Onnx__TensorProto *bs = find_init(g, bdq->input[1]);
+		double worst = 0;
+		for (int64_t c = 0; c < L.n_out; c++) {
+			float s;
+			memcpy(&s, bs->raw_data.data + 4 * c, 4);
+			double want = (double)qin.scale * L.w_scale[c];
+			worst = fmax(worst, fabs(s - want) / want);
+		}
+		/* the product of two floats rounded to float: half an ulp */
+		cr_assert_leq(worst, 1e-7, "layer '%s': bias scales are s_in * w_scale[c]", gn->name);
+		if (gn->op == OP_GEMM) {
+			cr_assert_eq(attr_i(n, "transB", 0), 1);
+		} else {
+			cr_assert_eq(attr_i(n, "group", 1), gn->a.group);
+		}
+	}
+}
+
+Test(onnx_export, w8a8_lenet_structure)
+{
+	struct fixture f;
+	build(&f, "int8");
+	check_model_header(&f);
+	check_activations(&f);
+	check_layers(&f);
+	/* no Clip at all at 8 bits (LeNet has none of its own) */
+	const Onnx__GraphProto *g = f.model->graph;
+	for (size_t i = 0; i < g->n_node; i++)
+		cr_assert_str_neq(g->node[i]->op_type, "Clip");
+	/* the other nodes are copied: two MaxPools with their windows, a Flatten */
+	const Onnx__NodeProto *pool = node_named(g, "/pool/MaxPool");
+	cr_assert_not_null(pool);
+	cr_assert_str_eq(pool->op_type, "MaxPool");
+	bool has_kernel = false;
+	for (size_t i = 0; i < pool->n_attribute; i++)
+		if (strcmp(pool->attribute[i]->name, "kernel_shape") == 0) {
+			has_kernel = true;
+			cr_assert_eq(pool->attribute[i]->n_ints, 2);
+			cr_assert_eq(pool->attribute[i]->ints[0], 2);
+		}
+	cr_assert(has_kernel);
+	cr_assert_not_null(node_named(g, "/Flatten"));
+	release(&f);
+}
+
+Test(onnx_export, low_bit_lenet_structure)
+{
+	struct fixture f;
+	build(&f, LOW_BIT_POLICY);
+	check_model_header(&f);
+	check_activations(&f);
+	check_layers(&f);
+	/* the policy's narrow activations are there: 4 bits into fc1, 5 elsewhere */
+	struct qlayer_view L;
+	qmodel_layer_view(f.qm, 2, &L);
+	cr_assert_eq(L.bits, 3);
+	struct qparams qp;
+	cr_assert(qmodel_value_qparams(f.qm, f.g->nodes[L.node].inputs[0], &qp));
+	cr_assert_eq(qp.bits, 4);
+	qmodel_layer_view(f.qm, 4, &L);
+	cr_assert_eq(L.bits, 1);
+	release(&f);
+}
+
+/* No file, nothing half-written, and a message naming the path. */
+Test(onnx_export, bad_output_paths_fail_cleanly)
+{
+	struct fixture f;
+	build(&f, "int8");
+	char missing[4200];
+	snprintf(missing, sizeof missing, "%s", fx_join(f.dir, "no-such-dir/m.onnx"));
+	cr_assert_eq(onnx_export_qdq(f.qm, NULL, missing), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), missing), "message: %s", status_msg());
+	/* the path is a folder: the temporary file is made, the rename fails */
+	char folder[4200];
+	snprintf(folder, sizeof folder, "%s", fx_join(f.dir, "sub"));
+	cr_assert_eq(mkdir(folder, 0700), 0);
+	cr_assert_eq(onnx_export_qdq(f.qm, NULL, folder), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), folder), "message: %s", status_msg());
+	DIR *d = opendir(f.dir);
+	cr_assert_not_null(d);
+	int n_entries = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			n_entries++;
+			cr_assert_str_eq(e->d_name, "sub", "left behind: %s", e->d_name);
+		}
+	closedir(d);
+	cr_assert_eq(n_entries, 1);
+	rmdir(folder);
+	release(&f);
+}
+
+Test(onnx_export, compress_cli)
+{
+	char *out = NULL, *err = NULL;
+	cr_assert_eq(fx_presso("compress --help", &out, NULL), 0);
+	cr_assert(strstr(out, "QDQ") && strstr(out, ".presso"), "%s", out);
+	free(out);
+	cr_assert_eq(fx_presso("compress --config c.json --policy int8 -o m.tflite", NULL, &err), 2);
+	cr_assert(strstr(err, "m.tflite") && strstr(err, ".onnx"), "%s", err);
+	free(err);
+	cr_assert_eq(fx_presso("compress --config c.json -o m.onnx", NULL, &err), 2);
+	cr_assert(strstr(err, "--policy"), "%s", err);
+	free(err);
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	char *dir = fx_tmpdir();
+	char body[2048];
+	snprintf(body, sizeof body,
+		 "{\"name\": \"c\", \"model\": \"%s\", \"data\": {"
+		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
+		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
+		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
+		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 200, \"validation\": 100, \"test\": 300}},"
+		 "\"eval\": {\"batch\": 50}}",
+		 fx_src("models/lenet.onnx"));
+	char cfg[4200], model[4200], args[9000];
+	snprintf(cfg, sizeof cfg, "%s", fx_join(dir, "c.json"));
+	snprintf(model, sizeof model, "%s", fx_join(dir, "lenet-int4.onnx"));
+	cr_assert(fx_write(cfg, body, strlen(body)));
+	snprintf(args, sizeof args, "compress --config '%s' --policy int4 -o '%s' --quiet", cfg,
+		 model);
+	int rc = fx_presso(args, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_str_empty(err, "--quiet prints no progress: %s", err);
+	cr_assert(strstr(out, "compressed:") && strstr(out, "300 images") &&
+			  strstr(out, "61706 params"),
+		  "%s", out);
+	free(out);
+	free(err);
+	size_t n;
+	char *bytes = fx_read(model, &n);
+	cr_assert_not_null(bytes);
+	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, n, (const uint8_t *)bytes);
+	cr_assert_not_null(m);
+	cr_assert_eq(m->opset_import[0]->version, 13);
+	cr_assert(strstr(m->doc_string, "int4"), "%s", m->doc_string);
+	onnx__model_proto__free_unpacked(m, NULL);
+	free(bytes);
+	unlink(model);
+	unlink(cfg);
+	rmdir(dir);
+	free(dir);
+}
