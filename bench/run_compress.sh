@@ -8,7 +8,7 @@
 # Then a markdown table for bench/RESULTS.md.
 # usage: bash bench/run_compress.sh [MODEL ...]   (default: lenet mobilenetv2 resnet)
 #   POLICIES="int8 int4 path/to/policy.json" overrides the policy list (a file's
-#   name without .json names its rows).
+#   name without .json names its rows; {m} in a path stands for the model).
 # Needs python3-onnx (Debian; run by /usr/bin/python3) and npm; onnxruntime-node
 # goes into bench/node_modules.
 set -euo pipefail
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 MODELS=("$@")
 [ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mobilenetv2 resnet)
 # shellcheck disable=SC2206
-POLICIES=(${POLICIES:-int8 int4})
+POLICIES=(${POLICIES:-int8 int4 configs/{m}-w4-rank50.json})
 export BENCH_SECONDS=${BENCH_SECONDS:-3} BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 export OMP_NUM_THREADS=1
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -29,7 +29,9 @@ trap 'rm -rf "$work"' EXIT
 out="$work/lines"
 for m in "${MODELS[@]}"; do
   for p in "${POLICIES[@]}"; do
+    p=${p//\{m\}/$m}
     pname=$(basename "$p" .json)
+    pname=${pname#"$m-"}
     onnx="$work/$m-$pname.onnx"
     build/presso compress --config "configs/$m.json" --policy "$p" -o "$onnx" --quiet \
       > "$work/compress.txt"

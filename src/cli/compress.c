@@ -132,6 +132,7 @@ int cmd_compress(int argc, char **argv)
 	       (long long)z.size_bytes,
 	       (double)ctx->fp32_size.size_bytes / (double)(z.size_bytes ? z.size_bytes : 1),
 	       z.mean_bits);
+	built_model_report(&b, stdout);
 	fflush(stdout);
 	int64_t file_bytes = -1;
 	if (fmt == OUT_ONNX) {

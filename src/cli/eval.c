@@ -129,7 +129,16 @@ static int eval_presso(const struct config *cfg, const char *path, const char *s
 		goto fail;
 	}
 	qmodel_size(qm, &z);
-	qmodel_fp32_size(g, &fz);
+	/* the ratio is against the config's own FP32 model (the file holds the
+	 * compressed graph, which may be pruned or factorised); the file's graph
+	 * when that model cannot be read */
+	struct graph *orig = NULL;
+	if (graph_load_onnx(cfg->model_path, &orig) == PRESSO_OK)
+		qmodel_fp32_size(orig, &fz);
+	else
+		qmodel_fp32_size(g, &fz);
+	status_clear();
+	graph_free(orig);
 	struct stat st;
 	int64_t file_bytes = stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 	if (json) {
