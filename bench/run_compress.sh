@@ -29,7 +29,8 @@ trap 'rm -rf "$work"' EXIT
 out="$work/lines"
 for m in "${MODELS[@]}"; do
   for p in "${POLICIES[@]}"; do
-    p=${p//\{m\}/$m}
+    pat='{m}'
+    p=${p//"$pat"/$m}
     pname=$(basename "$p" .json)
     pname=${pname#"$m-"}
     onnx="$work/$m-$pname.onnx"

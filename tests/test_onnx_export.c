@@ -26,6 +26,7 @@
 #include "onnx_export.h"
 #include "policy.h"
 #include "qengine.h"
+#include "transform.h"
 #include "tests/fixtures.h"
 
 /* calibration images: few, the structure does not depend on the ranges */
@@ -63,9 +64,6 @@ static void build(struct fixture *f, const char *policy)
 	cr_assert_eq(split_range(train->n, CALIB_IMAGES, &sp), PRESSO_OK);
 	struct normalize norm = {.scale = 1.0f / 255, .n_channels = 1, .mean = {0.2860f},
 				 .std = {0.3530f}};
-	cr_assert_eq(calib_run(f->g, train, &norm, &sp, 100, &f->cal), PRESSO_OK);
-	split_free(&sp);
-	dataset_free(train);
 	struct layer *ls;
 	int nl;
 	cr_assert_eq(graph_layers(f->g, &ls, &nl), PRESSO_OK);
@@ -73,6 +71,21 @@ static void build(struct fixture *f, const char *policy)
 						: policy_load(policy, ls, nl, &f->pol);
 	cr_assert_eq(s, PRESSO_OK, "%s", status_msg());
 	free(ls);
+	if (transform_needed(f->pol)) {
+		/* pruned or factorised: the exported graph is the transformed one */
+		struct transform_result tr;
+		cr_assert_eq(transform_apply(f->g, f->pol, &tr), PRESSO_OK, "%s", status_msg());
+		graph_free(f->g);
+		policy_free(f->pol);
+		f->g = tr.g;
+		f->pol = tr.pol;
+		tr.g = NULL;
+		tr.pol = NULL;
+		transform_result_free(&tr);
+	}
+	cr_assert_eq(calib_run(f->g, train, &norm, &sp, 100, &f->cal), PRESSO_OK);
+	split_free(&sp);
+	dataset_free(train);
 	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL};
 	cr_assert_eq(qmodel_build(f->g, f->pol, f->cal, &qc, &f->qm), PRESSO_OK, "%s",
 		     status_msg());
@@ -238,7 +251,7 @@ static void check_layers(const struct fixture *f)
 {
 	const Onnx__GraphProto *g = f->model->graph;
 	int nl = qmodel_n_layers(f->qm);
-	cr_assert_eq(nl, 5);
+	cr_assert_eq(nl, f->pol->n_layers);
 	for (int l = 0; l < nl; l++) {
 		struct qlayer_view L;
 		qmodel_layer_view(f->qm, l, &L);
@@ -246,7 +259,7 @@ static void check_layers(const struct fixture *f)
 		const Onnx__NodeProto *n = node_named(g, gn->name);
 		cr_assert_not_null(n, "layer '%s' is missing", gn->name);
 		cr_assert_str_eq(n->op_type, op_name(gn->op));
-		cr_assert_eq(n->n_input, 3);
+		cr_assert(n->n_input == 3 || n->n_input == 2, "layer '%s'", gn->name);
 		bool conv = gn->op == OP_CONV;
 		bool trans_b = conv || attr_i(n, "transB", 0) != 0;
 		if (!conv) {
@@ -284,7 +297,14 @@ static void check_layers(const struct fixture *f)
 		for (int64_t c = 0; c < L.n_out; c++)
 			zeros = zeros && wz->raw_data.data[c] == 0;
 		cr_assert(zeros, "layer '%s': weight zero points are 0", gn->name);
-		/* bias */
+		/* bias (a low-rank first factor has none, and needs none) */
+		if (n->n_input == 2) {
+			bool none = true;
+			for (int64_t c = 0; c < L.n_out; c++)
+				none = none && L.bias[c] == 0;
+			cr_assert(none, "layer '%s' lost its bias", gn->name);
+			continue;
+		}
 		const Onnx__NodeProto *bdq = producer(g, n->input[2]);
 		cr_assert_not_null(bdq);
 		cr_assert_str_eq(bdq->op_type, "DequantizeLinear");
@@ -360,6 +380,33 @@ Test(onnx_export, low_bit_lenet_structure)
 }
 
 /* No file, nothing half-written, and a message naming the path. */
+Test(onnx_export, low_rank_lenet_structure)
+{
+	struct fixture f;
+	build(&f, "{\"default\": {\"bits\": 4, \"rank\": 0.5}, \"layers\": {"
+		  "\"/conv1/Conv\": {\"bits\": 8}, \"/fc3/Gemm\": {\"bits\": 8},"
+		  " \"/fc2/Gemm\": {\"prune\": 0.25, \"prune_kind\": \"structured\"}}}");
+	check_model_header(&f);
+	check_activations(&f);
+	check_layers(&f);
+	const Onnx__GraphProto *g = f.model->graph;
+	/* conv2 [16][150] at rank 8 and fc1 [120][400] at rank 60 are split in two */
+	const Onnx__NodeProto *a = node_named(g, "/conv2/Conv.lowrank");
+	const Onnx__NodeProto *b = node_named(g, "/fc1/Gemm.lowrank");
+	cr_assert(a && b, "the first factors are exported");
+	cr_assert_str_eq(a->op_type, "Conv");
+	const Onnx__NodeProto *wdq = producer(g, a->input[1]);
+	cr_assert(wdq && strcmp(wdq->op_type, "DequantizeLinear") == 0);
+	const Onnx__TensorProto *w = find_init(g, wdq->input[0]);
+	cr_assert(w && w->n_dims == 4 && w->dims[0] == 8 && w->dims[1] == 6, "conv2's first factor is [8,6,5,5]");
+	/* fc2 lost a quarter of its 84 outputs, fc3 (its first factor) the same inputs */
+	const Onnx__NodeProto *fc3 = node_named(g, "/fc3/Gemm.lowrank");
+	cr_assert_not_null(fc3);
+	const Onnx__TensorProto *w3 = find_init(g, producer(g, fc3->input[1])->input[0]);
+	cr_assert(w3 && w3->dims[1] == 63, "fc3 reads 63 features, not %lld", (long long)w3->dims[1]);
+	release(&f);
+}
+
 Test(onnx_export, bad_output_paths_fail_cleanly)
 {
 	struct fixture f;
