@@ -3,12 +3,14 @@
  * nothing, residual groups are refused, shipped models shrink by exactly the
  * expected count and still run in both engines, and a hand count of size_bytes. */
 #include <criterion/criterion.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "calib.h"
 #include "engine.h"
+#include "presso_file.h"
 #include "qengine.h"
 #include "quant.h"
 #include "tests/fixtures.h"
@@ -529,5 +531,67 @@ Test(transform, size_bytes_by_hand)
 	split_free(&sp);
 	free(ds.f32);
 	free(ds.labels);
+	graph_free(g);
+}
+
+Test(transform, pruned_and_factorised_models_round_trip_through_presso_files)
+{
+	struct graph *g = load("models/lenet.onnx");
+	struct policy *p = identity_policy(g);
+	p->layers[layer_named(g, "/conv2/Conv", NULL)].rank = 0.5;
+	p->layers[layer_named(g, "/fc1/Gemm", NULL)].prune = 0.6;
+	p->layers[layer_named(g, "/fc1/Gemm", NULL)].bits = 3;
+	p->layers[layer_named(g, "/fc2/Gemm", NULL)].prune = 0.25;
+	p->layers[layer_named(g, "/fc2/Gemm", NULL)].prune_kind = PRUNE_STRUCTURED;
+	struct transform_result tr;
+	cr_assert_eq(transform_apply(g, p, &tr), PRESSO_OK, "%s", status_msg());
+	struct dataset ds = {.n = 16, .c = 1, .h = 28, .w = 28, .n_classes = 10};
+	ds.f32 = malloc(sizeof(float) * 16 * 28 * 28);
+	ds.labels = calloc(16, sizeof(int32_t));
+	for (int i = 0; i < 16 * 28 * 28; i++)
+		ds.f32[i] = frand();
+	struct split sp;
+	cr_assert_eq(split_range(16, 16, &sp), PRESSO_OK);
+	struct calib *cal;
+	cr_assert_eq(calib_run(tr.g, &ds, NULL, &sp, 8, &cal), PRESSO_OK, "%s", status_msg());
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL};
+	struct qmodel *qm, *back;
+	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
+	char *dir = fx_tmpdir();
+	const char *path = fx_join(dir, "m.presso");
+	int64_t file_bytes;
+	cr_assert_eq(presso_file_write(qm, path, &file_bytes), PRESSO_OK, "%s", status_msg());
+	struct graph *g2;
+	cr_assert_eq(presso_file_load(path, qc.isa, &g2, &back), PRESSO_OK, "%s", status_msg());
+	struct qmodel_size z1, z2;
+	qmodel_size(qm, &z1);
+	qmodel_size(back, &z2);
+	cr_assert_eq(z1.size_bytes, z2.size_bytes);
+	cr_assert_gt(file_bytes, z1.size_bytes);
+	struct qengine *e1, *e2;
+	cr_assert_eq(qengine_create(qm, 16, &e1), PRESSO_OK);
+	cr_assert_eq(qengine_create(back, 16, &e2), PRESSO_OK);
+	memcpy(qengine_input(e1, 0), ds.f32, sizeof(float) * 16 * 28 * 28);
+	memcpy(qengine_input(e2, 0), ds.f32, sizeof(float) * 16 * 28 * 28);
+	cr_assert_eq(qengine_run(e1, 16), PRESSO_OK);
+	cr_assert_eq(qengine_run(e2, 16), PRESSO_OK);
+	struct shape os;
+	const float *y1 = qengine_output(e1, 0, &os), *y2 = qengine_output(e2, 0, NULL);
+	cr_assert(memcmp(y1, y2, sizeof(float) * (size_t)shape_numel(&os)) == 0,
+		  "the loaded model computes exactly what was written");
+	qengine_free(e1);
+	qengine_free(e2);
+	qmodel_free(back);
+	graph_free(g2);
+	qmodel_free(qm);
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+	calib_free(cal);
+	split_free(&sp);
+	free(ds.f32);
+	free(ds.labels);
+	transform_result_free(&tr);
+	policy_free(p);
 	graph_free(g);
 }
