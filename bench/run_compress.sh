@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 MODELS=("$@")
 [ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mobilenetv2 resnet)
 # shellcheck disable=SC2206
-POLICIES=(${POLICIES:-int8 int4 configs/{m}-w4-rank50.json})
+DEFAULT_POLICIES='int8 int4 configs/{m}-w4-rank50.json'
+# shellcheck disable=SC2206
+POLICIES=(${POLICIES:-$DEFAULT_POLICIES})
 export BENCH_SECONDS=${BENCH_SECONDS:-3} BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 export OMP_NUM_THREADS=1
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
