@@ -103,6 +103,7 @@ struct qmodel {
 	const struct graph *g;
 	const struct qgemm_ukernel *gemm;
 	const struct qdwconv_ukernel *dw;
+	const struct qconv_ukernel *conv; /* NULL: every conv is im2col + gemm */
 	struct qvalue *v;
 	struct qparams *qp;       /* [n_values] valid for uint8 values */
 	int n_steps;
@@ -115,6 +116,23 @@ struct qmodel {
 };
 
 /* --- small helpers -------------------------------------------------------- */
+
+/* A 1x1, stride-1, unpadded conv is a GEMM on the input as it is. */
+static bool conv_is_pointwise(const struct graph *g, const struct node *n)
+{
+	const struct shape *ws = &g->values[n->inputs[1]].shape;
+	const struct node_attrs *a = &n->a;
+	return a->group == 1 && ws->dims[2] == 1 && ws->dims[3] == 1 && a->strides[0] == 1 &&
+	       a->strides[1] == 1 && a->pads[0] == 0 && a->pads[1] == 0 && a->pads[2] == 0 &&
+	       a->pads[3] == 0;
+}
+
+/* Whether a (non-depthwise) conv runs on m->conv rather than im2col + gemm:
+ * one group and not pointwise. Decides the packing and the run alike. */
+static bool conv_uses_kernel(const struct qmodel *m, const struct node *n)
+{
+	return m->conv && n->op == OP_CONV && n->a.group == 1 && !conv_is_pointwise(m->g, n);
+}
 
 static int find(struct qvalue *v, int x)
 {
@@ -397,6 +415,22 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		}
 		int64_t n_g = n_out / L->group;
 		L->k = k;
+		if (conv_uses_kernel(m, n)) {
+			const struct shape *ws = &g->values[n->inputs[1]].shape;
+			int kh = (int)ws->dims[2], kw = (int)ws->dims[3];
+			L->packed_group_bytes =
+				arena_align(m->conv->packed_bytes((int)n_out, kh, kw, (int)cg));
+			L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes);
+			if (!L->packed) {
+				free(q);
+				free(qr);
+				return status_fail(PRESSO_E_NOMEM, "out of memory");
+			}
+			m->conv->pack((int)n_out, kh, kw, (int)cg, qr, L->packed);
+			free(q);
+			free(qr);
+			return PRESSO_OK;
+		}
 		L->packed_group_bytes = arena_align(m->gemm->packed_bytes((int)n_g, (int)k));
 		L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes * (size_t)L->group);
 		if (!L->packed) {
@@ -523,9 +557,11 @@ enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
 	m->g = g;
 	m->gemm = q8_gemm_for(qc->isa);
 	m->dw = q8_dwconv_for(qc->isa);
+	m->conv = q8_conv_for(qc->isa);
 	if (!m->gemm || !m->dw) {
 		m->gemm = q8_gemm_for(Q8_ISA_REF);
 		m->dw = q8_dwconv_for(Q8_ISA_REF);
+		m->conv = q8_conv_for(Q8_ISA_REF);
 	}
 	int nv = g->n_values, nn = g->n_nodes;
 	m->v = calloc((size_t)nv, sizeof *m->v);
@@ -898,7 +934,12 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 		if (st->kind == QK_CONV) {
 			const struct qlayer *L = &m->layers[st->layer];
 			const struct shape *ys = &e->shapes[st->out];
-			size_t b = (size_t)(ys->dims[2] * ys->dims[3] * L->k);
+			const struct node *n = &g->nodes[st->node];
+			const struct shape *ws = &g->values[n->inputs[1]].shape;
+			size_t b = conv_uses_kernel(m, n)
+					   ? m->conv->work_bytes((int)ws->dims[2], (int)ws->dims[3],
+								 (int)e->shapes[n->inputs[0]].dims[1])
+					   : (size_t)(ys->dims[2] * ys->dims[3] * L->k);
 			if (b > scratch)
 				scratch = b;
 		} else if (st->kind == QK_FALLBACK) {
@@ -1007,9 +1048,20 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 	const struct node_attrs *a = &n->a;
 	struct qgemm_params p = {.k = (int)L->k, .n = ng, .c_zero = m->qp[st->out].zero,
 				 .c_min = st->lo, .c_max = st->hi};
-	bool direct = G == 1 && kh == 1 && kw == 1 && a->strides[0] == 1 && a->strides[1] == 1 &&
-		      a->pads[0] == 0 && a->pads[1] == 0 && a->pads[2] == 0 && a->pads[3] == 0;
-	if (direct) {
+	uint8_t pad = (uint8_t)m->qp[n->inputs[0]].zero;
+	if (conv_uses_kernel(m, n)) {
+		struct qconv_params cp = {
+			.n = N, .h_in = H, .w_in = W, .c = C, .h_out = Ho, .w_out = Wo, .c_out = Co,
+			.kh = kh, .kw = kw, .stride_h = a->strides[0], .stride_w = a->strides[1],
+			.pad_t = a->pads[0], .pad_l = a->pads[1], .dil_h = a->dilations[0],
+			.dil_w = a->dilations[1], .a_zero = pad, .bias = L->bias, .mult = L->mult,
+			.shift = L->shift, .c_zero = p.c_zero, .c_min = st->lo, .c_max = st->hi,
+			.work = e->scratch,
+		};
+		m->conv->run(&cp, x, L->packed, y);
+		return;
+	}
+	if (conv_is_pointwise(g, n)) {
 		p.m = N * H * W;
 		p.bias = L->bias;
 		p.mult = L->mult;
@@ -1017,7 +1069,6 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 		m->gemm->run(&p, x, C, L->packed, y, Co);
 		return;
 	}
-	uint8_t pad = (uint8_t)m->qp[n->inputs[0]].zero;
 	p.m = Ho * Wo;
 	for (int b = 0; b < N; b++)
 		for (int gi = 0; gi < G; gi++) {

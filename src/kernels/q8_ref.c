@@ -2,7 +2,8 @@
  *
  * Layout: activations NHWC uint8; the packed GEMM weights are a plain copy of
  * w [n][k] int8 (one row per output channel), the packed depthwise weights a
- * plain copy of w [c][kh][kw] int8.
+ * plain copy of w [c][kh][kw] int8, the packed convolution weights a plain
+ * copy of w [c_out][kh][kw][c] int8.
  *
  * Every output is computed the obvious way: an int32 sum of exact products,
  * then clamp(q31_requantize(acc, mult, shift) + c_zero, c_min, c_max) or, in
@@ -150,6 +151,70 @@ const struct qdwconv_ukernel qdwconv_u8s8__ref = {
 	.packed_bytes = dw_packed_bytes,
 	.pack = dw_pack,
 	.run = dw_run,
+};
+
+/* --- convolution (one group) ------------------------------------------------ */
+
+static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
+{
+	return (size_t)c_out * (size_t)kh * (size_t)kw * (size_t)c;
+}
+
+static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
+{
+	size_t bytes = conv_packed_bytes(c_out, kh, kw, c);
+	if (bytes)
+		memcpy(packed, w, bytes);
+}
+
+static size_t conv_work_bytes(int kh, int kw, int c)
+{
+	return 0;
+}
+
+static void conv_run(const struct qconv_params *p, const uint8_t *x, const void *packed,
+		     uint8_t *y)
+{
+	const int8_t *w = packed;
+	size_t k = (size_t)p->kh * p->kw * p->c;
+	for (int img = 0; img < p->n; img++)
+		for (int oh = 0; oh < p->h_out; oh++)
+			for (int ow = 0; ow < p->w_out; ow++) {
+				uint8_t *yo = y + (((size_t)img * p->h_out + oh) * p->w_out + ow) *
+							  p->c_out;
+				for (int j = 0; j < p->c_out; j++) {
+					const int8_t *wj = w + (size_t)j * k;
+					/* |sum| <= 32640 * K < 2^30 for K <= Q8_K_MAX */
+					int32_t sum = 0;
+					for (int ki = 0; ki < p->kh; ki++) {
+						int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+						for (int kj = 0; kj < p->kw; kj++) {
+							int iw = ow * p->stride_w - p->pad_l +
+								 kj * p->dil_w;
+							bool in = ih >= 0 && ih < p->h_in && iw >= 0 &&
+								  iw < p->w_in;
+							const uint8_t *xp =
+								x + (((size_t)img * p->h_in + (in ? ih : 0)) *
+									     p->w_in + (in ? iw : 0)) * p->c;
+							const int8_t *wt =
+								wj + ((size_t)ki * p->kw + kj) * p->c;
+							for (int c = 0; c < p->c; c++)
+								sum += (int32_t)(in ? xp[c] : p->a_zero) *
+								       (int32_t)wt[c];
+						}
+					}
+					yo[j] = requant_out(add_wrap(p->bias[j], sum), p->mult[j],
+							    p->shift[j], p->c_zero, p->c_min, p->c_max);
+				}
+			}
+}
+
+const struct qconv_ukernel qconv_u8s8__ref = {
+	.name = "qconv_u8s8__ref",
+	.packed_bytes = conv_packed_bytes,
+	.pack = conv_pack,
+	.work_bytes = conv_work_bytes,
+	.run = conv_run,
 };
 
 /* --- im2col ------------------------------------------------------------------ */
