@@ -1197,11 +1197,40 @@ static void run_pool(const struct qengine *e, const struct qstep *st, bool is_ma
 	int kh = a->kernel[0], kw = a->kernel[1];
 	int32_t zero = m->qp[st->in[0]].zero;
 	bool plain = a->dilations[0] == 1 && a->dilations[1] == 1;
+	/* max over the kh input rows of an output row first (a byte-wise max over
+	 * W*C contiguous bytes, which vectorises), then over kw pixels of that */
+	uint8_t colmax[4096];
+	bool by_rows = is_max && plain && (size_t)W * C <= sizeof colmax;
 	for (int b = 0; b < N; b++)
-		for (int oh = 0; oh < Ho; oh++)
+		for (int oh = 0; oh < Ho; oh++) {
+			int h0 = oh * a->strides[0] - a->pads[0];
+			if (by_rows && h0 >= 0 && h0 + kh <= H) {
+				const uint8_t *x0 = x + ((size_t)b * H + h0) * W * C;
+				size_t wc = (size_t)W * C;
+				memcpy(colmax, x0, wc);
+				for (int ki = 1; ki < kh; ki++) {
+					const uint8_t *xr = x0 + ki * wc;
+					for (size_t i = 0; i < wc; i++)
+						colmax[i] = xr[i] > colmax[i] ? xr[i] : colmax[i];
+				}
+				for (int ow = 0; ow < Wo; ow++) {
+					uint8_t *out = y + (((size_t)b * Ho + oh) * Wo + ow) * C;
+					int w0 = ow * a->strides[1] - a->pads[1];
+					if (w0 < 0 || w0 + kw > W) {
+						pool_pixel(x, b, H, W, C, h0, w0, a, is_max, zero, out);
+						continue;
+					}
+					const uint8_t *px = colmax + (size_t)w0 * C;
+					memcpy(out, px, (size_t)C);
+					for (int kj = 1; kj < kw; kj++)
+						for (int c = 0; c < C; c++)
+							out[c] = px[kj * C + c] > out[c] ? px[kj * C + c] : out[c];
+				}
+				continue;
+			}
 			for (int ow = 0; ow < Wo; ow++) {
 				uint8_t *out = y + (((size_t)b * Ho + oh) * Wo + ow) * C;
-				int h0 = oh * a->strides[0] - a->pads[0], w0 = ow * a->strides[1] - a->pads[1];
+				int w0 = ow * a->strides[1] - a->pads[1];
 				if (!plain || h0 < 0 || w0 < 0 || h0 + kh > H || w0 + kw > W || C > 512) {
 					pool_pixel(x, b, H, W, C, h0, w0, a, is_max, zero, out);
 					continue;
@@ -1230,6 +1259,7 @@ static void run_pool(const struct qengine *e, const struct qstep *st, bool is_ma
 						out[c] = (uint8_t)((acc[c] + count / 2) / count);
 				}
 			}
+		}
 }
 
 static void run_gap(const struct qengine *e, const struct qstep *st)
@@ -1275,6 +1305,24 @@ static void run_reshape(const struct qengine *e, const struct qstep *st)
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
 	bool xn = m->v[st->in[0]].nhwc, yn = m->v[st->out].nhwc;
 	int64_t total = shape_numel(xs);
+	if (xn != yn && xs->dims[0] == ys->dims[0]) {
+		/* NHWC <-> flat logical order (Flatten before a Gemm): a transpose of
+		 * each image's [HW][C] */
+		const struct shape *s4 = xn ? xs : ys;
+		int64_t N = s4->dims[0], C = s4->dims[1], HW = s4->dims[2] * s4->dims[3];
+		for (int64_t b = 0; b < N; b++) {
+			const uint8_t *xb = x + b * C * HW;
+			uint8_t *yb = y + b * C * HW;
+			for (int64_t p = 0; p < HW; p++)
+				for (int64_t c = 0; c < C; c++) {
+					if (xn)
+						yb[c * HW + p] = xb[p * C + c];
+					else
+						yb[p * C + c] = xb[c * HW + p];
+				}
+		}
+		return;
+	}
 	/* logical index l: element l of the row-major logical tensor */
 	for (int64_t l = 0; l < total; l++) {
 		int64_t src = l, dst = l;
