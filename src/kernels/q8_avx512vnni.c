@@ -22,6 +22,10 @@
  * 32..64 columns all ran within noise of each other; 8 x 32 keeps the N
  * tail waste small.
  *
+ * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from the
+ * NHWC input itself instead of im2col rows; its packed weights are the GEMM
+ * panels for K = kh * (kw*c rounded up to 4) (see conv_run below).
+ *
  * Depthwise packed weights: blocks of 16 channels, [ceil(c/16)][kh*kw][16]
  * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
  * (x - a_zero) widened to int32 (high half 0 or -1) against it adds exactly
