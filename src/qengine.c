@@ -109,6 +109,7 @@ struct qmodel {
 	const struct graph *g;
 	const struct qgemm_ukernel *gemm;
 	const struct qdwconv_ukernel *dw;
+	const struct qconv_ukernel *conv; /* NULL: every conv is im2col + gemm */
 	struct qvalue *v;
 	struct qparams *qp;       /* [n_values] valid for uint8 values */
 	int n_steps;
@@ -204,6 +205,23 @@ static void cache_put(struct qweight_cache *c, const struct graph *g, int v, int
 }
 
 /* --- small helpers -------------------------------------------------------- */
+
+/* A 1x1, stride-1, unpadded conv is a GEMM on the input as it is. */
+static bool conv_is_pointwise(const struct graph *g, const struct node *n)
+{
+	const struct shape *ws = &g->values[n->inputs[1]].shape;
+	const struct node_attrs *a = &n->a;
+	return a->group == 1 && ws->dims[2] == 1 && ws->dims[3] == 1 && a->strides[0] == 1 &&
+	       a->strides[1] == 1 && a->pads[0] == 0 && a->pads[1] == 0 && a->pads[2] == 0 &&
+	       a->pads[3] == 0;
+}
+
+/* Whether a (non-depthwise) conv runs on m->conv rather than im2col + gemm:
+ * one group and not pointwise. Decides the packing and the run alike. */
+static bool conv_uses_kernel(const struct qmodel *m, const struct node *n)
+{
+	return m->conv && n->op == OP_CONV && n->a.group == 1 && !conv_is_pointwise(m->g, n);
+}
 
 static int find(struct qvalue *v, int x)
 {
@@ -495,6 +513,22 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		}
 		int64_t n_g = n_out / L->group;
 		L->k = k;
+		if (conv_uses_kernel(m, n)) {
+			const struct shape *ws = &g->values[n->inputs[1]].shape;
+			int kh = (int)ws->dims[2], kw = (int)ws->dims[3];
+			L->packed_group_bytes =
+				arena_align(m->conv->packed_bytes((int)n_out, kh, kw, (int)cg));
+			L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes);
+			if (!L->packed) {
+				free(q);
+				free(qr);
+				return status_fail(PRESSO_E_NOMEM, "out of memory");
+			}
+			m->conv->pack((int)n_out, kh, kw, (int)cg, qr, L->packed);
+			free(q);
+			free(qr);
+			return PRESSO_OK;
+		}
 		L->packed_group_bytes = arena_align(m->gemm->packed_bytes((int)n_g, (int)k));
 		L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes * (size_t)L->group);
 		if (!L->packed) {
@@ -622,9 +656,11 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->cache = qc->cache;
 	m->gemm = q8_gemm_for(qc->isa);
 	m->dw = q8_dwconv_for(qc->isa);
+	m->conv = q8_conv_for(qc->isa);
 	if (!m->gemm || !m->dw) {
 		m->gemm = q8_gemm_for(Q8_ISA_REF);
 		m->dw = q8_dwconv_for(Q8_ISA_REF);
+		m->conv = q8_conv_for(Q8_ISA_REF);
 	}
 	int nv = g->n_values, nn = g->n_nodes;
 	m->v = calloc((size_t)nv, sizeof *m->v);
@@ -1027,7 +1063,12 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 		if (st->kind == QK_CONV) {
 			const struct qlayer *L = &m->layers[st->layer];
 			const struct shape *ys = &e->shapes[st->out];
-			size_t b = (size_t)(ys->dims[2] * ys->dims[3] * L->k);
+			const struct node *n = &g->nodes[st->node];
+			const struct shape *ws = &g->values[n->inputs[1]].shape;
+			size_t b = conv_uses_kernel(m, n)
+					   ? m->conv->work_bytes((int)ws->dims[2], (int)ws->dims[3],
+								 (int)e->shapes[n->inputs[0]].dims[1])
+					   : (size_t)(ys->dims[2] * ys->dims[3] * L->k);
 			if (b > scratch)
 				scratch = b;
 		} else if (st->kind == QK_FALLBACK) {
@@ -1136,9 +1177,20 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 	const struct node_attrs *a = &n->a;
 	struct qgemm_params p = {.k = (int)L->k, .n = ng, .c_zero = m->qp[st->out].zero,
 				 .c_min = st->lo, .c_max = st->hi};
-	bool direct = G == 1 && kh == 1 && kw == 1 && a->strides[0] == 1 && a->strides[1] == 1 &&
-		      a->pads[0] == 0 && a->pads[1] == 0 && a->pads[2] == 0 && a->pads[3] == 0;
-	if (direct) {
+	uint8_t pad = (uint8_t)m->qp[n->inputs[0]].zero;
+	if (conv_uses_kernel(m, n)) {
+		struct qconv_params cp = {
+			.n = N, .h_in = H, .w_in = W, .c = C, .h_out = Ho, .w_out = Wo, .c_out = Co,
+			.kh = kh, .kw = kw, .stride_h = a->strides[0], .stride_w = a->strides[1],
+			.pad_t = a->pads[0], .pad_l = a->pads[1], .dil_h = a->dilations[0],
+			.dil_w = a->dilations[1], .a_zero = pad, .bias = L->bias, .mult = L->mult,
+			.shift = L->shift, .c_zero = p.c_zero, .c_min = st->lo, .c_max = st->hi,
+			.work = e->scratch,
+		};
+		m->conv->run(&cp, x, L->packed, y);
+		return;
+	}
+	if (conv_is_pointwise(g, n)) {
 		p.m = N * H * W;
 		p.bias = L->bias;
 		p.mult = L->mult;
@@ -1146,7 +1198,6 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 		m->gemm->run(&p, x, C, L->packed, y, Co);
 		return;
 	}
-	uint8_t pad = (uint8_t)m->qp[n->inputs[0]].zero;
 	p.m = Ho * Wo;
 	for (int b = 0; b < N; b++)
 		for (int gi = 0; gi < G; gi++) {
@@ -1275,11 +1326,40 @@ static void run_pool(const struct qengine *e, const struct qstep *st, bool is_ma
 	int kh = a->kernel[0], kw = a->kernel[1];
 	int32_t zero = m->qp[st->in[0]].zero;
 	bool plain = a->dilations[0] == 1 && a->dilations[1] == 1;
+	/* max over the kh input rows of an output row first (a byte-wise max over
+	 * W*C contiguous bytes, which vectorises), then over kw pixels of that */
+	uint8_t colmax[4096];
+	bool by_rows = is_max && plain && (size_t)W * C <= sizeof colmax;
 	for (int b = 0; b < N; b++)
-		for (int oh = 0; oh < Ho; oh++)
+		for (int oh = 0; oh < Ho; oh++) {
+			int h0 = oh * a->strides[0] - a->pads[0];
+			if (by_rows && h0 >= 0 && h0 + kh <= H) {
+				const uint8_t *x0 = x + ((size_t)b * H + h0) * W * C;
+				size_t wc = (size_t)W * C;
+				memcpy(colmax, x0, wc);
+				for (int ki = 1; ki < kh; ki++) {
+					const uint8_t *xr = x0 + ki * wc;
+					for (size_t i = 0; i < wc; i++)
+						colmax[i] = xr[i] > colmax[i] ? xr[i] : colmax[i];
+				}
+				for (int ow = 0; ow < Wo; ow++) {
+					uint8_t *out = y + (((size_t)b * Ho + oh) * Wo + ow) * C;
+					int w0 = ow * a->strides[1] - a->pads[1];
+					if (w0 < 0 || w0 + kw > W) {
+						pool_pixel(x, b, H, W, C, h0, w0, a, is_max, zero, out);
+						continue;
+					}
+					const uint8_t *px = colmax + (size_t)w0 * C;
+					memcpy(out, px, (size_t)C);
+					for (int kj = 1; kj < kw; kj++)
+						for (int c = 0; c < C; c++)
+							out[c] = px[kj * C + c] > out[c] ? px[kj * C + c] : out[c];
+				}
+				continue;
+			}
 			for (int ow = 0; ow < Wo; ow++) {
 				uint8_t *out = y + (((size_t)b * Ho + oh) * Wo + ow) * C;
-				int h0 = oh * a->strides[0] - a->pads[0], w0 = ow * a->strides[1] - a->pads[1];
+				int w0 = ow * a->strides[1] - a->pads[1];
 				if (!plain || h0 < 0 || w0 < 0 || h0 + kh > H || w0 + kw > W || C > 512) {
 					pool_pixel(x, b, H, W, C, h0, w0, a, is_max, zero, out);
 					continue;
@@ -1308,6 +1388,7 @@ static void run_pool(const struct qengine *e, const struct qstep *st, bool is_ma
 						out[c] = (uint8_t)((acc[c] + count / 2) / count);
 				}
 			}
+		}
 }
 
 static void run_gap(const struct qengine *e, const struct qstep *st)
@@ -1353,6 +1434,24 @@ static void run_reshape(const struct qengine *e, const struct qstep *st)
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
 	bool xn = m->v[st->in[0]].nhwc, yn = m->v[st->out].nhwc;
 	int64_t total = shape_numel(xs);
+	if (xn != yn && xs->dims[0] == ys->dims[0]) {
+		/* NHWC <-> flat logical order (Flatten before a Gemm): a transpose of
+		 * each image's [HW][C] */
+		const struct shape *s4 = xn ? xs : ys;
+		int64_t N = s4->dims[0], C = s4->dims[1], HW = s4->dims[2] * s4->dims[3];
+		for (int64_t b = 0; b < N; b++) {
+			const uint8_t *xb = x + b * C * HW;
+			uint8_t *yb = y + b * C * HW;
+			for (int64_t p = 0; p < HW; p++)
+				for (int64_t c = 0; c < C; c++) {
+					if (xn)
+						yb[c * HW + p] = xb[p * C + c];
+					else
+						yb[p * C + c] = xb[c * HW + p];
+				}
+		}
+		return;
+	}
 	/* logical index l: element l of the row-major logical tensor */
 	for (int64_t l = 0; l < total; l++) {
 		int64_t src = l, dst = l;

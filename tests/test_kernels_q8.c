@@ -39,6 +39,7 @@
  * same in every build. */
 #define N_GEMM_SHAPES 1000
 #define N_DW_SHAPES 500
+#define N_CONV_SHAPES 500
 /* Random (acc, mult, shift) triples of the requantization sweep. */
 #define N_REQUANT_RANDOM 2000000
 
@@ -733,6 +734,216 @@ Test(q8_dwconv, avx512vnni_vs_reference)
 	dw_path_vs_ref(Q8_ISA_AVX512VNNI);
 }
 
+/* ---- convolution without im2col --------------------------------------------------- */
+
+struct conv_case {
+	struct qconv_params p;
+	uint8_t *x;
+	int8_t *w;               /* [c_out][kh][kw][c] */
+	int32_t *bias, *mult;
+	int8_t *shift;
+	size_t x_bytes, y_bytes;
+};
+
+static void conv_case_make(struct conv_case *d)
+{
+	struct qconv_params *p = &d->p;
+	int kern = rng_int(1, 5);
+	/* channels: 1 (first layers), multiples of 4 and 16, and anything */
+	int c = rng_chance(20) ? 1 : rng_chance(30) ? 4 * rng_int(1, 12) : rng_int(1, 40);
+	*p = (struct qconv_params){
+		.n = rng_int(1, 3), .c = c,
+		.c_out = rng_chance(30) ? rng_int(1, 16) : rng_int(1, 80),
+		.kh = rng_chance(80) ? kern : rng_int(1, 5), .kw = kern,
+		.stride_h = rng_int(1, 3), .stride_w = rng_int(1, 3),
+		.dil_h = rng_chance(80) ? 1 : 2, .dil_w = rng_chance(80) ? 1 : 2,
+	};
+	p->pad_t = rng_int(0, p->kh - 1);
+	p->pad_l = rng_int(0, p->kw - 1);
+	int pad_b = rng_int(0, p->kh - 1), pad_r = rng_int(0, p->kw - 1);
+	int span_h = p->dil_h * (p->kh - 1) + 1, span_w = p->dil_w * (p->kw - 1) + 1;
+	p->h_in = rng_int(span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1, 12);
+	p->w_in = rng_int(span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1, 12);
+	p->h_out = (p->h_in + p->pad_t + pad_b - span_h) / p->stride_h + 1;
+	p->w_out = (p->w_in + p->pad_l + pad_r - span_w) / p->stride_w + 1;
+	cr_assert(p->h_out >= 1 && p->w_out >= 1);
+	size_t k = (size_t)p->kh * p->kw * p->c;
+	d->x_bytes = (size_t)p->n * p->h_in * p->w_in * p->c;
+	d->y_bytes = (size_t)p->n * p->h_out * p->w_out * p->c_out;
+	d->x = xmalloc(d->x_bytes);
+	d->w = xmalloc((size_t)p->c_out * k);
+	d->bias = xmalloc((size_t)p->c_out * sizeof(int32_t));
+	d->mult = xmalloc((size_t)p->c_out * sizeof(int32_t));
+	d->shift = xmalloc((size_t)p->c_out);
+	for (size_t i = 0; i < d->x_bytes; i++)
+		d->x[i] = (uint8_t)rng_int(0, 255);
+	for (size_t i = 0; i < (size_t)p->c_out * k; i++)
+		d->w[i] = (int8_t)rng_int(rng_chance(10) ? -128 : -127, 127);
+	p->a_zero = (uint8_t)rng_int(0, 255);
+	int32_t *bias_q = xmalloc((size_t)p->c_out * sizeof(int32_t));
+	int base_shift = -(int)(14 + log2(sqrt((double)k)) - 7);
+	for (int j = 0; j < p->c_out; j++) {
+		bias_q[j] = (int32_t)rng_range(-(1 << 20), 1 << 20);
+		d->mult[j] = (int32_t)rng_range(1 << 30, INT32_MAX);
+		d->shift[j] = (int8_t)(rng_chance(10) ? rng_int(-31, 30) : base_shift + rng_int(-3, 3));
+	}
+	q8_bias_fold(p->c_out, (int)k, d->w, bias_q, p->a_zero, d->bias);
+	free(bias_q);
+	p->bias = d->bias;
+	p->mult = d->mult;
+	p->shift = d->shift;
+	p->c_zero = rng_int(0, 255);
+	p->c_min = (uint8_t)(rng_chance(50) ? 0 : rng_int(0, 255));
+	p->c_max = (uint8_t)(rng_chance(50) ? 255 : rng_int(p->c_min, 255));
+}
+
+static void conv_case_free(struct conv_case *d)
+{
+	free(d->x);
+	free(d->w);
+	free(d->bias);
+	free(d->mult);
+	free(d->shift);
+}
+
+static uint8_t *conv_run_kernel(const struct qconv_ukernel *uk, struct conv_case *d)
+{
+	struct qconv_params *p = &d->p;
+	void *packed = xmalloc(uk->packed_bytes(p->c_out, p->kh, p->kw, p->c));
+	uk->pack(p->c_out, p->kh, p->kw, p->c, d->w, packed);
+	size_t work = uk->work_bytes(p->kh, p->kw, p->c);
+	p->work = work ? xmalloc(work) : NULL;
+	uint8_t *y = xmalloc(d->y_bytes);
+	memset(y, 0xa5, d->y_bytes);
+	uk->run(p, d->x, packed, y);
+	free(p->work);
+	p->work = NULL;
+	free(packed);
+	return y;
+}
+
+static const char *conv_describe(const struct qconv_params *p)
+{
+	static char buf[256];
+	snprintf(buf, sizeof buf,
+		 "n=%d %dx%dx%d -> %dx%dx%d k=%dx%d s=%d,%d pad=%d,%d dil=%d,%d a_zero=%d", p->n,
+		 p->h_in, p->w_in, p->c, p->h_out, p->w_out, p->c_out, p->kh, p->kw, p->stride_h,
+		 p->stride_w, p->pad_t, p->pad_l, p->dil_h, p->dil_w, p->a_zero);
+	return buf;
+}
+
+/* The reference conv against a naive one and against im2col + the reference
+ * GEMM (what the engine does for paths without a conv kernel). */
+Test(q8_conv, reference_vs_naive_and_im2col_gemm)
+{
+	rng_seed(40);
+	const struct qconv_ukernel *ref = q8_conv_for(Q8_ISA_REF);
+	const struct qgemm_ukernel *gemm = q8_gemm_for(Q8_ISA_REF);
+	cr_assert_not_null(ref);
+	for (int t = 0; t < 100; t++) {
+		struct conv_case d;
+		conv_case_make(&d);
+		const struct qconv_params *p = &d.p;
+		uint8_t *y = conv_run_kernel(ref, &d);
+		int k = p->kh * p->kw * p->c;
+		for (int img = 0; img < p->n; img++)
+			for (int oh = 0; oh < p->h_out; oh++)
+				for (int ow = 0; ow < p->w_out; ow++)
+					for (int j = 0; j < p->c_out; j++) {
+						int64_t acc = d.bias[j];
+						for (int ki = 0; ki < p->kh; ki++)
+							for (int kj = 0; kj < p->kw; kj++)
+								for (int c = 0; c < p->c; c++) {
+									int ih = oh * p->stride_h - p->pad_t +
+										 ki * p->dil_h;
+									int iw = ow * p->stride_w - p->pad_l +
+										 kj * p->dil_w;
+									bool in = ih >= 0 && ih < p->h_in &&
+										  iw >= 0 && iw < p->w_in;
+									int xv = in ? d.x[(((size_t)img * p->h_in +
+											    ih) * p->w_in + iw) *
+											  p->c + c]
+										    : p->a_zero;
+									acc += (int64_t)xv *
+									       d.w[(size_t)j * k +
+										   ((size_t)ki * p->kw + kj) *
+											   p->c + c];
+								}
+						size_t o = (((size_t)img * p->h_out + oh) * p->w_out + ow) *
+								   p->c_out + j;
+						cr_assert_eq(y[o], model_out((int32_t)acc, d.mult[j],
+									     d.shift[j], p->c_zero,
+									     p->c_min, p->c_max),
+							     "%s at (%d,%d,%d,%d)", conv_describe(p), img,
+							     oh, ow, j);
+					}
+		/* im2col + GEMM, image by image */
+		size_t rows_bytes = (size_t)p->h_out * p->w_out * k;
+		uint8_t *rows = xmalloc(rows_bytes > 0 ? rows_bytes : 1);
+		void *packed = xmalloc(gemm->packed_bytes(p->c_out, k) + 1);
+		gemm->pack(p->c_out, k, d.w, packed);
+		struct qgemm_params gp = {.m = p->h_out * p->w_out, .n = p->c_out, .k = k,
+					  .bias = d.bias, .mult = d.mult, .shift = d.shift,
+					  .c_zero = p->c_zero, .c_min = p->c_min,
+					  .c_max = p->c_max};
+		uint8_t *y2 = xmalloc(d.y_bytes);
+		for (int img = 0; img < p->n; img++) {
+			im2col_nhwc_u8(d.x + (size_t)img * p->h_in * p->w_in * p->c, p->h_in,
+				       p->w_in, p->c, 0, p->c, p->h_out, p->w_out, p->kh, p->kw,
+				       p->stride_h, p->stride_w, p->pad_t, p->pad_l, p->dil_h,
+				       p->dil_w, p->a_zero, rows);
+			gemm->run(&gp, rows, k, packed,
+				  y2 + (size_t)img * p->h_out * p->w_out * p->c_out, p->c_out);
+		}
+		cr_assert(memcmp(y, y2, d.y_bytes) == 0, "%s: conv != im2col + gemm",
+			  conv_describe(p));
+		free(y2);
+		free(packed);
+		free(rows);
+		free(y);
+		conv_case_free(&d);
+	}
+}
+
+static void conv_path_vs_ref(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa)) {
+		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
+			    q8_isa_name(isa));
+		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
+	}
+	const struct qconv_ukernel *ref = q8_conv_for(Q8_ISA_REF), *uk = q8_conv_for(isa);
+	if (!uk) {
+		cr_log_info("q8 path %s has no conv kernel (im2col + gemm)", q8_isa_name(isa));
+		return;
+	}
+	rng_seed(400 + isa);
+	for (int t = 0; t < N_CONV_SHAPES; t++) {
+		struct conv_case d;
+		conv_case_make(&d);
+		uint8_t *y0 = conv_run_kernel(ref, &d), *y1 = conv_run_kernel(uk, &d);
+		for (size_t i = 0; i < d.y_bytes; i++)
+			cr_assert_eq(y1[i], y0[i], "%s: %s: y[%zu] (channel %zu) = %d, want %d",
+				     uk->name, conv_describe(&d.p), i, i % (size_t)d.p.c_out, y1[i],
+				     y0[i]);
+		free(y0);
+		free(y1);
+		conv_case_free(&d);
+	}
+	cr_log_info("%s: %d conv shapes bit-identical to the reference", uk->name,
+		    N_CONV_SHAPES);
+}
+
+Test(q8_conv, avx2_vs_reference)
+{
+	conv_path_vs_ref(Q8_ISA_AVX2);
+}
+
+Test(q8_conv, avx512vnni_vs_reference)
+{
+	conv_path_vs_ref(Q8_ISA_AVX512VNNI);
+}
+
 /* ---- im2col ---------------------------------------------------------------------- */
 
 Test(q8_im2col, vs_naive)
@@ -784,6 +995,7 @@ Test(q8_dispatch, table)
 	cr_assert(!q8_isa_supported(Q8_ISA_COUNT));
 	cr_assert_eq(q8_gemm_for(Q8_ISA_REF), &qgemm_u8s8__ref);
 	cr_assert_eq(q8_dwconv_for(Q8_ISA_REF), &qdwconv_u8s8__ref);
+	cr_assert_eq(q8_conv_for(Q8_ISA_REF), &qconv_u8s8__ref);
 	cr_assert_str_eq(q8_isa_name(Q8_ISA_AVX512VNNI), "avx512vnni");
 	enum q8_isa best = q8_isa_best();
 	cr_assert(q8_isa_supported(best));

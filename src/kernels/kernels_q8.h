@@ -128,6 +128,39 @@ struct qdwconv_ukernel {
 		    uint8_t *y);
 };
 
+/* --- convolution (NHWC, one group) without im2col ---------------------------- */
+
+/* y = conv(x, w) for one group: output pixel (img, oh, ow), channel j:
+ * acc = bias[j] + sum over ki, kj, c of x[img, ih, iw, c] * w[j][ki][kj][c],
+ * ih = oh*stride_h - pad_t + ki*dil_h, iw = ow*stride_w - pad_l + kj*dil_w,
+ * where a tap outside the input reads a_zero; then requantized like the GEMM.
+ * bias is bias_eff, folded from the same w as the GEMM's (q8_bias_fold with
+ * k = kh*kw*c), so this equals im2col_nhwc_u8 (pad a_zero) + qgemm exactly. */
+struct qconv_params {
+	int n, h_in, w_in, c;          /* x is [n][h_in][w_in][c] */
+	int h_out, w_out, c_out;       /* y is [n][h_out][w_out][c_out] */
+	int kh, kw, stride_h, stride_w, pad_t, pad_l, dil_h, dil_w;
+	uint8_t a_zero;                /* input zero point: what padding reads */
+	const int32_t *bias;           /* [c_out] bias_eff */
+	const int32_t *mult;           /* [c_out] Q31 multipliers */
+	const int8_t *shift;           /* [c_out] exponents */
+	int32_t c_zero;
+	uint8_t c_min, c_max;
+	uint8_t *work;                 /* work_bytes(kh, kw, c) bytes of scratch */
+};
+
+/* The implementation packs w [c_out][kh][kw][c] once (any alignment; 64 is
+ * best) and owns its layout; run() writes all of y and reads x only inside
+ * the input. Kernels never allocate: the caller passes work. */
+struct qconv_ukernel {
+	const char *name;
+	size_t (*packed_bytes)(int c_out, int kh, int kw, int c);
+	void (*pack)(int c_out, int kh, int kw, int c, const int8_t *w, void *packed);
+	size_t (*work_bytes)(int kh, int kw, int c);
+	void (*run)(const struct qconv_params *p, const uint8_t *x, const void *packed,
+		    uint8_t *y);
+};
+
 /* --- im2col (NHWC) for the GEMM-based convolution --------------------------- */
 
 /* Writes one row per output pixel of image img for channel group g:
@@ -143,16 +176,21 @@ enum q8_isa { Q8_ISA_REF, Q8_ISA_AVX2, Q8_ISA_AVX512VNNI, Q8_ISA_COUNT };
 
 extern const struct qgemm_ukernel qgemm_u8s8__ref;
 extern const struct qdwconv_ukernel qdwconv_u8s8__ref;
+extern const struct qconv_ukernel qconv_u8s8__ref;
 /* Defined in x86-64 builds only; reach them through q8_gemm_for()/q8_dwconv_for(),
  * which also checks that the CPU has them. */
 extern const struct qgemm_ukernel qgemm_u8s8_3x8c8__avx2;
 extern const struct qdwconv_ukernel qdwconv_u8s8_32c__avx2;
 extern const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni;
 extern const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni;
+extern const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni;
 
-/* The kernels of one path; NULL if this build or CPU lacks it. */
+/* The kernels of one path; NULL if this build or CPU lacks it. q8_conv_for()
+ * is also NULL for a path without a convolution kernel (AVX2): its callers
+ * convolve with im2col_nhwc_u8 and that path's GEMM instead. */
 const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);
 const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa);
+const struct qconv_ukernel *q8_conv_for(enum q8_isa isa);
 
 /* The best path this CPU supports (CPUID + XGETBV), or the one forced with the
  * environment variable PRESSO_ISA=ref|avx2|avx512vnni (an unknown or unsupported

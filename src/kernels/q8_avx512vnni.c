@@ -22,6 +22,10 @@
  * 32..64 columns all ran within noise of each other; 8 x 32 keeps the N
  * tail waste small.
  *
+ * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from the
+ * NHWC input itself instead of im2col rows; its packed weights are the GEMM
+ * panels for K = kh * (kw*c rounded up to 4) (see conv_run below).
+ *
  * Depthwise packed weights: blocks of 16 channels, [ceil(c/16)][kh*kw][16]
  * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
  * (x - a_zero) widened to int32 (high half 0 or -1) against it adds exactly
@@ -367,6 +371,243 @@ const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni = {
 	.packed_bytes = gemm_packed_bytes,
 	.pack = gemm_pack,
 	.run = gemm_run,
+};
+
+/* --- convolution without im2col ------------------------------------------------- */
+
+/* A conv is a GEMM whose row for output pixel i is its receptive field. With
+ * dil_w = 1 the kw taps of one kernel row are kw*c contiguous bytes of x, so
+ * the kernel reads A straight from x: the packed weights are the GEMM panels
+ * for K = kh * kwc4 (each kernel row's kw*c weights padded with zeros to
+ * kwc4 = kw*c rounded up to 4), and a row of a tile is (base, ki stride). Only
+ * a pixel whose window leaves the input (padding) or has dil_w > 1 has its
+ * row assembled in work first, in the same per-kernel-row layout. Rows run
+ * over all output pixels of the batch, so tiles are full across image rows
+ * and images. Reads of x: 4-byte groups inside the run, the last 1..3 bytes
+ * with load_tail; the padding bytes of a row in work are never read. */
+
+static int conv_kwc4(int kw, int c)
+{
+	return (kw * c + 3) & ~3;
+}
+
+static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
+{
+	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c));
+}
+
+static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
+{
+	int8_t *out = packed;
+	int kwc = kw * c, kwc4 = conv_kwc4(kw, c);
+	size_t k4 = (size_t)kh * kwc4 / 4;
+	memset(out, 0, conv_packed_bytes(c_out, kh, kw, c));
+	for (int j = 0; j < c_out; j++) {
+		int8_t *col = out + ((size_t)(j / GEMM_NR) * k4 * GEMM_NR + j % GEMM_NR) * 4;
+		for (int ki = 0; ki < kh; ki++)
+			for (int t = 0; t < kwc; t++) {
+				size_t kk = (size_t)ki * kwc4 + t;
+				col[kk / 4 * GEMM_NR * 4 + kk % 4] = w[((size_t)j * kh + ki) * kwc + t];
+			}
+	}
+}
+
+static size_t conv_work_bytes(int kh, int kw, int c)
+{
+	return (size_t)GEMM_MR * kh * conv_kwc4(kw, c);
+}
+
+/* MR x (16 * NB) tile of the conv GEMM: row r reads kernel row ki at
+ * rb[r] + ki * rs[r] (kwc bytes); wp is the panel. */
+static ALWAYS_INLINE void conv_tile(int mr, int nb, int kh, int kwc, const uint8_t *const *rb,
+				   const size_t *rs, const int8_t *wp, const struct rq16 *q,
+				   const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
+{
+	__m512i acc[GEMM_MR][GEMM_NB];
+	for (int r = 0; r < mr; r++)
+		for (int b = 0; b < nb; b++)
+			acc[r][b] = q[b].bias;
+	int g4 = kwc / 4, tail = kwc & 3, kwc4 = (kwc + 3) & ~3;
+	for (int ki = 0; ki < kh; ki++) {
+		const uint8_t *ar[GEMM_MR];
+		for (int r = 0; r < mr; r++)
+			ar[r] = rb[r] + (size_t)ki * rs[r];
+		const int8_t *wk = wp + (size_t)ki * kwc4 * GEMM_NR;
+		for (int g = 0; g < g4; g++) {
+			__m512i w[GEMM_NB];
+			for (int b = 0; b < nb; b++)
+				w[b] = _mm512_loadu_si512(wk + ((size_t)g * GEMM_NR + 16 * b) * 4);
+			for (int r = 0; r < mr; r++) {
+				__m512i av = _mm512_set1_epi32(load_u32(ar[r] + 4 * g));
+				for (int b = 0; b < nb; b++)
+					acc[r][b] = dpbusd(acc[r][b], av, w[b]);
+			}
+		}
+		if (tail) {
+			__m512i w[GEMM_NB];
+			for (int b = 0; b < nb; b++)
+				w[b] = _mm512_loadu_si512(wk + ((size_t)g4 * GEMM_NR + 16 * b) * 4);
+			/* masked: the bytes past the run are neither read nor faulted on */
+			__mmask16 tk = (__mmask16)((1u << tail) - 1);
+			for (int r = 0; r < mr; r++) {
+				__m512i av = _mm512_broadcastd_epi32(
+					_mm_maskz_loadu_epi8(tk, ar[r] + 4 * g4));
+				for (int b = 0; b < nb; b++)
+					acc[r][b] = dpbusd(acc[r][b], av, w[b]);
+			}
+		}
+	}
+	for (int r = 0; r < mr; r++)
+		for (int b = 0; b < nb; b++)
+			store16(acc[r][b], &q[b], o, c, NULL, off + r * ldc + 16 * b);
+}
+
+#define CONV_TILE_CASE(MR_, NB_)                                                       \
+	case (MR_) * 4 + (NB_):                                                        \
+		conv_tile(MR_, NB_, kh, kwc, rb, rs, wp, q, o, c, off, ldc);           \
+		break
+
+static void conv_tile_any(int mr, int nb, int kh, int kwc, const uint8_t *const *rb,
+			  const size_t *rs, const int8_t *wp, const struct rq16 *q,
+			  const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
+{
+	switch (mr * 4 + nb) {
+	CONV_TILE_CASE(8, 2); CONV_TILE_CASE(8, 1);
+	CONV_TILE_CASE(7, 2); CONV_TILE_CASE(7, 1);
+	CONV_TILE_CASE(6, 2); CONV_TILE_CASE(6, 1);
+	CONV_TILE_CASE(5, 2); CONV_TILE_CASE(5, 1);
+	CONV_TILE_CASE(4, 2); CONV_TILE_CASE(4, 1);
+	CONV_TILE_CASE(3, 2); CONV_TILE_CASE(3, 1);
+	CONV_TILE_CASE(2, 2); CONV_TILE_CASE(2, 1);
+	CONV_TILE_CASE(1, 2); CONV_TILE_CASE(1, 1);
+	default:
+		__builtin_unreachable();
+	}
+}
+
+/* n bytes from src to dst, 64 at a time, the last chunk masked. */
+static ALWAYS_INLINE void copy_bytes(uint8_t *dst, const uint8_t *src, int n)
+{
+	for (; n >= 64; n -= 64, dst += 64, src += 64)
+		_mm512_storeu_si512(dst, _mm512_loadu_si512(src));
+	if (n > 0) {
+		__mmask64 k = (1ull << n) - 1; /* 0 < n < 64 */
+		_mm512_mask_storeu_epi8(dst, k, _mm512_maskz_loadu_epi8(k, src));
+	}
+}
+
+static ALWAYS_INLINE void fill_bytes(uint8_t *dst, __m512i v, int n)
+{
+	for (; n >= 64; n -= 64, dst += 64)
+		_mm512_storeu_si512(dst, v);
+	if (n > 0)
+		_mm512_mask_storeu_epi8(dst, (1ull << n) - 1, v);
+}
+
+/* The row of a pixel whose window leaves the input (or has dil_w > 1):
+ * kernel row ki at row + ki * kwc4, taps outside read a_zero. */
+static void conv_border_row(const struct qconv_params *p, const uint8_t *xi, int ih0, int iw0,
+			    int kwc4, uint8_t *row)
+{
+	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
+	int c = p->c, kwc = p->kw * c;
+	for (int ki = 0; ki < p->kh; ki++) {
+		int ih = ih0 + ki * p->dil_h;
+		uint8_t *dst = row + (size_t)ki * kwc4;
+		if (ih < 0 || ih >= p->h_in) {
+			fill_bytes(dst, az, kwc);
+			continue;
+		}
+		const uint8_t *src_row = xi + (size_t)ih * p->w_in * c;
+		if (p->dil_w == 1) {
+			/* taps [lo, hi) are inside: one contiguous run */
+			int lo = iw0 < 0 ? -iw0 : 0, hi = p->w_in - iw0;
+			lo = lo < p->kw ? lo : p->kw;
+			hi = hi > p->kw ? p->kw : hi < lo ? lo : hi;
+			fill_bytes(dst, az, lo * c);
+			copy_bytes(dst + (size_t)lo * c, src_row + (size_t)(iw0 + lo) * c, (hi - lo) * c);
+			fill_bytes(dst + (size_t)hi * c, az, (p->kw - hi) * c);
+			continue;
+		}
+		for (int kj = 0; kj < p->kw; kj++) {
+			int iw = iw0 + kj * p->dil_w;
+			if (iw >= 0 && iw < p->w_in)
+				copy_bytes(dst + (size_t)kj * c, src_row + (size_t)iw * c, c);
+			else
+				fill_bytes(dst + (size_t)kj * c, az, c);
+		}
+	}
+}
+
+/* Requantization constants cached per call for this many 16-channel blocks
+ * (256 output channels; beyond, they are set up per tile). */
+#define CONV_RQ_BLOCKS 16
+
+static void conv_run(const struct qconv_params *p, const uint8_t *x, const void *packed,
+		     uint8_t *y)
+{
+	int64_t m = (int64_t)p->n * p->h_out * p->w_out;
+	if (m <= 0 || p->c_out <= 0)
+		return;
+	int kwc = p->kw * p->c, kwc4 = conv_kwc4(p->kw, p->c);
+	size_t k_row = (size_t)p->kh * kwc4;
+	size_t panel_bytes = k_row / 4 * GEMM_NR * 4;
+	size_t x_image = (size_t)p->h_in * p->w_in * p->c, x_pixel_row = (size_t)p->w_in * p->c;
+	int n_blocks = (p->c_out + 15) / 16;
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	struct rq16 qc[CONV_RQ_BLOCKS];
+	for (int b = 0; b < n_blocks && b < CONV_RQ_BLOCKS; b++)
+		rq16_init(p->bias, p->mult, p->shift, NULL, 16 * b, p->c_out, &qc[b]);
+	int img = 0, oh = 0, ow = 0;
+	for (int64_t i0 = 0; i0 < m; i0 += GEMM_MR) {
+		int mr = m - i0 < GEMM_MR ? (int)(m - i0) : GEMM_MR;
+		const uint8_t *rb[GEMM_MR];
+		size_t rs[GEMM_MR];
+		for (int r = 0; r < mr; r++) {
+			const uint8_t *xi = x + (size_t)img * x_image;
+			int ih0 = oh * p->stride_h - p->pad_t, iw0 = ow * p->stride_w - p->pad_l;
+			if (p->dil_w == 1 && iw0 >= 0 && iw0 + p->kw <= p->w_in && ih0 >= 0 &&
+			    ih0 + (p->kh - 1) * p->dil_h < p->h_in) {
+				rb[r] = xi + ((size_t)ih0 * p->w_in + iw0) * p->c;
+				rs[r] = (size_t)p->dil_h * x_pixel_row;
+			} else {
+				uint8_t *row = p->work + (size_t)r * k_row;
+				conv_border_row(p, xi, ih0, iw0, kwc4, row);
+				rb[r] = row;
+				rs[r] = (size_t)kwc4;
+			}
+			if (++ow == p->w_out) {
+				ow = 0;
+				if (++oh == p->h_out) {
+					oh = 0;
+					img++;
+				}
+			}
+		}
+		for (int j0 = 0; j0 < p->c_out; j0 += GEMM_NR) {
+			int b0 = j0 / 16, nb = p->c_out - j0 > 16 ? 2 : 1;
+			struct rq16 qt[GEMM_NB];
+			const struct rq16 *q = qc + b0;
+			if (b0 + nb > CONV_RQ_BLOCKS) {
+				for (int b = 0; b < nb; b++)
+					rq16_init(p->bias, p->mult, p->shift, NULL, j0 + 16 * b,
+						  p->c_out, &qt[b]);
+				q = qt;
+			}
+			conv_tile_any(mr, nb, p->kh, kwc, rb, rs,
+				      (const int8_t *)packed + (size_t)(j0 / GEMM_NR) * panel_bytes,
+				      q, &o, y, (size_t)i0 * p->c_out + j0, (size_t)p->c_out);
+		}
+	}
+}
+
+const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni = {
+	.name = "qconv_u8s8_8x32__avx512vnni",
+	.packed_bytes = conv_packed_bytes,
+	.pack = conv_pack,
+	.work_bytes = conv_work_bytes,
+	.run = conv_run,
 };
 
 /* --- depthwise convolution ------------------------------------------------------ */

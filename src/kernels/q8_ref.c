@@ -2,7 +2,8 @@
  *
  * Layout: activations NHWC uint8; the packed GEMM weights are a plain copy of
  * w [n][k] int8 (one row per output channel), the packed depthwise weights a
- * plain copy of w [c][kh][kw] int8.
+ * plain copy of w [c][kh][kw] int8, the packed convolution weights a plain
+ * copy of w [c_out][kh][kw][c] int8.
  *
  * Every output is computed the obvious way: an int32 sum of exact products,
  * then clamp(q31_requantize(acc, mult, shift) + c_zero, c_min, c_max) or, in
@@ -253,3 +254,67 @@ void im2col_nhwc_u8(const uint8_t *x, int h_in, int w_in, int c_total, int g, in
 		}
 	}
 }
+
+/* --- convolution (one group) ------------------------------------------------ */
+
+static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
+{
+	return (size_t)c_out * (size_t)kh * (size_t)kw * (size_t)c;
+}
+
+static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
+{
+	size_t bytes = conv_packed_bytes(c_out, kh, kw, c);
+	if (bytes)
+		memcpy(packed, w, bytes);
+}
+
+static size_t conv_work_bytes(int kh, int kw, int c)
+{
+	return (size_t)kh * kw * c;
+}
+
+/* Per output pixel: its receptive field (a_zero outside the input) into
+ * work, [kh][kw][c] like a row of w, then one dot product per channel. */
+static void conv_run(const struct qconv_params *p, const uint8_t *x, const void *packed,
+		     uint8_t *y)
+{
+	const int8_t *w = packed;
+	size_t k = (size_t)p->kh * p->kw * p->c;
+	uint8_t *field = p->work;
+	for (int img = 0; img < p->n; img++)
+		for (int oh = 0; oh < p->h_out; oh++)
+			for (int ow = 0; ow < p->w_out; ow++) {
+				for (int ki = 0; ki < p->kh; ki++) {
+					int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+					for (int kj = 0; kj < p->kw; kj++) {
+						int iw = ow * p->stride_w - p->pad_l + kj * p->dil_w;
+						uint8_t *dst = field + ((size_t)ki * p->kw + kj) * p->c;
+						if (ih >= 0 && ih < p->h_in && iw >= 0 && iw < p->w_in)
+							copy_small(dst, x + (((size_t)img * p->h_in + ih) *
+										     p->w_in + iw) * p->c,
+								   (size_t)p->c);
+						else
+							fill_small(dst, p->a_zero, (size_t)p->c);
+					}
+				}
+				uint8_t *yo = y + (((size_t)img * p->h_out + oh) * p->w_out + ow) *
+							  p->c_out;
+				for (int j = 0; j < p->c_out; j++) {
+					const int8_t *wj = w + (size_t)j * k;
+					int32_t sum = 0; /* |sum| <= 32640 * K < 2^30 for K <= Q8_K_MAX */
+					for (size_t kk = 0; kk < k; kk++)
+						sum += (int32_t)field[kk] * (int32_t)wj[kk];
+					yo[j] = requant_out(add_wrap(p->bias[j], sum), p->mult[j],
+							    p->shift[j], p->c_zero, p->c_min, p->c_max);
+				}
+			}
+}
+
+const struct qconv_ukernel qconv_u8s8__ref = {
+	.name = "qconv_u8s8__ref",
+	.packed_bytes = conv_packed_bytes,
+	.pack = conv_pack,
+	.work_bytes = conv_work_bytes,
+	.run = conv_run,
+};
