@@ -520,13 +520,11 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 				arena_align(m->conv->packed_bytes((int)n_out, kh, kw, (int)cg));
 			L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes);
 			if (!L->packed) {
-				free(q);
 				free(qr);
 				return status_fail(PRESSO_E_NOMEM, "out of memory");
 			}
 			m->conv->pack((int)n_out, kh, kw, (int)cg, qr, L->packed);
-			free(q);
-			free(qr);
+			free(qr); /* q stays: it is L->wq */
 			return PRESSO_OK;
 		}
 		L->packed_group_bytes = arena_align(m->gemm->packed_bytes((int)n_g, (int)k));
