@@ -247,6 +247,30 @@ Test(transform, residual_groups_stay_consistent)
 	expect_refused("models/lenet.onnx", "/fc3/Gemm", "graph output");
 }
 
+/* n random 1 x h x w images of `classes` classes and the calibration of g on
+ * them (free_images() frees the images). */
+static struct calib *calibrate_random(const struct graph *g, int n, int h, int w, int classes,
+				      struct dataset *ds)
+{
+	*ds = (struct dataset){.n = n, .c = 1, .h = h, .w = w, .n_classes = classes};
+	ds->f32 = malloc(sizeof(float) * (size_t)(n * h * w));
+	ds->labels = calloc((size_t)n, sizeof(int32_t));
+	for (int i = 0; i < n * h * w; i++)
+		ds->f32[i] = frand();
+	struct split sp;
+	cr_assert_eq(split_range(n, n, &sp), PRESSO_OK);
+	struct calib *cal;
+	cr_assert_eq(calib_run(g, ds, NULL, &sp, 8, &cal), PRESSO_OK, "%s", status_msg());
+	split_free(&sp);
+	return cal;
+}
+
+static void free_images(struct dataset *ds)
+{
+	free(ds->f32);
+	free(ds->labels);
+}
+
 /* Quantizes g (identity-shaped policy) on a few random images and runs it. */
 static void check_runs_int8(const struct graph *g, int bits)
 {
@@ -254,15 +278,8 @@ static void check_runs_int8(const struct graph *g, int bits)
 	int n;
 	cr_assert_eq(graph_layers(g, &ls, &n), PRESSO_OK);
 	free(ls);
-	struct dataset ds = {.n = 16, .c = 1, .h = 28, .w = 28, .n_classes = 10};
-	ds.f32 = malloc(sizeof(float) * 16 * 28 * 28);
-	ds.labels = calloc(16, sizeof(int32_t));
-	for (int i = 0; i < 16 * 28 * 28; i++)
-		ds.f32[i] = frand();
-	struct split sp;
-	cr_assert_eq(split_range(16, 16, &sp), PRESSO_OK);
-	struct calib *cal;
-	cr_assert_eq(calib_run(g, &ds, NULL, &sp, 8, &cal), PRESSO_OK, "%s", status_msg());
+	struct dataset ds;
+	struct calib *cal = calibrate_random(g, 16, 28, 28, 10, &ds);
 	struct layer_policy lp = policy_default_layer();
 	lp.bits = bits;
 	struct policy *p;
@@ -282,9 +299,7 @@ static void check_runs_int8(const struct graph *g, int bits)
 	qmodel_free(qm);
 	policy_free(p);
 	calib_free(cal);
-	split_free(&sp);
-	free(ds.f32);
-	free(ds.labels);
+	free_images(&ds);
 }
 
 static int64_t total_params(const struct graph *g)
@@ -490,13 +505,6 @@ static struct graph *tiny_model(void)
 Test(transform, size_bytes_by_hand)
 {
 	struct graph *g = tiny_model();
-	struct dataset ds = {.n = 8, .c = 1, .h = 4, .w = 4, .n_classes = 3};
-	ds.f32 = malloc(sizeof(float) * 8 * 16);
-	ds.labels = calloc(8, sizeof(int32_t));
-	for (int i = 0; i < 8 * 16; i++)
-		ds.f32[i] = frand();
-	struct split sp;
-	cr_assert_eq(split_range(8, 8, &sp), PRESSO_OK);
 	struct policy *p = identity_policy(g);
 	p->layers[0].bits = 4;
 	p->layers[1].prune = 0.5;
@@ -507,8 +515,8 @@ Test(transform, size_bytes_by_hand)
 	cr_assert_eq(tr.before.size_bytes, 4 * (18 + 2 + 96 + 3));
 	cr_assert_eq(tr.after_prune.size_bytes, 4 * 20 + 204 + 4 * 3);
 	cr_assert_eq(tr.after_prune.params, 18 + 2 + 48 + 3);
-	struct calib *cal;
-	cr_assert_eq(calib_run(tr.g, &ds, NULL, &sp, 8, &cal), PRESSO_OK, "%s", status_msg());
+	struct dataset ds;
+	struct calib *cal = calibrate_random(tr.g, 8, 4, 4, 3, &ds);
 	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL};
 	struct qmodel *qm;
 	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
@@ -528,9 +536,7 @@ Test(transform, size_bytes_by_hand)
 	calib_free(cal);
 	transform_result_free(&tr);
 	policy_free(p);
-	split_free(&sp);
-	free(ds.f32);
-	free(ds.labels);
+	free_images(&ds);
 	graph_free(g);
 }
 
@@ -545,15 +551,8 @@ Test(transform, pruned_and_factorised_models_round_trip_through_presso_files)
 	p->layers[layer_named(g, "/fc2/Gemm", NULL)].prune_kind = PRUNE_STRUCTURED;
 	struct transform_result tr;
 	cr_assert_eq(transform_apply(g, p, &tr), PRESSO_OK, "%s", status_msg());
-	struct dataset ds = {.n = 16, .c = 1, .h = 28, .w = 28, .n_classes = 10};
-	ds.f32 = malloc(sizeof(float) * 16 * 28 * 28);
-	ds.labels = calloc(16, sizeof(int32_t));
-	for (int i = 0; i < 16 * 28 * 28; i++)
-		ds.f32[i] = frand();
-	struct split sp;
-	cr_assert_eq(split_range(16, 16, &sp), PRESSO_OK);
-	struct calib *cal;
-	cr_assert_eq(calib_run(tr.g, &ds, NULL, &sp, 8, &cal), PRESSO_OK, "%s", status_msg());
+	struct dataset ds;
+	struct calib *cal = calibrate_random(tr.g, 16, 28, 28, 10, &ds);
 	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL};
 	struct qmodel *qm, *back;
 	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
@@ -588,9 +587,7 @@ Test(transform, pruned_and_factorised_models_round_trip_through_presso_files)
 	rmdir(dir);
 	free(dir);
 	calib_free(cal);
-	split_free(&sp);
-	free(ds.f32);
-	free(ds.labels);
+	free_images(&ds);
 	transform_result_free(&tr);
 	policy_free(p);
 	graph_free(g);
