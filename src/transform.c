@@ -238,15 +238,14 @@ static bool is_output(const struct graph *g, int v)
 }
 
 /* Composes a node's channel map with a selection of its current channels. */
-static enum presso_status compose_kept(struct prune_ctx *c, int node, int64_t n_now,
-				       const int64_t *keep, int64_t n_keep)
+static enum presso_status compose_kept(struct prune_ctx *c, int node, const int64_t *keep,
+				       int64_t n_keep)
 {
 	int64_t *nk = malloc(sizeof(int64_t) * (size_t)(n_keep ? n_keep : 1));
 	if (!nk)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
 	for (int64_t j = 0; j < n_keep; j++)
 		nk[j] = c->kept[node] ? c->kept[node][keep[j]] : keep[j];
-	(void)n_now;
 	free(c->kept[node]);
 	c->kept[node] = nk;
 	return PRESSO_OK;
@@ -337,10 +336,9 @@ static enum presso_status follow_node(struct prune_ctx *c, int i, int k, const i
 		}
 		if (n->a.group == c_in && w->shape.dims[0] == c_in) {
 			/* depthwise: its channels go with its input's */
-			int64_t n_now = w->shape.dims[0];
 			if ((s = shrink_const(c, n, 1, 0, keep, n_keep)) ||
 			    (s = shrink_const(c, n, 2, 0, keep, n_keep)) ||
-			    (s = compose_kept(c, i, n_now, keep, n_keep)))
+			    (s = compose_kept(c, i, keep, n_keep)))
 				return s;
 			n->a.group = (int)n_keep;
 			return follow(c, n->output, keep, n_keep, 1);
@@ -448,7 +446,7 @@ static enum presso_status prune_structured(struct prune_ctx *c, int node, double
 	if (s == PRESSO_OK && b)
 		s = shrink_const(c, n, 2, bias_axis, keep, n_keep);
 	if (s == PRESSO_OK)
-		s = compose_kept(c, node, n_out, keep, n_keep);
+		s = compose_kept(c, node, keep, n_keep);
 	if (s == PRESSO_OK)
 		s = follow(c, n->output, keep, n_keep, 1);
 	free(keep);

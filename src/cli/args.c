@@ -10,8 +10,10 @@ static void print_help(const struct cli_cmd *cmd)
 	for (int i = 0; i < cmd->n_opts; i++) {
 		const struct cli_opt *o = &cmd->opts[i];
 		char left[64];
-		snprintf(left, sizeof left, "%s%s%s%s", o->name[1] ? "--" : "-", o->name,
-			 o->kind == CLI_STRING ? " " : "", o->kind == CLI_STRING ? o->metavar : "");
+		/* --output also answers to -o (cli_parse) */
+		snprintf(left, sizeof left, "%s%s%s%s%s", strcmp(o->name, "output") == 0 ? "-o, " : "",
+			 o->name[1] ? "--" : "-", o->name, o->kind == CLI_STRING ? " " : "",
+			 o->kind == CLI_STRING ? o->metavar : "");
 		printf("  %-24s %s\n", left, o->help);
 	}
 	printf("  %-24s %s\n", "--help", "show this help");

@@ -146,7 +146,6 @@ int cmd_export(int argc, char **argv)
 		 NULL, &pick_text},
 		{"output", CLI_STRING, "FILE", "where to write the policy (- for stdout)", NULL,
 		 &output},
-		{"o", CLI_STRING, "FILE", "same as --output", NULL, &output},
 	};
 	const struct cli_cmd cmd = {
 		"export",
@@ -155,7 +154,7 @@ int cmd_export(int argc, char **argv)
 		"baseline, model sha256, presso version. --pick is 'max METRIC [where EXPR]' or\n"
 		"'min METRIC [where EXPR]' over the metrics --where knows; ties go to the\n"
 		"lowest trial number. The file is replaced atomically, never half-written.",
-		"--db FILE --study NAME (--trial N | --pick EXPR) -o FILE", opts, 6};
+		"--db FILE --study NAME (--trial N | --pick EXPR) -o FILE", opts, 5};
 	char **args = spell_short_options(argc, argv);
 	if (!args) {
 		fprintf(stderr, "presso export: out of memory\n");

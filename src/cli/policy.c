@@ -52,7 +52,6 @@ int cmd_policy(int argc, char **argv)
 		{"config", CLI_STRING, "FILE", "or: the model of this study config", NULL, &config_path},
 		{"output", CLI_STRING, "FILE", "where to write the template (default: standard output)",
 		 NULL, &output},
-		{"o", CLI_STRING, "FILE", "same as --output", NULL, &output},
 	};
 	const struct cli_cmd cmd = {
 		"policy",
@@ -66,7 +65,7 @@ int cmd_policy(int argc, char **argv)
 		"\"metadata.layers\" describes each layer (shape, parameters, MACs, full rank);\n"
 		"presso ignores it when reading the policy. The file is written atomically.",
 		"(--model FILE | --config FILE) [-o FILE]",
-		opts, 4};
+		opts, 3};
 	int rc;
 	if (!cli_parse(&cmd, argc, argv, &rc))
 		return rc;
