@@ -1,6 +1,6 @@
 /* presso_file.c - the .presso format: a quantized model, ready to run.
  *
- * Layout, version 1. Integers are little-endian; "uv" is an unsigned LEB128
+ * Layout, version 2. Integers are little-endian; "uv" is an unsigned LEB128
  * varint, "sv" a zigzag-coded signed one; "str" is a uv byte count and the bytes
  * (no NUL); f32 is IEEE-754 binary32.
  *
@@ -24,8 +24,10 @@
  *     layer[n_layers]  uv node, u8 bits, u8 act_bits, u8 coding, uv nnz
  *   body, payload: exactly the model's size_bytes (qmodel_size)
  *     per layer        its weights in its coding (wcode.h; [n_out][k] in the
- *                      graph's weight order), f32 scale[n_out], i32 bias[n_out]
- *                      (in units of s_in * scale[c])
+ *                      graph's weight order), binary16 scale[n_out] (u16,
+ *                      positive and finite), then the biases (in units of
+ *                      s_in * scale[c]): u8 width w, n_out values of w bits
+ *                      two's complement, packed as wcode.h says
  *     per group head   (values with act bits, in value order) f32 scale,
  *                      u8 zero point
  *     per float constant (kind 1, value order) f32 data[numel]
@@ -68,7 +70,7 @@
 
 #define PFILE_MAGIC "PRESSO\r\n"
 #define PFILE_MAGIC_BYTES 8
-#define PFILE_VERSION 1
+#define PFILE_VERSION 2
 #define PFILE_HEADER_BYTES 24
 
 /* Bounds a loaded graph must keep (far above any model presso handles): a
@@ -190,6 +192,12 @@ static void w_u64(struct wbuf *w, uint64_t v)
 {
 	w_u32(w, (uint32_t)v);
 	w_u32(w, (uint32_t)(v >> 32));
+}
+
+static void w_u16(struct wbuf *w, unsigned v)
+{
+	uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+	w_bytes(w, b, 2);
 }
 
 static void w_f32(struct wbuf *w, float f)
@@ -388,9 +396,10 @@ enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 		if (at)
 			wcode_encode(L->w, L->n_out * L->k, L->bits, &L->coding, at);
 		for (int64_t c = 0; c < L->n_out; c++)
-			w_f32(&w, L->w_scale[c]);
-		for (int64_t c = 0; c < L->n_out; c++)
-			w_u32(&w, (uint32_t)L->bias[c]);
+			w_u16(&w, quant_f16_encode(L->w_scale[c]));
+		at = w_room(&w, (size_t)quant_bias_bytes(L->n_out, quant_bias_bits(L->bias, L->n_out)));
+		if (at)
+			wcode_bias_encode(L->bias, L->n_out, at);
 	}
 	for (int v = 0; v < nv; v++) {
 		struct qparams qp;
@@ -492,6 +501,15 @@ static bool r_u8(struct rd *r, unsigned *v)
 static uint32_t le32(const uint8_t *b)
 {
 	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static bool r_u16(struct rd *r, unsigned *v)
+{
+	uint8_t b[2];
+	if (!r_bytes(r, b, 2))
+		return false;
+	*v = (unsigned)b[0] | (unsigned)b[1] << 8;
+	return true;
 }
 
 static bool r_u32(struct rd *r, uint32_t *v)
@@ -1006,15 +1024,19 @@ static enum presso_status read_payload(struct loading *L)
 			return bad(r, "layer '%s': weights in %s coding where %s is chosen", name,
 				   quant_coding_name(F->coding.kind), quant_coding_name(best.kind));
 		r->pos += (size_t)F->coding.bytes;
-		for (int64_t c = 0; c < F->n_out; c++)
-			if (!r_f32(r, &F->scale[c]) || !isfinite(F->scale[c]) || F->scale[c] < 0)
-				return bad(r, "layer '%s': bad or missing scale %lld", name, (long long)c);
 		for (int64_t c = 0; c < F->n_out; c++) {
-			uint32_t b;
-			if (!r_u32(r, &b))
-				return bad(r, "layer '%s': truncated biases", name);
-			F->bias[c] = (int32_t)b;
+			unsigned h;
+			if (!r_u16(r, &h))
+				return bad(r, "layer '%s': truncated scales", name);
+			F->scale[c] = quant_f16_decode((uint16_t)h);
+			if (!(F->scale[c] > 0))
+				return bad(r, "layer '%s': bad scale %lld (binary16 0x%04x)", name,
+					   (long long)c, h);
 		}
+		int64_t used = wcode_bias_decode(r->p + r->pos, (int64_t)r_left(r), F->n_out, F->bias);
+		if (used < 0)
+			return bad(r, "layer '%s': truncated or malformed biases", name);
+		r->pos += (size_t)used;
 	}
 	for (int v = 0; v < g->n_values; v++) {
 		unsigned bits = L->vflags[v] >> VF_BITS_SHIFT;

@@ -587,8 +587,9 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 		int64_t nw = shape_numel(&g->values[n->inputs[1]].shape);
 		int64_t wb = L->coding.bytes;
 		z->weight_bytes += wb;
-		/* per output channel: float32 scale + int32 bias */
-		z->size_bytes += wb + 8 * L->n_out;
+		/* per output channel a binary16 scale; the biases at the layer's width */
+		z->size_bytes += wb + 2 * L->n_out +
+				 quant_bias_bytes(L->n_out, quant_bias_bits(L->bias_q, L->n_out));
 		z->bops += (double)L->macs * L->bits * L->act_bits;
 		bits_sum += (double)nw * L->bits;
 		z->params += L->params;

@@ -8,6 +8,65 @@
 /* clipping ratios tried for b >= 3: 0.5, 0.505, ..., 1.0 */
 #define CLIP_STEPS 101
 
+float quant_scale_round(float x)
+{
+	if (!(x > 0x1p-24f))
+		return 0x1p-24f;
+	if (x >= 65504.0f)
+		return 65504.0f;
+	int e;
+	frexpf(x, &e); /* x = f * 2^e, f in [0.5, 1) */
+	/* binary16 keeps 11 significant bits for normals (e >= -13), and a fixed
+	 * step of 2^-24 for subnormals */
+	float step = ldexpf(1.0f, (e < -13 ? -13 : e) - 11);
+	float r = rintf(x / step) * step; /* x / step is exact: step is a power of 2 */
+	return r > 65504.0f ? 65504.0f : r;
+}
+
+uint16_t quant_f16_encode(float x)
+{
+	uint16_t sign = signbit(x) ? 0x8000u : 0;
+	x = fabsf(x);
+	if (x == 0)
+		return sign;
+	int e;
+	frexpf(x, &e);
+	if (e < -13) /* subnormal: x = m * 2^-24 */
+		return (uint16_t)(sign | (uint16_t)lrintf(ldexpf(x, 24)));
+	/* normal: x = (1 + m / 1024) * 2^(e - 1), biased exponent e - 1 + 15 */
+	long m = lrintf(ldexpf(x, 11 - e)) - 1024;
+	return (uint16_t)(sign | (uint16_t)(((e + 14) << 10) + m)); /* m = 1024 carries */
+}
+
+float quant_f16_decode(uint16_t h)
+{
+	int ex = (h >> 10) & 0x1f, m = h & 0x3ff;
+	if (ex == 0x1f)
+		return -1.0f;
+	float v = ex ? ldexpf((float)(1024 + m), ex - 25) : ldexpf((float)m, -24);
+	return (h & 0x8000u) ? -v : v;
+}
+
+int quant_bias_bits(const int32_t *b, int64_t n)
+{
+	int bits = 0;
+	for (int64_t i = 0; i < n; i++) {
+		/* v in [-2^(w-1), 2^(w-1) - 1] needs w bits */
+		int64_t v = b[i] < 0 ? -(int64_t)b[i] - 1 : b[i];
+		int w = b[i] ? 1 : 0;
+		while (w && (v >> (w - 1)) != 0)
+			w++;
+		if (w > bits)
+			bits = w;
+	}
+	return bits;
+}
+
+int64_t quant_bias_bytes(int64_t n, int bias_bits)
+{
+	return 1 + quant_packed_bytes(n, bias_bits);
+}
+
 int quant_weight_qmax(int bits)
 {
 	return bits >= 2 ? (1 << (bits - 1)) - 1 : 1;
@@ -25,10 +84,10 @@ static void quant_uniform(const float *w, int64_t n, int bits, int8_t *q, float 
 		return;
 	}
 	double best_err = INFINITY;
-	float best_s = amax / (float)qmax;
+	float best_s = quant_scale_round(amax / (float)qmax);
 	for (int step = 0; step < CLIP_STEPS; step++) {
 		float t = 1.0f - 0.5f * (float)step / (float)(CLIP_STEPS - 1);
-		float s = t * amax / (float)qmax;
+		float s = quant_scale_round(t * amax / (float)qmax);
 		double err = 0;
 		for (int64_t i = 0; i < n && err < best_err; i++) {
 			float r = roundf(w[i] / s);
@@ -83,7 +142,7 @@ static void quant_ternary(const float *w, int64_t n, int8_t *q, float *scale)
 		}
 	for (int64_t i = 0; i < n; i++)
 		q[i] = (fabsf(w[i]) >= thresh && thresh > 0) ? (w[i] > 0 ? 1 : -1) : 0;
-	*scale = s_n ? (float)(s_sum / (double)s_n) : 1.0f;
+	*scale = s_n ? quant_scale_round((float)(s_sum / (double)s_n)) : 1.0f;
 }
 
 /* binary: q = sign(w); a weight that is exactly zero (pruned) stays 0 */
@@ -96,7 +155,7 @@ static void quant_binary(const float *w, int64_t n, int8_t *q, float *scale)
 		nz += w[i] != 0;
 		q[i] = w[i] > 0 ? 1 : w[i] < 0 ? -1 : 0;
 	}
-	*scale = sum > 0 ? (float)(sum / (double)nz) : 1.0f;
+	*scale = sum > 0 ? quant_scale_round((float)(sum / (double)nz)) : 1.0f;
 }
 
 void quant_weights(const float *w, int64_t n_out, int64_t per_out, int bits, int8_t *q,

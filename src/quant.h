@@ -7,7 +7,9 @@
  *     q in [-(2^(b-1)-1), 2^(b-1)-1], w ~ scale[c] * q. b = 2 is ternary,
  *     q in {-1, 0, +1}, w ~ a[c] * q; b = 1 is binary, q in {-1, +1}
  *     (a weight that is exactly zero, a pruned one, stays 0 at every width).
- *   - the per-channel scale minimises the squared weight error:
+ *   - the per-channel scale minimises the squared weight error, among the values
+ *     an IEEE-754 binary16 can hold (scales are stored as 16-bit floats: their
+ *     relative rounding, at most 2^-11, is far below any weight step):
  *       b >= 3: scale = t * max|w| / qmax for the best t of 101 clipping ratios
  *               t in [0.5, 1] (t = 1 is plain max-abs);
  *       ternary: the support S (weights set to +-a) is the k largest |w| for the
@@ -35,6 +37,22 @@
  * q[n_out][per_out] and scale[n_out]. */
 void quant_weights(const float *w, int64_t n_out, int64_t per_out, int bits, int8_t *q,
 		   float *scale);
+
+/* x rounded to the nearest IEEE-754 binary16 value (ties to even), for x >= 0;
+ * a positive x below the smallest subnormal (2^-24) gives 2^-24, and anything
+ * above 65504 gives 65504: a weight scale is never 0 or infinite. */
+float quant_scale_round(float x);
+
+/* The binary16 bits of a value quant_scale_round() returns, and back. Decoding
+ * refuses (returns a negative value for) infinities and NaNs. */
+uint16_t quant_f16_encode(float x);
+float quant_f16_decode(uint16_t h);
+
+/* Biases are int32 in the engine but stored in the fewest bits that hold every
+ * one of a layer's biases in two's complement: 0 when all are 0, else 1..32.
+ * The stored form is a one-byte width then the n biases packed at it. */
+int quant_bias_bits(const int32_t *b, int64_t n);
+int64_t quant_bias_bytes(int64_t n, int bias_bits);
 
 /* Largest |q| of a weight bit width: 2^(b-1)-1 for b >= 2, 1 for b = 1. */
 int quant_weight_qmax(int bits);

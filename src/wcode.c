@@ -221,3 +221,37 @@ bool wcode_decode(const uint8_t *in, const struct weight_coding *c, int64_t n, i
 	}
 	return ok && zero_padding(&r);
 }
+
+/* --- biases -------------------------------------------------------------------- */
+
+void wcode_bias_encode(const int32_t *b, int64_t n, uint8_t *out)
+{
+	int bits = quant_bias_bits(b, n);
+	memset(out, 0, (size_t)quant_bias_bytes(n, bits));
+	out[0] = (uint8_t)bits;
+	struct bitw w = {out + 1, 0};
+	uint32_t mask = bits == 32 ? 0xffffffffu : (1u << bits) - 1u;
+	for (int64_t i = 0; i < n && bits; i++)
+		put_bits(&w, (uint32_t)b[i] & mask, bits);
+}
+
+int64_t wcode_bias_decode(const uint8_t *in, int64_t avail, int64_t n, int32_t *b)
+{
+	if (avail < 1 || n < 0 || in[0] > 32)
+		return -1;
+	int bits = in[0];
+	int64_t bytes = quant_bias_bytes(n, bits);
+	if (bytes > avail)
+		return -1;
+	struct bitr r = {in + 1, (bytes - 1) * 8, 0};
+	for (int64_t i = 0; i < n; i++) {
+		uint32_t v = bits ? get_bits(&r, bits) : 0;
+		if (bits && bits < 32 && (v >> (bits - 1)))
+			v |= ~((1u << bits) - 1u); /* sign-extend */
+		memcpy(&b[i], &v, sizeof v);
+	}
+	/* canonical: the fewest bits that hold them, zero padding */
+	if (quant_bias_bits(b, n) != bits || !zero_padding(&r))
+		return -1;
+	return bytes;
+}

@@ -36,4 +36,14 @@ void wcode_encode(const int8_t *q, int64_t n, int bits, const struct weight_codi
 bool wcode_decode(const uint8_t *in, const struct weight_coding *c, int64_t n, int bits,
 		  int8_t *q);
 
+/* A layer's n int32 biases: a byte holding their width w = quant_bias_bits(),
+ * then each in w bits two's complement, in the same bit stream;
+ * quant_bias_bytes(n, w) bytes in all. */
+void wcode_bias_encode(const int32_t *b, int64_t n, uint8_t *out);
+
+/* Reads n biases from in[0..avail) into b; returns the bytes used, or -1 when
+ * they are truncated or not canonical (a width over 32 or wider than needed,
+ * non-zero padding). */
+int64_t wcode_bias_decode(const uint8_t *in, int64_t avail, int64_t n, int32_t *b);
+
 #endif

@@ -114,3 +114,16 @@ bool fx_have_fmnist(void)
 	struct stat st;
 	return stat(FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", &st) == 0;
 }
+
+int64_t fx_bias_bytes(const int32_t *b, int64_t n)
+{
+	int w = 0;
+	for (int64_t i = 0; i < n; i++) {
+		int need = 1;
+		while (b[i] < -(1ll << (need - 1)) || b[i] > (1ll << (need - 1)) - 1)
+			need++;
+		if (b[i] && need > w)
+			w = need;
+	}
+	return 1 + (n * w + 7) / 8;
+}

@@ -4,6 +4,7 @@
 #define PRESSO_TEST_FIXTURES_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 /* PRESSO_SOURCE_DIR "/" rel, in a static rotating buffer (8 slots). */
@@ -44,6 +45,11 @@ static inline bool fx_sanitized(void)
 
 /* True if the Fashion-MNIST files of Debian's dataset-fashion-mnist are there. */
 bool fx_have_fmnist(void);
+
+/* The bytes size accounting gives a layer's n biases, counted here by hand: a
+ * width byte, then each bias in the fewest bits that hold all of them in two's
+ * complement (0 bits when all are 0). */
+int64_t fx_bias_bytes(const int32_t *b, int64_t n);
 
 #define FX_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
 #define FX_ONNX_NODE_DIR "/usr/share/libonnx-testdata/data/node"

@@ -146,6 +146,52 @@ Test(wcode, every_coding_round_trips_at_every_width)
 	free(bytes);
 }
 
+Test(wcode, biases_round_trip_at_their_width)
+{
+	uint32_t seed = 5;
+	int32_t b[67], back[67];
+	uint8_t bytes[1 + 67 * 4 + 1];
+	for (int bits = 0; bits <= 32; bits++)
+		for (int n = 1; n <= 67; n += 11) {
+			/* n random values of at most `bits` bits, one of exactly `bits` */
+			for (int i = 0; i < n; i++) {
+				seed = seed * 1664525u + 1013904223u;
+				int64_t lo = bits ? -(1ll << (bits - 1)) : 0, span = bits ? 1ll << bits : 1;
+				b[i] = (int32_t)(lo + (int64_t)(((uint64_t)seed * 2654435761u) % (uint64_t)span));
+			}
+			if (bits)
+				b[n / 2] = (int32_t)-(1ll << (bits - 1));
+			cr_assert_eq(quant_bias_bits(b, n), bits);
+			int64_t len = quant_bias_bytes(n, bits);
+			memset(bytes, 0xAB, sizeof bytes);
+			wcode_bias_encode(b, n, bytes);
+			cr_assert_eq(bytes[len], 0xAB, "%d bits, n %d: wrote past its bytes", bits, n);
+			cr_assert_eq(wcode_bias_decode(bytes, len, n, back), len, "%d bits, n %d", bits, n);
+			cr_assert_arr_eq(b, back, sizeof(int32_t) * (size_t)n, "%d bits, n %d", bits, n);
+			/* one byte short, or a set padding bit, is refused */
+			cr_assert_eq(wcode_bias_decode(bytes, len - 1, n, back), -1);
+			int64_t used_bits = (int64_t)n * bits;
+			if (used_bits % 8) {
+				bytes[1 + used_bits / 8] |= (uint8_t)(0x80u);
+				cr_assert_eq(wcode_bias_decode(bytes, len, n, back), -1,
+					     "%d bits, n %d: padding", bits, n);
+			}
+			/* a width wider than needed is not canonical: all values of
+			 * 1 bit written at 2 */
+			if (bits == 2) {
+				int32_t ones[3] = {-1, 0, -1};
+				uint8_t wide[2] = {2, 0x33}; /* 11 00 11, padding 00 */
+				cr_assert_eq(wcode_bias_decode(wide, 2, 3, back), -1);
+				wide[0] = 1;
+				wide[1] = 0x05; /* 1 0 1 */
+				cr_assert_eq(wcode_bias_decode(wide, 2, 3, back), 2);
+				cr_assert_arr_eq(back, ones, sizeof ones);
+			}
+		}
+	bytes[0] = 33;
+	cr_assert_eq(wcode_bias_decode(bytes, (int64_t)sizeof bytes, 1, back), -1);
+}
+
 Test(wcode, damaged_bytes_never_read_or_write_out_of_bounds)
 {
 	uint32_t seed = 11;
@@ -516,7 +562,10 @@ Test(presso_file, wrong_magic_version_and_missing_file)
 	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
 	cr_assert(strstr(status_msg(), "magic"), "%s", status_msg());
 	memcpy(b, f.good, f.n);
-	b[8] = 2;
+	b[8] = 1; /* version 1 stored float32 scales and int32 biases */
+	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
+	cr_assert(strstr(status_msg(), "version"), "%s", status_msg());
+	b[8] = 3;
 	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
 	cr_assert(strstr(status_msg(), "version"), "%s", status_msg());
 	cr_assert_eq(load_bytes(path, b, 0), PRESSO_E_FORMAT);

@@ -238,12 +238,24 @@ Test(qengine, size_accounting_matches_a_hand_count)
 	/* packed weights: conv1 216 x 4 bits = 108 B; dw 72 x 2 bits = 18 B;
 	 * pw 64 x 4 bits = 32 B; fc 32 x 1 bit = 4 B */
 	cr_assert_eq(z.weight_bytes, 108 + 18 + 32 + 4);
-	/* + per output channel 4 B scale + 4 B bias: 8 + 8 + 8 + 4 channels
+	/* + per output channel a 2 B (binary16) scale: 8 + 8 + 8 + 4 channels;
+	 * + per layer a width byte and the biases packed at the fewest bits that
+	 *   hold each of them in two's complement;
 	 * + 5 B (scale, zero point) per quantization group: x; conv1+relu; dw+relu6;
 	 *   pw; Add+Relu with the maxpool, GAP and flatten after it. The logits
 	 *   stay float. */
+	int64_t bias_bytes = 0;
+	cr_assert_eq(qmodel_n_layers(m), 4);
+	for (int i = 0; i < 4; i++) {
+		struct qlayer_view v;
+		qmodel_layer_view(m, i, &v);
+		int64_t bb = fx_bias_bytes(v.bias, v.n_out);
+		cr_assert_gt(bb, 1 + v.n_out / 8, "layer %d: its biases should not all be tiny", i);
+		bias_bytes += bb;
+	}
 	int64_t groups = 5;
-	cr_assert_eq(z.size_bytes, 162 + 8 * 28 + 5 * groups, "size %lld", (long long)z.size_bytes);
+	cr_assert_eq(z.size_bytes, 162 + 2 * 28 + bias_bytes + 5 * groups, "size %lld",
+		     (long long)z.size_bytes);
 	/* BOPs: MACs x weight bits x input bits (fc reads 6-bit activations) */
 	double bops = 7776.0 * 4 * 8 + 2592.0 * 2 * 8 + 2304.0 * 4 * 8 + 32.0 * 1 * 6;
 	cr_assert_float_eq(z.bops, bops, 1e-6, "bops %.0f vs %.0f", z.bops, bops);

@@ -163,9 +163,11 @@ Test(quant, clipping_search_beats_or_equals_max_abs)
 		float amax = 0;
 		for (int i = 0; i < 256; i++)
 			amax = fmaxf(amax, fabsf(w[i]));
-		float sm = amax / (float)quant_weight_qmax(bits);
+		/* max-abs at the scale precision presso stores (binary16) */
+		int qmax = quant_weight_qmax(bits);
+		float sm = quant_scale_round(amax / (float)qmax);
 		for (int i = 0; i < 256; i++)
-			qm[i] = (int8_t)roundf(w[i] / sm);
+			qm[i] = (int8_t)fminf(fmaxf(roundf(w[i] / sm), (float)-qmax), (float)qmax);
 		cr_assert_leq(sq_err(w, q, s, 256), sq_err(w, qm, sm, 256) * (1 + 1e-9),
 			      "bits %d", bits);
 	}
@@ -231,4 +233,72 @@ Test(quant, packed_bytes)
 	cr_assert_eq(quant_packed_bytes(9, 1), 2);
 	cr_assert_eq(quant_packed_bytes(3, 3), 2);
 	cr_assert_eq(quant_packed_bytes(0, 5), 0);
+}
+
+Test(quant, scales_round_to_binary16)
+{
+	/* every positive finite binary16 value is kept and round-trips its bits */
+	float prev = 0;
+	for (unsigned h = 1; h < 0x7c00; h++) {
+		float v = quant_f16_decode((uint16_t)h);
+		cr_assert_gt(v, prev, "0x%04x: %g not above 0x%04x's %g", h, v, h - 1, prev);
+		cr_assert_eq(quant_scale_round(v), v, "0x%04x: %g moved", h, v);
+		cr_assert_eq(quant_f16_encode(v), h, "0x%04x: %g encodes as 0x%04x", h, v,
+			     quant_f16_encode(v));
+		prev = v;
+	}
+	cr_assert_eq(quant_f16_decode(0x3c00), 1.0f);
+	cr_assert_eq(quant_f16_decode(0x0001), 0x1p-24f);
+	cr_assert_eq(quant_f16_decode(0x7bff), 65504.0f);
+	cr_assert_lt(quant_f16_decode(0x7c00), 0, "infinity must not decode to a scale");
+	cr_assert_lt(quant_f16_decode(0x7e00), 0, "NaN must not decode to a scale");
+	/* any other positive float goes to its nearest neighbour, never 0 or inf */
+	uint32_t seed = 11;
+	for (int i = 0; i < 100000; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		float x = ldexpf(1.0f + (float)(seed >> 8) / 16777216.0f, (int)(seed % 44) - 28);
+		float r = quant_scale_round(x);
+		uint16_t h = quant_f16_encode(r);
+		cr_assert_eq(quant_f16_decode(h), r, "x=%a rounds to %a, not a binary16", x, r);
+		if (x <= 0x1p-24f || x >= 65504.0f)
+			continue;
+		float lo = quant_f16_decode((uint16_t)(h - 1)), hi = quant_f16_decode((uint16_t)(h + 1));
+		cr_assert_leq(fabsf(x - r), fabsf(x - lo), "x=%a: %a farther than %a", x, r, lo);
+		if (h + 1 < 0x7c00)
+			cr_assert_leq(fabsf(x - r), fabsf(x - hi), "x=%a: %a farther than %a", x, r, hi);
+	}
+	cr_assert_eq(quant_scale_round(0), 0x1p-24f);
+	cr_assert_eq(quant_scale_round(1e-30f), 0x1p-24f);
+	cr_assert_eq(quant_scale_round(1e30f), 65504.0f);
+	/* quantized weights carry binary16 scales at every width */
+	float w[64];
+	for (int i = 0; i < 64; i++)
+		w[i] = sinf((float)i * 0.7f) * 0.0371f;
+	for (int bits = 1; bits <= 8; bits++) {
+		int8_t q[64];
+		float s[2];
+		quant_weights(w, 2, 32, bits, q, s);
+		for (int c = 0; c < 2; c++)
+			cr_assert_eq(quant_scale_round(s[c]), s[c], "%d bits: scale %a", bits, s[c]);
+	}
+}
+
+Test(quant, bias_widths)
+{
+	struct {
+		int32_t b[3];
+		int n, bits;
+	} cases[] = {
+		{{0, 0, 0}, 3, 0},          {{-1, 0, 0}, 3, 1},
+		{{1, 0, -1}, 3, 2},         {{127, -128, 5}, 3, 8},
+		{{128, 0, 0}, 1, 9},        {{-129, 0, 0}, 1, 9},
+		{{INT32_MAX, 0, 0}, 1, 32}, {{INT32_MIN, 0, 0}, 1, 32},
+		{{0, 0, 0}, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_assert_eq(quant_bias_bits(cases[i].b, cases[i].n), cases[i].bits, "case %zu: %d",
+			     i, quant_bias_bits(cases[i].b, cases[i].n));
+	cr_assert_eq(quant_bias_bytes(10, 0), 1);
+	cr_assert_eq(quant_bias_bytes(10, 9), 1 + 12);
+	cr_assert_eq(quant_bias_bytes(3, 32), 1 + 12);
 }

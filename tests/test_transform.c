@@ -522,14 +522,17 @@ Test(transform, size_bytes_by_hand)
 	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
 	struct qmodel_size z;
 	qmodel_size(qm, &z);
-	/* conv: 18 weights x 4 bits = 9 bytes + 2 x (scale + bias) 16 = 25;
+	/* conv: 18 weights x 4 bits = 9 bytes + 2 binary16 scales + its biases;
 	 * fc: 8 bits, 48 non-zeros: bitmap 96/8 = 12 + 48 = 60 (dense 96, run-length
-	 * 3 fillers + 48 = 51 entries x 12 bits = 77) + 3 x 8 = 24 -> 84;
+	 * 3 fillers + 48 = 51 entries x 12 bits = 77) + 3 scales + its biases;
 	 * activations: the input and the conv/relu/flatten group, 5 bytes each */
-	cr_assert_eq(z.size_bytes, 25 + 84 + 10, "size_bytes %lld", (long long)z.size_bytes);
-	cr_assert_eq(z.weight_bytes, 9 + 60);
-	struct qlayer_view v;
+	struct qlayer_view v0, v;
+	qmodel_layer_view(qm, 0, &v0);
 	qmodel_layer_view(qm, 1, &v);
+	int64_t biases = fx_bias_bytes(v0.bias, 2) + fx_bias_bytes(v.bias, 3);
+	cr_assert_eq(z.size_bytes, 9 + 2 * 2 + 60 + 3 * 2 + biases + 10, "size_bytes %lld",
+		     (long long)z.size_bytes);
+	cr_assert_eq(z.weight_bytes, 9 + 60);
 	cr_assert_eq(v.coding.kind, WCODE_BITMAP);
 	cr_assert_eq(v.coding.nnz, 48);
 	qmodel_free(qm);
