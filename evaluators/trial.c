@@ -129,7 +129,7 @@ enum presso_status quant_pipeline_init(struct quant_pipeline *qp, const struct c
 	memset(qp, 0, sizeof *qp);
 	*qp = (struct quant_pipeline){.cfg = cfg, .g = g, .train = train, .calib = calib};
 	qp->qc = (struct quant_config){cfg->quant.method, cfg->quant.percentile, q8_isa_best(),
-				       NULL};
+				       NULL, NULL};
 	if (verbose)
 		fprintf(stderr, "presso: calibrating on %lld training images\n", (long long)calib->n);
 	enum presso_status s = calib_run(g, train, &cfg->data.norm, calib, cfg->eval.batch, &qp->cal);
@@ -147,6 +147,10 @@ enum presso_status quant_pipeline_init(struct quant_pipeline *qp, const struct c
 		s = qweight_cache_new(g, &qp->qc.cache);
 	if (s == PRESSO_OK && cfg->quant.repair)
 		s = repair_measure(g, train, &cfg->data.norm, &qp->repair_split, &qp->repair_target);
+	if (s == PRESSO_OK && cfg->quant.gptq) {
+		s = hessians_run(g, train, &cfg->data.norm, &qp->repair_split, &qp->hess);
+		qp->qc.hess = qp->hess;
+	}
 	if (s != PRESSO_OK)
 		quant_pipeline_free(qp);
 	return s;
@@ -157,6 +161,7 @@ void quant_pipeline_free(struct quant_pipeline *qp)
 	qweight_cache_free(qp->qc.cache);
 	calib_free(qp->cal);
 	layer_stats_free(qp->repair_target);
+	hessians_free(qp->hess);
 	split_free(&qp->repair_split);
 	memset(qp, 0, sizeof *qp);
 }

@@ -49,6 +49,11 @@ struct quant_pipeline {
 					      a transformed graph is repaired and
 					      calibrated on these in one pass */
 	struct layer_stats *repair_target; /* NULL when quant.repair is off */
+	struct hessians *hess;             /* the layers' input moments on
+					      repair_split (NULL when quant.rounding
+					      is "nearest"); a transformed graph's
+					      layers use their original's when their
+					      shape is unchanged (hessians_of()) */
 };
 
 /* Calibrates g on the calib split and measures the repair targets (progress on

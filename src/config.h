@@ -20,11 +20,13 @@
  *   },                                      test: 0 = the whole test set
  *   "eval": { "batch": 64, "threads": 1 },  [64, 1]
  *   "quant": { "calibration": "percentile", "percentile": 99.99,
- *              "repair": true, "repair_images": 256 }
+ *              "rounding": "gptq", "repair": true, "repair_images": 256 }
  * }                                         calibration: minmax | percentile | mse
+ *                                           rounding: gptq (gptq.h) | nearest
  *                                           repair: statistics repair after
- *                                           pruning/low-rank (repair.h), on the
- *                                           first repair_images calibration images
+ *                                           pruning/low-rank (repair.h); both
+ *                                           use the first repair_images
+ *                                           calibration images
  */
 #ifndef PRESSO_CONFIG_H
 #define PRESSO_CONFIG_H
@@ -55,6 +57,7 @@ struct eval_config {
 struct quant_section {
 	enum calib_method method; /* CALIB_MINMAX, CALIB_PERCENTILE (default), CALIB_MSE */
 	double percentile;        /* 50..100, default 99.99 */
+	bool gptq;                /* rounding "gptq" (true, default) or "nearest" */
 	bool repair;              /* statistics repair after pruning/low-rank [true] */
 	int64_t repair_images;    /* calibration images it uses [256] */
 };

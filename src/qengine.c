@@ -33,6 +33,7 @@
 
 #include "arena.h"
 #include "engine.h"
+#include "gptq.h"
 #include "quant.h"
 
 /* An int32 bias must leave headroom for the accumulation (kernels_q8.h). */
@@ -121,6 +122,7 @@ struct qmodel {
 	struct qmodel_size size;
 	const struct qmodel_preset *preset; /* qmodel_build_preset, while building */
 	struct qweight_cache *cache;        /* quant_config's, while building */
+	const struct hessians *hess;        /* quant_config's, while building */
 };
 
 /* --- the quantized-weight cache ------------------------------------------------ */
@@ -422,7 +424,16 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		memcpy(q, m->preset->layers[st->layer].w, (size_t)(n_out * k));
 		memcpy(scale, m->preset->layers[st->layer].w_scale, sizeof(float) * (size_t)n_out);
 	} else if (!cache_get(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q, scale)) {
-		quant_weights(w, n_out, k, lp->bits, q, scale);
+		const struct layer_hessian *lh = hessians_of(m->hess, g, st->node, k, L->group);
+		if (!lh)
+			quant_weights(w, n_out, k, lp->bits, q, scale);
+		else if (gptq_quantize(w, n_out, k, lp->bits, lh, q, scale) != PRESSO_OK) {
+			free(w);
+			free(q);
+			free(qr);
+			free(scale);
+			return PRESSO_E_NOMEM;
+		}
 		cache_put(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q, scale);
 	}
 	L->wq = q;
@@ -653,6 +664,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->g = g;
 	m->preset = preset;
 	m->cache = qc->cache;
+	m->hess = qc->hess;
 	m->gemm = q8_gemm_for(qc->isa);
 	m->dw = q8_dwconv_for(qc->isa);
 	m->conv = q8_conv_for(qc->isa);
@@ -908,6 +920,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	size_accounting(m, pol);
 	m->preset = NULL;
 	m->cache = NULL;
+	m->hess = NULL;
 	free(layers);
 	free(act_of);
 	free(layer_of_node);

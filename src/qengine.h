@@ -24,6 +24,7 @@
 
 #include "calib.h"
 #include "graph.h"
+#include "hessian.h"
 #include "kernels/kernels_q8.h"
 #include "policy.h"
 #include "quant.h"
@@ -35,6 +36,8 @@ struct quant_config {
 	double percentile;       /* for CALIB_PERCENTILE, e.g. 99.99 */
 	enum q8_isa isa;         /* kernels to pack for; q8_isa_best() by default */
 	struct qweight_cache *cache; /* NULL, or quantized weights to reuse */
+	const struct hessians *hess; /* NULL (round to nearest), or the layers' input
+					moments: weights are rounded by gptq.h */
 };
 
 /* Quantized layer weights (q and per-channel scales) of one graph, per weight

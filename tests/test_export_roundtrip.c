@@ -16,6 +16,7 @@
 #include "db/sha256.h"
 #include "db/store.h"
 #include "evaluators/evaluate.h"
+#include "evaluators/trial.h"
 #include "policy.h"
 #include "qengine.h"
 #include "tests/fixtures.h"
@@ -60,11 +61,12 @@ Test(export, stored_metrics_are_reproduced_by_eval, .timeout = 300)
 	struct split calib_sp, valid_sp;
 	cr_assert_eq(dataset_make_splits(train->n, cfg->data.seed, cfg->data.n_calib, cfg->data.n_valid,
 					 &calib_sp, &valid_sp), PRESSO_OK);
-	struct calib *cal;
-	cr_assert_eq(calib_run(g, train, &cfg->data.norm, &calib_sp, cfg->eval.batch, &cal), PRESSO_OK);
-	struct quant_config qc = {cfg->quant.method, cfg->quant.percentile, q8_isa_best(), NULL};
-	struct qmodel *qm;
-	cr_assert_eq(qmodel_build(g, pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
+	struct quant_pipeline qp;
+	cr_assert_eq(quant_pipeline_init(&qp, cfg, g, train, &calib_sp, false), PRESSO_OK, "%s",
+		     status_msg());
+	struct built_model built;
+	cr_assert_eq(quant_pipeline_build(&qp, pol, &built), PRESSO_OK, "%s", status_msg());
+	struct qmodel *qm = built.qm;
 	struct eval_model em = {g, qm}, fm = {g, NULL};
 	struct eval_result rq, rf;
 	cr_assert_eq(eval_accuracy(&em, train, &cfg->data.norm, &valid_sp, cfg->eval.batch, 1, &rq), PRESSO_OK);
@@ -124,7 +126,8 @@ Test(export, stored_metrics_are_reproduced_by_eval, .timeout = 300)
 		    cJSON_GetObjectItem(q, "size_bytes")->valuedouble);
 	cr_assert_eq(cJSON_GetObjectItem(q, "correct")->valuedouble, (double)rq.n_correct,
 		     "same validation images right");
-	cr_assert_eq(cJSON_GetObjectItem(q, "accuracy")->valuedouble, rq.accuracy_pct);
+	/* JSON carries 15 significant digits */
+	cr_assert_float_eq(cJSON_GetObjectItem(q, "accuracy")->valuedouble, rq.accuracy_pct, 1e-9);
 	cr_assert_eq(cJSON_GetObjectItem(q, "size_bytes")->valuedouble, (double)zq.size_bytes);
 	cr_assert_eq(cJSON_GetObjectItem(q, "bops")->valuedouble, zq.bops);
 	cJSON_Delete(j);
@@ -133,8 +136,8 @@ Test(export, stored_metrics_are_reproduced_by_eval, .timeout = 300)
 
 	free(lc);
 	free(pjson);
-	qmodel_free(qm);
-	calib_free(cal);
+	built_model_free(&built);
+	quant_pipeline_free(&qp);
 	split_free(&calib_sp);
 	split_free(&valid_sp);
 	dataset_free(train);
