@@ -5,7 +5,11 @@
  * uniform policy, one qmodel, one batch-1 engine fed with the first image of
  * the dataset; WARMUP_RUNS untimed runs, then `runs` profiled runs. Each step's
  * time is the median over the runs (robust to the odd interrupt); a layer's
- * entry is its step's median. The table is independent of the images' values
+ * entry is its step's median. A delta's model is the graph with one layer
+ * transformed, calibrated on DELTA_IMAGES images (ranges do not change the
+ * kernels' time) and built at W8A8 with rounding to nearest; its whole runs
+ * alternate with the W8A8 model's, and the delta is the difference of the two
+ * medians. The table is independent of the images' values
  * (the kernels do not branch on data) but not of the machine or its load.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -16,11 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "evaluators/evaluate.h"
 #include "feed.h"
+#include "transform.h"
 
 #define WARMUP_RUNS 3
+#define DELTA_IMAGES 8
+#define VALUE_EPS 1e-9
 
 static size_t entry_index(int layer, int bits, int act_bits)
 {
@@ -32,6 +40,17 @@ static bool in_range(int bits, int act_bits)
 {
 	return bits >= 1 && bits <= LUT_MAX_BITS && act_bits >= LUT_MIN_ACT_BITS &&
 	       act_bits <= LUT_MAX_BITS;
+}
+
+static enum presso_status add_delta(struct latency_lut *lut, int layer, enum lut_knob knob,
+				    double value, double us)
+{
+	struct lut_delta *d = realloc(lut->deltas, sizeof *d * (size_t)(lut->n_deltas + 1));
+	if (!d)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	lut->deltas = d;
+	d[lut->n_deltas++] = (struct lut_delta){layer, knob, value, us};
+	return PRESSO_OK;
 }
 
 static enum presso_status lut_new(int n_layers, int runs, struct latency_lut **out)
@@ -57,6 +76,7 @@ void latency_lut_free(struct latency_lut *lut)
 	if (!lut)
 		return;
 	free(lut->us);
+	free(lut->deltas);
 	free(lut);
 }
 
@@ -141,10 +161,142 @@ done:
 	return s;
 }
 
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+}
+
+/* A W8A8 model of g (rounded to nearest; its own calibration on the first
+ * DELTA_IMAGES images when cal is NULL) and a fed batch-1 engine for it. */
+static enum presso_status w8a8_engine(const struct graph *g, const struct calib *cal,
+				      const struct quant_config *qc, const struct dataset *ds,
+				      const struct normalize *norm, struct qmodel **qm,
+				      struct qengine **e)
+{
+	struct layer *ls = NULL;
+	int nl = 0;
+	struct layer_policy id = policy_default_layer();
+	struct policy *p = NULL;
+	struct split sp = {0};
+	struct calib *own = NULL;
+	struct quant_config plain = *qc;
+	plain.cache = NULL;
+	plain.hess = NULL;
+	*qm = NULL;
+	*e = NULL;
+	int64_t n = ds->n < DELTA_IMAGES ? ds->n : DELTA_IMAGES;
+	enum presso_status s;
+	if ((s = graph_layers(g, &ls, &nl)) || (s = policy_uniform(&id, nl, &p)))
+		goto done;
+	if (!cal && ((s = split_range(ds->n, n, &sp)) ||
+		     (s = calib_run(g, ds, norm, &sp, (int)n, &own))))
+		goto done;
+	if ((s = qmodel_build(g, p, cal ? cal : own, &plain, qm)) ||
+	    (s = fed_engine(g, *qm, ds, norm, e)))
+		goto done;
+	for (int r = 0; r < WARMUP_RUNS && s == PRESSO_OK; r++)
+		s = qengine_run(*e, 1);
+done:
+	if (s != PRESSO_OK) {
+		qengine_free(*e);
+		qmodel_free(*qm);
+		*e = NULL;
+		*qm = NULL;
+	}
+	calib_free(own);
+	split_free(&sp);
+	policy_free(p);
+	free(ls);
+	return s;
+}
+
+/* The delta of one layer transformed as lp says: runs of the transformed
+ * model interleaved with runs of the W8A8 one (base), so that a change in the
+ * machine's load moves both; *us = the difference of their medians, or NAN
+ * when the transforms refuse the change. */
+static enum presso_status measure_delta(const struct graph *g, const struct quant_config *qc,
+					const struct dataset *ds, const struct normalize *norm,
+					int n_layers, int layer, const struct layer_policy *lp,
+					int runs, struct qengine *base, double *us)
+{
+	*us = NAN;
+	struct layer_policy id = policy_default_layer();
+	struct policy *p = NULL;
+	struct transform_result tr = {0};
+	struct qmodel *qm = NULL;
+	struct qengine *e = NULL;
+	double *tb = malloc(sizeof(double) * (size_t)runs), *tt = malloc(sizeof(double) * (size_t)runs);
+	enum presso_status s = tb && tt ? policy_uniform(&id, n_layers, &p)
+				      : status_fail(PRESSO_E_NOMEM, "out of memory");
+	if (s != PRESSO_OK)
+		goto done;
+	p->layers[layer] = *lp;
+	if (transform_apply(g, p, &tr) != PRESSO_OK)
+		goto done; /* refused: no entry */
+	if ((s = w8a8_engine(tr.g, NULL, qc, ds, norm, &qm, &e)))
+		goto done;
+	for (int r = 0; r < runs && s == PRESSO_OK; r++) {
+		double t0 = now_us();
+		s = qengine_run(base, 1);
+		double t1 = now_us();
+		if (s == PRESSO_OK)
+			s = qengine_run(e, 1);
+		tb[r] = t1 - t0;
+		tt[r] = now_us() - t1;
+	}
+	if (s == PRESSO_OK)
+		*us = median(tt, runs) - median(tb, runs);
+done:
+	qengine_free(e);
+	qmodel_free(qm);
+	transform_result_free(&tr);
+	policy_free(p);
+	free(tb);
+	free(tt);
+	return s;
+}
+
+static enum presso_status measure_deltas(const struct graph *g, const struct calib *cal,
+					 const struct quant_config *qc, const struct dataset *ds,
+					 const struct normalize *norm, int n_layers,
+					 latency_lut_values_fn values, void *ctx, int runs,
+					 struct latency_lut *lut)
+{
+	struct qmodel *bq = NULL;
+	struct qengine *base = NULL;
+	enum presso_status s = PRESSO_OK;
+	for (int l = 0; l < n_layers && s == PRESSO_OK; l++)
+		for (int k = 0; k < LUT_KNOB_COUNT && s == PRESSO_OK; k++) {
+			double v[LUT_MAX_VALUES];
+			int nv = values(ctx, l, (enum lut_knob)k, v);
+			if (nv > 0 && !base)
+				s = w8a8_engine(g, cal, qc, ds, norm, &bq, &base);
+			for (int i = 0; i < nv && i < LUT_MAX_VALUES && s == PRESSO_OK; i++) {
+				struct layer_policy lp = policy_default_layer();
+				if (k == LUT_PRUNE_STRUCTURED) {
+					lp.prune = v[i];
+					lp.prune_kind = PRUNE_STRUCTURED;
+				} else {
+					lp.rank = v[i];
+				}
+				double us;
+				s = measure_delta(g, qc, ds, norm, n_layers, l, &lp, runs, base, &us);
+				if (s == PRESSO_OK && !isnan(us))
+					s = add_delta(lut, l, (enum lut_knob)k, v[i], us);
+			}
+		}
+	qengine_free(base);
+	qmodel_free(bq);
+	return s;
+}
+
 enum presso_status latency_lut_measure(const struct graph *g, const struct calib *cal,
 				       const struct quant_config *qc, const struct dataset *ds,
 				       const struct normalize *norm, latency_lut_wanted_fn wanted,
-				       void *wanted_ctx, int runs, struct latency_lut **out)
+				       latency_lut_values_fn values, void *wanted_ctx, int runs,
+				       struct latency_lut **out)
 {
 	*out = NULL;
 	struct layer *layers = NULL;
@@ -192,6 +344,9 @@ enum presso_status latency_lut_measure(const struct graph *g, const struct calib
 				free(med);
 				qmodel_free(qm);
 			}
+	if (values && (s = measure_deltas(g, cal, qc, ds, norm, n_layers, values, wanted_ctx, runs,
+					  lut)) != PRESSO_OK)
+		goto fail;
 	free(layers);
 	*out = lut;
 	return PRESSO_OK;
@@ -208,13 +363,30 @@ double latency_lut_entry(const struct latency_lut *lut, int layer, int bits, int
 	return lut->us[entry_index(layer, bits, act_bits)];
 }
 
+double latency_lut_delta(const struct latency_lut *lut, int layer, enum lut_knob knob,
+			 double value)
+{
+	for (int i = 0; i < lut->n_deltas; i++) {
+		const struct lut_delta *d = &lut->deltas[i];
+		if (d->layer == layer && d->knob == knob && fabs(d->value - value) < VALUE_EPS)
+			return d->us;
+	}
+	return NAN;
+}
+
 double latency_lut_estimate(const struct latency_lut *lut, const struct policy *p)
 {
 	if (p->n_layers != lut->n_layers)
 		return NAN;
 	double sum = lut->overhead_us;
-	for (int l = 0; l < p->n_layers; l++)
-		sum += latency_lut_entry(lut, l, p->layers[l].bits, p->layers[l].act_bits);
+	for (int l = 0; l < p->n_layers; l++) {
+		const struct layer_policy *lp = &p->layers[l];
+		sum += latency_lut_entry(lut, l, lp->bits, lp->act_bits);
+		if (lp->prune > 0 && lp->prune_kind == PRUNE_STRUCTURED)
+			sum += latency_lut_delta(lut, l, LUT_PRUNE_STRUCTURED, lp->prune);
+		if (lp->rank != 1)
+			sum += latency_lut_delta(lut, l, LUT_RANK, lp->rank);
+	}
 	return sum;
 }
 
@@ -223,7 +395,7 @@ char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *lay
 	cJSON *doc = cJSON_CreateObject();
 	if (!doc)
 		return NULL;
-	cJSON_AddNumberToObject(doc, "version", 1);
+	cJSON_AddNumberToObject(doc, "version", 2);
 	cJSON_AddNumberToObject(doc, "runs", lut->runs);
 	cJSON_AddStringToObject(doc, "isa", lut->isa);
 	cJSON_AddNumberToObject(doc, "overhead_us", lut->overhead_us);
@@ -240,6 +412,12 @@ char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *lay
 				double row[4] = {l, b, a, v};
 				cJSON_AddItemToArray(entries, cJSON_CreateDoubleArray(row, 4));
 			}
+	cJSON *deltas = cJSON_AddArrayToObject(doc, "deltas");
+	for (int i = 0; deltas && i < lut->n_deltas; i++) {
+		const struct lut_delta *d = &lut->deltas[i];
+		double row[4] = {d->layer, d->knob, d->value, d->us};
+		cJSON_AddItemToArray(deltas, cJSON_CreateDoubleArray(row, 4));
+	}
 	char *text = cJSON_PrintUnformatted(doc);
 	cJSON_Delete(doc);
 	return text;
@@ -279,6 +457,21 @@ enum presso_status latency_lut_from_json(const char *text, const char *what,
 		     in_range((int)v[1], (int)v[2]) && v[3] >= 0 && isfinite(v[3]);
 		if (ok)
 			lut->us[entry_index((int)v[0], (int)v[1], (int)v[2])] = v[3];
+	}
+	/* version 1 tables have none */
+	const cJSON *deltas = cJSON_GetObjectItemCaseSensitive(doc, "deltas");
+	if (ok && deltas && !cJSON_IsArray(deltas))
+		ok = false;
+	for (const cJSON *e = ok && deltas ? deltas->child : NULL; e && ok; e = e->next) {
+		double v[4];
+		int k = 0;
+		for (const cJSON *x = cJSON_IsArray(e) ? e->child : NULL; x && k < 4; x = x->next)
+			v[k++] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+		ok = k == 4 && cJSON_GetArraySize(e) == 4 && v[0] >= 0 && v[0] < n_layers &&
+		     (v[1] == LUT_PRUNE_STRUCTURED || v[1] == LUT_RANK) && isfinite(v[2]) &&
+		     isfinite(v[3]);
+		if (ok && (s = add_delta(lut, (int)v[0], (enum lut_knob)v[1], v[2], v[3])) != PRESSO_OK)
+			goto done;
 	}
 	if (!ok)
 		s = status_fail(PRESSO_E_FORMAT,

@@ -9,10 +9,23 @@
  * that are no layer (input quantization, pools, Add, reshapes, fallbacks)
  * make up `overhead_us`, taken from the W8A8 setting (or the first one
  * measured). A policy's estimate is overhead_us + the sum of its layers'
- * entries. The table is JSON so it can be stored with a study:
- *   {"version": 1, "runs": 25, "isa": "avx2", "overhead_us": 12.5,
+ * entries.
+ *
+ * Structured pruning and low-rank change a layer's shape, and its consumers'
+ * (the next layer reads fewer channels), so they are measured as deltas: for
+ * each (layer, structured prune ratio) and (layer, rank) the space allows, the
+ * model with that one layer transformed (and the rest as is) is built at W8A8
+ * and run whole, and the entry is its time minus the W8A8 model's. A policy's
+ * estimate adds the deltas of its transformed layers (first order: two
+ * neighbours both pruned are counted as the sum of each alone). Unstructured
+ * pruning does not change the dense kernels' time and has no entry.
+ *
+ * The table is JSON so it can be stored with a study:
+ *   {"version": 2, "runs": 25, "isa": "avx2", "overhead_us": 12.5,
  *    "layers": ["/conv1/Conv", ...],
- *    "entries": [[layer, bits, act_bits, us], ...]}
+ *    "entries": [[layer, bits, act_bits, us], ...],
+ *    "deltas": [[layer, knob (0 structured prune, 1 rank), value, us], ...]}
+ * (version 1, without deltas, still reads).
  */
 #ifndef PRESSO_LATENCY_LUT_H
 #define PRESSO_LATENCY_LUT_H
@@ -30,33 +43,59 @@
 #define LUT_MIN_ACT_BITS 4
 #define LUT_N_ACT (LUT_MAX_BITS - LUT_MIN_ACT_BITS + 1)
 
+enum lut_knob { LUT_PRUNE_STRUCTURED, LUT_RANK, LUT_KNOB_COUNT };
+
+#define LUT_MAX_VALUES 16
+
+struct lut_delta {
+	int layer;
+	enum lut_knob knob;
+	double value;   /* the prune ratio, or the policy's rank value */
+	double us;      /* whole-model time with it, minus without (usually < 0) */
+};
+
 struct latency_lut {
 	int n_layers;
 	int runs;
 	double overhead_us;
 	char isa[32];
 	double *us; /* [n_layers][LUT_MAX_BITS][LUT_N_ACT], NAN where not measured */
+	int n_deltas;
+	struct lut_delta *deltas;
 };
 
 /* What to measure: wanted(ctx, layer, bits, act_bits) is true for the
  * entries the table must hold. */
 typedef bool (*latency_lut_wanted_fn)(void *ctx, int layer, int bits, int act_bits);
 
+/* The values of a shape-changing knob a layer may take besides none (prune
+ * ratios > 0 with structured pruning allowed; ranks other than 1): writes up to
+ * LUT_MAX_VALUES into values and returns how many. */
+typedef int (*latency_lut_values_fn)(void *ctx, int layer, enum lut_knob knob, double *values);
+
 /* Measures the table for a graph and its calibration (images from ds,
  * normalised by norm, as the engine sees them) with `runs` timed runs per
- * setting after a warm-up. Single-threaded; run it on a quiet machine.
+ * setting after a warm-up; the deltas too when values is not NULL (a
+ * transformed model is calibrated on the first 8 images of ds). A setting the
+ * transforms refuse gets no entry. Single-threaded; run it on a quiet machine.
  * The caller frees *out with latency_lut_free(). */
 enum presso_status latency_lut_measure(const struct graph *g, const struct calib *cal,
 				       const struct quant_config *qc, const struct dataset *ds,
 				       const struct normalize *norm, latency_lut_wanted_fn wanted,
-				       void *wanted_ctx, int runs, struct latency_lut **out);
+				       latency_lut_values_fn values, void *wanted_ctx, int runs,
+				       struct latency_lut **out);
 
 void latency_lut_free(struct latency_lut *lut);
 
 /* The entry for a layer at (bits, act_bits), NAN if not measured. */
 double latency_lut_entry(const struct latency_lut *lut, int layer, int bits, int act_bits);
 
-/* The estimate for a policy: NAN if one of its entries was not measured. */
+/* The delta of one layer's knob value, NAN if not measured. */
+double latency_lut_delta(const struct latency_lut *lut, int layer, enum lut_knob knob,
+			 double value);
+
+/* The estimate for a policy: NAN if one of its entries or deltas was not
+ * measured. */
 double latency_lut_estimate(const struct latency_lut *lut, const struct policy *p);
 
 /* JSON text of the table (malloc'd; the caller frees), with the layers' names. */

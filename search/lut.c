@@ -20,6 +20,28 @@ bool lut_wanted(void *space, int layer, int bits, int act_bits)
 	return has_b && has_a;
 }
 
+int lut_values(void *space, int layer, enum lut_knob knob, double *values)
+{
+	const struct space *sp = space;
+	if (layer < 0 || layer >= sp->n_layers)
+		return 0;
+	const struct knob_domain *d = &sp->ls[layer].d[KNOB_RANK];
+	if (knob == LUT_PRUNE_STRUCTURED) {
+		const struct knob_domain *kind = &sp->ls[layer].d[KNOB_PRUNE_KIND];
+		bool structured = false;
+		for (int i = 0; i < kind->n; i++)
+			structured |= (int)kind->v[i] == PRUNE_STRUCTURED;
+		if (!structured)
+			return 0;
+		d = &sp->ls[layer].d[KNOB_PRUNE];
+	}
+	int n = 0;
+	for (int i = 0; i < d->n && n < LUT_MAX_VALUES; i++)
+		if (knob == LUT_PRUNE_STRUCTURED ? d->v[i] > 0 : d->v[i] != 1)
+			values[n++] = d->v[i];
+	return n;
+}
+
 enum presso_status lut_for_study(const struct study_ctx *ctx, const struct space *sp,
 				 struct store *st, int64_t study_id, FILE *log,
 				 struct latency_lut **out)
@@ -42,7 +64,7 @@ enum presso_status lut_for_study(const struct study_ctx *ctx, const struct space
 			ctx->n_layers, sp->search.latency_runs);
 	struct latency_lut *lut = NULL;
 	s = latency_lut_measure(ctx->g, ctx->cal, &ctx->qc, ctx->train, &ctx->cfg->data.norm,
-				lut_wanted, (void *)sp, sp->search.latency_runs, &lut);
+				lut_wanted, lut_values, (void *)sp, sp->search.latency_runs, &lut);
 	if (s != PRESSO_OK)
 		return s;
 	char *text = latency_lut_to_json(lut, ctx->layers);
@@ -88,8 +110,8 @@ enum presso_status lut_for_config(const struct config *cfg, int runs, bool verbo
 		fprintf(stderr, "presso: measuring the latency table (%d layers, %d runs per setting)\n",
 			r->n_layers, runs);
 	struct layer_policy lp = policy_default_layer();
-	if ((s = latency_lut_measure(r->g, cal, &qc, train, &cfg->data.norm, lut_wanted, r->sp,
-				     runs, &r->lut)) ||
+	if ((s = latency_lut_measure(r->g, cal, &qc, train, &cfg->data.norm, lut_wanted,
+				     lut_values, r->sp, runs, &r->lut)) ||
 	    (s = policy_uniform(&lp, r->n_layers, &w8a8)) ||
 	    (s = latency_measure_policy(r->g, cal, &qc, train, &cfg->data.norm, w8a8, runs,
 					&r->w8a8_measured_us)))

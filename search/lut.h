@@ -23,6 +23,10 @@
  * combinations its domains allow. */
 bool lut_wanted(void *space, int layer, int bits, int act_bits);
 
+/* latency_lut_values_fn over a struct space: the structured prune ratios and
+ * the ranks its domains allow a layer. */
+int lut_values(void *space, int layer, enum lut_knob knob, double *values);
+
 /* The study's table: read from the store, or measured on ctx's model (with
  * sp->search.latency_runs runs per setting, a note on log when not NULL) and
  * stored. The caller frees *out with latency_lut_free(). */

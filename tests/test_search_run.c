@@ -9,6 +9,7 @@
  *  - `presso latency` prints the table.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -278,6 +279,30 @@ Test(search_run, latency_table, .init = setup, .fini = teardown)
 		  strstr(out, "act_bits 8") && strstr(out, "measured whole"),
 		  "%s", out);
 	cr_assert_null(strstr(out, "w2"), "2 bits is not in the space: %s", out);
+	cr_assert_null(strstr(out, "shape changes"), "no pruning or rank in the space: %s", out);
+	free(out);
+	free(err);
+	/* structured pruning and ranks in the space: one delta per layer and value */
+	cfg = config("latp", "\"space\": {\"default\": {\"bits\": 8, \"prune\": [0, 0.5],"
+			     " \"prune_kind\": \"structured\", \"rank\": [0.5, 1]}}");
+	snprintf(args, sizeof args, "latency --runs 3 --json --config '%s'", cfg);
+	cr_assert_eq(fx_presso(args, &out, &err), 0, "%s", err);
+	cJSON *doc = cJSON_Parse(out);
+	const cJSON *deltas = cJSON_GetObjectItem(doc, "deltas");
+	cr_assert(cJSON_IsArray(deltas), "%s", out);
+	int n_prune = 0, n_rank = 0;
+	for (const cJSON *d = deltas->child; d; d = d->next) {
+		cr_assert_eq(cJSON_GetArraySize(d), 4);
+		int knob = cJSON_GetArrayItem(d, 1)->valueint;
+		cr_assert_float_eq(cJSON_GetArrayItem(d, 2)->valuedouble, 0.5, 1e-12);
+		n_prune += knob == 0;
+		n_rank += knob == 1;
+	}
+	/* LeNet: conv1, conv2, fc1, fc2 can lose channels (fc3 is the output);
+	 * all five layers get a rank */
+	cr_assert_eq(n_prune, 4, "%s", out);
+	cr_assert_eq(n_rank, 5, "%s", out);
+	cJSON_Delete(doc);
 	free(out);
 	free(err);
 	/* a search with latency as an objective stores the table and estimates */

@@ -73,6 +73,16 @@ static void print_table(const struct config *cfg, const struct lut_report *r)
 	}
 	printf("\nother steps (input quantization, pools, Add, reshapes): %.2f us\n",
 	       r->lut->overhead_us);
+	if (r->lut->n_deltas > 0) {
+		printf("\nshape changes, W8A8, one layer at a time: whole-model time minus W8A8's (us)\n");
+		for (int i = 0; i < r->lut->n_deltas; i++) {
+			const struct lut_delta *d = &r->lut->deltas[i];
+			printf("  %3d  %-*s  %-17s %6.3g  %+8.2f\n", d->layer, name_w,
+			       r->layers[d->layer].name,
+			       d->knob == LUT_PRUNE_STRUCTURED ? "prune structured" : "rank", d->value,
+			       d->us);
+		}
+	}
 	if (!isnan(r->w8a8_estimate_us))
 		printf("W8A8:     %.1f us from the table, %.1f us measured whole\n",
 		       r->w8a8_estimate_us, r->w8a8_measured_us);
@@ -98,7 +108,9 @@ int cmd_latency(int argc, char **argv)
 		"Measures the per-layer latency table a search uses when latency is an objective\n"
 		"or a constraint: every layer at every (bits, act_bits) its space allows, on\n"
 		"presso's INT8 engine at batch 1 on one thread, and the W8A8 model measured whole\n"
-		"to compare with the table's estimate. Run it on a quiet machine.",
+		"to compare with the table's estimate. Structured pruning ratios and ranks the\n"
+		"space allows are measured as deltas: the model with that one layer changed, run\n"
+		"whole, minus the W8A8 model. Run it on a quiet machine.",
 		"--config FILE [--runs N] [--json]", opts, 3};
 	int rc;
 	if (!cli_parse(&cmd, argc, argv, &rc))
