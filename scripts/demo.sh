@@ -2,7 +2,7 @@
 # demo.sh - the README's main command: installs what is missing, builds presso
 # and runs a short search on the shipped default: per-layer bit widths and
 # bias correction for the MobileNetV2-style reference model on Fashion-MNIST
-# (configs/demo.json: hybrid strategy, 200 trials on 1,000 validation images,
+# (configs/demo.json: hybrid strategy, 300 trials on 1,000 validation images,
 # every core), then its accuracy/size front, the smallest policy within 1
 # point of FP32 exported as JSON, and that policy evaluated on the test set.
 set -euo pipefail
