@@ -1,6 +1,7 @@
 /* hessian.c - second moments of layer inputs (see hessian.h). */
 #include "hessian.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +11,20 @@
 struct observe_ctx {
 	const struct graph *g;
 	struct hessians *h;
-	const struct layer *layers;
 	int *in_v;     /* [n_layers] the value each layer reads */
+	int *seen;     /* [n_layers] the last chunk that layer was measured in */
 	double *x;     /* [HESSIAN_MAX_K] one input vector */
 	uint32_t seed;
+	int chunk;     /* the chunk being run, from 1 */
+	double share;  /* its share of the images: its part of HESSIAN_MAX_ROWS */
 };
+
+/* The rows to take out of `total` in this chunk. */
+static int64_t rows_to_take(const struct observe_ctx *c, int64_t total)
+{
+	int64_t cap = (int64_t)ceil(HESSIAN_MAX_ROWS * c->share);
+	return total < cap ? total : cap;
+}
 
 static uint32_t next(uint32_t *s)
 {
@@ -44,7 +54,7 @@ static void conv_rows(struct observe_ctx *c, struct layer_hessian *lh, const str
 	int64_t OH = out->dims[2], OW = out->dims[3];
 	int kh = n->a.kernel[0], kw = n->a.kernel[1];
 	int64_t cg = C / lh->n_blocks, total = nb * OH * OW;
-	int64_t take = total < HESSIAN_MAX_ROWS ? total : HESSIAN_MAX_ROWS;
+	int64_t take = rows_to_take(c, total);
 	for (int64_t t = 0; t < take; t++) {
 		int64_t r = take == total ? t : (int64_t)(((uint64_t)next(&c->seed) << 24 |
 							   next(&c->seed)) % (uint64_t)total);
@@ -73,7 +83,7 @@ static void matrix_rows(struct observe_ctx *c, struct layer_hessian *lh, const f
 			const struct shape *in)
 {
 	int64_t total = shape_numel(in) / lh->k;
-	int64_t take = total < HESSIAN_MAX_ROWS ? total : HESSIAN_MAX_ROWS;
+	int64_t take = rows_to_take(c, total);
 	for (int64_t t = 0; t < take; t++) {
 		int64_t r = take == total ? t : (int64_t)(next(&c->seed) % (uint32_t)total);
 		for (int64_t j = 0; j < lh->k; j++)
@@ -88,8 +98,9 @@ static void observe(void *vctx, int v, const float *data, const struct shape *sh
 	struct observe_ctx *c = vctx;
 	for (int i = 0; i < c->h->n_layers; i++) {
 		struct layer_hessian *lh = &c->h->l[i];
-		if (c->in_v[i] != v || !lh->h || lh->rows > 0)
+		if (c->in_v[i] != v || !lh->h || c->seen[i] == c->chunk)
 			continue;
+		c->seen[i] = c->chunk;
 		const struct node *n = &c->g->nodes[lh->node];
 		if (n->op == OP_CONV && shape->n_dims == 4)
 			conv_rows(c, lh, n, data, shape);
@@ -148,23 +159,29 @@ enum presso_status hessians_run(const struct graph *g, const struct dataset *ds,
 		return s;
 	struct hessians *h = calloc(1, sizeof *h);
 	int *in_v = malloc(sizeof(int) * (size_t)(nl ? nl : 1));
+	int *seen = calloc((size_t)(nl ? nl : 1), sizeof(int));
 	double *x = malloc(sizeof(double) * HESSIAN_MAX_K);
 	struct engine *e = NULL;
-	if (!h || !in_v || !x)
+	if (!h || !in_v || !seen || !x)
 		s = status_fail(PRESSO_E_NOMEM, "out of memory");
 	if (s == PRESSO_OK)
 		s = alloc_layers(g, ls, nl, h);
 	for (int i = 0; s == PRESSO_OK && i < nl; i++)
 		in_v[i] = g->nodes[ls[i].node].inputs[0];
-	int n = (int)split->n;
+	int64_t n = split->n;
+	int batch = n < HESSIAN_BATCH ? (int)n : HESSIAN_BATCH;
 	if (s == PRESSO_OK && n > 0)
-		s = engine_create(g, n, &e);
-	if (s == PRESSO_OK && n > 0) {
-		struct observe_ctx ctx = {g, h, ls, in_v, x, 12345u};
+		s = engine_create(g, batch, &e);
+	struct observe_ctx ctx = {g, h, in_v, seen, x, 12345u, 0, 0};
+	if (e)
 		engine_set_observer(e, observe, &ctx);
-		dataset_get_batch(ds, norm, split->indices, n, layout == LAYOUT_NHWC,
+	for (int64_t at = 0; s == PRESSO_OK && at < n; at += batch) {
+		int m = n - at < batch ? (int)(n - at) : batch;
+		ctx.chunk++;
+		ctx.share = (double)m / (double)n;
+		dataset_get_batch(ds, norm, split->indices + at, m, layout == LAYOUT_NHWC,
 				  engine_input(e, 0), NULL);
-		s = engine_run(e, n);
+		s = engine_run(e, m);
 	}
 	engine_free(e);
 	/* means, and the lower triangle from the upper */
@@ -187,6 +204,7 @@ enum presso_status hessians_run(const struct graph *g, const struct dataset *ds,
 		}
 	}
 	free(in_v);
+	free(seen);
 	free(x);
 	free(ls);
 	if (s != PRESSO_OK) {

@@ -8,10 +8,10 @@
  * H = E[x x^T] (k x k). A grouped conv has one H per group (a depthwise conv one
  * kh*kw square per channel).
  *
- * One FP32 pass over a set of calibration images fills them: at most
- * HESSIAN_MAX_ROWS input vectors per layer, picked by a fixed pseudo-random
- * sequence over images and output positions, so the cost does not grow with
- * the image count. Layers whose k exceeds HESSIAN_MAX_K (H would take more than
+ * One FP32 pass over a set of calibration images, HESSIAN_BATCH at a time,
+ * fills them: at most HESSIAN_MAX_ROWS input vectors per layer (each batch its
+ * share), picked by a fixed pseudo-random sequence over images and output
+ * positions, so the cost does not grow with the image count. Layers whose k exceeds HESSIAN_MAX_K (H would take more than
  * about 10 MB) and Gemms reading a transposed A get none.
  */
 #ifndef PRESSO_HESSIAN_H
@@ -25,6 +25,7 @@
 
 #define HESSIAN_MAX_K 1152
 #define HESSIAN_MAX_ROWS 16384
+#define HESSIAN_BATCH 32
 
 struct layer_hessian {
 	int node;         /* graph node of the layer */

@@ -99,7 +99,7 @@ static const float *weights_of(const struct graph *g, const struct layer_hessian
 Test(hessian, equals_the_moments_counted_by_hand)
 {
 	struct graph *g = small_model();
-	enum { N = 6 };
+	enum { N = 40 }; /* two chunks of HESSIAN_BATCH and 8 */
 	struct dataset ds = {.n = N, .c = 2, .h = 5, .w = 5, .n_classes = 4};
 	ds.f32 = malloc(sizeof(float) * N * 50);
 	ds.labels = calloc(N, sizeof(int32_t));
