@@ -1633,6 +1633,13 @@ int qmodel_step_layer(const struct qmodel *m, int step)
 	return is_layer ? st->layer : -1;
 }
 
+int qmodel_step_node(const struct qmodel *m, int step)
+{
+	if (step < 0 || step >= m->n_steps)
+		return -1;
+	return m->steps[step].node;
+}
+
 static double profile_now_us(void)
 {
 	struct timespec ts;

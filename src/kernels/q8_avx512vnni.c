@@ -24,7 +24,10 @@
  *
  * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from the
  * NHWC input itself instead of im2col rows; its packed weights are the GEMM
- * panels for K = kh * (kw*c rounded up to 4) (see conv_run below).
+ * panels for K = kh * (kw*c rounded up to 4) (see conv_run below). A
+ * single-channel input (a first layer) with dil_w = 1 and stride_w <= 4 runs
+ * conv_run_c1 instead, 16 output pixels across the lanes; for c = 1 its
+ * weights follow the GEMM panels in the same packed buffer.
  *
  * Depthwise packed weights: blocks of 16 channels, [ceil(c/16)][kh*kw][16]
  * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
@@ -150,6 +153,17 @@ static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 				  _mm512_set1_epi32(-1));
 	r = _mm512_min_epi32(_mm512_max_epi32(r, o->lo), o->hi);
 	return _mm512_add_epi32(r, o->zero);
+}
+
+/* requant16 for blocks without a left shift or an INT32_MIN multiplier (the
+ * two steps it skips are the identity there): no run-time tests. */
+static ALWAYS_INLINE __m512i requant16_lean(__m512i acc, const struct rq16 *q,
+					    const struct rq_out *o)
+{
+	struct rq16 lean = *q;
+	lean.any_left = false;
+	lean.any_min_mult = false;
+	return requant16(acc, &lean, o);
 }
 
 /* Writes acc (bias included) for 16 columns (masked) at element offset off
@@ -386,14 +400,32 @@ const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni = {
  * and images. Reads of x: 4-byte groups inside the run, the last 1..3 bytes
  * with load_tail; the padding bytes of a row in work are never read. */
 
+/* Output channels per pass of the single-input-channel kernel (conv_run_c1). */
+#define C1_NCH 16
+/* Its widest output stride: 16 pixels' windows must fit one 64-byte load. */
+#define C1_MAX_STRIDE 4
+/* Its widest kernel row in groups of 4 taps, and most groups in all (the input
+ * vectors of one block of 16 pixels live on the stack: 2 KiB). */
+#define C1_MAX_GROUPS 16
+#define C1_MAX_TAP_GROUPS 32
+
 static int conv_kwc4(int kw, int c)
 {
 	return (kw * c + 3) & ~3;
 }
 
+/* Bytes of the single-input-channel layout (see conv_run_c1), 0 for c > 1. */
+static size_t conv_c1_bytes(int c_out, int kh, int kw, int c)
+{
+	if (c != 1)
+		return 0;
+	return (((size_t)c_out + C1_NCH - 1) / C1_NCH) * C1_NCH * (size_t)kh *
+	       (((size_t)kw + 3) / 4) * 4;
+}
+
 static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
 {
-	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c));
+	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c)) + conv_c1_bytes(c_out, kh, kw, c);
 }
 
 static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
@@ -409,6 +441,20 @@ static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *p
 				size_t kk = (size_t)ki * kwc4 + t;
 				col[kk / 4 * GEMM_NR * 4 + kk % 4] = w[((size_t)j * kh + ki) * kwc + t];
 			}
+	}
+	if (c == 1) {
+		/* [ceil(c_out/C1_NCH)][kh][ceil(kw/4)][C1_NCH][4]: per pass of C1_NCH
+		 * channels and tap group (ki, g), the dword of taps kj = 4g..4g+3 of
+		 * each channel; zero past kw and c_out */
+		int8_t *c1 = out + gemm_packed_bytes(c_out, kh * kwc4);
+		size_t n_g = ((size_t)kw + 3) / 4, n_t = (size_t)kh * n_g;
+		for (int j = 0; j < c_out; j++)
+			for (int ki = 0; ki < kh; ki++)
+				for (int kj = 0; kj < kw; kj++) {
+					size_t t = (size_t)ki * n_g + (size_t)kj / 4;
+					c1[(((size_t)(j / C1_NCH) * n_t + t) * C1_NCH + j % C1_NCH) * 4 +
+					   kj % 4] = w[((size_t)j * kh + ki) * kw + kj];
+				}
 	}
 }
 
@@ -539,6 +585,186 @@ static void conv_border_row(const struct qconv_params *p, const uint8_t *xi, int
 	}
 }
 
+/* --- convolution of a single-channel input (first layers) ------------------------ */
+
+/* With c = 1 the GEMM formulation wastes most of each vpdpbusd (kw*c is 3 or 5
+ * bytes) and a 16-column block holds few output channels. Here the lanes are 16
+ * output pixels of one output row instead, and the output channels are the
+ * accumulators (up to C1_NCH per pass):
+ *   acc[j][p] = bias[j] + sum over ki, kj of x'(oh*sh - pt + ki*dh, (ow0+p)*sw - pl + kj) * w[j][ki][kj]
+ * where x' reads a_zero outside the input, exactly the GEMM's padded rows, so
+ * bias_eff (folded with a_zero over all taps) is the right bias. For kernel row
+ * ki and taps kj = 4g..4g+3, lane p needs the 4 input bytes at window offset
+ * sw*p + t (t < 4) of a 64-byte window starting at column (ow0*sw - pl + 4g): a
+ * masked load (a_zero outside the row) then vpermd (lane L of 128 bits gets
+ * dwords sw*L .. sw*L+3) and vpshufb (byte 4q+t <- sw*q+t) build them, for
+ * sw <= C1_MAX_STRIDE. One vpdpbusd per output channel with the weight dword
+ * broadcast from memory then adds 4 taps to 16 pixels. Requantization is per
+ * channel (the same constants in every lane), then 4 channels are packed into a
+ * dword per pixel, a 4x4 dword transpose per 128-bit lane gives each pixel's
+ * channels contiguous, and each pixel's nch bytes are stored. */
+
+static ALWAYS_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i a, const int8_t *w4)
+{
+	__asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const int32_t *)w4));
+	return acc;
+}
+
+/* rq16 with every lane holding channel j's constants. */
+static void rq16_init_uniform(const int32_t *mult, const int8_t *shift, int j, struct rq16 *q)
+{
+	q->valid = 0xffff;
+	q->bias = _mm512_setzero_si512();
+	q->mult = _mm512_set1_epi32(mult[j]);
+	q->mult_odd = _mm512_srli_epi64(q->mult, 32);
+	q->any_min_mult = mult[j] == INT32_MIN;
+	int s = shift[j];
+	q->any_left = s > 0;
+	q->left = _mm512_set1_epi32(s > 0 ? s : 0);
+	q->right = _mm512_set1_epi32(s > 0 ? 0 : -s);
+	q->mask = _mm512_set1_epi32((int32_t)((1ll << (s > 0 ? 0 : -s)) - 1));
+	q->half = _mm512_srli_epi32(q->mask, 1);
+}
+
+/* Bytes [lo, hi) of a 64-byte window set, lo and hi clipped to 0..64. */
+static ALWAYS_INLINE __mmask64 window_mask(int lo, int hi)
+{
+	lo = lo < 0 ? 0 : lo > 64 ? 64 : lo;
+	hi = hi < lo ? lo : hi > 64 ? 64 : hi;
+	uint64_t below_hi = hi == 64 ? ~0ull : (1ull << hi) - 1;
+	uint64_t below_lo = lo == 64 ? ~0ull : (1ull << lo) - 1;
+	return below_hi & ~below_lo;
+}
+
+/* One pass: NCH (a multiple of 4, <= C1_NCH) accumulators, channels j0 ..
+ * j0 + nch - 1 (nch <= NCH; the others have zero weights and are not stored). */
+static ALWAYS_INLINE void conv_c1_pass(int nch_max, bool lean, const struct qconv_params *p,
+				       const uint8_t *x, const int8_t *wc1, int j0, int nch,
+				       const struct rq16 *q, const struct rq_out *o, uint8_t *y)
+{
+	enum { NCH_MAX = C1_NCH };
+	const int sw = p->stride_w, kh = p->kh, n_g = (p->kw + 3) / 4, n_t = kh * n_g;
+	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
+	/* vpermd: lane L takes dwords sw*L + d; vpshufb: byte 4q+t <- sw*q + t */
+	int32_t perm_idx[16];
+	uint8_t shuf_idx[64];
+	for (int l = 0; l < 4; l++)
+		for (int d = 0; d < 4; d++)
+			perm_idx[4 * l + d] = sw * l + d;
+	for (int l = 0; l < 4; l++)
+		for (int qq = 0; qq < 4; qq++)
+			for (int t = 0; t < 4; t++)
+				shuf_idx[16 * l + 4 * qq + t] = (uint8_t)(sw * qq + t);
+	const __m512i perm = _mm512_loadu_si512(perm_idx), shuf = _mm512_loadu_si512(shuf_idx);
+	const __mmask16 store_k = (__mmask16)((1u << nch) - 1);
+	const int8_t *wp = wc1 + (size_t)j0 * n_t * 4; /* this pass's [n_t][C1_NCH][4] */
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * p->h_in * p->w_in;
+		for (int oh = 0; oh < p->h_out; oh++) {
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * p->c_out + j0;
+			for (int ow0 = 0; ow0 < p->w_out; ow0 += 16) {
+				int n_px = p->w_out - ow0 < 16 ? p->w_out - ow0 : 16;
+				int iw0 = ow0 * sw - p->pad_l;
+				/* the input dwords of every (kernel row, tap group) first */
+				__mmask64 win_k[C1_MAX_GROUPS];
+				for (int g = 0; g < n_g; g++)
+					win_k[g] = window_mask(-(iw0 + 4 * g), p->w_in - (iw0 + 4 * g));
+				__m512i xv[C1_MAX_TAP_GROUPS];
+				for (int ki = 0; ki < kh; ki++) {
+					int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+					if (ih < 0 || ih >= p->h_in) {
+						for (int g = 0; g < n_g; g++)
+							xv[ki * n_g + g] = az;
+						continue;
+					}
+					const uint8_t *row = xi + (size_t)ih * p->w_in;
+					for (int g = 0; g < n_g; g++) {
+						/* masked-off bytes are neither read nor faulted on */
+						const uint8_t *src = (const uint8_t *)((uintptr_t)row +
+										      (intptr_t)(iw0 + 4 * g));
+						__m512i v = _mm512_mask_loadu_epi8(az, win_k[g], src);
+						xv[ki * n_g + g] = _mm512_shuffle_epi8(
+							_mm512_permutexvar_epi32(perm, v), shuf);
+					}
+				}
+				__m512i acc[NCH_MAX];
+#pragma GCC unroll 16
+				for (int j = 0; j < nch_max; j++)
+					acc[j] = _mm512_set1_epi32(j < nch ? p->bias[j0 + j] : 0);
+				for (int t = 0; t < n_t; t++)
+#pragma GCC unroll 16
+					for (int j = 0; j < nch_max; j++)
+						acc[j] = dpbusd_bcast(acc[j], xv[t],
+								      wp + ((size_t)t * C1_NCH + j) * 4);
+				/* requantize, 4 channels per dword, then per pixel */
+				__m512i d[NCH_MAX / 4];
+#pragma GCC unroll 4
+				for (int k4 = 0; k4 < nch_max / 4; k4++) {
+					d[k4] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+					for (int t = 0; t < 4; t++) {
+						int j = 4 * k4 + t;
+						if (j >= nch)
+							break;
+						__m512i r = lean ? requant16_lean(acc[j], &q[j], o)
+								 : requant16(acc[j], &q[j], o);
+						d[k4] = _mm512_or_si512(d[k4], _mm512_slli_epi32(r, 8 * t));
+					}
+				}
+				__m512i dd[4];
+#pragma GCC unroll 4
+				for (int k4 = 0; k4 < 4; k4++)
+					dd[k4] = k4 < nch_max / 4 ? d[k4] : _mm512_setzero_si512();
+				__m512i t0 = _mm512_unpacklo_epi32(dd[0], dd[1]);
+				__m512i t1 = _mm512_unpackhi_epi32(dd[0], dd[1]);
+				__m512i t2 = _mm512_unpacklo_epi32(dd[2], dd[3]);
+				__m512i t3 = _mm512_unpackhi_epi32(dd[2], dd[3]);
+				/* u[qq], 128-bit lane l: the channels of pixel 4l + qq */
+				__m512i u[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+						_mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+				uint8_t *yo = yrow + (size_t)ow0 * p->c_out;
+				size_t ys = (size_t)p->c_out;
+#define C1_STORE_LANE(L)                                                                       \
+	for (int qq = 0; qq < 4 && 4 * (L) + qq < n_px; qq++)                                  \
+		_mm_mask_storeu_epi8(yo + (4 * (L) + qq) * ys, store_k,                        \
+				     _mm512_extracti32x4_epi32(u[qq], L))
+				C1_STORE_LANE(0);
+				C1_STORE_LANE(1);
+				C1_STORE_LANE(2);
+				C1_STORE_LANE(3);
+#undef C1_STORE_LANE
+			}
+		}
+	}
+}
+
+static void conv_run_c1(const struct qconv_params *p, const uint8_t *x, const int8_t *wc1,
+			uint8_t *y)
+{
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	for (int j0 = 0; j0 < p->c_out; j0 += C1_NCH) {
+		int nch = p->c_out - j0 < C1_NCH ? p->c_out - j0 : C1_NCH;
+		struct rq16 q[C1_NCH];
+		for (int j = 0; j < nch; j++)
+			rq16_init_uniform(p->mult, p->shift, j0 + j, &q[j]);
+		/* lean: no channel of the pass needs requant16's rare steps */
+		bool lean = true;
+		for (int j = 0; j < nch; j++)
+			lean = lean && !q[j].any_left && !q[j].any_min_mult;
+		if (lean && nch <= 4)
+			conv_c1_pass(4, true, p, x, wc1, j0, nch, q, &o, y);
+		else if (lean && nch <= 8)
+			conv_c1_pass(8, true, p, x, wc1, j0, nch, q, &o, y);
+		else if (lean && nch <= 12)
+			conv_c1_pass(12, true, p, x, wc1, j0, nch, q, &o, y);
+		else if (lean)
+			conv_c1_pass(16, true, p, x, wc1, j0, nch, q, &o, y);
+		else
+			conv_c1_pass(16, false, p, x, wc1, j0, nch, q, &o, y);
+	}
+}
+
 /* Requantization constants cached per call for this many 16-channel blocks
  * (256 output channels; beyond, they are set up per tile). */
 #define CONV_RQ_BLOCKS 16
@@ -552,6 +778,11 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	int kwc = p->kw * p->c, kwc4 = conv_kwc4(p->kw, p->c);
 	size_t k_row = (size_t)p->kh * kwc4;
 	size_t panel_bytes = k_row / 4 * GEMM_NR * 4;
+	if (p->c == 1 && p->dil_w == 1 && p->stride_w <= C1_MAX_STRIDE &&
+	    p->kw <= 4 * C1_MAX_GROUPS && p->kh * ((p->kw + 3) / 4) <= C1_MAX_TAP_GROUPS) {
+		conv_run_c1(p, x, (const int8_t *)packed + gemm_packed_bytes(p->c_out, (int)k_row), y);
+		return;
+	}
 	size_t x_image = (size_t)p->h_in * p->w_in * p->c, x_pixel_row = (size_t)p->w_in * p->c;
 	int n_blocks = (p->c_out + 15) / 16;
 	struct rq_out o;
