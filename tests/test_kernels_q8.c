@@ -14,7 +14,7 @@
  *    m 1..70, n 1..150, k 1..600 (odd sizes, row strides > k and > n, random
  *    zero points, per-channel multipliers and shifts, clamps, float output)
  *    plus listed edge shapes; depthwise with strides 1-2, pads, dilations 1-2,
- *    kernels 3 and 5, channels 1..100; convolution (q8_conv_for) on any
+ *    kernels 3 and 5, channels 1..100 (40% multiples of 16); convolution (q8_conv_for) on any
  *    shape, and on single-channel inputs with rows up to 90 pixels, strides
  *    up to 5 and kernels up to 9 wide (the first-layer kernels). The
  *    requantization edge values are also
@@ -41,7 +41,7 @@
  * runs in about 1 s, 3 s under AddressSanitizer + UBSan, so the counts are the
  * same in every build. */
 #define N_GEMM_SHAPES 1000
-#define N_DW_SHAPES 500
+#define N_DW_SHAPES 800
 #define N_CONV_SHAPES 500
 #define N_CONV_C1_SHAPES 500
 /* Random (acc, mult, shift) triples of the requantization sweep. */
@@ -585,7 +585,9 @@ static void dw_case_make(struct dw_case *d)
 	struct qdwconv_params *p = &d->p;
 	int kern = rng_chance(50) ? 3 : 5;
 	*p = (struct qdwconv_params){
-		.n = rng_int(1, 2), .c = rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
+		/* multiples of 16 (a separate fast path) and anything */
+		.n = rng_int(1, 2),
+		.c = rng_chance(40) ? 16 * rng_int(1, 8) : rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
 		.kh = rng_chance(90) ? kern : rng_int(1, 5), .kw = kern,
 		.stride_h = rng_int(1, 2), .stride_w = rng_int(1, 2),
 		.dil_h = rng_int(1, 2), .dil_w = rng_int(1, 2),

@@ -29,7 +29,10 @@
  * conv_run_c1 instead, 16 output pixels across the lanes; for c = 1 its
  * weights follow the GEMM panels in the same packed buffer.
  *
- * Depthwise packed weights: blocks of 16 channels, [ceil(c/16)][kh*kw][16]
+ * Depthwise, channels a multiple of 16 (dw4_run): 4 taps per vpdpbusd on the
+ * input bytes as they are, the zero point folded into the bias; see the
+ * comment above dw4_applies for the byte interleave and its packed layout.
+ * Other channel counts (dw_any_run): blocks of 16 channels, [ceil(c/16)][kh*kw][16]
  * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
  * (x - a_zero) widened to int32 (high half 0 or -1) against it adds exactly
  * (x - a_zero) * w. Channels are handled 64 at a time (4 zmm accumulators),
@@ -117,14 +120,14 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
 	o->deq = deq;
 }
 
-/* clamp(q31_requantize(acc) + c_zero) on 16 lanes, step by step as in kernels_q8.h.
- * The two steps that only matter for shift > 0 or mult = INT32_MIN are skipped
- * when no lane of the block has them (they are the identity there). */
-static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
-				       const struct rq_out *o)
+/* q31_requantize(acc) on 16 lanes, step by step as in kernels_q8.h. The two
+ * steps that only matter for shift > 0 or mult = INT32_MIN run when left or
+ * min_mult says some lane may need them (they are the identity elsewhere). */
+static ALWAYS_INLINE __m512i requant16_r(__m512i acc, const struct rq16 *q, bool left,
+					 bool min_mult)
 {
 	__m512i x = acc;
-	if (q->any_left) {
+	if (left) {
 		/* acc << left, saturated: overflow iff shifting back changes the value */
 		x = _mm512_sllv_epi32(acc, q->left);
 		__mmask16 ovf = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(x, q->left), acc);
@@ -140,7 +143,7 @@ static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 		_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->mult_odd), nudge),
 		1);
 	__m512i h = _mm512_mask_blend_epi32(0xaaaa, ev, od);
-	if (q->any_min_mult) {
+	if (min_mult) {
 		/* only INT32_MIN * INT32_MIN gives 2^31, which wrapped to INT32_MIN */
 		__mmask16 big = _mm512_cmpeq_epi32_mask(h, _mm512_set1_epi32(INT32_MIN));
 		h = _mm512_mask_mov_epi32(h, big, _mm512_set1_epi32(INT32_MAX));
@@ -149,21 +152,28 @@ static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 	__m512i rem = _mm512_and_si512(h, q->mask);
 	__m512i thr = _mm512_add_epi32(q->half, _mm512_srli_epi32(h, 31));
 	__m512i r = _mm512_srav_epi32(h, q->right);
-	r = _mm512_mask_sub_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r,
-				  _mm512_set1_epi32(-1));
+	return _mm512_mask_sub_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r,
+				     _mm512_set1_epi32(-1));
+}
+
+/* clamp(q31_requantize(acc) + c_zero) on 16 lanes (the clamp first, in
+ * [c_min - c_zero, c_max - c_zero], so the addition cannot overflow). */
+static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
+				       const struct rq_out *o)
+{
+	__m512i r = requant16_r(acc, q, q->any_left, q->any_min_mult);
 	r = _mm512_min_epi32(_mm512_max_epi32(r, o->lo), o->hi);
 	return _mm512_add_epi32(r, o->zero);
 }
 
-/* requant16 for blocks without a left shift or an INT32_MIN multiplier (the
- * two steps it skips are the identity there): no run-time tests. */
+/* requant16 for blocks without a left shift or an INT32_MIN multiplier: no
+ * run-time tests. */
 static ALWAYS_INLINE __m512i requant16_lean(__m512i acc, const struct rq16 *q,
 					    const struct rq_out *o)
 {
-	struct rq16 lean = *q;
-	lean.any_left = false;
-	lean.any_min_mult = false;
-	return requant16(acc, &lean, o);
+	__m512i r = requant16_r(acc, q, false, false);
+	r = _mm512_min_epi32(_mm512_max_epi32(r, o->lo), o->hi);
+	return _mm512_add_epi32(r, o->zero);
 }
 
 /* Writes acc (bias included) for 16 columns (masked) at element offset off
@@ -845,16 +855,16 @@ const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni = {
 
 #define DW_VECS 4 /* 16-channel vectors per pass: 64 channels */
 
-static size_t dw_packed_bytes(int c, int kh, int kw)
+static size_t dw_any_packed_bytes(int c, int kh, int kw)
 {
 	return (((size_t)c + 15) / 16) * (size_t)kh * (size_t)kw * 16 * sizeof(int32_t);
 }
 
-static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+static void dw_any_pack(int c, int kh, int kw, const int8_t *w, void *packed)
 {
 	int32_t *out = packed;
 	int taps = kh * kw;
-	memset(out, 0, dw_packed_bytes(c, kh, kw));
+	memset(out, 0, dw_any_packed_bytes(c, kh, kw));
 	for (int ch = 0; ch < c; ch++)
 		for (int t = 0; t < taps; t++)
 			out[((size_t)(ch / 16) * taps + t) * 16 + ch % 16] =
@@ -897,8 +907,8 @@ static ALWAYS_INLINE void dw_pixel(int nv, const struct qdwconv_params *p,
 		_mm512_mask_cvtepi32_storeu_epi8(yo + 16 * v, q[v].valid, requant16(acc[v], &q[v], o));
 }
 
-static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
-		   uint8_t *y)
+static void dw_any_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		       uint8_t *y)
 {
 	int taps = p->kh * p->kw;
 	struct rq_out o;
@@ -942,6 +952,328 @@ static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void 
 			}
 		}
 	}
+}
+
+/* --- depthwise convolution, channels a multiple of 16 ------------------------------ */
+
+/* The zero point leaves the inner loop: with x' = x inside the input and a_zero
+ * outside, acc = bias - a_zero * sum_t w[t] + sum_t x'[t] * w[t] (mod 2^32, like
+ * the reference's wrapping add), and x' is uint8, so vpdpbusd adds 4 taps at
+ * once. For 4 taps t0..t3 held in 4 vectors of 64 channel bytes, two rounds of
+ * unpacks (bytes, then words) give 4 vectors A, B, C, D whose 128-bit lane L
+ * holds, as dwords, the 4 taps of channels 16L+0..3 (A), +4..7 (B), +8..11 (C),
+ * +12..15 (D) of the lane's 16 channels. The packs that narrow the results
+ * (int32 -> int16 -> uint8, saturating) work within 128-bit lanes in the same
+ * order, so packs(A, B), packs(C, D), packus of those two put every channel
+ * back in place. The weights are packed in that order.
+ *
+ * A 64-byte vector is 4 slots of 16 channels: 4 channel groups of one output
+ * pixel (c >= 48), or 2 pixels x 32 channels, or 4 pixels x 16 channels.
+ *
+ * Packed: [G = ceil(kh*kw/4)][part P = A..D][c/16][4 channels][4 taps] int8
+ * (taps past kh*kw are 0), then sum_t w[ch][t] as int32 [c]. */
+
+#define DW4_MAX_TAPS 64
+
+static bool dw4_applies(int c, int kh, int kw)
+{
+	return c > 0 && c % 16 == 0 && kh * kw <= DW4_MAX_TAPS;
+}
+
+static size_t dw4_packed_bytes(int c, int kh, int kw)
+{
+	size_t n_g = ((size_t)kh * kw + 3) / 4;
+	return n_g * 4 * (size_t)c + (size_t)c * sizeof(int32_t);
+}
+
+static void dw4_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+{
+	int8_t *out = packed;
+	int taps = kh * kw, n_g = (taps + 3) / 4, n_cg = c / 16;
+	memset(out, 0, dw4_packed_bytes(c, kh, kw));
+	int32_t sum[16];
+	for (int ch = 0; ch < c; ch++) {
+		int cg = ch / 16, part = ch % 16 / 4, i = ch % 4;
+		int32_t s = 0;
+		for (int t = 0; t < taps; t++) {
+			int g = t / 4;
+			out[(((size_t)(g * 4 + part) * n_cg + cg) * 4 + i) * 4 + t % 4] =
+				w[(size_t)ch * taps + t];
+			s += w[(size_t)ch * taps + t];
+		}
+		sum[ch % 16] = s;
+		if (ch % 16 == 15)
+			memcpy(out + (size_t)n_g * 4 * c + (size_t)(ch - 15) * sizeof(int32_t), sum,
+			       sizeof sum);
+	}
+}
+
+/* Per-call state of the multiple-of-16 depthwise kernel. */
+struct dw4 {
+	const struct qdwconv_params *p;
+	const uint8_t *x;
+	const int8_t *w;          /* [G][4][n_cg][16] */
+	int n_cg, n_g, taps;
+	__m512i az, z16, cmin, cmax;
+};
+
+/* Requantization constants of the 4 parts for slots whose channel groups are
+ * cg[0..3] (cg < 0: an unused slot, given channel 0's constants). */
+static void dw4_constants(const struct dw4 *d, const int *cg, struct rq16 q[4], bool *lean)
+{
+	const struct qdwconv_params *p = d->p;
+	const int32_t *sum_w = (const int32_t *)(d->w + (size_t)d->n_g * 4 * p->c);
+	*lean = true;
+	for (int part = 0; part < 4; part++) {
+		int32_t b[16], m[16];
+		int8_t sh[16];
+		for (int l = 0; l < 4; l++)
+			for (int i = 0; i < 4; i++) {
+				int ch = cg[l] < 0 ? 0 : 16 * cg[l] + 4 * part + i;
+				/* bias - a_zero * sum w, wrapping like the reference's add */
+				b[4 * l + i] = (int32_t)((uint32_t)p->bias[ch] -
+							 (uint32_t)p->a_zero * (uint32_t)sum_w[ch]);
+				m[4 * l + i] = p->mult[ch];
+				sh[4 * l + i] = p->shift[ch];
+			}
+		rq16_init(b, m, sh, NULL, 0, 16, &q[part]);
+		*lean = *lean && !q[part].any_left && !q[part].any_min_mult;
+	}
+}
+
+/* acc[0..3] += the 4 taps of group g; xt are the taps' input vectors. */
+static ALWAYS_INLINE void dw4_group(__m512i acc[4], const __m512i xt[4], __m512i w0,
+				    __m512i w1, __m512i w2, __m512i w3)
+{
+	__m512i lo01 = _mm512_unpacklo_epi8(xt[0], xt[1]), hi01 = _mm512_unpackhi_epi8(xt[0], xt[1]);
+	__m512i lo23 = _mm512_unpacklo_epi8(xt[2], xt[3]), hi23 = _mm512_unpackhi_epi8(xt[2], xt[3]);
+	acc[0] = dpbusd(acc[0], _mm512_unpacklo_epi16(lo01, lo23), w0);
+	acc[1] = dpbusd(acc[1], _mm512_unpackhi_epi16(lo01, lo23), w1);
+	acc[2] = dpbusd(acc[2], _mm512_unpacklo_epi16(hi01, hi23), w2);
+	acc[3] = dpbusd(acc[3], _mm512_unpackhi_epi16(hi01, hi23), w3);
+}
+
+/* The 64 output bytes of acc[0..3] (clamped), in channel order per slot. */
+static ALWAYS_INLINE __m512i dw4_out(const struct dw4 *d, const __m512i acc[4],
+				     const struct rq16 q[4], bool lean)
+{
+	/* r is saturated to int16 before adding the zero point (saturating): a
+	 * value beyond int16 is beyond the uint8 range either way */
+#define DW4_R(i) requant16_r(acc[i], &q[i], !lean && q[i].any_left, !lean && q[i].any_min_mult)
+	__m512i ab = _mm512_packs_epi32(DW4_R(0), DW4_R(1));
+	__m512i cd = _mm512_packs_epi32(DW4_R(2), DW4_R(3));
+#undef DW4_R
+	__m512i v = _mm512_packus_epi16(_mm512_adds_epi16(ab, d->z16), _mm512_adds_epi16(cd, d->z16));
+	return _mm512_min_epu8(_mm512_max_epu8(v, d->cmin), d->cmax);
+}
+
+/* The kernel rows of output row oh of image img: a base address per ki and a
+ * mask that is all ones when the input row exists, 0 when it is padding. */
+static ALWAYS_INLINE void dw4_rows(const struct dw4 *d, int img, int oh, int kh,
+				   uintptr_t *rowp, __mmask64 *rowk)
+{
+	const struct qdwconv_params *p = d->p;
+	size_t row_bytes = (size_t)p->w_in * p->c;
+	const uint8_t *xi = d->x + (size_t)img * p->h_in * row_bytes;
+	for (int ki = 0; ki < kh; ki++) {
+		int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+		bool in = ih >= 0 && ih < p->h_in;
+		rowp[ki] = (uintptr_t)(xi + (in ? (size_t)ih * row_bytes : 0));
+		rowk[ki] = in ? ~0ull : 0;
+	}
+}
+
+/* acc[0..3] += all taps; tap (ki, kj) reads mask rowk[ki] & colk[kj] at
+ * rowp[ki] + colo[kj] (a_zero where the mask is 0). KH and KW are the
+ * kernel's size when constant (3 x 3), else 0 (read from p). */
+static ALWAYS_INLINE void dw4_taps(const struct dw4 *d, int KH, int KW, const uintptr_t *rowp,
+				   const __mmask64 *rowk, const intptr_t *colo,
+				   const __mmask64 *colk, const __m512i *wv, __m512i acc[4])
+{
+	const int kh = KH ? KH : d->p->kh, kw = KW ? KW : d->p->kw;
+	__m512i xt[4];
+	int k = 0, g = 0;
+	for (int ki = 0; ki < kh; ki++)
+		for (int kj = 0; kj < kw; kj++) {
+			/* masked-off bytes are neither read nor faulted on */
+			xt[k] = _mm512_mask_loadu_epi8(d->az, rowk[ki] & colk[kj],
+						       (const void *)(rowp[ki] + (uintptr_t)colo[kj]));
+			if (++k == 4) {
+				dw4_group(acc, xt, wv[4 * g], wv[4 * g + 1], wv[4 * g + 2], wv[4 * g + 3]);
+				k = 0;
+				g++;
+			}
+		}
+	if (k) {
+		for (; k < 4; k++)
+			xt[k] = d->az;
+		dw4_group(acc, xt, wv[4 * g], wv[4 * g + 1], wv[4 * g + 2], wv[4 * g + 3]);
+	}
+}
+
+/* Output pixels whose 4 slots are channel groups cg0 .. cg0 + n_slots - 1 of
+ * one pixel (c >= 48). */
+static ALWAYS_INLINE void dw4_run_pixels(const struct dw4 *d, int KH, int KW, int cg0,
+					 int n_slots, bool lean, const struct rq16 q[4], uint8_t *y)
+{
+	const struct qdwconv_params *p = d->p;
+	const int c = p->c, n_cg = d->n_cg, kh = KH ? KH : p->kh, kw = KW ? KW : p->kw;
+	const __mmask64 xk = n_slots >= 4 ? ~0ull : (1ull << (16 * n_slots)) - 1;
+	const __mmask16 wk = (__mmask16)((1u << (4 * n_slots)) - 1);
+	__m512i wv[DW4_MAX_TAPS];  /* this chunk's weights, [g][part] */
+	for (int g = 0; g < d->n_g; g++)
+		for (int part = 0; part < 4; part++)
+			wv[g * 4 + part] = _mm512_maskz_loadu_epi32(
+				wk, d->w + ((size_t)(g * 4 + part) * n_cg + cg0) * 16);
+	uintptr_t rowp[DW4_MAX_TAPS];
+	__mmask64 rowk[DW4_MAX_TAPS], colk[DW4_MAX_TAPS];
+	intptr_t colo[DW4_MAX_TAPS];
+	for (int img = 0; img < p->n; img++)
+		for (int oh = 0; oh < p->h_out; oh++) {
+			dw4_rows(d, img, oh, kh, rowp, rowk);
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * c + 16 * cg0;
+			for (int ow = 0; ow < p->w_out; ow++) {
+				int iw0 = ow * p->stride_w - p->pad_l;
+				for (int kj = 0; kj < kw; kj++) {
+					int iw = iw0 + kj * p->dil_w;
+					colk[kj] = iw >= 0 && iw < p->w_in ? xk : 0;
+					colo[kj] = (intptr_t)iw * c + 16 * cg0;
+				}
+				__m512i acc[4] = {q[0].bias, q[1].bias, q[2].bias, q[3].bias};
+				dw4_taps(d, KH, KW, rowp, rowk, colo, colk, wv, acc);
+				_mm512_mask_storeu_epi8(yrow + (size_t)ow * c, xk, dw4_out(d, acc, q, lean));
+			}
+		}
+}
+
+/* c = 16 or 32: a vector is ppc = 64 / c consecutive output pixels of a row. */
+static ALWAYS_INLINE void dw4_run_rows(const struct dw4 *d, int KH, int KW, bool lean,
+				       const struct rq16 q[4], uint8_t *y)
+{
+	const struct qdwconv_params *p = d->p;
+	const int c = p->c, ppc = 64 / c, kh = KH ? KH : p->kh, kw = KW ? KW : p->kw;
+	__m512i wv[DW4_MAX_TAPS];
+	for (int g = 0; g < d->n_g; g++)
+		for (int part = 0; part < 4; part++) {
+			const int8_t *src = d->w + (size_t)(g * 4 + part) * d->n_cg * 16;
+			wv[g * 4 + part] = c == 16 ? _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)src))
+						   : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)src));
+		}
+	const int row_bytes = p->w_in * c;
+	uintptr_t rowp[DW4_MAX_TAPS];
+	__mmask64 rowk[DW4_MAX_TAPS], colk[DW4_MAX_TAPS];
+	intptr_t colo[DW4_MAX_TAPS];
+	for (int img = 0; img < p->n; img++)
+		for (int oh = 0; oh < p->h_out; oh++) {
+			dw4_rows(d, img, oh, kh, rowp, rowk);
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * c;
+			for (int ow0 = 0; ow0 < p->w_out; ow0 += ppc) {
+				int n_px = p->w_out - ow0 < ppc ? p->w_out - ow0 : ppc;
+				__mmask64 yk = n_px * c >= 64 ? ~0ull : (1ull << (n_px * c)) - 1;
+				__m512i acc[4] = {q[0].bias, q[1].bias, q[2].bias, q[3].bias};
+				if (p->stride_w == 1) {
+					/* the slots are consecutive input pixels: one load per tap */
+					for (int kj = 0; kj < kw; kj++) {
+						int b0 = (ow0 - p->pad_l + kj * p->dil_w) * c;
+						colk[kj] = window_mask(-b0, row_bytes - b0) & yk;
+						colo[kj] = b0;
+					}
+					dw4_taps(d, KH, KW, rowp, rowk, colo, colk, wv, acc);
+				} else {
+					/* gather the slots pixel by pixel, then the taps */
+					__m512i xt[DW4_MAX_TAPS + 3];
+					int taps = kh * kw;
+					for (int ki = 0; ki < kh; ki++)
+						for (int kj = 0; kj < kw; kj++) {
+							__m512i v = d->az;
+							for (int i = 0; i < n_px; i++) {
+								int iw = (ow0 + i) * p->stride_w - p->pad_l +
+									 kj * p->dil_w;
+								__mmask64 k_px = iw >= 0 && iw < p->w_in
+											 ? ((1ull << c) - 1) << (i * c)
+											 : 0;
+								v = _mm512_mask_loadu_epi8(
+									v, k_px & rowk[ki],
+									(const void *)(rowp[ki] +
+										       (uintptr_t)((intptr_t)(iw - i) * c)));
+							}
+							xt[ki * kw + kj] = v;
+						}
+					for (int t = taps; t < 4 * d->n_g; t++)
+						xt[t] = d->az;
+					for (int g = 0; g < d->n_g; g++)
+						dw4_group(acc, xt + 4 * g, wv[4 * g], wv[4 * g + 1],
+							  wv[4 * g + 2], wv[4 * g + 3]);
+				}
+				_mm512_mask_storeu_epi8(yrow + (size_t)ow0 * c, yk, dw4_out(d, acc, q, lean));
+			}
+		}
+}
+
+static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		    uint8_t *y)
+{
+	struct dw4 d = {.p = p, .x = x, .w = packed, .n_cg = p->c / 16,
+			.taps = p->kh * p->kw};
+	d.n_g = (d.taps + 3) / 4;
+	d.az = _mm512_set1_epi8((char)p->a_zero);
+	d.z16 = _mm512_set1_epi16((short)p->c_zero);
+	d.cmin = _mm512_set1_epi8((char)p->c_min);
+	d.cmax = _mm512_set1_epi8((char)p->c_max);
+	struct rq16 q[4];
+	bool lean;
+	if (p->c <= 32) {
+		int cg[4];
+		for (int l = 0; l < 4; l++)
+			cg[l] = l % d.n_cg;
+		dw4_constants(&d, cg, q, &lean);
+		if (lean && p->kh == 3 && p->kw == 3)
+			dw4_run_rows(&d, 3, 3, true, q, y);
+		else if (lean)
+			dw4_run_rows(&d, 0, 0, true, q, y);
+		else
+			dw4_run_rows(&d, 0, 0, false, q, y);
+		return;
+	}
+	for (int cg0 = 0; cg0 < d.n_cg; cg0 += 4) {
+		int n_slots = d.n_cg - cg0 < 4 ? d.n_cg - cg0 : 4;
+		int cg[4];
+		for (int l = 0; l < 4; l++)
+			cg[l] = l < n_slots ? cg0 + l : -1;
+		dw4_constants(&d, cg, q, &lean);
+		if (lean && p->kh == 3 && p->kw == 3)
+			dw4_run_pixels(&d, 3, 3, cg0, n_slots, true, q, y);
+		else if (lean)
+			dw4_run_pixels(&d, 0, 0, cg0, n_slots, true, q, y);
+		else
+			dw4_run_pixels(&d, 0, 0, cg0, n_slots, false, q, y);
+	}
+}
+
+/* --- depthwise: the entry points ------------------------------------------------- */
+
+static size_t dw_packed_bytes(int c, int kh, int kw)
+{
+	return dw4_applies(c, kh, kw) ? dw4_packed_bytes(c, kh, kw) : dw_any_packed_bytes(c, kh, kw);
+}
+
+static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+{
+	if (dw4_applies(c, kh, kw))
+		dw4_pack(c, kh, kw, w, packed);
+	else
+		dw_any_pack(c, kh, kw, w, packed);
+}
+
+static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		   uint8_t *y)
+{
+	if (p->n <= 0 || p->h_out <= 0 || p->w_out <= 0 || p->c <= 0)
+		return;
+	if (dw4_applies(p->c, p->kh, p->kw))
+		dw4_run(p, x, packed, y);
+	else
+		dw_any_run(p, x, packed, y);
 }
 
 const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni = {
