@@ -15,8 +15,9 @@
  *    zero points, per-channel multipliers and shifts, clamps, float output)
  *    plus listed edge shapes; depthwise with strides 1-2, pads, dilations 1-2,
  *    kernels 3 and 5, channels 1..100 (40% multiples of 16); convolution (q8_conv_for) on any
- *    shape, and on single-channel inputs with rows up to 90 pixels, strides
- *    up to 5 and kernels up to 9 wide (the first-layer kernels). The
+ *    shape, on single-channel inputs with rows up to 90 pixels, strides
+ *    up to 5 and kernels up to 9 wide (the first-layer kernels), and on
+ *    16-channel inputs. The
  *    requantization edge values are also
  *    pushed through every path (k = 1, zero weights, acc = bias), with the
  *    expected value placed inside the uint8 range so clamping hides nothing.
@@ -44,6 +45,7 @@
 #define N_DW_SHAPES 800
 #define N_CONV_SHAPES 500
 #define N_CONV_C1_SHAPES 500
+#define N_CONV_C16_SHAPES 500
 /* Random (acc, mult, shift) triples of the requantization sweep. */
 #define N_REQUANT_RANDOM 2000000
 
@@ -753,13 +755,17 @@ struct conv_case {
 
 /* wide_c1: a single input channel and rows up to 90 pixels (first layers: the
  * kernels lay 16 output pixels of a row across the lanes, so rows longer than
- * 16, strides up to 5 and kernels up to 9 wide matter), else any shape. */
-static void conv_case_make(struct conv_case *d, bool wide_c1)
+ * 16, strides up to 5 and kernels up to 9 wide matter); c16: exactly 16 input
+ * channels (a kernel of its own with 4 pixels per vector); else any shape. */
+static void conv_case_make(struct conv_case *d, bool wide_c1, bool c16)
 {
 	struct qconv_params *p = &d->p;
 	int kern = rng_int(1, wide_c1 ? 9 : 5);
 	/* channels: 1 (first layers), multiples of 4 and 16, and anything */
-	int c = wide_c1 || rng_chance(20) ? 1 : rng_chance(30) ? 4 * rng_int(1, 12) : rng_int(1, 40);
+	int c = c16 ? 16
+		    : wide_c1 || rng_chance(20) ? 1
+		    : rng_chance(30)            ? 4 * rng_int(1, 12)
+						: rng_int(1, 40);
 	int max_stride = wide_c1 ? 5 : 3, max_w = wide_c1 ? 90 : 12;
 	*p = (struct qconv_params){
 		.n = rng_int(1, wide_c1 ? 2 : 3), .c = c,
@@ -855,7 +861,7 @@ Test(q8_conv, reference_vs_naive_and_im2col_gemm)
 	cr_assert_not_null(ref);
 	for (int t = 0; t < 100; t++) {
 		struct conv_case d;
-		conv_case_make(&d, t % 4 == 3);
+		conv_case_make(&d, t % 4 == 3, t % 4 == 2);
 		const struct qconv_params *p = &d.p;
 		uint8_t *y = conv_run_kernel(ref, &d);
 		int k = p->kh * p->kw * p->c;
@@ -931,9 +937,11 @@ static void conv_path_vs_ref(enum q8_isa isa)
 		return;
 	}
 	rng_seed(400 + isa);
-	for (int t = 0; t < N_CONV_SHAPES + N_CONV_C1_SHAPES; t++) {
+	int n_total = N_CONV_SHAPES + N_CONV_C1_SHAPES + N_CONV_C16_SHAPES;
+	for (int t = 0; t < n_total; t++) {
 		struct conv_case d;
-		conv_case_make(&d, t >= N_CONV_SHAPES);
+		conv_case_make(&d, t >= N_CONV_SHAPES && t < N_CONV_SHAPES + N_CONV_C1_SHAPES,
+			       t >= N_CONV_SHAPES + N_CONV_C1_SHAPES);
 		uint8_t *y0 = conv_run_kernel(ref, &d), *y1 = conv_run_kernel(uk, &d);
 		for (size_t i = 0; i < d.y_bytes; i++)
 			cr_assert_eq(y1[i], y0[i], "%s: %s: y[%zu] (channel %zu) = %d, want %d",
@@ -943,8 +951,9 @@ static void conv_path_vs_ref(enum q8_isa isa)
 		free(y1);
 		conv_case_free(&d);
 	}
-	cr_log_info("%s: %d conv shapes (%d of them single-channel, wide) bit-identical to the"
-		    " reference", uk->name, N_CONV_SHAPES + N_CONV_C1_SHAPES, N_CONV_C1_SHAPES);
+	cr_log_info("%s: %d conv shapes (%d single-channel and wide, %d with 16 channels)"
+		    " bit-identical to the reference", uk->name, n_total, N_CONV_C1_SHAPES,
+		    N_CONV_C16_SHAPES);
 }
 
 Test(q8_conv, avx2_vs_reference)

@@ -27,7 +27,9 @@
  * panels for K = kh * (kw*c rounded up to 4) (see conv_run below). A
  * single-channel input (a first layer) with dil_w = 1 and stride_w <= 4 runs
  * conv_run_c1 instead, 16 output pixels across the lanes; for c = 1 its
- * weights follow the GEMM panels in the same packed buffer.
+ * weights follow the GEMM panels in the same packed buffer. A 16-channel input
+ * with stride_w = 1 runs conv_run_c16 (4 pixels per vector, a 128-bit lane
+ * per pixel), whose weights follow the same way.
  *
  * Depthwise, channels a multiple of 16 (dw4_run): 4 taps per vpdpbusd on the
  * input bytes as they are, the zero point folded into the bias; see the
@@ -418,6 +420,8 @@ const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni = {
  * vectors of one block of 16 pixels live on the stack: 2 KiB). */
 #define C1_MAX_GROUPS 16
 #define C1_MAX_TAP_GROUPS 32
+/* Most kernel taps of the 16-channel kernel (conv_run_c16). */
+#define C16_MAX_TAPS 64
 
 static int conv_kwc4(int kw, int c)
 {
@@ -433,9 +437,18 @@ static size_t conv_c1_bytes(int c_out, int kh, int kw, int c)
 	       (((size_t)kw + 3) / 4) * 4;
 }
 
+/* Bytes of the 16-channel layout (see conv_run_c16), 0 unless c = 16. */
+static size_t conv_c16_bytes(int c_out, int kh, int kw, int c)
+{
+	if (c != 16 || kh * kw > C16_MAX_TAPS)
+		return 0;
+	return (((size_t)c_out + 15) / 16) * 16 * (size_t)kh * kw * 64;
+}
+
 static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
 {
-	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c)) + conv_c1_bytes(c_out, kh, kw, c);
+	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c)) + conv_c1_bytes(c_out, kh, kw, c) +
+	       conv_c16_bytes(c_out, kh, kw, c);
 }
 
 static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
@@ -465,6 +478,17 @@ static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *p
 					c1[(((size_t)(j / C1_NCH) * n_t + t) * C1_NCH + j % C1_NCH) * 4 +
 					   kj % 4] = w[((size_t)j * kh + ki) * kw + kj];
 				}
+	}
+	if (conv_c16_bytes(c_out, kh, kw, c)) {
+		/* [ceil(c_out/16)][kh*kw][16 channels][4 x the 16 weights w[j][t][0..15]]:
+		 * each 128-bit lane of a tap's 64 bytes holds channel j's 16 weights */
+		int8_t *c16 = out + gemm_packed_bytes(c_out, kh * kwc4);
+		size_t taps = (size_t)kh * kw;
+		for (int j = 0; j < c_out; j++)
+			for (size_t t = 0; t < taps; t++)
+				for (int l = 0; l < 4; l++)
+					memcpy(c16 + (((size_t)(j / 16) * taps + t) * 16 + j % 16) * 64 + 16 * l,
+					       w + ((size_t)j * taps + t) * 16, 16);
 	}
 }
 
@@ -775,6 +799,138 @@ static void conv_run_c1(const struct qconv_params *p, const uint8_t *x, const in
 	}
 }
 
+/* --- convolution of 16-channel inputs ---------------------------------------------- */
+
+/* A 16-channel pixel is 16 bytes, one 128-bit lane: a vector holds 4 output
+ * pixels' inputs for one tap, lane (pixel i, dword q) = input channels
+ * 4q..4q+3. vpdpbusd against a vector whose every 128-bit lane holds output
+ * channel j's 16 weights for the tap gives, per lane, channel j's partial sum
+ * over that channel quad: 16 accumulators (one per output channel of the
+ * pass), no broadcast and no shuffle per tap. At the end a 4x4 transpose-and-
+ * add per 128-bit lane sums the quads: R[k] lane (i, jj) = output channel
+ * 4k + jj of pixel i. The packs that narrow R[0..3] (as in dw4_out) then give
+ * each pixel's 16 channels in order. Padding reads a_zero (masked loads), so
+ * bias_eff is the right bias, as in the GEMM formulation. Stride 1 only (4
+ * pixels' inputs are then one 64-byte load per tap); with stride 2 assembling
+ * them cost more than the GEMM formulation. */
+
+static ALWAYS_INLINE __m512i c16_sum_quads(__m512i a0, __m512i a1, __m512i a2, __m512i a3)
+{
+	__m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+	__m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
+	return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+}
+
+static ALWAYS_INLINE void conv_c16_pass(bool lean, const struct qconv_params *p, const uint8_t *x,
+					const int8_t *wp, int j0, const struct rq16 q[4], uint8_t *y)
+{
+	const int kh = p->kh, kw = p->kw, nch = p->c_out - j0 < 16 ? p->c_out - j0 : 16;
+	const size_t row_bytes = (size_t)p->w_in * 16;
+	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
+	const __m512i z16 = _mm512_set1_epi16((short)p->c_zero);
+	const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+	const __mmask16 chk = (__mmask16)((1u << nch) - 1);
+	uintptr_t rowp[C16_MAX_TAPS];
+	__mmask64 rowk[C16_MAX_TAPS], colk[C16_MAX_TAPS];
+	intptr_t colo[C16_MAX_TAPS];
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * p->h_in * row_bytes;
+		for (int oh = 0; oh < p->h_out; oh++) {
+			for (int ki = 0; ki < kh; ki++) {
+				int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+				bool in = ih >= 0 && ih < p->h_in;
+				rowp[ki] = (uintptr_t)(xi + (in ? (size_t)ih * row_bytes : 0));
+				rowk[ki] = in ? ~0ull : 0;
+			}
+			size_t pix0 = ((size_t)img * p->h_out + oh) * p->w_out;
+			for (int ow0 = 0; ow0 < p->w_out; ow0 += 4) {
+				int n_px = p->w_out - ow0 < 4 ? p->w_out - ow0 : 4;
+				__mmask64 pxk = n_px == 4 ? ~0ull : (1ull << (16 * n_px)) - 1;
+				for (int kj = 0; kj < kw; kj++) {
+					/* stride 1: the 4 pixels' inputs are 64 consecutive bytes */
+					intptr_t b0 = ((intptr_t)ow0 - p->pad_l + (intptr_t)kj * p->dil_w) * 16;
+					colk[kj] = window_mask((int)-b0, (int)((intptr_t)row_bytes - b0)) & pxk;
+					colo[kj] = b0;
+				}
+				__m512i acc[16];
+#pragma GCC unroll 16
+				for (int j = 0; j < 16; j++)
+					acc[j] = _mm512_setzero_si512();
+				const int8_t *wt = wp;
+				for (int ki = 0; ki < kh; ki++)
+					for (int kj = 0; kj < kw; kj++, wt += 16 * 64) {
+						/* masked-off bytes are neither read nor faulted on */
+						__m512i xv = _mm512_mask_loadu_epi8(
+							az, rowk[ki] & colk[kj],
+							(const void *)(rowp[ki] + (uintptr_t)colo[kj]));
+#pragma GCC unroll 16
+						for (int j = 0; j < 16; j++)
+							acc[j] = dpbusd(acc[j], xv,
+									_mm512_loadu_si512(wt + 64 * j));
+					}
+				__m512i r[4];
+#pragma GCC unroll 4
+				for (int k = 0; k < 4; k++) {
+					__m512i sum = _mm512_add_epi32(
+						c16_sum_quads(acc[4 * k], acc[4 * k + 1], acc[4 * k + 2],
+							      acc[4 * k + 3]),
+						q[k].bias);
+					r[k] = requant16_r(sum, &q[k], !lean && q[k].any_left,
+							   !lean && q[k].any_min_mult);
+				}
+				/* r saturated to int16 before the saturating add of the zero
+				 * point: beyond int16 is beyond uint8 either way */
+				__m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), z16);
+				__m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), z16);
+				__m512i out = _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(ab, cd), cmin),
+							      cmax);
+				uint8_t *yo = y + (pix0 + (size_t)ow0) * p->c_out + j0;
+				if (p->c_out == 16) {
+					_mm512_mask_storeu_epi8(yo, pxk, out);
+					continue;
+				}
+				size_t ys = (size_t)p->c_out;
+				_mm_mask_storeu_epi8(yo, chk, _mm512_castsi512_si128(out));
+				if (n_px > 1)
+					_mm_mask_storeu_epi8(yo + ys, chk, _mm512_extracti32x4_epi32(out, 1));
+				if (n_px > 2)
+					_mm_mask_storeu_epi8(yo + 2 * ys, chk, _mm512_extracti32x4_epi32(out, 2));
+				if (n_px > 3)
+					_mm_mask_storeu_epi8(yo + 3 * ys, chk, _mm512_extracti32x4_epi32(out, 3));
+			}
+		}
+	}
+}
+
+static void conv_run_c16(const struct qconv_params *p, const uint8_t *x, const int8_t *wc16,
+			 uint8_t *y)
+{
+	size_t taps = (size_t)p->kh * p->kw;
+	for (int j0 = 0; j0 < p->c_out; j0 += 16) {
+		/* constants of R[k] lane (pixel i, jj): output channel j0 + 4k + jj */
+		struct rq16 q[4];
+		bool lean = true;
+		for (int k = 0; k < 4; k++) {
+			int32_t b[16], m[16];
+			int8_t sh[16];
+			for (int lane = 0; lane < 16; lane++) {
+				int ch = j0 + 4 * k + lane % 4;
+				ch = ch < p->c_out ? ch : j0;
+				b[lane] = p->bias[ch];
+				m[lane] = p->mult[ch];
+				sh[lane] = p->shift[ch];
+			}
+			rq16_init(b, m, sh, NULL, 0, 16, &q[k]);
+			lean = lean && !q[k].any_left && !q[k].any_min_mult;
+		}
+		const int8_t *wp = wc16 + (size_t)(j0 / 16) * taps * 16 * 64;
+		if (lean)
+			conv_c16_pass(true, p, x, wp, j0, q, y);
+		else
+			conv_c16_pass(false, p, x, wp, j0, q, y);
+	}
+}
+
 /* Requantization constants cached per call for this many 16-channel blocks
  * (256 output channels; beyond, they are set up per tile). */
 #define CONV_RQ_BLOCKS 16
@@ -788,6 +944,10 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	int kwc = p->kw * p->c, kwc4 = conv_kwc4(p->kw, p->c);
 	size_t k_row = (size_t)p->kh * kwc4;
 	size_t panel_bytes = k_row / 4 * GEMM_NR * 4;
+	if (conv_c16_bytes(p->c_out, p->kh, p->kw, p->c) && p->stride_w == 1) {
+		conv_run_c16(p, x, (const int8_t *)packed + gemm_packed_bytes(p->c_out, (int)k_row), y);
+		return;
+	}
 	if (p->c == 1 && p->dil_w == 1 && p->stride_w <= C1_MAX_STRIDE &&
 	    p->kw <= 4 * C1_MAX_GROUPS && p->kh * ((p->kw + 3) / 4) <= C1_MAX_TAP_GROUPS) {
 		conv_run_c1(p, x, (const int8_t *)packed + gemm_packed_bytes(p->c_out, (int)k_row), y);
