@@ -1142,9 +1142,11 @@ static void quantize_tensor(const float *x, const struct shape *s, bool nhwc,
 			    const struct qparams *qp, uint8_t *y)
 {
 	int64_t n = shape_numel(s);
-	if (!nhwc) {
+	if (!nhwc || s->dims[1] == 1) {
+		/* the same order (one channel: NHWC is NCHW) */
+		const struct qparams q = *qp;
 		for (int64_t i = 0; i < n; i++)
-			y[i] = quant_act_quantize(x[i], qp);
+			y[i] = quant_act_quantize(x[i], &q);
 		return;
 	}
 	int64_t N = s->dims[0], C = s->dims[1], HW = s->dims[2] * s->dims[3];
@@ -1340,7 +1342,7 @@ static void run_pool(const struct qengine *e, const struct qstep *st, bool is_ma
 	bool plain = a->dilations[0] == 1 && a->dilations[1] == 1;
 	/* max over the kh input rows of an output row first (a byte-wise max over
 	 * W*C contiguous bytes, which vectorises), then over kw pixels of that */
-	uint8_t colmax[4096];
+	uint8_t colmax[4096], win[4096];
 	bool by_rows = is_max && plain && (size_t)W * C <= sizeof colmax;
 	for (int b = 0; b < N; b++)
 		for (int oh = 0; oh < Ho; oh++) {
@@ -1354,6 +1356,17 @@ static void run_pool(const struct qengine *e, const struct qstep *st, bool is_ma
 					for (size_t i = 0; i < wc; i++)
 						colmax[i] = xr[i] > colmax[i] ? xr[i] : colmax[i];
 				}
+				/* then the max over kw pixels at every start column, again
+				 * contiguous bytes: win[w*C + c] for windows [w, w + kw) */
+				if (W >= kw) {
+					size_t nwin = (size_t)(W - kw + 1) * C;
+					memcpy(win, colmax, nwin);
+					for (int kj = 1; kj < kw; kj++) {
+						const uint8_t *src = colmax + (size_t)kj * C;
+						for (size_t i = 0; i < nwin; i++)
+							win[i] = src[i] > win[i] ? src[i] : win[i];
+					}
+				}
 				for (int ow = 0; ow < Wo; ow++) {
 					uint8_t *out = y + (((size_t)b * Ho + oh) * Wo + ow) * C;
 					int w0 = ow * a->strides[1] - a->pads[1];
@@ -1361,11 +1374,7 @@ static void run_pool(const struct qengine *e, const struct qstep *st, bool is_ma
 						pool_pixel(x, b, H, W, C, h0, w0, a, is_max, zero, out);
 						continue;
 					}
-					const uint8_t *px = colmax + (size_t)w0 * C;
-					memcpy(out, px, (size_t)C);
-					for (int kj = 1; kj < kw; kj++)
-						for (int c = 0; c < C; c++)
-							out[c] = px[kj * C + c] > out[c] ? px[kj * C + c] : out[c];
+					memcpy(out, win + (size_t)w0 * C, (size_t)C);
 				}
 				continue;
 			}
@@ -1645,6 +1654,13 @@ int qmodel_step_layer(const struct qmodel *m, int step)
 	const struct qstep *st = &m->steps[step];
 	bool is_layer = st->kind == QK_CONV || st->kind == QK_DWCONV || st->kind == QK_FC;
 	return is_layer ? st->layer : -1;
+}
+
+int qmodel_step_node(const struct qmodel *m, int step)
+{
+	if (step < 0 || step >= m->n_steps)
+		return -1;
+	return m->steps[step].node;
 }
 
 static double profile_now_us(void)

@@ -151,6 +151,10 @@ int qmodel_n_steps(const struct qmodel *m);
  * fallbacks. A fused ReLU/ReLU6 is part of its layer's step. */
 int qmodel_step_layer(const struct qmodel *m, int step);
 
+/* The graph node step i computes (its first node when ops are fused into
+ * it), or -1 for quantize/dequantize steps. */
+int qmodel_step_node(const struct qmodel *m, int step);
+
 /* qengine_run, also writing each step's wall time in microseconds into
  * step_us[0 .. qmodel_n_steps()). */
 enum presso_status qengine_run_profiled(struct qengine *e, int batch, double *step_us);

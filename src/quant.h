@@ -73,17 +73,18 @@ static inline int32_t quant_act_qmax(const struct qparams *qp)
 }
 
 /* q = clamp(round(x * inv_scale) + zero, 0, qmax), rounding half away from zero;
- * NaN gives 0. Inline: it runs per element at every quantize step. */
+ * NaN gives 0. Inline and branch-free: it runs per element at every quantize
+ * step, and loops of it vectorize. */
 static inline uint8_t quant_act_quantize(float x, const struct qparams *qp)
 {
 	float t = x * qp->inv_scale;
 	float qmax = (float)((1 << qp->bits) - 1);
-	/* clamp in float first so the integer conversion is always defined */
+	/* clamp in float first so the integer conversion is always defined; below
+	 * the range and NaN (every comparison is false) land on lo, which gives
+	 * (int)(-zero - 1.5) + zero = -1, so 0 */
 	float lo = -(float)qp->zero - 1.0f, hi = qmax - (float)qp->zero + 1.0f;
-	if (!(t > lo))
-		return 0; /* below the range, or NaN */
-	if (t > hi)
-		t = hi;
+	t = t > lo ? t : lo;
+	t = t < hi ? t : hi;
 	int32_t r = (int32_t)(t + (t >= 0 ? 0.5f : -0.5f)) + qp->zero;
 	return (uint8_t)(r < 0 ? 0 : r > (int32_t)qmax ? (int32_t)qmax : r);
 }

@@ -14,7 +14,11 @@
  *    m 1..70, n 1..150, k 1..600 (odd sizes, row strides > k and > n, random
  *    zero points, per-channel multipliers and shifts, clamps, float output)
  *    plus listed edge shapes; depthwise with strides 1-2, pads, dilations 1-2,
- *    kernels 3 and 5, channels 1..100. The requantization edge values are also
+ *    kernels 3 and 5, channels 1..100 (40% multiples of 16); convolution (q8_conv_for) on any
+ *    shape, on single-channel inputs with rows up to 90 pixels, strides
+ *    up to 5 and kernels up to 9 wide (the first-layer kernels), and on
+ *    16-channel inputs. The
+ *    requantization edge values are also
  *    pushed through every path (k = 1, zero weights, acc = bias), with the
  *    expected value placed inside the uint8 range so clamping hides nothing.
  *    A path the CPU lacks is skipped with a message.
@@ -38,8 +42,10 @@
  * runs in about 1 s, 3 s under AddressSanitizer + UBSan, so the counts are the
  * same in every build. */
 #define N_GEMM_SHAPES 1000
-#define N_DW_SHAPES 500
+#define N_DW_SHAPES 800
 #define N_CONV_SHAPES 500
+#define N_CONV_C1_SHAPES 500
+#define N_CONV_C16_SHAPES 500
 /* Random (acc, mult, shift) triples of the requantization sweep. */
 #define N_REQUANT_RANDOM 2000000
 
@@ -581,7 +587,9 @@ static void dw_case_make(struct dw_case *d)
 	struct qdwconv_params *p = &d->p;
 	int kern = rng_chance(50) ? 3 : 5;
 	*p = (struct qdwconv_params){
-		.n = rng_int(1, 2), .c = rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
+		/* multiples of 16 (a separate fast path) and anything */
+		.n = rng_int(1, 2),
+		.c = rng_chance(40) ? 16 * rng_int(1, 8) : rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
 		.kh = rng_chance(90) ? kern : rng_int(1, 5), .kw = kern,
 		.stride_h = rng_int(1, 2), .stride_w = rng_int(1, 2),
 		.dil_h = rng_int(1, 2), .dil_w = rng_int(1, 2),
@@ -745,25 +753,36 @@ struct conv_case {
 	size_t x_bytes, y_bytes;
 };
 
-static void conv_case_make(struct conv_case *d)
+/* wide_c1: a single input channel and rows up to 90 pixels (first layers: the
+ * kernels lay 16 output pixels of a row across the lanes, so rows longer than
+ * 16, strides up to 5 and kernels up to 9 wide matter); c16: exactly 16 input
+ * channels (a kernel of its own with 4 pixels per vector); else any shape. */
+static void conv_case_make(struct conv_case *d, bool wide_c1, bool c16)
 {
 	struct qconv_params *p = &d->p;
-	int kern = rng_int(1, 5);
+	int kern = rng_int(1, wide_c1 ? 9 : 5);
 	/* channels: 1 (first layers), multiples of 4 and 16, and anything */
-	int c = rng_chance(20) ? 1 : rng_chance(30) ? 4 * rng_int(1, 12) : rng_int(1, 40);
+	int c = c16 ? 16
+		    : wide_c1 || rng_chance(20) ? 1
+		    : rng_chance(30)            ? 4 * rng_int(1, 12)
+						: rng_int(1, 40);
+	int max_stride = wide_c1 ? 5 : 3, max_w = wide_c1 ? 90 : 12;
 	*p = (struct qconv_params){
-		.n = rng_int(1, 3), .c = c,
-		.c_out = rng_chance(30) ? rng_int(1, 16) : rng_int(1, 80),
+		.n = rng_int(1, wide_c1 ? 2 : 3), .c = c,
+		.c_out = rng_chance(30) ? rng_int(1, 16) : rng_int(1, wide_c1 ? 40 : 80),
 		.kh = rng_chance(80) ? kern : rng_int(1, 5), .kw = kern,
-		.stride_h = rng_int(1, 3), .stride_w = rng_int(1, 3),
+		.stride_h = rng_int(1, 3), .stride_w = rng_int(1, max_stride),
 		.dil_h = rng_chance(80) ? 1 : 2, .dil_w = rng_chance(80) ? 1 : 2,
 	};
 	p->pad_t = rng_int(0, p->kh - 1);
 	p->pad_l = rng_int(0, p->kw - 1);
 	int pad_b = rng_int(0, p->kh - 1), pad_r = rng_int(0, p->kw - 1);
 	int span_h = p->dil_h * (p->kh - 1) + 1, span_w = p->dil_w * (p->kw - 1) + 1;
-	p->h_in = rng_int(span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1, 12);
-	p->w_in = rng_int(span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1, 12);
+	int min_h = span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1;
+	int min_w = span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1;
+	int max_h = wide_c1 ? 8 : 12;
+	p->h_in = rng_int(min_h, max_h > min_h ? max_h : min_h);
+	p->w_in = rng_int(min_w, max_w > min_w ? max_w : min_w);
 	p->h_out = (p->h_in + p->pad_t + pad_b - span_h) / p->stride_h + 1;
 	p->w_out = (p->w_in + p->pad_l + pad_r - span_w) / p->stride_w + 1;
 	cr_assert(p->h_out >= 1 && p->w_out >= 1);
@@ -842,7 +861,7 @@ Test(q8_conv, reference_vs_naive_and_im2col_gemm)
 	cr_assert_not_null(ref);
 	for (int t = 0; t < 100; t++) {
 		struct conv_case d;
-		conv_case_make(&d);
+		conv_case_make(&d, t % 4 == 3, t % 4 == 2);
 		const struct qconv_params *p = &d.p;
 		uint8_t *y = conv_run_kernel(ref, &d);
 		int k = p->kh * p->kw * p->c;
@@ -918,9 +937,11 @@ static void conv_path_vs_ref(enum q8_isa isa)
 		return;
 	}
 	rng_seed(400 + isa);
-	for (int t = 0; t < N_CONV_SHAPES; t++) {
+	int n_total = N_CONV_SHAPES + N_CONV_C1_SHAPES + N_CONV_C16_SHAPES;
+	for (int t = 0; t < n_total; t++) {
 		struct conv_case d;
-		conv_case_make(&d);
+		conv_case_make(&d, t >= N_CONV_SHAPES && t < N_CONV_SHAPES + N_CONV_C1_SHAPES,
+			       t >= N_CONV_SHAPES + N_CONV_C1_SHAPES);
 		uint8_t *y0 = conv_run_kernel(ref, &d), *y1 = conv_run_kernel(uk, &d);
 		for (size_t i = 0; i < d.y_bytes; i++)
 			cr_assert_eq(y1[i], y0[i], "%s: %s: y[%zu] (channel %zu) = %d, want %d",
@@ -930,8 +951,9 @@ static void conv_path_vs_ref(enum q8_isa isa)
 		free(y1);
 		conv_case_free(&d);
 	}
-	cr_log_info("%s: %d conv shapes bit-identical to the reference", uk->name,
-		    N_CONV_SHAPES);
+	cr_log_info("%s: %d conv shapes (%d single-channel and wide, %d with 16 channels)"
+		    " bit-identical to the reference", uk->name, n_total, N_CONV_C1_SHAPES,
+		    N_CONV_C16_SHAPES);
 }
 
 Test(q8_conv, avx2_vs_reference)

@@ -506,3 +506,87 @@ Test(qengine, chunked_batches_equal_single_images)
 	graph_free(g);
 	mb_free(&b);
 }
+
+/* Max-pooling commutes with the (monotone) quantization, so the INT8 engine's
+ * pool must give exactly the max of the quantized inputs over each window
+ * (padding ignored): kernels 2 and 3, strides 1 to 3, with and without
+ * padding, 1 to 4 channels (what a dataset can feed). */
+Test(qengine, maxpool_is_the_max_of_quantized_inputs)
+{
+	const struct {
+		int k, s, pad, c;
+	} cases[] = {{2, 2, 0, 4}, {3, 1, 1, 3}, {3, 2, 1, 2}, {2, 1, 0, 3}, {3, 3, 0, 1},
+		     {3, 2, 0, 4}, {4, 1, 2, 3}};
+	const int H = 11, W = 13, N = 3;
+	for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+		int k = cases[ci].k, st = cases[ci].s, pad = cases[ci].pad, C = cases[ci].c;
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, C, H, W}, 4);
+		Onnx__NodeProto *n = mb_node(&b, "MaxPool", "max", (const char *[]){"x", NULL}, "m");
+		mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){k, k}, 2);
+		mb_attr_ints(&b, n, "strides", (int64_t[]){st, st}, 2);
+		mb_attr_ints(&b, n, "pads", (int64_t[]){pad, pad, pad, pad}, 4);
+		/* flat: calibration wants [N, scores] */
+		mb_node(&b, "Flatten", "flat", (const char *[]){"m", NULL}, "y");
+		mb_output(&b, "y");
+		int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
+		size_t nb;
+		uint8_t *bytes = mb_pack(&b, &nb);
+		struct graph *g;
+		cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+		struct dataset *ds = calloc(1, sizeof *ds);
+		ds->n = 8;
+		ds->c = C;
+		ds->h = H;
+		ds->w = W;
+		ds->n_classes = C * Ho * Wo;
+		ds->f32 = malloc(sizeof(float) * (size_t)ds->n * C * H * W);
+		ds->labels = calloc((size_t)ds->n, sizeof(int32_t));
+		uint32_t seed = 31 + (uint32_t)ci;
+		for (int i = 0; i < ds->n * C * H * W; i++)
+			ds->f32[i] = frand(&seed);
+		struct calib *cal = calibrate(g, ds);
+		struct policy *p;
+		cr_assert_eq(policy_load("int8", NULL, 0, &p), PRESSO_OK, "%s", status_msg());
+		struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL};
+		struct qmodel *m;
+		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+		struct qparams qp;
+		cr_assert(qmodel_value_qparams(m, g->inputs[0], &qp));
+		struct qengine *e;
+		cr_assert_eq(qengine_create(m, N, &e), PRESSO_OK);
+		float *x = qengine_input(e, 0);
+		memcpy(x, ds->f32, sizeof(float) * (size_t)N * C * H * W);
+		cr_assert_eq(qengine_run(e, N), PRESSO_OK, "%s", status_msg());
+		struct shape os;
+		const float *y = qengine_output(e, 0, &os);
+		cr_assert_eq(os.dims[1], C * Ho * Wo);
+		for (int img = 0; img < N; img++)
+			for (int c = 0; c < C; c++)
+				for (int oh = 0; oh < Ho; oh++)
+					for (int ow = 0; ow < Wo; ow++) {
+						int best = -1;
+						for (int ki = 0; ki < k; ki++)
+							for (int kj = 0; kj < k; kj++) {
+								int ih = oh * st - pad + ki, iw = ow * st - pad + kj;
+								if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+									continue;
+								int q = quant_act_quantize(
+									ds->f32[(((size_t)img * C + c) * H + ih) * W + iw], &qp);
+								best = q > best ? q : best;
+							}
+						float want = qp.scale * (float)(best - qp.zero);
+						float got = y[(((size_t)img * C + c) * Ho + oh) * Wo + ow];
+						cr_assert_eq(got, want, "k=%d s=%d pad=%d c=%d at (%d,%d,%d,%d): %g, want %g",
+							     k, st, pad, C, img, c, oh, ow, got, want);
+					}
+		qengine_free(e);
+		qmodel_free(m);
+		policy_free(p);
+		calib_free(cal);
+		dataset_free(ds);
+		graph_free(g);
+		mb_free(&b);
+	}
+}

@@ -225,6 +225,50 @@ Test(quant, activation_params)
 	cr_assert_eq(quant_act_quantize(NAN, &qp), 0);
 }
 
+/* The definition of quant_act_quantize written out with branches: round half
+ * away from zero, clamp to 0..qmax, NaN and anything below the range give 0. */
+static uint8_t model_act_quantize(float x, const struct qparams *qp)
+{
+	float t = x * qp->inv_scale;
+	if (isnan(t))
+		return 0;
+	int32_t qmax = quant_act_qmax(qp);
+	if (t >= (float)(qmax - qp->zero) + 0.5f)
+		return (uint8_t)qmax;
+	if (t <= (float)(-qp->zero) - 0.5f)
+		return 0;
+	int32_t r = (int32_t)(t >= 0 ? t + 0.5f : t - 0.5f) + qp->zero;
+	return (uint8_t)(r < 0 ? 0 : r > qmax ? qmax : r);
+}
+
+/* The branch-free quant_act_quantize (a vectorized loop of it quantizes the
+ * engine's input) against the model: random reals around and far beyond the
+ * range, halfway points, infinities, NaN, at 8, 5 and 2 bits. */
+Test(quant, activation_quantize_matches_model)
+{
+	const float lo[] = {0.0f, -1.3f, -4.0f, -0.01f}, hi[] = {6.0f, 2.9f, 0.5f, 30.0f};
+	const int bits[] = {8, 5, 2};
+	srand(7);
+	for (size_t r = 0; r < sizeof lo / sizeof lo[0]; r++)
+		for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++) {
+			struct qparams qp;
+			quant_act_params(lo[r], hi[r], bits[b], &qp);
+			float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f,
+					   qp.scale * 0.5f, -qp.scale * 0.5f, qp.scale * 1.5f};
+			for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+				cr_assert_eq(quant_act_quantize(special[i], &qp),
+					     model_act_quantize(special[i], &qp), "x=%g", special[i]);
+			for (int i = 0; i < 200000; i++) {
+				float span = (hi[r] - lo[r]) * 1.5f;
+				float x = lo[r] - span / 4 + span * (float)rand() / (float)RAND_MAX;
+				if (i % 5 == 0) /* halfway between two levels */
+					x = qp.scale * ((float)(rand() % 600 - 300) + 0.5f);
+				cr_assert_eq(quant_act_quantize(x, &qp), model_act_quantize(x, &qp),
+					     "x=%.9g bits %d zero %d", x, bits[b], qp.zero);
+			}
+		}
+}
+
 Test(quant, packed_bytes)
 {
 	cr_assert_eq(quant_packed_bytes(10, 8), 10);

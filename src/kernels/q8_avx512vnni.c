@@ -24,9 +24,17 @@
  *
  * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from the
  * NHWC input itself instead of im2col rows; its packed weights are the GEMM
- * panels for K = kh * (kw*c rounded up to 4) (see conv_run below).
+ * panels for K = kh * (kw*c rounded up to 4) (see conv_run below). A
+ * single-channel input (a first layer) with dil_w = 1 and stride_w <= 4 runs
+ * conv_run_c1 instead, 16 output pixels across the lanes; for c = 1 its
+ * weights follow the GEMM panels in the same packed buffer. A 16-channel input
+ * with stride_w = 1 runs conv_run_c16 (4 pixels per vector, a 128-bit lane
+ * per pixel), whose weights follow the same way.
  *
- * Depthwise packed weights: blocks of 16 channels, [ceil(c/16)][kh*kw][16]
+ * Depthwise, channels a multiple of 16 (dw4_run): 4 taps per vpdpbusd on the
+ * input bytes as they are, the zero point folded into the bias; see the
+ * comment above dw4_applies for the byte interleave and its packed layout.
+ * Other channel counts (dw_any_run): blocks of 16 channels, [ceil(c/16)][kh*kw][16]
  * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
  * (x - a_zero) widened to int32 (high half 0 or -1) against it adds exactly
  * (x - a_zero) * w. Channels are handled 64 at a time (4 zmm accumulators),
@@ -114,14 +122,14 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
 	o->deq = deq;
 }
 
-/* clamp(q31_requantize(acc) + c_zero) on 16 lanes, step by step as in kernels_q8.h.
- * The two steps that only matter for shift > 0 or mult = INT32_MIN are skipped
- * when no lane of the block has them (they are the identity there). */
-static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
-				       const struct rq_out *o)
+/* q31_requantize(acc) on 16 lanes, step by step as in kernels_q8.h. The two
+ * steps that only matter for shift > 0 or mult = INT32_MIN run when left or
+ * min_mult says some lane may need them (they are the identity elsewhere). */
+static ALWAYS_INLINE __m512i requant16_r(__m512i acc, const struct rq16 *q, bool left,
+					 bool min_mult)
 {
 	__m512i x = acc;
-	if (q->any_left) {
+	if (left) {
 		/* acc << left, saturated: overflow iff shifting back changes the value */
 		x = _mm512_sllv_epi32(acc, q->left);
 		__mmask16 ovf = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(x, q->left), acc);
@@ -137,7 +145,7 @@ static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 		_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->mult_odd), nudge),
 		1);
 	__m512i h = _mm512_mask_blend_epi32(0xaaaa, ev, od);
-	if (q->any_min_mult) {
+	if (min_mult) {
 		/* only INT32_MIN * INT32_MIN gives 2^31, which wrapped to INT32_MIN */
 		__mmask16 big = _mm512_cmpeq_epi32_mask(h, _mm512_set1_epi32(INT32_MIN));
 		h = _mm512_mask_mov_epi32(h, big, _mm512_set1_epi32(INT32_MAX));
@@ -146,8 +154,26 @@ static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 	__m512i rem = _mm512_and_si512(h, q->mask);
 	__m512i thr = _mm512_add_epi32(q->half, _mm512_srli_epi32(h, 31));
 	__m512i r = _mm512_srav_epi32(h, q->right);
-	r = _mm512_mask_sub_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r,
-				  _mm512_set1_epi32(-1));
+	return _mm512_mask_sub_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r,
+				     _mm512_set1_epi32(-1));
+}
+
+/* clamp(q31_requantize(acc) + c_zero) on 16 lanes (the clamp first, in
+ * [c_min - c_zero, c_max - c_zero], so the addition cannot overflow). */
+static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
+				       const struct rq_out *o)
+{
+	__m512i r = requant16_r(acc, q, q->any_left, q->any_min_mult);
+	r = _mm512_min_epi32(_mm512_max_epi32(r, o->lo), o->hi);
+	return _mm512_add_epi32(r, o->zero);
+}
+
+/* requant16 for blocks without a left shift or an INT32_MIN multiplier: no
+ * run-time tests. */
+static ALWAYS_INLINE __m512i requant16_lean(__m512i acc, const struct rq16 *q,
+					    const struct rq_out *o)
+{
+	__m512i r = requant16_r(acc, q, false, false);
 	r = _mm512_min_epi32(_mm512_max_epi32(r, o->lo), o->hi);
 	return _mm512_add_epi32(r, o->zero);
 }
@@ -386,14 +412,43 @@ const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni = {
  * and images. Reads of x: 4-byte groups inside the run, the last 1..3 bytes
  * with load_tail; the padding bytes of a row in work are never read. */
 
+/* Output channels per pass of the single-input-channel kernel (conv_run_c1). */
+#define C1_NCH 16
+/* Its widest output stride: 16 pixels' windows must fit one 64-byte load. */
+#define C1_MAX_STRIDE 4
+/* Its widest kernel row in groups of 4 taps, and most groups in all (the input
+ * vectors of one block of 16 pixels live on the stack: 2 KiB). */
+#define C1_MAX_GROUPS 16
+#define C1_MAX_TAP_GROUPS 32
+/* Most kernel taps of the 16-channel kernel (conv_run_c16). */
+#define C16_MAX_TAPS 64
+
 static int conv_kwc4(int kw, int c)
 {
 	return (kw * c + 3) & ~3;
 }
 
+/* Bytes of the single-input-channel layout (see conv_run_c1), 0 for c > 1. */
+static size_t conv_c1_bytes(int c_out, int kh, int kw, int c)
+{
+	if (c != 1)
+		return 0;
+	return (((size_t)c_out + C1_NCH - 1) / C1_NCH) * C1_NCH * (size_t)kh *
+	       (((size_t)kw + 3) / 4) * 4;
+}
+
+/* Bytes of the 16-channel layout (see conv_run_c16), 0 unless c = 16. */
+static size_t conv_c16_bytes(int c_out, int kh, int kw, int c)
+{
+	if (c != 16 || kh * kw > C16_MAX_TAPS)
+		return 0;
+	return (((size_t)c_out + 15) / 16) * 16 * (size_t)kh * kw * 64;
+}
+
 static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
 {
-	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c));
+	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c)) + conv_c1_bytes(c_out, kh, kw, c) +
+	       conv_c16_bytes(c_out, kh, kw, c);
 }
 
 static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
@@ -409,6 +464,31 @@ static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *p
 				size_t kk = (size_t)ki * kwc4 + t;
 				col[kk / 4 * GEMM_NR * 4 + kk % 4] = w[((size_t)j * kh + ki) * kwc + t];
 			}
+	}
+	if (c == 1) {
+		/* [ceil(c_out/C1_NCH)][kh][ceil(kw/4)][C1_NCH][4]: per pass of C1_NCH
+		 * channels and tap group (ki, g), the dword of taps kj = 4g..4g+3 of
+		 * each channel; zero past kw and c_out */
+		int8_t *c1 = out + gemm_packed_bytes(c_out, kh * kwc4);
+		size_t n_g = ((size_t)kw + 3) / 4, n_t = (size_t)kh * n_g;
+		for (int j = 0; j < c_out; j++)
+			for (int ki = 0; ki < kh; ki++)
+				for (int kj = 0; kj < kw; kj++) {
+					size_t t = (size_t)ki * n_g + (size_t)kj / 4;
+					c1[(((size_t)(j / C1_NCH) * n_t + t) * C1_NCH + j % C1_NCH) * 4 +
+					   kj % 4] = w[((size_t)j * kh + ki) * kw + kj];
+				}
+	}
+	if (conv_c16_bytes(c_out, kh, kw, c)) {
+		/* [ceil(c_out/16)][kh*kw][16 channels][4 x the 16 weights w[j][t][0..15]]:
+		 * each 128-bit lane of a tap's 64 bytes holds channel j's 16 weights */
+		int8_t *c16 = out + gemm_packed_bytes(c_out, kh * kwc4);
+		size_t taps = (size_t)kh * kw;
+		for (int j = 0; j < c_out; j++)
+			for (size_t t = 0; t < taps; t++)
+				for (int l = 0; l < 4; l++)
+					memcpy(c16 + (((size_t)(j / 16) * taps + t) * 16 + j % 16) * 64 + 16 * l,
+					       w + ((size_t)j * taps + t) * 16, 16);
 	}
 }
 
@@ -539,6 +619,318 @@ static void conv_border_row(const struct qconv_params *p, const uint8_t *xi, int
 	}
 }
 
+/* --- convolution of a single-channel input (first layers) ------------------------ */
+
+/* With c = 1 the GEMM formulation wastes most of each vpdpbusd (kw*c is 3 or 5
+ * bytes) and a 16-column block holds few output channels. Here the lanes are 16
+ * output pixels of one output row instead, and the output channels are the
+ * accumulators (up to C1_NCH per pass):
+ *   acc[j][p] = bias[j] + sum over ki, kj of x'(oh*sh - pt + ki*dh, (ow0+p)*sw - pl + kj) * w[j][ki][kj]
+ * where x' reads a_zero outside the input, exactly the GEMM's padded rows, so
+ * bias_eff (folded with a_zero over all taps) is the right bias. For kernel row
+ * ki and taps kj = 4g..4g+3, lane p needs the 4 input bytes at window offset
+ * sw*p + t (t < 4) of a 64-byte window starting at column (ow0*sw - pl + 4g): a
+ * masked load (a_zero outside the row) then vpermd (lane L of 128 bits gets
+ * dwords sw*L .. sw*L+3) and vpshufb (byte 4q+t <- sw*q+t) build them, for
+ * sw <= C1_MAX_STRIDE. One vpdpbusd per output channel with the weight dword
+ * broadcast from memory then adds 4 taps to 16 pixels. Requantization is per
+ * channel (the same constants in every lane), then 4 channels are packed into a
+ * dword per pixel, a 4x4 dword transpose per 128-bit lane gives each pixel's
+ * channels contiguous, and each pixel's nch bytes are stored. */
+
+static ALWAYS_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i a, const int8_t *w4)
+{
+	__asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const int32_t *)w4));
+	return acc;
+}
+
+/* rq16 with every lane holding channel j's constants. */
+static void rq16_init_uniform(const int32_t *mult, const int8_t *shift, int j, struct rq16 *q)
+{
+	q->valid = 0xffff;
+	q->bias = _mm512_setzero_si512();
+	q->mult = _mm512_set1_epi32(mult[j]);
+	q->mult_odd = _mm512_srli_epi64(q->mult, 32);
+	q->any_min_mult = mult[j] == INT32_MIN;
+	int s = shift[j];
+	q->any_left = s > 0;
+	q->left = _mm512_set1_epi32(s > 0 ? s : 0);
+	q->right = _mm512_set1_epi32(s > 0 ? 0 : -s);
+	q->mask = _mm512_set1_epi32((int32_t)((1ll << (s > 0 ? 0 : -s)) - 1));
+	q->half = _mm512_srli_epi32(q->mask, 1);
+}
+
+/* Bytes [lo, hi) of a 64-byte window set, lo and hi clipped to 0..64. */
+static ALWAYS_INLINE __mmask64 window_mask(int lo, int hi)
+{
+	lo = lo < 0 ? 0 : lo > 64 ? 64 : lo;
+	hi = hi < lo ? lo : hi > 64 ? 64 : hi;
+	uint64_t below_hi = hi == 64 ? ~0ull : (1ull << hi) - 1;
+	uint64_t below_lo = lo == 64 ? ~0ull : (1ull << lo) - 1;
+	return below_hi & ~below_lo;
+}
+
+/* One pass: NCH (a multiple of 4, <= C1_NCH) accumulators, channels j0 ..
+ * j0 + nch - 1 (nch <= NCH; the others have zero weights and are not stored). */
+static ALWAYS_INLINE void conv_c1_pass(int nch_max, bool lean, const struct qconv_params *p,
+				       const uint8_t *x, const int8_t *wc1, int j0, int nch,
+				       const struct rq16 *q, const struct rq_out *o, uint8_t *y)
+{
+	enum { NCH_MAX = C1_NCH };
+	const int sw = p->stride_w, kh = p->kh, n_g = (p->kw + 3) / 4, n_t = kh * n_g;
+	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
+	/* vpermd: lane L takes dwords sw*L + d; vpshufb: byte 4q+t <- sw*q + t */
+	int32_t perm_idx[16];
+	uint8_t shuf_idx[64];
+	for (int l = 0; l < 4; l++)
+		for (int d = 0; d < 4; d++)
+			perm_idx[4 * l + d] = sw * l + d;
+	for (int l = 0; l < 4; l++)
+		for (int qq = 0; qq < 4; qq++)
+			for (int t = 0; t < 4; t++)
+				shuf_idx[16 * l + 4 * qq + t] = (uint8_t)(sw * qq + t);
+	const __m512i perm = _mm512_loadu_si512(perm_idx), shuf = _mm512_loadu_si512(shuf_idx);
+	const __mmask16 store_k = (__mmask16)((1u << nch) - 1);
+	const int8_t *wp = wc1 + (size_t)j0 * n_t * 4; /* this pass's [n_t][C1_NCH][4] */
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * p->h_in * p->w_in;
+		for (int oh = 0; oh < p->h_out; oh++) {
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * p->c_out + j0;
+			for (int ow0 = 0; ow0 < p->w_out; ow0 += 16) {
+				int n_px = p->w_out - ow0 < 16 ? p->w_out - ow0 : 16;
+				int iw0 = ow0 * sw - p->pad_l;
+				/* the input dwords of every (kernel row, tap group) first */
+				__mmask64 win_k[C1_MAX_GROUPS];
+				for (int g = 0; g < n_g; g++)
+					win_k[g] = window_mask(-(iw0 + 4 * g), p->w_in - (iw0 + 4 * g));
+				__m512i xv[C1_MAX_TAP_GROUPS];
+				for (int ki = 0; ki < kh; ki++) {
+					int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+					if (ih < 0 || ih >= p->h_in) {
+						for (int g = 0; g < n_g; g++)
+							xv[ki * n_g + g] = az;
+						continue;
+					}
+					const uint8_t *row = xi + (size_t)ih * p->w_in;
+					for (int g = 0; g < n_g; g++) {
+						/* masked-off bytes are neither read nor faulted on */
+						const uint8_t *src = (const uint8_t *)((uintptr_t)row +
+										      (intptr_t)(iw0 + 4 * g));
+						__m512i v = _mm512_mask_loadu_epi8(az, win_k[g], src);
+						xv[ki * n_g + g] = _mm512_shuffle_epi8(
+							_mm512_permutexvar_epi32(perm, v), shuf);
+					}
+				}
+				__m512i acc[NCH_MAX];
+#pragma GCC unroll 16
+				for (int j = 0; j < nch_max; j++)
+					acc[j] = _mm512_set1_epi32(j < nch ? p->bias[j0 + j] : 0);
+				for (int t = 0; t < n_t; t++)
+#pragma GCC unroll 16
+					for (int j = 0; j < nch_max; j++)
+						acc[j] = dpbusd_bcast(acc[j], xv[t],
+								      wp + ((size_t)t * C1_NCH + j) * 4);
+				/* requantize, 4 channels per dword, then per pixel */
+				__m512i d[NCH_MAX / 4];
+#pragma GCC unroll 4
+				for (int k4 = 0; k4 < nch_max / 4; k4++) {
+					d[k4] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+					for (int t = 0; t < 4; t++) {
+						int j = 4 * k4 + t;
+						if (j >= nch)
+							break;
+						__m512i r = lean ? requant16_lean(acc[j], &q[j], o)
+								 : requant16(acc[j], &q[j], o);
+						d[k4] = _mm512_or_si512(d[k4], _mm512_slli_epi32(r, 8 * t));
+					}
+				}
+				__m512i dd[4];
+#pragma GCC unroll 4
+				for (int k4 = 0; k4 < 4; k4++)
+					dd[k4] = k4 < nch_max / 4 ? d[k4] : _mm512_setzero_si512();
+				__m512i t0 = _mm512_unpacklo_epi32(dd[0], dd[1]);
+				__m512i t1 = _mm512_unpackhi_epi32(dd[0], dd[1]);
+				__m512i t2 = _mm512_unpacklo_epi32(dd[2], dd[3]);
+				__m512i t3 = _mm512_unpackhi_epi32(dd[2], dd[3]);
+				/* u[qq], 128-bit lane l: the channels of pixel 4l + qq */
+				__m512i u[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+						_mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+				uint8_t *yo = yrow + (size_t)ow0 * p->c_out;
+				size_t ys = (size_t)p->c_out;
+#define C1_STORE_LANE(L)                                                                       \
+	for (int qq = 0; qq < 4 && 4 * (L) + qq < n_px; qq++)                                  \
+		_mm_mask_storeu_epi8(yo + (4 * (L) + qq) * ys, store_k,                        \
+				     _mm512_extracti32x4_epi32(u[qq], L))
+				C1_STORE_LANE(0);
+				C1_STORE_LANE(1);
+				C1_STORE_LANE(2);
+				C1_STORE_LANE(3);
+#undef C1_STORE_LANE
+			}
+		}
+	}
+}
+
+static void conv_run_c1(const struct qconv_params *p, const uint8_t *x, const int8_t *wc1,
+			uint8_t *y)
+{
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	for (int j0 = 0; j0 < p->c_out; j0 += C1_NCH) {
+		int nch = p->c_out - j0 < C1_NCH ? p->c_out - j0 : C1_NCH;
+		struct rq16 q[C1_NCH];
+		for (int j = 0; j < nch; j++)
+			rq16_init_uniform(p->mult, p->shift, j0 + j, &q[j]);
+		/* lean: no channel of the pass needs requant16's rare steps */
+		bool lean = true;
+		for (int j = 0; j < nch; j++)
+			lean = lean && !q[j].any_left && !q[j].any_min_mult;
+		if (lean && nch <= 4)
+			conv_c1_pass(4, true, p, x, wc1, j0, nch, q, &o, y);
+		else if (lean && nch <= 8)
+			conv_c1_pass(8, true, p, x, wc1, j0, nch, q, &o, y);
+		else if (lean && nch <= 12)
+			conv_c1_pass(12, true, p, x, wc1, j0, nch, q, &o, y);
+		else if (lean)
+			conv_c1_pass(16, true, p, x, wc1, j0, nch, q, &o, y);
+		else
+			conv_c1_pass(16, false, p, x, wc1, j0, nch, q, &o, y);
+	}
+}
+
+/* --- convolution of 16-channel inputs ---------------------------------------------- */
+
+/* A 16-channel pixel is 16 bytes, one 128-bit lane: a vector holds 4 output
+ * pixels' inputs for one tap, lane (pixel i, dword q) = input channels
+ * 4q..4q+3. vpdpbusd against a vector whose every 128-bit lane holds output
+ * channel j's 16 weights for the tap gives, per lane, channel j's partial sum
+ * over that channel quad: 16 accumulators (one per output channel of the
+ * pass), no broadcast and no shuffle per tap. At the end a 4x4 transpose-and-
+ * add per 128-bit lane sums the quads: R[k] lane (i, jj) = output channel
+ * 4k + jj of pixel i. The packs that narrow R[0..3] (as in dw4_out) then give
+ * each pixel's 16 channels in order. Padding reads a_zero (masked loads), so
+ * bias_eff is the right bias, as in the GEMM formulation. Stride 1 only (4
+ * pixels' inputs are then one 64-byte load per tap); with stride 2 assembling
+ * them cost more than the GEMM formulation. */
+
+static ALWAYS_INLINE __m512i c16_sum_quads(__m512i a0, __m512i a1, __m512i a2, __m512i a3)
+{
+	__m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+	__m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
+	return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+}
+
+static ALWAYS_INLINE void conv_c16_pass(bool lean, const struct qconv_params *p, const uint8_t *x,
+					const int8_t *wp, int j0, const struct rq16 q[4], uint8_t *y)
+{
+	const int kh = p->kh, kw = p->kw, nch = p->c_out - j0 < 16 ? p->c_out - j0 : 16;
+	const size_t row_bytes = (size_t)p->w_in * 16;
+	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
+	const __m512i z16 = _mm512_set1_epi16((short)p->c_zero);
+	const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+	const __mmask16 chk = (__mmask16)((1u << nch) - 1);
+	uintptr_t rowp[C16_MAX_TAPS];
+	__mmask64 rowk[C16_MAX_TAPS], colk[C16_MAX_TAPS];
+	intptr_t colo[C16_MAX_TAPS];
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * p->h_in * row_bytes;
+		for (int oh = 0; oh < p->h_out; oh++) {
+			for (int ki = 0; ki < kh; ki++) {
+				int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+				bool in = ih >= 0 && ih < p->h_in;
+				rowp[ki] = (uintptr_t)(xi + (in ? (size_t)ih * row_bytes : 0));
+				rowk[ki] = in ? ~0ull : 0;
+			}
+			size_t pix0 = ((size_t)img * p->h_out + oh) * p->w_out;
+			for (int ow0 = 0; ow0 < p->w_out; ow0 += 4) {
+				int n_px = p->w_out - ow0 < 4 ? p->w_out - ow0 : 4;
+				__mmask64 pxk = n_px == 4 ? ~0ull : (1ull << (16 * n_px)) - 1;
+				for (int kj = 0; kj < kw; kj++) {
+					/* stride 1: the 4 pixels' inputs are 64 consecutive bytes */
+					intptr_t b0 = ((intptr_t)ow0 - p->pad_l + (intptr_t)kj * p->dil_w) * 16;
+					colk[kj] = window_mask((int)-b0, (int)((intptr_t)row_bytes - b0)) & pxk;
+					colo[kj] = b0;
+				}
+				__m512i acc[16];
+#pragma GCC unroll 16
+				for (int j = 0; j < 16; j++)
+					acc[j] = _mm512_setzero_si512();
+				const int8_t *wt = wp;
+				for (int ki = 0; ki < kh; ki++)
+					for (int kj = 0; kj < kw; kj++, wt += 16 * 64) {
+						/* masked-off bytes are neither read nor faulted on */
+						__m512i xv = _mm512_mask_loadu_epi8(
+							az, rowk[ki] & colk[kj],
+							(const void *)(rowp[ki] + (uintptr_t)colo[kj]));
+#pragma GCC unroll 16
+						for (int j = 0; j < 16; j++)
+							acc[j] = dpbusd(acc[j], xv,
+									_mm512_loadu_si512(wt + 64 * j));
+					}
+				__m512i r[4];
+#pragma GCC unroll 4
+				for (int k = 0; k < 4; k++) {
+					__m512i sum = _mm512_add_epi32(
+						c16_sum_quads(acc[4 * k], acc[4 * k + 1], acc[4 * k + 2],
+							      acc[4 * k + 3]),
+						q[k].bias);
+					r[k] = requant16_r(sum, &q[k], !lean && q[k].any_left,
+							   !lean && q[k].any_min_mult);
+				}
+				/* r saturated to int16 before the saturating add of the zero
+				 * point: beyond int16 is beyond uint8 either way */
+				__m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), z16);
+				__m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), z16);
+				__m512i out = _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(ab, cd), cmin),
+							      cmax);
+				uint8_t *yo = y + (pix0 + (size_t)ow0) * p->c_out + j0;
+				if (p->c_out == 16) {
+					_mm512_mask_storeu_epi8(yo, pxk, out);
+					continue;
+				}
+				size_t ys = (size_t)p->c_out;
+				_mm_mask_storeu_epi8(yo, chk, _mm512_castsi512_si128(out));
+				if (n_px > 1)
+					_mm_mask_storeu_epi8(yo + ys, chk, _mm512_extracti32x4_epi32(out, 1));
+				if (n_px > 2)
+					_mm_mask_storeu_epi8(yo + 2 * ys, chk, _mm512_extracti32x4_epi32(out, 2));
+				if (n_px > 3)
+					_mm_mask_storeu_epi8(yo + 3 * ys, chk, _mm512_extracti32x4_epi32(out, 3));
+			}
+		}
+	}
+}
+
+static void conv_run_c16(const struct qconv_params *p, const uint8_t *x, const int8_t *wc16,
+			 uint8_t *y)
+{
+	size_t taps = (size_t)p->kh * p->kw;
+	for (int j0 = 0; j0 < p->c_out; j0 += 16) {
+		/* constants of R[k] lane (pixel i, jj): output channel j0 + 4k + jj */
+		struct rq16 q[4];
+		bool lean = true;
+		for (int k = 0; k < 4; k++) {
+			int32_t b[16], m[16];
+			int8_t sh[16];
+			for (int lane = 0; lane < 16; lane++) {
+				int ch = j0 + 4 * k + lane % 4;
+				ch = ch < p->c_out ? ch : j0;
+				b[lane] = p->bias[ch];
+				m[lane] = p->mult[ch];
+				sh[lane] = p->shift[ch];
+			}
+			rq16_init(b, m, sh, NULL, 0, 16, &q[k]);
+			lean = lean && !q[k].any_left && !q[k].any_min_mult;
+		}
+		const int8_t *wp = wc16 + (size_t)(j0 / 16) * taps * 16 * 64;
+		if (lean)
+			conv_c16_pass(true, p, x, wp, j0, q, y);
+		else
+			conv_c16_pass(false, p, x, wp, j0, q, y);
+	}
+}
+
 /* Requantization constants cached per call for this many 16-channel blocks
  * (256 output channels; beyond, they are set up per tile). */
 #define CONV_RQ_BLOCKS 16
@@ -552,6 +944,15 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	int kwc = p->kw * p->c, kwc4 = conv_kwc4(p->kw, p->c);
 	size_t k_row = (size_t)p->kh * kwc4;
 	size_t panel_bytes = k_row / 4 * GEMM_NR * 4;
+	if (conv_c16_bytes(p->c_out, p->kh, p->kw, p->c) && p->stride_w == 1) {
+		conv_run_c16(p, x, (const int8_t *)packed + gemm_packed_bytes(p->c_out, (int)k_row), y);
+		return;
+	}
+	if (p->c == 1 && p->dil_w == 1 && p->stride_w <= C1_MAX_STRIDE &&
+	    p->kw <= 4 * C1_MAX_GROUPS && p->kh * ((p->kw + 3) / 4) <= C1_MAX_TAP_GROUPS) {
+		conv_run_c1(p, x, (const int8_t *)packed + gemm_packed_bytes(p->c_out, (int)k_row), y);
+		return;
+	}
 	size_t x_image = (size_t)p->h_in * p->w_in * p->c, x_pixel_row = (size_t)p->w_in * p->c;
 	int n_blocks = (p->c_out + 15) / 16;
 	struct rq_out o;
@@ -614,16 +1015,16 @@ const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni = {
 
 #define DW_VECS 4 /* 16-channel vectors per pass: 64 channels */
 
-static size_t dw_packed_bytes(int c, int kh, int kw)
+static size_t dw_any_packed_bytes(int c, int kh, int kw)
 {
 	return (((size_t)c + 15) / 16) * (size_t)kh * (size_t)kw * 16 * sizeof(int32_t);
 }
 
-static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+static void dw_any_pack(int c, int kh, int kw, const int8_t *w, void *packed)
 {
 	int32_t *out = packed;
 	int taps = kh * kw;
-	memset(out, 0, dw_packed_bytes(c, kh, kw));
+	memset(out, 0, dw_any_packed_bytes(c, kh, kw));
 	for (int ch = 0; ch < c; ch++)
 		for (int t = 0; t < taps; t++)
 			out[((size_t)(ch / 16) * taps + t) * 16 + ch % 16] =
@@ -666,8 +1067,8 @@ static ALWAYS_INLINE void dw_pixel(int nv, const struct qdwconv_params *p,
 		_mm512_mask_cvtepi32_storeu_epi8(yo + 16 * v, q[v].valid, requant16(acc[v], &q[v], o));
 }
 
-static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
-		   uint8_t *y)
+static void dw_any_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		       uint8_t *y)
 {
 	int taps = p->kh * p->kw;
 	struct rq_out o;
@@ -711,6 +1112,328 @@ static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void 
 			}
 		}
 	}
+}
+
+/* --- depthwise convolution, channels a multiple of 16 ------------------------------ */
+
+/* The zero point leaves the inner loop: with x' = x inside the input and a_zero
+ * outside, acc = bias - a_zero * sum_t w[t] + sum_t x'[t] * w[t] (mod 2^32, like
+ * the reference's wrapping add), and x' is uint8, so vpdpbusd adds 4 taps at
+ * once. For 4 taps t0..t3 held in 4 vectors of 64 channel bytes, two rounds of
+ * unpacks (bytes, then words) give 4 vectors A, B, C, D whose 128-bit lane L
+ * holds, as dwords, the 4 taps of channels 16L+0..3 (A), +4..7 (B), +8..11 (C),
+ * +12..15 (D) of the lane's 16 channels. The packs that narrow the results
+ * (int32 -> int16 -> uint8, saturating) work within 128-bit lanes in the same
+ * order, so packs(A, B), packs(C, D), packus of those two put every channel
+ * back in place. The weights are packed in that order.
+ *
+ * A 64-byte vector is 4 slots of 16 channels: 4 channel groups of one output
+ * pixel (c >= 48), or 2 pixels x 32 channels, or 4 pixels x 16 channels.
+ *
+ * Packed: [G = ceil(kh*kw/4)][part P = A..D][c/16][4 channels][4 taps] int8
+ * (taps past kh*kw are 0), then sum_t w[ch][t] as int32 [c]. */
+
+#define DW4_MAX_TAPS 64
+
+static bool dw4_applies(int c, int kh, int kw)
+{
+	return c > 0 && c % 16 == 0 && kh * kw <= DW4_MAX_TAPS;
+}
+
+static size_t dw4_packed_bytes(int c, int kh, int kw)
+{
+	size_t n_g = ((size_t)kh * kw + 3) / 4;
+	return n_g * 4 * (size_t)c + (size_t)c * sizeof(int32_t);
+}
+
+static void dw4_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+{
+	int8_t *out = packed;
+	int taps = kh * kw, n_g = (taps + 3) / 4, n_cg = c / 16;
+	memset(out, 0, dw4_packed_bytes(c, kh, kw));
+	int32_t sum[16];
+	for (int ch = 0; ch < c; ch++) {
+		int cg = ch / 16, part = ch % 16 / 4, i = ch % 4;
+		int32_t s = 0;
+		for (int t = 0; t < taps; t++) {
+			int g = t / 4;
+			out[(((size_t)(g * 4 + part) * n_cg + cg) * 4 + i) * 4 + t % 4] =
+				w[(size_t)ch * taps + t];
+			s += w[(size_t)ch * taps + t];
+		}
+		sum[ch % 16] = s;
+		if (ch % 16 == 15)
+			memcpy(out + (size_t)n_g * 4 * c + (size_t)(ch - 15) * sizeof(int32_t), sum,
+			       sizeof sum);
+	}
+}
+
+/* Per-call state of the multiple-of-16 depthwise kernel. */
+struct dw4 {
+	const struct qdwconv_params *p;
+	const uint8_t *x;
+	const int8_t *w;          /* [G][4][n_cg][16] */
+	int n_cg, n_g, taps;
+	__m512i az, z16, cmin, cmax;
+};
+
+/* Requantization constants of the 4 parts for slots whose channel groups are
+ * cg[0..3] (cg < 0: an unused slot, given channel 0's constants). */
+static void dw4_constants(const struct dw4 *d, const int *cg, struct rq16 q[4], bool *lean)
+{
+	const struct qdwconv_params *p = d->p;
+	const int32_t *sum_w = (const int32_t *)(d->w + (size_t)d->n_g * 4 * p->c);
+	*lean = true;
+	for (int part = 0; part < 4; part++) {
+		int32_t b[16], m[16];
+		int8_t sh[16];
+		for (int l = 0; l < 4; l++)
+			for (int i = 0; i < 4; i++) {
+				int ch = cg[l] < 0 ? 0 : 16 * cg[l] + 4 * part + i;
+				/* bias - a_zero * sum w, wrapping like the reference's add */
+				b[4 * l + i] = (int32_t)((uint32_t)p->bias[ch] -
+							 (uint32_t)p->a_zero * (uint32_t)sum_w[ch]);
+				m[4 * l + i] = p->mult[ch];
+				sh[4 * l + i] = p->shift[ch];
+			}
+		rq16_init(b, m, sh, NULL, 0, 16, &q[part]);
+		*lean = *lean && !q[part].any_left && !q[part].any_min_mult;
+	}
+}
+
+/* acc[0..3] += the 4 taps of group g; xt are the taps' input vectors. */
+static ALWAYS_INLINE void dw4_group(__m512i acc[4], const __m512i xt[4], __m512i w0,
+				    __m512i w1, __m512i w2, __m512i w3)
+{
+	__m512i lo01 = _mm512_unpacklo_epi8(xt[0], xt[1]), hi01 = _mm512_unpackhi_epi8(xt[0], xt[1]);
+	__m512i lo23 = _mm512_unpacklo_epi8(xt[2], xt[3]), hi23 = _mm512_unpackhi_epi8(xt[2], xt[3]);
+	acc[0] = dpbusd(acc[0], _mm512_unpacklo_epi16(lo01, lo23), w0);
+	acc[1] = dpbusd(acc[1], _mm512_unpackhi_epi16(lo01, lo23), w1);
+	acc[2] = dpbusd(acc[2], _mm512_unpacklo_epi16(hi01, hi23), w2);
+	acc[3] = dpbusd(acc[3], _mm512_unpackhi_epi16(hi01, hi23), w3);
+}
+
+/* The 64 output bytes of acc[0..3] (clamped), in channel order per slot. */
+static ALWAYS_INLINE __m512i dw4_out(const struct dw4 *d, const __m512i acc[4],
+				     const struct rq16 q[4], bool lean)
+{
+	/* r is saturated to int16 before adding the zero point (saturating): a
+	 * value beyond int16 is beyond the uint8 range either way */
+#define DW4_R(i) requant16_r(acc[i], &q[i], !lean && q[i].any_left, !lean && q[i].any_min_mult)
+	__m512i ab = _mm512_packs_epi32(DW4_R(0), DW4_R(1));
+	__m512i cd = _mm512_packs_epi32(DW4_R(2), DW4_R(3));
+#undef DW4_R
+	__m512i v = _mm512_packus_epi16(_mm512_adds_epi16(ab, d->z16), _mm512_adds_epi16(cd, d->z16));
+	return _mm512_min_epu8(_mm512_max_epu8(v, d->cmin), d->cmax);
+}
+
+/* The kernel rows of output row oh of image img: a base address per ki and a
+ * mask that is all ones when the input row exists, 0 when it is padding. */
+static ALWAYS_INLINE void dw4_rows(const struct dw4 *d, int img, int oh, int kh,
+				   uintptr_t *rowp, __mmask64 *rowk)
+{
+	const struct qdwconv_params *p = d->p;
+	size_t row_bytes = (size_t)p->w_in * p->c;
+	const uint8_t *xi = d->x + (size_t)img * p->h_in * row_bytes;
+	for (int ki = 0; ki < kh; ki++) {
+		int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+		bool in = ih >= 0 && ih < p->h_in;
+		rowp[ki] = (uintptr_t)(xi + (in ? (size_t)ih * row_bytes : 0));
+		rowk[ki] = in ? ~0ull : 0;
+	}
+}
+
+/* acc[0..3] += all taps; tap (ki, kj) reads mask rowk[ki] & colk[kj] at
+ * rowp[ki] + colo[kj] (a_zero where the mask is 0). KH and KW are the
+ * kernel's size when constant (3 x 3), else 0 (read from p). */
+static ALWAYS_INLINE void dw4_taps(const struct dw4 *d, int KH, int KW, const uintptr_t *rowp,
+				   const __mmask64 *rowk, const intptr_t *colo,
+				   const __mmask64 *colk, const __m512i *wv, __m512i acc[4])
+{
+	const int kh = KH ? KH : d->p->kh, kw = KW ? KW : d->p->kw;
+	__m512i xt[4];
+	int k = 0, g = 0;
+	for (int ki = 0; ki < kh; ki++)
+		for (int kj = 0; kj < kw; kj++) {
+			/* masked-off bytes are neither read nor faulted on */
+			xt[k] = _mm512_mask_loadu_epi8(d->az, rowk[ki] & colk[kj],
+						       (const void *)(rowp[ki] + (uintptr_t)colo[kj]));
+			if (++k == 4) {
+				dw4_group(acc, xt, wv[4 * g], wv[4 * g + 1], wv[4 * g + 2], wv[4 * g + 3]);
+				k = 0;
+				g++;
+			}
+		}
+	if (k) {
+		for (; k < 4; k++)
+			xt[k] = d->az;
+		dw4_group(acc, xt, wv[4 * g], wv[4 * g + 1], wv[4 * g + 2], wv[4 * g + 3]);
+	}
+}
+
+/* Output pixels whose 4 slots are channel groups cg0 .. cg0 + n_slots - 1 of
+ * one pixel (c >= 48). */
+static ALWAYS_INLINE void dw4_run_pixels(const struct dw4 *d, int KH, int KW, int cg0,
+					 int n_slots, bool lean, const struct rq16 q[4], uint8_t *y)
+{
+	const struct qdwconv_params *p = d->p;
+	const int c = p->c, n_cg = d->n_cg, kh = KH ? KH : p->kh, kw = KW ? KW : p->kw;
+	const __mmask64 xk = n_slots >= 4 ? ~0ull : (1ull << (16 * n_slots)) - 1;
+	const __mmask16 wk = (__mmask16)((1u << (4 * n_slots)) - 1);
+	__m512i wv[DW4_MAX_TAPS];  /* this chunk's weights, [g][part] */
+	for (int g = 0; g < d->n_g; g++)
+		for (int part = 0; part < 4; part++)
+			wv[g * 4 + part] = _mm512_maskz_loadu_epi32(
+				wk, d->w + ((size_t)(g * 4 + part) * n_cg + cg0) * 16);
+	uintptr_t rowp[DW4_MAX_TAPS];
+	__mmask64 rowk[DW4_MAX_TAPS], colk[DW4_MAX_TAPS];
+	intptr_t colo[DW4_MAX_TAPS];
+	for (int img = 0; img < p->n; img++)
+		for (int oh = 0; oh < p->h_out; oh++) {
+			dw4_rows(d, img, oh, kh, rowp, rowk);
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * c + 16 * cg0;
+			for (int ow = 0; ow < p->w_out; ow++) {
+				int iw0 = ow * p->stride_w - p->pad_l;
+				for (int kj = 0; kj < kw; kj++) {
+					int iw = iw0 + kj * p->dil_w;
+					colk[kj] = iw >= 0 && iw < p->w_in ? xk : 0;
+					colo[kj] = (intptr_t)iw * c + 16 * cg0;
+				}
+				__m512i acc[4] = {q[0].bias, q[1].bias, q[2].bias, q[3].bias};
+				dw4_taps(d, KH, KW, rowp, rowk, colo, colk, wv, acc);
+				_mm512_mask_storeu_epi8(yrow + (size_t)ow * c, xk, dw4_out(d, acc, q, lean));
+			}
+		}
+}
+
+/* c = 16 or 32: a vector is ppc = 64 / c consecutive output pixels of a row. */
+static ALWAYS_INLINE void dw4_run_rows(const struct dw4 *d, int KH, int KW, bool lean,
+				       const struct rq16 q[4], uint8_t *y)
+{
+	const struct qdwconv_params *p = d->p;
+	const int c = p->c, ppc = 64 / c, kh = KH ? KH : p->kh, kw = KW ? KW : p->kw;
+	__m512i wv[DW4_MAX_TAPS];
+	for (int g = 0; g < d->n_g; g++)
+		for (int part = 0; part < 4; part++) {
+			const int8_t *src = d->w + (size_t)(g * 4 + part) * d->n_cg * 16;
+			wv[g * 4 + part] = c == 16 ? _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)src))
+						   : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)src));
+		}
+	const int row_bytes = p->w_in * c;
+	uintptr_t rowp[DW4_MAX_TAPS];
+	__mmask64 rowk[DW4_MAX_TAPS], colk[DW4_MAX_TAPS];
+	intptr_t colo[DW4_MAX_TAPS];
+	for (int img = 0; img < p->n; img++)
+		for (int oh = 0; oh < p->h_out; oh++) {
+			dw4_rows(d, img, oh, kh, rowp, rowk);
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * c;
+			for (int ow0 = 0; ow0 < p->w_out; ow0 += ppc) {
+				int n_px = p->w_out - ow0 < ppc ? p->w_out - ow0 : ppc;
+				__mmask64 yk = n_px * c >= 64 ? ~0ull : (1ull << (n_px * c)) - 1;
+				__m512i acc[4] = {q[0].bias, q[1].bias, q[2].bias, q[3].bias};
+				if (p->stride_w == 1) {
+					/* the slots are consecutive input pixels: one load per tap */
+					for (int kj = 0; kj < kw; kj++) {
+						int b0 = (ow0 - p->pad_l + kj * p->dil_w) * c;
+						colk[kj] = window_mask(-b0, row_bytes - b0) & yk;
+						colo[kj] = b0;
+					}
+					dw4_taps(d, KH, KW, rowp, rowk, colo, colk, wv, acc);
+				} else {
+					/* gather the slots pixel by pixel, then the taps */
+					__m512i xt[DW4_MAX_TAPS + 3];
+					int taps = kh * kw;
+					for (int ki = 0; ki < kh; ki++)
+						for (int kj = 0; kj < kw; kj++) {
+							__m512i v = d->az;
+							for (int i = 0; i < n_px; i++) {
+								int iw = (ow0 + i) * p->stride_w - p->pad_l +
+									 kj * p->dil_w;
+								__mmask64 k_px = iw >= 0 && iw < p->w_in
+											 ? ((1ull << c) - 1) << (i * c)
+											 : 0;
+								v = _mm512_mask_loadu_epi8(
+									v, k_px & rowk[ki],
+									(const void *)(rowp[ki] +
+										       (uintptr_t)((intptr_t)(iw - i) * c)));
+							}
+							xt[ki * kw + kj] = v;
+						}
+					for (int t = taps; t < 4 * d->n_g; t++)
+						xt[t] = d->az;
+					for (int g = 0; g < d->n_g; g++)
+						dw4_group(acc, xt + 4 * g, wv[4 * g], wv[4 * g + 1],
+							  wv[4 * g + 2], wv[4 * g + 3]);
+				}
+				_mm512_mask_storeu_epi8(yrow + (size_t)ow0 * c, yk, dw4_out(d, acc, q, lean));
+			}
+		}
+}
+
+static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		    uint8_t *y)
+{
+	struct dw4 d = {.p = p, .x = x, .w = packed, .n_cg = p->c / 16,
+			.taps = p->kh * p->kw};
+	d.n_g = (d.taps + 3) / 4;
+	d.az = _mm512_set1_epi8((char)p->a_zero);
+	d.z16 = _mm512_set1_epi16((short)p->c_zero);
+	d.cmin = _mm512_set1_epi8((char)p->c_min);
+	d.cmax = _mm512_set1_epi8((char)p->c_max);
+	struct rq16 q[4];
+	bool lean;
+	if (p->c <= 32) {
+		int cg[4];
+		for (int l = 0; l < 4; l++)
+			cg[l] = l % d.n_cg;
+		dw4_constants(&d, cg, q, &lean);
+		if (lean && p->kh == 3 && p->kw == 3)
+			dw4_run_rows(&d, 3, 3, true, q, y);
+		else if (lean)
+			dw4_run_rows(&d, 0, 0, true, q, y);
+		else
+			dw4_run_rows(&d, 0, 0, false, q, y);
+		return;
+	}
+	for (int cg0 = 0; cg0 < d.n_cg; cg0 += 4) {
+		int n_slots = d.n_cg - cg0 < 4 ? d.n_cg - cg0 : 4;
+		int cg[4];
+		for (int l = 0; l < 4; l++)
+			cg[l] = l < n_slots ? cg0 + l : -1;
+		dw4_constants(&d, cg, q, &lean);
+		if (lean && p->kh == 3 && p->kw == 3)
+			dw4_run_pixels(&d, 3, 3, cg0, n_slots, true, q, y);
+		else if (lean)
+			dw4_run_pixels(&d, 0, 0, cg0, n_slots, true, q, y);
+		else
+			dw4_run_pixels(&d, 0, 0, cg0, n_slots, false, q, y);
+	}
+}
+
+/* --- depthwise: the entry points ------------------------------------------------- */
+
+static size_t dw_packed_bytes(int c, int kh, int kw)
+{
+	return dw4_applies(c, kh, kw) ? dw4_packed_bytes(c, kh, kw) : dw_any_packed_bytes(c, kh, kw);
+}
+
+static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+{
+	if (dw4_applies(c, kh, kw))
+		dw4_pack(c, kh, kw, w, packed);
+	else
+		dw_any_pack(c, kh, kw, w, packed);
+}
+
+static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		   uint8_t *y)
+{
+	if (p->n <= 0 || p->h_out <= 0 || p->w_out <= 0 || p->c <= 0)
+		return;
+	if (dw4_applies(p->c, p->kh, p->kw))
+		dw4_run(p, x, packed, y);
+	else
+		dw_any_run(p, x, packed, y);
 }
 
 const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni = {
