@@ -549,7 +549,7 @@ Test(qengine, maxpool_is_the_max_of_quantized_inputs)
 		struct calib *cal = calibrate(g, ds);
 		struct policy *p;
 		cr_assert_eq(policy_load("int8", NULL, 0, &p), PRESSO_OK, "%s", status_msg());
-		struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL};
+		struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL};
 		struct qmodel *m;
 		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 		struct qparams qp;
