@@ -3,8 +3,10 @@
 # and runs a short search on the shipped default: per-layer bit widths and
 # bias correction for the MobileNetV2-style reference model on Fashion-MNIST
 # (configs/demo.json: hybrid strategy, 300 trials on 1,000 validation images,
-# every core), then its accuracy/size front, the smallest policy within 1
-# point of FP32 exported as JSON, and that policy evaluated on the test set.
+# every core), then its accuracy/size front, the smallest policy within 0.5
+# point of FP32 on validation exported as JSON (the margin covers the
+# validation-to-test gap of 1,000 images), and that policy evaluated on the
+# test set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,5 +17,5 @@ set -x
 build/presso search --config configs/demo.json --db build/demo.db
 build/presso pareto --db build/demo.db --study demo --objectives accuracy,size
 build/presso export --db build/demo.db --study demo \
-  --pick 'min size_kb where accuracy_drop <= 1' -o build/demo-best.json
+  --pick 'min size_kb where accuracy_drop <= 0.5' -o build/demo-best.json
 build/presso eval --config configs/demo.json --policy build/demo-best.json
