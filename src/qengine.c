@@ -135,6 +135,7 @@ struct qweight_entry {
 struct qweight_cache {
 	const struct graph *g;
 	struct qweight_entry *e;  /* [n_values][QUANT_MAX_WEIGHT_BITS] */
+	int64_t hits;
 	omp_lock_t lock;
 };
 
@@ -166,10 +167,35 @@ void qweight_cache_free(struct qweight_cache *c)
 	free(c);
 }
 
+int64_t qweight_cache_hits(const struct qweight_cache *c)
+{
+	return c ? c->hits : 0;
+}
+
+/* The cache's value for weight value v of graph g: v itself for the cache's
+ * graph; for a transformed copy, the value of the same name whose shape and
+ * data are the same (a layer the transforms left alone), else -1. */
+static int cache_slot(const struct qweight_cache *c, const struct graph *g, int v)
+{
+	if (c->g == g)
+		return v;
+	const struct value *x = &g->values[v];
+	for (int i = 0; i < c->g->n_values; i++) {
+		const struct value *y = &c->g->values[i];
+		if (!y->data || strcmp(y->name, x->name) != 0)
+			continue;
+		bool same = x->data && y->shape.n_dims == x->shape.n_dims &&
+			    memcmp(y->shape.dims, x->shape.dims, sizeof(int64_t) * (size_t)x->shape.n_dims) == 0 &&
+			    memcmp(y->data, x->data, sizeof(float) * (size_t)shape_numel(&x->shape)) == 0;
+		return same ? i : -1;
+	}
+	return -1;
+}
+
 static bool cache_get(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
 		      int64_t n_out, int8_t *q, float *scale)
 {
-	if (!c || c->g != g)
+	if (!c || (v = cache_slot(c, g, v)) < 0)
 		return false;
 	omp_set_lock(&c->lock);
 	const struct qweight_entry *e = &c->e[v * QUANT_MAX_WEIGHT_BITS + bits - 1];
@@ -177,6 +203,7 @@ static bool cache_get(struct qweight_cache *c, const struct graph *g, int v, int
 	if (hit) {
 		memcpy(q, e->q, (size_t)n);
 		memcpy(scale, e->scale, sizeof(float) * (size_t)n_out);
+		c->hits++;
 	}
 	omp_unset_lock(&c->lock);
 	return hit;
@@ -185,7 +212,7 @@ static bool cache_get(struct qweight_cache *c, const struct graph *g, int v, int
 static void cache_put(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
 		      int64_t n_out, const int8_t *q, const float *scale)
 {
-	if (!c || c->g != g)
+	if (!c || (v = cache_slot(c, g, v)) < 0)
 		return;
 	int8_t *cq = malloc((size_t)n);
 	float *cs = malloc(sizeof(float) * (size_t)n_out);

@@ -43,14 +43,20 @@ struct quant_config {
 /* Quantized layer weights (q and per-channel scales) of one graph, per weight
  * value and bit width, computed once and reused by every qmodel_build() of that
  * graph that passes the cache: a search quantizes the same layer at the same
- * bits in many trials, and the clipping search is the costliest part of a
- * build. Builds of other graphs (a pruned copy) do not use it. Thread-safe. */
+ * bits in many trials, and the clipping search (or GPTQ) is the costliest part
+ * of a build. A transformed copy of the graph (pruned, factorised) uses it for
+ * the layers whose weights it left unchanged (same name, shape and data; their
+ * hessians_of() entry is the original's too); its changed layers are rounded
+ * afresh and not cached. Thread-safe. */
 enum presso_status qweight_cache_new(const struct graph *g, struct qweight_cache **out);
 void qweight_cache_free(struct qweight_cache *c);
 
+/* Builds served from the cache so far (layers, not models). */
+int64_t qweight_cache_hits(const struct qweight_cache *c);
+
 /* What a quantized model costs (see README: size accounting). */
 struct qmodel_size {
-	int64_t size_bytes;     /* packed weights + per-channel scales and int32 biases
+	int64_t size_bytes;     /* packed weights + per-channel binary16 scales and packed biases
 				   + per-tensor activation scale/zero point + any other
 				   float constants */
 	int64_t weight_bytes;   /* packed weights alone */

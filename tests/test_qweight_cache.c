@@ -1,6 +1,6 @@
 /* test_qweight_cache.c - the quantized-weight cache: a build served from the
- * cache is identical to one computed from scratch, and a different graph (a
- * pruned copy) never reads it. */
+ * cache is identical to one computed from scratch, and a pruned copy of the
+ * graph reads it for exactly the layers it left alone. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +74,8 @@ Test(qweight_cache, cached_builds_equal_fresh_ones)
 		qmodel_free(second);
 		policy_free(p);
 	}
-	/* a pruned copy of the graph quantizes its own weights */
+	/* a pruned copy of the graph reads the layers it left alone from the cache
+	 * and quantizes its pruned layer afresh */
 	struct layer_policy lp = policy_default_layer();
 	struct policy *p;
 	cr_assert_eq(policy_uniform(&lp, n, &p), PRESSO_OK);
@@ -84,7 +85,9 @@ Test(qweight_cache, cached_builds_equal_fresh_ones)
 	struct calib *cal2 = random_calib(tr.g);
 	struct qmodel *a, *b;
 	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal2, &plain, &a), PRESSO_OK);
+	int64_t hits = qweight_cache_hits(cache);
 	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal2, &cached, &b), PRESSO_OK);
+	cr_assert_eq(qweight_cache_hits(cache) - hits, n - 1, "every layer but the pruned one");
 	same_layers(a, b);
 	struct qlayer_view v;
 	qmodel_layer_view(b, 1, &v);
