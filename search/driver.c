@@ -873,12 +873,14 @@ static enum presso_status search(struct driver *d)
 	r->batch = d->batch;
 	if ((s = alloc_slots(d)) != PRESSO_OK)
 		return s;
+	char size_text[32];
 	if (d->log)
 		fprintf(d->log,
-			"presso: study '%s' (%s) in %s: %d layers, %.3g policies, strategy %s, "
+			"presso: study '%s' (%s) in %s: %d layers, %s policies, strategy %s, "
 			"%d worker%s, %lld of %lld trials done\n",
 			d->study, r->resumed ? "resumed" : "new", o->db_path, d->ctx->n_layers,
-			r->space_size, space_strategy_name(d->sp->search.strategy), d->workers,
+			space_size_text(r->space_size, size_text, sizeof size_text),
+			space_strategy_name(d->sp->search.strategy), d->workers,
 			d->workers == 1 ? "" : "s", (long long)d->done, (long long)d->budget);
 	progress_init(&d->prog, d->log, o->quiet);
 	struct abandon_ctx ab = {o->db_path, d->study_id};

@@ -678,6 +678,15 @@ double space_size(const struct space *s)
 	return n;
 }
 
+const char *space_size_text(double size, char *buf, size_t n)
+{
+	if (isinf(size))
+		snprintf(buf, n, "more than 1e+308");
+	else
+		snprintf(buf, n, "%.3g", size);
+	return buf;
+}
+
 /* --- genomes ------------------------------------------------------------------ */
 
 void space_genome_random(const struct space *s, struct rng *r, uint8_t *g)

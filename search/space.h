@@ -150,6 +150,10 @@ bool space_parse_duration(const char *text, double *seconds);
  * floating-point approximation; +INFINITY beyond the range of a double). */
 double space_size(const struct space *s);
 
+/* space_size() as people read it: "6.62e+24", or "more than 1e+308" when it
+ * is past a double's range. Returns buf. */
+const char *space_size_text(double size, char *buf, size_t n);
+
 /* Genome helpers; a genome is n_genes bytes. */
 void space_genome_random(const struct space *s, struct rng *r, uint8_t *g);
 

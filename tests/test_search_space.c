@@ -434,3 +434,11 @@ Test(space, fitted_to_the_model)
 	free(ls);
 	graph_free(g);
 }
+
+Test(space, size_text)
+{
+	char buf[32];
+	cr_assert_str_eq(space_size_text(6.62e24, buf, sizeof buf), "6.62e+24");
+	cr_assert_str_eq(space_size_text(48, buf, sizeof buf), "48");
+	cr_assert_str_eq(space_size_text(INFINITY, buf, sizeof buf), "more than 1e+308");
+}

@@ -57,8 +57,10 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 {
 	printf("study:     %s (%s) in %s\n", r->study, r->resumed ? "resumed" : "new", o->db_path);
 	double rate = r->seconds > 0 ? 60.0 * (r->n_complete_run + r->n_failed_run) / r->seconds : 0;
-	printf("search:    %s, %d layers, %.3g policies in the space, %d worker%s, batches of %d\n",
-	       space_strategy_name(r->strategy), r->n_layers, r->space_size, r->workers,
+	char size_text[32];
+	printf("search:    %s, %d layers, %s policies in the space, %d worker%s, batches of %d\n",
+	       space_strategy_name(r->strategy), r->n_layers,
+	       space_size_text(r->space_size, size_text, sizeof size_text), r->workers,
 	       r->workers == 1 ? "" : "s", r->batch);
 	printf("ended:     %s: %lld of %lld trials (this run: %d complete, %d failed", driver_end_str(r->end),
 	       (long long)r->done, (long long)r->budget, r->n_complete_run, r->n_failed_run);
