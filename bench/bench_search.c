@@ -11,6 +11,7 @@
  * Usage: bench_search CONFIG [N_POLICIES=16] [N_TRIALS=32]   (bench/run_search.sh runs it)
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,18 @@ static int fail(const char *what)
 {
 	fprintf(stderr, "bench_search: %s: %s\n", what, status_msg());
 	return 1;
+}
+
+/* The next random policy of the space into p, built (timed into *secs). */
+static bool build_next(const struct study_ctx *ctx, const struct space *sp, struct rng *r,
+		       uint8_t *g, struct policy *p, struct qmodel **qm, double *secs)
+{
+	space_genome_random(sp, r, g);
+	space_genome_to_policy(sp, g, p);
+	double t0 = now_s();
+	bool ok = qmodel_build(ctx->g, p, ctx->cal, &ctx->qc, qm) == PRESSO_OK;
+	*secs = now_s() - t0;
+	return ok;
 }
 
 int main(int argc, char **argv)
@@ -62,11 +75,9 @@ int main(int argc, char **argv)
 		return fail("memory");
 	double build = 0, infer = 0, whole = 0;
 	for (int i = 0; i < n_pol; i++) {
-		space_genome_random(sp, &r, g);
-		space_genome_to_policy(sp, g, p);
 		struct qmodel *qm = NULL;
-		double t0 = now_s();
-		if (qmodel_build(ctx->g, p, ctx->cal, &ctx->qc, &qm) != PRESSO_OK)
+		double secs;
+		if (!build_next(ctx, sp, &r, g, p, &qm, &secs))
 			return fail("build");
 		double t1 = now_s();
 		struct eval_model em = {ctx->g, qm};
@@ -81,7 +92,7 @@ int main(int argc, char **argv)
 		if (trial_evaluate(ctx, p, false, false, 0, &out) != PRESSO_OK)
 			return fail("trial");
 		whole += now_s() - t3;
-		build += t1 - t0;
+		build += secs;
 		infer += t2 - t1;
 	}
 	/* the same policies again: every (layer, bits) is in the study's weight
@@ -90,13 +101,11 @@ int main(int argc, char **argv)
 	build = 0;
 	rng_seed(&r, 1);
 	for (int i = 0; i < n_pol; i++) {
-		space_genome_random(sp, &r, g);
-		space_genome_to_policy(sp, g, p);
 		struct qmodel *qm = NULL;
-		double t0 = now_s();
-		if (qmodel_build(ctx->g, p, ctx->cal, &ctx->qc, &qm) != PRESSO_OK)
+		double secs;
+		if (!build_next(ctx, sp, &r, g, p, &qm, &secs))
 			return fail("build");
-		build += now_s() - t0;
+		build += secs;
 		qmodel_free(qm);
 	}
 	printf("building the quantized model: %.1f ms on the policies' first pass (each (layer, "

@@ -128,16 +128,17 @@ static void round_row(const struct block *b, const float *w, int bits, double *w
 		pruned[j] = wp[j] == 0;
 		amax = fmax(amax, fabs(wp[j]));
 	}
-	/* the nearest-rounding result is the fallback and the candidates' anchor */
-	float s0;
-	quant_weights(w, 1, k, bits, q, &s0);
-	if (amax == 0) {
-		*scale = s0;
+	if (amax == 0) { /* nothing to round: quant_weights()' answer for an empty row */
+		quant_weights(w, 1, k, bits, q, scale);
 		return;
 	}
+	/* ternary and binary candidates scale their least-squares scale */
+	float s0 = 0;
+	if (bits <= 2)
+		quant_weights(w, 1, k, bits, q, &s0);
 	int n_cand = bits >= 3 ? UNIFORM_RATIOS : LSQ_FACTORS;
-	double best = INFINITY;
-	float best_s = s0;
+	double best = INFINITY; /* the first candidate always sets it: its error is finite */
+	float best_s = 0;
 	int qmax = quant_weight_qmax(bits);
 	for (int ci = 0; ci < n_cand; ci++) {
 		float s = bits >= 3 ? quant_scale_round((float)((1.0 - 0.05 * ci) * amax / qmax))
@@ -149,8 +150,6 @@ static void round_row(const struct block *b, const float *w, int bits, double *w
 			memcpy(best_q, qp, (size_t)k);
 		}
 	}
-	if (!isfinite(best))
-		return; /* keep nearest rounding */
 	for (int64_t j = 0; j < k; j++)
 		q[b->perm[j]] = best_q[j];
 	*scale = best_s;
