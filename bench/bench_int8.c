@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 	    (s = graph_layers(g, &ls, &nl)) ||
 	    (s = policy_load(policy, ls, nl, &p)))
 		goto fail;
-	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	if ((s = qmodel_build(g, p, cal, &qc, &m)))
 		goto fail;
 	const char *name = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];

@@ -129,7 +129,8 @@ enum presso_status quant_pipeline_init(struct quant_pipeline *qp, const struct c
 	memset(qp, 0, sizeof *qp);
 	*qp = (struct quant_pipeline){.cfg = cfg, .g = g, .train = train, .calib = calib};
 	qp->qc = (struct quant_config){cfg->quant.method, cfg->quant.percentile, q8_isa_best(),
-				       NULL, NULL};
+				       NULL, NULL,
+				       cfg->quant.requant_q31 ? REQUANT_Q31 : REQUANT_FLOAT};
 	if (verbose)
 		fprintf(stderr, "presso: calibrating on %lld training images\n", (long long)calib->n);
 	enum presso_status s = calib_run(g, train, &cfg->data.norm, calib, cfg->eval.batch, &qp->cal);

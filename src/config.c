@@ -31,9 +31,10 @@ static const char *const top_keys[] = {"name",  "model",  "data",       "eval",
 /* Sections later stages define; only their type is checked here. */
 static const char *const later_sections[] = {"search", "space", "objectives",
 					     "constraints", NULL};
-static const char *const quant_keys[] = {"calibration", "percentile", "rounding", "repair",
-					 "repair_images", NULL};
+static const char *const quant_keys[] = {"calibration", "percentile", "rounding", "requant",
+					 "repair", "repair_images", NULL};
 static const char *const roundings[] = {"nearest", "gptq", NULL};
+static const char *const requants[] = {"float", "q31", NULL};
 static const char *const calib_methods[] = {"minmax", "percentile", "mse", NULL};
 static const char *const data_keys[] = {"format",      "train_images", "train_labels",
 					"test_images", "test_labels",  "channels_last",
@@ -239,6 +240,10 @@ static enum presso_status parse_quant(const cJSON *root, struct quant_section *q
 	if (st == PRESSO_OK)
 		st = json_get_string(obj, "quant", "rounding", false, roundings, &rounding);
 	q->gptq = !rounding || strcmp(rounding, "gptq") == 0;
+	const char *requant = NULL;
+	if (st == PRESSO_OK)
+		st = json_get_string(obj, "quant", "requant", false, requants, &requant);
+	q->requant_q31 = requant && strcmp(requant, "q31") == 0;
 	q->repair = true;
 	q->repair_images = 256;
 	if (st == PRESSO_OK)

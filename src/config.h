@@ -20,9 +20,11 @@
  *   },                                      test: 0 = the whole test set
  *   "eval": { "batch": 64, "threads": 1 },  [64, 1]
  *   "quant": { "calibration": "percentile", "percentile": 99.99,
- *              "rounding": "gptq", "repair": true, "repair_images": 256 }
+ *              "rounding": "gptq", "requant": "float",
+ *              "repair": true, "repair_images": 256 }
  * }                                         calibration: minmax | percentile | mse
  *                                           rounding: gptq (gptq.h) | nearest
+ *                                           requant: float | q31 (qengine.h)
  *                                           repair: statistics repair after
  *                                           pruning/low-rank (repair.h); both
  *                                           use the first repair_images
@@ -58,6 +60,8 @@ struct quant_section {
 	enum calib_method method; /* CALIB_MINMAX, CALIB_PERCENTILE (default), CALIB_MSE */
 	double percentile;        /* 50..100, default 99.99 */
 	bool gptq;                /* rounding "gptq" (true, default) or "nearest" */
+	bool requant_q31;         /* requant "q31" (TFLite's fixed point) or "float"
+				     (false, default): see qengine.h */
 	bool repair;              /* statistics repair after pruning/low-rank [true] */
 	int64_t repair_images;    /* calibration images it uses [256] */
 };

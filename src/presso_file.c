@@ -1286,7 +1286,7 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 		lp[i] = (struct qlayer_preset){L.layers[i].q, L.layers[i].scale, L.layers[i].bias};
 	}
 	struct qmodel_preset preset = {lp, L.qp};
-	struct quant_config qc = {CALIB_MINMAX, 0, isa, NULL, NULL};
+	struct quant_config qc = {CALIB_MINMAX, 0, isa, NULL, NULL, REQUANT_FLOAT};
 	if ((s = qmodel_build_preset(L.g, pol, &preset, &qc, &qm)) != PRESSO_OK) {
 		if (s != PRESSO_E_NOMEM)
 			s = status_wrap(PRESSO_E_FORMAT, "%s: the model does not rebuild", path);

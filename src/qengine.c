@@ -77,6 +77,7 @@ struct qlayer {
 	int32_t *bias;            /* [n_out] bias_eff (GEMM) or bias_q (depthwise) */
 	int32_t *mult;
 	int8_t *shift;
+	float *rq_scale;          /* [n_out] real multipliers for float requantization */
 	float *deq_scale;         /* [n_out] for a float output, else NULL */
 	int64_t macs, params;
 	/* the quantized layer as exporters see it (graph weight order) */
@@ -94,8 +95,10 @@ struct qstep {
 	int out;                  /* value written */
 	int layer;                /* CONV, DWCONV, FC */
 	uint8_t lo, hi;           /* output clamp */
-	uint8_t *add_lut;         /* ADD: [256 * 256] output for each (a, b) pair:
-				     TFLite's integer Add, tabulated at build time */
+	uint8_t *add_lut;         /* ADD, Q31 requantization: [256 * 256] output for
+				     each (a, b) pair: TFLite's integer Add, tabulated
+				     at build time */
+	struct qadd_params add;   /* ADD, float requantization */
 	int tmp_in[GRAPH_MAX_INPUTS], tmp_out; /* FALLBACK float buffers, -1 none */
 	bool alias;               /* RESHAPE that shares its input's memory */
 };
@@ -111,6 +114,8 @@ struct qmodel {
 	const struct qgemm_ukernel *gemm;
 	const struct qdwconv_ukernel *dw;
 	const struct qconv_ukernel *conv; /* NULL: every conv is im2col + gemm */
+	qadd_fn add;
+	enum requant_mode requant;
 	struct qvalue *v;
 	struct qparams *qp;       /* [n_values] valid for uint8 values */
 	int n_steps;
@@ -435,8 +440,10 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 	L->bias = malloc(sizeof(int32_t) * (size_t)n_out);
 	L->mult = malloc(sizeof(int32_t) * (size_t)n_out);
 	L->shift = malloc((size_t)n_out);
+	L->rq_scale = malloc(sizeof(float) * (size_t)n_out);
 	L->bias_q = malloc(sizeof(int32_t) * (size_t)n_out);
-	if (!w || !q || !qr || !scale || !L->bias || !L->mult || !L->shift || !L->bias_q) {
+	if (!w || !q || !qr || !scale || !L->bias || !L->mult || !L->shift || !L->rq_scale ||
+	    !L->bias_q) {
 		free(w);
 		free(q);
 		free(qr);
@@ -504,8 +511,10 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		if (float_out) {
 			L->mult[c] = 0;
 			L->shift[c] = 0;
+			L->rq_scale[c] = 0;
 		} else {
 			quant_multiplier(real / qo->scale, &L->mult[c], &L->shift[c]);
+			L->rq_scale[c] = (float)(real / qo->scale);
 		}
 	}
 	if (float_out) {
@@ -695,11 +704,14 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->gemm = q8_gemm_for(qc->isa);
 	m->dw = q8_dwconv_for(qc->isa);
 	m->conv = q8_conv_for(qc->isa);
+	m->add = q8_add_for(qc->isa);
 	if (!m->gemm || !m->dw) {
 		m->gemm = q8_gemm_for(Q8_ISA_REF);
 		m->dw = q8_dwconv_for(Q8_ISA_REF);
 		m->conv = q8_conv_for(Q8_ISA_REF);
+		m->add = q8_add_for(Q8_ISA_REF);
 	}
+	m->requant = qc->requant;
 	int nv = g->n_values, nn = g->n_nodes;
 	m->v = calloc((size_t)nv, sizeof *m->v);
 	m->qp = calloc((size_t)nv, sizeof *m->qp);
@@ -873,7 +885,16 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 				use_buf(m, st->tmp_out, si);
 			}
 		}
-		if (kind[i] == QK_ADD) {
+		if (kind[i] == QK_ADD && m->requant == REQUANT_FLOAT) {
+			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
+					     *o = &m->qp[st->out];
+			st->add = (struct qadd_params){
+				.a_zero = a->zero, .b_zero = b->zero, .c_zero = o->zero,
+				.a_scale = (float)(a->scale / o->scale),
+				.b_scale = (float)(b->scale / o->scale),
+				.c_min = st->lo, .c_max = st->hi,
+			};
+		} else if (kind[i] == QK_ADD) {
 			/* TFLite's integer Add: both inputs to a common scale with 20 bits of
 			 * headroom, sum, then to the output scale */
 			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
@@ -991,6 +1012,7 @@ void qmodel_free(struct qmodel *m)
 		free(L->bias);
 		free(L->mult);
 		free(L->shift);
+		free(L->rq_scale);
 		free(L->deq_scale);
 		free(L->wq);
 		free(L->w_scale);
@@ -1201,6 +1223,12 @@ static void dequantize_tensor(const uint8_t *x, const struct shape *s, bool nhwc
 					qp->scale * (float)((int32_t)x[(b * HW + p) * C + c] - qp->zero);
 }
 
+/* The float multipliers when the model requantizes in float, else NULL (Q31). */
+static const float *layer_rq_scale(const struct qmodel *m, const struct qlayer *L)
+{
+	return m->requant == REQUANT_FLOAT ? L->rq_scale : NULL;
+}
+
 static void run_conv(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
@@ -1217,7 +1245,7 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 	int cg = C / G, ng = Co / G;
 	const struct node_attrs *a = &n->a;
 	struct qgemm_params p = {.k = (int)L->k, .n = ng, .c_zero = m->qp[st->out].zero,
-				 .c_min = st->lo, .c_max = st->hi};
+				 .c_min = st->lo, .c_max = st->hi, .rq_scale = layer_rq_scale(m, L)};
 	uint8_t pad = (uint8_t)m->qp[n->inputs[0]].zero;
 	if (conv_uses_kernel(m, n)) {
 		struct qconv_params cp = {
@@ -1225,8 +1253,8 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 			.kh = kh, .kw = kw, .stride_h = a->strides[0], .stride_w = a->strides[1],
 			.pad_t = a->pads[0], .pad_l = a->pads[1], .dil_h = a->dilations[0],
 			.dil_w = a->dilations[1], .a_zero = pad, .bias = L->bias, .mult = L->mult,
-			.shift = L->shift, .c_zero = p.c_zero, .c_min = st->lo, .c_max = st->hi,
-			.work = e->scratch,
+			.shift = L->shift, .rq_scale = p.rq_scale, .c_zero = p.c_zero,
+			.c_min = st->lo, .c_max = st->hi, .work = e->scratch,
 		};
 		m->conv->run(&cp, x, L->packed, y);
 		return;
@@ -1248,6 +1276,7 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 			p.bias = L->bias + gi * ng;
 			p.mult = L->mult + gi * ng;
 			p.shift = L->shift + gi * ng;
+			p.rq_scale = p.rq_scale ? L->rq_scale + gi * ng : NULL;
 			m->gemm->run(&p, e->scratch, (int)L->k,
 				     (const char *)L->packed + (size_t)gi * L->packed_group_bytes,
 				     y + (size_t)b * Ho * Wo * Co + (size_t)gi * ng, Co);
@@ -1270,7 +1299,8 @@ static void run_dwconv(const struct qengine *e, const struct qstep *st)
 		.pad_t = n->a.pads[0], .pad_l = n->a.pads[1],
 		.dil_h = n->a.dilations[0], .dil_w = n->a.dilations[1],
 		.a_zero = m->qp[n->inputs[0]].zero, .bias = L->bias, .mult = L->mult,
-		.shift = L->shift, .c_zero = m->qp[st->out].zero, .c_min = st->lo, .c_max = st->hi,
+		.shift = L->shift, .rq_scale = layer_rq_scale(m, L), .c_zero = m->qp[st->out].zero,
+		.c_min = st->lo, .c_max = st->hi,
 	};
 	m->dw->run(&p, buf_ptr(e, m->v[n->inputs[0]].buf), L->packed,
 		   buf_ptr(e, m->v[st->out].buf));
@@ -1286,8 +1316,8 @@ static void run_fc(const struct qengine *e, const struct qstep *st)
 	int k = (int)L->k;
 	int rows = (int)(shape_numel(xs) / k);
 	struct qgemm_params p = {.m = rows, .n = (int)L->n_out, .k = k, .bias = L->bias,
-				 .mult = L->mult, .shift = L->shift, .c_zero = 0,
-				 .c_min = st->lo, .c_max = st->hi};
+				 .mult = L->mult, .shift = L->shift, .rq_scale = layer_rq_scale(m, L),
+				 .c_zero = 0, .c_min = st->lo, .c_max = st->hi};
 	const uint8_t *x = buf_ptr(e, m->v[n->inputs[0]].buf);
 	if (m->v[st->out].dom == QD_F32) {
 		p.deq_scale = L->deq_scale;
@@ -1468,6 +1498,10 @@ static void run_add(const struct qengine *e, const struct qstep *st)
 	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf), *b = buf_ptr(e, m->v[st->in[1]].buf);
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
 	const uint8_t *lut = st->add_lut;
+	if (!lut) {
+		m->add((size_t)n, a, b, &st->add, y);
+		return;
+	}
 	for (int64_t i = 0; i < n; i++)
 		y[i] = lut[(size_t)a[i] << 8 | b[i]];
 }

@@ -2,7 +2,8 @@
  *
  * qmodel_build() turns an FP32 graph, a policy and calibration statistics into a
  * read-only quantized model: per-channel int8 weights packed for the kernels of
- * the chosen instruction set, int32 biases, Q31 requantization multipliers, and
+ * the chosen instruction set, int32 biases, requantization multipliers (float
+ * or Q31, quant_config's requant), and
  * uint8 quantization parameters for every activation tensor. qengine_create()
  * plans one instance's memory for a largest batch; qengine_run() allocates
  * nothing. Many engines (one per thread) can share one qmodel.
@@ -31,6 +32,13 @@
 
 struct qweight_cache;
 
+/* How a layer's int32 sums become uint8 (kernels_q8.h): in float (one
+ * multiply and a round; the default, and the faster on every vector path) or
+ * with TFLite's Q31 fixed-point multipliers (bit-exact with TFLite). They
+ * differ by at most 1 per output. Add follows the same choice (float, or
+ * TFLite's integer Add). */
+enum requant_mode { REQUANT_FLOAT, REQUANT_Q31 };
+
 struct quant_config {
 	enum calib_method method;
 	double percentile;       /* for CALIB_PERCENTILE, e.g. 99.99 */
@@ -38,6 +46,7 @@ struct quant_config {
 	struct qweight_cache *cache; /* NULL, or quantized weights to reuse */
 	const struct hessians *hess; /* NULL (round to nearest), or the layers' input
 					moments: weights are rounded by gptq.h */
+	enum requant_mode requant;   /* REQUANT_FLOAT (0) by default */
 };
 
 /* Quantized layer weights (q and per-channel scales) of one graph, per weight

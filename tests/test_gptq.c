@@ -320,7 +320,7 @@ Test(gptq, mobilenetv2_at_3_bits_keeps_its_accuracy, .timeout = 600)
 	double acc[3] = {0, 0, 0}, mse[3] = {0, 0, 0};
 	for (int i = 0; i < 3; i++) {
 		struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL,
-					  i == 2 ? h : NULL};
+					  i == 2 ? h : NULL, REQUANT_FLOAT};
 		struct qmodel *m = NULL;
 		if (i > 0) {
 			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());

@@ -86,7 +86,7 @@ static void build(struct fixture *f, const char *policy)
 	cr_assert_eq(calib_run(f->g, train, &norm, &sp, 100, &f->cal), PRESSO_OK);
 	split_free(&sp);
 	dataset_free(train);
-	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	cr_assert_eq(qmodel_build(f->g, f->pol, f->cal, &qc, &f->qm), PRESSO_OK, "%s",
 		     status_msg());
 	f->dir = fx_tmpdir();

@@ -266,7 +266,7 @@ static struct qmodel *quantize(const struct graph *g, const struct policy *pol, 
 	cr_assert_eq(split_range(ds->n, 0, &sp), PRESSO_OK);
 	cr_assert_eq(calib_run(g, ds, &IDENTITY_NORM, &sp, N_CALIB, cal), PRESSO_OK, "%s",
 		     status_msg());
-	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	struct qmodel *m;
 	cr_assert_eq(qmodel_build(g, pol, *cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 	split_free(&sp);

@@ -151,7 +151,7 @@ Test(qengine, w8a8_tracks_fp32_on_a_residual_net)
 	for (int method = 0; method < CALIB_METHOD_COUNT; method++) {
 		struct policy *p;
 		cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
-		struct quant_config qc = {(enum calib_method)method, 99.99, Q8_ISA_REF, NULL, NULL};
+		struct quant_config qc = {(enum calib_method)method, 99.99, Q8_ISA_REF, NULL, NULL, REQUANT_FLOAT};
 		struct qmodel *m;
 		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 		float yf[32 * 4], yq[32 * 4];
@@ -196,7 +196,7 @@ Test(qengine, every_kernel_path_gives_identical_outputs)
 			cr_log_info("path %s: not on this CPU, skipped", q8_isa_name((enum q8_isa)isa));
 			continue;
 		}
-		struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL};
+		struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL, REQUANT_FLOAT};
 		struct qmodel *m;
 		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 		float y[40 * 4];
@@ -230,7 +230,7 @@ Test(qengine, size_accounting_matches_a_hand_count)
 	struct policy *p;
 	cr_assert_eq(policy_parse("{\"default\": {\"bits\": 4}, \"layers\": {\"dw\": {\"bits\": 2},"
 				  " \"fc\": {\"bits\": 1, \"act_bits\": 6}}}", "p", ls, nl, &p), PRESSO_OK);
-	struct quant_config qc = {CALIB_MINMAX, 99.99, Q8_ISA_REF, NULL, NULL};
+	struct quant_config qc = {CALIB_MINMAX, 99.99, Q8_ISA_REF, NULL, NULL, REQUANT_FLOAT};
 	struct qmodel *m;
 	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 	struct qmodel_size z;
@@ -321,7 +321,7 @@ static void check_w8a8(const char *name)
 		cr_skip_test("dataset-fashion-mnist is not installed");
 	struct policy *p;
 	cr_assert_eq(policy_load("int8", s.ls, s.nl, &p), PRESSO_OK);
-	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	struct qmodel *m;
 	cr_assert_eq(qmodel_build(s.g, p, s.cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 	struct eval_model fm = {s.g, NULL}, qm = {s.g, m};
@@ -366,7 +366,7 @@ Test(shipped, low_bit_policies_run_on_every_path, .timeout = 600)
 		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
 			if (!q8_isa_supported((enum q8_isa)isa))
 				continue;
-			struct quant_config qc = {CALIB_PERCENTILE, 99.99, (enum q8_isa)isa, NULL, NULL};
+			struct quant_config qc = {CALIB_PERCENTILE, 99.99, (enum q8_isa)isa, NULL, NULL, REQUANT_FLOAT};
 			struct qmodel *m;
 			cr_assert_eq(qmodel_build(s.g, p, s.cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 			struct eval_model qm = {s.g, m};
@@ -433,7 +433,7 @@ Test(qengine, fallback_ops_track_fp32)
 	cr_assert_eq(nl, 2);
 	struct policy *p;
 	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
-	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	struct qmodel *m;
 	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 	struct engine *fe;
@@ -483,7 +483,7 @@ Test(qengine, chunked_batches_equal_single_images)
 	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
 	struct policy *p;
 	cr_assert_eq(policy_load("int4", ls, nl, &p), PRESSO_OK);
-	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	struct qmodel *m;
 	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 	float all[37 * 4];
@@ -549,7 +549,7 @@ Test(qengine, maxpool_is_the_max_of_quantized_inputs)
 		struct calib *cal = calibrate(g, ds);
 		struct policy *p;
 		cr_assert_eq(policy_load("int8", NULL, 0, &p), PRESSO_OK, "%s", status_msg());
-		struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL};
+		struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 		struct qmodel *m;
 		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 		struct qparams qp;

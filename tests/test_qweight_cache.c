@@ -54,7 +54,7 @@ Test(qweight_cache, cached_builds_equal_fresh_ones)
 	struct calib *cal = random_calib(g);
 	struct qweight_cache *cache;
 	cr_assert_eq(qweight_cache_new(g, &cache), PRESSO_OK);
-	struct quant_config plain = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config plain = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	struct quant_config cached = plain;
 	cached.cache = cache;
 	for (int bits = 1; bits <= 8; bits++) {

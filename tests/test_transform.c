@@ -284,7 +284,7 @@ static void check_runs_int8(const struct graph *g, int bits)
 	lp.bits = bits;
 	struct policy *p;
 	cr_assert_eq(policy_uniform(&lp, n, &p), PRESSO_OK);
-	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	struct qmodel *qm;
 	cr_assert_eq(qmodel_build(g, p, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
 	struct qengine *e;
@@ -517,7 +517,7 @@ Test(transform, size_bytes_by_hand)
 	cr_assert_eq(tr.after_prune.params, 18 + 2 + 48 + 3);
 	struct dataset ds;
 	struct calib *cal = calibrate_random(tr.g, 8, 4, 4, 3, &ds);
-	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	struct qmodel *qm;
 	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
 	struct qmodel_size z;
@@ -556,7 +556,7 @@ Test(transform, pruned_and_factorised_models_round_trip_through_presso_files)
 	cr_assert_eq(transform_apply(g, p, &tr), PRESSO_OK, "%s", status_msg());
 	struct dataset ds;
 	struct calib *cal = calibrate_random(tr.g, 16, 28, 28, 10, &ds);
-	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL};
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
 	struct qmodel *qm, *back;
 	cr_assert_eq(qmodel_build(tr.g, tr.pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
 	char *dir = fx_tmpdir();

@@ -21,12 +21,21 @@
  * as [n][k] int8 (one row per output channel); each implementation packs them
  * into its own layout once, at prepare time. Kernels never allocate.
  *
- * Every path (reference, AVX2, AVX-512 VNNI) gives bit-identical results: the
- * int32 sums are exact and requantization is the integer function below.
+ * Requantization comes in two forms, chosen per call: float (q8_requant_f32,
+ * the engine's default: one multiply and a round, several times cheaper in
+ * vector code than the Q31 steps) or TFLite's Q31 fixed point (q31_requantize,
+ * bit-exact with TFLite and gemmlowp). The two differ by at most 1 and only
+ * where the exact value lies within about 2^-14 of a rounding boundary.
+ *
+ * Every path (reference, AVX2, AVX-512 VNNI) gives bit-identical results in
+ * either form: the int32 sums are exact, and requantization is one of the
+ * functions below, whose float operations (each rounded to nearest even, none
+ * fused) every path performs in the same order.
  */
 #ifndef PRESSO_KERNELS_Q8_H
 #define PRESSO_KERNELS_Q8_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +81,21 @@ static inline int32_t q31_requantize(int32_t acc, int32_t mult, int shift)
 	return q31_round_shift_right(q31_mul_high((int32_t)shifted, mult), right);
 }
 
+/* clamp(round(acc * scale) + c_zero, c_min, c_max) in binary32: acc converted
+ * to float (rounded to nearest even), one multiply, the clamp in float (the
+ * bounds are small integers), then rounded to nearest even. scale is the
+ * layer's real multiplier s_in * s_w / s_out rounded to float. This is what
+ * the float form of requantization computes on every path. */
+static inline int32_t q8_requant_f32(int32_t acc, float scale, int32_t c_zero, uint8_t c_min,
+				     uint8_t c_max)
+{
+	float f = (float)acc * scale;
+	float lo = (float)((int32_t)c_min - c_zero), hi = (float)((int32_t)c_max - c_zero);
+	f = f > lo ? f : lo;
+	f = f < hi ? f : hi;
+	return (int32_t)lrintf(f) + c_zero;
+}
+
 /* --- GEMM ------------------------------------------------------------------ */
 
 struct qgemm_params {
@@ -79,6 +103,9 @@ struct qgemm_params {
 	const int32_t *bias;    /* [n] bias_eff (see above) */
 	const int32_t *mult;    /* [n] Q31 multipliers */
 	const int8_t *shift;    /* [n] exponents */
+	const float *rq_scale;  /* [n]: when non-NULL, requantize in float
+				   (q8_requant_f32) with these; mult and shift
+				   may then be NULL */
 	int32_t c_zero;         /* output zero point */
 	uint8_t c_min, c_max;   /* output clamp */
 	const float *deq_scale; /* [n]: when non-NULL, write float acc * deq_scale[n]
@@ -113,6 +140,7 @@ struct qdwconv_params {
 	const int32_t *bias;    /* [c] bias_q (NOT zero-point corrected) */
 	const int32_t *mult;
 	const int8_t *shift;
+	const float *rq_scale;  /* as in qgemm_params */
 	int32_t c_zero;
 	uint8_t c_min, c_max;
 };
@@ -144,6 +172,7 @@ struct qconv_params {
 	const int32_t *bias;           /* [c_out] bias_eff */
 	const int32_t *mult;           /* [c_out] Q31 multipliers */
 	const int8_t *shift;           /* [c_out] exponents */
+	const float *rq_scale;         /* as in qgemm_params */
 	int32_t c_zero;
 	uint8_t c_min, c_max;
 	uint8_t *work;                 /* work_bytes(kh, kw, c) bytes of scratch */
@@ -160,6 +189,34 @@ struct qconv_ukernel {
 	void (*run)(const struct qconv_params *p, const uint8_t *x, const void *packed,
 		    uint8_t *y);
 };
+
+/* --- elementwise Add of two uint8 tensors -------------------------------------- */
+
+/* The float form of Add: each input to the output's scale, summed, rounded
+ * (ONNX Runtime's QLinearAdd computes the same in float). The Q31 form is
+ * TFLite's integer Add, which the engine tabulates (256 x 256 bytes). */
+struct qadd_params {
+	int32_t a_zero, b_zero, c_zero;
+	float a_scale, b_scale; /* s_a / s_c and s_b / s_c, rounded to float */
+	uint8_t c_min, c_max;
+};
+
+/* (a - a_zero) * a_scale + (b - b_zero) * b_scale, each product and the sum
+ * rounded to float, then clamped and rounded like q8_requant_f32. */
+static inline uint8_t q8_add_f32(uint8_t a, uint8_t b, const struct qadd_params *p)
+{
+	float fa = (float)((int32_t)a - p->a_zero) * p->a_scale;
+	float fb = (float)((int32_t)b - p->b_zero) * p->b_scale;
+	float f = fa + fb;
+	float lo = (float)((int32_t)p->c_min - p->c_zero), hi = (float)((int32_t)p->c_max - p->c_zero);
+	f = f > lo ? f : lo;
+	f = f < hi ? f : hi;
+	return (uint8_t)((int32_t)lrintf(f) + p->c_zero);
+}
+
+/* y[i] = q8_add_f32(a[i], b[i]) for i < n (y may be a or b). */
+typedef void (*qadd_fn)(size_t n, const uint8_t *a, const uint8_t *b,
+			const struct qadd_params *p, uint8_t *y);
 
 /* --- im2col (NHWC) for the GEMM-based convolution --------------------------- */
 
@@ -184,6 +241,12 @@ extern const struct qdwconv_ukernel qdwconv_u8s8_32c__avx2;
 extern const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni;
 extern const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni;
 extern const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni;
+void qadd_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
+		  uint8_t *y);
+void qadd_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
+		   uint8_t *y);
+void qadd_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
+		     uint8_t *y);
 
 /* The kernels of one path; NULL if this build or CPU lacks it. q8_conv_for()
  * is also NULL for a path without a convolution kernel (AVX2): its callers
@@ -191,6 +254,7 @@ extern const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni;
 const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);
 const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa);
 const struct qconv_ukernel *q8_conv_for(enum q8_isa isa);
+qadd_fn q8_add_for(enum q8_isa isa);
 
 /* The best path this CPU supports (CPUID + XGETBV), or the one forced with the
  * environment variable PRESSO_ISA=ref|avx2|avx512vnni (an unknown or unsupported

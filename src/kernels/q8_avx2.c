@@ -41,7 +41,9 @@
 
 struct rq8 {
 	__m256i bias, mult, mult_odd, left, right, mask, half;
-	__m256 scale;
+	__m256 scale;      /* deq_scale (float output) */
+	__m256 fscale;     /* rq_scale (float requantization) */
+	bool f32;          /* requantize in float with fscale, else Q31 */
 	int n_valid;
 	bool any_left;     /* some shift > 0: the saturating left shift is needed */
 	bool any_min_mult; /* some mult == INT32_MIN (outside the contract) */
@@ -49,22 +51,26 @@ struct rq8 {
 
 struct rq_out {
 	__m256i lo, hi, zero;
+	__m256 lo_f, hi_f; /* lo and hi in float */
 	bool deq;
 };
 
-/* Constants for columns j .. j + min(8, n - j) - 1 (deq_scale NULL: requantize;
- * otherwise mult and shift may be NULL). */
+/* Constants for columns j .. j + min(8, n - j) - 1 (deq_scale NULL: requantize,
+ * in float when rq_scale is given; otherwise mult and shift may be NULL). */
 static void rq8_init(const int32_t *bias, const int32_t *mult, const int8_t *shift,
-		     const float *deq_scale, int j, int n, struct rq8 *q)
+		     const float *rq_scale, const float *deq_scale, int j, int n, struct rq8 *q)
 {
 	int32_t b[8] = {0}, m[8] = {0}, s[8] = {0};
-	float f[8] = {0};
+	float f[8] = {0}, fs[8] = {0};
 	q->n_valid = n - j < 8 ? n - j : 8;
 	q->any_left = q->any_min_mult = false;
+	q->f32 = !deq_scale && rq_scale;
 	for (int i = 0; i < q->n_valid; i++) {
 		b[i] = bias[j + i];
 		if (deq_scale) {
 			f[i] = deq_scale[j + i];
+		} else if (rq_scale) {
+			fs[i] = rq_scale[j + i];
 		} else {
 			m[i] = mult[j + i];
 			s[i] = shift[j + i];
@@ -74,6 +80,7 @@ static void rq8_init(const int32_t *bias, const int32_t *mult, const int8_t *shi
 	}
 	q->bias = _mm256_loadu_si256((const __m256i *)b);
 	q->scale = _mm256_loadu_ps(f);
+	q->fscale = _mm256_loadu_ps(fs);
 	q->mult = _mm256_loadu_si256((const __m256i *)m);
 	q->mult_odd = _mm256_srli_epi64(q->mult, 32);
 	__m256i sv = _mm256_loadu_si256((const __m256i *)s);
@@ -91,7 +98,19 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
 	o->lo = _mm256_set1_epi32((int32_t)c_min - c_zero);
 	o->hi = _mm256_set1_epi32((int32_t)c_max - c_zero);
 	o->zero = _mm256_set1_epi32(c_zero);
+	o->lo_f = _mm256_set1_ps((float)((int32_t)c_min - c_zero));
+	o->hi_f = _mm256_set1_ps((float)((int32_t)c_max - c_zero));
 	o->deq = deq;
+}
+
+/* q8_requant_f32(acc) on 8 lanes: the clamp in float, then rounded to
+ * nearest even (MXCSR default). */
+static ALWAYS_INLINE __m256i requant8_f32(__m256i acc, const struct rq8 *q,
+					  const struct rq_out *o)
+{
+	__m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), q->fscale);
+	f = _mm256_min_ps(_mm256_max_ps(f, o->lo_f), o->hi_f);
+	return _mm256_add_epi32(_mm256_cvtps_epi32(f), o->zero);
 }
 
 /* clamp(q31_requantize(acc) + c_zero) on 8 lanes (same steps as requant16 in
@@ -99,6 +118,8 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
  * shift > 0 and mult = INT32_MIN are skipped when no lane needs them). */
 static ALWAYS_INLINE __m256i requant8(__m256i acc, const struct rq8 *q, const struct rq_out *o)
 {
+	if (q->f32)
+		return requant8_f32(acc, q, o);
 	__m256i x = acc;
 	if (q->any_left) {
 		x = _mm256_sllv_epi32(acc, q->left);
@@ -277,7 +298,7 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 		int i1 = i0 + mc < p->m ? i0 + mc : p->m;
 		for (int j0 = 0; j0 < p->n; j0 += GEMM_NR) {
 			struct rq8 q;
-			rq8_init(p->bias, p->mult, p->shift, p->deq_scale, j0, p->n, &q);
+			rq8_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j0, p->n, &q);
 			const int16_t *wp = (const int16_t *)packed +
 					    (size_t)(j0 / GEMM_NR) * panel_elems;
 			for (int i = i0; i < i1; i += GEMM_MR) {
@@ -369,7 +390,7 @@ static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void 
 			for (; ch + 8 * DW_VECS <= p->c; ch += 8 * DW_VECS) {
 				struct rq8 q[DW_VECS];
 				for (int v = 0; v < DW_VECS; v++)
-					rq8_init(p->bias, p->mult, p->shift, NULL, ch + 8 * v, p->c,
+					rq8_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, ch + 8 * v, p->c,
 						 &q[v]);
 				const int32_t *wblk = (const int32_t *)packed +
 						      (size_t)(ch / 8) * taps * 8;
@@ -379,7 +400,7 @@ static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void 
 			}
 			for (; ch < p->c; ch += 8) {
 				struct rq8 q;
-				rq8_init(p->bias, p->mult, p->shift, NULL, ch, p->c, &q);
+				rq8_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, ch, p->c, &q);
 				const int32_t *wblk = (const int32_t *)packed +
 						      (size_t)(ch / 8) * taps * 8;
 				for (int ow = 0; ow < p->w_out; ow++) {
@@ -401,6 +422,43 @@ const struct qdwconv_ukernel qdwconv_u8s8_32c__avx2 = {
 	.pack = dw_pack,
 	.run = dw_run,
 };
+
+/* --- Add ------------------------------------------------------------------------ */
+
+/* q8_add_f32 on 8 lanes: the same float operations in the same order. */
+static ALWAYS_INLINE __m256i add8(__m128i a8, __m128i b8, const struct qadd_params *p,
+				  const struct rq_out *o)
+{
+	__m256 fa = _mm256_cvtepi32_ps(
+		_mm256_sub_epi32(_mm256_cvtepu8_epi32(a8), _mm256_set1_epi32(p->a_zero)));
+	__m256 fb = _mm256_cvtepi32_ps(
+		_mm256_sub_epi32(_mm256_cvtepu8_epi32(b8), _mm256_set1_epi32(p->b_zero)));
+	__m256 f = _mm256_add_ps(_mm256_mul_ps(fa, _mm256_set1_ps(p->a_scale)),
+				 _mm256_mul_ps(fb, _mm256_set1_ps(p->b_scale)));
+	f = _mm256_min_ps(_mm256_max_ps(f, o->lo_f), o->hi_f);
+	return _mm256_add_epi32(_mm256_cvtps_epi32(f), o->zero);
+}
+
+void qadd_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
+		   uint8_t *y)
+{
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m128i a8 = _mm_loadl_epi64((const __m128i *)(a + i));
+		__m128i b8 = _mm_loadl_epi64((const __m128i *)(b + i));
+		store_u8x8(y + i, add8(a8, b8, p, &o), 8);
+	}
+	if (i < n) {
+		uint8_t ta[8] = {0}, tb[8] = {0};
+		memcpy(ta, a + i, n - i);
+		memcpy(tb, b + i, n - i);
+		store_u8x8(y + i, add8(_mm_loadl_epi64((const __m128i *)ta),
+				       _mm_loadl_epi64((const __m128i *)tb), p, &o),
+			   (int)(n - i));
+	}
+}
 
 #else
 typedef int q8_avx2_is_x86_64_only; /* ISO C wants a non-empty file */

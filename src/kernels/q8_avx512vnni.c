@@ -3,8 +3,8 @@
  * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni on x86-64 only;
  * q8_dispatch.c calls it only after CPUID and XGETBV said the CPU and the OS
  * support it. Results are bit-identical to q8_ref.c: every sum is exact in
- * wrapping int32 arithmetic and requantization is q31_requantize() evaluated
- * on 16 lanes (see requant16).
+ * wrapping int32 arithmetic and requantization is q8_requant_f32() or
+ * q31_requantize() evaluated on 16 lanes (see requant16).
  *
  * GEMM packed weights: panels of GEMM_NR = 32 output channels, each panel
  * [ceil(k/4)][32][4] int8: for a group of 4 k and a column j, the 4 bytes
@@ -76,7 +76,9 @@ static ALWAYS_INLINE __m512i dpwssd(__m512i acc, __m512i a, __m512i w)
 /* Per-column constants of q31_requantize for 16 columns. */
 struct rq16 {
 	__m512i bias, mult, mult_odd, left, right, mask, half;
-	__m512 scale;
+	__m512 scale;      /* deq_scale (float output) */
+	__m512 fscale;     /* rq_scale (float requantization) */
+	bool f32;          /* requantize in float with fscale, else Q31 */
 	__mmask16 valid;
 	bool any_left;     /* some shift > 0: the saturating left shift is needed */
 	bool any_min_mult; /* some mult == INT32_MIN (outside the contract) */
@@ -85,19 +87,28 @@ struct rq16 {
 /* Output constants shared by all columns. */
 struct rq_out {
 	__m512i lo, hi, zero; /* clamp r to [c_min - c_zero, c_max - c_zero], then + c_zero */
+	__m512 lo_f, hi_f;    /* the same bounds in float */
 	bool deq;
 };
 
-/* Constants for columns j .. j + min(16, n - j) - 1 (deq_scale NULL: requantize;
- * otherwise mult and shift may be NULL). */
+/* Constants for columns j .. j + min(16, n - j) - 1 (deq_scale NULL: requantize,
+ * in float when rq_scale is given; otherwise mult and shift may be NULL). */
 static void rq16_init(const int32_t *bias, const int32_t *mult, const int8_t *shift,
-		      const float *deq_scale, int j, int n, struct rq16 *q)
+		      const float *rq_scale, const float *deq_scale, int j, int n,
+		      struct rq16 *q)
 {
 	__mmask16 v = (__mmask16)(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
 	q->valid = v;
 	q->bias = _mm512_maskz_loadu_epi32(v, bias + j);
+	q->f32 = false;
+	q->any_left = q->any_min_mult = false;
 	if (deq_scale) {
 		q->scale = _mm512_maskz_loadu_ps(v, deq_scale + j);
+		return;
+	}
+	if (rq_scale) {
+		q->f32 = true;
+		q->fscale = _mm512_maskz_loadu_ps(v, rq_scale + j);
 		return;
 	}
 	q->mult = _mm512_maskz_loadu_epi32(v, mult + j);
@@ -119,14 +130,26 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
 	o->lo = _mm512_set1_epi32((int32_t)c_min - c_zero);
 	o->hi = _mm512_set1_epi32((int32_t)c_max - c_zero);
 	o->zero = _mm512_set1_epi32(c_zero);
+	o->lo_f = _mm512_set1_ps((float)((int32_t)c_min - c_zero));
+	o->hi_f = _mm512_set1_ps((float)((int32_t)c_max - c_zero));
 	o->deq = deq;
+}
+
+/* round(acc * fscale) as int32, clamped to int16's range first (q8_requant_f32
+ * up to its clamp, which callers apply: with bounds inside int16's range,
+ * clamping twice is clamping once). Rounds to nearest even (MXCSR default). */
+static ALWAYS_INLINE __m512i requant16_f32_r(__m512i acc, const struct rq16 *q)
+{
+	__m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), q->fscale);
+	f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(-32768.0f)), _mm512_set1_ps(32767.0f));
+	return _mm512_cvtps_epi32(f);
 }
 
 /* q31_requantize(acc) on 16 lanes, step by step as in kernels_q8.h. The two
  * steps that only matter for shift > 0 or mult = INT32_MIN run when left or
  * min_mult says some lane may need them (they are the identity elsewhere). */
-static ALWAYS_INLINE __m512i requant16_r(__m512i acc, const struct rq16 *q, bool left,
-					 bool min_mult)
+static ALWAYS_INLINE __m512i requant16_q31_r(__m512i acc, const struct rq16 *q, bool left,
+					     bool min_mult)
 {
 	__m512i x = acc;
 	if (left) {
@@ -158,12 +181,21 @@ static ALWAYS_INLINE __m512i requant16_r(__m512i acc, const struct rq16 *q, bool
 				     _mm512_set1_epi32(-1));
 }
 
+/* q8_requant_f32(acc) on 16 lanes: the clamp in float, then rounded. */
+static ALWAYS_INLINE __m512i requant16_f32(__m512i acc, const struct rq16 *q,
+					   const struct rq_out *o)
+{
+	__m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), q->fscale);
+	f = _mm512_min_ps(_mm512_max_ps(f, o->lo_f), o->hi_f);
+	return _mm512_add_epi32(_mm512_cvtps_epi32(f), o->zero);
+}
+
 /* clamp(q31_requantize(acc) + c_zero) on 16 lanes (the clamp first, in
  * [c_min - c_zero, c_max - c_zero], so the addition cannot overflow). */
-static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
-				       const struct rq_out *o)
+static ALWAYS_INLINE __m512i requant16_q31(__m512i acc, const struct rq16 *q,
+					   const struct rq_out *o)
 {
-	__m512i r = requant16_r(acc, q, q->any_left, q->any_min_mult);
+	__m512i r = requant16_q31_r(acc, q, q->any_left, q->any_min_mult);
 	r = _mm512_min_epi32(_mm512_max_epi32(r, o->lo), o->hi);
 	return _mm512_add_epi32(r, o->zero);
 }
@@ -173,21 +205,57 @@ static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
 static ALWAYS_INLINE __m512i requant16_lean(__m512i acc, const struct rq16 *q,
 					    const struct rq_out *o)
 {
-	__m512i r = requant16_r(acc, q, false, false);
+	__m512i r = requant16_q31_r(acc, q, false, false);
 	r = _mm512_min_epi32(_mm512_max_epi32(r, o->lo), o->hi);
 	return _mm512_add_epi32(r, o->zero);
 }
 
+/* The requantization a block of kernel code is compiled for (a constant
+ * after inlining): float, Q31 without the rare steps (no left shift or
+ * INT32_MIN multiplier in any of its lanes), or Q31 with them. */
+enum rq_form { RQ_FULL, RQ_LEAN, RQ_F32 };
+
+/* The form that serves all n blocks of q. */
+static enum rq_form rq_form_of(const struct rq16 *q, int n)
+{
+	if (q[0].f32)
+		return RQ_F32;
+	for (int i = 0; i < n; i++)
+		if (q[i].any_left || q[i].any_min_mult)
+			return RQ_FULL;
+	return RQ_LEAN;
+}
+
+/* Unclamped r in form f (requant16_f32_r or requant16_q31_r). */
+static ALWAYS_INLINE __m512i requant16_form_r(enum rq_form f, __m512i acc, const struct rq16 *q)
+{
+	if (f == RQ_F32)
+		return requant16_f32_r(acc, q);
+	return requant16_q31_r(acc, q, f == RQ_FULL && q->any_left,
+			       f == RQ_FULL && q->any_min_mult);
+}
+
+/* requant16_f32 or requant16_q31 as q says (F32 a constant after inlining:
+ * callers whose loops should not test q->f32 per vector pass it as such). */
+static ALWAYS_INLINE __m512i requant16(__m512i acc, const struct rq16 *q,
+				       const struct rq_out *o)
+{
+	return q->f32 ? requant16_f32(acc, q, o) : requant16_q31(acc, q, o);
+}
+
 /* Writes acc (bias included) for 16 columns (masked) at element offset off
- * of c or, in float-output mode, of c_f32 (the other one may be NULL). */
-static ALWAYS_INLINE void store16(__m512i acc, const struct rq16 *q, const struct rq_out *o,
-				  uint8_t *c, float *c_f32, size_t off)
+ * of c or, in float-output mode, of c_f32 (the other one may be NULL). F32:
+ * q->f32, as a constant. */
+static ALWAYS_INLINE void store16(bool f32, __m512i acc, const struct rq16 *q,
+				  const struct rq_out *o, uint8_t *c, float *c_f32, size_t off)
 {
 	if (o->deq)
 		_mm512_mask_storeu_ps(c_f32 + off, q->valid,
 				      _mm512_mul_ps(_mm512_cvtepi32_ps(acc), q->scale));
 	else
-		_mm512_mask_cvtepi32_storeu_epi8(c + off, q->valid, requant16(acc, q, o));
+		_mm512_mask_cvtepi32_storeu_epi8(c + off, q->valid,
+						 f32 ? requant16_f32(acc, q, o)
+						     : requant16_q31(acc, q, o));
 }
 
 /* --- GEMM ---------------------------------------------------------------------- */
@@ -233,8 +301,8 @@ static ALWAYS_INLINE int32_t load_tail(const uint8_t *p, int n_bytes)
 /* MR x (16 * NB) tile: rows a[0..MR) (stride lda), panel wp, full K; then
  * requantize and store. MR and NB are constants after inlining, so acc[][]
  * lives in registers. */
-static ALWAYS_INLINE void gemm_tile(int mr, int nb, int k, const uint8_t *a, size_t lda,
-				   const int8_t *wp, const struct rq16 *q,
+static ALWAYS_INLINE void gemm_tile(bool f32, int mr, int nb, int k, const uint8_t *a,
+				   size_t lda, const int8_t *wp, const struct rq16 *q,
 				   const struct rq_out *o, uint8_t *c, float *c_f32, size_t off,
 				   size_t ldc)
 {
@@ -268,17 +336,19 @@ static ALWAYS_INLINE void gemm_tile(int mr, int nb, int k, const uint8_t *a, siz
 	}
 	for (int r = 0; r < mr; r++)
 		for (int b = 0; b < nb; b++)
-			store16(acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+			store16(f32, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
 }
 
 #define TILE_CASE(MR_, NB_)                                                            \
 	case (MR_) * 4 + (NB_):                                                        \
-		gemm_tile(MR_, NB_, k, a, lda, wp, q, o, c, c_f32, off, ldc);          \
+		gemm_tile(F32, MR_, NB_, k, a, lda, wp, q, o, c, c_f32, off, ldc);     \
 		break
 
-static void gemm_tile_any(int mr, int nb, int k, const uint8_t *a, size_t lda,
-			  const int8_t *wp, const struct rq16 *q, const struct rq_out *o,
-			  uint8_t *c, float *c_f32, size_t off, size_t ldc)
+/* One instance per requantization form (F32 a constant inside). */
+static ALWAYS_INLINE void gemm_tile_mode(bool F32, int mr, int nb, int k, const uint8_t *a,
+					 size_t lda, const int8_t *wp, const struct rq16 *q,
+					 const struct rq_out *o, uint8_t *c, float *c_f32,
+					 size_t off, size_t ldc)
 {
 	switch (mr * 4 + nb) {
 	TILE_CASE(8, 2); TILE_CASE(8, 1);
@@ -292,6 +362,16 @@ static void gemm_tile_any(int mr, int nb, int k, const uint8_t *a, size_t lda,
 	default:
 		__builtin_unreachable();
 	}
+}
+
+static void gemm_tile_any(int mr, int nb, int k, const uint8_t *a, size_t lda,
+			  const int8_t *wp, const struct rq16 *q, const struct rq_out *o,
+			  uint8_t *c, float *c_f32, size_t off, size_t ldc)
+{
+	if (q[0].f32)
+		gemm_tile_mode(true, mr, nb, k, a, lda, wp, q, o, c, c_f32, off, ldc);
+	else
+		gemm_tile_mode(false, mr, nb, k, a, lda, wp, q, o, c, c_f32, off, ldc);
 }
 
 _Static_assert(GEMM_MR == 8 && GEMM_NB == 2, "gemm_tile_any lists the tile shapes");
@@ -334,7 +414,7 @@ static ALWAYS_INLINE void gemv_panels(int np, int nb_last, int k, const uint8_t 
 		}
 	}
 	for (int b = 0; b < nblk; b++)
-		store16(_mm512_add_epi32(acc[b][0], acc[b][1]), &q[b], o, c, c_f32,
+		store16(q[b].f32, _mm512_add_epi32(acc[b][0], acc[b][1]), &q[b], o, c, c_f32,
 			off + 16 * (size_t)b);
 }
 
@@ -346,7 +426,7 @@ static void gemv(const struct qgemm_params *p, const uint8_t *a, const int8_t *p
 		struct rq16 q[2 * GEMM_NB] = {0};
 		int n_blocks = 0;
 		for (int j = j0; j < n && j < j0 + 2 * GEMM_NR; j += 16, n_blocks++)
-			rq16_init(p->bias, p->mult, p->shift, p->deq_scale, j, n, &q[n_blocks]);
+			rq16_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j, n, &q[n_blocks]);
 		const int8_t *wp = packed + (size_t)(j0 / GEMM_NR) * panel_bytes;
 		size_t off = (size_t)j0;
 		switch (n_blocks) {
@@ -378,7 +458,7 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 			struct rq16 q[GEMM_NB] = {0};
 			int nb = 0;
 			for (int j = j0; j < p->n && j < j0 + GEMM_NR; j += 16, nb++)
-				rq16_init(p->bias, p->mult, p->shift, p->deq_scale, j, p->n,
+				rq16_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j, p->n,
 					  &q[nb]);
 			const int8_t *wp = (const int8_t *)packed +
 					   (size_t)(j0 / GEMM_NR) * panel_bytes;
@@ -499,7 +579,8 @@ static size_t conv_work_bytes(int kh, int kw, int c)
 
 /* MR x (16 * NB) tile of the conv GEMM: row r reads kernel row ki at
  * rb[r] + ki * rs[r] (kwc bytes); wp is the panel. */
-static ALWAYS_INLINE void conv_tile(int mr, int nb, int kh, int kwc, const uint8_t *const *rb,
+static ALWAYS_INLINE void conv_tile(bool f32, int mr, int nb, int kh, int kwc,
+				   const uint8_t *const *rb,
 				   const size_t *rs, const int8_t *wp, const struct rq16 *q,
 				   const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
 {
@@ -539,17 +620,18 @@ static ALWAYS_INLINE void conv_tile(int mr, int nb, int kh, int kwc, const uint8
 	}
 	for (int r = 0; r < mr; r++)
 		for (int b = 0; b < nb; b++)
-			store16(acc[r][b], &q[b], o, c, NULL, off + r * ldc + 16 * b);
+			store16(f32, acc[r][b], &q[b], o, c, NULL, off + r * ldc + 16 * b);
 }
 
 #define CONV_TILE_CASE(MR_, NB_)                                                       \
 	case (MR_) * 4 + (NB_):                                                        \
-		conv_tile(MR_, NB_, kh, kwc, rb, rs, wp, q, o, c, off, ldc);           \
+		conv_tile(F32, MR_, NB_, kh, kwc, rb, rs, wp, q, o, c, off, ldc);      \
 		break
 
-static void conv_tile_any(int mr, int nb, int kh, int kwc, const uint8_t *const *rb,
-			  const size_t *rs, const int8_t *wp, const struct rq16 *q,
-			  const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
+static ALWAYS_INLINE void conv_tile_mode(bool F32, int mr, int nb, int kh, int kwc,
+					 const uint8_t *const *rb, const size_t *rs,
+					 const int8_t *wp, const struct rq16 *q,
+					 const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
 {
 	switch (mr * 4 + nb) {
 	CONV_TILE_CASE(8, 2); CONV_TILE_CASE(8, 1);
@@ -563,6 +645,16 @@ static void conv_tile_any(int mr, int nb, int kh, int kwc, const uint8_t *const 
 	default:
 		__builtin_unreachable();
 	}
+}
+
+static void conv_tile_any(int mr, int nb, int kh, int kwc, const uint8_t *const *rb,
+			  const size_t *rs, const int8_t *wp, const struct rq16 *q,
+			  const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
+{
+	if (q[0].f32)
+		conv_tile_mode(true, mr, nb, kh, kwc, rb, rs, wp, q, o, c, off, ldc);
+	else
+		conv_tile_mode(false, mr, nb, kh, kwc, rb, rs, wp, q, o, c, off, ldc);
 }
 
 /* n bytes from src to dst, 64 at a time, the last chunk masked. */
@@ -645,10 +737,17 @@ static ALWAYS_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i a, const int8_t *
 }
 
 /* rq16 with every lane holding channel j's constants. */
-static void rq16_init_uniform(const int32_t *mult, const int8_t *shift, int j, struct rq16 *q)
+static void rq16_init_uniform(const int32_t *mult, const int8_t *shift, const float *rq_scale,
+			      int j, struct rq16 *q)
 {
 	q->valid = 0xffff;
 	q->bias = _mm512_setzero_si512();
+	q->f32 = rq_scale != NULL;
+	if (q->f32) {
+		q->fscale = _mm512_set1_ps(rq_scale[j]);
+		q->any_left = q->any_min_mult = false;
+		return;
+	}
 	q->mult = _mm512_set1_epi32(mult[j]);
 	q->mult_odd = _mm512_srli_epi64(q->mult, 32);
 	q->any_min_mult = mult[j] == INT32_MIN;
@@ -672,7 +771,7 @@ static ALWAYS_INLINE __mmask64 window_mask(int lo, int hi)
 
 /* One pass: NCH (a multiple of 4, <= C1_NCH) accumulators, channels j0 ..
  * j0 + nch - 1 (nch <= NCH; the others have zero weights and are not stored). */
-static ALWAYS_INLINE void conv_c1_pass(int nch_max, bool lean, const struct qconv_params *p,
+static ALWAYS_INLINE void conv_c1_pass(int nch_max, enum rq_form form, const struct qconv_params *p,
 				       const uint8_t *x, const int8_t *wc1, int j0, int nch,
 				       const struct rq16 *q, const struct rq_out *o, uint8_t *y)
 {
@@ -740,8 +839,11 @@ static ALWAYS_INLINE void conv_c1_pass(int nch_max, bool lean, const struct qcon
 						int j = 4 * k4 + t;
 						if (j >= nch)
 							break;
-						__m512i r = lean ? requant16_lean(acc[j], &q[j], o)
-								 : requant16(acc[j], &q[j], o);
+						__m512i r = form == RQ_F32
+								    ? requant16_f32(acc[j], &q[j], o)
+								: form == RQ_LEAN
+								    ? requant16_lean(acc[j], &q[j], o)
+								    : requant16_q31(acc[j], &q[j], o);
 						d[k4] = _mm512_or_si512(d[k4], _mm512_slli_epi32(r, 8 * t));
 					}
 				}
@@ -781,21 +883,26 @@ static void conv_run_c1(const struct qconv_params *p, const uint8_t *x, const in
 		int nch = p->c_out - j0 < C1_NCH ? p->c_out - j0 : C1_NCH;
 		struct rq16 q[C1_NCH];
 		for (int j = 0; j < nch; j++)
-			rq16_init_uniform(p->mult, p->shift, j0 + j, &q[j]);
-		/* lean: no channel of the pass needs requant16's rare steps */
-		bool lean = true;
-		for (int j = 0; j < nch; j++)
-			lean = lean && !q[j].any_left && !q[j].any_min_mult;
-		if (lean && nch <= 4)
-			conv_c1_pass(4, true, p, x, wc1, j0, nch, q, &o, y);
-		else if (lean && nch <= 8)
-			conv_c1_pass(8, true, p, x, wc1, j0, nch, q, &o, y);
-		else if (lean && nch <= 12)
-			conv_c1_pass(12, true, p, x, wc1, j0, nch, q, &o, y);
-		else if (lean)
-			conv_c1_pass(16, true, p, x, wc1, j0, nch, q, &o, y);
+			rq16_init_uniform(p->mult, p->shift, p->rq_scale, j0 + j, &q[j]);
+		enum rq_form form = rq_form_of(q, nch);
+#define C1_PASSES(F)                                                               \
+	do {                                                                       \
+		if (nch <= 4)                                                      \
+			conv_c1_pass(4, F, p, x, wc1, j0, nch, q, &o, y);          \
+		else if (nch <= 8)                                                 \
+			conv_c1_pass(8, F, p, x, wc1, j0, nch, q, &o, y);          \
+		else if (nch <= 12)                                                \
+			conv_c1_pass(12, F, p, x, wc1, j0, nch, q, &o, y);         \
+		else                                                               \
+			conv_c1_pass(16, F, p, x, wc1, j0, nch, q, &o, y);         \
+	} while (0)
+		if (form == RQ_F32)
+			C1_PASSES(RQ_F32);
+		else if (form == RQ_LEAN)
+			C1_PASSES(RQ_LEAN);
 		else
-			conv_c1_pass(16, false, p, x, wc1, j0, nch, q, &o, y);
+			conv_c1_pass(16, RQ_FULL, p, x, wc1, j0, nch, q, &o, y);
+#undef C1_PASSES
 	}
 }
 
@@ -821,7 +928,8 @@ static ALWAYS_INLINE __m512i c16_sum_quads(__m512i a0, __m512i a1, __m512i a2, _
 	return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
 }
 
-static ALWAYS_INLINE void conv_c16_pass(bool lean, const struct qconv_params *p, const uint8_t *x,
+static ALWAYS_INLINE void conv_c16_pass(enum rq_form form, const struct qconv_params *p,
+					const uint8_t *x,
 					const int8_t *wp, int j0, const struct rq16 q[4], uint8_t *y)
 {
 	const int kh = p->kh, kw = p->kw, nch = p->c_out - j0 < 16 ? p->c_out - j0 : 16;
@@ -875,8 +983,7 @@ static ALWAYS_INLINE void conv_c16_pass(bool lean, const struct qconv_params *p,
 						c16_sum_quads(acc[4 * k], acc[4 * k + 1], acc[4 * k + 2],
 							      acc[4 * k + 3]),
 						q[k].bias);
-					r[k] = requant16_r(sum, &q[k], !lean && q[k].any_left,
-							   !lean && q[k].any_min_mult);
+					r[k] = requant16_form_r(form, sum, &q[k]);
 				}
 				/* r saturated to int16 before the saturating add of the zero
 				 * point: beyond int16 is beyond uint8 either way */
@@ -909,25 +1016,26 @@ static void conv_run_c16(const struct qconv_params *p, const uint8_t *x, const i
 	for (int j0 = 0; j0 < p->c_out; j0 += 16) {
 		/* constants of R[k] lane (pixel i, jj): output channel j0 + 4k + jj */
 		struct rq16 q[4];
-		bool lean = true;
 		for (int k = 0; k < 4; k++) {
 			int32_t b[16], m[16];
 			int8_t sh[16];
+			float fs[16];
 			for (int lane = 0; lane < 16; lane++) {
 				int ch = j0 + 4 * k + lane % 4;
 				ch = ch < p->c_out ? ch : j0;
 				b[lane] = p->bias[ch];
-				m[lane] = p->mult[ch];
-				sh[lane] = p->shift[ch];
+				m[lane] = p->rq_scale ? 0 : p->mult[ch];
+				sh[lane] = p->rq_scale ? 0 : p->shift[ch];
+				fs[lane] = p->rq_scale ? p->rq_scale[ch] : 0;
 			}
-			rq16_init(b, m, sh, NULL, 0, 16, &q[k]);
-			lean = lean && !q[k].any_left && !q[k].any_min_mult;
+			rq16_init(b, m, sh, p->rq_scale ? fs : NULL, NULL, 0, 16, &q[k]);
 		}
 		const int8_t *wp = wc16 + (size_t)(j0 / 16) * taps * 16 * 64;
-		if (lean)
-			conv_c16_pass(true, p, x, wp, j0, q, y);
-		else
-			conv_c16_pass(false, p, x, wp, j0, q, y);
+		switch (rq_form_of(q, 4)) {
+		case RQ_F32: conv_c16_pass(RQ_F32, p, x, wp, j0, q, y); break;
+		case RQ_LEAN: conv_c16_pass(RQ_LEAN, p, x, wp, j0, q, y); break;
+		default: conv_c16_pass(RQ_FULL, p, x, wp, j0, q, y); break;
+		}
 	}
 }
 
@@ -959,7 +1067,7 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	struct rq16 qc[CONV_RQ_BLOCKS];
 	for (int b = 0; b < n_blocks && b < CONV_RQ_BLOCKS; b++)
-		rq16_init(p->bias, p->mult, p->shift, NULL, 16 * b, p->c_out, &qc[b]);
+		rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, 16 * b, p->c_out, &qc[b]);
 	int img = 0, oh = 0, ow = 0;
 	for (int64_t i0 = 0; i0 < m; i0 += GEMM_MR) {
 		int mr = m - i0 < GEMM_MR ? (int)(m - i0) : GEMM_MR;
@@ -992,7 +1100,7 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 			const struct rq16 *q = qc + b0;
 			if (b0 + nb > CONV_RQ_BLOCKS) {
 				for (int b = 0; b < nb; b++)
-					rq16_init(p->bias, p->mult, p->shift, NULL, j0 + 16 * b,
+					rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, j0 + 16 * b,
 						  p->c_out, &qt[b]);
 				q = qt;
 			}
@@ -1081,7 +1189,7 @@ static void dw_any_run(const struct qdwconv_params *p, const uint8_t *x, const v
 			for (; ch + 16 * DW_VECS <= p->c; ch += 16 * DW_VECS) {
 				struct rq16 q[DW_VECS];
 				for (int v = 0; v < DW_VECS; v++)
-					rq16_init(p->bias, p->mult, p->shift, NULL, ch + 16 * v,
+					rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, ch + 16 * v,
 						  p->c, &q[v]);
 				const int32_t *wblk = (const int32_t *)packed +
 						      (size_t)(ch / 16) * taps * 16;
@@ -1092,7 +1200,7 @@ static void dw_any_run(const struct qdwconv_params *p, const uint8_t *x, const v
 			if (ch + 32 <= p->c) {
 				struct rq16 q[2];
 				for (int v = 0; v < 2; v++)
-					rq16_init(p->bias, p->mult, p->shift, NULL, ch + 16 * v,
+					rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, ch + 16 * v,
 						  p->c, &q[v]);
 				const int32_t *wblk = (const int32_t *)packed +
 						      (size_t)(ch / 16) * taps * 16;
@@ -1103,7 +1211,7 @@ static void dw_any_run(const struct qdwconv_params *p, const uint8_t *x, const v
 			}
 			for (; ch < p->c; ch += 16) {
 				struct rq16 q;
-				rq16_init(p->bias, p->mult, p->shift, NULL, ch, p->c, &q);
+				rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, ch, p->c, &q);
 				const int32_t *wblk = (const int32_t *)packed +
 						      (size_t)(ch / 16) * taps * 16;
 				for (int ow = 0; ow < p->w_out; ow++)
@@ -1179,26 +1287,27 @@ struct dw4 {
 
 /* Requantization constants of the 4 parts for slots whose channel groups are
  * cg[0..3] (cg < 0: an unused slot, given channel 0's constants). */
-static void dw4_constants(const struct dw4 *d, const int *cg, struct rq16 q[4], bool *lean)
+static enum rq_form dw4_constants(const struct dw4 *d, const int *cg, struct rq16 q[4])
 {
 	const struct qdwconv_params *p = d->p;
 	const int32_t *sum_w = (const int32_t *)(d->w + (size_t)d->n_g * 4 * p->c);
-	*lean = true;
 	for (int part = 0; part < 4; part++) {
 		int32_t b[16], m[16];
 		int8_t sh[16];
+		float fs[16];
 		for (int l = 0; l < 4; l++)
 			for (int i = 0; i < 4; i++) {
 				int ch = cg[l] < 0 ? 0 : 16 * cg[l] + 4 * part + i;
 				/* bias - a_zero * sum w, wrapping like the reference's add */
 				b[4 * l + i] = (int32_t)((uint32_t)p->bias[ch] -
 							 (uint32_t)p->a_zero * (uint32_t)sum_w[ch]);
-				m[4 * l + i] = p->mult[ch];
-				sh[4 * l + i] = p->shift[ch];
+				m[4 * l + i] = p->rq_scale ? 0 : p->mult[ch];
+				sh[4 * l + i] = p->rq_scale ? 0 : p->shift[ch];
+				fs[4 * l + i] = p->rq_scale ? p->rq_scale[ch] : 0;
 			}
-		rq16_init(b, m, sh, NULL, 0, 16, &q[part]);
-		*lean = *lean && !q[part].any_left && !q[part].any_min_mult;
+		rq16_init(b, m, sh, p->rq_scale ? fs : NULL, NULL, 0, 16, &q[part]);
 	}
+	return rq_form_of(q, 4);
 }
 
 /* acc[0..3] += the 4 taps of group g; xt are the taps' input vectors. */
@@ -1215,11 +1324,11 @@ static ALWAYS_INLINE void dw4_group(__m512i acc[4], const __m512i xt[4], __m512i
 
 /* The 64 output bytes of acc[0..3] (clamped), in channel order per slot. */
 static ALWAYS_INLINE __m512i dw4_out(const struct dw4 *d, const __m512i acc[4],
-				     const struct rq16 q[4], bool lean)
+				     const struct rq16 q[4], enum rq_form form)
 {
 	/* r is saturated to int16 before adding the zero point (saturating): a
 	 * value beyond int16 is beyond the uint8 range either way */
-#define DW4_R(i) requant16_r(acc[i], &q[i], !lean && q[i].any_left, !lean && q[i].any_min_mult)
+#define DW4_R(i) requant16_form_r(form, acc[i], &q[i])
 	__m512i ab = _mm512_packs_epi32(DW4_R(0), DW4_R(1));
 	__m512i cd = _mm512_packs_epi32(DW4_R(2), DW4_R(3));
 #undef DW4_R
@@ -1274,7 +1383,8 @@ static ALWAYS_INLINE void dw4_taps(const struct dw4 *d, int KH, int KW, const ui
 /* Output pixels whose 4 slots are channel groups cg0 .. cg0 + n_slots - 1 of
  * one pixel (c >= 48). */
 static ALWAYS_INLINE void dw4_run_pixels(const struct dw4 *d, int KH, int KW, int cg0,
-					 int n_slots, bool lean, const struct rq16 q[4], uint8_t *y)
+					 int n_slots, enum rq_form form, const struct rq16 q[4],
+					 uint8_t *y)
 {
 	const struct qdwconv_params *p = d->p;
 	const int c = p->c, n_cg = d->n_cg, kh = KH ? KH : p->kh, kw = KW ? KW : p->kw;
@@ -1301,13 +1411,13 @@ static ALWAYS_INLINE void dw4_run_pixels(const struct dw4 *d, int KH, int KW, in
 				}
 				__m512i acc[4] = {q[0].bias, q[1].bias, q[2].bias, q[3].bias};
 				dw4_taps(d, KH, KW, rowp, rowk, colo, colk, wv, acc);
-				_mm512_mask_storeu_epi8(yrow + (size_t)ow * c, xk, dw4_out(d, acc, q, lean));
+				_mm512_mask_storeu_epi8(yrow + (size_t)ow * c, xk, dw4_out(d, acc, q, form));
 			}
 		}
 }
 
 /* c = 16 or 32: a vector is ppc = 64 / c consecutive output pixels of a row. */
-static ALWAYS_INLINE void dw4_run_rows(const struct dw4 *d, int KH, int KW, bool lean,
+static ALWAYS_INLINE void dw4_run_rows(const struct dw4 *d, int KH, int KW, enum rq_form form,
 				       const struct rq16 q[4], uint8_t *y)
 {
 	const struct qdwconv_params *p = d->p;
@@ -1365,7 +1475,7 @@ static ALWAYS_INLINE void dw4_run_rows(const struct dw4 *d, int KH, int KW, bool
 						dw4_group(acc, xt + 4 * g, wv[4 * g], wv[4 * g + 1],
 							  wv[4 * g + 2], wv[4 * g + 3]);
 				}
-				_mm512_mask_storeu_epi8(yrow + (size_t)ow0 * c, yk, dw4_out(d, acc, q, lean));
+				_mm512_mask_storeu_epi8(yrow + (size_t)ow0 * c, yk, dw4_out(d, acc, q, form));
 			}
 		}
 }
@@ -1381,18 +1491,22 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 	d.cmin = _mm512_set1_epi8((char)p->c_min);
 	d.cmax = _mm512_set1_epi8((char)p->c_max);
 	struct rq16 q[4];
-	bool lean;
+	bool k3 = p->kh == 3 && p->kw == 3;
 	if (p->c <= 32) {
 		int cg[4];
 		for (int l = 0; l < 4; l++)
 			cg[l] = l % d.n_cg;
-		dw4_constants(&d, cg, q, &lean);
-		if (lean && p->kh == 3 && p->kw == 3)
-			dw4_run_rows(&d, 3, 3, true, q, y);
-		else if (lean)
-			dw4_run_rows(&d, 0, 0, true, q, y);
+		enum rq_form form = dw4_constants(&d, cg, q);
+		if (form == RQ_F32 && k3)
+			dw4_run_rows(&d, 3, 3, RQ_F32, q, y);
+		else if (form == RQ_F32)
+			dw4_run_rows(&d, 0, 0, RQ_F32, q, y);
+		else if (form == RQ_LEAN && k3)
+			dw4_run_rows(&d, 3, 3, RQ_LEAN, q, y);
+		else if (form == RQ_LEAN)
+			dw4_run_rows(&d, 0, 0, RQ_LEAN, q, y);
 		else
-			dw4_run_rows(&d, 0, 0, false, q, y);
+			dw4_run_rows(&d, 0, 0, RQ_FULL, q, y);
 		return;
 	}
 	for (int cg0 = 0; cg0 < d.n_cg; cg0 += 4) {
@@ -1400,13 +1514,17 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 		int cg[4];
 		for (int l = 0; l < 4; l++)
 			cg[l] = l < n_slots ? cg0 + l : -1;
-		dw4_constants(&d, cg, q, &lean);
-		if (lean && p->kh == 3 && p->kw == 3)
-			dw4_run_pixels(&d, 3, 3, cg0, n_slots, true, q, y);
-		else if (lean)
-			dw4_run_pixels(&d, 0, 0, cg0, n_slots, true, q, y);
+		enum rq_form form = dw4_constants(&d, cg, q);
+		if (form == RQ_F32 && k3)
+			dw4_run_pixels(&d, 3, 3, cg0, n_slots, RQ_F32, q, y);
+		else if (form == RQ_F32)
+			dw4_run_pixels(&d, 0, 0, cg0, n_slots, RQ_F32, q, y);
+		else if (form == RQ_LEAN && k3)
+			dw4_run_pixels(&d, 3, 3, cg0, n_slots, RQ_LEAN, q, y);
+		else if (form == RQ_LEAN)
+			dw4_run_pixels(&d, 0, 0, cg0, n_slots, RQ_LEAN, q, y);
 		else
-			dw4_run_pixels(&d, 0, 0, cg0, n_slots, false, q, y);
+			dw4_run_pixels(&d, 0, 0, cg0, n_slots, RQ_FULL, q, y);
 	}
 }
 
@@ -1442,6 +1560,41 @@ const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni = {
 	.pack = dw_pack,
 	.run = dw_run,
 };
+
+/* --- Add ------------------------------------------------------------------------ */
+
+/* q8_add_f32 on 16 lanes: the same float operations in the same order. */
+static ALWAYS_INLINE __m128i add16(__m128i a8, __m128i b8, const struct qadd_params *p,
+				   const struct rq_out *o)
+{
+	__m512 fa = _mm512_cvtepi32_ps(
+		_mm512_sub_epi32(_mm512_cvtepu8_epi32(a8), _mm512_set1_epi32(p->a_zero)));
+	__m512 fb = _mm512_cvtepi32_ps(
+		_mm512_sub_epi32(_mm512_cvtepu8_epi32(b8), _mm512_set1_epi32(p->b_zero)));
+	__m512 f = _mm512_add_ps(_mm512_mul_ps(fa, _mm512_set1_ps(p->a_scale)),
+				 _mm512_mul_ps(fb, _mm512_set1_ps(p->b_scale)));
+	f = _mm512_min_ps(_mm512_max_ps(f, o->lo_f), o->hi_f);
+	return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), o->zero));
+}
+
+void qadd_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
+		     uint8_t *y)
+{
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm_storeu_si128((__m128i *)(y + i),
+				 add16(_mm_loadu_si128((const __m128i *)(a + i)),
+				       _mm_loadu_si128((const __m128i *)(b + i)), p, &o));
+	if (i < n) {
+		/* masked: the bytes past n are neither read nor written */
+		__mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+		_mm_mask_storeu_epi8(y + i, k,
+				     add16(_mm_maskz_loadu_epi8(k, a + i), _mm_maskz_loadu_epi8(k, b + i),
+					   p, &o));
+	}
+}
 
 #else
 typedef int q8_avx512vnni_is_x86_64_only; /* ISO C wants a non-empty file */

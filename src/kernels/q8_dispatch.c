@@ -28,15 +28,19 @@ static const struct q8_path {
 	const struct qgemm_ukernel *gemm;
 	const struct qdwconv_ukernel *dwconv;
 	const struct qconv_ukernel *conv;   /* NULL: im2col + gemm */
+	qadd_fn add;
 } paths[] = {
-	[Q8_ISA_REF] = {"ref", &qgemm_u8s8__ref, &qdwconv_u8s8__ref, &qconv_u8s8__ref},
+	[Q8_ISA_REF] = {"ref", &qgemm_u8s8__ref, &qdwconv_u8s8__ref, &qconv_u8s8__ref,
+			qadd_u8__ref},
 #if defined(__x86_64__)
-	[Q8_ISA_AVX2] = {"avx2", &qgemm_u8s8_3x8c8__avx2, &qdwconv_u8s8_32c__avx2, NULL},
+	[Q8_ISA_AVX2] = {"avx2", &qgemm_u8s8_3x8c8__avx2, &qdwconv_u8s8_32c__avx2, NULL,
+			 qadd_u8__avx2},
 	[Q8_ISA_AVX512VNNI] = {"avx512vnni", &qgemm_u8s8_8x32__avx512vnni,
-			       &qdwconv_u8s8_64c__avx512vnni, &qconv_u8s8_8x32__avx512vnni},
+			       &qdwconv_u8s8_64c__avx512vnni, &qconv_u8s8_8x32__avx512vnni,
+			       qadd_u8__avx512},
 #else
-	[Q8_ISA_AVX2] = {"avx2", NULL, NULL, NULL},
-	[Q8_ISA_AVX512VNNI] = {"avx512vnni", NULL, NULL, NULL},
+	[Q8_ISA_AVX2] = {"avx2", NULL, NULL, NULL, NULL},
+	[Q8_ISA_AVX512VNNI] = {"avx512vnni", NULL, NULL, NULL, NULL},
 #endif
 };
 static_assert(sizeof paths / sizeof paths[0] == Q8_ISA_COUNT, "one paths[] entry per q8_isa");
@@ -134,4 +138,9 @@ const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa)
 const struct qconv_ukernel *q8_conv_for(enum q8_isa isa)
 {
 	return q8_isa_supported(isa) ? paths[isa].conv : NULL;
+}
+
+qadd_fn q8_add_for(enum q8_isa isa)
+{
+	return q8_isa_supported(isa) ? paths[isa].add : NULL;
 }

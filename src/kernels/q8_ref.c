@@ -6,7 +6,8 @@
  * copy of w [c_out][kh][kw][c] int8.
  *
  * Every output is computed the obvious way: an int32 sum of exact products,
- * then clamp(q31_requantize(acc, mult, shift) + c_zero, c_min, c_max) or, in
+ * then q8_requant_f32(acc, rq_scale[j], ...) when rq_scale is given, else
+ * clamp(q31_requantize(acc, mult, shift) + c_zero, c_min, c_max), or, in
  * float-output mode, (float)acc * deq_scale[j]. The fast paths must reproduce
  * these numbers bit for bit.
  *
@@ -36,6 +37,15 @@ static inline uint8_t requant_out(int32_t acc, int32_t mult, int shift, int32_t 
 	if (v > c_max)
 		v = c_max;
 	return (uint8_t)v;
+}
+
+/* Output j: float requantization when rq_scale is given, else Q31. */
+static inline uint8_t requant_j(int32_t acc, int j, const float *rq_scale, const int32_t *mult,
+				const int8_t *shift, int32_t c_zero, uint8_t c_min, uint8_t c_max)
+{
+	if (rq_scale)
+		return (uint8_t)q8_requant_f32(acc, rq_scale[j], c_zero, c_min, c_max);
+	return requant_out(acc, mult[j], shift[j], c_zero, c_min, c_max);
 }
 
 /* --- GEMM ------------------------------------------------------------------ */
@@ -68,8 +78,8 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 			if (p->deq_scale)
 				p->c_f32[o] = (float)acc * p->deq_scale[j];
 			else
-				c[o] = requant_out(acc, p->mult[j], p->shift[j], p->c_zero,
-						   p->c_min, p->c_max);
+				c[o] = requant_j(acc, j, p->rq_scale, p->mult, p->shift,
+						 p->c_zero, p->c_min, p->c_max);
 		}
 	}
 }
@@ -137,9 +147,9 @@ static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void 
 							       w[(size_t)ch * taps + ki * p->kw + kj];
 						}
 					}
-					yo[ch] = requant_out(add_wrap(p->bias[ch], sum), p->mult[ch],
-							     p->shift[ch], p->c_zero, p->c_min,
-							     p->c_max);
+					yo[ch] = requant_j(add_wrap(p->bias[ch], sum), ch,
+							   p->rq_scale, p->mult, p->shift,
+							   p->c_zero, p->c_min, p->c_max);
 				}
 			}
 		}
@@ -305,8 +315,9 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 					int32_t sum = 0; /* |sum| <= 32640 * K < 2^30 for K <= Q8_K_MAX */
 					for (size_t kk = 0; kk < k; kk++)
 						sum += (int32_t)field[kk] * (int32_t)wj[kk];
-					yo[j] = requant_out(add_wrap(p->bias[j], sum), p->mult[j],
-							    p->shift[j], p->c_zero, p->c_min, p->c_max);
+					yo[j] = requant_j(add_wrap(p->bias[j], sum), j, p->rq_scale,
+							  p->mult, p->shift, p->c_zero, p->c_min,
+							  p->c_max);
 				}
 			}
 }
@@ -318,3 +329,12 @@ const struct qconv_ukernel qconv_u8s8__ref = {
 	.work_bytes = conv_work_bytes,
 	.run = conv_run,
 };
+
+/* --- Add ------------------------------------------------------------------------ */
+
+void qadd_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
+		  uint8_t *y)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = q8_add_f32(a[i], b[i], p);
+}
