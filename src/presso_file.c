@@ -1,16 +1,18 @@
 /* presso_file.c - the .presso format: a quantized model, ready to run.
  *
- * Layout, version 2. Integers are little-endian; "uv" is an unsigned LEB128
+ * Layout, version 3. Integers are little-endian; "uv" is an unsigned LEB128
  * varint, "sv" a zigzag-coded signed one; "str" is a uv byte count and the bytes
  * (no NUL); f32 is IEEE-754 binary32.
  *
  *   header (24 bytes)
  *     magic        8   "PRESSO\r\n" (the CR LF catches a text-mode transfer)
- *     version      u32 1
+ *     version      u32 3 (version 2, the same without the requant byte,
+ *                  reads as Q31 requantization)
  *     crc32        u32 CRC-32 (zlib) of the body
  *     body_bytes   u64 the file's size minus 24
  *   body, structure
  *     str producer, uv opset, uv n_folded_bn, uv n_folded_const
+ *     u8 requant       0 float, 1 Q31 (qengine.h's requant_mode)
  *     uv n_values, n_nodes, n_inputs, n_outputs, n_layers
  *     value[n_values]  str name, u8 flags, uv n_dims, uv dims[n_dims] (at batch 1)
  *                      flags: bits 0-1 kind (0 activation, 1 float constant,
@@ -70,7 +72,8 @@
 
 #define PFILE_MAGIC "PRESSO\r\n"
 #define PFILE_MAGIC_BYTES 8
-#define PFILE_VERSION 2
+#define PFILE_VERSION 3
+#define PFILE_VERSION_Q31_ONLY 2 /* oldest readable: no requant byte, Q31 */
 #define PFILE_HEADER_BYTES 24
 
 /* Bounds a loaded graph must keep (far above any model presso handles): a
@@ -326,6 +329,7 @@ enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 	w_uv(&w, (uint64_t)g->opset);
 	w_uv(&w, (uint64_t)g->n_folded_bn);
 	w_uv(&w, (uint64_t)g->n_folded_const);
+	w_u8(&w, qmodel_requant(m) == REQUANT_Q31 ? 1 : 0);
 	w_uv(&w, (uint64_t)n_values);
 	w_uv(&w, (uint64_t)g->n_nodes);
 	w_uv(&w, (uint64_t)g->n_inputs);
@@ -686,6 +690,8 @@ struct loading {
 	struct flayer *layers;
 	struct qparams *qp;   /* [n_values] */
 	int64_t payload_at;
+	uint32_t version;
+	enum requant_mode requant;
 };
 
 static enum presso_status read_values(struct loading *L)
@@ -1183,6 +1189,13 @@ static enum presso_status read_structure(struct loading *L)
 	g->opset = opset;
 	g->n_folded_bn = (int)nbn;
 	g->n_folded_const = (int)nfc;
+	L->requant = REQUANT_Q31;
+	if (L->version > PFILE_VERSION_Q31_ONLY) {
+		unsigned rq;
+		if (!r_u8(r, &rq) || rq > 1)
+			return bad(r, "truncated header or unknown requantization");
+		L->requant = rq ? REQUANT_Q31 : REQUANT_FLOAT;
+	}
 	if (!*g->producer) {
 		free(g->producer);
 		g->producer = NULL;
@@ -1246,11 +1259,13 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 	}
 	uint32_t version = le32(buf + 8), crc = le32(buf + 12);
 	uint64_t body = (uint64_t)le32(buf + 16) | (uint64_t)le32(buf + 20) << 32;
-	if (version != PFILE_VERSION) {
-		s = status_fail(PRESSO_E_FORMAT, "%s: format version %u, this presso reads version %d",
-				path, version, PFILE_VERSION);
+	if (version != PFILE_VERSION && version != PFILE_VERSION_Q31_ONLY) {
+		s = status_fail(PRESSO_E_FORMAT,
+				"%s: format version %u, this presso reads versions %d and %d", path,
+				version, PFILE_VERSION_Q31_ONLY, PFILE_VERSION);
 		goto fail;
 	}
+	L.version = version;
 	if (body != n - PFILE_HEADER_BYTES) {
 		s = status_fail(PRESSO_E_FORMAT, "%s: truncated or extended: %zu bytes, the header says %llu",
 				path, n, (unsigned long long)(body + PFILE_HEADER_BYTES));
@@ -1286,7 +1301,7 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 		lp[i] = (struct qlayer_preset){L.layers[i].q, L.layers[i].scale, L.layers[i].bias};
 	}
 	struct qmodel_preset preset = {lp, L.qp};
-	struct quant_config qc = {CALIB_MINMAX, 0, isa, NULL, NULL, REQUANT_FLOAT};
+	struct quant_config qc = {CALIB_MINMAX, 0, isa, NULL, NULL, L.requant};
 	if ((s = qmodel_build_preset(L.g, pol, &preset, &qc, &qm)) != PRESSO_OK) {
 		if (s != PRESSO_E_NOMEM)
 			s = status_wrap(PRESSO_E_FORMAT, "%s: the model does not rebuild", path);

@@ -1689,6 +1689,11 @@ bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp)
 	return true;
 }
 
+enum requant_mode qmodel_requant(const struct qmodel *m)
+{
+	return m->requant;
+}
+
 int qmodel_value_group(const struct qmodel *m, int v)
 {
 	if (v < 0 || v >= m->g->n_values || m->v[v].dom != QD_U8)

@@ -152,6 +152,9 @@ enum presso_status qmodel_build_preset(const struct graph *g, const struct polic
 				       const struct qmodel_preset *preset,
 				       const struct quant_config *qc, struct qmodel **out);
 
+/* How m requantizes (quant_config's requant when it was built). */
+enum requant_mode qmodel_requant(const struct qmodel *m);
+
 /* The head of v's quantization group (the value whose scale and zero point v
  * shares; v itself for a head), or -1 when v is not held as uint8. */
 int qmodel_value_group(const struct qmodel *m, int v);

@@ -228,6 +228,61 @@ Test(q8_requant, random)
 	}
 }
 
+/* The float multipliers of n channels' Q31 (mult, shift): what the engine
+ * passes as rq_scale, the real multiplier rounded to float. */
+static float *float_multipliers(int n, const int32_t *mult, const int8_t *shift)
+{
+	float *f = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+	for (int j = 0; j < n; j++)
+		f[j] = (float)ldexp((double)mult[j], shift[j] - 31);
+	return f;
+}
+
+/* Expected output in either requantization form. */
+static uint8_t model_out_any(int32_t acc, const float *rq_scale, int32_t mult, int shift, int j,
+			     int32_t c_zero, uint8_t c_min, uint8_t c_max)
+{
+	if (rq_scale)
+		return (uint8_t)q8_requant_f32(acc, rq_scale[j], c_zero, c_min, c_max);
+	return model_out(acc, mult, shift, c_zero, c_min, c_max);
+}
+
+/* The float form is the Q31 form within 1, equal almost everywhere: over
+ * realistic layers (outputs spread over the uint8 range) and over every
+ * shift with accumulators at the edges. Ties show the one systematic
+ * difference: float rounds them to even, Q31 away from zero. */
+Test(q8_requant, float_form_within_one_of_q31)
+{
+	rng_seed(7);
+	int64_t n = 0, differ = 0;
+	for (int t = 0; t < 200000; t++) {
+		int32_t mult = (int32_t)rng_range(1 << 30, INT32_MAX);
+		int shift = rng_chance(10) ? rng_int(-31, 30) : -rng_int(8, 20);
+		int32_t acc = rng_chance(5) ? edge_accs[rng_int(0, N_ELEMS(edge_accs) - 1)]
+					    : (int32_t)rng_range(-(1 << 24), 1 << 24);
+		int32_t c_zero = rng_int(0, 255);
+		float f = (float)ldexp((double)mult, shift - 31);
+		int32_t q = model_out(acc, mult, shift, c_zero, 0, 255);
+		int32_t r = q8_requant_f32(acc, f, c_zero, 0, 255);
+		cr_assert(r >= 0 && r <= 255);
+		cr_assert(abs(r - q) <= 1, "acc=%d mult=%d shift=%d: float %d, Q31 %d", acc, mult,
+			  shift, r, q);
+		n++;
+		differ += r != q;
+	}
+	cr_assert(differ * 1000 < n, "%lld of %lld differ", (long long)differ, (long long)n);
+	cr_log_info("float vs Q31 requantization: %lld of %lld outputs differ (by 1)",
+		    (long long)differ, (long long)n);
+	/* 5 * 0.5 = 2.5: float gives 2 (even), Q31 3 (away from zero) */
+	cr_assert_eq(q8_requant_f32(5, 0.5f, 0, 0, 255), 2);
+	cr_assert_eq(model_out(5, 1 << 30, 0, 0, 0, 255), 3);
+	cr_assert_eq(q8_requant_f32(-5, 0.5f, 10, 0, 255), 8);
+	/* the clamp is applied before rounding, and far outside the range */
+	cr_assert_eq(q8_requant_f32(INT32_MAX, 1e10f, 3, 5, 200), 200);
+	cr_assert_eq(q8_requant_f32(INT32_MIN, 1e10f, 3, 5, 200), 5);
+	cr_assert_eq(q8_requant_f32(1000, 0.1f, 0, 0, 99), 99);
+}
+
 /* ---- GEMM -------------------------------------------------------------------- */
 
 struct gemm_case {
@@ -237,7 +292,7 @@ struct gemm_case {
 	int8_t *w;
 	int32_t *bias, *mult;
 	int8_t *shift;
-	float *scale;
+	float *scale, *rqs;
 	struct qgemm_params p;
 };
 
@@ -285,6 +340,7 @@ static void gemm_case_make(struct gemm_case *g, int m, int n, int k)
 	}
 	q8_bias_fold(n, k, g->w, bias_q, a_zero, g->bias);
 	free(bias_q);
+	g->rqs = float_multipliers(n, g->mult, g->shift);
 	int32_t c_zero = rng_int(0, 255);
 	int c_min = rng_chance(50) ? 0 : rng_int(0, 255);
 	int c_max = rng_chance(50) ? 255 : rng_int(c_min, 255);
@@ -293,6 +349,7 @@ static void gemm_case_make(struct gemm_case *g, int m, int n, int k)
 		.mult = g->deq ? NULL : g->mult, .shift = g->deq ? NULL : g->shift,
 		.c_zero = c_zero, .c_min = (uint8_t)c_min, .c_max = (uint8_t)c_max,
 		.deq_scale = g->deq ? g->scale : NULL,
+		.rq_scale = !g->deq && rng_chance(50) ? g->rqs : NULL,
 	};
 }
 
@@ -304,6 +361,7 @@ static void gemm_case_free(struct gemm_case *g)
 	free(g->mult);
 	free(g->shift);
 	free(g->scale);
+	free(g->rqs);
 }
 
 /* Runs kernel uk on g into freshly allocated outputs (pre-filled with a
@@ -341,10 +399,10 @@ static void gemm_check_same(const char *what, const struct gemm_case *g, const u
 				  what, g->m, g->n, g->k, g->lda, g->ldc, row, col, f1[i], f0[i]);
 		else
 			cr_assert_eq(c0[i], c1[i],
-				     "%s: m=%d n=%d k=%d lda=%d ldc=%d c_zero=%d clamp %d..%d: "
+				     "%s: m=%d n=%d k=%d lda=%d ldc=%d c_zero=%d clamp %d..%d %s: "
 				     "c[%d][%d] = %d, want %d", what, g->m, g->n, g->k, g->lda,
-				     g->ldc, g->p.c_zero, g->p.c_min, g->p.c_max, row, col, c1[i],
-				     c0[i]);
+				     g->ldc, g->p.c_zero, g->p.c_min, g->p.c_max,
+				     g->p.rq_scale ? "float" : "Q31", row, col, c1[i], c0[i]);
 	}
 }
 
@@ -370,9 +428,10 @@ Test(q8_gemm, reference_vs_naive)
 				if (g.deq)
 					cr_assert_eq(f[o], (float)acc * g.scale[j]);
 				else
-					cr_assert_eq(c[o], model_out((int32_t)acc, g.mult[j],
-								     g.shift[j], g.p.c_zero,
-								     g.p.c_min, g.p.c_max),
+					cr_assert_eq(c[o], model_out_any((int32_t)acc, g.p.rq_scale,
+									 g.mult[j], g.shift[j], j,
+									 g.p.c_zero, g.p.c_min,
+									 g.p.c_max),
 						     "m=%d n=%d k=%d at [%d][%d]", g.m, g.n, g.k, i, j);
 			}
 		free(c);
@@ -407,9 +466,13 @@ static void gemm_k_max(const struct qgemm_ukernel *ref, const struct qgemm_ukern
 			g.mult[j] = INT32_MAX - j;
 			g.shift[j] = -31;
 		}
-		for (int deq = 0; deq <= 1; deq++) {
+		free(g.rqs);
+		g.rqs = float_multipliers(g.n, g.mult, g.shift);
+		for (int form = 0; form <= 2; form++) {
+			int deq = form == 2;
 			g.deq = deq;
 			g.p.deq_scale = deq ? g.scale : NULL;
+			g.p.rq_scale = form == 1 ? g.rqs : NULL;
 			g.p.mult = g.mult;
 			g.p.shift = g.shift;
 			uint8_t *c0, *c1;
@@ -579,6 +642,7 @@ struct dw_case {
 	int8_t *w;
 	int32_t *bias, *mult;
 	int8_t *shift;
+	float *rqs;
 	size_t y_bytes;
 };
 
@@ -626,6 +690,8 @@ static void dw_case_make(struct dw_case *d)
 	p->bias = d->bias;
 	p->mult = d->mult;
 	p->shift = d->shift;
+	d->rqs = float_multipliers(p->c, d->mult, d->shift);
+	p->rq_scale = rng_chance(50) ? d->rqs : NULL;
 	p->c_zero = rng_int(0, 255);
 	p->c_min = (uint8_t)(rng_chance(50) ? 0 : rng_int(0, 255));
 	p->c_max = (uint8_t)(rng_chance(50) ? 255 : rng_int(p->c_min, 255));
@@ -638,6 +704,7 @@ static void dw_case_free(struct dw_case *d)
 	free(d->bias);
 	free(d->mult);
 	free(d->shift);
+	free(d->rqs);
 }
 
 static uint8_t *dw_run_kernel(const struct qdwconv_ukernel *uk, const struct dw_case *d)
@@ -695,9 +762,10 @@ Test(q8_dwconv, reference_vs_naive)
 							}
 						size_t o = (((size_t)img * p->h_out + oh) * p->w_out + ow) *
 								   p->c + ch;
-						cr_assert_eq(y[o], model_out((int32_t)acc, d.mult[ch],
-									     d.shift[ch], p->c_zero,
-									     p->c_min, p->c_max),
+						cr_assert_eq(y[o], model_out_any((int32_t)acc, p->rq_scale,
+										 d.mult[ch], d.shift[ch], ch,
+										 p->c_zero, p->c_min,
+										 p->c_max),
 							     "%s at (%d,%d,%d,%d)", dw_describe(p), img, oh,
 							     ow, ch);
 					}
@@ -750,6 +818,7 @@ struct conv_case {
 	int8_t *w;               /* [c_out][kh][kw][c] */
 	int32_t *bias, *mult;
 	int8_t *shift;
+	float *rqs;
 	size_t x_bytes, y_bytes;
 };
 
@@ -811,6 +880,8 @@ static void conv_case_make(struct conv_case *d, bool wide_c1, bool c16)
 	p->bias = d->bias;
 	p->mult = d->mult;
 	p->shift = d->shift;
+	d->rqs = float_multipliers(p->c_out, d->mult, d->shift);
+	p->rq_scale = rng_chance(50) ? d->rqs : NULL;
 	p->c_zero = rng_int(0, 255);
 	p->c_min = (uint8_t)(rng_chance(50) ? 0 : rng_int(0, 255));
 	p->c_max = (uint8_t)(rng_chance(50) ? 255 : rng_int(p->c_min, 255));
@@ -823,6 +894,7 @@ static void conv_case_free(struct conv_case *d)
 	free(d->bias);
 	free(d->mult);
 	free(d->shift);
+	free(d->rqs);
 }
 
 static uint8_t *conv_run_kernel(const struct qconv_ukernel *uk, struct conv_case *d)
@@ -890,9 +962,10 @@ Test(q8_conv, reference_vs_naive_and_im2col_gemm)
 								}
 						size_t o = (((size_t)img * p->h_out + oh) * p->w_out + ow) *
 								   p->c_out + j;
-						cr_assert_eq(y[o], model_out((int32_t)acc, d.mult[j],
-									     d.shift[j], p->c_zero,
-									     p->c_min, p->c_max),
+						cr_assert_eq(y[o], model_out_any((int32_t)acc, p->rq_scale,
+										 d.mult[j], d.shift[j], j,
+										 p->c_zero, p->c_min,
+										 p->c_max),
 							     "%s at (%d,%d,%d,%d)", conv_describe(p), img,
 							     oh, ow, j);
 					}
@@ -903,6 +976,7 @@ Test(q8_conv, reference_vs_naive_and_im2col_gemm)
 		gemm->pack(p->c_out, k, d.w, packed);
 		struct qgemm_params gp = {.m = p->h_out * p->w_out, .n = p->c_out, .k = k,
 					  .bias = d.bias, .mult = d.mult, .shift = d.shift,
+					  .rq_scale = p->rq_scale,
 					  .c_zero = p->c_zero, .c_min = p->c_min,
 					  .c_max = p->c_max};
 		uint8_t *y2 = xmalloc(d.y_bytes);
@@ -1048,4 +1122,62 @@ Test(q8_dispatch, env_unknown_falls_back_to_best)
 		if (q8_isa_supported((enum q8_isa)i))
 			best = (enum q8_isa)i;
 	cr_assert_eq(q8_isa_best(), best);
+}
+
+/* ---- Add -------------------------------------------------------------------------- */
+
+/* Every (a, b) pair through every path's Add, with random scales, zero points
+ * and clamps, at lengths that leave every tail (and in place, y = a): each
+ * path equals q8_add_f32, which is within 1 of the exact real sum. */
+Test(q8_add, every_pair_on_every_path)
+{
+	rng_seed(31);
+	size_t n = 65536 + 13;
+	uint8_t *a = xmalloc(n), *b = xmalloc(n), *y = xmalloc(n), *ya = xmalloc(n);
+	for (size_t i = 0; i < n; i++) {
+		a[i] = (uint8_t)(i >> 8);
+		b[i] = (uint8_t)i;
+	}
+	int paths = 0;
+	for (int t = 0; t < 12; t++) {
+		struct qadd_params p = {
+			.a_zero = rng_int(0, 255), .b_zero = rng_int(0, 255), .c_zero = rng_int(0, 255),
+			.a_scale = (float)ldexp((double)rng_int(1, 1 << 20), -rng_int(18, 22)),
+			.b_scale = (float)ldexp((double)rng_int(1, 1 << 20), -rng_int(18, 22)),
+			.c_min = (uint8_t)(rng_chance(50) ? 0 : rng_int(0, 128)),
+		};
+		p.c_max = (uint8_t)(rng_chance(50) ? 255 : rng_int(p.c_min, 255));
+		for (size_t i = 0; i < n; i++) {
+			uint8_t want = q8_add_f32(a[i], b[i], &p);
+			double exact = (a[i] - p.a_zero) * (double)p.a_scale +
+				       (b[i] - p.b_zero) * (double)p.b_scale + p.c_zero;
+			exact = exact < p.c_min ? p.c_min : exact > p.c_max ? p.c_max : exact;
+			cr_assert(fabs(want - exact) <= 1.0, "(%d, %d): %d for %.3f", a[i], b[i],
+				  want, exact);
+		}
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qadd_fn add = q8_add_for((enum q8_isa)isa);
+			if (!add)
+				continue;
+			paths += t == 0;
+			size_t len = t == 0 ? n : (size_t)rng_int(0, 200);
+			memset(y, 0xa5, n);
+			add(len, a, b, &p, y);
+			for (size_t i = 0; i < len; i++)
+				cr_assert_eq(y[i], q8_add_f32(a[i], b[i], &p), "%s: (%d, %d) at %zu",
+					     q8_isa_name((enum q8_isa)isa), a[i], b[i], i);
+			for (size_t i = len; i < n; i++)
+				cr_assert_eq(y[i], 0xa5, "%s wrote past n = %zu",
+					     q8_isa_name((enum q8_isa)isa), len);
+			memcpy(ya, a, n);
+			add(len, ya, b, &p, ya);
+			cr_assert(memcmp(ya, y, len) == 0, "%s: in place differs",
+				  q8_isa_name((enum q8_isa)isa));
+		}
+	}
+	cr_log_info("Add: %d paths equal q8_add_f32 on all 65536 pairs", paths);
+	free(a);
+	free(b);
+	free(y);
+	free(ya);
 }

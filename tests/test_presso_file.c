@@ -259,19 +259,25 @@ static struct graph *load_model(const char *name)
 	return g;
 }
 
-static struct qmodel *quantize(const struct graph *g, const struct policy *pol, struct calib **cal)
+static struct qmodel *quantize_as(const struct graph *g, const struct policy *pol,
+				  enum requant_mode rq, struct calib **cal)
 {
 	struct dataset *ds = random_images(g, N_CALIB, 3);
 	struct split sp;
 	cr_assert_eq(split_range(ds->n, 0, &sp), PRESSO_OK);
 	cr_assert_eq(calib_run(g, ds, &IDENTITY_NORM, &sp, N_CALIB, cal), PRESSO_OK, "%s",
 		     status_msg());
-	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, rq};
 	struct qmodel *m;
 	cr_assert_eq(qmodel_build(g, pol, *cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 	split_free(&sp);
 	dataset_free(ds);
 	return m;
+}
+
+static struct qmodel *quantize(const struct graph *g, const struct policy *pol, struct calib **cal)
+{
+	return quantize_as(g, pol, REQUANT_FLOAT, cal);
 }
 
 /* The outputs of m on N_RUN fixed random images (malloc'd), *n_out floats. */
@@ -328,6 +334,7 @@ static void roundtrip(const struct qmodel *m, const char *path, struct roundtrip
 	struct graph *g2;
 	struct qmodel *m2;
 	cr_assert_eq(presso_file_load(path, q8_isa_best(), &g2, &m2), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(qmodel_requant(m2), qmodel_requant(m));
 	struct qmodel_size z1, z2;
 	qmodel_size(m, &z1);
 	qmodel_size(m2, &z2);
@@ -565,7 +572,7 @@ Test(presso_file, wrong_magic_version_and_missing_file)
 	b[8] = 1; /* version 1 stored float32 scales and int32 biases */
 	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
 	cr_assert(strstr(status_msg(), "version"), "%s", status_msg());
-	b[8] = 3;
+	b[8] = 4;
 	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
 	cr_assert(strstr(status_msg(), "version"), "%s", status_msg());
 	cr_assert_eq(load_bytes(path, b, 0), PRESSO_E_FORMAT);
@@ -742,4 +749,66 @@ Test(presso_file, eval_model_matches_eval_policy)
 	free(out);
 	free(err);
 	remove_dir(dir, (const char *const[]){"c.json", "lenet4.presso", NULL});
+}
+
+/* The requantization travels with the file: a Q31 model loads as Q31. A
+ * version-2 file (written before float requantization existed: the same bytes
+ * without the requant byte) loads as Q31 and computes the same; an unknown
+ * requant byte is a format error. */
+Test(presso_file, requant_mode_round_trips_and_version_2_reads_as_q31)
+{
+	char *dir = fx_tmpdir();
+	struct graph *g = load_model("lenet");
+	struct policy *pol = uniform(n_layers_of(g), 8, 8);
+	struct calib *cal;
+	struct qmodel *m = quantize_as(g, pol, REQUANT_Q31, &cal);
+	struct roundtrip rt;
+	const char *path = fx_join(dir, "q31.presso");
+	roundtrip(m, path, &rt);
+	size_t n;
+	uint8_t *b = (uint8_t *)fx_read(path, &n);
+	/* the requant byte follows producer (uv length + bytes) and three uv fields */
+	size_t at = HEADER_BYTES, len = 0;
+	uint8_t c;
+	int shift = 0;
+	do {
+		c = b[at++];
+		len |= (size_t)(c & 0x7f) << shift;
+		shift += 7;
+	} while (c & 0x80);
+	at += len;
+	for (int f = 0; f < 3; f++)
+		while (b[at++] & 0x80)
+			;
+	cr_assert_eq(b[at], 1, "requant byte of a Q31 model at %zu", at);
+	uint8_t *v2 = malloc(n - 1);
+	memcpy(v2, b, at);
+	memcpy(v2 + at, b + at + 1, n - at - 1);
+	v2[8] = 2;
+	fix_header(v2, n - 1);
+	const char *p2 = fx_join(dir, "v2.presso");
+	cr_assert(fx_write(p2, v2, n - 1));
+	struct graph *g2;
+	struct qmodel *m2;
+	cr_assert_eq(presso_file_load(p2, q8_isa_best(), &g2, &m2), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(qmodel_requant(m2), REQUANT_Q31);
+	int64_t n1, n2;
+	float *y1 = run_q(m, &n1), *y2 = run_q(m2, &n2);
+	cr_assert_eq(n1, n2);
+	cr_assert_arr_eq(y1, y2, sizeof(float) * (size_t)n1, "a version-2 file computes otherwise");
+	qmodel_free(m2);
+	graph_free(g2);
+	b[at] = 2;
+	fix_header(b, n);
+	cr_assert_eq(load_bytes(p2, b, n), PRESSO_E_FORMAT);
+	cr_assert(strstr(status_msg(), "requantization"), "%s", status_msg());
+	free(y1);
+	free(y2);
+	free(v2);
+	free(b);
+	qmodel_free(m);
+	calib_free(cal);
+	policy_free(pol);
+	graph_free(g);
+	remove_dir(dir, (const char *const[]){"q31.presso", "v2.presso", NULL});
 }

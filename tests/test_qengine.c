@@ -189,27 +189,41 @@ Test(qengine, every_kernel_path_gives_identical_outputs)
 	cr_assert_eq(policy_parse("{\"layers\": {\"conv1\": {\"bits\": 3, \"bias_correction\": true},"
 				  " \"pw\": {\"bits\": 2}}}", "p", ls, nl, &p), PRESSO_OK, "%s",
 		     status_msg());
-	float ref[40 * 4];
+	float ref[2][40 * 4];
 	int n_paths = 0;
-	for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
-		if (!q8_isa_supported((enum q8_isa)isa)) {
-			cr_log_info("path %s: not on this CPU, skipped", q8_isa_name((enum q8_isa)isa));
-			continue;
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			if (!q8_isa_supported((enum q8_isa)isa)) {
+				cr_log_info("path %s: not on this CPU, skipped",
+					    q8_isa_name((enum q8_isa)isa));
+				continue;
+			}
+			struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+						  (enum requant_mode)rq};
+			struct qmodel *m;
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			cr_assert_eq(qmodel_requant(m), (enum requant_mode)rq);
+			float y[40 * 4];
+			run_q(m, ds, 40, y);
+			if (isa == Q8_ISA_REF)
+				memcpy(ref[rq], y, sizeof y);
+			else
+				cr_assert_arr_eq(y, ref[rq], sizeof y,
+						 "path %s differs from the reference (%s)",
+						 q8_isa_name((enum q8_isa)isa),
+						 rq == REQUANT_Q31 ? "Q31" : "float");
+			n_paths++;
+			qmodel_free(m);
 		}
-		struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL, REQUANT_FLOAT};
-		struct qmodel *m;
-		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
-		float y[40 * 4];
-		run_q(m, ds, 40, y);
-		if (isa == Q8_ISA_REF)
-			memcpy(ref, y, sizeof y);
-		else
-			cr_assert_arr_eq(y, ref, sizeof y, "path %s differs from the reference",
-					 q8_isa_name((enum q8_isa)isa));
-		n_paths++;
-		qmodel_free(m);
+	cr_assert_geq(n_paths, 2);
+	/* the two forms compute nearly the same logits (a few output steps apart) */
+	float worst = 0, range = 0;
+	for (int i = 0; i < 40 * 4; i++) {
+		worst = fmaxf(worst, fabsf(ref[0][i] - ref[1][i]));
+		range = fmaxf(range, fabsf(ref[1][i]));
 	}
-	cr_assert_geq(n_paths, 1);
+	cr_assert_lt(worst, 0.1f * range, "float vs Q31: logits differ by %g (range %g)", worst,
+		     range);
 	policy_free(p);
 	free(ls);
 	calib_free(cal);
@@ -362,22 +376,27 @@ Test(shipped, low_bit_policies_run_on_every_path, .timeout = 600)
 			cr_assert_eq(policy_load(policies[k], s.ls, s.nl, &p), PRESSO_OK);
 		else
 			cr_assert_eq(policy_parse(policies[k], "p", s.ls, s.nl, &p), PRESSO_OK);
-		int64_t correct = -1;
-		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+		int64_t correct[2] = {-1, -1};
+		for (int k2 = 0; k2 < 2 * Q8_ISA_COUNT; k2++) {
+			int isa = k2 % Q8_ISA_COUNT, rq = k2 / Q8_ISA_COUNT;
 			if (!q8_isa_supported((enum q8_isa)isa))
 				continue;
-			struct quant_config qc = {CALIB_PERCENTILE, 99.99, (enum q8_isa)isa, NULL, NULL, REQUANT_FLOAT};
+			struct quant_config qc = {CALIB_PERCENTILE, 99.99, (enum q8_isa)isa, NULL, NULL,
+						  (enum requant_mode)rq};
 			struct qmodel *m;
 			cr_assert_eq(qmodel_build(s.g, p, s.cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 			struct eval_model qm = {s.g, m};
 			struct eval_result r;
 			cr_assert_eq(eval_accuracy(&qm, s.test, &s.norm, &few, 50, 1, &r), PRESSO_OK);
-			if (correct < 0)
-				correct = r.n_correct;
-			cr_assert_eq(r.n_correct, correct, "policy %zu: path %s disagrees", k,
-				     q8_isa_name((enum q8_isa)isa));
+			if (correct[rq] < 0)
+				correct[rq] = r.n_correct;
+			cr_assert_eq(r.n_correct, correct[rq], "policy %zu: path %s disagrees (%s)", k,
+				     q8_isa_name((enum q8_isa)isa), rq ? "Q31" : "float");
 			qmodel_free(m);
 		}
+		/* float and Q31 requantization: the same accuracy within 2% of the images */
+		cr_assert_leq(llabs(correct[0] - correct[1]) * 50, few.n, "policy %zu: %lld vs %lld",
+			      k, (long long)correct[0], (long long)correct[1]);
 		policy_free(p);
 	}
 	split_free(&few);
