@@ -375,7 +375,13 @@ Test(config, quant_section)
 	cr_assert_eq(load_text("q.json", config_text("", ""), &cfg), PRESSO_OK, "%s", status_msg());
 	cr_assert_eq(cfg->quant.method, CALIB_PERCENTILE, "percentile calibration by default");
 	cr_assert_float_eq(cfg->quant.percentile, 99.99, 1e-12);
+	cr_assert(!cfg->quant.requant_q31, "float requantization by default");
 	config_free(cfg);
+	cr_assert_eq(load_text("q.json", config_text(", \"quant\": {\"requant\": \"q31\"}", ""),
+			       &cfg), PRESSO_OK, "%s", status_msg());
+	cr_assert(cfg->quant.requant_q31);
+	config_free(cfg);
+	expect_bad(", \"quant\": {\"requant\": \"fixed\"}", "", PRESSO_E_CONFIG, "quant.requant");
 	expect_bad(", \"quant\": {\"calibration\": \"median\"}", "", PRESSO_E_CONFIG,
 		   "quant.calibration");
 	expect_bad(", \"quant\": {\"percentile\": 100.5}", "", PRESSO_E_CONFIG, "quant.percentile");

@@ -27,6 +27,7 @@ struct eval_out {
 	const char *policy;
 	const char *isa;
 	const char *calibration;
+	const char *requant;
 };
 
 static void print_json(const struct config *cfg, const struct eval_out *o, int threads)
@@ -59,6 +60,7 @@ static void print_json(const struct config *cfg, const struct eval_out *o, int t
 		cJSON_AddNumberToObject(q, "images_per_s", o->q.images_per_s);
 		cJSON_AddStringToObject(q, "isa", o->isa);
 		cJSON_AddStringToObject(q, "calibration", o->calibration);
+		cJSON_AddStringToObject(q, "requant", o->requant);
 	}
 	cJSON_AddNumberToObject(j, "batch", cfg->eval.batch);
 	cJSON_AddNumberToObject(j, "threads", threads);
@@ -82,7 +84,8 @@ static void print_text(const struct config *cfg, const struct eval_out *o, int t
 	printf("\n");
 	if (!o->policy)
 		return;
-	printf("policy:      %s (calibration %s, kernels %s)\n", o->policy, o->calibration, o->isa);
+	printf("policy:      %s (calibration %s, %s requantization, kernels %s)\n", o->policy,
+	       o->calibration, o->requant, o->isa);
 	printf("quantized:   %.2f%% top-1 (%+.2f vs FP32)\n", o->q.accuracy_pct,
 	       o->q.accuracy_pct - o->fp32.accuracy_pct);
 	printf("size:        %lld bytes (%.2fx smaller than FP32; weights %lld bytes, mean %.2f bits)\n",
@@ -160,6 +163,8 @@ static int eval_presso(const struct config *cfg, const char *path, const char *s
 		cJSON_AddNumberToObject(q, "latency_us", latency_us);
 		cJSON_AddNumberToObject(q, "images_per_s", r.images_per_s);
 		cJSON_AddStringToObject(q, "isa", q8_isa_name(isa));
+		cJSON_AddStringToObject(q, "requant",
+					qmodel_requant(qm) == REQUANT_Q31 ? "q31" : "float");
 		cJSON_AddNumberToObject(j, "batch", cfg->eval.batch);
 		cJSON_AddNumberToObject(j, "threads", threads);
 		char *text = cJSON_Print(j);
@@ -309,6 +314,7 @@ int cmd_eval(int argc, char **argv)
 		o.policy = policy_arg;
 		o.isa = q8_isa_name(qc.isa);
 		o.calibration = calib_method_name(qc.method);
+		o.requant = qmodel_requant(qm) == REQUANT_Q31 ? "q31" : "float";
 	}
 	if (json) {
 		print_json(cfg, &o, threads);

@@ -81,19 +81,19 @@ static inline int32_t q31_requantize(int32_t acc, int32_t mult, int shift)
 	return q31_round_shift_right(q31_mul_high((int32_t)shifted, mult), right);
 }
 
-/* clamp(round(acc * scale) + c_zero, c_min, c_max) in binary32: acc converted
- * to float (rounded to nearest even), one multiply, the clamp in float (the
- * bounds are small integers), then rounded to nearest even. scale is the
- * layer's real multiplier s_in * s_w / s_out rounded to float. This is what
- * the float form of requantization computes on every path. */
+/* clamp(round(acc * scale + c_zero), c_min, c_max) in binary32: acc converted
+ * to float (rounded to nearest even), one fused multiply-add (a single
+ * rounding), the clamp in float (the bounds are integers, so clamping before
+ * the rounding is clamping after it), then rounded to nearest even. scale is
+ * the layer's real multiplier s_in * s_w / s_out rounded to float. This is
+ * what the float form of requantization computes on every path. */
 static inline int32_t q8_requant_f32(int32_t acc, float scale, int32_t c_zero, uint8_t c_min,
 				     uint8_t c_max)
 {
-	float f = (float)acc * scale;
-	float lo = (float)((int32_t)c_min - c_zero), hi = (float)((int32_t)c_max - c_zero);
-	f = f > lo ? f : lo;
-	f = f < hi ? f : hi;
-	return (int32_t)lrintf(f) + c_zero;
+	float f = fmaf((float)acc, scale, (float)c_zero);
+	f = f > (float)c_min ? f : (float)c_min;
+	f = f < (float)c_max ? f : (float)c_max;
+	return (int32_t)lrintf(f);
 }
 
 /* --- GEMM ------------------------------------------------------------------ */

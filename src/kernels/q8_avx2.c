@@ -51,7 +51,7 @@ struct rq8 {
 
 struct rq_out {
 	__m256i lo, hi, zero;
-	__m256 lo_f, hi_f; /* lo and hi in float */
+	__m256 zero_f, min_f, max_f; /* c_zero, c_min and c_max in float */
 	bool deq;
 };
 
@@ -98,8 +98,9 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
 	o->lo = _mm256_set1_epi32((int32_t)c_min - c_zero);
 	o->hi = _mm256_set1_epi32((int32_t)c_max - c_zero);
 	o->zero = _mm256_set1_epi32(c_zero);
-	o->lo_f = _mm256_set1_ps((float)((int32_t)c_min - c_zero));
-	o->hi_f = _mm256_set1_ps((float)((int32_t)c_max - c_zero));
+	o->zero_f = _mm256_set1_ps((float)c_zero);
+	o->min_f = _mm256_set1_ps((float)c_min);
+	o->max_f = _mm256_set1_ps((float)c_max);
 	o->deq = deq;
 }
 
@@ -108,9 +109,8 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
 static ALWAYS_INLINE __m256i requant8_f32(__m256i acc, const struct rq8 *q,
 					  const struct rq_out *o)
 {
-	__m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), q->fscale);
-	f = _mm256_min_ps(_mm256_max_ps(f, o->lo_f), o->hi_f);
-	return _mm256_add_epi32(_mm256_cvtps_epi32(f), o->zero);
+	__m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), q->fscale, o->zero_f);
+	return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, o->min_f), o->max_f));
 }
 
 /* clamp(q31_requantize(acc) + c_zero) on 8 lanes (same steps as requant16 in
@@ -435,7 +435,8 @@ static ALWAYS_INLINE __m256i add8(__m128i a8, __m128i b8, const struct qadd_para
 		_mm256_sub_epi32(_mm256_cvtepu8_epi32(b8), _mm256_set1_epi32(p->b_zero)));
 	__m256 f = _mm256_add_ps(_mm256_mul_ps(fa, _mm256_set1_ps(p->a_scale)),
 				 _mm256_mul_ps(fb, _mm256_set1_ps(p->b_scale)));
-	f = _mm256_min_ps(_mm256_max_ps(f, o->lo_f), o->hi_f);
+	f = _mm256_min_ps(_mm256_max_ps(f, _mm256_sub_ps(o->min_f, o->zero_f)),
+			  _mm256_sub_ps(o->max_f, o->zero_f));
 	return _mm256_add_epi32(_mm256_cvtps_epi32(f), o->zero);
 }
 

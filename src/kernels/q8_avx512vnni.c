@@ -87,7 +87,8 @@ struct rq16 {
 /* Output constants shared by all columns. */
 struct rq_out {
 	__m512i lo, hi, zero; /* clamp r to [c_min - c_zero, c_max - c_zero], then + c_zero */
-	__m512 lo_f, hi_f;    /* the same bounds in float */
+	__m512 zero_f;        /* c_zero in float */
+	__m512 min_f, max_f;  /* c_min and c_max in float */
 	bool deq;
 };
 
@@ -130,19 +131,22 @@ static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
 	o->lo = _mm512_set1_epi32((int32_t)c_min - c_zero);
 	o->hi = _mm512_set1_epi32((int32_t)c_max - c_zero);
 	o->zero = _mm512_set1_epi32(c_zero);
-	o->lo_f = _mm512_set1_ps((float)((int32_t)c_min - c_zero));
-	o->hi_f = _mm512_set1_ps((float)((int32_t)c_max - c_zero));
+	o->zero_f = _mm512_set1_ps((float)c_zero);
+	o->min_f = _mm512_set1_ps((float)c_min);
+	o->max_f = _mm512_set1_ps((float)c_max);
 	o->deq = deq;
 }
 
-/* round(acc * fscale) as int32, clamped to int16's range first (q8_requant_f32
- * up to its clamp, which callers apply: with bounds inside int16's range,
- * clamping twice is clamping once). Rounds to nearest even (MXCSR default). */
-static ALWAYS_INLINE __m512i requant16_f32_r(__m512i acc, const struct rq16 *q)
+/* round(acc * fscale + c_zero) as int32, at most 32767: q8_requant_f32 up to
+ * its clamp to [c_min, c_max], which callers apply after saturating packs
+ * (with bounds inside int16's range, clamping twice is clamping once; a value
+ * below -2^31 converts to INT32_MIN, which saturates to 0 as it should).
+ * Rounds to nearest even (MXCSR default). */
+static ALWAYS_INLINE __m512i requant16_f32_r(__m512i acc, const struct rq16 *q,
+					     const struct rq_out *o)
 {
-	__m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), q->fscale);
-	f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(-32768.0f)), _mm512_set1_ps(32767.0f));
-	return _mm512_cvtps_epi32(f);
+	__m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), q->fscale, o->zero_f);
+	return _mm512_cvtps_epi32(_mm512_min_ps(f, _mm512_set1_ps(32767.0f)));
 }
 
 /* q31_requantize(acc) on 16 lanes, step by step as in kernels_q8.h. The two
@@ -185,9 +189,8 @@ static ALWAYS_INLINE __m512i requant16_q31_r(__m512i acc, const struct rq16 *q, 
 static ALWAYS_INLINE __m512i requant16_f32(__m512i acc, const struct rq16 *q,
 					   const struct rq_out *o)
 {
-	__m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), q->fscale);
-	f = _mm512_min_ps(_mm512_max_ps(f, o->lo_f), o->hi_f);
-	return _mm512_add_epi32(_mm512_cvtps_epi32(f), o->zero);
+	__m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), q->fscale, o->zero_f);
+	return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(f, o->min_f), o->max_f));
 }
 
 /* clamp(q31_requantize(acc) + c_zero) on 16 lanes (the clamp first, in
@@ -226,11 +229,13 @@ static enum rq_form rq_form_of(const struct rq16 *q, int n)
 	return RQ_LEAN;
 }
 
-/* Unclamped r in form f (requant16_f32_r or requant16_q31_r). */
-static ALWAYS_INLINE __m512i requant16_form_r(enum rq_form f, __m512i acc, const struct rq16 *q)
+/* Unclamped r in form f: requant16_q31_r, or requant16_f32_r, which includes
+ * c_zero (the caller adds it to the Q31 forms only). */
+static ALWAYS_INLINE __m512i requant16_form_r(enum rq_form f, __m512i acc, const struct rq16 *q,
+					      const struct rq_out *o)
 {
 	if (f == RQ_F32)
-		return requant16_f32_r(acc, q);
+		return requant16_f32_r(acc, q, o);
 	return requant16_q31_r(acc, q, f == RQ_FULL && q->any_left,
 			       f == RQ_FULL && q->any_min_mult);
 }
@@ -935,9 +940,12 @@ static ALWAYS_INLINE void conv_c16_pass(enum rq_form form, const struct qconv_pa
 	const int kh = p->kh, kw = p->kw, nch = p->c_out - j0 < 16 ? p->c_out - j0 : 16;
 	const size_t row_bytes = (size_t)p->w_in * 16;
 	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
-	const __m512i z16 = _mm512_set1_epi16((short)p->c_zero);
+	/* the zero point: in the float form's multiply-add, else added to r here */
+	const __m512i z16 = _mm512_set1_epi16(form == RQ_F32 ? 0 : (short)p->c_zero);
 	const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
 	const __mmask16 chk = (__mmask16)((1u << nch) - 1);
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	uintptr_t rowp[C16_MAX_TAPS];
 	__mmask64 rowk[C16_MAX_TAPS], colk[C16_MAX_TAPS];
 	intptr_t colo[C16_MAX_TAPS];
@@ -983,7 +991,7 @@ static ALWAYS_INLINE void conv_c16_pass(enum rq_form form, const struct qconv_pa
 						c16_sum_quads(acc[4 * k], acc[4 * k + 1], acc[4 * k + 2],
 							      acc[4 * k + 3]),
 						q[k].bias);
-					r[k] = requant16_form_r(form, sum, &q[k]);
+					r[k] = requant16_form_r(form, sum, &q[k], &o);
 				}
 				/* r saturated to int16 before the saturating add of the zero
 				 * point: beyond int16 is beyond uint8 either way */
@@ -1283,6 +1291,7 @@ struct dw4 {
 	const int8_t *w;          /* [G][4][n_cg][16] */
 	int n_cg, n_g, taps;
 	__m512i az, z16, cmin, cmax;
+	struct rq_out o;
 };
 
 /* Requantization constants of the 4 parts for slots whose channel groups are
@@ -1328,11 +1337,15 @@ static ALWAYS_INLINE __m512i dw4_out(const struct dw4 *d, const __m512i acc[4],
 {
 	/* r is saturated to int16 before adding the zero point (saturating): a
 	 * value beyond int16 is beyond the uint8 range either way */
-#define DW4_R(i) requant16_form_r(form, acc[i], &q[i])
+#define DW4_R(i) requant16_form_r(form, acc[i], &q[i], &d->o)
 	__m512i ab = _mm512_packs_epi32(DW4_R(0), DW4_R(1));
 	__m512i cd = _mm512_packs_epi32(DW4_R(2), DW4_R(3));
 #undef DW4_R
-	__m512i v = _mm512_packus_epi16(_mm512_adds_epi16(ab, d->z16), _mm512_adds_epi16(cd, d->z16));
+	if (form != RQ_F32) { /* the float form has the zero point in already */
+		ab = _mm512_adds_epi16(ab, d->z16);
+		cd = _mm512_adds_epi16(cd, d->z16);
+	}
+	__m512i v = _mm512_packus_epi16(ab, cd);
 	return _mm512_min_epu8(_mm512_max_epu8(v, d->cmin), d->cmax);
 }
 
@@ -1488,6 +1501,7 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 	d.n_g = (d.taps + 3) / 4;
 	d.az = _mm512_set1_epi8((char)p->a_zero);
 	d.z16 = _mm512_set1_epi16((short)p->c_zero);
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &d.o);
 	d.cmin = _mm512_set1_epi8((char)p->c_min);
 	d.cmax = _mm512_set1_epi8((char)p->c_max);
 	struct rq16 q[4];
@@ -1573,7 +1587,8 @@ static ALWAYS_INLINE __m128i add16(__m128i a8, __m128i b8, const struct qadd_par
 		_mm512_sub_epi32(_mm512_cvtepu8_epi32(b8), _mm512_set1_epi32(p->b_zero)));
 	__m512 f = _mm512_add_ps(_mm512_mul_ps(fa, _mm512_set1_ps(p->a_scale)),
 				 _mm512_mul_ps(fb, _mm512_set1_ps(p->b_scale)));
-	f = _mm512_min_ps(_mm512_max_ps(f, o->lo_f), o->hi_f);
+	f = _mm512_min_ps(_mm512_max_ps(f, _mm512_sub_ps(o->min_f, o->zero_f)),
+			  _mm512_sub_ps(o->max_f, o->zero_f));
 	return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), o->zero));
 }
 
