@@ -1375,7 +1375,10 @@ static ALWAYS_INLINE void dw4_taps(const struct dw4 *d, int KH, int KW, const ui
 	const int kh = KH ? KH : d->p->kh, kw = KW ? KW : d->p->kw;
 	__m512i xt[4];
 	int k = 0, g = 0;
+	/* unrolled for the constant 3 x 3, so that xt and wv stay in registers */
+#pragma GCC unroll 8
 	for (int ki = 0; ki < kh; ki++)
+#pragma GCC unroll 8
 		for (int kj = 0; kj < kw; kj++) {
 			/* masked-off bytes are neither read nor faulted on */
 			xt[k] = _mm512_mask_loadu_epi8(d->az, rowk[ki] & colk[kj],
