@@ -313,33 +313,43 @@ static ALWAYS_INLINE void gemm_tile(bool f32, int mr, int nb, int k, const uint8
 {
 	__m512i acc[GEMM_MR][GEMM_NB];
 	const uint8_t *ar[GEMM_MR];
+#pragma GCC unroll 8
 	for (int r = 0; r < mr; r++) {
 		ar[r] = a + (size_t)r * lda;
+#pragma GCC unroll 8
 		for (int b = 0; b < nb; b++)
 			acc[r][b] = q[b].bias;
 	}
 	int k4 = k / 4;
 	for (int g = 0; g < k4; g++) {
 		__m512i w[GEMM_NB];
+#pragma GCC unroll 8
 		for (int b = 0; b < nb; b++)
 			w[b] = _mm512_loadu_si512(wp + ((size_t)g * GEMM_NR + 16 * b) * 4);
+#pragma GCC unroll 8
 		for (int r = 0; r < mr; r++) {
 			__m512i av = _mm512_set1_epi32(load_u32(ar[r] + 4 * g));
+#pragma GCC unroll 8
 			for (int b = 0; b < nb; b++)
 				acc[r][b] = dpbusd(acc[r][b], av, w[b]);
 		}
 	}
 	if (k & 3) {
 		__m512i w[GEMM_NB];
+#pragma GCC unroll 8
 		for (int b = 0; b < nb; b++)
 			w[b] = _mm512_loadu_si512(wp + ((size_t)k4 * GEMM_NR + 16 * b) * 4);
+#pragma GCC unroll 8
 		for (int r = 0; r < mr; r++) {
 			__m512i av = _mm512_set1_epi32(load_tail(ar[r] + 4 * k4, k & 3));
+#pragma GCC unroll 8
 			for (int b = 0; b < nb; b++)
 				acc[r][b] = dpbusd(acc[r][b], av, w[b]);
 		}
 	}
+#pragma GCC unroll 8
 	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
 		for (int b = 0; b < nb; b++)
 			store16(f32, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
 }
@@ -590,40 +600,51 @@ static ALWAYS_INLINE void conv_tile(bool f32, int mr, int nb, int kh, int kwc,
 				   const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
 {
 	__m512i acc[GEMM_MR][GEMM_NB];
+#pragma GCC unroll 8
 	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
 		for (int b = 0; b < nb; b++)
 			acc[r][b] = q[b].bias;
 	int g4 = kwc / 4, tail = kwc & 3, kwc4 = (kwc + 3) & ~3;
 	for (int ki = 0; ki < kh; ki++) {
 		const uint8_t *ar[GEMM_MR];
+#pragma GCC unroll 8
 		for (int r = 0; r < mr; r++)
 			ar[r] = rb[r] + (size_t)ki * rs[r];
 		const int8_t *wk = wp + (size_t)ki * kwc4 * GEMM_NR;
 		for (int g = 0; g < g4; g++) {
 			__m512i w[GEMM_NB];
+#pragma GCC unroll 8
 			for (int b = 0; b < nb; b++)
 				w[b] = _mm512_loadu_si512(wk + ((size_t)g * GEMM_NR + 16 * b) * 4);
+#pragma GCC unroll 8
 			for (int r = 0; r < mr; r++) {
 				__m512i av = _mm512_set1_epi32(load_u32(ar[r] + 4 * g));
+#pragma GCC unroll 8
 				for (int b = 0; b < nb; b++)
 					acc[r][b] = dpbusd(acc[r][b], av, w[b]);
 			}
 		}
 		if (tail) {
 			__m512i w[GEMM_NB];
+#pragma GCC unroll 8
 			for (int b = 0; b < nb; b++)
 				w[b] = _mm512_loadu_si512(wk + ((size_t)g4 * GEMM_NR + 16 * b) * 4);
 			/* masked: the bytes past the run are neither read nor faulted on */
 			__mmask16 tk = (__mmask16)((1u << tail) - 1);
+#pragma GCC unroll 8
 			for (int r = 0; r < mr; r++) {
 				__m512i av = _mm512_broadcastd_epi32(
 					_mm_maskz_loadu_epi8(tk, ar[r] + 4 * g4));
+#pragma GCC unroll 8
 				for (int b = 0; b < nb; b++)
 					acc[r][b] = dpbusd(acc[r][b], av, w[b]);
 			}
 		}
 	}
+#pragma GCC unroll 8
 	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
 		for (int b = 0; b < nb; b++)
 			store16(f32, acc[r][b], &q[b], o, c, NULL, off + r * ldc + 16 * b);
 }
