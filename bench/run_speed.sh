@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=("$@")
 [ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mobilenetv2 resnet)
-export BENCH_SECONDS=${BENCH_SECONDS:-3}
+# every column: the best of BENCH_REPEAT windows of BENCH_SECONDS each, after a warm-up
+export BENCH_SECONDS=${BENCH_SECONDS:-1}
+export BENCH_REPEAT=${BENCH_REPEAT:-3}
 export OMP_NUM_THREADS=1
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc --all)" --target bench_int8 >/dev/null
@@ -18,10 +20,11 @@ if [ ! -e bench/node_modules/onnxruntime-node ]; then
 fi
 out=$(mktemp)
 for m in "${MODELS[@]}"; do
-  build/bench_int8 "models/$m.onnx" --seconds "$BENCH_SECONDS" 1 64 | tee -a "$out"
+  build/bench_int8 "models/$m.onnx" --seconds "$BENCH_SECONDS" --repeat "$BENCH_REPEAT" 1 64 | tee -a "$out"
   (cd bench && node fp32_ort.js "../models/$m.onnx" 1 64) | tee -a "$out"
   /usr/bin/python3 bench/fp32_torch.py "$m" 1 64 2>/dev/null | tee -a "$out"
-  /usr/bin/python3 bench/ptq_compare.py --models "$m" --presso /bin/false 2>/dev/null | grep '^pytorch-int8' | tee -a "$out" || true
+  /usr/bin/python3 bench/ptq_compare.py --models "$m" --presso /bin/false \
+    --seconds "$BENCH_SECONDS" --repeat "$BENCH_REPEAT" 2>/dev/null | grep '^pytorch-int8' | tee -a "$out" || true
 done
 echo
 echo "date: $(date -u +%Y-%m-%d); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); one thread"
