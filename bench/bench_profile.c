@@ -2,6 +2,7 @@
  * (qengine_run_profiled), summed over repeated runs of one chunk of images.
  *
  * usage: bench_profile MODEL.onnx [--policy int8|int4|FILE] [--batch B] [--runs R]
+ *                      [--requant float|q31]
  * Calibrates on 500 training images of Fashion-MNIST like bench_int8, then
  * prints one line per step (op, node, output shape, microseconds per image,
  * share of the total) and the share per op. One thread. */
@@ -21,11 +22,13 @@
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_profile MODEL.onnx [--policy P] [--batch B] [--runs R]\n");
+		fprintf(stderr, "usage: bench_profile MODEL.onnx [--policy P] [--batch B] [--runs R]"
+				" [--requant float|q31]\n");
 		return 2;
 	}
 	const char *policy = "int8";
 	int batch = 8, runs = 200;
+	enum requant_mode requant = REQUANT_FLOAT;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc)
 			policy = argv[++i];
@@ -33,6 +36,8 @@ int main(int argc, char **argv)
 			batch = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
 			runs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--requant") == 0 && i + 1 < argc)
+			requant = strcmp(argv[++i], "q31") == 0 ? REQUANT_Q31 : REQUANT_FLOAT;
 	}
 	if (batch < 1 || runs < 1) {
 		fprintf(stderr, "bench_profile: --batch and --runs must be positive\n");
@@ -57,7 +62,7 @@ int main(int argc, char **argv)
 	    (s = graph_layers(g, &ls, &nl)) ||
 	    (s = policy_load(policy, ls, nl, &p)))
 		goto fail;
-	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, q8_isa_best(), NULL, NULL, requant};
 	if ((s = qmodel_build(g, p, cal, &qc, &m)) || (s = qengine_create(m, batch, &e)))
 		goto fail;
 	int n_steps = qmodel_n_steps(m);
@@ -83,8 +88,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_steps; i++)
 		total += sum[i];
 	const char *name = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
-	printf("# %s, kernels %s, policy %s, batch %d, %d runs: %.2f us/image\n", name,
-	       q8_isa_name(qc.isa), policy, batch, runs, total / runs / batch);
+	printf("# %s, kernels %s, policy %s, %s requantization, batch %d, %d runs: %.2f us/image\n",
+	       name, q8_isa_name(qc.isa), policy, requant == REQUANT_Q31 ? "q31" : "float", batch,
+	       runs, total / runs / batch);
 	printf("%-4s %-18s %-28s %-20s %10s %6s\n", "step", "op", "node", "output (NCHW)",
 	       "us/image", "%");
 	double per_op[OP_COUNT] = {0};

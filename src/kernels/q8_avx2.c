@@ -4,8 +4,10 @@
  * CPUID and XGETBV said the CPU and the OS support AVX2. vpmaddubsw is not used:
  * its int16 pair sums saturate (255*127*2 > 32767). Instead both operands are
  * widened to int16 and vpmaddwd adds pairs of exact products into int32
- * (|2 * 255 * 128| < 2^31), so every sum is exact in wrapping int32 arithmetic
- * and results are bit-identical to q8_ref.c.
+ * (|2 * 255 * 128| < 2^31), so every sum is exact in wrapping int32 arithmetic;
+ * requantization (requant8: float or Q31, as the reference) and Add (add8)
+ * repeat the reference's operations on 8 lanes, so results are bit-identical
+ * to q8_ref.c.
  *
  * GEMM packed weights (int16): panels of 8 output channels, each panel
  * [ceil(k/8)][8 columns][8 k] int16 with w[j][8g..8g+7] together; K is padded

@@ -31,6 +31,12 @@
  * with stride_w = 1 runs conv_run_c16 (4 pixels per vector, a 128-bit lane
  * per pixel), whose weights follow the same way.
  *
+ * Requantization is compiled per form (enum rq_form: float, or Q31 with or
+ * without its rare steps), so no kernel tests the form per vector; tile loops
+ * carry unroll pragmas so that accumulators, taps and weights stay in
+ * registers (GCC 12 otherwise keeps the depthwise taps and the GEMM tile's
+ * accumulators on the stack: 2x and 1.4x slower).
+ *
  * Depthwise, channels a multiple of 16 (dw4_run): 4 taps per vpdpbusd on the
  * input bytes as they are, the zero point folded into the bias; see the
  * comment above dw4_applies for the byte interleave and its packed layout.
