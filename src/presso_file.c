@@ -35,7 +35,7 @@
  *     per float constant (kind 1, value order) f32 data[numel]
  *
  * The structure is the overhead over size_bytes: 24 bytes of header plus
- * names, shapes, nodes and 5-10 bytes per layer, mostly names: 817 bytes for
+ * names, shapes, nodes and 5-10 bytes per layer, mostly names: 818 bytes for
  * LeNet, 3.5 to 5.6 KB for the shipped ResNet and MobileNetV2. Layer
  * weights and biases exist only as their quantized form: loading dequantizes
  * them (w = scale * q, b = s_in * scale * bias) into the graph. A Gemm layer is

@@ -1276,7 +1276,7 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 			p.bias = L->bias + gi * ng;
 			p.mult = L->mult + gi * ng;
 			p.shift = L->shift + gi * ng;
-			p.rq_scale = p.rq_scale ? L->rq_scale + gi * ng : NULL;
+			p.rq_scale = layer_rq_scale(m, L) ? L->rq_scale + gi * ng : NULL;
 			m->gemm->run(&p, e->scratch, (int)L->k,
 				     (const char *)L->packed + (size_t)gi * L->packed_group_bytes,
 				     y + (size_t)b * Ho * Wo * Co + (size_t)gi * ng, Co);
