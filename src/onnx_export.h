@@ -3,7 +3,7 @@
  * DequantizeLinear pairs into its integer kernels).
  *
  * The written model computes what presso's INT8 engine computes, up to the
- * rounding of the requantization (presso: Q31 fixed point; a runtime: float):
+ * order of the requantization's float operations (or presso's Q31 form):
  * the same int8 weights, per-channel scales, int32 biases and uint8 activation
  * parameters. onnx_export.c documents the form node by node.
  */
