@@ -10,6 +10,7 @@ const ort = require('onnxruntime-node');
 const fs = require('fs');
 const path = require('path');
 const zlib = require('zlib');
+const { bestImagesPerSecond } = require('./ort_timing');
 
 // IDX file (raw or gzip) -> {dims, data: Uint8Array}
 function readIdx(file) {
@@ -70,19 +71,7 @@ async function main() {
   // the best of BENCH_ROUNDS timed rounds per batch size (the machine is shared)
   for (const b of batches) {
     const feeds = { [input]: new ort.Tensor('float32', x.subarray(0, b * pix), [b, 1, h, w]) };
-    await session.run(feeds);
-    let best = 0;
-    for (let round = 0; round < rounds; round++) {
-      let runs = 0, t;
-      const t0 = process.hrtime.bigint();
-      for (;;) {
-        await session.run(feeds);
-        runs++;
-        t = Number(process.hrtime.bigint() - t0) / 1e9;
-        if (t >= seconds && runs >= 5) break;
-      }
-      best = Math.max(best, runs * b / t);
-    }
+    const best = await bestImagesPerSecond(session, feeds, b, seconds, rounds);
     console.log(`onnxruntime-qdq ${name} batch ${b} ${best.toFixed(1)}`);
   }
 }

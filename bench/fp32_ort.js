@@ -3,6 +3,7 @@
 // Part of bench/run_speed.sh. usage: node bench/fp32_ort.js MODEL.onnx [BATCH ...]
 const ort = require('onnxruntime-node');
 const path = require('path');
+const { bestImagesPerSecond } = require('./ort_timing');
 
 async function main() {
   const file = process.argv[2];
@@ -18,20 +19,7 @@ async function main() {
   for (const b of batches) {
     const data = new Float32Array(b * 28 * 28).map(() => Math.random() * 2 - 1);
     const feeds = { [input]: new ort.Tensor('float32', data, [b, 1, 28, 28]) };
-    await session.run(feeds);
-    let best = 0;
-    for (let r = 0; r < repeat; r++) {
-      let runs = 0;
-      const t0 = process.hrtime.bigint();
-      let t;
-      for (;;) {
-        await session.run(feeds);
-        runs++;
-        t = Number(process.hrtime.bigint() - t0) / 1e9;
-        if (t >= seconds && runs >= 5) break;
-      }
-      best = Math.max(best, runs * b / t);
-    }
+    const best = await bestImagesPerSecond(session, feeds, b, seconds, repeat);
     console.log(`onnxruntime ${path.basename(file)} batch ${b} ${best.toFixed(1)}`);
   }
 }

@@ -9,7 +9,6 @@ usage: /usr/bin/python3 bench/fp32_torch.py MODEL [BATCH ...]
 """
 import os
 import sys
-import time
 
 import torch
 
@@ -23,22 +22,13 @@ def main():
     repeat = max(1, int(os.environ.get("BENCH_REPEAT", "3")))
     torch.set_num_threads(1)
     import train_models  # the architectures; importing it trains nothing
+    from ptq_compare import throughput  # the same timing as PyTorch INT8's
     eager = train_models.RECIPES[name]["make"]().eval()
     for b in batches:
         x = torch.randn(b, 1, 28, 28)
         with torch.no_grad():
             model = torch.jit.freeze(torch.jit.trace(eager, x))
-            model(x)
-            best = 0.0
-            for _ in range(repeat):
-                runs, t0 = 0, time.perf_counter()
-                while True:
-                    model(x)
-                    runs += 1
-                    t = time.perf_counter()
-                    if t - t0 >= seconds and runs >= 5:
-                        break
-                best = max(best, runs * b / (t - t0))
+        best = throughput(model, x, seconds, repeat)
         print(f"pytorch {name} batch {b} {best:.1f}")
 
 

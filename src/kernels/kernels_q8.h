@@ -22,15 +22,15 @@
  * into its own layout once, at prepare time. Kernels never allocate.
  *
  * Requantization comes in two forms, chosen per call: float (q8_requant_f32,
- * the engine's default: one multiply and a round, several times cheaper in
+ * the engine's default: one fused multiply-add and a round, cheaper in
  * vector code than the Q31 steps) or TFLite's Q31 fixed point (q31_requantize,
  * bit-exact with TFLite and gemmlowp). The two differ by at most 1 and only
  * where the exact value lies within about 2^-14 of a rounding boundary.
  *
  * Every path (reference, AVX2, AVX-512 VNNI) gives bit-identical results in
  * either form: the int32 sums are exact, and requantization is one of the
- * functions below, whose float operations (each rounded to nearest even, none
- * fused) every path performs in the same order.
+ * functions below, whose float operations (each rounded to nearest even, the
+ * multiply-add fused on every path) every path performs in the same order.
  */
 #ifndef PRESSO_KERNELS_Q8_H
 #define PRESSO_KERNELS_Q8_H
