@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/trial.h"
-#include "policy.h"
+#include "quant/policy.h"
 
 int main(int argc, char **argv)
 {

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
-#include "graph.h"
+#include "model/engine.h"
+#include "model/graph.h"
 
 static double now_s(void)
 {

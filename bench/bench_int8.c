@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "dataset.h"
+#include "quant/calib.h"
+#include "data/dataset.h"
 #include "evaluators/evaluate.h"
-#include "graph.h"
-#include "policy.h"
-#include "qengine.h"
+#include "model/graph.h"
+#include "quant/policy.h"
+#include "quant/qengine.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "dataset.h"
-#include "graph.h"
-#include "policy.h"
-#include "qengine.h"
+#include "quant/calib.h"
+#include "data/dataset.h"
+#include "model/graph.h"
+#include "quant/policy.h"
+#include "quant/qengine.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 

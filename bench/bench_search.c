@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/trial.h"
 #include "search/driver.h"
-#include "search/rng.h"
+#include "base/rng.h"
 #include "search/space.h"
 
 static double now_s(void)

@@ -27,7 +27,7 @@
 
 #include <stdbool.h>
 
-#include "status.h"
+#include "base/status.h"
 
 enum expr_metric {
 	EXPR_ACCURACY,      /* validation accuracy, percent */

@@ -25,9 +25,9 @@
 #include <stdint.h>
 
 #include "db/expr.h"
-#include "db/sha256.h"
-#include "search/pareto.h"
-#include "status.h"
+#include "base/sha256.h"
+#include "base/pareto.h"
+#include "base/status.h"
 
 #define STORE_NAME_MAX 128         /* bytes in a study name */
 #define STORE_BUSY_TIMEOUT_MS 10000 /* how long a write waits for another writer */

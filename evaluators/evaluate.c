@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
+#include "model/engine.h"
 
 static double now_s(void)
 {

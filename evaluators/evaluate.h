@@ -11,10 +11,10 @@
 
 #include <stdint.h>
 
-#include "dataset.h"
-#include "feed.h"
-#include "graph.h"
-#include "qengine.h"
+#include "data/dataset.h"
+#include "data/feed.h"
+#include "model/graph.h"
+#include "quant/qengine.h"
 
 struct eval_result {
 	int64_t n_images;

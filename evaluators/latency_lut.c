@@ -23,8 +23,8 @@
 #include <time.h>
 
 #include "evaluators/evaluate.h"
-#include "feed.h"
-#include "transform.h"
+#include "data/feed.h"
+#include "transform/transform.h"
 
 #define WARMUP_RUNS 3
 #define DELTA_IMAGES 8

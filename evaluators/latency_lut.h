@@ -32,12 +32,12 @@
 
 #include <stdbool.h>
 
-#include "calib.h"
-#include "dataset.h"
-#include "graph.h"
-#include "policy.h"
-#include "qengine.h"
-#include "status.h"
+#include "quant/calib.h"
+#include "data/dataset.h"
+#include "model/graph.h"
+#include "quant/policy.h"
+#include "quant/qengine.h"
+#include "base/status.h"
 
 #define LUT_MAX_BITS 8
 #define LUT_MIN_ACT_BITS 4

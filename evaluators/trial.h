@@ -15,14 +15,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "calib.h"
-#include "config.h"
-#include "dataset.h"
-#include "graph.h"
-#include "policy.h"
-#include "qengine.h"
-#include "repair.h"
-#include "transform.h"
+#include "quant/calib.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "model/graph.h"
+#include "quant/policy.h"
+#include "quant/qengine.h"
+#include "transform/repair.h"
+#include "transform/transform.h"
 
 struct trial_metrics_out {
 	double accuracy;       /* percent on the split evaluated */

@@ -25,8 +25,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "search/rng.h"
-#include "status.h"
+#include "base/rng.h"
+#include "base/status.h"
 
 struct cJSON;
 

@@ -49,14 +49,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db/sha256.h"
+#include "base/sha256.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/latency_lut.h"
 #include "evaluators/trial.h"
 #include "search/archive.h"
 #include "search/lut.h"
 #include "search/progress.h"
-#include "search/rng.h"
+#include "base/rng.h"
 #include "search/seen.h"
 #include "search/strategy.h"
 

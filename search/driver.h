@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "db/store.h"
 #include "search/signals.h"
 #include "search/space.h"

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "search/archive.h"
-#include "search/rng.h"
+#include "base/rng.h"
 #include "search/space.h"
 
 /* Environmental selection: of the n candidates (archive indices), keeps

@@ -11,8 +11,8 @@
 
 #include <stdbool.h>
 
-#include "db/sha256.h"
-#include "status.h"
+#include "base/sha256.h"
+#include "base/status.h"
 
 struct seen;
 

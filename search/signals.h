@@ -14,7 +14,7 @@
 
 #include <stdatomic.h>
 
-#include "status.h"
+#include "base/status.h"
 
 struct signals;
 

@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_get.h"
-#include "transform.h"
+#include "base/json_get.h"
+#include "transform/transform.h"
 
 #define PATH_BYTES 768
 #define MAX_EXACT_INT 9007199254740991LL /* 2^53 - 1: cJSON numbers are doubles */

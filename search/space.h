@@ -45,11 +45,11 @@
 #include <stdint.h>
 
 #include "db/store.h"
-#include "graph.h"
-#include "policy.h"
+#include "model/graph.h"
+#include "quant/policy.h"
 #include "search/bandit.h"
-#include "search/rng.h"
-#include "status.h"
+#include "base/rng.h"
+#include "base/status.h"
 
 struct cJSON;
 

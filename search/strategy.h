@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "search/archive.h"
-#include "search/rng.h"
+#include "base/rng.h"
 #include "search/space.h"
 
 #define STRATEGY_MAX_ARMS 8 /* operator arms applied to one hybrid child */

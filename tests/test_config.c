@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "json_get.h"
+#include "config/config.h"
+#include "base/json_get.h"
 #include "tests/fixtures.h"
 
 static char *tmp;

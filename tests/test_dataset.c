@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "dataset.h"
+#include "data/dataset.h"
 #include "tests/fixtures.h"
 
 static char *tmp;

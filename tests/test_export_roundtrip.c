@@ -11,14 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "calib.h"
-#include "config.h"
-#include "db/sha256.h"
+#include "quant/calib.h"
+#include "config/config.h"
+#include "base/sha256.h"
 #include "db/store.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/trial.h"
-#include "policy.h"
-#include "qengine.h"
+#include "quant/policy.h"
+#include "quant/qengine.h"
 #include "tests/fixtures.h"
 
 static const char *POLICY =

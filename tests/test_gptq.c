@@ -9,15 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "engine.h"
+#include "quant/calib.h"
+#include "model/engine.h"
 #include "evaluators/evaluate.h"
 #include "tests/fixtures.h"
-#include "gptq.h"
-#include "hessian.h"
+#include "quant/gptq.h"
+#include "quant/hessian.h"
 #include "tests/onnx_builder.h"
-#include "qengine.h"
-#include "quant.h"
+#include "quant/qengine.h"
+#include "quant/quant.h"
 
 static uint64_t rng = 0x1234567ull;
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "evaluators/latency_lut.h"
-#include "policy.h"
+#include "quant/policy.h"
 
 static const struct layer layers[3] = {
 	{.name = "conv1"}, {.name = "conv2"}, {.name = "fc"},

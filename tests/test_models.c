@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
-#include "engine.h"
+#include "data/dataset.h"
+#include "model/engine.h"
 #include "evaluators/evaluate.h"
-#include "graph.h"
+#include "model/graph.h"
 #include "tests/fixtures.h"
 
 /* The bound on presso vs PyTorch logits (float32, different summation order). */

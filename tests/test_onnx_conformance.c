@@ -18,8 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine.h"
-#include "graph.h"
+#include "model/engine.h"
+#include "model/graph.h"
 #include "onnx.pb-c.h"
 #include "tests/fixtures.h"
 

@@ -19,14 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "calib.h"
-#include "dataset.h"
-#include "graph.h"
+#include "quant/calib.h"
+#include "data/dataset.h"
+#include "model/graph.h"
 #include "onnx.pb-c.h"
-#include "onnx_export.h"
-#include "policy.h"
-#include "qengine.h"
-#include "transform.h"
+#include "format/onnx_export.h"
+#include "quant/policy.h"
+#include "quant/qengine.h"
+#include "transform/transform.h"
 #include "tests/fixtures.h"
 
 /* calibration images: few, the structure does not depend on the ranges */

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "graph.h"
+#include "model/engine.h"
+#include "model/graph.h"
 #include "tests/fixtures.h"
 #include "tests/onnx_builder.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "search/pareto.h"
+#include "base/pareto.h"
 
 /* Small deterministic generator so failures reproduce. */
 static unsigned rng_state;

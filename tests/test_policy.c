@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
-#include "policy.h"
+#include "model/graph.h"
+#include "quant/policy.h"
 #include "tests/fixtures.h"
 
 static const struct layer LAYERS[] = {

@@ -13,17 +13,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "calib.h"
-#include "config.h"
-#include "dataset.h"
-#include "engine.h"
+#include "quant/calib.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "model/engine.h"
 #include "evaluators/trial.h"
-#include "graph.h"
-#include "policy.h"
-#include "presso_file.h"
-#include "qengine.h"
+#include "model/graph.h"
+#include "quant/policy.h"
+#include "format/presso_file.h"
+#include "quant/qengine.h"
 #include "tests/fixtures.h"
-#include "wcode.h"
+#include "format/wcode.h"
 
 /* The structure a .presso file adds to size_bytes: 24 bytes of header plus
  * names, shapes and nodes. The shipped models (up to ~100 nodes with long

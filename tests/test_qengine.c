@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "dataset.h"
-#include "engine.h"
+#include "quant/calib.h"
+#include "data/dataset.h"
+#include "model/engine.h"
 #include "evaluators/evaluate.h"
-#include "graph.h"
-#include "policy.h"
-#include "qengine.h"
+#include "model/graph.h"
+#include "quant/policy.h"
+#include "quant/qengine.h"
 #include "tests/fixtures.h"
 #include "tests/onnx_builder.h"
 

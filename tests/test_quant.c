@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "kernels/kernels_q8.h"
-#include "quant.h"
+#include "quant/quant.h"
 
 static double real_of(int32_t mult, int8_t shift)
 {

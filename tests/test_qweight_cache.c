@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "qengine.h"
+#include "quant/calib.h"
+#include "quant/qengine.h"
 #include "tests/fixtures.h"
-#include "transform.h"
+#include "transform/transform.h"
 
 static struct calib *random_calib(const struct graph *g)
 {

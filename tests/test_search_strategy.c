@@ -18,11 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/sha256.h"
+#include "base/sha256.h"
 #include "search/archive.h"
 #include "search/bandit.h"
 #include "search/evolution.h"
-#include "search/rng.h"
+#include "base/rng.h"
 #include "search/seen.h"
 #include "search/space.h"
 #include "search/strategy.h"

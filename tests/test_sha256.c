@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "db/sha256.h"
+#include "base/sha256.h"
 #include "tests/fixtures.h"
 
 static void check(const char *msg, const char *want)

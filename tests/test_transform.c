@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "engine.h"
-#include "presso_file.h"
-#include "qengine.h"
-#include "quant.h"
+#include "quant/calib.h"
+#include "model/engine.h"
+#include "format/presso_file.h"
+#include "quant/qengine.h"
+#include "quant/quant.h"
 #include "tests/fixtures.h"
 #include "tests/onnx_builder.h"
-#include "transform.h"
+#include "transform/transform.h"
 
 static struct graph *load(const char *rel)
 {

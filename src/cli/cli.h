@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 
-#include "status.h"
+#include "base/status.h"
 
 enum cli_kind { CLI_FLAG, CLI_STRING };
 

@@ -7,13 +7,13 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "config.h"
+#include "config/config.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/trial.h"
-#include "onnx_export.h"
-#include "policy.h"
-#include "presso_file.h"
-#include "qengine.h"
+#include "format/onnx_export.h"
+#include "quant/policy.h"
+#include "format/presso_file.h"
+#include "quant/qengine.h"
 
 enum out_format { OUT_ONNX, OUT_PRESSO, OUT_UNKNOWN };
 

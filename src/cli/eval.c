@@ -6,15 +6,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "calib.h"
+#include "quant/calib.h"
 #include "cli/cli.h"
-#include "config.h"
+#include "config/config.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/trial.h"
-#include "graph.h"
-#include "policy.h"
-#include "presso_file.h"
-#include "qengine.h"
+#include "model/graph.h"
+#include "quant/policy.h"
+#include "format/presso_file.h"
+#include "quant/qengine.h"
 
 /* batch-1 latency: the median of this many runs */
 #define LATENCY_RUNS 51

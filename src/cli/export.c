@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "fileio.h"
+#include "base/fileio.h"
 #include "db/store.h"
 
 static void add_num(cJSON *o, const char *key, double v)

@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "graph.h"
-#include "presso_file.h"
-#include "qengine.h"
-#include "quant.h"
+#include "model/graph.h"
+#include "format/presso_file.h"
+#include "quant/qengine.h"
+#include "quant/quant.h"
 
 static const char *in_shape_str(const struct graph *g, const struct node *n, char *buf,
 				size_t bytes)

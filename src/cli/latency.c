@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "config.h"
+#include "config/config.h"
 #include "search/lut.h"
 
 static void print_json(const struct lut_report *r)

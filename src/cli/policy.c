@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "config.h"
-#include "fileio.h"
-#include "graph.h"
-#include "policy.h"
+#include "config/config.h"
+#include "base/fileio.h"
+#include "model/graph.h"
+#include "quant/policy.h"
 
 static cJSON *layer_entry(const struct layer_policy *lp)
 {

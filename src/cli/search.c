@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "config.h"
+#include "config/config.h"
 #include "search/driver.h"
 #include "search/signals.h"
 #include "search/space.h"

@@ -35,7 +35,7 @@
 #include <stdlib.h> /* abort() in PRESSO_CHECK */
 #include <string.h>
 
-#include "status.h"
+#include "base/status.h"
 
 /* Micro-kernel tile: MR rows x NR columns of C. 4 x 16 keeps the tile in
  * the 16 SSE registers' worth of accumulators at baseline x86-64 and was

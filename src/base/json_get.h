@@ -1,0 +1,50 @@
+/* json_get.h - small typed getters over cJSON that report the path of a bad field.
+ *
+ * Each getter reads obj[key]; `path` is the dotted path of obj ("data.splits") used
+ * in messages ("data.splits.validation: expected a positive integer"). A missing
+ * key is an error when required, else *out keeps the caller's default.
+ * obj may be NULL (an absent optional section): every key is then missing.
+ * All return PRESSO_E_CONFIG with the message set on a bad value, in the form
+ * "PATH.KEY: expected WHAT, got WHAT-WAS-THERE" ("KEY: ..." when path is "").
+ */
+#ifndef PRESSO_JSON_GET_H
+#define PRESSO_JSON_GET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/status.h"
+
+struct cJSON;
+
+/* Fails naming the first key of obj not in allowed (NULL-terminated list), or
+ * a key that appears twice. */
+enum presso_status json_check_keys(const struct cJSON *obj, const char *path,
+				   const char *const *allowed);
+
+/* obj[key] must be an object; *out points into obj (NULL if absent and optional). */
+enum presso_status json_get_object(const struct cJSON *obj, const char *path, const char *key,
+				   bool required, const struct cJSON **out);
+
+/* An integer in [lo, hi]. */
+enum presso_status json_get_int(const struct cJSON *obj, const char *path, const char *key,
+				bool required, int64_t lo, int64_t hi, int64_t *out);
+
+/* A finite number in [lo, hi]. */
+enum presso_status json_get_double(const struct cJSON *obj, const char *path, const char *key,
+				   bool required, double lo, double hi, double *out);
+
+enum presso_status json_get_bool(const struct cJSON *obj, const char *path, const char *key,
+				 bool required, bool *out);
+
+/* A string; *out points into obj. If `choices` (NULL-terminated) is given the
+ * value must be one of them. */
+enum presso_status json_get_string(const struct cJSON *obj, const char *path, const char *key,
+				   bool required, const char *const *choices, const char **out);
+
+/* An array of 1..max_n finite numbers in [lo, hi]; writes *n_out. */
+enum presso_status json_get_double_array(const struct cJSON *obj, const char *path,
+					 const char *key, bool required, int max_n, double lo,
+					 double hi, double *out, int *n_out);
+
+#endif

@@ -1,0 +1,86 @@
+/* dataset.h - image classification datasets: IDX (raw or gzip) and NPY files.
+ *
+ * A dataset keeps its pixels as stored (uint8 or float32, one image after the
+ * other in its file's layout) and its labels as int32. Normalisation happens when
+ * a batch is drawn: x = (raw * scale - mean[c]) / std[c], computed in float32, and
+ * the batch is written in the layout the model takes (NCHW or NHWC).
+ *
+ * Splits are deterministic from a seed: calibration and validation are drawn,
+ * disjoint, from the training set; the test split is the test set.
+ */
+#ifndef PRESSO_DATASET_H
+#define PRESSO_DATASET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/status.h"
+
+#define DATASET_MAX_CHANNELS 4
+
+struct dataset {
+	int64_t n;       /* images */
+	int c, h, w;     /* per image */
+	bool hwc;        /* pixels stored [h, w, c] per image (else [c, h, w]) */
+	uint8_t *u8;     /* pixels when the file holds uint8, else NULL */
+	float *f32;      /* pixels when the file holds float32, else NULL */
+	int32_t *labels; /* [n] */
+	int n_classes;   /* max label + 1 */
+};
+
+struct normalize {
+	float scale;                        /* applied to raw values first (1/255 for bytes) */
+	int n_channels;                     /* of mean/std: 1 (shared) or c */
+	float mean[DATASET_MAX_CHANNELS];
+	float std[DATASET_MAX_CHANNELS];
+};
+
+/* Loads an IDX image file (magic 0x00000803, [n, h, w], uint8) and IDX label file
+ * (0x00000801, [n], uint8), each raw or gzip-compressed (detected from the bytes).
+ * Checks magics, header sizes against the file length, and that the counts match.
+ * The caller frees *out with dataset_free(). */
+enum presso_status dataset_load_idx(const char *images_path, const char *labels_path,
+				    struct dataset **out);
+
+/* Loads NPY images (uint8 or float32, C order; [n,h,w], or [n,c,h,w] / [n,h,w,c]
+ * as channels_last says; 1..DATASET_MAX_CHANNELS channels; finite values) and NPY
+ * labels (any integer dtype, [n] or [n,1]), each raw or gzip-compressed, with the
+ * same exact-length checks as IDX. Labels must be >= 0. The caller frees *out. */
+enum presso_status dataset_load_npy(const char *images_path, const char *labels_path,
+				    bool channels_last, struct dataset **out);
+
+/* Frees a dataset; NULL is a no-op. */
+void dataset_free(struct dataset *ds);
+
+/* Fails (PRESSO_E_CONFIG, naming data.normalize) unless norm has 1 or ds->c
+ * channels. Call it once after loading, before dataset_get_batch(). */
+enum presso_status dataset_check_normalize(const struct dataset *ds,
+					   const struct normalize *norm);
+
+/* Writes n normalised images (by index) into x (NCHW, or NHWC when nhwc_out) and
+ * their labels into y (may be NULL). Indices must be < ds->n, and norm must pass
+ * dataset_check_normalize() (NULL: raw values). Never allocates. */
+void dataset_get_batch(const struct dataset *ds, const struct normalize *norm,
+		       const int64_t *indices, int n, bool nhwc_out, float *x, int32_t *y);
+
+struct split {
+	int64_t n;
+	int64_t *indices; /* owned; free with split_free() */
+};
+
+/* Draws calibration and validation splits, disjoint, from n_train images with a
+ * seeded shuffle (same seed, same splits on every machine). Indices come in draw
+ * order, so any prefix of a split is itself a uniform sample. Fails if
+ * n_calib + n_valid > n_train. On failure both splits are empty. */
+enum presso_status dataset_make_splits(int64_t n_train, uint64_t seed, int64_t n_calib,
+				       int64_t n_valid, struct split *calib,
+				       struct split *valid);
+
+/* The first n (or all, n <= 0) indices 0..n-1 of a dataset: the test split.
+ * Fails if n > n_total. */
+enum presso_status split_range(int64_t n_total, int64_t n, struct split *out);
+
+/* Frees s->indices and empties *s; NULL is a no-op. */
+void split_free(struct split *s);
+
+#endif

@@ -1,0 +1,596 @@
+/* graph.c - the graph IR's shapes, shape inference, layer listing and freeing.
+ *
+ * Shape inference walks the nodes in order; each op's rule is a function in
+ * the table op_traits[], keyed by enum op_type (a new op breaks the build until
+ * it has an entry). Spatial ops are 2-D (NCHW); pads are explicit by now
+ * (auto_pad was resolved at import, where the spatial sizes are known).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "model/graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum presso_status (*infer_fn)(const struct graph *g, const struct node *n,
+				       const struct shape *in[], struct shape *out);
+
+struct op_traits {
+	const char *name;
+	infer_fn infer;
+};
+
+static enum presso_status node_error(const struct node *n, const char *what)
+{
+	return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s %s", n->name, op_name(n->op),
+			   what);
+}
+
+int64_t shape_numel(const struct shape *s)
+{
+	int64_t n = 1;
+	for (int i = 0; i < s->n_dims; i++)
+		n *= s->dims[i];
+	return n;
+}
+
+char *shape_format(const struct shape *s, bool batched, char *buf, size_t buf_bytes)
+{
+	size_t used = (size_t)snprintf(buf, buf_bytes, "[");
+	for (int i = 0; i < s->n_dims && used < buf_bytes; i++) {
+		const char *sep = i ? "," : "";
+		if (i == 0 && batched)
+			used += (size_t)snprintf(buf + used, buf_bytes - used, "%sN", sep);
+		else
+			used += (size_t)snprintf(buf + used, buf_bytes - used, "%s%lld", sep,
+						 (long long)s->dims[i]);
+	}
+	if (used < buf_bytes)
+		snprintf(buf + used, buf_bytes - used, "]");
+	return buf;
+}
+
+/* --- shape inference rules ------------------------------------------------ */
+
+static enum presso_status infer_same(const struct graph *g, const struct node *n,
+				     const struct shape *in[], struct shape *out)
+{
+	*out = *in[0];
+	return PRESSO_OK;
+}
+
+static int64_t conv_out_dim(int64_t in, int k, int stride, int dil, int pad_a, int pad_b,
+			    bool ceil_mode)
+{
+	int64_t eff = (int64_t)dil * (k - 1) + 1;
+	int64_t span = in + pad_a + pad_b - eff;
+	if (span < 0)
+		return 0;
+	int64_t o = ceil_mode ? (span + stride - 1) / stride + 1 : span / stride + 1;
+	/* ceil mode: the last window must start inside the input or its left padding */
+	if (ceil_mode && (o - 1) * stride >= in + pad_a)
+		o--;
+	return o;
+}
+
+static enum presso_status infer_conv(const struct graph *g, const struct node *n,
+				      const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0], *w = in[1];
+	if (x->n_dims != 4)
+		return node_error(n, "needs a 4-D NCHW input (only 2-D convolution is supported)");
+	if (w->n_dims != 4)
+		return node_error(n, "needs a 4-D weight");
+	const struct node_attrs *a = &n->a;
+	if (a->group <= 0 || x->dims[1] % a->group != 0 || w->dims[0] % a->group != 0)
+		return node_error(n, "has a group that does not divide its channels");
+	if (w->dims[1] * a->group != x->dims[1]) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "weight expects %lld input channels, input has %lld",
+			 (long long)(w->dims[1] * a->group), (long long)x->dims[1]);
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Conv %s", n->name, msg);
+	}
+	if (n->n_inputs > 2 && n->inputs[2] >= 0 &&
+	    (in[2]->n_dims != 1 || in[2]->dims[0] != w->dims[0]))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Conv bias must be [%lld]", n->name,
+				   (long long)w->dims[0]);
+	out->n_dims = 4;
+	out->dims[0] = x->dims[0];
+	out->dims[1] = w->dims[0];
+	out->dims[2] = conv_out_dim(x->dims[2], (int)w->dims[2], a->strides[0], a->dilations[0],
+				    a->pads[0], a->pads[2], false);
+	out->dims[3] = conv_out_dim(x->dims[3], (int)w->dims[3], a->strides[1], a->dilations[1],
+				    a->pads[1], a->pads[3], false);
+	if (out->dims[2] <= 0 || out->dims[3] <= 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Conv kernel larger than its padded input",
+				   n->name);
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_pool(const struct graph *g, const struct node *n,
+				     const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0];
+	const struct node_attrs *a = &n->a;
+	if (x->n_dims != 4)
+		return node_error(n, "needs a 4-D NCHW input (only 2-D pooling is supported)");
+	out->n_dims = 4;
+	out->dims[0] = x->dims[0];
+	out->dims[1] = x->dims[1];
+	out->dims[2] = conv_out_dim(x->dims[2], a->kernel[0], a->strides[0], a->dilations[0],
+				    a->pads[0], a->pads[2], a->ceil_mode);
+	out->dims[3] = conv_out_dim(x->dims[3], a->kernel[1], a->strides[1], a->dilations[1],
+				    a->pads[1], a->pads[3], a->ceil_mode);
+	if (out->dims[2] <= 0 || out->dims[3] <= 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': pooling window larger than its input",
+				   n->name);
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_gap(const struct graph *g, const struct node *n,
+				    const struct shape *in[], struct shape *out)
+{
+	if (in[0]->n_dims < 3)
+		return node_error(n, "needs an input of rank 3 or more");
+	*out = *in[0];
+	for (int i = 2; i < out->n_dims; i++)
+		out->dims[i] = 1;
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_gemm(const struct graph *g, const struct node *n,
+				     const struct shape *in[], struct shape *out)
+{
+	const struct shape *a = in[0], *b = in[1];
+	if (a->n_dims != 2 || b->n_dims != 2)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Gemm needs 2-D A and B (A is %d-D, B is %d-D)",
+				   n->name, a->n_dims, b->n_dims);
+	int64_t m = n->a.trans_a ? a->dims[1] : a->dims[0];
+	int64_t ka = n->a.trans_a ? a->dims[0] : a->dims[1];
+	int64_t kb = n->a.trans_b ? b->dims[1] : b->dims[0];
+	int64_t nn = n->a.trans_b ? b->dims[0] : b->dims[1];
+	if (ka != kb)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Gemm inner dimensions differ (%lld vs %lld)",
+				   n->name, (long long)ka, (long long)kb);
+	if (n->n_inputs > 2 && n->inputs[2] >= 0) {
+		const struct shape *c = in[2];
+		if (c->n_dims > 2)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Gemm C has rank %d", n->name,
+					   c->n_dims);
+		int64_t cm = c->n_dims == 2 ? c->dims[0] : 1;
+		int64_t cn = c->n_dims >= 1 ? c->dims[c->n_dims - 1] : 1;
+		if ((cm != 1 && cm != m) || (cn != 1 && cn != nn))
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': Gemm C does not broadcast to [%lld,%lld]", n->name,
+					   (long long)m, (long long)nn);
+	}
+	out->n_dims = 2;
+	out->dims[0] = m;
+	out->dims[1] = nn;
+	return PRESSO_OK;
+}
+
+/* numpy broadcasting of two shapes into out; false if incompatible */
+static bool broadcast(const struct shape *a, const struct shape *b, struct shape *out)
+{
+	int r = a->n_dims > b->n_dims ? a->n_dims : b->n_dims;
+	out->n_dims = r;
+	for (int i = 0; i < r; i++) {
+		int ia = a->n_dims - r + i, ib = b->n_dims - r + i;
+		int64_t da = ia >= 0 ? a->dims[ia] : 1;
+		int64_t db = ib >= 0 ? b->dims[ib] : 1;
+		if (da != db && da != 1 && db != 1)
+			return false;
+		out->dims[i] = da == 1 ? db : da;
+	}
+	return true;
+}
+
+static enum presso_status infer_add(const struct graph *g, const struct node *n,
+				    const struct shape *in[], struct shape *out)
+{
+	if (!broadcast(in[0], in[1], out))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Add inputs do not broadcast",
+				   n->name);
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_matmul(const struct graph *g, const struct node *n,
+				       const struct shape *in[], struct shape *out)
+{
+	struct shape a = *in[0], b = *in[1];
+	bool a1 = a.n_dims == 1, b1 = b.n_dims == 1;
+	if (a.n_dims == 0 || b.n_dims == 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': MatMul of a scalar", n->name);
+	if (a1) {
+		a.dims[1] = a.dims[0];
+		a.dims[0] = 1;
+		a.n_dims = 2;
+	}
+	if (b1) {
+		b.dims[1] = 1;
+		b.n_dims = 2;
+	}
+	if (a.dims[a.n_dims - 1] != b.dims[b.n_dims - 2])
+		return status_fail(PRESSO_E_FORMAT, "node '%s': MatMul inner dimensions differ (%lld vs %lld)",
+				   n->name, (long long)a.dims[a.n_dims - 1],
+				   (long long)b.dims[b.n_dims - 2]);
+	struct shape ab = {.n_dims = a.n_dims - 2}, bb = {.n_dims = b.n_dims - 2}, batch;
+	memcpy(ab.dims, a.dims, sizeof(int64_t) * (size_t)ab.n_dims);
+	memcpy(bb.dims, b.dims, sizeof(int64_t) * (size_t)bb.n_dims);
+	if (!broadcast(&ab, &bb, &batch))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': MatMul batch dimensions do not broadcast",
+				   n->name);
+	*out = batch;
+	if (!a1)
+		out->dims[out->n_dims++] = a.dims[a.n_dims - 2];
+	if (!b1)
+		out->dims[out->n_dims++] = b.dims[b.n_dims - 1];
+	return PRESSO_OK;
+}
+
+static int norm_axis(int axis, int rank)
+{
+	return axis < 0 ? axis + rank : axis;
+}
+
+static enum presso_status infer_concat(const struct graph *g, const struct node *n,
+				       const struct shape *in[], struct shape *out)
+{
+	int r = in[0]->n_dims;
+	int axis = norm_axis(n->a.axis, r);
+	if (axis < 0 || axis >= r)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Concat axis %d out of range for rank %d",
+				   n->name, n->a.axis, r);
+	*out = *in[0];
+	for (int i = 1; i < n->n_inputs; i++) {
+		if (in[i]->n_dims != r)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Concat inputs differ in rank",
+					   n->name);
+		for (int d = 0; d < r; d++)
+			if (d != axis && in[i]->dims[d] != out->dims[d])
+				return status_fail(PRESSO_E_FORMAT,
+						   "node '%s': Concat inputs differ in dimension %d",
+						   n->name, d);
+		out->dims[axis] += in[i]->dims[axis];
+	}
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_axis_op(const struct graph *g, const struct node *n,
+					const struct shape *in[], struct shape *out)
+{
+	int r = in[0]->n_dims;
+	int axis = norm_axis(n->a.axis, r);
+	if (axis < 0 || axis >= r)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s axis %d out of range for rank %d",
+				   n->name, op_name(n->op), n->a.axis, r);
+	*out = *in[0];
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_flatten(const struct graph *g, const struct node *n,
+					const struct shape *in[], struct shape *out)
+{
+	int r = in[0]->n_dims;
+	int axis = norm_axis(n->a.axis, r);
+	if (axis < 0 || axis > r)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Flatten axis %d out of range for rank %d",
+				   n->name, n->a.axis, r);
+	int64_t outer = 1, inner = 1;
+	for (int i = 0; i < r; i++) {
+		if (i < axis)
+			outer *= in[0]->dims[i];
+		else
+			inner *= in[0]->dims[i];
+	}
+	out->n_dims = 2;
+	out->dims[0] = outer;
+	out->dims[1] = inner;
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_reshape(const struct graph *g, const struct node *n,
+					const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0];
+	int64_t total = shape_numel(x), known = 1;
+	int infer_at = -1;
+	out->n_dims = n->a.n_ints;
+	for (int i = 0; i < n->a.n_ints; i++) {
+		int64_t d = n->a.ints[i];
+		if (d == 0 && !n->a.allowzero) {
+			if (i >= x->n_dims)
+				return status_fail(PRESSO_E_FORMAT,
+						   "node '%s': Reshape copies dimension %d the input lacks",
+						   n->name, i);
+			d = x->dims[i];
+		} else if (d == -1) {
+			if (infer_at >= 0)
+				return status_fail(PRESSO_E_FORMAT, "node '%s': Reshape with two -1 entries",
+						   n->name);
+			infer_at = i;
+			d = 1;
+		} else if (d < 0) {
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Reshape to a negative size",
+					   n->name);
+		}
+		out->dims[i] = d;
+		if (i != infer_at)
+			known *= d;
+	}
+	if (infer_at >= 0) {
+		if (known == 0 || total % known != 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': Reshape cannot infer -1 (%lld elements into %lld)",
+					   n->name, (long long)total, (long long)known);
+		out->dims[infer_at] = total / known;
+	} else if (known != total) {
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': Reshape of %lld elements into %lld (a fixed batch size in the target shape?)",
+				   n->name, (long long)total, (long long)known);
+	}
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_transpose(const struct graph *g, const struct node *n,
+					  const struct shape *in[], struct shape *out)
+{
+	int r = in[0]->n_dims;
+	if (n->a.n_ints == 0) {
+		out->n_dims = r;
+		for (int i = 0; i < r; i++)
+			out->dims[i] = in[0]->dims[r - 1 - i];
+		return PRESSO_OK;
+	}
+	if (n->a.n_ints != r)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Transpose perm has %d entries for rank %d",
+				   n->name, n->a.n_ints, r);
+	bool seen[GRAPH_MAX_DIMS] = {false};
+	out->n_dims = r;
+	for (int i = 0; i < r; i++) {
+		int64_t p = n->a.ints[i];
+		if (p < 0 || p >= r || seen[p])
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Transpose perm is not a permutation",
+					   n->name);
+		seen[p] = true;
+		out->dims[i] = in[0]->dims[p];
+	}
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_squeeze(const struct graph *g, const struct node *n,
+					const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0];
+	bool drop[GRAPH_MAX_DIMS] = {false};
+	if (n->a.n_ints == 0) {
+		for (int i = 0; i < x->n_dims; i++)
+			drop[i] = x->dims[i] == 1;
+	}
+	for (int i = 0; i < n->a.n_ints; i++) {
+		int ax = norm_axis((int)n->a.ints[i], x->n_dims);
+		if (ax < 0 || ax >= x->n_dims || x->dims[ax] != 1)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': Squeeze axis %lld is not a dimension of size 1",
+					   n->name, (long long)n->a.ints[i]);
+		drop[ax] = true;
+	}
+	out->n_dims = 0;
+	for (int i = 0; i < x->n_dims; i++)
+		if (!drop[i])
+			out->dims[out->n_dims++] = x->dims[i];
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_unsqueeze(const struct graph *g, const struct node *n,
+					  const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0];
+	int r = x->n_dims + n->a.n_ints;
+	if (r > GRAPH_MAX_DIMS)
+		return node_error(n, "would exceed the supported rank");
+	bool ins[GRAPH_MAX_DIMS] = {false};
+	for (int i = 0; i < n->a.n_ints; i++) {
+		int ax = norm_axis((int)n->a.ints[i], r);
+		if (ax < 0 || ax >= r || ins[ax])
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Unsqueeze axis %lld is invalid",
+					   n->name, (long long)n->a.ints[i]);
+		ins[ax] = true;
+	}
+	out->n_dims = r;
+	for (int i = 0, j = 0; i < r; i++)
+		out->dims[i] = ins[i] ? 1 : x->dims[j++];
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_batchnorm(const struct graph *g, const struct node *n,
+					  const struct shape *in[], struct shape *out)
+{
+	if (in[0]->n_dims < 2)
+		return node_error(n, "needs an input of rank 2 or more");
+	for (int i = 1; i < 5; i++)
+		if (in[i]->n_dims != 1 || in[i]->dims[0] != in[0]->dims[1])
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': BatchNormalization parameter %d is not [%lld]",
+					   n->name, i, (long long)in[0]->dims[1]);
+	*out = *in[0];
+	return PRESSO_OK;
+}
+
+static const struct op_traits op_traits[OP_COUNT] = {
+	[OP_CONV] = {"Conv", infer_conv},
+	[OP_GEMM] = {"Gemm", infer_gemm},
+	[OP_MATMUL] = {"MatMul", infer_matmul},
+	[OP_RELU] = {"Relu", infer_same},
+	[OP_CLIP] = {"Clip", infer_same},
+	[OP_BATCHNORM] = {"BatchNormalization", infer_batchnorm},
+	[OP_MAXPOOL] = {"MaxPool", infer_pool},
+	[OP_AVGPOOL] = {"AveragePool", infer_pool},
+	[OP_GLOBALAVGPOOL] = {"GlobalAveragePool", infer_gap},
+	[OP_ADD] = {"Add", infer_add},
+	[OP_CONCAT] = {"Concat", infer_concat},
+	[OP_FLATTEN] = {"Flatten", infer_flatten},
+	[OP_RESHAPE] = {"Reshape", infer_reshape},
+	[OP_SOFTMAX] = {"Softmax", infer_axis_op},
+	[OP_LOGSOFTMAX] = {"LogSoftmax", infer_axis_op},
+	[OP_IDENTITY] = {"Identity", infer_same},
+	[OP_TRANSPOSE] = {"Transpose", infer_transpose},
+	[OP_SQUEEZE] = {"Squeeze", infer_squeeze},
+	[OP_UNSQUEEZE] = {"Unsqueeze", infer_unsqueeze},
+};
+_Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
+
+const char *op_name(enum op_type op)
+{
+	if ((unsigned)op >= OP_COUNT)
+		return "?";
+	return op_traits[op].name;
+}
+
+enum presso_status graph_infer_node(const struct graph *g, const struct node *n,
+				    const struct shape *shapes, struct shape *out)
+{
+	const struct shape *in[GRAPH_MAX_INPUTS];
+	static const struct shape empty = {0};
+	for (int i = 0; i < n->n_inputs; i++)
+		in[i] = n->inputs[i] >= 0 ? &shapes[n->inputs[i]] : &empty;
+	PRESSO_CHECK(op_traits[n->op].infer != NULL);
+	return op_traits[n->op].infer(g, n, in, out);
+}
+
+enum presso_status graph_infer_shapes(const struct graph *g, int64_t batch,
+				      struct shape *shapes)
+{
+	for (int i = 0; i < g->n_values; i++) {
+		shapes[i] = g->values[i].shape;
+		if (g->values[i].producer < 0 && g->values[i].batched)
+			shapes[i].dims[0] = batch;
+	}
+	for (int i = 0; i < g->n_nodes; i++) {
+		const struct node *n = &g->nodes[i];
+		enum presso_status s = graph_infer_node(g, n, shapes, &shapes[n->output]);
+		if (s != PRESSO_OK)
+			return s;
+	}
+	return PRESSO_OK;
+}
+
+int graph_find_value(const struct graph *g, const char *name)
+{
+	for (int i = 0; i < g->n_values; i++)
+		if (g->values[i].name && strcmp(g->values[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static bool layer_of(const struct graph *g, int node_index, struct layer *l)
+{
+	const struct node *n = &g->nodes[node_index];
+	if (n->op != OP_CONV && n->op != OP_GEMM && n->op != OP_MATMUL)
+		return false;
+	if (n->n_inputs < 2 || n->inputs[1] < 0)
+		return false;
+	const struct value *w = &g->values[n->inputs[1]];
+	if (!w->data)
+		return false;
+	const struct shape *out = &g->values[n->output].shape;
+	memset(l, 0, sizeof *l);
+	l->node = node_index;
+	l->name = n->name;
+	l->op = n->op;
+	l->params = shape_numel(&w->shape);
+	if (n->n_inputs > 2 && n->inputs[2] >= 0)
+		l->params += shape_numel(&g->values[n->inputs[2]].shape);
+	if (n->op == OP_CONV) {
+		l->c_out = w->shape.dims[0];
+		l->c_in = w->shape.dims[1];
+		l->kh = (int)w->shape.dims[2];
+		l->kw = (int)w->shape.dims[3];
+		l->group = n->a.group;
+		l->macs = out->dims[1] * out->dims[2] * out->dims[3] * l->c_in * l->kh * l->kw;
+		if (!g->values[n->output].batched)
+			l->macs *= out->dims[0];
+	} else {
+		bool tb = n->op == OP_GEMM && n->a.trans_b;
+		if (w->shape.n_dims != 2)
+			return false;
+		l->c_out = tb ? w->shape.dims[0] : w->shape.dims[1];
+		l->c_in = tb ? w->shape.dims[1] : w->shape.dims[0];
+		l->kh = l->kw = 1;
+		l->group = 1;
+		l->macs = shape_numel(out) * l->c_in;
+	}
+	return true;
+}
+
+enum presso_status graph_layers(const struct graph *g, struct layer **out, int *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	struct layer *ls = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *ls);
+	if (!ls)
+		return status_fail(PRESSO_E_NOMEM, "out of memory listing layers");
+	int n = 0;
+	for (int i = 0; i < g->n_nodes; i++)
+		if (layer_of(g, i, &ls[n]))
+			n++;
+	*out = ls;
+	*n_out = n;
+	return PRESSO_OK;
+}
+
+int graph_fused_activation(const struct graph *g, int i)
+{
+	const struct node *n = &g->nodes[i];
+	if (n->op != OP_CONV && n->op != OP_GEMM)
+		return -1;
+	const struct value *v = &g->values[n->output];
+	if (v->n_consumers != 1)
+		return -1;
+	for (int k = 0; k < g->n_outputs; k++)
+		if (g->outputs[k] == n->output)
+			return -1;
+	for (int j = i + 1; j < g->n_nodes; j++) {
+		const struct node *m = &g->nodes[j];
+		if ((m->op == OP_RELU || m->op == OP_CLIP) && m->inputs[0] == n->output)
+			return j;
+	}
+	return -1;
+}
+
+void graph_totals(const struct graph *g, int64_t *params, int64_t *macs)
+{
+	int64_t p = 0, m = 0;
+	for (int i = 0; i < g->n_values; i++) {
+		const struct value *v = &g->values[i];
+		if (v->data && v->n_consumers > 0)
+			p += shape_numel(&v->shape);
+	}
+	for (int i = 0; i < g->n_nodes; i++) {
+		struct layer l;
+		if (layer_of(g, i, &l))
+			m += l.macs;
+	}
+	*params = p;
+	*macs = m;
+}
+
+void graph_free(struct graph *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < g->n_values; i++) {
+		free(g->values[i].name);
+		free(g->values[i].data);
+		free(g->values[i].idata);
+	}
+	for (int i = 0; i < g->n_nodes; i++)
+		free(g->nodes[i].name);
+	free(g->values);
+	free(g->nodes);
+	free(g->inputs);
+	free(g->outputs);
+	free(g->producer);
+	free(g);
+}

@@ -1,0 +1,189 @@
+/* graph.h - presso's graph IR: what an imported ONNX model becomes.
+ *
+ * A graph is a list of values (tensors) and a list of nodes in topological
+ * order. A value is either a constant (weights, folded at import: initializers,
+ * Constant nodes and constant subgraphs over them) or an activation computed by
+ * exactly one node or fed as a graph input. Everything is float32 at run time;
+ * int64 constants (Reshape shapes, axes) are kept beside as int64.
+ *
+ * Shapes: the batch dimension is symbolic. value.shape holds the shape at batch 1
+ * and value.batched says whether dimension 0 follows the batch; the engine calls
+ * graph_infer_shapes() for the batch it runs. BatchNormalization is folded into
+ * the Conv/Gemm before it when that is its only consumer; Dropout becomes
+ * Identity. The compressible layers (Conv, Gemm, MatMul with a constant weight)
+ * are listed in order by graph_layers(): the unit every later stage works on.
+ *
+ * The graph owns every string and buffer it points to; graph_free() frees all.
+ * A loaded graph is read-only and may be shared between threads.
+ */
+#ifndef PRESSO_GRAPH_H
+#define PRESSO_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/status.h"
+
+#define GRAPH_MAX_DIMS 8
+#define GRAPH_MAX_INPUTS 8 /* per node; Concat with more inputs is refused */
+
+enum op_type {
+	OP_CONV,
+	OP_GEMM,
+	OP_MATMUL,
+	OP_RELU,
+	OP_CLIP,
+	OP_BATCHNORM,
+	OP_MAXPOOL,
+	OP_AVGPOOL,
+	OP_GLOBALAVGPOOL,
+	OP_ADD,
+	OP_CONCAT,
+	OP_FLATTEN,
+	OP_RESHAPE,
+	OP_SOFTMAX,
+	OP_LOGSOFTMAX,
+	OP_IDENTITY,
+	OP_TRANSPOSE,
+	OP_SQUEEZE,
+	OP_UNSQUEEZE,
+	OP_COUNT
+};
+
+/* The ONNX op name of an op ("Conv"). */
+const char *op_name(enum op_type op);
+
+struct shape {
+	int n_dims;
+	int64_t dims[GRAPH_MAX_DIMS];
+};
+
+/* Number of elements of a shape (1 for a scalar). */
+int64_t shape_numel(const struct shape *s);
+
+/* Formats "[N,16,28,28]" (batched) or "[16,28,28]" into buf; returns buf. */
+char *shape_format(const struct shape *s, bool batched, char *buf, size_t buf_bytes);
+
+enum dtype { DTYPE_F32, DTYPE_I64 };
+
+struct value {
+	char *name;
+	struct shape shape; /* at batch 1 for batched values */
+	bool batched;       /* dimension 0 follows the batch */
+	enum dtype dtype;
+	float *data;        /* constant float data, or NULL for activations */
+	int64_t *idata;     /* constant int64 data (dtype DTYPE_I64), or NULL */
+	int producer;       /* index of the node that computes it, -1 if none */
+	int n_consumers;    /* nodes that read it (graph outputs not counted) */
+};
+
+static inline bool value_is_const(const struct value *v)
+{
+	return v->data != NULL || v->idata != NULL;
+}
+
+/* Per-op attributes, already validated and normalised at import. */
+struct node_attrs {
+	/* Conv, MaxPool, AveragePool: 2-D only. pads = top, left, bottom, right,
+	 * already resolved from auto_pad for the graph's spatial sizes. */
+	int kernel[2];
+	int strides[2];
+	int pads[4];
+	int dilations[2];
+	int group;
+	int auto_pad;           /* 0 explicit, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
+	bool ceil_mode;
+	bool count_include_pad;
+	/* Gemm */
+	float alpha, beta;
+	bool trans_a, trans_b;
+	/* Clip (Relu6 is Clip 0..6); bounds from attributes or constant inputs */
+	float clip_min, clip_max;
+	/* BatchNormalization */
+	float epsilon;
+	/* Concat, Softmax, LogSoftmax, Flatten */
+	int axis;
+	/* Transpose perm, Squeeze/Unsqueeze axes, Reshape target shape */
+	int n_ints;
+	int64_t ints[GRAPH_MAX_DIMS];
+	bool allowzero;         /* Reshape */
+};
+
+struct node {
+	char *name;
+	enum op_type op;
+	int n_inputs;
+	int inputs[GRAPH_MAX_INPUTS]; /* value indices; -1 for an absent optional input */
+	int output;                   /* value index */
+	struct node_attrs a;
+};
+
+struct graph {
+	int n_values;
+	struct value *values;
+	int n_nodes;
+	struct node *nodes;          /* topological order */
+	int n_inputs;
+	int *inputs;                 /* value indices of the runtime inputs */
+	int n_outputs;
+	int *outputs;                /* value indices of the graph outputs */
+	int64_t opset;
+	char *producer;              /* "pytorch 1.13.0" */
+	int n_folded_bn;             /* BatchNormalization nodes folded at import */
+	int n_folded_const;          /* nodes folded into constants at import */
+};
+
+/* A compressible layer: a Conv, Gemm or MatMul with a constant weight. */
+struct layer {
+	int node;        /* index into graph.nodes */
+	const char *name;
+	enum op_type op;
+	int64_t c_out, c_in; /* Conv: channels (c_in per group); Gemm/MatMul: N, K */
+	int kh, kw;          /* 1,1 for Gemm/MatMul */
+	int group;
+	int64_t params;      /* weights + bias */
+	int64_t macs;        /* per image (batch 1) */
+};
+
+/* Loads an ONNX file: parses it, folds constants and BatchNorm, infers shapes.
+ * External-data tensors are read from files beside the model. On failure *out
+ * is NULL and status_msg() names the node, the op and the reason.
+ * The caller frees *out with graph_free(). */
+enum presso_status graph_load_onnx(const char *path, struct graph **out);
+
+/* Same, from bytes in memory; base_dir resolves external data (may be NULL). */
+enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
+					 const char *base_dir, struct graph **out);
+
+void graph_free(struct graph *g);
+
+/* Reads one serialized TensorProto (.pb) into a constant value (float32 or int64)
+ * whose name, data and idata the caller frees. */
+enum presso_status graph_load_tensor_pb(const char *path, struct value *out);
+
+/* Infers every value's shape for the given batch into shapes[g->n_values]
+ * (constants keep their own shape). Errors name the node. */
+enum presso_status graph_infer_shapes(const struct graph *g, int64_t batch,
+				      struct shape *shapes);
+
+/* Infers one node's output shape from shapes[] (indexed by value). */
+enum presso_status graph_infer_node(const struct graph *g, const struct node *n,
+				    const struct shape *shapes, struct shape *out);
+
+/* Lists the compressible layers in order into a new array *out of *n_out
+ * entries (free() it; names point into the graph). */
+enum presso_status graph_layers(const struct graph *g, struct layer **out, int *n_out);
+
+/* Index of the value called name, or -1. */
+int graph_find_value(const struct graph *g, const char *name);
+
+/* The Relu/Clip node that reads node i's output as its only reader, when node i
+ * is a Conv or Gemm and that output is not a graph output: the activation both
+ * engines fuse into node i as a clamp. -1 if none. */
+int graph_fused_activation(const struct graph *g, int i);
+
+/* Totals over the whole graph at batch 1: weights (all float constants) and MACs. */
+void graph_totals(const struct graph *g, int64_t *params, int64_t *macs);
+
+#endif

@@ -1,0 +1,1532 @@
+/* onnx_import.c - ONNX model -> graph IR.
+ *
+ * Parsing uses the protobuf-c bindings generated at build time from the
+ * system's onnx.proto. The import runs in passes:
+ *   1. tensors: initializers (raw_data, typed fields, external data beside the
+ *      model) become constant values; graph inputs that are not initializers
+ *      become runtime inputs (float32; dim 0 symbolic = the batch);
+ *   2. nodes, in file order (ONNX requires topological order): Constant nodes
+ *      become constants; Dropout becomes Identity; attributes are validated
+ *      (an unknown attribute is an error, never ignored); constant inputs that
+ *      act as attributes (Clip bounds, Reshape shape, Squeeze axes) are read;
+ *      a node whose inputs are all constant is evaluated now with the
+ *      reference kernels and becomes a constant (constant folding);
+ *   3. shapes at batch 1, resolving auto_pad into explicit pads;
+ *   4. BatchNormalization folded into the Conv/Gemm before it when that node's
+ *      output has no other reader; MatMul + Add(bias) on a 2-D input -> Gemm;
+ *   5. dead nodes dropped, values compacted, shapes at batch 1 and 2 decide
+ *      which values follow the batch.
+ * Every error names the node, its op and the reason; nothing is half-built.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine.h"
+#include "model/graph.h"
+#include "onnx.pb-c.h"
+
+#define MAX_TENSOR_ELEMS ((int64_t)1 << 31) /* 8 GiB of float: far past any real layer */
+
+struct builder {
+	struct graph *g;
+	int cap_values, cap_nodes;
+	/* name -> value index: open addressing, size a power of two */
+	int *slots;
+	int n_slots;
+	const char *base_dir;
+	int64_t opset;
+};
+
+/* --- name map ------------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static int map_find(const struct builder *b, const char *name)
+{
+	if (!b->n_slots)
+		return -1;
+	size_t mask = (size_t)b->n_slots - 1;
+	for (size_t i = hash_str(name) & mask;; i = (i + 1) & mask) {
+		int v = b->slots[i];
+		if (v < 0)
+			return -1;
+		if (strcmp(b->g->values[v].name, name) == 0)
+			return v;
+	}
+}
+
+static bool map_put(struct builder *b, int v)
+{
+	if (2 * (b->g->n_values + 1) > b->n_slots) {
+		int n = b->n_slots ? b->n_slots * 2 : 256;
+		int *slots = malloc(sizeof(int) * (size_t)n);
+		if (!slots)
+			return false;
+		for (int i = 0; i < n; i++)
+			slots[i] = -1;
+		int *old = b->slots;
+		int n_old = b->n_slots;
+		b->slots = slots;
+		b->n_slots = n;
+		for (int i = 0; i < n_old; i++)
+			if (old[i] >= 0 && old[i] != v)
+				map_put(b, old[i]);
+		free(old);
+	}
+	size_t mask = (size_t)b->n_slots - 1;
+	size_t i = hash_str(b->g->values[v].name) & mask;
+	while (b->slots[i] >= 0 && b->slots[i] != v)
+		i = (i + 1) & mask;
+	b->slots[i] = v;
+	return true;
+}
+
+/* Appends a value called name; returns its index or -1 (message set). */
+static int add_value(struct builder *b, const char *name)
+{
+	struct graph *g = b->g;
+	if (g->n_values == b->cap_values) {
+		int cap = b->cap_values ? b->cap_values * 2 : 64;
+		struct value *nv = realloc(g->values, sizeof *nv * (size_t)cap);
+		if (!nv) {
+			status_fail(PRESSO_E_NOMEM, "out of memory");
+			return -1;
+		}
+		g->values = nv;
+		b->cap_values = cap;
+	}
+	int v = g->n_values;
+	struct value *val = &g->values[v];
+	memset(val, 0, sizeof *val);
+	val->producer = -1;
+	val->name = strdup(name);
+	if (!val->name) {
+		status_fail(PRESSO_E_NOMEM, "out of memory");
+		return -1;
+	}
+	g->n_values++;
+	if (!map_put(b, v)) {
+		status_fail(PRESSO_E_NOMEM, "out of memory");
+		return -1;
+	}
+	return v;
+}
+
+/* A fresh, unnamed-in-the-file value for folded weights ("<base>#<tag>"). */
+static int add_derived_value(struct builder *b, const char *base, const char *tag)
+{
+	char name[512];
+	snprintf(name, sizeof name, "%s#%s", base, tag);
+	for (int k = 1; map_find(b, name) >= 0; k++)
+		snprintf(name, sizeof name, "%s#%s%d", base, tag, k);
+	return add_value(b, name);
+}
+
+/* --- tensors -------------------------------------------------------------- */
+
+static const char *dtype_name(int32_t t)
+{
+	static const char *const names[] = {
+		"undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64",
+		"string", "bool", "float16", "double", "uint32", "uint64", "complex64",
+		"complex128", "bfloat16"};
+	if (t >= 0 && t < (int32_t)(sizeof names / sizeof names[0]))
+		return names[t];
+	return "unknown";
+}
+
+static enum presso_status read_external(const Onnx__TensorProto *t, const char *base_dir,
+					size_t want_bytes, uint8_t **out)
+{
+	const char *location = NULL;
+	long long offset = 0, length = -1;
+	for (size_t i = 0; i < t->n_external_data; i++) {
+		const char *k = t->external_data[i]->key, *v = t->external_data[i]->value;
+		if (!k || !v)
+			continue;
+		if (strcmp(k, "location") == 0)
+			location = v;
+		else if (strcmp(k, "offset") == 0)
+			offset = strtoll(v, NULL, 10);
+		else if (strcmp(k, "length") == 0)
+			length = strtoll(v, NULL, 10);
+	}
+	if (!location || !*location)
+		return status_fail(PRESSO_E_FORMAT, "tensor '%s': external data without a location",
+				   t->name);
+	if (location[0] == '/' || strstr(location, ".."))
+		return status_fail(PRESSO_E_FORMAT,
+				   "tensor '%s': external data location '%s' must be a relative path inside the model's folder",
+				   t->name, location);
+	if (offset < 0 || (length >= 0 && (size_t)length != want_bytes))
+		return status_fail(PRESSO_E_FORMAT,
+				   "tensor '%s': external data length %lld, expected %zu bytes",
+				   t->name, length, want_bytes);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", base_dir ? base_dir : ".", location);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return status_fail(PRESSO_E_IO, "tensor '%s': cannot open external data '%s': %s",
+				   t->name, path, strerror(errno));
+	uint8_t *buf = malloc(want_bytes ? want_bytes : 1);
+	bool ok = buf && fseek(f, (long)offset, SEEK_SET) == 0 &&
+		  fread(buf, 1, want_bytes, f) == want_bytes;
+	fclose(f);
+	if (!ok) {
+		free(buf);
+		return status_fail(PRESSO_E_FORMAT,
+				   "tensor '%s': external data file '%s' is shorter than offset %lld + %zu bytes",
+				   t->name, path, offset, want_bytes);
+	}
+	*out = buf;
+	return PRESSO_OK;
+}
+
+/* Converts a TensorProto into a constant value (float32, or int64 for integer
+ * types). v->name must already be set. */
+static enum presso_status tensor_to_value(const Onnx__TensorProto *t, const char *base_dir,
+					  struct value *v)
+{
+	const char *name = t->name ? t->name : "";
+	if (t->n_dims > GRAPH_MAX_DIMS)
+		return status_fail(PRESSO_E_UNSUPPORTED, "tensor '%s': rank %zu exceeds %d", name,
+				   t->n_dims, GRAPH_MAX_DIMS);
+	int64_t count = 1;
+	v->shape.n_dims = (int)t->n_dims;
+	for (size_t i = 0; i < t->n_dims; i++) {
+		if (t->dims[i] < 0)
+			return status_fail(PRESSO_E_FORMAT, "tensor '%s': negative dimension", name);
+		v->shape.dims[i] = t->dims[i];
+		if (t->dims[i] && count > MAX_TENSOR_ELEMS / t->dims[i])
+			return status_fail(PRESSO_E_FORMAT, "tensor '%s': too large", name);
+		count *= t->dims[i];
+	}
+	int32_t dt = t->has_data_type ? t->data_type : 0;
+	size_t elem;
+	switch (dt) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+		elem = 4;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+		elem = 8;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+		elem = 1;
+		break;
+	default:
+		return status_fail(PRESSO_E_UNSUPPORTED, "tensor '%s': data type %s is not supported",
+				   name, dtype_name(dt));
+	}
+	bool is_float = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+			dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+	size_t want = (size_t)count * elem;
+	const uint8_t *raw = NULL;
+	uint8_t *ext = NULL;
+	if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+		enum presso_status s = read_external(t, base_dir, want, &ext);
+		if (s != PRESSO_OK)
+			return s;
+		raw = ext;
+	} else if (t->has_raw_data) {
+		if (t->raw_data.len != want) {
+			return status_fail(PRESSO_E_FORMAT,
+					   "tensor '%s': raw_data holds %zu bytes, its shape needs %zu",
+					   name, t->raw_data.len, want);
+		}
+		raw = t->raw_data.data;
+	}
+	size_t n = (size_t)count;
+	float *f = NULL;
+	int64_t *l = NULL;
+	if (is_float)
+		f = malloc(sizeof(float) * (n ? n : 1));
+	else
+		l = malloc(sizeof(int64_t) * (n ? n : 1));
+	if (!f && !l) {
+		free(ext);
+		return status_fail(PRESSO_E_NOMEM, "tensor '%s': out of memory", name);
+	}
+	size_t have;
+	if (raw) {
+		have = n;
+		for (size_t i = 0; i < n; i++) {
+			const uint8_t *p = raw + i * elem;
+			switch (dt) {
+			case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+				memcpy(&f[i], p, 4);
+				break;
+			case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
+				double d;
+				memcpy(&d, p, 8);
+				f[i] = (float)d;
+				break;
+			}
+			case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+				memcpy(&l[i], p, 8);
+				break;
+			case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: {
+				int32_t x;
+				memcpy(&x, p, 4);
+				l[i] = x;
+				break;
+			}
+			case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: {
+				uint32_t x;
+				memcpy(&x, p, 4);
+				l[i] = x;
+				break;
+			}
+			case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+				l[i] = (int8_t)p[0];
+				break;
+			default:
+				l[i] = p[0];
+				break;
+			}
+		}
+	} else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+		have = t->n_float_data;
+		for (size_t i = 0; i < n && i < have; i++)
+			f[i] = t->float_data[i];
+	} else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
+		have = t->n_double_data;
+		for (size_t i = 0; i < n && i < have; i++)
+			f[i] = (float)t->double_data[i];
+	} else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
+		have = t->n_int64_data;
+		for (size_t i = 0; i < n && i < have; i++)
+			l[i] = t->int64_data[i];
+	} else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32) {
+		have = t->n_uint64_data;
+		for (size_t i = 0; i < n && i < have; i++)
+			l[i] = (int64_t)t->uint64_data[i];
+	} else {
+		have = t->n_int32_data;
+		for (size_t i = 0; i < n && i < have; i++)
+			l[i] = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ? (int8_t)t->int32_data[i]
+									: t->int32_data[i];
+	}
+	free(ext);
+	if (have != n) {
+		free(f);
+		free(l);
+		return status_fail(PRESSO_E_FORMAT, "tensor '%s': holds %zu values, its shape needs %zu",
+				   name, have, n);
+	}
+	v->data = f;
+	v->idata = l;
+	v->dtype = is_float ? DTYPE_F32 : DTYPE_I64;
+	return PRESSO_OK;
+}
+
+/* --- attributes ----------------------------------------------------------- */
+
+static const Onnx__AttributeProto *find_attr(const Onnx__NodeProto *np, const char *name)
+{
+	for (size_t i = 0; i < np->n_attribute; i++)
+		if (np->attribute[i]->name && strcmp(np->attribute[i]->name, name) == 0)
+			return np->attribute[i];
+	return NULL;
+}
+
+/* Fails on the first attribute of np not in allowed (NULL-terminated). */
+static enum presso_status check_attrs(const struct node *n, const Onnx__NodeProto *np,
+				      const char *const *allowed)
+{
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const char *a = np->attribute[i]->name ? np->attribute[i]->name : "";
+		bool ok = false;
+		for (const char *const *k = allowed; *k && !ok; k++)
+			ok = strcmp(*k, a) == 0;
+		if (!ok)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s attribute '%s' is not supported", n->name,
+					   op_name(n->op), a);
+	}
+	return PRESSO_OK;
+}
+
+static int64_t attr_int(const Onnx__NodeProto *np, const char *name, int64_t dflt)
+{
+	const Onnx__AttributeProto *a = find_attr(np, name);
+	return a && a->has_i ? a->i : dflt;
+}
+
+static float attr_float(const Onnx__NodeProto *np, const char *name, float dflt)
+{
+	const Onnx__AttributeProto *a = find_attr(np, name);
+	return a && a->has_f ? a->f : dflt;
+}
+
+/* Reads an ints attribute of exactly `want` entries (or any count <= max when
+ * want < 0) into out; returns the count, or -1 if absent, -2 on a bad count. */
+static int attr_ints(const Onnx__NodeProto *np, const char *name, int want, int max,
+		     int64_t *out)
+{
+	const Onnx__AttributeProto *a = find_attr(np, name);
+	if (!a)
+		return -1;
+	if ((want >= 0 && a->n_ints != (size_t)want) || a->n_ints > (size_t)max)
+		return -2;
+	for (size_t i = 0; i < a->n_ints; i++)
+		out[i] = a->ints[i];
+	return (int)a->n_ints;
+}
+
+static enum presso_status bad_attr(const struct node *n, const char *attr, const char *why)
+{
+	return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s attribute %s %s", n->name,
+			   op_name(n->op), attr, why);
+}
+
+/* kernel_shape, strides, pads, dilations, auto_pad of a 2-D Conv or pool. */
+static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
+				      bool need_kernel)
+{
+	int64_t v[4];
+	struct node_attrs *a = &n->a;
+	int k = attr_ints(np, "kernel_shape", -1, 4, v);
+	if (k == -1 && need_kernel)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s needs kernel_shape", n->name,
+				   op_name(n->op));
+	if (k >= 0 && k != 2)
+		return bad_attr(n, "kernel_shape", "must have 2 entries (only 2-D is supported)");
+	if (k == -2)
+		return bad_attr(n, "kernel_shape", "has too many entries");
+	a->kernel[0] = k == 2 ? (int)v[0] : 0;
+	a->kernel[1] = k == 2 ? (int)v[1] : 0;
+	if (k == 2 && (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024))
+		return bad_attr(n, "kernel_shape", "must be positive");
+	a->strides[0] = a->strides[1] = 1;
+	int s = attr_ints(np, "strides", 2, 2, v);
+	if (s == -2)
+		return bad_attr(n, "strides", "must have 2 entries (only 2-D is supported)");
+	if (s == 2) {
+		if (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024)
+			return bad_attr(n, "strides", "must be positive");
+		a->strides[0] = (int)v[0];
+		a->strides[1] = (int)v[1];
+	}
+	a->dilations[0] = a->dilations[1] = 1;
+	int d = attr_ints(np, "dilations", 2, 2, v);
+	if (d == -2)
+		return bad_attr(n, "dilations", "must have 2 entries (only 2-D is supported)");
+	if (d == 2) {
+		if (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024)
+			return bad_attr(n, "dilations", "must be positive");
+		a->dilations[0] = (int)v[0];
+		a->dilations[1] = (int)v[1];
+	}
+	memset(a->pads, 0, sizeof a->pads);
+	int p = attr_ints(np, "pads", 4, 4, v);
+	if (p == -2)
+		return bad_attr(n, "pads", "must have 4 entries (only 2-D is supported)");
+	if (p == 4) {
+		/* ONNX order: x1_begin, x2_begin, x1_end, x2_end = top, left, bottom, right */
+		for (int i = 0; i < 4; i++) {
+			if (v[i] < 0 || v[i] > 1024)
+				return bad_attr(n, "pads", "must be between 0 and 1024");
+			a->pads[i] = (int)v[i];
+		}
+	}
+	a->auto_pad = 0;
+	const Onnx__AttributeProto *ap = find_attr(np, "auto_pad");
+	if (ap && ap->has_s) {
+		static const char *const modes[] = {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"};
+		int mode = -1;
+		for (int i = 0; i < 4; i++)
+			if (ap->s.len == strlen(modes[i]) && memcmp(ap->s.data, modes[i], ap->s.len) == 0)
+				mode = i;
+		if (mode < 0)
+			return bad_attr(n, "auto_pad", "must be NOTSET, SAME_UPPER, SAME_LOWER or VALID");
+		a->auto_pad = mode;
+		if (mode != 0 && p == 4)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': %s has both pads and auto_pad",
+					   n->name, op_name(n->op));
+	}
+	return PRESSO_OK;
+}
+
+/* --- nodes ---------------------------------------------------------------- */
+
+struct op_name_map {
+	const char *onnx;
+	enum op_type op;
+};
+
+static const struct op_name_map op_names[] = {
+	{"Conv", OP_CONV},
+	{"Gemm", OP_GEMM},
+	{"MatMul", OP_MATMUL},
+	{"Relu", OP_RELU},
+	{"Clip", OP_CLIP},
+	{"BatchNormalization", OP_BATCHNORM},
+	{"MaxPool", OP_MAXPOOL},
+	{"AveragePool", OP_AVGPOOL},
+	{"GlobalAveragePool", OP_GLOBALAVGPOOL},
+	{"Add", OP_ADD},
+	{"Concat", OP_CONCAT},
+	{"Flatten", OP_FLATTEN},
+	{"Reshape", OP_RESHAPE},
+	{"Softmax", OP_SOFTMAX},
+	{"LogSoftmax", OP_LOGSOFTMAX},
+	{"Identity", OP_IDENTITY},
+	{"Dropout", OP_IDENTITY},
+	{"Transpose", OP_TRANSPOSE},
+	{"Squeeze", OP_SQUEEZE},
+	{"Unsqueeze", OP_UNSQUEEZE},
+};
+
+static const struct value *input_value(const struct builder *b, const struct node *n, int i)
+{
+	if (i >= n->n_inputs || n->inputs[i] < 0)
+		return NULL;
+	return &b->g->values[n->inputs[i]];
+}
+
+/* A constant input read as integers (axes, shape); -1 if absent. */
+static enum presso_status const_ints_input(const struct builder *b, struct node *n, int i,
+					   const char *what, int *count)
+{
+	const struct value *v = input_value(b, n, i);
+	*count = -1;
+	if (!v)
+		return PRESSO_OK;
+	if (!v->idata)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': %s input '%s' (%s) must be a constant integer tensor",
+				   n->name, op_name(n->op), v->name, what);
+	int64_t len = shape_numel(&v->shape);
+	if (len > GRAPH_MAX_DIMS)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s %s has %lld entries (at most %d)",
+				   n->name, op_name(n->op), what, (long long)len, GRAPH_MAX_DIMS);
+	for (int k = 0; k < len; k++)
+		n->a.ints[k] = v->idata[k];
+	n->a.n_ints = (int)len;
+	*count = (int)len;
+	return PRESSO_OK;
+}
+
+static enum presso_status const_scalar_input(const struct builder *b, struct node *n, int i,
+					     float *out)
+{
+	const struct value *v = input_value(b, n, i);
+	if (!v)
+		return PRESSO_OK;
+	if (!value_is_const(v) || shape_numel(&v->shape) != 1)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Clip bound '%s' must be a constant scalar", n->name,
+				   v->name);
+	*out = v->data ? v->data[0] : (float)v->idata[0];
+	return PRESSO_OK;
+}
+
+/* Reads and checks the attributes (and attribute-like constant inputs) of n. */
+static enum presso_status read_attrs(struct builder *b, struct node *n,
+				     const Onnx__NodeProto *np, const char *onnx_op)
+{
+	struct node_attrs *a = &n->a;
+	enum presso_status s = PRESSO_OK;
+	a->group = 1;
+	a->alpha = a->beta = 1.0f;
+	a->clip_min = -INFINITY;
+	a->clip_max = INFINITY;
+	a->epsilon = 1e-5f;
+	a->axis = 1;
+	switch (n->op) {
+	case OP_CONV: {
+		static const char *const ok[] = {"kernel_shape", "strides", "pads", "dilations",
+						 "group", "auto_pad", NULL};
+		if ((s = check_attrs(n, np, ok)) || (s = read_window(n, np, false)))
+			return s;
+		int64_t g = attr_int(np, "group", 1);
+		if (g < 1 || g > INT32_MAX)
+			return bad_attr(n, "group", "must be positive");
+		a->group = (int)g;
+		break;
+	}
+	case OP_MAXPOOL:
+	case OP_AVGPOOL: {
+		static const char *const ok[] = {"kernel_shape", "strides", "pads", "dilations",
+						 "auto_pad", "ceil_mode", "count_include_pad",
+						 "storage_order", NULL};
+		if ((s = check_attrs(n, np, ok)) || (s = read_window(n, np, true)))
+			return s;
+		a->ceil_mode = attr_int(np, "ceil_mode", 0) != 0;
+		a->count_include_pad = attr_int(np, "count_include_pad", 0) != 0;
+		if (attr_int(np, "storage_order", 0) != 0)
+			return bad_attr(n, "storage_order", "1 (column major) is not supported");
+		if (n->op == OP_AVGPOOL && (a->dilations[0] != 1 || a->dilations[1] != 1))
+			return bad_attr(n, "dilations", "other than 1 are not supported for AveragePool");
+		break;
+	}
+	case OP_GEMM: {
+		static const char *const ok[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		a->alpha = attr_float(np, "alpha", 1.0f);
+		a->beta = attr_float(np, "beta", 1.0f);
+		a->trans_a = attr_int(np, "transA", 0) != 0;
+		a->trans_b = attr_int(np, "transB", 0) != 0;
+		break;
+	}
+	case OP_CLIP: {
+		static const char *const ok[] = {"min", "max", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		a->clip_min = attr_float(np, "min", -INFINITY);
+		a->clip_max = attr_float(np, "max", INFINITY);
+		if ((s = const_scalar_input(b, n, 1, &a->clip_min)) ||
+		    (s = const_scalar_input(b, n, 2, &a->clip_max)))
+			return s;
+		n->n_inputs = 1; /* bounds are attributes now */
+		break;
+	}
+	case OP_BATCHNORM: {
+		static const char *const ok[] = {"epsilon", "momentum", "training_mode", "spatial",
+						 "is_test", "consumed_inputs", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		a->epsilon = attr_float(np, "epsilon", 1e-5f);
+		if (attr_int(np, "training_mode", 0) != 0)
+			return bad_attr(n, "training_mode", "1 is not supported (inference only)");
+		if (attr_int(np, "spatial", 1) != 1)
+			return bad_attr(n, "spatial", "0 is not supported");
+		if (n->n_inputs != 5)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': BatchNormalization needs 5 inputs",
+					   n->name);
+		break;
+	}
+	case OP_CONCAT:
+	case OP_SOFTMAX:
+	case OP_LOGSOFTMAX:
+	case OP_FLATTEN: {
+		static const char *const ok[] = {"axis", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		int64_t dflt = (n->op == OP_SOFTMAX || n->op == OP_LOGSOFTMAX) && b->opset >= 13 ? -1 : 1;
+		if (n->op == OP_CONCAT && !find_attr(np, "axis"))
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Concat needs an axis", n->name);
+		int64_t ax = attr_int(np, "axis", dflt);
+		if (ax < -GRAPH_MAX_DIMS || ax > GRAPH_MAX_DIMS)
+			return bad_attr(n, "axis", "is out of range");
+		a->axis = (int)ax;
+		break;
+	}
+	case OP_RESHAPE: {
+		static const char *const ok[] = {"allowzero", "shape", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		a->allowzero = attr_int(np, "allowzero", 0) != 0;
+		int cnt;
+		if (n->n_inputs >= 2) {
+			if ((s = const_ints_input(b, n, 1, "shape", &cnt)))
+				return s;
+		} else {
+			cnt = attr_ints(np, "shape", -1, GRAPH_MAX_DIMS, a->ints);
+			a->n_ints = cnt > 0 ? cnt : 0;
+		}
+		if (cnt < 0)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Reshape needs a shape", n->name);
+		n->n_inputs = 1;
+		break;
+	}
+	case OP_TRANSPOSE: {
+		static const char *const ok[] = {"perm", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		int cnt = attr_ints(np, "perm", -1, GRAPH_MAX_DIMS, a->ints);
+		if (cnt == -2)
+			return bad_attr(n, "perm", "has too many entries");
+		a->n_ints = cnt > 0 ? cnt : 0;
+		break;
+	}
+	case OP_SQUEEZE:
+	case OP_UNSQUEEZE: {
+		static const char *const ok[] = {"axes", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		int cnt = -1;
+		if (n->n_inputs >= 2) {
+			if ((s = const_ints_input(b, n, 1, "axes", &cnt)))
+				return s;
+		} else {
+			cnt = attr_ints(np, "axes", -1, GRAPH_MAX_DIMS, a->ints);
+			if (cnt == -2)
+				return bad_attr(n, "axes", "has too many entries");
+			a->n_ints = cnt > 0 ? cnt : 0;
+		}
+		if (n->op == OP_UNSQUEEZE && cnt <= 0)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Unsqueeze needs axes", n->name);
+		n->n_inputs = 1;
+		break;
+	}
+	case OP_IDENTITY:
+		if (strcmp(onnx_op, "Dropout") == 0) {
+			static const char *const ok[] = {"ratio", "seed", "is_test", NULL};
+			if ((s = check_attrs(n, np, ok)))
+				return s;
+			const struct value *tm = input_value(b, n, 2);
+			if (tm && !(tm->idata && tm->idata[0] == 0) && !(tm->data && tm->data[0] == 0))
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': Dropout in training mode is not supported",
+						   n->name);
+		} else {
+			static const char *const ok[] = {NULL};
+			if ((s = check_attrs(n, np, ok)))
+				return s;
+		}
+		n->n_inputs = 1;
+		break;
+	default: {
+		static const char *const ok[] = {NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		break;
+	}
+	}
+	return PRESSO_OK;
+}
+
+static int min_inputs(enum op_type op)
+{
+	switch (op) {
+	case OP_CONV:
+	case OP_GEMM:
+	case OP_MATMUL:
+	case OP_ADD:
+		return 2;
+	case OP_BATCHNORM:
+		return 5;
+	default:
+		return 1;
+	}
+}
+
+static int max_inputs(enum op_type op)
+{
+	switch (op) {
+	case OP_CONV:
+	case OP_GEMM:
+	case OP_CLIP:
+	case OP_IDENTITY: /* Dropout: data, ratio, training_mode */
+		return 3;
+	case OP_MATMUL:
+	case OP_ADD:
+	case OP_RESHAPE:
+	case OP_SQUEEZE:
+	case OP_UNSQUEEZE:
+		return 2;
+	case OP_BATCHNORM:
+		return 5;
+	case OP_CONCAT:
+		return GRAPH_MAX_INPUTS;
+	default:
+		return 1;
+	}
+}
+
+static enum presso_status add_node(struct builder *b, struct node *n)
+{
+	struct graph *g = b->g;
+	if (g->n_nodes == b->cap_nodes) {
+		int cap = b->cap_nodes ? b->cap_nodes * 2 : 64;
+		struct node *nn = realloc(g->nodes, sizeof *nn * (size_t)cap);
+		if (!nn)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		g->nodes = nn;
+		b->cap_nodes = cap;
+	}
+	g->nodes[g->n_nodes++] = *n;
+	return PRESSO_OK;
+}
+
+/* Evaluates a node whose inputs are all float constants into a constant output. */
+static enum presso_status fold_node(struct builder *b, struct node *n, int out_v)
+{
+	struct graph *g = b->g;
+	struct shape shapes[GRAPH_MAX_INPUTS + 1];
+	const float *in[GRAPH_MAX_INPUTS] = {NULL};
+	struct node mini = *n;
+	for (int i = 0; i < n->n_inputs; i++) {
+		mini.inputs[i] = n->inputs[i] >= 0 ? i : -1;
+		if (n->inputs[i] >= 0) {
+			shapes[i] = g->values[n->inputs[i]].shape;
+			in[i] = g->values[n->inputs[i]].data;
+		}
+	}
+	mini.output = n->n_inputs;
+	enum presso_status s = graph_infer_node(g, &mini, shapes, &shapes[mini.output]);
+	if (s != PRESSO_OK)
+		return s;
+	size_t count = (size_t)shape_numel(&shapes[mini.output]);
+	size_t scratch_bytes = engine_node_scratch_bytes(g, &mini, shapes);
+	float *out = malloc(sizeof(float) * (count ? count : 1));
+	float *scratch = malloc(scratch_bytes ? scratch_bytes : 1);
+	if (!out || !scratch) {
+		free(out);
+		free(scratch);
+		return status_fail(PRESSO_E_NOMEM, "node '%s': out of memory folding constants",
+				   n->name);
+	}
+	engine_exec_node(g, &mini, shapes, in, out, scratch, -INFINITY, INFINITY);
+	free(scratch);
+	struct value *v = &g->values[out_v];
+	v->shape = shapes[mini.output];
+	v->data = out;
+	v->dtype = DTYPE_F32;
+	g->n_folded_const++;
+	return PRESSO_OK;
+}
+
+/* Copies an int64 constant through a shape-only op (Reshape/Squeeze/... of ints). */
+static enum presso_status fold_int_node(struct builder *b, struct node *n, int out_v)
+{
+	struct graph *g = b->g;
+	const struct value *x = &g->values[n->inputs[0]];
+	struct shape shapes[2] = {x->shape};
+	struct node mini = *n;
+	mini.inputs[0] = 0;
+	mini.output = 1;
+	enum presso_status s = graph_infer_node(g, &mini, shapes, &shapes[1]);
+	if (s != PRESSO_OK)
+		return s;
+	size_t count = (size_t)shape_numel(&x->shape);
+	int64_t *out = malloc(sizeof(int64_t) * (count ? count : 1));
+	if (!out)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	memcpy(out, x->idata, sizeof(int64_t) * count);
+	struct value *v = &g->values[out_v];
+	v->shape = shapes[1];
+	v->idata = out;
+	v->dtype = DTYPE_I64;
+	g->n_folded_const++;
+	return PRESSO_OK;
+}
+
+static enum presso_status constant_node(struct builder *b, const Onnx__NodeProto *np,
+					const char *name, int out_v)
+{
+	struct value *v = &b->g->values[out_v];
+	if (np->n_attribute != 1)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Constant needs exactly one value attribute",
+				   name);
+	const Onnx__AttributeProto *a = np->attribute[0];
+	const char *an = a->name ? a->name : "";
+	if (strcmp(an, "value") == 0 && a->t) {
+		enum presso_status s = tensor_to_value(a->t, b->base_dir, v);
+		return s == PRESSO_OK ? s : status_wrap(s, "node '%s' (Constant)", name);
+	}
+	if (strcmp(an, "value_float") == 0 || strcmp(an, "value_floats") == 0) {
+		size_t n = strcmp(an, "value_float") == 0 ? 1 : a->n_floats;
+		v->data = malloc(sizeof(float) * (n ? n : 1));
+		if (!v->data)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		if (strcmp(an, "value_float") == 0)
+			v->data[0] = a->f;
+		else
+			memcpy(v->data, a->floats, sizeof(float) * n);
+		v->shape.n_dims = strcmp(an, "value_float") == 0 ? 0 : 1;
+		v->shape.dims[0] = (int64_t)n;
+		return PRESSO_OK;
+	}
+	if (strcmp(an, "value_int") == 0 || strcmp(an, "value_ints") == 0) {
+		size_t n = strcmp(an, "value_int") == 0 ? 1 : a->n_ints;
+		v->idata = malloc(sizeof(int64_t) * (n ? n : 1));
+		if (!v->idata)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		if (strcmp(an, "value_int") == 0)
+			v->idata[0] = a->i;
+		else
+			memcpy(v->idata, a->ints, sizeof(int64_t) * n);
+		v->dtype = DTYPE_I64;
+		v->shape.n_dims = strcmp(an, "value_int") == 0 ? 0 : 1;
+		v->shape.dims[0] = (int64_t)n;
+		return PRESSO_OK;
+	}
+	return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Constant attribute '%s' is not supported",
+			   name, an);
+}
+
+static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *np, int index)
+{
+	struct graph *g = b->g;
+	const char *op = np->op_type ? np->op_type : "";
+	char name[256];
+	if (np->name && *np->name)
+		snprintf(name, sizeof name, "%s", np->name);
+	else if (np->n_output && np->output[0] && *np->output[0])
+		snprintf(name, sizeof name, "%s", np->output[0]);
+	else
+		snprintf(name, sizeof name, "%s_%d", op, index);
+	if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx") != 0)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': op %s of domain '%s' is not supported",
+				   name, op, np->domain);
+	if (np->n_output < 1 || !np->output[0] || !*np->output[0])
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no output", name, op);
+	for (size_t i = 1; i < np->n_output; i++)
+		if (np->output[i] && *np->output[i])
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s output %zu ('%s') is not supported (only the first output)",
+					   name, op, i, np->output[i]);
+	if (map_find(b, np->output[0]) >= 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': output '%s' is produced twice", name,
+				   np->output[0]);
+	if (strcmp(op, "Constant") == 0) {
+		int v = add_value(b, np->output[0]);
+		return v < 0 ? PRESSO_E_NOMEM : constant_node(b, np, name, v);
+	}
+	struct node n = {0};
+	bool known = false;
+	for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
+		if (strcmp(op_names[i].onnx, op) == 0) {
+			n.op = op_names[i].op;
+			known = true;
+		}
+	if (!known)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': op %s is not supported", name, op);
+	if (np->n_input < (size_t)min_inputs(n.op) || np->n_input > (size_t)max_inputs(n.op))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has %zu inputs", name, op,
+				   np->n_input);
+	n.n_inputs = (int)np->n_input;
+	bool all_const = true, any_int = false;
+	for (size_t i = 0; i < np->n_input; i++) {
+		const char *in = np->input[i];
+		if (!in || !*in) {
+			if (i == 0)
+				return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no data input", name, op);
+			n.inputs[i] = -1;
+			continue;
+		}
+		int v = map_find(b, in);
+		if (v < 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': %s input '%s' is not produced by any earlier node, initializer or graph input",
+					   name, op, in);
+		n.inputs[i] = v;
+	}
+	n.name = strdup(name);
+	if (!n.name)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	enum presso_status s = read_attrs(b, &n, np, op);
+	for (int i = 0; s == PRESSO_OK && i < n.n_inputs; i++) {
+		const struct value *v = input_value(b, &n, i);
+		if (!v)
+			continue;
+		if (!value_is_const(v))
+			all_const = false;
+		else if (v->idata)
+			any_int = true;
+	}
+	int out_v = s == PRESSO_OK ? add_value(b, np->output[0]) : -1;
+	if (s == PRESSO_OK && out_v < 0)
+		s = PRESSO_E_NOMEM;
+	if (s == PRESSO_OK && all_const) {
+		bool shape_only = n.op == OP_RESHAPE || n.op == OP_FLATTEN || n.op == OP_SQUEEZE ||
+				  n.op == OP_UNSQUEEZE || n.op == OP_IDENTITY;
+		if (any_int && shape_only && n.n_inputs == 1)
+			s = fold_int_node(b, &n, out_v);
+		else if (any_int)
+			s = status_fail(PRESSO_E_UNSUPPORTED,
+					"node '%s': %s on integer tensors is not supported", name, op);
+		else
+			s = fold_node(b, &n, out_v);
+		free(n.name);
+		return s;
+	}
+	if (s == PRESSO_OK) {
+		for (int i = 0; i < n.n_inputs; i++) {
+			const struct value *v = input_value(b, &n, i);
+			if (v && v->idata)
+				s = status_fail(PRESSO_E_UNSUPPORTED,
+						"node '%s': %s input '%s' is an integer tensor (only float32 is supported)",
+						name, op, v->name);
+		}
+	}
+	if (s != PRESSO_OK) {
+		free(n.name);
+		return s;
+	}
+	n.output = out_v;
+	g->values[out_v].producer = g->n_nodes;
+	s = add_node(b, &n);
+	if (s != PRESSO_OK)
+		free(n.name);
+	return s;
+}
+
+/* --- graph inputs and outputs -------------------------------------------- */
+
+static enum presso_status import_input(struct builder *b, const Onnx__ValueInfoProto *vi)
+{
+	struct graph *g = b->g;
+	const char *name = vi->name ? vi->name : "";
+	if (map_find(b, name) >= 0)
+		return PRESSO_OK; /* an initializer listed as input (older exporters) */
+	const Onnx__TypeProto *tp = vi->type;
+	if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+		return status_fail(PRESSO_E_UNSUPPORTED, "graph input '%s': only tensor inputs are supported",
+				   name);
+	const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+	if (tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "graph input '%s': data type %s is not supported (float32 only)", name,
+				   dtype_name(tt->elem_type));
+	if (!tt->shape)
+		return status_fail(PRESSO_E_UNSUPPORTED, "graph input '%s' has no shape", name);
+	if (tt->shape->n_dim > GRAPH_MAX_DIMS)
+		return status_fail(PRESSO_E_UNSUPPORTED, "graph input '%s': rank %zu exceeds %d", name,
+				   tt->shape->n_dim, GRAPH_MAX_DIMS);
+	int v = add_value(b, name);
+	if (v < 0)
+		return PRESSO_E_NOMEM;
+	struct value *val = &g->values[v];
+	val->shape.n_dims = (int)tt->shape->n_dim;
+	for (size_t i = 0; i < tt->shape->n_dim; i++) {
+		const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+		bool fixed = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+		if (i == 0 && (!fixed || d->dim_value == 1)) {
+			val->shape.dims[0] = 1;
+			val->batched = true; /* confirmed or withdrawn once shapes are inferred */
+			continue;
+		}
+		if (!fixed || d->dim_value < 1)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "graph input '%s': dimension %zu is symbolic (only the batch dimension may be)",
+					   name, i);
+		val->shape.dims[i] = d->dim_value;
+	}
+	int *ins = realloc(g->inputs, sizeof(int) * (size_t)(g->n_inputs + 1));
+	if (!ins)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	g->inputs = ins;
+	g->inputs[g->n_inputs++] = v;
+	return PRESSO_OK;
+}
+
+/* --- passes --------------------------------------------------------------- */
+
+static void count_consumers(struct graph *g)
+{
+	for (int v = 0; v < g->n_values; v++)
+		g->values[v].n_consumers = 0;
+	for (int i = 0; i < g->n_nodes; i++)
+		for (int k = 0; k < g->nodes[i].n_inputs; k++)
+			if (g->nodes[i].inputs[k] >= 0)
+				g->values[g->nodes[i].inputs[k]].n_consumers++;
+}
+
+static bool is_output(const struct graph *g, int v)
+{
+	for (int i = 0; i < g->n_outputs; i++)
+		if (g->outputs[i] == v)
+			return true;
+	return false;
+}
+
+/* Shapes at batch 1 into values[].shape, resolving auto_pad on the way. */
+static enum presso_status infer_and_resolve(struct graph *g)
+{
+	struct shape *shapes = malloc(sizeof *shapes * (size_t)g->n_values);
+	if (!shapes)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int v = 0; v < g->n_values; v++)
+		shapes[v] = g->values[v].shape;
+	for (int i = 0; i < g->n_nodes; i++) {
+		struct node *n = &g->nodes[i];
+		if ((n->op == OP_CONV || n->op == OP_MAXPOOL || n->op == OP_AVGPOOL) && n->a.auto_pad) {
+			const struct shape *x = &shapes[n->inputs[0]];
+			if (x->n_dims != 4) {
+				free(shapes);
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': %s needs a 4-D NCHW input", n->name,
+						   op_name(n->op));
+			}
+			for (int d = 0; d < 2; d++) {
+				int k = n->op == OP_CONV ? (int)shapes[n->inputs[1]].dims[2 + d] : n->a.kernel[d];
+				int64_t in = x->dims[2 + d];
+				int s = n->a.strides[d], eff = (k - 1) * n->a.dilations[d] + 1;
+				int64_t total = 0;
+				if (n->a.auto_pad != 3) {
+					int64_t out = (in + s - 1) / s;
+					total = (out - 1) * s + eff - in;
+					if (total < 0)
+						total = 0;
+				}
+				int64_t small = total / 2, big = total - small;
+				/* SAME_UPPER puts the extra padding at the end */
+				n->a.pads[d] = (int)(n->a.auto_pad == 2 ? big : small);
+				n->a.pads[d + 2] = (int)(n->a.auto_pad == 2 ? small : big);
+			}
+			n->a.auto_pad = 0;
+		}
+		enum presso_status s = graph_infer_node(g, n, shapes, &shapes[n->output]);
+		if (s != PRESSO_OK) {
+			free(shapes);
+			return s;
+		}
+	}
+	for (int v = 0; v < g->n_values; v++)
+		g->values[v].shape = shapes[v];
+	free(shapes);
+	return PRESSO_OK;
+}
+
+static bool all_const_f32(const struct graph *g, const struct node *n, int from, int to)
+{
+	for (int i = from; i < to; i++)
+		if (i >= n->n_inputs || n->inputs[i] < 0 || !g->values[n->inputs[i]].data)
+			return false;
+	return true;
+}
+
+/* Folds BatchNormalization into the Conv/Gemm before it (new weight values, so
+ * weights shared with other nodes stay as they were). */
+static enum presso_status fold_batchnorm(struct builder *b)
+{
+	struct graph *g = b->g;
+	count_consumers(g);
+	for (int i = 0; i < g->n_nodes; i++) {
+		struct node *bn = &g->nodes[i];
+		if (bn->op != OP_BATCHNORM || !all_const_f32(g, bn, 1, 5))
+			continue;
+		int x = bn->inputs[0];
+		int p = g->values[x].producer;
+		if (p < 0 || g->values[x].n_consumers != 1 || is_output(g, x))
+			continue;
+		struct node *prod = &g->nodes[p];
+		if ((prod->op != OP_CONV && prod->op != OP_GEMM) || !all_const_f32(g, prod, 1, 2))
+			continue;
+		bool has_bias = prod->n_inputs > 2 && prod->inputs[2] >= 0;
+		if (has_bias && !g->values[prod->inputs[2]].data)
+			continue;
+		const struct value *w = &g->values[prod->inputs[1]];
+		int64_t c = g->values[bn->inputs[1]].shape.dims[0];
+		bool gemm = prod->op == OP_GEMM;
+		int64_t c_w = gemm ? (prod->a.trans_b ? w->shape.dims[0] : w->shape.dims[1])
+				   : w->shape.dims[0];
+		if (c_w != c)
+			continue;
+		if (has_bias && shape_numel(&g->values[prod->inputs[2]].shape) != 1 &&
+		    shape_numel(&g->values[prod->inputs[2]].shape) != c)
+			continue; /* a Gemm C of [M,N] cannot take a per-column shift */
+		int64_t nw = shape_numel(&w->shape);
+		float *nwd = malloc(sizeof(float) * (size_t)nw);
+		float *nbd = malloc(sizeof(float) * (size_t)c);
+		if (!nwd || !nbd) {
+			free(nwd);
+			free(nbd);
+			return status_fail(PRESSO_E_NOMEM, "out of memory folding BatchNormalization");
+		}
+		const float *gamma = g->values[bn->inputs[1]].data, *beta = g->values[bn->inputs[2]].data;
+		const float *mean = g->values[bn->inputs[3]].data, *var = g->values[bn->inputs[4]].data;
+		const float *bias = has_bias ? g->values[prod->inputs[2]].data : NULL;
+		int64_t nbias = has_bias ? shape_numel(&g->values[prod->inputs[2]].shape) : 0;
+		float alpha = gemm ? prod->a.alpha : 1.0f, beta_c = gemm ? prod->a.beta : 1.0f;
+		for (int64_t j = 0; j < c; j++) {
+			/* scale and shift in double: the folded weights are the new reference */
+			double s = (double)gamma[j] / sqrt((double)var[j] + (double)bn->a.epsilon);
+			double b0 = bias ? (double)beta_c * bias[nbias == 1 ? 0 : j] : 0.0;
+			nbd[j] = (float)((b0 - mean[j]) * s + beta[j]);
+			if (!gemm || prod->a.trans_b) {
+				int64_t per = nw / c;
+				for (int64_t k = 0; k < per; k++)
+					nwd[j * per + k] = (float)(w->data[j * per + k] * alpha * s);
+			} else {
+				int64_t rows = w->shape.dims[0];
+				for (int64_t k = 0; k < rows; k++)
+					nwd[k * c + j] = (float)(w->data[k * c + j] * alpha * s);
+			}
+		}
+		struct shape wshape = w->shape;
+		char *prod_name = prod->name;
+		int wv = add_derived_value(b, prod_name, "bn_weight");
+		int bv = wv >= 0 ? add_derived_value(b, prod_name, "bn_bias") : -1;
+		if (wv < 0 || bv < 0) {
+			free(nwd);
+			free(nbd);
+			return PRESSO_E_NOMEM;
+		}
+		/* add_value may move g->values; re-fetch the nodes */
+		bn = &g->nodes[i];
+		prod = &g->nodes[p];
+		g->values[wv].data = nwd;
+		g->values[wv].shape = wshape;
+		g->values[bv].data = nbd;
+		g->values[bv].shape.n_dims = 1;
+		g->values[bv].shape.dims[0] = c;
+		prod->inputs[1] = wv;
+		prod->inputs[2] = bv;
+		prod->n_inputs = 3;
+		if (gemm)
+			prod->a.alpha = prod->a.beta = 1.0f;
+		prod->output = bn->output;
+		g->values[bn->output].producer = p;
+		g->values[x].producer = -1;
+		free(bn->name);
+		memmove(&g->nodes[i], &g->nodes[i + 1], sizeof *g->nodes * (size_t)(g->n_nodes - i - 1));
+		g->n_nodes--;
+		for (int k = 0; k < g->n_values; k++)
+			if (g->values[k].producer > i)
+				g->values[k].producer--;
+		g->n_folded_bn++;
+		count_consumers(g);
+		i--;
+	}
+	return PRESSO_OK;
+}
+
+/* MatMul(A[M,K], W[K,N]) followed by Add(bias[N]) -> Gemm(A, W, bias). */
+static void fuse_matmul_add(struct graph *g)
+{
+	count_consumers(g);
+	for (int i = 0; i < g->n_nodes; i++) {
+		struct node *mm = &g->nodes[i];
+		if (mm->op != OP_MATMUL || !all_const_f32(g, mm, 1, 2))
+			continue;
+		const struct value *a = &g->values[mm->inputs[0]], *w = &g->values[mm->inputs[1]];
+		int y = mm->output;
+		if (a->shape.n_dims != 2 || w->shape.n_dims != 2 || g->values[y].n_consumers != 1 ||
+		    is_output(g, y))
+			continue;
+		for (int j = i + 1; j < g->n_nodes; j++) {
+			struct node *add = &g->nodes[j];
+			if (add->op != OP_ADD || (add->inputs[0] != y && add->inputs[1] != y))
+				continue;
+			int bias = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];
+			const struct value *bv = &g->values[bias];
+			int64_t nb = shape_numel(&bv->shape);
+			bool per_col = bv->data && bv->shape.n_dims <= 2 && nb == w->shape.dims[1] &&
+				       bv->shape.dims[bv->shape.n_dims - 1] == nb;
+			if (!per_col)
+				break;
+			mm->op = OP_GEMM;
+			mm->a.alpha = mm->a.beta = 1.0f;
+			mm->a.trans_a = mm->a.trans_b = false;
+			mm->inputs[2] = bias;
+			mm->n_inputs = 3;
+			mm->output = add->output;
+			g->values[add->output].producer = i;
+			free(add->name);
+			memmove(&g->nodes[j], &g->nodes[j + 1],
+				sizeof *g->nodes * (size_t)(g->n_nodes - j - 1));
+			g->n_nodes--;
+			for (int k = 0; k < g->n_values; k++)
+				if (g->values[k].producer > j)
+					g->values[k].producer--;
+			count_consumers(g);
+			break;
+		}
+	}
+}
+
+/* Drops nodes nobody reads and values nobody uses; renumbers what is left. */
+static enum presso_status compact(struct graph *g)
+{
+	bool changed = true;
+	while (changed) {
+		changed = false;
+		count_consumers(g);
+		for (int i = g->n_nodes - 1; i >= 0; i--) {
+			int y = g->nodes[i].output;
+			if (g->values[y].n_consumers || is_output(g, y))
+				continue;
+			free(g->nodes[i].name);
+			memmove(&g->nodes[i], &g->nodes[i + 1], sizeof *g->nodes * (size_t)(g->n_nodes - i - 1));
+			g->n_nodes--;
+			g->values[y].producer = -1;
+			changed = true;
+		}
+	}
+	int *map = malloc(sizeof(int) * (size_t)(g->n_values ? g->n_values : 1));
+	bool *used = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *used);
+	if (!map || !used) {
+		free(map);
+		free(used);
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < g->n_inputs; i++)
+		used[g->inputs[i]] = true;
+	for (int i = 0; i < g->n_outputs; i++)
+		used[g->outputs[i]] = true;
+	for (int i = 0; i < g->n_nodes; i++) {
+		used[g->nodes[i].output] = true;
+		for (int k = 0; k < g->nodes[i].n_inputs; k++)
+			if (g->nodes[i].inputs[k] >= 0)
+				used[g->nodes[i].inputs[k]] = true;
+	}
+	int n = 0;
+	for (int v = 0; v < g->n_values; v++) {
+		if (!used[v]) {
+			free(g->values[v].name);
+			free(g->values[v].data);
+			free(g->values[v].idata);
+			map[v] = -1;
+			continue;
+		}
+		map[v] = n;
+		g->values[n++] = g->values[v];
+	}
+	g->n_values = n;
+	for (int i = 0; i < g->n_inputs; i++)
+		g->inputs[i] = map[g->inputs[i]];
+	for (int i = 0; i < g->n_outputs; i++)
+		g->outputs[i] = map[g->outputs[i]];
+	for (int i = 0; i < g->n_nodes; i++) {
+		g->nodes[i].output = map[g->nodes[i].output];
+		for (int k = 0; k < g->nodes[i].n_inputs; k++)
+			if (g->nodes[i].inputs[k] >= 0)
+				g->nodes[i].inputs[k] = map[g->nodes[i].inputs[k]];
+	}
+	for (int v = 0; v < g->n_values; v++)
+		g->values[v].producer = -1;
+	for (int i = 0; i < g->n_nodes; i++)
+		g->values[g->nodes[i].output].producer = i;
+	free(map);
+	free(used);
+	count_consumers(g);
+	return PRESSO_OK;
+}
+
+/* Decides which values follow the batch: infer at batch 1 and 2 and compare.
+ * A graph input whose batch was only guessed (a fixed dim 0 of 1) loses it if
+ * the graph does not take batch 2. */
+static enum presso_status mark_batched(struct graph *g)
+{
+	struct shape *s1 = malloc(sizeof *s1 * (size_t)g->n_values);
+	struct shape *s2 = malloc(sizeof *s2 * (size_t)g->n_values);
+	enum presso_status s = PRESSO_OK;
+	if (!s1 || !s2) {
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+		goto done;
+	}
+	s = graph_infer_shapes(g, 1, s1);
+	if (s != PRESSO_OK)
+		goto done;
+	if (graph_infer_shapes(g, 2, s2) != PRESSO_OK) {
+		status_clear();
+		for (int i = 0; i < g->n_inputs; i++)
+			g->values[g->inputs[i]].batched = false;
+		memcpy(s2, s1, sizeof *s1 * (size_t)g->n_values);
+	}
+	for (int v = 0; v < g->n_values; v++) {
+		struct value *val = &g->values[v];
+		val->shape = s1[v];
+		if (val->producer >= 0)
+			val->batched = s1[v].n_dims > 0 && s2[v].dims[0] == 2 * s1[v].dims[0] &&
+				       s1[v].dims[0] != 0;
+	}
+done:
+	free(s1);
+	free(s2);
+	return s;
+}
+
+static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
+{
+	struct graph *g = b->g;
+	enum presso_status s;
+	const Onnx__GraphProto *gp = m->graph;
+	if (!gp)
+		return status_fail(PRESSO_E_FORMAT, "the model has no graph");
+	b->opset = 0;
+	for (size_t i = 0; i < m->n_opset_import; i++) {
+		const Onnx__OperatorSetIdProto *o = m->opset_import[i];
+		if (!o->domain || !*o->domain || strcmp(o->domain, "ai.onnx") == 0)
+			b->opset = o->version;
+	}
+	if (b->opset == 0)
+		b->opset = 1;
+	g->opset = b->opset;
+	if (m->producer_name) {
+		size_t len = strlen(m->producer_name) + (m->producer_version ? strlen(m->producer_version) : 0) + 2;
+		g->producer = malloc(len);
+		if (g->producer)
+			snprintf(g->producer, len, "%s%s%s", m->producer_name,
+				 m->producer_version ? " " : "",
+				 m->producer_version ? m->producer_version : "");
+	}
+	if (gp->n_sparse_initializer)
+		return status_fail(PRESSO_E_UNSUPPORTED, "sparse initializers are not supported");
+	for (size_t i = 0; i < gp->n_initializer; i++) {
+		const Onnx__TensorProto *t = gp->initializer[i];
+		if (!t->name || !*t->name)
+			return status_fail(PRESSO_E_FORMAT, "initializer %zu has no name", i);
+		if (map_find(b, t->name) >= 0)
+			return status_fail(PRESSO_E_FORMAT, "initializer '%s' appears twice", t->name);
+		int v = add_value(b, t->name);
+		if (v < 0)
+			return PRESSO_E_NOMEM;
+		s = tensor_to_value(t, b->base_dir, &g->values[v]);
+		if (s != PRESSO_OK)
+			return s;
+	}
+	for (size_t i = 0; i < gp->n_input; i++)
+		if ((s = import_input(b, gp->input[i])) != PRESSO_OK)
+			return s;
+	if (g->n_inputs == 0)
+		return status_fail(PRESSO_E_FORMAT, "the graph has no runtime input");
+	for (size_t i = 0; i < gp->n_node; i++)
+		if ((s = import_node(b, gp->node[i], (int)i)) != PRESSO_OK)
+			return s;
+	if (gp->n_output == 0)
+		return status_fail(PRESSO_E_FORMAT, "the graph has no output");
+	g->outputs = malloc(sizeof(int) * gp->n_output);
+	if (!g->outputs)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < gp->n_output; i++) {
+		const char *name = gp->output[i]->name ? gp->output[i]->name : "";
+		int v = map_find(b, name);
+		if (v < 0)
+			return status_fail(PRESSO_E_FORMAT, "graph output '%s' is not produced by any node",
+					   name);
+		if (value_is_const(&g->values[v]))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "graph output '%s' is a constant (it does not depend on the input)",
+					   name);
+		g->outputs[g->n_outputs++] = v;
+	}
+	if ((s = infer_and_resolve(g)) != PRESSO_OK)
+		return s;
+	if ((s = fold_batchnorm(b)) != PRESSO_OK)
+		return s;
+	fuse_matmul_add(g);
+	if ((s = compact(g)) != PRESSO_OK)
+		return s;
+	return mark_batched(g);
+}
+
+enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
+					 const char *base_dir, struct graph **out)
+{
+	*out = NULL;
+	status_clear();
+	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, n_bytes, bytes);
+	if (!m)
+		return status_fail(PRESSO_E_FORMAT,
+				   "not a valid ONNX model (the protobuf does not parse: truncated or corrupt)");
+	struct builder b = {.base_dir = base_dir};
+	b.g = calloc(1, sizeof *b.g);
+	enum presso_status s;
+	if (!b.g)
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+	else
+		s = build(&b, m);
+	onnx__model_proto__free_unpacked(m, NULL);
+	free(b.slots);
+	if (s != PRESSO_OK) {
+		graph_free(b.g);
+		return s;
+	}
+	*out = b.g;
+	return PRESSO_OK;
+}
+
+static enum presso_status read_file(const char *path, uint8_t **out, size_t *n_out)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+	size_t cap = 1 << 16, n = 0;
+	uint8_t *buf = malloc(cap);
+	while (buf) {
+		size_t got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (got == 0)
+			break;
+		if (n == cap) {
+			uint8_t *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	bool err = ferror(f);
+	fclose(f);
+	if (!buf)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading", path);
+	if (err) {
+		free(buf);
+		return status_fail(PRESSO_E_IO, "%s: read error", path);
+	}
+	*out = buf;
+	*n_out = n;
+	return PRESSO_OK;
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+enum presso_status graph_load_onnx(const char *path, struct graph **out)
+{
+	*out = NULL;
+	uint8_t *bytes;
+	size_t n;
+	enum presso_status s = read_file(path, &bytes, &n);
+	if (s != PRESSO_OK)
+		return s;
+	if (n == 0) {
+		free(bytes);
+		return status_fail(PRESSO_E_FORMAT, "%s: empty file, not an ONNX model", path);
+	}
+	char *dir = dir_of(path);
+	s = graph_load_onnx_bytes(bytes, n, dir, out);
+	free(bytes);
+	free(dir);
+	if (s != PRESSO_OK)
+		status_wrap(s, "%s", path);
+	return s;
+}
+
+enum presso_status graph_load_tensor_pb(const char *path, struct value *out)
+{
+	memset(out, 0, sizeof *out);
+	uint8_t *bytes;
+	size_t n;
+	enum presso_status s = read_file(path, &bytes, &n);
+	if (s != PRESSO_OK)
+		return s;
+	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, bytes);
+	free(bytes);
+	if (!t)
+		return status_fail(PRESSO_E_FORMAT, "%s: not a TensorProto", path);
+	out->name = strdup(t->name ? t->name : "");
+	out->producer = -1;
+	char *dir = dir_of(path);
+	s = tensor_to_value(t, dir, out);
+	free(dir);
+	onnx__tensor_proto__free_unpacked(t, NULL);
+	if (s != PRESSO_OK) {
+		free(out->name);
+		out->name = NULL;
+		return status_wrap(s, "%s", path);
+	}
+	return PRESSO_OK;
+}
