@@ -86,7 +86,7 @@ M64 = (1 << 64) - 1
 
 
 def presso_calibration_indices(n_train, seed, n_calib):
-    """The training-image indices presso calibrates on (src/dataset.c,
+    """The training-image indices presso calibrates on (src/data/dataset.c,
     dataset_make_splits): splitmix64-seeded xoshiro256**, partial Fisher-Yates with
     unbiased bounded draws; the first n_calib picks are the calibration split."""
     x = seed & M64

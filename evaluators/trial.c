@@ -122,15 +122,20 @@ void built_model_report(const struct built_model *b, FILE *f)
 	}
 }
 
+struct quant_config trial_quant_config(const struct config *cfg)
+{
+	return (struct quant_config){cfg->quant.method, cfg->quant.percentile, q8_isa_best(),
+				     NULL, NULL,
+				     cfg->quant.requant_q31 ? REQUANT_Q31 : REQUANT_FLOAT};
+}
+
 enum presso_status quant_pipeline_init(struct quant_pipeline *qp, const struct config *cfg,
 				       const struct graph *g, const struct dataset *train,
 				       const struct split *calib, bool verbose)
 {
 	memset(qp, 0, sizeof *qp);
 	*qp = (struct quant_pipeline){.cfg = cfg, .g = g, .train = train, .calib = calib};
-	qp->qc = (struct quant_config){cfg->quant.method, cfg->quant.percentile, q8_isa_best(),
-				       NULL, NULL,
-				       cfg->quant.requant_q31 ? REQUANT_Q31 : REQUANT_FLOAT};
+	qp->qc = trial_quant_config(cfg);
 	if (verbose)
 		fprintf(stderr, "presso: calibrating on %lld training images\n", (long long)calib->n);
 	enum presso_status s = calib_run(g, train, &cfg->data.norm, calib, cfg->eval.batch, &qp->cal);

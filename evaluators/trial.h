@@ -56,6 +56,13 @@ struct quant_pipeline {
 					      shape is unchanged (hessians_of()) */
 };
 
+/* The quantization settings cfg asks for (calibration method, requantization
+ * form), packed for the fastest kernels this CPU runs (q8_isa_best(), or the
+ * PRESSO_ISA override): the one place above src/ that picks the kernels, so
+ * the search's latency table measures what its trials run. No hessians, no
+ * weight cache. */
+struct quant_config trial_quant_config(const struct config *cfg);
+
 /* Calibrates g on the calib split and measures the repair targets (progress on
  * stderr when verbose). Everything passed must outlive the pipeline. */
 enum presso_status quant_pipeline_init(struct quant_pipeline *qp, const struct config *cfg,

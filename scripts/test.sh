@@ -2,9 +2,12 @@
 # test.sh - the README's test command: installs what is missing, builds presso
 # twice (Release with warnings as errors; AddressSanitizer + UndefinedBehavior-
 # Sanitizer) and runs the whole Criterion suite through ctest on each build.
+# The layer check (every include points down, scripts/check_layers.sh) runs
+# first and again in every build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/check_layers.sh
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 echo "== release build =="

@@ -105,8 +105,7 @@ enum presso_status lut_for_config(const struct config *cfg, int runs, bool verbo
 		goto done;
 	if (runs < 1)
 		runs = r->sp->search.latency_runs;
-	struct quant_config qc = {cfg->quant.method, cfg->quant.percentile, q8_isa_best(), NULL, NULL,
-				  cfg->quant.requant_q31 ? REQUANT_Q31 : REQUANT_FLOAT};
+	struct quant_config qc = trial_quant_config(cfg);
 	if (verbose)
 		fprintf(stderr, "presso: measuring the latency table (%d layers, %d runs per setting)\n",
 			r->n_layers, runs);

@@ -1,5 +1,5 @@
-/* test_config.c - study configs (src/config.c) and the JSON getters under them
- * (src/json_get.c).
+/* test_config.c - study configs (src/config/config.c) and the JSON getters under them
+ * (src/base/json_get.c).
  *
  * Configs are written to a fresh temporary folder and loaded from there, so path
  * resolution is checked against a real folder; each class of mistake gets a test

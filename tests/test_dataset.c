@@ -1,4 +1,4 @@
-/* test_dataset.c - IDX/NPY loaders, batches and splits (src/dataset.c).
+/* test_dataset.c - IDX/NPY loaders, batches and splits (src/data/dataset.c).
  *
  * Every fixture file is built by the test in a fresh temporary folder, raw or
  * gzipped with zlib; each class of bad file gets a test that checks the status

@@ -1,4 +1,4 @@
-/* test_pareto.c - search/pareto.c: non-dominated sorting against brute force on
+/* test_pareto.c - src/base/pareto.c: non-dominated sorting against brute force on
  * random point sets (2, 3 and 4 objectives, mixed directions, many ties),
  * constraint-domination, crowding distance, and hypervolume against hand
  * computed cases and against counting unit cells on integer grids.

@@ -1,4 +1,4 @@
-/* test_sha256.c - SHA-256 (db/sha256.c) against the FIPS 180-4 / NIST example
+/* test_sha256.c - SHA-256 (src/base/sha256.c) against the FIPS 180-4 / NIST example
  * vectors, streaming in every split, and files against coreutils' sha256sum.
  */
 #define _POSIX_C_SOURCE 200809L

@@ -6,6 +6,9 @@
  * a dominates b when a is at least as good in every objective and strictly
  * better in one. Equal points do not dominate each other (they share a rank).
  * NaN is refused (PRESSO_E_CONFIG); infinities compare as usual.
+ *
+ * In src/base because both the store (db/: fronts for `pareto`, `export`) and
+ * the search (search/: selection, hypervolume progress) use it.
  */
 #ifndef PRESSO_PARETO_H
 #define PRESSO_PARETO_H

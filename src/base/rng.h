@@ -1,7 +1,8 @@
-/* rng.h - the search's own pseudo-random generator: xoshiro256** (Blackman and
- * Vigna, 2018) seeded through splitmix64.
+/* rng.h - presso's one pseudo-random generator: xoshiro256** (Blackman and
+ * Vigna, 2018) seeded through splitmix64. The search draws its policies from
+ * it and the dataset splits (data/dataset.c) their images.
  *
- * The search owns its generator so that a study is reproducible on any libc
+ * presso owns its generator so that a study is reproducible on any libc
  * and resumable: the whole state is four 64-bit words, saved with every trial
  * completion (rng_to_text) and restored on --resume (rng_from_text). Every
  * draw below is a pure function of that state, with no floating-point

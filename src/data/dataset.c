@@ -14,13 +14,15 @@
  * dimensions times the element size. A byte short or a byte over is an error, so a
  * truncated download or the wrong file never loads as a plausible dataset.
  *
- * Splits: splitmix64 expands the seed into xoshiro256** state, and a partial
- * Fisher-Yates shuffle with unbiased bounded draws (rejection, as OpenBSD's
- * arc4random_uniform) picks the calibration images, then the validation images.
+ * Splits: presso's one generator (base/rng.h: splitmix64 expands the seed into
+ * xoshiro256** state) drives a partial Fisher-Yates shuffle with unbiased
+ * bounded draws (rng_below: rejection, as OpenBSD's arc4random_uniform) that
+ * picks the calibration images, then the validation images.
  * Integer arithmetic only, so a seed gives the same splits on every machine.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "data/dataset.h"
+#include "base/rng.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -866,56 +868,6 @@ void dataset_get_batch(const struct dataset *ds, const struct normalize *norm,
 }
 
 /* ---- splits ------------------------------------------------------------- */
-
-struct rng {
-	uint64_t s[4];
-};
-
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-static void rng_seed(struct rng *r, uint64_t seed)
-{
-	for (int i = 0; i < 4; i++)
-		r->s[i] = splitmix64(&seed);
-}
-
-/* xoshiro256** 1.0 (Blackman and Vigna). */
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t *s = r->s;
-	const uint64_t result = rotl(s[1] * 5, 7) * 9;
-	const uint64_t t = s[1] << 17;
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return result;
-}
-
-/* Uniform in [0, range): draws at or above 2^64 mod range span a whole multiple
- * of range, so taking them modulo range is unbiased. */
-static uint64_t rng_below(struct rng *r, uint64_t range)
-{
-	const uint64_t threshold = (0 - range) % range;
-	for (;;) {
-		uint64_t x = rng_next(r);
-		if (x >= threshold)
-			return x % range;
-	}
-}
 
 static enum presso_status split_alloc(struct split *s, int64_t n)
 {
