@@ -26,7 +26,15 @@
 #include <string.h>
 #include <strings.h>
 
-#define EXPR_MAX_DEPTH 64   /* parentheses/not nesting: bounds the recursion */
+/* The size of one expression. SQLite's parser (a fixed 100-entry stack in the
+ * library as built) refuses SQL nested more than about 45 levels of "(NOT" or
+ * 25 of "(x AND (": the emitted SQL flattens chains of one operator
+ * (a OR b OR c), so its depth follows the expression's parentheses and nots,
+ * not its length, and these bounds keep every expression presso accepts well
+ * inside what SQLite parses (tests/test_expr.c runs the deepest shapes).
+ * Nothing a person types reaches them. */
+#define EXPR_MAX_DEPTH 12        /* parentheses and `not` nested in one another */
+#define EXPR_MAX_COMPARISONS 64  /* comparisons in one expression */
 #define EXPR_TOKEN_BYTES 64 /* longest name or number shown back in a message */
 
 enum dim { DIM_NONE, DIM_BYTES, DIM_TIME };
@@ -159,6 +167,7 @@ struct parser {
 	struct token tok; /* current token */
 	struct expr *e;
 	int depth;
+	int n_comparisons;
 };
 
 /* Records "WHAT: PROBLEM at column N[ SUFFIX]" and the text with a caret under
@@ -445,6 +454,11 @@ static enum presso_status parse_compare(struct parser *p, int *out)
 {
 	char buf[EXPR_TOKEN_BYTES];
 	struct operand l, r;
+	if (++p->n_comparisons > EXPR_MAX_COMPARISONS)
+		return fail_at(p, p->tok.pos,
+			       "more than %d comparisons, the most one expression may hold (split "
+			       "the query, or use ranges: size_kb <= 64 and size_kb >= 32)",
+			       EXPR_MAX_COMPARISONS);
 	enum presso_status s = parse_operand(p, &l);
 	if (s != PRESSO_OK)
 		return s;
@@ -642,6 +656,9 @@ static void put(struct sbuf *b, const char *text)
 	b->len += n;
 }
 
+static void emit_chain(const struct expr *e, int i, enum node_kind kind, struct sbuf *b,
+		       double *params, int *n_params);
+
 static void emit(const struct expr *e, int i, struct sbuf *b, double *params, int *n_params)
 {
 	const struct node *n = &e->nodes[i];
@@ -662,12 +679,26 @@ static void emit(const struct expr *e, int i, struct sbuf *b, double *params, in
 	case NODE_AND:
 	case NODE_OR:
 		put(b, "(");
-		emit(e, n->a, b, params, n_params);
-		put(b, n->kind == NODE_AND ? " AND " : " OR ");
-		emit(e, n->b, b, params, n_params);
+		emit_chain(e, i, n->kind, b, params, n_params);
 		put(b, ")");
 		return;
 	}
+}
+
+/* The operands of a chain of one operator, a OR b OR c, without the nesting
+ * the parser built them with ((a OR b) OR c): SQLite's parser then needs no
+ * deeper stack for a long chain than for a short one. */
+static void emit_chain(const struct expr *e, int i, enum node_kind kind, struct sbuf *b,
+		       double *params, int *n_params)
+{
+	const struct node *n = &e->nodes[i];
+	if (n->kind != kind) {
+		emit(e, i, b, params, n_params);
+		return;
+	}
+	emit_chain(e, n->a, kind, b, params, n_params);
+	put(b, kind == NODE_AND ? " AND " : " OR ");
+	emit_chain(e, n->b, kind, b, params, n_params);
 }
 
 enum presso_status expr_sql(const struct expr *e, char **sql, double **params, int *n_params)

@@ -18,6 +18,10 @@
  * to the metric's own unit (`size_kb <= 1mb` means size_kb <= 1024); a unit
  * on a metric without that dimension is an error.
  *
+ * One expression holds at most 64 comparisons nested at most 12 deep
+ * (parentheses and not): bounds that keep the emitted SQL within what SQLite's
+ * parser takes (expr.c says how they were chosen).
+ *
  * Errors are PRESSO_E_USAGE with a message naming the option, the problem and
  * its 1-based column, followed by the text and a caret under that column:
  *   --where: unknown metric 'acuracy' at column 1 (known: accuracy, ...)

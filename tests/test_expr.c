@@ -37,7 +37,7 @@ Test(expr, comparisons_and_sql)
 	       (double[]){89.5, 64});
 	sql_is("trial = 3", "(trial = ?)", 1, (double[]){3});
 	sql_is("trial == 3 or trial != 4 or trial <> 5",
-	       "(((trial = ?) OR (trial != ?)) OR (trial != ?))", 3, (double[]){3, 4, 5});
+	       "((trial = ?) OR (trial != ?) OR (trial != ?))", 3, (double[]){3, 4, 5});
 	sql_is("accuracy_drop <= -0.5", "(accuracy_drop <= ?)", 1, (double[]){-0.5});
 	sql_is("ratio > +4", "(ratio > ?)", 1, (double[]){4});
 	sql_is("mean_bits < .5e1", "(mean_bits < ?)", 1, (double[]){5});
@@ -47,8 +47,12 @@ Test(expr, comparisons_and_sql)
 	/* keywords, names and units ignore case; aliases map to columns */
 	sql_is("ACCURACY >= 1 AND Size <= 1KB", "((accuracy >= ?) AND (size_bytes <= ?))", 2,
 	       (double[]){1, 1024});
+	/* chains of one operator are flat; a change of operator nests */
+	sql_is("trial = 1 or trial = 2 and trial = 3 or not (trial = 4 or trial = 5)",
+	       "((trial = ?) OR ((trial = ?) AND (trial = ?)) OR (NOT ((trial = ?) OR (trial = ?))))",
+	       5, (double[]){1, 2, 3, 4, 5});
 	sql_is("bits_mean < 5 and prune_mean > 0.1 and rank_mean <= 1",
-	       "(((mean_bits < ?) AND (mean_prune > ?)) AND (mean_rank <= ?))", 3,
+	       "((mean_bits < ?) AND (mean_prune > ?) AND (mean_rank <= ?))", 3,
 	       (double[]){5, 0.1, 1});
 }
 
@@ -258,7 +262,7 @@ Test(expr, errors_point_at_their_column)
 	char deep[200];
 	memset(deep, '(', 100);
 	strcpy(deep + 100, "trial = 1");
-	fails_at(deep, 65, "nested deeper than 64");
+	fails_at(deep, 13, "nested deeper than 12");
 }
 
 static void pick_fails_at(const char *text, int column, const char *part)
@@ -282,4 +286,121 @@ Test(expr, pick_errors)
 	pick_fails_at("max accuracy size_kb <= 5", 14, "expected 'where'");
 	pick_fails_at("max accuracy where", 19, "empty expression");
 	pick_fails_at("max accuracy where size_kb <= 5 and", 36, "got the end");
+}
+
+/* --- size bounds: what presso accepts, SQLite parses ---------------------- */
+
+/* Prepares the expression's SQL against the rows table and checks SQLite and
+ * expr_eval agree on the rows; false if SQLite refused the SQL. */
+static bool sqlite_takes(sqlite3 *db, const struct expr *e)
+{
+	char *frag;
+	double *v;
+	int n;
+	cr_assert_eq(expr_sql(e, &frag, &v, &n), PRESSO_OK);
+	size_t qn = strlen(frag) + 64;
+	char *q = malloc(qn);
+	snprintf(q, qn, "SELECT count(*) FROM t WHERE %s", frag);
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		for (int i = 0; i < n; i++)
+			sqlite3_bind_double(st, i + 1, v[i]);
+		cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+		double row[EXPR_METRIC_COUNT];
+		for (int m = 0; m < EXPR_METRIC_COUNT; m++)
+			row[m] = 1.0;
+		cr_assert_eq(sqlite3_column_int(st, 0), expr_eval(e, row) ? 1 : 0, "%s", q);
+	}
+	sqlite3_finalize(st);
+	free(q);
+	free(frag);
+	free(v);
+	return rc == SQLITE_OK;
+}
+
+/* Appends to a growing text. */
+static void cat(char *buf, size_t cap, const char *text)
+{
+	cr_assert(strlen(buf) + strlen(text) < cap);
+	strcat(buf, text);
+}
+
+/* A hundred comparisons joined by `or` used to reach SQLite and fail there
+ * with "parser stack overflow", blamed on the database file. */
+Test(expr, a_long_chain_is_refused_by_its_size_and_the_longest_allowed_one_runs)
+{
+	sqlite3 *db = rows_db();
+	cr_assert_eq(sqlite3_exec(db, "INSERT INTO t (accuracy, trial) VALUES (1, 1)", NULL, NULL,
+				  NULL),
+		     SQLITE_OK);
+	static char text[8192];
+	for (int n = 1; n <= 100; n++) {
+		text[0] = '\0';
+		for (int k = 0; k < n; k++)
+			cat(text, sizeof text, k ? " or trial = 99" : "trial = 99");
+		cat(text, sizeof text, n % 2 ? " or accuracy = 1" : " and accuracy = 1");
+		struct expr *e = NULL;
+		enum presso_status s = expr_parse(text, "--where", &e);
+		if (n + 1 <= 64) {
+			cr_assert_eq(s, PRESSO_OK, "%d comparisons: %s", n + 1, status_msg());
+			cr_assert(sqlite_takes(db, e), "SQLite refused %d comparisons: %s", n + 1,
+				  sqlite3_errmsg(db));
+		} else {
+			cr_assert_eq(s, PRESSO_E_USAGE, "%d comparisons should be refused", n + 1);
+			cr_assert(strstr(status_msg(), "more than 64 comparisons"), "%s", status_msg());
+			if (n == 64) { /* at the 65th comparison, the last */
+				char want[64];
+				snprintf(want, sizeof want, "at column %zu",
+					 strlen(text) - strlen("accuracy = 1") + 1);
+				cr_assert(strstr(status_msg(), want), "%s: %s", want, status_msg());
+			}
+		}
+		expr_free(e);
+	}
+	sqlite3_close(db);
+}
+
+/* The deepest expression of each shape presso accepts is one SQLite parses. */
+Test(expr, the_deepest_accepted_expressions_run_in_sqlite)
+{
+	static const char *const open_level[] = {
+		"not ",                           /* not not not ... */
+		"(",                              /* ((((...)))) */
+		"not (",                          /* not (not (...)) */
+		"accuracy = 1 and (",             /* x and (x and (...)) */
+		"trial = 2 or not (accuracy = 1 and (", /* the deepest SQL per level */
+	};
+	static const char *const close_level[] = {"", ")", ")", ")", "))"};
+	sqlite3 *db = rows_db();
+	cr_assert_eq(sqlite3_exec(db, "INSERT INTO t (accuracy, trial) VALUES (1, 1)", NULL, NULL,
+				  NULL),
+		     SQLITE_OK);
+	static char text[8192];
+	for (size_t k = 0; k < sizeof open_level / sizeof open_level[0]; k++) {
+		int accepted = 0;
+		for (int depth = 1; depth <= 40; depth++) {
+			text[0] = '\0';
+			for (int d = 0; d < depth; d++)
+				cat(text, sizeof text, open_level[k]);
+			cat(text, sizeof text, "accuracy = 1");
+			for (int d = 0; d < depth; d++)
+				cat(text, sizeof text, close_level[k]);
+			struct expr *e = NULL;
+			enum presso_status s = expr_parse(text, "--where", &e);
+			if (s != PRESSO_OK) {
+				cr_assert(strstr(status_msg(), "nested deeper than 12") ||
+						  strstr(status_msg(), "more than 64 comparisons"),
+					  "%s", status_msg());
+				break;
+			}
+			accepted = depth;
+			cr_assert(sqlite_takes(db, e), "SQLite refused an accepted expression (%s): %s",
+				  sqlite3_errmsg(db), text);
+			expr_free(e);
+		}
+		cr_assert(accepted >= 3 && accepted < 40, "shape %zu: %d levels accepted", k,
+			  accepted);
+	}
+	sqlite3_close(db);
 }
