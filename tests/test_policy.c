@@ -108,6 +108,19 @@ Test(policy, validation_errors_name_the_field)
 	parse_err("{\"default\": 4}", PRESSO_E_CONFIG, "default");
 }
 
+/* A layer named twice used to take the last entry silently. */
+Test(policy, a_layer_named_twice_is_refused)
+{
+	parse_err("{\"layers\": {\"conv2\": {\"bits\": 2}, \"fc\": {\"bits\": 4},"
+		  " \"conv2\": {\"bits\": 8}}}",
+		  PRESSO_E_CONFIG, "p.json: layers.conv2: the layer appears twice");
+	/* and as before for any other repeated key */
+	parse_err("{\"layers\": {\"fc\": {\"bits\": 2, \"bits\": 4}}}", PRESSO_E_CONFIG,
+		  "key 'bits' appears twice");
+	parse_err("{\"default\": {}, \"default\": {}}", PRESSO_E_CONFIG,
+		  "key 'default' appears twice");
+}
+
 Test(policy, prune_and_rank)
 {
 	struct policy *p = parse_ok("{\"default\": {\"prune\": 0.5}, \"layers\": {\"conv2\":"

@@ -168,6 +168,15 @@ enum presso_status policy_parse(const char *text, const char *where, const struc
 					n_layers > 1 ? "'" : "");
 			goto wrap;
 		}
+		/* cJSON keeps both entries of a repeated key: refuse it, as every
+		 * other repeated key is refused (json_check_keys) */
+		for (const cJSON *o = ls->child; o != e; o = o->next)
+			if (strcmp(o->string, e->string) == 0) {
+				s = status_fail(PRESSO_E_CONFIG,
+						"%s: the layer appears twice (give each layer once)",
+						path);
+				goto wrap;
+			}
 		if ((s = read_entry(e, path, &p->layers[found])) != PRESSO_OK)
 			goto wrap;
 	}
