@@ -15,7 +15,8 @@ enum presso_status file_write_atomic(const char *path, const void *bytes, size_t
 	const char *text = bytes;
 	if (strcmp(path, "-") == 0) {
 		if (fwrite(text, 1, n, stdout) != n || fflush(stdout) != 0)
-			return status_fail(PRESSO_E_IO, "standard output: %s", strerror(errno));
+			return status_fail(status_from_errno(errno), "standard output: %s",
+					   strerror(errno));
 		return PRESSO_OK;
 	}
 	size_t tmp_bytes = strlen(path) + 16;
@@ -26,8 +27,8 @@ enum presso_status file_write_atomic(const char *path, const void *bytes, size_t
 	enum presso_status s = PRESSO_OK;
 	int fd = mkstemp(tmp);
 	if (fd < 0) {
-		s = status_fail(PRESSO_E_IO, "%s: cannot create a file there: %s", path,
-				strerror(errno));
+		s = status_fail(status_from_errno(errno), "%s: cannot create a file there: %s",
+				path, strerror(errno));
 		free(tmp);
 		return s;
 	}
@@ -40,17 +41,17 @@ enum presso_status file_write_atomic(const char *path, const void *bytes, size_t
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+			s = status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 			break;
 		}
 		done += (size_t)w;
 	}
 	if (s == PRESSO_OK && fsync(fd) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+		s = status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 	if (close(fd) != 0 && s == PRESSO_OK)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+		s = status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 	if (s == PRESSO_OK && rename(tmp, path) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+		s = status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 	if (s != PRESSO_OK) {
 		unlink(tmp);
 		free(tmp);

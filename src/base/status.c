@@ -1,6 +1,7 @@
 /* status.c - status names and the per-thread error message (see status.h). */
 #include "base/status.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static const char *const status_names[PRESSO_STATUS_COUNT] = {
 	[PRESSO_E_CONFIG] = "config",
 	[PRESSO_E_NOMEM] = "out of memory",
 	[PRESSO_E_RUNTIME] = "runtime",
+	[PRESSO_E_SYSTEM] = "system",
 };
 _Static_assert(sizeof status_names / sizeof status_names[0] == PRESSO_STATUS_COUNT,
 	       "every status needs a name");
@@ -69,6 +71,21 @@ const char *status_msg(void)
 void status_clear(void)
 {
 	msg_buf[0] = '\0';
+}
+
+enum presso_status status_from_errno(int err)
+{
+	switch (err) {
+	case ENOSPC:
+	case EDQUOT:
+	case EIO:
+	case EFBIG:
+		return PRESSO_E_SYSTEM;
+	case ENOMEM:
+		return PRESSO_E_NOMEM;
+	default:
+		return PRESSO_E_IO;
+	}
 }
 
 int status_exit_code(enum presso_status s)

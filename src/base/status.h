@@ -23,6 +23,8 @@ enum presso_status {
 	PRESSO_E_CONFIG = 5,      /* a config or policy value is wrong */
 	PRESSO_E_NOMEM = 6,       /* out of memory */
 	PRESSO_E_RUNTIME = 7,     /* anything else that went wrong while running */
+	PRESSO_E_SYSTEM = 8,      /* the system failed what should have worked: the
+				     disk or quota is full, an I/O error */
 	PRESSO_STATUS_COUNT
 };
 
@@ -44,7 +46,15 @@ const char *status_msg(void);
 /* Clears this thread's message. */
 void status_clear(void);
 
-/* Process exit code for a status: 0 ok, 2 bad input or usage, 1 everything else. */
+/* The status for a failed system call's errno: PRESSO_E_SYSTEM when the
+ * system ran out of room or failed (ENOSPC, EDQUOT, EIO, EFBIG), PRESSO_E_NOMEM
+ * for ENOMEM, else PRESSO_E_IO (a path that is missing, not allowed, not a
+ * folder...: something the user named). */
+enum presso_status status_from_errno(int err);
+
+/* Process exit code for a status: 0 ok, 2 bad input or usage (usage, io,
+ * format, unsupported, config), 1 everything else (out of memory, runtime,
+ * system: a full disk is not the input's fault). */
 int status_exit_code(enum presso_status s);
 
 /* Always-on invariant check: aborts with file:line. For broken invariants only,

@@ -40,15 +40,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "format/onnx_export.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "base/fileio.h"
 #include "model/graph.h"
 #include "onnx.pb-c.h"
 
@@ -692,47 +689,6 @@ static enum presso_status build(struct xb *b, const char *note, Onnx__ModelProto
 }
 
 /* Writes bytes to path through a temporary file beside it, renamed into place. */
-static enum presso_status write_atomic(const char *path, const uint8_t *bytes, size_t n)
-{
-	size_t tmp_bytes = strlen(path) + 16;
-	char *tmp = malloc(tmp_bytes);
-	if (!tmp)
-		return status_fail(PRESSO_E_NOMEM, "out of memory");
-	snprintf(tmp, tmp_bytes, "%s.tmp-XXXXXX", path);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		enum presso_status s = status_fail(PRESSO_E_IO, "%s: cannot create a file there: %s",
-						   path, strerror(errno));
-		free(tmp);
-		return s;
-	}
-	/* mkstemp makes the file 0600; give it the usual 0666 & ~umask */
-	mode_t mask = umask(0);
-	umask(mask);
-	enum presso_status s = PRESSO_OK;
-	if (fchmod(fd, 0666 & ~mask) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	for (size_t done = 0; s == PRESSO_OK && done < n;) {
-		ssize_t w = write(fd, bytes + done, n - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-		else
-			done += (size_t)w;
-	}
-	if (s == PRESSO_OK && fsync(fd) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (close(fd) != 0 && s == PRESSO_OK)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (s == PRESSO_OK && rename(tmp, path) != 0)
-		s = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	if (s != PRESSO_OK)
-		unlink(tmp);
-	free(tmp);
-	return s;
-}
-
 enum presso_status onnx_export_qdq(const struct qmodel *m, const char *producer_note,
 				   const char *path)
 {
@@ -754,9 +710,9 @@ enum presso_status onnx_export_qdq(const struct qmodel *m, const char *producer_
 		} else {
 			size_t packed = onnx__model_proto__pack(&model, bytes);
 			PRESSO_CHECK(packed == n);
-			s = write_atomic(path, bytes, n);
+			s = file_write_atomic(path, bytes, n);
 		}
-	} else if (s != PRESSO_E_IO) {
+	} else if (s != PRESSO_E_IO && s != PRESSO_E_SYSTEM) {
 		status_wrap(s, "%s", path);
 	}
 	free(bytes);
