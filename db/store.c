@@ -22,7 +22,8 @@
  * busy handler, never as a deadlock on upgrade.
  *
  * Statements: the fixed ones are prepared once, on first use, and kept in
- * st->stmt[] (sql_text[] below); every use is bind -> step -> reset. The only
+ * st->stmt[] (sql_text[] below); every use is bind -> step -> reset, through
+ * stmt_run() / stmt_query() and a type string for the values. The only
  * SQL composed at run time appends an expression's fragment (whitelisted
  * column names, operators and `?`, see expr.h) to a constant prefix; its
  * values are bound like every other value. Nothing from a user is pasted.
@@ -46,6 +47,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,74 +270,148 @@ static enum presso_status prep(struct store *st, enum stmt id, sqlite3_stmt **q)
 	return PRESSO_OK;
 }
 
-/* Positional binding that stops at the first error: b_*(&b, value) binds the
- * next parameter; b.rc is the first failure. */
-struct binder {
-	sqlite3_stmt *q;
-	int i;
-	int rc;
-};
+/* The statement helpers: stmt_run() for a statement without rows,
+ * stmt_query() / stmt_next() / stmt_finish() for one that returns them. Each
+ * prepares the statement once (kept), binds the values that follow a type
+ * string, steps and resets, so a query reads as one call:
+ *
+ *	s = stmt_run(st, STMT_HEARTBEAT, "updating a heartbeat", "fii",
+ *		     now_s(), study_id, number);
+ *
+ * One letter per SQL parameter, naming the C type of the value(s) passed:
+ *   i  int64_t                    cast an int: (int64_t)n. va_arg reads an
+ *                                 int64_t, and an int passed there is
+ *                                 undefined behaviour
+ *   f  double                     NaN binds NULL ("not measured")
+ *   t  const char *               NUL-terminated text; NULL binds NULL
+ *   v  const void *, size_t, int  a value of n bytes: TEXT when the int is
+ *                                 nonzero, else a BLOB (a NULL pointer binds
+ *                                 an empty one)
+ *   I  const int64_t *            the integer pointed to; NULL binds NULL
+ * The number of letters must be the statement's parameter count (checked).
+ * what names the action in an error message ("%s: <what>: <SQLite's
+ * message>"). */
 
-static void b_i64(struct binder *b, int64_t v)
+/* Binds the values in ap to parameters 1, 2, ... of q as types says; the
+ * first failure stops it and is returned. */
+static int bind_values(sqlite3_stmt *q, const char *types, va_list ap)
 {
-	if (b->rc == SQLITE_OK)
-		b->rc = sqlite3_bind_int64(b->q, ++b->i, v);
+	int rc = SQLITE_OK;
+	for (int i = 1; rc == SQLITE_OK && types[i - 1]; i++) {
+		switch (types[i - 1]) {
+		case 'i':
+			rc = sqlite3_bind_int64(q, i, va_arg(ap, int64_t));
+			break;
+		case 'f': {
+			double v = va_arg(ap, double);
+			rc = isnan(v) ? sqlite3_bind_null(q, i) : sqlite3_bind_double(q, i, v);
+			break;
+		}
+		case 't': {
+			const char *t = va_arg(ap, const char *);
+			rc = t ? sqlite3_bind_text(q, i, t, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(q, i);
+			break;
+		}
+		case 'v': {
+			const void *v = va_arg(ap, const void *);
+			size_t n = va_arg(ap, size_t);
+			int is_text = va_arg(ap, int);
+			rc = is_text ? sqlite3_bind_text64(q, i, v ? v : "", n, SQLITE_TRANSIENT,
+							   SQLITE_UTF8)
+				     : sqlite3_bind_blob64(q, i, v ? v : "", n, SQLITE_TRANSIENT);
+			break;
+		}
+		case 'I': {
+			const int64_t *v = va_arg(ap, const int64_t *);
+			rc = v ? sqlite3_bind_int64(q, i, *v) : sqlite3_bind_null(q, i);
+			break;
+		}
+		default:
+			PRESSO_CHECK(!"a statement's type string has an unknown letter");
+		}
+	}
+	return rc;
 }
 
-/* NaN binds NULL: "not measured". */
-static void b_f64(struct binder *b, double v)
+/* Resets a statement left on a row (whatever happened); NULL is a no-op. */
+static void stmt_finish(sqlite3_stmt *q)
 {
-	if (b->rc == SQLITE_OK)
-		b->rc = isnan(v) ? sqlite3_bind_null(b->q, ++b->i) : sqlite3_bind_double(b->q, ++b->i, v);
-}
-
-static void b_txt(struct binder *b, const char *s)
-{
-	if (b->rc == SQLITE_OK)
-		b->rc = s ? sqlite3_bind_text(b->q, ++b->i, s, -1, SQLITE_TRANSIENT)
-			  : sqlite3_bind_null(b->q, ++b->i);
-}
-
-static void b_val(struct binder *b, const void *v, size_t n, bool is_text)
-{
-	if (b->rc != SQLITE_OK)
+	if (!q)
 		return;
-	if (is_text)
-		b->rc = sqlite3_bind_text64(b->q, ++b->i, v ? v : "", n, SQLITE_TRANSIENT,
-					    SQLITE_UTF8);
-	else
-		b->rc = sqlite3_bind_blob64(b->q, ++b->i, v ? v : "", n, SQLITE_TRANSIENT);
-}
-
-/* Resets a statement after use (whatever happened). */
-static void finish(sqlite3_stmt *q)
-{
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
 }
 
-/* Steps q once after binding; *row tells whether a row came back. On error
- * the message is recorded and q is reset. */
-static enum presso_status step(struct store *st, sqlite3_stmt *q, int bind_rc, bool *row,
-			       const char *what)
+/* After a step (or a failed bind) that returned rc: a row leaves *q on it;
+ * the end, or an error (recorded, naming what), resets *q and sets it NULL. */
+static enum presso_status settle(struct store *st, sqlite3_stmt **q, int rc, const char *what)
 {
-	int rc = bind_rc == SQLITE_OK ? sqlite3_step(q) : bind_rc;
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-		*row = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
 		return PRESSO_OK;
-	}
-	enum presso_status s = db_fail(st, rc, what);
-	finish(q);
+	enum presso_status s = rc == SQLITE_DONE ? PRESSO_OK : db_fail(st, rc, what);
+	stmt_finish(*q);
+	*q = NULL;
 	return s;
 }
 
-/* Runs a statement that returns no rows, and resets it. */
-static enum presso_status run(struct store *st, sqlite3_stmt *q, int bind_rc, const char *what)
+static enum presso_status vstart(struct store *st, sqlite3_stmt **q, const char *what,
+				 const char *types, va_list ap)
 {
-	bool row = false;
-	enum presso_status s = step(st, q, bind_rc, &row, what);
-	if (s == PRESSO_OK)
-		finish(q);
+	int rc = bind_values(*q, types, ap);
+	return settle(st, q, rc == SQLITE_OK ? sqlite3_step(*q) : rc, what);
+}
+
+/* Moves *q to its next row; at the end or on error resets it and sets *q to
+ * NULL. */
+static enum presso_status stmt_next(struct store *st, sqlite3_stmt **q, const char *what)
+{
+	return settle(st, q, sqlite3_step(*q), what);
+}
+
+/* Runs statement id up to its first row: *q stands on it for the caller to
+ * read, or is NULL (the statement reset) when there is no row or on error. */
+static enum presso_status stmt_query(struct store *st, sqlite3_stmt **q, enum stmt id,
+				     const char *what, const char *types, ...)
+{
+	*q = NULL;
+	enum presso_status s = prep(st, id, q);
+	if (s != PRESSO_OK)
+		return s;
+	PRESSO_CHECK(strlen(types) == (size_t)sqlite3_bind_parameter_count(*q));
+	va_list ap;
+	va_start(ap, types);
+	s = vstart(st, q, what, types, ap);
+	va_end(ap);
+	return s;
+}
+
+/* stmt_query for a statement the caller prepared: binds parameters 1, 2, ...
+ * from types; later parameters keep what the caller bound. */
+static enum presso_status stmt_start(struct store *st, sqlite3_stmt **q, const char *what,
+				     const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	enum presso_status s = vstart(st, q, what, types, ap);
+	va_end(ap);
+	return s;
+}
+
+/* Runs statement id, which returns no rows, and resets it. */
+static enum presso_status stmt_run(struct store *st, enum stmt id, const char *what,
+				   const char *types, ...)
+{
+	sqlite3_stmt *q = NULL;
+	enum presso_status s = prep(st, id, &q);
+	if (s != PRESSO_OK)
+		return s;
+	PRESSO_CHECK(strlen(types) == (size_t)sqlite3_bind_parameter_count(q));
+	va_list ap;
+	va_start(ap, types);
+	s = vstart(st, &q, what, types, ap);
+	va_end(ap);
+	stmt_finish(q);
 	return s;
 }
 
@@ -365,29 +441,21 @@ static enum presso_status writable(const struct store *st)
 
 static enum presso_status tx_begin(struct store *st)
 {
-	sqlite3_stmt *q = NULL;
-	enum presso_status s = prep(st, STMT_BEGIN, &q);
-	return s != PRESSO_OK ? s : run(st, q, SQLITE_OK, "starting a transaction");
+	return stmt_run(st, STMT_BEGIN, "starting a transaction", "");
 }
 
 /* Commits when s is PRESSO_OK, else rolls back keeping s and its message. */
 static enum presso_status tx_end(struct store *st, enum presso_status s)
 {
-	sqlite3_stmt *q = NULL;
-	if (s == PRESSO_OK) {
-		s = prep(st, STMT_COMMIT, &q);
-		if (s == PRESSO_OK)
-			s = run(st, q, SQLITE_OK, "committing");
-		if (s == PRESSO_OK)
-			return s;
-	}
+	if (s == PRESSO_OK && (s = stmt_run(st, STMT_COMMIT, "committing", "")) == PRESSO_OK)
+		return s;
 	/* SQLite may already have rolled back (e.g. on SQLITE_FULL) */
 	if (!sqlite3_get_autocommit(st->db) && st->stmt[STMT_ROLLBACK] == NULL)
 		sqlite3_prepare_v3(st->db, sql_text[STMT_ROLLBACK], -1, SQLITE_PREPARE_PERSISTENT,
 				   &st->stmt[STMT_ROLLBACK], NULL);
 	if (!sqlite3_get_autocommit(st->db) && st->stmt[STMT_ROLLBACK]) {
 		sqlite3_step(st->stmt[STMT_ROLLBACK]);
-		finish(st->stmt[STMT_ROLLBACK]);
+		stmt_finish(st->stmt[STMT_ROLLBACK]);
 	}
 	return s;
 }
@@ -802,35 +870,26 @@ static enum presso_status read_study(struct store *st, sqlite3_stmt *q, struct s
 static enum presso_status study_by_name(struct store *st, const char *name, struct study_info *o,
 					bool *found)
 {
-	sqlite3_stmt *q = NULL;
-	enum presso_status s = prep(st, STMT_STUDY_BY_NAME, &q);
+	sqlite3_stmt *q;
+	enum presso_status s = stmt_query(st, &q, STMT_STUDY_BY_NAME, "reading a study", "t", name);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_txt(&b, name);
-	if ((s = step(st, q, b.rc, found, "reading a study")) != PRESSO_OK)
-		return s;
-	if (*found)
+	*found = q != NULL;
+	if (q)
 		s = read_study(st, q, o);
-	finish(q);
+	stmt_finish(q);
 	return s;
 }
 
 static enum presso_status study_by_id(struct store *st, int64_t id, struct study_info *o)
 {
-	sqlite3_stmt *q = NULL;
-	bool found = false;
-	enum presso_status s = prep(st, STMT_STUDY_BY_ID, &q);
+	sqlite3_stmt *q;
+	enum presso_status s = stmt_query(st, &q, STMT_STUDY_BY_ID, "reading a study", "i", id);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, id);
-	if ((s = step(st, q, b.rc, &found, "reading a study")) != PRESSO_OK)
-		return s;
-	s = found ? read_study(st, q, o)
-		  : status_fail(PRESSO_E_RUNTIME, "%s: no study with id %lld", st->path,
-				(long long)id);
-	finish(q);
+	s = q ? read_study(st, q, o)
+	      : status_fail(PRESSO_E_RUNTIME, "%s: no study with id %lld", st->path, (long long)id);
+	stmt_finish(q);
 	return s;
 }
 
@@ -842,15 +901,13 @@ enum presso_status store_find_study(struct store *st, const char *name, struct s
 	if (s != PRESSO_OK || found)
 		return s;
 	/* list what is there */
-	sqlite3_stmt *q = NULL;
-	if ((s = prep(st, STMT_STUDY_NAMES, &q)) != PRESSO_OK)
-		return s;
+	sqlite3_stmt *q;
 	char list[768];
 	size_t used = 0;
 	int n = 0;
-	bool row = false;
 	list[0] = '\0';
-	while ((s = step(st, q, SQLITE_OK, &row, "listing studies")) == PRESSO_OK && row) {
+	for (s = stmt_query(st, &q, STMT_STUDY_NAMES, "listing studies", ""); q;
+	     s = stmt_next(st, &q, "listing studies")) {
 		const char *nm = (const char *)sqlite3_column_text(q, 0);
 		if (used < sizeof list - 8)
 			used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'",
@@ -859,7 +916,6 @@ enum presso_status store_find_study(struct store *st, const char *name, struct s
 	}
 	if (s != PRESSO_OK)
 		return s;
-	finish(q);
 	if (used >= sizeof list - 8)
 		snprintf(list + sizeof list - 8, 8, "...");
 	if (n == 0)
@@ -982,27 +1038,13 @@ static enum presso_status insert_study(struct store *st, const struct study_spec
 				       const char *name, const char *config, const char *hash,
 				       int64_t *id)
 {
-	sqlite3_stmt *q = NULL;
-	enum presso_status s = prep(st, STMT_STUDY_INSERT, &q);
+	const struct baseline *b = &sp->baseline;
+	enum presso_status s = stmt_run(
+		st, STMT_STUDY_INSERT, "creating a study", "ttttttiffiffitf", name, config, hash,
+		sp->model_path, sp->model_sha256, sp->dataset, (int64_t)sp->seed, b->accuracy,
+		b->test_accuracy, b->size_bytes, b->bops, b->latency_us, (int64_t)b->n_classes,
+		PRESSO_VERSION, now_s());
 	if (s != PRESSO_OK)
-		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_txt(&b, name);
-	b_txt(&b, config);
-	b_txt(&b, hash);
-	b_txt(&b, sp->model_path);
-	b_txt(&b, sp->model_sha256);
-	b_txt(&b, sp->dataset);
-	b_i64(&b, (int64_t)sp->seed);
-	b_f64(&b, sp->baseline.accuracy);
-	b_f64(&b, sp->baseline.test_accuracy);
-	b_i64(&b, sp->baseline.size_bytes);
-	b_f64(&b, sp->baseline.bops);
-	b_f64(&b, sp->baseline.latency_us);
-	b_i64(&b, sp->baseline.n_classes);
-	b_txt(&b, PRESSO_VERSION);
-	b_f64(&b, now_s());
-	if ((s = run(st, q, b.rc, "creating a study")) != PRESSO_OK)
 		return s;
 	*id = sqlite3_last_insert_rowid(st->db);
 	return PRESSO_OK;
@@ -1040,12 +1082,8 @@ enum presso_status store_create_or_resume_study(struct store *st, const struct s
 					st->path, name, why);
 			goto rollback;
 		}
-		sqlite3_stmt *q = NULL;
-		if ((s = prep(st, STMT_STUDY_REOPEN, &q)) != PRESSO_OK)
-			goto rollback;
-		struct binder b = {q, 0, SQLITE_OK};
-		b_i64(&b, have.id);
-		if ((s = run(st, q, b.rc, "resuming a study")) != PRESSO_OK)
+		s = stmt_run(st, STMT_STUDY_REOPEN, "resuming a study", "i", have.id);
+		if (s != PRESSO_OK)
 			goto rollback;
 		*study_id = have.id;
 		*resumed = true;
@@ -1081,16 +1119,10 @@ fail:
 
 enum presso_status store_finish_study(struct store *st, int64_t study_id)
 {
-	sqlite3_stmt *q = NULL;
 	enum presso_status s = writable(st);
-	if (s == PRESSO_OK)
-		s = prep(st, STMT_STUDY_FINISH, &q);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_f64(&b, now_s());
-	b_i64(&b, study_id);
-	return run(st, q, b.rc, "finishing a study");
+	return stmt_run(st, STMT_STUDY_FINISH, "finishing a study", "fi", now_s(), study_id);
 }
 
 /* --- trials --------------------------------------------------------------- */
@@ -1182,32 +1214,15 @@ enum presso_status store_begin_trial(struct store *st, int64_t study_id, const c
 		goto fail;
 	s = study_by_id(st, study_id, &info);
 	sqlite3_stmt *q = NULL;
-	bool row = false;
 	if (s == PRESSO_OK)
-		s = prep(st, STMT_NEXT_NUMBER, &q);
-	if (s == PRESSO_OK) {
-		struct binder b = {q, 0, SQLITE_OK};
-		b_i64(&b, study_id);
-		s = step(st, q, b.rc, &row, "numbering a trial");
-		if (s == PRESSO_OK) {
-			*number = sqlite3_column_int64(q, 0);
-			finish(q);
-		}
-	}
+		s = stmt_query(st, &q, STMT_NEXT_NUMBER, "numbering a trial", "i", study_id);
+	if (q) /* an aggregate: always one row */
+		*number = sqlite3_column_int64(q, 0);
+	stmt_finish(q);
+	double t = now_s();
 	if (s == PRESSO_OK)
-		s = prep(st, STMT_TRIAL_INSERT, &q);
-	if (s == PRESSO_OK) {
-		double t = now_s();
-		struct binder b = {q, 0, SQLITE_OK};
-		b_i64(&b, study_id);
-		b_i64(&b, *number);
-		b_txt(&b, canonical);
-		b_txt(&b, hash);
-		b_txt(&b, worker ? worker : "");
-		b_f64(&b, t);
-		b_f64(&b, t);
-		s = run(st, q, b.rc, "starting a trial");
-	}
+		s = stmt_run(st, STMT_TRIAL_INSERT, "starting a trial", "iitttff", study_id,
+			     *number, canonical, hash, worker ? worker : "", t, t);
 	s = tx_end(st, s);
 fail:
 	store_study_info_free(&info);
@@ -1218,17 +1233,12 @@ fail:
 /* Explains why a trial cannot change state: missing, or not running. */
 static enum presso_status not_running(struct store *st, int64_t study_id, int64_t number)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
-	enum presso_status s = prep(st, STMT_TRIAL_STATE, &q);
+	sqlite3_stmt *q;
+	enum presso_status s =
+		stmt_query(st, &q, STMT_TRIAL_STATE, "reading a trial", "ii", study_id, number);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, study_id);
-	b_i64(&b, number);
-	if ((s = step(st, q, b.rc, &row, "reading a trial")) != PRESSO_OK)
-		return s;
-	if (!row)
+	if (!q)
 		s = status_fail(PRESSO_E_RUNTIME, "%s: study %lld has no trial %lld", st->path,
 				(long long)study_id, (long long)number);
 	else
@@ -1237,7 +1247,7 @@ static enum presso_status not_running(struct store *st, int64_t study_id, int64_
 				sqlite3_column_text(q, 2) ? ": " : "",
 				sqlite3_column_text(q, 2) ? (const char *)sqlite3_column_text(q, 2)
 							  : "");
-	finish(q);
+	stmt_finish(q);
 	return s;
 }
 
@@ -1245,36 +1255,25 @@ static enum presso_status not_running(struct store *st, int64_t study_id, int64_
 static enum presso_status running_trial_id(struct store *st, int64_t study_id, int64_t number,
 					   int64_t *id)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
-	enum presso_status s = prep(st, STMT_TRIAL_STATE, &q);
+	sqlite3_stmt *q;
+	enum presso_status s =
+		stmt_query(st, &q, STMT_TRIAL_STATE, "reading a trial", "ii", study_id, number);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, study_id);
-	b_i64(&b, number);
-	if ((s = step(st, q, b.rc, &row, "reading a trial")) != PRESSO_OK)
-		return s;
-	bool running = row && state_of(sqlite3_column_text(q, 1)) == TRIAL_RUNNING;
+	bool running = q && state_of(sqlite3_column_text(q, 1)) == TRIAL_RUNNING;
 	if (running)
 		*id = sqlite3_column_int64(q, 0);
-	finish(q);
+	stmt_finish(q);
 	return running ? PRESSO_OK : not_running(st, study_id, number);
 }
 
 enum presso_status store_heartbeat(struct store *st, int64_t study_id, int64_t number)
 {
-	sqlite3_stmt *q = NULL;
 	enum presso_status s = writable(st);
 	if (s == PRESSO_OK)
-		s = prep(st, STMT_HEARTBEAT, &q);
+		s = stmt_run(st, STMT_HEARTBEAT, "updating a heartbeat", "fii", now_s(), study_id,
+			     number);
 	if (s != PRESSO_OK)
-		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_f64(&b, now_s());
-	b_i64(&b, study_id);
-	b_i64(&b, number);
-	if ((s = run(st, q, b.rc, "updating a heartbeat")) != PRESSO_OK)
 		return s;
 	return sqlite3_changes(st->db) == 1 ? PRESSO_OK : not_running(st, study_id, number);
 }
@@ -1330,25 +1329,16 @@ static enum presso_status check_layers(const struct store *st, int64_t number,
 static enum presso_status put_state(struct store *st, int64_t study_id, const struct store_kv *kv,
 				    int n, int64_t trial_number)
 {
-	sqlite3_stmt *q = NULL;
 	enum presso_status s = PRESSO_OK;
 	double t = now_s();
+	/* written on its own: no trial number */
+	const int64_t *trial = trial_number > 0 ? &trial_number : NULL;
 	for (int i = 0; i < n && s == PRESSO_OK; i++) {
 		if (!kv[i].key || !*kv[i].key)
 			return status_fail(PRESSO_E_CONFIG, "%s: a search-state key is empty",
 					   st->path);
-		if ((s = prep(st, STMT_STATE_PUT, &q)) != PRESSO_OK)
-			return s;
-		struct binder b = {q, 0, SQLITE_OK};
-		b_i64(&b, study_id);
-		b_txt(&b, kv[i].key);
-		b_val(&b, kv[i].value, kv[i].n_bytes, kv[i].is_text);
-		if (trial_number > 0)
-			b_i64(&b, trial_number);
-		else if (b.rc == SQLITE_OK)
-			b.rc = sqlite3_bind_null(q, ++b.i);
-		b_f64(&b, t);
-		s = run(st, q, b.rc, "writing search state");
+		s = stmt_run(st, STMT_STATE_PUT, "writing search state", "itvIf", study_id,
+			     kv[i].key, kv[i].value, kv[i].n_bytes, (int)kv[i].is_text, trial, t);
 	}
 	return s;
 }
@@ -1359,7 +1349,6 @@ enum presso_status store_complete_trial(struct store *st, int64_t study_id, int6
 					const struct store_kv *state, int n_state)
 {
 	int64_t id = 0;
-	sqlite3_stmt *q = NULL;
 	enum presso_status s = writable(st);
 	if (s == PRESSO_OK)
 		s = check_metrics(st, number, m);
@@ -1368,38 +1357,17 @@ enum presso_status store_complete_trial(struct store *st, int64_t study_id, int6
 	if (s != PRESSO_OK || (s = tx_begin(st)) != PRESSO_OK)
 		return s;
 	s = running_trial_id(st, study_id, number, &id);
+	double t = now_s();
 	if (s == PRESSO_OK)
-		s = prep(st, STMT_COMPLETE, &q);
-	if (s == PRESSO_OK) {
-		double t = now_s();
-		struct binder b = {q, 0, SQLITE_OK};
-		b_f64(&b, t);
-		b_f64(&b, t);
-		b_f64(&b, m->accuracy);
-		b_f64(&b, m->test_accuracy);
-		b_i64(&b, m->size_bytes);
-		b_f64(&b, m->bops);
-		b_f64(&b, m->latency_us);
-		b_f64(&b, m->mean_bits);
-		b_f64(&b, m->mean_prune);
-		b_f64(&b, m->mean_rank);
-		b_i64(&b, id);
-		s = run(st, q, b.rc, "completing a trial");
-	}
+		s = stmt_run(st, STMT_COMPLETE, "completing a trial", "ffffifffffi", t, t,
+			     m->accuracy, m->test_accuracy, m->size_bytes, m->bops, m->latency_us,
+			     m->mean_bits, m->mean_prune, m->mean_rank, id);
 	for (int i = 0; i < n_layers && s == PRESSO_OK; i++) {
-		if ((s = prep(st, STMT_LAYER_INSERT, &q)) != PRESSO_OK)
-			break;
-		struct binder b = {q, 0, SQLITE_OK};
-		b_i64(&b, id);
-		b_i64(&b, i);
-		b_txt(&b, layers[i].layer);
-		b_i64(&b, layers[i].bits);
-		b_i64(&b, layers[i].act_bits);
-		b_i64(&b, layers[i].bias_correction ? 1 : 0);
-		b_f64(&b, layers[i].prune);
-		b_txt(&b, prune_kinds[layers[i].prune_kind]);
-		b_f64(&b, layers[i].rank);
-		s = run(st, q, b.rc, "storing a trial's layers");
+		const struct layer_choice *l = &layers[i];
+		s = stmt_run(st, STMT_LAYER_INSERT, "storing a trial's layers", "iitiiiftf", id,
+			     (int64_t)i, l->layer, (int64_t)l->bits, (int64_t)l->act_bits,
+			     (int64_t)(l->bias_correction ? 1 : 0), l->prune,
+			     prune_kinds[l->prune_kind], l->rank);
 	}
 	if (s == PRESSO_OK)
 		s = put_state(st, study_id, state, n_state, number);
@@ -1410,20 +1378,13 @@ enum presso_status store_fail_trial(struct store *st, int64_t study_id, int64_t 
 				    const char *error)
 {
 	int64_t id = 0;
-	sqlite3_stmt *q = NULL;
 	enum presso_status s = writable(st);
 	if (s != PRESSO_OK || (s = tx_begin(st)) != PRESSO_OK)
 		return s;
 	s = running_trial_id(st, study_id, number, &id);
 	if (s == PRESSO_OK)
-		s = prep(st, STMT_FAIL, &q);
-	if (s == PRESSO_OK) {
-		struct binder b = {q, 0, SQLITE_OK};
-		b_f64(&b, now_s());
-		b_txt(&b, error && *error ? error : "failed (no message)");
-		b_i64(&b, id);
-		s = run(st, q, b.rc, "failing a trial");
-	}
+		s = stmt_run(st, STMT_FAIL, "failing a trial", "fti", now_s(),
+			     error && *error ? error : "failed (no message)", id);
 	return tx_end(st, s);
 }
 
@@ -1434,7 +1395,6 @@ enum presso_status store_requeue_stale(struct store *st, int64_t study_id, doubl
 	sqlite3_stmt *q = NULL;
 	struct store_policy *list = NULL;
 	int n = 0, cap = 0;
-	bool row = false;
 	*policies = NULL;
 	*n_policies = 0;
 	if (n_marked)
@@ -1447,33 +1407,24 @@ enum presso_status store_requeue_stale(struct store *st, int64_t study_id, doubl
 				   stale_after_s);
 	if ((s = tx_begin(st)) != PRESSO_OK)
 		return s;
-	if ((s = prep(st, STMT_MARK_LOST, &q)) != PRESSO_OK)
-		goto done;
 	char why[128];
 	double t = now_s();
 	snprintf(why, sizeof why, "worker lost: no heartbeat for %g s or more (found on resume)",
 		 stale_after_s);
-	struct binder b = {q, 0, SQLITE_OK};
-	b_f64(&b, t);
-	b_txt(&b, why);
-	b_i64(&b, study_id);
-	b_f64(&b, t - stale_after_s);
-	if ((s = run(st, q, b.rc, "marking lost trials")) != PRESSO_OK)
+	s = stmt_run(st, STMT_MARK_LOST, "marking lost trials", "ftif", t, why, study_id,
+		     t - stale_after_s);
+	if (s != PRESSO_OK)
 		goto done;
 	if (n_marked)
 		*n_marked = sqlite3_changes(st->db);
-	if ((s = prep(st, STMT_REQUEUE_LIST, &q)) != PRESSO_OK)
-		goto done;
-	struct binder b2 = {q, 0, SQLITE_OK};
-	b_i64(&b2, study_id);
-	while ((s = step(st, q, b2.rc, &row, "listing lost trials")) == PRESSO_OK && row) {
+	for (s = stmt_query(st, &q, STMT_REQUEUE_LIST, "listing lost trials", "i", study_id); q;
+	     s = stmt_next(st, &q, "listing lost trials")) {
 		if (n == cap) {
 			cap = cap ? 2 * cap : 8;
 			struct store_policy *nl = realloc(list, (size_t)cap * sizeof *nl);
 			if (!nl) {
-				finish(q);
 				s = nomem(st);
-				goto done;
+				break;
 			}
 			list = nl;
 		}
@@ -1484,13 +1435,11 @@ enum presso_status store_requeue_stale(struct store *st, int64_t study_id, doubl
 		const unsigned char *h = sqlite3_column_text(q, 2);
 		snprintf(p->policy_sha256, sizeof p->policy_sha256, "%s", h ? (const char *)h : "");
 		if (oom || !p->policy_json) {
-			finish(q);
 			s = nomem(st);
-			goto done;
+			break;
 		}
 	}
-	if (s == PRESSO_OK)
-		finish(q);
+	stmt_finish(q);
 done:
 	s = tx_end(st, s);
 	if (s != PRESSO_OK) {
@@ -1507,54 +1456,44 @@ done:
 enum presso_status store_has_policy(struct store *st, int64_t study_id, const char *policy_hash,
 				    bool *found)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
-	enum presso_status s = prep(st, STMT_HAS_POLICY, &q);
+	sqlite3_stmt *q;
+	enum presso_status s = stmt_query(st, &q, STMT_HAS_POLICY, "looking a policy up", "it",
+					  study_id, policy_hash);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, study_id);
-	b_txt(&b, policy_hash);
-	if ((s = step(st, q, b.rc, &row, "looking a policy up")) != PRESSO_OK)
-		return s;
-	*found = row && sqlite3_column_int(q, 0) != 0;
-	finish(q);
+	*found = q && sqlite3_column_int(q, 0) != 0;
+	stmt_finish(q);
 	return PRESSO_OK;
 }
 
 enum presso_status store_policy_hashes(struct store *st, int64_t study_id,
 				       char (**hashes)[SHA256_HEX_BYTES], int *n)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
+	sqlite3_stmt *q;
 	char(*list)[SHA256_HEX_BYTES] = NULL;
 	int count = 0, cap = 0;
 	*hashes = NULL;
 	*n = 0;
-	enum presso_status s = prep(st, STMT_HASHES, &q);
-	if (s != PRESSO_OK)
-		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, study_id);
-	while ((s = step(st, q, b.rc, &row, "listing policy hashes")) == PRESSO_OK && row) {
+	enum presso_status s;
+	for (s = stmt_query(st, &q, STMT_HASHES, "listing policy hashes", "i", study_id); q;
+	     s = stmt_next(st, &q, "listing policy hashes")) {
 		if (count == cap) {
 			cap = cap ? 2 * cap : 64;
 			char(*nl)[SHA256_HEX_BYTES] = realloc(list, (size_t)cap * sizeof *nl);
 			if (!nl) {
-				finish(q);
-				free(list);
-				return nomem(st);
+				s = nomem(st);
+				break;
 			}
 			list = nl;
 		}
 		const unsigned char *h = sqlite3_column_text(q, 0);
 		snprintf(list[count++], SHA256_HEX_BYTES, "%s", h ? (const char *)h : "");
 	}
+	stmt_finish(q);
 	if (s != PRESSO_OK) {
 		free(list);
 		return s;
 	}
-	finish(q);
 	*hashes = list;
 	*n = count;
 	return PRESSO_OK;
@@ -1562,22 +1501,20 @@ enum presso_status store_policy_hashes(struct store *st, int64_t study_id,
 
 enum presso_status store_resume_info(struct store *st, int64_t study_id, struct resume_info *out)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
+	sqlite3_stmt *q;
 	memset(out, 0, sizeof *out);
-	enum presso_status s = prep(st, STMT_COUNTS, &q);
+	enum presso_status s =
+		stmt_query(st, &q, STMT_COUNTS, "counting trials", "i", study_id);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, study_id);
-	if ((s = step(st, q, b.rc, &row, "counting trials")) != PRESSO_OK)
-		return s;
-	out->next_number = sqlite3_column_int64(q, 0);
-	out->n_running = sqlite3_column_int(q, 1);
-	out->n_complete = sqlite3_column_int(q, 2);
-	out->n_failed = sqlite3_column_int(q, 3);
-	out->n_lost = sqlite3_column_int(q, 4);
-	finish(q);
+	if (q) { /* an aggregate: always one row */
+		out->next_number = sqlite3_column_int64(q, 0);
+		out->n_running = sqlite3_column_int(q, 1);
+		out->n_complete = sqlite3_column_int(q, 2);
+		out->n_failed = sqlite3_column_int(q, 3);
+		out->n_lost = sqlite3_column_int(q, 4);
+	}
+	stmt_finish(q);
 	return PRESSO_OK;
 }
 
@@ -1593,25 +1530,20 @@ enum presso_status store_put_state(struct store *st, int64_t study_id, const str
 enum presso_status store_get_state(struct store *st, int64_t study_id, const char *key,
 				   void **value, size_t *n_bytes, bool *found)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
+	sqlite3_stmt *q;
 	*value = NULL;
 	*n_bytes = 0;
 	*found = false;
-	enum presso_status s = prep(st, STMT_STATE_GET, &q);
+	enum presso_status s = stmt_query(st, &q, STMT_STATE_GET, "reading search state", "it",
+					  study_id, key);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, study_id);
-	b_txt(&b, key);
-	if ((s = step(st, q, b.rc, &row, "reading search state")) != PRESSO_OK)
-		return s;
-	if (row) {
+	if (q) {
 		const void *v = sqlite3_column_blob(q, 0);
 		size_t n = (size_t)sqlite3_column_bytes(q, 0);
 		char *copy = malloc(n + 1);
 		if (!copy) {
-			finish(q);
+			stmt_finish(q);
 			return nomem(st);
 		}
 		if (n)
@@ -1621,32 +1553,25 @@ enum presso_status store_get_state(struct store *st, int64_t study_id, const cha
 		*n_bytes = n;
 		*found = true;
 	}
-	finish(q);
+	stmt_finish(q);
 	return PRESSO_OK;
 }
 
 enum presso_status store_get_trial(struct store *st, int64_t study_id, int64_t number,
 				   struct store_trial **out)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
+	sqlite3_stmt *q;
 	*out = NULL;
-	enum presso_status s = prep(st, STMT_TRIAL_GET, &q);
+	enum presso_status s =
+		stmt_query(st, &q, STMT_TRIAL_GET, "reading a trial", "ii", study_id, number);
 	if (s != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, study_id);
-	b_i64(&b, number);
-	if ((s = step(st, q, b.rc, &row, "reading a trial")) != PRESSO_OK)
-		return s;
-	if (!row) {
-		finish(q);
+	if (!q)
 		return status_fail(PRESSO_E_USAGE, "%s: the study has no trial %lld", st->path,
 				   (long long)number);
-	}
 	struct store_trial *t = malloc(sizeof *t);
 	s = t ? read_trial(st, q, t) : nomem(st);
-	finish(q);
+	stmt_finish(q);
 	if (s != PRESSO_OK) {
 		free(t);
 		return s;
@@ -1658,22 +1583,17 @@ enum presso_status store_get_trial(struct store *st, int64_t study_id, int64_t n
 enum presso_status store_get_layers(struct store *st, int64_t study_id, int64_t number,
 				    struct layer_choice **layers, int *n)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
+	const char *what = "reading a trial's layers";
+	sqlite3_stmt *q;
 	*layers = NULL;
 	*n = 0;
-	enum presso_status s = prep(st, STMT_LAYERS_GET, &q);
-	if (s != PRESSO_OK)
-		return s;
 	/* two passes over the rows: sizes, then copies into one block */
 	for (int pass = 0; pass < 2; pass++) {
 		size_t n_rows = 0, n_chars = 0;
 		char *names = *layers ? (char *)(*layers + *n) : NULL;
-		struct binder b = {q, 0, SQLITE_OK};
-		b_i64(&b, study_id);
-		b_i64(&b, number);
-		while ((s = step(st, q, b.rc, &row, "reading a trial's layers")) == PRESSO_OK &&
-		       row) {
+		enum presso_status s;
+		for (s = stmt_query(st, &q, STMT_LAYERS_GET, what, "ii", study_id, number); q;
+		     s = stmt_next(st, &q, what)) {
 			const char *name = (const char *)sqlite3_column_text(q, 0);
 			size_t len = strlen(name ? name : "") + 1;
 			if (pass == 1 && (int)n_rows < *n) {
@@ -1699,7 +1619,6 @@ enum presso_status store_get_layers(struct store *st, int64_t study_id, int64_t 
 			*n = 0;
 			return s;
 		}
-		finish(q);
 		if (pass == 0) {
 			if (n_rows == 0)
 				return PRESSO_OK;
@@ -1749,10 +1668,9 @@ fail:
 enum presso_status store_list_trials(struct store *st, int64_t study_id, bool complete_only,
 				     const struct expr *where, struct store_trial **out, int *n)
 {
-	sqlite3_stmt *q = NULL;
+	sqlite3_stmt *stmt = NULL, *q;
 	struct store_trial *list = NULL;
 	int count = 0, cap = 0;
-	bool row = false;
 	*out = NULL;
 	*n = 0;
 	char prefix[512];
@@ -1762,11 +1680,12 @@ enum presso_status store_list_trials(struct store *st, int64_t study_id, bool co
 		 where ? " AND id IN (SELECT trial_id FROM v_trials WHERE study_id = ?1" : "");
 	enum presso_status s = prepare_with(st, prefix, where, where ? ") ORDER BY number"
 								     : " ORDER BY number",
-					    &q);
+					    &stmt);
 	if (s != PRESSO_OK)
 		return s;
-	int rc = sqlite3_bind_int64(q, 1, study_id);
-	while ((s = step(st, q, rc, &row, "listing trials")) == PRESSO_OK && row) {
+	/* q walks the rows of stmt, which is finalized at the end */
+	for (q = stmt, s = stmt_start(st, &q, "listing trials", "i", study_id); q;
+	     s = stmt_next(st, &q, "listing trials")) {
 		if (count == cap) {
 			cap = cap ? 2 * cap : 64;
 			struct store_trial *nl = realloc(list, (size_t)cap * sizeof *nl);
@@ -1780,7 +1699,7 @@ enum presso_status store_list_trials(struct store *st, int64_t study_id, bool co
 			break;
 		count++;
 	}
-	sqlite3_finalize(q);
+	sqlite3_finalize(stmt);
 	if (s != PRESSO_OK) {
 		store_trials_free(list, count);
 		return s;
@@ -1793,8 +1712,7 @@ enum presso_status store_list_trials(struct store *st, int64_t study_id, bool co
 enum presso_status store_pick(struct store *st, int64_t study_id, const struct expr_pick *pick,
 			      int64_t *number, bool *found)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
+	sqlite3_stmt *stmt = NULL, *q;
 	*found = false;
 	const char *col = expr_metric_name(pick->metric);
 	char prefix[256], suffix[128];
@@ -1805,15 +1723,15 @@ enum presso_status store_pick(struct store *st, int64_t study_id, const struct e
 		 col);
 	snprintf(suffix, sizeof suffix, " ORDER BY %s %s, trial LIMIT 1", col,
 		 pick->maximize ? "DESC" : "ASC");
-	enum presso_status s = prepare_with(st, prefix, pick->where, suffix, &q);
+	enum presso_status s = prepare_with(st, prefix, pick->where, suffix, &stmt);
 	if (s != PRESSO_OK)
 		return s;
-	int rc = sqlite3_bind_int64(q, 1, study_id);
-	if ((s = step(st, q, rc, &row, "picking a trial")) == PRESSO_OK && row) {
+	q = stmt;
+	if ((s = stmt_start(st, &q, "picking a trial", "i", study_id)) == PRESSO_OK && q) {
 		*number = sqlite3_column_int64(q, 0);
 		*found = true;
 	}
-	sqlite3_finalize(q);
+	sqlite3_finalize(stmt);
 	return s;
 }
 
@@ -2082,8 +2000,8 @@ void store_study_summaries_free(struct study_summary *s, int n)
 
 static enum presso_status summarize(struct store *st, struct study_summary *sum)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
+	const char *what = "summarizing a study";
+	sqlite3_stmt *q;
 	struct resume_info ri;
 	int64_t id = sum->info.id;
 	enum presso_status s = store_resume_info(st, id, &ri);
@@ -2094,38 +2012,27 @@ static enum presso_status summarize(struct store *st, struct study_summary *sum)
 	sum->n_failed = ri.n_failed;
 	sum->best_accuracy = NAN;
 	sum->small_size_bytes = -1;
-	if ((s = prep(st, STMT_BEST_ACCURACY, &q)) != PRESSO_OK)
+	if ((s = stmt_query(st, &q, STMT_BEST_ACCURACY, what, "i", id)) != PRESSO_OK)
 		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_i64(&b, id);
-	if ((s = step(st, q, b.rc, &row, "summarizing a study")) != PRESSO_OK)
-		return s;
-	if (row) {
+	if (q) {
 		sum->best_accuracy_trial = sqlite3_column_int64(q, 0);
 		sum->best_accuracy = sqlite3_column_double(q, 1);
 	}
-	finish(q);
-	if ((s = prep(st, STMT_SMALLEST_NEAR_FP32, &q)) != PRESSO_OK)
-		return s;
-	struct binder b2 = {q, 0, SQLITE_OK};
-	b_i64(&b2, id);
+	stmt_finish(q);
 	/* the same rounding tolerance as accuracy_drop in v_trials */
-	b_f64(&b2, sum->info.baseline.accuracy - STORE_NEAR_FP32_POINTS - 1e-9);
-	if ((s = step(st, q, b2.rc, &row, "summarizing a study")) != PRESSO_OK)
+	double near_fp32 = sum->info.baseline.accuracy - STORE_NEAR_FP32_POINTS - 1e-9;
+	if ((s = stmt_query(st, &q, STMT_SMALLEST_NEAR_FP32, what, "if", id, near_fp32)) !=
+	    PRESSO_OK)
 		return s;
-	if (row) {
+	if (q) {
 		sum->small_trial = sqlite3_column_int64(q, 0);
 		sum->small_size_bytes = sqlite3_column_int64(q, 1);
 	}
-	finish(q);
-	if ((s = prep(st, STMT_LAST_ACTIVITY, &q)) != PRESSO_OK)
+	stmt_finish(q);
+	if ((s = stmt_query(st, &q, STMT_LAST_ACTIVITY, what, "i", id)) != PRESSO_OK)
 		return s;
-	struct binder b3 = {q, 0, SQLITE_OK};
-	b_i64(&b3, id);
-	if ((s = step(st, q, b3.rc, &row, "summarizing a study")) != PRESSO_OK)
-		return s;
-	double last = row ? col_f64(q, 0) : NAN;
-	finish(q);
+	double last = q ? col_f64(q, 0) : NAN;
+	stmt_finish(q);
 	sum->last_activity = sum->info.created_at;
 	if (last > sum->last_activity)
 		sum->last_activity = last;
@@ -2142,24 +2049,21 @@ static enum presso_status summarize(struct store *st, struct study_summary *sum)
 
 enum presso_status store_list_studies(struct store *st, struct study_summary **out, int *n)
 {
-	sqlite3_stmt *q = NULL;
-	bool row = false;
+	sqlite3_stmt *q;
 	struct study_summary *list = NULL;
 	int count = 0, cap = 0;
 	*out = NULL;
 	*n = 0;
 	/* names first (one statement at a time), then each study in turn */
-	enum presso_status s = prep(st, STMT_STUDY_NAMES, &q);
-	if (s != PRESSO_OK)
-		return s;
+	enum presso_status s;
 	char **names = NULL;
-	while ((s = step(st, q, SQLITE_OK, &row, "listing studies")) == PRESSO_OK && row) {
+	for (s = stmt_query(st, &q, STMT_STUDY_NAMES, "listing studies", ""); q;
+	     s = stmt_next(st, &q, "listing studies")) {
 		if (count == cap) {
 			cap = cap ? 2 * cap : 8;
 			char **nn = realloc(names, (size_t)cap * sizeof *nn);
 			if (!nn) {
 				s = nomem(st);
-				finish(q);
 				break;
 			}
 			names = nn;
@@ -2168,13 +2072,11 @@ enum presso_status store_list_studies(struct store *st, struct study_summary **o
 		names[count] = col_dup(q, 0, &oom);
 		if (oom) {
 			s = nomem(st);
-			finish(q);
 			break;
 		}
 		count++;
 	}
-	if (s == PRESSO_OK)
-		finish(q);
+	stmt_finish(q);
 	if (s == PRESSO_OK && count && !(list = calloc((size_t)count, sizeof *list)))
 		s = nomem(st);
 	for (int i = 0; s == PRESSO_OK && i < count; i++) {
@@ -2201,17 +2103,10 @@ enum presso_status store_list_studies(struct store *st, struct study_summary **o
 static enum presso_status set_metric(struct store *st, enum stmt id, int64_t study_id,
 				     int64_t number, double value, const char *what)
 {
-	sqlite3_stmt *q = NULL;
 	enum presso_status s = writable(st);
 	if (s == PRESSO_OK)
-		s = prep(st, id, &q);
+		s = stmt_run(st, id, what, "fii", value, study_id, number);
 	if (s != PRESSO_OK)
-		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_f64(&b, value);
-	b_i64(&b, study_id);
-	b_i64(&b, number);
-	if ((s = run(st, q, b.rc, what)) != PRESSO_OK)
 		return s;
 	if (sqlite3_changes(st->db) != 1)
 		return status_fail(PRESSO_E_RUNTIME, "%s: trial %lld is not a complete trial of the study",
@@ -2242,19 +2137,13 @@ enum presso_status store_set_latency(struct store *st, int64_t study_id, int64_t
 enum presso_status store_abandon_trials(struct store *st, int64_t study_id, const char *reason,
 					int *n_marked)
 {
-	sqlite3_stmt *q = NULL;
 	if (n_marked)
 		*n_marked = 0;
 	enum presso_status s = writable(st);
 	if (s == PRESSO_OK)
-		s = prep(st, STMT_ABANDON, &q);
+		s = stmt_run(st, STMT_ABANDON, "abandoning running trials", "fti", now_s(),
+			     reason && *reason ? reason : "abandoned", study_id);
 	if (s != PRESSO_OK)
-		return s;
-	struct binder b = {q, 0, SQLITE_OK};
-	b_f64(&b, now_s());
-	b_txt(&b, reason && *reason ? reason : "abandoned");
-	b_i64(&b, study_id);
-	if ((s = run(st, q, b.rc, "abandoning running trials")) != PRESSO_OK)
 		return s;
 	if (n_marked)
 		*n_marked = sqlite3_changes(st->db);
