@@ -1,4 +1,4 @@
-/* test_store.c - the SQLite store (db/store.c): schema and migrations, every
+/* test_store.c - the SQLite store (db/store*.c): schema and migrations, every
  * way opening can fail (missing file, folder, not SQLite, someone else's
  * SQLite, newer schema, read-only file), study create/resume/config mismatch,
  * trial numbering across reopen, stale trials re-queued on resume, policy
