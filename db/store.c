@@ -172,7 +172,13 @@ enum presso_status db_fail(const struct store *st, int rc, const char *what)
 		hint = " (no write access to the file or its folder)";
 		break;
 	case SQLITE_FULL:
+		/* a full disk is not the input's fault: exit 1, and resume later */
+		s = PRESSO_E_SYSTEM;
+		hint = " (the disk or quota is full: make room, then resume)";
+		break;
 	case SQLITE_IOERR:
+		s = PRESSO_E_SYSTEM;
+		break;
 	case SQLITE_CANTOPEN:
 		s = PRESSO_E_IO;
 		break;

@@ -158,3 +158,38 @@ Test(disk_full, compress_past_a_size_limit_exits_1_leaving_nothing, .timeout = 1
 	remove_tree(out_dir);
 	remove_tree(dir);
 }
+
+/* A search whose database cannot grow stops with exit 1 and a message naming
+ * the database; what it committed is kept, and --resume without the limit
+ * completes the budget. */
+Test(disk_full, search_past_a_size_limit_exits_1_and_resumes, .timeout = 300)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	char *dir = fx_tmpdir();
+	char cfg[4096], db[4096];
+	snprintf(cfg, sizeof cfg, "%s", small_config(dir));
+	snprintf(db, sizeof db, "%s", fx_join(dir, "runs.db"));
+	char *err, args[16384];
+	snprintf(args, sizeof args, "search --config '%s' --db '%s' --workers 1 --quiet", cfg, db);
+	/* 200 blocks: room for the new database, not for its write-ahead log */
+	int rc = run_sh("ulimit -f 200; trap '' XFSZ", args, NULL, &err);
+	cr_assert_eq(rc, 1, "exit %d: %s", rc, err);
+	cr_assert(strstr(err, db), "the message names the database: %s", err);
+	free(err);
+	snprintf(args, sizeof args, "search --config '%s' --db '%s' --workers 1 --quiet --resume",
+		 cfg, db);
+	rc = run_sh(":", args, NULL, &err);
+	cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
+	free(err);
+	struct store *st;
+	cr_assert_eq(store_open(db, STORE_READONLY, &st), PRESSO_OK, "%s", status_msg());
+	struct study_info info;
+	cr_assert_eq(store_find_study(st, "c", &info), PRESSO_OK, "%s", status_msg());
+	struct resume_info ri;
+	cr_assert_eq(store_resume_info(st, info.id, &ri), PRESSO_OK);
+	cr_assert_geq(ri.n_complete, 6, "%d complete", ri.n_complete);
+	store_study_info_free(&info);
+	store_close(st);
+	remove_tree(dir);
+}
