@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - the README's test command: installs what is missing, builds presso
 # twice (Release with warnings as errors; AddressSanitizer + UndefinedBehavior-
-# Sanitizer) and runs the whole Criterion suite through ctest on each build.
+# Sanitizer) and runs the whole Criterion suite through ctest on each build,
+# and the main commands under valgrind (scripts/valgrind_check.sh).
 # The layer check (every include points down, scripts/check_layers.sh) runs
 # first and again in every build.
 set -euo pipefail
@@ -14,6 +15,9 @@ echo "== release build =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON >/dev/null
 cmake --build build -j "$JOBS"
 ctest --test-dir build --output-on-failure -j 1
+
+echo "== valgrind: info, eval, search, pareto, export, compress =="
+bash scripts/valgrind_check.sh build
 
 echo "== sanitizer build (ASan + UBSan) =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPRESSO_WERROR=ON \
