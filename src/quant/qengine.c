@@ -27,7 +27,6 @@
 #include "quant/qengine_internal.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,114 +40,6 @@
 #define BIAS_LIMIT (1 << 30)
 /* K bound of the int32 accumulator proof in kernels_q8.h. */
 #define MAX_GEMM_K Q8_K_MAX
-
-/* --- the quantized-weight cache ------------------------------------------------ */
-
-struct qweight_entry {
-	int8_t *q;
-	float *scale;
-};
-
-struct qweight_cache {
-	const struct graph *g;
-	struct qweight_entry *e;  /* [n_values][QUANT_MAX_WEIGHT_BITS] */
-	int64_t hits;
-	omp_lock_t lock;
-};
-
-enum presso_status qweight_cache_new(const struct graph *g, struct qweight_cache **out)
-{
-	struct qweight_cache *c = calloc(1, sizeof *c);
-	if (c)
-		c->e = calloc((size_t)g->n_values * QUANT_MAX_WEIGHT_BITS, sizeof *c->e);
-	if (!c || !c->e) {
-		free(c);
-		return status_fail(PRESSO_E_NOMEM, "out of memory");
-	}
-	c->g = g;
-	omp_init_lock(&c->lock);
-	*out = c;
-	return PRESSO_OK;
-}
-
-void qweight_cache_free(struct qweight_cache *c)
-{
-	if (!c)
-		return;
-	for (int i = 0; i < c->g->n_values * QUANT_MAX_WEIGHT_BITS; i++) {
-		free(c->e[i].q);
-		free(c->e[i].scale);
-	}
-	omp_destroy_lock(&c->lock);
-	free(c->e);
-	free(c);
-}
-
-int64_t qweight_cache_hits(const struct qweight_cache *c)
-{
-	return c ? c->hits : 0;
-}
-
-/* The cache's value for weight value v of graph g: v itself for the cache's
- * graph; for a transformed copy, the value of the same name whose shape and
- * data are the same (a layer the transforms left alone), else -1. */
-static int cache_slot(const struct qweight_cache *c, const struct graph *g, int v)
-{
-	if (c->g == g)
-		return v;
-	const struct value *x = &g->values[v];
-	for (int i = 0; i < c->g->n_values; i++) {
-		const struct value *y = &c->g->values[i];
-		if (!y->data || strcmp(y->name, x->name) != 0)
-			continue;
-		bool same = x->data && y->shape.n_dims == x->shape.n_dims &&
-			    memcmp(y->shape.dims, x->shape.dims, sizeof(int64_t) * (size_t)x->shape.n_dims) == 0 &&
-			    memcmp(y->data, x->data, sizeof(float) * (size_t)shape_numel(&x->shape)) == 0;
-		return same ? i : -1;
-	}
-	return -1;
-}
-
-static bool cache_get(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
-		      int64_t n_out, int8_t *q, float *scale)
-{
-	if (!c || (v = cache_slot(c, g, v)) < 0)
-		return false;
-	omp_set_lock(&c->lock);
-	const struct qweight_entry *e = &c->e[v * QUANT_MAX_WEIGHT_BITS + bits - 1];
-	bool hit = e->q != NULL;
-	if (hit) {
-		memcpy(q, e->q, (size_t)n);
-		memcpy(scale, e->scale, sizeof(float) * (size_t)n_out);
-		c->hits++;
-	}
-	omp_unset_lock(&c->lock);
-	return hit;
-}
-
-static void cache_put(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
-		      int64_t n_out, const int8_t *q, const float *scale)
-{
-	if (!c || (v = cache_slot(c, g, v)) < 0)
-		return;
-	int8_t *cq = malloc((size_t)n);
-	float *cs = malloc(sizeof(float) * (size_t)n_out);
-	if (cq && cs) {
-		memcpy(cq, q, (size_t)n);
-		memcpy(cs, scale, sizeof(float) * (size_t)n_out);
-	}
-	omp_set_lock(&c->lock);
-	struct qweight_entry *e = &c->e[v * QUANT_MAX_WEIGHT_BITS + bits - 1];
-	if (!e->q && cq && cs) {
-		e->q = cq;
-		e->scale = cs;
-		cq = NULL;
-		cs = NULL;
-	}
-	omp_unset_lock(&c->lock);
-	free(cq); /* out of memory, or another thread was first: nothing cached */
-	free(cs);
-}
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -352,7 +243,8 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 	if (m->preset) {
 		memcpy(q, m->preset->layers[st->layer].w, (size_t)(n_out * k));
 		memcpy(scale, m->preset->layers[st->layer].w_scale, sizeof(float) * (size_t)n_out);
-	} else if (!cache_get(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q, scale)) {
+	} else if (!qweight_cache_get(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q,
+				      scale)) {
 		const struct layer_hessian *lh = hessians_of(m->hess, g, st->node, k, L->group);
 		if (!lh)
 			quant_weights(w, n_out, k, lp->bits, q, scale);
@@ -363,7 +255,7 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 			free(scale);
 			return PRESSO_E_NOMEM;
 		}
-		cache_put(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q, scale);
+		qweight_cache_put(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q, scale);
 	}
 	L->wq = q;
 	L->w_scale = scale;

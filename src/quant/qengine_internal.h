@@ -122,4 +122,18 @@ static inline bool conv_uses_kernel(const struct qmodel *m, const struct node *n
 	return m->conv && n->op == OP_CONV && n->a.group == 1 && !conv_is_pointwise(m->g, n);
 }
 
+/* The quantized-weight cache (qweight_cache.c) as a build uses it. */
+
+/* Copies the cached rounding of weight value v of g at bits, n codes into q and
+ * n_out scales into scale, and returns true; false, leaving q and scale alone,
+ * when c is NULL or holds none. */
+bool qweight_cache_get(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
+		       int64_t n_out, int8_t *q, float *scale);
+
+/* Stores a copy of q[n] and scale[n_out] as the rounding of weight value v of g
+ * at bits, unless c is NULL, v has no unchanged twin in the cache's graph, an
+ * entry is there already, or memory runs out (the cache is then only slower). */
+void qweight_cache_put(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
+		       int64_t n_out, const int8_t *q, const float *scale);
+
 #endif
