@@ -1,8 +1,9 @@
-/* qengine_internal.h - the INT8 engine's private structures: the model a build
- * makes and a run reads (steps, layers, values with their quantization groups,
- * buffers with their lifetimes). Private to src/quant/: only the engine's own
- * files include it; everything else goes through qengine.h, whose opaque
- * struct qmodel is defined here.
+/* qengine_internal.h - the INT8 engine's private structures: the model that
+ * qengine_build.c makes and qengine_run.c reads (steps, layers, values with
+ * their quantization groups, buffers with their lifetimes), as the opening
+ * comment of qengine_build.c describes them. Private to src/quant/: only the
+ * engine's own files include it; everything else goes through qengine.h,
+ * whose opaque struct qmodel is defined here.
  */
 #ifndef PRESSO_QENGINE_INTERNAL_H
 #define PRESSO_QENGINE_INTERNAL_H
