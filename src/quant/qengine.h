@@ -16,6 +16,10 @@
  * kernel between a dequantize and a quantize: correct, not fast. Inputs are fed
  * as float (quantized on entry); outputs come back as float (the last Gemm
  * writes dequantized logits directly).
+ *
+ * The build is qengine_build.c (whose opening comment gives the build and run
+ * steps and their invariants), the run qengine_run.c, the weight cache
+ * qweight_cache.c.
  */
 #ifndef PRESSO_QENGINE_H
 #define PRESSO_QENGINE_H

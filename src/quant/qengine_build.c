@@ -1,0 +1,890 @@
+/* qengine_build.c - the INT8 engine, first half: building a quantized model.
+ *
+ * The engine is split as TFLite Micro splits Init/Prepare from Eval: this file
+ * lowers a graph, a policy and calibration statistics into a read-only qmodel
+ * (and frees it); qengine_run.c prepares and runs engines on it;
+ * qengine_internal.h holds the structures the two share, and qweight_cache.c
+ * the rounded weights that builds reuse. The steps and invariants below are
+ * the whole engine's.
+ *
+ * Build (qmodel_build), in graph order:
+ *   1. each node becomes a step: a native integer kernel (CONV, DWCONV, FC, CLAMP,
+ *      MAXPOOL, AVGPOOL, GAP, ADD, RESHAPE) or FALLBACK (dequantize, FP32 kernel,
+ *      quantize). A Relu/Clip that is the only reader of a Conv/Gemm/Add output
+ *      is fused into it as a clamp: the step writes the activation's value.
+ *      Graph inputs get a QUANTIZE step first; uint8 graph outputs a DEQUANT
+ *      step last.
+ *   2. a value produced by FC or FALLBACK stays float when it is a graph output
+ *      or only fallbacks read it (so the logits are never requantized);
+ *      everything else is uint8, 4-D values in NHWC.
+ *   3. ops that do not change the real values (CLAMP, pools, RESHAPE) join their
+ *      input's quantization group (union-find): one scale/zero point per group,
+ *      taken from the calibration range of the group's head (the value a
+ *      quantizing step writes) at the group's bit width: the largest act_bits of
+ *      the layers that read any of its values, 8 if none does.
+ *   4. layers: weights quantized per output channel (quant.c), optionally
+ *      bias-corrected, reordered for NHWC im2col ([c_out][kh][kw][c_in/g]),
+ *      packed once for the chosen kernels; int32 biases with the input zero point
+ *      folded in (kernels_q8.h); Q31 multipliers s_in * s_w[c] / s_out.
+ *   5. buffer lifetimes in step indices, for the arena planner.
+ * Run (qengine_run.c): qengine_create places every buffer in one arena by its
+ * lifetime, for the largest batch; qengine_run: shapes for the batch, then each
+ * step on arena pointers.
+ */
+#include "quant/qengine.h"
+#include "quant/qengine_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/arena.h"
+#include "quant/gptq.h"
+#include "quant/quant.h"
+
+/* An int32 bias must leave headroom for the accumulation (kernels_q8.h). */
+#define BIAS_LIMIT (1 << 30)
+/* K bound of the int32 accumulator proof in kernels_q8.h. */
+#define MAX_GEMM_K Q8_K_MAX
+
+/* --- small helpers -------------------------------------------------------- */
+
+static int find(struct qvalue *v, int x)
+{
+	while (v[x].group != x) {
+		v[x].group = v[v[x].group].group;
+		x = v[x].group;
+	}
+	return x;
+}
+
+static void unite(struct qvalue *v, int a, int b)
+{
+	a = find(v, a);
+	b = find(v, b);
+	if (a != b)
+		v[b].group = a;
+}
+
+static bool is_graph_output(const struct graph *g, int v)
+{
+	for (int i = 0; i < g->n_outputs; i++)
+		if (g->outputs[i] == v)
+			return true;
+	return false;
+}
+
+static bool is_reshape_op(enum op_type op)
+{
+	return op == OP_FLATTEN || op == OP_RESHAPE || op == OP_SQUEEZE || op == OP_UNSQUEEZE ||
+	       op == OP_IDENTITY;
+}
+
+/* The Relu/Clip fused into node i (Conv/Gemm as in the FP32 engine, and Add). */
+static int fused_act(const struct graph *g, int i)
+{
+	const struct node *n = &g->nodes[i];
+	if (n->op != OP_ADD)
+		return graph_fused_activation(g, i);
+	const struct value *v = &g->values[n->output];
+	if (v->n_consumers != 1 || is_graph_output(g, n->output))
+		return -1;
+	for (int j = i + 1; j < g->n_nodes; j++) {
+		const struct node *m = &g->nodes[j];
+		if ((m->op == OP_RELU || m->op == OP_CLIP) && m->inputs[0] == n->output)
+			return j;
+	}
+	return -1;
+}
+
+static const struct value *input_value(const struct graph *g, const struct node *n, int k)
+{
+	return k < n->n_inputs && n->inputs[k] >= 0 ? &g->values[n->inputs[k]] : NULL;
+}
+
+/* Classifies node i into a step kind (before domains are known). */
+static enum qkind classify(const struct graph *g, int i)
+{
+	const struct node *n = &g->nodes[i];
+	const struct value *x = input_value(g, n, 0), *w = input_value(g, n, 1),
+			   *b = input_value(g, n, 2);
+	if (value_is_const(x))
+		return QK_FALLBACK;
+	switch (n->op) {
+	case OP_CONV:
+		if (!w || !w->data || (b && !b->data) || x->shape.n_dims != 4)
+			return QK_FALLBACK;
+		if (n->a.group > 1 && n->a.group == x->shape.dims[1] && w->shape.dims[0] == n->a.group &&
+		    w->shape.dims[1] == 1)
+			return w->shape.dims[2] * w->shape.dims[3] <= MAX_GEMM_K ? QK_DWCONV : QK_FALLBACK;
+		return w->shape.dims[1] * w->shape.dims[2] * w->shape.dims[3] <= MAX_GEMM_K ? QK_CONV
+											 : QK_FALLBACK;
+	case OP_GEMM:
+		if (!w || !w->data || n->a.trans_a || (b && !b->data) || x->shape.n_dims != 2 ||
+		    x->shape.dims[1] > MAX_GEMM_K)
+			return QK_FALLBACK;
+		if (b) {
+			int64_t nb = shape_numel(&b->shape);
+			int64_t nn = n->a.trans_b ? w->shape.dims[0] : w->shape.dims[1];
+			if (nb != 1 && nb != nn)
+				return QK_FALLBACK;
+			if (b->shape.n_dims == 2 && b->shape.dims[0] != 1)
+				return QK_FALLBACK;
+		}
+		return QK_FC;
+	case OP_MATMUL:
+		if (!w || !w->data || w->shape.n_dims != 2 || x->shape.n_dims < 2 ||
+		    x->shape.n_dims == 4 || w->shape.dims[0] > MAX_GEMM_K)
+			return QK_FALLBACK;
+		return QK_FC;
+	case OP_RELU:
+	case OP_CLIP:
+		return QK_CLAMP;
+	case OP_MAXPOOL:
+		return QK_MAXPOOL;
+	case OP_AVGPOOL:
+		return QK_AVGPOOL;
+	case OP_GLOBALAVGPOOL:
+		return x->shape.n_dims == 4 ? QK_GAP : QK_FALLBACK;
+	case OP_ADD: {
+		if (value_is_const(w) || x->shape.n_dims != w->shape.n_dims)
+			return QK_FALLBACK;
+		for (int d = 0; d < x->shape.n_dims; d++)
+			if (x->shape.dims[d] != w->shape.dims[d] || x->batched != w->batched)
+				return QK_FALLBACK;
+		return QK_ADD;
+	}
+	default:
+		return is_reshape_op(n->op) ? QK_RESHAPE : QK_FALLBACK;
+	}
+}
+
+/* --- weights ---------------------------------------------------------------- */
+
+/* The float weight of a layer as [n_out][k] (Gemm with trans_b=0 and MatMul are
+ * transposed; alpha folded in). Caller frees. */
+static float *layer_weights_nk(const struct graph *g, const struct node *n, int64_t *n_out,
+			       int64_t *k)
+{
+	const struct value *w = &g->values[n->inputs[1]];
+	int64_t total = shape_numel(&w->shape);
+	float *out = malloc(sizeof(float) * (size_t)(total ? total : 1));
+	if (!out)
+		return NULL;
+	if (n->op == OP_CONV) {
+		*n_out = w->shape.dims[0];
+		*k = total / *n_out;
+		memcpy(out, w->data, sizeof(float) * (size_t)total);
+		return out;
+	}
+	bool tb = n->op == OP_GEMM && n->a.trans_b;
+	float alpha = n->op == OP_GEMM ? n->a.alpha : 1.0f;
+	*n_out = tb ? w->shape.dims[0] : w->shape.dims[1];
+	*k = tb ? w->shape.dims[1] : w->shape.dims[0];
+	for (int64_t r = 0; r < *n_out; r++)
+		for (int64_t c = 0; c < *k; c++)
+			out[r * *k + c] = alpha * (tb ? w->data[r * *k + c] : w->data[c * *n_out + r]);
+	return out;
+}
+
+static float layer_bias(const struct graph *g, const struct node *n, int64_t c)
+{
+	const struct value *b = input_value(g, n, 2);
+	if (!b || n->op == OP_MATMUL)
+		return 0.0f;
+	float beta = n->op == OP_GEMM ? n->a.beta : 1.0f;
+	return beta * (shape_numel(&b->shape) == 1 ? b->data[0] : b->data[c]);
+}
+
+/* Output clamp of a step writing value out with an optional activation node. */
+static void step_clamp(const struct graph *g, const struct qparams *qp, int act, struct qstep *st)
+{
+	st->lo = 0;
+	st->hi = (uint8_t)quant_act_qmax(qp);
+	if (act < 0)
+		return;
+	const struct node *a = &g->nodes[act];
+	float lo = a->op == OP_RELU ? 0.0f : a->a.clip_min;
+	float hi = a->op == OP_RELU ? INFINITY : a->a.clip_max;
+	if (!isinf(lo)) {
+		uint8_t q = quant_act_quantize(lo, qp);
+		if (q > st->lo)
+			st->lo = q;
+	}
+	if (!isinf(hi)) {
+		uint8_t q = quant_act_quantize(hi, qp);
+		if (q < st->hi)
+			st->hi = q;
+	}
+}
+
+static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const struct calib *cal,
+				      const struct layer_policy *lp)
+{
+	const struct graph *g = m->g;
+	const struct node *n = &g->nodes[st->node];
+	struct qlayer *L = &m->layers[st->layer];
+	int64_t n_out = 0, k = 0;
+	float *w = layer_weights_nk(g, n, &n_out, &k);
+	int8_t *q = malloc((size_t)(n_out * k));
+	int8_t *qr = malloc((size_t)(n_out * k));
+	float *scale = malloc(sizeof(float) * (size_t)n_out);
+	L->bias = malloc(sizeof(int32_t) * (size_t)n_out);
+	L->mult = malloc(sizeof(int32_t) * (size_t)n_out);
+	L->shift = malloc((size_t)n_out);
+	L->rq_scale = malloc(sizeof(float) * (size_t)n_out);
+	L->bias_q = malloc(sizeof(int32_t) * (size_t)n_out);
+	if (!w || !q || !qr || !scale || !L->bias || !L->mult || !L->shift || !L->rq_scale ||
+	    !L->bias_q) {
+		free(w);
+		free(q);
+		free(qr);
+		free(scale);
+		return status_fail(PRESSO_E_NOMEM, "out of memory quantizing '%s'", n->name);
+	}
+	L->node = st->node;
+	L->bits = lp->bits;
+	L->n_out = n_out;
+	L->group = n->op == OP_CONV ? n->a.group : 1;
+	if (m->preset) {
+		memcpy(q, m->preset->layers[st->layer].w, (size_t)(n_out * k));
+		memcpy(scale, m->preset->layers[st->layer].w_scale, sizeof(float) * (size_t)n_out);
+	} else if (!qweight_cache_get(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q,
+				      scale)) {
+		const struct layer_hessian *lh = hessians_of(m->hess, g, st->node, k, L->group);
+		if (!lh)
+			quant_weights(w, n_out, k, lp->bits, q, scale);
+		else if (gptq_quantize(w, n_out, k, lp->bits, lh, q, scale) != PRESSO_OK) {
+			free(w);
+			free(q);
+			free(qr);
+			free(scale);
+			return PRESSO_E_NOMEM;
+		}
+		qweight_cache_put(m->cache, g, n->inputs[1], lp->bits, n_out * k, n_out, q, scale);
+	}
+	L->wq = q;
+	L->w_scale = scale;
+	L->coding = quant_weight_coding(q, n_out * k, lp->bits);
+
+	int in_v = n->inputs[0];
+	const struct qparams *qi = &m->qp[in_v];
+	L->act_bits = qi->bits;
+	double s_in = qi->scale;
+	bool float_out = m->v[st->out].dom == QD_F32;
+	const struct qparams *qo = &m->qp[st->out];
+
+	/* bias correction: remove the mean output error the weight quantization
+	 * causes, E[(Wq - W) x] = (Wq - W) E[x] with E[x] the FP32 channel means */
+	const struct calib_stats *cs = cal ? &cal->v[in_v] : NULL;
+	int64_t spatial = n->op == OP_CONV ? k / (g->values[n->inputs[1]].shape.dims[1]) : 1;
+	int64_t cg = k / spatial; /* input channels per group */
+	for (int64_t c = 0; c < n_out; c++) {
+		double bias = layer_bias(g, n, c);
+		if (lp->bias_correction && cs && cs->ch_mean) {
+			int64_t g0 = n->op == OP_CONV ? (c / (n_out / L->group)) * cg : 0;
+			double delta = 0;
+			for (int64_t j = 0; j < k; j++) {
+				int64_t ch = g0 + (n->op == OP_CONV ? j / spatial : j);
+				if (ch < cs->n_channels)
+					delta += ((double)scale[c] * q[c * k + j] - w[c * k + j]) * cs->ch_mean[ch];
+			}
+			bias -= delta;
+		}
+		double real = s_in * (double)scale[c];
+		double bq = real > 0 ? nearbyint(bias / real) : 0;
+		if (m->preset)
+			bq = m->preset->layers[st->layer].bias[c];
+		if (bq > BIAS_LIMIT)
+			bq = BIAS_LIMIT;
+		if (bq < -BIAS_LIMIT)
+			bq = -BIAS_LIMIT;
+		L->bias[c] = (int32_t)bq;
+		L->bias_q[c] = (int32_t)bq;
+		if (float_out) {
+			L->mult[c] = 0;
+			L->shift[c] = 0;
+			L->rq_scale[c] = 0;
+		} else {
+			quant_multiplier(real / qo->scale, &L->mult[c], &L->shift[c]);
+			L->rq_scale[c] = (float)(real / qo->scale);
+		}
+	}
+	if (float_out) {
+		L->deq_scale = malloc(sizeof(float) * (size_t)n_out);
+		if (!L->deq_scale) {
+			free(w);
+			free(qr);
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		}
+		for (int64_t c = 0; c < n_out; c++)
+			L->deq_scale[c] = (float)(s_in * scale[c]);
+	}
+	free(w);
+
+	if (st->kind == QK_DWCONV) {
+		int kh = (int)g->values[n->inputs[1]].shape.dims[2];
+		int kw = (int)g->values[n->inputs[1]].shape.dims[3];
+		L->k = k;
+		L->packed_group_bytes = m->dw->packed_bytes((int)n_out, kh, kw);
+		L->packed = aligned_alloc(ARENA_ALIGN, arena_align(L->packed_group_bytes));
+		if (!L->packed) {
+			free(qr);
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		}
+		m->dw->pack((int)n_out, kh, kw, q, L->packed);
+	} else {
+		/* reorder conv weights [c][cg][kh][kw] -> [c][kh][kw][cg] for NHWC im2col */
+		if (n->op == OP_CONV) {
+			for (int64_t c = 0; c < n_out; c++)
+				for (int64_t ci = 0; ci < cg; ci++)
+					for (int64_t s = 0; s < spatial; s++)
+						qr[c * k + s * cg + ci] = q[c * k + ci * spatial + s];
+		} else {
+			memcpy(qr, q, (size_t)(n_out * k));
+		}
+		/* fold the input zero point into the bias: bias - z_in * sum_k w */
+		for (int64_t c = 0; c < n_out; c++) {
+			int64_t sum = 0;
+			for (int64_t j = 0; j < k; j++)
+				sum += qr[c * k + j];
+			int64_t b = (int64_t)L->bias[c] - (int64_t)qi->zero * sum;
+			L->bias[c] = (int32_t)(b > INT32_MAX ? INT32_MAX : b < INT32_MIN ? INT32_MIN : b);
+		}
+		int64_t n_g = n_out / L->group;
+		L->k = k;
+		if (conv_uses_kernel(m, n)) {
+			const struct shape *ws = &g->values[n->inputs[1]].shape;
+			int kh = (int)ws->dims[2], kw = (int)ws->dims[3];
+			L->packed_group_bytes =
+				arena_align(m->conv->packed_bytes((int)n_out, kh, kw, (int)cg));
+			L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes);
+			if (!L->packed) {
+				free(qr);
+				return status_fail(PRESSO_E_NOMEM, "out of memory");
+			}
+			m->conv->pack((int)n_out, kh, kw, (int)cg, qr, L->packed);
+			free(qr); /* q stays: it is L->wq */
+			return PRESSO_OK;
+		}
+		L->packed_group_bytes = arena_align(m->gemm->packed_bytes((int)n_g, (int)k));
+		L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes * (size_t)L->group);
+		if (!L->packed) {
+			free(qr);
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		}
+		for (int gi = 0; gi < L->group; gi++)
+			m->gemm->pack((int)n_g, (int)k, qr + gi * n_g * k,
+				      (char *)L->packed + (size_t)gi * L->packed_group_bytes);
+	}
+	free(qr);
+	return PRESSO_OK;
+}
+
+/* --- build -------------------------------------------------------------------- */
+
+static int add_buf(struct qmodel *m, int value, bool f32)
+{
+	m->bufs[m->n_bufs] = (struct qbuf){.value = value, .f32 = f32, .first = 1 << 30, .last = -2};
+	return m->n_bufs++;
+}
+
+static void use_buf(struct qmodel *m, int buf, int step)
+{
+	if (buf < 0)
+		return;
+	struct qbuf *b = &m->bufs[buf];
+	if (step < b->first)
+		b->first = step;
+	if (step > b->last)
+		b->last = step;
+}
+
+/* True when a RESHAPE from value a to value b keeps the bytes in the same order. */
+static bool same_memory_order(const struct qmodel *m, int a, int b)
+{
+	const struct graph *g = m->g;
+	const struct shape *sa = &g->values[a].shape, *sb = &g->values[b].shape;
+	bool an = m->v[a].nhwc && sa->dims[2] * sa->dims[3] > 1;
+	bool bn = m->v[b].nhwc && sb->dims[2] * sb->dims[3] > 1;
+	if (!an && !bn)
+		return true;
+	if (an && bn && sa->n_dims == 4 && sb->n_dims == 4)
+		return memcmp(sa->dims, sb->dims, sizeof(int64_t) * 4) == 0;
+	return false;
+}
+
+static void size_accounting(struct qmodel *m, const struct policy *pol)
+{
+	const struct graph *g = m->g;
+	struct qmodel_size *z = &m->size;
+	memset(z, 0, sizeof *z);
+	double bits_sum = 0;
+	bool *in_layer = calloc((size_t)g->n_values, sizeof *in_layer);
+	for (int i = 0; i < m->n_layers; i++) {
+		const struct qlayer *L = &m->layers[i];
+		const struct node *n = &g->nodes[L->node];
+		int64_t nw = shape_numel(&g->values[n->inputs[1]].shape);
+		int64_t wb = L->coding.bytes;
+		z->weight_bytes += wb;
+		/* per output channel a binary16 scale; the biases at the layer's width */
+		z->size_bytes += wb + 2 * L->n_out +
+				 quant_bias_bytes(L->n_out, quant_bias_bits(L->bias_q, L->n_out));
+		z->bops += (double)L->macs * L->bits * L->act_bits;
+		bits_sum += (double)nw * L->bits;
+		z->params += L->params;
+		if (in_layer) {
+			in_layer[n->inputs[1]] = true;
+			if (n->n_inputs > 2 && n->inputs[2] >= 0)
+				in_layer[n->inputs[2]] = true;
+		}
+	}
+	/* other float constants read by any step stay float32 */
+	for (int v = 0; in_layer && v < g->n_values; v++)
+		if (g->values[v].data && !in_layer[v] && g->values[v].n_consumers > 0) {
+			z->size_bytes += 4 * shape_numel(&g->values[v].shape);
+			z->params += shape_numel(&g->values[v].shape);
+		}
+	/* per quantization group: float32 scale + uint8 zero point */
+	for (int v = 0; v < g->n_values; v++)
+		if (m->v[v].dom == QD_U8 && find(m->v, v) == v)
+			z->size_bytes += 5;
+	int64_t wparams = 0;
+	for (int i = 0; i < m->n_layers; i++)
+		wparams += shape_numel(&g->values[g->nodes[m->layers[i].node].inputs[1]].shape);
+	z->mean_bits = wparams ? bits_sum / (double)wparams : 0;
+	free(in_layer);
+	(void)pol;
+}
+
+void qmodel_fp32_size(const struct graph *g, struct qmodel_size *out)
+{
+	memset(out, 0, sizeof *out);
+	int64_t params, macs;
+	graph_totals(g, &params, &macs);
+	out->params = params;
+	out->size_bytes = 4 * params;
+	out->weight_bytes = 4 * params;
+	out->bops = (double)macs * 32 * 32;
+	out->mean_bits = 32;
+}
+
+/* qmodel_build, or with preset: qmodel_build_preset (cal is then NULL). */
+static enum presso_status build(const struct graph *g, const struct policy *pol,
+				const struct calib *cal, const struct qmodel_preset *preset,
+				const struct quant_config *qc, struct qmodel **out)
+{
+	*out = NULL;
+	struct layer *layers = NULL;
+	int n_layers = 0;
+	enum presso_status s = graph_layers(g, &layers, &n_layers);
+	if (s != PRESSO_OK)
+		return s;
+	if (pol->n_layers != n_layers) {
+		free(layers);
+		return status_fail(PRESSO_E_CONFIG, "the policy has %d layers, the model %d",
+				   pol->n_layers, n_layers);
+	}
+	struct qmodel *m = calloc(1, sizeof *m);
+	int *act_of = NULL, *layer_of_node = NULL;
+	enum qkind *kind = NULL;
+	if (!m)
+		goto nomem;
+	m->g = g;
+	m->preset = preset;
+	m->cache = qc->cache;
+	m->hess = qc->hess;
+	m->gemm = q8_gemm_for(qc->isa);
+	m->dw = q8_dwconv_for(qc->isa);
+	m->conv = q8_conv_for(qc->isa);
+	m->add = q8_add_for(qc->isa);
+	if (!m->gemm || !m->dw) {
+		m->gemm = q8_gemm_for(Q8_ISA_REF);
+		m->dw = q8_dwconv_for(Q8_ISA_REF);
+		m->conv = q8_conv_for(Q8_ISA_REF);
+		m->add = q8_add_for(Q8_ISA_REF);
+	}
+	m->requant = qc->requant;
+	int nv = g->n_values, nn = g->n_nodes;
+	m->v = calloc((size_t)nv, sizeof *m->v);
+	m->qp = calloc((size_t)nv, sizeof *m->qp);
+	m->steps = calloc((size_t)(nn + 2 * g->n_inputs + g->n_outputs + 1), sizeof *m->steps);
+	m->layers = calloc((size_t)(n_layers ? n_layers : 1), sizeof *m->layers);
+	m->bufs = calloc((size_t)(2 * nv + GRAPH_MAX_INPUTS * nn + nn + 1), sizeof *m->bufs);
+	act_of = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
+	layer_of_node = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
+	kind = malloc(sizeof *kind * (size_t)(nn ? nn : 1));
+	if (!m->v || !m->qp || !m->steps || !m->layers || !m->bufs || !act_of || !layer_of_node ||
+	    !kind)
+		goto nomem;
+	for (int v = 0; v < nv; v++) {
+		m->v[v] = (struct qvalue){.dom = value_is_const(&g->values[v]) ? QD_CONST : QD_NONE,
+					  .group = v, .buf = -1, .f32_buf = -1};
+	}
+	for (int i = 0; i < nn; i++) {
+		act_of[i] = -1;
+		layer_of_node[i] = -1;
+	}
+	for (int i = 0; i < n_layers; i++)
+		layer_of_node[layers[i].node] = i;
+
+	/* 1. step kinds and fusion */
+	for (int i = 0; i < nn; i++)
+		kind[i] = classify(g, i);
+	for (int i = 0; i < nn; i++) {
+		if (kind[i] != QK_CONV && kind[i] != QK_DWCONV && kind[i] != QK_FC && kind[i] != QK_ADD)
+			continue;
+		if (g->nodes[i].op == OP_MATMUL)
+			continue;
+		int a = fused_act(g, i);
+		if (a >= 0 && kind[a] == QK_CLAMP) {
+			act_of[i] = a;
+			kind[a] = QK_NONE;
+		}
+	}
+	/* a layer the policy names must run as one (else its choices would be lost) */
+	for (int i = 0; i < n_layers; i++) {
+		int ni = layers[i].node;
+		if (kind[ni] != QK_CONV && kind[ni] != QK_DWCONV && kind[ni] != QK_FC) {
+			s = status_fail(PRESSO_E_UNSUPPORTED,
+					"layer '%s': %s with this input cannot run in the INT8 engine",
+					layers[i].name, op_name(layers[i].op));
+			goto fail;
+		}
+	}
+
+	/* 2. domains: the value each step writes */
+	for (int i = 0; i < g->n_inputs; i++)
+		m->v[g->inputs[i]].dom = QD_U8;
+	for (int i = 0; i < nn; i++) {
+		if (kind[i] == QK_NONE)
+			continue;
+		int out_v = act_of[i] >= 0 ? g->nodes[act_of[i]].output : g->nodes[i].output;
+		m->v[out_v].dom = QD_U8;
+	}
+	for (int i = nn - 1; i >= 0; i--) {
+		if (kind[i] != QK_FC && kind[i] != QK_FALLBACK)
+			continue;
+		if (act_of[i] >= 0)
+			continue;
+		int v = g->nodes[i].output;
+		bool only_fallback = g->values[v].n_consumers > 0;
+		for (int j = i + 1; j < nn; j++)
+			for (int k = 0; k < g->nodes[j].n_inputs; k++)
+				if (g->nodes[j].inputs[k] == v && kind[j] != QK_FALLBACK)
+					only_fallback = false;
+		if (is_graph_output(g, v) || only_fallback)
+			m->v[v].dom = QD_F32;
+	}
+	for (int v = 0; v < nv; v++)
+		m->v[v].nhwc = m->v[v].dom == QD_U8 && g->values[v].shape.n_dims == 4;
+
+	/* 3. quantization groups and their bit widths */
+	for (int i = 0; i < nn; i++) {
+		enum qkind k = kind[i];
+		if (k == QK_CLAMP || k == QK_MAXPOOL || k == QK_AVGPOOL || k == QK_GAP || k == QK_RESHAPE)
+			unite(m->v, g->nodes[i].inputs[0], g->nodes[i].output);
+	}
+	int *group_bits = calloc((size_t)nv, sizeof(int));
+	if (!group_bits)
+		goto nomem;
+	for (int i = 0; i < n_layers; i++) {
+		int in_v = g->nodes[layers[i].node].inputs[0];
+		int r = find(m->v, in_v);
+		if (pol->layers[i].act_bits > group_bits[r])
+			group_bits[r] = pol->layers[i].act_bits;
+	}
+	for (int v = 0; v < nv; v++) {
+		if (m->v[v].dom != QD_U8 || find(m->v, v) != v)
+			continue;
+		/* the head: the member that a quantizing step writes (the root of the
+		 * union is the first input of the chain) */
+		int bits = group_bits[v] ? group_bits[v] : 8;
+		if (preset) {
+			if (preset->qp[v].bits != bits) {
+				free(group_bits);
+				s = status_fail(PRESSO_E_FORMAT,
+						"value '%s': no %d-bit activation quantization given",
+						g->values[v].name, bits);
+				goto fail;
+			}
+			m->qp[v] = preset->qp[v];
+			continue;
+		}
+		float lo, hi;
+		calib_range(cal, v, qc->method, qc->percentile, bits, &lo, &hi);
+		quant_act_params(lo, hi, bits, &m->qp[v]);
+	}
+	free(group_bits);
+	for (int v = 0; v < nv; v++)
+		if (m->v[v].dom == QD_U8)
+			m->qp[v] = m->qp[find(m->v, v)];
+
+	/* 4. steps, layers, buffers */
+	for (int v = 0; v < nv; v++) {
+		if (m->v[v].dom == QD_U8 || m->v[v].dom == QD_F32)
+			m->v[v].buf = add_buf(m, v, m->v[v].dom == QD_F32);
+	}
+	for (int i = 0; i < g->n_inputs; i++) {
+		int v = g->inputs[i];
+		m->v[v].f32_buf = add_buf(m, v, true);
+		struct qstep *st = &m->steps[m->n_steps];
+		*st = (struct qstep){.kind = QK_QUANTIZE, .node = -1, .n_in = 1, .out = v};
+		st->in[0] = v;
+		use_buf(m, m->v[v].f32_buf, -1);
+		use_buf(m, m->v[v].f32_buf, m->n_steps);
+		use_buf(m, m->v[v].buf, m->n_steps);
+		m->n_steps++;
+	}
+	for (int i = 0; i < nn; i++) {
+		if (kind[i] == QK_NONE)
+			continue;
+		const struct node *n = &g->nodes[i];
+		int si = m->n_steps;
+		struct qstep *st = &m->steps[m->n_steps++];
+		*st = (struct qstep){.kind = kind[i], .node = i, .n_in = n->n_inputs, .layer = -1,
+				     .tmp_out = -1};
+		st->out = act_of[i] >= 0 ? g->nodes[act_of[i]].output : n->output;
+		for (int k = 0; k < n->n_inputs; k++) {
+			st->in[k] = n->inputs[k];
+			st->tmp_in[k] = -1;
+			if (n->inputs[k] >= 0)
+				use_buf(m, m->v[n->inputs[k]].buf, si);
+		}
+		if (m->v[st->out].dom == QD_U8)
+			step_clamp(g, &m->qp[st->out], act_of[i], st);
+		if (kind[i] == QK_CLAMP) {
+			/* a standalone Relu/Clip: a clamp in its input's quantization */
+			step_clamp(g, &m->qp[st->out], i, st);
+		}
+		if (kind[i] == QK_RESHAPE && same_memory_order(m, n->inputs[0], st->out)) {
+			st->alias = true;
+			/* share the input's buffer: extend its lifetime instead */
+			int ib = m->v[n->inputs[0]].buf;
+			m->bufs[m->v[st->out].buf].first = -3; /* unused */
+			m->v[st->out].buf = ib;
+		}
+		use_buf(m, m->v[st->out].buf, si);
+		if (kind[i] == QK_FALLBACK) {
+			for (int k = 0; k < n->n_inputs; k++) {
+				int v = n->inputs[k];
+				if (v >= 0 && m->v[v].dom == QD_U8) {
+					st->tmp_in[k] = add_buf(m, v, true);
+					use_buf(m, st->tmp_in[k], si);
+				}
+			}
+			if (m->v[st->out].dom == QD_U8) {
+				st->tmp_out = add_buf(m, st->out, true);
+				use_buf(m, st->tmp_out, si);
+			}
+		}
+		if (kind[i] == QK_ADD && m->requant == REQUANT_FLOAT) {
+			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
+					     *o = &m->qp[st->out];
+			st->add = (struct qadd_params){
+				.a_zero = a->zero, .b_zero = b->zero, .c_zero = o->zero,
+				.a_scale = (float)(a->scale / o->scale),
+				.b_scale = (float)(b->scale / o->scale),
+				.c_min = st->lo, .c_max = st->hi,
+			};
+		} else if (kind[i] == QK_ADD) {
+			/* TFLite's integer Add: both inputs to a common scale with 20 bits of
+			 * headroom, sum, then to the output scale */
+			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
+					     *o = &m->qp[st->out];
+			double twice_max = 2.0 * fmax(a->scale, b->scale);
+			int32_t m1, m2, mo;
+			int8_t s1, s2, so;
+			quant_multiplier(a->scale / twice_max, &m1, &s1);
+			quant_multiplier(b->scale / twice_max, &m2, &s2);
+			quant_multiplier(twice_max / ((double)(1 << 20) * o->scale), &mo, &so);
+			st->add_lut = malloc(256 * 256);
+			if (!st->add_lut)
+				goto nomem;
+			/* the output depends on two uint8 inputs only: tabulate all 65536
+			 * pairs once (exactly the integer arithmetic, clamp included) */
+			int32_t ta[256], tb[256];
+			for (int q = 0; q < 256; q++) {
+				ta[q] = q31_requantize((q - a->zero) * (1 << 20), m1, s1);
+				tb[q] = q31_requantize((q - b->zero) * (1 << 20), m2, s2);
+			}
+			for (int qa = 0; qa < 256; qa++)
+				for (int qb = 0; qb < 256; qb++) {
+					int32_t r = q31_requantize(ta[qa] + tb[qb], mo, so) + o->zero;
+					st->add_lut[qa * 256 + qb] =
+						(uint8_t)(r < st->lo ? st->lo : r > st->hi ? st->hi : r);
+				}
+		}
+		if (kind[i] == QK_CONV || kind[i] == QK_DWCONV || kind[i] == QK_FC) {
+			int li = layer_of_node[i];
+			PRESSO_CHECK(li >= 0);
+			st->layer = li;
+			m->layers[li].macs = layers[li].macs;
+			m->layers[li].params = layers[li].params;
+			if ((s = build_layer(m, st, cal, &pol->layers[li])) != PRESSO_OK)
+				goto fail;
+		}
+	}
+	m->n_layers = n_layers;
+	for (int i = 0; i < g->n_outputs; i++) {
+		int v = g->outputs[i];
+		if (m->v[v].dom == QD_F32) {
+			use_buf(m, m->v[v].buf, 1 << 29);
+			continue;
+		}
+		m->v[v].f32_buf = add_buf(m, v, true);
+		struct qstep *st = &m->steps[m->n_steps];
+		*st = (struct qstep){.kind = QK_DEQUANT, .node = -1, .n_in = 1, .out = v};
+		st->in[0] = v;
+		use_buf(m, m->v[v].buf, m->n_steps);
+		use_buf(m, m->v[v].f32_buf, m->n_steps);
+		use_buf(m, m->v[v].f32_buf, 1 << 29);
+		m->n_steps++;
+	}
+	for (int i = 0; i < m->n_bufs; i++)
+		if (m->bufs[i].last >= (1 << 29))
+			m->bufs[i].last = m->n_steps;
+	/* a large batch runs the steps once per chunk of images: the float inputs
+	 * (written before the run) and outputs (read after it) must survive every
+	 * pass, so they live from before the first step to after the last */
+	for (int i = 0; i < g->n_inputs; i++) {
+		struct qbuf *b = &m->bufs[m->v[g->inputs[i]].f32_buf];
+		b->first = -1;
+		b->last = m->n_steps;
+	}
+	for (int i = 0; i < g->n_outputs; i++) {
+		const struct qvalue *qv = &m->v[g->outputs[i]];
+		struct qbuf *b = &m->bufs[qv->dom == QD_F32 ? qv->buf : qv->f32_buf];
+		b->first = -1;
+		b->last = m->n_steps;
+	}
+	size_accounting(m, pol);
+	m->preset = NULL;
+	m->cache = NULL;
+	m->hess = NULL;
+	free(layers);
+	free(act_of);
+	free(layer_of_node);
+	free(kind);
+	*out = m;
+	return PRESSO_OK;
+nomem:
+	s = status_fail(PRESSO_E_NOMEM, "out of memory building the INT8 model");
+fail:
+	if (m)
+		m->n_layers = n_layers;
+	free(layers);
+	free(act_of);
+	free(layer_of_node);
+	free(kind);
+	qmodel_free(m);
+	return s;
+}
+
+enum presso_status qmodel_build(const struct graph *g, const struct policy *pol,
+				const struct calib *cal, const struct quant_config *qc,
+				struct qmodel **out)
+{
+	return build(g, pol, cal, NULL, qc, out);
+}
+
+enum presso_status qmodel_build_preset(const struct graph *g, const struct policy *pol,
+				       const struct qmodel_preset *preset,
+				       const struct quant_config *qc, struct qmodel **out)
+{
+	return build(g, pol, NULL, preset, qc, out);
+}
+
+void qmodel_free(struct qmodel *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; m->layers && i < m->n_layers; i++) {
+		struct qlayer *L = &m->layers[i];
+		free(L->packed);
+		free(L->bias);
+		free(L->mult);
+		free(L->shift);
+		free(L->rq_scale);
+		free(L->deq_scale);
+		free(L->wq);
+		free(L->w_scale);
+		free(L->bias_q);
+	}
+	free(m->layers);
+	free(m->v);
+	free(m->qp);
+	for (int i = 0; m->steps && i < m->n_steps; i++)
+		free(m->steps[i].add_lut);
+	free(m->steps);
+	free(m->bufs);
+	free(m);
+}
+
+void qmodel_size(const struct qmodel *m, struct qmodel_size *out)
+{
+	*out = m->size;
+}
+
+/* --- the built model, for exporters and the profiler ------------------------ */
+
+int qmodel_n_layers(const struct qmodel *m)
+{
+	return m->n_layers;
+}
+
+void qmodel_layer_view(const struct qmodel *m, int layer, struct qlayer_view *out)
+{
+	const struct qlayer *L = &m->layers[layer];
+	*out = (struct qlayer_view){.node = L->node, .bits = L->bits, .act_bits = L->act_bits,
+				    .n_out = L->n_out, .k = L->k, .w = L->wq,
+				    .w_scale = L->w_scale, .bias = L->bias_q, .coding = L->coding};
+}
+
+bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp)
+{
+	if (v < 0 || v >= m->g->n_values || m->v[v].dom != QD_U8)
+		return false;
+	*qp = m->qp[v];
+	return true;
+}
+
+enum requant_mode qmodel_requant(const struct qmodel *m)
+{
+	return m->requant;
+}
+
+int qmodel_value_group(const struct qmodel *m, int v)
+{
+	if (v < 0 || v >= m->g->n_values || m->v[v].dom != QD_U8)
+		return -1;
+	while (m->v[v].group != v) /* no path compression: the model is shared */
+		v = m->v[v].group;
+	return v;
+}
+
+const struct graph *qmodel_graph(const struct qmodel *m)
+{
+	return m->g;
+}
+
+int qmodel_n_steps(const struct qmodel *m)
+{
+	return m->n_steps;
+}
+
+int qmodel_step_layer(const struct qmodel *m, int step)
+{
+	if (step < 0 || step >= m->n_steps)
+		return -1;
+	const struct qstep *st = &m->steps[step];
+	bool is_layer = st->kind == QK_CONV || st->kind == QK_DWCONV || st->kind == QK_FC;
+	return is_layer ? st->layer : -1;
+}
+
+int qmodel_step_node(const struct qmodel *m, int step)
+{
+	if (step < 0 || step >= m->n_steps)
+		return -1;
+	return m->steps[step].node;
+}

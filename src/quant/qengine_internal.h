@@ -1,0 +1,140 @@
+/* qengine_internal.h - the INT8 engine's private structures: the model that
+ * qengine_build.c makes and qengine_run.c reads (steps, layers, values with
+ * their quantization groups, buffers with their lifetimes), as the opening
+ * comment of qengine_build.c describes them. Private to src/quant/: only the
+ * engine's own files include it; everything else goes through qengine.h,
+ * whose opaque struct qmodel is defined here.
+ */
+#ifndef PRESSO_QENGINE_INTERNAL_H
+#define PRESSO_QENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels_q8.h"
+#include "model/graph.h"
+#include "quant/qengine.h"
+#include "quant/quant.h"
+
+enum qkind {
+	QK_QUANTIZE,
+	QK_DEQUANT,
+	QK_CONV,
+	QK_DWCONV,
+	QK_FC,
+	QK_CLAMP,
+	QK_MAXPOOL,
+	QK_AVGPOOL,
+	QK_GAP,
+	QK_ADD,
+	QK_RESHAPE,
+	QK_FALLBACK,
+	QK_NONE, /* fused into another step */
+};
+
+enum qdom { QD_NONE, QD_CONST, QD_U8, QD_F32 };
+
+struct qvalue {
+	enum qdom dom;
+	bool nhwc;      /* uint8 4-D stored NHWC */
+	int group;      /* union-find parent for quantization groups */
+	int buf;        /* u8 buffer (or f32 buffer for QD_F32 values), -1 none */
+	int f32_buf;    /* float buffer of a graph input or a dequantized output */
+};
+
+struct qlayer {
+	int node;
+	int bits, act_bits;
+	int64_t n_out, k;         /* per group: n_out/group rows of k */
+	int group;
+	void *packed;             /* group-major, packed_group_bytes each */
+	size_t packed_group_bytes;
+	int32_t *bias;            /* [n_out] bias_eff (GEMM) or bias_q (depthwise) */
+	int32_t *mult;
+	int8_t *shift;
+	float *rq_scale;          /* [n_out] real multipliers for float requantization */
+	float *deq_scale;         /* [n_out] for a float output, else NULL */
+	int64_t macs, params;
+	/* the quantized layer as exporters see it (graph weight order) */
+	int8_t *wq;               /* [n_out][k] */
+	float *w_scale;           /* [n_out] */
+	int32_t *bias_q;          /* [n_out] in units of s_in * w_scale[c] */
+	struct weight_coding coding;
+};
+
+struct qstep {
+	enum qkind kind;
+	int node;                 /* graph node, -1 for QUANTIZE/DEQUANT */
+	int n_in;
+	int in[GRAPH_MAX_INPUTS];
+	int out;                  /* value written */
+	int layer;                /* CONV, DWCONV, FC */
+	uint8_t lo, hi;           /* output clamp */
+	uint8_t *add_lut;         /* ADD, Q31 requantization: [256 * 256] output for
+				     each (a, b) pair: TFLite's integer Add, tabulated
+				     at build time */
+	struct qadd_params add;   /* ADD, float requantization */
+	int tmp_in[GRAPH_MAX_INPUTS], tmp_out; /* FALLBACK float buffers, -1 none */
+	bool alias;               /* RESHAPE that shares its input's memory */
+};
+
+struct qbuf {
+	int value;                /* sized by this value's shape */
+	bool f32;
+	int first, last;
+};
+
+struct qmodel {
+	const struct graph *g;
+	const struct qgemm_ukernel *gemm;
+	const struct qdwconv_ukernel *dw;
+	const struct qconv_ukernel *conv; /* NULL: every conv is im2col + gemm */
+	qadd_fn add;
+	enum requant_mode requant;
+	struct qvalue *v;
+	struct qparams *qp;       /* [n_values] valid for uint8 values */
+	int n_steps;
+	struct qstep *steps;
+	int n_layers;
+	struct qlayer *layers;
+	int n_bufs;
+	struct qbuf *bufs;
+	struct qmodel_size size;
+	const struct qmodel_preset *preset; /* qmodel_build_preset, while building */
+	struct qweight_cache *cache;        /* quant_config's, while building */
+	const struct hessians *hess;        /* quant_config's, while building */
+};
+
+/* A 1x1, stride-1, unpadded conv is a GEMM on the input as it is. */
+static inline bool conv_is_pointwise(const struct graph *g, const struct node *n)
+{
+	const struct shape *ws = &g->values[n->inputs[1]].shape;
+	const struct node_attrs *a = &n->a;
+	return a->group == 1 && ws->dims[2] == 1 && ws->dims[3] == 1 && a->strides[0] == 1 &&
+	       a->strides[1] == 1 && a->pads[0] == 0 && a->pads[1] == 0 && a->pads[2] == 0 &&
+	       a->pads[3] == 0;
+}
+
+/* Whether a (non-depthwise) conv runs on m->conv rather than im2col + gemm:
+ * one group and not pointwise. Decides the packing and the run alike. */
+static inline bool conv_uses_kernel(const struct qmodel *m, const struct node *n)
+{
+	return m->conv && n->op == OP_CONV && n->a.group == 1 && !conv_is_pointwise(m->g, n);
+}
+
+/* The quantized-weight cache (qweight_cache.c) as a build uses it. */
+
+/* Copies the cached rounding of weight value v of g at bits, n codes into q and
+ * n_out scales into scale, and returns true; false, leaving q and scale alone,
+ * when c is NULL or holds none. */
+bool qweight_cache_get(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
+		       int64_t n_out, int8_t *q, float *scale);
+
+/* Stores a copy of q[n] and scale[n_out] as the rounding of weight value v of g
+ * at bits, unless c is NULL, v has no unchanged twin in the cache's graph, an
+ * entry is there already, or memory runs out (the cache is then only slower). */
+void qweight_cache_put(struct qweight_cache *c, const struct graph *g, int v, int bits, int64_t n,
+		       int64_t n_out, const int8_t *q, const float *scale);
+
+#endif
