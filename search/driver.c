@@ -95,6 +95,15 @@ struct slot {
 	char error[512];
 };
 
+/* The test hook (PRESSO_TEST_INTERRUPT, see parse_hook). */
+enum hook_at { HOOK_NONE, HOOK_BEGIN, HOOK_COMMIT, HOOK_BATCH, HOOK_RECHECK, HOOK_AT_COUNT };
+
+struct test_hook {
+	enum hook_at at;
+	int64_t k, seen;
+	int sig;
+};
+
 struct driver {
 	const struct driver_opts *o;
 	FILE *log;
@@ -128,6 +137,7 @@ struct driver {
 	/* lost policies waiting to be evaluated again */
 	uint8_t *requeue;
 	int n_requeue, next_requeue; /* in the order they were lost */
+	struct test_hook hook;
 };
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -196,6 +206,64 @@ static char *dataset_text(const struct config *cfg)
 			 dc->format, dc->train_images, (long long)dc->n_calib, (long long)dc->n_valid,
 			 (unsigned long long)dc->seed, dc->test_images, (long long)dc->n_test);
 	return t;
+}
+
+/* --- the test hook: PRESSO_TEST_INTERRUPT=WHERE:K:SIGNAL ----------------------------
+ *
+ * Lets a test stop or kill a search at an exact point: after the K-th event
+ * WHERE of this run the process sends itself SIGNAL (INT, TERM or KILL).
+ * WHERE is `begin` (a trial begun: its row is running), `commit` (a trial
+ * committed, complete or failed), `batch` (a batch of candidates ready,
+ * before any of its trials begins) or `recheck` (a front member's test
+ * accuracy stored). INT and TERM take the
+ * path a user's Ctrl-C takes (signals.c's thread raises the stop flag); the
+ * hook waits until the flag is up, so the stop lands right after the event.
+ * Unset or empty: no hook. */
+
+#define HOOK_ENV "PRESSO_TEST_INTERRUPT"
+#define HOOK_WAIT_STEPS 10000 /* 1 ms each: how long the hook waits for the stop flag */
+
+static enum presso_status parse_hook(struct test_hook *h)
+{
+	static const char *const where[HOOK_AT_COUNT] = {
+		[HOOK_BEGIN] = "begin", [HOOK_COMMIT] = "commit", [HOOK_BATCH] = "batch",
+		[HOOK_RECHECK] = "recheck"};
+	const char *env = getenv(HOOK_ENV);
+	*h = (struct test_hook){HOOK_NONE, 0, 0, 0};
+	if (!env || !*env)
+		return PRESSO_OK;
+	char at[16], sig[8];
+	long long k = 0;
+	int used = 0;
+	if (sscanf(env, "%15[a-z]:%lld:%7[A-Z]%n", at, &k, sig, &used) == 3 && !env[used] &&
+	    k >= 1) {
+		for (int i = HOOK_BEGIN; i < HOOK_AT_COUNT; i++)
+			if (strcmp(at, where[i]) == 0)
+				h->at = (enum hook_at)i;
+		h->sig = strcmp(sig, "INT") == 0    ? SIGINT
+			 : strcmp(sig, "TERM") == 0 ? SIGTERM
+			 : strcmp(sig, "KILL") == 0 ? SIGKILL
+						    : 0;
+		h->k = k;
+	}
+	if (h->at == HOOK_NONE || h->sig == 0)
+		return status_fail(PRESSO_E_USAGE,
+				   HOOK_ENV "='%s': expected begin|commit|batch|recheck:K:INT|TERM|KILL", env);
+	return PRESSO_OK;
+}
+
+/* An event of kind `at` happened: the hook's signal if it is the K-th. */
+static void hook_event(struct driver *d, enum hook_at at)
+{
+	struct test_hook *h = &d->hook;
+	if (h->at != at || ++h->seen != h->k)
+		return;
+	if (d->log)
+		fprintf(d->log, "\npresso: " HOOK_ENV ": signal %d\n", h->sig);
+	kill(getpid(), h->sig);
+	struct timespec nap = {0, 1000000};
+	for (int i = 0; i < HOOK_WAIT_STEPS && d->o->stop && !atomic_load(d->o->stop); i++)
+		nanosleep(&nap, NULL);
 }
 
 /* --- ownership: one live search per study ----------------------------------- */
@@ -647,6 +715,7 @@ static void commit_prefix(struct driver *d)
 		}
 		d->done++;
 		show_progress(d, false);
+		hook_event(d, HOOK_COMMIT);
 	}
 }
 
@@ -682,6 +751,8 @@ static void run_batch(struct driver *d)
 				}
 			}
 			sl->state = go ? SLOT_RUNNING : SLOT_SKIPPED;
+			if (go)
+				hook_event(d, HOOK_BEGIN);
 		}
 		atomic_store(&d->next_begin, i + 1);
 		if (go) {
@@ -739,10 +810,12 @@ static enum presso_status recheck_front(struct driver *d, const int *front, int 
 				if (es == PRESSO_OK)
 					es = store_set_test_accuracy(d->st, d->study_id, p->number,
 								     out.accuracy);
-				if (es == PRESSO_OK)
+				if (es == PRESSO_OK) {
 					p->m.test_accuracy = out.accuracy;
-				else
+					hook_event(d, HOOK_RECHECK);
+				} else {
 					batch_error(d, es);
+				}
 			}
 		}
 		if (d->error != PRESSO_OK)
@@ -912,6 +985,7 @@ static enum presso_status search(struct driver *d)
 			r->end = DRIVER_END_EXHAUSTED;
 			break;
 		}
+		hook_event(d, HOOK_BATCH);
 		run_batch(d);
 		if (d->error != PRESSO_OK) {
 			s = status_fail(d->error, "%s", d->error_msg);
@@ -941,7 +1015,9 @@ enum presso_status driver_run(const struct driver_opts *o, struct driver_result 
 	host_name(host, sizeof host);
 	snprintf(d.worker, sizeof d.worker, "%.64s:%ld", host, (long)getpid());
 	r->workers = d.workers;
-	enum presso_status s = check_space(o->cfg);
+	enum presso_status s = parse_hook(&d.hook);
+	if (s == PRESSO_OK)
+		s = check_space(o->cfg);
 	if (s == PRESSO_OK)
 		s = open_study(&d);
 	if (s == PRESSO_OK) {
