@@ -4,11 +4,13 @@
  *   1. parse the space against the model's layers (config errors first, before
  *      anything slow), open the store, decide new / resume, load the model,
  *      data and FP32 baseline (study_ctx_open), create or resume the study;
- *   2. resume: refuse if another live presso owns the study; mark the trials
- *      a dead run left running lost and queue their policies again; rebuild
- *      the archive from the complete trials, the set of evaluated policies
- *      from their hashes, the RNG and the strategy from the search state;
- *   3. the latency table when latency is an objective or a constraint;
+ *   2. refuse if another live presso owns the study; the latency table when
+ *      latency is an objective or a constraint (measured once, then read
+ *      from the store);
+ *   3. resume: mark the trials a dead run left running lost and queue their
+ *      policies again; rebuild the archive from the complete trials (latency
+ *      as the table estimated it), the set of evaluated policies from their
+ *      hashes, the RNG and the strategy from the search state;
  *   4. batches until the budget, the time limit, a stop request or the end of
  *      the space: the lost policies first, then the strategy's candidates;
  *   5. unless interrupted: the front re-checked on the test split (accuracy,
@@ -437,6 +439,15 @@ static enum presso_status open_study(struct driver *d)
 	free(dataset);
 	if (s == PRESSO_OK)
 		d->r->base = spec.baseline;
+	/* a resumed study keeps the baseline its first run measured: the FP32
+	 * latency is timed anew by every run, and it is the latency objective's
+	 * reference point, so a new one would move every trial's rewards */
+	if (s == PRESSO_OK && d->r->resumed) {
+		struct study_info stored = {0};
+		if ((s = store_find_study(d->st, d->study, &stored)) == PRESSO_OK)
+			d->r->base = stored.baseline;
+		store_study_info_free(&stored);
+	}
 	return s;
 }
 
@@ -449,6 +460,21 @@ static bool genome_of(const struct driver *d, const char *json, const char *wher
 	policy_free(p);
 	status_clear();
 	return ok;
+}
+
+/* The metrics a complete trial has in the search's eyes: with a latency table,
+ * latency is the table's estimate, as when the trial was committed - the
+ * re-check of the front stores a measured latency in its place, which must not
+ * move the front or the rewards of a resumed search (g: the trial's genome). */
+static struct trial_metrics search_metrics(const struct driver *d, const uint8_t *g,
+					   const struct trial_metrics *stored)
+{
+	struct trial_metrics m = *stored;
+	if (d->lut) {
+		space_genome_to_policy(d->sp, g, d->claim_policy);
+		m.latency_us = latency_lut_estimate(d->lut, d->claim_policy);
+	}
+	return m;
 }
 
 static enum presso_status restore(struct driver *d)
@@ -465,8 +491,6 @@ static enum presso_status restore(struct driver *d)
 	bool found_rng = false, found_pop = false, found_bandit = false;
 	if (!g)
 		return nomem();
-	if ((s = take_ownership(d)) != PRESSO_OK)
-		goto done;
 	if ((s = store_requeue_stale(d->st, d->study_id, 0, &n_marked, &lost, &n_lost)))
 		goto done;
 	if (n_marked && d->log)
@@ -489,11 +513,14 @@ static enum presso_status restore(struct driver *d)
 		goto done;
 	for (int i = 0; i < n_t; i++) {
 		char where[64];
+		int idx = -1;
 		snprintf(where, sizeof where, "trial %lld", (long long)t[i].number);
 		if (!genome_of(d, t[i].policy_json, where, g))
 			continue; /* not of this space (cannot happen for a study presso made) */
-		if ((s = archive_add(&d->a, t[i].number, g, &t[i].metrics, NULL)) != PRESSO_OK)
+		struct trial_metrics m = search_metrics(d, g, &t[i].metrics);
+		if ((s = archive_add(&d->a, t[i].number, g, &m, &idx)) != PRESSO_OK)
 			goto done;
+		d->a.pts[idx].m.latency_us = t[i].metrics.latency_us; /* as measured, if it was */
 	}
 	if ((s = store_policy_hashes(d->st, d->study_id, &hashes, &n_hashes)) != PRESSO_OK)
 		goto done;
@@ -526,7 +553,8 @@ static enum presso_status restore(struct driver *d)
 		struct candidate c = {.genome = (uint8_t *)archive_genome(&d->a, idx),
 				      .origin = ORIGIN_REQUEUE};
 		struct archive_gain gain;
-		archive_gain(&d->a, &t[i].metrics, &gain);
+		struct trial_metrics m = search_metrics(d, c.genome, &t[i].metrics);
+		archive_gain(&d->a, &m, &gain);
 		if ((s = strategy_tell(d->strat, &c, t[i].number, idx, &gain)) != PRESSO_OK)
 			goto done;
 	}
@@ -932,10 +960,12 @@ static enum presso_status search(struct driver *d)
 	d->choices = malloc(sizeof *d->choices * (size_t)d->ctx->n_layers);
 	if (!d->choices)
 		return nomem();
-	if ((s = restore(d)) != PRESSO_OK)
+	if ((s = take_ownership(d)) != PRESSO_OK)
 		return s;
 	if (d->sp->needs_latency &&
 	    (s = lut_for_study(d->ctx, d->sp, d->st, d->study_id, d->log, &d->lut)) != PRESSO_OK)
+		return s;
+	if ((s = restore(d)) != PRESSO_OK)
 		return s;
 	struct resume_info ri;
 	if ((s = store_resume_info(d->st, d->study_id, &ri)) != PRESSO_OK)
