@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,11 +159,31 @@ double bandit_mean(const struct bandit *b, int arm)
 	return b->n[arm] > 0 ? b->sum[arm] / b->n[arm] : NAN;
 }
 
+/* n finite doubles as a JSON array that reads back bit for bit: 17 significant
+ * digits identify a double exactly. (cJSON's own numbers print 15 digits
+ * whenever they read back within an epsilon, which loses the last bits: a
+ * resumed bandit would then pick from slightly different statistics.) */
+static cJSON *exact_array(const double *v, int n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (int i = 0; arr && i < n; i++) {
+		char text[32];
+		snprintf(text, sizeof text, "%.17g", v[i]);
+		cJSON *x = cJSON_CreateRaw(text);
+		if (!cJSON_AddItemToArray(arr, x)) {
+			cJSON_Delete(x);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
 cJSON *bandit_to_json(const struct bandit *b)
 {
 	cJSON *o = cJSON_CreateObject();
-	cJSON *n = cJSON_CreateDoubleArray(b->n, b->n_arms);
-	cJSON *s = cJSON_CreateDoubleArray(b->sum, b->n_arms);
+	cJSON *n = exact_array(b->n, b->n_arms);
+	cJSON *s = exact_array(b->sum, b->n_arms);
 	cJSON *p = cJSON_CreateArray();
 	for (int a = 0; p && a < b->n_arms; a++)
 		cJSON_AddItemToArray(p, cJSON_CreateNumber((double)b->pulls[a]));

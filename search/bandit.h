@@ -16,8 +16,8 @@
  * the bandit by g (Garivier and Moulines 2011), so old rewards fade: the
  * search's rewards are measured against a front that keeps moving.
  *
- * The statistics round-trip through JSON exactly (cJSON prints doubles with
- * up to 17 digits), so a resumed search continues with the same numbers.
+ * The statistics round-trip through JSON exactly (written with 17 significant
+ * digits), so a resumed search continues with the same numbers, bit for bit.
  */
 #ifndef PRESSO_BANDIT_H
 #define PRESSO_BANDIT_H

@@ -4,23 +4,33 @@
  *   1. parse the space against the model's layers (config errors first, before
  *      anything slow), open the store, decide new / resume, load the model,
  *      data and FP32 baseline (study_ctx_open), create or resume the study;
- *   2. resume: refuse if another live presso owns the study; mark the trials
- *      a dead run left running lost and queue their policies again; rebuild
- *      the archive from the complete trials, the set of evaluated policies
- *      from their hashes, the RNG and the strategy from the search state;
- *   3. the latency table when latency is an objective or a constraint;
+ *   2. refuse if another live presso owns the study; the latency table when
+ *      latency is an objective or a constraint (measured once, then read
+ *      from the store);
+ *   3. resume: mark the trials a dead run left running lost; rebuild the
+ *      archive from the complete trials (latency as the table estimated it),
+ *      the set of evaluated policies from their hashes, the RNG, the strategy
+ *      and the last batch drawn from the search state;
  *   4. batches until the budget, the time limit, a stop request or the end of
- *      the space: the lost policies first, then the strategy's candidates;
+ *      the space: what is left of the last batch first (alone), then new
+ *      batches (lost policies outside that batch, then the strategy's
+ *      candidates);
  *   5. unless interrupted: the front re-checked on the test split (accuracy,
  *      in parallel) and measured whole (latency, one at a time); the study
- *      marked finished.
+ *      marked finished. A stop during the re-check ends the run as
+ *      interrupted; the next --resume re-checks what is left.
  *
  * A batch runs as one OpenMP loop over its candidates, one trial per thread
  * (schedule dynamic, 1):
+ *   - draw: a new batch is saved (search-state key `batch`: each candidate's
+ *     genome, origin and hybrid arms) with the RNG after the draw and the
+ *     strategy after its selection, in one transaction, before any of its
+ *     trials begins.
  *   - begin: in candidate order (a ticket, next_begin), so trial numbers
- *     follow candidate order whatever thread gets there first. A candidate whose turn comes after a
- *     stop request or the time limit is skipped without a trial row, so a
- *     stop leaves nothing half-begun and numbers stay gap-free.
+ *     follow candidate order whatever thread gets there first. A candidate
+ *     whose turn comes after a stop request or the time limit is skipped
+ *     without a trial row, so a stop leaves nothing half-begun and numbers
+ *     stay gap-free.
  *   - evaluate: trial_evaluate on the validation split, on the worker thread.
  *   - commit: the longest finished prefix of the batch, in candidate order:
  *     archive, strategy tell, and store_complete_trial with the search state
@@ -30,11 +40,20 @@
  * the next batch is generated only after the whole batch is told, so the
  * trials do not depend on which worker finished first.
  *
- * Resume invariant: the state stored with trial N's completion is the state
- * after telling trials 1..N (lost ones excepted); complete trials above the
- * state's last_told (none, unless written by another tool) are told on
- * resume. The RNG stored is the one after generating N's batch, so a resumed
- * search goes on from there.
+ * Resume invariant: the search state in the store is the driver's state after
+ * its last draw or commit - each written in one transaction with what it
+ * changed - so a resumed run continues exactly where the killed or
+ * interrupted one was: the candidates of the last batch that no trial has
+ * evaluated (not begun, skipped, or lost) are evaluated next, in batch order,
+ * with their origin and arms, before anything new is drawn; a policy lost in
+ * that batch comes back once, in its place, not also as a re-queued policy.
+ * A kill between a draw and its save leaves the state the previous batch
+ * wrote last, which holds the RNG from before the draw (failed trials write
+ * no state and teach the strategy nothing): the resumed run draws the same
+ * batch again. So a resumed study evaluates the policies of an uninterrupted
+ * one with the same seed and batch, in the same order (lost trials add rows
+ * with numbers of their own, nothing else). Complete trials above the state's
+ * last_told (none, unless written by another tool) are told on resume.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "search/driver.h"
@@ -64,6 +83,7 @@
 #define STATE_POPULATION "population"
 #define STATE_BANDIT "bandit"
 #define STATE_OWNER "owner"
+#define STATE_BATCH "batch"
 #define MIN_FAILURES_TO_GIVE_UP 8 /* consecutive failed trials (or 2 batches) end a search */
 
 static const char *const end_names[DRIVER_END_COUNT] = {
@@ -93,6 +113,15 @@ struct slot {
 	struct trial_metrics_out out;
 	double eval_s;
 	char error[512];
+};
+
+/* The test hook (PRESSO_TEST_INTERRUPT, see parse_hook). */
+enum hook_at { HOOK_NONE, HOOK_BEGIN, HOOK_COMMIT, HOOK_BATCH, HOOK_RECHECK, HOOK_AT_COUNT };
+
+struct test_hook {
+	enum hook_at at;
+	int64_t k, seen;
+	int sig;
 };
 
 struct driver {
@@ -128,6 +157,10 @@ struct driver {
 	/* lost policies waiting to be evaluated again */
 	uint8_t *requeue;
 	int n_requeue, next_requeue; /* in the order they were lost */
+	/* the rest of the batch drawn before an interrupt, handed out first */
+	struct candidate *pending;
+	int n_pending, next_pending;
+	struct test_hook hook;
 };
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -196,6 +229,64 @@ static char *dataset_text(const struct config *cfg)
 			 dc->format, dc->train_images, (long long)dc->n_calib, (long long)dc->n_valid,
 			 (unsigned long long)dc->seed, dc->test_images, (long long)dc->n_test);
 	return t;
+}
+
+/* --- the test hook: PRESSO_TEST_INTERRUPT=WHERE:K:SIGNAL ----------------------------
+ *
+ * Lets a test stop or kill a search at an exact point: after the K-th event
+ * WHERE of this run the process sends itself SIGNAL (INT, TERM or KILL).
+ * WHERE is `begin` (a trial begun: its row is running), `commit` (a trial
+ * committed, complete or failed), `batch` (a batch of candidates ready,
+ * before any of its trials begins) or `recheck` (a front member's test
+ * accuracy stored, or then its measured latency). INT and TERM take the
+ * path a user's Ctrl-C takes (signals.c's thread raises the stop flag); the
+ * hook waits until the flag is up, so the stop lands right after the event.
+ * Unset or empty: no hook. */
+
+#define HOOK_ENV "PRESSO_TEST_INTERRUPT"
+#define HOOK_WAIT_STEPS 10000 /* 1 ms each: how long the hook waits for the stop flag */
+
+static enum presso_status parse_hook(struct test_hook *h)
+{
+	static const char *const where[HOOK_AT_COUNT] = {
+		[HOOK_BEGIN] = "begin", [HOOK_COMMIT] = "commit", [HOOK_BATCH] = "batch",
+		[HOOK_RECHECK] = "recheck"};
+	const char *env = getenv(HOOK_ENV);
+	*h = (struct test_hook){HOOK_NONE, 0, 0, 0};
+	if (!env || !*env)
+		return PRESSO_OK;
+	char at[16], sig[8];
+	long long k = 0;
+	int used = 0;
+	if (sscanf(env, "%15[a-z]:%lld:%7[A-Z]%n", at, &k, sig, &used) == 3 && !env[used] &&
+	    k >= 1) {
+		for (int i = HOOK_BEGIN; i < HOOK_AT_COUNT; i++)
+			if (strcmp(at, where[i]) == 0)
+				h->at = (enum hook_at)i;
+		h->sig = strcmp(sig, "INT") == 0    ? SIGINT
+			 : strcmp(sig, "TERM") == 0 ? SIGTERM
+			 : strcmp(sig, "KILL") == 0 ? SIGKILL
+						    : 0;
+		h->k = k;
+	}
+	if (h->at == HOOK_NONE || h->sig == 0)
+		return status_fail(PRESSO_E_USAGE,
+				   HOOK_ENV "='%s': expected begin|commit|batch|recheck:K:INT|TERM|KILL", env);
+	return PRESSO_OK;
+}
+
+/* An event of kind `at` happened: the hook's signal if it is the K-th. */
+static void hook_event(struct driver *d, enum hook_at at)
+{
+	struct test_hook *h = &d->hook;
+	if (h->at != at || ++h->seen != h->k)
+		return;
+	if (d->log)
+		fprintf(d->log, "\npresso: " HOOK_ENV ": signal %d\n", h->sig);
+	kill(getpid(), h->sig);
+	struct timespec nap = {0, 1000000};
+	for (int i = 0; i < HOOK_WAIT_STEPS && d->o->stop && !atomic_load(d->o->stop); i++)
+		nanosleep(&nap, NULL);
 }
 
 /* --- ownership: one live search per study ----------------------------------- */
@@ -369,6 +460,15 @@ static enum presso_status open_study(struct driver *d)
 	free(dataset);
 	if (s == PRESSO_OK)
 		d->r->base = spec.baseline;
+	/* a resumed study keeps the baseline its first run measured: the FP32
+	 * latency is timed anew by every run, and it is the latency objective's
+	 * reference point, so a new one would move every trial's rewards */
+	if (s == PRESSO_OK && d->r->resumed) {
+		struct study_info stored = {0};
+		if ((s = store_find_study(d->st, d->study, &stored)) == PRESSO_OK)
+			d->r->base = stored.baseline;
+		store_study_info_free(&stored);
+	}
 	return s;
 }
 
@@ -383,6 +483,69 @@ static bool genome_of(const struct driver *d, const char *json, const char *wher
 	return ok;
 }
 
+/* The metrics a complete trial has in the search's eyes: with a latency table,
+ * latency is the table's estimate, as when the trial was committed - the
+ * re-check of the front stores a measured latency in its place, which must not
+ * move the front or the rewards of a resumed search (g: the trial's genome). */
+static struct trial_metrics search_metrics(const struct driver *d, const uint8_t *g,
+					   const struct trial_metrics *stored)
+{
+	struct trial_metrics m = *stored;
+	if (d->lut) {
+		space_genome_to_policy(d->sp, g, d->claim_policy);
+		m.latency_us = latency_lut_estimate(d->lut, d->claim_policy);
+	}
+	return m;
+}
+
+/* The batch drawn last (search-state key `batch`): its candidates that no
+ * trial has evaluated yet (complete or failed; a lost one has not) become the
+ * pending candidates, in batch order, claimed again; lost policies that are
+ * members of the batch are dropped from `lost` (they are pending, or taken up
+ * already). */
+static enum presso_status restore_batch(struct driver *d, const char *text,
+					struct store_policy *lost, int *n_lost)
+{
+	struct candidate *c = NULL;
+	int n = 0;
+	char(*hash)[SHA256_HEX_BYTES] = NULL;
+	enum presso_status s = strategy_load_batch(d->strat, text, &c, &n);
+	if (s != PRESSO_OK) {
+		status_wrap(s, "study '%s'", d->study);
+		return s;
+	}
+	d->pending = calloc((size_t)(n ? n : 1), sizeof *d->pending);
+	hash = malloc(sizeof *hash * (size_t)(n ? n : 1));
+	if (!d->pending || !hash)
+		s = nomem();
+	for (int i = 0; i < n && s == PRESSO_OK; i++) {
+		if ((s = policy_identity(d, c[i].genome, d->claim_policy, NULL, hash[i])) != PRESSO_OK)
+			break;
+		if (seen_has(d->seen, hash[i]))
+			continue; /* evaluated */
+		if ((s = seen_add(d->seen, hash[i], NULL)) != PRESSO_OK)
+			break;
+		d->pending[d->n_pending++] = c[i];
+		c[i].genome = NULL; /* d->pending owns it now */
+	}
+	int kept = 0;
+	for (int j = 0; j < *n_lost && s == PRESSO_OK; j++) {
+		bool member = false;
+		for (int i = 0; i < n && !member; i++)
+			member = strcmp(lost[j].policy_sha256, hash[i]) == 0;
+		if (!member) {
+			struct store_policy keep = lost[kept];
+			lost[kept++] = lost[j];
+			lost[j] = keep;
+		}
+	}
+	if (s == PRESSO_OK)
+		*n_lost = kept; /* the rest stay in the array for store_policies_free */
+	free(hash);
+	strategy_batch_free(c, n);
+	return s;
+}
+
 static enum presso_status restore(struct driver *d)
 {
 	enum presso_status s;
@@ -391,41 +554,31 @@ static enum presso_status restore(struct driver *d)
 	struct store_trial *t = NULL;
 	struct store_policy *lost = NULL;
 	char(*hashes)[SHA256_HEX_BYTES] = NULL;
-	void *rng_text = NULL, *pop_text = NULL, *bandit_text = NULL;
-	int n_t = 0, n_lost = 0, n_marked = 0, n_hashes = 0;
+	void *rng_text = NULL, *pop_text = NULL, *bandit_text = NULL, *batch_text = NULL;
+	int n_t = 0, n_lost = 0, n_lost_all = 0, n_marked = 0, n_hashes = 0;
 	size_t nb;
-	bool found_rng = false, found_pop = false, found_bandit = false;
+	bool found_rng = false, found_pop = false, found_bandit = false, found_batch = false;
 	if (!g)
 		return nomem();
-	if ((s = take_ownership(d)) != PRESSO_OK)
+	if ((s = store_requeue_stale(d->st, d->study_id, 0, &n_marked, &lost, &n_lost_all)))
 		goto done;
-	if ((s = store_requeue_stale(d->st, d->study_id, 0, &n_marked, &lost, &n_lost)))
-		goto done;
+	n_lost = n_lost_all;
 	if (n_marked && d->log)
 		fprintf(d->log, "presso: %d trial%s left running by an earlier run marked lost\n",
 			n_marked, n_marked == 1 ? "" : "s");
-	d->requeue = malloc(gb * (size_t)(n_lost ? n_lost : 1));
-	if (!d->requeue) {
-		s = nomem();
-		goto done;
-	}
-	for (int i = 0; i < n_lost; i++) {
-		char where[64];
-		snprintf(where, sizeof where, "trial %lld", (long long)lost[i].lost_trial);
-		if (genome_of(d, lost[i].policy_json, where, d->requeue + gb * (size_t)d->n_requeue))
-			d->n_requeue++;
-	}
-	d->r->n_requeued = d->n_requeue;
 	/* the archive: every complete trial */
 	if ((s = store_list_trials(d->st, d->study_id, true, NULL, &t, &n_t)) != PRESSO_OK)
 		goto done;
 	for (int i = 0; i < n_t; i++) {
 		char where[64];
+		int idx = -1;
 		snprintf(where, sizeof where, "trial %lld", (long long)t[i].number);
 		if (!genome_of(d, t[i].policy_json, where, g))
 			continue; /* not of this space (cannot happen for a study presso made) */
-		if ((s = archive_add(&d->a, t[i].number, g, &t[i].metrics, NULL)) != PRESSO_OK)
+		struct trial_metrics m = search_metrics(d, g, &t[i].metrics);
+		if ((s = archive_add(&d->a, t[i].number, g, &m, &idx)) != PRESSO_OK)
 			goto done;
+		d->a.pts[idx].m.latency_us = t[i].metrics.latency_us; /* as measured, if it was */
 	}
 	if ((s = store_policy_hashes(d->st, d->study_id, &hashes, &n_hashes)) != PRESSO_OK)
 		goto done;
@@ -433,11 +586,12 @@ static enum presso_status restore(struct driver *d)
 		s = seen_add(d->seen, hashes[i], NULL);
 	if (s != PRESSO_OK)
 		goto done;
-	/* RNG and strategy */
+	/* RNG, strategy and the batch drawn last */
 	if ((s = store_get_state(d->st, d->study_id, STATE_RNG, &rng_text, &nb, &found_rng)) ||
 	    (s = store_get_state(d->st, d->study_id, STATE_POPULATION, &pop_text, &nb, &found_pop)) ||
 	    (s = store_get_state(d->st, d->study_id, STATE_BANDIT, &bandit_text, &nb,
-				 &found_bandit)))
+				 &found_bandit)) ||
+	    (s = store_get_state(d->st, d->study_id, STATE_BATCH, &batch_text, &nb, &found_batch)))
 		goto done;
 	rng_seed(&d->rng, d->sp->search.seed);
 	if (found_rng && !rng_from_text(&d->rng, rng_text)) {
@@ -450,6 +604,24 @@ static enum presso_status restore(struct driver *d)
 		status_wrap(s, "study '%s'", d->study);
 		goto done;
 	}
+	if (found_batch && (s = restore_batch(d, batch_text, lost, &n_lost)) != PRESSO_OK)
+		goto done;
+	if (d->n_pending && d->log)
+		fprintf(d->log, "presso: %d candidate%s of the last batch still to evaluate\n",
+			d->n_pending, d->n_pending == 1 ? "" : "s");
+	/* lost policies outside that batch (a study an older presso ran) go first */
+	d->requeue = malloc(gb * (size_t)(n_lost ? n_lost : 1));
+	if (!d->requeue) {
+		s = nomem();
+		goto done;
+	}
+	for (int i = 0; i < n_lost; i++) {
+		char where[64];
+		snprintf(where, sizeof where, "trial %lld", (long long)lost[i].lost_trial);
+		if (genome_of(d, lost[i].policy_json, where, d->requeue + gb * (size_t)d->n_requeue))
+			d->n_requeue++;
+	}
+	d->r->n_requeued = n_lost_all;
 	/* complete trials the saved state has not seen */
 	for (int i = 0; i < n_t; i++) {
 		int idx = archive_find(&d->a, t[i].number);
@@ -458,7 +630,8 @@ static enum presso_status restore(struct driver *d)
 		struct candidate c = {.genome = (uint8_t *)archive_genome(&d->a, idx),
 				      .origin = ORIGIN_REQUEUE};
 		struct archive_gain gain;
-		archive_gain(&d->a, &t[i].metrics, &gain);
+		struct trial_metrics m = search_metrics(d, c.genome, &t[i].metrics);
+		archive_gain(&d->a, &m, &gain);
 		if ((s = strategy_tell(d->strat, &c, t[i].number, idx, &gain)) != PRESSO_OK)
 			goto done;
 	}
@@ -467,9 +640,10 @@ done:
 	free(rng_text);
 	free(pop_text);
 	free(bandit_text);
+	free(batch_text);
 	free(hashes);
 	store_trials_free(t, n_t);
-	store_policies_free(lost, n_lost);
+	store_policies_free(lost, n_lost_all);
 	return s;
 }
 
@@ -500,12 +674,73 @@ static enum presso_status alloc_slots(struct driver *d)
 	return PRESSO_OK;
 }
 
-/* Fills up to n slots: lost policies first, then the strategy's candidates. */
+/* The search state of this moment, as store entries: rng, population, bandit
+ * and, with_batch, the batch in the slots. */
+struct saved_state {
+	char rng[RNG_TEXT_BYTES];
+	char *population, *bandit, *batch;
+	struct store_kv kv[4];
+	int n;
+};
+
+static void state_free(struct saved_state *ss)
+{
+	free(ss->population);
+	free(ss->bandit);
+	free(ss->batch);
+}
+
+static enum presso_status state_make(const struct driver *d, bool with_batch,
+				     struct saved_state *ss)
+{
+	*ss = (struct saved_state){.n = 0};
+	enum presso_status s = strategy_save(d->strat, &ss->population, &ss->bandit);
+	if (s == PRESSO_OK && with_batch) {
+		struct candidate *c = malloc(sizeof *c * (size_t)(d->n_slots ? d->n_slots : 1));
+		if (!c)
+			s = nomem();
+		for (int i = 0; c && i < d->n_slots; i++)
+			c[i] = d->slots[i].c;
+		if (c)
+			s = strategy_save_batch(d->strat, c, d->n_slots, &ss->batch);
+		free(c);
+	}
+	if (s != PRESSO_OK) {
+		state_free(ss);
+		return s;
+	}
+	rng_to_text(&d->rng, ss->rng);
+	ss->kv[ss->n++] = (struct store_kv){STATE_RNG, ss->rng, strlen(ss->rng), true};
+	ss->kv[ss->n++] =
+		(struct store_kv){STATE_POPULATION, ss->population, strlen(ss->population), true};
+	ss->kv[ss->n++] = (struct store_kv){STATE_BANDIT, ss->bandit, strlen(ss->bandit), true};
+	if (ss->batch)
+		ss->kv[ss->n++] = (struct store_kv){STATE_BATCH, ss->batch, strlen(ss->batch), true};
+	return PRESSO_OK;
+}
+
+/* Fills up to n slots. The rest of the batch an interrupted run drew comes
+ * first, alone: no candidate is drawn until the whole of it is told, as in a
+ * run without a break. Otherwise a new batch: lost policies outside that batch
+ * (left by an older presso) first, then the strategy's candidates; the batch
+ * is then saved with the state of that moment (the RNG after the draw, the
+ * strategy after its selection) in one transaction, so that a resume hands
+ * out the same candidates instead of drawing others. */
 static enum presso_status fill_batch(struct driver *d, int n)
 {
 	size_t gb = (size_t)d->sp->n_genes;
-	int k = 0;
-	while (k < n && d->next_requeue < d->n_requeue) {
+	int k = 0, got = 0;
+	enum presso_status s = PRESSO_OK;
+	bool fresh = d->next_pending == d->n_pending;
+	while (!fresh && k < n && d->next_pending < d->n_pending) {
+		const struct candidate *c = &d->pending[d->next_pending++];
+		struct slot *sl = &d->slots[k++];
+		memcpy(sl->c.genome, c->genome, gb);
+		sl->c.origin = c->origin;
+		sl->c.n_arms = c->n_arms;
+		memcpy(sl->c.arms, c->arms, sizeof c->arms);
+	}
+	while (fresh && k < n && d->next_requeue < d->n_requeue) {
 		struct slot *sl = &d->slots[k];
 		memcpy(sl->c.genome, d->requeue + gb * (size_t)d->next_requeue++, gb);
 		sl->c.origin = ORIGIN_REQUEUE;
@@ -513,9 +748,7 @@ static enum presso_status fill_batch(struct driver *d, int n)
 		if (claim(d, sl->c.genome))
 			k++;
 	}
-	int got = 0;
-	enum presso_status s = PRESSO_OK;
-	if (k < n) {
+	if (fresh && k < n) {
 		struct candidate *cands = malloc(sizeof *cands * (size_t)(n - k));
 		if (!cands)
 			return nomem();
@@ -536,6 +769,13 @@ static enum presso_status fill_batch(struct driver *d, int n)
 		sl->state = SLOT_QUEUED;
 		sl->error[0] = '\0';
 		s = policy_identity(d, sl->c.genome, sl->p, &sl->json, sl->hash);
+	}
+	if (s == PRESSO_OK && fresh) {
+		struct saved_state ss;
+		if ((s = state_make(d, true, &ss)) == PRESSO_OK) {
+			s = store_put_state(d->st, d->study_id, ss.kv, ss.n);
+			state_free(&ss);
+		}
 	}
 	return s;
 }
@@ -581,23 +821,16 @@ static enum presso_status commit_done(struct driver *d, struct slot *sl)
 {
 	struct trial_metrics m = metrics_of(d, sl);
 	struct archive_gain gain;
+	struct saved_state ss;
 	int idx = -1;
-	char *pop = NULL, *bandit = NULL;
-	char rng_text[RNG_TEXT_BYTES];
 	archive_gain(&d->a, &m, &gain);
 	enum presso_status s = archive_add(&d->a, sl->number, sl->c.genome, &m, &idx);
 	if (s == PRESSO_OK)
 		s = strategy_tell(d->strat, &sl->c, sl->number, idx, &gain);
 	if (s == PRESSO_OK)
-		s = strategy_save(d->strat, &pop, &bandit);
+		s = state_make(d, false, &ss);
 	if (s != PRESSO_OK)
 		return s;
-	rng_to_text(&d->rng, rng_text);
-	struct store_kv kv[3] = {
-		{STATE_RNG, rng_text, strlen(rng_text), true},
-		{STATE_POPULATION, pop, strlen(pop), true},
-		{STATE_BANDIT, bandit, strlen(bandit), true},
-	};
 	for (int i = 0; i < d->ctx->n_layers; i++) {
 		const struct layer_policy *lp = &sl->p->layers[i];
 		d->choices[i] = (struct layer_choice){d->ctx->layers[i].name, lp->bits, lp->act_bits,
@@ -605,9 +838,8 @@ static enum presso_status commit_done(struct driver *d, struct slot *sl)
 						      (int)lp->prune_kind, lp->rank};
 	}
 	s = store_complete_trial(d->st, d->study_id, sl->number, &m, d->choices, d->ctx->n_layers,
-				 kv, 3);
-	free(pop);
-	free(bandit);
+				 ss.kv, ss.n);
+	state_free(&ss);
 	return s;
 }
 
@@ -647,6 +879,7 @@ static void commit_prefix(struct driver *d)
 		}
 		d->done++;
 		show_progress(d, false);
+		hook_event(d, HOOK_COMMIT);
 	}
 }
 
@@ -682,6 +915,8 @@ static void run_batch(struct driver *d)
 				}
 			}
 			sl->state = go ? SLOT_RUNNING : SLOT_SKIPPED;
+			if (go)
+				hook_event(d, HOOK_BEGIN);
 		}
 		atomic_store(&d->next_begin, i + 1);
 		if (go) {
@@ -739,10 +974,12 @@ static enum presso_status recheck_front(struct driver *d, const int *front, int 
 				if (es == PRESSO_OK)
 					es = store_set_test_accuracy(d->st, d->study_id, p->number,
 								     out.accuracy);
-				if (es == PRESSO_OK)
+				if (es == PRESSO_OK) {
 					p->m.test_accuracy = out.accuracy;
-				else
+					hook_event(d, HOOK_RECHECK);
+				} else {
 					batch_error(d, es);
+				}
 			}
 		}
 		if (d->error != PRESSO_OK)
@@ -763,8 +1000,10 @@ static enum presso_status recheck_front(struct driver *d, const int *front, int 
 		}
 		if (s == PRESSO_OK)
 			s = store_set_latency(d->st, d->study_id, p->number, us);
-		if (s == PRESSO_OK)
+		if (s == PRESSO_OK) {
 			p->m.latency_us = us;
+			hook_event(d, HOOK_RECHECK);
+		}
 	}
 	for (int i = 0; i < n_front; i++)
 		policy_free(pols[i]);
@@ -798,6 +1037,9 @@ static enum presso_status finish(struct driver *d)
 	if (r->end != DRIVER_END_INTERRUPTED) {
 		s = recheck_front(d, front, n_front);
 		r->front_rechecked = s == PRESSO_OK && !stop_requested(d);
+		/* a stop request cut the re-check short: --resume finishes it */
+		if (s == PRESSO_OK && !r->front_rechecked)
+			r->end = DRIVER_END_INTERRUPTED;
 	}
 	/* "finished" = no run is going on; a resume marks it running again */
 	if (s == PRESSO_OK)
@@ -834,6 +1076,7 @@ static enum presso_status finish(struct driver *d)
 static void driver_free(struct driver *d)
 {
 	free_slots(d);
+	strategy_batch_free(d->pending, d->n_pending);
 	free(d->requeue);
 	free(d->choices);
 	policy_free(d->claim_policy);
@@ -859,10 +1102,12 @@ static enum presso_status search(struct driver *d)
 	d->choices = malloc(sizeof *d->choices * (size_t)d->ctx->n_layers);
 	if (!d->choices)
 		return nomem();
-	if ((s = restore(d)) != PRESSO_OK)
+	if ((s = take_ownership(d)) != PRESSO_OK)
 		return s;
 	if (d->sp->needs_latency &&
 	    (s = lut_for_study(d->ctx, d->sp, d->st, d->study_id, d->log, &d->lut)) != PRESSO_OK)
+		return s;
+	if ((s = restore(d)) != PRESSO_OK)
 		return s;
 	struct resume_info ri;
 	if ((s = store_resume_info(d->st, d->study_id, &ri)) != PRESSO_OK)
@@ -900,7 +1145,8 @@ static enum presso_status search(struct driver *d)
 			r->end = DRIVER_END_TIME;
 			break;
 		}
-		if ((double)seen_count(d->seen) >= r->space_size && d->next_requeue == d->n_requeue) {
+		if ((double)seen_count(d->seen) >= r->space_size && d->next_requeue == d->n_requeue &&
+		    d->next_pending == d->n_pending) {
 			r->end = DRIVER_END_EXHAUSTED;
 			break;
 		}
@@ -912,6 +1158,7 @@ static enum presso_status search(struct driver *d)
 			r->end = DRIVER_END_EXHAUSTED;
 			break;
 		}
+		hook_event(d, HOOK_BATCH);
 		run_batch(d);
 		if (d->error != PRESSO_OK) {
 			s = status_fail(d->error, "%s", d->error_msg);
@@ -941,7 +1188,9 @@ enum presso_status driver_run(const struct driver_opts *o, struct driver_result 
 	host_name(host, sizeof host);
 	snprintf(d.worker, sizeof d.worker, "%.64s:%ld", host, (long)getpid());
 	r->workers = d.workers;
-	enum presso_status s = check_space(o->cfg);
+	enum presso_status s = parse_hook(&d.hook);
+	if (s == PRESSO_OK)
+		s = check_space(o->cfg);
 	if (s == PRESSO_OK)
 		s = open_study(&d);
 	if (s == PRESSO_OK) {

@@ -8,6 +8,12 @@
  * their results fed back in that order, so the same seed and batch size give
  * the same trials, whatever the number of workers (the batch is
  * max(search.batch, workers)).
+ *
+ * Test hook: with PRESSO_TEST_INTERRUPT=WHERE:K:SIGNAL in the environment
+ * (WHERE begin, commit, batch or recheck; SIGNAL INT, TERM or KILL) the run
+ * sends its own process SIGNAL right after the K-th such event, so tests can
+ * stop or kill a search at an exact point (search/driver.c says where each
+ * event is). A malformed value is PRESSO_E_USAGE.
  */
 #ifndef PRESSO_DRIVER_H
 #define PRESSO_DRIVER_H

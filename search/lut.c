@@ -74,13 +74,15 @@ enum presso_status lut_for_study(const struct study_ctx *ctx, const struct space
 	}
 	struct store_kv kv = {LUT_STATE_KEY, text, strlen(text), true};
 	s = store_put_state(st, study_id, &kv, 1);
+	/* from here on the table as stored: its JSON numbers need not give back
+	 * the measured doubles bit for bit, and a resume reads the stored ones, so
+	 * every run of the study must use those to get the same estimates */
+	if (s == PRESSO_OK)
+		s = latency_lut_from_json(text, "search state '" LUT_STATE_KEY "'", ctx->layers,
+					  ctx->n_layers, out);
 	free(text);
-	if (s != PRESSO_OK) {
-		latency_lut_free(lut);
-		return s;
-	}
-	*out = lut;
-	return PRESSO_OK;
+	latency_lut_free(lut);
+	return s;
 }
 
 enum presso_status lut_for_config(const struct config *cfg, int runs, bool verbose,

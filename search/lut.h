@@ -28,8 +28,10 @@ bool lut_wanted(void *space, int layer, int bits, int act_bits);
 int lut_values(void *space, int layer, enum lut_knob knob, double *values);
 
 /* The study's table: read from the store, or measured on ctx's model (with
- * sp->search.latency_runs runs per setting, a note on log when not NULL) and
- * stored. The caller frees *out with latency_lut_free(). */
+ * sp->search.latency_runs runs per setting, a note on log when not NULL),
+ * stored and read back, so that every run of the study - the first one and
+ * each resume - estimates with the same numbers. The caller frees *out with
+ * latency_lut_free(). */
 enum presso_status lut_for_study(const struct study_ctx *ctx, const struct space *sp,
 				 struct store *st, int64_t study_id, FILE *log,
 				 struct latency_lut **out);

@@ -449,6 +449,7 @@ enum presso_status strategy_save(const struct strategy *s, char **population, ch
 		cJSON_AddStringToObject(p, "strategy", space_strategy_name(s->kind));
 		cJSON_AddNumberToObject(p, "generation", s->generation);
 		cJSON_AddNumberToObject(p, "last_told", (double)s->last_told);
+		cJSON_AddNumberToObject(p, "next_uniform", s->next_uniform);
 		cJSON_AddItemToObject(p, "population", numbers(s->a, s->pop, s->n_pop));
 		cJSON_AddItemToObject(p, "pending", numbers(s->a, s->pending, s->n_pending));
 	}
@@ -509,6 +510,12 @@ enum presso_status strategy_load(struct strategy *s, const char *population, con
 	}
 	s->generation = (int)gen->valuedouble;
 	s->last_told = (int64_t)last->valuedouble;
+	/* where the first generation's uniform policies stand (absent in states
+	 * older presso wrote: from the first, which the claims then skip) */
+	const cJSON *uni = cJSON_GetObjectItemCaseSensitive(p, "next_uniform");
+	s->next_uniform = 0;
+	if (cJSON_IsNumber(uni) && uni->valuedouble >= 0 && uni->valuedouble <= s->n_uniform)
+		s->next_uniform = (int)uni->valuedouble;
 	s->n_pop = load_members(s->a, pop, s->pop, s->sp->search.population);
 	int n_pend = cJSON_GetArraySize(pend);
 	if (n_pend > s->cap_pending) {
@@ -542,4 +549,130 @@ done:
 	cJSON_Delete(p);
 	cJSON_Delete(b);
 	return st;
+}
+
+/* --- a batch of candidates ------------------------------------------------------- */
+
+static const char hex_digits[] = "0123456789abcdef";
+
+enum presso_status strategy_save_batch(const struct strategy *s, const struct candidate *c, int n,
+				       char **text)
+{
+	*text = NULL;
+	size_t gb = (size_t)s->sp->n_genes;
+	char *hex = malloc(2 * gb + 1);
+	cJSON *root = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(root, "candidates");
+	for (int i = 0; hex && arr && i < n; i++) {
+		for (size_t k = 0; k < gb; k++) {
+			hex[2 * k] = hex_digits[c[i].genome[k] >> 4];
+			hex[2 * k + 1] = hex_digits[c[i].genome[k] & 15];
+		}
+		hex[2 * gb] = '\0';
+		cJSON *e = cJSON_CreateObject();
+		if (!cJSON_AddItemToArray(arr, e)) {
+			cJSON_Delete(e);
+			break;
+		}
+		cJSON_AddStringToObject(e, "genome", hex);
+		cJSON_AddStringToObject(e, "origin", strategy_origin_name(c[i].origin));
+		cJSON *arms = cJSON_AddArrayToObject(e, "arms");
+		for (int a = 0; arms && a < c[i].n_arms; a++)
+			cJSON_AddItemToArray(arms, cJSON_CreateNumber(c[i].arms[a]));
+	}
+	free(hex);
+	/* every candidate whole, or nothing: a short batch would drop candidates */
+	bool whole = arr && cJSON_GetArraySize(arr) == n;
+	for (const cJSON *e = arr ? arr->child : NULL; whole && e; e = e->next)
+		whole = cJSON_GetArraySize(e) == 3;
+	*text = whole ? print_and_delete(root) : (cJSON_Delete(root), NULL);
+	if (!*text)
+		return status_fail(PRESSO_E_NOMEM, "out of memory saving the search state");
+	return PRESSO_OK;
+}
+
+static int hex_value(char ch)
+{
+	const char *p = ch ? strchr(hex_digits, ch) : NULL;
+	return p ? (int)(p - hex_digits) : -1;
+}
+
+/* One saved candidate into c (genome already allocated); false if it does not fit. */
+static bool load_candidate(const struct strategy *s, const cJSON *e, struct candidate *c)
+{
+	const cJSON *genome = cJSON_GetObjectItemCaseSensitive(e, "genome");
+	const cJSON *origin = cJSON_GetObjectItemCaseSensitive(e, "origin");
+	const cJSON *arms = cJSON_GetObjectItemCaseSensitive(e, "arms");
+	const struct space *sp = s->sp;
+	if (!cJSON_IsString(genome) || !cJSON_IsString(origin) || !cJSON_IsArray(arms) ||
+	    strlen(genome->valuestring) != 2 * (size_t)sp->n_genes ||
+	    cJSON_GetArraySize(arms) > STRATEGY_MAX_ARMS)
+		return false;
+	for (int k = 0; k < sp->n_genes; k++) {
+		int hi = hex_value(genome->valuestring[2 * k]);
+		int lo = hex_value(genome->valuestring[2 * k + 1]);
+		if (hi < 0 || lo < 0 || 16 * hi + lo >= sp->ls[k / KNOB_COUNT].d[k % KNOB_COUNT].n)
+			return false;
+		c->genome[k] = (uint8_t)(16 * hi + lo);
+	}
+	c->origin = ORIGIN_COUNT;
+	for (int o = 0; o < ORIGIN_COUNT; o++)
+		if (strcmp(origin->valuestring, origin_names[o]) == 0)
+			c->origin = (enum candidate_origin)o;
+	if (c->origin == ORIGIN_COUNT)
+		return false;
+	c->n_arms = 0;
+	int n_arms = s->kind == STRATEGY_HYBRID ? s->op.n_arms : 0;
+	for (const cJSON *a = arms->child; a; a = a->next) {
+		if (!cJSON_IsNumber(a) || a->valuedouble != (int)a->valuedouble ||
+		    (int)a->valuedouble < 0 || (int)a->valuedouble >= n_arms)
+			return false;
+		c->arms[c->n_arms++] = (int)a->valuedouble;
+	}
+	return true;
+}
+
+enum presso_status strategy_load_batch(const struct strategy *s, const char *text,
+				       struct candidate **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	cJSON *root = cJSON_Parse(text ? text : "");
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "candidates");
+	struct candidate *c = NULL;
+	int k = 0;
+	enum presso_status st = PRESSO_OK;
+	if (!cJSON_IsObject(root) || !cJSON_IsArray(arr)) {
+		st = status_fail(PRESSO_E_FORMAT, "search state 'batch': not one presso wrote");
+		goto done;
+	}
+	int cap = cJSON_GetArraySize(arr);
+	if (!(c = calloc((size_t)(cap ? cap : 1), sizeof *c))) {
+		st = status_fail(PRESSO_E_NOMEM, "out of memory");
+		goto done;
+	}
+	for (const cJSON *e = arr->child; e && st == PRESSO_OK; e = e->next, k++) {
+		if (!(c[k].genome = malloc((size_t)s->sp->n_genes)))
+			st = status_fail(PRESSO_E_NOMEM, "out of memory");
+		else if (!load_candidate(s, e, &c[k]))
+			st = status_fail(PRESSO_E_FORMAT,
+					 "search state 'batch': candidate %d does not fit the space",
+					 k + 1);
+	}
+done:
+	cJSON_Delete(root);
+	if (st != PRESSO_OK) {
+		strategy_batch_free(c, k);
+		return st;
+	}
+	*out = c;
+	*n = k;
+	return PRESSO_OK;
+}
+
+void strategy_batch_free(struct candidate *c, int n)
+{
+	for (int i = 0; c && i < n; i++)
+		free(c[i].genome);
+	free(c);
 }

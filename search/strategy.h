@@ -4,8 +4,9 @@
  *
  * The driver asks for a batch of new candidates, evaluates them, and tells
  * the strategy each result in candidate order; the strategy's whole state is
- * saved after every tell (strategy_save, with the driver's RNG) and restored
- * on resume (strategy_load). A strategy never proposes a policy the claim
+ * saved after every ask and every tell (strategy_save, with the driver's RNG
+ * and the batch asked for, strategy_save_batch) and restored on resume
+ * (strategy_load). A strategy never proposes a policy the claim
  * callback refuses (one already evaluated or proposed in the study); every
  * strategy proposes the two seeds (W8A8, W4A8) first while they are unclaimed.
  */
@@ -74,12 +75,29 @@ int64_t strategy_last_told(const struct strategy *s);
 
 /* The state as two JSON texts (malloc'd; the caller frees): the population
  * (generation, members and pending offspring as trial numbers, last trial
- * told) and the bandit statistics ("null" for strategies without one). */
+ * told, the next uniform policy of the first generation) and the bandit
+ * statistics ("null" for strategies without one). */
 enum presso_status strategy_save(const struct strategy *s, char **population, char **bandit);
 
 /* Restores a saved state; trial numbers are looked up in the archive (members
  * no longer complete are dropped). PRESSO_E_FORMAT if the texts do not fit. */
 enum presso_status strategy_load(struct strategy *s, const char *population, const char *bandit);
+
+/* A batch of candidates as JSON text (malloc'd; the caller frees):
+ * {"candidates": [{"genome": "0003010200...", "origin": "child", "arms": [7]}]},
+ * the genome two hex digits per gene. What a resume needs to hand out the
+ * candidates of a batch that was drawn but not finished, and to tell the
+ * strategy their results exactly as it would have been told them. */
+enum presso_status strategy_save_batch(const struct strategy *s, const struct candidate *c, int n,
+				       char **text);
+
+/* Reads a text strategy_save_batch wrote into *out (malloc'd, *n of them, each
+ * genome malloc'd; free with strategy_batch_free). PRESSO_E_FORMAT if it does
+ * not fit the space (a gene outside its domain, an unknown origin or arm). */
+enum presso_status strategy_load_batch(const struct strategy *s, const char *text,
+				       struct candidate **out, int *n);
+
+void strategy_batch_free(struct candidate *c, int n);
 
 /* For reports: the hybrid strategy's operator bandit (NULL for others). */
 const struct bandit *strategy_operator_bandit(const struct strategy *s);

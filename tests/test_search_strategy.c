@@ -5,7 +5,7 @@
  * front survives, feasible before infeasible, the extremes of a front that
  * must be cut), and the four strategies driven through ask/tell on a made-up
  * objective: every proposal valid, none ever repeated, the seeds first, a
- * small space exhausted to its last policy, and state save/load exact.
+ * small space exhausted to its last policy, state and batch save/load exact.
  *
  * The made-up model: five layers with LeNet's parameter counts; size counts
  * packed weights, accuracy loses points quadratically in the missing bits of
@@ -264,6 +264,83 @@ Test(strategy, state_saves_and_loads_exactly)
 	}
 }
 
+/* The batch a resume hands out again: genome, origin and the hybrid's arms
+ * come back exactly; a text that does not fit the space is refused. */
+Test(strategy, a_batch_saves_and_loads_exactly)
+{
+	struct space *sp = make_space("{\"search\": {\"strategy\": \"hybrid\", \"population\": 8}}");
+	struct archive a;
+	struct strategy *s;
+	struct claims cl = {NULL, sp};
+	struct rng r;
+	rng_seed(&r, 5);
+	cr_assert_eq(archive_init(&a, sp, &base), PRESSO_OK);
+	cr_assert_eq(strategy_create(sp, &a, &s), PRESSO_OK);
+	cr_assert_eq(seen_create(&cl.seen), PRESSO_OK);
+	int n;
+	free(run(sp, s, &a, &r, &cl, 16, 8, &n, 0));
+	uint8_t g[8][N_LAYERS * KNOB_COUNT];
+	struct candidate c[8];
+	for (int i = 0; i < 8; i++)
+		c[i].genome = g[i];
+	cr_assert_eq(strategy_ask(s, &r, claim, &cl, 8, c, &n), PRESSO_OK);
+	cr_assert_eq(n, 8);
+	cr_assert_eq(c[0].origin, ORIGIN_CHILD, "a second generation: children with arms");
+	char *text;
+	cr_assert_eq(strategy_save_batch(s, c, n, &text), PRESSO_OK);
+	struct candidate *back;
+	int n_back;
+	cr_assert_eq(strategy_load_batch(s, text, &back, &n_back), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(n_back, n);
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(memcmp(back[i].genome, c[i].genome, (size_t)sp->n_genes), 0);
+		cr_assert_eq(back[i].origin, c[i].origin);
+		cr_assert_eq(back[i].n_arms, c[i].n_arms);
+		cr_assert_gt(c[i].n_arms, 0);
+		cr_assert_eq(memcmp(back[i].arms, c[i].arms, sizeof(int) * (size_t)c[i].n_arms), 0);
+	}
+	strategy_batch_free(back, n_back);
+	free(text);
+	cr_assert_eq(strategy_save_batch(s, c, 0, &text), PRESSO_OK);
+	cr_assert_eq(strategy_load_batch(s, text, &back, &n_back), PRESSO_OK);
+	cr_assert_eq(n_back, 0);
+	strategy_batch_free(back, n_back);
+	free(text);
+	/* 5 layers x 4 knobs: 40 hex digits; all zeros (each gene at its first value) fits */
+	char zeros[2 * N_LAYERS * KNOB_COUNT + 1];
+	memset(zeros, '0', sizeof zeros - 1);
+	zeros[sizeof zeros - 1] = '\0';
+	const char *bad[] = {
+		"", "[]", "{\"candidates\": 3}",
+		"{\"candidates\": [{\"genome\": \"00\", \"origin\": \"child\", \"arms\": []}]}",
+		"{\"candidates\": [{\"genome\": \"%s\", \"origin\": \"alien\", \"arms\": []}]}",
+		"{\"candidates\": [{\"genome\": \"%s\", \"origin\": \"child\", \"arms\": [100000]}]}",
+		"{\"candidates\": [{\"genome\": \"%s\", \"origin\": \"child\", \"arms\": [-1]}]}",
+		"{\"candidates\": [{\"genome\": \"%s\", \"origin\": \"child\", \"arms\": [1.5]}]}",
+		"{\"candidates\": [{\"genome\": \"%s\", \"origin\": \"child\"}]}",
+		"{\"candidates\": [{\"genome\": \"ff%s\", \"origin\": \"child\", \"arms\": []}]}",
+		"{\"candidates\": [{\"genome\": \"zz%s\", \"origin\": \"child\", \"arms\": []}]}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char t[512];
+		snprintf(t, sizeof t, bad[i], i >= 9 ? zeros + 2 : zeros);
+		cr_assert_eq(strategy_load_batch(s, t, &back, &n_back), PRESSO_E_FORMAT, "%s", t);
+		cr_assert_null(back);
+		cr_assert_eq(n_back, 0);
+	}
+	char good[512];
+	snprintf(good, sizeof good,
+		 "{\"candidates\": [{\"genome\": \"%s\", \"origin\": \"random\", \"arms\": []}]}",
+		 zeros);
+	cr_assert_eq(strategy_load_batch(s, good, &back, &n_back), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(n_back, 1);
+	strategy_batch_free(back, n_back);
+	seen_free(cl.seen);
+	strategy_free(s);
+	archive_free(&a);
+	space_free(sp);
+}
+
 /* --- bandits ------------------------------------------------------------------------ */
 
 Test(bandit, ucb_prefers_the_arm_with_the_higher_mean)
@@ -371,6 +448,37 @@ Test(bandit, discount_and_json_round_trip)
 	cr_assert(bandit_algo_lookup("ucb1", &al) && al == BANDIT_UCB1);
 	cr_assert(bandit_algo_lookup("thompson", &al) && al == BANDIT_THOMPSON);
 	cr_assert_not(bandit_algo_lookup("exp3", &al));
+}
+
+/* Discounting by 0.99 makes counts like 0.99^3 = 0.970299 whose last bits a
+ * 15-digit print loses; a resumed search must pick from the same numbers. */
+Test(bandit, json_round_trip_is_bit_exact_after_many_discounted_updates)
+{
+	struct bandit b, c;
+	struct rng r;
+	rng_seed(&r, 11);
+	cr_assert_eq(bandit_init(&b, BANDIT_THOMPSON, 5, 1.414, 0.99), PRESSO_OK);
+	cr_assert_eq(bandit_init(&c, BANDIT_THOMPSON, 5, 1.414, 0.99), PRESSO_OK);
+	for (int i = 0; i < 300; i++)
+		bandit_update(&b, (int)rng_below(&r, 5), rng_uniform(&r) < 0.3 ? 1.0 : 0.0);
+	cJSON *j = bandit_to_json(&b);
+	char *text = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	cJSON *back = cJSON_Parse(text);
+	cr_assert_eq(bandit_from_json(&c, back, "test"), PRESSO_OK, "%s", status_msg());
+	for (int a = 0; a < 5; a++) {
+		cr_assert(memcmp(&c.n[a], &b.n[a], sizeof(double)) == 0, "n[%d]: %.17g, not %.17g",
+			  a, c.n[a], b.n[a]);
+		cr_assert(memcmp(&c.sum[a], &b.sum[a], sizeof(double)) == 0,
+			  "sum[%d]: %.17g, not %.17g", a, c.sum[a], b.sum[a]);
+	}
+	struct rng r1 = r, r2 = r;
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(bandit_pick(&c, NULL, &r1), bandit_pick(&b, NULL, &r2));
+	cJSON_Delete(back);
+	free(text);
+	bandit_free(&b);
+	bandit_free(&c);
 }
 
 /* --- RNG ---------------------------------------------------------------------------- */

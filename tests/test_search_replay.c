@@ -1,0 +1,309 @@
+/* test_search_replay.c - an interrupted and resumed search is the same study
+ * as one that ran without a break.
+ *
+ * A reference search runs to its budget in one go. The same study (same
+ * config and seed) is then stopped at chosen points and resumed with
+ * `--resume`, several times, until it ends; after every stop the complete
+ * trials' policies must be a prefix of the reference's, and at the end the
+ * whole list (policy hashes in trial-number order, lost trials left out), the
+ * front with its test-split re-check, its hypervolume and the best trial must
+ * be the reference's. The stops:
+ *  - SIGINT (the path of a user's Ctrl-C) between two batches, right after a
+ *    batch is drawn and before any of it begins, in the middle of a batch,
+ *    and while the front is re-checked on the test split; two of the resumes
+ *    run with one worker instead of two (the batch does not depend on it);
+ *  - SIGKILL while a trial is running (it becomes lost and is evaluated
+ *    again), right after a commit in the middle of a batch, right after a
+ *    batch is drawn, and during the re-check;
+ *  - with the bandit strategy (UCB1) and latency as an objective: SIGINT in
+ *    the middle of a batch, SIGKILL while a trial runs, and SIGKILL while the
+ *    front's latency is being measured.
+ * presso runs as a child process; the stops land at exact points through the
+ * driver's test hook, PRESSO_TEST_INTERRUPT=WHERE:K:SIGNAL (search/driver.c),
+ * which sends the process the signal after the K-th event of its run.
+ * LeNet with tiny splits: each run takes a fraction of a second.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/fixtures.h"
+
+#define BUDGET 14 /* population 4 = batch 4: batches of 4, 4, 4, 2 */
+
+static char *dir;
+static char cfg[1024], out_path[1024], err_path[1024];
+
+static void setup(void)
+{
+	dir = fx_tmpdir();
+	cr_assert_not_null(dir);
+	snprintf(cfg, sizeof cfg, "%s/replay.json", dir);
+	snprintf(out_path, sizeof out_path, "%s/out", dir);
+	snprintf(err_path, sizeof err_path, "%s/err", dir);
+}
+
+/* The study: LeNet, tiny splits, population (and batch) 4, seed 3, and the
+ * given extra sections. */
+static void write_config(const char *extra)
+{
+	char body[4096];
+	snprintf(body, sizeof body,
+		 "{\"name\": \"replay\", \"model\": \"%s\", \"data\": {"
+		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
+		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
+		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
+		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 100, \"validation\": 100, \"test\": 100}},"
+		 "%s}",
+		 fx_src("models/lenet.onnx"), extra);
+	cr_assert(fx_write(cfg, body, strlen(body)));
+}
+
+static void teardown(void)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+	free(dir);
+}
+
+/* Runs `presso search` on db (a file in the test's folder) to the budget, with
+ * the test hook set to `hook` (NULL: none). Returns the exit status, 128 +
+ * signal when killed; stdout and stderr go to out_path and err_path. */
+static int run(const char *db, int workers, bool resume, const char *hook)
+{
+	char path[1100], w[16], budget[16];
+	snprintf(path, sizeof path, "%s/%s", dir, db);
+	snprintf(w, sizeof w, "%d", workers);
+	snprintf(budget, sizeof budget, "%d", BUDGET);
+	const char *argv[] = {PRESSO_BINARY, "search", "--quiet", "--config", cfg, "--db", path,
+			      "--workers", w, "--max-trials", budget,
+			      resume ? "--resume" : NULL, NULL};
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int n = open("/dev/null", O_RDONLY);
+		if (o < 0 || e < 0 || n < 0)
+			_exit(126);
+		dup2(o, 1);
+		dup2(e, 2);
+		dup2(n, 0);
+		if (hook)
+			setenv("PRESSO_TEST_INTERRUPT", hook, 1);
+		else
+			unsetenv("PRESSO_TEST_INTERRUPT");
+		execv(PRESSO_BINARY, (char *const *)argv);
+		_exit(127);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+}
+
+/* The rows of a query on db, one line each, '|'-separated (malloc'd). */
+static char *rows(const char *db, const char *sql)
+{
+	char path[1100];
+	snprintf(path, sizeof path, "%s/%s", dir, db);
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *q;
+	cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+	size_t cap = 1 << 14, n = 0;
+	char *out = malloc(cap);
+	out[0] = '\0';
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		for (int c = 0; c < sqlite3_column_count(q); c++) {
+			const char *t = (const char *)sqlite3_column_text(q, c);
+			size_t need = strlen(t ? t : "NULL") + 2;
+			if (n + need + 1 > cap) {
+				cap = 2 * (n + need + 1);
+				out = realloc(out, cap);
+			}
+			n += (size_t)sprintf(out + n, "%s%s", c ? "|" : "", t ? t : "NULL");
+		}
+		out[n++] = '\n';
+		out[n] = '\0';
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(h);
+	return out;
+}
+
+static long count(const char *db, const char *sql)
+{
+	char *r = rows(db, sql);
+	long v = strtol(r, NULL, 10);
+	free(r);
+	return v;
+}
+
+/* The complete trials' policies in trial-number order. */
+#define TRIALS "select policy_sha256 from trials where state = 'complete' order by number"
+
+/* What a finished study must reproduce: its trials, the re-checked front
+ * (policy, validation and test accuracy, size), the summary's front line
+ * (size and hypervolume) and the best trial's policy. */
+static char *study_of(const char *db)
+{
+	char *trials = rows(db, TRIALS);
+	char *front = rows(db, "select policy_sha256, accuracy, test_accuracy, size_bytes from "
+			       "trials where test_accuracy is not null order by policy_sha256");
+	char *out = fx_read(out_path, NULL);
+	cr_assert_not_null(out);
+	const char *line = strstr(out, "front:");
+	const char *best = strstr(out, "best:      trial ");
+	cr_assert(line && best, "%s", out);
+	char sql[128];
+	snprintf(sql, sizeof sql, "select policy_sha256 from trials where number = %ld",
+		 strtol(best + strlen("best:      trial "), NULL, 10));
+	char *best_policy = rows(db, sql);
+	size_t n = strlen(trials) + strlen(front) + strlen(best_policy) + 512;
+	char *s = malloc(n);
+	snprintf(s, n, "trials:\n%sfront:\n%s%.*s\nbest: %s", trials, front,
+		 (int)strcspn(line, "\n"), line, best_policy);
+	free(trials);
+	free(front);
+	free(best_policy);
+	free(out);
+	return s;
+}
+
+/* After a stop: nothing left running (once resumed), no policy evaluated
+ * twice, and the complete trials so far are the reference's first ones. */
+static void check_prefix(const char *db, const char *reference, const char *stage)
+{
+	cr_assert_eq(count(db, "select count(*) - count(distinct policy_sha256) from trials "
+			       "where state = 'complete'"),
+		     0, "%s: a policy was evaluated twice", stage);
+	cr_assert_eq(count(db, "select count(*) from trials where state = 'failed' and lost = 0"),
+		     0, "%s: a trial failed", stage);
+	char *got = rows(db, TRIALS);
+	cr_assert_gt(strlen(got), 0, "%s: nothing committed", stage);
+	cr_assert(strncmp(got, reference, strlen(got)) == 0,
+		  "%s: the trials differ from the uninterrupted run's\n%s\nreference:\n%s", stage,
+		  got, reference);
+	free(got);
+}
+
+static void check_finished(const char *db, const char *reference)
+{
+	cr_assert_eq(count(db, "select count(*) from trials where state = 'running'"), 0);
+	cr_assert_eq(count(db, "select count(*) from trials where state = 'complete'"), BUDGET);
+	cr_assert_eq(count(db, "select max(number) - count(*) from trials"), 0,
+		     "numbers run 1..N without gaps");
+	char *got = study_of(db);
+	cr_assert_str_eq(got, reference,
+			 "the resumed study differs from the uninterrupted one:\n%s\nreference:\n%s",
+			 got, reference);
+	free(got);
+}
+
+/* The uninterrupted study: its finished summary and its trials. */
+static void reference(bool resume, char **study, char **trials)
+{
+	cr_assert_eq(run("ref.db", 2, resume, NULL), 0, "%s", fx_read(err_path, NULL));
+	cr_assert_eq(count("ref.db", "select count(*) from trials where state = 'complete'"),
+		     BUDGET);
+	*study = study_of("ref.db");
+	*trials = rows("ref.db", TRIALS);
+}
+
+struct stop {
+	const char *hook;  /* PRESSO_TEST_INTERRUPT; a %d in it becomes the front's size + 1:
+			      the re-check's first latency store (after every test accuracy) */
+	int workers;
+	int exit_status;   /* expected */
+	const char *stage; /* for messages */
+};
+
+/* The reference, then run.db stopped at each of the stops in turn and
+ * resumed to the end. shared: both databases start as copies of one in which
+ * the study is created and stopped before its first trial (the latency table,
+ * which is measured, is then the same in both). */
+static void replay(const char *config, bool shared, const struct stop *stops, int n_stops)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	write_config(config);
+	if (shared) {
+		cr_assert_eq(run("ref.db", 2, false, "batch:1:INT"), 0, "%s", fx_read(err_path, NULL));
+		cr_assert_eq(count("ref.db", "select count(*) from trials"), 0);
+		char cmd[4300];
+		snprintf(cmd, sizeof cmd, "cp '%s/ref.db' '%s/run.db'", dir, dir);
+		cr_assert_eq(system(cmd), 0);
+	}
+	char *ref_study, *ref_trials;
+	reference(shared, &ref_study, &ref_trials);
+	long n_front = count("ref.db", "select count(*) from trials where test_accuracy is not null");
+	cr_assert_gt(n_front, 0);
+	for (int i = 0; i < n_stops; i++) {
+		char hook[64];
+		snprintf(hook, sizeof hook, stops[i].hook, (int)n_front + 1);
+		int rc = run("run.db", stops[i].workers, shared || i > 0, hook);
+		cr_assert_eq(rc, stops[i].exit_status, "%s: exit status %d: %s", stops[i].stage, rc,
+			     fx_read(err_path, NULL));
+		check_prefix("run.db", ref_trials, stops[i].stage);
+	}
+	cr_assert_eq(run("run.db", 2, true, NULL), 0, "%s", fx_read(err_path, NULL));
+	check_finished("run.db", ref_study);
+	free(ref_study);
+	free(ref_trials);
+}
+
+#define HYBRID "\"search\": {\"population\": 4, \"seed\": 3}"
+
+Test(search_replay, sigint_anywhere_resumes_to_the_same_study, .init = setup, .fini = teardown)
+{
+	static const struct stop stops[] = {
+		{"commit:4:INT", 2, 0, "SIGINT between the first two batches"},
+		{"batch:1:INT", 2, 0, "SIGINT after the second batch is drawn, before it begins"},
+		{"commit:2:INT", 2, 0, "SIGINT in the middle of the second batch"},
+		{"commit:2:INT", 1, 0, "SIGINT after the rest of that batch (one worker)"},
+		{"recheck:1:INT", 1, 0, "SIGINT during the re-check of the front"},
+	};
+	replay(HYBRID, false, stops, sizeof stops / sizeof stops[0]);
+}
+
+Test(search_replay, kill_9_anywhere_resumes_to_the_same_study, .init = setup, .fini = teardown)
+{
+	static const struct stop stops[] = {
+		{"begin:6:KILL", 2, 128 + SIGKILL, "SIGKILL while trial 6 runs"},
+		{"commit:1:KILL", 2, 128 + SIGKILL, "SIGKILL after a commit in the middle of a batch"},
+		{"batch:2:KILL", 2, 128 + SIGKILL, "SIGKILL after a batch is drawn"},
+		{"recheck:2:KILL", 2, 128 + SIGKILL, "SIGKILL during the re-check of the front"},
+	};
+	replay(HYBRID, false, stops, sizeof stops / sizeof stops[0]);
+	cr_assert_gt(count("run.db", "select count(*) from trials where lost = 1"), 0,
+		     "a trial was lost and evaluated again");
+}
+
+/* The per-gene bandits of the bandit strategy (UCB1 here) and a latency
+ * objective: the front's measured latencies, stored by the re-check, must not
+ * move the front of the resumed search, which ranks trials by the table's
+ * estimates; nor may the FP32 latency, timed again by every run. */
+Test(search_replay, bandit_and_latency_resume_to_the_same_study, .init = setup, .fini = teardown)
+{
+	static const struct stop stops[] = {
+		{"commit:6:INT", 2, 0, "SIGINT in the middle of the second batch"},
+		{"begin:3:KILL", 2, 128 + SIGKILL, "SIGKILL while a trial runs"},
+		{"recheck:%d:KILL", 2, 128 + SIGKILL, "SIGKILL while the front's latency is measured"},
+	};
+	replay("\"objectives\": {\"maximize\": \"accuracy\", \"minimize\": [\"size\", \"latency\"]},"
+	       "\"search\": {\"strategy\": \"bandit\", \"bandit\": \"ucb\", \"population\": 4, "
+	       "\"seed\": 3, \"latency_runs\": 3}",
+	       true, stops, sizeof stops / sizeof stops[0]);
+}
