@@ -231,3 +231,34 @@ Test(cli, eval_bad_config_exit_2)
 	rmdir(dir);
 	free(dir);
 }
+
+/* A device or a folder given as a model is refused at once, saying what it is,
+ * from the command line and from a config; nothing is read from /dev/zero. */
+Test(cli, non_regular_model_files_exit_2, .timeout = 60)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[2048];
+	cr_assert_eq(presso("info --model /dev/zero", &out, &err), 2);
+	cr_assert(strstr(err, "/dev/zero: is a device, not a model file"), "%s", err);
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	snprintf(args, sizeof args, "info '%s'", dir);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "is a folder, not a model file"), "%s", err);
+	free(out);
+	free(err);
+	char *cfg = write_config(dir, "{\"model\": \"/dev/zero\", \"data\": {"
+				      "\"train_images\": \"a\", \"train_labels\": \"b\","
+				      "\"test_images\": \"c\", \"test_labels\": \"d\"}}");
+	snprintf(args, sizeof args, "eval --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "/dev/zero: is a device, not a model file"), "%s", err);
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	rmdir(dir);
+	free(dir);
+}
+

@@ -333,7 +333,7 @@ Test(dataset, missing_file)
 	ASSERT_FAILS(dataset_load_idx(missing, lab, &ds), PRESSO_E_IO, "nope.idx");
 	cr_assert(strstr(status_msg(), "No such file"), "%s", status_msg());
 	ASSERT_FAILS(dataset_load_npy(img, missing, false, &ds), PRESSO_E_FORMAT, "not an NPY");
-	ASSERT_FAILS(dataset_load_idx(img, tmp, &ds), PRESSO_E_IO, "directory");
+	ASSERT_FAILS(dataset_load_idx(img, tmp, &ds), PRESSO_E_IO, "is a folder, not a dataset file");
 }
 
 /* ---- NPY ------------------------------------------------------------------ */
@@ -617,6 +617,23 @@ Test(dataset, batch_layouts)
 			}
 	dataset_free(da);
 	dataset_free(db);
+}
+
+/* Paths that are not regular files are refused at once, saying what they are. */
+Test(dataset, non_regular_files_are_refused, .timeout = 20)
+{
+	const char *img, *lab;
+	struct dataset *ds = NULL;
+	write_idx_pair(false, &img, &lab);
+	ASSERT_FAILS(dataset_load_idx("/dev/zero", lab, &ds), PRESSO_E_IO,
+		     "/dev/zero: is a device, not a dataset file");
+	ASSERT_FAILS(dataset_load_idx(img, "/dev/zero", &ds), PRESSO_E_IO,
+		     "/dev/zero: is a device, not a dataset file");
+	ASSERT_FAILS(dataset_load_npy("/dev/zero", lab, false, &ds), PRESSO_E_IO,
+		     "/dev/zero: is a device, not a dataset file");
+	ASSERT_FAILS(dataset_load_npy(tmp, lab, false, &ds), PRESSO_E_IO,
+		     "is a folder, not a dataset file");
+	cr_assert_null(ds);
 }
 
 /* ---- splits ------------------------------------------------------------------ */

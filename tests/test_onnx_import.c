@@ -401,6 +401,25 @@ Test(import_errors, dangling_input_and_bad_shapes)
 	mb_free(&b);
 }
 
+Test(import_errors, non_regular_files_are_refused, .timeout = 20)
+{
+	struct graph *g = (struct graph *)0x1;
+	cr_assert_eq(graph_load_onnx("/dev/zero", &g), PRESSO_E_IO);
+	cr_assert_null(g);
+	cr_assert(strstr(status_msg(), "/dev/zero: is a device, not a model file"), "%s",
+		  status_msg());
+	char *dir = fx_tmpdir();
+	cr_assert_eq(graph_load_onnx(dir, &g), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "is a folder, not a model file"), "%s", status_msg());
+	cr_assert(strncmp(status_msg(), dir, strlen(dir)) == 0, "names the folder: %s",
+		  status_msg());
+	struct value v;
+	cr_assert_eq(graph_load_tensor_pb(dir, &v), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "is a folder, not a tensor file"), "%s", status_msg());
+	rmdir(dir);
+	free(dir);
+}
+
 Test(import, external_data_beside_the_model)
 {
 	char *dir = fx_tmpdir();

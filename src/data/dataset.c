@@ -22,6 +22,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "data/dataset.h"
+#include "base/fileio.h"
 #include "base/rng.h"
 
 #include <errno.h>
@@ -54,9 +55,10 @@ static enum presso_status reader_open(struct reader *r, const char *path)
 	unsigned char magic[2];
 	memset(r, 0, sizeof *r);
 	r->path = path;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+	FILE *f;
+	enum presso_status s = file_open_regular(path, "a dataset file", &f, NULL);
+	if (s != PRESSO_OK)
+		return s;
 	size_t got = fread(magic, 1, sizeof magic, f);
 	if (ferror(f)) {
 		int err = errno;

@@ -27,7 +27,8 @@ enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct graph **g,
 				    struct qmodel **m);
 
-/* True when path starts with the .presso magic (false if unreadable). */
+/* True when path starts with the .presso magic (false if it is not a readable
+ * regular file). */
 bool presso_file_sniff(const char *path);
 
 #endif

@@ -19,13 +19,13 @@
  * Every error names the node, its op and the reason; nothing is half-built.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "model/engine.h"
 #include "model/graph.h"
 #include "onnx.pb-c.h"
@@ -175,13 +175,15 @@ static enum presso_status read_external(const Onnx__TensorProto *t, const char *
 				   t->name, length, want_bytes);
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", base_dir ? base_dir : ".", location);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "tensor '%s': cannot open external data '%s': %s",
-				   t->name, path, strerror(errno));
+	FILE *f;
+	size_t file_bytes;
+	enum presso_status s = file_open_regular(path, "an external data file", &f, &file_bytes);
+	if (s != PRESSO_OK)
+		return status_wrap(s, "tensor '%s': external data", t->name);
 	uint8_t *buf = malloc(want_bytes ? want_bytes : 1);
-	bool ok = buf && fseek(f, (long)offset, SEEK_SET) == 0 &&
-		  fread(buf, 1, want_bytes, f) == want_bytes;
+	bool ok = buf && (unsigned long long)offset <= file_bytes &&
+		  want_bytes <= file_bytes - (size_t)offset &&
+		  fseek(f, (long)offset, SEEK_SET) == 0 && fread(buf, 1, want_bytes, f) == want_bytes;
 	fclose(f);
 	if (!ok) {
 		free(buf);
@@ -1438,42 +1440,6 @@ enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 	return PRESSO_OK;
 }
 
-static enum presso_status read_file(const char *path, uint8_t **out, size_t *n_out)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	size_t cap = 1 << 16, n = 0;
-	uint8_t *buf = malloc(cap);
-	while (buf) {
-		size_t got = fread(buf + n, 1, cap - n, f);
-		n += got;
-		if (got == 0)
-			break;
-		if (n == cap) {
-			uint8_t *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	bool err = ferror(f);
-	fclose(f);
-	if (!buf)
-		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading", path);
-	if (err) {
-		free(buf);
-		return status_fail(PRESSO_E_IO, "%s: read error", path);
-	}
-	*out = buf;
-	*n_out = n;
-	return PRESSO_OK;
-}
-
 static char *dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -1487,9 +1453,9 @@ static char *dir_of(const char *path)
 enum presso_status graph_load_onnx(const char *path, struct graph **out)
 {
 	*out = NULL;
-	uint8_t *bytes;
+	char *bytes;
 	size_t n;
-	enum presso_status s = read_file(path, &bytes, &n);
+	enum presso_status s = file_read_all(path, "a model file", 0, &bytes, &n);
 	if (s != PRESSO_OK)
 		return s;
 	if (n == 0) {
@@ -1497,7 +1463,7 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out)
 		return status_fail(PRESSO_E_FORMAT, "%s: empty file, not an ONNX model", path);
 	}
 	char *dir = dir_of(path);
-	s = graph_load_onnx_bytes(bytes, n, dir, out);
+	s = graph_load_onnx_bytes((const uint8_t *)bytes, n, dir, out);
 	free(bytes);
 	free(dir);
 	if (s != PRESSO_OK)
@@ -1508,12 +1474,12 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out)
 enum presso_status graph_load_tensor_pb(const char *path, struct value *out)
 {
 	memset(out, 0, sizeof *out);
-	uint8_t *bytes;
+	char *bytes;
 	size_t n;
-	enum presso_status s = read_file(path, &bytes, &n);
+	enum presso_status s = file_read_all(path, "a tensor file", 0, &bytes, &n);
 	if (s != PRESSO_OK)
 		return s;
-	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, bytes);
+	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, (const uint8_t *)bytes);
 	free(bytes);
 	if (!t)
 		return status_fail(PRESSO_E_FORMAT, "%s: not a TensorProto", path);
