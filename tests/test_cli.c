@@ -262,3 +262,33 @@ Test(cli, non_regular_model_files_exit_2, .timeout = 60)
 	free(dir);
 }
 
+/* A Reshape whose target shape wraps around int64 used to load and crash `eval`:
+ * it is refused, exit 2, naming the file and the node. */
+Test(cli, overflowing_reshape_exit_2_naming_the_node)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[2048];
+	size_t n;
+	struct mb b;
+	/* 5 * 3689348814741910480 wraps to 784 = 1 * 28 * 28 in int64 */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 1, 28, 28}, 4);
+	mb_init_i64(&b, "shape", (int64_t[]){3}, 1, (int64_t[]){0, 5, 3689348814741910480});
+	mb_node(&b, "Reshape", "reshape1", (const char *[]){"x", "shape", NULL}, "r");
+	Onnx__NodeProto *t = mb_node(&b, "Transpose", "t", (const char *[]){"r", NULL}, "y");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){0, 2, 1}, 3);
+	mb_output(&b, "y");
+	uint8_t *model = mb_pack(&b, &n);
+	cr_assert(fx_write(fx_join(dir, "wrap.onnx"), model, n));
+	mb_free(&b);
+	snprintf(args, sizeof args, "info '%s'", fx_join(dir, "wrap.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "wrap.onnx") && strstr(err, "node 'reshape1': Reshape target shape"),
+		  "%s", err);
+	free(out);
+	free(err);
+	remove(fx_join(dir, "wrap.onnx"));
+	rmdir(dir);
+	free(dir);
+}
+

@@ -401,6 +401,97 @@ Test(import_errors, dangling_input_and_bad_shapes)
 	mb_free(&b);
 }
 
+/* 5 * 3689348814741910480 = 2^64 + 784: a Reshape to [0, 5, 3689348814741910480]
+ * of a [N,1,28,28] input wraps around to its 784 elements per image unless the
+ * product is checked. op is what reads the reshaped tensor. */
+static void wrapping_reshape_model(struct mb *b, const char *op)
+{
+	bool pool = strcmp(op, "MaxPool") == 0;
+	const int64_t shape[] = {0, 5, 3689348814741910480, 1};
+	mb_init(b, 13);
+	mb_input(b, "x", (int64_t[]){-1, 1, 28, 28}, 4);
+	mb_init_i64(b, "shape", (int64_t[]){pool ? 4 : 3}, 1, shape);
+	mb_node(b, "Reshape", "reshape1", (const char *[]){"x", "shape", NULL}, "r");
+	Onnx__NodeProto *n = mb_node(b, op, "after", (const char *[]){"r", NULL}, "y");
+	if (strcmp(op, "Transpose") == 0)
+		mb_attr_ints(b, n, "perm", (int64_t[]){0, 2, 1}, 3);
+	if (pool)
+		mb_attr_ints(b, n, "kernel_shape", (int64_t[]){1, 1}, 2);
+	mb_output(b, "y");
+}
+
+Test(import_errors, shape_products_that_overflow_are_refused)
+{
+	static const char *const readers[] = {"Transpose", "Softmax", "MaxPool"};
+	for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++) {
+		struct mb b;
+		wrapping_reshape_model(&b, readers[i]);
+		expect_error(&b, PRESSO_E_UNSUPPORTED,
+			     "node 'reshape1': Reshape target shape has more than 2147483647 elements");
+		mb_free(&b);
+	}
+}
+
+Test(import_errors, shapes_past_the_element_bound_are_refused)
+{
+	/* a graph input of 2^32 elements per image */
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 65536, 65536}, 3);
+	mb_node(&b, "Relu", "r", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "graph input 'x': more than 2147483647 elements");
+	mb_free(&b);
+
+	/* an initializer with no element but dimensions whose product overflows */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	float none = 0;
+	Onnx__TensorProto *t = mb_init_f32(&b, "w", (int64_t[]){0, 1, 1}, 3, &none);
+	t->dims[1] = t->dims[2] = (int64_t)1 << 62;
+	mb_node(&b, "Add", "add", (const char *[]){"x", "w", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "tensor 'w': more than 2147483647 elements");
+	mb_free(&b);
+
+	/* a Flatten whose output would pass the bound at a large batch loads, and
+	 * shape inference at that batch is refused naming the input */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 1 << 29}, 2);
+	mb_node(&b, "Relu", "r", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	struct shape shapes[8];
+	cr_assert_leq(g->n_values, 8);
+	cr_assert_eq(graph_infer_shapes(g, 3, shapes), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(graph_infer_shapes(g, 4, shapes), PRESSO_E_UNSUPPORTED);
+	cr_assert(strstr(status_msg(), "graph input 'x' at batch 4 has more than"), "%s",
+		  status_msg());
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(import, checked_shape_products)
+{
+	int64_t p = -7;
+	cr_assert(shape_mul(INT32_MAX, 1, &p) && p == INT32_MAX);
+	cr_assert(shape_mul(65536, 32767, &p) && p == 65536LL * 32767);
+	cr_assert(!shape_mul(65536, 32768, &p) && p == 65536LL * 32767, "unchanged on failure");
+	cr_assert(!shape_mul(-1, 1, &p));
+	cr_assert(!shape_mul(3689348814741910480, 5, &p), "wraps to 784 unchecked");
+	cr_assert(!shape_mul(INT64_MAX, INT64_MAX, &p));
+	cr_assert(shape_mul(0, INT32_MAX, &p) && p == 0);
+	struct shape s = {3, {0, 5, 3689348814741910480}};
+	cr_assert(!shape_numel_checked(&s, &p), "no element, but the dimensions overflow");
+	s = (struct shape){3, {0, 5, 7}};
+	cr_assert(shape_numel_checked(&s, &p) && p == 0);
+	s = (struct shape){2, {-1, 5}};
+	cr_assert(!shape_numel_checked(&s, &p));
+	s = (struct shape){0, {0}};
+	cr_assert(shape_numel_checked(&s, &p) && p == 1, "a scalar");
+}
+
 Test(import_errors, non_regular_files_are_refused, .timeout = 20)
 {
 	struct graph *g = (struct graph *)0x1;

@@ -30,7 +30,10 @@
 #include "model/graph.h"
 #include "onnx.pb-c.h"
 
-#define MAX_TENSOR_ELEMS ((int64_t)1 << 31) /* 8 GiB of float: far past any real layer */
+/* Largest kernel size, stride, dilation and padding per side: far past any real
+ * model, and small enough that the window arithmetic of shape inference and the
+ * kernels stays far from overflow (also the bound of the .presso format). */
+#define MAX_WINDOW 1024
 
 struct builder {
 	struct graph *g;
@@ -204,16 +207,17 @@ static enum presso_status tensor_to_value(const Onnx__TensorProto *t, const char
 	if (t->n_dims > GRAPH_MAX_DIMS)
 		return status_fail(PRESSO_E_UNSUPPORTED, "tensor '%s': rank %zu exceeds %d", name,
 				   t->n_dims, GRAPH_MAX_DIMS);
-	int64_t count = 1;
+	int64_t count;
 	v->shape.n_dims = (int)t->n_dims;
 	for (size_t i = 0; i < t->n_dims; i++) {
 		if (t->dims[i] < 0)
 			return status_fail(PRESSO_E_FORMAT, "tensor '%s': negative dimension", name);
 		v->shape.dims[i] = t->dims[i];
-		if (t->dims[i] && count > MAX_TENSOR_ELEMS / t->dims[i])
-			return status_fail(PRESSO_E_FORMAT, "tensor '%s': too large", name);
-		count *= t->dims[i];
 	}
+	if (!shape_numel_checked(&v->shape, &count))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "tensor '%s': more than %lld elements (the most a tensor may have)",
+				   name, (long long)GRAPH_MAX_ELEMS);
 	int32_t dt = t->has_data_type ? t->data_type : 0;
 	size_t elem;
 	switch (dt) {
@@ -413,14 +417,14 @@ static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
 		return bad_attr(n, "kernel_shape", "has too many entries");
 	a->kernel[0] = k == 2 ? (int)v[0] : 0;
 	a->kernel[1] = k == 2 ? (int)v[1] : 0;
-	if (k == 2 && (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024))
+	if (k == 2 && (v[0] < 1 || v[1] < 1 || v[0] > MAX_WINDOW || v[1] > MAX_WINDOW))
 		return bad_attr(n, "kernel_shape", "must be positive");
 	a->strides[0] = a->strides[1] = 1;
 	int s = attr_ints(np, "strides", 2, 2, v);
 	if (s == -2)
 		return bad_attr(n, "strides", "must have 2 entries (only 2-D is supported)");
 	if (s == 2) {
-		if (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024)
+		if (v[0] < 1 || v[1] < 1 || v[0] > MAX_WINDOW || v[1] > MAX_WINDOW)
 			return bad_attr(n, "strides", "must be positive");
 		a->strides[0] = (int)v[0];
 		a->strides[1] = (int)v[1];
@@ -430,7 +434,7 @@ static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
 	if (d == -2)
 		return bad_attr(n, "dilations", "must have 2 entries (only 2-D is supported)");
 	if (d == 2) {
-		if (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024)
+		if (v[0] < 1 || v[1] < 1 || v[0] > MAX_WINDOW || v[1] > MAX_WINDOW)
 			return bad_attr(n, "dilations", "must be positive");
 		a->dilations[0] = (int)v[0];
 		a->dilations[1] = (int)v[1];
@@ -442,8 +446,10 @@ static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
 	if (p == 4) {
 		/* ONNX order: x1_begin, x2_begin, x1_end, x2_end = top, left, bottom, right */
 		for (int i = 0; i < 4; i++) {
-			if (v[i] < 0 || v[i] > 1024)
-				return bad_attr(n, "pads", "must be between 0 and 1024");
+			if (v[i] < 0 || v[i] > MAX_WINDOW)
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': %s attribute pads must be between 0 and %d",
+						   n->name, op_name(n->op), MAX_WINDOW);
 			a->pads[i] = (int)v[i];
 		}
 	}
@@ -837,6 +843,9 @@ static enum presso_status constant_node(struct builder *b, const Onnx__NodeProto
 	}
 	if (strcmp(an, "value_float") == 0 || strcmp(an, "value_floats") == 0) {
 		size_t n = strcmp(an, "value_float") == 0 ? 1 : a->n_floats;
+		if (n > (size_t)GRAPH_MAX_ELEMS)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Constant has more than %lld values",
+					   name, (long long)GRAPH_MAX_ELEMS);
 		v->data = malloc(sizeof(float) * (n ? n : 1));
 		if (!v->data)
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -850,6 +859,9 @@ static enum presso_status constant_node(struct builder *b, const Onnx__NodeProto
 	}
 	if (strcmp(an, "value_int") == 0 || strcmp(an, "value_ints") == 0) {
 		size_t n = strcmp(an, "value_int") == 0 ? 1 : a->n_ints;
+		if (n > (size_t)GRAPH_MAX_ELEMS)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Constant has more than %lld values",
+					   name, (long long)GRAPH_MAX_ELEMS);
 		v->idata = malloc(sizeof(int64_t) * (n ? n : 1));
 		if (!v->idata)
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -1014,6 +1026,11 @@ static enum presso_status import_input(struct builder *b, const Onnx__ValueInfoP
 					   name, i);
 		val->shape.dims[i] = d->dim_value;
 	}
+	int64_t numel;
+	if (!shape_numel_checked(&val->shape, &numel))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "graph input '%s': more than %lld elements (the most a tensor may have)",
+				   name, (long long)GRAPH_MAX_ELEMS);
 	int *ins = realloc(g->inputs, sizeof(int) * (size_t)(g->n_inputs + 1));
 	if (!ins)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -1060,10 +1077,14 @@ static enum presso_status infer_and_resolve(struct graph *g)
 						   "node '%s': %s needs a 4-D NCHW input", n->name,
 						   op_name(n->op));
 			}
-			for (int d = 0; d < 2; d++) {
-				int k = n->op == OP_CONV ? (int)shapes[n->inputs[1]].dims[2 + d] : n->a.kernel[d];
+			/* a bad weight is left for shape inference to report */
+			const struct shape *w = n->op == OP_CONV ? &shapes[n->inputs[1]] : NULL;
+			bool w_ok = !w || (w->n_dims == 4 && w->dims[2] >= 1 && w->dims[3] >= 1);
+			for (int d = 0; w_ok && d < 2; d++) {
+				/* k < 2^31 (a checked shape), dilation <= MAX_WINDOW: eff fits int64 */
+				int64_t k = w ? w->dims[2 + d] : n->a.kernel[d];
 				int64_t in = x->dims[2 + d];
-				int s = n->a.strides[d], eff = (k - 1) * n->a.dilations[d] + 1;
+				int64_t s = n->a.strides[d], eff = (k - 1) * n->a.dilations[d] + 1;
 				int64_t total = 0;
 				if (n->a.auto_pad != 3) {
 					int64_t out = (in + s - 1) / s;
@@ -1072,11 +1093,18 @@ static enum presso_status infer_and_resolve(struct graph *g)
 						total = 0;
 				}
 				int64_t small = total / 2, big = total - small;
+				if (big > MAX_WINDOW) {
+					free(shapes);
+					return status_fail(PRESSO_E_UNSUPPORTED,
+							   "node '%s': %s auto_pad needs a padding of %lld, more than %d",
+							   n->name, op_name(n->op), (long long)big, MAX_WINDOW);
+				}
 				/* SAME_UPPER puts the extra padding at the end */
 				n->a.pads[d] = (int)(n->a.auto_pad == 2 ? big : small);
 				n->a.pads[d + 2] = (int)(n->a.auto_pad == 2 ? small : big);
 			}
-			n->a.auto_pad = 0;
+			if (w_ok)
+				n->a.auto_pad = 0;
 		}
 		enum presso_status s = graph_infer_node(g, n, shapes, &shapes[n->output]);
 		if (s != PRESSO_OK) {
