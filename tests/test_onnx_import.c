@@ -492,6 +492,35 @@ Test(import, checked_shape_products)
 	cr_assert(shape_numel_checked(&s, &p) && p == 1, "a scalar");
 }
 
+Test(import_errors, axes_out_of_int_range_are_refused)
+{
+	/* 2^40 cast to int is 0: it must not become axis 0 */
+	const int64_t big = (int64_t)1 << 40;
+	struct mb b;
+	mb_init(&b, 11);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	Onnx__NodeProto *n = mb_node(&b, "Unsqueeze", "unsq", (const char *[]){"x", NULL}, "y");
+	mb_attr_ints(&b, n, "axes", &big, 1);
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED,
+		     "node 'unsq': Unsqueeze axes entry 1099511627776 is out of range");
+	mb_free(&b);
+
+	/* opset 13: axes from a constant input; and Squeeze, from the other end */
+	const int64_t neg = -big;
+	const char *ops[] = {"Unsqueeze", "Squeeze"};
+	for (int i = 0; i < 2; i++) {
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 1, 4}, 3);
+		mb_init_i64(&b, "axes", (int64_t[]){1}, 1, i ? &neg : &big);
+		mb_node(&b, ops[i], "sq", (const char *[]){"x", "axes", NULL}, "y");
+		mb_output(&b, "y");
+		expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'sq': ");
+		cr_assert(strstr(status_msg(), "is out of range"), "%s", status_msg());
+		mb_free(&b);
+	}
+}
+
 Test(import_errors, non_regular_files_are_refused, .timeout = 20)
 {
 	struct graph *g = (struct graph *)0x1;

@@ -268,7 +268,7 @@ static enum presso_status infer_matmul(const struct graph *g, const struct node 
 	return PRESSO_OK;
 }
 
-static int norm_axis(int axis, int rank)
+static int64_t norm_axis(int64_t axis, int rank)
 {
 	return axis < 0 ? axis + rank : axis;
 }
@@ -277,7 +277,7 @@ static enum presso_status infer_concat(const struct graph *g, const struct node 
 				       const struct shape *in[], struct shape *out)
 {
 	int r = in[0]->n_dims;
-	int axis = norm_axis(n->a.axis, r);
+	int axis = (int)norm_axis(n->a.axis, r);
 	if (axis < 0 || axis >= r)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Concat axis %d out of range for rank %d",
 				   n->name, n->a.axis, r);
@@ -300,7 +300,7 @@ static enum presso_status infer_axis_op(const struct graph *g, const struct node
 					const struct shape *in[], struct shape *out)
 {
 	int r = in[0]->n_dims;
-	int axis = norm_axis(n->a.axis, r);
+	int axis = (int)norm_axis(n->a.axis, r);
 	if (axis < 0 || axis >= r)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s axis %d out of range for rank %d",
 				   n->name, op_name(n->op), n->a.axis, r);
@@ -312,7 +312,7 @@ static enum presso_status infer_flatten(const struct graph *g, const struct node
 					const struct shape *in[], struct shape *out)
 {
 	int r = in[0]->n_dims;
-	int axis = norm_axis(n->a.axis, r);
+	int axis = (int)norm_axis(n->a.axis, r);
 	if (axis < 0 || axis > r)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Flatten axis %d out of range for rank %d",
 				   n->name, n->a.axis, r);
@@ -411,7 +411,7 @@ static enum presso_status infer_squeeze(const struct graph *g, const struct node
 			drop[i] = x->dims[i] == 1;
 	}
 	for (int i = 0; i < n->a.n_ints; i++) {
-		int ax = norm_axis((int)n->a.ints[i], x->n_dims);
+		int64_t ax = norm_axis(n->a.ints[i], x->n_dims);
 		if (ax < 0 || ax >= x->n_dims || x->dims[ax] != 1)
 			return status_fail(PRESSO_E_FORMAT,
 					   "node '%s': Squeeze axis %lld is not a dimension of size 1",
@@ -434,7 +434,7 @@ static enum presso_status infer_unsqueeze(const struct graph *g, const struct no
 		return node_error(n, "would exceed the supported rank");
 	bool ins[GRAPH_MAX_DIMS] = {false};
 	for (int i = 0; i < n->a.n_ints; i++) {
-		int ax = norm_axis((int)n->a.ints[i], r);
+		int64_t ax = norm_axis(n->a.ints[i], r);
 		if (ax < 0 || ax >= r || ins[ax])
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Unsqueeze axis %lld is invalid",
 					   n->name, (long long)n->a.ints[i]);

@@ -682,6 +682,13 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 		}
 		if (n->op == OP_UNSQUEEZE && cnt <= 0)
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Unsqueeze needs axes", n->name);
+		/* an axis is an index into at most GRAPH_MAX_DIMS dimensions, from either end */
+		for (int i = 0; i < a->n_ints; i++)
+			if (a->ints[i] < -GRAPH_MAX_DIMS || a->ints[i] >= GRAPH_MAX_DIMS)
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': %s axes entry %lld is out of range (a rank is at most %d)",
+						   n->name, op_name(n->op), (long long)a->ints[i],
+						   GRAPH_MAX_DIMS);
 		n->n_inputs = 1;
 		break;
 	}
