@@ -521,6 +521,33 @@ Test(import_errors, axes_out_of_int_range_are_refused)
 	}
 }
 
+Test(import_errors, batchnorm_variance_plus_epsilon_must_be_positive)
+{
+	/* folded into the Conv before it, and on its own (run by the engine) */
+	for (int alone = 0; alone < 2; alone++) {
+		struct mb b;
+		conv_bn_model(&b, true);
+		Onnx__TensorProto *var = b.graph.initializer[5];
+		cr_assert_str_eq(var->name, "var");
+		((float *)var->raw_data.data)[1] = -0.5f;
+		if (alone)
+			b.graph.node[1]->input[0] = b.graph.input[0]->name;
+		expect_error(&b, PRESSO_E_FORMAT,
+			     "node 'bn1': BatchNormalization variance + epsilon is -0.499 for channel 1");
+		mb_free(&b);
+	}
+	/* exactly -epsilon gives 0: refused too */
+	struct mb b;
+	conv_bn_model(&b, true);
+	((float *)b.graph.initializer[5]->raw_data.data)[2] = -1e-3f;
+	b.graph.node[1]->attribute[0]->f = 1e-3f;
+	struct graph *g = NULL;
+	enum presso_status s = load(&b, &g);
+	cr_assert_eq(s, PRESSO_E_FORMAT, "%s", status_msg());
+	cr_assert(strstr(status_msg(), "for channel 2"), "%s", status_msg());
+	mb_free(&b);
+}
+
 Test(import_errors, non_regular_files_are_refused, .timeout = 20)
 {
 	struct graph *g = (struct graph *)0x1;

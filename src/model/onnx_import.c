@@ -545,6 +545,25 @@ static enum presso_status const_scalar_input(const struct builder *b, struct nod
 	return PRESSO_OK;
 }
 
+/* BatchNormalization divides by sqrt(var + epsilon), in double both when it is
+ * folded and when it runs: a constant variance must keep that positive. */
+static enum presso_status check_variance(const struct builder *b, const struct node *n)
+{
+	const struct value *var = input_value(b, n, 4);
+	if (!var || !var->data)
+		return PRESSO_OK;
+	int64_t count = shape_numel(&var->shape);
+	for (int64_t c = 0; c < count; c++) {
+		double v = (double)var->data[c] + (double)n->a.epsilon;
+		if (!(v > 0))
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': BatchNormalization variance + epsilon is %g for channel %lld (variance %g, epsilon %g); it must be positive",
+					   n->name, v, (long long)c, (double)var->data[c],
+					   (double)n->a.epsilon);
+	}
+	return PRESSO_OK;
+}
+
 /* Reads and checks the attributes (and attribute-like constant inputs) of n. */
 static enum presso_status read_attrs(struct builder *b, struct node *n,
 				     const Onnx__NodeProto *np, const char *onnx_op)
@@ -619,6 +638,8 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 		if (n->n_inputs != 5)
 			return status_fail(PRESSO_E_FORMAT, "node '%s': BatchNormalization needs 5 inputs",
 					   n->name);
+		if ((s = check_variance(b, n)))
+			return s;
 		break;
 	}
 	case OP_CONCAT:
