@@ -292,3 +292,28 @@ Test(cli, overflowing_reshape_exit_2_naming_the_node)
 	free(dir);
 }
 
+/* A model of an opset newer than presso implements is refused, exit 2, naming
+ * its opset and the newest supported. */
+Test(cli, newer_opset_exit_2_naming_the_opset)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[2048];
+	size_t n;
+	struct mb b;
+	mb_init(&b, 99);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	mb_node(&b, "Relu", "r", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	uint8_t *model = mb_pack(&b, &n);
+	cr_assert(fx_write(fx_join(dir, "new.onnx"), model, n));
+	mb_free(&b);
+	snprintf(args, sizeof args, "info '%s'", fx_join(dir, "new.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "opset 99; presso supports opsets up to 18"), "%s", err);
+	free(out);
+	free(err);
+	remove(fx_join(dir, "new.onnx"));
+	rmdir(dir);
+	free(dir);
+}
+

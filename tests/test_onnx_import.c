@@ -548,6 +548,24 @@ Test(import_errors, batchnorm_variance_plus_epsilon_must_be_positive)
 	mb_free(&b);
 }
 
+Test(import_errors, opset_newer_than_supported_is_refused)
+{
+	struct mb b;
+	conv_bn_model(&b, true);
+	b.opset.version = 99;
+	expect_error(&b, PRESSO_E_UNSUPPORTED,
+		     "the model uses ai.onnx opset 99; presso supports opsets up to 18");
+	mb_free(&b);
+	/* the newest supported opset loads as before */
+	conv_bn_model(&b, true);
+	b.opset.version = 18;
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->opset, 18);
+	graph_free(g);
+	mb_free(&b);
+}
+
 Test(import_errors, non_regular_files_are_refused, .timeout = 20)
 {
 	struct graph *g = (struct graph *)0x1;

@@ -30,6 +30,10 @@
 #include "model/graph.h"
 #include "onnx.pb-c.h"
 
+/* The newest ai.onnx opset whose operators (those of op_names[] below) presso
+ * implements as specified; a newer model may use semantics presso lacks. */
+#define ONNX_MAX_OPSET 18
+
 /* Largest kernel size, stride, dilation and padding per side: far past any real
  * model, and small enough that the window arithmetic of shape inference and the
  * kernels stays far from overflow (also the bound of the .presso format). */
@@ -1409,6 +1413,10 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 		if (!o->domain || !*o->domain || strcmp(o->domain, "ai.onnx") == 0)
 			b->opset = o->version;
 	}
+	if (b->opset < 0 || b->opset > ONNX_MAX_OPSET)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "the model uses ai.onnx opset %lld; presso supports opsets up to %d (re-export the model with opset %d or lower)",
+				   (long long)b->opset, ONNX_MAX_OPSET, ONNX_MAX_OPSET);
 	if (b->opset == 0)
 		b->opset = 1;
 	g->opset = b->opset;
