@@ -317,3 +317,59 @@ Test(cli, newer_opset_exit_2_naming_the_opset)
 	free(dir);
 }
 
+/* Writes n 28x28 images and their labels as raw IDX files in dir. */
+static void write_idx(const char *dir, int n, const uint8_t *labels)
+{
+	size_t img_bytes = 16 + (size_t)n * 28 * 28;
+	uint8_t *img = calloc(1, img_bytes), lab[8 + 64];
+	cr_assert(n <= 64 && img);
+	const uint8_t img_head[16] = {0, 0, 8, 3, 0, 0, 0, (uint8_t)n, 0, 0, 0, 28, 0, 0, 0, 28};
+	const uint8_t lab_head[8] = {0, 0, 8, 1, 0, 0, 0, (uint8_t)n};
+	memcpy(img, img_head, sizeof img_head);
+	for (size_t i = 16; i < img_bytes; i++)
+		img[i] = (uint8_t)(i * 7);
+	memcpy(lab, lab_head, sizeof lab_head);
+	memcpy(lab + 8, labels, (size_t)n);
+	cr_assert(fx_write(fx_join(dir, "img.idx"), img, img_bytes));
+	cr_assert(fx_write(fx_join(dir, "lab.idx"), lab, 8 + (size_t)n));
+	free(img);
+}
+
+static char *idx_config(const char *dir, const char *normalize)
+{
+	char body[2048];
+	snprintf(body, sizeof body,
+		 "{\"model\": \"%s\", \"data\": {\"format\": \"idx\","
+		 "\"train_images\": \"img.idx\", \"train_labels\": \"lab.idx\","
+		 "\"test_images\": \"img.idx\", \"test_labels\": \"lab.idx\","
+		 "\"normalize\": %s,"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 4, \"validation\": 4, \"test\": 10}}}",
+		 fx_src("models/lenet.onnx"), normalize);
+	return write_config(dir, body);
+}
+
+/* A label past the model's classes is named by its file, index and value: the
+ * model's output is not what is wrong. */
+Test(cli, label_past_the_model_classes_names_the_label)
+{
+	char *dir = fx_tmpdir();
+	uint8_t labels[10] = {0, 1, 2, 3, 4, 5, 6, 200, 8, 9};
+	write_idx(dir, 10, labels);
+	char *cfg = idx_config(dir, "{\"mean\": [0.5], \"std\": [0.5]}");
+	char *out, *err, args[2048];
+	snprintf(args, sizeof args, "eval --split test --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "lab.idx: label 7 is 200"), "%s", err);
+	cr_assert(strstr(err, "10 classes"), "%s", err);
+	cr_assert_null(strstr(err, "expected [N,"), "%s", err);
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	remove(fx_join(dir, "img.idx"));
+	remove(fx_join(dir, "lab.idx"));
+	rmdir(dir);
+	free(dir);
+}
+

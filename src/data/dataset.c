@@ -224,11 +224,18 @@ static bool mul_ok(int64_t a, int64_t b, int64_t *prod)
 	return true;
 }
 
-static struct dataset *dataset_alloc(void)
+static struct dataset *dataset_alloc(const char *images_path, const char *labels_path)
 {
 	struct dataset *ds = calloc(1, sizeof *ds);
-	if (!ds)
+	if (ds) {
+		ds->images_path = strdup(images_path);
+		ds->labels_path = strdup(labels_path);
+	}
+	if (!ds || !ds->images_path || !ds->labels_path) {
+		dataset_free(ds);
 		status_fail(PRESSO_E_NOMEM, "out of memory");
+		return NULL;
+	}
 	return ds;
 }
 
@@ -239,6 +246,8 @@ void dataset_free(struct dataset *ds)
 	free(ds->u8);
 	free(ds->f32);
 	free(ds->labels);
+	free(ds->images_path);
+	free(ds->labels_path);
 	free(ds);
 }
 
@@ -333,7 +342,7 @@ enum presso_status dataset_load_idx(const char *images_path, const char *labels_
 	enum presso_status st;
 
 	*out = NULL;
-	ds = dataset_alloc();
+	ds = dataset_alloc(images_path, labels_path);
 	if (!ds)
 		return PRESSO_E_NOMEM;
 	st = idx_load(images_path, IDX_MAGIC_IMAGES, "image", idims, &ds->u8);
@@ -713,7 +722,7 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 	enum presso_status st;
 
 	*out = NULL;
-	ds = dataset_alloc();
+	ds = dataset_alloc(images_path, labels_path);
 	if (!ds)
 		return PRESSO_E_NOMEM;
 	st = npy_load(images_path, false, &ih, &it, &ibig, &pixels);

@@ -26,6 +26,7 @@ struct dataset {
 	float *f32;      /* pixels when the file holds float32, else NULL */
 	int32_t *labels; /* [n] */
 	int n_classes;   /* max label + 1 */
+	char *images_path, *labels_path; /* the files loaded, for messages (NULL if none) */
 };
 
 struct normalize {
