@@ -373,3 +373,27 @@ Test(cli, label_past_the_model_classes_names_the_label)
 	free(dir);
 }
 
+/* Three means for one-channel images: the config file, the field, its count and
+ * what to give instead. */
+Test(cli, normalize_count_names_config_and_field)
+{
+	char *dir = fx_tmpdir();
+	uint8_t labels[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+	write_idx(dir, 10, labels);
+	char *cfg = idx_config(dir, "{\"mean\": [0.5, 0.5, 0.5], \"std\": [0.5]}");
+	char *out, *err, args[2048];
+	snprintf(args, sizeof args, "eval --split test --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "c.json: data.normalize.mean has 3 values, but the images of "),
+		  "%s", err);
+	cr_assert(strstr(err, "img.idx have 1 channel: give 1 value"), "%s", err);
+	cr_assert_null(strstr(err, "or 1"), "%s", err);
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	remove(fx_join(dir, "img.idx"));
+	remove(fx_join(dir, "lab.idx"));
+	rmdir(dir);
+	free(dir);
+}

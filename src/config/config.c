@@ -126,6 +126,8 @@ static enum presso_status parse_normalize(const cJSON *data, struct normalize *n
 				   n_mean, n_std);
 	/* One entry is shared by every channel: broadcast it to the other's count. */
 	norm->n_channels = n_mean > n_std ? n_mean : n_std;
+	norm->n_mean = n_mean;
+	norm->n_std = n_std;
 	norm->scale = (float)scale;
 	for (int c = 0; c < norm->n_channels; c++) {
 		norm->mean[c] = (float)mean[n_mean == 1 ? 0 : c];

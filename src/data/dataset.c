@@ -834,12 +834,24 @@ fail:
 
 enum presso_status dataset_check_normalize(const struct dataset *ds, const struct normalize *norm)
 {
-	if (norm && norm->n_channels != 1 && norm->n_channels != ds->c)
+	if (!norm || norm->n_channels == 1 || norm->n_channels == ds->c)
+		return PRESSO_OK;
+	/* the field(s) holding more than one value: n_channels is the larger count */
+	bool mean = norm->n_mean == norm->n_channels, std = norm->n_std == norm->n_channels;
+	const char *fields = mean && std ? "data.normalize.mean and .std have"
+			     : mean      ? "data.normalize.mean has"
+			     : std       ? "data.normalize.std has"
+					 : "data.normalize.mean/std have";
+	char images[600] = "the images";
+	if (ds->images_path)
+		snprintf(images, sizeof images, "the images of %s", ds->images_path);
+	if (ds->c == 1)
 		return status_fail(PRESSO_E_CONFIG,
-				   "data.normalize: mean/std have %d entries but the images have "
-				   "%d channel%s; give 1 (shared) or %d",
-				   norm->n_channels, ds->c, ds->c == 1 ? "" : "s", ds->c);
-	return PRESSO_OK;
+				   "%s %d values, but %s have 1 channel: give 1 value", fields,
+				   norm->n_channels, images);
+	return status_fail(PRESSO_E_CONFIG,
+			   "%s %d values, but %s have %d channels: give 1 (shared by all channels) or %d",
+			   fields, norm->n_channels, images, ds->c, ds->c);
 }
 
 void dataset_get_batch(const struct dataset *ds, const struct normalize *norm,
