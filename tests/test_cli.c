@@ -262,6 +262,36 @@ Test(cli, non_regular_model_files_exit_2, .timeout = 60)
 	free(dir);
 }
 
+/* An empty or cut .presso or ONNX file is reported as empty or truncated, with
+ * its name; an empty .presso file is not called an ONNX model. */
+Test(cli, empty_and_truncated_models_say_so)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[2048];
+	const char *names[] = {"m.presso", "m.onnx"};
+	for (int i = 0; i < 2; i++) {
+		cr_assert(fx_write(fx_join(dir, names[i]), "", 0));
+		snprintf(args, sizeof args, "info '%s'", fx_join(dir, names[i]));
+		cr_assert_eq(presso(args, &out, &err), 2);
+		cr_assert(strstr(err, names[i]) && strstr(err, "the file is empty (0 bytes)"), "%s",
+			  err);
+		cr_assert_null(strstr(err, "ONNX"), "%s", err);
+		free(out);
+		free(err);
+		remove(fx_join(dir, names[i]));
+	}
+	/* the first bytes of a .presso file's magic, under another name */
+	cr_assert(fx_write(fx_join(dir, "m.bin"), "PRESS", 5));
+	snprintf(args, sizeof args, "info '%s'", fx_join(dir, "m.bin"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "m.bin: truncated: 5 bytes"), "%s", err);
+	free(out);
+	free(err);
+	remove(fx_join(dir, "m.bin"));
+	rmdir(dir);
+	free(dir);
+}
+
 /* A Reshape whose target shape wraps around int64 used to load and crash `eval`:
  * it is refused, exit 2, naming the file and the node. */
 Test(cli, overflowing_reshape_exit_2_naming_the_node)

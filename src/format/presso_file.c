@@ -72,6 +72,7 @@
 
 #define PFILE_MAGIC "PRESSO\r\n"
 #define PFILE_MAGIC_BYTES 8
+#define PFILE_EXTENSION ".presso"
 #define PFILE_VERSION 3
 #define PFILE_VERSION_Q31_ONLY 2 /* oldest readable: no requant byte, Q31 */
 #define PFILE_HEADER_BYTES 24
@@ -1222,12 +1223,19 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 		return s;
 	buf = (uint8_t *)bytes;
 	L.r = (struct rd){buf, n, 0, path};
-	if (n < PFILE_MAGIC_BYTES || memcmp(buf, PFILE_MAGIC, PFILE_MAGIC_BYTES) != 0) {
+	if (n == 0) {
+		s = status_fail(PRESSO_E_FORMAT, "%s: the file is empty (0 bytes), not a model", path);
+		goto fail;
+	}
+	size_t n_magic = n < PFILE_MAGIC_BYTES ? n : PFILE_MAGIC_BYTES;
+	if (memcmp(buf, PFILE_MAGIC, n_magic) != 0) {
 		s = status_fail(PRESSO_E_FORMAT, "%s: not a .presso file (bad magic)", path);
 		goto fail;
 	}
 	if (n < PFILE_HEADER_BYTES) {
-		s = status_fail(PRESSO_E_FORMAT, "%s: truncated header (%zu bytes)", path, n);
+		s = status_fail(PRESSO_E_FORMAT,
+				"%s: truncated: %zu bytes, shorter than the %d-byte header of a .presso file",
+				path, n, PFILE_HEADER_BYTES);
 		goto fail;
 	}
 	uint32_t version = le32(buf + 8), crc = le32(buf + 12);
@@ -1300,14 +1308,17 @@ fail:
 
 bool presso_file_sniff(const char *path)
 {
+	size_t len = strlen(path), ext = strlen(PFILE_EXTENSION);
+	if (len > ext && strcmp(path + len - ext, PFILE_EXTENSION) == 0)
+		return true;
 	char magic[PFILE_MAGIC_BYTES];
 	FILE *f;
 	if (file_open_regular(path, "a model file", &f, NULL) != PRESSO_OK) {
 		status_clear();
 		return false;
 	}
-	bool ok = fread(magic, 1, sizeof magic, f) == sizeof magic &&
-		  memcmp(magic, PFILE_MAGIC, PFILE_MAGIC_BYTES) == 0;
+	size_t got = fread(magic, 1, sizeof magic, f);
 	fclose(f);
-	return ok;
+	/* a file cut inside the magic is a truncated .presso file, not an ONNX one */
+	return got > 0 && memcmp(magic, PFILE_MAGIC, got) == 0;
 }

@@ -1524,7 +1524,8 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out)
 		return s;
 	if (n == 0) {
 		free(bytes);
-		return status_fail(PRESSO_E_FORMAT, "%s: empty file, not an ONNX model", path);
+		return status_fail(PRESSO_E_FORMAT, "%s: the file is empty (0 bytes), not a model",
+				   path);
 	}
 	char *dir = dir_of(path);
 	s = graph_load_onnx_bytes((const uint8_t *)bytes, n, dir, out);
