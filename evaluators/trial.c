@@ -19,8 +19,12 @@ enum presso_status trial_load_dataset(const struct config *cfg, bool test, struc
 	enum presso_status s = strcmp(d->format, "npy") == 0
 				       ? dataset_load_npy(images, labels, d->channels_last, ds)
 				       : dataset_load_idx(images, labels, ds);
-	if (s == PRESSO_OK)
-		s = dataset_check_normalize(*ds, &d->norm);
+	if (s == PRESSO_OK && (s = dataset_check_normalize(*ds, &d->norm)) != PRESSO_OK) {
+		dataset_free(*ds);
+		*ds = NULL;
+		if (cfg->path && *cfg->path)
+			status_wrap(s, "%s", cfg->path);
+	}
 	return s;
 }
 

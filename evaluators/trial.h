@@ -89,7 +89,8 @@ struct study_ctx {
 };
 
 /* Loads the training set (test = false) or the test set of a config, in its
- * format, and checks its normalisation. The caller frees *ds. */
+ * format, and checks its normalisation (errors about it name the config file).
+ * The caller frees *ds; it is NULL on failure. */
 enum presso_status trial_load_dataset(const struct config *cfg, bool test, struct dataset **ds);
 
 /* Loads the model and data of cfg, calibrates, and measures the FP32 baseline

@@ -231,3 +231,199 @@ Test(cli, eval_bad_config_exit_2)
 	rmdir(dir);
 	free(dir);
 }
+
+/* A device or a folder given as a model is refused at once, saying what it is,
+ * from the command line and from a config; nothing is read from /dev/zero. */
+Test(cli, non_regular_model_files_exit_2, .timeout = 60)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[2048];
+	cr_assert_eq(presso("info --model /dev/zero", &out, &err), 2);
+	cr_assert(strstr(err, "/dev/zero: is a device, not a model file"), "%s", err);
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	snprintf(args, sizeof args, "info '%s'", dir);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "is a folder, not a model file"), "%s", err);
+	free(out);
+	free(err);
+	char *cfg = write_config(dir, "{\"model\": \"/dev/zero\", \"data\": {"
+				      "\"train_images\": \"a\", \"train_labels\": \"b\","
+				      "\"test_images\": \"c\", \"test_labels\": \"d\"}}");
+	snprintf(args, sizeof args, "eval --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "/dev/zero: is a device, not a model file"), "%s", err);
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	rmdir(dir);
+	free(dir);
+}
+
+/* An empty or cut .presso or ONNX file is reported as empty or truncated, with
+ * its name; an empty .presso file is not called an ONNX model. */
+Test(cli, empty_and_truncated_models_say_so)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[2048];
+	const char *names[] = {"m.presso", "m.onnx"};
+	for (int i = 0; i < 2; i++) {
+		cr_assert(fx_write(fx_join(dir, names[i]), "", 0));
+		snprintf(args, sizeof args, "info '%s'", fx_join(dir, names[i]));
+		cr_assert_eq(presso(args, &out, &err), 2);
+		cr_assert(strstr(err, names[i]) && strstr(err, "the file is empty (0 bytes)"), "%s",
+			  err);
+		cr_assert_null(strstr(err, "ONNX"), "%s", err);
+		free(out);
+		free(err);
+		remove(fx_join(dir, names[i]));
+	}
+	/* the first bytes of a .presso file's magic, under another name */
+	cr_assert(fx_write(fx_join(dir, "m.bin"), "PRESS", 5));
+	snprintf(args, sizeof args, "info '%s'", fx_join(dir, "m.bin"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "m.bin: truncated: 5 bytes"), "%s", err);
+	free(out);
+	free(err);
+	remove(fx_join(dir, "m.bin"));
+	rmdir(dir);
+	free(dir);
+}
+
+/* A Reshape whose target shape wraps around int64 used to load and crash `eval`:
+ * it is refused, exit 2, naming the file and the node. */
+Test(cli, overflowing_reshape_exit_2_naming_the_node)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[2048];
+	size_t n;
+	struct mb b;
+	/* 5 * 3689348814741910480 wraps to 784 = 1 * 28 * 28 in int64 */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 1, 28, 28}, 4);
+	mb_init_i64(&b, "shape", (int64_t[]){3}, 1, (int64_t[]){0, 5, 3689348814741910480});
+	mb_node(&b, "Reshape", "reshape1", (const char *[]){"x", "shape", NULL}, "r");
+	Onnx__NodeProto *t = mb_node(&b, "Transpose", "t", (const char *[]){"r", NULL}, "y");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){0, 2, 1}, 3);
+	mb_output(&b, "y");
+	uint8_t *model = mb_pack(&b, &n);
+	cr_assert(fx_write(fx_join(dir, "wrap.onnx"), model, n));
+	mb_free(&b);
+	snprintf(args, sizeof args, "info '%s'", fx_join(dir, "wrap.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "wrap.onnx") && strstr(err, "node 'reshape1': Reshape target shape"),
+		  "%s", err);
+	free(out);
+	free(err);
+	remove(fx_join(dir, "wrap.onnx"));
+	rmdir(dir);
+	free(dir);
+}
+
+/* A model of an opset newer than presso implements is refused, exit 2, naming
+ * its opset and the newest supported. */
+Test(cli, newer_opset_exit_2_naming_the_opset)
+{
+	char *dir = fx_tmpdir();
+	char *out, *err, args[2048];
+	size_t n;
+	struct mb b;
+	mb_init(&b, 99);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	mb_node(&b, "Relu", "r", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	uint8_t *model = mb_pack(&b, &n);
+	cr_assert(fx_write(fx_join(dir, "new.onnx"), model, n));
+	mb_free(&b);
+	snprintf(args, sizeof args, "info '%s'", fx_join(dir, "new.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "opset 99; presso supports opsets up to 18"), "%s", err);
+	free(out);
+	free(err);
+	remove(fx_join(dir, "new.onnx"));
+	rmdir(dir);
+	free(dir);
+}
+
+/* Writes n 28x28 images and their labels as raw IDX files in dir. */
+static void write_idx(const char *dir, int n, const uint8_t *labels)
+{
+	size_t img_bytes = 16 + (size_t)n * 28 * 28;
+	uint8_t *img = calloc(1, img_bytes), lab[8 + 64];
+	cr_assert(n <= 64 && img);
+	const uint8_t img_head[16] = {0, 0, 8, 3, 0, 0, 0, (uint8_t)n, 0, 0, 0, 28, 0, 0, 0, 28};
+	const uint8_t lab_head[8] = {0, 0, 8, 1, 0, 0, 0, (uint8_t)n};
+	memcpy(img, img_head, sizeof img_head);
+	for (size_t i = 16; i < img_bytes; i++)
+		img[i] = (uint8_t)(i * 7);
+	memcpy(lab, lab_head, sizeof lab_head);
+	memcpy(lab + 8, labels, (size_t)n);
+	cr_assert(fx_write(fx_join(dir, "img.idx"), img, img_bytes));
+	cr_assert(fx_write(fx_join(dir, "lab.idx"), lab, 8 + (size_t)n));
+	free(img);
+}
+
+static char *idx_config(const char *dir, const char *normalize)
+{
+	char body[2048];
+	snprintf(body, sizeof body,
+		 "{\"model\": \"%s\", \"data\": {\"format\": \"idx\","
+		 "\"train_images\": \"img.idx\", \"train_labels\": \"lab.idx\","
+		 "\"test_images\": \"img.idx\", \"test_labels\": \"lab.idx\","
+		 "\"normalize\": %s,"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 4, \"validation\": 4, \"test\": 10}}}",
+		 fx_src("models/lenet.onnx"), normalize);
+	return write_config(dir, body);
+}
+
+/* A label past the model's classes is named by its file, index and value: the
+ * model's output is not what is wrong. */
+Test(cli, label_past_the_model_classes_names_the_label)
+{
+	char *dir = fx_tmpdir();
+	uint8_t labels[10] = {0, 1, 2, 3, 4, 5, 6, 200, 8, 9};
+	write_idx(dir, 10, labels);
+	char *cfg = idx_config(dir, "{\"mean\": [0.5], \"std\": [0.5]}");
+	char *out, *err, args[2048];
+	snprintf(args, sizeof args, "eval --split test --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "lab.idx: label 7 is 200"), "%s", err);
+	cr_assert(strstr(err, "10 classes"), "%s", err);
+	cr_assert_null(strstr(err, "expected [N,"), "%s", err);
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	remove(fx_join(dir, "img.idx"));
+	remove(fx_join(dir, "lab.idx"));
+	rmdir(dir);
+	free(dir);
+}
+
+/* Three means for one-channel images: the config file, the field, its count and
+ * what to give instead. */
+Test(cli, normalize_count_names_config_and_field)
+{
+	char *dir = fx_tmpdir();
+	uint8_t labels[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+	write_idx(dir, 10, labels);
+	char *cfg = idx_config(dir, "{\"mean\": [0.5, 0.5, 0.5], \"std\": [0.5]}");
+	char *out, *err, args[2048];
+	snprintf(args, sizeof args, "eval --split test --config '%s'", cfg);
+	cr_assert_eq(presso(args, &out, &err), 2);
+	cr_assert(strstr(err, "c.json: data.normalize.mean has 3 values, but the images of "),
+		  "%s", err);
+	cr_assert(strstr(err, "img.idx have 1 channel: give 1 value"), "%s", err);
+	cr_assert_null(strstr(err, "or 1"), "%s", err);
+	free(out);
+	free(err);
+	remove(cfg);
+	free(cfg);
+	remove(fx_join(dir, "img.idx"));
+	remove(fx_join(dir, "lab.idx"));
+	rmdir(dir);
+	free(dir);
+}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -179,6 +180,22 @@ Test(config, missing_file)
 	const char *path = fx_join(tmp, "absent.json");
 	ASSERT_FAILS(config_load(path, &cfg), PRESSO_E_IO, "absent.json: No such file");
 	cr_assert_null(cfg);
+}
+
+/* A device, a pipe or a folder is refused at once, saying what it is; a device
+ * is never read until memory runs out. */
+Test(config, non_regular_files_are_refused, .timeout = 20)
+{
+	struct config *cfg = (void *)1;
+	ASSERT_FAILS(config_load("/dev/zero", &cfg), PRESSO_E_IO,
+		     "/dev/zero: is a device, not a config file");
+	cr_assert_null(cfg);
+	ASSERT_FAILS(config_load(tmp, &cfg), PRESSO_E_IO, "is a folder, not a config file");
+	cr_assert_eq(strncmp(status_msg(), tmp, strlen(tmp)), 0, "names the folder: %s",
+		     status_msg());
+	const char *fifo = fx_join(tmp, "pipe.json");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	ASSERT_FAILS(config_load(fifo, &cfg), PRESSO_E_IO, "pipe.json: is a pipe, not a config file");
 }
 
 Test(config, invalid_json_line_col)

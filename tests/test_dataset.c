@@ -333,7 +333,7 @@ Test(dataset, missing_file)
 	ASSERT_FAILS(dataset_load_idx(missing, lab, &ds), PRESSO_E_IO, "nope.idx");
 	cr_assert(strstr(status_msg(), "No such file"), "%s", status_msg());
 	ASSERT_FAILS(dataset_load_npy(img, missing, false, &ds), PRESSO_E_FORMAT, "not an NPY");
-	ASSERT_FAILS(dataset_load_idx(img, tmp, &ds), PRESSO_E_IO, "directory");
+	ASSERT_FAILS(dataset_load_idx(img, tmp, &ds), PRESSO_E_IO, "is a folder, not a dataset file");
 }
 
 /* ---- NPY ------------------------------------------------------------------ */
@@ -617,6 +617,60 @@ Test(dataset, batch_layouts)
 			}
 	dataset_free(da);
 	dataset_free(db);
+}
+
+/* A mean/std count that fits neither 1 nor the channels names the field, its
+ * count, the images and what to give, phrased for one channel and for several. */
+Test(dataset, normalize_count_message_names_field_and_images)
+{
+	const char *img, *lab;
+	struct dataset *ds = NULL;
+	write_idx_pair(false, &img, &lab);
+	cr_assert_eq(dataset_load_idx(img, lab, &ds), PRESSO_OK, "%s", status_msg());
+	struct normalize norm = {.scale = 1, .n_channels = 3, .n_mean = 3, .n_std = 1,
+				 .mean = {1, 2, 3}, .std = {1, 1, 1}};
+	ASSERT_FAILS(dataset_check_normalize(ds, &norm), PRESSO_E_CONFIG,
+		     "data.normalize.mean has 3 values, but the images of ");
+	cr_assert(strstr(status_msg(), img), "names the images: %s", status_msg());
+	cr_assert(strstr(status_msg(), "have 1 channel: give 1 value"), "%s", status_msg());
+	cr_assert_null(strstr(status_msg(), " or 1"), "%s", status_msg());
+	norm.n_mean = 1;
+	norm.n_std = 3;
+	ASSERT_FAILS(dataset_check_normalize(ds, &norm), PRESSO_E_CONFIG,
+		     "data.normalize.std has 3 values");
+	dataset_free(ds);
+
+	enum { N = 2, C = 3, H = 2, W = 2 };
+	float pixels[N * C * H * W] = {0};
+	int32_t labels[N] = {0, 1};
+	const char *l = keep(save_npy("l3.npy", 1, "<i4", false, "(2,)", labels, sizeof labels));
+	const char *x = keep(save_npy("x3.npy", 1, "<f4", false, "(2, 3, 2, 2)", pixels,
+				      sizeof pixels));
+	cr_assert_eq(dataset_load_npy(x, l, false, &ds), PRESSO_OK, "%s", status_msg());
+	norm = (struct normalize){.scale = 1, .n_channels = 2, .n_mean = 2, .n_std = 2,
+				  .mean = {1, 2}, .std = {1, 1}};
+	ASSERT_FAILS(dataset_check_normalize(ds, &norm), PRESSO_E_CONFIG,
+		     "data.normalize.mean and .std have 2 values, but the images of ");
+	cr_assert(strstr(status_msg(), "have 3 channels: give 1 (shared by all channels) or 3"),
+		  "%s", status_msg());
+	dataset_free(ds);
+}
+
+/* Paths that are not regular files are refused at once, saying what they are. */
+Test(dataset, non_regular_files_are_refused, .timeout = 20)
+{
+	const char *img, *lab;
+	struct dataset *ds = NULL;
+	write_idx_pair(false, &img, &lab);
+	ASSERT_FAILS(dataset_load_idx("/dev/zero", lab, &ds), PRESSO_E_IO,
+		     "/dev/zero: is a device, not a dataset file");
+	ASSERT_FAILS(dataset_load_idx(img, "/dev/zero", &ds), PRESSO_E_IO,
+		     "/dev/zero: is a device, not a dataset file");
+	ASSERT_FAILS(dataset_load_npy("/dev/zero", lab, false, &ds), PRESSO_E_IO,
+		     "/dev/zero: is a device, not a dataset file");
+	ASSERT_FAILS(dataset_load_npy(tmp, lab, false, &ds), PRESSO_E_IO,
+		     "is a folder, not a dataset file");
+	cr_assert_null(ds);
 }
 
 /* ---- splits ------------------------------------------------------------------ */

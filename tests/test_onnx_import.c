@@ -301,7 +301,7 @@ Test(import_errors, empty_garbage_and_truncated)
 	cr_assert(fx_write(p, "", 0));
 	struct graph *g;
 	cr_assert_eq(graph_load_onnx(p, &g), PRESSO_E_FORMAT);
-	cr_assert(strstr(status_msg(), "empty file"));
+	cr_assert(strstr(status_msg(), "empty.onnx: the file is empty"), "%s", status_msg());
 	remove(p);
 	const uint8_t garbage[] = "this is not a protobuf \xff\xff\xff\xff\xff\xff";
 	cr_assert_eq(graph_load_onnx_bytes(garbage, sizeof garbage, NULL, &g), PRESSO_E_FORMAT);
@@ -399,6 +399,190 @@ Test(import_errors, dangling_input_and_bad_shapes)
 	mb_output(&b, "y");
 	expect_error(&b, PRESSO_E_UNSUPPORTED, "dimension 1 is symbolic");
 	mb_free(&b);
+}
+
+/* 5 * 3689348814741910480 = 2^64 + 784: a Reshape to [0, 5, 3689348814741910480]
+ * of a [N,1,28,28] input wraps around to its 784 elements per image unless the
+ * product is checked. op is what reads the reshaped tensor. */
+static void wrapping_reshape_model(struct mb *b, const char *op)
+{
+	bool pool = strcmp(op, "MaxPool") == 0;
+	const int64_t shape[] = {0, 5, 3689348814741910480, 1};
+	mb_init(b, 13);
+	mb_input(b, "x", (int64_t[]){-1, 1, 28, 28}, 4);
+	mb_init_i64(b, "shape", (int64_t[]){pool ? 4 : 3}, 1, shape);
+	mb_node(b, "Reshape", "reshape1", (const char *[]){"x", "shape", NULL}, "r");
+	Onnx__NodeProto *n = mb_node(b, op, "after", (const char *[]){"r", NULL}, "y");
+	if (strcmp(op, "Transpose") == 0)
+		mb_attr_ints(b, n, "perm", (int64_t[]){0, 2, 1}, 3);
+	if (pool)
+		mb_attr_ints(b, n, "kernel_shape", (int64_t[]){1, 1}, 2);
+	mb_output(b, "y");
+}
+
+Test(import_errors, shape_products_that_overflow_are_refused)
+{
+	static const char *const readers[] = {"Transpose", "Softmax", "MaxPool"};
+	for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++) {
+		struct mb b;
+		wrapping_reshape_model(&b, readers[i]);
+		expect_error(&b, PRESSO_E_UNSUPPORTED,
+			     "node 'reshape1': Reshape target shape has more than 2147483647 elements");
+		mb_free(&b);
+	}
+}
+
+Test(import_errors, shapes_past_the_element_bound_are_refused)
+{
+	/* a graph input of 2^32 elements per image */
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 65536, 65536}, 3);
+	mb_node(&b, "Relu", "r", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "graph input 'x': more than 2147483647 elements");
+	mb_free(&b);
+
+	/* an initializer with no element but dimensions whose product overflows */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	float none = 0;
+	Onnx__TensorProto *t = mb_init_f32(&b, "w", (int64_t[]){0, 1, 1}, 3, &none);
+	t->dims[1] = t->dims[2] = (int64_t)1 << 62;
+	mb_node(&b, "Add", "add", (const char *[]){"x", "w", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "tensor 'w': more than 2147483647 elements");
+	mb_free(&b);
+
+	/* a Flatten whose output would pass the bound at a large batch loads, and
+	 * shape inference at that batch is refused naming the input */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 1 << 29}, 2);
+	mb_node(&b, "Relu", "r", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	struct shape shapes[8];
+	cr_assert_leq(g->n_values, 8);
+	cr_assert_eq(graph_infer_shapes(g, 3, shapes), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(graph_infer_shapes(g, 4, shapes), PRESSO_E_UNSUPPORTED);
+	cr_assert(strstr(status_msg(), "graph input 'x' at batch 4 has more than"), "%s",
+		  status_msg());
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(import, checked_shape_products)
+{
+	int64_t p = -7;
+	cr_assert(shape_mul(INT32_MAX, 1, &p) && p == INT32_MAX);
+	cr_assert(shape_mul(65536, 32767, &p) && p == 65536LL * 32767);
+	cr_assert(!shape_mul(65536, 32768, &p) && p == 65536LL * 32767, "unchanged on failure");
+	cr_assert(!shape_mul(-1, 1, &p));
+	cr_assert(!shape_mul(3689348814741910480, 5, &p), "wraps to 784 unchecked");
+	cr_assert(!shape_mul(INT64_MAX, INT64_MAX, &p));
+	cr_assert(shape_mul(0, INT32_MAX, &p) && p == 0);
+	struct shape s = {3, {0, 5, 3689348814741910480}};
+	cr_assert(!shape_numel_checked(&s, &p), "no element, but the dimensions overflow");
+	s = (struct shape){3, {0, 5, 7}};
+	cr_assert(shape_numel_checked(&s, &p) && p == 0);
+	s = (struct shape){2, {-1, 5}};
+	cr_assert(!shape_numel_checked(&s, &p));
+	s = (struct shape){0, {0}};
+	cr_assert(shape_numel_checked(&s, &p) && p == 1, "a scalar");
+}
+
+Test(import_errors, axes_out_of_int_range_are_refused)
+{
+	/* 2^40 cast to int is 0: it must not become axis 0 */
+	const int64_t big = (int64_t)1 << 40;
+	struct mb b;
+	mb_init(&b, 11);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	Onnx__NodeProto *n = mb_node(&b, "Unsqueeze", "unsq", (const char *[]){"x", NULL}, "y");
+	mb_attr_ints(&b, n, "axes", &big, 1);
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED,
+		     "node 'unsq': Unsqueeze axes entry 1099511627776 is out of range");
+	mb_free(&b);
+
+	/* opset 13: axes from a constant input; and Squeeze, from the other end */
+	const int64_t neg = -big;
+	const char *ops[] = {"Unsqueeze", "Squeeze"};
+	for (int i = 0; i < 2; i++) {
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 1, 4}, 3);
+		mb_init_i64(&b, "axes", (int64_t[]){1}, 1, i ? &neg : &big);
+		mb_node(&b, ops[i], "sq", (const char *[]){"x", "axes", NULL}, "y");
+		mb_output(&b, "y");
+		expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'sq': ");
+		cr_assert(strstr(status_msg(), "is out of range"), "%s", status_msg());
+		mb_free(&b);
+	}
+}
+
+Test(import_errors, batchnorm_variance_plus_epsilon_must_be_positive)
+{
+	/* folded into the Conv before it, and on its own (run by the engine) */
+	for (int alone = 0; alone < 2; alone++) {
+		struct mb b;
+		conv_bn_model(&b, true);
+		Onnx__TensorProto *var = b.graph.initializer[5];
+		cr_assert_str_eq(var->name, "var");
+		((float *)var->raw_data.data)[1] = -0.5f;
+		if (alone)
+			b.graph.node[1]->input[0] = b.graph.input[0]->name;
+		expect_error(&b, PRESSO_E_FORMAT,
+			     "node 'bn1': BatchNormalization variance + epsilon is -0.499 for channel 1");
+		mb_free(&b);
+	}
+	/* exactly -epsilon gives 0: refused too */
+	struct mb b;
+	conv_bn_model(&b, true);
+	((float *)b.graph.initializer[5]->raw_data.data)[2] = -1e-3f;
+	b.graph.node[1]->attribute[0]->f = 1e-3f;
+	struct graph *g = NULL;
+	enum presso_status s = load(&b, &g);
+	cr_assert_eq(s, PRESSO_E_FORMAT, "%s", status_msg());
+	cr_assert(strstr(status_msg(), "for channel 2"), "%s", status_msg());
+	mb_free(&b);
+}
+
+Test(import_errors, opset_newer_than_supported_is_refused)
+{
+	struct mb b;
+	conv_bn_model(&b, true);
+	b.opset.version = 99;
+	expect_error(&b, PRESSO_E_UNSUPPORTED,
+		     "the model uses ai.onnx opset 99; presso supports opsets up to 18");
+	mb_free(&b);
+	/* the newest supported opset loads as before */
+	conv_bn_model(&b, true);
+	b.opset.version = 18;
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->opset, 18);
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(import_errors, non_regular_files_are_refused, .timeout = 20)
+{
+	struct graph *g = (struct graph *)0x1;
+	cr_assert_eq(graph_load_onnx("/dev/zero", &g), PRESSO_E_IO);
+	cr_assert_null(g);
+	cr_assert(strstr(status_msg(), "/dev/zero: is a device, not a model file"), "%s",
+		  status_msg());
+	char *dir = fx_tmpdir();
+	cr_assert_eq(graph_load_onnx(dir, &g), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "is a folder, not a model file"), "%s", status_msg());
+	cr_assert(strncmp(status_msg(), dir, strlen(dir)) == 0, "names the folder: %s",
+		  status_msg());
+	struct value v;
+	cr_assert_eq(graph_load_tensor_pb(dir, &v), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "is a folder, not a tensor file"), "%s", status_msg());
+	rmdir(dir);
+	free(dir);
 }
 
 Test(import, external_data_beside_the_model)

@@ -587,6 +587,37 @@ Test(presso_file, wrong_magic_version_and_missing_file)
 	free_bad(&f);
 }
 
+/* An empty file, or one cut inside its magic, is called empty or truncated (not
+ * "not a .presso file", and not an ONNX model when sniffed); a device or a folder
+ * is refused at once. */
+Test(presso_file, empty_short_and_non_regular_files_say_what_they_are, .timeout = 20)
+{
+	struct bad_fixture f;
+	write_mixed(&f);
+	const char *path = fx_join(f.dir, "cut.presso");
+	cr_assert_eq(load_bytes(path, f.good, 0), PRESSO_E_FORMAT);
+	cr_assert(strstr(status_msg(), "cut.presso: the file is empty (0 bytes)"), "%s",
+		  status_msg());
+	for (size_t len = 1; len < HEADER_BYTES; len += 3) {
+		cr_assert_eq(load_bytes(path, f.good, len), PRESSO_E_FORMAT);
+		cr_assert(strstr(status_msg(), "cut.presso: truncated"), "cut at %zu: %s", len,
+			  status_msg());
+	}
+	/* the first bytes of the magic in a file of any name are sniffed as .presso */
+	const char *bin = fx_join(f.dir, "flip.presso");
+	cr_assert(fx_write(bin, f.good, 4));
+	cr_assert(presso_file_sniff(bin));
+	struct graph *g;
+	struct qmodel *m;
+	cr_assert_eq(presso_file_load("/dev/zero", Q8_ISA_REF, &g, &m), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "/dev/zero: is a device, not a model file"), "%s",
+		  status_msg());
+	cr_assert_eq(presso_file_load(f.dir, Q8_ISA_REF, &g, &m), PRESSO_E_IO);
+	cr_assert(strstr(status_msg(), "is a folder, not a model file"), "%s", status_msg());
+	cr_assert(!presso_file_sniff("/dev/zero"));
+	free_bad(&f);
+}
+
 Test(presso_file, truncated_files_are_format_errors)
 {
 	struct bad_fixture f;

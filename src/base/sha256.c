@@ -5,6 +5,7 @@
  * bytes. Checked against the FIPS/NIST test vectors in tests/test_sha256.c.
  */
 #include "base/sha256.h"
+#include "base/fileio.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -139,9 +140,10 @@ void sha256_hex(const void *data, size_t n, char hex[SHA256_HEX_BYTES])
 
 enum presso_status sha256_file(const char *path, char hex[SHA256_HEX_BYTES])
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+	FILE *f;
+	enum presso_status s = file_open_regular(path, "a regular file", &f, NULL);
+	if (s != PRESSO_OK)
+		return s;
 	struct sha256 c;
 	uint8_t buf[65536], d[SHA256_DIGEST_BYTES];
 	size_t got;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/json_get.h"
 
 /* cJSON numbers are doubles: integers above 2^53 - 1 are not exact. */
@@ -125,6 +126,8 @@ static enum presso_status parse_normalize(const cJSON *data, struct normalize *n
 				   n_mean, n_std);
 	/* One entry is shared by every channel: broadcast it to the other's count. */
 	norm->n_channels = n_mean > n_std ? n_mean : n_std;
+	norm->n_mean = n_mean;
+	norm->n_std = n_std;
 	norm->scale = (float)scale;
 	for (int c = 0; c < norm->n_channels; c++) {
 		norm->mean[c] = (float)mean[n_mean == 1 ? 0 : c];
@@ -365,52 +368,19 @@ enum presso_status config_parse(const char *text, const char *base_dir, const ch
 	return parse(text, "", base_dir ? base_dir : ".", name, out);
 }
 
-/* Reads a whole file into a NUL-terminated buffer (malloc'd). */
+/* Reads a whole config file into a NUL-terminated buffer (malloc'd). */
 static enum presso_status read_file(const char *path, char **out)
 {
-	size_t cap = 4096, n = 0;
-	char *buf = NULL;
-	enum presso_status st;
-	FILE *f = fopen(path, "rb");
-	*out = NULL;
-	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	buf = malloc(cap);
-	for (;;) {
-		if (!buf) {
-			st = status_fail(PRESSO_E_NOMEM, "out of memory");
-			goto fail;
-		}
-		n += fread(buf + n, 1, cap - 1 - n, f);
-		if (ferror(f)) {
-			st = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (n < cap - 1)
-			break;
-		if (cap > MAX_CONFIG_BYTES) {
-			st = status_fail(PRESSO_E_CONFIG, "%s: larger than %d bytes; not a config file",
-					 path, MAX_CONFIG_BYTES);
-			goto fail;
-		}
-		char *nb = realloc(buf, cap * 2);
-		if (!nb)
-			free(buf);
-		buf = nb;
-		cap *= 2;
+	size_t n;
+	enum presso_status st = file_read_all(path, "a config file", MAX_CONFIG_BYTES, out, &n);
+	if (st != PRESSO_OK)
+		return st;
+	if (memchr(*out, '\0', n)) {
+		free(*out);
+		*out = NULL;
+		return status_fail(PRESSO_E_CONFIG, "%s: contains a NUL byte; not a JSON file", path);
 	}
-	if (memchr(buf, '\0', n)) {
-		st = status_fail(PRESSO_E_CONFIG, "%s: contains a NUL byte; not a JSON file", path);
-		goto fail;
-	}
-	buf[n] = '\0';
-	fclose(f);
-	*out = buf;
 	return PRESSO_OK;
-fail:
-	free(buf);
-	fclose(f);
-	return st;
 }
 
 enum presso_status config_load(const char *path, struct config **out)

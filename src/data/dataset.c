@@ -22,6 +22,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "data/dataset.h"
+#include "base/fileio.h"
 #include "base/rng.h"
 
 #include <errno.h>
@@ -54,9 +55,10 @@ static enum presso_status reader_open(struct reader *r, const char *path)
 	unsigned char magic[2];
 	memset(r, 0, sizeof *r);
 	r->path = path;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+	FILE *f;
+	enum presso_status s = file_open_regular(path, "a dataset file", &f, NULL);
+	if (s != PRESSO_OK)
+		return s;
 	size_t got = fread(magic, 1, sizeof magic, f);
 	if (ferror(f)) {
 		int err = errno;
@@ -222,11 +224,18 @@ static bool mul_ok(int64_t a, int64_t b, int64_t *prod)
 	return true;
 }
 
-static struct dataset *dataset_alloc(void)
+static struct dataset *dataset_alloc(const char *images_path, const char *labels_path)
 {
 	struct dataset *ds = calloc(1, sizeof *ds);
-	if (!ds)
+	if (ds) {
+		ds->images_path = strdup(images_path);
+		ds->labels_path = strdup(labels_path);
+	}
+	if (!ds || !ds->images_path || !ds->labels_path) {
+		dataset_free(ds);
 		status_fail(PRESSO_E_NOMEM, "out of memory");
+		return NULL;
+	}
 	return ds;
 }
 
@@ -237,6 +246,8 @@ void dataset_free(struct dataset *ds)
 	free(ds->u8);
 	free(ds->f32);
 	free(ds->labels);
+	free(ds->images_path);
+	free(ds->labels_path);
 	free(ds);
 }
 
@@ -331,7 +342,7 @@ enum presso_status dataset_load_idx(const char *images_path, const char *labels_
 	enum presso_status st;
 
 	*out = NULL;
-	ds = dataset_alloc();
+	ds = dataset_alloc(images_path, labels_path);
 	if (!ds)
 		return PRESSO_E_NOMEM;
 	st = idx_load(images_path, IDX_MAGIC_IMAGES, "image", idims, &ds->u8);
@@ -711,7 +722,7 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 	enum presso_status st;
 
 	*out = NULL;
-	ds = dataset_alloc();
+	ds = dataset_alloc(images_path, labels_path);
 	if (!ds)
 		return PRESSO_E_NOMEM;
 	st = npy_load(images_path, false, &ih, &it, &ibig, &pixels);
@@ -823,12 +834,24 @@ fail:
 
 enum presso_status dataset_check_normalize(const struct dataset *ds, const struct normalize *norm)
 {
-	if (norm && norm->n_channels != 1 && norm->n_channels != ds->c)
+	if (!norm || norm->n_channels == 1 || norm->n_channels == ds->c)
+		return PRESSO_OK;
+	/* the field(s) holding more than one value: n_channels is the larger count */
+	bool mean = norm->n_mean == norm->n_channels, std = norm->n_std == norm->n_channels;
+	const char *fields = mean && std ? "data.normalize.mean and .std have"
+			     : mean      ? "data.normalize.mean has"
+			     : std       ? "data.normalize.std has"
+					 : "data.normalize.mean/std have";
+	char images[600] = "the images";
+	if (ds->images_path)
+		snprintf(images, sizeof images, "the images of %s", ds->images_path);
+	if (ds->c == 1)
 		return status_fail(PRESSO_E_CONFIG,
-				   "data.normalize: mean/std have %d entries but the images have "
-				   "%d channel%s; give 1 (shared) or %d",
-				   norm->n_channels, ds->c, ds->c == 1 ? "" : "s", ds->c);
-	return PRESSO_OK;
+				   "%s %d values, but %s have 1 channel: give 1 value", fields,
+				   norm->n_channels, images);
+	return status_fail(PRESSO_E_CONFIG,
+			   "%s %d values, but %s have %d channels: give 1 (shared by all channels) or %d",
+			   fields, norm->n_channels, images, ds->c, ds->c);
 }
 
 void dataset_get_batch(const struct dataset *ds, const struct normalize *norm,

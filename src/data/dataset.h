@@ -26,11 +26,13 @@ struct dataset {
 	float *f32;      /* pixels when the file holds float32, else NULL */
 	int32_t *labels; /* [n] */
 	int n_classes;   /* max label + 1 */
+	char *images_path, *labels_path; /* the files loaded, for messages (NULL if none) */
 };
 
 struct normalize {
 	float scale;                        /* applied to raw values first (1/255 for bytes) */
 	int n_channels;                     /* of mean/std: 1 (shared) or c */
+	int n_mean, n_std;                  /* values given for each, for messages */
 	float mean[DATASET_MAX_CHANNELS];
 	float std[DATASET_MAX_CHANNELS];
 };
@@ -52,8 +54,9 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 /* Frees a dataset; NULL is a no-op. */
 void dataset_free(struct dataset *ds);
 
-/* Fails (PRESSO_E_CONFIG, naming data.normalize) unless norm has 1 or ds->c
- * channels. Call it once after loading, before dataset_get_batch(). */
+/* Fails (PRESSO_E_CONFIG, naming the data.normalize field, its count and the
+ * images' channels) unless norm has 1 or ds->c channels. Call it once after
+ * loading, before dataset_get_batch(). */
 enum presso_status dataset_check_normalize(const struct dataset *ds,
 					   const struct normalize *norm);
 

@@ -30,11 +30,27 @@ enum presso_status feed_check(const struct graph *g, const struct dataset *ds,
 				   "model input '%s' has a fixed batch of %lld; export it with a dynamic batch dimension",
 				   in->name, (long long)s->dims[0]);
 	const struct value *out = &g->values[g->outputs[0]];
-	if (out->shape.n_dims != 2 || out->shape.dims[1] < ds->n_classes) {
-		shape_format(&out->shape, out->batched, have, sizeof have);
+	shape_format(&out->shape, out->batched, have, sizeof have);
+	if (out->shape.n_dims != 2)
 		return status_fail(PRESSO_E_UNSUPPORTED,
 				   "model output '%s' is %s; expected [N,%d] class scores", out->name,
 				   have, ds->n_classes);
+	int64_t classes = out->shape.dims[1];
+	if (classes < ds->n_classes && (!ds->labels || ds->n < 1))
+		return status_fail(PRESSO_E_FORMAT,
+				   "the dataset has %d classes, but model output '%s' is %s: %lld classes",
+				   ds->n_classes, out->name, have, (long long)classes);
+	if (classes < ds->n_classes) {
+		/* the output has the right form: a label is what does not fit it */
+		int64_t i = 0;
+		while (i < ds->n - 1 && ds->labels[i] < classes)
+			i++;
+		return status_fail(PRESSO_E_FORMAT,
+				   "%s: label %lld is %d, but model output '%s' is %s: %lld classes, "
+				   "so labels must be 0..%lld",
+				   ds->labels_path ? ds->labels_path : "the dataset's labels",
+				   (long long)i, ds->labels[i], out->name, have, (long long)classes,
+				   (long long)classes - 1);
 	}
 	return PRESSO_OK;
 }

@@ -10,7 +10,8 @@
 enum input_layout { LAYOUT_NCHW, LAYOUT_NHWC, LAYOUT_FLAT };
 
 /* Checks that the graph takes the dataset's images and gives one score per class;
- * writes the input layout. Errors name both shapes. */
+ * writes the input layout. Errors name both shapes; a label past the model's
+ * classes is named by its file, index and value. */
 enum presso_status feed_check(const struct graph *g, const struct dataset *ds,
 			      enum input_layout *layout);
 

@@ -72,6 +72,7 @@
 
 #define PFILE_MAGIC "PRESSO\r\n"
 #define PFILE_MAGIC_BYTES 8
+#define PFILE_EXTENSION ".presso"
 #define PFILE_VERSION 3
 #define PFILE_VERSION_Q31_ONLY 2 /* oldest readable: no requant byte, Q31 */
 #define PFILE_HEADER_BYTES 24
@@ -1136,35 +1137,6 @@ static enum presso_status check_model(struct loading *L, const struct qmodel *m)
 	return PRESSO_OK;
 }
 
-static enum presso_status read_file(const char *path, uint8_t **out, size_t *n_out)
-{
-	*out = NULL;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-		fclose(f);
-		return status_fail(PRESSO_E_IO, "%s: not a regular file", path);
-	}
-	size_t n = (size_t)st.st_size;
-	uint8_t *buf = malloc(n ? n : 1);
-	if (!buf) {
-		fclose(f);
-		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading %zu bytes", path, n);
-	}
-	if (fread(buf, 1, n, f) != n) {
-		enum presso_status s = status_fail(PRESSO_E_IO, "%s: read error", path);
-		free(buf);
-		fclose(f);
-		return s;
-	}
-	fclose(f);
-	*out = buf;
-	*n_out = n;
-	return PRESSO_OK;
-}
-
 static void loading_free(struct loading *L)
 {
 	for (int i = 0; L->layers && i < L->n_layers; i++) {
@@ -1245,16 +1217,25 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 	struct policy *pol = NULL;
 	struct qlayer_preset *lp = NULL;
 	struct qmodel *qm = NULL;
-	enum presso_status s = read_file(path, &buf, &n);
+	char *bytes;
+	enum presso_status s = file_read_all(path, "a model file", 0, &bytes, &n);
 	if (s != PRESSO_OK)
 		return s;
+	buf = (uint8_t *)bytes;
 	L.r = (struct rd){buf, n, 0, path};
-	if (n < PFILE_MAGIC_BYTES || memcmp(buf, PFILE_MAGIC, PFILE_MAGIC_BYTES) != 0) {
+	if (n == 0) {
+		s = status_fail(PRESSO_E_FORMAT, "%s: the file is empty (0 bytes), not a model", path);
+		goto fail;
+	}
+	size_t n_magic = n < PFILE_MAGIC_BYTES ? n : PFILE_MAGIC_BYTES;
+	if (memcmp(buf, PFILE_MAGIC, n_magic) != 0) {
 		s = status_fail(PRESSO_E_FORMAT, "%s: not a .presso file (bad magic)", path);
 		goto fail;
 	}
 	if (n < PFILE_HEADER_BYTES) {
-		s = status_fail(PRESSO_E_FORMAT, "%s: truncated header (%zu bytes)", path, n);
+		s = status_fail(PRESSO_E_FORMAT,
+				"%s: truncated: %zu bytes, shorter than the %d-byte header of a .presso file",
+				path, n, PFILE_HEADER_BYTES);
 		goto fail;
 	}
 	uint32_t version = le32(buf + 8), crc = le32(buf + 12);
@@ -1327,12 +1308,17 @@ fail:
 
 bool presso_file_sniff(const char *path)
 {
+	size_t len = strlen(path), ext = strlen(PFILE_EXTENSION);
+	if (len > ext && strcmp(path + len - ext, PFILE_EXTENSION) == 0)
+		return true;
 	char magic[PFILE_MAGIC_BYTES];
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	FILE *f;
+	if (file_open_regular(path, "a model file", &f, NULL) != PRESSO_OK) {
+		status_clear();
 		return false;
-	bool ok = fread(magic, 1, sizeof magic, f) == sizeof magic &&
-		  memcmp(magic, PFILE_MAGIC, PFILE_MAGIC_BYTES) == 0;
+	}
+	size_t got = fread(magic, 1, sizeof magic, f);
 	fclose(f);
-	return ok;
+	/* a file cut inside the magic is a truncated .presso file, not an ONNX one */
+	return got > 0 && memcmp(magic, PFILE_MAGIC, got) == 0;
 }

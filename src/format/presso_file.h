@@ -27,7 +27,10 @@ enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct graph **g,
 				    struct qmodel **m);
 
-/* True when path starts with the .presso magic (false if unreadable). */
+/* True when path names a .presso file: its name ends in ".presso", or it starts
+ * with the .presso magic, or with the first bytes of it (a file cut inside its
+ * magic); false if it is not a readable regular file. Decides which loader
+ * reports on a file, so an empty or truncated .presso file is called that. */
 bool presso_file_sniff(const char *path);
 
 #endif

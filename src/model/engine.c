@@ -1,7 +1,9 @@
 /* engine.c - the FP32 reference engine: planning and running a graph.
  *
  * Plan (engine_create):
- *   1. shapes at max_batch;
+ *   1. shapes at max_batch, from graph_infer_shapes(), which refuses a batch at
+ *      which a tensor would pass GRAPH_MAX_ELEMS: every product of dimensions
+ *      taken below (and the int the kernels count in) fits;
  *   2. every activation value gets a representative buffer rep[v]: itself, or,
  *      for the output of a fused Relu/Clip or of a reshape-like op, the buffer
  *      of its input (those nodes then do no work);

@@ -26,11 +26,43 @@ static enum presso_status node_error(const struct node *n, const char *what)
 			   what);
 }
 
+/* A node whose `what` (its output, its target shape) has too many elements. */
+static enum presso_status too_large(const struct node *n, const char *what)
+{
+	return status_fail(PRESSO_E_UNSUPPORTED,
+			   "node '%s': %s %s has more than %lld elements (the most a tensor may have)",
+			   n->name, op_name(n->op), what, (long long)GRAPH_MAX_ELEMS);
+}
+
+bool shape_mul(int64_t a, int64_t b, int64_t *out)
+{
+	/* a, b <= 2^31 - 1 after the first test, so a * b cannot overflow int64 */
+	if (a < 0 || b < 0 || a > GRAPH_MAX_ELEMS || b > GRAPH_MAX_ELEMS ||
+	    a * b > GRAPH_MAX_ELEMS)
+		return false;
+	*out = a * b;
+	return true;
+}
+
+bool shape_numel_checked(const struct shape *s, int64_t *out)
+{
+	int64_t nonzero = 1;
+	bool empty = false;
+	for (int i = 0; i < s->n_dims; i++) {
+		if (s->dims[i] == 0)
+			empty = true;
+		else if (!shape_mul(nonzero, s->dims[i], &nonzero))
+			return false;
+	}
+	*out = empty ? 0 : nonzero;
+	return true;
+}
+
 int64_t shape_numel(const struct shape *s)
 {
 	int64_t n = 1;
 	for (int i = 0; i < s->n_dims; i++)
-		n *= s->dims[i];
+		PRESSO_CHECK(!__builtin_mul_overflow(n, s->dims[i], &n));
 	return n;
 }
 
@@ -59,10 +91,12 @@ static enum presso_status infer_same(const struct graph *g, const struct node *n
 	return PRESSO_OK;
 }
 
-static int64_t conv_out_dim(int64_t in, int k, int stride, int dil, int pad_a, int pad_b,
+/* in, k < 2^31 and stride, dil, pads <= 1024 (checked at import): nothing here
+ * comes near int64's range */
+static int64_t conv_out_dim(int64_t in, int64_t k, int stride, int dil, int pad_a, int pad_b,
 			    bool ceil_mode)
 {
-	int64_t eff = (int64_t)dil * (k - 1) + 1;
+	int64_t eff = dil * (k - 1) + 1;
 	int64_t span = in + pad_a + pad_b - eff;
 	if (span < 0)
 		return 0;
@@ -84,12 +118,17 @@ static enum presso_status infer_conv(const struct graph *g, const struct node *n
 	const struct node_attrs *a = &n->a;
 	if (a->group <= 0 || x->dims[1] % a->group != 0 || w->dims[0] % a->group != 0)
 		return node_error(n, "has a group that does not divide its channels");
-	if (w->dims[1] * a->group != x->dims[1]) {
-		char msg[160];
-		snprintf(msg, sizeof msg, "weight expects %lld input channels, input has %lld",
-			 (long long)(w->dims[1] * a->group), (long long)x->dims[1]);
-		return status_fail(PRESSO_E_FORMAT, "node '%s': Conv %s", n->name, msg);
+	if (w->dims[1] != x->dims[1] / a->group) {
+		if (a->group == 1)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': Conv weight expects %lld input channels, input has %lld",
+					   n->name, (long long)w->dims[1], (long long)x->dims[1]);
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': Conv weight expects %lld input channels per group, input has %lld in %d groups",
+				   n->name, (long long)w->dims[1], (long long)x->dims[1], a->group);
 	}
+	if (w->dims[2] < 1 || w->dims[3] < 1)
+		return node_error(n, "has an empty kernel");
 	if (n->n_inputs > 2 && n->inputs[2] >= 0 &&
 	    (in[2]->n_dims != 1 || in[2]->dims[0] != w->dims[0]))
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Conv bias must be [%lld]", n->name,
@@ -97,9 +136,9 @@ static enum presso_status infer_conv(const struct graph *g, const struct node *n
 	out->n_dims = 4;
 	out->dims[0] = x->dims[0];
 	out->dims[1] = w->dims[0];
-	out->dims[2] = conv_out_dim(x->dims[2], (int)w->dims[2], a->strides[0], a->dilations[0],
+	out->dims[2] = conv_out_dim(x->dims[2], w->dims[2], a->strides[0], a->dilations[0],
 				    a->pads[0], a->pads[2], false);
-	out->dims[3] = conv_out_dim(x->dims[3], (int)w->dims[3], a->strides[1], a->dilations[1],
+	out->dims[3] = conv_out_dim(x->dims[3], w->dims[3], a->strides[1], a->dilations[1],
 				    a->pads[1], a->pads[3], false);
 	if (out->dims[2] <= 0 || out->dims[3] <= 0)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Conv kernel larger than its padded input",
@@ -229,7 +268,7 @@ static enum presso_status infer_matmul(const struct graph *g, const struct node 
 	return PRESSO_OK;
 }
 
-static int norm_axis(int axis, int rank)
+static int64_t norm_axis(int64_t axis, int rank)
 {
 	return axis < 0 ? axis + rank : axis;
 }
@@ -238,7 +277,7 @@ static enum presso_status infer_concat(const struct graph *g, const struct node 
 				       const struct shape *in[], struct shape *out)
 {
 	int r = in[0]->n_dims;
-	int axis = norm_axis(n->a.axis, r);
+	int axis = (int)norm_axis(n->a.axis, r);
 	if (axis < 0 || axis >= r)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Concat axis %d out of range for rank %d",
 				   n->name, n->a.axis, r);
@@ -261,7 +300,7 @@ static enum presso_status infer_axis_op(const struct graph *g, const struct node
 					const struct shape *in[], struct shape *out)
 {
 	int r = in[0]->n_dims;
-	int axis = norm_axis(n->a.axis, r);
+	int axis = (int)norm_axis(n->a.axis, r);
 	if (axis < 0 || axis >= r)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s axis %d out of range for rank %d",
 				   n->name, op_name(n->op), n->a.axis, r);
@@ -273,17 +312,14 @@ static enum presso_status infer_flatten(const struct graph *g, const struct node
 					const struct shape *in[], struct shape *out)
 {
 	int r = in[0]->n_dims;
-	int axis = norm_axis(n->a.axis, r);
+	int axis = (int)norm_axis(n->a.axis, r);
 	if (axis < 0 || axis > r)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Flatten axis %d out of range for rank %d",
 				   n->name, n->a.axis, r);
 	int64_t outer = 1, inner = 1;
-	for (int i = 0; i < r; i++) {
-		if (i < axis)
-			outer *= in[0]->dims[i];
-		else
-			inner *= in[0]->dims[i];
-	}
+	for (int i = 0; i < r; i++)
+		if (!shape_mul(i < axis ? outer : inner, in[0]->dims[i], i < axis ? &outer : &inner))
+			return too_large(n, "output");
 	out->n_dims = 2;
 	out->dims[0] = outer;
 	out->dims[1] = inner;
@@ -296,6 +332,7 @@ static enum presso_status infer_reshape(const struct graph *g, const struct node
 	const struct shape *x = in[0];
 	int64_t total = shape_numel(x), known = 1;
 	int infer_at = -1;
+	bool zero = false;
 	out->n_dims = n->a.n_ints;
 	for (int i = 0; i < n->a.n_ints; i++) {
 		int64_t d = n->a.ints[i];
@@ -316,9 +353,14 @@ static enum presso_status infer_reshape(const struct graph *g, const struct node
 					   n->name);
 		}
 		out->dims[i] = d;
-		if (i != infer_at)
-			known *= d;
+		/* a product past the bound is refused here, before it can wrap around */
+		if (i != infer_at && d != 0 && !shape_mul(known, d, &known))
+			return too_large(n, "target shape");
+		if (d == 0)
+			zero = true;
 	}
+	if (zero)
+		known = 0;
 	if (infer_at >= 0) {
 		if (known == 0 || total % known != 0)
 			return status_fail(PRESSO_E_FORMAT,
@@ -369,7 +411,7 @@ static enum presso_status infer_squeeze(const struct graph *g, const struct node
 			drop[i] = x->dims[i] == 1;
 	}
 	for (int i = 0; i < n->a.n_ints; i++) {
-		int ax = norm_axis((int)n->a.ints[i], x->n_dims);
+		int64_t ax = norm_axis(n->a.ints[i], x->n_dims);
 		if (ax < 0 || ax >= x->n_dims || x->dims[ax] != 1)
 			return status_fail(PRESSO_E_FORMAT,
 					   "node '%s': Squeeze axis %lld is not a dimension of size 1",
@@ -392,7 +434,7 @@ static enum presso_status infer_unsqueeze(const struct graph *g, const struct no
 		return node_error(n, "would exceed the supported rank");
 	bool ins[GRAPH_MAX_DIMS] = {false};
 	for (int i = 0; i < n->a.n_ints; i++) {
-		int ax = norm_axis((int)n->a.ints[i], r);
+		int64_t ax = norm_axis(n->a.ints[i], r);
 		if (ax < 0 || ax >= r || ins[ax])
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Unsqueeze axis %lld is invalid",
 					   n->name, (long long)n->a.ints[i]);
@@ -456,7 +498,16 @@ enum presso_status graph_infer_node(const struct graph *g, const struct node *n,
 	for (int i = 0; i < n->n_inputs; i++)
 		in[i] = n->inputs[i] >= 0 ? &shapes[n->inputs[i]] : &empty;
 	PRESSO_CHECK(op_traits[n->op].infer != NULL);
-	return op_traits[n->op].infer(g, n, in, out);
+	enum presso_status s = op_traits[n->op].infer(g, n, in, out);
+	int64_t numel;
+	if (s == PRESSO_OK && !shape_numel_checked(out, &numel)) {
+		char buf[256];
+		shape_format(out, false, buf, sizeof buf);
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': %s output %s has more than %lld elements (the most a tensor may have)",
+				   n->name, op_name(n->op), buf, (long long)GRAPH_MAX_ELEMS);
+	}
+	return s;
 }
 
 enum presso_status graph_infer_shapes(const struct graph *g, int64_t batch,
@@ -464,8 +515,15 @@ enum presso_status graph_infer_shapes(const struct graph *g, int64_t batch,
 {
 	for (int i = 0; i < g->n_values; i++) {
 		shapes[i] = g->values[i].shape;
-		if (g->values[i].producer < 0 && g->values[i].batched)
+		if (g->values[i].producer < 0 && g->values[i].batched) {
 			shapes[i].dims[0] = batch;
+			int64_t numel;
+			if (!shape_numel_checked(&shapes[i], &numel))
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "graph input '%s' at batch %lld has more than %lld elements (the most a tensor may have)",
+						   g->values[i].name, (long long)batch,
+						   (long long)GRAPH_MAX_ELEMS);
+		}
 	}
 	for (int i = 0; i < g->n_nodes; i++) {
 		const struct node *n = &g->nodes[i];
@@ -508,6 +566,8 @@ static bool layer_of(const struct graph *g, int node_index, struct layer *l)
 		l->kh = (int)w->shape.dims[2];
 		l->kw = (int)w->shape.dims[3];
 		l->group = n->a.group;
+		/* output elements times weights per output: each count <= GRAPH_MAX_ELEMS
+		 * (see graph.h), so the product is below 2^62 */
 		l->macs = out->dims[1] * out->dims[2] * out->dims[3] * l->c_in * l->kh * l->kw;
 		if (!g->values[n->output].batched)
 			l->macs *= out->dims[0];
@@ -570,7 +630,7 @@ void graph_totals(const struct graph *g, int64_t *params, int64_t *macs)
 	for (int i = 0; i < g->n_nodes; i++) {
 		struct layer l;
 		if (layer_of(g, i, &l))
-			m += l.macs;
+			m = l.macs > INT64_MAX - m ? INT64_MAX : m + l.macs;
 	}
 	*params = p;
 	*macs = m;

@@ -59,7 +59,28 @@ struct shape {
 	int64_t dims[GRAPH_MAX_DIMS];
 };
 
-/* Number of elements of a shape (1 for a scalar). */
+/* The most elements a tensor may have, at any batch: 2^31 - 1 (8 GiB of
+ * float32), because the kernels count a tensor's elements, rows and columns in
+ * int. Every shape of a loaded graph, and every shape inferred for a batch, keeps
+ * to it in the stronger form shape_numel_checked() tests, so any product of some
+ * of a shape's dimensions fits in an int, and a product of two such counts (a
+ * layer's multiply-adds: output elements times weights per output) fits in
+ * int64. A model past it is refused at load, naming the node or tensor. */
+#define GRAPH_MAX_ELEMS ((int64_t)INT32_MAX)
+
+/* *out = a * b when a, b >= 0 and the product is at most GRAPH_MAX_ELEMS;
+ * false (and *out unchanged) otherwise. The one multiply for dimensions and
+ * element counts that come from a model: it cannot overflow. */
+bool shape_mul(int64_t a, int64_t b, int64_t *out);
+
+/* Number of elements of s into *out (1 for a scalar). False if a dimension is
+ * negative or the product of its non-zero dimensions passes GRAPH_MAX_ELEMS (so
+ * a shape [0, 2^40, 2^40] is refused although it holds no element). */
+bool shape_numel_checked(const struct shape *s, int64_t *out);
+
+/* Number of elements of a shape (1 for a scalar), for shapes that passed
+ * shape_numel_checked() (every shape of a loaded graph has); aborts on one that
+ * would overflow int64, a broken invariant. */
 int64_t shape_numel(const struct shape *s);
 
 /* Formats "[N,16,28,28]" (batched) or "[16,28,28]" into buf; returns buf. */
@@ -183,7 +204,8 @@ int graph_find_value(const struct graph *g, const char *name);
  * engines fuse into node i as a clamp. -1 if none. */
 int graph_fused_activation(const struct graph *g, int i);
 
-/* Totals over the whole graph at batch 1: weights (all float constants) and MACs. */
+/* Totals over the whole graph at batch 1: weights (all float constants) and MACs
+ * (INT64_MAX if the sum of the layers' MACs does not fit). */
 void graph_totals(const struct graph *g, int64_t *params, int64_t *macs);
 
 #endif

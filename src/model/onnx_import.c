@@ -19,18 +19,25 @@
  * Every error names the node, its op and the reason; nothing is half-built.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "model/engine.h"
 #include "model/graph.h"
 #include "onnx.pb-c.h"
 
-#define MAX_TENSOR_ELEMS ((int64_t)1 << 31) /* 8 GiB of float: far past any real layer */
+/* The newest ai.onnx opset whose operators (those of op_names[] below) presso
+ * implements as specified; a newer model may use semantics presso lacks. */
+#define ONNX_MAX_OPSET 18
+
+/* Largest kernel size, stride, dilation and padding per side: far past any real
+ * model, and small enough that the window arithmetic of shape inference and the
+ * kernels stays far from overflow (also the bound of the .presso format). */
+#define MAX_WINDOW 1024
 
 struct builder {
 	struct graph *g;
@@ -175,13 +182,15 @@ static enum presso_status read_external(const Onnx__TensorProto *t, const char *
 				   t->name, length, want_bytes);
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", base_dir ? base_dir : ".", location);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "tensor '%s': cannot open external data '%s': %s",
-				   t->name, path, strerror(errno));
+	FILE *f;
+	size_t file_bytes;
+	enum presso_status s = file_open_regular(path, "an external data file", &f, &file_bytes);
+	if (s != PRESSO_OK)
+		return status_wrap(s, "tensor '%s': external data", t->name);
 	uint8_t *buf = malloc(want_bytes ? want_bytes : 1);
-	bool ok = buf && fseek(f, (long)offset, SEEK_SET) == 0 &&
-		  fread(buf, 1, want_bytes, f) == want_bytes;
+	bool ok = buf && (unsigned long long)offset <= file_bytes &&
+		  want_bytes <= file_bytes - (size_t)offset &&
+		  fseek(f, (long)offset, SEEK_SET) == 0 && fread(buf, 1, want_bytes, f) == want_bytes;
 	fclose(f);
 	if (!ok) {
 		free(buf);
@@ -202,16 +211,17 @@ static enum presso_status tensor_to_value(const Onnx__TensorProto *t, const char
 	if (t->n_dims > GRAPH_MAX_DIMS)
 		return status_fail(PRESSO_E_UNSUPPORTED, "tensor '%s': rank %zu exceeds %d", name,
 				   t->n_dims, GRAPH_MAX_DIMS);
-	int64_t count = 1;
+	int64_t count;
 	v->shape.n_dims = (int)t->n_dims;
 	for (size_t i = 0; i < t->n_dims; i++) {
 		if (t->dims[i] < 0)
 			return status_fail(PRESSO_E_FORMAT, "tensor '%s': negative dimension", name);
 		v->shape.dims[i] = t->dims[i];
-		if (t->dims[i] && count > MAX_TENSOR_ELEMS / t->dims[i])
-			return status_fail(PRESSO_E_FORMAT, "tensor '%s': too large", name);
-		count *= t->dims[i];
 	}
+	if (!shape_numel_checked(&v->shape, &count))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "tensor '%s': more than %lld elements (the most a tensor may have)",
+				   name, (long long)GRAPH_MAX_ELEMS);
 	int32_t dt = t->has_data_type ? t->data_type : 0;
 	size_t elem;
 	switch (dt) {
@@ -411,14 +421,14 @@ static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
 		return bad_attr(n, "kernel_shape", "has too many entries");
 	a->kernel[0] = k == 2 ? (int)v[0] : 0;
 	a->kernel[1] = k == 2 ? (int)v[1] : 0;
-	if (k == 2 && (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024))
+	if (k == 2 && (v[0] < 1 || v[1] < 1 || v[0] > MAX_WINDOW || v[1] > MAX_WINDOW))
 		return bad_attr(n, "kernel_shape", "must be positive");
 	a->strides[0] = a->strides[1] = 1;
 	int s = attr_ints(np, "strides", 2, 2, v);
 	if (s == -2)
 		return bad_attr(n, "strides", "must have 2 entries (only 2-D is supported)");
 	if (s == 2) {
-		if (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024)
+		if (v[0] < 1 || v[1] < 1 || v[0] > MAX_WINDOW || v[1] > MAX_WINDOW)
 			return bad_attr(n, "strides", "must be positive");
 		a->strides[0] = (int)v[0];
 		a->strides[1] = (int)v[1];
@@ -428,7 +438,7 @@ static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
 	if (d == -2)
 		return bad_attr(n, "dilations", "must have 2 entries (only 2-D is supported)");
 	if (d == 2) {
-		if (v[0] < 1 || v[1] < 1 || v[0] > 1024 || v[1] > 1024)
+		if (v[0] < 1 || v[1] < 1 || v[0] > MAX_WINDOW || v[1] > MAX_WINDOW)
 			return bad_attr(n, "dilations", "must be positive");
 		a->dilations[0] = (int)v[0];
 		a->dilations[1] = (int)v[1];
@@ -440,8 +450,10 @@ static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
 	if (p == 4) {
 		/* ONNX order: x1_begin, x2_begin, x1_end, x2_end = top, left, bottom, right */
 		for (int i = 0; i < 4; i++) {
-			if (v[i] < 0 || v[i] > 1024)
-				return bad_attr(n, "pads", "must be between 0 and 1024");
+			if (v[i] < 0 || v[i] > MAX_WINDOW)
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': %s attribute pads must be between 0 and %d",
+						   n->name, op_name(n->op), MAX_WINDOW);
 			a->pads[i] = (int)v[i];
 		}
 	}
@@ -537,6 +549,25 @@ static enum presso_status const_scalar_input(const struct builder *b, struct nod
 	return PRESSO_OK;
 }
 
+/* BatchNormalization divides by sqrt(var + epsilon), in double both when it is
+ * folded and when it runs: a constant variance must keep that positive. */
+static enum presso_status check_variance(const struct builder *b, const struct node *n)
+{
+	const struct value *var = input_value(b, n, 4);
+	if (!var || !var->data)
+		return PRESSO_OK;
+	int64_t count = shape_numel(&var->shape);
+	for (int64_t c = 0; c < count; c++) {
+		double v = (double)var->data[c] + (double)n->a.epsilon;
+		if (!(v > 0))
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': BatchNormalization variance + epsilon is %g for channel %lld (variance %g, epsilon %g); it must be positive",
+					   n->name, v, (long long)c, (double)var->data[c],
+					   (double)n->a.epsilon);
+	}
+	return PRESSO_OK;
+}
+
 /* Reads and checks the attributes (and attribute-like constant inputs) of n. */
 static enum presso_status read_attrs(struct builder *b, struct node *n,
 				     const Onnx__NodeProto *np, const char *onnx_op)
@@ -611,6 +642,8 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 		if (n->n_inputs != 5)
 			return status_fail(PRESSO_E_FORMAT, "node '%s': BatchNormalization needs 5 inputs",
 					   n->name);
+		if ((s = check_variance(b, n)))
+			return s;
 		break;
 	}
 	case OP_CONCAT:
@@ -674,6 +707,13 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 		}
 		if (n->op == OP_UNSQUEEZE && cnt <= 0)
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Unsqueeze needs axes", n->name);
+		/* an axis is an index into at most GRAPH_MAX_DIMS dimensions, from either end */
+		for (int i = 0; i < a->n_ints; i++)
+			if (a->ints[i] < -GRAPH_MAX_DIMS || a->ints[i] >= GRAPH_MAX_DIMS)
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': %s axes entry %lld is out of range (a rank is at most %d)",
+						   n->name, op_name(n->op), (long long)a->ints[i],
+						   GRAPH_MAX_DIMS);
 		n->n_inputs = 1;
 		break;
 	}
@@ -835,6 +875,9 @@ static enum presso_status constant_node(struct builder *b, const Onnx__NodeProto
 	}
 	if (strcmp(an, "value_float") == 0 || strcmp(an, "value_floats") == 0) {
 		size_t n = strcmp(an, "value_float") == 0 ? 1 : a->n_floats;
+		if (n > (size_t)GRAPH_MAX_ELEMS)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Constant has more than %lld values",
+					   name, (long long)GRAPH_MAX_ELEMS);
 		v->data = malloc(sizeof(float) * (n ? n : 1));
 		if (!v->data)
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -848,6 +891,9 @@ static enum presso_status constant_node(struct builder *b, const Onnx__NodeProto
 	}
 	if (strcmp(an, "value_int") == 0 || strcmp(an, "value_ints") == 0) {
 		size_t n = strcmp(an, "value_int") == 0 ? 1 : a->n_ints;
+		if (n > (size_t)GRAPH_MAX_ELEMS)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Constant has more than %lld values",
+					   name, (long long)GRAPH_MAX_ELEMS);
 		v->idata = malloc(sizeof(int64_t) * (n ? n : 1));
 		if (!v->idata)
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -1012,6 +1058,11 @@ static enum presso_status import_input(struct builder *b, const Onnx__ValueInfoP
 					   name, i);
 		val->shape.dims[i] = d->dim_value;
 	}
+	int64_t numel;
+	if (!shape_numel_checked(&val->shape, &numel))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "graph input '%s': more than %lld elements (the most a tensor may have)",
+				   name, (long long)GRAPH_MAX_ELEMS);
 	int *ins = realloc(g->inputs, sizeof(int) * (size_t)(g->n_inputs + 1));
 	if (!ins)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -1058,10 +1109,14 @@ static enum presso_status infer_and_resolve(struct graph *g)
 						   "node '%s': %s needs a 4-D NCHW input", n->name,
 						   op_name(n->op));
 			}
-			for (int d = 0; d < 2; d++) {
-				int k = n->op == OP_CONV ? (int)shapes[n->inputs[1]].dims[2 + d] : n->a.kernel[d];
+			/* a bad weight is left for shape inference to report */
+			const struct shape *w = n->op == OP_CONV ? &shapes[n->inputs[1]] : NULL;
+			bool w_ok = !w || (w->n_dims == 4 && w->dims[2] >= 1 && w->dims[3] >= 1);
+			for (int d = 0; w_ok && d < 2; d++) {
+				/* k < 2^31 (a checked shape), dilation <= MAX_WINDOW: eff fits int64 */
+				int64_t k = w ? w->dims[2 + d] : n->a.kernel[d];
 				int64_t in = x->dims[2 + d];
-				int s = n->a.strides[d], eff = (k - 1) * n->a.dilations[d] + 1;
+				int64_t s = n->a.strides[d], eff = (k - 1) * n->a.dilations[d] + 1;
 				int64_t total = 0;
 				if (n->a.auto_pad != 3) {
 					int64_t out = (in + s - 1) / s;
@@ -1070,11 +1125,18 @@ static enum presso_status infer_and_resolve(struct graph *g)
 						total = 0;
 				}
 				int64_t small = total / 2, big = total - small;
+				if (big > MAX_WINDOW) {
+					free(shapes);
+					return status_fail(PRESSO_E_UNSUPPORTED,
+							   "node '%s': %s auto_pad needs a padding of %lld, more than %d",
+							   n->name, op_name(n->op), (long long)big, MAX_WINDOW);
+				}
 				/* SAME_UPPER puts the extra padding at the end */
 				n->a.pads[d] = (int)(n->a.auto_pad == 2 ? big : small);
 				n->a.pads[d + 2] = (int)(n->a.auto_pad == 2 ? small : big);
 			}
-			n->a.auto_pad = 0;
+			if (w_ok)
+				n->a.auto_pad = 0;
 		}
 		enum presso_status s = graph_infer_node(g, n, shapes, &shapes[n->output]);
 		if (s != PRESSO_OK) {
@@ -1351,6 +1413,10 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 		if (!o->domain || !*o->domain || strcmp(o->domain, "ai.onnx") == 0)
 			b->opset = o->version;
 	}
+	if (b->opset < 0 || b->opset > ONNX_MAX_OPSET)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "the model uses ai.onnx opset %lld; presso supports opsets up to %d (re-export the model with opset %d or lower)",
+				   (long long)b->opset, ONNX_MAX_OPSET, ONNX_MAX_OPSET);
 	if (b->opset == 0)
 		b->opset = 1;
 	g->opset = b->opset;
@@ -1438,42 +1504,6 @@ enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 	return PRESSO_OK;
 }
 
-static enum presso_status read_file(const char *path, uint8_t **out, size_t *n_out)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
-	size_t cap = 1 << 16, n = 0;
-	uint8_t *buf = malloc(cap);
-	while (buf) {
-		size_t got = fread(buf + n, 1, cap - n, f);
-		n += got;
-		if (got == 0)
-			break;
-		if (n == cap) {
-			uint8_t *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	bool err = ferror(f);
-	fclose(f);
-	if (!buf)
-		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading", path);
-	if (err) {
-		free(buf);
-		return status_fail(PRESSO_E_IO, "%s: read error", path);
-	}
-	*out = buf;
-	*n_out = n;
-	return PRESSO_OK;
-}
-
 static char *dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -1487,17 +1517,18 @@ static char *dir_of(const char *path)
 enum presso_status graph_load_onnx(const char *path, struct graph **out)
 {
 	*out = NULL;
-	uint8_t *bytes;
+	char *bytes;
 	size_t n;
-	enum presso_status s = read_file(path, &bytes, &n);
+	enum presso_status s = file_read_all(path, "a model file", 0, &bytes, &n);
 	if (s != PRESSO_OK)
 		return s;
 	if (n == 0) {
 		free(bytes);
-		return status_fail(PRESSO_E_FORMAT, "%s: empty file, not an ONNX model", path);
+		return status_fail(PRESSO_E_FORMAT, "%s: the file is empty (0 bytes), not a model",
+				   path);
 	}
 	char *dir = dir_of(path);
-	s = graph_load_onnx_bytes(bytes, n, dir, out);
+	s = graph_load_onnx_bytes((const uint8_t *)bytes, n, dir, out);
 	free(bytes);
 	free(dir);
 	if (s != PRESSO_OK)
@@ -1508,12 +1539,12 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out)
 enum presso_status graph_load_tensor_pb(const char *path, struct value *out)
 {
 	memset(out, 0, sizeof *out);
-	uint8_t *bytes;
+	char *bytes;
 	size_t n;
-	enum presso_status s = read_file(path, &bytes, &n);
+	enum presso_status s = file_read_all(path, "a tensor file", 0, &bytes, &n);
 	if (s != PRESSO_OK)
 		return s;
-	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, bytes);
+	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, (const uint8_t *)bytes);
 	free(bytes);
 	if (!t)
 		return status_fail(PRESSO_E_FORMAT, "%s: not a TensorProto", path);

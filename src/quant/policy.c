@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/json_get.h"
 
 struct layer_policy policy_default_layer(void)
@@ -211,30 +212,16 @@ enum presso_status policy_load(const char *path_or_shorthand, const struct layer
 		}
 		return s;
 	}
-	FILE *f = fopen(path_or_shorthand, "rb");
-	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s (a policy is a JSON file, or int8 / int4)",
-				   path_or_shorthand, strerror(errno));
-	size_t cap = 4096, n = 0;
-	char *text = malloc(cap);
-	size_t got;
-	while (text && (got = fread(text + n, 1, cap - n - 1, f)) > 0) {
-		n += got;
-		if (n + 1 == cap) {
-			char *t = realloc(text, cap * 2);
-			if (!t) {
-				free(text);
-				text = NULL;
-				break;
-			}
-			text = t;
-			cap *= 2;
-		}
+	char *text;
+	size_t n;
+	enum presso_status rs = file_read_all(path_or_shorthand, "a policy file", 0, &text, &n);
+	if (rs == PRESSO_E_IO) {
+		char why[512];
+		snprintf(why, sizeof why, "%s", status_msg());
+		return status_fail(rs, "%s (a policy is a JSON file, or int8 / int4)", why);
 	}
-	fclose(f);
-	if (!text)
-		return status_fail(PRESSO_E_NOMEM, "out of memory reading %s", path_or_shorthand);
-	text[n] = '\0';
+	if (rs != PRESSO_OK)
+		return rs;
 	enum presso_status s = policy_parse(text, path_or_shorthand, layers, n_layers, out);
 	free(text);
 	return s;
