@@ -479,8 +479,9 @@ static const char *constraints_text(const struct study_report *r, char *buf, siz
 		u += (size_t)snprintf(buf + u, cap - u, "%saccuracy at least %.6g %%",
 				      u ? ", " : "", c->min_accuracy);
 	if (u < cap && !isnan(c->max_accuracy_drop))
-		u += (size_t)snprintf(buf + u, cap - u, "%sat most %.6g points below FP32",
-				      u ? ", " : "", c->max_accuracy_drop);
+		u += (size_t)snprintf(buf + u, cap - u, "%saccuracy at most %.6g point%s below FP32",
+				      u ? ", " : "", c->max_accuracy_drop,
+				      c->max_accuracy_drop == 1 ? "" : "s");
 	if (!u)
 		snprintf(buf, cap, "none");
 	return buf;
@@ -822,8 +823,14 @@ static void progress_svg(struct textbuf *b, struct study_report *const *rs, cons
 {
 	const double W = 960, H = 360;
 	struct svg_chart c;
-	svg_chart_init(&c, b, W, H, 70, 44, 28, 62);
+	svg_chart_init(&c, b, W, H, 70, 44, 84, 62); /* the right margin: the end values */
 	double x_hi = 1, y_lo = INFINITY, y_hi = -INFINITY;
+	struct end_label {
+		double y;
+		char text[48];
+		const char *color;
+	} ends[MAX_STUDIES];
+	int n_ends = 0;
 	for (int k = 0; k < n; k++) {
 		const struct study_report *r = rs[which[k]];
 		const double *ys = series == 0 ? r->prog_hv : r->prog_best;
@@ -859,25 +866,36 @@ static void progress_svg(struct textbuf *b, struct study_report *const *rs, cons
 		textbuf_add(b, "</title>\n");
 		svg_steps(&c, r->prog_trial, ys, r->n_prog, attrs);
 		textbuf_add(b, "</g>\n");
-		/* the last value, at the line's end */
+		/* the last value, labelled right of the plot (placed below) */
 		int last = r->n_prog - 1;
 		while (last >= 0 && isnan(ys[last]))
 			last--;
 		if (last >= 0) {
-			char text[48];
+			struct end_label *e = &ends[n_ends++];
 			if (series == 0)
-				snprintf(text, sizeof text, "%.4f", ys[last]);
+				snprintf(e->text, sizeof e->text, "%.4f", ys[last]);
 			else
-				snprintf(text, sizeof text, "%.2f%s%s", ys[last],
+				snprintf(e->text, sizeof e->text, "%.2f%s%s", ys[last],
 					 r->rule == BEST_ACCURATE ? "" : " ",
 					 r->rule == BEST_ACCURATE ? " %" : cost_unit(r->cost));
-			double x = svg_x(&c, r->prog_trial[last]), y = svg_y(&c, ys[last]);
-			snprintf(attrs, sizeof attrs,
-				 "text-anchor=\"end\" font-size=\"11\" font-weight=\"bold\" "
-				 "fill=\"%s\" " HALO,
-				 svg_palette(which[k]));
-			svg_text_px(b, x - 2, y + (y - c.top < 24 ? 16 : -6), attrs, text);
+			e->y = svg_y(&c, ys[last]) + 4;
+			e->color = svg_palette(which[k]);
 		}
+	}
+	/* end labels top to bottom, each at least a line below the one above */
+	for (int i = 1; i < n_ends; i++)
+		for (int j = i; j > 0 && ends[j].y < ends[j - 1].y; j--) {
+			struct end_label t = ends[j];
+			ends[j] = ends[j - 1];
+			ends[j - 1] = t;
+		}
+	for (int i = 0; i < n_ends; i++) {
+		char attrs[160];
+		if (i && ends[i].y < ends[i - 1].y + 13)
+			ends[i].y = ends[i - 1].y + 13;
+		snprintf(attrs, sizeof attrs, "font-size=\"11\" font-weight=\"bold\" fill=\"%s\"",
+			 ends[i].color);
+		svg_text_px(b, c.right + 6, ends[i].y, attrs, ends[i].text);
 	}
 	/* legend: one swatch per study, top left under the title */
 	double lx = c.left;
