@@ -347,7 +347,7 @@ static int print_plot(const struct study_info *info, const enum store_objective 
 	char title[512], x_title[128];
 	char fp_text[96] = "";
 	if (fp_line)
-		snprintf(fp_text, sizeof fp_text, ", ⠒⠒ FP32 accuracy (%.2f %%, %.1f KB)", b->accuracy,
+		snprintf(fp_text, sizeof fp_text, ", ⠂⠐⠂ FP32 accuracy (%.2f %%, %.1f KB)", b->accuracy,
 			 (double)b->size_bytes / 1024.0);
 	snprintf(title, sizeof title, "%s (%s) against %s (%s, log scale): ● the %d front trial%s%s",
 		 store_objective_name(oy), plot_unit(oy), store_objective_name(ox), plot_unit(ox),
