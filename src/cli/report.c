@@ -353,8 +353,9 @@ int cmd_report(int argc, char **argv)
 		"the constraints; hypervolume and the best trial under the constraints after each\n"
 		"trial (one line per --study, to compare strategies); the chosen policy per layer\n"
 		"as a heat map with each layer's parameters and MACs; the front as a table; the\n"
-		"study's config and timings. --svg writes the scatter alone.",
-		"--db FILE --study NAME [--study NAME ...] (-o FILE.html | --svg FILE.svg)", opts, 4};
+		"study's config and timings. --svg writes the first study's scatter alone; give\n"
+		"-o, --svg or both.",
+		"--db FILE --study NAME [--study NAME ...] [-o FILE.html] [--svg FILE.svg]", opts, 4};
 	int rc;
 	if (!cli_parse(&cmd, argc, argv, &rc))
 		return rc;
