@@ -5,8 +5,9 @@
 # (configs/demo.json: hybrid strategy, 300 trials on 1,000 validation images,
 # every core), then its accuracy/size front, the smallest policy within 0.5
 # point of FP32 on validation exported as JSON (the margin covers the
-# validation-to-test gap of 1,000 images), and that policy evaluated on the
-# test set.
+# validation-to-test gap of 1,000 images), that policy evaluated on the
+# test set, and the study's report (build/demo-report.html) to open in a
+# browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,3 +20,4 @@ build/presso pareto --db build/demo.db --study demo --objectives accuracy,size
 build/presso export --db build/demo.db --study demo \
   --pick 'min size_kb where accuracy_drop <= 0.5' -o build/demo-best.json
 build/presso eval --config configs/demo.json --policy build/demo-best.json
+build/presso report --db build/demo.db --study demo -o build/demo-report.html

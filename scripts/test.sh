@@ -16,7 +16,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON >/dev/null
 cmake --build build -j "$JOBS"
 ctest --test-dir build --output-on-failure -j 1
 
-echo "== valgrind: info, eval, search, pareto, export, compress =="
+echo "== valgrind: info, eval, search, pareto, report, export, compress =="
 bash scripts/valgrind_check.sh build
 
 echo "== sanitizer build (ASan + UBSan) =="

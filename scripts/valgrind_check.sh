@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# valgrind_check.sh - runs `presso info`, `eval`, a short `search`, `pareto` and
-# `export` under valgrind's memcheck on the shipped LeNet with small splits and
+# valgrind_check.sh - runs `presso info`, `eval`, a short `search`, `pareto`
+# (with --plot too), `report`, `export` and `compress` under valgrind's memcheck on the shipped LeNet with small splits and
 # fails on any invalid read or write, use of uninitialised memory, or memory
 # definitely or indirectly lost. ("Possibly lost" blocks are the OpenMP runtime's
 # worker threads, alive until exit: not counted.) Called by scripts/test.sh.
@@ -57,6 +57,8 @@ check info "$PRESSO" info --model "$OLDPWD/models/lenet.onnx"
 check eval "$PRESSO" eval --config vg.json --policy int4 --split valid
 check search "$PRESSO" search --config vg.json --db runs.db --workers 2 --quiet
 check pareto "$PRESSO" pareto --db runs.db --study vg
+check pareto-plot "$PRESSO" pareto --db runs.db --study vg --plot
+check report "$PRESSO" report --db runs.db --study vg -o report.html --svg front.svg
 check export "$PRESSO" export --db runs.db --study vg --pick 'max accuracy' -o best.json
 check compress "$PRESSO" compress --config vg.json --policy best.json --split valid -o best.presso
 check eval-presso "$PRESSO" eval --config vg.json --model best.presso --split valid

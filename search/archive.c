@@ -158,17 +158,20 @@ enum presso_status archive_add(struct archive *a, int64_t number, const uint8_t 
 		if (!np)
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
 		a->pts = np;
-		uint8_t *ng = realloc(a->genomes, (size_t)cap * gb);
-		if (!ng)
-			return status_fail(PRESSO_E_NOMEM, "out of memory");
-		a->genomes = ng;
+		if (gb) { /* a space without genes (space_parse_goals) keeps none */
+			uint8_t *ng = realloc(a->genomes, (size_t)cap * gb);
+			if (!ng)
+				return status_fail(PRESSO_E_NOMEM, "out of memory");
+			a->genomes = ng;
+		}
 		a->cap = cap;
 	}
 	struct archive_point *p = &a->pts[a->n];
 	p->number = number;
 	p->m = *m;
 	archive_objectives(a, m, p->f, p->z, &p->violation);
-	memcpy(a->genomes + (size_t)a->n * gb, genome, gb);
+	if (gb)
+		memcpy(a->genomes + (size_t)a->n * gb, genome, gb);
 	if (p->violation == 0)
 		a->n_feasible++;
 	if (p->violation < a->min_violation)

@@ -64,7 +64,8 @@ void archive_objectives(const struct archive *a, const struct trial_metrics *m,
 
 void archive_gain(const struct archive *a, const struct trial_metrics *m, struct archive_gain *out);
 
-/* Adds a completed trial; *index (may be NULL) gets its index. */
+/* Adds a completed trial; *index (may be NULL) gets its index. genome has
+ * the space's n_genes bytes (NULL when the space has none). */
 enum presso_status archive_add(struct archive *a, int64_t number, const uint8_t *genome,
 			       const struct trial_metrics *m, int *index);
 

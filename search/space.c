@@ -621,6 +621,20 @@ enum presso_status space_fit_graph(struct space *sp, const struct graph *g, FILE
 	return s == PRESSO_OK ? list_free_genes(sp) : s;
 }
 
+/* The sections that say what a study aims for (objectives, constraints) and
+ * how it searches; they do not depend on the model. */
+static enum presso_status parse_goals(const cJSON *root, struct space *sp)
+{
+	enum presso_status s;
+	if ((s = parse_objectives(root, sp)) || (s = parse_constraints(root, sp)) ||
+	    (s = parse_search(root, sp)))
+		return s;
+	sp->needs_latency = !isnan(sp->con.max_latency_us);
+	for (int k = 0; k < sp->n_obj; k++)
+		sp->needs_latency |= sp->obj[k] == OBJ_LATENCY;
+	return PRESSO_OK;
+}
+
 enum presso_status space_parse(const cJSON *root, const struct layer *layers, int n_layers,
 			       struct space **out)
 {
@@ -644,19 +658,32 @@ enum presso_status space_parse(const cJSON *root, const struct layer *layers, in
 		s = status_fail(PRESSO_E_NOMEM, "out of memory");
 		goto fail;
 	}
-	if ((s = parse_space(root, sp)) || (s = parse_objectives(root, sp)) ||
-	    (s = parse_constraints(root, sp)) || (s = parse_search(root, sp)))
+	if ((s = parse_space(root, sp)) || (s = parse_goals(root, sp)))
 		goto fail;
 	if ((s = list_free_genes(sp)) != PRESSO_OK)
 		goto fail;
-	sp->needs_latency = !isnan(sp->con.max_latency_us);
-	for (int k = 0; k < sp->n_obj; k++)
-		sp->needs_latency |= sp->obj[k] == OBJ_LATENCY;
 	*out = sp;
 	return PRESSO_OK;
 fail:
 	space_free(sp);
 	return s;
+}
+
+enum presso_status space_parse_goals(const cJSON *root, struct space **out)
+{
+	*out = NULL;
+	if (!cJSON_IsObject(root))
+		return status_fail(PRESSO_E_CONFIG, "a study config is a JSON object");
+	struct space *sp = calloc(1, sizeof *sp);
+	if (!sp)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	enum presso_status s = parse_goals(root, sp);
+	if (s != PRESSO_OK) {
+		space_free(sp);
+		return s;
+	}
+	*out = sp;
+	return PRESSO_OK;
 }
 
 void space_free(struct space *s)

@@ -134,6 +134,13 @@ struct space {
 enum presso_status space_parse(const struct cJSON *root, const struct layer *layers, int n_layers,
 			       struct space **out);
 
+/* The sections "objectives", "constraints" and "search" alone, checked as
+ * space_parse checks them, into a space without layers (n_layers and n_genes
+ * 0): what a stored study aimed for, read without its model (`presso report`
+ * feeds it to an archive to replay the study's best trial). Free with
+ * space_free(). */
+enum presso_status space_parse_goals(const struct cJSON *root, struct space **out);
+
 void space_free(struct space *s);
 
 /* Narrows the space to what the model's structure allows, with a line on log

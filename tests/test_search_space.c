@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "search/archive.h"
 #include "search/space.h"
 #include "tests/fixtures.h"
 
@@ -360,6 +361,54 @@ Test(space, seeds_and_policy_round_trip)
 	cr_assert_float_eq(space_size(sp), 3 * 3 * 3 * 3 * 2 * 32.0, 1e-9);
 	policy_free(p);
 	space_free(sp);
+}
+
+/* space_parse_goals: what a stored study aimed for, without its model (the
+ * space section, with patterns no model could check, is not read). */
+Test(space, goals_without_a_model)
+{
+	cJSON *root = cJSON_Parse(
+		"{\"space\": {\"layers\": {\"/no/such/layer\": {\"bits\": 4}}},"
+		" \"objectives\": {\"minimize\": [\"bops\"]},"
+		" \"constraints\": {\"max_accuracy_drop\": 1.5, \"max_latency_ms\": 2},"
+		" \"search\": {\"strategy\": \"evolution\"}}");
+	cr_assert_not_null(root);
+	struct space *sp = NULL;
+	cr_assert_eq(space_parse_goals(root, &sp), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(sp->n_layers, 0);
+	cr_assert_eq(sp->n_genes, 0);
+	cr_assert_eq(sp->n_obj, 2);
+	cr_assert_eq(sp->obj[1], OBJ_BOPS);
+	cr_assert_float_eq(sp->con.max_accuracy_drop, 1.5, 1e-12);
+	cr_assert_float_eq(sp->con.max_latency_us, 2000, 1e-9);
+	cr_assert(isnan(sp->con.max_size_bytes));
+	cr_assert_eq(sp->search.strategy, STRATEGY_EVOLUTION);
+	cr_assert(sp->needs_latency);
+	space_free(sp);
+	cJSON_Delete(root);
+	/* such a space replays a study's best trial through the archive, without
+	 * genomes: the cheapest within 1 point of FP32's 90 % */
+	root = cJSON_Parse("{\"constraints\": {\"max_accuracy_drop\": 1}}");
+	cr_assert_eq(space_parse_goals(root, &sp), PRESSO_OK, "%s", status_msg());
+	struct baseline b = {90.0, NAN, 100000, 1e6, NAN, 10};
+	struct archive a;
+	cr_assert_eq(archive_init(&a, sp, &b), PRESSO_OK, "%s", status_msg());
+	const struct trial_metrics m[3] = {{89.5, NAN, 30000, 1, NAN, 4, 0, 1},
+					   {88.0, NAN, 20000, 1, NAN, 3, 0, 1},
+					   {89.0, NAN, 25000, 1, NAN, 3, 0, 1}};
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(archive_add(&a, i + 1, NULL, &m[i], NULL), PRESSO_OK);
+	int best = archive_best(&a);
+	cr_assert_eq(best, 2);
+	cr_assert_eq(a.pts[best].number, 3);
+	archive_free(&a);
+	space_free(sp);
+	cJSON_Delete(root);
+	root = cJSON_Parse("{\"constraints\": {\"max_size_kb\": -1}}");
+	cr_assert_eq(space_parse_goals(root, &sp), PRESSO_E_CONFIG);
+	cr_assert_null(sp);
+	cr_assert(strstr(status_msg(), "constraints.max_size_kb"), "%s", status_msg());
+	cJSON_Delete(root);
 }
 
 Test(space, names)

@@ -19,7 +19,11 @@ static void print_help(const struct cli_cmd *cmd)
 	printf("  %-24s %s\n", "--help", "show this help");
 }
 
-bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now)
+/* Walks argv against cmd's options as cli_parse describes; when `collect` is
+ * given, also appends every value of that option to out (room for max,
+ * counting on past it in *n). */
+static bool walk(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now,
+		 const char *collect, const char **out, int max, int *n)
 {
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -62,18 +66,44 @@ bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now)
 			*o->flag = true;
 			continue;
 		}
+		const char *v;
 		if (eq) {
-			*o->value = eq + 1;
+			v = eq + 1;
 		} else if (i + 1 < argc) {
-			*o->value = argv[++i];
+			v = argv[++i];
 		} else {
 			fprintf(stderr, "presso %s: option '--%s' needs a value (%s)\n", cmd->name,
 				o->name, o->metavar);
 			*exit_now = 2;
 			return false;
 		}
+		*o->value = v;
+		if (collect && strcmp(o->name, collect) == 0) {
+			if (*n < max)
+				out[*n] = v;
+			(*n)++;
+		}
 	}
 	return true;
+}
+
+bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now)
+{
+	return walk(cmd, argc, argv, exit_now, NULL, NULL, 0, NULL);
+}
+
+int cli_values(const struct cli_cmd *cmd, int argc, char **argv, const char *name,
+	       const char **out, int max)
+{
+	int n = 0, rc;
+	if (!walk(cmd, argc, argv, &rc, name, out, max, &n))
+		return -1;
+	if (n > max) {
+		fprintf(stderr, "presso %s: --%s may be given at most %d times, not %d\n", cmd->name,
+			name, max, n);
+		return -1;
+	}
+	return n;
 }
 
 bool cli_require(const struct cli_cmd *cmd, const char *name, const char *value)

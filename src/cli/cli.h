@@ -4,7 +4,9 @@
  * that returns the process exit status: 0 ok, 1 runtime failure, 2 bad input or
  * usage. Options are GNU-style long options: "--name value" or "--name=value";
  * an option whose name is one letter is a short option, "-o value"; a command
- * with --output and no -o of its own takes -o for it.
+ * with --output and no -o of its own takes -o for it. A string option given
+ * twice keeps its last value for cli_parse; cli_values lists them all, for
+ * the options that may repeat ("--study a --study b").
  */
 #ifndef PRESSO_CLI_H
 #define PRESSO_CLI_H
@@ -41,6 +43,12 @@ bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, int *exit_now);
  * exit code for it. */
 int cli_fail(const char *cmd, enum presso_status s);
 
+/* After a successful cli_parse: every value given for the string option
+ * `name`, in order, into out (room for max). Returns their number, or -1
+ * after printing a usage error when there are more than max. */
+int cli_values(const struct cli_cmd *cmd, int argc, char **argv, const char *name,
+	       const char **out, int max);
+
 /* Requires a string option; prints a usage error if it is missing. */
 bool cli_require(const struct cli_cmd *cmd, const char *name, const char *value);
 
@@ -53,5 +61,6 @@ int cmd_search(int argc, char **argv);
 int cmd_latency(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -7,6 +7,11 @@
  * The table and JSON also give the hypervolume against the reference point
  * (chance accuracy, FP32 size/BOPs/latency) and as a fraction of the box
  * between that point and the ideal one (100 %, 0 bytes, ...).
+ *
+ * --plot draws the front above the table in braille characters (termplot.h):
+ * accuracy against the first cost objective on a log scale, each front trial
+ * a "●" joined to the next, FP32's accuracy a dotted line, sized to the
+ * terminal.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
@@ -14,9 +19,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/termplot.h"
 #include "db/store.h"
+
+#define PLOT_ROWS 16        /* canvas lines: 64 dots of accuracy */
+#define PLOT_MIN_COLS 24
+#define PLOT_MAX_COLS 150
 
 #define N_COLS 10
 #define CELL_BYTES 48
@@ -225,10 +237,136 @@ static int print_json(const struct study_info *info, const enum store_objective 
 	return 0;
 }
 
+/* An objective's value as the plot shows it: size in KiB, the others as stored. */
+static double plot_value(const struct trial_metrics *m, enum store_objective o)
+{
+	switch (o) {
+	case OBJ_ACCURACY: return m->accuracy;
+	case OBJ_SIZE: return m->size_bytes > 0 ? (double)m->size_bytes / 1024.0 : NAN;
+	case OBJ_BOPS: return m->bops;
+	case OBJ_LATENCY: return m->latency_us;
+	case OBJ_COUNT: break;
+	}
+	return NAN;
+}
+
+static const char *plot_unit(enum store_objective o)
+{
+	static const char *const unit[OBJ_COUNT] = {"%", "KB", "BOPs", "us"};
+	return unit[o];
+}
+
+/* The terminal's width in columns: the window's on a terminal, else $COLUMNS,
+ * else 80. */
+static int terminal_cols(void)
+{
+	struct winsize ws;
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	const char *env = getenv("COLUMNS");
+	int n = env ? atoi(env) : 0;
+	return n > 0 ? n : 80;
+}
+
+struct plot_point {
+	double x, y;
+};
+
+static int by_x(const void *pa, const void *pb)
+{
+	const struct plot_point *a = pa, *b = pb;
+	return (a->x > b->x) - (a->x < b->x);
+}
+
+/* Draws the front (see the file's comment); 0, or 1 when out of memory. */
+static int print_plot(const struct study_info *info, const enum store_objective *objs, int n_objs,
+		      const struct pareto_result *r)
+{
+	/* y: accuracy when it is an objective (else the first); x: the first other */
+	int iy = 0;
+	for (int k = 0; k < n_objs; k++)
+		if (objs[k] == OBJ_ACCURACY)
+			iy = k;
+	int ix = iy == 0 ? 1 : 0;
+	enum store_objective ox = objs[ix], oy = objs[iy];
+	if (r->n_front == 0) {
+		printf("(no front to plot: no complete trial has both %s and %s)\n\n",
+		       store_objective_name(oy), store_objective_name(ox));
+		return 0;
+	}
+	struct plot_point *pt = malloc(sizeof *pt * (size_t)r->n_front);
+	if (!pt) {
+		fprintf(stderr, "presso pareto: out of memory\n");
+		return 1;
+	}
+	int n = 0;
+	for (int i = 0; i < r->n_front; i++) {
+		struct plot_point q = {plot_value(&r->front[i].metrics, ox),
+				       plot_value(&r->front[i].metrics, oy)};
+		if (isfinite(q.x) && q.x > 0 && isfinite(q.y))
+			pt[n++] = q;
+	}
+	qsort(pt, (size_t)n, sizeof *pt, by_x);
+	/* FP32: a dotted line at its accuracy. Its size stays out of the x range:
+	 * a front 10x smaller than FP32 would shrink to a corner. */
+	const struct baseline *b = &info->baseline;
+	bool fp_line = oy == OBJ_ACCURACY && isfinite(b->accuracy);
+	if (n == 0) {
+		free(pt);
+		printf("(no front to plot: no point has a positive %s)\n\n", store_objective_name(ox));
+		return 0;
+	}
+	double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
+	for (int i = 0; i < n; i++) {
+		x_lo = fmin(x_lo, pt[i].x);
+		x_hi = fmax(x_hi, pt[i].x);
+		y_lo = fmin(y_lo, pt[i].y);
+		y_hi = fmax(y_hi, pt[i].y);
+	}
+	if (fp_line) {
+		y_lo = fmin(y_lo, b->accuracy);
+		y_hi = fmax(y_hi, b->accuracy);
+	}
+	struct svg_scale xs = {x_lo, x_hi, true, 0, 1}, ys = {y_lo, y_hi, false, 0, 1};
+	svg_scale_nice(&xs, 6);
+	svg_scale_nice(&ys, 8);
+	int cols = terminal_cols() - TERMPLOT_LABEL_COLS - 2;
+	cols = cols < PLOT_MIN_COLS ? PLOT_MIN_COLS : cols > PLOT_MAX_COLS ? PLOT_MAX_COLS : cols;
+	struct termplot tp;
+	if (termplot_init(&tp, cols, PLOT_ROWS, xs.lo, xs.hi, 1, ys.lo, ys.hi) != PRESSO_OK) {
+		free(pt);
+		fprintf(stderr, "presso pareto: out of memory\n");
+		return 1;
+	}
+	if (fp_line)
+		termplot_hline(&tp, b->accuracy, 3);
+	for (int i = 0; i + 1 < n; i++)
+		termplot_line(&tp, pt[i].x, pt[i].y, pt[i + 1].x, pt[i + 1].y);
+	for (int i = 0; i < n; i++)
+		termplot_mark(&tp, pt[i].x, pt[i].y, "●");
+	char title[512], x_title[128];
+	char fp_text[96] = "";
+	if (fp_line)
+		snprintf(fp_text, sizeof fp_text, ", ⠂⠐⠂ FP32 accuracy (%.2f %%, %.1f KB)", b->accuracy,
+			 (double)b->size_bytes / 1024.0);
+	snprintf(title, sizeof title, "%s (%s) against %s (%s, log scale): ● the %d front trial%s%s",
+		 store_objective_name(oy), plot_unit(oy), store_objective_name(ox), plot_unit(ox),
+		 n, n == 1 ? "" : "s", fp_text);
+	snprintf(x_title, sizeof x_title, "%s (%s)", store_objective_name(ox), plot_unit(ox));
+	termplot_print(&tp, stdout, title, x_title, NULL, NULL);
+	if (n_objs > 2)
+		printf("(the front over %d objectives, seen along two of them)\n", n_objs);
+	printf("\n");
+	termplot_free(&tp);
+	free(pt);
+	return 0;
+}
+
 int cmd_pareto(int argc, char **argv)
 {
 	const char *db = NULL, *study = NULL, *objectives = "accuracy,size", *where = NULL;
 	const char *format = "table";
+	bool plot = false;
 	const struct cli_opt opts[] = {
 		{"db", CLI_STRING, "FILE", "the study database (opened read-only)", NULL, &db},
 		{"study", CLI_STRING, "NAME", "the study", NULL, &study},
@@ -240,6 +378,9 @@ int cmd_pareto(int argc, char **argv)
 		 NULL, &where},
 		{"format", CLI_STRING, "table|csv|json", "output format (default table)", NULL,
 		 &format},
+		{"plot", CLI_FLAG, NULL,
+		 "draw the front above the table in braille characters (table format only)", &plot,
+		 NULL},
 	};
 	const struct cli_cmd cmd = {
 		"pareto",
@@ -248,10 +389,12 @@ int cmd_pareto(int argc, char **argv)
 		"--where, with the hypervolume against (chance accuracy, FP32 size/BOPs/latency).\n"
 		"--where compares metrics (accuracy, test_accuracy, accuracy_drop, size_bytes,\n"
 		"size_kb, size_mb, ratio, bops, latency_us, latency_ms, mean_bits, mean_prune,\n"
-		"mean_rank, trial) with numbers, units kb/mb/us/ms, joined by and/or/not.",
+		"mean_rank, trial) with numbers, units kb/mb/us/ms, joined by and/or/not.\n"
+		"--plot draws the front in the terminal: accuracy against the first cost on a\n"
+		"log scale (a look over ssh; presso report makes the full picture).",
 		"--db FILE --study NAME [--objectives accuracy,size] [--where EXPR] "
-		"[--format table|csv|json]",
-		opts, 5};
+		"[--format table|csv|json] [--plot]",
+		opts, 6};
 	int rc;
 	if (!cli_parse(&cmd, argc, argv, &rc))
 		return rc;
@@ -260,6 +403,11 @@ int cmd_pareto(int argc, char **argv)
 	if (strcmp(format, "table") != 0 && strcmp(format, "csv") != 0 &&
 	    strcmp(format, "json") != 0) {
 		fprintf(stderr, "presso pareto: --format must be table, csv or json, not '%s'\n",
+			format);
+		return 2;
+	}
+	if (plot && strcmp(format, "table") != 0) {
+		fprintf(stderr, "presso pareto: --plot draws with the table format, not with --format %s\n",
 			format);
 		return 2;
 	}
@@ -285,7 +433,9 @@ int cmd_pareto(int argc, char **argv)
 	} else if (strcmp(format, "json") == 0) {
 		rc = print_json(&info, objs, n_objs, where, &r);
 	} else {
-		rc = print_table(&info, objs, n_objs, where, &r);
+		rc = plot ? print_plot(&info, objs, n_objs, &r) : 0;
+		if (rc == 0)
+			rc = print_table(&info, objs, n_objs, where, &r);
 	}
 	store_pareto_result_free(&r);
 	store_study_info_free(&info);
