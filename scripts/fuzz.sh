@@ -27,6 +27,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BUILD=$ROOT/build-fuzz
 HARNESSES=(onnx presso dataset config policy expr)
+# the first line of a report: sanitizers, libFuzzer (leak, timeout, OOM,
+# signal), a harness invariant, an always-on check of presso's
+REPORT_RE='ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer)|runtime error:|fuzz: invariant failed|presso: internal error|ALARM: working on the last Unit'
 
 usage() {
 	sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
@@ -61,6 +64,8 @@ run() {
 		"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$findings/" "${dict[@]}" "$@" \
 		"$corpus" "$seeds" >"$log" 2>&1 || rc=$?
+	# with -fork=1 -ignore_crashes=1 libFuzzer may exit 0 after crashes
+	if [ $rc -eq 0 ] && grep -qE "$REPORT_RE" "$log"; then rc=1; fi
 	# the last status line: "#N DONE cov: C ft: F corp: ... exec/s: E rss: R"
 	# (with -fork: "#N: cov: C ft: F corp: K exec/s E ...")
 	local last runs cov ft eps
@@ -79,7 +84,7 @@ run() {
 			"$log" | head -n 80)
 		if [ -n "$report" ]; then echo "$report" >&2; else tail -n 60 "$log" >&2; fi
 		echo "fuzz_$name: distinct reports (count, first line):" >&2
-		grep -E 'ERROR: |runtime error|fuzz: invariant|internal error|ALARM' "$log" |
+		grep -E "$REPORT_RE" "$log" |
 			sed -E 's/0x[0-9a-f]+/0x.../g; s/[0-9]{3,}/N/g' | sort | uniq -c | sort -rn | head -n 20 >&2 || true
 		echo "fuzz_$name: inputs saved in tests/fuzz/findings/$name/:" >&2
 		ls -t "$findings" | head -n 20 | sed 's/^/  /' >&2
