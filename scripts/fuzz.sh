@@ -110,6 +110,10 @@ esac
 name=$1 seconds=$2
 shift 2
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "fuzz: SECONDS must be a whole number" >&2; exit 2; }
+if [ "$name" != all ] && [[ " ${HARNESSES[*]} " != *" $name "* ]]; then
+	echo "fuzz: no harness '$name' (known: ${HARNESSES[*]}, or all)" >&2
+	exit 2
+fi
 build
 if [ "$name" = all ]; then
 	failed=()
