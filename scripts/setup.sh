@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# setup.sh - installs the Debian packages presso's build, tests and demo need.
+# setup.sh - installs the Debian packages presso's build, tests and demo need
+# (clang, its runtime libraries with libFuzzer, and its OpenMP for the fuzzers).
 # Idempotent and quiet when everything is already there. Needs root (or sudo)
 # only when something is missing.
 set -euo pipefail
@@ -9,6 +10,7 @@ PACKAGES=(
   libsqlite3-dev libcjson-dev libcriterion-dev zlib1g-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev liblapacke-dev
   dataset-fashion-mnist libonnx-testdata valgrind libxml2-dev
+  clang libclang-rt-dev libomp-dev
 )
 
 missing=()

@@ -2,7 +2,9 @@
 # test.sh - the README's test command: installs what is missing, builds presso
 # twice (Release with warnings as errors; AddressSanitizer + UndefinedBehavior-
 # Sanitizer) and runs the whole Criterion suite through ctest on each build,
-# and the main commands under valgrind (scripts/valgrind_check.sh).
+# the main commands under valgrind (scripts/valgrind_check.sh), then every
+# libFuzzer harness for FUZZ_SECONDS (30 by default; 0 skips) on its seed
+# corpus (scripts/fuzz.sh): a finding fails the command.
 # The layer check (every include points down, scripts/check_layers.sh) runs
 # first and again in every build.
 set -euo pipefail
@@ -24,3 +26,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPRESSO_WERROR=ON \
   -DPRESSO_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$JOBS"
 PRESSO_SANITIZED=1 ctest --test-dir build-asan --output-on-failure -j 1
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  echo "== fuzzing (clang, ASan + UBSan + libFuzzer), ${FUZZ_SECONDS}s per harness =="
+  bash scripts/fuzz.sh all "$FUZZ_SECONDS"
+fi

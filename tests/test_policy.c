@@ -1,6 +1,7 @@
 /* test_policy.c - policy JSON: shorthands, defaults and overrides, canonical
  * output, and every validation error naming its field. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +136,37 @@ Test(policy, prune_and_rank)
 	cr_assert_eq(policy_rank_of(&LAYERS[1], p->layers[1].rank), 4);
 	cr_assert_eq(policy_full_rank(&LAYERS[1]), 16);
 	cr_assert_eq(policy_full_rank(&LAYERS[0]), 6);
+	policy_free(p);
+}
+
+/* cJSON prints a double with 15 significant digits whenever they come within
+ * DBL_EPSILON of it, which is not always the same double: found by
+ * tests/fuzz/fuzz_policy.c (prune 0.9111111111111111 came back one ulp off). */
+Test(policy, to_json_round_trips_every_double)
+{
+	struct layer_policy lp = policy_default_layer();
+	lp.prune = nextafter(0.5, 1.0);  /* 0.50000000000000011: 17 digits */
+	lp.rank = nextafter(0.3, 0.0);   /* 0.29999999999999993 */
+	struct policy *p;
+	cr_assert_eq(policy_uniform(&lp, N_LAYERS, &p), PRESSO_OK);
+	p->layers[1].prune = 0.9111111111111111;
+	p->layers[2].rank = 1.0 / 3.0;
+	char *text = policy_to_json(p, LAYERS);
+	struct policy *q = parse_ok(text);
+	for (int i = 0; i < N_LAYERS; i++)
+		cr_assert(p->layers[i].prune == q->layers[i].prune &&
+				  p->layers[i].rank == q->layers[i].rank,
+			  "layer %d: prune %.17g rank %.17g came back as %.17g, %.17g from %s", i,
+			  p->layers[i].prune, p->layers[i].rank, q->layers[i].prune,
+			  q->layers[i].rank, text);
+	free(text);
+	policy_free(p);
+	policy_free(q);
+	/* values cJSON already wrote exactly keep their short form */
+	p = parse_ok("{\"default\": {\"prune\": 0.25, \"rank\": 0.5}}");
+	text = policy_to_json(p, LAYERS);
+	cr_assert(strstr(text, "0.25") && strstr(text, "0.5") && !strstr(text, "0.2500"), "%s", text);
+	free(text);
 	policy_free(p);
 }
 

@@ -227,6 +227,19 @@ enum presso_status policy_load(const char *path_or_shorthand, const struct layer
 	return s;
 }
 
+/* A number written so that it reads back as the same double: cJSON prints 15
+ * significant digits whenever they come within DBL_EPSILON of the value, which
+ * can be the neighbouring double (0.50000000000000011 would come back as 0.5).
+ * Integers and values 15 digits hold exactly read as cJSON writes them. */
+static void add_exact_number(cJSON *o, const char *key, double v)
+{
+	char buf[32];
+	snprintf(buf, sizeof buf, "%.15g", v);
+	if (strtod(buf, NULL) != v)
+		snprintf(buf, sizeof buf, "%.17g", v);
+	cJSON_AddRawToObject(o, key, buf);
+}
+
 static void add_fields(cJSON *o, const struct layer_policy *lp, const struct layer_policy *base)
 {
 	if (!base || lp->bits != base->bits)
@@ -236,12 +249,12 @@ static void add_fields(cJSON *o, const struct layer_policy *lp, const struct lay
 	if (!base || lp->bias_correction != base->bias_correction)
 		cJSON_AddBoolToObject(o, "bias_correction", lp->bias_correction);
 	if (!base || lp->prune != base->prune)
-		cJSON_AddNumberToObject(o, "prune", lp->prune);
+		add_exact_number(o, "prune", lp->prune);
 	if (!base || lp->prune_kind != base->prune_kind)
 		cJSON_AddStringToObject(o, "prune_kind",
 					lp->prune_kind == PRUNE_STRUCTURED ? "structured" : "unstructured");
 	if (!base || lp->rank != base->rank)
-		cJSON_AddNumberToObject(o, "rank", lp->rank);
+		add_exact_number(o, "rank", lp->rank);
 }
 
 char *policy_to_json(const struct policy *p, const struct layer *layers)
