@@ -710,7 +710,10 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			}
 			for (int qa = 0; qa < 256; qa++)
 				for (int qb = 0; qb < 256; qb++) {
-					int32_t r = q31_requantize(ta[qa] + tb[qb], mo, so) + o->zero;
+					/* in int64: a saturated requantization plus the
+					 * zero point must clamp, not overflow */
+					int64_t r = (int64_t)q31_requantize(ta[qa] + tb[qb], mo, so) +
+						    o->zero;
 					st->add_lut[qa * 256 + qb] =
 						(uint8_t)(r < st->lo ? st->lo : r > st->hi ? st->hi : r);
 				}

@@ -1,0 +1,102 @@
+/* test_fuzz_regressions.c - every input the fuzzers (tests/fuzz/) once broke
+ * presso with, kept in tests/fuzz/regressions/{onnx,presso}/ and run again
+ * through the loader and the engine the harness drives: each is refused with a
+ * message or loads and runs. In the sanitizer build an overflow or a bad
+ * access aborts the test, so a defect that returns is caught in CI, not only
+ * by the next fuzzing run.
+ *
+ *   onnx/reshape-shape-overflow.onnx          Reshape whose target shape's
+ *       product wrapped to 784 (signed overflow in shape inference, then a
+ *       crash in the FP32 engine): refused at load, naming the node.
+ *   presso/q31-add-output-scale-overflow.presso  an Add whose output scale is
+ *       tiny next to its inputs': the Q31 table's requantized sum plus the
+ *       zero point overflowed int32 while the model was built.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/presso_file.h"
+#include "model/engine.h"
+#include "model/graph.h"
+#include "quant/qengine.h"
+#include "tests/fixtures.h"
+
+/* The regression files of one kind; *n set; free each and the list. */
+static char **files_of(const char *kind, const char *ext, int *n)
+{
+	char dir[1024];
+	snprintf(dir, sizeof dir, "%s", fx_src("tests/fuzz/regressions"));
+	strncat(dir, "/", sizeof dir - strlen(dir) - 1);
+	strncat(dir, kind, sizeof dir - strlen(dir) - 1);
+	DIR *d = opendir(dir);
+	cr_assert_not_null(d, "%s", dir);
+	char **list = NULL;
+	*n = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		size_t len = strlen(e->d_name), el = strlen(ext);
+		if (len <= el || strcmp(e->d_name + len - el, ext) != 0)
+			continue;
+		list = realloc(list, sizeof *list * (size_t)(*n + 1));
+		list[*n] = malloc(strlen(dir) + len + 2);
+		sprintf(list[*n], "%s/%s", dir, e->d_name);
+		(*n)++;
+	}
+	closedir(d);
+	cr_assert_gt(*n, 0, "no %s regression files in %s", ext, dir);
+	return list;
+}
+
+Test(fuzz_regressions, onnx_inputs_are_refused_or_run)
+{
+	int n;
+	char **files = files_of("onnx", ".onnx", &n);
+	for (int i = 0; i < n; i++) {
+		struct graph *g = NULL;
+		enum presso_status s = graph_load_onnx(files[i], &g);
+		if (s != PRESSO_OK) {
+			cr_assert_null(g);
+			cr_assert(strlen(status_msg()) > 0, "%s: refused without a message", files[i]);
+			cr_assert_eq(status_exit_code(s), 2, "%s: %s", files[i], status_msg());
+		} else {
+			struct engine *e = NULL;
+			cr_assert_eq(engine_create(g, 1, &e), PRESSO_OK, "%s: %s", files[i],
+				     status_msg());
+			engine_free(e);
+			graph_free(g);
+		}
+		free(files[i]);
+	}
+	free(files);
+}
+
+Test(fuzz_regressions, presso_inputs_are_refused_or_run)
+{
+	int n;
+	char **files = files_of("presso", ".presso", &n);
+	for (int i = 0; i < n; i++) {
+		struct graph *g = NULL;
+		struct qmodel *m = NULL;
+		enum presso_status s = presso_file_load(files[i], q8_isa_best(), &g, &m);
+		if (s != PRESSO_OK) {
+			cr_assert(g == NULL && m == NULL);
+			cr_assert_eq(status_exit_code(s), 2, "%s: %s", files[i], status_msg());
+		} else {
+			struct qengine *e = NULL;
+			cr_assert_eq(qengine_create(m, 1, &e), PRESSO_OK, "%s", status_msg());
+			for (int k = 0; k < g->n_inputs; k++)
+				memset(qengine_input(e, k), 0,
+				       sizeof(float) *
+					       (size_t)shape_numel(&g->values[g->inputs[k]].shape));
+			cr_assert_eq(qengine_run(e, 1), PRESSO_OK, "%s: %s", files[i], status_msg());
+			qengine_free(e);
+			qmodel_free(m);
+			graph_free(g);
+		}
+		free(files[i]);
+	}
+	free(files);
+}
