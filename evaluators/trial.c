@@ -44,8 +44,8 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 				     cfg->data.n_valid, &c->calib, &c->valid)) ||
 	    (s = split_range(c->test->n, cfg->data.n_test, &c->test_split)))
 		goto fail;
-	enum input_layout layout;
-	if ((s = feed_check(c->g, c->train, &layout)) != PRESSO_OK)
+	struct feed feed;
+	if ((s = feed_check(c->g, c->train, &feed)) != PRESSO_OK)
 		goto fail;
 	c->n_classes = c->train->n_classes;
 	if ((s = quant_pipeline_init(&c->pipe, cfg, c->g, c->train, &c->calib, verbose)))

@@ -730,7 +730,9 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 		goto fail;
 	format_shape(&ih, shape, sizeof shape);
 	int64_t c, hh, ww;
-	if (ih.ndim == 3) {
+	if (ih.ndim == 2) {
+		c = 1, hh = 1, ww = ih.shape[1]; /* feature vectors: one row of w values */
+	} else if (ih.ndim == 3) {
 		c = 1, hh = ih.shape[1], ww = ih.shape[2];
 	} else if (ih.ndim == 4 && !channels_last) {
 		c = ih.shape[1], hh = ih.shape[2], ww = ih.shape[3];
@@ -738,7 +740,7 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 		hh = ih.shape[1], ww = ih.shape[2], c = ih.shape[3];
 	} else {
 		st = status_fail(PRESSO_E_UNSUPPORTED,
-				 "%s: images have shape (%s); expected [n, h, w] or %s", images_path,
+				 "%s: images have shape (%s); expected [n, d], [n, h, w] or %s", images_path,
 				 shape, channels_last ? "[n, h, w, c]" : "[n, c, h, w]");
 		goto fail;
 	}

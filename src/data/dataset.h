@@ -44,8 +44,8 @@ struct normalize {
 enum presso_status dataset_load_idx(const char *images_path, const char *labels_path,
 				    struct dataset **out);
 
-/* Loads NPY images (uint8 or float32, C order; [n,h,w], or [n,c,h,w] / [n,h,w,c]
- * as channels_last says; 1..DATASET_MAX_CHANNELS channels; finite values) and NPY
+/* Loads NPY images (uint8 or float32, C order; [n,d] (vectors, held as 1 x d
+ * images), [n,h,w], or [n,c,h,w] / [n,h,w,c] as channels_last says; 1..DATASET_MAX_CHANNELS channels; finite values) and NPY
  * labels (any integer dtype, [n] or [n,1]), each raw or gzip-compressed, with the
  * same exact-length checks as IDX. Labels must be >= 0. The caller frees *out. */
 enum presso_status dataset_load_npy(const char *images_path, const char *labels_path,
