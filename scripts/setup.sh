@@ -8,6 +8,7 @@ PACKAGES=(
   gcc make cmake pkg-config
   libsqlite3-dev libcjson-dev libcriterion-dev zlib1g-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev liblapacke-dev
+  libpng-dev libjpeg62-turbo-dev
   dataset-fashion-mnist libonnx-testdata valgrind
 )
 

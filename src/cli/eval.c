@@ -131,7 +131,7 @@ static int eval_presso(const struct config *cfg, const char *path, const char *s
 	enum presso_status s = presso_file_load(path, isa, &g, &qm);
 	if (s != PRESSO_OK)
 		goto fail;
-	if ((s = trial_load_dataset(cfg, on_test, &ds)) != PRESSO_OK)
+	if ((s = trial_load_dataset(cfg, on_test, g, &ds)) != PRESSO_OK)
 		goto fail;
 	if (on_test)
 		s = split_range(ds->n, cfg->data.n_test, &test_sp);
@@ -302,14 +302,14 @@ int cmd_eval(int argc, char **argv)
 		goto fail;
 	bool on_test = strcmp(split_name, "test") == 0;
 	if (!on_test || pol) {
-		if ((s = trial_load_dataset(cfg, false, &train)) != PRESSO_OK)
+		if ((s = trial_load_dataset(cfg, false, g, &train)) != PRESSO_OK)
 			goto fail;
 		if ((s = dataset_make_splits(train->n, cfg->data.seed, cfg->data.n_calib,
 					     cfg->data.n_valid, &calib_sp, &valid_sp)) != PRESSO_OK)
 			goto fail;
 	}
 	if (on_test) {
-		if ((s = trial_load_dataset(cfg, true, &test)) != PRESSO_OK)
+		if ((s = trial_load_dataset(cfg, true, g, &test)) != PRESSO_OK)
 			goto fail;
 		if ((s = split_range(test->n, cfg->data.n_test, &test_sp)) != PRESSO_OK)
 			goto fail;

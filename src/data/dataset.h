@@ -51,6 +51,36 @@ enum presso_status dataset_load_idx(const char *images_path, const char *labels_
 enum presso_status dataset_load_npy(const char *images_path, const char *labels_path,
 				    bool channels_last, struct dataset **out);
 
+/* ---- image folders (image_folder.c) ---------------------------------------
+ *
+ * A folder with one subfolder per class (the layout of torchvision's
+ * ImageFolder): the sorted class names are the labels 0, 1, ...; each class's
+ * .png, .jpg and .jpeg files (any case; in its subfolders too), in the order of
+ * their folder path, then name, are its images. Every image is decoded on load
+ * (libpng, libjpeg), converted, resized and cropped as folder_opts says, and
+ * kept as uint8 [h, w, c]: the whole dataset is in memory, n * h * w * c bytes.
+ */
+
+enum folder_channels { FOLDER_RGB, FOLDER_BGR, FOLDER_GRAY, FOLDER_CHANNELS_COUNT };
+
+struct folder_opts {
+	int resize;         /* the shorter side to this many pixels (image_folder.c
+			       gives the filter); 0: no resize */
+	int crop_h, crop_w; /* the centre crop; 0: none (every image must then come
+			       out the same size) */
+	enum folder_channels channels; /* RGB, BGR, or gray (BT.601 luma) */
+};
+
+/* Loads the image folder dir. Its classes are its own subfolders, or, when
+ * classes_dir is given (the training folder, for the test folder), the
+ * subfolders of classes_dir: then every class of dir must be one of those, so
+ * the two folders' labels agree. Errors name the folder or the file: a corrupt
+ * or truncated image (PRESSO_E_FORMAT), a CMYK JPEG (PRESSO_E_UNSUPPORTED), a
+ * class folder without images, an image smaller than the crop, images of
+ * different sizes without a crop. The caller frees *out with dataset_free(). */
+enum presso_status dataset_load_folder(const char *dir, const char *classes_dir,
+				       const struct folder_opts *opt, struct dataset **out);
+
 /* Frees a dataset; NULL is a no-op. */
 void dataset_free(struct dataset *ds);
 

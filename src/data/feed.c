@@ -70,6 +70,27 @@ enum presso_status feed_check(const struct graph *g, const struct dataset *ds, s
 	return PRESSO_OK;
 }
 
+bool feed_input_image(const struct graph *g, int *c, int *h, int *w)
+{
+	if (g->n_inputs < 1)
+		return false;
+	const struct shape *s = &g->values[g->inputs[0]].shape;
+	/* dimensions of a loaded graph fit in an int (graph.h) */
+	if (s->n_dims == 4 && s->dims[1] >= 1 && s->dims[1] <= DATASET_MAX_CHANNELS) {
+		*c = (int)s->dims[1], *h = (int)s->dims[2], *w = (int)s->dims[3];
+		return true;
+	}
+	if (s->n_dims == 4 && s->dims[3] >= 1 && s->dims[3] <= DATASET_MAX_CHANNELS) {
+		*h = (int)s->dims[1], *w = (int)s->dims[2], *c = (int)s->dims[3];
+		return true;
+	}
+	if (s->n_dims == 3) {
+		*c = 1, *h = (int)s->dims[1], *w = (int)s->dims[2];
+		return true;
+	}
+	return false;
+}
+
 int feed_run_images(const struct feed *f, int batch)
 {
 	return f->fixed_batch ? f->fixed_batch : batch;

@@ -20,6 +20,7 @@
 #ifndef PRESSO_FEED_H
 #define PRESSO_FEED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "data/dataset.h"
@@ -42,6 +43,12 @@ enum presso_status feed_check(const struct graph *g, const struct dataset *ds, s
  * graph does not run at batch 2), or 0 when its batch is dynamic or g has no
  * input. */
 int feed_fixed_batch(const struct graph *g);
+
+/* The image g's first input takes: channels, height and width from a
+ * [N,C,H,W] input with C in 1..DATASET_MAX_CHANNELS, else [N,H,W,C] with C in
+ * that range, or [N,H,W] (one channel). False for any other input (a
+ * flattened [N,D] one). */
+bool feed_input_image(const struct graph *g, int *c, int *h, int *w);
 
 /* Images one engine run holds when the caller wants `batch` per run. */
 int feed_run_images(const struct feed *f, int batch);
