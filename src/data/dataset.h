@@ -81,6 +81,20 @@ struct folder_opts {
 enum presso_status dataset_load_folder(const char *dir, const char *classes_dir,
 				       const struct folder_opts *opt, struct dataset **out);
 
+/* ---- NPY tensors, for presso run ------------------------------------------ */
+
+/* Loads an NPY array (float32 or uint8, converted to float; C order; 1..max_dims
+ * dimensions, none 0; finite values), raw or gzip, with the dataset loaders'
+ * exact-length checks: its shape into dims[0..*n_dims-1], its values into a new
+ * buffer *data (free() it). Errors name the file. */
+enum presso_status dataset_load_npy_tensor(const char *path, int max_dims, int64_t *dims,
+					   int *n_dims, float **data);
+
+/* Writes an array as an NPY 1.0 file of little-endian float32 ('<f4'), C order,
+ * atomically (base/fileio.h); at most 32 dimensions. */
+enum presso_status dataset_save_npy_tensor(const char *path, const int64_t *dims, int n_dims,
+					   const float *data);
+
 /* Frees a dataset; NULL is a no-op. */
 void dataset_free(struct dataset *ds);
 
