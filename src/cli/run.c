@@ -468,8 +468,9 @@ int cmd_run(int argc, char **argv)
 		"(one row per item of the batch). The model runs in presso's FP32 engine\n"
 		"(an .onnx file), or in its INT8 engine (a .presso file, or an .onnx file with\n"
 		"--policy, calibrated on --config's calibration split).\n"
-		"The input is an NPY array of float32 (or uint8) whose first dimension is the\n"
-		"batch (a model with a fixed batch B takes a multiple of B), or an ONNX\n"
+		"The input is an NPY array of float32 (or uint8), fed as it is (normalise it\n"
+		"first), whose first dimension is the batch (a model with a fixed batch B\n"
+		"takes a multiple of B), or an ONNX\n"
 		"test_data_set_N folder: input_0.pb, ... and the expected output_0.pb, ...\n"
 		"Given expected outputs, prints the largest absolute and relative errors and\n"
 		"exits 0 when every value is within atol + rtol x |expected|, 1 otherwise.",

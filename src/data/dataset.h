@@ -1,4 +1,5 @@
-/* dataset.h - image classification datasets: IDX (raw or gzip) and NPY files.
+/* dataset.h - image classification datasets: IDX (raw or gzip) and NPY files,
+ * and folders of PNG/JPEG images (image_folder.c).
  *
  * A dataset keeps its pixels as stored (uint8 or float32, one image after the
  * other in its file's layout) and its labels as int32. Normalisation happens when
