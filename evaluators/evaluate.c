@@ -70,15 +70,17 @@ enum presso_status eval_accuracy(const struct eval_model *m, const struct datase
 				 int batch, int threads, struct eval_result *out)
 {
 	memset(out, 0, sizeof *out);
-	enum input_layout layout;
-	enum presso_status s = feed_check(m->g, ds, &layout);
+	struct feed f;
+	enum presso_status s = feed_check(m->g, ds, &f);
 	if (s != PRESSO_OK)
 		return s;
 	if (batch < 1)
 		batch = 1;
 	if (threads < 1)
 		threads = 1;
-	int64_t n_batches = (split->n + batch - 1) / batch;
+	/* images per run: the batch, or the model's fixed batch */
+	const int per_run = feed_run_images(&f, batch);
+	int64_t n_batches = (split->n + per_run - 1) / per_run;
 	if (threads > n_batches)
 		threads = n_batches > 0 ? (int)n_batches : 1;
 	int64_t correct = 0;
@@ -88,23 +90,23 @@ enum presso_status eval_accuracy(const struct eval_model *m, const struct datase
 #pragma omp parallel num_threads(threads) reduction(+ : correct)
 	{
 		struct runner r;
-		int32_t *labels = malloc(sizeof(int32_t) * (size_t)batch);
-		enum presso_status ts = runner_create(m, batch, &r);
+		int32_t *labels = malloc(sizeof(int32_t) * (size_t)per_run);
+		enum presso_status ts = runner_create(m, feed_engine_batch(&f, per_run), &r);
 		if (ts == PRESSO_OK && !labels)
 			ts = status_fail(PRESSO_E_NOMEM, "out of memory");
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t b = 0; b < n_batches; b++) {
 			if (ts != PRESSO_OK)
 				continue;
-			int64_t start = b * batch;
-			int n = (int)(split->n - start < batch ? split->n - start : batch);
-			dataset_get_batch(ds, norm, split->indices + start, n, layout == LAYOUT_NHWC,
-					  runner_input(&r), labels);
-			ts = runner_run(&r, n);
+			int64_t start = b * per_run;
+			int n = (int)(split->n - start < per_run ? split->n - start : per_run);
+			feed_batch(&f, ds, norm, split->indices + start, n, runner_input(&r), labels);
+			ts = runner_run(&r, feed_engine_batch(&f, n));
 			if (ts != PRESSO_OK)
 				continue;
 			struct shape os;
 			const float *logits = runner_output(&r, &os);
+			/* the first n rows: a padded run's others repeat its images */
 			correct += count_correct(logits, os.dims[1], labels, n);
 		}
 		if (ts != PRESSO_OK) {
@@ -130,26 +132,28 @@ enum presso_status eval_accuracy(const struct eval_model *m, const struct datase
 	return PRESSO_OK;
 }
 
-/* A runner for one batch filled with the first images of ds. */
+/* A runner for one run of `images` images (the model's fixed batch, if it has
+ * one), filled with the first images of ds and run once; *f gets the feed. */
 static enum presso_status prepared_runner(const struct eval_model *m, const struct dataset *ds,
-					  const struct normalize *norm, int batch, struct runner *r)
+					  const struct normalize *norm, int images,
+					  struct feed *f, struct runner *r)
 {
-	enum input_layout layout;
-	enum presso_status s = feed_check(m->g, ds, &layout);
+	enum presso_status s = feed_check(m->g, ds, f);
 	if (s != PRESSO_OK)
 		return s;
-	if ((s = runner_create(m, batch, r)) != PRESSO_OK)
+	images = feed_run_images(f, images);
+	if ((s = runner_create(m, feed_engine_batch(f, images), r)) != PRESSO_OK)
 		return s;
-	int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch);
+	int64_t *idx = malloc(sizeof(int64_t) * (size_t)images);
 	if (!idx) {
 		runner_free(r);
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
 	}
-	for (int i = 0; i < batch; i++)
+	for (int i = 0; i < images; i++)
 		idx[i] = i % ds->n;
-	dataset_get_batch(ds, norm, idx, batch, layout == LAYOUT_NHWC, runner_input(r), NULL);
+	feed_batch(f, ds, norm, idx, images, runner_input(r), NULL);
 	free(idx);
-	if ((s = runner_run(r, batch)) != PRESSO_OK) /* warm-up */
+	if ((s = runner_run(r, feed_engine_batch(f, images))) != PRESSO_OK) /* warm-up */
 		runner_free(r);
 	return s;
 }
@@ -160,21 +164,30 @@ enum presso_status eval_throughput(const struct eval_model *m, const struct data
 {
 	*images_per_s = 0;
 	struct runner r;
-	enum presso_status s = prepared_runner(m, ds, norm, batch, &r);
+	struct feed f;
+	if (batch < 1)
+		batch = 1;
+	enum presso_status s = prepared_runner(m, ds, norm, batch, &f, &r);
 	if (s != PRESSO_OK)
 		return s;
+	/* a model with a fixed batch B takes the batch in ceil(batch / B) runs */
+	const int per_run = feed_run_images(&f, batch);
+	const int runs_per_batch = (batch + per_run - 1) / per_run;
+	const int engine_batch = feed_engine_batch(&f, per_run);
 	int64_t runs = 0;
 	double t0 = now_s(), t = t0;
 	do {
-		if ((s = runner_run(&r, batch)) != PRESSO_OK)
+		for (int k = 0; k < runs_per_batch && s == PRESSO_OK; k++)
+			s = runner_run(&r, engine_batch);
+		if (s != PRESSO_OK)
 			break;
-		runs++;
+		runs += runs_per_batch;
 		t = now_s();
 	} while (t - t0 < min_seconds || runs < 3);
 	runner_free(&r);
 	if (s != PRESSO_OK)
 		return s;
-	*images_per_s = (double)(runs * batch) / (t - t0);
+	*images_per_s = (double)(runs * per_run) / (t - t0);
 	return PRESSO_OK;
 }
 
@@ -191,7 +204,8 @@ enum presso_status eval_latency(const struct eval_model *m, const struct dataset
 	if (n_runs < 1)
 		n_runs = 1;
 	struct runner r;
-	enum presso_status s = prepared_runner(m, ds, norm, 1, &r);
+	struct feed f;
+	enum presso_status s = prepared_runner(m, ds, norm, 1, &f, &r);
 	if (s != PRESSO_OK)
 		return s;
 	double *t = malloc(sizeof(double) * (size_t)n_runs);
@@ -201,7 +215,7 @@ enum presso_status eval_latency(const struct eval_model *m, const struct dataset
 	}
 	for (int i = 0; i < n_runs && s == PRESSO_OK; i++) {
 		double t0 = now_s();
-		s = runner_run(&r, 1);
+		s = runner_run(&r, feed_engine_batch(&f, 1));
 		t[i] = (now_s() - t0) * 1e6;
 	}
 	runner_free(&r);

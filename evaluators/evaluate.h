@@ -5,6 +5,8 @@
  * are spread over `threads` OpenMP threads, one engine per thread sharing the
  * read-only model; kernels stay single-threaded inside a worker. Correct counts
  * are summed at the end, so results do not depend on the number of threads.
+ * A model with a fixed batch B runs B images per run whatever `batch` says
+ * (feed.h): a short last run is padded and its extra outputs not counted.
  */
 #ifndef PRESSO_EVALUATE_H
 #define PRESSO_EVALUATE_H
@@ -36,12 +38,14 @@ enum presso_status eval_accuracy(const struct eval_model *m, const struct datase
 				 int batch, int threads, struct eval_result *out);
 
 /* Images per second at one batch size on one thread, over at least min_seconds
- * (inputs drawn from ds). */
+ * (inputs drawn from ds). A model with a fixed batch B takes a batch in
+ * ceil(batch / B) runs of B images. */
 enum presso_status eval_throughput(const struct eval_model *m, const struct dataset *ds,
 				   const struct normalize *norm, int batch, double min_seconds,
 				   double *images_per_s);
 
-/* Batch-1 latency on one thread: the median of n_runs runs (after a warm-up). */
+/* Batch-1 latency on one thread: the median of n_runs runs (after a warm-up).
+ * For a model with a fixed batch B > 1 a run holds B images. */
 enum presso_status eval_latency(const struct eval_model *m, const struct dataset *ds,
 				const struct normalize *norm, int n_runs, double *latency_us);
 

@@ -92,19 +92,21 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* A batch-1 engine for q, its input filled with the dataset's first image. */
+/* A batch-1 engine for q, its input filled with the dataset's first image (a
+ * model with a fixed batch B: B copies of it, one run; its engine batch is 1
+ * too, feed.h). */
 static enum presso_status fed_engine(const struct graph *g, const struct qmodel *q,
 				     const struct dataset *ds, const struct normalize *norm,
 				     struct qengine **e)
 {
-	enum input_layout layout;
-	enum presso_status s = feed_check(g, ds, &layout);
+	struct feed f;
+	enum presso_status s = feed_check(g, ds, &f);
 	if (s == PRESSO_OK)
-		s = qengine_create(q, 1, e);
+		s = qengine_create(q, feed_engine_batch(&f, 1), e);
 	if (s != PRESSO_OK)
 		return s;
 	int64_t idx = 0;
-	dataset_get_batch(ds, norm, &idx, 1, layout == LAYOUT_NHWC, qengine_input(*e, 0), NULL);
+	feed_batch(&f, ds, norm, &idx, 1, qengine_input(*e, 0), NULL);
 	return PRESSO_OK;
 }
 

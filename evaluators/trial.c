@@ -11,14 +11,55 @@
 
 #define BASELINE_LATENCY_RUNS 51
 
-enum presso_status trial_load_dataset(const struct config *cfg, bool test, struct dataset **ds)
+/* The folder options of cfg, the model's input filling what it leaves out:
+ * the crop (the input's height and width) and the channels (gray for one
+ * channel, else RGB). */
+static enum presso_status folder_options(const struct config *cfg, const struct graph *g,
+					 struct folder_opts *o)
+{
+	const struct data_config *d = &cfg->data;
+	int c = 0, h = 0, w = 0;
+	bool image = g && feed_input_image(g, &c, &h, &w);
+	*o = (struct folder_opts){.resize = d->resize, .crop_h = d->crop_h, .crop_w = d->crop_w,
+				  .channels = FOLDER_RGB};
+	if (!o->crop_h && image) {
+		o->crop_h = h;
+		o->crop_w = w;
+	}
+	if (d->channels >= 0) {
+		o->channels = (enum folder_channels)d->channels;
+	} else if (image && c == 1) {
+		o->channels = FOLDER_GRAY;
+	} else if (image && c != 3) {
+		return status_fail(PRESSO_E_CONFIG,
+				   "data.channels: the model takes %d channels, and an image "
+				   "folder gives 3 (\"rgb\", \"bgr\") or 1 (\"gray\")",
+				   c);
+	}
+	return PRESSO_OK;
+}
+
+enum presso_status trial_load_dataset(const struct config *cfg, bool test, const struct graph *g,
+				      struct dataset **ds)
 {
 	const struct data_config *d = &cfg->data;
 	const char *images = test ? d->test_images : d->train_images;
 	const char *labels = test ? d->test_labels : d->train_labels;
-	enum presso_status s = strcmp(d->format, "npy") == 0
-				       ? dataset_load_npy(images, labels, d->channels_last, ds)
-				       : dataset_load_idx(images, labels, ds);
+	enum presso_status s;
+	*ds = NULL;
+	if (strcmp(d->format, "folder") == 0) {
+		struct folder_opts o;
+		s = folder_options(cfg, g, &o);
+		if (s == PRESSO_OK)
+			s = dataset_load_folder(test ? d->test_dir : d->train_dir, d->train_dir, &o,
+						ds);
+		if (s == PRESSO_E_CONFIG && cfg->path && *cfg->path)
+			status_wrap(s, "%s", cfg->path);
+	} else {
+		s = strcmp(d->format, "npy") == 0
+			    ? dataset_load_npy(images, labels, d->channels_last, ds)
+			    : dataset_load_idx(images, labels, ds);
+	}
 	if (s == PRESSO_OK && (s = dataset_check_normalize(*ds, &d->norm)) != PRESSO_OK) {
 		dataset_free(*ds);
 		*ds = NULL;
@@ -38,14 +79,14 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 	enum presso_status s;
 	if ((s = graph_load_onnx(cfg->model_path, &c->g)) ||
 	    (s = graph_layers(c->g, &c->layers, &c->n_layers)) ||
-	    (s = trial_load_dataset(cfg, false, &c->train)) ||
-	    (s = trial_load_dataset(cfg, true, &c->test)) ||
+	    (s = trial_load_dataset(cfg, false, c->g, &c->train)) ||
+	    (s = trial_load_dataset(cfg, true, c->g, &c->test)) ||
 	    (s = dataset_make_splits(c->train->n, cfg->data.seed, cfg->data.n_calib,
 				     cfg->data.n_valid, &c->calib, &c->valid)) ||
 	    (s = split_range(c->test->n, cfg->data.n_test, &c->test_split)))
 		goto fail;
-	enum input_layout layout;
-	if ((s = feed_check(c->g, c->train, &layout)) != PRESSO_OK)
+	struct feed feed;
+	if ((s = feed_check(c->g, c->train, &feed)) != PRESSO_OK)
 		goto fail;
 	c->n_classes = c->train->n_classes;
 	if ((s = quant_pipeline_init(&c->pipe, cfg, c->g, c->train, &c->calib, verbose)))

@@ -90,8 +90,11 @@ struct study_ctx {
 
 /* Loads the training set (test = false) or the test set of a config, in its
  * format, and checks its normalisation (errors about it name the config file).
- * The caller frees *ds; it is NULL on failure. */
-enum presso_status trial_load_dataset(const struct config *cfg, bool test, struct dataset **ds);
+ * g is the model the images are for (may be NULL): an image folder takes the
+ * crop and the channels the config leaves out from its input. The caller frees
+ * *ds; it is NULL on failure. */
+enum presso_status trial_load_dataset(const struct config *cfg, bool test, const struct graph *g,
+				      struct dataset **ds);
 
 /* Loads the model and data of cfg, calibrates, and measures the FP32 baseline
  * (progress lines on stderr when `verbose`). The config must outlive the

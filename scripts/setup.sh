@@ -9,6 +9,7 @@ PACKAGES=(
   gcc make cmake pkg-config
   libsqlite3-dev libcjson-dev libcriterion-dev zlib1g-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev liblapacke-dev
+  libpng-dev libjpeg62-turbo-dev
   dataset-fashion-mnist libonnx-testdata valgrind libxml2-dev
   clang libclang-rt-dev libomp-dev
 )

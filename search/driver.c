@@ -220,14 +220,17 @@ static bool claim(void *ctx, const uint8_t *genome)
 static char *dataset_text(const struct config *cfg)
 {
 	const struct data_config *dc = &cfg->data;
-	size_t n = strlen(dc->train_images) + strlen(dc->test_images) + 256;
+	/* an image folder's paths are its folders */
+	const char *train = dc->train_images ? dc->train_images : dc->train_dir;
+	const char *test = dc->test_images ? dc->test_images : dc->test_dir;
+	size_t n = strlen(train) + strlen(test) + 256;
 	char *t = malloc(n);
 	if (t)
 		snprintf(t, n,
 			 "%s: train %s (calibration %lld, validation %lld, seed %llu); test %s "
 			 "(%lld)",
-			 dc->format, dc->train_images, (long long)dc->n_calib, (long long)dc->n_valid,
-			 (unsigned long long)dc->seed, dc->test_images, (long long)dc->n_test);
+			 dc->format, train, (long long)dc->n_calib, (long long)dc->n_valid,
+			 (unsigned long long)dc->seed, test, (long long)dc->n_test);
 	return t;
 }
 

@@ -97,7 +97,7 @@ enum presso_status lut_for_config(const struct config *cfg, int runs, bool verbo
 	if ((s = graph_load_onnx(cfg->model_path, &r->g)) ||
 	    (s = graph_layers(r->g, &r->layers, &r->n_layers)) ||
 	    (s = space_parse(cfg->json, r->layers, r->n_layers, &r->sp)) ||
-	    (s = trial_load_dataset(cfg, false, &train)) ||
+	    (s = trial_load_dataset(cfg, false, r->g, &train)) ||
 	    (s = dataset_make_splits(train->n, cfg->data.seed, cfg->data.n_calib, 1, &calib,
 				     &valid)))
 		goto done;

@@ -240,7 +240,8 @@ Test(config, wrong_types)
 	expect_bad(", \"eval\": []", "", PRESSO_E_CONFIG, "eval: expected an object, got an array");
 	expect_bad(", \"search\": 3", "", PRESSO_E_CONFIG, "search: expected an object, got 3");
 	expect_bad("", ", \"format\": \"csv\"", PRESSO_E_CONFIG,
-		   "data.format: expected one of \"idx\", \"npy\", got the string \"csv\"");
+		   "data.format: expected one of \"idx\", \"npy\", \"folder\", got the string "
+		   "\"csv\"");
 	expect_bad("", ", \"normalize\": {\"scale\": null}", PRESSO_E_CONFIG,
 		   "data.normalize.scale: expected a number, got null");
 	expect_bad(", \"name\": 7", "", PRESSO_E_CONFIG, "name: expected a string, got 7");
@@ -302,6 +303,66 @@ Test(config, missing_required)
 	ASSERT_FAILS(load_text("m.json", "{\"model\": \"\", \"data\": {" DATA_PATHS "}}", &cfg),
 		     PRESSO_E_CONFIG, "model: expected a file path");
 	cr_assert_null(cfg);
+}
+
+/* An image folder: its paths resolve, its options read, the other format's
+ * keys and bad values are named. */
+Test(config, folder_format)
+{
+	struct config *cfg = NULL;
+	const char *text =
+		"{\"model\": \"m.onnx\", \"data\": {\"format\": \"folder\", \"train_dir\": \"img/train\", "
+		"\"test_dir\": \"/abs/val\", \"resize\": 256, \"crop\": [224, 192], \"channels\": \"bgr\"}}";
+	cr_assert_eq(load_text("f.json", text, &cfg), PRESSO_OK, "%s", status_msg());
+	char want[4096];
+	snprintf(want, sizeof want, "%s/img/train", tmp);
+	cr_assert_str_eq(cfg->data.train_dir, want);
+	cr_assert_str_eq(cfg->data.test_dir, "/abs/val");
+	cr_assert_null(cfg->data.train_images);
+	cr_assert_eq(cfg->data.resize, 256);
+	cr_assert(cfg->data.crop_h == 224 && cfg->data.crop_w == 192);
+	cr_assert_eq(cfg->data.channels, FOLDER_BGR);
+	config_free(cfg);
+	/* defaults: no resize, the crop and channels from the model */
+	text = "{\"model\": \"m.onnx\", \"data\": {\"format\": \"folder\", \"train_dir\": \"a\", "
+	       "\"test_dir\": \"b\", \"crop\": 32}}";
+	cr_assert_eq(load_text("f.json", text, &cfg), PRESSO_OK, "%s", status_msg());
+	cr_assert(cfg->data.resize == 0 && cfg->data.crop_h == 32 && cfg->data.crop_w == 32);
+	cr_assert_eq(cfg->data.channels, -1);
+	config_free(cfg);
+
+	static const struct {
+		const char *data, *needle;
+	} bad[] = {
+		{"\"format\": \"folder\", \"test_dir\": \"b\"",
+		 "data.train_dir: expected a string, got nothing"},
+		{"\"format\": \"folder\", \"train_dir\": \"a\", \"test_dir\": \"b\", \"crop\": [1, 2, 3]",
+		 "data.crop: expected an integer in 1..16384 or an array of 2 of them, got 3 entries"},
+		{"\"format\": \"folder\", \"train_dir\": \"a\", \"test_dir\": \"b\", \"crop\": [224, 0]",
+		 "data.crop[1]: expected an integer in 1..16384, got 0"},
+		{"\"format\": \"folder\", \"train_dir\": \"a\", \"test_dir\": \"b\", \"crop\": \"224\"",
+		 "data.crop: expected an integer in 1..16384 or an array of 2 of them, got the string"},
+		{"\"format\": \"folder\", \"train_dir\": \"a\", \"test_dir\": \"b\", \"resize\": 0",
+		 "data.resize: expected an integer in 1..16384, got 0"},
+		{"\"format\": \"folder\", \"train_dir\": \"a\", \"test_dir\": \"b\", \"channels\": \"rgba\"",
+		 "data.channels: expected one of \"rgb\", \"bgr\", \"gray\", got the string \"rgba\""},
+		{"\"format\": \"folder\", \"train_dir\": \"a\", \"test_dir\": \"b\", \"train_images\": \"x\"",
+		 "data.train_images: not used with \"format\": \"folder\""},
+		{"\"format\": \"folder\", \"train_dir\": \"a\", \"test_dir\": \"b\", \"channels_last\": true",
+		 "data.channels_last: not used with \"format\": \"folder\""},
+		{DATA_PATHS ", \"resize\": 32",
+		 "data.resize: not used with \"format\": \"idx\" (it belongs to \"format\": \"folder\")"},
+		{"\"format\": \"npy\", " DATA_PATHS ", \"train_dir\": \"a\"",
+		 "data.train_dir: not used with \"format\": \"npy\""},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char buf[2048];
+		snprintf(buf, sizeof buf, "{\"model\": \"m.onnx\", \"data\": {%s}}", bad[i].data);
+		cfg = NULL;
+		ASSERT_FAILS(load_text("bad.json", buf, &cfg), PRESSO_E_CONFIG, bad[i].needle);
+		cr_assert(strstr(status_msg(), "bad.json: "), "%s", status_msg());
+		cr_assert_null(cfg);
+	}
 }
 
 /* The shipped examples parse as they are (parsing does not open the model). */

@@ -512,10 +512,15 @@ Test(dataset, npy_wrong_size)
 	img = save_npy("img.npy", 1, "|u1", false, "(3, 2, 2)", pix, 13);
 	snprintf(needle, sizeof needle, "1 trailing bytes: expected %zu bytes", want);
 	ASSERT_FAILS(dataset_load_npy(img, lab, false, &ds), PRESSO_E_FORMAT, needle);
-	/* A 2-D image array has no height and width. */
+	/* A 2-D array holds vectors (1 x d images); 5-D is no image array. */
 	img = save_npy("img.npy", 1, "|u1", false, "(3, 4)", pix, 12);
+	cr_assert_eq(dataset_load_npy(img, lab, false, &ds), PRESSO_OK, "%s", status_msg());
+	cr_assert(ds->n == 3 && ds->c == 1 && ds->h == 1 && ds->w == 4);
+	dataset_free(ds);
+	ds = NULL;
+	img = save_npy("img.npy", 1, "|u1", false, "(3, 1, 2, 2, 1)", pix, 12);
 	ASSERT_FAILS(dataset_load_npy(img, lab, false, &ds), PRESSO_E_UNSUPPORTED,
-		     "expected [n, h, w]");
+		     "expected [n, d], [n, h, w]");
 	/* 28 "channels": a [n,h,w,c] array read without channels_last. */
 	uint8_t big[3 * 2 * 2 * 28] = {0};
 	img = save_npy("img.npy", 1, "|u1", false, "(3, 28, 2, 2)", big, sizeof big);

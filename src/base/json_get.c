@@ -256,3 +256,51 @@ enum presso_status json_get_double_array(const cJSON *obj, const char *path, con
 	*n_out = n;
 	return PRESSO_OK;
 }
+
+/* v is an integer in [lo, hi]. */
+static bool int_ok(const cJSON *it, int64_t lo, int64_t hi, int64_t *v)
+{
+	if (!cJSON_IsNumber(it))
+		return false;
+	double d = it->valuedouble;
+	if (!isfinite(d) || floor(d) != d || d < -9223372036854775808.0 ||
+	    d >= 9223372036854775808.0)
+		return false;
+	*v = (int64_t)d;
+	return *v >= lo && *v <= hi;
+}
+
+enum presso_status json_get_int_pair(const cJSON *obj, const char *path, const char *key,
+				     bool required, int64_t lo, int64_t hi, int64_t out[2])
+{
+	char where[PATH_BYTES], desc[DESC_BYTES + 32], one[DESC_BYTES];
+	const cJSON *it = item_of(obj, key);
+	int_desc(one, sizeof one, lo, hi);
+	snprintf(desc, sizeof desc, "%s or an array of 2 of them", one);
+	if (!it)
+		return required ? bad(join(where, path, key), desc, NULL) : PRESSO_OK;
+	int64_t a, b;
+	if (cJSON_IsNumber(it)) {
+		if (!int_ok(it, lo, hi, &a))
+			return bad(join(where, path, key), desc, it);
+		out[0] = out[1] = a;
+		return PRESSO_OK;
+	}
+	if (!cJSON_IsArray(it))
+		return bad(join(where, path, key), desc, it);
+	if (cJSON_GetArraySize(it) != 2)
+		return status_fail(PRESSO_E_CONFIG, "%s: expected %s, got %d entries",
+				   join(where, path, key), desc, cJSON_GetArraySize(it));
+	const cJSON *e0 = it->child, *e1 = e0->next;
+	for (int i = 0; i < 2; i++) {
+		const cJSON *e = i ? e1 : e0;
+		if (!int_ok(e, lo, hi, i ? &b : &a)) {
+			char elem[PATH_BYTES + 16];
+			snprintf(elem, sizeof elem, "%s[%d]", join(where, path, key), i);
+			return bad(elem, one, e);
+		}
+	}
+	out[0] = a;
+	out[1] = b;
+	return PRESSO_OK;
+}

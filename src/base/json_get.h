@@ -42,6 +42,11 @@ enum presso_status json_get_bool(const struct cJSON *obj, const char *path, cons
 enum presso_status json_get_string(const struct cJSON *obj, const char *path, const char *key,
 				   bool required, const char *const *choices, const char **out);
 
+/* An integer n, read as [n, n], or an array [a, b] of two integers, each in
+ * [lo, hi] (an image size: "crop": 224 or "crop": [224, 192]). */
+enum presso_status json_get_int_pair(const struct cJSON *obj, const char *path, const char *key,
+				     bool required, int64_t lo, int64_t hi, int64_t out[2]);
+
 /* An array of 1..max_n finite numbers in [lo, hi]; writes *n_out. */
 enum presso_status json_get_double_array(const struct cJSON *obj, const char *path,
 					 const char *key, bool required, int max_n, double lo,

@@ -62,5 +62,6 @@ int cmd_latency(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 #include "quant/calib.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "data/feed.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/trial.h"
 #include "model/graph.h"
@@ -28,7 +29,17 @@ struct eval_out {
 	const char *isa;
 	const char *calibration;
 	const char *requant;
+	int fixed_batch; /* the model's fixed batch (feed.h), 0 if dynamic */
 };
+
+/* What a latency is measured on: batch 1, or one run of a fixed batch B > 1. */
+static const char *latency_unit(int fixed_batch, char *buf, size_t cap)
+{
+	if (fixed_batch <= 1)
+		return "at batch 1";
+	snprintf(buf, cap, "per run of %d images (the model's fixed batch)", fixed_batch);
+	return buf;
+}
 
 static void print_json(const struct config *cfg, const struct eval_out *o, int threads)
 {
@@ -63,6 +74,8 @@ static void print_json(const struct config *cfg, const struct eval_out *o, int t
 		cJSON_AddStringToObject(q, "requant", o->requant);
 	}
 	cJSON_AddNumberToObject(j, "batch", cfg->eval.batch);
+	if (o->fixed_batch)
+		cJSON_AddNumberToObject(j, "fixed_batch", o->fixed_batch);
 	cJSON_AddNumberToObject(j, "threads", threads);
 	char *text = cJSON_Print(j);
 	cJSON_Delete(j);
@@ -79,8 +92,10 @@ static void print_text(const struct config *cfg, const struct eval_out *o, int t
 	printf("FP32:        %.2f%% top-1, %lld bytes, %.3g BOPs, %.0f images/s (batch %d, %d thread%s)",
 	       o->fp32.accuracy_pct, (long long)o->fp32_size.size_bytes, o->fp32_size.bops,
 	       o->fp32.images_per_s, cfg->eval.batch, threads, threads == 1 ? "" : "s");
+	char unit[80];
 	if (o->policy)
-		printf(", %.1f us at batch 1", o->fp32_latency_us);
+		printf(", %.1f us %s", o->fp32_latency_us,
+		       latency_unit(o->fixed_batch, unit, sizeof unit));
 	printf("\n");
 	if (!o->policy)
 		return;
@@ -94,8 +109,9 @@ static void print_text(const struct config *cfg, const struct eval_out *o, int t
 	       (long long)o->q_size.weight_bytes, o->q_size.mean_bits);
 	printf("BOPs:        %.4g (%.1fx fewer than FP32)\n", o->q_size.bops,
 	       o->fp32_size.bops / o->q_size.bops);
-	printf("latency:     %.1f us at batch 1 (FP32 %.1f us); %.0f images/s at batch %d\n",
-	       o->q_latency_us, o->fp32_latency_us, o->q.images_per_s, cfg->eval.batch);
+	printf("latency:     %.1f us %s (FP32 %.1f us); %.0f images/s at batch %d\n",
+	       o->q_latency_us, latency_unit(o->fixed_batch, unit, sizeof unit),
+	       o->fp32_latency_us, o->q.images_per_s, cfg->eval.batch);
 }
 
 /* --model: a .presso file's quantized model on the config's dataset. */
@@ -115,7 +131,7 @@ static int eval_presso(const struct config *cfg, const char *path, const char *s
 	enum presso_status s = presso_file_load(path, isa, &g, &qm);
 	if (s != PRESSO_OK)
 		goto fail;
-	if ((s = trial_load_dataset(cfg, on_test, &ds)) != PRESSO_OK)
+	if ((s = trial_load_dataset(cfg, on_test, g, &ds)) != PRESSO_OK)
 		goto fail;
 	if (on_test)
 		s = split_range(ds->n, cfg->data.n_test, &test_sp);
@@ -166,6 +182,8 @@ static int eval_presso(const struct config *cfg, const char *path, const char *s
 		cJSON_AddStringToObject(q, "requant",
 					qmodel_requant(qm) == REQUANT_Q31 ? "q31" : "float");
 		cJSON_AddNumberToObject(j, "batch", cfg->eval.batch);
+		if (feed_fixed_batch(g))
+			cJSON_AddNumberToObject(j, "fixed_batch", feed_fixed_batch(g));
 		cJSON_AddNumberToObject(j, "threads", threads);
 		char *text = cJSON_Print(j);
 		cJSON_Delete(j);
@@ -182,8 +200,10 @@ static int eval_presso(const struct config *cfg, const char *path, const char *s
 		       (long long)z.size_bytes, (double)fz.size_bytes / (double)z.size_bytes,
 		       (long long)z.weight_bytes, z.mean_bits, (long long)file_bytes);
 		printf("BOPs:        %.4g (%.1fx fewer than FP32)\n", z.bops, fz.bops / z.bops);
-		printf("latency:     %.1f us at batch 1; %.0f images/s at batch %d (%d thread%s)\n",
-		       latency_us, r.images_per_s, cfg->eval.batch, threads, threads == 1 ? "" : "s");
+		char unit[80];
+		printf("latency:     %.1f us %s; %.0f images/s at batch %d (%d thread%s)\n",
+		       latency_us, latency_unit(feed_fixed_batch(g), unit, sizeof unit),
+		       r.images_per_s, cfg->eval.batch, threads, threads == 1 ? "" : "s");
 	}
 	rc = 0;
 	goto done;
@@ -221,7 +241,8 @@ int cmd_eval(int argc, char **argv)
 		"Evaluates the config's model on a split of its dataset: FP32 top-1 accuracy\n"
 		"and images per second; with --policy also the quantized model's accuracy,\n"
 		"its difference from FP32, size in bytes, compression ratio, BOPs\n"
-		"(MACs x weight bits x activation bits) and batch-1 latency (median, one thread).\n"
+		"(MACs x weight bits x activation bits) and batch-1 latency (median, one thread;\n"
+		"a model with a fixed batch B runs B images at a time, and its latency is a run).\n"
 		"Calibration uses the config's calibration split of the training set.\n"
 		"With --model, the .presso file's quantized model runs on the config's dataset\n"
 		"instead: its accuracy, size, BOPs and latency (no FP32 comparison).",
@@ -276,18 +297,19 @@ int cmd_eval(int argc, char **argv)
 		goto fail;
 	if ((s = graph_layers(g, &layers, &n_layers)) != PRESSO_OK)
 		goto fail;
+	o.fixed_batch = feed_fixed_batch(g);
 	if (policy_arg && (s = policy_load(policy_arg, layers, n_layers, &pol)) != PRESSO_OK)
 		goto fail;
 	bool on_test = strcmp(split_name, "test") == 0;
 	if (!on_test || pol) {
-		if ((s = trial_load_dataset(cfg, false, &train)) != PRESSO_OK)
+		if ((s = trial_load_dataset(cfg, false, g, &train)) != PRESSO_OK)
 			goto fail;
 		if ((s = dataset_make_splits(train->n, cfg->data.seed, cfg->data.n_calib,
 					     cfg->data.n_valid, &calib_sp, &valid_sp)) != PRESSO_OK)
 			goto fail;
 	}
 	if (on_test) {
-		if ((s = trial_load_dataset(cfg, true, &test)) != PRESSO_OK)
+		if ((s = trial_load_dataset(cfg, true, g, &test)) != PRESSO_OK)
 			goto fail;
 		if ((s = split_range(test->n, cfg->data.n_test, &test_sp)) != PRESSO_OK)
 			goto fail;

@@ -112,7 +112,11 @@ static int print_table(const char *path, const struct graph *g, const struct lay
 	       (long long)g->opset, g->producer ? ", from " : "", g->producer ? g->producer : "");
 	for (int i = 0; i < g->n_inputs; i++) {
 		const struct value *v = &g->values[g->inputs[i]];
-		printf("input:   %s %s\n", v->name, shape_format(&v->shape, v->batched, a, sizeof a));
+		printf("input:   %s %s", v->name, shape_format(&v->shape, v->batched, a, sizeof a));
+		if (!v->batched && v->shape.n_dims > 0)
+			printf(" (a fixed batch of %lld: data runs through it %lld at a time)",
+			       (long long)v->shape.dims[0], (long long)v->shape.dims[0]);
+		printf("\n");
 	}
 	for (int i = 0; i < g->n_outputs; i++) {
 		const struct value *v = &g->values[g->outputs[i]];

@@ -21,6 +21,7 @@ static const struct subcommand subcommands[] = {
 	{"compress", cmd_compress, "a deployable compressed model: ONNX in QDQ form, or .presso"},
 	{"report", cmd_report, "an HTML report with plots: the front, the search's progress, the policy"},
 	{"latency", cmd_latency, "the per-layer latency table a search with a latency objective uses"},
+	{"run", cmd_run, "input tensors through a model: outputs as NPY, or checked against expected ones"},
 };
 
 static void usage(FILE *f)

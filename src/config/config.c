@@ -39,11 +39,22 @@ static const char *const requants[] = {"float", "q31", NULL};
 static const char *const calib_methods[] = {"minmax", "percentile", "mse", NULL};
 static const char *const data_keys[] = {"format",      "train_images", "train_labels",
 					"test_images", "test_labels",  "channels_last",
-					"normalize",   "splits",       NULL};
+					"train_dir",   "test_dir",     "resize",
+					"crop",        "channels",     "normalize",
+					"splits",      NULL};
+/* the keys of one format only, and the format they belong to */
+static const char *const file_keys[] = {"train_images", "train_labels", "test_images",
+					"test_labels", "channels_last", NULL};
+static const char *const folder_keys[] = {"train_dir", "test_dir", "resize", "crop", "channels",
+					  NULL};
+/* indexed by enum folder_channels */
+static const char *const folder_channels[] = {"rgb", "bgr", "gray", NULL};
 static const char *const normalize_keys[] = {"scale", "mean", "std", NULL};
 static const char *const splits_keys[] = {"seed", "calibration", "validation", "test", NULL};
 static const char *const eval_keys[] = {"batch", "threads", NULL};
-static const char *const formats[] = {"idx", "npy", NULL};
+static const char *const formats[] = {"idx", "npy", "folder", NULL};
+/* the largest resize or crop side: 16384 pixels */
+#define MAX_IMAGE_SIDE 16384
 
 static char *dup_str(const char *s)
 {
@@ -188,15 +199,49 @@ static enum presso_status parse_data(const cJSON *root, const char *base_dir,
 	dc->format = dup_str(format);
 	if (!dc->format)
 		return PRESSO_E_NOMEM;
-	st = get_path(data, "data", "train_images", base_dir, &dc->train_images);
-	if (st == PRESSO_OK)
-		st = get_path(data, "data", "train_labels", base_dir, &dc->train_labels);
-	if (st == PRESSO_OK)
-		st = get_path(data, "data", "test_images", base_dir, &dc->test_images);
-	if (st == PRESSO_OK)
-		st = get_path(data, "data", "test_labels", base_dir, &dc->test_labels);
-	if (st == PRESSO_OK)
-		st = json_get_bool(data, "data", "channels_last", false, &dc->channels_last);
+	bool folder = strcmp(format, "folder") == 0;
+	/* the other format's keys are an error, not silently unused */
+	const char *const *other = folder ? file_keys : folder_keys;
+	for (int i = 0; other[i]; i++)
+		if (cJSON_GetObjectItemCaseSensitive(data, other[i]))
+			return status_fail(PRESSO_E_CONFIG,
+					   "data.%s: not used with \"format\": \"%s\"%s", other[i],
+					   format,
+					   folder ? " (an image folder has data.train_dir and data.test_dir)"
+						  : " (it belongs to \"format\": \"folder\")");
+	dc->channels = -1;
+	if (folder) {
+		int64_t resize = 0, crop[2] = {0, 0};
+		const char *channels = NULL;
+		st = get_path(data, "data", "train_dir", base_dir, &dc->train_dir);
+		if (st == PRESSO_OK)
+			st = get_path(data, "data", "test_dir", base_dir, &dc->test_dir);
+		if (st == PRESSO_OK)
+			st = json_get_int(data, "data", "resize", false, 1, MAX_IMAGE_SIDE, &resize);
+		if (st == PRESSO_OK)
+			st = json_get_int_pair(data, "data", "crop", false, 1, MAX_IMAGE_SIDE, crop);
+		if (st == PRESSO_OK)
+			st = json_get_string(data, "data", "channels", false, folder_channels,
+					     &channels);
+		if (st != PRESSO_OK)
+			return st;
+		dc->resize = (int)resize;
+		dc->crop_h = (int)crop[0];
+		dc->crop_w = (int)crop[1];
+		for (int i = 0; channels && folder_channels[i]; i++)
+			if (strcmp(channels, folder_channels[i]) == 0)
+				dc->channels = i;
+	} else {
+		st = get_path(data, "data", "train_images", base_dir, &dc->train_images);
+		if (st == PRESSO_OK)
+			st = get_path(data, "data", "train_labels", base_dir, &dc->train_labels);
+		if (st == PRESSO_OK)
+			st = get_path(data, "data", "test_images", base_dir, &dc->test_images);
+		if (st == PRESSO_OK)
+			st = get_path(data, "data", "test_labels", base_dir, &dc->test_labels);
+		if (st == PRESSO_OK)
+			st = json_get_bool(data, "data", "channels_last", false, &dc->channels_last);
+	}
 	if (st == PRESSO_OK)
 		st = parse_normalize(data, &dc->norm);
 	if (st == PRESSO_OK)
@@ -424,6 +469,8 @@ void config_free(struct config *cfg)
 	free(cfg->data.train_labels);
 	free(cfg->data.test_images);
 	free(cfg->data.test_labels);
+	free(cfg->data.train_dir);
+	free(cfg->data.test_dir);
 	cJSON_Delete(cfg->json);
 	free(cfg);
 }

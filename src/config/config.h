@@ -11,10 +11,16 @@
  *   "name": "lenet-fmnist",                 study name [file name without .json]
  *   "model": "../models/lenet.onnx",
  *   "data": {
- *     "format": "idx" | "npy",
- *     "train_images": "...", "train_labels": "...",
+ *     "format": "idx" | "npy" | "folder",
+ *     "train_images": "...", "train_labels": "...",   idx, npy
  *     "test_images": "...",  "test_labels": "...",
  *     "channels_last": false,               NPY 4-D storage is [n,h,w,c] [false]
+ *     "train_dir": "...", "test_dir": "...", folder: one subfolder per class
+ *     "resize": 256,                        folder: shorter side to 256 [none]
+ *     "crop": 224 | [224, 192],             folder: centre crop, [h, w]
+ *                                           [the model's input height, width]
+ *     "channels": "rgb" | "bgr" | "gray",   folder [gray if the model takes
+ *                                           1 channel, else rgb]
  *     "normalize": { "scale": 0.00392156862745098, "mean": [0.286], "std": [0.353] },
  *     "splits": { "seed": 1, "calibration": 1000, "validation": 5000, "test": 0 }
  *   },                                      test: 0 = the whole test set
@@ -43,9 +49,15 @@
 struct cJSON;
 
 struct data_config {
-	char *format; /* "idx" or "npy" */
-	char *train_images, *train_labels, *test_images, *test_labels; /* resolved paths */
+	char *format; /* "idx", "npy" or "folder" */
+	char *train_images, *train_labels, *test_images, *test_labels; /* resolved paths
+									  (idx, npy) */
 	bool channels_last;
+	/* "folder" (dataset.h, image_folder.c) */
+	char *train_dir, *test_dir; /* resolved paths */
+	int resize;                 /* shorter side, 0: none */
+	int crop_h, crop_w;         /* centre crop, 0: the model's input size */
+	int channels;               /* enum folder_channels, -1: from the model */
 	struct normalize norm;
 	uint64_t seed;
 	int64_t n_calib, n_valid, n_test;

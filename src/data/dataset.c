@@ -650,8 +650,11 @@ static void format_shape(const struct npy_header *h, char *buf, size_t cap)
 		snprintf(buf + pos, cap - pos, ",");
 }
 
-/* Opens an NPY file, parses and checks its header, reads its data. */
-static enum presso_status npy_load(const char *path, bool labels, struct npy_header *h,
+/* Opens an NPY file, parses and checks its header, reads its data. `what` the
+ * array holds, for messages: "images" and tensors take uint8 or float32,
+ * labels (labels = true) any integer type. */
+static enum presso_status npy_load(const char *path, bool labels, const char *what,
+				   struct npy_header *h,
 				   const struct npy_dtype **dtype, bool *big_endian,
 				   unsigned char **data)
 {
@@ -673,7 +676,7 @@ static enum presso_status npy_load(const char *path, bool labels, struct npy_hea
 	if (!ok) {
 		st = status_fail(PRESSO_E_UNSUPPORTED,
 				 "%s: NPY dtype '%s' is not supported for %s (expected %s)", path,
-				 h->descr, labels ? "labels" : "images",
+				 h->descr, what,
 				 labels ? "an integer type: '|u1', '|i1', '<i2', '<i4', '<i8', "
 					  "'<u2', '<u4', '<u8'"
 					: "'|u1' or '<f4'");
@@ -725,12 +728,14 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 	ds = dataset_alloc(images_path, labels_path);
 	if (!ds)
 		return PRESSO_E_NOMEM;
-	st = npy_load(images_path, false, &ih, &it, &ibig, &pixels);
+	st = npy_load(images_path, false, "images", &ih, &it, &ibig, &pixels);
 	if (st != PRESSO_OK)
 		goto fail;
 	format_shape(&ih, shape, sizeof shape);
 	int64_t c, hh, ww;
-	if (ih.ndim == 3) {
+	if (ih.ndim == 2) {
+		c = 1, hh = 1, ww = ih.shape[1]; /* feature vectors: one row of w values */
+	} else if (ih.ndim == 3) {
 		c = 1, hh = ih.shape[1], ww = ih.shape[2];
 	} else if (ih.ndim == 4 && !channels_last) {
 		c = ih.shape[1], hh = ih.shape[2], ww = ih.shape[3];
@@ -738,7 +743,7 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 		hh = ih.shape[1], ww = ih.shape[2], c = ih.shape[3];
 	} else {
 		st = status_fail(PRESSO_E_UNSUPPORTED,
-				 "%s: images have shape (%s); expected [n, h, w] or %s", images_path,
+				 "%s: images have shape (%s); expected [n, d], [n, h, w] or %s", images_path,
 				 shape, channels_last ? "[n, h, w, c]" : "[n, c, h, w]");
 		goto fail;
 	}
@@ -788,7 +793,7 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 	}
 	pixels = NULL;
 
-	st = npy_load(labels_path, true, &lh, &lt, &lbig, &labels);
+	st = npy_load(labels_path, true, "labels", &lh, &lt, &lbig, &labels);
 	if (st != PRESSO_OK)
 		goto fail;
 	format_shape(&lh, shape, sizeof shape);
@@ -827,6 +832,101 @@ fail:
 	free(pixels);
 	free(labels);
 	dataset_free(ds);
+	return st;
+}
+
+/* ---- NPY tensors ---------------------------------------------------------- */
+
+enum presso_status dataset_load_npy_tensor(const char *path, int max_dims, int64_t *dims,
+					   int *n_dims, float **data)
+{
+	struct npy_header h;
+	const struct npy_dtype *t = NULL;
+	bool big = false;
+	unsigned char *raw = NULL;
+	char shape[160];
+	*data = NULL;
+	*n_dims = 0;
+	enum presso_status st = npy_load(path, false, "a tensor", &h, &t, &big, &raw);
+	if (st != PRESSO_OK)
+		return st;
+	format_shape(&h, shape, sizeof shape);
+	if (h.ndim < 1 || h.ndim > max_dims || h.count == 0) {
+		free(raw);
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "%s: an array of shape (%s); expected 1..%d dimensions, none 0",
+				   path, shape, max_dims);
+	}
+	float *x = malloc(sizeof(float) * (size_t)h.count);
+	if (!x) {
+		free(raw);
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory for %lld values", path,
+				   (long long)h.count);
+	}
+	for (int64_t i = 0; i < h.count; i++) {
+		if (!t->is_float) {
+			x[i] = raw[i];
+			continue;
+		}
+		const unsigned char *p = raw + 4 * i;
+		uint32_t u = big ? be32(p)
+				 : (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+					   (uint32_t)p[3] << 24;
+		memcpy(&x[i], &u, sizeof u);
+		if (!isfinite(x[i])) {
+			free(raw);
+			free(x);
+			return status_fail(PRESSO_E_FORMAT,
+					   "%s: element %lld is not finite (NaN or infinity)", path,
+					   (long long)i);
+		}
+	}
+	free(raw);
+	for (int d = 0; d < h.ndim; d++)
+		dims[d] = h.shape[d];
+	*n_dims = h.ndim;
+	*data = x;
+	return PRESSO_OK;
+}
+
+enum presso_status dataset_save_npy_tensor(const char *path, const int64_t *dims, int n_dims,
+					   const float *data)
+{
+	char dict[NPY_MAX_DIMS * 24 + 96], shape[NPY_MAX_DIMS * 24 + 8] = "";
+	size_t pos = 0;
+	int64_t count = 1;
+	PRESSO_CHECK(n_dims >= 0 && n_dims <= NPY_MAX_DIMS);
+	for (int d = 0; d < n_dims; d++) {
+		pos += (size_t)snprintf(shape + pos, sizeof shape - pos, "%lld,%s",
+					(long long)dims[d], d + 1 < n_dims ? " " : "");
+		count *= dims[d];
+	}
+	int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
+			   shape);
+	/* magic, version, length, dict, spaces, newline: a multiple of 64 bytes */
+	size_t head = 10 + (size_t)len + 1, pad = (64 - head % 64) % 64;
+	size_t n = head + pad + 4 * (size_t)count;
+	unsigned char *buf = malloc(n);
+	if (!buf)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory", path);
+	memcpy(buf, "\x93NUMPY\x01\x00", 8);
+	size_t hlen = (size_t)len + pad + 1;
+	buf[8] = (unsigned char)(hlen & 0xff);
+	buf[9] = (unsigned char)(hlen >> 8);
+	memcpy(buf + 10, dict, (size_t)len);
+	memset(buf + 10 + len, ' ', pad);
+	buf[10 + (size_t)len + pad] = '\n';
+	unsigned char *p = buf + head + pad;
+	for (int64_t i = 0; i < count; i++) {
+		uint32_t u;
+		memcpy(&u, &data[i], sizeof u);
+		p[4 * i] = (unsigned char)u;
+		p[4 * i + 1] = (unsigned char)(u >> 8);
+		p[4 * i + 2] = (unsigned char)(u >> 16);
+		p[4 * i + 3] = (unsigned char)(u >> 24);
+	}
+	enum presso_status st = file_write_atomic(path, buf, n);
+	free(buf);
 	return st;
 }
 

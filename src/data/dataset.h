@@ -1,4 +1,5 @@
-/* dataset.h - image classification datasets: IDX (raw or gzip) and NPY files.
+/* dataset.h - image classification datasets: IDX (raw or gzip) and NPY files,
+ * and folders of PNG/JPEG images (image_folder.c).
  *
  * A dataset keeps its pixels as stored (uint8 or float32, one image after the
  * other in its file's layout) and its labels as int32. Normalisation happens when
@@ -44,12 +45,56 @@ struct normalize {
 enum presso_status dataset_load_idx(const char *images_path, const char *labels_path,
 				    struct dataset **out);
 
-/* Loads NPY images (uint8 or float32, C order; [n,h,w], or [n,c,h,w] / [n,h,w,c]
- * as channels_last says; 1..DATASET_MAX_CHANNELS channels; finite values) and NPY
+/* Loads NPY images (uint8 or float32, C order; [n,d] (vectors, held as 1 x d
+ * images), [n,h,w], or [n,c,h,w] / [n,h,w,c] as channels_last says; 1..DATASET_MAX_CHANNELS channels; finite values) and NPY
  * labels (any integer dtype, [n] or [n,1]), each raw or gzip-compressed, with the
  * same exact-length checks as IDX. Labels must be >= 0. The caller frees *out. */
 enum presso_status dataset_load_npy(const char *images_path, const char *labels_path,
 				    bool channels_last, struct dataset **out);
+
+/* ---- image folders (image_folder.c) ---------------------------------------
+ *
+ * A folder with one subfolder per class (the layout of torchvision's
+ * ImageFolder): the sorted class names are the labels 0, 1, ...; each class's
+ * .png, .jpg and .jpeg files (any case; in its subfolders too), in the order of
+ * their folder path, then name, are its images. Every image is decoded on load
+ * (libpng, libjpeg), converted, resized and cropped as folder_opts says, and
+ * kept as uint8 [h, w, c]: the whole dataset is in memory, n * h * w * c bytes.
+ */
+
+enum folder_channels { FOLDER_RGB, FOLDER_BGR, FOLDER_GRAY, FOLDER_CHANNELS_COUNT };
+
+struct folder_opts {
+	int resize;         /* the shorter side to this many pixels (image_folder.c
+			       gives the filter); 0: no resize */
+	int crop_h, crop_w; /* the centre crop; 0: none (every image must then come
+			       out the same size) */
+	enum folder_channels channels; /* RGB, BGR, or gray (BT.601 luma) */
+};
+
+/* Loads the image folder dir. Its classes are its own subfolders, or, when
+ * classes_dir is given (the training folder, for the test folder), the
+ * subfolders of classes_dir: then every class of dir must be one of those, so
+ * the two folders' labels agree. Errors name the folder or the file: a corrupt
+ * or truncated image (PRESSO_E_FORMAT), a CMYK JPEG (PRESSO_E_UNSUPPORTED), a
+ * class folder without images, an image smaller than the crop, images of
+ * different sizes without a crop. The caller frees *out with dataset_free(). */
+enum presso_status dataset_load_folder(const char *dir, const char *classes_dir,
+				       const struct folder_opts *opt, struct dataset **out);
+
+/* ---- NPY tensors, for presso run ------------------------------------------ */
+
+/* Loads an NPY array (float32 or uint8, converted to float; C order; 1..max_dims
+ * dimensions, none 0; finite values), raw or gzip, with the dataset loaders'
+ * exact-length checks: its shape into dims[0..*n_dims-1], its values into a new
+ * buffer *data (free() it). Errors name the file. */
+enum presso_status dataset_load_npy_tensor(const char *path, int max_dims, int64_t *dims,
+					   int *n_dims, float **data);
+
+/* Writes an array as an NPY 1.0 file of little-endian float32 ('<f4'), C order,
+ * atomically (base/fileio.h); at most 32 dimensions. */
+enum presso_status dataset_save_npy_tensor(const char *path, const int64_t *dims, int n_dims,
+					   const float *data);
 
 /* Frees a dataset; NULL is a no-op. */
 void dataset_free(struct dataset *ds);

@@ -26,7 +26,8 @@
  *     pads, Clip bounds and Reshape/Squeeze/Unsqueeze axes as opset-13 inputs);
  *     float constants are float initializers, int64 ones int64 initializers.
  *   - graph inputs and outputs keep their names, float32, with a symbolic batch
- *     dimension "N".
+ *     dimension "N", or the model's fixed batch when it has one (a fixed
+ *     dimension 0 is written as it is, like every Reshape shape).
  * What the form does not reproduce bit for bit: presso rounds requantization
  * in Q31 fixed point (gemmlowp) and averages pools in integers, a runtime in
  * float; results differ in the last bit of a few activations.

@@ -581,6 +581,11 @@ static bool layer_of(const struct graph *g, int node_index, struct layer *l)
 		l->group = 1;
 		l->macs = shape_numel(out) * l->c_in;
 	}
+	/* an input with a fixed batch B (not batched): the output holds B images */
+	const struct value *in = g->n_inputs ? &g->values[g->inputs[0]] : NULL;
+	if (in && !in->batched && in->shape.n_dims > 0 && in->shape.dims[0] > 1 &&
+	    out->n_dims > 0 && out->dims[0] == in->shape.dims[0])
+		l->macs /= in->shape.dims[0];
 	return true;
 }
 

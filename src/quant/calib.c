@@ -59,25 +59,29 @@ static void observe(void *ctx, int v, const float *data, const struct shape *sha
 	}
 }
 
+/* One pass over the split's first feed_stats_images() images, `batch` per run
+ * (the model's fixed batch, if it has one); *n_used gets their count. */
 static enum presso_status run_pass(const struct graph *g, const struct dataset *ds,
 				   const struct normalize *norm, const struct split *split,
-				   int batch, struct pass_ctx *ctx)
+				   int batch, struct pass_ctx *ctx, int64_t *n_used)
 {
-	enum input_layout layout;
-	enum presso_status s = feed_check(g, ds, &layout);
+	struct feed f;
+	enum presso_status s = feed_check(g, ds, &f);
 	if (s != PRESSO_OK)
 		return s;
+	const int per_run = feed_run_images(&f, batch);
+	const int64_t n_images = feed_stats_images(&f, split->n);
 	struct engine *e;
-	if ((s = engine_create(g, batch, &e)) != PRESSO_OK)
+	if ((s = engine_create(g, feed_engine_batch(&f, per_run), &e)) != PRESSO_OK)
 		return s;
 	engine_set_observer(e, observe, ctx);
-	for (int64_t start = 0; start < split->n && s == PRESSO_OK; start += batch) {
-		int n = (int)(split->n - start < batch ? split->n - start : batch);
-		dataset_get_batch(ds, norm, split->indices + start, n, layout == LAYOUT_NHWC,
-				  engine_input(e, 0), NULL);
-		s = engine_run(e, n);
+	for (int64_t start = 0; start < n_images && s == PRESSO_OK; start += per_run) {
+		int n = (int)(n_images - start < per_run ? n_images - start : per_run);
+		feed_batch(&f, ds, norm, split->indices + start, n, engine_input(e, 0), NULL);
+		s = engine_run(e, feed_engine_batch(&f, n));
 	}
 	engine_free(e);
+	*n_used = n_images;
 	return s;
 }
 
@@ -93,7 +97,8 @@ enum presso_status calib_run(const struct graph *g, const struct dataset *ds,
 	if (s != PRESSO_OK)
 		return s;
 	struct pass_ctx ctx = {c, 0};
-	if ((s = run_pass(g, ds, norm, split, batch, &ctx)) != PRESSO_OK)
+	int64_t n_used = 0;
+	if ((s = run_pass(g, ds, norm, split, batch, &ctx, &n_used)) != PRESSO_OK)
 		goto fail;
 	for (int v = 0; v < g->n_values; v++) {
 		struct calib_stats *st = &c->v[v];
@@ -104,9 +109,9 @@ enum presso_status calib_run(const struct graph *g, const struct dataset *ds,
 			st->ch_mean[k] /= per_channel;
 	}
 	ctx.pass = 1;
-	if ((s = run_pass(g, ds, norm, split, batch, &ctx)) != PRESSO_OK)
+	if ((s = run_pass(g, ds, norm, split, batch, &ctx, &n_used)) != PRESSO_OK)
 		goto fail;
-	c->n_images = split->n;
+	c->n_images = n_used;
 	*out = c;
 	return PRESSO_OK;
 fail:

@@ -40,7 +40,9 @@ struct calib {
 };
 
 /* Runs the FP32 graph over the images of split (two passes) and gathers the
- * statistics. The caller frees *out with calib_free(). */
+ * statistics; a model with a fixed batch B runs B images at a time, over the
+ * largest multiple of B of them (feed.h). The caller frees *out with
+ * calib_free(). */
 enum presso_status calib_run(const struct graph *g, const struct dataset *ds,
 			     const struct normalize *norm, const struct split *split, int batch,
 			     struct calib **out);

@@ -151,8 +151,8 @@ enum presso_status hessians_run(const struct graph *g, const struct dataset *ds,
 	*out = NULL;
 	struct layer *ls = NULL;
 	int nl = 0;
-	enum input_layout layout;
-	enum presso_status s = feed_check(g, ds, &layout);
+	struct feed f;
+	enum presso_status s = feed_check(g, ds, &f);
 	if (s == PRESSO_OK)
 		s = graph_layers(g, &ls, &nl);
 	if (s != PRESSO_OK)
@@ -168,10 +168,11 @@ enum presso_status hessians_run(const struct graph *g, const struct dataset *ds,
 		s = alloc_layers(g, ls, nl, h);
 	for (int i = 0; s == PRESSO_OK && i < nl; i++)
 		in_v[i] = g->nodes[ls[i].node].inputs[0];
-	int64_t n = split->n;
-	int batch = n < HESSIAN_BATCH ? (int)n : HESSIAN_BATCH;
+	/* a model with a fixed batch runs it, on a multiple of it (feed.h) */
+	int64_t n = feed_stats_images(&f, split->n);
+	int batch = feed_run_images(&f, n < HESSIAN_BATCH ? (int)n : HESSIAN_BATCH);
 	if (s == PRESSO_OK && n > 0)
-		s = engine_create(g, batch, &e);
+		s = engine_create(g, feed_engine_batch(&f, batch), &e);
 	struct observe_ctx ctx = {g, h, in_v, seen, x, 12345u, 0, 0};
 	if (e)
 		engine_set_observer(e, observe, &ctx);
@@ -179,9 +180,8 @@ enum presso_status hessians_run(const struct graph *g, const struct dataset *ds,
 		int m = n - at < batch ? (int)(n - at) : batch;
 		ctx.chunk++;
 		ctx.share = (double)m / (double)n;
-		dataset_get_batch(ds, norm, split->indices + at, m, layout == LAYOUT_NHWC,
-				  engine_input(e, 0), NULL);
-		s = engine_run(e, m);
+		feed_batch(&f, ds, norm, split->indices + at, m, engine_input(e, 0), NULL);
+		s = engine_run(e, feed_engine_batch(&f, m));
 	}
 	engine_free(e);
 	/* means, and the lower triangle from the upper */

@@ -1,6 +1,8 @@
 /* repair.c - per-channel statistics of layer outputs, and their repair (see
  * repair.h). Both run the unfused FP32 engine over one batch holding every
- * image; an observer sees each layer's output before its activation. */
+ * image (a model with a fixed batch: over the runs of its batch, one pass per
+ * repaired layer); an observer sees each layer's output before its
+ * activation. */
 #define _POSIX_C_SOURCE 200809L
 #include "transform/repair.h"
 
@@ -27,22 +29,38 @@ struct observe_ctx {
 	double **a, **b;        /* [n_layers][c] the correction applied */
 	struct calib *cal;      /* activation statistics of every value, or NULL */
 	bool failed;
+	/* A model with a fixed batch runs the images in several runs (feed.h):
+	 * moments are summed over the runs, and a repair measures one layer per
+	 * pass over all of them, the layers before it corrected. */
+	bool runs;              /* more than one run per pass */
+	int active;             /* repair over runs: the layer measured in this pass */
+	double **sum, **sq;     /* [n_layers][c] sums over the runs so far */
+	int64_t *count;         /* [n_layers] values summed per channel */
+	const int64_t *c_out;   /* [n_layers] channels of each layer */
 };
 
-static void channel_moments(const float *x, const struct shape *s, int64_t c_n, double *mean,
-			    double *std)
+/* Adds the per-channel sums of x and x^2 over a [n, c_n, ...] tensor. */
+static void moments_add(const float *x, const struct shape *s, int64_t c_n, double *sum,
+			double *sq, int64_t *count)
 {
 	int64_t n = s->dims[0], inner = shape_numel(s) / (n * c_n);
 	for (int64_t c = 0; c < c_n; c++) {
-		double sum = 0, sq = 0;
 		for (int64_t b = 0; b < n; b++) {
 			const float *p = x + (b * c_n + c) * inner;
 			for (int64_t i = 0; i < inner; i++) {
-				sum += p[i];
-				sq += (double)p[i] * p[i];
+				sum[c] += p[i];
+				sq[c] += (double)p[i] * p[i];
 			}
 		}
-		double cnt = (double)(n * inner), m = sum / cnt, var = sq / cnt - m * m;
+	}
+	*count += n * inner;
+}
+
+static void moments_finish(const double *sum, const double *sq, int64_t count, int64_t c_n,
+			   double *mean, double *std)
+{
+	for (int64_t c = 0; c < c_n; c++) {
+		double cnt = (double)count, m = sum[c] / cnt, var = sq[c] / cnt - m * m;
 		mean[c] = m;
 		std[c] = sqrt(var > 0 ? var : 0);
 	}
@@ -60,24 +78,9 @@ static void observe(void *vctx, int v, const float *data, const struct shape *sh
 		calib_observe_all(c->cal, v, data, shape);
 }
 
-/* Measures layer li's output, or (repair) corrects it in place. */
-static void correct(struct observe_ctx *c, int li, const float *data, const struct shape *shape)
+/* The correction a, b of layer li from its output's moments m, sd. */
+static void fit(struct observe_ctx *c, int li, int64_t ch, const double *m, const double *sd)
 {
-	int64_t ch = shape->n_dims >= 2 ? shape->dims[1] : 1;
-	if (!c->target) {
-		channel_moments(data, shape, ch, c->st->mean[li], c->st->std[li]);
-		return;
-	}
-	double *m = malloc(sizeof(double) * (size_t)ch), *sd = malloc(sizeof(double) * (size_t)ch);
-	c->a[li] = malloc(sizeof(double) * (size_t)ch);
-	c->b[li] = malloc(sizeof(double) * (size_t)ch);
-	if (!m || !sd || !c->a[li] || !c->b[li]) {
-		free(m);
-		free(sd);
-		c->failed = true;
-		return;
-	}
-	channel_moments(data, shape, ch, m, sd);
 	int o = c->tr->origin[li];
 	const int *orig_ch = c->tr->channels[li];
 	for (int64_t k = 0; k < ch; k++) {
@@ -89,6 +92,39 @@ static void correct(struct observe_ctx *c, int li, const float *data, const stru
 		c->a[li][k] = a;
 		c->b[li][k] = tm - a * m[k];
 	}
+}
+
+/* Measures layer li's output, or (repair) corrects it in place. */
+static void correct(struct observe_ctx *c, int li, const float *data, const struct shape *shape)
+{
+	int64_t ch = shape->n_dims >= 2 ? shape->dims[1] : 1;
+	if (ch != c->c_out[li])
+		return; /* not [N, C, ...] with C the layer's channels (a 3-D MatMul) */
+	if (!c->target) {
+		moments_add(data, shape, ch, c->sum[li], c->sq[li], &c->count[li]);
+		return;
+	}
+	if (!c->a[li]) {
+		if (c->runs && li != c->active)
+			return; /* measured in a later pass */
+		moments_add(data, shape, ch, c->sum[li], c->sq[li], &c->count[li]);
+		if (c->runs)
+			return; /* fitted after the pass */
+		double *m = malloc(sizeof(double) * (size_t)ch);
+		double *sd = malloc(sizeof(double) * (size_t)ch);
+		c->a[li] = malloc(sizeof(double) * (size_t)ch);
+		c->b[li] = malloc(sizeof(double) * (size_t)ch);
+		if (!m || !sd || !c->a[li] || !c->b[li]) {
+			free(m);
+			free(sd);
+			c->failed = true;
+			return;
+		}
+		moments_finish(c->sum[li], c->sq[li], c->count[li], ch, m, sd);
+		fit(c, li, ch, m, sd);
+		free(m);
+		free(sd);
+	}
 	/* correct the output in place so the next layers see the repaired values */
 	int64_t n = shape->dims[0], inner = shape_numel(shape) / (n * ch);
 	float *x = (float *)data;
@@ -99,27 +135,111 @@ static void correct(struct observe_ctx *c, int li, const float *data, const stru
 			for (int64_t i = 0; i < inner; i++)
 				p[i] = a * p[i] + sh;
 		}
-	free(m);
-	free(sd);
 }
 
+/* One pass of g over the images (one run, or the runs of a fixed batch). */
+static enum presso_status run_pass(struct engine *e, const struct feed *f,
+				   const struct dataset *ds, const struct normalize *norm,
+				   const struct split *split, int64_t n_images, int per_run)
+{
+	enum presso_status s = PRESSO_OK;
+	for (int64_t at = 0; s == PRESSO_OK && at < n_images; at += per_run) {
+		int n = (int)(n_images - at < per_run ? n_images - at : per_run);
+		feed_batch(f, ds, norm, split->indices + at, n, engine_input(e, 0), NULL);
+		s = engine_run(e, feed_engine_batch(f, n));
+	}
+	return s;
+}
+
+/* Runs g over the images of split and measures (or repairs) the layers of
+ * ctx->layer_of_value, n_layers of c_out[] channels. Every image in one run,
+ * or, for a model with a fixed batch, over the runs of its batch: one pass to
+ * measure; to repair, one pass per layer in graph order, then none for the
+ * calibration (ctx->cal is left to the caller, who calibrates the folded
+ * graph; *over_runs says so). */
 static enum presso_status run_images(const struct graph *g, const struct dataset *ds,
 				     const struct normalize *norm, const struct split *split,
-				     struct observe_ctx *ctx)
+				     int n_layers, const int64_t *c_out, struct observe_ctx *ctx,
+				     bool *over_runs)
 {
-	enum input_layout layout;
-	enum presso_status s = feed_check(g, ds, &layout);
+	struct feed f;
+	enum presso_status s = feed_check(g, ds, &f);
 	if (s != PRESSO_OK)
 		return s;
-	struct engine *e;
-	int n = (int)split->n;
-	if ((s = engine_create_unfused(g, n, &e)) != PRESSO_OK)
-		return s;
-	engine_set_observer(e, observe, ctx);
-	dataset_get_batch(ds, norm, split->indices, n, layout == LAYOUT_NHWC, engine_input(e, 0),
-			  NULL);
-	s = engine_run(e, n);
+	const int64_t n_images = feed_stats_images(&f, split->n);
+	const int per_run = feed_run_images(&f, (int)n_images);
+	ctx->runs = n_images > per_run;
+	*over_runs = ctx->runs;
+	ctx->c_out = c_out;
+	ctx->sum = calloc((size_t)(n_layers + 1), sizeof(double *));
+	ctx->sq = calloc((size_t)(n_layers + 1), sizeof(double *));
+	ctx->count = calloc((size_t)(n_layers + 1), sizeof(int64_t));
+	bool ok = ctx->sum && ctx->sq && ctx->count;
+	for (int i = 0; ok && i < n_layers; i++) {
+		ctx->sum[i] = calloc((size_t)c_out[i], sizeof(double));
+		ctx->sq[i] = calloc((size_t)c_out[i], sizeof(double));
+		ok = ctx->sum[i] && ctx->sq[i];
+	}
+	struct engine *e = NULL;
+	if (!ok)
+		s = status_fail(PRESSO_E_NOMEM, "out of memory repairing statistics");
+	if (s == PRESSO_OK)
+		s = engine_create_unfused(g, feed_engine_batch(&f, per_run), &e);
+	if (s == PRESSO_OK)
+		engine_set_observer(e, observe, ctx);
+	if (s == PRESSO_OK && (ctx->st || !ctx->runs)) {
+		/* measure over the runs, or measure, repair and calibrate in one run */
+		struct calib *cal = ctx->cal;
+		if (ctx->runs)
+			ctx->cal = NULL;
+		s = run_pass(e, &f, ds, norm, split, n_images, per_run);
+		ctx->cal = cal;
+	}
+	for (int i = 0; s == PRESSO_OK && ctx->target && ctx->runs && i < n_layers; i++) {
+		bool repaired = false;
+		for (int v = 0; v < g->n_values && !repaired; v++)
+			repaired = ctx->layer_of_value[v] == i;
+		if (!repaired)
+			continue;
+		struct calib *cal = ctx->cal;
+		ctx->cal = NULL;
+		ctx->active = i;
+		s = run_pass(e, &f, ds, norm, split, n_images, per_run);
+		ctx->cal = cal;
+		if (s != PRESSO_OK || ctx->count[i] == 0)
+			continue; /* a layer the pass never reached keeps no correction */
+		int64_t ch = c_out[i];
+		double *m = malloc(sizeof(double) * (size_t)ch);
+		double *sd = malloc(sizeof(double) * (size_t)ch);
+		ctx->a[i] = malloc(sizeof(double) * (size_t)ch);
+		ctx->b[i] = malloc(sizeof(double) * (size_t)ch);
+		if (m && sd && ctx->a[i] && ctx->b[i]) {
+			moments_finish(ctx->sum[i], ctx->sq[i], ctx->count[i], ch, m, sd);
+			fit(ctx, i, ch, m, sd);
+		} else {
+			ctx->failed = true;
+		}
+		free(m);
+		free(sd);
+		if (ctx->failed)
+			break;
+	}
+	if (s == PRESSO_OK && !ctx->target) {
+		for (int i = 0; i < n_layers; i++)
+			if (ctx->count[i])
+				moments_finish(ctx->sum[i], ctx->sq[i], ctx->count[i], c_out[i],
+					       ctx->st->mean[i], ctx->st->std[i]);
+	}
 	engine_free(e);
+	for (int i = 0; i < n_layers && ctx->sum && ctx->sq; i++) {
+		free(ctx->sum[i]);
+		free(ctx->sq[i]);
+	}
+	free(ctx->sum);
+	free(ctx->sq);
+	free(ctx->count);
+	ctx->sum = ctx->sq = NULL;
+	ctx->count = NULL;
 	if (s == PRESSO_OK && ctx->failed)
 		s = status_fail(PRESSO_E_NOMEM, "out of memory repairing statistics");
 	return s;
@@ -175,7 +295,8 @@ enum presso_status repair_measure(const struct graph *g, const struct dataset *d
 		return status_fail(PRESSO_E_NOMEM, "out of memory for layer statistics");
 	}
 	struct observe_ctx ctx = {.layer_of_value = lov, .st = st};
-	s = run_images(g, ds, norm, split, &ctx);
+	bool over_runs;
+	s = run_images(g, ds, norm, split, n_layers, st->n_channels, &ctx, &over_runs);
 	free(lov);
 	if (s != PRESSO_OK) {
 		layer_stats_free(st);
@@ -251,9 +372,10 @@ enum presso_status repair_run(struct transform_result *tr, const struct layer_st
 	if (s != PRESSO_OK)
 		return s;
 	int *lov = malloc(sizeof(int) * (size_t)g->n_values);
+	int64_t *c_out = malloc(sizeof(int64_t) * (size_t)(n_layers + 1));
 	double **a = calloc((size_t)(n_layers + 1), sizeof(double *));
 	double **b = calloc((size_t)(n_layers + 1), sizeof(double *));
-	if (!lov || !a || !b) {
+	if (!lov || !c_out || !a || !b) {
 		s = status_fail(PRESSO_E_NOMEM, "out of memory");
 		goto done;
 	}
@@ -266,7 +388,10 @@ enum presso_status repair_run(struct transform_result *tr, const struct layer_st
 		goto done;
 	struct observe_ctx ctx = {.layer_of_value = lov, .target = target, .tr = tr, .a = a, .b = b,
 				  .cal = cal};
-	if ((s = run_images(g, ds, norm, split, &ctx)) != PRESSO_OK)
+	for (int i = 0; i < n_layers; i++)
+		c_out[i] = layers[i].c_out;
+	bool over_runs = false;
+	if ((s = run_images(g, ds, norm, split, n_layers, c_out, &ctx, &over_runs)) != PRESSO_OK)
 		goto done;
 	cal->n_images = split->n;
 	double shift = 0, scale = 0;
@@ -292,6 +417,13 @@ enum presso_status repair_run(struct transform_result *tr, const struct layer_st
 	}
 	rep->mean_abs_shift = n_ch ? shift / (double)n_ch : 0;
 	rep->mean_scale = n_ch ? scale / (double)n_ch : 1;
+	if (over_runs) {
+		/* the runs of a fixed batch: calibrate the repaired graph on its own */
+		calib_free(cal);
+		cal = NULL;
+		if ((s = calib_run(g, ds, norm, split, 1, &cal)) != PRESSO_OK)
+			goto done;
+	}
 	*cal_out = cal;
 	cal = NULL;
 done:
@@ -303,6 +435,7 @@ done:
 	free(a);
 	free(b);
 	free(lov);
+	free(c_out);
 	free(layers);
 	return s;
 }

@@ -11,7 +11,11 @@
  * through the graph node by node, and each changed layer's output is corrected
  * before the next node reads it, so later layers are measured on repaired
  * inputs. This is the recomputation of BatchNorm statistics after compression,
- * without training.
+ * without training. A model with a fixed batch B (feed.h) cannot take the set
+ * in one run: its largest multiple of B images run B at a time, one pass per
+ * repaired layer (the layers before it corrected, its moments summed over the
+ * runs: the same a and b as one run gives), and the repaired graph, folded, is
+ * then calibrated with calib_run().
  */
 #ifndef PRESSO_REPAIR_H
 #define PRESSO_REPAIR_H
