@@ -191,6 +191,24 @@ enum presso_status db_fail(const struct store *st, int rc, const char *what)
 	return status_fail(s, "%s: %s: %s%s", st->path, what, msg, hint);
 }
 
+/* The status of an SQLite result code from opening or setting up a
+ * connection, when it is not the input's fault: fallback otherwise. */
+static enum presso_status rc_status(int rc, enum presso_status fallback)
+{
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM:
+		return PRESSO_E_NOMEM;
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		return PRESSO_E_SYSTEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return PRESSO_E_RUNTIME;
+	default:
+		return fallback;
+	}
+}
+
 static enum presso_status prep(struct store *st, enum stmt id, sqlite3_stmt **q)
 {
 	if (!st->stmt[id]) {
@@ -417,7 +435,7 @@ static enum presso_status migrate(struct store *st, int from, int to)
 		if (rc == SQLITE_OK && now_v < v)
 			rc = sqlite3_exec(st->db, sql, NULL, NULL, &err);
 		if (rc != SQLITE_OK) {
-			s = status_fail(rc == SQLITE_BUSY ? PRESSO_E_RUNTIME : PRESSO_E_FORMAT,
+			s = status_fail(rc_status(rc, PRESSO_E_FORMAT),
 					"%s: migrating the schema to version %d: %s", st->path, v,
 					err ? err : sqlite3_errmsg(st->db));
 		}
@@ -455,7 +473,7 @@ static enum presso_status db_connect(struct store *st, int flags, const char *na
 	int rc = sqlite3_open_v2(name, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		enum presso_status s = status_fail(
-			PRESSO_E_IO, "%s: cannot open: %s", st->path,
+			rc_status(rc, PRESSO_E_IO), "%s: cannot open: %s", st->path,
 			st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		sqlite3_close(st->db);
 		st->db = NULL;
@@ -559,8 +577,8 @@ static enum presso_status create_file(const char *path)
 			break;
 	}
 	if (fd < 0) {
-		enum presso_status s = status_fail(PRESSO_E_IO, "%s: cannot create: %s", path,
-						   strerror(errno));
+		enum presso_status s = status_fail(status_from_errno(errno), "%s: cannot create: %s",
+						   path, strerror(errno));
 		free(tmp);
 		return s;
 	}
@@ -572,7 +590,7 @@ static enum presso_status create_file(const char *path)
 		/* no hard links here (some network and FUSE file systems) */
 		struct stat sb;
 		if (stat(path, &sb) != 0 && rename(tmp, path) != 0)
-			s = status_fail(PRESSO_E_IO, "%s: cannot create: %s", path,
+			s = status_fail(status_from_errno(errno), "%s: cannot create: %s", path,
 					strerror(errno));
 	}
 	unlink(tmp);
@@ -590,7 +608,7 @@ enum presso_status store_open(const char *path, unsigned flags, struct store **o
 	struct stat sb;
 	if (stat(path, &sb) != 0) {
 		if (errno != ENOENT || !create)
-			return status_fail(PRESSO_E_IO, "%s: %s%s", path, strerror(errno),
+			return status_fail(status_from_errno(errno), "%s: %s%s", path, strerror(errno),
 					   errno == ENOENT ? " (presso search creates it)" : "");
 		enum presso_status s = create_file(path);
 		if (s != PRESSO_OK)
@@ -645,8 +663,7 @@ enum presso_status store_open(const char *path, unsigned flags, struct store **o
 			       "PRAGMA foreign_keys = ON;",
 			  NULL, NULL, &err);
 	if (rc != SQLITE_OK) {
-		s = status_fail(rc == SQLITE_BUSY ? PRESSO_E_RUNTIME : PRESSO_E_IO,
-				"%s: setting up the connection: %s", path,
+		s = status_fail(rc_status(rc, PRESSO_E_IO), "%s: setting up the connection: %s", path,
 				err ? err : sqlite3_errstr(rc));
 		sqlite3_free(err);
 		goto fail;

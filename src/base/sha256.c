@@ -141,7 +141,7 @@ enum presso_status sha256_file(const char *path, char hex[SHA256_HEX_BYTES])
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+		return status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 	struct sha256 c;
 	uint8_t buf[65536], d[SHA256_DIGEST_BYTES];
 	size_t got;

@@ -374,7 +374,7 @@ static enum presso_status read_file(const char *path, char **out)
 	FILE *f = fopen(path, "rb");
 	*out = NULL;
 	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+		return status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 	buf = malloc(cap);
 	for (;;) {
 		if (!buf) {
@@ -383,7 +383,7 @@ static enum presso_status read_file(const char *path, char **out)
 		}
 		n += fread(buf + n, 1, cap - 1 - n, f);
 		if (ferror(f)) {
-			st = status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+			st = status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (n < cap - 1)

@@ -1141,7 +1141,7 @@ static enum presso_status read_file(const char *path, uint8_t **out, size_t *n_o
 	*out = NULL;
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+		return status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
 		fclose(f);

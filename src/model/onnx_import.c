@@ -1442,7 +1442,7 @@ static enum presso_status read_file(const char *path, uint8_t **out, size_t *n_o
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+		return status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 	size_t cap = 1 << 16, n = 0;
 	uint8_t *buf = malloc(cap);
 	while (buf) {

@@ -213,7 +213,8 @@ enum presso_status policy_load(const char *path_or_shorthand, const struct layer
 	}
 	FILE *f = fopen(path_or_shorthand, "rb");
 	if (!f)
-		return status_fail(PRESSO_E_IO, "%s: %s (a policy is a JSON file, or int8 / int4)",
+		return status_fail(status_from_errno(errno),
+				   "%s: %s (a policy is a JSON file, or int8 / int4)",
 				   path_or_shorthand, strerror(errno));
 	size_t cap = 4096, n = 0;
 	char *text = malloc(cap);
