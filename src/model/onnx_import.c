@@ -177,10 +177,16 @@ static enum presso_status read_external(const Onnx__TensorProto *t, const char *
 	snprintf(path, sizeof path, "%s/%s", base_dir ? base_dir : ".", location);
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		return status_fail(PRESSO_E_IO, "tensor '%s': cannot open external data '%s': %s",
+		return status_fail(status_from_errno(errno),
+				   "tensor '%s': cannot open external data '%s': %s",
 				   t->name, path, strerror(errno));
 	uint8_t *buf = malloc(want_bytes ? want_bytes : 1);
-	bool ok = buf && fseek(f, (long)offset, SEEK_SET) == 0 &&
+	if (!buf) {
+		fclose(f);
+		return status_fail(PRESSO_E_NOMEM, "tensor '%s': out of memory for %zu bytes",
+				   t->name, want_bytes);
+	}
+	bool ok = fseek(f, (long)offset, SEEK_SET) == 0 &&
 		  fread(buf, 1, want_bytes, f) == want_bytes;
 	fclose(f);
 	if (!ok) {
@@ -1412,12 +1418,32 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	return mark_batched(g);
 }
 
+/* protobuf-c's unpack returns NULL both for bytes that do not parse and for an
+ * allocation that failed; this allocator tells the two apart. */
+static void *pb_alloc(void *failed, size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		*(bool *)failed = true;
+	return p;
+}
+
+static void pb_free(void *failed, void *p)
+{
+	(void)failed;
+	free(p);
+}
+
 enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 					 const char *base_dir, struct graph **out)
 {
 	*out = NULL;
 	status_clear();
-	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, n_bytes, bytes);
+	bool pb_failed = false;
+	ProtobufCAllocator pb = {pb_alloc, pb_free, &pb_failed};
+	Onnx__ModelProto *m = onnx__model_proto__unpack(&pb, n_bytes, bytes);
+	if (!m && pb_failed)
+		return status_fail(PRESSO_E_NOMEM, "out of memory reading the model");
 	if (!m)
 		return status_fail(PRESSO_E_FORMAT,
 				   "not a valid ONNX model (the protobuf does not parse: truncated or corrupt)");
@@ -1428,7 +1454,7 @@ enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 		s = status_fail(PRESSO_E_NOMEM, "out of memory");
 	else
 		s = build(&b, m);
-	onnx__model_proto__free_unpacked(m, NULL);
+	onnx__model_proto__free_unpacked(m, &pb);
 	free(b.slots);
 	if (s != PRESSO_OK) {
 		graph_free(b.g);
@@ -1497,7 +1523,8 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out)
 		return status_fail(PRESSO_E_FORMAT, "%s: empty file, not an ONNX model", path);
 	}
 	char *dir = dir_of(path);
-	s = graph_load_onnx_bytes(bytes, n, dir, out);
+	s = dir ? graph_load_onnx_bytes(bytes, n, dir, out)
+		: status_fail(PRESSO_E_NOMEM, "out of memory");
 	free(bytes);
 	free(dir);
 	if (s != PRESSO_OK)
@@ -1513,16 +1540,23 @@ enum presso_status graph_load_tensor_pb(const char *path, struct value *out)
 	enum presso_status s = read_file(path, &bytes, &n);
 	if (s != PRESSO_OK)
 		return s;
-	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, bytes);
+	bool pb_failed = false;
+	ProtobufCAllocator pb = {pb_alloc, pb_free, &pb_failed};
+	Onnx__TensorProto *t = onnx__tensor_proto__unpack(&pb, n, bytes);
 	free(bytes);
+	if (!t && pb_failed)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading a TensorProto", path);
 	if (!t)
 		return status_fail(PRESSO_E_FORMAT, "%s: not a TensorProto", path);
 	out->name = strdup(t->name ? t->name : "");
 	out->producer = -1;
 	char *dir = dir_of(path);
-	s = tensor_to_value(t, dir, out);
+	if (!out->name || !dir)
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+	else
+		s = tensor_to_value(t, dir, out);
 	free(dir);
-	onnx__tensor_proto__free_unpacked(t, NULL);
+	onnx__tensor_proto__free_unpacked(t, &pb);
 	if (s != PRESSO_OK) {
 		free(out->name);
 		out->name = NULL;
