@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/json_get.h"
 #include "evaluators/evaluate.h"
 #include "data/feed.h"
 #include "transform/transform.h"
@@ -429,7 +430,11 @@ enum presso_status latency_lut_from_json(const char *text, const char *what,
 {
 	*out = NULL;
 	struct latency_lut *lut = NULL;
-	cJSON *doc = cJSON_Parse(text ? text : "");
+	bool oom;
+	cJSON *doc = json_parse(text ? text : "", NULL, false, &oom);
+	if (oom)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading the latency table",
+				   what);
 	const cJSON *runs = cJSON_GetObjectItemCaseSensitive(doc, "runs");
 	const cJSON *isa = cJSON_GetObjectItemCaseSensitive(doc, "isa");
 	const cJSON *over = cJSON_GetObjectItemCaseSensitive(doc, "overhead_us");

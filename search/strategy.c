@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "search/bandit.h"
 #include "search/evolution.h"
 
@@ -489,8 +490,13 @@ static int load_members(const struct archive *a, const cJSON *arr, int *out, int
 enum presso_status strategy_load(struct strategy *s, const char *population, const char *bandit)
 {
 	enum presso_status st = PRESSO_OK;
-	cJSON *p = cJSON_Parse(population ? population : "");
-	cJSON *b = cJSON_Parse(bandit ? bandit : "");
+	bool oom_p, oom_b;
+	cJSON *p = json_parse(population ? population : "", NULL, false, &oom_p);
+	cJSON *b = json_parse(bandit ? bandit : "", NULL, false, &oom_b);
+	if (oom_p || oom_b) {
+		st = status_fail(PRESSO_E_NOMEM, "out of memory reading the saved search state");
+		goto done;
+	}
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(p, "strategy");
 	const cJSON *gen = cJSON_GetObjectItemCaseSensitive(p, "generation");
 	const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last_told");

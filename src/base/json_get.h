@@ -17,6 +17,15 @@
 
 struct cJSON;
 
+/* cJSON_ParseWithOpts (end may be NULL; require_end: nothing but blanks may
+ * follow the document) that also says why it returned NULL: *out_of_memory
+ * (may be NULL) is true when an allocation failed, false when the text does
+ * not parse, which cJSON alone cannot tell apart. The first call routes
+ * cJSON's allocations through malloc and free with a per-thread note of a
+ * failure, for the whole process. Free the result with cJSON_Delete. */
+struct cJSON *json_parse(const char *text, const char **end, bool require_end,
+			 bool *out_of_memory);
+
 /* Fails naming the first key of obj not in allowed (NULL-terminated list), or
  * a key that appears twice. */
 enum presso_status json_check_keys(const struct cJSON *obj, const char *path,

@@ -120,7 +120,10 @@ enum presso_status policy_parse(const char *text, const char *where, const struc
 {
 	*out = NULL;
 	const char *end = NULL;
-	cJSON *doc = cJSON_ParseWithOpts(text, &end, false);
+	bool oom;
+	cJSON *doc = json_parse(text, &end, false, &oom);
+	if (!doc && oom)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading the policy", where);
 	if (!doc) {
 		int line = 1, col = 1;
 		for (const char *c = text; end && c < end && *c; c++) {
