@@ -462,6 +462,7 @@ struct rd {
 	const uint8_t *p;
 	size_t n, pos;     /* the body and the read position in it */
 	const char *path;
+	bool oom;          /* a reader's allocation failed: bad() says so */
 };
 
 /* A format error naming the file and what is wrong. */
@@ -475,6 +476,8 @@ static enum presso_status bad(const struct rd *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	if (r->oom)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading it", r->path);
 	return status_fail(PRESSO_E_FORMAT, "%s: %s", r->path, msg);
 }
 
@@ -575,8 +578,10 @@ static bool r_str(struct rd *r, char **out)
 	if (!r_uv(r, &n) || n > r_left(r))
 		return false;
 	char *s = malloc((size_t)n + 1);
-	if (!s)
+	if (!s) {
+		r->oom = true;
 		return false;
+	}
 	r_bytes(r, s, (size_t)n);
 	s[n] = '\0';
 	*out = s;
@@ -1248,7 +1253,7 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 	enum presso_status s = read_file(path, &buf, &n);
 	if (s != PRESSO_OK)
 		return s;
-	L.r = (struct rd){buf, n, 0, path};
+	L.r = (struct rd){buf, n, 0, path, false};
 	if (n < PFILE_MAGIC_BYTES || memcmp(buf, PFILE_MAGIC, PFILE_MAGIC_BYTES) != 0) {
 		s = status_fail(PRESSO_E_FORMAT, "%s: not a .presso file (bad magic)", path);
 		goto fail;
@@ -1275,7 +1280,7 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 		s = status_fail(PRESSO_E_FORMAT, "%s: checksum mismatch (the file is corrupted)", path);
 		goto fail;
 	}
-	L.r = (struct rd){buf + PFILE_HEADER_BYTES, (size_t)body, 0, path};
+	L.r = (struct rd){buf + PFILE_HEADER_BYTES, (size_t)body, 0, path, false};
 	L.g = calloc(1, sizeof *L.g);
 	if (!L.g) {
 		s = status_fail(PRESSO_E_NOMEM, "%s: out of memory", path);
@@ -1327,12 +1332,14 @@ fail:
 
 bool presso_file_sniff(const char *path)
 {
+	/* open and read, not fopen: nothing to allocate, so a short memory
+	 * cannot make a .presso file look like something else */
 	char magic[PFILE_MAGIC_BYTES];
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return false;
-	bool ok = fread(magic, 1, sizeof magic, f) == sizeof magic &&
+	bool ok = read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
 		  memcmp(magic, PFILE_MAGIC, PFILE_MAGIC_BYTES) == 0;
-	fclose(f);
+	close(fd);
 	return ok;
 }
