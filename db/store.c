@@ -153,12 +153,16 @@ enum presso_status db_fail(const struct store *st, int rc, const char *what)
 {
 	enum presso_status s = PRESSO_E_RUNTIME;
 	const char *hint = "";
+	char busy[160];
 	const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		hint = " (another process kept the database locked for longer than the busy "
-		       "timeout)";
+		snprintf(busy, sizeof busy,
+			 " (another process kept the database locked for longer than the busy "
+			 "timeout, %d ms; %s sets it)",
+			 st->busy_timeout_ms, STORE_BUSY_TIMEOUT_ENV);
+		hint = busy;
 		break;
 	case SQLITE_NOTADB:
 		return status_fail(PRESSO_E_FORMAT, "%s: not an SQLite database (%s)", st->path,
@@ -468,6 +472,24 @@ static char *immutable_uri(const char *path)
 	return u;
 }
 
+/* STORE_BUSY_TIMEOUT_MS, or PRESSO_BUSY_TIMEOUT_MS from the environment. */
+static enum presso_status busy_timeout(int *ms)
+{
+	*ms = STORE_BUSY_TIMEOUT_MS;
+	const char *env = getenv(STORE_BUSY_TIMEOUT_ENV);
+	if (!env || !*env)
+		return PRESSO_OK;
+	char *end;
+	errno = 0;
+	long v = strtol(env, &end, 10);
+	if (errno || *end || v < 0 || v > STORE_BUSY_TIMEOUT_MAX_MS)
+		return status_fail(PRESSO_E_USAGE,
+				   "%s: expected milliseconds in 0..%d, got '%s'",
+				   STORE_BUSY_TIMEOUT_ENV, STORE_BUSY_TIMEOUT_MAX_MS, env);
+	*ms = (int)v;
+	return PRESSO_OK;
+}
+
 static enum presso_status db_connect(struct store *st, int flags, const char *name)
 {
 	int rc = sqlite3_open_v2(name, &st->db, flags, NULL);
@@ -480,7 +502,7 @@ static enum presso_status db_connect(struct store *st, int flags, const char *na
 		return s;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
 	return PRESSO_OK;
 }
 
@@ -623,6 +645,8 @@ enum presso_status store_open(const char *path, unsigned flags, struct store **o
 		return nomem(NULL);
 	}
 	st->readonly = ro;
+	if ((s = busy_timeout(&st->busy_timeout_ms)) != PRESSO_OK)
+		goto fail;
 	int oflags = ro ? SQLITE_OPEN_READONLY
 			: SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
 	if ((s = db_connect(st, oflags, path)) != PRESSO_OK)

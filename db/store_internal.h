@@ -98,6 +98,7 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	bool readonly;
+	int busy_timeout_ms;
 	sqlite3_stmt *stmt[STMT_COUNT]; /* prepared on first use, finalized by store_close */
 };
 
