@@ -15,7 +15,10 @@
  * transaction that ends with PRAGMA user_version = N.
  *
  * File: a new database is built in a temporary file beside it and linked into
- * place when complete, so the path never names a half-made database.
+ * place when complete, so the path never names a half-made database. Before
+ * every write a writer checks that the path still names the file it opened
+ * (device and inode, one stat): a database deleted, moved or replaced while a
+ * search runs stops it at its next commit (check_file).
  *
  * Connection: WAL (readers never block the writer and see only committed
  * transactions), busy_timeout STORE_BUSY_TIMEOUT_MS, foreign_keys ON,
@@ -325,6 +328,41 @@ enum presso_status stmt_start(struct store *st, sqlite3_stmt **q, const char *wh
 	return s;
 }
 
+/* Fails (PRESSO_E_RUNTIME, naming the file) when st->path no longer names the
+ * file the store opened: deleted, or moved and maybe replaced since. Checked
+ * before every write (tx_begin, and stmt_run outside a transaction), so a
+ * search stops at its next commit instead of writing its results into a file
+ * nobody can open again. One stat() per call.
+ *
+ * Before failing it checkpoints the WAL into the file it has open and
+ * truncates it: SQLite leaves the -wal of a moved database where it was, and
+ * would replay it into the next database created at the path, corrupting
+ * it; and a moved database keeps everything that was committed. */
+static enum presso_status check_file(struct store *st)
+{
+	if (!st->has_id)
+		return PRESSO_OK;
+	struct stat sb;
+	bool gone = stat(st->path, &sb) != 0;
+	if (gone && errno != ENOENT)
+		return PRESSO_OK; /* SQLite will say what is wrong */
+	if (!gone && (unsigned long long)sb.st_dev == st->file_dev &&
+	    (unsigned long long)sb.st_ino == st->file_ino)
+		return PRESSO_OK;
+	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	if (gone)
+		return status_fail(PRESSO_E_RUNTIME,
+				   "%s: the database file was removed (deleted or moved away) while "
+				   "presso had it open; stopping rather than writing results nobody "
+				   "would find (if it was moved, what was committed is in it)",
+				   st->path);
+	return status_fail(PRESSO_E_RUNTIME,
+			   "%s: now names another file than the database presso opened (it was "
+			   "moved or replaced); stopping rather than writing results nobody "
+			   "would find (what was committed is in the file that was moved)",
+			   st->path);
+}
+
 enum presso_status stmt_run(struct store *st, enum stmt id, const char *what, const char *types,
 			    ...)
 {
@@ -333,6 +371,10 @@ enum presso_status stmt_run(struct store *st, enum stmt id, const char *what, co
 	if (s != PRESSO_OK)
 		return s;
 	PRESSO_CHECK(strlen(types) == (size_t)sqlite3_bind_parameter_count(q));
+	/* a write of its own (outside a transaction, which tx_begin checked) */
+	if (sqlite3_get_autocommit(st->db) && !sqlite3_stmt_readonly(q) &&
+	    (s = check_file(st)) != PRESSO_OK)
+		return s;
 	va_list ap;
 	va_start(ap, types);
 	s = vstart(st, &q, what, types, ap);
@@ -345,7 +387,8 @@ enum presso_status stmt_run(struct store *st, enum stmt id, const char *what, co
 
 enum presso_status tx_begin(struct store *st)
 {
-	return stmt_run(st, STMT_BEGIN, "starting a transaction", "");
+	enum presso_status s = check_file(st);
+	return s != PRESSO_OK ? s : stmt_run(st, STMT_BEGIN, "starting a transaction", "");
 }
 
 enum presso_status tx_end(struct store *st, enum presso_status s)
@@ -651,6 +694,12 @@ enum presso_status store_open(const char *path, unsigned flags, struct store **o
 			: SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
 	if ((s = db_connect(st, oflags, path)) != PRESSO_OK)
 		goto fail;
+	/* what check_file compares with before every write */
+	if (!ro && stat(path, &sb) == 0) {
+		st->has_id = true;
+		st->file_dev = (unsigned long long)sb.st_dev;
+		st->file_ino = (unsigned long long)sb.st_ino;
+	}
 	if (!ro && sqlite3_db_readonly(st->db, "main") == 1) {
 		s = status_fail(PRESSO_E_IO,
 				"%s: the file is read-only (presso studies, pareto and export can "
