@@ -626,7 +626,7 @@ static enum presso_status check_version(struct store *st, bool create, int64_t v
 static enum presso_status create_file(const char *path)
 {
 	size_t n = strlen(path) + 40;
-	char *tmp = malloc(n);
+	char *tmp = malloc(2 * n + 8), *side = tmp + n; /* side: tmp's -wal and -shm */
 	if (!tmp)
 		return nomem(NULL);
 	/* a name of our own (O_EXCL), with the usual 0666 & ~umask permissions */
@@ -650,6 +650,14 @@ static enum presso_status create_file(const char *path)
 	close(fd);
 	struct store *st;
 	enum presso_status s = store_open(tmp, STORE_CREATE, &st);
+	/* all of it into the file itself: its -wal is named after tmp and would
+	 * not follow it into place (SQLite's checkpoint on close, which would do
+	 * it, gives up quietly when it cannot allocate) */
+	int rc = s == PRESSO_OK ? sqlite3_wal_checkpoint_v2(st->db, NULL,
+							    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL)
+				: SQLITE_OK;
+	if (rc != SQLITE_OK)
+		s = db_fail(st, rc, "writing the new database");
 	store_close(st);
 	if (s == PRESSO_OK && link(tmp, path) != 0 && errno != EEXIST) {
 		/* no hard links here (some network and FUSE file systems) */
@@ -659,6 +667,13 @@ static enum presso_status create_file(const char *path)
 					strerror(errno));
 	}
 	unlink(tmp);
+	static const char *const sides[] = {"-wal", "-shm"};
+	size_t len = strlen(tmp);
+	memcpy(side, tmp, len);
+	for (int i = 0; i < 2; i++) {
+		memcpy(side + len, sides[i], 5);
+		unlink(side);
+	}
 	free(tmp);
 	return s;
 }
