@@ -393,6 +393,7 @@ double latency_lut_estimate(const struct latency_lut *lut, const struct policy *
 
 char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *layers)
 {
+	unsigned since = json_failures();
 	cJSON *doc = cJSON_CreateObject();
 	if (!doc)
 		return NULL;
@@ -419,7 +420,7 @@ char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *lay
 		double row[4] = {d->layer, d->knob, d->value, d->us};
 		cJSON_AddItemToArray(deltas, cJSON_CreateDoubleArray(row, 4));
 	}
-	char *text = cJSON_PrintUnformatted(doc);
+	char *text = json_print(doc, false, since);
 	cJSON_Delete(doc);
 	return text;
 }

@@ -435,9 +435,9 @@ static cJSON *numbers(const struct archive *a, const int *idx, int n)
 	return arr;
 }
 
-static char *print_and_delete(cJSON *j)
+static char *print_and_delete(cJSON *j, unsigned since)
 {
-	char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+	char *text = json_print(j, false, since);
 	cJSON_Delete(j);
 	return text;
 }
@@ -445,6 +445,7 @@ static char *print_and_delete(cJSON *j)
 enum presso_status strategy_save(const struct strategy *s, char **population, char **bandit)
 {
 	*population = *bandit = NULL;
+	unsigned since = json_failures();
 	cJSON *p = cJSON_CreateObject();
 	if (p) {
 		cJSON_AddStringToObject(p, "strategy", space_strategy_name(s->kind));
@@ -453,7 +454,7 @@ enum presso_status strategy_save(const struct strategy *s, char **population, ch
 		cJSON_AddItemToObject(p, "population", numbers(s->a, s->pop, s->n_pop));
 		cJSON_AddItemToObject(p, "pending", numbers(s->a, s->pending, s->n_pending));
 	}
-	*population = print_and_delete(p);
+	*population = print_and_delete(p, since);
 	cJSON *b = NULL;
 	if (s->kind == STRATEGY_HYBRID) {
 		b = bandit_to_json(&s->op);
@@ -465,7 +466,7 @@ enum presso_status strategy_save(const struct strategy *s, char **population, ch
 	} else {
 		b = cJSON_CreateNull();
 	}
-	*bandit = print_and_delete(b);
+	*bandit = print_and_delete(b, since);
 	if (!*population || !*bandit) {
 		free(*population);
 		free(*bandit);

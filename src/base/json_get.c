@@ -25,14 +25,14 @@
 
 /* --- parsing ----------------------------------------------------------------- */
 
-static _Thread_local bool alloc_failed;
+static _Thread_local unsigned n_failed; /* cJSON allocations that failed on this thread */
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 
 static void *noting_malloc(size_t n)
 {
 	void *p = malloc(n);
 	if (!p)
-		alloc_failed = true;
+		n_failed++;
 	return p;
 }
 
@@ -45,15 +45,32 @@ static void install_hooks(void)
 struct cJSON *json_parse(const char *text, const char **end, bool require_end,
 			 bool *out_of_memory)
 {
-	pthread_once(&hooks_once, install_hooks);
-	alloc_failed = false;
+	unsigned since = json_failures();
 	const char *stop = NULL;
 	cJSON *doc = text ? cJSON_ParseWithOpts(text, &stop, require_end) : NULL;
 	if (end)
 		*end = stop;
 	if (out_of_memory)
-		*out_of_memory = !doc && alloc_failed;
+		*out_of_memory = !doc && n_failed != since;
 	return doc;
+}
+
+unsigned json_failures(void)
+{
+	pthread_once(&hooks_once, install_hooks);
+	return n_failed;
+}
+
+char *json_print(const struct cJSON *doc, bool formatted, unsigned since)
+{
+	if (!doc || n_failed != since)
+		return NULL;
+	char *text = formatted ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
+	if (text && n_failed != since) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }
 
 /* --- getters ----------------------------------------------------------------- */

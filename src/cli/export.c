@@ -42,6 +42,7 @@ static enum presso_status build(const struct study_info *info, const struct stor
 {
 	*text = NULL;
 	bool oom;
+	unsigned since = json_failures();
 	cJSON *doc = json_parse(t->policy_json, NULL, false, &oom);
 	if (oom)
 		return status_fail(PRESSO_E_NOMEM, "out of memory reading trial %lld's policy",
@@ -88,7 +89,7 @@ static enum presso_status build(const struct study_info *info, const struct stor
 	struct tm tm;
 	if (gmtime_r(&now, &tm) && strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
 		cJSON_AddStringToObject(md, "exported_at", when);
-	char *printed = cJSON_Print(doc);
+	char *printed = json_print(doc, true, since);
 	cJSON_Delete(doc);
 	if (!printed)
 		return status_fail(PRESSO_E_NOMEM, "out of memory writing the policy");
