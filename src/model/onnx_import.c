@@ -1363,10 +1363,10 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	if (m->producer_name) {
 		size_t len = strlen(m->producer_name) + (m->producer_version ? strlen(m->producer_version) : 0) + 2;
 		g->producer = malloc(len);
-		if (g->producer)
-			snprintf(g->producer, len, "%s%s%s", m->producer_name,
-				 m->producer_version ? " " : "",
-				 m->producer_version ? m->producer_version : "");
+		if (!g->producer)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		snprintf(g->producer, len, "%s%s%s", m->producer_name,
+			 m->producer_version ? " " : "", m->producer_version ? m->producer_version : "");
 	}
 	if (gp->n_sparse_initializer)
 		return status_fail(PRESSO_E_UNSUPPORTED, "sparse initializers are not supported");
