@@ -28,7 +28,10 @@
  * libgomp ends the process itself when it cannot allocate ("libgomp: Out of
  * memory allocating N bytes", exit 1); presso cannot intercept that, and the
  * checks above hold there as they do for a process killed at any moment
- * (test_store_kill.c).
+ * (test_store_kill.c). With more than one worker, libgomp's failure to
+ * create a thread ends it the same way with "libgomp: Thread creation
+ * failed" (exit 1, no word of memory): the searches here run one worker,
+ * which also keeps the order of the sites the same from run to run.
  *
  * Skipped in the sanitizer build: AddressSanitizer replaces malloc itself and
  * must be the first library loaded, so the hook is not built there (and the
