@@ -15,7 +15,10 @@
  * transaction that ends with PRAGMA user_version = N.
  *
  * File: a new database is built in a temporary file beside it and linked into
- * place when complete, so the path never names a half-made database.
+ * place when complete, so the path never names a half-made database. Before
+ * every write a writer checks that the path still names the file it opened
+ * (device and inode, one stat): a database deleted, moved or replaced while a
+ * search runs stops it at its next commit (check_file).
  *
  * Connection: WAL (readers never block the writer and see only committed
  * transactions), busy_timeout STORE_BUSY_TIMEOUT_MS, foreign_keys ON,
@@ -153,12 +156,16 @@ enum presso_status db_fail(const struct store *st, int rc, const char *what)
 {
 	enum presso_status s = PRESSO_E_RUNTIME;
 	const char *hint = "";
+	char busy[160];
 	const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		hint = " (another process kept the database locked for longer than the busy "
-		       "timeout)";
+		snprintf(busy, sizeof busy,
+			 " (another process kept the database locked for longer than the busy "
+			 "timeout, %d ms; %s sets it)",
+			 st->busy_timeout_ms, STORE_BUSY_TIMEOUT_ENV);
+		hint = busy;
 		break;
 	case SQLITE_NOTADB:
 		return status_fail(PRESSO_E_FORMAT, "%s: not an SQLite database (%s)", st->path,
@@ -189,6 +196,24 @@ enum presso_status db_fail(const struct store *st, int rc, const char *what)
 		break;
 	}
 	return status_fail(s, "%s: %s: %s%s", st->path, what, msg, hint);
+}
+
+/* The status of an SQLite result code from opening or setting up a
+ * connection, when it is not the input's fault: fallback otherwise. */
+static enum presso_status rc_status(int rc, enum presso_status fallback)
+{
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM:
+		return PRESSO_E_NOMEM;
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		return PRESSO_E_SYSTEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return PRESSO_E_RUNTIME;
+	default:
+		return fallback;
+	}
 }
 
 static enum presso_status prep(struct store *st, enum stmt id, sqlite3_stmt **q)
@@ -303,6 +328,41 @@ enum presso_status stmt_start(struct store *st, sqlite3_stmt **q, const char *wh
 	return s;
 }
 
+/* Fails (PRESSO_E_RUNTIME, naming the file) when st->path no longer names the
+ * file the store opened: deleted, or moved and maybe replaced since. Checked
+ * before every write (tx_begin, and stmt_run outside a transaction), so a
+ * search stops at its next commit instead of writing its results into a file
+ * nobody can open again. One stat() per call.
+ *
+ * Before failing it checkpoints the WAL into the file it has open and
+ * truncates it: SQLite leaves the -wal of a moved database where it was, and
+ * would replay it into the next database created at the path, corrupting
+ * it; and a moved database keeps everything that was committed. */
+static enum presso_status check_file(struct store *st)
+{
+	if (!st->has_id)
+		return PRESSO_OK;
+	struct stat sb;
+	bool gone = stat(st->path, &sb) != 0;
+	if (gone && errno != ENOENT)
+		return PRESSO_OK; /* SQLite will say what is wrong */
+	if (!gone && (unsigned long long)sb.st_dev == st->file_dev &&
+	    (unsigned long long)sb.st_ino == st->file_ino)
+		return PRESSO_OK;
+	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	if (gone)
+		return status_fail(PRESSO_E_RUNTIME,
+				   "%s: the database file was removed (deleted or moved away) while "
+				   "presso had it open; stopping rather than writing results nobody "
+				   "would find (if it was moved, what was committed is in it)",
+				   st->path);
+	return status_fail(PRESSO_E_RUNTIME,
+			   "%s: now names another file than the database presso opened (it was "
+			   "moved or replaced); stopping rather than writing results nobody "
+			   "would find (what was committed is in the file that was moved)",
+			   st->path);
+}
+
 enum presso_status stmt_run(struct store *st, enum stmt id, const char *what, const char *types,
 			    ...)
 {
@@ -311,6 +371,10 @@ enum presso_status stmt_run(struct store *st, enum stmt id, const char *what, co
 	if (s != PRESSO_OK)
 		return s;
 	PRESSO_CHECK(strlen(types) == (size_t)sqlite3_bind_parameter_count(q));
+	/* a write of its own (outside a transaction, which tx_begin checked) */
+	if (sqlite3_get_autocommit(st->db) && !sqlite3_stmt_readonly(q) &&
+	    (s = check_file(st)) != PRESSO_OK)
+		return s;
 	va_list ap;
 	va_start(ap, types);
 	s = vstart(st, &q, what, types, ap);
@@ -323,7 +387,8 @@ enum presso_status stmt_run(struct store *st, enum stmt id, const char *what, co
 
 enum presso_status tx_begin(struct store *st)
 {
-	return stmt_run(st, STMT_BEGIN, "starting a transaction", "");
+	enum presso_status s = check_file(st);
+	return s != PRESSO_OK ? s : stmt_run(st, STMT_BEGIN, "starting a transaction", "");
 }
 
 enum presso_status tx_end(struct store *st, enum presso_status s)
@@ -417,7 +482,7 @@ static enum presso_status migrate(struct store *st, int from, int to)
 		if (rc == SQLITE_OK && now_v < v)
 			rc = sqlite3_exec(st->db, sql, NULL, NULL, &err);
 		if (rc != SQLITE_OK) {
-			s = status_fail(rc == SQLITE_BUSY ? PRESSO_E_RUNTIME : PRESSO_E_FORMAT,
+			s = status_fail(rc_status(rc, PRESSO_E_FORMAT),
 					"%s: migrating the schema to version %d: %s", st->path, v,
 					err ? err : sqlite3_errmsg(st->db));
 		}
@@ -450,19 +515,37 @@ static char *immutable_uri(const char *path)
 	return u;
 }
 
+/* STORE_BUSY_TIMEOUT_MS, or PRESSO_BUSY_TIMEOUT_MS from the environment. */
+static enum presso_status busy_timeout(int *ms)
+{
+	*ms = STORE_BUSY_TIMEOUT_MS;
+	const char *env = getenv(STORE_BUSY_TIMEOUT_ENV);
+	if (!env || !*env)
+		return PRESSO_OK;
+	char *end;
+	errno = 0;
+	long v = strtol(env, &end, 10);
+	if (errno || *end || v < 0 || v > STORE_BUSY_TIMEOUT_MAX_MS)
+		return status_fail(PRESSO_E_USAGE,
+				   "%s: expected milliseconds in 0..%d, got '%s'",
+				   STORE_BUSY_TIMEOUT_ENV, STORE_BUSY_TIMEOUT_MAX_MS, env);
+	*ms = (int)v;
+	return PRESSO_OK;
+}
+
 static enum presso_status db_connect(struct store *st, int flags, const char *name)
 {
 	int rc = sqlite3_open_v2(name, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		enum presso_status s = status_fail(
-			PRESSO_E_IO, "%s: cannot open: %s", st->path,
+			rc_status(rc, PRESSO_E_IO), "%s: cannot open: %s", st->path,
 			st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		sqlite3_close(st->db);
 		st->db = NULL;
 		return s;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
 	return PRESSO_OK;
 }
 
@@ -543,7 +626,7 @@ static enum presso_status check_version(struct store *st, bool create, int64_t v
 static enum presso_status create_file(const char *path)
 {
 	size_t n = strlen(path) + 40;
-	char *tmp = malloc(n);
+	char *tmp = malloc(2 * n + 8), *side = tmp + n; /* side: tmp's -wal and -shm */
 	if (!tmp)
 		return nomem(NULL);
 	/* a name of our own (O_EXCL), with the usual 0666 & ~umask permissions */
@@ -559,23 +642,38 @@ static enum presso_status create_file(const char *path)
 			break;
 	}
 	if (fd < 0) {
-		enum presso_status s = status_fail(PRESSO_E_IO, "%s: cannot create: %s", path,
-						   strerror(errno));
+		enum presso_status s = status_fail(status_from_errno(errno), "%s: cannot create: %s",
+						   path, strerror(errno));
 		free(tmp);
 		return s;
 	}
 	close(fd);
 	struct store *st;
 	enum presso_status s = store_open(tmp, STORE_CREATE, &st);
+	/* all of it into the file itself: its -wal is named after tmp and would
+	 * not follow it into place (SQLite's checkpoint on close, which would do
+	 * it, gives up quietly when it cannot allocate) */
+	int rc = s == PRESSO_OK ? sqlite3_wal_checkpoint_v2(st->db, NULL,
+							    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL)
+				: SQLITE_OK;
+	if (rc != SQLITE_OK)
+		s = db_fail(st, rc, "writing the new database");
 	store_close(st);
 	if (s == PRESSO_OK && link(tmp, path) != 0 && errno != EEXIST) {
 		/* no hard links here (some network and FUSE file systems) */
 		struct stat sb;
 		if (stat(path, &sb) != 0 && rename(tmp, path) != 0)
-			s = status_fail(PRESSO_E_IO, "%s: cannot create: %s", path,
+			s = status_fail(status_from_errno(errno), "%s: cannot create: %s", path,
 					strerror(errno));
 	}
 	unlink(tmp);
+	static const char *const sides[] = {"-wal", "-shm"};
+	size_t len = strlen(tmp);
+	memcpy(side, tmp, len);
+	for (int i = 0; i < 2; i++) {
+		memcpy(side + len, sides[i], 5);
+		unlink(side);
+	}
 	free(tmp);
 	return s;
 }
@@ -590,7 +688,7 @@ enum presso_status store_open(const char *path, unsigned flags, struct store **o
 	struct stat sb;
 	if (stat(path, &sb) != 0) {
 		if (errno != ENOENT || !create)
-			return status_fail(PRESSO_E_IO, "%s: %s%s", path, strerror(errno),
+			return status_fail(status_from_errno(errno), "%s: %s%s", path, strerror(errno),
 					   errno == ENOENT ? " (presso search creates it)" : "");
 		enum presso_status s = create_file(path);
 		if (s != PRESSO_OK)
@@ -605,10 +703,18 @@ enum presso_status store_open(const char *path, unsigned flags, struct store **o
 		return nomem(NULL);
 	}
 	st->readonly = ro;
+	if ((s = busy_timeout(&st->busy_timeout_ms)) != PRESSO_OK)
+		goto fail;
 	int oflags = ro ? SQLITE_OPEN_READONLY
 			: SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
 	if ((s = db_connect(st, oflags, path)) != PRESSO_OK)
 		goto fail;
+	/* what check_file compares with before every write */
+	if (!ro && stat(path, &sb) == 0) {
+		st->has_id = true;
+		st->file_dev = (unsigned long long)sb.st_dev;
+		st->file_ino = (unsigned long long)sb.st_ino;
+	}
 	if (!ro && sqlite3_db_readonly(st->db, "main") == 1) {
 		s = status_fail(PRESSO_E_IO,
 				"%s: the file is read-only (presso studies, pareto and export can "
@@ -645,8 +751,7 @@ enum presso_status store_open(const char *path, unsigned flags, struct store **o
 			       "PRAGMA foreign_keys = ON;",
 			  NULL, NULL, &err);
 	if (rc != SQLITE_OK) {
-		s = status_fail(rc == SQLITE_BUSY ? PRESSO_E_RUNTIME : PRESSO_E_IO,
-				"%s: setting up the connection: %s", path,
+		s = status_fail(rc_status(rc, PRESSO_E_IO), "%s: setting up the connection: %s", path,
 				err ? err : sqlite3_errstr(rc));
 		sqlite3_free(err);
 		goto fail;

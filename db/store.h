@@ -30,7 +30,9 @@
 #include "base/status.h"
 
 #define STORE_NAME_MAX 128         /* bytes in a study name */
-#define STORE_BUSY_TIMEOUT_MS 10000 /* how long a write waits for another writer */
+#define STORE_BUSY_TIMEOUT_MS 10000 /* how long a write waits for another writer, */
+#define STORE_BUSY_TIMEOUT_ENV "PRESSO_BUSY_TIMEOUT_MS" /* unless this says otherwise */
+#define STORE_BUSY_TIMEOUT_MAX_MS 86400000 /* a day */
 #define STORE_NEAR_FP32_POINTS 1.0 /* "within 1 point of FP32" in summaries */
 
 /* --- what the caller hands in ----------------------------------------------- */
@@ -195,7 +197,9 @@ struct store;
  * Errors: PRESSO_E_IO (missing, unreadable, or read-only file opened for
  * writing), PRESSO_E_FORMAT (not an SQLite database, not a presso database),
  * PRESSO_E_UNSUPPORTED (schema newer than this presso, or older and opened
- * read-only). The caller closes *out with store_close(). */
+ * read-only), PRESSO_E_USAGE (PRESSO_BUSY_TIMEOUT_MS set to something else
+ * than milliseconds in 0..STORE_BUSY_TIMEOUT_MAX_MS). The caller closes *out
+ * with store_close(). */
 enum presso_status store_open(const char *path, unsigned flags, struct store **out);
 
 /* Finalizes the statements and closes the connection; NULL is a no-op. */

@@ -98,6 +98,9 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	bool readonly;
+	int busy_timeout_ms;
+	bool has_id;               /* file_dev/file_ino: the opened file, for writes to check */
+	unsigned long long file_dev, file_ino;
 	sqlite3_stmt *stmt[STMT_COUNT]; /* prepared on first use, finalized by store_close */
 };
 
@@ -129,7 +132,8 @@ enum presso_status stmt_next(struct store *st, sqlite3_stmt **q, const char *wha
 void stmt_finish(sqlite3_stmt *q);
 
 /* BEGIN IMMEDIATE: waiting for another writer happens here, in the busy
- * handler, never as a deadlock on upgrading a read. */
+ * handler, never as a deadlock on upgrading a read. Checks first that the
+ * path still names the file that was opened (check_file in store.c). */
 enum presso_status tx_begin(struct store *st);
 
 /* Commits when s is PRESSO_OK, else rolls back keeping s and its message. */

@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "db/store_internal.h"
+#include "base/json_get.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -61,7 +62,10 @@ enum presso_status store_canonical_json(const char *json, char **canonical,
 {
 	if (canonical)
 		*canonical = NULL;
-	cJSON *doc = json ? cJSON_Parse(json) : NULL;
+	bool oom;
+	cJSON *doc = json_parse(json, NULL, false, &oom);
+	if (!doc && oom)
+		return status_fail(PRESSO_E_NOMEM, "out of memory reading JSON");
 	if (!doc)
 		return status_fail(PRESSO_E_CONFIG, "not valid JSON%s%.40s",
 				   json ? " near: " : "", json && cJSON_GetErrorPtr() ?

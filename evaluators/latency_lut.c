@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/json_get.h"
 #include "evaluators/evaluate.h"
 #include "data/feed.h"
 #include "transform/transform.h"
@@ -394,6 +395,7 @@ double latency_lut_estimate(const struct latency_lut *lut, const struct policy *
 
 char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *layers)
 {
+	unsigned since = json_failures();
 	cJSON *doc = cJSON_CreateObject();
 	if (!doc)
 		return NULL;
@@ -420,7 +422,7 @@ char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *lay
 		double row[4] = {d->layer, d->knob, d->value, d->us};
 		cJSON_AddItemToArray(deltas, cJSON_CreateDoubleArray(row, 4));
 	}
-	char *text = cJSON_PrintUnformatted(doc);
+	char *text = json_print(doc, false, since);
 	cJSON_Delete(doc);
 	return text;
 }
@@ -431,7 +433,11 @@ enum presso_status latency_lut_from_json(const char *text, const char *what,
 {
 	*out = NULL;
 	struct latency_lut *lut = NULL;
-	cJSON *doc = cJSON_Parse(text ? text : "");
+	bool oom;
+	cJSON *doc = json_parse(text ? text : "", NULL, false, &oom);
+	if (oom)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading the latency table",
+				   what);
 	const cJSON *runs = cJSON_GetObjectItemCaseSensitive(doc, "runs");
 	const cJSON *isa = cJSON_GetObjectItemCaseSensitive(doc, "isa");
 	const cJSON *over = cJSON_GetObjectItemCaseSensitive(doc, "overhead_us");

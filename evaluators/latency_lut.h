@@ -98,7 +98,8 @@ double latency_lut_delta(const struct latency_lut *lut, int layer, enum lut_knob
  * measured. */
 double latency_lut_estimate(const struct latency_lut *lut, const struct policy *p);
 
-/* JSON text of the table (malloc'd; the caller frees), with the layers' names. */
+/* JSON text of the table (malloc'd; the caller frees), with the layers' names;
+ * NULL when out of memory. */
 char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *layers);
 
 /* Reads a table written by latency_lut_to_json for the same layers;

@@ -51,7 +51,8 @@ enum presso_status bandit_init(struct bandit *b, enum bandit_algo algo, int n_ar
 	b->sum = calloc((size_t)n_arms, sizeof *b->sum);
 	b->pulls = calloc((size_t)n_arms, sizeof *b->pulls);
 	b->pending = calloc((size_t)n_arms, sizeof *b->pending);
-	if (!b->n || !b->sum || !b->pulls || !b->pending) {
+	b->score = calloc((size_t)n_arms, sizeof *b->score);
+	if (!b->n || !b->sum || !b->pulls || !b->pending || !b->score) {
 		bandit_free(b);
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
 	}
@@ -66,6 +67,7 @@ void bandit_free(struct bandit *b)
 	free(b->sum);
 	free(b->pulls);
 	free(b->pending);
+	free(b->score);
 	memset(b, 0, sizeof *b);
 }
 
@@ -99,9 +101,7 @@ static int argmax_random(const double *score, const bool *allowed, int n, struct
 
 int bandit_pick(struct bandit *b, const bool *allowed, struct rng *r)
 {
-	double *score = malloc(sizeof(double) * (size_t)b->n_arms);
-	if (!score)
-		return -1;
+	double *score = b->score;
 	double total = 0;
 	for (int a = 0; a < b->n_arms; a++)
 		total += b->n[a] + b->pending[a];
@@ -124,7 +124,6 @@ int bandit_pick(struct bandit *b, const bool *allowed, struct rng *r)
 		score[a] = mean + b->ucb_c * sqrt(log(total > 1 ? total : 1) / n_eff);
 	}
 	int best = argmax_random(score, allowed, b->n_arms, r);
-	free(score);
 	if (best >= 0)
 		b->pending[best]++;
 	return best;

@@ -47,6 +47,7 @@ struct bandit {
 	double *sum;     /* discounted reward sum */
 	int64_t *pulls;  /* raw number of rewards received (for reports) */
 	int *pending;    /* picks not yet rewarded (UCB1's batch correction) */
+	double *score;   /* scratch for bandit_pick, which so never allocates */
 };
 
 /* Sets up n_arms >= 1 arms with no statistics. Free with bandit_free(). */

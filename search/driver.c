@@ -112,6 +112,7 @@ struct slot {
 	enum slot_state state;
 	struct trial_metrics_out out;
 	double eval_s;
+	enum presso_status eval_status; /* why the evaluation failed */
 	char error[512];
 };
 
@@ -210,9 +211,11 @@ static bool claim(void *ctx, const uint8_t *genome)
 	struct driver *d = ctx;
 	char hash[SHA256_HEX_BYTES];
 	bool added = false;
-	if (policy_identity(d, genome, d->claim_policy, NULL, hash) != PRESSO_OK ||
-	    seen_add(d->seen, hash, &added) != PRESSO_OK)
-		return false;
+	enum presso_status s = policy_identity(d, genome, d->claim_policy, NULL, hash);
+	if (s == PRESSO_OK)
+		s = seen_add(d->seen, hash, &added);
+	if (s != PRESSO_OK)
+		batch_error(d, s); /* not "already seen": fill_batch stops the search */
 	return added;
 }
 
@@ -475,15 +478,19 @@ static enum presso_status open_study(struct driver *d)
 	return s;
 }
 
-/* The genome of a stored policy text; false if it is not in the space. */
-static bool genome_of(const struct driver *d, const char *json, const char *where, uint8_t *g)
+/* The genome of a stored policy text; *in_space false if it is not in the
+ * space. Fails only when out of memory. */
+static enum presso_status genome_of(const struct driver *d, const char *json, const char *where,
+				    uint8_t *g, bool *in_space)
 {
 	struct policy *p = NULL;
-	bool ok = policy_parse(json, where, d->ctx->layers, d->ctx->n_layers, &p) == PRESSO_OK &&
-		  space_genome_from_policy(d->sp, p, g);
+	enum presso_status s = policy_parse(json, where, d->ctx->layers, d->ctx->n_layers, &p);
+	*in_space = s == PRESSO_OK && space_genome_from_policy(d->sp, p, g);
 	policy_free(p);
+	if (s == PRESSO_E_NOMEM)
+		return s;
 	status_clear();
-	return ok;
+	return PRESSO_OK;
 }
 
 /* The metrics a complete trial has in the search's eyes: with a latency table,
@@ -576,7 +583,10 @@ static enum presso_status restore(struct driver *d)
 		char where[64];
 		int idx = -1;
 		snprintf(where, sizeof where, "trial %lld", (long long)t[i].number);
-		if (!genome_of(d, t[i].policy_json, where, g))
+		bool in_space;
+		if ((s = genome_of(d, t[i].policy_json, where, g, &in_space)) != PRESSO_OK)
+			goto done;
+		if (!in_space)
 			continue; /* not of this space (cannot happen for a study presso made) */
 		struct trial_metrics m = search_metrics(d, g, &t[i].metrics);
 		if ((s = archive_add(&d->a, t[i].number, g, &m, &idx)) != PRESSO_OK)
@@ -621,8 +631,11 @@ static enum presso_status restore(struct driver *d)
 	for (int i = 0; i < n_lost; i++) {
 		char where[64];
 		snprintf(where, sizeof where, "trial %lld", (long long)lost[i].lost_trial);
-		if (genome_of(d, lost[i].policy_json, where, d->requeue + gb * (size_t)d->n_requeue))
-			d->n_requeue++;
+		bool in_space;
+		if ((s = genome_of(d, lost[i].policy_json, where,
+				   d->requeue + gb * (size_t)d->n_requeue, &in_space)) != PRESSO_OK)
+			goto done;
+		d->n_requeue += in_space;
 	}
 	d->r->n_requeued = n_lost_all;
 	/* complete trials the saved state has not seen */
@@ -762,6 +775,8 @@ static enum presso_status fill_batch(struct driver *d, int n)
 			d->slots[k + i].c = cands[i];
 		free(cands);
 	}
+	if (s == PRESSO_OK && d->error != PRESSO_OK) /* claim() failed */
+		s = status_fail(d->error, "%s", d->error_msg);
 	d->n_slots = k + got;
 	d->cursor = 0;
 	for (int i = 0; i < d->n_slots && s == PRESSO_OK; i++) {
@@ -866,6 +881,11 @@ static void commit_prefix(struct driver *d)
 			d->consecutive_failures = 0;
 			d->r->n_complete_run++;
 			d->r->eval_seconds += sl->eval_s;
+		} else if (sl->eval_status == PRESSO_E_NOMEM || sl->eval_status == PRESSO_E_SYSTEM) {
+			/* the machine failed, not the policy: stop, leaving the trial
+			 * running for --resume to evaluate again */
+			s = status_fail(sl->eval_status, "trial %lld: %s", (long long)sl->number,
+					sl->error);
 		} else {
 			s = store_fail_trial(d->st, d->study_id, sl->number, sl->error);
 			snprintf(d->r->last_error, sizeof d->r->last_error, "trial %lld: %.480s",
@@ -929,6 +949,7 @@ static void run_batch(struct driver *d)
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			sl->eval_s = (double)(t1.tv_sec - t0.tv_sec) +
 				     1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+			sl->eval_status = s;
 			if (s != PRESSO_OK)
 				snprintf(sl->error, sizeof sl->error, "%s",
 					 *status_msg() ? status_msg() : status_str(s));

@@ -1,11 +1,15 @@
 /* signals.c - a sigwait thread turning SIGINT/SIGTERM into stop requests
- * (see signals.h). The thread is cancelled at sigwait, a cancellation point,
- * when the search is over. */
+ * (see signals.h). When the search is over the thread is told to quit and
+ * woken with a SIGTERM of its own (pthread_kill), not cancelled: glibc's
+ * pthread_cancel loads libgcc_s on first use and aborts the process when
+ * that fails, as it does when memory is short. */
 #define _POSIX_C_SOURCE 200809L
 #include "search/signals.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 
 struct signals {
 	atomic_int flag;
+	atomic_bool quit; /* set by signals_release: the next wake-up ends the thread */
 	sigset_t set, old_mask;
 	pthread_t thread;
 	pthread_mutex_t lock; /* guards fn and arg */
@@ -27,6 +32,8 @@ static void *waiter(void *p)
 		int sig = 0;
 		if (sigwait(&s->set, &sig) != 0)
 			continue;
+		if (atomic_load(&s->quit))
+			return NULL;
 		if (atomic_load(&s->flag) == 0) {
 			atomic_store(&s->flag, sig);
 			static const char msg[] =
@@ -53,6 +60,7 @@ enum presso_status signals_catch(struct signals **out)
 	if (!s)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
 	atomic_init(&s->flag, 0);
+	atomic_init(&s->quit, false);
 	sigemptyset(&s->set);
 	sigaddset(&s->set, SIGINT);
 	sigaddset(&s->set, SIGTERM);
@@ -66,7 +74,8 @@ enum presso_status signals_catch(struct signals **out)
 	if (rc != 0) {
 		pthread_mutex_destroy(&s->lock);
 		free(s);
-		return status_fail(PRESSO_E_RUNTIME, "cannot watch for interrupts: %s", strerror(rc));
+		return status_fail(PRESSO_E_RUNTIME, "cannot watch for interrupts: %s%s", strerror(rc),
+				   rc == EAGAIN ? " (out of memory, or too many threads)" : "");
 	}
 	*out = s;
 	return PRESSO_OK;
@@ -89,7 +98,8 @@ void signals_release(struct signals *s)
 {
 	if (!s)
 		return;
-	pthread_cancel(s->thread);
+	atomic_store(&s->quit, true);
+	pthread_kill(s->thread, SIGTERM);
 	pthread_join(s->thread, NULL);
 	pthread_mutex_destroy(&s->lock);
 	/* a signal that arrived after the first stays pending: leave the mask so

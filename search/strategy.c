@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "search/bandit.h"
 #include "search/evolution.h"
 
@@ -434,9 +435,9 @@ static cJSON *numbers(const struct archive *a, const int *idx, int n)
 	return arr;
 }
 
-static char *print_and_delete(cJSON *j)
+static char *print_and_delete(cJSON *j, unsigned since)
 {
-	char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+	char *text = json_print(j, false, since);
 	cJSON_Delete(j);
 	return text;
 }
@@ -444,6 +445,7 @@ static char *print_and_delete(cJSON *j)
 enum presso_status strategy_save(const struct strategy *s, char **population, char **bandit)
 {
 	*population = *bandit = NULL;
+	unsigned since = json_failures();
 	cJSON *p = cJSON_CreateObject();
 	if (p) {
 		cJSON_AddStringToObject(p, "strategy", space_strategy_name(s->kind));
@@ -453,7 +455,7 @@ enum presso_status strategy_save(const struct strategy *s, char **population, ch
 		cJSON_AddItemToObject(p, "population", numbers(s->a, s->pop, s->n_pop));
 		cJSON_AddItemToObject(p, "pending", numbers(s->a, s->pending, s->n_pending));
 	}
-	*population = print_and_delete(p);
+	*population = print_and_delete(p, since);
 	cJSON *b = NULL;
 	if (s->kind == STRATEGY_HYBRID) {
 		b = bandit_to_json(&s->op);
@@ -465,7 +467,7 @@ enum presso_status strategy_save(const struct strategy *s, char **population, ch
 	} else {
 		b = cJSON_CreateNull();
 	}
-	*bandit = print_and_delete(b);
+	*bandit = print_and_delete(b, since);
 	if (!*population || !*bandit) {
 		free(*population);
 		free(*bandit);
@@ -490,8 +492,13 @@ static int load_members(const struct archive *a, const cJSON *arr, int *out, int
 enum presso_status strategy_load(struct strategy *s, const char *population, const char *bandit)
 {
 	enum presso_status st = PRESSO_OK;
-	cJSON *p = cJSON_Parse(population ? population : "");
-	cJSON *b = cJSON_Parse(bandit ? bandit : "");
+	bool oom_p, oom_b;
+	cJSON *p = json_parse(population ? population : "", NULL, false, &oom_p);
+	cJSON *b = json_parse(bandit ? bandit : "", NULL, false, &oom_b);
+	if (oom_p || oom_b) {
+		st = status_fail(PRESSO_E_NOMEM, "out of memory reading the saved search state");
+		goto done;
+	}
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(p, "strategy");
 	const cJSON *gen = cJSON_GetObjectItemCaseSensitive(p, "generation");
 	const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last_told");
@@ -559,6 +566,7 @@ enum presso_status strategy_save_batch(const struct strategy *s, const struct ca
 				       char **text)
 {
 	*text = NULL;
+	unsigned since = json_failures();
 	size_t gb = (size_t)s->sp->n_genes;
 	char *hex = malloc(2 * gb + 1);
 	cJSON *root = cJSON_CreateObject();
@@ -585,7 +593,7 @@ enum presso_status strategy_save_batch(const struct strategy *s, const struct ca
 	bool whole = arr && cJSON_GetArraySize(arr) == n;
 	for (const cJSON *e = arr ? arr->child : NULL; whole && e; e = e->next)
 		whole = cJSON_GetArraySize(e) == 3;
-	*text = whole ? print_and_delete(root) : (cJSON_Delete(root), NULL);
+	*text = whole ? print_and_delete(root, since) : (cJSON_Delete(root), NULL);
 	if (!*text)
 		return status_fail(PRESSO_E_NOMEM, "out of memory saving the search state");
 	return PRESSO_OK;

@@ -34,12 +34,12 @@ enum presso_status file_open_regular(const char *path, const char *what, FILE **
 	 * it changes nothing for the regular files read below */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(errno));
+		return status_fail(status_from_errno(errno), "%s: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		int err = errno;
 		close(fd);
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(err));
+		return status_fail(status_from_errno(err), "%s: %s", path, strerror(err));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
@@ -53,7 +53,7 @@ enum presso_status file_open_regular(const char *path, const char *what, FILE **
 	if (!f) {
 		int err = errno;
 		close(fd);
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(err));
+		return status_fail(status_from_errno(err), "%s: %s", path, strerror(err));
 	}
 	*out = f;
 	if (size_bytes)
@@ -87,7 +87,7 @@ enum presso_status file_read_all(const char *path, const char *what, size_t max_
 		int err = errno;
 		free(buf);
 		fclose(f);
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(err));
+		return status_fail(status_from_errno(err), "%s: %s", path, strerror(err));
 	}
 	fclose(f);
 	buf[got] = '\0';

@@ -10,15 +10,70 @@
  * double inside [lo, hi]; beyond 2^53 doubles are not exact, which callers
  * account for in their bounds.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "base/json_get.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PATH_BYTES 256
 #define DESC_BYTES 256
+
+/* --- parsing ----------------------------------------------------------------- */
+
+static _Thread_local unsigned n_failed; /* cJSON allocations that failed on this thread */
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void *noting_malloc(size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		n_failed++;
+	return p;
+}
+
+static void install_hooks(void)
+{
+	cJSON_Hooks hooks = {noting_malloc, free};
+	cJSON_InitHooks(&hooks);
+}
+
+struct cJSON *json_parse(const char *text, const char **end, bool require_end,
+			 bool *out_of_memory)
+{
+	unsigned since = json_failures();
+	const char *stop = NULL;
+	cJSON *doc = text ? cJSON_ParseWithOpts(text, &stop, require_end) : NULL;
+	if (end)
+		*end = stop;
+	if (out_of_memory)
+		*out_of_memory = !doc && n_failed != since;
+	return doc;
+}
+
+unsigned json_failures(void)
+{
+	pthread_once(&hooks_once, install_hooks);
+	return n_failed;
+}
+
+char *json_print(const struct cJSON *doc, bool formatted, unsigned since)
+{
+	if (!doc || n_failed != since)
+		return NULL;
+	char *text = formatted ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
+	if (text && n_failed != since) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* --- getters ----------------------------------------------------------------- */
 
 /* "path.key", or "key" at the top level. */
 static const char *join(char *buf, const char *path, const char *key)

@@ -17,6 +17,29 @@
 
 struct cJSON;
 
+/* cJSON_ParseWithOpts (end may be NULL; require_end: nothing but blanks may
+ * follow the document) that also says why it returned NULL: *out_of_memory
+ * (may be NULL) is true when an allocation failed, false when the text does
+ * not parse, which cJSON alone cannot tell apart. Free the result with
+ * cJSON_Delete.
+ *
+ * This and json_failures() route cJSON's allocations, for the whole process,
+ * through malloc with a per-thread count of the ones that failed. */
+struct cJSON *json_parse(const char *text, const char **end, bool require_end,
+			 bool *out_of_memory);
+
+/* This thread's count of failed cJSON allocations so far. Take it before
+ * building a document (cJSON_Create..., cJSON_Add...) and hand it to
+ * json_print: cJSON_Add* leave out what they cannot allocate, silently. */
+unsigned json_failures(void);
+
+/* cJSON_Print (formatted) or cJSON_PrintUnformatted of doc (malloc'd; NULL
+ * doc gives NULL), or NULL when printing runs out of memory or when a cJSON
+ * allocation on this thread has failed since json_failures() returned
+ * `since`: then doc lacks something and is not printed. NULL always means out
+ * of memory. */
+char *json_print(const struct cJSON *doc, bool formatted, unsigned since);
+
 /* Fails naming the first key of obj not in allowed (NULL-terminated list), or
  * a key that appears twice. */
 enum presso_status json_check_keys(const struct cJSON *obj, const char *path,

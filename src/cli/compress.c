@@ -28,7 +28,7 @@ static enum out_format format_of(const char *path)
 }
 
 /* "presso compress, policy P: {canonical policy JSON}", for the ONNX doc_string;
- * NULL when out of memory (the model is then written without a note). */
+ * NULL when out of memory. */
 static char *producer_note(const char *policy_arg, const struct policy *pol,
 			   const struct study_ctx *ctx)
 {
@@ -137,7 +137,8 @@ int cmd_compress(int argc, char **argv)
 	int64_t file_bytes = -1;
 	if (fmt == OUT_ONNX) {
 		note = producer_note(policy_arg, pol, ctx);
-		s = onnx_export_qdq(b.qm, note, output);
+		s = note ? onnx_export_qdq(b.qm, note, output)
+			 : status_fail(PRESSO_E_NOMEM, "out of memory");
 		struct stat st;
 		if (s == PRESSO_OK && stat(output, &st) == 0)
 			file_bytes = (int64_t)st.st_size;

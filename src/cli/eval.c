@@ -8,6 +8,7 @@
 
 #include "quant/calib.h"
 #include "cli/cli.h"
+#include "base/json_get.h"
 #include "config/config.h"
 #include "data/feed.h"
 #include "evaluators/evaluate.h"
@@ -41,8 +42,11 @@ static const char *latency_unit(int fixed_batch, char *buf, size_t cap)
 	return buf;
 }
 
-static void print_json(const struct config *cfg, const struct eval_out *o, int threads)
+/* PRESSO_E_NOMEM if the document could not be built. */
+static enum presso_status print_json(const struct config *cfg, const struct eval_out *o,
+				     int threads)
 {
+	unsigned since = json_failures();
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddStringToObject(j, "study", cfg->name);
 	cJSON_AddStringToObject(j, "model", cfg->model_path);
@@ -77,11 +81,13 @@ static void print_json(const struct config *cfg, const struct eval_out *o, int t
 	if (o->fixed_batch)
 		cJSON_AddNumberToObject(j, "fixed_batch", o->fixed_batch);
 	cJSON_AddNumberToObject(j, "threads", threads);
-	char *text = cJSON_Print(j);
+	char *text = json_print(j, true, since);
 	cJSON_Delete(j);
-	if (text)
-		puts(text);
+	if (!text)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	puts(text);
 	free(text);
+	return PRESSO_OK;
 }
 
 static void print_text(const struct config *cfg, const struct eval_out *o, int threads)
@@ -161,6 +167,7 @@ static int eval_presso(const struct config *cfg, const char *path, const char *s
 	struct stat st;
 	int64_t file_bytes = stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 	if (json) {
+		unsigned since = json_failures();
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "study", cfg->name);
 		cJSON_AddStringToObject(j, "model", path);
@@ -185,10 +192,13 @@ static int eval_presso(const struct config *cfg, const char *path, const char *s
 		if (feed_fixed_batch(g))
 			cJSON_AddNumberToObject(j, "fixed_batch", feed_fixed_batch(g));
 		cJSON_AddNumberToObject(j, "threads", threads);
-		char *text = cJSON_Print(j);
+		char *text = json_print(j, true, since);
 		cJSON_Delete(j);
-		if (text)
-			puts(text);
+		if (!text) {
+			s = status_fail(PRESSO_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		puts(text);
 		free(text);
 	} else {
 		printf("study:       %s\n", cfg->name);
@@ -339,7 +349,8 @@ int cmd_eval(int argc, char **argv)
 		o.requant = qmodel_requant(qm) == REQUANT_Q31 ? "q31" : "float";
 	}
 	if (json) {
-		print_json(cfg, &o, threads);
+		if ((s = print_json(cfg, &o, threads)) != PRESSO_OK)
+			goto fail;
 	} else {
 		print_text(cfg, &o, threads);
 		built_model_report(&built, stdout);

@@ -25,6 +25,7 @@
 
 #include "cli/cli.h"
 #include "base/fileio.h"
+#include "base/json_get.h"
 #include "db/store.h"
 
 static void add_num(cJSON *o, const char *key, double v)
@@ -40,7 +41,12 @@ static enum presso_status build(const struct study_info *info, const struct stor
 				const char *pick, char **text)
 {
 	*text = NULL;
-	cJSON *doc = cJSON_Parse(t->policy_json);
+	bool oom;
+	unsigned since = json_failures();
+	cJSON *doc = json_parse(t->policy_json, NULL, false, &oom);
+	if (oom)
+		return status_fail(PRESSO_E_NOMEM, "out of memory reading trial %lld's policy",
+				   (long long)t->number);
 	if (!cJSON_IsObject(doc)) {
 		cJSON_Delete(doc);
 		return status_fail(PRESSO_E_FORMAT, "trial %lld: the stored policy is not a JSON object",
@@ -83,7 +89,7 @@ static enum presso_status build(const struct study_info *info, const struct stor
 	struct tm tm;
 	if (gmtime_r(&now, &tm) && strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
 		cJSON_AddStringToObject(md, "exported_at", when);
-	char *printed = cJSON_Print(doc);
+	char *printed = json_print(doc, true, since);
 	cJSON_Delete(doc);
 	if (!printed)
 		return status_fail(PRESSO_E_NOMEM, "out of memory writing the policy");

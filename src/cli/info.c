@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/json_get.h"
 #include "model/graph.h"
 #include "format/presso_file.h"
 #include "quant/qengine.h"
@@ -31,6 +32,7 @@ static int print_json(const char *path, const struct graph *g, const struct laye
 	int64_t params, macs;
 	graph_totals(g, &params, &macs);
 	char a[96], b[96];
+	unsigned since = json_failures();
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "model", path);
 	cJSON_AddStringToObject(root, "producer", g->producer ? g->producer : "");
@@ -92,10 +94,12 @@ static int print_json(const char *path, const struct graph *g, const struct laye
 		cJSON_AddNumberToObject(tot, "bops", z.bops);
 		cJSON_AddNumberToObject(tot, "mean_bits", z.mean_bits);
 	}
-	char *text = cJSON_Print(root);
+	char *text = json_print(root, true, since);
 	cJSON_Delete(root);
-	if (!text)
+	if (!text) {
+		fprintf(stderr, "presso info: out of memory\n");
 		return 1;
+	}
 	puts(text);
 	free(text);
 	return 0;

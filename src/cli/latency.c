@@ -12,23 +12,26 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/json_get.h"
 #include "config/config.h"
 #include "search/lut.h"
 
-static void print_json(const struct lut_report *r)
+/* PRESSO_E_NOMEM if the document could not be built. */
+static enum presso_status print_json(const struct lut_report *r)
 {
+	unsigned since = json_failures();
 	char *text = latency_lut_to_json(r->lut, r->layers);
-	cJSON *doc = text ? cJSON_Parse(text) : NULL;
+	cJSON *doc = json_parse(text, NULL, false, NULL);
 	free(text);
-	if (!doc)
-		return;
 	cJSON_AddNumberToObject(doc, "w8a8_estimate_us", r->w8a8_estimate_us);
 	cJSON_AddNumberToObject(doc, "w8a8_measured_us", r->w8a8_measured_us);
-	char *out = cJSON_Print(doc);
-	if (out)
-		puts(out);
-	free(out);
+	char *out = json_print(doc, true, since);
 	cJSON_Delete(doc);
+	if (!out)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	puts(out);
+	free(out);
+	return PRESSO_OK;
 }
 
 static void print_table(const struct config *cfg, const struct lut_report *r)
@@ -135,7 +138,7 @@ int cmd_latency(int argc, char **argv)
 		s = lut_for_config(cfg, (int)runs, !json, &r);
 	if (s == PRESSO_OK) {
 		if (json)
-			print_json(&r);
+			s = print_json(&r);
 		else
 			print_table(cfg, &r);
 	}

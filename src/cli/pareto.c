@@ -24,6 +24,7 @@
 
 #include "cli/cli.h"
 #include "cli/termplot.h"
+#include "base/json_get.h"
 #include "db/store.h"
 
 #define PLOT_ROWS 16        /* canvas lines: 64 dots of accuracy */
@@ -178,6 +179,7 @@ static int print_json(const struct study_info *info, const enum store_objective 
 		      const char *where, const struct pareto_result *r)
 {
 	const struct baseline *b = &info->baseline;
+	unsigned since = json_failures();
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "study", info->name);
 	cJSON *ob = cJSON_AddArrayToObject(root, "objectives");
@@ -226,7 +228,7 @@ static int print_json(const struct study_info *info, const enum store_objective 
 		cJSON_AddStringToObject(o, "policy_sha256", t->policy_sha256);
 		cJSON_AddItemToArray(arr, o);
 	}
-	char *text = cJSON_Print(root);
+	char *text = json_print(root, true, since);
 	cJSON_Delete(root);
 	if (!text) {
 		fprintf(stderr, "presso pareto: out of memory\n");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/json_get.h"
 #include "config/config.h"
 #include "base/fileio.h"
 #include "model/graph.h"
@@ -87,6 +88,7 @@ int cmd_policy(int argc, char **argv)
 		goto done;
 	}
 	struct layer_policy dflt = policy_default_layer();
+	unsigned since = json_failures();
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddItemToObject(doc, "default", layer_entry(&dflt));
 	cJSON *ls = cJSON_AddObjectToObject(doc, "layers");
@@ -97,7 +99,7 @@ int cmd_policy(int argc, char **argv)
 		cJSON_AddItemToObject(ls, layers[i].name, layer_entry(&dflt));
 		cJSON_AddItemToObject(info, layers[i].name, layer_info(&layers[i]));
 	}
-	char *text = cJSON_Print(doc);
+	char *text = json_print(doc, true, since);
 	cJSON_Delete(doc);
 	if (!text) {
 		rc = cli_fail("policy", status_fail(PRESSO_E_NOMEM, "out of memory"));

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "base/json_get.h"
 #include "db/store.h"
 
 #define N_COLS 11
@@ -125,6 +126,7 @@ static void add_number_or_null(cJSON *o, const char *key, double v)
 static int print_json(const char *db, const struct study_summary *ss, int n)
 {
 	char t[64];
+	unsigned since = json_failures();
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "database", db);
 	cJSON *arr = cJSON_AddArrayToObject(root, "studies");
@@ -168,7 +170,7 @@ static int print_json(const char *db, const struct study_summary *ss, int n)
 		cJSON_AddStringToObject(o, "last_activity", utc_time(s->last_activity, t, sizeof t));
 		cJSON_AddItemToArray(arr, o);
 	}
-	char *text = cJSON_Print(root);
+	char *text = json_print(root, true, since);
 	cJSON_Delete(root);
 	if (!text) {
 		fprintf(stderr, "presso studies: out of memory\n");

@@ -337,7 +337,13 @@ static enum presso_status parse(const char *text, const char *where, const char 
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
 	/* ParseWithOpts reports the error position through `end`, unlike
 	 * cJSON_GetErrorPtr() which is a process-wide global and not thread-safe. */
-	cfg->json = cJSON_ParseWithOpts(text, &end, 1);
+	bool oom;
+	cfg->json = json_parse(text, &end, true, &oom);
+	if (!cfg->json && oom) {
+		st = status_fail(PRESSO_E_NOMEM, "%s%sout of memory reading the config", where,
+				 *where ? ": " : "");
+		goto fail;
+	}
 	if (!cfg->json) {
 		int line, col;
 		size_t at = end && end >= text ? (size_t)(end - text) : 0;

@@ -63,15 +63,15 @@ static enum presso_status reader_open(struct reader *r, const char *path)
 	if (ferror(f)) {
 		int err = errno;
 		fclose(f);
-		return status_fail(PRESSO_E_IO, "%s: %s", path, strerror(err));
+		return status_fail(status_from_errno(err), "%s: %s", path, strerror(err));
 	}
 	if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
 		fclose(f);
 		errno = 0;
 		r->gz = gzopen(path, "rb");
 		if (!r->gz)
-			return status_fail(PRESSO_E_IO, "%s: %s", path,
-					   errno ? strerror(errno) : "cannot open gzip file");
+			return status_fail(errno ? status_from_errno(errno) : PRESSO_E_IO, "%s: %s",
+					   path, errno ? strerror(errno) : "cannot open gzip file");
 		gzbuffer(r->gz, GZ_BUFFER_BYTES);
 		return PRESSO_OK;
 	}
@@ -98,7 +98,8 @@ static enum presso_status reader_read(struct reader *r, void *buf, size_t n, siz
 	if (r->f) {
 		*got = fread(p, 1, n, r->f);
 		if (*got < n && ferror(r->f))
-			return status_fail(PRESSO_E_IO, "%s: %s", r->path, strerror(errno));
+			return status_fail(status_from_errno(errno), "%s: %s", r->path,
+					   strerror(errno));
 		return PRESSO_OK;
 	}
 	while (*got < n) {
@@ -110,7 +111,11 @@ static enum presso_status reader_read(struct reader *r, void *buf, size_t n, siz
 		const char *zmsg = gzerror(r->gz, &errnum);
 		if (k < 0 || (errnum != Z_OK && errnum != Z_BUF_ERROR)) {
 			if (errnum == Z_ERRNO)
-				return status_fail(PRESSO_E_IO, "%s: %s", r->path, strerror(errno));
+				return status_fail(status_from_errno(errno), "%s: %s", r->path,
+						   strerror(errno));
+			if (errnum == Z_MEM_ERROR)
+				return status_fail(PRESSO_E_NOMEM, "%s: out of memory decompressing",
+						   r->path);
 			return status_fail(PRESSO_E_FORMAT, "%s: corrupt gzip data: %s", r->path,
 					   zmsg);
 		}

@@ -463,6 +463,7 @@ struct rd {
 	const uint8_t *p;
 	size_t n, pos;     /* the body and the read position in it */
 	const char *path;
+	bool oom;          /* a reader's allocation failed: bad() says so */
 };
 
 /* A format error naming the file and what is wrong. */
@@ -476,6 +477,8 @@ static enum presso_status bad(const struct rd *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	if (r->oom)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading it", r->path);
 	return status_fail(PRESSO_E_FORMAT, "%s: %s", r->path, msg);
 }
 
@@ -576,8 +579,10 @@ static bool r_str(struct rd *r, char **out)
 	if (!r_uv(r, &n) || n > r_left(r))
 		return false;
 	char *s = malloc((size_t)n + 1);
-	if (!s)
+	if (!s) {
+		r->oom = true;
 		return false;
+	}
 	r_bytes(r, s, (size_t)n);
 	s[n] = '\0';
 	*out = s;
@@ -1222,7 +1227,7 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 	if (s != PRESSO_OK)
 		return s;
 	buf = (uint8_t *)bytes;
-	L.r = (struct rd){buf, n, 0, path};
+	L.r = (struct rd){buf, n, 0, path, false};
 	if (n == 0) {
 		s = status_fail(PRESSO_E_FORMAT, "%s: the file is empty (0 bytes), not a model", path);
 		goto fail;
@@ -1256,7 +1261,7 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 		s = status_fail(PRESSO_E_FORMAT, "%s: checksum mismatch (the file is corrupted)", path);
 		goto fail;
 	}
-	L.r = (struct rd){buf + PFILE_HEADER_BYTES, (size_t)body, 0, path};
+	L.r = (struct rd){buf + PFILE_HEADER_BYTES, (size_t)body, 0, path, false};
 	L.g = calloc(1, sizeof *L.g);
 	if (!L.g) {
 		s = status_fail(PRESSO_E_NOMEM, "%s: out of memory", path);
@@ -1311,14 +1316,15 @@ bool presso_file_sniff(const char *path)
 	size_t len = strlen(path), ext = strlen(PFILE_EXTENSION);
 	if (len > ext && strcmp(path + len - ext, PFILE_EXTENSION) == 0)
 		return true;
+	/* open and read, not fopen: nothing to allocate, so a short memory
+	 * cannot make a .presso file look like something else */
 	char magic[PFILE_MAGIC_BYTES];
-	FILE *f;
-	if (file_open_regular(path, "a model file", &f, NULL) != PRESSO_OK) {
-		status_clear();
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
 		return false;
-	}
-	size_t got = fread(magic, 1, sizeof magic, f);
-	fclose(f);
+	struct stat st;
+	ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, magic, sizeof magic) : -1;
+	close(fd);
 	/* a file cut inside the magic is a truncated .presso file, not an ONNX one */
-	return got > 0 && memcmp(magic, PFILE_MAGIC, got) == 0;
+	return got > 0 && memcmp(magic, PFILE_MAGIC, (size_t)got) == 0;
 }

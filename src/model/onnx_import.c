@@ -188,7 +188,12 @@ static enum presso_status read_external(const Onnx__TensorProto *t, const char *
 	if (s != PRESSO_OK)
 		return status_wrap(s, "tensor '%s': external data", t->name);
 	uint8_t *buf = malloc(want_bytes ? want_bytes : 1);
-	bool ok = buf && (unsigned long long)offset <= file_bytes &&
+	if (!buf) {
+		fclose(f);
+		return status_fail(PRESSO_E_NOMEM, "tensor '%s': out of memory for %zu bytes",
+				   t->name, want_bytes);
+	}
+	bool ok = (unsigned long long)offset <= file_bytes &&
 		  want_bytes <= file_bytes - (size_t)offset &&
 		  fseek(f, (long)offset, SEEK_SET) == 0 && fread(buf, 1, want_bytes, f) == want_bytes;
 	fclose(f);
@@ -1423,10 +1428,10 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	if (m->producer_name) {
 		size_t len = strlen(m->producer_name) + (m->producer_version ? strlen(m->producer_version) : 0) + 2;
 		g->producer = malloc(len);
-		if (g->producer)
-			snprintf(g->producer, len, "%s%s%s", m->producer_name,
-				 m->producer_version ? " " : "",
-				 m->producer_version ? m->producer_version : "");
+		if (!g->producer)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		snprintf(g->producer, len, "%s%s%s", m->producer_name,
+			 m->producer_version ? " " : "", m->producer_version ? m->producer_version : "");
 	}
 	if (gp->n_sparse_initializer)
 		return status_fail(PRESSO_E_UNSUPPORTED, "sparse initializers are not supported");
@@ -1478,12 +1483,32 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	return mark_batched(g);
 }
 
+/* protobuf-c's unpack returns NULL both for bytes that do not parse and for an
+ * allocation that failed; this allocator tells the two apart. */
+static void *pb_alloc(void *failed, size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		*(bool *)failed = true;
+	return p;
+}
+
+static void pb_free(void *failed, void *p)
+{
+	(void)failed;
+	free(p);
+}
+
 enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 					 const char *base_dir, struct graph **out)
 {
 	*out = NULL;
 	status_clear();
-	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, n_bytes, bytes);
+	bool pb_failed = false;
+	ProtobufCAllocator pb = {pb_alloc, pb_free, &pb_failed};
+	Onnx__ModelProto *m = onnx__model_proto__unpack(&pb, n_bytes, bytes);
+	if (!m && pb_failed)
+		return status_fail(PRESSO_E_NOMEM, "out of memory reading the model");
 	if (!m)
 		return status_fail(PRESSO_E_FORMAT,
 				   "not a valid ONNX model (the protobuf does not parse: truncated or corrupt)");
@@ -1494,7 +1519,7 @@ enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 		s = status_fail(PRESSO_E_NOMEM, "out of memory");
 	else
 		s = build(&b, m);
-	onnx__model_proto__free_unpacked(m, NULL);
+	onnx__model_proto__free_unpacked(m, &pb);
 	free(b.slots);
 	if (s != PRESSO_OK) {
 		graph_free(b.g);
@@ -1528,7 +1553,8 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out)
 				   path);
 	}
 	char *dir = dir_of(path);
-	s = graph_load_onnx_bytes((const uint8_t *)bytes, n, dir, out);
+	s = dir ? graph_load_onnx_bytes((const uint8_t *)bytes, n, dir, out)
+		: status_fail(PRESSO_E_NOMEM, "out of memory");
 	free(bytes);
 	free(dir);
 	if (s != PRESSO_OK)
@@ -1544,16 +1570,23 @@ enum presso_status graph_load_tensor_pb(const char *path, struct value *out)
 	enum presso_status s = file_read_all(path, "a tensor file", 0, &bytes, &n);
 	if (s != PRESSO_OK)
 		return s;
-	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, (const uint8_t *)bytes);
+	bool pb_failed = false;
+	ProtobufCAllocator pb = {pb_alloc, pb_free, &pb_failed};
+	Onnx__TensorProto *t = onnx__tensor_proto__unpack(&pb, n, (const uint8_t *)bytes);
 	free(bytes);
+	if (!t && pb_failed)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading a TensorProto", path);
 	if (!t)
 		return status_fail(PRESSO_E_FORMAT, "%s: not a TensorProto", path);
 	out->name = strdup(t->name ? t->name : "");
 	out->producer = -1;
 	char *dir = dir_of(path);
-	s = tensor_to_value(t, dir, out);
+	if (!out->name || !dir)
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+	else
+		s = tensor_to_value(t, dir, out);
 	free(dir);
-	onnx__tensor_proto__free_unpacked(t, NULL);
+	onnx__tensor_proto__free_unpacked(t, &pb);
 	if (s != PRESSO_OK) {
 		free(out->name);
 		out->name = NULL;

@@ -173,7 +173,7 @@ void calib_free(struct calib *c)
 {
 	if (!c)
 		return;
-	for (int v = 0; v < c->n_values; v++) {
+	for (int v = 0; c->v && v < c->n_values; v++) {
 		free(c->v[v].hist);
 		free(c->v[v].ch_mean);
 	}

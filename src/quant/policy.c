@@ -121,7 +121,10 @@ enum presso_status policy_parse(const char *text, const char *where, const struc
 {
 	*out = NULL;
 	const char *end = NULL;
-	cJSON *doc = cJSON_ParseWithOpts(text, &end, false);
+	bool oom;
+	cJSON *doc = json_parse(text, &end, false, &oom);
+	if (!doc && oom)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory reading the policy", where);
 	if (!doc) {
 		int line = 1, col = 1;
 		for (const char *c = text; end && c < end && *c; c++) {
@@ -260,6 +263,7 @@ static void add_fields(cJSON *o, const struct layer_policy *lp, const struct lay
 char *policy_to_json(const struct policy *p, const struct layer *layers)
 {
 	struct layer_policy dflt = policy_default_layer();
+	unsigned since = json_failures();
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *d = cJSON_AddObjectToObject(doc, "default");
 	add_fields(d, &dflt, NULL);
@@ -267,12 +271,12 @@ char *policy_to_json(const struct policy *p, const struct layer *layers)
 	for (int i = 0; i < p->n_layers; i++) {
 		cJSON *o = cJSON_CreateObject();
 		add_fields(o, &p->layers[i], &dflt);
-		if (o->child)
+		if (o && o->child)
 			cJSON_AddItemToObject(ls, layers[i].name, o);
 		else
 			cJSON_Delete(o);
 	}
-	char *text = cJSON_Print(doc);
+	char *text = json_print(doc, true, since);
 	cJSON_Delete(doc);
 	return text;
 }

@@ -57,7 +57,8 @@ enum presso_status policy_uniform(const struct layer_policy *lp, int n_layers,
 				  struct policy **out);
 
 /* The canonical JSON text of a policy (only the fields that differ from the
- * default are written per layer); the caller free()s it. */
+ * default are written per layer); the caller free()s it. NULL when out of
+ * memory. */
 char *policy_to_json(const struct policy *p, const struct layer *layers);
 
 /* Checks a layer's choices against its shape: an integer rank above full rank,
