@@ -645,11 +645,16 @@ enum presso_status strategy_load_batch(const struct strategy *s, const char *tex
 {
 	*out = NULL;
 	*n = 0;
-	cJSON *root = cJSON_Parse(text ? text : "");
+	bool oom = false;
+	cJSON *root = json_parse(text ? text : "", NULL, false, &oom);
 	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "candidates");
 	struct candidate *c = NULL;
 	int k = 0;
 	enum presso_status st = PRESSO_OK;
+	if (oom) {
+		st = status_fail(PRESSO_E_NOMEM, "out of memory reading the saved search state");
+		goto done;
+	}
 	if (!cJSON_IsObject(root) || !cJSON_IsArray(arr)) {
 		st = status_fail(PRESSO_E_FORMAT, "search state 'batch': not one presso wrote");
 		goto done;
