@@ -335,6 +335,68 @@ Test(import_errors, unsupported_op_names_node_and_op)
 	mb_free(&b);
 }
 
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* Every node with an op presso lacks is listed once, in file order, not just
+ * the first; an unnamed one by its op and output. */
+Test(import_errors, every_unsupported_node_is_listed_once)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_node(&b, "LSTM", "rnn7", (const char *[]){"x", NULL}, "h");
+	mb_node(&b, "Relu", "ok", (const char *[]){"h", NULL}, "r");
+	mb_node(&b, "GRU", "", (const char *[]){"r", NULL}, "gru_out");
+	mb_node(&b, "LSTM", "rnn8", (const char *[]){"gru_out", NULL}, "h2");
+	Onnx__NodeProto *f = mb_node(&b, "Fancy", "ext1", (const char *[]){"h2", NULL}, "y");
+	f->domain = "com.example";
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "4 nodes use ops presso does not support");
+	const char *m = status_msg();
+	cr_assert(strstr(m, "(LSTM, GRU, Fancy)"), "%s", m);
+	cr_assert_eq(count_of(m, "node 'rnn7': LSTM"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "unnamed node with output 'gru_out': GRU"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "node 'rnn8': LSTM"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "node 'ext1': Fancy (domain 'com.example')"), 1, "%s", m);
+	cr_assert_null(strstr(m, "'ok'"), "%s", m);
+	cr_assert(strstr(m, "rnn7") < strstr(m, "gru_out") && strstr(m, "gru_out") < strstr(m, "rnn8"),
+		  "file order: %s", m);
+	f->domain = NULL;
+	mb_free(&b);
+
+	/* one unnamed node: the one-line form, named by its output */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_node(&b, "GRU", "", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "unnamed node with output 'y': op GRU is not supported");
+	mb_free(&b);
+
+	/* hundreds of them: each listed while there is room, then a count */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	char in[32] = "x", out[32], name[32];
+	for (int i = 0; i < 400; i++) {
+		snprintf(out, sizeof out, "t%d", i);
+		snprintf(name, sizeof name, "lstm_%03d", i);
+		mb_node(&b, "LSTM", name, (const char *[]){in, NULL}, out);
+		snprintf(in, sizeof in, "%s", out);
+	}
+	mb_output(&b, in);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "400 nodes use ops presso does not support (LSTM)");
+	m = status_msg();
+	cr_assert_eq(count_of(m, "node 'lstm_000': LSTM"), 1, "%s", m);
+	cr_assert(strstr(m, "more"), "%s", m);
+	cr_assert_lt(strlen(m), 8192);
+	mb_free(&b);
+}
+
 Test(import_errors, unsupported_attribute_value)
 {
 	struct mb b;

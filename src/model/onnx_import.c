@@ -505,6 +505,90 @@ static const struct op_name_map op_names[] = {
 	{"Unsqueeze", OP_UNSQUEEZE},
 };
 
+/* The ONNX ops presso imports: op_names[] above, and Constant. */
+static bool op_is_known(const char *op)
+{
+	if (strcmp(op, "Constant") == 0)
+		return true;
+	for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
+		if (strcmp(op_names[i].onnx, op) == 0)
+			return true;
+	return false;
+}
+
+/* How messages name an ONNX node: by its name, or, when it has none, by its
+ * first output (the op is said beside). */
+static void describe_node(const Onnx__NodeProto *np, size_t index, char *buf, size_t buf_bytes)
+{
+	if (np->name && *np->name)
+		snprintf(buf, buf_bytes, "node '%s'", np->name);
+	else if (np->n_output && np->output[0] && *np->output[0])
+		snprintf(buf, buf_bytes, "unnamed node with output '%s'", np->output[0]);
+	else
+		snprintf(buf, buf_bytes, "unnamed node %zu (no output)", index);
+}
+
+static bool node_is_foreign(const Onnx__NodeProto *np)
+{
+	return np->domain && *np->domain && strcmp(np->domain, "ai.onnx") != 0;
+}
+
+/* Refuses a model with any node whose op presso lacks, listing every such
+ * node once, in file order, with its op (and domain when it is not ai.onnx):
+ * one unsupported op should not hide the next. One node keeps the one-line
+ * form "node 'x': op Y is not supported"; several give a count and the
+ * distinct ops on a first line, then a line per node. */
+static enum presso_status check_ops(const Onnx__GraphProto *gp)
+{
+	/* the message, built here, then handed to status_fail (which holds 8 KiB) */
+	char msg[8000] = "", ops[512] = "", who[300];
+	size_t used = 0, n_bad = 0, n_listed = 0, first = 0;
+	for (size_t i = 0; i < gp->n_node; i++) {
+		const Onnx__NodeProto *np = gp->node[i];
+		const char *op = np->op_type ? np->op_type : "";
+		if (!node_is_foreign(np) && op_is_known(op))
+			continue;
+		if (n_bad++ == 0)
+			first = i;
+		/* the distinct ops, in order of first use */
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++) {
+			const Onnx__NodeProto *q = gp->node[j];
+			const char *qop = q->op_type ? q->op_type : "";
+			seen = strcmp(qop, op) == 0 && (node_is_foreign(q) || !op_is_known(qop));
+		}
+		size_t ol = strlen(ops);
+		if (!seen && ol + strlen(op) + 3 < sizeof ops)
+			snprintf(ops + ol, sizeof ops - ol, "%s%s", ol ? ", " : "", op);
+		describe_node(np, i, who, sizeof who);
+		char line[600];
+		if (node_is_foreign(np))
+			snprintf(line, sizeof line, "\n  %s: %s (domain '%s')", who, op, np->domain);
+		else
+			snprintf(line, sizeof line, "\n  %s: %s", who, op);
+		size_t ll = strlen(line);
+		if (used + ll + 40 < sizeof msg) { /* 40: room for the "... and N more" line */
+			memcpy(msg + used, line, ll + 1);
+			used += ll;
+			n_listed++;
+		}
+	}
+	if (n_bad == 0)
+		return PRESSO_OK;
+	const Onnx__NodeProto *np = gp->node[first];
+	describe_node(np, first, who, sizeof who);
+	if (n_bad == 1 && node_is_foreign(np))
+		return status_fail(PRESSO_E_UNSUPPORTED, "%s: op %s of domain '%s' is not supported",
+				   who, np->op_type ? np->op_type : "", np->domain);
+	if (n_bad == 1)
+		return status_fail(PRESSO_E_UNSUPPORTED, "%s: op %s is not supported", who,
+				   np->op_type ? np->op_type : "");
+	if (n_listed < n_bad)
+		snprintf(msg + used, sizeof msg - used, "\n  ... and %zu more", n_bad - n_listed);
+	return status_fail(PRESSO_E_UNSUPPORTED, "%zu nodes use ops presso does not support (%s):%s",
+			   n_bad, ops, msg);
+}
+
 static const struct value *input_value(const struct builder *b, const struct node *n, int i)
 {
 	if (i >= n->n_inputs || n->inputs[i] < 0)
@@ -1428,6 +1512,8 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 				 m->producer_version ? " " : "",
 				 m->producer_version ? m->producer_version : "");
 	}
+	if ((s = check_ops(gp)) != PRESSO_OK)
+		return s;
 	if (gp->n_sparse_initializer)
 		return status_fail(PRESSO_E_UNSUPPORTED, "sparse initializers are not supported");
 	for (size_t i = 0; i < gp->n_initializer; i++) {
