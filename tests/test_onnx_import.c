@@ -736,3 +736,295 @@ Test(engine, reuses_memory_of_dead_tensors)
 	graph_free(g);
 	mb_free(&b);
 }
+
+/* --- the activation, arithmetic and normalisation ops ------------------------ */
+
+/* Float rounding of a few operations in another order than the double
+ * reference: a few ulp of values of order 1. */
+#define OP_TOL 2e-6f
+
+/* Dropout's mask output is fine while nothing reads it; a read is refused with
+ * the reader named. */
+Test(ops, dropout_mask_only_when_unused)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	Onnx__NodeProto *d = mb_node(&b, "Dropout", "drop", (const char *[]){"x", NULL}, "y");
+	char *mask = strdup("mask");
+	d->n_output = 2;
+	char *outs[2] = {d->output[0], mask};
+	d->output = outs;
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 1);
+	cr_assert_eq(g->nodes[0].op, OP_IDENTITY);
+	graph_free(g);
+	mb_node(&b, "Relu", "reads_mask", (const char *[]){"mask", NULL}, "z");
+	mb_output(&b, "z");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "Dropout output 1 ('mask') is read by node 'reads_mask'");
+	mb_free(&b);
+	free(mask);
+}
+
+/* Runs a one-input graph at batch 1 on x, returns the output (static buffer). */
+static const float *run1(struct mb *b, const float *x, int n_x, int n_y)
+{
+	static float y[4096];
+	struct graph *g;
+	cr_assert_eq(load(b, &g), PRESSO_OK, "%s", status_msg());
+	run(g, 1, x, n_x, y, n_y);
+	graph_free(g);
+	return y;
+}
+
+/* PRelu with a [C,1,1] slope (as exporters write it) broadcasts over NCHW. */
+Test(ops, prelu_per_channel_slope)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 3, 2, 2}, 4);
+	float slope[3] = {0.1f, -2.0f, 0.5f};
+	mb_init_f32(&b, "slope", (int64_t[]){3, 1, 1}, 3, slope);
+	mb_node(&b, "PRelu", "prelu", (const char *[]){"x", "slope", NULL}, "y");
+	mb_output(&b, "y");
+	float x[12];
+	fill(x, 12, 11);
+	const float *y = run1(&b, x, 12, 12);
+	for (int i = 0; i < 12; i++)
+		cr_assert_eq(y[i], x[i] < 0 ? slope[i / 4] * x[i] : x[i], "y[%d]", i);
+	mb_free(&b);
+}
+
+/* Pow with an int64 constant exponent 2 (as exporters write x ** 2) is x * x
+ * exactly; Sqrt of it gives |x| back. */
+Test(ops, pow_with_integer_exponent_and_sqrt)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 5}, 2);
+	mb_init_i64(&b, "two", NULL, 0, (int64_t[]){2});
+	mb_node(&b, "Pow", "sq", (const char *[]){"x", "two", NULL}, "p");
+	mb_node(&b, "Sqrt", "root", (const char *[]){"p", NULL}, "y");
+	mb_node(&b, "Mul", "twice", (const char *[]){"p", "p", NULL}, "q");
+	mb_output(&b, "y");
+	mb_output(&b, "q");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 1, &e), PRESSO_OK);
+	float x[5] = {-3.0f, -0.5f, 0.0f, 1.25f, 7.0f};
+	memcpy(engine_input(e, 0), x, sizeof x);
+	cr_assert_eq(engine_run(e, 1), PRESSO_OK);
+	const float *y = engine_output(e, 0, NULL), *q = engine_output(e, 1, NULL);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(y[i], fabsf(x[i]));
+		cr_assert_eq(q[i], (x[i] * x[i]) * (x[i] * x[i]));
+	}
+	engine_free(e);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* Pad (constant mode, pads as an input, a value) around a 4-D tensor. */
+Test(ops, pad_constant_4d)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 2, 2, 3}, 4);
+	mb_init_i64(&b, "pads", (int64_t[]){8}, 1, (int64_t[]){0, 1, 1, 0, 0, 0, 2, 1});
+	mb_init_f32(&b, "value", NULL, 0, (float[]){-7.5f});
+	mb_node(&b, "Pad", "pad", (const char *[]){"x", "pads", "value", NULL}, "y");
+	mb_output(&b, "y");
+	float x[12];
+	fill(x, 12, 13);
+	/* y is [1, 3, 5, 4]: channel 0 is padding, then rows 1..2 and columns 0..2 are x */
+	const float *y = run1(&b, x, 12, 60);
+	for (int c = 0; c < 3; c++)
+		for (int h = 0; h < 5; h++)
+			for (int w = 0; w < 4; w++) {
+				bool in = c >= 1 && h >= 1 && h <= 2 && w <= 2;
+				float want = in ? x[((c - 1) * 2 + (h - 1)) * 3 + w] : -7.5f;
+				cr_assert_eq(y[(c * 5 + h) * 4 + w], want, "(%d,%d,%d)", c, h, w);
+			}
+	mb_free(&b);
+
+	/* negative pads (cropping) and other modes are refused by name */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 2, 2, 3}, 4);
+	mb_init_i64(&b, "pads", (int64_t[]){8}, 1, (int64_t[]){0, 0, -1, 0, 0, 0, 0, 0});
+	mb_node(&b, "Pad", "crop", (const char *[]){"x", "pads", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'crop': Pad pads entry -1 is not supported");
+	mb_free(&b);
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 2, 2, 3}, 4);
+	mb_init_i64(&b, "pads", (int64_t[]){8}, 1, (int64_t[]){0, 0, 1, 0, 0, 0, 0, 0});
+	Onnx__NodeProto *p = mb_node(&b, "Pad", "mirror", (const char *[]){"x", "pads", NULL}, "y");
+	mb_attr_string(&b, p, "mode", "reflect");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'mirror': Pad attribute mode other than constant");
+	mb_free(&b);
+}
+
+/* ReduceMean over axes that are not next to each other, and over the spatial
+ * axes without keepdims; the mean of everything with noop_with_empty_axes is
+ * the input itself. */
+Test(ops, reduce_mean_axes)
+{
+	float x[2 * 3 * 4];
+	fill(x, 24, 17);
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){2, 3, 4}, 3);
+	Onnx__NodeProto *r = mb_node(&b, "ReduceMean", "r", (const char *[]){"x", NULL}, "y");
+	mb_attr_ints(&b, r, "axes", (int64_t[]){0, -1}, 2);
+	mb_output(&b, "y");
+	const float *y = run1(&b, x, 24, 3);
+	for (int j = 0; j < 3; j++) {
+		double s = 0;
+		for (int i = 0; i < 2; i++)
+			for (int k = 0; k < 4; k++)
+				s += x[(i * 3 + j) * 4 + k];
+		cr_assert_float_eq(y[j], s / 8, OP_TOL, "y[%d]", j);
+	}
+	mb_free(&b);
+
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 2, 3, 4}, 4);
+	r = mb_node(&b, "ReduceMean", "r", (const char *[]){"x", NULL}, "y");
+	mb_attr_ints(&b, r, "axes", (int64_t[]){2, 3}, 2);
+	mb_attr_int(&b, r, "keepdims", 0);
+	mb_output(&b, "y");
+	y = run1(&b, x, 24, 2);
+	for (int c = 0; c < 2; c++) {
+		double s = 0;
+		for (int k = 0; k < 12; k++)
+			s += x[c * 12 + k];
+		cr_assert_float_eq(y[c], s / 12, OP_TOL, "y[%d]", c);
+	}
+	mb_free(&b);
+
+	mb_init(&b, 18);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	r = mb_node(&b, "ReduceMean", "r", (const char *[]){"x", NULL}, "y");
+	mb_attr_int(&b, r, "noop_with_empty_axes", 1);
+	mb_output(&b, "y");
+	y = run1(&b, x, 4, 4);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(y[i], x[i]);
+	mb_free(&b);
+}
+
+/* GELU as exporters write it, x * 0.5 * (1 + Erf(x / sqrt 2)), runs as its
+ * decomposed ops and matches the double-precision formula. */
+Test(ops, gelu_pattern)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 64}, 2);
+	mb_init_f32(&b, "sqrt2", NULL, 0, (float[]){1.4142135f});
+	mb_init_f32(&b, "one", NULL, 0, (float[]){1.0f});
+	mb_init_f32(&b, "half", NULL, 0, (float[]){0.5f});
+	mb_node(&b, "Div", "d", (const char *[]){"x", "sqrt2", NULL}, "t");
+	mb_node(&b, "Erf", "e", (const char *[]){"t", NULL}, "u");
+	mb_node(&b, "Add", "a", (const char *[]){"u", "one", NULL}, "v");
+	mb_node(&b, "Mul", "m", (const char *[]){"x", "v", NULL}, "w");
+	mb_node(&b, "Mul", "h", (const char *[]){"w", "half", NULL}, "y");
+	mb_output(&b, "y");
+	float x[64];
+	for (int i = 0; i < 64; i++)
+		x[i] = (float)(i - 32) / 8.0f;
+	const float *y = run1(&b, x, 64, 64);
+	for (int i = 0; i < 64; i++) {
+		double want = x[i] * 0.5 * (1 + erf(x[i] / sqrt(2.0)));
+		cr_assert_float_eq(y[i], want, OP_TOL * (1 + fabs(want)), "gelu(%g)", x[i]);
+	}
+	mb_free(&b);
+}
+
+/* Attention scores: a batched MatMul of two activations, Q [N,2,3,4] by K^T
+ * [N,2,4,3] from a Transpose, scaled, Softmax on the last axis, times V. */
+Test(ops, matmul_between_activations)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "q", (int64_t[]){-1, 2, 3, 4}, 4);
+	mb_input(&b, "k", (int64_t[]){-1, 2, 3, 4}, 4);
+	mb_init_f32(&b, "scale", NULL, 0, (float[]){2.0f});
+	Onnx__NodeProto *t = mb_node(&b, "Transpose", "kt", (const char *[]){"k", NULL}, "kt");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){0, 1, 3, 2}, 4);
+	mb_node(&b, "MatMul", "qk", (const char *[]){"q", "kt", NULL}, "s");
+	mb_node(&b, "Div", "scaled", (const char *[]){"s", "scale", NULL}, "s2");
+	Onnx__NodeProto *sm = mb_node(&b, "Softmax", "p", (const char *[]){"s2", NULL}, "p");
+	mb_attr_int(&b, sm, "axis", -1);
+	mb_node(&b, "MatMul", "pv", (const char *[]){"p", "k", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 0, "a MatMul of two activations is no compressible layer");
+	free(ls);
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 2, &e), PRESSO_OK, "%s", status_msg());
+	float q[48], k[48];
+	fill(q, 48, 19);
+	fill(k, 48, 23);
+	memcpy(engine_input(e, 0), q, sizeof q);
+	memcpy(engine_input(e, 1), k, sizeof k);
+	cr_assert_eq(engine_run(e, 2), PRESSO_OK);
+	struct shape ys;
+	const float *y = engine_output(e, 0, &ys);
+	cr_assert_eq(shape_numel(&ys), 48);
+	for (int bh = 0; bh < 4; bh++) {
+		const float *qb = q + bh * 12, *kb = k + bh * 12;
+		for (int i = 0; i < 3; i++) {
+			double s[3], mx = -1e30, sum = 0;
+			for (int j = 0; j < 3; j++) {
+				s[j] = 0;
+				for (int d = 0; d < 4; d++)
+					s[j] += (double)qb[i * 4 + d] * kb[j * 4 + d];
+				s[j] /= 2.0;
+				mx = fmax(mx, s[j]);
+			}
+			for (int j = 0; j < 3; j++)
+				sum += exp(s[j] - mx);
+			for (int d = 0; d < 4; d++) {
+				double want = 0;
+				for (int j = 0; j < 3; j++)
+					want += exp(s[j] - mx) / sum * kb[j * 4 + d];
+				cr_assert_float_eq(y[bh * 12 + i * 4 + d], want, 1e-5, "y");
+			}
+		}
+	}
+	engine_free(e);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* Sum of three inputs with broadcasting; Sub and Div broadcast both ways. */
+Test(ops, sum_sub_div_broadcast)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 3}, 3);
+	mb_init_f32(&b, "row", (int64_t[]){3}, 1, (float[]){1.0f, 2.0f, 4.0f});
+	mb_init_f32(&b, "col", (int64_t[]){2, 1}, 2, (float[]){-1.0f, 0.25f});
+	mb_node(&b, "Sum", "s", (const char *[]){"x", "row", "col", NULL}, "s");
+	mb_node(&b, "Sub", "d", (const char *[]){"row", "s", NULL}, "d");
+	mb_node(&b, "Div", "q", (const char *[]){"d", "col", NULL}, "y");
+	mb_output(&b, "y");
+	float x[6];
+	fill(x, 6, 29);
+	float row[3] = {1.0f, 2.0f, 4.0f}, col[2] = {-1.0f, 0.25f};
+	const float *y = run1(&b, x, 6, 6);
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 3; j++) {
+			float s = (x[i * 3 + j] + row[j]) + col[i];
+			cr_assert_eq(y[i * 3 + j], (row[j] - s) / col[i], "(%d,%d)", i, j);
+		}
+	mb_free(&b);
+}

@@ -198,6 +198,148 @@ static void exec_add(const struct exec_args *x)
 	add_f32__ref(ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
 }
 
+static void exec_binary(const struct exec_args *x, enum f32_binary f)
+{
+	const struct shape *ys = out_shape(x);
+	int64_t ad[GRAPH_MAX_DIMS], bd[GRAPH_MAX_DIMS];
+	right_align(in_shape(x, 0), ys->n_dims, ad);
+	right_align(in_shape(x, 1), ys->n_dims, bd);
+	binary_f32__ref(f, ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
+}
+
+static void exec_mul(const struct exec_args *x)
+{
+	exec_binary(x, F32_MUL);
+}
+
+static void exec_sub(const struct exec_args *x)
+{
+	exec_binary(x, F32_SUB);
+}
+
+static void exec_div(const struct exec_args *x)
+{
+	exec_binary(x, F32_DIV);
+}
+
+static void exec_pow(const struct exec_args *x)
+{
+	exec_binary(x, F32_POW);
+}
+
+static void exec_prelu(const struct exec_args *x)
+{
+	exec_binary(x, F32_PRELU);
+}
+
+/* ((x0 + x1) + x2) + ...: the output accumulates in place */
+static void exec_sum(const struct exec_args *x)
+{
+	const struct shape *ys = out_shape(x);
+	int n = x->n->n_inputs;
+	int64_t ad[GRAPH_MAX_DIMS], bd[GRAPH_MAX_DIMS];
+	if (n == 1) {
+		memcpy(x->out, x->in[0], sizeof(float) * (size_t)shape_numel(ys));
+		return;
+	}
+	right_align(in_shape(x, 0), ys->n_dims, ad);
+	right_align(in_shape(x, 1), ys->n_dims, bd);
+	binary_f32__ref(F32_ADD, ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
+	for (int k = 2; k < n; k++) {
+		right_align(in_shape(x, k), ys->n_dims, bd);
+		binary_f32__ref(F32_ADD, ys->dims, x->out, bd, x->in[k], ys->dims, ys->n_dims,
+				x->out);
+	}
+}
+
+static void exec_unary(const struct exec_args *x, enum f32_unary f)
+{
+	unary_f32__ref(f, shape_numel(out_shape(x)), x->in[0], x->n->a.alpha, x->n->a.beta,
+		       x->out);
+}
+
+static void exec_sigmoid(const struct exec_args *x)
+{
+	exec_unary(x, F32_SIGMOID);
+}
+
+static void exec_tanh(const struct exec_args *x)
+{
+	exec_unary(x, F32_TANH);
+}
+
+static void exec_hardsigmoid(const struct exec_args *x)
+{
+	exec_unary(x, F32_HARDSIGMOID);
+}
+
+static void exec_hardswish(const struct exec_args *x)
+{
+	exec_unary(x, F32_HARDSWISH);
+}
+
+static void exec_leakyrelu(const struct exec_args *x)
+{
+	exec_unary(x, F32_LEAKYRELU);
+}
+
+static void exec_sqrt(const struct exec_args *x)
+{
+	exec_unary(x, F32_SQRT);
+}
+
+static void exec_erf(const struct exec_args *x)
+{
+	exec_unary(x, F32_ERF);
+}
+
+static void exec_pad(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	pad_f32__ref(xs->n_dims, xs->dims, x->n->a.ints, x->n->a.pad_value, x->in[0], x->out);
+}
+
+static void exec_reducemean(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	bool red[GRAPH_MAX_DIMS];
+	for (int d = 0; d < xs->n_dims; d++)
+		red[d] = x->n->a.n_ints == 0;
+	for (int i = 0; i < x->n->a.n_ints; i++) {
+		int64_t ax = x->n->a.ints[i];
+		red[ax < 0 ? ax + xs->n_dims : ax] = true;
+	}
+	reduce_mean_f32__ref(xs->n_dims, xs->dims, red, x->in[0], x->out);
+}
+
+static void exec_layernorm(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	int axis = x->n->a.axis < 0 ? x->n->a.axis + xs->n_dims : x->n->a.axis;
+	int64_t outer = 1, inner = 1;
+	for (int d = 0; d < xs->n_dims; d++) {
+		if (d < axis)
+			outer *= xs->dims[d];
+		else
+			inner *= xs->dims[d];
+	}
+	bool has_b = x->n->n_inputs > 2 && x->n->inputs[2] >= 0;
+	layernorm_f32__ref(outer, inner, x->in[0], x->in[1], shape_numel(in_shape(x, 1)),
+			   has_b ? x->in[2] : NULL, has_b ? shape_numel(in_shape(x, 2)) : 1,
+			   x->n->a.epsilon, x->out);
+}
+
+static void exec_lrn(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	int64_t inner = 1;
+	for (int i = 2; i < xs->n_dims; i++)
+		inner *= xs->dims[i];
+	const struct node_attrs *a = &x->n->a;
+	lrn_f32__ref((int)xs->dims[0], (int)xs->dims[1], inner, a->lrn_size, a->alpha, a->beta,
+		     a->lrn_bias, x->in[0], x->out);
+}
+
 /* [outer, dim, inner] view of a shape around an axis */
 static void axis_view(const struct shape *s, int axis, int64_t *outer, int64_t *dim,
 		      int64_t *inner)
@@ -289,6 +431,23 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_TRANSPOSE] = exec_transpose,
 	[OP_SQUEEZE] = exec_copy,
 	[OP_UNSQUEEZE] = exec_copy,
+	[OP_SIGMOID] = exec_sigmoid,
+	[OP_TANH] = exec_tanh,
+	[OP_HARDSIGMOID] = exec_hardsigmoid,
+	[OP_HARDSWISH] = exec_hardswish,
+	[OP_LEAKYRELU] = exec_leakyrelu,
+	[OP_PRELU] = exec_prelu,
+	[OP_MUL] = exec_mul,
+	[OP_SUB] = exec_sub,
+	[OP_DIV] = exec_div,
+	[OP_POW] = exec_pow,
+	[OP_SQRT] = exec_sqrt,
+	[OP_ERF] = exec_erf,
+	[OP_SUM] = exec_sum,
+	[OP_PAD] = exec_pad,
+	[OP_REDUCEMEAN] = exec_reducemean,
+	[OP_LAYERNORM] = exec_layernorm,
+	[OP_LRN] = exec_lrn,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

@@ -47,6 +47,7 @@ struct builder {
 	int n_slots;
 	const char *base_dir;
 	int64_t opset;
+	const Onnx__GraphProto *gp; /* the graph being imported */
 };
 
 /* --- name map ------------------------------------------------------------- */
@@ -503,6 +504,23 @@ static const struct op_name_map op_names[] = {
 	{"Transpose", OP_TRANSPOSE},
 	{"Squeeze", OP_SQUEEZE},
 	{"Unsqueeze", OP_UNSQUEEZE},
+	{"Sigmoid", OP_SIGMOID},
+	{"Tanh", OP_TANH},
+	{"HardSigmoid", OP_HARDSIGMOID},
+	{"HardSwish", OP_HARDSWISH},
+	{"LeakyRelu", OP_LEAKYRELU},
+	{"PRelu", OP_PRELU},
+	{"Mul", OP_MUL},
+	{"Sub", OP_SUB},
+	{"Div", OP_DIV},
+	{"Pow", OP_POW},
+	{"Sqrt", OP_SQRT},
+	{"Erf", OP_ERF},
+	{"Sum", OP_SUM},
+	{"Pad", OP_PAD},
+	{"ReduceMean", OP_REDUCEMEAN},
+	{"LayerNormalization", OP_LAYERNORM},
+	{"LRN", OP_LRN},
 };
 
 /* The ONNX ops presso imports: op_names[] above, and Constant. */
@@ -649,6 +667,115 @@ static enum presso_status check_variance(const struct builder *b, const struct n
 					   n->name, v, (long long)c, (double)var->data[c],
 					   (double)n->a.epsilon);
 	}
+	return PRESSO_OK;
+}
+
+/* Pad, constant mode: pads from the attribute (opset < 11) or input 1, the
+ * value from the attribute or input 2 (a constant scalar); pads become
+ * n->a.ints, the value n->a.pad_value, and the node keeps one input. */
+static enum presso_status read_pad(struct builder *b, struct node *n, const Onnx__NodeProto *np)
+{
+	static const char *const ok[] = {"mode", "pads", "value", NULL};
+	struct node_attrs *a = &n->a;
+	enum presso_status s;
+	if ((s = check_attrs(n, np, ok)))
+		return s;
+	const Onnx__AttributeProto *mode = find_attr(np, "mode");
+	if (mode && mode->has_s && !(mode->s.len == 8 && memcmp(mode->s.data, "constant", 8) == 0))
+		return bad_attr(n, "mode", "other than constant is not supported");
+	if (n->n_inputs > 3 && n->inputs[3] >= 0)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Pad with an axes input is not supported",
+				   n->name);
+	int cnt;
+	if (n->n_inputs >= 2) {
+		if ((s = const_ints_input(b, n, 1, "pads", &cnt)))
+			return s;
+	} else {
+		cnt = attr_ints(np, "pads", -1, GRAPH_MAX_DIMS, a->ints);
+		if (cnt == -2)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Pad of a tensor of rank above %d is not supported",
+					   n->name, GRAPH_MAX_DIMS / 2);
+		a->n_ints = cnt > 0 ? cnt : 0;
+	}
+	if (cnt < 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Pad needs pads", n->name);
+	for (int i = 0; i < a->n_ints; i++)
+		if (a->ints[i] < 0 || a->ints[i] > GRAPH_MAX_ELEMS)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Pad pads entry %lld is not supported (negative pads crop; only 0..%lld)",
+					   n->name, (long long)a->ints[i], (long long)GRAPH_MAX_ELEMS);
+	a->pad_value = attr_float(np, "value", 0.0f);
+	const struct value *v = input_value(b, n, 2);
+	if (v) {
+		if (!value_is_const(v) || shape_numel(&v->shape) != 1)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Pad constant_value '%s' must be a constant scalar",
+					   n->name, v->name);
+		a->pad_value = v->data ? v->data[0] : (float)v->idata[0];
+	}
+	n->n_inputs = 1;
+	return PRESSO_OK;
+}
+
+/* ReduceMean: axes from the attribute (opset < 18) or input 1, keepdims; no
+ * axes reduce everything, or nothing with noop_with_empty_axes (the node is
+ * then an Identity). */
+static enum presso_status read_reduce(struct builder *b, struct node *n, const Onnx__NodeProto *np)
+{
+	static const char *const ok[] = {"axes", "keepdims", "noop_with_empty_axes", NULL};
+	struct node_attrs *a = &n->a;
+	enum presso_status s;
+	if ((s = check_attrs(n, np, ok)))
+		return s;
+	int cnt = -1;
+	if (n->n_inputs >= 2) {
+		if ((s = const_ints_input(b, n, 1, "axes", &cnt)))
+			return s;
+	} else {
+		cnt = attr_ints(np, "axes", -1, GRAPH_MAX_DIMS, a->ints);
+		if (cnt == -2)
+			return bad_attr(n, "axes", "has too many entries");
+		a->n_ints = cnt > 0 ? cnt : 0;
+	}
+	for (int i = 0; i < a->n_ints; i++)
+		if (a->ints[i] < -GRAPH_MAX_DIMS || a->ints[i] >= GRAPH_MAX_DIMS)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': ReduceMean axes entry %lld is out of range (a rank is at most %d)",
+					   n->name, (long long)a->ints[i], GRAPH_MAX_DIMS);
+	a->keepdims = attr_int(np, "keepdims", 1) != 0;
+	n->n_inputs = 1;
+	if (a->n_ints == 0 && attr_int(np, "noop_with_empty_axes", 0) != 0)
+		n->op = OP_IDENTITY;
+	return PRESSO_OK;
+}
+
+/* Pow: an integer constant exponent (exporters write Pow(x, 2) with an int64
+ * 2 at times) becomes a float constant. */
+static enum presso_status read_pow(struct builder *b, struct node *n, const Onnx__NodeProto *np)
+{
+	static const char *const ok[] = {NULL};
+	enum presso_status s;
+	if ((s = check_attrs(n, np, ok)))
+		return s;
+	const struct value *e = input_value(b, n, 1);
+	if (!e || !e->idata)
+		return PRESSO_OK;
+	int64_t count = shape_numel(&e->shape);
+	float *f = malloc(sizeof(float) * (size_t)(count ? count : 1));
+	if (!f)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t i = 0; i < count; i++)
+		f[i] = (float)e->idata[i];
+	struct shape sh = e->shape;
+	int v = add_derived_value(b, n->name, "exponent");
+	if (v < 0) {
+		free(f);
+		return PRESSO_E_NOMEM;
+	}
+	b->g->values[v].data = f;
+	b->g->values[v].shape = sh;
+	n->inputs[1] = v;
 	return PRESSO_OK;
 }
 
@@ -801,6 +928,48 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 		n->n_inputs = 1;
 		break;
 	}
+	case OP_HARDSIGMOID:
+	case OP_LEAKYRELU: {
+		static const char *const ok_hs[] = {"alpha", "beta", NULL};
+		static const char *const ok_lr[] = {"alpha", NULL};
+		if ((s = check_attrs(n, np, n->op == OP_HARDSIGMOID ? ok_hs : ok_lr)))
+			return s;
+		a->alpha = attr_float(np, "alpha", n->op == OP_HARDSIGMOID ? 0.2f : 0.01f);
+		a->beta = attr_float(np, "beta", 0.5f);
+		break;
+	}
+	case OP_LRN: {
+		static const char *const ok[] = {"alpha", "beta", "bias", "size", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		a->alpha = attr_float(np, "alpha", 1e-4f);
+		a->beta = attr_float(np, "beta", 0.75f);
+		a->lrn_bias = attr_float(np, "bias", 1.0f);
+		int64_t size = attr_int(np, "size", 0);
+		if (size < 1 || size > MAX_WINDOW)
+			return bad_attr(n, "size", "must be between 1 and 1024");
+		a->lrn_size = (int)size;
+		break;
+	}
+	case OP_LAYERNORM: {
+		static const char *const ok[] = {"axis", "epsilon", "stash_type", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		int64_t ax = attr_int(np, "axis", -1);
+		if (ax < -GRAPH_MAX_DIMS || ax > GRAPH_MAX_DIMS)
+			return bad_attr(n, "axis", "is out of range");
+		a->axis = (int)ax;
+		a->epsilon = attr_float(np, "epsilon", 1e-5f);
+		if (attr_int(np, "stash_type", 1) != 1)
+			return bad_attr(n, "stash_type", "other than 1 (float) is not supported");
+		break;
+	}
+	case OP_PAD:
+		return read_pad(b, n, np);
+	case OP_REDUCEMEAN:
+		return read_reduce(b, n, np);
+	case OP_POW:
+		return read_pow(b, n, np);
 	case OP_IDENTITY:
 		if (strcmp(onnx_op, "Dropout") == 0) {
 			static const char *const ok[] = {"ratio", "seed", "is_test", NULL};
@@ -835,6 +1004,12 @@ static int min_inputs(enum op_type op)
 	case OP_GEMM:
 	case OP_MATMUL:
 	case OP_ADD:
+	case OP_PRELU:
+	case OP_MUL:
+	case OP_SUB:
+	case OP_DIV:
+	case OP_POW:
+	case OP_LAYERNORM:
 		return 2;
 	case OP_BATCHNORM:
 		return 5;
@@ -856,10 +1031,21 @@ static int max_inputs(enum op_type op)
 	case OP_RESHAPE:
 	case OP_SQUEEZE:
 	case OP_UNSQUEEZE:
+	case OP_PRELU:
+	case OP_MUL:
+	case OP_SUB:
+	case OP_DIV:
+	case OP_POW:
+	case OP_REDUCEMEAN:
 		return 2;
+	case OP_LAYERNORM:
+		return 3;
+	case OP_PAD: /* data, pads, constant_value, axes */
+		return 4;
 	case OP_BATCHNORM:
 		return 5;
 	case OP_CONCAT:
+	case OP_SUM:
 		return GRAPH_MAX_INPUTS;
 	default:
 		return 1;
@@ -994,6 +1180,25 @@ static enum presso_status constant_node(struct builder *b, const Onnx__NodeProto
 			   name, an);
 }
 
+/* Whether a node or a graph output reads the value called name; *who then
+ * names the first such reader. */
+static bool find_reader(const struct builder *b, const char *name, char *who, size_t who_bytes)
+{
+	const Onnx__GraphProto *gp = b->gp;
+	for (size_t i = 0; i < gp->n_node; i++)
+		for (size_t k = 0; k < gp->node[i]->n_input; k++)
+			if (gp->node[i]->input[k] && strcmp(gp->node[i]->input[k], name) == 0) {
+				describe_node(gp->node[i], i, who, who_bytes);
+				return true;
+			}
+	for (size_t i = 0; i < gp->n_output; i++)
+		if (gp->output[i]->name && strcmp(gp->output[i]->name, name) == 0) {
+			snprintf(who, who_bytes, "graph output %zu", i);
+			return true;
+		}
+	return false;
+}
+
 static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *np, int index)
 {
 	struct graph *g = b->g;
@@ -1010,11 +1215,23 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 				   name, op, np->domain);
 	if (np->n_output < 1 || !np->output[0] || !*np->output[0])
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no output", name, op);
-	for (size_t i = 1; i < np->n_output; i++)
-		if (np->output[i] && *np->output[i])
+	for (size_t i = 1; i < np->n_output; i++) {
+		if (!np->output[i] || !*np->output[i])
+			continue;
+		/* Dropout's mask, LayerNormalization's mean and inverse deviation:
+		 * fine while nothing reads them */
+		bool optional = (strcmp(op, "Dropout") == 0 && i == 1) ||
+				(strcmp(op, "LayerNormalization") == 0 && i <= 2);
+		char reader[300];
+		if (!optional)
 			return status_fail(PRESSO_E_UNSUPPORTED,
 					   "node '%s': %s output %zu ('%s') is not supported (only the first output)",
 					   name, op, i, np->output[i]);
+		if (find_reader(b, np->output[i], reader, sizeof reader))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s output %zu ('%s') is read by %s; only the first output is supported",
+					   name, op, i, np->output[i], reader);
+	}
 	if (map_find(b, np->output[0]) >= 0)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': output '%s' is produced twice", name,
 				   np->output[0]);
@@ -1492,6 +1709,7 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	if (!gp)
 		return status_fail(PRESSO_E_FORMAT, "the model has no graph");
 	b->opset = 0;
+	b->gp = gp;
 	for (size_t i = 0; i < m->n_opset_import; i++) {
 		const Onnx__OperatorSetIdProto *o = m->opset_import[i];
 		if (!o->domain || !*o->domain || strcmp(o->domain, "ai.onnx") == 0)
