@@ -306,6 +306,26 @@ static const char *const REQUIRED[] = {
 	"test_layer_normalization_4d_axis_negative_3", "test_layer_normalization_4d_axis_negative_4",
 	"test_layer_normalization_default_axis",
 	"test_lrn", "test_lrn_default",
+	"test_exp", "test_exp_example", "test_neg", "test_neg_example", "test_reciprocal",
+	"test_reciprocal_example", "test_abs",
+	/* LayerNormalization as its function: Shape, Size, Slice, Sub and Neg of
+	 * integers, ConstantOfShape, Concat, Cast fold at load */
+	"test_layer_normalization_2d_axis0_expanded", "test_layer_normalization_2d_axis1_expanded",
+	"test_layer_normalization_2d_axis_negative_1_expanded",
+	"test_layer_normalization_2d_axis_negative_2_expanded",
+	"test_layer_normalization_3d_axis0_epsilon_expanded",
+	"test_layer_normalization_3d_axis1_epsilon_expanded",
+	"test_layer_normalization_3d_axis2_epsilon_expanded",
+	"test_layer_normalization_3d_axis_negative_1_epsilon_expanded",
+	"test_layer_normalization_3d_axis_negative_2_epsilon_expanded",
+	"test_layer_normalization_3d_axis_negative_3_epsilon_expanded",
+	"test_layer_normalization_4d_axis0_expanded", "test_layer_normalization_4d_axis1_expanded",
+	"test_layer_normalization_4d_axis2_expanded", "test_layer_normalization_4d_axis3_expanded",
+	"test_layer_normalization_4d_axis_negative_1_expanded",
+	"test_layer_normalization_4d_axis_negative_2_expanded",
+	"test_layer_normalization_4d_axis_negative_3_expanded",
+	"test_layer_normalization_4d_axis_negative_4_expanded",
+	"test_layer_normalization_default_axis_expanded",
 };
 
 static bool have_testdata(void)
@@ -346,7 +366,9 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_sigmoid", "test_tanh", "test_hardsigmoid", "test_hardswish", "test_leakyrelu",
 		"test_prelu", "test_mul", "test_sub", "test_div", "test_pow", "test_sqrt",
 		"test_erf", "test_sum", "test_constant_pad", "test_edge_pad", "test_reflect_pad",
-		"test_reduce_mean", "test_layer_normalization", "test_lrn"};
+		"test_reduce_mean", "test_layer_normalization", "test_lrn", "test_exp",
+		"test_neg", "test_reciprocal", "test_abs", "test_shape", "test_size",
+		"test_constantofshape", "test_gather_", "test_slice", "test_cast_"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

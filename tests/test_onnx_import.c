@@ -1028,3 +1028,117 @@ Test(ops, sum_sub_div_broadcast)
 		}
 	mb_free(&b);
 }
+
+/* --- shapes and integer constants folded at load ----------------------------- */
+
+/* x.view(x.size(0), -1) as a dynamic-batch export writes it: Shape, Gather,
+ * Unsqueeze, Concat with -1, Reshape. The chain folds (the batch entry
+ * becomes "copy dimension 0") and the graph runs at any batch. */
+Test(fold, shape_gather_concat_reshape_with_dynamic_batch)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 3, 2}, 4);
+	mb_init_i64(&b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(&b, "axes0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "minus1", (int64_t[]){1}, 1, (int64_t[]){-1});
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	Onnx__NodeProto *ga = mb_node(&b, "Gather", "batch", (const char *[]){"xs", "zero", NULL}, "n");
+	mb_attr_int(&b, ga, "axis", 0);
+	mb_node(&b, "Unsqueeze", "n1", (const char *[]){"n", "axes0", NULL}, "n1");
+	Onnx__NodeProto *c = mb_node(&b, "Concat", "target", (const char *[]){"n1", "minus1", NULL}, "t");
+	mb_attr_int(&b, c, "axis", 0);
+	mb_node(&b, "Reshape", "flat", (const char *[]){"x", "t", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 1, "only the Reshape remains");
+	cr_assert_eq(g->nodes[0].op, OP_RESHAPE);
+	cr_assert_geq(g->n_folded_const, 4);
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf),
+			 "[N,12]");
+	float x[36], y[36];
+	fill(x, 36, 31);
+	run(g, 3, x, 36, y, 36);
+	cr_assert(memcmp(x, y, sizeof x) == 0);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* A static dimension gathered from the Shape of a batched tensor stays a
+ * number; the batch entry beside static ones becomes the -1 of the Reshape;
+ * Cast, Slice and integer arithmetic fold too. */
+Test(fold, static_dims_slice_cast_and_arithmetic)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 6, 4}, 3);
+	mb_init_i64(&b, "s0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "s1", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_init_i64(&b, "s3", (int64_t[]){1}, 1, (int64_t[]){3});
+	mb_init_i64(&b, "two", (int64_t[]){1}, 1, (int64_t[]){2});
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	/* [N, 6, 4][0:1] = [N]; [N, 6, 4][1:3] = [6, 4] -> [6 / 2, 4 * 2] = [3, 8] */
+	mb_node(&b, "Slice", "head", (const char *[]){"xs", "s0", "s1", NULL}, "n");
+	mb_node(&b, "Slice", "tail", (const char *[]){"xs", "s1", "s3", NULL}, "hw");
+	mb_node(&b, "Div", "half", (const char *[]){"hw", "two", NULL}, "hw2");
+	mb_init_i64(&b, "mul", (int64_t[]){2}, 1, (int64_t[]){1, 4});
+	mb_node(&b, "Mul", "dbl", (const char *[]){"hw2", "mul", NULL}, "hw3");
+	Onnx__NodeProto *cast = mb_node(&b, "Cast", "to_i32", (const char *[]){"hw3", NULL}, "hw4");
+	mb_attr_int(&b, cast, "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT32);
+	Onnx__NodeProto *c = mb_node(&b, "Concat", "target", (const char *[]){"n", "hw4", NULL}, "t");
+	mb_attr_int(&b, c, "axis", 0);
+	mb_node(&b, "Reshape", "view", (const char *[]){"x", "t", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 1);
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf),
+			 "[N,3,8]");
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* ConstantOfShape over a constant shape is a weight (filled with its value);
+ * over a shape that follows the batch it is refused by name. */
+Test(fold, constant_of_shape)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 3}, 2);
+	mb_init_i64(&b, "shape", (int64_t[]){1}, 1, (int64_t[]){3});
+	Onnx__NodeProto *k = mb_node(&b, "ConstantOfShape", "fill", (const char *[]){"shape", NULL}, "c");
+	mb_attr_tensor(&b, k, "value", mb_tensor_f32(&b, "v", (int64_t[]){1}, 1, (float[]){0.25f}));
+	mb_node(&b, "Add", "add", (const char *[]){"x", "c", NULL}, "y");
+	mb_output(&b, "y");
+	float x[6], y[6];
+	fill(x, 6, 37);
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	run(g, 2, x, 6, y, 6);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(y[i], x[i] + 0.25f);
+	graph_free(g);
+	mb_free(&b);
+
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 3}, 2);
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	mb_node(&b, "ConstantOfShape", "zeros", (const char *[]){"xs", NULL}, "c");
+	mb_node(&b, "Add", "add", (const char *[]){"x", "c", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED,
+		     "node 'zeros': ConstantOfShape of a shape that depends on the batch size");
+	mb_free(&b);
+
+	/* a Gather of a computed tensor is not folded, and says so */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 3}, 2);
+	mb_init_i64(&b, "i", NULL, 0, (int64_t[]){1});
+	mb_node(&b, "Gather", "pick", (const char *[]){"x", "i", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'pick': Gather of a computed tensor is not supported");
+	mb_free(&b);
+}

@@ -154,6 +154,10 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_REDUCEMEAN] = {A_REDUCE, 1, 1, false},
 	[OP_LAYERNORM] = {A_AXIS | A_EPS, 2, 3, true},
 	[OP_LRN] = {A_ALPHA | A_LRN, 1, 1, false},
+	[OP_EXP] = {0, 1, 1, false},
+	[OP_NEG] = {0, 1, 1, false},
+	[OP_RECIPROCAL] = {0, 1, 1, false},
+	[OP_ABS] = {0, 1, 1, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as

@@ -960,6 +960,14 @@ float unary_f32_scalar(enum f32_unary f, float x, float alpha, float beta)
 		return sqrtf(x);
 	case F32_ERF:
 		return erff(x);
+	case F32_EXP:
+		return expf(x);
+	case F32_NEG:
+		return -x;
+	case F32_RECIPROCAL:
+		return 1.0f / x;
+	case F32_ABS:
+		return fabsf(x);
 	case F32_UNARY_COUNT:
 		break;
 	}
@@ -1001,6 +1009,22 @@ void unary_f32__ref(enum f32_unary f, int64_t count, const float *x, float alpha
 	case F32_ERF:
 		for (int64_t i = 0; i < count; i++)
 			y[i] = erff(x[i]);
+		break;
+	case F32_EXP:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = expf(x[i]);
+		break;
+	case F32_NEG:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = -x[i];
+		break;
+	case F32_RECIPROCAL:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = 1.0f / x[i];
+		break;
+	case F32_ABS:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = fabsf(x[i]);
 		break;
 	case F32_UNARY_COUNT:
 		PRESSO_CHECK(!"a unary op");

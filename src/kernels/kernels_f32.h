@@ -106,6 +106,10 @@ enum f32_unary {
 	F32_LEAKYRELU,   /* x < 0 ? alpha * x : x */
 	F32_SQRT,
 	F32_ERF,
+	F32_EXP,
+	F32_NEG,
+	F32_RECIPROCAL,  /* 1 / x */
+	F32_ABS,
 	F32_UNARY_COUNT
 };
 

@@ -293,6 +293,26 @@ static void exec_erf(const struct exec_args *x)
 	exec_unary(x, F32_ERF);
 }
 
+static void exec_exp(const struct exec_args *x)
+{
+	exec_unary(x, F32_EXP);
+}
+
+static void exec_neg(const struct exec_args *x)
+{
+	exec_unary(x, F32_NEG);
+}
+
+static void exec_reciprocal(const struct exec_args *x)
+{
+	exec_unary(x, F32_RECIPROCAL);
+}
+
+static void exec_abs(const struct exec_args *x)
+{
+	exec_unary(x, F32_ABS);
+}
+
 static void exec_pad(const struct exec_args *x)
 {
 	const struct shape *xs = in_shape(x, 0);
@@ -448,6 +468,10 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_REDUCEMEAN] = exec_reducemean,
 	[OP_LAYERNORM] = exec_layernorm,
 	[OP_LRN] = exec_lrn,
+	[OP_EXP] = exec_exp,
+	[OP_NEG] = exec_neg,
+	[OP_RECIPROCAL] = exec_reciprocal,
+	[OP_ABS] = exec_abs,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

@@ -606,6 +606,10 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_REDUCEMEAN] = {"ReduceMean", infer_reduce},
 	[OP_LAYERNORM] = {"LayerNormalization", infer_layernorm},
 	[OP_LRN] = {"LRN", infer_lrn},
+	[OP_EXP] = {"Exp", infer_same},
+	[OP_NEG] = {"Neg", infer_same},
+	[OP_RECIPROCAL] = {"Reciprocal", infer_same},
+	[OP_ABS] = {"Abs", infer_same},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

@@ -66,6 +66,10 @@ enum op_type {
 	OP_REDUCEMEAN,
 	OP_LAYERNORM,
 	OP_LRN,
+	OP_EXP,
+	OP_NEG,
+	OP_RECIPROCAL,
+	OP_ABS,
 	OP_COUNT
 };
 
