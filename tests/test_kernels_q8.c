@@ -1196,8 +1196,18 @@ Test(q8_lut, every_code_on_every_path)
 	uint8_t table[256];
 	int paths = 0;
 	for (int t = 0; t < 40; t++) {
-		for (int q = 0; q < 256; q++)
-			table[q] = t == 0 ? (uint8_t)q : t == 1 ? 0x5a : (uint8_t)rng_int(0, 255);
+		/* the identity, a constant, random bytes, and (odd t) a sigmoid between
+		 * random input and output quantizations, as the INT8 engine builds them */
+		struct qparams qi, qo;
+		float lo = -(float)rng_int(1, 800) / 100.0f, hi = (float)rng_int(1, 800) / 100.0f;
+		quant_act_params(lo, hi, 8, &qi);
+		quant_act_params(0.0f, (float)rng_int(50, 100) / 100.0f, 8, &qo);
+		for (int q = 0; q < 256; q++) {
+			float real = qi.scale * (float)(q - qi.zero);
+			table[q] = t == 0 ? (uint8_t)q : t == 1 ? 0x5a
+				 : t % 2 ? quant_act_quantize(1.0f / (1.0f + expf(-real)), &qo)
+					 : (uint8_t)rng_int(0, 255);
+		}
 		for (size_t i = 0; i < n; i++)
 			x[i] = t < 3 ? (uint8_t)i : (uint8_t)rng_int(0, 255);
 		size_t len = t < 3 ? n : (size_t)rng_int(0, 300);
