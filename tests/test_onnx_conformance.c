@@ -3,7 +3,8 @@
  * through presso's importer and FP32 engine.
  *
  * Operands that presso requires to be constant (Clip bounds, Reshape shape,
- * Squeeze/Unsqueeze axes, Dropout ratio) are graph inputs in these cases; the
+ * Squeeze/Unsqueeze axes, Dropout ratio, Pad pads, ReduceMean axes, Slice
+ * starts/ends/axes/steps, Split sizes) are graph inputs in these cases; the
  * harness turns them into initializers from their .pb data before loading, as
  * an exporter would. LayerNormalization's cases also read its Mean and
  * InvStdDev outputs, which presso does not produce: those graph outputs are
@@ -38,7 +39,8 @@ static bool freezes_params(const char *op)
 	return strcmp(op, "Clip") == 0 || strcmp(op, "Reshape") == 0 ||
 	       strcmp(op, "Squeeze") == 0 || strcmp(op, "Unsqueeze") == 0 ||
 	       strcmp(op, "Dropout") == 0 || strcmp(op, "Pad") == 0 ||
-	       strcmp(op, "ReduceMean") == 0;
+	       strcmp(op, "ReduceMean") == 0 || strcmp(op, "Slice") == 0 ||
+	       strcmp(op, "Split") == 0;
 }
 
 static Onnx__TensorProto *read_tensor(const char *path)
@@ -308,6 +310,12 @@ static const char *const REQUIRED[] = {
 	"test_lrn", "test_lrn_default",
 	"test_exp", "test_exp_example", "test_neg", "test_neg_example", "test_reciprocal",
 	"test_reciprocal_example", "test_abs",
+	"test_slice", "test_slice_default_axes", "test_slice_default_steps",
+	"test_slice_end_out_of_bounds", "test_slice_neg", "test_slice_neg_steps",
+	"test_slice_negative_axes", "test_slice_start_out_of_bounds",
+	"test_split_equal_parts_1d", "test_split_equal_parts_2d",
+	"test_split_equal_parts_default_axis", "test_split_variable_parts_1d",
+	"test_split_variable_parts_2d", "test_split_variable_parts_default_axis",
 	/* LayerNormalization as its function: Shape, Size, Slice, Sub and Neg of
 	 * integers, ConstantOfShape, Concat, Cast fold at load */
 	"test_layer_normalization_2d_axis0_expanded", "test_layer_normalization_2d_axis1_expanded",
@@ -368,7 +376,7 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_erf", "test_sum", "test_constant_pad", "test_edge_pad", "test_reflect_pad",
 		"test_reduce_mean", "test_layer_normalization", "test_lrn", "test_exp",
 		"test_neg", "test_reciprocal", "test_abs", "test_shape", "test_size",
-		"test_constantofshape", "test_gather_", "test_slice", "test_cast_"};
+		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

@@ -1142,3 +1142,63 @@ Test(fold, constant_of_shape)
 	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'pick': Gather of a computed tensor is not supported");
 	mb_free(&b);
 }
+
+/* A fused QKV projection split three ways (Split with sizes, along the last
+ * axis of a batched tensor) and a strided Slice over two axes of one part. */
+Test(ops, split_and_slice_of_computed_tensors)
+{
+	struct mb b;
+	float w[4 * 12];
+	fill(w, 48, 41);
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 6, 4}, 3);
+	mb_init_f32(&b, "w", (int64_t[]){4, 12}, 2, w);
+	mb_init_i64(&b, "sizes", (int64_t[]){3}, 1, (int64_t[]){4, 4, 4});
+	mb_init_i64(&b, "starts", (int64_t[]){2}, 1, (int64_t[]){5, 1});
+	mb_init_i64(&b, "ends", (int64_t[]){2}, 1, (int64_t[]){-100, INT64_MAX});
+	mb_init_i64(&b, "axes", (int64_t[]){2}, 1, (int64_t[]){1, -1});
+	mb_init_i64(&b, "steps", (int64_t[]){2}, 1, (int64_t[]){-2, 2});
+	mb_node(&b, "MatMul", "qkv", (const char *[]){"x", "w", NULL}, "t");
+	Onnx__NodeProto *sp = mb_node(&b, "Split", "heads", (const char *[]){"t", "sizes", NULL}, "q");
+	mb_attr_int(&b, sp, "axis", 2);
+	char *extra[3] = {sp->output[0], strdup("k"), strdup("v")};
+	sp->output = extra;
+	sp->n_output = 3;
+	mb_node(&b, "Slice", "pick", (const char *[]){"v", "starts", "ends", "axes", "steps", NULL}, "s");
+	mb_output(&b, "q");
+	mb_output(&b, "k");
+	mb_output(&b, "s");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[2]].shape, true, buf, sizeof buf),
+			 "[N,3,2]", "rows 5, 3, 1 and columns 1, 3");
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 2, &e), PRESSO_OK, "%s", status_msg());
+	float x[48];
+	fill(x, 48, 43);
+	memcpy(engine_input(e, 0), x, sizeof x);
+	cr_assert_eq(engine_run(e, 2), PRESSO_OK);
+	const float *q = engine_output(e, 0, NULL), *k = engine_output(e, 1, NULL);
+	const float *s = engine_output(e, 2, NULL);
+	for (int n = 0; n < 2; n++)
+		for (int r = 0; r < 6; r++)
+			for (int c = 0; c < 12; c++) {
+				float acc = 0;
+				for (int d = 0; d < 4; d++)
+					acc += x[(n * 6 + r) * 4 + d] * w[d * 12 + c];
+				float got = c < 4 ? q[(n * 6 + r) * 4 + c]
+					  : c < 8 ? k[(n * 6 + r) * 4 + c - 4] : NAN;
+				if (c < 8)
+					cr_assert_float_eq(got, acc, 1e-5, "(%d,%d,%d)", n, r, c);
+				int si = (5 - r) / 2, sj = (c - 8 - 1) / 2;
+				if (c >= 8 && r % 2 == 1 && (c - 8) % 2 == 1)
+					cr_assert_float_eq(s[(n * 3 + si) * 2 + sj], acc, 1e-5, "slice (%d,%d,%d)",
+							   n, r, c);
+			}
+	engine_free(e);
+	graph_free(g);
+	free(extra[1]);
+	free(extra[2]);
+	mb_free(&b);
+}

@@ -471,6 +471,24 @@ static enum presso_status emit_node(struct xb *b, int i)
 			n_in = 1;
 		else if (!in[2][0])
 			n_in = 2;
+	} else if (n->op == OP_SLICE) {
+		/* starts, ends, axes, steps; an end before index 0 is INT64_MIN (a
+		 * -1 would mean the last element) */
+		int64_t one = 1, first = n->a.ints[0], count = n->a.ints[1], step = n->a.ints[2];
+		int64_t end = first + count * step, axis = n->a.axis;
+		if (step < 0 && end < 0)
+			end = INT64_MIN;
+		const int64_t *vals[4] = {&first, &end, &axis, &step};
+		static const char *const suffix[4] = {"_starts", "_ends", "_axes", "_steps"};
+		for (int k = 0; k < 4; k++) {
+			char *name = new_name(b, n->name, suffix[k]);
+			if (name)
+				add_init(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &one, 1, vals[k], 8);
+			in[1 + k] = name ? name : "";
+		}
+		n_in = 5;
+		if (b->oom)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
 	} else if (n->op == OP_PAD) {
 		int64_t len = n->a.n_ints;
 		char *name = new_name(b, n->name, "_pads");

@@ -158,6 +158,7 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_NEG] = {0, 1, 1, false},
 	[OP_RECIPROCAL] = {0, 1, 1, false},
 	[OP_ABS] = {0, 1, 1, false},
+	[OP_SLICE] = {A_AXIS | A_INTS, 1, 1, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as
@@ -706,13 +707,14 @@ static enum presso_status r_attrs(struct rd *r, struct node *n)
 			return bad(r, "node '%s': bad integer list", n->name);
 		a->n_ints = (int)v;
 		/* Reshape: a target shape whose product stays in bounds; else axes */
-		bool shape = n->op == OP_RESHAPE;
-		int64_t lo = shape ? -1 : -GRAPH_MAX_DIMS, hi = shape ? PFILE_MAX_DIM : GRAPH_MAX_DIMS;
+		bool shape = n->op == OP_RESHAPE, slice = n->op == OP_SLICE;
+		int64_t lo = shape ? -1 : slice ? -PFILE_MAX_DIM : -GRAPH_MAX_DIMS;
+		int64_t hi = shape || slice ? PFILE_MAX_DIM : GRAPH_MAX_DIMS;
 		int64_t product = 1;
 		for (int i = 0; i < a->n_ints; i++) {
 			if (!r_sv(r, &a->ints[i]) || a->ints[i] < lo || a->ints[i] > hi)
 				return bad(r, "node '%s': bad integer list", n->name);
-			if (a->ints[i] > 0 && (product *= a->ints[i]) > PFILE_MAX_NUMEL)
+			if (shape && a->ints[i] > 0 && (product *= a->ints[i]) > PFILE_MAX_NUMEL)
 				return bad(r, "node '%s': Reshape to more than %lld elements", n->name,
 					   (long long)PFILE_MAX_NUMEL);
 		}

@@ -1086,6 +1086,16 @@ void pad_f32__ref(int rank, const int64_t *x_dims, const int64_t *pads, float va
 	}
 }
 
+void slice_f32__ref(int64_t outer, int64_t dim, int64_t inner, int64_t first, int64_t step,
+		    int64_t count, const float *x, float *y)
+{
+	for (int64_t o = 0; o < outer; o++)
+		for (int64_t k = 0; k < count; k++) {
+			memcpy(y, x + (o * dim + first + k * step) * inner, sizeof(float) * (size_t)inner);
+			y += inner;
+		}
+}
+
 /* ---- ReduceMean ---------------------------------------------------------- */
 
 /* Size-1 dimensions are dropped and neighbours of the same kind merged. With

@@ -139,6 +139,11 @@ void reduce_mean_f32__ref(int rank, const int64_t *x_dims, const bool *reduce, c
 void layernorm_f32__ref(int64_t outer, int64_t inner, const float *x, const float *scale,
 			int64_t n_scale, const float *bias, int64_t n_bias, float epsilon, float *y);
 
+/* y[o, k, i] = x[o, first + k * step, i] for k < count, the tensors viewed as
+ * [outer, dim, inner] and [outer, count, inner] (every index inside dim). */
+void slice_f32__ref(int64_t outer, int64_t dim, int64_t inner, int64_t first, int64_t step,
+		    int64_t count, const float *x, float *y);
+
 /* Local response normalisation across channels of [n, c, inner]:
  * y = x / (bias + alpha / size * sum of x^2 over channels
  *      [ch - (size - 1) / 2, ch + size / 2]) ^ beta. */

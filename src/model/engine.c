@@ -372,6 +372,14 @@ static void axis_view(const struct shape *s, int axis, int64_t *outer, int64_t *
 	*dim = s->dims[axis];
 }
 
+static void exec_slice(const struct exec_args *x)
+{
+	int64_t outer, dim, inner;
+	axis_view(in_shape(x, 0), x->n->a.axis, &outer, &dim, &inner);
+	slice_f32__ref(outer, dim, inner, x->n->a.ints[0], x->n->a.ints[2], x->n->a.ints[1],
+		       x->in[0], x->out);
+}
+
 static void exec_concat(const struct exec_args *x)
 {
 	const struct shape *ys = out_shape(x);
@@ -472,6 +480,7 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_NEG] = exec_neg,
 	[OP_RECIPROCAL] = exec_reciprocal,
 	[OP_ABS] = exec_abs,
+	[OP_SLICE] = exec_slice,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

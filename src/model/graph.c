@@ -546,6 +546,27 @@ static enum presso_status infer_layernorm(const struct graph *g, const struct no
 	return PRESSO_OK;
 }
 
+/* Slice along one static dimension: count elements from first by step, all
+ * inside the dimension (the importer resolved the ONNX clamping). */
+static enum presso_status infer_slice(const struct graph *g, const struct node *n,
+				      const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0];
+	int axis = n->a.axis;
+	int64_t first = n->a.ints[0], count = n->a.ints[1], step = n->a.ints[2];
+	if (n->a.n_ints != 3 || axis < 0 || axis >= x->n_dims || count < 0 || step == 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Slice is malformed", n->name);
+	int64_t dim = x->dims[axis], last = first + (count - 1) * step;
+	if (count > 0 && (first < 0 || first >= dim || last < 0 || last >= dim))
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': Slice of %lld from %lld by %lld leaves dimension %d of size %lld",
+				   n->name, (long long)count, (long long)first, (long long)step, axis,
+				   (long long)dim);
+	*out = *x;
+	out->dims[axis] = count;
+	return PRESSO_OK;
+}
+
 static enum presso_status infer_lrn(const struct graph *g, const struct node *n,
 				    const struct shape *in[], struct shape *out)
 {
@@ -610,6 +631,7 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_NEG] = {"Neg", infer_same},
 	[OP_RECIPROCAL] = {"Reciprocal", infer_same},
 	[OP_ABS] = {"Abs", infer_same},
+	[OP_SLICE] = {"Slice", infer_slice},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

@@ -70,6 +70,7 @@ enum op_type {
 	OP_NEG,
 	OP_RECIPROCAL,
 	OP_ABS,
+	OP_SLICE,
 	OP_COUNT
 };
 
@@ -150,7 +151,8 @@ struct node_attrs {
 	int axis;
 	/* Transpose perm, Squeeze/Unsqueeze/ReduceMean axes (ReduceMean: none is
 	 * every axis), Reshape target shape, Pad pads (the begin pad of each
-	 * dimension, then the end pads: 2 * rank entries) */
+	 * dimension, then the end pads: 2 * rank entries), Slice first, count and
+	 * step along dimension axis (>= 0; Split becomes Slices) */
 	int n_ints;
 	int64_t ints[GRAPH_MAX_DIMS];
 	bool allowzero;         /* Reshape */

@@ -551,7 +551,8 @@ static const struct op_name_map op_names[] = {
 };
 
 /* Ops that become constants at load (their inputs are constants or static
- * shapes): evaluated by fold_only_node(), never graph nodes. */
+ * shapes): evaluated by fold_only_node(), never graph nodes; but Slice, which
+ * of a computed tensor becomes an OP_SLICE there. */
 static const char *const fold_only_ops[] = {"Shape", "Size", "ConstantOfShape", "Gather",
 					    "Slice"};
 
@@ -563,11 +564,11 @@ static bool is_fold_only(const char *op)
 	return false;
 }
 
-/* The ONNX ops presso imports: op_names[] above, the fold-only ones, and
- * Constant. */
+/* The ONNX ops presso imports: op_names[] above, the fold-only ones, Slice,
+ * Split and Constant. */
 static bool op_is_known(const char *op)
 {
-	if (strcmp(op, "Constant") == 0 || is_fold_only(op))
+	if (strcmp(op, "Constant") == 0 || strcmp(op, "Split") == 0 || is_fold_only(op))
 		return true;
 	for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
 		if (strcmp(op_names[i].onnx, op) == 0)
@@ -1496,17 +1497,88 @@ static enum presso_status fold_gather(struct builder *b, const Onnx__NodeProto *
 	return set_const(b, out_v, &sh, l, f);
 }
 
-/* Slice of a constant: starts, ends, axes, steps as inputs (opset >= 10) or
- * attributes (starts, ends, axes; steps 1). */
-static enum presso_status fold_slice(struct builder *b, const Onnx__NodeProto *np,
-				     const char *name, const int *in, int n_in, int out_v)
+/* Copies the strided box of the constant xv that starts at lo[d] and steps by
+ * step[d] in each dimension into a new constant out_v of shape sh. */
+static enum presso_status copy_box(struct builder *b, const struct value *xv, const int64_t *lo,
+				   const int64_t *step, const struct shape *sh, int out_v)
 {
-	const struct value *xv = &b->g->values[in[0]];
-	if (!value_is_const(xv))
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "node '%s': Slice of a computed tensor is not supported (only of constants and shapes)",
-				   name);
 	int r = xv->shape.n_dims;
+	int64_t count = shape_numel(sh);
+	size_t nb = (size_t)(count ? count : 1);
+	float *f = xv->data ? malloc(sizeof(float) * nb) : NULL;
+	int64_t *l = xv->idata ? malloc(sizeof(int64_t) * nb) : NULL;
+	if (!f && !l)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	int64_t idx[GRAPH_MAX_DIMS] = {0};
+	for (int64_t o = 0; o < count; o++) {
+		int64_t src = 0;
+		for (int d = 0; d < r; d++)
+			src = src * xv->shape.dims[d] + lo[d] + idx[d] * step[d];
+		if (f)
+			f[o] = xv->data[src];
+		else
+			l[o] = xv->idata[src];
+		for (int d = r - 1; d >= 0; d--) {
+			if (++idx[d] < sh->dims[d])
+				break;
+			idx[d] = 0;
+		}
+	}
+	struct shape s = *sh;
+	return set_const(b, out_v, &s, l, f);
+}
+
+/* A one-axis slice (first, count, step along axis) of the tensor x: folded
+ * when x is a constant, else an OP_SLICE node named name writing out_v. */
+static enum presso_status slice_one_axis(struct builder *b, const char *name, int x,
+					 const struct shape *xs, int axis, int64_t first,
+					 int64_t count, int64_t step, int out_v)
+{
+	struct graph *g = b->g;
+	if (value_is_const(&g->values[x])) {
+		int64_t lo[GRAPH_MAX_DIMS] = {0}, st[GRAPH_MAX_DIMS];
+		struct shape sh = *xs;
+		for (int d = 0; d < xs->n_dims; d++)
+			st[d] = 1;
+		lo[axis] = first;
+		st[axis] = step;
+		sh.dims[axis] = count;
+		return copy_box(b, &g->values[x], lo, st, &sh, out_v);
+	}
+	struct node n = {.op = OP_SLICE, .n_inputs = 1, .output = out_v};
+	n.inputs[0] = x;
+	n.a.axis = axis;
+	n.a.n_ints = 3;
+	n.a.ints[0] = first;
+	n.a.ints[1] = count;
+	n.a.ints[2] = step;
+	n.name = strdup(name);
+	if (!n.name)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	g->values[out_v].producer = g->n_nodes;
+	enum presso_status s = add_node(b, &n);
+	if (s != PRESSO_OK)
+		free(n.name);
+	return s;
+}
+
+/* Slice: starts, ends, axes, steps as inputs (opset >= 10) or attributes
+ * (starts, ends, axes; steps 1), all constant. Of a constant it folds; of a
+ * computed tensor it becomes an OP_SLICE per sliced dimension, each of which
+ * must be static (not the batch). */
+static enum presso_status import_slice(struct builder *b, const Onnx__NodeProto *np,
+				       const char *name, const int *in, int n_in, int out_v)
+{
+	struct shape xs;
+	int r;
+	if (value_is_const(&b->g->values[in[0]])) {
+		xs = b->g->values[in[0]].shape;
+	} else {
+		enum presso_status s = prefix_shape(b, in[0], xs.dims, &xs.n_dims);
+		if (s != PRESSO_OK)
+			return status_wrap(s, "node '%s' (Slice)", name);
+	}
+	r = xs.n_dims;
 	int64_t starts[GRAPH_MAX_DIMS], ends[GRAPH_MAX_DIMS], axes[GRAPH_MAX_DIMS],
 		steps[GRAPH_MAX_DIMS];
 	int64_t *lists[4] = {starts, ends, axes, steps};
@@ -1541,57 +1613,188 @@ static enum presso_status fold_slice(struct builder *b, const Onnx__NodeProto *n
 	if ((counts[2] >= 0 && counts[2] != n) || (counts[3] >= 0 && counts[3] != n))
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Slice axes or steps of another length", name);
 	int64_t lo[GRAPH_MAX_DIMS], step[GRAPH_MAX_DIMS];
-	struct shape sh = xv->shape;
+	struct shape sh = xs;
 	for (int d = 0; d < r; d++) {
 		lo[d] = 0;
 		step[d] = 1;
 	}
 	bool seen[GRAPH_MAX_DIMS] = {false};
+	int n_cut = 0, cut = -1;
 	for (int i = 0; i < n; i++) {
 		int64_t ax = counts[2] >= 0 ? axes[i] : i;
 		ax = ax < 0 ? ax + r : ax;
 		int64_t st = counts[3] >= 0 ? steps[i] : 1;
-		if (ax < 0 || ax >= r || seen[ax] || st == 0)
+		if (ax < 0 || ax >= r || seen[ax] || st == 0 || st == INT64_MIN)
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Slice axis or step invalid", name);
 		seen[ax] = true;
-		int64_t dim = xv->shape.dims[ax], a = starts[i], e = ends[i];
-		a = a < 0 ? a + dim : a;
-		e = e < 0 ? e + dim : e;
+		int64_t dim = xs.dims[ax], a = starts[i], e = ends[i];
+		if (is_sym(dim)) {
+			if (st == 1 && a == 0 && e >= INT32_MAX)
+				continue; /* all of it */
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Slice along a dimension that follows the batch is not supported",
+					   name);
+		}
+		a = a < 0 ? (a < -dim ? -dim : a) + dim : a;
+		e = e < 0 ? (e < -dim - 1 ? -dim - 1 : e) + dim : e;
 		/* clamp as the spec does: [0, dim] going forward, [-1, dim - 1] back */
 		if (st > 0) {
-			a = a < 0 ? 0 : a > dim ? dim : a;
+			a = a > dim ? dim : a;
 			e = e < 0 ? 0 : e > dim ? dim : e;
-			sh.dims[ax] = e > a ? (e - a + st - 1) / st : 0;
+			sh.dims[ax] = e > a ? (e - a - 1) / st + 1 : 0;
 		} else {
 			a = a < 0 ? -1 : a > dim - 1 ? dim - 1 : a;
 			e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
-			sh.dims[ax] = a > e ? (a - e + (-st) - 1) / (-st) : 0;
+			sh.dims[ax] = a > e ? (a - e - 1) / -st + 1 : 0;
 		}
 		lo[ax] = a;
 		step[ax] = st;
-	}
-	int64_t count = shape_numel(&sh);
-	size_t nb = (size_t)(count ? count : 1);
-	float *f = xv->data ? malloc(sizeof(float) * nb) : NULL;
-	int64_t *l = xv->idata ? malloc(sizeof(int64_t) * nb) : NULL;
-	if (!f && !l)
-		return status_fail(PRESSO_E_NOMEM, "out of memory");
-	int64_t idx[GRAPH_MAX_DIMS] = {0};
-	for (int64_t o = 0; o < count; o++) {
-		int64_t src = 0;
-		for (int d = 0; d < r; d++)
-			src = src * xv->shape.dims[d] + lo[d] + idx[d] * step[d];
-		if (f)
-			f[o] = xv->data[src];
-		else
-			l[o] = xv->idata[src];
-		for (int d = r - 1; d >= 0; d--) {
-			if (++idx[d] < sh.dims[d])
-				break;
-			idx[d] = 0;
+		if (sh.dims[ax] != dim || st != 1) {
+			n_cut++;
+			cut = (int)ax;
 		}
 	}
-	return set_const(b, out_v, &sh, l, f);
+	if (value_is_const(&b->g->values[in[0]]))
+		return copy_box(b, &b->g->values[in[0]], lo, step, &sh, out_v);
+	if (n_cut > 1) {
+		/* one OP_SLICE per sliced dimension, "<name>#<d>" writing
+		 * "<output>#<d>", the last one the output */
+		int x = in[0];
+		struct shape cur = xs;
+		for (int d = 0; d < r; d++) {
+			if (cur.dims[d] == sh.dims[d] && step[d] == 1)
+				continue;
+			char part[300];
+			snprintf(part, sizeof part, "%s#%d", name, d);
+			int v = --n_cut == 0 ? out_v : add_derived_value(b, np->output[0], "slice");
+			if (v < 0)
+				return PRESSO_E_NOMEM;
+			enum presso_status s = slice_one_axis(b, part, x, &cur, d, lo[d], sh.dims[d],
+							      step[d], v);
+			if (s != PRESSO_OK)
+				return s;
+			cur.dims[d] = sh.dims[d];
+			x = v;
+		}
+		return PRESSO_OK;
+	}
+	if (n_cut == 0) { /* the whole tensor: an Identity */
+		struct node id = {.op = OP_IDENTITY, .n_inputs = 1, .output = out_v};
+		id.inputs[0] = in[0];
+		id.name = strdup(name);
+		if (!id.name)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		b->g->values[out_v].producer = b->g->n_nodes;
+		enum presso_status s = add_node(b, &id);
+		if (s != PRESSO_OK)
+			free(id.name);
+		return s;
+	}
+	return slice_one_axis(b, name, in[0], &xs, cut, lo[cut], sh.dims[cut], step[cut], out_v);
+}
+
+/* Split into one-axis slices (OP_SLICE nodes "<name>#<k>", or constants):
+ * sizes from the split input (opset >= 13) or attribute, else equal parts
+ * (num_outputs in opset 18, else one per output; the last one smaller when
+ * they do not divide). Outputs left unnamed are not computed. */
+static enum presso_status import_split(struct builder *b, const Onnx__NodeProto *np,
+				       const char *name)
+{
+	static const char *const ok[] = {"axis", "split", "num_outputs", NULL};
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const char *a = np->attribute[i]->name ? np->attribute[i]->name : "";
+		bool known = false;
+		for (const char *const *k = ok; *k && !known; k++)
+			known = strcmp(*k, a) == 0;
+		if (!known)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Split attribute '%s' is not supported",
+					   name, a);
+	}
+	if (np->n_input < 1 || np->n_input > 2 || !np->input[0] || !*np->input[0])
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Split has %zu inputs", name, np->n_input);
+	int x = map_find(b, np->input[0]);
+	if (x < 0)
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': Split input '%s' is not produced by any earlier node, initializer or graph input",
+				   name, np->input[0]);
+	struct shape xs;
+	if (value_is_const(&b->g->values[x])) {
+		xs = b->g->values[x].shape;
+	} else {
+		enum presso_status s = prefix_shape(b, x, xs.dims, &xs.n_dims);
+		if (s != PRESSO_OK)
+			return status_wrap(s, "node '%s' (Split)", name);
+	}
+	int64_t axis = attr_int(np, "axis", 0);
+	axis = axis < 0 ? axis + xs.n_dims : axis;
+	if (axis < 0 || axis >= xs.n_dims)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Split axis out of range", name);
+	int64_t dim = xs.dims[axis];
+	if (is_sym(dim))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Split along a dimension that follows the batch is not supported",
+				   name);
+	size_t n_out = np->n_output;
+	if (n_out < 1 || n_out > 4096)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Split has %zu outputs", name, n_out);
+	int64_t *sizes = malloc(sizeof(int64_t) * n_out);
+	if (!sizes)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	const Onnx__AttributeProto *sa = find_attr(np, "split");
+	int si = np->n_input > 1 && np->input[1] && *np->input[1] ? map_find(b, np->input[1]) : -1;
+	const struct value *sv = si >= 0 ? &b->g->values[si] : NULL;
+	enum presso_status s = PRESSO_OK;
+	int64_t total = 0;
+	if (np->n_input > 1 && np->input[1] && *np->input[1] &&
+	    (!sv || !sv->idata || shape_numel(&sv->shape) != (int64_t)n_out)) {
+		s = status_fail(PRESSO_E_UNSUPPORTED,
+				"node '%s': Split sizes must be a constant integer list of %zu entries", name,
+				n_out);
+	} else if (sv || sa) {
+		if (sa && sa->n_ints != n_out)
+			s = status_fail(PRESSO_E_FORMAT, "node '%s': Split has %zu sizes for %zu outputs",
+					name, sa->n_ints, n_out);
+		for (size_t k = 0; s == PRESSO_OK && k < n_out; k++) {
+			sizes[k] = sv ? sv->idata[k] : sa->ints[k];
+			if (sizes[k] < 0 || sizes[k] > dim)
+				s = status_fail(PRESSO_E_FORMAT, "node '%s': Split size %lld", name,
+						(long long)sizes[k]);
+			else
+				total += sizes[k];
+		}
+		if (s == PRESSO_OK && total != dim)
+			s = status_fail(PRESSO_E_FORMAT, "node '%s': Split sizes add up to %lld, not %lld",
+					name, (long long)total, (long long)dim);
+	} else {
+		int64_t parts = attr_int(np, "num_outputs", (int64_t)n_out);
+		if (parts != (int64_t)n_out || parts < 1)
+			s = status_fail(PRESSO_E_FORMAT, "node '%s': Split num_outputs is not its output count",
+					name);
+		int64_t chunk = parts > 0 ? (dim + parts - 1) / parts : 0;
+		for (size_t k = 0; s == PRESSO_OK && k < n_out; k++) {
+			int64_t left = dim - chunk * (int64_t)k;
+			sizes[k] = left < 0 ? 0 : left < chunk ? left : chunk;
+		}
+	}
+	int64_t first = 0;
+	for (size_t k = 0; s == PRESSO_OK && k < n_out; k++) {
+		const char *out = np->output[k];
+		if (out && *out) {
+			if (map_find(b, out) >= 0) {
+				s = status_fail(PRESSO_E_FORMAT, "node '%s': output '%s' is produced twice", name,
+						out);
+				break;
+			}
+			char part[300];
+			snprintf(part, sizeof part, "%s#%zu", name, k);
+			int v = add_value(b, out);
+			s = v < 0 ? PRESSO_E_NOMEM
+				  : slice_one_axis(b, part, x, &xs, (int)axis, first, sizes[k], 1, v);
+		}
+		first += sizes[k];
+	}
+	free(sizes);
+	return s;
 }
 
 /* A node of fold_only_ops[], or a Cast of a constant: its output becomes a
@@ -1627,7 +1830,7 @@ static enum presso_status fold_only_node(struct builder *b, const Onnx__NodeProt
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Gather needs data and indices", name);
 		return fold_gather(b, np, name, in[0], in[1], out_v);
 	}
-	return fold_slice(b, np, name, in, n_in, out_v);
+	return import_slice(b, np, name, in, n_in, out_v);
 }
 
 /* Concat of int64 constants (shapes being put together). */
@@ -1812,6 +2015,8 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 	if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx") != 0)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': op %s of domain '%s' is not supported",
 				   name, op, np->domain);
+	if (strcmp(op, "Split") == 0)
+		return import_split(b, np, name);
 	if (np->n_output < 1 || !np->output[0] || !*np->output[0])
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no output", name, op);
 	for (size_t i = 1; i < np->n_output; i++) {
