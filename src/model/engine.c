@@ -198,38 +198,56 @@ static void exec_add(const struct exec_args *x)
 	add_f32__ref(ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
 }
 
-static void exec_binary(const struct exec_args *x, enum f32_binary f)
+/* The FP32 function of each element-wise op, + 1 (0: none): designated
+ * entries of one table, so an op is one line here. */
+static const struct {
+	int unary, binary;
+} elementwise[OP_COUNT] = {
+	[OP_ADD] = {.binary = F32_ADD + 1},
+	[OP_SUB] = {.binary = F32_SUB + 1},
+	[OP_MUL] = {.binary = F32_MUL + 1},
+	[OP_DIV] = {.binary = F32_DIV + 1},
+	[OP_POW] = {.binary = F32_POW + 1},
+	[OP_PRELU] = {.binary = F32_PRELU + 1},
+	[OP_SIGMOID] = {.unary = F32_SIGMOID + 1},
+	[OP_TANH] = {.unary = F32_TANH + 1},
+	[OP_HARDSIGMOID] = {.unary = F32_HARDSIGMOID + 1},
+	[OP_HARDSWISH] = {.unary = F32_HARDSWISH + 1},
+	[OP_LEAKYRELU] = {.unary = F32_LEAKYRELU + 1},
+	[OP_SQRT] = {.unary = F32_SQRT + 1},
+	[OP_ERF] = {.unary = F32_ERF + 1},
+	[OP_EXP] = {.unary = F32_EXP + 1},
+	[OP_NEG] = {.unary = F32_NEG + 1},
+	[OP_RECIPROCAL] = {.unary = F32_RECIPROCAL + 1},
+	[OP_ABS] = {.unary = F32_ABS + 1},
+};
+
+bool engine_unary_fn(enum op_type op, enum f32_unary *f)
+{
+	if ((unsigned)op >= OP_COUNT || !elementwise[op].unary)
+		return false;
+	*f = (enum f32_unary)(elementwise[op].unary - 1);
+	return true;
+}
+
+bool engine_binary_fn(enum op_type op, enum f32_binary *f)
+{
+	if ((unsigned)op >= OP_COUNT || !elementwise[op].binary)
+		return false;
+	*f = (enum f32_binary)(elementwise[op].binary - 1);
+	return true;
+}
+
+/* Mul, Sub, Div, Pow, PRelu: the op's FP32 function, broadcast. */
+static void exec_binary(const struct exec_args *x)
 {
 	const struct shape *ys = out_shape(x);
 	int64_t ad[GRAPH_MAX_DIMS], bd[GRAPH_MAX_DIMS];
+	enum f32_binary f;
+	PRESSO_CHECK(engine_binary_fn(x->n->op, &f));
 	right_align(in_shape(x, 0), ys->n_dims, ad);
 	right_align(in_shape(x, 1), ys->n_dims, bd);
 	binary_f32__ref(f, ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
-}
-
-static void exec_mul(const struct exec_args *x)
-{
-	exec_binary(x, F32_MUL);
-}
-
-static void exec_sub(const struct exec_args *x)
-{
-	exec_binary(x, F32_SUB);
-}
-
-static void exec_div(const struct exec_args *x)
-{
-	exec_binary(x, F32_DIV);
-}
-
-static void exec_pow(const struct exec_args *x)
-{
-	exec_binary(x, F32_POW);
-}
-
-static void exec_prelu(const struct exec_args *x)
-{
-	exec_binary(x, F32_PRELU);
 }
 
 /* ((x0 + x1) + x2) + ...: the output accumulates in place */
@@ -252,65 +270,13 @@ static void exec_sum(const struct exec_args *x)
 	}
 }
 
-static void exec_unary(const struct exec_args *x, enum f32_unary f)
+/* Sigmoid, Tanh, ... Abs: the op's FP32 function per element. */
+static void exec_unary(const struct exec_args *x)
 {
+	enum f32_unary f;
+	PRESSO_CHECK(engine_unary_fn(x->n->op, &f));
 	unary_f32__ref(f, shape_numel(out_shape(x)), x->in[0], x->n->a.alpha, x->n->a.beta,
 		       x->out);
-}
-
-static void exec_sigmoid(const struct exec_args *x)
-{
-	exec_unary(x, F32_SIGMOID);
-}
-
-static void exec_tanh(const struct exec_args *x)
-{
-	exec_unary(x, F32_TANH);
-}
-
-static void exec_hardsigmoid(const struct exec_args *x)
-{
-	exec_unary(x, F32_HARDSIGMOID);
-}
-
-static void exec_hardswish(const struct exec_args *x)
-{
-	exec_unary(x, F32_HARDSWISH);
-}
-
-static void exec_leakyrelu(const struct exec_args *x)
-{
-	exec_unary(x, F32_LEAKYRELU);
-}
-
-static void exec_sqrt(const struct exec_args *x)
-{
-	exec_unary(x, F32_SQRT);
-}
-
-static void exec_erf(const struct exec_args *x)
-{
-	exec_unary(x, F32_ERF);
-}
-
-static void exec_exp(const struct exec_args *x)
-{
-	exec_unary(x, F32_EXP);
-}
-
-static void exec_neg(const struct exec_args *x)
-{
-	exec_unary(x, F32_NEG);
-}
-
-static void exec_reciprocal(const struct exec_args *x)
-{
-	exec_unary(x, F32_RECIPROCAL);
-}
-
-static void exec_abs(const struct exec_args *x)
-{
-	exec_unary(x, F32_ABS);
 }
 
 static void exec_pad(const struct exec_args *x)
@@ -459,27 +425,27 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_TRANSPOSE] = exec_transpose,
 	[OP_SQUEEZE] = exec_copy,
 	[OP_UNSQUEEZE] = exec_copy,
-	[OP_SIGMOID] = exec_sigmoid,
-	[OP_TANH] = exec_tanh,
-	[OP_HARDSIGMOID] = exec_hardsigmoid,
-	[OP_HARDSWISH] = exec_hardswish,
-	[OP_LEAKYRELU] = exec_leakyrelu,
-	[OP_PRELU] = exec_prelu,
-	[OP_MUL] = exec_mul,
-	[OP_SUB] = exec_sub,
-	[OP_DIV] = exec_div,
-	[OP_POW] = exec_pow,
-	[OP_SQRT] = exec_sqrt,
-	[OP_ERF] = exec_erf,
+	[OP_SIGMOID] = exec_unary,
+	[OP_TANH] = exec_unary,
+	[OP_HARDSIGMOID] = exec_unary,
+	[OP_HARDSWISH] = exec_unary,
+	[OP_LEAKYRELU] = exec_unary,
+	[OP_PRELU] = exec_binary,
+	[OP_MUL] = exec_binary,
+	[OP_SUB] = exec_binary,
+	[OP_DIV] = exec_binary,
+	[OP_POW] = exec_binary,
+	[OP_SQRT] = exec_unary,
+	[OP_ERF] = exec_unary,
 	[OP_SUM] = exec_sum,
 	[OP_PAD] = exec_pad,
 	[OP_REDUCEMEAN] = exec_reducemean,
 	[OP_LAYERNORM] = exec_layernorm,
 	[OP_LRN] = exec_lrn,
-	[OP_EXP] = exec_exp,
-	[OP_NEG] = exec_neg,
-	[OP_RECIPROCAL] = exec_reciprocal,
-	[OP_ABS] = exec_abs,
+	[OP_EXP] = exec_unary,
+	[OP_NEG] = exec_unary,
+	[OP_RECIPROCAL] = exec_unary,
+	[OP_ABS] = exec_unary,
 	[OP_SLICE] = exec_slice,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");

@@ -53,7 +53,7 @@
 #include <string.h>
 
 #include "base/arena.h"
-#include "kernels/kernels_f32.h"
+#include "model/engine.h"
 #include "quant/gptq.h"
 #include "quant/quant.h"
 
@@ -118,46 +118,13 @@ static const struct value *input_value(const struct graph *g, const struct node 
 	return k < n->n_inputs && n->inputs[k] >= 0 ? &g->values[n->inputs[k]] : NULL;
 }
 
-/* The FP32 function a LUT step of a one-input op tabulates. */
-static bool lut_unary(enum op_type op, enum f32_unary *f)
-{
-	switch (op) {
-	case OP_SIGMOID: *f = F32_SIGMOID; return true;
-	case OP_TANH: *f = F32_TANH; return true;
-	case OP_HARDSIGMOID: *f = F32_HARDSIGMOID; return true;
-	case OP_HARDSWISH: *f = F32_HARDSWISH; return true;
-	case OP_LEAKYRELU: *f = F32_LEAKYRELU; return true;
-	case OP_SQRT: *f = F32_SQRT; return true;
-	case OP_ERF: *f = F32_ERF; return true;
-	case OP_EXP: *f = F32_EXP; return true;
-	case OP_NEG: *f = F32_NEG; return true;
-	case OP_RECIPROCAL: *f = F32_RECIPROCAL; return true;
-	case OP_ABS: *f = F32_ABS; return true;
-	default: return false;
-	}
-}
-
-/* ... and of a two-input op with a constant scalar operand. */
-static bool lut_binary(enum op_type op, enum f32_binary *f)
-{
-	switch (op) {
-	case OP_ADD: *f = F32_ADD; return true;
-	case OP_SUB: *f = F32_SUB; return true;
-	case OP_MUL: *f = F32_MUL; return true;
-	case OP_DIV: *f = F32_DIV; return true;
-	case OP_POW: *f = F32_POW; return true;
-	case OP_PRELU: *f = F32_PRELU; return true;
-	default: return false;
-	}
-}
-
 /* For a two-input op with one constant scalar operand (of rank no higher than
  * the other's, so the output has the activation's shape and layout): the
  * input that is the activation; else -1. */
 static int scalar_operand_input(const struct graph *g, const struct node *n)
 {
 	enum f32_binary f;
-	if (n->n_inputs != 2 || !lut_binary(n->op, &f))
+	if (n->n_inputs != 2 || !engine_binary_fn(n->op, &f))
 		return -1;
 	for (int k = 0; k < 2; k++) {
 		const struct value *x = input_value(g, n, k), *c = input_value(g, n, 1 - k);
@@ -263,7 +230,7 @@ static enum qkind classify(const struct graph *g, int i)
 	case OP_REDUCEMEAN:
 		return reduce_is_gap(n, x) ? QK_GAP : QK_FALLBACK;
 	default:
-		if (lut_unary(n->op, &fu))
+		if (engine_unary_fn(n->op, &fu))
 			return QK_LUT;
 		return is_reshape_op(n->op) ? QK_RESHAPE : QK_FALLBACK;
 	}
@@ -277,10 +244,10 @@ static void build_lut(const struct graph *g, const struct node *n, int x_in,
 {
 	enum f32_unary fu;
 	enum f32_binary fb;
-	bool unary = lut_unary(n->op, &fu);
+	bool unary = engine_unary_fn(n->op, &fu);
 	float c = 0.0f;
 	if (!unary) {
-		PRESSO_CHECK(lut_binary(n->op, &fb));
+		PRESSO_CHECK(engine_binary_fn(n->op, &fb));
 		c = g->values[n->inputs[1 - x_in]].data[0];
 	}
 	for (int q = 0; q < 256; q++) {
