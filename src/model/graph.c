@@ -642,7 +642,6 @@ const char *op_name(enum op_type op)
 	return op_traits[op].name;
 }
 
-
 enum presso_status graph_infer_node(const struct graph *g, const struct node *n,
 				    const struct shape *shapes, struct shape *out)
 {
