@@ -4,7 +4,8 @@
  *
  * Operands that presso requires to be constant (Clip bounds, Reshape shape,
  * Squeeze/Unsqueeze axes, Dropout ratio, Pad pads, ReduceMean axes, Slice
- * starts/ends/axes/steps, Split sizes) are graph inputs in these cases; the
+ * starts/ends/axes/steps, Split sizes, Gather indices) are graph inputs in
+ * these cases; the
  * harness turns them into initializers from their .pb data before loading, as
  * an exporter would. LayerNormalization's cases also read its Mean and
  * InvStdDev outputs, which presso does not produce: those graph outputs are
@@ -40,7 +41,7 @@ static bool freezes_params(const char *op)
 	       strcmp(op, "Squeeze") == 0 || strcmp(op, "Unsqueeze") == 0 ||
 	       strcmp(op, "Dropout") == 0 || strcmp(op, "Pad") == 0 ||
 	       strcmp(op, "ReduceMean") == 0 || strcmp(op, "Slice") == 0 ||
-	       strcmp(op, "Split") == 0;
+	       strcmp(op, "Split") == 0 || strcmp(op, "Gather") == 0;
 }
 
 static Onnx__TensorProto *read_tensor(const char *path)

@@ -1133,13 +1133,14 @@ Test(fold, constant_of_shape)
 		     "node 'zeros': ConstantOfShape of a shape that depends on the batch size");
 	mb_free(&b);
 
-	/* a Gather of a computed tensor is not folded, and says so */
+	/* a Gather of a computed tensor at uneven indices says so */
 	mb_init(&b, 13);
-	mb_input(&b, "x", (int64_t[]){-1, 3}, 2);
-	mb_init_i64(&b, "i", NULL, 0, (int64_t[]){1});
-	mb_node(&b, "Gather", "pick", (const char *[]){"x", "i", NULL}, "y");
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	mb_init_i64(&b, "i", (int64_t[]){3}, 1, (int64_t[]){0, 1, 3});
+	Onnx__NodeProto *ga = mb_node(&b, "Gather", "pick", (const char *[]){"x", "i", NULL}, "y");
+	mb_attr_int(&b, ga, "axis", 1);
 	mb_output(&b, "y");
-	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'pick': Gather of a computed tensor is not supported");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'pick': Gather of a computed tensor at indices that do not step evenly");
 	mb_free(&b);
 }
 
@@ -1200,5 +1201,49 @@ Test(ops, split_and_slice_of_computed_tensors)
 	graph_free(g);
 	free(extra[1]);
 	free(extra[2]);
+	mb_free(&b);
+}
+
+/* Gather of a computed tensor at one index (the class token, x[:, 0], and
+ * x[:, -1]) or at evenly stepping ones: Slice (and Squeeze). */
+Test(ops, gather_of_computed_tensors)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 5, 3}, 3);
+	mb_init_i64(&b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(&b, "last", NULL, 0, (int64_t[]){-1});
+	mb_init_i64(&b, "evens", (int64_t[]){3}, 1, (int64_t[]){0, 2, 4});
+	Onnx__NodeProto *n = mb_node(&b, "Gather", "cls", (const char *[]){"x", "zero", NULL}, "c");
+	mb_attr_int(&b, n, "axis", 1);
+	n = mb_node(&b, "Gather", "tail", (const char *[]){"x", "last", NULL}, "t");
+	mb_attr_int(&b, n, "axis", 1);
+	n = mb_node(&b, "Gather", "even", (const char *[]){"x", "evens", NULL}, "e");
+	mb_attr_int(&b, n, "axis", -2);
+	mb_output(&b, "c");
+	mb_output(&b, "t");
+	mb_output(&b, "e");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf), "[N,3]");
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[2]].shape, true, buf, sizeof buf), "[N,3,3]");
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 2, &e), PRESSO_OK, "%s", status_msg());
+	float x[30];
+	fill(x, 30, 47);
+	memcpy(engine_input(e, 0), x, sizeof x);
+	cr_assert_eq(engine_run(e, 2), PRESSO_OK);
+	const float *c = engine_output(e, 0, NULL), *t = engine_output(e, 1, NULL);
+	const float *ev = engine_output(e, 2, NULL);
+	for (int i = 0; i < 2; i++)
+		for (int d = 0; d < 3; d++) {
+			cr_assert_eq(c[i * 3 + d], x[i * 15 + d]);
+			cr_assert_eq(t[i * 3 + d], x[i * 15 + 12 + d]);
+			for (int k = 0; k < 3; k++)
+				cr_assert_eq(ev[(i * 3 + k) * 3 + d], x[i * 15 + 2 * k * 3 + d]);
+		}
+	engine_free(e);
+	graph_free(g);
 	mb_free(&b);
 }

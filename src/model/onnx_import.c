@@ -71,6 +71,9 @@ struct builder {
 };
 
 static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, int *rank);
+static enum presso_status slice_one_axis(struct builder *b, const char *name, int x,
+					 const struct shape *xs, int axis, int64_t first,
+					 int64_t count, int64_t step, int out_v);
 
 /* --- name map ------------------------------------------------------------- */
 
@@ -1437,7 +1440,72 @@ static enum presso_status fold_cast(struct builder *b, const Onnx__NodeProto *np
 	return set_const(b, out_v, &sh, l, f);
 }
 
-/* Gather(data, indices) along axis, both constants. */
+/* Gather of a computed tensor with constant indices that step evenly along a
+ * static dimension (one index, as x[:, 0] exports, or a range): a Slice, and
+ * for a scalar index a Squeeze of the sliced dimension after it. */
+static enum presso_status gather_computed(struct builder *b, const char *name, int x, int idx,
+					  int64_t axis, int out_v)
+{
+	const struct value *iv = &b->g->values[idx];
+	int64_t n_idx = shape_numel(&iv->shape);
+	if (!iv->idata || iv->shape.n_dims > 1 || n_idx < 1)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Gather of a computed tensor needs constant integer indices (a scalar or a list)",
+				   name);
+	bool scalar = iv->shape.n_dims == 0;
+	struct shape xs;
+	enum presso_status s = prefix_shape(b, x, xs.dims, &xs.n_dims);
+	if (s != PRESSO_OK)
+		return status_wrap(s, "node '%s' (Gather)", name);
+	iv = &b->g->values[idx];
+	axis = axis < 0 ? axis + xs.n_dims : axis;
+	if (axis < 0 || axis >= xs.n_dims)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Gather axis out of range", name);
+	int64_t dim = xs.dims[axis];
+	if (is_sym(dim))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Gather along a dimension that follows the batch is not supported",
+				   name);
+	int64_t first = 0, step = 1;
+	for (int64_t k = 0; k < n_idx; k++) {
+		int64_t j = iv->idata[k];
+		if (j < -dim || j >= dim)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Gather index %lld out of range for %lld",
+					   name, (long long)j, (long long)dim);
+		j = j < 0 ? j + dim : j;
+		if (k == 0)
+			first = j;
+		else if (k == 1)
+			step = j - first;
+		if (k > 0 && (step == 0 || j != first + k * step))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Gather of a computed tensor at indices that do not step evenly is not supported",
+					   name);
+	}
+	if (!scalar)
+		return slice_one_axis(b, name, x, &xs, (int)axis, first, n_idx, step, out_v);
+	int t = add_derived_value(b, b->g->values[out_v].name, "gather");
+	if (t < 0)
+		return PRESSO_E_NOMEM;
+	char part[300];
+	snprintf(part, sizeof part, "%s#slice", name);
+	if ((s = slice_one_axis(b, part, x, &xs, (int)axis, first, 1, 1, t)) != PRESSO_OK)
+		return s;
+	struct node sq = {.op = OP_SQUEEZE, .n_inputs = 1, .output = out_v};
+	sq.inputs[0] = t;
+	sq.a.n_ints = 1;
+	sq.a.ints[0] = axis;
+	sq.name = strdup(name);
+	if (!sq.name)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	b->g->values[out_v].producer = b->g->n_nodes;
+	s = add_node(b, &sq);
+	if (s != PRESSO_OK)
+		free(sq.name);
+	return s;
+}
+
+/* Gather(data, indices) along axis, both constants (or see gather_computed). */
 static enum presso_status fold_gather(struct builder *b, const Onnx__NodeProto *np,
 				      const char *name, int x, int idx, int out_v)
 {
@@ -1447,9 +1515,7 @@ static enum presso_status fold_gather(struct builder *b, const Onnx__NodeProto *
 					   name, np->attribute[i]->name ? np->attribute[i]->name : "");
 	const struct value *xv = &b->g->values[x], *iv = &b->g->values[idx];
 	if (!value_is_const(xv))
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "node '%s': Gather of a computed tensor is not supported (only of constants and shapes)",
-				   name);
+		return gather_computed(b, name, x, idx, attr_int(np, "axis", 0), out_v);
 	if (!iv->idata)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Gather indices must be constant integers",
 				   name);
