@@ -5,13 +5,13 @@
  * Operands that presso requires to be constant (Clip bounds, Reshape shape,
  * Squeeze/Unsqueeze axes, Dropout ratio, Pad pads, ReduceMean axes, Slice
  * starts/ends/axes/steps, Split sizes, Gather indices) are graph inputs in
- * these cases; the
- * harness turns them into initializers from their .pb data before loading, as
- * an exporter would. LayerNormalization's cases also read its Mean and
- * InvStdDev outputs, which presso does not produce: those graph outputs are
- * dropped, and Y is compared. Every case whose name starts with a supported op is run:
- * it must either match the expected output or be refused with a clean
- * PRESSO_E_UNSUPPORTED error; the REQUIRED list must match.
+ * these cases; the harness turns them into initializers from their .pb data
+ * before loading, as an exporter would. LayerNormalization's cases also read
+ * its Mean and InvStdDev outputs, which presso does not produce: those graph
+ * outputs are dropped, and Y is compared. Every case whose name starts with a
+ * supported op is run: it must either match the expected output or be
+ * refused with a clean PRESSO_E_UNSUPPORTED error; the REQUIRED list must
+ * match.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
