@@ -226,6 +226,92 @@ void mb_attr_tensor(struct mb *b, Onnx__NodeProto *n, const char *name, Onnx__Te
 	a->t = t;
 }
 
+static float pseudo(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static void init_random(struct mb *b, const char *name, const int64_t *dims, int n_dims,
+			float amp, float offset, uint32_t *s)
+{
+	int64_t n = 1;
+	for (int i = 0; i < n_dims; i++)
+		n *= dims[i];
+	float *w = malloc(sizeof(float) * (size_t)n);
+	for (int64_t i = 0; i < n; i++)
+		w[i] = offset + amp * pseudo(s);
+	mb_init_f32(b, name, dims, n_dims, w);
+	free(w);
+}
+
+void mb_new_ops_model(struct mb *b)
+{
+	uint32_t s = 2024;
+	mb_init(b, 17);
+	mb_input(b, "x", (int64_t[]){-1, 3, 6, 6}, 4);
+	init_random(b, "w0", (int64_t[]){8, 3, 3, 3}, 4, 0.4f, 0, &s);
+	init_random(b, "slope", (int64_t[]){8, 1, 1}, 3, 0.2f, 0.1f, &s);
+	init_random(b, "w1", (int64_t[]){4, 8, 1, 1}, 4, 0.6f, 0, &s);
+	init_random(b, "w2", (int64_t[]){8, 4, 1, 1}, 4, 1.5f, 0, &s);
+	init_random(b, "gamma", (int64_t[]){1}, 1, 0.1f, 1.0f, &s);
+	init_random(b, "beta", (int64_t[]){1}, 1, 0.1f, 0, &s);
+	init_random(b, "w3", (int64_t[]){10, 64}, 2, 0.3f, 0, &s);
+	mb_init_f32(b, "one", NULL, 0, (float[]){1.0f});
+	mb_init_f32(b, "two", NULL, 0, (float[]){2.0f});
+	mb_init_i64(b, "pads", (int64_t[]){8}, 1, (int64_t[]){0, 0, 1, 1, 0, 0, 1, 1});
+	Onnx__NodeProto *n = mb_node(b, "Conv", "conv0", (const char *[]){"x", "w0", NULL}, "c");
+	mb_attr_ints(b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_node(b, "HardSwish", "hswish", (const char *[]){"c", NULL}, "a");
+	mb_node(b, "PRelu", "prelu", (const char *[]){"a", "slope", NULL}, "p");
+	mb_node(b, "GlobalAveragePool", "squeeze", (const char *[]){"p", NULL}, "s0");
+	mb_node(b, "Conv", "reduce", (const char *[]){"s0", "w1", NULL}, "s1");
+	mb_node(b, "Relu", "relu", (const char *[]){"s1", NULL}, "s2");
+	mb_node(b, "Conv", "expand", (const char *[]){"s2", "w2", NULL}, "s3");
+	n = mb_node(b, "HardSigmoid", "gate", (const char *[]){"s3", NULL}, "s4");
+	mb_attr_float(b, n, "alpha", 0.25f);
+	mb_node(b, "Mul", "excite", (const char *[]){"p", "s4", NULL}, "e");
+	n = mb_node(b, "LRN", "lrn", (const char *[]){"e", NULL}, "l");
+	mb_attr_int(b, n, "size", 3);
+	mb_node(b, "Pad", "pad", (const char *[]){"l", "pads", NULL}, "d");
+	n = mb_node(b, "ReduceMean", "rows", (const char *[]){"d", NULL}, "m");
+	mb_attr_ints(b, n, "axes", (int64_t[]){3}, 1);
+	n = mb_node(b, "LayerNormalization", "ln", (const char *[]){"m", "gamma", "beta", NULL}, "h");
+	mb_attr_int(b, n, "axis", 1);
+	mb_node(b, "Sigmoid", "sig", (const char *[]){"h", NULL}, "sg");
+	mb_node(b, "Tanh", "tanh", (const char *[]){"h", NULL}, "th");
+	n = mb_node(b, "LeakyRelu", "leaky", (const char *[]){"h", NULL}, "lr");
+	mb_attr_float(b, n, "alpha", 0.2f);
+	mb_node(b, "Sum", "sum", (const char *[]){"sg", "th", "lr", NULL}, "u");
+	mb_node(b, "Sub", "sub", (const char *[]){"u", "sg", NULL}, "v");
+	mb_node(b, "Abs", "abs", (const char *[]){"v", NULL}, "ab");
+	mb_node(b, "Sqrt", "sqrt", (const char *[]){"ab", NULL}, "sq");
+	mb_node(b, "Erf", "erf", (const char *[]){"v", NULL}, "er");
+	mb_node(b, "Neg", "neg", (const char *[]){"ab", NULL}, "ng");
+	mb_node(b, "Exp", "exp", (const char *[]){"ng", NULL}, "ex");
+	mb_node(b, "Add", "plus1", (const char *[]){"ab", "one", NULL}, "a1");
+	mb_node(b, "Reciprocal", "recip", (const char *[]){"a1", NULL}, "rc");
+	mb_node(b, "Pow", "square", (const char *[]){"er", "two", NULL}, "pw");
+	mb_node(b, "Mul", "mul", (const char *[]){"sq", "ex", NULL}, "mu");
+	mb_node(b, "Div", "div", (const char *[]){"mu", "rc", NULL}, "dv");
+	mb_node(b, "Add", "add", (const char *[]){"dv", "pw", NULL}, "z");
+	n = mb_node(b, "Split", "halves", (const char *[]){"z", NULL}, "z1");
+	mb_attr_int(b, n, "axis", 2);
+	char **outs = calloc(2, sizeof *outs);
+	outs[0] = n->output[0];
+	outs[1] = strdup("z2");
+	n->output = outs;
+	n->n_output = 2;
+	keep(b, outs);
+	keep(b, outs[1]);
+	n = mb_node(b, "Concat", "swap", (const char *[]){"z2", "z1", NULL}, "zs");
+	mb_attr_int(b, n, "axis", 2);
+	mb_node(b, "Flatten", "flat", (const char *[]){"zs", NULL}, "f");
+	n = mb_node(b, "Gemm", "fc", (const char *[]){"f", "w3", NULL}, "y");
+	mb_attr_int(b, n, "transB", 1);
+	mb_output(b, "y");
+}
+
 uint8_t *mb_pack(struct mb *b, size_t *n_out)
 {
 	*n_out = onnx__model_proto__get_packed_size(&b->model);

@@ -45,6 +45,17 @@ void mb_attr_ints(struct mb *b, Onnx__NodeProto *n, const char *name, const int6
 void mb_attr_string(struct mb *b, Onnx__NodeProto *n, const char *name, const char *v);
 void mb_attr_tensor(struct mb *b, Onnx__NodeProto *n, const char *name, Onnx__TensorProto *t);
 
+/* A model over [N, 3, 6, 6] inputs that uses every activation, arithmetic and
+ * normalisation op presso imports beside the classic CNN ones: a conv with
+ * HardSwish and a per-channel PRelu, a squeeze-excite block (GAP, two 1x1
+ * convs, Relu, HardSigmoid, Mul), LRN, Pad, ReduceMean, LayerNormalization,
+ * Sigmoid, Tanh, LeakyRelu, Sum, Sub, Abs, Sqrt, Erf, Neg, Exp, Add,
+ * Reciprocal, Pow, Mul, Div, Split, Concat, then Flatten and a Gemm to
+ * [N, 10]. Its weights
+ * are fixed pseudo-random numbers; every value stays finite. For round trips
+ * through the file formats. */
+void mb_new_ops_model(struct mb *b);
+
 /* Serializes the model; the bytes belong to the builder. */
 uint8_t *mb_pack(struct mb *b, size_t *n_out);
 

@@ -1051,3 +1051,183 @@ Test(kernels_f32, transpose_tiled_and_identity)
 	check_transpose(4, d4, id4);
 	check_transpose(3, d1, p1);
 }
+
+/* ---- element-wise ops, Pad, ReduceMean, LayerNormalization ----------------------- */
+
+/* Every binary op, broadcast every which way, equals binary_f32_scalar() at
+ * each element by multi-index, bit for bit (the INT8 engine's tables rely on
+ * the scalar function being what the kernel computes); y == a in place too. */
+Test(kernels_f32, binary_ops_broadcast_equal_the_scalar_function)
+{
+	rng_seed(21);
+	for (int f = 0; f < F32_BINARY_COUNT; f++)
+		for (int t = 0; t < 150; t++) {
+			int rank = rng_int(0, 5);
+			int64_t a_dims[MAX_RANK], b_dims[MAX_RANK], y_dims[MAX_RANK];
+			for (int d = 0; d < rank; d++) {
+				y_dims[d] = rng_int(1, 5);
+				a_dims[d] = rng_int(0, 2) ? y_dims[d] : 1;
+				b_dims[d] = rng_int(0, 2) ? y_dims[d] : 1;
+				if (a_dims[d] == 1 && b_dims[d] == 1)
+					y_dims[d] = 1;
+			}
+			int64_t y_n = prod(y_dims, rank), a_n = prod(a_dims, rank), b_n = prod(b_dims, rank);
+			float *a = rand_buf(a_n), *b = rand_buf(b_n), *y = rand_buf(y_n), *want = rand_buf(y_n);
+			if (f == F32_POW) /* positive bases, a few integer exponents */
+				for (int64_t i = 0; i < a_n; i++)
+					a[i] = fabsf(a[i]) * 3.0f + 0.01f;
+			if (f == F32_POW && t % 3 == 0)
+				for (int64_t i = 0; i < b_n; i++)
+					b[i] = 2.0f;
+			for (int64_t i = 0; i < y_n; i++) {
+				int64_t rem = i, a_off = 0, b_off = 0, a_st = 1, b_st = 1;
+				for (int d = rank - 1; d >= 0; d--) {
+					int64_t idx = rem % y_dims[d];
+					rem /= y_dims[d];
+					a_off += (a_dims[d] == 1 ? 0 : idx) * a_st;
+					b_off += (b_dims[d] == 1 ? 0 : idx) * b_st;
+					a_st *= a_dims[d];
+					b_st *= b_dims[d];
+				}
+				want[i] = binary_f32_scalar((enum f32_binary)f, a[a_off], b[b_off]);
+			}
+			binary_f32__ref((enum f32_binary)f, a_dims, a, b_dims, b, y_dims, rank, y);
+			char what[64];
+			snprintf(what, sizeof what, "binary op %d case %d", f, t);
+			expect_exact(what, y_n, y, want);
+			if (a_n == y_n) {
+				binary_f32__ref((enum f32_binary)f, a_dims, a, b_dims, b, y_dims, rank, a);
+				expect_exact("in place", y_n, a, want);
+			}
+			if (f == F32_POW && t % 3 == 0)
+				for (int64_t i = 0; i < y_n; i++)
+					cr_assert_eq(y[i], want[i]);
+			free(a);
+			free(b);
+			free(y);
+			free(want);
+		}
+	/* x^2 is x * x exactly */
+	float x = 1.1f;
+	cr_assert_eq(binary_f32_scalar(F32_POW, x, 2.0f), x * x);
+}
+
+/* Every unary op equals unary_f32_scalar() element by element, in place too;
+ * spot values from the definitions. */
+Test(kernels_f32, unary_ops_equal_the_scalar_function)
+{
+	rng_seed(22);
+	int64_t n = 5003;
+	float *x = rand_buf(n), *y = rand_buf(n), *want = rand_buf(n);
+	for (int64_t i = 0; i < n; i++)
+		x[i] *= 12.0f; /* past the saturation of every function */
+	x[0] = 0.0f;
+	x[1] = -0.0f;
+	x[2] = 3.0f;
+	x[3] = -3.0f;
+	for (int f = 0; f < F32_UNARY_COUNT; f++) {
+		float alpha = 0.2f + 0.01f * (float)f, beta = 0.5f;
+		for (int64_t i = 0; i < n; i++)
+			want[i] = unary_f32_scalar((enum f32_unary)f, x[i], alpha, beta);
+		unary_f32__ref((enum f32_unary)f, n, x, alpha, beta, y);
+		char what[32];
+		snprintf(what, sizeof what, "unary op %d", f);
+		expect_exact(what, n, y, want);
+		memcpy(y, x, sizeof(float) * (size_t)n);
+		unary_f32__ref((enum f32_unary)f, n, y, alpha, beta, y);
+		expect_exact("in place", n, y, want);
+	}
+	cr_assert_eq(unary_f32_scalar(F32_HARDSWISH, 3.0f, 0, 0), 3.0f);
+	cr_assert_eq(unary_f32_scalar(F32_HARDSWISH, -3.0f, 0, 0), 0.0f);
+	cr_assert_eq(unary_f32_scalar(F32_HARDSIGMOID, 10.0f, 0.2f, 0.5f), 1.0f);
+	cr_assert_eq(unary_f32_scalar(F32_SIGMOID, 0.0f, 0, 0), 0.5f);
+	cr_assert_eq(unary_f32_scalar(F32_SIGMOID, -200.0f, 0, 0), 0.0f, "no overflow");
+	cr_assert_eq(unary_f32_scalar(F32_LEAKYRELU, -2.0f, 0.25f, 0), -0.5f);
+	cr_assert_eq(unary_f32_scalar(F32_RECIPROCAL, 4.0f, 0, 0), 0.25f);
+	free(x);
+	free(y);
+	free(want);
+}
+
+/* Pad against a naive multi-index, ReduceMean and LayerNormalization against
+ * double sums, on random shapes. */
+Test(kernels_f32, pad_reduce_mean_layernorm_random)
+{
+	rng_seed(23);
+	for (int t = 0; t < 200; t++) {
+		int rank = rng_int(1, 4);
+		int64_t xd[MAX_RANK], pads[2 * MAX_RANK], yd[MAX_RANK];
+		bool red[MAX_RANK];
+		for (int d = 0; d < rank; d++) {
+			xd[d] = rng_int(1, 6);
+			pads[d] = rng_int(0, 2);
+			pads[rank + d] = rng_int(0, 2);
+			yd[d] = xd[d] + pads[d] + pads[rank + d];
+			red[d] = rng_bool();
+		}
+		int64_t xn = prod(xd, rank), yn = prod(yd, rank);
+		float *x = rand_buf(xn), *y = rand_buf(yn);
+		pad_f32__ref(rank, xd, pads, -9.0f, x, y);
+		for (int64_t i = 0; i < yn; i++) {
+			int64_t rem = i, off = 0, st = 1;
+			bool in = true;
+			for (int d = rank - 1; d >= 0; d--) {
+				int64_t idx = rem % yd[d] - pads[d];
+				rem /= yd[d];
+				in = in && idx >= 0 && idx < xd[d];
+				off += idx * st;
+				st *= xd[d];
+			}
+			cr_assert_eq(y[i], in ? x[off] : -9.0f, "pad case %d element %lld", t, (long long)i);
+		}
+		/* ReduceMean: y over the kept dimensions */
+		int64_t kd[MAX_RANK], count = 1;
+		for (int d = 0; d < rank; d++) {
+			kd[d] = red[d] ? 1 : xd[d];
+			count *= red[d] ? xd[d] : 1;
+		}
+		int64_t kn = prod(kd, rank);
+		float *m = rand_buf(kn);
+		double *want = dbuf(kn);
+		reduce_mean_f32__ref(rank, xd, red, x, m);
+		for (int64_t i = 0; i < xn; i++) {
+			int64_t rem = i, off = 0, st = 1;
+			for (int d = rank - 1; d >= 0; d--) {
+				int64_t idx = rem % xd[d];
+				rem /= xd[d];
+				off += (red[d] ? 0 : idx) * st;
+				st *= kd[d];
+			}
+			want[off] += x[i] / (double)count;
+		}
+		for (int64_t i = 0; i < kn; i++)
+			cr_assert_float_eq(m[i], want[i], 1e-6, "reduce case %d element %lld", t,
+					   (long long)i);
+		/* LayerNormalization over the last dimensions from a random axis */
+		int axis = rng_int(0, rank - 1);
+		int64_t outer = prod(xd, axis), inner = xn / outer;
+		float *scale = rand_buf(inner), *bias = rand_buf(inner), *l = rand_buf(xn);
+		layernorm_f32__ref(outer, inner, x, scale, inner, bias, inner, 1e-3f, l);
+		for (int64_t o = 0; o < outer; o++) {
+			double s = 0, q = 0;
+			for (int64_t i = 0; i < inner; i++)
+				s += x[o * inner + i];
+			s /= (double)inner;
+			for (int64_t i = 0; i < inner; i++)
+				q += (x[o * inner + i] - s) * (x[o * inner + i] - s);
+			q /= (double)inner;
+			for (int64_t i = 0; i < inner; i++) {
+				double w = (x[o * inner + i] - s) / sqrt(q + 1e-3) * scale[i] + bias[i];
+				cr_assert_float_eq(l[o * inner + i], w, 1e-4 * (1 + fabs(w)),
+						   "layernorm case %d", t);
+			}
+		}
+		free(x);
+		free(y);
+		free(m);
+		free(want);
+		free(scale);
+		free(bias);
+		free(l);
+	}
+}

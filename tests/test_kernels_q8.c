@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "kernels/kernels_q8.h"
+#include "quant/quant.h"
 
 /* Random shapes per fast path (plus the listed edge shapes). The whole file
  * runs in about 1 s, 3 s under AddressSanitizer + UBSan, so the counts are the
@@ -1176,6 +1177,126 @@ Test(q8_add, every_pair_on_every_path)
 		}
 	}
 	cr_log_info("Add: %d paths equal q8_add_f32 on all 65536 pairs", paths);
+	free(a);
+	free(b);
+	free(y);
+	free(ya);
+}
+
+/* ---- table lookup ------------------------------------------------------------------- */
+
+/* Every path's lookup equals the reference on all 256 codes, for random
+ * tables (and the identity and a constant table), at lengths that leave every
+ * tail, in place too, and writes nothing past n. */
+Test(q8_lut, every_code_on_every_path)
+{
+	rng_seed(41);
+	size_t n = 4096 + 77;
+	uint8_t *x = xmalloc(n), *y = xmalloc(n), *want = xmalloc(n), *xi = xmalloc(n);
+	uint8_t table[256];
+	int paths = 0;
+	for (int t = 0; t < 40; t++) {
+		/* the identity, a constant, random bytes, and (odd t) a sigmoid between
+		 * random input and output quantizations, as the INT8 engine builds them */
+		struct qparams qi, qo;
+		float lo = -(float)rng_int(1, 800) / 100.0f, hi = (float)rng_int(1, 800) / 100.0f;
+		quant_act_params(lo, hi, 8, &qi);
+		quant_act_params(0.0f, (float)rng_int(50, 100) / 100.0f, 8, &qo);
+		for (int q = 0; q < 256; q++) {
+			float real = qi.scale * (float)(q - qi.zero);
+			table[q] = t == 0 ? (uint8_t)q : t == 1 ? 0x5a
+				 : t % 2 ? quant_act_quantize(1.0f / (1.0f + expf(-real)), &qo)
+					 : (uint8_t)rng_int(0, 255);
+		}
+		for (size_t i = 0; i < n; i++)
+			x[i] = t < 3 ? (uint8_t)i : (uint8_t)rng_int(0, 255);
+		size_t len = t < 3 ? n : (size_t)rng_int(0, 300);
+		qlut_u8__ref(len, x, table, want);
+		for (size_t i = 0; i < len; i++)
+			cr_assert_eq(want[i], table[x[i]]);
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qlut_fn lut = q8_lut_for((enum q8_isa)isa);
+			if (!lut)
+				continue;
+			paths += t == 0;
+			memset(y, 0xa5, n);
+			lut(len, x, table, y);
+			cr_assert(memcmp(y, want, len) == 0, "%s differs from the reference (len %zu)",
+				  q8_isa_name((enum q8_isa)isa), len);
+			for (size_t i = len; i < n; i++)
+				cr_assert_eq(y[i], 0xa5, "%s wrote past n = %zu",
+					     q8_isa_name((enum q8_isa)isa), len);
+			memcpy(xi, x, n);
+			lut(len, xi, table, xi);
+			cr_assert(memcmp(xi, want, len) == 0, "%s: in place differs",
+				  q8_isa_name((enum q8_isa)isa));
+		}
+	}
+	cr_log_info("table lookup: %d paths equal the reference", paths);
+	free(x);
+	free(y);
+	free(want);
+	free(xi);
+}
+
+/* ---- Mul ----------------------------------------------------------------------------- */
+
+/* Every (a, b) pair through every path's Mul, with random scales, zero points
+ * and clamps, in both requantization forms: each path equals q8_mul, which is
+ * within 1 of the exact real product (float form) and within 1 of the float
+ * form (Q31). */
+Test(q8_mul, every_pair_on_every_path)
+{
+	rng_seed(43);
+	size_t n = 65536 + 13;
+	uint8_t *a = xmalloc(n), *b = xmalloc(n), *y = xmalloc(n), *ya = xmalloc(n);
+	for (size_t i = 0; i < n; i++) {
+		a[i] = (uint8_t)(i >> 8);
+		b[i] = (uint8_t)i;
+	}
+	int paths = 0;
+	for (int t = 0; t < 16; t++) {
+		double real = ldexp((double)rng_int(1, 1 << 20), -rng_int(24, 32));
+		struct qmul_params p = {
+			.a_zero = rng_int(0, 255), .b_zero = rng_int(0, 255), .c_zero = rng_int(0, 255),
+			.scale = (float)real, .q31 = t % 2 == 1,
+			.c_min = (uint8_t)(rng_chance(50) ? 0 : rng_int(0, 128)),
+		};
+		quant_multiplier(real, &p.mult, &p.shift);
+		p.c_max = (uint8_t)(rng_chance(50) ? 255 : rng_int(p.c_min, 255));
+		struct qmul_params pf = p;
+		pf.q31 = false;
+		for (size_t i = 0; i < n; i++) {
+			uint8_t want = q8_mul(a[i], b[i], &p);
+			double exact = (double)(a[i] - p.a_zero) * (b[i] - p.b_zero) * (double)p.scale +
+				       p.c_zero;
+			exact = exact < p.c_min ? p.c_min : exact > p.c_max ? p.c_max : exact;
+			cr_assert(fabs(want - exact) <= (p.q31 ? 1.5 : 1.0), "(%d, %d): %d for %.3f",
+				  a[i], b[i], want, exact);
+			if (p.q31)
+				cr_assert(abs(want - q8_mul(a[i], b[i], &pf)) <= 1);
+		}
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qmul_fn mul = q8_mul_for((enum q8_isa)isa);
+			if (!mul)
+				continue;
+			paths += t == 0;
+			size_t len = t < 2 ? n : (size_t)rng_int(0, 200);
+			memset(y, 0xa5, n);
+			mul(len, a, b, &p, y);
+			for (size_t i = 0; i < len; i++)
+				cr_assert_eq(y[i], q8_mul(a[i], b[i], &p), "%s: (%d, %d) at %zu",
+					     q8_isa_name((enum q8_isa)isa), a[i], b[i], i);
+			for (size_t i = len; i < n; i++)
+				cr_assert_eq(y[i], 0xa5, "%s wrote past n = %zu",
+					     q8_isa_name((enum q8_isa)isa), len);
+			memcpy(ya, a, n);
+			mul(len, ya, b, &p, ya);
+			cr_assert(memcmp(ya, y, len) == 0, "%s: in place differs",
+				  q8_isa_name((enum q8_isa)isa));
+		}
+	}
+	cr_log_info("Mul: %d paths equal q8_mul on all 65536 pairs", paths);
 	free(a);
 	free(b);
 	free(y);

@@ -3,11 +3,15 @@
  * through presso's importer and FP32 engine.
  *
  * Operands that presso requires to be constant (Clip bounds, Reshape shape,
- * Squeeze/Unsqueeze axes, Dropout ratio) are graph inputs in these cases; the
- * harness turns them into initializers from their .pb data before loading, as
- * an exporter would. Every case whose name starts with a supported op is run:
- * it must either match the expected output or be refused with a clean
- * PRESSO_E_UNSUPPORTED error; the REQUIRED list must match.
+ * Squeeze/Unsqueeze axes, Dropout ratio, Pad pads, ReduceMean axes, Slice
+ * starts/ends/axes/steps, Split sizes, Gather indices) are graph inputs in
+ * these cases; the harness turns them into initializers from their .pb data
+ * before loading, as an exporter would. LayerNormalization's cases also read
+ * its Mean and InvStdDev outputs, which presso does not produce: those graph
+ * outputs are dropped, and Y is compared. Every case whose name starts with a
+ * supported op is run: it must either match the expected output or be
+ * refused with a clean PRESSO_E_UNSUPPORTED error; the REQUIRED list must
+ * match.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
@@ -35,7 +39,9 @@ static bool freezes_params(const char *op)
 {
 	return strcmp(op, "Clip") == 0 || strcmp(op, "Reshape") == 0 ||
 	       strcmp(op, "Squeeze") == 0 || strcmp(op, "Unsqueeze") == 0 ||
-	       strcmp(op, "Dropout") == 0;
+	       strcmp(op, "Dropout") == 0 || strcmp(op, "Pad") == 0 ||
+	       strcmp(op, "ReduceMean") == 0 || strcmp(op, "Slice") == 0 ||
+	       strcmp(op, "Split") == 0 || strcmp(op, "Gather") == 0;
 }
 
 static Onnx__TensorProto *read_tensor(const char *path)
@@ -61,6 +67,20 @@ static uint8_t *freeze_inputs(const char *dir, const uint8_t *bytes, size_t n, s
 	Onnx__GraphProto *g = m->graph;
 	*n_runtime = (int)g->n_input;
 	bool freeze = g->n_node == 1 && freezes_params(g->node[0]->op_type);
+	if (g->n_node == 1 && strcmp(g->node[0]->op_type, "LayerNormalization") == 0 &&
+	    g->n_output > 1) {
+		/* Y only: keep the counts to restore them before freeing */
+		size_t n_graph_out = g->n_output, n_node_out = g->node[0]->n_output;
+		g->n_output = 1;
+		g->node[0]->n_output = 1;
+		*n_out = onnx__model_proto__get_packed_size(m);
+		uint8_t *out = malloc(*n_out);
+		onnx__model_proto__pack(m, out);
+		g->n_output = n_graph_out;
+		g->node[0]->n_output = n_node_out;
+		onnx__model_proto__free_unpacked(m, NULL);
+		return out;
+	}
 	Onnx__TensorProto **extra = NULL;
 	size_t n_extra = 0;
 	if (freeze && g->n_input > 1) {
@@ -258,6 +278,63 @@ static const char *const REQUIRED[] = {
 	"test_unsqueeze_axis_0", "test_unsqueeze_axis_1", "test_unsqueeze_axis_2",
 	"test_unsqueeze_axis_3", "test_unsqueeze_negative_axes", "test_unsqueeze_three_axes",
 	"test_unsqueeze_two_axes", "test_unsqueeze_unsorted_axes",
+	/* activations, element-wise arithmetic, normalisations */
+	"test_sigmoid", "test_sigmoid_example", "test_tanh", "test_tanh_example",
+	"test_hardsigmoid", "test_hardsigmoid_default", "test_hardsigmoid_example",
+	"test_hardswish", "test_hardswish_expanded",
+	"test_leakyrelu", "test_leakyrelu_default", "test_leakyrelu_example",
+	"test_prelu_broadcast", "test_prelu_example",
+	"test_mul", "test_mul_bcast", "test_mul_example", "test_sub", "test_sub_bcast",
+	"test_sub_example", "test_div", "test_div_bcast", "test_div_example",
+	"test_pow", "test_pow_bcast_array", "test_pow_bcast_scalar", "test_pow_example",
+	"test_sqrt", "test_sqrt_example", "test_erf",
+	"test_sum_example", "test_sum_one_input", "test_sum_two_inputs",
+	"test_constant_pad",
+	"test_reduce_mean_default_axes_keepdims_example",
+	"test_reduce_mean_default_axes_keepdims_random",
+	"test_reduce_mean_do_not_keepdims_example", "test_reduce_mean_do_not_keepdims_random",
+	"test_reduce_mean_keepdims_example", "test_reduce_mean_keepdims_random",
+	"test_reduce_mean_negative_axes_keepdims_example",
+	"test_reduce_mean_negative_axes_keepdims_random",
+	"test_layer_normalization_2d_axis0", "test_layer_normalization_2d_axis1",
+	"test_layer_normalization_2d_axis_negative_1", "test_layer_normalization_2d_axis_negative_2",
+	"test_layer_normalization_3d_axis0_epsilon", "test_layer_normalization_3d_axis1_epsilon",
+	"test_layer_normalization_3d_axis2_epsilon",
+	"test_layer_normalization_3d_axis_negative_1_epsilon",
+	"test_layer_normalization_3d_axis_negative_2_epsilon",
+	"test_layer_normalization_3d_axis_negative_3_epsilon",
+	"test_layer_normalization_4d_axis0", "test_layer_normalization_4d_axis1",
+	"test_layer_normalization_4d_axis2", "test_layer_normalization_4d_axis3",
+	"test_layer_normalization_4d_axis_negative_1", "test_layer_normalization_4d_axis_negative_2",
+	"test_layer_normalization_4d_axis_negative_3", "test_layer_normalization_4d_axis_negative_4",
+	"test_layer_normalization_default_axis",
+	"test_lrn", "test_lrn_default",
+	"test_exp", "test_exp_example", "test_neg", "test_neg_example", "test_reciprocal",
+	"test_reciprocal_example", "test_abs",
+	"test_slice", "test_slice_default_axes", "test_slice_default_steps",
+	"test_slice_end_out_of_bounds", "test_slice_neg", "test_slice_neg_steps",
+	"test_slice_negative_axes", "test_slice_start_out_of_bounds",
+	"test_split_equal_parts_1d", "test_split_equal_parts_2d",
+	"test_split_equal_parts_default_axis", "test_split_variable_parts_1d",
+	"test_split_variable_parts_2d", "test_split_variable_parts_default_axis",
+	/* LayerNormalization as its function: Shape, Size, Slice, Sub and Neg of
+	 * integers, ConstantOfShape, Concat, Cast fold at load */
+	"test_layer_normalization_2d_axis0_expanded", "test_layer_normalization_2d_axis1_expanded",
+	"test_layer_normalization_2d_axis_negative_1_expanded",
+	"test_layer_normalization_2d_axis_negative_2_expanded",
+	"test_layer_normalization_3d_axis0_epsilon_expanded",
+	"test_layer_normalization_3d_axis1_epsilon_expanded",
+	"test_layer_normalization_3d_axis2_epsilon_expanded",
+	"test_layer_normalization_3d_axis_negative_1_epsilon_expanded",
+	"test_layer_normalization_3d_axis_negative_2_epsilon_expanded",
+	"test_layer_normalization_3d_axis_negative_3_epsilon_expanded",
+	"test_layer_normalization_4d_axis0_expanded", "test_layer_normalization_4d_axis1_expanded",
+	"test_layer_normalization_4d_axis2_expanded", "test_layer_normalization_4d_axis3_expanded",
+	"test_layer_normalization_4d_axis_negative_1_expanded",
+	"test_layer_normalization_4d_axis_negative_2_expanded",
+	"test_layer_normalization_4d_axis_negative_3_expanded",
+	"test_layer_normalization_4d_axis_negative_4_expanded",
+	"test_layer_normalization_default_axis_expanded",
 };
 
 static bool have_testdata(void)
@@ -294,7 +371,13 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_concat", "test_conv_", "test_dropout", "test_flatten", "test_gemm",
 		"test_globalaveragepool", "test_identity", "test_logsoftmax", "test_matmul_",
 		"test_maxpool", "test_relu", "test_reshape", "test_softmax", "test_squeeze",
-		"test_transpose", "test_unsqueeze"};
+		"test_transpose", "test_unsqueeze",
+		"test_sigmoid", "test_tanh", "test_hardsigmoid", "test_hardswish", "test_leakyrelu",
+		"test_prelu", "test_mul", "test_sub", "test_div", "test_pow", "test_sqrt",
+		"test_erf", "test_sum", "test_constant_pad", "test_edge_pad", "test_reflect_pad",
+		"test_reduce_mean", "test_layer_normalization", "test_lrn", "test_exp",
+		"test_neg", "test_reciprocal", "test_abs", "test_shape", "test_size",
+		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

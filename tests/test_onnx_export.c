@@ -28,6 +28,7 @@
 #include "quant/qengine.h"
 #include "transform/transform.h"
 #include "tests/fixtures.h"
+#include "tests/onnx_builder.h"
 
 /* calibration images: few, the structure does not depend on the ranges */
 #define CALIB_IMAGES 200
@@ -135,6 +136,14 @@ static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *
 		if (strcmp(g->node[i]->name, name) == 0)
 			return g->node[i];
 	return NULL;
+}
+
+static float attr_f(const Onnx__NodeProto *n, const char *name, float dflt)
+{
+	for (size_t i = 0; i < n->n_attribute; i++)
+		if (strcmp(n->attribute[i]->name, name) == 0)
+			return n->attribute[i]->f;
+	return dflt;
 }
 
 static int64_t attr_i(const Onnx__NodeProto *n, const char *name, int64_t dflt)
@@ -488,4 +497,86 @@ Test(onnx_export, compress_cli)
 	unlink(cfg);
 	rmdir(dir);
 	free(dir);
+}
+
+/* The activation, arithmetic and normalisation ops are written as they are,
+ * with their attributes, in opset 17 (HardSwish, LayerNormalization). */
+Test(export, new_ops_are_written_with_their_attributes)
+{
+	struct mb b;
+	mb_new_ops_model(&b);
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	struct dataset *ds = calloc(1, sizeof *ds);
+	ds->n = 16;
+	ds->c = 3;
+	ds->h = ds->w = 6;
+	ds->n_classes = 10;
+	ds->f32 = malloc(sizeof(float) * 16 * 108);
+	ds->labels = calloc(16, sizeof(int32_t));
+	uint32_t s = 7;
+	for (int i = 0; i < 16 * 108; i++) {
+		s = s * 1664525u + 1013904223u;
+		ds->f32[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+	}
+	struct split sp;
+	cr_assert_eq(split_range(ds->n, 0, &sp), PRESSO_OK);
+	static const struct normalize norm = {.scale = 1, .n_channels = 1, .mean = {0}, .std = {1}};
+	struct calib *cal;
+	cr_assert_eq(calib_run(g, ds, &norm, &sp, 16, &cal), PRESSO_OK, "%s", status_msg());
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	struct policy *pol;
+	cr_assert_eq(policy_load("int8", ls, nl, &pol), PRESSO_OK);
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
+	struct qmodel *qm;
+	cr_assert_eq(qmodel_build(g, pol, cal, &qc, &qm), PRESSO_OK, "%s", status_msg());
+	char *dir = fx_tmpdir();
+	const char *path = fx_join(dir, "ops.onnx");
+	cr_assert_eq(onnx_export_qdq(qm, NULL, path), PRESSO_OK, "%s", status_msg());
+	size_t n;
+	char *file = fx_read(path, &n);
+	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, n, (const uint8_t *)file);
+	cr_assert_not_null(m);
+	cr_assert_eq(m->opset_import[0]->version, ONNX_EXPORT_OPSET_NEW);
+	cr_assert_eq(m->ir_version, ONNX_EXPORT_IR_VERSION_NEW);
+	const Onnx__GraphProto *og = m->graph;
+	const Onnx__NodeProto *hs = node_named(og, "gate"), *lr = node_named(og, "leaky");
+	const Onnx__NodeProto *ln = node_named(og, "ln"), *pad = node_named(og, "pad");
+	const Onnx__NodeProto *rm = node_named(og, "rows"), *lrn = node_named(og, "lrn");
+	cr_assert(hs && lr && ln && pad && rm && lrn);
+	cr_assert_str_eq(hs->op_type, "HardSigmoid");
+	cr_assert_float_eq(attr_f(hs, "alpha", 0), 0.25f, 0);
+	cr_assert_float_eq(attr_f(hs, "beta", 0), 0.5f, 0);
+	cr_assert_float_eq(attr_f(lr, "alpha", 0), 0.2f, 0);
+	cr_assert_eq(attr_i(ln, "axis", 0), 1);
+	cr_assert_eq(attr_i(lrn, "size", 0), 3);
+	cr_assert_eq(attr_i(rm, "keepdims", 0), 1);
+	cr_assert_eq(pad->n_input, 3, "Pad: data, pads, constant_value");
+	const Onnx__TensorProto *pads = find_init(og, pad->input[1]);
+	cr_assert_not_null(pads);
+	cr_assert_eq(pads->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
+	cr_assert_eq(pads->raw_data.len, 8 * 8);
+	/* every op of the graph is there, named as in the graph */
+	for (int i = 0; i < g->n_nodes; i++) {
+		const Onnx__NodeProto *p = node_named(og, g->nodes[i].name);
+		cr_assert_not_null(p, "node '%s'", g->nodes[i].name);
+		cr_assert_str_eq(p->op_type, op_name(g->nodes[i].op));
+	}
+	onnx__model_proto__free_unpacked(m, NULL);
+	free(file);
+	remove(path);
+	rmdir(dir);
+	free(dir);
+	qmodel_free(qm);
+	policy_free(pol);
+	free(ls);
+	calib_free(cal);
+	split_free(&sp);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
 }

@@ -335,6 +335,68 @@ Test(import_errors, unsupported_op_names_node_and_op)
 	mb_free(&b);
 }
 
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* Every node with an op presso lacks is listed once, in file order, not just
+ * the first; an unnamed one by its op and output. */
+Test(import_errors, every_unsupported_node_is_listed_once)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_node(&b, "LSTM", "rnn7", (const char *[]){"x", NULL}, "h");
+	mb_node(&b, "Relu", "ok", (const char *[]){"h", NULL}, "r");
+	mb_node(&b, "GRU", "", (const char *[]){"r", NULL}, "gru_out");
+	mb_node(&b, "LSTM", "rnn8", (const char *[]){"gru_out", NULL}, "h2");
+	Onnx__NodeProto *f = mb_node(&b, "Fancy", "ext1", (const char *[]){"h2", NULL}, "y");
+	f->domain = "com.example";
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "4 nodes use ops presso does not support");
+	const char *m = status_msg();
+	cr_assert(strstr(m, "(LSTM, GRU, Fancy)"), "%s", m);
+	cr_assert_eq(count_of(m, "node 'rnn7': LSTM"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "unnamed node with output 'gru_out': GRU"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "node 'rnn8': LSTM"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "node 'ext1': Fancy (domain 'com.example')"), 1, "%s", m);
+	cr_assert_null(strstr(m, "'ok'"), "%s", m);
+	cr_assert(strstr(m, "rnn7") < strstr(m, "gru_out") && strstr(m, "gru_out") < strstr(m, "rnn8"),
+		  "file order: %s", m);
+	f->domain = NULL;
+	mb_free(&b);
+
+	/* one unnamed node: the one-line form, named by its output */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_node(&b, "GRU", "", (const char *[]){"x", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "unnamed node with output 'y': op GRU is not supported");
+	mb_free(&b);
+
+	/* hundreds of them: each listed while there is room, then a count */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	char in[32] = "x", out[32], name[32];
+	for (int i = 0; i < 400; i++) {
+		snprintf(out, sizeof out, "t%d", i);
+		snprintf(name, sizeof name, "lstm_%03d", i);
+		mb_node(&b, "LSTM", name, (const char *[]){in, NULL}, out);
+		snprintf(in, sizeof in, "%s", out);
+	}
+	mb_output(&b, in);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "400 nodes use ops presso does not support (LSTM)");
+	m = status_msg();
+	cr_assert_eq(count_of(m, "node 'lstm_000': LSTM"), 1, "%s", m);
+	cr_assert(strstr(m, "more"), "%s", m);
+	cr_assert_lt(strlen(m), 8192);
+	mb_free(&b);
+}
+
 Test(import_errors, unsupported_attribute_value)
 {
 	struct mb b;
@@ -670,6 +732,517 @@ Test(engine, reuses_memory_of_dead_tensors)
 	/* a smaller batch on the same engine */
 	cr_assert_eq(engine_run(e, 1), PRESSO_OK);
 	cr_assert_neq(engine_run(e, 5), PRESSO_OK, "batch above the planned maximum is refused");
+	engine_free(e);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* --- the activation, arithmetic and normalisation ops ------------------------ */
+
+/* Float rounding of a few operations in another order than the double
+ * reference: a few ulp of values of order 1. */
+#define OP_TOL 2e-6f
+
+/* Dropout's mask output is fine while nothing reads it; a read is refused with
+ * the reader named. */
+Test(ops, dropout_mask_only_when_unused)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	Onnx__NodeProto *d = mb_node(&b, "Dropout", "drop", (const char *[]){"x", NULL}, "y");
+	char *mask = strdup("mask");
+	d->n_output = 2;
+	char *outs[2] = {d->output[0], mask};
+	d->output = outs;
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 1);
+	cr_assert_eq(g->nodes[0].op, OP_IDENTITY);
+	graph_free(g);
+	mb_node(&b, "Relu", "reads_mask", (const char *[]){"mask", NULL}, "z");
+	mb_output(&b, "z");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "Dropout output 1 ('mask') is read by node 'reads_mask'");
+	mb_free(&b);
+	free(mask);
+}
+
+/* Runs a one-input graph at batch 1 on x, returns the output (static buffer). */
+static const float *run1(struct mb *b, const float *x, int n_x, int n_y)
+{
+	static float y[4096];
+	struct graph *g;
+	cr_assert_eq(load(b, &g), PRESSO_OK, "%s", status_msg());
+	run(g, 1, x, n_x, y, n_y);
+	graph_free(g);
+	return y;
+}
+
+/* PRelu with a [C,1,1] slope (as exporters write it) broadcasts over NCHW. */
+Test(ops, prelu_per_channel_slope)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 3, 2, 2}, 4);
+	float slope[3] = {0.1f, -2.0f, 0.5f};
+	mb_init_f32(&b, "slope", (int64_t[]){3, 1, 1}, 3, slope);
+	mb_node(&b, "PRelu", "prelu", (const char *[]){"x", "slope", NULL}, "y");
+	mb_output(&b, "y");
+	float x[12];
+	fill(x, 12, 11);
+	const float *y = run1(&b, x, 12, 12);
+	for (int i = 0; i < 12; i++)
+		cr_assert_eq(y[i], x[i] < 0 ? slope[i / 4] * x[i] : x[i], "y[%d]", i);
+	mb_free(&b);
+}
+
+/* Pow with an int64 constant exponent 2 (as exporters write x ** 2) is x * x
+ * exactly; Sqrt of it gives |x| back. */
+Test(ops, pow_with_integer_exponent_and_sqrt)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 5}, 2);
+	mb_init_i64(&b, "two", NULL, 0, (int64_t[]){2});
+	mb_node(&b, "Pow", "sq", (const char *[]){"x", "two", NULL}, "p");
+	mb_node(&b, "Sqrt", "root", (const char *[]){"p", NULL}, "y");
+	mb_node(&b, "Mul", "twice", (const char *[]){"p", "p", NULL}, "q");
+	mb_output(&b, "y");
+	mb_output(&b, "q");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 1, &e), PRESSO_OK);
+	float x[5] = {-3.0f, -0.5f, 0.0f, 1.25f, 7.0f};
+	memcpy(engine_input(e, 0), x, sizeof x);
+	cr_assert_eq(engine_run(e, 1), PRESSO_OK);
+	const float *y = engine_output(e, 0, NULL), *q = engine_output(e, 1, NULL);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(y[i], fabsf(x[i]));
+		cr_assert_eq(q[i], (x[i] * x[i]) * (x[i] * x[i]));
+	}
+	engine_free(e);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* Pad (constant mode, pads as an input, a value) around a 4-D tensor. */
+Test(ops, pad_constant_4d)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 2, 2, 3}, 4);
+	mb_init_i64(&b, "pads", (int64_t[]){8}, 1, (int64_t[]){0, 1, 1, 0, 0, 0, 2, 1});
+	mb_init_f32(&b, "value", NULL, 0, (float[]){-7.5f});
+	mb_node(&b, "Pad", "pad", (const char *[]){"x", "pads", "value", NULL}, "y");
+	mb_output(&b, "y");
+	float x[12];
+	fill(x, 12, 13);
+	/* y is [1, 3, 5, 4]: channel 0 is padding, then rows 1..2 and columns 0..2 are x */
+	const float *y = run1(&b, x, 12, 60);
+	for (int c = 0; c < 3; c++)
+		for (int h = 0; h < 5; h++)
+			for (int w = 0; w < 4; w++) {
+				bool in = c >= 1 && h >= 1 && h <= 2 && w <= 2;
+				float want = in ? x[((c - 1) * 2 + (h - 1)) * 3 + w] : -7.5f;
+				cr_assert_eq(y[(c * 5 + h) * 4 + w], want, "(%d,%d,%d)", c, h, w);
+			}
+	mb_free(&b);
+
+	/* negative pads (cropping) and other modes are refused by name */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 2, 2, 3}, 4);
+	mb_init_i64(&b, "pads", (int64_t[]){8}, 1, (int64_t[]){0, 0, -1, 0, 0, 0, 0, 0});
+	mb_node(&b, "Pad", "crop", (const char *[]){"x", "pads", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'crop': Pad pads entry -1 is not supported");
+	mb_free(&b);
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 2, 2, 3}, 4);
+	mb_init_i64(&b, "pads", (int64_t[]){8}, 1, (int64_t[]){0, 0, 1, 0, 0, 0, 0, 0});
+	Onnx__NodeProto *p = mb_node(&b, "Pad", "mirror", (const char *[]){"x", "pads", NULL}, "y");
+	mb_attr_string(&b, p, "mode", "reflect");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'mirror': Pad attribute mode other than constant");
+	mb_free(&b);
+}
+
+/* ReduceMean over axes that are not next to each other, and over the spatial
+ * axes without keepdims; the mean of everything with noop_with_empty_axes is
+ * the input itself. */
+Test(ops, reduce_mean_axes)
+{
+	float x[2 * 3 * 4];
+	fill(x, 24, 17);
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){2, 3, 4}, 3);
+	Onnx__NodeProto *r = mb_node(&b, "ReduceMean", "r", (const char *[]){"x", NULL}, "y");
+	mb_attr_ints(&b, r, "axes", (int64_t[]){0, -1}, 2);
+	mb_output(&b, "y");
+	const float *y = run1(&b, x, 24, 3);
+	for (int j = 0; j < 3; j++) {
+		double s = 0;
+		for (int i = 0; i < 2; i++)
+			for (int k = 0; k < 4; k++)
+				s += x[(i * 3 + j) * 4 + k];
+		cr_assert_float_eq(y[j], s / 8, OP_TOL, "y[%d]", j);
+	}
+	mb_free(&b);
+
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){1, 2, 3, 4}, 4);
+	r = mb_node(&b, "ReduceMean", "r", (const char *[]){"x", NULL}, "y");
+	mb_attr_ints(&b, r, "axes", (int64_t[]){2, 3}, 2);
+	mb_attr_int(&b, r, "keepdims", 0);
+	mb_output(&b, "y");
+	y = run1(&b, x, 24, 2);
+	for (int c = 0; c < 2; c++) {
+		double s = 0;
+		for (int k = 0; k < 12; k++)
+			s += x[c * 12 + k];
+		cr_assert_float_eq(y[c], s / 12, OP_TOL, "y[%d]", c);
+	}
+	mb_free(&b);
+
+	mb_init(&b, 18);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	r = mb_node(&b, "ReduceMean", "r", (const char *[]){"x", NULL}, "y");
+	mb_attr_int(&b, r, "noop_with_empty_axes", 1);
+	mb_output(&b, "y");
+	y = run1(&b, x, 4, 4);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(y[i], x[i]);
+	mb_free(&b);
+}
+
+/* GELU as exporters write it, x * 0.5 * (1 + Erf(x / sqrt 2)), runs as its
+ * decomposed ops and matches the double-precision formula. */
+Test(ops, gelu_pattern)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 64}, 2);
+	mb_init_f32(&b, "sqrt2", NULL, 0, (float[]){1.4142135f});
+	mb_init_f32(&b, "one", NULL, 0, (float[]){1.0f});
+	mb_init_f32(&b, "half", NULL, 0, (float[]){0.5f});
+	mb_node(&b, "Div", "d", (const char *[]){"x", "sqrt2", NULL}, "t");
+	mb_node(&b, "Erf", "e", (const char *[]){"t", NULL}, "u");
+	mb_node(&b, "Add", "a", (const char *[]){"u", "one", NULL}, "v");
+	mb_node(&b, "Mul", "m", (const char *[]){"x", "v", NULL}, "w");
+	mb_node(&b, "Mul", "h", (const char *[]){"w", "half", NULL}, "y");
+	mb_output(&b, "y");
+	float x[64];
+	for (int i = 0; i < 64; i++)
+		x[i] = (float)(i - 32) / 8.0f;
+	const float *y = run1(&b, x, 64, 64);
+	for (int i = 0; i < 64; i++) {
+		double want = x[i] * 0.5 * (1 + erf(x[i] / sqrt(2.0)));
+		cr_assert_float_eq(y[i], want, OP_TOL * (1 + fabs(want)), "gelu(%g)", x[i]);
+	}
+	mb_free(&b);
+}
+
+/* Attention scores: a batched MatMul of two activations, Q [N,2,3,4] by K^T
+ * [N,2,4,3] from a Transpose, scaled, Softmax on the last axis, times V. */
+Test(ops, matmul_between_activations)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "q", (int64_t[]){-1, 2, 3, 4}, 4);
+	mb_input(&b, "k", (int64_t[]){-1, 2, 3, 4}, 4);
+	mb_init_f32(&b, "scale", NULL, 0, (float[]){2.0f});
+	Onnx__NodeProto *t = mb_node(&b, "Transpose", "kt", (const char *[]){"k", NULL}, "kt");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){0, 1, 3, 2}, 4);
+	mb_node(&b, "MatMul", "qk", (const char *[]){"q", "kt", NULL}, "s");
+	mb_node(&b, "Div", "scaled", (const char *[]){"s", "scale", NULL}, "s2");
+	Onnx__NodeProto *sm = mb_node(&b, "Softmax", "p", (const char *[]){"s2", NULL}, "p");
+	mb_attr_int(&b, sm, "axis", -1);
+	mb_node(&b, "MatMul", "pv", (const char *[]){"p", "k", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 0, "a MatMul of two activations is no compressible layer");
+	free(ls);
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 2, &e), PRESSO_OK, "%s", status_msg());
+	float q[48], k[48];
+	fill(q, 48, 19);
+	fill(k, 48, 23);
+	memcpy(engine_input(e, 0), q, sizeof q);
+	memcpy(engine_input(e, 1), k, sizeof k);
+	cr_assert_eq(engine_run(e, 2), PRESSO_OK);
+	struct shape ys;
+	const float *y = engine_output(e, 0, &ys);
+	cr_assert_eq(shape_numel(&ys), 48);
+	for (int bh = 0; bh < 4; bh++) {
+		const float *qb = q + bh * 12, *kb = k + bh * 12;
+		for (int i = 0; i < 3; i++) {
+			double s[3], mx = -1e30, sum = 0;
+			for (int j = 0; j < 3; j++) {
+				s[j] = 0;
+				for (int d = 0; d < 4; d++)
+					s[j] += (double)qb[i * 4 + d] * kb[j * 4 + d];
+				s[j] /= 2.0;
+				mx = fmax(mx, s[j]);
+			}
+			for (int j = 0; j < 3; j++)
+				sum += exp(s[j] - mx);
+			for (int d = 0; d < 4; d++) {
+				double want = 0;
+				for (int j = 0; j < 3; j++)
+					want += exp(s[j] - mx) / sum * kb[j * 4 + d];
+				cr_assert_float_eq(y[bh * 12 + i * 4 + d], want, 1e-5, "y");
+			}
+		}
+	}
+	engine_free(e);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* Sum of three inputs with broadcasting; Sub and Div broadcast both ways. */
+Test(ops, sum_sub_div_broadcast)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 3}, 3);
+	mb_init_f32(&b, "row", (int64_t[]){3}, 1, (float[]){1.0f, 2.0f, 4.0f});
+	mb_init_f32(&b, "col", (int64_t[]){2, 1}, 2, (float[]){-1.0f, 0.25f});
+	mb_node(&b, "Sum", "s", (const char *[]){"x", "row", "col", NULL}, "s");
+	mb_node(&b, "Sub", "d", (const char *[]){"row", "s", NULL}, "d");
+	mb_node(&b, "Div", "q", (const char *[]){"d", "col", NULL}, "y");
+	mb_output(&b, "y");
+	float x[6];
+	fill(x, 6, 29);
+	float row[3] = {1.0f, 2.0f, 4.0f}, col[2] = {-1.0f, 0.25f};
+	const float *y = run1(&b, x, 6, 6);
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 3; j++) {
+			float s = (x[i * 3 + j] + row[j]) + col[i];
+			cr_assert_eq(y[i * 3 + j], (row[j] - s) / col[i], "(%d,%d)", i, j);
+		}
+	mb_free(&b);
+}
+
+/* --- shapes and integer constants folded at load ----------------------------- */
+
+/* x.view(x.size(0), -1) as a dynamic-batch export writes it: Shape, Gather,
+ * Unsqueeze, Concat with -1, Reshape. The chain folds (the batch entry
+ * becomes "copy dimension 0") and the graph runs at any batch. */
+Test(fold, shape_gather_concat_reshape_with_dynamic_batch)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 3, 2}, 4);
+	mb_init_i64(&b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(&b, "axes0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "minus1", (int64_t[]){1}, 1, (int64_t[]){-1});
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	Onnx__NodeProto *ga = mb_node(&b, "Gather", "batch", (const char *[]){"xs", "zero", NULL}, "n");
+	mb_attr_int(&b, ga, "axis", 0);
+	mb_node(&b, "Unsqueeze", "n1", (const char *[]){"n", "axes0", NULL}, "n1");
+	Onnx__NodeProto *c = mb_node(&b, "Concat", "target", (const char *[]){"n1", "minus1", NULL}, "t");
+	mb_attr_int(&b, c, "axis", 0);
+	mb_node(&b, "Reshape", "flat", (const char *[]){"x", "t", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 1, "only the Reshape remains");
+	cr_assert_eq(g->nodes[0].op, OP_RESHAPE);
+	cr_assert_geq(g->n_folded_const, 4);
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf),
+			 "[N,12]");
+	float x[36], y[36];
+	fill(x, 36, 31);
+	run(g, 3, x, 36, y, 36);
+	cr_assert(memcmp(x, y, sizeof x) == 0);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* A static dimension gathered from the Shape of a batched tensor stays a
+ * number; the batch entry beside static ones becomes the -1 of the Reshape;
+ * Cast, Slice and integer arithmetic fold too. */
+Test(fold, static_dims_slice_cast_and_arithmetic)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 6, 4}, 3);
+	mb_init_i64(&b, "s0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "s1", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_init_i64(&b, "s3", (int64_t[]){1}, 1, (int64_t[]){3});
+	mb_init_i64(&b, "two", (int64_t[]){1}, 1, (int64_t[]){2});
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	/* [N, 6, 4][0:1] = [N]; [N, 6, 4][1:3] = [6, 4] -> [6 / 2, 4 * 2] = [3, 8] */
+	mb_node(&b, "Slice", "head", (const char *[]){"xs", "s0", "s1", NULL}, "n");
+	mb_node(&b, "Slice", "tail", (const char *[]){"xs", "s1", "s3", NULL}, "hw");
+	mb_node(&b, "Div", "half", (const char *[]){"hw", "two", NULL}, "hw2");
+	mb_init_i64(&b, "mul", (int64_t[]){2}, 1, (int64_t[]){1, 4});
+	mb_node(&b, "Mul", "dbl", (const char *[]){"hw2", "mul", NULL}, "hw3");
+	Onnx__NodeProto *cast = mb_node(&b, "Cast", "to_i32", (const char *[]){"hw3", NULL}, "hw4");
+	mb_attr_int(&b, cast, "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT32);
+	Onnx__NodeProto *c = mb_node(&b, "Concat", "target", (const char *[]){"n", "hw4", NULL}, "t");
+	mb_attr_int(&b, c, "axis", 0);
+	mb_node(&b, "Reshape", "view", (const char *[]){"x", "t", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 1);
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf),
+			 "[N,3,8]");
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* ConstantOfShape over a constant shape is a weight (filled with its value);
+ * over a shape that follows the batch it is refused by name. */
+Test(fold, constant_of_shape)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 3}, 2);
+	mb_init_i64(&b, "shape", (int64_t[]){1}, 1, (int64_t[]){3});
+	Onnx__NodeProto *k = mb_node(&b, "ConstantOfShape", "fill", (const char *[]){"shape", NULL}, "c");
+	mb_attr_tensor(&b, k, "value", mb_tensor_f32(&b, "v", (int64_t[]){1}, 1, (float[]){0.25f}));
+	mb_node(&b, "Add", "add", (const char *[]){"x", "c", NULL}, "y");
+	mb_output(&b, "y");
+	float x[6], y[6];
+	fill(x, 6, 37);
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	run(g, 2, x, 6, y, 6);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(y[i], x[i] + 0.25f);
+	graph_free(g);
+	mb_free(&b);
+
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 3}, 2);
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	mb_node(&b, "ConstantOfShape", "zeros", (const char *[]){"xs", NULL}, "c");
+	mb_node(&b, "Add", "add", (const char *[]){"x", "c", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED,
+		     "node 'zeros': ConstantOfShape of a shape that depends on the batch size");
+	mb_free(&b);
+
+	/* a Gather of a computed tensor at uneven indices says so */
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	mb_init_i64(&b, "i", (int64_t[]){3}, 1, (int64_t[]){0, 1, 3});
+	Onnx__NodeProto *ga = mb_node(&b, "Gather", "pick", (const char *[]){"x", "i", NULL}, "y");
+	mb_attr_int(&b, ga, "axis", 1);
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'pick': Gather of a computed tensor at indices that do not step evenly");
+	mb_free(&b);
+}
+
+/* A fused QKV projection split three ways (Split with sizes, along the last
+ * axis of a batched tensor) and a strided Slice over two axes of one part. */
+Test(ops, split_and_slice_of_computed_tensors)
+{
+	struct mb b;
+	float w[4 * 12];
+	fill(w, 48, 41);
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 6, 4}, 3);
+	mb_init_f32(&b, "w", (int64_t[]){4, 12}, 2, w);
+	mb_init_i64(&b, "sizes", (int64_t[]){3}, 1, (int64_t[]){4, 4, 4});
+	mb_init_i64(&b, "starts", (int64_t[]){2}, 1, (int64_t[]){5, 1});
+	mb_init_i64(&b, "ends", (int64_t[]){2}, 1, (int64_t[]){-100, INT64_MAX});
+	mb_init_i64(&b, "axes", (int64_t[]){2}, 1, (int64_t[]){1, -1});
+	mb_init_i64(&b, "steps", (int64_t[]){2}, 1, (int64_t[]){-2, 2});
+	mb_node(&b, "MatMul", "qkv", (const char *[]){"x", "w", NULL}, "t");
+	Onnx__NodeProto *sp = mb_node(&b, "Split", "heads", (const char *[]){"t", "sizes", NULL}, "q");
+	mb_attr_int(&b, sp, "axis", 2);
+	char *extra[3] = {sp->output[0], strdup("k"), strdup("v")};
+	sp->output = extra;
+	sp->n_output = 3;
+	mb_node(&b, "Slice", "pick", (const char *[]){"v", "starts", "ends", "axes", "steps", NULL}, "s");
+	mb_output(&b, "q");
+	mb_output(&b, "k");
+	mb_output(&b, "s");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[2]].shape, true, buf, sizeof buf),
+			 "[N,3,2]", "rows 5, 3, 1 and columns 1, 3");
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 2, &e), PRESSO_OK, "%s", status_msg());
+	float x[48];
+	fill(x, 48, 43);
+	memcpy(engine_input(e, 0), x, sizeof x);
+	cr_assert_eq(engine_run(e, 2), PRESSO_OK);
+	const float *q = engine_output(e, 0, NULL), *k = engine_output(e, 1, NULL);
+	const float *s = engine_output(e, 2, NULL);
+	for (int n = 0; n < 2; n++)
+		for (int r = 0; r < 6; r++)
+			for (int c = 0; c < 12; c++) {
+				float acc = 0;
+				for (int d = 0; d < 4; d++)
+					acc += x[(n * 6 + r) * 4 + d] * w[d * 12 + c];
+				float got = c < 4 ? q[(n * 6 + r) * 4 + c]
+					  : c < 8 ? k[(n * 6 + r) * 4 + c - 4] : NAN;
+				if (c < 8)
+					cr_assert_float_eq(got, acc, 1e-5, "(%d,%d,%d)", n, r, c);
+				int si = (5 - r) / 2, sj = (c - 8 - 1) / 2;
+				if (c >= 8 && r % 2 == 1 && (c - 8) % 2 == 1)
+					cr_assert_float_eq(s[(n * 3 + si) * 2 + sj], acc, 1e-5, "slice (%d,%d,%d)",
+							   n, r, c);
+			}
+	engine_free(e);
+	graph_free(g);
+	free(extra[1]);
+	free(extra[2]);
+	mb_free(&b);
+}
+
+/* Gather of a computed tensor at one index (the class token, x[:, 0], and
+ * x[:, -1]) or at evenly stepping ones: Slice (and Squeeze). */
+Test(ops, gather_of_computed_tensors)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 5, 3}, 3);
+	mb_init_i64(&b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(&b, "last", NULL, 0, (int64_t[]){-1});
+	mb_init_i64(&b, "evens", (int64_t[]){3}, 1, (int64_t[]){0, 2, 4});
+	Onnx__NodeProto *n = mb_node(&b, "Gather", "cls", (const char *[]){"x", "zero", NULL}, "c");
+	mb_attr_int(&b, n, "axis", 1);
+	n = mb_node(&b, "Gather", "tail", (const char *[]){"x", "last", NULL}, "t");
+	mb_attr_int(&b, n, "axis", 1);
+	n = mb_node(&b, "Gather", "even", (const char *[]){"x", "evens", NULL}, "e");
+	mb_attr_int(&b, n, "axis", -2);
+	mb_output(&b, "c");
+	mb_output(&b, "t");
+	mb_output(&b, "e");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf), "[N,3]");
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[2]].shape, true, buf, sizeof buf), "[N,3,3]");
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 2, &e), PRESSO_OK, "%s", status_msg());
+	float x[30];
+	fill(x, 30, 47);
+	memcpy(engine_input(e, 0), x, sizeof x);
+	cr_assert_eq(engine_run(e, 2), PRESSO_OK);
+	const float *c = engine_output(e, 0, NULL), *t = engine_output(e, 1, NULL);
+	const float *ev = engine_output(e, 2, NULL);
+	for (int i = 0; i < 2; i++)
+		for (int d = 0; d < 3; d++) {
+			cr_assert_eq(c[i * 3 + d], x[i * 15 + d]);
+			cr_assert_eq(t[i * 3 + d], x[i * 15 + 12 + d]);
+			for (int k = 0; k < 3; k++)
+				cr_assert_eq(ev[(i * 3 + k) * 3 + d], x[i * 15 + 2 * k * 3 + d]);
+		}
 	engine_free(e);
 	graph_free(g);
 	mb_free(&b);

@@ -23,6 +23,7 @@
 #include "format/presso_file.h"
 #include "quant/qengine.h"
 #include "tests/fixtures.h"
+#include "tests/onnx_builder.h"
 #include "format/wcode.h"
 
 /* The structure a .presso file adds to size_bytes: 24 bytes of header plus
@@ -842,4 +843,32 @@ Test(presso_file, requant_mode_round_trips_and_version_2_reads_as_q31)
 	policy_free(pol);
 	graph_free(g);
 	remove_dir(dir, (const char *const[]){"q31.presso", "v2.presso", NULL});
+}
+
+/* A model with every activation, arithmetic and normalisation op (tables, an
+ * integer Mul with a squeeze-excite gate, a Sub, fallbacks) round-trips: the
+ * ops, their attributes and the quantization come back, and the outputs are
+ * bit-identical, in both requantization forms. */
+Test(presso_file, new_ops_load_bit_identical)
+{
+	char *dir = fx_tmpdir();
+	struct mb b;
+	mb_new_ops_model(&b);
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	struct policy *pol = uniform(n_layers_of(g), 8, 8);
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++) {
+		struct calib *cal;
+		struct qmodel *m = quantize_as(g, pol, (enum requant_mode)rq, &cal);
+		struct roundtrip rt;
+		roundtrip(m, fx_join(dir, "ops.presso"), &rt);
+		qmodel_free(m);
+		calib_free(cal);
+	}
+	policy_free(pol);
+	graph_free(g);
+	mb_free(&b);
+	remove_dir(dir, (const char *const[]){"ops.presso", NULL});
 }

@@ -609,3 +609,394 @@ Test(qengine, maxpool_is_the_max_of_quantized_inputs)
 		mb_free(&b);
 	}
 }
+
+/* --- activations, Mul, attention: LUT and MUL steps, fallbacks --------------------- */
+
+/* n items of c x h x w floats uniform in [lo, hi]. */
+static struct dataset *uniform_items(int n, int c, int h, int w, float lo, float hi, uint32_t seed)
+{
+	struct dataset *ds = calloc(1, sizeof *ds);
+	ds->n = n;
+	ds->c = c;
+	ds->h = h;
+	ds->w = w;
+	ds->n_classes = 2;
+	ds->f32 = malloc(sizeof(float) * (size_t)n * c * h * w);
+	ds->labels = calloc((size_t)n, sizeof(int32_t));
+	for (int64_t i = 0; i < (int64_t)n * c * h * w; i++)
+		ds->f32[i] = lo + (hi - lo) * 0.5f * (frand(&seed) + 1.0f);
+	return ds;
+}
+
+static struct graph *load_mb(struct mb *b)
+{
+	size_t nb;
+	uint8_t *bytes = mb_pack(b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	return g;
+}
+
+/* Runs the first n items through the FP32 graph and the quantized model;
+ * returns the output count per item. */
+static int run_both(const struct graph *g, const struct qmodel *m, const struct dataset *ds, int n,
+		    float *yf, float *yq)
+{
+	int64_t idx[64];
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	struct engine *fe;
+	struct qengine *qe;
+	cr_assert_eq(engine_create(g, n, &fe), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(qengine_create(m, n, &qe), PRESSO_OK, "%s", status_msg());
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, n, false, engine_input(fe, 0), NULL);
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, n, false, qengine_input(qe, 0), NULL);
+	cr_assert_eq(engine_run(fe, n), PRESSO_OK);
+	cr_assert_eq(qengine_run(qe, n), PRESSO_OK, "%s", status_msg());
+	struct shape sf, sq;
+	const float *f = engine_output(fe, 0, &sf), *q = qengine_output(qe, 0, &sq);
+	int64_t total = shape_numel(&sf);
+	cr_assert_eq(total, shape_numel(&sq));
+	memcpy(yf, f, sizeof(float) * (size_t)total);
+	memcpy(yq, q, sizeof(float) * (size_t)total);
+	engine_free(fe);
+	qengine_free(qe);
+	return (int)(total / n);
+}
+
+static int count_steps(const struct qmodel *m, const struct graph *g, enum op_type op)
+{
+	int k = 0;
+	for (int i = 0; i < qmodel_n_steps(m); i++) {
+		int node = qmodel_step_node(m, i);
+		k += node >= 0 && g->nodes[node].op == op;
+	}
+	return k;
+}
+
+/* Relative RMS difference of two arrays. */
+static double rel_rms(const float *a, const float *b, int n)
+{
+	double err = 0, ref = 0;
+	for (int i = 0; i < n; i++) {
+		err += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+		ref += (double)b[i] * b[i];
+	}
+	return sqrt(err / (ref > 0 ? ref : 1));
+}
+
+static double d_sigmoid(double x) { return 1 / (1 + exp(-x)); }
+static double d_hardsigmoid(double x) { return fmax(0, fmin(1, 0.2 * x + 0.5)); }
+static double d_hardswish(double x) { return x * fmax(0, fmin(1, x / 6 + 0.5)); }
+static double d_leaky(double x) { return x < 0 ? 0.1 * x : x; }
+static double d_neg(double x) { return -x; }
+static double d_recip(double x) { return 1 / x; }
+static double d_half(double x) { return x * 0.5; }
+static double d_div(double x) { return x / (double)1.4142135f; }
+static double d_add1(double x) { return x + 1; }
+static double d_one_minus(double x) { return 1 - x; }
+static double d_square(double x) { return x * x; }
+static double d_prelu(double x) { return x < 0 ? 0.25 * x : x; }
+
+/* Each element-wise op on one activation (alone, or with a constant scalar on
+ * either side) runs as a 256-entry table: its output is within half an output
+ * step (and float rounding) of the exact function at the quantized input, on
+ * every path and in both requantization forms alike. */
+Test(qengine, element_wise_ops_run_as_tables)
+{
+	const struct {
+		const char *op;
+		double (*f)(double);
+		float lo, hi;
+		int const_at;   /* -1 unary, else the constant's input */
+		float c;
+		const char *attr;
+		float attr_v;
+	} cases[] = {
+		{"Sigmoid", d_sigmoid, -6, 6, -1, 0, NULL, 0},
+		{"Tanh", tanh, -3, 3, -1, 0, NULL, 0},
+		{"HardSigmoid", d_hardsigmoid, -4, 4, -1, 0, NULL, 0},
+		{"HardSwish", d_hardswish, -4, 4, -1, 0, NULL, 0},
+		{"LeakyRelu", d_leaky, -3, 3, -1, 0, "alpha", 0.1f},
+		{"Erf", erf, -2, 2, -1, 0, NULL, 0},
+		{"Sqrt", sqrt, 0, 4, -1, 0, NULL, 0},
+		{"Exp", exp, -2, 1, -1, 0, NULL, 0},
+		{"Neg", d_neg, -3, 2, -1, 0, NULL, 0},
+		{"Reciprocal", d_recip, 0.5f, 4, -1, 0, NULL, 0},
+		{"Abs", fabs, -3, 2, -1, 0, NULL, 0},
+		{"Mul", d_half, -3, 3, 1, 0.5f, NULL, 0},
+		{"Div", d_div, -3, 3, 1, 1.4142135f, NULL, 0},
+		{"Add", d_add1, -3, 3, 0, 1.0f, NULL, 0},
+		{"Sub", d_one_minus, -3, 3, 0, 1.0f, NULL, 0},
+		{"Pow", d_square, -3, 3, 1, 2.0f, NULL, 0},
+		{"PRelu", d_prelu, -3, 3, 1, 0.25f, NULL, 0},
+	};
+	for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+		struct mb b;
+		mb_init(&b, 14);
+		mb_input(&b, "x", (int64_t[]){-1, 64}, 2);
+		mb_init_f32(&b, "c", NULL, 0, (float[]){cases[ci].c});
+		const char *in2[] = {"x", "c", NULL}, *in1[] = {"x", NULL}, *inr[] = {"c", "x", NULL};
+		const char *const *ins = cases[ci].const_at < 0 ? in1 : cases[ci].const_at == 1 ? in2 : inr;
+		Onnx__NodeProto *n = mb_node(&b, cases[ci].op, "op", ins, "t");
+		if (cases[ci].attr)
+			mb_attr_float(&b, n, cases[ci].attr, cases[ci].attr_v);
+		mb_node(&b, "Identity", "out", (const char *[]){"t", NULL}, "y");
+		mb_output(&b, "y");
+		struct graph *g = load_mb(&b);
+		struct dataset *ds = uniform_items(32, 1, 4, 16, cases[ci].lo, cases[ci].hi, 40 + (uint32_t)ci);
+		struct calib *cal = calibrate(g, ds);
+		struct policy *p;
+		cr_assert_eq(policy_load("int8", NULL, 0, &p), PRESSO_OK);
+		float ref_out[32 * 64];
+		for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+			for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+				if (!q8_isa_supported((enum q8_isa)isa))
+					continue;
+				struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+							  (enum requant_mode)rq};
+				struct qmodel *m;
+				cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+				cr_assert_eq(qmodel_n_steps(m), 4, "%s: quantize, table, reshape, dequantize",
+					     cases[ci].op);
+				cr_assert(qmodel_step_is_integer(m, 1), "%s runs as a table", cases[ci].op);
+				float yf[32 * 64], yq[32 * 64];
+				int per = run_both(g, m, ds, 32, yf, yq);
+				cr_assert_eq(per, 64);
+				if (rq == REQUANT_FLOAT && isa == Q8_ISA_REF) {
+					memcpy(ref_out, yq, sizeof yq);
+					struct qparams qx, qy;
+					cr_assert(qmodel_value_qparams(m, g->inputs[0], &qx));
+					cr_assert(qmodel_value_qparams(m, g->outputs[0], &qy));
+					float lo_y = qy.scale * (float)(0 - qy.zero);
+					float hi_y = qy.scale * (float)(255 - qy.zero);
+					for (int i = 0; i < 32 * 64; i++) {
+						int q = quant_act_quantize(ds->f32[i], &qx);
+						double xq = qx.scale * (float)(q - qx.zero);
+						double want = fmin(fmax(cases[ci].f(xq), lo_y), hi_y);
+						cr_assert(fabs(yq[i] - want) <= qy.scale * 0.5001 + 1e-6 * fabs(want),
+							  "%s(%g): %g, want %g (step %g)", cases[ci].op, xq,
+							  yq[i], want, qy.scale);
+					}
+					/* and so near the FP32 output: a few steps of the output */
+					cr_assert_lt(rel_rms(yq, yf, 32 * 64), 0.02, "%s: relative error %.4f",
+						     cases[ci].op, rel_rms(yq, yf, 32 * 64));
+				} else {
+					cr_assert_arr_eq(yq, ref_out, sizeof yq, "%s: path %s (%s) differs",
+							 cases[ci].op, q8_isa_name((enum q8_isa)isa),
+							 rq == REQUANT_Q31 ? "Q31" : "float");
+				}
+				qmodel_free(m);
+			}
+		policy_free(p);
+		calib_free(cal);
+		dataset_free(ds);
+		graph_free(g);
+		mb_free(&b);
+	}
+}
+
+/* A squeeze-excite block as MobileNetV3 has it, after a conv:
+ *   c = Conv(x); s = GlobalAveragePool(c) -> Conv -> Relu -> Conv -> HardSigmoid;
+ *   y = Mul(c, s) -> Conv 1x1
+ * The gate runs as a table, the Mul as an integer Mul of each pixel's channels
+ * by the image's gate; INT8 tracks FP32 on every path, identically. */
+static struct graph *se_block(struct mb *b)
+{
+	uint32_t s = 3;
+	float w0[8 * 3 * 9], w1[4 * 8], b1[4], w2[8 * 4], b2[8], w3[5 * 8];
+	for (size_t i = 0; i < sizeof w0 / 4; i++) w0[i] = 0.4f * frand(&s);
+	for (size_t i = 0; i < sizeof w1 / 4; i++) w1[i] = 0.6f * frand(&s);
+	for (size_t i = 0; i < sizeof w2 / 4; i++) w2[i] = 1.5f * frand(&s);
+	for (size_t i = 0; i < sizeof w3 / 4; i++) w3[i] = 0.5f * frand(&s);
+	for (int i = 0; i < 4; i++) b1[i] = 0.1f * frand(&s);
+	for (int i = 0; i < 8; i++) b2[i] = 0.5f * frand(&s);
+	mb_init(b, 14);
+	mb_input(b, "x", (int64_t[]){-1, 3, 6, 6}, 4);
+	mb_init_f32(b, "w0", (int64_t[]){8, 3, 3, 3}, 4, w0);
+	mb_init_f32(b, "w1", (int64_t[]){4, 8, 1, 1}, 4, w1);
+	mb_init_f32(b, "b1", (int64_t[]){4}, 1, b1);
+	mb_init_f32(b, "w2", (int64_t[]){8, 4, 1, 1}, 4, w2);
+	mb_init_f32(b, "b2", (int64_t[]){8}, 1, b2);
+	mb_init_f32(b, "w3", (int64_t[]){5, 8, 1, 1}, 4, w3);
+	Onnx__NodeProto *n = mb_node(b, "Conv", "conv0", (const char *[]){"x", "w0", NULL}, "c0");
+	mb_attr_ints(b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_node(b, "HardSwish", "act0", (const char *[]){"c0", NULL}, "c");
+	mb_node(b, "GlobalAveragePool", "squeeze", (const char *[]){"c", NULL}, "s0");
+	mb_node(b, "Conv", "reduce", (const char *[]){"s0", "w1", "b1", NULL}, "s1");
+	mb_node(b, "Relu", "relu", (const char *[]){"s1", NULL}, "s2");
+	mb_node(b, "Conv", "expand", (const char *[]){"s2", "w2", "b2", NULL}, "s3");
+	mb_node(b, "HardSigmoid", "gate", (const char *[]){"s3", NULL}, "s");
+	mb_node(b, "Mul", "excite", (const char *[]){"c", "s", NULL}, "e");
+	mb_node(b, "Conv", "project", (const char *[]){"e", "w3", NULL}, "p");
+	mb_node(b, "Flatten", "flat", (const char *[]){"p", NULL}, "y");
+	mb_output(b, "y");
+	return load_mb(b);
+}
+
+Test(qengine, squeeze_excite_block_tracks_fp32)
+{
+	struct mb b;
+	struct graph *g = se_block(&b);
+	struct dataset *ds = uniform_items(48, 3, 6, 6, -1, 1, 77);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 4);
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+	float ref[2][48 * 180];
+	int n_paths = 0;
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			if (!q8_isa_supported((enum q8_isa)isa))
+				continue;
+			struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+						  (enum requant_mode)rq};
+			struct qmodel *m;
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			/* every node in integers: no FP32 fallback */
+			for (int i = 0; i < qmodel_n_steps(m); i++)
+				cr_assert(qmodel_step_node(m, i) < 0 || qmodel_step_is_integer(m, i),
+					  "node '%s' runs in float", g->nodes[qmodel_step_node(m, i)].name);
+			cr_assert_eq(count_steps(m, g, OP_MUL), 1);
+			float yf[48 * 180], yq[48 * 180];
+			int per = run_both(g, m, ds, 48, yf, yq);
+			cr_assert_eq(per, 180);
+			if (isa == Q8_ISA_REF) {
+				memcpy(ref[rq], yq, sizeof yq);
+				/* five 8-bit layers, two tables and a Mul: a few percent */
+				cr_assert_lt(rel_rms(yq, yf, 48 * 180), 0.05, "relative error %.4f (%s)",
+					     rel_rms(yq, yf, 48 * 180), rq == REQUANT_Q31 ? "Q31" : "float");
+				cr_log_info("SE block W8A8 vs FP32 (%s): relative RMS error %.4f",
+					    rq == REQUANT_Q31 ? "Q31" : "float", rel_rms(yq, yf, 48 * 180));
+			} else {
+				cr_assert_arr_eq(yq, ref[rq], sizeof yq, "path %s differs (%s)",
+						 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
+			}
+			n_paths++;
+			qmodel_free(m);
+		}
+	cr_assert_geq(n_paths, 2);
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* A tiny transformer block over [N, T=4, D=8]: LayerNormalization, Q/K/V
+ * projections (MatMul layers), scores Q K^T / sqrt(D) with a Softmax, times
+ * V, an output projection and the residual, then a GELU MLP as exporters
+ * decompose it (Div, Erf, Add, Mul, Mul). MatMul of two activations,
+ * Softmax and LayerNormalization run in float between a dequantize and a
+ * quantize; the projections, the GELU's tables and Mul, and the residual Add
+ * in integers. */
+static struct graph *attention_block(struct mb *b)
+{
+	uint32_t s = 9;
+	float wq[64], wk[64], wv[64], wo[64], w1[8 * 16], w2[16 * 8], gam[8], bet[8];
+	for (int i = 0; i < 64; i++) {
+		wq[i] = 0.5f * frand(&s);
+		wk[i] = 0.5f * frand(&s);
+		wv[i] = 0.5f * frand(&s);
+		wo[i] = 0.4f * frand(&s);
+	}
+	for (int i = 0; i < 128; i++) {
+		w1[i] = 0.5f * frand(&s);
+		w2[i] = 0.4f * frand(&s);
+	}
+	for (int i = 0; i < 8; i++) {
+		gam[i] = 1.0f + 0.2f * frand(&s);
+		bet[i] = 0.1f * frand(&s);
+	}
+	mb_init(b, 17);
+	mb_input(b, "x0", (int64_t[]){-1, 32}, 2);
+	mb_init_i64(b, "tokens", (int64_t[]){3}, 1, (int64_t[]){0, 4, 8});
+	mb_node(b, "Reshape", "to_tokens", (const char *[]){"x0", "tokens", NULL}, "x");
+	mb_init_f32(b, "wq", (int64_t[]){8, 8}, 2, wq);
+	mb_init_f32(b, "wk", (int64_t[]){8, 8}, 2, wk);
+	mb_init_f32(b, "wv", (int64_t[]){8, 8}, 2, wv);
+	mb_init_f32(b, "wo", (int64_t[]){8, 8}, 2, wo);
+	mb_init_f32(b, "w1", (int64_t[]){8, 16}, 2, w1);
+	mb_init_f32(b, "w2", (int64_t[]){16, 8}, 2, w2);
+	mb_init_f32(b, "gamma", (int64_t[]){8}, 1, gam);
+	mb_init_f32(b, "beta", (int64_t[]){8}, 1, bet);
+	mb_init_f32(b, "sqrt_d", NULL, 0, (float[]){2.828427f});
+	mb_init_f32(b, "sqrt2", NULL, 0, (float[]){1.4142135f});
+	mb_init_f32(b, "one", NULL, 0, (float[]){1.0f});
+	mb_init_f32(b, "half", NULL, 0, (float[]){0.5f});
+	mb_node(b, "LayerNormalization", "ln", (const char *[]){"x", "gamma", "beta", NULL}, "h");
+	mb_node(b, "MatMul", "q_proj", (const char *[]){"h", "wq", NULL}, "q");
+	mb_node(b, "MatMul", "k_proj", (const char *[]){"h", "wk", NULL}, "k");
+	mb_node(b, "MatMul", "v_proj", (const char *[]){"h", "wv", NULL}, "v");
+	Onnx__NodeProto *t = mb_node(b, "Transpose", "kt", (const char *[]){"k", NULL}, "kt");
+	mb_attr_ints(b, t, "perm", (int64_t[]){0, 2, 1}, 3);
+	mb_node(b, "MatMul", "scores", (const char *[]){"q", "kt", NULL}, "s");
+	mb_node(b, "Div", "scale", (const char *[]){"s", "sqrt_d", NULL}, "s2");
+	Onnx__NodeProto *sm = mb_node(b, "Softmax", "attn", (const char *[]){"s2", NULL}, "a");
+	mb_attr_int(b, sm, "axis", -1);
+	mb_node(b, "MatMul", "mix", (const char *[]){"a", "v", NULL}, "o");
+	mb_node(b, "MatMul", "o_proj", (const char *[]){"o", "wo", NULL}, "o2");
+	mb_node(b, "Add", "residual", (const char *[]){"x", "o2", NULL}, "r");
+	mb_node(b, "MatMul", "fc1", (const char *[]){"r", "w1", NULL}, "f");
+	mb_node(b, "Div", "gelu_div", (const char *[]){"f", "sqrt2", NULL}, "g1");
+	mb_node(b, "Erf", "gelu_erf", (const char *[]){"g1", NULL}, "g2");
+	mb_node(b, "Add", "gelu_add", (const char *[]){"g2", "one", NULL}, "g3");
+	mb_node(b, "Mul", "gelu_mul", (const char *[]){"f", "g3", NULL}, "g4");
+	mb_node(b, "Mul", "gelu_half", (const char *[]){"g4", "half", NULL}, "g5");
+	mb_node(b, "MatMul", "fc2", (const char *[]){"g5", "w2", NULL}, "m");
+	mb_node(b, "Flatten", "flat", (const char *[]){"m", NULL}, "y");
+	mb_output(b, "y");
+	return load_mb(b);
+}
+
+Test(qengine, attention_block_tracks_fp32)
+{
+	struct mb b;
+	struct graph *g = attention_block(&b);
+	struct dataset *ds = uniform_items(48, 1, 4, 8, -2, 2, 91);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 6, "q, k, v, o, fc1, fc2: the MatMuls with a constant weight");
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+	float ref[2][48 * 32];
+	int n_paths = 0;
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			if (!q8_isa_supported((enum q8_isa)isa))
+				continue;
+			struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+						  (enum requant_mode)rq};
+			struct qmodel *m;
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			float yf[48 * 32], yq[48 * 32];
+			int per = run_both(g, m, ds, 48, yf, yq);
+			cr_assert_eq(per, 32);
+			if (isa == Q8_ISA_REF) {
+				memcpy(ref[rq], yq, sizeof yq);
+				double e = rel_rms(yq, yf, 48 * 32);
+				cr_log_info("attention block W8A8 vs FP32 (%s): relative RMS error %.4f",
+					    rq == REQUANT_Q31 ? "Q31" : "float", e);
+				/* eight quantized tensors deep, softmax and all: a few percent */
+				cr_assert_lt(e, 0.06, "relative error %.4f", e);
+			} else {
+				cr_assert_arr_eq(yq, ref[rq], sizeof yq, "path %s differs (%s)",
+						 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
+			}
+			n_paths++;
+			qmodel_free(m);
+		}
+	cr_assert_geq(n_paths, 2);
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}

@@ -56,7 +56,7 @@ Test(status, messages_wrap_and_are_bounded)
 	cr_assert_eq(status_wrap(PRESSO_E_CONFIG, "layers.%s", "fc"), PRESSO_E_CONFIG);
 	cr_assert_str_eq(status_msg(), "layers.fc: bits: 9 is out of range");
 	/* a message longer than the buffer is cut, never overrun */
-	char long_text[3000];
+	static char long_text[20000]; /* over twice the 8 KB buffer */
 	memset(long_text, 'x', sizeof long_text - 1);
 	long_text[sizeof long_text - 1] = '\0';
 	status_fail(PRESSO_E_RUNTIME, "%s", long_text);

@@ -595,3 +595,139 @@ Test(transform, pruned_and_factorised_models_round_trip_through_presso_files)
 	policy_free(p);
 	graph_free(g);
 }
+
+/* --- structured pruning through the element-wise ops ------------------------ */
+
+static struct graph *load_mb_graph(struct mb *b)
+{
+	size_t n;
+	uint8_t *bytes = mb_pack(b, &n);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, n, NULL, &g), PRESSO_OK, "%s", status_msg());
+	return g;
+}
+
+/* conv1 (6 channels, two of them all zero) -> PRelu with a per-channel slope
+ * -> HardSwish -> Mul by a per-channel constant -> Div by a scalar -> conv2:
+ * pruning conv1's zero channels shrinks the slope and the constant with them,
+ * and the outputs stay what they were. */
+Test(transform, structured_pruning_follows_element_wise_ops)
+{
+	float w1[6 * 2 * 9], b1[6], slope[6], scale[6], w2[3 * 6 * 9];
+	for (int i = 0; i < 6 * 18; i++)
+		w1[i] = frand();
+	for (int i = 0; i < 6; i++) {
+		b1[i] = 0.1f * frand();
+		slope[i] = 0.2f * frand();
+		scale[i] = 1.0f + frand();
+	}
+	for (int i = 0; i < 3 * 54; i++)
+		w2[i] = frand();
+	const int dead[2] = {1, 4};
+	for (int d = 0; d < 2; d++) {
+		for (int j = 0; j < 18; j++)
+			w1[dead[d] * 18 + j] = 0.0f;
+		b1[dead[d]] = 0.0f;
+	}
+	struct mb b;
+	mb_init(&b, 14);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 5, 5}, 4);
+	mb_init_f32(&b, "w1", (int64_t[]){6, 2, 3, 3}, 4, w1);
+	mb_init_f32(&b, "b1", (int64_t[]){6}, 1, b1);
+	mb_init_f32(&b, "slope", (int64_t[]){6, 1, 1}, 3, slope);
+	mb_init_f32(&b, "scale", (int64_t[]){1, 6, 1, 1}, 4, scale);
+	mb_init_f32(&b, "two", NULL, 0, (float[]){2.0f});
+	mb_init_f32(&b, "w2", (int64_t[]){3, 6, 3, 3}, 4, w2);
+	Onnx__NodeProto *n = mb_node(&b, "Conv", "conv1", (const char *[]){"x", "w1", "b1", NULL}, "c1");
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_node(&b, "PRelu", "prelu", (const char *[]){"c1", "slope", NULL}, "a1");
+	mb_node(&b, "HardSwish", "hswish", (const char *[]){"a1", NULL}, "a2");
+	mb_node(&b, "Mul", "scale", (const char *[]){"scale", "a2", NULL}, "a3");
+	mb_node(&b, "Div", "halve", (const char *[]){"a3", "two", NULL}, "a4");
+	mb_node(&b, "Conv", "conv2", (const char *[]){"a4", "w2", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g = load_mb_graph(&b);
+	struct policy *p = identity_policy(g);
+	int li = layer_named(g, "conv1", NULL);
+	p->layers[li].prune = 2.0 / 6.0;
+	p->layers[li].prune_kind = PRUNE_STRUCTURED;
+	struct transform_result tr;
+	cr_assert_eq(transform_apply(g, p, &tr), PRESSO_OK, "%s", status_msg());
+	struct layer a, c;
+	layer_named(tr.g, "conv1", &a);
+	layer_named(tr.g, "conv2", &c);
+	cr_assert_eq(a.c_out, 4);
+	cr_assert_eq(c.c_in, 4);
+	int sv = graph_find_value(tr.g, "slope"), cv = graph_find_value(tr.g, "scale");
+	cr_assert_eq(tr.g->values[sv].shape.dims[0], 4, "the slope shrinks with the channels");
+	cr_assert_eq(tr.g->values[cv].shape.dims[1], 4, "and so does the per-channel factor");
+	cr_assert_eq(tr.g->values[sv].data[1], slope[2], "channel 1 is the old channel 2");
+	float *x = random_inputs(g, 3);
+	int64_t n1, n2;
+	float *y1 = run_fp32(g, x, 3, &n1), *y2 = run_fp32(tr.g, x, 3, &n2);
+	cr_assert_eq(n1, n2);
+	cr_assert_leq(max_abs_diff(y1, y2, n1), 1e-5, "outputs moved by %g", max_abs_diff(y1, y2, n1));
+	free(x);
+	free(y1);
+	free(y2);
+	transform_result_free(&tr);
+	policy_free(p);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* A squeeze-excite block: the channels of conv0 reach a Mul by the gate that
+ * is computed from them; structured pruning stops there, naming the Mul. A
+ * per-channel constant that is not one value per channel stops it too. */
+Test(transform, structured_pruning_stops_at_a_squeeze_excite_gate)
+{
+	float w0[8 * 2 * 9], w1[4 * 8], w2[8 * 4], w3[3 * 8];
+	for (size_t i = 0; i < sizeof w0 / 4; i++) w0[i] = frand();
+	for (size_t i = 0; i < sizeof w1 / 4; i++) w1[i] = frand();
+	for (size_t i = 0; i < sizeof w2 / 4; i++) w2[i] = frand();
+	for (size_t i = 0; i < sizeof w3 / 4; i++) w3[i] = frand();
+	struct mb b;
+	mb_init(&b, 14);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 5, 5}, 4);
+	mb_init_f32(&b, "w0", (int64_t[]){8, 2, 3, 3}, 4, w0);
+	mb_init_f32(&b, "w1", (int64_t[]){4, 8, 1, 1}, 4, w1);
+	mb_init_f32(&b, "w2", (int64_t[]){8, 4, 1, 1}, 4, w2);
+	mb_init_f32(&b, "w3", (int64_t[]){3, 8, 1, 1}, 4, w3);
+	mb_node(&b, "Conv", "conv0", (const char *[]){"x", "w0", NULL}, "c");
+	mb_node(&b, "GlobalAveragePool", "squeeze", (const char *[]){"c", NULL}, "s0");
+	mb_node(&b, "Conv", "reduce", (const char *[]){"s0", "w1", NULL}, "s1");
+	mb_node(&b, "Relu", "relu", (const char *[]){"s1", NULL}, "s2");
+	mb_node(&b, "Conv", "expand", (const char *[]){"s2", "w2", NULL}, "s3");
+	mb_node(&b, "HardSigmoid", "gate", (const char *[]){"s3", NULL}, "s");
+	mb_node(&b, "Mul", "excite", (const char *[]){"c", "s", NULL}, "e");
+	mb_node(&b, "Conv", "project", (const char *[]){"e", "w3", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g = load_mb_graph(&b);
+	struct policy *p = identity_policy(g);
+	const char *layers[] = {"conv0", "expand"};
+	for (int t = 0; t < 2; t++) {
+		int li = layer_named(g, layers[t], NULL);
+		p->layers[li].prune = 0.5;
+		p->layers[li].prune_kind = PRUNE_STRUCTURED;
+		struct transform_result tr;
+		cr_assert_eq(transform_apply(g, p, &tr), PRESSO_E_CONFIG, "%s", status_msg());
+		cr_assert(strstr(status_msg(), layers[t]), "%s", status_msg());
+		cr_assert(strstr(status_msg(), "node 'excite' (Mul)"), "%s", status_msg());
+		cr_assert(strstr(status_msg(), "squeeze-excite"), "%s", status_msg());
+		cr_assert_null(tr.g);
+		p->layers[li].prune = 0;
+	}
+	/* the squeeze side alone can be pruned: reduce's channels end in expand */
+	int li = layer_named(g, "reduce", NULL);
+	p->layers[li].prune = 0.5;
+	p->layers[li].prune_kind = PRUNE_STRUCTURED;
+	struct transform_result tr;
+	cr_assert_eq(transform_apply(g, p, &tr), PRESSO_OK, "%s", status_msg());
+	struct layer e;
+	layer_named(tr.g, "expand", &e);
+	cr_assert_eq(e.c_in, 2);
+	transform_result_free(&tr);
+	policy_free(p);
+	graph_free(g);
+	mb_free(&b);
+}

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATUS_MSG_BYTES 1024
+/* Room for a model refused for many nodes, one line each (onnx_import.c
+ * lists every node whose op presso lacks): about a hundred lines. */
+#define STATUS_MSG_BYTES 8192
 
 static _Thread_local char msg_buf[STATUS_MSG_BYTES];
 

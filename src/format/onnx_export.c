@@ -1,6 +1,7 @@
 /* onnx_export.c - a quantized model as an ONNX model in QDQ form (onnx_export.h).
  *
- * The form (opset 13, IR version 7), for the graph the quantized model runs:
+ * The form (opset 13, IR version 7; opset 17 and IR version 8 when the graph
+ * has HardSwish or LayerNormalization), for the graph the quantized model runs:
  *
  *   - every value the INT8 engine holds as uint8 (qmodel_value_qparams) is
  *     followed by QuantizeLinear -> DequantizeLinear with its scale and uint8
@@ -471,6 +472,34 @@ static enum presso_status emit_node(struct xb *b, int i)
 			n_in = 1;
 		else if (!in[2][0])
 			n_in = 2;
+	} else if (n->op == OP_SLICE) {
+		/* starts, ends, axes, steps; an end before index 0 is INT64_MIN (a
+		 * -1 would mean the last element) */
+		int64_t one = 1, first = n->a.ints[0], count = n->a.ints[1], step = n->a.ints[2];
+		int64_t end = first + count * step, axis = n->a.axis;
+		if (step < 0 && end < 0)
+			end = INT64_MIN;
+		const int64_t *vals[4] = {&first, &end, &axis, &step};
+		static const char *const suffix[4] = {"_starts", "_ends", "_axes", "_steps"};
+		for (int k = 0; k < 4; k++) {
+			char *name = new_name(b, n->name, suffix[k]);
+			if (name)
+				add_init(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &one, 1, vals[k], 8);
+			in[1 + k] = name ? name : "";
+		}
+		n_in = 5;
+		if (b->oom)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+	} else if (n->op == OP_PAD) {
+		int64_t len = n->a.n_ints;
+		char *name = new_name(b, n->name, "_pads");
+		if (name)
+			add_init(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &len, 1, n->a.ints, 8);
+		in[1] = name ? name : "";
+		in[2] = scalar_f32(b, n->name, "_value", n->a.pad_value);
+		n_in = 3;
+		if (b->oom)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
 	} else if (n->op == OP_RESHAPE || ((n->op == OP_SQUEEZE || n->op == OP_UNSQUEEZE) &&
 					   n->a.n_ints > 0)) {
 		if (n->op == OP_RESHAPE && n->a.allowzero)
@@ -542,6 +571,28 @@ static enum presso_status emit_node(struct xb *b, int i)
 	case OP_TRANSPOSE:
 		if (n->a.n_ints > 0)
 			attr_ints(b, p, "perm", n->a.ints, n->a.n_ints);
+		break;
+	case OP_HARDSIGMOID:
+		attr_float(b, p, "alpha", n->a.alpha);
+		attr_float(b, p, "beta", n->a.beta);
+		break;
+	case OP_LEAKYRELU:
+		attr_float(b, p, "alpha", n->a.alpha);
+		break;
+	case OP_LRN:
+		attr_float(b, p, "alpha", n->a.alpha);
+		attr_float(b, p, "beta", n->a.beta);
+		attr_float(b, p, "bias", n->a.lrn_bias);
+		attr_int(b, p, "size", n->a.lrn_size);
+		break;
+	case OP_REDUCEMEAN:
+		if (n->a.n_ints > 0)
+			attr_ints(b, p, "axes", n->a.ints, n->a.n_ints);
+		attr_int(b, p, "keepdims", n->a.keepdims);
+		break;
+	case OP_LAYERNORM:
+		attr_int(b, p, "axis", n->a.axis);
+		attr_float(b, p, "epsilon", n->a.epsilon);
 		break;
 	default:
 		break;
@@ -664,7 +715,10 @@ static enum presso_status build(struct xb *b, const char *note, Onnx__ModelProto
 	onnx__operator_set_id_proto__init(opset);
 	opset->domain = dup_str(b, "");
 	opset->has_version = 1;
-	opset->version = ONNX_EXPORT_OPSET;
+	bool new_ops = false;
+	for (int i = 0; i < g->n_nodes; i++)
+		new_ops |= g->nodes[i].op == OP_HARDSWISH || g->nodes[i].op == OP_LAYERNORM;
+	opset->version = new_ops ? ONNX_EXPORT_OPSET_NEW : ONNX_EXPORT_OPSET;
 	opsets[0] = opset;
 	onnx__graph_proto__init(graph);
 	graph->name = dup_str(b, "presso_qdq");
@@ -678,7 +732,7 @@ static enum presso_status build(struct xb *b, const char *note, Onnx__ModelProto
 	graph->output = outputs;
 	onnx__model_proto__init(model);
 	model->has_ir_version = 1;
-	model->ir_version = ONNX_EXPORT_IR_VERSION;
+	model->ir_version = new_ops ? ONNX_EXPORT_IR_VERSION_NEW : ONNX_EXPORT_IR_VERSION;
 	model->n_opset_import = 1;
 	model->opset_import = opsets;
 	model->producer_name = dup_str(b, "presso");

@@ -13,9 +13,14 @@
 #include "quant/qengine.h"
 #include "base/status.h"
 
-/* The ONNX opset and IR version of the written models. */
+/* The ONNX opset and IR version of the written models: opset 13, or 17 (IR
+ * version 8, ONNX 1.12) for a graph with HardSwish (opset 14) or
+ * LayerNormalization (opset 17). Every other op is written as opset 13
+ * defines it, which opset 17 keeps. */
 #define ONNX_EXPORT_OPSET 13
 #define ONNX_EXPORT_IR_VERSION 7
+#define ONNX_EXPORT_OPSET_NEW 17
+#define ONNX_EXPORT_IR_VERSION_NEW 8
 
 /* Writes the quantized model m (and the graph it was built from,
  * qmodel_graph(m)) to path as an ONNX ModelProto in QDQ form. producer_note

@@ -21,7 +21,11 @@
  *                      heads (0 if it heads none)
  *     node[n_nodes]    str name, u8 op, u8 n_inputs, uv inputs[n_inputs]
  *                      (value + 1; 0 for an absent optional input), uv output,
- *                      the attributes of its op (op_format below)
+ *                      the attributes of its op (op_format below). op is
+ *                      graph.h's enum op_type, to which ops are only ever
+ *                      appended: a file keeps its meaning, and a file with
+ *                      an op an older presso lacks is refused by it as an
+ *                      unknown op
  *     uv inputs[n_inputs], uv outputs[n_outputs]   value indices
  *     layer[n_layers]  uv node, u8 bits, u8 act_bits, u8 coding, uv nnz
  *   body, payload: exactly the model's size_bytes (qmodel_size)
@@ -101,6 +105,10 @@ enum {
 	A_EPS = 1 << 5,    /* f32 epsilon */
 	A_AXIS = 1 << 6,   /* sv axis */
 	A_INTS = 1 << 7,   /* uv n_ints, sv ints[n_ints], u8 allowzero */
+	A_ALPHA = 1 << 8,  /* f32 alpha, f32 beta */
+	A_LRN = 1 << 9,    /* f32 bias, uv size */
+	A_PAD = 1 << 10,   /* uv n_ints (even), uv pads[n_ints], f32 value */
+	A_REDUCE = 1 << 11, /* uv n_ints, sv axes[n_ints], u8 keepdims */
 };
 
 struct op_format {
@@ -129,8 +137,32 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_TRANSPOSE] = {A_INTS, 1, 1, false},
 	[OP_SQUEEZE] = {A_INTS, 1, 1, false},
 	[OP_UNSQUEEZE] = {A_INTS, 1, 1, false},
+	[OP_SIGMOID] = {0, 1, 1, false},
+	[OP_TANH] = {0, 1, 1, false},
+	[OP_HARDSIGMOID] = {A_ALPHA, 1, 1, false},
+	[OP_HARDSWISH] = {0, 1, 1, false},
+	[OP_LEAKYRELU] = {A_ALPHA, 1, 1, false},
+	[OP_PRELU] = {0, 2, 2, false},
+	[OP_MUL] = {0, 2, 2, false},
+	[OP_SUB] = {0, 2, 2, false},
+	[OP_DIV] = {0, 2, 2, false},
+	[OP_POW] = {0, 2, 2, false},
+	[OP_SQRT] = {0, 1, 1, false},
+	[OP_ERF] = {0, 1, 1, false},
+	[OP_SUM] = {0, 1, GRAPH_MAX_INPUTS, false},
+	[OP_PAD] = {A_PAD, 1, 1, false},
+	[OP_REDUCEMEAN] = {A_REDUCE, 1, 1, false},
+	[OP_LAYERNORM] = {A_AXIS | A_EPS, 2, 3, true},
+	[OP_LRN] = {A_ALPHA | A_LRN, 1, 1, false},
+	[OP_EXP] = {0, 1, 1, false},
+	[OP_NEG] = {0, 1, 1, false},
+	[OP_RECIPROCAL] = {0, 1, 1, false},
+	[OP_ABS] = {0, 1, 1, false},
+	[OP_SLICE] = {A_AXIS | A_INTS, 1, 1, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
+/* (the array has OP_COUNT entries whatever it lists: an op left out reads as
+ * taking no input, which tests/test_presso_file.c catches) */
 
 static uint32_t body_crc(const uint8_t *p, size_t n)
 {
@@ -269,6 +301,26 @@ static void w_attrs(struct wbuf *w, const struct node *n, bool gemm_layer)
 		for (int i = 0; i < a->n_ints; i++)
 			w_sv(w, a->ints[i]);
 		w_u8(w, a->allowzero ? 1u : 0);
+	}
+	if (f & A_ALPHA) {
+		w_f32(w, a->alpha);
+		w_f32(w, a->beta);
+	}
+	if (f & A_LRN) {
+		w_f32(w, a->lrn_bias);
+		w_uv(w, (uint64_t)a->lrn_size);
+	}
+	if (f & A_PAD) {
+		w_uv(w, (uint64_t)a->n_ints);
+		for (int i = 0; i < a->n_ints; i++)
+			w_uv(w, (uint64_t)a->ints[i]);
+		w_f32(w, a->pad_value);
+	}
+	if (f & A_REDUCE) {
+		w_uv(w, (uint64_t)a->n_ints);
+		for (int i = 0; i < a->n_ints; i++)
+			w_sv(w, a->ints[i]);
+		w_u8(w, a->keepdims ? 1u : 0);
 	}
 }
 
@@ -660,19 +712,51 @@ static enum presso_status r_attrs(struct rd *r, struct node *n)
 			return bad(r, "node '%s': bad integer list", n->name);
 		a->n_ints = (int)v;
 		/* Reshape: a target shape whose product stays in bounds; else axes */
-		bool shape = n->op == OP_RESHAPE;
-		int64_t lo = shape ? -1 : -GRAPH_MAX_DIMS, hi = shape ? PFILE_MAX_DIM : GRAPH_MAX_DIMS;
+		bool shape = n->op == OP_RESHAPE, slice = n->op == OP_SLICE;
+		int64_t lo = shape ? -1 : slice ? -PFILE_MAX_DIM : -GRAPH_MAX_DIMS;
+		int64_t hi = shape || slice ? PFILE_MAX_DIM : GRAPH_MAX_DIMS;
 		int64_t product = 1;
 		for (int i = 0; i < a->n_ints; i++) {
 			if (!r_sv(r, &a->ints[i]) || a->ints[i] < lo || a->ints[i] > hi)
 				return bad(r, "node '%s': bad integer list", n->name);
-			if (a->ints[i] > 0 && (product *= a->ints[i]) > PFILE_MAX_NUMEL)
+			if (shape && a->ints[i] > 0 && (product *= a->ints[i]) > PFILE_MAX_NUMEL)
 				return bad(r, "node '%s': Reshape to more than %lld elements", n->name,
 					   (long long)PFILE_MAX_NUMEL);
 		}
 		if (!r_u8(r, &b) || b > 1)
 			return bad(r, "node '%s': bad allowzero", n->name);
 		a->allowzero = b;
+	}
+	if ((f & A_ALPHA) && (!r_f32(r, &a->alpha) || !r_f32(r, &a->beta)))
+		return bad(r, "node '%s': bad alpha or beta", n->name);
+	if (f & A_LRN) {
+		if (!r_f32(r, &a->lrn_bias) || !r_uv_in(r, 1, PFILE_MAX_WINDOW, &v))
+			return bad(r, "node '%s': bad LRN bias or size", n->name);
+		a->lrn_size = (int)v;
+	}
+	if (f & A_PAD) {
+		if (!r_uv_in(r, 0, GRAPH_MAX_DIMS, &v) || v % 2)
+			return bad(r, "node '%s': bad pads", n->name);
+		a->n_ints = (int)v;
+		for (int i = 0; i < a->n_ints; i++) {
+			if (!r_uv_in(r, 0, PFILE_MAX_DIM, &v))
+				return bad(r, "node '%s': bad pads", n->name);
+			a->ints[i] = v;
+		}
+		if (!r_f32(r, &a->pad_value))
+			return bad(r, "node '%s': bad Pad value", n->name);
+	}
+	if (f & A_REDUCE) {
+		if (!r_uv_in(r, 0, GRAPH_MAX_DIMS, &v))
+			return bad(r, "node '%s': bad axes", n->name);
+		a->n_ints = (int)v;
+		for (int i = 0; i < a->n_ints; i++)
+			if (!r_sv(r, &a->ints[i]) || a->ints[i] < -GRAPH_MAX_DIMS ||
+			    a->ints[i] >= GRAPH_MAX_DIMS)
+				return bad(r, "node '%s': bad axes", n->name);
+		if (!r_u8(r, &b) || b > 1)
+			return bad(r, "node '%s': bad keepdims", n->name);
+		a->keepdims = b;
 	}
 	return PRESSO_OK;
 }

@@ -780,12 +780,118 @@ void batchnorm_f32__ref(int n, int c, int64_t inner, const float *x, const float
 	}
 }
 
-void add_f32__ref(const int64_t *a_dims, const float *a, const int64_t *b_dims,
-		  const float *b, const int64_t *y_dims, int y_rank, float *y)
+/* ---- Broadcasting binary ops ------------------------------------------------ */
+
+static inline float f_add(float a, float b)
+{
+	return a + b;
+}
+
+static inline float f_sub(float a, float b)
+{
+	return a - b;
+}
+
+static inline float f_mul(float a, float b)
+{
+	return a * b;
+}
+
+static inline float f_div(float a, float b)
+{
+	return a / b;
+}
+
+/* b == 2 (a square, the commonest exponent) is the correctly rounded a * a;
+ * powf is within an ulp of it, not always equal */
+static inline float f_pow(float a, float b)
+{
+	return b == 2.0f ? a * a : powf(a, b);
+}
+
+static inline float f_prelu(float a, float slope)
+{
+	return a < 0.0f ? slope * a : a;
+}
+
+float binary_f32_scalar(enum f32_binary f, float a, float b)
+{
+	switch (f) {
+	case F32_ADD:
+		return f_add(a, b);
+	case F32_SUB:
+		return f_sub(a, b);
+	case F32_MUL:
+		return f_mul(a, b);
+	case F32_DIV:
+		return f_div(a, b);
+	case F32_POW:
+		return f_pow(a, b);
+	case F32_PRELU:
+		return f_prelu(a, b);
+	case F32_BINARY_COUNT:
+		break;
+	}
+	PRESSO_CHECK(!"a binary op");
+	return 0.0f;
+}
+
+/* One run of `inner` outputs, each operand stepping by 1 (sa, sb != 0) or
+ * standing still. y may be a when both step by 1. */
+#define BINARY_RUN(F)                                                       \
+	do {                                                                \
+		if (sa && sb) {                                             \
+			for (int64_t i = 0; i < inner; i++)                 \
+				yp[i] = F(ap[i], bq[i]);                    \
+		} else if (sa) {                                            \
+			float bv = bq[0];                                   \
+			for (int64_t i = 0; i < inner; i++)                 \
+				yp[i] = F(ap[i], bv);                       \
+		} else if (sb) {                                            \
+			float av = ap[0];                                   \
+			for (int64_t i = 0; i < inner; i++)                 \
+				yp[i] = F(av, bq[i]);                       \
+		} else {                                                    \
+			float v = F(ap[0], bq[0]);                          \
+			for (int64_t i = 0; i < inner; i++)                 \
+				yp[i] = v;                                  \
+		}                                                           \
+	} while (0)
+
+static void binary_run(enum f32_binary f, int64_t inner, const float *ap, int64_t sa,
+		       const float *bq, int64_t sb, float *yp)
+{
+	switch (f) {
+	case F32_ADD:
+		BINARY_RUN(f_add);
+		break;
+	case F32_SUB:
+		BINARY_RUN(f_sub);
+		break;
+	case F32_MUL:
+		BINARY_RUN(f_mul);
+		break;
+	case F32_DIV:
+		BINARY_RUN(f_div);
+		break;
+	case F32_POW:
+		BINARY_RUN(f_pow);
+		break;
+	case F32_PRELU:
+		BINARY_RUN(f_prelu);
+		break;
+	case F32_BINARY_COUNT:
+		PRESSO_CHECK(!"a binary op");
+	}
+}
+
+void binary_f32__ref(enum f32_binary f, const int64_t *a_dims, const float *a,
+		     const int64_t *b_dims, const float *b, const int64_t *y_dims, int y_rank,
+		     float *y)
 {
 	struct bcast_plan bp;
 	int64_t idx[F32_MAX_RANK] = { 0 };
-	int64_t a_off = 0, b_off = 0, inner, sa, sb;
+	int64_t a_off = 0, b_off = 0;
 
 	bcast_init(&bp, 1, 1);
 	for (int i = y_rank - 1; i >= 0; i--) {
@@ -794,38 +900,335 @@ void add_f32__ref(const int64_t *a_dims, const float *a, const int64_t *b_dims,
 		bcast_push(&bp, y_dims[i], a_dims[i], b_dims[i]);
 	}
 	if (bp.rank == 0) {
-		y[0] = a[0] + b[0];
+		y[0] = binary_f32_scalar(f, a[0], b[0]);
 		return;
 	}
 	/* The innermost merged dimension steps by 1 or 0 in each operand. */
-	inner = bp.dims[0];
-	sa = bp.a_step[0];
-	sb = bp.b_step[0];
 	do {
-		const float *restrict ap = a + a_off, *restrict bq = b + b_off;
-		float *restrict yp = y;
-
-		if (sa && sb) {
-			for (int64_t i = 0; i < inner; i++)
-				yp[i] = ap[i] + bq[i];
-		} else if (sa) {
-			float bv = bq[0];
-
-			for (int64_t i = 0; i < inner; i++)
-				yp[i] = ap[i] + bv;
-		} else if (sb) {
-			float av = ap[0];
-
-			for (int64_t i = 0; i < inner; i++)
-				yp[i] = av + bq[i];
-		} else {
-			float v = ap[0] + bq[0];
-
-			for (int64_t i = 0; i < inner; i++)
-				yp[i] = v;
-		}
-		y += inner;
+		binary_run(f, bp.dims[0], a + a_off, bp.a_step[0], b + b_off, bp.b_step[0], y);
+		y += bp.dims[0];
 	} while (bcast_next(&bp, 1, idx, &a_off, &b_off));
+}
+
+void add_f32__ref(const int64_t *a_dims, const float *a, const int64_t *b_dims,
+		  const float *b, const int64_t *y_dims, int y_rank, float *y)
+{
+	binary_f32__ref(F32_ADD, a_dims, a, b_dims, b, y_dims, y_rank, y);
+}
+
+/* ---- Elementwise functions of one operand ------------------------------------ */
+
+/* Never exponentiates a positive number: no overflow, and 1 + e stays exact
+ * where it matters (e small). */
+static inline float f_sigmoid(float x)
+{
+	if (x >= 0.0f)
+		return 1.0f / (1.0f + expf(-x));
+	float e = expf(x);
+	return e / (1.0f + e);
+}
+
+static inline float f_hardsigmoid(float x, float alpha, float beta)
+{
+	return clampf(alpha * x + beta, 0.0f, 1.0f);
+}
+
+static inline float f_hardswish(float x)
+{
+	return x * clampf(x * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
+}
+
+static inline float f_leakyrelu(float x, float alpha)
+{
+	return x < 0.0f ? alpha * x : x;
+}
+
+float unary_f32_scalar(enum f32_unary f, float x, float alpha, float beta)
+{
+	switch (f) {
+	case F32_SIGMOID:
+		return f_sigmoid(x);
+	case F32_TANH:
+		return tanhf(x);
+	case F32_HARDSIGMOID:
+		return f_hardsigmoid(x, alpha, beta);
+	case F32_HARDSWISH:
+		return f_hardswish(x);
+	case F32_LEAKYRELU:
+		return f_leakyrelu(x, alpha);
+	case F32_SQRT:
+		return sqrtf(x);
+	case F32_ERF:
+		return erff(x);
+	case F32_EXP:
+		return expf(x);
+	case F32_NEG:
+		return -x;
+	case F32_RECIPROCAL:
+		return 1.0f / x;
+	case F32_ABS:
+		return fabsf(x);
+	case F32_UNARY_COUNT:
+		break;
+	}
+	PRESSO_CHECK(!"a unary op");
+	return 0.0f;
+}
+
+/* The loops call the same inline functions as unary_f32_scalar(), one per
+ * op so that the cheap ones vectorize; libm calls stay scalar (no fast-math),
+ * so every element is exactly unary_f32_scalar()'s value. */
+void unary_f32__ref(enum f32_unary f, int64_t count, const float *x, float alpha, float beta,
+		    float *y)
+{
+	switch (f) {
+	case F32_SIGMOID:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_sigmoid(x[i]);
+		break;
+	case F32_TANH:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = tanhf(x[i]);
+		break;
+	case F32_HARDSIGMOID:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_hardsigmoid(x[i], alpha, beta);
+		break;
+	case F32_HARDSWISH:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_hardswish(x[i]);
+		break;
+	case F32_LEAKYRELU:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_leakyrelu(x[i], alpha);
+		break;
+	case F32_SQRT:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = sqrtf(x[i]);
+		break;
+	case F32_ERF:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = erff(x[i]);
+		break;
+	case F32_EXP:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = expf(x[i]);
+		break;
+	case F32_NEG:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = -x[i];
+		break;
+	case F32_RECIPROCAL:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = 1.0f / x[i];
+		break;
+	case F32_ABS:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = fabsf(x[i]);
+		break;
+	case F32_UNARY_COUNT:
+		PRESSO_CHECK(!"a unary op");
+	}
+}
+
+/* ---- Pad ----------------------------------------------------------------- */
+
+/* Rows of the innermost dimension: an odometer over the outer output
+ * dimensions; a row outside x in any of them is all value, else value, the
+ * x row, value. */
+void pad_f32__ref(int rank, const int64_t *x_dims, const int64_t *pads, float value,
+		  const float *x, float *y)
+{
+	int64_t y_dims[F32_MAX_RANK], idx[F32_MAX_RANK] = { 0 }, x_strides[F32_MAX_RANK];
+
+	PRESSO_CHECK(rank <= F32_MAX_RANK);
+	if (rank == 0) {
+		y[0] = x[0];
+		return;
+	}
+	for (int d = 0; d < rank; d++) {
+		y_dims[d] = x_dims[d] + pads[d] + pads[rank + d];
+		if (y_dims[d] == 0)
+			return;
+	}
+	x_strides[rank - 1] = 1;
+	for (int d = rank - 2; d >= 0; d--)
+		x_strides[d] = x_strides[d + 1] * x_dims[d + 1];
+	int64_t w = x_dims[rank - 1], left = pads[rank - 1], right = pads[2 * rank - 1];
+	int64_t row = y_dims[rank - 1];
+	for (;;) {
+		bool inside = w > 0;
+		int64_t x_off = 0;
+		for (int d = 0; d < rank - 1 && inside; d++) {
+			int64_t xi = idx[d] - pads[d];
+			inside = xi >= 0 && xi < x_dims[d];
+			x_off += xi * x_strides[d];
+		}
+		if (!inside) {
+			for (int64_t i = 0; i < row; i++)
+				y[i] = value;
+		} else {
+			for (int64_t i = 0; i < left; i++)
+				y[i] = value;
+			memcpy(y + left, x + x_off, sizeof(float) * (size_t)w);
+			for (int64_t i = 0; i < right; i++)
+				y[left + w + i] = value;
+		}
+		y += row;
+		int d = rank - 2;
+		for (; d >= 0; d--) {
+			if (++idx[d] < y_dims[d])
+				break;
+			idx[d] = 0;
+		}
+		if (d < 0)
+			return;
+	}
+}
+
+void slice_f32__ref(int64_t outer, int64_t dim, int64_t inner, int64_t first, int64_t step,
+		    int64_t count, const float *x, float *y)
+{
+	for (int64_t o = 0; o < outer; o++)
+		for (int64_t k = 0; k < count; k++) {
+			memcpy(y, x + (o * dim + first + k * step) * inner, sizeof(float) * (size_t)inner);
+			y += inner;
+		}
+}
+
+/* ---- ReduceMean ---------------------------------------------------------- */
+
+/* Size-1 dimensions are dropped and neighbours of the same kind merged. With
+ * one reduced run between kept ones, x is [outer, dim, inner]: a row mean
+ * (inner 1) sums in DOT_LANES partial sums, otherwise rows of inner values are
+ * added in order. Any other pattern adds every x into its y in x's order. */
+void reduce_mean_f32__ref(int rank, const int64_t *x_dims, const bool *reduce, const float *x,
+			  float *y)
+{
+	int64_t dims[F32_MAX_RANK], count = 1, total = 1, n_y = 1;
+	bool red[F32_MAX_RANK];
+	int r = 0, n_red_runs = 0;
+
+	PRESSO_CHECK(rank <= F32_MAX_RANK);
+	for (int d = 0; d < rank; d++) {
+		total *= x_dims[d];
+		if (reduce[d])
+			count *= x_dims[d];
+		else
+			n_y *= x_dims[d];
+		if (x_dims[d] == 1)
+			continue;
+		if (r > 0 && red[r - 1] == reduce[d]) {
+			dims[r - 1] *= x_dims[d];
+			continue;
+		}
+		dims[r] = x_dims[d];
+		red[r] = reduce[d];
+		n_red_runs += reduce[d];
+		r++;
+	}
+	if (n_y == 0)
+		return;
+	if (total == 0 || count == 1) {
+		for (int64_t i = 0; i < n_y; i++)
+			y[i] = total == 0 ? NAN : x[i]; /* the mean of nothing */
+		return;
+	}
+	float inv = (float)count;
+	if (n_red_runs == 1) {
+		int at = 0;
+		while (!red[at])
+			at++;
+		int64_t outer = 1, inner = 1, dim = dims[at];
+		for (int d = 0; d < at; d++)
+			outer *= dims[d];
+		for (int d = at + 1; d < r; d++)
+			inner *= dims[d];
+		for (int64_t o = 0; o < outer; o++) {
+			const float *xo = x + o * dim * inner;
+			float *yo = y + o * inner;
+			if (inner == 1) {
+				yo[0] = sum_lanes(dim, xo) / inv;
+				continue;
+			}
+			memcpy(yo, xo, sizeof(float) * (size_t)inner);
+			for (int64_t k = 1; k < dim; k++)
+				axpy(inner, 1.0f, xo + k * inner, yo);
+			for (int64_t i = 0; i < inner; i++)
+				yo[i] /= inv;
+		}
+		return;
+	}
+	/* y strides of the merged dimensions (0 for reduced ones) */
+	int64_t ys[F32_MAX_RANK], idx[F32_MAX_RANK] = { 0 }, step = 1, y_off = 0;
+	for (int d = r - 1; d >= 0; d--) {
+		ys[d] = red[d] ? 0 : step;
+		if (!red[d])
+			step *= dims[d];
+	}
+	for (int64_t i = 0; i < n_y; i++)
+		y[i] = 0.0f;
+	for (int64_t i = 0; i < total; i++) {
+		y[y_off] += x[i];
+		for (int d = r - 1; d >= 0; d--) {
+			y_off += ys[d];
+			if (++idx[d] < dims[d])
+				break;
+			y_off -= ys[d] * dims[d];
+			idx[d] = 0;
+		}
+	}
+	for (int64_t i = 0; i < n_y; i++)
+		y[i] /= inv;
+}
+
+/* ---- Normalisation --------------------------------------------------------- */
+
+/* Mean and variance in double over each row (two passes), then one float
+ * multiply-add per value with the row's 1 / sqrt(var + epsilon). */
+void layernorm_f32__ref(int64_t outer, int64_t inner, const float *x, const float *scale,
+			int64_t n_scale, const float *bias, int64_t n_bias, float epsilon, float *y)
+{
+	for (int64_t o = 0; o < outer; o++) {
+		const float *xr = x + o * inner;
+		float *yr = y + o * inner;
+		double sum = 0, sq = 0;
+		for (int64_t i = 0; i < inner; i++)
+			sum += xr[i];
+		double mean = inner ? sum / (double)inner : 0;
+		for (int64_t i = 0; i < inner; i++) {
+			double dv = xr[i] - mean;
+			sq += dv * dv;
+		}
+		double var = inner ? sq / (double)inner : 0;
+		float inv = (float)(1.0 / sqrt(var + (double)epsilon)), m = (float)mean;
+		for (int64_t i = 0; i < inner; i++) {
+			float v = (xr[i] - m) * inv * scale[i % n_scale];
+			yr[i] = bias ? v + bias[i % n_bias] : v;
+		}
+	}
+}
+
+void lrn_f32__ref(int n, int c, int64_t inner, int size, float alpha, float beta, float bias,
+		  const float *x, float *y)
+{
+	int before = (size - 1) / 2, after = size / 2;
+	float k = alpha / (float)size;
+	for (int ni = 0; ni < n; ni++)
+		for (int ch = 0; ch < c; ch++) {
+			int lo = ch - before < 0 ? 0 : ch - before;
+			int hi = ch + after > c - 1 ? c - 1 : ch + after;
+			const float *xc = x + ((int64_t)ni * c + ch) * inner;
+			float *yc = y + ((int64_t)ni * c + ch) * inner;
+			for (int64_t i = 0; i < inner; i++) {
+				float sq = 0.0f;
+				for (int j = lo; j <= hi; j++) {
+					float v = x[((int64_t)ni * c + j) * inner + i];
+					sq += v * v;
+				}
+				yc[i] = xc[i] / powf(bias + k * sq, beta);
+			}
+		}
 }
 
 void concat_f32__ref(int n_in, const float *const *xs, const int64_t *axis_dims,

@@ -76,6 +76,80 @@ void batchnorm_f32__ref(int n, int c, int64_t inner, const float *x, const float
 void add_f32__ref(const int64_t *a_dims, const float *a, const int64_t *b_dims,
 		  const float *b, const int64_t *y_dims, int y_rank, float *y);
 
+/* Elementwise functions of two operands, y = f(a, b). */
+enum f32_binary {
+	F32_ADD,        /* a + b */
+	F32_SUB,        /* a - b */
+	F32_MUL,        /* a * b */
+	F32_DIV,        /* a / b */
+	F32_POW,        /* a ^ b (powf; b == 2 is a * a, exactly) */
+	F32_PRELU,      /* a < 0 ? b * a : a (b the slope) */
+	F32_BINARY_COUNT
+};
+
+/* f(a, b) for one pair: exactly what binary_f32__ref computes per element. */
+float binary_f32_scalar(enum f32_binary f, float a, float b);
+
+/* Numpy-broadcasting y = f(a, b), dims right-aligned as for add_f32__ref. y may
+ * be a itself when a_dims equal y_dims (Sum accumulates in place). */
+void binary_f32__ref(enum f32_binary f, const int64_t *a_dims, const float *a,
+		     const int64_t *b_dims, const float *b, const int64_t *y_dims, int y_rank,
+		     float *y);
+
+/* Elementwise functions of one operand; alpha and beta are the op's
+ * attributes where it has any. */
+enum f32_unary {
+	F32_SIGMOID,     /* 1 / (1 + e^-x) */
+	F32_TANH,
+	F32_HARDSIGMOID, /* max(0, min(1, alpha * x + beta)) */
+	F32_HARDSWISH,   /* x * max(0, min(1, x / 6 + 1/2)) */
+	F32_LEAKYRELU,   /* x < 0 ? alpha * x : x */
+	F32_SQRT,
+	F32_ERF,
+	F32_EXP,
+	F32_NEG,
+	F32_RECIPROCAL,  /* 1 / x */
+	F32_ABS,
+	F32_UNARY_COUNT
+};
+
+/* f(x) for one value: exactly what unary_f32__ref computes per element (the
+ * INT8 engine tabulates it over the 256 codes of a quantized input). */
+float unary_f32_scalar(enum f32_unary f, float x, float alpha, float beta);
+
+/* y[i] = f(x[i]) for i < count (y may be x). */
+void unary_f32__ref(enum f32_unary f, int64_t count, const float *x, float alpha, float beta,
+		    float *y);
+
+/* Constant padding: y has dims x_dims[i] + pads[i] + pads[rank + i] (pads are
+ * the begin pads of every dimension, then the end pads; all >= 0), x in the
+ * middle, value everywhere else. */
+void pad_f32__ref(int rank, const int64_t *x_dims, const int64_t *pads, float value,
+		  const float *x, float *y);
+
+/* Mean over the dimensions d with reduce[d]; y holds the kept dimensions in
+ * order (a reduced dimension counts as 1). */
+void reduce_mean_f32__ref(int rank, const int64_t *x_dims, const bool *reduce, const float *x,
+			  float *y);
+
+/* Layer normalisation of each of `outer` rows of `inner` values:
+ * y = (x - mean) / sqrt(var + epsilon) * scale + bias, mean and (biased)
+ * variance over the row. scale repeats every n_scale values (n_scale divides
+ * inner); bias (may be NULL) every n_bias. */
+void layernorm_f32__ref(int64_t outer, int64_t inner, const float *x, const float *scale,
+			int64_t n_scale, const float *bias, int64_t n_bias, float epsilon, float *y);
+
+/* y[o, k, i] = x[o, first + k * step, i] for k < count, the tensors viewed as
+ * [outer, dim, inner] and [outer, count, inner] (every index inside dim). */
+void slice_f32__ref(int64_t outer, int64_t dim, int64_t inner, int64_t first, int64_t step,
+		    int64_t count, const float *x, float *y);
+
+/* Local response normalisation across channels of [n, c, inner]:
+ * y = x / (bias + alpha / size * sum of x^2 over channels
+ *      [ch - (size - 1) / 2, ch + size / 2]) ^ beta. */
+void lrn_f32__ref(int n, int c, int64_t inner, int size, float alpha, float beta, float bias,
+		  const float *x, float *y);
+
 /* Concatenation along an axis: the tensors are viewed as [outer, dim_i, inner]. */
 void concat_f32__ref(int n_in, const float *const *xs, const int64_t *axis_dims,
 		     int64_t outer, int64_t inner, float *y);

@@ -218,6 +218,45 @@ static inline uint8_t q8_add_f32(uint8_t a, uint8_t b, const struct qadd_params 
 typedef void (*qadd_fn)(size_t n, const uint8_t *a, const uint8_t *b,
 			const struct qadd_params *p, uint8_t *y);
 
+/* --- element-wise functions of one uint8 tensor: a 256-entry table --------------- */
+
+/* y[i] = table[x[i]] for i < n (y may be x). The INT8 engine tabulates an
+ * element-wise function of one quantized tensor (Sigmoid, HardSwish, Erf, a
+ * Mul by a constant, ...) once at build time, over the 256 input codes:
+ * dequantize with the input's scale and zero point, the FP32 function,
+ * quantize with the output's, as TFLite does for its table-driven
+ * activations. Any table is exact: every path gives the same bytes. */
+typedef void (*qlut_fn)(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
+
+/* --- elementwise Mul of two uint8 tensors --------------------------------------- */
+
+/* TFLite's integer Mul: acc = (a - a_zero) * (b - b_zero), exact in int32
+ * (|acc| <= 255 * 255 < 2^24, so exact in float too), requantized with the
+ * real multiplier s_a * s_b / s_c like a GEMM output: in float
+ * (q8_requant_f32 with scale) or, with q31 set, TFLite's fixed point (mult,
+ * shift). */
+struct qmul_params {
+	int32_t a_zero, b_zero, c_zero;
+	float scale;            /* s_a * s_b / s_c rounded to float */
+	int32_t mult;           /* the same as a Q31 multiplier and shift */
+	int8_t shift;
+	bool q31;
+	uint8_t c_min, c_max;
+};
+
+static inline uint8_t q8_mul(uint8_t a, uint8_t b, const struct qmul_params *p)
+{
+	int32_t acc = ((int32_t)a - p->a_zero) * ((int32_t)b - p->b_zero);
+	if (!p->q31)
+		return (uint8_t)q8_requant_f32(acc, p->scale, p->c_zero, p->c_min, p->c_max);
+	int64_t v = (int64_t)q31_requantize(acc, p->mult, p->shift) + p->c_zero;
+	return (uint8_t)(v < p->c_min ? p->c_min : v > p->c_max ? p->c_max : v);
+}
+
+/* y[i] = q8_mul(a[i], b[i]) for i < n (y may be a or b). */
+typedef void (*qmul_fn)(size_t n, const uint8_t *a, const uint8_t *b,
+			const struct qmul_params *p, uint8_t *y);
+
 /* --- im2col (NHWC) for the GEMM-based convolution --------------------------- */
 
 /* Writes one row per output pixel of image img for channel group g:
@@ -247,6 +286,16 @@ void qadd_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qa
 		   uint8_t *y);
 void qadd_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
 		     uint8_t *y);
+void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
+void qlut_u8__avx2(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
+/* AVX-512 VBMI (vpermi2b): the table path of avx512vnni CPUs that have VBMI */
+void qlut_u8__avx512vbmi(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
+void qmul_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
+		  uint8_t *y);
+void qmul_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
+		   uint8_t *y);
+void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
+		     uint8_t *y);
 
 /* The kernels of one path; NULL if this build or CPU lacks it. q8_conv_for()
  * is also NULL for a path without a convolution kernel (AVX2): its callers
@@ -255,6 +304,10 @@ const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);
 const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa);
 const struct qconv_ukernel *q8_conv_for(enum q8_isa isa);
 qadd_fn q8_add_for(enum q8_isa isa);
+/* The table lookup of a path: the avx512vnni path's is VBMI's vpermi2b where
+ * the CPU has AVX-512 VBMI, else AVX2's. */
+qlut_fn q8_lut_for(enum q8_isa isa);
+qmul_fn q8_mul_for(enum q8_isa isa);
 
 /* The best path this CPU supports (CPUID + XGETBV), or the one forced with the
  * environment variable PRESSO_ISA=ref|avx2|avx512vnni (an unknown or unsupported

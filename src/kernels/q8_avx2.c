@@ -5,9 +5,18 @@
  * its int16 pair sums saturate (255*127*2 > 32767). Instead both operands are
  * widened to int16 and vpmaddwd adds pairs of exact products into int32
  * (|2 * 255 * 128| < 2^31), so every sum is exact in wrapping int32 arithmetic;
- * requantization (requant8: float or Q31, as the reference) and Add (add8)
- * repeat the reference's operations on 8 lanes, so results are bit-identical
- * to q8_ref.c.
+ * requantization (requant8: float or Q31, as the reference), Add (add8) and
+ * Mul (mul8, float form) repeat the reference's operations on 8 lanes, so
+ * results are bit-identical to q8_ref.c.
+ *
+ * Table lookup (qlut_u8__avx2): vpshufb looks up 16 entries per 128-bit lane
+ * and gives 0 where the index byte has its top bit set. The 256 entries are 16
+ * rows of 16; x = 16m + r. For the low half (x < 128, non-negative as int8)
+ * the lookups k = 0..7 use x - 16k (signed saturating), non-negative exactly
+ * for k <= m and then ending in r: with row k stored xor-ed with row k - 1
+ * (row 0 as it is), the xor of the lookups telescopes to row m at r. The high
+ * half does the same with x ^ 0x80 and rows 8..15. Each half's indices stay
+ * negative (saturated, never wrapping) for the other half's bytes.
  *
  * GEMM packed weights (int16): panels of 8 output channels, each panel
  * [ceil(k/8)][8 columns][8 k] int16 with w[j][8g..8g+7] together; K is padded
@@ -460,6 +469,82 @@ void qadd_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qa
 		store_u8x8(y + i, add8(_mm_loadl_epi64((const __m128i *)ta),
 				       _mm_loadl_epi64((const __m128i *)tb), p, &o),
 			   (int)(n - i));
+	}
+}
+
+/* --- Mul ------------------------------------------------------------------------ */
+
+/* q8_mul (float form) on 8 lanes: the exact int32 product, converted to float
+ * exactly, one fused multiply-add with c_zero, the clamp, round to nearest
+ * even: q8_requant_f32's steps. */
+static ALWAYS_INLINE __m256i mul8(__m128i a8, __m128i b8, const struct qmul_params *p,
+				  const struct rq_out *o)
+{
+	__m256i a = _mm256_sub_epi32(_mm256_cvtepu8_epi32(a8), _mm256_set1_epi32(p->a_zero));
+	__m256i b = _mm256_sub_epi32(_mm256_cvtepu8_epi32(b8), _mm256_set1_epi32(p->b_zero));
+	__m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(a, b)),
+				   _mm256_set1_ps(p->scale), o->zero_f);
+	return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, o->min_f), o->max_f));
+}
+
+void qmul_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
+		   uint8_t *y)
+{
+	if (p->q31) {
+		qmul_u8__ref(n, a, b, p, y);
+		return;
+	}
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		store_u8x8(y + i, mul8(_mm_loadl_epi64((const __m128i *)(a + i)),
+				       _mm_loadl_epi64((const __m128i *)(b + i)), p, &o), 8);
+	if (i < n) {
+		uint8_t ta[8] = {0}, tb[8] = {0};
+		memcpy(ta, a + i, n - i);
+		memcpy(tb, b + i, n - i);
+		store_u8x8(y + i, mul8(_mm_loadl_epi64((const __m128i *)ta),
+				       _mm_loadl_epi64((const __m128i *)tb), p, &o),
+			   (int)(n - i));
+	}
+}
+
+/* --- table lookup ---------------------------------------------------------------- */
+
+static ALWAYS_INLINE __m256i lut32(__m256i x, const __m256i *rows)
+{
+	const __m256i step = _mm256_set1_epi8(16);
+	__m256i lo = x, hi = _mm256_xor_si256(x, _mm256_set1_epi8((char)0x80));
+	__m256i y = _mm256_xor_si256(_mm256_shuffle_epi8(rows[0], lo),
+				     _mm256_shuffle_epi8(rows[8], hi));
+	for (int k = 1; k < 8; k++) {
+		lo = _mm256_subs_epi8(lo, step);
+		hi = _mm256_subs_epi8(hi, step);
+		y = _mm256_xor_si256(y, _mm256_shuffle_epi8(rows[k], lo));
+		y = _mm256_xor_si256(y, _mm256_shuffle_epi8(rows[8 + k], hi));
+	}
+	return y;
+}
+
+void qlut_u8__avx2(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y)
+{
+	__m256i rows[16];
+	for (int k = 0; k < 16; k++) {
+		__m128i r = _mm_loadu_si128((const __m128i *)(table + 16 * k));
+		if (k % 8)
+			r = _mm_xor_si128(r, _mm_loadu_si128((const __m128i *)(table + 16 * (k - 1))));
+		rows[k] = _mm256_broadcastsi128_si256(r);
+	}
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32)
+		_mm256_storeu_si256((__m256i *)(y + i),
+				    lut32(_mm256_loadu_si256((const __m256i *)(x + i)), rows));
+	if (i < n) {
+		uint8_t t[32] = {0};
+		memcpy(t, x + i, n - i);
+		_mm256_storeu_si256((__m256i *)t, lut32(_mm256_loadu_si256((const __m256i *)t), rows));
+		memcpy(y + i, t, n - i);
 	}
 }
 

@@ -7,7 +7,8 @@
  *                (XGETBV) enabling the SSE and AVX register state;
  *   avx512vnni:  additionally CPUID.7.0:EBX.{AVX512F, AVX512BW, AVX512VL},
  *                CPUID.7.0:ECX.AVX512_VNNI, and XCR0 enabling the opmask and
- *                both halves of the ZMM state;
+ *                both halves of the ZMM state; its table lookup is VBMI's
+ *                where CPUID.7.0:ECX.AVX512_VBMI is set too, else AVX2's;
  * then the best path, or the one named by PRESSO_ISA=ref|avx2|avx512vnni (an
  * unknown or unsupported value: a warning on stderr, once, and the best path).
  */
@@ -29,23 +30,26 @@ static const struct q8_path {
 	const struct qdwconv_ukernel *dwconv;
 	const struct qconv_ukernel *conv;   /* NULL: im2col + gemm */
 	qadd_fn add;
+	qmul_fn mul;
+	qlut_fn lut;
 } paths[] = {
 	[Q8_ISA_REF] = {"ref", &qgemm_u8s8__ref, &qdwconv_u8s8__ref, &qconv_u8s8__ref,
-			qadd_u8__ref},
+			qadd_u8__ref, qmul_u8__ref, qlut_u8__ref},
 #if defined(__x86_64__)
 	[Q8_ISA_AVX2] = {"avx2", &qgemm_u8s8_3x8c8__avx2, &qdwconv_u8s8_32c__avx2, NULL,
-			 qadd_u8__avx2},
+			 qadd_u8__avx2, qmul_u8__avx2, qlut_u8__avx2},
 	[Q8_ISA_AVX512VNNI] = {"avx512vnni", &qgemm_u8s8_8x32__avx512vnni,
 			       &qdwconv_u8s8_64c__avx512vnni, &qconv_u8s8_8x32__avx512vnni,
-			       qadd_u8__avx512},
+			       qadd_u8__avx512, qmul_u8__avx512, qlut_u8__avx2},
 #else
-	[Q8_ISA_AVX2] = {"avx2", NULL, NULL, NULL, NULL},
-	[Q8_ISA_AVX512VNNI] = {"avx512vnni", NULL, NULL, NULL, NULL},
+	[Q8_ISA_AVX2] = {"avx2", NULL, NULL, NULL, NULL, NULL, NULL},
+	[Q8_ISA_AVX512VNNI] = {"avx512vnni", NULL, NULL, NULL, NULL, NULL, NULL},
 #endif
 };
 static_assert(sizeof paths / sizeof paths[0] == Q8_ISA_COUNT, "one paths[] entry per q8_isa");
 
 static bool cpu_has[Q8_ISA_COUNT];
+static bool cpu_has_vbmi; /* AVX-512 VBMI besides the avx512vnni path */
 static enum q8_isa best;
 static once_flag detect_once = ONCE_FLAG_INIT;
 
@@ -75,6 +79,7 @@ static void detect_x86(void)
 	cpu_has[Q8_ISA_AVX2] = os_avx && avx2 && fma;
 	cpu_has[Q8_ISA_AVX512VNNI] = cpu_has[Q8_ISA_AVX2] && os_avx512 && avx512f && avx512bw &&
 				     avx512vl && vnni;
+	cpu_has_vbmi = cpu_has[Q8_ISA_AVX512VNNI] && (c & (1u << 1));
 }
 #endif
 
@@ -143,4 +148,20 @@ const struct qconv_ukernel *q8_conv_for(enum q8_isa isa)
 qadd_fn q8_add_for(enum q8_isa isa)
 {
 	return q8_isa_supported(isa) ? paths[isa].add : NULL;
+}
+
+qmul_fn q8_mul_for(enum q8_isa isa)
+{
+	return q8_isa_supported(isa) ? paths[isa].mul : NULL;
+}
+
+qlut_fn q8_lut_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI && cpu_has_vbmi)
+		return qlut_u8__avx512vbmi;
+#endif
+	return paths[isa].lut;
 }

@@ -330,11 +330,24 @@ const struct qconv_ukernel qconv_u8s8__ref = {
 	.run = conv_run,
 };
 
-/* --- Add ------------------------------------------------------------------------ */
+/* --- Add, Mul, table lookup -------------------------------------------------- */
 
 void qadd_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
 		  uint8_t *y)
 {
 	for (size_t i = 0; i < n; i++)
 		y[i] = q8_add_f32(a[i], b[i], p);
+}
+
+void qmul_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
+		  uint8_t *y)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = q8_mul(a[i], b[i], p);
+}
+
+void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = table[x[i]];
 }

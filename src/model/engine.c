@@ -198,6 +198,134 @@ static void exec_add(const struct exec_args *x)
 	add_f32__ref(ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
 }
 
+/* The FP32 function of each element-wise op, + 1 (0: none): designated
+ * entries of one table, so an op is one line here. */
+static const struct {
+	int unary, binary;
+} elementwise[OP_COUNT] = {
+	[OP_ADD] = {.binary = F32_ADD + 1},
+	[OP_SUB] = {.binary = F32_SUB + 1},
+	[OP_MUL] = {.binary = F32_MUL + 1},
+	[OP_DIV] = {.binary = F32_DIV + 1},
+	[OP_POW] = {.binary = F32_POW + 1},
+	[OP_PRELU] = {.binary = F32_PRELU + 1},
+	[OP_SIGMOID] = {.unary = F32_SIGMOID + 1},
+	[OP_TANH] = {.unary = F32_TANH + 1},
+	[OP_HARDSIGMOID] = {.unary = F32_HARDSIGMOID + 1},
+	[OP_HARDSWISH] = {.unary = F32_HARDSWISH + 1},
+	[OP_LEAKYRELU] = {.unary = F32_LEAKYRELU + 1},
+	[OP_SQRT] = {.unary = F32_SQRT + 1},
+	[OP_ERF] = {.unary = F32_ERF + 1},
+	[OP_EXP] = {.unary = F32_EXP + 1},
+	[OP_NEG] = {.unary = F32_NEG + 1},
+	[OP_RECIPROCAL] = {.unary = F32_RECIPROCAL + 1},
+	[OP_ABS] = {.unary = F32_ABS + 1},
+};
+
+bool engine_unary_fn(enum op_type op, enum f32_unary *f)
+{
+	if ((unsigned)op >= OP_COUNT || !elementwise[op].unary)
+		return false;
+	*f = (enum f32_unary)(elementwise[op].unary - 1);
+	return true;
+}
+
+bool engine_binary_fn(enum op_type op, enum f32_binary *f)
+{
+	if ((unsigned)op >= OP_COUNT || !elementwise[op].binary)
+		return false;
+	*f = (enum f32_binary)(elementwise[op].binary - 1);
+	return true;
+}
+
+/* Mul, Sub, Div, Pow, PRelu: the op's FP32 function, broadcast. */
+static void exec_binary(const struct exec_args *x)
+{
+	const struct shape *ys = out_shape(x);
+	int64_t ad[GRAPH_MAX_DIMS], bd[GRAPH_MAX_DIMS];
+	enum f32_binary f;
+	PRESSO_CHECK(engine_binary_fn(x->n->op, &f));
+	right_align(in_shape(x, 0), ys->n_dims, ad);
+	right_align(in_shape(x, 1), ys->n_dims, bd);
+	binary_f32__ref(f, ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
+}
+
+/* ((x0 + x1) + x2) + ...: the output accumulates in place */
+static void exec_sum(const struct exec_args *x)
+{
+	const struct shape *ys = out_shape(x);
+	int n = x->n->n_inputs;
+	int64_t ad[GRAPH_MAX_DIMS], bd[GRAPH_MAX_DIMS];
+	if (n == 1) {
+		memcpy(x->out, x->in[0], sizeof(float) * (size_t)shape_numel(ys));
+		return;
+	}
+	right_align(in_shape(x, 0), ys->n_dims, ad);
+	right_align(in_shape(x, 1), ys->n_dims, bd);
+	binary_f32__ref(F32_ADD, ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
+	for (int k = 2; k < n; k++) {
+		right_align(in_shape(x, k), ys->n_dims, bd);
+		binary_f32__ref(F32_ADD, ys->dims, x->out, bd, x->in[k], ys->dims, ys->n_dims,
+				x->out);
+	}
+}
+
+/* Sigmoid, Tanh, ... Abs: the op's FP32 function per element. */
+static void exec_unary(const struct exec_args *x)
+{
+	enum f32_unary f;
+	PRESSO_CHECK(engine_unary_fn(x->n->op, &f));
+	unary_f32__ref(f, shape_numel(out_shape(x)), x->in[0], x->n->a.alpha, x->n->a.beta,
+		       x->out);
+}
+
+static void exec_pad(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	pad_f32__ref(xs->n_dims, xs->dims, x->n->a.ints, x->n->a.pad_value, x->in[0], x->out);
+}
+
+static void exec_reducemean(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	bool red[GRAPH_MAX_DIMS];
+	for (int d = 0; d < xs->n_dims; d++)
+		red[d] = x->n->a.n_ints == 0;
+	for (int i = 0; i < x->n->a.n_ints; i++) {
+		int64_t ax = x->n->a.ints[i];
+		red[ax < 0 ? ax + xs->n_dims : ax] = true;
+	}
+	reduce_mean_f32__ref(xs->n_dims, xs->dims, red, x->in[0], x->out);
+}
+
+static void exec_layernorm(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	int axis = x->n->a.axis < 0 ? x->n->a.axis + xs->n_dims : x->n->a.axis;
+	int64_t outer = 1, inner = 1;
+	for (int d = 0; d < xs->n_dims; d++) {
+		if (d < axis)
+			outer *= xs->dims[d];
+		else
+			inner *= xs->dims[d];
+	}
+	bool has_b = x->n->n_inputs > 2 && x->n->inputs[2] >= 0;
+	layernorm_f32__ref(outer, inner, x->in[0], x->in[1], shape_numel(in_shape(x, 1)),
+			   has_b ? x->in[2] : NULL, has_b ? shape_numel(in_shape(x, 2)) : 1,
+			   x->n->a.epsilon, x->out);
+}
+
+static void exec_lrn(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	int64_t inner = 1;
+	for (int i = 2; i < xs->n_dims; i++)
+		inner *= xs->dims[i];
+	const struct node_attrs *a = &x->n->a;
+	lrn_f32__ref((int)xs->dims[0], (int)xs->dims[1], inner, a->lrn_size, a->alpha, a->beta,
+		     a->lrn_bias, x->in[0], x->out);
+}
+
 /* [outer, dim, inner] view of a shape around an axis */
 static void axis_view(const struct shape *s, int axis, int64_t *outer, int64_t *dim,
 		      int64_t *inner)
@@ -208,6 +336,14 @@ static void axis_view(const struct shape *s, int axis, int64_t *outer, int64_t *
 	for (int i = axis + 1; i < s->n_dims; i++)
 		*inner *= s->dims[i];
 	*dim = s->dims[axis];
+}
+
+static void exec_slice(const struct exec_args *x)
+{
+	int64_t outer, dim, inner;
+	axis_view(in_shape(x, 0), x->n->a.axis, &outer, &dim, &inner);
+	slice_f32__ref(outer, dim, inner, x->n->a.ints[0], x->n->a.ints[2], x->n->a.ints[1],
+		       x->in[0], x->out);
 }
 
 static void exec_concat(const struct exec_args *x)
@@ -289,6 +425,28 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_TRANSPOSE] = exec_transpose,
 	[OP_SQUEEZE] = exec_copy,
 	[OP_UNSQUEEZE] = exec_copy,
+	[OP_SIGMOID] = exec_unary,
+	[OP_TANH] = exec_unary,
+	[OP_HARDSIGMOID] = exec_unary,
+	[OP_HARDSWISH] = exec_unary,
+	[OP_LEAKYRELU] = exec_unary,
+	[OP_PRELU] = exec_binary,
+	[OP_MUL] = exec_binary,
+	[OP_SUB] = exec_binary,
+	[OP_DIV] = exec_binary,
+	[OP_POW] = exec_binary,
+	[OP_SQRT] = exec_unary,
+	[OP_ERF] = exec_unary,
+	[OP_SUM] = exec_sum,
+	[OP_PAD] = exec_pad,
+	[OP_REDUCEMEAN] = exec_reducemean,
+	[OP_LAYERNORM] = exec_layernorm,
+	[OP_LRN] = exec_lrn,
+	[OP_EXP] = exec_unary,
+	[OP_NEG] = exec_unary,
+	[OP_RECIPROCAL] = exec_unary,
+	[OP_ABS] = exec_unary,
+	[OP_SLICE] = exec_slice,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

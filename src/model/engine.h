@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "kernels/kernels_f32.h"
 #include "model/graph.h"
 
 struct engine;
@@ -60,5 +61,12 @@ enum presso_status engine_exec_node(const struct graph *g, const struct node *n,
 
 size_t engine_node_scratch_bytes(const struct graph *g, const struct node *n,
 				 const struct shape *shapes);
+
+/* The FP32 function of an element-wise op of one input (Sigmoid, Erf, ...),
+ * or of two (Add, Mul, ..., PRelu), into *f; false for any other op. The
+ * engine computes these ops through it, per element; the INT8 engine
+ * tabulates it. */
+bool engine_unary_fn(enum op_type op, enum f32_unary *f);
+bool engine_binary_fn(enum op_type op, enum f32_binary *f);
 
 #endif

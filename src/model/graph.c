@@ -225,12 +225,40 @@ static bool broadcast(const struct shape *a, const struct shape *b, struct shape
 	return true;
 }
 
-static enum presso_status infer_add(const struct graph *g, const struct node *n,
-				    const struct shape *in[], struct shape *out)
+/* Add, Sub, Mul, Div, Pow: numpy broadcasting of the two inputs. */
+static enum presso_status infer_bcast(const struct graph *g, const struct node *n,
+				      const struct shape *in[], struct shape *out)
 {
 	if (!broadcast(in[0], in[1], out))
-		return status_fail(PRESSO_E_FORMAT, "node '%s': Add inputs do not broadcast",
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s inputs do not broadcast",
+				   n->name, op_name(n->op));
+	return PRESSO_OK;
+}
+
+/* Sum: every input broadcast together. */
+static enum presso_status infer_sum(const struct graph *g, const struct node *n,
+				    const struct shape *in[], struct shape *out)
+{
+	*out = *in[0];
+	for (int i = 1; i < n->n_inputs; i++) {
+		struct shape s = *out;
+		if (!broadcast(&s, in[i], out))
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Sum input %d does not broadcast",
+					   n->name, i);
+	}
+	return PRESSO_OK;
+}
+
+/* PRelu: the slope broadcasts to X (one way: the output is X's shape). */
+static enum presso_status infer_prelu(const struct graph *g, const struct node *n,
+				      const struct shape *in[], struct shape *out)
+{
+	struct shape b;
+	if (!broadcast(in[0], in[1], &b) || b.n_dims != in[0]->n_dims ||
+	    memcmp(b.dims, in[0]->dims, sizeof(int64_t) * (size_t)b.n_dims) != 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': PRelu slope does not broadcast to X",
 				   n->name);
+	*out = *in[0];
 	return PRESSO_OK;
 }
 
@@ -446,6 +474,108 @@ static enum presso_status infer_unsqueeze(const struct graph *g, const struct no
 	return PRESSO_OK;
 }
 
+static enum presso_status infer_pad(const struct graph *g, const struct node *n,
+				    const struct shape *in[], struct shape *out)
+{
+	int r = in[0]->n_dims;
+	if (n->a.n_ints != 2 * r)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Pad has %d pads for rank %d (needs %d)",
+				   n->name, n->a.n_ints, r, 2 * r);
+	*out = *in[0];
+	for (int i = 0; i < r; i++) {
+		/* pads <= GRAPH_MAX_ELEMS (import): the sum cannot overflow */
+		out->dims[i] += n->a.ints[i] + n->a.ints[r + i];
+		if (out->dims[i] > GRAPH_MAX_ELEMS)
+			return too_large(n, "output");
+	}
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_reduce(const struct graph *g, const struct node *n,
+				       const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0];
+	bool red[GRAPH_MAX_DIMS] = {false};
+	for (int i = 0; i < x->n_dims; i++)
+		red[i] = n->a.n_ints == 0;
+	for (int i = 0; i < n->a.n_ints; i++) {
+		int64_t ax = norm_axis(n->a.ints[i], x->n_dims);
+		if (ax < 0 || ax >= x->n_dims || (red[ax] && n->a.n_ints))
+			return status_fail(PRESSO_E_FORMAT, "node '%s': %s axis %lld is invalid for rank %d",
+					   n->name, op_name(n->op), (long long)n->a.ints[i], x->n_dims);
+		red[ax] = true;
+	}
+	out->n_dims = 0;
+	for (int i = 0; i < x->n_dims; i++) {
+		if (!red[i])
+			out->dims[out->n_dims++] = x->dims[i];
+		else if (n->a.keepdims)
+			out->dims[out->n_dims++] = 1;
+	}
+	return PRESSO_OK;
+}
+
+/* LayerNormalization over the dimensions from axis on; Scale (and B) must be
+ * those trailing dimensions, or a suffix of them, with any leading 1s: values
+ * that repeat along the normalised row (see layernorm_f32__ref). */
+static enum presso_status infer_layernorm(const struct graph *g, const struct node *n,
+					  const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0];
+	int r = x->n_dims;
+	int axis = (int)norm_axis(n->a.axis, r);
+	if (axis < 0 || axis >= r)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': LayerNormalization axis %d out of range for rank %d",
+				   n->name, n->a.axis, r);
+	for (int k = 1; k < n->n_inputs; k++) {
+		if (n->inputs[k] < 0)
+			continue;
+		const struct shape *p = in[k];
+		int lead = 0;
+		while (lead < p->n_dims && p->dims[lead] == 1)
+			lead++;
+		bool ok = p->n_dims - lead <= r - axis;
+		for (int i = lead; ok && i < p->n_dims; i++)
+			ok = p->dims[i] == x->dims[r - p->n_dims + i];
+		if (!ok)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': LayerNormalization %s must have the normalised dimensions of X (from axis %d)",
+					   n->name, k == 1 ? "Scale" : "B", axis);
+	}
+	*out = *x;
+	return PRESSO_OK;
+}
+
+/* Slice along one static dimension: count elements from first by step, all
+ * inside the dimension (the importer resolved the ONNX clamping). */
+static enum presso_status infer_slice(const struct graph *g, const struct node *n,
+				      const struct shape *in[], struct shape *out)
+{
+	const struct shape *x = in[0];
+	int axis = n->a.axis;
+	int64_t first = n->a.ints[0], count = n->a.ints[1], step = n->a.ints[2];
+	if (n->a.n_ints != 3 || axis < 0 || axis >= x->n_dims || count < 0 || step == 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Slice is malformed", n->name);
+	int64_t dim = x->dims[axis], last = first + (count - 1) * step;
+	if (count > 0 && (first < 0 || first >= dim || last < 0 || last >= dim))
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': Slice of %lld from %lld by %lld leaves dimension %d of size %lld",
+				   n->name, (long long)count, (long long)first, (long long)step, axis,
+				   (long long)dim);
+	*out = *x;
+	out->dims[axis] = count;
+	return PRESSO_OK;
+}
+
+static enum presso_status infer_lrn(const struct graph *g, const struct node *n,
+				    const struct shape *in[], struct shape *out)
+{
+	if (in[0]->n_dims < 3)
+		return node_error(n, "needs an input of rank 3 or more");
+	*out = *in[0];
+	return PRESSO_OK;
+}
+
 static enum presso_status infer_batchnorm(const struct graph *g, const struct node *n,
 					  const struct shape *in[], struct shape *out)
 {
@@ -470,7 +600,7 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_MAXPOOL] = {"MaxPool", infer_pool},
 	[OP_AVGPOOL] = {"AveragePool", infer_pool},
 	[OP_GLOBALAVGPOOL] = {"GlobalAveragePool", infer_gap},
-	[OP_ADD] = {"Add", infer_add},
+	[OP_ADD] = {"Add", infer_bcast},
 	[OP_CONCAT] = {"Concat", infer_concat},
 	[OP_FLATTEN] = {"Flatten", infer_flatten},
 	[OP_RESHAPE] = {"Reshape", infer_reshape},
@@ -480,6 +610,28 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_TRANSPOSE] = {"Transpose", infer_transpose},
 	[OP_SQUEEZE] = {"Squeeze", infer_squeeze},
 	[OP_UNSQUEEZE] = {"Unsqueeze", infer_unsqueeze},
+	[OP_SIGMOID] = {"Sigmoid", infer_same},
+	[OP_TANH] = {"Tanh", infer_same},
+	[OP_HARDSIGMOID] = {"HardSigmoid", infer_same},
+	[OP_HARDSWISH] = {"HardSwish", infer_same},
+	[OP_LEAKYRELU] = {"LeakyRelu", infer_same},
+	[OP_PRELU] = {"PRelu", infer_prelu},
+	[OP_MUL] = {"Mul", infer_bcast},
+	[OP_SUB] = {"Sub", infer_bcast},
+	[OP_DIV] = {"Div", infer_bcast},
+	[OP_POW] = {"Pow", infer_bcast},
+	[OP_SQRT] = {"Sqrt", infer_same},
+	[OP_ERF] = {"Erf", infer_same},
+	[OP_SUM] = {"Sum", infer_sum},
+	[OP_PAD] = {"Pad", infer_pad},
+	[OP_REDUCEMEAN] = {"ReduceMean", infer_reduce},
+	[OP_LAYERNORM] = {"LayerNormalization", infer_layernorm},
+	[OP_LRN] = {"LRN", infer_lrn},
+	[OP_EXP] = {"Exp", infer_same},
+	[OP_NEG] = {"Neg", infer_same},
+	[OP_RECIPROCAL] = {"Reciprocal", infer_same},
+	[OP_ABS] = {"Abs", infer_same},
+	[OP_SLICE] = {"Slice", infer_slice},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

@@ -10,7 +10,7 @@
  * and value.batched says whether dimension 0 follows the batch; the engine calls
  * graph_infer_shapes() for the batch it runs. BatchNormalization is folded into
  * the Conv/Gemm before it when that is its only consumer; Dropout becomes
- * Identity. The compressible layers (Conv, Gemm, MatMul with a constant weight)
+ * Identity; ReduceMean with no axes and noop_with_empty_axes too. The compressible layers (Conv, Gemm, MatMul with a constant weight)
  * are listed in order by graph_layers(): the unit every later stage works on.
  *
  * The graph owns every string and buffer it points to; graph_free() frees all.
@@ -48,6 +48,29 @@ enum op_type {
 	OP_TRANSPOSE,
 	OP_SQUEEZE,
 	OP_UNSQUEEZE,
+	/* appended after the first ops, so that the op codes of .presso files stay */
+	OP_SIGMOID,
+	OP_TANH,
+	OP_HARDSIGMOID,
+	OP_HARDSWISH,
+	OP_LEAKYRELU,
+	OP_PRELU,
+	OP_MUL,
+	OP_SUB,
+	OP_DIV,
+	OP_POW,
+	OP_SQRT,
+	OP_ERF,
+	OP_SUM,
+	OP_PAD,
+	OP_REDUCEMEAN,
+	OP_LAYERNORM,
+	OP_LRN,
+	OP_EXP,
+	OP_NEG,
+	OP_RECIPROCAL,
+	OP_ABS,
+	OP_SLICE,
 	OP_COUNT
 };
 
@@ -116,19 +139,27 @@ struct node_attrs {
 	int auto_pad;           /* 0 explicit, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
 	bool ceil_mode;
 	bool count_include_pad;
-	/* Gemm */
+	/* Gemm; also HardSigmoid (alpha, beta), LeakyRelu (alpha) and LRN (alpha,
+	 * beta), whose ONNX attributes have the same names */
 	float alpha, beta;
 	bool trans_a, trans_b;
 	/* Clip (Relu6 is Clip 0..6); bounds from attributes or constant inputs */
 	float clip_min, clip_max;
-	/* BatchNormalization */
+	/* BatchNormalization, LayerNormalization */
 	float epsilon;
-	/* Concat, Softmax, LogSoftmax, Flatten */
+	/* Concat, Softmax, LogSoftmax, Flatten, LayerNormalization */
 	int axis;
-	/* Transpose perm, Squeeze/Unsqueeze axes, Reshape target shape */
+	/* Transpose perm, Squeeze/Unsqueeze/ReduceMean axes (ReduceMean: none is
+	 * every axis), Reshape target shape, Pad pads (the begin pad of each
+	 * dimension, then the end pads: 2 * rank entries), Slice first, count and
+	 * step along dimension axis (>= 0; Split becomes Slices) */
 	int n_ints;
 	int64_t ints[GRAPH_MAX_DIMS];
 	bool allowzero;         /* Reshape */
+	bool keepdims;          /* ReduceMean */
+	float pad_value;        /* Pad (constant mode) */
+	float lrn_bias;         /* LRN */
+	int lrn_size;           /* LRN */
 };
 
 struct node {

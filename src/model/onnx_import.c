@@ -5,12 +5,16 @@
  *   1. tensors: initializers (raw_data, typed fields, external data beside the
  *      model) become constant values; graph inputs that are not initializers
  *      become runtime inputs (float32; dim 0 symbolic = the batch);
+ *   1b. every node whose op presso lacks is listed, and the model refused;
  *   2. nodes, in file order (ONNX requires topological order): Constant nodes
  *      become constants; Dropout becomes Identity; attributes are validated
  *      (an unknown attribute is an error, never ignored); constant inputs that
- *      act as attributes (Clip bounds, Reshape shape, Squeeze axes) are read;
- *      a node whose inputs are all constant is evaluated now with the
- *      reference kernels and becomes a constant (constant folding);
+ *      act as attributes (Clip bounds, Reshape shape, Squeeze axes, Pad pads)
+ *      are read; a node whose inputs are all constant is evaluated now with
+ *      the reference kernels and becomes a constant (constant folding), int64
+ *      ones (shape arithmetic) here; Shape, Size, ConstantOfShape, Gather and
+ *      Slice must fold: Shape reads the shape of its input from the nodes so
+ *      far, a dimension that follows the batch as SYM_DIM (below);
  *   3. shapes at batch 1, resolving auto_pad into explicit pads;
  *   4. BatchNormalization folded into the Conv/Gemm before it when that node's
  *      output has no other reader; MatMul + Add(bias) on a 2-D input -> Gemm;
@@ -30,6 +34,22 @@
 #include "model/graph.h"
 #include "onnx.pb-c.h"
 
+/* Entries of an int64 constant made from the Shape of a batched tensor stand
+ * for a dimension that follows the batch size, unknown until the engine runs:
+ * SYM_DIM(k) is the dimension that is k at batch 1 (and 2k at batch 2). Such
+ * entries pass through Gather, Concat, Slice, Squeeze, Unsqueeze and Cast. A
+ * Reshape takes one as 0 (copy) where its input has that very dimension, or
+ * one as -1; anything else that needs the value (ConstantOfShape,
+ * arithmetic) refuses the model. Real entries never come near INT64_MIN. */
+#define SYM_BASE INT64_MIN
+#define SYM_DIM(k) (SYM_BASE + (k))
+
+static bool is_sym(int64_t v)
+{
+	return v >= SYM_BASE && v <= SYM_DIM(GRAPH_MAX_ELEMS);
+}
+
+
 /* The newest ai.onnx opset whose operators (those of op_names[] below) presso
  * implements as specified; a newer model may use semantics presso lacks. */
 #define ONNX_MAX_OPSET 18
@@ -47,7 +67,13 @@ struct builder {
 	int n_slots;
 	const char *base_dir;
 	int64_t opset;
+	const Onnx__GraphProto *gp; /* the graph being imported */
 };
+
+static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, int *rank);
+static enum presso_status slice_one_axis(struct builder *b, const char *name, int x,
+					 const struct shape *xs, int axis, int64_t first,
+					 int64_t count, int64_t step, int out_v);
 
 /* --- name map ------------------------------------------------------------- */
 
@@ -508,7 +534,128 @@ static const struct op_name_map op_names[] = {
 	{"Transpose", OP_TRANSPOSE},
 	{"Squeeze", OP_SQUEEZE},
 	{"Unsqueeze", OP_UNSQUEEZE},
+	{"Sigmoid", OP_SIGMOID},
+	{"Tanh", OP_TANH},
+	{"HardSigmoid", OP_HARDSIGMOID},
+	{"HardSwish", OP_HARDSWISH},
+	{"LeakyRelu", OP_LEAKYRELU},
+	{"PRelu", OP_PRELU},
+	{"Mul", OP_MUL},
+	{"Sub", OP_SUB},
+	{"Div", OP_DIV},
+	{"Pow", OP_POW},
+	{"Sqrt", OP_SQRT},
+	{"Erf", OP_ERF},
+	{"Sum", OP_SUM},
+	{"Pad", OP_PAD},
+	{"ReduceMean", OP_REDUCEMEAN},
+	{"LayerNormalization", OP_LAYERNORM},
+	{"LRN", OP_LRN},
+	{"Exp", OP_EXP},
+	{"Neg", OP_NEG},
+	{"Reciprocal", OP_RECIPROCAL},
+	{"Abs", OP_ABS},
+	{"Cast", OP_IDENTITY}, /* to float; on constants, folded to any type */
 };
+
+/* Ops that become constants at load (their inputs are constants or static
+ * shapes): evaluated by fold_only_node(), never graph nodes; but Slice, which
+ * of a computed tensor becomes an OP_SLICE there. */
+static const char *const fold_only_ops[] = {"Shape", "Size", "ConstantOfShape", "Gather",
+					    "Slice"};
+
+static bool is_fold_only(const char *op)
+{
+	for (size_t i = 0; i < sizeof fold_only_ops / sizeof fold_only_ops[0]; i++)
+		if (strcmp(fold_only_ops[i], op) == 0)
+			return true;
+	return false;
+}
+
+/* The ONNX ops presso imports: op_names[] above, the fold-only ones, Slice,
+ * Split and Constant. */
+static bool op_is_known(const char *op)
+{
+	if (strcmp(op, "Constant") == 0 || strcmp(op, "Split") == 0 || is_fold_only(op))
+		return true;
+	for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
+		if (strcmp(op_names[i].onnx, op) == 0)
+			return true;
+	return false;
+}
+
+/* How messages name an ONNX node: by its name, or, when it has none, by its
+ * first output (the op is said beside). */
+static void describe_node(const Onnx__NodeProto *np, size_t index, char *buf, size_t buf_bytes)
+{
+	if (np->name && *np->name)
+		snprintf(buf, buf_bytes, "node '%s'", np->name);
+	else if (np->n_output && np->output[0] && *np->output[0])
+		snprintf(buf, buf_bytes, "unnamed node with output '%s'", np->output[0]);
+	else
+		snprintf(buf, buf_bytes, "unnamed node %zu (no output)", index);
+}
+
+static bool node_is_foreign(const Onnx__NodeProto *np)
+{
+	return np->domain && *np->domain && strcmp(np->domain, "ai.onnx") != 0;
+}
+
+/* Refuses a model with any node whose op presso lacks, listing every such
+ * node once, in file order, with its op (and domain when it is not ai.onnx):
+ * one unsupported op should not hide the next. One node keeps the one-line
+ * form "node 'x': op Y is not supported"; several give a count and the
+ * distinct ops on a first line, then a line per node. */
+static enum presso_status check_ops(const Onnx__GraphProto *gp)
+{
+	/* the message, built here, then handed to status_fail (which holds 8 KiB) */
+	char msg[8000] = "", ops[512] = "", who[300];
+	size_t used = 0, n_bad = 0, n_listed = 0, first = 0;
+	for (size_t i = 0; i < gp->n_node; i++) {
+		const Onnx__NodeProto *np = gp->node[i];
+		const char *op = np->op_type ? np->op_type : "";
+		if (!node_is_foreign(np) && op_is_known(op))
+			continue;
+		if (n_bad++ == 0)
+			first = i;
+		/* the distinct ops, in order of first use */
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++) {
+			const Onnx__NodeProto *q = gp->node[j];
+			const char *qop = q->op_type ? q->op_type : "";
+			seen = strcmp(qop, op) == 0 && (node_is_foreign(q) || !op_is_known(qop));
+		}
+		size_t ol = strlen(ops);
+		if (!seen && ol + strlen(op) + 3 < sizeof ops)
+			snprintf(ops + ol, sizeof ops - ol, "%s%s", ol ? ", " : "", op);
+		describe_node(np, i, who, sizeof who);
+		char line[600];
+		if (node_is_foreign(np))
+			snprintf(line, sizeof line, "\n  %s: %s (domain '%s')", who, op, np->domain);
+		else
+			snprintf(line, sizeof line, "\n  %s: %s", who, op);
+		size_t ll = strlen(line);
+		if (used + ll + 40 < sizeof msg) { /* 40: room for the "... and N more" line */
+			memcpy(msg + used, line, ll + 1);
+			used += ll;
+			n_listed++;
+		}
+	}
+	if (n_bad == 0)
+		return PRESSO_OK;
+	const Onnx__NodeProto *np = gp->node[first];
+	describe_node(np, first, who, sizeof who);
+	if (n_bad == 1 && node_is_foreign(np))
+		return status_fail(PRESSO_E_UNSUPPORTED, "%s: op %s of domain '%s' is not supported",
+				   who, np->op_type ? np->op_type : "", np->domain);
+	if (n_bad == 1)
+		return status_fail(PRESSO_E_UNSUPPORTED, "%s: op %s is not supported", who,
+				   np->op_type ? np->op_type : "");
+	if (n_listed < n_bad)
+		snprintf(msg + used, sizeof msg - used, "\n  ... and %zu more", n_bad - n_listed);
+	return status_fail(PRESSO_E_UNSUPPORTED, "%zu nodes use ops presso does not support (%s):%s",
+			   n_bad, ops, msg);
+}
 
 static const struct value *input_value(const struct builder *b, const struct node *n, int i)
 {
@@ -518,7 +665,7 @@ static const struct value *input_value(const struct builder *b, const struct nod
 }
 
 /* A constant input read as integers (axes, shape); -1 if absent. */
-static enum presso_status const_ints_input(const struct builder *b, struct node *n, int i,
+static enum presso_status const_ints_input(struct builder *b, struct node *n, int i,
 					   const char *what, int *count)
 {
 	const struct value *v = input_value(b, n, i);
@@ -533,8 +680,39 @@ static enum presso_status const_ints_input(const struct builder *b, struct node 
 	if (len > GRAPH_MAX_DIMS)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s %s has %lld entries (at most %d)",
 				   n->name, op_name(n->op), what, (long long)len, GRAPH_MAX_DIMS);
-	for (int k = 0; k < len; k++)
+	int n_sym = 0, n_infer = 0;
+	for (int k = 0; k < len; k++) {
 		n->a.ints[k] = v->idata[k];
+		n_sym += is_sym(v->idata[k]);
+		n_infer += v->idata[k] == -1;
+	}
+	if (n_sym && n->op == OP_RESHAPE && !n->a.allowzero) {
+		/* an entry that is the input's own dimension at that place (x.view(
+		 * x.size(0), -1)) copies it: 0 */
+		int64_t xd[GRAPH_MAX_DIMS];
+		int xr = 0;
+		enum presso_status s = prefix_shape(b, n->inputs[0], xd, &xr);
+		if (s != PRESSO_OK)
+			return s;
+		for (int k = 0; k < len && k < xr; k++)
+			if (is_sym(n->a.ints[k]) && n->a.ints[k] == xd[k]) {
+				n->a.ints[k] = 0;
+				n_sym--;
+			}
+	}
+	/* one other such entry and no -1: it is what the others leave, a -1 */
+	if (n_sym == 1 && n_infer == 0 && n->op == OP_RESHAPE) {
+		for (int k = 0; k < len; k++)
+			if (is_sym(n->a.ints[k]))
+				n->a.ints[k] = -1;
+		n_sym = 0;
+	}
+	if (n_sym)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': %s %s '%s' depends on the batch size (%s)", n->name,
+				   op_name(n->op), what, v->name,
+				   n->op == OP_RESHAPE ? "in more than one place, or beside a -1"
+						       : "it comes from the Shape of a batched tensor");
 	n->a.n_ints = (int)len;
 	*count = (int)len;
 	return PRESSO_OK;
@@ -570,6 +748,115 @@ static enum presso_status check_variance(const struct builder *b, const struct n
 					   n->name, v, (long long)c, (double)var->data[c],
 					   (double)n->a.epsilon);
 	}
+	return PRESSO_OK;
+}
+
+/* Pad, constant mode: pads from the attribute (opset < 11) or input 1, the
+ * value from the attribute or input 2 (a constant scalar); pads become
+ * n->a.ints, the value n->a.pad_value, and the node keeps one input. */
+static enum presso_status read_pad(struct builder *b, struct node *n, const Onnx__NodeProto *np)
+{
+	static const char *const ok[] = {"mode", "pads", "value", NULL};
+	struct node_attrs *a = &n->a;
+	enum presso_status s;
+	if ((s = check_attrs(n, np, ok)))
+		return s;
+	const Onnx__AttributeProto *mode = find_attr(np, "mode");
+	if (mode && mode->has_s && !(mode->s.len == 8 && memcmp(mode->s.data, "constant", 8) == 0))
+		return bad_attr(n, "mode", "other than constant is not supported");
+	if (n->n_inputs > 3 && n->inputs[3] >= 0)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Pad with an axes input is not supported",
+				   n->name);
+	int cnt;
+	if (n->n_inputs >= 2) {
+		if ((s = const_ints_input(b, n, 1, "pads", &cnt)))
+			return s;
+	} else {
+		cnt = attr_ints(np, "pads", -1, GRAPH_MAX_DIMS, a->ints);
+		if (cnt == -2)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Pad of a tensor of rank above %d is not supported",
+					   n->name, GRAPH_MAX_DIMS / 2);
+		a->n_ints = cnt > 0 ? cnt : 0;
+	}
+	if (cnt < 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Pad needs pads", n->name);
+	for (int i = 0; i < a->n_ints; i++)
+		if (a->ints[i] < 0 || a->ints[i] > GRAPH_MAX_ELEMS)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Pad pads entry %lld is not supported (negative pads crop; only 0..%lld)",
+					   n->name, (long long)a->ints[i], (long long)GRAPH_MAX_ELEMS);
+	a->pad_value = attr_float(np, "value", 0.0f);
+	const struct value *v = input_value(b, n, 2);
+	if (v) {
+		if (!value_is_const(v) || shape_numel(&v->shape) != 1)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Pad constant_value '%s' must be a constant scalar",
+					   n->name, v->name);
+		a->pad_value = v->data ? v->data[0] : (float)v->idata[0];
+	}
+	n->n_inputs = 1;
+	return PRESSO_OK;
+}
+
+/* ReduceMean: axes from the attribute (opset < 18) or input 1, keepdims; no
+ * axes reduce everything, or nothing with noop_with_empty_axes (the node is
+ * then an Identity). */
+static enum presso_status read_reduce(struct builder *b, struct node *n, const Onnx__NodeProto *np)
+{
+	static const char *const ok[] = {"axes", "keepdims", "noop_with_empty_axes", NULL};
+	struct node_attrs *a = &n->a;
+	enum presso_status s;
+	if ((s = check_attrs(n, np, ok)))
+		return s;
+	int cnt = -1;
+	if (n->n_inputs >= 2) {
+		if ((s = const_ints_input(b, n, 1, "axes", &cnt)))
+			return s;
+	} else {
+		cnt = attr_ints(np, "axes", -1, GRAPH_MAX_DIMS, a->ints);
+		if (cnt == -2)
+			return bad_attr(n, "axes", "has too many entries");
+		a->n_ints = cnt > 0 ? cnt : 0;
+	}
+	for (int i = 0; i < a->n_ints; i++)
+		if (a->ints[i] < -GRAPH_MAX_DIMS || a->ints[i] >= GRAPH_MAX_DIMS)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': ReduceMean axes entry %lld is out of range (a rank is at most %d)",
+					   n->name, (long long)a->ints[i], GRAPH_MAX_DIMS);
+	a->keepdims = attr_int(np, "keepdims", 1) != 0;
+	n->n_inputs = 1;
+	if (a->n_ints == 0 && attr_int(np, "noop_with_empty_axes", 0) != 0)
+		n->op = OP_IDENTITY;
+	return PRESSO_OK;
+}
+
+/* Pow: an integer constant exponent (exporters write Pow(x, 2) with an int64
+ * 2 at times) becomes a float constant. */
+static enum presso_status read_pow(struct builder *b, struct node *n, const Onnx__NodeProto *np)
+{
+	static const char *const ok[] = {NULL};
+	enum presso_status s;
+	if ((s = check_attrs(n, np, ok)))
+		return s;
+	const struct value *e = input_value(b, n, 1);
+	if (!e || !e->idata)
+		return PRESSO_OK;
+	int64_t count = shape_numel(&e->shape);
+	float *f = malloc(sizeof(float) * (size_t)(count ? count : 1));
+	if (!f)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t i = 0; i < count; i++)
+		f[i] = (float)e->idata[i];
+	struct shape sh = e->shape;
+	int v = add_derived_value(b, n->name, "exponent");
+	if (v < 0) {
+		free(f);
+		return PRESSO_E_NOMEM;
+	}
+	b->g->values[v].data = f;
+	b->g->values[v].shape = sh;
+	n->inputs[1] = v;
 	return PRESSO_OK;
 }
 
@@ -722,8 +1009,59 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 		n->n_inputs = 1;
 		break;
 	}
+	case OP_HARDSIGMOID:
+	case OP_LEAKYRELU: {
+		static const char *const ok_hs[] = {"alpha", "beta", NULL};
+		static const char *const ok_lr[] = {"alpha", NULL};
+		if ((s = check_attrs(n, np, n->op == OP_HARDSIGMOID ? ok_hs : ok_lr)))
+			return s;
+		a->alpha = attr_float(np, "alpha", n->op == OP_HARDSIGMOID ? 0.2f : 0.01f);
+		a->beta = attr_float(np, "beta", 0.5f);
+		break;
+	}
+	case OP_LRN: {
+		static const char *const ok[] = {"alpha", "beta", "bias", "size", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		a->alpha = attr_float(np, "alpha", 1e-4f);
+		a->beta = attr_float(np, "beta", 0.75f);
+		a->lrn_bias = attr_float(np, "bias", 1.0f);
+		int64_t size = attr_int(np, "size", 0);
+		if (size < 1 || size > MAX_WINDOW)
+			return bad_attr(n, "size", "must be between 1 and 1024");
+		a->lrn_size = (int)size;
+		break;
+	}
+	case OP_LAYERNORM: {
+		static const char *const ok[] = {"axis", "epsilon", "stash_type", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		int64_t ax = attr_int(np, "axis", -1);
+		if (ax < -GRAPH_MAX_DIMS || ax > GRAPH_MAX_DIMS)
+			return bad_attr(n, "axis", "is out of range");
+		a->axis = (int)ax;
+		a->epsilon = attr_float(np, "epsilon", 1e-5f);
+		if (attr_int(np, "stash_type", 1) != 1)
+			return bad_attr(n, "stash_type", "other than 1 (float) is not supported");
+		break;
+	}
+	case OP_PAD:
+		return read_pad(b, n, np);
+	case OP_REDUCEMEAN:
+		return read_reduce(b, n, np);
+	case OP_POW:
+		return read_pow(b, n, np);
 	case OP_IDENTITY:
-		if (strcmp(onnx_op, "Dropout") == 0) {
+		if (strcmp(onnx_op, "Cast") == 0) {
+			static const char *const ok[] = {"to", "saturate", NULL};
+			if ((s = check_attrs(n, np, ok)))
+				return s;
+			int64_t to = attr_int(np, "to", 0);
+			if (to != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': Cast of a computed tensor to %s is not supported (only to float)",
+						   n->name, dtype_name((int32_t)to));
+		} else if (strcmp(onnx_op, "Dropout") == 0) {
 			static const char *const ok[] = {"ratio", "seed", "is_test", NULL};
 			if ((s = check_attrs(n, np, ok)))
 				return s;
@@ -756,6 +1094,12 @@ static int min_inputs(enum op_type op)
 	case OP_GEMM:
 	case OP_MATMUL:
 	case OP_ADD:
+	case OP_PRELU:
+	case OP_MUL:
+	case OP_SUB:
+	case OP_DIV:
+	case OP_POW:
+	case OP_LAYERNORM:
 		return 2;
 	case OP_BATCHNORM:
 		return 5;
@@ -777,10 +1121,21 @@ static int max_inputs(enum op_type op)
 	case OP_RESHAPE:
 	case OP_SQUEEZE:
 	case OP_UNSQUEEZE:
+	case OP_PRELU:
+	case OP_MUL:
+	case OP_SUB:
+	case OP_DIV:
+	case OP_POW:
+	case OP_REDUCEMEAN:
 		return 2;
+	case OP_LAYERNORM:
+		return 3;
+	case OP_PAD: /* data, pads, constant_value, axes */
+		return 4;
 	case OP_BATCHNORM:
 		return 5;
 	case OP_CONCAT:
+	case OP_SUM:
 		return GRAPH_MAX_INPUTS;
 	default:
 		return 1;
@@ -865,6 +1220,789 @@ static enum presso_status fold_int_node(struct builder *b, struct node *n, int o
 	return PRESSO_OK;
 }
 
+/* --- folding at load: shapes and integer constants --------------------------- */
+
+static enum presso_status infer_and_resolve(struct graph *g);
+
+/* The shape of value v from the nodes imported so far, with SYM_DIM(k) for
+ * the dimensions that follow the batch (k at batch 1, 2k at batch 2; a graph
+ * that only runs at one batch has none). */
+static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, int *rank)
+{
+	struct graph *g = b->g;
+	enum presso_status s = infer_and_resolve(g);
+	if (s != PRESSO_OK)
+		return s;
+	struct shape *s2 = malloc(sizeof *s2 * (size_t)g->n_values);
+	if (!s2)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	bool two = graph_infer_shapes(g, 2, s2) == PRESSO_OK;
+	status_clear();
+	const struct shape *s1 = &g->values[v].shape;
+	*rank = s1->n_dims;
+	for (int d = 0; d < s1->n_dims; d++)
+		dims[d] = two && s2[v].dims[d] == 2 * s1->dims[d] && s1->dims[d] != 0
+				  ? SYM_DIM(s1->dims[d])
+				  : s1->dims[d];
+	free(s2);
+	return PRESSO_OK;
+}
+
+/* A new int64 (or float) constant value of the given shape into out_v. */
+static enum presso_status set_const(struct builder *b, int out_v, const struct shape *sh,
+				    int64_t *idata, float *data)
+{
+	struct value *v = &b->g->values[out_v];
+	v->shape = *sh;
+	v->idata = idata;
+	v->data = data;
+	v->dtype = idata ? DTYPE_I64 : DTYPE_F32;
+	b->g->n_folded_const++;
+	return PRESSO_OK;
+}
+
+static bool has_sym(const struct value *v)
+{
+	int64_t n = shape_numel(&v->shape);
+	for (int64_t i = 0; v->idata && i < n; i++)
+		if (is_sym(v->idata[i]))
+			return true;
+	return false;
+}
+
+static enum presso_status depends_on_batch(const char *name, const char *op, const char *what)
+{
+	return status_fail(PRESSO_E_UNSUPPORTED,
+			   "node '%s': %s of %s that depends on the batch size (the Shape of a batched tensor) is not supported",
+			   name, op, what);
+}
+
+/* Shape(x)[start:end]; Size(x). */
+static enum presso_status fold_shape(struct builder *b, const Onnx__NodeProto *np,
+				     const char *name, const char *op, int x, int out_v)
+{
+	int64_t dims[GRAPH_MAX_DIMS];
+	int rank = 0;
+	if (value_is_const(&b->g->values[x])) {
+		rank = b->g->values[x].shape.n_dims;
+		memcpy(dims, b->g->values[x].shape.dims, sizeof(int64_t) * (size_t)rank);
+	} else {
+		enum presso_status s = prefix_shape(b, x, dims, &rank);
+		if (s != PRESSO_OK)
+			return status_wrap(s, "node '%s' (%s)", name, op);
+	}
+	struct shape sh = {.n_dims = 1};
+	if (strcmp(op, "Size") == 0) {
+		if (np->n_attribute)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Size attribute '%s' is not supported",
+					   name, np->attribute[0]->name);
+		int64_t *out = malloc(sizeof(int64_t));
+		if (!out)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		*out = 1;
+		for (int d = 0; d < rank; d++) {
+			if (is_sym(dims[d])) {
+				free(out);
+				return depends_on_batch(name, op, "a tensor");
+			}
+			*out *= dims[d];
+		}
+		sh.n_dims = 0;
+		return set_const(b, out_v, &sh, out, NULL);
+	}
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const char *a = np->attribute[i]->name ? np->attribute[i]->name : "";
+		if (strcmp(a, "start") != 0 && strcmp(a, "end") != 0)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Shape attribute '%s' is not supported",
+					   name, a);
+	}
+	int64_t start = attr_int(np, "start", 0), end = attr_int(np, "end", rank);
+	start = start < 0 ? start + rank : start;
+	end = end < 0 ? end + rank : end;
+	start = start < 0 ? 0 : start > rank ? rank : start;
+	end = end < start ? start : end > rank ? rank : end;
+	sh.dims[0] = end - start;
+	int64_t *out = malloc(sizeof(int64_t) * (size_t)(sh.dims[0] ? sh.dims[0] : 1));
+	if (!out)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t d = start; d < end; d++)
+		out[d - start] = dims[d];
+	return set_const(b, out_v, &sh, out, NULL);
+}
+
+/* ConstantOfShape(shape) filled with its value attribute (float 0 by default). */
+static enum presso_status fold_constant_of_shape(struct builder *b, const Onnx__NodeProto *np,
+						 const char *name, int x, int out_v)
+{
+	const struct value *xv = &b->g->values[x];
+	for (size_t i = 0; i < np->n_attribute; i++)
+		if (!np->attribute[i]->name || strcmp(np->attribute[i]->name, "value") != 0)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': ConstantOfShape attribute '%s' is not supported", name,
+					   np->attribute[i]->name ? np->attribute[i]->name : "");
+	if (!xv->idata || xv->shape.n_dims != 1)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': ConstantOfShape needs a constant 1-D int64 shape", name);
+	if (has_sym(xv))
+		return depends_on_batch(name, "ConstantOfShape", "a shape");
+	struct shape sh = {.n_dims = (int)xv->shape.dims[0]};
+	if (sh.n_dims > GRAPH_MAX_DIMS)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': ConstantOfShape of rank %d (at most %d)",
+				   name, sh.n_dims, GRAPH_MAX_DIMS);
+	for (int d = 0; d < sh.n_dims; d++) {
+		if (xv->idata[d] < 0)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': ConstantOfShape to a negative size",
+					   name);
+		sh.dims[d] = xv->idata[d];
+	}
+	int64_t count;
+	if (!shape_numel_checked(&sh, &count))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': ConstantOfShape of more than %lld elements", name,
+				   (long long)GRAPH_MAX_ELEMS);
+	/* the fill value: a one-element tensor, float 0 when absent */
+	struct value fill = {.name = NULL};
+	const Onnx__AttributeProto *a = find_attr(np, "value");
+	if (a && a->t) {
+		enum presso_status s = tensor_to_value(a->t, b->base_dir, &fill);
+		if (s != PRESSO_OK)
+			return status_wrap(s, "node '%s' (ConstantOfShape)", name);
+		if (shape_numel(&fill.shape) != 1) {
+			free(fill.data);
+			free(fill.idata);
+			return status_fail(PRESSO_E_FORMAT, "node '%s': ConstantOfShape value must have one element",
+					   name);
+		}
+	}
+	size_t n = (size_t)(count ? count : 1);
+	float *f = fill.idata ? NULL : malloc(sizeof(float) * n);
+	int64_t *l = fill.idata ? malloc(sizeof(int64_t) * n) : NULL;
+	if (!f && !l) {
+		free(fill.data);
+		free(fill.idata);
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	}
+	for (int64_t i = 0; i < count; i++) {
+		if (f)
+			f[i] = fill.data ? fill.data[0] : 0.0f;
+		else
+			l[i] = fill.idata[0];
+	}
+	free(fill.data);
+	free(fill.idata);
+	return set_const(b, out_v, &sh, l, f);
+}
+
+/* Cast of a constant: to float (from any type), or to an integer type or bool
+ * (a float truncated toward zero, a bool as 0 or 1). */
+static enum presso_status fold_cast(struct builder *b, const Onnx__NodeProto *np,
+				    const char *name, int x, int out_v)
+{
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const char *an = np->attribute[i]->name ? np->attribute[i]->name : "";
+		if (strcmp(an, "to") != 0 && strcmp(an, "saturate") != 0)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Cast attribute '%s' is not supported",
+					   name, an);
+	}
+	const struct value *xv = &b->g->values[x];
+	int64_t to = attr_int(np, "to", 0), n = shape_numel(&xv->shape);
+	bool to_float = to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+			to == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+	bool to_int = to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
+		      to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
+		      to == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 ||
+		      to == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
+		      to == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 ||
+		      to == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ||
+		      to == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 ||
+		      to == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+	if (!to_float && !to_int)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Cast to %s is not supported", name,
+				   dtype_name((int32_t)to));
+	if (to_float && has_sym(xv))
+		return depends_on_batch(name, "Cast", "a shape");
+	float *f = to_float ? malloc(sizeof(float) * (size_t)(n ? n : 1)) : NULL;
+	int64_t *l = to_int ? malloc(sizeof(int64_t) * (size_t)(n ? n : 1)) : NULL;
+	if (!f && !l)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	bool to_bool = to == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+	for (int64_t i = 0; i < n; i++) {
+		if (f) {
+			f[i] = xv->data ? xv->data[i] : (float)xv->idata[i];
+		} else if (xv->idata) {
+			l[i] = to_bool && !is_sym(xv->idata[i]) ? xv->idata[i] != 0 : xv->idata[i];
+		} else {
+			float v = xv->data[i];
+			if (!(fabsf(v) < 9.2e18f)) { /* NaN, inf, or past int64 */
+				free(l);
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': Cast of %g to an integer type", name, (double)v);
+			}
+			l[i] = to_bool ? v != 0.0f : (int64_t)v;
+		}
+	}
+	struct shape sh = xv->shape;
+	return set_const(b, out_v, &sh, l, f);
+}
+
+/* Gather of a computed tensor with constant indices that step evenly along a
+ * static dimension (one index, as x[:, 0] exports, or a range): a Slice, and
+ * for a scalar index a Squeeze of the sliced dimension after it. */
+static enum presso_status gather_computed(struct builder *b, const char *name, int x, int idx,
+					  int64_t axis, int out_v)
+{
+	const struct value *iv = &b->g->values[idx];
+	int64_t n_idx = shape_numel(&iv->shape);
+	if (!iv->idata || iv->shape.n_dims > 1 || n_idx < 1)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Gather of a computed tensor needs constant integer indices (a scalar or a list)",
+				   name);
+	bool scalar = iv->shape.n_dims == 0;
+	struct shape xs;
+	enum presso_status s = prefix_shape(b, x, xs.dims, &xs.n_dims);
+	if (s != PRESSO_OK)
+		return status_wrap(s, "node '%s' (Gather)", name);
+	iv = &b->g->values[idx];
+	axis = axis < 0 ? axis + xs.n_dims : axis;
+	if (axis < 0 || axis >= xs.n_dims)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Gather axis out of range", name);
+	int64_t dim = xs.dims[axis];
+	if (is_sym(dim))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Gather along a dimension that follows the batch is not supported",
+				   name);
+	int64_t first = 0, step = 1;
+	for (int64_t k = 0; k < n_idx; k++) {
+		int64_t j = iv->idata[k];
+		if (j < -dim || j >= dim)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Gather index %lld out of range for %lld",
+					   name, (long long)j, (long long)dim);
+		j = j < 0 ? j + dim : j;
+		if (k == 0)
+			first = j;
+		else if (k == 1)
+			step = j - first;
+		if (k > 0 && (step == 0 || j != first + k * step))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Gather of a computed tensor at indices that do not step evenly is not supported",
+					   name);
+	}
+	if (!scalar)
+		return slice_one_axis(b, name, x, &xs, (int)axis, first, n_idx, step, out_v);
+	int t = add_derived_value(b, b->g->values[out_v].name, "gather");
+	if (t < 0)
+		return PRESSO_E_NOMEM;
+	char part[300];
+	snprintf(part, sizeof part, "%s#slice", name);
+	if ((s = slice_one_axis(b, part, x, &xs, (int)axis, first, 1, 1, t)) != PRESSO_OK)
+		return s;
+	struct node sq = {.op = OP_SQUEEZE, .n_inputs = 1, .output = out_v};
+	sq.inputs[0] = t;
+	sq.a.n_ints = 1;
+	sq.a.ints[0] = axis;
+	sq.name = strdup(name);
+	if (!sq.name)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	b->g->values[out_v].producer = b->g->n_nodes;
+	s = add_node(b, &sq);
+	if (s != PRESSO_OK)
+		free(sq.name);
+	return s;
+}
+
+/* Gather(data, indices) along axis, both constants (or see gather_computed). */
+static enum presso_status fold_gather(struct builder *b, const Onnx__NodeProto *np,
+				      const char *name, int x, int idx, int out_v)
+{
+	for (size_t i = 0; i < np->n_attribute; i++)
+		if (!np->attribute[i]->name || strcmp(np->attribute[i]->name, "axis") != 0)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Gather attribute '%s' is not supported",
+					   name, np->attribute[i]->name ? np->attribute[i]->name : "");
+	const struct value *xv = &b->g->values[x], *iv = &b->g->values[idx];
+	if (!value_is_const(xv))
+		return gather_computed(b, name, x, idx, attr_int(np, "axis", 0), out_v);
+	if (!iv->idata)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Gather indices must be constant integers",
+				   name);
+	int r = xv->shape.n_dims;
+	int64_t axis = attr_int(np, "axis", 0);
+	axis = axis < 0 ? axis + r : axis;
+	if (axis < 0 || axis >= r || r - 1 + iv->shape.n_dims > GRAPH_MAX_DIMS)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Gather axis or rank out of range", name);
+	int64_t outer = 1, inner = 1, dim = xv->shape.dims[axis], n_idx = shape_numel(&iv->shape);
+	for (int d = 0; d < axis; d++)
+		outer *= xv->shape.dims[d];
+	for (int d = (int)axis + 1; d < r; d++)
+		inner *= xv->shape.dims[d];
+	struct shape sh = {.n_dims = 0};
+	for (int d = 0; d < axis; d++)
+		sh.dims[sh.n_dims++] = xv->shape.dims[d];
+	for (int d = 0; d < iv->shape.n_dims; d++)
+		sh.dims[sh.n_dims++] = iv->shape.dims[d];
+	for (int d = (int)axis + 1; d < r; d++)
+		sh.dims[sh.n_dims++] = xv->shape.dims[d];
+	int64_t count;
+	if (!shape_numel_checked(&sh, &count))
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Gather output too large", name);
+	for (int64_t k = 0; k < n_idx; k++)
+		if (iv->idata[k] < -dim || iv->idata[k] >= dim)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Gather index %lld out of range for %lld",
+					   name, (long long)iv->idata[k], (long long)dim);
+	size_t nb = (size_t)(count ? count : 1);
+	float *f = xv->data ? malloc(sizeof(float) * nb) : NULL;
+	int64_t *l = xv->idata ? malloc(sizeof(int64_t) * nb) : NULL;
+	if (!f && !l)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	int64_t o = 0;
+	for (int64_t a = 0; a < outer; a++)
+		for (int64_t k = 0; k < n_idx; k++) {
+			int64_t j = iv->idata[k] < 0 ? iv->idata[k] + dim : iv->idata[k];
+			for (int64_t i = 0; i < inner; i++, o++) {
+				int64_t src = (a * dim + j) * inner + i;
+				if (f)
+					f[o] = xv->data[src];
+				else
+					l[o] = xv->idata[src];
+			}
+		}
+	return set_const(b, out_v, &sh, l, f);
+}
+
+/* Copies the strided box of the constant xv that starts at lo[d] and steps by
+ * step[d] in each dimension into a new constant out_v of shape sh. */
+static enum presso_status copy_box(struct builder *b, const struct value *xv, const int64_t *lo,
+				   const int64_t *step, const struct shape *sh, int out_v)
+{
+	int r = xv->shape.n_dims;
+	int64_t count = shape_numel(sh);
+	size_t nb = (size_t)(count ? count : 1);
+	float *f = xv->data ? malloc(sizeof(float) * nb) : NULL;
+	int64_t *l = xv->idata ? malloc(sizeof(int64_t) * nb) : NULL;
+	if (!f && !l)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	int64_t idx[GRAPH_MAX_DIMS] = {0};
+	for (int64_t o = 0; o < count; o++) {
+		int64_t src = 0;
+		for (int d = 0; d < r; d++)
+			src = src * xv->shape.dims[d] + lo[d] + idx[d] * step[d];
+		if (f)
+			f[o] = xv->data[src];
+		else
+			l[o] = xv->idata[src];
+		for (int d = r - 1; d >= 0; d--) {
+			if (++idx[d] < sh->dims[d])
+				break;
+			idx[d] = 0;
+		}
+	}
+	struct shape s = *sh;
+	return set_const(b, out_v, &s, l, f);
+}
+
+/* A one-axis slice (first, count, step along axis) of the tensor x: folded
+ * when x is a constant, else an OP_SLICE node named name writing out_v. */
+static enum presso_status slice_one_axis(struct builder *b, const char *name, int x,
+					 const struct shape *xs, int axis, int64_t first,
+					 int64_t count, int64_t step, int out_v)
+{
+	struct graph *g = b->g;
+	if (value_is_const(&g->values[x])) {
+		int64_t lo[GRAPH_MAX_DIMS] = {0}, st[GRAPH_MAX_DIMS];
+		struct shape sh = *xs;
+		for (int d = 0; d < xs->n_dims; d++)
+			st[d] = 1;
+		lo[axis] = first;
+		st[axis] = step;
+		sh.dims[axis] = count;
+		return copy_box(b, &g->values[x], lo, st, &sh, out_v);
+	}
+	struct node n = {.op = OP_SLICE, .n_inputs = 1, .output = out_v};
+	n.inputs[0] = x;
+	n.a.axis = axis;
+	n.a.n_ints = 3;
+	n.a.ints[0] = first;
+	n.a.ints[1] = count;
+	n.a.ints[2] = step;
+	n.name = strdup(name);
+	if (!n.name)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	g->values[out_v].producer = g->n_nodes;
+	enum presso_status s = add_node(b, &n);
+	if (s != PRESSO_OK)
+		free(n.name);
+	return s;
+}
+
+/* Slice: starts, ends, axes, steps as inputs (opset >= 10) or attributes
+ * (starts, ends, axes; steps 1), all constant. Of a constant it folds; of a
+ * computed tensor it becomes an OP_SLICE per sliced dimension, each of which
+ * must be static (not the batch). */
+static enum presso_status import_slice(struct builder *b, const Onnx__NodeProto *np,
+				       const char *name, const int *in, int n_in, int out_v)
+{
+	struct shape xs;
+	int r;
+	if (value_is_const(&b->g->values[in[0]])) {
+		xs = b->g->values[in[0]].shape;
+	} else {
+		enum presso_status s = prefix_shape(b, in[0], xs.dims, &xs.n_dims);
+		if (s != PRESSO_OK)
+			return status_wrap(s, "node '%s' (Slice)", name);
+	}
+	r = xs.n_dims;
+	int64_t starts[GRAPH_MAX_DIMS], ends[GRAPH_MAX_DIMS], axes[GRAPH_MAX_DIMS],
+		steps[GRAPH_MAX_DIMS];
+	int64_t *lists[4] = {starts, ends, axes, steps};
+	int counts[4] = {-1, -1, -1, -1};
+	static const char *const names[4] = {"starts", "ends", "axes", "steps"};
+	for (int k = 0; k < 4; k++) {
+		if (n_in > 1) {
+			if (k + 1 >= n_in || in[k + 1] < 0)
+				continue;
+			const struct value *v = &b->g->values[in[k + 1]];
+			if (!v->idata || shape_numel(&v->shape) > r)
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': Slice %s must be a constant integer list of at most %d entries",
+						   name, names[k], r);
+			counts[k] = (int)shape_numel(&v->shape);
+			for (int i = 0; i < counts[k]; i++) {
+				if (is_sym(v->idata[i]))
+					return depends_on_batch(name, "Slice", names[k]);
+				lists[k][i] = v->idata[i];
+			}
+		} else if (k < 3) {
+			counts[k] = attr_ints(np, names[k], -1, r, lists[k]);
+			if (counts[k] == -2)
+				return status_fail(PRESSO_E_FORMAT, "node '%s': Slice %s has too many entries",
+						   name, names[k]);
+		}
+	}
+	if (counts[0] < 0 || counts[1] != counts[0])
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Slice needs starts and ends of one length",
+				   name);
+	int n = counts[0];
+	if ((counts[2] >= 0 && counts[2] != n) || (counts[3] >= 0 && counts[3] != n))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Slice axes or steps of another length", name);
+	int64_t lo[GRAPH_MAX_DIMS], step[GRAPH_MAX_DIMS];
+	struct shape sh = xs;
+	for (int d = 0; d < r; d++) {
+		lo[d] = 0;
+		step[d] = 1;
+	}
+	bool seen[GRAPH_MAX_DIMS] = {false};
+	int n_cut = 0, cut = -1;
+	for (int i = 0; i < n; i++) {
+		int64_t ax = counts[2] >= 0 ? axes[i] : i;
+		ax = ax < 0 ? ax + r : ax;
+		int64_t st = counts[3] >= 0 ? steps[i] : 1;
+		if (ax < 0 || ax >= r || seen[ax] || st == 0 || st == INT64_MIN)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Slice axis or step invalid", name);
+		seen[ax] = true;
+		int64_t dim = xs.dims[ax], a = starts[i], e = ends[i];
+		if (is_sym(dim)) {
+			if (st == 1 && a == 0 && e >= INT32_MAX)
+				continue; /* all of it */
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Slice along a dimension that follows the batch is not supported",
+					   name);
+		}
+		a = a < 0 ? (a < -dim ? -dim : a) + dim : a;
+		e = e < 0 ? (e < -dim - 1 ? -dim - 1 : e) + dim : e;
+		/* clamp as the spec does: [0, dim] going forward, [-1, dim - 1] back */
+		if (st > 0) {
+			a = a > dim ? dim : a;
+			e = e < 0 ? 0 : e > dim ? dim : e;
+			sh.dims[ax] = e > a ? (e - a - 1) / st + 1 : 0;
+		} else {
+			a = a < 0 ? -1 : a > dim - 1 ? dim - 1 : a;
+			e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
+			sh.dims[ax] = a > e ? (a - e - 1) / -st + 1 : 0;
+		}
+		lo[ax] = a;
+		step[ax] = st;
+		if (sh.dims[ax] != dim || st != 1) {
+			n_cut++;
+			cut = (int)ax;
+		}
+	}
+	if (value_is_const(&b->g->values[in[0]]))
+		return copy_box(b, &b->g->values[in[0]], lo, step, &sh, out_v);
+	if (n_cut > 1) {
+		/* one OP_SLICE per sliced dimension, "<name>#<d>" writing
+		 * "<output>#<d>", the last one the output */
+		int x = in[0];
+		struct shape cur = xs;
+		for (int d = 0; d < r; d++) {
+			if (cur.dims[d] == sh.dims[d] && step[d] == 1)
+				continue;
+			char part[300];
+			snprintf(part, sizeof part, "%s#%d", name, d);
+			int v = --n_cut == 0 ? out_v : add_derived_value(b, np->output[0], "slice");
+			if (v < 0)
+				return PRESSO_E_NOMEM;
+			enum presso_status s = slice_one_axis(b, part, x, &cur, d, lo[d], sh.dims[d],
+							      step[d], v);
+			if (s != PRESSO_OK)
+				return s;
+			cur.dims[d] = sh.dims[d];
+			x = v;
+		}
+		return PRESSO_OK;
+	}
+	if (n_cut == 0) { /* the whole tensor: an Identity */
+		struct node id = {.op = OP_IDENTITY, .n_inputs = 1, .output = out_v};
+		id.inputs[0] = in[0];
+		id.name = strdup(name);
+		if (!id.name)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		b->g->values[out_v].producer = b->g->n_nodes;
+		enum presso_status s = add_node(b, &id);
+		if (s != PRESSO_OK)
+			free(id.name);
+		return s;
+	}
+	return slice_one_axis(b, name, in[0], &xs, cut, lo[cut], sh.dims[cut], step[cut], out_v);
+}
+
+/* Split into one-axis slices (OP_SLICE nodes "<name>#<k>", or constants):
+ * sizes from the split input (opset >= 13) or attribute, else equal parts
+ * (num_outputs in opset 18, else one per output; the last one smaller when
+ * they do not divide). Outputs left unnamed are not computed. */
+static enum presso_status import_split(struct builder *b, const Onnx__NodeProto *np,
+				       const char *name)
+{
+	static const char *const ok[] = {"axis", "split", "num_outputs", NULL};
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const char *a = np->attribute[i]->name ? np->attribute[i]->name : "";
+		bool known = false;
+		for (const char *const *k = ok; *k && !known; k++)
+			known = strcmp(*k, a) == 0;
+		if (!known)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Split attribute '%s' is not supported",
+					   name, a);
+	}
+	if (np->n_input < 1 || np->n_input > 2 || !np->input[0] || !*np->input[0])
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Split has %zu inputs", name, np->n_input);
+	int x = map_find(b, np->input[0]);
+	if (x < 0)
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': Split input '%s' is not produced by any earlier node, initializer or graph input",
+				   name, np->input[0]);
+	struct shape xs;
+	if (value_is_const(&b->g->values[x])) {
+		xs = b->g->values[x].shape;
+	} else {
+		enum presso_status s = prefix_shape(b, x, xs.dims, &xs.n_dims);
+		if (s != PRESSO_OK)
+			return status_wrap(s, "node '%s' (Split)", name);
+	}
+	int64_t axis = attr_int(np, "axis", 0);
+	axis = axis < 0 ? axis + xs.n_dims : axis;
+	if (axis < 0 || axis >= xs.n_dims)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Split axis out of range", name);
+	int64_t dim = xs.dims[axis];
+	if (is_sym(dim))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Split along a dimension that follows the batch is not supported",
+				   name);
+	size_t n_out = np->n_output;
+	if (n_out < 1 || n_out > 4096)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Split has %zu outputs", name, n_out);
+	int64_t *sizes = malloc(sizeof(int64_t) * n_out);
+	if (!sizes)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	const Onnx__AttributeProto *sa = find_attr(np, "split");
+	int si = np->n_input > 1 && np->input[1] && *np->input[1] ? map_find(b, np->input[1]) : -1;
+	const struct value *sv = si >= 0 ? &b->g->values[si] : NULL;
+	enum presso_status s = PRESSO_OK;
+	int64_t total = 0;
+	if (np->n_input > 1 && np->input[1] && *np->input[1] &&
+	    (!sv || !sv->idata || shape_numel(&sv->shape) != (int64_t)n_out)) {
+		s = status_fail(PRESSO_E_UNSUPPORTED,
+				"node '%s': Split sizes must be a constant integer list of %zu entries", name,
+				n_out);
+	} else if (sv || sa) {
+		if (sa && sa->n_ints != n_out)
+			s = status_fail(PRESSO_E_FORMAT, "node '%s': Split has %zu sizes for %zu outputs",
+					name, sa->n_ints, n_out);
+		for (size_t k = 0; s == PRESSO_OK && k < n_out; k++) {
+			sizes[k] = sv ? sv->idata[k] : sa->ints[k];
+			if (sizes[k] < 0 || sizes[k] > dim)
+				s = status_fail(PRESSO_E_FORMAT, "node '%s': Split size %lld", name,
+						(long long)sizes[k]);
+			else
+				total += sizes[k];
+		}
+		if (s == PRESSO_OK && total != dim)
+			s = status_fail(PRESSO_E_FORMAT, "node '%s': Split sizes add up to %lld, not %lld",
+					name, (long long)total, (long long)dim);
+	} else {
+		int64_t parts = attr_int(np, "num_outputs", (int64_t)n_out);
+		if (parts != (int64_t)n_out || parts < 1)
+			s = status_fail(PRESSO_E_FORMAT, "node '%s': Split num_outputs is not its output count",
+					name);
+		int64_t chunk = parts > 0 ? (dim + parts - 1) / parts : 0;
+		for (size_t k = 0; s == PRESSO_OK && k < n_out; k++) {
+			int64_t left = dim - chunk * (int64_t)k;
+			sizes[k] = left < 0 ? 0 : left < chunk ? left : chunk;
+		}
+	}
+	int64_t first = 0;
+	for (size_t k = 0; s == PRESSO_OK && k < n_out; k++) {
+		const char *out = np->output[k];
+		if (out && *out) {
+			if (map_find(b, out) >= 0) {
+				s = status_fail(PRESSO_E_FORMAT, "node '%s': output '%s' is produced twice", name,
+						out);
+				break;
+			}
+			char part[300];
+			snprintf(part, sizeof part, "%s#%zu", name, k);
+			int v = add_value(b, out);
+			s = v < 0 ? PRESSO_E_NOMEM
+				  : slice_one_axis(b, part, x, &xs, (int)axis, first, sizes[k], 1, v);
+		}
+		first += sizes[k];
+	}
+	free(sizes);
+	return s;
+}
+
+/* A node of fold_only_ops[], or a Cast of a constant: its output becomes a
+ * constant, or the model is refused with the reason. */
+static enum presso_status fold_only_node(struct builder *b, const Onnx__NodeProto *np,
+					 const char *name, const char *op)
+{
+	int in[GRAPH_MAX_INPUTS + 1];
+	int n_in = (int)np->n_input;
+	if (n_in < 1 || n_in > 5 || !np->input[0] || !*np->input[0])
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has %d inputs", name, op, n_in);
+	for (int i = 0; i < n_in; i++) {
+		in[i] = -1;
+		if (!np->input[i] || !*np->input[i])
+			continue;
+		in[i] = map_find(b, np->input[i]);
+		if (in[i] < 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': %s input '%s' is not produced by any earlier node, initializer or graph input",
+					   name, op, np->input[i]);
+	}
+	int out_v = add_value(b, np->output[0]);
+	if (out_v < 0)
+		return PRESSO_E_NOMEM;
+	if (strcmp(op, "Shape") == 0 || strcmp(op, "Size") == 0)
+		return fold_shape(b, np, name, op, in[0], out_v);
+	if (strcmp(op, "ConstantOfShape") == 0)
+		return fold_constant_of_shape(b, np, name, in[0], out_v);
+	if (strcmp(op, "Cast") == 0)
+		return fold_cast(b, np, name, in[0], out_v);
+	if (strcmp(op, "Gather") == 0) {
+		if (n_in != 2 || in[1] < 0)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Gather needs data and indices", name);
+		return fold_gather(b, np, name, in[0], in[1], out_v);
+	}
+	return import_slice(b, np, name, in, n_in, out_v);
+}
+
+/* Concat of int64 constants (shapes being put together). */
+static enum presso_status fold_int_concat(struct builder *b, struct node *n, int out_v)
+{
+	struct graph *g = b->g;
+	struct shape shapes[GRAPH_MAX_INPUTS + 1];
+	struct node mini = *n;
+	for (int i = 0; i < n->n_inputs; i++) {
+		const struct value *v = &g->values[n->inputs[i]];
+		if (!v->idata)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Concat of float and integer constants", n->name);
+		shapes[i] = v->shape;
+		mini.inputs[i] = i;
+	}
+	mini.output = n->n_inputs;
+	enum presso_status s = graph_infer_node(g, &mini, shapes, &shapes[mini.output]);
+	if (s != PRESSO_OK)
+		return s;
+	const struct shape *ys = &shapes[mini.output];
+	int axis = n->a.axis < 0 ? n->a.axis + ys->n_dims : n->a.axis;
+	int64_t outer = 1, inner = 1, count = shape_numel(ys);
+	for (int d = 0; d < axis; d++)
+		outer *= ys->dims[d];
+	for (int d = axis + 1; d < ys->n_dims; d++)
+		inner *= ys->dims[d];
+	int64_t *out = malloc(sizeof(int64_t) * (size_t)(count ? count : 1)), *y = out;
+	if (!out)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t o = 0; o < outer; o++)
+		for (int i = 0; i < n->n_inputs; i++) {
+			int64_t len = shapes[i].dims[axis] * inner;
+			memcpy(y, g->values[n->inputs[i]].idata + o * len, sizeof(int64_t) * (size_t)len);
+			y += len;
+		}
+	struct shape sh = *ys;
+	return set_const(b, out_v, &sh, out, NULL);
+}
+
+/* Add, Sub, Mul, Div of int64 constants (shape arithmetic) of one shape or
+ * with a scalar, Div truncating toward zero; Neg and Abs of one. */
+static enum presso_status fold_int_arith(struct builder *b, struct node *n, int out_v)
+{
+	struct graph *g = b->g;
+	bool unary = n->op == OP_NEG || n->op == OP_ABS;
+	const struct value *x = &g->values[n->inputs[0]];
+	const struct value *w = unary ? x : &g->values[n->inputs[1]];
+	if (!x->idata || !w->idata)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s of float and integer constants",
+				   n->name, op_name(n->op));
+	if (has_sym(x) || has_sym(w))
+		return depends_on_batch(n->name, op_name(n->op), "a shape");
+	int64_t nx = shape_numel(&x->shape), nw = shape_numel(&w->shape);
+	bool same = x->shape.n_dims == w->shape.n_dims &&
+		    memcmp(x->shape.dims, w->shape.dims, sizeof(int64_t) * (size_t)x->shape.n_dims) == 0;
+	if (!same && nx != 1 && nw != 1)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': %s of integer constants of different shapes", n->name,
+				   op_name(n->op));
+	/* the output has the shape of the operand with more elements, or of the
+	 * higher rank between two one-element ones */
+	const struct value *big = nx > nw || (nx == nw && x->shape.n_dims >= w->shape.n_dims) ? x : w;
+	int64_t count = shape_numel(&big->shape);
+	int64_t *out = malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
+	if (!out)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t i = 0; i < count; i++) {
+		int64_t a = x->idata[nx == 1 ? 0 : i], c = w->idata[nw == 1 ? 0 : i], r = 0;
+		bool ok = true;
+		switch (n->op) {
+		case OP_ADD:
+			ok = !__builtin_add_overflow(a, c, &r);
+			break;
+		case OP_SUB:
+			ok = !__builtin_sub_overflow(a, c, &r);
+			break;
+		case OP_MUL:
+			ok = !__builtin_mul_overflow(a, c, &r);
+			break;
+		case OP_NEG:
+		case OP_ABS:
+			ok = a != INT64_MIN;
+			r = !ok ? 0 : n->op == OP_NEG || a < 0 ? -a : a;
+			break;
+		default:
+			ok = c != 0 && !(a == INT64_MIN && c == -1);
+			r = ok ? a / c : 0;
+			break;
+		}
+		if (!ok) {
+			free(out);
+			return status_fail(PRESSO_E_FORMAT, "node '%s': %s of integers overflows or divides by zero",
+					   n->name, op_name(n->op));
+		}
+		out[i] = r;
+	}
+	struct shape sh = big->shape;
+	return set_const(b, out_v, &sh, out, NULL);
+}
+
 static enum presso_status constant_node(struct builder *b, const Onnx__NodeProto *np,
 					const char *name, int out_v)
 {
@@ -915,6 +2053,25 @@ static enum presso_status constant_node(struct builder *b, const Onnx__NodeProto
 			   name, an);
 }
 
+/* Whether a node or a graph output reads the value called name; *who then
+ * names the first such reader. */
+static bool find_reader(const struct builder *b, const char *name, char *who, size_t who_bytes)
+{
+	const Onnx__GraphProto *gp = b->gp;
+	for (size_t i = 0; i < gp->n_node; i++)
+		for (size_t k = 0; k < gp->node[i]->n_input; k++)
+			if (gp->node[i]->input[k] && strcmp(gp->node[i]->input[k], name) == 0) {
+				describe_node(gp->node[i], i, who, who_bytes);
+				return true;
+			}
+	for (size_t i = 0; i < gp->n_output; i++)
+		if (gp->output[i]->name && strcmp(gp->output[i]->name, name) == 0) {
+			snprintf(who, who_bytes, "graph output %zu", i);
+			return true;
+		}
+	return false;
+}
+
 static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *np, int index)
 {
 	struct graph *g = b->g;
@@ -929,13 +2086,27 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 	if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx") != 0)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': op %s of domain '%s' is not supported",
 				   name, op, np->domain);
+	if (strcmp(op, "Split") == 0)
+		return import_split(b, np, name);
 	if (np->n_output < 1 || !np->output[0] || !*np->output[0])
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no output", name, op);
-	for (size_t i = 1; i < np->n_output; i++)
-		if (np->output[i] && *np->output[i])
+	for (size_t i = 1; i < np->n_output; i++) {
+		if (!np->output[i] || !*np->output[i])
+			continue;
+		/* Dropout's mask, LayerNormalization's mean and inverse deviation:
+		 * fine while nothing reads them */
+		bool optional = (strcmp(op, "Dropout") == 0 && i == 1) ||
+				(strcmp(op, "LayerNormalization") == 0 && i <= 2);
+		char reader[300];
+		if (!optional)
 			return status_fail(PRESSO_E_UNSUPPORTED,
 					   "node '%s': %s output %zu ('%s') is not supported (only the first output)",
 					   name, op, i, np->output[i]);
+		if (find_reader(b, np->output[i], reader, sizeof reader))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s output %zu ('%s') is read by %s; only the first output is supported",
+					   name, op, i, np->output[i], reader);
+	}
 	if (map_find(b, np->output[0]) >= 0)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': output '%s' is produced twice", name,
 				   np->output[0]);
@@ -943,6 +2114,10 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 		int v = add_value(b, np->output[0]);
 		return v < 0 ? PRESSO_E_NOMEM : constant_node(b, np, name, v);
 	}
+	if (is_fold_only(op) || (strcmp(op, "Cast") == 0 && np->n_input == 1 && np->input[0] &&
+				 map_find(b, np->input[0]) >= 0 &&
+				 value_is_const(&g->values[map_find(b, np->input[0])])))
+		return fold_only_node(b, np, name, op);
 	struct node n = {0};
 	bool known = false;
 	for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
@@ -993,6 +2168,11 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 				  n.op == OP_UNSQUEEZE || n.op == OP_IDENTITY;
 		if (any_int && shape_only && n.n_inputs == 1)
 			s = fold_int_node(b, &n, out_v);
+		else if (any_int && n.op == OP_CONCAT)
+			s = fold_int_concat(b, &n, out_v);
+		else if (any_int && (n.op == OP_ADD || n.op == OP_SUB || n.op == OP_MUL ||
+				     n.op == OP_DIV || n.op == OP_NEG || n.op == OP_ABS))
+			s = fold_int_arith(b, &n, out_v);
 		else if (any_int)
 			s = status_fail(PRESSO_E_UNSUPPORTED,
 					"node '%s': %s on integer tensors is not supported", name, op);
@@ -1413,6 +2593,7 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	if (!gp)
 		return status_fail(PRESSO_E_FORMAT, "the model has no graph");
 	b->opset = 0;
+	b->gp = gp;
 	for (size_t i = 0; i < m->n_opset_import; i++) {
 		const Onnx__OperatorSetIdProto *o = m->opset_import[i];
 		if (!o->domain || !*o->domain || strcmp(o->domain, "ai.onnx") == 0)
@@ -1433,6 +2614,8 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 		snprintf(g->producer, len, "%s%s%s", m->producer_name,
 			 m->producer_version ? " " : "", m->producer_version ? m->producer_version : "");
 	}
+	if ((s = check_ops(gp)) != PRESSO_OK)
+		return s;
 	if (gp->n_sparse_initializer)
 		return status_fail(PRESSO_E_UNSUPPORTED, "sparse initializers are not supported");
 	for (size_t i = 0; i < gp->n_initializer; i++) {

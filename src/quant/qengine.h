@@ -10,10 +10,13 @@
  *
  * Inside, 4-D activations are uint8 NHWC (channels innermost, as the GEMM and
  * depthwise kernels want); 2-D ones are [rows, features]. Conv, Gemm, MatMul with
- * a constant weight, ReLU/ReLU6 (fused as clamps, also into Add), MaxPool,
- * AveragePool, GlobalAveragePool, Add and reshapes run in integers. Any other op
- * (Softmax, Transpose, an unfolded BatchNormalization, ...) runs through its FP32
- * kernel between a dequantize and a quantize: correct, not fast. Inputs are fed
+ * a constant weight, ReLU/ReLU6 (fused as clamps, also into Add, Sub, Mul),
+ * MaxPool, AveragePool, GlobalAveragePool (and ReduceMean like it), Add, Sub,
+ * Mul (of one shape, or by a squeeze-excite gate), element-wise functions of
+ * one tensor (256-entry tables) and reshapes run in integers. Any other op
+ * (Softmax, LayerNormalization, MatMul of two activations, Transpose, an
+ * unfolded BatchNormalization, ...) runs through its FP32 kernel between a
+ * dequantize and a quantize: correct, not fast. Inputs are fed
  * as float (quantized on entry); outputs come back as float (the last Gemm
  * writes dequantized logits directly).
  *
@@ -176,6 +179,11 @@ int qmodel_step_layer(const struct qmodel *m, int step);
 /* The graph node step i computes (its first node when ops are fused into
  * it), or -1 for quantize/dequantize steps. */
 int qmodel_step_node(const struct qmodel *m, int step);
+
+/* Whether step i computes in integers: false for a node run in FP32 between
+ * a dequantize and a quantize (a fallback), and for the quantize/dequantize
+ * steps of the graph's inputs and outputs. */
+bool qmodel_step_is_integer(const struct qmodel *m, int step);
 
 /* qengine_run, also writing each step's wall time in microseconds into
  * step_us[0 .. qmodel_n_steps()). */

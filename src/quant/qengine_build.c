@@ -9,9 +9,22 @@
  *
  * Build (qmodel_build), in graph order:
  *   1. each node becomes a step: a native integer kernel (CONV, DWCONV, FC, CLAMP,
- *      MAXPOOL, AVGPOOL, GAP, ADD, RESHAPE) or FALLBACK (dequantize, FP32 kernel,
- *      quantize). A Relu/Clip that is the only reader of a Conv/Gemm/Add output
- *      is fused into it as a clamp: the step writes the activation's value.
+ *      MAXPOOL, AVGPOOL, GAP, ADD, MUL, LUT, RESHAPE) or FALLBACK (dequantize,
+ *      FP32 kernel, quantize). A Relu/Clip that is the only reader of a
+ *      Conv/Gemm/Add/Sub/Mul output is fused into it as a clamp: the step writes
+ *      the activation's value. Sub of two tensors is an ADD whose second
+ *      input's scale is negated (exact in float; TFLite's integer Sub in Q31).
+ *      MUL is TFLite's integer Mul, of two tensors of one shape or of an
+ *      [N,C,H,W] tensor by a [N,C,1,1] gate (squeeze-excite). LUT is any
+ *      element-wise function of one uint8 tensor (Sigmoid, Tanh, HardSigmoid,
+ *      HardSwish, LeakyRelu, Sqrt, Erf, Exp, Neg, Reciprocal, Abs; Add, Sub,
+ *      Mul, Div, Pow and PRelu with a constant scalar): a 256-entry table made
+ *      once in step 4 from the input's and the output's quantization, through
+ *      the FP32 engine's own scalar function, so it gives exactly what the
+ *      fallback (dequantize, FP32 kernel, quantize) would. ReduceMean over the
+ *      two spatial axes of a 4-D tensor is a GAP. Everything else (Softmax,
+ *      LayerNormalization, MatMul of two activations, Div of two tensors, Pad,
+ *      Sum, LRN, Transpose...) is FALLBACK.
  *      Graph inputs get a QUANTIZE step first; uint8 graph outputs a DEQUANT
  *      step last.
  *   2. a value produced by FC or FALLBACK stays float when it is a graph output
@@ -22,7 +35,8 @@
  *      taken from the calibration range of the group's head (the value a
  *      quantizing step writes) at the group's bit width: the largest act_bits of
  *      the layers that read any of its values, 8 if none does.
- *   4. layers: weights quantized per output channel (quant.c), optionally
+ *   4. LUT tables and MUL/ADD requantization constants from the groups' scales;
+ *      layers: weights quantized per output channel (quant.c), optionally
  *      bias-corrected, reordered for NHWC im2col ([c_out][kh][kw][c_in/g]),
  *      packed once for the chosen kernels; int32 biases with the input zero point
  *      folded in (kernels_q8.h); Q31 multipliers s_in * s_w[c] / s_out.
@@ -39,6 +53,7 @@
 #include <string.h>
 
 #include "base/arena.h"
+#include "model/engine.h"
 #include "quant/gptq.h"
 #include "quant/quant.h"
 
@@ -80,11 +95,12 @@ static bool is_reshape_op(enum op_type op)
 	       op == OP_IDENTITY;
 }
 
-/* The Relu/Clip fused into node i (Conv/Gemm as in the FP32 engine, and Add). */
+/* The Relu/Clip fused into node i (Conv/Gemm as in the FP32 engine, and Add,
+ * Sub, Mul). */
 static int fused_act(const struct graph *g, int i)
 {
 	const struct node *n = &g->nodes[i];
-	if (n->op != OP_ADD)
+	if (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL)
 		return graph_fused_activation(g, i);
 	const struct value *v = &g->values[n->output];
 	if (v->n_consumers != 1 || is_graph_output(g, n->output))
@@ -102,12 +118,72 @@ static const struct value *input_value(const struct graph *g, const struct node 
 	return k < n->n_inputs && n->inputs[k] >= 0 ? &g->values[n->inputs[k]] : NULL;
 }
 
+/* For a two-input op with one constant scalar operand (of rank no higher than
+ * the other's, so the output has the activation's shape and layout): the
+ * input that is the activation; else -1. */
+static int scalar_operand_input(const struct graph *g, const struct node *n)
+{
+	enum f32_binary f;
+	if (n->n_inputs != 2 || !engine_binary_fn(n->op, &f))
+		return -1;
+	for (int k = 0; k < 2; k++) {
+		const struct value *x = input_value(g, n, k), *c = input_value(g, n, 1 - k);
+		if (x && c && !value_is_const(x) && c->data && shape_numel(&c->shape) == 1 &&
+		    c->shape.n_dims <= x->shape.n_dims && (n->op != OP_PRELU || k == 0))
+			return k;
+	}
+	return -1;
+}
+
+/* Mul of an [N,C,H,W] activation by an [N,C,1,1] one (a squeeze-excite gate):
+ * per pixel, a row of C channels times the image's gate (both NHWC). */
+static bool mul_by_gate(const struct graph *g, const struct node *n)
+{
+	const struct value *a = input_value(g, n, 0), *b = input_value(g, n, 1);
+	if (!a || !b || value_is_const(a) || value_is_const(b))
+		return false;
+	for (int k = 0; k < 2; k++) {
+		const struct shape *x = k ? &b->shape : &a->shape, *s = k ? &a->shape : &b->shape;
+		if (x->n_dims == 4 && s->n_dims == 4 && x->dims[0] == s->dims[0] &&
+		    x->dims[1] == s->dims[1] && s->dims[2] == 1 && s->dims[3] == 1 &&
+		    x->dims[2] * x->dims[3] > 1 && a->batched == b->batched)
+			return true;
+	}
+	return false;
+}
+
+/* Two activations of one shape (and so one layout), both batched or neither. */
+static bool same_shape(const struct value *a, const struct value *b)
+{
+	if (!a || !b || value_is_const(a) || value_is_const(b) || a->shape.n_dims != b->shape.n_dims ||
+	    a->batched != b->batched)
+		return false;
+	return memcmp(a->shape.dims, b->shape.dims, sizeof(int64_t) * (size_t)a->shape.n_dims) == 0;
+}
+
+/* ReduceMean over the two spatial axes of a 4-D tensor: GlobalAveragePool. */
+static bool reduce_is_gap(const struct node *n, const struct value *x)
+{
+	if (x->shape.n_dims != 4 || n->a.n_ints != 2)
+		return false;
+	bool h = false, w = false;
+	for (int i = 0; i < 2; i++) {
+		int64_t a = n->a.ints[i] < 0 ? n->a.ints[i] + 4 : n->a.ints[i];
+		h |= a == 2;
+		w |= a == 3;
+	}
+	return h && w;
+}
+
 /* Classifies node i into a step kind (before domains are known). */
 static enum qkind classify(const struct graph *g, int i)
 {
 	const struct node *n = &g->nodes[i];
 	const struct value *x = input_value(g, n, 0), *w = input_value(g, n, 1),
 			   *b = input_value(g, n, 2);
+	enum f32_unary fu;
+	if (scalar_operand_input(g, n) >= 0)
+		return QK_LUT;
 	if (value_is_const(x))
 		return QK_FALLBACK;
 	switch (n->op) {
@@ -146,16 +222,42 @@ static enum qkind classify(const struct graph *g, int i)
 		return QK_AVGPOOL;
 	case OP_GLOBALAVGPOOL:
 		return x->shape.n_dims == 4 ? QK_GAP : QK_FALLBACK;
-	case OP_ADD: {
-		if (value_is_const(w) || x->shape.n_dims != w->shape.n_dims)
-			return QK_FALLBACK;
-		for (int d = 0; d < x->shape.n_dims; d++)
-			if (x->shape.dims[d] != w->shape.dims[d] || x->batched != w->batched)
-				return QK_FALLBACK;
-		return QK_ADD;
-	}
+	case OP_ADD:
+	case OP_SUB:
+		return same_shape(x, w) ? QK_ADD : QK_FALLBACK;
+	case OP_MUL:
+		return same_shape(x, w) || mul_by_gate(g, n) ? QK_MUL : QK_FALLBACK;
+	case OP_REDUCEMEAN:
+		return reduce_is_gap(n, x) ? QK_GAP : QK_FALLBACK;
 	default:
+		if (engine_unary_fn(n->op, &fu))
+			return QK_LUT;
 		return is_reshape_op(n->op) ? QK_RESHAPE : QK_FALLBACK;
+	}
+}
+
+/* The table of a LUT step: each input code dequantized (as a fallback would),
+ * the FP32 engine's scalar function, quantized and clamped to [lo, hi]. */
+static void build_lut(const struct graph *g, const struct node *n, int x_in,
+		      const struct qparams *qi, const struct qparams *qo, uint8_t lo, uint8_t hi,
+		      uint8_t *table)
+{
+	enum f32_unary fu;
+	enum f32_binary fb;
+	bool unary = engine_unary_fn(n->op, &fu);
+	float c = 0.0f;
+	if (!unary) {
+		PRESSO_CHECK(engine_binary_fn(n->op, &fb));
+		c = g->values[n->inputs[1 - x_in]].data[0];
+	}
+	for (int q = 0; q < 256; q++) {
+		float x = qi->scale * (float)(q - qi->zero), y;
+		if (unary)
+			y = unary_f32_scalar(fu, x, n->a.alpha, n->a.beta);
+		else
+			y = x_in == 0 ? binary_f32_scalar(fb, x, c) : binary_f32_scalar(fb, c, x);
+		uint8_t code = quant_act_quantize(y, qo);
+		table[q] = code < lo ? lo : code > hi ? hi : code;
 	}
 }
 
@@ -498,11 +600,15 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->dw = q8_dwconv_for(qc->isa);
 	m->conv = q8_conv_for(qc->isa);
 	m->add = q8_add_for(qc->isa);
+	m->mul = q8_mul_for(qc->isa);
+	m->lut = q8_lut_for(qc->isa);
 	if (!m->gemm || !m->dw) {
 		m->gemm = q8_gemm_for(Q8_ISA_REF);
 		m->dw = q8_dwconv_for(Q8_ISA_REF);
 		m->conv = q8_conv_for(Q8_ISA_REF);
 		m->add = q8_add_for(Q8_ISA_REF);
+		m->mul = q8_mul_for(Q8_ISA_REF);
+		m->lut = q8_lut_for(Q8_ISA_REF);
 	}
 	m->requant = qc->requant;
 	int nv = g->n_values, nn = g->n_nodes;
@@ -532,7 +638,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	for (int i = 0; i < nn; i++)
 		kind[i] = classify(g, i);
 	for (int i = 0; i < nn; i++) {
-		if (kind[i] != QK_CONV && kind[i] != QK_DWCONV && kind[i] != QK_FC && kind[i] != QK_ADD)
+		if (kind[i] != QK_CONV && kind[i] != QK_DWCONV && kind[i] != QK_FC && kind[i] != QK_ADD &&
+		    kind[i] != QK_MUL)
 			continue;
 		if (g->nodes[i].op == OP_MATMUL)
 			continue;
@@ -567,13 +674,16 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			continue;
 		if (act_of[i] >= 0)
 			continue;
+		/* float when every reader (if any) is a fallback and it is read or
+		 * a graph output: an integer step reading it keeps it uint8 */
 		int v = g->nodes[i].output;
-		bool only_fallback = g->values[v].n_consumers > 0;
+		bool only_fallback = true;
 		for (int j = i + 1; j < nn; j++)
 			for (int k = 0; k < g->nodes[j].n_inputs; k++)
-				if (g->nodes[j].inputs[k] == v && kind[j] != QK_FALLBACK)
+				if (g->nodes[j].inputs[k] == v && kind[j] != QK_FALLBACK &&
+				    kind[j] != QK_NONE)
 					only_fallback = false;
-		if (is_graph_output(g, v) || only_fallback)
+		if (only_fallback && (is_graph_output(g, v) || g->values[v].n_consumers > 0))
 			m->v[v].dom = QD_F32;
 	}
 	for (int v = 0; v < nv; v++)
@@ -678,13 +788,15 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 				use_buf(m, st->tmp_out, si);
 			}
 		}
+		/* Sub: the second input's scale negated (exact: rounding is symmetric) */
+		double sub_sign = n->op == OP_SUB ? -1.0 : 1.0;
 		if (kind[i] == QK_ADD && m->requant == REQUANT_FLOAT) {
 			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
 					     *o = &m->qp[st->out];
 			st->add = (struct qadd_params){
 				.a_zero = a->zero, .b_zero = b->zero, .c_zero = o->zero,
 				.a_scale = (float)(a->scale / o->scale),
-				.b_scale = (float)(b->scale / o->scale),
+				.b_scale = (float)(sub_sign * b->scale / o->scale),
 				.c_min = st->lo, .c_max = st->hi,
 			};
 		} else if (kind[i] == QK_ADD) {
@@ -706,7 +818,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			int32_t ta[256], tb[256];
 			for (int q = 0; q < 256; q++) {
 				ta[q] = q31_requantize((q - a->zero) * (1 << 20), m1, s1);
-				tb[q] = q31_requantize((q - b->zero) * (1 << 20), m2, s2);
+				tb[q] = (int32_t)sub_sign * q31_requantize((q - b->zero) * (1 << 20), m2, s2);
 			}
 			for (int qa = 0; qa < 256; qa++)
 				for (int qb = 0; qb < 256; qb++) {
@@ -717,6 +829,28 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 					st->add_lut[qa * 256 + qb] =
 						(uint8_t)(r < st->lo ? st->lo : r > st->hi ? st->hi : r);
 				}
+		}
+		if (kind[i] == QK_MUL) {
+			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
+					     *o = &m->qp[st->out];
+			double real = (double)a->scale * b->scale / o->scale;
+			st->mul = (struct qmul_params){
+				.a_zero = a->zero, .b_zero = b->zero, .c_zero = o->zero,
+				.scale = (float)real, .q31 = m->requant == REQUANT_Q31,
+				.c_min = st->lo, .c_max = st->hi,
+			};
+			quant_multiplier(real, &st->mul.mult, &st->mul.shift);
+			st->mul_rows = !same_shape(&g->values[n->inputs[0]], &g->values[n->inputs[1]]);
+		}
+		if (kind[i] == QK_LUT) {
+			st->lut_in = scalar_operand_input(g, n);
+			if (st->lut_in < 0)
+				st->lut_in = 0;
+			st->lut = malloc(256);
+			if (!st->lut)
+				goto nomem;
+			build_lut(g, n, st->lut_in, &m->qp[n->inputs[st->lut_in]], &m->qp[st->out],
+				  st->lo, st->hi, st->lut);
 		}
 		if (kind[i] == QK_CONV || kind[i] == QK_DWCONV || kind[i] == QK_FC) {
 			int li = layer_of_node[i];
@@ -817,8 +951,10 @@ void qmodel_free(struct qmodel *m)
 	free(m->layers);
 	free(m->v);
 	free(m->qp);
-	for (int i = 0; m->steps && i < m->n_steps; i++)
+	for (int i = 0; m->steps && i < m->n_steps; i++) {
 		free(m->steps[i].add_lut);
+		free(m->steps[i].lut);
+	}
 	free(m->steps);
 	free(m->bufs);
 	free(m);
@@ -883,6 +1019,14 @@ int qmodel_step_layer(const struct qmodel *m, int step)
 	const struct qstep *st = &m->steps[step];
 	bool is_layer = st->kind == QK_CONV || st->kind == QK_DWCONV || st->kind == QK_FC;
 	return is_layer ? st->layer : -1;
+}
+
+bool qmodel_step_is_integer(const struct qmodel *m, int step)
+{
+	if (step < 0 || step >= m->n_steps)
+		return false;
+	enum qkind k = m->steps[step].kind;
+	return k != QK_FALLBACK && k != QK_QUANTIZE && k != QK_DEQUANT;
 }
 
 int qmodel_step_node(const struct qmodel *m, int step)

@@ -28,6 +28,8 @@ enum qkind {
 	QK_AVGPOOL,
 	QK_GAP,
 	QK_ADD,
+	QK_MUL,
+	QK_LUT,
 	QK_RESHAPE,
 	QK_FALLBACK,
 	QK_NONE, /* fused into another step */
@@ -75,6 +77,11 @@ struct qstep {
 				     each (a, b) pair: TFLite's integer Add, tabulated
 				     at build time */
 	struct qadd_params add;   /* ADD, float requantization */
+	struct qmul_params mul;   /* MUL */
+	bool mul_rows;            /* MUL of [N,C,H,W] by a [N,C,1,1] gate: per pixel,
+				     a row of C channels (NHWC) by the image's gate */
+	uint8_t *lut;             /* LUT: [256] output code of each input code */
+	int lut_in;               /* LUT: the input that is the activation */
 	int tmp_in[GRAPH_MAX_INPUTS], tmp_out; /* FALLBACK float buffers, -1 none */
 	bool alias;               /* RESHAPE that shares its input's memory */
 };
@@ -91,6 +98,8 @@ struct qmodel {
 	const struct qdwconv_ukernel *dw;
 	const struct qconv_ukernel *conv; /* NULL: every conv is im2col + gemm */
 	qadd_fn add;
+	qmul_fn mul;
+	qlut_fn lut;
 	enum requant_mode requant;
 	struct qvalue *v;
 	struct qparams *qp;       /* [n_values] valid for uint8 values */

@@ -501,6 +501,34 @@ static void run_add(const struct qengine *e, const struct qstep *st)
 		y[i] = lut[(size_t)a[i] << 8 | b[i]];
 }
 
+static void run_mul(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf), *b = buf_ptr(e, m->v[st->in[1]].buf);
+	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
+	const struct shape *ys = &e->shapes[st->out];
+	if (!st->mul_rows) {
+		m->mul((size_t)shape_numel(ys), a, b, &st->mul, y);
+		return;
+	}
+	/* [N,H,W,C] by the gate [N,C]: the gate is the input of size N*C */
+	bool gate_b = shape_numel(&e->shapes[st->in[1]]) < shape_numel(&e->shapes[st->in[0]]);
+	size_t N = (size_t)ys->dims[0], C = (size_t)ys->dims[1];
+	size_t HW = (size_t)(ys->dims[2] * ys->dims[3]);
+	for (size_t img = 0; img < N; img++)
+		for (size_t p = 0; p < HW; p++) {
+			size_t row = (img * HW + p) * C, gate = img * C;
+			m->mul(C, a + (gate_b ? row : gate), b + (gate_b ? gate : row), &st->mul, y + row);
+		}
+}
+
+static void run_lut(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	m->lut((size_t)shape_numel(&e->shapes[st->out]), buf_ptr(e, m->v[st->in[st->lut_in]].buf),
+	       st->lut, buf_ptr(e, m->v[st->out].buf));
+}
+
 static void run_reshape(const struct qengine *e, const struct qstep *st)
 {
 	if (st->alias)
@@ -610,6 +638,12 @@ static void run_step(struct qengine *e, const struct qstep *st)
 		break;
 	case QK_ADD:
 		run_add(e, st);
+		break;
+	case QK_MUL:
+		run_mul(e, st);
+		break;
+	case QK_LUT:
+		run_lut(e, st);
 		break;
 	case QK_RESHAPE:
 		run_reshape(e, st);

@@ -220,6 +220,8 @@ struct prune_ctx {
 	int64_t **kept;              /* [n_nodes] origin channel per output channel */
 	bool *changed;               /* [n_nodes] */
 	const char *layer;           /* the layer being pruned, for messages */
+	bool channels_last;          /* its channels are the last dimension (Gemm,
+					MatMul), not dimension 1 (Conv, NCHW) */
 };
 
 static enum presso_status refuse(const struct prune_ctx *c, const struct node *n, const char *why)
@@ -290,19 +292,78 @@ static enum presso_status shrink_k(struct prune_ctx *c, int i, const int64_t *ke
 	return st;
 }
 
+/* A constant operand of an element-wise op whose channels are pruned: a scalar
+ * applies to every channel; one value per channel, its other dimensions 1,
+ * lines up with the channel dimension of x and shrinks along it. */
+static enum presso_status follow_const_operand(struct prune_ctx *c, int i, int k_const,
+					       const int64_t *keep, int64_t n_keep, int64_t flat)
+{
+	struct node *n = &c->g->nodes[i];
+	const struct value *v = &c->g->values[n->inputs[k_const]];
+	const struct shape *xs = &c->shapes[n->inputs[1 - k_const]];
+	if (shape_numel(&v->shape) == 1)
+		return follow(c, n->output, keep, n_keep, flat);
+	int ch = c->channels_last ? xs->n_dims - 1 : 1;
+	int axis = v->shape.n_dims - (xs->n_dims - ch); /* x's channel dimension in v */
+	bool per_channel = flat == 1 && axis >= 0 && axis < v->shape.n_dims &&
+			   v->shape.n_dims <= xs->n_dims && v->shape.dims[axis] == xs->dims[ch];
+	for (int d = 0; per_channel && d < v->shape.n_dims; d++)
+		per_channel = d == axis || v->shape.dims[d] == 1;
+	if (!per_channel)
+		return refuse(c, n, "its constant operand is not one value per channel");
+	enum presso_status s = shrink_const(c, n, k_const, axis, keep, n_keep);
+	return s != PRESSO_OK ? s : follow(c, n->output, keep, n_keep, flat);
+}
+
 static enum presso_status follow_node(struct prune_ctx *c, int i, int k, const int64_t *keep,
 				      int64_t n_keep, int64_t flat)
 {
 	struct graph *g = c->g;
 	struct node *n = &g->nodes[i];
 	enum presso_status s;
+	switch (n->op) {
+	case OP_ADD:
+	case OP_SUB:
+	case OP_MUL:
+	case OP_DIV:
+	case OP_POW:
+	case OP_PRELU:
+		/* with a constant (scalar or per channel) the channels go on; with
+		 * another tensor, such as a squeeze-excite gate computed from them,
+		 * the two would no longer line up */
+		if (n->n_inputs == 2 && n->inputs[1 - k] >= 0 && g->values[n->inputs[1 - k]].data)
+			return follow_const_operand(c, i, 1 - k, keep, n_keep, flat);
+		return refuse(c, n, n->op == OP_MUL ? "the channels are multiplied by another tensor here (a squeeze-excite gate?), whose channels would no longer match"
+						    : "the channels meet another tensor here");
+	default:
+		break;
+	}
 	if (k != 0)
 		return refuse(c, n, "the channels meet another tensor here");
 	switch (n->op) {
 	case OP_RELU:
 	case OP_CLIP:
 	case OP_IDENTITY:
+	case OP_SIGMOID:
+	case OP_TANH:
+	case OP_HARDSIGMOID:
+	case OP_HARDSWISH:
+	case OP_LEAKYRELU:
+	case OP_SQRT:
+	case OP_ERF:
+	case OP_EXP:
+	case OP_NEG:
+	case OP_RECIPROCAL:
+	case OP_ABS:
+		/* element-wise: each channel stays itself */
 		return follow(c, n->output, keep, n_keep, flat);
+	case OP_LAYERNORM:
+	case OP_SOFTMAX:
+	case OP_LOGSOFTMAX:
+	case OP_LRN:
+	case OP_REDUCEMEAN:
+	case OP_SUM:
+		return refuse(c, n, "it combines values across the pruned channels");
 	case OP_MAXPOOL:
 	case OP_AVGPOOL:
 	case OP_GLOBALAVGPOOL:
@@ -412,6 +473,7 @@ static enum presso_status prune_structured(struct prune_ctx *c, int node, double
 	if (n->op == OP_MATMUL && w->shape.n_dims != 2)
 		return status_fail(PRESSO_E_CONFIG, "layers.%s.prune: a MatMul with a %d-D weight",
 				   c->layer, w->shape.n_dims);
+	c->channels_last = n->op != OP_CONV;
 	int64_t n_out = w->shape.dims[axis], total = shape_numel(&w->shape);
 	int64_t removed = (int64_t)floor(ratio * (double)n_out + 0.5);
 	if (removed <= 0)

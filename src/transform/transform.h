@@ -13,14 +13,19 @@
  *
  * Structured pruning removes round(prune * c_out) output channels, those with
  * the smallest L1 norm of their weights (ties: the later channel goes), and
- * shrinks every consumer: through Relu, Clip, pools, Identity and BatchNorm to
- * the next Conv (its input channels), through a depthwise Conv (its own channels
- * go too, and on to its consumers), through Flatten to a Gemm or MatMul (the
- * columns of the removed channels). A tensor that reaches an Add, a Concat, a
- * graph output or any other op would leave the two branches of a residual (or
- * the two halves of a concatenation) inconsistent: presso refuses to prune such
- * a layer structurally, with a message naming the node it met; prune it
- * unstructured instead. A depthwise or grouped Conv cannot be pruned
+ * shrinks every consumer: through Relu, Clip, pools, Identity, BatchNorm and
+ * the element-wise functions of one tensor (Sigmoid, HardSwish, ...) and the
+ * element-wise arithmetic with a constant (a scalar, or one value per channel,
+ * which shrinks with them: a PRelu slope) to the next Conv (its input
+ * channels), through a depthwise Conv (its own channels go too, and on to its
+ * consumers), through Flatten to a Gemm or MatMul (the columns of the removed
+ * channels). A tensor that reaches an Add, a Mul by another tensor (a
+ * squeeze-excite gate), a Concat, a graph output, an op that combines channels
+ * (LayerNormalization, Softmax, LRN, ReduceMean) or any other op would leave
+ * the two branches of a residual (or the two halves of a concatenation, or a
+ * gate and its channels) inconsistent: presso refuses to prune such a layer
+ * structurally, with a message naming the node it met; prune it unstructured
+ * instead. A depthwise or grouped Conv cannot be pruned
  * structurally itself (its channels belong to the layer before).
  *
  * Low-rank: the layer's weight matrix W (c_out x c_in*kh*kw for a Conv, N x K for
