@@ -47,6 +47,7 @@ struct builder {
 	int n_slots;
 	const char *base_dir;
 	int64_t opset;
+	bool keep_batchnorm; /* graph_load_opts: leave BatchNormalization unfolded */
 };
 
 /* --- name map ------------------------------------------------------------- */
@@ -1470,7 +1471,7 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	}
 	if ((s = infer_and_resolve(g)) != PRESSO_OK)
 		return s;
-	if ((s = fold_batchnorm(b)) != PRESSO_OK)
+	if (!b->keep_batchnorm && (s = fold_batchnorm(b)) != PRESSO_OK)
 		return s;
 	fuse_matmul_add(g);
 	if ((s = compact(g)) != PRESSO_OK)
@@ -1481,13 +1482,20 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 					 const char *base_dir, struct graph **out)
 {
+	return graph_load_onnx_bytes_opts(bytes, n_bytes, base_dir, NULL, out);
+}
+
+enum presso_status graph_load_onnx_bytes_opts(const uint8_t *bytes, size_t n_bytes,
+					      const char *base_dir,
+					      const struct graph_load_opts *opts, struct graph **out)
+{
 	*out = NULL;
 	status_clear();
 	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, n_bytes, bytes);
 	if (!m)
 		return status_fail(PRESSO_E_FORMAT,
 				   "not a valid ONNX model (the protobuf does not parse: truncated or corrupt)");
-	struct builder b = {.base_dir = base_dir};
+	struct builder b = {.base_dir = base_dir, .keep_batchnorm = opts && opts->keep_batchnorm};
 	b.g = calloc(1, sizeof *b.g);
 	enum presso_status s;
 	if (!b.g)
@@ -1516,6 +1524,12 @@ static char *dir_of(const char *path)
 
 enum presso_status graph_load_onnx(const char *path, struct graph **out)
 {
+	return graph_load_onnx_opts(path, NULL, out);
+}
+
+enum presso_status graph_load_onnx_opts(const char *path, const struct graph_load_opts *opts,
+					struct graph **out)
+{
 	*out = NULL;
 	char *bytes;
 	size_t n;
@@ -1528,7 +1542,7 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out)
 				   path);
 	}
 	char *dir = dir_of(path);
-	s = graph_load_onnx_bytes((const uint8_t *)bytes, n, dir, out);
+	s = graph_load_onnx_bytes_opts((const uint8_t *)bytes, n, dir, opts, out);
 	free(bytes);
 	free(dir);
 	if (s != PRESSO_OK)
