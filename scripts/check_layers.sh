@@ -29,10 +29,10 @@ declare -A MAY_USE=(
 	[src/train]="src/base src/kernels src/model src/data src/quant src/transform"
 	[src/format]="src/base src/model src/quant"
 	[src/config]="src/base src/data src/quant"
-	[evaluators]="src/base src/kernels src/model src/data src/quant src/transform src/config"
+	[evaluators]="src/base src/kernels src/model src/data src/quant src/transform src/train src/config"
 	[db]="src/base"
-	[search]="src/base src/model src/data src/quant src/transform src/config db evaluators"
-	[src/cli]="src/base src/kernels src/model src/data src/quant src/transform src/format src/config evaluators db search"
+	[search]="src/base src/model src/data src/quant src/transform src/train src/config db evaluators"
+	[src/cli]="src/base src/kernels src/model src/data src/quant src/transform src/train src/format src/config evaluators db search"
 )
 GENERATED=(onnx.pb-c.h)
 

@@ -53,5 +53,6 @@ int cmd_search(int argc, char **argv);
 int cmd_latency(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct subcommand subcommands[] = {
 	{"export", cmd_export, "one trial's policy as JSON, for compress and eval --policy"},
 	{"search", cmd_search, "search per-layer bits for a model: random, bandit, evolution, hybrid"},
 	{"compress", cmd_compress, "a deployable compressed model: ONNX in QDQ form, or .presso"},
+	{"finetune", cmd_finetune, "fine-tune a policy's compressed model (QAT with distillation)"},
 	{"latency", cmd_latency, "the per-layer latency table a search with a latency objective uses"},
 };
 

@@ -547,6 +547,11 @@ void tnet_set_act_quant(struct tnet *t, int v, const struct qparams *qp)
 	a->hi = (float)(a->qmax - qp->zero) * qp->scale;
 }
 
+bool tnet_act_quantized(const struct tnet *t, int v)
+{
+	return v >= 0 && v < t->g->n_values && !is_const(t->g, v) && t->aq[t->rep[v]].on;
+}
+
 /* Per-channel factors s[c] of the folded BatchNorm's grid (1 without one). */
 static float bn_factor(const struct tnet *t, const struct wq_layer *w, int64_t c)
 {
@@ -1160,5 +1165,57 @@ void tnet_bn_update(struct tnet *t, const float *mean, const float *var, int bat
 			rm[ch] = (float)((1.0 - momentum) * rm[ch] + momentum * mean[at]);
 			rv[ch] = (float)((1.0 - momentum) * rv[ch] + momentum * var[at] * unbias);
 		}
+	}
+}
+
+void tnet_bn_running(const struct tnet *t, float *out, const float *in)
+{
+	const struct graph *g = t->g;
+	for (int i = 0; i < g->n_nodes; i++) {
+		if (t->bn_off[i] < 0)
+			continue;
+		const struct node *n = &g->nodes[i];
+		int64_t c = shape_numel(&g->values[n->inputs[1]].shape), at = t->bn_off[i];
+		float *rm = g->values[n->inputs[3]].data, *rv = g->values[n->inputs[4]].data;
+		if (out) {
+			memcpy(out + at, rm, sizeof(float) * (size_t)c);
+			memcpy(out + t->n_bn + at, rv, sizeof(float) * (size_t)c);
+		} else {
+			memcpy(rm, in + at, sizeof(float) * (size_t)c);
+			memcpy(rv, in + t->n_bn + at, sizeof(float) * (size_t)c);
+		}
+	}
+}
+
+int64_t tnet_act_quant_floats(const struct tnet *t)
+{
+	return (int64_t)t->g->n_values * 7;
+}
+
+void tnet_act_quant_state(struct tnet *t, float *out, const float *in)
+{
+	for (int v = 0; v < t->g->n_values; v++) {
+		struct act_quant *a = &t->aq[v];
+		if (out) {
+			float *o = out + 7 * (int64_t)v;
+			o[0] = a->on;
+			o[1] = a->scale;
+			o[2] = a->inv_scale;
+			o[3] = (float)a->zero;
+			o[4] = (float)a->qmax;
+			o[5] = a->lo;
+			o[6] = a->hi;
+			continue;
+		}
+		const float *i = in + 7 * (int64_t)v;
+		/* the set of quantized buffers is fixed: only their ranges come back */
+		if (!a->on || i[0] == 0.0f)
+			continue;
+		a->scale = i[1];
+		a->inv_scale = i[2];
+		a->zero = (int32_t)i[3];
+		a->qmax = (int32_t)i[4];
+		a->lo = i[5];
+		a->hi = i[6];
 	}
 }

@@ -91,6 +91,9 @@ void tnet_fix_zeros(struct tnet *t, int layer);
  * quantizes the buffer. */
 void tnet_set_act_quant(struct tnet *t, int v, const struct qparams *qp);
 
+/* True when v's buffer is fake-quantized. */
+bool tnet_act_quantized(const struct tnet *t, int v);
+
 /* Recomputes every fake-quantized weight from the current parameters (the
  * per-channel scales too). Call after each update, before the next forward. */
 void tnet_quantize_weights(struct tnet *t);
@@ -147,5 +150,17 @@ void tnet_bn_stats(const struct tnet *t, const struct tnet_ws *w, float *mean, f
  * unbiased (count / (count - 1), count the values per channel) as PyTorch does. */
 void tnet_bn_update(struct tnet *t, const float *mean, const float *var, int batch,
 		    float momentum);
+
+/* BatchNorm running statistics (state, not parameters): 2 * tnet_n_bn_channels()
+ * floats, the means then the variances, node by node in graph order. Copies
+ * them into out, or (out == NULL) sets them from in. */
+void tnet_bn_running(const struct tnet *t, float *out, const float *in);
+
+/* The activation quantization (every value's range and grid, as
+ * tnet_set_act_quant set them): tnet_act_quant_floats() floats, copied into out,
+ * or (out == NULL) set from in for the buffers already quantized. Checkpoints
+ * keep it so that a resumed run uses the ranges the interrupted one measured. */
+int64_t tnet_act_quant_floats(const struct tnet *t);
+void tnet_act_quant_state(struct tnet *t, float *out, const float *in);
 
 #endif
