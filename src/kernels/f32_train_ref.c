@@ -89,17 +89,9 @@ static int64_t band_rows(const struct conv2d_params *p)
 
 size_t conv2d_backward_scratch_bytes(const struct conv2d_params *p)
 {
-	int64_t cin_g = p->c_in / p->group, cout_g = p->c_out / p->group;
-	int64_t hw_in = (int64_t)p->h_in * p->w_in;
-	int64_t k = conv_k(p), floats;
-
-	if (is_depthwise(p))
-		return 0;
-	if (is_pointwise(p)) /* dW product, or dx product */
-		floats = max_i64(cout_g * cin_g, cin_g * hw_in);
-	else /* the band's columns (or dcol), then the dW product beside them */
-		floats = k * band_rows(p) * p->w_out + cout_g * k;
-	return (size_t)floats * sizeof(float);
+	/* one band's columns (forward, filter) or their gradient (data); the
+	 * depthwise and 1x1 paths need none */
+	return (size_t)(conv_k(p) * band_rows(p) * p->w_out) * sizeof(float);
 }
 
 /* The im2col of conv output rows oy0 .. oy0 + rows of one image and group (as
@@ -162,74 +154,61 @@ static void col2im_add(const struct conv2d_params *p, int c_n, const float *rest
 	}
 }
 
-/* Depthwise, one channel: dx[iy][ix] += w[ky][kx] * dy[oy][ox] over the taps. */
-static void dw_data_plane(const struct conv2d_params *p, const float *dy, const float *w,
-			  float *dx)
+void conv2d_forward_f32(const struct f32_train_kernels *kt, const struct conv2d_params *p,
+			const float *x, const float *w, const float *bias, float *y,
+			float *scratch)
 {
-	for (int ky = 0; ky < p->kh; ky++) {
-		int64_t y_off = (int64_t)ky * p->dil_h - p->pad_t, oy_lo, oy_hi;
+	int cin_g = p->c_in / p->group, cout_g = p->c_out / p->group;
+	int64_t hw_in = (int64_t)p->h_in * p->w_in, hw_out = (int64_t)p->h_out * p->w_out;
+	int64_t k = conv_k(p), band = band_rows(p);
+	bool clamp = p->act_min > -INFINITY || p->act_max < INFINITY;
 
-		valid_range(y_off, p->stride_h, p->h_in, p->h_out, &oy_lo, &oy_hi);
-		for (int kx = 0; kx < p->kw; kx++) {
-			int64_t x_off = (int64_t)kx * p->dil_w - p->pad_l, lo, hi;
-			float wv = w[ky * p->kw + kx];
+	assert(p->group > 0 && p->c_in % p->group == 0 && p->c_out % p->group == 0);
+	for (int64_t ni = 0; ni < p->n; ni++) {
+		for (int g = 0; g < p->group; g++) {
+			const float *xg = x + (ni * p->c_in + (int64_t)g * cin_g) * hw_in;
+			const float *wg = w + (int64_t)g * cout_g * k;
+			float *yg = y + (ni * p->c_out + (int64_t)g * cout_g) * hw_out;
 
-			valid_range(x_off, p->stride_w, p->w_in, p->w_out, &lo, &hi);
-			for (int64_t oy = oy_lo; oy < oy_hi; oy++) {
-				float *restrict xr = dx + (oy * p->stride_h + y_off) * p->w_in + x_off;
-				const float *restrict yr = dy + oy * p->w_out;
+			if (is_depthwise(p)) {
+				kt->dw_forward(p, xg, wg, yg);
+			} else if (is_pointwise(p)) {
+				kt->gemm(cout_g, (int)hw_out, cin_g, wg, cin_g, false, xg, (int)hw_out,
+					 false, yg, (int)hw_out, false);
+			} else {
+				for (int64_t oy0 = 0; oy0 < p->h_out; oy0 += band) {
+					int64_t rows = min_i64(band, p->h_out - oy0);
+					int n_cols = (int)(rows * p->w_out);
 
-				if (p->stride_w == 1) {
-					for (int64_t ox = lo; ox < hi; ox++)
-						xr[ox] += wv * yr[ox];
+					im2col(p, cin_g, xg, oy0, rows, scratch);
+					kt->gemm(cout_g, n_cols, (int)k, wg, (int)k, false, scratch,
+						 n_cols, false, yg + oy0 * p->w_out, (int)hw_out, false);
+				}
+			}
+			if (!bias && !clamp)
+				continue;
+			for (int oc = 0; oc < cout_g; oc++) {
+				float *restrict yc = yg + oc * hw_out;
+				float bv = bias ? bias[g * cout_g + oc] : 0.0f;
+
+				if (clamp) {
+					for (int64_t i = 0; i < hw_out; i++) {
+						float v = yc[i] + bv;
+
+						v = v < p->act_min ? p->act_min : v;
+						yc[i] = v > p->act_max ? p->act_max : v;
+					}
 				} else {
-					for (int64_t ox = lo; ox < hi; ox++)
-						xr[ox * p->stride_w] += wv * yr[ox];
+					for (int64_t i = 0; i < hw_out; i++)
+						yc[i] += bv;
 				}
 			}
 		}
 	}
 }
 
-/* Depthwise, one channel: dw[ky][kx] += sum of dy[oy][ox] * x[iy][ix]. The
- * sum keeps DW_LANES independent partial sums (combined in a fixed order at
- * the end) so that it vectorizes without reassociating floats. */
-#define DW_LANES 8
-static void dw_filter_plane(const struct conv2d_params *p, const float *x, const float *dy,
-			    float *dw)
-{
-	for (int ky = 0; ky < p->kh; ky++) {
-		int64_t y_off = (int64_t)ky * p->dil_h - p->pad_t, oy_lo, oy_hi;
-
-		valid_range(y_off, p->stride_h, p->h_in, p->h_out, &oy_lo, &oy_hi);
-		for (int kx = 0; kx < p->kw; kx++) {
-			int64_t x_off = (int64_t)kx * p->dil_w - p->pad_l, lo, hi;
-			float acc[DW_LANES] = {0};
-
-			valid_range(x_off, p->stride_w, p->w_in, p->w_out, &lo, &hi);
-			for (int64_t oy = oy_lo; oy < oy_hi; oy++) {
-				const float *restrict xr = x + (oy * p->stride_h + y_off) * p->w_in + x_off;
-				const float *restrict yr = dy + oy * p->w_out;
-				int64_t ox = lo;
-
-				if (p->stride_w == 1) {
-					for (; ox + DW_LANES <= hi; ox += DW_LANES)
-						for (int l = 0; l < DW_LANES; l++)
-							acc[l] += yr[ox + l] * xr[ox + l];
-				}
-				for (int l = 0; ox < hi; ox++, l = (l + 1) % DW_LANES)
-					acc[l] += yr[ox] * xr[ox * p->stride_w];
-			}
-			for (int w = DW_LANES / 2; w > 0; w /= 2)
-				for (int l = 0; l < w; l++)
-					acc[l] += acc[l + w];
-			dw[ky * p->kw + kx] += acc[0];
-		}
-	}
-}
-
-void conv2d_backward_data_f32__ref(const struct conv2d_params *p, const float *dy,
-				   const float *w, float *dx, float *scratch)
+void conv2d_backward_data_f32(const struct f32_train_kernels *kt, const struct conv2d_params *p,
+			      const float *dy, const float *w, float *dx, float *scratch)
 {
 	int cin_g = p->c_in / p->group, cout_g = p->c_out / p->group;
 	int64_t hw_in = (int64_t)p->h_in * p->w_in, hw_out = (int64_t)p->h_out * p->w_out;
@@ -243,30 +222,29 @@ void conv2d_backward_data_f32__ref(const struct conv2d_params *p, const float *d
 			float *dxg = dx + (ni * p->c_in + (int64_t)g * cin_g) * hw_in;
 
 			if (is_depthwise(p)) {
-				dw_data_plane(p, dyg, wg, dxg);
+				kt->dw_data(p, dyg, wg, dxg);
 				continue;
 			}
 			if (is_pointwise(p)) {
-				gemm_f32__ref(cin_g, (int)hw_out, cout_g, wg, cin_g, true, dyg,
-					      (int)hw_out, false, scratch, (int)hw_out);
-				add_to(cin_g * hw_in, scratch, dxg);
+				kt->gemm(cin_g, (int)hw_out, cout_g, wg, cin_g, true, dyg, (int)hw_out,
+					 false, dxg, (int)hw_in, true);
 				continue;
 			}
 			for (int64_t oy0 = 0; oy0 < p->h_out; oy0 += band) {
 				int64_t rows = min_i64(band, p->h_out - oy0);
 				int n_cols = (int)(rows * p->w_out);
 
-				gemm_f32__ref((int)k, n_cols, cout_g, wg, (int)k, true,
-					      dyg + oy0 * p->w_out, (int)hw_out, false, scratch,
-					      n_cols);
+				kt->gemm((int)k, n_cols, cout_g, wg, (int)k, true, dyg + oy0 * p->w_out,
+					 (int)hw_out, false, scratch, n_cols, false);
 				col2im_add(p, cin_g, scratch, oy0, rows, dxg);
 			}
 		}
 	}
 }
 
-void conv2d_backward_filter_f32__ref(const struct conv2d_params *p, const float *x,
-				     const float *dy, float *dw, float *db, float *scratch)
+void conv2d_backward_filter_f32(const struct f32_train_kernels *kt,
+				const struct conv2d_params *p, const float *x, const float *dy,
+				float *dw, float *db, float *scratch)
 {
 	int cin_g = p->c_in / p->group, cout_g = p->c_out / p->group;
 	int64_t hw_in = (int64_t)p->h_in * p->w_in, hw_out = (int64_t)p->h_out * p->w_out;
@@ -280,24 +258,21 @@ void conv2d_backward_filter_f32__ref(const struct conv2d_params *p, const float 
 			float *dwg = dw + (int64_t)g * cout_g * k;
 
 			if (is_depthwise(p)) {
-				dw_filter_plane(p, xg, dyg, dwg);
+				kt->dw_filter(p, xg, dyg, dwg);
 				continue;
 			}
 			if (is_pointwise(p)) {
-				gemm_f32__ref(cout_g, cin_g, (int)hw_out, dyg, (int)hw_out, false, xg,
-					      (int)hw_in, true, scratch, cin_g);
-				add_to((int64_t)cout_g * cin_g, scratch, dwg);
+				kt->gemm(cout_g, cin_g, (int)hw_out, dyg, (int)hw_out, false, xg,
+					 (int)hw_in, true, dwg, cin_g, true);
 				continue;
 			}
 			for (int64_t oy0 = 0; oy0 < p->h_out; oy0 += band) {
 				int64_t rows = min_i64(band, p->h_out - oy0);
 				int n_cols = (int)(rows * p->w_out);
-				float *col = scratch, *prod = scratch + k * band * p->w_out;
 
-				im2col(p, cin_g, xg, oy0, rows, col);
-				gemm_f32__ref(cout_g, (int)k, n_cols, dyg + oy0 * p->w_out,
-					      (int)hw_out, false, col, n_cols, true, prod, (int)k);
-				add_to(cout_g * k, prod, dwg);
+				im2col(p, cin_g, xg, oy0, rows, scratch);
+				kt->gemm(cout_g, (int)k, n_cols, dyg + oy0 * p->w_out, (int)hw_out,
+					 false, scratch, n_cols, true, dwg, (int)k, true);
 			}
 		}
 	}
@@ -316,37 +291,96 @@ void conv2d_backward_filter_f32__ref(const struct conv2d_params *p, const float 
 	}
 }
 
+void conv2d_backward_data_f32__ref(const struct conv2d_params *p, const float *dy,
+				   const float *w, float *dx, float *scratch)
+{
+	conv2d_backward_data_f32(&f32_train_ref, p, dy, w, dx, scratch);
+}
+
+void conv2d_backward_filter_f32__ref(const struct conv2d_params *p, const float *x,
+				     const float *dy, float *dw, float *db, float *scratch)
+{
+	conv2d_backward_filter_f32(&f32_train_ref, p, x, dy, dw, db, scratch);
+}
+
 /* ---- Gemm ------------------------------------------------------------------ */
+
+/* Independent partial sums of the reference's dot products (trans_b). */
+#define REF_DOT_LANES 8
+
+void gemm_acc_f32__ref(int m, int n, int k, const float *a, int lda, bool trans_a,
+		       const float *b, int ldb, bool trans_b, float *c, int ldc, bool accumulate)
+{
+	int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
+
+	for (int64_t i = 0; i < m; i++) {
+		float *restrict cr = c + i * ldc;
+
+		if (!accumulate)
+			for (int64_t j = 0; j < n; j++)
+				cr[j] = 0.0f;
+		if (!trans_b) { /* rows of B, vectorized over n, k in order */
+			for (int64_t kk = 0; kk < k; kk++) {
+				float av = a[i * a_rs + kk * a_cs];
+				const float *restrict br = b + kk * ldb;
+
+				for (int64_t j = 0; j < n; j++)
+					cr[j] += av * br[j];
+			}
+			continue;
+		}
+		for (int64_t j = 0; j < n; j++) { /* B^T: a dot product per entry */
+			const float *br = b + j * ldb;
+			float acc[REF_DOT_LANES] = {0};
+
+			for (int64_t kk = 0; kk < k; kk++)
+				acc[kk % REF_DOT_LANES] += a[i * a_rs + kk * a_cs] * br[kk];
+			for (int w = REF_DOT_LANES / 2; w > 0; w /= 2)
+				for (int l = 0; l < w; l++)
+					acc[l] += acc[l + w];
+			cr[j] += acc[0];
+		}
+	}
+}
+
+#define DW_LANES 8
+#define DW_NAME(x) x##__ref /* dw_forward_plane__ref, ... */
+#include "kernels/f32_train_dw.inc"
+
+const struct f32_train_kernels f32_train_ref = {
+	"ref", gemm_acc_f32__ref, dw_forward_plane__ref, dw_data_plane__ref, dw_filter_plane__ref,
+};
 
 size_t gemm_backward_scratch_bytes(int m, int n, int k)
 {
-	return (size_t)max_i64((int64_t)m * k, (int64_t)k * n) * sizeof(float);
+	(void)k;
+	return (size_t)m * (size_t)n * sizeof(float);
 }
 
-void gemm_backward_f32__ref(int m, int n, int k, float alpha, const float *a, bool trans_a,
-			    const float *b, bool trans_b, float beta, int c_m, int c_n,
-			    const float *dy, float *da, float *db, float *dc, float *scratch)
+void gemm_backward_f32(const struct f32_train_kernels *kt, int m, int n, int k, float alpha,
+		       const float *a, bool trans_a, const float *b, bool trans_b, float beta,
+		       int c_m, int c_n, const float *dy, float *da, float *db, float *dc,
+		       float *scratch)
 {
 	/* op(A) [m,k], op(B) [k,n]; B is [k,n] (ldb n) or, with trans_b, [n,k]. */
+	const float *g = dy;
+
+	if ((da || db) && alpha != 1.0f) {
+		for (int64_t i = 0; i < (int64_t)m * n; i++)
+			scratch[i] = alpha * dy[i];
+		g = scratch;
+	}
 	if (da) {
-		if (!trans_a) /* dA [m,k] = dY [m,n] . op(B)^T */
-			gemm_f32__ref(m, k, n, dy, n, false, b, trans_b ? k : n, !trans_b,
-				      scratch, k);
-		else /* A is [k,m]: dA = op(B) [k,n] . dY^T */
-			gemm_f32__ref(k, m, n, b, trans_b ? k : n, trans_b, dy, n, true,
-				      scratch, m);
-		for (int64_t i = 0; i < (int64_t)m * k; i++)
-			da[i] += alpha * scratch[i];
+		if (!trans_a) /* dA [m,k] += dY [m,n] . op(B)^T */
+			kt->gemm(m, k, n, g, n, false, b, trans_b ? k : n, !trans_b, da, k, true);
+		else /* A is [k,m]: dA += op(B) [k,n] . dY^T */
+			kt->gemm(k, m, n, b, trans_b ? k : n, trans_b, g, n, true, da, m, true);
 	}
 	if (db) {
-		if (!trans_b) /* dB [k,n] = op(A)^T . dY */
-			gemm_f32__ref(k, n, m, a, trans_a ? m : k, !trans_a, dy, n, false,
-				      scratch, n);
-		else /* B is [n,k]: dB = dY^T . op(A) */
-			gemm_f32__ref(n, k, m, dy, n, true, a, trans_a ? m : k, trans_a,
-				      scratch, k);
-		for (int64_t i = 0; i < (int64_t)k * n; i++)
-			db[i] += alpha * scratch[i];
+		if (!trans_b) /* dB [k,n] += op(A)^T . dY */
+			kt->gemm(k, n, m, a, trans_a ? m : k, !trans_a, g, n, false, db, n, true);
+		else /* B is [n,k]: dB += dY^T . op(A) */
+			kt->gemm(n, k, m, g, n, true, a, trans_a ? m : k, trans_a, db, k, true);
 	}
 	if (dc) {
 		for (int64_t ci = 0; ci < (int64_t)c_m * c_n; ci++) {
@@ -360,6 +394,14 @@ void gemm_backward_f32__ref(int m, int n, int k, float alpha, const float *a, bo
 			dc[ci] += beta * (float)s;
 		}
 	}
+}
+
+void gemm_backward_f32__ref(int m, int n, int k, float alpha, const float *a, bool trans_a,
+			    const float *b, bool trans_b, float beta, int c_m, int c_n,
+			    const float *dy, float *da, float *db, float *dc, float *scratch)
+{
+	gemm_backward_f32(&f32_train_ref, m, n, k, alpha, a, trans_a, b, trans_b, beta, c_m, c_n,
+			  dy, da, db, dc, scratch);
 }
 
 /* ---- Pooling --------------------------------------------------------------- */

@@ -23,32 +23,99 @@
 
 #include "kernels/kernels_f32.h"
 
+/* --- the kernels each instruction set provides -------------------------------
+ * The training drivers below (conv forward and backward, gemm backward) are
+ * written once over this table: a path supplies a GEMM that can accumulate
+ * and the three depthwise planes. The portable reference (f32_train_ref.c)
+ * is the oracle; f32_train_avx2.c and f32_train_avx512.c are checked against
+ * it on many shapes (tests/test_train_kernels.c). Float sums run in another
+ * order on each path, so paths agree to rounding, not bit for bit; one path
+ * is deterministic for a given shape. */
+
+/* C[m,n] (+)= op(A) op(B): A is [m,k] (lda) or, with trans_a, [k,m]; B is
+ * [k,n] (ldb) or, with trans_b, [n,k]; with accumulate C is added to, else
+ * overwritten (ldc). */
+typedef void (*f32t_gemm_fn)(int m, int n, int k, const float *a, int lda, bool trans_a,
+			     const float *b, int ldb, bool trans_b, float *c, int ldc,
+			     bool accumulate);
+/* One channel of a depthwise conv (p's geometry, one input and one output
+ * plane): forward y = sum of taps (overwritten, no bias); data dx += taps^T dy;
+ * filter dw[kh*kw] += sum over positions of dy * x. */
+typedef void (*f32t_dw_forward_fn)(const struct conv2d_params *p, const float *x,
+				   const float *w, float *y);
+typedef void (*f32t_dw_data_fn)(const struct conv2d_params *p, const float *dy,
+				const float *w, float *dx);
+typedef void (*f32t_dw_filter_fn)(const struct conv2d_params *p, const float *x,
+				  const float *dy, float *dw);
+
+struct f32_train_kernels {
+	const char *name;
+	f32t_gemm_fn gemm;
+	f32t_dw_forward_fn dw_forward;
+	f32t_dw_data_fn dw_data;
+	f32t_dw_filter_fn dw_filter;
+};
+
+enum f32t_isa { F32T_ISA_REF, F32T_ISA_AVX2, F32T_ISA_AVX512, F32T_ISA_COUNT };
+
+/* The kernels of a path, or NULL when this build or this CPU lacks it. */
+const struct f32_train_kernels *f32_train_kernels_for(enum f32t_isa isa);
+
+/* The fastest path this CPU runs (PRESSO_ISA=ref|avx2|avx512vnni, as for the
+ * INT8 kernels, picks ref, avx2 or avx512). */
+const struct f32_train_kernels *f32_train_kernels_best(void);
+
+/* The reference path (also f32_train_kernels_for(F32T_ISA_REF)). */
+extern const struct f32_train_kernels f32_train_ref;
+
 /* --- Conv ------------------------------------------------------------------ */
 
-/* Scratch for both conv backward kernels (p->act_min/act_max are ignored). */
+/* Scratch for the conv forward and both backward kernels (p->act_min/act_max
+ * are honoured by the forward only). */
 size_t conv2d_backward_scratch_bytes(const struct conv2d_params *p);
 
+/* y = clamp(conv(x, w) + bias), as conv2d_f32__ref, on path k. */
+void conv2d_forward_f32(const struct f32_train_kernels *k, const struct conv2d_params *p,
+			const float *x, const float *w, const float *bias, float *y,
+			float *scratch);
+
 /* dx += d(conv)/dx . dy, for dy [n, c_out, h_out, w_out] and w as in the forward. */
-void conv2d_backward_data_f32__ref(const struct conv2d_params *p, const float *dy,
-				   const float *w, float *dx, float *scratch);
+void conv2d_backward_data_f32(const struct f32_train_kernels *k, const struct conv2d_params *p,
+			      const float *dy, const float *w, float *dx, float *scratch);
 
 /* dw (may be NULL) += sum over the batch of dy (x) im2col(x); db (may be NULL)
  * += dy summed over the batch and the output positions of each channel. */
+void conv2d_backward_filter_f32(const struct f32_train_kernels *k,
+				const struct conv2d_params *p, const float *x, const float *dy,
+				float *dw, float *db, float *scratch);
+
+/* The same on the reference path. */
+void conv2d_backward_data_f32__ref(const struct conv2d_params *p, const float *dy,
+				   const float *w, float *dx, float *scratch);
 void conv2d_backward_filter_f32__ref(const struct conv2d_params *p, const float *x,
 				     const float *dy, float *dw, float *db, float *scratch);
 
 /* --- Gemm ------------------------------------------------------------------ */
 
-/* Scratch of gemm_backward_f32__ref: room for the larger of dA and dB. */
+/* Scratch of gemm_backward_f32 (none now: the products accumulate in place). */
 size_t gemm_backward_scratch_bytes(int m, int n, int k);
 
 /* Backward of y[m,n] = alpha op(A) op(B) + beta C (gemm_bias_f32__ref, no clamp):
  * da (may be NULL) += dL/dA in A's own layout ([m,k], or [k,m] with trans_a);
  * db (may be NULL) += dL/dB in B's layout; dc (may be NULL) += beta * dy summed
- * over the dimensions C is broadcast along ([c_m, c_n], each 1 or full). */
+ * over the dimensions C is broadcast along ([c_m, c_n], each 1 or full).
+ * dY is scaled by alpha first when alpha != 1 (into scratch: m * n floats). */
+void gemm_backward_f32(const struct f32_train_kernels *k, int m, int n, int kk, float alpha,
+		       const float *a, bool trans_a, const float *b, bool trans_b, float beta,
+		       int c_m, int c_n, const float *dy, float *da, float *db, float *dc,
+		       float *scratch);
 void gemm_backward_f32__ref(int m, int n, int k, float alpha, const float *a, bool trans_a,
 			    const float *b, bool trans_b, float beta, int c_m, int c_n,
 			    const float *dy, float *da, float *db, float *dc, float *scratch);
+
+/* The reference leaves, for the tests. */
+void gemm_acc_f32__ref(int m, int n, int k, const float *a, int lda, bool trans_a,
+		       const float *b, int ldb, bool trans_b, float *c, int ldc, bool accumulate);
 
 /* --- Pooling ----------------------------------------------------------------- */
 

@@ -80,6 +80,7 @@ struct wq_layer {
 
 struct tnet {
 	struct graph *g;
+	const struct f32_train_kernels *k; /* conv and gemm kernels */
 	enum tnet_bn_mode bn;
 	struct layer *layers;
 	int n_layers;
@@ -343,6 +344,7 @@ enum presso_status tnet_create(struct graph *g, enum tnet_bn_mode bn, struct tne
 		return status_fail(s, "out of memory planning training");
 	t->g = g;
 	t->bn = bn;
+	t->k = f32_train_kernels_best();
 	size_t nv = (size_t)g->n_values, nn = (size_t)(g->n_nodes ? g->n_nodes : 1);
 	t->layer_of_node = malloc(sizeof(int) * nn);
 	t->param_of_value = malloc(sizeof(int) * nv);
@@ -438,6 +440,11 @@ void tnet_free(struct tnet *t)
 	free(t->qw_q);
 	free(t->qw_scale);
 	free(t);
+}
+
+void tnet_set_kernels(struct tnet *t, const struct f32_train_kernels *k)
+{
+	t->k = k;
 }
 
 const struct graph *tnet_graph(const struct tnet *t)
@@ -883,7 +890,13 @@ enum presso_status tnet_forward(const struct tnet *t, struct tnet_ws *w, int bat
 		if (l >= 0 && t->wl[l].bits)
 			w->in_ptrs[1] = t->wl[l].wq;
 		float *y = w->act[n->output];
-		if (n->op == OP_BATCHNORM && t->bn == TNET_BN_BATCH) {
+		if (n->op == OP_CONV) {
+			struct conv2d_params p;
+			conv_params(n, &w->shapes[n->inputs[0]], &w->shapes[n->inputs[1]],
+				    &w->shapes[n->output], &p);
+			conv2d_forward_f32(t->k, &p, w->in_ptrs[0], w->in_ptrs[1],
+					   n->n_inputs > 2 ? w->in_ptrs[2] : NULL, y, w->scratch);
+		} else if (n->op == OP_BATCHNORM && t->bn == TNET_BN_BATCH) {
 			const struct shape *xs = &w->shapes[n->inputs[0]];
 			int64_t inner = 1;
 			for (int d = 2; d < xs->n_dims; d++)
@@ -1002,9 +1015,9 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 		float *db = n->n_inputs > 2 ? grad_of(t, w, grad, n->inputs[2]) : NULL;
 		conv_params(n, &sh[n->inputs[0]], &sh[n->inputs[1]], &sh[n->output], &p);
 		if (dx)
-			conv2d_backward_data_f32__ref(&p, dy, wt, dx, w->scratch);
+			conv2d_backward_data_f32(t->k, &p, dy, wt, dx, w->scratch);
 		if (dw || db)
-			conv2d_backward_filter_f32__ref(&p, x, dy, dw, db, w->scratch);
+			conv2d_backward_filter_f32(t->k, &p, x, dy, dw, db, w->scratch);
 		break;
 	}
 	case OP_GEMM: {
@@ -1012,9 +1025,9 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 		const float *b = l >= 0 && t->wl[l].bits ? t->wl[l].wq : read_value(t, w, n->inputs[1]);
 		float *dc = n->n_inputs > 2 ? grad_of(t, w, grad, n->inputs[2]) : NULL;
 		gemm_dims(n, sh, &m, &nn, &k, &cm, &cn);
-		gemm_backward_f32__ref(m, nn, k, n->a.alpha, x, n->a.trans_a, b, n->a.trans_b,
-				       n->a.beta, cm, cn, dy, dx, grad_of(t, w, grad, n->inputs[1]),
-				       dc, w->scratch);
+		gemm_backward_f32(t->k, m, nn, k, n->a.alpha, x, n->a.trans_a, b, n->a.trans_b,
+				  n->a.beta, cm, cn, dy, dx, grad_of(t, w, grad, n->inputs[1]), dc,
+				  w->scratch);
 		break;
 	}
 	case OP_MATMUL: {
@@ -1022,8 +1035,8 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 		int k = (int)ws->dims[0], nn = (int)ws->dims[1];
 		int rows = (int)(shape_numel(&sh[n->inputs[0]]) / (k ? k : 1));
 		const float *b = l >= 0 && t->wl[l].bits ? t->wl[l].wq : read_value(t, w, n->inputs[1]);
-		gemm_backward_f32__ref(rows, nn, k, 1.0f, x, false, b, false, 0.0f, 1, 1, dy, dx,
-				       grad_of(t, w, grad, n->inputs[1]), NULL, w->scratch);
+		gemm_backward_f32(t->k, rows, nn, k, 1.0f, x, false, b, false, 0.0f, 1, 1, dy, dx,
+				  grad_of(t, w, grad, n->inputs[1]), NULL, w->scratch);
 		break;
 	}
 	case OP_RELU:

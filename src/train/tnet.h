@@ -67,6 +67,11 @@ enum presso_status tnet_create(struct graph *g, enum tnet_bn_mode bn, struct tne
 
 void tnet_free(struct tnet *t);
 
+/* The kernels convolutions and matrix products run on: f32_train_kernels_best()
+ * unless set here (tests compare the paths). */
+struct f32_train_kernels;
+void tnet_set_kernels(struct tnet *t, const struct f32_train_kernels *k);
+
 const struct graph *tnet_graph(const struct tnet *t);
 int tnet_n_params(const struct tnet *t);
 const struct tnet_param *tnet_param(const struct tnet *t, int i);
