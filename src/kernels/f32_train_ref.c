@@ -15,8 +15,8 @@
  * depthwise convs (one input and one output channel per group) use direct
  * loops over the taps, like the forward.
  *
- * Reductions that sum many terms (bias gradients, BatchNorm statistics) add
- * in double, so their result does not depend on how a batch is split.
+ * BatchNorm statistics sum in double; bias gradients in BIAS_LANES float
+ * partial sums combined in a fixed order (so they vectorize).
  */
 #include "kernels/kernels_train.h"
 
@@ -28,6 +28,8 @@
 
 /* im2col band cap of the backward: 2^18 floats = 1 MiB, as the forward's. */
 #define CONV_BWD_COL_FLOATS ((int64_t)1 << 18)
+/* Partial sums of a conv's bias gradient (the sum of dy per channel). */
+#define BIAS_LANES 16
 /* Most dimensions a broadcast reduction walks (after dropping size-1 ones). */
 #define TRAIN_MAX_RANK 16
 
@@ -278,16 +280,24 @@ void conv2d_backward_filter_f32(const struct f32_train_kernels *kt,
 	}
 	if (!db)
 		return;
+	/* per channel, BIAS_LANES partial sums combined in a fixed order */
 	for (int oc = 0; oc < p->c_out; oc++) {
-		double s = 0.0;
+		float acc[BIAS_LANES] = {0};
 
 		for (int64_t ni = 0; ni < p->n; ni++) {
-			const float *dyc = dy + (ni * p->c_out + oc) * hw_out;
+			const float *restrict dyc = dy + (ni * p->c_out + oc) * hw_out;
+			int64_t i = 0;
 
-			for (int64_t i = 0; i < hw_out; i++)
-				s += dyc[i];
+			for (; i + BIAS_LANES <= hw_out; i += BIAS_LANES)
+				for (int l = 0; l < BIAS_LANES; l++)
+					acc[l] += dyc[i + l];
+			for (int l = 0; i < hw_out; i++, l++)
+				acc[l] += dyc[i];
 		}
-		db[oc] += (float)s;
+		for (int w = BIAS_LANES / 2; w > 0; w /= 2)
+			for (int l = 0; l < w; l++)
+				acc[l] += acc[l + w];
+		db[oc] += acc[0];
 	}
 }
 

@@ -59,7 +59,7 @@
 #include "kernels/kernels_train.h"
 #include "model/engine.h"
 
-enum step_kind { STEP_RUN, STEP_ALIAS, STEP_SKIP };
+enum step_kind { STEP_RUN, STEP_ALIAS, STEP_SKIP, STEP_FUSED };
 
 struct act_quant {
 	bool on;
@@ -92,6 +92,7 @@ struct tnet {
 	int *rep;                /* [n_values] */
 	bool *needs_grad;        /* [n_values] */
 	enum step_kind *steps;   /* [n_nodes] */
+	int *fused;              /* [n_nodes] the Relu/Clip fused into a Conv/Gemm, or -1 */
 	int logits;
 	int n_classes;
 	struct act_quant *aq;    /* [n_values], by representative */
@@ -287,6 +288,17 @@ static enum presso_status plan(struct tnet *t)
 			t->rep[n->output] = t->rep[n->inputs[0]];
 		}
 	}
+	/* a Relu/Clip that is a Conv/Gemm's only reader runs inside it as a clamp
+	 * and shares its buffer: its backward needs only the clamped output */
+	for (int i = 0; i < g->n_nodes; i++) {
+		int j = t->steps[i] == STEP_RUN ? graph_fused_activation(g, i) : -1;
+		t->fused[i] = -1;
+		if (j < 0 || t->steps[j] != STEP_RUN)
+			continue;
+		t->fused[i] = j;
+		t->steps[j] = STEP_FUSED;
+		t->rep[g->nodes[j].output] = t->rep[g->nodes[i].output];
+	}
 	/* 1. parameters */
 	if ((s = plan_params(t)) != PRESSO_OK)
 		return s;
@@ -353,7 +365,8 @@ enum presso_status tnet_create(struct graph *g, enum tnet_bn_mode bn, struct tne
 	t->steps = calloc(nn, sizeof *t->steps);
 	t->aq = calloc(nv, sizeof *t->aq);
 	t->bn_off = malloc(sizeof(int64_t) * nn);
-	if (!t->layer_of_node || !t->param_of_value || !t->rep || !t->needs_grad || !t->steps ||
+	t->fused = malloc(sizeof(int) * nn);
+	if (!t->fused || !t->layer_of_node || !t->param_of_value || !t->rep || !t->needs_grad || !t->steps ||
 	    !t->aq || !t->bn_off) {
 		status_fail(s, "out of memory planning training");
 		goto fail;
@@ -436,6 +449,7 @@ void tnet_free(struct tnet *t)
 	free(t->steps);
 	free(t->aq);
 	free(t->bn_off);
+	free(t->fused);
 	free(t->qw_src);
 	free(t->qw_q);
 	free(t->qw_scale);
@@ -845,6 +859,13 @@ float *tnet_ws_input(struct tnet_ws *w, int i)
 
 /* --- forward ---------------------------------------------------------------- */
 
+/* The clamp of a fused Relu/Clip. */
+static void act_bounds(const struct node *act, float *lo, float *hi)
+{
+	*lo = act->op == OP_RELU ? 0.0f : act->a.clip_min;
+	*hi = act->op == OP_RELU ? INFINITY : act->a.clip_max;
+}
+
 /* What a reader of activation v sees: the quantized copy when there is one. */
 static const float *read_act(const struct tnet *t, const struct tnet_ws *w, int v)
 {
@@ -889,11 +910,16 @@ enum presso_status tnet_forward(const struct tnet *t, struct tnet_ws *w, int bat
 			w->in_ptrs[k] = n->inputs[k] >= 0 ? read_value(t, w, n->inputs[k]) : NULL;
 		if (l >= 0 && t->wl[l].bits)
 			w->in_ptrs[1] = t->wl[l].wq;
-		float *y = w->act[n->output];
+		float *y = w->act[t->rep[n->output]];
+		float lo = -INFINITY, hi = INFINITY;
+		if (t->fused[i] >= 0)
+			act_bounds(&g->nodes[t->fused[i]], &lo, &hi);
 		if (n->op == OP_CONV) {
 			struct conv2d_params p;
 			conv_params(n, &w->shapes[n->inputs[0]], &w->shapes[n->inputs[1]],
 				    &w->shapes[n->output], &p);
+			p.act_min = lo;
+			p.act_max = hi;
 			conv2d_forward_f32(t->k, &p, w->in_ptrs[0], w->in_ptrs[1],
 					   n->n_inputs > 2 ? w->in_ptrs[2] : NULL, y, w->scratch);
 		} else if (n->op == OP_BATCHNORM && t->bn == TNET_BN_BATCH) {
@@ -906,10 +932,9 @@ enum presso_status tnet_forward(const struct tnet *t, struct tnet_ws *w, int bat
 						 n->a.epsilon, y, w->bn_mean + t->bn_off[i],
 						 w->bn_var + t->bn_off[i]);
 		} else {
-			engine_exec_node(g, n, w->shapes, w->in_ptrs, y, w->scratch, -INFINITY,
-					 INFINITY);
+			engine_exec_node(g, n, w->shapes, w->in_ptrs, y, w->scratch, lo, hi);
 		}
-		quantize_buffer(t, w, n->output);
+		quantize_buffer(t, w, t->rep[n->output]);
 	}
 	return PRESSO_OK;
 }
@@ -997,12 +1022,24 @@ static void ste_act(const struct tnet *t, struct tnet_ws *w, int v)
 		d[i] = x[i] >= a->lo && x[i] <= a->hi ? d[i] : 0.0f;
 }
 
+/* d = d where lo < y < hi, else 0: a clamp's derivative read off its output
+ * (y strictly inside the bounds exactly when its input was). */
+static void clip_mask_inplace(int64_t count, const float *restrict y, float lo, float hi,
+			      float *restrict d)
+{
+	for (int64_t i = 0; i < count; i++) {
+		float yi = y[i], di = d[i];
+		d[i] = yi > lo && yi < hi ? di : 0.0f;
+	}
+}
+
 static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, int i)
 {
 	const struct graph *g = t->g;
 	const struct node *n = &g->nodes[i];
 	const struct shape *sh = w->shapes;
 	const float *dy = w->grad[t->rep[n->output]];
+	/* a fused activation's output shares the buffer: its gradient is dy */
 	const float *x = n->inputs[0] >= 0 ? read_value(t, w, n->inputs[0]) : NULL;
 	float *dx = grad_of(t, w, grad, n->inputs[0]);
 	int l = t->layer_of_node[i];
@@ -1154,7 +1191,14 @@ void tnet_backward(const struct tnet *t, struct tnet_ws *w, float *grad)
 		const struct node *n = &g->nodes[i];
 		if (t->steps[i] != STEP_RUN || !t->needs_grad[n->output])
 			continue;
-		ste_act(t, w, n->output);
+		int r = t->rep[n->output];
+		if (r == n->output || t->fused[i] >= 0)
+			ste_act(t, w, r);
+		if (t->fused[i] >= 0) { /* the clamp's backward, from its output */
+			float lo, hi;
+			act_bounds(&g->nodes[t->fused[i]], &lo, &hi);
+			clip_mask_inplace(shape_numel(&w->shapes[r]), w->act[r], lo, hi, w->grad[r]);
+		}
 		backward_node(t, w, grad, i);
 	}
 }
