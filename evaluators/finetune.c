@@ -11,6 +11,7 @@
 #include "base/sha256.h"
 #include "data/feed.h"
 #include "evaluators/evaluate.h"
+#include "train/fold.h"
 
 enum presso_status finetune_fingerprint(const struct study_ctx *ctx, const struct policy *p,
 					const struct train_config *tc, int64_t steps,
@@ -50,7 +51,15 @@ struct epoch_eval {
 	const struct study_ctx *ctx;
 	const struct policy *pol;
 	FILE *log;
+	bool unfolded;  /* the student has BatchNorm nodes: fold before scoring */
 };
+
+/* trainer_setup.fold: the student with BatchNorm folded into the study's
+ * folded graph. */
+static enum presso_status fold_cb(void *ctx, const struct graph *g, struct graph **out)
+{
+	return train_fold_into((const struct graph *)ctx, g, out);
+}
 
 /* After each epoch: the validation accuracy of the model quantized now. */
 static void on_epoch(void *p, int64_t epoch, const struct graph *g)
@@ -59,12 +68,17 @@ static void on_epoch(void *p, int64_t epoch, const struct graph *g)
 	const struct study_ctx *ctx = e->ctx;
 	struct calib *cal = NULL;
 	struct qmodel *qm = NULL;
+	struct graph *folded = NULL;
 	struct quant_config qc = ctx->qc;
 	qc.hess = NULL;
 	qc.cache = NULL;
 	struct eval_result r;
-	enum presso_status s = calib_run(g, ctx->train, &ctx->cfg->data.norm, &ctx->calib,
-					 ctx->cfg->eval.batch, &cal);
+	enum presso_status s = PRESSO_OK;
+	if (e->unfolded && (s = train_fold_into(ctx->g, g, &folded)) == PRESSO_OK)
+		g = folded;
+	if (s == PRESSO_OK)
+		s = calib_run(g, ctx->train, &ctx->cfg->data.norm, &ctx->calib, ctx->cfg->eval.batch,
+			      &cal);
 	if (s == PRESSO_OK)
 		s = qmodel_build(g, e->pol, cal, &qc, &qm);
 	struct eval_model em = {g, qm};
@@ -80,6 +94,7 @@ static void on_epoch(void *p, int64_t epoch, const struct graph *g)
 	fflush(e->log);
 	qmodel_free(qm);
 	calib_free(cal);
+	graph_free(folded);
 }
 
 void finetune_result_free(struct finetune_result *r)
@@ -101,12 +116,21 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 	struct built_model b;
 	int64_t *train = NULL;
 	uint8_t *in_valid = NULL;
+	struct graph *unfolded = NULL;
 	enum presso_status s = trial_build(ctx, p, &b);
 	if (s != PRESSO_OK)
 		return s;
-	/* 1. the student: a copy of the PTQ model's FP32 graph */
-	if ((s = graph_clone(b.g, &out->g)) != PRESSO_OK ||
-	    (s = policy_copy(b.pol, &out->pol)) != PRESSO_OK)
+	/* 1. the student: the model with its BatchNorms as nodes when the importer
+	 * folded some and the policy keeps the structure, else a copy of the PTQ
+	 * model's FP32 graph */
+	bool unfold = ctx->g->n_folded_bn > 0 && !transform_needed(p);
+	if (unfold) {
+		struct graph_load_opts lo = {.keep_batchnorm = true};
+		s = graph_load_onnx_opts(cfg->model_path, &lo, &unfolded);
+	} else {
+		s = graph_clone(b.g, &out->g);
+	}
+	if (s != PRESSO_OK || (s = policy_copy(b.pol, &out->pol)) != PRESSO_OK)
 		goto fail;
 	for (int l = 0; l < out->pol->n_layers; l++)
 		out->pol->layers[l].bias_correction = false;
@@ -126,13 +150,14 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 	enum input_layout layout;
 	if ((s = feed_check(ctx->g, ctx->train, &layout)) != PRESSO_OK)
 		goto fail;
-	struct epoch_eval ee = {ctx, out->pol, o->log};
+	struct epoch_eval ee = {ctx, out->pol, o->log, unfold};
 	struct trainer_setup su = {
-		.g = out->g, .pol = out->pol, .teacher = ctx->g, .tc = o->tc, .ds = ctx->train,
+		.g = unfold ? unfolded : out->g, .pol = out->pol, .teacher = ctx->g, .tc = o->tc, .ds = ctx->train,
 		.norm = &cfg->data.norm, .nhwc = layout == LAYOUT_NHWC, .train = train,
 		.n_train = n_train, .calib = &ctx->calib, .qc = &ctx->qc, .steps = o->steps,
 		.checkpoint = o->checkpoint, .log = o->log, .stop = o->stop,
 		.on_epoch = o->eval_epochs && o->log ? on_epoch : NULL, .on_epoch_ctx = &ee,
+		.fold = unfold ? fold_cb : NULL, .fold_ctx = (void *)ctx->g,
 	};
 	if ((s = finetune_fingerprint(ctx, p, o->tc, o->steps, su.fingerprint)) != PRESSO_OK)
 		goto fail;
@@ -145,6 +170,8 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 		goto fail;
 	if (out->train.interrupted)
 		goto done;
+	if (unfold && (s = train_fold_into(ctx->g, unfolded, &out->g)) != PRESSO_OK)
+		goto fail;
 	/* 3. the tuned model, quantized as trained */
 	struct quant_config qc = ctx->qc;
 	qc.hess = NULL;
@@ -156,11 +183,13 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 done:
 	free(train);
 	free(in_valid);
+	graph_free(unfolded);
 	built_model_free(&b);
 	return PRESSO_OK;
 fail:
 	free(train);
 	free(in_valid);
+	graph_free(unfolded);
 	built_model_free(&b);
 	finetune_result_free(out);
 	return s;

@@ -5,7 +5,11 @@
  * Steps, in order:
  *   1. the policy's PTQ model as a trial builds it (trial_build): prune ->
  *      low-rank -> statistics repair; its FP32 graph (a copy) is the student,
- *      the study's FP32 model the teacher;
+ *      the study's FP32 model the teacher. A model whose BatchNorms the
+ *      importer folded trains them unfolded instead (the model loaded with
+ *      keep_batchnorm; activation ranges measured on its folded form) when
+ *      the policy keeps the structure (no pruning, no low-rank), and is
+ *      folded back after (train/fold.h);
  *   2. the student trains on every training image outside the validation
  *      split (calibration images included: they came from the training set
  *      and stay out of every score) with the layers' weights fake-quantized

@@ -23,6 +23,7 @@
 #include "tests/fixtures.h"
 #include "tests/onnx_builder.h"
 #include "train/checkpoint.h"
+#include "train/fold.h"
 #include "train/loss.h"
 #include "train/optim.h"
 #include "train/train_config.h"
@@ -514,4 +515,51 @@ Test(trainer, quant_penalty_pulls_weights_to_the_grid)
 	}
 	cr_assert_lt(dist[1], 0.5 * dist[0], "sum (w - q(w))^2: %g with lambda, %g without",
 		     dist[1], dist[0]);
+}
+
+/* ---- BatchNorm folded back ------------------------------------------------------ */
+
+/* resnet_bn.onnx loaded unfolded and folded into its folded form gives the
+ * importer's folded weights bit for bit, and the unfolded graph trains to the
+ * same logits as the folded one (BatchNorm frozen). */
+Test(train_fold, untrained_fold_is_the_importers)
+{
+	struct graph *f = NULL, *u = NULL, *back = NULL;
+	struct graph_load_opts lo = {.keep_batchnorm = true};
+	cr_assert_eq(graph_load_onnx(fx_src("models/resnet_bn.onnx"), &f), PRESSO_OK, "%s",
+		     status_msg());
+	cr_assert_eq(graph_load_onnx_opts(fx_src("models/resnet_bn.onnx"), &lo, &u), PRESSO_OK);
+	cr_assert_gt(f->n_folded_bn, 0);
+	cr_assert_eq(u->n_folded_bn, 0);
+	cr_assert_eq(train_fold_into(f, u, &back), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(back->n_values, f->n_values);
+	for (int v = 0; v < f->n_values; v++) {
+		if (!f->values[v].data)
+			continue;
+		int64_t n = shape_numel(&f->values[v].shape);
+		cr_assert_eq(memcmp(f->values[v].data, back->values[v].data, sizeof(float) * (size_t)n),
+			     0, "value '%s' differs", f->values[v].name);
+	}
+	/* the same logits from both training graphs */
+	struct tnet *tf, *tu;
+	struct tnet_ws *wf, *wu;
+	cr_assert_eq(tnet_create(f, TNET_BN_FROZEN, &tf), PRESSO_OK);
+	cr_assert_eq(tnet_create(u, TNET_BN_FROZEN, &tu), PRESSO_OK, "%s", status_msg());
+	cr_assert_gt(tnet_n_bn_channels(tu), 0);
+	cr_assert_eq(tnet_ws_create(tf, 2, &wf), PRESSO_OK);
+	cr_assert_eq(tnet_ws_create(tu, 2, &wu), PRESSO_OK);
+	rs = 5;
+	for (int i = 0; i < 2 * 28 * 28; i++)
+		tnet_ws_input(wf, 0)[i] = tnet_ws_input(wu, 0)[i] = runif();
+	cr_assert_eq(tnet_forward(tf, wf, 2), PRESSO_OK);
+	cr_assert_eq(tnet_forward(tu, wu, 2), PRESSO_OK);
+	for (int i = 0; i < 20; i++)
+		cr_assert_float_eq(tnet_ws_logits(wf)[i], tnet_ws_logits(wu)[i], 1e-3, "logit %d", i);
+	tnet_ws_free(wf);
+	tnet_ws_free(wu);
+	tnet_free(tf);
+	tnet_free(tu);
+	graph_free(back);
+	graph_free(u);
+	graph_free(f);
 }

@@ -163,22 +163,32 @@ static enum presso_status refresh_ranges(struct run *r, bool first)
 		return PRESSO_OK;
 	struct calib *cal = NULL;
 	struct qmodel *m = NULL;
+	struct graph *own = NULL;
+	const struct graph *gq = su->g;
 	struct quant_config qc = *su->qc;
 	qc.hess = NULL;
 	qc.cache = NULL;
-	enum presso_status s = calib_run(su->g, su->ds, su->norm, su->calib, CALIB_BATCH, &cal);
+	enum presso_status s = PRESSO_OK;
+	if (su->fold && (s = su->fold(su->fold_ctx, su->g, &own)) == PRESSO_OK)
+		gq = own;
 	if (s == PRESSO_OK)
-		s = qmodel_build(su->g, su->pol, cal, &qc, &m);
+		s = calib_run(gq, su->ds, su->norm, su->calib, CALIB_BATCH, &cal);
+	if (s == PRESSO_OK)
+		s = qmodel_build(gq, su->pol, cal, &qc, &m);
 	if (s != PRESSO_OK) {
 		calib_free(cal);
+		graph_free(own);
 		return status_wrap(s, "measuring activation ranges for training");
 	}
 	const struct graph *g = su->g;
 	int logits = tnet_logits_value(r->t);
-	for (int v = 0; v < g->n_values; v++) {
+	for (int vq = 0; vq < gq->n_values; vq++) {
 		struct qparams qp;
-		if (value_is_const(&g->values[v]) || v == logits || qmodel_value_group(m, v) != v ||
-		    !qmodel_value_qparams(m, v, &qp))
+		if (value_is_const(&gq->values[vq]) || qmodel_value_group(m, vq) != vq ||
+		    !qmodel_value_qparams(m, vq, &qp))
+			continue;
+		int v = own ? graph_find_value(g, gq->values[vq].name) : vq;
+		if (v < 0 || value_is_const(&g->values[v]) || v == logits)
 			continue;
 		/* the quantized set is fixed by the first measurement */
 		if (first || tnet_act_quantized(r->t, v))
@@ -186,6 +196,7 @@ static enum presso_status refresh_ranges(struct run *r, bool first)
 	}
 	qmodel_free(m);
 	calib_free(cal);
+	graph_free(own);
 	return PRESSO_OK;
 }
 

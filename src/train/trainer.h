@@ -54,6 +54,11 @@ struct trainer_setup {
 	uint8_t fingerprint[SHA256_DIGEST_BYTES]; /* of the run (checkpoint.h) */
 	FILE *log;                     /* progress lines, NULL: quiet */
 	atomic_int *stop;             /* when it becomes non-zero: checkpoint and stop */
+	/* when set, activation ranges are measured on the graph it returns (the
+	 * deployed form of g, BatchNorm folded: fold.h), whose values map to g's
+	 * by name; the trainer frees it */
+	enum presso_status (*fold)(void *ctx, const struct graph *g, struct graph **out);
+	void *fold_ctx;
 	/* called after each epoch (and after the last step), weights current;
 	 * may evaluate them, must not change them */
 	void (*on_epoch)(void *ctx, int64_t epoch, const struct graph *g);
