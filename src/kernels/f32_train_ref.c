@@ -112,12 +112,13 @@ static void im2col(const struct conv2d_params *p, int c_n, const float *x, int64
 		valid_range(x_off, p->stride_w, p->w_in, p->w_out, &lo, &hi);
 		for (int64_t oy = oy0; oy < oy0 + rows; oy++, dst += p->w_out) {
 			int64_t iy = oy * p->stride_h - p->pad_t + ky * p->dil_h;
-			const float *xr = xc + iy * p->w_in;
+			const float *xr;
 
 			if (iy < 0 || iy >= p->h_in) {
 				memset(dst, 0, (size_t)p->w_out * sizeof(float));
 				continue;
 			}
+			xr = xc + iy * p->w_in;
 			for (int64_t ox = 0; ox < p->w_out; ox++)
 				dst[ox] = ox >= lo && ox < hi ? xr[x_off + ox * p->stride_w] : 0.0f;
 		}
@@ -144,14 +145,9 @@ static void col2im_add(const struct conv2d_params *p, int c_n, const float *rest
 
 			if (iy < 0 || iy >= p->h_in)
 				continue;
-			dr = dxc + iy * p->w_in + x_off;
-			if (p->stride_w == 1) {
-				for (int64_t ox = lo; ox < hi; ox++)
-					dr[ox] += src[ox];
-			} else {
-				for (int64_t ox = lo; ox < hi; ox++)
-					dr[ox * p->stride_w] += src[ox];
-			}
+			dr = dxc + iy * p->w_in;
+			for (int64_t ox = lo; ox < hi; ox++)
+				dr[x_off + ox * p->stride_w] += src[ox];
 		}
 	}
 }
