@@ -16,7 +16,7 @@
 #define MAX_STEPS ((int64_t)1 << 40)
 
 static const char *const keys[] = {
-	"epochs", "max_steps", "steps", "batch", "micro_batch", "threads", "optimizer", "lr",
+	"epochs", "max_steps", "batch", "micro_batch", "threads", "optimizer", "lr",
 	"lr_min", "momentum", "nesterov", "beta1", "beta2", "eps", "weight_decay", "schedule",
 	"warmup_steps", "step_epochs", "gamma", "kd_weight", "temperature", "lambda", "seed",
 	"batchnorm", "calib_every", "checkpoint_every", "log_every", NULL};
@@ -31,7 +31,7 @@ _Static_assert(sizeof schedules / sizeof schedules[0] == SCHED_COUNT + 1, "sched
 struct train_config train_config_default(void)
 {
 	return (struct train_config){
-		.epochs = 3, .max_steps = 0, .trial_steps = 0, .batch = 64, .micro_batch = 16,
+		.epochs = 3, .max_steps = 0, .batch = 64, .micro_batch = 16,
 		.threads = 0, .optimizer = OPTIM_SGD, .lr = 0.005, .lr_min = 0.0, .momentum = 0.9,
 		.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0, .nesterov = true,
 		.schedule = SCHED_COSINE, .warmup_steps = 0, .step_epochs = 1, .gamma = 0.1,
@@ -78,7 +78,6 @@ enum presso_status train_config_parse(const cJSON *sec, const char *path, struct
 		return s;
 	GET_INT("epochs", 0, MAX_EPOCHS, tc.epochs);
 	GET_INT("max_steps", 0, MAX_STEPS, tc.max_steps);
-	GET_INT("steps", 0, MAX_STEPS, tc.trial_steps);
 	GET_INT("batch", 1, MAX_BATCH, tc.batch);
 	GET_INT("micro_batch", 1, MAX_BATCH, tc.micro_batch);
 	GET_INT("threads", 0, MAX_THREADS, tc.threads);

@@ -5,8 +5,6 @@
  *   "finetune": {
  *     "epochs": 3,              passes over the training images [3]
  *     "max_steps": 0,           stop after this many steps in all (0: no cap) [0]
- *     "steps": 0,               a short fine-tune of every search trial, in
- *                               steps (0: off) [0]
  *     "batch": 64,              images per step [64]
  *     "micro_batch": 16,        images per part of a step; parts run on the
  *                               threads and their gradients are summed in a
@@ -52,7 +50,6 @@ enum train_bn { TRAIN_BN_FROZEN, TRAIN_BN_BATCH };
 struct train_config {
 	int epochs;
 	int64_t max_steps;
-	int64_t trial_steps;      /* "steps" */
 	int batch, micro_batch, threads;
 	enum train_optimizer optimizer;
 	double lr, lr_min, momentum, beta1, beta2, eps, weight_decay;
