@@ -6,6 +6,7 @@
 #   bash bench/run_finetune.sh            # both policies, then the speed table
 #   EPOCHS=5 bash bench/run_finetune.sh   # longer fine-tunes
 #   ONLY=speed bash bench/run_finetune.sh # the speed table alone
+#   POLICIES=mobilenetv2-16x bash bench/run_finetune.sh   # one policy
 #
 # Policies (bench/policies/): mobilenetv2-16x.json (ternary everywhere, binary
 # for the five largest 1x1 layers, stem and classifier at 8 bits: 16.4x smaller
@@ -27,6 +28,7 @@ OUT=${OUT:-$ROOT/bench/out-finetune}
 EPOCHS=${EPOCHS:-3}
 THREADS=${THREADS:-$(nproc)}
 ONLY=${ONLY:-all}
+POLICIES=${POLICIES:-mobilenetv2-16x mobilenetv2-ternary}
 mkdir -p "$OUT"
 
 cat >"$OUT/mobilenetv2-finetune.json" <<JSON
@@ -50,7 +52,7 @@ cat >"$OUT/mobilenetv2-finetune.json" <<JSON
 JSON
 
 if [ "$ONLY" = all ] || [ "$ONLY" = accuracy ]; then
-	for p in mobilenetv2-16x mobilenetv2-ternary; do
+	for p in $POLICIES; do
 		echo "== $p, $EPOCHS epochs" >&2
 		"$BUILD/presso" finetune --config "$OUT/mobilenetv2-finetune.json" \
 			--policy "$ROOT/bench/policies/$p.json" --epochs "$EPOCHS" \
