@@ -10,9 +10,11 @@
  *      only the nodes the logits depend on run (the rest are skipped);
  *   3. buffers: every activation value gets a representative rep[v] whose
  *      buffer it uses: itself, or for the output of a reshape-like node
- *      (Flatten, Reshape, Squeeze, Unsqueeze, Identity) its input's; Relu and
- *      Clip are NOT fused into the layer before them, so each keeps its input
- *      for its backward;
+ *      (Flatten, Reshape, Squeeze, Unsqueeze, Identity) its input's; a
+ *      Relu/Clip that is a Conv/Gemm's only reader (graph_fused_activation)
+ *      runs inside it as a clamp and shares its buffer: the clamp's backward
+ *      needs only the clamped output (y strictly inside the bounds exactly
+ *      when the input was); other Relu/Clip nodes keep their input;
  *   4. needs_grad[v]: v depends on a parameter (graph inputs do not, so no
  *      dx is computed for the first layer).
  * Workspace (tnet_ws_create), for up to max_batch images: per representative
@@ -21,8 +23,10 @@
  * it needs one; one scratch for the largest forward or backward kernel; all in
  * one allocation made once. Forward and backward allocate nothing.
  *
- * Forward: node by node in graph order through the FP32 engine's executors
- * (engine_exec_node), except BatchNorm in batch mode (batchnorm_train). A layer
+ * Forward: node by node in graph order: Conv on the training kernels
+ * (kernels_train.h, the fastest path of this CPU), BatchNorm in batch mode
+ * through batchnorm_train, every other op through the FP32 engine's
+ * executors (engine_exec_node). A layer
  * with fake-quantized weights reads the tnet's quantized copy; a buffer with
  * fake-quantized activations is quantized into its copy right after it is
  * written, and every reader (through aliases too) reads the copy.
