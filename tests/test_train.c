@@ -563,3 +563,77 @@ Test(train_fold, untrained_fold_is_the_importers)
 	graph_free(u);
 	graph_free(f);
 }
+
+/* Conv -> BatchNorm (kept as a node) -> Relu -> GAP -> Gemm on the tiny data. */
+static struct graph *tiny_bn_model(void)
+{
+	rs = 11;
+	struct mb b;
+	mb_init(&b, 13);
+	int64_t xd[4] = {-1, 1, IMG, IMG}, wd[4] = {4, 1, 3, 3}, cd[1] = {4};
+	int64_t fw[2] = {3, 4}, fb[1] = {3}, k[2] = {3, 3}, p[4] = {1, 1, 1, 1};
+	mb_input(&b, "x", xd, 4);
+	init_rand(&b, "conv.w", wd, 4, 0.5f);
+	init_rand(&b, "gamma", cd, 1, 0.5f);
+	init_rand(&b, "beta", cd, 1, 0.1f);
+	init_rand(&b, "mean", cd, 1, 0.1f);
+	float var[4] = {1.0f, 0.5f, 2.0f, 1.5f};
+	mb_init_f32(&b, "var", cd, 1, var);
+	init_rand(&b, "fc.w", fw, 2, 0.5f);
+	init_rand(&b, "fc.b", fb, 1, 0.1f);
+	Onnx__NodeProto *n = mb_node(&b, "Conv", "conv", (const char *[]){"x", "conv.w", NULL}, "c");
+	mb_attr_ints(&b, n, "kernel_shape", k, 2);
+	mb_attr_ints(&b, n, "pads", p, 4);
+	mb_node(&b, "BatchNormalization", "bn",
+		(const char *[]){"c", "gamma", "beta", "mean", "var", NULL}, "bnout");
+	mb_node(&b, "Relu", "relu", (const char *[]){"bnout", NULL}, "r");
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"r", NULL}, "g");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	n = mb_node(&b, "Gemm", "fc", (const char *[]){"f", "fc.w", "fc.b", NULL}, "y");
+	mb_attr_int(&b, n, "transB", 1);
+	mb_output(&b, "y");
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	struct graph *g;
+	struct graph_load_opts lo = {.keep_batchnorm = true};
+	cr_assert_eq(graph_load_onnx_bytes_opts(bytes, nb, NULL, &lo, &g), PRESSO_OK, "%s",
+		     status_msg());
+	mb_free(&b);
+	return g;
+}
+
+/* Batch-statistics BatchNorm and Adam through the trainer: the running
+ * statistics move, and 1 or 2 threads give the same weights and statistics. */
+Test(trainer, batchnorm_batch_mode_and_adam)
+{
+	float *ref = NULL;
+	int64_t n = 0;
+	for (int threads = 1; threads <= 2; threads++) {
+		struct setup s;
+		setup_open(&s, 0);
+		graph_free(s.g);
+		s.g = tiny_bn_model();
+		s.su.g = s.g;
+		s.su.teacher = NULL;
+		s.tc.threads = threads;
+		s.tc.optimizer = OPTIM_ADAM;
+		s.tc.lr = 0.01;
+		s.tc.batchnorm = TRAIN_BN_BATCH;
+		s.tc.max_steps = 9;
+		int mean = graph_find_value(s.g, "mean");
+		float before = s.g->values[mean].data[0];
+		cr_assert_eq(trainer_run(&s.su, NULL), PRESSO_OK, "%s", status_msg());
+		cr_assert_neq(s.g->values[mean].data[0], before, "the running mean did not move");
+		float *w = weights_copy(s.g);
+		if (!ref) {
+			ref = w;
+			n = weights(s.g, NULL);
+		} else {
+			cr_assert_eq(memcmp(ref, w, sizeof(float) * (size_t)n), 0,
+				     "2 threads changed the weights or the statistics");
+			free(w);
+		}
+		setup_close(&s);
+	}
+	free(ref);
+}
