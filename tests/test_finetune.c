@@ -123,6 +123,19 @@ Test(finetune, beats_ptq_and_writes_a_model_eval_reads, .init = setup, .fini = t
 			   tuned);
 	free(out);
 	free(err);
+	/* -o .onnx writes the QDQ model of the same fine-tune */
+	snprintf(model, sizeof model, "%s", fx_join(dir, "tuned.onnx"));
+	snprintf(args, sizeof args,
+		 "finetune --config '%s' --policy '%s' --steps %d -o '%s' --quiet --threads 1", cfg,
+		 pol, steps, model);
+	rc = fx_presso(args, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_float_eq(accuracy_of(out, "fine-tuned:"), tuned, 1e-9,
+			   "the same fine-tune on one thread scored otherwise");
+	cr_assert(strstr(out, "ONNX opset 13, QDQ"), "%s", out);
+	cr_assert_eq(stat(model, &st), 0);
+	free(out);
+	free(err);
 }
 
 /* Runs presso in the background; returns its pid. */
