@@ -17,8 +17,8 @@
 # at build time (GENERATED).
 set -euo pipefail
 
-LAYERS=(src/base src/kernels src/model src/data src/quant src/transform src/format
-	src/config evaluators db search src/cli)
+LAYERS=(src/base src/kernels src/model src/data src/quant src/transform src/train
+	src/format src/config evaluators db search src/cli)
 declare -A MAY_USE=(
 	[src/base]=""
 	[src/kernels]="src/base"
@@ -26,12 +26,13 @@ declare -A MAY_USE=(
 	[src/data]="src/base src/model"
 	[src/quant]="src/base src/kernels src/model src/data"
 	[src/transform]="src/base src/model src/data src/quant"
+	[src/train]="src/base src/kernels src/model src/data src/quant src/transform"
 	[src/format]="src/base src/model src/quant"
 	[src/config]="src/base src/data src/quant"
-	[evaluators]="src/base src/kernels src/model src/data src/quant src/transform src/config"
+	[evaluators]="src/base src/kernels src/model src/data src/quant src/transform src/train src/config"
 	[db]="src/base"
-	[search]="src/base src/model src/data src/quant src/transform src/config db evaluators"
-	[src/cli]="src/base src/kernels src/model src/data src/quant src/transform src/format src/config evaluators db search"
+	[search]="src/base src/model src/data src/quant src/transform src/train src/config db evaluators"
+	[src/cli]="src/base src/kernels src/model src/data src/quant src/transform src/train src/format src/config evaluators db search"
 )
 GENERATED=(onnx.pb-c.h)
 

@@ -218,7 +218,7 @@ Test(config, unknown_keys)
 {
 	expect_bad(", \"modle\": 1", "", PRESSO_E_CONFIG,
 		   "bad.json: unknown key 'modle' (expected one of: name, model, data, eval, "
-		   "quant, search, space, objectives, constraints)");
+		   "quant, search, space, objectives, constraints, finetune)");
 	expect_bad("", ", \"trian_images\": \"x\"", PRESSO_E_CONFIG,
 		   "data: unknown key 'trian_images' (expected one of: format, train_images, ");
 	expect_bad("", ", \"splits\": {\"seeed\": 3}", PRESSO_E_CONFIG,

@@ -63,5 +63,6 @@ int cmd_policy(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 #endif

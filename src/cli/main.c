@@ -20,6 +20,7 @@ static const struct subcommand subcommands[] = {
 	{"search", cmd_search, "search per-layer bits for a model: random, bandit, evolution, hybrid"},
 	{"compress", cmd_compress, "a deployable compressed model: ONNX in QDQ form, or .presso"},
 	{"report", cmd_report, "an HTML report with plots: the front, the search's progress, the policy"},
+	{"finetune", cmd_finetune, "fine-tune a policy's compressed model (QAT with distillation)"},
 	{"latency", cmd_latency, "the per-layer latency table a search with a latency objective uses"},
 	{"run", cmd_run, "input tensors through a model: outputs as NPY, or checked against expected ones"},
 };

@@ -3,7 +3,7 @@
  * Every field goes through a json_get getter, so a bad value is reported with its
  * path; every object is checked for unknown keys before its fields are read.
  * Sections that later stages define (search, space, objectives,
- * constraints) are only checked to be objects here; their owners read them from
+ * constraints, finetune) are only checked to be objects here; their owners read them from
  * cfg->json. On any error nothing is returned: *out stays NULL.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -28,10 +28,10 @@
 
 static const char *const top_keys[] = {"name",  "model",  "data",       "eval",
 				       "quant", "search", "space",      "objectives",
-				       "constraints", NULL};
+				       "constraints", "finetune", NULL};
 /* Sections later stages define; only their type is checked here. */
 static const char *const later_sections[] = {"search", "space", "objectives",
-					     "constraints", NULL};
+					     "constraints", "finetune", NULL};
 static const char *const quant_keys[] = {"calibration", "percentile", "rounding", "requant",
 					 "repair", "repair_images", NULL};
 static const char *const roundings[] = {"nearest", "gptq", NULL};

@@ -25,6 +25,8 @@
  *     "splits": { "seed": 1, "calibration": 1000, "validation": 5000, "test": 0 }
  *   },                                      test: 0 = the whole test set
  *   "eval": { "batch": 64, "threads": 1 },  [64, 1]
+ *   "finetune": { ... },                    presso finetune's settings, read by
+ *                                           src/train/train_config.h
  *   "quant": { "calibration": "percentile", "percentile": 99.99,
  *              "rounding": "gptq", "requant": "float",
  *              "repair": true, "repair_images": 256 }

@@ -208,6 +208,18 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out);
 enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 					 const char *base_dir, struct graph **out);
 
+/* How a model is loaded; NULL means the defaults (all false). */
+struct graph_load_opts {
+	bool keep_batchnorm; /* leave every BatchNormalization as its own node (for
+				training, which folds them after: train/fold.h) */
+};
+
+enum presso_status graph_load_onnx_opts(const char *path, const struct graph_load_opts *opts,
+					struct graph **out);
+enum presso_status graph_load_onnx_bytes_opts(const uint8_t *bytes, size_t n_bytes,
+					      const char *base_dir,
+					      const struct graph_load_opts *opts, struct graph **out);
+
 void graph_free(struct graph *g);
 
 /* Reads one serialized TensorProto (.pb) into a constant value (float32 or int64)

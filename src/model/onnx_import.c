@@ -68,6 +68,7 @@ struct builder {
 	const char *base_dir;
 	int64_t opset;
 	const Onnx__GraphProto *gp; /* the graph being imported */
+	bool keep_batchnorm; /* graph_load_opts: leave BatchNormalization unfolded */
 };
 
 static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, int *rank);
@@ -2658,7 +2659,7 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	}
 	if ((s = infer_and_resolve(g)) != PRESSO_OK)
 		return s;
-	if ((s = fold_batchnorm(b)) != PRESSO_OK)
+	if (!b->keep_batchnorm && (s = fold_batchnorm(b)) != PRESSO_OK)
 		return s;
 	fuse_matmul_add(g);
 	if ((s = compact(g)) != PRESSO_OK)
@@ -2685,6 +2686,13 @@ static void pb_free(void *failed, void *p)
 enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 					 const char *base_dir, struct graph **out)
 {
+	return graph_load_onnx_bytes_opts(bytes, n_bytes, base_dir, NULL, out);
+}
+
+enum presso_status graph_load_onnx_bytes_opts(const uint8_t *bytes, size_t n_bytes,
+					      const char *base_dir,
+					      const struct graph_load_opts *opts, struct graph **out)
+{
 	*out = NULL;
 	status_clear();
 	bool pb_failed = false;
@@ -2695,7 +2703,7 @@ enum presso_status graph_load_onnx_bytes(const uint8_t *bytes, size_t n_bytes,
 	if (!m)
 		return status_fail(PRESSO_E_FORMAT,
 				   "not a valid ONNX model (the protobuf does not parse: truncated or corrupt)");
-	struct builder b = {.base_dir = base_dir};
+	struct builder b = {.base_dir = base_dir, .keep_batchnorm = opts && opts->keep_batchnorm};
 	b.g = calloc(1, sizeof *b.g);
 	enum presso_status s;
 	if (!b.g)
@@ -2724,6 +2732,12 @@ static char *dir_of(const char *path)
 
 enum presso_status graph_load_onnx(const char *path, struct graph **out)
 {
+	return graph_load_onnx_opts(path, NULL, out);
+}
+
+enum presso_status graph_load_onnx_opts(const char *path, const struct graph_load_opts *opts,
+					struct graph **out)
+{
 	*out = NULL;
 	char *bytes;
 	size_t n;
@@ -2736,7 +2750,7 @@ enum presso_status graph_load_onnx(const char *path, struct graph **out)
 				   path);
 	}
 	char *dir = dir_of(path);
-	s = dir ? graph_load_onnx_bytes((const uint8_t *)bytes, n, dir, out)
+	s = dir ? graph_load_onnx_bytes_opts((const uint8_t *)bytes, n, dir, opts, out)
 		: status_fail(PRESSO_E_NOMEM, "out of memory");
 	free(bytes);
 	free(dir);
