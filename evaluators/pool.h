@@ -98,7 +98,8 @@ enum presso_status pool_open(const struct study_ctx *ctx, int workers, FILE *log
 /* Workers in all (at least 1). */
 int pool_size(const struct pool *pl);
 
-/* Ranks whose workers the pool uses (1 for a local pool). */
+/* Processes of the run: 1 for a local pool; for an MPI pool, the ranks (rank 0,
+ * which drives, and the worker ranks). */
 int pool_ranks(const struct pool *pl);
 
 /* An idle worker (0 .. pool_size - 1), or -1 if every worker has a job. */

@@ -1168,7 +1168,7 @@ static enum presso_status search(struct driver *d)
 			d->study, r->resumed ? "resumed" : "new", o->db_path, d->ctx->n_layers,
 			space_size_text(r->space_size, size_text, sizeof size_text),
 			space_strategy_name(d->sp->search.strategy), d->workers,
-			d->workers == 1 ? "" : "s", r->ranks > 1 ? " on other MPI ranks" : "",
+			d->workers == 1 ? "" : "s", r->ranks > 1 ? " on the other MPI ranks" : "",
 			d->batch, (long long)d->done, (long long)d->budget);
 	progress_init(&d->prog, d->log, o->quiet);
 	struct abandon_ctx ab = {o->db_path, d->study_id};

@@ -67,7 +67,7 @@ struct driver_result {
 	bool resumed;
 	enum driver_end end;
 	int workers, batch;            /* workers in all (on every rank) */
-	int ranks;                     /* MPI ranks whose workers evaluated (1: this process) */
+	int ranks;                     /* processes: 1, or the MPI ranks (rank 0 drives, the others evaluate) */
 	enum strategy_kind strategy;
 	int n_layers;
 	double space_size;
