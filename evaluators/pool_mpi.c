@@ -41,14 +41,16 @@
  *   STOP   0 -> worker   (empty)
  *   BYE    worker -> 0   f64 wall_s (HELLO to STOP), f64 busy_s (summed over its
  *                        jobs: evaluating), f64 mpi_s (its main thread inside MPI
- *                        calls), u64 jobs, u32 workers
+ *                        calls), f64 cpu_s (the process's CPU time, user + system),
+ *                        u64 jobs, u32 workers
  *
  * Waiting never spins a core: a rank polls with MPI_Iprobe and naps between
  * polls (NAP_MIN_S doubling to NAP_MAX_S, back to NAP_MIN_S after a message),
  * so idle ranks and a rank 0 that shares a machine with a worker rank cost
  * nothing; a message waits at most NAP_MAX_S, against trials of 10 ms to
  * seconds. A worker rank waits for its own workers' results on a condition
- * variable, so results leave as soon as they are ready.
+ * variable, so results leave as soon as they are ready; while every worker of
+ * it has a job it does not poll MPI at all (no job can come then).
  *
  * A rank that dies ends the job (mpirun's rule; with srun, --kill-on-bad-exit):
  * rank 0 is killed with it, the trials it had begun stay `running` in the
@@ -71,6 +73,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,6 +84,8 @@
 #define PROTOCOL 1u
 #define NAP_MIN_S 50e-6
 #define NAP_MAX_S 1e-3
+#define BUSY_WAIT_S 0.05 /* a worker rank whose workers all have a job: no JOB can
+			    come (rank 0 sends one per free worker), only results */
 #define SIMULATE_ENV "PRESSO_MPI_SIMULATE_TRIAL_S"
 #define IDENTITY_BYTES 1024
 #define MAX_LISTED_RANKS 8 /* ranks named one by one in the log; past that, a count */
@@ -330,8 +335,18 @@ enum presso_status pool_mpi_world_init(struct pool_world *w)
 	return PRESSO_OK;
 }
 
+/* CPU seconds (user + system) this process has used. */
+static double cpu_s(void)
+{
+	struct rusage u;
+	if (getrusage(RUSAGE_SELF, &u) != 0)
+		return 0;
+	return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+	       1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 struct bye {
-	double wall_s, busy_s, mpi_s;
+	double wall_s, busy_s, mpi_s, cpu_s;
 	uint64_t jobs;
 	uint32_t workers;
 };
@@ -355,6 +370,7 @@ static enum presso_status stop_rank(int r, struct bye *bye)
 			bye->wall_s = get_f64(&b);
 			bye->busy_s = get_f64(&b);
 			bye->mpi_s = get_f64(&b);
+			bye->cpu_s = get_f64(&b);
 			bye->jobs = get_u64(&b);
 			bye->workers = get_u32(&b);
 			W.stopped[r] = true;
@@ -599,7 +615,8 @@ enum presso_status pool_mpi_serve(const char *config_path, int workers)
 			wait = NAP_MIN_S;
 		} else if (lp && local_pool_in_flight(lp) > 0) {
 			/* a result wakes this at once; a message waits for the timeout */
-			if (local_pool_wait_for(lp, wait, &r)) {
+			bool full = local_pool_in_flight(lp) == local_pool_size(lp);
+			if (local_pool_wait_for(lp, full ? BUSY_WAIT_S : wait, &r)) {
 				struct held *h = &held[r.tag];
 				s = send_result(h->job, &r);
 				policy_free(h->p);
@@ -625,6 +642,7 @@ enum presso_status pool_mpi_serve(const char *config_path, int workers)
 		put_f64(&b, wall_s);
 		put_f64(&b, busy_s);
 		put_f64(&b, W.mpi_s);
+		put_f64(&b, cpu_s());
 		put_u64(&b, jobs);
 		put_u32(&b, (uint32_t)workers);
 		s = send_msg(&b, 0, TAG_BYE);
@@ -660,7 +678,7 @@ struct mpi_pool {
 	double *slot_sent;
 	int in_flight;
 	struct rank_info *ranks; /* [W.size]; 0 unused */
-	double opened_at, wait_s, mpi_at_open;
+	double opened_at, wait_s, mpi_at_open, cpu_at_open;
 };
 
 static void mpi_pool_free(struct mpi_pool *mp)
@@ -789,6 +807,7 @@ enum presso_status pool_mpi_open(const struct study_ctx *ctx, FILE *log, void **
 	}
 	mp->opened_at = pool_now_s();
 	mp->mpi_at_open = W.mpi_s;
+	mp->cpu_at_open = cpu_s();
 	*impl = mp;
 	return PRESSO_OK;
 }
@@ -887,16 +906,21 @@ static enum presso_status mp_wait(void *impl, struct pool_result *r)
 	return PRESSO_OK;
 }
 
-/* Where each rank's time went, one line per rank (the first MAX_LISTED_RANKS,
- * then all ranks together). */
+/* Where each rank's time went since the pool opened, one line per rank (the
+ * first MAX_LISTED_RANKS), then the worker ranks together: a worker rank's
+ * workers evaluating or idle (waiting for a job: the driver's own work, the
+ * end of a batch, the re-check), its main thread's share inside MPI calls,
+ * its CPU time, and the mean time a job spent outside evaluation between
+ * rank 0 sending it and receiving its result (transit, parsing, and waiting
+ * for rank 0 to look). */
 static void report(const struct mpi_pool *mp, const struct bye *byes, FILE *log)
 {
 	double wall = pool_now_s() - mp->opened_at;
-	fprintf(log, "presso: rank 0 (the driver): %.1f s, waiting for results %.1f%%, in MPI "
-		     "calls %.1f%%\n",
+	fprintf(log, "presso: rank 0 (the driver): %.1f s; waiting for results %.1f%%, in MPI "
+		     "calls %.1f%%; CPU %.2f s\n",
 		wall, wall > 0 ? 100 * mp->wait_s / wall : 0,
-		wall > 0 ? 100 * (W.mpi_s - mp->mpi_at_open) / wall : 0);
-	double slots = 0, busy = 0, rt = 0, ev = 0, mpi = 0, walls = 0;
+		wall > 0 ? 100 * (W.mpi_s - mp->mpi_at_open) / wall : 0, cpu_s() - mp->cpu_at_open);
+	double slots = 0, busy = 0, rt = 0, ev = 0, mpi = 0, walls = 0, cpu = 0;
 	int64_t jobs = 0;
 	for (int r = 1; r < W.size; r++) {
 		const struct bye *b = &byes[r];
@@ -909,23 +933,24 @@ static void report(const struct mpi_pool *mp, const struct bye *byes, FILE *log)
 		jobs += ri->jobs;
 		mpi += b->mpi_s;
 		walls += b->wall_s;
+		cpu += b->cpu_s;
 		if (r > MAX_LISTED_RANKS)
 			continue;
 		fprintf(log,
-			"presso: rank %d (%s, %u worker%s): %lld jobs; its workers evaluating %.1f%%, "
-			"idle %.1f%%; its MPI calls %.2f%% of %.1f s; %.2f ms per job between rank 0 "
-			"and it\n",
+			"presso: rank %d (%s, %u worker%s): %lld jobs; workers evaluating %.1f%%, "
+			"idle %.1f%%; MPI calls %.1f%% of %.1f s; CPU %.2f s; %.2f ms per job in "
+			"transit\n",
 			r, ri->name, b->workers, b->workers == 1 ? "" : "s", (long long)ri->jobs,
 			slot_s > 0 ? 100 * b->busy_s / slot_s : 0,
 			slot_s > 0 ? 100 - 100 * b->busy_s / slot_s : 0,
-			b->wall_s > 0 ? 100 * b->mpi_s / b->wall_s : 0, b->wall_s,
+			b->wall_s > 0 ? 100 * b->mpi_s / b->wall_s : 0, b->wall_s, b->cpu_s,
 			ri->jobs ? 1e3 * (ri->round_trip_s - ri->eval_s) / (double)ri->jobs : 0);
 	}
 	fprintf(log,
-		"presso: all %d worker ranks: %lld jobs; workers evaluating %.1f%%, idle %.1f%%; MPI "
-		"calls %.2f%%; %.2f ms per job in transit\n",
+		"presso: the %d worker ranks: %lld jobs; workers evaluating %.1f%%, idle %.1f%%; MPI "
+		"calls %.1f%%; CPU %.2f s; %.2f ms per job in transit\n",
 		W.size - 1, (long long)jobs, slots > 0 ? 100 * busy / slots : 0,
-		slots > 0 ? 100 - 100 * busy / slots : 0, walls > 0 ? 100 * mpi / walls : 0,
+		slots > 0 ? 100 - 100 * busy / slots : 0, walls > 0 ? 100 * mpi / walls : 0, cpu,
 		jobs ? 1e3 * (rt - ev) / (double)jobs : 0);
 }
 

@@ -9,6 +9,7 @@ PACKAGES=(
   libsqlite3-dev libcjson-dev libcriterion-dev zlib1g-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev liblapacke-dev
   dataset-fashion-mnist libonnx-testdata valgrind
+  libopenmpi-dev openmpi-bin
 )
 
 missing=()
