@@ -364,7 +364,7 @@ enum presso_status pool_open(const struct study_ctx *ctx, int workers, FILE *log
 #ifdef PRESSO_MPI
 	if (world_size > 1) {
 		pl->ops = &pool_mpi_ops;
-		s = pool_mpi_open(ctx, log, &pl->impl);
+		s = pool_mpi_open(ctx, workers, log, &pl->impl);
 	} else
 #endif
 	{

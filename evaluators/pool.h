@@ -20,8 +20,8 @@
  * must be visible on every node: a shared file system or copies; rank 0 checks
  * their SHA-256 against its own), and runs a local pool of its own `workers`
  * threads (pool_serve). Policies travel as their JSON text, results as
- * explicitly serialised metrics. Rank 0 does not evaluate: its pool is the
- * other ranks' workers.
+ * explicitly serialised metrics. Rank 0's pool is its own `workers` threads
+ * and every other rank's workers.
  *
  * Whatever the pool, trial_evaluate() gives the same metrics for the same
  * policy (presso's kernels are bit-identical on every path), so a caller that
@@ -86,9 +86,10 @@ enum presso_status pool_serve(const char *config_path, int workers);
 
 /* --- a pool ------------------------------------------------------------------ */
 
-/* Opens the pool a study's search runs on: the other ranks when the world has
- * more than one (`workers` is then theirs, not this process's), else `workers`
- * (>= 1) threads of this process on ctx, which must outlive the pool. Progress
+/* Opens the pool a study's search runs on: `workers` (>= 1) threads of this
+ * process on ctx, which must outlive the pool, and, when the world has more
+ * than one rank, the other ranks' workers (after each has loaded the study:
+ * this waits for them). Progress
  * and the ranks that joined go to log (may be NULL). Errors: a worker rank that
  * could not load the study (named by rank, host and pid), or files that differ
  * from rank 0's. Free with pool_close(). */

@@ -53,8 +53,10 @@ double pool_now_s(void);
 enum presso_status pool_mpi_world_init(struct pool_world *w);
 void pool_mpi_world_finish(void);
 enum presso_status pool_mpi_serve(const char *config_path, int workers);
-/* The pool of the other ranks' workers, for rank 0 of a world of 2 or more. */
-enum presso_status pool_mpi_open(const struct study_ctx *ctx, FILE *log, void **impl);
+/* Rank 0's pool in a world of 2 or more: its own `workers` threads and the
+ * other ranks' workers. */
+enum presso_status pool_mpi_open(const struct study_ctx *ctx, int workers, FILE *log,
+				 void **impl);
 extern const struct pool_ops pool_mpi_ops;
 #endif
 

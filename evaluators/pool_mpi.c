@@ -3,7 +3,9 @@
  *
  * `mpirun -np N presso search ...` starts N copies of presso. Rank 0 runs the
  * search driver (search/driver.c) and is the only rank that opens the
- * database; its pool (pool.h) is the workers of ranks 1..N-1. Every other rank
+ * database; its pool (pool.h) is its own `--workers` threads (a local pool,
+ * pool.c, started once the other ranks are ready) and the workers of ranks
+ * 1..N-1, its own first when several are idle. Every other rank
  * runs pool_serve(): it loads the config from the same path and the study's
  * model and data from the paths the config names (shared or copied files:
  * nothing is broadcast), starts a local pool of its own `--workers` threads
@@ -19,7 +21,9 @@
  *           the pool opened -> MPI_Finalize.
  * Rank 0 sends a rank at most as many JOBs as it has workers (HELLO says how
  * many), so work goes by demand: a rank is given a job only when one of its
- * workers is free, and a slow rank holds nothing another could run.
+ * workers is free, and a slow rank holds nothing another could run. Rank 0's
+ * driver thread waits for its own workers on their condition variable and
+ * for the other ranks by polling, one or the other first.
  *
  * Messages are MPI_BYTE on MPI_COMM_WORLD, one tag per kind (enum tag),
  * serialised explicitly: integers little-endian at their width, doubles as
@@ -58,11 +62,11 @@
  * evaluates their policies again. Nothing committed is lost.
  *
  * Benchmark hook: with PRESSO_MPI_SIMULATE_TRIAL_S=SECONDS in every rank's
- * environment, worker ranks load nothing and answer each job after sleeping
- * SECONDS with made-up metrics (a function of the policy text's SHA-256), so
- * the driver and rank 0's database can be measured with many ranks on one
- * machine (bench/run_mpi.sh). Rank 0 still loads the study. A user has no
- * reason to set it.
+ * environment, every rank's workers answer each job after sleeping SECONDS
+ * with made-up metrics (a function of the policy text's SHA-256) and worker
+ * ranks load nothing, so the driver and rank 0's database can be measured
+ * with many ranks on one machine (bench/run_mpi.sh). Rank 0 still loads the
+ * study. A user has no reason to set it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "evaluators/pool_internal.h"
@@ -671,13 +675,15 @@ struct rank_info {
 };
 
 struct mpi_pool {
+	struct local_pool *local; /* rank 0's own workers: slots 0 .. local_n - 1 */
+	int local_n;
 	int n_slots;
 	int *slot_rank;
 	bool *slot_busy;
 	int64_t *slot_tag;
 	double *slot_sent;
 	int in_flight;
-	struct rank_info *ranks; /* [W.size]; 0 unused */
+	struct rank_info *ranks; /* [W.size]; 0: rank 0's own workers */
 	double opened_at, wait_s, mpi_at_open, cpu_at_open;
 };
 
@@ -685,6 +691,7 @@ static void mpi_pool_free(struct mpi_pool *mp)
 {
 	if (!mp)
 		return;
+	local_pool_close(mp->local);
 	free(mp->slot_rank);
 	free(mp->slot_busy);
 	free(mp->slot_tag);
@@ -737,12 +744,14 @@ static enum presso_status read_hello(struct mpi_pool *mp, int r, const uint8_t *
 	return PRESSO_OK;
 }
 
-enum presso_status pool_mpi_open(const struct study_ctx *ctx, FILE *log, void **impl)
+enum presso_status pool_mpi_open(const struct study_ctx *ctx, int workers, FILE *log,
+				 void **impl)
 {
 	*impl = NULL;
 	PRESSO_CHECK(W.joined && W.rank == 0 && W.size > 1);
 	char identity[IDENTITY_BYTES];
-	double sim_s = simulated_trial_s();
+	static double sim_s; /* read by rank 0's simulated workers while the pool lives */
+	sim_s = simulated_trial_s();
 	enum presso_status s = PRESSO_OK;
 	if (sim_s > 0)
 		snprintf(identity, sizeof identity, "simulated=%s", getenv(SIMULATE_ENV));
@@ -773,7 +782,17 @@ enum presso_status pool_mpi_open(const struct study_ctx *ctx, FILE *log, void **
 	}
 	if (s == PRESSO_OK && first != PRESSO_OK)
 		s = status_fail(first, "%s", first_msg);
-	for (int r = 1; s == PRESSO_OK && r < W.size; r++)
+	/* rank 0's own workers, once the others are ready: the machine is quiet
+	 * while they load, and a failed start costs no threads */
+	if (s == PRESSO_OK) {
+		mp->local_n = mp->ranks[0].workers = workers > 0 ? workers : 1;
+		char self[POOL_NAME_BYTES];
+		pool_process_name(self, sizeof self);
+		snprintf(mp->ranks[0].name, sizeof mp->ranks[0].name, "%.96s rank 0", self);
+		s = sim_s > 0 ? local_pool_open(simulated_eval, &sim_s, mp->local_n, &mp->local)
+			      : local_pool_open(pool_eval_trial, (void *)ctx, mp->local_n, &mp->local);
+	}
+	for (int r = 0; s == PRESSO_OK && r < W.size; r++)
 		mp->n_slots += mp->ranks[r].workers;
 	if (s == PRESSO_OK) {
 		size_t n = (size_t)mp->n_slots;
@@ -788,21 +807,20 @@ enum presso_status pool_mpi_open(const struct study_ctx *ctx, FILE *log, void **
 		mpi_pool_free(mp);
 		return s;
 	}
-	/* slots rank by rank: an idle rank's first worker is found first */
-	for (int r = 1, k = 0; r < W.size; r++)
+	/* slots rank by rank, rank 0's first (local_pool tokens = slot numbers) */
+	for (int r = 0, k = 0; r < W.size; r++)
 		for (int i = 0; i < mp->ranks[r].workers; i++)
 			mp->slot_rank[k++] = r;
 	if (log) {
-		fprintf(log, "presso: %d MPI rank%s evaluate%s with %d worker%s in all", W.size - 1,
-			W.size == 2 ? "" : "s", W.size == 2 ? "s" : "", mp->n_slots,
-			mp->n_slots == 1 ? "" : "s");
-		for (int r = 1; r < W.size && r <= MAX_LISTED_RANKS; r++)
-			fprintf(log, "%s%s: %d", r == 1 ? " (" : ", ", mp->ranks[r].name,
+		fprintf(log, "presso: %d MPI ranks evaluate with %d worker%s in all", W.size,
+			mp->n_slots, mp->n_slots == 1 ? "" : "s");
+		for (int r = 0; r < W.size && r <= MAX_LISTED_RANKS; r++)
+			fprintf(log, "%s%s: %d", r == 0 ? " (" : ", ", mp->ranks[r].name,
 				mp->ranks[r].workers);
 		fprintf(log, "%s\n", W.size - 1 > MAX_LISTED_RANKS ? ", ...)" : ")");
 		if (sim_s > 0)
-			fprintf(log, "presso: " SIMULATE_ENV "=%g: worker ranks sleep instead of "
-				     "evaluating and make up their metrics (a benchmark of the driver)\n",
+			fprintf(log, "presso: " SIMULATE_ENV "=%g: every rank's workers sleep instead "
+				     "of evaluating and make up their metrics (a benchmark of the driver)\n",
 				sim_s);
 	}
 	mp->opened_at = pool_now_s();
@@ -841,6 +859,16 @@ static enum presso_status mp_submit(void *impl, int w, const struct pool_job *jo
 {
 	struct mpi_pool *mp = impl;
 	PRESSO_CHECK(w >= 0 && w < mp->n_slots && !mp->slot_busy[w]);
+	if (w < mp->local_n) {
+		enum presso_status s = local_pool_submit(mp->local, w, job);
+		if (s != PRESSO_OK)
+			return s;
+		mp->slot_busy[w] = true;
+		mp->slot_tag[w] = job->tag;
+		mp->slot_sent[w] = pool_now_s();
+		mp->in_flight++;
+		return PRESSO_OK;
+	}
 	struct wbuf b = {0};
 	put_u64(&b, (uint64_t)job->tag);
 	put_u32(&b, job->on_test ? 1u : 0u);
@@ -861,17 +889,36 @@ static int mp_in_flight(const void *impl)
 	return ((const struct mpi_pool *)impl)->in_flight;
 }
 
-static enum presso_status mp_wait(void *impl, struct pool_result *r)
+/* Books a job's result in: its slot is free again. */
+static void job_back(struct mpi_pool *mp, int w, double now, const struct pool_result *r)
 {
-	struct mpi_pool *mp = impl;
-	double t0 = pool_now_s();
-	uint8_t *buf = NULL;
-	int n = 0, src = 0, tag;
-	enum presso_status s = recv_msg(MPI_ANY_SOURCE, TAG_RESULT, &buf, &n, &src, &tag);
-	double now = pool_now_s();
-	mp->wait_s += now - t0;
-	if (s != PRESSO_OK)
-		return s;
+	struct rank_info *ri = &mp->ranks[mp->slot_rank[w]];
+	ri->jobs++;
+	ri->round_trip_s += now - mp->slot_sent[w];
+	ri->eval_s += r->eval_s;
+	mp->slot_busy[w] = false;
+	mp->in_flight--;
+}
+
+/* A result of rank 0's own workers, if one is ready (waiting at most timeout_s). */
+static bool local_result(struct mpi_pool *mp, double timeout_s, struct pool_result *r)
+{
+	if (!mp->local || local_pool_in_flight(mp->local) == 0 ||
+	    !local_pool_wait_for(mp->local, timeout_s, r))
+		return false;
+	int w = -1;
+	for (int i = 0; i < mp->local_n && w < 0; i++)
+		if (mp->slot_busy[i] && mp->slot_tag[i] == r->tag)
+			w = i;
+	PRESSO_CHECK(w >= 0);
+	job_back(mp, w, pool_now_s(), r);
+	return true;
+}
+
+/* A RESULT message from rank src, decoded into r. */
+static enum presso_status remote_result(struct mpi_pool *mp, const uint8_t *buf, int n, int src,
+					double now, struct pool_result *r)
+{
 	struct rbuf b = {buf, (size_t)n, 0, false};
 	*r = (struct pool_result){0};
 	uint64_t job = get_u64(&b);
@@ -888,38 +935,74 @@ static enum presso_status mp_wait(void *impl, struct pool_result *r)
 	o->mean_prune = get_f64(&b);
 	o->mean_rank = get_f64(&b);
 	get_text(&b, r->error, sizeof r->error);
-	free(buf);
 	int w = -1;
-	for (int i = 0; i < mp->n_slots && w < 0; i++)
+	for (int i = mp->local_n; i < mp->n_slots && w < 0; i++)
 		if (mp->slot_busy[i] && mp->slot_rank[i] == src && (uint64_t)mp->slot_tag[i] == job)
 			w = i;
 	if (b.bad || w < 0 || status >= PRESSO_STATUS_COUNT)
 		return status_fail(PRESSO_E_RUNTIME, "rank %d sent a malformed result", src);
 	r->tag = mp->slot_tag[w];
 	r->status = (enum presso_status)status;
-	struct rank_info *ri = &mp->ranks[src];
-	ri->jobs++;
-	ri->round_trip_s += now - mp->slot_sent[w];
-	ri->eval_s += r->eval_s;
-	mp->slot_busy[w] = false;
-	mp->in_flight--;
+	job_back(mp, w, now, r);
 	return PRESSO_OK;
 }
 
+/* The next result, from rank 0's workers or another rank's: polls both,
+ * napping in between (on rank 0's own results' condition variable while it
+ * has jobs, so those are taken at once). */
+static enum presso_status mp_wait(void *impl, struct pool_result *r)
+{
+	struct mpi_pool *mp = impl;
+	double t0 = pool_now_s(), wait = NAP_MIN_S;
+	enum presso_status s = PRESSO_OK;
+	for (;;) {
+		if (local_result(mp, 0, r))
+			break;
+		MPI_Status st;
+		bool got = false;
+		if ((s = poll_msg(MPI_ANY_SOURCE, TAG_RESULT, &got, &st)) != PRESSO_OK)
+			break;
+		if (got) {
+			uint8_t *buf = NULL;
+			int n = 0, src = 0, tag = 0;
+			if ((s = recv_msg(st.MPI_SOURCE, TAG_RESULT, &buf, &n, &src, &tag)) == PRESSO_OK)
+				s = remote_result(mp, buf, n, src, pool_now_s(), r);
+			free(buf);
+			break;
+		}
+		if (mp->local && local_pool_in_flight(mp->local) > 0) {
+			if (local_result(mp, wait, r))
+				break;
+			wait = wait * 2 < NAP_MAX_S ? wait * 2 : NAP_MAX_S;
+		} else {
+			nap(&wait);
+		}
+	}
+	mp->wait_s += pool_now_s() - t0;
+	return s;
+}
+
 /* Where each rank's time went since the pool opened, one line per rank (the
- * first MAX_LISTED_RANKS), then the worker ranks together: a worker rank's
- * workers evaluating or idle (waiting for a job: the driver's own work, the
- * end of a batch, the re-check), its main thread's share inside MPI calls,
- * its CPU time, and the mean time a job spent outside evaluation between
- * rank 0 sending it and receiving its result (transit, parsing, and waiting
- * for rank 0 to look). */
+ * first MAX_LISTED_RANKS), then the other ranks together: rank 0's workers
+ * evaluating, and its driver thread waiting for results and inside MPI
+ * calls; a worker rank's workers evaluating or idle (waiting for a job: the
+ * driver's own work, the end of a batch, the re-check), its main thread's
+ * share inside MPI calls, its CPU time, and the mean time a job spent outside
+ * evaluation between rank 0 sending it and receiving its result (transit,
+ * parsing, and waiting for rank 0 to look). */
 static void report(const struct mpi_pool *mp, const struct bye *byes, FILE *log)
 {
-	double wall = pool_now_s() - mp->opened_at;
-	fprintf(log, "presso: rank 0 (the driver): %.1f s; waiting for results %.1f%%, in MPI "
-		     "calls %.1f%%; CPU %.2f s\n",
-		wall, wall > 0 ? 100 * mp->wait_s / wall : 0,
-		wall > 0 ? 100 * (W.mpi_s - mp->mpi_at_open) / wall : 0, cpu_s() - mp->cpu_at_open);
+	double wall = pool_now_s() - mp->opened_at, lp_wall = 0, lp_busy = 0;
+	local_pool_times(mp->local, &lp_wall, &lp_busy);
+	const struct rank_info *r0 = &mp->ranks[0];
+	fprintf(log, "presso: rank 0 (%s, the driver, %d worker%s): %lld jobs; workers evaluating "
+		     "%.1f%%; the driver waiting for results %.1f%%, in MPI calls %.1f%% of %.1f s; "
+		     "CPU %.2f s\n",
+		r0->name, r0->workers, r0->workers == 1 ? "" : "s", (long long)r0->jobs,
+		lp_wall > 0 ? 100 * lp_busy / (lp_wall * r0->workers) : 0,
+		wall > 0 ? 100 * mp->wait_s / wall : 0,
+		wall > 0 ? 100 * (W.mpi_s - mp->mpi_at_open) / wall : 0, wall,
+		cpu_s() - mp->cpu_at_open);
 	double slots = 0, busy = 0, rt = 0, ev = 0, mpi = 0, walls = 0, cpu = 0;
 	int64_t jobs = 0;
 	for (int r = 1; r < W.size; r++) {
@@ -947,7 +1030,7 @@ static void report(const struct mpi_pool *mp, const struct bye *byes, FILE *log)
 			ri->jobs ? 1e3 * (ri->round_trip_s - ri->eval_s) / (double)ri->jobs : 0);
 	}
 	fprintf(log,
-		"presso: the %d worker ranks: %lld jobs; workers evaluating %.1f%%, idle %.1f%%; MPI "
+		"presso: ranks 1..%d: %lld jobs; workers evaluating %.1f%%, idle %.1f%%; MPI "
 		"calls %.1f%%; CPU %.2f s; %.2f ms per job in transit\n",
 		W.size - 1, (long long)jobs, slots > 0 ? 100 * busy / slots : 0,
 		slots > 0 ? 100 - 100 * busy / slots : 0, walls > 0 ? 100 * mpi / walls : 0, cpu,

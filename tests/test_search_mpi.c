@@ -7,15 +7,15 @@
  *    run that stops before its first trial (its latency table is measured
  *    there, on rank 0, and says so); copies of it are then searched to the
  *    budget by one process with 2 workers, by 3 ranks with 1 worker each and
- *    by 2 ranks with 3 workers: the trials (policy hashes in trial-number
- *    order), the re-checked front, its hypervolume and the best trial must
- *    be the same, and every MPI trial must have been evaluated on a worker
- *    rank.
+ *    by 2 ranks with 2 workers each (the batch is 4 in every case): the
+ *    trials (policy hashes in trial-number order), the re-checked front, its
+ *    hypervolume and the best trial must be the same, and every rank must
+ *    have evaluated some of the MPI runs' trials.
  *  - A worker rank killed (SIGKILL, its pid taken from the trials' `worker`
  *    column) in the middle of a 3-rank search ends the job; every trial
  *    committed before the kill is still there, unchanged; `--resume` on 2
- *    ranks then completes the budget, and the study is the one an
- *    uninterrupted single process makes.
+ *    ranks (2 workers each) then completes the budget, and the study is the
+ *    one an uninterrupted single process makes.
  * mpirun runs on this machine (--oversubscribe, --allow-run-as-root for CI
  * containers), on LeNet with tiny splits.
  */
@@ -243,14 +243,13 @@ static char *study_of(const char *db)
 	return s;
 }
 
-/* Every trial of db was evaluated by a worker rank (1..ranks-1), each of them
+/* Every trial of db names the rank that evaluated it, and each of the ranks
  * evaluated some. */
 static void check_workers(const char *db, int ranks)
 {
-	cr_assert_eq(count(db, "select count(*) from trials where worker not like '% rank %' or "
-			       "worker like '% rank 0'"),
-		     0, "%s: a trial was not evaluated on a worker rank", db);
-	for (int r = 1; r < ranks; r++) {
+	cr_assert_eq(count(db, "select count(*) from trials where worker not like '% rank %'"), 0,
+		     "%s: a trial does not name its rank", db);
+	for (int r = 0; r < ranks; r++) {
 		char sql[128];
 		snprintf(sql, sizeof sql, "select count(*) from trials where worker like '%% rank %d'",
 			 r);
@@ -280,7 +279,7 @@ Test(search_mpi, any_mix_of_ranks_and_workers_gives_the_same_study, .init = setu
 	static const struct {
 		const char *db;
 		int ranks, workers;
-	} runs[] = {{"one.db", 0, 2}, {"three.db", 3, 1}, {"two.db", 2, 3}};
+	} runs[] = {{"one.db", 0, 2}, {"three.db", 3, 1}, {"two.db", 2, 2}};
 	char *reference = NULL;
 	for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
 		copy("new.db", runs[i].db);
