@@ -3,26 +3,25 @@
 # build: cmake -DPRESSO_MPI=ON).
 #
 #  1. speed: trials/min of one study (LeNet, $VALID validation images,
-#     $TRIALS trials, hybrid, batches of 16) on 1, 2 and 3 ranks with the
-#     machine's cores as workers in all: 1 rank = one process with $CORES
-#     worker threads; 2 ranks = rank 0 drives, rank 1 has $CORES workers;
-#     3 ranks = ranks 1 and 2 have $CORES/2 each. $REPEATS runs of each, the
-#     median rate; then where each rank's time went in the median run of each
-#     (the ranks' report lines: workers evaluating or idle, MPI calls, CPU,
-#     transit per job) and the summary's share of worker time spent
-#     evaluating during the search loop.
-#  2. the driver with 64 ranks: PRESSO_MPI_SIMULATE_TRIAL_S makes ranks 1..63
-#     sleep instead of evaluating (evaluators/pool_mpi.c), while rank 0 runs
-#     the real driver and database on the MobileNetV2 search space (its 50
-#     layers make the policies, commits and state of a real study). The sleep
-#     is a trial time measured here (the median trial of a one-worker
-#     MobileNetV2 search on 5,000 validation images), then shorter ones down to
-#     0 (the driver's ceiling). For each: the trials/s the driver sustained in
-#     its search loop against 63 workers / sleep (what the ranks could do if
-#     the driver took no time).
+#     $TRIALS trials, hybrid, batches of 16) on 1, 2 and 3 ranks of one worker
+#     each (rank 0 drives and evaluates), and, for comparison, one process
+#     (no mpirun) with 1 and with $CORES workers. $REPEATS runs of each, the
+#     median rate; then, for the median run of each MPI case, where each
+#     rank's time went (the ranks' report lines: workers evaluating or idle,
+#     the driver waiting, MPI calls, CPU, transit per job) and the summary's
+#     share of worker time spent evaluating during the search loop.
+#  2. the driver with 64 ranks: PRESSO_MPI_SIMULATE_TRIAL_S makes every
+#     rank's worker sleep instead of evaluating (evaluators/pool_mpi.c), while
+#     rank 0 runs the real driver and database on the MobileNetV2 search space
+#     (its 50 layers make the policies, commits and state of a real study).
+#     The sleep is a trial time measured here (the median trial of a
+#     one-worker MobileNetV2 search on 5,000 validation images), then shorter
+#     ones down to 0 (the driver's ceiling). For each: the trials/s the driver
+#     sustained in its search loop against 64 workers / sleep (what the ranks
+#     could do if the driver took no time).
 #
 # Usage: bash bench/run_mpi.sh [BUILD_DIR]      (default build-mpi)
-#   VALID=1000 TRIALS=64 REPEATS=3 SIM_TRIALS=630 SIM_TIMES="0.1 0.03 0" OUT=bench/results_mpi.txt
+#   VALID=1000 TRIALS=64 REPEATS=3 SIM_TRIALS=640 SIM_TIMES="0.1 0.03 0" OUT=bench/results_mpi.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-mpi}
@@ -30,7 +29,7 @@ PRESSO=$PWD/$BUILD/presso
 VALID=${VALID:-1000}
 TRIALS=${TRIALS:-64}
 REPEATS=${REPEATS:-3}
-SIM_TRIALS=${SIM_TRIALS:-630}
+SIM_TRIALS=${SIM_TRIALS:-640}
 SIM_TIMES=${SIM_TIMES:-"0.1 0.03 0"}
 OUT=${OUT:-bench/results_mpi.txt}
 CORES=$(nproc)
@@ -75,19 +74,34 @@ run() {
 }
 {
 echo
-echo "## trials/min: LeNet, $VALID validation images, $TRIALS trials, batches of 16, $CORES workers in all ($REPEATS runs each, median)"
+echo "## trials/min: LeNet, $VALID validation images, $TRIALS trials, hybrid, batches of 16 ($REPEATS runs each, median)"
 echo
 } | tee -a "$OUT"
-for ranks in 1 2 3; do
-	case $ranks in 1 | 2) workers=$CORES ;; 3) workers=$((CORES / 2 > 0 ? CORES / 2 : 1)) ;; esac
+# plain NAME WORKERS -> the rate of one process without mpirun
+plain() {
+	rm -f "$WORK/$1.db"*
+	"$PRESSO" search --quiet --config "$LENET" --db "$WORK/$1.db" --workers "$2" \
+		--max-trials "$TRIALS" >"$WORK/$1.out" 2>"$WORK/$1.err"
+	sed -n 's/.* \([0-9.]*\) trials\/min$/\1/p' "$WORK/$1.out"
+}
+for case in "plain 1" "plain $CORES" "mpi 1" "mpi 2" "mpi 3"; do
+	set -- $case
 	rates=()
-	for k in $(seq 1 "$REPEATS"); do rates+=("$(run "r$ranks-$k" "$ranks" "$workers")"); done
+	for k in $(seq 1 "$REPEATS"); do
+		if [ "$1" = plain ]; then rates+=("$(plain "p$2-$k" "$2")"); else rates+=("$(run "r$2-$k" "$2" 1)"); fi
+	done
 	median=$(printf '%s\n' "${rates[@]}" | sort -g | sed -n "$(((REPEATS + 1) / 2))p")
+	pick=1
 	for k in $(seq 1 "$REPEATS"); do [ "${rates[$((k - 1))]}" = "$median" ] && pick=$k; done
 	{
-	echo "$ranks rank(s), $workers worker(s) per evaluating process: $median trials/min (runs: ${rates[*]})"
-	grep -h '^workers:' "$WORK/r$ranks-$pick.out" | sed 's/^/    /'
-	grep -h '^presso: rank\|^presso: the ' "$WORK/r$ranks-$pick.err" | sed 's/^/    /' || true
+	if [ "$1" = plain ]; then
+		echo "one process, $2 worker(s), no mpirun: $median trials/min (runs: ${rates[*]})"
+		grep -h '^workers:' "$WORK/p$2-$pick.out" | sed 's/^/    /'
+	else
+		echo "$2 rank(s) x 1 worker: $median trials/min (runs: ${rates[*]})"
+		grep -h '^workers:' "$WORK/r$2-$pick.out" | sed 's/^/    /'
+		grep -h '^presso: rank\|^presso: ranks ' "$WORK/r$2-$pick.err" | sed 's/^/    /' || true
+	fi
 	} | tee -a "$OUT"
 done
 
@@ -100,7 +114,7 @@ MEASURED=$(sqlite3 "$WORK/trial.db" "select ended_at - started_at from trials wh
 SIM_CONFIG=$(config configs/mobilenetv2-search.json sim 500)
 {
 echo
-echo "## the driver with 64 ranks (63 simulated workers, rank 0 on the MobileNetV2 space, $SIM_TRIALS trials, batches of 63)"
+echo "## the driver with 64 ranks (64 simulated workers, rank 0 on the MobileNetV2 space, $SIM_TRIALS trials, batches of 64)"
 echo "   measured trial time: MobileNetV2, 5000 validation images, one worker, median of 12 trials: $MEASURED s"
 echo
 } | tee -a "$OUT"
@@ -113,13 +127,14 @@ import re, sys
 t = float(sys.argv[1]); out = open(sys.argv[2]).read(); err = open(sys.argv[3]).read()
 m = re.search(r"ended: .* (\d+) of \d+ trials .* in ([0-9.]+) s", out)
 n, secs = int(m.group(1)), float(m.group(2))
-ideal = "unbounded" if t == 0 else "%.0f" % (63 / t)
+ideal = "unbounded" if t == 0 else "%.0f" % (64 / t)
 busy = re.search(r"workers:\s+evaluating ([0-9.]+)%", out)
-r0 = re.search(r"rank 0 \(the driver\): ([0-9.]+) s; waiting for results ([0-9.]+)%.*CPU ([0-9.]+) s", err)
-print(f"sleep {t:g} s: {n / secs:.0f} trials/s sustained (63 workers could do {ideal}/s); "
+r0 = re.search(r"the driver waiting for results ([0-9.]+)%, in MPI calls ([0-9.]+)% of ([0-9.]+) s", err)
+cpu = re.search(r"the driver: ([0-9.]+) ms of CPU per trial", out)
+print(f"sleep {t:g} s: {n / secs:.0f} trials/s sustained (64 workers could do {ideal}/s); "
       f"workers sleeping {busy.group(1) if busy else '?'}% of the loop; "
-      f"rank 0 waiting for results {r0.group(2)}% of its {r0.group(1)} s, CPU {r0.group(3)} s "
-      f"({1e3 * float(r0.group(3)) / n:.2f} ms per trial)")
+      f"the driver: {cpu.group(1)} ms of CPU per trial, waiting for results {r0.group(1)}% "
+      f"and in MPI calls {r0.group(2)}% of rank 0's {r0.group(3)} s")
 EOF
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"

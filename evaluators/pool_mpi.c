@@ -317,6 +317,11 @@ enum presso_status pool_mpi_world_init(struct pool_world *w)
 	*w = (struct pool_world){0, 1};
 	if (!launched_by_mpi())
 		return PRESSO_OK;
+	/* presso never blocks inside MPI (it polls with MPI_Iprobe and naps), so
+	 * Open MPI's habit of yielding the CPU in every progress call on an
+	 * oversubscribed node only stretches each poll to a scheduler timeslice
+	 * (3x the transit time on a busy machine); a setting the user made wins */
+	setenv("OMPI_MCA_mpi_yield_when_idle", "0", 0);
 	int provided = 0;
 	int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
 	if (rc != MPI_SUCCESS)

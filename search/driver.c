@@ -177,6 +177,15 @@ static bool stop_requested(const struct driver *d)
 	return (d->o->stop && atomic_load(d->o->stop) != 0) || atomic_load(&d->abort) != 0;
 }
 
+/* CPU seconds the calling thread has used. */
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static bool time_up(const struct driver *d)
 {
 	return d->time_limit_s > 0 && progress_elapsed(&d->prog) >= d->time_limit_s;
@@ -1160,7 +1169,9 @@ static enum presso_status search(struct driver *d)
 	r->batch = d->batch;
 	if ((s = alloc_slots(d)) != PRESSO_OK)
 		return s;
-	char size_text[32];
+	char size_text[32], ranks[32] = "";
+	if (r->ranks > 1)
+		snprintf(ranks, sizeof ranks, " on %d MPI ranks", r->ranks);
 	if (d->log)
 		fprintf(d->log,
 			"presso: study '%s' (%s) in %s: %d layers, %s policies, strategy %s, "
@@ -1168,9 +1179,9 @@ static enum presso_status search(struct driver *d)
 			d->study, r->resumed ? "resumed" : "new", o->db_path, d->ctx->n_layers,
 			space_size_text(r->space_size, size_text, sizeof size_text),
 			space_strategy_name(d->sp->search.strategy), d->workers,
-			d->workers == 1 ? "" : "s", r->ranks > 1 ? " on the other MPI ranks" : "",
-			d->batch, (long long)d->done, (long long)d->budget);
+			d->workers == 1 ? "" : "s", ranks, d->batch, (long long)d->done, (long long)d->budget);
 	progress_init(&d->prog, d->log, o->quiet);
+	double cpu0 = thread_cpu_s();
 	struct abandon_ctx ab = {o->db_path, d->study_id};
 	if (o->signals)
 		signals_on_second(o->signals, abandon, &ab);
@@ -1209,6 +1220,7 @@ static enum presso_status search(struct driver *d)
 		}
 	}
 	r->seconds = progress_elapsed(&d->prog);
+	r->driver_cpu_s = thread_cpu_s() - cpu0;
 	if (s == PRESSO_OK) {
 		show_progress(d, true);
 		progress_close(&d->prog);

@@ -78,6 +78,7 @@ struct driver_result {
 	int n_complete_run, n_failed_run, n_requeued;
 	double seconds;                /* wall time of this run's search loop */
 	double eval_seconds;           /* summed wall time inside trial_evaluate */
+	double driver_cpu_s;           /* CPU time of the driver's own thread in the loop */
 	struct driver_trial *front;    /* best first by accuracy */
 	int n_front;
 	bool front_rechecked;          /* test accuracy and latency measured */

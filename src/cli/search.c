@@ -65,7 +65,7 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 	char size_text[32];
 	char ranks[48] = "";
 	if (r->ranks > 1)
-		snprintf(ranks, sizeof ranks, " on %d MPI ranks (rank 0 drives)", r->ranks);
+		snprintf(ranks, sizeof ranks, " on %d MPI ranks", r->ranks);
 	printf("search:    %s, %d layers, %s policies in the space, %d worker%s%s, batches of %d\n",
 	       space_strategy_name(r->strategy), r->n_layers,
 	       space_size_text(r->space_size, size_text, sizeof size_text), r->workers,
@@ -76,9 +76,11 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 		printf(", %d lost earlier and run again", r->n_requeued);
 	printf(") in %.1f s, %.1f trials/min\n", r->seconds, rate);
 	if (r->seconds > 0 && r->workers > 0 && r->n_complete_run + r->n_failed_run > 0)
-		printf("workers:   evaluating %.1f%% of the time (%d worker%s x %.1f s)\n",
+		printf("workers:   evaluating %.1f%% of the time (%d worker%s x %.1f s); the driver: "
+		       "%.2f ms of CPU per trial\n",
 		       100.0 * r->eval_seconds / (r->workers * r->seconds), r->workers,
-		       r->workers == 1 ? "" : "s", r->seconds);
+		       r->workers == 1 ? "" : "s", r->seconds,
+		       1e3 * r->driver_cpu_s / (r->n_complete_run + r->n_failed_run));
 	if (r->last_error[0])
 		printf("failed:    %s\n", r->last_error);
 	printf("FP32:      %.2f%% validation, %.2f%% test, %lld bytes, %.3g BOPs, %.1f us\n",
