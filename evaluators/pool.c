@@ -340,6 +340,13 @@ enum presso_status pool_serve(const char *config_path, int workers)
 enum presso_status pool_world_init(struct pool_world *w)
 {
 	*w = (struct pool_world){0, 1};
+	/* N copies of a build without MPI would all drive the same study */
+	const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+	if (size && strtol(size, NULL, 10) > 1)
+		return status_fail(PRESSO_E_USAGE,
+				   "started by mpirun on %s ranks, but this presso was built without "
+				   "MPI (cmake -DPRESSO_MPI=ON)",
+				   size);
 	return PRESSO_OK;
 }
 
