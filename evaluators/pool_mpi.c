@@ -451,13 +451,14 @@ static void identity_difference(const char *a, const char *b, char *what, size_t
 	}
 }
 
-/* The simulated trial time, or 0 when the hook is not set. */
+/* The simulated trial time (0: answer at once), or -1 when the hook is not set
+ * (or not a number of seconds). */
 static double simulated_trial_s(void)
 {
 	const char *e = getenv(SIMULATE_ENV);
 	char *end = NULL;
-	double v = e && *e ? strtod(e, &end) : 0;
-	return e && *e && end && !*end && isfinite(v) && v >= 0 ? v : 0;
+	double v = e && *e ? strtod(e, &end) : -1;
+	return e && *e && end && !*end && isfinite(v) && v >= 0 ? v : -1;
 }
 
 /* The hook's evaluation: a nap, and metrics made up from the policy's hash. */
@@ -576,16 +577,16 @@ enum presso_status pool_mpi_serve(const char *config_path, int workers)
 	if (workers < 1)
 		workers = 1;
 	enum presso_status loaded = config_load(config_path, &cfg);
-	if (loaded == PRESSO_OK && sim_s > 0)
+	if (loaded == PRESSO_OK && sim_s >= 0)
 		snprintf(identity, sizeof identity, "simulated=%s", getenv(SIMULATE_ENV));
 	else if (loaded == PRESSO_OK)
 		loaded = study_identity(cfg, identity, sizeof identity);
-	if (loaded == PRESSO_OK && sim_s == 0)
+	if (loaded == PRESSO_OK && sim_s < 0)
 		loaded = study_ctx_open_for_trials(cfg, &ctx);
 	if (loaded == PRESSO_OK && !(held = calloc((size_t)workers, sizeof *held)))
 		loaded = status_fail(PRESSO_E_NOMEM, "out of memory");
 	if (loaded == PRESSO_OK)
-		loaded = sim_s > 0 ? local_pool_open(simulated_eval, &sim_s, workers, &lp)
+		loaded = sim_s >= 0 ? local_pool_open(simulated_eval, &sim_s, workers, &lp)
 				   : local_pool_open(pool_eval_trial, ctx, workers, &lp);
 	enum presso_status s = send_hello(loaded, workers, identity);
 	double t_start = pool_now_s(), wait = NAP_MIN_S;
@@ -758,7 +759,7 @@ enum presso_status pool_mpi_open(const struct study_ctx *ctx, int workers, FILE 
 	static double sim_s; /* read by rank 0's simulated workers while the pool lives */
 	sim_s = simulated_trial_s();
 	enum presso_status s = PRESSO_OK;
-	if (sim_s > 0)
+	if (sim_s >= 0)
 		snprintf(identity, sizeof identity, "simulated=%s", getenv(SIMULATE_ENV));
 	else if ((s = study_identity(ctx->cfg, identity, sizeof identity)) != PRESSO_OK)
 		return s;
@@ -794,7 +795,7 @@ enum presso_status pool_mpi_open(const struct study_ctx *ctx, int workers, FILE 
 		char self[POOL_NAME_BYTES];
 		pool_process_name(self, sizeof self);
 		snprintf(mp->ranks[0].name, sizeof mp->ranks[0].name, "%.96s rank 0", self);
-		s = sim_s > 0 ? local_pool_open(simulated_eval, &sim_s, mp->local_n, &mp->local)
+		s = sim_s >= 0 ? local_pool_open(simulated_eval, &sim_s, mp->local_n, &mp->local)
 			      : local_pool_open(pool_eval_trial, (void *)ctx, mp->local_n, &mp->local);
 	}
 	for (int r = 0; s == PRESSO_OK && r < W.size; r++)
@@ -823,7 +824,7 @@ enum presso_status pool_mpi_open(const struct study_ctx *ctx, int workers, FILE 
 			fprintf(log, "%s%s: %d", r == 0 ? " (" : ", ", mp->ranks[r].name,
 				mp->ranks[r].workers);
 		fprintf(log, "%s\n", W.size - 1 > MAX_LISTED_RANKS ? ", ...)" : ")");
-		if (sim_s > 0)
+		if (sim_s >= 0)
 			fprintf(log, "presso: " SIMULATE_ENV "=%g: every rank's workers sleep instead "
 				     "of evaluating and make up their metrics (a benchmark of the driver)\n",
 				sim_s);
