@@ -21,7 +21,8 @@
 #     could do if the driver took no time).
 #
 # Usage: bash bench/run_mpi.sh [BUILD_DIR]      (default build-mpi)
-#   VALID=1000 TRIALS=64 REPEATS=3 SIM_TRIALS=640 SIM_TIMES="0.1 0.03 0" OUT=bench/results_mpi.txt
+#   VALID=1000 TRIALS=64 REPEATS=3 SIM_TRIALS=640 SIM_TIMES="0.1 0.03 0" PARTS="1 2"
+#   OUT=bench/results_mpi.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-mpi}
@@ -32,6 +33,7 @@ REPEATS=${REPEATS:-3}
 SIM_TRIALS=${SIM_TRIALS:-640}
 SIM_TIMES=${SIM_TIMES:-"0.1 0.03 0"}
 OUT=${OUT:-bench/results_mpi.txt}
+PARTS=${PARTS:-"1 2"}
 CORES=$(nproc)
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
 WORK=$(mktemp -d /tmp/presso-bench-mpi-XXXXXX)
@@ -63,6 +65,7 @@ echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT"
 
 # --- 1. trials/min on 1, 2 and 3 ranks -------------------------------------------
+if [[ " $PARTS " == *" 1 "* ]]; then
 LENET=$(config configs/lenet-search.json lenet "$VALID" 16)
 # run NAME RANKS WORKERS -> the rate; the run's stderr and stdout in $WORK/NAME.{err,out}
 run() {
@@ -105,7 +108,10 @@ for case in "plain 1" "plain $CORES" "mpi 1" "mpi 2" "mpi 3"; do
 	} | tee -a "$OUT"
 done
 
+fi
+
 # --- 2. 64 ranks, simulated -------------------------------------------------------
+if [[ " $PARTS " == *" 2 "* ]]; then
 MOBILE=$(config configs/mobilenetv2-search.json mobilenetv2 5000)
 "$PRESSO" search --quiet --config "$MOBILE" --db "$WORK/trial.db" --workers 1 --max-trials 12 \
 	>/dev/null 2>&1
@@ -137,4 +143,5 @@ print(f"sleep {t:g} s: {n / secs:.0f} trials/s sustained (64 workers could do {i
       f"and in MPI calls {r0.group(2)}% of rank 0's {r0.group(3)} s")
 EOF
 done
+fi
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
