@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/json_get.h"
 #include "evaluators/evaluate.h"
@@ -295,6 +296,29 @@ static enum presso_status measure_deltas(const struct graph *g, const struct cal
 	return s;
 }
 
+/* "host (CPU model)" of this machine, the model from /proc/cpuinfo when there is one. */
+static void machine_name(char *buf, size_t cap)
+{
+	char host[128] = "", cpu[128] = "", line[512];
+	if (gethostname(host, sizeof host) != 0 || !host[0])
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	while (f && !cpu[0] && fgets(line, sizeof line, f)) {
+		const char *colon = strchr(line, ':');
+		if (strncmp(line, "model name", 10) == 0 && colon) {
+			colon += 1 + strspn(colon + 1, " \t");
+			snprintf(cpu, sizeof cpu, "%.*s", (int)strcspn(colon, "\n"), colon);
+		}
+	}
+	if (f)
+		fclose(f);
+	if (cpu[0])
+		snprintf(buf, cap, "%s (%s)", host, cpu);
+	else
+		snprintf(buf, cap, "%s", host);
+}
+
 enum presso_status latency_lut_measure(const struct graph *g, const struct calib *cal,
 				       const struct quant_config *qc, const struct dataset *ds,
 				       const struct normalize *norm, latency_lut_wanted_fn wanted,
@@ -313,6 +337,7 @@ enum presso_status latency_lut_measure(const struct graph *g, const struct calib
 	if ((s = lut_new(n_layers, runs, &lut)) != PRESSO_OK)
 		goto fail;
 	snprintf(lut->isa, sizeof lut->isa, "%s", q8_isa_name(qc->isa));
+	machine_name(lut->measured_on, sizeof lut->measured_on);
 	bool have_overhead = false;
 	/* W8A8 first, so the overhead comes from the identity setting */
 	for (int pass = 0; pass < 2; pass++)
@@ -402,6 +427,8 @@ char *latency_lut_to_json(const struct latency_lut *lut, const struct layer *lay
 	cJSON_AddNumberToObject(doc, "version", 2);
 	cJSON_AddNumberToObject(doc, "runs", lut->runs);
 	cJSON_AddStringToObject(doc, "isa", lut->isa);
+	if (lut->measured_on[0])
+		cJSON_AddStringToObject(doc, "measured_on", lut->measured_on);
 	cJSON_AddNumberToObject(doc, "overhead_us", lut->overhead_us);
 	cJSON *names = cJSON_AddArrayToObject(doc, "layers");
 	for (int l = 0; names && l < lut->n_layers; l++)
@@ -454,6 +481,9 @@ enum presso_status latency_lut_from_json(const char *text, const char *what,
 		goto done;
 	if (ok) {
 		snprintf(lut->isa, sizeof lut->isa, "%s", isa->valuestring);
+		const cJSON *on = cJSON_GetObjectItemCaseSensitive(doc, "measured_on");
+		if (cJSON_IsString(on))
+			snprintf(lut->measured_on, sizeof lut->measured_on, "%s", on->valuestring);
 		lut->overhead_us = over->valuedouble;
 	}
 	for (const cJSON *e = ok ? entries->child : NULL; e && ok; e = e->next) {

@@ -21,11 +21,14 @@
  * pruning does not change the dense kernels' time and has no entry.
  *
  * The table is JSON so it can be stored with a study:
- *   {"version": 2, "runs": 25, "isa": "avx2", "overhead_us": 12.5,
+ *   {"version": 2, "runs": 25, "isa": "avx2", "measured_on": "node1 (AMD EPYC)",
+ *    "overhead_us": 12.5,
  *    "layers": ["/conv1/Conv", ...],
  *    "entries": [[layer, bits, act_bits, us], ...],
  *    "deltas": [[layer, knob (0 structured prune, 1 rank), value, us], ...]}
- * (version 1, without deltas, still reads).
+ * (version 1, without deltas, and tables without measured_on still read).
+ * An MPI search measures its table on rank 0's machine, once per study;
+ * measured_on says which.
  */
 #ifndef PRESSO_LATENCY_LUT_H
 #define PRESSO_LATENCY_LUT_H
@@ -59,6 +62,7 @@ struct latency_lut {
 	int runs;
 	double overhead_us;
 	char isa[32];
+	char measured_on[192]; /* "host (CPU model)": the machine it was timed on ("" if unknown) */
 	double *us; /* [n_layers][LUT_MAX_BITS][LUT_N_ACT], NAN where not measured */
 	int n_deltas;
 	struct lut_delta *deltas;

@@ -69,7 +69,9 @@ enum presso_status trial_load_dataset(const struct config *cfg, bool test, const
 	return s;
 }
 
-enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct study_ctx **out)
+/* baseline: measure the FP32 baseline too (a worker rank does not need it) */
+static enum presso_status ctx_open(const struct config *cfg, bool verbose, bool baseline,
+				   struct study_ctx **out)
 {
 	*out = NULL;
 	struct study_ctx *c = calloc(1, sizeof *c);
@@ -93,6 +95,11 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 		goto fail;
 	c->cal = c->pipe.cal;
 	c->qc = c->pipe.qc;
+	qmodel_fp32_size(c->g, &c->fp32_size);
+	if (!baseline) {
+		*out = c;
+		return PRESSO_OK;
+	}
 	if (verbose)
 		fprintf(stderr, "presso: FP32 baseline on %lld validation and %lld test images\n",
 			(long long)c->valid.n, (long long)c->test_split.n);
@@ -105,7 +112,6 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 	if ((s = eval_accuracy(&fm, c->test, &cfg->data.norm, &c->test_split, cfg->eval.batch, threads, &r)))
 		goto fail;
 	c->fp32_test_accuracy = r.accuracy_pct;
-	qmodel_fp32_size(c->g, &c->fp32_size);
 	if ((s = eval_latency(&fm, c->train, &cfg->data.norm, BASELINE_LATENCY_RUNS, &c->fp32_latency_us)))
 		goto fail;
 	*out = c;
@@ -113,6 +119,16 @@ enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct
 fail:
 	study_ctx_free(c);
 	return s;
+}
+
+enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct study_ctx **out)
+{
+	return ctx_open(cfg, verbose, true, out);
+}
+
+enum presso_status study_ctx_open_for_trials(const struct config *cfg, struct study_ctx **out)
+{
+	return ctx_open(cfg, false, false, out);
 }
 
 void study_ctx_free(struct study_ctx *c)

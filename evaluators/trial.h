@@ -101,6 +101,10 @@ enum presso_status trial_load_dataset(const struct config *cfg, bool test, const
  * context. The caller frees *out with study_ctx_free(). */
 enum presso_status study_ctx_open(const struct config *cfg, bool verbose, struct study_ctx **out);
 
+/* The same without the FP32 baseline (its accuracies and latency are 0; the
+ * FP32 size is counted): all trial_evaluate() needs, for a worker rank. */
+enum presso_status study_ctx_open_for_trials(const struct config *cfg, struct study_ctx **out);
+
 void study_ctx_free(struct study_ctx *ctx);
 
 /* A policy applied to a model: prune -> low-rank -> statistics repair (the

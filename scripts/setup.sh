@@ -12,6 +12,7 @@ PACKAGES=(
   libpng-dev libjpeg62-turbo-dev
   dataset-fashion-mnist libonnx-testdata valgrind libxml2-dev
   clang libclang-rt-dev libomp-dev
+  libopenmpi-dev openmpi-bin
 )
 
 missing=()

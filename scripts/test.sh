@@ -2,9 +2,12 @@
 # test.sh - the README's test command: installs what is missing, builds presso
 # twice (Release with warnings as errors; AddressSanitizer + UndefinedBehavior-
 # Sanitizer) and runs the whole Criterion suite through ctest on each build,
-# the main commands under valgrind (scripts/valgrind_check.sh), then every
-# libFuzzer harness for FUZZ_SECONDS (30 by default; 0 skips) on its seed
-# corpus (scripts/fuzz.sh): a finding fails the command.
+# the main commands under valgrind (scripts/valgrind_check.sh); then the
+# MPI variant (-DPRESSO_MPI=ON): presso and its MPI test only, a search on 3
+# ranks of this machine checked against one process, and a worker rank killed
+# and resumed (tests/test_search_mpi.c); then every libFuzzer harness for
+# FUZZ_SECONDS (30 by default; 0 skips) on its seed corpus (scripts/fuzz.sh):
+# a finding fails the command.
 # The layer check (every include points down, scripts/check_layers.sh) runs
 # first and again in every build.
 set -euo pipefail
@@ -26,6 +29,11 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPRESSO_WERROR=ON \
   -DPRESSO_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$JOBS"
 PRESSO_SANITIZED=1 ctest --test-dir build-asan --output-on-failure -j 1
+
+echo "== MPI build: searches across ranks (mpirun on this machine) =="
+cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON -DPRESSO_MPI=ON >/dev/null
+cmake --build build-mpi -j "$JOBS" --target presso test_search_mpi
+ctest --test-dir build-mpi --output-on-failure -j 1 -R mpi
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then

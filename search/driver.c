@@ -20,25 +20,28 @@
  *      marked finished. A stop during the re-check ends the run as
  *      interrupted; the next --resume re-checks what is left.
  *
- * A batch runs as one OpenMP loop over its candidates, one trial per thread
- * (schedule dynamic, 1):
+ * A batch runs on the evaluators' worker pool (evaluators/pool.h: threads of
+ * this process, or the other ranks of an MPI job), driven from this thread:
  *   - draw: a new batch is saved (search-state key `batch`: each candidate's
  *     genome, origin and hybrid arms) with the RNG after the draw and the
  *     strategy after its selection, in one transaction, before any of its
  *     trials begins.
- *   - begin: in candidate order (a ticket, next_begin), so trial numbers
- *     follow candidate order whatever thread gets there first. A candidate
- *     whose turn comes after a stop request or the time limit is skipped
- *     without a trial row, so a stop leaves nothing half-begun and numbers
- *     stay gap-free.
- *   - evaluate: trial_evaluate on the validation split, on the worker thread.
- *   - commit: the longest finished prefix of the batch, in candidate order:
- *     archive, strategy tell, and store_complete_trial with the search state
- *     of that moment (rng, population, bandit) in the same transaction.
- * Every use of the store, archive and strategy is inside one critical section
- * (the store handle is one-thread-at-a-time). Tells follow candidate order and
- * the next batch is generated only after the whole batch is told, so the
- * trials do not depend on which worker finished first.
+ *   - begin: whenever a worker is idle, the next candidate in batch order is
+ *     begun (its trial row, naming the worker) and handed to that worker, so
+ *     trial numbers follow candidate order and work goes by demand: a faster
+ *     worker or rank comes back for more sooner. A candidate whose turn comes
+ *     after a stop request or the time limit is skipped without a trial row,
+ *     so a stop leaves nothing half-begun and numbers stay gap-free.
+ *   - evaluate: trial_evaluate on the validation split, on the worker.
+ *   - commit: as results come back, in any order, the longest finished prefix
+ *     of the batch, in candidate order: archive, strategy tell, and
+ *     store_complete_trial with the search state of that moment (rng,
+ *     population, bandit) in the same transaction.
+ * Only this thread uses the store, archive and strategy. Tells follow
+ * candidate order and the next batch is generated only after the whole batch
+ * is told, so the trials do not depend on which worker finished first, nor on
+ * how many workers or ranks there are (as long as the batch,
+ * max(search.batch, workers), is the same).
  *
  * Resume invariant: the search state in the store is the driver's state after
  * its last draw or commit - each written in one transaction with what it
@@ -61,7 +64,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,7 @@
 #include "base/sha256.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/latency_lut.h"
+#include "evaluators/pool.h"
 #include "evaluators/trial.h"
 #include "search/archive.h"
 #include "search/lut.h"
@@ -140,15 +143,14 @@ struct driver {
 	struct latency_lut *lut;
 	struct policy *claim_policy; /* scratch for claims (driver thread) */
 	struct layer_choice *choices; /* scratch for commits (under the lock) */
-	char worker[96];
-	int workers, batch;
+	struct pool *pool;          /* the workers (evaluators/pool.h) */
+	int workers, batch;         /* workers: the pool's, in all */
 	int64_t budget, done;       /* trials that count in the study */
 	double time_limit_s;
 	struct progress prog;
 	/* the batch being run */
 	struct slot *slots;
 	int n_slots, cursor;
-	atomic_int next_begin;      /* the candidate whose trial is begun next */
 	/* outcome */
 	atomic_int abort;           /* an error inside the batch: stop beginning trials */
 	enum presso_status error;
@@ -174,6 +176,15 @@ static enum presso_status nomem(void)
 static bool stop_requested(const struct driver *d)
 {
 	return (d->o->stop && atomic_load(d->o->stop) != 0) || atomic_load(&d->abort) != 0;
+}
+
+/* CPU seconds the calling thread has used. */
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static bool time_up(const struct driver *d)
@@ -834,7 +845,7 @@ static void show_progress(struct driver *d, bool force)
 	progress_update(&d->prog, &in);
 }
 
-/* Completes one evaluated slot: archive, tell, store with state. Under the lock. */
+/* Completes one evaluated slot: archive, tell, store with state. */
 static enum presso_status commit_done(struct driver *d, struct slot *sl)
 {
 	struct trial_metrics m = metrics_of(d, sl);
@@ -861,7 +872,7 @@ static enum presso_status commit_done(struct driver *d, struct slot *sl)
 	return s;
 }
 
-/* Commits the longest finished prefix of the batch. Under the lock. */
+/* Commits the longest finished prefix of the batch. */
 static void commit_prefix(struct driver *d)
 {
 	int limit = d->workers * 2 > MIN_FAILURES_TO_GIVE_UP ? d->workers * 2
@@ -906,63 +917,69 @@ static void commit_prefix(struct driver *d)
 	}
 }
 
-/* Waits until every candidate before i has been begun or skipped. Iterations
- * are handed out in order (schedule dynamic, 1), so the wait is short. (An
- * OpenMP `ordered` block would do the same, but libgomp passes the turn only
- * when the previous iteration ends, which serialises the whole batch.) */
-static void wait_turn(const struct driver *d, int i)
+/* A result back from the pool: the slot is done or failed; then the longest
+ * finished prefix is committed. */
+static void take_result(struct driver *d, const struct pool_result *res)
 {
-	struct timespec nap = {0, 20000};
-	while (atomic_load(&d->next_begin) != i)
-		nanosleep(&nap, NULL);
+	struct slot *sl = &d->slots[res->tag];
+	PRESSO_CHECK(res->tag >= 0 && res->tag < d->n_slots && sl->state == SLOT_RUNNING);
+	sl->out = res->out;
+	sl->eval_s = res->eval_s;
+	sl->eval_status = res->status;
+	if (res->status != PRESSO_OK)
+		snprintf(sl->error, sizeof sl->error, "%s", res->error);
+	sl->state = res->status == PRESSO_OK ? SLOT_DONE : SLOT_FAILED;
+	commit_prefix(d);
 }
 
+/* Runs the batch in the slots: each idle worker gets the next candidate,
+ * begun in batch order; results are committed in batch order as they come
+ * back. Returns when every begun trial is back (after an error or a stop
+ * too: the trials in flight finish). */
 static void run_batch(struct driver *d)
 {
-	int n = d->n_slots;
-	atomic_store(&d->next_begin, 0);
-#pragma omp parallel for num_threads(d->workers) schedule(dynamic, 1)
-	for (int i = 0; i < n; i++) {
-		struct slot *sl = &d->slots[i];
-		bool go = false;
-		wait_turn(d, i);
-#pragma omp critical(presso_search)
-		{
-			go = !stop_requested(d) && !time_up(d);
-			if (go) {
-				enum presso_status s = store_begin_trial(d->st, d->study_id, sl->json,
-									 sl->hash, d->worker, &sl->number);
-				if (s != PRESSO_OK) {
-					batch_error(d, s);
-					go = false;
-				}
+	int next = 0;
+	for (;;) {
+		int w;
+		while (next < d->n_slots && (w = pool_idle(d->pool)) >= 0) {
+			struct slot *sl = &d->slots[next];
+			if (stop_requested(d) || time_up(d)) {
+				/* nothing more is begun: the rest is skipped */
+				for (; next < d->n_slots; next++)
+					d->slots[next].state = SLOT_SKIPPED;
+				break;
 			}
-			sl->state = go ? SLOT_RUNNING : SLOT_SKIPPED;
-			if (go)
+			enum presso_status s = store_begin_trial(d->st, d->study_id, sl->json, sl->hash,
+								 pool_worker_name(d->pool, w),
+								 &sl->number);
+			if (s == PRESSO_OK) {
+				struct pool_job job = {next, sl->p, sl->json, false};
+				sl->state = SLOT_RUNNING;
 				hook_event(d, HOOK_BEGIN);
-		}
-		atomic_store(&d->next_begin, i + 1);
-		if (go) {
-			struct timespec t0, t1;
-			clock_gettime(CLOCK_MONOTONIC, &t0);
-			enum presso_status s = trial_evaluate(d->ctx, sl->p, false, false, 0, &sl->out);
-			clock_gettime(CLOCK_MONOTONIC, &t1);
-			sl->eval_s = (double)(t1.tv_sec - t0.tv_sec) +
-				     1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-			sl->eval_status = s;
-			if (s != PRESSO_OK)
-				snprintf(sl->error, sizeof sl->error, "%s",
-					 *status_msg() ? status_msg() : status_str(s));
-#pragma omp critical(presso_search)
-			{
-				sl->state = s == PRESSO_OK ? SLOT_DONE : SLOT_FAILED;
-				commit_prefix(d);
+				s = pool_submit(d->pool, w, &job);
+				if (s != PRESSO_OK)
+					sl->state = SLOT_SKIPPED; /* its row stays running: lost on resume */
 			}
-		} else {
-#pragma omp critical(presso_search)
-			commit_prefix(d);
+			if (s != PRESSO_OK)
+				batch_error(d, s);
+			next++;
 		}
+		commit_prefix(d);
+		if (pool_in_flight(d->pool) == 0 && (next == d->n_slots || stop_requested(d)))
+			break;
+		if (pool_in_flight(d->pool) == 0)
+			continue;
+		struct pool_result res;
+		enum presso_status s = pool_wait(d->pool, &res);
+		if (s != PRESSO_OK) {
+			batch_error(d, s);
+			break; /* the transport is gone: nothing more will come back */
+		}
+		take_result(d, &res);
 	}
+	for (; next < d->n_slots; next++)
+		d->slots[next].state = SLOT_SKIPPED;
+	commit_prefix(d);
 }
 
 /* --- the end: re-check the front -------------------------------------------------- */
@@ -984,31 +1001,57 @@ static enum presso_status recheck_front(struct driver *d, const int *front, int 
 	if (s == PRESSO_OK && n_todo && d->log)
 		fprintf(d->log, "presso: re-checking %d front trial%s on %lld test images\n", n_todo,
 			n_todo == 1 ? "" : "s", (long long)d->ctx->test_split.n);
-	/* test accuracy, in parallel */
-	if (s == PRESSO_OK) {
-#pragma omp parallel for num_threads(d->workers) schedule(dynamic, 1)
-		for (int i = 0; i < n_front; i++) {
-			struct archive_point *p = &d->a.pts[front[i]];
-			if (!isnan(p->m.test_accuracy) || stop_requested(d))
+	/* test accuracy, in parallel on the pool */
+	char **texts = calloc((size_t)(n_front ? n_front : 1), sizeof *texts);
+	if (!texts)
+		s = nomem();
+	int next = 0;
+	while (s == PRESSO_OK) {
+		int w;
+		while (next < n_front && !stop_requested(d) && (w = pool_idle(d->pool)) >= 0) {
+			int i = next++;
+			if (!isnan(d->a.pts[front[i]].m.test_accuracy))
 				continue;
-			struct trial_metrics_out out;
-			enum presso_status es = trial_evaluate(d->ctx, pols[i], true, false, 0, &out);
-#pragma omp critical(presso_search)
-			{
-				if (es == PRESSO_OK)
-					es = store_set_test_accuracy(d->st, d->study_id, p->number,
-								     out.accuracy);
-				if (es == PRESSO_OK) {
-					p->m.test_accuracy = out.accuracy;
-					hook_event(d, HOOK_RECHECK);
-				} else {
-					batch_error(d, es);
-				}
+			if (!(texts[i] = policy_to_json(pols[i], d->ctx->layers))) {
+				batch_error(d, nomem());
+				break;
+			}
+			struct pool_job job = {i, pols[i], texts[i], true};
+			enum presso_status js = pool_submit(d->pool, w, &job);
+			if (js != PRESSO_OK) {
+				batch_error(d, js);
+				break;
 			}
 		}
-		if (d->error != PRESSO_OK)
-			s = status_fail(d->error, "%s", d->error_msg);
+		if (pool_in_flight(d->pool) == 0 && (next == n_front || stop_requested(d)))
+			break;
+		if (pool_in_flight(d->pool) == 0)
+			continue;
+		struct pool_result res;
+		enum presso_status es = pool_wait(d->pool, &res);
+		if (es != PRESSO_OK) {
+			batch_error(d, es);
+			break;
+		}
+		struct archive_point *p = &d->a.pts[front[res.tag]];
+		es = res.status;
+		if (es != PRESSO_OK)
+			status_fail(es, "re-checking trial %lld on the test split: %s",
+				    (long long)p->number, res.error);
+		if (es == PRESSO_OK && d->error == PRESSO_OK)
+			es = store_set_test_accuracy(d->st, d->study_id, p->number, res.out.accuracy);
+		if (es == PRESSO_OK && d->error == PRESSO_OK) {
+			p->m.test_accuracy = res.out.accuracy;
+			hook_event(d, HOOK_RECHECK);
+		} else if (es != PRESSO_OK) {
+			batch_error(d, es);
+		}
 	}
+	for (int i = 0; texts && i < n_front; i++)
+		free(texts[i]);
+	free(texts);
+	if (s == PRESSO_OK && d->error != PRESSO_OK)
+		s = status_fail(d->error, "%s", d->error_msg);
 	/* latency, one at a time on a quiet machine */
 	for (int i = 0; i < n_front && s == PRESSO_OK && !stop_requested(d); i++) {
 		struct archive_point *p = &d->a.pts[front[i]];
@@ -1099,6 +1142,7 @@ static enum presso_status finish(struct driver *d)
 
 static void driver_free(struct driver *d)
 {
+	pool_close(d->pool, d->log);
 	free_slots(d);
 	strategy_batch_free(d->pending, d->n_pending);
 	free(d->requeue);
@@ -1128,6 +1172,13 @@ static enum presso_status search(struct driver *d)
 		return nomem();
 	if ((s = take_ownership(d)) != PRESSO_OK)
 		return s;
+	/* before the latency table: other ranks finish loading first, so a rank
+	 * on this machine is quiet while the table is measured */
+	if ((s = pool_open(d->ctx, d->workers, d->log, &d->pool)) != PRESSO_OK)
+		return s;
+	d->workers = pool_size(d->pool);
+	r->workers = d->workers;
+	r->ranks = pool_ranks(d->pool);
 	if (d->sp->needs_latency &&
 	    (s = lut_for_study(d->ctx, d->sp, d->st, d->study_id, d->log, &d->lut)) != PRESSO_OK)
 		return s;
@@ -1142,16 +1193,19 @@ static enum presso_status search(struct driver *d)
 	r->batch = d->batch;
 	if ((s = alloc_slots(d)) != PRESSO_OK)
 		return s;
-	char size_text[32];
+	char size_text[32], ranks[32] = "";
+	if (r->ranks > 1)
+		snprintf(ranks, sizeof ranks, " on %d MPI ranks", r->ranks);
 	if (d->log)
 		fprintf(d->log,
 			"presso: study '%s' (%s) in %s: %d layers, %s policies, strategy %s, "
-			"%d worker%s, %lld of %lld trials done\n",
+			"%d worker%s%s, batches of %d, %lld of %lld trials done\n",
 			d->study, r->resumed ? "resumed" : "new", o->db_path, d->ctx->n_layers,
 			space_size_text(r->space_size, size_text, sizeof size_text),
 			space_strategy_name(d->sp->search.strategy), d->workers,
-			d->workers == 1 ? "" : "s", (long long)d->done, (long long)d->budget);
+			d->workers == 1 ? "" : "s", ranks, d->batch, (long long)d->done, (long long)d->budget);
 	progress_init(&d->prog, d->log, o->quiet);
+	double cpu0 = thread_cpu_s();
 	struct abandon_ctx ab = {o->db_path, d->study_id};
 	if (o->signals)
 		signals_on_second(o->signals, abandon, &ab);
@@ -1190,6 +1244,7 @@ static enum presso_status search(struct driver *d)
 		}
 	}
 	r->seconds = progress_elapsed(&d->prog);
+	r->driver_cpu_s = thread_cpu_s() - cpu0;
 	if (s == PRESSO_OK) {
 		show_progress(d, true);
 		progress_close(&d->prog);
@@ -1207,10 +1262,6 @@ enum presso_status driver_run(const struct driver_opts *o, struct driver_result 
 	memset(r, 0, sizeof *r);
 	struct driver d = {.o = o, .log = o->log, .r = r, .workers = o->workers > 0 ? o->workers : 1};
 	atomic_init(&d.abort, 0);
-	atomic_init(&d.next_begin, 0);
-	char host[256];
-	host_name(host, sizeof host);
-	snprintf(d.worker, sizeof d.worker, "%.64s:%ld", host, (long)getpid());
 	r->workers = d.workers;
 	enum presso_status s = parse_hook(&d.hook);
 	if (s == PRESSO_OK)

@@ -6,8 +6,8 @@
  * Reproducibility: candidates are generated on the driver from the study's
  * seeded RNG, a batch at a time; trials are numbered in candidate order and
  * their results fed back in that order, so the same seed and batch size give
- * the same trials, whatever the number of workers (the batch is
- * max(search.batch, workers)).
+ * the same trials, whatever the number of workers and of MPI ranks they run
+ * on (the batch is max(search.batch, workers), workers counted on every rank).
  *
  * Test hook: with PRESSO_TEST_INTERRUPT=WHERE:K:SIGNAL in the environment
  * (WHERE begin, commit, batch or recheck; SIGNAL INT, TERM or KILL) the run
@@ -36,7 +36,7 @@ struct driver_opts {
 	const char *study;       /* NULL: the config's name */
 	bool new_study;          /* always a new study (NAME-2, NAME-3, ... if the name is taken) */
 	bool resume;             /* continue the study of that name (or start it) */
-	int workers;             /* >= 1 */
+	int workers;             /* >= 1; with MPI ranks, each worker rank's own (pool.h) */
 	int64_t max_trials;      /* the study's budget; 0: search.max_trials, else the default */
 	double time_limit_s;     /* for this run; 0: search.time_limit, else none */
 	bool quiet;              /* no progress line */
@@ -66,7 +66,8 @@ struct driver_result {
 	char study[STORE_NAME_MAX + 1];
 	bool resumed;
 	enum driver_end end;
-	int workers, batch;
+	int workers, batch;            /* workers in all (on every rank) */
+	int ranks;                     /* processes: 1, or the MPI ranks (rank 0 drives, the others evaluate) */
 	enum strategy_kind strategy;
 	int n_layers;
 	double space_size;
@@ -77,6 +78,7 @@ struct driver_result {
 	int n_complete_run, n_failed_run, n_requeued;
 	double seconds;                /* wall time of this run's search loop */
 	double eval_seconds;           /* summed wall time inside trial_evaluate */
+	double driver_cpu_s;           /* CPU time of the driver's own thread in the loop */
 	struct driver_trial *front;    /* best first by accuracy */
 	int n_front;
 	bool front_rechecked;          /* test accuracy and latency measured */

@@ -49,6 +49,8 @@ static void print_table(const struct config *cfg, const struct lut_report *r)
 	printf("model:    %s\n", cfg->model_path);
 	printf("kernels:  %s; batch 1, one thread, median of %d runs per setting (us)\n",
 	       r->lut->isa, r->lut->runs);
+	if (r->lut->measured_on[0])
+		printf("machine:  %s\n", r->lut->measured_on);
 	for (int a = LUT_MIN_ACT_BITS; a <= LUT_MAX_BITS; a++) {
 		if (!act_used[a])
 			continue;

@@ -1,6 +1,10 @@
 /* search.c - `presso search`: runs or resumes a study's search (search/driver.h)
  * and prints its summary: how it ended, the FP32 baseline, the front with its
- * test-split re-check, and the best policy under the constraints. */
+ * test-split re-check, and the best policy under the constraints.
+ *
+ * Under mpirun (an MPI build), every rank runs this command with the same
+ * arguments: rank 0 runs the search, the others serve it (pool_serve in
+ * evaluators/pool.h) and print nothing of their own. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -11,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "evaluators/pool.h"
 #include "search/driver.h"
 #include "search/signals.h"
 #include "search/space.h"
@@ -58,15 +63,24 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 	printf("study:     %s (%s) in %s\n", r->study, r->resumed ? "resumed" : "new", o->db_path);
 	double rate = r->seconds > 0 ? 60.0 * (r->n_complete_run + r->n_failed_run) / r->seconds : 0;
 	char size_text[32];
-	printf("search:    %s, %d layers, %s policies in the space, %d worker%s, batches of %d\n",
+	char ranks[48] = "";
+	if (r->ranks > 1)
+		snprintf(ranks, sizeof ranks, " on %d MPI ranks", r->ranks);
+	printf("search:    %s, %d layers, %s policies in the space, %d worker%s%s, batches of %d\n",
 	       space_strategy_name(r->strategy), r->n_layers,
 	       space_size_text(r->space_size, size_text, sizeof size_text), r->workers,
-	       r->workers == 1 ? "" : "s", r->batch);
+	       r->workers == 1 ? "" : "s", ranks, r->batch);
 	printf("ended:     %s: %lld of %lld trials (this run: %d complete, %d failed", driver_end_str(r->end),
 	       (long long)r->done, (long long)r->budget, r->n_complete_run, r->n_failed_run);
 	if (r->n_requeued)
 		printf(", %d lost earlier and run again", r->n_requeued);
 	printf(") in %.1f s, %.1f trials/min\n", r->seconds, rate);
+	if (r->seconds > 0 && r->workers > 0 && r->n_complete_run + r->n_failed_run > 0)
+		printf("workers:   evaluating %.1f%% of the time (%d worker%s x %.1f s); the driver: "
+		       "%.2f ms of CPU per trial\n",
+		       100.0 * r->eval_seconds / (r->workers * r->seconds), r->workers,
+		       r->workers == 1 ? "" : "s", r->seconds,
+		       1e3 * r->driver_cpu_s / (r->n_complete_run + r->n_failed_run));
 	if (r->last_error[0])
 		printf("failed:    %s\n", r->last_error);
 	printf("FP32:      %.2f%% validation, %.2f%% test, %lld bytes, %.3g BOPs, %.1f us\n",
@@ -129,8 +143,9 @@ int cmd_search(int argc, char **argv)
 		 &new_study, NULL},
 		{"resume", CLI_FLAG, NULL, "continue the study (population, bandits, RNG) or start it",
 		 &resume, NULL},
-		{"workers", CLI_STRING, "N", "trials evaluated in parallel (default: all cores)", NULL,
-		 &workers_arg},
+		{"workers", CLI_STRING, "N",
+		 "trials evaluated in parallel (default: all cores); under mpirun, per worker rank",
+		 NULL, &workers_arg},
 		{"max-trials", CLI_STRING, "N",
 		 "the study's trial budget (default: search.max_trials, else 100)", NULL,
 		 &max_trials_arg},
@@ -183,6 +198,21 @@ int cmd_search(int argc, char **argv)
 	enum presso_status s = signals_catch(&sig);
 	if (s != PRESSO_OK)
 		return cli_fail("search", s);
+	/* after signals_catch: MPI's own threads inherit the blocked signals */
+	struct pool_world world;
+	if ((s = pool_world_init(&world)) != PRESSO_OK) {
+		rc = cli_fail("search", s);
+		pool_world_finish();
+		signals_release(sig);
+		return rc;
+	}
+	if (world.rank > 0) {
+		/* a worker rank: its errors reach rank 0, which reports them */
+		s = pool_serve(config_path, (int)workers);
+		pool_world_finish();
+		signals_release(sig);
+		return status_exit_code(s);
+	}
 	struct config *cfg = NULL;
 	struct driver_result r = {0};
 	s = config_load(config_path, &cfg);
@@ -210,6 +240,7 @@ int cmd_search(int argc, char **argv)
 	rc = s == PRESSO_OK ? 0 : cli_fail("search", s);
 	driver_result_free(&r);
 	config_free(cfg);
+	pool_world_finish();
 	signals_release(sig);
 	return rc;
 }
