@@ -8,6 +8,9 @@
  *   onnx/reshape-shape-overflow.onnx          Reshape whose target shape's
  *       product wrapped to 784 (signed overflow in shape inference, then a
  *       crash in the FP32 engine): refused at load, naming the node.
+ *   onnx/add-empty-required-input.onnx       an Add whose second input's
+ *       name is empty (the mark of an omitted optional input): the engine read
+ *       a shape past its inputs. Refused at load: the op requires it.
  *   presso/q31-add-output-scale-overflow.presso  an Add whose output scale is
  *       tiny next to its inputs': the Q31 table's requantized sum plus the
  *       zero point overflowed int32 while the model was built.

@@ -2138,6 +2138,10 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 		if (!in || !*in) {
 			if (i == 0)
 				return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no data input", name, op);
+			if ((int)i < min_inputs(n.op)) /* an empty name marks an optional input */
+				return status_fail(PRESSO_E_FORMAT,
+						   "node '%s': %s input %zu is empty, but the op requires it",
+						   name, op, i);
 			n.inputs[i] = -1;
 			continue;
 		}
