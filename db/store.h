@@ -173,7 +173,8 @@ void store_finetune_info_free(struct finetune_info *f);
 /* One line of `presso studies`. */
 struct study_summary {
 	struct study_info info;
-	int n_running, n_complete, n_failed;
+	int n_running, n_complete, n_failed; /* n_complete counts fine-tuned trials too */
+	int n_finetuned;              /* complete fine-tuned trials */
 	int64_t best_accuracy_trial;  /* 0 if no complete trial */
 	double best_accuracy;         /* NAN if none */
 	int64_t small_trial;          /* smallest size with accuracy >= FP32 - 1 point; 0 if none */

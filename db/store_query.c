@@ -514,7 +514,8 @@ static enum presso_status summarize(struct store *st, struct study_summary *sum)
 	if (s != PRESSO_OK)
 		return s;
 	sum->n_running = ri.n_running;
-	sum->n_complete = ri.n_complete;
+	sum->n_complete = ri.n_complete + ri.n_finetuned; /* every complete row */
+	sum->n_finetuned = ri.n_finetuned;
 	sum->n_failed = ri.n_failed;
 	sum->best_accuracy = NAN;
 	sum->small_size_bytes = -1;

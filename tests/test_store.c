@@ -643,6 +643,12 @@ Test(store, stale_trials_are_requeued_once)
 	cr_assert_eq(store_resume_info(st, id, &ri), PRESSO_OK);
 	cr_assert_eq(ri.n_lost, 2);
 	cr_assert_eq(ri.next_number, 5);
+	struct study_summary *sum = NULL;
+	int n_sum = 0;
+	cr_assert_eq(store_list_studies(st, &sum, &n_sum), PRESSO_OK);
+	cr_assert(n_sum == 1 && sum[0].n_complete == 3 && sum[0].n_finetuned == 1,
+		  "presso studies counts every complete row, the fine-tuned apart too");
+	store_study_summaries_free(sum, n_sum);
 	free(canon);
 	free(p);
 	store_close(st);
