@@ -647,7 +647,8 @@ Test(store, stale_trials_are_requeued_once)
 	int n_sum = 0;
 	cr_assert_eq(store_list_studies(st, &sum, &n_sum), PRESSO_OK);
 	cr_assert(n_sum == 1 && sum[0].n_complete == 3 && sum[0].n_finetuned == 1,
-		  "presso studies counts every complete row, the fine-tuned apart too");
+		  "presso studies counts every complete row, the fine-tuned apart too: %d %d %d", n_sum,
+		  n_sum ? sum[0].n_complete : -1, n_sum ? sum[0].n_finetuned : -1);
 	store_study_summaries_free(sum, n_sum);
 	free(canon);
 	free(p);
