@@ -643,13 +643,6 @@ Test(store, stale_trials_are_requeued_once)
 	cr_assert_eq(store_resume_info(st, id, &ri), PRESSO_OK);
 	cr_assert_eq(ri.n_lost, 2);
 	cr_assert_eq(ri.next_number, 5);
-	struct study_summary *sum = NULL;
-	int n_sum = 0;
-	cr_assert_eq(store_list_studies(st, &sum, &n_sum), PRESSO_OK);
-	cr_assert(n_sum == 1 && sum[0].n_complete == 3 && sum[0].n_finetuned == 1,
-		  "presso studies counts every complete row, the fine-tuned apart too: %d %d %d", n_sum,
-		  n_sum ? sum[0].n_complete : -1, n_sum ? sum[0].n_finetuned : -1);
-	store_study_summaries_free(sum, n_sum);
 	free(canon);
 	free(p);
 	store_close(st);
@@ -1169,6 +1162,13 @@ Test(store, finetuned_trials_beside_their_ptq_trial)
 	cr_assert_eq(ri.n_running, 1);
 	cr_assert_eq(ri.n_finetuned, 1);
 	cr_assert_eq(ri.next_number, 5);
+	struct study_summary *sum = NULL;
+	int n_sum = 0;
+	cr_assert_eq(store_list_studies(st, &sum, &n_sum), PRESSO_OK);
+	cr_assert(n_sum == 1 && sum[0].n_complete == 3 && sum[0].n_finetuned == 1,
+		  "presso studies counts every complete row, the fine-tuned apart too: %d %d %d", n_sum,
+		  n_sum ? sum[0].n_complete : -1, n_sum ? sum[0].n_finetuned : -1);
+	store_study_summaries_free(sum, n_sum);
 	/* refused: a running parent, a tuned parent, a missing one; nothing written */
 	f = record_of(running);
 	cr_assert_eq(store_add_finetuned(st, study, &f, &m, layers3, 3, NULL, NULL), PRESSO_E_USAGE);
