@@ -738,6 +738,61 @@ Test(faults, export, .timeout = 600)
 	remove_tree(dir);
 }
 
+/* small_db with trial 2 fine-tuned (trial 7, its model a few stand-in bytes). */
+static void small_db_tuned(const char *path)
+{
+	small_db(path);
+	struct store *st;
+	cr_assert_eq(store_open(path, 0, &st), PRESSO_OK, "%s", status_msg());
+	struct study_info info;
+	cr_assert_eq(store_find_study(st, "c", &info), PRESSO_OK);
+	static const struct layer_choice layers[2] = {
+		{"conv1", 8, 8, false, 0.0, 0, 1.0},
+		{"fc", 4, 8, false, 0.5, 1, 0.5},
+	};
+	static const char model[] = "stand-in for a .presso file";
+	struct finetune_record f = {.parent = 2, .source = "finetune", .settings_json = "{}",
+				    .steps = 3, .lr = 0.01, .kd_weight = 0.5, .temperature = 2,
+				    .train_seconds = 1, .images_per_s = 10, .model = model,
+				    .model_bytes = sizeof model};
+	struct trial_metrics m = {88.0, 87.5, 35000, 35000.0 * 64, 120.0, 3.0, 0.0, 1.0};
+	int64_t n = 0;
+	cr_assert_eq(store_add_finetuned(st, info.id, &f, &m, layers, 2, "w0", &n), PRESSO_OK, "%s",
+		     status_msg());
+	cr_assert_eq(n, 7);
+	store_study_info_free(&info);
+	store_close(st);
+}
+
+/* A fine-tuned trial's stored model written out, and its policy with the
+ * fine-tune's metadata. */
+Test(faults, export_tuned, .timeout = 600)
+{
+	need_hook();
+	char *dir = work_dir();
+	small_db_tuned(fx_join(dir, "pristine.db"));
+	const struct command m = {.name = "export -o .presso",
+				  .args = {"export", "--db", "r.db", "--study", "c", "--pick",
+					   "max accuracy where tuned = 1", "-o", "t.presso", NULL},
+				  .outputs = {"t.presso"},
+				  .db = "r.db",
+				  .db_pristine = "pristine.db",
+				  .min_complete = 4,
+				  .same_output = true};
+	sweep(dir, &m);
+	const struct command j = {.name = "export (tuned) -o .json",
+				  .args = {"export", "--db", "r.db", "--study", "c", "--trial", "7",
+					   "-o", "t.json", NULL},
+				  .outputs = {"t.json"},
+				  .db = "r.db",
+				  .db_pristine = "pristine.db",
+				  .min_complete = 4,
+				  .same_output = true,
+				  .volatile_lines = {"exported_at"}};
+	sweep(dir, &j);
+	remove_tree(dir);
+}
+
 Test(faults, search_new_database, .timeout = 600)
 {
 	char *dir = fault_dir();
