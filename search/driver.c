@@ -243,7 +243,7 @@ static bool claim(void *ctx, const uint8_t *genome)
 }
 
 /* "idx: train T (calibration C, validation V, seed S), test E" */
-static char *dataset_text(const struct config *cfg)
+char *driver_dataset_text(const struct config *cfg)
 {
 	const struct data_config *dc = &cfg->data;
 	/* an image folder's paths are its folders */
@@ -266,8 +266,9 @@ static char *dataset_text(const struct config *cfg)
  * WHERE of this run the process sends itself SIGNAL (INT, TERM or KILL).
  * WHERE is `begin` (a trial begun: its row is running), `commit` (a trial
  * committed, complete or failed), `batch` (a batch of candidates ready,
- * before any of its trials begins) or `recheck` (a front member's test
- * accuracy stored, or then its measured latency). INT and TERM take the
+ * before any of its trials begins), `recheck` (a front member's test
+ * accuracy stored, or then its measured latency) or `finetune` (a fine-tuned
+ * trial stored, search.finetune_front). INT and TERM take the
  * path a user's Ctrl-C takes (signals.c's thread raises the stop flag); the
  * hook waits until the flag is up, so the stop lands right after the event.
  * Unset or empty: no hook. */
@@ -425,8 +426,7 @@ static enum presso_status check_space(const struct config *cfg, struct train_con
 	if (s == PRESSO_OK && sp->search.finetune_front > 0 &&
 	    (s = json_get_object(cfg->json, "", "finetune", false, &sec)) == PRESSO_OK)
 		s = train_config_parse(sec, "finetune", tc);
-	if ((s == PRESSO_E_CONFIG || s == PRESSO_E_UNSUPPORTED || s == PRESSO_E_USAGE) &&
-	    cfg->path && *cfg->path)
+	if ((s == PRESSO_E_CONFIG || s == PRESSO_E_UNSUPPORTED) && cfg->path && *cfg->path)
 		status_wrap(s, "%s", cfg->path);
 	space_free(sp);
 	free(layers);
@@ -472,7 +472,7 @@ static enum presso_status open_study(struct driver *d)
 	    (s = space_fit_graph(d->sp, d->ctx->g, d->log)) != PRESSO_OK)
 		return s;
 	config_text = cJSON_PrintUnformatted(cfg->json);
-	dataset = dataset_text(cfg);
+	dataset = driver_dataset_text(cfg);
 	if (!config_text || !dataset) {
 		free(config_text);
 		free(dataset);

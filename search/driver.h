@@ -97,6 +97,10 @@ struct driver_result {
 	int n_finetune_todo;           /* fine-tunes a stop request left for --resume */
 };
 
+/* The description of a config's data and splits a study stores (studies.dataset)
+ * and compares on resume; malloc'd, NULL when out of memory. */
+char *driver_dataset_text(const struct config *cfg);
+
 /* Runs (or resumes) a study's search to its end. On PRESSO_OK, *r says how it
  * ended (free with driver_result_free()); an interrupted search is PRESSO_OK
  * with end DRIVER_END_INTERRUPTED. Errors: the config's space (PRESSO_E_CONFIG

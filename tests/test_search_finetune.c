@@ -392,6 +392,22 @@ Test(search_finetune, finetune_command_records_a_trial, .init = setup, .fini = t
 	cr_assert_eq(run_argv(NULL, both), 2);
 	const char *nostudy[] = {"finetune", "--config", cfg, "--db", dbp, "--trial", "3", NULL};
 	cr_assert_eq(run_argv(NULL, nostudy), 2);
+	/* a config with other splits than the study's */
+	char other[1100];
+	snprintf(other, sizeof other, "%s/other.json", dir);
+	char *text = fx_read(cfg, NULL);
+	cr_assert_not_null(text);
+	char *v = strstr(text, "\"validation\": 128");
+	cr_assert_not_null(v);
+	memcpy(v, "\"validation\": 127", strlen("\"validation\": 127"));
+	cr_assert(fx_write(other, text, strlen(text)));
+	free(text);
+	const char *splits[] = {"finetune", "--config", other, "--db", dbp, "--study", "tune",
+				"--trial", "3", "--steps", "3", "--quiet", NULL};
+	cr_assert_eq(run_argv(NULL, splits), 2);
+	err = err_text();
+	cr_assert(strstr(err, "is not study 'tune''s"), "%s", err);
+	free(err);
 	cr_assert_eq(count("f.db", "select count(*) from trials"), 9);
 }
 

@@ -11,7 +11,7 @@
  * "Fine-tuned trials"), in one transaction once training is done, so a killed
  * run stores nothing (its checkpoint, beside the database without -o, holds
  * the progress). The store is opened and the trial checked before anything
- * slow, and the config's model must be the study's (same SHA-256). */
+ * slow, and the config's model and data splits must be the study's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <omp.h>
@@ -34,6 +34,7 @@
 #include "format/onnx_export.h"
 #include "format/presso_file.h"
 #include "quant/policy.h"
+#include "search/driver.h"
 #include "search/signals.h"
 #include "train/train_config.h"
 
@@ -105,7 +106,17 @@ static enum presso_status open_trial(const char *db, const char *study, int64_t 
 				   "the config's model %s is not study '%s''s model %s (their "
 				   "SHA-256 differ): give the study's config",
 				   cfg->model_path, study, info->model_path);
-	return PRESSO_OK;
+	/* the same splits, so that the accuracies stand beside the PTQ trial's */
+	char *data = driver_dataset_text(cfg);
+	if (!data)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	if (strcmp(data, info->dataset) != 0)
+		s = status_fail(PRESSO_E_USAGE,
+				"the config's data (%s) is not study '%s''s (%s): give the study's "
+				"config",
+				data, study, info->dataset);
+	free(data);
+	return s;
 }
 
 int cmd_finetune(int argc, char **argv)
