@@ -7,7 +7,9 @@
  *     weights, which presso eval scores as the study recorded;
  *   - a search killed (SIGKILL) or stopped (SIGINT) after its first fine-tune
  *     and run again with --resume tunes only what is left, and ends with the
- *     fine-tunes of an uninterrupted run;
+ *     fine-tunes of an uninterrupted run; killed while training, it stores
+ *     nothing, and the resumed run continues from the checkpoint beside the
+ *     database to the uninterrupted run's model, byte for byte;
  *   - presso finetune --db/--study/--trial records a fine-tuned trial beside
  *     the PTQ trial it names, and refuses what it cannot tune;
  *   - bad search.finetune_front values and a bad finetune section are config
@@ -19,6 +21,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -29,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/sha256.h"
@@ -351,6 +355,72 @@ Test(search_finetune, resume_tunes_only_what_is_left, .init = setup, .fini = tea
 	free(k_ptq);
 	free(k_parents);
 	free(i_parents);
+}
+
+/* The name of a fine-tune checkpoint beside db in the test's folder, or NULL.
+ * Only whole checkpoints count: a kill can land while one is being written,
+ * leaving its temporary file (NAME.ckpt.tmp-XXXXXX), as any atomic write
+ * killed midway does. */
+static char *checkpoint_of(const char *db)
+{
+	char prefix[256];
+	snprintf(prefix, sizeof prefix, "%s.finetune-", db);
+	DIR *d = opendir(dir);
+	cr_assert_not_null(d);
+	char *found = NULL;
+	for (struct dirent *e; !found && (e = readdir(d));) {
+		size_t n = strlen(e->d_name);
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && n > 5 &&
+		    strcmp(e->d_name + n - 5, ".ckpt") == 0)
+			found = strdup(e->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+Test(search_finetune, killed_while_training_resumes_to_the_same_model, .init = setup,
+     .fini = teardown)
+{
+	write_config(cfg, "1", "{\"batch\": 16, \"micro_batch\": 8, \"lr\": 0.001, "
+			       "\"max_steps\": 60, \"checkpoint_every\": 5, \"threads\": 1}");
+	cr_assert_eq(search("ref.db", false, NULL), 0, "%s", err_text());
+	char *ref = rows("ref.db", "select tuned_from, model_sha256, steps from v_finetunes");
+	/* killed once the fine-tune has a checkpoint */
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int z = open("/dev/null", O_RDWR);
+		dup2(z, 0);
+		dup2(z, 1);
+		dup2(z, 2);
+		unsetenv("PRESSO_TEST_INTERRUPT");
+		execl(PRESSO_BINARY, PRESSO_BINARY, "search", "--quiet", "--config", cfg, "--db",
+		      fx_join(dir, "k.db"), "--workers", "1", "--max-trials", BUDGET, (char *)NULL);
+		_exit(127);
+	}
+	char *ckpt = NULL;
+	int status;
+	for (int waited_ms = 0; !(ckpt = checkpoint_of("k.db")) && waited_ms < 120000;
+	     waited_ms += 2) {
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			cr_assert_fail("the search ended before its fine-tune's first checkpoint");
+	}
+	cr_assert_not_null(ckpt, "no checkpoint after 120 s");
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	cr_assert(WIFSIGNALED(status), "the search ended before the kill");
+	cr_assert_eq(count("k.db", "select count(*) from trials where parent_trial is not null"), 0,
+		     "a fine-tune killed while training stores nothing");
+	/* resumed: from the checkpoint, to the uninterrupted run's model */
+	cr_assert_eq(search("k.db", true, NULL), 0, "%s", err_text());
+	char *got = rows("k.db", "select tuned_from, model_sha256, steps from v_finetunes");
+	cr_assert_str_eq(got, ref);
+	free(ckpt);
+	cr_assert_null(ckpt = checkpoint_of("k.db"), "the checkpoint %s is left", ckpt);
+	free(got);
+	free(ref);
 }
 
 Test(search_finetune, finetune_command_records_a_trial, .init = setup, .fini = teardown)
