@@ -245,9 +245,13 @@ enum presso_status store_list_studies(struct store *st, struct study_summary **o
 /* --- trials --------------------------------------------------------------- */
 
 /* Starts a trial: state running, heartbeat now, number = the study's highest
- * number + 1 (so numbers have no gaps and never repeat). policy_hash may be
- * NULL (computed here); if given it must be the hash of the canonical text.
- * worker identifies the process/thread evaluating it (may be NULL). */
+ * number + 1 (so numbers have no gaps and never repeat). The policy is stored
+ * as its canonical text. policy_hash is the policy's identity in the study:
+ * NULL for the SHA-256 of that text; the search gives the SHA-256 of the
+ * canonical form of the model the policy makes (transform_canonical), so
+ * that two texts that make one model share it (64 lowercase hex digits, else
+ * PRESSO_E_RUNTIME). worker identifies the process/thread evaluating it (may
+ * be NULL). */
 enum presso_status store_begin_trial(struct store *st, int64_t study_id, const char *policy_json,
 				     const char *policy_hash, const char *worker,
 				     int64_t *number);

@@ -705,14 +705,31 @@ Test(store, policies_are_stored_canonically)
 	cr_assert_eq(t->state, TRIAL_RUNNING);
 	cr_assert(isnan(t->ended_at));
 	store_trials_free(t, 1);
-	cr_assert_eq(store_begin_trial(st, id, pretty, SHA_B, NULL, &n), PRESSO_E_RUNTIME,
-		     "a hash that is not the policy's");
+	/* a given hash is the caller's identity of the policy (the search's is
+	 * the hash of the model it makes): kept, if it is a SHA-256 in hex */
+	cr_assert_eq(store_begin_trial(st, id, pretty, SHA_B, NULL, &n), PRESSO_OK, "%s",
+		     status_msg());
+	cr_assert_eq(store_get_trial(st, id, n, &t), PRESSO_OK);
+	cr_assert_str_eq(t->policy_sha256, SHA_B);
+	cr_assert_str_eq(t->policy_json, "{\"default\":{\"bits\":4},\"layers\":{}}");
+	store_trials_free(t, 1);
+	bool found;
+	cr_assert_eq(store_has_policy(st, id, SHA_B, &found), PRESSO_OK);
+	cr_assert(found);
+	static const char *const bad[] = {"abc", SHA_B "0",
+		"ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "",
+		"g000000000000000000000000000000000000000000000000000000000000000"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_assert_eq(store_begin_trial(st, id, pretty, bad[i], NULL, &n), PRESSO_E_RUNTIME,
+			     "'%s' is not a hash", bad[i]);
+		cr_assert(strstr(status_msg(), "policy hash '"), "names it: %s", status_msg());
+	}
 	cr_assert_eq(store_begin_trial(st, id, "{\"default\": ", NULL, NULL, &n), PRESSO_E_CONFIG);
 	cr_assert_eq(store_begin_trial(st, id + 100, pretty, NULL, NULL, &n), PRESSO_E_RUNTIME);
 	cr_assert(strstr(status_msg(), "no study with id"), "%s", status_msg());
 	struct resume_info ri;
 	cr_assert_eq(store_resume_info(st, id, &ri), PRESSO_OK);
-	cr_assert_eq(ri.next_number, 2, "failed begins took no number");
+	cr_assert_eq(ri.next_number, 3, "failed begins took no number");
 	store_close(st);
 }
 
