@@ -1138,7 +1138,7 @@ static enum presso_status recheck_front(struct driver *d, const int *front, int 
 static struct driver_trial trial_of(const struct driver *d, int idx)
 {
 	const struct archive_point *p = &d->a.pts[idx];
-	struct driver_trial t = {p->number, p->m, NAN};
+	struct driver_trial t = {p->number, p->m, archive_n_same(&d->a, idx), NAN};
 	if (d->lut) {
 		struct layer_policy lp = policy_default_layer();
 		struct policy *pol = NULL;
@@ -1174,12 +1174,16 @@ static enum presso_status finish(struct driver *d)
 		r->front = malloc(sizeof *r->front * (size_t)n_front);
 		if (!r->front)
 			s = nomem();
-		for (int i = 0; s == PRESSO_OK && i < n_front; i++)
+		for (int i = 0; s == PRESSO_OK && i < n_front; i++) {
 			r->front[i] = trial_of(d, front[i]);
+			r->n_front_same += r->front[i].n_same;
+		}
 		if (s == PRESSO_OK)
 			r->n_front = n_front;
 	}
 	const struct space_constraints *c = &d->sp->con;
+	r->constrained = !isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop) ||
+			 !isnan(c->max_size_bytes) || !isnan(c->max_latency_us);
 	if (!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop))
 		r->best_rule = "the cheapest that meets the constraints";
 	else if (!isnan(c->max_size_bytes) || !isnan(c->max_latency_us))
