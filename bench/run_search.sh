@@ -7,6 +7,11 @@
 #     on each model. One run of B2 trials per (model, strategy, seed); the value
 #     at B1 is that run's first B1 trials (`presso pareto --where 'trial <= B1'`),
 #     which is what a run with budget B1 would have done (same seed, same batches).
+#     With them, the share of distinct models among the trials (goal 100 %: a
+#     trial is always a new model): distinct policy hashes - presso's identity
+#     of the model a policy makes, its canonical form (transform.h) - and, as a
+#     check that does not rest on that identity, distinct (accuracy, size,
+#     BOPs) triples (two models may share them, so this one can be lower).
 #  2. speed: trials per minute with 1 and 2 workers (hybrid, one model), and the
 #     parallel efficiency rate(2) / (2 rate(1)); the share of a trial spent
 #     outside inference (bench_search: quantized model build vs the accuracy
@@ -15,6 +20,9 @@
 # Usage: bash bench/run_search.sh [BUILD_DIR]    (environment knobs below)
 #   MODELS="lenet mobilenetv2" (MODELS= for the speed part only)  SEEDS="1 2 3 4 5"  B1=100  B2=300
 #   VALID_lenet=1000  VALID_mobilenetv2=500  WORKERS=2  OUT=bench/results_search.txt
+#   SPACE=bits (the config's default space) or SPACE=full (bits 1..8, pruning
+#   0/0.25/0.5 unstructured or structured, rank 0.25/0.5/1: where policies that
+#   make one model are common)
 # Results go to $OUT (a table per model, then the speed figures) and the raw
 # numbers to $OUT.csv.
 set -euo pipefail
@@ -29,6 +37,7 @@ B2=${B2:-300}
 WORKERS=${WORKERS:-2}
 OUT=${OUT:-bench/results_search.txt}
 SPEED_TRIALS=${SPEED_TRIALS:-48}
+SPACE=${SPACE:-bits}
 WORK=$(mktemp -d /tmp/presso-bench-search-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -40,7 +49,8 @@ valid_for() { local v="VALID_$1"; echo "${!v:-$([ "$1" = lenet ] && echo 1000 ||
 config() {
 	local model=$1 strategy=$2 seed=$3 valid
 	valid=$(valid_for "$model")
-	local path="$WORK/$model-$strategy-$seed.json"
+	local path="$WORK/$model-$strategy-$seed.json" space=""
+	[ "$SPACE" = full ] && space='"space": { "default": { "bits": [1, 2, 3, 4, 5, 6, 7, 8], "prune": [0, 0.25, 0.5], "prune_kind": ["unstructured", "structured"], "rank": [0.25, 0.5, 1] } },'
 	cat >"$path" <<EOF
 {
   "name": "$model-$strategy-$seed",
@@ -54,6 +64,7 @@ config() {
     "normalize": { "scale": 0.00392156862745098, "mean": [0.2860], "std": [0.3530] },
     "splits": { "seed": 1, "calibration": 500, "validation": $valid, "test": 1000 }
   },
+  $space
   "objectives": { "maximize": "accuracy", "minimize": ["size"] },
   "search": { "strategy": "$strategy", "seed": $seed }
 }
@@ -67,11 +78,24 @@ hv() {
 		python3 -c 'import json,sys; print("%.4f" % (100*json.load(sys.stdin)["hypervolume"]["ratio"]))'
 }
 
-echo "model,strategy,seed,hv_b1,hv_b2,seconds" >"$OUT.csv"
+# distinct DB STUDY -> "trials distinct_hashes distinct_metrics" (trials that
+# count: complete or failed, not lost)
+distinct() {
+	python3 - "$1" "$2" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+q = ("select count(*), count(distinct policy_sha256), "
+     "count(distinct accuracy || ' ' || size_bytes || ' ' || bops) "
+     "from trials t join studies s on s.id = t.study_id where s.name = ? and not t.lost")
+print(*db.execute(q, (sys.argv[2],)).fetchone())
+EOF
+}
+
+echo "model,strategy,seed,hv_b1,hv_b2,seconds,trials,distinct,distinct_metrics" >"$OUT.csv"
 {
 echo "# presso search benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, $WORKERS workers)"
 echo "# hypervolume of the accuracy x size front, % of the reference box;"
-echo "# mean (min..max) over seeds $SEEDS; validation split per model below"
+echo "# mean (min..max) over seeds $SEEDS; validation split per model below; space: $SPACE"
 } >"$OUT"
 
 for model in $MODELS; do
@@ -87,7 +111,8 @@ for model in $MODELS; do
 			a=$(hv "$db" "$study" "$B1")
 			b=$(hv "$db" "$study" "$B2")
 			secs=$(python3 -c "print('%.1f' % ($t1 - $t0))")
-			echo "$model,$strategy,$seed,$a,$b,$secs" | tee -a "$OUT.csv" >&2
+			read -r n nd nm < <(distinct "$db" "$study")
+			echo "$model,$strategy,$seed,$a,$b,$secs,$n,$nd,$nm" | tee -a "$OUT.csv" >&2
 		done
 	done
 done
@@ -113,6 +138,12 @@ for m in models:
             return f"{sum(v)/len(v):.2f} ({min(v):.2f}..{max(v):.2f})"
         secs = sum(float(r["seconds"]) for r in rs) / len(rs)
         print(f"| {s} | {stat('hv_b1')} | {stat('hv_b2')} | {secs:.0f} |")
+    rs = [r for r in rows if r["model"] == m]
+    n = sum(int(r["trials"]) for r in rs)
+    nd = sum(int(r["distinct"]) for r in rs)
+    nm = sum(int(r["distinct_metrics"]) for r in rs)
+    print(f"\ndistinct models among the trials: {nd} of {n} ({100*nd/n:.1f} %) by policy hash; "
+          f"{nm} ({100*nm/n:.1f} %) by (accuracy, size, BOPs)")
 EOF
 
 # --- speed: trials/min with 1 and 2 workers -------------------------------------
@@ -132,6 +163,7 @@ echo "## speed ($SPEED_MODEL, validation $(valid_for "$SPEED_MODEL") images, $SP
 echo
 python3 -c "r1, r2 = $r1, $r2; print(f'trials/min: 1 worker {r1:.1f}, 2 workers {r2:.1f}; parallel efficiency {100*r2/(2*r1):.0f} %')"
 if [ -x "$BUILD/bench_search" ]; then
-	"$BUILD/bench_search" "$(config "$SPEED_MODEL" hybrid 1)"
+	# the build/run split of bits-only trials (a full-space trial may fail by design)
+	"$BUILD/bench_search" "$(SPACE=bits config "$SPEED_MODEL" hybrid 1)"
 fi
 } | tee -a "$OUT"

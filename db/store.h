@@ -203,6 +203,9 @@ enum presso_status store_parse_objectives(const char *list, enum store_objective
 struct pareto_result {
 	struct store_trial *front;   /* sorted best-first by the first objective, then number */
 	int n_front;
+	int *n_same;                 /* [n_front] other trials with the same objective values,
+					collapsed into this one (the first of them) */
+	int n_collapsed;             /* their sum: trials left out of the front as duplicates */
 	int n_candidates;            /* complete trials that met the constraints */
 	bool has_hypervolume;        /* 1 to 3 objectives */
 	double hypervolume;          /* in the objectives' units (percent x bytes, ...) */
@@ -275,9 +278,13 @@ enum presso_status store_list_studies(struct store *st, struct study_summary **o
 /* --- trials --------------------------------------------------------------- */
 
 /* Starts a trial: state running, heartbeat now, number = the study's highest
- * number + 1 (so numbers have no gaps and never repeat). policy_hash may be
- * NULL (computed here); if given it must be the hash of the canonical text.
- * worker identifies the process/thread evaluating it (may be NULL). */
+ * number + 1 (so numbers have no gaps and never repeat). The policy is stored
+ * as its canonical text. policy_hash is the policy's identity in the study:
+ * NULL for the SHA-256 of that text; the search gives the SHA-256 of the
+ * canonical form of the model the policy makes (transform_canonical), so
+ * that two texts that make one model share it (64 lowercase hex digits, else
+ * PRESSO_E_RUNTIME). worker identifies the process/thread evaluating it (may
+ * be NULL). */
 enum presso_status store_begin_trial(struct store *st, int64_t study_id, const char *policy_json,
 				     const char *policy_hash, const char *worker,
 				     int64_t *number);
@@ -349,14 +356,18 @@ enum presso_status store_list_trials(struct store *st, int64_t study_id, bool co
  * (constraints from `where` applied first; trials missing an objective's
  * value are left out), and its hypervolume against the reference point
  * ref = (chance accuracy = 100 / n_classes, FP32 size, FP32 BOPs, FP32
- * latency) for the chosen objectives. Free with store_pareto_result_free(). */
+ * latency) for the chosen objectives. Trials with the same objective values
+ * are one point: the first (lowest number) stands for them, n_same says how
+ * many more there are. Free with store_pareto_result_free(). */
 enum presso_status store_pareto(struct store *st, int64_t study_id,
 				const enum store_objective *objs, int n_objs,
 				const struct expr *where, struct pareto_result *out);
 
 /* The complete trial a --pick chooses: best value of the metric among the
- * trials that meet its where clause, ties to the lowest number. *found false
- * if none matches. */
+ * trials that meet its where clause; ties go to the best by the other
+ * objectives in turn (accuracy, size, BOPs, latency: so the trial picked is
+ * dominated by none of those it tied with), then to the lowest number.
+ * *found false if none matches. */
 enum presso_status store_pick(struct store *st, int64_t study_id, const struct expr_pick *pick,
 			      int64_t *number, bool *found);
 

@@ -220,14 +220,19 @@ enum presso_status store_pick(struct store *st, int64_t study_id, const struct e
 	sqlite3_stmt *stmt = NULL, *q;
 	*found = false;
 	const char *col = expr_metric_name(pick->metric);
-	char prefix[256], suffix[128];
+	char prefix[256], suffix[256];
 	/* col is from expr's whitelist, never from the user's text */
 	snprintf(prefix, sizeof prefix,
 		 "SELECT trial FROM v_trials WHERE study_id = ?1 AND state = 'complete' AND "
 		 "%s IS NOT NULL",
 		 col);
-	snprintf(suffix, sizeof suffix, " ORDER BY %s %s, trial LIMIT 1", col,
-		 pick->maximize ? "DESC" : "ASC");
+	/* ties: the other objectives, each in its direction (the first of the
+	 * tied trials in this order is dominated by none of them), then the
+	 * lowest number; a missing latency counts as the worst */
+	snprintf(suffix, sizeof suffix,
+		 " ORDER BY %s %s, accuracy DESC, size_bytes ASC, bops ASC, latency_us IS NULL, "
+		 "latency_us ASC, trial LIMIT 1",
+		 col, pick->maximize ? "DESC" : "ASC");
 	enum presso_status s = prepare_with(st, prefix, pick->where, suffix, &stmt);
 	if (s != PRESSO_OK)
 		return s;
@@ -363,13 +368,15 @@ void store_pareto_result_free(struct pareto_result *r)
 	if (!r)
 		return;
 	store_trials_free(r->front, r->n_front);
+	free(r->n_same);
 	memset(r, 0, sizeof *r);
 }
 
 struct front_key {
 	double key; /* first objective, negated when maximised: ascending = best first */
 	int64_t number;
-	int index;
+	int index; /* into all[] */
+	int point; /* into pts */
 };
 
 static int by_front_key(const void *pa, const void *pb)
@@ -387,7 +394,7 @@ enum presso_status store_pareto(struct store *st, int64_t study_id,
 	struct store_trial *all = NULL;
 	int n_all = 0, n_pts = 0, n_front = 0;
 	double *pts = NULL;
-	int *which = NULL, *front = NULL;
+	int *which = NULL, *front = NULL, *kept_pt = NULL;
 	struct front_key *keys = NULL;
 	struct study_info info = {0};
 	enum pareto_dir dir[PARETO_MAX_OBJECTIVES];
@@ -468,23 +475,38 @@ enum presso_status store_pareto(struct store *st, int64_t study_id,
 	for (int j = 0; j < n_front; j++) {
 		double v = pts[front[j] * n_objs];
 		keys[j] = (struct front_key){dir[0] == PARETO_MAXIMIZE ? -v : v,
-					     all[which[front[j]]].number, which[front[j]]};
+					     all[which[front[j]]].number, which[front[j]], front[j]};
 	}
 	qsort(keys, (size_t)n_front, sizeof *keys, by_front_key);
 	out->front = malloc((size_t)(n_front ? n_front : 1) * sizeof *out->front);
-	if (!out->front) {
+	out->n_same = calloc((size_t)(n_front ? n_front : 1), sizeof *out->n_same);
+	kept_pt = malloc((size_t)(n_front ? n_front : 1) * sizeof *kept_pt);
+	if (!out->front || !out->n_same || !kept_pt) {
 		s = nomem(st);
 		goto fail;
 	}
+	/* identical points collapse into the first trial (lowest number: keys
+	 * with one value are in number order), which counts the others */
 	for (int j = 0; j < n_front; j++) {
-		out->front[j] = all[keys[j].index];
+		int same = -1;
+		for (int i = 0; i < out->n_front && same < 0; i++)
+			if (memcmp(&pts[keys[j].point * n_objs], &pts[kept_pt[i] * n_objs],
+				   (size_t)n_objs * sizeof *pts) == 0)
+				same = i;
+		if (same >= 0) {
+			out->n_same[same]++;
+			out->n_collapsed++;
+			continue;
+		}
+		kept_pt[out->n_front] = keys[j].point;
+		out->front[out->n_front++] = all[keys[j].index];
 		memset(&all[keys[j].index], 0, sizeof all[0]);
 	}
-	out->n_front = n_front;
 fail:
 	if (s != PRESSO_OK)
 		store_pareto_result_free(out);
 	store_trials_free(all, n_all);
+	free(kept_pt);
 	free(keys);
 	free(front);
 	free(which);

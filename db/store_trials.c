@@ -412,12 +412,18 @@ enum presso_status store_begin_trial(struct store *st, int64_t study_id, const c
 		return s;
 	if ((s = store_canonical_json(policy_json, &canonical, hash)) != PRESSO_OK)
 		return status_wrap(s, "%s: policy", st->path);
-	if (policy_hash && strcmp(policy_hash, hash) != 0) {
-		s = status_fail(PRESSO_E_RUNTIME,
-				"%s: policy hash %.16s... is not the sha256 of its canonical text "
-				"(%.16s...)",
-				st->path, policy_hash, hash);
-		goto fail;
+	if (policy_hash) {
+		/* the caller's identity of the policy (the search hashes the
+		 * canonical form of the model it makes): 64 lowercase hex digits */
+		size_t n = strspn(policy_hash, "0123456789abcdef");
+		if (n != SHA256_HEX_BYTES - 1 || policy_hash[n] != '\0') {
+			s = status_fail(PRESSO_E_RUNTIME,
+					"%s: policy hash '%.70s' is not a SHA-256 in hex (64 digits "
+					"0-9a-f)",
+					st->path, policy_hash);
+			goto fail;
+		}
+		memcpy(hash, policy_hash, SHA256_HEX_BYTES);
 	}
 	if ((s = tx_begin(st)) != PRESSO_OK)
 		goto fail;

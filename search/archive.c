@@ -206,6 +206,19 @@ static bool listed_before(const struct archive *a, int i, int j)
 	return x->number < y->number;
 }
 
+static bool same_point(const struct archive *a, int i, int j)
+{
+	return memcmp(a->pts[i].f, a->pts[j].f, sizeof a->pts[i].f[0] * (size_t)a->sp->n_obj) == 0;
+}
+
+int archive_n_same(const struct archive *a, int i)
+{
+	int n = 0;
+	for (int j = 0; j < a->n; j++)
+		n += j != i && a->pts[j].violation == 0 && same_point(a, i, j);
+	return n;
+}
+
 /* The feasible points: their indices and z rows. */
 static enum presso_status feasible_points(const struct archive *a, int **idx, double **pts,
 					  int *n)
@@ -256,6 +269,16 @@ enum presso_status archive_front(const struct archive *a, int **front, int *n_fr
 			pos[j] = pos[j - 1];
 			pos[j - 1] = t;
 		}
+	/* identical points: the first in that order (the lowest number) stays */
+	int kept = 0;
+	for (int i = 0; i < nf; i++) {
+		bool twin = false;
+		for (int j = 0; j < kept && !twin; j++)
+			twin = same_point(a, pos[i], pos[j]);
+		if (!twin)
+			pos[kept++] = pos[i];
+	}
+	nf = kept;
 	*front = pos;
 	*n_front = nf;
 	pos = NULL;
@@ -295,6 +318,9 @@ static bool better(const struct archive *a, int i, int j, bool cheapest)
 		return cheapest ? xc < yc : xa < ya;
 	if (cheapest ? xa != ya : xc != yc)
 		return cheapest ? xa < ya : xc < yc;
+	for (int k = 2; k < a->sp->n_obj; k++) /* a dominated tie never wins */
+		if (x->z[k] != y->z[k])
+			return x->z[k] < y->z[k];
 	return x->number < y->number;
 }
 

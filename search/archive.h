@@ -75,8 +75,14 @@ int archive_find(const struct archive *a, int64_t number);
 const uint8_t *archive_genome(const struct archive *a, int i);
 
 /* The front: indices into *front (malloc'd, caller frees), best first by the
- * first objective (accuracy), ties to the lower trial number. */
+ * first objective (accuracy), ties to the lower trial number. Trials with the
+ * same objective values are one point: only the first (lowest number) is
+ * listed (archive_n_same counts the others), so the re-check on the test
+ * split evaluates each point once. */
 enum presso_status archive_front(const struct archive *a, int **front, int *n_front);
+
+/* Feasible trials other than i with the same objective values as i. */
+int archive_n_same(const struct archive *a, int i);
 
 /* Hypervolume of the feasible points against the reference point, and its
  * fraction of the reference box. 0 when nothing is feasible. */
@@ -85,7 +91,10 @@ enum presso_status archive_hypervolume(const struct archive *a, double *volume, 
 /* The best feasible trial: with an accuracy bound, the cheapest by the second
  * objective; with only cost bounds, the most accurate; with no constraint, the
  * cheapest within STORE_NEAR_FP32_POINTS of FP32 (else the most accurate).
- * -1 when nothing is feasible. */
+ * Ties go to the better by the other objective of those two, then by the
+ * remaining objectives in order (so the best is dominated by none of the
+ * trials it tied with), then to the lowest number. -1 when nothing is
+ * feasible. */
 int archive_best(const struct archive *a);
 
 #endif

@@ -84,6 +84,7 @@
 #include "search/seen.h"
 #include "search/strategy.h"
 #include "train/train_config.h"
+#include "transform/transform.h"
 
 #define STATE_RNG "rng"
 #define STATE_POPULATION "population"
@@ -153,6 +154,7 @@ struct driver {
 	struct rng rng;
 	struct latency_lut *lut;
 	struct policy *claim_policy; /* scratch for claims (driver thread) */
+	struct policy *canon_policy; /* scratch for model_hash (driver thread) */
 	struct layer_choice *choices; /* scratch for commits (under the lock) */
 	struct pool *pool;          /* the workers (evaluators/pool.h) */
 	int workers, batch;         /* workers: the pool's, in all */
@@ -214,18 +216,64 @@ static void batch_error(struct driver *d, enum presso_status s)
 	atomic_store(&d->abort, 1);
 }
 
-/* Canonical JSON and hash of the policy a genome encodes (p: scratch). */
+/* The identity of the model a policy makes: the hash of its canonical form
+ * (transform_canonical: fields that change nothing take one value), so that
+ * two policies that make the same model are one trial. */
+static enum presso_status model_hash(const struct driver *d, const struct policy *p,
+				     char hash[SHA256_HEX_BYTES])
+{
+	struct policy *c = d->canon_policy;
+	PRESSO_CHECK(c->n_layers == p->n_layers);
+	memcpy(c->layers, p->layers, sizeof *c->layers * (size_t)p->n_layers);
+	enum presso_status s = transform_canonical(d->ctx->g, c);
+	if (s != PRESSO_OK)
+		return s;
+	char *text = policy_to_json(c, d->ctx->layers);
+	if (!text)
+		return nomem();
+	s = store_canonical_json(text, NULL, hash);
+	free(text);
+	return s;
+}
+
+/* The policy a genome encodes (into p: scratch), its JSON as the store keeps
+ * it (json may be NULL: not wanted) and the hash of its model (model_hash). */
 static enum presso_status policy_identity(const struct driver *d, const uint8_t *g,
 					  struct policy *p, char **json,
 					  char hash[SHA256_HEX_BYTES])
 {
 	space_genome_to_policy(d->sp, g, p);
+	enum presso_status s = model_hash(d, p, hash);
+	if (s != PRESSO_OK || !json)
+		return s;
 	char *text = policy_to_json(p, d->ctx->layers);
 	if (!text)
 		return nomem();
-	enum presso_status s = store_canonical_json(text, json, hash);
+	char ignored[SHA256_HEX_BYTES];
+	s = store_canonical_json(text, json, ignored);
 	free(text);
 	return s;
+}
+
+/* The model hash of a stored policy text, so that a study an older presso
+ * ran (its trials hashed as written) resumes with the same identities as a
+ * new one: *hash keeps `stored` if the text is not a policy of this model.
+ * Fails only when out of memory. */
+static enum presso_status stored_identity(const struct driver *d, const char *json,
+					  const char *stored, char hash[SHA256_HEX_BYTES])
+{
+	struct policy *p = NULL;
+	enum presso_status s = policy_parse(json, "a stored policy", d->ctx->layers,
+					    d->ctx->n_layers, &p);
+	if (s == PRESSO_OK)
+		s = model_hash(d, p, hash);
+	policy_free(p);
+	if (s == PRESSO_E_NOMEM)
+		return s;
+	if (s != PRESSO_OK)
+		snprintf(hash, SHA256_HEX_BYTES, "%s", stored);
+	status_clear();
+	return PRESSO_OK;
 }
 
 /* strategy_claim_fn: new to the study -> remembered and true. */
@@ -570,8 +618,11 @@ static enum presso_status restore_batch(struct driver *d, const char *text,
 	int kept = 0;
 	for (int j = 0; j < *n_lost && s == PRESSO_OK; j++) {
 		bool member = false;
+		char id[SHA256_HEX_BYTES];
+		if ((s = stored_identity(d, lost[j].policy_json, lost[j].policy_sha256, id)))
+			break;
 		for (int i = 0; i < n && !member; i++)
-			member = strcmp(lost[j].policy_sha256, hash[i]) == 0;
+			member = strcmp(id, hash[i]) == 0;
 		if (!member) {
 			struct store_policy keep = lost[kept];
 			lost[kept++] = lost[j];
@@ -592,9 +643,8 @@ static enum presso_status restore(struct driver *d)
 	uint8_t *g = malloc(gb);
 	struct store_trial *t = NULL;
 	struct store_policy *lost = NULL;
-	char(*hashes)[SHA256_HEX_BYTES] = NULL;
 	void *rng_text = NULL, *pop_text = NULL, *bandit_text = NULL, *batch_text = NULL;
-	int n_t = 0, n_lost = 0, n_lost_all = 0, n_marked = 0, n_hashes = 0;
+	int n_t = 0, n_lost = 0, n_lost_all = 0, n_marked = 0;
 	size_t nb;
 	bool found_rng = false, found_pop = false, found_bandit = false, found_batch = false;
 	if (!g)
@@ -606,13 +656,13 @@ static enum presso_status restore(struct driver *d)
 		fprintf(d->log, "presso: %d trial%s left running by an earlier run marked lost\n",
 			n_marked, n_marked == 1 ? "" : "s");
 	/* the archive: every complete trial */
-	if ((s = store_list_trials(d->st, d->study_id, true, NULL, &t, &n_t)) != PRESSO_OK)
+	if ((s = store_list_trials(d->st, d->study_id, false, NULL, &t, &n_t)) != PRESSO_OK)
 		goto done;
 	for (int i = 0; i < n_t; i++) {
 		char where[64];
 		int idx = -1;
-		if (t[i].parent_trial)
-			continue; /* a fine-tuned row: not the search's own */
+		if (t[i].state != TRIAL_COMPLETE || t[i].parent_trial)
+			continue; /* a fine-tuned trial is not the search's own */
 		snprintf(where, sizeof where, "trial %lld", (long long)t[i].number);
 		bool in_space;
 		if ((s = genome_of(d, t[i].policy_json, where, g, &in_space)) != PRESSO_OK)
@@ -624,10 +674,16 @@ static enum presso_status restore(struct driver *d)
 			goto done;
 		d->a.pts[idx].m.latency_us = t[i].metrics.latency_us; /* as measured, if it was */
 	}
-	if ((s = store_policy_hashes(d->st, d->study_id, &hashes, &n_hashes)) != PRESSO_OK)
-		goto done;
-	for (int i = 0; i < n_hashes && s == PRESSO_OK; i++)
-		s = seen_add(d->seen, hashes[i], NULL);
+	/* the seen set: every trial that counts (not lost), by the hash of its
+	 * model - recomputed, as a study an older presso ran hashed its policies
+	 * as written (two trials of such a study may be one model: both stay) */
+	for (int i = 0; i < n_t && s == PRESSO_OK; i++) {
+		char id[SHA256_HEX_BYTES];
+		if (t[i].lost || t[i].parent_trial)
+			continue;
+		if ((s = stored_identity(d, t[i].policy_json, t[i].policy_sha256, id)) == PRESSO_OK)
+			s = seen_add(d->seen, id, NULL);
+	}
 	if (s != PRESSO_OK)
 		goto done;
 	/* RNG, strategy and the batch drawn last */
@@ -688,7 +744,6 @@ done:
 	free(pop_text);
 	free(bandit_text);
 	free(batch_text);
-	free(hashes);
 	store_trials_free(t, n_t);
 	store_policies_free(lost, n_lost_all);
 	return s;
@@ -1262,7 +1317,7 @@ static enum presso_status finetune_front(struct driver *d, const int *front, int
 static struct driver_trial trial_of(const struct driver *d, int idx)
 {
 	const struct archive_point *p = &d->a.pts[idx];
-	struct driver_trial t = {p->number, p->m, NAN};
+	struct driver_trial t = {p->number, p->m, archive_n_same(&d->a, idx), NAN};
 	if (d->lut) {
 		struct layer_policy lp = policy_default_layer();
 		struct policy *pol = NULL;
@@ -1303,12 +1358,16 @@ static enum presso_status finish(struct driver *d)
 		r->front = malloc(sizeof *r->front * (size_t)n_front);
 		if (!r->front)
 			s = nomem();
-		for (int i = 0; s == PRESSO_OK && i < n_front; i++)
+		for (int i = 0; s == PRESSO_OK && i < n_front; i++) {
 			r->front[i] = trial_of(d, front[i]);
+			r->n_front_same += r->front[i].n_same;
+		}
 		if (s == PRESSO_OK)
 			r->n_front = n_front;
 	}
 	const struct space_constraints *c = &d->sp->con;
+	r->constrained = !isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop) ||
+			 !isnan(c->max_size_bytes) || !isnan(c->max_latency_us);
 	if (!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop))
 		r->best_rule = "the cheapest that meets the constraints";
 	else if (!isnan(c->max_size_bytes) || !isnan(c->max_latency_us))
@@ -1334,6 +1393,7 @@ static void driver_free(struct driver *d)
 	free(d->requeue);
 	free(d->choices);
 	policy_free(d->claim_policy);
+	policy_free(d->canon_policy);
 	latency_lut_free(d->lut);
 	seen_free(d->seen);
 	strategy_free(d->strat);
@@ -1351,7 +1411,8 @@ static enum presso_status search(struct driver *d)
 	struct layer_policy lp = policy_default_layer();
 	if ((s = archive_init(&d->a, d->sp, &r->base)) ||
 	    (s = strategy_create(d->sp, &d->a, &d->strat)) || (s = seen_create(&d->seen)) ||
-	    (s = policy_uniform(&lp, d->ctx->n_layers, &d->claim_policy)))
+	    (s = policy_uniform(&lp, d->ctx->n_layers, &d->claim_policy)) ||
+	    (s = policy_uniform(&lp, d->ctx->n_layers, &d->canon_policy)))
 		return s;
 	d->choices = malloc(sizeof *d->choices * (size_t)d->ctx->n_layers);
 	if (!d->choices)

@@ -65,6 +65,7 @@ const char *driver_end_str(enum driver_end e);
 struct driver_trial {
 	int64_t number;
 	struct trial_metrics m;    /* test_accuracy / latency_us as re-checked */
+	int n_same;                /* other trials with the same objective values (not listed) */
 	double latency_estimate_us; /* from the latency table, NAN without one */
 };
 
@@ -85,8 +86,10 @@ struct driver_result {
 	double seconds;                /* wall time of this run's search loop */
 	double eval_seconds;           /* summed wall time inside trial_evaluate */
 	double driver_cpu_s;           /* CPU time of the driver's own thread in the loop */
-	struct driver_trial *front;    /* best first by accuracy */
+	struct driver_trial *front;    /* best first by accuracy; identical points once */
 	int n_front;
+	int n_front_same;              /* trials left out of front[] as duplicates of a member */
+	bool constrained;              /* the front is of the trials meeting the constraints */
 	bool front_rechecked;          /* test accuracy and latency measured */
 	double hypervolume, hv_ratio;
 	bool has_best;

@@ -148,6 +148,8 @@ Test(cli_store, studies_table)
 	cr_assert_eq(failed, 1);
 	cr_assert(strstr(line, "91.00 (#4)") && strstr(line, "(#7)"), "%s", line);
 	cr_assert(strstr(out, "\nempty "), "%s", out);
+	cr_assert(strstr(out, "front (all)") && strstr(out, "constraints not applied"),
+		  "the front column says it is of every trial: %s", out);
 	/* columns line up: every row has "running" values in the same column */
 	const char *head = strstr(out, "study");
 	cr_assert_not_null(head);

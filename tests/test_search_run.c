@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/sha256.h"
 #include "tests/fixtures.h"
 
 static char *dir;
@@ -316,4 +317,100 @@ Test(search_run, latency_table, .init = setup, .fini = teardown)
 	cr_assert_eq(count(db, "select count(*) from search_state where key = 'latency_lut'"), 1);
 	cr_assert_eq(count(db, "select count(*) from trials where latency_us is null"), 0,
 		     "every trial has its latency (estimated, or measured for the front)");
+}
+
+Test(search_run, every_trial_a_new_model, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	/* 2^15 genomes but 32 models: prune_kind does nothing without pruning,
+	 * and a rank of 0.95 is left at full on every LeNet layer (r (m + k) >= m k) */
+	const char *cfg = config("canon", "\"space\": {\"default\": {\"bits\": [4, 8], "
+					  "\"bias_correction\": [false], \"prune\": [0], "
+					  "\"prune_kind\": [\"unstructured\", \"structured\"], "
+					  "\"rank\": [0.95, 1]}}, "
+					  "\"search\": {\"population\": 8, \"seed\": 3}");
+	const char *db = path("runs.db");
+	char *out, *err;
+	cr_assert_eq(search(cfg, db, "--workers 2 --max-trials 40", &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "every policy of the space has been evaluated"), "%s", out);
+	free(out);
+	free(err);
+	/* the models by their weight bits: each once, all 32 */
+	const char *models = "select count(distinct b) from (select group_concat(bits, ',') "
+			     "as b from (select trial_id, bits from trial_layers order by "
+			     "trial_id, idx) group by trial_id)";
+	cr_assert_eq(count(db, "select count(*) from trials"), 32);
+	cr_assert_eq(count(db, models), 32);
+	cr_assert_eq(count(db, "select count(distinct policy_sha256) from trials"), 32);
+	/* ... and the redundant fields did vary: the hash is not the text's */
+	cr_assert_gt(count(db, "select count(*) from trials where policy_json like '%structured%' "
+			       "or policy_json like '%0.95%'"),
+		     0);
+}
+
+/* Gives every trial the hash an older presso stored: the SHA-256 of its
+ * policy text as written, not of the model it makes. */
+static void hash_as_written(const char *db)
+{
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+	sqlite3_stmt *q, *u;
+	cr_assert_eq(sqlite3_prepare_v2(h, "select id, policy_json from trials", -1, &q, NULL),
+		     SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(h, "update trials set policy_sha256 = ? where id = ?", -1,
+					&u, NULL),
+		     SQLITE_OK);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *json = (const char *)sqlite3_column_text(q, 1);
+		char hex[SHA256_HEX_BYTES];
+		sha256_hex(json, strlen(json), hex);
+		sqlite3_bind_text(u, 1, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(u, 2, sqlite3_column_int64(q, 0));
+		cr_assert_eq(sqlite3_step(u), SQLITE_DONE);
+		sqlite3_reset(u);
+	}
+	sqlite3_finalize(q);
+	sqlite3_finalize(u);
+	sqlite3_close(h);
+}
+
+Test(search_run, a_study_hashed_as_written_resumes_as_it_was, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	const char *cfg = config("old", "\"space\": {\"default\": {\"bits\": [2, 4, 8], "
+					"\"bias_correction\": [false], \"prune\": [0], "
+					"\"prune_kind\": [\"unstructured\", \"structured\"], "
+					"\"rank\": [0.95, 1]}}, "
+					"\"search\": {\"population\": 6, \"seed\": 4}");
+	const char *whole = path("whole.db"), *parts = path("parts.db");
+	char *out, *err;
+	cr_assert_eq(search(cfg, whole, "--workers 2 --max-trials 24", &out, &err), 0, "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(search(cfg, parts, "--workers 2 --max-trials 12", &out, &err), 0, "%s", err);
+	free(out);
+	free(err);
+	char *before = rows(parts, "select policy_sha256 from trials order by number");
+	hash_as_written(parts);
+	char *after = rows(parts, "select policy_sha256 from trials order by number");
+	cr_assert_str_neq(before, after, "some policies were written other than canonically");
+	free(before);
+	free(after);
+	cr_assert_eq(search(cfg, parts, "--workers 2 --max-trials 24 --resume", &out, &err), 0,
+		     "%s", err);
+	free(out);
+	free(err);
+	/* the same policies in the same order as a study run by this presso
+	 * alone: none of the old trials' models evaluated again */
+	const char *texts = "select number, policy_json from trials order by number";
+	char *a = rows(whole, texts), *b = rows(parts, texts);
+	cr_assert_str_eq(b, a);
+	free(a);
+	free(b);
+	const char *models = "select count(distinct b) from (select group_concat(bits, ',') "
+			     "as b from (select trial_id, bits from trial_layers order by "
+			     "trial_id, idx) group by trial_id)";
+	cr_assert_eq(count(parts, models), 24);
 }

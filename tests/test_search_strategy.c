@@ -583,6 +583,33 @@ Test(archive, gain_front_and_best)
 	space_free(sp);
 }
 
+Test(archive, identical_points_once_and_dominated_ties_lose)
+{
+	struct space *sp = make_space("{\"objectives\": {\"minimize\": [\"size\", \"bops\"]}, "
+				      "\"constraints\": {\"max_accuracy_drop\": 5}}");
+	struct archive a;
+	cr_assert_eq(archive_init(&a, sp, &base), PRESSO_OK);
+	uint8_t g[N_LAYERS * KNOB_COUNT] = {0};
+	struct trial_metrics m = point(88, 30000), worse_bops = point(88, 30000);
+	worse_bops.bops = 2e6;
+	cr_assert_eq(archive_add(&a, 1, g, &worse_bops, NULL), PRESSO_OK);
+	cr_assert_eq(archive_add(&a, 2, g, &m, NULL), PRESSO_OK);
+	cr_assert_eq(archive_add(&a, 3, g, &m, NULL), PRESSO_OK);
+	cr_assert_eq(archive_add(&a, 4, g, &m, NULL), PRESSO_OK);
+	/* 2, 3 and 4 are one point: listed (and re-checked) once, as 2 */
+	int *front, n_front;
+	cr_assert_eq(archive_front(&a, &front, &n_front), PRESSO_OK);
+	cr_assert_eq(n_front, 1);
+	cr_assert_eq(a.pts[front[0]].number, 2);
+	cr_assert_eq(archive_n_same(&a, front[0]), 2);
+	free(front);
+	/* the cheapest within the drop: 1 and 2 tie on size and accuracy, and 1
+	 * is dominated on BOPs: 2, although 1 has the lower number */
+	cr_assert_eq(a.pts[archive_best(&a)].number, 2);
+	archive_free(&a);
+	space_free(sp);
+}
+
 Test(evolution, selection_keeps_the_front_and_prefers_feasible)
 {
 	struct space *sp = make_space("{\"constraints\": {\"max_size_bytes\": 200000}}");

@@ -708,14 +708,31 @@ Test(store, policies_are_stored_canonically)
 	cr_assert_eq(t->state, TRIAL_RUNNING);
 	cr_assert(isnan(t->ended_at));
 	store_trials_free(t, 1);
-	cr_assert_eq(store_begin_trial(st, id, pretty, SHA_B, NULL, &n), PRESSO_E_RUNTIME,
-		     "a hash that is not the policy's");
+	/* a given hash is the caller's identity of the policy (the search's is
+	 * the hash of the model it makes): kept, if it is a SHA-256 in hex */
+	cr_assert_eq(store_begin_trial(st, id, pretty, SHA_B, NULL, &n), PRESSO_OK, "%s",
+		     status_msg());
+	cr_assert_eq(store_get_trial(st, id, n, &t), PRESSO_OK);
+	cr_assert_str_eq(t->policy_sha256, SHA_B);
+	cr_assert_str_eq(t->policy_json, "{\"default\":{\"bits\":4},\"layers\":{}}");
+	store_trials_free(t, 1);
+	bool found;
+	cr_assert_eq(store_has_policy(st, id, SHA_B, &found), PRESSO_OK);
+	cr_assert(found);
+	static const char *const bad[] = {"abc", SHA_B "0",
+		"ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "",
+		"g000000000000000000000000000000000000000000000000000000000000000"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_assert_eq(store_begin_trial(st, id, pretty, bad[i], NULL, &n), PRESSO_E_RUNTIME,
+			     "'%s' is not a hash", bad[i]);
+		cr_assert(strstr(status_msg(), "policy hash '"), "names it: %s", status_msg());
+	}
 	cr_assert_eq(store_begin_trial(st, id, "{\"default\": ", NULL, NULL, &n), PRESSO_E_CONFIG);
 	cr_assert_eq(store_begin_trial(st, id + 100, pretty, NULL, NULL, &n), PRESSO_E_RUNTIME);
 	cr_assert(strstr(status_msg(), "no study with id"), "%s", status_msg());
 	struct resume_info ri;
 	cr_assert_eq(store_resume_info(st, id, &ri), PRESSO_OK);
-	cr_assert_eq(ri.next_number, 2, "failed begins took no number");
+	cr_assert_eq(ri.next_number, 3, "failed begins took no number");
 	store_close(st);
 }
 
@@ -846,16 +863,20 @@ Test(store, pareto_pick_and_where)
 	add_trial(st, id, 2, 85.0, 20000); /* 3: front */
 	add_trial(st, id, 3, 91.0, 90000); /* 4: front, best accuracy */
 	add_trial(st, id, 4, 89.2, 25000); /* 5: front */
-	add_trial(st, id, 5, 85.0, 20000); /* 6: equal to 3: also on the front */
+	add_trial(st, id, 5, 85.0, 20000); /* 6: equal to 3: collapsed into it */
 	const enum store_objective objs[2] = {OBJ_ACCURACY, OBJ_SIZE};
 	struct pareto_result r;
 	cr_assert_eq(store_pareto(st, id, objs, 2, NULL, &r), PRESSO_OK, "%s", status_msg());
 	cr_assert_eq(r.n_candidates, 6);
-	cr_assert_eq(r.n_front, 5);
-	const int64_t order[5] = {4, 1, 5, 3, 6};
-	for (int i = 0; i < 5; i++)
+	cr_assert_eq(r.n_front, 4);
+	const int64_t order[4] = {4, 1, 5, 3};
+	const int same[4] = {0, 0, 0, 1};
+	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(r.front[i].number, order[i], "front[%d] is trial %lld", i,
 			     (long long)r.front[i].number);
+		cr_assert_eq(r.n_same[i], same[i], "trial %lld", (long long)order[i]);
+	}
+	cr_assert_eq(r.n_collapsed, 1);
 	cr_assert(r.has_hypervolume);
 	cr_assert_float_eq(r.ref[0], 10.0, 0);
 	cr_assert_float_eq(r.ref[1], 100000.0, 0);
@@ -869,7 +890,7 @@ Test(store, pareto_pick_and_where)
 	cr_assert_eq(expr_parse("size_kb <= 35", "--where", &e), PRESSO_OK);
 	cr_assert_eq(store_pareto(st, id, objs, 2, e, &r), PRESSO_OK);
 	cr_assert_eq(r.n_candidates, 4);
-	cr_assert_eq(r.n_front, 4, "1, 5, 3 and 6; 4 is too big");
+	cr_assert_eq(r.n_front, 3, "1, 5, and 3 for itself and 6; 4 is too big");
 	cr_assert_eq(r.front[0].number, 1);
 	store_pareto_result_free(&r);
 	expr_free(e);
@@ -901,7 +922,7 @@ Test(store, pareto_pick_and_where)
 	const enum store_objective three[3] = {OBJ_ACCURACY, OBJ_SIZE, OBJ_LATENCY};
 	cr_assert_eq(store_pareto(st, id, three, 3, NULL, &r), PRESSO_OK);
 	cr_assert(r.has_hypervolume);
-	cr_assert_eq(r.n_front, 5);
+	cr_assert_eq(r.n_front, 4);
 	store_pareto_result_free(&r);
 	/* pick */
 	struct expr_pick pk;
@@ -924,6 +945,14 @@ Test(store, pareto_pick_and_where)
 	cr_assert_eq(expr_parse_pick("max test_accuracy", "--pick", &pk), PRESSO_OK);
 	cr_assert_eq(store_pick(st, id, &pk, &num, &found), PRESSO_OK);
 	cr_assert(!found, "no trial has a test accuracy");
+	expr_pick_free(&pk);
+	/* a later trial as small as 5 but more accurate: the tie goes to the
+	 * other objective before the number (5 is dominated by 7) */
+	add_trial(st, id, 6, 89.4, 25000); /* 7 */
+	cr_assert_eq(expr_parse_pick("min size_kb where accuracy_drop <= 1", "--pick", &pk),
+		     PRESSO_OK);
+	cr_assert_eq(store_pick(st, id, &pk, &num, &found), PRESSO_OK);
+	cr_assert_eq(num, 7, "picked %lld, dominated by 7", (long long)num);
 	expr_pick_free(&pk);
 	store_close(st);
 }

@@ -731,3 +731,132 @@ Test(transform, structured_pruning_stops_at_a_squeeze_excite_gate)
 	graph_free(g);
 	mb_free(&b);
 }
+
+/* --- the canonical form --------------------------------------------------------- */
+
+/* transform_canonical of p (a copy; free it). */
+static struct policy *canonical(const struct graph *g, const struct policy *p)
+{
+	struct policy *c;
+	cr_assert_eq(policy_copy(p, &c), PRESSO_OK);
+	cr_assert_eq(transform_canonical(g, c), PRESSO_OK, "%s", status_msg());
+	return c;
+}
+
+static bool same_policy(const struct policy *a, const struct policy *b)
+{
+	if (a->n_layers != b->n_layers)
+		return false;
+	for (int i = 0; i < a->n_layers; i++) {
+		const struct layer_policy *x = &a->layers[i], *y = &b->layers[i];
+		if (x->bits != y->bits || x->act_bits != y->act_bits ||
+		    x->bias_correction != y->bias_correction || x->prune != y->prune ||
+		    x->prune_kind != y->prune_kind || x->rank != y->rank)
+			return false;
+	}
+	return true;
+}
+
+/* Parameters of the model p makes (transform_apply must accept it). */
+static int64_t params_of(const struct graph *g, const struct policy *p)
+{
+	struct transform_result tr;
+	cr_assert_eq(transform_apply(g, p, &tr), PRESSO_OK, "%s", status_msg());
+	int64_t n = tr.after_lowrank.params;
+	transform_result_free(&tr);
+	return n;
+}
+
+Test(transform, canonical_form_merges_fields_that_change_nothing)
+{
+	struct graph *g = load("models/lenet.onnx");
+	int conv1 = layer_named(g, "/conv1/Conv", NULL); /* 6 x 25 */
+	int conv2 = layer_named(g, "/conv2/Conv", NULL); /* 16 x 150 */
+	int fc1 = layer_named(g, "/fc1/Gemm", NULL);     /* 120 x 400 */
+	int fc2 = layer_named(g, "/fc2/Gemm", NULL);     /* 84 x 120 */
+	struct policy *id = identity_policy(g), *v = identity_policy(g);
+	/* prune_kind without pruning; the full rank given as an integer; a rank
+	 * the transform leaves at full (5 x (6 + 25) >= 6 x 25) */
+	v->layers[conv1].prune_kind = PRUNE_STRUCTURED;
+	v->layers[conv2].rank = 16;
+	v->layers[conv1].rank = 0.9;
+	struct policy *a = canonical(g, id), *b = canonical(g, v);
+	cr_assert(same_policy(a, id), "the identity is canonical");
+	cr_assert(same_policy(a, b), "the variants are the identity");
+	cr_assert_eq(params_of(g, v), params_of(g, id), "and make the same model");
+	policy_free(b);
+	/* fractions that give the same integer rank: 0.1 and 0.102 of 120 are 12 */
+	v->layers[fc1].rank = 0.1;
+	struct policy *w = identity_policy(g);
+	w->layers[fc1].rank = 0.102;
+	w->layers[conv2].rank = 1.0;
+	b = canonical(g, v);
+	struct policy *c = canonical(g, w);
+	cr_assert(same_policy(b, c));
+	cr_assert_eq(b->layers[fc1].rank, 12, "the canonical rank is the integer: %g",
+		     b->layers[fc1].rank);
+	cr_assert_eq(params_of(g, v), params_of(g, w));
+	cr_assert_eq(params_of(g, b), params_of(g, v), "the canonical policy makes that model");
+	policy_free(b);
+	policy_free(c);
+	/* a rank of 1 is kept as a fraction that gives 1 */
+	w->layers[fc1].rank = 0.001;
+	c = canonical(g, w);
+	cr_assert_eq(c->layers[fc1].rank, 1.0 / 120);
+	cr_assert_eq(params_of(g, c), params_of(g, w));
+	policy_free(c);
+	/* the rank counts against the layer as structured pruning leaves it: half
+	 * of fc2's 84 outputs go, so half of full rank is 21 */
+	policy_free(v);
+	v = identity_policy(g);
+	v->layers[fc2].prune = 0.5;
+	v->layers[fc2].prune_kind = PRUNE_STRUCTURED;
+	v->layers[fc2].rank = 0.5;
+	b = canonical(g, v);
+	cr_assert_eq(b->layers[fc2].rank, 21, "%g", b->layers[fc2].rank);
+	cr_assert_eq(params_of(g, b), params_of(g, v));
+	policy_free(b);
+	/* what makes a policy fail is kept: 50 is above the pruned full rank 42 */
+	v->layers[fc2].rank = 50;
+	b = canonical(g, v);
+	cr_assert_eq(b->layers[fc2].rank, 50);
+	policy_free(b);
+	/* bits and bias correction change the quantized weights: kept */
+	v->layers[fc2].rank = 1.0;
+	v->layers[conv2].bits = 3;
+	v->layers[conv2].bias_correction = true;
+	b = canonical(g, v);
+	cr_assert(same_policy(b, v), "a canonical policy is its own canonical form");
+	policy_free(b);
+	policy_free(a);
+	policy_free(w);
+	policy_free(v);
+	policy_free(id);
+	graph_free(g);
+}
+
+Test(transform, canonical_act_bits_of_layers_reading_one_tensor)
+{
+	/* ResNet's layers.2 conv1 and its downsampling conv read the same tensor,
+	 * which is quantized at the larger of their act_bits */
+	struct graph *g = load("models/resnet.onnx");
+	int c1 = layer_named(g, "/layers/layers.2/conv1/Conv", NULL);
+	int down = layer_named(g, "/layers/layers.2/down/down.0/Conv", NULL);
+	int c2 = layer_named(g, "/layers/layers.2/conv2/Conv", NULL);
+	struct policy *v = identity_policy(g);
+	v->layers[c1].act_bits = 4;
+	v->layers[c2].act_bits = 4; /* the only reader of its input */
+	struct policy *b = canonical(g, v);
+	cr_assert_eq(b->layers[c1].act_bits, 8, "the tensor is read at 8 bits by the down conv");
+	cr_assert_eq(b->layers[down].act_bits, 8);
+	cr_assert_eq(b->layers[c2].act_bits, 4);
+	policy_free(b);
+	/* a factorised layer's own act_bits also sets its middle tensor's: kept */
+	v->layers[c1].rank = 0.25;
+	b = canonical(g, v);
+	cr_assert_eq(b->layers[c1].act_bits, 4);
+	cr_assert_eq(b->layers[c1].rank, 8, "a quarter of full rank 32: %g", b->layers[c1].rank);
+	policy_free(b);
+	policy_free(v);
+	graph_free(g);
+}

@@ -108,8 +108,12 @@ static int print_table(const struct study_info *info, const enum store_objective
 	const struct baseline *b = &info->baseline;
 	char ob[160];
 	objectives_text(objs, n_objs, ob, sizeof ob);
-	printf("study %s: %d on the front of %d complete trials%s%s%s\n", info->name, r->n_front,
+	printf("study %s: %d on the front of %d complete trials%s%s%s", info->name, r->n_front,
 	       r->n_candidates, where ? " meeting '" : "", where ? where : "", where ? "'" : "");
+	if (r->n_collapsed)
+		printf(" (%d more with the same objective values as a member: not listed again)",
+		       r->n_collapsed);
+	printf("\n");
 	printf("objectives: %s\n", ob);
 	printf("FP32: accuracy %.2f %%, %.1f KB, %.4g BOPs", b->accuracy,
 	       (double)b->size_bytes / 1024.0, b->bops);
@@ -150,6 +154,11 @@ static int print_table(const struct study_info *info, const enum store_objective
 		       "(search.finetune_front or presso finetune --db); presso export --trial N "
 		       "-o FILE.presso writes %s tuned weights\n",
 		       n_tuned == 1 ? "a trial" : "trials", n_tuned == 1 ? "its" : "their");
+	for (int i = 0; i < r->n_front; i++)
+		if (r->n_same[i])
+			printf("%strial %lld stands for %d more trial%s with the same values\n",
+			       i == 0 || !r->n_same[i - 1] ? "\n" : "", (long long)r->front[i].number,
+			       r->n_same[i], r->n_same[i] == 1 ? "" : "s");
 	if (r->has_hypervolume) {
 		printf("\nhypervolume: %.4f of the box from the reference point (", r->hypervolume_ratio);
 		for (int k = 0; k < n_objs; k++)
@@ -215,6 +224,7 @@ static int print_json(const struct study_info *info, const enum store_objective 
 	add_num(fp, "latency_us", b->latency_us);
 	cJSON_AddNumberToObject(fp, "n_classes", b->n_classes);
 	cJSON_AddNumberToObject(root, "candidates", r->n_candidates);
+	cJSON_AddNumberToObject(root, "collapsed", r->n_collapsed);
 	if (r->has_hypervolume) {
 		cJSON *hv = cJSON_AddObjectToObject(root, "hypervolume");
 		cJSON_AddNumberToObject(hv, "value", r->hypervolume);
@@ -239,6 +249,7 @@ static int print_json(const struct study_info *info, const enum store_objective 
 		add_num(o, "test_accuracy", t->metrics.test_accuracy);
 		cJSON_AddNumberToObject(o, "size_bytes", (double)t->metrics.size_bytes);
 		cJSON_AddStringToObject(o, "policy_sha256", t->policy_sha256);
+		cJSON_AddNumberToObject(o, "n_same", r->n_same[i]);
 		cJSON_AddItemToArray(arr, o);
 	}
 	char *text = json_print(root, true, since);

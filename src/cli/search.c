@@ -56,6 +56,8 @@ static void print_trial_row(const struct driver_result *r, const struct driver_t
 		print_value(t->latency_estimate_us, " %*.1f", 8);
 	print_value(m->latency_us, " %*.1f", 8);
 	print_value(m->mean_bits, " %*.2f", 5);
+	if (t->n_same)
+		printf("  (+%d same)", t->n_same);
 	printf("\n");
 }
 
@@ -91,8 +93,13 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 	for (int k = 0; k < r->n_obj; k++)
 		snprintf(objs + strlen(objs), sizeof objs - strlen(objs), "%s%s", k ? ", " : "",
 			 store_objective_name(r->obj[k]));
-	printf("front:     %d trial%s over %s, hypervolume %.2f%% of the reference box (%.4g)\n",
-	       r->n_front, r->n_front == 1 ? "" : "s", objs, 100.0 * r->hv_ratio, r->hypervolume);
+	/* `presso studies` counts the front of every complete trial: say which this is */
+	printf("front:     %d trial%s over %s, %s", r->n_front, r->n_front == 1 ? "" : "s", objs,
+	       r->constrained ? "of the trials that meet the constraints" : "no constraints set");
+	if (r->n_front_same)
+		printf(" (%d more with the same values: not listed, not re-checked)", r->n_front_same);
+	printf("; hypervolume %.2f%% of the reference box (%.4g)\n", 100.0 * r->hv_ratio,
+	       r->hypervolume);
 	if (r->n_front) {
 		bool estimates = false;
 		for (int i = 0; i < r->n_front; i++)

@@ -54,7 +54,7 @@ static void print_table(const char *db, const struct study_summary *ss, int n)
 {
 	static const char *const head[N_COLS] = {
 		"study",    "status",   "running", "complete", "failed",        "FP32 acc",
-		"best acc", "smallest within 1 pt", "front", "started", "last activity",
+		"best acc", "smallest within 1 pt", "front (all)", "started", "last activity",
 	};
 	/* right-aligned columns: the numbers */
 	static const bool right[N_COLS] = {false, false, true, true,  true, true,
@@ -113,6 +113,10 @@ static void print_table(const char *db, const struct study_summary *ss, int n)
 		printf("\n");
 	}
 	free(cells);
+	if (n)
+		printf("\nfront (all): the accuracy x size front of every complete trial, constraints "
+		       "not applied\n(presso search's summary counts the front of the trials that "
+		       "meet them; presso pareto --where applies any)\n");
 }
 
 static void add_number_or_null(cJSON *o, const char *key, double v)

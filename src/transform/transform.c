@@ -748,6 +748,111 @@ static enum presso_status insert_factors(struct graph *g, const struct lowrank *
 	return PRESSO_OK;
 }
 
+/* --- canonical form ------------------------------------------------------------ */
+
+/* True when lowrank_layer leaves a layer of this kind alone whatever its rank. */
+static bool never_factorised(const struct graph *g, const struct layer *l)
+{
+	const struct node *n = &g->nodes[l->node];
+	return (n->op == OP_CONV && n->a.group != 1) || n->op == OP_MATMUL ||
+	       (n->op == OP_GEMM && n->a.trans_a);
+}
+
+/* The canonical rank of one layer (see transform.h); `now` is the layer as
+ * pruning leaves it, `orig` as the model has it. */
+static double canonical_rank(const struct graph *g, const struct layer *orig,
+			     const struct layer *now, double rank)
+{
+	if (rank == 1.0)
+		return rank;
+	if (rank > 1.0 && (int64_t)rank > policy_full_rank(orig))
+		return rank; /* refused by policy_check_layer */
+	if (never_factorised(g, orig))
+		return 1.0;
+	int64_t m = now->c_out, k = now->c_in * now->kh * now->kw;
+	int64_t full = m < k ? m : k, r = policy_rank_of(now, rank);
+	if (r > full)
+		return rank; /* refused by lowrank_layer */
+	if (r * (m + k) >= m * k)
+		return 1.0; /* left at full */
+	if (r >= 2)
+		return (double)r;
+	return 1.0 / (double)policy_full_rank(orig); /* gives r = 1 on any pruned shape */
+}
+
+enum presso_status transform_canonical(const struct graph *g, struct policy *p)
+{
+	struct layer *layers = NULL, *now = NULL;
+	int n_layers = 0, n_now = 0;
+	struct transform_result tr = {0};
+	struct policy *pruning = NULL;
+	int *max_act = NULL;
+	enum presso_status s = graph_layers(g, &layers, &n_layers);
+	if (s != PRESSO_OK)
+		return s;
+	PRESSO_CHECK(p->n_layers == n_layers);
+	bool structured = false, ranked = false;
+	for (int i = 0; i < n_layers; i++) {
+		struct layer_policy *lp = &p->layers[i];
+		if (!(lp->prune > 0))
+			lp->prune_kind = PRUNE_UNSTRUCTURED;
+		structured |= lp->prune > 0 && lp->prune_kind == PRUNE_STRUCTURED;
+		ranked |= lp->rank != 1.0;
+	}
+	/* the shapes the factorisation sees: structured pruning shrinks layers
+	 * and their consumers (unstructured pruning keeps every shape) */
+	now = layers;
+	n_now = n_layers;
+	if (ranked && structured) {
+		struct layer_policy id = policy_default_layer();
+		if ((s = policy_uniform(&id, n_layers, &pruning)) != PRESSO_OK)
+			goto done;
+		for (int i = 0; i < n_layers; i++) {
+			pruning->layers[i].prune = p->layers[i].prune;
+			pruning->layers[i].prune_kind = p->layers[i].prune_kind;
+		}
+		s = transform_apply(g, pruning, &tr);
+		if (s == PRESSO_E_NOMEM)
+			goto done;
+		if (s != PRESSO_OK) { /* the pruning fails: so will the policy */
+			status_clear();
+			s = PRESSO_OK;
+			now = NULL;
+		} else if ((s = graph_layers(tr.g, &now, &n_now)) != PRESSO_OK) {
+			now = NULL;
+			goto done;
+		}
+		PRESSO_CHECK(!now || n_now == n_layers);
+	}
+	for (int i = 0; i < n_layers && now; i++)
+		p->layers[i].rank = canonical_rank(g, &layers[i], &now[i], p->layers[i].rank);
+	/* act_bits: every reader of a tensor quantizes it at the largest width */
+	max_act = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *max_act);
+	if (!max_act) {
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < n_layers; i++) {
+		int v = g->nodes[layers[i].node].inputs[0];
+		if (p->layers[i].act_bits > max_act[v])
+			max_act[v] = p->layers[i].act_bits;
+	}
+	for (int i = 0; i < n_layers; i++) {
+		struct layer_policy *lp = &p->layers[i];
+		bool factorised = lp->rank != 1.0 && !never_factorised(g, &layers[i]);
+		if (!factorised)
+			lp->act_bits = max_act[g->nodes[layers[i].node].inputs[0]];
+	}
+done:
+	free(max_act);
+	if (now != layers)
+		free(now);
+	free(layers);
+	policy_free(pruning);
+	transform_result_free(&tr);
+	return s;
+}
+
 /* --- apply --------------------------------------------------------------------- */
 
 bool transform_needed(const struct policy *p)

@@ -83,6 +83,29 @@ enum presso_status transform_apply(const struct graph *g, const struct policy *p
 
 void transform_result_free(struct transform_result *r);
 
+/* Rewrites p (one entry per layer of g) into the canonical form of the model
+ * it makes, so that policies that make the same model are equal field by field
+ * (the search hashes this form: a trial is always a new model):
+ *  - prune_kind is "unstructured" where prune is 0 (nothing is pruned);
+ *  - rank is 1 where the factorisation would leave the layer as it is: a
+ *    grouped Conv, a MatMul, a Gemm with transA, or an integer rank r with
+ *    r (m + k) >= m k for the layer as pruning leaves it (m x k weights) -
+ *    full rank, given as 1 or as min(m, k), is the commonest case;
+ *  - any other rank is the integer rank r it gives (fractions that round to
+ *    the same r make the same model), written as r when r >= 2 and as the
+ *    fraction 1 / full rank of the unpruned layer when r is 1 (an integer
+ *    rank is at least 2).
+ *  - act_bits of a layer left unfactorised is the largest act_bits of the
+ *    layers that read the same input tensor (the tensor is quantized at that
+ *    width for all of them: qengine_build.c); a factorised layer keeps its
+ *    own, which also sets its middle tensor's width.
+ * Fields a policy needs to fail (an integer rank above full rank, pruning the
+ * transform refuses) are kept, so a failing policy is never merged with one
+ * that works. bits and bias_correction are kept: they change the quantized
+ * weights of any layer. Fails only when out of memory (p is then partly
+ * canonical; the caller drops it). */
+enum presso_status transform_canonical(const struct graph *g, struct policy *p);
+
 /* True when p asks for pruning or low-rank anywhere. */
 bool transform_needed(const struct policy *p);
 
