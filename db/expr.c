@@ -60,6 +60,7 @@ static const struct metric_info metric_table[EXPR_METRIC_COUNT] = {
 	[EXPR_MEAN_PRUNE] = {"mean_prune", DIM_NONE, 1},
 	[EXPR_MEAN_RANK] = {"mean_rank", DIM_NONE, 1},
 	[EXPR_TRIAL] = {"trial", DIM_NONE, 1},
+	[EXPR_TUNED] = {"tuned", DIM_NONE, 1},
 };
 _Static_assert(sizeof metric_table / sizeof metric_table[0] == EXPR_METRIC_COUNT,
 	       "every metric needs a row");

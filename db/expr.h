@@ -48,6 +48,7 @@ enum expr_metric {
 	EXPR_MEAN_PRUNE,
 	EXPR_MEAN_RANK,
 	EXPR_TRIAL,         /* trial number */
+	EXPR_TUNED,         /* 1 for a fine-tuned trial, 0 for a PTQ one */
 	EXPR_METRIC_COUNT
 };
 

@@ -126,3 +126,86 @@ SELECT
 FROM trial_layers l JOIN trials t ON t.id = l.trial_id JOIN studies s ON s.id = t.study_id;
 
 PRAGMA user_version = 1;
+
+-- @migration 2
+-- Fine-tuned results (issue: fine-tuning). A fine-tuned model is a trial row of
+-- its own, complete from the moment it is inserted, with parent_trial naming the
+-- PTQ trial (same study, same policy) it was tuned from; its training settings,
+-- timings and the tuned model itself (a .presso file's bytes: the policy alone
+-- rebuilds only the PTQ weights) are in finetunes. PTQ trials keep
+-- parent_trial NULL: the search counts, re-queues and learns from those only.
+ALTER TABLE trials ADD COLUMN parent_trial INTEGER CHECK (parent_trial IS NULL OR parent_trial >= 1);
+CREATE INDEX trials_by_parent ON trials (study_id, parent_trial);
+
+CREATE TABLE finetunes (
+	trial_id      INTEGER PRIMARY KEY REFERENCES trials (id) ON DELETE CASCADE,
+	source        TEXT NOT NULL CHECK (source IN ('search', 'finetune')),
+	settings_json TEXT NOT NULL,
+	steps         INTEGER NOT NULL CHECK (steps >= 0),
+	epochs        INTEGER NOT NULL CHECK (epochs >= 0),
+	lr            REAL NOT NULL CHECK (lr >= 0),
+	kd_weight     REAL NOT NULL CHECK (kd_weight BETWEEN 0 AND 1),
+	temperature   REAL NOT NULL CHECK (temperature > 0),
+	train_seconds REAL NOT NULL CHECK (train_seconds >= 0),
+	images_per_s  REAL CHECK (images_per_s >= 0),
+	model         BLOB NOT NULL,
+	model_sha256  TEXT NOT NULL CHECK (length(model_sha256) = 64)
+);
+
+DROP VIEW v_trials;
+CREATE VIEW v_trials AS
+SELECT
+	s.name                                         AS study,
+	t.number                                       AS trial,
+	t.state                                        AS state,
+	t.accuracy                                     AS accuracy,
+	round(s.fp32_accuracy - t.accuracy, 9)         AS accuracy_drop,
+	t.test_accuracy                                AS test_accuracy,
+	t.size_bytes / 1024.0                          AS size_kb,
+	CAST(s.fp32_size_bytes AS REAL) / t.size_bytes AS ratio,
+	t.bops                                         AS bops,
+	t.latency_us                                   AS latency_us,
+	t.mean_bits                                    AS mean_bits,
+	t.mean_prune                                   AS mean_prune,
+	t.mean_rank                                    AS mean_rank,
+	t.worker                                       AS worker,
+	datetime(t.started_at, 'unixepoch')            AS started,
+	round(t.ended_at - t.started_at, 3)            AS seconds,
+	t.error                                        AS error,
+	t.size_bytes                                   AS size_bytes,
+	t.size_bytes / 1048576.0                       AS size_mb,
+	t.latency_us / 1000.0                          AS latency_ms,
+	t.policy_sha256                                AS policy_sha256,
+	t.policy_json                                  AS policy,
+	t.study_id                                     AS study_id,
+	t.id                                           AS trial_id,
+	(t.parent_trial IS NOT NULL)                   AS tuned,
+	t.parent_trial                                 AS tuned_from
+FROM trials t JOIN studies s ON s.id = t.study_id;
+
+-- One row per fine-tuned trial beside the PTQ trial it came from.
+CREATE VIEW v_finetunes AS
+SELECT
+	s.name             AS study,
+	t.number           AS trial,
+	p.number           AS tuned_from,
+	f.source           AS source,
+	p.accuracy         AS ptq_accuracy,
+	t.accuracy         AS accuracy,
+	p.test_accuracy    AS ptq_test_accuracy,
+	t.test_accuracy    AS test_accuracy,
+	t.size_bytes       AS size_bytes,
+	f.steps            AS steps,
+	f.epochs           AS epochs,
+	f.lr               AS lr,
+	f.kd_weight        AS kd_weight,
+	f.temperature      AS temperature,
+	f.train_seconds    AS train_seconds,
+	f.images_per_s     AS images_per_s,
+	length(f.model)    AS model_bytes,
+	f.model_sha256     AS model_sha256,
+	f.settings_json    AS settings
+FROM finetunes f JOIN trials t ON t.id = f.trial_id JOIN studies s ON s.id = t.study_id
+JOIN trials p ON p.study_id = t.study_id AND p.number = t.parent_trial;
+
+PRAGMA user_version = 2;

@@ -74,6 +74,8 @@ extern const size_t db_schema_sql_bytes;
 
 /* a lost trial: failed because its worker stopped heartbeating */
 #define NOT_LOST "NOT (state = 'failed' AND lost = 1)"
+/* a PTQ trial, as the search made it (fine-tuned rows name their parent) */
+#define PTQ "parent_trial IS NULL"
 
 static const char *const sql_text[STMT_COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -111,16 +113,21 @@ static const char *const sql_text[STMT_COUNT] = {
 			   "WHERE study_id = ? AND state = 'running' AND heartbeat_at <= ?",
 	[STMT_REQUEUE_LIST] =
 		"SELECT t.number, t.policy_json, t.policy_sha256 FROM trials t "
-		"WHERE t.study_id = ?1 AND t.state = 'failed' AND t.lost = 1 AND NOT EXISTS "
-		"(SELECT 1 FROM trials u WHERE u.study_id = ?1 AND "
+		"WHERE t.study_id = ?1 AND t.state = 'failed' AND t.lost = 1 AND "
+		"t.parent_trial IS NULL AND NOT EXISTS "
+		"(SELECT 1 FROM trials u WHERE u.study_id = ?1 AND u.parent_trial IS NULL AND "
 		"u.policy_sha256 = t.policy_sha256 AND u.number > t.number) ORDER BY t.number",
 	[STMT_HAS_POLICY] = "SELECT EXISTS (SELECT 1 FROM trials WHERE study_id = ? AND "
-			    "policy_sha256 = ? AND " NOT_LOST ")",
-	[STMT_HASHES] = "SELECT DISTINCT policy_sha256 FROM trials WHERE study_id = ? AND " NOT_LOST
-			" ORDER BY policy_sha256",
+			    "policy_sha256 = ? AND parent_trial IS NULL AND " NOT_LOST ")",
+	[STMT_HASHES] = "SELECT DISTINCT policy_sha256 FROM trials WHERE study_id = ? AND "
+			"parent_trial IS NULL AND " NOT_LOST " ORDER BY policy_sha256",
+	/* the numbers go on across both kinds; the counts are of PTQ trials */
 	[STMT_COUNTS] = "SELECT coalesce(max(number), 0) + 1, "
-			"coalesce(sum(state = 'running'), 0), coalesce(sum(state = 'complete'), 0), "
-			"coalesce(sum(state = 'failed'), 0), coalesce(sum(lost), 0) "
+			"coalesce(sum(state = 'running' AND " PTQ "), 0), "
+			"coalesce(sum(state = 'complete' AND " PTQ "), 0), "
+			"coalesce(sum(state = 'failed' AND " PTQ "), 0), "
+			"coalesce(sum(lost AND " PTQ "), 0), "
+			"coalesce(sum(state = 'complete' AND NOT " PTQ "), 0) "
 			"FROM trials WHERE study_id = ?",
 	[STMT_STATE_PUT] =
 		"INSERT INTO search_state (study_id, key, value, trial_number, updated_at) "
@@ -147,6 +154,26 @@ static const char *const sql_text[STMT_COUNT] = {
 			     "WHERE study_id = ? AND number = ? AND state = 'complete'",
 	[STMT_ABANDON] = "UPDATE trials SET state = 'failed', lost = 1, ended_at = ?, error = ? "
 			 "WHERE study_id = ? AND state = 'running'",
+	[STMT_TUNED_INSERT] =
+		"INSERT INTO trials (study_id, number, state, policy_json, policy_sha256, worker, "
+		"started_at, heartbeat_at, ended_at, accuracy, test_accuracy, size_bytes, bops, "
+		"latency_us, mean_bits, mean_prune, mean_rank, parent_trial) "
+		"VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[STMT_FINETUNE_INSERT] =
+		"INSERT INTO finetunes (trial_id, source, settings_json, steps, epochs, lr, kd_weight, "
+		"temperature, train_seconds, images_per_s, model, model_sha256) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[STMT_FINETUNE_GET] =
+		"SELECT f.source, f.settings_json, f.steps, f.epochs, f.lr, f.kd_weight, "
+		"f.temperature, f.train_seconds, f.images_per_s, f.model_sha256, length(f.model), "
+		"t.parent_trial FROM finetunes f JOIN trials t ON t.id = f.trial_id "
+		"WHERE t.study_id = ? AND t.number = ?",
+	[STMT_FINETUNE_MODEL] =
+		"SELECT f.model FROM finetunes f JOIN trials t ON t.id = f.trial_id "
+		"WHERE t.study_id = ? AND t.number = ?",
+	[STMT_TUNED_PARENTS] =
+		"SELECT DISTINCT parent_trial FROM trials WHERE study_id = ? AND "
+		"parent_trial IS NOT NULL AND state = 'complete' ORDER BY parent_trial",
 };
 _Static_assert(sizeof sql_text / sizeof sql_text[0] == STMT_COUNT, "every statement needs SQL");
 

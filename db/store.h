@@ -121,6 +121,7 @@ struct store_trial {
 	double started_at, heartbeat_at, ended_at; /* Unix seconds; ended_at NAN if running */
 	char *error;                  /* NULL unless failed */
 	bool lost;                    /* failed because its worker stopped heartbeating */
+	int64_t parent_trial;         /* fine-tuned from this PTQ trial; 0 for a PTQ trial */
 };
 
 /* Frees an array of n trials and their strings; NULL is a no-op. */
@@ -138,13 +139,42 @@ void store_policies_free(struct store_policy *p, int n);
 /* What a resumed search needs besides the search state and the hashes. */
 struct resume_info {
 	int64_t next_number; /* the number the next store_begin_trial will get */
-	int n_running, n_complete, n_failed, n_lost;
+	int n_running, n_complete, n_failed, n_lost; /* PTQ trials (the search's own) */
+	int n_finetuned;     /* complete fine-tuned trials */
 };
+
+/* What a fine-tune adds beside its trial row (table finetunes). Strings and
+ * bytes are the caller's. */
+struct finetune_record {
+	int64_t parent;            /* the complete PTQ trial that was tuned */
+	const char *source;        /* "search" (search.finetune_front) or "finetune" (the command) */
+	const char *settings_json; /* the training settings, canonical JSON */
+	int64_t steps;             /* optimizer steps taken */
+	int64_t epochs;            /* epochs asked for (0 when set by steps) */
+	double lr, kd_weight, temperature;
+	double train_seconds, images_per_s; /* images_per_s may be NAN */
+	const void *model;         /* the tuned model: a .presso file's bytes */
+	size_t model_bytes;
+};
+
+/* A fine-tuned trial's record, read back (store_get_finetune). */
+struct finetune_info {
+	int64_t parent;
+	char *source, *settings_json;
+	int64_t steps, epochs;
+	double lr, kd_weight, temperature, train_seconds, images_per_s;
+	char model_sha256[SHA256_HEX_BYTES];
+	int64_t model_bytes;
+};
+
+/* Frees the strings of *f (not f); NULL is a no-op. */
+void store_finetune_info_free(struct finetune_info *f);
 
 /* One line of `presso studies`. */
 struct study_summary {
 	struct study_info info;
-	int n_running, n_complete, n_failed;
+	int n_running, n_complete, n_failed; /* n_complete counts fine-tuned trials too */
+	int n_finetuned;              /* complete fine-tuned trials */
 	int64_t best_accuracy_trial;  /* 0 if no complete trial */
 	double best_accuracy;         /* NAN if none */
 	int64_t small_trial;          /* smallest size with accuracy >= FP32 - 1 point; 0 if none */
@@ -343,9 +373,40 @@ enum presso_status store_pick(struct store *st, int64_t study_id, const struct e
 
 /* Fills the metric values an expression reads (enum expr_metric order) for a
  * trial, so search code can test constraints with expr_eval() exactly as the
- * SQL queries do. */
+ * SQL queries do (`tuned` is 0: the search tests its own PTQ trials). */
 void store_expr_values(const struct trial_metrics *m, const struct baseline *b, int64_t number,
 		       double values[EXPR_METRIC_COUNT]);
+
+/* --- fine-tuned trials ----------------------------------------------------- */
+
+/* Adds a fine-tuned result of PTQ trial f->parent as a trial of its own, in
+ * one transaction: a complete row with the parent's policy, the next number,
+ * parent_trial = f->parent and the metrics m (checked as a completion checks
+ * them), its n_layers choices, and its finetunes row (settings, timings, the
+ * model's bytes and their SHA-256). The parent must be a complete PTQ trial
+ * of the study (PRESSO_E_USAGE naming it otherwise); nothing is written on any
+ * error. *number gets the new trial's number. */
+enum presso_status store_add_finetuned(struct store *st, int64_t study_id,
+				       const struct finetune_record *f,
+				       const struct trial_metrics *m,
+				       const struct layer_choice *layers, int n_layers,
+				       const char *worker, int64_t *number);
+
+/* The fine-tune record of trial `number`; *found false when it is not a
+ * fine-tuned trial. Free with store_finetune_info_free(). */
+enum presso_status store_get_finetune(struct store *st, int64_t study_id, int64_t number,
+				      struct finetune_info *out, bool *found);
+
+/* The stored tuned model (.presso bytes) of fine-tuned trial `number`:
+ * *bytes malloc'd (the caller frees it); PRESSO_E_USAGE if the trial is not a
+ * fine-tuned one. */
+enum presso_status store_get_finetune_model(struct store *st, int64_t study_id, int64_t number,
+					    void **bytes, size_t *n_bytes);
+
+/* The PTQ trials that have a complete fine-tuned trial, ascending (malloc'd
+ * array of n; NULL when n is 0). */
+enum presso_status store_finetuned_parents(struct store *st, int64_t study_id, int64_t **parents,
+					   int *n);
 
 /* --- after a search ------------------------------------------------------- */
 

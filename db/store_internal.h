@@ -80,6 +80,11 @@ enum stmt {
 	STMT_SET_TEST_ACCURACY,
 	STMT_SET_LATENCY,
 	STMT_ABANDON,
+	STMT_TUNED_INSERT,
+	STMT_FINETUNE_INSERT,
+	STMT_FINETUNE_GET,
+	STMT_FINETUNE_MODEL,
+	STMT_TUNED_PARENTS,
 	STMT_COUNT
 };
 
@@ -92,7 +97,7 @@ enum stmt {
 #define TRIAL_COLS                                                                      \
 	"number, state, accuracy, test_accuracy, size_bytes, bops, latency_us, mean_bits, " \
 	"mean_prune, mean_rank, policy_json, policy_sha256, worker, started_at, "          \
-	"heartbeat_at, ended_at, error, lost"
+	"heartbeat_at, ended_at, error, lost, parent_trial"
 
 struct store {
 	sqlite3 *db;

@@ -51,6 +51,7 @@ static enum presso_status read_trial(struct store *st, sqlite3_stmt *q, struct s
 	t->ended_at = col_f64(q, 15);
 	t->error = col_dup(q, 16, &oom);
 	t->lost = sqlite3_column_int(q, 17) != 0;
+	t->parent_trial = sqlite3_column_type(q, 18) == SQLITE_NULL ? 0 : sqlite3_column_int64(q, 18);
 	if (oom) {
 		free(t->policy_json);
 		free(t->worker);
@@ -273,6 +274,7 @@ void store_expr_values(const struct trial_metrics *m, const struct baseline *b, 
 	v[EXPR_MEAN_PRUNE] = m->mean_prune;
 	v[EXPR_MEAN_RANK] = m->mean_rank;
 	v[EXPR_TRIAL] = (double)number;
+	v[EXPR_TUNED] = 0; /* the search tests its own (PTQ) trials */
 }
 
 /* --- Pareto --------------------------------------------------------------- */
@@ -534,7 +536,8 @@ static enum presso_status summarize(struct store *st, struct study_summary *sum)
 	if (s != PRESSO_OK)
 		return s;
 	sum->n_running = ri.n_running;
-	sum->n_complete = ri.n_complete;
+	sum->n_complete = ri.n_complete + ri.n_finetuned; /* every complete row */
+	sum->n_finetuned = ri.n_finetuned;
 	sum->n_failed = ri.n_failed;
 	sum->best_accuracy = NAN;
 	sum->small_size_bytes = -1;
@@ -619,6 +622,111 @@ enum presso_status store_list_studies(struct store *st, struct study_summary **o
 		return s;
 	}
 	*out = list;
+	*n = count;
+	return PRESSO_OK;
+}
+
+/* --- fine-tuned trials ----------------------------------------------------- */
+
+void store_finetune_info_free(struct finetune_info *f)
+{
+	if (!f)
+		return;
+	free(f->source);
+	free(f->settings_json);
+	f->source = f->settings_json = NULL;
+}
+
+enum presso_status store_get_finetune(struct store *st, int64_t study_id, int64_t number,
+				      struct finetune_info *out, bool *found)
+{
+	sqlite3_stmt *q;
+	memset(out, 0, sizeof *out);
+	*found = false;
+	enum presso_status s = stmt_query(st, &q, STMT_FINETUNE_GET, "reading a fine-tune", "ii",
+					  study_id, number);
+	if (s != PRESSO_OK || !q)
+		return s;
+	bool oom = false;
+	out->source = col_dup(q, 0, &oom);
+	out->settings_json = col_dup(q, 1, &oom);
+	out->steps = sqlite3_column_int64(q, 2);
+	out->epochs = sqlite3_column_int64(q, 3);
+	out->lr = col_f64(q, 4);
+	out->kd_weight = col_f64(q, 5);
+	out->temperature = col_f64(q, 6);
+	out->train_seconds = col_f64(q, 7);
+	out->images_per_s = col_f64(q, 8);
+	const unsigned char *h = sqlite3_column_text(q, 9);
+	snprintf(out->model_sha256, sizeof out->model_sha256, "%s", h ? (const char *)h : "");
+	out->model_bytes = sqlite3_column_int64(q, 10);
+	out->parent = sqlite3_column_int64(q, 11);
+	stmt_finish(q);
+	if (oom || !out->source || !out->settings_json) {
+		store_finetune_info_free(out);
+		return nomem(st);
+	}
+	*found = true;
+	return PRESSO_OK;
+}
+
+enum presso_status store_get_finetune_model(struct store *st, int64_t study_id, int64_t number,
+					    void **bytes, size_t *n_bytes)
+{
+	sqlite3_stmt *q;
+	*bytes = NULL;
+	*n_bytes = 0;
+	enum presso_status s = stmt_query(st, &q, STMT_FINETUNE_MODEL, "reading a tuned model",
+					  "ii", study_id, number);
+	if (s != PRESSO_OK)
+		return s;
+	if (!q)
+		return status_fail(PRESSO_E_USAGE,
+				   "%s: trial %lld is not a fine-tuned trial: it has no tuned model",
+				   st->path, (long long)number);
+	const void *blob = sqlite3_column_blob(q, 0);
+	size_t n = (size_t)sqlite3_column_bytes(q, 0);
+	void *copy = malloc(n ? n : 1);
+	if (copy && n)
+		memcpy(copy, blob, n);
+	stmt_finish(q);
+	if (!copy || (n && !blob)) {
+		free(copy);
+		return nomem(st);
+	}
+	*bytes = copy;
+	*n_bytes = n;
+	return PRESSO_OK;
+}
+
+enum presso_status store_finetuned_parents(struct store *st, int64_t study_id, int64_t **parents,
+					   int *n)
+{
+	sqlite3_stmt *q;
+	int64_t *list = NULL;
+	int count = 0, cap = 0;
+	enum presso_status s;
+	*parents = NULL;
+	*n = 0;
+	for (s = stmt_query(st, &q, STMT_TUNED_PARENTS, "listing fine-tuned trials", "i", study_id);
+	     q; s = stmt_next(st, &q, "listing fine-tuned trials")) {
+		if (count == cap) {
+			cap = cap ? 2 * cap : 8;
+			int64_t *nl = realloc(list, (size_t)cap * sizeof *nl);
+			if (!nl) {
+				s = nomem(st);
+				break;
+			}
+			list = nl;
+		}
+		list[count++] = sqlite3_column_int64(q, 0);
+	}
+	stmt_finish(q);
+	if (s != PRESSO_OK) {
+		free(list);
+		return s;
+	}
+	*parents = list;
 	*n = count;
 	return PRESSO_OK;
 }

@@ -589,6 +589,87 @@ enum presso_status store_complete_trial(struct store *st, int64_t study_id, int6
 	return tx_end(st, s);
 }
 
+/* --- fine-tuned trials ----------------------------------------------------- */
+
+enum presso_status store_add_finetuned(struct store *st, int64_t study_id,
+				       const struct finetune_record *f,
+				       const struct trial_metrics *m,
+				       const struct layer_choice *layers, int n_layers,
+				       const char *worker, int64_t *number)
+{
+	sqlite3_stmt *q = NULL;
+	char *policy = NULL;
+	char hash[SHA256_HEX_BYTES] = "", model_hash[SHA256_HEX_BYTES];
+	int64_t next = 0;
+	enum presso_status s = writable(st);
+	if (s == PRESSO_OK)
+		s = check_metrics(st, f->parent, m);
+	if (s == PRESSO_OK)
+		s = check_layers(st, f->parent, layers, n_layers);
+	if (s == PRESSO_OK && (!f->source || !f->settings_json || !f->model || !f->model_bytes))
+		s = status_fail(PRESSO_E_CONFIG, "%s: a fine-tune of trial %lld without %s",
+				st->path, (long long)f->parent,
+				!f->model || !f->model_bytes ? "its model" : "its settings");
+	if (s != PRESSO_OK)
+		return s;
+	sha256_hex(f->model, f->model_bytes, model_hash);
+	if ((s = tx_begin(st)) != PRESSO_OK)
+		return s;
+	/* the parent: a complete PTQ trial of the study, whose policy the row takes */
+	s = stmt_query(st, &q, STMT_TRIAL_GET, "reading a trial", "ii", study_id, f->parent);
+	if (s == PRESSO_OK && !q)
+		s = status_fail(PRESSO_E_USAGE, "%s: the study has no trial %lld", st->path,
+				(long long)f->parent);
+	if (s == PRESSO_OK && trial_state_of(sqlite3_column_text(q, 1)) != TRIAL_COMPLETE)
+		s = status_fail(PRESSO_E_USAGE, "%s: trial %lld is %s; only a complete trial can be "
+				"fine-tuned", st->path, (long long)f->parent,
+				sqlite3_column_text(q, 1));
+	if (s == PRESSO_OK && sqlite3_column_type(q, 18) != SQLITE_NULL)
+		s = status_fail(PRESSO_E_USAGE, "%s: trial %lld is itself fine-tuned (from trial "
+				"%lld); tune its PTQ trial", st->path, (long long)f->parent,
+				(long long)sqlite3_column_int64(q, 18));
+	if (s == PRESSO_OK) {
+		bool oom = false;
+		policy = col_dup(q, 10, &oom);
+		const unsigned char *h = sqlite3_column_text(q, 11);
+		snprintf(hash, sizeof hash, "%s", h ? (const char *)h : "");
+		if (oom || !policy)
+			s = nomem(st);
+	}
+	stmt_finish(q);
+	q = NULL;
+	if (s == PRESSO_OK &&
+	    (s = stmt_query(st, &q, STMT_NEXT_NUMBER, "numbering a trial", "i", study_id)) ==
+		    PRESSO_OK && q)
+		next = sqlite3_column_int64(q, 0);
+	stmt_finish(q);
+	double t = now_s();
+	if (s == PRESSO_OK)
+		s = stmt_run(st, STMT_TUNED_INSERT, "storing a fine-tuned trial", "iitttfffffifffffi",
+			     study_id, next, policy, hash, worker ? worker : "",
+			     t - f->train_seconds, t, t, m->accuracy, m->test_accuracy,
+			     m->size_bytes, m->bops, m->latency_us, m->mean_bits, m->mean_prune,
+			     m->mean_rank, f->parent);
+	int64_t id = s == PRESSO_OK ? sqlite3_last_insert_rowid(st->db) : 0;
+	for (int i = 0; i < n_layers && s == PRESSO_OK; i++) {
+		const struct layer_choice *l = &layers[i];
+		s = stmt_run(st, STMT_LAYER_INSERT, "storing a trial's layers", "iitiiiftf", id,
+			     (int64_t)i, l->layer, (int64_t)l->bits, (int64_t)l->act_bits,
+			     (int64_t)(l->bias_correction ? 1 : 0), l->prune,
+			     prune_kinds[l->prune_kind], l->rank);
+	}
+	if (s == PRESSO_OK)
+		s = stmt_run(st, STMT_FINETUNE_INSERT, "storing a fine-tune", "ittiifffffvt", id,
+			     f->source, f->settings_json, f->steps, f->epochs, f->lr, f->kd_weight,
+			     f->temperature, f->train_seconds, f->images_per_s, f->model,
+			     f->model_bytes, 0, model_hash);
+	free(policy);
+	s = tx_end(st, s);
+	if (s == PRESSO_OK && number)
+		*number = next;
+	return s;
+}
+
 enum presso_status store_fail_trial(struct store *st, int64_t study_id, int64_t number,
 				    const char *error)
 {
@@ -730,6 +811,7 @@ enum presso_status store_resume_info(struct store *st, int64_t study_id, struct 
 		out->n_complete = sqlite3_column_int(q, 2);
 		out->n_failed = sqlite3_column_int(q, 3);
 		out->n_lost = sqlite3_column_int(q, 4);
+		out->n_finetuned = sqlite3_column_int(q, 5);
 	}
 	stmt_finish(q);
 	return PRESSO_OK;

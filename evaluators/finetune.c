@@ -3,6 +3,7 @@
 #include "evaluators/finetune.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,4 +203,38 @@ fail:
 	built_model_free(&b);
 	finetune_result_free(out);
 	return s;
+}
+
+enum presso_status finetune_evaluate(const struct study_ctx *ctx, const struct policy *p,
+				     const struct finetune_result *fr, bool on_test,
+				     struct trial_metrics_out *out)
+{
+	memset(out, 0, sizeof *out);
+	out->latency_us = NAN;
+	const struct config *cfg = ctx->cfg;
+	struct eval_model em = {fr->g, fr->qm};
+	struct eval_result r;
+	enum presso_status s = eval_accuracy(&em, on_test ? ctx->test : ctx->train,
+					     &cfg->data.norm, on_test ? &ctx->test_split : &ctx->valid,
+					     cfg->eval.batch, cfg->eval.threads, &r);
+	if (s != PRESSO_OK)
+		return s;
+	struct qmodel_size z;
+	qmodel_size(fr->qm, &z);
+	out->accuracy = r.accuracy_pct;
+	out->n_correct = r.n_correct;
+	out->n_images = r.n_images;
+	out->size_bytes = z.size_bytes;
+	out->bops = z.bops;
+	out->mean_bits = z.mean_bits;
+	double w = 0, prune = 0, rank = 0;
+	for (int i = 0; i < ctx->n_layers; i++) {
+		double params = (double)ctx->layers[i].params;
+		w += params;
+		prune += params * p->layers[i].prune;
+		rank += params * p->layers[i].rank;
+	}
+	out->mean_prune = w > 0 ? prune / w : 0;
+	out->mean_rank = w > 0 ? rank / w : 1;
+	return PRESSO_OK;
 }

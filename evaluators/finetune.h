@@ -58,6 +58,15 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 
 void finetune_result_free(struct finetune_result *r);
 
+/* The metrics of a tuned model (fr from finetune_run with policy p, p over the
+ * study's layers), counted as trial_evaluate counts a PTQ model's: accuracy on
+ * the validation split (the test split when on_test), size, BOPs, mean weight
+ * bits, prune and rank; latency NAN (the tuned model has the PTQ model's
+ * structure, so its latency is the PTQ trial's). Uses cfg->eval.threads. */
+enum presso_status finetune_evaluate(const struct study_ctx *ctx, const struct policy *p,
+				     const struct finetune_result *fr, bool on_test,
+				     struct trial_metrics_out *out);
+
 /* The fingerprint a fine-tune's checkpoint is keyed on: the model file, the
  * data settings, the policy, the training settings and the step count. */
 enum presso_status finetune_fingerprint(const struct study_ctx *ctx, const struct policy *p,

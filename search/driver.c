@@ -70,8 +70,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/json_get.h"
 #include "base/sha256.h"
 #include "evaluators/evaluate.h"
+#include "evaluators/finetune.h"
 #include "evaluators/latency_lut.h"
 #include "evaluators/pool.h"
 #include "evaluators/trial.h"
@@ -81,6 +83,7 @@
 #include "base/rng.h"
 #include "search/seen.h"
 #include "search/strategy.h"
+#include "train/train_config.h"
 #include "transform/transform.h"
 
 #define STATE_RNG "rng"
@@ -121,7 +124,15 @@ struct slot {
 };
 
 /* The test hook (PRESSO_TEST_INTERRUPT, see parse_hook). */
-enum hook_at { HOOK_NONE, HOOK_BEGIN, HOOK_COMMIT, HOOK_BATCH, HOOK_RECHECK, HOOK_AT_COUNT };
+enum hook_at {
+	HOOK_NONE,
+	HOOK_BEGIN,
+	HOOK_COMMIT,
+	HOOK_BATCH,
+	HOOK_RECHECK,
+	HOOK_FINETUNE,
+	HOOK_AT_COUNT
+};
 
 struct test_hook {
 	enum hook_at at;
@@ -166,6 +177,7 @@ struct driver {
 	struct candidate *pending;
 	int n_pending, next_pending;
 	struct test_hook hook;
+	struct train_config tc;     /* the config's finetune section (search.finetune_front) */
 };
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -279,7 +291,7 @@ static bool claim(void *ctx, const uint8_t *genome)
 }
 
 /* "idx: train T (calibration C, validation V, seed S), test E" */
-static char *dataset_text(const struct config *cfg)
+char *driver_dataset_text(const struct config *cfg)
 {
 	const struct data_config *dc = &cfg->data;
 	/* an image folder's paths are its folders */
@@ -302,8 +314,9 @@ static char *dataset_text(const struct config *cfg)
  * WHERE of this run the process sends itself SIGNAL (INT, TERM or KILL).
  * WHERE is `begin` (a trial begun: its row is running), `commit` (a trial
  * committed, complete or failed), `batch` (a batch of candidates ready,
- * before any of its trials begins) or `recheck` (a front member's test
- * accuracy stored, or then its measured latency). INT and TERM take the
+ * before any of its trials begins), `recheck` (a front member's test
+ * accuracy stored, or then its measured latency) or `finetune` (a fine-tuned
+ * trial stored, search.finetune_front). INT and TERM take the
  * path a user's Ctrl-C takes (signals.c's thread raises the stop flag); the
  * hook waits until the flag is up, so the stop lands right after the event.
  * Unset or empty: no hook. */
@@ -315,7 +328,7 @@ static enum presso_status parse_hook(struct test_hook *h)
 {
 	static const char *const where[HOOK_AT_COUNT] = {
 		[HOOK_BEGIN] = "begin", [HOOK_COMMIT] = "commit", [HOOK_BATCH] = "batch",
-		[HOOK_RECHECK] = "recheck"};
+		[HOOK_RECHECK] = "recheck", [HOOK_FINETUNE] = "finetune"};
 	const char *env = getenv(HOOK_ENV);
 	*h = (struct test_hook){HOOK_NONE, 0, 0, 0};
 	if (!env || !*env)
@@ -336,7 +349,7 @@ static enum presso_status parse_hook(struct test_hook *h)
 	}
 	if (h->at == HOOK_NONE || h->sig == 0)
 		return status_fail(PRESSO_E_USAGE,
-				   HOOK_ENV "='%s': expected begin|commit|batch|recheck:K:INT|TERM|KILL", env);
+				   HOOK_ENV "='%s': expected begin|commit|batch|recheck|finetune:K:INT|TERM|KILL", env);
 	return PRESSO_OK;
 }
 
@@ -445,17 +458,22 @@ static void abandon(void *arg, int sig)
 
 /* --- setting up ----------------------------------------------------------------- */
 
-/* Config errors before anything slow: the space against the model's layers. */
-static enum presso_status check_space(const struct config *cfg)
+/* Config errors before anything slow: the space against the model's layers,
+ * and the finetune section when search.finetune_front asks for fine-tunes. */
+static enum presso_status check_space(const struct config *cfg, struct train_config *tc)
 {
 	struct graph *g = NULL;
 	struct layer *layers = NULL;
 	struct space *sp = NULL;
+	const cJSON *sec = NULL;
 	int n = 0;
 	enum presso_status s;
 	if ((s = graph_load_onnx(cfg->model_path, &g)) == PRESSO_OK &&
 	    (s = graph_layers(g, &layers, &n)) == PRESSO_OK)
 		s = space_parse(cfg->json, layers, n, &sp);
+	if (s == PRESSO_OK && sp->search.finetune_front > 0 &&
+	    (s = json_get_object(cfg->json, "", "finetune", false, &sec)) == PRESSO_OK)
+		s = train_config_parse(sec, "finetune", tc);
 	if ((s == PRESSO_E_CONFIG || s == PRESSO_E_UNSUPPORTED) && cfg->path && *cfg->path)
 		status_wrap(s, "%s", cfg->path);
 	space_free(sp);
@@ -502,7 +520,7 @@ static enum presso_status open_study(struct driver *d)
 	    (s = space_fit_graph(d->sp, d->ctx->g, d->log)) != PRESSO_OK)
 		return s;
 	config_text = cJSON_PrintUnformatted(cfg->json);
-	dataset = dataset_text(cfg);
+	dataset = driver_dataset_text(cfg);
 	if (!config_text || !dataset) {
 		free(config_text);
 		free(dataset);
@@ -643,8 +661,8 @@ static enum presso_status restore(struct driver *d)
 	for (int i = 0; i < n_t; i++) {
 		char where[64];
 		int idx = -1;
-		if (t[i].state != TRIAL_COMPLETE)
-			continue;
+		if (t[i].state != TRIAL_COMPLETE || t[i].parent_trial)
+			continue; /* a fine-tuned trial is not the search's own */
 		snprintf(where, sizeof where, "trial %lld", (long long)t[i].number);
 		bool in_space;
 		if ((s = genome_of(d, t[i].policy_json, where, g, &in_space)) != PRESSO_OK)
@@ -661,7 +679,7 @@ static enum presso_status restore(struct driver *d)
 	 * as written (two trials of such a study may be one model: both stay) */
 	for (int i = 0; i < n_t && s == PRESSO_OK; i++) {
 		char id[SHA256_HEX_BYTES];
-		if (t[i].lost)
+		if (t[i].lost || t[i].parent_trial)
 			continue;
 		if ((s = stored_identity(d, t[i].policy_json, t[i].policy_sha256, id)) == PRESSO_OK)
 			s = seen_add(d->seen, id, NULL);
@@ -1135,6 +1153,167 @@ static enum presso_status recheck_front(struct driver *d, const int *front, int 
 	return s;
 }
 
+/* --- the end: fine-tune the smallest front trials ------------------------------------ */
+
+struct by_size_item {
+	int idx;
+	int64_t size_bytes, number;
+};
+
+static int by_size(const void *pa, const void *pb)
+{
+	const struct by_size_item *a = pa, *b = pb;
+	if (a->size_bytes != b->size_bytes)
+		return a->size_bytes < b->size_bytes ? -1 : 1;
+	return (a->number > b->number) - (a->number < b->number);
+}
+
+/* One front trial fine-tuned and stored as a trial of its own. */
+static enum presso_status finetune_one(struct driver *d, const struct archive_point *p,
+				       const uint8_t *genome)
+{
+	const struct driver_opts *o = d->o;
+	struct policy *pol = NULL;
+	struct finetune_result fr = {0};
+	struct trial_metrics_out mv, mt;
+	uint8_t *bytes = NULL;
+	size_t n_bytes = 0;
+	char *settings = NULL, *ckpt = NULL;
+	struct layer_policy lp = policy_default_layer();
+	enum presso_status s = policy_uniform(&lp, d->ctx->n_layers, &pol);
+	if (s != PRESSO_OK)
+		return s;
+	space_genome_to_policy(d->sp, genome, pol);
+	/* the checkpoint, beside the database: a killed fine-tune resumes there */
+	size_t cap = strlen(o->db_path) + 64;
+	if (!(ckpt = malloc(cap))) {
+		s = nomem();
+		goto done;
+	}
+	snprintf(ckpt, cap, "%s.finetune-%lld-%lld.ckpt", o->db_path, (long long)d->study_id,
+		 (long long)p->number);
+	if (d->log)
+		fprintf(d->log, "presso: fine-tuning trial %lld (%.2f%% validation, %lld bytes)\n",
+			(long long)p->number, p->m.accuracy, (long long)p->m.size_bytes);
+	struct finetune_opts fo = {.tc = &d->tc, .checkpoint = ckpt, .log = o->quiet ? NULL : d->log,
+				   .stop = o->stop};
+	if ((s = finetune_run(d->ctx, pol, &fo, &fr)) != PRESSO_OK)
+		goto done;
+	if (fr.train.interrupted)
+		goto done; /* the checkpoint holds it; the caller sees the stop request */
+	if ((s = finetune_evaluate(d->ctx, pol, &fr, false, &mv)) != PRESSO_OK ||
+	    (s = finetune_evaluate(d->ctx, pol, &fr, true, &mt)) != PRESSO_OK ||
+	    (s = o->encode_model(fr.qm, &bytes, &n_bytes)) != PRESSO_OK)
+		goto done;
+	if (!(settings = train_config_canonical(&d->tc))) {
+		s = nomem();
+		goto done;
+	}
+	for (int i = 0; i < d->ctx->n_layers; i++) {
+		const struct layer_policy *l = &pol->layers[i];
+		d->choices[i] = (struct layer_choice){d->ctx->layers[i].name, l->bits, l->act_bits,
+						      l->bias_correction, l->prune,
+						      (int)l->prune_kind, l->rank};
+	}
+	/* the tuned model keeps the PTQ model's structure, so its latency */
+	struct trial_metrics m = {mv.accuracy, mt.accuracy, mv.size_bytes, mv.bops,
+				  p->m.latency_us, mv.mean_bits, mv.mean_prune, mv.mean_rank};
+	struct finetune_record rec = {
+		.parent = p->number, .source = "search", .settings_json = settings,
+		.steps = fr.train.steps, .epochs = d->tc.max_steps > 0 ? 0 : d->tc.epochs,
+		.lr = d->tc.lr, .kd_weight = d->tc.kd_weight, .temperature = d->tc.temperature,
+		.train_seconds = fr.train.seconds, .images_per_s = fr.train.images_per_s,
+		.model = bytes, .model_bytes = n_bytes};
+	char worker[300];
+	host_name(worker, sizeof worker - 24);
+	snprintf(worker + strlen(worker), 24, ":%ld", (long)getpid());
+	int64_t number = 0;
+	if ((s = store_add_finetuned(d->st, d->study_id, &rec, &m, d->choices, d->ctx->n_layers,
+				     worker, &number)) != PRESSO_OK)
+		goto done;
+	if (unlink(ckpt) != 0 && errno != ENOENT && d->log)
+		fprintf(d->log, "presso: warning: could not remove the checkpoint %s: %s\n", ckpt,
+			strerror(errno));
+	d->r->n_finetuned_run++;
+	if (d->log)
+		fprintf(d->log,
+			"presso: trial %lld = trial %lld fine-tuned: %.2f%% -> %.2f%% validation, "
+			"%.2f%% test, %lld steps in %.1f s\n",
+			(long long)number, (long long)p->number, p->m.accuracy, mv.accuracy,
+			mt.accuracy, (long long)fr.train.steps, fr.train.seconds);
+	hook_event(d, HOOK_FINETUNE);
+done:
+	if (s != PRESSO_OK)
+		status_wrap(s, "fine-tuning trial %lld", (long long)p->number);
+	free(settings);
+	free(bytes);
+	free(ckpt);
+	finetune_result_free(&fr);
+	policy_free(pol);
+	return s;
+}
+
+/* search.finetune_front = K: the K smallest feasible front trials, each
+ * fine-tuned once (a trial that already has a fine-tuned row is not tuned
+ * again, so a resumed search finishes what a killed one left). Sets
+ * r->n_finetune_todo to what a stop request left undone. */
+static enum presso_status finetune_front(struct driver *d, const int *front, int n_front)
+{
+	struct driver_result *r = d->r;
+	int k = d->sp->search.finetune_front;
+	r->n_finetune_todo = 0;
+	if (k <= 0 || n_front == 0)
+		return PRESSO_OK;
+	if (!d->o->encode_model)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "search.finetune_front: this program cannot store tuned models");
+	struct by_size_item *items = malloc(sizeof *items * (size_t)n_front);
+	int64_t *done = NULL;
+	int n_items = 0, n_done = 0;
+	enum presso_status s = items ? store_finetuned_parents(d->st, d->study_id, &done, &n_done)
+				     : nomem();
+	if (s != PRESSO_OK) {
+		free(items);
+		return s;
+	}
+	for (int i = 0; i < n_front; i++) {
+		const struct archive_point *p = &d->a.pts[front[i]];
+		if (p->violation == 0)
+			items[n_items++] = (struct by_size_item){front[i], p->m.size_bytes, p->number};
+	}
+	qsort(items, (size_t)n_items, sizeof *items, by_size);
+	if (n_items > k)
+		n_items = k;
+	int n_todo = 0;
+	for (int i = 0; i < n_items; i++) {
+		bool tuned = false;
+		for (int j = 0; j < n_done && !tuned; j++)
+			tuned = done[j] == items[i].number;
+		if (tuned)
+			items[i].idx = -1;
+		else
+			n_todo++;
+	}
+	if (d->log && n_items)
+		fprintf(d->log, "presso: fine-tuning the %d smallest front trial%s that meet the "
+				"constraints: %d to do, %d done before\n",
+			n_items, n_items == 1 ? "" : "s", n_todo, n_items - n_todo);
+	for (int i = 0; i < n_items && s == PRESSO_OK; i++) {
+		if (items[i].idx < 0)
+			continue;
+		if (stop_requested(d))
+			break;
+		const struct archive_point *p = &d->a.pts[items[i].idx];
+		int before = r->n_finetuned_run;
+		s = finetune_one(d, p, archive_genome(&d->a, items[i].idx));
+		n_todo -= r->n_finetuned_run - before;
+	}
+	r->n_finetune_todo = s == PRESSO_OK ? n_todo : 0;
+	free(items);
+	free(done);
+	return s;
+}
+
 static struct driver_trial trial_of(const struct driver *d, int idx)
 {
 	const struct archive_point *p = &d->a.pts[idx];
@@ -1164,6 +1343,11 @@ static enum presso_status finish(struct driver *d)
 		/* a stop request cut the re-check short: --resume finishes it */
 		if (s == PRESSO_OK && !r->front_rechecked)
 			r->end = DRIVER_END_INTERRUPTED;
+	}
+	if (s == PRESSO_OK && r->end != DRIVER_END_INTERRUPTED) {
+		s = finetune_front(d, front, n_front);
+		if (s == PRESSO_OK && r->n_finetune_todo > 0)
+			r->end = DRIVER_END_INTERRUPTED; /* --resume tunes the rest */
 	}
 	/* "finished" = no run is going on; a resume marks it running again */
 	if (s == PRESSO_OK)
@@ -1328,7 +1512,7 @@ enum presso_status driver_run(const struct driver_opts *o, struct driver_result 
 	r->workers = d.workers;
 	enum presso_status s = parse_hook(&d.hook);
 	if (s == PRESSO_OK)
-		s = check_space(o->cfg);
+		s = check_space(o->cfg, &d.tc);
 	if (s == PRESSO_OK)
 		s = open_study(&d);
 	if (s == PRESSO_OK) {

@@ -10,7 +10,7 @@
  * on (the batch is max(search.batch, workers), workers counted on every rank).
  *
  * Test hook: with PRESSO_TEST_INTERRUPT=WHERE:K:SIGNAL in the environment
- * (WHERE begin, commit, batch or recheck; SIGNAL INT, TERM or KILL) the run
+ * (WHERE begin, commit, batch, recheck or finetune; SIGNAL INT, TERM or KILL) the run
  * sends its own process SIGNAL right after the K-th such event, so tests can
  * stop or kill a search at an exact point (search/driver.c says where each
  * event is). A malformed value is PRESSO_E_USAGE.
@@ -28,6 +28,8 @@
 #include "search/signals.h"
 #include "search/space.h"
 
+struct qmodel;
+
 #define DRIVER_DEFAULT_TRIALS 100 /* budget when neither --max-trials nor search.max_trials */
 
 struct driver_opts {
@@ -43,6 +45,10 @@ struct driver_opts {
 	FILE *log;               /* notices and progress (stderr); NULL: silent */
 	atomic_int *stop;        /* may be NULL; non-zero: finish the trials in flight and stop */
 	struct signals *signals; /* may be NULL; gets the second interrupt's abandon action */
+	/* writes a quantized model as a .presso file's bytes (malloc'd) for the
+	 * store: needed by search.finetune_front (src/format's presso_file_encode;
+	 * the search does not use src/format itself) */
+	enum presso_status (*encode_model)(const struct qmodel *m, uint8_t **bytes, size_t *n);
 };
 
 enum driver_end {
@@ -90,7 +96,13 @@ struct driver_result {
 	struct driver_trial best;      /* archive_best(): the best under the constraints */
 	const char *best_rule;         /* how it was chosen, e.g. "most accurate under the constraints" */
 	char last_error[512];          /* the last failed trial's error, "" if none */
+	int n_finetuned_run;           /* front trials fine-tuned by this run (search.finetune_front) */
+	int n_finetune_todo;           /* fine-tunes a stop request left for --resume */
 };
+
+/* The description of a config's data and splits a study stores (studies.dataset)
+ * and compares on resume; malloc'd, NULL when out of memory. */
+char *driver_dataset_text(const struct config *cfg);
 
 /* Runs (or resumes) a study's search to its end. On PRESSO_OK, *r says how it
  * ended (free with driver_result_free()); an interrupted search is PRESSO_OK

@@ -516,14 +516,15 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 {
 	static const char *const keys[] = {"strategy", "bandit",     "seed",           "max_trials",
 					   "time_limit", "population", "batch",        "ucb_c",
-					   "discount",   "crossover_rate", "latency_runs", NULL};
+					   "discount",   "crossover_rate", "latency_runs",
+					   "finetune_front", NULL};
 	static const char *const bandits[] = {"thompson", "ucb", "ucb1", NULL};
 	const cJSON *obj = NULL;
 	enum presso_status s;
 	struct space_search *q = &sp->search;
 	const char *strategy = NULL, *bandit = NULL;
 	int64_t seed = 1, max_trials = DEFAULT_MAX_TRIALS, population = 16, batch = 0,
-		latency_runs = 25;
+		latency_runs = 25, finetune_front = 0;
 	*q = (struct space_search){.strategy = STRATEGY_HYBRID, .bandit = BANDIT_THOMPSON,
 				   .ucb_c = 1.4142135623730951, .discount = 0.99,
 				   .crossover_rate = 0.9};
@@ -539,7 +540,9 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	    (s = json_get_double(obj, "search", "discount", false, 0.5, 1, &q->discount)) ||
 	    (s = json_get_double(obj, "search", "crossover_rate", false, 0, 1,
 				 &q->crossover_rate)) ||
-	    (s = json_get_int(obj, "search", "latency_runs", false, 1, 100000, &latency_runs)))
+	    (s = json_get_int(obj, "search", "latency_runs", false, 1, 100000, &latency_runs)) ||
+	    (s = json_get_int(obj, "search", "finetune_front", false, 0, SPACE_MAX_FINETUNE_FRONT,
+			      &finetune_front)))
 		return s;
 	for (int i = 0; strategy && i < STRATEGY_COUNT; i++)
 		if (strcmp(strategy, strategy_names[i]) == 0)
@@ -555,6 +558,7 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	q->population = (int)population;
 	q->batch = batch ? (int)batch : (int)population;
 	q->latency_runs = (int)latency_runs;
+	q->finetune_front = (int)finetune_front;
 	return PRESSO_OK;
 }
 

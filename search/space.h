@@ -98,6 +98,8 @@ struct space_constraints {
 	double max_accuracy_drop; /* points below the FP32 validation accuracy */
 };
 
+#define SPACE_MAX_FINETUNE_FRONT 1000 /* search.finetune_front: more is surely a typo */
+
 struct space_search {
 	enum strategy_kind strategy;
 	enum bandit_algo bandit;
@@ -110,6 +112,8 @@ struct space_search {
 	double discount;
 	double crossover_rate;
 	int latency_runs;         /* runs per latency-table entry and per final measurement */
+	int finetune_front;       /* fine-tune this many of the smallest feasible front
+				     trials once the budget is spent (0: none) */
 };
 
 struct space {

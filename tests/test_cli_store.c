@@ -233,8 +233,8 @@ Test(cli_store, pareto_csv)
 		     err);
 	cr_assert(strncmp(out,
 			  "trial,accuracy,delta_vs_fp32,size_kb,ratio_vs_fp32,bops,latency_us,"
-			  "mean_bits,mean_prune,mean_rank\n",
-			  98) == 0,
+			  "mean_bits,mean_prune,mean_rank,tuned_from\n",
+			  109) == 0,
 		  "%s", out);
 	int t[10];
 	int n = csv_trials(out, t, 10);

@@ -2,8 +2,11 @@
  * way opening can fail (missing file, folder, not SQLite, someone else's
  * SQLite, newer schema, read-only file), study create/resume/config mismatch,
  * trial numbering across reopen, stale trials re-queued on resume, policy
- * lookups, atomic completion with search state, Pareto/pick/list queries, and
- * a reader querying the front while another process writes (fork()).
+ * lookups, atomic completion with search state, Pareto/pick/list queries, a
+ * reader querying the front while another process writes (fork()), and
+ * fine-tuned trials: added beside their PTQ trial, kept out of what the search
+ * counts and re-queues, on the front, picked, their model read back; a
+ * version-1 database migrated with its trials kept.
  *
  * Each test works in its own temporary folder; databases are inspected with
  * plain sqlite3 calls as well as through the API.
@@ -146,7 +149,7 @@ Test(store, creates_the_schema_in_wal_mode)
 {
 	struct store *st = open_new("runs.db");
 	const char *path = fx_join(tmp, "runs.db");
-	cr_assert_eq(store_schema_version(), 1);
+	cr_assert_eq(store_schema_version(), 2);
 	cr_assert_eq(raw_int(path, "PRAGMA user_version"), store_schema_version());
 	cr_assert_eq(raw_int(path, "PRAGMA application_id"), 0x70727373);
 	cr_assert_eq(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN ('studies', "
@@ -394,7 +397,7 @@ Test(store, concurrent_creation)
 			  status);
 	}
 	cr_assert_eq(raw_int(path, "SELECT count(*) FROM studies"), 1);
-	cr_assert_eq(raw_int(path, "PRAGMA user_version"), 1);
+	cr_assert_eq(raw_int(path, "PRAGMA user_version"), store_schema_version());
 }
 
 /* --- studies --------------------------------------------------------------- */
@@ -1106,4 +1109,192 @@ Test(store, accuracy_drop_has_no_float_noise)
 	cr_assert_eq(ss[0].small_trial, n, "within one point of FP32");
 	store_study_summaries_free(ss, k);
 	store_close(st);
+}
+
+/* --- fine-tuned trials and migration 2 ---------------------------------------- */
+
+/* db/schema.sql as compiled in (db/embed_schema.cmake). */
+extern const unsigned char db_schema_sql[];
+extern const size_t db_schema_sql_bytes;
+
+static const char tuned_model[] = "PRESSO-model-bytes";
+
+static struct finetune_record record_of(int64_t parent)
+{
+	return (struct finetune_record){
+		.parent = parent, .source = "search", .settings_json = "{\"lr\":0.01}",
+		.steps = 5, .epochs = 0, .lr = 0.01, .kd_weight = 0.5, .temperature = 4,
+		.train_seconds = 1.5, .images_per_s = 100, .model = tuned_model,
+		.model_bytes = sizeof tuned_model};
+}
+
+Test(store, finetuned_trials_beside_their_ptq_trial)
+{
+	struct store *st = open_new("runs.db");
+	const char *path = fx_join(tmp, "runs.db");
+	int64_t study = new_study(st, "s");
+	int64_t a = add_trial(st, study, 1, 80.0, 4000); /* 1 */
+	int64_t b = add_trial(st, study, 2, 70.0, 2000); /* 2 */
+	int64_t running;
+	char *p3 = policy_text(3);
+	cr_assert_eq(store_begin_trial(st, study, p3, NULL, "test", &running), PRESSO_OK);
+	free(p3);
+	/* tuned from trial 2: its own number, the parent's policy, complete at once */
+	struct finetune_record f = record_of(b);
+	struct trial_metrics m = metrics_of(78.0, 2100);
+	m.test_accuracy = 77.0;
+	int64_t tuned = 0;
+	cr_assert_eq(store_add_finetuned(st, study, &f, &m, layers3, 3, "host:1", &tuned), PRESSO_OK,
+		     "%s", status_msg());
+	cr_assert_eq(tuned, 4);
+	struct store_trial *t = NULL, *parent = NULL;
+	cr_assert_eq(store_get_trial(st, study, tuned, &t), PRESSO_OK);
+	cr_assert_eq(store_get_trial(st, study, b, &parent), PRESSO_OK);
+	cr_assert_eq(t->state, TRIAL_COMPLETE);
+	cr_assert_eq(t->parent_trial, b);
+	cr_assert_eq(parent->parent_trial, 0);
+	cr_assert_str_eq(t->policy_sha256, parent->policy_sha256);
+	cr_assert_float_eq(t->metrics.test_accuracy, 77.0, 1e-9);
+	store_trials_free(t, 1);
+	store_trials_free(parent, 1);
+	/* its record and model come back */
+	struct finetune_info fi;
+	bool found = false;
+	cr_assert_eq(store_get_finetune(st, study, tuned, &fi, &found), PRESSO_OK);
+	cr_assert(found);
+	cr_assert_eq(fi.parent, b);
+	cr_assert_str_eq(fi.source, "search");
+	cr_assert_eq(fi.steps, 5);
+	cr_assert_eq(fi.model_bytes, (int64_t)sizeof tuned_model);
+	char hex[SHA256_HEX_BYTES];
+	sha256_hex(tuned_model, sizeof tuned_model, hex);
+	cr_assert_str_eq(fi.model_sha256, hex);
+	store_finetune_info_free(&fi);
+	cr_assert_eq(store_get_finetune(st, study, a, &fi, &found), PRESSO_OK);
+	cr_assert_not(found, "a PTQ trial has no fine-tune record");
+	void *bytes = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_get_finetune_model(st, study, tuned, &bytes, &n), PRESSO_OK);
+	cr_assert(n == sizeof tuned_model && memcmp(bytes, tuned_model, n) == 0);
+	free(bytes);
+	cr_assert_eq(store_get_finetune_model(st, study, a, &bytes, &n), PRESSO_E_USAGE);
+	cr_assert(strstr(status_msg(), "not a fine-tuned trial"), "%s", status_msg());
+	int64_t *parents = NULL;
+	int n_parents = 0;
+	cr_assert_eq(store_finetuned_parents(st, study, &parents, &n_parents), PRESSO_OK);
+	cr_assert(n_parents == 1 && parents[0] == b);
+	free(parents);
+	/* the search's counts and hashes are of its PTQ trials; numbering goes on */
+	struct resume_info ri;
+	cr_assert_eq(store_resume_info(st, study, &ri), PRESSO_OK);
+	cr_assert_eq(ri.n_complete, 2);
+	cr_assert_eq(ri.n_running, 1);
+	cr_assert_eq(ri.n_finetuned, 1);
+	cr_assert_eq(ri.next_number, 5);
+	struct study_summary *sum = NULL;
+	int n_sum = 0;
+	cr_assert_eq(store_list_studies(st, &sum, &n_sum), PRESSO_OK);
+	cr_assert(n_sum == 1 && sum[0].n_complete == 3 && sum[0].n_finetuned == 1,
+		  "presso studies counts every complete row, the fine-tuned apart too: %d %d %d", n_sum,
+		  n_sum ? sum[0].n_complete : -1, n_sum ? sum[0].n_finetuned : -1);
+	store_study_summaries_free(sum, n_sum);
+	/* refused: a running parent, a tuned parent, a missing one; nothing written */
+	f = record_of(running);
+	cr_assert_eq(store_add_finetuned(st, study, &f, &m, layers3, 3, NULL, NULL), PRESSO_E_USAGE);
+	cr_assert(strstr(status_msg(), "is running"), "%s", status_msg());
+	f = record_of(tuned);
+	cr_assert_eq(store_add_finetuned(st, study, &f, &m, layers3, 3, NULL, NULL), PRESSO_E_USAGE);
+	cr_assert(strstr(status_msg(), "itself fine-tuned (from trial 2)"), "%s", status_msg());
+	f = record_of(99);
+	cr_assert_eq(store_add_finetuned(st, study, &f, &m, layers3, 3, NULL, NULL), PRESSO_E_USAGE);
+	f = record_of(a);
+	f.model_bytes = 0;
+	cr_assert_eq(store_add_finetuned(st, study, &f, &m, layers3, 3, NULL, NULL), PRESSO_E_CONFIG);
+	f = record_of(a);
+	struct trial_metrics bad = m;
+	bad.accuracy = 101;
+	cr_assert_eq(store_add_finetuned(st, study, &f, &bad, layers3, 3, NULL, NULL),
+		     PRESSO_E_CONFIG);
+	cr_assert_eq(raw_int(path, "SELECT count(*) FROM trials"), 4);
+	cr_assert_eq(raw_int(path, "SELECT count(*) FROM finetunes"), 1);
+	/* a lost fine-tuned row (a row another tool left running) is not re-queued */
+	raw_exec(path, "UPDATE trials SET state = 'running', ended_at = NULL, parent_trial = 1 "
+		       "WHERE number = 3");
+	int n_marked = 0, n_pol = 0;
+	struct store_policy *pol = NULL;
+	cr_assert_eq(store_requeue_stale(st, study, 0, &n_marked, &pol, &n_pol), PRESSO_OK);
+	cr_assert_eq(n_marked, 1);
+	cr_assert_eq(n_pol, 0, "a fine-tuned row is not the search's to evaluate again");
+	store_policies_free(pol, n_pol);
+	/* on the front, and --where/--pick know `tuned` */
+	struct expr *where = NULL;
+	cr_assert_eq(expr_parse("tuned = 1", "--where", &where), PRESSO_OK);
+	struct store_trial *list = NULL;
+	int n_list = 0;
+	cr_assert_eq(store_list_trials(st, study, true, where, &list, &n_list), PRESSO_OK);
+	cr_assert(n_list == 1 && list[0].number == tuned);
+	store_trials_free(list, n_list);
+	expr_free(where);
+	enum store_objective objs[2] = {OBJ_ACCURACY, OBJ_SIZE};
+	struct pareto_result r;
+	cr_assert_eq(store_pareto(st, study, objs, 2, NULL, &r), PRESSO_OK);
+	bool on_front = false;
+	for (int i = 0; i < r.n_front; i++)
+		on_front |= r.front[i].number == tuned && r.front[i].parent_trial == b;
+	cr_assert(on_front, "78%% at 2100 bytes is on the front");
+	store_pareto_result_free(&r);
+	struct expr_pick pick;
+	cr_assert_eq(expr_parse_pick("min size where tuned = 1", "--pick", &pick), PRESSO_OK);
+	int64_t picked = 0;
+	cr_assert_eq(store_pick(st, study, &pick, &picked, &found), PRESSO_OK);
+	cr_assert(found && picked == tuned);
+	expr_pick_free(&pick);
+	cr_assert_eq(raw_int(path, "SELECT tuned_from FROM v_finetunes WHERE trial = 4"), b);
+	store_close(st);
+}
+
+Test(store, migrates_a_version_1_database)
+{
+	/* a database as presso 0.1 with schema 1 wrote it */
+	const char *path = fx_join(tmp, "old.db");
+	const char *text = (const char *)db_schema_sql;
+	const char *v2 = strstr(text, "-- @migration 2");
+	cr_assert_not_null(v2);
+	char *v1 = strndup(text, (size_t)(v2 - text));
+	raw_exec(path, v1);
+	free(v1);
+	raw_exec(path,
+		 "INSERT INTO studies (name, config_json, config_sha256, model_path, model_sha256, "
+		 "dataset, seed, fp32_accuracy, fp32_size_bytes, fp32_bops, n_classes, "
+		 "presso_version, created_at) VALUES ('old', '{}', printf('%064d', 0), 'm.onnx', "
+		 "printf('%064d', 1), 'd', 1, 90, 10000, 1e6, 10, '0.1.0', 0);"
+		 "INSERT INTO trials (study_id, number, state, policy_json, policy_sha256, "
+		 "started_at, heartbeat_at, ended_at, accuracy, size_bytes, bops) VALUES "
+		 "(1, 1, 'complete', '{}', printf('%064d', 2), 0, 1, 1, 88, 3000, 1e5);");
+	cr_assert_eq(raw_int(path, "PRAGMA user_version"), 1);
+	/* read-only, it is refused and left alone */
+	struct store *st = NULL;
+	cr_assert_eq(store_open(path, STORE_READONLY, &st), PRESSO_E_UNSUPPORTED);
+	cr_assert_eq(raw_int(path, "PRAGMA user_version"), 1);
+	/* opened for writing, it migrates and keeps its trial */
+	cr_assert_eq(store_open(path, 0, &st), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(raw_int(path, "PRAGMA user_version"), store_schema_version());
+	struct study_info info;
+	cr_assert_eq(store_find_study(st, "old", &info), PRESSO_OK, "%s", status_msg());
+	struct store_trial *t = NULL;
+	cr_assert_eq(store_get_trial(st, info.id, 1, &t), PRESSO_OK);
+	cr_assert_eq(t->parent_trial, 0);
+	cr_assert_float_eq(t->metrics.accuracy, 88, 1e-9);
+	store_trials_free(t, 1);
+	cr_assert_eq(raw_int(path, "SELECT tuned FROM v_trials WHERE trial = 1"), 0);
+	/* and takes a fine-tuned trial of it */
+	struct finetune_record f = record_of(1);
+	struct trial_metrics m = metrics_of(89.0, 3100);
+	int64_t tuned = 0;
+	cr_assert_eq(store_add_finetuned(st, info.id, &f, &m, layers3, 3, NULL, &tuned), PRESSO_OK,
+		     "%s", status_msg());
+	cr_assert_eq(tuned, 2);
+	store_study_info_free(&info);
+	store_close(st);
+	cr_assert_eq(raw_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
 }

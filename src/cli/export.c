@@ -1,5 +1,8 @@
 /* export.c - `presso export`: one trial's policy as the JSON file that
- * `presso compress --policy` and `presso eval --policy` read.
+ * `presso compress --policy` and `presso eval --policy` read, or, with
+ * `-o FILE.presso`, a fine-tuned trial's tuned model as the store holds it
+ * (db/README.md, "Fine-tuned trials": the policy alone rebuilds only the PTQ
+ * weights, so a fine-tuned trial's JSON says so in its metadata and on stderr).
  *
  * The output is the trial's stored policy ({"default": {...}, "layers":
  * {...}}) with a "metadata" object added: study, trial, how it was chosen,
@@ -36,9 +39,36 @@ static void add_num(cJSON *o, const char *key, double v)
 		cJSON_AddNumberToObject(o, key, v);
 }
 
+static bool is_presso_path(const char *path)
+{
+	size_t n = strlen(path);
+	return n > 7 && strcmp(path + n - 7, ".presso") == 0;
+}
+
+/* metadata.finetuned of a fine-tuned trial: where it came from and how. */
+static void add_finetune(cJSON *md, const struct finetune_info *f)
+{
+	cJSON *fo = cJSON_AddObjectToObject(md, "finetuned");
+	cJSON_AddNumberToObject(fo, "from_trial", (double)f->parent);
+	cJSON_AddStringToObject(fo, "source", f->source);
+	cJSON_AddNumberToObject(fo, "steps", (double)f->steps);
+	cJSON_AddNumberToObject(fo, "epochs", (double)f->epochs);
+	cJSON_AddNumberToObject(fo, "lr", f->lr);
+	cJSON_AddNumberToObject(fo, "kd_weight", f->kd_weight);
+	cJSON_AddNumberToObject(fo, "temperature", f->temperature);
+	cJSON_AddNumberToObject(fo, "train_seconds", f->train_seconds);
+	cJSON_AddNumberToObject(fo, "model_bytes", (double)f->model_bytes);
+	cJSON_AddStringToObject(fo, "model_sha256", f->model_sha256);
+	cJSON_AddStringToObject(fo, "note", "the policy rebuilds the PTQ model; the tuned "
+					    "weights: presso export --trial N -o FILE.presso");
+	cJSON *settings = cJSON_Parse(f->settings_json);
+	if (settings)
+		cJSON_AddItemToObject(fo, "settings", settings);
+}
+
 /* The export document: the policy plus its metadata. */
 static enum presso_status build(const struct study_info *info, const struct store_trial *t,
-				const char *pick, char **text)
+				const struct finetune_info *ft, const char *pick, char **text)
 {
 	*text = NULL;
 	bool oom;
@@ -83,6 +113,8 @@ static enum presso_status build(const struct study_info *info, const struct stor
 	snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
 	cJSON_AddRawToObject(md, "seed", seed);
 	cJSON_AddStringToObject(md, "policy_sha256", t->policy_sha256);
+	if (ft)
+		add_finetune(md, ft);
 	cJSON_AddStringToObject(md, "presso_version", PRESSO_VERSION);
 	char when[32];
 	time_t now = time(NULL);
@@ -159,8 +191,11 @@ int cmd_export(int argc, char **argv)
 		"presso eval --policy) with a metadata block: study, trial, metrics, FP32\n"
 		"baseline, model sha256, presso version. --pick is 'max METRIC [where EXPR]' or\n"
 		"'min METRIC [where EXPR]' over the metrics --where knows; ties go to the\n"
-		"lowest trial number. The file is replaced atomically, never half-written.",
-		"--db FILE --study NAME (--trial N | --pick EXPR) -o FILE", opts, 5};
+		"lowest trial number ('tuned = 1' keeps fine-tuned trials). -o FILE.presso\n"
+		"writes a fine-tuned trial's tuned model (stored in the database) instead; a\n"
+		"PTQ trial's model is built with presso compress --policy. The file is\n"
+		"replaced atomically, never half-written.",
+		"--db FILE --study NAME (--trial N | --pick EXPR) -o FILE.json|FILE.presso", opts, 5};
 	char **args = spell_short_options(argc, argv);
 	if (!args) {
 		fprintf(stderr, "presso export: out of memory\n");
@@ -194,6 +229,10 @@ int cmd_export(int argc, char **argv)
 	struct store *st = NULL;
 	struct study_info info = {0};
 	struct store_trial *t = NULL;
+	struct finetune_info ft = {0};
+	bool tuned = false, as_model = is_presso_path(output);
+	void *model = NULL;
+	size_t model_bytes = 0;
 	char *text = NULL;
 	enum presso_status s = PRESSO_OK;
 	if (pick_text)
@@ -219,15 +258,33 @@ int cmd_export(int argc, char **argv)
 				(long long)number, study, store_trial_state_str(t->state),
 				t->error ? ": " : "", t->error ? t->error : "");
 	if (s == PRESSO_OK)
-		s = build(&info, t, pick_text, &text);
-	if (s == PRESSO_OK)
+		s = store_get_finetune(st, info.id, number, &ft, &tuned);
+	if (s == PRESSO_OK && as_model && !tuned)
+		s = status_fail(PRESSO_E_USAGE,
+				"-o %s: trial %lld of study '%s' is a PTQ trial, whose model the "
+				"database does not hold; export its policy (-o FILE.json) and build "
+				"the model with presso compress --policy",
+				output, (long long)number, study);
+	if (s == PRESSO_OK && as_model)
+		s = store_get_finetune_model(st, info.id, number, &model, &model_bytes);
+	if (s == PRESSO_OK && as_model)
+		s = file_write_atomic(output, model, model_bytes);
+	if (s == PRESSO_OK && !as_model)
+		s = build(&info, t, tuned ? &ft : NULL, pick_text, &text);
+	if (s == PRESSO_OK && !as_model)
 		s = file_write_atomic(output, text, strlen(text));
 	rc = s == PRESSO_OK ? 0 : cli_fail("export", s);
 	if (s == PRESSO_OK && strcmp(output, "-") != 0)
-		fprintf(stderr, "presso export: trial %lld of study '%s' (accuracy %.2f %%, %lld "
+		fprintf(stderr, "presso export: %strial %lld of study '%s' (accuracy %.2f %%, %lld "
 				"bytes) written to %s\n",
-			(long long)number, study, t->metrics.accuracy,
-			(long long)t->metrics.size_bytes, output);
+			as_model ? "the tuned model of " : "", (long long)number, study,
+			t->metrics.accuracy, (long long)t->metrics.size_bytes, output);
+	if (s == PRESSO_OK && tuned && !as_model)
+		fprintf(stderr, "presso export: trial %lld is trial %lld fine-tuned: the policy "
+				"rebuilds the PTQ model; -o FILE.presso writes the tuned weights\n",
+			(long long)number, (long long)ft.parent);
+	free(model);
+	store_finetune_info_free(&ft);
 	free(text);
 	store_trials_free(t, t ? 1 : 0);
 	store_study_info_free(&info);

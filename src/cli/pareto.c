@@ -3,7 +3,10 @@
  * The front is over the chosen objectives (accuracy up; size, BOPs, latency
  * down) among the complete trials that meet --where. Every format has the
  * same columns: trial, accuracy, accuracy minus FP32's, size in KiB, FP32
- * size / size, BOPs, latency_us, mean weight bits, mean prune, mean rank.
+ * size / size, BOPs, latency_us, mean weight bits, mean prune, mean rank, and
+ * "tuned from": for a fine-tuned trial (db/README.md, "Fine-tuned trials") the
+ * PTQ trial it was tuned from, empty ("-", null) for a PTQ trial. Fine-tuned
+ * trials compete on the front like any other.
  * The table and JSON also give the hypervolume against the reference point
  * (chance accuracy, FP32 size/BOPs/latency) and as a fraction of the box
  * between that point and the ideal one (100 %, 0 bytes, ...).
@@ -31,16 +34,16 @@
 #define PLOT_MIN_COLS 24
 #define PLOT_MAX_COLS 150
 
-#define N_COLS 10
+#define N_COLS 11
 #define CELL_BYTES 48
 
 static const char *const col_head[N_COLS] = {
 	"trial", "accuracy", "Δ vs FP32", "size_kb", "ratio vs FP32",
-	"BOPs",  "latency_us", "mean bits", "mean prune", "mean rank",
+	"BOPs",  "latency_us", "mean bits", "mean prune", "mean rank", "tuned from",
 };
 static const char *const col_csv[N_COLS] = {
 	"trial", "accuracy", "delta_vs_fp32", "size_kb", "ratio_vs_fp32",
-	"bops",  "latency_us", "mean_bits", "mean_prune", "mean_rank",
+	"bops",  "latency_us", "mean_bits", "mean_prune", "mean_rank", "tuned_from",
 };
 
 /* The row's values in column order (NAN where not measured). */
@@ -57,6 +60,7 @@ static void row_values(const struct store_trial *t, const struct baseline *b, do
 	v[7] = m->mean_bits;
 	v[8] = m->mean_prune;
 	v[9] = m->mean_rank;
+	v[10] = t->parent_trial ? (double)t->parent_trial : NAN; /* a fine-tuned trial's PTQ trial */
 }
 
 static void format_cell(int c, double v, char *buf, size_t cap)
@@ -66,7 +70,8 @@ static void format_cell(int c, double v, char *buf, size_t cap)
 		return;
 	}
 	switch (c) {
-	case 0: snprintf(buf, cap, "%.0f", v); break;
+	case 0:
+	case 10: snprintf(buf, cap, "%.0f", v); break;
 	case 2: snprintf(buf, cap, "%+.2f", v); break;
 	case 4: snprintf(buf, cap, "%.2fx", v); break;
 	case 5: snprintf(buf, cap, "%.4g", v); break;
@@ -141,6 +146,14 @@ static int print_table(const struct study_info *info, const enum store_objective
 		printf("\n");
 	}
 	free(cells);
+	int n_tuned = 0;
+	for (int i = 0; i < r->n_front; i++)
+		n_tuned += r->front[i].parent_trial != 0;
+	if (n_tuned)
+		printf("\n'tuned from' marks %s fine-tuned from that PTQ trial "
+		       "(search.finetune_front or presso finetune --db); presso export --trial N "
+		       "-o FILE.presso writes %s tuned weights\n",
+		       n_tuned == 1 ? "a trial" : "trials", n_tuned == 1 ? "its" : "their");
 	for (int i = 0; i < r->n_front; i++)
 		if (r->n_same[i])
 			printf("%strial %lld stands for %d more trial%s with the same values\n",

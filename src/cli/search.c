@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "evaluators/pool.h"
+#include "format/presso_file.h"
 #include "search/driver.h"
 #include "search/signals.h"
 #include "search/space.h"
@@ -119,6 +120,11 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 			       "it\n",
 			       r->end == DRIVER_END_INTERRUPTED ? "interrupted" : "stopped");
 	}
+	if (r->n_finetuned_run || r->n_finetune_todo)
+		printf("tuned:     %d front trial%s fine-tuned by this run%s; presso pareto marks "
+		       "them\n",
+		       r->n_finetuned_run, r->n_finetuned_run == 1 ? "" : "s",
+		       r->n_finetune_todo ? ", the rest on --resume" : "");
 	if (r->has_best) {
 		const struct trial_metrics *m = &r->best.m;
 		printf("best:      trial %lld, %s: %.2f%% validation", (long long)r->best.number,
@@ -237,6 +243,7 @@ int cmd_search(int argc, char **argv)
 			.log = stderr,
 			.stop = signals_flag(sig),
 			.signals = sig,
+			.encode_model = presso_file_encode,
 		};
 		s = driver_run(&o, &r);
 		if (s == PRESSO_OK) {

@@ -148,6 +148,7 @@ static int print_json(const char *db, const struct study_summary *ss, int n)
 		cJSON_AddNumberToObject(tr, "running", s->n_running);
 		cJSON_AddNumberToObject(tr, "complete", s->n_complete);
 		cJSON_AddNumberToObject(tr, "failed", s->n_failed);
+		cJSON_AddNumberToObject(tr, "finetuned", s->n_finetuned);
 		cJSON *fp = cJSON_AddObjectToObject(o, "fp32");
 		cJSON_AddNumberToObject(fp, "accuracy", b->accuracy);
 		add_number_or_null(fp, "test_accuracy", b->test_accuracy);

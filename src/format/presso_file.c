@@ -333,9 +333,34 @@ static bool any_nonzero(const int32_t *b, int64_t n)
 }
 
 
+static enum presso_status encode(const struct qmodel *m, const char *path, uint8_t **bytes,
+				 size_t *n_bytes);
+
 enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 				     int64_t *file_bytes)
 {
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	enum presso_status s = encode(m, path, &bytes, &n);
+	if (s == PRESSO_OK)
+		s = file_write_atomic(path, bytes, n);
+	if (s == PRESSO_OK && file_bytes)
+		*file_bytes = (int64_t)n;
+	free(bytes);
+	return s;
+}
+
+enum presso_status presso_file_encode(const struct qmodel *m, uint8_t **bytes, size_t *n_bytes)
+{
+	return encode(m, "the .presso image", bytes, n_bytes);
+}
+
+/* The file's bytes; `path` names it in messages. */
+static enum presso_status encode(const struct qmodel *m, const char *path, uint8_t **bytes,
+				 size_t *n_bytes)
+{
+	*bytes = NULL;
+	*n_bytes = 0;
 	const struct graph *g = qmodel_graph(m);
 	int nl = qmodel_n_layers(m), nv = g->n_values;
 	struct wbuf w = {0};
@@ -496,10 +521,9 @@ enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 		h[i] = (uint8_t)(crc >> (8 * i));
 	for (int i = 0; i < 8; i++)
 		h[4 + i] = (uint8_t)(body >> (8 * i));
-	if ((s = file_write_atomic(path, w.p, w.n)) != PRESSO_OK)
-		goto done;
-	if (file_bytes)
-		*file_bytes = (int64_t)w.n;
+	*bytes = w.p;
+	*n_bytes = w.n;
+	w.p = NULL;
 done:
 	free(bias_n);
 	free(views);

@@ -21,6 +21,10 @@
 enum presso_status presso_file_write(const struct qmodel *m, const char *path,
 				     int64_t *file_bytes);
 
+/* The same file's bytes in memory: *bytes is malloc'd (the caller frees it),
+ * *n_bytes its length. */
+enum presso_status presso_file_encode(const struct qmodel *m, uint8_t **bytes, size_t *n_bytes);
+
 /* Loads a .presso file: *g is the graph (weights dequantized to float) and *m the
  * quantized model over it, packed for the kernels of isa. The caller frees *m
  * with qmodel_free() and then *g with graph_free(). */

@@ -24,9 +24,9 @@ static double softmax_t(int classes, const float *z, double temperature, double 
 	return log(sum) + mx / temperature;
 }
 
-double train_loss(int n, int classes, const float *z, const int32_t *labels,
-		  const float *teacher, double kd_weight, double temperature, float grad_scale,
-		  float *dz, int *n_correct)
+enum presso_status train_loss(int n, int classes, const float *z, const int32_t *labels,
+			      const float *teacher, double kd_weight, double temperature,
+			      float grad_scale, float *dz, int *n_correct, double *loss)
 {
 	/* classes is bounded by the logits row of one image; a VLA-free buffer */
 	double total = 0.0;
@@ -34,7 +34,8 @@ double train_loss(int n, int classes, const float *z, const int32_t *labels,
 	bool kd = teacher && kd_weight > 0.0;
 	double a = kd ? kd_weight : 0.0, tt = temperature;
 	double *p = malloc(sizeof(double) * (size_t)classes * 3);
-	PRESSO_CHECK(p != NULL);
+	if (!p)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
 	double *ps = p + classes, *pt = p + 2 * classes;
 	for (int i = 0; i < n; i++) {
 		const float *zi = z + (int64_t)i * classes;
@@ -70,5 +71,6 @@ double train_loss(int n, int classes, const float *z, const int32_t *labels,
 	free(p);
 	if (n_correct)
 		*n_correct = correct;
-	return total;
+	*loss = total;
+	return PRESSO_OK;
 }

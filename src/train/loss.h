@@ -15,13 +15,17 @@
 
 #include <stdint.h>
 
-/* The loss of n images (rows of `classes` logits) summed over the images;
- * dz (may be NULL) gets dL/dz times grad_scale (1 / batch for a mean loss);
- * *n_correct (may be NULL) the images whose largest logit is their label's
- * (ties go to the lower class, as the evaluators count). Labels outside
- * 0..classes-1 are a broken invariant (the data feed checks them). */
-double train_loss(int n, int classes, const float *z, const int32_t *labels,
-		  const float *teacher, double kd_weight, double temperature, float grad_scale,
-		  float *dz, int *n_correct);
+#include "base/status.h"
+
+/* The loss of n images (rows of `classes` logits) summed over the images,
+ * into *loss; dz (may be NULL) gets dL/dz times grad_scale (1 / batch for a
+ * mean loss); *n_correct (may be NULL) the images whose largest logit is
+ * their label's (ties go to the lower class, as the evaluators count).
+ * PRESSO_E_NOMEM when its scratch row cannot be allocated (nothing written
+ * then). Labels outside 0..classes-1 are a broken invariant (the data feed
+ * checks them). */
+enum presso_status train_loss(int n, int classes, const float *z, const int32_t *labels,
+			      const float *teacher, double kd_weight, double temperature,
+			      float grad_scale, float *dz, int *n_correct, double *loss);
 
 #endif

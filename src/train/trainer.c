@@ -144,9 +144,11 @@ static enum presso_status run_part(struct run *r, int th, int part, const int64_
 	enum presso_status s = tnet_forward(r->t, w, n);
 	if (s != PRESSO_OK)
 		return s;
-	r->part_loss[part] = train_loss(n, r->classes, tnet_ws_logits(w), r->labels[th], trow,
-					r->tc->kd_weight, r->tc->temperature, 1.0f / (float)batch,
-					tnet_ws_logits_grad(w), &r->part_correct[part]);
+	s = train_loss(n, r->classes, tnet_ws_logits(w), r->labels[th], trow, r->tc->kd_weight,
+		       r->tc->temperature, 1.0f / (float)batch, tnet_ws_logits_grad(w),
+		       &r->part_correct[part], &r->part_loss[part]);
+	if (s != PRESSO_OK)
+		return s;
 	memset(r->part_grad[part], 0, sizeof(float) * (size_t)tnet_n_floats(r->t));
 	tnet_backward(r->t, w, r->part_grad[part]);
 	if (tnet_n_bn_channels(r->t))

@@ -1,0 +1,510 @@
+/* test_search_finetune.c - fine-tuned trials in a study, end to end on LeNet
+ * with tiny splits and a few training steps:
+ *   - search.finetune_front = 2: once the budget is spent, the two smallest
+ *     front trials are fine-tuned, each stored as a trial of its own linked to
+ *     its PTQ trial; presso pareto shows them with their "tuned from" trial;
+ *     presso export --pick picks one and -o FILE.presso writes its tuned
+ *     weights, which presso eval scores as the study recorded;
+ *   - a search killed (SIGKILL) or stopped (SIGINT) after its first fine-tune
+ *     and run again with --resume tunes only what is left, and ends with the
+ *     fine-tunes of an uninterrupted run; killed while training, it stores
+ *     nothing, and the resumed run continues from the checkpoint beside the
+ *     database to the uninterrupted run's model, byte for byte;
+ *   - presso finetune --db/--study/--trial records a fine-tuned trial beside
+ *     the PTQ trial it names, and refuses what it cannot tune;
+ *   - bad search.finetune_front values and a bad finetune section are config
+ *     errors, exit 2, before any database is made.
+ * The fine-tunes take 4 steps of 16 images at a small learning rate: these
+ * tests check where results go, not how much training helps (test_finetune.c
+ * does that). Each presso run takes a few seconds, most of it reading the
+ * dataset.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/sha256.h"
+#include "tests/fixtures.h"
+
+#define BUDGET "8"    /* PTQ trials per study: the front has several members */
+#define TUNE_FRONT 2  /* search.finetune_front */
+#define ACC_PRINT_EPS 0.006 /* presso eval prints accuracy with 2 decimals */
+
+static char *dir;
+static char cfg[1024], out_path[1024], err_path[1024];
+
+/* The study: LeNet, tiny splits, weights at 2, 4 or 8 bits, the given
+ * search.finetune_front and finetune section. */
+static void write_config(const char *path, const char *finetune_front, const char *finetune)
+{
+	char body[4096];
+	snprintf(body, sizeof body,
+		 "{\"name\": \"tune\", \"model\": \"%s\", \"data\": {"
+		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
+		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
+		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
+		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
+		 "\"splits\": {\"seed\": 1, \"calibration\": 64, \"validation\": 128, \"test\": 128}},"
+		 "\"eval\": {\"batch\": 64, \"threads\": 1},"
+		 "\"space\": {\"default\": {\"bits\": [2, 4, 8]}},"
+		 "\"search\": {\"seed\": 5, \"population\": 4, \"finetune_front\": %s},"
+		 "\"finetune\": %s}",
+		 fx_src("models/lenet.onnx"), finetune_front, finetune);
+	cr_assert(fx_write(path, body, strlen(body)));
+}
+
+#define TUNING "{\"batch\": 16, \"micro_batch\": 8, \"lr\": 0.001, \"max_steps\": 4, \"threads\": 1}"
+
+static void setup(void)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	dir = fx_tmpdir();
+	cr_assert_not_null(dir);
+	snprintf(cfg, sizeof cfg, "%s/tune.json", dir);
+	snprintf(out_path, sizeof out_path, "%s/out", dir);
+	snprintf(err_path, sizeof err_path, "%s/err", dir);
+	write_config(cfg, "2", TUNING);
+}
+
+static void teardown(void)
+{
+	if (!dir)
+		return;
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+	free(dir);
+	dir = NULL;
+}
+
+/* Runs presso with argv (NULL-terminated, after the program name) and the test
+ * hook `hook` (NULL: none); stdout and stderr go to out_path and err_path.
+ * Returns the exit status, or 128 + signal. */
+static int run_argv(const char *hook, const char *const *args)
+{
+	const char *argv[32] = {PRESSO_BINARY};
+	int n = 1;
+	for (; args[n - 1] && n < 31; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int z = open("/dev/null", O_RDONLY);
+		if (o < 0 || e < 0 || z < 0)
+			_exit(126);
+		dup2(o, 1);
+		dup2(e, 2);
+		dup2(z, 0);
+		if (hook)
+			setenv("PRESSO_TEST_INTERRUPT", hook, 1);
+		else
+			unsetenv("PRESSO_TEST_INTERRUPT");
+		execv(PRESSO_BINARY, (char *const *)argv);
+		_exit(127);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+}
+
+static int search(const char *db, bool resume, const char *hook)
+{
+	const char *args[] = {"search", "--quiet", "--config", cfg, "--db", fx_join(dir, db),
+			      "--workers", "1", "--max-trials", BUDGET,
+			      resume ? "--resume" : NULL, NULL};
+	return run_argv(hook, args);
+}
+
+static char *out_text(void)
+{
+	char *t = fx_read(out_path, NULL);
+	cr_assert_not_null(t);
+	return t;
+}
+
+static char *err_text(void)
+{
+	char *t = fx_read(err_path, NULL);
+	cr_assert_not_null(t);
+	return t;
+}
+
+/* The rows of a query on db, one line each, '|'-separated (malloc'd). */
+static char *rows(const char *db, const char *sql)
+{
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open_v2(fx_join(dir, db), &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *q;
+	cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+	size_t cap = 1 << 14, n = 0;
+	char *out = malloc(cap);
+	cr_assert_not_null(out);
+	out[0] = '\0';
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		for (int c = 0; c < sqlite3_column_count(q); c++) {
+			const char *t = (const char *)sqlite3_column_text(q, c);
+			size_t need = strlen(t ? t : "NULL") + 2;
+			if (n + need + 1 > cap) {
+				cap = 2 * (n + need + 1);
+				out = realloc(out, cap);
+				cr_assert_not_null(out);
+			}
+			n += (size_t)sprintf(out + n, "%s%s", c ? "|" : "", t ? t : "NULL");
+		}
+		out[n++] = '\n';
+		out[n] = '\0';
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(h);
+	return out;
+}
+
+static long count(const char *db, const char *sql)
+{
+	char *r = rows(db, sql);
+	long v = strtol(r, NULL, 10);
+	free(r);
+	return v;
+}
+
+/* The fine-tuned trials: "number|parent" lines in number order. */
+#define TUNED "select number, parent_trial from trials where parent_trial is not null " \
+	      "order by number"
+/* The parents alone, in order, and the PTQ trials' policies. */
+#define PARENTS "select parent_trial from trials where parent_trial is not null order by 1"
+#define PTQ "select policy_sha256 from trials where parent_trial is null and " \
+	    "state = 'complete' order by number"
+
+/* Every fine-tuned trial is complete, has its finetunes row, its parent's
+ * policy and a distinct parent among the smallest re-checked front trials. */
+static void check_tuned(const char *db, long expected)
+{
+	cr_assert_eq(count(db, "select count(*) from trials where parent_trial is not null"),
+		     expected, "%s", rows(db, TUNED));
+	cr_assert_eq(count(db, "select count(*) from trials t join finetunes f on f.trial_id = t.id "
+			       "join trials p on p.study_id = t.study_id and p.number = t.parent_trial "
+			       "where t.state = 'complete' and p.parent_trial is null and "
+			       "p.state = 'complete' and p.policy_sha256 = t.policy_sha256 and "
+			       "f.source = 'search' and f.steps = 4 and length(f.model) > 0"),
+		     expected);
+	cr_assert_eq(count(db, "select count(distinct parent_trial) from trials "
+			       "where parent_trial is not null"),
+		     expected, "a front trial was tuned twice");
+	/* the parents are front trials (re-checked on test) and no front trial
+	 * outside them is smaller than the largest of them */
+	cr_assert_eq(count(db, "select count(*) from trials where number in (" PARENTS ") and "
+			       "test_accuracy is null"),
+		     0, "a tuned trial was not on the front");
+	cr_assert_eq(count(db, "select count(*) from trials f where f.parent_trial is null and "
+			       "f.test_accuracy is not null and f.number not in (" PARENTS ") and "
+			       "f.size_bytes < (select max(size_bytes) from trials where number in (" PARENTS "))"),
+		     0, "a smaller front trial was left untuned");
+}
+
+Test(search_finetune, tunes_the_smallest_front_trials_shows_and_exports_them, .init = setup,
+     .fini = teardown)
+{
+	cr_assert_eq(search("a.db", false, NULL), 0, "%s", err_text());
+	char *out = out_text(), *err = err_text();
+	cr_assert(strstr(out, "tuned:     2 front trials fine-tuned by this run"), "%s", out);
+	cr_assert(strstr(err, "2 to do, 0 done before"), "%s", err);
+	free(out);
+	free(err);
+	check_tuned("a.db", TUNE_FRONT);
+	cr_assert_eq(count("a.db", "select count(*) from trials where parent_trial is null and "
+				   "state = 'complete'"),
+		     atol(BUDGET), "the fine-tunes do not count in the budget");
+	cr_assert_eq(count("a.db", "select count(*) from v_trials where tuned = 1"), TUNE_FRONT);
+	char *tuned = rows("a.db", TUNED);
+	long t1, p1, t2, p2;
+	cr_assert_eq(sscanf(tuned, "%ld|%ld\n%ld|%ld", &t1, &p1, &t2, &p2), 4, "%s", tuned);
+	cr_assert(t1 == 9 && t2 == 10, "tuned trials are numbered after the budget: %s", tuned);
+	free(tuned);
+	/* pareto: the column, and each tuned trial with the trial it came from */
+	const char *db = fx_join(dir, "a.db");
+	char dbp[1100];
+	snprintf(dbp, sizeof dbp, "%s", db);
+	const char *table[] = {"pareto", "--db", dbp, "--study", "tune", NULL};
+	cr_assert_eq(run_argv(NULL, table), 0);
+	out = out_text();
+	cr_assert(strstr(out, "tuned from"), "%s", out);
+	free(out);
+	long tn[2] = {t1, t2}, pn[2] = {p1, p2};
+	for (int i = 0; i < 2; i++) {
+		char where[64], expect[64];
+		snprintf(where, sizeof where, "trial = %ld", tn[i]);
+		const char *csv[] = {"pareto", "--db", dbp, "--study", "tune", "--format", "csv",
+				     "--where", where, NULL};
+		cr_assert_eq(run_argv(NULL, csv), 0);
+		out = out_text();
+		const char *row = strchr(out, '\n');
+		cr_assert(row && strtol(row + 1, NULL, 10) == tn[i], "%s", out);
+		snprintf(expect, sizeof expect, ",%ld\n", pn[i]);
+		cr_assert(strstr(row, expect), "trial %ld tuned from %ld:\n%s", tn[i], pn[i], out);
+		free(out);
+	}
+	/* export --pick picks a tuned trial; -o .presso writes its tuned weights */
+	char model[1100], policy[1100];
+	snprintf(model, sizeof model, "%s", fx_join(dir, "best.presso"));
+	snprintf(policy, sizeof policy, "%s", fx_join(dir, "best.json"));
+	const char *pick = "max accuracy where tuned = 1";
+	const char *ex[] = {"export", "--db", dbp, "--study", "tune", "--pick", pick, "-o", model,
+			    NULL};
+	cr_assert_eq(run_argv(NULL, ex), 0, "%s", err_text());
+	long picked = count("a.db", "select trial from v_trials where tuned = 1 "
+				    "order by accuracy desc, trial limit 1");
+	char sql[256], hex[SHA256_HEX_BYTES];
+	cr_assert_eq(sha256_file(model, hex), PRESSO_OK);
+	snprintf(sql, sizeof sql, "select model_sha256 = '%s' from v_finetunes where trial = %ld",
+		 hex, picked);
+	cr_assert_eq(count("a.db", sql), 1, "the file is the stored tuned model");
+	const char *ev[] = {"eval", "--config", cfg, "--model", model, NULL};
+	cr_assert_eq(run_argv(NULL, ev), 0, "%s", err_text());
+	out = out_text();
+	const char *q = strstr(out, "quantized:");
+	cr_assert_not_null(q, "%s", out);
+	double acc = strtod(q + strlen("quantized:"), NULL);
+	snprintf(sql, sizeof sql, "select test_accuracy * 1000000 from trials where number = %ld",
+		 picked);
+	double stored = (double)count("a.db", sql) / 1e6;
+	cr_assert(fabs(acc - stored) < ACC_PRINT_EPS, "eval %.2f%% vs stored test %.4f%%", acc,
+		  stored);
+	free(out);
+	/* as JSON: the policy, with where it came from */
+	const char *ej[] = {"export", "--db", dbp, "--study", "tune", "--pick", pick, "-o", policy,
+			    NULL};
+	cr_assert_eq(run_argv(NULL, ej), 0, "%s", err_text());
+	char *json = fx_read(policy, NULL);
+	cr_assert(json && strstr(json, "\"finetuned\"") && strstr(json, "\"from_trial\""), "%s",
+		  json);
+	free(json);
+	err = err_text();
+	cr_assert(strstr(err, "-o FILE.presso writes the tuned weights"), "%s", err);
+	free(err);
+	/* a PTQ trial's model is not in the database */
+	char ptq[32];
+	snprintf(ptq, sizeof ptq, "%ld", p1);
+	const char *bad[] = {"export", "--db", dbp, "--study", "tune", "--trial", ptq, "-o",
+			     fx_join(dir, "ptq.presso"), NULL};
+	cr_assert_eq(run_argv(NULL, bad), 2);
+	err = err_text();
+	cr_assert(strstr(err, "is a PTQ trial"), "%s", err);
+	free(err);
+	struct stat st;
+	cr_assert_neq(stat(fx_join(dir, "ptq.presso"), &st), 0, "nothing written");
+}
+
+Test(search_finetune, resume_tunes_only_what_is_left, .init = setup, .fini = teardown)
+{
+	/* the reference: uninterrupted */
+	cr_assert_eq(search("ref.db", false, NULL), 0, "%s", err_text());
+	char *ref_ptq = rows("ref.db", PTQ), *ref_parents = rows("ref.db", PARENTS);
+	/* killed right after the first fine-tune was stored */
+	cr_assert_eq(search("k.db", false, "finetune:1:KILL"), 128 + SIGKILL, "%s", err_text());
+	check_tuned("k.db", 1);
+	char *first = rows("k.db", "select number, parent_trial, ended_at from trials where "
+				   "parent_trial is not null");
+	cr_assert_eq(search("k.db", true, NULL), 0, "%s", err_text());
+	char *err = err_text();
+	cr_assert(strstr(err, "1 to do, 1 done before"), "%s", err);
+	free(err);
+	check_tuned("k.db", TUNE_FRONT);
+	char *again = rows("k.db", "select number, parent_trial, ended_at from trials where "
+				   "parent_trial is not null order by number limit 1");
+	cr_assert_str_eq(again, first, "the first fine-tune was kept, not redone");
+	char *k_ptq = rows("k.db", PTQ), *k_parents = rows("k.db", PARENTS);
+	cr_assert_str_eq(k_ptq, ref_ptq);
+	cr_assert_str_eq(k_parents, ref_parents);
+	/* a resume of a finished study tunes nothing more */
+	cr_assert_eq(search("k.db", true, NULL), 0, "%s", err_text());
+	check_tuned("k.db", TUNE_FRONT);
+	/* stopped (SIGINT) after the first: the run ends as interrupted */
+	cr_assert_eq(search("i.db", false, "finetune:1:INT"), 0, "%s", err_text());
+	char *out = out_text();
+	cr_assert(strstr(out, "interrupted") && strstr(out, "the rest on --resume"), "%s", out);
+	free(out);
+	check_tuned("i.db", 1);
+	cr_assert_eq(search("i.db", true, NULL), 0, "%s", err_text());
+	check_tuned("i.db", TUNE_FRONT);
+	char *i_parents = rows("i.db", PARENTS);
+	cr_assert_str_eq(i_parents, ref_parents);
+	cr_assert_eq(count("i.db", "select count(*) from trials where state <> 'complete'"), 0);
+	free(first);
+	free(again);
+	free(ref_ptq);
+	free(ref_parents);
+	free(k_ptq);
+	free(k_parents);
+	free(i_parents);
+}
+
+/* The name of a fine-tune checkpoint beside db in the test's folder, or NULL.
+ * Only whole checkpoints count: a kill can land while one is being written,
+ * leaving its temporary file (NAME.ckpt.tmp-XXXXXX), as any atomic write
+ * killed midway does. */
+static char *checkpoint_of(const char *db)
+{
+	char prefix[256];
+	snprintf(prefix, sizeof prefix, "%s.finetune-", db);
+	DIR *d = opendir(dir);
+	cr_assert_not_null(d);
+	char *found = NULL;
+	for (struct dirent *e; !found && (e = readdir(d));) {
+		size_t n = strlen(e->d_name);
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && n > 5 &&
+		    strcmp(e->d_name + n - 5, ".ckpt") == 0)
+			found = strdup(e->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+Test(search_finetune, killed_while_training_resumes_to_the_same_model, .init = setup,
+     .fini = teardown)
+{
+	write_config(cfg, "1", "{\"batch\": 16, \"micro_batch\": 8, \"lr\": 0.001, "
+			       "\"max_steps\": 60, \"checkpoint_every\": 5, \"threads\": 1}");
+	cr_assert_eq(search("ref.db", false, NULL), 0, "%s", err_text());
+	char *ref = rows("ref.db", "select tuned_from, model_sha256, steps from v_finetunes");
+	/* killed once the fine-tune has a checkpoint */
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int z = open("/dev/null", O_RDWR);
+		dup2(z, 0);
+		dup2(z, 1);
+		dup2(z, 2);
+		unsetenv("PRESSO_TEST_INTERRUPT");
+		execl(PRESSO_BINARY, PRESSO_BINARY, "search", "--quiet", "--config", cfg, "--db",
+		      fx_join(dir, "k.db"), "--workers", "1", "--max-trials", BUDGET, (char *)NULL);
+		_exit(127);
+	}
+	char *ckpt = NULL;
+	int status;
+	for (int waited_ms = 0; !(ckpt = checkpoint_of("k.db")) && waited_ms < 120000;
+	     waited_ms += 2) {
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			cr_assert_fail("the search ended before its fine-tune's first checkpoint");
+	}
+	cr_assert_not_null(ckpt, "no checkpoint after 120 s");
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	cr_assert(WIFSIGNALED(status), "the search ended before the kill");
+	cr_assert_eq(count("k.db", "select count(*) from trials where parent_trial is not null"), 0,
+		     "a fine-tune killed while training stores nothing");
+	/* resumed: from the checkpoint, to the uninterrupted run's model */
+	cr_assert_eq(search("k.db", true, NULL), 0, "%s", err_text());
+	char *got = rows("k.db", "select tuned_from, model_sha256, steps from v_finetunes");
+	cr_assert_str_eq(got, ref);
+	free(ckpt);
+	cr_assert_null(ckpt = checkpoint_of("k.db"), "the checkpoint %s is left", ckpt);
+	free(got);
+	free(ref);
+}
+
+Test(search_finetune, finetune_command_records_a_trial, .init = setup, .fini = teardown)
+{
+	snprintf(cfg, sizeof cfg, "%s/plain.json", dir);
+	write_config(cfg, "0", TUNING);
+	cr_assert_eq(search("f.db", false, NULL), 0, "%s", err_text());
+	cr_assert_eq(count("f.db", "select count(*) from trials where parent_trial is not null"), 0,
+		     "finetune_front 0 tunes nothing");
+	char dbp[1100];
+	snprintf(dbp, sizeof dbp, "%s", fx_join(dir, "f.db"));
+	const char *ft[] = {"finetune", "--config", cfg, "--db", dbp, "--study", "tune",
+			    "--trial", "3", "--steps", "3", "--quiet", NULL};
+	cr_assert_eq(run_argv(NULL, ft), 0, "%s", err_text());
+	char *out = out_text();
+	cr_assert(strstr(out, "stored:      trial 9 of study 'tune'"), "%s", out);
+	free(out);
+	cr_assert_eq(count("f.db", "select count(*) from v_finetunes where trial = 9 and "
+				   "tuned_from = 3 and source = 'finetune' and steps = 3 and "
+				   "accuracy is not null and test_accuracy is not null and "
+				   "model_bytes > 0"),
+		     1, "%s", rows("f.db", "select * from v_finetunes"));
+	cr_assert_eq(count("f.db", "select count(*) from trials t join trials p on p.number = 3 "
+				   "where t.number = 9 and t.policy_sha256 = p.policy_sha256 and "
+				   "t.size_bytes is not null"),
+		     1);
+	/* refused, with nothing stored: a tuned trial, a missing one, --policy too */
+	const char *tuned[] = {"finetune", "--config", cfg, "--db", dbp, "--study", "tune",
+			       "--trial", "9", "--steps", "3", "--quiet", NULL};
+	cr_assert_eq(run_argv(NULL, tuned), 2);
+	char *err = err_text();
+	cr_assert(strstr(err, "itself fine-tuned (from trial 3)"), "%s", err);
+	free(err);
+	const char *missing[] = {"finetune", "--config", cfg, "--db", dbp, "--study", "tune",
+				 "--trial", "99", "--steps", "3", "--quiet", NULL};
+	cr_assert_eq(run_argv(NULL, missing), 2);
+	const char *both[] = {"finetune", "--config", cfg, "--db", dbp, "--study", "tune",
+			      "--trial", "3", "--policy", "int8", "--quiet", NULL};
+	cr_assert_eq(run_argv(NULL, both), 2);
+	const char *nostudy[] = {"finetune", "--config", cfg, "--db", dbp, "--trial", "3", NULL};
+	cr_assert_eq(run_argv(NULL, nostudy), 2);
+	/* a config with other splits than the study's */
+	char other[1100];
+	snprintf(other, sizeof other, "%s/other.json", dir);
+	char *text = fx_read(cfg, NULL);
+	cr_assert_not_null(text);
+	char *v = strstr(text, "\"validation\": 128");
+	cr_assert_not_null(v);
+	memcpy(v, "\"validation\": 127", strlen("\"validation\": 127"));
+	cr_assert(fx_write(other, text, strlen(text)));
+	free(text);
+	const char *splits[] = {"finetune", "--config", other, "--db", dbp, "--study", "tune",
+				"--trial", "3", "--steps", "3", "--quiet", NULL};
+	cr_assert_eq(run_argv(NULL, splits), 2);
+	err = err_text();
+	cr_assert(strstr(err, "is not study 'tune''s"), "%s", err);
+	free(err);
+	cr_assert_eq(count("f.db", "select count(*) from trials"), 9);
+}
+
+Test(search_finetune, bad_settings_are_config_errors, .init = setup, .fini = teardown)
+{
+	static const struct {
+		const char *front, *finetune, *message;
+	} cases[] = {
+		{"-1", "{}", "search.finetune_front"},
+		{"1.5", "{}", "search.finetune_front"},
+		{"\"2\"", "{}", "search.finetune_front"},
+		{"2", "{\"lr\": -1}", "finetune.lr"},
+		{"2", "{\"optimizer\": \"lbfgs\"}", "finetune.optimizer"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_config(cfg, cases[i].front, cases[i].finetune);
+		cr_assert_eq(search("bad.db", false, NULL), 2, "case %zu", i);
+		char *err = err_text();
+		cr_assert(strstr(err, cases[i].message), "case %zu: %s", i, err);
+		free(err);
+		struct stat st;
+		cr_assert_neq(stat(fx_join(dir, "bad.db"), &st), 0, "case %zu: a database was made",
+			      i);
+	}
+	/* a bad finetune section does not matter to a search that tunes nothing */
+	write_config(cfg, "0", "{\"lr\": -1}");
+	const char *args[] = {"search", "--quiet", "--config", cfg, "--db", fx_join(dir, "ok.db"),
+			      "--workers", "1", "--max-trials", "2", NULL};
+	cr_assert_eq(run_argv(NULL, args), 0, "%s", err_text());
+}
