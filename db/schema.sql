@@ -126,3 +126,52 @@ SELECT
 FROM trial_layers l JOIN trials t ON t.id = l.trial_id JOIN studies s ON s.id = t.study_id;
 
 PRAGMA user_version = 1;
+
+-- @migration 2
+-- The number of validation images each trial's accuracy was measured on, so
+-- that an accuracy comes with its confidence interval (`presso pareto`, and
+-- `accuracy_drop <= 1 at 95%` in --where / --pick). Trials of older studies
+-- get the validation split their config names (data.splits.validation, 5000
+-- when the config leaves it out) when their accuracy is a whole number of
+-- images of it; otherwise it stays NULL: not known, and no interval.
+ALTER TABLE trials ADD COLUMN n_images INTEGER CHECK (n_images >= 1);
+
+UPDATE trials SET n_images = (
+	SELECT coalesce(json_extract(s.config_json, '$.data.splits.validation'), 5000)
+	FROM studies s WHERE s.id = trials.study_id)
+WHERE accuracy IS NOT NULL;
+UPDATE trials SET n_images = NULL
+WHERE n_images IS NOT NULL AND (typeof(n_images) <> 'integer' OR n_images < 1 OR
+	abs(accuracy * n_images / 100.0 - round(accuracy * n_images / 100.0)) > 1e-6);
+
+DROP VIEW v_trials;
+CREATE VIEW v_trials AS
+SELECT
+	s.name                                         AS study,
+	t.number                                       AS trial,
+	t.state                                        AS state,
+	t.accuracy                                     AS accuracy,
+	round(s.fp32_accuracy - t.accuracy, 9)         AS accuracy_drop, -- 16.01 - 15.01 is 1, not 1.0000000000000018
+	t.test_accuracy                                AS test_accuracy,
+	t.size_bytes / 1024.0                          AS size_kb,
+	CAST(s.fp32_size_bytes AS REAL) / t.size_bytes AS ratio,
+	t.bops                                         AS bops,
+	t.latency_us                                   AS latency_us,
+	t.mean_bits                                    AS mean_bits,
+	t.mean_prune                                   AS mean_prune,
+	t.mean_rank                                    AS mean_rank,
+	t.worker                                       AS worker,
+	datetime(t.started_at, 'unixepoch')            AS started,
+	round(t.ended_at - t.started_at, 3)            AS seconds,
+	t.error                                        AS error,
+	t.size_bytes                                   AS size_bytes,
+	t.size_bytes / 1048576.0                       AS size_mb,
+	t.latency_us / 1000.0                          AS latency_ms,
+	t.policy_sha256                                AS policy_sha256,
+	t.policy_json                                  AS policy,
+	t.study_id                                     AS study_id,
+	t.id                                           AS trial_id,
+	t.n_images                                     AS n_images
+FROM trials t JOIN studies s ON s.id = t.study_id;
+
+PRAGMA user_version = 2;

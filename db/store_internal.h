@@ -92,7 +92,7 @@ enum stmt {
 #define TRIAL_COLS                                                                      \
 	"number, state, accuracy, test_accuracy, size_bytes, bops, latency_us, mean_bits, " \
 	"mean_prune, mean_rank, policy_json, policy_sha256, worker, started_at, "          \
-	"heartbeat_at, ended_at, error, lost"
+	"heartbeat_at, ended_at, error, lost, n_images"
 
 struct store {
 	sqlite3 *db;

@@ -878,6 +878,7 @@ static struct trial_metrics metrics_of(const struct driver *d, const struct slot
 		.mean_bits = o->mean_bits,
 		.mean_prune = o->mean_prune,
 		.mean_rank = o->mean_rank,
+		.n_images = o->n_images,
 	};
 }
 
@@ -1184,7 +1185,10 @@ static enum presso_status finish(struct driver *d)
 	const struct space_constraints *c = &d->sp->con;
 	r->constrained = !isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop) ||
 			 !isnan(c->max_size_bytes) || !isnan(c->max_latency_us);
-	if (!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop))
+	if ((!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop)) && !isnan(c->confidence))
+		r->best_rule = "the cheapest that meets the constraints, its accuracy bound at "
+			       "the constraints' confidence";
+	else if (!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop))
 		r->best_rule = "the cheapest that meets the constraints";
 	else if (!isnan(c->max_size_bytes) || !isnan(c->max_latency_us))
 		r->best_rule = "the most accurate that meets the constraints";

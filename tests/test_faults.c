@@ -685,7 +685,7 @@ static void small_db(const char *path)
 		double acc = 85.0 + i;
 		int64_t size = 20000 + 15000 * i;
 		struct trial_metrics m = {acc,	       acc - 0.5, size, (double)size * 64, 120.0,
-					  (double)i + 2, 0.0,	    1.0};
+					  (double)i + 2, 0.0,	    1.0, 1000};
 		cr_assert_eq(store_complete_trial(st, id, n, &m, layers, 2, NULL, 0), PRESSO_OK);
 	}
 	store_close(st);
