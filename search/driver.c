@@ -1194,6 +1194,7 @@ static enum presso_status finish(struct driver *d)
 		r->best_rule = "the most accurate that meets the constraints";
 	else
 		r->best_rule = "the cheapest within 1 point of FP32 (no constraints set)";
+	r->confidence = c->confidence;
 	int best = archive_best(&d->a);
 	if (s == PRESSO_OK && best >= 0) {
 		r->has_best = true;
@@ -1327,6 +1328,7 @@ static enum presso_status search(struct driver *d)
 enum presso_status driver_run(const struct driver_opts *o, struct driver_result *r)
 {
 	memset(r, 0, sizeof *r);
+	r->confidence = NAN;
 	struct driver d = {.o = o, .log = o->log, .r = r, .workers = o->workers > 0 ? o->workers : 1};
 	atomic_init(&d.abort, 0);
 	r->workers = d.workers;

@@ -89,6 +89,7 @@ struct driver_result {
 	bool has_best;
 	struct driver_trial best;      /* archive_best(): the best under the constraints */
 	const char *best_rule;         /* how it was chosen, e.g. "most accurate under the constraints" */
+	double confidence;             /* constraints.confidence the best meets, NAN if none */
 	char last_error[512];          /* the last failed trial's error, "" if none */
 };
 
