@@ -7,13 +7,16 @@
  *   or      := and ("or" and)*
  *   and     := not ("and" not)*
  *   not     := "not" not | "(" or ")" | compare
- *   compare := operand op operand          (one metric, one number)
+ *   compare := operand op operand ["at" number "%"]
+ *                                          (one metric, one number)
  *   operand := metric | ["-" | "+"] number [unit]
  *
  * The AST is an array of nodes (children by index). A comparison node stores
  * the metric, the operator with the metric on its left (`64 >= size_kb` is
  * stored as size_kb <= 64) and the number already converted to the metric's
- * unit. The SQL emitter writes column names from metric_table[] only.
+ * unit; with `at C%`, also the signed z of the accuracy bound it compares
+ * (expr.h). The SQL emitter writes column names from metric_table[], the
+ * bound function's name and the operators + - only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "db/expr.h"
@@ -25,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "base/stats.h"
 
 /* The size of one expression. SQLite's parser (a fixed 100-entry stack in the
  * library as built) refuses SQL nested more than about 45 levels of "(NOT" or
@@ -61,6 +66,7 @@ static const struct metric_info metric_table[EXPR_METRIC_COUNT] = {
 	[EXPR_MEAN_RANK] = {"mean_rank", DIM_NONE, 1},
 	[EXPR_TRIAL] = {"trial", DIM_NONE, 1},
 	[EXPR_TUNED] = {"tuned", DIM_NONE, 1},
+	[EXPR_N_IMAGES] = {"n_images", DIM_NONE, 1},
 };
 _Static_assert(sizeof metric_table / sizeof metric_table[0] == EXPR_METRIC_COUNT,
 	       "every metric needs a row");
@@ -83,6 +89,11 @@ static const struct {
 	{"mb", DIM_BYTES, 1048576}, {"mib", DIM_BYTES, 1048576}, {"us", DIM_TIME, 1},
 	{"ms", DIM_TIME, 1000},    {"s", DIM_TIME, 1000000},
 };
+
+double expr_accuracy_bound(double accuracy, double n_images, double z)
+{
+	return stats_wilson_bound(accuracy, n_images, z);
+}
 
 const char *expr_metric_name(enum expr_metric m)
 {
@@ -125,6 +136,8 @@ struct node {
 	enum expr_metric metric;  /* CMP */
 	enum op op;               /* CMP, metric on the left */
 	double value;             /* CMP, in the metric's unit */
+	double z;                 /* CMP with `at C%`: the accuracy bound's signed z
+				     (< 0 lower, > 0 upper); 0 without */
 };
 
 struct expr {
@@ -151,7 +164,9 @@ void expr_pick_free(struct expr_pick *p)
 
 /* --- tokens --------------------------------------------------------------- */
 
-enum tok_kind { T_END, T_NAME, T_NUMBER, T_OP, T_LPAREN, T_RPAREN, T_MINUS, T_PLUS, T_BAD };
+enum tok_kind {
+	T_END, T_NAME, T_NUMBER, T_OP, T_LPAREN, T_RPAREN, T_MINUS, T_PLUS, T_PERCENT, T_BAD
+};
 
 struct token {
 	enum tok_kind kind;
@@ -310,6 +325,9 @@ static enum presso_status next_token(struct parser *p)
 	case '+':
 		k->kind = T_PLUS;
 		return PRESSO_OK;
+	case '%':
+		k->kind = T_PERCENT;
+		return PRESSO_OK;
 	default:
 		if (isprint(c))
 			return fail_at(p, k->pos, "unexpected character '%c'", c);
@@ -348,7 +366,7 @@ static enum presso_status unknown_metric(const struct parser *p)
 
 static bool is_keyword(const struct parser *p)
 {
-	static const char *const words[] = {"and", "or", "not", "where", "max", "min"};
+	static const char *const words[] = {"and", "or", "not", "where", "max", "min", "at"};
 	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (tok_is_word(p, words[i]))
 			return true;
@@ -451,6 +469,47 @@ static enum presso_status convert(const struct parser *p, const struct operand *
 
 static enum presso_status parse_or(struct parser *p, int *out);
 
+/* `at C%` after a comparison (the current token is `at`): checks that it
+ * bounds accuracy or accuracy_drop with an inequality and sets n->z. */
+static enum presso_status parse_confidence(struct parser *p, struct node *n)
+{
+	char buf[EXPR_TOKEN_BYTES];
+	size_t at = p->tok.pos;
+	enum presso_status s;
+	if (n->metric != EXPR_ACCURACY && n->metric != EXPR_ACCURACY_DROP)
+		return fail_at(p, at,
+			       "'at' gives a confidence to accuracy and accuracy_drop only, not "
+			       "to '%s'",
+			       metric_table[n->metric].name);
+	if (n->op == OP_EQ || n->op == OP_NE)
+		return fail_at(p, at, "'at' needs a bound (<, <=, > or >=), not '%s'",
+			       op_sql[n->op]);
+	if ((s = next_token(p)) != PRESSO_OK)
+		return s;
+	size_t num = p->tok.pos;
+	if (p->tok.kind != T_NUMBER || p->tok.unit_len)
+		return fail_at(p, p->tok.pos,
+			       "expected a confidence in percent after 'at' (example: at 95%%), "
+			       "got %s",
+			       tok_text(p, buf));
+	double c = p->tok.number;
+	if ((s = next_token(p)) != PRESSO_OK)
+		return s;
+	if (p->tok.kind != T_PERCENT)
+		return fail_at(p, p->tok.pos,
+			       "expected '%%' after the confidence (example: at 95%%), got %s",
+			       tok_text(p, buf));
+	/* 50 % is the point value itself; 100 % no finite bound */
+	double z = stats_one_sided_z(c / 100);
+	if (!(c > 50 && c < 100) || !isfinite(z))
+		return fail_at(p, num, "confidence %g%% is not between 50%% and 100%% (exclusive)",
+			       c);
+	/* accuracy >= x and accuracy_drop <= x ask for the lower bound of accuracy */
+	bool lower = (n->op == OP_GT || n->op == OP_GE) == (n->metric == EXPR_ACCURACY);
+	n->z = lower ? -z : z;
+	return next_token(p);
+}
+
 static enum presso_status parse_compare(struct parser *p, int *out)
 {
 	char buf[EXPR_TOKEN_BYTES];
@@ -481,6 +540,8 @@ static enum presso_status parse_compare(struct parser *p, int *out)
 	n.metric = l.is_metric ? l.metric : r.metric;
 	n.op = l.is_metric ? op : op_flip[op];
 	if ((s = convert(p, num, n.metric, &n.value)) != PRESSO_OK)
+		return s;
+	if (tok_is_word(p, "at") && (s = parse_confidence(p, &n)) != PRESSO_OK)
 		return s;
 	return add_node(p, n, out);
 }
@@ -666,7 +727,16 @@ static void emit(const struct expr *e, int i, struct sbuf *b, double *params, in
 	switch (n->kind) {
 	case NODE_CMP:
 		put(b, "(");
-		put(b, metric_table[n->metric].name);
+		if (n->z != 0) {
+			/* the bound of accuracy (z a value), or of the drop: the
+			 * point drop plus how far the bound is from the accuracy */
+			if (n->metric == EXPR_ACCURACY_DROP)
+				put(b, "accuracy_drop + accuracy - ");
+			put(b, EXPR_SQL_BOUND_FUNCTION "(accuracy, n_images, ?)");
+			params[(*n_params)++] = n->z;
+		} else {
+			put(b, metric_table[n->metric].name);
+		}
 		put(b, " ");
 		put(b, op_sql[n->op]);
 		put(b, " ?)");
@@ -708,8 +778,8 @@ enum presso_status expr_sql(const struct expr *e, char **sql, double **params, i
 	*sql = NULL;
 	*params = NULL;
 	*n_params = 0;
-	/* at most one parameter per node */
-	double *p = malloc((size_t)(e->n_nodes ? e->n_nodes : 1) * sizeof *p);
+	/* at most two parameters per node (a comparison at a confidence) */
+	double *p = malloc(2 * (size_t)(e->n_nodes ? e->n_nodes : 1) * sizeof *p);
 	if (!p)
 		return status_fail(PRESSO_E_NOMEM, "expression: out of memory");
 	emit(e, e->root, &b, p, n_params);
@@ -732,6 +802,13 @@ static enum tri eval(const struct expr *e, int i, const double *v)
 	switch (n->kind) {
 	case NODE_CMP: {
 		double x = v[n->metric];
+		if (n->z != 0) {
+			/* the same arithmetic, in the same order, as the SQL */
+			double bound = expr_accuracy_bound(v[EXPR_ACCURACY], v[EXPR_N_IMAGES], n->z);
+			x = n->metric == EXPR_ACCURACY_DROP
+				    ? v[EXPR_ACCURACY_DROP] + v[EXPR_ACCURACY] - bound
+				    : bound;
+		}
 		if (isnan(x))
 			return T_UNKNOWN;
 		bool r = false;

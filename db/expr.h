@@ -4,6 +4,7 @@
  *           size <= 64kb or (latency <= 2ms and not bits_mean >= 5)
  *   pick:   max accuracy where size_kb <= 64
  *           min size_kb where accuracy_drop <= 1
+ *           min size_kb where accuracy_drop <= 1 at 95%
  *
  * A comparison puts a metric on one side and a number on the other, with one
  * of < <= > >= = (==) != (<>). Comparisons combine with and, or, not and
@@ -17,6 +18,19 @@
  * (x1048576 bytes), b; us, ms (x1000 us), s (x1000000 us). A unit is converted
  * to the metric's own unit (`size_kb <= 1mb` means size_kb <= 1024); a unit
  * on a metric without that dimension is an error.
+ *
+ * A comparison of accuracy or accuracy_drop with <, <=, > or >= may end in
+ * `at C%` (50 < C < 100): the bound must hold at that one-sided confidence,
+ * so the comparison uses the Wilson bound of the accuracy over the trial's
+ * n_images validation images (base/stats.h) instead of the point value:
+ * `accuracy >= 90 at 95%` compares the 95 % lower bound of accuracy with 90,
+ * `accuracy_drop <= 1 at 95%` the 95 % upper bound of the drop (FP32 accuracy,
+ * taken as exact, minus that lower bound) with 1; `<` / `<=` on accuracy and
+ * `>` / `>=` on the drop use the other bound. A trial whose n_images is not
+ * known has no bound: the comparison is unknown (NULL) and the trial is not
+ * selected. In SQL such a comparison calls EXPR_SQL_BOUND_FUNCTION, which a
+ * connection must have registered (the store does; expr_accuracy_bound() is
+ * its body), with the z of the confidence bound as a `?` value.
  *
  * One expression holds at most 64 comparisons nested at most 12 deep
  * (parentheses and not): bounds that keep the emitted SQL within what SQLite's
@@ -49,6 +63,8 @@ enum expr_metric {
 	EXPR_MEAN_RANK,
 	EXPR_TRIAL,         /* trial number */
 	EXPR_TUNED,         /* 1 for a fine-tuned trial, 0 for a PTQ one */
+	EXPR_N_IMAGES,      /* validation images the accuracy was measured on
+			       (NULL/NaN when not known) */
 	EXPR_METRIC_COUNT
 };
 
@@ -58,6 +74,15 @@ const char *expr_metric_name(enum expr_metric m);
 /* Looks a metric up by name or alias (size, latency, bits_mean, prune_mean,
  * rank_mean), case-insensitively; false if unknown. */
 bool expr_metric_lookup(const char *name, enum expr_metric *out);
+
+/* The SQL function the `at C%` comparisons call:
+ * wilson_bound(accuracy, n_images, z) = expr_accuracy_bound(...), NULL where
+ * that is NaN. */
+#define EXPR_SQL_BOUND_FUNCTION "wilson_bound"
+
+/* The Wilson bound of an accuracy (percent) over n images at signed z (< 0
+ * lower, > 0 upper): stats_wilson_bound(); NaN when either is not known. */
+double expr_accuracy_bound(double accuracy, double n_images, double z);
 
 /* A parsed boolean expression (opaque). */
 struct expr;

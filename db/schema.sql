@@ -152,6 +152,22 @@ CREATE TABLE finetunes (
 	model_sha256  TEXT NOT NULL CHECK (length(model_sha256) = 64)
 );
 
+-- The number of validation images each trial's accuracy was measured on, so
+-- that an accuracy comes with its confidence interval (`presso pareto`, and
+-- `accuracy_drop <= 1 at 95%` in --where / --pick). Trials of older studies
+-- get the validation split their config names (data.splits.validation, 5000
+-- when the config leaves it out) when their accuracy is a whole number of
+-- images of it; otherwise it stays NULL: not known, and no interval.
+ALTER TABLE trials ADD COLUMN n_images INTEGER CHECK (n_images >= 1);
+
+UPDATE trials SET n_images = (
+	SELECT coalesce(json_extract(s.config_json, '$.data.splits.validation'), 5000)
+	FROM studies s WHERE s.id = trials.study_id)
+WHERE accuracy IS NOT NULL;
+UPDATE trials SET n_images = NULL
+WHERE n_images IS NOT NULL AND (typeof(n_images) <> 'integer' OR n_images < 1 OR
+	abs(accuracy * n_images / 100.0 - round(accuracy * n_images / 100.0)) > 1e-6);
+
 DROP VIEW v_trials;
 CREATE VIEW v_trials AS
 SELECT
@@ -159,7 +175,7 @@ SELECT
 	t.number                                       AS trial,
 	t.state                                        AS state,
 	t.accuracy                                     AS accuracy,
-	round(s.fp32_accuracy - t.accuracy, 9)         AS accuracy_drop,
+	round(s.fp32_accuracy - t.accuracy, 9)         AS accuracy_drop, -- 16.01 - 15.01 is 1, not 1.0000000000000018
 	t.test_accuracy                                AS test_accuracy,
 	t.size_bytes / 1024.0                          AS size_kb,
 	CAST(s.fp32_size_bytes AS REAL) / t.size_bytes AS ratio,
@@ -180,7 +196,8 @@ SELECT
 	t.study_id                                     AS study_id,
 	t.id                                           AS trial_id,
 	(t.parent_trial IS NOT NULL)                   AS tuned,
-	t.parent_trial                                 AS tuned_from
+	t.parent_trial                                 AS tuned_from,
+	t.n_images                                     AS n_images
 FROM trials t JOIN studies s ON s.id = t.study_id;
 
 -- One row per fine-tuned trial beside the PTQ trial it came from.

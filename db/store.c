@@ -103,7 +103,8 @@ static const char *const sql_text[STMT_COUNT] = {
 	[STMT_COMPLETE] =
 		"UPDATE trials SET state = 'complete', ended_at = ?, heartbeat_at = ?, "
 		"accuracy = ?, test_accuracy = ?, size_bytes = ?, bops = ?, latency_us = ?, "
-		"mean_bits = ?, mean_prune = ?, mean_rank = ? WHERE id = ? AND state = 'running'",
+		"mean_bits = ?, mean_prune = ?, mean_rank = ?, n_images = ? "
+		"WHERE id = ? AND state = 'running'",
 	[STMT_LAYER_INSERT] =
 		"INSERT INTO trial_layers (trial_id, idx, layer, bits, act_bits, bias_correction, "
 		"prune, prune_kind, rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -157,8 +158,8 @@ static const char *const sql_text[STMT_COUNT] = {
 	[STMT_TUNED_INSERT] =
 		"INSERT INTO trials (study_id, number, state, policy_json, policy_sha256, worker, "
 		"started_at, heartbeat_at, ended_at, accuracy, test_accuracy, size_bytes, bops, "
-		"latency_us, mean_bits, mean_prune, mean_rank, parent_trial) "
-		"VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		"latency_us, mean_bits, mean_prune, mean_rank, parent_trial, n_images) "
+		"VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[STMT_FINETUNE_INSERT] =
 		"INSERT INTO finetunes (trial_id, source, settings_json, steps, epochs, lr, kd_weight, "
 		"temperature, train_seconds, images_per_s, model, model_sha256) "
@@ -560,6 +561,24 @@ static enum presso_status busy_timeout(int *ms)
 	return PRESSO_OK;
 }
 
+/* wilson_bound(accuracy, n_images, z): the SQL side of `at C%` comparisons
+ * (expr.h), NULL when any argument is NULL or the bound is not defined. */
+static void sql_wilson_bound(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
+			sqlite3_result_null(ctx);
+			return;
+		}
+	double bound = expr_accuracy_bound(sqlite3_value_double(argv[0]),
+					   sqlite3_value_double(argv[1]),
+					   sqlite3_value_double(argv[2]));
+	if (isnan(bound))
+		sqlite3_result_null(ctx);
+	else
+		sqlite3_result_double(ctx, bound);
+}
+
 static enum presso_status db_connect(struct store *st, int flags, const char *name)
 {
 	int rc = sqlite3_open_v2(name, &st->db, flags, NULL);
@@ -573,6 +592,17 @@ static enum presso_status db_connect(struct store *st, int flags, const char *na
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
+	rc = sqlite3_create_function(st->db, EXPR_SQL_BOUND_FUNCTION, 3,
+				     SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+				     sql_wilson_bound, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		enum presso_status s = status_fail(rc_status(rc, PRESSO_E_IO),
+						   "%s: cannot register a SQL function: %s",
+						   st->path, sqlite3_errmsg(st->db));
+		sqlite3_close(st->db);
+		st->db = NULL;
+		return s;
+	}
 	return PRESSO_OK;
 }
 

@@ -59,6 +59,8 @@ struct trial_metrics {
 	double mean_bits;
 	double mean_prune;
 	double mean_rank;
+	int64_t n_images;     /* validation images the accuracy was measured on;
+				 0 when not known (its interval is then unknown) */
 };
 
 /* The FP32 model's metrics: the reference for every comparison of a study. */

@@ -52,6 +52,7 @@ static enum presso_status read_trial(struct store *st, sqlite3_stmt *q, struct s
 	t->error = col_dup(q, 16, &oom);
 	t->lost = sqlite3_column_int(q, 17) != 0;
 	t->parent_trial = sqlite3_column_type(q, 18) == SQLITE_NULL ? 0 : sqlite3_column_int64(q, 18);
+	t->metrics.n_images = sqlite3_column_int64(q, 19); /* NULL reads as 0: not known */
 	if (oom) {
 		free(t->policy_json);
 		free(t->worker);
@@ -275,6 +276,7 @@ void store_expr_values(const struct trial_metrics *m, const struct baseline *b, 
 	v[EXPR_MEAN_RANK] = m->mean_rank;
 	v[EXPR_TRIAL] = (double)number;
 	v[EXPR_TUNED] = 0; /* the search tests its own (PTQ) trials */
+	v[EXPR_N_IMAGES] = m->n_images > 0 ? (double)m->n_images : NAN;
 }
 
 /* --- Pareto --------------------------------------------------------------- */

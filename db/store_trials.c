@@ -510,6 +510,8 @@ static enum presso_status check_metrics(const struct store *st, int64_t number,
 		bad = "latency_us (>= 0 or NaN)", v = m->latency_us;
 	else if (isinf(m->mean_bits) || isinf(m->mean_prune) || isinf(m->mean_rank))
 		bad = "mean_bits/mean_prune/mean_rank (finite or NaN)", v = INFINITY;
+	else if (m->n_images < 0)
+		bad = "n_images (>= 1, or 0: not known)", v = (double)m->n_images;
 	if (bad)
 		return status_fail(PRESSO_E_CONFIG, "%s: trial %lld: bad %s: %g", st->path,
 				   (long long)number, bad, v);
@@ -574,9 +576,10 @@ enum presso_status store_complete_trial(struct store *st, int64_t study_id, int6
 	s = running_trial_id(st, study_id, number, &id);
 	double t = now_s();
 	if (s == PRESSO_OK)
-		s = stmt_run(st, STMT_COMPLETE, "completing a trial", "ffffifffffi", t, t,
+		s = stmt_run(st, STMT_COMPLETE, "completing a trial", "ffffifffffIi", t, t,
 			     m->accuracy, m->test_accuracy, m->size_bytes, m->bops, m->latency_us,
-			     m->mean_bits, m->mean_prune, m->mean_rank, id);
+			     m->mean_bits, m->mean_prune, m->mean_rank,
+			     m->n_images > 0 ? &m->n_images : NULL, id);
 	for (int i = 0; i < n_layers && s == PRESSO_OK; i++) {
 		const struct layer_choice *l = &layers[i];
 		s = stmt_run(st, STMT_LAYER_INSERT, "storing a trial's layers", "iitiiiftf", id,
@@ -645,11 +648,11 @@ enum presso_status store_add_finetuned(struct store *st, int64_t study_id,
 	stmt_finish(q);
 	double t = now_s();
 	if (s == PRESSO_OK)
-		s = stmt_run(st, STMT_TUNED_INSERT, "storing a fine-tuned trial", "iitttfffffifffffi",
+		s = stmt_run(st, STMT_TUNED_INSERT, "storing a fine-tuned trial", "iitttfffffifffffiI",
 			     study_id, next, policy, hash, worker ? worker : "",
 			     t - f->train_seconds, t, t, m->accuracy, m->test_accuracy,
 			     m->size_bytes, m->bops, m->latency_us, m->mean_bits, m->mean_prune,
-			     m->mean_rank, f->parent);
+			     m->mean_rank, f->parent, m->n_images > 0 ? &m->n_images : NULL);
 	int64_t id = s == PRESSO_OK ? sqlite3_last_insert_rowid(st->db) : 0;
 	for (int i = 0; i < n_layers && s == PRESSO_OK; i++) {
 		const struct layer_choice *l = &layers[i];

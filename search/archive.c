@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "db/expr.h"
+#include "base/stats.h"
 
 enum presso_status archive_init(struct archive *a, const struct space *sp, const struct baseline *b)
 {
@@ -324,6 +325,23 @@ static bool better(const struct archive *a, int i, int j, bool cheapest)
 	return x->number < y->number;
 }
 
+bool archive_confident(const struct archive *a, const struct trial_metrics *m)
+{
+	const struct space_constraints *c = &a->sp->con;
+	if (isnan(c->confidence) || (isnan(c->min_accuracy) && isnan(c->max_accuracy_drop)))
+		return true;
+	double v[EXPR_METRIC_COUNT];
+	store_expr_values(m, &a->base, 0, v);
+	double z = stats_one_sided_z(c->confidence);
+	double lower = expr_accuracy_bound(v[EXPR_ACCURACY], v[EXPR_N_IMAGES], -z);
+	/* the arithmetic of `accuracy_drop <= D at C%` (db/expr.c) */
+	double drop_upper = v[EXPR_ACCURACY_DROP] + v[EXPR_ACCURACY] - lower;
+	if (isnan(lower))
+		return false;
+	return (isnan(c->min_accuracy) || lower >= c->min_accuracy) &&
+	       (isnan(c->max_accuracy_drop) || drop_upper <= c->max_accuracy_drop);
+}
+
 int archive_best(const struct archive *a)
 {
 	const struct space_constraints *c = &a->sp->con;
@@ -331,7 +349,7 @@ int archive_best(const struct archive *a)
 	bool cost_bound = !isnan(c->max_size_bytes) || !isnan(c->max_latency_us);
 	int best = -1, near = -1;
 	for (int i = 0; i < a->n; i++) {
-		if (a->pts[i].violation != 0)
+		if (a->pts[i].violation != 0 || !archive_confident(a, &a->pts[i].m))
 			continue;
 		if (best < 0 || better(a, i, best, acc_bound))
 			best = i;

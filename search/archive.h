@@ -94,7 +94,15 @@ enum presso_status archive_hypervolume(const struct archive *a, double *volume, 
  * Ties go to the better by the other objective of those two, then by the
  * remaining objectives in order (so the best is dominated by none of the
  * trials it tied with), then to the lowest number. -1 when nothing is
- * feasible. */
+ * feasible. With constraints.confidence, only feasible trials that also meet
+ * the accuracy bounds at that confidence (archive_confident) count. */
 int archive_best(const struct archive *a);
+
+/* True when m meets the constraints' accuracy bounds at their confidence: the
+ * Wilson lower bound of its accuracy over its n_images (base/stats.h) is at
+ * least min_accuracy, and FP32 - that bound is at most max_accuracy_drop
+ * (rounded as the expression language rounds accuracy_drop). True without a
+ * confidence or accuracy bound; false when n_images is not known. */
+bool archive_confident(const struct archive *a, const struct trial_metrics *m);
 
 #endif

@@ -896,6 +896,7 @@ static struct trial_metrics metrics_of(const struct driver *d, const struct slot
 		.mean_bits = o->mean_bits,
 		.mean_prune = o->mean_prune,
 		.mean_rank = o->mean_rank,
+		.n_images = o->n_images,
 	};
 }
 
@@ -1217,7 +1218,8 @@ static enum presso_status finetune_one(struct driver *d, const struct archive_po
 	}
 	/* the tuned model keeps the PTQ model's structure, so its latency */
 	struct trial_metrics m = {mv.accuracy, mt.accuracy, mv.size_bytes, mv.bops,
-				  p->m.latency_us, mv.mean_bits, mv.mean_prune, mv.mean_rank};
+				  p->m.latency_us, mv.mean_bits, mv.mean_prune, mv.mean_rank,
+				  mv.n_images};
 	struct finetune_record rec = {
 		.parent = p->number, .source = "search", .settings_json = settings,
 		.steps = fr.train.steps, .epochs = d->tc.max_steps > 0 ? 0 : d->tc.epochs,
@@ -1368,12 +1370,16 @@ static enum presso_status finish(struct driver *d)
 	const struct space_constraints *c = &d->sp->con;
 	r->constrained = !isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop) ||
 			 !isnan(c->max_size_bytes) || !isnan(c->max_latency_us);
-	if (!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop))
+	if ((!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop)) && !isnan(c->confidence))
+		r->best_rule = "the cheapest that meets the constraints, its accuracy bound at "
+			       "the constraints' confidence";
+	else if (!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop))
 		r->best_rule = "the cheapest that meets the constraints";
 	else if (!isnan(c->max_size_bytes) || !isnan(c->max_latency_us))
 		r->best_rule = "the most accurate that meets the constraints";
 	else
 		r->best_rule = "the cheapest within 1 point of FP32 (no constraints set)";
+	r->confidence = c->confidence;
 	int best = archive_best(&d->a);
 	if (s == PRESSO_OK && best >= 0) {
 		r->has_best = true;
@@ -1507,6 +1513,7 @@ static enum presso_status search(struct driver *d)
 enum presso_status driver_run(const struct driver_opts *o, struct driver_result *r)
 {
 	memset(r, 0, sizeof *r);
+	r->confidence = NAN;
 	struct driver d = {.o = o, .log = o->log, .r = r, .workers = o->workers > 0 ? o->workers : 1};
 	atomic_init(&d.abort, 0);
 	r->workers = d.workers;

@@ -95,6 +95,7 @@ struct driver_result {
 	bool has_best;
 	struct driver_trial best;      /* archive_best(): the best under the constraints */
 	const char *best_rule;         /* how it was chosen, e.g. "most accurate under the constraints" */
+	double confidence;             /* constraints.confidence the best meets, NAN if none */
 	char last_error[512];          /* the last failed trial's error, "" if none */
 	int n_finetuned_run;           /* front trials fine-tuned by this run (search.finetune_front) */
 	int n_finetune_todo;           /* fine-tunes a stop request left for --resume */

@@ -479,11 +479,11 @@ static enum presso_status parse_constraints(const cJSON *root, struct space *sp)
 {
 	static const char *const keys[] = {"max_size_bytes", "max_size_kb",  "max_latency_us",
 					   "max_latency_ms", "min_accuracy", "max_accuracy_drop",
-					   NULL};
+					   "confidence", NULL};
 	const cJSON *obj = NULL;
 	enum presso_status s;
 	struct space_constraints *c = &sp->con;
-	c->min_accuracy = c->max_accuracy_drop = NAN;
+	c->min_accuracy = c->max_accuracy_drop = c->confidence = NAN;
 	if ((s = json_get_object(root, "", "constraints", false, &obj)) ||
 	    (s = json_check_keys(obj, "constraints", keys)) ||
 	    (s = either(obj, "max_size_bytes", "max_size_kb", 1024.0, 1e-9, &c->max_size_bytes)) ||
@@ -492,8 +492,23 @@ static enum presso_status parse_constraints(const cJSON *root, struct space *sp)
 	    (s = json_get_double(obj, "constraints", "min_accuracy", false, 0, 100,
 				 &c->min_accuracy)) ||
 	    (s = json_get_double(obj, "constraints", "max_accuracy_drop", false, 0, 100,
-				 &c->max_accuracy_drop)))
+				 &c->max_accuracy_drop)) ||
+	    (s = json_get_double(obj, "constraints", "confidence", false, -HUGE_VAL, HUGE_VAL,
+				 &c->confidence)))
 		return s;
+	if (isnan(c->confidence))
+		return PRESSO_OK;
+	if (!(c->confidence > 0.5 && c->confidence < 1))
+		return status_fail(PRESSO_E_CONFIG,
+				   "constraints.confidence: expected a fraction between 0.5 and 1 "
+				   "(exclusive), like 0.95, got %g%s",
+				   c->confidence,
+				   c->confidence > 50 && c->confidence < 100 ? " (a fraction, not percent)"
+									     : "");
+	if (isnan(c->min_accuracy) && isnan(c->max_accuracy_drop))
+		return status_fail(PRESSO_E_CONFIG,
+				   "constraints.confidence: it applies to min_accuracy or "
+				   "max_accuracy_drop, and neither is set");
 	return PRESSO_OK;
 }
 

@@ -14,7 +14,9 @@
  *   "objectives": { "maximize": "accuracy", "minimize": ["size"] },
  *                                         minimize: 1 or 2 of size, bops, latency
  *   "constraints": { "max_size_kb": 64, "max_size_bytes": ..., "max_latency_us": ...,
- *                    "max_latency_ms": ..., "min_accuracy": ..., "max_accuracy_drop": ... },
+ *                    "max_latency_ms": ..., "min_accuracy": ..., "max_accuracy_drop": ...,
+ *                    "confidence": 0.95 },    the accuracy bounds hold at this one-sided
+ *                                         confidence, in (0.5, 1) [none: point values]
  *   "search": { "strategy": "hybrid" | "random" | "bandit" | "evolution",
  *               "bandit": "thompson" | "ucb", "seed": 1, "max_trials": 100,
  *               "time_limit": "8h", "population": 16, "batch": population,
@@ -96,6 +98,10 @@ struct space_constraints {
 	double max_latency_us;
 	double min_accuracy;      /* percent, validation split */
 	double max_accuracy_drop; /* points below the FP32 validation accuracy */
+	double confidence;        /* the accuracy bounds' one-sided confidence, in
+				     (0.5, 1): the best must meet them with the
+				     Wilson lower bound of its accuracy
+				     (base/stats.h); NAN: with the point value */
 };
 
 #define SPACE_MAX_FINETUNE_FRONT 1000 /* search.finetune_front: more is surely a typo */

@@ -45,7 +45,8 @@ static void add(struct store *st, int64_t study, int bits, double acc, int64_t s
 		 bits);
 	int64_t n;
 	cr_assert_eq(store_begin_trial(st, study, p, NULL, "w0", &n), PRESSO_OK, "%s", status_msg());
-	struct trial_metrics m = {acc, acc - 0.5, size, (double)size * 64, 120.0, 6.0, 0.25, 0.75};
+	struct trial_metrics m = {acc, acc - 0.5, size, (double)size * 64, 120.0, 6.0, 0.25, 0.75,
+				  1000};
 	cr_assert_eq(store_complete_trial(st, study, n, &m, layers, 2, NULL, 0), PRESSO_OK);
 }
 
@@ -233,8 +234,12 @@ Test(cli_store, pareto_csv)
 		     err);
 	cr_assert(strncmp(out,
 			  "trial,accuracy,delta_vs_fp32,size_kb,ratio_vs_fp32,bops,latency_us,"
-			  "mean_bits,mean_prune,mean_rank,tuned_from\n",
-			  109) == 0,
+			  "mean_bits,mean_prune,mean_rank,tuned_from,accuracy_low95,accuracy_high95,"
+			  "n_images\n",
+			  149) == 0,
+		  "%s", out);
+	/* trial 4: 91 % of 1,000 images, its two-sided 95 % Wilson interval */
+	cr_assert(strstr(out, "\n4,91,1,") && strstr(out, ",89.06582074,92.62038507,1000\n"),
 		  "%s", out);
 	int t[10];
 	int n = csv_trials(out, t, 10);
@@ -306,6 +311,9 @@ Test(cli_store, pareto_json_hypervolume)
 	cr_assert_eq(get(f0, "size_bytes")->valueint, 90000);
 	cr_assert_float_eq(get(f0, "test_accuracy")->valuedouble, 90.5, 1e-9);
 	cr_assert_eq(strlen(get(f0, "policy_sha256")->valuestring), 64);
+	cr_assert_float_eq(get(f0, "accuracy_low95")->valuedouble, 89.06582074, 1e-8);
+	cr_assert_float_eq(get(f0, "accuracy_high95")->valuedouble, 92.62038507, 1e-8);
+	cr_assert_eq(get(f0, "n_images")->valueint, 1000);
 	cJSON_Delete(j);
 	free2(out, err);
 }
@@ -322,10 +330,16 @@ Test(cli_store, pareto_table)
 	const char *head = strstr(out, "trial  accuracy");
 	cr_assert_not_null(head, "%s", out);
 	const char *row = strchr(head, '\n') + 1;
-	int trial;
-	double acc, delta;
-	cr_assert_eq(sscanf(row, "%d %lf %lf", &trial, &acc, &delta), 3, "%s", row);
+	int trial, n_images;
+	double acc, lo, hi, delta;
+	cr_assert(strstr(head, "trial  accuracy  95% interval  images  Δ vs FP32"), "%s", head);
+	cr_assert_eq(sscanf(row, "%d %lf %lf..%lf %d %lf", &trial, &acc, &lo, &hi, &n_images,
+			    &delta),
+		     6, "%s", row);
 	cr_assert_eq(trial, 4);
+	cr_assert_float_eq(lo, 89.07, 1e-9);
+	cr_assert_float_eq(hi, 92.62, 1e-9);
+	cr_assert_eq(n_images, 1000);
 	cr_assert_float_eq(delta, 1.0, 1e-9);
 	/* every row of the table has the header's width */
 	size_t w = (size_t)(strchr(head, '\n') - head);
@@ -479,6 +493,10 @@ Test(cli_store, export_pick)
 {
 	cr_assert_eq(picked("max accuracy where size_kb <= 64"), 1);
 	cr_assert_eq(picked("min size_kb where accuracy_drop <= 1"), 7);
+	/* on 1,000 images the 95 % upper bound of 7's drop (0.8) is 2.52, of 1's
+	 * (0.5) 2.20: only 4, 1 point above FP32, keeps its bound (0.60) below 1 */
+	cr_assert_eq(picked("min size_kb where accuracy_drop <= 1 at 95%"), 4);
+	cr_assert_eq(picked("min size_kb where accuracy_drop <= 2.25 at 95%"), 1);
 	cr_assert_eq(picked("max accuracy"), 4);
 	cr_assert_eq(picked("min size"), 3);
 	cr_assert_eq(picked("max ratio where accuracy >= 89 and not trial = 7"), 1);

@@ -12,6 +12,11 @@
 #include <string.h>
 
 #include "db/expr.h"
+#include "base/stats.h"
+
+/* z of the one-sided bounds the tests ask for */
+#define Z95 1.6448536269514715
+#define Z99 2.3263478740408408
 
 /* Parses text and checks the emitted SQL and values. */
 static void sql_is(const char *text, const char *want_sql, int n_want, const double *want)
@@ -86,6 +91,63 @@ Test(expr, precedence_not_and_or)
 	       (double[]){65536, 2000, 5});
 }
 
+Test(expr, a_confidence_compares_the_accuracy_bound)
+{
+	/* the drop's upper bound: the point drop plus accuracy minus its lower bound */
+	sql_is("accuracy_drop <= 1 at 95%",
+	       "(accuracy_drop + accuracy - wilson_bound(accuracy, n_images, ?) <= ?)", 2,
+	       (double[]){-Z95, 1});
+	sql_is("accuracy >= 90 at 99%", "(wilson_bound(accuracy, n_images, ?) >= ?)", 2,
+	       (double[]){-Z99, 90});
+	/* turned round, the same bound; `<` asks for the upper bound */
+	sql_is("90 <= accuracy at 95 %", "(wilson_bound(accuracy, n_images, ?) >= ?)", 2,
+	       (double[]){-Z95, 90});
+	sql_is("accuracy < 95 AT 95%", "(wilson_bound(accuracy, n_images, ?) < ?)", 2,
+	       (double[]){Z95, 95});
+	sql_is("accuracy_drop > 2 at 95%",
+	       "(accuracy_drop + accuracy - wilson_bound(accuracy, n_images, ?) > ?)", 2,
+	       (double[]){Z95, 2});
+	/* mixed with plain comparisons, values in order */
+	sql_is("size_kb <= 64 and not accuracy_drop <= 1 at 95% or n_images >= 2000",
+	       "(((size_kb <= ?) AND (NOT (accuracy_drop + accuracy - wilson_bound(accuracy, "
+	       "n_images, ?) <= ?))) OR (n_images >= ?))",
+	       4, (double[]){64, -Z95, 1, 2000});
+}
+
+Test(expr, a_confidence_in_eval)
+{
+	struct expr *e;
+	cr_assert_eq(expr_parse("accuracy_drop <= 1 at 95%", "--where", &e), PRESSO_OK);
+	double v[EXPR_METRIC_COUNT];
+	for (int m = 0; m < EXPR_METRIC_COUNT; m++)
+		v[m] = 1;
+	/* FP32 91, trial 90.5 on 1,000 images: drop 0.5, but its 95 % upper bound
+	 * is 0.5 + 90.5 - 88.86 = 2.14 */
+	v[EXPR_ACCURACY] = 90.5;
+	v[EXPR_ACCURACY_DROP] = 0.5;
+	v[EXPR_N_IMAGES] = 1000;
+	cr_assert(!expr_eval(e, v));
+	/* on 1,000,000 images the bound is 0.05 wide: it holds */
+	v[EXPR_N_IMAGES] = 1e6;
+	cr_assert(expr_eval(e, v));
+	/* the number of images not known: unknown, not selected (nor with not) */
+	v[EXPR_N_IMAGES] = NAN;
+	cr_assert(!expr_eval(e, v));
+	expr_free(e);
+	cr_assert_eq(expr_parse("not accuracy_drop <= 1 at 95%", "--where", &e), PRESSO_OK);
+	cr_assert(!expr_eval(e, v));
+	v[EXPR_N_IMAGES] = 1000;
+	cr_assert(expr_eval(e, v));
+	expr_free(e);
+	/* the bound of the plain accuracy */
+	cr_assert_eq(expr_parse("accuracy >= 88.8 at 95%", "--where", &e), PRESSO_OK);
+	cr_assert_float_eq(expr_accuracy_bound(90.5, 1000, -Z95), 88.86371214662044, 1e-9);
+	cr_assert(expr_eval(e, v));
+	v[EXPR_N_IMAGES] = 900;
+	cr_assert(!expr_eval(e, v));
+	expr_free(e);
+}
+
 Test(expr, pick)
 {
 	struct expr_pick p;
@@ -126,10 +188,31 @@ Test(expr, metric_names_are_columns)
 
 /* --- eval agrees with SQLite ------------------------------------------------ */
 
+/* The bound function as the store registers it (db/store.c). */
+static void wilson_bound(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
+			sqlite3_result_null(ctx);
+			return;
+		}
+	double b = expr_accuracy_bound(sqlite3_value_double(argv[0]),
+				       sqlite3_value_double(argv[1]),
+				       sqlite3_value_double(argv[2]));
+	if (isnan(b))
+		sqlite3_result_null(ctx);
+	else
+		sqlite3_result_double(ctx, b);
+}
+
 static sqlite3 *rows_db(void)
 {
 	sqlite3 *db;
 	cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_create_function(db, EXPR_SQL_BOUND_FUNCTION, 3,
+					     SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+					     wilson_bound, NULL, NULL),
+		     SQLITE_OK);
 	char sql[1024] = "CREATE TABLE t (";
 	for (int m = 0; m < EXPR_METRIC_COUNT; m++) {
 		strcat(sql, expr_metric_name((enum expr_metric)m));
@@ -150,6 +233,9 @@ Test(expr, eval_agrees_with_sqlite)
 		"(size <= 3kb or latency >= 1ms) and not (trial = 2 or mean_bits < 4)",
 		"accuracy_drop <= -1 or ratio > 2 and bops != 0",
 		"latency_ms < 1 and size_mb < 0.01 or not mean_rank = 1",
+		"accuracy >= 30 at 95%",
+		"not accuracy_drop <= 8 at 80% and n_images >= 1",
+		"accuracy < 60 at 97.5% and n_images >= 2",
 	};
 	sqlite3 *db = rows_db();
 	sqlite3_stmt *ins;
@@ -167,6 +253,8 @@ Test(expr, eval_agrees_with_sqlite)
 			unsigned x = (seed >> 16) % 110;
 			/* small integers (ties with the constants) and ~10 % NULLs */
 			double v = x >= 100 ? NAN : (double)(x % 7) * (m == EXPR_ACCURACY ? 17 : 1);
+			if (m == EXPR_N_IMAGES && !isnan(v))
+				v *= 5; /* up to 30 images: bounds that are not all 0 or 100 */
 			if (m == EXPR_SIZE_KB || m == EXPR_SIZE_MB)
 				v = isnan(v) ? v : v / (m == EXPR_SIZE_MB ? 1024.0 : 1.0);
 			if (m == EXPR_TRIAL)
@@ -259,6 +347,22 @@ Test(expr, errors_point_at_their_column)
 	fails_at("accuracy >= 5 trial = 1", 15, "expected 'and', 'or' or the end");
 	fails_at("accuracy >= -", 14, "expected a number after the sign");
 	fails_at("accuracy >= 'x'", 13, "unexpected character");
+	/* confidences */
+	fails_at("size_kb <= 64 at 95%", 15,
+		 "'at' gives a confidence to accuracy and accuracy_drop only, not to 'size_kb'");
+	fails_at("test_accuracy >= 90 at 95%", 21, "not to 'test_accuracy'");
+	fails_at("accuracy = 90 at 95%", 15, "'at' needs a bound (<, <=, > or >=), not '='");
+	fails_at("accuracy_drop != 1 at 95%", 20, "not '!='");
+	fails_at("accuracy >= 90 at 95", 21, "expected '%' after the confidence (example: at 95%), got the end");
+	fails_at("accuracy >= 90 at", 18, "expected a confidence in percent after 'at'");
+	fails_at("accuracy >= 90 at x%", 19, "expected a confidence in percent after 'at' (example: at 95%), got 'x'");
+	fails_at("accuracy >= 90 at 95kb%", 19, "expected a confidence in percent");
+	fails_at("accuracy >= 90 at 100%", 19, "confidence 100% is not between 50% and 100%");
+	fails_at("accuracy >= 90 at 50%", 19, "confidence 50% is not between");
+	fails_at("accuracy >= 90 at -95%", 19, "expected a confidence in percent");
+	fails_at("accuracy >= 90 at 95% at 99%", 23, "expected 'and', 'or' or the end, got 'at'");
+	fails_at("at >= 5", 1, "expected a metric or a number, got 'at'");
+	fails_at("accuracy >= 90 %", 16, "expected 'and', 'or' or the end, got '%'");
 	char deep[200];
 	memset(deep, '(', 100);
 	strcpy(deep + 100, "trial = 1");

@@ -288,6 +288,62 @@ Test(space, bad_constraints)
 	      "constraints: unknown key 'max_drop'");
 	fails("{\"constraints\": {\"max_accuracy_drop\": \"1\"}}", PRESSO_E_CONFIG,
 	      "constraints.max_accuracy_drop: expected a number in [0, 100]");
+	/* a confidence: a fraction in (0.5, 1), on an accuracy bound */
+	fails("{\"constraints\": {\"max_accuracy_drop\": 1, \"confidence\": 95}}",
+	      PRESSO_E_CONFIG,
+	      "constraints.confidence: expected a fraction between 0.5 and 1 (exclusive), like "
+	      "0.95, got 95 (a fraction, not percent)");
+	fails("{\"constraints\": {\"max_accuracy_drop\": 1, \"confidence\": 1}}",
+	      PRESSO_E_CONFIG, "constraints.confidence: expected a fraction between 0.5 and 1");
+	fails("{\"constraints\": {\"min_accuracy\": 80, \"confidence\": 0.5}}", PRESSO_E_CONFIG,
+	      "constraints.confidence: expected a fraction between 0.5 and 1 (exclusive), like "
+	      "0.95, got 0.5");
+	fails("{\"constraints\": {\"max_accuracy_drop\": 1, \"confidence\": \"95%\"}}",
+	      PRESSO_E_CONFIG, "constraints.confidence: expected a number");
+	fails("{\"constraints\": {\"max_size_kb\": 64, \"confidence\": 0.95}}", PRESSO_E_CONFIG,
+	      "constraints.confidence: it applies to min_accuracy or max_accuracy_drop, and "
+	      "neither is set");
+}
+
+/* constraints.confidence: the best must meet the accuracy bound with the
+ * Wilson lower bound of its accuracy, so it is a trial measured on more
+ * images, or further inside the bound, than without. */
+Test(space, a_confidence_makes_the_best_more_conservative)
+{
+	const char *const configs[] = {
+		"{\"constraints\": {\"max_accuracy_drop\": 1}}",
+		"{\"constraints\": {\"max_accuracy_drop\": 1, \"confidence\": 0.95}}",
+	};
+	/* FP32 91 %: trial 1 is 0.5 below on 1,000 images (95 % upper bound of
+	 * the drop 2.14), trial 2 0.2 below on 20,000 (0.54), trial 3 2 below */
+	const struct trial_metrics m[3] = {{90.5, NAN, 10000, 1, NAN, 4, 0, 1, 1000},
+					   {90.8, NAN, 20000, 1, NAN, 4, 0, 1, 20000},
+					   {89.0, NAN, 5000, 1, NAN, 3, 0, 1, 1000}};
+	struct baseline b = {91.0, NAN, 100000, 1e6, NAN, 10};
+	int64_t want[2] = {1, 2};
+	for (int k = 0; k < 2; k++) {
+		cJSON *root = cJSON_Parse(configs[k]);
+		struct space *sp;
+		cr_assert_eq(space_parse_goals(root, &sp), PRESSO_OK, "%s", status_msg());
+		cr_assert_eq(isnan(sp->con.confidence), k == 0);
+		struct archive a;
+		cr_assert_eq(archive_init(&a, sp, &b), PRESSO_OK, "%s", status_msg());
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(archive_add(&a, i + 1, NULL, &m[i], NULL), PRESSO_OK);
+		int best = archive_best(&a);
+		cr_assert_geq(best, 0);
+		cr_assert_eq(a.pts[best].number, want[k], "%s: trial %lld", configs[k],
+			     (long long)a.pts[best].number);
+		cr_assert_eq(archive_confident(&a, &m[0]), k == 0);
+		cr_assert(archive_confident(&a, &m[1]));
+		/* an accuracy without its number of images has no bound */
+		struct trial_metrics unknown = m[1];
+		unknown.n_images = 0;
+		cr_assert_eq(archive_confident(&a, &unknown), k == 0);
+		archive_free(&a);
+		space_free(sp);
+		cJSON_Delete(root);
+	}
 }
 
 Test(space, bad_search_settings)
@@ -393,9 +449,9 @@ Test(space, goals_without_a_model)
 	struct baseline b = {90.0, NAN, 100000, 1e6, NAN, 10};
 	struct archive a;
 	cr_assert_eq(archive_init(&a, sp, &b), PRESSO_OK, "%s", status_msg());
-	const struct trial_metrics m[3] = {{89.5, NAN, 30000, 1, NAN, 4, 0, 1},
-					   {88.0, NAN, 20000, 1, NAN, 3, 0, 1},
-					   {89.0, NAN, 25000, 1, NAN, 3, 0, 1}};
+	const struct trial_metrics m[3] = {{89.5, NAN, 30000, 1, NAN, 4, 0, 1, 0},
+					   {88.0, NAN, 20000, 1, NAN, 3, 0, 1, 0},
+					   {89.0, NAN, 25000, 1, NAN, 3, 0, 1, 0}};
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(archive_add(&a, i + 1, NULL, &m[i], NULL), PRESSO_OK);
 	int best = archive_best(&a);

@@ -83,7 +83,7 @@ static char *policy_text(int i)
 static struct trial_metrics metrics_of(double acc, int64_t size)
 {
 	return (struct trial_metrics){acc, NAN, size, (double)size * 80, 100.0 + (double)size / 1000,
-				      5.0, 0.1, 0.9};
+				      5.0, 0.1, 0.9, 1000};
 }
 
 static struct store *open_new(const char *name)
@@ -954,6 +954,156 @@ Test(store, pareto_pick_and_where)
 	cr_assert_eq(store_pick(st, id, &pk, &num, &found), PRESSO_OK);
 	cr_assert_eq(num, 7, "picked %lld, dominated by 7", (long long)num);
 	expr_pick_free(&pk);
+	store_close(st);
+}
+
+/* A trial with an accuracy measured on n_images; returns its number. */
+static int64_t add_trial_n(struct store *st, int64_t study, int i, double acc, int64_t size,
+			   int64_t n_images)
+{
+	char *p = policy_text(i);
+	int64_t n;
+	cr_assert_eq(store_begin_trial(st, study, p, NULL, "test", &n), PRESSO_OK, "%s",
+		     status_msg());
+	struct trial_metrics m = metrics_of(acc, size);
+	m.n_images = n_images;
+	cr_assert_eq(store_complete_trial(st, study, n, &m, layers3, 3, NULL, 0), PRESSO_OK, "%s",
+		     status_msg());
+	free(p);
+	return n;
+}
+
+static int64_t pick(struct store *st, int64_t study, const char *text)
+{
+	struct expr_pick pk;
+	int64_t num = 0;
+	bool found;
+	cr_assert_eq(expr_parse_pick(text, "--pick", &pk), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(store_pick(st, study, &pk, &num, &found), PRESSO_OK, "%s", status_msg());
+	expr_pick_free(&pk);
+	return found ? num : 0;
+}
+
+/* FP32 at 90 %: trial 1 is 0.5 below on 1,000 images (the 95 % upper bound
+ * of its drop is 2.2), trial 2 0.2 below on 20,000 (0.55), trial 3 0.1 below
+ * without a known number of images, trial 4 3 below. */
+Test(store, a_pick_at_95_percent_is_more_conservative)
+{
+	struct store *st = open_new("runs.db");
+	int64_t id = new_study(st, "s");
+	cr_assert_eq(add_trial_n(st, id, 0, 89.5, 10000, 1000), 1);
+	cr_assert_eq(add_trial_n(st, id, 1, 89.8, 20000, 20000), 2);
+	cr_assert_eq(add_trial_n(st, id, 2, 89.9, 15000, 0), 3);
+	cr_assert_eq(add_trial_n(st, id, 3, 87.0, 5000, 1000), 4);
+	/* the number of images is stored (NULL when not known) */
+	struct store_trial *t;
+	cr_assert_eq(store_get_trial(st, id, 2, &t), PRESSO_OK);
+	cr_assert_eq(t->metrics.n_images, 20000);
+	store_trials_free(t, 1);
+	cr_assert_eq(store_get_trial(st, id, 3, &t), PRESSO_OK);
+	cr_assert_eq(t->metrics.n_images, 0);
+	store_trials_free(t, 1);
+	cr_assert_eq(raw_int(fx_join(tmp, "runs.db"),
+			     "SELECT count(*) FROM v_trials WHERE n_images IS NULL"),
+		     1);
+	cr_assert_eq(pick(st, id, "min size_kb where accuracy_drop <= 1"), 1);
+	cr_assert_eq(pick(st, id, "min size_kb where accuracy_drop <= 1 at 95%"), 2);
+	cr_assert_eq(pick(st, id, "min size_kb where accuracy >= 89 at 95%"), 2);
+	cr_assert_eq(pick(st, id, "min size_kb where accuracy >= 89"), 1);
+	/* a looser confidence lets trial 1 back in: its 60 % bound is 0.74 */
+	cr_assert_eq(pick(st, id, "min size_kb where accuracy_drop <= 1 at 60%"), 1);
+	/* nothing meets a bound that tight at 99.9 % */
+	cr_assert_eq(pick(st, id, "min size_kb where accuracy_drop <= 0.3 at 99.9%"), 0);
+	/* --where through the front: the same rule */
+	struct expr *e;
+	cr_assert_eq(expr_parse("accuracy_drop <= 1 at 95%", "--where", &e), PRESSO_OK);
+	struct store_trial *list;
+	int n;
+	cr_assert_eq(store_list_trials(st, id, true, e, &list, &n), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(n, 1);
+	cr_assert_eq(list[0].number, 2);
+	/* and expr_eval on store_expr_values agrees, as the search asks it */
+	store_trials_free(list, n);
+	cr_assert_eq(store_list_trials(st, id, true, NULL, &list, &n), PRESSO_OK);
+	struct study_info info;
+	cr_assert_eq(store_find_study(st, "s", &info), PRESSO_OK);
+	for (int i = 0; i < n; i++) {
+		double v[EXPR_METRIC_COUNT];
+		store_expr_values(&list[i].metrics, &info.baseline, list[i].number, v);
+		cr_assert_eq(expr_eval(e, v), list[i].number == 2, "trial %lld",
+			     (long long)list[i].number);
+	}
+	store_study_info_free(&info);
+	store_trials_free(list, n);
+	expr_free(e);
+	/* a negative count is refused, naming it */
+	char *p = policy_text(9);
+	int64_t num;
+	cr_assert_eq(store_begin_trial(st, id, p, NULL, "test", &num), PRESSO_OK);
+	struct trial_metrics m = metrics_of(80, 1000);
+	m.n_images = -5;
+	cr_assert_eq(store_complete_trial(st, id, num, &m, layers3, 3, NULL, 0), PRESSO_E_CONFIG);
+	cr_assert(strstr(status_msg(), "bad n_images"), "%s", status_msg());
+	free(p);
+	store_close(st);
+}
+
+extern const unsigned char db_schema_sql[];
+
+/* A database as a presso of schema version 1 wrote it: that migration alone,
+ * then a study whose config names its validation split and one that leaves
+ * the default, with trials. Opening it for writing migrates it to version 2:
+ * n_images from the config where the accuracy is a whole number of its
+ * images, NULL otherwise. */
+Test(store, a_version_1_database_migrates_with_its_image_counts)
+{
+	const char *path = fx_join(tmp, "v1.db");
+	const char *all = (const char *)db_schema_sql;
+	const char *end = strstr(all, "-- @migration 2");
+	cr_assert_not_null(end);
+	char *v1 = strndup(all, (size_t)(end - all));
+	raw_exec(path, v1);
+	free(v1);
+	cr_assert_eq(raw_int(path, "PRAGMA user_version"), 1);
+	raw_exec(path,
+		 "INSERT INTO studies (id, name, config_json, config_sha256, model_path, "
+		 "model_sha256, dataset, seed, fp32_accuracy, fp32_size_bytes, fp32_bops, n_classes, "
+		 "presso_version, created_at) VALUES "
+		 "(1, 'given', '{\"data\": {\"splits\": {\"validation\": 1000}}}', '" SHA_A "', "
+		 "'m.onnx', '" SHA_A "', 'd', 1, 90.0, 100000, 1e9, 10, '0.1.0', 0), "
+		 "(2, 'default', '{\"name\": \"x\"}', '" SHA_A "', "
+		 "'m.onnx', '" SHA_A "', 'd', 1, 90.0, 100000, 1e9, 10, '0.1.0', 0);"
+		 "INSERT INTO trials (study_id, number, state, policy_json, policy_sha256, "
+		 "started_at, heartbeat_at, ended_at, accuracy, size_bytes, bops) VALUES "
+		 "(1, 1, 'complete', '{}', '" SHA_A "', 0, 0, 1, 89.5, 10000, 1), "
+		 "(1, 2, 'complete', '{}', '" SHA_B "', 0, 0, 1, 89.55, 9000, 1), "
+		 "(1, 3, 'running', '{}', '" SHA_B "', 0, 0, NULL, NULL, NULL, NULL), "
+		 "(2, 1, 'complete', '{}', '" SHA_A "', 0, 0, 1, 89.98, 10000, 1)");
+	struct store *st;
+	cr_assert_eq(store_open(path, 0, &st), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(raw_int(path, "PRAGMA user_version"), 2);
+	cr_assert_eq(store_schema_version(), 2);
+	/* 895 of 1,000; 89.55 % is not a whole number of 1,000 images; running */
+	cr_assert_eq(raw_int(path, "SELECT n_images FROM v_trials WHERE study = 'given' AND "
+				   "trial = 1"),
+		     1000);
+	cr_assert_eq(raw_int(path, "SELECT n_images IS NULL FROM trials WHERE study_id = 1 AND "
+				   "number = 2"),
+		     1);
+	cr_assert_eq(raw_int(path, "SELECT n_images IS NULL FROM trials WHERE study_id = 1 AND "
+				   "number = 3"),
+		     1);
+	/* the default validation split: 4,499 of 5,000 */
+	cr_assert_eq(raw_int(path, "SELECT n_images FROM trials WHERE study_id = 2"), 5000);
+	/* the migrated database answers `at` picks: trial 1's 95 % bound on the
+	 * drop is 2.1, trial 2 has no bound */
+	cr_assert_eq(pick(st, 1, "min size_kb where accuracy_drop <= 1"), 2);
+	cr_assert_eq(pick(st, 1, "min size_kb where accuracy_drop <= 2.5 at 95%"), 1);
+	cr_assert_eq(pick(st, 1, "min size_kb where accuracy_drop <= 1 at 95%"), 0);
+	cr_assert_eq(pick(st, 2, "min size_kb where accuracy_drop <= 1 at 95%"), 1);
+	store_close(st);
+	/* a second open finds it at the latest version and changes nothing */
+	cr_assert_eq(store_open(path, STORE_READONLY, &st), PRESSO_OK, "%s", status_msg());
 	store_close(st);
 }
 

@@ -350,7 +350,7 @@ int cmd_finetune(int argc, char **argv)
 		/* the tuned model has the PTQ model's structure: its latency */
 		struct trial_metrics m = {mv.accuracy, mt.accuracy, mv.size_bytes, mv.bops,
 					  parent->metrics.latency_us, mv.mean_bits, mv.mean_prune,
-					  mv.mean_rank};
+					  mv.mean_rank, mv.n_images};
 		struct finetune_record rec = {
 			.parent = trial, .source = "finetune", .settings_json = settings,
 			.steps = fr.train.steps, .epochs = steps || tc.max_steps > 0 ? 0 : tc.epochs,

@@ -3,10 +3,13 @@
  * The front is over the chosen objectives (accuracy up; size, BOPs, latency
  * down) among the complete trials that meet --where. Every format has the
  * same columns: trial, accuracy, accuracy minus FP32's, size in KiB, FP32
- * size / size, BOPs, latency_us, mean weight bits, mean prune, mean rank, and
+ * size / size, BOPs, latency_us, mean weight bits, mean prune, mean rank,
  * "tuned from": for a fine-tuned trial (db/README.md, "Fine-tuned trials") the
- * PTQ trial it was tuned from, empty ("-", null) for a PTQ trial. Fine-tuned
- * trials compete on the front like any other.
+ * PTQ trial it was tuned from, empty ("-", null) for a PTQ trial (fine-tuned
+ * trials compete on the front like any other), and the accuracy's two-sided
+ * 95 % Wilson interval with the number of validation images it was measured
+ * on (base/stats.h; none when that number is not known). The table shows the
+ * interval next to the accuracy.
  * The table and JSON also give the hypervolume against the reference point
  * (chance accuracy, FP32 size/BOPs/latency) and as a fraction of the box
  * between that point and the ideal one (100 %, 0 bytes, ...).
@@ -28,23 +31,33 @@
 #include "cli/cli.h"
 #include "cli/termplot.h"
 #include "base/json_get.h"
+#include "base/stats.h"
 #include "db/store.h"
 
 #define PLOT_ROWS 16        /* canvas lines: 64 dots of accuracy */
 #define PLOT_MIN_COLS 24
 #define PLOT_MAX_COLS 150
 
-#define N_COLS 11
+#define N_COLS 14
 #define CELL_BYTES 48
+#define COL_LOW 11    /* the interval's columns: shown as one in the table */
+#define COL_HIGH 12
+#define COL_IMAGES 13
+#define INTERVAL_CONFIDENCE 0.95 /* two-sided */
 
 static const char *const col_head[N_COLS] = {
 	"trial", "accuracy", "Δ vs FP32", "size_kb", "ratio vs FP32",
 	"BOPs",  "latency_us", "mean bits", "mean prune", "mean rank", "tuned from",
+	"95% interval", "", "images",
 };
 static const char *const col_csv[N_COLS] = {
 	"trial", "accuracy", "delta_vs_fp32", "size_kb", "ratio_vs_fp32",
 	"bops",  "latency_us", "mean_bits", "mean_prune", "mean_rank", "tuned_from",
+	"accuracy_low95", "accuracy_high95", "n_images",
 };
+/* the table's column order: the interval and its images after the accuracy */
+static const int table_cols[] = {0, 1, COL_LOW, COL_IMAGES, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+#define N_TABLE_COLS ((int)(sizeof table_cols / sizeof table_cols[0]))
 
 /* The row's values in column order (NAN where not measured). */
 static void row_values(const struct store_trial *t, const struct baseline *b, double v[N_COLS])
@@ -61,6 +74,12 @@ static void row_values(const struct store_trial *t, const struct baseline *b, do
 	v[8] = m->mean_prune;
 	v[9] = m->mean_rank;
 	v[10] = t->parent_trial ? (double)t->parent_trial : NAN; /* a fine-tuned trial's PTQ trial */
+	/* two-sided: each side at (1 + c) / 2 */
+	double z = stats_normal_quantile((1 + INTERVAL_CONFIDENCE) / 2);
+	double n = m->n_images > 0 ? (double)m->n_images : NAN;
+	v[COL_LOW] = stats_wilson_bound(m->accuracy, n, -z);
+	v[COL_HIGH] = stats_wilson_bound(m->accuracy, n, z);
+	v[COL_IMAGES] = n;
 }
 
 static void format_cell(int c, double v, char *buf, size_t cap)
@@ -71,7 +90,8 @@ static void format_cell(int c, double v, char *buf, size_t cap)
 	}
 	switch (c) {
 	case 0:
-	case 10: snprintf(buf, cap, "%.0f", v); break;
+	case 10:
+	case COL_IMAGES: snprintf(buf, cap, "%.0f", v); break;
 	case 2: snprintf(buf, cap, "%+.2f", v); break;
 	case 4: snprintf(buf, cap, "%.2fx", v); break;
 	case 5: snprintf(buf, cap, "%.4g", v); break;
@@ -133,6 +153,9 @@ static int print_table(const struct study_info *info, const enum store_objective
 		row_values(&r->front[i], b, v);
 		for (int c = 0; c < N_COLS; c++)
 			format_cell(c, v[c], cells[i + 1][c], CELL_BYTES);
+		if (!isnan(v[COL_LOW]))
+			snprintf(cells[i + 1][COL_LOW], CELL_BYTES, "%.2f..%.2f", v[COL_LOW],
+				 v[COL_HIGH]);
 	}
 	for (int c = 0; c < N_COLS; c++) {
 		w[c] = 0;
@@ -141,8 +164,10 @@ static int print_table(const struct study_info *info, const enum store_objective
 				w[c] = width(cells[i][c]);
 	}
 	for (int i = 0; i <= r->n_front; i++) {
-		for (int c = 0; c < N_COLS; c++)
-			printf("%s%*s%s", c ? "  " : "", w[c] - width(cells[i][c]), "", cells[i][c]);
+		for (int k = 0; k < N_TABLE_COLS; k++) {
+			int c = table_cols[k];
+			printf("%s%*s%s", k ? "  " : "", w[c] - width(cells[i][c]), "", cells[i][c]);
+		}
 		printf("\n");
 	}
 	free(cells);
@@ -415,7 +440,9 @@ int cmd_pareto(int argc, char **argv)
 		"--where, with the hypervolume against (chance accuracy, FP32 size/BOPs/latency).\n"
 		"--where compares metrics (accuracy, test_accuracy, accuracy_drop, size_bytes,\n"
 		"size_kb, size_mb, ratio, bops, latency_us, latency_ms, mean_bits, mean_prune,\n"
-		"mean_rank, trial) with numbers, units kb/mb/us/ms, joined by and/or/not.\n"
+		"mean_rank, trial, n_images) with numbers, units kb/mb/us/ms, joined by\n"
+		"and/or/not; 'accuracy_drop <= 1 at 95%' asks the bound to hold at that\n"
+		"confidence. Each member's accuracy comes with its 95% interval.\n"
 		"--plot draws the front in the terminal: accuracy against the first cost on a\n"
 		"log scale (a look over ssh; presso report makes the full picture).",
 		"--db FILE --study NAME [--objectives accuracy,size] [--where EXPR] "

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/stats.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "evaluators/pool.h"
@@ -129,6 +130,20 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 		const struct trial_metrics *m = &r->best.m;
 		printf("best:      trial %lld, %s: %.2f%% validation", (long long)r->best.number,
 		       r->best_rule, m->accuracy);
+		if (m->n_images > 0) {
+			/* the two-sided interval pareto shows; with a confidence,
+			 * also the one-sided bound the constraint was checked with */
+			double z = stats_normal_quantile(0.975);
+			printf(" (95%% interval %.2f..%.2f on %lld images",
+			       stats_wilson_bound(m->accuracy, (double)m->n_images, -z),
+			       stats_wilson_bound(m->accuracy, (double)m->n_images, z),
+			       (long long)m->n_images);
+			if (!isnan(r->confidence))
+				printf("; %g%% lower bound %.2f", 100 * r->confidence,
+				       stats_wilson_bound(m->accuracy, (double)m->n_images,
+							  -stats_one_sided_z(r->confidence)));
+			printf(")");
+		}
 		if (!isnan(m->test_accuracy))
 			printf(", %.2f%% test", m->test_accuracy);
 		printf(", %.1f KiB (%.2fx smaller than FP32)", (double)m->size_bytes / 1024.0,
@@ -138,7 +153,8 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 		printf("\n           presso export --db %s --study '%s' --trial %lld -o best.json\n",
 		       o->db_path, r->study, (long long)r->best.number);
 	} else {
-		printf("best:      no trial meets the constraints yet\n");
+		printf("best:      no trial meets the constraints%s yet\n",
+		       isnan(r->confidence) ? "" : " at their confidence");
 	}
 }
 

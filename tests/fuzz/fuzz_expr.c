@@ -5,8 +5,9 @@
  * of the user's (expr.h): it is checked token by token against what the
  * emitter may write, and the harness aborts on anything else, so the fuzzer
  * reports it:
- *   - words: a metric's column name (expr_metric_name) or AND, OR, NOT;
- *   - operators: < <= > >= = !=;
+ *   - words: a metric's column name (expr_metric_name), AND, OR, NOT, or
+ *     the confidence bound's function (EXPR_SQL_BOUND_FUNCTION);
+ *   - operators: < <= > >= = !=, and + - , of the `at C%` bound;
  *   - ( ) ? and single spaces;
  * with balanced parentheses and exactly one `?` per bound value. The
  * expression is also evaluated on a few rows of metrics (expr_eval).
@@ -29,7 +30,7 @@ static bool is_word_char(char c)
 
 static bool allowed_word(const char *w, size_t n)
 {
-	static const char *const keywords[] = {"AND", "OR", "NOT"};
+	static const char *const keywords[] = {"AND", "OR", "NOT", EXPR_SQL_BOUND_FUNCTION};
 	for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
 		if (strlen(keywords[i]) == n && memcmp(w, keywords[i], n) == 0)
 			return true;
@@ -73,6 +74,10 @@ static void check_sql(const char *sql, int n_params)
 					(int)(p - o), o, sql);
 				abort();
 			}
+		} else if (*p == '+' || *p == '-' || *p == ',') {
+			/* + and - between spaces, a comma after an argument */
+			FUZZ_CHECK(p > sql && p[1] == ' ' && (*p == ',' || p[-1] == ' '));
+			p++;
 		} else if (*p == '(' || *p == ')' || *p == '?' || *p == ' ') {
 			depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
 			n_marks += *p == '?';
