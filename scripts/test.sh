@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - the README's test command: installs what is missing, builds presso
 # twice (Release with warnings as errors; AddressSanitizer + UndefinedBehavior-
-# Sanitizer) and runs the whole Criterion suite through ctest on each build,
+# Sanitizer) and runs the whole Criterion suite through ctest on each build
+# (as many test programs at a time as there are cores),
 # the main commands under valgrind (scripts/valgrind_check.sh); then the
 # MPI variant (-DPRESSO_MPI=ON): presso and its MPI test only, a search on 3
 # ranks of this machine checked against one process, and a worker rank killed
@@ -19,7 +20,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 echo "== release build =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON >/dev/null
 cmake --build build -j "$JOBS"
-ctest --test-dir build --output-on-failure -j 1
+ctest --test-dir build --output-on-failure -j "$JOBS"
 
 echo "== valgrind: info, eval, search, pareto, report, export, compress =="
 bash scripts/valgrind_check.sh build
@@ -28,7 +29,7 @@ echo "== sanitizer build (ASan + UBSan) =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPRESSO_WERROR=ON \
   -DPRESSO_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$JOBS"
-PRESSO_SANITIZED=1 ctest --test-dir build-asan --output-on-failure -j 1
+PRESSO_SANITIZED=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS"
 
 echo "== MPI build: searches across ranks (mpirun on this machine) =="
 cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON -DPRESSO_MPI=ON >/dev/null
