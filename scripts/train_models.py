@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Reproducible recipe for presso's shipped Fashion-MNIST reference models.
 
-This script trains three small reference networks on Fashion-MNIST on the CPU,
-exports them to ONNX (opset 13) and writes a JSON "model card" next to every
-.onnx file:
+This script trains five small reference networks on Fashion-MNIST on the CPU,
+exports them to ONNX (opset 13; mobilenetv3 and vit opset 17) and writes a
+JSON "model card" next to every .onnx file:
 
     models/lenet.onnx        LeNet-5 style CNN
     models/mobilenetv2.onnx  MobileNetV2-style net (inverted residuals, ReLU6)
     models/resnet.onnx       small ResNet (basic blocks), BatchNorm folded
     models/resnet_bn.onnx    the same ResNet with BatchNormalization nodes kept
+    models/mobilenetv3.onnx  MobileNetV3-small-style net (HardSwish, squeeze-excite)
+    models/vit.onnx          tiny vision transformer (LayerNorm, attention, GELU)
 
 Run it with Debian's interpreter (python3-torch / python3-onnx only import there):
 
