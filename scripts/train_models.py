@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Reproducible recipe for presso's shipped Fashion-MNIST reference models.
 
-This script trains three small reference networks on Fashion-MNIST on the CPU,
-exports them to ONNX (opset 13) and writes a JSON "model card" next to every
-.onnx file:
+This script trains five small reference networks on Fashion-MNIST on the CPU,
+exports them to ONNX (opset 13; mobilenetv3 and vit opset 17) and writes a
+JSON "model card" next to every .onnx file:
 
     models/lenet.onnx        LeNet-5 style CNN
     models/mobilenetv2.onnx  MobileNetV2-style net (inverted residuals, ReLU6)
     models/resnet.onnx       small ResNet (basic blocks), BatchNorm folded
     models/resnet_bn.onnx    the same ResNet with BatchNormalization nodes kept
+    models/mobilenetv3.onnx  MobileNetV3-small-style net (HardSwish, squeeze-excite)
+    models/vit.onnx          tiny vision transformer (LayerNorm, attention, GELU)
 
 Run it with Debian's interpreter (python3-torch / python3-onnx only import there):
 
@@ -26,6 +28,7 @@ Input convention: NCHW float32 [N,1,28,28], x = (pixel/255 - 0.2860) / 0.3530.
 import argparse
 import gzip
 import json
+import math
 import os
 import random
 import sys
@@ -225,6 +228,153 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
+# MobileNetV3-small-style blocks (Howard et al. 2019): HardSwish, squeeze-excite
+# with HardSigmoid and a channel-wise Mul, inverted residuals, depthwise convs.
+class ConvBNAct(nn.Sequential):
+    def __init__(self, cin, cout, k, stride=1, groups=1, act=None):
+        layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2,
+                            groups=groups, bias=False),
+                  nn.BatchNorm2d(cout)]
+        if act is not None:
+            layers.append(act())
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c, squeeze):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, squeeze, 1)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Conv2d(squeeze, c, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        s = self.gate(self.fc2(self.relu(self.fc1(self.pool(x)))))
+        return x * s
+
+
+class V3Block(nn.Module):
+    def __init__(self, cin, k, hidden, cout, se, act, stride):
+        super().__init__()
+        self.use_res = stride == 1 and cin == cout
+        layers = []
+        if hidden != cin:
+            layers.append(ConvBNAct(cin, hidden, 1, act=act))                     # expand
+        layers.append(ConvBNAct(hidden, hidden, k, stride, groups=hidden, act=act))  # depthwise
+        if se:
+            layers.append(SqueezeExcite(hidden, max(8, hidden // 4)))
+        layers.append(ConvBNAct(hidden, cout, 1))                                  # project
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        y = self.body(x)
+        return x + y if self.use_res else y
+
+
+class MobileNetV3(nn.Module):
+    # (kernel, expanded channels, out channels, squeeze-excite, activation, stride)
+    RE, HS = nn.ReLU, nn.Hardswish
+    CFG = [(3, 16, 16, True, RE, 1),
+           (3, 48, 24, False, RE, 2),
+           (3, 72, 24, False, RE, 1),
+           (5, 96, 40, True, HS, 2),
+           (5, 120, 40, True, HS, 1),
+           (5, 144, 48, True, HS, 1)]
+
+    def __init__(self, num_classes=10, last=192, hidden=256, dropout=0.2):
+        super().__init__()
+        self.stem = ConvBNAct(1, 16, 3, 2, act=nn.Hardswish)    # 28x28 -> 14x14
+        blocks, cin = [], 16
+        for k, e, c, se, act, s in self.CFG:
+            blocks.append(V3Block(cin, k, e, c, se, act, s))
+            cin = c
+        self.blocks = nn.Sequential(*blocks)
+        self.head = ConvBNAct(cin, last, 1, act=nn.Hardswish)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(last, hidden)
+        self.act = nn.Hardswish()
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        x = self.head(self.blocks(self.stem(x)))
+        x = torch.flatten(self.pool(x), 1)
+        return self.fc2(self.dropout(self.act(self.fc1(x))))
+
+
+# A tiny vision transformer (Dosovitskiy et al. 2021).  Every reshape names its
+# sizes as constants with -1 for the batch, so the export holds no Shape chains
+# and the batch axis stays dynamic.
+class TokenLinear(nn.Linear):
+    """nn.Linear on [N,T,D] tokens.  Debian's torch does float matrix products
+    with the reference BLAS, about 30x slower than oneDNN's convolutions, so in
+    training mode the product runs as a 1x1 convolution over the tokens; in
+    eval mode (and so in the ONNX export) it is the plain Linear (MatMul + Add)."""
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        n, t, d = x.shape      # [N,T,D] is [N,D,T,1] in channels_last layout
+        x = x.reshape(n, t, 1, d).permute(0, 3, 1, 2)
+        w = self.weight[:, :, None, None].contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, w, self.bias).permute(0, 2, 3, 1).reshape(n, t, -1)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads, tokens):
+        super().__init__()
+        self.h, self.dh, self.t, self.dim = heads, dim // heads, tokens, dim
+        self.q = TokenLinear(dim, dim)
+        self.k = TokenLinear(dim, dim)
+        self.v = TokenLinear(dim, dim)
+        self.proj = TokenLinear(dim, dim)
+        self.scale = self.dh ** -0.5
+
+    def split(self, x):                       # [N,T,D] -> [N,H,T,dh]
+        return x.reshape(-1, self.t, self.h, self.dh).transpose(1, 2)
+
+    def forward(self, x):
+        q = self.split(self.q(x) * self.scale)
+        k = self.split(self.k(x))
+        v = self.split(self.v(x))
+        a = torch.softmax(q @ k.transpose(-2, -1), dim=-1)
+        y = (a @ v).transpose(1, 2).reshape(-1, self.t, self.dim)
+        return self.proj(y)
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, dim, heads, mlp, tokens):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, tokens)
+        self.ln2 = nn.LayerNorm(dim)
+        self.fc1 = TokenLinear(dim, mlp)
+        self.gelu = nn.GELU()
+        self.fc2 = TokenLinear(mlp, dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.fc2(self.gelu(self.fc1(self.ln2(x))))
+
+
+class ViT(nn.Module):
+    def __init__(self, num_classes=10, patch=7, dim=48, depth=2, heads=3, mlp=96):
+        super().__init__()
+        self.t, self.dim = (28 // patch) ** 2, dim
+        self.embed = nn.Conv2d(1, dim, patch, stride=patch)
+        self.pos = nn.Parameter(torch.randn(1, self.t, dim) * 0.02)
+        self.blocks = nn.Sequential(*[EncoderBlock(dim, heads, mlp, self.t)
+                                      for _ in range(depth)])
+        self.ln = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.embed(x).reshape(-1, self.dim, self.t).transpose(1, 2) + self.pos
+        x = self.ln(self.blocks(x))
+        return self.fc(x.mean(dim=1))          # mean pooling over the tokens
+
+
 # Training recipes.  Epoch counts were chosen from measured epoch times on a
 # 2-core machine (LeNet ~10 s, MobileNetV2 ~70 s, ResNet ~60 s per epoch) so
 # that all models together train in about 23 minutes.
@@ -251,6 +401,32 @@ RECIPES = {
              "stride 2 at stages 2,3 with 1x1 conv+BN shortcut; GlobalAvgPool, Flatten, "
              "FC64-10; BN folded into convs",
         desc="Small ResNet (basic blocks) for Fashion-MNIST; BatchNorm folded at export."),
+    # The two below are exported at opset 17 (HardSwish, LayerNormalization as
+    # single nodes; GELU as its Erf pattern) and keep Reshape/Transpose nodes
+    # with constant shapes.  Their sizes and epoch counts were cut to train in
+    # about half an hour together on a 2-core machine shared with other work
+    # (an idle machine is several times faster); more epochs would gain accuracy.
+    "mobilenetv3": dict(
+        make=MobileNetV3, epochs=3, batch=256, opt="sgd", lr=0.15, wd=4e-5,
+        augment=True, channels_last=True, opset=17,
+        arch="MobileNetV3-small-style: Conv3x3/2(1->16)+BN+HardSwish; bneck blocks "
+             "(k,exp,out,SE,act,s)=(3,16,16,SE,ReLU,1),(3,48,24,-,ReLU,2),(3,72,24,-,ReLU,1),"
+             "(5,96,40,SE,HS,2),(5,120,40,SE,HS,1),(5,144,48,SE,HS,1); squeeze-excite = "
+             "GlobalAvgPool, Conv1x1+ReLU, Conv1x1+HardSigmoid, Mul; Conv1x1(48->192)+BN+HardSwish, "
+             "GlobalAvgPool, Flatten, FC192-256+HardSwish, Dropout(0.2), FC256-10; BN folded into convs",
+        desc="MobileNetV3-small-style network (HardSwish, squeeze-excite with HardSigmoid "
+             "and Mul, inverted residuals, depthwise convs) for Fashion-MNIST; BatchNorm "
+             "folded at export."),
+    "vit": dict(
+        make=ViT, epochs=2, batch=256, opt="adamw", lr=3e-3, wd=0.05,
+        augment=True, opset=17,
+        arch="ViT: Conv7x7/7 patch embedding (1->48, 16 tokens) + learned position "
+             "embedding; 2 pre-norm encoder blocks (LayerNorm, 3-head self-attention with "
+             "q/k/v/proj Linear 48-48, softmax(q k^T / 4) v; LayerNorm, MLP 48-96-GELU-48, "
+             "residual Adds); LayerNorm, mean over tokens, FC48-10",
+        desc="Tiny vision transformer for Fashion-MNIST (LayerNormalization, multi-head "
+             "attention with MatMul between activations and Softmax, GELU as its Erf "
+             "pattern, Reshape/Transpose with constant shapes)."),
 }
 
 
@@ -337,10 +513,10 @@ def train(name, data, epochs_scale, max_epochs=None):
 
 # --------------------------------------------------------------------- export
 
-def export_onnx(model, path, keep_bn=False):
+def export_onnx(model, path, keep_bn=False, opset=13):
     model.eval()
     dummy = torch.zeros(1, 1, 28, 28)
-    kw = dict(opset_version=13, input_names=["input"], output_names=["logits"],
+    kw = dict(opset_version=opset, input_names=["input"], output_names=["logits"],
               dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
     if keep_bn:
         # torch 1.13 only runs the Conv+BN fusing "eval peephole" pass when
@@ -466,6 +642,35 @@ def run_onnx_numpy(model_proto, x):
             y = a.get("alpha", 1.0) * (A @ B)
             if len(ins) > 2 and ins[2] is not None:
                 y = y + a.get("beta", 1.0) * ins[2]
+        elif op in ("Sub", "Mul", "Div", "Pow"):
+            f = {"Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power}
+            y = f[op](ins[0], ins[1])
+        elif op == "Sqrt":
+            y = np.sqrt(ins[0])
+        elif op == "Erf":
+            y = np.vectorize(math.erf)(ins[0])
+        elif op == "HardSigmoid":
+            y = np.clip(a.get("alpha", 0.2) * ins[0] + a.get("beta", 0.5), 0, 1)
+        elif op == "HardSwish":
+            y = ins[0] * np.clip(ins[0] / 6.0 + 0.5, 0, 1)
+        elif op == "Reshape":
+            shape = [int(v) for v in ins[1]]
+            shape = [ins[0].shape[i] if v == 0 else v for i, v in enumerate(shape)]
+            y = ins[0].reshape(shape)
+        elif op == "Transpose":
+            y = np.transpose(ins[0], a["perm"])
+        elif op == "MatMul":
+            y = np.matmul(ins[0], ins[1].astype(np.float64))
+        elif op == "Softmax":
+            e = np.exp(ins[0] - ins[0].max(axis=a.get("axis", -1), keepdims=True))
+            y = e / e.sum(axis=a.get("axis", -1), keepdims=True)
+        elif op == "ReduceMean":
+            y = ins[0].mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", 1)))
+        elif op == "LayerNormalization":
+            ax = a.get("axis", -1)
+            mu = ins[0].mean(axis=ax, keepdims=True)
+            var = ((ins[0] - mu) ** 2).mean(axis=ax, keepdims=True)
+            y = (ins[0] - mu) / np.sqrt(var + a.get("epsilon", 1e-5)) * ins[1] + ins[2]
         elif op == "BatchNormalization":
             sh = (1, -1, 1, 1)
             xx, sc, bb, mu, var = ins
@@ -495,6 +700,7 @@ def write_card(out_dir, name, fname, r, ops, params, correct, refs, epochs, opt_
         "fp32_test_correct": correct,
         "reference_outputs": refs,
         "onnx_ops": ops,
+        "onnx_opset": r.get("opset", 13),
         "training": {"script": "scripts/train_models.py", "epochs": epochs, "seed": SEED,
                      "optimizer": opt_name, "batch_size": r["batch"],
                      "augmentation": "random horizontal flip + random crop (pad 2)"
@@ -549,11 +755,12 @@ def main():
             variants.append(("resnet_bn", True))
         for vname, keep_bn in variants:
             path = os.path.join(args.out, vname + ".onnx")
-            export_onnx(model, path, keep_bn=keep_bn)
+            export_onnx(model, path, keep_bn=keep_bn, opset=r.get("opset", 13))
             m, ops, params = onnx_summary(path)
             n_bn = sum(1 for nd in m.graph.node if nd.op_type == "BatchNormalization")
             bad = [o for o in ops if o in ("Shape", "Gather", "Reshape", "Unsqueeze",
-                                          "Concat", "Identity", "Dropout")]
+                                          "Concat", "Identity", "Dropout")
+                   and (o not in ("Reshape",) or "opset" not in r)]
             if bad:
                 raise SystemExit("%s: unexpected dynamic-shape ops %s" % (vname, bad))
             if keep_bn and n_bn == 0:

@@ -1,6 +1,8 @@
 /* test_models.c - the shipped reference models against their cards: presso's FP32
  * engine reproduces PyTorch's logits on the card's test images and PyTorch's
- * FP32 test accuracy on all 10,000 Fashion-MNIST test images. */
+ * FP32 test accuracy on all 10,000 Fashion-MNIST test images (the opset-17
+ * mobilenetv3 and vit are checked on their logits only, to keep the suite short;
+ * bench/RESULTS.md records their accuracy from `presso eval`). */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -24,7 +26,8 @@
 #define SANITIZED_IMAGES 500
 #define SANITIZED_TOL_POINTS 4.0
 
-static const char *const MODELS[] = {"lenet", "mobilenetv2", "resnet", "resnet_bn"};
+static const char *const MODELS[] = {"lenet", "mobilenetv2", "resnet", "resnet_bn",
+				     "mobilenetv3", "vit"};
 
 static cJSON *read_card(const char *name)
 {
@@ -138,6 +141,8 @@ Test(models, lenet_reference_outputs) { check_reference_outputs("lenet"); }
 Test(models, mobilenetv2_reference_outputs) { check_reference_outputs("mobilenetv2"); }
 Test(models, resnet_reference_outputs) { check_reference_outputs("resnet"); }
 Test(models, resnet_bn_reference_outputs) { check_reference_outputs("resnet_bn"); }
+Test(models, mobilenetv3_reference_outputs) { check_reference_outputs("mobilenetv3"); }
+Test(models, vit_reference_outputs) { check_reference_outputs("vit"); }
 
 Test(models, lenet_test_accuracy, .timeout = 300) { check_accuracy("lenet"); }
 Test(models, mobilenetv2_test_accuracy, .timeout = 300) { check_accuracy("mobilenetv2"); }
@@ -183,11 +188,22 @@ Test(models, every_model_lists_its_layers)
 		int64_t layer_params = 0;
 		for (int i = 0; i < nl; i++)
 			layer_params += ls[i].params;
-		cr_assert_eq(layer_params, params, "%s: all weights belong to layers", MODELS[m]);
+		int64_t card_params = (int64_t)cJSON_GetObjectItem(card, "params")->valuedouble;
+		if (strcmp(MODELS[m], "vit") == 0) {
+			/* the ViT keeps weights outside its layers (LayerNorm scales and
+			 * biases, the position embedding), and presso also counts the
+			 * scalars of its Constant nodes (GELU's 1/sqrt2, 1, 0.5 and the
+			 * attention scale: 4 per block) that the card leaves out */
+			cr_assert_lt(layer_params, params, "vit: LayerNorm weights are outside layers");
+			cr_assert_leq(params - card_params, 16, "vit: %lld params, card %lld",
+				      (long long)params, (long long)card_params);
+		} else {
+			cr_assert_eq(layer_params, params, "%s: all weights belong to layers", MODELS[m]);
+		}
 		/* resnet_bn's card counts the BatchNorm statistics it carries in the file */
-		if (strcmp(MODELS[m], "resnet_bn") != 0)
-			cr_assert_eq(params, (int64_t)cJSON_GetObjectItem(card, "params")->valuedouble,
-				     "%s: parameter count differs from the card", MODELS[m]);
+		if (strcmp(MODELS[m], "resnet_bn") != 0 && strcmp(MODELS[m], "vit") != 0)
+			cr_assert_eq(params, card_params, "%s: parameter count differs from the card",
+				     MODELS[m]);
 		free(ls);
 		graph_free(g);
 		cJSON_Delete(card);
