@@ -36,8 +36,6 @@
 #include "search/space.h"
 
 #define SENSITIVITY_STATE_KEY "sensitivity"
-#define SENSITIVITY_DEFAULT_IMAGES 256 /* 0.39-point resolution, ~1/4 of a trial's time
-					  at the default 1,000 validation images */
 
 /* The greedy seeds' accuracy budgets, in points summed over the layers: each
  * layer may spend budget / n_layers (SENSITIVITY_N_BUDGETS of them). */

@@ -539,7 +539,7 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	struct space_search *q = &sp->search;
 	const char *strategy = NULL, *bandit = NULL;
 	int64_t seed = 1, max_trials = DEFAULT_MAX_TRIALS, population = 16, batch = 0,
-		latency_runs = 25, finetune_front = 0, sensitivity_images = 256;
+		latency_runs = 25, finetune_front = 0, sensitivity_images = SPACE_SENSITIVITY_IMAGES;
 	*q = (struct space_search){.strategy = STRATEGY_HYBRID, .bandit = BANDIT_THOMPSON,
 				   .ucb_c = 1.4142135623730951, .discount = 0.99,
 				   .crossover_rate = 0.9};

@@ -104,6 +104,9 @@ struct space_constraints {
 				     (base/stats.h); NAN: with the point value */
 };
 
+/* search.sensitivity_images: a 0.39-point resolution, about a quarter of a
+ * trial's evaluation at 1,000 validation images (search/sensitivity.h) */
+#define SPACE_SENSITIVITY_IMAGES 256
 #define SPACE_MAX_FINETUNE_FRONT 1000 /* search.finetune_front: more is surely a typo */
 
 struct space_search {
