@@ -8,7 +8,8 @@
  * and the batch asked for, strategy_save_batch) and restored on resume
  * (strategy_load). A strategy never proposes a policy the claim
  * callback refuses (one already evaluated or proposed in the study); every
- * strategy proposes the two seeds (W8A8, W4A8) first while they are unclaimed.
+ * strategy proposes the two seeds (W8A8, W4A8) first while they are unclaimed
+ * (then, seeded from a sensitivity table, its greedy policies).
  */
 #ifndef PRESSO_STRATEGY_H
 #define PRESSO_STRATEGY_H
