@@ -6,7 +6,9 @@
  *      data and FP32 baseline (study_ctx_open), create or resume the study;
  *   2. refuse if another live presso owns the study; the latency table when
  *      latency is an objective or a constraint (measured once, then read
- *      from the store);
+ *      from the store); with search.sensitivity, the per-layer sensitivity
+ *      table likewise, which seeds the strategy (strategy_use_sensitivity)
+ *      before its saved state is restored;
  *   3. resume: mark the trials a dead run left running lost; rebuild the
  *      archive from the complete trials (latency as the table estimated it),
  *      the set of evaluated policies from their hashes, the RNG, the strategy

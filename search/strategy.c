@@ -24,6 +24,10 @@
  *             by one arm (layer, knob, direction) that a bandit chooses;
  *             the arm earns 1 when the child raised the hypervolume (entered
  *             the front), else 0.
+ *
+ * With a sensitivity table (strategy_use_sensitivity), its greedy genomes
+ * are extra seeds, proposed after the two fixed ones while unclaimed (no state:
+ * the claims say which are taken), and the bandits start with priors.
  */
 #include "search/strategy.h"
 
