@@ -3,7 +3,8 @@
  * values of its space, and a 1-bit layer loses at least what it loses at 8
  * bits; the table round-trips through JSON; the greedy genomes lead the first
  * generation; a resumed study reads the stored table instead of measuring it
- * again; config errors name their key. */
+ * again, and a seeded study killed and resumed is the study that ran without a
+ * break; config errors name their key. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -232,6 +233,74 @@ Test(sensitivity, a_resume_reads_the_stored_table, .init = setup, .fini = teardo
 	cr_assert_str_eq(second, first);
 	free(first);
 	free(second);
+}
+
+/* The trials of a study, one line each: number, policy hash, accuracy, size. */
+static char *trial_rows(const char *db)
+{
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *q;
+	cr_assert_eq(sqlite3_prepare_v2(h,
+					"select number, policy_sha256, accuracy, size_bytes "
+					"from trials order by number",
+					-1, &q, NULL),
+		     SQLITE_OK, "%s", sqlite3_errmsg(h));
+	size_t cap = 1 << 16, n = 0;
+	char *out = malloc(cap);
+	out[0] = '\0';
+	while (sqlite3_step(q) == SQLITE_ROW && n + 256 < cap)
+		n += (size_t)snprintf(out + n, cap - n, "%d %s %.6f %lld\n", sqlite3_column_int(q, 0),
+				      (const char *)sqlite3_column_text(q, 1),
+				      sqlite3_column_double(q, 2),
+				      (long long)sqlite3_column_int64(q, 3));
+	sqlite3_finalize(q);
+	sqlite3_close(h);
+	return out;
+}
+
+Test(sensitivity, a_seeded_study_resumes_as_it_would_have_run, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	static const char *const strategies[] = {"bandit", "hybrid"};
+	for (int k = 0; k < 2; k++) {
+		char search[256], name[64];
+		snprintf(search, sizeof search,
+			 "\"population\": 6, \"seed\": 3, \"sensitivity\": true, "
+			 "\"sensitivity_images\": 64, \"strategy\": \"%s\"",
+			 strategies[k]);
+		snprintf(name, sizeof name, "%s.json", strategies[k]);
+		const char *cfg = config(name, search);
+		char db[2][4200], args[8800], *out, *err;
+		for (int i = 0; i < 2; i++) {
+			snprintf(name, sizeof name, "%s-%c.db", strategies[k], i ? 'b' : 'a');
+			snprintf(db[i], sizeof db[i], "%s", fx_join(dir, name));
+			for (int step = i ? 0 : 1; step < 2; step++) {
+				/* the second study is killed (-9) right after its 8th commit, in
+				 * its second batch, then resumed */
+				snprintf(args, sizeof args,
+					 "search --quiet --config '%s' --db '%s' --workers 1 "
+					 "--max-trials 18%s",
+					 cfg, db[i], step && i ? " --resume" : "");
+				if (step == 0)
+					cr_assert_eq(
+					    setenv("PRESSO_TEST_INTERRUPT", "commit:8:KILL", 1), 0);
+				int rc = fx_presso(args, &out, &err);
+				unsetenv("PRESSO_TEST_INTERRUPT");
+				if (step == 1)
+					cr_assert_eq(rc, 0, "%s", err);
+				else
+					cr_assert_neq(rc, 0, "the kill landed");
+				free(out);
+				free(err);
+			}
+		}
+		char *a = trial_rows(db[0]), *b = trial_rows(db[1]);
+		cr_assert_str_eq(b, a, "%s resumed:\n%s\nuninterrupted:\n%s", strategies[k], b, a);
+		free(a);
+		free(b);
+	}
 }
 
 Test(sensitivity, config_errors_name_the_key)
