@@ -23,6 +23,8 @@
 #   SPACE=bits (the config's default space) or SPACE=full (bits 1..8, pruning
 #   0/0.25/0.5 unstructured or structured, rank 0.25/0.5/1: where policies that
 #   make one model are common)
+#   SENSITIVITY=1: "search.sensitivity": true (per-layer sensitivity seeds the
+#   first generation and the bandits' priors; search/README.md, "Sensitivity")
 # Results go to $OUT (a table per model, then the speed figures) and the raw
 # numbers to $OUT.csv.
 set -euo pipefail
@@ -38,6 +40,7 @@ WORKERS=${WORKERS:-2}
 OUT=${OUT:-bench/results_search.txt}
 SPEED_TRIALS=${SPEED_TRIALS:-48}
 SPACE=${SPACE:-bits}
+SENSITIVITY=${SENSITIVITY:-0}
 WORK=$(mktemp -d /tmp/presso-bench-search-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -66,7 +69,7 @@ config() {
   },
   $space
   "objectives": { "maximize": "accuracy", "minimize": ["size"] },
-  "search": { "strategy": "$strategy", "seed": $seed }
+  "search": { "strategy": "$strategy", "seed": $seed$([ "$SENSITIVITY" = 1 ] && echo ', "sensitivity": true') }
 }
 EOF
 	echo "$path"
@@ -95,7 +98,7 @@ echo "model,strategy,seed,hv_b1,hv_b2,seconds,trials,distinct,distinct_metrics" 
 {
 echo "# presso search benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, $WORKERS workers)"
 echo "# hypervolume of the accuracy x size front, % of the reference box;"
-echo "# mean (min..max) over seeds $SEEDS; validation split per model below; space: $SPACE"
+echo "# mean (min..max) over seeds $SEEDS; validation split per model below; space: $SPACE; sensitivity: $SENSITIVITY"
 } >"$OUT"
 
 for model in $MODELS; do

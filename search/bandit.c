@@ -153,6 +153,13 @@ void bandit_clear_pending(struct bandit *b)
 	memset(b->pending, 0, sizeof(int) * (size_t)b->n_arms);
 }
 
+void bandit_set_prior(struct bandit *b, int arm, double n, double reward_sum)
+{
+	PRESSO_CHECK(arm >= 0 && arm < b->n_arms && n >= 0 && reward_sum >= 0 && reward_sum <= n);
+	b->n[arm] = n;
+	b->sum[arm] = reward_sum;
+}
+
 double bandit_mean(const struct bandit *b, int arm)
 {
 	return b->n[arm] > 0 ? b->sum[arm] / b->n[arm] : NAN;

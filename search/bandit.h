@@ -67,6 +67,10 @@ void bandit_update(struct bandit *b, int arm, double reward);
 /* Forgets the pending picks (at the start of a batch: the last one is done). */
 void bandit_clear_pending(struct bandit *b);
 
+/* Gives an arm without rewards yet a prior: n pseudo-pulls whose rewards sum
+ * to reward_sum (0 <= reward_sum <= n). The pulls counter stays 0. */
+void bandit_set_prior(struct bandit *b, int arm, double n, double reward_sum);
+
 /* The arm's mean reward s/n; NAN if it has none. */
 double bandit_mean(const struct bandit *b, int arm);
 

@@ -6,7 +6,9 @@
  *      data and FP32 baseline (study_ctx_open), create or resume the study;
  *   2. refuse if another live presso owns the study; the latency table when
  *      latency is an objective or a constraint (measured once, then read
- *      from the store);
+ *      from the store); with search.sensitivity, the per-layer sensitivity
+ *      table likewise, which seeds the strategy (strategy_use_sensitivity)
+ *      before its saved state is restored;
  *   3. resume: mark the trials a dead run left running lost; rebuild the
  *      archive from the complete trials (latency as the table estimated it),
  *      the set of evaluated policies from their hashes, the RNG, the strategy
@@ -82,6 +84,7 @@
 #include "search/progress.h"
 #include "base/rng.h"
 #include "search/seen.h"
+#include "search/sensitivity.h"
 #include "search/strategy.h"
 #include "train/train_config.h"
 #include "transform/transform.h"
@@ -153,6 +156,7 @@ struct driver {
 	struct seen *seen;
 	struct rng rng;
 	struct latency_lut *lut;
+	struct sensitivity *sens;  /* search.sensitivity: the study's table */
 	struct policy *claim_policy; /* scratch for claims (driver thread) */
 	struct policy *canon_policy; /* scratch for model_hash (driver thread) */
 	struct layer_choice *choices; /* scratch for commits (under the lock) */
@@ -1401,6 +1405,7 @@ static void driver_free(struct driver *d)
 	policy_free(d->claim_policy);
 	policy_free(d->canon_policy);
 	latency_lut_free(d->lut);
+	sensitivity_free(d->sens);
 	seen_free(d->seen);
 	strategy_free(d->strat);
 	archive_free(&d->a);
@@ -1434,6 +1439,12 @@ static enum presso_status search(struct driver *d)
 	r->ranks = pool_ranks(d->pool);
 	if (d->sp->needs_latency &&
 	    (s = lut_for_study(d->ctx, d->sp, d->st, d->study_id, d->log, &d->lut)) != PRESSO_OK)
+		return s;
+	/* measured once, at the start of a new study; a resume reads it back and
+	 * seeds the strategy the same way before restoring its saved state */
+	if (d->sp->search.sensitivity &&
+	    ((s = sensitivity_for_study(d->ctx, d->sp, d->st, d->study_id, d->log, &d->sens)) ||
+	     (s = strategy_use_sensitivity(d->strat, d->sens))))
 		return s;
 	if ((s = restore(d)) != PRESSO_OK)
 		return s;

@@ -532,14 +532,14 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	static const char *const keys[] = {"strategy", "bandit",     "seed",           "max_trials",
 					   "time_limit", "population", "batch",        "ucb_c",
 					   "discount",   "crossover_rate", "latency_runs",
-					   "finetune_front", NULL};
+					   "finetune_front", "sensitivity", "sensitivity_images", NULL};
 	static const char *const bandits[] = {"thompson", "ucb", "ucb1", NULL};
 	const cJSON *obj = NULL;
 	enum presso_status s;
 	struct space_search *q = &sp->search;
 	const char *strategy = NULL, *bandit = NULL;
 	int64_t seed = 1, max_trials = DEFAULT_MAX_TRIALS, population = 16, batch = 0,
-		latency_runs = 25, finetune_front = 0;
+		latency_runs = 25, finetune_front = 0, sensitivity_images = SPACE_SENSITIVITY_IMAGES;
 	*q = (struct space_search){.strategy = STRATEGY_HYBRID, .bandit = BANDIT_THOMPSON,
 				   .ucb_c = 1.4142135623730951, .discount = 0.99,
 				   .crossover_rate = 0.9};
@@ -557,7 +557,10 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 				 &q->crossover_rate)) ||
 	    (s = json_get_int(obj, "search", "latency_runs", false, 1, 100000, &latency_runs)) ||
 	    (s = json_get_int(obj, "search", "finetune_front", false, 0, SPACE_MAX_FINETUNE_FRONT,
-			      &finetune_front)))
+			      &finetune_front)) ||
+	    (s = json_get_bool(obj, "search", "sensitivity", false, &q->sensitivity)) ||
+	    (s = json_get_int(obj, "search", "sensitivity_images", false, 1, 1000000000,
+			      &sensitivity_images)))
 		return s;
 	for (int i = 0; strategy && i < STRATEGY_COUNT; i++)
 		if (strcmp(strategy, strategy_names[i]) == 0)
@@ -574,6 +577,7 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	q->batch = batch ? (int)batch : (int)population;
 	q->latency_runs = (int)latency_runs;
 	q->finetune_front = (int)finetune_front;
+	q->sensitivity_images = sensitivity_images;
 	return PRESSO_OK;
 }
 

@@ -21,7 +21,7 @@
  *               "bandit": "thompson" | "ucb", "seed": 1, "max_trials": 100,
  *               "time_limit": "8h", "population": 16, "batch": population,
  *               "ucb_c": 1.4142, "discount": 0.99, "crossover_rate": 0.9,
- *               "latency_runs": 25 }
+ *               "latency_runs": 25, "sensitivity": false, "sensitivity_images": 256 }
  *
  * A knob's domain is a value or an array of values (a value fixes the knob).
  * Layers take the default domains, then every "layers" entry whose pattern
@@ -104,6 +104,9 @@ struct space_constraints {
 				     (base/stats.h); NAN: with the point value */
 };
 
+/* search.sensitivity_images: a 0.39-point resolution, about a quarter of a
+ * trial's evaluation at 1,000 validation images (search/sensitivity.h) */
+#define SPACE_SENSITIVITY_IMAGES 256
 #define SPACE_MAX_FINETUNE_FRONT 1000 /* search.finetune_front: more is surely a typo */
 
 struct space_search {
@@ -120,6 +123,10 @@ struct space_search {
 	int latency_runs;         /* runs per latency-table entry and per final measurement */
 	int finetune_front;       /* fine-tune this many of the smallest feasible front
 				     trials once the budget is spent (0: none) */
+	bool sensitivity;         /* measure per-layer sensitivity at the start of a new
+				     study, seed the first generation and the bandits'
+				     priors with it (search/sensitivity.h) */
+	int64_t sensitivity_images; /* validation images it is measured on */
 };
 
 struct space {

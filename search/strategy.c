@@ -24,6 +24,10 @@
  *             by one arm (layer, knob, direction) that a bandit chooses;
  *             the arm earns 1 when the child raised the hypervolume (entered
  *             the front), else 0.
+ *
+ * With a sensitivity table (strategy_use_sensitivity), its greedy genomes
+ * are extra seeds, proposed after the two fixed ones while unclaimed (no state:
+ * the claims say which are taken), and the bandits start with priors.
  */
 #include "search/strategy.h"
 
@@ -63,6 +67,9 @@ struct strategy {
 	int n_uniform, next_uniform;
 	int uniform_bits[2 * SPACE_MAX_VALUES];
 	bool uniform_bias[2 * SPACE_MAX_VALUES];
+	/* the sensitivity's greedy seeds (strategy_use_sensitivity) */
+	int n_greedy;
+	uint8_t *greedy; /* [n_greedy * n_genes] */
 };
 
 static const char *const origin_names[ORIGIN_COUNT] = {
@@ -331,7 +338,43 @@ void strategy_free(struct strategy *s)
 	free(s->pending);
 	free(s->allowed);
 	free(s->scratch);
+	free(s->greedy);
 	free(s);
+}
+
+enum presso_status strategy_use_sensitivity(struct strategy *s, const struct sensitivity *sn)
+{
+	const struct space *sp = s->sp;
+	size_t gb = (size_t)sp->n_genes;
+	free(s->greedy);
+	s->n_greedy = 0;
+	if (!(s->greedy = malloc(gb * SENSITIVITY_N_BUDGETS)))
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int b = 0; b < SENSITIVITY_N_BUDGETS; b++)
+		sensitivity_greedy_genome(sn, sp, sensitivity_budgets[b], s->greedy + gb * (size_t)b);
+	s->n_greedy = SENSITIVITY_N_BUDGETS;
+	for (int i = 0; i < sp->n_free; i++) {
+		int gene = sp->free_genes[i], l = gene / KNOB_COUNT;
+		enum knob k = (enum knob)(gene % KNOB_COUNT);
+		const struct knob_domain *d = &sp->ls[l].d[k];
+		double sum = 0;
+		int n = 0;
+		for (int j = 0; j < d->n; j++) {
+			double drop = sensitivity_drop(sn, l, k, d->v[j]);
+			if (isnan(drop))
+				continue;
+			double prior = exp(-fmax(drop, 0) / SENSITIVITY_PRIOR_POINTS);
+			if (s->kind == STRATEGY_BANDIT)
+				bandit_set_prior(&s->genes[i], j, 1, prior);
+			sum += prior;
+			n++;
+		}
+		if (s->kind == STRATEGY_HYBRID) {
+			bandit_set_prior(&s->op, 2 * i, 1, n ? 0.5 * sum / n : 0.5);
+			bandit_set_prior(&s->op, 2 * i + 1, 1, 0.5);
+		}
+	}
+	return PRESSO_OK;
 }
 
 /* --- ask ------------------------------------------------------------------------- */
@@ -379,6 +422,15 @@ enum presso_status strategy_ask(struct strategy *s, struct rng *r, strategy_clai
 		c->origin = ORIGIN_SEED;
 		if ((st = space_genome_seed(s->sp, k, c->genome)) != PRESSO_OK)
 			return st;
+		if (claim(claim_ctx, c->genome))
+			(*n_out)++;
+	}
+	for (int k = 0; k < s->n_greedy && *n_out < n; k++) {
+		struct candidate *c = &out[*n_out];
+		c->n_arms = 0;
+		c->origin = ORIGIN_SEED;
+		memcpy(c->genome, s->greedy + (size_t)k * (size_t)s->sp->n_genes,
+		       (size_t)s->sp->n_genes);
 		if (claim(claim_ctx, c->genome))
 			(*n_out)++;
 	}

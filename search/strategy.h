@@ -8,7 +8,8 @@
  * and the batch asked for, strategy_save_batch) and restored on resume
  * (strategy_load). A strategy never proposes a policy the claim
  * callback refuses (one already evaluated or proposed in the study); every
- * strategy proposes the two seeds (W8A8, W4A8) first while they are unclaimed.
+ * strategy proposes the two seeds (W8A8, W4A8) first while they are unclaimed
+ * (then, seeded from a sensitivity table, its greedy policies).
  */
 #ifndef PRESSO_STRATEGY_H
 #define PRESSO_STRATEGY_H
@@ -18,6 +19,7 @@
 
 #include "search/archive.h"
 #include "base/rng.h"
+#include "search/sensitivity.h"
 #include "search/space.h"
 
 #define STRATEGY_MAX_ARMS 8 /* operator arms applied to one hybrid child */
@@ -57,6 +59,19 @@ enum presso_status strategy_create(const struct space *sp, const struct archive 
 				   struct strategy **out);
 
 void strategy_free(struct strategy *s);
+
+/* Seeds the strategy from a per-layer sensitivity table, once, after
+ * strategy_create and before the first ask or strategy_load (which then
+ * replaces the bandit statistics with the saved ones, priors included):
+ *  - the greedy genomes of sensitivity_budgets[] become seeds, proposed after
+ *    W8A8 and W4A8 while unclaimed (origin "seed");
+ *  - bandit: each measured value of a gene starts with one pseudo-pull of
+ *    reward exp(-drop / SENSITIVITY_PRIOR_POINTS);
+ *  - hybrid: every arm starts with one pseudo-pull, reward 0.5 for "up" arms
+ *    and arms of unmeasured genes; for a "down" arm 0.5 times the mean of
+ *    exp(-drop / SENSITIVITY_PRIOR_POINTS) over its gene's measured values.
+ * Deterministic in the table, so a resumed study is seeded the same. */
+enum presso_status strategy_use_sensitivity(struct strategy *s, const struct sensitivity *sn);
 
 /* Proposes up to n new candidates into out[0..n) (each out[i].genome set by
  * the caller), all claimed. *n_out < n only when no new policy could be found

@@ -59,6 +59,7 @@ int cmd_pareto(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_latency(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_report(int argc, char **argv);

@@ -22,6 +22,7 @@ static const struct subcommand subcommands[] = {
 	{"report", cmd_report, "an HTML report with plots: the front, the search's progress, the policy"},
 	{"finetune", cmd_finetune, "fine-tune a policy's compressed model (QAT with distillation)"},
 	{"latency", cmd_latency, "the per-layer latency table a search with a latency objective uses"},
+	{"sensitivity", cmd_sensitivity, "each layer's accuracy drop at each bit width / prune ratio / rank alone"},
 	{"run", cmd_run, "input tensors through a model: outputs as NPY, or checked against expected ones"},
 };
 
