@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fixtures.h"
 
+#include <fcntl.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,4 +128,37 @@ int64_t fx_bias_bytes(const int32_t *b, int64_t n)
 			w = need;
 	}
 	return 1 + (n * w + 7) / 8;
+}
+
+int fx_spawn(const char *const *argv, const char *out_path, const char *err_path,
+	     const char *hook)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int z = open("/dev/null", O_RDONLY);
+		if (o < 0 || e < 0 || z < 0)
+			_exit(126);
+		dup2(o, 1);
+		dup2(e, 2);
+		dup2(z, 0);
+		if (hook)
+			setenv("PRESSO_TEST_INTERRUPT", hook, 1);
+		else
+			unsetenv("PRESSO_TEST_INTERRUPT");
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return (int)pid;
+}
+
+int fx_wait(int pid)
+{
+	int status;
+	if (pid <= 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }

@@ -26,6 +26,16 @@ char *fx_read(const char *path, size_t *n_out);
  * *out and *err (each may be NULL) receive what it printed (free them). */
 int fx_presso(const char *args, char **out, char **err);
 
+/* Starts argv (argv[0] a program path, NULL-terminated) in a child process with
+ * stdin from /dev/null and stdout and stderr written to out_path and err_path,
+ * and the search's test hook PRESSO_TEST_INTERRUPT set to hook (NULL: unset).
+ * Returns the child's pid; fx_wait() waits for it. */
+int fx_spawn(const char *const *argv, const char *out_path, const char *err_path,
+	     const char *hook);
+
+/* Waits for a child of fx_spawn(): its exit status, 128 + signal when killed. */
+int fx_wait(int pid);
+
 /* True in a build with AddressSanitizer, where heavy end-to-end checks run on
  * smaller splits (the full checks run in the plain build of the same suite). */
 static inline bool fx_sanitized(void)

@@ -103,25 +103,9 @@ static pid_t start(const char *db, int ranks, int workers, int budget, bool resu
 	if (resume)
 		argv[n++] = "--resume";
 	argv[n] = NULL;
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int z = open("/dev/null", O_RDONLY);
-		if (o < 0 || e < 0 || z < 0)
-			_exit(126);
-		dup2(o, 1);
-		dup2(e, 2);
-		dup2(z, 0);
-		if (hook)
-			setenv("PRESSO_TEST_INTERRUPT", hook, 1);
-		else
-			unsetenv("PRESSO_TEST_INTERRUPT");
-		unsetenv("PRESSO_MPI_SIMULATE_TRIAL_S");
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
+	unsetenv("PRESSO_MPI_SIMULATE_TRIAL_S"); /* the ranks evaluate for real */
+	pid_t pid = fx_spawn(argv, out_path, err_path, hook);
+	cr_assert_gt(pid, 0);
 	return pid;
 }
 

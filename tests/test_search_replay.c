@@ -88,29 +88,11 @@ static int run(const char *db, int workers, bool resume, const char *hook)
 	const char *argv[] = {PRESSO_BINARY, "search", "--quiet", "--config", cfg, "--db", path,
 			      "--workers", w, "--max-trials", budget,
 			      resume ? "--resume" : NULL, NULL};
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int n = open("/dev/null", O_RDONLY);
-		if (o < 0 || e < 0 || n < 0)
-			_exit(126);
-		dup2(o, 1);
-		dup2(e, 2);
-		dup2(n, 0);
-		if (hook)
-			setenv("PRESSO_TEST_INTERRUPT", hook, 1);
-		else
-			unsetenv("PRESSO_TEST_INTERRUPT");
-		execv(PRESSO_BINARY, (char *const *)argv);
-		_exit(127);
-	}
-	int status;
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+	int pid = fx_spawn(argv, out_path, err_path, hook);
+	cr_assert_gt(pid, 0);
+	int code = fx_wait(pid);
+	cr_assert_neq(code, -1);
+	return code;
 }
 
 /* The rows of a query on db, one line each, '|'-separated (malloc'd). */

@@ -71,20 +71,8 @@ static pid_t start(long budget, bool resume)
 	const char *argv[] = {PRESSO_BINARY, "search", "--quiet",      "--config", cfg,
 			      "--db",         db,       "--workers",    "2",        "--max-trials",
 			      trials,         resume ? "--resume" : NULL, NULL};
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int n = open("/dev/null", O_RDONLY);
-		if (o < 0 || e < 0 || n < 0)
-			_exit(126);
-		dup2(o, 1);
-		dup2(e, 2);
-		dup2(n, 0);
-		execv(PRESSO_BINARY, (char *const *)argv);
-		_exit(127);
-	}
+	pid_t pid = fx_spawn(argv, out_path, err_path, NULL);
+	cr_assert_gt(pid, 0);
 	return pid;
 }
 
