@@ -273,7 +273,15 @@ void mb_new_ops_model(struct mb *b)
 	mb_node(b, "Mul", "excite", (const char *[]){"p", "s4", NULL}, "e");
 	n = mb_node(b, "LRN", "lrn", (const char *[]){"e", NULL}, "l");
 	mb_attr_int(b, n, "size", 3);
-	mb_node(b, "Pad", "pad", (const char *[]){"l", "pads", NULL}, "d");
+	mb_init_f32(b, "half", (int64_t[]){4}, 1, (float[]){1, 1, 0.5f, 0.5f});
+	mb_init_i64(b, "back", (int64_t[]){4}, 1, (int64_t[]){1, 8, 6, 6});
+	n = mb_node(b, "Resize", "down", (const char *[]){"l", "", "half", NULL}, "ld");
+	mb_attr_string(b, n, "mode", "nearest");
+	mb_attr_string(b, n, "coordinate_transformation_mode", "asymmetric");
+	mb_attr_string(b, n, "nearest_mode", "floor");
+	n = mb_node(b, "Resize", "up", (const char *[]){"ld", "", "", "back", NULL}, "lu");
+	mb_attr_string(b, n, "mode", "nearest");
+	mb_node(b, "Pad", "pad", (const char *[]){"lu", "pads", NULL}, "d");
 	n = mb_node(b, "ReduceMean", "rows", (const char *[]){"d", NULL}, "m");
 	mb_attr_ints(b, n, "axes", (int64_t[]){3}, 1);
 	n = mb_node(b, "LayerNormalization", "ln", (const char *[]){"m", "gamma", "beta", NULL}, "h");

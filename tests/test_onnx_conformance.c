@@ -4,7 +4,8 @@
  *
  * Operands that presso requires to be constant (Clip bounds, Reshape shape,
  * Squeeze/Unsqueeze axes, Dropout ratio, Pad pads, ReduceMean axes, Slice
- * starts/ends/axes/steps, Split sizes, Gather indices) are graph inputs in
+ * starts/ends/axes/steps, Split sizes, Gather indices, Resize roi, scales and
+ * sizes) are graph inputs in
  * these cases; the harness turns them into initializers from their .pb data
  * before loading, as an exporter would. LayerNormalization's cases also read
  * its Mean and InvStdDev outputs, which presso does not produce: those graph
@@ -41,7 +42,8 @@ static bool freezes_params(const char *op)
 	       strcmp(op, "Squeeze") == 0 || strcmp(op, "Unsqueeze") == 0 ||
 	       strcmp(op, "Dropout") == 0 || strcmp(op, "Pad") == 0 ||
 	       strcmp(op, "ReduceMean") == 0 || strcmp(op, "Slice") == 0 ||
-	       strcmp(op, "Split") == 0 || strcmp(op, "Gather") == 0;
+	       strcmp(op, "Split") == 0 || strcmp(op, "Gather") == 0 ||
+	       strcmp(op, "Resize") == 0;
 }
 
 static Onnx__TensorProto *read_tensor(const char *path)
@@ -317,6 +319,12 @@ static const char *const REQUIRED[] = {
 	"test_split_equal_parts_1d", "test_split_equal_parts_2d",
 	"test_split_equal_parts_default_axis", "test_split_variable_parts_1d",
 	"test_split_variable_parts_2d", "test_split_variable_parts_default_axis",
+	/* Resize, mode nearest, with each coordinate transformation and rounding */
+	"test_resize_downsample_scales_nearest", "test_resize_downsample_sizes_nearest",
+	"test_resize_upsample_scales_nearest", "test_resize_upsample_sizes_nearest",
+	"test_resize_upsample_sizes_nearest_ceil_half_pixel",
+	"test_resize_upsample_sizes_nearest_floor_align_corners",
+	"test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric",
 	/* LayerNormalization as its function: Shape, Size, Slice, Sub and Neg of
 	 * integers, ConstantOfShape, Concat, Cast fold at load */
 	"test_layer_normalization_2d_axis0_expanded", "test_layer_normalization_2d_axis1_expanded",
@@ -377,7 +385,8 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_erf", "test_sum", "test_constant_pad", "test_edge_pad", "test_reflect_pad",
 		"test_reduce_mean", "test_layer_normalization", "test_lrn", "test_exp",
 		"test_neg", "test_reciprocal", "test_abs", "test_shape", "test_size",
-		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split"};
+		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split",
+		"test_resize"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

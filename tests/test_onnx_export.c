@@ -154,6 +154,16 @@ static int64_t attr_i(const Onnx__NodeProto *n, const char *name, int64_t dflt)
 	return dflt;
 }
 
+/* Whether string attribute name of n is v. */
+static bool attr_s_is(const Onnx__NodeProto *n, const char *name, const char *v)
+{
+	for (size_t i = 0; i < n->n_attribute; i++)
+		if (strcmp(n->attribute[i]->name, name) == 0)
+			return n->attribute[i]->has_s && n->attribute[i]->s.len == strlen(v) &&
+			       memcmp(n->attribute[i]->s.data, v, strlen(v)) == 0;
+	return false;
+}
+
 static size_t numel(const Onnx__TensorProto *t)
 {
 	size_t n = 1;
@@ -558,6 +568,19 @@ Test(export, new_ops_are_written_with_their_attributes)
 	cr_assert_eq(pad->n_input, 3, "Pad: data, pads, constant_value");
 	const Onnx__TensorProto *pads = find_init(og, pad->input[1]);
 	cr_assert_not_null(pads);
+	/* Resize by sizes is written by scales (the batch's 1), keeping a dynamic batch */
+	const Onnx__NodeProto *up = node_named(og, "up"), *down = node_named(og, "down");
+	cr_assert(up && down);
+	cr_assert_str_eq(up->op_type, "Resize");
+	cr_assert_eq(up->n_input, 3, "Resize: X, roi, scales");
+	const Onnx__TensorProto *sc = find_init(og, up->input[2]);
+	cr_assert(sc && sc->raw_data.len == 16);
+	float f[4];
+	memcpy(f, sc->raw_data.data, sizeof f);
+	cr_assert(f[0] == 1.0f && f[1] == 1.0f && f[2] == 2.0f && f[3] == 2.0f);
+	cr_assert_eq(attr_s_is(down, "coordinate_transformation_mode", "asymmetric"), true);
+	cr_assert_eq(attr_s_is(down, "nearest_mode", "floor"), true);
+	cr_assert_eq(attr_s_is(up, "coordinate_transformation_mode", "half_pixel"), true);
 	cr_assert_eq(pads->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
 	cr_assert_eq(pads->raw_data.len, 8 * 8);
 	/* every op of the graph is there, named as in the graph */

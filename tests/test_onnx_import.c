@@ -737,6 +737,44 @@ Test(engine, reuses_memory_of_dead_tensors)
 	mb_free(&b);
 }
 
+/* A Relu fused into its Conv, read through a Flatten that is the graph's
+ * output: the Flatten shares the Conv's buffer (it once read a buffer nothing
+ * wrote), in the FP32 engine and in a second engine on the same graph. */
+Test(engine, flatten_of_a_fused_activation)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 3, 3}, 4);
+	/* y = relu([x0 + 0.5, -x1]) */
+	mb_init_f32(&b, "w", (int64_t[]){2, 2, 1, 1}, 4, (float[]){1, 0, 0, -1});
+	mb_init_f32(&b, "bias", (int64_t[]){2}, 1, (float[]){0.5f, 0});
+	mb_node(&b, "Conv", "conv", (const char *[]){"x", "w", "bias", NULL}, "c");
+	mb_node(&b, "Relu", "relu", (const char *[]){"c", NULL}, "r");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"r", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	struct engine *e;
+	cr_assert_eq(engine_create(g, 3, &e), PRESSO_OK);
+	float *x = engine_input(e, 0);
+	for (int i = 0; i < 3 * 18; i++)
+		x[i] = (float)((i * 7) % 11) - 5.0f;
+	cr_assert_eq(engine_run(e, 3), PRESSO_OK);
+	struct shape ys;
+	const float *y = engine_output(e, 0, &ys);
+	cr_assert_eq(ys.dims[1], 18);
+	for (int n = 0; n < 3; n++)
+		for (int c = 0; c < 2; c++)
+			for (int p = 0; p < 9; p++) {
+				float xv = x[(n * 2 + c) * 9 + p];
+				float want = c == 0 ? fmaxf(xv + 0.5f, 0) : fmaxf(-xv, 0);
+				cr_assert_eq(y[(n * 2 + c) * 9 + p], want, "y[%d][%d][%d]", n, c, p);
+			}
+	engine_free(e);
+	graph_free(g);
+	mb_free(&b);
+}
+
 /* --- the activation, arithmetic and normalisation ops ------------------------ */
 
 /* Float rounding of a few operations in another order than the double

@@ -637,6 +637,123 @@ static struct graph *load_mb(struct mb *b)
 	return g;
 }
 
+/* ONNX's nearest-resize source index, written out here from the operator's
+ * text (not from the kernel) for the test below. */
+static int64_t onnx_nearest_src(const char *coord, const char *rounding, int64_t i, int64_t len_in,
+				int64_t len_out, double scale)
+{
+	double x;
+	if (strcmp(coord, "asymmetric") == 0)
+		x = (double)i / scale;
+	else if (strcmp(coord, "align_corners") == 0)
+		x = len_out == 1 ? 0 : (double)i * (double)(len_in - 1) / (double)(len_out - 1);
+	else if (strcmp(coord, "pytorch_half_pixel") == 0)
+		x = len_out > 1 ? ((double)i + 0.5) / scale - 0.5 : 0;
+	else /* half_pixel */
+		x = ((double)i + 0.5) / scale - 0.5;
+	double r;
+	if (strcmp(rounding, "floor") == 0)
+		r = floor(x);
+	else if (strcmp(rounding, "ceil") == 0)
+		r = ceil(x);
+	else if (x == floor(x) + 0.5) /* a tie */
+		r = strcmp(rounding, "round_prefer_ceil") == 0 ? ceil(x) : floor(x);
+	else
+		r = round(x);
+	return r < 0 ? 0 : r > (double)(len_in - 1) ? len_in - 1 : (int64_t)r;
+}
+
+/* A nearest Resize runs as an integer gather: every output is exactly the
+ * quantized input element ONNX's rule picks, for scales and sizes, every
+ * coordinate mode and rounding, up and down. */
+Test(qengine, resize_is_a_gather_of_quantized_inputs)
+{
+	const struct {
+		const char *coord, *round;
+		bool sizes;
+		int64_t ho, wo;     /* sizes, or 0 */
+		float sh, sw;       /* scales, or 0 */
+	} cases[] = {{"asymmetric", "floor", false, 0, 0, 2.0f, 3.0f},
+		     {"half_pixel", "round_prefer_floor", true, 4, 5, 0, 0},
+		     {"align_corners", "ceil", true, 9, 17, 0, 0},
+		     {"pytorch_half_pixel", "round_prefer_ceil", false, 0, 0, 0.6f, 1.7f},
+		     {"half_pixel", "round_prefer_ceil", false, 0, 0, 1.5f, 0.5f}};
+	const int H = 7, W = 11, C = 3, N = 2;
+	for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, C, H, W}, 4);
+		if (cases[ci].sizes)
+			mb_init_i64(&b, "sizes", (int64_t[]){4}, 1,
+				    (int64_t[]){1, C, cases[ci].ho, cases[ci].wo});
+		else
+			mb_init_f32(&b, "scales", (int64_t[]){4}, 1,
+				    (float[]){1, 1, cases[ci].sh, cases[ci].sw});
+		Onnx__NodeProto *n = mb_node(
+			&b, "Resize", "up",
+			cases[ci].sizes ? (const char *[]){"x", "", "", "sizes", NULL}
+					: (const char *[]){"x", "", "scales", NULL},
+			"r");
+		mb_attr_string(&b, n, "mode", "nearest");
+		mb_attr_string(&b, n, "coordinate_transformation_mode", cases[ci].coord);
+		mb_attr_string(&b, n, "nearest_mode", cases[ci].round);
+		mb_node(&b, "Flatten", "flat", (const char *[]){"r", NULL}, "y");
+		mb_output(&b, "y");
+		int64_t Ho = cases[ci].sizes ? cases[ci].ho : (int64_t)floor(H * (double)cases[ci].sh);
+		int64_t Wo = cases[ci].sizes ? cases[ci].wo : (int64_t)floor(W * (double)cases[ci].sw);
+		double sh = cases[ci].sizes ? (double)(float)((double)Ho / H) : cases[ci].sh;
+		double sw = cases[ci].sizes ? (double)(float)((double)Wo / W) : cases[ci].sw;
+		struct graph *g = load_mb(&b);
+		struct dataset *ds = uniform_items(8, C, H, W, -2.0f, 3.0f, 77 + (uint32_t)ci);
+		ds->n_classes = (int)(C * Ho * Wo);
+		struct calib *cal = calibrate(g, ds);
+		struct policy *p;
+		cr_assert_eq(policy_load("int8", NULL, 0, &p), PRESSO_OK, "%s", status_msg());
+		struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
+		struct qmodel *m;
+		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+		int n_int = 0;
+		for (int i = 0; i < qmodel_n_steps(m); i++) {
+			int node = qmodel_step_node(m, i);
+			if (node >= 0 && g->nodes[node].op == OP_RESIZE)
+				n_int += qmodel_step_is_integer(m, i);
+		}
+		cr_assert_eq(n_int, 1, "the Resize runs as an integer step");
+		struct qparams qp;
+		cr_assert(qmodel_value_qparams(m, g->inputs[0], &qp));
+		struct qengine *e;
+		cr_assert_eq(qengine_create(m, N, &e), PRESSO_OK);
+		memcpy(qengine_input(e, 0), ds->f32, sizeof(float) * (size_t)N * C * H * W);
+		cr_assert_eq(qengine_run(e, N), PRESSO_OK, "%s", status_msg());
+		struct shape os;
+		const float *y = qengine_output(e, 0, &os);
+		cr_assert_eq(os.dims[1], C * Ho * Wo);
+		for (int img = 0; img < N; img++)
+			for (int c = 0; c < C; c++)
+				for (int64_t oh = 0; oh < Ho; oh++)
+					for (int64_t ow = 0; ow < Wo; ow++) {
+						int64_t ih = onnx_nearest_src(cases[ci].coord, cases[ci].round,
+									      oh, H, Ho, sh);
+						int64_t iw = onnx_nearest_src(cases[ci].coord, cases[ci].round,
+									      ow, W, Wo, sw);
+						int q = quant_act_quantize(
+							ds->f32[(((size_t)img * C + c) * H + ih) * W + iw], &qp);
+						float want = qp.scale * (float)(q - qp.zero);
+						float got = y[(((size_t)img * C + c) * Ho + oh) * Wo + ow];
+						cr_assert_eq(got, want, "%s/%s at (%d,%d,%lld,%lld): %g, want %g",
+							     cases[ci].coord, cases[ci].round, img, c,
+							     (long long)oh, (long long)ow, got, want);
+					}
+		qengine_free(e);
+		qmodel_free(m);
+		policy_free(p);
+		calib_free(cal);
+		dataset_free(ds);
+		graph_free(g);
+		mb_free(&b);
+	}
+}
+
 /* Runs the first n items through the FP32 graph and the quantized model;
  * returns the output count per item. */
 static int run_both(const struct graph *g, const struct qmodel *m, const struct dataset *ds, int n,

@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "model/engine.h" /* the Resize modes */
 #include "model/graph.h"
 #include "onnx.pb-c.h"
 
@@ -251,6 +252,48 @@ static void attr_ints(struct xb *b, Onnx__NodeProto *n, const char *name, const 
 		return;
 	memcpy(a->ints, v, sizeof(int64_t) * (size_t)count);
 	a->n_ints = (size_t)count;
+}
+
+static void attr_str(struct xb *b, Onnx__NodeProto *n, const char *name, const char *v)
+{
+	Onnx__AttributeProto *a =
+		add_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+	if (!a)
+		return;
+	a->has_s = 1;
+	a->s.len = strlen(v);
+	a->s.data = zalloc(b, a->s.len + 1);
+	if (a->s.data)
+		memcpy(a->s.data, v, a->s.len);
+}
+
+/* Resize's scales input: the node's scales, or for a size the float scale
+ * whose product with the input's dimension floors to it (as runtimes compute
+ * the output's shape from scales in float); the batch's is 1, so the export
+ * keeps a dynamic batch. */
+static const char *resize_scales(struct xb *b, const struct node *n)
+{
+	const struct shape *xs = &b->g->values[n->inputs[0]].shape;
+	const struct shape *ys = &b->g->values[n->output].shape;
+	float sc[GRAPH_MAX_DIMS];
+	int64_t len = n->a.n_ints;
+	for (int d = 0; d < n->a.n_ints; d++) {
+		sc[d] = n->a.scales[d];
+		if (d == 0)
+			sc[d] = 1.0f;
+		else if (!(sc[d] > 0.0f) && xs->dims[d] > 0) {
+			float f = (float)((double)ys->dims[d] / (double)xs->dims[d]);
+			while ((int64_t)((float)xs->dims[d] * f) < ys->dims[d])
+				f = nextafterf(f, INFINITY);
+			sc[d] = f;
+		} else if (!(sc[d] > 0.0f)) {
+			sc[d] = 1.0f;
+		}
+	}
+	char *name = new_name(b, n->name, "_scales");
+	if (name)
+		add_init(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, &len, 1, sc, 4);
+	return name ? name : "";
 }
 
 /* --- the QDQ pieces ------------------------------------------------------ */
@@ -500,6 +543,16 @@ static enum presso_status emit_node(struct xb *b, int i)
 		n_in = 3;
 		if (b->oom)
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
+	} else if (n->op == OP_RESIZE) {
+		if (n->a.resize_coord == RESIZE_TF_HALF_PIXEL_FOR_NN)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Resize with tf_half_pixel_for_nearest has no opset-%d form",
+					   n->name, ONNX_EXPORT_OPSET);
+		in[1] = "";
+		in[2] = resize_scales(b, n);
+		n_in = 3;
+		if (b->oom)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
 	} else if (n->op == OP_RESHAPE || ((n->op == OP_SQUEEZE || n->op == OP_UNSQUEEZE) &&
 					   n->a.n_ints > 0)) {
 		if (n->op == OP_RESHAPE && n->a.allowzero)
@@ -594,6 +647,17 @@ static enum presso_status emit_node(struct xb *b, int i)
 		attr_int(b, p, "axis", n->a.axis);
 		attr_float(b, p, "epsilon", n->a.epsilon);
 		break;
+	case OP_RESIZE: {
+		static const char *const coords[RESIZE_COORD_COUNT] = {
+			"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+			"tf_half_pixel_for_nearest"};
+		static const char *const rounds[RESIZE_ROUND_COUNT] = {
+			"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+		attr_str(b, p, "mode", "nearest");
+		attr_str(b, p, "coordinate_transformation_mode", coords[n->a.resize_coord]);
+		attr_str(b, p, "nearest_mode", rounds[n->a.resize_round]);
+		break;
+	}
 	default:
 		break;
 	}

@@ -70,6 +70,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "model/engine.h" /* the Resize modes */
 #include "quant/policy.h"
 #include "quant/quant.h"
 #include "format/wcode.h"
@@ -109,6 +110,8 @@ enum {
 	A_LRN = 1 << 9,    /* f32 bias, uv size */
 	A_PAD = 1 << 10,   /* uv n_ints (even), uv pads[n_ints], f32 value */
 	A_REDUCE = 1 << 11, /* uv n_ints, sv axes[n_ints], u8 keepdims */
+	A_RESIZE = 1 << 12, /* u8 coord, u8 round, uv n_ints, then per dimension: sv size
+			       (-1: from the scale), f32 scale (0: from the size) */
 };
 
 struct op_format {
@@ -159,6 +162,7 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_RECIPROCAL] = {0, 1, 1, false},
 	[OP_ABS] = {0, 1, 1, false},
 	[OP_SLICE] = {A_AXIS | A_INTS, 1, 1, false},
+	[OP_RESIZE] = {A_RESIZE, 1, 1, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as
@@ -321,6 +325,15 @@ static void w_attrs(struct wbuf *w, const struct node *n, bool gemm_layer)
 		for (int i = 0; i < a->n_ints; i++)
 			w_sv(w, a->ints[i]);
 		w_u8(w, a->keepdims ? 1u : 0);
+	}
+	if (f & A_RESIZE) {
+		w_u8(w, a->resize_coord);
+		w_u8(w, a->resize_round);
+		w_uv(w, (uint64_t)a->n_ints);
+		for (int i = 0; i < a->n_ints; i++) {
+			w_sv(w, a->ints[i]);
+			w_f32(w, a->scales[i]);
+		}
 	}
 }
 
@@ -781,6 +794,22 @@ static enum presso_status r_attrs(struct rd *r, struct node *n)
 		if (!r_u8(r, &b) || b > 1)
 			return bad(r, "node '%s': bad keepdims", n->name);
 		a->keepdims = b;
+	}
+	if (f & A_RESIZE) {
+		unsigned coord, round;
+		if (!r_u8(r, &coord) || coord >= RESIZE_COORD_COUNT || !r_u8(r, &round) ||
+		    round >= RESIZE_ROUND_COUNT || !r_uv_in(r, 1, GRAPH_MAX_DIMS, &v))
+			return bad(r, "node '%s': bad Resize modes or rank", n->name);
+		a->resize_coord = (uint8_t)coord;
+		a->resize_round = (uint8_t)round;
+		a->n_ints = (int)v;
+		for (int i = 0; i < a->n_ints; i++) {
+			if (!r_sv(r, &a->ints[i]) || a->ints[i] < -1 || a->ints[i] > PFILE_MAX_DIM ||
+			    !r_f32(r, &a->scales[i]) || !(a->scales[i] >= 0.0f) ||
+			    !(a->scales[i] <= (float)PFILE_MAX_DIM) ||
+			    (a->ints[i] < 0) != (a->scales[i] > 0.0f))
+				return bad(r, "node '%s': bad Resize size or scale", n->name);
+		}
 	}
 	return PRESSO_OK;
 }

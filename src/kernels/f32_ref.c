@@ -1042,6 +1042,130 @@ void unary_f32__ref(enum f32_unary f, int64_t count, const float *x, float alpha
 /* Rows of the innermost dimension: an odometer over the outer output
  * dimensions; a row outside x in any of them is all value, else value, the
  * x row, value. */
+void resize_nearest_map(enum resize_coord coord, enum resize_round round, int64_t len_in,
+			int64_t len_out, float scale, int64_t *map)
+{
+	double s = scale;
+	for (int64_t i = 0; i < len_out; i++) {
+		double x;
+		switch (coord) {
+		case RESIZE_PYTORCH_HALF_PIXEL:
+			x = len_out > 1 ? ((double)i + 0.5) / s - 0.5 : 0.0;
+			break;
+		case RESIZE_ALIGN_CORNERS:
+			x = len_out > 1 ? (double)i * (double)(len_in - 1) / (double)(len_out - 1)
+					: 0.0;
+			break;
+		case RESIZE_ASYMMETRIC:
+			x = (double)i / s;
+			break;
+		case RESIZE_TF_HALF_PIXEL_FOR_NN:
+			x = ((double)i + 0.5) / s;
+			break;
+		default: /* RESIZE_HALF_PIXEL */
+			x = ((double)i + 0.5) / s - 0.5;
+			break;
+		}
+		double f = floor(x), r;
+		switch (round) {
+		case RESIZE_ROUND_PREFER_CEIL:
+			r = x - f >= 0.5 ? f + 1.0 : f;
+			break;
+		case RESIZE_FLOOR:
+			r = f;
+			break;
+		case RESIZE_CEIL:
+			r = ceil(x);
+			break;
+		default: /* RESIZE_ROUND_PREFER_FLOOR */
+			r = x - f > 0.5 ? f + 1.0 : f;
+			break;
+		}
+		map[i] = r < 0.0 ? 0 : r > (double)(len_in - 1) ? len_in - 1 : (int64_t)r;
+	}
+}
+
+void resize_nearest__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
+			 const int64_t *maps, size_t elem_bytes, const void *x, void *y)
+{
+	int64_t idx[F32_MAX_RANK] = {0}, x_strides[F32_MAX_RANK];
+	const int64_t *map[F32_MAX_RANK];
+	const uint8_t *xb = x;
+	uint8_t *yb = y;
+
+	PRESSO_CHECK(rank >= 1 && rank <= F32_MAX_RANK);
+	for (int d = 0; d < rank; d++) {
+		if (y_dims[d] == 0)
+			return;
+		map[d] = maps;
+		maps += y_dims[d];
+	}
+	x_strides[rank - 1] = 1;
+	for (int d = rank - 2; d >= 0; d--)
+		x_strides[d] = x_strides[d + 1] * x_dims[d + 1];
+	int64_t row = y_dims[rank - 1];
+	const int64_t *last = map[rank - 1];
+	for (;;) {
+		int64_t x_off = 0;
+		for (int d = 0; d < rank - 1; d++)
+			x_off += map[d][idx[d]] * x_strides[d];
+		const uint8_t *src = xb + (size_t)x_off * elem_bytes;
+		if (elem_bytes == 1) {
+			for (int64_t i = 0; i < row; i++)
+				yb[i] = src[last[i]];
+		} else {
+			for (int64_t i = 0; i < row; i++)
+				memcpy(yb + (size_t)i * elem_bytes, src + (size_t)last[i] * elem_bytes,
+				       elem_bytes);
+		}
+		yb += (size_t)row * elem_bytes;
+		int d = rank - 2;
+		for (; d >= 0; d--) {
+			if (++idx[d] < y_dims[d])
+				break;
+			idx[d] = 0;
+		}
+		if (d < 0)
+			return;
+	}
+}
+
+void resize_nearest_backward_f32__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
+				      const int64_t *maps, const float *dy, float *dx)
+{
+	int64_t idx[F32_MAX_RANK] = {0}, x_strides[F32_MAX_RANK];
+	const int64_t *map[F32_MAX_RANK];
+
+	PRESSO_CHECK(rank >= 1 && rank <= F32_MAX_RANK);
+	for (int d = 0; d < rank; d++) {
+		if (y_dims[d] == 0)
+			return;
+		map[d] = maps;
+		maps += y_dims[d];
+	}
+	x_strides[rank - 1] = 1;
+	for (int d = rank - 2; d >= 0; d--)
+		x_strides[d] = x_strides[d + 1] * x_dims[d + 1];
+	int64_t row = y_dims[rank - 1];
+	const int64_t *last = map[rank - 1];
+	for (;;) {
+		int64_t x_off = 0;
+		for (int d = 0; d < rank - 1; d++)
+			x_off += map[d][idx[d]] * x_strides[d];
+		for (int64_t i = 0; i < row; i++)
+			dx[x_off + last[i]] += dy[i];
+		dy += row;
+		int d = rank - 2;
+		for (; d >= 0; d--) {
+			if (++idx[d] < y_dims[d])
+				break;
+			idx[d] = 0;
+		}
+		if (d < 0)
+			return;
+	}
+}
+
 void pad_f32__ref(int rank, const int64_t *x_dims, const int64_t *pads, float value,
 		  const float *x, float *y)
 {

@@ -127,6 +127,43 @@ void unary_f32__ref(enum f32_unary f, int64_t count, const float *x, float alpha
 void pad_f32__ref(int rank, const int64_t *x_dims, const int64_t *pads, float value,
 		  const float *x, float *y);
 
+/* Resize, mode nearest (ONNX): coordinate_transformation_mode and
+ * nearest_mode. */
+enum resize_coord {
+	RESIZE_HALF_PIXEL,
+	RESIZE_PYTORCH_HALF_PIXEL,
+	RESIZE_ALIGN_CORNERS,
+	RESIZE_ASYMMETRIC,
+	RESIZE_TF_HALF_PIXEL_FOR_NN,
+	RESIZE_COORD_COUNT
+};
+enum resize_round {
+	RESIZE_ROUND_PREFER_FLOOR,
+	RESIZE_ROUND_PREFER_CEIL,
+	RESIZE_FLOOR,
+	RESIZE_CEIL,
+	RESIZE_ROUND_COUNT
+};
+
+/* map[i] for i < len_out: the input index output index i reads along one
+ * dimension of len_in (>= 1) elements resized by `scale` to len_out, as ONNX's
+ * Resize with mode nearest computes it (in double precision, clamped to
+ * [0, len_in)). */
+void resize_nearest_map(enum resize_coord coord, enum resize_round round, int64_t len_in,
+			int64_t len_out, float scale, int64_t *map);
+
+/* y[j] = x[the input element output element j reads], both of rank dimensions,
+ * elements of elem_bytes bytes (4 for float, 1 for uint8 codes); maps holds
+ * the per-dimension maps of resize_nearest_map(), one after the other
+ * (y_dims[0] entries, then y_dims[1], ...). */
+void resize_nearest__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
+			 const int64_t *maps, size_t elem_bytes, const void *x, void *y);
+
+/* The backward of resize_nearest__ref() on floats: dx[the input element output
+ * element j reads] += dy[j] for every j. */
+void resize_nearest_backward_f32__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
+				      const int64_t *maps, const float *dy, float *dx);
+
 /* Mean over the dimensions d with reduce[d]; y holds the kept dimensions in
  * order (a reduced dimension counts as 1). */
 void reduce_mean_f32__ref(int rank, const int64_t *x_dims, const bool *reduce, const float *x,

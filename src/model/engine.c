@@ -285,6 +285,30 @@ static void exec_pad(const struct exec_args *x)
 	pad_f32__ref(xs->n_dims, xs->dims, x->n->a.ints, x->n->a.pad_value, x->in[0], x->out);
 }
 
+/* The per-dimension input-index maps of a Resize into maps (scratch of
+ * engine_node_scratch_bytes()). */
+void engine_resize_maps(const struct node *n, const struct shape *xs, const struct shape *ys,
+			int64_t *maps)
+{
+	for (int d = 0; d < xs->n_dims; d++) {
+		float scale = n->a.scales[d];
+		if (d == 0 || !(scale > 0.0f))
+			scale = d == 0 || xs->dims[d] == 0 ? 1.0f
+							     : (float)((double)ys->dims[d] / (double)xs->dims[d]);
+		resize_nearest_map(n->a.resize_coord, n->a.resize_round, xs->dims[d], ys->dims[d],
+				   scale, maps);
+		maps += ys->dims[d];
+	}
+}
+
+static void exec_resize(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0), *ys = out_shape(x);
+	int64_t *maps = (int64_t *)x->scratch;
+	engine_resize_maps(x->n, xs, ys, maps);
+	resize_nearest__ref(xs->n_dims, xs->dims, ys->dims, maps, sizeof(float), x->in[0], x->out);
+}
+
 static void exec_reducemean(const struct exec_args *x)
 {
 	const struct shape *xs = in_shape(x, 0);
@@ -447,12 +471,20 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_RECIPROCAL] = exec_unary,
 	[OP_ABS] = exec_unary,
 	[OP_SLICE] = exec_slice,
+	[OP_RESIZE] = exec_resize,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 
 size_t engine_node_scratch_bytes(const struct graph *g, const struct node *n,
 				 const struct shape *shapes)
 {
+	if (n->op == OP_RESIZE) {
+		const struct shape *ys = &shapes[n->output];
+		int64_t total = 0;
+		for (int d = 0; d < ys->n_dims; d++)
+			total += ys->dims[d];
+		return sizeof(int64_t) * (size_t)total;
+	}
 	if (n->op != OP_CONV)
 		return 0;
 	struct conv2d_params p;
@@ -619,6 +651,11 @@ static enum presso_status create(const struct graph *g, int max_batch, bool fuse
 	}
 	if (fuse)
 		plan_fusion(e);
+	/* an alias planned before a fusion points at the fused activation's output,
+	 * which now shares its producer's buffer: follow the chain to its end */
+	for (int v = 0; v < g->n_values; v++)
+		while (e->rep[e->rep[v]] != e->rep[v])
+			e->rep[v] = e->rep[e->rep[v]];
 	size_t scratch = 0;
 	for (int i = 0; i < g->n_nodes; i++) {
 		size_t b = engine_node_scratch_bytes(g, &g->nodes[i], e->shapes);

@@ -51,6 +51,12 @@ void engine_set_observer(struct engine *e, engine_observer_fn fn, void *ctx);
 size_t engine_arena_bytes(const struct engine *e);
 size_t engine_scratch_bytes(const struct engine *e);
 
+/* A Resize node's per-dimension input-index maps (resize_nearest_map(), one
+ * after the other, ys->dims[0] entries then ys->dims[1], ...) into maps, which
+ * holds the sum of ys's dimensions: used by the FP32 and the quantized engines. */
+void engine_resize_maps(const struct node *n, const struct shape *xs, const struct shape *ys,
+			int64_t *maps);
+
 /* Executes one node: in[i] points at the data of input i (NULL if absent), out at
  * room for its output; shapes[] is indexed by value. act_min/act_max clamp the
  * output of Conv/Gemm (fused activation). Used by the engine and by constant

@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "model/graph.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,6 +492,36 @@ static enum presso_status infer_pad(const struct graph *g, const struct node *n,
 	return PRESSO_OK;
 }
 
+/* Resize: each dimension but the batch's to its size, or to the floor of its
+ * input's times its scale (ONNX's rule); the batch follows the input. */
+static enum presso_status infer_resize(const struct graph *g, const struct node *n,
+				       const struct shape *in[], struct shape *out)
+{
+	(void)g;
+	int r = in[0]->n_dims;
+	if (n->a.n_ints != r || r < 1)
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': Resize has %d scales or sizes for an input of rank %d",
+				   n->name, n->a.n_ints, r);
+	*out = *in[0];
+	for (int i = 1; i < r; i++) {
+		if (n->a.ints[i] >= 0) {
+			out->dims[i] = n->a.ints[i];
+			continue;
+		}
+		double d = floor((double)in[0]->dims[i] * (double)n->a.scales[i]);
+		if (d > (double)GRAPH_MAX_ELEMS)
+			return too_large(n, "output");
+		out->dims[i] = (int64_t)d;
+	}
+	for (int i = 1; i < r; i++)
+		if (in[0]->dims[i] == 0 && out->dims[i] > 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': Resize of an empty dimension to %lld elements",
+					   n->name, (long long)out->dims[i]);
+	return PRESSO_OK;
+}
+
 static enum presso_status infer_reduce(const struct graph *g, const struct node *n,
 				       const struct shape *in[], struct shape *out)
 {
@@ -632,6 +663,7 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_RECIPROCAL] = {"Reciprocal", infer_same},
 	[OP_ABS] = {"Abs", infer_same},
 	[OP_SLICE] = {"Slice", infer_slice},
+	[OP_RESIZE] = {"Resize", infer_resize},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

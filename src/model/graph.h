@@ -71,6 +71,7 @@ enum op_type {
 	OP_RECIPROCAL,
 	OP_ABS,
 	OP_SLICE,
+	OP_RESIZE,
 	OP_COUNT
 };
 
@@ -160,7 +161,15 @@ struct node_attrs {
 	float pad_value;        /* Pad (constant mode) */
 	float lrn_bias;         /* LRN */
 	int lrn_size;           /* LRN */
+	/* Resize (mode nearest): ints holds the output's dimensions (n_ints =
+	 * rank; the batch's entry is unused), scales the factor of each
+	 * dimension the coordinates are mapped with (the model's scales, or
+	 * output / input when it gave sizes) */
+	float scales[GRAPH_MAX_DIMS];
+	uint8_t resize_coord;   /* enum resize_coord (kernels_f32.h) */
+	uint8_t resize_round;   /* enum resize_round (kernels_f32.h) */
 };
+
 
 struct node {
 	char *name;

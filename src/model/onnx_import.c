@@ -556,6 +556,7 @@ static const struct op_name_map op_names[] = {
 	{"Neg", OP_NEG},
 	{"Reciprocal", OP_RECIPROCAL},
 	{"Abs", OP_ABS},
+	{"Resize", OP_RESIZE},
 	{"Cast", OP_IDENTITY}, /* to float; on constants, folded to any type */
 };
 
@@ -796,6 +797,117 @@ static enum presso_status read_pad(struct builder *b, struct node *n, const Onnx
 					   n->name, v->name);
 		a->pad_value = v->data ? v->data[0] : (float)v->idata[0];
 	}
+	n->n_inputs = 1;
+	return PRESSO_OK;
+}
+
+/* The index of string attribute `name`'s value in names (NULL-terminated), dflt
+ * when absent, -1 when it is none of them. */
+static int attr_choice(const Onnx__NodeProto *np, const char *name, const char *const *names,
+		       int dflt)
+{
+	const Onnx__AttributeProto *at = find_attr(np, name);
+	if (!at || !at->has_s)
+		return dflt;
+	for (int i = 0; names[i]; i++)
+		if (at->s.len == strlen(names[i]) && memcmp(at->s.data, names[i], at->s.len) == 0)
+			return i;
+	return -1;
+}
+
+/* Resize (opset >= 11), mode nearest: X, roi, scales, sizes. The scales or
+ * sizes must be constants; the batch dimension is never resized. Kept as
+ * a->ints = sizes (-1 where the size follows from the scale) and a->scales =
+ * scales (0 where the scale follows from the sizes), one entry per dimension. */
+static enum presso_status read_resize(struct builder *b, struct node *n, const Onnx__NodeProto *np)
+{
+	static const char *const ok[] = {"mode", "coordinate_transformation_mode", "nearest_mode",
+					 "cubic_coeff_a", "exclude_outside", "extrapolation_value",
+					 "antialias", "keep_aspect_ratio_policy", NULL};
+	static const char *const modes[] = {"nearest", "linear", "cubic", NULL};
+	/* in the order of enum resize_coord, then the ones presso does not do */
+	static const char *const coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+					     "asymmetric", "tf_half_pixel_for_nearest",
+					     "tf_crop_and_resize", "half_pixel_symmetric", NULL};
+	static const char *const rounds[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
+					     "ceil", NULL};
+	static const char *const policies[] = {"stretch", NULL};
+	struct node_attrs *a = &n->a;
+	enum presso_status s;
+	if ((s = check_attrs(n, np, ok)))
+		return s;
+	if (b->opset < 11)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Resize of opset %lld is not supported (re-export the model with opset 11 or later)",
+				   n->name, (long long)b->opset);
+	int mode = attr_choice(np, "mode", modes, 0);
+	if (mode != 0)
+		return bad_attr(n, "mode", "other than nearest is not supported");
+	int coord = attr_choice(np, "coordinate_transformation_mode", coords, RESIZE_HALF_PIXEL);
+	if (coord < 0 || coord >= RESIZE_COORD_COUNT)
+		return bad_attr(n, "coordinate_transformation_mode",
+				"is not supported (half_pixel, pytorch_half_pixel, align_corners, asymmetric and tf_half_pixel_for_nearest are)");
+	int round = attr_choice(np, "nearest_mode", rounds, RESIZE_ROUND_PREFER_FLOOR);
+	if (round < 0)
+		return bad_attr(n, "nearest_mode", "is not one of round_prefer_floor, round_prefer_ceil, floor, ceil");
+	if (attr_int(np, "antialias", 0) != 0)
+		return bad_attr(n, "antialias", "other than 0 is not supported");
+	if (attr_choice(np, "keep_aspect_ratio_policy", policies, 0) != 0)
+		return bad_attr(n, "keep_aspect_ratio_policy", "other than stretch is not supported");
+	a->resize_coord = (uint8_t)coord;
+	a->resize_round = (uint8_t)round;
+
+	const struct value *scales = input_value(b, n, 2), *sizes = input_value(b, n, 3);
+	/* an empty constant stands for an absent input */
+	if (scales && value_is_const(scales) && shape_numel(&scales->shape) == 0)
+		scales = NULL;
+	if (sizes && value_is_const(sizes) && shape_numel(&sizes->shape) == 0)
+		sizes = NULL;
+	if (!scales == !sizes)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Resize needs exactly one of scales and sizes",
+				   n->name);
+	if (sizes) {
+		int cnt;
+		if ((s = const_ints_input(b, n, 3, "sizes", &cnt)))
+			return s;
+		if (cnt < 1)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Resize sizes is empty", n->name);
+		a->n_ints = cnt;
+		for (int d = 0; d < cnt; d++) {
+			a->scales[d] = 0.0f;
+			if (d == 0 && is_sym(a->ints[d])) {
+				a->ints[d] = -1;
+				a->scales[d] = 1.0f;
+			} else if (a->ints[d] < 0 || a->ints[d] > GRAPH_MAX_ELEMS) {
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': Resize sizes entry %lld is not supported",
+						   n->name, (long long)a->ints[d]);
+			}
+		}
+	} else {
+		if (!scales->data)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Resize scales '%s' must be a constant float tensor",
+					   n->name, scales->name);
+		int64_t cnt = shape_numel(&scales->shape);
+		if (cnt > GRAPH_MAX_DIMS)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Resize scales has %lld entries (at most %d)",
+					   n->name, (long long)cnt, GRAPH_MAX_DIMS);
+		a->n_ints = (int)cnt;
+		for (int d = 0; d < cnt; d++) {
+			float f = scales->data[d];
+			if (!(f > 0.0f) || !(f <= (float)GRAPH_MAX_ELEMS))
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': Resize scale %g is not supported (must be positive)",
+						   n->name, (double)f);
+			a->scales[d] = f;
+			a->ints[d] = -1;
+		}
+	}
+	if (!(a->ints[0] < 0 ? a->scales[0] == 1.0f : true))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Resize of the batch dimension is not supported (its scale must be 1)",
+				   n->name);
 	n->n_inputs = 1;
 	return PRESSO_OK;
 }
@@ -1048,6 +1160,8 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 	}
 	case OP_PAD:
 		return read_pad(b, n, np);
+	case OP_RESIZE:
+		return read_resize(b, n, np);
 	case OP_REDUCEMEAN:
 		return read_reduce(b, n, np);
 	case OP_POW:
@@ -1132,6 +1246,7 @@ static int max_inputs(enum op_type op)
 	case OP_LAYERNORM:
 		return 3;
 	case OP_PAD: /* data, pads, constant_value, axes */
+	case OP_RESIZE: /* X, roi, scales, sizes */
 		return 4;
 	case OP_BATCHNORM:
 		return 5;

@@ -229,6 +229,8 @@ static enum qkind classify(const struct graph *g, int i)
 		return same_shape(x, w) || mul_by_gate(g, n) ? QK_MUL : QK_FALLBACK;
 	case OP_REDUCEMEAN:
 		return reduce_is_gap(n, x) ? QK_GAP : QK_FALLBACK;
+	case OP_RESIZE:
+		return QK_RESIZE;
 	default:
 		if (engine_unary_fn(n->op, &fu))
 			return QK_LUT;
@@ -692,7 +694,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	/* 3. quantization groups and their bit widths */
 	for (int i = 0; i < nn; i++) {
 		enum qkind k = kind[i];
-		if (k == QK_CLAMP || k == QK_MAXPOOL || k == QK_AVGPOOL || k == QK_GAP || k == QK_RESHAPE)
+		if (k == QK_CLAMP || k == QK_MAXPOOL || k == QK_AVGPOOL || k == QK_GAP || k == QK_RESHAPE ||
+		    k == QK_RESIZE)
 			unite(m->v, g->nodes[i].inputs[0], g->nodes[i].output);
 	}
 	int *group_bits = calloc((size_t)nv, sizeof(int));

@@ -31,6 +31,7 @@ enum qkind {
 	QK_MUL,
 	QK_LUT,
 	QK_RESHAPE,
+	QK_RESIZE, /* nearest: a gather of uint8 codes in its input's quantization */
 	QK_FALLBACK,
 	QK_NONE, /* fused into another step */
 };

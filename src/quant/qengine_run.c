@@ -125,8 +125,10 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 					   : (size_t)(ys->dims[2] * ys->dims[3] * L->k);
 			if (b > scratch)
 				scratch = b;
-		} else if (st->kind == QK_FALLBACK) {
-			size_t b = engine_node_scratch_bytes(g, &g->nodes[st->node], e->shapes);
+		} else if (st->kind == QK_FALLBACK || st->kind == QK_RESIZE) {
+			/* a Resize holds its maps twice: in logical and in storage order */
+			size_t b = engine_node_scratch_bytes(g, &g->nodes[st->node], e->shapes) *
+				   (st->kind == QK_RESIZE ? 2 : 1);
 			if (b > fscratch)
 				fscratch = b;
 		}
@@ -574,6 +576,42 @@ static void run_reshape(const struct qengine *e, const struct qstep *st)
 	}
 }
 
+/* Resize (nearest) of uint8 codes: the FP32 engine's maps, put in the order of
+ * the dimensions in memory (N, H, W, C for an NHWC tensor). */
+static void run_resize(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	const struct node *n = &m->g->nodes[st->node];
+	const struct shape *xs = &e->shapes[st->in[0]], *ys = &e->shapes[st->out];
+	int r = xs->n_dims;
+	int64_t total = 0, off[GRAPH_MAX_DIMS];
+	for (int d = 0; d < r; d++) {
+		off[d] = total;
+		total += ys->dims[d];
+	}
+	int64_t *logical = (int64_t *)e->fscratch, *maps = logical + total;
+	engine_resize_maps(n, xs, ys, logical);
+	/* the storage order of the dimensions */
+	int order[GRAPH_MAX_DIMS];
+	for (int d = 0; d < r; d++)
+		order[d] = d;
+	if (m->v[st->in[0]].nhwc) {
+		order[1] = 2;
+		order[2] = 3;
+		order[3] = 1;
+	}
+	int64_t x_dims[GRAPH_MAX_DIMS], y_dims[GRAPH_MAX_DIMS], pos = 0;
+	for (int k = 0; k < r; k++) {
+		int d = order[k];
+		x_dims[k] = xs->dims[d];
+		y_dims[k] = ys->dims[d];
+		memcpy(maps + pos, logical + off[d], sizeof(int64_t) * (size_t)ys->dims[d]);
+		pos += ys->dims[d];
+	}
+	resize_nearest__ref(r, x_dims, y_dims, maps, 1, buf_ptr(e, m->v[st->in[0]].buf),
+			    buf_ptr(e, m->v[st->out].buf));
+}
+
 static void run_fallback(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
@@ -647,6 +685,9 @@ static void run_step(struct qengine *e, const struct qstep *st)
 		break;
 	case QK_RESHAPE:
 		run_reshape(e, st);
+		break;
+	case QK_RESIZE:
+		run_resize(e, st);
 		break;
 	case QK_FALLBACK:
 		run_fallback(e, st);

@@ -303,6 +303,10 @@ static enum presso_status plan(struct tnet *t)
 		t->steps[j] = STEP_FUSED;
 		t->rep[g->nodes[j].output] = t->rep[g->nodes[i].output];
 	}
+	/* an alias of a fused activation's output shares its producer's buffer */
+	for (int v = 0; v < g->n_values; v++)
+		while (t->rep[t->rep[v]] != t->rep[v])
+			t->rep[v] = t->rep[t->rep[v]];
 	/* 1. parameters */
 	if ((s = plan_params(t)) != PRESSO_OK)
 		return s;
@@ -1174,6 +1178,15 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 		transpose_f32__ref(ys->n_dims, ys->dims, inv, dy, w->scratch);
 		for (int64_t j = 0; j < shape_numel(xs); j++)
 			dx[j] += w->scratch[j];
+		break;
+	}
+	case OP_RESIZE: {
+		const struct shape *xs = &sh[n->inputs[0]], *ys = &sh[n->output];
+		if (!dx)
+			break;
+		int64_t *maps = (int64_t *)w->scratch;
+		engine_resize_maps(n, xs, ys, maps);
+		resize_nearest_backward_f32__ref(xs->n_dims, xs->dims, ys->dims, maps, dy, dx);
 		break;
 	}
 	default: /* reshape-like ops on constants were folded at import */

@@ -364,6 +364,18 @@ static enum presso_status follow_node(struct prune_ctx *c, int i, int k, const i
 	case OP_REDUCEMEAN:
 	case OP_SUM:
 		return refuse(c, n, "it combines values across the pruned channels");
+	case OP_RESIZE: {
+		/* a nearest resize that keeps the channel dimension keeps each
+		 * channel itself; it is told to keep it by scale, not by size */
+		const struct shape *xs = &c->shapes[n->inputs[0]];
+		int ch = c->channels_last ? xs->n_dims - 1 : 1;
+		if (ch < 1 || ch >= n->a.n_ints ||
+		    (n->a.ints[ch] >= 0 ? n->a.ints[ch] != xs->dims[ch] : n->a.scales[ch] != 1.0f))
+			return refuse(c, n, "it resizes the channel dimension");
+		n->a.ints[ch] = -1;
+		n->a.scales[ch] = 1.0f;
+	}
+		/* fall through */
 	case OP_MAXPOOL:
 	case OP_AVGPOOL:
 	case OP_GLOBALAVGPOOL:
