@@ -1587,3 +1587,56 @@ Test(q8_transpose, reference_vs_index_arithmetic)
 		free(y);
 	}
 }
+
+/* Every path's Softmax and LayerNormalization rows against the reference,
+ * bit for bit, on random row lengths (1..100: ragged 8-lane tails), scales,
+ * zero points and clamps. */
+Test(q8_rows, every_path_equals_reference)
+{
+	rng_seed(1450);
+	float table[256], gq[100], bq[100];
+	uint8_t x[6 * 100], y[6 * 100 + 1], want[6 * 100 + 1];
+	int paths = 0;
+	for (int t = 0; t < 400; t++) {
+		size_t n = (size_t)rng_int(1, 100), rows = (size_t)rng_int(1, 6);
+		double sx = ldexp((double)rng_int(1, 1000), -rng_int(6, 12));
+		for (int d = 0; d < 256; d++)
+			table[d] = expf(-(float)sx * (float)d);
+		for (size_t i = 0; i < n; i++) {
+			gq[i] = (float)(rng_int(-20000, 20000) / 100.0);
+			bq[i] = (float)rng_int(-100, 400);
+		}
+		uint8_t c_min = (uint8_t)(rng_chance(70) ? 0 : rng_int(0, 100));
+		uint8_t c_max = (uint8_t)(rng_chance(70) ? 255 : rng_int(c_min, 255));
+		struct qsoftmax_params sp = {.exp_table = table,
+					     .inv_out_scale = (float)rng_int(100, 400),
+					     .c_zero = rng_int(0, 30), .c_min = c_min, .c_max = c_max};
+		struct qlayernorm_params lp = {.in_scale = (float)sx, .epsilon = 1e-5f, .gamma_q = gq,
+					       .beta_q = bq, .c_min = c_min, .c_max = c_max};
+		int lo = rng_int(0, 255), hi = rng_int(lo, 255);
+		for (size_t i = 0; i < rows * n; i++)
+			x[i] = (uint8_t)rng_int(lo, hi);
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qsoftmax_fn sm = q8_softmax_for((enum q8_isa)isa);
+			qlayernorm_fn ln = q8_layernorm_for((enum q8_isa)isa);
+			if (!sm || !ln)
+				continue;
+			paths += t == 0;
+			for (int which = 0; which < 2; which++) {
+				memset(y, 0xa5, sizeof y);
+				memset(want, 0xa5, sizeof want);
+				if (which == 0) {
+					qsoftmax_u8__ref(rows, n, x, &sp, want);
+					sm(rows, n, x, &sp, y);
+				} else {
+					qlayernorm_u8__ref(rows, n, x, &lp, want);
+					ln(rows, n, x, &lp, y);
+				}
+				cr_assert(memcmp(y, want, rows * n + 1) == 0, "%s %s: rows %zu n %zu",
+					  q8_isa_name((enum q8_isa)isa), which ? "LayerNorm" : "Softmax",
+					  rows, n);
+			}
+		}
+	}
+	cr_assert_geq(paths, 1);
+}

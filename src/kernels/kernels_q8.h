@@ -399,6 +399,31 @@ struct qlayernorm_params {
 void qlayernorm_u8__ref(size_t rows, size_t n, const uint8_t *x,
 			const struct qlayernorm_params *p, uint8_t *y);
 
+/* The per-row scalars both kernels above start from, computed once in
+ * q8_ref.c for every path (so a path's vector code cannot round them
+ * differently): the row's largest code and r = inv_out_scale / sum; the
+ * row's mean code and a = s_x / sqrt(var + eps). */
+float q8_softmax_row_prep(const uint8_t *x, size_t n, const struct qsoftmax_params *p,
+			  uint8_t *max_code);
+float q8_layernorm_row_prep(const uint8_t *x, size_t n, const struct qlayernorm_params *p,
+			    float *mean);
+
+typedef void (*qsoftmax_fn)(size_t rows, size_t n, const uint8_t *x,
+			    const struct qsoftmax_params *p, uint8_t *y);
+typedef void (*qlayernorm_fn)(size_t rows, size_t n, const uint8_t *x,
+			      const struct qlayernorm_params *p, uint8_t *y);
+/* AVX2 + FMA: the per-element part in 8 lanes, bit-exact with the reference
+ * (the same roundings: a subtraction, a multiply, one fused multiply-add). */
+void qsoftmax_u8__avx2(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
+		       uint8_t *y);
+void qlayernorm_u8__avx2(size_t rows, size_t n, const uint8_t *x,
+			 const struct qlayernorm_params *p, uint8_t *y);
+
+/* The row kernels of a path (the avx512vnni path uses AVX2's); NULL if
+ * this build or CPU lacks the path. */
+qsoftmax_fn q8_softmax_for(enum q8_isa isa);
+qlayernorm_fn q8_layernorm_for(enum q8_isa isa);
+
 /* y = x transposed by perm (ONNX Transpose: y's axis i is x's axis perm[i]),
  * bytes in row-major logical order; rank <= 8. */
 void transpose_u8__ref(int rank, const int64_t *x_dims, const int64_t *perm, const uint8_t *x,

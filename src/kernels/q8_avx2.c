@@ -665,6 +665,77 @@ const struct qmatmul_ukernel qmatmul_u8u8_4x8__avx2 = {
 	.run = qmatmul_run_256,
 };
 
+/* --- Softmax and LayerNormalization rows: the per-element part in 8 lanes -------- */
+
+static ALWAYS_INLINE void row_store8(__m256 f, const uint8_t c_min, uint8_t c_max, uint8_t *y)
+{
+	f = _mm256_max_ps(f, _mm256_set1_ps((float)c_min));
+	f = _mm256_min_ps(f, _mm256_set1_ps((float)c_max));
+	__m256i q = _mm256_cvtps_epi32(f);
+	__m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+	_mm_storel_epi64((__m128i *)y, _mm_packus_epi16(w, w));
+}
+
+static ALWAYS_INLINE __m256 load8_u8_ps(const uint8_t *x)
+{
+	return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)x)));
+}
+
+void qsoftmax_u8__avx2(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
+		       uint8_t *y)
+{
+	const __m256 zero = _mm256_set1_ps((float)p->c_zero);
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *xr = x + r * n;
+		uint8_t *yr = y + r * n, mx;
+		__m256 inv = _mm256_set1_ps(q8_softmax_row_prep(xr, n, p, &mx));
+		__m256i vmx = _mm256_set1_epi32(mx);
+		for (size_t i = 0; i < n; i += 8) {
+			uint8_t in[8] = {0}, out[8];
+			size_t len = n - i < 8 ? n - i : 8;
+			memcpy(in, xr + i, len);
+			__m256i d = _mm256_sub_epi32(
+				vmx, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)in)));
+			d = _mm256_max_epi32(d, _mm256_setzero_si256()); /* the padding lanes */
+			__m256 e = _mm256_i32gather_ps(p->exp_table, d, 4);
+			row_store8(_mm256_fmadd_ps(e, inv, zero), p->c_min, p->c_max, out);
+			memcpy(yr + i, out, len);
+		}
+	}
+}
+
+void qlayernorm_u8__avx2(size_t rows, size_t n, const uint8_t *x,
+			 const struct qlayernorm_params *p, uint8_t *y)
+{
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *xr = x + r * n;
+		uint8_t *yr = y + r * n;
+		float mean_s, a_s = q8_layernorm_row_prep(xr, n, p, &mean_s);
+		__m256 mean = _mm256_set1_ps(mean_s), a = _mm256_set1_ps(a_s);
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8) {
+			__m256 d = _mm256_mul_ps(_mm256_sub_ps(load8_u8_ps(xr + i), mean), a);
+			__m256 f = _mm256_fmadd_ps(d, _mm256_loadu_ps(p->gamma_q + i),
+						   _mm256_loadu_ps(p->beta_q + i));
+			uint8_t out[8];
+			row_store8(f, p->c_min, p->c_max, out);
+			memcpy(yr + i, out, 8);
+		}
+		if (i < n) {
+			uint8_t in[8] = {0}, out[8];
+			float g[8] = {0}, b[8] = {0};
+			size_t len = n - i;
+			memcpy(in, xr + i, len);
+			memcpy(g, p->gamma_q + i, len * sizeof(float));
+			memcpy(b, p->beta_q + i, len * sizeof(float));
+			__m256 d = _mm256_mul_ps(_mm256_sub_ps(load8_u8_ps(in), mean), a);
+			row_store8(_mm256_fmadd_ps(d, _mm256_loadu_ps(g), _mm256_loadu_ps(b)), p->c_min,
+				   p->c_max, out);
+			memcpy(yr + i, out, len);
+		}
+	}
+}
+
 #else
 typedef int q8_avx2_is_x86_64_only; /* ISO C wants a non-empty file */
 #endif

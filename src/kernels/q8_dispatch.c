@@ -185,3 +185,25 @@ const struct qmatmul_ukernel *q8_matmul_for(enum q8_isa isa)
 {
 	return q8_isa_supported(isa) ? matmul_paths[isa] : NULL;
 }
+
+qsoftmax_fn q8_softmax_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa != Q8_ISA_REF)
+		return qsoftmax_u8__avx2;
+#endif
+	return qsoftmax_u8__ref;
+}
+
+qlayernorm_fn q8_layernorm_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa != Q8_ISA_REF)
+		return qlayernorm_u8__avx2;
+#endif
+	return qlayernorm_u8__ref;
+}

@@ -393,23 +393,47 @@ static inline uint8_t clamp_round(float f, uint8_t c_min, uint8_t c_max)
 	return (uint8_t)lrintf(f);
 }
 
+float q8_softmax_row_prep(const uint8_t *x, size_t n, const struct qsoftmax_params *p,
+			  uint8_t *max_code)
+{
+	uint8_t mx = 0;
+	for (size_t i = 0; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	float sum = 0.0f; /* >= exp_table[0] = 1: the row's max; summed in index order */
+	for (size_t i = 0; i < n; i++)
+		sum += p->exp_table[mx - x[i]];
+	*max_code = mx;
+	return p->inv_out_scale / sum;
+}
+
 void qsoftmax_u8__ref(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
 		      uint8_t *y)
 {
 	for (size_t r = 0; r < rows; r++) {
 		const uint8_t *xr = x + r * n;
-		uint8_t *yr = y + r * n;
-		uint8_t mx = 0;
-		for (size_t i = 0; i < n; i++)
-			mx = xr[i] > mx ? xr[i] : mx;
-		float sum = 0.0f; /* >= exp_table[0] = 1: the row's max */
-		for (size_t i = 0; i < n; i++)
-			sum += p->exp_table[mx - xr[i]];
-		float inv = p->inv_out_scale / sum;
+		uint8_t *yr = y + r * n, mx;
+		float inv = q8_softmax_row_prep(xr, n, p, &mx);
 		for (size_t i = 0; i < n; i++)
 			yr[i] = clamp_round(fmaf(p->exp_table[mx - xr[i]], inv, (float)p->c_zero),
 					    p->c_min, p->c_max);
 	}
+}
+
+float q8_layernorm_row_prep(const uint8_t *x, size_t n, const struct qlayernorm_params *p,
+			    float *mean)
+{
+	/* S2 <= 65025 n and n S2 <= 65025 n^2: exact in int64 for n < 2^31 */
+	int64_t s1 = 0, s2 = 0;
+	for (size_t i = 0; i < n; i++) {
+		s1 += x[i];
+		s2 += (int64_t)x[i] * x[i];
+	}
+	double nn = (double)n;
+	double var_codes = n ? (double)((int64_t)n * s2 - s1 * s1) / (nn * nn) : 0.0;
+	double s = p->in_scale;
+	double var = s * s * var_codes;
+	*mean = n ? (float)((double)s1 / nn) : 0.0f;
+	return (float)(s / sqrt(var + (double)p->epsilon));
 }
 
 void qlayernorm_u8__ref(size_t rows, size_t n, const uint8_t *x,
@@ -418,20 +442,11 @@ void qlayernorm_u8__ref(size_t rows, size_t n, const uint8_t *x,
 	for (size_t r = 0; r < rows; r++) {
 		const uint8_t *xr = x + r * n;
 		uint8_t *yr = y + r * n;
-		/* S2 <= 65025 n and n S2 <= 65025 n^2: exact in int64 for n < 2^31 */
-		int64_t s1 = 0, s2 = 0;
+		float mean, a = q8_layernorm_row_prep(xr, n, p, &mean);
 		for (size_t i = 0; i < n; i++) {
-			s1 += xr[i];
-			s2 += (int64_t)xr[i] * xr[i];
+			float d = ((float)xr[i] - mean) * a;
+			yr[i] = clamp_round(fmaf(d, p->gamma_q[i], p->beta_q[i]), p->c_min, p->c_max);
 		}
-		double nn = (double)n;
-		double var_codes = n ? (double)((int64_t)n * s2 - s1 * s1) / (nn * nn) : 0.0;
-		double s = p->in_scale;
-		float a = (float)(s / sqrt(s * s * var_codes + (double)p->epsilon));
-		float mean = n ? (float)((double)s1 / nn) : 0.0f;
-		for (size_t i = 0; i < n; i++)
-			yr[i] = clamp_round(fmaf(((float)xr[i] - mean) * a, p->gamma_q[i], p->beta_q[i]),
-					    p->c_min, p->c_max);
 	}
 }
 

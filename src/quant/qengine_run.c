@@ -125,6 +125,12 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 					   : (size_t)(ys->dims[2] * ys->dims[3] * L->k);
 			if (b > scratch)
 				scratch = b;
+		} else if (st->kind == QK_QMATMUL) {
+			const struct shape *bs = &e->shapes[st->in[1]];
+			size_t b = m->matmul->work_bytes((int)bs->dims[bs->n_dims - 2],
+							 (int)bs->dims[bs->n_dims - 1]);
+			if (b > scratch)
+				scratch = b;
 		} else if (st->kind == QK_FALLBACK) {
 			size_t b = engine_node_scratch_bytes(g, &g->nodes[st->node], e->shapes);
 			if (b > fscratch)
@@ -471,6 +477,10 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 	const uint8_t *x = buf_ptr(e, m->v[st->in[0]].buf);
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
 	int64_t N = xs->dims[0], C = xs->dims[1], HW = xs->dims[2] * xs->dims[3];
+	if (xs->n_dims == 3) { /* [N, T, D] over T: T pixels of D channels */
+		C = xs->dims[2];
+		HW = xs->dims[1];
+	}
 	int32_t acc[512];
 	for (int64_t b = 0; b < N; b++)
 		for (int64_t c0 = 0; c0 < C; c0 += 512) {
@@ -574,6 +584,60 @@ static void run_reshape(const struct qengine *e, const struct qstep *st)
 	}
 }
 
+/* MatMul of two uint8 activations: one kernel call per matrix of the batch
+ * dimensions (A's batches as rows of one call when B is a plain matrix). */
+static void run_qmatmul(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	const struct shape *as = &e->shapes[st->in[0]], *bs = &e->shapes[st->in[1]];
+	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf), *b = buf_ptr(e, m->v[st->in[1]].buf);
+	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
+	int k = (int)as->dims[as->n_dims - 1], n = (int)bs->dims[bs->n_dims - 1];
+	int rows = (int)as->dims[as->n_dims - 2];
+	if (rows == 0 || n == 0)
+		return;
+	int64_t batches = shape_numel(&e->shapes[st->out]) / ((int64_t)rows * n);
+	struct qmatmul_params p = st->qmm;
+	p.k = k;
+	p.n = n;
+	if (bs->n_dims == 2) {
+		p.m = (int)(shape_numel(as) / k);
+		m->matmul->run(&p, a, k, b, n, y, n, e->scratch);
+		return;
+	}
+	p.m = rows;
+	for (int64_t i = 0; i < batches; i++)
+		m->matmul->run(&p, a + (size_t)i * rows * k, k, b + (size_t)i * k * n, n,
+			       y + (size_t)i * rows * n, n, e->scratch);
+}
+
+static void run_transpose(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	const struct node *n = &m->g->nodes[st->node];
+	const struct shape *xs = &e->shapes[st->in[0]];
+	int64_t perm[GRAPH_MAX_DIMS];
+	for (int i = 0; i < xs->n_dims; i++)
+		perm[i] = n->a.n_ints ? n->a.ints[i] : xs->n_dims - 1 - i;
+	transpose_u8__ref(xs->n_dims, xs->dims, perm, buf_ptr(e, m->v[st->in[0]].buf),
+			  buf_ptr(e, m->v[st->out].buf));
+}
+
+/* Softmax or LayerNormalization over the last axis: rows of its length. */
+static void run_rowwise(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	const struct shape *xs = &e->shapes[st->in[0]];
+	size_t n = (size_t)xs->dims[xs->n_dims - 1];
+	size_t rows = n ? (size_t)shape_numel(xs) / n : 0;
+	const uint8_t *x = buf_ptr(e, m->v[st->in[0]].buf);
+	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
+	if (st->kind == QK_SOFTMAX)
+		m->softmax(rows, n, x, &st->sm, y);
+	else
+		m->layernorm(rows, n, x, &st->ln, y);
+}
+
 static void run_fallback(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
@@ -652,6 +716,16 @@ static void run_step(struct qengine *e, const struct qstep *st)
 		run_fallback(e, st);
 		break;
 	case QK_NONE:
+		break;
+	case QK_QMATMUL:
+		run_qmatmul(e, st);
+		break;
+	case QK_TRANSPOSE:
+		run_transpose(e, st);
+		break;
+	case QK_SOFTMAX:
+	case QK_LAYERNORM:
+		run_rowwise(e, st);
 		break;
 	}
 }
