@@ -22,15 +22,17 @@
  *      once in step 4 from the input's and the output's quantization, through
  *      the FP32 engine's own scalar function, so it gives exactly what the
  *      fallback (dequantize, FP32 kernel, quantize) would. ReduceMean over the
- *      two spatial axes of a 4-D tensor is a GAP. Everything else (Softmax,
- *      LayerNormalization, MatMul of two activations, Div of two tensors, Pad,
- *      Sum, LRN, Transpose...) is FALLBACK.
+ *      two spatial axes of a 4-D tensor, or over the tokens of a [N, T, D]
+ *      one, is a GAP. MatMul of two activations (QMATMUL), Transpose,
+ *      Softmax and LayerNormalization over the last axis run in integers
+ *      (see layout_plan for their 4-D layout). Everything else (Div of two
+ *      tensors, Pad, Sum, LRN, Concat...) is FALLBACK.
  *      Graph inputs get a QUANTIZE step first; uint8 graph outputs a DEQUANT
  *      step last.
  *   2. a value produced by FC or FALLBACK stays float when it is a graph output
  *      or only fallbacks read it (so the logits are never requantized);
  *      everything else is uint8, 4-D values in NHWC.
- *   3. ops that do not change the real values (CLAMP, pools, RESHAPE) join their
+ *   3. ops that do not change the real values (CLAMP, pools, RESHAPE, TRANSPOSE) join their
  *      input's quantization group (union-find): one scale/zero point per group,
  *      taken from the calibration range of the group's head (the value a
  *      quantizing step writes) at the group's bit width: the largest act_bits of
