@@ -1302,3 +1302,341 @@ Test(q8_mul, every_pair_on_every_path)
 	free(y);
 	free(ya);
 }
+
+/* ---- MatMul of two uint8 activations ---------------------------------------------- */
+
+/* Random shapes of the u8 x u8 MatMul per path (plus the listed edge shapes). */
+#define N_MATMUL_SHAPES 600
+
+/* C of the exact int64 sum, requantized by q8_matmul_requant. */
+static void naive_qmatmul(const struct qmatmul_params *p, const uint8_t *a, int lda,
+			  const uint8_t *b, int ldb, uint8_t *c, int ldc)
+{
+	for (int i = 0; i < p->m; i++)
+		for (int j = 0; j < p->n; j++) {
+			int64_t acc = 0;
+			for (int kk = 0; kk < p->k; kk++)
+				acc += (int64_t)(a[(size_t)i * lda + kk] - p->a_zero) *
+				       (b[(size_t)kk * ldb + j] - p->b_zero);
+			cr_assert(acc >= INT32_MIN && acc <= INT32_MAX);
+			c[(size_t)i * ldc + j] = q8_matmul_requant((int32_t)acc, p);
+		}
+}
+
+/* One shape through path mm against the naive model: the whole of C
+ * compared, the padding between rows included. */
+static void check_qmatmul(const struct qmatmul_ukernel *mm, const struct qmatmul_params *p,
+			  const uint8_t *a, int lda, const uint8_t *b, int ldb, int ldc)
+{
+	size_t c_bytes = (size_t)p->m * (size_t)ldc;
+	uint8_t *c = xmalloc(c_bytes), *want = xmalloc(c_bytes);
+	memset(c, 0xa5, c_bytes);
+	memset(want, 0xa5, c_bytes);
+	size_t wb = mm->work_bytes(p->k, p->n);
+	void *work = aligned_alloc(64, (wb + 63) / 64 * 64 + 64);
+	cr_assert_not_null(work);
+	naive_qmatmul(p, a, lda, b, ldb, want, ldc);
+	mm->run(p, a, lda, b, ldb, c, ldc, work);
+	for (size_t i = 0; i < c_bytes; i++)
+		cr_assert_eq(c[i], want[i],
+			     "%s: m %d n %d k %d lda %d ldb %d ldc %d zeros %d %d %s: byte %zu is %d, "
+			     "want %d", mm->name, p->m, p->n, p->k, lda, ldb, ldc, p->a_zero, p->b_zero,
+			     p->q31 ? "q31" : "float", i, c[i], want[i]);
+	free(work);
+	free(c);
+	free(want);
+}
+
+static void random_qmatmul_params(struct qmatmul_params *p, int m, int n, int k)
+{
+	double real = ldexp((double)rng_int(1, 1 << 20), -rng_int(26, 40));
+	*p = (struct qmatmul_params){
+		.m = m, .n = n, .k = k, .a_zero = rng_int(0, 255), .b_zero = rng_int(0, 255),
+		.c_zero = rng_int(0, 255), .rq_scale = (float)real, .q31 = rng_chance(40),
+		.c_min = (uint8_t)(rng_chance(70) ? 0 : rng_int(0, 100)),
+	};
+	quant_multiplier(real, &p->mult, &p->shift);
+	p->c_max = (uint8_t)(rng_chance(70) ? 255 : rng_int(p->c_min, 255));
+}
+
+/* Random shapes (odd m, n, k, row strides past the rows) and edge shapes on
+ * one path: k from 0 to Q8_K_MAX with the extreme codes that make |acc| its
+ * largest, ragged 16- and 8-column and 4-row edges. */
+static void qmatmul_path_vs_model(enum q8_isa isa)
+{
+	const struct qmatmul_ukernel *mm = q8_matmul_for(isa);
+	if (!mm) {
+		cr_log_warn("%s: not supported here, skipped", q8_isa_name(isa));
+		return;
+	}
+	rng_seed(1400 + (uint64_t)isa);
+	for (int t = 0; t < N_MATMUL_SHAPES; t++) {
+		int m = rng_int(1, 40), n = rng_int(1, 70), k = rng_int(1, 300);
+		if (t < 40) { /* the attention shapes: 16 x 16 x 16 and neighbours */
+			m = 15 + t % 3;
+			n = 15 + (t / 3) % 3;
+			k = 15 + (t / 9) % 3;
+		}
+		int lda = k + (rng_chance(50) ? 0 : rng_int(1, 9));
+		int ldb = n + (rng_chance(50) ? 0 : rng_int(1, 9));
+		int ldc = n + (rng_chance(50) ? 0 : rng_int(1, 9));
+		struct qmatmul_params p;
+		random_qmatmul_params(&p, m, n, k);
+		uint8_t *a = xmalloc((size_t)m * lda), *b = xmalloc((size_t)k * ldb);
+		for (size_t i = 0; i < (size_t)m * lda; i++)
+			a[i] = (uint8_t)rng_int(0, 255);
+		for (size_t i = 0; i < (size_t)k * ldb; i++)
+			b[i] = (uint8_t)rng_int(0, 255);
+		check_qmatmul(mm, &p, a, lda, b, ldb, ldc);
+		free(a);
+		free(b);
+	}
+	/* extremes: acc = +-255^2 K at K = Q8_K_MAX, and K = 0 (acc = 0) */
+	const int ks[] = {0, 1, 3, 4, 5, 63, 64, 65, Q8_K_MAX - 1, Q8_K_MAX};
+	for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+		for (int sign = 0; sign < 2; sign++) {
+			int m = 5, n = 17, k = ks[t];
+			struct qmatmul_params p = {.m = m, .n = n, .k = k, .a_zero = 0,
+						   .b_zero = sign ? 0 : 255, .c_zero = 128,
+						   .rq_scale = ldexp(1.0, -25), .c_min = 0, .c_max = 255};
+			quant_multiplier(ldexp(1.0, -25), &p.mult, &p.shift);
+			uint8_t *a = xmalloc((size_t)m * (k ? k : 1)), *b = xmalloc((size_t)(k ? k : 1) * n);
+			memset(a, 255, (size_t)m * (k ? k : 1));
+			memset(b, sign ? 255 : 0, (size_t)(k ? k : 1) * n);
+			for (int q31 = 0; q31 < 2; q31++) {
+				p.q31 = q31;
+				check_qmatmul(mm, &p, a, k ? k : 1, b, n, n);
+			}
+			free(a);
+			free(b);
+		}
+	}
+	cr_log_info("%s: %d random shapes and the edges equal the model", mm->name, N_MATMUL_SHAPES);
+}
+
+Test(q8_matmul, reference_vs_model)
+{
+	qmatmul_path_vs_model(Q8_ISA_REF);
+}
+
+Test(q8_matmul, avx2_vs_model)
+{
+	qmatmul_path_vs_model(Q8_ISA_AVX2);
+}
+
+Test(q8_matmul, avx512vnni_vs_model)
+{
+	qmatmul_path_vs_model(Q8_ISA_AVX512VNNI);
+}
+
+/* The requantized output is the real product to within one code: the float
+ * form against a double computation. */
+Test(q8_matmul, reference_near_real_product)
+{
+	rng_seed(1410);
+	for (int t = 0; t < 200; t++) {
+		int m = rng_int(1, 9), n = rng_int(1, 9), k = rng_int(1, 64);
+		struct qmatmul_params p;
+		random_qmatmul_params(&p, m, n, k);
+		p.q31 = false;
+		uint8_t a[9 * 64], b[64 * 9], c[81];
+		for (int i = 0; i < m * k; i++)
+			a[i] = (uint8_t)rng_int(0, 255);
+		for (int i = 0; i < k * n; i++)
+			b[i] = (uint8_t)rng_int(0, 255);
+		qmatmul_u8u8__ref.run(&p, a, k, b, n, c, n, NULL);
+		for (int i = 0; i < m; i++)
+			for (int j = 0; j < n; j++) {
+				double s = 0;
+				for (int kk = 0; kk < k; kk++)
+					s += (double)(a[i * k + kk] - p.a_zero) * (b[kk * n + j] - p.b_zero);
+				double want = s * (double)p.rq_scale + p.c_zero;
+				want = want < p.c_min ? p.c_min : want > p.c_max ? p.c_max : want;
+				cr_assert(fabs(c[i * n + j] - want) <= 0.5 + 1e-3, "%d vs %.4f",
+					  c[i * n + j], want);
+			}
+	}
+}
+
+/* ---- Softmax, LayerNormalization, Transpose --------------------------------------- */
+
+/* Within one code of the real softmax of the dequantized row (the float sum,
+ * the table's float exp and the per-row reciprocal each round once). */
+Test(q8_softmax, reference_near_real)
+{
+	rng_seed(1420);
+	float table[256];
+	for (int t = 0; t < 300; t++) {
+		size_t n = (size_t)rng_int(1, 80), rows = (size_t)rng_int(1, 5);
+		double sx = ldexp((double)rng_int(1, 1000), -rng_int(6, 12));
+		double sy = 1.0 / rng_int(200, 300);
+		int zy = rng_int(0, 20);
+		for (int d = 0; d < 256; d++)
+			table[d] = expf(-(float)sx * (float)d);
+		struct qsoftmax_params p = {.exp_table = table, .inv_out_scale = (float)(1.0 / sy),
+					    .c_zero = zy, .c_min = 0, .c_max = 255};
+		uint8_t x[5 * 80], y[5 * 80];
+		int lo = rng_int(0, 255), hi = rng_int(lo, 255);
+		for (size_t i = 0; i < rows * n; i++)
+			x[i] = (uint8_t)rng_int(lo, hi);
+		qsoftmax_u8__ref(rows, n, x, &p, y);
+		for (size_t r = 0; r < rows; r++) {
+			const uint8_t *xr = x + r * n;
+			int mx = 0;
+			for (size_t i = 0; i < n; i++)
+				mx = xr[i] > mx ? xr[i] : mx;
+			double sum = 0;
+			for (size_t i = 0; i < n; i++)
+				sum += exp(sx * (xr[i] - mx));
+			for (size_t i = 0; i < n; i++) {
+				double want = exp(sx * (xr[i] - mx)) / sum / sy + zy;
+				want = want > 255 ? 255 : want;
+				cr_assert(fabs(y[r * n + i] - want) <= 1.0, "row %zu of %zu: %d vs %.3f",
+					  r, n, y[r * n + i], want);
+			}
+		}
+	}
+}
+
+Test(q8_layernorm, reference_near_real)
+{
+	rng_seed(1430);
+	for (int t = 0; t < 300; t++) {
+		size_t n = (size_t)rng_int(1, 100), rows = (size_t)rng_int(1, 4);
+		double sx = ldexp((double)rng_int(1, 1000), -rng_int(6, 12));
+		double sy = ldexp((double)rng_int(1, 1000), -rng_int(7, 9));
+		int zy = rng_int(0, 255);
+		float eps = rng_chance(50) ? 1e-5f : 1e-3f;
+		float gamma[100], beta[100], gq[100], bq[100];
+		for (size_t i = 0; i < n; i++) {
+			gamma[i] = (float)(rng_int(-2000, 2000) / 1000.0);
+			beta[i] = (float)(rng_int(-500, 500) / 1000.0);
+			gq[i] = (float)(gamma[i] / sy);
+			bq[i] = (float)(beta[i] / sy + zy);
+		}
+		struct qlayernorm_params p = {.in_scale = (float)sx, .epsilon = eps, .gamma_q = gq,
+					      .beta_q = bq, .c_min = 0, .c_max = 255};
+		uint8_t x[4 * 100], y[4 * 100];
+		int lo = rng_int(0, 255), hi = rng_int(lo, 255);
+		for (size_t i = 0; i < rows * n; i++)
+			x[i] = (uint8_t)rng_int(lo, hi);
+		qlayernorm_u8__ref(rows, n, x, &p, y);
+		for (size_t r = 0; r < rows; r++) {
+			const uint8_t *xr = x + r * n;
+			double mean = 0, var = 0;
+			for (size_t i = 0; i < n; i++)
+				mean += sx * xr[i];
+			mean /= (double)n;
+			for (size_t i = 0; i < n; i++)
+				var += (sx * xr[i] - mean) * (sx * xr[i] - mean);
+			var /= (double)n;
+			for (size_t i = 0; i < n; i++) {
+				double v = (sx * xr[i] - mean) / sqrt(var + eps) * gamma[i] + beta[i];
+				double want = v / sy + zy;
+				want = want < 0 ? 0 : want > 255 ? 255 : want;
+				cr_assert(fabs(y[r * n + i] - want) <= 0.5 + 2e-3 * (1 + fabs(want - zy)),
+					  "n %zu: %d vs %.4f", n, y[r * n + i], want);
+			}
+		}
+	}
+}
+
+/* Every permutation of ranks 1..5 on random shapes against index arithmetic
+ * done here: y at multi-index j is x at the index with x[perm[i]] = j[i]. */
+Test(q8_transpose, reference_vs_index_arithmetic)
+{
+	rng_seed(1440);
+	for (int t = 0; t < 400; t++) {
+		int rank = rng_int(1, 5);
+		int64_t dims[5], perm[5], ydims[5];
+		size_t total = 1;
+		for (int i = 0; i < rank; i++) {
+			dims[i] = rng_int(1, 6);
+			perm[i] = i;
+			total *= (size_t)dims[i];
+		}
+		for (int i = rank - 1; i > 0; i--) { /* Fisher-Yates */
+			int j = rng_int(0, i);
+			int64_t s = perm[i];
+			perm[i] = perm[j];
+			perm[j] = s;
+		}
+		for (int i = 0; i < rank; i++)
+			ydims[i] = dims[perm[i]];
+		uint8_t *x = xmalloc(total), *y = xmalloc(total + 1);
+		for (size_t i = 0; i < total; i++)
+			x[i] = (uint8_t)rng_int(0, 255);
+		y[total] = 0x5a;
+		transpose_u8__ref(rank, dims, perm, x, y);
+		cr_assert_eq(y[total], 0x5a, "wrote past y");
+		for (size_t l = 0; l < total; l++) {
+			int64_t yi[5], xi[5];
+			size_t r = l;
+			for (int i = rank - 1; i >= 0; i--) {
+				yi[i] = (int64_t)(r % (size_t)ydims[i]);
+				r /= (size_t)ydims[i];
+			}
+			for (int i = 0; i < rank; i++)
+				xi[perm[i]] = yi[i];
+			size_t off = 0;
+			for (int i = 0; i < rank; i++)
+				off = off * (size_t)dims[i] + (size_t)xi[i];
+			cr_assert_eq(y[l], x[off], "rank %d at %zu", rank, l);
+		}
+		free(x);
+		free(y);
+	}
+}
+
+/* Every path's Softmax and LayerNormalization rows against the reference,
+ * bit for bit, on random row lengths (1..100: ragged 8-lane tails), scales,
+ * zero points and clamps. */
+Test(q8_rows, every_path_equals_reference)
+{
+	rng_seed(1450);
+	float table[256], gq[100], bq[100];
+	uint8_t x[6 * 100], y[6 * 100 + 1], want[6 * 100 + 1];
+	int paths = 0;
+	for (int t = 0; t < 400; t++) {
+		size_t n = (size_t)rng_int(1, 100), rows = (size_t)rng_int(1, 6);
+		double sx = ldexp((double)rng_int(1, 1000), -rng_int(6, 12));
+		for (int d = 0; d < 256; d++)
+			table[d] = expf(-(float)sx * (float)d);
+		for (size_t i = 0; i < n; i++) {
+			gq[i] = (float)(rng_int(-20000, 20000) / 100.0);
+			bq[i] = (float)rng_int(-100, 400);
+		}
+		uint8_t c_min = (uint8_t)(rng_chance(70) ? 0 : rng_int(0, 100));
+		uint8_t c_max = (uint8_t)(rng_chance(70) ? 255 : rng_int(c_min, 255));
+		struct qsoftmax_params sp = {.exp_table = table,
+					     .inv_out_scale = (float)rng_int(100, 400),
+					     .c_zero = rng_int(0, 30), .c_min = c_min, .c_max = c_max};
+		struct qlayernorm_params lp = {.in_scale = (float)sx, .epsilon = 1e-5f, .gamma_q = gq,
+					       .beta_q = bq, .c_min = c_min, .c_max = c_max};
+		int lo = rng_int(0, 255), hi = rng_int(lo, 255);
+		for (size_t i = 0; i < rows * n; i++)
+			x[i] = (uint8_t)rng_int(lo, hi);
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qsoftmax_fn sm = q8_softmax_for((enum q8_isa)isa);
+			qlayernorm_fn ln = q8_layernorm_for((enum q8_isa)isa);
+			if (!sm || !ln)
+				continue;
+			paths += t == 0;
+			for (int which = 0; which < 2; which++) {
+				memset(y, 0xa5, sizeof y);
+				memset(want, 0xa5, sizeof want);
+				if (which == 0) {
+					qsoftmax_u8__ref(rows, n, x, &sp, want);
+					sm(rows, n, x, &sp, y);
+				} else {
+					qlayernorm_u8__ref(rows, n, x, &lp, want);
+					ln(rows, n, x, &lp, y);
+				}
+				cr_assert(memcmp(y, want, rows * n + 1) == 0, "%s %s: rows %zu n %zu",
+					  q8_isa_name((enum q8_isa)isa), which ? "LayerNorm" : "Softmax",
+					  rows, n);
+			}
+		}
+	}
+	cr_assert_geq(paths, 1);
+}

@@ -791,6 +791,15 @@ static int count_steps(const struct qmodel *m, const struct graph *g, enum op_ty
 	return k;
 }
 
+/* Steps of nodes that run in FP32 between a dequantize and a quantize. */
+static int count_fallbacks(const struct qmodel *m)
+{
+	int k = 0;
+	for (int i = 0; i < qmodel_n_steps(m); i++)
+		k += qmodel_step_node(m, i) >= 0 && !qmodel_step_is_integer(m, i);
+	return k;
+}
+
 /* Relative RMS difference of two arrays. */
 static double rel_rms(const float *a, const float *b, int n)
 {
@@ -1007,10 +1016,9 @@ Test(qengine, squeeze_excite_block_tracks_fp32)
 /* A tiny transformer block over [N, T=4, D=8]: LayerNormalization, Q/K/V
  * projections (MatMul layers), scores Q K^T / sqrt(D) with a Softmax, times
  * V, an output projection and the residual, then a GELU MLP as exporters
- * decompose it (Div, Erf, Add, Mul, Mul). MatMul of two activations,
- * Softmax and LayerNormalization run in float between a dequantize and a
- * quantize; the projections, the GELU's tables and Mul, and the residual Add
- * in integers. */
+ * decompose it (Div, Erf, Add, Mul, Mul). Everything runs in integers: the
+ * projections, MatMul of two activations, Transpose, Softmax,
+ * LayerNormalization, the GELU's tables and Mul, and the residual Add. */
 static struct graph *attention_block(struct mb *b)
 {
 	uint32_t s = 9;
@@ -1095,12 +1103,117 @@ Test(qengine, attention_block_tracks_fp32)
 			float yf[48 * 32], yq[48 * 32];
 			int per = run_both(g, m, ds, 48, yf, yq);
 			cr_assert_eq(per, 32);
+			cr_assert_eq(count_fallbacks(m), 0, "every node runs in integers");
 			if (isa == Q8_ISA_REF) {
 				memcpy(ref[rq], yq, sizeof yq);
 				double e = rel_rms(yq, yf, 48 * 32);
 				cr_log_info("attention block W8A8 vs FP32 (%s): relative RMS error %.4f",
 					    rq == REQUANT_Q31 ? "Q31" : "float", e);
 				/* eight quantized tensors deep, softmax and all: a few percent */
+				cr_assert_lt(e, 0.06, "relative error %.4f", e);
+			} else {
+				cr_assert_arr_eq(yq, ref[rq], sizeof yq, "path %s differs (%s)",
+						 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
+			}
+			n_paths++;
+			qmodel_free(m);
+		}
+	cr_assert_geq(n_paths, 2);
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
+
+/* Multi-head attention over [N, T=4, D=16] with 2 heads as PyTorch exports
+ * it: 4-D Reshape and Transpose into heads, q.k^T and attn.v as MatMuls of
+ * two 4-D activations, Softmax over the last axis, back to tokens, then the
+ * mean over tokens (ReduceMean axis 1). The 4-D values are kept in logical
+ * order; every node runs in integers, every kernel path gives the same
+ * bytes, and the result tracks FP32. */
+static struct graph *multi_head_block(struct mb *b)
+{
+	uint32_t s = 23;
+	float wq[256], wk[256], wv[256], gam[16], bet[16];
+	for (int i = 0; i < 256; i++) {
+		wq[i] = 0.4f * frand(&s);
+		wk[i] = 0.4f * frand(&s);
+		wv[i] = 0.4f * frand(&s);
+	}
+	for (int i = 0; i < 16; i++) {
+		gam[i] = 1.0f + 0.2f * frand(&s);
+		bet[i] = 0.1f * frand(&s);
+	}
+	mb_init(b, 17);
+	mb_input(b, "x0", (int64_t[]){-1, 64}, 2);
+	mb_init_i64(b, "tokens", (int64_t[]){3}, 1, (int64_t[]){0, 4, 16});
+	mb_init_i64(b, "heads", (int64_t[]){4}, 1, (int64_t[]){0, 4, 2, 8});
+	mb_node(b, "Reshape", "to_tokens", (const char *[]){"x0", "tokens", NULL}, "x");
+	mb_init_f32(b, "wq", (int64_t[]){16, 16}, 2, wq);
+	mb_init_f32(b, "wk", (int64_t[]){16, 16}, 2, wk);
+	mb_init_f32(b, "wv", (int64_t[]){16, 16}, 2, wv);
+	mb_init_f32(b, "gamma", (int64_t[]){16}, 1, gam);
+	mb_init_f32(b, "beta", (int64_t[]){16}, 1, bet);
+	mb_node(b, "LayerNormalization", "ln", (const char *[]){"x", "gamma", "beta", NULL}, "h");
+	mb_node(b, "MatMul", "q_proj", (const char *[]){"h", "wq", NULL}, "q");
+	mb_node(b, "MatMul", "k_proj", (const char *[]){"h", "wk", NULL}, "k");
+	mb_node(b, "MatMul", "v_proj", (const char *[]){"h", "wv", NULL}, "v");
+	mb_node(b, "Reshape", "q_heads", (const char *[]){"q", "heads", NULL}, "q4");
+	mb_node(b, "Reshape", "k_heads", (const char *[]){"k", "heads", NULL}, "k4");
+	mb_node(b, "Reshape", "v_heads", (const char *[]){"v", "heads", NULL}, "v4");
+	Onnx__NodeProto *t = mb_node(b, "Transpose", "qt", (const char *[]){"q4", NULL}, "qh");
+	mb_attr_ints(b, t, "perm", (int64_t[]){0, 2, 1, 3}, 4);
+	t = mb_node(b, "Transpose", "kt", (const char *[]){"k4", NULL}, "kh");
+	mb_attr_ints(b, t, "perm", (int64_t[]){0, 2, 3, 1}, 4);
+	t = mb_node(b, "Transpose", "vt", (const char *[]){"v4", NULL}, "vh");
+	mb_attr_ints(b, t, "perm", (int64_t[]){0, 2, 1, 3}, 4);
+	mb_node(b, "MatMul", "scores", (const char *[]){"qh", "kh", NULL}, "sc");
+	Onnx__NodeProto *sm = mb_node(b, "Softmax", "attn", (const char *[]){"sc", NULL}, "a");
+	mb_attr_int(b, sm, "axis", -1);
+	mb_node(b, "MatMul", "mix", (const char *[]){"a", "vh", NULL}, "o");
+	t = mb_node(b, "Transpose", "ot", (const char *[]){"o", NULL}, "o4");
+	mb_attr_ints(b, t, "perm", (int64_t[]){0, 2, 1, 3}, 4);
+	mb_node(b, "Reshape", "merge", (const char *[]){"o4", "tokens", NULL}, "o3");
+	Onnx__NodeProto *rm = mb_node(b, "ReduceMean", "pool", (const char *[]){"o3", NULL}, "y");
+	mb_attr_ints(b, rm, "axes", (int64_t[]){1}, 1);
+	mb_attr_int(b, rm, "keepdims", 0);
+	mb_output(b, "y");
+	return load_mb(b);
+}
+
+Test(qengine, multi_head_attention_runs_in_integers)
+{
+	struct mb b;
+	struct graph *g = multi_head_block(&b);
+	struct dataset *ds = uniform_items(40, 1, 4, 16, -2, 2, 57);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 3, "q, k, v");
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+	float ref[2][40 * 16];
+	int n_paths = 0;
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			if (!q8_isa_supported((enum q8_isa)isa))
+				continue;
+			struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+						  (enum requant_mode)rq};
+			struct qmodel *m;
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			cr_assert_eq(count_fallbacks(m), 0, "every node runs in integers");
+			float yf[40 * 16], yq[40 * 16];
+			cr_assert_eq(run_both(g, m, ds, 40, yf, yq), 16);
+			if (isa == Q8_ISA_REF) {
+				memcpy(ref[rq], yq, sizeof yq);
+				double e = rel_rms(yq, yf, 40 * 16);
+				cr_log_info("multi-head attention W8A8 vs FP32 (%s): relative RMS error %.4f",
+					    rq == REQUANT_Q31 ? "Q31" : "float", e);
+				/* six quantized tensors deep through a softmax: a few percent */
 				cr_assert_lt(e, 0.06, "relative error %.4f", e);
 			} else {
 				cr_assert_arr_eq(yq, ref[rq], sizeof yq, "path %s differs (%s)",

@@ -316,4 +316,117 @@ enum q8_isa q8_isa_best(void);
 const char *q8_isa_name(enum q8_isa isa);
 bool q8_isa_supported(enum q8_isa isa);
 
+/* --- MatMul of two uint8 activations ------------------------------------------- */
+
+/* C = A B for A [m][k] and B [k][n], both uint8 activations with their own
+ * scale and zero point (attention's q.k^T and attn.v): per output
+ *     acc = sum_k (a[i][k] - a_zero) * (b[k][j] - b_zero)
+ * then requantized with the real multiplier s_a * s_b / s_c, in float
+ * (q8_requant_f32 with rq_scale) or, with q31 set, Q31 (mult, shift), as a
+ * GEMM output. Overflow: |(a - a_zero)(b - b_zero)| <= 255^2 = 65025 and
+ * 65025 * Q8_K_MAX < 2^31, so acc is exact in int32 for k <= Q8_K_MAX; a path
+ * may sum an expanded form in wrapping int32 arithmetic (the AVX-512 path
+ * shifts B to int8 by -128 for vpdpbusd and adds the row and column sums
+ * back), and the result is still exactly acc. B is an activation, so a path
+ * packs it at run time into work (work_bytes(k, n) bytes, 64-aligned). */
+struct qmatmul_params {
+	int m, n, k;
+	int32_t a_zero, b_zero, c_zero;
+	float rq_scale;         /* s_a * s_b / s_c rounded to float */
+	int32_t mult;           /* the same as a Q31 multiplier and shift */
+	int8_t shift;
+	bool q31;
+	uint8_t c_min, c_max;
+};
+
+struct qmatmul_ukernel {
+	const char *name;       /* "qmatmul_u8u8__ref" */
+	size_t (*work_bytes)(int k, int n);
+	/* a is [m][lda], b is [k][ldb], c is [m][ldc]; writes the first n bytes
+	 * of each of c's m rows and nothing else */
+	void (*run)(const struct qmatmul_params *p, const uint8_t *a, int lda, const uint8_t *b,
+		    int ldb, uint8_t *c, int ldc, void *work);
+};
+
+/* The output code of one accumulator: the requantization every path applies. */
+static inline uint8_t q8_matmul_requant(int32_t acc, const struct qmatmul_params *p)
+{
+	if (!p->q31)
+		return (uint8_t)q8_requant_f32(acc, p->rq_scale, p->c_zero, p->c_min, p->c_max);
+	int64_t v = (int64_t)q31_requantize(acc, p->mult, p->shift) + p->c_zero;
+	return (uint8_t)(v < p->c_min ? p->c_min : v > p->c_max ? p->c_max : v);
+}
+
+extern const struct qmatmul_ukernel qmatmul_u8u8__ref;
+extern const struct qmatmul_ukernel qmatmul_u8u8_4x8__avx2;       /* x86-64 builds only */
+extern const struct qmatmul_ukernel qmatmul_u8u8_4x16__avx512vnni; /* x86-64 builds only */
+
+/* The MatMul kernel of a path; NULL if this build or CPU lacks the path. */
+const struct qmatmul_ukernel *q8_matmul_for(enum q8_isa isa);
+
+/* --- Softmax and LayerNormalization over the last axis of a uint8 tensor ---------- */
+
+/* Softmax of rows of n codes with input scale s_x: exp(s_x * (x - max))
+ * depends only on d = max - x in [0, 255], so the caller tabulates
+ * exp_table[d] = expf(-s_x * d) once. Per row: the float sum of the table
+ * entries in index order, r = 1 / (sum * s_y), then for each element
+ * clamp(lrintf(fmaf(exp_table[d], r, y_zero)), c_min, c_max). */
+struct qsoftmax_params {
+	const float *exp_table; /* [256] */
+	float inv_out_scale;    /* 1 / s_y */
+	int32_t c_zero;
+	uint8_t c_min, c_max;
+};
+
+void qsoftmax_u8__ref(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
+		      uint8_t *y);
+
+/* LayerNormalization of rows of n codes (input scale s_x, zero point
+ * irrelevant: it cancels): S1 = sum x and S2 = sum x^2 exactly in integers,
+ * var = s_x^2 (n S2 - S1^2) / n^2 and a = s_x / sqrt(var + eps) in double,
+ * rounded to float with mean = S1 / n; then per element, in float,
+ * clamp(lrintf(fmaf((x - mean) * a, gamma_q[i], beta_q[i])), c_min, c_max)
+ * where gamma_q = gamma / s_y and beta_q = beta / s_y + y_zero are folded
+ * at build time. */
+struct qlayernorm_params {
+	float in_scale;         /* s_x */
+	float epsilon;
+	const float *gamma_q;   /* [n] */
+	const float *beta_q;    /* [n] */
+	uint8_t c_min, c_max;
+};
+
+void qlayernorm_u8__ref(size_t rows, size_t n, const uint8_t *x,
+			const struct qlayernorm_params *p, uint8_t *y);
+
+/* The per-row scalars both kernels above start from, computed once in
+ * q8_ref.c for every path (so a path's vector code cannot round them
+ * differently): the row's largest code and r = inv_out_scale / sum; the
+ * row's mean code and a = s_x / sqrt(var + eps). */
+float q8_softmax_row_prep(const uint8_t *x, size_t n, const struct qsoftmax_params *p,
+			  uint8_t *max_code);
+float q8_layernorm_row_prep(const uint8_t *x, size_t n, const struct qlayernorm_params *p,
+			    float *mean);
+
+typedef void (*qsoftmax_fn)(size_t rows, size_t n, const uint8_t *x,
+			    const struct qsoftmax_params *p, uint8_t *y);
+typedef void (*qlayernorm_fn)(size_t rows, size_t n, const uint8_t *x,
+			      const struct qlayernorm_params *p, uint8_t *y);
+/* AVX2 + FMA: the per-element part in 8 lanes, bit-exact with the reference
+ * (the same roundings: a subtraction, a multiply, one fused multiply-add). */
+void qsoftmax_u8__avx2(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
+		       uint8_t *y);
+void qlayernorm_u8__avx2(size_t rows, size_t n, const uint8_t *x,
+			 const struct qlayernorm_params *p, uint8_t *y);
+
+/* The row kernels of a path (the avx512vnni path uses AVX2's); NULL if
+ * this build or CPU lacks the path. */
+qsoftmax_fn q8_softmax_for(enum q8_isa isa);
+qlayernorm_fn q8_layernorm_for(enum q8_isa isa);
+
+/* y = x transposed by perm (ONNX Transpose: y's axis i is x's axis perm[i]),
+ * bytes in row-major logical order; rank <= 8. */
+void transpose_u8__ref(int rank, const int64_t *x_dims, const int64_t *perm, const uint8_t *x,
+		       uint8_t *y);
+
 #endif

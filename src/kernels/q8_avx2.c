@@ -548,6 +548,194 @@ void qlut_u8__avx2(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y)
 	}
 }
 
+/* --- MatMul of two uint8 activations: qmatmul_u8u8_4x8__avx2 --------------------
+ *
+ * Without VNNI, both operands are widened to int16 with their zero points
+ * subtracted (in [-255, 255]) and multiplied by vpmaddwd, which adds two exact
+ * products into an int32 lane: acc is summed directly, no correction terms
+ * (each pair below 2 * 65025, the whole sum below 2^31 for k <= Q8_K_MAX).
+ * work holds B - b_zero packed as [n8/8][kp][8][2] int16 (n8 = n rounded up
+ * to 8, kp = ceil(k/2); two consecutive k of one column in one dword, zero
+ * past k). A row's two k are broadcast as one dword against an 8-column
+ * panel; 4 rows share each panel load. */
+
+static size_t mm256_kp(int k)
+{
+	return ((size_t)k + 1) / 2;
+}
+
+static size_t qmatmul_work_bytes_256(int k, int n)
+{
+	return ((size_t)n + 7) / 8 * mm256_kp(k) * 32;
+}
+
+static void qmatmul_pack_b_256(const struct qmatmul_params *p, const uint8_t *b, int ldb,
+			       int16_t *packed)
+{
+	int k = p->k, n = p->n;
+	size_t kp = mm256_kp(k);
+	const __m128i zb = _mm_set1_epi16((int16_t)p->b_zero);
+	for (int j0 = 0; j0 < n; j0 += 8) {
+		size_t nb = n - j0 >= 8 ? 8 : (size_t)(n - j0);
+		int16_t *dst = packed + (size_t)(j0 / 8) * kp * 16;
+		for (size_t q = 0; q < kp; q++) {
+			__m128i r[2];
+			for (int t = 0; t < 2; t++) {
+				size_t kk = 2 * q + (size_t)t;
+				if (kk >= (size_t)k) {
+					r[t] = _mm_setzero_si128();
+					continue;
+				}
+				uint64_t bytes = 0;
+				memcpy(&bytes, b + kk * (size_t)ldb + (size_t)j0, nb);
+				r[t] = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)bytes)), zb);
+			}
+			_mm_storeu_si128((__m128i *)(dst + q * 16), _mm_unpacklo_epi16(r[0], r[1]));
+			_mm_storeu_si128((__m128i *)(dst + q * 16 + 8), _mm_unpackhi_epi16(r[0], r[1]));
+		}
+	}
+}
+
+/* (a[2q] - a_zero, a[2q+1] - a_zero) as one dword of two int16, 0 past k. */
+static ALWAYS_INLINE int32_t a_pair(const uint8_t *a, int k, size_t q, int32_t a_zero)
+{
+	size_t k0 = 2 * q;
+	uint32_t lo = (uint16_t)(int16_t)((int32_t)a[k0] - a_zero);
+	uint32_t hi = k0 + 1 < (size_t)k ? (uint16_t)(int16_t)((int32_t)a[k0 + 1] - a_zero) : 0;
+	return (int32_t)(lo | hi << 16);
+}
+
+static ALWAYS_INLINE void qmatmul_store8(const struct qmatmul_params *p, __m256i acc, size_t nb,
+					 uint8_t *c)
+{
+	uint8_t out[8];
+	if (p->q31) {
+		int32_t t[8];
+		_mm256_storeu_si256((__m256i *)t, acc);
+		for (size_t j = 0; j < nb; j++)
+			c[j] = q8_matmul_requant(t[j], p);
+		return;
+	}
+	__m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(p->rq_scale),
+				   _mm256_set1_ps((float)p->c_zero));
+	f = _mm256_max_ps(f, _mm256_set1_ps((float)p->c_min));
+	f = _mm256_min_ps(f, _mm256_set1_ps((float)p->c_max));
+	__m256i q = _mm256_cvtps_epi32(f);
+	__m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+	_mm_storel_epi64((__m128i *)out, _mm_packus_epi16(w, w));
+	memcpy(c, out, nb);
+}
+
+static void qmatmul_run_256(const struct qmatmul_params *p, const uint8_t *a, int lda,
+			    const uint8_t *b, int ldb, uint8_t *c, int ldc, void *work)
+{
+	int m = p->m, n = p->n, k = p->k;
+	if (m <= 0 || n <= 0)
+		return;
+	size_t kp = mm256_kp(k);
+	int16_t *packed = work;
+	qmatmul_pack_b_256(p, b, ldb, packed);
+	for (int i0 = 0; i0 < m; i0 += 4) {
+		int mr = m - i0 < 4 ? m - i0 : 4;
+		const uint8_t *ar[4];
+		for (int r = 0; r < 4; r++)
+			ar[r] = a + (size_t)(i0 + (r < mr ? r : 0)) * (size_t)lda;
+		for (int j0 = 0; j0 < n; j0 += 8) {
+			size_t nb = n - j0 >= 8 ? 8 : (size_t)(n - j0);
+			const int16_t *pb = packed + (size_t)(j0 / 8) * kp * 16;
+			__m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+					  _mm256_setzero_si256(), _mm256_setzero_si256()};
+			for (size_t q = 0; q < kp; q++) {
+				__m256i bv = _mm256_loadu_si256((const __m256i *)(pb + q * 16));
+				for (int r = 0; r < 4; r++)
+					acc[r] = _mm256_add_epi32(
+						acc[r], _mm256_madd_epi16(_mm256_set1_epi32(a_pair(
+										  ar[r], k, q, p->a_zero)),
+									  bv));
+			}
+			for (int r = 0; r < mr; r++)
+				qmatmul_store8(p, acc[r], nb, c + (size_t)(i0 + r) * (size_t)ldc + j0);
+		}
+	}
+}
+
+const struct qmatmul_ukernel qmatmul_u8u8_4x8__avx2 = {
+	.name = "qmatmul_u8u8_4x8__avx2",
+	.work_bytes = qmatmul_work_bytes_256,
+	.run = qmatmul_run_256,
+};
+
+/* --- Softmax and LayerNormalization rows: the per-element part in 8 lanes -------- */
+
+static ALWAYS_INLINE void row_store8(__m256 f, const uint8_t c_min, uint8_t c_max, uint8_t *y)
+{
+	f = _mm256_max_ps(f, _mm256_set1_ps((float)c_min));
+	f = _mm256_min_ps(f, _mm256_set1_ps((float)c_max));
+	__m256i q = _mm256_cvtps_epi32(f);
+	__m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+	_mm_storel_epi64((__m128i *)y, _mm_packus_epi16(w, w));
+}
+
+static ALWAYS_INLINE __m256 load8_u8_ps(const uint8_t *x)
+{
+	return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)x)));
+}
+
+void qsoftmax_u8__avx2(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
+		       uint8_t *y)
+{
+	const __m256 zero = _mm256_set1_ps((float)p->c_zero);
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *xr = x + r * n;
+		uint8_t *yr = y + r * n, mx;
+		__m256 inv = _mm256_set1_ps(q8_softmax_row_prep(xr, n, p, &mx));
+		__m256i vmx = _mm256_set1_epi32(mx);
+		for (size_t i = 0; i < n; i += 8) {
+			uint8_t in[8] = {0}, out[8];
+			size_t len = n - i < 8 ? n - i : 8;
+			memcpy(in, xr + i, len);
+			__m256i d = _mm256_sub_epi32(
+				vmx, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)in)));
+			d = _mm256_max_epi32(d, _mm256_setzero_si256()); /* the padding lanes */
+			__m256 e = _mm256_i32gather_ps(p->exp_table, d, 4);
+			row_store8(_mm256_fmadd_ps(e, inv, zero), p->c_min, p->c_max, out);
+			memcpy(yr + i, out, len);
+		}
+	}
+}
+
+void qlayernorm_u8__avx2(size_t rows, size_t n, const uint8_t *x,
+			 const struct qlayernorm_params *p, uint8_t *y)
+{
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *xr = x + r * n;
+		uint8_t *yr = y + r * n;
+		float mean_s, a_s = q8_layernorm_row_prep(xr, n, p, &mean_s);
+		__m256 mean = _mm256_set1_ps(mean_s), a = _mm256_set1_ps(a_s);
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8) {
+			__m256 d = _mm256_mul_ps(_mm256_sub_ps(load8_u8_ps(xr + i), mean), a);
+			__m256 f = _mm256_fmadd_ps(d, _mm256_loadu_ps(p->gamma_q + i),
+						   _mm256_loadu_ps(p->beta_q + i));
+			uint8_t out[8];
+			row_store8(f, p->c_min, p->c_max, out);
+			memcpy(yr + i, out, 8);
+		}
+		if (i < n) {
+			uint8_t in[8] = {0}, out[8];
+			float g[8] = {0}, b[8] = {0};
+			size_t len = n - i;
+			memcpy(in, xr + i, len);
+			memcpy(g, p->gamma_q + i, len * sizeof(float));
+			memcpy(b, p->beta_q + i, len * sizeof(float));
+			__m256 d = _mm256_mul_ps(_mm256_sub_ps(load8_u8_ps(in), mean), a);
+			row_store8(_mm256_fmadd_ps(d, _mm256_loadu_ps(g), _mm256_loadu_ps(b)), p->c_min,
+				   p->c_max, out);
+			memcpy(yr + i, out, len);
+		}
+	}
+}
+
 #else
 typedef int q8_avx2_is_x86_64_only; /* ISO C wants a non-empty file */
 #endif

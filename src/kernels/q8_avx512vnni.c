@@ -1677,6 +1677,170 @@ void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct 
 	}
 }
 
+/* --- MatMul of two uint8 activations: qmatmul_u8u8_4x16__avx512vnni ------------
+ *
+ * vpdpbusd multiplies uint8 by int8, so B is shifted to int8, b' = b - 128,
+ * and the sum is expanded (kernels_q8.h):
+ *     acc = sum a b' + (128 - b_zero) sum_k a - a_zero sum_k b + K a_zero b_zero
+ * the first term from vpdpbusd, the second per row, the last two per column,
+ * all in wrapping int32 arithmetic: the true acc fits int32, so the wrapped
+ * sum is exactly it. work holds, 64-aligned: the column terms, int32
+ * [n16] (n16 = n rounded up to 16), then B' packed as [n16/16][kq][16][4]
+ * int8 (kq = ceil(k/4); four consecutive k of one column in one dword, zero
+ * past k and n). A row's four k are broadcast as one dword against a 16-column
+ * panel; 4 rows share each panel load. */
+
+static size_t mm512_kq(int k)
+{
+	return ((size_t)k + 3) / 4;
+}
+
+static size_t mm512_n16(int n)
+{
+	return ((size_t)n + 15) / 16 * 16;
+}
+
+static size_t qmatmul_work_bytes_512(int k, int n)
+{
+	return mm512_n16(n) * 4 + mm512_n16(n) * mm512_kq(k) * 4;
+}
+
+/* Packs B' and writes the column terms. */
+static void qmatmul_pack_b_512(const struct qmatmul_params *p, const uint8_t *b, int ldb,
+			       int32_t *colterm, int8_t *packed)
+{
+	int k = p->k, n = p->n;
+	size_t kq = mm512_kq(k);
+	const __m512i ones = _mm512_set1_epi8(1);
+	for (int j0 = 0; j0 < n; j0 += 16) {
+		__mmask16 cm = (__mmask16)(n - j0 >= 16 ? 0xffff : (1u << (n - j0)) - 1);
+		__m128i flip = _mm_maskz_mov_epi8(cm, _mm_set1_epi8((char)0x80));
+		int8_t *dst = packed + (size_t)(j0 / 16) * kq * 64;
+		__m512i colsum = _mm512_setzero_si512(); /* sum of b' per column */
+		for (size_t q = 0; q < kq; q++) {
+			__m128i r[4];
+			for (int t = 0; t < 4; t++) {
+				size_t kk = 4 * q + (size_t)t;
+				r[t] = kk < (size_t)k ? _mm_xor_si128(_mm_maskz_loadu_epi8(
+						cm, b + kk * (size_t)ldb + (size_t)j0), flip)
+						      : _mm_setzero_si128();
+			}
+			__m128i t0 = _mm_unpacklo_epi8(r[0], r[1]), t1 = _mm_unpackhi_epi8(r[0], r[1]);
+			__m128i t2 = _mm_unpacklo_epi8(r[2], r[3]), t3 = _mm_unpackhi_epi8(r[2], r[3]);
+			__m512i v = _mm512_castsi128_si512(_mm_unpacklo_epi16(t0, t2));
+			v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(t0, t2), 1);
+			v = _mm512_inserti32x4(v, _mm_unpacklo_epi16(t1, t3), 2);
+			v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(t1, t3), 3);
+			_mm512_storeu_si512(dst + q * 64, v);
+			colsum = _mm512_dpbusd_epi32(colsum, ones, v);
+		}
+		/* sum b = sum b' + 128 k; term = K a_zero b_zero - a_zero sum b */
+		__m512i sum_b = _mm512_add_epi32(colsum, _mm512_set1_epi32(128 * k));
+		__m512i term = _mm512_sub_epi32(
+			_mm512_set1_epi32((int32_t)((uint32_t)k * (uint32_t)p->a_zero *
+						    (uint32_t)p->b_zero)),
+			_mm512_mullo_epi32(sum_b, _mm512_set1_epi32(p->a_zero)));
+		_mm512_storeu_si512(colterm + j0, term);
+	}
+}
+
+/* The dword of a's k values 4q .. 4q+3, zeros past k. */
+static ALWAYS_INLINE int32_t a_dword(const uint8_t *a, int k, size_t q)
+{
+	int32_t w = 0;
+	size_t k0 = 4 * q;
+	memcpy(&w, a + k0, (size_t)k - k0 >= 4 ? 4 : (size_t)k - k0);
+	return w;
+}
+
+/* Sum of a row's k bytes. */
+static ALWAYS_INLINE int32_t row_sum_u8(const uint8_t *a, int k)
+{
+	__m512i s = _mm512_setzero_si512();
+	for (int kk = 0; kk < k; kk += 64) {
+		__mmask64 km = k - kk >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (k - kk)) - 1;
+		s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(km, a + kk),
+							_mm512_setzero_si512()));
+	}
+	return (int32_t)_mm512_reduce_add_epi64(s);
+}
+
+static ALWAYS_INLINE void qmatmul_store16(const struct qmatmul_params *p, __m512i acc,
+					  __mmask16 cm, uint8_t *c)
+{
+	if (p->q31) {
+		int32_t t[16];
+		_mm512_storeu_si512(t, acc);
+		for (int j = 0; j < 16; j++)
+			if (cm >> j & 1)
+				c[j] = q8_matmul_requant(t[j], p);
+		return;
+	}
+	__m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(p->rq_scale),
+				   _mm512_set1_ps((float)p->c_zero));
+	f = _mm512_max_ps(f, _mm512_set1_ps((float)p->c_min));
+	f = _mm512_min_ps(f, _mm512_set1_ps((float)p->c_max));
+	_mm_mask_storeu_epi8(c, cm, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
+}
+
+static void qmatmul_run_512(const struct qmatmul_params *p, const uint8_t *a, int lda,
+			    const uint8_t *b, int ldb, uint8_t *c, int ldc, void *work)
+{
+	int m = p->m, n = p->n, k = p->k;
+	if (m <= 0 || n <= 0)
+		return;
+	size_t kq = mm512_kq(k), kfull = (size_t)k / 4;
+	int32_t *colterm = work;
+	int8_t *packed = (int8_t *)work + mm512_n16(n) * 4;
+	qmatmul_pack_b_512(p, b, ldb, colterm, packed);
+	int32_t rs = 128 - p->b_zero;
+	for (int i0 = 0; i0 < m; i0 += 4) {
+		int mr = m - i0 < 4 ? m - i0 : 4;
+		const uint8_t *ar[4];
+		int32_t rowterm[4];
+		for (int r = 0; r < 4; r++) {
+			ar[r] = a + (size_t)(i0 + (r < mr ? r : 0)) * (size_t)lda;
+			rowterm[r] = (int32_t)((uint32_t)rs * (uint32_t)row_sum_u8(ar[r], k));
+		}
+		for (int j0 = 0; j0 < n; j0 += 16) {
+			__mmask16 cm = (__mmask16)(n - j0 >= 16 ? 0xffff : (1u << (n - j0)) - 1);
+			const int8_t *pb = packed + (size_t)(j0 / 16) * kq * 64;
+			__m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+			size_t q = 0;
+			for (; q < kfull; q++) {
+				__m512i bv = _mm512_loadu_si512(pb + q * 64);
+				int32_t w[4];
+				for (int r = 0; r < 4; r++)
+					memcpy(&w[r], ar[r] + 4 * q, 4);
+				acc0 = _mm512_dpbusd_epi32(acc0, _mm512_set1_epi32(w[0]), bv);
+				acc1 = _mm512_dpbusd_epi32(acc1, _mm512_set1_epi32(w[1]), bv);
+				acc2 = _mm512_dpbusd_epi32(acc2, _mm512_set1_epi32(w[2]), bv);
+				acc3 = _mm512_dpbusd_epi32(acc3, _mm512_set1_epi32(w[3]), bv);
+			}
+			if (q < kq) {
+				__m512i bv = _mm512_loadu_si512(pb + q * 64);
+				acc0 = _mm512_dpbusd_epi32(acc0, _mm512_set1_epi32(a_dword(ar[0], k, q)), bv);
+				acc1 = _mm512_dpbusd_epi32(acc1, _mm512_set1_epi32(a_dword(ar[1], k, q)), bv);
+				acc2 = _mm512_dpbusd_epi32(acc2, _mm512_set1_epi32(a_dword(ar[2], k, q)), bv);
+				acc3 = _mm512_dpbusd_epi32(acc3, _mm512_set1_epi32(a_dword(ar[3], k, q)), bv);
+			}
+			__m512i ct = _mm512_loadu_si512(colterm + j0);
+			__m512i accs[4] = {acc0, acc1, acc2, acc3};
+			for (int r = 0; r < mr; r++) {
+				__m512i acc = _mm512_add_epi32(
+					_mm512_add_epi32(accs[r], ct), _mm512_set1_epi32(rowterm[r]));
+				qmatmul_store16(p, acc, cm, c + (size_t)(i0 + r) * (size_t)ldc + j0);
+			}
+		}
+	}
+}
+
+const struct qmatmul_ukernel qmatmul_u8u8_4x16__avx512vnni = {
+	.name = "qmatmul_u8u8_4x16__avx512vnni",
+	.work_bytes = qmatmul_work_bytes_512,
+	.run = qmatmul_run_512,
+};
+
 #else
 typedef int q8_avx512vnni_is_x86_64_only; /* ISO C wants a non-empty file */
 #endif

@@ -165,3 +165,45 @@ qlut_fn q8_lut_for(enum q8_isa isa)
 #endif
 	return paths[isa].lut;
 }
+
+/* The MatMul of two uint8 activations, per path (a table of its own beside
+ * paths[], filled like it). */
+static const struct qmatmul_ukernel *const matmul_paths[] = {
+	[Q8_ISA_REF] = &qmatmul_u8u8__ref,
+#if defined(__x86_64__)
+	[Q8_ISA_AVX2] = &qmatmul_u8u8_4x8__avx2,
+	[Q8_ISA_AVX512VNNI] = &qmatmul_u8u8_4x16__avx512vnni,
+#else
+	[Q8_ISA_AVX2] = NULL,
+	[Q8_ISA_AVX512VNNI] = NULL,
+#endif
+};
+static_assert(sizeof matmul_paths / sizeof matmul_paths[0] == Q8_ISA_COUNT,
+	      "one matmul_paths[] entry per q8_isa");
+
+const struct qmatmul_ukernel *q8_matmul_for(enum q8_isa isa)
+{
+	return q8_isa_supported(isa) ? matmul_paths[isa] : NULL;
+}
+
+qsoftmax_fn q8_softmax_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa != Q8_ISA_REF)
+		return qsoftmax_u8__avx2;
+#endif
+	return qsoftmax_u8__ref;
+}
+
+qlayernorm_fn q8_layernorm_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa != Q8_ISA_REF)
+		return qlayernorm_u8__avx2;
+#endif
+	return qlayernorm_u8__ref;
+}

@@ -351,3 +351,138 @@ void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y)
 	for (size_t i = 0; i < n; i++)
 		y[i] = table[x[i]];
 }
+
+/* --- MatMul of two uint8 activations ----------------------------------------- */
+
+static size_t matmul_work_bytes(int k, int n)
+{
+	(void)k;
+	(void)n;
+	return 0;
+}
+
+static void matmul_run(const struct qmatmul_params *p, const uint8_t *a, int lda,
+		       const uint8_t *b, int ldb, uint8_t *c, int ldc, void *work)
+{
+	(void)work;
+	for (int i = 0; i < p->m; i++) {
+		const uint8_t *ai = a + (size_t)i * (size_t)lda;
+		for (int j = 0; j < p->n; j++) {
+			/* |acc| <= 65025 * K < 2^31 for K <= Q8_K_MAX */
+			int32_t acc = 0;
+			for (int kk = 0; kk < p->k; kk++)
+				acc += ((int32_t)ai[kk] - p->a_zero) *
+				       ((int32_t)b[(size_t)kk * (size_t)ldb + (size_t)j] - p->b_zero);
+			c[(size_t)i * (size_t)ldc + (size_t)j] = q8_matmul_requant(acc, p);
+		}
+	}
+}
+
+const struct qmatmul_ukernel qmatmul_u8u8__ref = {
+	.name = "qmatmul_u8u8__ref",
+	.work_bytes = matmul_work_bytes,
+	.run = matmul_run,
+};
+
+/* --- Softmax, LayerNormalization, Transpose ------------------------------------ */
+
+static inline uint8_t clamp_round(float f, uint8_t c_min, uint8_t c_max)
+{
+	f = f > (float)c_min ? f : (float)c_min;
+	f = f < (float)c_max ? f : (float)c_max;
+	return (uint8_t)lrintf(f);
+}
+
+float q8_softmax_row_prep(const uint8_t *x, size_t n, const struct qsoftmax_params *p,
+			  uint8_t *max_code)
+{
+	uint8_t mx = 0;
+	for (size_t i = 0; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	float sum = 0.0f; /* >= exp_table[0] = 1: the row's max; summed in index order */
+	for (size_t i = 0; i < n; i++)
+		sum += p->exp_table[mx - x[i]];
+	*max_code = mx;
+	return p->inv_out_scale / sum;
+}
+
+void qsoftmax_u8__ref(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
+		      uint8_t *y)
+{
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *xr = x + r * n;
+		uint8_t *yr = y + r * n, mx;
+		float inv = q8_softmax_row_prep(xr, n, p, &mx);
+		for (size_t i = 0; i < n; i++)
+			yr[i] = clamp_round(fmaf(p->exp_table[mx - xr[i]], inv, (float)p->c_zero),
+					    p->c_min, p->c_max);
+	}
+}
+
+float q8_layernorm_row_prep(const uint8_t *x, size_t n, const struct qlayernorm_params *p,
+			    float *mean)
+{
+	/* S2 <= 65025 n and n S2 <= 65025 n^2: exact in int64 for n < 2^31 */
+	int64_t s1 = 0, s2 = 0;
+	for (size_t i = 0; i < n; i++) {
+		s1 += x[i];
+		s2 += (int64_t)x[i] * x[i];
+	}
+	double nn = (double)n;
+	double var_codes = n ? (double)((int64_t)n * s2 - s1 * s1) / (nn * nn) : 0.0;
+	double s = p->in_scale;
+	double var = s * s * var_codes;
+	*mean = n ? (float)((double)s1 / nn) : 0.0f;
+	return (float)(s / sqrt(var + (double)p->epsilon));
+}
+
+void qlayernorm_u8__ref(size_t rows, size_t n, const uint8_t *x,
+			const struct qlayernorm_params *p, uint8_t *y)
+{
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *xr = x + r * n;
+		uint8_t *yr = y + r * n;
+		float mean, a = q8_layernorm_row_prep(xr, n, p, &mean);
+		for (size_t i = 0; i < n; i++) {
+			float d = ((float)xr[i] - mean) * a;
+			yr[i] = clamp_round(fmaf(d, p->gamma_q[i], p->beta_q[i]), p->c_min, p->c_max);
+		}
+	}
+}
+
+void transpose_u8__ref(int rank, const int64_t *x_dims, const int64_t *perm, const uint8_t *x,
+		       uint8_t *y)
+{
+	/* y's axis i walks x with x's stride of axis perm[i]; an odometer over y */
+	int64_t x_stride[8], y_dims[8], step[8], idx[8] = {0};
+	int64_t total = 1, s = 1;
+	for (int i = rank - 1; i >= 0; i--) {
+		x_stride[i] = s;
+		s *= x_dims[i];
+	}
+	for (int i = 0; i < rank; i++) {
+		y_dims[i] = x_dims[perm[i]];
+		step[i] = x_stride[perm[i]];
+		total *= y_dims[i];
+	}
+	if (total == 0)
+		return;
+	if (rank == 0) {
+		y[0] = x[0];
+		return;
+	}
+	int last = rank - 1;
+	int64_t off = 0;
+	for (int64_t o = 0; o < total; o += y_dims[last]) {
+		const uint8_t *src = x + off;
+		for (int64_t j = 0; j < y_dims[last]; j++)
+			y[o + j] = src[j * step[last]];
+		for (int d = last - 1; d >= 0; d--) {
+			off += step[d];
+			if (++idx[d] < y_dims[d])
+				break;
+			off -= step[d] * y_dims[d];
+			idx[d] = 0;
+		}
+	}
+}

@@ -13,10 +13,12 @@
  * a constant weight, ReLU/ReLU6 (fused as clamps, also into Add, Sub, Mul),
  * MaxPool, AveragePool, GlobalAveragePool (and ReduceMean like it), Add, Sub,
  * Mul (of one shape, or by a squeeze-excite gate), element-wise functions of
- * one tensor (256-entry tables) and reshapes run in integers. Any other op
- * (Softmax, LayerNormalization, MatMul of two activations, Transpose, an
- * unfolded BatchNormalization, ...) runs through its FP32 kernel between a
- * dequantize and a quantize: correct, not fast. Inputs are fed
+ * one tensor (256-entry tables), reshapes, Transpose, MatMul of two
+ * activations, Softmax and LayerNormalization over the last axis (float
+ * between the uint8 input and output; not when they give a graph output) and
+ * ReduceMean over tokens run in integers. Any other op (an unfolded
+ * BatchNormalization, Concat, Pad, ...) runs through its FP32 kernel between
+ * a dequantize and a quantize: correct, not fast. Inputs are fed
  * as float (quantized on entry); outputs come back as float (the last Gemm
  * writes dequantized logits directly).
  *

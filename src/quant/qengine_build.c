@@ -22,15 +22,17 @@
  *      once in step 4 from the input's and the output's quantization, through
  *      the FP32 engine's own scalar function, so it gives exactly what the
  *      fallback (dequantize, FP32 kernel, quantize) would. ReduceMean over the
- *      two spatial axes of a 4-D tensor is a GAP. Everything else (Softmax,
- *      LayerNormalization, MatMul of two activations, Div of two tensors, Pad,
- *      Sum, LRN, Transpose...) is FALLBACK.
+ *      two spatial axes of a 4-D tensor, or over the tokens of a [N, T, D]
+ *      one, is a GAP. MatMul of two activations (QMATMUL), Transpose,
+ *      Softmax and LayerNormalization over the last axis run in integers
+ *      (see layout_plan for their 4-D layout). Everything else (Div of two
+ *      tensors, Pad, Sum, LRN, Concat...) is FALLBACK.
  *      Graph inputs get a QUANTIZE step first; uint8 graph outputs a DEQUANT
  *      step last.
  *   2. a value produced by FC or FALLBACK stays float when it is a graph output
  *      or only fallbacks read it (so the logits are never requantized);
  *      everything else is uint8, 4-D values in NHWC.
- *   3. ops that do not change the real values (CLAMP, pools, RESHAPE) join their
+ *   3. ops that do not change the real values (CLAMP, pools, RESHAPE, TRANSPOSE) join their
  *      input's quantization group (union-find): one scale/zero point per group,
  *      taken from the calibration range of the group's head (the value a
  *      quantizing step writes) at the group's bit width: the largest act_bits of
@@ -175,6 +177,140 @@ static bool reduce_is_gap(const struct node *n, const struct value *x)
 	return h && w;
 }
 
+/* --- ops between activations and per-row ops in integers --------------------
+ * MatMul of two activations (QMATMUL), Transpose, Softmax and
+ * LayerNormalization over the last axis, and ReduceMean over the tokens of a
+ * [N, T, D] tensor (a GAP) run in integers. Their 4-D values are kept in
+ * logical (row-major) order rather than NHWC: layout_plan() marks them, and
+ * the element-wise steps that share a value with them, so that both inputs of
+ * an Add or Mul agree; should a marked value also feed or come from a step
+ * that needs NHWC (a convolution, a pool), the new steps touching 4-D values
+ * fall back to FP32 instead. */
+
+/* MatMul of two activations the engine runs: ranks >= 2, k within the int32
+ * proof, and either the same batch dimensions or B a plain matrix. */
+static bool matmul_of_activations(const struct value *a, const struct value *b)
+{
+	if (!a || !b || value_is_const(a) || value_is_const(b) || a->shape.n_dims < 2 ||
+	    b->shape.n_dims < 2 || a->shape.dims[a->shape.n_dims - 1] > MAX_GEMM_K)
+		return false;
+	if (b->shape.n_dims == 2 && !b->batched)
+		return true;
+	if (a->shape.n_dims != b->shape.n_dims || a->batched != b->batched)
+		return false;
+	return memcmp(a->shape.dims, b->shape.dims, sizeof(int64_t) * (size_t)(a->shape.n_dims - 2)) == 0;
+}
+
+/* The last axis of a rank-r tensor, given as axis (negative counts from the end). */
+static bool is_last_axis(int64_t axis, int rank)
+{
+	return axis == -1 || axis == rank - 1;
+}
+
+/* LayerNormalization over the last axis with constant scale and bias of one
+ * element or of the axis' length. */
+static bool layernorm_is_rowwise(const struct graph *g, const struct node *n)
+{
+	const struct value *x = input_value(g, n, 0), *sc = input_value(g, n, 1),
+			   *bi = input_value(g, n, 2);
+	if (!x || x->shape.n_dims < 1 || !is_last_axis(n->a.axis, x->shape.n_dims) || !sc ||
+	    !sc->data || (bi && !bi->data))
+		return false;
+	int64_t inner = x->shape.dims[x->shape.n_dims - 1];
+	int64_t ns = shape_numel(&sc->shape), nb = bi ? shape_numel(&bi->shape) : 1;
+	return (ns == 1 || ns == inner) && (nb == 1 || nb == inner);
+}
+
+/* ReduceMean over axis 1 of a [N, T, D] tensor: the mean over T of each of D
+ * channels, which is a GAP with T pixels of D channels. */
+static bool reduce_is_token_mean(const struct node *n, const struct value *x)
+{
+	return x->shape.n_dims == 3 && n->a.n_ints == 1 && (n->a.ints[0] == 1 || n->a.ints[0] == -2);
+}
+
+static bool kind_wants_logical(enum qkind k)
+{
+	return k == QK_QMATMUL || k == QK_TRANSPOSE || k == QK_SOFTMAX || k == QK_LAYERNORM;
+}
+
+/* Steps that need their 4-D values in NHWC. */
+static bool kind_wants_nhwc(const struct graph *g, int i, enum qkind k)
+{
+	if (k == QK_CONV || k == QK_DWCONV || k == QK_MAXPOOL || k == QK_AVGPOOL || k == QK_GAP)
+		return true;
+	return k == QK_MUL && mul_by_gate(g, &g->nodes[i]);
+}
+
+/* Element-wise steps: their 4-D operands share one layout, whichever it is. */
+static bool kind_elementwise(enum qkind k)
+{
+	return k == QK_ADD || k == QK_MUL || k == QK_LUT || k == QK_CLAMP;
+}
+
+/* Marks in logical[] the 4-D values kept in logical order (see above), or
+ * turns the steps that would need them into FALLBACK when a marked value
+ * meets an NHWC step. act_of: the activation fused into each node, -1 none. */
+static void layout_plan(const struct graph *g, enum qkind *kind, const int *act_of, bool *logical)
+{
+	int nn = g->n_nodes;
+	for (int pass = 0; pass < 2; pass++) {
+		memset(logical, 0, sizeof(bool) * (size_t)g->n_values);
+		for (int i = 0; i < nn; i++) {
+			if (!kind_wants_logical(kind[i]))
+				continue;
+			const struct node *n = &g->nodes[i];
+			for (int k = 0; k < n->n_inputs; k++)
+				if (n->inputs[k] >= 0 && !value_is_const(&g->values[n->inputs[k]]))
+					logical[n->inputs[k]] = true;
+			logical[n->output] = true;
+		}
+		bool changed = true;
+		while (changed) {
+			changed = false;
+			for (int i = 0; i < nn; i++) {
+				if (!kind_elementwise(kind[i]) || kind_wants_nhwc(g, i, kind[i]))
+					continue;
+				const struct node *n = &g->nodes[i];
+				int vals[GRAPH_MAX_INPUTS + 2], nv = 0;
+				for (int k = 0; k < n->n_inputs; k++)
+					if (n->inputs[k] >= 0 && !value_is_const(&g->values[n->inputs[k]]))
+						vals[nv++] = n->inputs[k];
+				vals[nv++] = n->output;
+				if (act_of[i] >= 0)
+					vals[nv++] = g->nodes[act_of[i]].output;
+				bool any = false;
+				for (int k = 0; k < nv; k++)
+					any |= logical[vals[k]] && g->values[vals[k]].shape.n_dims == 4;
+				for (int k = 0; any && k < nv; k++)
+					if (g->values[vals[k]].shape.n_dims == 4 && !logical[vals[k]])
+						logical[vals[k]] = changed = true;
+			}
+		}
+		bool conflict = false;
+		for (int i = 0; i < nn && !conflict; i++) {
+			if (!kind_wants_nhwc(g, i, kind[i]))
+				continue;
+			const struct node *n = &g->nodes[i];
+			for (int k = 0; k < n->n_inputs; k++)
+				conflict |= n->inputs[k] >= 0 && logical[n->inputs[k]] &&
+					    g->values[n->inputs[k]].shape.n_dims == 4;
+			int out = act_of[i] >= 0 ? g->nodes[act_of[i]].output : n->output;
+			conflict |= logical[out] && g->values[out].shape.n_dims == 4;
+		}
+		if (!conflict)
+			return;
+		for (int i = 0; i < nn; i++) {
+			const struct node *n = &g->nodes[i];
+			bool four = g->values[n->output].shape.n_dims == 4;
+			for (int k = 0; k < n->n_inputs; k++)
+				four |= n->inputs[k] >= 0 && g->values[n->inputs[k]].shape.n_dims == 4;
+			if (kind_wants_logical(kind[i]) && four)
+				kind[i] = QK_FALLBACK;
+		}
+	}
+	/* not reached: the second pass has no 4-D step that wants logical order */
+}
+
 /* Classifies node i into a step kind (before domains are known). */
 static enum qkind classify(const struct graph *g, int i)
 {
@@ -209,6 +345,8 @@ static enum qkind classify(const struct graph *g, int i)
 		}
 		return QK_FC;
 	case OP_MATMUL:
+		if (w && !w->data && !value_is_const(w))
+			return matmul_of_activations(x, w) ? QK_QMATMUL : QK_FALLBACK;
 		if (!w || !w->data || w->shape.n_dims != 2 || x->shape.n_dims < 2 ||
 		    x->shape.n_dims == 4 || w->shape.dims[0] > MAX_GEMM_K)
 			return QK_FALLBACK;
@@ -228,9 +366,15 @@ static enum qkind classify(const struct graph *g, int i)
 	case OP_MUL:
 		return same_shape(x, w) || mul_by_gate(g, n) ? QK_MUL : QK_FALLBACK;
 	case OP_REDUCEMEAN:
-		return reduce_is_gap(n, x) ? QK_GAP : QK_FALLBACK;
+		return reduce_is_gap(n, x) || reduce_is_token_mean(n, x) ? QK_GAP : QK_FALLBACK;
 	case OP_RESIZE:
 		return QK_RESIZE;
+	case OP_TRANSPOSE:
+		return x->shape.n_dims <= 8 ? QK_TRANSPOSE : QK_FALLBACK;
+	case OP_SOFTMAX:
+		return is_last_axis(n->a.axis, x->shape.n_dims) ? QK_SOFTMAX : QK_FALLBACK;
+	case OP_LAYERNORM:
+		return layernorm_is_rowwise(g, n) ? QK_LAYERNORM : QK_FALLBACK;
 	default:
 		if (engine_unary_fn(n->op, &fu))
 			return QK_LUT;
@@ -485,6 +629,51 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 	return PRESSO_OK;
 }
 
+/* The constants of a QMATMUL, SOFTMAX or LAYERNORM step from the groups'
+ * scales (TRANSPOSE has none: it copies codes within one group). */
+static enum presso_status build_rowwise(struct qmodel *m, struct qstep *st)
+{
+	const struct graph *g = m->g;
+	const struct node *n = &g->nodes[st->node];
+	const struct qparams *x = &m->qp[n->inputs[0]], *o = &m->qp[st->out];
+	if (st->kind == QK_QMATMUL) {
+		const struct qparams *b = &m->qp[n->inputs[1]];
+		double real = (double)x->scale * b->scale / o->scale;
+		st->qmm = (struct qmatmul_params){
+			.a_zero = x->zero, .b_zero = b->zero, .c_zero = o->zero,
+			.rq_scale = (float)real, .q31 = m->requant == REQUANT_Q31,
+			.c_min = st->lo, .c_max = st->hi,
+		};
+		quant_multiplier(real, &st->qmm.mult, &st->qmm.shift);
+	} else if (st->kind == QK_SOFTMAX) {
+		/* exp(s_x (q - q_max)) for d = q_max - q, as the FP32 kernel's exp of
+		 * the dequantized difference */
+		if (!(st->ftab = malloc(sizeof(float) * 256)))
+			return PRESSO_E_NOMEM;
+		for (int d = 0; d < 256; d++)
+			st->ftab[d] = expf(-x->scale * (float)d);
+		st->sm = (struct qsoftmax_params){.exp_table = st->ftab,
+						  .inv_out_scale = (float)(1.0 / o->scale),
+						  .c_zero = o->zero, .c_min = st->lo, .c_max = st->hi};
+	} else if (st->kind == QK_LAYERNORM) {
+		const struct shape *xs = &g->values[n->inputs[0]].shape;
+		int64_t inner = xs->dims[xs->n_dims - 1];
+		const struct value *sc = input_value(g, n, 1), *bi = input_value(g, n, 2);
+		int64_t ns = shape_numel(&sc->shape), nb = bi ? shape_numel(&bi->shape) : 1;
+		if (!(st->ftab = malloc(sizeof(float) * 2 * (size_t)(inner ? inner : 1))))
+			return PRESSO_E_NOMEM;
+		for (int64_t i = 0; i < inner; i++) {
+			st->ftab[i] = (float)(sc->data[i % ns] / (double)o->scale);
+			st->ftab[inner + i] =
+				(float)((bi ? bi->data[i % nb] : 0.0) / (double)o->scale + o->zero);
+		}
+		st->ln = (struct qlayernorm_params){.in_scale = x->scale, .epsilon = n->a.epsilon,
+						    .gamma_q = st->ftab, .beta_q = st->ftab + inner,
+						    .c_min = st->lo, .c_max = st->hi};
+	}
+	return PRESSO_OK;
+}
+
 /* --- build -------------------------------------------------------------------- */
 
 static int add_buf(struct qmodel *m, int value, bool f32)
@@ -592,6 +781,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	struct qmodel *m = calloc(1, sizeof *m);
 	int *act_of = NULL, *layer_of_node = NULL;
 	enum qkind *kind = NULL;
+	bool *logical = NULL;
 	if (!m)
 		goto nomem;
 	m->g = g;
@@ -604,6 +794,9 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->add = q8_add_for(qc->isa);
 	m->mul = q8_mul_for(qc->isa);
 	m->lut = q8_lut_for(qc->isa);
+	m->matmul = q8_matmul_for(qc->isa);
+	m->softmax = q8_softmax_for(qc->isa);
+	m->layernorm = q8_layernorm_for(qc->isa);
 	if (!m->gemm || !m->dw) {
 		m->gemm = q8_gemm_for(Q8_ISA_REF);
 		m->dw = q8_dwconv_for(Q8_ISA_REF);
@@ -611,6 +804,9 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		m->add = q8_add_for(Q8_ISA_REF);
 		m->mul = q8_mul_for(Q8_ISA_REF);
 		m->lut = q8_lut_for(Q8_ISA_REF);
+		m->matmul = q8_matmul_for(Q8_ISA_REF);
+		m->softmax = q8_softmax_for(Q8_ISA_REF);
+		m->layernorm = q8_layernorm_for(Q8_ISA_REF);
 	}
 	m->requant = qc->requant;
 	int nv = g->n_values, nn = g->n_nodes;
@@ -622,8 +818,9 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	act_of = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
 	layer_of_node = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
 	kind = malloc(sizeof *kind * (size_t)(nn ? nn : 1));
+	logical = calloc((size_t)(nv ? nv : 1), sizeof *logical);
 	if (!m->v || !m->qp || !m->steps || !m->layers || !m->bufs || !act_of || !layer_of_node ||
-	    !kind)
+	    !kind || !logical)
 		goto nomem;
 	for (int v = 0; v < nv; v++) {
 		m->v[v] = (struct qvalue){.dom = value_is_const(&g->values[v]) ? QD_CONST : QD_NONE,
@@ -637,8 +834,14 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		layer_of_node[layers[i].node] = i;
 
 	/* 1. step kinds and fusion */
-	for (int i = 0; i < nn; i++)
+	for (int i = 0; i < nn; i++) {
 		kind[i] = classify(g, i);
+		/* a Softmax or LayerNormalization that gives a graph output stays
+		 * float, like the logits before it: probabilities summing to 1 */
+		if ((kind[i] == QK_SOFTMAX || kind[i] == QK_LAYERNORM) &&
+		    is_graph_output(g, g->nodes[i].output))
+			kind[i] = QK_FALLBACK;
+	}
 	for (int i = 0; i < nn; i++) {
 		if (kind[i] != QK_CONV && kind[i] != QK_DWCONV && kind[i] != QK_FC && kind[i] != QK_ADD &&
 		    kind[i] != QK_MUL)
@@ -661,6 +864,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			goto fail;
 		}
 	}
+
+	layout_plan(g, kind, act_of, logical);
 
 	/* 2. domains: the value each step writes */
 	for (int i = 0; i < g->n_inputs; i++)
@@ -689,13 +894,13 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			m->v[v].dom = QD_F32;
 	}
 	for (int v = 0; v < nv; v++)
-		m->v[v].nhwc = m->v[v].dom == QD_U8 && g->values[v].shape.n_dims == 4;
+		m->v[v].nhwc = m->v[v].dom == QD_U8 && g->values[v].shape.n_dims == 4 && !logical[v];
 
 	/* 3. quantization groups and their bit widths */
 	for (int i = 0; i < nn; i++) {
 		enum qkind k = kind[i];
 		if (k == QK_CLAMP || k == QK_MAXPOOL || k == QK_AVGPOOL || k == QK_GAP || k == QK_RESHAPE ||
-		    k == QK_RESIZE)
+		    k == QK_RESIZE || k == QK_TRANSPOSE)
 			unite(m->v, g->nodes[i].inputs[0], g->nodes[i].output);
 	}
 	int *group_bits = calloc((size_t)nv, sizeof(int));
@@ -855,6 +1060,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			build_lut(g, n, st->lut_in, &m->qp[n->inputs[st->lut_in]], &m->qp[st->out],
 				  st->lo, st->hi, st->lut);
 		}
+		if (kind_wants_logical(kind[i]) && build_rowwise(m, st) != PRESSO_OK)
+			goto nomem;
 		if (kind[i] == QK_CONV || kind[i] == QK_DWCONV || kind[i] == QK_FC) {
 			int li = layer_of_node[i];
 			PRESSO_CHECK(li >= 0);
@@ -906,6 +1113,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	free(act_of);
 	free(layer_of_node);
 	free(kind);
+	free(logical);
 	*out = m;
 	return PRESSO_OK;
 nomem:
@@ -917,6 +1125,7 @@ fail:
 	free(act_of);
 	free(layer_of_node);
 	free(kind);
+	free(logical);
 	qmodel_free(m);
 	return s;
 }
@@ -957,6 +1166,7 @@ void qmodel_free(struct qmodel *m)
 	for (int i = 0; m->steps && i < m->n_steps; i++) {
 		free(m->steps[i].add_lut);
 		free(m->steps[i].lut);
+		free(m->steps[i].ftab);
 	}
 	free(m->steps);
 	free(m->bufs);

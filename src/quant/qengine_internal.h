@@ -34,6 +34,12 @@ enum qkind {
 	QK_RESIZE, /* nearest: a gather of uint8 codes in its input's quantization */
 	QK_FALLBACK,
 	QK_NONE, /* fused into another step */
+	/* activation-by-activation and per-row ops in integers, on 4-D values
+	 * stored in logical order (qvalue.nhwc false), see qengine_build.c */
+	QK_QMATMUL,
+	QK_TRANSPOSE,
+	QK_SOFTMAX,
+	QK_LAYERNORM,
 };
 
 enum qdom { QD_NONE, QD_CONST, QD_U8, QD_F32 };
@@ -85,6 +91,10 @@ struct qstep {
 	int lut_in;               /* LUT: the input that is the activation */
 	int tmp_in[GRAPH_MAX_INPUTS], tmp_out; /* FALLBACK float buffers, -1 none */
 	bool alias;               /* RESHAPE that shares its input's memory */
+	struct qmatmul_params qmm;   /* QMATMUL: m, n, k set per run */
+	struct qsoftmax_params sm;   /* SOFTMAX: exp_table points into ftab */
+	struct qlayernorm_params ln; /* LAYERNORM: gamma_q, beta_q point into ftab */
+	float *ftab;              /* SOFTMAX [256] exp(-s_x d); LAYERNORM [2][n] */
 };
 
 struct qbuf {
@@ -101,6 +111,9 @@ struct qmodel {
 	qadd_fn add;
 	qmul_fn mul;
 	qlut_fn lut;
+	const struct qmatmul_ukernel *matmul;
+	qsoftmax_fn softmax;
+	qlayernorm_fn layernorm;
 	enum requant_mode requant;
 	struct qvalue *v;
 	struct qparams *qp;       /* [n_values] valid for uint8 values */

@@ -125,6 +125,12 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 					   : (size_t)(ys->dims[2] * ys->dims[3] * L->k);
 			if (b > scratch)
 				scratch = b;
+		} else if (st->kind == QK_QMATMUL) {
+			const struct shape *bs = &e->shapes[st->in[1]];
+			size_t b = m->matmul->work_bytes((int)bs->dims[bs->n_dims - 2],
+							 (int)bs->dims[bs->n_dims - 1]);
+			if (b > scratch)
+				scratch = b;
 		} else if (st->kind == QK_FALLBACK || st->kind == QK_RESIZE) {
 			/* a Resize holds its maps twice: in logical and in storage order */
 			size_t b = engine_node_scratch_bytes(g, &g->nodes[st->node], e->shapes) *
@@ -473,6 +479,10 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 	const uint8_t *x = buf_ptr(e, m->v[st->in[0]].buf);
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
 	int64_t N = xs->dims[0], C = xs->dims[1], HW = xs->dims[2] * xs->dims[3];
+	if (xs->n_dims == 3) { /* [N, T, D] over T: T pixels of D channels */
+		C = xs->dims[2];
+		HW = xs->dims[1];
+	}
 	int32_t acc[512];
 	for (int64_t b = 0; b < N; b++)
 		for (int64_t c0 = 0; c0 < C; c0 += 512) {
@@ -591,11 +601,33 @@ static void run_resize(const struct qengine *e, const struct qstep *st)
 	}
 	int64_t *logical = (int64_t *)e->fscratch, *maps = logical + total;
 	engine_resize_maps(n, xs, ys, logical);
+	const uint8_t *x = buf_ptr(e, m->v[st->in[0]].buf);
+	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
+	bool xn = m->v[st->in[0]].nhwc, yn = m->v[st->out].nhwc;
+	if (xn != yn) {
+		/* one side NHWC, the other in logical order (a value shared with
+		 * the row-major transformer steps): element by element */
+		int64_t N = ys->dims[0], C = ys->dims[1], H = ys->dims[2], W = ys->dims[3];
+		int64_t Hi = xs->dims[2], Wi = xs->dims[3];
+		for (int64_t b = 0; b < N; b++)
+			for (int64_t c = 0; c < C; c++)
+				for (int64_t h = 0; h < H; h++)
+					for (int64_t w = 0; w < W; w++) {
+						int64_t ib = logical[off[0] + b], ic = logical[off[1] + c];
+						int64_t ih = logical[off[2] + h], iw = logical[off[3] + w];
+						int64_t xo = xn ? ((ib * Hi + ih) * Wi + iw) * xs->dims[1] + ic
+								: ((ib * xs->dims[1] + ic) * Hi + ih) * Wi + iw;
+						int64_t yo = yn ? ((b * H + h) * W + w) * C + c
+								: ((b * C + c) * H + h) * W + w;
+						y[yo] = x[xo];
+					}
+		return;
+	}
 	/* the storage order of the dimensions */
 	int order[GRAPH_MAX_DIMS];
 	for (int d = 0; d < r; d++)
 		order[d] = d;
-	if (m->v[st->in[0]].nhwc) {
+	if (xn) {
 		order[1] = 2;
 		order[2] = 3;
 		order[3] = 1;
@@ -608,8 +640,61 @@ static void run_resize(const struct qengine *e, const struct qstep *st)
 		memcpy(maps + pos, logical + off[d], sizeof(int64_t) * (size_t)ys->dims[d]);
 		pos += ys->dims[d];
 	}
-	resize_nearest__ref(r, x_dims, y_dims, maps, 1, buf_ptr(e, m->v[st->in[0]].buf),
-			    buf_ptr(e, m->v[st->out].buf));
+	resize_nearest__ref(r, x_dims, y_dims, maps, 1, x, y);
+}
+
+/* MatMul of two uint8 activations: one kernel call per matrix of the batch
+ * dimensions (A's batches as rows of one call when B is a plain matrix). */
+static void run_qmatmul(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	const struct shape *as = &e->shapes[st->in[0]], *bs = &e->shapes[st->in[1]];
+	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf), *b = buf_ptr(e, m->v[st->in[1]].buf);
+	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
+	int k = (int)as->dims[as->n_dims - 1], n = (int)bs->dims[bs->n_dims - 1];
+	int rows = (int)as->dims[as->n_dims - 2];
+	if (rows == 0 || n == 0)
+		return;
+	int64_t batches = shape_numel(&e->shapes[st->out]) / ((int64_t)rows * n);
+	struct qmatmul_params p = st->qmm;
+	p.k = k;
+	p.n = n;
+	if (bs->n_dims == 2) {
+		p.m = (int)(shape_numel(as) / k);
+		m->matmul->run(&p, a, k, b, n, y, n, e->scratch);
+		return;
+	}
+	p.m = rows;
+	for (int64_t i = 0; i < batches; i++)
+		m->matmul->run(&p, a + (size_t)i * rows * k, k, b + (size_t)i * k * n, n,
+			       y + (size_t)i * rows * n, n, e->scratch);
+}
+
+static void run_transpose(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	const struct node *n = &m->g->nodes[st->node];
+	const struct shape *xs = &e->shapes[st->in[0]];
+	int64_t perm[GRAPH_MAX_DIMS];
+	for (int i = 0; i < xs->n_dims; i++)
+		perm[i] = n->a.n_ints ? n->a.ints[i] : xs->n_dims - 1 - i;
+	transpose_u8__ref(xs->n_dims, xs->dims, perm, buf_ptr(e, m->v[st->in[0]].buf),
+			  buf_ptr(e, m->v[st->out].buf));
+}
+
+/* Softmax or LayerNormalization over the last axis: rows of its length. */
+static void run_rowwise(const struct qengine *e, const struct qstep *st)
+{
+	const struct qmodel *m = e->m;
+	const struct shape *xs = &e->shapes[st->in[0]];
+	size_t n = (size_t)xs->dims[xs->n_dims - 1];
+	size_t rows = n ? (size_t)shape_numel(xs) / n : 0;
+	const uint8_t *x = buf_ptr(e, m->v[st->in[0]].buf);
+	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
+	if (st->kind == QK_SOFTMAX)
+		m->softmax(rows, n, x, &st->sm, y);
+	else
+		m->layernorm(rows, n, x, &st->ln, y);
 }
 
 static void run_fallback(const struct qengine *e, const struct qstep *st)
@@ -693,6 +778,16 @@ static void run_step(struct qengine *e, const struct qstep *st)
 		run_fallback(e, st);
 		break;
 	case QK_NONE:
+		break;
+	case QK_QMATMUL:
+		run_qmatmul(e, st);
+		break;
+	case QK_TRANSPOSE:
+		run_transpose(e, st);
+		break;
+	case QK_SOFTMAX:
+	case QK_LAYERNORM:
+		run_rowwise(e, st);
 		break;
 	}
 }
