@@ -1231,3 +1231,47 @@ Test(kernels_f32, pad_reduce_mean_layernorm_random)
 		free(l);
 	}
 }
+
+/* Nearest resize: the backward is the forward's adjoint, <R x, dy> = <x, R^T dy>,
+ * and every output element is an input element (here the inputs are their own
+ * indices, so the forward's picks are checked against the maps too). */
+Test(kernels_f32, resize_nearest_backward_is_the_adjoint)
+{
+	const int64_t x_dims[4] = {2, 3, 5, 7}, y_dims[4] = {2, 3, 8, 4};
+	int64_t maps[2 + 3 + 8 + 4];
+	resize_nearest_map(RESIZE_ASYMMETRIC, RESIZE_FLOOR, 2, 2, 1.0f, maps);
+	resize_nearest_map(RESIZE_ASYMMETRIC, RESIZE_FLOOR, 3, 3, 1.0f, maps + 2);
+	resize_nearest_map(RESIZE_HALF_PIXEL, RESIZE_ROUND_PREFER_FLOOR, 5, 8, 1.6f, maps + 5);
+	resize_nearest_map(RESIZE_ALIGN_CORNERS, RESIZE_CEIL, 7, 4, 4.0f / 7.0f, maps + 13);
+	enum { NX = 2 * 3 * 5 * 7, NY = 2 * 3 * 8 * 4 };
+	float x[NX], y[NY], dy[NY], dx[NX] = {0};
+	for (int i = 0; i < NX; i++)
+		x[i] = (float)i;
+	resize_nearest__ref(4, x_dims, y_dims, maps, sizeof(float), x, y);
+	for (int64_t n = 0, j = 0; n < 2; n++)
+		for (int64_t c = 0; c < 3; c++)
+			for (int64_t h = 0; h < 8; h++)
+				for (int64_t w = 0; w < 4; w++, j++) {
+					int64_t src = ((n * 3 + c) * 5 + maps[5 + h]) * 7 + maps[13 + w];
+					cr_assert_eq(y[j], (float)src, "y[%lld]", (long long)j);
+				}
+	uint32_t s = 5;
+	for (int i = 0; i < NY; i++) {
+		s = s * 1664525u + 1013904223u;
+		dy[i] = (float)(s >> 9) / 8388608.0f - 0.5f;
+	}
+	for (int i = 0; i < NX; i++) {
+		s = s * 1664525u + 1013904223u;
+		x[i] = (float)(s >> 9) / 8388608.0f - 0.5f;
+	}
+	resize_nearest__ref(4, x_dims, y_dims, maps, sizeof(float), x, y);
+	resize_nearest_backward_f32__ref(4, x_dims, y_dims, maps, dy, dx);
+	double lhs = 0, rhs = 0;
+	for (int i = 0; i < NY; i++)
+		lhs += (double)y[i] * dy[i];
+	for (int i = 0; i < NX; i++)
+		rhs += (double)x[i] * dx[i];
+	cr_assert(fabs(lhs - rhs) < 1e-5, "<Rx,dy> = %.9g, <x,R^T dy> = %.9g", lhs, rhs);
+	/* the align_corners / ceil map of 7 -> 4: x = i * 6 / 3 = 0, 2, 4, 6 */
+	cr_assert(maps[13] == 0 && maps[14] == 2 && maps[15] == 4 && maps[16] == 6);
+}

@@ -1085,31 +1085,66 @@ void resize_nearest_map(enum resize_coord coord, enum resize_round round, int64_
 	}
 }
 
+/* The rows of a nearest resize's output, in order: each one's offset in the
+ * input (the last dimension's map then picks the elements of the row). */
+struct resize_walk {
+	int rank;
+	const int64_t *map[F32_MAX_RANK];
+	int64_t idx[F32_MAX_RANK], x_strides[F32_MAX_RANK];
+	const int64_t *y_dims;
+};
+
+/* False when the output is empty. */
+static bool resize_walk_init(struct resize_walk *w, int rank, const int64_t *x_dims,
+			     const int64_t *y_dims, const int64_t *maps)
+{
+	PRESSO_CHECK(rank >= 1 && rank <= F32_MAX_RANK);
+	w->rank = rank;
+	w->y_dims = y_dims;
+	for (int d = 0; d < rank; d++) {
+		if (y_dims[d] == 0)
+			return false;
+		w->map[d] = maps;
+		w->idx[d] = 0;
+		maps += y_dims[d];
+	}
+	w->x_strides[rank - 1] = 1;
+	for (int d = rank - 2; d >= 0; d--)
+		w->x_strides[d] = w->x_strides[d + 1] * x_dims[d + 1];
+	return true;
+}
+
+static int64_t resize_walk_offset(const struct resize_walk *w)
+{
+	int64_t x_off = 0;
+	for (int d = 0; d < w->rank - 1; d++)
+		x_off += w->map[d][w->idx[d]] * w->x_strides[d];
+	return x_off;
+}
+
+/* Moves to the next row; false after the last. */
+static bool resize_walk_next(struct resize_walk *w)
+{
+	for (int d = w->rank - 2; d >= 0; d--) {
+		if (++w->idx[d] < w->y_dims[d])
+			return true;
+		w->idx[d] = 0;
+	}
+	return false;
+}
+
 void resize_nearest__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
 			 const int64_t *maps, size_t elem_bytes, const void *x, void *y)
 {
-	int64_t idx[F32_MAX_RANK] = {0}, x_strides[F32_MAX_RANK];
-	const int64_t *map[F32_MAX_RANK];
+	struct resize_walk w;
+	if (!resize_walk_init(&w, rank, x_dims, y_dims, maps))
+		return;
 	const uint8_t *xb = x;
 	uint8_t *yb = y;
-
-	PRESSO_CHECK(rank >= 1 && rank <= F32_MAX_RANK);
-	for (int d = 0; d < rank; d++) {
-		if (y_dims[d] == 0)
-			return;
-		map[d] = maps;
-		maps += y_dims[d];
-	}
-	x_strides[rank - 1] = 1;
-	for (int d = rank - 2; d >= 0; d--)
-		x_strides[d] = x_strides[d + 1] * x_dims[d + 1];
 	int64_t row = y_dims[rank - 1];
-	const int64_t *last = map[rank - 1];
-	for (;;) {
-		int64_t x_off = 0;
-		for (int d = 0; d < rank - 1; d++)
-			x_off += map[d][idx[d]] * x_strides[d];
-		const uint8_t *src = xb + (size_t)x_off * elem_bytes;
+	const int64_t *last = w.map[rank - 1];
+	do {
+		const uint8_t *src = xb + (size_t)resize_walk_offset(&w) * elem_bytes;
 		if (elem_bytes == 1) {
 			for (int64_t i = 0; i < row; i++)
 				yb[i] = src[last[i]];
@@ -1119,51 +1154,23 @@ void resize_nearest__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
 				       elem_bytes);
 		}
 		yb += (size_t)row * elem_bytes;
-		int d = rank - 2;
-		for (; d >= 0; d--) {
-			if (++idx[d] < y_dims[d])
-				break;
-			idx[d] = 0;
-		}
-		if (d < 0)
-			return;
-	}
+	} while (resize_walk_next(&w));
 }
 
 void resize_nearest_backward_f32__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
 				      const int64_t *maps, const float *dy, float *dx)
 {
-	int64_t idx[F32_MAX_RANK] = {0}, x_strides[F32_MAX_RANK];
-	const int64_t *map[F32_MAX_RANK];
-
-	PRESSO_CHECK(rank >= 1 && rank <= F32_MAX_RANK);
-	for (int d = 0; d < rank; d++) {
-		if (y_dims[d] == 0)
-			return;
-		map[d] = maps;
-		maps += y_dims[d];
-	}
-	x_strides[rank - 1] = 1;
-	for (int d = rank - 2; d >= 0; d--)
-		x_strides[d] = x_strides[d + 1] * x_dims[d + 1];
+	struct resize_walk w;
+	if (!resize_walk_init(&w, rank, x_dims, y_dims, maps))
+		return;
 	int64_t row = y_dims[rank - 1];
-	const int64_t *last = map[rank - 1];
-	for (;;) {
-		int64_t x_off = 0;
-		for (int d = 0; d < rank - 1; d++)
-			x_off += map[d][idx[d]] * x_strides[d];
+	const int64_t *last = w.map[rank - 1];
+	do {
+		float *dst = dx + resize_walk_offset(&w);
 		for (int64_t i = 0; i < row; i++)
-			dx[x_off + last[i]] += dy[i];
+			dst[last[i]] += dy[i];
 		dy += row;
-		int d = rank - 2;
-		for (; d >= 0; d--) {
-			if (++idx[d] < y_dims[d])
-				break;
-			idx[d] = 0;
-		}
-		if (d < 0)
-			return;
-	}
+	} while (resize_walk_next(&w));
 }
 
 void pad_f32__ref(int rank, const int64_t *x_dims, const int64_t *pads, float value,
