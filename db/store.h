@@ -61,6 +61,13 @@ struct trial_metrics {
 	double mean_rank;
 	int64_t n_images;     /* validation images the accuracy was measured on;
 				 0 when not known (its interval is then unknown) */
+	/* multi-fidelity (schema 3; all zero for a trial without a low-fidelity
+	 * pass, the zero value of the struct) */
+	bool low_fidelity;    /* scored on the low-fidelity subset only (not
+				 promoted): accuracy and n_images are the subset's,
+				 and no front, --pick or archive takes it */
+	double low_accuracy;  /* the low-fidelity pass's accuracy, percent */
+	int64_t low_n_images; /* its images; 0: no low-fidelity pass */
 };
 
 /* The FP32 model's metrics: the reference for every comparison of a study. */

@@ -97,7 +97,8 @@ enum stmt {
 #define TRIAL_COLS                                                                      \
 	"number, state, accuracy, test_accuracy, size_bytes, bops, latency_us, mean_bits, " \
 	"mean_prune, mean_rank, policy_json, policy_sha256, worker, started_at, "          \
-	"heartbeat_at, ended_at, error, lost, parent_trial, n_images"
+	"heartbeat_at, ended_at, error, lost, parent_trial, n_images, fidelity, "           \
+	"low_accuracy, low_n_images"
 
 struct store {
 	sqlite3 *db;

@@ -271,9 +271,10 @@ enum presso_status quant_pipeline_build(const struct quant_pipeline *c, const st
 	return s;
 }
 
-enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy *p,
-				  bool on_test, bool measure_latency, int latency_runs,
-				  struct trial_metrics_out *out)
+/* trial_evaluate on the images [first, first + n) of the split (n 0: all). */
+static enum presso_status evaluate(const struct study_ctx *c, const struct policy *p, bool on_test,
+				   int64_t first, int64_t n, bool measure_latency, int latency_runs,
+				   struct trial_metrics_out *out)
 {
 	memset(out, 0, sizeof *out);
 	out->latency_us = NAN;
@@ -285,8 +286,11 @@ enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy
 	struct eval_model em = {b.g, qm};
 	struct eval_result r;
 	const struct dataset *ds = on_test ? c->test : c->train;
-	const struct split *sp = on_test ? &c->test_split : &c->valid;
-	s = eval_accuracy(&em, ds, &c->cfg->data.norm, sp, c->cfg->eval.batch, 1, &r);
+	const struct split *whole = on_test ? &c->test_split : &c->valid;
+	PRESSO_CHECK(first >= 0 && n >= 0 && first + n <= whole->n);
+	/* a view of part of the split: its indices, not a copy */
+	struct split part = {n > 0 ? n : whole->n - first, whole->indices + first};
+	s = eval_accuracy(&em, ds, &c->cfg->data.norm, &part, c->cfg->eval.batch, 1, &r);
 	if (s == PRESSO_OK && measure_latency)
 		s = eval_latency(&em, c->train, &c->cfg->data.norm, latency_runs, &out->latency_us);
 	if (s == PRESSO_OK) {
@@ -310,4 +314,21 @@ enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy
 	}
 	built_model_free(&b);
 	return s;
+}
+
+enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy *p,
+				  bool on_test, bool measure_latency, int latency_runs,
+				  struct trial_metrics_out *out)
+{
+	return evaluate(c, p, on_test, 0, 0, measure_latency, latency_runs, out);
+}
+
+enum presso_status trial_evaluate_part(const struct study_ctx *c, const struct policy *p,
+				       int64_t first, int64_t n, struct trial_metrics_out *out)
+{
+	if (first < 0 || n < 0 || first + n > c->valid.n || (n == 0 && first >= c->valid.n))
+		return status_fail(PRESSO_E_USAGE,
+				   "validation images %lld..%lld asked of a split of %lld",
+				   (long long)first, (long long)(first + n), (long long)c->valid.n);
+	return evaluate(c, p, false, first, n, false, 0, out);
 }

@@ -144,4 +144,12 @@ enum presso_status trial_evaluate(const struct study_ctx *ctx, const struct poli
 				  bool on_test, bool measure_latency, int latency_runs,
 				  struct trial_metrics_out *out);
 
+/* The same on part of the validation split: its images [first, first + n)
+ * (n 0: from first to the end), which the multi-fidelity search scores in two
+ * passes. Split order is draw order, so a prefix is a uniform sample, and the
+ * correct counts of two parts add up to the whole split's exactly (an image's
+ * prediction does not depend on the others of its batch). No latency. */
+enum presso_status trial_evaluate_part(const struct study_ctx *ctx, const struct policy *p,
+				       int64_t first, int64_t n, struct trial_metrics_out *out);
+
 #endif

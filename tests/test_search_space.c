@@ -316,9 +316,9 @@ Test(space, a_confidence_makes_the_best_more_conservative)
 	};
 	/* FP32 91 %: trial 1 is 0.5 below on 1,000 images (95 % upper bound of
 	 * the drop 2.14), trial 2 0.2 below on 20,000 (0.54), trial 3 2 below */
-	const struct trial_metrics m[3] = {{90.5, NAN, 10000, 1, NAN, 4, 0, 1, 1000},
-					   {90.8, NAN, 20000, 1, NAN, 4, 0, 1, 20000},
-					   {89.0, NAN, 5000, 1, NAN, 3, 0, 1, 1000}};
+	const struct trial_metrics m[3] = {{90.5, NAN, 10000, 1, NAN, 4, 0, 1, 1000, false, 0, 0},
+					   {90.8, NAN, 20000, 1, NAN, 4, 0, 1, 20000, false, 0, 0},
+					   {89.0, NAN, 5000, 1, NAN, 3, 0, 1, 1000, false, 0, 0}};
 	struct baseline b = {91.0, NAN, 100000, 1e6, NAN, 10};
 	int64_t want[2] = {1, 2};
 	for (int k = 0; k < 2; k++) {
@@ -449,9 +449,9 @@ Test(space, goals_without_a_model)
 	struct baseline b = {90.0, NAN, 100000, 1e6, NAN, 10};
 	struct archive a;
 	cr_assert_eq(archive_init(&a, sp, &b), PRESSO_OK, "%s", status_msg());
-	const struct trial_metrics m[3] = {{89.5, NAN, 30000, 1, NAN, 4, 0, 1, 0},
-					   {88.0, NAN, 20000, 1, NAN, 3, 0, 1, 0},
-					   {89.0, NAN, 25000, 1, NAN, 3, 0, 1, 0}};
+	const struct trial_metrics m[3] = {{89.5, NAN, 30000, 1, NAN, 4, 0, 1, 0, false, 0, 0},
+					   {88.0, NAN, 20000, 1, NAN, 3, 0, 1, 0, false, 0, 0},
+					   {89.0, NAN, 25000, 1, NAN, 3, 0, 1, 0, false, 0, 0}};
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(archive_add(&a, i + 1, NULL, &m[i], NULL), PRESSO_OK);
 	int best = archive_best(&a);
