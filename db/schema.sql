@@ -241,6 +241,11 @@ ALTER TABLE trials ADD COLUMN fidelity TEXT NOT NULL DEFAULT 'full'
 	CHECK (fidelity IN ('full', 'low'));
 ALTER TABLE trials ADD COLUMN low_accuracy REAL CHECK (low_accuracy BETWEEN 0 AND 100);
 ALTER TABLE trials ADD COLUMN low_n_images INTEGER CHECK (low_n_images >= 1);
+-- A front trial whose accuracy interval straddled an accuracy bound
+-- (constraints.confidence) re-scored on more images than the validation split
+-- (search.rescore_images): accuracy and n_images become those of the split and
+-- the extra images together, and valid_accuracy keeps the split's alone.
+ALTER TABLE trials ADD COLUMN valid_accuracy REAL CHECK (valid_accuracy BETWEEN 0 AND 100);
 
 DROP VIEW v_trials;
 CREATE VIEW v_trials AS
@@ -274,7 +279,8 @@ SELECT
 	t.n_images                                     AS n_images,
 	t.fidelity                                     AS fidelity,
 	t.low_accuracy                                 AS low_accuracy,
-	t.low_n_images                                 AS low_n_images
+	t.low_n_images                                 AS low_n_images,
+	t.valid_accuracy                               AS valid_accuracy
 FROM trials t JOIN studies s ON s.id = t.study_id;
 
 PRAGMA user_version = 3;

@@ -154,6 +154,9 @@ static const char *const sql_text[STMT_COUNT] = {
 		"coalesce(max(ended_at), 0)) FROM trials WHERE study_id = ?",
 	[STMT_SET_TEST_ACCURACY] = "UPDATE trials SET test_accuracy = ? "
 				   "WHERE study_id = ? AND number = ? AND state = 'complete'",
+	[STMT_SET_RESCORED] = "UPDATE trials SET valid_accuracy = coalesce(valid_accuracy, "
+			      "accuracy), accuracy = ?, n_images = ? WHERE study_id = ? AND "
+			      "number = ? AND state = 'complete' AND " FULL,
 	[STMT_SET_LATENCY] = "UPDATE trials SET latency_us = ? "
 			     "WHERE study_id = ? AND number = ? AND state = 'complete'",
 	[STMT_ABANDON] = "UPDATE trials SET state = 'failed', lost = 1, ended_at = ?, error = ? "

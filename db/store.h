@@ -424,6 +424,14 @@ enum presso_status store_finetuned_parents(struct store *st, int64_t study_id, i
 enum presso_status store_set_test_accuracy(struct store *st, int64_t study_id, int64_t number,
 					   double test_accuracy);
 
+/* Replaces a complete full-fidelity trial's validation accuracy by one
+ * measured on more images (search.rescore_images: the split and the images
+ * after it), with their count; the first re-score keeps the split's own in
+ * valid_accuracy. One statement. PRESSO_E_RUNTIME if the trial is not such a
+ * trial. */
+enum presso_status store_set_rescored(struct store *st, int64_t study_id, int64_t number,
+				      double accuracy, int64_t n_images);
+
 /* Stores a measured latency per image (microseconds) for a complete trial,
  * replacing what was there (the search's estimate). */
 enum presso_status store_set_latency(struct store *st, int64_t study_id, int64_t number,

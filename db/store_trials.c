@@ -896,6 +896,23 @@ enum presso_status store_set_test_accuracy(struct store *st, int64_t study_id, i
 			  "storing a test accuracy");
 }
 
+enum presso_status store_set_rescored(struct store *st, int64_t study_id, int64_t number,
+				      double accuracy, int64_t n_images)
+{
+	if (!(accuracy >= 0 && accuracy <= 100) || n_images < 1)
+		return status_fail(PRESSO_E_CONFIG, "%s: trial %lld: bad re-score %g %% of %lld images",
+				   st->path, (long long)number, accuracy, (long long)n_images);
+	enum presso_status s = writable(st);
+	if (s == PRESSO_OK)
+		s = stmt_run(st, STMT_SET_RESCORED, "storing a re-scored accuracy", "fiii", accuracy,
+			     n_images, study_id, number);
+	if (s == PRESSO_OK && sqlite3_changes(st->db) != 1)
+		s = status_fail(PRESSO_E_RUNTIME,
+				"%s: trial %lld is not a complete full-fidelity trial of the study",
+				st->path, (long long)number);
+	return s;
+}
+
 enum presso_status store_set_latency(struct store *st, int64_t study_id, int64_t number,
 				     double latency_us)
 {

@@ -271,9 +271,11 @@ enum presso_status quant_pipeline_build(const struct quant_pipeline *c, const st
 	return s;
 }
 
-/* trial_evaluate on the images [first, first + n) of the split (n 0: all). */
+/* trial_evaluate on the images [first, first + n) of the split (n 0: all);
+ * other: the training-set images of that split instead (on_test false). */
 static enum presso_status evaluate(const struct study_ctx *c, const struct policy *p, bool on_test,
-				   int64_t first, int64_t n, bool measure_latency, int latency_runs,
+				   int64_t first, int64_t n, const struct split *other,
+				   bool measure_latency, int latency_runs,
 				   struct trial_metrics_out *out)
 {
 	memset(out, 0, sizeof *out);
@@ -286,7 +288,7 @@ static enum presso_status evaluate(const struct study_ctx *c, const struct polic
 	struct eval_model em = {b.g, qm};
 	struct eval_result r;
 	const struct dataset *ds = on_test ? c->test : c->train;
-	const struct split *whole = on_test ? &c->test_split : &c->valid;
+	const struct split *whole = on_test ? &c->test_split : other ? other : &c->valid;
 	PRESSO_CHECK(first >= 0 && n >= 0 && first + n <= whole->n);
 	/* a view of part of the split: its indices, not a copy */
 	struct split part = {n > 0 ? n : whole->n - first, whole->indices + first};
@@ -320,7 +322,7 @@ enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy
 				  bool on_test, bool measure_latency, int latency_runs,
 				  struct trial_metrics_out *out)
 {
-	return evaluate(c, p, on_test, 0, 0, measure_latency, latency_runs, out);
+	return evaluate(c, p, on_test, 0, 0, NULL, measure_latency, latency_runs, out);
 }
 
 enum presso_status trial_evaluate_part(const struct study_ctx *c, const struct policy *p,
@@ -330,5 +332,43 @@ enum presso_status trial_evaluate_part(const struct study_ctx *c, const struct p
 		return status_fail(PRESSO_E_USAGE,
 				   "validation images %lld..%lld asked of a split of %lld",
 				   (long long)first, (long long)(first + n), (long long)c->valid.n);
-	return evaluate(c, p, false, first, n, false, 0, out);
+	return evaluate(c, p, false, first, n, NULL, false, 0, out);
+}
+
+enum presso_status trial_evaluate_split(const struct study_ctx *c, const struct policy *p,
+					const struct split *sp, struct trial_metrics_out *out)
+{
+	return evaluate(c, p, false, 0, 0, sp, false, 0, out);
+}
+
+enum presso_status trial_more_validation(const struct study_ctx *c, int64_t n,
+					 struct split *out)
+{
+	const struct data_config *dc = &c->cfg->data;
+	struct split calib, valid;
+	*out = (struct split){0, NULL};
+	if (n < 1 || dc->n_calib + c->valid.n + n > c->train->n)
+		return status_fail(PRESSO_E_CONFIG,
+				   "%lld more validation images asked for, but the training set has "
+				   "%lld images and calibration (%lld) and validation (%lld) take %lld",
+				   (long long)n, (long long)c->train->n, (long long)dc->n_calib,
+				   (long long)c->valid.n, (long long)(dc->n_calib + c->valid.n));
+	enum presso_status s = dataset_make_splits(c->train->n, dc->seed, dc->n_calib,
+						   c->valid.n + n, &calib, &valid);
+	if (s != PRESSO_OK)
+		return s;
+	/* the same draw: the validation split is the prefix of the longer one */
+	PRESSO_CHECK(memcmp(valid.indices, c->valid.indices,
+			    sizeof *valid.indices * (size_t)c->valid.n) == 0);
+	out->n = n;
+	out->indices = malloc(sizeof *out->indices * (size_t)n);
+	if (out->indices)
+		memcpy(out->indices, valid.indices + c->valid.n, sizeof *out->indices * (size_t)n);
+	else
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+	if (s != PRESSO_OK)
+		out->n = 0;
+	split_free(&calib);
+	split_free(&valid);
+	return s;
 }

@@ -152,4 +152,17 @@ enum presso_status trial_evaluate(const struct study_ctx *ctx, const struct poli
 enum presso_status trial_evaluate_part(const struct study_ctx *ctx, const struct policy *p,
 				       int64_t first, int64_t n, struct trial_metrics_out *out);
 
+/* n more training images for validation: those the seeded split draw gives
+ * right after the validation split (the same draw with n more validation
+ * images keeps calibration and validation as they are), so they are disjoint
+ * from both. Into *out (free with split_free). PRESSO_E_CONFIG, naming the
+ * sizes, when the training set has fewer images left. */
+enum presso_status trial_more_validation(const struct study_ctx *ctx, int64_t n,
+					 struct split *out);
+
+/* trial_evaluate on the training-set images of split sp (e.g. from
+ * trial_more_validation), without latency. */
+enum presso_status trial_evaluate_split(const struct study_ctx *ctx, const struct policy *p,
+					const struct split *sp, struct trial_metrics_out *out);
+
 #endif

@@ -200,6 +200,21 @@ void archive_gain_paired(const struct archive *a, int n_pts, const struct trial_
 	out->improves = inside && !weakly_dominated;
 }
 
+void archive_update(struct archive *a, int i, const struct trial_metrics *m)
+{
+	PRESSO_CHECK(i >= 0 && i < a->n);
+	struct archive_point *p = &a->pts[i];
+	p->m = *m;
+	archive_objectives(a, m, p->f, p->z, &p->violation);
+	a->n_feasible = 0;
+	a->min_violation = INFINITY;
+	for (int j = 0; j < a->n; j++) {
+		a->n_feasible += a->pts[j].violation == 0;
+		if (a->pts[j].violation < a->min_violation)
+			a->min_violation = a->pts[j].violation;
+	}
+}
+
 enum presso_status archive_add(struct archive *a, int64_t number, const uint8_t *genome,
 			       const struct trial_metrics *m, int *index)
 {

@@ -85,6 +85,10 @@ void archive_gain_paired(const struct archive *a, int n_pts, const struct trial_
 enum presso_status archive_add(struct archive *a, int64_t number, const uint8_t *genome,
 			       const struct trial_metrics *m, int *index);
 
+/* Replaces point i's metrics (a re-score: new accuracy and n_images), with
+ * its objectives, violation and the archive's counts. */
+void archive_update(struct archive *a, int i, const struct trial_metrics *m);
+
 /* The index of trial `number`, or -1. */
 int archive_find(const struct archive *a, int64_t number);
 

@@ -1190,6 +1190,85 @@ static void run_batch(struct driver *d)
 	commit_prefix(d);
 }
 
+/* --- the end: re-score close front trials on more images -------------------------- */
+
+struct rescore {
+	struct split more;  /* the extra images, drawn at the first need */
+	struct policy *pol; /* scratch */
+};
+
+/* One pass of rescore_front over the front: *n_pass trials re-scored. */
+static enum presso_status rescore_pass(struct driver *d, struct rescore *rs, const int *front,
+				       int n_front, int *n_pass)
+{
+	int64_t split_n = d->ctx->valid.n;
+	enum presso_status s = PRESSO_OK;
+	*n_pass = 0;
+	for (int i = 0; i < n_front && s == PRESSO_OK && !stop_requested(d); i++) {
+		struct archive_point *p = &d->a.pts[front[i]];
+		if (p->violation != 0 || p->m.n_images != split_n || archive_confident(&d->a, &p->m))
+			continue;
+		if (!rs->more.indices &&
+		    (s = trial_more_validation(d->ctx, d->sp->search.rescore_images, &rs->more))) {
+			status_wrap(s, "search.rescore_images");
+			break;
+		}
+		struct layer_policy lp = policy_default_layer();
+		if (!rs->pol && (s = policy_uniform(&lp, d->ctx->n_layers, &rs->pol)) != PRESSO_OK)
+			break;
+		space_genome_to_policy(d->sp, archive_genome(&d->a, front[i]), rs->pol);
+		struct trial_metrics_out out;
+		if ((s = trial_evaluate_split(d->ctx, rs->pol, &rs->more, &out)) != PRESSO_OK)
+			break;
+		/* the split's correct count, exactly: accuracy = 100 c / n */
+		int64_t correct = llround(p->m.accuracy * (double)split_n / 100.0) + out.n_correct;
+		struct trial_metrics m = p->m;
+		m.n_images = split_n + out.n_images;
+		m.accuracy = 100.0 * (double)correct / (double)m.n_images;
+		if ((s = store_set_rescored(d->st, d->study_id, p->number, m.accuracy, m.n_images)))
+			break;
+		if (d->log)
+			fprintf(d->log, "presso: trial %lld re-scored on %lld more images: %.2f%% -> "
+					"%.2f%% over %lld\n",
+				(long long)p->number, (long long)out.n_images, p->m.accuracy, m.accuracy,
+				(long long)m.n_images);
+		archive_update(&d->a, front[i], &m);
+		d->r->n_rescored_run++;
+		(*n_pass)++;
+		hook_event(d, HOOK_RECHECK);
+	}
+	return s;
+}
+
+/* search.rescore_images = M, before the test split is touched: the feasible
+ * front trials that meet the accuracy bounds at their point value but not at
+ * constraints.confidence (archive_confident: the interval straddles a bound)
+ * are scored on the M training images after the validation split
+ * (trial_more_validation), on this thread, and their accuracy becomes that of
+ * the split and those images together (store_set_rescored; the archive point
+ * too, so the front, the best trial and `presso pareto` use it). A trial that
+ * leaves the front may uncover one it dominated: passes go on, the front
+ * recomputed after each, until one re-scores nothing. A trial already
+ * re-scored (n_images above the split) is not scored again, so a resumed run
+ * finishes what a killed one left. */
+static enum presso_status rescore_front(struct driver *d, int **front, int *n_front)
+{
+	struct rescore rs = {{0, NULL}, NULL};
+	enum presso_status s = PRESSO_OK;
+	int n_pass = d->sp->search.rescore_images > 0;
+	while (s == PRESSO_OK && n_pass > 0 && !stop_requested(d)) {
+		s = rescore_pass(d, &rs, *front, *n_front, &n_pass);
+		if (s == PRESSO_OK && n_pass) {
+			free(*front);
+			*front = NULL;
+			s = archive_front(&d->a, front, n_front);
+		}
+	}
+	split_free(&rs.more);
+	policy_free(rs.pol);
+	return s;
+}
+
 /* --- the end: re-check the front -------------------------------------------------- */
 
 static enum presso_status recheck_front(struct driver *d, const int *front, int n_front)
@@ -1473,7 +1552,10 @@ static enum presso_status finish(struct driver *d)
 	enum presso_status s = archive_front(&d->a, &front, &n_front);
 	if (s != PRESSO_OK)
 		return s;
-	if (r->end != DRIVER_END_INTERRUPTED) {
+	if (r->end != DRIVER_END_INTERRUPTED && (s = rescore_front(d, &front, &n_front)) == PRESSO_OK &&
+	    stop_requested(d))
+		r->end = DRIVER_END_INTERRUPTED; /* --resume re-scores the rest */
+	if (s == PRESSO_OK && r->end != DRIVER_END_INTERRUPTED) {
 		s = recheck_front(d, front, n_front);
 		r->front_rechecked = s == PRESSO_OK && !stop_requested(d);
 		/* a stop request cut the re-check short: --resume finishes it */

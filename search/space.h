@@ -138,6 +138,11 @@ struct space_search {
 	double fidelity_confidence; /* promotion to the whole split: when the upper
 				       Wilson bound of the low-fidelity accuracy at this
 				       confidence could reach the front */
+	int64_t rescore_images;   /* before the test re-check, front trials whose
+				     accuracy interval straddles an accuracy bound
+				     (constraints.confidence) are scored on this many
+				     more training images, after the validation
+				     split; 0: off */
 };
 
 struct space {

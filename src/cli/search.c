@@ -79,6 +79,10 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 	if (r->n_requeued)
 		printf(", %d lost earlier and run again", r->n_requeued);
 	printf(") in %.1f s, %.1f trials/min\n", r->seconds, rate);
+	if (r->n_rescored_run > 0)
+		printf("rescored:  %d front trial%s whose accuracy interval straddled a bound, on "
+		       "more validation images\n",
+		       r->n_rescored_run, r->n_rescored_run == 1 ? "" : "s");
 	if (r->fidelity_images > 0)
 		printf("fidelity:  every candidate first on %lld of the %lld validation images; "
 		       "this run: %d screened out there, %d promoted to the whole split "
