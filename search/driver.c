@@ -340,7 +340,8 @@ char *driver_dataset_text(const struct config *cfg)
  * WHERE is `begin` (a trial begun: its row is running), `commit` (a trial
  * committed, complete or failed), `batch` (a batch of candidates ready,
  * before any of its trials begins), `recheck` (a front member's test
- * accuracy stored, or then its measured latency) or `finetune` (a fine-tuned
+ * accuracy stored, or then its measured latency, or before them a re-score
+ * of search.rescore_images) or `finetune` (a fine-tuned
  * trial stored, search.finetune_front). INT and TERM take the
  * path a user's Ctrl-C takes (signals.c's thread raises the stop flag); the
  * hook waits until the flag is up, so the stop lands right after the event.
