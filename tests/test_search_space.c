@@ -95,6 +95,8 @@ Test(space, defaults)
 	cr_assert_eq(sp->search.batch, 16);
 	cr_assert_eq(sp->search.max_trials, 0);
 	cr_assert_eq(sp->search.time_limit_s, 0);
+	cr_assert_eq(sp->search.fidelity_images, 0, "single fidelity by default");
+	cr_assert_eq(sp->search.rescore_images, 0);
 	cr_assert_not(sp->needs_latency);
 	cr_assert_float_eq(space_size(sp), pow(12, 5), 1e-6);
 	space_free(sp);
@@ -361,6 +363,18 @@ Test(space, bad_search_settings)
 	fails("{\"search\": {\"crossover_rate\": 1.5}}", PRESSO_E_CONFIG, "search.crossover_rate");
 	fails("{\"search\": {\"seed\": -1}}", PRESSO_E_CONFIG, "search.seed");
 	fails("{\"search\": {\"workers\": 2}}", PRESSO_E_CONFIG, "search: unknown key 'workers'");
+	/* multi-fidelity and re-scoring */
+	fails("{\"search\": {\"fidelity\": {}}}", PRESSO_E_CONFIG, "search.fidelity.images");
+	fails("{\"search\": {\"fidelity\": {\"images\": 0}}}", PRESSO_E_CONFIG,
+	      "search.fidelity.images");
+	fails("{\"search\": {\"fidelity\": {\"images\": 100, \"confidence\": 0.3}}}",
+	      PRESSO_E_CONFIG, "search.fidelity.confidence");
+	fails("{\"search\": {\"fidelity\": {\"images\": 100, \"promote\": 0.5}}}",
+	      PRESSO_E_CONFIG, "search.fidelity: unknown key 'promote'");
+	fails("{\"search\": {\"fidelity\": 100}}", PRESSO_E_CONFIG, "search.fidelity");
+	fails("{\"search\": {\"rescore_images\": 500}}", PRESSO_E_CONFIG,
+	      "search.rescore_images");
+	fails("{\"search\": {\"rescore_images\": -1}}", PRESSO_E_CONFIG, "search.rescore_images");
 }
 
 Test(space, durations)
