@@ -216,6 +216,8 @@ struct pareto_result {
 					collapsed into this one (the first of them) */
 	int n_collapsed;             /* their sum: trials left out of the front as duplicates */
 	int n_candidates;            /* complete trials that met the constraints */
+	int n_low_fidelity;          /* complete low-fidelity trials that met them, left
+					out (schema 3: screens on a subset, no results) */
 	bool has_hypervolume;        /* 1 to 3 objectives */
 	double hypervolume;          /* in the objectives' units (percent x bytes, ...) */
 	double hypervolume_ratio;    /* hypervolume / volume of the box ref..ideal (NAN if empty box) */

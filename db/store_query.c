@@ -428,6 +428,7 @@ enum presso_status store_pareto(struct store *st, int64_t study_id,
 	 * low-fidelity trials (a screen on a subset) are not results */
 	for (int i = 0; i < n_all; i++) {
 		bool ok = !all[i].metrics.low_fidelity;
+		out->n_low_fidelity += all[i].metrics.low_fidelity;
 		for (int k = 0; k < n_objs; k++) {
 			pts[n_pts * n_objs + k] = objective_value(&all[i], objs[k]);
 			ok &= !isnan(pts[n_pts * n_objs + k]);

@@ -903,6 +903,8 @@ Test(store, low_fidelity_trials_stay_out_of_fronts_and_picks)
 	struct pareto_result r;
 	cr_assert_eq(store_pareto(st, id, objs, 2, NULL, &r), PRESSO_OK, "%s", status_msg());
 	cr_assert_eq(r.n_front, 2, "trials 1 and 3, not the screened-out 2");
+	cr_assert_eq(r.n_candidates, 2);
+	cr_assert_eq(r.n_low_fidelity, 1);
 	for (int i = 0; i < r.n_front; i++)
 		cr_assert_neq(r.front[i].number, 2);
 	store_pareto_result_free(&r);
