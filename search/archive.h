@@ -74,9 +74,9 @@ void archive_gain_upto(const struct archive *a, int n_pts, const struct trial_me
  * each compared at its own score on those same images (its low-fidelity
  * pass, m.low_accuracy, when it had one over as many images; else its full
  * accuracy)? Paired on one subset, the comparison does not see the subset's
- * noise that models share. improves as archive_gain's; feasible (and, when
- * infeasible, improves and distance) as archive_gain_upto's; distance as
- * archive_gain_upto's. */
+ * noise that models share. Only improves is paired (as archive_gain's,
+ * against those scores); feasible, distance and, for an infeasible m,
+ * improves are archive_gain_upto's. */
 void archive_gain_paired(const struct archive *a, int n_pts, const struct trial_metrics *m,
 			 struct archive_gain *out);
 
