@@ -25,6 +25,13 @@
 #   make one model are common)
 #   SENSITIVITY=1: "search.sensitivity": true (per-layer sensitivity seeds the
 #   first generation and the bandits' priors; search/README.md, "Sensitivity")
+#   FIDELITIES="0 250": one run per value and seed: 0 single fidelity, N
+#   "search.fidelity": {"images": N, "confidence": FIDELITY_CONFIDENCE (0.8)}
+#   (multi-fidelity; search/README.md); the tables then have a row per
+#   strategy and fidelity, with the full-fidelity trials and trials/min
+#   TIME_LIMIT=60s: every run gets --time-limit (and a budget of B2_TIME,
+#   default 1000000, trials): equal wall time instead of equal trials; the
+#   HV columns are then of the first B1 trials and of the whole run
 # Results go to $OUT (a table per model, then the speed figures) and the raw
 # numbers to $OUT.csv.
 set -euo pipefail
@@ -41,6 +48,10 @@ OUT=${OUT:-bench/results_search.txt}
 SPEED_TRIALS=${SPEED_TRIALS:-48}
 SPACE=${SPACE:-bits}
 SENSITIVITY=${SENSITIVITY:-0}
+FIDELITIES=${FIDELITIES:-0}
+FIDELITY_CONFIDENCE=${FIDELITY_CONFIDENCE:-0.8}
+TIME_LIMIT=${TIME_LIMIT:-}
+if [ -n "$TIME_LIMIT" ]; then B2=${B2_TIME:-1000000}; fi
 WORK=$(mktemp -d /tmp/presso-bench-search-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -48,15 +59,20 @@ trap 'rm -rf "$WORK"' EXIT
 
 valid_for() { local v="VALID_$1"; echo "${!v:-$([ "$1" = lenet ] && echo 1000 || echo 500)}"; }
 
-# config MODEL STRATEGY SEED -> path
+# config MODEL STRATEGY SEED [FIDELITY] -> path
 config() {
-	local model=$1 strategy=$2 seed=$3 valid
+	local model=$1 strategy=$2 seed=$3 fid=${4:-0} valid
 	valid=$(valid_for "$model")
-	local path="$WORK/$model-$strategy-$seed.json" space=""
+	local name="$model-$strategy-$seed" fidelity=""
+	if [ "$fid" != 0 ]; then
+		name="$name-f$fid"
+		fidelity=", \"fidelity\": { \"images\": $fid, \"confidence\": $FIDELITY_CONFIDENCE }"
+	fi
+	local path="$WORK/$name.json" space=""
 	[ "$SPACE" = full ] && space='"space": { "default": { "bits": [1, 2, 3, 4, 5, 6, 7, 8], "prune": [0, 0.25, 0.5], "prune_kind": ["unstructured", "structured"], "rank": [0.25, 0.5, 1] } },'
 	cat >"$path" <<EOF
 {
-  "name": "$model-$strategy-$seed",
+  "name": "$name",
   "model": "$PWD/models/$model.onnx",
   "data": {
     "format": "idx",
@@ -69,7 +85,7 @@ config() {
   },
   $space
   "objectives": { "maximize": "accuracy", "minimize": ["size"] },
-  "search": { "strategy": "$strategy", "seed": $seed$([ "$SENSITIVITY" = 1 ] && echo ', "sensitivity": true') }
+  "search": { "strategy": "$strategy", "seed": $seed$([ "$SENSITIVITY" = 1 ] && echo ', "sensitivity": true')$fidelity }
 }
 EOF
 	echo "$path"
@@ -81,41 +97,50 @@ hv() {
 		python3 -c 'import json,sys; print("%.4f" % (100*json.load(sys.stdin)["hypervolume"]["ratio"]))'
 }
 
-# distinct DB STUDY -> "trials distinct_hashes distinct_metrics" (trials that
-# count: complete or failed, not lost)
+# distinct DB STUDY -> "trials distinct_hashes distinct_metrics full_fidelity
+# search_seconds" (trials that count: complete or failed, not lost; the
+# seconds from the first trial's start to the last one's end)
 distinct() {
 	python3 - "$1" "$2" <<'EOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 q = ("select count(*), count(distinct policy_sha256), "
-     "count(distinct accuracy || ' ' || size_bytes || ' ' || bops) "
+     "count(distinct accuracy || ' ' || size_bytes || ' ' || bops), "
+     "coalesce(sum(state = 'complete' and fidelity = 'full'), 0), "
+     "round(max(ended_at) - min(started_at), 1) "
      "from trials t join studies s on s.id = t.study_id where s.name = ? and not t.lost")
 print(*db.execute(q, (sys.argv[2],)).fetchone())
 EOF
 }
 
-echo "model,strategy,seed,hv_b1,hv_b2,seconds,trials,distinct,distinct_metrics" >"$OUT.csv"
+echo "model,strategy,fidelity,seed,hv_b1,hv_b2,seconds,trials,distinct,distinct_metrics,full_trials,search_seconds" >"$OUT.csv"
 {
 echo "# presso search benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, $WORKERS workers)"
 echo "# hypervolume of the accuracy x size front, % of the reference box;"
 echo "# mean (min..max) over seeds $SEEDS; validation split per model below; space: $SPACE; sensitivity: $SENSITIVITY"
+echo "# fidelities: $FIDELITIES (confidence $FIDELITY_CONFIDENCE); time limit: ${TIME_LIMIT:-none}; trials: B1=$B1 B2=$B2; validation: lenet $(valid_for lenet), mobilenetv2 $(valid_for mobilenetv2)"
 } >"$OUT"
 
 for model in $MODELS; do
 	db="$WORK/$model.db"
 	for strategy in $STRATEGIES; do
 		for seed in $SEEDS; do
-			cfg=$(config "$model" "$strategy" "$seed")
+		# the fidelities of one seed back to back: they share the machine's load
+		for fid in $FIDELITIES; do
+			cfg=$(config "$model" "$strategy" "$seed" "$fid")
 			t0=$(date +%s.%N)
 			"$PRESSO" search --quiet --config "$cfg" --db "$db" --workers "$WORKERS" \
-				--max-trials "$B2" >/dev/null 2>"$WORK/err" || { cat "$WORK/err"; exit 1; }
+				--max-trials "$B2" ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"} \
+				>/dev/null 2>"$WORK/err" || { cat "$WORK/err"; exit 1; }
 			t1=$(date +%s.%N)
 			study="$model-$strategy-$seed"
+			if [ "$fid" != 0 ]; then study="$study-f$fid"; fi
 			a=$(hv "$db" "$study" "$B1")
 			b=$(hv "$db" "$study" "$B2")
 			secs=$(python3 -c "print('%.1f' % ($t1 - $t0))")
-			read -r n nd nm < <(distinct "$db" "$study")
-			echo "$model,$strategy,$seed,$a,$b,$secs,$n,$nd,$nm" | tee -a "$OUT.csv" >&2
+			read -r n nd nm nf ss < <(distinct "$db" "$study")
+			echo "$model,$strategy,$fid,$seed,$a,$b,$secs,$n,$nd,$nm,$nf,$ss" | tee -a "$OUT.csv" >&2
+		done
 		done
 	done
 done
@@ -126,21 +151,29 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 b1, b2 = sys.argv[2], sys.argv[3]
 by = collections.defaultdict(list)
 for r in rows:
-    by[(r["model"], r["strategy"])].append(r)
+    by[(r["model"], r["strategy"], r["fidelity"])].append(r)
+fids = sorted({r["fidelity"] for r in rows}, key=int)
 models = sorted({r["model"] for r in rows}, key=lambda m: [r["model"] for r in rows].index(m))
 for m in models:
     print(f"\n## {m}\n")
-    print(f"| strategy | HV @ {b1} trials | HV @ {b2} trials | s per run |")
-    print("|---|---|---|---|")
+    print(f"| strategy | fidelity | HV @ {b1} trials | HV @ {b2} trials | s per run | trials | full-fidelity trials | trials/min | full-fidelity/min |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for s in ["random", "bandit", "evolution", "hybrid"]:
-        rs = by.get((m, s))
+      for f in fids:
+        rs = by.get((m, s, f))
         if not rs:
             continue
         def stat(k):
             v = [float(r[k]) for r in rs]
             return f"{sum(v)/len(v):.2f} ({min(v):.2f}..{max(v):.2f})"
-        secs = sum(float(r["seconds"]) for r in rs) / len(rs)
-        print(f"| {s} | {stat('hv_b1')} | {stat('hv_b2')} | {secs:.0f} |")
+        def mean(k):
+            return sum(float(r[k]) for r in rs) / len(rs)
+        def per_min(k):
+            return sum(60 * float(r[k]) / float(r["search_seconds"]) for r in rs) / len(rs)
+        label = "single" if f == "0" else f + " images first"
+        print(f"| {s} | {label} | {stat('hv_b1')} | {stat('hv_b2')} | {mean('seconds'):.0f} | "
+              f"{mean('trials'):.0f} | {mean('full_trials'):.0f} | {per_min('trials'):.0f} | "
+              f"{per_min('full_trials'):.0f} |")
     rs = [r for r in rows if r["model"] == m]
     n = sum(int(r["trials"]) for r in rs)
     nd = sum(int(r["distinct"]) for r in rs)

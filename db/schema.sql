@@ -226,3 +226,61 @@ FROM finetunes f JOIN trials t ON t.id = f.trial_id JOIN studies s ON s.id = t.s
 JOIN trials p ON p.study_id = t.study_id AND p.number = t.parent_trial;
 
 PRAGMA user_version = 2;
+
+-- @migration 3
+-- Multi-fidelity search (search.fidelity). A candidate is first scored on the
+-- first low_n_images images of the validation split (low_accuracy); only one
+-- that could reach the front is then scored on the whole split. A trial that
+-- was not promoted is complete with fidelity 'low': its accuracy and n_images
+-- are those of the subset. A promoted trial is 'full': accuracy and n_images
+-- of the whole split, its low-fidelity pass kept beside them. Trials without a
+-- low-fidelity pass (every trial before this version, and a search without
+-- search.fidelity) are 'full' with low_accuracy and low_n_images NULL. Fronts,
+-- --pick and the search's archive take 'full' trials only.
+ALTER TABLE trials ADD COLUMN fidelity TEXT NOT NULL DEFAULT 'full'
+	CHECK (fidelity IN ('full', 'low'));
+ALTER TABLE trials ADD COLUMN low_accuracy REAL CHECK (low_accuracy BETWEEN 0 AND 100);
+ALTER TABLE trials ADD COLUMN low_n_images INTEGER CHECK (low_n_images >= 1);
+-- A front trial whose accuracy interval straddled an accuracy bound
+-- (constraints.confidence) re-scored on more images than the validation split
+-- (search.rescore_images): accuracy and n_images become those of the split and
+-- the extra images together, and valid_accuracy keeps the split's alone.
+ALTER TABLE trials ADD COLUMN valid_accuracy REAL CHECK (valid_accuracy BETWEEN 0 AND 100);
+
+DROP VIEW v_trials;
+CREATE VIEW v_trials AS
+SELECT
+	s.name                                         AS study,
+	t.number                                       AS trial,
+	t.state                                        AS state,
+	t.accuracy                                     AS accuracy,
+	round(s.fp32_accuracy - t.accuracy, 9)         AS accuracy_drop, -- 16.01 - 15.01 is 1, not 1.0000000000000018
+	t.test_accuracy                                AS test_accuracy,
+	t.size_bytes / 1024.0                          AS size_kb,
+	CAST(s.fp32_size_bytes AS REAL) / t.size_bytes AS ratio,
+	t.bops                                         AS bops,
+	t.latency_us                                   AS latency_us,
+	t.mean_bits                                    AS mean_bits,
+	t.mean_prune                                   AS mean_prune,
+	t.mean_rank                                    AS mean_rank,
+	t.worker                                       AS worker,
+	datetime(t.started_at, 'unixepoch')            AS started,
+	round(t.ended_at - t.started_at, 3)            AS seconds,
+	t.error                                        AS error,
+	t.size_bytes                                   AS size_bytes,
+	t.size_bytes / 1048576.0                       AS size_mb,
+	t.latency_us / 1000.0                          AS latency_ms,
+	t.policy_sha256                                AS policy_sha256,
+	t.policy_json                                  AS policy,
+	t.study_id                                     AS study_id,
+	t.id                                           AS trial_id,
+	(t.parent_trial IS NOT NULL)                   AS tuned,
+	t.parent_trial                                 AS tuned_from,
+	t.n_images                                     AS n_images,
+	t.fidelity                                     AS fidelity,
+	t.low_accuracy                                 AS low_accuracy,
+	t.low_n_images                                 AS low_n_images,
+	t.valid_accuracy                               AS valid_accuracy
+FROM trials t JOIN studies s ON s.id = t.study_id;
+
+PRAGMA user_version = 3;

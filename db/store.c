@@ -76,6 +76,8 @@ extern const size_t db_schema_sql_bytes;
 #define NOT_LOST "NOT (state = 'failed' AND lost = 1)"
 /* a PTQ trial, as the search made it (fine-tuned rows name their parent) */
 #define PTQ "parent_trial IS NULL"
+/* scored on the whole validation split (schema 3: not a low-fidelity screen) */
+#define FULL "fidelity = 'full'"
 
 static const char *const sql_text[STMT_COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -103,8 +105,8 @@ static const char *const sql_text[STMT_COUNT] = {
 	[STMT_COMPLETE] =
 		"UPDATE trials SET state = 'complete', ended_at = ?, heartbeat_at = ?, "
 		"accuracy = ?, test_accuracy = ?, size_bytes = ?, bops = ?, latency_us = ?, "
-		"mean_bits = ?, mean_prune = ?, mean_rank = ?, n_images = ? "
-		"WHERE id = ? AND state = 'running'",
+		"mean_bits = ?, mean_prune = ?, mean_rank = ?, n_images = ?, fidelity = ?, "
+		"low_accuracy = ?, low_n_images = ? WHERE id = ? AND state = 'running'",
 	[STMT_LAYER_INSERT] =
 		"INSERT INTO trial_layers (trial_id, idx, layer, bits, act_bits, bias_correction, "
 		"prune, prune_kind, rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -142,15 +144,19 @@ static const char *const sql_text[STMT_COUNT] = {
 		"l.rank FROM trial_layers l JOIN trials t ON t.id = l.trial_id "
 		"WHERE t.study_id = ? AND t.number = ? ORDER BY l.idx",
 	[STMT_BEST_ACCURACY] = "SELECT number, accuracy FROM trials WHERE study_id = ? AND "
-			       "state = 'complete' ORDER BY accuracy DESC, number LIMIT 1",
+			       "state = 'complete' AND " FULL " ORDER BY accuracy DESC, number "
+			       "LIMIT 1",
 	[STMT_SMALLEST_NEAR_FP32] =
 		"SELECT number, size_bytes FROM trials WHERE study_id = ? AND state = 'complete' "
-		"AND accuracy >= ? ORDER BY size_bytes, number LIMIT 1",
+		"AND " FULL " AND accuracy >= ? ORDER BY size_bytes, number LIMIT 1",
 	[STMT_LAST_ACTIVITY] =
 		"SELECT max(coalesce(max(started_at), 0), coalesce(max(heartbeat_at), 0), "
 		"coalesce(max(ended_at), 0)) FROM trials WHERE study_id = ?",
 	[STMT_SET_TEST_ACCURACY] = "UPDATE trials SET test_accuracy = ? "
 				   "WHERE study_id = ? AND number = ? AND state = 'complete'",
+	[STMT_SET_RESCORED] = "UPDATE trials SET valid_accuracy = coalesce(valid_accuracy, "
+			      "accuracy), accuracy = ?, n_images = ? WHERE study_id = ? AND "
+			      "number = ? AND state = 'complete' AND " FULL,
 	[STMT_SET_LATENCY] = "UPDATE trials SET latency_us = ? "
 			     "WHERE study_id = ? AND number = ? AND state = 'complete'",
 	[STMT_ABANDON] = "UPDATE trials SET state = 'failed', lost = 1, ended_at = ?, error = ? "

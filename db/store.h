@@ -61,6 +61,13 @@ struct trial_metrics {
 	double mean_rank;
 	int64_t n_images;     /* validation images the accuracy was measured on;
 				 0 when not known (its interval is then unknown) */
+	/* multi-fidelity (schema 3; all zero for a trial without a low-fidelity
+	 * pass, the zero value of the struct) */
+	bool low_fidelity;    /* scored on the low-fidelity subset only (not
+				 promoted): accuracy and n_images are the subset's,
+				 and no front, --pick or archive takes it */
+	double low_accuracy;  /* the low-fidelity pass's accuracy, percent */
+	int64_t low_n_images; /* its images; 0: no low-fidelity pass */
 };
 
 /* The FP32 model's metrics: the reference for every comparison of a study. */
@@ -209,6 +216,8 @@ struct pareto_result {
 					collapsed into this one (the first of them) */
 	int n_collapsed;             /* their sum: trials left out of the front as duplicates */
 	int n_candidates;            /* complete trials that met the constraints */
+	int n_low_fidelity;          /* complete low-fidelity trials that met them, left
+					out (schema 3: screens on a subset, no results) */
 	bool has_hypervolume;        /* 1 to 3 objectives */
 	double hypervolume;          /* in the objectives' units (percent x bytes, ...) */
 	double hypervolume_ratio;    /* hypervolume / volume of the box ref..ideal (NAN if empty box) */
@@ -416,6 +425,14 @@ enum presso_status store_finetuned_parents(struct store *st, int64_t study_id, i
  * final re-check of its front). PRESSO_E_RUNTIME if the trial is not complete. */
 enum presso_status store_set_test_accuracy(struct store *st, int64_t study_id, int64_t number,
 					   double test_accuracy);
+
+/* Replaces a complete full-fidelity trial's validation accuracy by one
+ * measured on more images (search.rescore_images: the split and the images
+ * after it), with their count; the first re-score keeps the split's own in
+ * valid_accuracy. One statement. PRESSO_E_RUNTIME if the trial is not such a
+ * trial. */
+enum presso_status store_set_rescored(struct store *st, int64_t study_id, int64_t number,
+				      double accuracy, int64_t n_images);
 
 /* Stores a measured latency per image (microseconds) for a complete trial,
  * replacing what was there (the search's estimate). */

@@ -78,6 +78,7 @@ enum stmt {
 	STMT_SMALLEST_NEAR_FP32,
 	STMT_LAST_ACTIVITY,
 	STMT_SET_TEST_ACCURACY,
+	STMT_SET_RESCORED,
 	STMT_SET_LATENCY,
 	STMT_ABANDON,
 	STMT_TUNED_INSERT,
@@ -97,7 +98,8 @@ enum stmt {
 #define TRIAL_COLS                                                                      \
 	"number, state, accuracy, test_accuracy, size_bytes, bops, latency_us, mean_bits, " \
 	"mean_prune, mean_rank, policy_json, policy_sha256, worker, started_at, "          \
-	"heartbeat_at, ended_at, error, lost, parent_trial, n_images"
+	"heartbeat_at, ended_at, error, lost, parent_trial, n_images, fidelity, "           \
+	"low_accuracy, low_n_images"
 
 struct store {
 	sqlite3 *db;

@@ -53,6 +53,10 @@ static enum presso_status read_trial(struct store *st, sqlite3_stmt *q, struct s
 	t->lost = sqlite3_column_int(q, 17) != 0;
 	t->parent_trial = sqlite3_column_type(q, 18) == SQLITE_NULL ? 0 : sqlite3_column_int64(q, 18);
 	t->metrics.n_images = sqlite3_column_int64(q, 19); /* NULL reads as 0: not known */
+	const unsigned char *fid = sqlite3_column_text(q, 20);
+	t->metrics.low_fidelity = fid && strcmp((const char *)fid, "low") == 0;
+	t->metrics.low_accuracy = col_f64(q, 21);
+	t->metrics.low_n_images = sqlite3_column_int64(q, 22);
 	if (oom) {
 		free(t->policy_json);
 		free(t->worker);
@@ -225,7 +229,7 @@ enum presso_status store_pick(struct store *st, int64_t study_id, const struct e
 	/* col is from expr's whitelist, never from the user's text */
 	snprintf(prefix, sizeof prefix,
 		 "SELECT trial FROM v_trials WHERE study_id = ?1 AND state = 'complete' AND "
-		 "%s IS NOT NULL",
+		 "fidelity = 'full' AND %s IS NOT NULL",
 		 col);
 	/* ties: the other objectives, each in its direction (the first of the
 	 * tied trials in this order is dominated by none of them), then the
@@ -420,9 +424,11 @@ enum presso_status store_pareto(struct store *st, int64_t study_id,
 	}
 	for (int k = 0; k < n_objs; k++)
 		dir[k] = objective_table[objs[k]].dir;
-	/* trials missing an objective (latency not measured) cannot be placed */
+	/* trials missing an objective (latency not measured) cannot be placed;
+	 * low-fidelity trials (a screen on a subset) are not results */
 	for (int i = 0; i < n_all; i++) {
-		bool ok = true;
+		bool ok = !all[i].metrics.low_fidelity;
+		out->n_low_fidelity += all[i].metrics.low_fidelity;
 		for (int k = 0; k < n_objs; k++) {
 			pts[n_pts * n_objs + k] = objective_value(&all[i], objs[k]);
 			ok &= !isnan(pts[n_pts * n_objs + k]);

@@ -512,6 +512,11 @@ static enum presso_status check_metrics(const struct store *st, int64_t number,
 		bad = "mean_bits/mean_prune/mean_rank (finite or NaN)", v = INFINITY;
 	else if (m->n_images < 0)
 		bad = "n_images (>= 1, or 0: not known)", v = (double)m->n_images;
+	else if (m->low_n_images < 0 ||
+		 (m->low_n_images > 0 && !(m->low_accuracy >= 0 && m->low_accuracy <= 100)))
+		bad = "low-fidelity pass (accuracy 0..100 over >= 1 images)", v = m->low_accuracy;
+	else if (m->low_fidelity && m->low_n_images <= 0)
+		bad = "low-fidelity trial without its pass", v = (double)m->low_n_images;
 	if (bad)
 		return status_fail(PRESSO_E_CONFIG, "%s: trial %lld: bad %s: %g", st->path,
 				   (long long)number, bad, v);
@@ -576,10 +581,13 @@ enum presso_status store_complete_trial(struct store *st, int64_t study_id, int6
 	s = running_trial_id(st, study_id, number, &id);
 	double t = now_s();
 	if (s == PRESSO_OK)
-		s = stmt_run(st, STMT_COMPLETE, "completing a trial", "ffffifffffIi", t, t,
+		s = stmt_run(st, STMT_COMPLETE, "completing a trial", "ffffifffffItfIi", t, t,
 			     m->accuracy, m->test_accuracy, m->size_bytes, m->bops, m->latency_us,
 			     m->mean_bits, m->mean_prune, m->mean_rank,
-			     m->n_images > 0 ? &m->n_images : NULL, id);
+			     m->n_images > 0 ? &m->n_images : NULL,
+			     m->low_fidelity ? "low" : "full",
+			     m->low_n_images > 0 ? m->low_accuracy : NAN,
+			     m->low_n_images > 0 ? &m->low_n_images : NULL, id);
 	for (int i = 0; i < n_layers && s == PRESSO_OK; i++) {
 		const struct layer_choice *l = &layers[i];
 		s = stmt_run(st, STMT_LAYER_INSERT, "storing a trial's layers", "iitiiiftf", id,
@@ -886,6 +894,23 @@ enum presso_status store_set_test_accuracy(struct store *st, int64_t study_id, i
 				   st->path, (long long)number, test_accuracy);
 	return set_metric(st, STMT_SET_TEST_ACCURACY, study_id, number, test_accuracy,
 			  "storing a test accuracy");
+}
+
+enum presso_status store_set_rescored(struct store *st, int64_t study_id, int64_t number,
+				      double accuracy, int64_t n_images)
+{
+	if (!(accuracy >= 0 && accuracy <= 100) || n_images < 1)
+		return status_fail(PRESSO_E_CONFIG, "%s: trial %lld: bad re-score %g %% of %lld images",
+				   st->path, (long long)number, accuracy, (long long)n_images);
+	enum presso_status s = writable(st);
+	if (s == PRESSO_OK)
+		s = stmt_run(st, STMT_SET_RESCORED, "storing a re-scored accuracy", "fiii", accuracy,
+			     n_images, study_id, number);
+	if (s == PRESSO_OK && sqlite3_changes(st->db) != 1)
+		s = status_fail(PRESSO_E_RUNTIME,
+				"%s: trial %lld is not a complete full-fidelity trial of the study",
+				st->path, (long long)number);
+	return s;
 }
 
 enum presso_status store_set_latency(struct store *st, int64_t study_id, int64_t number,

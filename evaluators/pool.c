@@ -49,6 +49,8 @@ void pool_process_name(char *buf, size_t cap)
 enum presso_status pool_eval_trial(void *study_ctx, const struct pool_job *job,
 				   struct trial_metrics_out *out)
 {
+	if (!job->on_test && (job->first_image > 0 || job->n_images > 0))
+		return trial_evaluate_part(study_ctx, job->p, job->first_image, job->n_images, out);
 	return trial_evaluate(study_ctx, job->p, job->on_test, false, 0, out);
 }
 

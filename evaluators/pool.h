@@ -47,6 +47,9 @@ struct pool_job {
 	const struct policy *p;  /* the policy (read by local workers until the result is back) */
 	const char *policy_json; /* the same policy as JSON text (what travels to another rank) */
 	bool on_test;            /* the test split instead of the validation split */
+	int64_t first_image;     /* validation only: the images [first_image, */
+	int64_t n_images;        /* first_image + n_images) (trial_evaluate_part);
+				    both 0: the whole split */
 };
 
 struct pool_result {

@@ -37,7 +37,9 @@
  *                        text identity ("config=SHA model=SHA train_images=SHA
  *                        ...": SHA-256 of the canonical config and of each
  *                        file it names), text error (when status is not 0)
- *   JOB    0 -> worker   u64 job, u32 flags (bit 0: the test split), text policy JSON
+ *   JOB    0 -> worker   u64 job, u32 flags (bit 0: the test split), u64 first_image,
+ *                        u64 n_images (pool_job: part of the validation split), text
+ *                        policy JSON
  *   RESULT worker -> 0   u64 job, u32 status, f64 eval_s, f64 accuracy,
  *                        i64 n_correct, i64 n_images, i64 size_bytes, f64 bops,
  *                        f64 latency_us, f64 mean_bits, f64 mean_prune,
@@ -85,7 +87,7 @@
 #include "config/config.h"
 
 #define MAGIC 0x70727373u
-#define PROTOCOL 1u
+#define PROTOCOL 2u /* 2: JOB carries an image range (multi-fidelity) */
 #define NAP_MIN_S 50e-6
 #define NAP_MAX_S 1e-3
 #define BUSY_WAIT_S 0.05 /* a worker rank whose workers all have a job: no JOB can
@@ -522,6 +524,7 @@ static enum presso_status take_job(const uint8_t *buf, int n, const struct study
 	struct rbuf b = {buf, (size_t)n, 0, false};
 	uint64_t job = get_u64(&b);
 	uint32_t flags = get_u32(&b);
+	int64_t first_image = (int64_t)get_u64(&b), n_images = (int64_t)get_u64(&b);
 	char *json = get_text_alloc(&b);
 	struct pool_result r = {.status = PRESSO_OK};
 	if (b.bad || !json)
@@ -541,7 +544,7 @@ static enum presso_status take_job(const uint8_t *buf, int n, const struct study
 		return send_result(job, &r);
 	}
 	held[w] = (struct held){job, p, json};
-	struct pool_job pj = {w, p, json, (flags & 1u) != 0};
+	struct pool_job pj = {w, p, json, (flags & 1u) != 0, first_image, n_images};
 	return local_pool_submit(lp, w, &pj);
 }
 
@@ -878,6 +881,8 @@ static enum presso_status mp_submit(void *impl, int w, const struct pool_job *jo
 	struct wbuf b = {0};
 	put_u64(&b, (uint64_t)job->tag);
 	put_u32(&b, job->on_test ? 1u : 0u);
+	put_u64(&b, (uint64_t)job->first_image);
+	put_u64(&b, (uint64_t)job->n_images);
 	put_text(&b, job->policy_json);
 	enum presso_status s = send_msg(&b, mp->slot_rank[w], TAG_JOB);
 	free(b.p);

@@ -271,9 +271,12 @@ enum presso_status quant_pipeline_build(const struct quant_pipeline *c, const st
 	return s;
 }
 
-enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy *p,
-				  bool on_test, bool measure_latency, int latency_runs,
-				  struct trial_metrics_out *out)
+/* trial_evaluate on the images [first, first + n) of the split (n 0: all);
+ * other: the training-set images of that split instead (on_test false). */
+static enum presso_status evaluate(const struct study_ctx *c, const struct policy *p, bool on_test,
+				   int64_t first, int64_t n, const struct split *other,
+				   bool measure_latency, int latency_runs,
+				   struct trial_metrics_out *out)
 {
 	memset(out, 0, sizeof *out);
 	out->latency_us = NAN;
@@ -285,8 +288,11 @@ enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy
 	struct eval_model em = {b.g, qm};
 	struct eval_result r;
 	const struct dataset *ds = on_test ? c->test : c->train;
-	const struct split *sp = on_test ? &c->test_split : &c->valid;
-	s = eval_accuracy(&em, ds, &c->cfg->data.norm, sp, c->cfg->eval.batch, 1, &r);
+	const struct split *whole = on_test ? &c->test_split : other ? other : &c->valid;
+	PRESSO_CHECK(first >= 0 && n >= 0 && first + n <= whole->n);
+	/* a view of part of the split: its indices, not a copy */
+	struct split part = {n > 0 ? n : whole->n - first, whole->indices + first};
+	s = eval_accuracy(&em, ds, &c->cfg->data.norm, &part, c->cfg->eval.batch, 1, &r);
 	if (s == PRESSO_OK && measure_latency)
 		s = eval_latency(&em, c->train, &c->cfg->data.norm, latency_runs, &out->latency_us);
 	if (s == PRESSO_OK) {
@@ -309,5 +315,60 @@ enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy
 		out->mean_rank = w > 0 ? rank / w : 1;
 	}
 	built_model_free(&b);
+	return s;
+}
+
+enum presso_status trial_evaluate(const struct study_ctx *c, const struct policy *p,
+				  bool on_test, bool measure_latency, int latency_runs,
+				  struct trial_metrics_out *out)
+{
+	return evaluate(c, p, on_test, 0, 0, NULL, measure_latency, latency_runs, out);
+}
+
+enum presso_status trial_evaluate_part(const struct study_ctx *c, const struct policy *p,
+				       int64_t first, int64_t n, struct trial_metrics_out *out)
+{
+	if (first < 0 || n < 0 || first + n > c->valid.n || (n == 0 && first >= c->valid.n))
+		return status_fail(PRESSO_E_USAGE,
+				   "validation images %lld..%lld asked of a split of %lld",
+				   (long long)first, (long long)(first + n), (long long)c->valid.n);
+	return evaluate(c, p, false, first, n, NULL, false, 0, out);
+}
+
+enum presso_status trial_evaluate_split(const struct study_ctx *c, const struct policy *p,
+					const struct split *sp, struct trial_metrics_out *out)
+{
+	return evaluate(c, p, false, 0, 0, sp, false, 0, out);
+}
+
+enum presso_status trial_more_validation(const struct study_ctx *c, int64_t n,
+					 struct split *out)
+{
+	const struct data_config *dc = &c->cfg->data;
+	struct split calib, valid;
+	*out = (struct split){0, NULL};
+	if (n < 1 || dc->n_calib + c->valid.n + n > c->train->n)
+		return status_fail(PRESSO_E_CONFIG,
+				   "%lld more validation images asked for, but the training set has "
+				   "%lld images and calibration (%lld) and validation (%lld) take %lld",
+				   (long long)n, (long long)c->train->n, (long long)dc->n_calib,
+				   (long long)c->valid.n, (long long)(dc->n_calib + c->valid.n));
+	enum presso_status s = dataset_make_splits(c->train->n, dc->seed, dc->n_calib,
+						   c->valid.n + n, &calib, &valid);
+	if (s != PRESSO_OK)
+		return s;
+	/* the same draw: the validation split is the prefix of the longer one */
+	PRESSO_CHECK(memcmp(valid.indices, c->valid.indices,
+			    sizeof *valid.indices * (size_t)c->valid.n) == 0);
+	out->n = n;
+	out->indices = malloc(sizeof *out->indices * (size_t)n);
+	if (out->indices)
+		memcpy(out->indices, valid.indices + c->valid.n, sizeof *out->indices * (size_t)n);
+	else
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+	if (s != PRESSO_OK)
+		out->n = 0;
+	split_free(&calib);
+	split_free(&valid);
 	return s;
 }

@@ -144,4 +144,25 @@ enum presso_status trial_evaluate(const struct study_ctx *ctx, const struct poli
 				  bool on_test, bool measure_latency, int latency_runs,
 				  struct trial_metrics_out *out);
 
+/* The same on part of the validation split: its images [first, first + n)
+ * (n 0: from first to the end), which the multi-fidelity search scores in two
+ * passes. Split order is draw order, so a prefix is a uniform sample, and the
+ * correct counts of two parts add up to the whole split's exactly (an image's
+ * prediction does not depend on the others of its batch). No latency. */
+enum presso_status trial_evaluate_part(const struct study_ctx *ctx, const struct policy *p,
+				       int64_t first, int64_t n, struct trial_metrics_out *out);
+
+/* n more training images for validation: those the seeded split draw gives
+ * right after the validation split (the same draw with n more validation
+ * images keeps calibration and validation as they are), so they are disjoint
+ * from both. Into *out (free with split_free). PRESSO_E_CONFIG, naming the
+ * sizes, when the training set has fewer images left. */
+enum presso_status trial_more_validation(const struct study_ctx *ctx, int64_t n,
+					 struct split *out);
+
+/* trial_evaluate on the training-set images of split sp (e.g. from
+ * trial_more_validation), without latency. */
+enum presso_status trial_evaluate_split(const struct study_ctx *ctx, const struct policy *p,
+					const struct split *sp, struct trial_metrics_out *out);
+
 #endif

@@ -116,20 +116,38 @@ void archive_objectives(const struct archive *a, const struct trial_metrics *m,
 
 void archive_gain(const struct archive *a, const struct trial_metrics *m, struct archive_gain *out)
 {
+	archive_gain_upto(a, a->n, m, out);
+}
+
+void archive_gain_upto(const struct archive *a, int n_pts, const struct trial_metrics *m,
+		       struct archive_gain *out)
+{
 	double f[SPACE_MAX_OBJECTIVES], z[SPACE_MAX_OBJECTIVES], viol;
 	int d = a->sp->n_obj;
+	PRESSO_CHECK(n_pts >= 0 && n_pts <= a->n);
 	archive_objectives(a, m, f, z, &viol);
 	out->feasible = viol == 0;
 	out->distance = 0;
 	if (!out->feasible) {
-		out->improves = a->n_feasible == 0 && viol < a->min_violation;
+		int n_feasible = a->n_feasible;
+		double min_violation = a->min_violation;
+		if (n_pts < a->n) { /* the prefix's own counts */
+			n_feasible = 0;
+			min_violation = INFINITY;
+			for (int i = 0; i < n_pts; i++) {
+				n_feasible += a->pts[i].violation == 0;
+				if (a->pts[i].violation < min_violation)
+					min_violation = a->pts[i].violation;
+			}
+		}
+		out->improves = n_feasible == 0 && viol < min_violation;
 		out->distance = INFINITY;
 		return;
 	}
 	bool inside = true, weakly_dominated = false;
 	for (int k = 0; k < d; k++)
 		inside &= z[k] < 1;
-	for (int i = 0; i < a->n; i++) {
+	for (int i = 0; i < n_pts; i++) {
 		const struct archive_point *p = &a->pts[i];
 		if (p->violation != 0)
 			continue;
@@ -147,6 +165,54 @@ void archive_gain(const struct archive *a, const struct trial_metrics *m, struct
 			out->distance = shift;
 	}
 	out->improves = inside && !weakly_dominated;
+}
+
+void archive_gain_paired(const struct archive *a, int n_pts, const struct trial_metrics *m,
+			 struct archive_gain *out)
+{
+	archive_gain_upto(a, n_pts, m, out);
+	if (!out->feasible)
+		return; /* feasibility and violations are the points' own */
+	double f[SPACE_MAX_OBJECTIVES], z[SPACE_MAX_OBJECTIVES], viol;
+	int d = a->sp->n_obj;
+	archive_objectives(a, m, f, z, &viol);
+	bool inside = true, weakly_dominated = false;
+	for (int k = 0; k < d; k++)
+		inside &= z[k] < 1;
+	for (int i = 0; i < n_pts && !weakly_dominated; i++) {
+		const struct archive_point *p = &a->pts[i];
+		if (p->violation != 0)
+			continue;
+		double pz[SPACE_MAX_OBJECTIVES];
+		memcpy(pz, p->z, sizeof pz);
+		if (p->m.low_n_images == m->n_images) {
+			/* the point as it scored on the same images */
+			struct trial_metrics pm = p->m;
+			double pf[SPACE_MAX_OBJECTIVES], pv;
+			pm.accuracy = p->m.low_accuracy;
+			archive_objectives(a, &pm, pf, pz, &pv);
+		}
+		bool weak = true;
+		for (int k = 0; k < d; k++)
+			weak &= z[k] >= pz[k];
+		weakly_dominated |= weak;
+	}
+	out->improves = inside && !weakly_dominated;
+}
+
+void archive_update(struct archive *a, int i, const struct trial_metrics *m)
+{
+	PRESSO_CHECK(i >= 0 && i < a->n);
+	struct archive_point *p = &a->pts[i];
+	p->m = *m;
+	archive_objectives(a, m, p->f, p->z, &p->violation);
+	a->n_feasible = 0;
+	a->min_violation = INFINITY;
+	for (int j = 0; j < a->n; j++) {
+		a->n_feasible += a->pts[j].violation == 0;
+		if (a->pts[j].violation < a->min_violation)
+			a->min_violation = a->pts[j].violation;
+	}
 }
 
 enum presso_status archive_add(struct archive *a, int64_t number, const uint8_t *genome,

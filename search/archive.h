@@ -64,10 +64,30 @@ void archive_objectives(const struct archive *a, const struct trial_metrics *m,
 
 void archive_gain(const struct archive *a, const struct trial_metrics *m, struct archive_gain *out);
 
+/* The same against the first n_pts points only (0 <= n_pts <= a->n): the
+ * archive as it was when it held n_pts points (points are only appended). */
+void archive_gain_upto(const struct archive *a, int n_pts, const struct trial_metrics *m,
+		       struct archive_gain *out);
+
+/* The multi-fidelity question: would m, scored on its first m->n_images
+ * validation images only, raise the hypervolume of the first n_pts points,
+ * each compared at its own score on those same images (its low-fidelity
+ * pass, m.low_accuracy, when it had one over as many images; else its full
+ * accuracy)? Paired on one subset, the comparison does not see the subset's
+ * noise that models share. Only improves is paired (as archive_gain's,
+ * against those scores); feasible, distance and, for an infeasible m,
+ * improves are archive_gain_upto's. */
+void archive_gain_paired(const struct archive *a, int n_pts, const struct trial_metrics *m,
+			 struct archive_gain *out);
+
 /* Adds a completed trial; *index (may be NULL) gets its index. genome has
  * the space's n_genes bytes (NULL when the space has none). */
 enum presso_status archive_add(struct archive *a, int64_t number, const uint8_t *genome,
 			       const struct trial_metrics *m, int *index);
+
+/* Replaces point i's metrics (a re-score: new accuracy and n_images), with
+ * its objectives, violation and the archive's counts. */
+void archive_update(struct archive *a, int i, const struct trial_metrics *m);
 
 /* The index of trial `number`, or -1. */
 int archive_find(const struct archive *a, int64_t number);

@@ -74,6 +74,7 @@
 
 #include "base/json_get.h"
 #include "base/sha256.h"
+#include "base/stats.h"
 #include "evaluators/evaluate.h"
 #include "evaluators/finetune.h"
 #include "evaluators/latency_lut.h"
@@ -94,6 +95,7 @@
 #define STATE_BANDIT "bandit"
 #define STATE_OWNER "owner"
 #define STATE_BATCH "batch"
+#define STATE_FIDELITY "fidelity"
 #define MIN_FAILURES_TO_GIVE_UP 8 /* consecutive failed trials (or 2 batches) end a search */
 
 static const char *const end_names[DRIVER_END_COUNT] = {
@@ -110,8 +112,18 @@ const char *driver_end_str(enum driver_end e)
 	return (unsigned)e < DRIVER_END_COUNT ? end_names[e] : "?";
 }
 
-/* One candidate of a batch. */
-enum slot_state { SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE, SLOT_FAILED, SLOT_SKIPPED };
+/* One candidate of a batch. With search.fidelity: QUEUED -> RUNNING (the
+ * low-fidelity pass) -> DONE (screened out) or PROMOTED -> RUNNING_FULL (the
+ * rest of the split) -> DONE. */
+enum slot_state {
+	SLOT_QUEUED,
+	SLOT_RUNNING,
+	SLOT_DONE,
+	SLOT_FAILED,
+	SLOT_SKIPPED,
+	SLOT_PROMOTED,
+	SLOT_RUNNING_FULL
+};
 
 struct slot {
 	struct candidate c;
@@ -121,6 +133,8 @@ struct slot {
 	int64_t number;
 	enum slot_state state;
 	struct trial_metrics_out out;
+	struct trial_metrics_out low; /* search.fidelity: the low-fidelity pass */
+	bool screened_out;          /* search.fidelity: not promoted; out = low */
 	double eval_s;
 	enum presso_status eval_status; /* why the evaluation failed */
 	char error[512];
@@ -163,6 +177,13 @@ struct driver {
 	struct pool *pool;          /* the workers (evaluators/pool.h) */
 	int workers, batch;         /* workers: the pool's, in all */
 	int64_t budget, done;       /* trials that count in the study */
+	int64_t fid_images;         /* search.fidelity: the low-fidelity subset (first
+				       images of the validation split); 0: off */
+	int fid_mark;               /* the archive's size when the batch was drawn:
+				       promotion compares with those points only, so
+				       it does not depend on the batch's own results
+				       (search-state key `fidelity`) */
+	double fid_z;               /* the upper Wilson bound's z */
 	double time_limit_s;
 	struct progress prog;
 	/* the batch being run */
@@ -319,7 +340,8 @@ char *driver_dataset_text(const struct config *cfg)
  * WHERE is `begin` (a trial begun: its row is running), `commit` (a trial
  * committed, complete or failed), `batch` (a batch of candidates ready,
  * before any of its trials begins), `recheck` (a front member's test
- * accuracy stored, or then its measured latency) or `finetune` (a fine-tuned
+ * accuracy stored, or then its measured latency, or before them a re-score
+ * of search.rescore_images) or `finetune` (a fine-tuned
  * trial stored, search.finetune_front). INT and TERM take the
  * path a user's Ctrl-C takes (signals.c's thread raises the stop flag); the
  * hook waits until the flag is up, so the stop lands right after the event.
@@ -647,10 +669,12 @@ static enum presso_status restore(struct driver *d)
 	uint8_t *g = malloc(gb);
 	struct store_trial *t = NULL;
 	struct store_policy *lost = NULL;
-	void *rng_text = NULL, *pop_text = NULL, *bandit_text = NULL, *batch_text = NULL;
+	void *rng_text = NULL, *pop_text = NULL, *bandit_text = NULL, *batch_text = NULL,
+	     *fid_text = NULL;
 	int n_t = 0, n_lost = 0, n_lost_all = 0, n_marked = 0;
 	size_t nb;
-	bool found_rng = false, found_pop = false, found_bandit = false, found_batch = false;
+	bool found_rng = false, found_pop = false, found_bandit = false, found_batch = false,
+	     found_fid = false;
 	if (!g)
 		return nomem();
 	if ((s = store_requeue_stale(d->st, d->study_id, 0, &n_marked, &lost, &n_lost_all)))
@@ -665,8 +689,9 @@ static enum presso_status restore(struct driver *d)
 	for (int i = 0; i < n_t; i++) {
 		char where[64];
 		int idx = -1;
-		if (t[i].state != TRIAL_COMPLETE || t[i].parent_trial)
-			continue; /* a fine-tuned trial is not the search's own */
+		if (t[i].state != TRIAL_COMPLETE || t[i].parent_trial || t[i].metrics.low_fidelity)
+			continue; /* a fine-tuned trial is not the search's own; a
+				     low-fidelity one no result */
 		snprintf(where, sizeof where, "trial %lld", (long long)t[i].number);
 		bool in_space;
 		if ((s = genome_of(d, t[i].policy_json, where, g, &in_space)) != PRESSO_OK)
@@ -695,8 +720,23 @@ static enum presso_status restore(struct driver *d)
 	    (s = store_get_state(d->st, d->study_id, STATE_POPULATION, &pop_text, &nb, &found_pop)) ||
 	    (s = store_get_state(d->st, d->study_id, STATE_BANDIT, &bandit_text, &nb,
 				 &found_bandit)) ||
-	    (s = store_get_state(d->st, d->study_id, STATE_BATCH, &batch_text, &nb, &found_batch)))
+	    (s = store_get_state(d->st, d->study_id, STATE_BATCH, &batch_text, &nb, &found_batch)) ||
+	    (s = store_get_state(d->st, d->study_id, STATE_FIDELITY, &fid_text, &nb, &found_fid)))
 		goto done;
+	/* the archive's size when the saved batch was drawn (its trials come
+	 * after those points: the archive is in trial number order) */
+	d->fid_mark = d->a.n;
+	if (found_fid) {
+		long long mark = -1;
+		if (sscanf(fid_text, "{\"archive_n\": %lld}", &mark) != 1 || mark < 0 ||
+		    mark > d->a.n) {
+			s = status_fail(PRESSO_E_FORMAT,
+					"study '%s': the saved multi-fidelity state is damaged",
+					d->study);
+			goto done;
+		}
+		d->fid_mark = (int)mark;
+	}
 	rng_seed(&d->rng, d->sp->search.seed);
 	if (found_rng && !rng_from_text(&d->rng, rng_text)) {
 		s = status_fail(PRESSO_E_FORMAT, "study '%s': the saved RNG state is damaged",
@@ -748,6 +788,7 @@ done:
 	free(pop_text);
 	free(bandit_text);
 	free(batch_text);
+	free(fid_text);
 	store_trials_free(t, n_t);
 	store_policies_free(lost, n_lost_all);
 	return s;
@@ -785,7 +826,8 @@ static enum presso_status alloc_slots(struct driver *d)
 struct saved_state {
 	char rng[RNG_TEXT_BYTES];
 	char *population, *bandit, *batch;
-	struct store_kv kv[4];
+	char fidelity[64];
+	struct store_kv kv[5];
 	int n;
 };
 
@@ -822,6 +864,11 @@ static enum presso_status state_make(const struct driver *d, bool with_batch,
 	ss->kv[ss->n++] = (struct store_kv){STATE_BANDIT, ss->bandit, strlen(ss->bandit), true};
 	if (ss->batch)
 		ss->kv[ss->n++] = (struct store_kv){STATE_BATCH, ss->batch, strlen(ss->batch), true};
+	if (ss->batch && d->fid_images > 0) {
+		int len = snprintf(ss->fidelity, sizeof ss->fidelity, "{\"archive_n\": %d}",
+				   d->fid_mark);
+		ss->kv[ss->n++] = (struct store_kv){STATE_FIDELITY, ss->fidelity, (size_t)len, true};
+	}
 	return PRESSO_OK;
 }
 
@@ -875,11 +922,14 @@ static enum presso_status fill_batch(struct driver *d, int n)
 		sl->json = NULL;
 		sl->number = 0;
 		sl->state = SLOT_QUEUED;
+		sl->screened_out = false;
+		sl->eval_s = 0;
 		sl->error[0] = '\0';
 		s = policy_identity(d, sl->c.genome, sl->p, &sl->json, sl->hash);
 	}
 	if (s == PRESSO_OK && fresh) {
 		struct saved_state ss;
+		d->fid_mark = d->a.n;
 		if ((s = state_make(d, true, &ss)) == PRESSO_OK) {
 			s = store_put_state(d->st, d->study_id, ss.kv, ss.n);
 			state_free(&ss);
@@ -891,7 +941,11 @@ static enum presso_status fill_batch(struct driver *d, int n)
 static struct trial_metrics metrics_of(const struct driver *d, const struct slot *sl)
 {
 	const struct trial_metrics_out *o = &sl->out;
+	bool two_pass = d->fid_images > 0;
 	return (struct trial_metrics){
+		.low_fidelity = sl->screened_out,
+		.low_accuracy = two_pass ? sl->low.accuracy : 0,
+		.low_n_images = two_pass ? sl->low.n_images : 0,
 		.accuracy = o->accuracy,
 		.test_accuracy = NAN,
 		.size_bytes = o->size_bytes,
@@ -925,7 +979,10 @@ static void show_progress(struct driver *d, bool force)
 	progress_update(&d->prog, &in);
 }
 
-/* Completes one evaluated slot: archive, tell, store with state. */
+/* Completes one evaluated slot: archive, tell, store with state. A candidate
+ * screened out at low fidelity is no result: the archive does not take it
+ * (nor the front, nor the population); the strategy learns from what its
+ * low-fidelity score would have brought. */
 static enum presso_status commit_done(struct driver *d, struct slot *sl)
 {
 	struct trial_metrics m = metrics_of(d, sl);
@@ -933,7 +990,13 @@ static enum presso_status commit_done(struct driver *d, struct slot *sl)
 	struct saved_state ss;
 	int idx = -1;
 	archive_gain(&d->a, &m, &gain);
-	enum presso_status s = archive_add(&d->a, sl->number, sl->c.genome, &m, &idx);
+	enum presso_status s = PRESSO_OK;
+	if (sl->screened_out)
+		d->r->n_screened_run++;
+	else
+		s = archive_add(&d->a, sl->number, sl->c.genome, &m, &idx);
+	if (s == PRESSO_OK && d->fid_images > 0 && !sl->screened_out)
+		d->r->n_promoted_run++;
 	if (s == PRESSO_OK)
 		s = strategy_tell(d->strat, &sl->c, sl->number, idx, &gain);
 	if (s == PRESSO_OK)
@@ -961,7 +1024,8 @@ static void commit_prefix(struct driver *d)
 		limit = 2 * d->batch;
 	while (d->cursor < d->n_slots) {
 		struct slot *sl = &d->slots[d->cursor];
-		if (sl->state == SLOT_QUEUED || sl->state == SLOT_RUNNING)
+		if (sl->state == SLOT_QUEUED || sl->state == SLOT_RUNNING ||
+		    sl->state == SLOT_PROMOTED || sl->state == SLOT_RUNNING_FULL)
 			return;
 		d->cursor++;
 		if (sl->state == SLOT_SKIPPED || d->error != PRESSO_OK)
@@ -997,30 +1061,90 @@ static void commit_prefix(struct driver *d)
 	}
 }
 
-/* A result back from the pool: the slot is done or failed; then the longest
- * finished prefix is committed. */
+/* search.fidelity: could a candidate reach the front? Its low-fidelity
+ * metrics (with search.fidelity.confidence above 0.5, its accuracy at that
+ * upper Wilson bound: the subset's uncertainty in its favour) against the
+ * archive as it was when the batch was drawn, every point compared at its own
+ * low-fidelity score on the same images (archive_gain_paired): promoted when
+ * it would raise the hypervolume - feasible (or, while nothing is, the least
+ * violation), inside the reference box and dominated by no point. Depends on
+ * nothing the batch itself brings, so the decision is the same whichever
+ * worker finished first and after a resume. */
+static bool promote(const struct driver *d, const struct slot *sl)
+{
+	struct trial_metrics m = metrics_of(d, sl);
+	m.accuracy = stats_wilson_bound(sl->low.accuracy, (double)sl->low.n_images, d->fid_z);
+	if (isnan(m.accuracy))
+		return true;
+	struct archive_gain g;
+	archive_gain_paired(&d->a, d->fid_mark, &m, &g);
+	return g.improves;
+}
+
+/* A result back from the pool: the slot is done, failed or (search.fidelity,
+ * after the low-fidelity pass) promoted to the rest of the split; then the
+ * longest finished prefix is committed. */
 static void take_result(struct driver *d, const struct pool_result *res)
 {
 	struct slot *sl = &d->slots[res->tag];
-	PRESSO_CHECK(res->tag >= 0 && res->tag < d->n_slots && sl->state == SLOT_RUNNING);
-	sl->out = res->out;
-	sl->eval_s = res->eval_s;
+	PRESSO_CHECK(res->tag >= 0 && res->tag < d->n_slots &&
+		     (sl->state == SLOT_RUNNING || sl->state == SLOT_RUNNING_FULL));
+	bool second = sl->state == SLOT_RUNNING_FULL;
+	sl->eval_s += res->eval_s;
 	sl->eval_status = res->status;
-	if (res->status != PRESSO_OK)
+	if (res->status != PRESSO_OK) {
 		snprintf(sl->error, sizeof sl->error, "%s", res->error);
-	sl->state = res->status == PRESSO_OK ? SLOT_DONE : SLOT_FAILED;
+		sl->state = SLOT_FAILED;
+	} else if (second) {
+		/* the whole split: the two parts' counts add up (trial.h) */
+		sl->out = res->out;
+		sl->out.n_correct += sl->low.n_correct;
+		sl->out.n_images += sl->low.n_images;
+		sl->out.accuracy = 100.0 * (double)sl->out.n_correct / (double)sl->out.n_images;
+		sl->state = SLOT_DONE;
+	} else if (d->fid_images > 0) {
+		sl->low = sl->out = res->out;
+		sl->screened_out = !promote(d, sl);
+		sl->state = sl->screened_out ? SLOT_DONE : SLOT_PROMOTED;
+	} else {
+		sl->out = res->out;
+		sl->state = SLOT_DONE;
+	}
 	commit_prefix(d);
+}
+
+/* The first promoted slot waiting for its second pass, or -1. */
+static int next_promoted(const struct driver *d)
+{
+	for (int i = 0; i < d->n_slots; i++)
+		if (d->slots[i].state == SLOT_PROMOTED)
+			return i;
+	return -1;
 }
 
 /* Runs the batch in the slots: each idle worker gets the next candidate,
  * begun in batch order; results are committed in batch order as they come
- * back. Returns when every begun trial is back (after an error or a stop
- * too: the trials in flight finish). */
+ * back. With search.fidelity a candidate's first job is the low-fidelity
+ * subset and a promoted one's second job the rest of the split; second jobs
+ * go first (the commits wait for them). Returns when every begun trial is
+ * back (after a stop too: the trials in flight finish, promoted ones with
+ * their second pass; after an error nothing more is handed out). */
 static void run_batch(struct driver *d)
 {
 	int next = 0;
 	for (;;) {
-		int w;
+		int w, full;
+		while (!atomic_load(&d->abort) && (full = next_promoted(d)) >= 0 &&
+		       (w = pool_idle(d->pool)) >= 0) {
+			struct slot *sl = &d->slots[full];
+			struct pool_job job = {full, sl->p, sl->json, false, d->fid_images, 0};
+			sl->state = SLOT_RUNNING_FULL;
+			enum presso_status s = pool_submit(d->pool, w, &job);
+			if (s != PRESSO_OK) {
+				sl->state = SLOT_SKIPPED; /* its row stays running: lost on resume */
+				batch_error(d, s);
+			}
+		}
 		while (next < d->n_slots && (w = pool_idle(d->pool)) >= 0) {
 			struct slot *sl = &d->slots[next];
 			if (stop_requested(d) || time_up(d)) {
@@ -1033,7 +1157,7 @@ static void run_batch(struct driver *d)
 								 pool_worker_name(d->pool, w),
 								 &sl->number);
 			if (s == PRESSO_OK) {
-				struct pool_job job = {next, sl->p, sl->json, false};
+				struct pool_job job = {next, sl->p, sl->json, false, 0, d->fid_images};
 				sl->state = SLOT_RUNNING;
 				hook_event(d, HOOK_BEGIN);
 				s = pool_submit(d->pool, w, &job);
@@ -1045,7 +1169,9 @@ static void run_batch(struct driver *d)
 			next++;
 		}
 		commit_prefix(d);
-		if (pool_in_flight(d->pool) == 0 && (next == d->n_slots || stop_requested(d)))
+		bool waiting = !atomic_load(&d->abort) && next_promoted(d) >= 0;
+		if (pool_in_flight(d->pool) == 0 && !waiting &&
+		    (next == d->n_slots || stop_requested(d)))
 			break;
 		if (pool_in_flight(d->pool) == 0)
 			continue;
@@ -1057,9 +1183,91 @@ static void run_batch(struct driver *d)
 		}
 		take_result(d, &res);
 	}
+	for (int i = 0; i < d->n_slots; i++)
+		if (d->slots[i].state == SLOT_PROMOTED)
+			d->slots[i].state = SLOT_SKIPPED; /* after an error: lost on resume */
 	for (; next < d->n_slots; next++)
 		d->slots[next].state = SLOT_SKIPPED;
 	commit_prefix(d);
+}
+
+/* --- the end: re-score close front trials on more images -------------------------- */
+
+struct rescore {
+	struct split more;  /* the extra images, drawn at the first need */
+	struct policy *pol; /* scratch */
+};
+
+/* One pass of rescore_front over the front: *n_pass trials re-scored. */
+static enum presso_status rescore_pass(struct driver *d, struct rescore *rs, const int *front,
+				       int n_front, int *n_pass)
+{
+	int64_t split_n = d->ctx->valid.n;
+	enum presso_status s = PRESSO_OK;
+	*n_pass = 0;
+	for (int i = 0; i < n_front && s == PRESSO_OK && !stop_requested(d); i++) {
+		struct archive_point *p = &d->a.pts[front[i]];
+		if (p->violation != 0 || p->m.n_images != split_n || archive_confident(&d->a, &p->m))
+			continue;
+		if (!rs->more.indices &&
+		    (s = trial_more_validation(d->ctx, d->sp->search.rescore_images, &rs->more))) {
+			status_wrap(s, "search.rescore_images");
+			break;
+		}
+		struct layer_policy lp = policy_default_layer();
+		if (!rs->pol && (s = policy_uniform(&lp, d->ctx->n_layers, &rs->pol)) != PRESSO_OK)
+			break;
+		space_genome_to_policy(d->sp, archive_genome(&d->a, front[i]), rs->pol);
+		struct trial_metrics_out out;
+		if ((s = trial_evaluate_split(d->ctx, rs->pol, &rs->more, &out)) != PRESSO_OK)
+			break;
+		/* the split's correct count, exactly: accuracy = 100 c / n */
+		int64_t correct = llround(p->m.accuracy * (double)split_n / 100.0) + out.n_correct;
+		struct trial_metrics m = p->m;
+		m.n_images = split_n + out.n_images;
+		m.accuracy = 100.0 * (double)correct / (double)m.n_images;
+		if ((s = store_set_rescored(d->st, d->study_id, p->number, m.accuracy, m.n_images)))
+			break;
+		if (d->log)
+			fprintf(d->log, "presso: trial %lld re-scored on %lld more images: %.2f%% -> "
+					"%.2f%% over %lld\n",
+				(long long)p->number, (long long)out.n_images, p->m.accuracy, m.accuracy,
+				(long long)m.n_images);
+		archive_update(&d->a, front[i], &m);
+		d->r->n_rescored_run++;
+		(*n_pass)++;
+		hook_event(d, HOOK_RECHECK);
+	}
+	return s;
+}
+
+/* search.rescore_images = M, before the test split is touched: the feasible
+ * front trials that meet the accuracy bounds at their point value but not at
+ * constraints.confidence (archive_confident: the interval straddles a bound)
+ * are scored on the M training images after the validation split
+ * (trial_more_validation), on this thread, and their accuracy becomes that of
+ * the split and those images together (store_set_rescored; the archive point
+ * too, so the front, the best trial and `presso pareto` use it). A trial that
+ * leaves the front may uncover one it dominated: passes go on, the front
+ * recomputed after each, until one re-scores nothing. A trial already
+ * re-scored (n_images above the split) is not scored again, so a resumed run
+ * finishes what a killed one left. */
+static enum presso_status rescore_front(struct driver *d, int **front, int *n_front)
+{
+	struct rescore rs = {{0, NULL}, NULL};
+	enum presso_status s = PRESSO_OK;
+	int n_pass = d->sp->search.rescore_images > 0;
+	while (s == PRESSO_OK && n_pass > 0 && !stop_requested(d)) {
+		s = rescore_pass(d, &rs, *front, *n_front, &n_pass);
+		if (s == PRESSO_OK && n_pass) {
+			free(*front);
+			*front = NULL;
+			s = archive_front(&d->a, front, n_front);
+		}
+	}
+	split_free(&rs.more);
+	policy_free(rs.pol);
+	return s;
 }
 
 /* --- the end: re-check the front -------------------------------------------------- */
@@ -1096,7 +1304,7 @@ static enum presso_status recheck_front(struct driver *d, const int *front, int 
 				batch_error(d, nomem());
 				break;
 			}
-			struct pool_job job = {i, pols[i], texts[i], true};
+			struct pool_job job = {i, pols[i], texts[i], true, 0, 0};
 			enum presso_status js = pool_submit(d->pool, w, &job);
 			if (js != PRESSO_OK) {
 				batch_error(d, js);
@@ -1221,9 +1429,11 @@ static enum presso_status finetune_one(struct driver *d, const struct archive_po
 						      (int)l->prune_kind, l->rank};
 	}
 	/* the tuned model keeps the PTQ model's structure, so its latency */
-	struct trial_metrics m = {mv.accuracy, mt.accuracy, mv.size_bytes, mv.bops,
-				  p->m.latency_us, mv.mean_bits, mv.mean_prune, mv.mean_rank,
-				  mv.n_images};
+	struct trial_metrics m = {.accuracy = mv.accuracy, .test_accuracy = mt.accuracy,
+				  .size_bytes = mv.size_bytes, .bops = mv.bops,
+				  .latency_us = p->m.latency_us, .mean_bits = mv.mean_bits,
+				  .mean_prune = mv.mean_prune, .mean_rank = mv.mean_rank,
+				  .n_images = mv.n_images};
 	struct finetune_record rec = {
 		.parent = p->number, .source = "search", .settings_json = settings,
 		.steps = fr.train.steps, .epochs = d->tc.max_steps > 0 ? 0 : d->tc.epochs,
@@ -1343,7 +1553,10 @@ static enum presso_status finish(struct driver *d)
 	enum presso_status s = archive_front(&d->a, &front, &n_front);
 	if (s != PRESSO_OK)
 		return s;
-	if (r->end != DRIVER_END_INTERRUPTED) {
+	if (r->end != DRIVER_END_INTERRUPTED && (s = rescore_front(d, &front, &n_front)) == PRESSO_OK &&
+	    stop_requested(d))
+		r->end = DRIVER_END_INTERRUPTED; /* --resume re-scores the rest */
+	if (s == PRESSO_OK && r->end != DRIVER_END_INTERRUPTED) {
 		s = recheck_front(d, front, n_front);
 		r->front_rechecked = s == PRESSO_OK && !stop_requested(d);
 		/* a stop request cut the re-check short: --resume finishes it */
@@ -1446,6 +1659,18 @@ static enum presso_status search(struct driver *d)
 	    ((s = sensitivity_for_study(d->ctx, d->sp, d->st, d->study_id, d->log, &d->sens)) ||
 	     (s = strategy_use_sensitivity(d->strat, d->sens))))
 		return s;
+	r->valid_images = d->ctx->valid.n;
+	if (d->sp->search.fidelity_images > 0 && d->sp->search.fidelity_images < d->ctx->valid.n) {
+		d->fid_images = d->sp->search.fidelity_images;
+		/* 0.5: the point estimate itself */
+		double c = d->sp->search.fidelity_confidence;
+		d->fid_z = c > 0.5 ? stats_one_sided_z(c) : 0;
+		r->fidelity_images = d->fid_images;
+	} else if (d->sp->search.fidelity_images > 0 && d->log) {
+		fprintf(d->log, "presso: search.fidelity.images (%lld) is not below the validation "
+				"split's %lld images: every candidate is scored on the whole split\n",
+			(long long)d->sp->search.fidelity_images, (long long)d->ctx->valid.n);
+	}
 	if ((s = restore(d)) != PRESSO_OK)
 		return s;
 	struct resume_info ri;

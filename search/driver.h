@@ -83,6 +83,11 @@ struct driver_result {
 	struct baseline base;
 	int64_t budget, done;          /* trials that count (complete + failed) in the study */
 	int n_complete_run, n_failed_run, n_requeued;
+	int64_t fidelity_images;       /* search.fidelity's subset (0: single fidelity) */
+	int64_t valid_images;          /* the validation split */
+	int n_screened_run;            /* complete at low fidelity only (this run) */
+	int n_promoted_run;            /* complete on the whole split after a low-fidelity pass */
+	int n_rescored_run;            /* front trials re-scored on more images (search.rescore_images) */
 	double seconds;                /* wall time of this run's search loop */
 	double eval_seconds;           /* summed wall time inside trial_evaluate */
 	double driver_cpu_s;           /* CPU time of the driver's own thread in the loop */

@@ -532,17 +532,21 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	static const char *const keys[] = {"strategy", "bandit",     "seed",           "max_trials",
 					   "time_limit", "population", "batch",        "ucb_c",
 					   "discount",   "crossover_rate", "latency_runs",
-					   "finetune_front", "sensitivity", "sensitivity_images", NULL};
+					   "finetune_front", "sensitivity", "sensitivity_images",
+					   "fidelity", "rescore_images", NULL};
+	static const char *const fidelity_keys[] = {"images", "confidence", NULL};
 	static const char *const bandits[] = {"thompson", "ucb", "ucb1", NULL};
-	const cJSON *obj = NULL;
+	const cJSON *obj = NULL, *fid = NULL;
 	enum presso_status s;
 	struct space_search *q = &sp->search;
+	int64_t fidelity_images = 0, rescore_images = 0;
 	const char *strategy = NULL, *bandit = NULL;
 	int64_t seed = 1, max_trials = DEFAULT_MAX_TRIALS, population = 16, batch = 0,
 		latency_runs = 25, finetune_front = 0, sensitivity_images = SPACE_SENSITIVITY_IMAGES;
 	*q = (struct space_search){.strategy = STRATEGY_HYBRID, .bandit = BANDIT_THOMPSON,
 				   .ucb_c = 1.4142135623730951, .discount = 0.99,
-				   .crossover_rate = 0.9};
+				   .crossover_rate = 0.9,
+				   .fidelity_confidence = SPACE_FIDELITY_CONFIDENCE};
 	if ((s = json_get_object(root, "", "search", false, &obj)) ||
 	    (s = json_check_keys(obj, "search", keys)) ||
 	    (s = json_get_string(obj, "search", "strategy", false, strategy_names, &strategy)) ||
@@ -560,8 +564,18 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 			      &finetune_front)) ||
 	    (s = json_get_bool(obj, "search", "sensitivity", false, &q->sensitivity)) ||
 	    (s = json_get_int(obj, "search", "sensitivity_images", false, 1, 1000000000,
-			      &sensitivity_images)))
+			      &sensitivity_images)) ||
+	    (s = json_get_object(obj, "search", "fidelity", false, &fid)) ||
+	    (s = json_get_int(obj, "search", "rescore_images", false, 0, 1000000000,
+			      &rescore_images)))
 		return s;
+	if (fid && ((s = json_check_keys(fid, "search.fidelity", fidelity_keys)) ||
+		    (s = json_get_int(fid, "search.fidelity", "images", true, 1, 1000000000,
+				      &fidelity_images)) ||
+		    (s = json_get_double(fid, "search.fidelity", "confidence", false, 0.5, 0.9999,
+					 &q->fidelity_confidence))))
+		return s;
+
 	for (int i = 0; strategy && i < STRATEGY_COUNT; i++)
 		if (strcmp(strategy, strategy_names[i]) == 0)
 			q->strategy = (enum strategy_kind)i;
@@ -578,6 +592,15 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	q->latency_runs = (int)latency_runs;
 	q->finetune_front = (int)finetune_front;
 	q->sensitivity_images = sensitivity_images;
+	q->fidelity_images = fidelity_images;
+	q->rescore_images = rescore_images;
+	const struct space_constraints *c = &sp->con;
+	if (rescore_images > 0 &&
+	    (isnan(c->confidence) || (isnan(c->min_accuracy) && isnan(c->max_accuracy_drop))))
+		return status_fail(PRESSO_E_CONFIG,
+				   "search.rescore_images: it re-scores the trials whose accuracy "
+				   "interval straddles an accuracy bound; set constraints.confidence "
+				   "with min_accuracy or max_accuracy_drop");
 	return PRESSO_OK;
 }
 

@@ -107,6 +107,11 @@ struct space_constraints {
 /* search.sensitivity_images: a 0.39-point resolution, about a quarter of a
  * trial's evaluation at 1,000 validation images (search/sensitivity.h) */
 #define SPACE_SENSITIVITY_IMAGES 256
+/* search.fidelity.confidence default: the candidate's accuracy on the subset
+ * at its one-sided 80 % upper Wilson bound (chosen on a LeNet pilot, 20 s
+ * runs: 0.5 screened out 92 % of the candidates and lost hypervolume, 0.95
+ * screened out 2 %; bench/RESULTS.md) */
+#define SPACE_FIDELITY_CONFIDENCE 0.8
 #define SPACE_MAX_FINETUNE_FRONT 1000 /* search.finetune_front: more is surely a typo */
 
 struct space_search {
@@ -127,6 +132,17 @@ struct space_search {
 				     study, seed the first generation and the bandits'
 				     priors with it (search/sensitivity.h) */
 	int64_t sensitivity_images; /* validation images it is measured on */
+	int64_t fidelity_images;  /* multi-fidelity (search.fidelity): candidates are
+				     first scored on this many validation images, the
+				     first ones of the split; 0: off */
+	double fidelity_confidence; /* promotion to the whole split: when the upper
+				       Wilson bound of the low-fidelity accuracy at this
+				       confidence could reach the front */
+	int64_t rescore_images;   /* before the test re-check, front trials whose
+				     accuracy interval straddles an accuracy bound
+				     (constraints.confidence) are scored on this many
+				     more training images, after the validation
+				     split; 0: off */
 };
 
 struct space {

@@ -229,6 +229,11 @@ static void hybrid_propose(struct strategy *s, struct rng *r, struct candidate *
 static enum presso_status population_learn(struct strategy *s, const struct candidate *c,
 					   int index, const struct archive_gain *gain)
 {
+	if (s->kind == STRATEGY_HYBRID)
+		for (int i = 0; i < c->n_arms; i++)
+			bandit_update(&s->op, c->arms[i], gain->improves ? 1.0 : 0.0);
+	if (index < 0)
+		return PRESSO_OK; /* screened out at low fidelity: not in the archive */
 	if (s->n_pending == s->cap_pending) {
 		int cap = s->cap_pending ? 2 * s->cap_pending : 64;
 		int *np = realloc(s->pending, sizeof(int) * (size_t)cap);
@@ -238,9 +243,6 @@ static enum presso_status population_learn(struct strategy *s, const struct cand
 		s->cap_pending = cap;
 	}
 	s->pending[s->n_pending++] = index;
-	if (s->kind == STRATEGY_HYBRID)
-		for (int i = 0; i < c->n_arms; i++)
-			bandit_update(&s->op, c->arms[i], gain->improves ? 1.0 : 0.0);
 	return PRESSO_OK;
 }
 

@@ -80,8 +80,12 @@ enum presso_status strategy_ask(struct strategy *s, struct rng *r, strategy_clai
 				void *claim_ctx, int n, struct candidate *out, int *n_out);
 
 /* Feeds back a completed candidate: its archive index (already added) and
- * what it brought (archive_gain before it was added). Tells come in trial
- * number order. */
+ * what it brought (archive_gain before it was added). index -1: a candidate
+ * the multi-fidelity search screened out on its low-fidelity score (not in
+ * the archive): the bandits learn from gain (which then never "improves"),
+ * the population does not take it. Tells come in trial number order, except
+ * that with search.fidelity a batch's screened-out candidates are told
+ * before its promoted ones (driver.c). */
 enum presso_status strategy_tell(struct strategy *s, const struct candidate *c, int64_t number,
 				 int index, const struct archive_gain *gain);
 

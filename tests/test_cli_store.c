@@ -46,7 +46,7 @@ static void add(struct store *st, int64_t study, int bits, double acc, int64_t s
 	int64_t n;
 	cr_assert_eq(store_begin_trial(st, study, p, NULL, "w0", &n), PRESSO_OK, "%s", status_msg());
 	struct trial_metrics m = {acc, acc - 0.5, size, (double)size * 64, 120.0, 6.0, 0.25, 0.75,
-				  1000};
+				  1000, false, 0, 0};
 	cr_assert_eq(store_complete_trial(st, study, n, &m, layers, 2, NULL, 0), PRESSO_OK);
 }
 

@@ -114,7 +114,7 @@ Test(disk_full, export_to_a_full_stdout_exits_1)
 	cr_assert_eq(store_create_or_resume_study(st, &sp, false, &id, &resumed, NULL), PRESSO_OK);
 	cr_assert_eq(store_begin_trial(st, id, "{\"default\": {\"bits\": 4}}", NULL, "w", &n),
 		     PRESSO_OK);
-	struct trial_metrics m = {89.0, 88.0, 30000, 1e6, 100.0, 4.0, 0.0, 1.0, 1000};
+	struct trial_metrics m = {89.0, 88.0, 30000, 1e6, 100.0, 4.0, 0.0, 1.0, 1000, false, 0, 0};
 	struct layer_choice lc = {"fc", 4, 8, false, 0.0, 0, 1.0};
 	cr_assert_eq(store_complete_trial(st, id, n, &m, &lc, 1, NULL, 0), PRESSO_OK);
 	store_close(st);

@@ -703,7 +703,7 @@ static void small_db(const char *path)
 		double acc = 85.0 + i;
 		int64_t size = 20000 + 15000 * i;
 		struct trial_metrics m = {acc,	       acc - 0.5, size, (double)size * 64, 120.0,
-					  (double)i + 2, 0.0,	    1.0, 1000};
+					  (double)i + 2, 0.0,	    1.0, 1000, false, 0, 0};
 		cr_assert_eq(store_complete_trial(st, id, n, &m, layers, 2, NULL, 0), PRESSO_OK);
 	}
 	store_close(st);
@@ -760,7 +760,7 @@ static void small_db_tuned(const char *path)
 				    .steps = 3, .lr = 0.01, .kd_weight = 0.5, .temperature = 2,
 				    .train_seconds = 1, .images_per_s = 10, .model = model,
 				    .model_bytes = sizeof model};
-	struct trial_metrics m = {88.0, 87.5, 35000, 35000.0 * 64, 120.0, 3.0, 0.0, 1.0, 0};
+	struct trial_metrics m = {88.0, 87.5, 35000, 35000.0 * 64, 120.0, 3.0, 0.0, 1.0, 0, false, 0, 0};
 	int64_t n = 0;
 	cr_assert_eq(store_add_finetuned(st, info.id, &f, &m, layers, 2, "w0", &n), PRESSO_OK, "%s",
 		     status_msg());

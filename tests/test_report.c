@@ -62,7 +62,7 @@ static void add(struct store *st, int64_t study, const char *const *names, const
 	snprintf(p + u, sizeof p - u, "}}");
 	int64_t n;
 	cr_assert_eq(store_begin_trial(st, study, p, NULL, "w0", &n), PRESSO_OK, "%s", status_msg());
-	struct trial_metrics m = {acc, NAN, size, (double)size * 64, NAN, 6.0, 0.0, 1.0, 0};
+	struct trial_metrics m = {acc, NAN, size, (double)size * 64, NAN, 6.0, 0.0, 1.0, 0, false, 0, 0};
 	cr_assert_eq(store_complete_trial(st, study, n, &m, l, n_layers, NULL, 0), PRESSO_OK, "%s",
 		     status_msg());
 }

@@ -18,6 +18,11 @@
  *  - with the bandit strategy (UCB1) and latency as an objective: SIGINT in
  *    the middle of a batch, SIGKILL while a trial runs, and SIGKILL while the
  *    front's latency is being measured.
+ *  - multi-fidelity (search.fidelity: every candidate first on 40 of the 100
+ *    validation images, the promising ones then on the rest): SIGKILL while
+ *    a candidate's low-fidelity pass runs, SIGINT and SIGKILL in the middle
+ *    of a batch, after a batch is drawn; the study must hold trials of both
+ *    fidelities and its front only full-fidelity ones.
  * presso runs as a child process; the stops land at exact points through the
  * driver's test hook, PRESSO_TEST_INTERRUPT=WHERE:K:SIGNAL (search/driver.c),
  * which sends the process the signal after the K-th event of its run.
@@ -133,8 +138,11 @@ static long count(const char *db, const char *sql)
 	return v;
 }
 
-/* The complete trials' policies in trial-number order. */
-#define TRIALS "select policy_sha256 from trials where state = 'complete' order by number"
+/* The complete trials' policies in trial-number order, with the fidelity
+ * they were scored at and what they scored. */
+#define TRIALS                                                                            \
+	"select policy_sha256, fidelity, accuracy, n_images, low_accuracy, low_n_images from " \
+	"trials where state = 'complete' order by number"
 
 /* What a finished study must reproduce: its trials, the re-checked front
  * (policy, validation and test accuracy, size), the summary's front line
@@ -288,4 +296,34 @@ Test(search_replay, bandit_and_latency_resume_to_the_same_study, .init = setup, 
 	       "\"search\": {\"strategy\": \"bandit\", \"bandit\": \"ucb\", \"population\": 4, "
 	       "\"seed\": 3, \"latency_runs\": 3}",
 	       true, stops, sizeof stops / sizeof stops[0]);
+}
+
+/* Multi-fidelity: a candidate's two passes, its promotion (which compares
+ * with the archive as it was when the batch was drawn, saved with the batch)
+ * and the screened-out trials the strategy learns from all replay exactly. */
+Test(search_replay, multi_fidelity_resumes_to_the_same_study, .init = setup, .fini = teardown)
+{
+	static const struct stop stops[] = {
+		{"begin:6:KILL", 2, 128 + SIGKILL, "SIGKILL while trial 6 runs"},
+		{"commit:2:INT", 2, 0, "SIGINT in the middle of a batch"},
+		{"commit:1:KILL", 1, 128 + SIGKILL, "SIGKILL after a commit in the middle of a batch"},
+		{"batch:1:KILL", 2, 128 + SIGKILL, "SIGKILL after a batch is drawn"},
+	};
+	replay("\"search\": {\"population\": 4, \"seed\": 3, "
+	       "\"fidelity\": {\"images\": 40, \"confidence\": 0.5}}",
+	       false, stops, sizeof stops / sizeof stops[0]);
+	const char *dbs[] = {"ref.db", "run.db"};
+	for (int i = 0; i < 2; i++) {
+		const char *db = dbs[i];
+		cr_assert_gt(count(db, "select count(*) from trials where state = 'complete' and "
+				       "fidelity = 'low' and n_images = 40 and low_n_images = 40 and "
+				       "accuracy = low_accuracy"),
+			     0, "%s: some candidates were screened out on 40 images", db);
+		cr_assert_gt(count(db, "select count(*) from trials where state = 'complete' and "
+				       "fidelity = 'full' and n_images = 100 and low_n_images = 40"),
+			     0, "%s: some were promoted to the whole split", db);
+		cr_assert_eq(count(db, "select count(*) from trials where test_accuracy is not null "
+				       "and fidelity <> 'full'"),
+			     0, "%s: the front holds full-fidelity trials only", db);
+	}
 }

@@ -414,3 +414,53 @@ Test(search_run, a_study_hashed_as_written_resumes_as_it_was, .init = setup, .fi
 			     "trial_id, idx) group by trial_id)";
 	cr_assert_eq(count(parts, models), 24);
 }
+
+/* search.rescore_images (issue 19 part 5): the feasible front trials whose
+ * accuracy interval at constraints.confidence straddles the accuracy bound
+ * are scored on more images before the test re-check; their accuracy becomes
+ * that of the split and the extra images together, the split's own is kept,
+ * and a resumed run does not score them again. */
+Test(search_run, close_front_trials_are_rescored_on_more_images, .init = setup,
+     .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	const char *cfg = config("rescore", "\"search\": {\"population\": 6, \"rescore_images\": 1000},"
+					    "\"constraints\": {\"max_accuracy_drop\": 1.5, "
+					    "\"confidence\": 0.9}");
+	const char *db = path("runs.db");
+	char *out, *err;
+	cr_assert_eq(search(cfg, db, "--workers 2 --max-trials 18", &out, &err), 0, "%s", err);
+	/* on 200 images a 90 % interval is about 5 points wide: every feasible
+	 * front trial straddles a 1.5-point bound */
+	cr_assert(strstr(out, "rescored:  "), "%s", out);
+	free(out);
+	free(err);
+	long n = count(db, "select count(*) from v_trials where valid_accuracy is not null");
+	cr_assert_gt(n, 0);
+	cr_assert_eq(count(db, "select count(*) from v_trials where valid_accuracy is not null and "
+			       "(n_images <> 1200 or fidelity <> 'full' or "
+			       "abs(accuracy * 12 - round(accuracy * 12)) > 1e-6 or "
+			       "abs(valid_accuracy * 2 - round(valid_accuracy * 2)) > 1e-6)"),
+		     0, "a whole number of 1,200 images, the split's own of 200 kept");
+	cr_assert_eq(count(db, "select count(*) from v_trials where valid_accuracy is null and "
+			       "n_images <> 200"),
+		     0);
+	/* the summary's best meets the bound at 90 % on what it was scored on */
+	char *best = rows(db, "select count(*) from v_trials where test_accuracy is not null");
+	cr_assert_gt(strtol(best, NULL, 10), 0);
+	free(best);
+	cr_assert_eq(search(cfg, db, "--workers 2 --max-trials 18 --resume", &out, &err), 0, "%s",
+		     err);
+	cr_assert_null(strstr(out, "rescored:  "), "nothing is re-scored twice: %s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(count(db, "select count(*) from v_trials where valid_accuracy is not null"), n);
+	/* without a confidence there is no interval to straddle */
+	cfg = config("bad", "\"search\": {\"rescore_images\": 1000},"
+			    "\"constraints\": {\"max_accuracy_drop\": 1.5}");
+	cr_assert_eq(search(cfg, path("bad.db"), "--max-trials 4", &out, &err), 2, "%s", err);
+	cr_assert(strstr(err, "search.rescore_images"), "%s", err);
+	free(out);
+	free(err);
+}

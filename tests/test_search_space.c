@@ -95,6 +95,8 @@ Test(space, defaults)
 	cr_assert_eq(sp->search.batch, 16);
 	cr_assert_eq(sp->search.max_trials, 0);
 	cr_assert_eq(sp->search.time_limit_s, 0);
+	cr_assert_eq(sp->search.fidelity_images, 0, "single fidelity by default");
+	cr_assert_eq(sp->search.rescore_images, 0);
 	cr_assert_not(sp->needs_latency);
 	cr_assert_float_eq(space_size(sp), pow(12, 5), 1e-6);
 	space_free(sp);
@@ -316,9 +318,9 @@ Test(space, a_confidence_makes_the_best_more_conservative)
 	};
 	/* FP32 91 %: trial 1 is 0.5 below on 1,000 images (95 % upper bound of
 	 * the drop 2.14), trial 2 0.2 below on 20,000 (0.54), trial 3 2 below */
-	const struct trial_metrics m[3] = {{90.5, NAN, 10000, 1, NAN, 4, 0, 1, 1000},
-					   {90.8, NAN, 20000, 1, NAN, 4, 0, 1, 20000},
-					   {89.0, NAN, 5000, 1, NAN, 3, 0, 1, 1000}};
+	const struct trial_metrics m[3] = {{90.5, NAN, 10000, 1, NAN, 4, 0, 1, 1000, false, 0, 0},
+					   {90.8, NAN, 20000, 1, NAN, 4, 0, 1, 20000, false, 0, 0},
+					   {89.0, NAN, 5000, 1, NAN, 3, 0, 1, 1000, false, 0, 0}};
 	struct baseline b = {91.0, NAN, 100000, 1e6, NAN, 10};
 	int64_t want[2] = {1, 2};
 	for (int k = 0; k < 2; k++) {
@@ -361,6 +363,18 @@ Test(space, bad_search_settings)
 	fails("{\"search\": {\"crossover_rate\": 1.5}}", PRESSO_E_CONFIG, "search.crossover_rate");
 	fails("{\"search\": {\"seed\": -1}}", PRESSO_E_CONFIG, "search.seed");
 	fails("{\"search\": {\"workers\": 2}}", PRESSO_E_CONFIG, "search: unknown key 'workers'");
+	/* multi-fidelity and re-scoring */
+	fails("{\"search\": {\"fidelity\": {}}}", PRESSO_E_CONFIG, "search.fidelity.images");
+	fails("{\"search\": {\"fidelity\": {\"images\": 0}}}", PRESSO_E_CONFIG,
+	      "search.fidelity.images");
+	fails("{\"search\": {\"fidelity\": {\"images\": 100, \"confidence\": 0.3}}}",
+	      PRESSO_E_CONFIG, "search.fidelity.confidence");
+	fails("{\"search\": {\"fidelity\": {\"images\": 100, \"promote\": 0.5}}}",
+	      PRESSO_E_CONFIG, "search.fidelity: unknown key 'promote'");
+	fails("{\"search\": {\"fidelity\": 100}}", PRESSO_E_CONFIG, "search.fidelity");
+	fails("{\"search\": {\"rescore_images\": 500}}", PRESSO_E_CONFIG,
+	      "search.rescore_images");
+	fails("{\"search\": {\"rescore_images\": -1}}", PRESSO_E_CONFIG, "search.rescore_images");
 }
 
 Test(space, durations)
@@ -449,9 +463,9 @@ Test(space, goals_without_a_model)
 	struct baseline b = {90.0, NAN, 100000, 1e6, NAN, 10};
 	struct archive a;
 	cr_assert_eq(archive_init(&a, sp, &b), PRESSO_OK, "%s", status_msg());
-	const struct trial_metrics m[3] = {{89.5, NAN, 30000, 1, NAN, 4, 0, 1, 0},
-					   {88.0, NAN, 20000, 1, NAN, 3, 0, 1, 0},
-					   {89.0, NAN, 25000, 1, NAN, 3, 0, 1, 0}};
+	const struct trial_metrics m[3] = {{89.5, NAN, 30000, 1, NAN, 4, 0, 1, 0, false, 0, 0},
+					   {88.0, NAN, 20000, 1, NAN, 3, 0, 1, 0, false, 0, 0},
+					   {89.0, NAN, 25000, 1, NAN, 3, 0, 1, 0, false, 0, 0}};
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(archive_add(&a, i + 1, NULL, &m[i], NULL), PRESSO_OK);
 	int best = archive_best(&a);

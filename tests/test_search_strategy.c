@@ -62,7 +62,7 @@ static struct trial_metrics evaluate(const struct space *sp, const uint8_t *g)
 		size += (double)layers[l].params * lp[l].bits / 8.0;
 	}
 	return (struct trial_metrics){acc > 10 ? acc : 10, NAN, (int64_t)size, size * 1000, NAN,
-				      4, 0, 1, 0};
+				      4, 0, 1, 0, false, 0, 0};
 }
 
 /* A claim callback over a set of genome digests. */
@@ -524,7 +524,7 @@ Test(rng, deterministic_bounded_and_restorable)
 
 static struct trial_metrics point(double acc, int64_t size)
 {
-	return (struct trial_metrics){acc, NAN, size, 1e6, NAN, 4, 0, 1, 0};
+	return (struct trial_metrics){acc, NAN, size, 1e6, NAN, 4, 0, 1, 0, false, 0, 0};
 }
 
 Test(archive, gain_front_and_best)

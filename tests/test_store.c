@@ -83,7 +83,7 @@ static char *policy_text(int i)
 static struct trial_metrics metrics_of(double acc, int64_t size)
 {
 	return (struct trial_metrics){acc, NAN, size, (double)size * 80, 100.0 + (double)size / 1000,
-				      5.0, 0.1, 0.9, 1000};
+				      5.0, 0.1, 0.9, 1000, false, 0, 0};
 }
 
 static struct store *open_new(const char *name)
@@ -149,7 +149,7 @@ Test(store, creates_the_schema_in_wal_mode)
 {
 	struct store *st = open_new("runs.db");
 	const char *path = fx_join(tmp, "runs.db");
-	cr_assert_eq(store_schema_version(), 2);
+	cr_assert_eq(store_schema_version(), 3);
 	cr_assert_eq(raw_int(path, "PRAGMA user_version"), store_schema_version());
 	cr_assert_eq(raw_int(path, "PRAGMA application_id"), 0x70727373);
 	cr_assert_eq(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN ('studies', "
@@ -853,6 +853,87 @@ Test(store, search_state_roundtrip)
 
 /* --- queries ----------------------------------------------------------------- */
 
+/* Multi-fidelity (schema 3): a trial screened out on a subset of the
+ * validation images is stored with its fidelity and pass, and no front,
+ * --pick or summary takes it, however good its subset score looks. */
+Test(store, low_fidelity_trials_stay_out_of_fronts_and_picks)
+{
+	struct store *st = open_new("runs.db");
+	int64_t id = new_study(st, "s");
+	add_trial(st, id, 0, 89.5, 30000); /* 1: full fidelity */
+	char *p = policy_text(1);
+	int64_t n;
+	cr_assert_eq(store_begin_trial(st, id, p, NULL, "test", &n), PRESSO_OK);
+	free(p);
+	/* 2: screened out on 250 images, though it would dominate trial 1 */
+	struct trial_metrics m = metrics_of(95.2, 20000);
+	m.n_images = 250;
+	m.low_fidelity = true;
+	m.low_accuracy = 95.2;
+	m.low_n_images = 250;
+	cr_assert_eq(store_complete_trial(st, id, n, &m, layers3, 3, NULL, 0), PRESSO_OK, "%s",
+		     status_msg());
+	/* 3: promoted: 250 images first, then the whole split */
+	p = policy_text(2);
+	cr_assert_eq(store_begin_trial(st, id, p, NULL, "test", &n), PRESSO_OK);
+	free(p);
+	m = metrics_of(88.0, 25000);
+	m.low_accuracy = 90.4;
+	m.low_n_images = 250;
+	cr_assert_eq(store_complete_trial(st, id, n, &m, layers3, 3, NULL, 0), PRESSO_OK, "%s",
+		     status_msg());
+	const char *path = fx_join(tmp, "runs.db");
+	cr_assert_eq(raw_int(path, "SELECT count(*) FROM v_trials WHERE trial = 2 AND "
+				   "fidelity = 'low' AND low_n_images = 250 AND n_images = 250"),
+		     1);
+	cr_assert_eq(raw_int(path, "SELECT count(*) FROM v_trials WHERE trial = 3 AND "
+				   "fidelity = 'full' AND low_n_images = 250 AND n_images = 1000"),
+		     1);
+	struct store_trial *t;
+	cr_assert_eq(store_get_trial(st, id, 2, &t), PRESSO_OK);
+	cr_assert(t->metrics.low_fidelity);
+	cr_assert_eq(t->metrics.low_n_images, 250);
+	cr_assert_float_eq(t->metrics.low_accuracy, 95.2, 1e-9);
+	store_trials_free(t, 1);
+	cr_assert_eq(store_get_trial(st, id, 3, &t), PRESSO_OK);
+	cr_assert_not(t->metrics.low_fidelity);
+	cr_assert_float_eq(t->metrics.low_accuracy, 90.4, 1e-9);
+	store_trials_free(t, 1);
+	const enum store_objective objs[2] = {OBJ_ACCURACY, OBJ_SIZE};
+	struct pareto_result r;
+	cr_assert_eq(store_pareto(st, id, objs, 2, NULL, &r), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(r.n_front, 2, "trials 1 and 3, not the screened-out 2");
+	cr_assert_eq(r.n_candidates, 2);
+	cr_assert_eq(r.n_low_fidelity, 1);
+	for (int i = 0; i < r.n_front; i++)
+		cr_assert_neq(r.front[i].number, 2);
+	store_pareto_result_free(&r);
+	struct expr_pick pk;
+	int64_t num;
+	bool found;
+	cr_assert_eq(expr_parse_pick("max accuracy", "--pick", &pk), PRESSO_OK);
+	cr_assert_eq(store_pick(st, id, &pk, &num, &found), PRESSO_OK);
+	cr_assert(found);
+	cr_assert_eq(num, 1);
+	expr_pick_free(&pk);
+	struct study_summary *sum;
+	int n_sum;
+	cr_assert_eq(store_list_studies(st, &sum, &n_sum), PRESSO_OK);
+	cr_assert_eq(n_sum, 1);
+	cr_assert_eq(sum[0].best_accuracy_trial, 1);
+	cr_assert_eq(sum[0].n_front, 2);
+	store_study_summaries_free(sum, n_sum);
+	/* a low-fidelity trial must say what it was scored on */
+	p = policy_text(3);
+	cr_assert_eq(store_begin_trial(st, id, p, NULL, "test", &n), PRESSO_OK);
+	free(p);
+	m = metrics_of(88.0, 25000);
+	m.low_fidelity = true;
+	cr_assert_eq(store_complete_trial(st, id, n, &m, layers3, 3, NULL, 0), PRESSO_E_CONFIG);
+	status_clear();
+	store_close(st);
+}
+
 Test(store, pareto_pick_and_where)
 {
 	struct store *st = open_new("runs.db");
@@ -1052,9 +1133,9 @@ extern const unsigned char db_schema_sql[];
 
 /* A database as a presso of schema version 1 wrote it: that migration alone,
  * then a study whose config names its validation split and one that leaves
- * the default, with trials. Opening it for writing migrates it to version 2:
- * n_images from the config where the accuracy is a whole number of its
- * images, NULL otherwise. */
+ * the default, with trials. Opening it for writing migrates it to the
+ * current version: n_images from the config where the accuracy is a whole
+ * number of its images, NULL otherwise (2); full fidelity (3). */
 Test(store, a_version_1_database_migrates_with_its_image_counts)
 {
 	const char *path = fx_join(tmp, "v1.db");
@@ -1081,8 +1162,12 @@ Test(store, a_version_1_database_migrates_with_its_image_counts)
 		 "(2, 1, 'complete', '{}', '" SHA_A "', 0, 0, 1, 89.98, 10000, 1)");
 	struct store *st;
 	cr_assert_eq(store_open(path, 0, &st), PRESSO_OK, "%s", status_msg());
-	cr_assert_eq(raw_int(path, "PRAGMA user_version"), 2);
-	cr_assert_eq(store_schema_version(), 2);
+	cr_assert_eq(raw_int(path, "PRAGMA user_version"), 3);
+	cr_assert_eq(store_schema_version(), 3);
+	/* migration 3: every older trial was scored on its whole split */
+	cr_assert_eq(raw_int(path, "SELECT count(*) FROM v_trials WHERE fidelity = 'full' AND "
+				   "low_accuracy IS NULL AND low_n_images IS NULL"),
+		     4);
 	/* 895 of 1,000; 89.55 % is not a whole number of 1,000 images; running */
 	cr_assert_eq(raw_int(path, "SELECT n_images FROM v_trials WHERE study = 'given' AND "
 				   "trial = 1"),

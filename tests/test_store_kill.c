@@ -78,7 +78,7 @@ static int evaluate(struct store *st, int64_t study, const char *pol, int out_fd
 		return -1;
 	nanosleep(&work, NULL);
 	struct trial_metrics m = {50 + (double)(n % 40), NAN, 1000 + (n * 7919) % 90000, 1e6,
-				  100, 4, 0.1, 0.9, 1000};
+				  100, 4, 0.1, 0.9, 1000, false, 0, 0};
 	char last[32];
 	int len = snprintf(last, sizeof last, "%lld", (long long)n);
 	struct store_kv kv = {"last_complete", last, (size_t)len, true};

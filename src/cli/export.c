@@ -279,6 +279,11 @@ int cmd_export(int argc, char **argv)
 				"bytes) written to %s\n",
 			as_model ? "the tuned model of " : "", (long long)number, study,
 			t->metrics.accuracy, (long long)t->metrics.size_bytes, output);
+	if (s == PRESSO_OK && t->metrics.low_fidelity)
+		fprintf(stderr, "presso export: note: trial %lld was scored on %lld validation "
+				"images only (screened out by the multi-fidelity search): its accuracy "
+				"is that subset's\n",
+			(long long)number, (long long)t->metrics.n_images);
 	if (s == PRESSO_OK && tuned && !as_model)
 		fprintf(stderr, "presso export: trial %lld is trial %lld fine-tuned: the policy "
 				"rebuilds the PTQ model; -o FILE.presso writes the tuned weights\n",

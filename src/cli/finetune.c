@@ -348,9 +348,11 @@ int cmd_finetune(int argc, char **argv)
 						      l->rank};
 		}
 		/* the tuned model has the PTQ model's structure: its latency */
-		struct trial_metrics m = {mv.accuracy, mt.accuracy, mv.size_bytes, mv.bops,
-					  parent->metrics.latency_us, mv.mean_bits, mv.mean_prune,
-					  mv.mean_rank, mv.n_images};
+		struct trial_metrics m = {.accuracy = mv.accuracy, .test_accuracy = mt.accuracy,
+					  .size_bytes = mv.size_bytes, .bops = mv.bops,
+					  .latency_us = parent->metrics.latency_us,
+					  .mean_bits = mv.mean_bits, .mean_prune = mv.mean_prune,
+					  .mean_rank = mv.mean_rank, .n_images = mv.n_images};
 		struct finetune_record rec = {
 			.parent = trial, .source = "finetune", .settings_json = settings,
 			.steps = fr.train.steps, .epochs = steps || tc.max_steps > 0 ? 0 : tc.epochs,

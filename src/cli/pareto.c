@@ -133,6 +133,8 @@ static int print_table(const struct study_info *info, const enum store_objective
 	if (r->n_collapsed)
 		printf(" (%d more with the same objective values as a member: not listed again)",
 		       r->n_collapsed);
+	if (r->n_low_fidelity)
+		printf(" (%d more scored at low fidelity only: not candidates)", r->n_low_fidelity);
 	printf("\n");
 	printf("objectives: %s\n", ob);
 	printf("FP32: accuracy %.2f %%, %.1f KB, %.4g BOPs", b->accuracy,
@@ -249,6 +251,7 @@ static int print_json(const struct study_info *info, const enum store_objective 
 	add_num(fp, "latency_us", b->latency_us);
 	cJSON_AddNumberToObject(fp, "n_classes", b->n_classes);
 	cJSON_AddNumberToObject(root, "candidates", r->n_candidates);
+	cJSON_AddNumberToObject(root, "low_fidelity", r->n_low_fidelity);
 	cJSON_AddNumberToObject(root, "collapsed", r->n_collapsed);
 	if (r->has_hypervolume) {
 		cJSON *hv = cJSON_AddObjectToObject(root, "hypervolume");

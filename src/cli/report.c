@@ -96,7 +96,9 @@ static enum presso_status replay_hypervolume(struct study_report *r)
 		if (t->state != TRIAL_COMPLETE)
 			continue;
 		double p[2] = {t->metrics.accuracy, (double)t->metrics.size_bytes};
-		bool placed = !isnan(p[0]) && t->metrics.size_bytes > 0, dominated = false;
+		/* a low-fidelity trial (a screen on a subset) is no point of the front */
+		bool placed = !isnan(p[0]) && t->metrics.size_bytes > 0 && !t->metrics.low_fidelity,
+		     dominated = false;
 		for (int j = 0; placed && j < n_front && !dominated; j++)
 			dominated = pareto_dominates(&pts[2 * j], p, 2, dir);
 		if (placed && !dominated) {
@@ -147,7 +149,8 @@ static enum presso_status replay_best(struct study_report *r)
 		const struct store_trial *t = &r->trials[i];
 		if (t->state != TRIAL_COMPLETE)
 			continue;
-		if ((s = archive_add(&a, t->number, NULL, &t->metrics, NULL)) != PRESSO_OK)
+		if (!t->metrics.low_fidelity &&
+		    (s = archive_add(&a, t->number, NULL, &t->metrics, NULL)) != PRESSO_OK)
 			break;
 		int b = archive_best(&a);
 		if (b >= 0) {

@@ -79,6 +79,16 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 	if (r->n_requeued)
 		printf(", %d lost earlier and run again", r->n_requeued);
 	printf(") in %.1f s, %.1f trials/min\n", r->seconds, rate);
+	if (r->n_rescored_run > 0)
+		printf("rescored:  %d front trial%s whose accuracy interval straddled a bound, on "
+		       "more validation images\n",
+		       r->n_rescored_run, r->n_rescored_run == 1 ? "" : "s");
+	if (r->fidelity_images > 0)
+		printf("fidelity:  every candidate first on %lld of the %lld validation images; "
+		       "this run: %d screened out there, %d promoted to the whole split "
+		       "(%.1f full-fidelity trials/min)\n",
+		       (long long)r->fidelity_images, (long long)r->valid_images, r->n_screened_run,
+		       r->n_promoted_run, r->seconds > 0 ? 60.0 * r->n_promoted_run / r->seconds : 0);
 	if (r->seconds > 0 && r->workers > 0 && r->n_complete_run + r->n_failed_run > 0)
 		printf("workers:   evaluating %.1f%% of the time (%d worker%s x %.1f s); the driver: "
 		       "%.2f ms of CPU per trial\n",
