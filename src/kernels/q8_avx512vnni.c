@@ -1677,6 +1677,40 @@ void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct 
 	}
 }
 
+/* --- quantizing float ------------------------------------------------------------ */
+
+/* q8_quantize_f32 on 16 lanes: max/min_ps return their second operand when
+ * the first is NaN, which is the scalar form's comparison (NaN -> lo). */
+static ALWAYS_INLINE __m128i quant16(__m512 x, __m512 inv, __m512 lo, __m512 hi,
+				     __m512i zero, __m512i qmax)
+{
+	__m512 t = _mm512_mul_ps(x, inv);
+	t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+	__mmask16 neg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ);
+	__m512 half = _mm512_mask_blend_ps(neg, _mm512_set1_ps(0.5f), _mm512_set1_ps(-0.5f));
+	__m512i r = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_add_ps(t, half)), zero);
+	r = _mm512_min_epi32(_mm512_max_epi32(r, _mm512_setzero_si512()), qmax);
+	return _mm512_cvtepi32_epi8(r);
+}
+
+void qquant_f32_u8__avx512(size_t n, const float *x, const struct qquant_params *p, uint8_t *y)
+{
+	float qmax = (float)((1 << p->bits) - 1);
+	__m512 inv = _mm512_set1_ps(p->inv_scale);
+	__m512 lo = _mm512_set1_ps(-(float)p->zero - 1.0f);
+	__m512 hi = _mm512_set1_ps(qmax - (float)p->zero + 1.0f);
+	__m512i zero = _mm512_set1_epi32(p->zero), imax = _mm512_set1_epi32((1 << p->bits) - 1);
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm_storeu_si128((__m128i *)(y + i),
+				 quant16(_mm512_loadu_ps(x + i), inv, lo, hi, zero, imax));
+	if (i < n) {
+		__mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+		_mm_mask_storeu_epi8(y + i, k,
+				     quant16(_mm512_maskz_loadu_ps(k, x + i), inv, lo, hi, zero, imax));
+	}
+}
+
 #else
 typedef int q8_avx512vnni_is_x86_64_only; /* ISO C wants a non-empty file */
 #endif

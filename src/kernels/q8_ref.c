@@ -351,3 +351,9 @@ void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y)
 	for (size_t i = 0; i < n; i++)
 		y[i] = table[x[i]];
 }
+
+void qquant_f32_u8__ref(size_t n, const float *x, const struct qquant_params *p, uint8_t *y)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = q8_quantize_f32(x[i], p);
+}

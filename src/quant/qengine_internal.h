@@ -100,6 +100,7 @@ struct qmodel {
 	qadd_fn add;
 	qmul_fn mul;
 	qlut_fn lut;
+	qquant_fn quant;          /* float -> uint8 (inputs, fallback outputs) */
 	enum requant_mode requant;
 	struct qvalue *v;
 	struct qparams *qp;       /* [n_values] valid for uint8 values */

@@ -181,16 +181,16 @@ const float *qengine_output(const struct qengine *e, int i, struct shape *shape)
 
 /* --- the steps ------------------------------------------------------------ */
 
-/* float (logical layout) -> uint8 (NHWC when 4-D) */
+/* float (logical layout) -> uint8 (NHWC when 4-D); quant is the model's
+ * kernel for the contiguous case */
 static void quantize_tensor(const float *x, const struct shape *s, bool nhwc,
-			    const struct qparams *qp, uint8_t *y)
+			    const struct qparams *qp, qquant_fn quant, uint8_t *y)
 {
 	int64_t n = shape_numel(s);
 	if (!nhwc || s->dims[1] == 1) {
 		/* the same order (one channel: NHWC is NCHW) */
-		const struct qparams q = *qp;
-		for (int64_t i = 0; i < n; i++)
-			y[i] = quant_act_quantize(x[i], &q);
+		struct qquant_params q = {qp->inv_scale, qp->zero, qp->bits};
+		quant((size_t)n, x, &q, y);
 		return;
 	}
 	int64_t N = s->dims[0], C = s->dims[1], HW = s->dims[2] * s->dims[3];
@@ -598,7 +598,7 @@ static void run_fallback(const struct qengine *e, const struct qstep *st)
 	float *out = buf_ptr(e, f32_out ? m->v[st->out].buf : st->tmp_out);
 	engine_exec_node(g, n, e->shapes, in, out, e->fscratch, -INFINITY, INFINITY);
 	if (!f32_out)
-		quantize_tensor(out, &e->shapes[st->out], m->v[st->out].nhwc, &m->qp[st->out],
+		quantize_tensor(out, &e->shapes[st->out], m->v[st->out].nhwc, &m->qp[st->out], m->quant,
 				buf_ptr(e, m->v[st->out].buf));
 }
 
@@ -608,7 +608,7 @@ static void run_step(struct qengine *e, const struct qstep *st)
 	int v = st->out;
 	switch (st->kind) {
 	case QK_QUANTIZE:
-		quantize_tensor(buf_ptr(e, m->v[v].f32_buf), &e->shapes[v], m->v[v].nhwc, &m->qp[v],
+		quantize_tensor(buf_ptr(e, m->v[v].f32_buf), &e->shapes[v], m->v[v].nhwc, &m->qp[v], m->quant,
 				buf_ptr(e, m->v[v].buf));
 		break;
 	case QK_DEQUANT:
