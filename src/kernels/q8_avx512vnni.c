@@ -459,6 +459,82 @@ static void gemv(const struct qgemm_params *p, const uint8_t *a, const int8_t *p
 	}
 }
 
+/* K = 16 and N <= 64 (a 1x1 conv of a 16-channel input, MobileNetV2's first
+ * expansion): all the weights, 4 groups of 4 k x up to 4 blocks of 16
+ * columns, stay in registers for the whole call; tiles of 4 rows x N, so that
+ * one broadcast of a row's 4 bytes feeds up to 4 vpdpbusd (the 8 x 32 tiles
+ * broadcast every row once per panel, and re-read A per panel). */
+#define K16_MR 4
+
+static ALWAYS_INLINE void gemm_k16_rows(bool f32, int mr, int nb, const uint8_t *a, size_t lda,
+					const __m512i w[4][4], const struct rq16 *q,
+					const struct rq_out *o, uint8_t *c, float *c_f32,
+					size_t off, size_t ldc)
+{
+	__m512i acc[K16_MR][4];
+#pragma GCC unroll 4
+	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			acc[r][b] = q[b].bias;
+#pragma GCC unroll 4
+	for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+		for (int r = 0; r < mr; r++) {
+			__m512i av = _mm512_set1_epi32(load_u32(a + (size_t)r * lda + 4 * g));
+#pragma GCC unroll 4
+			for (int b = 0; b < nb; b++)
+				acc[r][b] = dpbusd(acc[r][b], av, w[g][b]);
+		}
+#pragma GCC unroll 4
+	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			store16(f32, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+}
+
+static ALWAYS_INLINE void gemm_k16_mode(bool F32, int nb, int m, const uint8_t *a, size_t lda,
+					const int8_t *packed, size_t panel_bytes,
+					const struct rq16 *q, const struct rq_out *o, uint8_t *c,
+					float *c_f32, size_t ldc)
+{
+	__m512i w[4][4];
+#pragma GCC unroll 4
+	for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			w[g][b] = _mm512_loadu_si512(packed + (size_t)(b / GEMM_NB) * panel_bytes +
+						     ((size_t)g * GEMM_NR + 16 * (b % GEMM_NB)) * 4);
+	int i = 0;
+	for (; i + K16_MR <= m; i += K16_MR)
+		gemm_k16_rows(F32, K16_MR, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+			      (size_t)i * ldc, ldc);
+	for (; i < m; i++)
+		gemm_k16_rows(F32, 1, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+			      (size_t)i * ldc, ldc);
+}
+
+#define K16_CASE(NB_)                                                                   \
+	case NB_:                                                                       \
+		if (q[0].f32)                                                           \
+			gemm_k16_mode(true, NB_, m, a, lda, packed, panel_bytes, q, o, c,  \
+				      c_f32, ldc);                                      \
+		else                                                                    \
+			gemm_k16_mode(false, NB_, m, a, lda, packed, panel_bytes, q, o, c, \
+				      c_f32, ldc);                                      \
+		break
+
+static void gemm_k16(int nb, int m, const uint8_t *a, size_t lda, const int8_t *packed,
+		     size_t panel_bytes, const struct rq16 *q, const struct rq_out *o,
+		     uint8_t *c, float *c_f32, size_t ldc)
+{
+	switch (nb) {
+	K16_CASE(4); K16_CASE(3); K16_CASE(2); K16_CASE(1);
+	default:
+		__builtin_unreachable();
+	}
+}
+
 static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 		     const void *packed, uint8_t *c, int ldc)
 {
@@ -469,6 +545,15 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 	rq_out_init(p->c_zero, p->c_min, p->c_max, p->deq_scale != NULL, &o);
 	if (p->m == 1) {
 		gemv(p, a, packed, panel_bytes, &o, c, p->c_f32);
+		return;
+	}
+	if (p->k == 16 && p->n <= 64 && p->m >= K16_MR) {
+		struct rq16 q[4] = {0};
+		int nb = 0;
+		for (int j = 0; j < p->n; j += 16, nb++)
+			rq16_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j, p->n, &q[nb]);
+		gemm_k16(nb, p->m, a, (size_t)lda, packed, panel_bytes, q, &o, c, p->c_f32,
+			 (size_t)ldc);
 		return;
 	}
 	int mc = GEMM_A_BLOCK_BYTES / (p->k > 0 ? p->k : 1);
