@@ -451,9 +451,10 @@ static const int edge_shapes[][3] = {
 	{3, 2, 0},
 	/* more rows than one L2 block of A (GEMM_A_BLOCK_BYTES / k) */
 	{300, 40, 1000}, {530, 17, 2001}, {129, 33, 4099},
-	/* K = 16 with N <= 64: the avx512vnni path's whole-N tiles of 4 rows */
+	/* K = 16, 24, 32: the avx512vnni path's tiles of 4 rows x 64 columns */
 	{3, 64, 16}, {4, 16, 16}, {5, 17, 16}, {7, 33, 16}, {9, 48, 16}, {70, 64, 16},
-	{130, 50, 16}, {4, 65, 16}, {66, 64, 15},
+	{130, 50, 16}, {4, 65, 16}, {66, 64, 15}, {4, 96, 24}, {5, 100, 24}, {64, 96, 24},
+	{9, 130, 32}, {70, 128, 32}, {6, 20, 32}, {7, 64, 28},
 };
 
 /* K = Q8_K_MAX with every product at its extreme and the bias at +-2^30:
