@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_steps; i++)
 		total += best[i];
 	const char *name = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
-	char cpu[128];
+	char cpu[192];
 	double ghz = 0, peak = bench_int8_peak(&ghz);
 	printf("# %s, kernels %s, policy %s, %s requantization, batch %d, best of %d runs:"
 	       " %.2f us/image\n",

@@ -311,7 +311,7 @@ int main(int argc, char **argv)
 		memcpy(shapes, defaults, sizeof defaults);
 	}
 #if defined(__x86_64__)
-	char cpu[128];
+	char cpu[192];
 	printf("# %s\n", bench_cpu_model(cpu, sizeof cpu));
 	double ghz0 = bench_core_ghz();
 	printf("# core clock: %.3f GHz from a dependent-add chain (1 add/cycle); TSC %.3f GHz;"

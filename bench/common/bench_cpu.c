@@ -22,19 +22,27 @@ char *bench_cpu_model(char *buf, size_t n)
 	FILE *f = fopen("/proc/cpuinfo", "r");
 	if (!f)
 		return buf;
-	char line[512];
-	while (fgets(line, sizeof line, f)) {
-		const char *colon = strchr(line, ':');
-		if (strncmp(line, "model name", 10) != 0 || !colon)
+	char line[512], name[256] = "", family[32] = "", model[32] = "";
+	while (fgets(line, sizeof line, f) && !(*name && *family && *model)) {
+		char *colon = strchr(line, ':');
+		if (!colon)
 			continue;
-		colon++;
-		while (*colon == ' ' || *colon == '\t')
-			colon++;
-		snprintf(buf, n, "%s", colon);
-		buf[strcspn(buf, "\n")] = '\0';
-		break;
+		char *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		v[strcspn(v, "\n")] = '\0';
+		if (strncmp(line, "model name", 10) == 0)
+			snprintf(name, sizeof name, "%s", v);
+		else if (strncmp(line, "cpu family", 10) == 0)
+			snprintf(family, sizeof family, "%s", v);
+		else if (strncmp(line, "model\t", 6) == 0 || strncmp(line, "model :", 7) == 0)
+			snprintf(model, sizeof model, "%s", v);
 	}
 	fclose(f);
+	if (*name && *family && *model)
+		snprintf(buf, n, "%s (family %s, model %s)", name, family, model);
+	else if (*name)
+		snprintf(buf, n, "%s", name);
 	return buf;
 }
 

@@ -18,8 +18,9 @@
 /* CPU time of this thread, seconds. */
 double bench_thread_s(void);
 
-/* "AMD EPYC 9R14 96-Core Processor" from /proc/cpuinfo, else "unknown CPU";
- * writes at most n bytes (NUL included) into buf and returns it. */
+/* The CPU's name and x86 family and model from /proc/cpuinfo ("AMD EPYC
+ * (family 25, model 17)"), else "unknown CPU"; writes at most n bytes (NUL
+ * included) into buf and returns it. */
 char *bench_cpu_model(char *buf, size_t n);
 
 /* Core clock in GHz: the best of 5 timings of 10^8 dependent adds (0 off x86-64). */
