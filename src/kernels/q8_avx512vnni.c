@@ -20,7 +20,9 @@
  * gemv(): two panels at a time, k split in two phases, 8 independent chains.
  * On Zen 4 (one 512-bit vpdpbusd per cycle, 64 MACs) tiles of 4..14 rows x
  * 32..64 columns all ran within noise of each other; 8 x 32 keeps the N
- * tail waste small.
+ * tail waste small. K = 16 with N <= 64 (1x1 convs of 16-channel inputs) is
+ * the exception, gemm_k16: 4 rows x all N, the 16 weight vectors in
+ * registers for the whole call, one broadcast per 4 vpdpbusd (1.3x).
  *
  * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from the
  * NHWC input itself instead of im2col rows; its packed weights are the GEMM
