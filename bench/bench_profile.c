@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 	       runs, total / batch);
 	printf("# CPU: %s; core clock %.2f GHz (dependent adds); measured INT8 peak %.1f MACs/cycle"
 	       " (%s)\n", bench_cpu_model(cpu, sizeof cpu), ghz, peak,
-	       bench_vpdpbusd_per_s() > 0 ? "vpdpbusd zmm" : "vpmaddwd ymm");
+	       q8_isa_supported(Q8_ISA_AVX512VNNI) ? "vpdpbusd zmm" : "vpmaddwd ymm");
 	printf("%-4s %-18s %-28s %-20s %10s %6s %10s %7s %6s\n", "step", "op", "node",
 	       "output (NCHW)", "us/image", "%", "MACs/img", "MAC/cyc", "%peak");
 	double per_op[OP_COUNT] = {0};
