@@ -1,11 +1,20 @@
-/* bench_profile.c - where an INT8 model's time goes: per step of the engine
- * (qengine_run_profiled), summed over repeated runs of one chunk of images.
+/* bench_profile.c - where an INT8 model's time goes, and how well each layer
+ * uses the core: per step of the engine (qengine_run_profiled, which splits a
+ * batch into the engine's chunks as qengine_run does), the fastest of repeated
+ * runs of one batch.
  *
  * usage: bench_profile MODEL.onnx [--policy int8|int4|FILE] [--batch B] [--runs R]
  *                      [--requant float|q31]
  * Calibrates on 500 training images of Fashion-MNIST like bench_int8, then
- * prints one line per step (op, node, output shape, microseconds per image,
- * share of the total) and the share per op. One thread. */
+ * measures this core's clock and INT8 peak (bench/common/bench_cpu.c: a
+ * dependent-add chain and a vpdpbusd throughput loop, the same as
+ * bench_qgemm's) and prints one line per step: op, node, output shape,
+ * microseconds per image, share of the total, and for a layer (conv,
+ * depthwise, FC) its MACs per image, MACs per cycle and percent of the peak.
+ * Then the same per kind of layer, and the steps that are no layer. One
+ * thread. Each step's time is its fastest over the runs (wall time,
+ * CLOCK_MONOTONIC): on a machine shared with other work the mean counts every
+ * time slice another process took; the total is the sum of those minima. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +25,7 @@
 #include "model/graph.h"
 #include "quant/policy.h"
 #include "quant/qengine.h"
+#include "common/bench_cpu.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
@@ -51,7 +61,7 @@ int main(int argc, char **argv)
 	struct qmodel *m = NULL;
 	struct qengine *e = NULL;
 	struct split sp = {0};
-	double *t = NULL, *sum = NULL;
+	double *t = NULL, *best = NULL; /* per step: this run, the fastest run */
 	int nl;
 	struct normalize norm = {.scale = 1.0f / 255, .n_channels = 1, .mean = {0.2860f}, .std = {0.3530f}};
 	enum presso_status s;
@@ -67,8 +77,8 @@ int main(int argc, char **argv)
 		goto fail;
 	int n_steps = qmodel_n_steps(m);
 	t = calloc((size_t)n_steps, sizeof *t);
-	sum = calloc((size_t)n_steps, sizeof *sum);
-	if (!t || !sum) {
+	best = calloc((size_t)n_steps, sizeof *best);
+	if (!t || !best) {
 		fprintf(stderr, "bench_profile: out of memory\n");
 		return 1;
 	}
@@ -82,20 +92,32 @@ int main(int argc, char **argv)
 		if ((s = qengine_run_profiled(e, batch, t)))
 			goto fail;
 		for (int i = 0; r >= 5 && i < n_steps; i++) /* 5 warm-up runs */
-			sum[i] += t[i];
+			if (r == 5 || t[i] < best[i])
+				best[i] = t[i];
 	}
 	double total = 0;
 	for (int i = 0; i < n_steps; i++)
-		total += sum[i];
+		total += best[i];
 	const char *name = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
-	printf("# %s, kernels %s, policy %s, %s requantization, batch %d, %d runs: %.2f us/image\n",
+	char cpu[192];
+	double ghz = 0, peak = bench_int8_peak(&ghz);
+	printf("# %s, kernels %s, policy %s, %s requantization, batch %d, best of %d runs:"
+	       " %.2f us/image\n",
 	       name, q8_isa_name(qc.isa), policy, requant == REQUANT_Q31 ? "q31" : "float", batch,
-	       runs, total / runs / batch);
-	printf("%-4s %-18s %-28s %-20s %10s %6s\n", "step", "op", "node", "output (NCHW)",
-	       "us/image", "%");
+	       runs, total / batch);
+	printf("# CPU: %s; core clock %.2f GHz (dependent adds); measured INT8 peak %.1f MACs/cycle"
+	       " (%s)\n", bench_cpu_model(cpu, sizeof cpu), ghz, peak,
+	       q8_isa_supported(Q8_ISA_AVX512VNNI) ? "vpdpbusd zmm" : "vpmaddwd ymm");
+	printf("%-4s %-18s %-28s %-20s %10s %6s %10s %7s %6s\n", "step", "op", "node",
+	       "output (NCHW)", "us/image", "%", "MACs/img", "MAC/cyc", "%peak");
 	double per_op[OP_COUNT] = {0};
+	/* per kind of layer: MACs per image and seconds */
+	enum { K_CONV1, K_CONV, K_DW, K_FC, K_OTHER, K_COUNT };
+	static const char *const kind_name[K_COUNT] = {"conv 1x1", "conv kxk", "depthwise",
+						       "fully connected", "no layer"};
+	double kind_macs[K_COUNT] = {0}, kind_us[K_COUNT] = {0};
 	for (int i = 0; i < n_steps; i++) {
-		int nd = qmodel_step_node(m, i);
+		int nd = qmodel_step_node(m, i), li = qmodel_step_layer(m, i);
 		const char *op = nd >= 0 ? op_name(g->nodes[nd].op) : "(quantize)";
 		char shape[64] = "";
 		if (nd >= 0) {
@@ -108,16 +130,48 @@ int main(int argc, char **argv)
 				snprintf(shape + off, sizeof shape - (size_t)off, " dw");
 		}
 		if (nd >= 0 && (int)g->nodes[nd].op < OP_COUNT)
-			per_op[g->nodes[nd].op] += sum[i];
-		printf("%-4d %-18s %-28.28s %-20s %10.3f %5.1f%%\n", i, op,
-		       nd >= 0 ? g->nodes[nd].name : "", shape, sum[i] / runs / batch,
-		       100 * sum[i] / total);
+			per_op[g->nodes[nd].op] += best[i];
+		double us = best[i] / batch;
+		printf("%-4d %-18s %-28.28s %-20s %10.3f %5.1f%%", i, op,
+		       nd >= 0 ? g->nodes[nd].name : "", shape, us, 100 * best[i] / total);
+		int kind = K_OTHER;
+		if (li >= 0 && li < nl) {
+			const struct layer *L = &ls[li];
+			kind = L->op != OP_CONV ? K_FC
+			       : L->group > 1 && L->c_in == 1 ? K_DW
+			       : L->kh == 1 && L->kw == 1 ? K_CONV1 : K_CONV;
+			double mpc = us > 0 && ghz > 0 ? (double)L->macs / (us * 1e3 * ghz) : 0;
+			printf(" %10lld %7.1f %5.1f%%", (long long)L->macs, mpc,
+			       peak > 0 ? 100 * mpc / peak : 0.0);
+			kind_macs[kind] += (double)L->macs;
+		} else {
+			printf(" %10s %7s %6s", "-", "-", "-");
+		}
+		kind_us[kind] += us;
+		printf("\n");
 	}
 	for (int op = 0; op < OP_COUNT; op++)
 		if (per_op[op] > 0)
 			printf("# %-18s %5.1f%%\n", op_name((enum op_type)op), 100 * per_op[op] / total);
+	double all_macs = 0;
+	printf("# %-16s %10s %6s %12s %7s %6s\n", "kind", "us/image", "%", "MACs/img", "MAC/cyc",
+	       "%peak");
+	for (int k = 0; k < K_COUNT; k++) {
+		if (kind_us[k] <= 0)
+			continue;
+		all_macs += kind_macs[k];
+		double mpc = ghz > 0 ? kind_macs[k] / (kind_us[k] * 1e3 * ghz) : 0;
+		printf("# %-16s %10.3f %5.1f%% %12.0f", kind_name[k], kind_us[k],
+		       100 * kind_us[k] * batch / total, kind_macs[k]);
+		if (k != K_OTHER)
+			printf(" %7.1f %5.1f%%", mpc, peak > 0 ? 100 * mpc / peak : 0.0);
+		printf("\n");
+	}
+	double mpc = ghz > 0 ? all_macs / (total / batch * 1e3 * ghz) : 0;
+	printf("# %-16s %10.3f %5.1f%% %12.0f %7.1f %5.1f%%\n", "whole model", total / batch,
+	       100.0, all_macs, mpc, peak > 0 ? 100 * mpc / peak : 0.0);
 	free(t);
-	free(sum);
+	free(best);
 	qengine_free(e);
 	qmodel_free(m);
 	policy_free(p);

@@ -13,12 +13,10 @@
  * oneDNN ISA is capped by ONEDNN_MAX_CPU_ISA, read by oneDNN at its first call
  * (bench/run_qgemm.sh runs this binary once per cap).
  *
- * Cycles: `perf stat -e cycles` is not available in every container (it is
- * not here), so the core clock is measured: a chain of dependent register
- * adds runs at one add per cycle on every x86-64 core, so adds / second =
- * cycles / second. It is measured just before and just after each row's
- * timing; MACs/cycle = MACs / seconds / their mean (printed per row). The same clock also turns a
- * loop of independent vpdpbusd into this core's measured VNNI peak. Seconds
+ * Cycles: the core clock and the vpdpbusd peak come from bench/common/bench_cpu.c
+ * (a dependent-add chain, since perf counters are not available in every
+ * container). The clock is measured just before and just after each row's
+ * timing; MACs/cycle = MACs / seconds / their mean (printed per row). Seconds
  * are this thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so other processes on
  * the machine bias neither. Each figure is the best of 5 samples of >= S/5
  * seconds each (default S = 1).
@@ -32,6 +30,7 @@
 #include <time.h>
 
 #include "kernels/kernels_q8.h"
+#include "common/bench_cpu.h"
 
 #ifdef HAVE_DNNL
 #include <dnnl.h>
@@ -45,111 +44,8 @@
  * machine) counts neither in the kernels' samples nor in the clock estimate. */
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+	return bench_thread_s();
 }
-
-/* --- clock --------------------------------------------------------------------- */
-
-#if defined(__x86_64__)
-/* 10^6 dependent adds (1 cycle latency each); the loop counter is an
- * independent chain that runs alongside. */
-static void add_chain_1m(void)
-{
-	uint64_t x = 0, one = 1;
-	for (int i = 0; i < 1000; i++)
-		__asm__ volatile(".rept 1000\n\tadd %1, %0\n\t.endr" : "+r"(x) : "r"(one));
-}
-
-/* Core GHz: the best of 5 timings of 100 M dependent adds. */
-static double core_ghz(void)
-{
-	double best = 0;
-	for (int s = 0; s < 5; s++) {
-		double t0 = now_s();
-		for (int i = 0; i < 100; i++)
-			add_chain_1m();
-		double ghz = 0.1 / (now_s() - t0);
-		best = ghz > best ? ghz : best;
-	}
-	return best;
-}
-
-static uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
-}
-
-/* Time-stamp counter rate (wall clock: the TSC ticks while descheduled too). */
-static double tsc_ghz(void)
-{
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	uint64_t c0 = rdtsc();
-	do
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	while ((double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec) < 0.2);
-	uint64_t c1 = rdtsc();
-	return (double)(c1 - c0) /
-	       ((double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec)) / 1e9;
-}
-
-/* vpdpbusd zmm instructions per second: 12 independent accumulators. */
-__attribute__((target("avx512f,avx512vnni"))) static double vpdpbusd_per_s(void)
-{
-	double best = 0;
-	for (int s = 0; s < 5; s++) {
-		double t0 = now_s();
-		for (int i = 0; i < 20000; i++)
-			__asm__ volatile(
-				"vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-				".rept 100\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm0\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm1\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm2\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm3\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm4\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm5\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm6\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm7\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm8\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm9\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm10\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm11\n\t"
-				".endr"
-				:
-				:
-				: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
-				  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13");
-		double r = 20000.0 * 1200 / (now_s() - t0);
-		best = r > best ? r : best;
-	}
-	return best;
-}
-
-/* vpmaddwd ymm instructions per second (the AVX2 path's multiplier). */
-__attribute__((target("avx2"))) static double vpmaddwd_per_s(void)
-{
-	double best = 0;
-	for (int s = 0; s < 5; s++) {
-		double t0 = now_s();
-		for (int i = 0; i < 20000; i++)
-			__asm__ volatile(
-				".rept 100\n\t"
-				"vpmaddwd %%ymm13, %%ymm12, %%ymm0\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm1\n\t"
-				"vpmaddwd %%ymm13, %%ymm12, %%ymm2\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm3\n\t"
-				"vpmaddwd %%ymm13, %%ymm12, %%ymm4\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm5\n\t"
-				"vpmaddwd %%ymm13, %%ymm12, %%ymm6\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm7\n\t"
-				"vpmaddwd %%ymm13, %%ymm12, %%ymm8\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm9\n\t"
-				"vpmaddwd %%ymm13, %%ymm12, %%ymm10\n\tvpmaddwd %%ymm13, %%ymm12, %%ymm11\n\t"
-				".endr"
-				:
-				:
-				: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
-				  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13");
-		double r = 20000.0 * 1200 / (now_s() - t0);
-		best = r > best ? r : best;
-	}
-	return best;
-}
-#endif
 
 /* --- problem ------------------------------------------------------------------ */
 
@@ -370,11 +266,8 @@ static void dnnl_teardown(struct dnnl_run *r)
 /* Core GHz where it can be measured, else 1 (the MACs/cycle column is GMAC/s). */
 static double clock_ghz(void)
 {
-#if defined(__x86_64__)
-	return core_ghz();
-#else
-	return 1.0;
-#endif
+	double ghz = bench_core_ghz();
+	return ghz > 0 ? ghz : 1.0;
 }
 
 /* --- main ------------------------------------------------------------------------ */
@@ -418,18 +311,21 @@ int main(int argc, char **argv)
 		memcpy(shapes, defaults, sizeof defaults);
 	}
 #if defined(__x86_64__)
-	double ghz0 = core_ghz();
+	char cpu[192];
+	printf("# %s\n", bench_cpu_model(cpu, sizeof cpu));
+	double ghz0 = bench_core_ghz();
 	printf("# core clock: %.3f GHz from a dependent-add chain (1 add/cycle); TSC %.3f GHz;"
-	       " perf counters not used\n", ghz0, tsc_ghz());
+	       " perf counters not used\n", ghz0, bench_tsc_ghz());
 	if (q8_isa_supported(Q8_ISA_AVX512VNNI)) {
-		double r = vpdpbusd_per_s(), ghz = (ghz0 + core_ghz()) / 2;
+		double r = bench_vpdpbusd_per_s(), ghz = (ghz0 + bench_core_ghz()) / 2;
 		vnni_peak = 64 * r / (ghz * 1e9);
 		printf("# measured peak: vpdpbusd zmm %.2f/cycle = %.1f MACs/cycle"
 		       " (nominal %.0f = 2 ports x 64)\n", r / (ghz * 1e9), 64 * r / (ghz * 1e9),
 		       VNNI_NOMINAL_MACS_PER_CYCLE);
 	}
 	if (q8_isa_supported(Q8_ISA_AVX2)) {
-		double g = core_ghz(), r = vpmaddwd_per_s(), ghz = (g + core_ghz()) / 2;
+		double g = bench_core_ghz(), r = bench_vpmaddwd_per_s(),
+		       ghz = (g + bench_core_ghz()) / 2;
 		printf("# measured peak: vpmaddwd ymm %.2f/cycle = %.1f MACs/cycle\n",
 		       r / (ghz * 1e9), 16 * r / (ghz * 1e9));
 	}
@@ -496,7 +392,7 @@ int main(int argc, char **argv)
 		problem_free(&pb);
 	}
 #if defined(__x86_64__)
-	printf("# core clock after the runs: %.3f GHz\n", core_ghz());
+	printf("# core clock after the runs: %.3f GHz\n", clock_ghz());
 #endif
 	return 0;
 }

@@ -18,19 +18,24 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for _ in $(seq "$rounds"); do
   # shellcheck disable=SC2086
-  "$a/bench_profile" "models/$model.onnx" --batch 8 --runs 60 ${ARGS_A:-} | grep -E '^[0-9]' >> "$out/a"
+  "$a/bench_profile" "models/$model.onnx" --batch 8 --runs 60 ${ARGS_A:-} | grep -E '^(step|[0-9])' >> "$out/a"
   # shellcheck disable=SC2086
-  "$b/bench_profile" "models/$model.onnx" --batch 8 --runs 60 ${ARGS_B:-} | grep -E '^[0-9]' >> "$out/b"
+  "$b/bench_profile" "models/$model.onnx" --batch 8 --runs 60 ${ARGS_B:-} | grep -E '^(step|[0-9])' >> "$out/b"
 done
 /usr/bin/python3 - "$out/a" "$out/b" "$a" "$b" <<'PY'
 import collections, os, sys
 def load(path):
-    best, name = collections.defaultdict(lambda: float('inf')), {}
+    # columns are found from the end of the line: the header says how many
+    # follow us/image (1 in older builds, 4 since the efficiency columns)
+    best, name, tail = collections.defaultdict(lambda: float('inf')), {}, 1
     for line in open(path):
         p = line.split()
-        step, us = int(p[0]), float(p[-2])
+        if p[0] == 'step':
+            tail = len(p) - p.index('us/image') - 1
+            continue
+        step, us = int(p[0]), float(p[-tail - 1])
         best[step] = min(best[step], us)
-        name[step] = ' '.join(p[1:-2])[:58]
+        name[step] = ' '.join(p[1:-tail - 1])[:58]
     return best, name
 a, name = load(sys.argv[1])
 b, _ = load(sys.argv[2])

@@ -6,15 +6,17 @@
 # test accuracy (target |delta| <= 0.2 points) and images/s at batch 1 and 64
 # (each the best of BENCH_ROUNDS rounds of BENCH_SECONDS; defaults 3 and 3).
 # Then a markdown table for bench/RESULTS.md.
-# usage: bash bench/run_compress.sh [MODEL ...]   (default: lenet mobilenetv2 resnet)
+# usage: bash bench/run_compress.sh [MODEL ...]   (default: lenet mlp mobilenetv2 resnet)
 #   POLICIES="int8 int4 path/to/policy.json" overrides the policy list (a file's
-#   name without .json names its rows; {m} in a path stands for the model).
+#   name without .json names its rows; {m} in a path stands for the model; a
+#   file that does not exist for a model, e.g. configs/mlp-w4-rank50.json, is
+#   skipped).
 # Needs python3-onnx (Debian; run by /usr/bin/python3) and npm; onnxruntime-node
 # goes into bench/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=("$@")
-[ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mobilenetv2 resnet)
+[ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mlp mobilenetv2 resnet)
 # shellcheck disable=SC2206
 DEFAULT_POLICIES='int8 int4 configs/{m}-w4-rank50.json'
 # shellcheck disable=SC2206
@@ -33,6 +35,10 @@ for m in "${MODELS[@]}"; do
   for p in "${POLICIES[@]}"; do
     pat='{m}'
     p=${p//"$pat"/$m}
+    if [[ $p == *.json && ! -e $p ]]; then
+      echo "# $m: no $p, skipped" >&2
+      continue
+    fi
     pname=$(basename "$p" .json)
     pname=${pname#"$m-"}
     onnx="$work/$m-$pname.onnx"

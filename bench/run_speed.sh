@@ -3,16 +3,17 @@
 # presso INT8, presso FP32, ONNX Runtime FP32 (onnxruntime-node), PyTorch FP32
 # (TorchScript, frozen) and PyTorch INT8 (eager PTQ, onednn), one after the
 # other in the same run, then a markdown table with presso INT8's ratios.
-# usage: bash bench/run_speed.sh [MODEL ...]   (default: lenet mobilenetv2 resnet mobilenetv3 vit)
+# usage: bash bench/run_speed.sh [MODEL ...]   (default: lenet mlp mobilenetv2 resnet mobilenetv3 vit)
 # Needs python3-torch (Debian) and npm; onnxruntime-node goes into bench/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=("$@")
-[ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mobilenetv2 resnet mobilenetv3 vit)
+[ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mlp mobilenetv2 resnet mobilenetv3 vit)
 # every column: the best of BENCH_REPEAT windows of BENCH_SECONDS each, after a warm-up
 export BENCH_SECONDS=${BENCH_SECONDS:-1}
 export BENCH_REPEAT=${BENCH_REPEAT:-3}
 export OMP_NUM_THREADS=1
+unset BENCH_CLOCK  # wall time: bench_int8, PyTorch and ONNX Runtime alike
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc --all)" --target bench_int8 >/dev/null
 if [ ! -e bench/node_modules/onnxruntime-node ]; then

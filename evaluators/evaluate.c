@@ -86,7 +86,7 @@ enum presso_status eval_accuracy(const struct eval_model *m, const struct datase
 	int64_t correct = 0;
 	enum presso_status first_error = PRESSO_OK;
 	char error_msg[1024] = "";
-	double t0 = now_s();
+	double t0 = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : correct)
 	{
 		struct runner r;
@@ -94,6 +94,14 @@ enum presso_status eval_accuracy(const struct eval_model *m, const struct datase
 		enum presso_status ts = runner_create(m, feed_engine_batch(&f, per_run), &r);
 		if (ts == PRESSO_OK && !labels)
 			ts = status_fail(PRESSO_E_NOMEM, "out of memory");
+		/* the clock starts when every thread has its engine: preparing one
+		 * (the arena's allocation and first touch) is no inference, and the
+		 * threads do it at once, so it weighed twice as much in a run on two
+		 * threads as on one */
+#pragma omp barrier
+#pragma omp master
+		t0 = now_s();
+#pragma omp barrier
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t b = 0; b < n_batches; b++) {
 			if (ts != PRESSO_OK)

@@ -22,7 +22,8 @@ struct eval_result {
 	int64_t n_images;
 	int64_t n_correct;
 	double accuracy_pct;  /* 100 * n_correct / n_images */
-	double seconds;       /* wall time of the inference loop */
+	double seconds;       /* wall time of the inference loop: from the moment
+				 every thread has its engine prepared to the end */
 	double images_per_s;
 };
 

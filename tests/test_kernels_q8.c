@@ -451,6 +451,10 @@ static const int edge_shapes[][3] = {
 	{3, 2, 0},
 	/* more rows than one L2 block of A (GEMM_A_BLOCK_BYTES / k) */
 	{300, 40, 1000}, {530, 17, 2001}, {129, 33, 4099},
+	/* K = 16, 24, 32: the avx512vnni path's tiles of 4 rows x 64 columns */
+	{3, 64, 16}, {4, 16, 16}, {5, 17, 16}, {7, 33, 16}, {9, 48, 16}, {70, 64, 16},
+	{130, 50, 16}, {4, 65, 16}, {66, 64, 15}, {4, 96, 24}, {5, 100, 24}, {64, 96, 24},
+	{9, 130, 32}, {70, 128, 32}, {6, 20, 32}, {7, 64, 28},
 };
 
 /* K = Q8_K_MAX with every product at its extreme and the bias at +-2^30:
@@ -1639,4 +1643,58 @@ Test(q8_rows, every_path_equals_reference)
 		}
 	}
 	cr_assert_geq(paths, 1);
+}
+
+/* ---- quantizing float ---------------------------------------------------------------- */
+
+/* Every path's float-to-uint8 quantizer equals quant_act_quantize (the
+ * engine's scalar definition) on random values across and beyond the range,
+ * the rounding ties (x.5 steps), +-0, +-infinity and NaN, at every bit width
+ * and at lengths that leave every tail, and writes nothing past n. */
+Test(q8_quant, every_value_on_every_path)
+{
+	rng_seed(47);
+	size_t n = 1024 + 45;
+	float *x = xmalloc(n * sizeof *x);
+	uint8_t *y = xmalloc(n), *want = xmalloc(n);
+	int paths = 0;
+	for (int t = 0; t < 60; t++) {
+		struct qparams qp;
+		int bits = 2 + t % 7;
+		float lo = -(float)rng_int(0, 800) / 100.0f, hi = (float)rng_int(1, 800) / 100.0f;
+		quant_act_params(lo, hi, bits, &qp);
+		struct qquant_params q = {qp.inv_scale, qp.zero, qp.bits};
+		for (size_t i = 0; i < n; i++) {
+			int kind = rng_int(0, 9);
+			float step = (float)rng_int(-300, 300) + (kind == 0 ? 0.5f : 0.0f);
+			x[i] = kind <= 1 ? step * qp.scale                                  /* ties, steps */
+			     : kind == 2 ? (rng_int(0, 1) ? 0.0f : -0.0f)
+			     : kind == 3 ? (rng_int(0, 1) ? INFINITY : -INFINITY)
+			     : kind == 4 ? NAN
+			     : (float)rng_int(-1000000, 1000000) / 1000000.0f * 2.0f * (hi - lo);
+		}
+		size_t len = t < 2 ? n : (size_t)rng_int(0, 300);
+		for (size_t i = 0; i < len; i++)
+			want[i] = quant_act_quantize(x[i], &qp);
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qquant_fn quant = q8_quant_for((enum q8_isa)isa);
+			if (!quant)
+				continue;
+			paths += t == 0;
+			memset(y, 0xa5, n);
+			quant(len, x, &q, y);
+			for (size_t i = 0; i < len; i++)
+				cr_assert_eq(y[i], want[i], "%s: x = %a (bits %d, zero %d) gives %d, want %d",
+					     q8_isa_name((enum q8_isa)isa), (double)x[i], bits, qp.zero,
+					     y[i], want[i]);
+			for (size_t i = len; i < n; i++)
+				cr_assert_eq(y[i], 0xa5, "%s wrote past n = %zu",
+					     q8_isa_name((enum q8_isa)isa), len);
+		}
+	}
+	cr_assert_geq(paths, 1);
+	cr_log_info("float quantizer: %d paths equal quant_act_quantize", paths);
+	free(x);
+	free(y);
+	free(want);
 }

@@ -2,7 +2,9 @@
  * engine reproduces PyTorch's logits on the card's test images and PyTorch's
  * FP32 test accuracy on all 10,000 Fashion-MNIST test images (the opset-17
  * mobilenetv3 and vit are checked on their logits only, to keep the suite short;
- * bench/RESULTS.md records their accuracy from `presso eval`). */
+ * bench/RESULTS.md records their accuracy from `presso eval`). The fully
+ * connected mlp has 3 layers, so it is outside MODELS (whose models have at
+ * least 5) and has its own two tests. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -143,11 +145,13 @@ Test(models, resnet_reference_outputs) { check_reference_outputs("resnet"); }
 Test(models, resnet_bn_reference_outputs) { check_reference_outputs("resnet_bn"); }
 Test(models, mobilenetv3_reference_outputs) { check_reference_outputs("mobilenetv3"); }
 Test(models, vit_reference_outputs) { check_reference_outputs("vit"); }
+Test(models, mlp_reference_outputs) { check_reference_outputs("mlp"); }
 
 Test(models, lenet_test_accuracy, .timeout = 300) { check_accuracy("lenet"); }
 Test(models, mobilenetv2_test_accuracy, .timeout = 300) { check_accuracy("mobilenetv2"); }
 Test(models, resnet_test_accuracy, .timeout = 300) { check_accuracy("resnet"); }
 Test(models, resnet_bn_test_accuracy, .timeout = 300) { check_accuracy("resnet_bn"); }
+Test(models, mlp_test_accuracy, .timeout = 300) { check_accuracy("mlp"); }
 
 Test(models, resnet_bn_is_folded_at_import)
 {

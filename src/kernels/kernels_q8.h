@@ -257,6 +257,34 @@ static inline uint8_t q8_mul(uint8_t a, uint8_t b, const struct qmul_params *p)
 typedef void (*qmul_fn)(size_t n, const uint8_t *a, const uint8_t *b,
 			const struct qmul_params *p, uint8_t *y);
 
+/* --- quantizing a float tensor (the engine's inputs and fallback outputs) -------- */
+
+/* An activation's quantization as the kernels see it: q in [0, 2^bits - 1],
+ * real = (q - zero) / inv_scale. */
+struct qquant_params {
+	float inv_scale;
+	int32_t zero;
+	int bits;               /* 2..8 */
+};
+
+/* x * inv_scale (rounded to float), clamped in float to one step beyond the
+ * range (so the conversion is always defined; NaN lands on the low bound),
+ * rounded half away from zero as trunc(t +- 0.5) in float, plus zero, clamped
+ * to [0, 2^bits - 1]: quant_act_quantize() (quant/quant.h) step for step. */
+static inline uint8_t q8_quantize_f32(float x, const struct qquant_params *p)
+{
+	float t = x * p->inv_scale;
+	float qmax = (float)((1 << p->bits) - 1);
+	float lo = -(float)p->zero - 1.0f, hi = qmax - (float)p->zero + 1.0f;
+	t = t > lo ? t : lo;
+	t = t < hi ? t : hi;
+	int32_t r = (int32_t)(t + (t >= 0 ? 0.5f : -0.5f)) + p->zero;
+	return (uint8_t)(r < 0 ? 0 : r > (int32_t)qmax ? (int32_t)qmax : r);
+}
+
+/* y[i] = q8_quantize_f32(x[i]) for i < n. */
+typedef void (*qquant_fn)(size_t n, const float *x, const struct qquant_params *p, uint8_t *y);
+
 /* --- im2col (NHWC) for the GEMM-based convolution --------------------------- */
 
 /* Writes one row per output pixel of image img for channel group g:
@@ -297,6 +325,9 @@ void qmul_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qm
 void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
 		     uint8_t *y);
 
+void qquant_f32_u8__ref(size_t n, const float *x, const struct qquant_params *p, uint8_t *y);
+void qquant_f32_u8__avx512(size_t n, const float *x, const struct qquant_params *p, uint8_t *y);
+
 /* The kernels of one path; NULL if this build or CPU lacks it. q8_conv_for()
  * is also NULL for a path without a convolution kernel (AVX2): its callers
  * convolve with im2col_nhwc_u8 and that path's GEMM instead. */
@@ -308,6 +339,8 @@ qadd_fn q8_add_for(enum q8_isa isa);
  * the CPU has AVX-512 VBMI, else AVX2's. */
 qlut_fn q8_lut_for(enum q8_isa isa);
 qmul_fn q8_mul_for(enum q8_isa isa);
+/* The float-to-uint8 quantizer of a path (AVX2 uses the reference's). */
+qquant_fn q8_quant_for(enum q8_isa isa);
 
 /* The best path this CPU supports (CPUID + XGETBV), or the one forced with the
  * environment variable PRESSO_ISA=ref|avx2|avx512vnni (an unknown or unsupported

@@ -20,7 +20,9 @@
  * gemv(): two panels at a time, k split in two phases, 8 independent chains.
  * On Zen 4 (one 512-bit vpdpbusd per cycle, 64 MACs) tiles of 4..14 rows x
  * 32..64 columns all ran within noise of each other; 8 x 32 keeps the N
- * tail waste small.
+ * tail waste small. K = 16 with N <= 64 (1x1 convs of 16-channel inputs) is
+ * the exception, gemm_k16: 4 rows x all N, the 16 weight vectors in
+ * registers for the whole call, one broadcast per 4 vpdpbusd (1.3x).
  *
  * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from the
  * NHWC input itself instead of im2col rows; its packed weights are the GEMM
@@ -459,6 +461,88 @@ static void gemv(const struct qgemm_params *p, const uint8_t *a, const int8_t *p
 	}
 }
 
+/* K = 16 and N <= 64 (a 1x1 conv of a 16-channel input, MobileNetV2's first
+ * expansion): all the weights, 4 groups of 4 k x up to 4 blocks of 16
+ * columns, stay in registers for the whole call; tiles of 4 rows x N, so that
+ * one broadcast of a row's 4 bytes feeds up to 4 vpdpbusd (the 8 x 32 tiles
+ * broadcast every row once per panel, and re-read A per panel). */
+#define K16_MR 4
+
+static ALWAYS_INLINE void gemm_k16_rows(bool f32, int mr, int nb, const uint8_t *a, size_t lda,
+					const __m512i w[4][4], const struct rq16 *q,
+					const struct rq_out *o, uint8_t *c, float *c_f32,
+					size_t off, size_t ldc)
+{
+	__m512i acc[K16_MR][4];
+#pragma GCC unroll 4
+	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			acc[r][b] = q[b].bias;
+#pragma GCC unroll 4
+	for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+		for (int r = 0; r < mr; r++) {
+			__m512i av = _mm512_set1_epi32(load_u32(a + (size_t)r * lda + 4 * g));
+#pragma GCC unroll 4
+			for (int b = 0; b < nb; b++)
+				acc[r][b] = dpbusd(acc[r][b], av, w[g][b]);
+		}
+#pragma GCC unroll 4
+	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			store16(f32, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+}
+
+static ALWAYS_INLINE void gemm_k16_mode(bool F32, int nb, int m, const uint8_t *a, size_t lda,
+					const int8_t *packed, size_t panel_bytes,
+					const struct rq16 *q, const struct rq_out *o, uint8_t *c,
+					float *c_f32, size_t ldc)
+{
+	__m512i w[4][4];
+#pragma GCC unroll 4
+	for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			w[g][b] = _mm512_loadu_si512(packed + (size_t)(b / GEMM_NB) * panel_bytes +
+						     ((size_t)g * GEMM_NR + 16 * (b % GEMM_NB)) * 4);
+	int i = 0;
+	for (; i + K16_MR <= m; i += K16_MR)
+		gemm_k16_rows(F32, K16_MR, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+			      (size_t)i * ldc, ldc);
+	for (; i < m; i++)
+		gemm_k16_rows(F32, 1, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+			      (size_t)i * ldc, ldc);
+}
+
+#define K16_CASE(NB_)                                                                   \
+	case NB_:                                                                       \
+		if (q[0].f32)                                                           \
+			gemm_k16_mode(true, NB_, m, a, lda, packed, panel_bytes, q, o, c,  \
+				      c_f32, ldc);                                      \
+		else                                                                    \
+			gemm_k16_mode(false, NB_, m, a, lda, packed, panel_bytes, q, o, c, \
+				      c_f32, ldc);                                      \
+		break
+
+static void gemm_k16(int nb, int m, const uint8_t *a, size_t lda, const int8_t *packed,
+		     size_t panel_bytes, const struct rq16 *q, const struct rq_out *o,
+		     uint8_t *c, float *c_f32, size_t ldc)
+{
+	switch (nb) {
+	K16_CASE(4); K16_CASE(3); K16_CASE(2); K16_CASE(1);
+	default:
+		__builtin_unreachable();
+	}
+}
+
+/* K = 24 or 32: gemm_sk_run, after gemm_run. */
+#define SK_MR 4
+static void gemm_sk_run(const struct qgemm_params *p, const uint8_t *a, int lda,
+			const void *packed, size_t panel_bytes, const struct rq_out *o, uint8_t *c,
+			int ldc);
+
 static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 		     const void *packed, uint8_t *c, int ldc)
 {
@@ -469,6 +553,19 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 	rq_out_init(p->c_zero, p->c_min, p->c_max, p->deq_scale != NULL, &o);
 	if (p->m == 1) {
 		gemv(p, a, packed, panel_bytes, &o, c, p->c_f32);
+		return;
+	}
+	if (p->k == 16 && p->n <= 64 && p->m >= K16_MR) {
+		struct rq16 q[4] = {0};
+		int nb = 0;
+		for (int j = 0; j < p->n; j += 16, nb++)
+			rq16_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j, p->n, &q[nb]);
+		gemm_k16(nb, p->m, a, (size_t)lda, packed, panel_bytes, q, &o, c, p->c_f32,
+			 (size_t)ldc);
+		return;
+	}
+	if ((p->k == 24 || p->k == 32) && p->m >= SK_MR) {
+		gemm_sk_run(p, a, lda, packed, panel_bytes, &o, c, ldc);
 		return;
 	}
 	int mc = GEMM_A_BLOCK_BYTES / (p->k > 0 ? p->k : 1);
@@ -490,6 +587,102 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 					      (size_t)i * ldc + (size_t)j0, (size_t)ldc);
 			}
 		}
+	}
+}
+
+/* K = 24 or 32 (1x1 convs of 24- and 32-channel inputs, MobileNetV2's
+ * expansions) in passes of up to 64 columns: the K = 16 tiles above with 6 or
+ * 8 groups of 4 k; GCC keeps part of the pass's weights as memory operands,
+ * which the L1 serves. (The same code at K = 16 ran 10 % slower than
+ * gemm_k16, hence two.) gemm_run reaches it through the noinline
+ * gemm_sk_run: with these loops inlined into gemm_run, its K = 16 tiles
+ * ran 10 % slower too. */
+
+static ALWAYS_INLINE void gemm_sk_rows(bool f32, int k4, int mr, int nb, const uint8_t *a,
+				       size_t lda, const __m512i w[8][4], const struct rq16 *q,
+				       const struct rq_out *o, uint8_t *c, float *c_f32,
+				       size_t off, size_t ldc)
+{
+	__m512i acc[SK_MR][4];
+#pragma GCC unroll 4
+	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			acc[r][b] = q[b].bias;
+#pragma GCC unroll 8
+	for (int g = 0; g < k4; g++)
+#pragma GCC unroll 4
+		for (int r = 0; r < mr; r++) {
+			__m512i av = _mm512_set1_epi32(load_u32(a + (size_t)r * lda + 4 * g));
+#pragma GCC unroll 4
+			for (int b = 0; b < nb; b++)
+				acc[r][b] = dpbusd(acc[r][b], av, w[g][b]);
+		}
+#pragma GCC unroll 4
+	for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			store16(f32, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+}
+
+/* One pass: columns j0 .. j0 + 16 * nb - 1 (wp: their first panel). */
+static ALWAYS_INLINE void gemm_sk_mode(bool F32, int k4, int nb, int m, const uint8_t *a,
+				       size_t lda, const int8_t *wp, size_t panel_bytes,
+				       const struct rq16 *q, const struct rq_out *o, uint8_t *c,
+				       float *c_f32, size_t j0, size_t ldc)
+{
+	__m512i w[8][4];
+#pragma GCC unroll 8
+	for (int g = 0; g < k4; g++)
+#pragma GCC unroll 4
+		for (int b = 0; b < nb; b++)
+			w[g][b] = _mm512_loadu_si512(wp + (size_t)(b / GEMM_NB) * panel_bytes +
+						     ((size_t)g * GEMM_NR + 16 * (b % GEMM_NB)) * 4);
+	int i = 0;
+	for (; i + SK_MR <= m; i += SK_MR)
+		gemm_sk_rows(F32, k4, SK_MR, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+			     (size_t)i * ldc + j0, ldc);
+	for (; i < m; i++)
+		gemm_sk_rows(F32, k4, 1, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+			     (size_t)i * ldc + j0, ldc);
+}
+
+#define SK_CASE(K4_, NB_)                                                               \
+	case (K4_) * 8 + (NB_):                                                         \
+		if (q[0].f32)                                                           \
+			gemm_sk_mode(true, K4_, NB_, m, a, lda, wp, panel_bytes, q, o, c, \
+				     c_f32, j0, ldc);                                   \
+		else                                                                    \
+			gemm_sk_mode(false, K4_, NB_, m, a, lda, wp, panel_bytes, q, o, \
+				     c, c_f32, j0, ldc);                                \
+		break
+
+static void gemm_sk(int k4, int nb, int m, const uint8_t *a, size_t lda, const int8_t *wp,
+		    size_t panel_bytes, const struct rq16 *q, const struct rq_out *o, uint8_t *c,
+		    float *c_f32, size_t j0, size_t ldc)
+{
+	switch (k4 * 8 + nb) {
+	SK_CASE(6, 4); SK_CASE(6, 3); SK_CASE(6, 2); SK_CASE(6, 1);
+	SK_CASE(8, 4); SK_CASE(8, 3); SK_CASE(8, 2); SK_CASE(8, 1);
+	default:
+		__builtin_unreachable();
+	}
+}
+
+/* gemm_run's K = 24 or 32 case, in passes of up to 64 columns. */
+static __attribute__((noinline)) void gemm_sk_run(const struct qgemm_params *p, const uint8_t *a,
+						  int lda, const void *packed, size_t panel_bytes,
+						  const struct rq_out *o, uint8_t *c, int ldc)
+{
+	for (int j0 = 0; j0 < p->n; j0 += 64) {
+		struct rq16 q[4] = {0};
+		int nb = 0;
+		for (int j = j0; j < p->n && j < j0 + 64; j += 16, nb++)
+			rq16_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j, p->n,
+				  &q[nb]);
+		gemm_sk(p->k / 4, nb, p->m, a, (size_t)lda,
+			(const int8_t *)packed + (size_t)(j0 / GEMM_NR) * panel_bytes, panel_bytes,
+			q, o, c, p->c_f32, (size_t)j0, (size_t)ldc);
 	}
 }
 
@@ -1840,6 +2033,40 @@ const struct qmatmul_ukernel qmatmul_u8u8_4x16__avx512vnni = {
 	.work_bytes = qmatmul_work_bytes_512,
 	.run = qmatmul_run_512,
 };
+
+/* --- quantizing float ------------------------------------------------------------ */
+
+/* q8_quantize_f32 on 16 lanes: max/min_ps return their second operand when
+ * the first is NaN, which is the scalar form's comparison (NaN -> lo). */
+static ALWAYS_INLINE __m128i quant16(__m512 x, __m512 inv, __m512 lo, __m512 hi,
+				     __m512i zero, __m512i qmax)
+{
+	__m512 t = _mm512_mul_ps(x, inv);
+	t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+	__mmask16 neg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ);
+	__m512 half = _mm512_mask_blend_ps(neg, _mm512_set1_ps(0.5f), _mm512_set1_ps(-0.5f));
+	__m512i r = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_add_ps(t, half)), zero);
+	r = _mm512_min_epi32(_mm512_max_epi32(r, _mm512_setzero_si512()), qmax);
+	return _mm512_cvtepi32_epi8(r);
+}
+
+void qquant_f32_u8__avx512(size_t n, const float *x, const struct qquant_params *p, uint8_t *y)
+{
+	float qmax = (float)((1 << p->bits) - 1);
+	__m512 inv = _mm512_set1_ps(p->inv_scale);
+	__m512 lo = _mm512_set1_ps(-(float)p->zero - 1.0f);
+	__m512 hi = _mm512_set1_ps(qmax - (float)p->zero + 1.0f);
+	__m512i zero = _mm512_set1_epi32(p->zero), imax = _mm512_set1_epi32((1 << p->bits) - 1);
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm_storeu_si128((__m128i *)(y + i),
+				 quant16(_mm512_loadu_ps(x + i), inv, lo, hi, zero, imax));
+	if (i < n) {
+		__mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+		_mm_mask_storeu_epi8(y + i, k,
+				     quant16(_mm512_maskz_loadu_ps(k, x + i), inv, lo, hi, zero, imax));
+	}
+}
 
 #else
 typedef int q8_avx512vnni_is_x86_64_only; /* ISO C wants a non-empty file */

@@ -48,6 +48,20 @@ static const struct q8_path {
 };
 static_assert(sizeof paths / sizeof paths[0] == Q8_ISA_COUNT, "one paths[] entry per q8_isa");
 
+/* Float-to-uint8 quantizers, apart from paths[] (AVX2 uses the reference's). */
+static const qquant_fn quant_fns[] = {
+	[Q8_ISA_REF] = qquant_f32_u8__ref,
+#if defined(__x86_64__)
+	[Q8_ISA_AVX2] = qquant_f32_u8__ref,
+	[Q8_ISA_AVX512VNNI] = qquant_f32_u8__avx512,
+#else
+	[Q8_ISA_AVX2] = NULL,
+	[Q8_ISA_AVX512VNNI] = NULL,
+#endif
+};
+static_assert(sizeof quant_fns / sizeof quant_fns[0] == Q8_ISA_COUNT,
+	      "one quant_fns[] entry per q8_isa");
+
 static bool cpu_has[Q8_ISA_COUNT];
 static bool cpu_has_vbmi; /* AVX-512 VBMI besides the avx512vnni path */
 static enum q8_isa best;
@@ -206,4 +220,9 @@ qlayernorm_fn q8_layernorm_for(enum q8_isa isa)
 		return qlayernorm_u8__avx2;
 #endif
 	return qlayernorm_u8__ref;
+}
+
+qquant_fn q8_quant_for(enum q8_isa isa)
+{
+	return q8_isa_supported(isa) ? quant_fns[isa] : NULL;
 }

@@ -486,3 +486,9 @@ void transpose_u8__ref(int rank, const int64_t *x_dims, const int64_t *perm, con
 		}
 	}
 }
+
+void qquant_f32_u8__ref(size_t n, const float *x, const struct qquant_params *p, uint8_t *y)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = q8_quantize_f32(x[i], p);
+}

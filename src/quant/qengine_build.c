@@ -698,8 +698,9 @@ static bool same_memory_order(const struct qmodel *m, int a, int b)
 {
 	const struct graph *g = m->g;
 	const struct shape *sa = &g->values[a].shape, *sb = &g->values[b].shape;
-	bool an = m->v[a].nhwc && sa->dims[2] * sa->dims[3] > 1;
-	bool bn = m->v[b].nhwc && sb->dims[2] * sb->dims[3] > 1;
+	/* NHWC is the logical order when H*W = 1 or C = 1 (an image's plane) */
+	bool an = m->v[a].nhwc && sa->dims[2] * sa->dims[3] > 1 && sa->dims[1] > 1;
+	bool bn = m->v[b].nhwc && sb->dims[2] * sb->dims[3] > 1 && sb->dims[1] > 1;
 	if (!an && !bn)
 		return true;
 	if (an && bn && sa->n_dims == 4 && sb->n_dims == 4)
@@ -797,6 +798,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->matmul = q8_matmul_for(qc->isa);
 	m->softmax = q8_softmax_for(qc->isa);
 	m->layernorm = q8_layernorm_for(qc->isa);
+	m->quant = q8_quant_for(qc->isa);
 	if (!m->gemm || !m->dw) {
 		m->gemm = q8_gemm_for(Q8_ISA_REF);
 		m->dw = q8_dwconv_for(Q8_ISA_REF);
@@ -807,6 +809,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		m->matmul = q8_matmul_for(Q8_ISA_REF);
 		m->softmax = q8_softmax_for(Q8_ISA_REF);
 		m->layernorm = q8_layernorm_for(Q8_ISA_REF);
+		m->quant = q8_quant_for(Q8_ISA_REF);
 	}
 	m->requant = qc->requant;
 	int nv = g->n_values, nn = g->n_nodes;

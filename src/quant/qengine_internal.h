@@ -114,6 +114,7 @@ struct qmodel {
 	const struct qmatmul_ukernel *matmul;
 	qsoftmax_fn softmax;
 	qlayernorm_fn layernorm;
+	qquant_fn quant;          /* float -> uint8 (inputs, fallback outputs) */
 	enum requant_mode requant;
 	struct qvalue *v;
 	struct qparams *qp;       /* [n_values] valid for uint8 values */
