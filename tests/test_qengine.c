@@ -1078,19 +1078,25 @@ static struct graph *attention_block(struct mb *b)
 	return load_mb(b);
 }
 
-Test(qengine, attention_block_tracks_fp32)
+/* A block built by make on n items of ds: W8A8 on every path and in both
+ * requantization forms runs without a fallback, every path gives the
+ * reference's bytes, and the reference tracks FP32 within a relative RMS
+ * error of 0.06 (a few quantized tensors deep through a softmax); the
+ * block has n_layers weight MatMuls and per outputs per item. */
+static void check_block_in_integers(struct graph *(*make)(struct mb *), const char *what,
+				    struct dataset *ds, int n, int n_layers, int per)
 {
 	struct mb b;
-	struct graph *g = attention_block(&b);
-	struct dataset *ds = uniform_items(48, 1, 4, 8, -2, 2, 91);
+	struct graph *g = make(&b);
 	struct calib *cal = calibrate(g, ds);
 	struct layer *ls;
 	int nl;
 	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
-	cr_assert_eq(nl, 6, "q, k, v, o, fc1, fc2: the MatMuls with a constant weight");
+	cr_assert_eq(nl, n_layers, "%s: the MatMuls with a constant weight", what);
 	struct policy *p;
 	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
-	float ref[2][48 * 32];
+	size_t bytes = sizeof(float) * (size_t)n * (size_t)per;
+	float *ref[2] = {malloc(bytes), malloc(bytes)}, *yf = malloc(bytes), *yq = malloc(bytes);
 	int n_paths = 0;
 	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
 		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
@@ -1100,31 +1106,40 @@ Test(qengine, attention_block_tracks_fp32)
 						  (enum requant_mode)rq};
 			struct qmodel *m;
 			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
-			float yf[48 * 32], yq[48 * 32];
-			int per = run_both(g, m, ds, 48, yf, yq);
-			cr_assert_eq(per, 32);
-			cr_assert_eq(count_fallbacks(m), 0, "every node runs in integers");
+			cr_assert_eq(count_fallbacks(m), 0, "%s: every node runs in integers", what);
+			cr_assert_eq(run_both(g, m, ds, n, yf, yq), per);
 			if (isa == Q8_ISA_REF) {
-				memcpy(ref[rq], yq, sizeof yq);
-				double e = rel_rms(yq, yf, 48 * 32);
-				cr_log_info("attention block W8A8 vs FP32 (%s): relative RMS error %.4f",
+				memcpy(ref[rq], yq, bytes);
+				double e = rel_rms(yq, yf, n * per);
+				cr_log_info("%s W8A8 vs FP32 (%s): relative RMS error %.4f", what,
 					    rq == REQUANT_Q31 ? "Q31" : "float", e);
-				/* eight quantized tensors deep, softmax and all: a few percent */
-				cr_assert_lt(e, 0.06, "relative error %.4f", e);
+				cr_assert_lt(e, 0.06, "%s: relative error %.4f", what, e);
 			} else {
-				cr_assert_arr_eq(yq, ref[rq], sizeof yq, "path %s differs (%s)",
-						 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
+				cr_assert_arr_eq(yq, ref[rq], bytes, "%s: path %s differs (%s)", what,
+						 q8_isa_name((enum q8_isa)isa),
+						 rq == REQUANT_Q31 ? "Q31" : "float");
 			}
 			n_paths++;
 			qmodel_free(m);
 		}
 	cr_assert_geq(n_paths, 2);
+	free(ref[0]);
+	free(ref[1]);
+	free(yf);
+	free(yq);
 	policy_free(p);
 	free(ls);
 	calib_free(cal);
-	dataset_free(ds);
 	graph_free(g);
 	mb_free(&b);
+}
+
+Test(qengine, attention_block_tracks_fp32)
+{
+	/* q, k, v, o, fc1, fc2; eight quantized tensors deep, softmax and all */
+	struct dataset *ds = uniform_items(48, 1, 4, 8, -2, 2, 91);
+	check_block_in_integers(attention_block, "attention block", ds, 48, 6, 32);
+	dataset_free(ds);
 }
 
 /* Multi-head attention over [N, T=4, D=16] with 2 heads as PyTorch exports
@@ -1185,48 +1200,8 @@ static struct graph *multi_head_block(struct mb *b)
 
 Test(qengine, multi_head_attention_runs_in_integers)
 {
-	struct mb b;
-	struct graph *g = multi_head_block(&b);
+	/* q, k, v; six quantized tensors deep through a softmax */
 	struct dataset *ds = uniform_items(40, 1, 4, 16, -2, 2, 57);
-	struct calib *cal = calibrate(g, ds);
-	struct layer *ls;
-	int nl;
-	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
-	cr_assert_eq(nl, 3, "q, k, v");
-	struct policy *p;
-	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
-	float ref[2][40 * 16];
-	int n_paths = 0;
-	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
-		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
-			if (!q8_isa_supported((enum q8_isa)isa))
-				continue;
-			struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
-						  (enum requant_mode)rq};
-			struct qmodel *m;
-			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
-			cr_assert_eq(count_fallbacks(m), 0, "every node runs in integers");
-			float yf[40 * 16], yq[40 * 16];
-			cr_assert_eq(run_both(g, m, ds, 40, yf, yq), 16);
-			if (isa == Q8_ISA_REF) {
-				memcpy(ref[rq], yq, sizeof yq);
-				double e = rel_rms(yq, yf, 40 * 16);
-				cr_log_info("multi-head attention W8A8 vs FP32 (%s): relative RMS error %.4f",
-					    rq == REQUANT_Q31 ? "Q31" : "float", e);
-				/* six quantized tensors deep through a softmax: a few percent */
-				cr_assert_lt(e, 0.06, "relative error %.4f", e);
-			} else {
-				cr_assert_arr_eq(yq, ref[rq], sizeof yq, "path %s differs (%s)",
-						 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
-			}
-			n_paths++;
-			qmodel_free(m);
-		}
-	cr_assert_geq(n_paths, 2);
-	policy_free(p);
-	free(ls);
-	calib_free(cal);
+	check_block_in_integers(multi_head_block, "multi-head attention", ds, 40, 3, 16);
 	dataset_free(ds);
-	graph_free(g);
-	mb_free(&b);
 }
