@@ -2,7 +2,7 @@
 # fuzz.sh - builds presso's libFuzzer harnesses (tests/fuzz/) and runs them.
 #
 # Usage: bash scripts/fuzz.sh NAME SECONDS [LIBFUZZER_ARGS...]   one harness
-#        bash scripts/fuzz.sh all SECONDS [LIBFUZZER_ARGS...]    every harness in turn
+#        bash scripts/fuzz.sh all SECONDS [LIBFUZZER_ARGS...]    every harness (as many at a time as cores)
 #        bash scripts/fuzz.sh build                              build only
 #        bash scripts/fuzz.sh list                               the harness names
 #
@@ -116,9 +116,23 @@ if [ "$name" != all ] && [[ " ${HARNESSES[*]} " != *" $name "* ]]; then
 fi
 build
 if [ "$name" = all ]; then
+	# as many harnesses at a time as there are cores (each is one process),
+	# their reports printed in order
 	failed=()
+	slots=$(nproc 2>/dev/null || echo 2)
+	mkdir -p "$BUILD/logs"
 	for h in "${HARNESSES[@]}"; do
-		run "$h" "$seconds" "$@" || failed+=("$h")
+		while [ "$(jobs -rp | wc -l)" -ge "$slots" ]; do wait -n || true; done
+		(
+			rc=0
+			run "$h" "$seconds" "$@" >"$BUILD/logs/$h.out" 2>&1 || rc=$?
+			echo "$rc" >"$BUILD/logs/$h.rc"
+		) &
+	done
+	wait || true
+	for h in "${HARNESSES[@]}"; do
+		cat "$BUILD/logs/$h.out"
+		[ "$(cat "$BUILD/logs/$h.rc" 2>/dev/null || echo 1)" = 0 ] || failed+=("$h")
 	done
 	if [ ${#failed[@]} -gt 0 ]; then
 		echo "fuzz: findings in: ${failed[*]} (inputs in tests/fuzz/findings/)" >&2
