@@ -46,6 +46,13 @@ char *fx_tmpdir(void)
 	return d ? strdup(d) : NULL;
 }
 
+bool fx_rmtree(const char *dir)
+{
+	char cmd[FX_PATH_BYTES + 32];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	return system(cmd) == 0;
+}
+
 bool fx_write(const char *path, const void *bytes, size_t n)
 {
 	FILE *f = fopen(path, "wb");

@@ -13,6 +13,9 @@ const char *fx_src(const char *rel);
 /* A fresh empty temporary folder (created under $TMPDIR or /tmp); free() it. */
 char *fx_tmpdir(void);
 
+/* Removes dir and everything under it (rm -rf); true on success. */
+bool fx_rmtree(const char *dir);
+
 /* dir "/" name in a static rotating buffer. */
 const char *fx_join(const char *dir, const char *name);
 

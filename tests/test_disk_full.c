@@ -54,9 +54,7 @@ static int n_entries(const char *dir)
 
 static void remove_tree(char *dir)
 {
-	char cmd[4200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert(fx_rmtree(dir));
 	free(dir);
 }
 

@@ -113,9 +113,7 @@ static char *work_dir(void)
 
 static void remove_tree(char *dir)
 {
-	char cmd[PATH_MAX + 16];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert(fx_rmtree(dir));
 	free(dir);
 }
 

@@ -42,9 +42,7 @@ static void teardown(void)
 {
 	if (!dir)
 		return;
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
+	if (!fx_rmtree(dir))
 		fprintf(stderr, "could not remove %s\n", dir);
 	free(dir);
 	dir = NULL;

@@ -51,9 +51,7 @@ static char *tree_with(const char *file, const char *include_line)
 
 static void remove_tree(char *root)
 {
-	char cmd[4096];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert(fx_rmtree(root));
 	free(root);
 }
 

@@ -133,9 +133,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[4300];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-	if (system(cmd) != 0)
+	if (!fx_rmtree(tmp))
 		fprintf(stderr, "could not remove %s\n", tmp);
 	free(tmp);
 }

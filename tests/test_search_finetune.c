@@ -84,9 +84,7 @@ static void teardown(void)
 {
 	if (!dir)
 		return;
-	char cmd[4200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert(fx_rmtree(dir));
 	free(dir);
 	dir = NULL;
 }

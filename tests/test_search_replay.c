@@ -75,9 +75,7 @@ static void write_config(const char *extra)
 
 static void teardown(void)
 {
-	char cmd[4200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert(fx_rmtree(dir));
 	free(dir);
 }
 

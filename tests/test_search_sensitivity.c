@@ -33,9 +33,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[4200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert(fx_rmtree(dir));
 	free(dir);
 }
 

@@ -360,8 +360,6 @@ Test(store_kill, sigkill_at_random_moments)
 	store_policies_free(pol, n_pol);
 	store_close(st);
 	free(seen);
-	char cmd[4300];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert(fx_rmtree(dir));
 	free(dir);
 }
