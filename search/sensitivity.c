@@ -281,89 +281,23 @@ double sensitivity_drop(const struct sensitivity *sn, int layer, enum knob knob,
 	return NAN;
 }
 
-/* The weights a layer keeps at a rank fraction: its two factors' when they
- * are fewer (transform.h factorises m x k into m x r and r x k). */
-static double layer_weights(const struct layer *L, double rank)
-{
-	double m = (double)L->c_out, k = (double)L->c_in * L->kh * L->kw;
-	double w = m * k;
-	if (rank >= 1 || L->group > 1)
-		return w;
-	double r = fmax(1, round(rank * fmin(m, k)));
-	return fmin(w, r * (m + k));
-}
-
-/* What the greedy counts a layer's weights at: packed bits of the non-pruned
- * weights of its (factorised) matrix. */
-static double layer_bytes(const struct space *sp, int l, const uint8_t *g)
-{
-	const struct knob_domain *d = sp->ls[l].d;
-	int base = l * KNOB_COUNT;
-	return layer_weights(&sp->layers[l], d[KNOB_RANK].v[g[base + KNOB_RANK]]) *
-	       (1 - d[KNOB_PRUNE].v[g[base + KNOB_PRUNE]]) * d[KNOB_BITS].v[g[base + KNOB_BITS]] /
-	       8;
-}
-
-/* The cost the greedy gives a measured value: its drop, at least half the
- * table's resolution for any value but the reference's (a drop the table
- * cannot tell from 0 is not free). */
-static double greedy_cost(const struct sensitivity *sn, int l, enum knob k, double v, bool ref)
-{
-	if (ref)
-		return 0;
-	double drop = sensitivity_drop(sn, l, k, v);
-	double floor = 50.0 / (double)(sn->n_images > 0 ? sn->n_images : 1);
-	return isnan(drop) ? NAN : fmax(drop, floor);
-}
-
 void sensitivity_greedy_genome(const struct sensitivity *sn, const struct space *sp,
 			       double budget, uint8_t *g)
 {
 	sensitivity_reference_genome(sp, g);
-	uint8_t *ref = malloc((size_t)sp->n_genes);
-	if (!ref)
-		return; /* the reference genome then: still a valid seed */
-	memcpy(ref, g, (size_t)sp->n_genes);
-	double spent = 0;
-	for (;;) {
-		int best_gene = -1, best_i = 0;
-		double best_ratio = INFINITY, best_cost = 0, best_saved = 0;
-		for (int l = 0; l < sp->n_layers; l++) {
-			double bytes = layer_bytes(sp, l, g);
-			for (int m = 0; m < N_MEASURED; m++) {
-				enum knob k = measured[m].knob;
-				if (k == KNOB_ACT_BITS)
-					continue; /* saves no bytes */
-				const struct knob_domain *d = &sp->ls[l].d[k];
-				int gene = l * KNOB_COUNT + (int)k, cur = g[gene];
-				double now = greedy_cost(sn, l, k, d->v[cur], cur == ref[gene]);
-				for (int i = 0; i < d->n && !isnan(now); i++) {
-					bool cheaper = measured[m].cheap_low ? i < cur : i > cur;
-					double c = greedy_cost(sn, l, k, d->v[i], i == ref[gene]);
-					if (!cheaper || isnan(c))
-						continue;
+	double per_layer = budget / (sp->n_layers > 0 ? sp->n_layers : 1);
+	for (int l = 0; l < sp->n_layers; l++)
+		for (int m = 0; m < N_MEASURED; m++) {
+			enum knob k = measured[m].knob;
+			const struct knob_domain *d = &sp->ls[l].d[k];
+			int gene = l * KNOB_COUNT + (int)k;
+			for (int t = 0; t < d->n; t++) {
+				int i = measured[m].cheap_low ? t : d->n - 1 - t;
+				double drop = sensitivity_drop(sn, l, k, d->v[i]);
+				if (!isnan(drop) && drop <= per_layer) {
 					g[gene] = (uint8_t)i;
-					double saved = bytes - layer_bytes(sp, l, g);
-					g[gene] = (uint8_t)cur;
-					double cost = fmax(c - now, 0);
-					if (saved <= 0 || spent + cost > budget)
-						continue;
-					double ratio = cost / saved;
-					if (ratio < best_ratio ||
-					    (ratio == best_ratio && saved > best_saved)) {
-						best_gene = gene;
-						best_i = i;
-						best_ratio = ratio;
-						best_cost = cost;
-						best_saved = saved;
-					}
+					break;
 				}
 			}
 		}
-		if (best_gene < 0)
-			break;
-		g[best_gene] = (uint8_t)best_i;
-		spent += best_cost;
-	}
-	free(ref);
 }

@@ -37,8 +37,8 @@
 
 #define SENSITIVITY_STATE_KEY "sensitivity"
 
-/* The greedy seeds' accuracy budgets, in points summed over the layers
- * (SENSITIVITY_N_BUDGETS of them). */
+/* The greedy seeds' accuracy budgets, in points summed over the layers: each
+ * layer may spend budget / n_layers (SENSITIVITY_N_BUDGETS of them). */
 #define SENSITIVITY_N_BUDGETS 5
 extern const double sensitivity_budgets[SENSITIVITY_N_BUDGETS];
 
@@ -90,16 +90,9 @@ double sensitivity_drop(const struct sensitivity *sn, int layer, enum knob knob,
 /* The reference genome: every layer at its most accurate choice. */
 void sensitivity_reference_genome(const struct space *sp, uint8_t *g);
 
-/* The greedy genome of a budget (points summed over the layers): from the
- * reference, the step that saves the most weight bytes per point of drop,
- * again and again, while the drops stay within the budget. A step moves one
- * layer's bits, prune ratio or rank to any cheaper value of its domain (so a
- * drop that sampling noise makes non-monotonic is jumped over); its cost is
- * the rise of that knob's drop, each value other than the reference counted
- * at least half the table's resolution (50 / n_images points); the bytes are
- * the layer's packed non-pruned weights, of its two factors below full rank.
- * Drops of one layer's knobs and of different layers add up (an estimate:
- * they compound in a real model, which is why there are several budgets). */
+/* The greedy genome of a budget (points summed over the layers): the
+ * reference, then per layer and measured knob the cheapest value (fewest bits,
+ * lowest rank, highest prune ratio) whose drop is at most budget / n_layers. */
 void sensitivity_greedy_genome(const struct sensitivity *sn, const struct space *sp,
 			       double budget, uint8_t *g);
 
