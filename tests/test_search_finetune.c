@@ -296,6 +296,44 @@ Test(search_finetune, tunes_the_smallest_front_trials_shows_and_exports_them, .i
 	free(err);
 	struct stat st;
 	cr_assert_neq(stat(fx_join(dir, "ptq.presso"), &st), 0, "nothing written");
+	/* report: its front table says which trial each tuned one came from,
+	 * for the same rows as pareto's front; the first tuned trial is made the
+	 * most accurate so that the front has one */
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open(dbp, &h), SQLITE_OK);
+	char up[128];
+	snprintf(up, sizeof up, "update trials set accuracy = 99.5 where number = %ld", t1);
+	cr_assert_eq(sqlite3_exec(h, up, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+	sqlite3_close(h);
+	const char *front[] = {"pareto", "--db", dbp, "--study", "tune", "--format", "csv", NULL};
+	cr_assert_eq(run_argv(NULL, front), 0);
+	out = out_text();
+	int n_tuned_rows = 0;
+	for (const char *row = strchr(out, '\n'); row && row[1]; row = strchr(row + 1, '\n')) {
+		const char *f = row + 1;
+		for (int c = 0; c < 10 && f; c++)
+			if ((f = strchr(f, ',')))
+				f++;
+		n_tuned_rows += f && *f >= '1' && *f <= '9';
+	}
+	free(out);
+	char html[1100];
+	snprintf(html, sizeof html, "%s", fx_join(dir, "r.html"));
+	const char *rep[] = {"report", "--db", dbp, "--study", "tune", "-o", html, NULL};
+	cr_assert_eq(run_argv(NULL, rep), 0, "%s", err_text());
+	char *page = fx_read(html, NULL);
+	cr_assert(page && strstr(page, "<th>tuned from</th>"));
+	int n_cells = 0;
+	for (const char *c = strstr(page, "<td class=\"tuned\">"); c;
+	     c = strstr(c + 1, "<td class=\"tuned\">")) {
+		long parent = strtol(c + strlen("<td class=\"tuned\">"), NULL, 10);
+		cr_assert(parent == p1 || parent == p2, "a tuned row from trial %ld", parent);
+		n_cells++;
+	}
+	cr_assert_geq(n_tuned_rows, 1);
+	cr_assert_eq(n_cells, n_tuned_rows, "report %d tuned rows, pareto %d", n_cells,
+		     n_tuned_rows);
+	free(page);
 }
 
 Test(search_finetune, resume_tunes_only_what_is_left, .init = setup, .fini = teardown)

@@ -810,7 +810,7 @@ static void front_table(struct textbuf *b, const struct study_report *r)
 	textbuf_add(b, "<div class=\"scroll\"><table class=\"front\"><tr><th>trial</th><th>accuracy %</th>"
 		       "<th>&#916; vs FP32</th><th>test accuracy %</th><th>size KB</th>"
 		       "<th>smaller than FP32</th><th>BOPs</th><th>latency us</th>"
-		       "<th>mean bits</th><th>mean prune</th><th>mean rank</th></tr>\n");
+		       "<th>mean bits</th><th>mean prune</th><th>mean rank</th><th>tuned from</th></tr>\n");
 	for (int i = 0; i < r->front.n_front; i++) {
 		const struct store_trial *t = &r->front.front[i];
 		const struct trial_metrics *m = &t->metrics;
@@ -833,6 +833,10 @@ static void front_table(struct textbuf *b, const struct study_report *r)
 		cell_num(b, "%.2f", m->mean_bits);
 		cell_num(b, "%.3f", m->mean_prune);
 		cell_num(b, "%.3f", m->mean_rank);
+		if (t->parent_trial > 0)
+			textbuf_printf(b, "<td class=\"tuned\">%lld</td>", (long long)t->parent_trial);
+		else
+			textbuf_add(b, "<td>-</td>");
 		textbuf_add(b, "</tr>\n");
 	}
 	textbuf_add(b, "</table></div>\n");
