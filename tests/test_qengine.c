@@ -1143,7 +1143,9 @@ Test(qengine, attention_block_tracks_fp32)
 }
 
 /* Multi-head attention over [N, T=4, D=16] with 2 heads as PyTorch exports
- * it: 4-D Reshape and Transpose into heads, q.k^T and attn.v as MatMuls of
+ * it: a position embedding added, biases added to the projections (Add and
+ * Sub of a constant: a tile per image, quantized on its own), 4-D Reshape and
+ * Transpose into heads, q.k^T and attn.v as MatMuls of
  * two 4-D activations, Softmax over the last axis, back to tokens, then the
  * mean over tokens (ReduceMean axis 1). The 4-D values are kept in logical
  * order; every node runs in integers, every kernel path gives the same
@@ -1171,10 +1173,29 @@ static struct graph *multi_head_block(struct mb *b)
 	mb_init_f32(b, "wv", (int64_t[]){16, 16}, 2, wv);
 	mb_init_f32(b, "gamma", (int64_t[]){16}, 1, gam);
 	mb_init_f32(b, "beta", (int64_t[]){16}, 1, bet);
-	mb_node(b, "LayerNormalization", "ln", (const char *[]){"x", "gamma", "beta", NULL}, "h");
-	mb_node(b, "MatMul", "q_proj", (const char *[]){"h", "wq", NULL}, "q");
-	mb_node(b, "MatMul", "k_proj", (const char *[]){"h", "wk", NULL}, "k");
-	mb_node(b, "MatMul", "v_proj", (const char *[]){"h", "wv", NULL}, "v");
+	/* as PyTorch exports a ViT: a position embedding [1, T, D] added to the
+	 * tokens, and each Linear as MatMul then Add(bias, product); one bias
+	 * subtracted instead (Sub of a constant) */
+	float pos[64], bq[16], bk[16], bv[16];
+	for (int i = 0; i < 64; i++)
+		pos[i] = 0.8f * frand(&s);
+	for (int i = 0; i < 16; i++) {
+		bq[i] = 0.6f * frand(&s);
+		bk[i] = 0.6f * frand(&s);
+		bv[i] = 0.6f * frand(&s);
+	}
+	mb_init_f32(b, "pos", (int64_t[]){1, 4, 16}, 3, pos);
+	mb_init_f32(b, "bq", (int64_t[]){16}, 1, bq);
+	mb_init_f32(b, "bk", (int64_t[]){16}, 1, bk);
+	mb_init_f32(b, "bv", (int64_t[]){16}, 1, bv);
+	mb_node(b, "Add", "pos_embed", (const char *[]){"x", "pos", NULL}, "xp");
+	mb_node(b, "LayerNormalization", "ln", (const char *[]){"xp", "gamma", "beta", NULL}, "h");
+	mb_node(b, "MatMul", "q_proj", (const char *[]){"h", "wq", NULL}, "q0");
+	mb_node(b, "MatMul", "k_proj", (const char *[]){"h", "wk", NULL}, "k0");
+	mb_node(b, "MatMul", "v_proj", (const char *[]){"h", "wv", NULL}, "v0");
+	mb_node(b, "Add", "q_bias", (const char *[]){"bq", "q0", NULL}, "q");
+	mb_node(b, "Add", "k_bias", (const char *[]){"bk", "k0", NULL}, "k");
+	mb_node(b, "Sub", "v_bias", (const char *[]){"v0", "bv", NULL}, "v");
 	mb_node(b, "Reshape", "q_heads", (const char *[]){"q", "heads", NULL}, "q4");
 	mb_node(b, "Reshape", "k_heads", (const char *[]){"k", "heads", NULL}, "k4");
 	mb_node(b, "Reshape", "v_heads", (const char *[]){"v", "heads", NULL}, "v4");
@@ -1196,6 +1217,48 @@ static struct graph *multi_head_block(struct mb *b)
 	mb_attr_int(b, rm, "keepdims", 0);
 	mb_output(b, "y");
 	return load_mb(b);
+}
+
+/* Constants added to a 4-D NHWC activation: a per-channel [C,1,1] offset
+ * after a conv without bias, then a whole [1,C,H,W] map subtracted, so the
+ * tile must be laid out in NHWC like the activation (a layout error moves
+ * values across channels and pixels, far beyond the tolerance); a Gemm over
+ * the flattened map reads every element. */
+static struct graph *nhwc_constant_block(struct mb *b)
+{
+	uint32_t s = 31;
+	float w1[8 * 3 * 9], off[8], map[8 * 36], wf[2 * 8 * 36];
+	for (size_t i = 0; i < sizeof w1 / 4; i++)
+		w1[i] = 0.4f * frand(&s);
+	for (size_t i = 0; i < sizeof wf / 4; i++)
+		wf[i] = 0.2f * frand(&s);
+	for (int i = 0; i < 8; i++)
+		off[i] = 1.5f * frand(&s);
+	for (int i = 0; i < 8 * 36; i++)
+		map[i] = frand(&s);
+	mb_init(b, 13);
+	mb_input(b, "x", (int64_t[]){-1, 3, 6, 6}, 4);
+	mb_init_f32(b, "w1", (int64_t[]){8, 3, 3, 3}, 4, w1);
+	mb_init_f32(b, "off", (int64_t[]){8, 1, 1}, 3, off);
+	mb_init_f32(b, "map", (int64_t[]){1, 8, 6, 6}, 4, map);
+	Onnx__NodeProto *n = mb_node(b, "Conv", "conv1", (const char *[]){"x", "w1", NULL}, "c1");
+	mb_attr_ints(b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_node(b, "Add", "offset", (const char *[]){"off", "c1", NULL}, "d");
+	mb_node(b, "Sub", "minus_map", (const char *[]){"d", "map", NULL}, "e");
+	mb_node(b, "Relu", "r", (const char *[]){"e", NULL}, "a");
+	mb_node(b, "Flatten", "flat", (const char *[]){"a", NULL}, "f");
+	mb_init_f32(b, "wf", (int64_t[]){2, 8 * 36}, 2, wf);
+	Onnx__NodeProto *fc = mb_node(b, "Gemm", "fc", (const char *[]){"f", "wf", NULL}, "y");
+	mb_attr_int(b, fc, "transB", 1);
+	mb_output(b, "y");
+	return load_mb(b);
+}
+
+Test(qengine, constants_add_to_nhwc_maps_in_integers)
+{
+	struct dataset *ds = uniform_items(24, 3, 6, 6, -1, 1, 77);
+	check_block_in_integers(nhwc_constant_block, "NHWC constant add", ds, 24, 2, 2);
+	dataset_free(ds);
 }
 
 Test(qengine, multi_head_attention_runs_in_integers)

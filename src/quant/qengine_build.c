@@ -15,7 +15,11 @@
  *      the activation's value. Sub of two tensors is an ADD whose second
  *      input's scale is negated (exact in float; TFLite's integer Sub in Q31).
  *      MUL is TFLite's integer Mul, of two tensors of one shape or of an
- *      [N,C,H,W] tensor by a [N,C,1,1] gate (squeeze-excite). LUT is any
+ *      [N,C,H,W] tensor by a [N,C,1,1] gate (squeeze-excite). An Add (or a
+ *      Sub, activation - constant) of an activation and a constant that
+ *      broadcasts to one image is an ADD whose second operand is a tile: the
+ *      constant laid out as one image of the activation, quantized to 8 bits
+ *      over its own range (add_const_tile). LUT is any
  *      element-wise function of one uint8 tensor (Sigmoid, Tanh, HardSigmoid,
  *      HardSwish, LeakyRelu, Sqrt, Erf, Exp, Neg, Reciprocal, Abs; Add, Sub,
  *      Mul, Div, Pow and PRelu with a constant scalar): a 256-entry table made
@@ -132,6 +136,33 @@ static int scalar_operand_input(const struct graph *g, const struct node *n)
 		const struct value *x = input_value(g, n, k), *c = input_value(g, n, 1 - k);
 		if (x && c && !value_is_const(x) && c->data && shape_numel(&c->shape) == 1 &&
 		    c->shape.n_dims <= x->shape.n_dims && (n->op != OP_PRELU || k == 0))
+			return k;
+	}
+	return -1;
+}
+
+/* Add, or Sub as activation - constant, of a batched activation and a constant
+ * of more than one element that broadcasts to one image of it (a bias of the
+ * last axis, a per-channel [C,1,1] offset, a position embedding [1,T,D]; never
+ * across images): the input that is the activation, else -1. */
+static int const_operand_input(const struct graph *g, const struct node *n)
+{
+	if ((n->op != OP_ADD && n->op != OP_SUB) || n->n_inputs != 2)
+		return -1;
+	for (int k = 0; k < 2; k++) {
+		const struct value *x = input_value(g, n, k), *c = input_value(g, n, 1 - k);
+		if (!x || !c || value_is_const(x) || !x->batched || !c->data ||
+		    (n->op == OP_SUB && k != 0) || shape_numel(&c->shape) <= 1 ||
+		    c->shape.n_dims > x->shape.n_dims)
+			continue;
+		int off = x->shape.n_dims - c->shape.n_dims;
+		bool fits = true;
+		for (int j = 0; j < c->shape.n_dims; j++) {
+			int64_t cd = c->shape.dims[j], xd = x->shape.dims[j + off];
+			if (cd != 1 && (cd != xd || j + off == 0))
+				fits = false;
+		}
+		if (fits)
 			return k;
 	}
 	return -1;
@@ -320,6 +351,8 @@ static enum qkind classify(const struct graph *g, int i)
 	enum f32_unary fu;
 	if (scalar_operand_input(g, n) >= 0)
 		return QK_LUT;
+	if (const_operand_input(g, n) >= 0)
+		return QK_ADD;
 	if (value_is_const(x))
 		return QK_FALLBACK;
 	switch (n->op) {
@@ -763,6 +796,61 @@ void qmodel_fp32_size(const struct graph *g, struct qmodel_size *out)
 	out->mean_bits = 32;
 }
 
+/* The constant of an ADD of an activation and a constant (const_operand_input)
+ * as the step's tile: broadcast to one image of the output, in the
+ * activation's layout (NHWC for a 4-D value that is), negated for a Sub, and
+ * quantized to 8 bits over its own range (TFLite quantizes constant operands
+ * the same way). Sets st->in[0] to the activation and *tq to the tile's
+ * quantization. */
+static enum presso_status add_const_tile(struct qmodel *m, const struct node *n, struct qstep *st,
+					 struct qparams *tq)
+{
+	const struct graph *g = m->g;
+	int k = const_operand_input(g, n);
+	const struct value *x = &g->values[n->inputs[k]], *c = &g->values[n->inputs[1 - k]];
+	st->in[0] = n->inputs[k];
+	st->in[1] = n->inputs[1 - k];
+	int r = x->shape.n_dims, off = r - c->shape.n_dims;
+	int64_t nc = shape_numel(&c->shape);
+	float sign = n->op == OP_SUB ? -1.0f : 1.0f, lo = 0, hi = 0;
+	for (int64_t j = 0; j < nc; j++) {
+		lo = fminf(lo, sign * c->data[j]);
+		hi = fmaxf(hi, sign * c->data[j]);
+	}
+	quant_act_params(lo, hi, 8, tq);
+	/* one image: x's dims after the batch axis */
+	int64_t per = 1;
+	for (int d = 1; d < r; d++)
+		per *= x->shape.dims[d];
+	st->tile_n = per;
+	st->add_tile = malloc((size_t)per);
+	if (!st->add_tile)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	bool nhwc = m->v[st->in[0]].nhwc;
+	for (int64_t e = 0; e < per; e++) {
+		/* e is the logical (row-major) index within the image; its index in
+		 * c by broadcasting, right-aligned */
+		int64_t rem = e, ci = 0, cstride = 1, idx[GRAPH_MAX_DIMS] = {0};
+		for (int d = r - 1; d >= 1; d--) {
+			idx[d] = rem % x->shape.dims[d];
+			rem /= x->shape.dims[d];
+		}
+		for (int d = r - 1; d >= off && d >= 0; d--) {
+			int64_t cd = c->shape.dims[d - off];
+			ci += (cd == 1 ? 0 : idx[d]) * cstride;
+			cstride *= cd;
+		}
+		/* where element e sits in memory: NHWC moves the channel last */
+		int64_t at = e;
+		if (nhwc) {
+			int64_t C = x->shape.dims[1], HW = per / C;
+			at = (e % HW) * C + e / HW;
+		}
+		st->add_tile[at] = quant_act_quantize(sign * c->data[ci], tq);
+	}
+	return PRESSO_OK;
+}
+
 /* qmodel_build, or with preset: qmodel_build_preset (cal is then NULL). */
 static enum presso_status build(const struct graph *g, const struct policy *pol,
 				const struct calib *cal, const struct qmodel_preset *preset,
@@ -856,6 +944,25 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			act_of[i] = a;
 			kind[a] = QK_NONE;
 		}
+	}
+	/* an Add of a constant that gives a graph output stays float (a bias
+	 * after the last MatMul: the logits are not requantized); and a .presso
+	 * file written before such Adds ran in integers keeps them in FP32: the
+	 * activation they read, which an FC or a fallback wrote as float then,
+	 * has no quantization stored */
+	for (int i = 0; i < nn; i++) {
+		int k = kind[i] == QK_ADD ? const_operand_input(g, &g->nodes[i]) : -1;
+		if (k >= 0 && is_graph_output(g, g->nodes[i].output)) {
+			kind[i] = QK_FALLBACK;
+			continue;
+		}
+		if (!preset)
+			continue;
+		int x = k >= 0 ? g->nodes[i].inputs[k] : -1;
+		for (int j = 0; x >= 0 && j < i; j++)
+			if (g->nodes[j].output == x && (kind[j] == QK_FC || kind[j] == QK_FALLBACK) &&
+			    preset->qp[x].bits == 0)
+				kind[i] = QK_FALLBACK;
 	}
 	/* a layer the policy names must run as one (else its choices would be lost) */
 	for (int i = 0; i < n_layers; i++) {
@@ -1001,9 +1108,20 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		}
 		/* Sub: the second input's scale negated (exact: rounding is symmetric) */
 		double sub_sign = n->op == OP_SUB ? -1.0 : 1.0;
+		struct qparams tile_qp;
+		const struct qparams *add_a = NULL, *add_b = NULL;
+		if (kind[i] == QK_ADD && const_operand_input(g, n) >= 0) {
+			if (add_const_tile(m, n, st, &tile_qp) != PRESSO_OK)
+				goto nomem;
+			add_a = &m->qp[st->in[0]];
+			add_b = &tile_qp;
+			sub_sign = 1.0; /* a Sub's constant is negated in the tile */
+		} else if (kind[i] == QK_ADD) {
+			add_a = &m->qp[n->inputs[0]];
+			add_b = &m->qp[n->inputs[1]];
+		}
 		if (kind[i] == QK_ADD && m->requant == REQUANT_FLOAT) {
-			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
-					     *o = &m->qp[st->out];
+			const struct qparams *a = add_a, *b = add_b, *o = &m->qp[st->out];
 			st->add = (struct qadd_params){
 				.a_zero = a->zero, .b_zero = b->zero, .c_zero = o->zero,
 				.a_scale = (float)(a->scale / o->scale),
@@ -1013,8 +1131,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		} else if (kind[i] == QK_ADD) {
 			/* TFLite's integer Add: both inputs to a common scale with 20 bits of
 			 * headroom, sum, then to the output scale */
-			const struct qparams *a = &m->qp[n->inputs[0]], *b = &m->qp[n->inputs[1]],
-					     *o = &m->qp[st->out];
+			const struct qparams *a = add_a, *b = add_b, *o = &m->qp[st->out];
 			double twice_max = 2.0 * fmax(a->scale, b->scale);
 			int32_t m1, m2, mo;
 			int8_t s1, s2, so;
@@ -1168,6 +1285,7 @@ void qmodel_free(struct qmodel *m)
 	free(m->qp);
 	for (int i = 0; m->steps && i < m->n_steps; i++) {
 		free(m->steps[i].add_lut);
+		free(m->steps[i].add_tile);
 		free(m->steps[i].lut);
 		free(m->steps[i].ftab);
 	}

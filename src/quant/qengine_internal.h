@@ -84,6 +84,11 @@ struct qstep {
 				     each (a, b) pair: TFLite's integer Add, tabulated
 				     at build time */
 	struct qadd_params add;   /* ADD, float requantization */
+	uint8_t *add_tile;        /* ADD of an activation and a constant: the constant
+				     broadcast to one image, in the activation's
+				     layout, quantized on its own; in[0] is then the
+				     activation and every image adds the same tile */
+	int64_t tile_n;           /* its elements (one image of the output) */
 	struct qmul_params mul;   /* MUL */
 	bool mul_rows;            /* MUL of [N,C,H,W] by a [N,C,1,1] gate: per pixel,
 				     a row of C channels (NHWC) by the image's gate */

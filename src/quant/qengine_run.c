@@ -508,19 +508,30 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 		}
 }
 
+static void add_span(const struct qmodel *m, const struct qstep *st, size_t n, const uint8_t *a,
+		     const uint8_t *b, uint8_t *y)
+{
+	const uint8_t *lut = st->add_lut;
+	if (!lut) {
+		m->add(n, a, b, &st->add, y);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		y[i] = lut[(size_t)a[i] << 8 | b[i]];
+}
+
 static void run_add(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
 	int64_t n = shape_numel(&e->shapes[st->out]);
-	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf), *b = buf_ptr(e, m->v[st->in[1]].buf);
+	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf);
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
-	const uint8_t *lut = st->add_lut;
-	if (!lut) {
-		m->add((size_t)n, a, b, &st->add, y);
-		return;
+	/* with a constant: every image adds the same tile */
+	int64_t per = st->add_tile ? st->tile_n : n;
+	for (int64_t img = 0; img < n; img += per) {
+		const uint8_t *b = st->add_tile ? st->add_tile : buf_ptr(e, m->v[st->in[1]].buf);
+		add_span(m, st, (size_t)per, a + img, b, y + img);
 	}
-	for (int64_t i = 0; i < n; i++)
-		y[i] = lut[(size_t)a[i] << 8 | b[i]];
 }
 
 static void run_mul(const struct qengine *e, const struct qstep *st)
