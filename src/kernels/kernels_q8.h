@@ -308,6 +308,9 @@ extern const struct qdwconv_ukernel qdwconv_u8s8_32c__avx2;
 extern const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni;
 extern const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni;
 extern const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni;
+/* The avx512vnni path's conv where the CPU has AVX-512 VBMI too: single-channel
+ * inputs (first layers) with vpermt2b, everything else as qconv_u8s8_8x32. */
+extern const struct qconv_ukernel qconv_u8s8_c1x16__avx512vbmi;
 void qadd_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
 		  uint8_t *y);
 void qadd_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
@@ -330,7 +333,9 @@ void qquant_f32_u8__avx512(size_t n, const float *x, const struct qquant_params 
 
 /* The kernels of one path; NULL if this build or CPU lacks it. q8_conv_for()
  * is also NULL for a path without a convolution kernel (AVX2): its callers
- * convolve with im2col_nhwc_u8 and that path's GEMM instead. */
+ * convolve with im2col_nhwc_u8 and that path's GEMM instead.
+ * The avx512vnni path's conv is qconv_u8s8_c1x16__avx512vbmi where the CPU has
+ * AVX-512 VBMI. */
 const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);
 const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa);
 const struct qconv_ukernel *q8_conv_for(enum q8_isa isa);
