@@ -228,6 +228,15 @@ typedef void (*qadd_fn)(size_t n, const uint8_t *a, const uint8_t *b,
  * activations. Any table is exact: every path gives the same bytes. */
 typedef void (*qlut_fn)(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
 
+/* --- 2x2 max pooling with stride 2 (NHWC) ---------------------------------------- */
+
+/* y[img][oh][ow][ch] = the largest of x[img][2oh + i][2ow + j][ch], i, j in {0, 1},
+ * for x [n][h][w][c] and y [n][h/2][w/2][c] (an odd last row or column of x is
+ * not read): MaxPool with a 2x2 kernel, strides 2 and no padding, whose
+ * windows all lie inside the input. A maximum is exact: every path gives the
+ * same bytes. */
+typedef void (*qmaxpool2_fn)(int n, int h, int w, int c, const uint8_t *x, uint8_t *y);
+
 /* --- elementwise Mul of two uint8 tensors --------------------------------------- */
 
 /* TFLite's integer Mul: acc = (a - a_zero) * (b - b_zero), exact in int32
@@ -321,6 +330,10 @@ void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
 void qlut_u8__avx2(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
 /* AVX-512 VBMI (vpermi2b): the table path of avx512vnni CPUs that have VBMI */
 void qlut_u8__avx512vbmi(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
+void qmaxpool2_u8__ref(int n, int h, int w, int c, const uint8_t *x, uint8_t *y);
+/* AVX-512 VBMI: an output row's pixels, up to 64 bytes at a time, picked by one
+ * vpermt2b from the byte-wise maxima of the 2x2 windows */
+void qmaxpool2_u8__avx512vbmi(int n, int h, int w, int c, const uint8_t *x, uint8_t *y);
 void qmul_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
 		  uint8_t *y);
 void qmul_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
@@ -344,6 +357,10 @@ qadd_fn q8_add_for(enum q8_isa isa);
  * the CPU has AVX-512 VBMI, else AVX2's. */
 qlut_fn q8_lut_for(enum q8_isa isa);
 qmul_fn q8_mul_for(enum q8_isa isa);
+/* The 2x2 max pooling of a path: the reference's for the reference path, VBMI's
+ * for the avx512vnni path where the CPU has AVX-512 VBMI; NULL otherwise (the
+ * engine then pools with its own loops). */
+qmaxpool2_fn q8_maxpool2_for(enum q8_isa isa);
 /* The float-to-uint8 quantizer of a path (AVX2 uses the reference's). */
 qquant_fn q8_quant_for(enum q8_isa isa);
 

@@ -187,6 +187,19 @@ qlut_fn q8_lut_for(enum q8_isa isa)
 	return paths[isa].lut;
 }
 
+qmaxpool2_fn q8_maxpool2_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+	if (isa == Q8_ISA_REF)
+		return qmaxpool2_u8__ref;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI && cpu_has_vbmi)
+		return qmaxpool2_u8__avx512vbmi;
+#endif
+	return NULL;
+}
+
 /* The MatMul of two uint8 activations, per path (a table of its own beside
  * paths[], filled like it). */
 static const struct qmatmul_ukernel *const matmul_paths[] = {
