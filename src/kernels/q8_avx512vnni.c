@@ -32,6 +32,9 @@
  * weights follow the GEMM panels in the same packed buffer. A 16-channel input
  * with stride_w = 1 runs conv_run_c16 (4 pixels per vector, a 128-bit lane
  * per pixel), whose weights follow the same way.
+ * qconv_u8s8_c1x16__avx512vbmi, the conv of CPUs that also have VBMI, runs
+ * single-channel inputs with its own kernel (see "single-channel input with
+ * VBMI" below) and every other shape as qconv_u8s8_8x32.
  *
  * Requantization is compiled per form (enum rq_form: float, or Q31 with or
  * without its rare steps), so no kernel tests the form per vector; tile loops
