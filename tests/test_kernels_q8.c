@@ -17,7 +17,9 @@
  *    kernels 3 and 5, channels 1..100 (40% multiples of 16); convolution (q8_conv_for) on any
  *    shape, on single-channel inputs with rows up to 90 pixels, strides
  *    up to 5 and kernels up to 9 wide (the first-layer kernels), and on
- *    16-channel inputs. The
+ *    16-channel inputs (also the avx512vnni kernel of CPUs without VBMI, which
+ *    q8_conv_for() does not hand out where VBMI is there); 2x2 MaxPool
+ *    (q8_maxpool2_for) against a naive pool. The
  *    requantization edge values are also
  *    pushed through every path (k = 1, zero weights, acc = bias), with the
  *    expected value placed inside the uint8 range so clamping hides nothing.

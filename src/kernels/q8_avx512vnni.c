@@ -1368,7 +1368,7 @@ const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni = {
  * pass. Requantized per channel, 4 channels at a time are narrowed by packs
  * into bytes A[k] (byte 16L + 4cc + q = channel 4k + cc of pixel 4L + q), and
  * vpermt2b interleaves them into the 16 pixels' c_out bytes each, contiguous
- * in NHWC: 64-byte stores (LeNet's 5x5 conv1: 2.4x).
+ * in NHWC: 64-byte stores (LeNet's 5x5 conv1: 1.7x).
  * Packed weights: conv_pack's layout (for the shapes this kernel leaves to
  * conv_run), then [ceil(kh*kw/4)][16][4] int8: group g, channel j, byte t is
  * w[j][4g + t] (zero past kh*kw taps and c_out channels).
