@@ -17,7 +17,9 @@
  *    kernels 3 and 5, channels 1..100 (40% multiples of 16); convolution (q8_conv_for) on any
  *    shape, on single-channel inputs with rows up to 90 pixels, strides
  *    up to 5 and kernels up to 9 wide (the first-layer kernels), and on
- *    16-channel inputs. The
+ *    16-channel inputs (also the avx512vnni kernel of CPUs without VBMI, which
+ *    q8_conv_for() does not hand out where VBMI is there); 2x2 MaxPool
+ *    (q8_maxpool2_for) against a naive pool. The
  *    requantization edge values are also
  *    pushed through every path (k = 1, zero weights, acc = bias), with the
  *    expected value placed inside the uint8 range so clamping hides nothing.
@@ -829,7 +831,8 @@ struct conv_case {
 
 /* wide_c1: a single input channel and rows up to 90 pixels (first layers: the
  * kernels lay 16 output pixels of a row across the lanes, so rows longer than
- * 16, strides up to 5 and kernels up to 9 wide matter); c16: exactly 16 input
+ * 16, strides up to 5 and kernels up to 9 wide matter; half of them with at
+ * most 16 output channels, which the VBMI kernel takes in one pass); c16: exactly 16 input
  * channels (a kernel of its own with 4 pixels per vector); else any shape. */
 static void conv_case_make(struct conv_case *d, bool wide_c1, bool c16)
 {
@@ -843,7 +846,7 @@ static void conv_case_make(struct conv_case *d, bool wide_c1, bool c16)
 	int max_stride = wide_c1 ? 5 : 3, max_w = wide_c1 ? 90 : 12;
 	*p = (struct qconv_params){
 		.n = rng_int(1, wide_c1 ? 2 : 3), .c = c,
-		.c_out = rng_chance(30) ? rng_int(1, 16) : rng_int(1, wide_c1 ? 40 : 80),
+		.c_out = rng_chance(wide_c1 ? 50 : 30) ? rng_int(1, 16) : rng_int(1, wide_c1 ? 40 : 80),
 		.kh = rng_chance(80) ? kern : rng_int(1, 5), .kw = kern,
 		.stride_h = rng_int(1, 3), .stride_w = rng_int(1, max_stride),
 		.dil_h = rng_chance(80) ? 1 : 2, .dil_w = rng_chance(80) ? 1 : 2,
@@ -1003,19 +1006,11 @@ Test(q8_conv, reference_vs_naive_and_im2col_gemm)
 	}
 }
 
-static void conv_path_vs_ref(enum q8_isa isa)
+/* uk against the reference on the random shapes of every kind. */
+static void conv_kernel_vs_ref(const struct qconv_ukernel *uk, uint64_t seed)
 {
-	if (!q8_isa_supported(isa)) {
-		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
-			    q8_isa_name(isa));
-		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
-	}
-	const struct qconv_ukernel *ref = q8_conv_for(Q8_ISA_REF), *uk = q8_conv_for(isa);
-	if (!uk) {
-		cr_log_info("q8 path %s has no conv kernel (im2col + gemm)", q8_isa_name(isa));
-		return;
-	}
-	rng_seed(400 + isa);
+	const struct qconv_ukernel *ref = q8_conv_for(Q8_ISA_REF);
+	rng_seed(seed);
 	int n_total = N_CONV_SHAPES + N_CONV_C1_SHAPES + N_CONV_C16_SHAPES;
 	for (int t = 0; t < n_total; t++) {
 		struct conv_case d;
@@ -1035,6 +1030,21 @@ static void conv_path_vs_ref(enum q8_isa isa)
 		    N_CONV_C16_SHAPES);
 }
 
+static void conv_path_vs_ref(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa)) {
+		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
+			    q8_isa_name(isa));
+		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
+	}
+	const struct qconv_ukernel *uk = q8_conv_for(isa);
+	if (!uk) {
+		cr_log_info("q8 path %s has no conv kernel (im2col + gemm)", q8_isa_name(isa));
+		return;
+	}
+	conv_kernel_vs_ref(uk, 400 + isa);
+}
+
 Test(q8_conv, avx2_vs_reference)
 {
 	conv_path_vs_ref(Q8_ISA_AVX2);
@@ -1043,6 +1053,71 @@ Test(q8_conv, avx2_vs_reference)
 Test(q8_conv, avx512vnni_vs_reference)
 {
 	conv_path_vs_ref(Q8_ISA_AVX512VNNI);
+}
+
+/* Where the CPU has VBMI, q8_conv_for hands out qconv_u8s8_c1x16__avx512vbmi
+ * for the avx512vnni path; the kernel of CPUs without it is checked here. */
+Test(q8_conv, avx512vnni_without_vbmi_vs_reference)
+{
+	if (!q8_isa_supported(Q8_ISA_AVX512VNNI))
+		cr_skip_test("q8 path avx512vnni: not supported by this CPU or build");
+	conv_kernel_vs_ref(&qconv_u8s8_8x32__avx512vnni, 410);
+}
+
+/* ---- 2x2 max pooling -------------------------------------------------------------- */
+
+/* Every path's 2x2 stride-2 MaxPool against a naive one written here, on
+ * random shapes (odd heights and widths, channels 1..100: below 32 the VBMI
+ * kernel permutes whole pixels of a row, from 32 on it takes 64 channels at a
+ * time), input and output allocated to their exact size (AddressSanitizer
+ * sees any read or write outside them). */
+Test(q8_maxpool2, every_path_vs_naive)
+{
+	rng_seed(44);
+	int paths = 0;
+	for (int t = 0; t < 600; t++) {
+		int n = rng_int(1, 3), h = rng_int(1, 30), w = rng_int(1, 70);
+		int c = t % 3 == 0 ? (rng_chance(50) ? 6 : 16) : t % 3 == 1 ? rng_int(1, 31)
+											: rng_int(32, 100);
+		int ho = h / 2, wo = w / 2;
+		size_t x_bytes = (size_t)n * h * w * c, y_bytes = (size_t)n * ho * wo * c;
+		uint8_t *x = xmalloc(x_bytes), *want = xmalloc(y_bytes + 1),
+			*y = xmalloc(y_bytes + 1);
+		for (size_t i = 0; i < x_bytes; i++)
+			x[i] = (uint8_t)rng_int(0, 255);
+		for (int img = 0; img < n; img++)
+			for (int oh = 0; oh < ho; oh++)
+				for (int ow = 0; ow < wo; ow++)
+					for (int ch = 0; ch < c; ch++) {
+						int best = -1;
+						for (int i = 0; i < 2; i++)
+							for (int j = 0; j < 2; j++) {
+								int v = x[(((size_t)img * h + 2 * oh + i) * w +
+									   2 * ow + j) * c + ch];
+								best = v > best ? v : best;
+							}
+						want[(((size_t)img * ho + oh) * wo + ow) * c + ch] =
+							(uint8_t)best;
+					}
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qmaxpool2_fn pool = q8_maxpool2_for((enum q8_isa)isa);
+			if (!pool)
+				continue;
+			paths += t == 0;
+			memset(y, 0xa5, y_bytes + 1);
+			pool(n, h, w, c, x, y);
+			cr_assert(memcmp(y, want, y_bytes) == 0,
+				  "%s: maxpool2 of n=%d %dx%dx%d differs from the naive pool",
+				  q8_isa_name((enum q8_isa)isa), n, h, w, c);
+			cr_assert_eq(y[y_bytes], 0xa5, "%s wrote past the output",
+				     q8_isa_name((enum q8_isa)isa));
+		}
+		free(x);
+		free(want);
+		free(y);
+	}
+	cr_assert(paths >= 1);
+	cr_log_info("2x2 max pooling: %d paths equal the naive pool", paths);
 }
 
 /* ---- im2col ---------------------------------------------------------------------- */

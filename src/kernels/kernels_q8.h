@@ -228,6 +228,15 @@ typedef void (*qadd_fn)(size_t n, const uint8_t *a, const uint8_t *b,
  * activations. Any table is exact: every path gives the same bytes. */
 typedef void (*qlut_fn)(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
 
+/* --- 2x2 max pooling with stride 2 (NHWC) ---------------------------------------- */
+
+/* y[img][oh][ow][ch] = the largest of x[img][2oh + i][2ow + j][ch], i, j in {0, 1},
+ * for x [n][h][w][c] and y [n][h/2][w/2][c] (an odd last row or column of x is
+ * not read): MaxPool with a 2x2 kernel, strides 2 and no padding, whose
+ * windows all lie inside the input. A maximum is exact: every path gives the
+ * same bytes. */
+typedef void (*qmaxpool2_fn)(int n, int h, int w, int c, const uint8_t *x, uint8_t *y);
+
 /* --- elementwise Mul of two uint8 tensors --------------------------------------- */
 
 /* TFLite's integer Mul: acc = (a - a_zero) * (b - b_zero), exact in int32
@@ -308,6 +317,9 @@ extern const struct qdwconv_ukernel qdwconv_u8s8_32c__avx2;
 extern const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni;
 extern const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni;
 extern const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni;
+/* The avx512vnni path's conv where the CPU has AVX-512 VBMI too: single-channel
+ * inputs (first layers) with vpermt2b, everything else as qconv_u8s8_8x32. */
+extern const struct qconv_ukernel qconv_u8s8_c1x16__avx512vbmi;
 void qadd_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
 		  uint8_t *y);
 void qadd_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
@@ -318,6 +330,10 @@ void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
 void qlut_u8__avx2(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
 /* AVX-512 VBMI (vpermi2b): the table path of avx512vnni CPUs that have VBMI */
 void qlut_u8__avx512vbmi(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
+void qmaxpool2_u8__ref(int n, int h, int w, int c, const uint8_t *x, uint8_t *y);
+/* AVX-512 VBMI: an output row's pixels, up to 64 bytes at a time, picked by one
+ * vpermt2b from the byte-wise maxima of the 2x2 windows */
+void qmaxpool2_u8__avx512vbmi(int n, int h, int w, int c, const uint8_t *x, uint8_t *y);
 void qmul_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
 		  uint8_t *y);
 void qmul_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
@@ -330,7 +346,9 @@ void qquant_f32_u8__avx512(size_t n, const float *x, const struct qquant_params 
 
 /* The kernels of one path; NULL if this build or CPU lacks it. q8_conv_for()
  * is also NULL for a path without a convolution kernel (AVX2): its callers
- * convolve with im2col_nhwc_u8 and that path's GEMM instead. */
+ * convolve with im2col_nhwc_u8 and that path's GEMM instead.
+ * The avx512vnni path's conv is qconv_u8s8_c1x16__avx512vbmi where the CPU has
+ * AVX-512 VBMI. */
 const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);
 const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa);
 const struct qconv_ukernel *q8_conv_for(enum q8_isa isa);
@@ -339,6 +357,10 @@ qadd_fn q8_add_for(enum q8_isa isa);
  * the CPU has AVX-512 VBMI, else AVX2's. */
 qlut_fn q8_lut_for(enum q8_isa isa);
 qmul_fn q8_mul_for(enum q8_isa isa);
+/* The 2x2 max pooling of a path: the reference's for the reference path, VBMI's
+ * for the avx512vnni path where the CPU has AVX-512 VBMI; NULL otherwise (the
+ * engine then pools with its own loops). */
+qmaxpool2_fn q8_maxpool2_for(enum q8_isa isa);
 /* The float-to-uint8 quantizer of a path (AVX2 uses the reference's). */
 qquant_fn q8_quant_for(enum q8_isa isa);
 

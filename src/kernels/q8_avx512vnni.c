@@ -32,6 +32,9 @@
  * weights follow the GEMM panels in the same packed buffer. A 16-channel input
  * with stride_w = 1 runs conv_run_c16 (4 pixels per vector, a 128-bit lane
  * per pixel), whose weights follow the same way.
+ * qconv_u8s8_c1x16__avx512vbmi, the conv of CPUs that also have VBMI, runs
+ * single-channel inputs with its own kernel (see "single-channel input with
+ * VBMI" below) and every other shape as qconv_u8s8_8x32.
  *
  * Requantization is compiled per form (enum rq_form: float, or Q31 with or
  * without its rare steps), so no kernel tests the form per vector; tile loops
@@ -1345,6 +1348,228 @@ const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni = {
 	.pack = conv_pack,
 	.work_bytes = conv_work_bytes,
 	.run = conv_run,
+};
+
+/* --- convolution of a single-channel input with VBMI (first layers) -------------- */
+
+/* conv_run_c1 spends a vpdpbusd on 4 taps of one kernel row, so a 5x5 kernel
+ * takes 10 per output channel where 7 would do (25 taps), and its outputs go
+ * out through a 4x4 transpose and 16 stores of a few bytes per 16 pixels.
+ * With AVX-512 VBMI (vpermt2b: any 64 of 128 bytes) qconv_u8s8_c1x16__avx512vbmi
+ * flattens the kernel instead: tap group g is taps 4g..4g+3 of the kh*kw taps
+ * in row-major order (zero weights past the last), and lane p of group g's
+ * input vector gets those taps' bytes for output pixel ow0 + p, picked by one
+ * vpermt2b from the 64-byte windows of the kernel rows the group touches (at
+ * most two, as kw >= 3). The window of kernel row ki is a masked load at
+ * column ow0*sw - pl, a_zero outside the input, so bias_eff is the right bias
+ * (as in conv_run_c1); lane p's tap kj is its byte sw*p + kj*dw, inside the
+ * window when 15*sw + (kw-1)*dw < 64. Then one vpdpbusd per output channel
+ * with the channel's weight dword broadcast: all c_out <= 16 channels in one
+ * pass. Requantized per channel, 4 channels at a time are narrowed by packs
+ * into bytes A[k] (byte 16L + 4cc + q = channel 4k + cc of pixel 4L + q), and
+ * vpermt2b interleaves them into the 16 pixels' c_out bytes each, contiguous
+ * in NHWC: 64-byte stores (LeNet's 5x5 conv1: 1.7x).
+ * Packed weights: conv_pack's layout (for the shapes this kernel leaves to
+ * conv_run), then [ceil(kh*kw/4)][16][4] int8: group g, channel j, byte t is
+ * w[j][4g + t] (zero past kh*kw taps and c_out channels).
+ * Its functions carry target("avx512vbmi"); q8_conv_for() hands this kernel
+ * out only where the CPU has VBMI besides the avx512vnni path. */
+
+#define VBMI __attribute__((target("avx512vbmi")))
+#define C1V_MAX_CH 16     /* output channels: one pass */
+#define C1V_MAX_GROUPS 16 /* kh*kw <= 64 taps */
+#define C1V_MAX_KH 21     /* kw >= 3 and kh*kw <= 64 */
+
+static int c1v_groups(int kh, int kw)
+{
+	return (kh * kw + 3) / 4;
+}
+
+static bool c1v_packs(int c_out, int kh, int kw, int c)
+{
+	return c == 1 && c_out <= C1V_MAX_CH && kh * kw <= 4 * C1V_MAX_GROUPS;
+}
+
+static bool c1v_applies(const struct qconv_params *p)
+{
+	return c1v_packs(p->c_out, p->kh, p->kw, p->c) && p->kw >= 3 && p->kh <= C1V_MAX_KH &&
+	       15 * p->stride_w + (p->kw - 1) * p->dil_w < 64;
+}
+
+static size_t c1v_packed_bytes(int c_out, int kh, int kw, int c)
+{
+	return conv_packed_bytes(c_out, kh, kw, c) +
+	       (c1v_packs(c_out, kh, kw, c) ? (size_t)c1v_groups(kh, kw) * C1V_MAX_CH * 4 : 0);
+}
+
+static void c1v_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
+{
+	conv_pack(c_out, kh, kw, c, w, packed);
+	if (!c1v_packs(c_out, kh, kw, c))
+		return;
+	int8_t *wv = (int8_t *)packed + conv_packed_bytes(c_out, kh, kw, c);
+	int n_taps = kh * kw;
+	memset(wv, 0, (size_t)c1v_groups(kh, kw) * C1V_MAX_CH * 4);
+	for (int j = 0; j < c_out; j++)
+		for (int t = 0; t < n_taps; t++)
+			wv[((size_t)(t / 4) * C1V_MAX_CH + j) * 4 + t % 4] = w[(size_t)j * n_taps + t];
+}
+
+/* All channels (nch = c_out <= NCH, a multiple of 4; the rest have zero
+ * weights and are not stored) in requantization form FORM. */
+VBMI static ALWAYS_INLINE void c1v_pass(int nch_max, enum rq_form form,
+					const struct qconv_params *p, const uint8_t *x,
+					const int8_t *wv, const struct rq16 *q,
+					const struct rq_out *o, uint8_t *y)
+{
+	enum { NCH_MAX = C1V_MAX_CH };
+	const int kh = p->kh, kw = p->kw, n_taps = kh * kw, n_g = c1v_groups(kh, kw);
+	const int nch = p->c_out;
+	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
+	/* group g: vpermt2b of the windows of kernel rows lo[g] and lo[g] + 1 */
+	__m512i gidx[C1V_MAX_GROUPS];
+	int lo[C1V_MAX_GROUPS];
+	for (int g = 0; g < n_g; g++) {
+		uint8_t b[64];
+		lo[g] = 4 * g / kw;
+		for (int px = 0; px < 16; px++)
+			for (int t = 0; t < 4; t++) {
+				int tap = 4 * g + t, ki = tap / kw, kj = tap % kw;
+				b[4 * px + t] = tap < n_taps ? (uint8_t)((ki - lo[g]) * 64 +
+									 p->stride_w * px + kj * p->dil_w)
+							     : 0;
+			}
+		gidx[g] = _mm512_loadu_si512(b);
+	}
+	/* output chunk c, byte i: pixel o / nch, channel o % nch (o = 64c + i) of
+	 * A[channel / 4] (bit 7 of the index: A[2..3] rather than A[0..1]) */
+	__m512i oidx[NCH_MAX / 4];
+	for (int c = 0; c < nch_max / 4; c++) {
+		uint8_t b[64];
+		for (int i = 0; i < 64; i++) {
+			int ob = 64 * c + i, px = ob / nch, ch = ob % nch;
+			b[i] = ob < 16 * nch ? (uint8_t)(ch / 4 * 64 + 16 * (px / 4) + 4 * (ch % 4) +
+							 px % 4)
+					     : 0;
+		}
+		oidx[c] = _mm512_loadu_si512(b);
+	}
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * p->h_in * p->w_in;
+		for (int oh = 0; oh < p->h_out; oh++) {
+			const uint8_t *rowp[C1V_MAX_KH];
+			bool row_in[C1V_MAX_KH];
+			for (int ki = 0; ki < kh; ki++) {
+				int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
+				row_in[ki] = ih >= 0 && ih < p->h_in;
+				rowp[ki] = xi + (row_in[ki] ? (size_t)ih * p->w_in : 0);
+			}
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * nch;
+			for (int ow0 = 0; ow0 < p->w_out; ow0 += 16) {
+				int n_px = p->w_out - ow0 < 16 ? p->w_out - ow0 : 16;
+				int iw0 = ow0 * p->stride_w - p->pad_l;
+				__mmask64 k = window_mask(-iw0, p->w_in - iw0);
+				__m512i win[C1V_MAX_KH + 1];
+				for (int ki = 0; ki < kh; ki++)
+					/* masked-off bytes are neither read nor faulted on */
+					win[ki] = row_in[ki] ? _mm512_mask_loadu_epi8(
+								       az, k,
+								       (const uint8_t *)((uintptr_t)rowp[ki] +
+											 (intptr_t)iw0))
+							     : az;
+				win[kh] = az;
+				__m512i acc[NCH_MAX];
+#pragma GCC unroll 16
+				for (int j = 0; j < nch_max; j++)
+					acc[j] = _mm512_set1_epi32(j < nch ? p->bias[j] : 0);
+				for (int g = 0; g < n_g; g++) {
+					__m512i xv = _mm512_permutex2var_epi8(win[lo[g]], gidx[g],
+									      win[lo[g] + 1]);
+#pragma GCC unroll 16
+					for (int j = 0; j < nch_max; j++)
+						acc[j] = dpbusd_bcast(acc[j], xv,
+								      wv + ((size_t)g * C1V_MAX_CH + j) * 4);
+				}
+				__m512i r[NCH_MAX];
+#pragma GCC unroll 16
+				for (int j = 0; j < nch_max; j++)
+					r[j] = j >= nch		? _mm512_setzero_si512()
+					       : form == RQ_F32 ? requant16_f32(acc[j], &q[j], o)
+					       : form == RQ_LEAN
+						       ? requant16_lean(acc[j], &q[j], o)
+						       : requant16_q31(acc[j], &q[j], o);
+				__m512i a[NCH_MAX / 4];
+#pragma GCC unroll 4
+				for (int k4 = 0; k4 < nch_max / 4; k4++)
+					a[k4] = _mm512_packus_epi16(
+						_mm512_packus_epi32(r[4 * k4], r[4 * k4 + 1]),
+						_mm512_packus_epi32(r[4 * k4 + 2], r[4 * k4 + 3]));
+				uint8_t *yo = yrow + (size_t)ow0 * nch;
+				int n_bytes = n_px * nch;
+#pragma GCC unroll 4
+				for (int c = 0; c < nch_max / 4; c++) {
+					int rem = n_bytes - 64 * c;
+					if (rem <= 0)
+						break;
+					__m512i v = _mm512_permutex2var_epi8(a[0], oidx[c],
+									     nch_max > 4 ? a[1] : a[0]);
+					if (nch_max > 8)
+						v = _mm512_mask_blend_epi8(
+							_mm512_movepi8_mask(oidx[c]), v,
+							_mm512_permutex2var_epi8(
+								a[2], oidx[c], nch_max > 12 ? a[3] : a[2]));
+					if (rem >= 64)
+						_mm512_storeu_si512(yo + 64 * c, v);
+					else
+						_mm512_mask_storeu_epi8(yo + 64 * c, (1ull << rem) - 1, v);
+				}
+			}
+		}
+	}
+}
+
+VBMI static void c1v_run(const struct qconv_params *p, const uint8_t *x, const int8_t *wv,
+			 uint8_t *y)
+{
+	struct rq_out o;
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	struct rq16 q[C1V_MAX_CH];
+	for (int j = 0; j < p->c_out; j++)
+		rq16_init_uniform(p->mult, p->shift, p->rq_scale, j, &q[j]);
+	enum rq_form form = rq_form_of(q, p->c_out);
+	int nch4 = (p->c_out + 3) / 4 * 4;
+#define C1V_PASS(NCH, F)                                            \
+	case (NCH) * 4 + (F):                                       \
+		c1v_pass(NCH, F, p, x, wv, q, &o, y);               \
+		break
+	switch (nch4 * 4 + (int)form) {
+	C1V_PASS(4, RQ_F32); C1V_PASS(8, RQ_F32); C1V_PASS(12, RQ_F32); C1V_PASS(16, RQ_F32);
+	C1V_PASS(4, RQ_LEAN); C1V_PASS(8, RQ_LEAN); C1V_PASS(12, RQ_LEAN); C1V_PASS(16, RQ_LEAN);
+	default:
+		c1v_pass(16, RQ_FULL, p, x, wv, q, &o, y);
+		break;
+	}
+#undef C1V_PASS
+}
+
+static void c1v_conv_run(const struct qconv_params *p, const uint8_t *x, const void *packed,
+			 uint8_t *y)
+{
+	if (p->n <= 0 || p->h_out <= 0 || p->w_out <= 0 || p->c_out <= 0)
+		return;
+	if (!c1v_applies(p)) {
+		conv_run(p, x, packed, y);
+		return;
+	}
+	c1v_run(p, x, (const int8_t *)packed + conv_packed_bytes(p->c_out, p->kh, p->kw, p->c), y);
+}
+
+const struct qconv_ukernel qconv_u8s8_c1x16__avx512vbmi = {
+	.name = "qconv_u8s8_c1x16__avx512vbmi",
+	.packed_bytes = c1v_packed_bytes,
+	.pack = c1v_pack,
+	.work_bytes = conv_work_bytes,
+	.run = c1v_conv_run,
 };
 
 /* --- depthwise convolution ------------------------------------------------------ */

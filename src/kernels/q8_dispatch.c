@@ -7,8 +7,9 @@
  *                (XGETBV) enabling the SSE and AVX register state;
  *   avx512vnni:  additionally CPUID.7.0:EBX.{AVX512F, AVX512BW, AVX512VL},
  *                CPUID.7.0:ECX.AVX512_VNNI, and XCR0 enabling the opmask and
- *                both halves of the ZMM state; its table lookup is VBMI's
- *                where CPUID.7.0:ECX.AVX512_VBMI is set too, else AVX2's;
+ *                both halves of the ZMM state; its table lookup and its
+ *                conv are VBMI's where CPUID.7.0:ECX.AVX512_VBMI is set too
+ *                (else AVX2's lookup and qconv_u8s8_8x32__avx512vnni);
  * then the best path, or the one named by PRESSO_ISA=ref|avx2|avx512vnni (an
  * unknown or unsupported value: a warning on stderr, once, and the best path).
  */
@@ -156,7 +157,13 @@ const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa)
 
 const struct qconv_ukernel *q8_conv_for(enum q8_isa isa)
 {
-	return q8_isa_supported(isa) ? paths[isa].conv : NULL;
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI && cpu_has_vbmi)
+		return &qconv_u8s8_c1x16__avx512vbmi;
+#endif
+	return paths[isa].conv;
 }
 
 qadd_fn q8_add_for(enum q8_isa isa)
@@ -178,6 +185,19 @@ qlut_fn q8_lut_for(enum q8_isa isa)
 		return qlut_u8__avx512vbmi;
 #endif
 	return paths[isa].lut;
+}
+
+qmaxpool2_fn q8_maxpool2_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+	if (isa == Q8_ISA_REF)
+		return qmaxpool2_u8__ref;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI && cpu_has_vbmi)
+		return qmaxpool2_u8__avx512vbmi;
+#endif
+	return NULL;
 }
 
 /* The MatMul of two uint8 activations, per path (a table of its own beside

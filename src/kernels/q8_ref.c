@@ -352,6 +352,22 @@ void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y)
 		y[i] = table[x[i]];
 }
 
+void qmaxpool2_u8__ref(int n, int h, int w, int c, const uint8_t *x, uint8_t *y)
+{
+	int ho = h / 2, wo = w / 2;
+	size_t row = (size_t)w * c;
+	for (int img = 0; img < n; img++)
+		for (int oh = 0; oh < ho; oh++)
+			for (int ow = 0; ow < wo; ow++)
+				for (int ch = 0; ch < c; ch++) {
+					const uint8_t *px = x + ((size_t)img * h + 2 * oh) * row +
+							    (size_t)2 * ow * c + ch;
+					uint8_t a = px[0] > px[c] ? px[0] : px[c];
+					uint8_t b = px[row] > px[row + c] ? px[row] : px[row + c];
+					*y++ = a > b ? a : b;
+				}
+}
+
 /* --- MatMul of two uint8 activations ----------------------------------------- */
 
 static size_t matmul_work_bytes(int k, int n)

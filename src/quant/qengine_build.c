@@ -883,6 +883,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->add = q8_add_for(qc->isa);
 	m->mul = q8_mul_for(qc->isa);
 	m->lut = q8_lut_for(qc->isa);
+	m->maxpool2 = q8_maxpool2_for(qc->isa);
 	m->matmul = q8_matmul_for(qc->isa);
 	m->softmax = q8_softmax_for(qc->isa);
 	m->layernorm = q8_layernorm_for(qc->isa);
@@ -894,6 +895,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		m->add = q8_add_for(Q8_ISA_REF);
 		m->mul = q8_mul_for(Q8_ISA_REF);
 		m->lut = q8_lut_for(Q8_ISA_REF);
+		m->maxpool2 = q8_maxpool2_for(Q8_ISA_REF);
 		m->matmul = q8_matmul_for(Q8_ISA_REF);
 		m->softmax = q8_softmax_for(Q8_ISA_REF);
 		m->layernorm = q8_layernorm_for(Q8_ISA_REF);

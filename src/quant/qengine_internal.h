@@ -116,6 +116,7 @@ struct qmodel {
 	qadd_fn add;
 	qmul_fn mul;
 	qlut_fn lut;
+	qmaxpool2_fn maxpool2;    /* NULL: MaxPool 2x2/2 runs run_pool's loops too */
 	const struct qmatmul_ukernel *matmul;
 	qsoftmax_fn softmax;
 	qlayernorm_fn layernorm;
