@@ -21,10 +21,9 @@
  *             each free gene with probability 1 / n_free; selection of the
  *             next population from parents + offspring at the next ask.
  *  hybrid     the same population and selection, but each child is mutated
- *             by one step that two levels of bandits choose: the move (knob
- *             and direction: "bits down", "rank up", ...) and then, with that
- *             move's own bandit, the layer; both earn 1 when the child raised
- *             the hypervolume (entered the front), else 0.
+ *             by one arm (layer, knob, direction) that a bandit chooses;
+ *             the arm earns 1 when the child raised the hypervolume (entered
+ *             the front), else 0.
  *
  * With a sensitivity table (strategy_use_sensitivity), its greedy genomes
  * are extra seeds, proposed after the two fixed ones while unclaimed (no state:
@@ -45,7 +44,6 @@
 #define RANDOM_ATTEMPTS 256
 #define ENUMERATE_MAX_SIZE 1e7
 #define ENUMERATE_MAX_STEPS 200000
-#define HYBRID_MOVES (2 * KNOB_COUNT)
 
 struct strategy {
 	enum strategy_kind kind;
@@ -61,14 +59,8 @@ struct strategy {
 	int *pending, n_pending, cap_pending;
 	/* bandit: one per free gene, arms = domain values */
 	struct bandit *genes;
-	/* hybrid: one bandit over the moves (arm 2 * knob + up), and per move
-	 * one over the layers; the step a child takes is an evolution arm (free
-	 * gene, direction), free_of_gene[] maps a gene back to its free index */
+	/* hybrid: one over the mutation arms */
 	struct bandit op;
-	struct bandit where[HYBRID_MOVES];
-	int *free_of_gene;
-	bool move_ok[HYBRID_MOVES];
-	bool *layer_ok;
 	bool *allowed;
 	uint8_t *scratch;
 	/* the first generation's uniform policies (evolution, hybrid) */
@@ -127,11 +119,8 @@ static void bandit_learn(struct strategy *s, const struct candidate *c,
 /* Population: parents + pending offspring -> the next population. */
 static enum presso_status population_begin(struct strategy *s)
 {
-	if (s->kind == STRATEGY_HYBRID) {
+	if (s->kind == STRATEGY_HYBRID)
 		bandit_clear_pending(&s->op);
-		for (int m = 0; m < HYBRID_MOVES; m++)
-			bandit_clear_pending(&s->where[m]);
-	}
 	if (s->n_pending == 0 && s->n_pop > 0)
 		return PRESSO_OK;
 	int n = s->n_pop + s->n_pending;
@@ -216,39 +205,6 @@ static void evolution_propose(struct strategy *s, struct rng *r, struct candidat
 	}
 }
 
-/* The move and the layer of an evolution arm (free gene, direction). */
-static void arm_move_layer(const struct space *sp, int arm, int *move, int *layer)
-{
-	int gene = sp->free_genes[arm / 2];
-	*move = 2 * (gene % KNOB_COUNT) + arm % 2;
-	*layer = gene / KNOB_COUNT;
-}
-
-/* The hybrid's step for g: a move among those some layer allows, then a layer
- * where that move is allowed, each from its bandit; -1 if no step is left. */
-static int hybrid_arm(struct strategy *s, const uint8_t *g, struct rng *r)
-{
-	const struct space *sp = s->sp;
-	evolution_arms_allowed(sp, g, s->allowed);
-	memset(s->move_ok, 0, sizeof s->move_ok);
-	for (int a = 0; a < evolution_n_arms(sp); a++) {
-		int move, layer;
-		arm_move_layer(sp, a, &move, &layer);
-		s->move_ok[move] |= s->allowed[a];
-	}
-	int move = bandit_pick(&s->op, s->move_ok, r);
-	if (move < 0)
-		return -1;
-	int knob = move / 2, up = move % 2;
-	for (int l = 0; l < sp->n_layers; l++) {
-		int fi = s->free_of_gene[l * KNOB_COUNT + knob];
-		s->layer_ok[l] = fi >= 0 && s->allowed[2 * fi + up];
-	}
-	int layer = bandit_pick(&s->where[move], s->layer_ok, r);
-	PRESSO_CHECK(layer >= 0);
-	return 2 * s->free_of_gene[layer * KNOB_COUNT + knob] + up;
-}
-
 static void hybrid_propose(struct strategy *s, struct rng *r, struct candidate *c)
 {
 	if (s->n_pop < 2) {
@@ -260,7 +216,8 @@ static void hybrid_propose(struct strategy *s, struct rng *r, struct candidate *
 	/* one bandit-chosen step; more only while the child is still a parent */
 	size_t gb = (size_t)s->sp->n_genes;
 	do {
-		int arm = hybrid_arm(s, c->genome, r);
+		evolution_arms_allowed(s->sp, c->genome, s->allowed);
+		int arm = bandit_pick(&s->op, s->allowed, r);
 		if (arm < 0)
 			break;
 		evolution_apply_arm(s->sp, c->genome, arm);
@@ -273,12 +230,8 @@ static enum presso_status population_learn(struct strategy *s, const struct cand
 					   int index, const struct archive_gain *gain)
 {
 	if (s->kind == STRATEGY_HYBRID)
-		for (int i = 0; i < c->n_arms; i++) {
-			int move, layer;
-			arm_move_layer(s->sp, c->arms[i], &move, &layer);
-			bandit_update(&s->op, move, gain->improves ? 1.0 : 0.0);
-			bandit_update(&s->where[move], layer, gain->improves ? 1.0 : 0.0);
-		}
+		for (int i = 0; i < c->n_arms; i++)
+			bandit_update(&s->op, c->arms[i], gain->improves ? 1.0 : 0.0);
 	if (index < 0)
 		return PRESSO_OK; /* screened out at low fidelity: not in the archive */
 	if (s->n_pending == s->cap_pending) {
@@ -361,22 +314,8 @@ enum presso_status strategy_create(const struct space *sp, const struct archive 
 			st = bandit_init(&s->genes[i], q->bandit, n_values, q->ucb_c, q->discount);
 		}
 	}
-	if (s->kind == STRATEGY_HYBRID) {
-		s->free_of_gene = malloc(sizeof(int) * (size_t)(sp->n_genes > 0 ? sp->n_genes : 1));
-		s->layer_ok = malloc(sizeof(bool) * (size_t)(sp->n_layers > 0 ? sp->n_layers : 1));
-		if (!s->free_of_gene || !s->layer_ok) {
-			st = status_fail(PRESSO_E_NOMEM, "out of memory");
-			goto fail;
-		}
-		for (int g = 0; g < sp->n_genes; g++)
-			s->free_of_gene[g] = -1;
-		for (int i = 0; i < sp->n_free; i++)
-			s->free_of_gene[sp->free_genes[i]] = i;
-		st = bandit_init(&s->op, q->bandit, HYBRID_MOVES, q->ucb_c, q->discount);
-		for (int m = 0; m < HYBRID_MOVES && st == PRESSO_OK; m++)
-			st = bandit_init(&s->where[m], q->bandit, sp->n_layers > 0 ? sp->n_layers : 1,
-					 q->ucb_c, q->discount);
-	}
+	if (s->kind == STRATEGY_HYBRID)
+		st = bandit_init(&s->op, q->bandit, n_arms, q->ucb_c, q->discount);
 	if (st != PRESSO_OK)
 		goto fail;
 	uniform_plan(s);
@@ -395,10 +334,6 @@ void strategy_free(struct strategy *s)
 		bandit_free(&s->genes[i]);
 	free(s->genes);
 	bandit_free(&s->op);
-	for (int m = 0; m < HYBRID_MOVES; m++)
-		bandit_free(&s->where[m]);
-	free(s->free_of_gene);
-	free(s->layer_ok);
 	free(s->pop);
 	free(s->rank);
 	free(s->crowd);
@@ -436,12 +371,9 @@ enum presso_status strategy_use_sensitivity(struct strategy *s, const struct sen
 			sum += prior;
 			n++;
 		}
-		if (s->kind == STRATEGY_HYBRID && n > 0) {
-			/* the cheaper step (fewer bits, lower rank, more pruning)
-			 * starts as likely as the layer tolerates its cheaper values */
-			int cheap = 2 * (int)k + (k == KNOB_PRUNE ? 1 : 0);
-			bandit_set_prior(&s->where[cheap], l, 1, 0.5 * sum / n);
-			bandit_set_prior(&s->where[cheap ^ 1], l, 1, 0.5);
+		if (s->kind == STRATEGY_HYBRID) {
+			bandit_set_prior(&s->op, 2 * i, 1, n ? 0.5 * sum / n : 0.5);
+			bandit_set_prior(&s->op, 2 * i + 1, 1, 0.5);
 		}
 	}
 	return PRESSO_OK;
@@ -542,14 +474,9 @@ int64_t strategy_last_told(const struct strategy *s)
 	return s->last_told;
 }
 
-const struct bandit *strategy_move_bandit(const struct strategy *s)
+const struct bandit *strategy_operator_bandit(const struct strategy *s)
 {
 	return s->kind == STRATEGY_HYBRID ? &s->op : NULL;
-}
-
-const struct bandit *strategy_layer_bandit(const struct strategy *s, enum knob k, bool up)
-{
-	return s->kind == STRATEGY_HYBRID ? &s->where[2 * (int)k + (up ? 1 : 0)] : NULL;
 }
 
 /* --- save / load ----------------------------------------------------------------- */
@@ -585,11 +512,7 @@ enum presso_status strategy_save(const struct strategy *s, char **population, ch
 	*population = print_and_delete(p, since);
 	cJSON *b = NULL;
 	if (s->kind == STRATEGY_HYBRID) {
-		b = cJSON_CreateObject();
-		cJSON_AddItemToObject(b, "moves", bandit_to_json(&s->op));
-		cJSON *arr = cJSON_AddArrayToObject(b, "layers");
-		for (int m = 0; arr && m < HYBRID_MOVES; m++)
-			cJSON_AddItemToArray(arr, bandit_to_json(&s->where[m]));
+		b = bandit_to_json(&s->op);
 	} else if (s->kind == STRATEGY_BANDIT) {
 		b = cJSON_CreateObject();
 		cJSON *arr = cJSON_AddArrayToObject(b, "genes");
@@ -670,22 +593,7 @@ enum presso_status strategy_load(struct strategy *s, const char *population, con
 	    (st = evolution_rank_crowd(s->a, s->pop, s->n_pop, s->rank, s->crowd)) != PRESSO_OK)
 		goto done;
 	if (s->kind == STRATEGY_HYBRID) {
-		/* a state older presso wrote has one bandit over (layer, knob,
-		 * direction) instead: its statistics start over, the rest resumes */
-		const cJSON *moves = cJSON_GetObjectItemCaseSensitive(b, "moves");
-		const cJSON *layers = cJSON_GetObjectItemCaseSensitive(b, "layers");
-		if (!moves && cJSON_GetObjectItemCaseSensitive(b, "algo"))
-			goto done;
-		if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) != HYBRID_MOVES) {
-			st = status_fail(PRESSO_E_FORMAT,
-					 "search state 'bandit': expected %d per-move bandits",
-					 HYBRID_MOVES);
-			goto done;
-		}
-		st = bandit_from_json(&s->op, moves, "search state 'bandit'");
-		int m = 0;
-		for (const cJSON *e = layers->child; e && st == PRESSO_OK; e = e->next, m++)
-			st = bandit_from_json(&s->where[m], e, "search state 'bandit'");
+		st = bandit_from_json(&s->op, b, "search state 'bandit'");
 	} else if (s->kind == STRATEGY_BANDIT) {
 		const cJSON *genes = cJSON_GetObjectItemCaseSensitive(b, "genes");
 		if (!cJSON_IsArray(genes) || cJSON_GetArraySize(genes) != s->sp->n_free) {
@@ -776,7 +684,7 @@ static bool load_candidate(const struct strategy *s, const cJSON *e, struct cand
 	if (c->origin == ORIGIN_COUNT)
 		return false;
 	c->n_arms = 0;
-	int n_arms = s->kind == STRATEGY_HYBRID ? evolution_n_arms(sp) : 0;
+	int n_arms = s->kind == STRATEGY_HYBRID ? s->op.n_arms : 0;
 	for (const cJSON *a = arms->child; a; a = a->next) {
 		if (!cJSON_IsNumber(a) || a->valuedouble != (int)a->valuedouble ||
 		    (int)a->valuedouble < 0 || (int)a->valuedouble >= n_arms)

@@ -67,11 +67,9 @@ void strategy_free(struct strategy *s);
  *    W8A8 and W4A8 while unclaimed (origin "seed");
  *  - bandit: each measured value of a gene starts with one pseudo-pull of
  *    reward exp(-drop / SENSITIVITY_PRIOR_POINTS);
- *  - hybrid: in the layer bandits of the measured knobs, each layer starts
- *    with one pseudo-pull: reward 0.5 for the step toward the dearer values,
- *    and for the step toward the cheaper ones (fewer bits, lower rank, more
- *    pruning) 0.5 times the mean of exp(-drop / SENSITIVITY_PRIOR_POINTS)
- *    over the layer's measured values of that knob.
+ *  - hybrid: every arm starts with one pseudo-pull, reward 0.5 for "up" arms
+ *    and arms of unmeasured genes; for a "down" arm 0.5 times the mean of
+ *    exp(-drop / SENSITIVITY_PRIOR_POINTS) over its gene's measured values.
  * Deterministic in the table, so a resumed study is seeded the same. */
 enum presso_status strategy_use_sensitivity(struct strategy *s, const struct sensitivity *sn);
 
@@ -120,10 +118,7 @@ enum presso_status strategy_load_batch(const struct strategy *s, const char *tex
 
 void strategy_batch_free(struct candidate *c, int n);
 
-/* For reports and tests: the hybrid strategy's bandit over the moves (arm
- * 2 * knob + up: "bits down" is 2 * KNOB_BITS), and the bandit over the layers
- * of one move (arm = layer index); NULL for other strategies. */
-const struct bandit *strategy_move_bandit(const struct strategy *s);
-const struct bandit *strategy_layer_bandit(const struct strategy *s, enum knob k, bool up);
+/* For reports: the hybrid strategy's operator bandit (NULL for others). */
+const struct bandit *strategy_operator_bandit(const struct strategy *s);
 
 #endif

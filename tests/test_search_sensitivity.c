@@ -176,9 +176,9 @@ Test(sensitivity, greedy_seeds_lead_the_first_generation)
 				     "%s: greedy seed %d", space_strategy_name(kind), b);
 			cr_assert_eq(c[SPACE_N_SEEDS + b].origin, ORIGIN_SEED);
 		}
-		const struct bandit *down = strategy_layer_bandit(s, KNOB_BITS, false);
-		if (down) /* layer c's "bits down" starts below layer a's */
-			cr_assert_lt(down->sum[2], down->sum[0]);
+		const struct bandit *op = strategy_operator_bandit(s);
+		if (op) /* c's "down" arm (bits: free gene 2) starts below a's */
+			cr_assert_lt(op->sum[2 * 2], op->sum[0]);
 		strategy_free(s);
 		archive_free(&a);
 	}

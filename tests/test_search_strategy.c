@@ -169,48 +169,6 @@ Test(strategy, proposals_are_valid_seeded_and_never_repeated)
 	}
 }
 
-/* The hybrid's two levels learn: in the made-up model activation bits change
- * neither accuracy nor size, so their steps never enter the front, while
- * weight-bit steps do (crossover alone sometimes does too, so activation
- * steps earn a little); the move bandit then spends most pulls on weight bits. */
-Test(strategy, hybrid_learns_which_moves_and_layers_pay)
-{
-	struct space *sp = make_space("{\"space\": {\"default\": {\"bits\": [2, 3, 4, 5, 6, 8],"
-				      " \"act_bits\": [6, 8], \"bias_correction\": false}},"
-				      " \"search\": {\"strategy\": \"hybrid\", \"population\": 16}}");
-	struct archive a;
-	struct strategy *s;
-	struct claims cl = {NULL, sp};
-	struct rng r;
-	rng_seed(&r, 5);
-	cr_assert_eq(archive_init(&a, sp, &base), PRESSO_OK);
-	cr_assert_eq(strategy_create(sp, &a, &s), PRESSO_OK);
-	cr_assert_eq(seen_create(&cl.seen), PRESSO_OK);
-	int n;
-	free(run(sp, s, &a, &r, &cl, 400, 16, &n, 0));
-	cr_assert_eq(n, 400);
-	const struct bandit *mv = strategy_move_bandit(s);
-	cr_assert_not_null(mv);
-	int64_t bits = mv->pulls[2 * KNOB_BITS] + mv->pulls[2 * KNOB_BITS + 1];
-	int64_t act = mv->pulls[2 * KNOB_ACT_BITS] + mv->pulls[2 * KNOB_ACT_BITS + 1];
-	cr_assert_gt(2 * bits, 3 * act, "weight-bit steps %lld, activation-bit steps %lld",
-		     (long long)bits, (long long)act);
-	cr_assert_eq(mv->pulls[2 * KNOB_PRUNE] + mv->pulls[2 * KNOB_RANK], 0,
-		     "a move no layer allows was pulled");
-	/* every pull of a move is a pull of one of its layers */
-	for (int m = 0; m < 2 * KNOB_COUNT; m++) {
-		const struct bandit *w = strategy_layer_bandit(s, (enum knob)(m / 2), m % 2);
-		int64_t sum = 0;
-		for (int l = 0; l < N_LAYERS; l++)
-			sum += w->pulls[l];
-		cr_assert_eq(sum, mv->pulls[m], "move %d", m);
-	}
-	seen_free(cl.seen);
-	strategy_free(s);
-	archive_free(&a);
-	space_free(sp);
-}
-
 Test(strategy, a_small_space_is_searched_to_its_last_policy)
 {
 	for (int k = 0; k < 4; k++) {
@@ -283,31 +241,6 @@ Test(strategy, state_saves_and_loads_exactly)
 		cr_assert_eq(n1, n2);
 		cr_assert_eq(memcmp(g1, g2, sizeof g1), 0, "%s: a loaded strategy differs",
 			     strategies[k]);
-		if (strcmp(strategies[k], "hybrid") == 0) {
-			/* an older presso's hybrid kept one bandit over (layer, knob,
-			 * direction): its statistics start over, the population resumes */
-			struct strategy *u;
-			cr_assert_eq(strategy_create(sp, &a, &u), PRESSO_OK);
-			const char *old = "{\"algo\": \"thompson\", \"n\": [1], \"sum\": [1], "
-					  "\"pulls\": [1]}";
-			cr_assert_eq(strategy_load(u, pop, old), PRESSO_OK, "%s", status_msg());
-			char *pop3, *bandit3, *fresh_pop, *fresh;
-			cr_assert_eq(strategy_save(u, &pop3, &bandit3), PRESSO_OK);
-			struct strategy *v;
-			cr_assert_eq(strategy_create(sp, &a, &v), PRESSO_OK);
-			cr_assert_eq(strategy_save(v, &fresh_pop, &fresh), PRESSO_OK);
-			cr_assert_str_eq(pop3, pop);
-			cr_assert_str_eq(bandit3, fresh);
-			/* a per-move list of the wrong length is refused */
-			cr_assert_eq(strategy_load(u, pop, "{\"moves\": {}, \"layers\": []}"),
-				     PRESSO_E_FORMAT);
-			free(pop3);
-			free(bandit3);
-			free(fresh_pop);
-			free(fresh);
-			strategy_free(u);
-			strategy_free(v);
-		}
 		/* a state of another strategy is refused */
 		if (k > 0) {
 			struct strategy *u;
