@@ -42,6 +42,9 @@
  * Depthwise, channels a multiple of 16 (dw4_run): 4 taps per vpdpbusd on the
  * input bytes as they are, the zero point folded into the bias; see the
  * comment above dw4_applies for the byte interleave and its packed layout.
+ * A 3 x 3 kernel with dil_w = 1 (MobileNet's) groups the taps by kernel column
+ * instead (dw3_run_pixels, dw3_run_rows), so that each input column is
+ * interleaved once per output row, not once per output pixel that reads it.
  * Other channel counts (dw_any_run): blocks of 16 channels, [ceil(c/16)][kh*kw][16]
  * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
  * (x - a_zero) widened to int32 (high half 0 or -1) against it adds exactly
@@ -1476,10 +1479,17 @@ static bool dw4_applies(int c, int kh, int kw)
 	return c > 0 && c % 16 == 0 && kh * kw <= DW4_MAX_TAPS;
 }
 
+/* The 3 x 3 kernel also has its weights by kernel column (dw3, below). */
+static bool dw3_packed(int kh, int kw)
+{
+	return kh == 3 && kw == 3;
+}
+
 static size_t dw4_packed_bytes(int c, int kh, int kw)
 {
 	size_t n_g = ((size_t)kh * kw + 3) / 4;
-	return n_g * 4 * (size_t)c + (size_t)c * sizeof(int32_t);
+	return n_g * 4 * (size_t)c + (size_t)c * sizeof(int32_t) +
+	       (dw3_packed(kh, kw) ? 3 * 4 * (size_t)c : 0);
 }
 
 static void dw4_pack(int c, int kh, int kw, const int8_t *w, void *packed)
@@ -1501,6 +1511,17 @@ static void dw4_pack(int c, int kh, int kw, const int8_t *w, void *packed)
 		if (ch % 16 == 15)
 			memcpy(out + (size_t)n_g * 4 * c + (size_t)(ch - 15) * sizeof(int32_t), sum,
 			       sizeof sum);
+	}
+	if (!dw3_packed(kh, kw))
+		return;
+	/* [kj][part][c/16][4 channels][ki = 0, 1, 2, then a zero] */
+	int8_t *col = out + (size_t)n_g * 4 * c + (size_t)c * sizeof(int32_t);
+	for (int ch = 0; ch < c; ch++) {
+		int cg = ch / 16, part = ch % 16 / 4, i = ch % 4;
+		for (int kj = 0; kj < 3; kj++)
+			for (int ki = 0; ki < 3; ki++)
+				col[(((size_t)(kj * 4 + part) * n_cg + cg) * 4 + i) * 4 + ki] =
+					w[(size_t)ch * 9 + ki * 3 + kj];
 	}
 }
 
@@ -1716,6 +1737,179 @@ static ALWAYS_INLINE void dw4_run_rows(const struct dw4 *d, int KH, int KW, enum
 		}
 }
 
+/* --- depthwise 3 x 3, taps grouped by kernel column (dw3) ------------------------- */
+
+/* With dil_w = 1, output pixels next to each other share input columns: the
+ * dw4 grouping (4 taps in tap order) transposes 9 input vectors per output
+ * vector, but grouping the taps by kernel column kj instead, the dword of a
+ * channel holds the input bytes of kernel rows ki = 0, 1, 2 (and a fourth
+ * byte against a zero weight) of one input column, and that transposed column
+ * T(iw) serves every output pixel that reads column iw, each with its own kj's
+ * weights. A row of outputs then transposes each input column once (3 loads,
+ * 8 unpacks): per output vector, 1 column at stride 1 and 2 at stride 2,
+ * against 9 (padded to 12) in dw4, for the same 12 vpdpbusd. The transposed
+ * columns slide along the row in registers.
+ *
+ * c >= 48 (dw3_run_pixels): a vector is 4 channel groups of one pixel, as in
+ * dw4_run_pixels; stride_w 1 or 2. c = 16 or 32 (dw3_run_rows): a vector is
+ * 64 / c consecutive pixels, stride_w 1; the windows of kj = 1, 2 are the
+ * vector of kj = 0 moved by one or two pixels, taken from two consecutive
+ * transposed blocks with valignd (a pixel is c / 4 dwords in every part).
+ * Weights: the dw4 buffer's tail [kj][part][c/16][4 channels][4 rows]. */
+
+/* T: the three rows' bytes at rp[ki] (masks rk[ki]; a_zero elsewhere),
+ * interleaved as in dw4_group with the third row as the fourth byte too. */
+static ALWAYS_INLINE void dw3_transpose(const struct dw4 *d, const uintptr_t *rp,
+					const __mmask64 *rk, intptr_t off, __m512i t[4])
+{
+	__m512i r0 = _mm512_mask_loadu_epi8(d->az, rk[0], (const void *)(rp[0] + (uintptr_t)off));
+	__m512i r1 = _mm512_mask_loadu_epi8(d->az, rk[1], (const void *)(rp[1] + (uintptr_t)off));
+	__m512i r2 = _mm512_mask_loadu_epi8(d->az, rk[2], (const void *)(rp[2] + (uintptr_t)off));
+	__m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
+	__m512i lo22 = _mm512_unpacklo_epi8(r2, r2), hi22 = _mm512_unpackhi_epi8(r2, r2);
+	t[0] = _mm512_unpacklo_epi16(lo01, lo22);
+	t[1] = _mm512_unpackhi_epi16(lo01, lo22);
+	t[2] = _mm512_unpacklo_epi16(hi01, hi22);
+	t[3] = _mm512_unpackhi_epi16(hi01, hi22);
+}
+
+/* T(iw) of one pixel's n_slots channel groups (mask xk) at column iw. */
+static ALWAYS_INLINE void dw3_column(const struct dw4 *d, const uintptr_t *rowp,
+				     const __mmask64 *rowk, __mmask64 xk, int iw, int cg0,
+				     __m512i t[4])
+{
+	__mmask64 ck = iw >= 0 && iw < d->p->w_in ? xk : 0;
+	__mmask64 rk[3] = {rowk[0] & ck, rowk[1] & ck, rowk[2] & ck};
+	dw3_transpose(d, rowp, rk, (intptr_t)iw * d->p->c + 16 * cg0, t);
+}
+
+/* acc = bias + the three columns' taps (weights wv[kj * 4 + part]). */
+static ALWAYS_INLINE void dw3_acc(const struct rq16 q[4], const __m512i *wv, const __m512i ta[4],
+				  const __m512i tb[4], const __m512i tc[4], __m512i acc[4])
+{
+#pragma GCC unroll 4
+	for (int i = 0; i < 4; i++) {
+		acc[i] = dpbusd(q[i].bias, ta[i], wv[i]);
+		acc[i] = dpbusd(acc[i], tb[i], wv[4 + i]);
+		acc[i] = dpbusd(acc[i], tc[i], wv[8 + i]);
+	}
+}
+
+static ALWAYS_INLINE const int8_t *dw3_weights(const struct dw4 *d)
+{
+	return d->w + (size_t)d->n_g * 4 * d->p->c + (size_t)d->p->c * sizeof(int32_t);
+}
+
+/* c >= 48: output pixels whose 4 slots are channel groups cg0 .. cg0 + n_slots - 1. */
+static ALWAYS_INLINE void dw3_run_pixels(const struct dw4 *d, int SW, int cg0, int n_slots,
+					 enum rq_form form, const struct rq16 q[4], uint8_t *y)
+{
+	const struct qdwconv_params *p = d->p;
+	const int c = p->c, n_cg = d->n_cg;
+	const __mmask64 xk = n_slots >= 4 ? ~0ull : (1ull << (16 * n_slots)) - 1;
+	const __mmask16 wk = (__mmask16)((1u << (4 * n_slots)) - 1);
+	const int8_t *wc = dw3_weights(d);
+	__m512i wv[12]; /* [kj][part] */
+	for (int i = 0; i < 12; i++)
+		wv[i] = _mm512_maskz_loadu_epi32(wk, wc + ((size_t)i * n_cg + cg0) * 16);
+	uintptr_t rowp[3];
+	__mmask64 rowk[3];
+	for (int img = 0; img < p->n; img++)
+		for (int oh = 0; oh < p->h_out; oh++) {
+			dw4_rows(d, img, oh, 3, rowp, rowk);
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * c + 16 * cg0;
+			const int iw0 = -p->pad_l;
+			__m512i ta[4], tb[4], tc[4], acc[4];
+			dw3_column(d, rowp, rowk, xk, iw0, cg0, ta);
+			if (SW == 1)
+				dw3_column(d, rowp, rowk, xk, iw0 + 1, cg0, tb);
+			for (int ow = 0; ow < p->w_out; ow++) {
+				if (SW == 1) {
+					dw3_column(d, rowp, rowk, xk, iw0 + ow + 2, cg0, tc);
+				} else {
+					dw3_column(d, rowp, rowk, xk, iw0 + 2 * ow + 1, cg0, tb);
+					dw3_column(d, rowp, rowk, xk, iw0 + 2 * ow + 2, cg0, tc);
+				}
+				dw3_acc(q, wv, ta, tb, tc, acc);
+				_mm512_mask_storeu_epi8(yrow + (size_t)ow * c, xk, dw4_out(d, acc, q, form));
+#pragma GCC unroll 4
+				for (int i = 0; i < 4; i++) {
+					if (SW == 1) {
+						ta[i] = tb[i];
+						tb[i] = tc[i];
+					} else {
+						ta[i] = tc[i];
+					}
+				}
+			}
+		}
+}
+
+/* The block of 64 / C pixels starting at column iw (C = 16 or 32). */
+static ALWAYS_INLINE void dw3_block(const struct dw4 *d, int C, const uintptr_t *rowp,
+				    const __mmask64 *rowk, int iw, __m512i t[4])
+{
+	int b0 = iw * C, row_bytes = d->p->w_in * C;
+	__mmask64 ck = window_mask(-b0, row_bytes - b0);
+	__mmask64 rk[3] = {rowk[0] & ck, rowk[1] & ck, rowk[2] & ck};
+	dw3_transpose(d, rowp, rk, b0, t);
+}
+
+/* c = C = 16 or 32, stride_w 1: 64 / C output pixels per vector. */
+static ALWAYS_INLINE void dw3_run_rows(const struct dw4 *d, int C, enum rq_form form,
+				       const struct rq16 q[4], uint8_t *y)
+{
+	const struct qdwconv_params *p = d->p;
+	const int ppc = 64 / C;
+	const int8_t *wc = dw3_weights(d);
+	__m512i wv[12];
+	for (int i = 0; i < 12; i++) {
+		const int8_t *src = wc + (size_t)i * d->n_cg * 16;
+		wv[i] = C == 16 ? _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)src))
+				: _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)src));
+	}
+	uintptr_t rowp[3];
+	__mmask64 rowk[3];
+	for (int img = 0; img < p->n; img++)
+		for (int oh = 0; oh < p->h_out; oh++) {
+			dw4_rows(d, img, oh, 3, rowp, rowk);
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * C;
+			__m512i ta[4], tn[4], tb[4], tc[4], acc[4];
+			dw3_block(d, C, rowp, rowk, -p->pad_l, ta);
+			for (int ow0 = 0; ow0 < p->w_out; ow0 += ppc) {
+				int n_px = p->w_out - ow0 < ppc ? p->w_out - ow0 : ppc;
+				__mmask64 yk = n_px == ppc ? ~0ull : (1ull << (n_px * C)) - 1;
+				dw3_block(d, C, rowp, rowk, ow0 + ppc - p->pad_l, tn);
+#pragma GCC unroll 4
+				for (int i = 0; i < 4; i++) {
+					/* windows one and two pixels on */
+					tb[i] = _mm512_alignr_epi32(tn[i], ta[i], C / 4);
+					tc[i] = C == 16 ? _mm512_alignr_epi32(tn[i], ta[i], 8) : tn[i];
+				}
+				dw3_acc(q, wv, ta, tb, tc, acc);
+				_mm512_mask_storeu_epi8(yrow + (size_t)ow0 * C, yk, dw4_out(d, acc, q, form));
+#pragma GCC unroll 4
+				for (int i = 0; i < 4; i++)
+					ta[i] = tn[i];
+			}
+		}
+}
+
+/* CALL, with F the form as a constant. */
+#define DW3_FORMS(CALL)                                                                  \
+	do {                                                                             \
+		if (form == RQ_F32) {                                                    \
+			const enum rq_form F = RQ_F32;                                   \
+			CALL;                                                            \
+		} else if (form == RQ_LEAN) {                                            \
+			const enum rq_form F = RQ_LEAN;                                  \
+			CALL;                                                            \
+		} else {                                                                 \
+			const enum rq_form F = RQ_FULL;                                  \
+			CALL;                                                            \
+		}                                                                        \
+	} while (0)
+
 static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
 		    uint8_t *y)
 {
@@ -1729,12 +1923,18 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 	d.cmax = _mm512_set1_epi8((char)p->c_max);
 	struct rq16 q[4];
 	bool k3 = p->kh == 3 && p->kw == 3;
+	/* dw3 needs adjacent kernel columns and, for 16 or 32 channels, stride 1 */
+	bool col3 = k3 && p->dil_w == 1 && (p->c <= 32 ? p->stride_w == 1 : p->stride_w <= 2);
 	if (p->c <= 32) {
 		int cg[4];
 		for (int l = 0; l < 4; l++)
 			cg[l] = l % d.n_cg;
 		enum rq_form form = dw4_constants(&d, cg, q);
-		if (form == RQ_F32 && k3)
+		if (col3 && p->c == 16)
+			DW3_FORMS(dw3_run_rows(&d, 16, F, q, y));
+		else if (col3)
+			DW3_FORMS(dw3_run_rows(&d, 32, F, q, y));
+		else if (form == RQ_F32 && k3)
 			dw4_run_rows(&d, 3, 3, RQ_F32, q, y);
 		else if (form == RQ_F32)
 			dw4_run_rows(&d, 0, 0, RQ_F32, q, y);
@@ -1752,7 +1952,11 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 		for (int l = 0; l < 4; l++)
 			cg[l] = l < n_slots ? cg0 + l : -1;
 		enum rq_form form = dw4_constants(&d, cg, q);
-		if (form == RQ_F32 && k3)
+		if (col3 && p->stride_w == 1)
+			DW3_FORMS(dw3_run_pixels(&d, 1, cg0, n_slots, F, q, y));
+		else if (col3)
+			DW3_FORMS(dw3_run_pixels(&d, 2, cg0, n_slots, F, q, y));
+		else if (form == RQ_F32 && k3)
 			dw4_run_pixels(&d, 3, 3, cg0, n_slots, RQ_F32, q, y);
 		else if (form == RQ_F32)
 			dw4_run_pixels(&d, 0, 0, cg0, n_slots, RQ_F32, q, y);
@@ -1764,6 +1968,7 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 			dw4_run_pixels(&d, 0, 0, cg0, n_slots, RQ_FULL, q, y);
 	}
 }
+#undef DW3_FORMS
 
 /* --- depthwise: the entry points ------------------------------------------------- */
 
