@@ -1751,26 +1751,33 @@ static ALWAYS_INLINE void dw4_run_rows(const struct dw4 *d, int KH, int KW, enum
  * columns slide along the row in registers.
  *
  * c >= 48 (dw3_run_pixels): a vector is 4 channel groups of one pixel, as in
- * dw4_run_pixels; stride_w 1 or 2. c = 16 or 32 (dw3_run_rows): a vector is
- * 64 / c consecutive pixels, stride_w 1; the windows of kj = 1, 2 are the
- * vector of kj = 0 moved by one or two pixels, taken from two consecutive
- * transposed blocks with valignd (a pixel is c / 4 dwords in every part).
+ * dw4_run_pixels. c = 16 or 32, and the last 16 or 32 channels of a larger c
+ * (96 = 64 + 32: dw3_run_rows): a vector is 64 / C pixels x C channels (one
+ * load per row when c = C and stride_w = 1, else one per pixel); the windows
+ * of the other kernel columns are the block moved on by one pixel, taken from
+ * two consecutive transposed blocks with valignd (a pixel is C / 4 dwords in
+ * every part). stride_w 1 or 2 throughout.
  * Weights: the dw4 buffer's tail [kj][part][c/16][4 channels][4 rows]. */
 
-/* T: the three rows' bytes at rp[ki] (masks rk[ki]; a_zero elsewhere),
- * interleaved as in dw4_group with the third row as the fourth byte too. */
-static ALWAYS_INLINE void dw3_transpose(const struct dw4 *d, const uintptr_t *rp,
-					const __mmask64 *rk, intptr_t off, __m512i t[4])
+/* T: three rows' bytes interleaved as in dw4_group, the third row as the
+ * fourth byte too (against a zero weight). */
+static ALWAYS_INLINE void dw3_interleave(__m512i r0, __m512i r1, __m512i r2, __m512i t[4])
 {
-	__m512i r0 = _mm512_mask_loadu_epi8(d->az, rk[0], (const void *)(rp[0] + (uintptr_t)off));
-	__m512i r1 = _mm512_mask_loadu_epi8(d->az, rk[1], (const void *)(rp[1] + (uintptr_t)off));
-	__m512i r2 = _mm512_mask_loadu_epi8(d->az, rk[2], (const void *)(rp[2] + (uintptr_t)off));
 	__m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
 	__m512i lo22 = _mm512_unpacklo_epi8(r2, r2), hi22 = _mm512_unpackhi_epi8(r2, r2);
 	t[0] = _mm512_unpacklo_epi16(lo01, lo22);
 	t[1] = _mm512_unpackhi_epi16(lo01, lo22);
 	t[2] = _mm512_unpacklo_epi16(hi01, hi22);
 	t[3] = _mm512_unpackhi_epi16(hi01, hi22);
+}
+
+static ALWAYS_INLINE void dw3_transpose(const struct dw4 *d, const uintptr_t *rp,
+					const __mmask64 *rk, intptr_t off, __m512i t[4])
+{
+	__m512i r0 = _mm512_mask_loadu_epi8(d->az, rk[0], (const void *)(rp[0] + (uintptr_t)off));
+	__m512i r1 = _mm512_mask_loadu_epi8(d->az, rk[1], (const void *)(rp[1] + (uintptr_t)off));
+	__m512i r2 = _mm512_mask_loadu_epi8(d->az, rk[2], (const void *)(rp[2] + (uintptr_t)off));
+	dw3_interleave(r0, r1, r2, t);
 }
 
 /* T(iw) of one pixel's n_slots channel groups (mask xk) at column iw. */
@@ -1845,26 +1852,64 @@ static ALWAYS_INLINE void dw3_run_pixels(const struct dw4 *d, int SW, int cg0, i
 		}
 }
 
-/* The block of 64 / C pixels starting at column iw (C = 16 or 32). */
-static ALWAYS_INLINE void dw3_block(const struct dw4 *d, int C, const uintptr_t *rowp,
-				    const __mmask64 *rowk, int iw, __m512i t[4])
+/* One row's bytes of the 64 / C pixels iw, iw + SW, ... (C channels from byte
+ * off of each pixel; a_zero outside the input or where rk is 0). */
+static ALWAYS_INLINE __m512i dw3_gather(const struct dw4 *d, int C, int SW, bool whole,
+					uintptr_t rp, __mmask64 rk, int iw, intptr_t off)
 {
-	int b0 = iw * C, row_bytes = d->p->w_in * C;
-	__mmask64 ck = window_mask(-b0, row_bytes - b0);
-	__mmask64 rk[3] = {rowk[0] & ck, rowk[1] & ck, rowk[2] & ck};
-	dw3_transpose(d, rowp, rk, b0, t);
+	const int c = whole ? C : d->p->c, w_in = d->p->w_in;
+	if (whole && SW == 1) { /* consecutive pixels: one load */
+		int b0 = iw * C;
+		return _mm512_mask_loadu_epi8(d->az, rk & window_mask(-b0, w_in * C - b0),
+					      (const void *)(rp + (uintptr_t)(intptr_t)b0));
+	}
+	__m256i px[4];
+#pragma GCC unroll 4
+	for (int i = 0; i < 64 / C; i++) {
+		int w = iw + SW * i;
+		__mmask32 k = w >= 0 && w < w_in ? (__mmask32)rk : 0;
+		const void *src = (const void *)(rp + (uintptr_t)((intptr_t)w * c + off));
+		px[i] = C == 32 ? _mm256_mask_loadu_epi8(_mm512_castsi512_si256(d->az), k, src)
+				: _mm256_castsi128_si256(_mm_mask_loadu_epi8(
+					  _mm512_castsi512_si128(d->az), (__mmask16)k, src));
+	}
+	if (C == 16) {
+		px[0] = _mm256_inserti128_si256(px[0], _mm256_castsi256_si128(px[1]), 1);
+		px[1] = _mm256_inserti128_si256(px[2], _mm256_castsi256_si128(px[3]), 1);
+	}
+	return _mm512_inserti64x4(_mm512_castsi256_si512(px[0]), px[1], 1);
 }
 
-/* c = C = 16 or 32, stride_w 1: 64 / C output pixels per vector. */
-static ALWAYS_INLINE void dw3_run_rows(const struct dw4 *d, int C, enum rq_form form,
-				       const struct rq16 q[4], uint8_t *y)
+/* T of the 64 / C pixels iw, iw + SW, ... */
+static ALWAYS_INLINE void dw3_block(const struct dw4 *d, int C, int SW, bool whole,
+				    const uintptr_t *rowp, const __mmask64 *rowk, int iw, intptr_t off,
+				    __m512i t[4])
+{
+	__m512i r0 = dw3_gather(d, C, SW, whole, rowp[0], rowk[0], iw, off);
+	__m512i r1 = dw3_gather(d, C, SW, whole, rowp[1], rowk[1], iw, off);
+	__m512i r2 = dw3_gather(d, C, SW, whole, rowp[2], rowk[2], iw, off);
+	dw3_interleave(r0, r1, r2, t);
+}
+
+/* Vectors of 64 / C output pixels x C channels (C = 16 or 32): channel groups
+ * cg0 .. cg0 + C/16 - 1 of each pixel (cg0 = -1 when c = C, a constant after
+ * inlining: then a row's pixels are one load), stride_w SW = 1 or 2. Windows: at
+ * stride 1, block T_k (pixels ow0 - pad_l + i) serves kj = 0, and kj = 1, 2
+ * are T_k moved on by one and two pixels (valignd with T_k+1); at stride 2,
+ * A_k (pixels 2 ow0 - pad_l + 2i) serves kj = 0, B_k (one column on) kj = 1,
+ * and A_k moved on by one pixel kj = 2. */
+static ALWAYS_INLINE void dw3_run_rows(const struct dw4 *d, int C, int SW, int cg0,
+				       enum rq_form form, const struct rq16 q[4], uint8_t *y)
 {
 	const struct qdwconv_params *p = d->p;
-	const int ppc = 64 / C;
+	const bool whole = cg0 < 0; /* c = C: every channel, pixels contiguous */
+	const int c = whole ? C : p->c, ppc = 64 / C;
+	cg0 = whole ? 0 : cg0;
+	const intptr_t off = 16 * cg0;
 	const int8_t *wc = dw3_weights(d);
 	__m512i wv[12];
 	for (int i = 0; i < 12; i++) {
-		const int8_t *src = wc + (size_t)i * d->n_cg * 16;
+		const int8_t *src = wc + ((size_t)i * d->n_cg + cg0) * 16;
 		wv[i] = C == 16 ? _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)src))
 				: _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)src));
 	}
@@ -1873,21 +1918,45 @@ static ALWAYS_INLINE void dw3_run_rows(const struct dw4 *d, int C, enum rq_form 
 	for (int img = 0; img < p->n; img++)
 		for (int oh = 0; oh < p->h_out; oh++) {
 			dw4_rows(d, img, oh, 3, rowp, rowk);
-			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * C;
+			uint8_t *yrow = y + ((size_t)img * p->h_out + oh) * p->w_out * c + off;
 			__m512i ta[4], tn[4], tb[4], tc[4], acc[4];
-			dw3_block(d, C, rowp, rowk, -p->pad_l, ta);
+			dw3_block(d, C, SW, whole, rowp, rowk, -p->pad_l, off, ta);
 			for (int ow0 = 0; ow0 < p->w_out; ow0 += ppc) {
 				int n_px = p->w_out - ow0 < ppc ? p->w_out - ow0 : ppc;
-				__mmask64 yk = n_px == ppc ? ~0ull : (1ull << (n_px * C)) - 1;
-				dw3_block(d, C, rowp, rowk, ow0 + ppc - p->pad_l, tn);
+				int iw = SW * ow0 - p->pad_l;
+				dw3_block(d, C, SW, whole, rowp, rowk, iw + SW * ppc, off, tn);
+				if (SW == 2)
+					dw3_block(d, C, SW, whole, rowp, rowk, iw + 1, off, tb);
 #pragma GCC unroll 4
 				for (int i = 0; i < 4; i++) {
-					/* windows one and two pixels on */
-					tb[i] = _mm512_alignr_epi32(tn[i], ta[i], C / 4);
-					tc[i] = C == 16 ? _mm512_alignr_epi32(tn[i], ta[i], 8) : tn[i];
+					/* windows one (and two) pixels on */
+					__m512i t1 = _mm512_alignr_epi32(tn[i], ta[i], C / 4);
+					if (SW == 1) {
+						tb[i] = t1;
+						tc[i] = C == 16 ? _mm512_alignr_epi32(tn[i], ta[i], 8) : tn[i];
+					} else {
+						tc[i] = t1;
+					}
 				}
 				dw3_acc(q, wv, ta, tb, tc, acc);
-				_mm512_mask_storeu_epi8(yrow + (size_t)ow0 * C, yk, dw4_out(d, acc, q, form));
+				__m512i out = dw4_out(d, acc, q, form);
+				uint8_t *yo = yrow + (size_t)ow0 * c;
+				if (whole) {
+					_mm512_mask_storeu_epi8(yo, n_px == ppc ? ~0ull : (1ull << (n_px * C)) - 1,
+								out);
+				} else if (C == 32) {
+					_mm256_storeu_si256((__m256i *)yo, _mm512_castsi512_si256(out));
+					if (n_px > 1)
+						_mm256_storeu_si256((__m256i *)(yo + c), _mm512_extracti64x4_epi64(out, 1));
+				} else {
+					_mm_storeu_si128((__m128i *)yo, _mm512_castsi512_si128(out));
+					if (n_px > 1)
+						_mm_storeu_si128((__m128i *)(yo + c), _mm512_extracti32x4_epi32(out, 1));
+					if (n_px > 2)
+						_mm_storeu_si128((__m128i *)(yo + 2 * c), _mm512_extracti32x4_epi32(out, 2));
+					if (n_px > 3)
+						_mm_storeu_si128((__m128i *)(yo + 3 * c), _mm512_extracti32x4_epi32(out, 3));
+				}
 #pragma GCC unroll 4
 				for (int i = 0; i < 4; i++)
 					ta[i] = tn[i];
@@ -1910,6 +1979,34 @@ static ALWAYS_INLINE void dw3_run_rows(const struct dw4 *d, int C, enum rq_form 
 		}                                                                        \
 	} while (0)
 
+/* The dw3 variants, each its own function with the three forms inside: inlined
+ * all into dw4_run, GCC's register allocation of the hot loops got worse
+ * (MobileNetV2's 16-channel depthwise 1.3x slower). cg0 < 0: all channels. */
+#define DW3_ENTRY(NAME, CALL)                                                            \
+	static __attribute__((noinline)) void NAME(const struct dw4 *d_in, int cg0,      \
+						   int n_slots, enum rq_form form,         \
+						   const struct rq16 *q_in, uint8_t *y)    \
+	{                                                                                \
+		/* local copies: stores to y cannot alias them, so they stay in registers */ \
+		const struct dw4 dl = *d_in, *d = &dl;                                   \
+		const struct rq16 q[4] = {q_in[0], q_in[1], q_in[2], q_in[3]};           \
+		(void)cg0;                                                               \
+		(void)n_slots;                                                           \
+		DW3_FORMS(CALL);                                                         \
+	}
+DW3_ENTRY(dw3_pixels_s1, dw3_run_pixels(d, 1, cg0, n_slots, F, q, y))
+DW3_ENTRY(dw3_pixels_s2, dw3_run_pixels(d, 2, cg0, n_slots, F, q, y))
+DW3_ENTRY(dw3_c16_s1, dw3_run_rows(d, 16, 1, -1, F, q, y))
+DW3_ENTRY(dw3_c16_s2, dw3_run_rows(d, 16, 2, -1, F, q, y))
+DW3_ENTRY(dw3_c32_s1, dw3_run_rows(d, 32, 1, -1, F, q, y))
+DW3_ENTRY(dw3_c32_s2, dw3_run_rows(d, 32, 2, -1, F, q, y))
+DW3_ENTRY(dw3_tail16_s1, dw3_run_rows(d, 16, 1, cg0, F, q, y))
+DW3_ENTRY(dw3_tail16_s2, dw3_run_rows(d, 16, 2, cg0, F, q, y))
+DW3_ENTRY(dw3_tail32_s1, dw3_run_rows(d, 32, 1, cg0, F, q, y))
+DW3_ENTRY(dw3_tail32_s2, dw3_run_rows(d, 32, 2, cg0, F, q, y))
+#undef DW3_ENTRY
+#undef DW3_FORMS
+
 static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
 		    uint8_t *y)
 {
@@ -1923,17 +2020,17 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 	d.cmax = _mm512_set1_epi8((char)p->c_max);
 	struct rq16 q[4];
 	bool k3 = p->kh == 3 && p->kw == 3;
-	/* dw3 needs adjacent kernel columns and, for 16 or 32 channels, stride 1 */
-	bool col3 = k3 && p->dil_w == 1 && (p->c <= 32 ? p->stride_w == 1 : p->stride_w <= 2);
+	/* dw3 needs adjacent kernel columns */
+	bool col3 = k3 && p->dil_w == 1 && p->stride_w <= 2;
 	if (p->c <= 32) {
 		int cg[4];
 		for (int l = 0; l < 4; l++)
 			cg[l] = l % d.n_cg;
 		enum rq_form form = dw4_constants(&d, cg, q);
 		if (col3 && p->c == 16)
-			DW3_FORMS(dw3_run_rows(&d, 16, F, q, y));
+			(p->stride_w == 1 ? dw3_c16_s1 : dw3_c16_s2)(&d, -1, 1, form, q, y);
 		else if (col3)
-			DW3_FORMS(dw3_run_rows(&d, 32, F, q, y));
+			(p->stride_w == 1 ? dw3_c32_s1 : dw3_c32_s2)(&d, -1, 2, form, q, y);
 		else if (form == RQ_F32 && k3)
 			dw4_run_rows(&d, 3, 3, RQ_F32, q, y);
 		else if (form == RQ_F32)
@@ -1952,10 +2049,18 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 		for (int l = 0; l < 4; l++)
 			cg[l] = l < n_slots ? cg0 + l : -1;
 		enum rq_form form = dw4_constants(&d, cg, q);
-		if (col3 && p->stride_w == 1)
-			DW3_FORMS(dw3_run_pixels(&d, 1, cg0, n_slots, F, q, y));
-		else if (col3)
-			DW3_FORMS(dw3_run_pixels(&d, 2, cg0, n_slots, F, q, y));
+		if (col3 && n_slots <= 2) {
+			/* the last 16 or 32 channels: several pixels per vector */
+			for (int l = 0; l < 4; l++)
+				cg[l] = cg0 + l % n_slots;
+			form = dw4_constants(&d, cg, q);
+			if (n_slots == 1)
+				(p->stride_w == 1 ? dw3_tail16_s1 : dw3_tail16_s2)(&d, cg0, 1, form, q, y);
+			else
+				(p->stride_w == 1 ? dw3_tail32_s1 : dw3_tail32_s2)(&d, cg0, 2, form, q, y);
+		} else if (col3) {
+			(p->stride_w == 1 ? dw3_pixels_s1 : dw3_pixels_s2)(&d, cg0, n_slots, form, q, y);
+		}
 		else if (form == RQ_F32 && k3)
 			dw4_run_pixels(&d, 3, 3, cg0, n_slots, RQ_F32, q, y);
 		else if (form == RQ_F32)
@@ -1968,7 +2073,6 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 			dw4_run_pixels(&d, 0, 0, cg0, n_slots, RQ_FULL, q, y);
 	}
 }
-#undef DW3_FORMS
 
 /* --- depthwise: the entry points ------------------------------------------------- */
 
