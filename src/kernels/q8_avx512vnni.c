@@ -227,7 +227,9 @@ static ALWAYS_INLINE __m512i requant16_lean(__m512i acc, const struct rq16 *q,
 /* The requantization a block of kernel code is compiled for (a constant
  * after inlining): float, Q31 without the rare steps (no left shift or
  * INT32_MIN multiplier in any of its lanes), or Q31 with them. */
-enum rq_form { RQ_FULL, RQ_LEAN, RQ_F32 };
+/* RQ_F32_FIT: the float form where |acc * scale + c_zero| < 2^30 is known for
+ * every input (dw3_form), so the conversion needs no guard below it. */
+enum rq_form { RQ_FULL, RQ_LEAN, RQ_F32, RQ_F32_FIT };
 
 /* The form that serves all n blocks of q. */
 static enum rq_form rq_form_of(const struct rq16 *q, int n)
@@ -247,6 +249,8 @@ static ALWAYS_INLINE __m512i requant16_form_r(enum rq_form f, __m512i acc, const
 {
 	if (f == RQ_F32)
 		return requant16_f32_r(acc, q, o);
+	if (f == RQ_F32_FIT)
+		return _mm512_cvtps_epi32(_mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), q->fscale, o->zero_f));
 	return requant16_q31_r(acc, q, f == RQ_FULL && q->any_left,
 			       f == RQ_FULL && q->any_min_mult);
 }
@@ -1489,7 +1493,7 @@ static size_t dw4_packed_bytes(int c, int kh, int kw)
 {
 	size_t n_g = ((size_t)kh * kw + 3) / 4;
 	return n_g * 4 * (size_t)c + (size_t)c * sizeof(int32_t) +
-	       (dw3_packed(kh, kw) ? 3 * 4 * (size_t)c : 0);
+	       (dw3_packed(kh, kw) ? 3 * 4 * (size_t)c + (size_t)c * sizeof(int32_t) : 0);
 }
 
 static void dw4_pack(int c, int kh, int kw, const int8_t *w, void *packed)
@@ -1514,14 +1518,19 @@ static void dw4_pack(int c, int kh, int kw, const int8_t *w, void *packed)
 	}
 	if (!dw3_packed(kh, kw))
 		return;
-	/* [kj][part][c/16][4 channels][ki = 0, 1, 2, then a zero] */
+	/* [kj][part][c/16][4 channels][ki = 0, 1, 2, then a zero], then sum_t |w[ch][t]|
+	 * as int32 [c] */
 	int8_t *col = out + (size_t)n_g * 4 * c + (size_t)c * sizeof(int32_t);
 	for (int ch = 0; ch < c; ch++) {
 		int cg = ch / 16, part = ch % 16 / 4, i = ch % 4;
+		int32_t s_abs = 0;
 		for (int kj = 0; kj < 3; kj++)
-			for (int ki = 0; ki < 3; ki++)
-				col[(((size_t)(kj * 4 + part) * n_cg + cg) * 4 + i) * 4 + ki] =
-					w[(size_t)ch * 9 + ki * 3 + kj];
+			for (int ki = 0; ki < 3; ki++) {
+				int8_t wt = w[(size_t)ch * 9 + ki * 3 + kj];
+				col[(((size_t)(kj * 4 + part) * n_cg + cg) * 4 + i) * 4 + ki] = wt;
+				s_abs += wt < 0 ? -wt : wt;
+			}
+		memcpy(col + (size_t)12 * c + (size_t)ch * sizeof(int32_t), &s_abs, sizeof s_abs);
 	}
 }
 
@@ -1582,7 +1591,7 @@ static ALWAYS_INLINE __m512i dw4_out(const struct dw4 *d, const __m512i acc[4],
 	__m512i ab = _mm512_packs_epi32(DW4_R(0), DW4_R(1));
 	__m512i cd = _mm512_packs_epi32(DW4_R(2), DW4_R(3));
 #undef DW4_R
-	if (form != RQ_F32) { /* the float form has the zero point in already */
+	if (form != RQ_F32 && form != RQ_F32_FIT) { /* the float forms have the zero point in already */
 		ab = _mm512_adds_epi16(ab, d->z16);
 		cd = _mm512_adds_epi16(cd, d->z16);
 	}
@@ -1757,7 +1766,8 @@ static ALWAYS_INLINE void dw4_run_rows(const struct dw4 *d, int KH, int KW, enum
  * of the other kernel columns are the block moved on by one pixel, taken from
  * two consecutive transposed blocks with valignd (a pixel is C / 4 dwords in
  * every part). stride_w 1 or 2 throughout.
- * Weights: the dw4 buffer's tail [kj][part][c/16][4 channels][4 rows]. */
+ * Weights: the dw4 buffer's tail [kj][part][c/16][4 channels][4 rows], then
+ * sum |w| per channel (for dw3_form). */
 
 /* T: three rows' bytes interleaved as in dw4_group, the third row as the
  * fourth byte too (against a zero weight). */
@@ -1964,10 +1974,37 @@ static ALWAYS_INLINE void dw3_run_rows(const struct dw4 *d, int C, int SW, int c
 		}
 }
 
+/* RQ_F32_FIT in place of RQ_F32 when it holds for the slots' channels cg[]
+ * (as in dw4_constants): acc = bias - a_zero sum w + sum x w with x in
+ * [0, 255], so |acc| <= |bias - a_zero sum w| + 255 sum |w| (below 2^31: no
+ * wrap), and the float result is below 2^30 * (1 + 2^-22) < 2^31. */
+static enum rq_form dw3_form(const struct dw4 *d, const int *cg, enum rq_form form)
+{
+	const struct qdwconv_params *p = d->p;
+	if (form != RQ_F32)
+		return form;
+	const int32_t *sum_w = (const int32_t *)(d->w + (size_t)d->n_g * 4 * p->c);
+	const int32_t *sum_abs = (const int32_t *)(dw3_weights(d) + (size_t)12 * p->c);
+	for (int l = 0; l < 4; l++)
+		for (int j = 0; j < 16; j++) {
+			int ch = cg[l] < 0 ? 0 : 16 * cg[l] + j;
+			double acc_max = fabs((double)p->bias[ch] - (double)p->a_zero * sum_w[ch]) +
+					 255.0 * (double)sum_abs[ch];
+			if (acc_max >= 2147483648.0 ||
+			    acc_max * fabs((double)p->rq_scale[ch]) + fabs((double)p->c_zero) >=
+				    1073741824.0)
+				return RQ_F32;
+		}
+	return RQ_F32_FIT;
+}
+
 /* CALL, with F the form as a constant. */
 #define DW3_FORMS(CALL)                                                                  \
 	do {                                                                             \
-		if (form == RQ_F32) {                                                    \
+		if (form == RQ_F32_FIT) {                                                \
+			const enum rq_form F = RQ_F32_FIT;                               \
+			CALL;                                                            \
+		} else if (form == RQ_F32) {                                             \
 			const enum rq_form F = RQ_F32;                                   \
 			CALL;                                                            \
 		} else if (form == RQ_LEAN) {                                            \
@@ -2027,6 +2064,8 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 		for (int l = 0; l < 4; l++)
 			cg[l] = l % d.n_cg;
 		enum rq_form form = dw4_constants(&d, cg, q);
+		if (col3)
+			form = dw3_form(&d, cg, form);
 		if (col3 && p->c == 16)
 			(p->stride_w == 1 ? dw3_c16_s1 : dw3_c16_s2)(&d, -1, 1, form, q, y);
 		else if (col3)
@@ -2053,15 +2092,15 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 			/* the last 16 or 32 channels: several pixels per vector */
 			for (int l = 0; l < 4; l++)
 				cg[l] = cg0 + l % n_slots;
-			form = dw4_constants(&d, cg, q);
+			form = dw3_form(&d, cg, dw4_constants(&d, cg, q));
 			if (n_slots == 1)
 				(p->stride_w == 1 ? dw3_tail16_s1 : dw3_tail16_s2)(&d, cg0, 1, form, q, y);
 			else
 				(p->stride_w == 1 ? dw3_tail32_s1 : dw3_tail32_s2)(&d, cg0, 2, form, q, y);
 		} else if (col3) {
+			form = dw3_form(&d, cg, form);
 			(p->stride_w == 1 ? dw3_pixels_s1 : dw3_pixels_s2)(&d, cg0, n_slots, form, q, y);
-		}
-		else if (form == RQ_F32 && k3)
+		} else if (form == RQ_F32 && k3)
 			dw4_run_pixels(&d, 3, 3, cg0, n_slots, RQ_F32, q, y);
 		else if (form == RQ_F32)
 			dw4_run_pixels(&d, 0, 0, cg0, n_slots, RQ_F32, q, y);
