@@ -14,7 +14,9 @@
  *    m 1..70, n 1..150, k 1..600 (odd sizes, row strides > k and > n, random
  *    zero points, per-channel multipliers and shifts, clamps, float output)
  *    plus listed edge shapes; depthwise with strides 1-2, pads, dilations 1-2,
- *    kernels 3 and 5, channels 1..100 (40% multiples of 16); convolution (q8_conv_for) on any
+ *    kernels 3 and 5, channels 1..100 (40% multiples of 16), and again in
+ *    the MobileNet class (3 x 3, dil_w 1, channels 16..256 in multiples of 16,
+ *    rows up to 40 pixels); convolution (q8_conv_for) on any
  *    shape, on single-channel inputs with rows up to 90 pixels, strides
  *    up to 5 and kernels up to 9 wide (the first-layer kernels), and on
  *    16-channel inputs (also the avx512vnni kernel of CPUs without VBMI, which
@@ -653,24 +655,31 @@ struct dw_case {
 	size_t y_bytes;
 };
 
-static void dw_case_make(struct dw_case *d)
+/* A random depthwise case. k3: the MobileNet class instead (3 x 3, dil_w 1,
+ * channels a multiple of 16 up to 256, rows up to 40 pixels), which the
+ * AVX-512 path runs by kernel column with the columns sliding along a row:
+ * long rows, both strides and every padding, so that the window start, the
+ * middle and the end of a row (with a partial last vector of pixels) all
+ * occur. */
+static void dw_case_make(struct dw_case *d, bool k3)
 {
 	struct qdwconv_params *p = &d->p;
-	int kern = rng_chance(50) ? 3 : 5;
+	int kern = k3 || rng_chance(50) ? 3 : 5;
 	*p = (struct qdwconv_params){
 		/* multiples of 16 (a separate fast path) and anything */
 		.n = rng_int(1, 2),
-		.c = rng_chance(40) ? 16 * rng_int(1, 8) : rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
-		.kh = rng_chance(90) ? kern : rng_int(1, 5), .kw = kern,
+		.c = k3 ? 16 * (rng_chance(50) ? rng_int(1, 2) : rng_int(3, 16))
+		   : rng_chance(40) ? 16 * rng_int(1, 8) : rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
+		.kh = k3 || rng_chance(90) ? kern : rng_int(1, 5), .kw = kern,
 		.stride_h = rng_int(1, 2), .stride_w = rng_int(1, 2),
-		.dil_h = rng_int(1, 2), .dil_w = rng_int(1, 2),
+		.dil_h = rng_int(1, 2), .dil_w = k3 ? 1 : rng_int(1, 2),
 	};
 	p->pad_t = rng_int(0, p->kh - 1);
 	p->pad_l = rng_int(0, p->kw - 1);
 	int pad_b = rng_int(0, p->kh - 1), pad_r = rng_int(0, p->kw - 1);
 	int span_h = p->dil_h * (p->kh - 1) + 1, span_w = p->dil_w * (p->kw - 1) + 1;
-	p->h_in = rng_int(span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1, 12);
-	p->w_in = rng_int(span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1, 12);
+	p->h_in = rng_int(span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1, k3 ? 6 : 12);
+	p->w_in = rng_int(span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1, k3 ? 40 : 12);
 	p->h_out = (p->h_in + p->pad_t + pad_b - span_h) / p->stride_h + 1;
 	p->w_out = (p->w_in + p->pad_l + pad_r - span_w) / p->stride_w + 1;
 	cr_assert(p->h_out >= 1 && p->w_out >= 1);
@@ -743,7 +752,7 @@ Test(q8_dwconv, reference_vs_naive)
 	cr_assert_not_null(ref);
 	for (int t = 0; t < 100; t++) {
 		struct dw_case d;
-		dw_case_make(&d);
+		dw_case_make(&d, false);
 		const struct qdwconv_params *p = &d.p;
 		uint8_t *y = dw_run_kernel(ref, &d);
 		/* naive: pad the input with a_zero, then a plain correlation */
@@ -781,7 +790,7 @@ Test(q8_dwconv, reference_vs_naive)
 	}
 }
 
-static void dw_path_vs_ref(enum q8_isa isa)
+static void dw_path_vs_ref(enum q8_isa isa, bool k3)
 {
 	if (!q8_isa_supported(isa)) {
 		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
@@ -790,11 +799,11 @@ static void dw_path_vs_ref(enum q8_isa isa)
 	}
 	const struct qdwconv_ukernel *ref = q8_dwconv_for(Q8_ISA_REF), *uk = q8_dwconv_for(isa);
 	cr_assert_not_null(uk);
-	rng_seed(300 + isa);
+	rng_seed(300 + isa + (k3 ? 100 : 0));
 	int n_shapes = N_DW_SHAPES;
 	for (int t = 0; t < n_shapes; t++) {
 		struct dw_case d;
-		dw_case_make(&d);
+		dw_case_make(&d, k3);
 		uint8_t *y0 = dw_run_kernel(ref, &d), *y1 = dw_run_kernel(uk, &d);
 		for (size_t i = 0; i < d.y_bytes; i++)
 			cr_assert_eq(y1[i], y0[i], "%s: %s: y[%zu] (channel %zu) = %d, want %d",
@@ -803,18 +812,28 @@ static void dw_path_vs_ref(enum q8_isa isa)
 		free(y1);
 		dw_case_free(&d);
 	}
-	cr_log_info("%s: %d depthwise shapes bit-identical to the reference", uk->name,
-		    n_shapes);
+	cr_log_info("%s: %d depthwise shapes%s bit-identical to the reference", uk->name,
+		    n_shapes, k3 ? " (3 x 3, dil_w 1, c % 16 = 0)" : "");
 }
 
 Test(q8_dwconv, avx2_vs_reference)
 {
-	dw_path_vs_ref(Q8_ISA_AVX2);
+	dw_path_vs_ref(Q8_ISA_AVX2, false);
 }
 
 Test(q8_dwconv, avx512vnni_vs_reference)
 {
-	dw_path_vs_ref(Q8_ISA_AVX512VNNI);
+	dw_path_vs_ref(Q8_ISA_AVX512VNNI, false);
+}
+
+Test(q8_dwconv, avx2_vs_reference_3x3)
+{
+	dw_path_vs_ref(Q8_ISA_AVX2, true);
+}
+
+Test(q8_dwconv, avx512vnni_vs_reference_3x3)
+{
+	dw_path_vs_ref(Q8_ISA_AVX512VNNI, true);
 }
 
 /* ---- convolution without im2col --------------------------------------------------- */
