@@ -462,6 +462,10 @@ float q8_softmax_row_prep(const uint8_t *x, size_t n, const struct qsoftmax_para
 			  uint8_t *max_code);
 float q8_layernorm_row_prep(const uint8_t *x, size_t n, const struct qlayernorm_params *p,
 			    float *mean);
+/* The same from the row's exact sums S1 = sum x and S2 = sum x^2 (for vector
+ * code that sums in its own order: the sums are integers). */
+float q8_layernorm_from_sums(int64_t s1, int64_t s2, size_t n, const struct qlayernorm_params *p,
+			     float *mean);
 
 typedef void (*qsoftmax_fn)(size_t rows, size_t n, const uint8_t *x,
 			    const struct qsoftmax_params *p, uint8_t *y);
@@ -474,8 +478,15 @@ void qsoftmax_u8__avx2(size_t rows, size_t n, const uint8_t *x, const struct qso
 void qlayernorm_u8__avx2(size_t rows, size_t n, const uint8_t *x,
 			 const struct qlayernorm_params *p, uint8_t *y);
 
-/* The row kernels of a path (the avx512vnni path uses AVX2's); NULL if
- * this build or CPU lacks the path. */
+/* AVX-512: a row of up to 64 codes per register; Softmax's max and sum and
+ * LayerNorm's sums are vector reductions (the sum in the reference's lane
+ * order, the integer sums in any), bit-exact with the reference. */
+void qsoftmax_u8__avx512(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
+			 uint8_t *y);
+void qlayernorm_u8__avx512(size_t rows, size_t n, const uint8_t *x,
+			   const struct qlayernorm_params *p, uint8_t *y);
+
+/* The row kernels of a path; NULL if this build or CPU lacks the path. */
 qsoftmax_fn q8_softmax_for(enum q8_isa isa);
 qlayernorm_fn q8_layernorm_for(enum q8_isa isa);
 

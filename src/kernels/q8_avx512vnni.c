@@ -2654,6 +2654,111 @@ void qquant_f32_u8__avx512(size_t n, const float *x, const struct qquant_params 
 	}
 }
 
+
+/* --- Softmax, LayerNormalization: rows of up to 64 codes per register ---------- */
+
+/* The largest byte of v. */
+static ALWAYS_INLINE uint8_t max_epu8_64(__m512i v)
+{
+	v = _mm512_max_epu8(v, _mm512_shuffle_i64x2(v, v, 0x4E));
+	v = _mm512_max_epu8(v, _mm512_shuffle_i64x2(v, v, 0xB1));
+	__m128i m = _mm512_castsi512_si128(v);
+	m = _mm_max_epu8(m, _mm_srli_si128(m, 8));
+	m = _mm_max_epu8(m, _mm_srli_si128(m, 4));
+	m = _mm_max_epu8(m, _mm_srli_si128(m, 2));
+	m = _mm_max_epu8(m, _mm_srli_si128(m, 1));
+	return (uint8_t)_mm_cvtsi128_si32(m);
+}
+
+/* Mask of the first k of 16 lanes (k <= 16). */
+static ALWAYS_INLINE __mmask16 lanes16(size_t k)
+{
+	return (__mmask16)(k >= 16 ? 0xFFFF : (1u << k) - 1);
+}
+
+/* Clamped and rounded as clamp_round, 16 codes stored under mask k. */
+static ALWAYS_INLINE void row_store16(__m512 f, __m512 lo, __m512 hi, __mmask16 k, uint8_t *y)
+{
+	f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+	_mm_mask_storeu_epi8(y, k, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
+}
+
+void qsoftmax_u8__avx512(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
+			 uint8_t *y)
+{
+	const __m512 zero = _mm512_set1_ps((float)p->c_zero);
+	const __m512 lo = _mm512_set1_ps((float)p->c_min), hi = _mm512_set1_ps((float)p->c_max);
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *xr = x + r * n;
+		uint8_t *yr = y + r * n;
+		/* the max code (masked-off bytes are 0, which never wins) */
+		__m512i vm = _mm512_setzero_si512();
+		for (size_t i = 0; i < n; i += 64) {
+			__mmask64 k = n - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - i)) - 1;
+			vm = _mm512_max_epu8(vm, _mm512_maskz_loadu_epi8(k, xr + i));
+		}
+		__m512i mx = _mm512_set1_epi32(max_epu8_64(vm));
+		/* lane j sums x[j], x[j + 16], ... in index order (q8_softmax_row_prep) */
+		__m512 acc = _mm512_setzero_ps();
+		for (size_t i = 0; i < n; i += 16) {
+			__mmask16 k = lanes16(n - i);
+			__m512i d = _mm512_sub_epi32(
+				mx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
+			acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, d,
+									 p->exp_table, 4));
+		}
+		/* then the lanes pairwise: (j, j + 8), (j, j + 4), (j, j + 2), (j, j + 1) */
+		__m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
+					  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+		__m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+		__m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+		__m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+		__m512 inv = _mm512_set1_ps(p->inv_out_scale / _mm_cvtss_f32(s1));
+		for (size_t i = 0; i < n; i += 16) {
+			__mmask16 k = lanes16(n - i);
+			__m512i d = _mm512_sub_epi32(
+				mx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
+			__m512 e = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, d, p->exp_table, 4);
+			row_store16(_mm512_fmadd_ps(e, inv, zero), lo, hi, k, yr + i);
+		}
+	}
+}
+
+void qlayernorm_u8__avx512(size_t rows, size_t n, const uint8_t *x,
+			   const struct qlayernorm_params *p, uint8_t *y)
+{
+	const __m512 lo = _mm512_set1_ps((float)p->c_min), hi = _mm512_set1_ps((float)p->c_max);
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *xr = x + r * n;
+		uint8_t *yr = y + r * n;
+		/* S1 by vpsadbw (u64 lanes), S2 by vpmaddwd of the codes widened to
+		 * int16 (each pair <= 130050 in an int32 lane, the lanes summed in
+		 * int64): integers, exact in any order */
+		__m512i s1v = _mm512_setzero_si512(), s2v = _mm512_setzero_si512();
+		for (size_t i = 0; i < n; i += 32) {
+			__mmask32 k = n - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (n - i)) - 1;
+			__m256i b = _mm256_maskz_loadu_epi8(k, xr + i);
+			__m512i w = _mm512_cvtepu8_epi16(b);
+			s1v = _mm512_add_epi64(s1v, _mm512_sad_epu8(_mm512_zextsi256_si512(b),
+								    _mm512_setzero_si512()));
+			__m512i sq = _mm512_madd_epi16(w, w);
+			s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sq)));
+			s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(sq, 1)));
+		}
+		float mean_s, a_s = q8_layernorm_from_sums(_mm512_reduce_add_epi64(s1v),
+							   _mm512_reduce_add_epi64(s2v), n, p, &mean_s);
+		__m512 mean = _mm512_set1_ps(mean_s), a = _mm512_set1_ps(a_s);
+		for (size_t i = 0; i < n; i += 16) {
+			__mmask16 k = lanes16(n - i);
+			__m512 xv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
+			__m512 d = _mm512_mul_ps(_mm512_sub_ps(xv, mean), a);
+			__m512 f = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, p->gamma_q + i),
+						   _mm512_maskz_loadu_ps(k, p->beta_q + i));
+			row_store16(f, lo, hi, k, yr + i);
+		}
+	}
+}
+
 #else
 typedef int q8_avx512vnni_is_x86_64_only; /* ISO C wants a non-empty file */
 #endif

@@ -225,6 +225,8 @@ qsoftmax_fn q8_softmax_for(enum q8_isa isa)
 	if (!q8_isa_supported(isa))
 		return NULL;
 #if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI)
+		return qsoftmax_u8__avx512;
 	if (isa != Q8_ISA_REF)
 		return qsoftmax_u8__avx2;
 #endif
@@ -236,6 +238,8 @@ qlayernorm_fn q8_layernorm_for(enum q8_isa isa)
 	if (!q8_isa_supported(isa))
 		return NULL;
 #if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI)
+		return qlayernorm_u8__avx512;
 	if (isa != Q8_ISA_REF)
 		return qlayernorm_u8__avx2;
 #endif

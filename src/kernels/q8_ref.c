@@ -415,11 +415,17 @@ float q8_softmax_row_prep(const uint8_t *x, size_t n, const struct qsoftmax_para
 	uint8_t mx = 0;
 	for (size_t i = 0; i < n; i++)
 		mx = x[i] > mx ? x[i] : mx;
-	float sum = 0.0f; /* >= exp_table[0] = 1: the row's max; summed in index order */
+	/* >= exp_table[0] = 1 (the row's max), summed in an order 16-lane code
+	 * reproduces: lane j adds x[j], x[j + 16], ... in index order, then the
+	 * lanes pairwise, (j, j + 8), (j, j + 4), (j, j + 2), (j, j + 1) */
+	float part[16] = {0};
 	for (size_t i = 0; i < n; i++)
-		sum += p->exp_table[mx - x[i]];
+		part[i % 16] += p->exp_table[mx - x[i]];
+	for (int w = 8; w >= 1; w /= 2)
+		for (int j = 0; j < w; j++)
+			part[j] += part[j + w];
 	*max_code = mx;
-	return p->inv_out_scale / sum;
+	return p->inv_out_scale / part[0];
 }
 
 void qsoftmax_u8__ref(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
@@ -444,6 +450,12 @@ float q8_layernorm_row_prep(const uint8_t *x, size_t n, const struct qlayernorm_
 		s1 += x[i];
 		s2 += (int64_t)x[i] * x[i];
 	}
+	return q8_layernorm_from_sums(s1, s2, n, p, mean);
+}
+
+float q8_layernorm_from_sums(int64_t s1, int64_t s2, size_t n, const struct qlayernorm_params *p,
+			     float *mean)
+{
 	double nn = (double)n;
 	double var_codes = n ? (double)((int64_t)n * s2 - s1 * s1) / (nn * nn) : 0.0;
 	double s = p->in_scale;
