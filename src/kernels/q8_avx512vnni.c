@@ -2698,14 +2698,17 @@ void qsoftmax_u8__avx512(size_t rows, size_t n, const uint8_t *x, const struct q
 			vm = _mm512_max_epu8(vm, _mm512_maskz_loadu_epi8(k, xr + i));
 		}
 		__m512i mx = _mm512_set1_epi32(max_epu8_64(vm));
-		/* lane j sums x[j], x[j + 16], ... in index order (q8_softmax_row_prep) */
-		__m512 acc = _mm512_setzero_ps();
+		/* lane j sums x[j], x[j + 16], ... in index order (q8_softmax_row_prep);
+		 * a row of up to 64 keeps its table entries for the second pass */
+		__m512 acc = _mm512_setzero_ps(), kept[4];
 		for (size_t i = 0; i < n; i += 16) {
 			__mmask16 k = lanes16(n - i);
 			__m512i d = _mm512_sub_epi32(
 				mx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
-			acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, d,
-									 p->exp_table, 4));
+			__m512 e = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, d, p->exp_table, 4);
+			if (n <= 64)
+				kept[i / 16] = e;
+			acc = _mm512_add_ps(acc, e);
 		}
 		/* then the lanes pairwise: (j, j + 8), (j, j + 4), (j, j + 2), (j, j + 1) */
 		__m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
@@ -2716,9 +2719,14 @@ void qsoftmax_u8__avx512(size_t rows, size_t n, const uint8_t *x, const struct q
 		__m512 inv = _mm512_set1_ps(p->inv_out_scale / _mm_cvtss_f32(s1));
 		for (size_t i = 0; i < n; i += 16) {
 			__mmask16 k = lanes16(n - i);
-			__m512i d = _mm512_sub_epi32(
-				mx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
-			__m512 e = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, d, p->exp_table, 4);
+			__m512 e;
+			if (n <= 64) {
+				e = kept[i / 16];
+			} else {
+				__m512i d = _mm512_sub_epi32(
+					mx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
+				e = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, d, p->exp_table, 4);
+			}
 			row_store16(_mm512_fmadd_ps(e, inv, zero), lo, hi, k, yr + i);
 		}
 	}
