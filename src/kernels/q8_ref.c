@@ -503,8 +503,12 @@ void transpose_u8__ref(int rank, const int64_t *x_dims, const int64_t *perm, con
 	int64_t off = 0;
 	for (int64_t o = 0; o < total; o += y_dims[last]) {
 		const uint8_t *src = x + off;
-		for (int64_t j = 0; j < y_dims[last]; j++)
-			y[o + j] = src[j * step[last]];
+		if (step[last] == 1) /* the last axis stays last: a row copy */
+			for (int64_t j = 0; j < y_dims[last]; j++)
+				y[o + j] = src[j];
+		else
+			for (int64_t j = 0; j < y_dims[last]; j++)
+				y[o + j] = src[j * step[last]];
 		for (int d = last - 1; d >= 0; d--) {
 			off += step[d];
 			if (++idx[d] < y_dims[d])
