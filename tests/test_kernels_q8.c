@@ -1739,6 +1739,63 @@ Test(q8_rows, every_path_equals_reference)
 	cr_assert_geq(paths, 1);
 }
 
+/* Softmax's row sum has one order (q8_softmax_row_prep: lane j adds elements
+ * j, j + 16, ... in index order, then lanes (j, j + 8), (j, j + 4), (j, j + 2),
+ * (j, j + 1)), which every path must follow to stay bit-exact. Random rows
+ * rarely show an order change in the output codes, so here the table holds
+ * +-2^24 beside small values: the float sum then depends on the order by
+ * whole units, and the codes with it. The reference is also checked against
+ * the order written out here. */
+Test(q8_rows, softmax_sums_in_the_defined_order)
+{
+	rng_seed(2024);
+	float table[256];
+	for (int d = 0; d < 256; d++)
+		table[d] = 1.0f;
+	table[1] = 16777216.0f;
+	table[2] = -16777216.0f;
+	table[3] = 3.0f;
+	uint8_t x[4 * 100], y[4 * 100], want[4 * 100];
+	int differs_from_sequential = 0;
+	for (int t = 0; t < 300; t++) {
+		size_t n = (size_t)rng_int(17, 100), rows = (size_t)rng_int(1, 4);
+		for (size_t i = 0; i < rows * n; i++)
+			x[i] = (uint8_t)(255 - rng_int(0, 3));
+		for (size_t r = 0; r < rows; r++)
+			x[r * n + (size_t)rng_int(0, (int)n - 1)] = 255; /* the row's max: d = 0 */
+		struct qsoftmax_params sp = {.exp_table = table, .inv_out_scale = 64.0f,
+					     .c_zero = 128, .c_min = 0, .c_max = 255};
+		for (size_t r = 0; r < rows; r++) {
+			const uint8_t *xr = x + r * n;
+			float part[16] = {0}, seq = 0;
+			for (size_t i = 0; i < n; i++) {
+				part[i % 16] += table[255 - xr[i]];
+				seq += table[255 - xr[i]];
+			}
+			for (int w = 8; w >= 1; w /= 2)
+				for (int j = 0; j < w; j++)
+					part[j] += part[j + w];
+			uint8_t mx;
+			float inv = q8_softmax_row_prep(xr, n, &sp, &mx);
+			cr_assert_eq(mx, 255);
+			cr_assert(memcmp(&inv, &(float){64.0f / part[0]}, sizeof inv) == 0,
+				  "n %zu: the reference's sum is not the defined order's", n);
+			differs_from_sequential += seq != part[0];
+		}
+		qsoftmax_u8__ref(rows, n, x, &sp, want);
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qsoftmax_fn sm = q8_softmax_for((enum q8_isa)isa);
+			if (!sm)
+				continue;
+			memset(y, 0xa5, sizeof y);
+			sm(rows, n, x, &sp, y);
+			cr_assert(memcmp(y, want, rows * n) == 0, "%s: rows %zu n %zu",
+				  q8_isa_name((enum q8_isa)isa), rows, n);
+		}
+	}
+	cr_assert_gt(differs_from_sequential, 50, "the test's rows must tell orders apart");
+}
+
 /* ---- quantizing float ---------------------------------------------------------------- */
 
 /* Every path's float-to-uint8 quantizer equals quant_act_quantize (the
