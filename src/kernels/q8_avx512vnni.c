@@ -1541,6 +1541,8 @@ VBMI static void c1v_run(const struct qconv_params *p, const uint8_t *x, const i
 	struct rq_out o;
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	struct rq16 q[C1V_MAX_CH];
+	if (p->c_out < 1)
+		return; /* (qconv_u8s8_c1x16 applies to 1..C1V_MAX_CH outputs) */
 	for (int j = 0; j < p->c_out; j++)
 		rq16_init_uniform(p->mult, p->shift, p->rq_scale, j, &q[j]);
 	enum rq_form form = rq_form_of(q, p->c_out);
@@ -2087,6 +2089,19 @@ static ALWAYS_INLINE void dw3_run_pixels(const struct dw4 *d, int SW, int cg0, i
 		}
 }
 
+/* Pixel i of dw3_gather's: C channels (16 or 32) from byte off of pixel
+ * iw + SW * i, a_zero outside the input or where rk is 0. */
+static ALWAYS_INLINE __m256i dw3_pixel(const struct dw4 *d, int C, int SW, int c, int w_in,
+				       uintptr_t rp, __mmask64 rk, int iw, intptr_t off, int i)
+{
+	int w = iw + SW * i;
+	__mmask32 k = w >= 0 && w < w_in ? (__mmask32)rk : 0;
+	const void *src = (const void *)(rp + (uintptr_t)((intptr_t)w * c + off));
+	return C == 32 ? _mm256_mask_loadu_epi8(_mm512_castsi512_si256(d->az), k, src)
+		       : _mm256_castsi128_si256(_mm_mask_loadu_epi8(_mm512_castsi512_si128(d->az),
+								    (__mmask16)k, src));
+}
+
 /* One row's bytes of the 64 / C pixels iw, iw + SW, ... (C channels from byte
  * off of each pixel; a_zero outside the input or where rk is 0). */
 static ALWAYS_INLINE __m512i dw3_gather(const struct dw4 *d, int C, int SW, bool whole,
@@ -2099,16 +2114,12 @@ static ALWAYS_INLINE __m512i dw3_gather(const struct dw4 *d, int C, int SW, bool
 					      (const void *)(rp + (uintptr_t)(intptr_t)b0));
 	}
 	__m256i px[4];
-#pragma GCC unroll 4
-	for (int i = 0; i < 64 / C; i++) {
-		int w = iw + SW * i;
-		__mmask32 k = w >= 0 && w < w_in ? (__mmask32)rk : 0;
-		const void *src = (const void *)(rp + (uintptr_t)((intptr_t)w * c + off));
-		px[i] = C == 32 ? _mm256_mask_loadu_epi8(_mm512_castsi512_si256(d->az), k, src)
-				: _mm256_castsi128_si256(_mm_mask_loadu_epi8(
-					  _mm512_castsi512_si128(d->az), (__mmask16)k, src));
-	}
-	if (C == 16) {
+	px[0] = dw3_pixel(d, C, SW, c, w_in, rp, rk, iw, off, 0);
+	px[1] = dw3_pixel(d, C, SW, c, w_in, rp, rk, iw, off, 1);
+	if (C == 16) { /* 4 pixels: written out, as a loop's unroll pragma is
+			* ignored (and warned about) where C is not folded */
+		px[2] = dw3_pixel(d, C, SW, c, w_in, rp, rk, iw, off, 2);
+		px[3] = dw3_pixel(d, C, SW, c, w_in, rp, rk, iw, off, 3);
 		px[0] = _mm256_inserti128_si256(px[0], _mm256_castsi256_si128(px[1]), 1);
 		px[1] = _mm256_inserti128_si256(px[2], _mm256_castsi256_si128(px[3]), 1);
 	}
@@ -2165,7 +2176,9 @@ static ALWAYS_INLINE void dw3_run_rows(const struct dw4 *d, int C, int SW, int c
 #pragma GCC unroll 4
 				for (int i = 0; i < 4; i++) {
 					/* windows one (and two) pixels on */
-					__m512i t1 = _mm512_alignr_epi32(tn[i], ta[i], C / 4);
+					/* (literal shifts: an immediate must be one) */
+					__m512i t1 = C == 16 ? _mm512_alignr_epi32(tn[i], ta[i], 4)
+							     : _mm512_alignr_epi32(tn[i], ta[i], 8);
 					if (SW == 1) {
 						tb[i] = t1;
 						tc[i] = C == 16 ? _mm512_alignr_epi32(tn[i], ta[i], 8) : tn[i];
