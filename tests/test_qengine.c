@@ -1261,6 +1261,94 @@ Test(qengine, constants_add_to_nhwc_maps_in_integers)
 	dataset_free(ds);
 }
 
+/* A token MLP as PyTorch exports a Linear: MatMul, then Add(bias, product). */
+static struct graph *token_linear_block(struct mb *b)
+{
+	uint32_t s = 41;
+	float w[64], bias[8], wf[16];
+	for (int i = 0; i < 64; i++)
+		w[i] = 0.5f * frand(&s);
+	for (int i = 0; i < 8; i++)
+		bias[i] = frand(&s);
+	for (int i = 0; i < 16; i++)
+		wf[i] = frand(&s);
+	mb_init(b, 17);
+	mb_input(b, "x0", (int64_t[]){-1, 32}, 2);
+	mb_init_i64(b, "tokens", (int64_t[]){3}, 1, (int64_t[]){0, 4, 8});
+	mb_node(b, "Reshape", "to_tokens", (const char *[]){"x0", "tokens", NULL}, "x");
+	mb_init_f32(b, "w", (int64_t[]){8, 8}, 2, w);
+	mb_init_f32(b, "bias", (int64_t[]){8}, 1, bias);
+	mb_node(b, "MatMul", "proj", (const char *[]){"x", "w", NULL}, "p");
+	mb_node(b, "Add", "proj_bias", (const char *[]){"bias", "p", NULL}, "h");
+	Onnx__NodeProto *rm = mb_node(b, "ReduceMean", "pool", (const char *[]){"h", NULL}, "m");
+	mb_attr_ints(b, rm, "axes", (int64_t[]){1}, 1);
+	mb_attr_int(b, rm, "keepdims", 0);
+	mb_init_f32(b, "wf", (int64_t[]){8, 2}, 2, wf);
+	mb_node(b, "MatMul", "fc", (const char *[]){"m", "wf", NULL}, "y");
+	mb_output(b, "y");
+	return load_mb(b);
+}
+
+/* A model rebuilt from its own quantization (as a .presso file is loaded)
+ * runs the bias Add in integers as the original did; given a quantization
+ * without the product before the Add (as a file written before such Adds
+ * ran in integers has it: that product was float then), the rebuild runs the
+ * Add in FP32 instead of failing for the missing quantization. */
+Test(qengine, a_rebuilt_model_keeps_how_its_file_ran_a_constant_add)
+{
+	struct mb b;
+	struct graph *g = token_linear_block(&b);
+	struct dataset *ds = uniform_items(16, 1, 4, 8, -2, 2, 13);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+	struct quant_config qc = {CALIB_MINMAX, 99.99, Q8_ISA_REF, NULL, NULL, REQUANT_FLOAT};
+	struct qmodel *m;
+	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(count_fallbacks(m), 0, "the bias Add runs in integers");
+	/* the preset a .presso file would give */
+	struct qlayer_preset lp[2];
+	cr_assert_eq(qmodel_n_layers(m), 2);
+	for (int i = 0; i < 2; i++) {
+		struct qlayer_view v;
+		qmodel_layer_view(m, i, &v);
+		lp[i] = (struct qlayer_preset){v.w, v.w_scale, v.bias};
+	}
+	struct qparams *qp = calloc((size_t)g->n_values, sizeof *qp);
+	for (int v = 0; v < g->n_values; v++)
+		if (qmodel_value_group(m, v) == v)
+			cr_assert(qmodel_value_qparams(m, v, &qp[v]));
+	struct qmodel_preset preset = {lp, qp};
+	struct qmodel *r;
+	cr_assert_eq(qmodel_build_preset(g, p, &preset, &qc, &r), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(count_fallbacks(r), 0);
+	float y1[32], y2[32], f[32];
+	cr_assert_eq(run_both(g, m, ds, 16, f, y1), 2);
+	cr_assert_eq(run_both(g, r, ds, 16, f, y2), 2);
+	cr_assert_arr_eq(y1, y2, sizeof y1, "the rebuilt model computes what the built one did");
+	qmodel_free(r);
+	/* as an older file: no quantization for the product */
+	int prod = graph_find_value(g, "p");
+	cr_assert_geq(prod, 0);
+	cr_assert_gt(qp[prod].bits, 0, "the product heads a group now");
+	qp[prod] = (struct qparams){0};
+	cr_assert_eq(qmodel_build_preset(g, p, &preset, &qc, &r), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(count_fallbacks(r), 1, "the bias Add in FP32, as the older file ran it");
+	cr_assert_eq(run_both(g, r, ds, 16, f, y2), 2);
+	qmodel_free(r);
+	free(qp);
+	qmodel_free(m);
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
+
 Test(qengine, multi_head_attention_runs_in_integers)
 {
 	/* q, k, v; six quantized tensors deep through a softmax */
