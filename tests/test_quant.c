@@ -346,3 +346,29 @@ Test(quant, bias_widths)
 	cr_assert_eq(quant_bias_bytes(10, 9), 1 + 12);
 	cr_assert_eq(quant_bias_bytes(3, 32), 1 + 12);
 }
+
+/* The GAP's division by the pixel count as a multiply: equal to the integer
+ * division for every numerator the GAP can make (up to 255 d + d / 2), every
+ * d up to 600 exhaustively, then larger d on their extremes and at random. */
+Test(quant, divider_equals_integer_division)
+{
+	for (uint32_t d = 1; d <= 600; d++) {
+		struct quant_divider q = quant_divider(d);
+		cr_assert_gt(quant_divider_exact_below(q), (uint64_t)256 * d);
+		for (uint32_t n = 0; n <= 255 * d + d / 2; n++)
+			cr_assert_eq(quant_divide(n, q), n / d, "%u / %u", n, d);
+	}
+	uint64_t r = 88172645463325252ull;
+	for (int t = 0; t < 20000; t++) {
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		uint32_t d = (uint32_t)(r % 1000000) + 1;
+		struct quant_divider q = quant_divider(d);
+		uint64_t top = (uint64_t)255 * d + d / 2;
+		cr_assert_gt(quant_divider_exact_below(q), top);
+		uint32_t ns[5] = {0, d - 1, d, (uint32_t)top, (uint32_t)((r >> 20) % (top + 1))};
+		for (int i = 0; i < 5; i++)
+			cr_assert_eq(quant_divide(ns[i], q), ns[i] / d, "%u / %u", ns[i], d);
+	}
+}

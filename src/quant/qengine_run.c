@@ -500,17 +500,23 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 		HW = xs->dims[1];
 	}
 	int32_t acc[512];
+	/* the rounded mean (sum + HW / 2) / HW, the division a multiply when
+	 * the largest sum, 255 HW + HW / 2, keeps it exact (quant.h) */
+	struct quant_divider dv = quant_divider((uint32_t)(HW > 0 && HW < INT32_MAX ? HW : 1));
+	bool by_mul = HW > 0 && (uint64_t)(256 * HW) < quant_divider_exact_below(dv);
 	for (int64_t b = 0; b < N; b++)
 		for (int64_t c0 = 0; c0 < C; c0 += 512) {
 			int64_t cn = C - c0 < 512 ? C - c0 : 512;
-			memset(acc, 0, sizeof acc);
+			memset(acc, 0, sizeof(int32_t) * (size_t)cn);
 			for (int64_t p = 0; p < HW; p++) {
 				const uint8_t *px = x + (b * HW + p) * C + c0;
 				for (int64_t c = 0; c < cn; c++)
 					acc[c] += px[c];
 			}
 			for (int64_t c = 0; c < cn; c++)
-				y[b * C + c0 + c] = (uint8_t)((acc[c] + HW / 2) / HW);
+				y[b * C + c0 + c] =
+					by_mul ? (uint8_t)quant_divide((uint32_t)(acc[c] + HW / 2), dv)
+					       : (uint8_t)((acc[c] + HW / 2) / HW);
 		}
 }
 

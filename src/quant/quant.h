@@ -128,4 +128,35 @@ struct weight_coding quant_coding_from_counts(int64_t n, int64_t nnz, int64_t en
 
 const char *quant_coding_name(enum weight_coding_kind k);
 
+/* Division by a constant d >= 1 as a multiply and a shift (Granlund and
+ * Montgomery's round-up method): with L = ceil(log2 d), s = 32 + L and
+ * m = ceil(2^s / d), (n * m) >> s == n / d for every n < 2^32 whose product
+ * n * m fits in 64 bits, which quant_divider_exact_below() bounds. The GAP
+ * divides each channel's sum by the pixel count this way. */
+struct quant_divider {
+	uint64_t m;
+	int s;
+};
+
+static inline struct quant_divider quant_divider(uint32_t d)
+{
+	int l = 0;
+	while (l < 32 && ((uint64_t)1 << l) < d)
+		l++;
+	int s = 32 + l;
+	return (struct quant_divider){(((uint64_t)1 << s) + d - 1) / d, s};
+}
+
+/* The numerators below this stay exact (n * m < 2^64 and n < 2^32). */
+static inline uint64_t quant_divider_exact_below(struct quant_divider q)
+{
+	uint64_t lim = UINT64_MAX / q.m;
+	return lim < ((uint64_t)1 << 32) ? lim : (uint64_t)1 << 32;
+}
+
+static inline uint32_t quant_divide(uint32_t n, struct quant_divider q)
+{
+	return (uint32_t)(((uint64_t)n * q.m) >> q.s);
+}
+
 #endif
