@@ -92,6 +92,20 @@ static double excess(double v, double bound, double scale, bool upper)
 	return e > 0 ? e / scale : 0;
 }
 
+/* The constraints' violation with the accuracy bounds `reach` points looser. */
+static double violation_of(const struct archive *a, const struct trial_metrics *m, double reach)
+{
+	/* the expression language's values, so accuracy_drop is rounded exactly as
+	 * `presso pareto --where 'accuracy_drop <= 1'` rounds it */
+	double v[EXPR_METRIC_COUNT];
+	store_expr_values(m, &a->base, 0, v);
+	const struct space_constraints *c = &a->sp->con;
+	return excess(v[EXPR_SIZE_BYTES], c->max_size_bytes, c->max_size_bytes, true) +
+	       excess(v[EXPR_LATENCY_US], c->max_latency_us, c->max_latency_us, true) +
+	       excess(v[EXPR_ACCURACY], c->min_accuracy - reach, 100, false) +
+	       excess(v[EXPR_ACCURACY_DROP], c->max_accuracy_drop + reach, 100, true);
+}
+
 void archive_objectives(const struct archive *a, const struct trial_metrics *m,
 			double f[SPACE_MAX_OBJECTIVES], double z[SPACE_MAX_OBJECTIVES],
 			double *violation)
@@ -103,15 +117,12 @@ void archive_objectives(const struct archive *a, const struct trial_metrics *m,
 		if (isnan(z[k]))
 			z[k] = INFINITY; /* unmeasured: worst */
 	}
-	/* the expression language's values, so accuracy_drop is rounded exactly as
-	 * `presso pareto --where 'accuracy_drop <= 1'` rounds it */
-	double v[EXPR_METRIC_COUNT];
-	store_expr_values(m, &a->base, 0, v);
-	const struct space_constraints *c = &sp->con;
-	*violation = excess(v[EXPR_SIZE_BYTES], c->max_size_bytes, c->max_size_bytes, true) +
-		     excess(v[EXPR_LATENCY_US], c->max_latency_us, c->max_latency_us, true) +
-		     excess(v[EXPR_ACCURACY], c->min_accuracy, 100, false) +
-		     excess(v[EXPR_ACCURACY_DROP], c->max_accuracy_drop, 100, true);
+	*violation = violation_of(a, m, sp->search.finetune_reach);
+}
+
+bool archive_meets(const struct archive *a, const struct trial_metrics *m)
+{
+	return violation_of(a, m, 0) == 0;
 }
 
 void archive_gain(const struct archive *a, const struct trial_metrics *m, struct archive_gain *out)
@@ -415,7 +426,8 @@ int archive_best(const struct archive *a)
 	bool cost_bound = !isnan(c->max_size_bytes) || !isnan(c->max_latency_us);
 	int best = -1, near = -1;
 	for (int i = 0; i < a->n; i++) {
-		if (a->pts[i].violation != 0 || !archive_confident(a, &a->pts[i].m))
+		if (a->pts[i].violation != 0 || !archive_meets(a, &a->pts[i].m) ||
+		    !archive_confident(a, &a->pts[i].m))
 			continue;
 		if (best < 0 || better(a, i, best, acc_bound))
 			best = i;

@@ -10,6 +10,12 @@
  * is the sum over the constraints of how far it is beyond each bound,
  * relative to the bound (accuracy bounds in points / 100); 0 means feasible.
  * The front is the feasible points no feasible point dominates.
+ *
+ * With search.finetune_reach R > 0 the accuracy bounds of the violation are
+ * R points looser (min_accuracy - R, max_accuracy_drop + R): the search, its
+ * front and hypervolume cover the trials fine-tuning is to bring within the
+ * bounds. What meets the constraints as written (archive_meets) is asked
+ * separately; the best trial must.
  */
 #ifndef PRESSO_ARCHIVE_H
 #define PRESSO_ARCHIVE_H
@@ -61,6 +67,10 @@ void archive_free(struct archive *a);
 void archive_objectives(const struct archive *a, const struct trial_metrics *m,
 			double f[SPACE_MAX_OBJECTIVES], double z[SPACE_MAX_OBJECTIVES],
 			double *violation);
+
+/* Whether m meets the constraints as written (without search.finetune_reach),
+ * at its point accuracy. */
+bool archive_meets(const struct archive *a, const struct trial_metrics *m);
 
 void archive_gain(const struct archive *a, const struct trial_metrics *m, struct archive_gain *out);
 

@@ -1207,7 +1207,8 @@ static enum presso_status rescore_pass(struct driver *d, struct rescore *rs, con
 	*n_pass = 0;
 	for (int i = 0; i < n_front && s == PRESSO_OK && !stop_requested(d); i++) {
 		struct archive_point *p = &d->a.pts[front[i]];
-		if (p->violation != 0 || p->m.n_images != split_n || archive_confident(&d->a, &p->m))
+		if (p->violation != 0 || !archive_meets(&d->a, &p->m) || p->m.n_images != split_n ||
+		    archive_confident(&d->a, &p->m))
 			continue;
 		if (!rs->more.indices &&
 		    (s = trial_more_validation(d->ctx, d->sp->search.rescore_images, &rs->more))) {
@@ -1451,12 +1452,22 @@ static enum presso_status finetune_one(struct driver *d, const struct archive_po
 		fprintf(d->log, "presso: warning: could not remove the checkpoint %s: %s\n", ckpt,
 			strerror(errno));
 	d->r->n_finetuned_run++;
+	bool meets = archive_meets(&d->a, &m) && archive_confident(&d->a, &m);
+	struct driver_result *r = d->r;
+	if (meets && (!r->has_best_tuned || m.size_bytes < r->best_tuned.m.size_bytes ||
+		      (m.size_bytes == r->best_tuned.m.size_bytes &&
+		       m.accuracy > r->best_tuned.m.accuracy))) {
+		r->has_best_tuned = true;
+		r->best_tuned = (struct driver_trial){number, m, 0, NAN};
+		r->best_tuned_parent = p->number;
+	}
 	if (d->log)
 		fprintf(d->log,
 			"presso: trial %lld = trial %lld fine-tuned: %.2f%% -> %.2f%% validation, "
-			"%.2f%% test, %lld steps in %.1f s\n",
+			"%.2f%% test, %lld steps in %.1f s; %s the constraints\n",
 			(long long)number, (long long)p->number, p->m.accuracy, mv.accuracy,
-			mt.accuracy, (long long)fr.train.steps, fr.train.seconds);
+			mt.accuracy, (long long)fr.train.steps, fr.train.seconds,
+			meets ? "meets" : "does not meet");
 	hook_event(d, HOOK_FINETUNE);
 done:
 	if (s != PRESSO_OK)
@@ -1471,8 +1482,13 @@ done:
 
 /* search.finetune_front = K: the K smallest feasible front trials, each
  * fine-tuned once (a trial that already has a fine-tuned row is not tuned
- * again, so a resumed search finishes what a killed one left). Sets
- * r->n_finetune_todo to what a stop request left undone. */
+ * again, so a resumed search finishes what a killed one left). With
+ * search.finetune_reach the front reaches beyond the accuracy bounds, and
+ * its members smaller than the best trial are the candidates: K of them
+ * spread over their sizes (the middles of K equal parts of the list by
+ * size), since the smallest may lie beyond what training wins back and the
+ * largest saves little. Sets r->n_finetune_todo to what a stop request left
+ * undone. */
 static enum presso_status finetune_front(struct driver *d, const int *front, int n_front)
 {
 	struct driver_result *r = d->r;
@@ -1492,12 +1508,19 @@ static enum presso_status finetune_front(struct driver *d, const int *front, int
 		free(items);
 		return s;
 	}
+	bool reach = d->sp->search.finetune_reach > 0;
+	int best = reach ? archive_best(&d->a) : -1;
 	for (int i = 0; i < n_front; i++) {
 		const struct archive_point *p = &d->a.pts[front[i]];
-		if (p->violation == 0)
+		if (p->violation == 0 &&
+		    (best < 0 || p->m.size_bytes < d->a.pts[best].m.size_bytes))
 			items[n_items++] = (struct by_size_item){front[i], p->m.size_bytes, p->number};
 	}
 	qsort(items, (size_t)n_items, sizeof *items, by_size);
+	if (reach && n_items > k) {
+		for (int j = 0; j < k; j++) /* increasing, so items[j] is read before written */
+			items[j] = items[(2 * j + 1) * n_items / (2 * k)];
+	}
 	if (n_items > k)
 		n_items = k;
 	int n_todo = 0;
@@ -1510,7 +1533,13 @@ static enum presso_status finetune_front(struct driver *d, const int *front, int
 		else
 			n_todo++;
 	}
-	if (d->log && n_items)
+	if (d->log && n_items && reach)
+		fprintf(d->log, "presso: fine-tuning %d front trial%s within %g points of the "
+				"accuracy bounds and smaller than the best trial: %d to do, %d done "
+				"before\n",
+			n_items, n_items == 1 ? "" : "s", d->sp->search.finetune_reach, n_todo,
+			n_items - n_todo);
+	else if (d->log && n_items)
 		fprintf(d->log, "presso: fine-tuning the %d smallest front trial%s that meet the "
 				"constraints: %d to do, %d done before\n",
 			n_items, n_items == 1 ? "" : "s", n_todo, n_items - n_todo);
@@ -1585,6 +1614,7 @@ static enum presso_status finish(struct driver *d)
 			r->n_front = n_front;
 	}
 	const struct space_constraints *c = &d->sp->con;
+	r->finetune_reach = d->sp->search.finetune_reach;
 	r->constrained = !isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop) ||
 			 !isnan(c->max_size_bytes) || !isnan(c->max_latency_us);
 	if ((!isnan(c->min_accuracy) || !isnan(c->max_accuracy_drop)) && !isnan(c->confidence))

@@ -104,6 +104,10 @@ struct driver_result {
 	char last_error[512];          /* the last failed trial's error, "" if none */
 	int n_finetuned_run;           /* front trials fine-tuned by this run (search.finetune_front) */
 	int n_finetune_todo;           /* fine-tunes a stop request left for --resume */
+	bool has_best_tuned;           /* a trial fine-tuned by this run meets the constraints */
+	struct driver_trial best_tuned; /* the smallest such (ties: more accurate) */
+	int64_t best_tuned_parent;     /* the PTQ trial it was tuned from */
+	double finetune_reach;         /* search.finetune_reach */
 };
 
 /* The description of a config's data and splits a study stores (studies.dataset)

@@ -532,7 +532,7 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	static const char *const keys[] = {"strategy", "bandit",     "seed",           "max_trials",
 					   "time_limit", "population", "batch",        "ucb_c",
 					   "discount",   "crossover_rate", "latency_runs",
-					   "finetune_front", "sensitivity", "sensitivity_images",
+					   "finetune_front", "finetune_reach", "sensitivity", "sensitivity_images",
 					   "fidelity", "rescore_images", NULL};
 	static const char *const fidelity_keys[] = {"images", "confidence", NULL};
 	static const char *const bandits[] = {"thompson", "ucb", "ucb1", NULL};
@@ -562,6 +562,8 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	    (s = json_get_int(obj, "search", "latency_runs", false, 1, 100000, &latency_runs)) ||
 	    (s = json_get_int(obj, "search", "finetune_front", false, 0, SPACE_MAX_FINETUNE_FRONT,
 			      &finetune_front)) ||
+	    (s = json_get_double(obj, "search", "finetune_reach", false, 0, 100,
+				 &q->finetune_reach)) ||
 	    (s = json_get_bool(obj, "search", "sensitivity", false, &q->sensitivity)) ||
 	    (s = json_get_int(obj, "search", "sensitivity_images", false, 1, 1000000000,
 			      &sensitivity_images)) ||
@@ -595,6 +597,15 @@ static enum presso_status parse_search(const cJSON *root, struct space *sp)
 	q->fidelity_images = fidelity_images;
 	q->rescore_images = rescore_images;
 	const struct space_constraints *c = &sp->con;
+	if (q->finetune_reach > 0 && finetune_front == 0)
+		return status_fail(PRESSO_E_CONFIG,
+				   "search.finetune_reach: it loosens the accuracy bounds for trials "
+				   "that fine-tuning will improve, and search.finetune_front is 0; "
+				   "set finetune_front to how many to tune");
+	if (q->finetune_reach > 0 && isnan(c->min_accuracy) && isnan(c->max_accuracy_drop))
+		return status_fail(PRESSO_E_CONFIG,
+				   "search.finetune_reach: it loosens the accuracy bounds, and "
+				   "constraints sets neither min_accuracy nor max_accuracy_drop");
 	if (rescore_images > 0 &&
 	    (isnan(c->confidence) || (isnan(c->min_accuracy) && isnan(c->max_accuracy_drop))))
 		return status_fail(PRESSO_E_CONFIG,

@@ -128,6 +128,11 @@ struct space_search {
 	int latency_runs;         /* runs per latency-table entry and per final measurement */
 	int finetune_front;       /* fine-tune this many of the smallest feasible front
 				     trials once the budget is spent (0: none) */
+	double finetune_reach;    /* points: with finetune_front, the search's accuracy
+				     bounds are this much looser (fine-tuning wins the
+				     accuracy back), the front covers them and the trials
+				     to tune are spread over its members smaller than
+				     the best trial (0: the constraints as written) */
 	bool sensitivity;         /* measure per-layer sensitivity at the start of a new
 				     study, seed the first generation and the bandits'
 				     priors with it (search/sensitivity.h) */

@@ -45,9 +45,10 @@
 static char *dir;
 static char cfg[1024], out_path[1024], err_path[1024];
 
-/* The study: LeNet, tiny splits, weights at 2, 4 or 8 bits, the given
- * search.finetune_front and finetune section. */
-static void write_config(const char *path, const char *finetune_front, const char *finetune)
+/* The study: LeNet, tiny splits, weights at the given bits (2, 4 or 8 in
+ * write_config), the given search.finetune_front and finetune section. */
+static void write_config_bits(const char *path, const char *bits, const char *finetune_front,
+			      const char *finetune)
 {
 	char body[4096];
 	snprintf(body, sizeof body,
@@ -59,11 +60,16 @@ static void write_config(const char *path, const char *finetune_front, const cha
 		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
 		 "\"splits\": {\"seed\": 1, \"calibration\": 64, \"validation\": 128, \"test\": 128}},"
 		 "\"eval\": {\"batch\": 64, \"threads\": 1},"
-		 "\"space\": {\"default\": {\"bits\": [2, 4, 8]}},"
+		 "\"space\": {\"default\": {\"bits\": %s}},"
 		 "\"search\": {\"seed\": 5, \"population\": 4, \"finetune_front\": %s},"
 		 "\"finetune\": %s}",
-		 fx_src("models/lenet.onnx"), finetune_front, finetune);
+		 fx_src("models/lenet.onnx"), bits, finetune_front, finetune);
 	cr_assert(fx_write(path, body, strlen(body)));
+}
+
+static void write_config(const char *path, const char *finetune_front, const char *finetune)
+{
+	write_config_bits(path, "[2, 4, 8]", finetune_front, finetune);
 }
 
 #define TUNING "{\"batch\": 16, \"micro_batch\": 8, \"lr\": 0.001, \"max_steps\": 4, \"threads\": 1}"
@@ -175,8 +181,8 @@ static long count(const char *db, const char *sql)
 	    "state = 'complete' order by number"
 
 /* Every fine-tuned trial is complete, has its finetunes row, its parent's
- * policy and a distinct parent among the smallest re-checked front trials. */
-static void check_tuned(const char *db, long expected)
+ * policy and a distinct parent that is a re-checked front trial. */
+static void check_tuned_count(const char *db, long expected)
 {
 	cr_assert_eq(count(db, "select count(*) from trials where parent_trial is not null"),
 		     expected, "%s", rows(db, TUNED));
@@ -194,6 +200,12 @@ static void check_tuned(const char *db, long expected)
 	cr_assert_eq(count(db, "select count(*) from trials where number in (" PARENTS ") and "
 			       "test_accuracy is null"),
 		     0, "a tuned trial was not on the front");
+}
+
+/* check_tuned_count, and the parents are the smallest re-checked front trials. */
+static void check_tuned(const char *db, long expected)
+{
+	check_tuned_count(db, expected);
 	cr_assert_eq(count(db, "select count(*) from trials f where f.parent_trial is null and "
 			       "f.test_accuracy is not null and f.number not in (" PARENTS ") and "
 			       "f.size_bytes < (select max(size_bytes) from trials where number in (" PARENTS "))"),
@@ -334,6 +346,46 @@ Test(search_finetune, tunes_the_smallest_front_trials_shows_and_exports_them, .i
 	cr_assert_eq(n_cells, n_tuned_rows, "report %d tuned rows, pareto %d", n_cells,
 		     n_tuned_rows);
 	free(page);
+}
+
+/* search.finetune_reach: the search's front reaches beyond the accuracy bound
+ * (here 1 point below FP32), the best PTQ trial still meets the bound as
+ * written, and the trials tuned are front trials smaller than it, some of
+ * them beyond the bound: trials the plain front would not offer. */
+Test(search_finetune, reach_tunes_front_trials_beyond_the_bound, .init = setup, .fini = teardown)
+{
+	write_config_bits(cfg, "[1, 2, 4, 8]", "2, \"finetune_reach\": 60",
+		     TUNING ", \"constraints\": {\"max_accuracy_drop\": 1}");
+	cr_assert_eq(search("r.db", false, NULL), 0, "%s", err_text());
+	char *out = out_text(), *err = err_text();
+	cr_assert(strstr(err, "fine-tuning 2 front trials within 60 points of the accuracy bounds "
+			      "and smaller than the best trial: 2 to do"),
+		  "%s", err);
+	cr_assert(strstr(out, "with the accuracy bounds 60 points looser"), "%s", out);
+	const char *f = strstr(out, "FP32:      "), *b = strstr(out, "best:      trial ");
+	cr_assert(f && b, "%s", out);
+	double fp32 = strtod(f + strlen("FP32:      "), NULL);
+	long best = strtol(b + strlen("best:      trial "), NULL, 10);
+	cr_assert(strstr(out, "best tuned: "), "%s", out);
+	free(out);
+	free(err);
+	check_tuned_count("r.db", TUNE_FRONT);
+	char sql[512];
+	snprintf(sql, sizeof sql, "select accuracy * 1000000, size_bytes from trials where number = %ld",
+		 best);
+	char *r = rows("r.db", sql);
+	double best_acc = strtod(r, NULL) / 1e6;
+	long best_size = strtol(strchr(r, '|') + 1, NULL, 10);
+	free(r);
+	cr_assert_geq(best_acc, fp32 - 1 - ACC_PRINT_EPS, "the best meets the bound as written");
+	snprintf(sql, sizeof sql, "select count(*) from trials where number in (" PARENTS ") and "
+				  "size_bytes >= %ld", best_size);
+	cr_assert_eq(count("r.db", sql), 0, "a tuned trial is no smaller than the best");
+	snprintf(sql, sizeof sql, "select count(*) from trials where number in (" PARENTS ") and "
+				  "accuracy < %.6f", fp32 - 1 - ACC_PRINT_EPS);
+	cr_assert_geq(count("r.db", sql), 1, "no tuned trial lies beyond the bound:\n%s",
+		      rows("r.db", "select number, accuracy, size_bytes, test_accuracy, parent_trial "
+				   "from trials order by number"));
 }
 
 Test(search_finetune, resume_tunes_only_what_is_left, .init = setup, .fini = teardown)

@@ -375,6 +375,65 @@ Test(space, bad_search_settings)
 	fails("{\"search\": {\"rescore_images\": 500}}", PRESSO_E_CONFIG,
 	      "search.rescore_images");
 	fails("{\"search\": {\"rescore_images\": -1}}", PRESSO_E_CONFIG, "search.rescore_images");
+	/* fine-tuning's reach: a number of points, with something to tune and a bound to loosen */
+	fails("{\"constraints\": {\"max_accuracy_drop\": 1}, \"search\": {\"finetune_reach\": 3}}",
+	      PRESSO_E_CONFIG, "search.finetune_reach: it loosens the accuracy bounds for trials "
+	      "that fine-tuning will improve, and search.finetune_front is 0");
+	fails("{\"constraints\": {\"max_size_kb\": 64}, "
+	      "\"search\": {\"finetune_front\": 2, \"finetune_reach\": 3}}",
+	      PRESSO_E_CONFIG, "constraints sets neither min_accuracy nor max_accuracy_drop");
+	fails("{\"constraints\": {\"max_accuracy_drop\": 1}, "
+	      "\"search\": {\"finetune_front\": 2, \"finetune_reach\": -1}}",
+	      PRESSO_E_CONFIG, "search.finetune_reach");
+	fails("{\"constraints\": {\"max_accuracy_drop\": 1}, "
+	      "\"search\": {\"finetune_front\": 2, \"finetune_reach\": \"3\"}}",
+	      PRESSO_E_CONFIG, "search.finetune_reach");
+}
+
+/* search.finetune_reach: the search's violation (its front) takes the
+ * accuracy bounds that much looser, the constraints as written still decide
+ * what meets them and the best. */
+Test(space, finetune_reach_loosens_the_search_not_the_best)
+{
+	const char *const configs[] = {
+		"{\"constraints\": {\"max_accuracy_drop\": 1}, \"search\": {\"finetune_front\": 2}}",
+		"{\"constraints\": {\"max_accuracy_drop\": 1}, "
+		"\"search\": {\"finetune_front\": 2, \"finetune_reach\": 3}}",
+		"{\"constraints\": {\"min_accuracy\": 90}, "
+		"\"search\": {\"finetune_front\": 2, \"finetune_reach\": 3}}",
+	};
+	/* FP32 91 %: trial 1 0.5 below, trial 2 2.5 below (smaller), trial 3 5 below */
+	const struct trial_metrics m[3] = {{90.5, NAN, 10000, 1, NAN, 4, 0, 1, 1000, false, 0, 0},
+					   {88.5, NAN, 5000, 1, NAN, 3, 0, 1, 1000, false, 0, 0},
+					   {86.0, NAN, 2000, 1, NAN, 2, 0, 1, 1000, false, 0, 0}};
+	struct baseline b = {91.0, NAN, 100000, 1e6, NAN, 10};
+	for (int k = 0; k < 3; k++) {
+		cJSON *root = cJSON_Parse(configs[k]);
+		struct space *sp;
+		cr_assert_eq(space_parse_goals(root, &sp), PRESSO_OK, "%s", status_msg());
+		cr_assert_eq(sp->search.finetune_reach, k ? 3.0 : 0.0);
+		struct archive a;
+		cr_assert_eq(archive_init(&a, sp, &b), PRESSO_OK, "%s", status_msg());
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(archive_add(&a, i + 1, NULL, &m[i], NULL), PRESSO_OK);
+		cr_assert_eq(a.pts[0].violation, 0);
+		cr_assert_eq(a.pts[1].violation == 0, k > 0, "%s: 2.5 below", configs[k]);
+		cr_assert_gt(a.pts[2].violation, 0, "%s: 5 below is beyond the reach", configs[k]);
+		cr_assert_eq(a.n_feasible, k ? 2 : 1);
+		int *front = NULL, n_front = 0;
+		cr_assert_eq(archive_front(&a, &front, &n_front), PRESSO_OK);
+		cr_assert_eq(n_front, k ? 2 : 1, "%s: the front covers the reach", configs[k]);
+		free(front);
+		cr_assert(archive_meets(&a, &m[0]));
+		cr_assert_not(archive_meets(&a, &m[1]), "%s", configs[k]);
+		int best = archive_best(&a);
+		cr_assert_geq(best, 0);
+		cr_assert_eq(a.pts[best].number, 1, "%s: the best meets the bound as written",
+			     configs[k]);
+		archive_free(&a);
+		space_free(sp);
+		cJSON_Delete(root);
+	}
 }
 
 Test(space, durations)

@@ -107,6 +107,9 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 	/* `presso studies` counts the front of every complete trial: say which this is */
 	printf("front:     %d trial%s over %s, %s", r->n_front, r->n_front == 1 ? "" : "s", objs,
 	       r->constrained ? "of the trials that meet the constraints" : "no constraints set");
+	if (r->finetune_reach > 0)
+		printf(" with the accuracy bounds %g points looser (search.finetune_reach)",
+		       r->finetune_reach);
 	if (r->n_front_same)
 		printf(" (%d more with the same values: not listed, not re-checked)", r->n_front_same);
 	printf("; hypervolume %.2f%% of the reference box (%.4g)\n", 100.0 * r->hv_ratio,
@@ -136,6 +139,20 @@ static void print_summary(const struct driver_opts *o, const struct driver_resul
 		       "them\n",
 		       r->n_finetuned_run, r->n_finetuned_run == 1 ? "" : "s",
 		       r->n_finetune_todo ? ", the rest on --resume" : "");
+	if (r->has_best_tuned) {
+		const struct trial_metrics *m = &r->best_tuned.m;
+		printf("best tuned: trial %lld (trial %lld fine-tuned), the smallest that meets the "
+		       "constraints: %.2f%% validation, %.2f%% test, %.1f KiB (%.2fx smaller than "
+		       "FP32)\n           presso export --db %s --study '%s' --trial %lld -o "
+		       "best.presso\n",
+		       (long long)r->best_tuned.number, (long long)r->best_tuned_parent, m->accuracy,
+		       m->test_accuracy, (double)m->size_bytes / 1024.0,
+		       (double)r->base.size_bytes / (double)m->size_bytes, o->db_path, r->study,
+		       (long long)r->best_tuned.number);
+	} else if (r->n_finetuned_run) {
+		printf("best tuned: none of this run's fine-tuned trials meets the constraints%s\n",
+		       isnan(r->confidence) ? "" : " at their confidence");
+	}
 	if (r->has_best) {
 		const struct trial_metrics *m = &r->best.m;
 		printf("best:      trial %lld, %s: %.2f%% validation", (long long)r->best.number,
