@@ -552,8 +552,9 @@ Test(space, shipped_search_configs_parse_against_their_models)
 {
 	const char *configs[] = {"configs/demo.json", "configs/lenet-search.json",
 				 "configs/mobilenetv2-search.json", "configs/resnet-search.json",
-				 "configs/mobilenetv2-full-search.json", "configs/mobilenetv3-search.json",
-				 "configs/vit-search.json"};
+				 "configs/mobilenetv2-full-search.json",
+				 "configs/mobilenetv2-full-finetune.json",
+				 "configs/mobilenetv3-search.json", "configs/vit-search.json"};
 	for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
 		struct config *cfg = NULL;
 		struct graph *g = NULL;
