@@ -217,5 +217,6 @@ Test(policy, template_lists_every_layer_and_reads_back)
 	cr_assert_eq(fx_presso(args, NULL, &err), 2);
 	cr_assert(strstr(err, "nope.onnx"), "%s", err);
 	free(err);
+	cr_assert(fx_rmtree(dir));
 	free(dir);
 }
