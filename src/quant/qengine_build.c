@@ -19,7 +19,11 @@
  *      Sub, activation - constant) of an activation and a constant that
  *      broadcasts to one image is an ADD whose second operand is a tile: the
  *      constant laid out as one image of the activation, quantized to 8 bits
- *      over its own range (add_const_tile). LUT is any
+ *      over its own range (add_const_tile); when the activation is a MatMul
+ *      product that only it reads and the constant lies along the last axis
+ *      (a Linear's bias), the Add is folded into the MatMul's GEMM instead
+ *      (bias_add_after): no step of its own, the constant in the int32
+ *      bias, the GEMM writing the Add's output. LUT is any
  *      element-wise function of one uint8 tensor (Sigmoid, Tanh, HardSigmoid,
  *      HardSwish, LeakyRelu, Sqrt, Erf, Exp, Neg, Reciprocal, Abs; Add, Sub,
  *      Mul, Div, Pow and PRelu with a constant scalar): a 256-entry table made
@@ -36,6 +40,8 @@
  *   2. a value produced by FC or FALLBACK stays float when it is a graph output
  *      or only fallbacks read it (so the logits are never requantized);
  *      everything else is uint8, 4-D values in NHWC.
+ *      A folded MatMul product stays a quantization group (a .presso file
+ *      stores it) with no buffer (qvalue.folded).
  *   3. ops that do not change the real values (CLAMP, pools, RESHAPE, TRANSPOSE) join their
  *      input's quantization group (union-find): one scale/zero point per group,
  *      taken from the calibration range of the group's head (the value a
@@ -164,6 +170,28 @@ static int const_operand_input(const struct graph *g, const struct node *n)
 		}
 		if (fits)
 			return k;
+	}
+	return -1;
+}
+
+/* The bias Add folded into MatMul node i (see build's step 1): the reader j of
+ * the product when it is the only one and an ADD of a constant along the
+ * product's last axis only ([N] or [1,..,1,N]: one value per output column),
+ * else -1. */
+static int bias_add_after(const struct graph *g, const enum qkind *kind, int i)
+{
+	const struct node *n = &g->nodes[i];
+	if (kind[i] != QK_FC || n->op != OP_MATMUL || g->values[n->output].n_consumers != 1 ||
+	    is_graph_output(g, n->output))
+		return -1;
+	int64_t n_out = g->values[n->inputs[1]].shape.dims[1];
+	for (int j = i + 1; j < g->n_nodes; j++) {
+		const struct node *a = &g->nodes[j];
+		int k = kind[j] == QK_ADD ? const_operand_input(g, a) : -1;
+		if (k < 0 || a->inputs[k] != n->output)
+			continue;
+		const struct shape *cs = &g->values[a->inputs[1 - k]].shape;
+		return shape_numel(cs) == n_out && cs->dims[cs->n_dims - 1] == n_out ? j : -1;
 	}
 	return -1;
 }
@@ -477,6 +505,15 @@ static float layer_bias(const struct graph *g, const struct node *n, int64_t c)
 	return beta * (shape_numel(&b->shape) == 1 ? b->data[0] : b->data[c]);
 }
 
+/* Column c of the constant a bias Add (bias_add_after) adds: negated for a
+ * Sub (activation - constant). */
+static double folded_bias(const struct graph *g, const struct node *add, int64_t c)
+{
+	int k = const_operand_input(g, add);
+	double b = g->values[add->inputs[1 - k]].data[c];
+	return add->op == OP_SUB ? -b : b;
+}
+
 /* Output clamp of a step writing value out with an optional activation node. */
 static void step_clamp(const struct graph *g, const struct qparams *qp, int act, struct qstep *st)
 {
@@ -499,8 +536,13 @@ static void step_clamp(const struct graph *g, const struct qparams *qp, int act,
 	}
 }
 
+/* The layer of step st: weights quantized (or taken from the preset), packed;
+ * int32 biases and requantization to the step's output. bias_add: the Add
+ * folded into the layer (bias_add_after), NULL none; its constant joins the
+ * int32 bias the kernels add (L->bias), not the layer's own bias (L->bias_q,
+ * what files store and exporters write), which the graph's Add still holds. */
 static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const struct calib *cal,
-				      const struct layer_policy *lp)
+				      const struct layer_policy *lp, const struct node *bias_add)
 {
 	const struct graph *g = m->g;
 	const struct node *n = &g->nodes[st->node];
@@ -580,8 +622,12 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 			bq = BIAS_LIMIT;
 		if (bq < -BIAS_LIMIT)
 			bq = -BIAS_LIMIT;
-		L->bias[c] = (int32_t)bq;
 		L->bias_q[c] = (int32_t)bq;
+		/* the folded Add's constant in the same units */
+		if (bias_add && real > 0)
+			bq = fmin(fmax(bq + nearbyint(folded_bias(g, bias_add, c) / real), -BIAS_LIMIT),
+				  BIAS_LIMIT);
+		L->bias[c] = (int32_t)bq;
 		if (float_out) {
 			L->mult[c] = 0;
 			L->shift[c] = 0;
@@ -741,6 +787,42 @@ static bool same_memory_order(const struct qmodel *m, int a, int b)
 	return false;
 }
 
+/* Whether node i is a Reshape of an NHWC value [N,C,H,W] to [N,C,HW] whose
+ * only reader is a Transpose to [N,HW,C] (how PyTorch exports a ViT's patch
+ * embedding): the NHWC bytes are then that Transpose's output in logical
+ * order, and both steps alias the conv's buffer instead of copying. */
+static bool nhwc_to_tokens(const struct qmodel *m, const enum qkind *kind, int i)
+{
+	const struct graph *g = m->g;
+	const struct node *n = &g->nodes[i];
+	if (kind[i] != QK_RESHAPE || !m->v[n->inputs[0]].nhwc)
+		return false;
+	const struct shape *xs = &g->values[n->inputs[0]].shape, *rs = &g->values[n->output].shape;
+	const struct value *r = &g->values[n->output];
+	if (rs->n_dims != 3 || rs->dims[0] != xs->dims[0] || rs->dims[1] != xs->dims[1] ||
+	    rs->dims[2] != xs->dims[2] * xs->dims[3] || r->n_consumers != 1 ||
+	    is_graph_output(g, n->output))
+		return false;
+	for (int j = i + 1; j < g->n_nodes; j++) {
+		const struct node *t = &g->nodes[j];
+		if (t->n_inputs < 1 || t->inputs[0] != n->output)
+			continue;
+		return kind[j] == QK_TRANSPOSE && t->a.n_ints == 3 && t->a.ints[0] == 0 &&
+		       t->a.ints[1] == 2 && t->a.ints[2] == 1 && m->v[t->output].dom == QD_U8 &&
+		       !m->v[t->output].nhwc;
+	}
+	return false;
+}
+
+/* The value the step of node i writes: the output of the Relu/Clip fused
+ * into it, else of the bias Add folded into it, else its own. */
+static int step_output(const struct graph *g, int i, const int *act_of, const int *fold_of)
+{
+	if (act_of[i] >= 0)
+		return g->nodes[act_of[i]].output;
+	return fold_of[i] >= 0 ? g->nodes[fold_of[i]].output : g->nodes[i].output;
+}
+
 static void size_accounting(struct qmodel *m, const struct policy *pol)
 {
 	const struct graph *g = m->g;
@@ -868,7 +950,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 				   pol->n_layers, n_layers);
 	}
 	struct qmodel *m = calloc(1, sizeof *m);
-	int *act_of = NULL, *layer_of_node = NULL;
+	int *act_of = NULL, *layer_of_node = NULL, *fold_of = NULL;
 	enum qkind *kind = NULL;
 	bool *logical = NULL;
 	if (!m)
@@ -910,10 +992,11 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->bufs = calloc((size_t)(2 * nv + GRAPH_MAX_INPUTS * nn + nn + 1), sizeof *m->bufs);
 	act_of = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
 	layer_of_node = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
+	fold_of = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
 	kind = malloc(sizeof *kind * (size_t)(nn ? nn : 1));
 	logical = calloc((size_t)(nv ? nv : 1), sizeof *logical);
 	if (!m->v || !m->qp || !m->steps || !m->layers || !m->bufs || !act_of || !layer_of_node ||
-	    !kind || !logical)
+	    !fold_of || !kind || !logical)
 		goto nomem;
 	for (int v = 0; v < nv; v++) {
 		m->v[v] = (struct qvalue){.dom = value_is_const(&g->values[v]) ? QD_CONST : QD_NONE,
@@ -922,6 +1005,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	for (int i = 0; i < nn; i++) {
 		act_of[i] = -1;
 		layer_of_node[i] = -1;
+		fold_of[i] = -1;
 	}
 	for (int i = 0; i < n_layers; i++)
 		layer_of_node[layers[i].node] = i;
@@ -966,6 +1050,22 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			    preset->qp[x].bits == 0)
 				kind[i] = QK_FALLBACK;
 	}
+	/* a MatMul whose only reader is a bias Add (PyTorch's Linear over tokens:
+	 * MatMul, then Add(bias, product)) computes the sum in one GEMM: the
+	 * bias joins its int32 bias, it requantizes straight to the Add's output
+	 * (through the clamp fused into the Add) and the Add has no step. The
+	 * graph keeps the Add, so the fold is made again at every build and a
+	 * .presso file still holds the product's quantization (the value stays
+	 * a group, marked folded, with no buffer). A file whose Add output has
+	 * no quantization keeps the two steps. */
+	for (int i = 0; i < nn; i++) {
+		int j = bias_add_after(g, kind, i);
+		if (j < 0 || (preset && preset->qp[step_output(g, j, act_of, fold_of)].bits == 0))
+			continue;
+		fold_of[i] = j;
+		act_of[i] = act_of[j];
+		kind[j] = QK_NONE;
+	}
 	/* a layer the policy names must run as one (else its choices would be lost) */
 	for (int i = 0; i < n_layers; i++) {
 		int ni = layers[i].node;
@@ -985,13 +1085,16 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	for (int i = 0; i < nn; i++) {
 		if (kind[i] == QK_NONE)
 			continue;
-		int out_v = act_of[i] >= 0 ? g->nodes[act_of[i]].output : g->nodes[i].output;
-		m->v[out_v].dom = QD_U8;
+		m->v[step_output(g, i, act_of, fold_of)].dom = QD_U8;
+		if (fold_of[i] >= 0) {
+			m->v[g->nodes[i].output].dom = QD_U8;
+			m->v[g->nodes[i].output].folded = true;
+		}
 	}
 	for (int i = nn - 1; i >= 0; i--) {
 		if (kind[i] != QK_FC && kind[i] != QK_FALLBACK)
 			continue;
-		if (act_of[i] >= 0)
+		if (act_of[i] >= 0 || fold_of[i] >= 0)
 			continue;
 		/* float when every reader (if any) is a fallback and it is read or
 		 * a graph output: an integer step reading it keeps it uint8 */
@@ -1052,7 +1155,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 
 	/* 4. steps, layers, buffers */
 	for (int v = 0; v < nv; v++) {
-		if (m->v[v].dom == QD_U8 || m->v[v].dom == QD_F32)
+		if ((m->v[v].dom == QD_U8 && !m->v[v].folded) || m->v[v].dom == QD_F32)
 			m->v[v].buf = add_buf(m, v, m->v[v].dom == QD_F32);
 	}
 	for (int i = 0; i < g->n_inputs; i++) {
@@ -1074,7 +1177,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		struct qstep *st = &m->steps[m->n_steps++];
 		*st = (struct qstep){.kind = kind[i], .node = i, .n_in = n->n_inputs, .layer = -1,
 				     .tmp_out = -1};
-		st->out = act_of[i] >= 0 ? g->nodes[act_of[i]].output : n->output;
+		st->out = step_output(g, i, act_of, fold_of);
 		for (int k = 0; k < n->n_inputs; k++) {
 			st->in[k] = n->inputs[k];
 			st->tmp_in[k] = -1;
@@ -1087,7 +1190,10 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			/* a standalone Relu/Clip: a clamp in its input's quantization */
 			step_clamp(g, &m->qp[st->out], i, st);
 		}
-		if (kind[i] == QK_RESHAPE && same_memory_order(m, n->inputs[0], st->out)) {
+		int from = n->n_inputs > 0 ? g->values[n->inputs[0]].producer : -1;
+		if ((kind[i] == QK_RESHAPE &&
+		     (same_memory_order(m, n->inputs[0], st->out) || nhwc_to_tokens(m, kind, i))) ||
+		    (kind[i] == QK_TRANSPOSE && from >= 0 && nhwc_to_tokens(m, kind, from))) {
 			st->alias = true;
 			/* share the input's buffer: extend its lifetime instead */
 			int ib = m->v[n->inputs[0]].buf;
@@ -1190,7 +1296,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			st->layer = li;
 			m->layers[li].macs = layers[li].macs;
 			m->layers[li].params = layers[li].params;
-			if ((s = build_layer(m, st, cal, &pol->layers[li])) != PRESSO_OK)
+			const struct node *bias_add = fold_of[i] >= 0 ? &g->nodes[fold_of[i]] : NULL;
+			if ((s = build_layer(m, st, cal, &pol->layers[li], bias_add)) != PRESSO_OK)
 				goto fail;
 		}
 	}
@@ -1234,6 +1341,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	free(layers);
 	free(act_of);
 	free(layer_of_node);
+	free(fold_of);
 	free(kind);
 	free(logical);
 	*out = m;
@@ -1246,6 +1354,7 @@ fail:
 	free(layers);
 	free(act_of);
 	free(layer_of_node);
+	free(fold_of);
 	free(kind);
 	free(logical);
 	qmodel_free(m);
@@ -1322,6 +1431,11 @@ bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp)
 		return false;
 	*qp = m->qp[v];
 	return true;
+}
+
+bool qmodel_value_is_folded(const struct qmodel *m, int v)
+{
+	return v >= 0 && v < m->g->n_values && m->v[v].folded;
 }
 
 enum requant_mode qmodel_requant(const struct qmodel *m)

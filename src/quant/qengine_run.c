@@ -705,6 +705,8 @@ static void run_qmatmul(const struct qengine *e, const struct qstep *st)
 
 static void run_transpose(const struct qengine *e, const struct qstep *st)
 {
+	if (st->alias) /* [N,C,HW] -> [N,HW,C] of an NHWC conv output: its bytes */
+		return;
 	const struct qmodel *m = e->m;
 	const struct node *n = &m->g->nodes[st->node];
 	const struct shape *xs = &e->shapes[st->in[0]];
