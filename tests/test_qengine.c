@@ -1149,8 +1149,10 @@ Test(qengine, attention_block_tracks_fp32)
  * two 4-D activations, Softmax over the last axis, back to tokens, then the
  * mean over tokens (ReduceMean axis 1). The 4-D values are kept in logical
  * order; every node runs in integers, every kernel path gives the same
- * bytes, and the result tracks FP32. */
-static struct graph *multi_head_block(struct mb *b)
+ * bytes, and the result tracks FP32. heads_out: the heads (the Transposes
+ * around the MatMuls of two activations) are graph outputs too, so that the
+ * MatMuls cannot read or write them in place. */
+static struct graph *multi_head_block_outs(struct mb *b, bool heads_out)
 {
 	uint32_t s = 23;
 	float wq[256], wk[256], wv[256], gam[16], bet[16];
@@ -1216,7 +1218,64 @@ static struct graph *multi_head_block(struct mb *b)
 	mb_attr_ints(b, rm, "axes", (int64_t[]){1}, 1);
 	mb_attr_int(b, rm, "keepdims", 0);
 	mb_output(b, "y");
+	if (heads_out) {
+		mb_output(b, "qh");
+		mb_output(b, "kh");
+		mb_output(b, "vh");
+		mb_output(b, "o");
+	}
 	return load_mb(b);
+}
+
+static struct graph *multi_head_block(struct mb *b)
+{
+	return multi_head_block_outs(b, false);
+}
+
+/* The MatMuls of two activations read q, k and v through the Transposes that
+ * split the heads (k's as B given transposed) and write through the one that
+ * merges them, and give exactly the bytes of the copies they replace (the
+ * same block with the heads also graph outputs, so that every Transpose
+ * copies), on every path and in both requantization forms. */
+Test(qengine, attention_reads_its_heads_in_place)
+{
+	enum { N = 24 };
+	struct dataset *ds = uniform_items(N, 1, 4, 16, -2, 2, 67);
+	struct mb b1, b2;
+	struct graph *g = multi_head_block_outs(&b1, false), *gc = multi_head_block_outs(&b2, true);
+	struct calib *cal = calibrate(g, ds), *calc = calibrate(gc, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+	float yf[N * 16], yv[N * 16], yc[N * 16];
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			if (!q8_isa_supported((enum q8_isa)isa))
+				continue;
+			struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+						  (enum requant_mode)rq};
+			struct qmodel *m, *mc;
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			cr_assert_eq(qmodel_build(gc, p, calc, &qc, &mc), PRESSO_OK, "%s", status_msg());
+			cr_assert_eq(count_fallbacks(m), 0);
+			cr_assert_eq(run_both(g, m, ds, N, yf, yv), 16);
+			cr_assert_eq(run_both(gc, mc, ds, N, yf, yc), 16);
+			cr_assert_arr_eq(yv, yc, sizeof yv, "%s (%s): in place differs from the copies",
+					 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
+			qmodel_free(m);
+			qmodel_free(mc);
+		}
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	calib_free(calc);
+	graph_free(g);
+	graph_free(gc);
+	mb_free(&b1);
+	mb_free(&b2);
+	dataset_free(ds);
 }
 
 /* Constants added to a 4-D NHWC activation: a per-channel [C,1,1] offset

@@ -2480,7 +2480,8 @@ void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct 
  * [n16] (n16 = n rounded up to 16), then B' packed as [n16/16][kq][16][4]
  * int8 (kq = ceil(k/4); four consecutive k of one column in one dword, zero
  * past k and n). A row's four k are broadcast as one dword against a 16-column
- * panel; 4 rows share each panel load. */
+ * panel; 4 rows share each panel load. B given transposed ([n][ldb]) holds a
+ * column's four k as one dword already: the packing gathers them. */
 
 static size_t mm512_kq(int k)
 {
@@ -2509,7 +2510,40 @@ static void qmatmul_pack_b_512(const struct qmatmul_params *p, const uint8_t *b,
 		__m128i flip = _mm_maskz_mov_epi8(cm, _mm_set1_epi8((char)0x80));
 		int8_t *dst = packed + (size_t)(j0 / 16) * kq * 64;
 		__m512i colsum = _mm512_setzero_si512(); /* sum of b' per column */
-		for (size_t q = 0; q < kq; q++) {
+		if (p->b_trans) {
+			/* column j0 + j is row j0 + j: its four k of one dword are
+			 * consecutive bytes, gathered as dwords (the last, partial
+			 * dword byte by byte, never reading past k) */
+			const __m512i rows = _mm512_mullo_epi32(
+				_mm512_add_epi32(_mm512_set1_epi32(j0),
+						 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+								   12, 13, 14, 15)),
+				_mm512_set1_epi32(ldb));
+			const __m512i flip4 = _mm512_set1_epi32((int)0x80808080u);
+			for (size_t q = 0; q < kq; q++) {
+				__m512i v;
+				if (4 * q + 4 <= (size_t)k) {
+					v = _mm512_mask_i32gather_epi32(
+						_mm512_setzero_si512(), cm,
+						_mm512_add_epi32(rows, _mm512_set1_epi32((int)(4 * q))),
+						b, 1);
+					v = _mm512_maskz_xor_epi32(cm, v, flip4);
+				} else {
+					int32_t w[16] = {0};
+					for (int j = 0; j < 16 && j0 + j < n; j++)
+						for (size_t kk = 4 * q; kk < (size_t)k; kk++)
+							w[j] |= (int32_t)((uint32_t)(b[(size_t)(j0 + j) *
+											  (size_t)ldb +
+										  kk] ^
+										0x80u)
+									  << (8 * (kk - 4 * q)));
+					v = _mm512_loadu_si512(w);
+				}
+				_mm512_storeu_si512(dst + q * 64, v);
+				colsum = _mm512_dpbusd_epi32(colsum, ones, v);
+			}
+		}
+		for (size_t q = 0; !p->b_trans && q < kq; q++) {
 			__m128i r[4];
 			for (int t = 0; t < 4; t++) {
 				size_t kk = 4 * q + (size_t)t;

@@ -33,7 +33,8 @@
  *      two spatial axes of a 4-D tensor, or over the tokens of a [N, T, D]
  *      one, is a GAP. MatMul of two activations (QMATMUL), Transpose,
  *      Softmax and LayerNormalization over the last axis run in integers
- *      (see layout_plan for their 4-D layout). Everything else (Div of two
+ *      (see layout_plan for their 4-D layout; a QMATMUL reads and writes
+ *      through the head Transposes around it in place, mm_views). Everything else (Div of two
  *      tensors, Pad, Sum, LRN, Concat...) is FALLBACK.
  *      Graph inputs get a QUANTIZE step first; uint8 graph outputs a DEQUANT
  *      step last.
@@ -721,7 +722,7 @@ static enum presso_status build_rowwise(struct qmodel *m, struct qstep *st)
 		st->qmm = (struct qmatmul_params){
 			.a_zero = x->zero, .b_zero = b->zero, .c_zero = o->zero,
 			.rq_scale = (float)real, .q31 = m->requant == REQUANT_Q31,
-			.c_min = st->lo, .c_max = st->hi,
+			.c_min = st->lo, .c_max = st->hi, .b_trans = st->qmm.b_trans,
 		};
 		quant_multiplier(real, &st->qmm.mult, &st->qmm.shift);
 	} else if (st->kind == QK_SOFTMAX) {
@@ -812,6 +813,119 @@ static bool nhwc_to_tokens(const struct qmodel *m, const enum qkind *kind, int i
 		       !m->v[t->output].nhwc;
 	}
 	return false;
+}
+
+/* --- MatMuls through transposes -------------------------------------------
+ * Attention splits heads with a Transpose of [N,T,H,D] to [N,H,T,D] before
+ * q·kᵀ and attn·v (and [N,H,D,T] for kᵀ) and merges them with one after.
+ * A Transpose of 4-D values that keeps the batch axis first, and whose output
+ * only a QMATMUL reads (or that is the only reader of a QMATMUL's output), is
+ * a strided view instead of a copy: the QMATMUL
+ * reads its operand from the Transpose's input (or writes its result into
+ * the Transpose's output) at the permuted strides, one kernel call per image
+ * and head, and the Transpose copies nothing. A's and C's last axis must stay
+ * the buffer's last (stride 1); B's may be (rows of B at a stride) or be its
+ * second last (B given transposed, qmatmul_params.b_trans: the keys of kᵀ). */
+
+/* Node t's perm when it is a Transpose of a 4-D value keeping axis 0 first. */
+static const int64_t *batch_first_perm(const struct graph *g, const enum qkind *kind, int t)
+{
+	const struct node *n = &g->nodes[t];
+	if (kind[t] != QK_TRANSPOSE || n->a.n_ints != 4 || n->a.ints[0] != 0 ||
+	    g->values[n->inputs[0]].shape.n_dims != 4 || is_graph_output(g, n->output))
+		return NULL;
+	return n->a.ints;
+}
+
+/* The only reader of value v, -1 when it has none or more. */
+static int only_reader(const struct graph *g, int v)
+{
+	if (g->values[v].n_consumers != 1 || is_graph_output(g, v))
+		return -1;
+	for (int j = 0; j < g->n_nodes; j++)
+		for (int k = 0; k < g->nodes[j].n_inputs; k++)
+			if (g->nodes[j].inputs[k] == v)
+				return j;
+	return -1;
+}
+
+/* The QMATMUL that reads Transpose t's output in place (see above), -1 none. */
+static int mm_view_reader(const struct graph *g, const enum qkind *kind, int t)
+{
+	const int64_t *perm = batch_first_perm(g, kind, t);
+	int j = perm ? only_reader(g, g->nodes[t].output) : -1;
+	if (j < 0 || kind[j] != QK_QMATMUL || g->values[g->nodes[j].inputs[0]].shape.n_dims != 4 ||
+	    g->values[g->nodes[j].inputs[1]].shape.n_dims != 4)
+		return -1;
+	if (g->nodes[j].inputs[0] == g->nodes[t].output)
+		return perm[3] == 3 ? j : -1;
+	return perm[3] == 3 || perm[2] == 3 ? j : -1;
+}
+
+/* The Transpose that only reads QMATMUL j's output and that j writes in place
+ * (see above), -1 none. */
+static int mm_view_writer(const struct graph *g, const enum qkind *kind, int j)
+{
+	const struct node *n = &g->nodes[j];
+	if (kind[j] != QK_QMATMUL || g->values[n->output].shape.n_dims != 4 ||
+	    g->values[n->inputs[1]].shape.n_dims != 4)
+		return -1;
+	int t = only_reader(g, n->output);
+	const int64_t *perm = t >= 0 ? batch_first_perm(g, kind, t) : NULL;
+	/* not a Transpose that is a view for a QMATMUL after it already */
+	return perm && perm[3] == 3 && mm_view_reader(g, kind, t) < 0 ? t : -1;
+}
+
+/* Row-major element strides of a 4-D value's axes (per image: axis 0's is one
+ * image's size, which the batch does not change). */
+static void strides4(const struct shape *s, int64_t *st)
+{
+	st[3] = 1;
+	for (int d = 2; d >= 0; d--)
+		st[d] = st[d + 1] * s->dims[d + 1];
+}
+
+/* Sets up QMATMUL step st (node j) to read and write through the Transpose
+ * views around it; *t_out: the Transpose it writes into, -1 none. */
+static void mm_views(struct qmodel *m, const enum qkind *kind, int j, struct qstep *st,
+		     int *t_out)
+{
+	const struct graph *g = m->g;
+	const struct node *n = &g->nodes[j];
+	*t_out = -1;
+	for (int k = 0; k < 3; k++) {
+		int v = k < 2 ? n->inputs[k] : n->output;
+		st->mm_val[k] = v;
+		strides4(&g->values[v].shape, st->mm_stride[k]);
+	}
+	for (int k = 0; k < 2; k++) {
+		int t = g->values[n->inputs[k]].producer;
+		if (t < 0 || mm_view_reader(g, kind, t) != j)
+			continue;
+		/* operand axis i is the Transpose input's axis perm[i] */
+		const int64_t *perm = g->nodes[t].a.ints;
+		int src = g->nodes[t].inputs[0];
+		int64_t s[4];
+		strides4(&g->values[src].shape, s);
+		for (int i = 0; i < 4; i++)
+			st->mm_stride[k][i] = s[perm[i]];
+		st->mm_val[k] = src;
+		st->mm_view = true;
+		st->qmm.b_trans = k == 1 && perm[3] != 3;
+	}
+	int t = mm_view_writer(g, kind, j);
+	if (t >= 0) {
+		/* the Transpose's output axis i is C's axis perm[i] */
+		const int64_t *perm = g->nodes[t].a.ints;
+		int dst = g->nodes[t].output;
+		int64_t s[4];
+		strides4(&g->values[dst].shape, s);
+		for (int i = 0; i < 4; i++)
+			st->mm_stride[2][perm[i]] = s[i];
+		st->mm_val[2] = dst;
+		st->mm_view = true;
+		*t_out = t;
+	}
 }
 
 /* The value the step of node i writes: the output of the Relu/Clip fused
@@ -1199,6 +1313,26 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			int ib = m->v[n->inputs[0]].buf;
 			m->bufs[m->v[st->out].buf].first = -3; /* unused */
 			m->v[st->out].buf = ib;
+		}
+		/* a Transpose a QMATMUL reads or writes in place: no copy, and
+		 * the value it writes (one the QMATMUL reads) no buffer */
+		if (kind[i] == QK_TRANSPOSE &&
+		    (mm_view_reader(g, kind, i) >= 0 ||
+		     (from >= 0 && mm_view_writer(g, kind, from) == i)))
+			st->alias = true;
+		if (kind[i] == QK_TRANSPOSE && mm_view_reader(g, kind, i) >= 0) {
+			m->bufs[m->v[st->out].buf].first = -3;
+			m->v[st->out].buf = -1;
+		}
+		if (kind[i] == QK_QMATMUL) {
+			int t_out;
+			mm_views(m, kind, i, st, &t_out);
+			if (t_out >= 0) { /* C goes to the Transpose's output */
+				m->bufs[m->v[st->out].buf].first = -3;
+				m->v[st->out].buf = -1;
+			}
+			for (int k = 0; k < 3; k++)
+				use_buf(m, m->v[st->mm_val[k]].buf, si);
 		}
 		use_buf(m, m->v[st->out].buf, si);
 		if (kind[i] == QK_FALLBACK) {

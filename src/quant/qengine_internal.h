@@ -104,6 +104,11 @@ struct qstep {
 				     NHWC bytes are that Transpose's output in
 				     logical order, so both steps copy nothing */
 	struct qmatmul_params qmm;   /* QMATMUL: m, n, k set per run */
+	bool mm_view;             /* QMATMUL of 4-D values that reads A or B, or
+				     writes C, through a Transpose keeping the
+				     batch axis first (mm_view_reader): */
+	int mm_val[3];            /* A, B, C: the value whose buffer holds it */
+	int64_t mm_stride[3][4];  /* the element strides of its four axes there */
 	struct qsoftmax_params sm;   /* SOFTMAX: exp_table points into ftab */
 	struct qlayernorm_params ln; /* LAYERNORM: gamma_q, beta_q point into ftab */
 	float *ftab;              /* SOFTMAX [256] exp(-s_x d); LAYERNORM [2][n] */
