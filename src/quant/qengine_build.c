@@ -896,7 +896,8 @@ static void mm_views(struct qmodel *m, const enum qkind *kind, int j, struct qst
 	for (int k = 0; k < 3; k++) {
 		int v = k < 2 ? n->inputs[k] : n->output;
 		st->mm_val[k] = v;
-		strides4(&g->values[v].shape, st->mm_stride[k]);
+		if (g->values[v].shape.n_dims == 4)
+			strides4(&g->values[v].shape, st->mm_stride[k]);
 	}
 	for (int k = 0; k < 2; k++) {
 		int t = g->values[n->inputs[k]].producer;
