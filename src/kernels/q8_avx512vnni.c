@@ -2730,12 +2730,57 @@ static ALWAYS_INLINE void row_store16(__m512 f, __m512 lo, __m512 hi, __mmask16 
 	_mm_mask_storeu_epi8(y, k, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
 }
 
+/* Four Softmax rows of 16 codes (attention over 16 tokens), one per 128-bit
+ * lane of x: the maxima, the table entries and the sums of the four at
+ * once, each row's sum in the order q8_softmax_row_prep defines (a row of 16
+ * puts one entry in each lane, then adds (j, j + 8), (j, j + 4), (j, j + 2),
+ * (j, j + 1)), the pairs gathered from the four rows into whole registers. */
+static ALWAYS_INLINE void softmax4x16(const uint8_t *x, const struct qsoftmax_params *p, __m512 zero,
+				      __m512 lo, __m512 hi, uint8_t *y)
+{
+	__m512i xb = _mm512_loadu_si512(x);
+	__m512i m = _mm512_max_epu8(xb, _mm512_bsrli_epi128(xb, 8));
+	m = _mm512_max_epu8(m, _mm512_bsrli_epi128(m, 4));
+	m = _mm512_max_epu8(m, _mm512_bsrli_epi128(m, 2));
+	m = _mm512_max_epu8(m, _mm512_bsrli_epi128(m, 1));
+	/* each lane's max in all its bytes, then d = max - x in [0, 255] */
+	__m512i d = _mm512_sub_epi8(_mm512_shuffle_epi8(m, _mm512_setzero_si512()), xb);
+	__m512 e[4];
+	e[0] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(d)), p->exp_table, 4);
+	e[1] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(d, 1)),
+				   p->exp_table, 4);
+	e[2] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(d, 2)),
+				   p->exp_table, 4);
+	e[3] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(d, 3)),
+				   p->exp_table, 4);
+	/* (j, j + 8): rows 0 and 1 in one register, 2 and 3 in another */
+	__m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x44),
+				   _mm512_shuffle_f32x4(e[0], e[1], 0xEE));
+	__m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(e[2], e[3], 0x44),
+				   _mm512_shuffle_f32x4(e[2], e[3], 0xEE));
+	/* (j, j + 4): row t's four in 128-bit lane t */
+	__m512 s4 = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88),
+				  _mm512_shuffle_f32x4(s01, s23, 0xDD));
+	/* (j, j + 2), (j, j + 1): row t's sum in element 4t */
+	__m512 s2 = _mm512_add_ps(s4, _mm512_shuffle_ps(s4, s4, _MM_SHUFFLE(3, 2, 3, 2)));
+	__m512 s1 = _mm512_add_ps(s2, _mm512_shuffle_ps(s2, s2, _MM_SHUFFLE(1, 1, 1, 1)));
+	__m512 inv = _mm512_div_ps(_mm512_set1_ps(p->inv_out_scale), s1);
+	for (int t = 0; t < 4; t++) {
+		__m512 it = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * t), inv);
+		row_store16(_mm512_fmadd_ps(e[t], it, zero), lo, hi, 0xFFFF, y + 16 * t);
+	}
+}
+
 void qsoftmax_u8__avx512(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
 			 uint8_t *y)
 {
 	const __m512 zero = _mm512_set1_ps((float)p->c_zero);
 	const __m512 lo = _mm512_set1_ps((float)p->c_min), hi = _mm512_set1_ps((float)p->c_max);
-	for (size_t r = 0; r < rows; r++) {
+	size_t r = 0;
+	if (n == 16)
+		for (; r + 4 <= rows; r += 4)
+			softmax4x16(x + r * 16, p, zero, lo, hi, y + r * 16);
+	for (; r < rows; r++) {
 		const uint8_t *xr = x + r * n;
 		uint8_t *yr = y + r * n;
 		/* the max code (masked-off bytes are 0, which never wins) */
