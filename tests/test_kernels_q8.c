@@ -1702,16 +1702,18 @@ Test(q8_transpose, reference_vs_index_arithmetic)
 
 /* Every path's Softmax and LayerNormalization rows against the reference,
  * bit for bit, on random row lengths (1..100: ragged 8-lane tails; the first
- * 40 of 16, attention's rows, which AVX-512 takes four at a time), scales,
- * zero points and clamps. */
+ * 40 of 16, attention's rows, which AVX-512 takes four at a time), 1 to 20
+ * rows (AVX-512 LayerNorm takes eight at a time), scales, zero points and
+ * clamps. */
 Test(q8_rows, every_path_equals_reference)
 {
 	rng_seed(1450);
 	float table[256], gq[100], bq[100];
-	uint8_t x[6 * 100], y[6 * 100 + 1], want[6 * 100 + 1];
+	static uint8_t x[20 * 100], y[20 * 100 + 1], want[20 * 100 + 1];
 	int paths = 0;
 	for (int t = 0; t < 400; t++) {
-		size_t n = t < 40 ? 16 : (size_t)rng_int(1, 100), rows = (size_t)rng_int(1, 6);
+		size_t n = t < 40 ? 16 : t < 80 ? 48 : (size_t)rng_int(1, 100);
+		size_t rows = (size_t)rng_int(1, 20);
 		double sx = ldexp((double)rng_int(1, 1000), -rng_int(6, 12));
 		for (int d = 0; d < 256; d++)
 			table[d] = expf(-(float)sx * (float)d);

@@ -2824,38 +2824,88 @@ void qsoftmax_u8__avx512(size_t rows, size_t n, const uint8_t *x, const struct q
 	}
 }
 
+/* A LayerNorm row's S1 and S2 by vpsadbw (u64 lanes) and vpmaddwd of the
+ * codes widened to int16 (each pair <= 130050 in an int32 lane, the lanes
+ * summed in int64): integers, exact in any order. */
+static ALWAYS_INLINE void layernorm_sums(const uint8_t *xr, size_t n, int64_t *s1, int64_t *s2)
+{
+	__m512i s1v = _mm512_setzero_si512(), s2v = _mm512_setzero_si512();
+	for (size_t i = 0; i < n; i += 32) {
+		__mmask32 k = n - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (n - i)) - 1;
+		__m256i b = _mm256_maskz_loadu_epi8(k, xr + i);
+		__m512i w = _mm512_cvtepu8_epi16(b);
+		s1v = _mm512_add_epi64(s1v, _mm512_sad_epu8(_mm512_zextsi256_si512(b),
+							    _mm512_setzero_si512()));
+		__m512i sq = _mm512_madd_epi16(w, w);
+		s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sq)));
+		s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(sq, 1)));
+	}
+	*s1 = _mm512_reduce_add_epi64(s1v);
+	*s2 = _mm512_reduce_add_epi64(s2v);
+}
+
+/* q8_layernorm_from_sums for 8 rows (n > 0) at once, operation for operation
+ * in double lanes: one square root and three divisions for the 8. The
+ * explicitly rounded forms keep the compiler from fusing a multiply and an
+ * add that the scalar code rounds apart. */
+static ALWAYS_INLINE void layernorm_scalars8(const int64_t *s1, const int64_t *s2, size_t n,
+					     const struct qlayernorm_params *p, float *mean, float *a)
+{
+	enum { RN = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC };
+	double num[8], sum[8];
+	for (int r = 0; r < 8; r++) {
+		num[r] = (double)((int64_t)n * s2[r] - s1[r] * s1[r]);
+		sum[r] = (double)s1[r];
+	}
+	__m512d nn = _mm512_set1_pd((double)n), s = _mm512_set1_pd((double)p->in_scale);
+	__m512d var_codes = _mm512_div_round_pd(_mm512_loadu_pd(num), _mm512_mul_round_pd(nn, nn, RN),
+						RN);
+	__m512d var = _mm512_mul_round_pd(_mm512_mul_round_pd(s, s, RN), var_codes, RN);
+	__m512d root = _mm512_sqrt_round_pd(
+		_mm512_add_round_pd(var, _mm512_set1_pd((double)p->epsilon), RN), RN);
+	_mm256_storeu_ps(mean, _mm512_cvt_roundpd_ps(_mm512_div_round_pd(_mm512_loadu_pd(sum), nn, RN),
+						     RN));
+	_mm256_storeu_ps(a, _mm512_cvt_roundpd_ps(_mm512_div_round_pd(s, root, RN), RN));
+}
+
+/* One LayerNorm row from its mean and scale: as qlayernorm_u8__ref. */
+static ALWAYS_INLINE void layernorm_apply(const uint8_t *xr, size_t n, float mean_s, float a_s,
+					  const struct qlayernorm_params *p, __m512 lo, __m512 hi,
+					  uint8_t *yr)
+{
+	__m512 mean = _mm512_set1_ps(mean_s), a = _mm512_set1_ps(a_s);
+	for (size_t i = 0; i < n; i += 16) {
+		__mmask16 k = lanes16(n - i);
+		__m512 xv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
+		__m512 d = _mm512_mul_ps(_mm512_sub_ps(xv, mean), a);
+		__m512 f = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, p->gamma_q + i),
+					   _mm512_maskz_loadu_ps(k, p->beta_q + i));
+		row_store16(f, lo, hi, k, yr + i);
+	}
+}
+
 void qlayernorm_u8__avx512(size_t rows, size_t n, const uint8_t *x,
 			   const struct qlayernorm_params *p, uint8_t *y)
 {
 	const __m512 lo = _mm512_set1_ps((float)p->c_min), hi = _mm512_set1_ps((float)p->c_max);
-	for (size_t r = 0; r < rows; r++) {
-		const uint8_t *xr = x + r * n;
-		uint8_t *yr = y + r * n;
-		/* S1 by vpsadbw (u64 lanes), S2 by vpmaddwd of the codes widened to
-		 * int16 (each pair <= 130050 in an int32 lane, the lanes summed in
-		 * int64): integers, exact in any order */
-		__m512i s1v = _mm512_setzero_si512(), s2v = _mm512_setzero_si512();
-		for (size_t i = 0; i < n; i += 32) {
-			__mmask32 k = n - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (n - i)) - 1;
-			__m256i b = _mm256_maskz_loadu_epi8(k, xr + i);
-			__m512i w = _mm512_cvtepu8_epi16(b);
-			s1v = _mm512_add_epi64(s1v, _mm512_sad_epu8(_mm512_zextsi256_si512(b),
-								    _mm512_setzero_si512()));
-			__m512i sq = _mm512_madd_epi16(w, w);
-			s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sq)));
-			s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(sq, 1)));
-		}
-		float mean_s, a_s = q8_layernorm_from_sums(_mm512_reduce_add_epi64(s1v),
-							   _mm512_reduce_add_epi64(s2v), n, p, &mean_s);
-		__m512 mean = _mm512_set1_ps(mean_s), a = _mm512_set1_ps(a_s);
-		for (size_t i = 0; i < n; i += 16) {
-			__mmask16 k = lanes16(n - i);
-			__m512 xv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
-			__m512 d = _mm512_mul_ps(_mm512_sub_ps(xv, mean), a);
-			__m512 f = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, p->gamma_q + i),
-						   _mm512_maskz_loadu_ps(k, p->beta_q + i));
-			row_store16(f, lo, hi, k, yr + i);
-		}
+	size_t r = 0;
+	/* eight rows' scalars in one go: the square root and divisions per
+	 * row were the latency of a row of a few dozen codes */
+	for (; n > 0 && r + 8 <= rows; r += 8) {
+		int64_t s1[8], s2[8];
+		float mean[8], a[8];
+		for (int t = 0; t < 8; t++)
+			layernorm_sums(x + (r + (size_t)t) * n, n, &s1[t], &s2[t]);
+		layernorm_scalars8(s1, s2, n, p, mean, a);
+		for (int t = 0; t < 8; t++)
+			layernorm_apply(x + (r + (size_t)t) * n, n, mean[t], a[t], p, lo, hi,
+					y + (r + (size_t)t) * n);
+	}
+	for (; r < rows; r++) {
+		int64_t s1, s2;
+		layernorm_sums(x + r * n, n, &s1, &s2);
+		float mean, a = q8_layernorm_from_sums(s1, s2, n, p, &mean);
+		layernorm_apply(x + r * n, n, mean, a, p, lo, hi, y + r * n);
 	}
 }
 
