@@ -1415,7 +1415,8 @@ static void naive_qmatmul(const struct qmatmul_params *p, const uint8_t *a, int 
 			int64_t acc = 0;
 			for (int kk = 0; kk < p->k; kk++)
 				acc += (int64_t)(a[(size_t)i * lda + kk] - p->a_zero) *
-				       (b[(size_t)kk * ldb + j] - p->b_zero);
+				       ((p->b_trans ? b[(size_t)j * ldb + kk] : b[(size_t)kk * ldb + j]) -
+					p->b_zero);
 			cr_assert(acc >= INT32_MIN && acc <= INT32_MAX);
 			c[(size_t)i * ldc + j] = q8_matmul_requant((int32_t)acc, p);
 		}
@@ -1437,8 +1438,9 @@ static void check_qmatmul(const struct qmatmul_ukernel *mm, const struct qmatmul
 	mm->run(p, a, lda, b, ldb, c, ldc, work);
 	for (size_t i = 0; i < c_bytes; i++)
 		cr_assert_eq(c[i], want[i],
-			     "%s: m %d n %d k %d lda %d ldb %d ldc %d zeros %d %d %s: byte %zu is %d, "
-			     "want %d", mm->name, p->m, p->n, p->k, lda, ldb, ldc, p->a_zero, p->b_zero,
+			     "%s: m %d n %d k %d lda %d ldb %d%s ldc %d zeros %d %d %s: byte %zu is "
+			     "%d, want %d", mm->name, p->m, p->n, p->k, lda, ldb,
+			     p->b_trans ? " (B transposed)" : "", ldc, p->a_zero, p->b_zero,
 			     p->q31 ? "q31" : "float", i, c[i], want[i]);
 	free(work);
 	free(c);
@@ -1457,9 +1459,10 @@ static void random_qmatmul_params(struct qmatmul_params *p, int m, int n, int k)
 	p->c_max = (uint8_t)(rng_chance(70) ? 255 : rng_int(p->c_min, 255));
 }
 
-/* Random shapes (odd m, n, k, row strides past the rows) and edge shapes on
- * one path: k from 0 to Q8_K_MAX with the extreme codes that make |acc| its
- * largest, ragged 16- and 8-column and 4-row edges. */
+/* Random shapes (odd m, n, k, row strides past the rows, B given as it is or
+ * transposed) and edge shapes on one path: k from 0 to Q8_K_MAX with the
+ * extreme codes that make |acc| its largest, ragged 16- and 8-column and
+ * 4-row edges. */
 static void qmatmul_path_vs_model(enum q8_isa isa)
 {
 	const struct qmatmul_ukernel *mm = q8_matmul_for(isa);
@@ -1475,15 +1478,21 @@ static void qmatmul_path_vs_model(enum q8_isa isa)
 			n = 15 + (t / 3) % 3;
 			k = 15 + (t / 9) % 3;
 		}
+		bool b_trans = rng_chance(50);
 		int lda = k + (rng_chance(50) ? 0 : rng_int(1, 9));
-		int ldb = n + (rng_chance(50) ? 0 : rng_int(1, 9));
+		int ldb = (b_trans ? k : n) + (rng_chance(50) ? 0 : rng_int(1, 9));
 		int ldc = n + (rng_chance(50) ? 0 : rng_int(1, 9));
 		struct qmatmul_params p;
 		random_qmatmul_params(&p, m, n, k);
-		uint8_t *a = xmalloc((size_t)m * lda), *b = xmalloc((size_t)k * ldb);
+		p.b_trans = b_trans;
+		/* B exactly as long as its rows need: a read past it is caught
+		 * under the sanitizers */
+		size_t b_bytes = b_trans ? (size_t)(n - 1) * ldb + (size_t)k
+					 : (size_t)(k - 1) * ldb + (size_t)n;
+		uint8_t *a = xmalloc((size_t)m * lda), *b = xmalloc(b_bytes);
 		for (size_t i = 0; i < (size_t)m * lda; i++)
 			a[i] = (uint8_t)rng_int(0, 255);
-		for (size_t i = 0; i < (size_t)k * ldb; i++)
+		for (size_t i = 0; i < b_bytes; i++)
 			b[i] = (uint8_t)rng_int(0, 255);
 		check_qmatmul(mm, &p, a, lda, b, ldb, ldc);
 		free(a);
@@ -1503,7 +1512,12 @@ static void qmatmul_path_vs_model(enum q8_isa isa)
 			memset(b, sign ? 255 : 0, (size_t)(k ? k : 1) * n);
 			for (int q31 = 0; q31 < 2; q31++) {
 				p.q31 = q31;
+				p.b_trans = false;
 				check_qmatmul(mm, &p, a, k ? k : 1, b, n, n);
+				/* all of B is one code: [n][k] reads the same bytes */
+				p.b_trans = true;
+				if (k)
+					check_qmatmul(mm, &p, a, k, b, k, n);
 			}
 			free(a);
 			free(b);
@@ -1687,16 +1701,19 @@ Test(q8_transpose, reference_vs_index_arithmetic)
 }
 
 /* Every path's Softmax and LayerNormalization rows against the reference,
- * bit for bit, on random row lengths (1..100: ragged 8-lane tails), scales,
- * zero points and clamps. */
+ * bit for bit, on random row lengths (1..100: ragged 8-lane tails; the first
+ * 40 of 16, attention's rows, which AVX-512 takes four at a time), 1 to 20
+ * rows (AVX-512 LayerNorm takes eight at a time), scales, zero points and
+ * clamps. */
 Test(q8_rows, every_path_equals_reference)
 {
 	rng_seed(1450);
 	float table[256], gq[100], bq[100];
-	uint8_t x[6 * 100], y[6 * 100 + 1], want[6 * 100 + 1];
+	static uint8_t x[20 * 100], y[20 * 100 + 1], want[20 * 100 + 1];
 	int paths = 0;
 	for (int t = 0; t < 400; t++) {
-		size_t n = (size_t)rng_int(1, 100), rows = (size_t)rng_int(1, 6);
+		size_t n = t < 40 ? 16 : t < 80 ? 48 : (size_t)rng_int(1, 100);
+		size_t rows = (size_t)rng_int(1, 20);
 		double sx = ldexp((double)rng_int(1, 1000), -rng_int(6, 12));
 		for (int d = 0; d < 256; d++)
 			table[d] = expf(-(float)sx * (float)d);
@@ -1745,7 +1762,9 @@ Test(q8_rows, every_path_equals_reference)
  * rarely show an order change in the output codes, so here the table holds
  * +-2^24 beside small values: the float sum then depends on the order by
  * whole units, and the codes with it. The reference is also checked against
- * the order written out here. */
+ * the order written out here. The first 60 sets have rows of 16 (one entry
+ * per lane: the order is the pairwise tree alone), 1 to 13 of them, which
+ * AVX-512 takes four at a time. */
 Test(q8_rows, softmax_sums_in_the_defined_order)
 {
 	rng_seed(2024);
@@ -1757,8 +1776,9 @@ Test(q8_rows, softmax_sums_in_the_defined_order)
 	table[3] = 3.0f;
 	uint8_t x[4 * 100], y[4 * 100], want[4 * 100];
 	int differs_from_sequential = 0;
-	for (int t = 0; t < 300; t++) {
-		size_t n = (size_t)rng_int(17, 100), rows = (size_t)rng_int(1, 4);
+	for (int t = 0; t < 360; t++) {
+		size_t n = t < 60 ? 16 : (size_t)rng_int(17, 100);
+		size_t rows = (size_t)(t < 60 ? rng_int(1, 13) : rng_int(1, 4));
 		for (size_t i = 0; i < rows * n; i++)
 			x[i] = (uint8_t)(255 - rng_int(0, 3));
 		for (size_t r = 0; r < rows; r++)

@@ -1149,8 +1149,10 @@ Test(qengine, attention_block_tracks_fp32)
  * two 4-D activations, Softmax over the last axis, back to tokens, then the
  * mean over tokens (ReduceMean axis 1). The 4-D values are kept in logical
  * order; every node runs in integers, every kernel path gives the same
- * bytes, and the result tracks FP32. */
-static struct graph *multi_head_block(struct mb *b)
+ * bytes, and the result tracks FP32. heads_out: the heads (the Transposes
+ * around the MatMuls of two activations) are graph outputs too, so that the
+ * MatMuls cannot read or write them in place. */
+static struct graph *multi_head_block_outs(struct mb *b, bool heads_out)
 {
 	uint32_t s = 23;
 	float wq[256], wk[256], wv[256], gam[16], bet[16];
@@ -1216,7 +1218,64 @@ static struct graph *multi_head_block(struct mb *b)
 	mb_attr_ints(b, rm, "axes", (int64_t[]){1}, 1);
 	mb_attr_int(b, rm, "keepdims", 0);
 	mb_output(b, "y");
+	if (heads_out) {
+		mb_output(b, "qh");
+		mb_output(b, "kh");
+		mb_output(b, "vh");
+		mb_output(b, "o");
+	}
 	return load_mb(b);
+}
+
+static struct graph *multi_head_block(struct mb *b)
+{
+	return multi_head_block_outs(b, false);
+}
+
+/* The MatMuls of two activations read q, k and v through the Transposes that
+ * split the heads (k's as B given transposed) and write through the one that
+ * merges them, and give exactly the bytes of the copies they replace (the
+ * same block with the heads also graph outputs, so that every Transpose
+ * copies), on every path and in both requantization forms. */
+Test(qengine, attention_reads_its_heads_in_place)
+{
+	enum { N = 24 };
+	struct dataset *ds = uniform_items(N, 1, 4, 16, -2, 2, 67);
+	struct mb b1, b2;
+	struct graph *g = multi_head_block_outs(&b1, false), *gc = multi_head_block_outs(&b2, true);
+	struct calib *cal = calibrate(g, ds), *calc = calibrate(gc, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+	float yf[N * 16], yv[N * 16], yc[N * 16];
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			if (!q8_isa_supported((enum q8_isa)isa))
+				continue;
+			struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+						  (enum requant_mode)rq};
+			struct qmodel *m, *mc;
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			cr_assert_eq(qmodel_build(gc, p, calc, &qc, &mc), PRESSO_OK, "%s", status_msg());
+			cr_assert_eq(count_fallbacks(m), 0);
+			cr_assert_eq(run_both(g, m, ds, N, yf, yv), 16);
+			cr_assert_eq(run_both(gc, mc, ds, N, yf, yc), 16);
+			cr_assert_arr_eq(yv, yc, sizeof yv, "%s (%s): in place differs from the copies",
+					 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
+			qmodel_free(m);
+			qmodel_free(mc);
+		}
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	calib_free(calc);
+	graph_free(g);
+	graph_free(gc);
+	mb_free(&b1);
+	mb_free(&b2);
+	dataset_free(ds);
 }
 
 /* Constants added to a 4-D NHWC activation: a per-channel [C,1,1] offset
@@ -1290,10 +1349,12 @@ static struct graph *token_linear_block(struct mb *b)
 }
 
 /* A model rebuilt from its own quantization (as a .presso file is loaded)
- * runs the bias Add in integers as the original did; given a quantization
- * without the product before the Add (as a file written before such Adds
- * ran in integers has it: that product was float then), the rebuild runs the
- * Add in FP32 instead of failing for the missing quantization. */
+ * folds the bias Add into the MatMul as the original did (the product's
+ * quantization, which files store, is kept though no step rounds to it);
+ * given a quantization without the product before the Add (as a file written
+ * before such Adds ran in integers has it: that product was float then), the
+ * rebuild runs the Add in FP32, unfolded, instead of failing for the missing
+ * quantization. */
 Test(qengine, a_rebuilt_model_keeps_how_its_file_ran_a_constant_add)
 {
 	struct mb b;
@@ -1309,6 +1370,7 @@ Test(qengine, a_rebuilt_model_keeps_how_its_file_ran_a_constant_add)
 	struct qmodel *m;
 	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 	cr_assert_eq(count_fallbacks(m), 0, "the bias Add runs in integers");
+	cr_assert_eq(count_steps(m, g, OP_ADD), 0, "the bias Add is folded into the MatMul");
 	/* the preset a .presso file would give */
 	struct qlayer_preset lp[2];
 	cr_assert_eq(qmodel_n_layers(m), 2);
@@ -1325,6 +1387,7 @@ Test(qengine, a_rebuilt_model_keeps_how_its_file_ran_a_constant_add)
 	struct qmodel *r;
 	cr_assert_eq(qmodel_build_preset(g, p, &preset, &qc, &r), PRESSO_OK, "%s", status_msg());
 	cr_assert_eq(count_fallbacks(r), 0);
+	cr_assert_eq(count_steps(r, g, OP_ADD), 0, "the rebuilt model folds the Add too");
 	float y1[32], y2[32], f[32];
 	cr_assert_eq(run_both(g, m, ds, 16, f, y1), 2);
 	cr_assert_eq(run_both(g, r, ds, 16, f, y2), 2);
@@ -1337,6 +1400,7 @@ Test(qengine, a_rebuilt_model_keeps_how_its_file_ran_a_constant_add)
 	qp[prod] = (struct qparams){0};
 	cr_assert_eq(qmodel_build_preset(g, p, &preset, &qc, &r), PRESSO_OK, "%s", status_msg());
 	cr_assert_eq(count_fallbacks(r), 1, "the bias Add in FP32, as the older file ran it");
+	cr_assert_eq(count_steps(r, g, OP_ADD), 1, "and not folded");
 	cr_assert_eq(run_both(g, r, ds, 16, f, y2), 2);
 	qmodel_free(r);
 	free(qp);
@@ -1347,6 +1411,226 @@ Test(qengine, a_rebuilt_model_keeps_how_its_file_ran_a_constant_add)
 	dataset_free(ds);
 	graph_free(g);
 	mb_free(&b);
+}
+
+/* One token Linear as PyTorch exports it, x [N, 4, 8] @ w [8, 8], then the
+ * bias: Add(bias, product) and a ReLU (sub false), or Sub(product, bias)
+ * (sub true); flattened to the output. product_out: the product is a graph
+ * output too (second), which keeps the Add its own step. */
+static struct graph *token_bias_block(struct mb *b, bool sub, bool product_out)
+{
+	uint32_t s = sub ? 43 : 47;
+	float w[64], bias[8];
+	for (int i = 0; i < 64; i++)
+		w[i] = 0.5f * frand(&s);
+	for (int i = 0; i < 8; i++)
+		bias[i] = 1.5f * frand(&s);
+	mb_init(b, 17);
+	mb_input(b, "x0", (int64_t[]){-1, 32}, 2);
+	mb_init_i64(b, "tokens", (int64_t[]){3}, 1, (int64_t[]){0, 4, 8});
+	mb_node(b, "Reshape", "to_tokens", (const char *[]){"x0", "tokens", NULL}, "x");
+	mb_init_f32(b, "w", (int64_t[]){8, 8}, 2, w);
+	mb_init_f32(b, "bias", (int64_t[]){1, 8}, 2, bias);
+	mb_node(b, "MatMul", "proj", (const char *[]){"x", "w", NULL}, "p");
+	if (sub) {
+		mb_node(b, "Sub", "proj_bias", (const char *[]){"p", "bias", NULL}, "r");
+	} else {
+		mb_node(b, "Add", "proj_bias", (const char *[]){"bias", "p", NULL}, "h");
+		mb_node(b, "Relu", "act", (const char *[]){"h", NULL}, "r");
+	}
+	mb_node(b, "Flatten", "flat", (const char *[]){"r", NULL}, "y");
+	mb_output(b, "y");
+	if (product_out)
+		mb_output(b, "p");
+	return load_mb(b);
+}
+
+/* The largest difference, in codes of qp, of two dequantized outputs. */
+static int max_code_diff(const float *a, const float *b, int n, const struct qparams *qp)
+{
+	int d = 0;
+	for (int i = 0; i < n; i++) {
+		int k = abs((int)lrintf(a[i] / qp->scale) - (int)lrintf(b[i] / qp->scale));
+		d = k > d ? k : d;
+	}
+	return d;
+}
+
+/* A MatMul followed by a bias Add (with the ReLU fused into it) or Sub of a
+ * constant along the last axis is one step: the GEMM adds the bias in int32
+ * and requantizes to the Add's output, and the product gets no buffer. It
+ * computes (a) what the unfolded integer steps compute (the same graph with
+ * the product also an output, so that it is not folded), within the two
+ * roundings the fold removes: the product to its 8-bit scale and the bias to
+ * its tile's, half a step each, plus one code for the two final roundings;
+ * (b) what the FP32 Add of an older file computes (no rounding between the
+ * GEMM and the Add either), within one code; and (c) every kernel path gives
+ * the reference path's bytes. */
+Test(qengine, a_bias_add_after_a_matmul_folds_into_its_gemm)
+{
+	enum { N = 16, PER = 32 };
+	struct dataset *ds = uniform_items(N, 1, 4, 8, -2, 2, 29);
+	for (int sub = 0; sub <= 1; sub++) {
+		struct mb b1, b2;
+		struct graph *g = token_bias_block(&b1, sub, false);
+		struct graph *gu = token_bias_block(&b2, sub, true);
+		struct calib *cal = calibrate(g, ds), *calu = calibrate(gu, ds);
+		struct layer *ls;
+		int nl;
+		cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+		struct policy *p;
+		cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+		enum op_type bias_op = sub ? OP_SUB : OP_ADD;
+		float yf[N * PER], ref[N * PER], yq[N * PER], yu[N * PER];
+		for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++) {
+			int n_paths = 0;
+			for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+				if (!q8_isa_supported((enum q8_isa)isa))
+					continue;
+				struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL,
+							  NULL, (enum requant_mode)rq};
+				struct qmodel *m;
+				cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s",
+					     status_msg());
+				/* quantize, reshape, the GEMM, flatten, dequantize */
+				cr_assert_eq(qmodel_n_steps(m), 5, "sub %d: the bias has no step", sub);
+				cr_assert_eq(count_steps(m, g, bias_op), 0);
+				cr_assert_eq(count_fallbacks(m), 0);
+				int prod = graph_find_value(g, "p");
+				struct qparams qprod;
+				cr_assert(qmodel_value_is_folded(m, prod));
+				cr_assert(qmodel_value_qparams(m, prod, &qprod),
+					  "the product keeps the quantization files store");
+				cr_assert_eq(run_both(g, m, ds, N, yf, yq), PER);
+				if (isa != Q8_ISA_REF) {
+					cr_assert_arr_eq(yq, ref, sizeof yq, "sub %d: path %s differs",
+							 sub, q8_isa_name((enum q8_isa)isa));
+					qmodel_free(m);
+					n_paths++;
+					continue;
+				}
+				memcpy(ref, yq, sizeof yq);
+				struct qparams qy, qpu;
+				cr_assert(qmodel_value_qparams(m, g->outputs[0], &qy));
+				/* (a) the unfolded integer steps */
+				struct qmodel *u;
+				cr_assert_eq(qmodel_build(gu, p, calu, &qc, &u), PRESSO_OK, "%s",
+					     status_msg());
+				cr_assert_eq(count_steps(u, gu, bias_op), 1, "the product is an output");
+				cr_assert(!qmodel_value_is_folded(u, graph_find_value(gu, "p")));
+				cr_assert(qmodel_value_qparams(u, graph_find_value(gu, "p"), &qpu));
+				cr_assert_eq(run_both(gu, u, ds, N, yf, yu), PER);
+				float lo = 0, hi = 0;
+				const struct value *bv = &g->values[graph_find_value(g, "bias")];
+				for (int c = 0; c < 8; c++) {
+					lo = fminf(lo, bv->data[c]);
+					hi = fmaxf(hi, bv->data[c]);
+				}
+				double s_tile = (hi - lo) / 255.0;
+				int bound = (int)ceil((qpu.scale + s_tile) / (2.0 * qy.scale)) + 1;
+				int d = max_code_diff(yq, yu, N * PER, &qy);
+				cr_log_info("sub %d (%s): folded vs unfolded, at most %d codes apart (bound %d)",
+					    sub, rq == REQUANT_Q31 ? "Q31" : "float", d, bound);
+				cr_assert_leq(d, bound, "sub %d: %d codes from the unfolded steps", sub, d);
+				cr_assert_lt(rel_rms(yq, yf, N * PER), 0.03, "sub %d tracks FP32", sub);
+				qmodel_free(u);
+				/* (b) an older file: no quantization of the product, so the
+				 * Add runs in FP32 on the GEMM's float product */
+				struct qlayer_view v;
+				qmodel_layer_view(m, 0, &v);
+				struct qlayer_preset lp = {v.w, v.w_scale, v.bias};
+				struct qparams *qp = calloc((size_t)g->n_values, sizeof *qp);
+				for (int val = 0; val < g->n_values; val++)
+					if (qmodel_value_group(m, val) == val)
+						cr_assert(qmodel_value_qparams(m, val, &qp[val]));
+				qp[prod] = (struct qparams){0};
+				struct qmodel_preset preset = {&lp, qp};
+				struct qmodel *o;
+				cr_assert_eq(qmodel_build_preset(g, p, &preset, &qc, &o), PRESSO_OK, "%s",
+					     status_msg());
+				cr_assert_eq(count_fallbacks(o), 1, "the older file's FP32 Add");
+				cr_assert_eq(run_both(g, o, ds, N, yf, yu), PER);
+				d = max_code_diff(yq, yu, N * PER, &qy);
+				cr_assert_leq(d, 1, "sub %d: %d codes from the FP32 Add", sub, d);
+				qmodel_free(o);
+				free(qp);
+				qmodel_free(m);
+				n_paths++;
+			}
+			cr_assert_geq(n_paths, 2);
+		}
+		policy_free(p);
+		free(ls);
+		calib_free(cal);
+		calib_free(calu);
+		graph_free(g);
+		graph_free(gu);
+		mb_free(&b1);
+		mb_free(&b2);
+	}
+	dataset_free(ds);
+}
+
+/* A ViT's patch embedding as PyTorch exports it: a strided Conv, Reshape
+ * [N,C,H,W] -> [N,C,HW], Transpose to [N,HW,C] (which on the conv's NHWC
+ * bytes copy nothing: both alias its buffer), a position embedding, a
+ * LayerNormalization, a token Linear with its bias folded, the mean over
+ * tokens and a classifier. A layout error moves values across tokens and
+ * channels, far beyond the tolerance. */
+static struct graph *patch_embed_block(struct mb *b)
+{
+	uint32_t s = 53;
+	float wc[12 * 1 * 2 * 2], bc[12], pos[4 * 12], gam[12], bet[12], w[12 * 12], bias[12],
+		wf[12 * 3];
+	for (size_t i = 0; i < sizeof wc / 4; i++)
+		wc[i] = 0.6f * frand(&s);
+	for (size_t i = 0; i < sizeof w / 4; i++)
+		w[i] = 0.4f * frand(&s);
+	for (size_t i = 0; i < sizeof wf / 4; i++)
+		wf[i] = 0.5f * frand(&s);
+	for (size_t i = 0; i < sizeof pos / 4; i++)
+		pos[i] = 0.5f * frand(&s);
+	for (int i = 0; i < 12; i++) {
+		bc[i] = 0.2f * frand(&s);
+		gam[i] = 1.0f + 0.2f * frand(&s);
+		bet[i] = 0.1f * frand(&s);
+		bias[i] = 0.5f * frand(&s);
+	}
+	mb_init(b, 17);
+	mb_input(b, "img", (int64_t[]){-1, 1, 4, 4}, 4);
+	mb_init_f32(b, "wc", (int64_t[]){12, 1, 2, 2}, 4, wc);
+	mb_init_f32(b, "bc", (int64_t[]){12}, 1, bc);
+	Onnx__NodeProto *c = mb_node(b, "Conv", "embed", (const char *[]){"img", "wc", "bc", NULL}, "e");
+	mb_attr_ints(b, c, "kernel_shape", (int64_t[]){2, 2}, 2);
+	mb_attr_ints(b, c, "strides", (int64_t[]){2, 2}, 2);
+	mb_init_i64(b, "flat_hw", (int64_t[]){3}, 1, (int64_t[]){0, 12, 4});
+	mb_node(b, "Reshape", "to_chw", (const char *[]){"e", "flat_hw", NULL}, "e3");
+	Onnx__NodeProto *t = mb_node(b, "Transpose", "to_tokens", (const char *[]){"e3", NULL}, "x");
+	mb_attr_ints(b, t, "perm", (int64_t[]){0, 2, 1}, 3);
+	mb_init_f32(b, "pos", (int64_t[]){1, 4, 12}, 3, pos);
+	mb_node(b, "Add", "pos_embed", (const char *[]){"x", "pos", NULL}, "xp");
+	mb_init_f32(b, "gamma", (int64_t[]){12}, 1, gam);
+	mb_init_f32(b, "beta", (int64_t[]){12}, 1, bet);
+	mb_node(b, "LayerNormalization", "ln", (const char *[]){"xp", "gamma", "beta", NULL}, "h");
+	mb_init_f32(b, "w", (int64_t[]){12, 12}, 2, w);
+	mb_init_f32(b, "bias", (int64_t[]){12}, 1, bias);
+	mb_node(b, "MatMul", "proj", (const char *[]){"h", "w", NULL}, "p");
+	mb_node(b, "Add", "proj_bias", (const char *[]){"bias", "p", NULL}, "q");
+	Onnx__NodeProto *rm = mb_node(b, "ReduceMean", "pool", (const char *[]){"q", NULL}, "m");
+	mb_attr_ints(b, rm, "axes", (int64_t[]){1}, 1);
+	mb_attr_int(b, rm, "keepdims", 0);
+	mb_init_f32(b, "wf", (int64_t[]){12, 3}, 2, wf);
+	mb_node(b, "MatMul", "fc", (const char *[]){"m", "wf", NULL}, "y");
+	mb_output(b, "y");
+	return load_mb(b);
+}
+
+Test(qengine, a_patch_embedding_reads_the_conv_output_in_place)
+{
+	/* embed, proj, fc */
+	struct dataset *ds = uniform_items(32, 1, 4, 4, -1, 1, 61);
+	check_block_in_integers(patch_embed_block, "patch embedding", ds, 32, 3, 3);
+	dataset_free(ds);
 }
 
 Test(qengine, multi_head_attention_runs_in_integers)

@@ -8,6 +8,9 @@
  *     zero point. The producing node writes "<name>_float"; the DequantizeLinear
  *     writes the original name, so readers and graph outputs keep their names.
  *     A graph input keeps its name and is read through "<name>_dequantized".
+ *     A MatMul product whose bias Add the engine folds into the GEMM
+ *     (qmodel_value_is_folded) has no pair: the MatMul and the Add run in
+ *     float and only the Add's output is quantized, as in the engine.
  *   - activations narrower than 8 bits live in the uint8 container with
  *     q in [0, 2^bits - 1]; the engine clamps to that range, so the float value
  *     first goes through Clip(scale * (0 - zero), scale * (qmax - zero)).
@@ -373,7 +376,7 @@ static void emit_const(struct xb *b, int v)
 static void emit_value_qdq(struct xb *b, int v)
 {
 	struct qparams qp;
-	if (qmodel_value_qparams(b->m, v, &qp))
+	if (!qmodel_value_is_folded(b->m, v) && qmodel_value_qparams(b->m, v, &qp))
 		emit_qdq(b, b->g->values[v].name, b->write_name[v], b->read_name[v], &qp);
 }
 
@@ -715,7 +718,7 @@ static void plan_names(struct xb *b)
 		const char *name = g->values[v].name;
 		struct qparams qp;
 		b->read_name[v] = b->write_name[v] = (char *)name;
-		if (!qmodel_value_qparams(b->m, v, &qp))
+		if (qmodel_value_is_folded(b->m, v) || !qmodel_value_qparams(b->m, v, &qp))
 			continue;
 		if (g->values[v].producer < 0)
 			b->read_name[v] = new_name(b, name, "_dequantized");

@@ -392,13 +392,16 @@ struct qmatmul_params {
 	int8_t shift;
 	bool q31;
 	uint8_t c_min, c_max;
+	bool b_trans;           /* b is given transposed: [n][ldb], B's column j
+				   a row (the keys of q·kᵀ, read in place) */
 };
 
 struct qmatmul_ukernel {
 	const char *name;       /* "qmatmul_u8u8__ref" */
 	size_t (*work_bytes)(int k, int n);
-	/* a is [m][lda], b is [k][ldb], c is [m][ldc]; writes the first n bytes
-	 * of each of c's m rows and nothing else */
+	/* a is [m][lda], b is [k][ldb] ([n][ldb] when p->b_trans), c is
+	 * [m][ldc]; writes the first n bytes of each of c's m rows and nothing
+	 * else */
 	void (*run)(const struct qmatmul_params *p, const uint8_t *a, int lda, const uint8_t *b,
 		    int ldb, uint8_t *c, int ldc, void *work);
 };

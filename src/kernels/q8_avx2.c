@@ -557,7 +557,8 @@ void qlut_u8__avx2(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y)
  * work holds B - b_zero packed as [n8/8][kp][8][2] int16 (n8 = n rounded up
  * to 8, kp = ceil(k/2); two consecutive k of one column in one dword, zero
  * past k). A row's two k are broadcast as one dword against an 8-column
- * panel; 4 rows share each panel load. */
+ * panel; 4 rows share each panel load. B given transposed ([n][ldb]) is
+ * packed from its rows byte by byte. */
 
 static size_t mm256_kp(int k)
 {
@@ -587,7 +588,12 @@ static void qmatmul_pack_b_256(const struct qmatmul_params *p, const uint8_t *b,
 					continue;
 				}
 				uint64_t bytes = 0;
-				memcpy(&bytes, b + kk * (size_t)ldb + (size_t)j0, nb);
+				if (p->b_trans) /* column j0 + j is row j0 + j */
+					for (size_t j = 0; j < nb; j++)
+						bytes |= (uint64_t)b[((size_t)j0 + j) * (size_t)ldb + kk]
+							 << (8 * j);
+				else
+					memcpy(&bytes, b + kk * (size_t)ldb + (size_t)j0, nb);
 				r[t] = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)bytes)), zb);
 			}
 			_mm_storeu_si128((__m128i *)(dst + q * 16), _mm_unpacklo_epi16(r[0], r[1]));

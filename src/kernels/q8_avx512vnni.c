@@ -2480,7 +2480,8 @@ void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct 
  * [n16] (n16 = n rounded up to 16), then B' packed as [n16/16][kq][16][4]
  * int8 (kq = ceil(k/4); four consecutive k of one column in one dword, zero
  * past k and n). A row's four k are broadcast as one dword against a 16-column
- * panel; 4 rows share each panel load. */
+ * panel; 4 rows share each panel load. B given transposed ([n][ldb]) holds a
+ * column's four k as one dword already: the packing gathers them. */
 
 static size_t mm512_kq(int k)
 {
@@ -2509,7 +2510,40 @@ static void qmatmul_pack_b_512(const struct qmatmul_params *p, const uint8_t *b,
 		__m128i flip = _mm_maskz_mov_epi8(cm, _mm_set1_epi8((char)0x80));
 		int8_t *dst = packed + (size_t)(j0 / 16) * kq * 64;
 		__m512i colsum = _mm512_setzero_si512(); /* sum of b' per column */
-		for (size_t q = 0; q < kq; q++) {
+		if (p->b_trans) {
+			/* column j0 + j is row j0 + j: its four k of one dword are
+			 * consecutive bytes, gathered as dwords (the last, partial
+			 * dword byte by byte, never reading past k) */
+			const __m512i rows = _mm512_mullo_epi32(
+				_mm512_add_epi32(_mm512_set1_epi32(j0),
+						 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+								   12, 13, 14, 15)),
+				_mm512_set1_epi32(ldb));
+			const __m512i flip4 = _mm512_set1_epi32((int)0x80808080u);
+			for (size_t q = 0; q < kq; q++) {
+				__m512i v;
+				if (4 * q + 4 <= (size_t)k) {
+					v = _mm512_mask_i32gather_epi32(
+						_mm512_setzero_si512(), cm,
+						_mm512_add_epi32(rows, _mm512_set1_epi32((int)(4 * q))),
+						b, 1);
+					v = _mm512_maskz_xor_epi32(cm, v, flip4);
+				} else {
+					int32_t w[16] = {0};
+					for (int j = 0; j < 16 && j0 + j < n; j++)
+						for (size_t kk = 4 * q; kk < (size_t)k; kk++)
+							w[j] |= (int32_t)((uint32_t)(b[(size_t)(j0 + j) *
+											  (size_t)ldb +
+										  kk] ^
+										0x80u)
+									  << (8 * (kk - 4 * q)));
+					v = _mm512_loadu_si512(w);
+				}
+				_mm512_storeu_si512(dst + q * 64, v);
+				colsum = _mm512_dpbusd_epi32(colsum, ones, v);
+			}
+		}
+		for (size_t q = 0; !p->b_trans && q < kq; q++) {
 			__m128i r[4];
 			for (int t = 0; t < 4; t++) {
 				size_t kk = 4 * q + (size_t)t;
@@ -2696,12 +2730,57 @@ static ALWAYS_INLINE void row_store16(__m512 f, __m512 lo, __m512 hi, __mmask16 
 	_mm_mask_storeu_epi8(y, k, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
 }
 
+/* Four Softmax rows of 16 codes (attention over 16 tokens), one per 128-bit
+ * lane of x: the maxima, the table entries and the sums of the four at
+ * once, each row's sum in the order q8_softmax_row_prep defines (a row of 16
+ * puts one entry in each lane, then adds (j, j + 8), (j, j + 4), (j, j + 2),
+ * (j, j + 1)), the pairs gathered from the four rows into whole registers. */
+static ALWAYS_INLINE void softmax4x16(const uint8_t *x, const struct qsoftmax_params *p, __m512 zero,
+				      __m512 lo, __m512 hi, uint8_t *y)
+{
+	__m512i xb = _mm512_loadu_si512(x);
+	__m512i m = _mm512_max_epu8(xb, _mm512_bsrli_epi128(xb, 8));
+	m = _mm512_max_epu8(m, _mm512_bsrli_epi128(m, 4));
+	m = _mm512_max_epu8(m, _mm512_bsrli_epi128(m, 2));
+	m = _mm512_max_epu8(m, _mm512_bsrli_epi128(m, 1));
+	/* each lane's max in all its bytes, then d = max - x in [0, 255] */
+	__m512i d = _mm512_sub_epi8(_mm512_shuffle_epi8(m, _mm512_setzero_si512()), xb);
+	__m512 e[4];
+	e[0] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(d)), p->exp_table, 4);
+	e[1] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(d, 1)),
+				   p->exp_table, 4);
+	e[2] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(d, 2)),
+				   p->exp_table, 4);
+	e[3] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(d, 3)),
+				   p->exp_table, 4);
+	/* (j, j + 8): rows 0 and 1 in one register, 2 and 3 in another */
+	__m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x44),
+				   _mm512_shuffle_f32x4(e[0], e[1], 0xEE));
+	__m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(e[2], e[3], 0x44),
+				   _mm512_shuffle_f32x4(e[2], e[3], 0xEE));
+	/* (j, j + 4): row t's four in 128-bit lane t */
+	__m512 s4 = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88),
+				  _mm512_shuffle_f32x4(s01, s23, 0xDD));
+	/* (j, j + 2), (j, j + 1): row t's sum in element 4t */
+	__m512 s2 = _mm512_add_ps(s4, _mm512_shuffle_ps(s4, s4, _MM_SHUFFLE(3, 2, 3, 2)));
+	__m512 s1 = _mm512_add_ps(s2, _mm512_shuffle_ps(s2, s2, _MM_SHUFFLE(1, 1, 1, 1)));
+	__m512 inv = _mm512_div_ps(_mm512_set1_ps(p->inv_out_scale), s1);
+	for (int t = 0; t < 4; t++) {
+		__m512 it = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * t), inv);
+		row_store16(_mm512_fmadd_ps(e[t], it, zero), lo, hi, 0xFFFF, y + 16 * t);
+	}
+}
+
 void qsoftmax_u8__avx512(size_t rows, size_t n, const uint8_t *x, const struct qsoftmax_params *p,
 			 uint8_t *y)
 {
 	const __m512 zero = _mm512_set1_ps((float)p->c_zero);
 	const __m512 lo = _mm512_set1_ps((float)p->c_min), hi = _mm512_set1_ps((float)p->c_max);
-	for (size_t r = 0; r < rows; r++) {
+	size_t r = 0;
+	if (n == 16)
+		for (; r + 4 <= rows; r += 4)
+			softmax4x16(x + r * 16, p, zero, lo, hi, y + r * 16);
+	for (; r < rows; r++) {
 		const uint8_t *xr = x + r * n;
 		uint8_t *yr = y + r * n;
 		/* the max code (masked-off bytes are 0, which never wins) */
@@ -2745,38 +2824,88 @@ void qsoftmax_u8__avx512(size_t rows, size_t n, const uint8_t *x, const struct q
 	}
 }
 
+/* A LayerNorm row's S1 and S2 by vpsadbw (u64 lanes) and vpmaddwd of the
+ * codes widened to int16 (each pair <= 130050 in an int32 lane, the lanes
+ * summed in int64): integers, exact in any order. */
+static ALWAYS_INLINE void layernorm_sums(const uint8_t *xr, size_t n, int64_t *s1, int64_t *s2)
+{
+	__m512i s1v = _mm512_setzero_si512(), s2v = _mm512_setzero_si512();
+	for (size_t i = 0; i < n; i += 32) {
+		__mmask32 k = n - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (n - i)) - 1;
+		__m256i b = _mm256_maskz_loadu_epi8(k, xr + i);
+		__m512i w = _mm512_cvtepu8_epi16(b);
+		s1v = _mm512_add_epi64(s1v, _mm512_sad_epu8(_mm512_zextsi256_si512(b),
+							    _mm512_setzero_si512()));
+		__m512i sq = _mm512_madd_epi16(w, w);
+		s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sq)));
+		s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(sq, 1)));
+	}
+	*s1 = _mm512_reduce_add_epi64(s1v);
+	*s2 = _mm512_reduce_add_epi64(s2v);
+}
+
+/* q8_layernorm_from_sums for 8 rows (n > 0) at once, operation for operation
+ * in double lanes: one square root and three divisions for the 8. The
+ * explicitly rounded forms keep the compiler from fusing a multiply and an
+ * add that the scalar code rounds apart. */
+static ALWAYS_INLINE void layernorm_scalars8(const int64_t *s1, const int64_t *s2, size_t n,
+					     const struct qlayernorm_params *p, float *mean, float *a)
+{
+	enum { RN = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC };
+	double num[8], sum[8];
+	for (int r = 0; r < 8; r++) {
+		num[r] = (double)((int64_t)n * s2[r] - s1[r] * s1[r]);
+		sum[r] = (double)s1[r];
+	}
+	__m512d nn = _mm512_set1_pd((double)n), s = _mm512_set1_pd((double)p->in_scale);
+	__m512d var_codes = _mm512_div_round_pd(_mm512_loadu_pd(num), _mm512_mul_round_pd(nn, nn, RN),
+						RN);
+	__m512d var = _mm512_mul_round_pd(_mm512_mul_round_pd(s, s, RN), var_codes, RN);
+	__m512d root = _mm512_sqrt_round_pd(
+		_mm512_add_round_pd(var, _mm512_set1_pd((double)p->epsilon), RN), RN);
+	_mm256_storeu_ps(mean, _mm512_cvt_roundpd_ps(_mm512_div_round_pd(_mm512_loadu_pd(sum), nn, RN),
+						     RN));
+	_mm256_storeu_ps(a, _mm512_cvt_roundpd_ps(_mm512_div_round_pd(s, root, RN), RN));
+}
+
+/* One LayerNorm row from its mean and scale: as qlayernorm_u8__ref. */
+static ALWAYS_INLINE void layernorm_apply(const uint8_t *xr, size_t n, float mean_s, float a_s,
+					  const struct qlayernorm_params *p, __m512 lo, __m512 hi,
+					  uint8_t *yr)
+{
+	__m512 mean = _mm512_set1_ps(mean_s), a = _mm512_set1_ps(a_s);
+	for (size_t i = 0; i < n; i += 16) {
+		__mmask16 k = lanes16(n - i);
+		__m512 xv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
+		__m512 d = _mm512_mul_ps(_mm512_sub_ps(xv, mean), a);
+		__m512 f = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, p->gamma_q + i),
+					   _mm512_maskz_loadu_ps(k, p->beta_q + i));
+		row_store16(f, lo, hi, k, yr + i);
+	}
+}
+
 void qlayernorm_u8__avx512(size_t rows, size_t n, const uint8_t *x,
 			   const struct qlayernorm_params *p, uint8_t *y)
 {
 	const __m512 lo = _mm512_set1_ps((float)p->c_min), hi = _mm512_set1_ps((float)p->c_max);
-	for (size_t r = 0; r < rows; r++) {
-		const uint8_t *xr = x + r * n;
-		uint8_t *yr = y + r * n;
-		/* S1 by vpsadbw (u64 lanes), S2 by vpmaddwd of the codes widened to
-		 * int16 (each pair <= 130050 in an int32 lane, the lanes summed in
-		 * int64): integers, exact in any order */
-		__m512i s1v = _mm512_setzero_si512(), s2v = _mm512_setzero_si512();
-		for (size_t i = 0; i < n; i += 32) {
-			__mmask32 k = n - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (n - i)) - 1;
-			__m256i b = _mm256_maskz_loadu_epi8(k, xr + i);
-			__m512i w = _mm512_cvtepu8_epi16(b);
-			s1v = _mm512_add_epi64(s1v, _mm512_sad_epu8(_mm512_zextsi256_si512(b),
-								    _mm512_setzero_si512()));
-			__m512i sq = _mm512_madd_epi16(w, w);
-			s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sq)));
-			s2v = _mm512_add_epi64(s2v, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(sq, 1)));
-		}
-		float mean_s, a_s = q8_layernorm_from_sums(_mm512_reduce_add_epi64(s1v),
-							   _mm512_reduce_add_epi64(s2v), n, p, &mean_s);
-		__m512 mean = _mm512_set1_ps(mean_s), a = _mm512_set1_ps(a_s);
-		for (size_t i = 0; i < n; i += 16) {
-			__mmask16 k = lanes16(n - i);
-			__m512 xv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, xr + i)));
-			__m512 d = _mm512_mul_ps(_mm512_sub_ps(xv, mean), a);
-			__m512 f = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, p->gamma_q + i),
-						   _mm512_maskz_loadu_ps(k, p->beta_q + i));
-			row_store16(f, lo, hi, k, yr + i);
-		}
+	size_t r = 0;
+	/* eight rows' scalars in one go: the square root and divisions per
+	 * row were the latency of a row of a few dozen codes */
+	for (; n > 0 && r + 8 <= rows; r += 8) {
+		int64_t s1[8], s2[8];
+		float mean[8], a[8];
+		for (int t = 0; t < 8; t++)
+			layernorm_sums(x + (r + (size_t)t) * n, n, &s1[t], &s2[t]);
+		layernorm_scalars8(s1, s2, n, p, mean, a);
+		for (int t = 0; t < 8; t++)
+			layernorm_apply(x + (r + (size_t)t) * n, n, mean[t], a[t], p, lo, hi,
+					y + (r + (size_t)t) * n);
+	}
+	for (; r < rows; r++) {
+		int64_t s1, s2;
+		layernorm_sums(x + r * n, n, &s1, &s2);
+		float mean, a = q8_layernorm_from_sums(s1, s2, n, p, &mean);
+		layernorm_apply(x + r * n, n, mean, a, p, lo, hi, y + r * n);
 	}
 }
 

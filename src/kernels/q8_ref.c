@@ -386,9 +386,11 @@ static void matmul_run(const struct qmatmul_params *p, const uint8_t *a, int lda
 		for (int j = 0; j < p->n; j++) {
 			/* |acc| <= 65025 * K < 2^31 for K <= Q8_K_MAX */
 			int32_t acc = 0;
+			size_t bj = p->b_trans ? (size_t)j * (size_t)ldb : (size_t)j;
+			size_t bk = p->b_trans ? 1 : (size_t)ldb;
 			for (int kk = 0; kk < p->k; kk++)
 				acc += ((int32_t)ai[kk] - p->a_zero) *
-				       ((int32_t)b[(size_t)kk * (size_t)ldb + (size_t)j] - p->b_zero);
+				       ((int32_t)b[bj + (size_t)kk * bk] - p->b_zero);
 			c[(size_t)i * (size_t)ldc + (size_t)j] = q8_matmul_requant(acc, p);
 		}
 	}

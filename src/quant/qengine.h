@@ -134,6 +134,13 @@ void qmodel_layer_view(const struct qmodel *m, int layer, struct qlayer_view *ou
  * uint8, false when it stays float (logits, fallback-only values) or is a constant. */
 bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp);
 
+/* Whether v has a quantization (qmodel_value_qparams, kept so that a .presso
+ * file stores what it always did) that no step rounds to: the product of a
+ * MatMul whose bias Add the engine folds into the GEMM's int32 bias. Readers
+ * that mirror the engine (an exported QDQ model, fake quantization in
+ * training) treat v as float. */
+bool qmodel_value_is_folded(const struct qmodel *m, int v);
+
 /* The graph the model was built from. */
 const struct graph *qmodel_graph(const struct qmodel *m);
 

@@ -19,7 +19,11 @@
  *      Sub, activation - constant) of an activation and a constant that
  *      broadcasts to one image is an ADD whose second operand is a tile: the
  *      constant laid out as one image of the activation, quantized to 8 bits
- *      over its own range (add_const_tile). LUT is any
+ *      over its own range (add_const_tile); when the activation is a MatMul
+ *      product that only it reads and the constant lies along the last axis
+ *      (a Linear's bias), the Add is folded into the MatMul's GEMM instead
+ *      (bias_add_after): no step of its own, the constant in the int32
+ *      bias, the GEMM writing the Add's output. LUT is any
  *      element-wise function of one uint8 tensor (Sigmoid, Tanh, HardSigmoid,
  *      HardSwish, LeakyRelu, Sqrt, Erf, Exp, Neg, Reciprocal, Abs; Add, Sub,
  *      Mul, Div, Pow and PRelu with a constant scalar): a 256-entry table made
@@ -29,13 +33,16 @@
  *      two spatial axes of a 4-D tensor, or over the tokens of a [N, T, D]
  *      one, is a GAP. MatMul of two activations (QMATMUL), Transpose,
  *      Softmax and LayerNormalization over the last axis run in integers
- *      (see layout_plan for their 4-D layout). Everything else (Div of two
+ *      (see layout_plan for their 4-D layout; a QMATMUL reads and writes
+ *      through the head Transposes around it in place, mm_views). Everything else (Div of two
  *      tensors, Pad, Sum, LRN, Concat...) is FALLBACK.
  *      Graph inputs get a QUANTIZE step first; uint8 graph outputs a DEQUANT
  *      step last.
  *   2. a value produced by FC or FALLBACK stays float when it is a graph output
  *      or only fallbacks read it (so the logits are never requantized);
  *      everything else is uint8, 4-D values in NHWC.
+ *      A folded MatMul product stays a quantization group (a .presso file
+ *      stores it) with no buffer (qvalue.folded).
  *   3. ops that do not change the real values (CLAMP, pools, RESHAPE, TRANSPOSE) join their
  *      input's quantization group (union-find): one scale/zero point per group,
  *      taken from the calibration range of the group's head (the value a
@@ -164,6 +171,28 @@ static int const_operand_input(const struct graph *g, const struct node *n)
 		}
 		if (fits)
 			return k;
+	}
+	return -1;
+}
+
+/* The bias Add folded into MatMul node i (see build's step 1): the reader j of
+ * the product when it is the only one and an ADD of a constant along the
+ * product's last axis only ([N] or [1,..,1,N]: one value per output column),
+ * else -1. */
+static int bias_add_after(const struct graph *g, const enum qkind *kind, int i)
+{
+	const struct node *n = &g->nodes[i];
+	if (kind[i] != QK_FC || n->op != OP_MATMUL || g->values[n->output].n_consumers != 1 ||
+	    is_graph_output(g, n->output))
+		return -1;
+	int64_t n_out = g->values[n->inputs[1]].shape.dims[1];
+	for (int j = i + 1; j < g->n_nodes; j++) {
+		const struct node *a = &g->nodes[j];
+		int k = kind[j] == QK_ADD ? const_operand_input(g, a) : -1;
+		if (k < 0 || a->inputs[k] != n->output)
+			continue;
+		const struct shape *cs = &g->values[a->inputs[1 - k]].shape;
+		return shape_numel(cs) == n_out && cs->dims[cs->n_dims - 1] == n_out ? j : -1;
 	}
 	return -1;
 }
@@ -477,6 +506,15 @@ static float layer_bias(const struct graph *g, const struct node *n, int64_t c)
 	return beta * (shape_numel(&b->shape) == 1 ? b->data[0] : b->data[c]);
 }
 
+/* Column c of the constant a bias Add (bias_add_after) adds: negated for a
+ * Sub (activation - constant). */
+static double folded_bias(const struct graph *g, const struct node *add, int64_t c)
+{
+	int k = const_operand_input(g, add);
+	double b = g->values[add->inputs[1 - k]].data[c];
+	return add->op == OP_SUB ? -b : b;
+}
+
 /* Output clamp of a step writing value out with an optional activation node. */
 static void step_clamp(const struct graph *g, const struct qparams *qp, int act, struct qstep *st)
 {
@@ -499,8 +537,13 @@ static void step_clamp(const struct graph *g, const struct qparams *qp, int act,
 	}
 }
 
+/* The layer of step st: weights quantized (or taken from the preset), packed;
+ * int32 biases and requantization to the step's output. bias_add: the Add
+ * folded into the layer (bias_add_after), NULL none; its constant joins the
+ * int32 bias the kernels add (L->bias), not the layer's own bias (L->bias_q,
+ * what files store and exporters write), which the graph's Add still holds. */
 static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const struct calib *cal,
-				      const struct layer_policy *lp)
+				      const struct layer_policy *lp, const struct node *bias_add)
 {
 	const struct graph *g = m->g;
 	const struct node *n = &g->nodes[st->node];
@@ -580,8 +623,12 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 			bq = BIAS_LIMIT;
 		if (bq < -BIAS_LIMIT)
 			bq = -BIAS_LIMIT;
-		L->bias[c] = (int32_t)bq;
 		L->bias_q[c] = (int32_t)bq;
+		/* the folded Add's constant in the same units */
+		if (bias_add && real > 0)
+			bq = fmin(fmax(bq + nearbyint(folded_bias(g, bias_add, c) / real), -BIAS_LIMIT),
+				  BIAS_LIMIT);
+		L->bias[c] = (int32_t)bq;
 		if (float_out) {
 			L->mult[c] = 0;
 			L->shift[c] = 0;
@@ -675,7 +722,7 @@ static enum presso_status build_rowwise(struct qmodel *m, struct qstep *st)
 		st->qmm = (struct qmatmul_params){
 			.a_zero = x->zero, .b_zero = b->zero, .c_zero = o->zero,
 			.rq_scale = (float)real, .q31 = m->requant == REQUANT_Q31,
-			.c_min = st->lo, .c_max = st->hi,
+			.c_min = st->lo, .c_max = st->hi, .b_trans = st->qmm.b_trans,
 		};
 		quant_multiplier(real, &st->qmm.mult, &st->qmm.shift);
 	} else if (st->kind == QK_SOFTMAX) {
@@ -739,6 +786,156 @@ static bool same_memory_order(const struct qmodel *m, int a, int b)
 	if (an && bn && sa->n_dims == 4 && sb->n_dims == 4)
 		return memcmp(sa->dims, sb->dims, sizeof(int64_t) * 4) == 0;
 	return false;
+}
+
+/* Whether node i is a Reshape of an NHWC value [N,C,H,W] to [N,C,HW] whose
+ * only reader is a Transpose to [N,HW,C] (how PyTorch exports a ViT's patch
+ * embedding): the NHWC bytes are then that Transpose's output in logical
+ * order, and both steps alias the conv's buffer instead of copying. */
+static bool nhwc_to_tokens(const struct qmodel *m, const enum qkind *kind, int i)
+{
+	const struct graph *g = m->g;
+	const struct node *n = &g->nodes[i];
+	if (kind[i] != QK_RESHAPE || !m->v[n->inputs[0]].nhwc)
+		return false;
+	const struct shape *xs = &g->values[n->inputs[0]].shape, *rs = &g->values[n->output].shape;
+	const struct value *r = &g->values[n->output];
+	if (rs->n_dims != 3 || rs->dims[0] != xs->dims[0] || rs->dims[1] != xs->dims[1] ||
+	    rs->dims[2] != xs->dims[2] * xs->dims[3] || r->n_consumers != 1 ||
+	    is_graph_output(g, n->output))
+		return false;
+	for (int j = i + 1; j < g->n_nodes; j++) {
+		const struct node *t = &g->nodes[j];
+		if (t->n_inputs < 1 || t->inputs[0] != n->output)
+			continue;
+		return kind[j] == QK_TRANSPOSE && t->a.n_ints == 3 && t->a.ints[0] == 0 &&
+		       t->a.ints[1] == 2 && t->a.ints[2] == 1 && m->v[t->output].dom == QD_U8 &&
+		       !m->v[t->output].nhwc;
+	}
+	return false;
+}
+
+/* --- MatMuls through transposes -------------------------------------------
+ * Attention splits heads with a Transpose of [N,T,H,D] to [N,H,T,D] before
+ * q·kᵀ and attn·v (and [N,H,D,T] for kᵀ) and merges them with one after.
+ * A Transpose of 4-D values that keeps the batch axis first, and whose output
+ * only a QMATMUL reads (or that is the only reader of a QMATMUL's output), is
+ * a strided view instead of a copy: the QMATMUL
+ * reads its operand from the Transpose's input (or writes its result into
+ * the Transpose's output) at the permuted strides, one kernel call per image
+ * and head, and the Transpose copies nothing. A's and C's last axis must stay
+ * the buffer's last (stride 1); B's may be (rows of B at a stride) or be its
+ * second last (B given transposed, qmatmul_params.b_trans: the keys of kᵀ). */
+
+/* Node t's perm when it is a Transpose of a 4-D value keeping axis 0 first. */
+static const int64_t *batch_first_perm(const struct graph *g, const enum qkind *kind, int t)
+{
+	const struct node *n = &g->nodes[t];
+	if (kind[t] != QK_TRANSPOSE || n->a.n_ints != 4 || n->a.ints[0] != 0 ||
+	    g->values[n->inputs[0]].shape.n_dims != 4 || is_graph_output(g, n->output))
+		return NULL;
+	return n->a.ints;
+}
+
+/* The only reader of value v, -1 when it has none or more. */
+static int only_reader(const struct graph *g, int v)
+{
+	if (g->values[v].n_consumers != 1 || is_graph_output(g, v))
+		return -1;
+	for (int j = 0; j < g->n_nodes; j++)
+		for (int k = 0; k < g->nodes[j].n_inputs; k++)
+			if (g->nodes[j].inputs[k] == v)
+				return j;
+	return -1;
+}
+
+/* The QMATMUL that reads Transpose t's output in place (see above), -1 none. */
+static int mm_view_reader(const struct graph *g, const enum qkind *kind, int t)
+{
+	const int64_t *perm = batch_first_perm(g, kind, t);
+	int j = perm ? only_reader(g, g->nodes[t].output) : -1;
+	if (j < 0 || kind[j] != QK_QMATMUL || g->values[g->nodes[j].inputs[0]].shape.n_dims != 4 ||
+	    g->values[g->nodes[j].inputs[1]].shape.n_dims != 4)
+		return -1;
+	if (g->nodes[j].inputs[0] == g->nodes[t].output)
+		return perm[3] == 3 ? j : -1;
+	return perm[3] == 3 || perm[2] == 3 ? j : -1;
+}
+
+/* The Transpose that only reads QMATMUL j's output and that j writes in place
+ * (see above), -1 none. */
+static int mm_view_writer(const struct graph *g, const enum qkind *kind, int j)
+{
+	const struct node *n = &g->nodes[j];
+	if (kind[j] != QK_QMATMUL || g->values[n->output].shape.n_dims != 4 ||
+	    g->values[n->inputs[1]].shape.n_dims != 4)
+		return -1;
+	int t = only_reader(g, n->output);
+	const int64_t *perm = t >= 0 ? batch_first_perm(g, kind, t) : NULL;
+	/* not a Transpose that is a view for a QMATMUL after it already */
+	return perm && perm[3] == 3 && mm_view_reader(g, kind, t) < 0 ? t : -1;
+}
+
+/* Row-major element strides of a 4-D value's axes (per image: axis 0's is one
+ * image's size, which the batch does not change). */
+static void strides4(const struct shape *s, int64_t *st)
+{
+	st[3] = 1;
+	for (int d = 2; d >= 0; d--)
+		st[d] = st[d + 1] * s->dims[d + 1];
+}
+
+/* Sets up QMATMUL step st (node j) to read and write through the Transpose
+ * views around it; *t_out: the Transpose it writes into, -1 none. */
+static void mm_views(struct qmodel *m, const enum qkind *kind, int j, struct qstep *st,
+		     int *t_out)
+{
+	const struct graph *g = m->g;
+	const struct node *n = &g->nodes[j];
+	*t_out = -1;
+	for (int k = 0; k < 3; k++) {
+		int v = k < 2 ? n->inputs[k] : n->output;
+		st->mm_val[k] = v;
+		if (g->values[v].shape.n_dims == 4)
+			strides4(&g->values[v].shape, st->mm_stride[k]);
+	}
+	for (int k = 0; k < 2; k++) {
+		int t = g->values[n->inputs[k]].producer;
+		if (t < 0 || mm_view_reader(g, kind, t) != j)
+			continue;
+		/* operand axis i is the Transpose input's axis perm[i] */
+		const int64_t *perm = g->nodes[t].a.ints;
+		int src = g->nodes[t].inputs[0];
+		int64_t s[4];
+		strides4(&g->values[src].shape, s);
+		for (int i = 0; i < 4; i++)
+			st->mm_stride[k][i] = s[perm[i]];
+		st->mm_val[k] = src;
+		st->mm_view = true;
+		st->qmm.b_trans = k == 1 && perm[3] != 3;
+	}
+	int t = mm_view_writer(g, kind, j);
+	if (t >= 0) {
+		/* the Transpose's output axis i is C's axis perm[i] */
+		const int64_t *perm = g->nodes[t].a.ints;
+		int dst = g->nodes[t].output;
+		int64_t s[4];
+		strides4(&g->values[dst].shape, s);
+		for (int i = 0; i < 4; i++)
+			st->mm_stride[2][perm[i]] = s[i];
+		st->mm_val[2] = dst;
+		st->mm_view = true;
+		*t_out = t;
+	}
+}
+
+/* The value the step of node i writes: the output of the Relu/Clip fused
+ * into it, else of the bias Add folded into it, else its own. */
+static int step_output(const struct graph *g, int i, const int *act_of, const int *fold_of)
+{
+	if (act_of[i] >= 0)
+		return g->nodes[act_of[i]].output;
+	return fold_of[i] >= 0 ? g->nodes[fold_of[i]].output : g->nodes[i].output;
 }
 
 static void size_accounting(struct qmodel *m, const struct policy *pol)
@@ -868,7 +1065,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 				   pol->n_layers, n_layers);
 	}
 	struct qmodel *m = calloc(1, sizeof *m);
-	int *act_of = NULL, *layer_of_node = NULL;
+	int *act_of = NULL, *layer_of_node = NULL, *fold_of = NULL;
 	enum qkind *kind = NULL;
 	bool *logical = NULL;
 	if (!m)
@@ -910,10 +1107,11 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->bufs = calloc((size_t)(2 * nv + GRAPH_MAX_INPUTS * nn + nn + 1), sizeof *m->bufs);
 	act_of = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
 	layer_of_node = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
+	fold_of = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
 	kind = malloc(sizeof *kind * (size_t)(nn ? nn : 1));
 	logical = calloc((size_t)(nv ? nv : 1), sizeof *logical);
 	if (!m->v || !m->qp || !m->steps || !m->layers || !m->bufs || !act_of || !layer_of_node ||
-	    !kind || !logical)
+	    !fold_of || !kind || !logical)
 		goto nomem;
 	for (int v = 0; v < nv; v++) {
 		m->v[v] = (struct qvalue){.dom = value_is_const(&g->values[v]) ? QD_CONST : QD_NONE,
@@ -922,6 +1120,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	for (int i = 0; i < nn; i++) {
 		act_of[i] = -1;
 		layer_of_node[i] = -1;
+		fold_of[i] = -1;
 	}
 	for (int i = 0; i < n_layers; i++)
 		layer_of_node[layers[i].node] = i;
@@ -966,6 +1165,22 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			    preset->qp[x].bits == 0)
 				kind[i] = QK_FALLBACK;
 	}
+	/* a MatMul whose only reader is a bias Add (PyTorch's Linear over tokens:
+	 * MatMul, then Add(bias, product)) computes the sum in one GEMM: the
+	 * bias joins its int32 bias, it requantizes straight to the Add's output
+	 * (through the clamp fused into the Add) and the Add has no step. The
+	 * graph keeps the Add, so the fold is made again at every build and a
+	 * .presso file still holds the product's quantization (the value stays
+	 * a group, marked folded, with no buffer). A file whose Add output has
+	 * no quantization keeps the two steps. */
+	for (int i = 0; i < nn; i++) {
+		int j = bias_add_after(g, kind, i);
+		if (j < 0 || (preset && preset->qp[step_output(g, j, act_of, fold_of)].bits == 0))
+			continue;
+		fold_of[i] = j;
+		act_of[i] = act_of[j];
+		kind[j] = QK_NONE;
+	}
 	/* a layer the policy names must run as one (else its choices would be lost) */
 	for (int i = 0; i < n_layers; i++) {
 		int ni = layers[i].node;
@@ -985,13 +1200,16 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	for (int i = 0; i < nn; i++) {
 		if (kind[i] == QK_NONE)
 			continue;
-		int out_v = act_of[i] >= 0 ? g->nodes[act_of[i]].output : g->nodes[i].output;
-		m->v[out_v].dom = QD_U8;
+		m->v[step_output(g, i, act_of, fold_of)].dom = QD_U8;
+		if (fold_of[i] >= 0) {
+			m->v[g->nodes[i].output].dom = QD_U8;
+			m->v[g->nodes[i].output].folded = true;
+		}
 	}
 	for (int i = nn - 1; i >= 0; i--) {
 		if (kind[i] != QK_FC && kind[i] != QK_FALLBACK)
 			continue;
-		if (act_of[i] >= 0)
+		if (act_of[i] >= 0 || fold_of[i] >= 0)
 			continue;
 		/* float when every reader (if any) is a fallback and it is read or
 		 * a graph output: an integer step reading it keeps it uint8 */
@@ -1052,7 +1270,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 
 	/* 4. steps, layers, buffers */
 	for (int v = 0; v < nv; v++) {
-		if (m->v[v].dom == QD_U8 || m->v[v].dom == QD_F32)
+		if ((m->v[v].dom == QD_U8 && !m->v[v].folded) || m->v[v].dom == QD_F32)
 			m->v[v].buf = add_buf(m, v, m->v[v].dom == QD_F32);
 	}
 	for (int i = 0; i < g->n_inputs; i++) {
@@ -1074,7 +1292,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		struct qstep *st = &m->steps[m->n_steps++];
 		*st = (struct qstep){.kind = kind[i], .node = i, .n_in = n->n_inputs, .layer = -1,
 				     .tmp_out = -1};
-		st->out = act_of[i] >= 0 ? g->nodes[act_of[i]].output : n->output;
+		st->out = step_output(g, i, act_of, fold_of);
 		for (int k = 0; k < n->n_inputs; k++) {
 			st->in[k] = n->inputs[k];
 			st->tmp_in[k] = -1;
@@ -1087,12 +1305,35 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			/* a standalone Relu/Clip: a clamp in its input's quantization */
 			step_clamp(g, &m->qp[st->out], i, st);
 		}
-		if (kind[i] == QK_RESHAPE && same_memory_order(m, n->inputs[0], st->out)) {
+		int from = n->n_inputs > 0 ? g->values[n->inputs[0]].producer : -1;
+		if ((kind[i] == QK_RESHAPE &&
+		     (same_memory_order(m, n->inputs[0], st->out) || nhwc_to_tokens(m, kind, i))) ||
+		    (kind[i] == QK_TRANSPOSE && from >= 0 && nhwc_to_tokens(m, kind, from))) {
 			st->alias = true;
 			/* share the input's buffer: extend its lifetime instead */
 			int ib = m->v[n->inputs[0]].buf;
 			m->bufs[m->v[st->out].buf].first = -3; /* unused */
 			m->v[st->out].buf = ib;
+		}
+		/* a Transpose a QMATMUL reads or writes in place: no copy, and
+		 * the value it writes (one the QMATMUL reads) no buffer */
+		if (kind[i] == QK_TRANSPOSE &&
+		    (mm_view_reader(g, kind, i) >= 0 ||
+		     (from >= 0 && mm_view_writer(g, kind, from) == i)))
+			st->alias = true;
+		if (kind[i] == QK_TRANSPOSE && mm_view_reader(g, kind, i) >= 0) {
+			m->bufs[m->v[st->out].buf].first = -3;
+			m->v[st->out].buf = -1;
+		}
+		if (kind[i] == QK_QMATMUL) {
+			int t_out;
+			mm_views(m, kind, i, st, &t_out);
+			if (t_out >= 0) { /* C goes to the Transpose's output */
+				m->bufs[m->v[st->out].buf].first = -3;
+				m->v[st->out].buf = -1;
+			}
+			for (int k = 0; k < 3; k++)
+				use_buf(m, m->v[st->mm_val[k]].buf, si);
 		}
 		use_buf(m, m->v[st->out].buf, si);
 		if (kind[i] == QK_FALLBACK) {
@@ -1190,7 +1431,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 			st->layer = li;
 			m->layers[li].macs = layers[li].macs;
 			m->layers[li].params = layers[li].params;
-			if ((s = build_layer(m, st, cal, &pol->layers[li])) != PRESSO_OK)
+			const struct node *bias_add = fold_of[i] >= 0 ? &g->nodes[fold_of[i]] : NULL;
+			if ((s = build_layer(m, st, cal, &pol->layers[li], bias_add)) != PRESSO_OK)
 				goto fail;
 		}
 	}
@@ -1234,6 +1476,7 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	free(layers);
 	free(act_of);
 	free(layer_of_node);
+	free(fold_of);
 	free(kind);
 	free(logical);
 	*out = m;
@@ -1246,6 +1489,7 @@ fail:
 	free(layers);
 	free(act_of);
 	free(layer_of_node);
+	free(fold_of);
 	free(kind);
 	free(logical);
 	qmodel_free(m);
@@ -1322,6 +1566,11 @@ bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp)
 		return false;
 	*qp = m->qp[v];
 	return true;
+}
+
+bool qmodel_value_is_folded(const struct qmodel *m, int v)
+{
+	return v >= 0 && v < m->g->n_values && m->v[v].folded;
 }
 
 enum requant_mode qmodel_requant(const struct qmodel *m)

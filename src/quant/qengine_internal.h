@@ -50,6 +50,9 @@ struct qvalue {
 	int group;      /* union-find parent for quantization groups */
 	int buf;        /* u8 buffer (or f32 buffer for QD_F32 values), -1 none */
 	int f32_buf;    /* float buffer of a graph input or a dequantized output */
+	bool folded;    /* a quantization group (a .presso file stores it) that no
+			   step writes: the product of a MatMul whose bias Add the
+			   GEMM adds in int32; buf is -1 */
 };
 
 struct qlayer {
@@ -95,8 +98,17 @@ struct qstep {
 	uint8_t *lut;             /* LUT: [256] output code of each input code */
 	int lut_in;               /* LUT: the input that is the activation */
 	int tmp_in[GRAPH_MAX_INPUTS], tmp_out; /* FALLBACK float buffers, -1 none */
-	bool alias;               /* RESHAPE that shares its input's memory */
+	bool alias;               /* RESHAPE that shares its input's memory, or a
+				     Reshape [N,C,H,W] -> [N,C,HW] of an NHWC value
+				     and the Transpose to [N,HW,C] after it: the
+				     NHWC bytes are that Transpose's output in
+				     logical order, so both steps copy nothing */
 	struct qmatmul_params qmm;   /* QMATMUL: m, n, k set per run */
+	bool mm_view;             /* QMATMUL of 4-D values that reads A or B, or
+				     writes C, through a Transpose keeping the
+				     batch axis first (mm_view_reader): */
+	int mm_val[3];            /* A, B, C: the value whose buffer holds it */
+	int64_t mm_stride[3][4];  /* the element strides of its four axes there */
 	struct qsoftmax_params sm;   /* SOFTMAX: exp_table points into ftab */
 	struct qlayernorm_params ln; /* LAYERNORM: gamma_q, beta_q point into ftab */
 	float *ftab;              /* SOFTMAX [256] exp(-s_x d); LAYERNORM [2][n] */

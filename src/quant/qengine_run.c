@@ -682,8 +682,11 @@ static void run_qmatmul(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
 	const struct shape *as = &e->shapes[st->in[0]], *bs = &e->shapes[st->in[1]];
-	const uint8_t *a = buf_ptr(e, m->v[st->in[0]].buf), *b = buf_ptr(e, m->v[st->in[1]].buf);
-	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
+	/* the buffers that hold A, B and C: their own, or those of the
+	 * Transposes read or written in place */
+	const uint8_t *a = buf_ptr(e, m->v[st->mm_val[0]].buf);
+	const uint8_t *b = buf_ptr(e, m->v[st->mm_val[1]].buf);
+	uint8_t *y = buf_ptr(e, m->v[st->mm_val[2]].buf);
 	int k = (int)as->dims[as->n_dims - 1], n = (int)bs->dims[bs->n_dims - 1];
 	int rows = (int)as->dims[as->n_dims - 2];
 	if (rows == 0 || n == 0)
@@ -692,6 +695,19 @@ static void run_qmatmul(const struct qengine *e, const struct qstep *st)
 	struct qmatmul_params p = st->qmm;
 	p.k = k;
 	p.n = n;
+	if (st->mm_view) {
+		/* A, B and C are strided views of 4-D buffers: one call per image
+		 * and head, rows at the row axis' stride */
+		const int64_t *sa = st->mm_stride[0], *sb = st->mm_stride[1], *sc = st->mm_stride[2];
+		int ldb = (int)(p.b_trans ? sb[3] : sb[2]);
+		p.m = rows;
+		for (int64_t i = 0; i < as->dims[0]; i++)
+			for (int64_t h = 0; h < as->dims[1]; h++)
+				m->matmul->run(&p, a + i * sa[0] + h * sa[1], (int)sa[2],
+					       b + i * sb[0] + h * sb[1], ldb, y + i * sc[0] + h * sc[1],
+					       (int)sc[2], e->scratch);
+		return;
+	}
 	if (bs->n_dims == 2) {
 		p.m = (int)(shape_numel(as) / k);
 		m->matmul->run(&p, a, k, b, n, y, n, e->scratch);
@@ -705,6 +721,8 @@ static void run_qmatmul(const struct qengine *e, const struct qstep *st)
 
 static void run_transpose(const struct qengine *e, const struct qstep *st)
 {
+	if (st->alias) /* [N,C,HW] -> [N,HW,C] of an NHWC conv output: its bytes */
+		return;
 	const struct qmodel *m = e->m;
 	const struct node *n = &m->g->nodes[st->node];
 	const struct shape *xs = &e->shapes[st->in[0]];

@@ -187,7 +187,7 @@ static enum presso_status refresh_ranges(struct run *r, bool first)
 	for (int vq = 0; vq < gq->n_values; vq++) {
 		struct qparams qp;
 		if (value_is_const(&gq->values[vq]) || qmodel_value_group(m, vq) != vq ||
-		    !qmodel_value_qparams(m, vq, &qp))
+		    qmodel_value_is_folded(m, vq) || !qmodel_value_qparams(m, vq, &qp))
 			continue;
 		int v = own ? graph_find_value(g, gq->values[vq].name) : vq;
 		if (v < 0 || value_is_const(&g->values[v]) || v == logits)

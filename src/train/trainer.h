@@ -19,7 +19,9 @@
  * engine would give it: the trainer builds the quantized model of the current
  * weights (calibration on the calibration split with the config's method,
  * then qmodel_build) and reads each quantization group's parameters back
- * (qmodel_value_qparams). That happens before the first step, at every epoch's
+ * (qmodel_value_qparams; not a MatMul product the engine folds into the GEMM
+ * with its bias Add, qmodel_value_is_folded, which it never rounds). That
+ * happens before the first step, at every epoch's
  * start and every calib_every steps; the checkpoint keeps the ranges in use.
  */
 #ifndef PRESSO_TRAIN_TRAINER_H
