@@ -38,7 +38,7 @@ static void check_and_draw(const struct dataset *ds, bool nhwc_out)
 	if (ds->n == 0)
 		return;
 
-	struct normalize norm = {1.0f / 255, 1, {0.5f}, {0.25f}};
+	struct normalize norm = {1.0f / 255, 1, 1, 1, {0.5f}, {0.25f}};
 	FUZZ_CHECK(dataset_check_normalize(ds, &norm) == PRESSO_OK);
 	int64_t idx[2] = {0, ds->n - 1};
 	size_t image = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
