@@ -1,8 +1,11 @@
 /* bench_qgemm.c - INT8 GEMM throughput in MACs per cycle, one core: each presso
  * path (kernels_q8.h) and, when built with HAVE_DNNL, oneDNN's matmul primitive.
  *
- * usage: bench_qgemm [--seconds S] [--onednn-only] [MxNxK ...]
+ * usage: bench_qgemm [--seconds S] [--onednn-only] [--float-rq] [MxNxK ...]
  * Default shapes (M, N, K): 1x128x512 64x128x1152 64x64x576 256x256x256 1024x1024x1024.
+ * presso requantizes in Q31 fixed point (mult, shift) unless --float-rq asks
+ * for the float form (rq_scale, the engine's default); oneDNN always gets
+ * float output scales.
  *
  * The operation is the one presso runs: C[m][n] (uint8) = requantize(bias_eff[n] +
  * sum_k A[m][k] (uint8) * W[n][k] (int8)) with per-channel multipliers, shifts
@@ -143,6 +146,9 @@ static double time_best(void (*fn)(void *), void *ctx, double seconds)
 
 /* --- presso paths --------------------------------------------------------------- */
 
+/* --float-rq: presso requantizes with rq_scale (float) instead of mult/shift. */
+static bool float_rq;
+
 struct presso_run {
 	const struct qgemm_ukernel *uk;
 	const struct problem *pb;
@@ -163,7 +169,8 @@ static void presso_setup(struct presso_run *r, const struct qgemm_ukernel *uk,
 	*r = (struct presso_run){.uk = uk, .pb = pb};
 	r->p = (struct qgemm_params){
 		.m = pb->m, .n = pb->n, .k = pb->k, .bias = pb->bias, .mult = pb->mult,
-		.shift = pb->shift, .c_zero = pb->c_zero, .c_min = 0, .c_max = 255,
+		.shift = pb->shift, .rq_scale = float_rq ? pb->scale : NULL,
+		.c_zero = pb->c_zero, .c_min = 0, .c_max = 255,
 	};
 	r->packed = xmalloc(uk->packed_bytes(pb->n, pb->k));
 	uk->pack(pb->n, pb->k, pb->w, r->packed);
@@ -298,11 +305,14 @@ int main(int argc, char **argv)
 			seconds = atof(argv[++i]);
 		} else if (strcmp(argv[i], "--onednn-only") == 0) {
 			onednn_only = true;
+		} else if (strcmp(argv[i], "--float-rq") == 0) {
+			float_rq = true;
 		} else if (n_shapes < 32 && sscanf(argv[i], "%dx%dx%d", &shapes[n_shapes][0],
 						   &shapes[n_shapes][1], &shapes[n_shapes][2]) == 3) {
 			n_shapes++;
 		} else {
-			fprintf(stderr, "usage: bench_qgemm [--seconds S] [--onednn-only] [MxNxK ...]\n");
+			fprintf(stderr, "usage: bench_qgemm [--seconds S] [--onednn-only] [--float-rq]"
+				" [MxNxK ...]\n");
 			return 2;
 		}
 	}
@@ -346,6 +356,9 @@ int main(int argc, char **argv)
 #endif
 	printf("# one thread; best of %d samples; %%nom = of the nominal %.0f MACs/cycle,"
 	       " %%meas = of the measured vpdpbusd peak\n", N_SAMPLES, VNNI_NOMINAL_MACS_PER_CYCLE);
+	if (!onednn_only)
+		printf("# presso requantization: %s\n",
+		       float_rq ? "float (rq_scale)" : "Q31 (mult, shift)");
 	printf("%-16s %-34s %8s %8s %7s %7s %5s  %s\n", "MxNxK", "path", "MAC/cyc", "GMAC/s",
 	       "%nom", "%meas", "GHz", "note");
 	for (int s = 0; s < n_shapes; s++) {

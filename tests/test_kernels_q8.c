@@ -643,6 +643,94 @@ Test(q8_requant, through_avx512vnni_gemm)
 	requant_path(Q8_ISA_AVX512VNNI);
 }
 
+/* Q31 requantization through a GEMM's tiles at accs that straddle rounding
+ * boundaries: the avx512vnni tiles screen Q31 in float where every column of
+ * a 32-column panel has shift <= -6 and recompute 4 vectors exactly where
+ * some lane lies within 2e of one (q8_avx512vnni.c), so the expected values
+ * there must come out of the exact steps. k = 1 with weight 1 and A[i] = i,
+ * so row i's acc is bias[j] + i: 8 rows walk 8 consecutive accs per column
+ * across a boundary of either rounding (mul_high's at h = n + 1/2, the
+ * shift's where h / 2^right = n + 1/2), with every shift from -31 to -6 and
+ * c_zero anywhere, so outputs near both clamps are checked too. */
+static void requant_near_ties(enum q8_isa isa)
+{
+	const struct qgemm_ukernel *uk = q8_gemm_for(isa);
+	enum { M_ROWS = 8, N_COLS = 67, N_REPS = 400 };
+	int32_t bias[N_COLS], mult[N_COLS];
+	int8_t shift[N_COLS], w[N_COLS];
+	uint8_t a[M_ROWS], c[M_ROWS * N_COLS];
+	for (int j = 0; j < N_COLS; j++)
+		w[j] = 1;
+	for (int i = 0; i < M_ROWS; i++)
+		a[i] = (uint8_t)i;
+	void *packed = xmalloc(uk->packed_bytes(N_COLS, 1));
+	uk->pack(N_COLS, 1, w, packed);
+	int64_t checked = 0;
+	for (int rep = 0; rep < N_REPS; rep++) {
+		int32_t c_zero = rng_chance(30) ? rng_int(0, 255) : 128;
+		int s_lo = rng_chance(50) ? -31 : rng_int(-31, -6), s_hi = rng_int(s_lo, -6);
+		for (int j = 0; j < N_COLS; j++) {
+			mult[j] = rng_chance(20) ? edge_mults[rng_int(0, N_ELEMS(edge_mults) - 1)]
+						 : (int32_t)rng_range(1 << 30, INT32_MAX);
+			shift[j] = (int8_t)rng_int(s_lo, s_hi);
+			/* target: the real result n + 1/2 (a boundary of the final
+			 * rounding, h = (n + 1/2) 2^right), or next to it the acc
+			 * where acc * mult / 2^31 is itself a half (mul_high's) */
+			double mh = (double)mult[j] / 2147483648.0, h_scale = ldexp(1.0, -shift[j]);
+			double n = rng_int(-c_zero - 3, 258 - c_zero);
+			double acc = rng_chance(80) ? (n + 0.5) * h_scale / mh
+						    : (floor((n + 0.5) * h_scale) + 0.5) / mh;
+			acc += rng_int(-M_ROWS, 0) + (rng_chance(50) ? 0 : rng_int(-2, 2));
+			bias[j] = acc > INT32_MAX - M_ROWS ? INT32_MAX - M_ROWS
+				  : acc < INT32_MIN	 ? INT32_MIN
+							 : (int32_t)acc;
+		}
+		struct qgemm_params p = {
+			.m = M_ROWS, .n = N_COLS, .k = 1, .bias = bias, .mult = mult,
+			.shift = shift, .c_zero = c_zero, .c_min = 0, .c_max = 255,
+		};
+		uk->run(&p, a, 1, packed, c, N_COLS);
+		for (int i = 0; i < M_ROWS; i++)
+			for (int j = 0; j < N_COLS; j++) {
+				int32_t acc = bias[j] + i;
+				cr_assert_eq(c[i * N_COLS + j],
+					     model_out(acc, mult[j], shift[j], c_zero, 0, 255),
+					     "%s: requantize(%d, %d, %d) + %d at row %d column %d",
+					     uk->name, acc, mult[j], shift[j], c_zero, i, j);
+				checked++;
+			}
+	}
+	free(packed);
+	cr_log_info("%s: %lld requantizations near rounding boundaries checked", uk->name,
+		    (long long)checked);
+}
+
+static void requant_near_ties_path(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa)) {
+		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
+			    q8_isa_name(isa));
+		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
+	}
+	rng_seed(300 + isa);
+	requant_near_ties(isa);
+}
+
+Test(q8_requant, near_ties_through_ref_gemm)
+{
+	requant_near_ties_path(Q8_ISA_REF);
+}
+
+Test(q8_requant, near_ties_through_avx2_gemm)
+{
+	requant_near_ties_path(Q8_ISA_AVX2);
+}
+
+Test(q8_requant, near_ties_through_avx512vnni_gemm)
+{
+	requant_near_ties_path(Q8_ISA_AVX512VNNI);
+}
+
 /* ---- depthwise convolution ------------------------------------------------------ */
 
 struct dw_case {

@@ -23,6 +23,9 @@
  * tail waste small. K = 16 with N <= 64 (1x1 convs of 16-channel inputs) is
  * the exception, gemm_k16: 4 rows x all N, the 16 weight vectors in
  * registers for the whole call, one broadcast per 4 vpdpbusd (1.3x).
+ * The 8 x 32 tiles requantize and store 4 vectors at a time, Q31 screened in
+ * float where the shifts allow (see "GEMM tile output" below): their
+ * per-vector epilogue had cost 19 % of the peak at K = 256.
  *
  * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from the
  * NHWC input itself instead of im2col rows; its packed weights are the GEMM
@@ -321,12 +324,177 @@ static ALWAYS_INLINE int32_t load_tail(const uint8_t *p, int n_bytes)
 	return (int32_t)v;
 }
 
+/* --- GEMM tile output: requantize, pack to bytes, store ----------------------------
+ *
+ * A tile's uint8 outputs leave 4 vectors at a time (2 rows x 32 columns, or
+ * 4 rows x 16): each vector requantized to int32 with c_zero added but not
+ * clamped, two vpackssdw and one vpackuswb (saturating: a clamp to [0, 255])
+ * make 64 bytes, one vpermd puts each row's bytes together, and a byte
+ * max/min clamps to [c_min, c_max] (inside [0, 255], so clamping the
+ * saturated value is clamping the exact one). Per 16 outputs that is under
+ * 2 operations besides the requantization, where vpmovdb and the int32
+ * clamp took 3 to 4.
+ *
+ * Q31 requantization, screened in float (RQ_SCREEN): the exact steps
+ * (requant16_q31_r: 64-bit products of even and odd lanes, two roundings)
+ * take 14 vector operations per 16 outputs, which at K = 256 cost as much as
+ * a sixth of the tile's vpdpbusd time. Where every column of the panel has
+ * right = -shift >= GEMM_SCREEN_RIGHT_MIN (no left shift) and mult !=
+ * INT32_MIN, the tile computes instead, per lane,
+ *   t = fma(float(acc), s, z),  s = float(mult) * 2^-(31 + right),
+ *                               z = c_zero + 1/2 + e,
+ *   e = 2^-(min(right, 13) + 1) + 2^-14  (exact in binary32 with z),
+ * and takes floor(t) when frac(t) >= 2e, else recomputes its 4 vectors
+ * with the exact steps. Why floor(t) is exact there: let y = acc * mult /
+ * 2^(31 + right) (real) and w = y + c_zero + 1/2. q31_requantize's first
+ * rounding h = floor(acc * mult / 2^31 + 1/2) is within 2^-(right+1) of y
+ * after the division by 2^right, so where y is farther than 2^-(right+1)
+ * from every half-integer, q31 + c_zero = floor(w). Only outputs with w in
+ * [-1, 257] are not clamped away (then |y| <= 256.5 since 0 <= c_zero <=
+ * 255); there float(acc), s and the fma each err by a relative 2^-24 at
+ * most, so |t - (w + e)| <= 256.5 * 2^-23 * (1 + 2^-24) + 2^-16 (half an
+ * ulp below 512) < 0.76 * 2^-14 =: E, and frac(t) >= 2e puts w in
+ * [floor(t) + e - E, floor(t) + 1 - e + E), inside (floor(t) + 2^-(right+1),
+ * floor(t) + 1 - 2^-(right+1)) because e - E > 2^-(right+1). Outside
+ * [-1, 257] both are clamped to the same bound (t keeps the side of w: its
+ * relative error is below 2^-22). |t| < 2^30 + 258 for right >= 1, so the
+ * conversion cannot overflow. A lane takes the exact steps with
+ * probability about 2e: 2^-11.4 at right = 12 (2.4 % of the groups of 4
+ * vectors), 2^-5.9 at right = 6 (64 %); at 256 x 256 x 256 the screen ran
+ * 1.12x the exact steps at right = 12, 1.02x at 6 and 0.99x at 5, hence
+ * GEMM_SCREEN_RIGHT_MIN. */
+#define GEMM_SCREEN_RIGHT_MIN 6
+
+/* Float constants of the screen for 16 columns (see above). */
+struct rq_screen {
+	__m512 scale, zc, thr;
+};
+
+/* The output clamp [c_min, c_max]. */
+struct clamp_u8 {
+	uint8_t c_min, c_max;
+};
+
+/* The tile's requantization form: float, Q31 screened, or Q31 exact (with
+ * the rare steps tested per block, as requant16_q31 does). */
+enum gemm_rq { GEMM_RQ_F32, GEMM_RQ_SCREEN, GEMM_RQ_Q31 };
+
+/* Screen constants for columns j .. j + 15 (past n: zero, never flagged);
+ * false if some column there cannot be screened (right < GEMM_SCREEN_RIGHT_MIN
+ * or mult = INT32_MIN). */
+static bool rq_screen_init(const int32_t *mult, const int8_t *shift, int32_t c_zero, int j,
+			   int n, struct rq_screen *s)
+{
+	__mmask16 v = (__mmask16)(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+	__m512i m = _mm512_maskz_loadu_epi32(v, mult + j);
+	__m512i right = _mm512_sub_epi32(_mm512_setzero_si512(),
+					 _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(v, shift + j)));
+	if (_mm512_mask_cmplt_epi32_mask(v, right, _mm512_set1_epi32(GEMM_SCREEN_RIGHT_MIN)) ||
+	    _mm512_mask_cmpeq_epi32_mask(v, m, _mm512_set1_epi32(INT32_MIN)))
+		return false;
+	/* scalef multiplies by 2^floor(exponent): exact for these powers of two */
+	__m512 e_exp = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+		_mm512_set1_epi32(-1), _mm512_min_epi32(right, _mm512_set1_epi32(13))));
+	__m512 e = _mm512_add_ps(_mm512_scalef_ps(_mm512_set1_ps(1.0f), e_exp),
+				 _mm512_set1_ps(0x1p-14f));
+	s->scale = _mm512_scalef_ps(_mm512_cvtepi32_ps(m),
+				    _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_set1_epi32(-31),
+									right)));
+	s->zc = _mm512_maskz_add_ps(v, _mm512_set1_ps((float)c_zero + 0.5f), e);
+	s->thr = _mm512_maskz_add_ps(v, e, e);
+	return true;
+}
+
+/* acc requantized with c_zero added, not clamped, in form F (the screened
+ * form ors into *near the lanes that need the exact steps: frac(t) < 2e;
+ * frac by an fnmadd, which runs beside the other float operations). */
+static ALWAYS_INLINE __m512i rq_tile16(enum gemm_rq F, __m512i acc, const struct rq16 *q,
+				       const struct rq_screen *s, const struct rq_out *o,
+				       __mmask16 *near)
+{
+	if (F == GEMM_RQ_F32)
+		return requant16_f32_r(acc, q, o);
+	if (F == GEMM_RQ_Q31)
+		return requant16_q31(acc, q, o);
+	__m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s->scale, s->zc);
+	__m512 f = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+	*near |= _mm512_cmp_ps_mask(_mm512_fnmadd_ps(f, _mm512_set1_ps(1.0f), t), s->thr,
+				    _CMP_LT_OQ);
+	return _mm512_cvtps_epi32(f);
+}
+
+/* Bytes of 4 requantized vectors v[0..3] (after the packs, 128-bit lane i
+ * holds dwords i of v[0], v[1], v[2], v[3]) in the order v[0], v[1], v[2],
+ * v[3], clamped to [c_min, c_max]. */
+static ALWAYS_INLINE __m512i pack_u8x64(const __m512i v[4], __m512i cmin, __m512i cmax)
+{
+	const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11,
+					       15);
+	__m512i b = _mm512_packus_epi16(_mm512_packs_epi32(v[0], v[1]),
+					_mm512_packs_epi32(v[2], v[3]));
+	b = _mm512_permutexvar_epi32(perm, b);
+	return _mm512_min_epu8(_mm512_max_epu8(b, cmin), cmax);
+}
+
+/* Requantizes and stores an MR x (16 * NB) tile acc to c (row stride ldc):
+ * NB = 2: 2 rows per 64 bytes, NB = 1: 4 rows. */
+static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
+					  __m512i acc[GEMM_MR][GEMM_NB], const struct rq16 *q,
+					  const struct rq_screen *s, const struct rq_out *o,
+					  const struct clamp_u8 *cl, uint8_t *c, size_t ldc)
+{
+	const int rows = nb == 2 ? 2 : 4;
+	const __m512i cmin = _mm512_set1_epi8((char)cl->c_min);
+	const __m512i cmax = _mm512_set1_epi8((char)cl->c_max);
+	__mmask64 row_mask = nb == 2 ? (__mmask64)q[0].valid | (__mmask64)q[1].valid << 16
+				     : (__mmask64)q[0].valid;
+#pragma GCC unroll 8
+	for (int r0 = 0; r0 < mr; r0 += rows) {
+		__m512i v[4];
+		__mmask16 near = 0;
+#pragma GCC unroll 4
+		for (int t = 0; t < 4; t++) {
+			int r = r0 + t / nb, b = t % nb;
+			v[t] = r < mr ? rq_tile16(F, acc[r][b], &q[b], &s[b], o, &near) : v[0];
+		}
+		if (F == GEMM_RQ_SCREEN && __builtin_expect(near != 0, 0)) {
+#pragma GCC unroll 4
+			for (int t = 0; t < 4; t++) {
+				int r = r0 + t / nb, b = t % nb;
+				v[t] = r < mr ? requant16_lean(acc[r][b], &q[b], o) : v[0];
+			}
+		}
+		__m512i bytes = pack_u8x64(v, cmin, cmax);
+		if (nb == 2) {
+			_mm256_mask_storeu_epi8(c + (size_t)r0 * ldc, (__mmask32)row_mask,
+						_mm512_castsi512_si256(bytes));
+			if (r0 + 1 < mr)
+				_mm256_mask_storeu_epi8(c + (size_t)(r0 + 1) * ldc,
+							(__mmask32)row_mask,
+							_mm512_extracti64x4_epi64(bytes, 1));
+		} else {
+			_mm_mask_storeu_epi8(c + (size_t)r0 * ldc, (__mmask16)row_mask,
+					     _mm512_castsi512_si128(bytes));
+			if (r0 + 1 < mr)
+				_mm_mask_storeu_epi8(c + (size_t)(r0 + 1) * ldc, (__mmask16)row_mask,
+						     _mm512_extracti32x4_epi32(bytes, 1));
+			if (r0 + 2 < mr)
+				_mm_mask_storeu_epi8(c + (size_t)(r0 + 2) * ldc, (__mmask16)row_mask,
+						     _mm512_extracti32x4_epi32(bytes, 2));
+			if (r0 + 3 < mr)
+				_mm_mask_storeu_epi8(c + (size_t)(r0 + 3) * ldc, (__mmask16)row_mask,
+						     _mm512_extracti32x4_epi32(bytes, 3));
+		}
+	}
+}
+
 /* MR x (16 * NB) tile: rows a[0..MR) (stride lda), panel wp, full K; then
  * requantize and store. MR and NB are constants after inlining, so acc[][]
  * lives in registers. */
-static ALWAYS_INLINE void gemm_tile(bool f32, int mr, int nb, int k, const uint8_t *a,
+static ALWAYS_INLINE void gemm_tile(enum gemm_rq F, int mr, int nb, int k, const uint8_t *a,
 				   size_t lda, const int8_t *wp, const struct rq16 *q,
-				   const struct rq_out *o, uint8_t *c, float *c_f32, size_t off,
+				   const struct rq_screen *s, const struct rq_out *o,
+				   const struct clamp_u8 *cl, uint8_t *c, float *c_f32, size_t off,
 				   size_t ldc)
 {
 	__m512i acc[GEMM_MR][GEMM_NB];
@@ -365,23 +533,28 @@ static ALWAYS_INLINE void gemm_tile(bool f32, int mr, int nb, int k, const uint8
 				acc[r][b] = dpbusd(acc[r][b], av, w[b]);
 		}
 	}
+	if (o->deq) {
 #pragma GCC unroll 8
-	for (int r = 0; r < mr; r++)
+		for (int r = 0; r < mr; r++)
 #pragma GCC unroll 8
-		for (int b = 0; b < nb; b++)
-			store16(f32, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+			for (int b = 0; b < nb; b++)
+				store16(false, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+		return;
+	}
+	gemm_tile_store(F, mr, nb, acc, q, s, o, cl, c + off, ldc);
 }
 
 #define TILE_CASE(MR_, NB_)                                                            \
 	case (MR_) * 4 + (NB_):                                                        \
-		gemm_tile(F32, MR_, NB_, k, a, lda, wp, q, o, c, c_f32, off, ldc);     \
+		gemm_tile(F, MR_, NB_, k, a, lda, wp, q, s, o, cl, c, c_f32, off, ldc);\
 		break
 
-/* One instance per requantization form (F32 a constant inside). */
-static ALWAYS_INLINE void gemm_tile_mode(bool F32, int mr, int nb, int k, const uint8_t *a,
-					 size_t lda, const int8_t *wp, const struct rq16 *q,
-					 const struct rq_out *o, uint8_t *c, float *c_f32,
-					 size_t off, size_t ldc)
+/* One instance per requantization form (F a constant inside). */
+static ALWAYS_INLINE void gemm_tile_mode(enum gemm_rq F, int mr, int nb, int k,
+					 const uint8_t *a, size_t lda, const int8_t *wp,
+					 const struct rq16 *q, const struct rq_screen *s,
+					 const struct rq_out *o, const struct clamp_u8 *cl,
+					 uint8_t *c, float *c_f32, size_t off, size_t ldc)
 {
 	switch (mr * 4 + nb) {
 	TILE_CASE(8, 2); TILE_CASE(8, 1);
@@ -397,14 +570,24 @@ static ALWAYS_INLINE void gemm_tile_mode(bool F32, int mr, int nb, int k, const 
 	}
 }
 
-static void gemm_tile_any(int mr, int nb, int k, const uint8_t *a, size_t lda,
-			  const int8_t *wp, const struct rq16 *q, const struct rq_out *o,
-			  uint8_t *c, float *c_f32, size_t off, size_t ldc)
+static void gemm_tile_any(enum gemm_rq form, int mr, int nb, int k, const uint8_t *a,
+			  size_t lda, const int8_t *wp, const struct rq16 *q,
+			  const struct rq_screen *s, const struct rq_out *o,
+			  const struct clamp_u8 *cl, uint8_t *c, float *c_f32, size_t off,
+			  size_t ldc)
 {
-	if (q[0].f32)
-		gemm_tile_mode(true, mr, nb, k, a, lda, wp, q, o, c, c_f32, off, ldc);
-	else
-		gemm_tile_mode(false, mr, nb, k, a, lda, wp, q, o, c, c_f32, off, ldc);
+	switch (form) {
+	case GEMM_RQ_F32:
+		gemm_tile_mode(GEMM_RQ_F32, mr, nb, k, a, lda, wp, q, s, o, cl, c, c_f32, off, ldc);
+		break;
+	case GEMM_RQ_SCREEN:
+		gemm_tile_mode(GEMM_RQ_SCREEN, mr, nb, k, a, lda, wp, q, s, o, cl, c, c_f32, off,
+			       ldc);
+		break;
+	default:
+		gemm_tile_mode(GEMM_RQ_Q31, mr, nb, k, a, lda, wp, q, s, o, cl, c, c_f32, off, ldc);
+		break;
+	}
 }
 
 _Static_assert(GEMM_MR == 8 && GEMM_NB == 2, "gemm_tile_any lists the tile shapes");
@@ -578,22 +761,31 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 		gemm_sk_run(p, a, lda, packed, panel_bytes, &o, c, ldc);
 		return;
 	}
+	const struct clamp_u8 cl = {p->c_min, p->c_max};
 	int mc = GEMM_A_BLOCK_BYTES / (p->k > 0 ? p->k : 1);
 	mc = mc < GEMM_MR ? GEMM_MR : mc - mc % GEMM_MR;
 	for (int i0 = 0; i0 < p->m; i0 += mc) {
 		int i1 = i0 + mc < p->m ? i0 + mc : p->m;
 		for (int j0 = 0; j0 < p->n; j0 += GEMM_NR) {
 			struct rq16 q[GEMM_NB] = {0};
+			struct rq_screen s[GEMM_NB] = {0};
 			int nb = 0;
-			for (int j = j0; j < p->n && j < j0 + GEMM_NR; j += 16, nb++)
+			bool screen = !p->rq_scale && !p->deq_scale;
+			for (int j = j0; j < p->n && j < j0 + GEMM_NR; j += 16, nb++) {
 				rq16_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j, p->n,
 					  &q[nb]);
+				screen = screen && rq_screen_init(p->mult, p->shift, p->c_zero, j,
+								  p->n, &s[nb]);
+			}
+			enum gemm_rq form = p->rq_scale ? GEMM_RQ_F32
+					    : screen   ? GEMM_RQ_SCREEN
+						       : GEMM_RQ_Q31;
 			const int8_t *wp = (const int8_t *)packed +
 					   (size_t)(j0 / GEMM_NR) * panel_bytes;
 			for (int i = i0; i < i1; i += GEMM_MR) {
 				int mr = i1 - i < GEMM_MR ? i1 - i : GEMM_MR;
-				gemm_tile_any(mr, nb, p->k, a + (size_t)i * lda, (size_t)lda, wp,
-					      q, &o, c, p->c_f32,
+				gemm_tile_any(form, mr, nb, p->k, a + (size_t)i * lda, (size_t)lda,
+					      wp, q, s, &o, &cl, c, p->c_f32,
 					      (size_t)i * ldc + (size_t)j0, (size_t)ldc);
 			}
 		}
