@@ -2908,12 +2908,113 @@ static ALWAYS_INLINE __m128i add16(__m128i a8, __m128i b8, const struct qadd_par
 	return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), o->zero));
 }
 
+/* 64 results at once from their 4 groups of 16 int32 r[k] (each already
+ * rounded: every float form rounds before it clamps, and with integer bounds
+ * rounding and clamping commute): packed with saturation to int16, plus z16
+ * (saturating; 0 where the zero point is in r already), to uint8, then
+ * clamped as bytes; the saturations only meet values beyond the clamp, which
+ * they leave beyond it. The packs interleave the 4 groups per 128-bit lane
+ * (dword 4L + k holds group k's dword L); one vpermd puts them in order. */
+static ALWAYS_INLINE __m512i pack64(const __m512i r[4], __m512i z16, __m512i cmin, __m512i cmax)
+{
+	const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+	__m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), z16);
+	__m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), z16);
+	__m512i v = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(ab, cd));
+	return _mm512_min_epu8(_mm512_max_epu8(v, cmin), cmax);
+}
+
+/* Whether every float result of an elementwise kernel lies within 2^30 of 0
+ * (amax: a bound on |f|), so that its conversion to int32 cannot overflow
+ * and pack64 may clamp after it (NaN: no). */
+static bool f32_fits(double amax)
+{
+	return amax < 1073741824.0;
+}
+
+/* The largest |code - zero| of a uint8 code. */
+static double code_span(int32_t zero)
+{
+	return fmax(fabs((double)zero), fabs(255.0 - (double)zero));
+}
+
+/* Group k (16 codes) of p widened to int32: a plain load where FULL (a
+ * constant), else masked by bits 16 k .. 16 k + 15 of m. */
+static ALWAYS_INLINE __m512i codes16(const uint8_t *p, int k, bool full, __mmask64 m)
+{
+	const uint8_t *q = p + 16 * k;
+	return _mm512_cvtepu8_epi32(full ? _mm_loadu_si128((const __m128i *)q)
+					 : _mm_maskz_loadu_epi8((__mmask16)(m >> (16 * k)), q));
+}
+
+/* CALL with G (1..4, a constant) the groups of 16 that n (1..64) codes take. */
+#define GROUPS_OF(n, CALL)                                                               \
+	do {                                                                             \
+		switch (((n) + 15) / 16) {                                               \
+		case 1: {                                                                \
+			const int G = 1;                                                 \
+			CALL;                                                            \
+		} break;                                                                 \
+		case 2: {                                                                \
+			const int G = 2;                                                 \
+			CALL;                                                            \
+		} break;                                                                 \
+		case 3: {                                                                \
+			const int G = 3;                                                 \
+			CALL;                                                            \
+		} break;                                                                 \
+		default: {                                                               \
+			const int G = 4;                                                 \
+			CALL;                                                            \
+		} break;                                                                 \
+		}                                                                        \
+	} while (0)
+
+/* q8_add_f32 of groups 0..G-1 of 16 codes (the others 0), the rounded sum
+ * without its zero point: the same float operations as add16. */
+static ALWAYS_INLINE void add_r(int G, bool full, const uint8_t *a, const uint8_t *b, __mmask64 m,
+				const struct qadd_params *p, __m512i r[4])
+{
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++) {
+		if (k >= G) {
+			r[k] = _mm512_setzero_si512();
+			continue;
+		}
+		__m512 fa = _mm512_cvtepi32_ps(
+			_mm512_sub_epi32(codes16(a, k, full, m), _mm512_set1_epi32(p->a_zero)));
+		__m512 fb = _mm512_cvtepi32_ps(
+			_mm512_sub_epi32(codes16(b, k, full, m), _mm512_set1_epi32(p->b_zero)));
+		r[k] = _mm512_cvtps_epi32(_mm512_add_ps(_mm512_mul_ps(fa, _mm512_set1_ps(p->a_scale)),
+							_mm512_mul_ps(fb, _mm512_set1_ps(p->b_scale))));
+	}
+}
+
+/* 64 codes a time through pack64 where the sums fit (|f| < 2^30), else 16. */
 void qadd_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
 		     uint8_t *y)
 {
 	struct rq_out o;
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	size_t i = 0;
+	if (f32_fits(code_span(p->a_zero) * fabs((double)p->a_scale) +
+		     code_span(p->b_zero) * fabs((double)p->b_scale) + 1.0) &&
+	    p->c_zero >= -32768 && p->c_zero <= 32767) {
+		const __m512i z16 = _mm512_set1_epi16((short)p->c_zero);
+		const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+		__m512i r[4];
+		for (; i + 64 <= n; i += 64) {
+			add_r(4, true, a + i, b + i, ~0ull, p, r);
+			_mm512_storeu_si512(y + i, pack64(r, z16, cmin, cmax));
+		}
+		if (i < n) {
+			/* masked: the bytes past n are neither read nor written */
+			__mmask64 k = (1ull << (n - i)) - 1;
+			GROUPS_OF(n - i, add_r(G, false, a + i, b + i, k, p, r));
+			_mm512_mask_storeu_epi8(y + i, k, pack64(r, z16, cmin, cmax));
+		}
+		return;
+	}
 	for (; i + 16 <= n; i += 16)
 		_mm_storeu_si128((__m128i *)(y + i),
 				 add16(_mm_loadu_si128((const __m128i *)(a + i)),
@@ -2941,6 +3042,43 @@ static ALWAYS_INLINE __m128i mul16(__m128i a8, __m128i b8, const struct qmul_par
 	return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f));
 }
 
+/* round(fma((a - a_zero) * bz[k], scale, c_zero)) for groups 0..G-1 of 16
+ * codes of a (the others 0), bz[k] the other factor of group k, its zero
+ * point taken off. */
+static ALWAYS_INLINE void mul_r(int G, bool full, const uint8_t *a, const __m512i bz[4], __mmask64 m,
+				const struct qmul_params *p, __m512i r[4])
+{
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++) {
+		if (k >= G) {
+			r[k] = _mm512_setzero_si512();
+			continue;
+		}
+		__m512i acc = _mm512_mullo_epi32(
+			_mm512_sub_epi32(codes16(a, k, full, m), _mm512_set1_epi32(p->a_zero)), bz[k]);
+		r[k] = _mm512_cvtps_epi32(_mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(p->scale),
+							  _mm512_set1_ps((float)p->c_zero)));
+	}
+}
+
+/* The factors bz[0..G-1] of groups of 16 codes of b, zero point taken off. */
+static ALWAYS_INLINE void mul_factors(int G, bool full, const uint8_t *b, __mmask64 m, int32_t b_zero,
+				      __m512i bz[4])
+{
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++)
+		bz[k] = k < G ? _mm512_sub_epi32(codes16(b, k, full, m), _mm512_set1_epi32(b_zero))
+			      : _mm512_setzero_si512();
+}
+
+/* The float form's results all within 2^30 (see f32_fits). */
+static bool mul_fits(const struct qmul_params *p)
+{
+	return f32_fits(code_span(p->a_zero) * code_span(p->b_zero) * fabs((double)p->scale) +
+			fabs((double)p->c_zero) + 1.0);
+}
+
+/* 64 codes a time through pack64 where the results fit, else 16. */
 void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
 		     uint8_t *y)
 {
@@ -2951,6 +3089,23 @@ void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct 
 	struct rq_out o;
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	size_t i = 0;
+	if (mul_fits(p)) {
+		const __m512i z16 = _mm512_setzero_si512();
+		const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+		__m512i bz[4], r[4];
+		for (; i + 64 <= n; i += 64) {
+			mul_factors(4, true, b + i, ~0ull, p->b_zero, bz);
+			mul_r(4, true, a + i, bz, ~0ull, p, r);
+			_mm512_storeu_si512(y + i, pack64(r, z16, cmin, cmax));
+		}
+		if (i < n) {
+			__mmask64 k = (1ull << (n - i)) - 1;
+			GROUPS_OF(n - i, mul_factors(G, false, b + i, k, p->b_zero, bz);
+				  mul_r(G, false, a + i, bz, k, p, r));
+			_mm512_mask_storeu_epi8(y + i, k, pack64(r, z16, cmin, cmax));
+		}
+		return;
+	}
 	for (; i + 16 <= n; i += 16)
 		_mm_storeu_si128((__m128i *)(y + i),
 				 mul16(_mm_loadu_si128((const __m128i *)(a + i)),
@@ -2960,6 +3115,141 @@ void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct 
 		_mm_mask_storeu_epi8(y + i, k,
 				     mul16(_mm_maskz_loadu_epi8(k, a + i), _mm_maskz_loadu_epi8(k, b + i),
 					   p, &o));
+	}
+}
+
+/* Rows of c codes of a by the gate, from chunk ch0 (nb codes, G groups of 16:
+ * constants) on, the gate's factors bz. */
+static ALWAYS_INLINE void mul_rows_chunk(int G, bool full, size_t rows, size_t c, size_t ch0, size_t nb,
+					 const uint8_t *a, const __m512i bz[4],
+					 const struct qmul_params *p, uint8_t *y)
+{
+	const __m512i z16 = _mm512_setzero_si512();
+	const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+	const __mmask64 k = full ? ~0ull : (1ull << nb) - 1;
+	__m512i r[4];
+	for (size_t row = 0; row < rows; row++) {
+		mul_r(G, full, a + row * c + ch0, bz, k, p, r);
+		if (full)
+			_mm512_storeu_si512(y + row * c + ch0, pack64(r, z16, cmin, cmax));
+		else
+			_mm512_mask_storeu_epi8(y + row * c + ch0, k, pack64(r, z16, cmin, cmax));
+	}
+}
+
+/* With c dividing 64, the rows are one run of codes whose gate repeats every
+ * c codes, 64 at a time; else each row in chunks of 64 channels (the last in
+ * as many groups of 16 as it takes), the gate's factors of a chunk
+ * computed once for every row. */
+void qmul_rows_u8__avx512(size_t rows, size_t c, const uint8_t *a, const uint8_t *gate,
+			  const struct qmul_params *p, uint8_t *y)
+{
+	if (p->q31 || !mul_fits(p) || c == 0) {
+		for (size_t r = 0; r < rows; r++)
+			qmul_u8__avx512(c, a + r * c, gate, p, y + r * c);
+		return;
+	}
+	__m512i bz[4];
+	if (c <= 64 && 64 % c == 0) {
+		const __m512i z16 = _mm512_setzero_si512();
+		const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+		__m512i r[4];
+		uint8_t g64[64];
+		for (int i = 0; i < 64; i++)
+			g64[i] = gate[(size_t)i % c];
+		mul_factors(4, true, g64, ~0ull, p->b_zero, bz);
+		size_t n = rows * c, i = 0;
+		for (; i + 64 <= n; i += 64) {
+			mul_r(4, true, a + i, bz, ~0ull, p, r);
+			_mm512_storeu_si512(y + i, pack64(r, z16, cmin, cmax));
+		}
+		if (i < n) {
+			__mmask64 k = (1ull << (n - i)) - 1;
+			GROUPS_OF(n - i, mul_r(G, false, a + i, bz, k, p, r));
+			_mm512_mask_storeu_epi8(y + i, k, pack64(r, z16, cmin, cmax));
+		}
+		return;
+	}
+	size_t ch0 = 0;
+	for (; ch0 + 64 <= c; ch0 += 64) {
+		mul_factors(4, true, gate + ch0, ~0ull, p->b_zero, bz);
+		mul_rows_chunk(4, true, rows, c, ch0, 64, a, bz, p, y);
+	}
+	if (ch0 < c) {
+		size_t nb = c - ch0;
+		__mmask64 k = (1ull << nb) - 1;
+		GROUPS_OF(nb, mul_factors(G, false, gate + ch0, k, p->b_zero, bz);
+			  mul_rows_chunk(G, false, rows, c, ch0, nb, a, bz, p, y));
+	}
+}
+
+/* --- per-channel sums over pixels ------------------------------------------------- */
+
+/* Codes are added into 16-bit lanes (vpmovzxbw, vpaddw), at most
+ * SUM_U16_RUN to a lane (257 * 255 < 2^16), then widened into 32-bit sums.
+ * With c dividing 64 and the pixels contiguous, the codes are one run, 64 at
+ * a time, lane j of the run summing channel j % c, folded at the end; else
+ * each chunk of 64 channels pixel by pixel. */
+#define SUM_U16_RUN 257
+
+/* acc32[0..3] += the 64 16-bit lanes of lo and hi, widened. */
+static ALWAYS_INLINE void sum_widen(__m512i lo, __m512i hi, __m512i acc32[4])
+{
+	acc32[0] = _mm512_add_epi32(acc32[0], _mm512_cvtepu16_epi32(_mm512_castsi512_si256(lo)));
+	acc32[1] = _mm512_add_epi32(acc32[1], _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(lo, 1)));
+	acc32[2] = _mm512_add_epi32(acc32[2], _mm512_cvtepu16_epi32(_mm512_castsi512_si256(hi)));
+	acc32[3] = _mm512_add_epi32(acc32[3], _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(hi, 1)));
+}
+
+/* lo, hi += the codes of v (bytes 0..31, 32..63) as 16-bit lanes. */
+static ALWAYS_INLINE void sum_add(__m512i v, __m512i *lo, __m512i *hi)
+{
+	*lo = _mm512_add_epi16(*lo, _mm512_cvtepu8_epi16(_mm512_castsi512_si256(v)));
+	*hi = _mm512_add_epi16(*hi, _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(v, 1)));
+}
+
+void qsum_pixels_u8__avx512(size_t hw, size_t c, size_t stride, const uint8_t *x, uint32_t *sum)
+{
+	__m512i acc32[4];
+	if (c > 0 && c <= 64 && 64 % c == 0 && stride == c) {
+		acc32[0] = acc32[1] = acc32[2] = acc32[3] = _mm512_setzero_si512();
+		size_t n = hw * c, i = 0;
+		while (i < n) {
+			__m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+			for (int run = 0; run < SUM_U16_RUN && i < n; run++, i += 64) {
+				__mmask64 k = n - i >= 64 ? ~0ull : (1ull << (n - i)) - 1;
+				sum_add(_mm512_maskz_loadu_epi8(k, x + i), &lo, &hi);
+			}
+			sum_widen(lo, hi, acc32);
+		}
+		/* lane j of acc32[q] sums byte 16 q + j of every 64, channel (16 q + j) % c */
+		uint32_t t[64];
+		for (int q = 0; q < 4; q++)
+			_mm512_storeu_si512(t + 16 * q, acc32[q]);
+		for (size_t ch = 0; ch < c; ch++) {
+			uint32_t v = 0;
+			for (size_t j = ch; j < 64; j += c)
+				v += t[j];
+			sum[ch] = v;
+		}
+		return;
+	}
+	for (size_t ch0 = 0; ch0 < c; ch0 += 64) {
+		size_t nb = c - ch0 < 64 ? c - ch0 : 64;
+		__mmask64 k = nb >= 64 ? ~0ull : (1ull << nb) - 1;
+		acc32[0] = acc32[1] = acc32[2] = acc32[3] = _mm512_setzero_si512();
+		const uint8_t *xc = x + ch0;
+		for (size_t px = 0; px < hw;) {
+			__m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+			for (int run = 0; run < SUM_U16_RUN && px < hw; run++, px++)
+				sum_add(_mm512_maskz_loadu_epi8(k, xc + px * stride), &lo, &hi);
+			sum_widen(lo, hi, acc32);
+		}
+		for (int q = 0; q < 4; q++) {
+			size_t left = nb > (size_t)16 * q ? nb - (size_t)16 * q : 0;
+			__mmask16 kq = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
+			_mm512_mask_storeu_epi32(sum + ch0 + 16 * q, kq, acc32[q]);
+		}
 	}
 }
 
