@@ -16,7 +16,9 @@
  *    plus listed edge shapes; depthwise with strides 1-2, pads, dilations 1-2,
  *    kernels 3 and 5, channels 1..100 (40% multiples of 16), and again in
  *    the MobileNet class (3 x 3, dil_w 1, channels 16..256 in multiples of 16,
- *    rows up to 40 pixels); convolution (q8_conv_for) on any
+ *    rows up to 40 pixels), and on small maps (1 x 1 to 16 x 16, dilation 1,
+ *    kernels 3 x 3, 5 x 5 and any up to 7 x 7, strides 1-3, any channel count
+ *    up to 200, each requantization form); convolution (q8_conv_for) on any
  *    shape, on single-channel inputs with rows up to 90 pixels, strides
  *    up to 5 and kernels up to 9 wide (the first-layer kernels), and on
  *    16-channel inputs (also the avx512vnni kernel of CPUs without VBMI, which
@@ -743,31 +745,70 @@ struct dw_case {
 	size_t y_bytes;
 };
 
-/* A random depthwise case. k3: the MobileNet class instead (3 x 3, dil_w 1,
+/* The depthwise case classes dw_case_make draws from. */
+enum dw_kind {
+	DW_ANY,   /* any shape: strides 1-2, pads, dilations 1-2, kernels 3 and 5 */
+	DW_K3,    /* the MobileNet class */
+	DW_SMALL, /* dilation 1, small maps, any channel count */
+};
+
+/* Channel counts of DW_SMALL besides random ones: not multiples of 16 (a
+ * partial last 16 and a partial last chunk of 64), and multiples. */
+static const int dw_small_channels[] = {8, 24, 40, 72, 88, 120, 1, 7, 17, 63, 65, 16, 48, 96, 144};
+
+/* A random depthwise case. DW_K3: the MobileNet class instead (3 x 3, dil_w 1,
  * channels a multiple of 16 up to 256, rows up to 40 pixels), which the
  * AVX-512 path runs by kernel column with the columns sliding along a row:
  * long rows, both strides and every padding, so that the window start, the
  * middle and the end of a row (with a partial last vector of pixels) all
- * occur. */
-static void dw_case_make(struct dw_case *d, bool k3)
+ * occur. DW_SMALL: dilation 1, maps 1 x 1 to 16 x 16, kernels 3 x 3 and
+ * 5 x 5 (sometimes any kh, kw up to 7), strides 1 and 2 (sometimes 3), pads
+ * up to the kernel size less one on each side, the channel counts above or
+ * any up to 200, which the AVX-512 path runs by kernel column over only the
+ * taps inside the input (dwk); shifts of every sign (each requantization
+ * form: float with and without the headroom of RQ_F32_FIT, Q31 with and
+ * without a left shift). */
+static void dw_case_make(struct dw_case *d, enum dw_kind kind)
 {
 	struct qdwconv_params *p = &d->p;
-	int kern = k3 || rng_chance(50) ? 3 : 5;
-	*p = (struct qdwconv_params){
-		/* multiples of 16 (a separate fast path) and anything */
-		.n = rng_int(1, 2),
-		.c = k3 ? 16 * (rng_chance(50) ? rng_int(1, 2) : rng_int(3, 16))
-		   : rng_chance(40) ? 16 * rng_int(1, 8) : rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
-		.kh = k3 || rng_chance(90) ? kern : rng_int(1, 5), .kw = kern,
-		.stride_h = rng_int(1, 2), .stride_w = rng_int(1, 2),
-		.dil_h = rng_int(1, 2), .dil_w = k3 ? 1 : rng_int(1, 2),
-	};
+	bool k3 = kind == DW_K3;
+	if (kind == DW_SMALL) {
+		int kh = rng_chance(45) ? 3 : rng_chance(80) ? 5 : rng_int(1, 7);
+		int kw = rng_chance(80) ? kh : rng_int(1, 7);
+		*p = (struct qdwconv_params){
+			.n = rng_int(1, 3),
+			.c = rng_chance(60) ? dw_small_channels[rng_int(0, N_ELEMS(dw_small_channels) - 1)]
+					    : rng_int(1, 200),
+			.kh = kh, .kw = kw,
+			.stride_h = rng_chance(10) ? 3 : rng_int(1, 2),
+			.stride_w = rng_chance(10) ? 3 : rng_int(1, 2),
+			.dil_h = 1, .dil_w = 1,
+		};
+	} else {
+		int kern = k3 || rng_chance(50) ? 3 : 5;
+		*p = (struct qdwconv_params){
+			/* multiples of 16 (a separate fast path) and anything */
+			.n = rng_int(1, 2),
+			.c = k3 ? 16 * (rng_chance(50) ? rng_int(1, 2) : rng_int(3, 16))
+			   : rng_chance(40) ? 16 * rng_int(1, 8) : rng_chance(20) ? rng_int(1, 16) : rng_int(1, 100),
+			.kh = k3 || rng_chance(90) ? kern : rng_int(1, 5), .kw = kern,
+			.stride_h = rng_int(1, 2), .stride_w = rng_int(1, 2),
+			.dil_h = rng_int(1, 2), .dil_w = k3 ? 1 : rng_int(1, 2),
+		};
+	}
 	p->pad_t = rng_int(0, p->kh - 1);
 	p->pad_l = rng_int(0, p->kw - 1);
 	int pad_b = rng_int(0, p->kh - 1), pad_r = rng_int(0, p->kw - 1);
 	int span_h = p->dil_h * (p->kh - 1) + 1, span_w = p->dil_w * (p->kw - 1) + 1;
-	p->h_in = rng_int(span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1, k3 ? 6 : 12);
-	p->w_in = rng_int(span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1, k3 ? 40 : 12);
+	int max_h = kind == DW_SMALL ? 16 : k3 ? 6 : 12, max_w = kind == DW_SMALL ? 16 : k3 ? 40 : 12;
+	p->h_in = rng_int(span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1, max_h);
+	p->w_in = rng_int(span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1, max_w);
+	if (kind == DW_SMALL && rng_chance(50)) { /* mostly maps of a few pixels */
+		p->h_in = span_h - p->pad_t - pad_b > 1 ? span_h - p->pad_t - pad_b : 1;
+		p->w_in = span_w - p->pad_l - pad_r > 1 ? span_w - p->pad_l - pad_r : 1;
+		p->h_in += rng_int(0, 4);
+		p->w_in += rng_int(0, 4);
+	}
 	p->h_out = (p->h_in + p->pad_t + pad_b - span_h) / p->stride_h + 1;
 	p->w_out = (p->w_in + p->pad_l + pad_r - span_w) / p->stride_w + 1;
 	cr_assert(p->h_out >= 1 && p->w_out >= 1);
@@ -784,11 +825,14 @@ static void dw_case_make(struct dw_case *d, bool k3)
 	for (size_t i = 0; i < (size_t)p->c * taps; i++)
 		d->w[i] = (int8_t)rng_int(rng_chance(10) ? -128 : -127, 127);
 	int base_shift = -(int)(14 + log2(sqrt((double)taps)) - 7);
+	/* DW_SMALL: a shift of any sign in no channel (the lean forms), in one,
+	 * or in a tenth of them; the others one in ten */
+	int wild = kind == DW_SMALL ? rng_int(0, 2) : 2, wild_ch = rng_int(0, p->c - 1);
 	for (int ch = 0; ch < p->c; ch++) {
 		d->bias[ch] = (int32_t)rng_range(-(1 << 20), 1 << 20);
 		d->mult[ch] = (int32_t)rng_range(1 << 30, INT32_MAX);
-		d->shift[ch] = (int8_t)(rng_chance(10) ? rng_int(-31, 30)
-						       : base_shift + rng_int(-3, 3));
+		bool any = wild == 2 ? rng_chance(10) : wild == 1 && ch == wild_ch;
+		d->shift[ch] = (int8_t)(any ? rng_int(-31, 30) : base_shift + rng_int(-3, 3));
 	}
 	p->a_zero = rng_int(0, 255);
 	p->bias = d->bias;
@@ -840,7 +884,7 @@ Test(q8_dwconv, reference_vs_naive)
 	cr_assert_not_null(ref);
 	for (int t = 0; t < 100; t++) {
 		struct dw_case d;
-		dw_case_make(&d, false);
+		dw_case_make(&d, t % 2 ? DW_SMALL : DW_ANY);
 		const struct qdwconv_params *p = &d.p;
 		uint8_t *y = dw_run_kernel(ref, &d);
 		/* naive: pad the input with a_zero, then a plain correlation */
@@ -878,7 +922,7 @@ Test(q8_dwconv, reference_vs_naive)
 	}
 }
 
-static void dw_path_vs_ref(enum q8_isa isa, bool k3)
+static void dw_path_vs_ref(enum q8_isa isa, enum dw_kind kind)
 {
 	if (!q8_isa_supported(isa)) {
 		cr_log_warn("q8 path %s: not supported by this CPU or build, skipped",
@@ -887,11 +931,11 @@ static void dw_path_vs_ref(enum q8_isa isa, bool k3)
 	}
 	const struct qdwconv_ukernel *ref = q8_dwconv_for(Q8_ISA_REF), *uk = q8_dwconv_for(isa);
 	cr_assert_not_null(uk);
-	rng_seed(300 + isa + (k3 ? 100 : 0));
+	rng_seed(300 + isa + 100 * kind);
 	int n_shapes = N_DW_SHAPES;
 	for (int t = 0; t < n_shapes; t++) {
 		struct dw_case d;
-		dw_case_make(&d, k3);
+		dw_case_make(&d, kind);
 		uint8_t *y0 = dw_run_kernel(ref, &d), *y1 = dw_run_kernel(uk, &d);
 		for (size_t i = 0; i < d.y_bytes; i++)
 			cr_assert_eq(y1[i], y0[i], "%s: %s: y[%zu] (channel %zu) = %d, want %d",
@@ -901,27 +945,38 @@ static void dw_path_vs_ref(enum q8_isa isa, bool k3)
 		dw_case_free(&d);
 	}
 	cr_log_info("%s: %d depthwise shapes%s bit-identical to the reference", uk->name,
-		    n_shapes, k3 ? " (3 x 3, dil_w 1, c % 16 = 0)" : "");
+		    n_shapes, kind == DW_K3 ? " (3 x 3, dil_w 1, c % 16 = 0)"
+			      : kind == DW_SMALL ? " (small maps, dil 1, any c)" : "");
 }
 
 Test(q8_dwconv, avx2_vs_reference)
 {
-	dw_path_vs_ref(Q8_ISA_AVX2, false);
+	dw_path_vs_ref(Q8_ISA_AVX2, DW_ANY);
 }
 
 Test(q8_dwconv, avx512vnni_vs_reference)
 {
-	dw_path_vs_ref(Q8_ISA_AVX512VNNI, false);
+	dw_path_vs_ref(Q8_ISA_AVX512VNNI, DW_ANY);
 }
 
 Test(q8_dwconv, avx2_vs_reference_3x3)
 {
-	dw_path_vs_ref(Q8_ISA_AVX2, true);
+	dw_path_vs_ref(Q8_ISA_AVX2, DW_K3);
 }
 
 Test(q8_dwconv, avx512vnni_vs_reference_3x3)
 {
-	dw_path_vs_ref(Q8_ISA_AVX512VNNI, true);
+	dw_path_vs_ref(Q8_ISA_AVX512VNNI, DW_K3);
+}
+
+Test(q8_dwconv, avx2_vs_reference_small_maps)
+{
+	dw_path_vs_ref(Q8_ISA_AVX2, DW_SMALL);
+}
+
+Test(q8_dwconv, avx512vnni_vs_reference_small_maps)
+{
+	dw_path_vs_ref(Q8_ISA_AVX512VNNI, DW_SMALL);
 }
 
 /* ---- convolution without im2col --------------------------------------------------- */
@@ -1315,7 +1370,9 @@ Test(q8_dispatch, env_unknown_falls_back_to_best)
 
 /* Every (a, b) pair through every path's Add, with random scales, zero points
  * and clamps, at lengths that leave every tail (and in place, y = a): each
- * path equals q8_add_f32, which is within 1 of the exact real sum. */
+ * path equals q8_add_f32, which is within 1 of the exact real sum. Scales of
+ * the real layers' size, then (t >= 12) large ones, whose sums leave int16
+ * (the AVX-512 path's saturating packs) or 2^30 (its other form). */
 Test(q8_add, every_pair_on_every_path)
 {
 	rng_seed(31);
@@ -1326,11 +1383,14 @@ Test(q8_add, every_pair_on_every_path)
 		b[i] = (uint8_t)i;
 	}
 	int paths = 0;
-	for (int t = 0; t < 12; t++) {
+	for (int t = 0; t < 16; t++) {
+		/* t >= 12: 2^7..2^15 (sums beyond int16, within 2^30), t = 15: 2^23..2^30 */
+		int lo = t < 12 ? 18 : t < 15 ? 5 : -10, hi = t < 12 ? 22 : t < 15 ? 12 : -4;
+		int m_lo = t < 12 ? 1 : 1 << 19;
 		struct qadd_params p = {
 			.a_zero = rng_int(0, 255), .b_zero = rng_int(0, 255), .c_zero = rng_int(0, 255),
-			.a_scale = (float)ldexp((double)rng_int(1, 1 << 20), -rng_int(18, 22)),
-			.b_scale = (float)ldexp((double)rng_int(1, 1 << 20), -rng_int(18, 22)),
+			.a_scale = (float)ldexp((double)rng_int(m_lo, 1 << 20), -rng_int(lo, hi)),
+			.b_scale = (float)ldexp((double)rng_int(m_lo, 1 << 20), -rng_int(lo, hi)),
 			.c_min = (uint8_t)(rng_chance(50) ? 0 : rng_int(0, 128)),
 		};
 		p.c_max = (uint8_t)(rng_chance(50) ? 255 : rng_int(p.c_min, 255));
@@ -1339,15 +1399,15 @@ Test(q8_add, every_pair_on_every_path)
 			double exact = (a[i] - p.a_zero) * (double)p.a_scale +
 				       (b[i] - p.b_zero) * (double)p.b_scale + p.c_zero;
 			exact = exact < p.c_min ? p.c_min : exact > p.c_max ? p.c_max : exact;
-			cr_assert(fabs(want - exact) <= 1.0, "(%d, %d): %d for %.3f", a[i], b[i],
-				  want, exact);
+			cr_assert(fabs(want - exact) <= 1.0 || t >= 12, "(%d, %d): %d for %.3f", a[i],
+				  b[i], want, exact);
 		}
 		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
 			qadd_fn add = q8_add_for((enum q8_isa)isa);
 			if (!add)
 				continue;
 			paths += t == 0;
-			size_t len = t == 0 ? n : (size_t)rng_int(0, 200);
+			size_t len = t == 0 || t >= 12 ? n : (size_t)rng_int(0, 200);
 			memset(y, 0xa5, n);
 			add(len, a, b, &p, y);
 			for (size_t i = 0; i < len; i++)
@@ -1441,8 +1501,12 @@ Test(q8_mul, every_pair_on_every_path)
 		b[i] = (uint8_t)i;
 	}
 	int paths = 0;
-	for (int t = 0; t < 16; t++) {
-		double real = ldexp((double)rng_int(1, 1 << 20), -rng_int(24, 32));
+	for (int t = 0; t < 22; t++) {
+		/* t >= 16: large scales (products beyond int16, or 2^30: the AVX-512
+		 * path's saturating packs and its other form) */
+		double real = t < 16 ? ldexp((double)rng_int(1, 1 << 20), -rng_int(24, 32))
+				     : ldexp((double)rng_int(1 << 19, 1 << 20),
+					     t < 20 ? -rng_int(10, 18) : rng_int(4, 10));
 		struct qmul_params p = {
 			.a_zero = rng_int(0, 255), .b_zero = rng_int(0, 255), .c_zero = rng_int(0, 255),
 			.scale = (float)real, .q31 = t % 2 == 1,
@@ -1457,9 +1521,9 @@ Test(q8_mul, every_pair_on_every_path)
 			double exact = (double)(a[i] - p.a_zero) * (b[i] - p.b_zero) * (double)p.scale +
 				       p.c_zero;
 			exact = exact < p.c_min ? p.c_min : exact > p.c_max ? p.c_max : exact;
-			cr_assert(fabs(want - exact) <= (p.q31 ? 1.5 : 1.0), "(%d, %d): %d for %.3f",
-				  a[i], b[i], want, exact);
-			if (p.q31)
+			cr_assert(fabs(want - exact) <= (p.q31 ? 1.5 : 1.0) || t >= 16,
+				  "(%d, %d): %d for %.3f", a[i], b[i], want, exact);
+			if (p.q31 && t < 16)
 				cr_assert(abs(want - q8_mul(a[i], b[i], &pf)) <= 1);
 		}
 		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
@@ -1467,7 +1531,7 @@ Test(q8_mul, every_pair_on_every_path)
 			if (!mul)
 				continue;
 			paths += t == 0;
-			size_t len = t < 2 ? n : (size_t)rng_int(0, 200);
+			size_t len = t < 2 || t >= 16 ? n : (size_t)rng_int(0, 200);
 			memset(y, 0xa5, n);
 			mul(len, a, b, &p, y);
 			for (size_t i = 0; i < len; i++)
@@ -1487,6 +1551,107 @@ Test(q8_mul, every_pair_on_every_path)
 	free(b);
 	free(y);
 	free(ya);
+}
+
+/* Every path's Mul by a per-channel gate (squeeze-excite) equals q8_mul row by
+ * row: channel counts that divide 64 (one run of codes) and others (chunks of
+ * 64 channels), 1 to 200 rows, both forms and large scales as above; writes
+ * nothing past the rows, and in place gives the same. */
+Test(q8_mul_rows, every_path_equals_q8_mul)
+{
+	rng_seed(47);
+	static const int cs[] = {1, 2, 4, 8, 16, 32, 64, 3, 24, 40, 72, 96, 120, 144, 192, 200};
+	int paths = 0;
+	for (int t = 0; t < 400; t++) {
+		size_t c = (size_t)(rng_chance(70) ? cs[rng_int(0, N_ELEMS(cs) - 1)] : rng_int(1, 300));
+		size_t rows = (size_t)(rng_chance(50) ? rng_int(1, 20) : rng_int(1, 200)), n = rows * c;
+		double real = t % 8 < 6 ? ldexp((double)rng_int(1, 1 << 20), -rng_int(24, 32))
+					: ldexp((double)rng_int(1 << 19, 1 << 20),
+						t % 8 == 6 ? -rng_int(10, 18) : rng_int(4, 10));
+		struct qmul_params p = {
+			.a_zero = rng_int(0, 255), .b_zero = rng_int(0, 255), .c_zero = rng_int(0, 255),
+			.scale = (float)real, .q31 = t % 5 == 4,
+			.c_min = (uint8_t)(rng_chance(50) ? 0 : rng_int(0, 128)),
+		};
+		quant_multiplier(real, &p.mult, &p.shift);
+		p.c_max = (uint8_t)(rng_chance(50) ? 255 : rng_int(p.c_min, 255));
+		uint8_t *a = xmalloc(n), *gate = xmalloc(c), *y = xmalloc(n + 64), *want = xmalloc(n);
+		for (size_t i = 0; i < n; i++)
+			a[i] = (uint8_t)rng_int(0, 255);
+		for (size_t i = 0; i < c; i++)
+			gate[i] = (uint8_t)rng_int(0, 255);
+		for (size_t r = 0; r < rows; r++)
+			for (size_t ch = 0; ch < c; ch++)
+				want[r * c + ch] = q8_mul(a[r * c + ch], gate[ch], &p);
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qmul_rows_fn mul_rows = q8_mul_rows_for((enum q8_isa)isa);
+			if (!mul_rows)
+				continue;
+			paths += t == 0;
+			memset(y, 0xa5, n + 64);
+			mul_rows(rows, c, a, gate, &p, y);
+			cr_assert(memcmp(y, want, n) == 0, "%s: %zu rows x %zu channels differ",
+				  q8_isa_name((enum q8_isa)isa), rows, c);
+			for (size_t i = n; i < n + 64; i++)
+				cr_assert_eq(y[i], 0xa5, "%s wrote past the rows", q8_isa_name((enum q8_isa)isa));
+			memcpy(y, a, n);
+			mul_rows(rows, c, y, gate, &p, y);
+			cr_assert(memcmp(y, want, n) == 0, "%s: in place differs",
+				  q8_isa_name((enum q8_isa)isa));
+		}
+		free(a);
+		free(gate);
+		free(y);
+		free(want);
+	}
+	cr_log_info("gate Mul: %d paths equal q8_mul", paths);
+}
+
+/* ---- per-channel sums over pixels --------------------------------------------------- */
+
+/* Every path's pixel sums equal a plain sum: channel counts that divide 64 with
+ * contiguous pixels (one run of codes) and any other count or a row stride
+ * past c, pixel counts up to 700 (16-bit partial sums are widened every 257
+ * codes), all-255 inputs among the random ones; nothing written past c. */
+Test(q8_sum_pixels, every_path_equals_plain_sums)
+{
+	rng_seed(53);
+	static const int cs[] = {1, 2, 4, 8, 16, 32, 64, 3, 24, 40, 72, 96, 120, 144, 192, 512};
+	int paths = 0;
+	for (int t = 0; t < 300; t++) {
+		size_t c = (size_t)(rng_chance(70) ? cs[rng_int(0, N_ELEMS(cs) - 1)] : rng_int(1, 300));
+		size_t stride = c + (rng_chance(25) ? (size_t)rng_int(1, 40) : 0);
+		size_t hw = (size_t)(rng_chance(50) ? rng_int(1, 64) : rng_int(1, 700));
+		size_t bytes = (hw - 1) * stride + c;
+		uint8_t *x = xmalloc(bytes);
+		bool full = rng_chance(20);
+		for (size_t i = 0; i < bytes; i++)
+			x[i] = full ? 255 : (uint8_t)rng_int(0, 255);
+		uint32_t *want = xmalloc((c + 16) * sizeof(uint32_t)), *sum = xmalloc((c + 16) * sizeof(uint32_t));
+		for (size_t ch = 0; ch < c; ch++) {
+			uint64_t v = 0;
+			for (size_t px = 0; px < hw; px++)
+				v += x[px * stride + ch];
+			want[ch] = (uint32_t)v;
+		}
+		for (int isa = 0; isa < Q8_ISA_COUNT; isa++) {
+			qsum_pixels_fn sum_pixels = q8_sum_pixels_for((enum q8_isa)isa);
+			if (!sum_pixels)
+				continue;
+			paths += t == 0;
+			memset(sum, 0xa5, (c + 16) * sizeof(uint32_t));
+			sum_pixels(hw, c, stride, x, sum);
+			for (size_t ch = 0; ch < c; ch++)
+				cr_assert_eq(sum[ch], want[ch], "%s: %zu pixels x %zu channels (stride %zu), channel %zu",
+					     q8_isa_name((enum q8_isa)isa), hw, c, stride, ch);
+			for (size_t ch = c; ch < c + 16; ch++)
+				cr_assert_eq(sum[ch], 0xa5a5a5a5u, "%s wrote past c", q8_isa_name((enum q8_isa)isa));
+		}
+		free(x);
+		free(want);
+		free(sum);
+	}
+	cr_log_info("pixel sums: %d paths equal plain sums", paths);
 }
 
 /* ---- MatMul of two uint8 activations ---------------------------------------------- */

@@ -266,6 +266,18 @@ static inline uint8_t q8_mul(uint8_t a, uint8_t b, const struct qmul_params *p)
 typedef void (*qmul_fn)(size_t n, const uint8_t *a, const uint8_t *b,
 			const struct qmul_params *p, uint8_t *y);
 
+/* y[r * c + ch] = q8_mul(a[r * c + ch], gate[ch], p) for r < rows, ch < c: a
+ * Mul of [rows][c] by a per-channel gate (squeeze-excite; y may be a). */
+typedef void (*qmul_rows_fn)(size_t rows, size_t c, const uint8_t *a, const uint8_t *gate,
+			     const struct qmul_params *p, uint8_t *y);
+
+/* --- per-channel sums over pixels (GlobalAveragePool) ----------------------------- */
+
+/* sum[ch] = the sum over p < hw of x[p * stride + ch], for ch < c: a GAP's
+ * numerators, exact for hw < 2^24 (so every path gives the same). */
+typedef void (*qsum_pixels_fn)(size_t hw, size_t c, size_t stride, const uint8_t *x,
+			       uint32_t *sum);
+
 /* --- quantizing a float tensor (the engine's inputs and fallback outputs) -------- */
 
 /* An activation's quantization as the kernels see it: q in [0, 2^bits - 1],
@@ -340,6 +352,12 @@ void qmul_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qm
 		   uint8_t *y);
 void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
 		     uint8_t *y);
+void qmul_rows_u8__ref(size_t rows, size_t c, const uint8_t *a, const uint8_t *gate,
+		       const struct qmul_params *p, uint8_t *y);
+void qmul_rows_u8__avx512(size_t rows, size_t c, const uint8_t *a, const uint8_t *gate,
+			  const struct qmul_params *p, uint8_t *y);
+void qsum_pixels_u8__ref(size_t hw, size_t c, size_t stride, const uint8_t *x, uint32_t *sum);
+void qsum_pixels_u8__avx512(size_t hw, size_t c, size_t stride, const uint8_t *x, uint32_t *sum);
 
 void qquant_f32_u8__ref(size_t n, const float *x, const struct qquant_params *p, uint8_t *y);
 void qquant_f32_u8__avx512(size_t n, const float *x, const struct qquant_params *p, uint8_t *y);
@@ -357,6 +375,9 @@ qadd_fn q8_add_for(enum q8_isa isa);
  * the CPU has AVX-512 VBMI, else AVX2's. */
 qlut_fn q8_lut_for(enum q8_isa isa);
 qmul_fn q8_mul_for(enum q8_isa isa);
+/* The gate Mul and the pixel sums of a path (AVX2 uses the reference's). */
+qmul_rows_fn q8_mul_rows_for(enum q8_isa isa);
+qsum_pixels_fn q8_sum_pixels_for(enum q8_isa isa);
 /* The 2x2 max pooling of a path: the reference's for the reference path, VBMI's
  * for the avx512vnni path where the CPU has AVX-512 VBMI; NULL otherwise (the
  * engine then pools with its own loops). */

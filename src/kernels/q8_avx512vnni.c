@@ -51,7 +51,11 @@
  * A 3 x 3 kernel with dil_w = 1 (MobileNet's) groups the taps by kernel column
  * instead (dw3_run_pixels, dw3_run_rows), so that each input column is
  * interleaved once per output row, not once per output pixel that reads it.
- * Other channel counts (dw_any_run): blocks of 16 channels, [ceil(c/16)][kh*kw][16]
+ * Every other depthwise with dil 1 (any kernel up to 16 x 16, any c) runs by
+ * kernel column over only the taps inside the input (dwk_run; the comment
+ * above dwk_packs). The rest (a dilation, or pads that give more than
+ * DWK_MAX_CLASSES edge rows or columns) runs dw4 where c is a multiple of 16,
+ * else dw_any_run: blocks of 16 channels, [ceil(c/16)][kh*kw][16]
  * int32 whose low 16 bits hold w and high 16 bits 0, so that vpdpwssd of
  * (x - a_zero) widened to int32 (high half 0 or -1) against it adds exactly
  * (x - a_zero) * w. Channels are handled 64 at a time (4 zmm accumulators),
@@ -109,6 +113,21 @@ struct rq_out {
 	bool deq;
 };
 
+/* The Q31 constants of q from mult and shift (int32 lanes). */
+static void rq16_q31(struct rq16 *q, __m512i mult, __m512i s)
+{
+	q->mult = mult;
+	q->mult_odd = _mm512_srli_epi64(q->mult, 32);
+	q->any_min_mult = _mm512_cmpeq_epi32_mask(q->mult, _mm512_set1_epi32(INT32_MIN)) != 0;
+	q->any_left = _mm512_cmpgt_epi32_mask(s, _mm512_setzero_si512()) != 0;
+	q->left = _mm512_max_epi32(s, _mm512_setzero_si512());
+	q->right = _mm512_max_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), s),
+				    _mm512_setzero_si512());
+	q->mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), q->right),
+				   _mm512_set1_epi32(1));
+	q->half = _mm512_srli_epi32(q->mask, 1);
+}
+
 /* Constants for columns j .. j + min(16, n - j) - 1 (deq_scale NULL: requantize,
  * in float when rq_scale is given; otherwise mult and shift may be NULL). */
 static void rq16_init(const int32_t *bias, const int32_t *mult, const int8_t *shift,
@@ -129,17 +148,8 @@ static void rq16_init(const int32_t *bias, const int32_t *mult, const int8_t *sh
 		q->fscale = _mm512_maskz_loadu_ps(v, rq_scale + j);
 		return;
 	}
-	q->mult = _mm512_maskz_loadu_epi32(v, mult + j);
-	q->mult_odd = _mm512_srli_epi64(q->mult, 32);
-	q->any_min_mult = _mm512_cmpeq_epi32_mask(q->mult, _mm512_set1_epi32(INT32_MIN)) != 0;
-	__m512i s = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(v, shift + j));
-	q->any_left = _mm512_cmpgt_epi32_mask(s, _mm512_setzero_si512()) != 0;
-	q->left = _mm512_max_epi32(s, _mm512_setzero_si512());
-	q->right = _mm512_max_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), s),
-				    _mm512_setzero_si512());
-	q->mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), q->right),
-				   _mm512_set1_epi32(1));
-	q->half = _mm512_srli_epi32(q->mask, 1);
+	rq16_q31(q, _mm512_maskz_loadu_epi32(v, mult + j),
+		 _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(v, shift + j)));
 }
 
 static void rq_out_init(int32_t c_zero, uint8_t c_min, uint8_t c_max, bool deq,
@@ -2556,11 +2566,483 @@ static void dw4_run(const struct qdwconv_params *p, const uint8_t *x, const void
 	}
 }
 
+/* --- depthwise kh x kw by kernel column, any channel count (dwk) ------------------ */
+
+/* dil 1 in both directions, any strides, kh and kw up to DWK_MAX_K, any c (the
+ * engine's every depthwise but dw3's and those of more than DWK_MAX_CLASSES
+ * row or column classes, below): the taps grouped by kernel column as in dw3,
+ * 4 kernel rows a dword. Only the taps
+ * inside the input are summed: an output pixel's taps inside the input are
+ * the rectangle of kernel rows [a, b) and columns [c0, d0) (a > 0 or b < kh
+ * near the top or bottom edge, c0, d0 likewise at the sides), its rows in
+ * ceil((b - a) / 4) groups of 4 starting at a (so on a 4 x 4 map with a 5 x 5
+ * kernel, where at most 4 rows are inside, one group), its columns only from
+ * c0 to d0. With x' = x inside the input,
+ *     acc = bias - a_zero * sum_{rectangle} w + sum_{rectangle} x' w
+ * (mod 2^32): the first two terms depend only on the rectangle, which is the
+ * same for every output pixel of a row class and column class (the rows and
+ * columns near the edges each a class of their own, the interior one class),
+ * and are tabulated once per call and chunk of 64 channels from the 2D prefix
+ * sums of w; rows of a group past b read as 0. (On MobileNetV3's 4 x 4 maps
+ * with 5 x 5 kernels every pixel is a class of its own and half the taps are
+ * padding: 2.6-4.3x faster than dw4 and dw_any.)
+ *
+ * A vector is 4 slots of 16 channels of one output pixel, as in dw4_run_pixels
+ * (the last chunk's loads and stores masked to the channels there are, the
+ * weights zero past c). A row of outputs goes in segments of DWK_NP pixels:
+ * per group, each input column the segment reads is transposed once (4 loads,
+ * 8 unpacks), then added to every pixel of the segment that reads it, with
+ * the weights of its kernel column kj (memory operands: 4 x kw vectors would
+ * not fit in registers beside the DWK_NP x 4 accumulators). For kw 3 and 5
+ * with stride_w 1 and 2 the segment's columns are unrolled, so which pixel
+ * takes a column with which weights is known at compile time (1.2x).
+ *
+ * Packed (after the dw4 or dw_any weights), per chunk q of 64 channels (the
+ * last padded with zero weights), slot l, part p, channel i of the part
+ * (channel 64 q + 16 l + 4 p + i):
+ *   W [q][a = 0..kh-1][kj][p][l][i][4 rows a..a+3] int8 (rows past kh are 0):
+ *     the 4 parts of (a, kj) are 256 consecutive bytes;
+ *   P [q][0..kh][0..kw][p][l][i] int32: P[q][r][s] sums w[ch][ki][kj] over
+ *     ki < r, kj < s;
+ *   sum_t |w[ch][t]| as int32 [c rounded up to 64] (for dwk_constants). */
+
+#define DWK_MAX_K 16
+#define DWK_MAX_CLASSES 8
+#define DWK_NP 4
+
+static bool dwk_packs(int c, int kh, int kw)
+{
+	return c > 0 && kh >= 1 && kw >= 1 && kh <= DWK_MAX_K && kw <= DWK_MAX_K &&
+	       kh * kw <= Q8_K_MAX;
+}
+
+/* c rounded up to a whole chunk of 64 */
+static size_t dwk_cp(int c)
+{
+	return ((size_t)c + 63) / 64 * 64;
+}
+
+static size_t dwk_w_bytes(int c, int kh, int kw)
+{
+	return (size_t)4 * kh * kw * dwk_cp(c);
+}
+
+static size_t dwk_p_bytes(int c, int kh, int kw)
+{
+	return (size_t)4 * (kh + 1) * (kw + 1) * dwk_cp(c);
+}
+
+static size_t dwk_packed_bytes(int c, int kh, int kw)
+{
+	return dwk_w_bytes(c, kh, kw) + dwk_p_bytes(c, kh, kw) + 4 * dwk_cp(c);
+}
+
+static void dwk_pack(int c, int kh, int kw, const int8_t *w, void *packed)
+{
+	int8_t *wo = packed;
+	int32_t *po = (int32_t *)(wo + dwk_w_bytes(c, kh, kw));
+	int32_t *ao = (int32_t *)((int8_t *)po + dwk_p_bytes(c, kh, kw));
+	memset(packed, 0, dwk_packed_bytes(c, kh, kw));
+	for (int ch = 0; ch < c; ch++) {
+		const int8_t *wc = w + (size_t)ch * kh * kw;
+		/* chunk, slot, part, channel in the part */
+		size_t cq = (size_t)ch / 64, l = (size_t)ch % 64 / 16, part = (size_t)ch % 16 / 4,
+		       i = (size_t)ch % 4;
+		for (int a = 0; a < kh; a++)
+			for (int kj = 0; kj < kw; kj++)
+				for (int r = 0; r < 4 && a + r < kh; r++)
+					wo[(((cq * kh + (size_t)a) * kw + kj) * 4 + part) * 64 + l * 16 +
+					   i * 4 + (size_t)r] = wc[(a + r) * kw + kj];
+		int32_t s_abs = 0;
+		for (int ii = 0; ii <= kh; ii++)
+			for (int jj = 0; jj <= kw; jj++) {
+				int32_t s = 0;
+				for (int ki = 0; ki < ii; ki++)
+					for (int kj = 0; kj < jj; kj++)
+						s += wc[ki * kw + kj];
+				po[(((cq * (kh + 1) + (size_t)ii) * (kw + 1) + jj) * 4 + part) * 16 +
+				   l * 4 + i] = s;
+			}
+		for (int t = 0; t < kh * kw; t++)
+			s_abs += wc[t] < 0 ? -wc[t] : wc[t];
+		memcpy(ao + ch, &s_abs, sizeof s_abs);
+	}
+}
+
+/* The outputs o of one axis fall into classes of equal tap ranges: the first
+ * top (tap range cut at the start), one interior class, the last bot (cut at
+ * the end); or, where those overlap (small maps), one class per output. */
+struct dwk_axis {
+	int k, stride, pad, in, out;
+	int top, bot, n;
+};
+
+static void dwk_axis_init(struct dwk_axis *ax, int k, int stride, int pad, int in, int out)
+{
+	*ax = (struct dwk_axis){.k = k, .stride = stride, .pad = pad, .in = in, .out = out};
+	/* a(o) = max(0, pad - o s) > 0 iff o < ceil(pad / s) */
+	int top = pad > 0 ? (pad + stride - 1) / stride : 0;
+	/* b(o) = min(k, in + pad - o s) < k iff o s > in + pad - k */
+	int last = in + pad - k;
+	int bot = last < 0 ? out : out - (last / stride + 1);
+	ax->top = top < out ? top : out;
+	ax->bot = bot < 0 ? 0 : bot;
+	ax->n = ax->top + ax->bot >= out ? out : ax->top + 1 + ax->bot;
+}
+
+static ALWAYS_INLINE int dwk_class(const struct dwk_axis *ax, int o)
+{
+	if (ax->top + ax->bot >= ax->out)
+		return o;
+	return o < ax->top ? o : o >= ax->out - ax->bot ? ax->top + 1 + o - (ax->out - ax->bot) : ax->top;
+}
+
+/* An output of class cls (the inverse of dwk_class). */
+static int dwk_class_rep(const struct dwk_axis *ax, int cls)
+{
+	if (ax->top + ax->bot >= ax->out || cls <= ax->top)
+		return cls;
+	return ax->out - ax->bot + (cls - ax->top - 1);
+}
+
+/* The taps [*lo, *hi) of output o inside the input. */
+static ALWAYS_INLINE void dwk_range(const struct dwk_axis *ax, int o, int *lo, int *hi)
+{
+	int i0 = o * ax->stride - ax->pad;
+	*lo = i0 < 0 ? -i0 : 0;
+	*hi = ax->in - i0 < ax->k ? ax->in - i0 : ax->k;
+	if (*hi < *lo)
+		*hi = *lo;
+}
+
+struct dwk {
+	struct dw4 d;
+	const int8_t *w;       /* W */
+	const int32_t *pre;    /* P */
+	const int32_t *sum_abs;
+	int cp, n_cg;
+	struct dwk_axis rows, cols;
+};
+
+static bool dwk_runs(const struct qdwconv_params *p)
+{
+	if (!dwk_packs(p->c, p->kh, p->kw) || p->dil_h != 1 || p->dil_w != 1 ||
+	    p->stride_h < 1 || p->stride_w < 1)
+		return false;
+	struct dwk_axis r, c;
+	dwk_axis_init(&r, p->kh, p->stride_h, p->pad_t, p->h_in, p->h_out);
+	dwk_axis_init(&c, p->kw, p->stride_w, p->pad_l, p->w_in, p->w_out);
+	return r.n <= DWK_MAX_CLASSES && c.n <= DWK_MAX_CLASSES;
+}
+
+/* The 16-lane vectors of the 4 parts of chunk cg0 from n[l], the 16
+ * channels of slot l in order: part p is lane p of every n[l] (a 4 x 4
+ * transpose of 128-bit lanes). */
+static void dwk_parts(const __m512i n[4], __m512i part[4])
+{
+	__m512i lo01 = _mm512_shuffle_i32x4(n[0], n[1], _MM_SHUFFLE(1, 0, 1, 0));
+	__m512i lo23 = _mm512_shuffle_i32x4(n[2], n[3], _MM_SHUFFLE(1, 0, 1, 0));
+	__m512i hi01 = _mm512_shuffle_i32x4(n[0], n[1], _MM_SHUFFLE(3, 2, 3, 2));
+	__m512i hi23 = _mm512_shuffle_i32x4(n[2], n[3], _MM_SHUFFLE(3, 2, 3, 2));
+	part[0] = _mm512_shuffle_i32x4(lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0));
+	part[1] = _mm512_shuffle_i32x4(lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1));
+	part[2] = _mm512_shuffle_i32x4(hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0));
+	part[3] = _mm512_shuffle_i32x4(hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+/* dwk_parts of a [c] array of 32-bit values (0 past c). */
+static void dwk_parts32(const void *a, int c, int cg0, __m512i part[4])
+{
+	__m512i n[4];
+	for (int l = 0; l < 4; l++) {
+		int ch = 16 * (cg0 + l), left = c - ch;
+		__mmask16 v = (__mmask16)(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1);
+		n[l] = _mm512_maskz_loadu_epi32(v, (const int32_t *)a + (left > 0 ? ch : 0));
+	}
+	dwk_parts(n, part);
+}
+
+/* dwk_parts of a [c] int8 array, widened to int32 (0 past c). */
+static void dwk_parts8(const int8_t *a, int c, int cg0, __m512i part[4])
+{
+	__m512i n[4];
+	for (int l = 0; l < 4; l++) {
+		int ch = 16 * (cg0 + l), left = c - ch;
+		__mmask16 v = (__mmask16)(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1);
+		n[l] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(v, a + (left > 0 ? ch : 0)));
+	}
+	dwk_parts(n, part);
+}
+
+/* Requantization constants of chunk cg0 in part order (bias unfolded; 0
+ * past c), and the form that serves them: RQ_F32_FIT as in dw3_form, with
+ * |acc| <= |bias| + 510 sum |w| over any rectangle of taps, checked in float
+ * with a margin of 2 for its roundings (|acc| < 2^30 and
+ * |acc * scale| + |c_zero| < 2^29). Vectors throughout: per-channel arrays
+ * built in memory and loaded as vectors stalled on store forwarding. */
+static enum rq_form dwk_constants(const struct dwk *k, int cg0, struct rq16 q[4])
+{
+	const struct qdwconv_params *p = k->d.p;
+	__m512i bias[4], v1[4], v2[4];
+	dwk_parts32(p->bias, p->c, cg0, bias);
+	for (int part = 0; part < 4; part++) { /* field by field: no memset of the whole */
+		q[part].bias = bias[part];
+		q[part].valid = 0xffff;
+		q[part].f32 = q[part].any_left = q[part].any_min_mult = false;
+	}
+	if (p->rq_scale) {
+		dwk_parts32(p->rq_scale, p->c, cg0, v1);
+		dwk_parts32(k->sum_abs, p->c, cg0, v2);
+		__mmask16 fit = 0xffff;
+		for (int part = 0; part < 4; part++) {
+			q[part].f32 = true;
+			q[part].fscale = _mm512_castsi512_ps(v1[part]);
+			__m512 acc_max = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v2[part]), _mm512_set1_ps(510.0f),
+							 _mm512_abs_ps(_mm512_cvtepi32_ps(bias[part])));
+			__m512 out_max = _mm512_fmadd_ps(acc_max, _mm512_abs_ps(q[part].fscale),
+							 _mm512_set1_ps(fabsf((float)p->c_zero)));
+			fit &= _mm512_cmp_ps_mask(acc_max, _mm512_set1_ps(1073741824.0f), _CMP_LT_OQ) &
+			       _mm512_cmp_ps_mask(out_max, _mm512_set1_ps(536870912.0f), _CMP_LT_OQ);
+		}
+		return fit == 0xffff ? RQ_F32_FIT : RQ_F32;
+	}
+	dwk_parts32(p->mult, p->c, cg0, v1);
+	dwk_parts8(p->shift, p->c, cg0, v2);
+	for (int part = 0; part < 4; part++)
+		rq16_q31(&q[part], v1[part], v2[part]);
+	return rq_form_of(q, 4);
+}
+
+/* tab[(rc * cols.n + cc) * 4 + part] = bias - a_zero * sum of w over the taps
+ * of row class rc and column class cc, for chunk cg0. */
+static void dwk_table(const struct dwk *k, int cg0, const struct rq16 q[4], __m512i *tab)
+{
+	const struct qdwconv_params *p = k->d.p;
+	const __m512i az = _mm512_set1_epi32(p->a_zero);
+	const int kw1 = p->kw + 1;
+	const int32_t *pq = k->pre + (size_t)cg0 / 4 * (p->kh + 1) * kw1 * 64;
+	for (int rc = 0; rc < k->rows.n; rc++) {
+		int a, b;
+		dwk_range(&k->rows, dwk_class_rep(&k->rows, rc), &a, &b);
+		for (int cc = 0; cc < k->cols.n; cc++) {
+			int c0, d0;
+			dwk_range(&k->cols, dwk_class_rep(&k->cols, cc), &c0, &d0);
+			for (int part = 0; part < 4; part++) {
+#define DWK_P(i, j) _mm512_loadu_si512(pq + (((size_t)(i) * kw1 + (j)) * 4 + part) * 16)
+				__m512i s = _mm512_sub_epi32(_mm512_add_epi32(DWK_P(b, d0), DWK_P(a, c0)),
+							     _mm512_add_epi32(DWK_P(a, d0), DWK_P(b, c0)));
+#undef DWK_P
+				tab[(rc * k->cols.n + cc) * 4 + part] =
+					_mm512_sub_epi32(q[part].bias, _mm512_mullo_epi32(az, s));
+			}
+		}
+	}
+}
+
+/* The transposed input column at byte off of the rows rp (mask rk; 0 where off). */
+static ALWAYS_INLINE void dwk_column(const uint8_t *const rp[4], const __mmask64 rk[4], size_t off,
+				     __m512i t[4])
+{
+	__m512i r0 = _mm512_maskz_loadu_epi8(rk[0], rp[0] + off);
+	__m512i r1 = _mm512_maskz_loadu_epi8(rk[1], rp[1] + off);
+	__m512i r2 = _mm512_maskz_loadu_epi8(rk[2], rp[2] + off);
+	__m512i r3 = _mm512_maskz_loadu_epi8(rk[3], rp[3] + off);
+	__m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
+	__m512i lo23 = _mm512_unpacklo_epi8(r2, r3), hi23 = _mm512_unpackhi_epi8(r2, r3);
+	t[0] = _mm512_unpacklo_epi16(lo01, lo23);
+	t[1] = _mm512_unpackhi_epi16(lo01, lo23);
+	t[2] = _mm512_unpacklo_epi16(hi01, hi23);
+	t[3] = _mm512_unpackhi_epi16(hi01, hi23);
+}
+
+/* acc[i] += t against kernel column kj's weights (wk: its 4 parts). */
+static ALWAYS_INLINE void dwk_madd(__m512i acc[4], const __m512i t[4], const int8_t *wk)
+{
+#pragma GCC unroll 4
+	for (int part = 0; part < 4; part++)
+		acc[part] = dpbusd(acc[part], t[part], _mm512_loadu_si512(wk + part * 64));
+}
+
+/* One segment's taps of one group of kernel rows (weights wg, rows rp):
+ * pixel i of the segment reads input column iw0 + SW i + kj for kernel column
+ * kj. KW, SW constant (> 0): the segment's columns iw0 .. iw0 + (NP - 1) SW + KW - 1
+ * in turn, those outside the input skipped, and which pixel takes which
+ * column is known at compile time; else (0) the columns inside the input, and
+ * per column the pixels that read it. */
+static ALWAYS_INLINE void dwk_segment(int KW, int SW, int kw, int sw, int c, int w_in,
+				      const uint8_t *const rp[4], const __mmask64 rk[4],
+				      const int8_t *wg, int iw0, int n_px, __m512i acc[DWK_NP][4])
+{
+	if (KW > 0) {
+#pragma GCC unroll 16
+		for (int m = 0; m < (DWK_NP - 1) * SW + KW; m++) {
+			const int iw = iw0 + m;
+			if (iw < 0 || iw >= w_in)
+				continue;
+			__m512i t[4];
+			dwk_column(rp, rk, (size_t)iw * c, t);
+#pragma GCC unroll 4
+			for (int i = 0; i < DWK_NP; i++) {
+				const int kj = m - i * SW;
+				if (kj >= 0 && kj < KW) /* pixels past n_px: never stored */
+					dwk_madd(acc[i], t, wg + kj * 256);
+			}
+		}
+		return;
+	}
+	int iw_lo = iw0, iw_hi = iw0 + (n_px - 1) * sw + kw;
+	iw_lo = iw_lo < 0 ? 0 : iw_lo;
+	iw_hi = iw_hi > w_in ? w_in : iw_hi;
+	for (int iw = iw_lo; iw < iw_hi; iw++) {
+		__m512i t[4];
+		dwk_column(rp, rk, (size_t)iw * c, t);
+		const int kj0 = iw - iw0; /* pixel 0's kernel column */
+#pragma GCC unroll 4
+		for (int i = 0; i < DWK_NP; i++) {
+			int kj = kj0 - i * sw;
+			if (i < n_px && kj >= 0 && kj < kw)
+				dwk_madd(acc[i], t, wg + (size_t)kj * 256);
+		}
+	}
+}
+
+/* Chunk cg0 (channels 16 cg0 .. 16 cg0 + 63, those below c) of every output.
+ * The scalars are local copies, so that stores to y do not make them reloaded
+ * (k and q are the entry's copies, as in DW3_ENTRY: with them in the caller's
+ * memory instead, 1.15x slower). */
+static ALWAYS_INLINE void dwk_run_chunk(int KW, int SW, const struct dwk *k, int cg0,
+					enum rq_form form, const struct rq16 *q, const __m512i *tab,
+					uint8_t *y)
+{
+	const struct dw4 *d = &k->d;
+	const struct qdwconv_params *p = d->p;
+	const int c = p->c, kw = KW ? KW : p->kw, sw = SW ? SW : p->stride_w, pl = p->pad_l;
+	const int n = p->n, h_in = p->h_in, w_in = p->w_in, h_out = p->h_out, w_out = p->w_out;
+	const int sh = p->stride_h, pt = p->pad_t;
+	const struct dwk_axis rows = k->rows, cols = k->cols;
+	const uint8_t *x = d->x;
+	const int nb = c - 16 * cg0;
+	const __mmask64 xk = nb >= 64 ? ~0ull : (1ull << nb) - 1;
+	const int8_t *wc = k->w + (size_t)cg0 / 4 * p->kh * kw * 256;
+	const size_t row_bytes = (size_t)w_in * c;
+	for (int img = 0; img < n; img++) {
+		const uint8_t *xi = x + (size_t)img * h_in * row_bytes + 16 * (size_t)cg0;
+		for (int oh = 0; oh < h_out; oh++) {
+			int a, b;
+			dwk_range(&rows, oh, &a, &b);
+			const int ih0 = oh * sh - pt; /* input row of ki = 0 */
+			const __m512i *trow = tab + (size_t)dwk_class(&rows, oh) * cols.n * 4;
+			uint8_t *yrow = y + ((size_t)img * h_out + oh) * w_out * c + 16 * (size_t)cg0;
+			for (int ow0 = 0; ow0 < w_out; ow0 += DWK_NP) {
+				const int n_px = w_out - ow0 < DWK_NP ? w_out - ow0 : DWK_NP;
+				__m512i acc[DWK_NP][4];
+#pragma GCC unroll 4
+				for (int i = 0; i < DWK_NP; i++) {
+					int ow = ow0 + i < w_out ? ow0 + i : w_out - 1;
+					const __m512i *t = trow + (size_t)dwk_class(&cols, ow) * 4;
+#pragma GCC unroll 4
+					for (int part = 0; part < 4; part++)
+						acc[i][part] = t[part];
+				}
+				for (int g = a; g < b; g += 4) {
+					const uint8_t *rp[4];
+					__mmask64 rk[4];
+#pragma GCC unroll 4
+					for (int r = 0; r < 4; r++) {
+						bool in = g + r < b;
+						rp[r] = xi + (in ? (size_t)(ih0 + g + r) * row_bytes : 0);
+						rk[r] = in ? xk : 0;
+					}
+					dwk_segment(KW, SW, kw, sw, c, w_in, rp, rk, wc + (size_t)g * kw * 256,
+						    ow0 * sw - pl, n_px, acc);
+				}
+#pragma GCC unroll 4
+				for (int i = 0; i < DWK_NP; i++)
+					if (i < n_px)
+						_mm512_mask_storeu_epi8(yrow + (size_t)(ow0 + i) * c, xk,
+									dw4_out(d, acc[i], q, form));
+			}
+		}
+	}
+}
+
+/* CALL with F the form (a constant). */
+#define DWK_FORMS(CALL)                                                                  \
+	do {                                                                             \
+		if (form == RQ_F32_FIT) {                                                \
+			const enum rq_form F = RQ_F32_FIT;                               \
+			CALL;                                                            \
+		} else if (form == RQ_F32) {                                             \
+			const enum rq_form F = RQ_F32;                                   \
+			CALL;                                                            \
+		} else if (form == RQ_LEAN) {                                            \
+			const enum rq_form F = RQ_LEAN;                                  \
+			CALL;                                                            \
+		} else {                                                                 \
+			const enum rq_form F = RQ_FULL;                                  \
+			CALL;                                                            \
+		}                                                                        \
+	} while (0)
+
+#define DWK_ENTRY(NAME, KW, SW)                                                          \
+	static __attribute__((noinline)) void NAME(const struct dwk *k_in, int cg0,      \
+						   enum rq_form form,                      \
+						   const struct rq16 *q_in,                \
+						   const __m512i *tab, uint8_t *y)         \
+	{                                                                                \
+		const struct dwk kl = *k_in;                                             \
+		const struct rq16 q[4] = {q_in[0], q_in[1], q_in[2], q_in[3]};           \
+		DWK_FORMS(dwk_run_chunk(KW, SW, &kl, cg0, F, q, tab, y));                \
+	}
+DWK_ENTRY(dwk_chunk_k3s1, 3, 1)
+DWK_ENTRY(dwk_chunk_k3s2, 3, 2)
+DWK_ENTRY(dwk_chunk_k5s1, 5, 1)
+DWK_ENTRY(dwk_chunk_k5s2, 5, 2)
+DWK_ENTRY(dwk_chunk_any, 0, 0)
+#undef DWK_ENTRY
+#undef DWK_FORMS
+
+/* packed: the dwk part of the weights. */
+static void dwk_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
+		    uint8_t *y)
+{
+	struct dwk k = {.w = packed, .cp = (int)dwk_cp(p->c)};
+	k.n_cg = k.cp / 16;
+	k.pre = (const int32_t *)(k.w + dwk_w_bytes(p->c, p->kh, p->kw));
+	k.sum_abs = (const int32_t *)((const int8_t *)k.pre + dwk_p_bytes(p->c, p->kh, p->kw));
+	dwk_axis_init(&k.rows, p->kh, p->stride_h, p->pad_t, p->h_in, p->h_out);
+	dwk_axis_init(&k.cols, p->kw, p->stride_w, p->pad_l, p->w_in, p->w_out);
+	k.d = (struct dw4){.p = p, .x = x};
+	k.d.az = _mm512_set1_epi8((char)p->a_zero);
+	k.d.z16 = _mm512_set1_epi16((short)p->c_zero);
+	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &k.d.o);
+	k.d.cmin = _mm512_set1_epi8((char)p->c_min);
+	k.d.cmax = _mm512_set1_epi8((char)p->c_max);
+	__m512i tab[DWK_MAX_CLASSES * DWK_MAX_CLASSES * 4];
+	void (*fn)(const struct dwk *, int, enum rq_form, const struct rq16 *, const __m512i *,
+		   uint8_t *) = dwk_chunk_any;
+	if (p->kw == 3 && p->stride_w <= 2)
+		fn = p->stride_w == 1 ? dwk_chunk_k3s1 : dwk_chunk_k3s2;
+	else if (p->kw == 5 && p->stride_w <= 2)
+		fn = p->stride_w == 1 ? dwk_chunk_k5s1 : dwk_chunk_k5s2;
+	for (int cg0 = 0; cg0 < k.n_cg; cg0 += 4) {
+		struct rq16 q[4];
+		enum rq_form form = dwk_constants(&k, cg0, q);
+		dwk_table(&k, cg0, q, tab);
+		fn(&k, cg0, form, q, tab, y);
+	}
+}
+
 /* --- depthwise: the entry points ------------------------------------------------- */
+
+static size_t dw_base_bytes(int c, int kh, int kw)
+{
+	return dw4_applies(c, kh, kw) ? dw4_packed_bytes(c, kh, kw) : dw_any_packed_bytes(c, kh, kw);
+}
 
 static size_t dw_packed_bytes(int c, int kh, int kw)
 {
-	return dw4_applies(c, kh, kw) ? dw4_packed_bytes(c, kh, kw) : dw_any_packed_bytes(c, kh, kw);
+	return dw_base_bytes(c, kh, kw) + (dwk_packs(c, kh, kw) ? dwk_packed_bytes(c, kh, kw) : 0);
 }
 
 static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
@@ -2569,6 +3051,16 @@ static void dw_pack(int c, int kh, int kw, const int8_t *w, void *packed)
 		dw4_pack(c, kh, kw, w, packed);
 	else
 		dw_any_pack(c, kh, kw, w, packed);
+	if (dwk_packs(c, kh, kw))
+		dwk_pack(c, kh, kw, w, (int8_t *)packed + dw_base_bytes(c, kh, kw));
+}
+
+/* dw3 where it applies (3 x 3, c a multiple of 16); dwk where it applies. */
+static bool dw_use_dwk(const struct qdwconv_params *p)
+{
+	bool col3 = dw4_applies(p->c, p->kh, p->kw) && p->kh == 3 && p->kw == 3 && p->dil_w == 1 &&
+		    p->stride_w <= 2;
+	return !col3 && dwk_runs(p);
 }
 
 static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
@@ -2576,7 +3068,9 @@ static void dw_run(const struct qdwconv_params *p, const uint8_t *x, const void 
 {
 	if (p->n <= 0 || p->h_out <= 0 || p->w_out <= 0 || p->c <= 0)
 		return;
-	if (dw4_applies(p->c, p->kh, p->kw))
+	if (dw_use_dwk(p))
+		dwk_run(p, x, (const int8_t *)packed + dw_base_bytes(p->c, p->kh, p->kw), y);
+	else if (dw4_applies(p->c, p->kh, p->kw))
 		dw4_run(p, x, packed, y);
 	else
 		dw_any_run(p, x, packed, y);
@@ -2606,12 +3100,113 @@ static ALWAYS_INLINE __m128i add16(__m128i a8, __m128i b8, const struct qadd_par
 	return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), o->zero));
 }
 
+/* 64 results at once from their 4 groups of 16 int32 r[k] (each already
+ * rounded: every float form rounds before it clamps, and with integer bounds
+ * rounding and clamping commute): packed with saturation to int16, plus z16
+ * (saturating; 0 where the zero point is in r already), to uint8, then
+ * clamped as bytes; the saturations only meet values beyond the clamp, which
+ * they leave beyond it. The packs interleave the 4 groups per 128-bit lane
+ * (dword 4L + k holds group k's dword L); one vpermd puts them in order. */
+static ALWAYS_INLINE __m512i pack64(const __m512i r[4], __m512i z16, __m512i cmin, __m512i cmax)
+{
+	const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+	__m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), z16);
+	__m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), z16);
+	__m512i v = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(ab, cd));
+	return _mm512_min_epu8(_mm512_max_epu8(v, cmin), cmax);
+}
+
+/* Whether every float result of an elementwise kernel lies within 2^30 of 0
+ * (amax: a bound on |f|), so that its conversion to int32 cannot overflow
+ * and pack64 may clamp after it (NaN: no). */
+static bool f32_fits(double amax)
+{
+	return amax < 1073741824.0;
+}
+
+/* The largest |code - zero| of a uint8 code. */
+static double code_span(int32_t zero)
+{
+	return fmax(fabs((double)zero), fabs(255.0 - (double)zero));
+}
+
+/* Group k (16 codes) of p widened to int32: a plain load where FULL (a
+ * constant), else masked by bits 16 k .. 16 k + 15 of m. */
+static ALWAYS_INLINE __m512i codes16(const uint8_t *p, int k, bool full, __mmask64 m)
+{
+	const uint8_t *q = p + 16 * k;
+	return _mm512_cvtepu8_epi32(full ? _mm_loadu_si128((const __m128i *)q)
+					 : _mm_maskz_loadu_epi8((__mmask16)(m >> (16 * k)), q));
+}
+
+/* CALL with G (1..4, a constant) the groups of 16 that n (1..64) codes take. */
+#define GROUPS_OF(n, CALL)                                                               \
+	do {                                                                             \
+		switch (((n) + 15) / 16) {                                               \
+		case 1: {                                                                \
+			const int G = 1;                                                 \
+			CALL;                                                            \
+		} break;                                                                 \
+		case 2: {                                                                \
+			const int G = 2;                                                 \
+			CALL;                                                            \
+		} break;                                                                 \
+		case 3: {                                                                \
+			const int G = 3;                                                 \
+			CALL;                                                            \
+		} break;                                                                 \
+		default: {                                                               \
+			const int G = 4;                                                 \
+			CALL;                                                            \
+		} break;                                                                 \
+		}                                                                        \
+	} while (0)
+
+/* q8_add_f32 of groups 0..G-1 of 16 codes (the others 0), the rounded sum
+ * without its zero point: the same float operations as add16. */
+static ALWAYS_INLINE void add_r(int G, bool full, const uint8_t *a, const uint8_t *b, __mmask64 m,
+				const struct qadd_params *p, __m512i r[4])
+{
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++) {
+		if (k >= G) {
+			r[k] = _mm512_setzero_si512();
+			continue;
+		}
+		__m512 fa = _mm512_cvtepi32_ps(
+			_mm512_sub_epi32(codes16(a, k, full, m), _mm512_set1_epi32(p->a_zero)));
+		__m512 fb = _mm512_cvtepi32_ps(
+			_mm512_sub_epi32(codes16(b, k, full, m), _mm512_set1_epi32(p->b_zero)));
+		r[k] = _mm512_cvtps_epi32(_mm512_add_ps(_mm512_mul_ps(fa, _mm512_set1_ps(p->a_scale)),
+							_mm512_mul_ps(fb, _mm512_set1_ps(p->b_scale))));
+	}
+}
+
+/* 64 codes a time through pack64 where the sums fit (|f| < 2^30), else 16. */
 void qadd_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
 		     uint8_t *y)
 {
 	struct rq_out o;
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	size_t i = 0;
+	if (f32_fits(code_span(p->a_zero) * fabs((double)p->a_scale) +
+		     code_span(p->b_zero) * fabs((double)p->b_scale) + 1.0) &&
+	    p->c_zero >= -32768 && p->c_zero <= 32767) {
+		const __m512i z16 = _mm512_set1_epi16((short)p->c_zero);
+		const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+		__m512i r[4];
+		for (; i + 64 <= n; i += 64) {
+			add_r(4, true, a + i, b + i, ~0ull, p, r);
+			_mm512_storeu_si512(y + i, pack64(r, z16, cmin, cmax));
+		}
+		if (i < n) {
+			/* masked: the bytes past n are neither read nor written */
+			__mmask64 k = (1ull << (n - i)) - 1;
+			GROUPS_OF(n - i, add_r(G, false, a + i, b + i, k, p, r));
+			_mm512_mask_storeu_epi8(y + i, k, pack64(r, z16, cmin, cmax));
+		}
+		return;
+	}
 	for (; i + 16 <= n; i += 16)
 		_mm_storeu_si128((__m128i *)(y + i),
 				 add16(_mm_loadu_si128((const __m128i *)(a + i)),
@@ -2639,6 +3234,43 @@ static ALWAYS_INLINE __m128i mul16(__m128i a8, __m128i b8, const struct qmul_par
 	return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f));
 }
 
+/* round(fma((a - a_zero) * bz[k], scale, c_zero)) for groups 0..G-1 of 16
+ * codes of a (the others 0), bz[k] the other factor of group k, its zero
+ * point taken off. */
+static ALWAYS_INLINE void mul_r(int G, bool full, const uint8_t *a, const __m512i bz[4], __mmask64 m,
+				const struct qmul_params *p, __m512i r[4])
+{
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++) {
+		if (k >= G) {
+			r[k] = _mm512_setzero_si512();
+			continue;
+		}
+		__m512i acc = _mm512_mullo_epi32(
+			_mm512_sub_epi32(codes16(a, k, full, m), _mm512_set1_epi32(p->a_zero)), bz[k]);
+		r[k] = _mm512_cvtps_epi32(_mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(p->scale),
+							  _mm512_set1_ps((float)p->c_zero)));
+	}
+}
+
+/* The factors bz[0..G-1] of groups of 16 codes of b, zero point taken off. */
+static ALWAYS_INLINE void mul_factors(int G, bool full, const uint8_t *b, __mmask64 m, int32_t b_zero,
+				      __m512i bz[4])
+{
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++)
+		bz[k] = k < G ? _mm512_sub_epi32(codes16(b, k, full, m), _mm512_set1_epi32(b_zero))
+			      : _mm512_setzero_si512();
+}
+
+/* The float form's results all within 2^30 (see f32_fits). */
+static bool mul_fits(const struct qmul_params *p)
+{
+	return f32_fits(code_span(p->a_zero) * code_span(p->b_zero) * fabs((double)p->scale) +
+			fabs((double)p->c_zero) + 1.0);
+}
+
+/* 64 codes a time through pack64 where the results fit, else 16. */
 void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
 		     uint8_t *y)
 {
@@ -2649,6 +3281,23 @@ void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct 
 	struct rq_out o;
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	size_t i = 0;
+	if (mul_fits(p)) {
+		const __m512i z16 = _mm512_setzero_si512();
+		const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+		__m512i bz[4], r[4];
+		for (; i + 64 <= n; i += 64) {
+			mul_factors(4, true, b + i, ~0ull, p->b_zero, bz);
+			mul_r(4, true, a + i, bz, ~0ull, p, r);
+			_mm512_storeu_si512(y + i, pack64(r, z16, cmin, cmax));
+		}
+		if (i < n) {
+			__mmask64 k = (1ull << (n - i)) - 1;
+			GROUPS_OF(n - i, mul_factors(G, false, b + i, k, p->b_zero, bz);
+				  mul_r(G, false, a + i, bz, k, p, r));
+			_mm512_mask_storeu_epi8(y + i, k, pack64(r, z16, cmin, cmax));
+		}
+		return;
+	}
 	for (; i + 16 <= n; i += 16)
 		_mm_storeu_si128((__m128i *)(y + i),
 				 mul16(_mm_loadu_si128((const __m128i *)(a + i)),
@@ -2658,6 +3307,141 @@ void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct 
 		_mm_mask_storeu_epi8(y + i, k,
 				     mul16(_mm_maskz_loadu_epi8(k, a + i), _mm_maskz_loadu_epi8(k, b + i),
 					   p, &o));
+	}
+}
+
+/* Rows of c codes of a by the gate, from chunk ch0 (nb codes, G groups of 16:
+ * constants) on, the gate's factors bz. */
+static ALWAYS_INLINE void mul_rows_chunk(int G, bool full, size_t rows, size_t c, size_t ch0, size_t nb,
+					 const uint8_t *a, const __m512i bz[4],
+					 const struct qmul_params *p, uint8_t *y)
+{
+	const __m512i z16 = _mm512_setzero_si512();
+	const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+	const __mmask64 k = full ? ~0ull : (1ull << nb) - 1;
+	__m512i r[4];
+	for (size_t row = 0; row < rows; row++) {
+		mul_r(G, full, a + row * c + ch0, bz, k, p, r);
+		if (full)
+			_mm512_storeu_si512(y + row * c + ch0, pack64(r, z16, cmin, cmax));
+		else
+			_mm512_mask_storeu_epi8(y + row * c + ch0, k, pack64(r, z16, cmin, cmax));
+	}
+}
+
+/* With c dividing 64, the rows are one run of codes whose gate repeats every
+ * c codes, 64 at a time; else each row in chunks of 64 channels (the last in
+ * as many groups of 16 as it takes), the gate's factors of a chunk
+ * computed once for every row. */
+void qmul_rows_u8__avx512(size_t rows, size_t c, const uint8_t *a, const uint8_t *gate,
+			  const struct qmul_params *p, uint8_t *y)
+{
+	if (p->q31 || !mul_fits(p) || c == 0) {
+		for (size_t r = 0; r < rows; r++)
+			qmul_u8__avx512(c, a + r * c, gate, p, y + r * c);
+		return;
+	}
+	__m512i bz[4];
+	if (c <= 64 && 64 % c == 0) {
+		const __m512i z16 = _mm512_setzero_si512();
+		const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
+		__m512i r[4];
+		uint8_t g64[64];
+		for (int i = 0; i < 64; i++)
+			g64[i] = gate[(size_t)i % c];
+		mul_factors(4, true, g64, ~0ull, p->b_zero, bz);
+		size_t n = rows * c, i = 0;
+		for (; i + 64 <= n; i += 64) {
+			mul_r(4, true, a + i, bz, ~0ull, p, r);
+			_mm512_storeu_si512(y + i, pack64(r, z16, cmin, cmax));
+		}
+		if (i < n) {
+			__mmask64 k = (1ull << (n - i)) - 1;
+			GROUPS_OF(n - i, mul_r(G, false, a + i, bz, k, p, r));
+			_mm512_mask_storeu_epi8(y + i, k, pack64(r, z16, cmin, cmax));
+		}
+		return;
+	}
+	size_t ch0 = 0;
+	for (; ch0 + 64 <= c; ch0 += 64) {
+		mul_factors(4, true, gate + ch0, ~0ull, p->b_zero, bz);
+		mul_rows_chunk(4, true, rows, c, ch0, 64, a, bz, p, y);
+	}
+	if (ch0 < c) {
+		size_t nb = c - ch0;
+		__mmask64 k = (1ull << nb) - 1;
+		GROUPS_OF(nb, mul_factors(G, false, gate + ch0, k, p->b_zero, bz);
+			  mul_rows_chunk(G, false, rows, c, ch0, nb, a, bz, p, y));
+	}
+}
+
+/* --- per-channel sums over pixels ------------------------------------------------- */
+
+/* Codes are added into 16-bit lanes (vpmovzxbw, vpaddw), at most
+ * SUM_U16_RUN to a lane (257 * 255 < 2^16), then widened into 32-bit sums.
+ * With c dividing 64 and the pixels contiguous, the codes are one run, 64 at
+ * a time, lane j of the run summing channel j % c, folded at the end; else
+ * each chunk of 64 channels pixel by pixel. */
+#define SUM_U16_RUN 257
+
+/* acc32[0..3] += the 64 16-bit lanes of lo and hi, widened. */
+static ALWAYS_INLINE void sum_widen(__m512i lo, __m512i hi, __m512i acc32[4])
+{
+	acc32[0] = _mm512_add_epi32(acc32[0], _mm512_cvtepu16_epi32(_mm512_castsi512_si256(lo)));
+	acc32[1] = _mm512_add_epi32(acc32[1], _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(lo, 1)));
+	acc32[2] = _mm512_add_epi32(acc32[2], _mm512_cvtepu16_epi32(_mm512_castsi512_si256(hi)));
+	acc32[3] = _mm512_add_epi32(acc32[3], _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(hi, 1)));
+}
+
+/* lo, hi += the codes of v (bytes 0..31, 32..63) as 16-bit lanes. */
+static ALWAYS_INLINE void sum_add(__m512i v, __m512i *lo, __m512i *hi)
+{
+	*lo = _mm512_add_epi16(*lo, _mm512_cvtepu8_epi16(_mm512_castsi512_si256(v)));
+	*hi = _mm512_add_epi16(*hi, _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(v, 1)));
+}
+
+void qsum_pixels_u8__avx512(size_t hw, size_t c, size_t stride, const uint8_t *x, uint32_t *sum)
+{
+	__m512i acc32[4];
+	if (c > 0 && c <= 64 && 64 % c == 0 && stride == c) {
+		acc32[0] = acc32[1] = acc32[2] = acc32[3] = _mm512_setzero_si512();
+		size_t n = hw * c, i = 0;
+		while (i < n) {
+			__m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+			for (int run = 0; run < SUM_U16_RUN && i < n; run++, i += 64) {
+				__mmask64 k = n - i >= 64 ? ~0ull : (1ull << (n - i)) - 1;
+				sum_add(_mm512_maskz_loadu_epi8(k, x + i), &lo, &hi);
+			}
+			sum_widen(lo, hi, acc32);
+		}
+		/* lane j of acc32[q] sums byte 16 q + j of every 64, channel (16 q + j) % c */
+		uint32_t t[64];
+		for (int q = 0; q < 4; q++)
+			_mm512_storeu_si512(t + 16 * q, acc32[q]);
+		for (size_t ch = 0; ch < c; ch++) {
+			uint32_t v = 0;
+			for (size_t j = ch; j < 64; j += c)
+				v += t[j];
+			sum[ch] = v;
+		}
+		return;
+	}
+	for (size_t ch0 = 0; ch0 < c; ch0 += 64) {
+		size_t nb = c - ch0 < 64 ? c - ch0 : 64;
+		__mmask64 k = nb >= 64 ? ~0ull : (1ull << nb) - 1;
+		acc32[0] = acc32[1] = acc32[2] = acc32[3] = _mm512_setzero_si512();
+		const uint8_t *xc = x + ch0;
+		for (size_t px = 0; px < hw;) {
+			__m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+			for (int run = 0; run < SUM_U16_RUN && px < hw; run++, px++)
+				sum_add(_mm512_maskz_loadu_epi8(k, xc + px * stride), &lo, &hi);
+			sum_widen(lo, hi, acc32);
+		}
+		for (int q = 0; q < 4; q++) {
+			size_t left = nb > (size_t)16 * q ? nb - (size_t)16 * q : 0;
+			__mmask16 kq = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
+			_mm512_mask_storeu_epi32(sum + ch0 + 16 * q, kq, acc32[q]);
+		}
 	}
 }
 

@@ -176,6 +176,28 @@ qmul_fn q8_mul_for(enum q8_isa isa)
 	return q8_isa_supported(isa) ? paths[isa].mul : NULL;
 }
 
+qmul_rows_fn q8_mul_rows_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI)
+		return qmul_rows_u8__avx512;
+#endif
+	return qmul_rows_u8__ref;
+}
+
+qsum_pixels_fn q8_sum_pixels_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI)
+		return qsum_pixels_u8__avx512;
+#endif
+	return qsum_pixels_u8__ref;
+}
+
 qlut_fn q8_lut_for(enum q8_isa isa)
 {
 	if (!q8_isa_supported(isa))

@@ -346,6 +346,23 @@ void qmul_u8__ref(size_t n, const uint8_t *a, const uint8_t *b, const struct qmu
 		y[i] = q8_mul(a[i], b[i], p);
 }
 
+void qmul_rows_u8__ref(size_t rows, size_t c, const uint8_t *a, const uint8_t *gate,
+		       const struct qmul_params *p, uint8_t *y)
+{
+	for (size_t r = 0; r < rows; r++)
+		for (size_t ch = 0; ch < c; ch++)
+			y[r * c + ch] = q8_mul(a[r * c + ch], gate[ch], p);
+}
+
+void qsum_pixels_u8__ref(size_t hw, size_t c, size_t stride, const uint8_t *x, uint32_t *sum)
+{
+	for (size_t ch = 0; ch < c; ch++)
+		sum[ch] = 0;
+	for (size_t px = 0; px < hw; px++)
+		for (size_t ch = 0; ch < c; ch++)
+			sum[ch] += x[px * stride + ch];
+}
+
 void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y)
 {
 	for (size_t i = 0; i < n; i++)

@@ -1079,6 +1079,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->conv = q8_conv_for(qc->isa);
 	m->add = q8_add_for(qc->isa);
 	m->mul = q8_mul_for(qc->isa);
+	m->mul_rows = q8_mul_rows_for(qc->isa);
+	m->sum_pixels = q8_sum_pixels_for(qc->isa);
 	m->lut = q8_lut_for(qc->isa);
 	m->maxpool2 = q8_maxpool2_for(qc->isa);
 	m->matmul = q8_matmul_for(qc->isa);
@@ -1091,6 +1093,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		m->conv = q8_conv_for(Q8_ISA_REF);
 		m->add = q8_add_for(Q8_ISA_REF);
 		m->mul = q8_mul_for(Q8_ISA_REF);
+	m->mul_rows = q8_mul_rows_for(Q8_ISA_REF);
+	m->sum_pixels = q8_sum_pixels_for(Q8_ISA_REF);
 		m->lut = q8_lut_for(Q8_ISA_REF);
 		m->maxpool2 = q8_maxpool2_for(Q8_ISA_REF);
 		m->matmul = q8_matmul_for(Q8_ISA_REF);

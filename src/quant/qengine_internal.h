@@ -93,8 +93,9 @@ struct qstep {
 				     activation and every image adds the same tile */
 	int64_t tile_n;           /* its elements (one image of the output) */
 	struct qmul_params mul;   /* MUL */
-	bool mul_rows;            /* MUL of [N,C,H,W] by a [N,C,1,1] gate: per pixel,
-				     a row of C channels (NHWC) by the image's gate */
+	bool mul_rows;            /* MUL of [N,C,H,W] by a [N,C,1,1] gate: per image,
+				     its H*W rows of C channels (NHWC) by its gate
+				     (qmul_rows_fn) */
 	uint8_t *lut;             /* LUT: [256] output code of each input code */
 	int lut_in;               /* LUT: the input that is the activation */
 	int tmp_in[GRAPH_MAX_INPUTS], tmp_out; /* FALLBACK float buffers, -1 none */
@@ -127,6 +128,8 @@ struct qmodel {
 	const struct qconv_ukernel *conv; /* NULL: every conv is im2col + gemm */
 	qadd_fn add;
 	qmul_fn mul;
+	qmul_rows_fn mul_rows;    /* MUL by a per-channel gate */
+	qsum_pixels_fn sum_pixels; /* GlobalAveragePool's sums */
 	qlut_fn lut;
 	qmaxpool2_fn maxpool2;    /* NULL: MaxPool 2x2/2 runs run_pool's loops too */
 	const struct qmatmul_ukernel *matmul;

@@ -499,7 +499,7 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 		C = xs->dims[2];
 		HW = xs->dims[1];
 	}
-	int32_t acc[512];
+	uint32_t acc[512];
 	/* the rounded mean (sum + HW / 2) / HW, the division a multiply when
 	 * the largest sum, 255 HW + HW / 2, keeps it exact (quant.h) */
 	struct quant_divider dv = quant_divider((uint32_t)(HW > 0 && HW < INT32_MAX ? HW : 1));
@@ -507,12 +507,7 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 	for (int64_t b = 0; b < N; b++)
 		for (int64_t c0 = 0; c0 < C; c0 += 512) {
 			int64_t cn = C - c0 < 512 ? C - c0 : 512;
-			memset(acc, 0, sizeof(int32_t) * (size_t)cn);
-			for (int64_t p = 0; p < HW; p++) {
-				const uint8_t *px = x + (b * HW + p) * C + c0;
-				for (int64_t c = 0; c < cn; c++)
-					acc[c] += px[c];
-			}
+			m->sum_pixels((size_t)HW, (size_t)cn, (size_t)C, x + b * HW * C + c0, acc);
 			for (int64_t c = 0; c < cn; c++)
 				y[b * C + c0 + c] =
 					by_mul ? (uint8_t)quant_divide((uint32_t)(acc[c] + HW / 2), dv)
@@ -560,11 +555,17 @@ static void run_mul(const struct qengine *e, const struct qstep *st)
 	bool gate_b = shape_numel(&e->shapes[st->in[1]]) < shape_numel(&e->shapes[st->in[0]]);
 	size_t N = (size_t)ys->dims[0], C = (size_t)ys->dims[1];
 	size_t HW = (size_t)(ys->dims[2] * ys->dims[3]);
-	for (size_t img = 0; img < N; img++)
-		for (size_t p = 0; p < HW; p++) {
-			size_t row = (img * HW + p) * C, gate = img * C;
-			m->mul(C, a + (gate_b ? row : gate), b + (gate_b ? gate : row), &st->mul, y + row);
-		}
+	/* q8_mul(x, gate) = q8_mul(gate, x) with the zero points swapped: the
+	 * product of the two differences is the same */
+	struct qmul_params pr = st->mul;
+	if (!gate_b) {
+		pr.a_zero = st->mul.b_zero;
+		pr.b_zero = st->mul.a_zero;
+	}
+	for (size_t img = 0; img < N; img++) {
+		size_t rows = img * HW * C, gate = img * C;
+		m->mul_rows(HW, C, (gate_b ? a : b) + rows, (gate_b ? b : a) + gate, &pr, y + rows);
+	}
 }
 
 static void run_lut(const struct qengine *e, const struct qstep *st)
