@@ -2438,8 +2438,9 @@ static enum rq_form dw3_form(const struct dw4 *d, const int *cg, enum rq_form fo
 	return RQ_F32_FIT;
 }
 
-/* CALL, with F the form as a constant. */
-#define DW3_FORMS(CALL)                                                                  \
+/* CALL, with F the form as a constant (the depthwise kernels' dispatch on the
+ * requantization form). */
+#define RQ_FORMS(CALL)                                                                  \
 	do {                                                                             \
 		if (form == RQ_F32_FIT) {                                                \
 			const enum rq_form F = RQ_F32_FIT;                               \
@@ -2469,7 +2470,7 @@ static enum rq_form dw3_form(const struct dw4 *d, const int *cg, enum rq_form fo
 		const struct rq16 q[4] = {q_in[0], q_in[1], q_in[2], q_in[3]};           \
 		(void)cg0;                                                               \
 		(void)n_slots;                                                           \
-		DW3_FORMS(CALL);                                                         \
+		RQ_FORMS(CALL);                                                         \
 	}
 DW3_ENTRY(dw3_pixels_s1, dw3_run_pixels(d, 1, cg0, n_slots, F, q, y))
 DW3_ENTRY(dw3_pixels_s2, dw3_run_pixels(d, 2, cg0, n_slots, F, q, y))
@@ -2482,7 +2483,6 @@ DW3_ENTRY(dw3_tail16_s2, dw3_run_rows(d, 16, 2, cg0, F, q, y))
 DW3_ENTRY(dw3_tail32_s1, dw3_run_rows(d, 32, 1, cg0, F, q, y))
 DW3_ENTRY(dw3_tail32_s2, dw3_run_rows(d, 32, 2, cg0, F, q, y))
 #undef DW3_ENTRY
-#undef DW3_FORMS
 
 typedef void (*dw3_fn)(const struct dw4 *d, int cg0, int n_slots, enum rq_form form,
 		       const struct rq16 *q, uint8_t *y);
@@ -2966,24 +2966,6 @@ static ALWAYS_INLINE void dwk_run_chunk(int KW, int SW, const struct dwk *k, int
 	}
 }
 
-/* CALL with F the form (a constant). */
-#define DWK_FORMS(CALL)                                                                  \
-	do {                                                                             \
-		if (form == RQ_F32_FIT) {                                                \
-			const enum rq_form F = RQ_F32_FIT;                               \
-			CALL;                                                            \
-		} else if (form == RQ_F32) {                                             \
-			const enum rq_form F = RQ_F32;                                   \
-			CALL;                                                            \
-		} else if (form == RQ_LEAN) {                                            \
-			const enum rq_form F = RQ_LEAN;                                  \
-			CALL;                                                            \
-		} else {                                                                 \
-			const enum rq_form F = RQ_FULL;                                  \
-			CALL;                                                            \
-		}                                                                        \
-	} while (0)
-
 #define DWK_ENTRY(NAME, KW, SW)                                                          \
 	static __attribute__((noinline)) void NAME(const struct dwk *k_in, int cg0,      \
 						   enum rq_form form,                      \
@@ -2992,7 +2974,7 @@ static ALWAYS_INLINE void dwk_run_chunk(int KW, int SW, const struct dwk *k, int
 	{                                                                                \
 		const struct dwk kl = *k_in;                                             \
 		const struct rq16 q[4] = {q_in[0], q_in[1], q_in[2], q_in[3]};           \
-		DWK_FORMS(dwk_run_chunk(KW, SW, &kl, cg0, F, q, tab, y));                \
+		RQ_FORMS(dwk_run_chunk(KW, SW, &kl, cg0, F, q, tab, y));                \
 	}
 DWK_ENTRY(dwk_chunk_k3s1, 3, 1)
 DWK_ENTRY(dwk_chunk_k3s2, 3, 2)
@@ -3000,7 +2982,7 @@ DWK_ENTRY(dwk_chunk_k5s1, 5, 1)
 DWK_ENTRY(dwk_chunk_k5s2, 5, 2)
 DWK_ENTRY(dwk_chunk_any, 0, 0)
 #undef DWK_ENTRY
-#undef DWK_FORMS
+#undef RQ_FORMS
 
 /* packed: the dwk part of the weights. */
 static void dwk_run(const struct qdwconv_params *p, const uint8_t *x, const void *packed,
