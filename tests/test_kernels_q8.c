@@ -995,7 +995,8 @@ struct conv_case {
  * kernels lay 16 output pixels of a row across the lanes, so rows longer than
  * 16, strides up to 5 and kernels up to 9 wide matter; half of them with at
  * most 16 output channels, which the VBMI kernel takes in one pass); c16: exactly 16 input
- * channels (a kernel of its own with 4 pixels per vector); else any shape. */
+ * channels and rows up to 40 pixels (tiles of up to 16 pixels of one output row,
+ * several per row); else any shape. */
 static void conv_case_make(struct conv_case *d, bool wide_c1, bool c16)
 {
 	struct qconv_params *p = &d->p;
@@ -1005,7 +1006,7 @@ static void conv_case_make(struct conv_case *d, bool wide_c1, bool c16)
 		    : wide_c1 || rng_chance(20) ? 1
 		    : rng_chance(30)            ? 4 * rng_int(1, 12)
 						: rng_int(1, 40);
-	int max_stride = wide_c1 ? 5 : 3, max_w = wide_c1 ? 90 : 12;
+	int max_stride = wide_c1 ? 5 : 3, max_w = wide_c1 ? 90 : c16 ? 40 : 12;
 	*p = (struct qconv_params){
 		.n = rng_int(1, wide_c1 ? 2 : 3), .c = c,
 		.c_out = rng_chance(wide_c1 ? 50 : 30) ? rng_int(1, 16) : rng_int(1, wide_c1 ? 40 : 80),
@@ -1072,7 +1073,7 @@ static uint8_t *conv_run_kernel(const struct qconv_ukernel *uk, struct conv_case
 	struct qconv_params *p = &d->p;
 	void *packed = xmalloc(uk->packed_bytes(p->c_out, p->kh, p->kw, p->c));
 	uk->pack(p->c_out, p->kh, p->kw, p->c, d->w, packed);
-	size_t work = uk->work_bytes(p->kh, p->kw, p->c);
+	size_t work = uk->work_bytes(p);
 	p->work = work ? xmalloc(work) : NULL;
 	uint8_t *y = xmalloc(d->y_bytes);
 	memset(y, 0xa5, d->y_bytes);

@@ -175,7 +175,7 @@ struct qconv_params {
 	const float *rq_scale;         /* as in qgemm_params */
 	int32_t c_zero;
 	uint8_t c_min, c_max;
-	uint8_t *work;                 /* work_bytes(kh, kw, c) bytes of scratch */
+	uint8_t *work;                 /* work_bytes(p) bytes of scratch */
 };
 
 /* The implementation packs w [c_out][kh][kw][c] once (any alignment; 64 is
@@ -185,7 +185,8 @@ struct qconv_ukernel {
 	const char *name;
 	size_t (*packed_bytes)(int c_out, int kh, int kw, int c);
 	void (*pack)(int c_out, int kh, int kw, int c, const int8_t *w, void *packed);
-	size_t (*work_bytes)(int kh, int kw, int c);
+	/* scratch for run() on p's shapes (its n, pointers and quantization unread) */
+	size_t (*work_bytes)(const struct qconv_params *p);
 	void (*run)(const struct qconv_params *p, const uint8_t *x, const void *packed,
 		    uint8_t *y);
 };

@@ -27,14 +27,17 @@
  * float where the shifts allow (see "GEMM tile output" below): their
  * per-vector epilogue had cost 19 % of the peak at K = 256.
  *
- * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from the
- * NHWC input itself instead of im2col rows; its packed weights are the GEMM
- * panels for K = kh * (kw*c rounded up to 4) (see conv_run below). A
+ * Convolution (qconv_u8s8_8x32): the same micro-kernel with A read from a
+ * padded copy of each input image (made once per image in the scratch, so
+ * every window is kernel rows of contiguous bytes and no pixel needs a border
+ * row of its own) instead of im2col rows; its packed weights are the GEMM
+ * panels for K = kh * (kw*c rounded up to 4) (see conv_run below). With at
+ * most 16 output channels a tile is up to 16 pixels of one output row, read
+ * through one pointer where the pixel step is a constant (16 channels at
+ * stride 1 or 2: ResNet's 16-channel 3x3 convs 1.6x on Zen 5). A
  * single-channel input (a first layer) with dil_w = 1 and stride_w <= 4 runs
  * conv_run_c1 instead, 16 output pixels across the lanes; for c = 1 its
- * weights follow the GEMM panels in the same packed buffer. A 16-channel input
- * with stride_w = 1 runs conv_run_c16 (4 pixels per vector, a 128-bit lane
- * per pixel), whose weights follow the same way.
+ * weights follow the GEMM panels in the same packed buffer.
  * qconv_u8s8_c1x16__avx512vbmi, the conv of CPUs that also have VBMI, runs
  * single-channel inputs with its own kernel (see "single-channel input with
  * VBMI" below) and every other shape as qconv_u8s8_8x32.
@@ -449,7 +452,7 @@ static ALWAYS_INLINE __m512i pack_u8x64(const __m512i v[4], __m512i cmin, __m512
 /* Requantizes and stores an MR x (16 * NB) tile acc to c (row stride ldc):
  * NB = 2: 2 rows per 64 bytes, NB = 1: 4 rows. */
 static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
-					  __m512i acc[GEMM_MR][GEMM_NB], const struct rq16 *q,
+					  __m512i (*acc)[GEMM_NB], const struct rq16 *q,
 					  const struct rq_screen *s, const struct rq_out *o,
 					  const struct clamp_u8 *cl, uint8_t *c, size_t ldc)
 {
@@ -458,7 +461,7 @@ static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
 	const __m512i cmax = _mm512_set1_epi8((char)cl->c_max);
 	__mmask64 row_mask = nb == 2 ? (__mmask64)q[0].valid | (__mmask64)q[1].valid << 16
 				     : (__mmask64)q[0].valid;
-#pragma GCC unroll 8
+#pragma GCC unroll 16
 	for (int r0 = 0; r0 < mr; r0 += rows) {
 		__m512i v[4];
 		__mmask16 near = 0;
@@ -926,8 +929,6 @@ const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni = {
  * vectors of one block of 16 pixels live on the stack: 2 KiB). */
 #define C1_MAX_GROUPS 16
 #define C1_MAX_TAP_GROUPS 32
-/* Most kernel taps of the 16-channel kernel (conv_run_c16). */
-#define C16_MAX_TAPS 64
 
 static int conv_kwc4(int kw, int c)
 {
@@ -943,18 +944,9 @@ static size_t conv_c1_bytes(int c_out, int kh, int kw, int c)
 	       (((size_t)kw + 3) / 4) * 4;
 }
 
-/* Bytes of the 16-channel layout (see conv_run_c16), 0 unless c = 16. */
-static size_t conv_c16_bytes(int c_out, int kh, int kw, int c)
-{
-	if (c != 16 || kh * kw > C16_MAX_TAPS)
-		return 0;
-	return (((size_t)c_out + 15) / 16) * 16 * (size_t)kh * kw * 64;
-}
-
 static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
 {
-	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c)) + conv_c1_bytes(c_out, kh, kw, c) +
-	       conv_c16_bytes(c_out, kh, kw, c);
+	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c)) + conv_c1_bytes(c_out, kh, kw, c);
 }
 
 static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
@@ -985,92 +977,117 @@ static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *p
 					   kj % 4] = w[((size_t)j * kh + ki) * kw + kj];
 				}
 	}
-	if (conv_c16_bytes(c_out, kh, kw, c)) {
-		/* [ceil(c_out/16)][kh*kw][16 channels][4 x the 16 weights w[j][t][0..15]]:
-		 * each 128-bit lane of a tap's 64 bytes holds channel j's 16 weights */
-		int8_t *c16 = out + gemm_packed_bytes(c_out, kh * kwc4);
-		size_t taps = (size_t)kh * kw;
-		for (int j = 0; j < c_out; j++)
-			for (size_t t = 0; t < taps; t++)
-				for (int l = 0; l < 4; l++)
-					memcpy(c16 + (((size_t)(j / 16) * taps + t) * 16 + j % 16) * 64 + 16 * l,
-					       w + ((size_t)j * taps + t) * 16, 16);
-	}
 }
 
-static size_t conv_work_bytes(int kh, int kw, int c)
+/* Rows of a conv tile with one 16-channel block (c_out <= 16: 16 pixels x
+ * 16 channels, 16 accumulators); with two blocks, GEMM_MR as the GEMM. */
+#define CONV_MR1 16
+
+/* The padded copy of one image that conv_run reads its windows from: the
+ * rows from pad_t above the input down to the last one a window reaches, the
+ * columns likewise, a_zero outside the input. */
+struct conv_pad {
+	int rows, cols;
+	bool copy; /* false: every window lies inside x (no padding), read in place */
+};
+
+static void conv_pad_geometry(const struct qconv_params *p, struct conv_pad *g)
 {
-	return (size_t)GEMM_MR * kh * conv_kwc4(kw, c);
+	g->rows = (p->h_out - 1) * p->stride_h + p->dil_h * (p->kh - 1) + 1;
+	g->cols = (p->w_out - 1) * p->stride_w + p->dil_w * (p->kw - 1) + 1;
+	g->copy = p->pad_t > 0 || p->pad_l > 0 || g->rows > p->h_in || g->cols > p->w_in;
+}
+
+/* Windows come from the padded copy unless dil_w > 1 (kernel rows are then
+ * not contiguous: per-pixel border rows as before). */
+static bool conv_reads_padded(const struct qconv_params *p)
+{
+	return p->dil_w == 1;
+}
+
+static size_t conv_work_bytes(const struct qconv_params *p)
+{
+	size_t rows = (size_t)CONV_MR1 * p->kh * conv_kwc4(p->kw, p->c);
+	if (!conv_reads_padded(p))
+		return rows;
+	struct conv_pad g;
+	conv_pad_geometry(p, &g);
+	size_t image = g.copy ? (size_t)g.rows * g.cols * p->c : 0;
+	return image > rows ? image : rows;
 }
 
 /* MR x (16 * NB) tile of the conv GEMM: row r reads kernel row ki at
- * rb[r] + ki * rs[r] (kwc bytes); wp is the panel. */
-static ALWAYS_INLINE void conv_tile(bool f32, int mr, int nb, int kh, int kwc,
-				   const uint8_t *const *rb,
-				   const size_t *rs, const int8_t *wp, const struct rq16 *q,
-				   const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
+ * rb[r] + ki * rs[r] (kwc bytes); wp is the panel. MR up to GEMM_MR with two
+ * blocks, CONV_MR1 with one. PS > 0 (a constant): the rows are pixels PS
+ * bytes apart, row r at rb[0] + r * PS (one pointer where MR pointers would
+ * not fit the general registers). */
+static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int kh, int kwc,
+				   const uint8_t *const *rb, const size_t *rs, const int8_t *wp,
+				   const struct rq16 *q, const struct rq_out *o,
+				   const struct clamp_u8 *cl, uint8_t *c, size_t ldc)
 {
-	__m512i acc[GEMM_MR][GEMM_NB];
-#pragma GCC unroll 8
+	__m512i acc[CONV_MR1][GEMM_NB];
+#pragma GCC unroll 16
 	for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
+#pragma GCC unroll 2
 		for (int b = 0; b < nb; b++)
 			acc[r][b] = q[b].bias;
 	int g4 = kwc / 4, tail = kwc & 3, kwc4 = (kwc + 3) & ~3;
 	for (int ki = 0; ki < kh; ki++) {
-		const uint8_t *ar[GEMM_MR];
-#pragma GCC unroll 8
+		const uint8_t *ar[CONV_MR1];
+#pragma GCC unroll 16
 		for (int r = 0; r < mr; r++)
-			ar[r] = rb[r] + (size_t)ki * rs[r];
+			ar[r] = ps ? rb[0] + (size_t)ki * rs[0] + r * ps : rb[r] + (size_t)ki * rs[r];
 		const int8_t *wk = wp + (size_t)ki * kwc4 * GEMM_NR;
 		for (int g = 0; g < g4; g++) {
 			__m512i w[GEMM_NB];
-#pragma GCC unroll 8
+#pragma GCC unroll 2
 			for (int b = 0; b < nb; b++)
 				w[b] = _mm512_loadu_si512(wk + ((size_t)g * GEMM_NR + 16 * b) * 4);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
 			for (int r = 0; r < mr; r++) {
 				__m512i av = _mm512_set1_epi32(load_u32(ar[r] + 4 * g));
-#pragma GCC unroll 8
+#pragma GCC unroll 2
 				for (int b = 0; b < nb; b++)
 					acc[r][b] = dpbusd(acc[r][b], av, w[b]);
 			}
 		}
 		if (tail) {
 			__m512i w[GEMM_NB];
-#pragma GCC unroll 8
+#pragma GCC unroll 2
 			for (int b = 0; b < nb; b++)
 				w[b] = _mm512_loadu_si512(wk + ((size_t)g4 * GEMM_NR + 16 * b) * 4);
 			/* masked: the bytes past the run are neither read nor faulted on */
 			__mmask16 tk = (__mmask16)((1u << tail) - 1);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
 			for (int r = 0; r < mr; r++) {
 				__m512i av = _mm512_broadcastd_epi32(
 					_mm_maskz_loadu_epi8(tk, ar[r] + 4 * g4));
-#pragma GCC unroll 8
+#pragma GCC unroll 2
 				for (int b = 0; b < nb; b++)
 					acc[r][b] = dpbusd(acc[r][b], av, w[b]);
 			}
 		}
 	}
-#pragma GCC unroll 8
-	for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
-		for (int b = 0; b < nb; b++)
-			store16(f32, acc[r][b], &q[b], o, c, NULL, off + r * ldc + 16 * b);
+	const struct rq_screen none = {0};
+	gemm_tile_store(F, mr, nb, acc, q, &none, o, cl, c, ldc);
 }
 
 #define CONV_TILE_CASE(MR_, NB_)                                                       \
 	case (MR_) * 4 + (NB_):                                                        \
-		conv_tile(F32, MR_, NB_, kh, kwc, rb, rs, wp, q, o, c, off, ldc);      \
+		conv_tile(F, MR_, NB_, 0, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);      \
 		break
 
-static ALWAYS_INLINE void conv_tile_mode(bool F32, int mr, int nb, int kh, int kwc,
+static ALWAYS_INLINE void conv_tile_mode(enum gemm_rq F, int mr, int nb, int kh, int kwc,
 					 const uint8_t *const *rb, const size_t *rs,
 					 const int8_t *wp, const struct rq16 *q,
-					 const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
+					 const struct rq_out *o, const struct clamp_u8 *cl,
+					 uint8_t *c, size_t ldc)
 {
 	switch (mr * 4 + nb) {
+	CONV_TILE_CASE(16, 1); CONV_TILE_CASE(15, 1); CONV_TILE_CASE(14, 1);
+	CONV_TILE_CASE(13, 1); CONV_TILE_CASE(12, 1); CONV_TILE_CASE(11, 1);
+	CONV_TILE_CASE(10, 1); CONV_TILE_CASE(9, 1);
 	CONV_TILE_CASE(8, 2); CONV_TILE_CASE(8, 1);
 	CONV_TILE_CASE(7, 2); CONV_TILE_CASE(7, 1);
 	CONV_TILE_CASE(6, 2); CONV_TILE_CASE(6, 1);
@@ -1084,14 +1101,59 @@ static ALWAYS_INLINE void conv_tile_mode(bool F32, int mr, int nb, int kh, int k
 	}
 }
 
+#define CONV_ROW_CASE(MR_)                                                             \
+	case MR_:                                                                      \
+		conv_tile(F, MR_, 1, PS, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);       \
+		break
+
+/* A one-block tile of mr pixels of one output row, PS bytes apart. */
+static ALWAYS_INLINE void conv_row_tile_mode(enum gemm_rq F, int PS, int mr, int kh, int kwc,
+					     const uint8_t *const *rb, const size_t *rs,
+					     const int8_t *wp, const struct rq16 *q,
+					     const struct rq_out *o, const struct clamp_u8 *cl,
+					     uint8_t *c, size_t ldc)
+{
+	switch (mr) {
+	CONV_ROW_CASE(16); CONV_ROW_CASE(15); CONV_ROW_CASE(14); CONV_ROW_CASE(13);
+	CONV_ROW_CASE(12); CONV_ROW_CASE(11); CONV_ROW_CASE(10); CONV_ROW_CASE(9);
+	CONV_ROW_CASE(8); CONV_ROW_CASE(7); CONV_ROW_CASE(6); CONV_ROW_CASE(5);
+	CONV_ROW_CASE(4); CONV_ROW_CASE(3); CONV_ROW_CASE(2); CONV_ROW_CASE(1);
+	default:
+		__builtin_unreachable();
+	}
+}
+
+/* Pixel steps the row tiles are compiled for: 16 channels at stride 1 and 2. */
+static bool conv_row_step(int ps)
+{
+	return ps == 16 || ps == 32;
+}
+
+static void conv_row_tile_any(int ps, int mr, int kh, int kwc, const uint8_t *const *rb,
+			      const size_t *rs, const int8_t *wp, const struct rq16 *q,
+			      const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
+			      size_t ldc)
+{
+	bool f32 = q[0].f32;
+	if (ps == 16 && f32)
+		conv_row_tile_mode(GEMM_RQ_F32, 16, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+	else if (ps == 16)
+		conv_row_tile_mode(GEMM_RQ_Q31, 16, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+	else if (f32)
+		conv_row_tile_mode(GEMM_RQ_F32, 32, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+	else
+		conv_row_tile_mode(GEMM_RQ_Q31, 32, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+}
+
 static void conv_tile_any(int mr, int nb, int kh, int kwc, const uint8_t *const *rb,
 			  const size_t *rs, const int8_t *wp, const struct rq16 *q,
-			  const struct rq_out *o, uint8_t *c, size_t off, size_t ldc)
+			  const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
+			  size_t ldc)
 {
 	if (q[0].f32)
-		conv_tile_mode(true, mr, nb, kh, kwc, rb, rs, wp, q, o, c, off, ldc);
+		conv_tile_mode(GEMM_RQ_F32, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 	else
-		conv_tile_mode(false, mr, nb, kh, kwc, rb, rs, wp, q, o, c, off, ldc);
+		conv_tile_mode(GEMM_RQ_Q31, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 }
 
 /* n bytes from src to dst, 64 at a time, the last chunk masked. */
@@ -1343,159 +1405,46 @@ static void conv_run_c1(const struct qconv_params *p, const uint8_t *x, const in
 	}
 }
 
-/* --- convolution of 16-channel inputs ---------------------------------------------- */
-
-/* A 16-channel pixel is 16 bytes, one 128-bit lane: a vector holds 4 output
- * pixels' inputs for one tap, lane (pixel i, dword q) = input channels
- * 4q..4q+3. vpdpbusd against a vector whose every 128-bit lane holds output
- * channel j's 16 weights for the tap gives, per lane, channel j's partial sum
- * over that channel quad: 16 accumulators (one per output channel of the
- * pass), no broadcast and no shuffle per tap. At the end a 4x4 transpose-and-
- * add per 128-bit lane sums the quads: R[k] lane (i, jj) = output channel
- * 4k + jj of pixel i. The packs that narrow R[0..3] (as in dw4_out) then give
- * each pixel's 16 channels in order. Padding reads a_zero (masked loads), so
- * bias_eff is the right bias, as in the GEMM formulation. Stride 1 only (4
- * pixels' inputs are then one 64-byte load per tap); with stride 2 assembling
- * them cost more than the GEMM formulation. */
-
-static ALWAYS_INLINE __m512i c16_sum_quads(__m512i a0, __m512i a1, __m512i a2, __m512i a3)
-{
-	__m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
-	__m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
-	return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
-}
-
-static ALWAYS_INLINE void conv_c16_pass(enum rq_form form, const struct qconv_params *p,
-					const uint8_t *x,
-					const int8_t *wp, int j0, const struct rq16 q[4], uint8_t *y)
-{
-	const int kh = p->kh, kw = p->kw, nch = p->c_out - j0 < 16 ? p->c_out - j0 : 16;
-	const size_t row_bytes = (size_t)p->w_in * 16;
-	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
-	/* the zero point: in the float form's multiply-add, else added to r here */
-	const __m512i z16 = _mm512_set1_epi16(form == RQ_F32 ? 0 : (short)p->c_zero);
-	const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
-	const __mmask16 chk = (__mmask16)((1u << nch) - 1);
-	struct rq_out o;
-	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
-	uintptr_t rowp[C16_MAX_TAPS];
-	__mmask64 rowk[C16_MAX_TAPS], colk[C16_MAX_TAPS];
-	intptr_t colo[C16_MAX_TAPS];
-	for (int img = 0; img < p->n; img++) {
-		const uint8_t *xi = x + (size_t)img * p->h_in * row_bytes;
-		for (int oh = 0; oh < p->h_out; oh++) {
-			for (int ki = 0; ki < kh; ki++) {
-				int ih = oh * p->stride_h - p->pad_t + ki * p->dil_h;
-				bool in = ih >= 0 && ih < p->h_in;
-				rowp[ki] = (uintptr_t)(xi + (in ? (size_t)ih * row_bytes : 0));
-				rowk[ki] = in ? ~0ull : 0;
-			}
-			size_t pix0 = ((size_t)img * p->h_out + oh) * p->w_out;
-			for (int ow0 = 0; ow0 < p->w_out; ow0 += 4) {
-				int n_px = p->w_out - ow0 < 4 ? p->w_out - ow0 : 4;
-				__mmask64 pxk = n_px == 4 ? ~0ull : (1ull << (16 * n_px)) - 1;
-				for (int kj = 0; kj < kw; kj++) {
-					/* stride 1: the 4 pixels' inputs are 64 consecutive bytes */
-					intptr_t b0 = ((intptr_t)ow0 - p->pad_l + (intptr_t)kj * p->dil_w) * 16;
-					colk[kj] = window_mask((int)-b0, (int)((intptr_t)row_bytes - b0)) & pxk;
-					colo[kj] = b0;
-				}
-				__m512i acc[16];
-#pragma GCC unroll 16
-				for (int j = 0; j < 16; j++)
-					acc[j] = _mm512_setzero_si512();
-				const int8_t *wt = wp;
-				for (int ki = 0; ki < kh; ki++)
-					for (int kj = 0; kj < kw; kj++, wt += 16 * 64) {
-						/* masked-off bytes are neither read nor faulted on */
-						__m512i xv = _mm512_mask_loadu_epi8(
-							az, rowk[ki] & colk[kj],
-							(const void *)(rowp[ki] + (uintptr_t)colo[kj]));
-#pragma GCC unroll 16
-						for (int j = 0; j < 16; j++)
-							acc[j] = dpbusd(acc[j], xv,
-									_mm512_loadu_si512(wt + 64 * j));
-					}
-				__m512i r[4];
-#pragma GCC unroll 4
-				for (int k = 0; k < 4; k++) {
-					__m512i sum = _mm512_add_epi32(
-						c16_sum_quads(acc[4 * k], acc[4 * k + 1], acc[4 * k + 2],
-							      acc[4 * k + 3]),
-						q[k].bias);
-					r[k] = requant16_form_r(form, sum, &q[k], &o);
-				}
-				/* r saturated to int16 before the saturating add of the zero
-				 * point: beyond int16 is beyond uint8 either way */
-				__m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), z16);
-				__m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), z16);
-				__m512i out = _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(ab, cd), cmin),
-							      cmax);
-				uint8_t *yo = y + (pix0 + (size_t)ow0) * p->c_out + j0;
-				if (p->c_out == 16) {
-					_mm512_mask_storeu_epi8(yo, pxk, out);
-					continue;
-				}
-				size_t ys = (size_t)p->c_out;
-				_mm_mask_storeu_epi8(yo, chk, _mm512_castsi512_si128(out));
-				if (n_px > 1)
-					_mm_mask_storeu_epi8(yo + ys, chk, _mm512_extracti32x4_epi32(out, 1));
-				if (n_px > 2)
-					_mm_mask_storeu_epi8(yo + 2 * ys, chk, _mm512_extracti32x4_epi32(out, 2));
-				if (n_px > 3)
-					_mm_mask_storeu_epi8(yo + 3 * ys, chk, _mm512_extracti32x4_epi32(out, 3));
-			}
-		}
-	}
-}
-
-static void conv_run_c16(const struct qconv_params *p, const uint8_t *x, const int8_t *wc16,
-			 uint8_t *y)
-{
-	size_t taps = (size_t)p->kh * p->kw;
-	for (int j0 = 0; j0 < p->c_out; j0 += 16) {
-		/* constants of R[k] lane (pixel i, jj): output channel j0 + 4k + jj */
-		struct rq16 q[4];
-		for (int k = 0; k < 4; k++) {
-			int32_t b[16], m[16];
-			int8_t sh[16];
-			float fs[16];
-			for (int lane = 0; lane < 16; lane++) {
-				int ch = j0 + 4 * k + lane % 4;
-				ch = ch < p->c_out ? ch : j0;
-				b[lane] = p->bias[ch];
-				m[lane] = p->rq_scale ? 0 : p->mult[ch];
-				sh[lane] = p->rq_scale ? 0 : p->shift[ch];
-				fs[lane] = p->rq_scale ? p->rq_scale[ch] : 0;
-			}
-			rq16_init(b, m, sh, p->rq_scale ? fs : NULL, NULL, 0, 16, &q[k]);
-		}
-		const int8_t *wp = wc16 + (size_t)(j0 / 16) * taps * 16 * 64;
-		switch (rq_form_of(q, 4)) {
-		case RQ_F32: conv_c16_pass(RQ_F32, p, x, wp, j0, q, y); break;
-		case RQ_LEAN: conv_c16_pass(RQ_LEAN, p, x, wp, j0, q, y); break;
-		default: conv_c16_pass(RQ_FULL, p, x, wp, j0, q, y); break;
-		}
-	}
-}
-
 /* Requantization constants cached per call for this many 16-channel blocks
  * (256 output channels; beyond, they are set up per tile). */
 #define CONV_RQ_BLOCKS 16
 
+/* Image xi padded as g says into dst (rows of g->cols * c bytes). */
+static void conv_pad_image(const struct qconv_params *p, const struct conv_pad *g,
+			   const uint8_t *xi, uint8_t *dst)
+{
+	const __m512i az = _mm512_set1_epi8((char)p->a_zero);
+	int c = p->c, row = g->cols * c;
+	/* columns [lo, hi) of a padded row are inside the input */
+	int lo = p->pad_l < g->cols ? p->pad_l : g->cols;
+	int hi = p->pad_l + p->w_in < g->cols ? p->pad_l + p->w_in : g->cols;
+	hi = hi > lo ? hi : lo;
+	for (int r = 0; r < g->rows; r++, dst += row) {
+		int ih = r - p->pad_t;
+		if (ih < 0 || ih >= p->h_in) {
+			fill_bytes(dst, az, row);
+			continue;
+		}
+		fill_bytes(dst, az, lo * c);
+		copy_bytes(dst + (size_t)lo * c, xi + ((size_t)ih * p->w_in + (lo - p->pad_l)) * c,
+			   (hi - lo) * c);
+		fill_bytes(dst + (size_t)hi * c, az, (g->cols - hi) * c);
+	}
+}
+
+/* The GEMM formulation, image by image: output pixel i of the image is row
+ * i, its kernel row ki the kwc contiguous bytes of the window's row ki in
+ * the padded copy (or in x, or a border row when dil_w > 1). Tiles of
+ * CONV_MR1 pixels when c_out <= 16, else GEMM_MR pixels x 32 channels. */
 static void conv_run(const struct qconv_params *p, const uint8_t *x, const void *packed,
 		     uint8_t *y)
 {
-	int64_t m = (int64_t)p->n * p->h_out * p->w_out;
-	if (m <= 0 || p->c_out <= 0)
+	int64_t m = (int64_t)p->h_out * p->w_out;
+	if (m <= 0 || p->c_out <= 0 || p->n <= 0)
 		return;
 	int kwc = p->kw * p->c, kwc4 = conv_kwc4(p->kw, p->c);
 	size_t k_row = (size_t)p->kh * kwc4;
 	size_t panel_bytes = k_row / 4 * GEMM_NR * 4;
-	if (conv_c16_bytes(p->c_out, p->kh, p->kw, p->c) && p->stride_w == 1) {
-		conv_run_c16(p, x, (const int8_t *)packed + gemm_packed_bytes(p->c_out, (int)k_row), y);
-		return;
-	}
 	if (p->c == 1 && p->dil_w == 1 && p->stride_w <= C1_MAX_STRIDE &&
 	    p->kw <= 4 * C1_MAX_GROUPS && p->kh * ((p->kw + 3) / 4) <= C1_MAX_TAP_GROUPS) {
 		conv_run_c1(p, x, (const int8_t *)packed + gemm_packed_bytes(p->c_out, (int)k_row), y);
@@ -1503,50 +1452,83 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	}
 	size_t x_image = (size_t)p->h_in * p->w_in * p->c, x_pixel_row = (size_t)p->w_in * p->c;
 	int n_blocks = (p->c_out + 15) / 16;
+	int tile_m = p->c_out <= 16 ? CONV_MR1 : GEMM_MR;
 	struct rq_out o;
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
+	const struct clamp_u8 cl = {p->c_min, p->c_max};
 	struct rq16 qc[CONV_RQ_BLOCKS];
 	for (int b = 0; b < n_blocks && b < CONV_RQ_BLOCKS; b++)
 		rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, 16 * b, p->c_out, &qc[b]);
-	int img = 0, oh = 0, ow = 0;
-	for (int64_t i0 = 0; i0 < m; i0 += GEMM_MR) {
-		int mr = m - i0 < GEMM_MR ? (int)(m - i0) : GEMM_MR;
-		const uint8_t *rb[GEMM_MR];
-		size_t rs[GEMM_MR];
-		for (int r = 0; r < mr; r++) {
-			const uint8_t *xi = x + (size_t)img * x_image;
-			int ih0 = oh * p->stride_h - p->pad_t, iw0 = ow * p->stride_w - p->pad_l;
-			if (p->dil_w == 1 && iw0 >= 0 && iw0 + p->kw <= p->w_in && ih0 >= 0 &&
-			    ih0 + (p->kh - 1) * p->dil_h < p->h_in) {
-				rb[r] = xi + ((size_t)ih0 * p->w_in + iw0) * p->c;
-				rs[r] = (size_t)p->dil_h * x_pixel_row;
-			} else {
-				uint8_t *row = p->work + (size_t)r * k_row;
-				conv_border_row(p, xi, ih0, iw0, kwc4, row);
-				rb[r] = row;
-				rs[r] = (size_t)kwc4;
-			}
-			if (++ow == p->w_out) {
-				ow = 0;
-				if (++oh == p->h_out) {
-					oh = 0;
-					img++;
+	const bool padded = conv_reads_padded(p);
+	struct conv_pad g;
+	conv_pad_geometry(p, &g);
+	for (int img = 0; img < p->n; img++) {
+		const uint8_t *xi = x + (size_t)img * x_image;
+		/* windows of the padded image: pixel (oh, ow) starts at (oh*sh, ow*sw) */
+		const uint8_t *base = xi;
+		size_t base_row = x_pixel_row;
+		if (padded && g.copy) {
+			conv_pad_image(p, &g, xi, p->work);
+			base = p->work;
+			base_row = (size_t)g.cols * p->c;
+		}
+		uint8_t *yi = y + (size_t)img * m * p->c_out;
+		int ps = p->stride_w * p->c;
+		if (padded && p->c_out <= 16 && conv_row_step(ps)) {
+			/* each output row in near-equal tiles of at most CONV_MR1 pixels */
+			int n_t = (p->w_out + CONV_MR1 - 1) / CONV_MR1;
+			int per = (p->w_out + n_t - 1) / n_t;
+			size_t rs = (size_t)p->dil_h * base_row;
+			for (int oh = 0; oh < p->h_out; oh++)
+				for (int ow0 = 0; ow0 < p->w_out; ow0 += per) {
+					int mr = p->w_out - ow0 < per ? p->w_out - ow0 : per;
+					const uint8_t *rb = base + (size_t)oh * p->stride_h * base_row +
+							    (size_t)ow0 * ps;
+					conv_row_tile_any(ps, mr, p->kh, kwc, &rb, &rs, packed, qc, &o,
+							  &cl,
+							  yi + ((size_t)oh * p->w_out + ow0) * p->c_out,
+							  (size_t)p->c_out);
+				}
+			continue;
+		}
+		int oh = 0, ow = 0;
+		for (int64_t i0 = 0; i0 < m; i0 += tile_m) {
+			int mr = m - i0 < tile_m ? (int)(m - i0) : tile_m;
+			const uint8_t *rb[CONV_MR1];
+			size_t rs[CONV_MR1];
+			for (int r = 0; r < mr; r++) {
+				if (padded) {
+					rb[r] = base + (size_t)oh * p->stride_h * base_row +
+						(size_t)ow * p->stride_w * p->c;
+					rs[r] = (size_t)p->dil_h * base_row;
+				} else {
+					int ih0 = oh * p->stride_h - p->pad_t;
+					int iw0 = ow * p->stride_w - p->pad_l;
+					uint8_t *row = p->work + (size_t)r * k_row;
+					conv_border_row(p, xi, ih0, iw0, kwc4, row);
+					rb[r] = row;
+					rs[r] = (size_t)kwc4;
+				}
+				if (++ow == p->w_out) {
+					ow = 0;
+					oh++;
 				}
 			}
-		}
-		for (int j0 = 0; j0 < p->c_out; j0 += GEMM_NR) {
-			int b0 = j0 / 16, nb = p->c_out - j0 > 16 ? 2 : 1;
-			struct rq16 qt[GEMM_NB];
-			const struct rq16 *q = qc + b0;
-			if (b0 + nb > CONV_RQ_BLOCKS) {
-				for (int b = 0; b < nb; b++)
-					rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, j0 + 16 * b,
-						  p->c_out, &qt[b]);
-				q = qt;
+			for (int j0 = 0; j0 < p->c_out; j0 += GEMM_NR) {
+				int b0 = j0 / 16, nb = p->c_out - j0 > 16 ? 2 : 1;
+				struct rq16 qt[GEMM_NB];
+				const struct rq16 *q = qc + b0;
+				if (b0 + nb > CONV_RQ_BLOCKS) {
+					for (int b = 0; b < nb; b++)
+						rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL,
+							  j0 + 16 * b, p->c_out, &qt[b]);
+					q = qt;
+				}
+				conv_tile_any(mr, nb, p->kh, kwc, rb, rs,
+					      (const int8_t *)packed + (size_t)(j0 / GEMM_NR) * panel_bytes,
+					      q, &o, &cl, yi + (size_t)i0 * p->c_out + j0,
+					      (size_t)p->c_out);
 			}
-			conv_tile_any(mr, nb, p->kh, kwc, rb, rs,
-				      (const int8_t *)packed + (size_t)(j0 / GEMM_NR) * panel_bytes,
-				      q, &o, y, (size_t)i0 * p->c_out + j0, (size_t)p->c_out);
 		}
 	}
 }

@@ -279,9 +279,9 @@ static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *p
 		memcpy(packed, w, bytes);
 }
 
-static size_t conv_work_bytes(int kh, int kw, int c)
+static size_t conv_work_bytes(const struct qconv_params *p)
 {
-	return (size_t)kh * kw * c;
+	return (size_t)p->kh * p->kw * p->c;
 }
 
 /* Per output pixel: its receptive field (a_zero outside the input) into

@@ -68,6 +68,9 @@ static size_t buf_bytes(const struct qmodel *m, const struct shape *shapes, int 
 	return (size_t)shape_numel(&shapes[m->bufs[b].value]) * (m->bufs[b].f32 ? 4 : 1);
 }
 
+static void conv_kernel_params(const struct qengine *e, const struct qstep *st,
+			       struct qconv_params *cp);
+
 enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct qengine **out)
 {
 	*out = NULL;
@@ -128,11 +131,12 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 			const struct qlayer *L = &m->layers[st->layer];
 			const struct shape *ys = &e->shapes[st->out];
 			const struct node *n = &g->nodes[st->node];
-			const struct shape *ws = &g->values[n->inputs[1]].shape;
-			size_t b = conv_uses_kernel(m, n)
-					   ? m->conv->work_bytes((int)ws->dims[2], (int)ws->dims[3],
-								 (int)e->shapes[n->inputs[0]].dims[1])
-					   : (size_t)(ys->dims[2] * ys->dims[3] * L->k);
+			size_t b = (size_t)(ys->dims[2] * ys->dims[3] * L->k);
+			if (conv_uses_kernel(m, n)) {
+				struct qconv_params cp;
+				conv_kernel_params(e, st, &cp);
+				b = m->conv->work_bytes(&cp);
+			}
 			if (b > scratch)
 				scratch = b;
 		} else if (st->kind == QK_QMATMUL) {
@@ -242,6 +246,28 @@ static const float *layer_rq_scale(const struct qmodel *m, const struct qlayer *
 	return m->requant == REQUANT_FLOAT ? L->rq_scale : NULL;
 }
 
+/* The conv kernel's parameters for step st (a QK_CONV step the kernel runs). */
+static void conv_kernel_params(const struct qengine *e, const struct qstep *st,
+			       struct qconv_params *cp)
+{
+	const struct qmodel *m = e->m;
+	const struct node *n = &m->g->nodes[st->node];
+	const struct qlayer *L = &m->layers[st->layer];
+	const struct shape *xs = &e->shapes[n->inputs[0]], *ys = &e->shapes[st->out];
+	const struct shape *ws = &m->g->values[n->inputs[1]].shape;
+	const struct node_attrs *a = &n->a;
+	*cp = (struct qconv_params){
+		.n = (int)xs->dims[0], .h_in = (int)xs->dims[2], .w_in = (int)xs->dims[3],
+		.c = (int)xs->dims[1], .h_out = (int)ys->dims[2], .w_out = (int)ys->dims[3],
+		.c_out = (int)ys->dims[1], .kh = (int)ws->dims[2], .kw = (int)ws->dims[3],
+		.stride_h = a->strides[0], .stride_w = a->strides[1], .pad_t = a->pads[0],
+		.pad_l = a->pads[1], .dil_h = a->dilations[0], .dil_w = a->dilations[1],
+		.a_zero = (uint8_t)m->qp[n->inputs[0]].zero, .bias = L->bias, .mult = L->mult,
+		.shift = L->shift, .rq_scale = layer_rq_scale(m, L), .c_zero = m->qp[st->out].zero,
+		.c_min = st->lo, .c_max = st->hi, .work = e->scratch,
+	};
+}
+
 static void run_conv(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
@@ -261,14 +287,8 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 				 .c_min = st->lo, .c_max = st->hi, .rq_scale = layer_rq_scale(m, L)};
 	uint8_t pad = (uint8_t)m->qp[n->inputs[0]].zero;
 	if (conv_uses_kernel(m, n)) {
-		struct qconv_params cp = {
-			.n = N, .h_in = H, .w_in = W, .c = C, .h_out = Ho, .w_out = Wo, .c_out = Co,
-			.kh = kh, .kw = kw, .stride_h = a->strides[0], .stride_w = a->strides[1],
-			.pad_t = a->pads[0], .pad_l = a->pads[1], .dil_h = a->dilations[0],
-			.dil_w = a->dilations[1], .a_zero = pad, .bias = L->bias, .mult = L->mult,
-			.shift = L->shift, .rq_scale = p.rq_scale, .c_zero = p.c_zero,
-			.c_min = st->lo, .c_max = st->hi, .work = e->scratch,
-		};
+		struct qconv_params cp;
+		conv_kernel_params(e, st, &cp);
 		m->conv->run(&cp, x, L->packed, y);
 		return;
 	}
