@@ -1039,7 +1039,20 @@ static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int 
 		for (int r = 0; r < mr; r++)
 			ar[r] = ps ? rb[0] + (size_t)ki * rs[0] + r * ps : rb[r] + (size_t)ki * rs[r];
 		const int8_t *wk = wp + (size_t)ki * kwc4 * GEMM_NR;
-		for (int g = 0; g < g4; g++) {
+		if (ps) {
+			/* one pointer, the rows at constant offsets from it (GCC keeps
+			 * a register per row for ar[r] + 4 * g: 16 do not fit) */
+			const uint8_t *ap = ar[0];
+			const int8_t *wg = wk;
+			for (int g = 0; g < g4; g++, ap += 4, wg += GEMM_NR * 4) {
+				__m512i w = _mm512_loadu_si512(wg);
+#pragma GCC unroll 16
+				for (int r = 0; r < mr; r++)
+					acc[r][0] = dpbusd(acc[r][0], _mm512_set1_epi32(load_u32(ap + r * ps)),
+							   w);
+			}
+		}
+		for (int g = 0; g < (ps ? 0 : g4); g++) {
 			__m512i w[GEMM_NB];
 #pragma GCC unroll 2
 			for (int b = 0; b < nb; b++)
