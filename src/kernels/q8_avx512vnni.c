@@ -982,6 +982,8 @@ static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *p
 /* Rows of a conv tile with one 16-channel block (c_out <= 16: 16 pixels x
  * 16 channels, 16 accumulators); with two blocks, GEMM_MR as the GEMM. */
 #define CONV_MR1 16
+/* Pixels per row of the two-row tiles (28 accumulators). */
+#define CONV_MR2 14
 
 /* The padded copy of one image that conv_run reads its windows from: the
  * rows from pad_t above the input down to the last one a window reaches, the
@@ -1084,6 +1086,90 @@ static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int 
 	}
 	const struct rq_screen none = {0};
 	gemm_tile_store(F, mr, nb, acc, q, &none, o, cl, c, ldc);
+}
+
+/* Two output rows of mr <= CONV_MR2 pixels each, one block (2 * mr
+ * accumulators): as conv_tile with PS, the second row's windows d2 bytes
+ * below the first's, its outputs at c + c2. */
+static ALWAYS_INLINE void conv_tile_2rows(enum gemm_rq F, int mr, int ps, int kh, int kwc,
+					  const uint8_t *a0, size_t rs, size_t d2,
+					  const int8_t *wp, const struct rq16 *q,
+					  const struct rq_out *o, const struct clamp_u8 *cl,
+					  uint8_t *c, size_t c2, size_t ldc)
+{
+	__m512i acc[2 * CONV_MR2][GEMM_NB];
+#pragma GCC unroll 32
+	for (int r = 0; r < 2 * mr; r++)
+		acc[r][0] = q[0].bias;
+	int g4 = kwc / 4, tail = kwc & 3, kwc4 = (kwc + 3) & ~3;
+	for (int ki = 0; ki < kh; ki++) {
+		const uint8_t *ap = a0 + (size_t)ki * rs, *bp = ap + d2;
+		const int8_t *wg = wp + (size_t)ki * kwc4 * GEMM_NR;
+		for (int g = 0; g < g4; g++, ap += 4, bp += 4, wg += GEMM_NR * 4) {
+			__m512i w = _mm512_loadu_si512(wg);
+#pragma GCC unroll 16
+			for (int r = 0; r < mr; r++) {
+				acc[r][0] = dpbusd(acc[r][0], _mm512_set1_epi32(load_u32(ap + r * ps)), w);
+				acc[mr + r][0] =
+					dpbusd(acc[mr + r][0], _mm512_set1_epi32(load_u32(bp + r * ps)), w);
+			}
+		}
+		if (tail) {
+			__m512i w = _mm512_loadu_si512(wg);
+			/* masked: the bytes past the run are neither read nor faulted on */
+			__mmask16 tk = (__mmask16)((1u << tail) - 1);
+#pragma GCC unroll 16
+			for (int r = 0; r < mr; r++) {
+				acc[r][0] = dpbusd(acc[r][0], _mm512_broadcastd_epi32(_mm_maskz_loadu_epi8(
+								      tk, ap + r * ps)),
+						   w);
+				acc[mr + r][0] = dpbusd(acc[mr + r][0],
+							_mm512_broadcastd_epi32(_mm_maskz_loadu_epi8(
+								tk, bp + r * ps)),
+							w);
+			}
+		}
+	}
+	const struct rq_screen none = {0};
+	gemm_tile_store(F, mr, 1, acc, q, &none, o, cl, c, ldc);
+	gemm_tile_store(F, mr, 1, acc + mr, q, &none, o, cl, c + c2, ldc);
+}
+
+#define CONV_ROW2_CASE(MR_)                                                            \
+	case MR_:                                                                      \
+		conv_tile_2rows(F, MR_, PS, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc); \
+		break
+
+static ALWAYS_INLINE void conv_row2_tile_mode(enum gemm_rq F, int PS, int mr, int kh, int kwc,
+					      const uint8_t *a0, size_t rs, size_t d2,
+					      const int8_t *wp, const struct rq16 *q,
+					      const struct rq_out *o, const struct clamp_u8 *cl,
+					      uint8_t *c, size_t c2, size_t ldc)
+{
+	switch (mr) {
+	CONV_ROW2_CASE(14); CONV_ROW2_CASE(13); CONV_ROW2_CASE(12); CONV_ROW2_CASE(11);
+	CONV_ROW2_CASE(10); CONV_ROW2_CASE(9); CONV_ROW2_CASE(8); CONV_ROW2_CASE(7);
+	CONV_ROW2_CASE(6); CONV_ROW2_CASE(5); CONV_ROW2_CASE(4); CONV_ROW2_CASE(3);
+	CONV_ROW2_CASE(2); CONV_ROW2_CASE(1);
+	default:
+		__builtin_unreachable();
+	}
+}
+
+static void conv_row2_tile_any(int ps, int mr, int kh, int kwc, const uint8_t *a0, size_t rs,
+			       size_t d2, const int8_t *wp, const struct rq16 *q,
+			       const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
+			       size_t c2, size_t ldc)
+{
+	bool f32 = q[0].f32;
+	if (ps == 16 && f32)
+		conv_row2_tile_mode(GEMM_RQ_F32, 16, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
+	else if (ps == 16)
+		conv_row2_tile_mode(GEMM_RQ_Q31, 16, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
+	else if (f32)
+		conv_row2_tile_mode(GEMM_RQ_F32, 32, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
+	else
+		conv_row2_tile_mode(GEMM_RQ_Q31, 32, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
 }
 
 #define CONV_TILE_CASE(MR_, NB_)                                                       \
@@ -1492,16 +1578,26 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 			int n_t = (p->w_out + CONV_MR1 - 1) / CONV_MR1;
 			int per = (p->w_out + n_t - 1) / n_t;
 			size_t rs = (size_t)p->dil_h * base_row;
-			for (int oh = 0; oh < p->h_out; oh++)
+			/* two output rows at a time where a row's tiles are short enough */
+			int rows = per <= CONV_MR2 ? 2 : 1;
+			for (int oh = 0; oh < p->h_out; oh += rows) {
+				int nr = p->h_out - oh < rows ? p->h_out - oh : rows;
 				for (int ow0 = 0; ow0 < p->w_out; ow0 += per) {
 					int mr = p->w_out - ow0 < per ? p->w_out - ow0 : per;
 					const uint8_t *rb = base + (size_t)oh * p->stride_h * base_row +
 							    (size_t)ow0 * ps;
-					conv_row_tile_any(ps, mr, p->kh, kwc, &rb, &rs, packed, qc, &o,
-							  &cl,
-							  yi + ((size_t)oh * p->w_out + ow0) * p->c_out,
-							  (size_t)p->c_out);
+					uint8_t *yo = yi + ((size_t)oh * p->w_out + ow0) * p->c_out;
+					if (nr == 2)
+						conv_row2_tile_any(ps, mr, p->kh, kwc, rb, rs,
+								   (size_t)p->stride_h * base_row, packed,
+								   qc, &o, &cl, yo,
+								   (size_t)p->w_out * p->c_out,
+								   (size_t)p->c_out);
+					else
+						conv_row_tile_any(ps, mr, p->kh, kwc, &rb, &rs, packed,
+								  qc, &o, &cl, yo, (size_t)p->c_out);
 				}
+			}
 			continue;
 		}
 		int oh = 0, ow = 0;
