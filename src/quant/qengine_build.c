@@ -51,8 +51,9 @@
  *   4. LUT tables and MUL/ADD requantization constants from the groups' scales;
  *      layers: weights quantized per output channel (quant.c), optionally
  *      bias-corrected, reordered for NHWC im2col ([c_out][kh][kw][c_in/g]),
- *      packed once for the chosen kernels; int32 biases with the input zero point
- *      folded in (kernels_q8.h); Q31 multipliers s_in * s_w[c] / s_out.
+ *      packed once for the chosen kernels (a GEMM's weights in [-8, 7] two to
+ *      a byte where the path can: q8_gemm_s4_for); int32 biases with the input
+ *      zero point folded in (kernels_q8.h); Q31 multipliers s_in * s_w[c] / s_out.
  *   5. buffer lifetimes in step indices, for the arena planner.
  * Run (qengine_run.c): qengine_create places every buffer in one arena by its
  * lifetime, for the largest batch; qengine_run: shapes for the batch, then each
