@@ -1,13 +1,17 @@
 /* bench_int8.c - throughput of presso's INT8 engine (and its FP32 engine, same
  * run), one thread, on a shipped model with a policy.
  *
- * usage: bench_int8 MODEL.onnx [--policy int8|int4|FILE] [--seconds S] [--repeat R] [BATCH ...]
+ * usage: bench_int8 MODEL.onnx [--policy int8|int4|FILE] [--seconds S] [--repeat R]
+ *                   [--int8-weights] [BATCH ...]
  * Calibrates on 500 training images of Fashion-MNIST, then prints per batch
  * the best of R windows of S seconds each (the least disturbed by other load;
  * defaults 3 and 3):
  *   "presso-int8 <model> batch <b> <images/s>" and "presso-fp32 <model> batch <b> <images/s>"
- * and the kernel path in use. */
+ * and the kernel path in use with the bytes of its packed weights
+ * (--int8-weights: every weight packed as int8, even where the path would keep
+ * 4-bit weights two to a byte). */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +25,18 @@
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
+/* How the engine was told to pack 4-bit weights, if it was. */
+static const char *w4_note(void)
+{
+	const char *env = getenv(QENGINE_PACK_W4_ENV);
+	return env && strcmp(env, "0") == 0 ? " (int8 throughout: " QENGINE_PACK_W4_ENV "=0)" : "";
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_int8 MODEL.onnx [--policy P] [--seconds S] [--repeat R] [BATCH ...]\n");
+		fprintf(stderr, "usage: bench_int8 MODEL.onnx [--policy P] [--seconds S] [--repeat R]"
+				" [--int8-weights] [BATCH ...]\n");
 		return 2;
 	}
 	const char *policy = "int8";
@@ -37,6 +49,8 @@ int main(int argc, char **argv)
 			seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
 			repeat = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--int8-weights") == 0)
+			setenv(QENGINE_PACK_W4_ENV, "0", 1);
 		else if (nb < 16)
 			batches[nb++] = atoi(argv[i]);
 	}
@@ -66,7 +80,10 @@ int main(int argc, char **argv)
 	if ((s = qmodel_build(g, p, cal, &qc, &m)))
 		goto fail;
 	const char *name = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
-	printf("# kernels: %s, policy %s\n", q8_isa_name(qc.isa), policy);
+	struct qmodel_size z;
+	qmodel_size(m, &z);
+	printf("# kernels: %s, policy %s, packed weights %lld bytes%s\n", q8_isa_name(qc.isa), policy,
+	       (long long)z.resident_bytes, w4_note());
 	struct eval_model em = {g, m}, fm = {g, NULL};
 	for (int i = 0; i < nb; i++) {
 		double qi = 0, fi = 0;

@@ -4,7 +4,7 @@
  * runs of one batch.
  *
  * usage: bench_profile MODEL.onnx [--policy int8|int4|FILE] [--batch B] [--runs R]
- *                      [--requant float|q31]
+ *                      [--requant float|q31] [--int8-weights]
  * Calibrates on 500 training images of Fashion-MNIST like bench_int8, then
  * measures this core's clock and INT8 peak (bench/common/bench_cpu.c: a
  * dependent-add chain and a vpdpbusd throughput loop, the same as
@@ -14,8 +14,11 @@
  * Then the same per kind of layer, and the steps that are no layer. One
  * thread. Each step's time is its fastest over the runs (wall time,
  * CLOCK_MONOTONIC): on a machine shared with other work the mean counts every
- * time slice another process took; the total is the sum of those minima. */
+ * time slice another process took; the total is the sum of those minima.
+ * --int8-weights packs every weight as int8, even where the kernels would keep
+ * 4-bit weights two to a byte (for before/after runs in one build). */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +32,18 @@
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
+/* How the engine was told to pack 4-bit weights, if it was. */
+static const char *w4_note(void)
+{
+	const char *env = getenv(QENGINE_PACK_W4_ENV);
+	return env && strcmp(env, "0") == 0 ? " (int8 throughout: " QENGINE_PACK_W4_ENV "=0)" : "";
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench_profile MODEL.onnx [--policy P] [--batch B] [--runs R]"
-				" [--requant float|q31]\n");
+				" [--requant float|q31] [--int8-weights]\n");
 		return 2;
 	}
 	const char *policy = "int8";
@@ -48,6 +58,8 @@ int main(int argc, char **argv)
 			runs = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--requant") == 0 && i + 1 < argc)
 			requant = strcmp(argv[++i], "q31") == 0 ? REQUANT_Q31 : REQUANT_FLOAT;
+		else if (strcmp(argv[i], "--int8-weights") == 0)
+			setenv(QENGINE_PACK_W4_ENV, "0", 1);
 	}
 	if (batch < 1 || runs < 1) {
 		fprintf(stderr, "bench_profile: --batch and --runs must be positive\n");
@@ -108,6 +120,10 @@ int main(int argc, char **argv)
 	printf("# CPU: %s; core clock %.2f GHz (dependent adds); measured INT8 peak %.1f MACs/cycle"
 	       " (%s)\n", bench_cpu_model(cpu, sizeof cpu), ghz, peak,
 	       q8_isa_supported(Q8_ISA_AVX512VNNI) ? "vpdpbusd zmm" : "vpmaddwd ymm");
+	struct qmodel_size z;
+	qmodel_size(m, &z);
+	printf("# packed weights in memory: %lld bytes%s\n", (long long)z.resident_bytes,
+	       w4_note());
 	printf("%-4s %-18s %-28s %-20s %10s %6s %10s %7s %6s\n", "step", "op", "node",
 	       "output (NCHW)", "us/image", "%", "MACs/img", "MAC/cyc", "%peak");
 	double per_op[OP_COUNT] = {0};

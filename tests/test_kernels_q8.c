@@ -550,11 +550,141 @@ Test(q8_gemm, avx512vnni_vs_reference)
 	gemm_path_vs_ref(Q8_ISA_AVX512VNNI);
 }
 
+/* ---- GEMM with 4-bit weights two to a byte ------------------------------------ */
+
+/* The packed bytes qgemm_u8s4_8x32 must take for weights w: the nibble layout
+ * (a 64-byte header, then 32-column panels of ceil(k/4) groups of 64 bytes)
+ * where every weight lies in [-8, 7] and the shape is not one the int8 tiles
+ * keep in registers (K = 16 with N <= 64, K = 24, K = 32); else the header and
+ * the int8 panels. */
+static size_t w4_expected_bytes(int n, int k, const int8_t *w)
+{
+	size_t panels = ((size_t)n + 31) / 32, k4 = ((size_t)k + 3) / 4;
+	bool nib = n > 0 && k > 0 && !(k == 16 && n <= 64) && k != 24 && k != 32;
+	for (size_t i = 0; nib && i < (size_t)n * k; i++)
+		nib = w[i] >= -8 && w[i] <= 7;
+	return 64 + panels * k4 * (nib ? 64 : 128);
+}
+
+/* Runs qgemm_u8s4 on g with exactly packed_bytes_for() bytes of packing
+ * (the sanitizer builds catch a read past them) and checks it against the
+ * reference; returns whether the nibble layout was taken. */
+static bool w4_case_vs_ref(const struct qgemm_ukernel *ref, const struct qgemm_ukernel *uk,
+			   struct gemm_case *g)
+{
+	size_t want = w4_expected_bytes(g->n, g->k, g->w);
+	size_t bytes = uk->packed_bytes_for(g->n, g->k, g->w);
+	cr_assert_eq(bytes, want, "m=%d n=%d k=%d: %zu packed bytes, want %zu", g->m, g->n, g->k,
+		     bytes, want);
+	cr_assert_leq(bytes, uk->packed_bytes(g->n, g->k));
+	void *packed = xmalloc(bytes);
+	uk->pack(g->n, g->k, g->w, packed);
+	uint8_t *c0, *c1 = NULL;
+	float *f0, *f1 = NULL;
+	gemm_run_kernel(ref, g, &c0, &f0);
+	struct qgemm_params p = g->p;
+	if (g->deq) {
+		f1 = xmalloc(c_elems(g) * sizeof(float));
+		for (size_t i = 0; i < c_elems(g); i++)
+			f1[i] = -1234.5f;
+		p.c_f32 = f1;
+	} else {
+		c1 = xmalloc(c_elems(g));
+		memset(c1, 0xa5, c_elems(g));
+	}
+	uk->run(&p, g->a, g->lda, packed, c1, g->ldc);
+	gemm_check_same(uk->name, g, c0, f0, c1, f1);
+	free(packed);
+	free(c0);
+	free(c1);
+	free(f0);
+	free(f1);
+	return bytes < 64 + ((size_t)g->n + 31) / 32 * (((size_t)g->k + 3) / 4) * 128;
+}
+
+/* Weights in [-8, 7] (with -8 and 7 present where there are two), now and
+ * then one weight outside (the int8 layout must be taken then). */
+static void w4_weights(struct gemm_case *g)
+{
+	size_t nw = (size_t)g->n * g->k;
+	for (size_t i = 0; i < nw; i++)
+		g->w[i] = (int8_t)(rng_chance(10) ? (rng_chance(50) ? -8 : 7) : rng_int(-8, 7));
+	if (nw >= 2) {
+		g->w[rng_int(0, (int)nw - 1)] = -8;
+		g->w[rng_int(0, (int)nw - 1)] = 7;
+	}
+	if (rng_chance(8))
+		g->w[rng_int(0, (int)nw - 1)] = (int8_t)(rng_chance(50) ? -9 : 8);
+}
+
+Test(q8_gemm, s4_avx512vnni_vs_reference)
+{
+	if (!q8_isa_supported(Q8_ISA_AVX512VNNI))
+		cr_skip_test("q8 path avx512vnni: not supported by this CPU or build");
+	const struct qgemm_ukernel *ref = q8_gemm_for(Q8_ISA_REF);
+	const struct qgemm_ukernel *uk = q8_gemm_s4_for(Q8_ISA_AVX512VNNI);
+	cr_assert_eq(uk, &qgemm_u8s4_8x32__avx512vnni);
+	cr_assert_null(q8_gemm_s4_for(Q8_ISA_REF));
+	rng_seed(400);
+	int n_total = N_ELEMS(edge_shapes) + N_GEMM_SHAPES, n_nibble = 0, n_forms[3] = {0};
+	for (int t = 0; t < n_total; t++) {
+		int m, n, k;
+		if (t < N_ELEMS(edge_shapes)) {
+			m = edge_shapes[t][0];
+			n = edge_shapes[t][1];
+			k = edge_shapes[t][2];
+		} else {
+			m = rng_chance(15) ? 1 : rng_int(1, 70);
+			n = rng_int(1, 100);
+			k = rng_chance(30) ? rng_int(1, 40) : rng_int(1, 300);
+		}
+		struct gemm_case g;
+		gemm_case_make(&g, m, n, k);
+		w4_weights(&g);
+		/* the fold again for these weights, from bias_q anywhere in +-2^29 */
+		int32_t *bias_q = xmalloc((size_t)n * sizeof(int32_t));
+		for (int j = 0; j < n; j++)
+			bias_q[j] = (int32_t)rng_range(-(1 << 29), 1 << 29);
+		q8_bias_fold(n, k, g.w, bias_q, rng_int(0, 255), g.bias);
+		free(bias_q);
+		n_forms[g.deq ? 2 : g.p.rq_scale ? 1 : 0]++;
+		n_nibble += w4_case_vs_ref(ref, uk, &g);
+		gemm_case_free(&g);
+	}
+	/* K = Q8_K_MAX at the extreme codes and weights, the bias at +-2^30 */
+	for (int sign = -1; sign <= 1; sign += 2)
+		for (int form = 0; form <= 2; form++) {
+			struct gemm_case g;
+			gemm_case_make(&g, form == 0 ? 1 : 9, 37, Q8_K_MAX);
+			memset(g.a, 255, a_bytes(&g));
+			memset(g.w, sign < 0 ? -8 : 7, (size_t)g.n * g.k);
+			for (int j = 0; j < g.n; j++) {
+				g.bias[j] = sign * ((1 << 30) - j);
+				g.mult[j] = INT32_MAX - j;
+				g.shift[j] = -31;
+			}
+			free(g.rqs);
+			g.rqs = float_multipliers(g.n, g.mult, g.shift);
+			g.deq = form == 2;
+			g.p.deq_scale = g.deq ? g.scale : NULL;
+			g.p.rq_scale = form == 1 ? g.rqs : NULL;
+			g.p.mult = g.mult;
+			g.p.shift = g.shift;
+			cr_assert(w4_case_vs_ref(ref, uk, &g));
+			gemm_case_free(&g);
+		}
+	cr_assert_gt(n_nibble, n_total / 2, "only %d of %d shapes took the nibble layout",
+		     n_nibble, n_total);
+	cr_assert(n_forms[0] > 100 && n_forms[1] > 100 && n_forms[2] > 100);
+	cr_log_info("%s: %d GEMM shapes bit-identical to the reference (%d nibble-packed)",
+		    uk->name, n_total + 6, n_nibble + 6);
+}
+
 /* acc = bias exactly (k = 1, zero weights); each column gets one
  * (acc, mult, shift) and c_zero = 128 puts results in -128..127 on view. */
-static void requant_through_gemm(enum q8_isa isa, int32_t (*pick_acc)(int32_t, int, int))
+static void requant_through_gemm(const struct qgemm_ukernel *uk,
+				 int32_t (*pick_acc)(int32_t, int, int))
 {
-	const struct qgemm_ukernel *uk = q8_gemm_for(isa);
 	enum { N_COLS = 67 }; /* odd: tails in every path */
 	int32_t bias[N_COLS], mult[N_COLS];
 	int8_t shift[N_COLS], w[N_COLS] = {0};
@@ -627,7 +757,7 @@ static void requant_path(enum q8_isa isa)
 		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
 	}
 	rng_seed(200 + isa);
-	requant_through_gemm(isa, acc_edge_or_targeted);
+	requant_through_gemm(q8_gemm_for(isa), acc_edge_or_targeted);
 }
 
 Test(q8_requant, through_ref_gemm)
@@ -654,9 +784,8 @@ Test(q8_requant, through_avx512vnni_gemm)
  * across a boundary of either rounding (mul_high's at h = n + 1/2, the
  * shift's where h / 2^right = n + 1/2), with every shift from -31 to -6 and
  * c_zero anywhere, so outputs near both clamps are checked too. */
-static void requant_near_ties(enum q8_isa isa)
+static void requant_near_ties(const struct qgemm_ukernel *uk)
 {
-	const struct qgemm_ukernel *uk = q8_gemm_for(isa);
 	enum { M_ROWS = 8, N_COLS = 67, N_REPS = 400 };
 	int32_t bias[N_COLS], mult[N_COLS];
 	int8_t shift[N_COLS], w[N_COLS];
@@ -715,7 +844,7 @@ static void requant_near_ties_path(enum q8_isa isa)
 		cr_skip_test("q8 path %s: not supported by this CPU or build", q8_isa_name(isa));
 	}
 	rng_seed(300 + isa);
-	requant_near_ties(isa);
+	requant_near_ties(q8_gemm_for(isa));
 }
 
 Test(q8_requant, near_ties_through_ref_gemm)
@@ -731,6 +860,19 @@ Test(q8_requant, near_ties_through_avx2_gemm)
 Test(q8_requant, near_ties_through_avx512vnni_gemm)
 {
 	requant_near_ties_path(Q8_ISA_AVX512VNNI);
+}
+
+/* The same two through the 4-bit GEMM: weights 0 and 1 take its nibble
+ * layout, so its tiles' requantization (after the shift by 4) is checked at
+ * the edge accs and near the rounding boundaries too. */
+Test(q8_requant, through_s4_avx512vnni_gemm)
+{
+	if (!q8_isa_supported(Q8_ISA_AVX512VNNI))
+		cr_skip_test("q8 path avx512vnni: not supported by this CPU or build");
+	rng_seed(500);
+	requant_through_gemm(q8_gemm_s4_for(Q8_ISA_AVX512VNNI), acc_edge_or_targeted);
+	rng_seed(501);
+	requant_near_ties(q8_gemm_s4_for(Q8_ISA_AVX512VNNI));
 }
 
 /* ---- depthwise convolution ------------------------------------------------------ */

@@ -489,6 +489,112 @@ Test(qengine, fallback_ops_track_fp32)
 	mb_free(&b);
 }
 
+/* Only GEMMs over 6x6x3 inputs: 1x1 convs 3 -> 40 and 40 -> 33 (each a GEMM on
+ * the NHWC input as it is), flatten, Gemm 1188 -> 50 and 50 -> 4 logits. */
+static struct graph *gemm_net(struct mb *b)
+{
+	uint32_t s = 7;
+	enum { C1 = 40, C2 = 33, F1 = 50, KF = C2 * 36 };
+	static float w1[C1 * 3], w2[C2 * C1], wf1[F1 * KF], wf2[4 * F1], b1[C1], b2[C2], bf1[F1],
+		bf2[4];
+	for (size_t i = 0; i < sizeof w1 / 4; i++) w1[i] = 0.5f * frand(&s);
+	for (size_t i = 0; i < sizeof w2 / 4; i++) w2[i] = 0.3f * frand(&s);
+	for (size_t i = 0; i < sizeof wf1 / 4; i++) wf1[i] = 0.05f * frand(&s);
+	for (size_t i = 0; i < sizeof wf2 / 4; i++) wf2[i] = 0.3f * frand(&s);
+	for (int i = 0; i < C1; i++) b1[i] = 0.1f * frand(&s);
+	for (int i = 0; i < C2; i++) b2[i] = 0.1f * frand(&s);
+	for (int i = 0; i < F1; i++) bf1[i] = 0.1f * frand(&s);
+	for (int i = 0; i < 4; i++) bf2[i] = 0.1f * frand(&s);
+	mb_init(b, 13);
+	mb_input(b, "x", (int64_t[]){-1, 3, 6, 6}, 4);
+	mb_init_f32(b, "w1", (int64_t[]){C1, 3, 1, 1}, 4, w1);
+	mb_init_f32(b, "b1", (int64_t[]){C1}, 1, b1);
+	mb_init_f32(b, "w2", (int64_t[]){C2, C1, 1, 1}, 4, w2);
+	mb_init_f32(b, "b2", (int64_t[]){C2}, 1, b2);
+	mb_init_f32(b, "wf1", (int64_t[]){F1, KF}, 2, wf1);
+	mb_init_f32(b, "bf1", (int64_t[]){F1}, 1, bf1);
+	mb_init_f32(b, "wf2", (int64_t[]){4, F1}, 2, wf2);
+	mb_init_f32(b, "bf2", (int64_t[]){4}, 1, bf2);
+	mb_node(b, "Conv", "pw1", (const char *[]){"x", "w1", "b1", NULL}, "c1");
+	mb_node(b, "Relu", "r1", (const char *[]){"c1", NULL}, "a1");
+	mb_node(b, "Conv", "pw2", (const char *[]){"a1", "w2", "b2", NULL}, "c2");
+	mb_node(b, "Relu", "r2", (const char *[]){"c2", NULL}, "a2");
+	mb_node(b, "Flatten", "flat", (const char *[]){"a2", NULL}, "f");
+	Onnx__NodeProto *n = mb_node(b, "Gemm", "fc1", (const char *[]){"f", "wf1", "bf1", NULL}, "h");
+	mb_attr_int(b, n, "transB", 1);
+	mb_node(b, "Relu", "r3", (const char *[]){"h", NULL}, "a3");
+	n = mb_node(b, "Gemm", "fc2", (const char *[]){"a3", "wf2", "bf2", NULL}, "y");
+	mb_attr_int(b, n, "transB", 1);
+	mb_output(b, "y");
+	size_t nb;
+	uint8_t *bytes = mb_pack(b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	return g;
+}
+
+/* A 4-bit policy (int4: the middle layers at 4 bits, the first and last at 8)
+ * on the avx512vnni path keeps the 4-bit GEMMs' weights two to a byte: the
+ * logits are bit-identical to int8 packing (PRESSO_PACK_W4=0) and to the
+ * reference path, at batch 1 (gemv) and 37 (tiles and their tails), in both
+ * requantization forms, and the packed weights take little over half the
+ * bytes. */
+Test(qengine, w4_packing_equals_int8_packing)
+{
+	if (!q8_isa_supported(Q8_ISA_AVX512VNNI))
+		cr_skip_test("q8 path avx512vnni: not supported by this CPU or build");
+	struct mb b;
+	struct graph *g = gemm_net(&b);
+	struct dataset *ds = random_images(37, 9);
+	struct calib *cal = calibrate(g, ds);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 4);
+	struct policy *p;
+	cr_assert_eq(policy_load("int4", ls, nl, &p), PRESSO_OK);
+	for (int rq = 0; rq < 2; rq++) {
+		struct qmodel *m[3]; /* nibbles, int8 packing, reference path */
+		struct qmodel_size z[3];
+		for (int v = 0; v < 3; v++) {
+			struct quant_config qc = {CALIB_MINMAX, 99.99,
+						  v == 2 ? Q8_ISA_REF : Q8_ISA_AVX512VNNI, NULL, NULL,
+						  (enum requant_mode)rq};
+			if (v == 1)
+				setenv(QENGINE_PACK_W4_ENV, "0", 1);
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m[v]), PRESSO_OK, "%s",
+				     status_msg());
+			unsetenv(QENGINE_PACK_W4_ENV);
+			qmodel_size(m[v], &z[v]);
+		}
+		cr_assert_lt(z[0].resident_bytes * 100, z[1].resident_bytes * 55,
+			     "packed weights: %lld bytes with nibbles, %lld as int8",
+			     (long long)z[0].resident_bytes, (long long)z[1].resident_bytes);
+		cr_assert_eq(z[0].size_bytes, z[1].size_bytes, "the stored size does not change");
+		cr_log_info("int4 GEMM net: packed weights %lld bytes (int8: %lld)",
+			    (long long)z[0].resident_bytes, (long long)z[1].resident_bytes);
+		int batches[] = {1, 37};
+		for (int bi = 0; bi < 2; bi++) {
+			float out[3][37 * 4];
+			for (int v = 0; v < 3; v++)
+				run_q(m[v], ds, batches[bi], out[v]);
+			size_t bytes = sizeof(float) * 4 * (size_t)batches[bi];
+			cr_assert_arr_eq(out[0], out[1], bytes, "batch %d, %s: nibbles vs int8",
+					 batches[bi], rq ? "Q31" : "float");
+			cr_assert_arr_eq(out[0], out[2], bytes, "batch %d, %s: nibbles vs reference",
+					 batches[bi], rq ? "Q31" : "float");
+		}
+		for (int v = 0; v < 3; v++)
+			qmodel_free(m[v]);
+	}
+	policy_free(p);
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
+
 /* A batch larger than the engine's chunk runs in chunks of images: the logits
  * must equal those of the images run one at a time. */
 Test(qengine, chunked_batches_equal_single_images)

@@ -123,6 +123,11 @@ struct qgemm_ukernel {
 	void (*pack)(int n, int k, const int8_t *w, void *packed); /* w is [n][k] */
 	void (*run)(const struct qgemm_params *p, const uint8_t *a, int lda,
 		    const void *packed, uint8_t *c, int ldc);
+	/* Optional (NULL: packed_bytes(n, k)): the bytes pack() writes for these
+	 * weights, at most packed_bytes(n, k). A kernel that picks its layout
+	 * from the values (qgemm_u8s4: weights in [-8, 7] two to a byte) needs
+	 * fewer for some; callers that keep the packing resident allocate this. */
+	size_t (*packed_bytes_for)(int n, int k, const int8_t *w);
 };
 
 /* bias_eff[j] = bias_q[j] - a_zero * sum_k w[j][k] for w [n][k] (bias_q may be
@@ -328,6 +333,11 @@ extern const struct qconv_ukernel qconv_u8s8__ref;
 extern const struct qgemm_ukernel qgemm_u8s8_3x8c8__avx2;
 extern const struct qdwconv_ukernel qdwconv_u8s8_32c__avx2;
 extern const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni;
+/* The same GEMM with weights in [-8, 7] (4-bit policies) kept two to a byte,
+ * expanded in registers: pack() picks, from the values and the shape, the
+ * nibble layout or qgemm_u8s8_8x32's, and records which in the packed bytes,
+ * which run() reads (q8_avx512vnni_w4.c). */
+extern const struct qgemm_ukernel qgemm_u8s4_8x32__avx512vnni;
 extern const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni;
 extern const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni;
 /* The avx512vnni path's conv where the CPU has AVX-512 VBMI too: single-channel
@@ -369,6 +379,10 @@ void qquant_f32_u8__avx512(size_t n, const float *x, const struct qquant_params 
  * The avx512vnni path's conv is qconv_u8s8_c1x16__avx512vbmi where the CPU has
  * AVX-512 VBMI. */
 const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);
+/* The path's GEMM that keeps weights in [-8, 7] two to a byte where it can
+ * (qgemm_u8s4_8x32__avx512vnni, deciding per packed matrix); NULL for a path
+ * without one (ref, avx2) or this build or CPU lacking the path. */
+const struct qgemm_ukernel *q8_gemm_s4_for(enum q8_isa isa);
 const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa);
 const struct qconv_ukernel *q8_conv_for(enum q8_isa isa);
 qadd_fn q8_add_for(enum q8_isa isa);

@@ -150,6 +150,17 @@ const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa)
 	return q8_isa_supported(isa) ? paths[isa].gemm : NULL;
 }
 
+const struct qgemm_ukernel *q8_gemm_s4_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI)
+		return &qgemm_u8s4_8x32__avx512vnni;
+#endif
+	return NULL;
+}
+
 const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa)
 {
 	return q8_isa_supported(isa) ? paths[isa].dwconv : NULL;

@@ -58,6 +58,12 @@ struct quant_config {
 	enum requant_mode requant;   /* REQUANT_FLOAT (0) by default */
 };
 
+/* Where the kernels can keep a GEMM's weights in [-8, 7] (4-bit policies) two
+ * to a byte (q8_gemm_s4_for), qmodel_build does so unless the environment
+ * variable PRESSO_PACK_W4=0 (read at every build) asks for int8 throughout:
+ * the outputs are the same either way; it is there to compare speed and size. */
+#define QENGINE_PACK_W4_ENV "PRESSO_PACK_W4"
+
 /* Quantized layer weights (q and per-channel scales) of one graph, per weight
  * value and bit width, computed once and reused by every qmodel_build() of that
  * graph that passes the cache: a search quantizes the same layer at the same
@@ -78,6 +84,9 @@ struct qmodel_size {
 				   + per-tensor activation scale/zero point + any other
 				   float constants */
 	int64_t weight_bytes;   /* packed weights alone */
+	int64_t resident_bytes; /* the weights as the engine holds them in memory,
+				   packed for its kernels (int8, or 4-bit two to
+				   a byte), padding included */
 	double bops;            /* sum over layers of MACs * weight bits * input bits */
 	double mean_bits;       /* parameter-weighted mean weight bits */
 	int64_t params;

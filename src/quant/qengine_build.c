@@ -51,8 +51,9 @@
  *   4. LUT tables and MUL/ADD requantization constants from the groups' scales;
  *      layers: weights quantized per output channel (quant.c), optionally
  *      bias-corrected, reordered for NHWC im2col ([c_out][kh][kw][c_in/g]),
- *      packed once for the chosen kernels; int32 biases with the input zero point
- *      folded in (kernels_q8.h); Q31 multipliers s_in * s_w[c] / s_out.
+ *      packed once for the chosen kernels (a GEMM's weights in [-8, 7] two to
+ *      a byte where the path can: q8_gemm_s4_for); int32 biases with the input
+ *      zero point folded in (kernels_q8.h); Q31 multipliers s_in * s_w[c] / s_out.
  *   5. buffer lifetimes in step indices, for the arena planner.
  * Run (qengine_run.c): qengine_create places every buffer in one arena by its
  * lifetime, for the largest batch; qengine_run: shapes for the batch, then each
@@ -76,6 +77,14 @@
 #define MAX_GEMM_K Q8_K_MAX
 
 /* --- small helpers -------------------------------------------------------- */
+
+/* Whether GEMM weights in [-8, 7] go two to a byte where the kernels can
+ * (qengine.h: QENGINE_PACK_W4_ENV). */
+static bool pack_w4(void)
+{
+	const char *env = getenv(QENGINE_PACK_W4_ENV);
+	return !env || strcmp(env, "0") != 0;
+}
 
 static int find(struct qvalue *v, int x)
 {
@@ -655,7 +664,8 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		int kw = (int)g->values[n->inputs[1]].shape.dims[3];
 		L->k = k;
 		L->packed_group_bytes = m->dw->packed_bytes((int)n_out, kh, kw);
-		L->packed = aligned_alloc(ARENA_ALIGN, arena_align(L->packed_group_bytes));
+		L->packed_bytes = arena_align(L->packed_group_bytes);
+		L->packed = aligned_alloc(ARENA_ALIGN, L->packed_bytes);
 		if (!L->packed) {
 			free(qr);
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -686,6 +696,7 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 			int kh = (int)ws->dims[2], kw = (int)ws->dims[3];
 			L->packed_group_bytes =
 				arena_align(m->conv->packed_bytes((int)n_out, kh, kw, (int)cg));
+			L->packed_bytes = L->packed_group_bytes;
 			L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes);
 			if (!L->packed) {
 				free(qr);
@@ -695,8 +706,19 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 			free(qr); /* q stays: it is L->wq */
 			return PRESSO_OK;
 		}
-		L->packed_group_bytes = arena_align(m->gemm->packed_bytes((int)n_g, (int)k));
-		L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes * (size_t)L->group);
+		/* a GEMM whose layout depends on the values (4-bit weights two to a
+		 * byte) says how many bytes these need; groups share one stride */
+		size_t gb = 0;
+		for (int gi = 0; gi < L->group; gi++) {
+			const int8_t *wg = qr + gi * n_g * k;
+			size_t b = m->gemm->packed_bytes_for
+					   ? m->gemm->packed_bytes_for((int)n_g, (int)k, wg)
+					   : m->gemm->packed_bytes((int)n_g, (int)k);
+			gb = b > gb ? b : gb;
+		}
+		L->packed_group_bytes = arena_align(gb);
+		L->packed_bytes = L->packed_group_bytes * (size_t)L->group;
+		L->packed = aligned_alloc(ARENA_ALIGN, L->packed_bytes);
 		if (!L->packed) {
 			free(qr);
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -951,6 +973,7 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 		int64_t nw = shape_numel(&g->values[n->inputs[1]].shape);
 		int64_t wb = L->coding.bytes;
 		z->weight_bytes += wb;
+		z->resident_bytes += (int64_t)L->packed_bytes;
 		/* per output channel a binary16 scale; the biases at the layer's width */
 		z->size_bytes += wb + 2 * L->n_out +
 				 quant_bias_bytes(L->n_out, quant_bias_bits(L->bias_q, L->n_out));
@@ -1075,6 +1098,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->cache = qc->cache;
 	m->hess = qc->hess;
 	m->gemm = q8_gemm_for(qc->isa);
+	if (pack_w4() && q8_gemm_s4_for(qc->isa))
+		m->gemm = q8_gemm_s4_for(qc->isa);
 	m->dw = q8_dwconv_for(qc->isa);
 	m->conv = q8_conv_for(qc->isa);
 	m->add = q8_add_for(qc->isa);

@@ -62,6 +62,7 @@ struct qlayer {
 	int group;
 	void *packed;             /* group-major, packed_group_bytes each */
 	size_t packed_group_bytes;
+	size_t packed_bytes;      /* all of packed (qmodel_size.resident_bytes) */
 	int32_t *bias;            /* [n_out] bias_eff (GEMM) or bias_q (depthwise) */
 	int32_t *mult;
 	int8_t *shift;
