@@ -1369,6 +1369,67 @@ Test(q8_conv, avx512vnni_without_vbmi_vs_reference)
 	conv_kernel_vs_ref(&qconv_u8s8_8x32__avx512vnni, 410);
 }
 
+/* The 4-bit convolution against the reference on the random shapes of every
+ * kind with weights in [-8, 7] (every 8th case left in int8 range, which
+ * takes the int8 layout), packed into exactly packed_bytes_for() bytes:
+ * single-channel inputs keep the int8 kernels' layouts, the rest go two to a
+ * byte (half the GEMM panels, checked) and are expanded per call. */
+Test(q8_conv, s4_avx512vnni_vs_reference)
+{
+	if (!q8_isa_supported(Q8_ISA_AVX512VNNI))
+		cr_skip_test("q8 path avx512vnni: not supported by this CPU or build");
+	const struct qconv_ukernel *uk = q8_conv_s4_for(Q8_ISA_AVX512VNNI);
+	cr_assert_eq(uk, &qconv_u8s4_8x32__avx512vnni);
+	cr_assert_null(q8_conv_s4_for(Q8_ISA_REF));
+	const struct qconv_ukernel *ref = q8_conv_for(Q8_ISA_REF);
+	rng_seed(420);
+	int n_total = N_CONV_SHAPES + N_CONV_C1_SHAPES + N_CONV_C16_SHAPES, n_nibble = 0;
+	for (int t = 0; t < n_total; t++) {
+		struct conv_case d;
+		conv_case_make(&d, t >= N_CONV_SHAPES && t < N_CONV_SHAPES + N_CONV_C1_SHAPES,
+			       t >= N_CONV_SHAPES + N_CONV_C1_SHAPES);
+		struct qconv_params *p = &d.p;
+		size_t k = (size_t)p->kh * p->kw * p->c;
+		if (t % 8 != 0) {
+			int32_t *bias_q = xmalloc((size_t)p->c_out * sizeof(int32_t));
+			for (int j = 0; j < p->c_out; j++)
+				bias_q[j] = (int32_t)rng_range(-(1 << 16), 1 << 16);
+			for (size_t i = 0; i < (size_t)p->c_out * k; i++)
+				d.w[i] = (int8_t)(rng_int(0, 15) - 8);
+			q8_bias_fold(p->c_out, (int)k, d.w, bias_q, p->a_zero, d.bias);
+			free(bias_q);
+		}
+		uint8_t *y0 = conv_run_kernel(ref, &d);
+		size_t bytes = uk->packed_bytes_for(p->c_out, p->kh, p->kw, p->c, d.w);
+		cr_assert_leq(bytes, uk->packed_bytes(p->c_out, p->kh, p->kw, p->c));
+		if (t % 8 != 0 && p->c != 1) {
+			size_t kwc4 = ((size_t)p->kw * p->c + 3) & ~(size_t)3;
+			size_t panels = ((size_t)p->c_out + 31) / 32 * ((size_t)p->kh * kwc4 / 4) * 64;
+			cr_assert_eq(bytes, 64 + panels, "%s: %zu packed bytes, want %zu",
+				     conv_describe(p), bytes, 64 + panels);
+			n_nibble++;
+		}
+		void *packed = xmalloc(bytes);
+		uk->pack(p->c_out, p->kh, p->kw, p->c, d.w, packed);
+		size_t work = uk->work_bytes(p);
+		p->work = work ? xmalloc(work) : NULL;
+		uint8_t *y1 = xmalloc(d.y_bytes);
+		uk->run(p, d.x, packed, y1);
+		for (size_t i = 0; i < d.y_bytes; i++)
+			cr_assert_eq(y1[i], y0[i], "%s: %s: y[%zu] = %d, want %d", uk->name,
+				     conv_describe(p), i, y1[i], y0[i]);
+		free(p->work);
+		p->work = NULL;
+		free(y1);
+		free(packed);
+		free(y0);
+		conv_case_free(&d);
+	}
+	cr_assert_gt(n_nibble, n_total / 3);
+	cr_log_info("%s: %d conv shapes bit-identical to the reference, %d of them two weights "
+		    "to a byte", uk->name, n_total, n_nibble);
+}
+
 /* ---- 2x2 max pooling -------------------------------------------------------------- */
 
 /* Every path's 2x2 stride-2 MaxPool against a naive one written here, on

@@ -194,6 +194,9 @@ struct qconv_ukernel {
 	size_t (*work_bytes)(const struct qconv_params *p);
 	void (*run)(const struct qconv_params *p, const uint8_t *x, const void *packed,
 		    uint8_t *y);
+	/* Optional (NULL: packed_bytes): the bytes pack() writes for these
+	 * weights, as struct qgemm_ukernel's */
+	size_t (*packed_bytes_for)(int c_out, int kh, int kw, int c, const int8_t *w);
 };
 
 /* --- elementwise Add of two uint8 tensors -------------------------------------- */
@@ -340,6 +343,10 @@ extern const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni;
 extern const struct qgemm_ukernel qgemm_u8s4_8x32__avx512vnni;
 extern const struct qdwconv_ukernel qdwconv_u8s8_64c__avx512vnni;
 extern const struct qconv_ukernel qconv_u8s8_8x32__avx512vnni;
+/* The avx512vnni path's convolution with weights in [-8, 7] kept two to a
+ * byte (except single-channel inputs): expanded to int8 once per call in the
+ * scratch, then run as the int8 one (q8_avx512vnni_w4conv.c). */
+extern const struct qconv_ukernel qconv_u8s4_8x32__avx512vnni;
 /* The avx512vnni path's conv where the CPU has AVX-512 VBMI too: single-channel
  * inputs (first layers) with vpermt2b, everything else as qconv_u8s8_8x32. */
 extern const struct qconv_ukernel qconv_u8s8_c1x16__avx512vbmi;
@@ -385,6 +392,9 @@ const struct qgemm_ukernel *q8_gemm_for(enum q8_isa isa);
 const struct qgemm_ukernel *q8_gemm_s4_for(enum q8_isa isa);
 const struct qdwconv_ukernel *q8_dwconv_for(enum q8_isa isa);
 const struct qconv_ukernel *q8_conv_for(enum q8_isa isa);
+/* The path's convolution that keeps weights in [-8, 7] two to a byte
+ * (qconv_u8s4_8x32__avx512vnni), NULL as q8_gemm_s4_for. */
+const struct qconv_ukernel *q8_conv_s4_for(enum q8_isa isa);
 qadd_fn q8_add_for(enum q8_isa isa);
 /* The table lookup of a path: the avx512vnni path's is VBMI's vpermi2b where
  * the CPU has AVX-512 VBMI, else AVX2's. */

@@ -3,7 +3,8 @@
  * forms, bit-exact with kernels_q8.h's scalar functions), and the GEMM tile's
  * output (requantize 4 vectors, pack to bytes, store; the float screen of the
  * Q31 form with its proof). q8_avx512vnni.c's GEMM, convolution and depthwise
- * kernels and q8_avx512vnni_w4.c's 4-bit GEMM include it; a file including it
+ * kernels, q8_avx512vnni_w4.c's 4-bit GEMM and q8_avx512vnni_w4conv.c's 4-bit
+ * convolution include it; a file including it
  * must be compiled with the AVX-512 F/BW/VL/VNNI flags (CMakeLists.txt). The
  * GEMM's packed layouts are described in those files.
  */
@@ -427,6 +428,24 @@ static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
 				_mm_mask_storeu_epi8(c + (size_t)(r0 + 3) * ldc, (__mmask16)row_mask,
 						     _mm512_extracti32x4_epi32(bytes, 3));
 		}
+	}
+}
+
+/* A nibble panel of k4 groups (the 4-bit GEMM's layout, q8_avx512vnni_w4.c) as
+ * int8 in qgemm_u8s8_8x32's panel layout
+ * ([k4][32][4]: 128 bytes per group): each nibble sign-extended through a
+ * 16-entry table (vpshufb). */
+Q8_SETUP void w4_expand_panel(int k4, const uint8_t *wp, int8_t *out)
+{
+	const __m512i lut = _mm512_broadcast_i32x4(
+		_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1));
+	const __m512i low = _mm512_set1_epi8(0x0F);
+	for (int g = 0; g < k4; g++) {
+		__m512i v = _mm512_loadu_si512(wp + (size_t)g * 64);
+		__m512i lo = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low));
+		__m512i hi = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+		_mm512_storeu_si512(out + (size_t)g * 128, lo);
+		_mm512_storeu_si512(out + (size_t)g * 128 + 64, hi);
 	}
 }
 

@@ -141,23 +141,6 @@ static ALWAYS_INLINE void w4_load_expanded(int nb, const uint8_t *p, __m512i w[G
 		w[1] = _mm512_loadu_si512(p + 64);
 }
 
-/* A nibble panel of k4 groups as int8 in qgemm_u8s8_8x32's panel layout
- * ([k4][32][4]: 128 bytes per group): each nibble sign-extended through a
- * 16-entry table (vpshufb). */
-static void w4_expand_panel(int k4, const uint8_t *wp, int8_t *out)
-{
-	const __m512i lut = _mm512_broadcast_i32x4(
-		_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1));
-	const __m512i low = _mm512_set1_epi8(0x0F);
-	for (int g = 0; g < k4; g++) {
-		__m512i v = _mm512_loadu_si512(wp + (size_t)g * 64);
-		__m512i lo = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low));
-		__m512i hi = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
-		_mm512_storeu_si512(out + (size_t)g * 128, lo);
-		_mm512_storeu_si512(out + (size_t)g * 128 + 64, hi);
-	}
-}
-
 /* 16 x sum -> sum + bias_eff (exact: see the opening comment). */
 static ALWAYS_INLINE __m512i w4_finish(__m512i acc16, const struct rq16 *q)
 {

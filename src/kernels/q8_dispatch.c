@@ -177,6 +177,17 @@ const struct qconv_ukernel *q8_conv_for(enum q8_isa isa)
 	return paths[isa].conv;
 }
 
+const struct qconv_ukernel *q8_conv_s4_for(enum q8_isa isa)
+{
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI)
+		return &qconv_u8s4_8x32__avx512vnni;
+#endif
+	return NULL;
+}
+
 qadd_fn q8_add_for(enum q8_isa isa)
 {
 	return q8_isa_supported(isa) ? paths[isa].add : NULL;

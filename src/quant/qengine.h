@@ -58,8 +58,9 @@ struct quant_config {
 	enum requant_mode requant;   /* REQUANT_FLOAT (0) by default */
 };
 
-/* Where the kernels can keep a GEMM's weights in [-8, 7] (4-bit policies) two
- * to a byte (q8_gemm_s4_for), qmodel_build does so unless the environment
+/* Where the kernels can keep a GEMM's or a convolution's weights in [-8, 7]
+ * (4-bit policies) two to a byte (q8_gemm_s4_for, q8_conv_s4_for),
+ * qmodel_build does so unless the environment
  * variable PRESSO_PACK_W4=0 (read at every build) asks for int8 throughout:
  * the outputs are the same either way; it is there to compare speed and size. */
 #define QENGINE_PACK_W4_ENV "PRESSO_PACK_W4"

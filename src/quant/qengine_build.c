@@ -694,8 +694,10 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 		if (conv_uses_kernel(m, n)) {
 			const struct shape *ws = &g->values[n->inputs[1]].shape;
 			int kh = (int)ws->dims[2], kw = (int)ws->dims[3];
-			L->packed_group_bytes =
-				arena_align(m->conv->packed_bytes((int)n_out, kh, kw, (int)cg));
+			L->packed_group_bytes = arena_align(
+				m->conv->packed_bytes_for
+					? m->conv->packed_bytes_for((int)n_out, kh, kw, (int)cg, qr)
+					: m->conv->packed_bytes((int)n_out, kh, kw, (int)cg));
 			L->packed_bytes = L->packed_group_bytes;
 			L->packed = aligned_alloc(ARENA_ALIGN, L->packed_group_bytes);
 			if (!L->packed) {
@@ -1102,6 +1104,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		m->gemm = q8_gemm_s4_for(qc->isa);
 	m->dw = q8_dwconv_for(qc->isa);
 	m->conv = q8_conv_for(qc->isa);
+	if (m->conv && pack_w4() && q8_conv_s4_for(qc->isa))
+		m->conv = q8_conv_s4_for(qc->isa);
 	m->add = q8_add_for(qc->isa);
 	m->mul = q8_mul_for(qc->isa);
 	m->mul_rows = q8_mul_rows_for(qc->isa);
