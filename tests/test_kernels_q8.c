@@ -463,6 +463,21 @@ static const int edge_shapes[][3] = {
 	{9, 130, 32}, {70, 128, 32}, {6, 20, 32}, {7, 64, 28},
 };
 
+/* Shape t of the GEMM tests: the edge shapes first, then random ones with N up
+ * to max_n and K up to max_k (M = 1 for 15 %, K <= 40 for 30 %). */
+static void gemm_shape(int t, int max_n, int max_k, int *m, int *n, int *k)
+{
+	if (t < N_ELEMS(edge_shapes)) {
+		*m = edge_shapes[t][0];
+		*n = edge_shapes[t][1];
+		*k = edge_shapes[t][2];
+		return;
+	}
+	*m = rng_chance(15) ? 1 : rng_int(1, 70);
+	*n = rng_int(1, max_n);
+	*k = rng_chance(30) ? rng_int(1, 40) : rng_int(1, max_k);
+}
+
 /* K = Q8_K_MAX with every product at its extreme and the bias at +-2^30:
  * the sums reach 2^31 - 13 million, and every path must still be exact. */
 static void gemm_k_max(const struct qgemm_ukernel *ref, const struct qgemm_ukernel *uk)
@@ -514,15 +529,7 @@ static void gemm_path_vs_ref(enum q8_isa isa)
 	int n_total = N_ELEMS(edge_shapes) + n_random;
 	for (int t = 0; t < n_total; t++) {
 		int m, n, k;
-		if (t < N_ELEMS(edge_shapes)) {
-			m = edge_shapes[t][0];
-			n = edge_shapes[t][1];
-			k = edge_shapes[t][2];
-		} else {
-			m = rng_chance(15) ? 1 : rng_int(1, 70);
-			n = rng_int(1, 150);
-			k = rng_chance(30) ? rng_int(1, 40) : rng_int(1, 600);
-		}
+		gemm_shape(t, 150, 600, &m, &n, &k);
 		struct gemm_case g;
 		gemm_case_make(&g, m, n, k);
 		uint8_t *c0, *c1;
@@ -629,15 +636,7 @@ Test(q8_gemm, s4_avx512vnni_vs_reference)
 	int n_total = N_ELEMS(edge_shapes) + N_GEMM_SHAPES, n_nibble = 0, n_forms[3] = {0};
 	for (int t = 0; t < n_total; t++) {
 		int m, n, k;
-		if (t < N_ELEMS(edge_shapes)) {
-			m = edge_shapes[t][0];
-			n = edge_shapes[t][1];
-			k = edge_shapes[t][2];
-		} else {
-			m = rng_chance(15) ? 1 : rng_int(1, 70);
-			n = rng_int(1, 100);
-			k = rng_chance(30) ? rng_int(1, 40) : rng_int(1, 300);
-		}
+		gemm_shape(t, 100, 300, &m, &n, &k);
 		struct gemm_case g;
 		gemm_case_make(&g, m, n, k);
 		w4_weights(&g);
@@ -1213,7 +1212,10 @@ static void conv_case_free(struct conv_case *d)
 static uint8_t *conv_run_kernel(const struct qconv_ukernel *uk, struct conv_case *d)
 {
 	struct qconv_params *p = &d->p;
-	void *packed = xmalloc(uk->packed_bytes(p->c_out, p->kh, p->kw, p->c));
+	/* exactly the bytes pack() writes (AddressSanitizer sees any read past) */
+	void *packed = xmalloc(uk->packed_bytes_for
+				       ? uk->packed_bytes_for(p->c_out, p->kh, p->kw, p->c, d->w)
+				       : uk->packed_bytes(p->c_out, p->kh, p->kw, p->c));
 	uk->pack(p->c_out, p->kh, p->kw, p->c, d->w, packed);
 	size_t work = uk->work_bytes(p);
 	p->work = work ? xmalloc(work) : NULL;
@@ -1409,19 +1411,11 @@ Test(q8_conv, s4_avx512vnni_vs_reference)
 				     conv_describe(p), bytes, 64 + panels);
 			n_nibble++;
 		}
-		void *packed = xmalloc(bytes);
-		uk->pack(p->c_out, p->kh, p->kw, p->c, d.w, packed);
-		size_t work = uk->work_bytes(p);
-		p->work = work ? xmalloc(work) : NULL;
-		uint8_t *y1 = xmalloc(d.y_bytes);
-		uk->run(p, d.x, packed, y1);
+		uint8_t *y1 = conv_run_kernel(uk, &d);
 		for (size_t i = 0; i < d.y_bytes; i++)
 			cr_assert_eq(y1[i], y0[i], "%s: %s: y[%zu] = %d, want %d", uk->name,
 				     conv_describe(p), i, y1[i], y0[i]);
-		free(p->work);
-		p->work = NULL;
 		free(y1);
-		free(packed);
 		free(y0);
 		conv_case_free(&d);
 	}

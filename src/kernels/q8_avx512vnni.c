@@ -139,15 +139,7 @@ static ALWAYS_INLINE void gemm_tile(enum gemm_rq F, int mr, int nb, int k, const
 				acc[r][b] = dpbusd(acc[r][b], av, w[b]);
 		}
 	}
-	if (o->deq) {
-#pragma GCC unroll 8
-		for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
-			for (int b = 0; b < nb; b++)
-				store16(false, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
-		return;
-	}
-	gemm_tile_store(F, mr, nb, acc, q, s, o, cl, c + off, ldc);
+	gemm_tile_out(F, mr, nb, acc, q, s, o, cl, c, c_f32, off, ldc);
 }
 
 #define TILE_CASE(MR_, NB_)                                                            \

@@ -431,6 +431,24 @@ static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
 	}
 }
 
+/* A GEMM tile's output: float (deq mode) at element offset off of c_f32, or
+ * requantized by gemm_tile_store at c + off. */
+static ALWAYS_INLINE void gemm_tile_out(enum gemm_rq F, int mr, int nb, __m512i (*acc)[GEMM_NB],
+					const struct rq16 *q, const struct rq_screen *s,
+					const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
+					float *c_f32, size_t off, size_t ldc)
+{
+	if (o->deq) {
+#pragma GCC unroll 8
+		for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+			for (int b = 0; b < nb; b++)
+				store16(false, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+		return;
+	}
+	gemm_tile_store(F, mr, nb, acc, q, s, o, cl, c + off, ldc);
+}
+
 /* A nibble panel of k4 groups (the 4-bit GEMM's layout, q8_avx512vnni_w4.c) as
  * int8 in qgemm_u8s8_8x32's panel layout
  * ([k4][32][4]: 128 bytes per group): each nibble sign-extended through a

@@ -207,15 +207,7 @@ static ALWAYS_INLINE void w4_tile(enum w4_mode X, enum gemm_rq F, int mr, int nb
 #pragma GCC unroll 8
 		for (int b = 0; b < nb; b++)
 			acc[r][b] = w4_finish(acc[r][b], &q[b]);
-	if (o->deq) {
-#pragma GCC unroll 8
-		for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
-			for (int b = 0; b < nb; b++)
-				store16(false, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
-		return;
-	}
-	gemm_tile_store(F, mr, nb, acc, q, s, o, cl, c + off, ldc);
+	gemm_tile_out(F, mr, nb, acc, q, s, o, cl, c, c_f32, off, ldc);
 }
 
 #define W4_TILE_CASE(MR_, NB_)                                                           \
