@@ -1,7 +1,7 @@
 /* bench_qgemm.c - INT8 GEMM throughput in MACs per cycle, one core: each presso
  * path (kernels_q8.h) and, when built with HAVE_DNNL, oneDNN's matmul primitive.
  *
- * usage: bench_qgemm [--seconds S] [--onednn-only] [--float-rq] [MxNxK ...]
+ * usage: bench_qgemm [--seconds S] [--onednn-only] [--float-rq] [--versus] [MxNxK ...]
  * Default shapes (M, N, K): 1x128x512 64x128x1152 64x64x576 256x256x256 1024x1024x1024.
  * presso requantizes in Q31 fixed point (mult, shift) unless --float-rq asks
  * for the float form (rq_scale, the engine's default); oneDNN always gets
@@ -24,6 +24,12 @@
  * the machine bias neither. Each figure is the best of 5 samples of >= S/5
  * seconds each (default S = 1).
  * Every presso path's output is checked bit-exact against the reference once.
+ *
+ * --versus (needs oneDNN): per shape, the fastest presso path in both
+ * requantization forms and oneDNN, their samples taken in turn (2 x 5 of
+ * each, >= 3 S / 10 seconds each), then presso's speed over oneDNN's per
+ * form. The machine's speed drifts by a few percent between runs on shared
+ * hosts; a ratio from samples taken side by side does not.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -144,6 +150,42 @@ static double time_best(void (*fn)(void *), void *ctx, double seconds)
 	return best;
 }
 
+/* Best seconds per call of each of n fns, sampled in turn (sample s of fn 0,
+ * of fn 1, ..., then sample s + 1): every fn sees the same stretch of the
+ * machine's state, so their ratios hold where the machine's speed drifts
+ * between runs. */
+static void time_best_interleaved(int n, void (*const *fn)(void *), void *const *ctx,
+				  double seconds, double *best)
+{
+	int64_t batch[8];
+	for (int f = 0; f < n; f++) {
+		fn[f](ctx[f]);
+		batch[f] = 1;
+		for (;;) {
+			double t0 = now_s();
+			for (int64_t i = 0; i < batch[f]; i++)
+				fn[f](ctx[f]);
+			if (now_s() - t0 >= 1e-3)
+				break;
+			batch[f] *= 2;
+		}
+		best[f] = 1e30;
+	}
+	for (int s = 0; s < 2 * N_SAMPLES; s++)
+		for (int f = 0; f < n; f++) {
+			int64_t calls = 0;
+			double t0 = now_s(), t;
+			do {
+				for (int64_t i = 0; i < batch[f]; i++)
+					fn[f](ctx[f]);
+				calls += batch[f];
+				t = now_s();
+			} while (t - t0 < seconds / (2 * N_SAMPLES));
+			double per = (t - t0) / (double)calls;
+			best[f] = per < best[f] ? per : best[f];
+		}
+}
+
 /* --- presso paths --------------------------------------------------------------- */
 
 /* --float-rq: presso requantizes with rq_scale (float) instead of mult/shift. */
@@ -163,18 +205,24 @@ static void presso_call(void *ctx)
 	r->uk->run(&r->p, r->pb->a, r->pb->k, r->packed, r->c, r->pb->n);
 }
 
-static void presso_setup(struct presso_run *r, const struct qgemm_ukernel *uk,
-			 const struct problem *pb)
+static void presso_setup_form(struct presso_run *r, const struct qgemm_ukernel *uk,
+			      const struct problem *pb, bool f32)
 {
 	*r = (struct presso_run){.uk = uk, .pb = pb};
 	r->p = (struct qgemm_params){
 		.m = pb->m, .n = pb->n, .k = pb->k, .bias = pb->bias, .mult = pb->mult,
-		.shift = pb->shift, .rq_scale = float_rq ? pb->scale : NULL,
+		.shift = pb->shift, .rq_scale = f32 ? pb->scale : NULL,
 		.c_zero = pb->c_zero, .c_min = 0, .c_max = 255,
 	};
 	r->packed = xmalloc(uk->packed_bytes(pb->n, pb->k));
 	uk->pack(pb->n, pb->k, pb->w, r->packed);
 	r->c = xmalloc((size_t)pb->m * pb->n);
+}
+
+static void presso_setup(struct presso_run *r, const struct qgemm_ukernel *uk,
+			 const struct problem *pb)
+{
+	presso_setup_form(r, uk, pb, float_rq);
 }
 
 static void presso_teardown(struct presso_run *r)
@@ -277,6 +325,56 @@ static double clock_ghz(void)
 	return ghz > 0 ? ghz : 1.0;
 }
 
+static void print_row(const char *shape, const char *who, double macs, double sec,
+		      double ghz, const char *note);
+
+#ifdef HAVE_DNNL
+/* --versus for one shape: the fastest presso path (Q31 and float forms, each
+ * checked against the reference in its form) and oneDNN, sampled in turn. */
+static void versus_shape(const char *shape, const struct problem *pb, double macs,
+			 double seconds, const char *dnnl_label)
+{
+	enum q8_isa top = Q8_ISA_REF;
+	for (int isa = 0; isa < Q8_ISA_COUNT; isa++)
+		if (q8_isa_supported((enum q8_isa)isa))
+			top = (enum q8_isa)isa;
+	size_t bytes = (size_t)pb->m * pb->n;
+	struct presso_run ref, run[2];
+	const char *form[2] = {"Q31", "float"};
+	bool same[2];
+	for (int f = 0; f < 2; f++) {
+		presso_setup_form(&ref, q8_gemm_for(Q8_ISA_REF), pb, f == 1);
+		presso_call(&ref);
+		presso_setup_form(&run[f], q8_gemm_for(top), pb, f == 1);
+		presso_call(&run[f]);
+		same[f] = memcmp(run[f].c, ref.c, bytes) == 0;
+		presso_teardown(&ref);
+	}
+	struct dnnl_run d;
+	uint8_t *dst = xmalloc(bytes);
+	dnnl_setup(&d, pb, dst);
+	void (*const fns[3])(void *) = {presso_call, presso_call, dnnl_call};
+	void *const ctx[3] = {&run[0], &run[1], &d};
+	double best[3];
+	double ghz = clock_ghz();
+	time_best_interleaved(3, fns, ctx, 3 * seconds, best);
+	ghz = (ghz + clock_ghz()) / 2;
+	for (int f = 0; f < 2; f++) {
+		char who[64];
+		snprintf(who, sizeof who, "%s %s", run[f].uk->name, form[f]);
+		print_row(shape, who, macs, best[f], ghz, same[f] ? "= ref" : "DIFFERS FROM REF");
+	}
+	print_row(shape, dnnl_label, macs, best[2], ghz, d.impl);
+	printf("%-16s presso / oneDNN: Q31 %.3fx, float %.3fx (samples side by side)\n", shape,
+	       best[2] / best[0], best[2] / best[1]);
+	fflush(stdout);
+	dnnl_teardown(&d);
+	free(dst);
+	presso_teardown(&run[0]);
+	presso_teardown(&run[1]);
+}
+#endif
+
 /* --- main ------------------------------------------------------------------------ */
 
 /* This core's measured vpdpbusd peak in MACs/cycle (0: not measured). */
@@ -299,12 +397,14 @@ int main(int argc, char **argv)
 	};
 	int shapes[32][3], n_shapes = 0;
 	double seconds = 1.0;
-	bool onednn_only = false;
+	bool onednn_only = false, versus = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
 			seconds = atof(argv[++i]);
 		} else if (strcmp(argv[i], "--onednn-only") == 0) {
 			onednn_only = true;
+		} else if (strcmp(argv[i], "--versus") == 0) {
+			versus = true;
 		} else if (strcmp(argv[i], "--float-rq") == 0) {
 			float_rq = true;
 		} else if (n_shapes < 32 && sscanf(argv[i], "%dx%dx%d", &shapes[n_shapes][0],
@@ -312,7 +412,7 @@ int main(int argc, char **argv)
 			n_shapes++;
 		} else {
 			fprintf(stderr, "usage: bench_qgemm [--seconds S] [--onednn-only] [--float-rq]"
-				" [MxNxK ...]\n");
+				" [--versus] [MxNxK ...]\n");
 			return 2;
 		}
 	}
@@ -349,14 +449,18 @@ int main(int argc, char **argv)
 	snprintf(dnnl_label, sizeof dnnl_label, "onednn-%d.%d.%d %s", v->major, v->minor,
 		 v->patch, cap && *cap ? cap : "uncapped");
 #else
-	if (onednn_only) {
+	if (onednn_only || versus) {
 		printf("# built without oneDNN (libdnnl-dev not found): nothing to run\n");
 		return 0;
 	}
 #endif
 	printf("# one thread; best of %d samples; %%nom = of the nominal %.0f MACs/cycle,"
 	       " %%meas = of the measured vpdpbusd peak\n", N_SAMPLES, VNNI_NOMINAL_MACS_PER_CYCLE);
-	if (!onednn_only)
+	if (versus)
+		printf("# presso and oneDNN sampled in turn; presso in both requantization forms:"
+		       " Q31 (mult, shift) and float (rq_scale, the engine's default; oneDNN's"
+		       " output scales are float too)\n");
+	else if (!onednn_only)
 		printf("# presso requantization: %s\n",
 		       float_rq ? "float (rq_scale)" : "Q31 (mult, shift)");
 	printf("%-16s %-34s %8s %8s %7s %7s %5s  %s\n", "MxNxK", "path", "MAC/cyc", "GMAC/s",
@@ -367,6 +471,13 @@ int main(int argc, char **argv)
 		double macs = (double)pb.m * pb.n * pb.k;
 		char shape[48];
 		snprintf(shape, sizeof shape, "%dx%dx%d", pb.m, pb.n, pb.k);
+#ifdef HAVE_DNNL
+		if (versus) {
+			versus_shape(shape, &pb, macs, seconds, dnnl_label);
+			problem_free(&pb);
+			continue;
+		}
+#endif
 		uint8_t *c_ref = xmalloc((size_t)pb.m * pb.n);
 		{
 			struct presso_run r;

@@ -4,7 +4,10 @@
 # oneDNN capped to each presso ISA and uncapped. ONEDNN_MAX_CPU_ISA is read at
 # oneDNN's first call, so each cap is its own run of the binary:
 #   run 1: presso paths + oneDNN capped to AVX2
-#   run 2: oneDNN capped to AVX512_CORE_VNNI (if the CPU has it)
+#   run 2: (if the CPU has AVX-512 VNNI) presso's fastest path, in both
+#          requantization forms, and oneDNN capped to AVX512_CORE_VNNI,
+#          sampled in turn (bench_qgemm --versus): the presso / oneDNN ratios
+#          come from samples taken side by side
 #   run 3: oneDNN uncapped
 # usage: bash bench/run_qgemm.sh [--seconds S] [MxNxK ...]
 # Needs libdnnl-dev for the oneDNN rows (a benchmark-only dependency; installed
@@ -23,7 +26,7 @@ echo "# $(date -u +%Y-%m-%d) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2
 ONEDNN_MAX_CPU_ISA=AVX2 build/bench_qgemm "$@"
 if grep -qw avx512_vnni /proc/cpuinfo; then
   echo
-  ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI build/bench_qgemm --onednn-only "$@" | grep -v '^# core clock:\|^# measured peak: vpmaddwd'
+  ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI build/bench_qgemm --versus "$@" | grep -v '^# core clock:\|^# measured peak: vpmaddwd'
 fi
 echo
 env -u ONEDNN_MAX_CPU_ISA build/bench_qgemm --onednn-only "$@" | grep -v '^# core clock:\|^# measured peak: vpmaddwd'

@@ -484,7 +484,7 @@ static void gemm_k_max(const struct qgemm_ukernel *ref, const struct qgemm_ukern
 {
 	for (int sign = -1; sign <= 1; sign += 2) {
 		struct gemm_case g;
-		gemm_case_make(&g, 2, 19, Q8_K_MAX);
+		gemm_case_make(&g, 9, 35, Q8_K_MAX);
 		memset(g.a, 255, a_bytes(&g));
 		memset(g.w, sign < 0 ? -128 : 127, (size_t)g.n * g.k);
 		for (int j = 0; j < g.n; j++) {
