@@ -166,6 +166,7 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 		.norm = &cfg->data.norm, .nhwc = layout == LAYOUT_NHWC, .train = train,
 		.n_train = n_train, .calib = &ctx->calib, .qc = &ctx->qc, .steps = o->steps,
 		.checkpoint = o->checkpoint, .log = o->log, .stop = o->stop,
+		.deadline_s = o->deadline_s,
 		.on_epoch = o->eval_epochs && o->log ? on_epoch : NULL, .on_epoch_ctx = &ee,
 		.fold = unfold ? fold_cb : NULL, .fold_ctx = (void *)ctx->g,
 	};

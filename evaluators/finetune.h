@@ -39,6 +39,8 @@ struct finetune_opts {
 	bool restart;                /* ignore (overwrite) an existing checkpoint */
 	FILE *log;                   /* progress, NULL: quiet */
 	atomic_int *stop;           /* checkpoint and stop when non-zero */
+	double deadline_s;          /* CLOCK_MONOTONIC seconds: checkpoint and stop past it;
+				       0: none (trainer_setup.deadline_s) */
 	bool eval_epochs;            /* log the validation accuracy after each epoch */
 };
 

@@ -154,7 +154,8 @@ enum hook_at {
 struct test_hook {
 	enum hook_at at;
 	int64_t k, seen;
-	int sig;
+	int sig;   /* SIGINT, SIGTERM or SIGKILL; 0 with `time` */
+	bool time; /* TIME: the run's time limit is over from the event on */
 };
 
 struct driver {
@@ -345,7 +346,9 @@ char *driver_dataset_text(const struct config *cfg)
  * trial stored, search.finetune_front). INT and TERM take the
  * path a user's Ctrl-C takes (signals.c's thread raises the stop flag); the
  * hook waits until the flag is up, so the stop lands right after the event.
- * Unset or empty: no hook. */
+ * TIME is no signal: the run's clock moves past its time limit (--time-limit
+ * or search.time_limit; without one it does nothing), so the limit falls
+ * right after the event. Unset or empty: no hook. */
 
 #define HOOK_ENV "PRESSO_TEST_INTERRUPT"
 #define HOOK_WAIT_STEPS 10000 /* 1 ms each: how long the hook waits for the stop flag */
@@ -356,7 +359,7 @@ static enum presso_status parse_hook(struct test_hook *h)
 		[HOOK_BEGIN] = "begin", [HOOK_COMMIT] = "commit", [HOOK_BATCH] = "batch",
 		[HOOK_RECHECK] = "recheck", [HOOK_FINETUNE] = "finetune"};
 	const char *env = getenv(HOOK_ENV);
-	*h = (struct test_hook){HOOK_NONE, 0, 0, 0};
+	*h = (struct test_hook){HOOK_NONE, 0, 0, 0, false};
 	if (!env || !*env)
 		return PRESSO_OK;
 	char at[16], sig[8];
@@ -371,11 +374,13 @@ static enum presso_status parse_hook(struct test_hook *h)
 			 : strcmp(sig, "TERM") == 0 ? SIGTERM
 			 : strcmp(sig, "KILL") == 0 ? SIGKILL
 						    : 0;
+		h->time = strcmp(sig, "TIME") == 0;
 		h->k = k;
 	}
-	if (h->at == HOOK_NONE || h->sig == 0)
+	if (h->at == HOOK_NONE || (h->sig == 0 && !h->time))
 		return status_fail(PRESSO_E_USAGE,
-				   HOOK_ENV "='%s': expected begin|commit|batch|recheck|finetune:K:INT|TERM|KILL", env);
+				   HOOK_ENV "='%s': expected begin|commit|batch|recheck|finetune:K:INT|TERM|KILL|TIME",
+				   env);
 	return PRESSO_OK;
 }
 
@@ -385,6 +390,12 @@ static void hook_event(struct driver *d, enum hook_at at)
 	struct test_hook *h = &d->hook;
 	if (h->at != at || ++h->seen != h->k)
 		return;
+	if (h->time) {
+		if (d->log)
+			fprintf(d->log, "\npresso: " HOOK_ENV ": the time limit is over\n");
+		d->prog.t0 -= d->time_limit_s;
+		return;
+	}
 	if (d->log)
 		fprintf(d->log, "\npresso: " HOOK_ENV ": signal %d\n", h->sig);
 	kill(getpid(), h->sig);
@@ -1409,12 +1420,15 @@ static enum presso_status finetune_one(struct driver *d, const struct archive_po
 	if (d->log)
 		fprintf(d->log, "presso: fine-tuning trial %lld (%.2f%% validation, %lld bytes)\n",
 			(long long)p->number, p->m.accuracy, (long long)p->m.size_bytes);
+	/* the run's time limit stops the training too, at the same point a
+	 * stop request would: the checkpoint keeps it for --resume */
 	struct finetune_opts fo = {.tc = &d->tc, .checkpoint = ckpt, .log = o->quiet ? NULL : d->log,
-				   .stop = o->stop};
+				   .stop = o->stop,
+				   .deadline_s = d->time_limit_s > 0 ? d->prog.t0 + d->time_limit_s : 0};
 	if ((s = finetune_run(d->ctx, pol, &fo, &fr)) != PRESSO_OK)
 		goto done;
 	if (fr.train.interrupted)
-		goto done; /* the checkpoint holds it; the caller sees the stop request */
+		goto done; /* the checkpoint holds it; the caller sees the stop or the time */
 	if ((s = finetune_evaluate(d->ctx, pol, &fr, false, &mv)) != PRESSO_OK ||
 	    (s = finetune_evaluate(d->ctx, pol, &fr, true, &mt)) != PRESSO_OK ||
 	    (s = o->encode_model(fr.qm, &bytes, &n_bytes)) != PRESSO_OK)
@@ -1487,8 +1501,8 @@ done:
  * its members smaller than the best trial are the candidates: K of them
  * spread over their sizes (the middles of K equal parts of the list by
  * size), since the smallest may lie beyond what training wins back and the
- * largest saves little. Sets r->n_finetune_todo to what a stop request left
- * undone. */
+ * largest saves little. Sets r->n_finetune_todo to what a stop request or the
+ * run's time limit left undone. */
 static enum presso_status finetune_front(struct driver *d, const int *front, int n_front)
 {
 	struct driver_result *r = d->r;
@@ -1546,7 +1560,7 @@ static enum presso_status finetune_front(struct driver *d, const int *front, int
 	for (int i = 0; i < n_items && s == PRESSO_OK; i++) {
 		if (items[i].idx < 0)
 			continue;
-		if (stop_requested(d))
+		if (stop_requested(d) || time_up(d))
 			break;
 		const struct archive_point *p = &d->a.pts[items[i].idx];
 		int before = r->n_finetuned_run;
@@ -1594,8 +1608,9 @@ static enum presso_status finish(struct driver *d)
 	}
 	if (s == PRESSO_OK && r->end != DRIVER_END_INTERRUPTED) {
 		s = finetune_front(d, front, n_front);
+		/* --resume tunes the rest */
 		if (s == PRESSO_OK && r->n_finetune_todo > 0)
-			r->end = DRIVER_END_INTERRUPTED; /* --resume tunes the rest */
+			r->end = stop_requested(d) ? DRIVER_END_INTERRUPTED : DRIVER_END_TIME;
 	}
 	/* "finished" = no run is going on; a resume marks it running again */
 	if (s == PRESSO_OK)

@@ -103,7 +103,8 @@ struct driver_result {
 	double confidence;             /* constraints.confidence the best meets, NAN if none */
 	char last_error[512];          /* the last failed trial's error, "" if none */
 	int n_finetuned_run;           /* front trials fine-tuned by this run (search.finetune_front) */
-	int n_finetune_todo;           /* fine-tunes a stop request left for --resume */
+	int n_finetune_todo;           /* fine-tunes a stop request or the time limit left
+					  for --resume */
 	bool has_best_tuned;           /* a trial fine-tuned by this run meets the constraints */
 	struct driver_trial best_tuned; /* the smallest such (ties: more accurate) */
 	int64_t best_tuned_parent;     /* the PTQ trial it was tuned from */

@@ -5,6 +5,8 @@
  *     its PTQ trial; presso pareto shows them with their "tuned from" trial;
  *     presso export --pick picks one and -o FILE.presso writes its tuned
  *     weights, which presso eval scores as the study recorded;
+ *   - the run's time limit stops the fine-tunes as a stop request does, and
+ *     --resume tunes the rest;
  *   - a search killed (SIGKILL) or stopped (SIGINT) after its first fine-tune
  *     and run again with --resume tunes only what is left, and ends with the
  *     fine-tunes of an uninterrupted run; killed while training, it stores
@@ -116,6 +118,15 @@ static int search(const char *db, bool resume, const char *hook)
 {
 	const char *args[] = {"search", "--quiet", "--config", cfg, "--db", fx_join(dir, db),
 			      "--workers", "1", "--max-trials", BUDGET,
+			      resume ? "--resume" : NULL, NULL};
+	return run_argv(hook, args);
+}
+
+/* search() with --time-limit 1h, which the hook's TIME ends early. */
+static int search_limited(const char *db, bool resume, const char *hook)
+{
+	const char *args[] = {"search", "--quiet", "--config", cfg, "--db", fx_join(dir, db),
+			      "--workers", "1", "--max-trials", BUDGET, "--time-limit", "1h",
 			      resume ? "--resume" : NULL, NULL};
 	return run_argv(hook, args);
 }
@@ -430,6 +441,39 @@ Test(search_finetune, resume_tunes_only_what_is_left, .init = setup, .fini = tea
 	free(k_ptq);
 	free(k_parents);
 	free(i_parents);
+}
+
+/* The run's time limit covers the fine-tunes at the end: over once the
+ * budget is spent (no fine-tune begins), or after the first fine-tune (the
+ * second does not begin); the run ends with "time limit reached", and
+ * --resume tunes the rest. (A limit falling during training stops it at a
+ * step boundary, checkpointed: test_train.c, resume_equals_uninterrupted.) */
+Test(search_finetune, time_limit_covers_the_fine_tunes, .init = setup, .fini = teardown)
+{
+	cr_assert_eq(search_limited("t.db", false, "commit:" BUDGET ":TIME"), 0, "%s", err_text());
+	char *out = out_text();
+	cr_assert(strstr(out, "time limit reached") && strstr(out, "the rest on --resume"), "%s",
+		  out);
+	free(out);
+	check_tuned_count("t.db", 0);
+	cr_assert_eq(count("t.db", "select count(*) from trials where state = 'complete'"),
+		     atol(BUDGET), "the limit fell after the budget was spent");
+	cr_assert_eq(search_limited("t.db", true, NULL), 0, "%s", err_text());
+	check_tuned("t.db", TUNE_FRONT);
+
+	cr_assert_eq(search_limited("u.db", false, "finetune:1:TIME"), 0, "%s", err_text());
+	out = out_text();
+	cr_assert(strstr(out, "time limit reached") && strstr(out, "1 front trial fine-tuned") &&
+			  strstr(out, "the rest on --resume"),
+		  "%s", out);
+	free(out);
+	check_tuned("u.db", 1);
+	cr_assert_eq(search_limited("u.db", true, NULL), 0, "%s", err_text());
+	check_tuned("u.db", TUNE_FRONT);
+	char *t_parents = rows("t.db", PARENTS), *u_parents = rows("u.db", PARENTS);
+	cr_assert_str_eq(u_parents, t_parents);
+	free(t_parents);
+	free(u_parents);
 }
 
 /* The name of a fine-tune checkpoint beside db in the test's folder, or NULL.

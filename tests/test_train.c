@@ -471,8 +471,36 @@ Test(trainer, resume_equals_uninterrupted)
 	cr_assert_eq(memcmp(ref, w, sizeof(float) * (size_t)n), 0,
 		     "the resumed run ended with other weights");
 	free(w);
-	free(ref);
 	setup_close(&s);
+
+	/* a deadline stops it the same way: one in the past before the first
+	 * step (checkpointed there), then the run resumes from it and ends with
+	 * the uninterrupted weights */
+	unlink(ck);
+	setup_open(&s, 2);
+	s.tc.epochs = 4;
+	s.tc.calib_every = 5;
+	s.su.checkpoint = ck;
+	s.su.deadline_s = 1e-9; /* CLOCK_MONOTONIC: long past */
+	cr_assert_eq(trainer_run(&s.su, &rep), PRESSO_OK, "%s", status_msg());
+	cr_assert(rep.interrupted, "a past deadline did not stop the fine-tune");
+	cr_assert_eq(rep.steps, 0);
+	cr_assert_eq(access(ck, F_OK), 0, "no checkpoint at the deadline");
+	setup_close(&s);
+	setup_open(&s, 2);
+	s.tc.epochs = 4;
+	s.tc.calib_every = 5;
+	s.su.checkpoint = ck;
+	s.su.deadline_s = 1e12; /* far ahead: no effect */
+	cr_assert_eq(trainer_run(&s.su, &rep), PRESSO_OK, "%s", status_msg());
+	cr_assert(!rep.interrupted);
+	cr_assert_eq(rep.steps, 4 * (N_IMAGES / 8));
+	w = weights_copy(s.g);
+	cr_assert_eq(memcmp(ref, w, sizeof(float) * (size_t)n), 0,
+		     "the run resumed after its deadline ended with other weights");
+	free(w);
+	setup_close(&s);
+	free(ref);
 
 	/* another run's checkpoint (other fingerprint) is refused, naming the file */
 	setup_open(&s, 2);

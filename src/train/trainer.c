@@ -470,7 +470,8 @@ enum presso_status trainer_run(const struct trainer_setup *su, struct trainer_re
 	double t0 = now_s(), loss_sum = 0.0;
 	int64_t seen = 0, correct_sum = 0, steps_now = 0;
 	while (step < total) {
-		if (su->stop && atomic_load(su->stop)) {
+		if ((su->stop && atomic_load(su->stop)) ||
+		    (su->deadline_s > 0 && now_s() >= su->deadline_s)) {
 			rep.interrupted = true;
 			break;
 		}

@@ -56,6 +56,8 @@ struct trainer_setup {
 	uint8_t fingerprint[SHA256_DIGEST_BYTES]; /* of the run (checkpoint.h) */
 	FILE *log;                     /* progress lines, NULL: quiet */
 	atomic_int *stop;             /* when it becomes non-zero: checkpoint and stop */
+	double deadline_s;            /* CLOCK_MONOTONIC seconds: past it, checkpoint and
+					 stop (checked before each step); 0: none */
 	/* when set, activation ranges are measured on the graph it returns (the
 	 * deployed form of g, BatchNorm folded: fold.h), whose values map to g's
 	 * by name; the trainer frees it */
@@ -71,7 +73,7 @@ struct trainer_report {
 	int64_t steps;           /* steps done in all */
 	int64_t resumed_at;      /* step the checkpoint resumed from (0: a fresh start) */
 	int64_t total_steps;
-	bool interrupted;        /* stopped by *stop before the end */
+	bool interrupted;        /* stopped by *stop or the deadline before the end */
 	double last_loss;        /* mean loss of the last step */
 	double train_accuracy;   /* percent of the images of the last epoch's steps */
 	double seconds;          /* wall time of the steps run now */
