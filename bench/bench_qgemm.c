@@ -119,37 +119,51 @@ static void problem_free(struct problem *pb)
 	free(pb->scale);
 }
 
-/* Best seconds per call of fn(ctx) over N_SAMPLES samples of >= seconds / N_SAMPLES.
- * Calls run in batches of >= 1 ms between clock reads (reading the thread
- * CPU clock is a system call, as long as a batch-1 GEMM). */
-static double time_best(void (*fn)(void *), void *ctx, double seconds)
+/* Calls of fn(ctx) per batch: doubled from 1 until a batch takes >= 1 ms,
+ * after one call that warms caches and any lazy setup. */
+static int64_t batch_of_1ms(void (*fn)(void *), void *ctx)
 {
-	fn(ctx); /* warm caches and any lazy setup */
+	fn(ctx);
 	int64_t batch = 1;
 	for (;;) {
 		double t0 = now_s();
 		for (int64_t i = 0; i < batch; i++)
 			fn(ctx);
 		if (now_s() - t0 >= 1e-3)
-			break;
+			return batch;
 		batch *= 2;
 	}
+}
+
+/* One sample: seconds per call of fn(ctx), over batches for >= seconds. */
+static double sample(void (*fn)(void *), void *ctx, int64_t batch, double seconds)
+{
+	int64_t calls = 0;
+	double t0 = now_s(), t;
+	do {
+		for (int64_t i = 0; i < batch; i++)
+			fn(ctx);
+		calls += batch;
+		t = now_s();
+	} while (t - t0 < seconds);
+	return (t - t0) / (double)calls;
+}
+
+/* Best seconds per call of fn(ctx) over N_SAMPLES samples of >= seconds / N_SAMPLES.
+ * Calls run in batches of >= 1 ms between clock reads (reading the thread
+ * CPU clock is a system call, as long as a batch-1 GEMM). */
+static double time_best(void (*fn)(void *), void *ctx, double seconds)
+{
+	int64_t batch = batch_of_1ms(fn, ctx);
 	double best = 1e30;
 	for (int s = 0; s < N_SAMPLES; s++) {
-		int64_t calls = 0;
-		double t0 = now_s(), t;
-		do {
-			for (int64_t i = 0; i < batch; i++)
-				fn(ctx);
-			calls += batch;
-			t = now_s();
-		} while (t - t0 < seconds / N_SAMPLES);
-		double per = (t - t0) / (double)calls;
+		double per = sample(fn, ctx, batch, seconds / N_SAMPLES);
 		best = per < best ? per : best;
 	}
 	return best;
 }
 
+#ifdef HAVE_DNNL
 /* Best seconds per call of each of n fns, sampled in turn (sample s of fn 0,
  * of fn 1, ..., then sample s + 1): every fn sees the same stretch of the
  * machine's state, so their ratios hold where the machine's speed drifts
@@ -159,32 +173,16 @@ static void time_best_interleaved(int n, void (*const *fn)(void *), void *const 
 {
 	int64_t batch[8];
 	for (int f = 0; f < n; f++) {
-		fn[f](ctx[f]);
-		batch[f] = 1;
-		for (;;) {
-			double t0 = now_s();
-			for (int64_t i = 0; i < batch[f]; i++)
-				fn[f](ctx[f]);
-			if (now_s() - t0 >= 1e-3)
-				break;
-			batch[f] *= 2;
-		}
+		batch[f] = batch_of_1ms(fn[f], ctx[f]);
 		best[f] = 1e30;
 	}
 	for (int s = 0; s < 2 * N_SAMPLES; s++)
 		for (int f = 0; f < n; f++) {
-			int64_t calls = 0;
-			double t0 = now_s(), t;
-			do {
-				for (int64_t i = 0; i < batch[f]; i++)
-					fn[f](ctx[f]);
-				calls += batch[f];
-				t = now_s();
-			} while (t - t0 < seconds / (2 * N_SAMPLES));
-			double per = (t - t0) / (double)calls;
+			double per = sample(fn[f], ctx[f], batch[f], seconds / (2 * N_SAMPLES));
 			best[f] = per < best[f] ? per : best[f];
 		}
 }
+#endif
 
 /* --- presso paths --------------------------------------------------------------- */
 
