@@ -27,9 +27,13 @@
  *
  * --versus (needs oneDNN): per shape, the fastest presso path in both
  * requantization forms and oneDNN, their samples taken in turn (2 x 5 of
- * each, >= 3 S / 10 seconds each), then presso's speed over oneDNN's per
+ * each, >= 3 S / 10 seconds each, 4 S / 10 with the peak loop below), then presso's speed over oneDNN's per
  * form. The machine's speed drifts by a few percent between runs on shared
- * hosts; a ratio from samples taken side by side does not.
+ * hosts; a ratio from samples taken side by side does not. With AVX-512
+ * VNNI the vpdpbusd peak loop (bench_vpdpbusd_run, as many MACs as the
+ * shape) is sampled in the same turns, and each path is also printed as a
+ * fraction of it: a time ratio, free of the clock estimate the MAC/cyc
+ * column rests on.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -327,8 +331,16 @@ static void print_row(const char *shape, const char *who, double macs, double se
 		      double ghz, const char *note);
 
 #ifdef HAVE_DNNL
+/* The vpdpbusd peak loop, *(int64_t *)ctx x 1200 instructions. */
+static void peak_call(void *ctx)
+{
+	bench_vpdpbusd_run(*(const int64_t *)ctx);
+}
+
 /* --versus for one shape: the fastest presso path (Q31 and float forms, each
- * checked against the reference in its form) and oneDNN, sampled in turn. */
+ * checked against the reference in its form) and oneDNN, sampled in turn
+ * with the vpdpbusd peak loop at about the shape's MACs, so that each is a
+ * fraction of the peak measured beside it (no clock estimate involved). */
 static void versus_shape(const char *shape, const struct problem *pb, double macs,
 			 double seconds, const char *dnnl_label)
 {
@@ -351,11 +363,14 @@ static void versus_shape(const char *shape, const struct problem *pb, double mac
 	struct dnnl_run d;
 	uint8_t *dst = xmalloc(bytes);
 	dnnl_setup(&d, pb, dst);
-	void (*const fns[3])(void *) = {presso_call, presso_call, dnnl_call};
-	void *const ctx[3] = {&run[0], &run[1], &d};
-	double best[3];
+	int64_t reps = (int64_t)(macs / (64.0 * 1200.0) + 0.5);
+	reps = reps < 1 ? 1 : reps;
+	bool peak = q8_isa_supported(Q8_ISA_AVX512VNNI);
+	void (*const fns[4])(void *) = {presso_call, presso_call, dnnl_call, peak_call};
+	void *const ctx[4] = {&run[0], &run[1], &d, &reps};
+	double best[4];
 	double ghz = clock_ghz();
-	time_best_interleaved(3, fns, ctx, 3 * seconds, best);
+	time_best_interleaved(peak ? 4 : 3, fns, ctx, (peak ? 4 : 3) * seconds, best);
 	ghz = (ghz + clock_ghz()) / 2;
 	for (int f = 0; f < 2; f++) {
 		char who[64];
@@ -365,6 +380,13 @@ static void versus_shape(const char *shape, const struct problem *pb, double mac
 	print_row(shape, dnnl_label, macs, best[2], ghz, d.impl);
 	printf("%-16s presso / oneDNN: Q31 %.3fx, float %.3fx (samples side by side)\n", shape,
 	       best[2] / best[0], best[2] / best[1]);
+	if (peak) {
+		double t_mac = best[3] / (64.0 * 1200.0 * (double)reps); /* s per MAC at the peak */
+		printf("%-16s of the vpdpbusd peak timed beside them: presso Q31 %.1f%%, float "
+		       "%.1f%%, oneDNN %.1f%%\n",
+		       shape, 100 * macs * t_mac / best[0], 100 * macs * t_mac / best[1],
+		       100 * macs * t_mac / best[2]);
+	}
 	fflush(stdout);
 	dnnl_teardown(&d);
 	free(dst);

@@ -90,26 +90,32 @@ double bench_tsc_ghz(void)
 	       ((double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec)) / 1e9;
 }
 
-__attribute__((target("avx512f,avx512vnni"))) static double vpdpbusd_loop(void)
+/* reps x 1200 vpdpbusd zmm in 12 independent chains */
+__attribute__((target("avx512f,avx512vnni"))) static void vpdpbusd_run(int64_t reps)
+{
+	for (int64_t i = 0; i < reps; i++)
+		__asm__ volatile(
+			"vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+			".rept 100\n\t"
+			"vpdpbusd %%zmm13, %%zmm12, %%zmm0\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm1\n\t"
+			"vpdpbusd %%zmm13, %%zmm12, %%zmm2\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm3\n\t"
+			"vpdpbusd %%zmm13, %%zmm12, %%zmm4\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm5\n\t"
+			"vpdpbusd %%zmm13, %%zmm12, %%zmm6\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm7\n\t"
+			"vpdpbusd %%zmm13, %%zmm12, %%zmm8\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm9\n\t"
+			"vpdpbusd %%zmm13, %%zmm12, %%zmm10\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm11\n\t"
+			".endr"
+			:
+			:
+			: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+			  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13");
+}
+
+static double vpdpbusd_loop(void)
 {
 	double best = 0;
 	for (int s = 0; s < 5; s++) {
 		double t0 = bench_thread_s();
-		for (int i = 0; i < 20000; i++)
-			__asm__ volatile(
-				"vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-				".rept 100\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm0\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm1\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm2\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm3\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm4\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm5\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm6\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm7\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm8\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm9\n\t"
-				"vpdpbusd %%zmm13, %%zmm12, %%zmm10\n\tvpdpbusd %%zmm13, %%zmm12, %%zmm11\n\t"
-				".endr"
-				:
-				:
-				: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
-				  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13");
+		vpdpbusd_run(20000);
 		double r = 20000.0 * 1200 / (bench_thread_s() - t0);
 		best = r > best ? r : best;
 	}
@@ -150,6 +156,14 @@ double bench_vpmaddwd_per_s(void)
 {
 	return q8_isa_supported(Q8_ISA_AVX2) ? vpmaddwd_loop() : 0;
 }
+
+bool bench_vpdpbusd_run(int64_t reps)
+{
+	if (!q8_isa_supported(Q8_ISA_AVX512VNNI))
+		return false;
+	vpdpbusd_run(reps);
+	return true;
+}
 #else
 double bench_core_ghz(void)
 {
@@ -164,6 +178,12 @@ double bench_tsc_ghz(void)
 double bench_vpdpbusd_per_s(void)
 {
 	return 0;
+}
+
+bool bench_vpdpbusd_run(int64_t reps)
+{
+	(void)reps;
+	return false;
 }
 
 double bench_vpmaddwd_per_s(void)

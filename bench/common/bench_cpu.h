@@ -13,7 +13,9 @@
 #ifndef PRESSO_BENCH_CPU_H
 #define PRESSO_BENCH_CPU_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* CPU time of this thread, seconds. */
 double bench_thread_s(void);
@@ -32,6 +34,11 @@ double bench_tsc_ghz(void);
 /* vpdpbusd zmm instructions per second, the best of 5 samples (0 when the CPU
  * or the build lacks AVX-512 VNNI). 64 MACs each. */
 double bench_vpdpbusd_per_s(void);
+
+/* Runs reps x 1200 vpdpbusd zmm (the loop bench_vpdpbusd_per_s times), so that
+ * a caller can time the peak beside its own kernels; false (nothing run)
+ * without AVX-512 VNNI. */
+bool bench_vpdpbusd_run(int64_t reps);
 
 /* vpmaddwd ymm instructions per second (0 without AVX2). 16 MACs each. */
 double bench_vpmaddwd_per_s(void);
