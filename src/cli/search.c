@@ -205,7 +205,8 @@ int cmd_search(int argc, char **argv)
 		{"max-trials", CLI_STRING, "N",
 		 "the study's trial budget (default: search.max_trials, else 100)", NULL,
 		 &max_trials_arg},
-		{"time-limit", CLI_STRING, "T", "stop this run after T (90s, 15m, 8h)", NULL,
+		{"time-limit", CLI_STRING, "T",
+		 "stop this run after T (90s, 15m, 8h), the end's fine-tunes included", NULL,
 		 &time_limit_arg},
 		{"quiet", CLI_FLAG, NULL, "no progress line", &quiet, NULL},
 	};
