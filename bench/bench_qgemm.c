@@ -27,13 +27,13 @@
  *
  * --versus (needs oneDNN): per shape, the fastest presso path in both
  * requantization forms and oneDNN, their samples taken in turn (2 x 5 of
- * each, >= 3 S / 10 seconds each, 4 S / 10 with the peak loop below), then presso's speed over oneDNN's per
- * form. The machine's speed drifts by a few percent between runs on shared
- * hosts; a ratio from samples taken side by side does not. With AVX-512
- * VNNI the vpdpbusd peak loop (bench_vpdpbusd_run, as many MACs as the
- * shape) is sampled in the same turns, and each path is also printed as a
- * fraction of it: a time ratio, free of the clock estimate the MAC/cyc
- * column rests on.
+ * each, >= 3 S / 10 seconds each; 4 S / 10 with the peak loop), then
+ * presso's speed over oneDNN's per form. The machine's speed drifts by a few
+ * percent between runs on shared hosts; a ratio from samples taken side by
+ * side does not. With AVX-512 VNNI the vpdpbusd peak loop
+ * (bench_vpdpbusd_run, as many MACs as the shape) is sampled in the same
+ * turns, and each path is also printed as a fraction of it: a time ratio,
+ * free of the clock estimate the MAC/cyc column rests on.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>

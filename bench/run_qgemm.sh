@@ -7,7 +7,8 @@
 #   run 2: (if the CPU has AVX-512 VNNI) presso's fastest path, in both
 #          requantization forms, and oneDNN capped to AVX512_CORE_VNNI,
 #          sampled in turn (bench_qgemm --versus): the presso / oneDNN ratios
-#          come from samples taken side by side
+#          come from samples taken side by side, and each is also given as a
+#          fraction of the vpdpbusd peak loop sampled in the same turns
 #   run 3: oneDNN uncapped
 # usage: bash bench/run_qgemm.sh [--seconds S] [MxNxK ...]
 # Needs libdnnl-dev for the oneDNN rows (a benchmark-only dependency; installed
