@@ -883,13 +883,44 @@ static enum presso_status state_make(const struct driver *d, bool with_batch,
 	return PRESSO_OK;
 }
 
+/* Moves slots [n, n_slots) of a batch just drawn to the pending candidates
+ * (the budget lets only n of it be evaluated): a later fill_batch, or a
+ * --resume with a larger budget, hands them out before drawing again. */
+static enum presso_status keep_rest_pending(struct driver *d, int n)
+{
+	size_t gb = (size_t)d->sp->n_genes;
+	int rest = d->n_slots - n;
+	struct candidate *c = calloc((size_t)rest, sizeof *c);
+	if (!c)
+		return nomem();
+	for (int i = 0; i < rest; i++) {
+		const struct slot *sl = &d->slots[n + i];
+		c[i] = sl->c;
+		c[i].genome = malloc(gb);
+		if (!c[i].genome) {
+			strategy_batch_free(c, i);
+			return nomem();
+		}
+		memcpy(c[i].genome, sl->c.genome, gb);
+	}
+	strategy_batch_free(d->pending, d->n_pending);
+	d->pending = c;
+	d->n_pending = rest;
+	d->next_pending = 0;
+	d->n_slots = n;
+	return PRESSO_OK;
+}
+
 /* Fills up to n slots. The rest of the batch an interrupted run drew comes
  * first, alone: no candidate is drawn until the whole of it is told, as in a
  * run without a break. Otherwise a new batch: lost policies outside that batch
  * (left by an older presso) first, then the strategy's candidates; the batch
  * is then saved with the state of that moment (the RNG after the draw, the
  * strategy after its selection) in one transaction, so that a resume hands
- * out the same candidates instead of drawing others. */
+ * out the same candidates instead of drawing others. A new batch is always
+ * drawn whole, even when the budget has room for fewer (n < batch): the
+ * slots past n stay pending, so that a study resumed with a larger budget
+ * evaluates what one run with that budget would have. */
 static enum presso_status fill_batch(struct driver *d, int n)
 {
 	size_t gb = (size_t)d->sp->n_genes;
@@ -904,6 +935,9 @@ static enum presso_status fill_batch(struct driver *d, int n)
 		sl->c.n_arms = c->n_arms;
 		memcpy(sl->c.arms, c->arms, sizeof c->arms);
 	}
+	int take = n; /* the slots evaluated now */
+	if (fresh)
+		n = d->batch;
 	while (fresh && k < n && d->next_requeue < d->n_requeue) {
 		struct slot *sl = &d->slots[k];
 		memcpy(sl->c.genome, d->requeue + gb * (size_t)d->next_requeue++, gb);
@@ -946,6 +980,8 @@ static enum presso_status fill_batch(struct driver *d, int n)
 			state_free(&ss);
 		}
 	}
+	if (s == PRESSO_OK && take < d->n_slots)
+		s = keep_rest_pending(d, take);
 	return s;
 }
 

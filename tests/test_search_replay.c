@@ -18,6 +18,9 @@
  *  - with the bandit strategy (UCB1) and latency as an objective: SIGINT in
  *    the middle of a batch, SIGKILL while a trial runs, and SIGKILL while the
  *    front's latency is being measured.
+ *  - a budget given in steps: the study run to 6 trials (the middle of its
+ *    second batch), resumed to 11 (the middle of its third), then to the
+ *    budget;
  *  - multi-fidelity (search.fidelity: every candidate first on 40 of the 100
  *    validation images, the promising ones then on the rest): SIGKILL while
  *    a candidate's low-fidelity pass runs, SIGINT and SIGKILL in the middle
@@ -79,15 +82,16 @@ static void teardown(void)
 	free(dir);
 }
 
-/* Runs `presso search` on db (a file in the test's folder) to the budget, with
- * the test hook set to `hook` (NULL: none). Returns the exit status, 128 +
- * signal when killed; stdout and stderr go to out_path and err_path. */
-static int run(const char *db, int workers, bool resume, const char *hook)
+/* Runs `presso search` on db (a file in the test's folder) to a budget of
+ * n_trials, with the test hook set to `hook` (NULL: none). Returns the exit
+ * status, 128 + signal when killed; stdout and stderr go to out_path and
+ * err_path. */
+static int run_to(const char *db, int workers, int n_trials, bool resume, const char *hook)
 {
 	char path[1100], w[16], budget[16];
 	snprintf(path, sizeof path, "%s/%s", dir, db);
 	snprintf(w, sizeof w, "%d", workers);
-	snprintf(budget, sizeof budget, "%d", BUDGET);
+	snprintf(budget, sizeof budget, "%d", n_trials);
 	const char *argv[] = {PRESSO_BINARY, "search", "--quiet", "--config", cfg, "--db", path,
 			      "--workers", w, "--max-trials", budget,
 			      resume ? "--resume" : NULL, NULL};
@@ -96,6 +100,12 @@ static int run(const char *db, int workers, bool resume, const char *hook)
 	int code = fx_wait(pid);
 	cr_assert_neq(code, -1);
 	return code;
+}
+
+/* run_to the study's budget, BUDGET. */
+static int run(const char *db, int workers, bool resume, const char *hook)
+{
+	return run_to(db, workers, BUDGET, resume, hook);
 }
 
 /* The rows of a query on db, one line each, '|'-separated (malloc'd). */
@@ -324,4 +334,52 @@ Test(search_replay, multi_fidelity_resumes_to_the_same_study, .init = setup, .fi
 				       "and fidelity <> 'full'"),
 			     0, "%s: the front holds full-fidelity trials only", db);
 	}
+}
+
+/* --max-trials is the study's total budget, and raising it on --resume goes on
+ * as if the larger budget had been given from the start: a batch is drawn
+ * whole even where the budget leaves room for part of it, and the rest is
+ * evaluated first once the budget grows. */
+Test(search_replay, a_budget_raised_on_resume_gives_the_same_study, .init = setup,
+     .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	write_config(HYBRID);
+	char *ref_study, *ref_trials;
+	reference(false, &ref_study, &ref_trials);
+	static const int steps[] = {6, 11};
+	for (int i = 0; i < 2; i++) {
+		char stage[64];
+		snprintf(stage, sizeof stage, "a budget of %d", steps[i]);
+		cr_assert_eq(run_to("run.db", 2, steps[i], i > 0, NULL), 0, "%s: %s", stage,
+			     fx_read(err_path, NULL));
+		cr_assert_eq(count("run.db", "select count(*) from trials where state = 'complete'"),
+			     steps[i], "%s", stage);
+		check_prefix("run.db", ref_trials, stage);
+	}
+	cr_assert_eq(run("run.db", 2, true, NULL), 0, "%s", fx_read(err_path, NULL));
+	char *err = fx_read(err_path, NULL);
+	cr_assert_not_null(err);
+	cr_assert(strstr(err, "1 candidate of the last batch still to evaluate"), "%s", err);
+	free(err);
+	/* Each run ended on its budget and re-checked its front on the test
+	 * split, so run.db also holds the test accuracy of trials that were on
+	 * an earlier front: the final front is compared on the reference's. */
+	char *front = rows("ref.db", "select policy_sha256 from trials where test_accuracy is not "
+				     "null order by policy_sha256");
+	char sql[2048] = "update trials set test_accuracy = null where policy_sha256 not in (''";
+	for (char *h = strtok(front, "\n"); h; h = strtok(NULL, "\n"))
+		snprintf(sql + strlen(sql), sizeof sql - strlen(sql), ", '%s'", h);
+	strncat(sql, ")", sizeof sql - strlen(sql) - 1);
+	free(front);
+	char path[1100];
+	snprintf(path, sizeof path, "%s/run.db", dir);
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+	cr_assert_eq(sqlite3_close(h), SQLITE_OK);
+	check_finished("run.db", ref_study);
+	free(ref_study);
+	free(ref_trials);
 }
