@@ -164,8 +164,9 @@ static const char *const sql_text[STMT_COUNT] = {
 	[STMT_TUNED_INSERT] =
 		"INSERT INTO trials (study_id, number, state, policy_json, policy_sha256, worker, "
 		"started_at, heartbeat_at, ended_at, accuracy, test_accuracy, size_bytes, bops, "
-		"latency_us, mean_bits, mean_prune, mean_rank, parent_trial, n_images) "
-		"VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		"latency_us, mean_bits, mean_prune, mean_rank, parent_trial, n_images, "
+		"valid_accuracy) "
+		"VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[STMT_FINETUNE_INSERT] =
 		"INSERT INTO finetunes (trial_id, source, settings_json, steps, epochs, lr, kd_weight, "
 		"temperature, train_seconds, images_per_s, model, model_sha256) "

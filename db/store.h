@@ -164,6 +164,11 @@ struct finetune_record {
 	double train_seconds, images_per_s; /* images_per_s may be NAN */
 	const void *model;         /* the tuned model: a .presso file's bytes */
 	size_t model_bytes;
+	/* re-scored (search.rescore_images): the metrics' accuracy and n_images
+	 * are over the validation split and more images; split_accuracy is the
+	 * split's own, stored as valid_accuracy as store_set_rescored keeps it */
+	bool rescored;
+	double split_accuracy;
 };
 
 /* A fine-tuned trial's record, read back (store_get_finetune). */
@@ -393,8 +398,9 @@ void store_expr_values(const struct trial_metrics *m, const struct baseline *b, 
 /* Adds a fine-tuned result of PTQ trial f->parent as a trial of its own, in
  * one transaction: a complete row with the parent's policy, the next number,
  * parent_trial = f->parent and the metrics m (checked as a completion checks
- * them), its n_layers choices, and its finetunes row (settings, timings, the
- * model's bytes and their SHA-256). The parent must be a complete PTQ trial
+ * them; valid_accuracy the split's own when f->rescored), its n_layers
+ * choices, and its finetunes row (settings, timings, the model's bytes and
+ * their SHA-256). The parent must be a complete PTQ trial
  * of the study (PRESSO_E_USAGE naming it otherwise); nothing is written on any
  * error. *number gets the new trial's number. */
 enum presso_status store_add_finetuned(struct store *st, int64_t study_id,

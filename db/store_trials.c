@@ -617,6 +617,11 @@ enum presso_status store_add_finetuned(struct store *st, int64_t study_id,
 		s = check_metrics(st, f->parent, m);
 	if (s == PRESSO_OK)
 		s = check_layers(st, f->parent, layers, n_layers);
+	if (s == PRESSO_OK && f->rescored &&
+	    !(f->split_accuracy >= 0 && f->split_accuracy <= 100 && m->n_images > 0))
+		s = status_fail(PRESSO_E_CONFIG, "%s: a fine-tune of trial %lld: bad re-score "
+				"(split accuracy %g %%, %lld images)", st->path,
+				(long long)f->parent, f->split_accuracy, (long long)m->n_images);
 	if (s == PRESSO_OK && (!f->source || !f->settings_json || !f->model || !f->model_bytes))
 		s = status_fail(PRESSO_E_CONFIG, "%s: a fine-tune of trial %lld without %s",
 				st->path, (long long)f->parent,
@@ -656,11 +661,12 @@ enum presso_status store_add_finetuned(struct store *st, int64_t study_id,
 	stmt_finish(q);
 	double t = now_s();
 	if (s == PRESSO_OK)
-		s = stmt_run(st, STMT_TUNED_INSERT, "storing a fine-tuned trial", "iitttfffffifffffiI",
+		s = stmt_run(st, STMT_TUNED_INSERT, "storing a fine-tuned trial", "iitttfffffifffffiIf",
 			     study_id, next, policy, hash, worker ? worker : "",
 			     t - f->train_seconds, t, t, m->accuracy, m->test_accuracy,
 			     m->size_bytes, m->bops, m->latency_us, m->mean_bits, m->mean_prune,
-			     m->mean_rank, f->parent, m->n_images > 0 ? &m->n_images : NULL);
+			     m->mean_rank, f->parent, m->n_images > 0 ? &m->n_images : NULL,
+			     f->rescored ? f->split_accuracy : NAN);
 	int64_t id = s == PRESSO_OK ? sqlite3_last_insert_rowid(st->db) : 0;
 	for (int i = 0; i < n_layers && s == PRESSO_OK; i++) {
 		const struct layer_choice *l = &layers[i];

@@ -206,18 +206,18 @@ fail:
 	return s;
 }
 
-enum presso_status finetune_evaluate(const struct study_ctx *ctx, const struct policy *p,
-				     const struct finetune_result *fr, bool on_test,
-				     struct trial_metrics_out *out)
+/* finetune_evaluate on the images of split sp of dataset ds. */
+static enum presso_status evaluate_on(const struct study_ctx *ctx, const struct policy *p,
+				      const struct finetune_result *fr, const struct dataset *ds,
+				      const struct split *sp, struct trial_metrics_out *out)
 {
 	memset(out, 0, sizeof *out);
 	out->latency_us = NAN;
 	const struct config *cfg = ctx->cfg;
 	struct eval_model em = {fr->g, fr->qm};
 	struct eval_result r;
-	enum presso_status s = eval_accuracy(&em, on_test ? ctx->test : ctx->train,
-					     &cfg->data.norm, on_test ? &ctx->test_split : &ctx->valid,
-					     cfg->eval.batch, cfg->eval.threads, &r);
+	enum presso_status s = eval_accuracy(&em, ds, &cfg->data.norm, sp, cfg->eval.batch,
+					     cfg->eval.threads, &r);
 	if (s != PRESSO_OK)
 		return s;
 	struct qmodel_size z;
@@ -238,4 +238,19 @@ enum presso_status finetune_evaluate(const struct study_ctx *ctx, const struct p
 	out->mean_prune = w > 0 ? prune / w : 0;
 	out->mean_rank = w > 0 ? rank / w : 1;
 	return PRESSO_OK;
+}
+
+enum presso_status finetune_evaluate(const struct study_ctx *ctx, const struct policy *p,
+				     const struct finetune_result *fr, bool on_test,
+				     struct trial_metrics_out *out)
+{
+	return on_test ? evaluate_on(ctx, p, fr, ctx->test, &ctx->test_split, out)
+		       : evaluate_on(ctx, p, fr, ctx->train, &ctx->valid, out);
+}
+
+enum presso_status finetune_evaluate_split(const struct study_ctx *ctx, const struct policy *p,
+					   const struct finetune_result *fr, const struct split *sp,
+					   struct trial_metrics_out *out)
+{
+	return evaluate_on(ctx, p, fr, ctx->train, sp, out);
 }

@@ -69,6 +69,12 @@ enum presso_status finetune_evaluate(const struct study_ctx *ctx, const struct p
 				     const struct finetune_result *fr, bool on_test,
 				     struct trial_metrics_out *out);
 
+/* finetune_evaluate on the training-set images of split sp (e.g. from
+ * trial_more_validation: search.rescore_images). */
+enum presso_status finetune_evaluate_split(const struct study_ctx *ctx, const struct policy *p,
+					   const struct finetune_result *fr, const struct split *sp,
+					   struct trial_metrics_out *out);
+
 /* The fingerprint a fine-tune's checkpoint is keyed on: the model file, the
  * data settings, the policy, the training settings and the step count. */
 enum presso_status finetune_fingerprint(const struct study_ctx *ctx, const struct policy *p,

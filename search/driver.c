@@ -1429,6 +1429,42 @@ static int by_size(const void *pa, const void *pb)
 	return (a->number > b->number) - (a->number < b->number);
 }
 
+/* search.rescore_images for a tuned model, as rescore_front does for a PTQ
+ * trial: one whose validation accuracy mv meets the accuracy bounds at its
+ * point value but not at constraints.confidence is scored on the same M
+ * images after the validation split, and m's accuracy and n_images become
+ * those of the split and the M images together (*rescored true). So a tuned
+ * trial can be the confident best, and `export --pick ... at 95%` can take
+ * it, as a PTQ trial can. */
+static enum presso_status rescore_tuned(struct driver *d, const struct policy *pol,
+					const struct finetune_result *fr,
+					const struct trial_metrics_out *mv, struct trial_metrics *m,
+					bool *rescored)
+{
+	*rescored = false;
+	if (d->sp->search.rescore_images <= 0 || !archive_meets(&d->a, m) ||
+	    archive_confident(&d->a, m))
+		return PRESSO_OK;
+	struct split more = {0, NULL};
+	struct trial_metrics_out out;
+	enum presso_status s = trial_more_validation(d->ctx, d->sp->search.rescore_images, &more);
+	if (s != PRESSO_OK)
+		status_wrap(s, "search.rescore_images");
+	else
+		s = finetune_evaluate_split(d->ctx, pol, fr, &more, &out);
+	split_free(&more);
+	if (s != PRESSO_OK)
+		return s;
+	m->n_images = mv->n_images + out.n_images;
+	m->accuracy = 100.0 * (double)(mv->n_correct + out.n_correct) / (double)m->n_images;
+	*rescored = true;
+	if (d->log)
+		fprintf(d->log, "presso: the tuned model re-scored on %lld more images: %.2f%% -> "
+				"%.2f%% over %lld\n",
+			(long long)out.n_images, mv->accuracy, m->accuracy, (long long)m->n_images);
+	return PRESSO_OK;
+}
+
 /* One front trial fine-tuned and stored as a trial of its own. */
 static enum presso_status finetune_one(struct driver *d, const struct archive_point *p,
 				       const uint8_t *genome)
@@ -1485,12 +1521,16 @@ static enum presso_status finetune_one(struct driver *d, const struct archive_po
 				  .latency_us = p->m.latency_us, .mean_bits = mv.mean_bits,
 				  .mean_prune = mv.mean_prune, .mean_rank = mv.mean_rank,
 				  .n_images = mv.n_images};
+	bool rescored = false;
+	if ((s = rescore_tuned(d, pol, &fr, &mv, &m, &rescored)) != PRESSO_OK)
+		goto done;
 	struct finetune_record rec = {
 		.parent = p->number, .source = "search", .settings_json = settings,
 		.steps = fr.train.steps, .epochs = d->tc.max_steps > 0 ? 0 : d->tc.epochs,
 		.lr = d->tc.lr, .kd_weight = d->tc.kd_weight, .temperature = d->tc.temperature,
 		.train_seconds = fr.train.seconds, .images_per_s = fr.train.images_per_s,
-		.model = bytes, .model_bytes = n_bytes};
+		.model = bytes, .model_bytes = n_bytes, .rescored = rescored,
+		.split_accuracy = mv.accuracy};
 	char worker[300];
 	host_name(worker, sizeof worker - 24);
 	snprintf(worker + strlen(worker), 24, ":%ld", (long)getpid());
@@ -1511,13 +1551,18 @@ static enum presso_status finetune_one(struct driver *d, const struct archive_po
 		r->best_tuned = (struct driver_trial){number, m, 0, NAN};
 		r->best_tuned_parent = p->number;
 	}
-	if (d->log)
+	if (d->log) {
+		char more[80] = "";
+		if (rescored)
+			snprintf(more, sizeof more, " (%.2f%% over %lld images re-scored)", m.accuracy,
+				 (long long)m.n_images);
 		fprintf(d->log,
-			"presso: trial %lld = trial %lld fine-tuned: %.2f%% -> %.2f%% validation, "
+			"presso: trial %lld = trial %lld fine-tuned: %.2f%% -> %.2f%% validation%s, "
 			"%.2f%% test, %lld steps in %.1f s; %s the constraints\n",
-			(long long)number, (long long)p->number, p->m.accuracy, mv.accuracy,
+			(long long)number, (long long)p->number, p->m.accuracy, mv.accuracy, more,
 			mt.accuracy, (long long)fr.train.steps, fr.train.seconds,
 			meets ? "meets" : "does not meet");
+	}
 	hook_event(d, HOOK_FINETUNE);
 done:
 	if (s != PRESSO_OK)

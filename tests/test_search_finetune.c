@@ -5,6 +5,8 @@
  *     its PTQ trial; presso pareto shows them with their "tuned from" trial;
  *     presso export --pick picks one and -o FILE.presso writes its tuned
  *     weights, which presso eval scores as the study recorded;
+ *   - search.rescore_images re-scores a tuned trial close to an accuracy
+ *     bound, as it does a PTQ trial, and export's confident pick takes it;
  *   - the run's time limit stops the fine-tunes as a stop request does, and
  *     --resume tunes the rest;
  *   - a search killed (SIGKILL) or stopped (SIGINT) after its first fine-tune
@@ -397,6 +399,60 @@ Test(search_finetune, reach_tunes_front_trials_beyond_the_bound, .init = setup, 
 	cr_assert_geq(count("r.db", sql), 1, "no tuned trial lies beyond the bound:\n%s",
 		      rows("r.db", "select number, accuracy, size_bytes, test_accuracy, parent_trial "
 				   "from trials order by number"));
+}
+
+/* search.rescore_images reaches the tuned trials: one whose validation
+ * accuracy meets the bound (here 5.5 points below FP32) at its point value
+ * but not at constraints.confidence is scored on the same 4096 images after
+ * the validation split that a PTQ trial's re-score uses, stored with the
+ * split's own accuracy kept as valid_accuracy, and `export --pick ... at 95%`
+ * can then take it (on the split's 128 images alone no tuned trial's
+ * interval clears the bound). */
+Test(search_finetune, a_tuned_trial_near_a_bound_is_rescored, .init = setup, .fini = teardown)
+{
+	write_config(cfg, "2, \"rescore_images\": 4096",
+		     TUNING ", \"constraints\": {\"max_accuracy_drop\": 5.5, \"confidence\": 0.95}");
+	cr_assert_eq(search("s.db", false, NULL), 0, "%s", err_text());
+	char *err = err_text();
+	cr_assert(strstr(err, "the tuned model re-scored on 4096 more images"), "%s", err);
+	free(err);
+	check_tuned_count("s.db", TUNE_FRONT);
+	/* each re-scored tuned trial: the split's 128 images and the 4096 after
+	 * them, a whole number of them right over the 4096 */
+	char *r = rows("s.db", "select number, accuracy * 4224 / 100 - valid_accuracy * 128 / 100 "
+			       "from trials where parent_trial is not null and n_images = 4224 and "
+			       "valid_accuracy is not null");
+	int n_rescored = 0;
+	for (char *line = strtok(r, "\n"); line; line = strtok(NULL, "\n"), n_rescored++) {
+		double extra = strtod(strchr(line, '|') + 1, NULL);
+		cr_assert(fabs(extra - round(extra)) < 1e-6 && extra >= 0 && extra <= 4096,
+			  "trial %s: not a count of the 4096 images", line);
+	}
+	free(r);
+	cr_assert_geq(n_rescored, 1, "no tuned trial was re-scored:\n%s",
+		      rows("s.db", "select number, accuracy, n_images, valid_accuracy, parent_trial "
+				   "from trials order by number"));
+	cr_assert_eq(count("s.db", "select count(*) from trials where parent_trial is not null and "
+				   "(n_images not in (128, 4224) or "
+				   "(n_images = 128) <> (valid_accuracy is null))"),
+		     0, "a tuned trial is re-scored in part");
+	/* the confident pick among the tuned trials finds the re-scored one */
+	char dbp[1100], json[1100];
+	snprintf(dbp, sizeof dbp, "%s", fx_join(dir, "s.db"));
+	snprintf(json, sizeof json, "%s", fx_join(dir, "pick.json"));
+	const char *pick[] = {"export", "--db", dbp, "--study", "tune", "--pick",
+			      "max accuracy where tuned = 1 and accuracy_drop <= 5.5 at 95%",
+			      "-o", json, NULL};
+	cr_assert_eq(run_argv(NULL, pick), 0, "%s", err_text());
+	err = err_text();
+	const char *t = strstr(err, "presso export: trial ");
+	cr_assert_not_null(t, "%s", err);
+	char sql[256];
+	snprintf(sql, sizeof sql, "select n_images from trials where number = %ld and "
+				  "parent_trial is not null",
+		 strtol(t + strlen("presso export: trial "), NULL, 10));
+	cr_assert_eq(count("s.db", sql), 4224, "%s", err);
+	free(err);
 }
 
 Test(search_finetune, resume_tunes_only_what_is_left, .init = setup, .fini = teardown)
