@@ -3,6 +3,7 @@
 #include "fixtures.h"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,4 +169,60 @@ int fx_wait(int pid)
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+}
+
+char *fx_rows(const char *path, const char *sql)
+{
+	if (access(path, F_OK) != 0) {
+		fprintf(stderr, "fx_rows: %s: no such file\n", path);
+		return NULL;
+	}
+	sqlite3 *h = NULL;
+	sqlite3_stmt *q = NULL;
+	size_t cap = 1 << 14, n = 0;
+	char *out = malloc(cap);
+	int rc = out ? sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) : SQLITE_NOMEM;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(h, 5000);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(h, sql, -1, &q, NULL);
+	if (out)
+		out[0] = '\0';
+	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		rc = SQLITE_OK;
+		for (int c = 0; c < sqlite3_column_count(q) && rc == SQLITE_OK; c++) {
+			const char *t = (const char *)sqlite3_column_text(q, c);
+			size_t need = strlen(t ? t : "NULL") + 2;
+			if (n + need + 1 > cap) {
+				char *more = realloc(out, cap = 2 * (n + need + 1));
+				if (!more) {
+					rc = SQLITE_NOMEM;
+					break;
+				}
+				out = more;
+			}
+			n += (size_t)sprintf(out + n, "%s%s", c ? "|" : "", t ? t : "NULL");
+		}
+		if (rc == SQLITE_OK) {
+			out[n++] = '\n';
+			out[n] = '\0';
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		fprintf(stderr, "fx_rows: %s: %s: %s\n", path, sql,
+			h ? sqlite3_errmsg(h) : "out of memory");
+		free(out);
+		out = NULL;
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(h);
+	return out;
+}
+
+long fx_count(const char *path, const char *sql)
+{
+	char *r = fx_rows(path, sql);
+	long v = r ? strtol(r, NULL, 10) : -1;
+	free(r);
+	return v;
 }

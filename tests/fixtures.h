@@ -56,6 +56,16 @@ static inline bool fx_sanitized(void)
 #endif
 }
 
+/* The rows of a query on the SQLite database at path (opened read-only,
+ * waiting up to 5 s on a writer's lock), one line each, columns '|'-separated
+ * and NULL written "NULL" (malloc'd); NULL, with the reason on stderr, when
+ * the file is missing or the query fails. */
+char *fx_rows(const char *path, const char *sql);
+
+/* The number the first row of fx_rows(path, sql) starts with; -1 when the
+ * query fails. */
+long fx_count(const char *path, const char *sql);
+
 /* True if the Fashion-MNIST files of Debian's dataset-fashion-mnist are there. */
 bool fx_have_fmnist(void);
 

@@ -297,24 +297,9 @@ Test(batch, compress_both_formats_keep_the_batch, .timeout = 300)
 
 static char *rows(const char *db, const char *sql)
 {
-	sqlite3 *h;
-	cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	sqlite3_stmt *q;
-	cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-	size_t cap = 1 << 16, n = 0;
-	char *out = malloc(cap);
-	out[0] = '\0';
-	while (sqlite3_step(q) == SQLITE_ROW && n + 512 < cap) {
-		for (int c = 0; c < sqlite3_column_count(q); c++) {
-			const char *t = (const char *)sqlite3_column_text(q, c);
-			n += (size_t)snprintf(out + n, cap - n, "%s%.200s", c ? "|" : "",
-					      t ? t : "NULL");
-		}
-		n += (size_t)snprintf(out + n, cap - n, "\n");
-	}
-	sqlite3_finalize(q);
-	sqlite3_close(h);
-	return out;
+	char *r = fx_rows(db, sql);
+	cr_assert_not_null(r, "%s: %s", db, sql);
+	return r;
 }
 
 Test(batch, search_equals_dynamic_batch, .timeout = 300)

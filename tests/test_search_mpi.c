@@ -135,46 +135,12 @@ static int run(const char *db, int ranks, int workers, int budget, bool resume, 
  * when the database cannot answer (yet). */
 static char *try_rows(const char *db, const char *sql)
 {
-	char path[1100];
-	snprintf(path, sizeof path, "%s/%s", dir, db);
-	if (access(path, F_OK) != 0)
-		return NULL;
-	sqlite3 *h = NULL;
-	sqlite3_stmt *q = NULL;
-	char *out = NULL;
-	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    sqlite3_busy_timeout(h, 5000) == SQLITE_OK &&
-	    sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK) {
-		size_t cap = 1 << 14, n = 0;
-		out = malloc(cap);
-		out[0] = '\0';
-		int rc;
-		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-			for (int c = 0; c < sqlite3_column_count(q); c++) {
-				const char *t = (const char *)sqlite3_column_text(q, c);
-				size_t need = strlen(t ? t : "NULL") + 2;
-				if (n + need + 1 > cap) {
-					cap = 2 * (n + need + 1);
-					out = realloc(out, cap);
-				}
-				n += (size_t)sprintf(out + n, "%s%s", c ? "|" : "", t ? t : "NULL");
-			}
-			out[n++] = '\n';
-			out[n] = '\0';
-		}
-		if (rc != SQLITE_DONE) {
-			free(out);
-			out = NULL;
-		}
-	}
-	sqlite3_finalize(q);
-	sqlite3_close(h);
-	return out;
+	return fx_rows(fx_join(dir, db), sql);
 }
 
 static char *rows(const char *db, const char *sql)
 {
-	char *r = try_rows(db, sql);
+	char *r = fx_rows(fx_join(dir, db), sql);
 	cr_assert_not_null(r, "%s: %s", db, sql);
 	return r;
 }

@@ -111,31 +111,9 @@ static int run(const char *db, int workers, bool resume, const char *hook)
 /* The rows of a query on db, one line each, '|'-separated (malloc'd). */
 static char *rows(const char *db, const char *sql)
 {
-	char path[1100];
-	snprintf(path, sizeof path, "%s/%s", dir, db);
-	sqlite3 *h;
-	cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	sqlite3_stmt *q;
-	cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-	size_t cap = 1 << 14, n = 0;
-	char *out = malloc(cap);
-	out[0] = '\0';
-	while (sqlite3_step(q) == SQLITE_ROW) {
-		for (int c = 0; c < sqlite3_column_count(q); c++) {
-			const char *t = (const char *)sqlite3_column_text(q, c);
-			size_t need = strlen(t ? t : "NULL") + 2;
-			if (n + need + 1 > cap) {
-				cap = 2 * (n + need + 1);
-				out = realloc(out, cap);
-			}
-			n += (size_t)sprintf(out + n, "%s%s", c ? "|" : "", t ? t : "NULL");
-		}
-		out[n++] = '\n';
-		out[n] = '\0';
-	}
-	sqlite3_finalize(q);
-	sqlite3_close(h);
-	return out;
+	char *r = fx_rows(fx_join(dir, db), sql);
+	cr_assert_not_null(r, "%s: %s", db, sql);
+	return r;
 }
 
 static long count(const char *db, const char *sql)
