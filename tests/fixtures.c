@@ -218,11 +218,3 @@ char *fx_rows(const char *path, const char *sql)
 	sqlite3_close(h);
 	return out;
 }
-
-long fx_count(const char *path, const char *sql)
-{
-	char *r = fx_rows(path, sql);
-	long v = r ? strtol(r, NULL, 10) : -1;
-	free(r);
-	return v;
-}

@@ -62,10 +62,6 @@ static inline bool fx_sanitized(void)
  * the file is missing or the query fails. */
 char *fx_rows(const char *path, const char *sql);
 
-/* The number the first row of fx_rows(path, sql) starts with; -1 when the
- * query fails. */
-long fx_count(const char *path, const char *sql);
-
 /* True if the Fashion-MNIST files of Debian's dataset-fashion-mnist are there. */
 bool fx_have_fmnist(void);
 
