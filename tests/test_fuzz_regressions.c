@@ -11,6 +11,10 @@
  *   onnx/add-empty-required-input.onnx       an Add whose second input's
  *       name is empty (the mark of an omitted optional input): the engine read
  *       a shape past its inputs. Refused at load: the op requires it.
+ *   onnx/conv-empty-output-huge-kernel.onnx  a Conv with no output channels
+ *       (weight [0, 1, 1, 32768]) on a [1, 1, 1, 65535] input: the engine
+ *       sized the im2col of one output row, 4 GiB, for an output that has no
+ *       element. Loads and runs; an empty conv has no scratch and no work.
  *   presso/q31-add-output-scale-overflow.presso  an Add whose output scale is
  *       tiny next to its inputs': the Q31 table's requantized sum plus the
  *       zero point overflowed int32 while the model was built.
@@ -68,6 +72,14 @@ Test(fuzz_regressions, onnx_inputs_are_refused_or_run)
 			struct engine *e = NULL;
 			cr_assert_eq(engine_create(g, 1, &e), PRESSO_OK, "%s: %s", files[i],
 				     status_msg());
+			/* a model of a few KB with small values asks for no large scratch */
+			cr_assert_lt(engine_scratch_bytes(e), (size_t)64 << 20, "%s: %zu bytes",
+				     files[i], engine_scratch_bytes(e));
+			for (int k = 0; k < g->n_inputs; k++)
+				memset(engine_input(e, k), 0,
+				       sizeof(float) *
+					       (size_t)shape_numel(&g->values[g->inputs[k]].shape));
+			cr_assert_eq(engine_run(e, 1), PRESSO_OK, "%s: %s", files[i], status_msg());
 			engine_free(e);
 			graph_free(g);
 		}

@@ -132,7 +132,9 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 			const struct shape *ys = &e->shapes[st->out];
 			const struct node *n = &g->nodes[st->node];
 			size_t b = (size_t)(ys->dims[2] * ys->dims[3] * L->k);
-			if (conv_uses_kernel(m, n)) {
+			if (shape_numel(ys) == 0) {
+				b = 0; /* run_conv() does nothing: no im2col of a huge kernel */
+			} else if (conv_uses_kernel(m, n)) {
 				struct qconv_params cp;
 				conv_kernel_params(e, st, &cp);
 				b = m->conv->work_bytes(&cp);
@@ -286,6 +288,8 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 	struct qgemm_params p = {.k = (int)L->k, .n = ng, .c_zero = m->qp[st->out].zero,
 				 .c_min = st->lo, .c_max = st->hi, .rq_scale = layer_rq_scale(m, L)};
 	uint8_t pad = (uint8_t)m->qp[n->inputs[0]].zero;
+	if (shape_numel(ys) == 0)
+		return;
 	if (conv_uses_kernel(m, n)) {
 		struct qconv_params cp;
 		conv_kernel_params(e, st, &cp);
