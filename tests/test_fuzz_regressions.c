@@ -15,6 +15,9 @@
  *       (weight [0, 1, 1, 32768]) on a [1, 1, 1, 65535] input: the engine
  *       sized the im2col of one output row, 4 GiB, for an output that has no
  *       element. Loads and runs; an empty conv has no scratch and no work.
+ *   onnx/resize-empty-output-huge-dims.onnx  a Resize to sizes [1, 0, 1, 2^30]:
+ *       its index maps, 8 GiB, were sized for an output with no element. A
+ *       node whose output is empty now runs nothing and needs no scratch.
  *   presso/q31-add-output-scale-overflow.presso  an Add whose output scale is
  *       tiny next to its inputs': the Q31 table's requantized sum plus the
  *       zero point overflowed int32 while the model was built.

@@ -478,6 +478,8 @@ _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op n
 size_t engine_node_scratch_bytes(const struct graph *g, const struct node *n,
 				 const struct shape *shapes)
 {
+	if (shape_numel(&shapes[n->output]) == 0)
+		return 0; /* not run (engine_exec_node) */
 	if (n->op == OP_RESIZE) {
 		const struct shape *ys = &shapes[n->output];
 		int64_t total = 0;
@@ -497,6 +499,10 @@ enum presso_status engine_exec_node(const struct graph *g, const struct node *n,
 				    float *out, float *scratch, float act_min, float act_max)
 {
 	PRESSO_CHECK((unsigned)n->op < OP_COUNT && exec_table[n->op]);
+	/* an empty output: nothing to compute (its kernel, a Conv's or a Resize's
+	 * maps, may still be huge, and no scratch was sized for it) */
+	if (shape_numel(&shapes[n->output]) == 0)
+		return PRESSO_OK;
 	struct exec_args x = {
 		.g = g, .n = n, .shapes = shapes, .in = in, .out = out,
 		.scratch = scratch, .act_min = act_min, .act_max = act_max,

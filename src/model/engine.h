@@ -60,7 +60,8 @@ void engine_resize_maps(const struct node *n, const struct shape *xs, const stru
 /* Executes one node: in[i] points at the data of input i (NULL if absent), out at
  * room for its output; shapes[] is indexed by value. act_min/act_max clamp the
  * output of Conv/Gemm (fused activation). Used by the engine and by constant
- * folding at import. scratch must hold engine_node_scratch_bytes(). */
+ * folding at import. scratch must hold engine_node_scratch_bytes(). A node
+ * whose output has no element does nothing (and needs no scratch). */
 enum presso_status engine_exec_node(const struct graph *g, const struct node *n,
 				    const struct shape *shapes, const float *const *in,
 				    float *out, float *scratch, float act_min, float act_max);

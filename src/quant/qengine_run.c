@@ -133,7 +133,7 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 			const struct node *n = &g->nodes[st->node];
 			size_t b = (size_t)(ys->dims[2] * ys->dims[3] * L->k);
 			if (shape_numel(ys) == 0) {
-				b = 0; /* run_conv() does nothing: no im2col of a huge kernel */
+				b = 0; /* not run (run_step): no im2col of a huge kernel */
 			} else if (conv_uses_kernel(m, n)) {
 				struct qconv_params cp;
 				conv_kernel_params(e, st, &cp);
@@ -288,8 +288,6 @@ static void run_conv(const struct qengine *e, const struct qstep *st)
 	struct qgemm_params p = {.k = (int)L->k, .n = ng, .c_zero = m->qp[st->out].zero,
 				 .c_min = st->lo, .c_max = st->hi, .rq_scale = layer_rq_scale(m, L)};
 	uint8_t pad = (uint8_t)m->qp[n->inputs[0]].zero;
-	if (shape_numel(ys) == 0)
-		return;
 	if (conv_uses_kernel(m, n)) {
 		struct qconv_params cp;
 		conv_kernel_params(e, st, &cp);
@@ -805,6 +803,9 @@ static void run_step(struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
 	int v = st->out;
+	/* an empty output: nothing to compute, and no scratch was sized for it */
+	if (v >= 0 && shape_numel(&e->shapes[v]) == 0)
+		return;
 	switch (st->kind) {
 	case QK_QUANTIZE:
 		quantize_tensor(buf_ptr(e, m->v[v].f32_buf), &e->shapes[v], m->v[v].nhwc, &m->qp[v], m->quant,
