@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # test.sh - the README's test command: installs what is missing, builds presso
-# twice (Release with warnings as errors; AddressSanitizer + UndefinedBehavior-
-# Sanitizer) and runs the whole Criterion suite through ctest on each build
-# (as many test programs at a time as there are cores),
-# the main commands under valgrind (scripts/valgrind_check.sh); then the
-# MPI variant (-DPRESSO_MPI=ON): presso and its MPI test only, a search on 3
-# ranks of this machine checked against one process, and a worker rank killed
-# and resumed (tests/test_search_mpi.c); then every libFuzzer harness for
-# FUZZ_SECONDS (30 by default; 0 skips) on its seed corpus (scripts/fuzz.sh):
-# a finding fails the command.
+# twice (Release with warnings as errors, presso-mpi beside presso:
+# -DPRESSO_MPI_ALSO=ON compiles only evaluators/pool*.c again; AddressSanitizer
+# + UndefinedBehaviorSanitizer) and runs the whole Criterion suite through
+# ctest on each build (as many test programs at a time as there are cores; in
+# the release build also the MPI test, alone: a search on 3 ranks of this
+# machine checked against one process, and a worker rank killed and resumed,
+# tests/test_search_mpi.c), the main commands under valgrind
+# (scripts/valgrind_check.sh); then every libFuzzer harness for FUZZ_SECONDS
+# (30 by default; 0 skips) on its seed corpus (scripts/fuzz.sh): a finding
+# fails the command.
 # The layer check (every include points down, scripts/check_layers.sh) runs
 # first and again in every build.
 set -euo pipefail
@@ -18,7 +19,7 @@ bash scripts/check_layers.sh
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 echo "== release build =="
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON -DPRESSO_MPI_ALSO=ON >/dev/null
 cmake --build build -j "$JOBS"
 ctest --test-dir build --output-on-failure -j "$JOBS"
 
@@ -30,11 +31,6 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPRESSO_WERROR=ON \
   -DPRESSO_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$JOBS"
 PRESSO_SANITIZED=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS"
-
-echo "== MPI build: searches across ranks (mpirun on this machine) =="
-cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON -DPRESSO_MPI=ON >/dev/null
-cmake --build build-mpi -j "$JOBS" --target presso test_search_mpi
-ctest --test-dir build-mpi --output-on-failure -j 1 -R mpi
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then

@@ -1,5 +1,5 @@
-/* test_search_mpi.c - `presso search` across MPI ranks (the MPI build only:
- * CMakeLists.txt compiles tests/test_*_mpi.c with -DPRESSO_MPI=ON).
+/* test_search_mpi.c - `presso search` across MPI ranks (built with -DPRESSO_MPI=ON,
+ * where it runs presso, or -DPRESSO_MPI_ALSO=ON, where it runs presso-mpi).
  *
  *  - The invariant (search/README.md, "Across machines"): the same seed and
  *    the same batch, max(search.batch, workers in all), give the same study
