@@ -71,6 +71,20 @@ bool fx_have_fmnist(void);
 int64_t fx_bias_bytes(const int32_t *b, int64_t n);
 
 #define FX_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* The files the tests' configs and loads name: the same four decompressed
+ * into the build tree (CMakeLists.txt, when the dataset was there at
+ * configure time), so that each of the tests' presso runs reads them without
+ * inflating 60,000 images first; else the .gz files themselves. */
+#ifdef PRESSO_FMNIST_TEST_DIR
+#define FX_FMNIST_FILE(name) PRESSO_FMNIST_TEST_DIR "/" name
+#else
+#define FX_FMNIST_FILE(name) FX_FMNIST_DIR "/" name ".gz"
+#endif
+#define FX_FMNIST_TRAIN_IMAGES FX_FMNIST_FILE("train-images-idx3-ubyte")
+#define FX_FMNIST_TRAIN_LABELS FX_FMNIST_FILE("train-labels-idx1-ubyte")
+#define FX_FMNIST_TEST_IMAGES FX_FMNIST_FILE("t10k-images-idx3-ubyte")
+#define FX_FMNIST_TEST_LABELS FX_FMNIST_FILE("t10k-labels-idx1-ubyte")
 #define FX_ONNX_NODE_DIR "/usr/share/libonnx-testdata/data/node"
 
 #endif

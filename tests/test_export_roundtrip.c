@@ -34,10 +34,10 @@ Test(export, stored_metrics_are_reproduced_by_eval, .timeout = 300)
 	char body[2048];
 	snprintf(body, sizeof body,
 		 "{\"name\": \"rt\", \"model\": \"%s\", \"data\": {"
-		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
-		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
-		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
-		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"train_images\": \"" FX_FMNIST_TRAIN_IMAGES "\","
+		 "\"train_labels\": \"" FX_FMNIST_TRAIN_LABELS "\","
+		 "\"test_images\": \"" FX_FMNIST_TEST_IMAGES "\","
+		 "\"test_labels\": \"" FX_FMNIST_TEST_LABELS "\","
 		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
 		 "\"splits\": {\"seed\": 3, \"calibration\": 300, \"validation\": 700}},"
 		 "\"eval\": {\"batch\": 50}, \"quant\": {\"calibration\": \"mse\"}}",

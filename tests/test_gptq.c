@@ -296,8 +296,8 @@ Test(gptq, mobilenetv2_at_3_bits_keeps_its_accuracy, .timeout = 600)
 	struct graph *g;
 	cr_assert_eq(graph_load_onnx(fx_src("models/mobilenetv2.onnx"), &g), PRESSO_OK);
 	struct dataset *train;
-	cr_assert_eq(dataset_load_idx(FX_FMNIST_DIR "/train-images-idx3-ubyte.gz",
-				      FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz", &train), PRESSO_OK);
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_TRAIN_IMAGES,
+				      FX_FMNIST_TRAIN_LABELS, &train), PRESSO_OK);
 	struct normalize norm = {.scale = 1.0f / 255, .n_channels = 1, .mean = {0.2860f},
 				 .std = {0.3530f}};
 	struct split calib, valid, first;

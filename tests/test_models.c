@@ -67,8 +67,8 @@ static struct dataset *test_set(void)
 	if (!fx_have_fmnist())
 		cr_skip_test("dataset-fashion-mnist is not installed (scripts/setup.sh installs it)");
 	struct dataset *ds;
-	cr_assert_eq(dataset_load_idx(FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz",
-				      FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz", &ds),
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_TEST_IMAGES,
+				      FX_FMNIST_TEST_LABELS, &ds),
 		     PRESSO_OK, "%s", status_msg());
 	return ds;
 }

@@ -58,8 +58,8 @@ static void build(struct fixture *f, const char *policy)
 	cr_assert_eq(graph_load_onnx(fx_src("models/lenet.onnx"), &f->g), PRESSO_OK, "%s",
 		     status_msg());
 	struct dataset *train;
-	cr_assert_eq(dataset_load_idx(FX_FMNIST_DIR "/train-images-idx3-ubyte.gz",
-				      FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz", &train),
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_TRAIN_IMAGES,
+				      FX_FMNIST_TRAIN_LABELS, &train),
 		     PRESSO_OK);
 	struct split sp;
 	cr_assert_eq(split_range(train->n, CALIB_IMAGES, &sp), PRESSO_OK);
@@ -472,10 +472,10 @@ Test(onnx_export, compress_cli)
 	char body[2048];
 	snprintf(body, sizeof body,
 		 "{\"name\": \"c\", \"model\": \"%s\", \"data\": {"
-		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
-		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
-		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
-		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"train_images\": \"" FX_FMNIST_TRAIN_IMAGES "\","
+		 "\"train_labels\": \"" FX_FMNIST_TRAIN_LABELS "\","
+		 "\"test_images\": \"" FX_FMNIST_TEST_IMAGES "\","
+		 "\"test_labels\": \"" FX_FMNIST_TEST_LABELS "\","
 		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
 		 "\"splits\": {\"seed\": 1, \"calibration\": 200, \"validation\": 100, \"test\": 300}},"
 		 "\"eval\": {\"batch\": 50}}",

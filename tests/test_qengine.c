@@ -302,10 +302,10 @@ static bool load_shipped(const char *name, struct shipped *s)
 	char rel[128];
 	snprintf(rel, sizeof rel, "models/%s.onnx", name);
 	cr_assert_eq(graph_load_onnx(fx_src(rel), &s->g), PRESSO_OK, "%s", status_msg());
-	cr_assert_eq(dataset_load_idx(FX_FMNIST_DIR "/train-images-idx3-ubyte.gz",
-				      FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz", &s->train), PRESSO_OK);
-	cr_assert_eq(dataset_load_idx(FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz",
-				      FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz", &s->test), PRESSO_OK);
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_TRAIN_IMAGES,
+				      FX_FMNIST_TRAIN_LABELS, &s->train), PRESSO_OK);
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_TEST_IMAGES,
+				      FX_FMNIST_TEST_LABELS, &s->test), PRESSO_OK);
 	s->norm = (struct normalize){.scale = 1.0f / 255, .n_channels = 1, .mean = {0.2860f},
 				     .std = {0.3530f}};
 	cr_assert_eq(dataset_make_splits(s->train->n, 1, 1000, 1000, &s->calib, &s->valid), PRESSO_OK);

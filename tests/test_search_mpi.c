@@ -63,10 +63,10 @@ static void write_config(int n_valid, const char *extra)
 	char body[4096];
 	snprintf(body, sizeof body,
 		 "{\"name\": \"mpi\", \"model\": \"%s\", \"data\": {"
-		 "\"train_images\": \"" FX_FMNIST_DIR "/train-images-idx3-ubyte.gz\","
-		 "\"train_labels\": \"" FX_FMNIST_DIR "/train-labels-idx1-ubyte.gz\","
-		 "\"test_images\": \"" FX_FMNIST_DIR "/t10k-images-idx3-ubyte.gz\","
-		 "\"test_labels\": \"" FX_FMNIST_DIR "/t10k-labels-idx1-ubyte.gz\","
+		 "\"train_images\": \"" FX_FMNIST_TRAIN_IMAGES "\","
+		 "\"train_labels\": \"" FX_FMNIST_TRAIN_LABELS "\","
+		 "\"test_images\": \"" FX_FMNIST_TEST_IMAGES "\","
+		 "\"test_labels\": \"" FX_FMNIST_TEST_LABELS "\","
 		 "\"normalize\": {\"scale\": 0.00392156862745098, \"mean\": [0.2860], \"std\": [0.3530]},"
 		 "\"splits\": {\"seed\": 1, \"calibration\": 100, \"validation\": %d, \"test\": 100}},"
 		 "\"search\": {\"population\": 4, \"seed\": 3}%s}",
