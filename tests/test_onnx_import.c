@@ -463,6 +463,65 @@ Test(import_errors, dangling_input_and_bad_shapes)
 	mb_free(&b);
 }
 
+/* A Conv, Gemm or MatMul whose weight or product is empty (no output or no
+ * input channel, an inner dimension of 0): refused by name at load. The FP32
+ * conv divided by its empty reduction and the INT8 path by its channel count
+ * (found with hand-made models after the fuzzer's empty Conv). */
+Test(import_errors, empty_weights_and_products_are_refused)
+{
+	static const struct {
+		const char *op;
+		int64_t w[4];
+		int n_w;
+		const char *want;
+	} cases[] = {
+		{"Conv", {0, 2, 3, 3}, 4, "node 'l': Conv weight [0,2,3,3] is empty: a layer with no output"},
+		{"Gemm", {10, 0}, 2, "node 'l': Gemm of an empty matrix (0 inner, 10 output columns)"},
+		{"Gemm", {0, 50}, 2, "node 'l': Gemm of an empty matrix (50 inner, 0 output columns)"},
+		{"MatMul", {0, 10}, 2, "node 'l': MatMul of an empty matrix (0 inner, 10 output columns)"},
+	};
+	float w[64] = {0};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		bool conv = strcmp(cases[i].op, "Conv") == 0;
+		bool gemm = strcmp(cases[i].op, "Gemm") == 0;
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", X_DIMS, 4);
+		const char *in = "x";
+		if (!conv) {
+			/* [N, 50], or [N, 0] for a product over nothing */
+			int64_t k = cases[i].w[gemm ? 1 : 0];
+			mb_init_i64(&b, "starts", (int64_t[]){1}, 1, (int64_t[]){0});
+			mb_init_i64(&b, "ends", (int64_t[]){1}, 1, (int64_t[]){k});
+			mb_init_i64(&b, "axes", (int64_t[]){1}, 1, (int64_t[]){1});
+			mb_node(&b, "Flatten", "f", (const char *[]){"x", NULL}, "flat");
+			mb_node(&b, "Slice", "s", (const char *[]){"flat", "starts", "ends", "axes", NULL},
+				"sl");
+			in = "sl";
+		}
+		mb_init_f32(&b, "w", cases[i].w, cases[i].n_w, w);
+		Onnx__NodeProto *n = mb_node(&b, cases[i].op, "l", (const char *[]){in, "w", NULL}, "y");
+		if (gemm)
+			mb_attr_int(&b, n, "transB", 1);
+		mb_output(&b, "y");
+		expect_error(&b, PRESSO_E_UNSUPPORTED, cases[i].want);
+		mb_free(&b);
+	}
+	/* no input channel: a Conv over a Slice that keeps none of x's */
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_init_i64(&b, "starts", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "ends", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "axes", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_node(&b, "Slice", "s", (const char *[]){"x", "starts", "ends", "axes", NULL}, "sl");
+	mb_init_f32(&b, "w", (int64_t[]){3, 0, 3, 3}, 4, w);
+	mb_node(&b, "Conv", "l", (const char *[]){"sl", "w", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'l': Conv weight [3,0,3,3] is empty: a layer with no input");
+	mb_free(&b);
+}
+
 /* 5 * 3689348814741910480 = 2^64 + 784: a Reshape to [0, 5, 3689348814741910480]
  * of a [N,1,28,28] input wraps around to its 784 elements per image unless the
  * product is checked. op is what reads the reshaped tensor. */

@@ -130,6 +130,13 @@ static enum presso_status infer_conv(const struct graph *g, const struct node *n
 	}
 	if (w->dims[2] < 1 || w->dims[3] < 1)
 		return node_error(n, "has an empty kernel");
+	if (w->dims[0] < 1 || w->dims[1] < 1)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Conv weight [%lld,%lld,%lld,%lld] is empty: a layer "
+				   "with no %s channel has nothing to compress or compute",
+				   n->name, (long long)w->dims[0], (long long)w->dims[1],
+				   (long long)w->dims[2], (long long)w->dims[3],
+				   w->dims[0] < 1 ? "output" : "input");
 	if (n->n_inputs > 2 && n->inputs[2] >= 0 &&
 	    (in[2]->n_dims != 1 || in[2]->dims[0] != w->dims[0]))
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Conv bias must be [%lld]", n->name,
@@ -192,6 +199,11 @@ static enum presso_status infer_gemm(const struct graph *g, const struct node *n
 	if (ka != kb)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Gemm inner dimensions differ (%lld vs %lld)",
 				   n->name, (long long)ka, (long long)kb);
+	if (ka < 1 || nn < 1)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Gemm of an empty matrix (%lld inner, %lld output "
+				   "columns): nothing to compress or compute",
+				   n->name, (long long)ka, (long long)nn);
 	if (n->n_inputs > 2 && n->inputs[2] >= 0) {
 		const struct shape *c = in[2];
 		if (c->n_dims > 2)
@@ -283,6 +295,12 @@ static enum presso_status infer_matmul(const struct graph *g, const struct node 
 		return status_fail(PRESSO_E_FORMAT, "node '%s': MatMul inner dimensions differ (%lld vs %lld)",
 				   n->name, (long long)a.dims[a.n_dims - 1],
 				   (long long)b.dims[b.n_dims - 2]);
+	if (a.dims[a.n_dims - 1] < 1 || b.dims[b.n_dims - 1] < 1)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': MatMul of an empty matrix (%lld inner, %lld output "
+				   "columns): nothing to compress or compute",
+				   n->name, (long long)a.dims[a.n_dims - 1],
+				   (long long)b.dims[b.n_dims - 1]);
 	struct shape ab = {.n_dims = a.n_dims - 2}, bb = {.n_dims = b.n_dims - 2}, batch;
 	memcpy(ab.dims, a.dims, sizeof(int64_t) * (size_t)ab.n_dims);
 	memcpy(bb.dims, b.dims, sizeof(int64_t) * (size_t)bb.n_dims);
