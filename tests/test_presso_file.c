@@ -872,3 +872,59 @@ Test(presso_file, new_ops_load_bit_identical)
 	mb_free(&b);
 	remove_dir(dir, (const char *const[]){"ops.presso", NULL});
 }
+
+/* A branch that carries no element (a Slice keeping none of the input's
+ * channels, max-pooled, then concatenated with a conv's output) is written
+ * and read back: the reader once refused the empty tensor's 0 dimension
+ * ("bad dimension 1") that `presso compress` had just written. */
+Test(presso_file, an_empty_tensor_loads_bit_identical)
+{
+	char *dir = fx_tmpdir();
+	uint32_t seed = 7;
+	float w[4 * 2 * 9], bias[4], wf[10 * 4];
+	for (size_t i = 0; i < sizeof w / 4; i++)
+		w[i] = frand(&seed);
+	for (size_t i = 0; i < sizeof bias / 4; i++)
+		bias[i] = frand(&seed);
+	for (size_t i = 0; i < sizeof wf / 4; i++)
+		wf[i] = frand(&seed);
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 8, 8}, 4);
+	mb_init_i64(&b, "starts", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "ends", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "axes", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_init_f32(&b, "w", (int64_t[]){4, 2, 3, 3}, 4, w);
+	mb_init_f32(&b, "b", (int64_t[]){4}, 1, bias);
+	mb_init_f32(&b, "wf", (int64_t[]){10, 4}, 2, wf);
+	mb_node(&b, "Slice", "none", (const char *[]){"x", "starts", "ends", "axes", NULL}, "e");
+	Onnx__NodeProto *p = mb_node(&b, "MaxPool", "pool", (const char *[]){"e", NULL}, "ep");
+	mb_attr_ints(&b, p, "kernel_shape", (int64_t[]){2, 2}, 2);
+	mb_attr_ints(&b, p, "strides", (int64_t[]){2, 2}, 2);
+	Onnx__NodeProto *c = mb_node(&b, "Conv", "conv", (const char *[]){"x", "w", "b", NULL}, "c");
+	mb_attr_ints(&b, c, "strides", (int64_t[]){2, 2}, 2);
+	mb_attr_ints(&b, c, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	Onnx__NodeProto *cat = mb_node(&b, "Concat", "cat", (const char *[]){"ep", "c", NULL}, "cc");
+	mb_attr_int(&b, cat, "axis", 1);
+	mb_node(&b, "Relu", "relu", (const char *[]){"cc", NULL}, "r");
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"r", NULL}, "g");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	Onnx__NodeProto *fc = mb_node(&b, "Gemm", "fc", (const char *[]){"f", "wf", NULL}, "y");
+	mb_attr_int(&b, fc, "transB", 1);
+	mb_output(&b, "y");
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	struct policy *pol = uniform(n_layers_of(g), 8, 8);
+	struct calib *cal;
+	struct qmodel *m = quantize(g, pol, &cal);
+	struct roundtrip rt;
+	roundtrip(m, fx_join(dir, "empty.presso"), &rt);
+	qmodel_free(m);
+	calib_free(cal);
+	policy_free(pol);
+	graph_free(g);
+	mb_free(&b); /* and the packed bytes */
+	remove_dir(dir, (const char *const[]){"empty.presso", NULL});
+}

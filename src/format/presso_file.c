@@ -856,12 +856,15 @@ static enum presso_status read_values(struct loading *L)
 		if (!r_uv_in(r, 0, GRAPH_MAX_DIMS, &nd))
 			return bad(r, "value '%s': bad rank", val->name);
 		val->shape.n_dims = (int)nd;
-		int64_t numel = 1;
+		/* a dimension may be 0 (an empty tensor, as the ONNX import allows):
+		 * the bound is on the product of the others */
+		int64_t numel = 1, span = 1;
 		for (int d = 0; d < val->shape.n_dims; d++) {
-			if (!r_uv_in(r, 1, PFILE_MAX_DIM, &val->shape.dims[d]))
+			if (!r_uv_in(r, 0, PFILE_MAX_DIM, &val->shape.dims[d]))
 				return bad(r, "value '%s': bad dimension %d", val->name, d);
 			numel *= val->shape.dims[d];
-			if (numel > PFILE_MAX_NUMEL)
+			span *= val->shape.dims[d] ? val->shape.dims[d] : 1;
+			if (span > PFILE_MAX_NUMEL)
 				return bad(r, "value '%s': more than %lld elements", val->name,
 					   (long long)PFILE_MAX_NUMEL);
 		}
