@@ -7,7 +7,8 @@
 # the release build also the MPI test, alone: a search on 3 ranks of this
 # machine checked against one process, and a worker rank killed and resumed,
 # tests/test_search_mpi.c), the main commands under valgrind
-# (scripts/valgrind_check.sh); then every libFuzzer harness for FUZZ_SECONDS
+# (scripts/valgrind_check.sh, beside the sanitizer build); then every
+# libFuzzer harness for FUZZ_SECONDS
 # (30 by default; 0 skips) on its seed corpus (scripts/fuzz.sh): a finding
 # fails the command.
 # The layer check (every include points down, scripts/check_layers.sh) runs
@@ -23,13 +24,27 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRESSO_WERROR=ON -DPRESSO_MPI_A
 cmake --build build -j "$JOBS"
 ctest --test-dir build --output-on-failure -j "$JOBS"
 
-echo "== valgrind: info, eval, search, pareto, report, export, compress =="
-bash scripts/valgrind_check.sh build
+# valgrind runs one thread at a time: beside the sanitizer build, which
+# takes the cores it leaves idle; its report is printed after the build
+bash scripts/valgrind_check.sh build >build/valgrind_check.log 2>&1 &
+valgrind_pid=$!
+trap 'kill "$valgrind_pid" 2>/dev/null || true' EXIT
 
 echo "== sanitizer build (ASan + UBSan) =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPRESSO_WERROR=ON \
   -DPRESSO_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$JOBS"
+
+echo "== valgrind: info, eval, search, pareto, report, export, compress =="
+valgrind_status=0
+wait "$valgrind_pid" || valgrind_status=$?
+trap - EXIT
+cat build/valgrind_check.log
+if [ "$valgrind_status" -ne 0 ]; then
+  echo "test: the valgrind check failed (exit $valgrind_status)" >&2
+  exit 1
+fi
+echo "== sanitizer build: the tests =="
 PRESSO_SANITIZED=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS"
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
