@@ -46,6 +46,8 @@ struct qengine {
 	int chunk;              /* images per chunk */
 	size_t *per_image;      /* per buffer: bytes of one image */
 	int64_t img0;
+	bool *empty;            /* per step: its output has no element at any
+				   batch (run_step skips it; it sizes no scratch) */
 };
 
 /* images per chunk: 8 images of a 64-channel 28x28 uint8 tensor are 400 KB,
@@ -94,6 +96,12 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 	}
 	if ((s = graph_infer_shapes(g, max_batch, e->shapes)) != PRESSO_OK)
 		goto fail;
+	if (!(e->empty = calloc((size_t)(m->n_steps ? m->n_steps : 1), sizeof *e->empty))) {
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < m->n_steps; i++)
+		e->empty[i] = m->steps[i].out >= 0 && shape_numel(&e->shapes[m->steps[i].out]) == 0;
 	int n_ab = 0;
 	int *map = malloc(sizeof(int) * (size_t)(m->n_bufs ? m->n_bufs : 1));
 	if (!map) {
@@ -132,7 +140,7 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 			const struct shape *ys = &e->shapes[st->out];
 			const struct node *n = &g->nodes[st->node];
 			size_t b = (size_t)(ys->dims[2] * ys->dims[3] * L->k);
-			if (shape_numel(ys) == 0) {
+			if (e->empty[i]) {
 				b = 0; /* not run (run_step): no im2col of a huge kernel */
 			} else if (conv_uses_kernel(m, n)) {
 				struct qconv_params cp;
@@ -181,6 +189,7 @@ void qengine_free(struct qengine *e)
 	free(e->shapes);
 	free(e->offset);
 	free(e->per_image);
+	free(e->empty);
 	free(e->arena);
 	free(e->scratch);
 	free(e->fscratch);
@@ -804,7 +813,7 @@ static void run_step(struct qengine *e, const struct qstep *st)
 	const struct qmodel *m = e->m;
 	int v = st->out;
 	/* an empty output: nothing to compute, and no scratch was sized for it */
-	if (v >= 0 && shape_numel(&e->shapes[v]) == 0)
+	if (e->empty[st - m->steps])
 		return;
 	switch (st->kind) {
 	case QK_QUANTIZE:
