@@ -14,8 +14,8 @@
  *   onnx/conv-empty-output-huge-kernel.onnx  a Conv with no output channels
  *       (weight [0, 1, 1, 32768]) on a [1, 1, 1, 65535] input: the engine
  *       sized the im2col of one output row, 4 GiB, for an output that has no
- *       element. An empty conv now has no scratch and no work, and an empty
- *       Conv weight is refused at load (import_errors/empty_weights_...).
+ *       element. An empty Conv weight is now refused at load
+ *       (import_errors/empty_weights_and_products_are_refused).
  *   onnx/resize-empty-output-huge-dims.onnx  a Resize to sizes [1, 0, 1, 2^30]:
  *       its index maps, 8 GiB, were sized for an output with no element. A
  *       node whose output is empty now runs nothing and needs no scratch.

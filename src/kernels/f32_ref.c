@@ -502,19 +502,12 @@ static bool conv_is_pointwise(const struct conv2d_params *p)
 }
 
 /* Output rows per im2col band (0: this conv needs no im2col). */
-/* No output element: nothing to compute and no scratch (the kernel of an
- * empty conv may still be huge). */
-static bool conv_is_empty(const struct conv2d_params *p)
-{
-	return p->n <= 0 || p->c_out <= 0 || p->h_out <= 0 || p->w_out <= 0;
-}
-
 static int64_t conv_band_rows(const struct conv2d_params *p)
 {
 	int64_t k = (int64_t)(p->c_in / p->group) * p->kh * p->kw;
 	int64_t rows;
 
-	if (conv_is_depthwise(p) || conv_is_pointwise(p) || conv_is_empty(p))
+	if (conv_is_depthwise(p) || conv_is_pointwise(p) || p->h_out <= 0 || p->w_out <= 0)
 		return 0;
 	rows = CONV_COL_MAX_FLOATS / (k * p->w_out);
 	if (rows < 1)
@@ -639,8 +632,6 @@ void conv2d_f32__ref(const struct conv2d_params *p, const float *x, const float 
 
 	assert(p->group > 0 && p->c_in % p->group == 0 && p->c_out % p->group == 0);
 	assert(conv_band_rows(p) == 0 || scratch);
-	if (conv_is_empty(p))
-		return;
 	for (int64_t ni = 0; ni < p->n; ni++) {
 		for (int g = 0; g < p->group; g++) {
 			int oc0 = g * cout_g;

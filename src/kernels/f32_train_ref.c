@@ -76,12 +76,6 @@ static bool is_pointwise(const struct conv2d_params *p)
 	       p->pad_t == 0 && p->pad_l == 0 && p->h_out == p->h_in && p->w_out == p->w_in;
 }
 
-/* No output element: no work, no scratch, dx gets nothing (f32_ref.c's). */
-static bool is_empty(const struct conv2d_params *p)
-{
-	return p->n <= 0 || p->c_out <= 0 || p->h_out <= 0 || p->w_out <= 0;
-}
-
 static int64_t conv_k(const struct conv2d_params *p)
 {
 	return (int64_t)(p->c_in / p->group) * p->kh * p->kw;
@@ -90,7 +84,7 @@ static int64_t conv_k(const struct conv2d_params *p)
 /* Output rows per im2col band (0 for depthwise and 1x1 convs). */
 static int64_t band_rows(const struct conv2d_params *p)
 {
-	if (is_depthwise(p) || is_pointwise(p) || is_empty(p))
+	if (is_depthwise(p) || is_pointwise(p) || p->h_out <= 0 || p->w_out <= 0)
 		return 0;
 	return min_i64(max_i64(CONV_BWD_COL_FLOATS / (conv_k(p) * p->w_out), 1), p->h_out);
 }
@@ -168,8 +162,6 @@ void conv2d_forward_f32(const struct f32_train_kernels *kt, const struct conv2d_
 	bool clamp = p->act_min > -INFINITY || p->act_max < INFINITY;
 
 	assert(p->group > 0 && p->c_in % p->group == 0 && p->c_out % p->group == 0);
-	if (is_empty(p))
-		return;
 	for (int64_t ni = 0; ni < p->n; ni++) {
 		for (int g = 0; g < p->group; g++) {
 			const float *xg = x + (ni * p->c_in + (int64_t)g * cin_g) * hw_in;
@@ -221,8 +213,6 @@ void conv2d_backward_data_f32(const struct f32_train_kernels *kt, const struct c
 	int64_t k = conv_k(p), band = band_rows(p);
 
 	assert(p->group > 0 && p->c_in % p->group == 0 && p->c_out % p->group == 0);
-	if (is_empty(p))
-		return;
 	for (int64_t ni = 0; ni < p->n; ni++) {
 		for (int g = 0; g < p->group; g++) {
 			const float *dyg = dy + (ni * p->c_out + (int64_t)g * cout_g) * hw_out;
@@ -259,8 +249,6 @@ void conv2d_backward_filter_f32(const struct f32_train_kernels *kt,
 	int64_t k = conv_k(p), band = band_rows(p);
 
 	assert(p->group > 0 && p->c_in % p->group == 0 && p->c_out % p->group == 0);
-	if (is_empty(p))
-		return;
 	for (int64_t ni = 0; dw && ni < p->n; ni++) {
 		for (int g = 0; g < p->group; g++) {
 			const float *dyg = dy + (ni * p->c_out + (int64_t)g * cout_g) * hw_out;
