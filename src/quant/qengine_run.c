@@ -47,7 +47,7 @@ struct qengine {
 	size_t *per_image;      /* per buffer: bytes of one image */
 	int64_t img0;
 	bool *empty;            /* per step: its output has no element at any
-				   batch (run_step skips it; it sizes no scratch) */
+				   batch (run_step skips it) */
 };
 
 /* images per chunk: 8 images of a 64-channel 28x28 uint8 tensor are 400 KB,
@@ -140,9 +140,7 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 			const struct shape *ys = &e->shapes[st->out];
 			const struct node *n = &g->nodes[st->node];
 			size_t b = (size_t)(ys->dims[2] * ys->dims[3] * L->k);
-			if (e->empty[i]) {
-				b = 0; /* not run (run_step): no im2col of a huge kernel */
-			} else if (conv_uses_kernel(m, n)) {
+			if (conv_uses_kernel(m, n)) {
 				struct qconv_params cp;
 				conv_kernel_params(e, st, &cp);
 				b = m->conv->work_bytes(&cp);
