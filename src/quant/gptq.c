@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/axpy.h"
 #include "quant/quant.h"
 
 #define DAMP 0.01
@@ -110,9 +111,8 @@ static double pass(const struct block *b, const double *wp, const bool *pruned, 
 		err += e * e;
 		if (err >= bound)
 			return err;
-		for (int64_t i = j + 1; i < k; i++)
-			if (!pruned[i])
-				work[i] -= e * urow[i];
+		/* pruned columns take the update too: their values are never read */
+		axpy(work + j + 1, urow + j + 1, -e, k - j - 1);
 	}
 	return err;
 }

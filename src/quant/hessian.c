@@ -7,6 +7,7 @@
 
 #include "model/engine.h"
 #include "data/feed.h"
+#include "quant/axpy.h"
 
 struct observe_ctx {
 	const struct graph *g;
@@ -39,9 +40,7 @@ static void add_outer(double *h, const double *x, int64_t k)
 		double xi = x[i];
 		if (xi == 0)
 			continue;
-		double *row = h + i * k;
-		for (int64_t j = i; j < k; j++)
-			row[j] += xi * x[j];
+		axpy(h + i * k + i, x + i, xi, k - i);
 	}
 }
 
