@@ -777,7 +777,7 @@ Test(q8_requant, through_avx512vnni_gemm)
 /* Q31 requantization through a GEMM's tiles at accs that straddle rounding
  * boundaries: the avx512vnni tiles screen Q31 in float where every column of
  * a 32-column panel has shift <= -6 and recompute 4 vectors exactly where
- * some lane lies within 2e of one (q8_avx512vnni.c), so the expected values
+ * some lane lies within 2e of one (q8_avx512vnni_common.h), so the expected values
  * there must come out of the exact steps. k = 1 with weight 1 and A[i] = i,
  * so row i's acc is bias[j] + i: 8 rows walk 8 consecutive accs per column
  * across a boundary of either rounding (mul_high's at h = n + 1/2, the

@@ -2,11 +2,12 @@
  * src/kernels/): the vpdpbusd wrapper, requantization on 16 lanes (both
  * forms, bit-exact with kernels_q8.h's scalar functions), and the GEMM tile's
  * output (requantize 4 vectors, pack to bytes, store; the float screen of the
- * Q31 form with its proof). q8_avx512vnni.c's GEMM, convolution and depthwise
- * kernels, q8_avx512vnni_w4.c's 4-bit GEMM and q8_avx512vnni_w4conv.c's 4-bit
- * convolution include it; a file including it
- * must be compiled with the AVX-512 F/BW/VL/VNNI flags (CMakeLists.txt). The
- * GEMM's packed layouts are described in those files.
+ * Q31 form with its proof). The GEMM (q8_avx512vnni.c), the convolution
+ * (_conv.c), the depthwise (_dw.c) and element-wise (_elt.c) kernels, the
+ * 4-bit GEMM (_w4.c) and the 4-bit convolution (_w4conv.c) include it; a file
+ * including it must be compiled with the AVX-512 F/BW/VL/VNNI flags
+ * (CMakeLists.txt: PRESSO_Q8_VNNI_SOURCES). The GEMM's packed layouts are
+ * described in those files.
  */
 #ifndef PRESSO_Q8_AVX512VNNI_COMMON_H
 #define PRESSO_Q8_AVX512VNNI_COMMON_H
@@ -465,6 +466,23 @@ Q8_SETUP void w4_expand_panel(int k4, const uint8_t *wp, int8_t *out)
 		_mm512_storeu_si512(out + (size_t)g * 128, lo);
 		_mm512_storeu_si512(out + (size_t)g * 128 + 64, hi);
 	}
+}
+
+/* Bytes [lo, hi) of a 64-byte window set, lo and hi clipped to 0..64. */
+static ALWAYS_INLINE __mmask64 window_mask(int lo, int hi)
+{
+	lo = lo < 0 ? 0 : lo > 64 ? 64 : lo;
+	hi = hi < lo ? lo : hi > 64 ? 64 : hi;
+	uint64_t below_hi = hi == 64 ? ~0ull : (1ull << hi) - 1;
+	uint64_t below_lo = lo == 64 ? ~0ull : (1ull << lo) - 1;
+	return below_hi & ~below_lo;
+}
+
+/* Bytes of the GEMM panels of n output channels over k (q8_avx512vnni.c). */
+static inline size_t gemm_packed_bytes(int n, int k)
+{
+	size_t panels = ((size_t)n + GEMM_NR - 1) / GEMM_NR;
+	return panels * (((size_t)k + 3) / 4) * GEMM_NR * 4;
 }
 
 #endif
