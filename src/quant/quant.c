@@ -72,6 +72,25 @@ int quant_weight_qmax(int bits)
 	return bits >= 2 ? (1 << (bits - 1)) - 1 : 1;
 }
 
+/* roundf(x) clamped to [-qmax, qmax], without a call: clamping first gives
+ * the same result (anything past qmax + 1/2 rounds to past qmax), NaN takes
+ * -qmax as fmaxf gives it, and for |x| <= 127 the sum x +- 1/2 is exact in
+ * double (at most 33 significant bits), so truncating it rounds half away from
+ * zero as roundf does. The only difference, -0 for +0, never shows in a code
+ * or in the error of a row. */
+static inline float round_clamp(float x, float qmax)
+{
+	x = x >= -qmax ? x : -qmax;
+	x = x <= qmax ? x : qmax;
+	double d = (double)x + (x >= 0 ? 0.5 : -0.5);
+	return (float)(int32_t)d;
+}
+
+/* Elements per check of a candidate's running error against the best: the
+ * errors are summed one by one in order, as always, so checking less often
+ * only stops a losing candidate a little later. */
+#define ERR_BLOCK 64
+
 static void quant_uniform(const float *w, int64_t n, int bits, int8_t *q, float *scale)
 {
 	int qmax = quant_weight_qmax(bits);
@@ -83,27 +102,27 @@ static void quant_uniform(const float *w, int64_t n, int bits, int8_t *q, float 
 		*scale = 1.0f;
 		return;
 	}
+	float fq = (float)qmax;
 	double best_err = INFINITY;
-	float best_s = quant_scale_round(amax / (float)qmax);
+	float best_s = quant_scale_round(amax / fq);
 	for (int step = 0; step < CLIP_STEPS; step++) {
 		float t = 1.0f - 0.5f * (float)step / (float)(CLIP_STEPS - 1);
-		float s = quant_scale_round(t * amax / (float)qmax);
+		float s = quant_scale_round(t * amax / fq);
 		double err = 0;
-		for (int64_t i = 0; i < n && err < best_err; i++) {
-			float r = roundf(w[i] / s);
-			r = fminf(fmaxf(r, (float)-qmax), (float)qmax);
-			double d = (double)w[i] - (double)s * r;
-			err += d * d;
+		for (int64_t i0 = 0; i0 < n && err < best_err; i0 += ERR_BLOCK) {
+			int64_t i1 = i0 + ERR_BLOCK < n ? i0 + ERR_BLOCK : n;
+			for (int64_t i = i0; i < i1; i++) {
+				double d = (double)w[i] - (double)s * round_clamp(w[i] / s, fq);
+				err += d * d;
+			}
 		}
 		if (err < best_err) {
 			best_err = err;
 			best_s = s;
 		}
 	}
-	for (int64_t i = 0; i < n; i++) {
-		float r = roundf(w[i] / best_s);
-		q[i] = (int8_t)fminf(fmaxf(r, (float)-qmax), (float)qmax);
-	}
+	for (int64_t i = 0; i < n; i++)
+		q[i] = (int8_t)round_clamp(w[i] / best_s, fq);
 	*scale = best_s;
 }
 
