@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernels/kernels_f32.h"
+#include "kernels/kernels_q8.h"
 
 /* A float sum of K terms, in whatever order, is within K * 2^-24 *
  * sum|term| of the exact sum in the worst case and typically within
@@ -198,6 +199,58 @@ Test(kernels_f32, gemm_block_edges)
 		for (int t = 0; t < 4; t++)
 			check_gemm(shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t & 2,
 				   t == 3 ? 3 : 0);
+}
+
+/* Where the CPU has AVX-512F gemm_f32__ref runs its blocked loop as 8 x 32
+ * tiles of 16-float vectors (f32_avx512.c), which must give the portable
+ * loops' result bit for bit: random shapes over the tile (8 x 32), panel, row
+ * block and k-slice (256) edges, every transpose, row strides, and values
+ * that make roundings and signs show (tiny and huge magnitudes, -0, inf,
+ * NaN: any NaN stands for any other, as IEEE 754 leaves which one an add of
+ * two returns). */
+Test(kernels_f32, gemm_vector_loop_equals_the_portable_one_bit_for_bit)
+{
+	if (!q8_isa_supported(Q8_ISA_AVX512VNNI) || q8_isa_best() != Q8_ISA_AVX512VNNI)
+		cr_skip_test("this CPU (or PRESSO_ISA) runs the portable loop only");
+	static const float specials[] = {0.0f, -0.0f, 1e-38f, -3e-39f, 1e30f, -7e29f,
+					 INFINITY, -INFINITY, NAN, 1.0f, -1.0f, 0.1f};
+	rng_seed(11);
+	for (int t = 0; t < 400; t++) {
+		int m = t < 40 ? rng_int(1, 9) : rng_int(1, 150);
+		int n = rng_int(1, 80), k = t % 7 == 0 ? rng_int(250, 700) : rng_int(1, 90);
+		bool ta = t & 1, tb = t & 2;
+		int pad = t & 4 ? rng_int(1, 9) : 0;
+		int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+		int64_t a_n = (int64_t)(ta ? k : m) * lda, b_n = (int64_t)(tb ? n : k) * ldb;
+		int64_t c_n = (int64_t)m * ldc;
+		float *a = rand_buf(a_n), *b = rand_buf(b_n);
+		float *c0 = malloc((size_t)c_n * sizeof(float)), *c1 = malloc((size_t)c_n * sizeof(float));
+		cr_assert(c0 && c1);
+		if (t % 5 == 0)
+			for (int64_t i = 0; i < a_n; i += rng_int(1, 40))
+				a[i] = specials[rng_int(0, 11)];
+		if (t % 5 == 1)
+			for (int64_t i = 0; i < b_n; i += rng_int(1, 40))
+				b[i] = specials[rng_int(0, 11)];
+		for (int64_t i = 0; i < c_n; i++)
+			c0[i] = c1[i] = (float)i;
+		gemm_f32__portable(m, n, k, a, lda, ta, b, ldb, tb, c0, ldc);
+		gemm_f32__ref(m, n, k, a, lda, ta, b, ldb, tb, c1, ldc);
+		/* bit for bit, except which NaN: an add of two NaNs returns one of them
+		 * and either loop may hold them in either order */
+		for (int64_t i = 0; i < c_n; i++) {
+			uint32_t u0, u1;
+			memcpy(&u0, &c0[i], 4);
+			memcpy(&u1, &c1[i], 4);
+			cr_assert(u0 == u1 || (isnan(c0[i]) && isnan(c1[i])),
+				  "m=%d n=%d k=%d ta=%d tb=%d pad=%d: C[%lld] is %a, the portable "
+				  "loop's %a", m, n, k, ta, tb, pad, (long long)i, c1[i], c0[i]);
+		}
+		free(a);
+		free(b);
+		free(c0);
+		free(c1);
+	}
 }
 
 Test(kernels_f32, gemm_k_zero_clears_c)

@@ -19,7 +19,10 @@
  *     then for each MR-row strip run an MR x NR micro-kernel whose
  *     accumulator tile is loaded from C after the first k-slice.
  *   Every C element is therefore summed in ascending k from 0.f, whatever
- *   the blocking. Small shapes (a single row of A, or trans_b with few rows
+ *   the blocking; so where the CPU has AVX-512F (q8_isa_best() is
+ *   avx512vnni) the blocked path runs as f32_avx512.c's 8 x 32 tiles of
+ *   16-float vectors, with the same roundings in the same order: bit for bit
+ *   this loop's (gemm_f32__portable keeps to this file's loops). Small shapes (a single row of A, or trans_b with few rows
  *   of A or a single column of C) take dot-product / axpy paths instead.
  *
  * Conv: im2col of a band of output rows of one image and group into the
@@ -36,6 +39,7 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "kernels/kernels_q8.h"
 
 /* Micro-kernel tile: MR rows x NR columns of C. 4 x 16 keeps the tile in
  * the 16 SSE registers' worth of accumulators at baseline x86-64 and was
@@ -318,8 +322,19 @@ static void gemm_row(int64_t n, int64_t k, const float *a, int64_t a_cs, const f
 	}
 }
 
-void gemm_f32__ref(int m, int n, int k, const float *a, int lda, bool trans_a,
-		   const float *b, int ldb, bool trans_b, float *c, int ldc)
+/* The blocked loop's vector form (f32_avx512.c) where the INT8 side runs
+ * avx512vnni, bit for bit this file's. */
+static bool blocked_avx512(void)
+{
+#if defined(__x86_64__)
+	return q8_isa_best() == Q8_ISA_AVX512VNNI;
+#else
+	return false;
+#endif
+}
+
+static void gemm_any(bool portable, int m, int n, int k, const float *a, int lda, bool trans_a,
+		     const float *b, int ldb, bool trans_b, float *c, int ldc)
 {
 	int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
 
@@ -343,7 +358,25 @@ void gemm_f32__ref(int m, int n, int k, const float *a, int lda, bool trans_a,
 		gemm_row(n, k, a, a_cs, b, ldb, c);
 		return;
 	}
+#if defined(__x86_64__)
+	if (!portable && blocked_avx512()) {
+		gemm_f32_blocked__avx512(m, n, k, a, a_rs, a_cs, b, ldb, trans_b, c, ldc);
+		return;
+	}
+#endif
 	gemm_blocked(m, n, k, a, a_rs, a_cs, b, ldb, trans_b, c, ldc);
+}
+
+void gemm_f32__ref(int m, int n, int k, const float *a, int lda, bool trans_a,
+		   const float *b, int ldb, bool trans_b, float *c, int ldc)
+{
+	gemm_any(false, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, ldc);
+}
+
+void gemm_f32__portable(int m, int n, int k, const float *a, int lda, bool trans_a,
+			const float *b, int ldb, bool trans_b, float *c, int ldc)
+{
+	gemm_any(true, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, ldc);
 }
 
 void gemm_bias_f32__ref(int m, int n, int k, float alpha, const float *a, bool trans_a,

@@ -37,6 +37,16 @@ void conv2d_f32__ref(const struct conv2d_params *p, const float *x, const float 
 void gemm_f32__ref(int m, int n, int k, const float *a, int lda, bool trans_a,
 		   const float *b, int ldb, bool trans_b, float *c, int ldc);
 
+/* gemm_f32__ref on this file's portable loops alone, on any CPU: where the CPU
+ * has AVX-512F gemm_f32__ref runs its blocked loop as gemm_f32_blocked__avx512
+ * (f32_avx512.c, x86-64 only), every C element the same sum in the same order
+ * (no FMA), and tests/test_kernels_f32.c holds the two equal bit for bit. */
+void gemm_f32__portable(int m, int n, int k, const float *a, int lda, bool trans_a,
+			const float *b, int ldb, bool trans_b, float *c, int ldc);
+void gemm_f32_blocked__avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t a_rs,
+			      int64_t a_cs, const float *b, int64_t ldb, bool trans_b, float *c,
+			      int64_t ldc);
+
 /* Gemm as in ONNX: y[m,n] = alpha * op(A) op(B) + beta * bias, where bias is
  * broadcast from [bias_m, bias_n] (each 1 or the full size; bias may be NULL),
  * then clamped to [act_min, act_max]. */
