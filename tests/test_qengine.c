@@ -176,6 +176,90 @@ Test(qengine, w8a8_tracks_fp32_on_a_residual_net)
 	mb_free(&b);
 }
 
+/* A model whose activations hold NaN (a NaN weight) and infinity (weights
+ * whose sums overflow) calibrates and runs: calibration bins no NaN (before,
+ * (int64_t)NaN: undefined behaviour, found by fuzz_onnx) and keeps no
+ * histogram for a range an infinity opened; a NaN bias (a NaN BatchNorm beta
+ * folds into one, also found by fuzz_onnx) quantizes to 0, not to
+ * (int32_t)NaN; every method builds and runs. */
+Test(qengine, nan_and_inf_activations_calibrate_and_run)
+{
+	float wa[2 * 27], wb[2 * 27], wf[4 * 2], ba[2] = {NAN, 0.25f};
+	uint32_t seed = 3;
+	for (int i = 0; i < 54; i++) {
+		wa[i] = 0.3f * frand(&seed);
+		wb[i] = i < 27 ? 3e38f : 0.3f * frand(&seed);
+	}
+	wa[5] = NAN;
+	for (int i = 0; i < 8; i++)
+		wf[i] = frand(&seed);
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 3, 6, 6}, 4);
+	mb_init_f32(&b, "wa", (int64_t[]){2, 3, 3, 3}, 4, wa);
+	mb_init_f32(&b, "wb", (int64_t[]){2, 3, 3, 3}, 4, wb);
+	mb_init_f32(&b, "wf", (int64_t[]){4, 2}, 2, wf);
+	mb_init_f32(&b, "ba", (int64_t[]){2}, 1, ba);
+	Onnx__NodeProto *n = mb_node(&b, "Conv", "ca", (const char *[]){"x", "wa", "ba", NULL},
+				     "a");
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	n = mb_node(&b, "Conv", "cb", (const char *[]){"x", "wb", NULL}, "bb");
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_node(&b, "Add", "s", (const char *[]){"a", "bb", NULL}, "sum");
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"sum", NULL}, "g");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	n = mb_node(&b, "Gemm", "fc", (const char *[]){"f", "wf", NULL}, "y");
+	mb_attr_int(&b, n, "transB", 1);
+	mb_output(&b, "y");
+	size_t nbytes;
+	uint8_t *bytes = mb_pack(&b, &nbytes);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nbytes, NULL, &g), PRESSO_OK, "%s", status_msg());
+	struct dataset *ds = random_images(16, 9);
+	struct calib *cal = calibrate(g, ds);
+	for (int v = 0; v < g->n_values; v++) {
+		const struct calib_stats *st = &cal->v[v];
+		if (!st->seen || !st->hist)
+			continue;
+		double total = 0;
+		for (int k = 0; k < CALIB_BINS; k++)
+			total += st->hist[k];
+		const char *name = g->values[v].name;
+		if (strcmp(name, "a") == 0) /* channel 0 NaN, channel 1 finite: half binned */
+			cr_assert_eq(total, (double)st->count / 2, "%s: %g of %lld binned", name, total,
+				     (long long)st->count);
+		if (strcmp(name, "bb") == 0) /* channel 0 infinite: no histogram */
+			cr_assert(isinf(st->max) && total == 0, "%s: max %g, %g binned", name,
+				  st->max, total);
+	}
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+	for (int method = 0; method < CALIB_METHOD_COUNT; method++) {
+		struct policy *p;
+		cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+		struct quant_config qc = {(enum calib_method)method, 99.99, q8_isa_best(), NULL, NULL,
+					  REQUANT_FLOAT};
+		struct qmodel *m;
+		cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+		for (int l = 0; l < qmodel_n_layers(m); l++) {
+			struct qlayer_view lv;
+			qmodel_layer_view(m, l, &lv);
+			if (strcmp(g->nodes[lv.node].name, "ca") == 0)
+				cr_assert_eq(lv.bias[0], 0, "the NaN bias became %d", lv.bias[0]);
+		}
+		float yq[8 * 4];
+		run_q(m, ds, 8, yq);
+		qmodel_free(m);
+		policy_free(p);
+	}
+	free(ls);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}
+
 Test(qengine, every_kernel_path_gives_identical_outputs)
 {
 	struct mb b;

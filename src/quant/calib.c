@@ -48,13 +48,17 @@ static void observe(void *ctx, int v, const float *data, const struct shape *sha
 		}
 		return;
 	}
+	/* One value, or a range that an infinity opened: no histogram
+	 * (calib_range() then falls back to min and max). */
 	double width = (double)st->max - (double)st->min;
-	if (!(width > 0))
+	if (!(width > 0) || !isfinite(width))
 		return;
 	double inv = CALIB_BINS / width;
 	for (int64_t i = 0; i < n; i++) {
-		int64_t b = (int64_t)(((double)data[i] - st->min) * inv);
-		b = b < 0 ? 0 : b >= CALIB_BINS ? CALIB_BINS - 1 : b;
+		double t = ((double)data[i] - st->min) * inv;
+		if (t != t)
+			continue; /* NaN: in no bin, as min and max pass over it */
+		int64_t b = t <= 0 ? 0 : t >= CALIB_BINS ? CALIB_BINS - 1 : (int64_t)t;
 		st->hist[b] += 1;
 	}
 }

@@ -622,10 +622,13 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 				if (ch < cs->n_channels)
 					delta += ((double)scale[c] * q[c * k + j] - w[c * k + j]) * cs->ch_mean[ch];
 			}
-			bias -= delta;
+			if (isfinite(delta)) /* an infinite channel mean corrects nothing */
+				bias -= delta;
 		}
 		double real = s_in * (double)scale[c];
 		double bq = real > 0 ? nearbyint(bias / real) : 0;
+		if (bq != bq)
+			bq = 0; /* a NaN bias (a NaN in the model's constants): no integer holds it */
 		if (m->preset)
 			bq = m->preset->layers[st->layer].bias[c];
 		if (bq > BIAS_LIMIT)

@@ -1,11 +1,16 @@
-/* fuzz_onnx.c - libFuzzer harness for the ONNX importer and the FP32 engine.
+/* fuzz_onnx.c - libFuzzer harness for the ONNX importer, the FP32 engine and
+ * the INT8 quantizer and engine.
  *
  * Each input is the bytes of an ONNX file, loaded from memory with
  * graph_load_onnx_bytes(). External-data tensors resolve against "/dev/null",
  * which is no folder, so they always fail to open: the fuzzer never reads files
  * of the machine it runs on. A graph that loads has its layers listed, its
- * totals counted (what `presso info` prints) and, when it is small (common.h), one zero input run through
- * the FP32 engine.
+ * totals counted (what `presso info` prints) and, when it is small (common.h),
+ * one zero input run through the FP32 engine. When that run succeeds the graph
+ * is also quantized as `--policy int8` does it: calibrated on one input (a
+ * ramp), every layer at 8 bits, on the reference kernels (instrumented in this
+ * build, unlike the per-ISA ones) or, for inputs of odd length, on this CPU's
+ * best kernels; its size is counted and the INT8 engine runs the ramp.
  *
  * Seeds: tests/fuzz/corpus/onnx (tiny models from make_seeds.c and cases of
  * Debian's libonnx-testdata); dictionary: tests/fuzz/onnx.dict.
@@ -16,22 +21,27 @@
 
 #include "model/engine.h"
 #include "model/graph.h"
+#include "quant/calib.h"
+#include "quant/policy.h"
+#include "quant/qengine.h"
 #include "tests/fuzz/common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void run_fp32(const struct graph *g)
+/* One zero input through the FP32 engine; true when it ran. */
+static bool run_fp32(const struct graph *g)
 {
 	struct engine *e = NULL;
 	if (engine_create(g, 1, &e) != PRESSO_OK) {
 		fuzz_refused("engine");
-		return;
+		return false;
 	}
 	for (int i = 0; i < g->n_inputs; i++) {
 		const struct value *v = &g->values[g->inputs[i]];
 		memset(engine_input(e, i), 0, sizeof(float) * (size_t)shape_numel(&v->shape));
 	}
-	if (engine_run(e, 1) != PRESSO_OK) {
+	bool ran = engine_run(e, 1) == PRESSO_OK;
+	if (!ran) {
 		fuzz_refused("run");
 	} else {
 		for (int i = 0; i < g->n_outputs; i++) {
@@ -40,6 +50,85 @@ static void run_fp32(const struct graph *g)
 		}
 	}
 	engine_free(e);
+	return ran;
+}
+
+/* The calibration input: a ramp over [-1, 1), so that activations vary. */
+static void fill_ramp(float *x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		x[i] = (float)(i % 17) / 8.5f - 1.0f;
+}
+
+static void observe(void *ctx, int v, const float *data, const struct shape *shape)
+{
+	calib_observe_all(ctx, v, data, shape);
+}
+
+/* Statistics of one FP32 run on the ramp, as calib_run() gathers them. */
+static struct calib *calibrate(const struct graph *g)
+{
+	struct calib *cal = NULL;
+	struct engine *e = NULL;
+	if (calib_new(g, &cal) != PRESSO_OK || engine_create(g, 1, &e) != PRESSO_OK) {
+		fuzz_refused("calibration");
+		calib_free(cal);
+		return NULL;
+	}
+	for (int i = 0; i < g->n_inputs; i++)
+		fill_ramp(engine_input(e, i), shape_numel(&g->values[g->inputs[i]].shape));
+	engine_set_observer(e, observe, cal);
+	bool ok = engine_run(e, 1) == PRESSO_OK;
+	engine_free(e);
+	if (!ok) {
+		fuzz_refused("calibration run");
+		calib_free(cal);
+		return NULL;
+	}
+	cal->n_images = 1;
+	return cal;
+}
+
+static void run_int8(const struct graph *g, const struct layer *layers, int n_layers, bool best)
+{
+	struct calib *cal = calibrate(g);
+	if (!cal)
+		return;
+	struct policy *p = NULL;
+	struct qmodel *m = NULL;
+	struct qengine *e = NULL;
+	struct quant_config qc = {CALIB_PERCENTILE, 99.99, best ? q8_isa_best() : Q8_ISA_REF, NULL,
+				  NULL, REQUANT_FLOAT};
+	if (policy_load("int8", layers, n_layers, &p) != PRESSO_OK) {
+		fuzz_refused("policy");
+	} else if (qmodel_build(g, p, cal, &qc, &m) != PRESSO_OK) {
+		FUZZ_CHECK(m == NULL);
+		fuzz_refused("qmodel");
+	} else {
+		struct qmodel_size z;
+		qmodel_size(m, &z);
+		FUZZ_CHECK(z.size_bytes >= 0 && z.weight_bytes >= 0 && z.params >= 0);
+		if (qengine_create(m, 1, &e) != PRESSO_OK) {
+			fuzz_refused("qengine");
+		} else {
+			for (int i = 0; i < g->n_inputs; i++)
+				fill_ramp(qengine_input(e, i),
+					  shape_numel(&g->values[g->inputs[i]].shape));
+			if (qengine_run(e, 1) != PRESSO_OK) {
+				fuzz_refused("qengine run");
+			} else {
+				for (int i = 0; i < g->n_outputs; i++) {
+					struct shape sh;
+					FUZZ_CHECK(qengine_output(e, i, &sh) != NULL ||
+						   shape_numel(&sh) == 0);
+				}
+			}
+		}
+	}
+	qengine_free(e);
+	qmodel_free(m);
+	policy_free(p);
+	calib_free(cal);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -52,7 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	struct layer *layers = NULL;
 	int n_layers = 0;
-	if (graph_layers(g, &layers, &n_layers) == PRESSO_OK) {
+	bool listed = graph_layers(g, &layers, &n_layers) == PRESSO_OK;
+	if (listed) {
 		char buf[256];
 		for (int i = 0; i < n_layers; i++) {
 			const struct node *n = &g->nodes[layers[i].node];
@@ -60,12 +150,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(layers[i].name != NULL && layers[i].params >= 0 && layers[i].macs >= 0);
 			shape_format(&out->shape, out->batched, buf, sizeof buf);
 		}
-		free(layers);
 	}
 	int64_t params, macs;
 	graph_totals(g, &params, &macs);
-	if (fuzz_graph_small(g))
-		run_fp32(g);
+	if (fuzz_graph_small(g) && run_fp32(g) && listed)
+		run_int8(g, layers, n_layers, size % 2 == 1);
+	free(layers);
 	graph_free(g);
 	return 0;
 }
