@@ -3,14 +3,8 @@
  * for 16-float vectors. Compiled with -mavx512f -mfma; runs only where
  * f32_train_dispatch.c found AVX-512F.
  *
- * GEMM (GotoBLAS-style, no heap): for each KC-slice of k and each NR = 32
- * wide panel of columns, op(B)[kc, 32] is packed into a stack buffer (zero
- * columns past n), then an 8 x 32 micro-kernel runs down the rows: 16 zmm
- * accumulators, per k two loads of B and eight broadcasts of A, 16 FMAs.
- * A is read in place (rows a_rs apart, columns a_cs apart: either layout);
- * the last rows of a short strip come from a zero-padded copy. Tiles past
- * the edge of C go through a stack tile. Each C element is summed in
- * ascending k, starting from C (accumulate, or a later k-slice) or from 0.
+ * GEMM: f32_gemm_avx512.inc's blocked 8 x 32 tiles (shared with the FP32
+ * engine's f32_avx512.c) with an FMA per update.
  */
 #include "kernels/kernels_train.h"
 
@@ -19,76 +13,12 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define MR 8
-#define NR 32
-/* The packed B panel is KC * NR * 4 = 32 KiB (L1 on Zen 4 and recent Intel). */
-#define KC 256
-
-static void pack_b(int kc, int nr, const float *b, int64_t ldb, bool trans_b, int64_t k0,
-		   int64_t j0, float *restrict bp)
-{
-	if (!trans_b) {
-		for (int kk = 0; kk < kc; kk++) {
-			const float *src = b + (k0 + kk) * ldb + j0;
-			float *dst = bp + kk * NR;
-
-			if (nr == NR) {
-				_mm512_storeu_ps(dst, _mm512_loadu_ps(src));
-				_mm512_storeu_ps(dst + 16, _mm512_loadu_ps(src + 16));
-			} else {
-				for (int j = 0; j < NR; j++)
-					dst[j] = j < nr ? src[j] : 0.0f;
-			}
-		}
-		return;
-	}
-	for (int j = 0; j < NR; j++) {
-		if (j < nr) {
-			const float *src = b + (j0 + j) * ldb + k0;
-
-			for (int kk = 0; kk < kc; kk++)
-				bp[kk * NR + j] = src[kk];
-		} else {
-			for (int kk = 0; kk < kc; kk++)
-				bp[kk * NR + j] = 0.0f;
-		}
-	}
-}
-
-/* C[0:8, 0:32] (+)= A[0:8, 0:kc] bp[0:kc, 0:32], C full-sized (ldc). */
-static void micro(int kc, const float *a, int64_t a_rs, int64_t a_cs, const float *bp, float *c,
-		  int64_t ldc, bool load_c)
-{
-	__m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
-
-	if (load_c) {
-#define LD(r) c##r##0 = _mm512_loadu_ps(c + r * ldc); c##r##1 = _mm512_loadu_ps(c + r * ldc + 16);
-		LD(0) LD(1) LD(2) LD(3) LD(4) LD(5) LD(6) LD(7)
-#undef LD
-	} else {
-		c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _mm512_setzero_ps();
-		c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = _mm512_setzero_ps();
-	}
-	for (int kk = 0; kk < kc; kk++) {
-		__m512 b0 = _mm512_loadu_ps(bp + kk * NR), b1 = _mm512_loadu_ps(bp + kk * NR + 16);
-		const float *ak = a + kk * a_cs;
-		__m512 av;
-#define STEP(r) av = _mm512_set1_ps(ak[r * a_rs]); c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
-	c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
-		STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
-#undef STEP
-	}
-#define ST(r) _mm512_storeu_ps(c + r * ldc, c##r##0); _mm512_storeu_ps(c + r * ldc + 16, c##r##1);
-	ST(0) ST(1) ST(2) ST(3) ST(4) ST(5) ST(6) ST(7)
-#undef ST
-}
+#define GEMM_MADD(c, a, b) _mm512_fmadd_ps(a, b, c)
+#include "kernels/f32_gemm_avx512.inc"
 
 static void gemm_avx512(int m, int n, int k, const float *a, int lda, bool trans_a,
 			const float *b, int ldb, bool trans_b, float *c, int ldc, bool accumulate)
 {
-	_Alignas(64) float bp[KC * NR];
-	_Alignas(64) float ap[MR * KC];
-	_Alignas(64) float tile[MR * NR];
 	int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
 
 	if (m <= 0 || n <= 0)
@@ -99,49 +29,7 @@ static void gemm_avx512(int m, int n, int k, const float *a, int lda, bool trans
 				memset(c + i * (int64_t)ldc, 0, (size_t)n * sizeof(float));
 		return;
 	}
-	for (int pc = 0; pc < k; pc += KC) {
-		int kc = k - pc < KC ? k - pc : KC;
-		bool load = accumulate || pc > 0;
-		int m_full = m / MR * MR, m_edge = m - m_full;
-
-		if (m_edge) { /* the last rows, zero-padded to MR, [MR][kc] */
-			for (int r = 0; r < MR; r++)
-				for (int kk = 0; kk < kc; kk++)
-					ap[r * KC + kk] = r < m_edge ?
-						a[(m_full + r) * a_rs + (pc + kk) * a_cs] : 0.0f;
-		}
-		for (int jr = 0; jr < n; jr += NR) {
-			int nr = n - jr < NR ? n - jr : NR;
-
-			pack_b(kc, nr, b, ldb, trans_b, pc, jr, bp);
-			for (int ir = 0; ir < m_full; ir += MR) {
-				const float *as = a + ir * a_rs + pc * a_cs;
-				float *cs = c + (int64_t)ir * ldc + jr;
-
-				if (nr == NR) {
-					micro(kc, as, a_rs, a_cs, bp, cs, ldc, load);
-					continue;
-				}
-				for (int r = 0; r < MR; r++)
-					for (int j = 0; j < NR; j++)
-						tile[r * NR + j] = load && j < nr ? cs[r * (int64_t)ldc + j] : 0.0f;
-				micro(kc, as, a_rs, a_cs, bp, tile, NR, true);
-				for (int r = 0; r < MR; r++)
-					memcpy(cs + r * (int64_t)ldc, tile + r * NR, (size_t)nr * sizeof(float));
-			}
-			if (m_edge) {
-				float *cs = c + (int64_t)m_full * ldc + jr;
-
-				for (int r = 0; r < MR; r++)
-					for (int j = 0; j < NR; j++)
-						tile[r * NR + j] = load && r < m_edge && j < nr ?
-							cs[r * (int64_t)ldc + j] : 0.0f;
-				micro(kc, ap, KC, 1, bp, tile, NR, true);
-				for (int r = 0; r < m_edge; r++)
-					memcpy(cs + r * (int64_t)ldc, tile + r * NR, (size_t)nr * sizeof(float));
-			}
-		}
-	}
+	gemm_blocked_avx512(m, n, k, a, a_rs, a_cs, b, ldb, trans_b, c, ldc, accumulate);
 }
 
 #define DW_LANES 16
