@@ -22,8 +22,9 @@
  *   the blocking; so where the CPU has AVX-512F (q8_isa_best() is
  *   avx512vnni) the blocked path runs as f32_avx512.c's 8 x 32 tiles of
  *   16-float vectors, with the same roundings in the same order: bit for bit
- *   this loop's (gemm_f32__portable keeps to this file's loops). Small shapes (a single row of A, or trans_b with few rows
- *   of A or a single column of C) take dot-product / axpy paths instead.
+ *   this loop's (gemm_f32__portable keeps to this file's loops). Small
+ *   shapes (a single row of A, or trans_b with few rows of A or a single
+ *   column of C) take dot-product / axpy paths instead.
  *
  * Conv: im2col of a band of output rows of one image and group into the
  * caller's scratch ([c_in/group * kh * kw, rows * w_out]), then

@@ -622,7 +622,7 @@ static enum presso_status build_layer(struct qmodel *m, struct qstep *st, const 
 				if (ch < cs->n_channels)
 					delta += ((double)scale[c] * q[c * k + j] - w[c * k + j]) * cs->ch_mean[ch];
 			}
-			if (isfinite(delta)) /* an infinite channel mean corrects nothing */
+			if (isfinite(delta)) /* an infinite or NaN mean or weight: no correction */
 				bias -= delta;
 		}
 		double real = s_in * (double)scale[c];
