@@ -6,9 +6,9 @@
  * which is no folder, so they always fail to open: the fuzzer never reads files
  * of the machine it runs on. A graph that loads has its layers listed, its
  * totals counted (what `presso info` prints) and, when it is small (common.h),
- * one zero input run through the FP32 engine. When that run succeeds the graph
- * is also quantized as `--policy int8` does it: calibrated on one input (a
- * ramp), every layer at 8 bits, on the reference kernels (instrumented in this
+ * one input (a ramp) run through the FP32 engine, which calibrates on it. When
+ * that run succeeds the graph is also quantized as `--policy int8` does it:
+ * every layer at 8 bits, on the reference kernels (instrumented in this
  * build, unlike the per-ISA ones) or, for inputs of odd length, on this CPU's
  * best kernels; its size is counted and the INT8 engine runs the ramp.
  *
@@ -28,32 +28,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* One zero input through the FP32 engine; true when it ran. */
-static bool run_fp32(const struct graph *g)
-{
-	struct engine *e = NULL;
-	if (engine_create(g, 1, &e) != PRESSO_OK) {
-		fuzz_refused("engine");
-		return false;
-	}
-	for (int i = 0; i < g->n_inputs; i++) {
-		const struct value *v = &g->values[g->inputs[i]];
-		memset(engine_input(e, i), 0, sizeof(float) * (size_t)shape_numel(&v->shape));
-	}
-	bool ran = engine_run(e, 1) == PRESSO_OK;
-	if (!ran) {
-		fuzz_refused("run");
-	} else {
-		for (int i = 0; i < g->n_outputs; i++) {
-			struct shape s;
-			FUZZ_CHECK(engine_output(e, i, &s) != NULL || shape_numel(&s) == 0);
-		}
-	}
-	engine_free(e);
-	return ran;
-}
-
-/* The calibration input: a ramp over [-1, 1), so that activations vary. */
+/* The input: a ramp over [-1, 1), so that activations vary. */
 static void fill_ramp(float *x, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
@@ -65,35 +40,38 @@ static void observe(void *ctx, int v, const float *data, const struct shape *sha
 	calib_observe_all(ctx, v, data, shape);
 }
 
-/* Statistics of one FP32 run on the ramp, as calib_run() gathers them. */
-static struct calib *calibrate(const struct graph *g)
+/* One ramp input through the FP32 engine, every value it produces observed
+ * into cal (when not NULL) as calib_run() gathers statistics; true when it
+ * ran. */
+static bool run_fp32(const struct graph *g, struct calib *cal)
 {
-	struct calib *cal = NULL;
 	struct engine *e = NULL;
-	if (calib_new(g, &cal) != PRESSO_OK || engine_create(g, 1, &e) != PRESSO_OK) {
-		fuzz_refused("calibration");
-		calib_free(cal);
-		return NULL;
+	if (engine_create(g, 1, &e) != PRESSO_OK) {
+		fuzz_refused("engine");
+		return false;
 	}
 	for (int i = 0; i < g->n_inputs; i++)
 		fill_ramp(engine_input(e, i), shape_numel(&g->values[g->inputs[i]].shape));
-	engine_set_observer(e, observe, cal);
-	bool ok = engine_run(e, 1) == PRESSO_OK;
-	engine_free(e);
-	if (!ok) {
-		fuzz_refused("calibration run");
-		calib_free(cal);
-		return NULL;
+	if (cal)
+		engine_set_observer(e, observe, cal);
+	bool ran = engine_run(e, 1) == PRESSO_OK;
+	if (!ran) {
+		fuzz_refused("run");
+	} else {
+		for (int i = 0; i < g->n_outputs; i++) {
+			struct shape s;
+			FUZZ_CHECK(engine_output(e, i, &s) != NULL || shape_numel(&s) == 0);
+		}
+		if (cal)
+			cal->n_images = 1;
 	}
-	cal->n_images = 1;
-	return cal;
+	engine_free(e);
+	return ran;
 }
 
-static void run_int8(const struct graph *g, const struct layer *layers, int n_layers, bool best)
+static void run_int8(const struct graph *g, const struct calib *cal, const struct layer *layers,
+		     int n_layers, bool best)
 {
-	struct calib *cal = calibrate(g);
-	if (!cal)
-		return;
 	struct policy *p = NULL;
 	struct qmodel *m = NULL;
 	struct qengine *e = NULL;
@@ -128,7 +106,6 @@ static void run_int8(const struct graph *g, const struct layer *layers, int n_la
 	qengine_free(e);
 	qmodel_free(m);
 	policy_free(p);
-	calib_free(cal);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -153,8 +130,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	int64_t params, macs;
 	graph_totals(g, &params, &macs);
-	if (fuzz_graph_small(g) && run_fp32(g) && listed)
-		run_int8(g, layers, n_layers, size % 2 == 1);
+	if (fuzz_graph_small(g)) {
+		struct calib *cal = NULL;
+		if (calib_new(g, &cal) != PRESSO_OK) {
+			fuzz_refused("calibration");
+			cal = NULL;
+		}
+		if (run_fp32(g, cal) && listed && cal)
+			run_int8(g, cal, layers, n_layers, size % 2 == 1);
+		calib_free(cal);
+	}
 	free(layers);
 	graph_free(g);
 	return 0;
