@@ -70,7 +70,9 @@ bool fx_have_fmnist(void);
  * complement (0 bits when all are 0). */
 int64_t fx_bias_bytes(const int32_t *b, int64_t n);
 
-#define FX_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+/* Debian's dataset-fashion-mnist: CMakeLists.txt passes its folder
+ * (FMNIST_DIR) as PRESSO_FMNIST_DIR, so the path is written once. */
+#define FX_FMNIST_DIR PRESSO_FMNIST_DIR
 
 /* The files the tests' configs and loads name: the same four decompressed
  * into the build tree (CMakeLists.txt, when the dataset was there at
