@@ -1126,6 +1126,51 @@ Test(ops, sum_sub_div_broadcast)
 	mb_free(&b);
 }
 
+/* Concat(x, x * 1, ..., x * (n - 1)) on channels: a DenseNet block
+ * concatenates every earlier layer's output (torchvision's densenet121: 25
+ * inputs at once). */
+static void many_concat_model(struct mb *b, int n)
+{
+	mb_init(b, 13);
+	mb_input(b, "x", (int64_t[]){-1, 1, 2, 2}, 4);
+	const char **ins = calloc((size_t)n + 1, sizeof *ins);
+	char names[GRAPH_MAX_INPUTS + 2][2][16];
+	cr_assert_leq(n, GRAPH_MAX_INPUTS + 1);
+	ins[0] = "x";
+	for (int i = 1; i < n; i++) {
+		snprintf(names[i][0], sizeof names[i][0], "c%d", i);
+		snprintf(names[i][1], sizeof names[i][1], "f%d", i);
+		mb_init_f32(b, names[i][0], NULL, 0, (float[]){(float)i});
+		mb_node(b, "Mul", names[i][1], (const char *[]){"x", names[i][0], NULL}, names[i][1]);
+		ins[i] = names[i][1];
+	}
+	Onnx__NodeProto *c = mb_node(b, "Concat", "dense", ins, "y");
+	mb_attr_int(b, c, "axis", 1);
+	mb_output(b, "y");
+	free(ins);
+}
+
+Test(ops, concat_of_as_many_inputs_as_a_densenet_block)
+{
+	enum { N_IN = 49 }; /* torchvision's densenet201 */
+	struct mb b;
+	many_concat_model(&b, N_IN);
+	float x[4];
+	fill(x, 4, 41);
+	const float *y = run1(&b, x, 4, 4 * N_IN);
+	for (int i = 0; i < N_IN; i++)
+		for (int p = 0; p < 4; p++)
+			cr_assert_eq(y[i * 4 + p], i ? x[p] * (float)i : x[p], "channel %d", i);
+	mb_free(&b);
+
+	many_concat_model(&b, GRAPH_MAX_INPUTS + 1);
+	char want[64];
+	snprintf(want, sizeof want, "Concat has %d inputs; presso takes at most %d",
+		 GRAPH_MAX_INPUTS + 1, GRAPH_MAX_INPUTS);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, want);
+	mb_free(&b);
+}
+
 /* --- shapes and integer constants folded at load ----------------------------- */
 
 /* x.view(x.size(0), -1) as a dynamic-batch export writes it: Shape, Gather,

@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -871,6 +872,87 @@ Test(presso_file, new_ops_load_bit_identical)
 	graph_free(g);
 	mb_free(&b);
 	remove_dir(dir, (const char *const[]){"ops.presso", NULL});
+}
+
+/* A DenseNet-style concatenation of 40 conv branches and the input (41
+ * inputs, past the 8 a node once held): written and read back in both
+ * requantization forms, and the INT8 model's outputs follow the FP32 ones. */
+Test(presso_file, a_concat_of_41_inputs_round_trips_and_follows_fp32)
+{
+	enum { BRANCHES = 40 };
+	char *dir = fx_tmpdir();
+	uint32_t seed = 11;
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 6, 6}, 4);
+	const char *cat_in[BRANCHES + 2] = {"x"};
+	char names[BRANCHES][4][16];
+	for (int i = 0; i < BRANCHES; i++) {
+		float w[2] = {frand(&seed), frand(&seed)}, bias = 0.25f * frand(&seed);
+		for (int k = 0; k < 4; k++)
+			snprintf(names[i][k], sizeof names[i][k], "%c%d", "wbcr"[k], i);
+		mb_init_f32(&b, names[i][0], (int64_t[]){1, 2, 1, 1}, 4, w);
+		mb_init_f32(&b, names[i][1], (int64_t[]){1}, 1, &bias);
+		mb_node(&b, "Conv", names[i][2],
+			(const char *[]){"x", names[i][0], names[i][1], NULL}, names[i][2]);
+		mb_node(&b, "Relu", names[i][3], (const char *[]){names[i][2], NULL}, names[i][3]);
+		cat_in[i + 1] = names[i][3];
+	}
+	float wf[10 * (BRANCHES + 2)];
+	for (size_t i = 0; i < sizeof wf / sizeof wf[0]; i++)
+		wf[i] = frand(&seed);
+	mb_init_f32(&b, "wf", (int64_t[]){10, BRANCHES + 2}, 2, wf);
+	Onnx__NodeProto *cat = mb_node(&b, "Concat", "dense", cat_in, "cc");
+	mb_attr_int(&b, cat, "axis", 1);
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"cc", NULL}, "g");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	Onnx__NodeProto *fc = mb_node(&b, "Gemm", "fc", (const char *[]){"f", "wf", NULL}, "y");
+	mb_attr_int(&b, fc, "transB", 1);
+	mb_output(&b, "y");
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(n_layers_of(g), BRANCHES + 1);
+
+	/* FP32 outputs on run_q's images */
+	struct dataset *ds = random_images(g, N_RUN, 99);
+	struct engine *e;
+	cr_assert_eq(engine_create(g, N_RUN, &e), PRESSO_OK, "%s", status_msg());
+	int64_t idx[N_RUN];
+	for (int i = 0; i < N_RUN; i++)
+		idx[i] = i;
+	dataset_get_batch(ds, &IDENTITY_NORM, idx, N_RUN, false, engine_input(e, 0), NULL);
+	cr_assert_eq(engine_run(e, N_RUN), PRESSO_OK, "%s", status_msg());
+	struct shape ys;
+	const float *yf = engine_output(e, 0, &ys);
+	cr_assert_eq(shape_numel(&ys), N_RUN * 10);
+	float range = 0;
+	for (int i = 0; i < N_RUN * 10; i++)
+		range = fmaxf(range, fabsf(yf[i]));
+
+	struct policy *pol = uniform(n_layers_of(g), 8, 8);
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++) {
+		struct calib *cal;
+		struct qmodel *m = quantize_as(g, pol, (enum requant_mode)rq, &cal);
+		struct roundtrip rt;
+		roundtrip(m, fx_join(dir, "dense.presso"), &rt);
+		int64_t n;
+		float *yq = run_q(m, &n);
+		cr_assert_eq(n, N_RUN * 10);
+		for (int i = 0; i < n; i++)
+			cr_assert_leq(fabsf(yq[i] - yf[i]), 0.05f * range,
+				      "output %d: INT8 %g, FP32 %g (form %d)", i, yq[i], yf[i], rq);
+		free(yq);
+		qmodel_free(m);
+		calib_free(cal);
+	}
+	engine_free(e);
+	dataset_free(ds);
+	policy_free(pol);
+	graph_free(g);
+	mb_free(&b);
+	remove_dir(dir, (const char *const[]){"dense.presso", NULL});
 }
 
 /* A branch that carries no element (a Slice keeping none of the input's

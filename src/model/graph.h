@@ -26,7 +26,10 @@
 #include "base/status.h"
 
 #define GRAPH_MAX_DIMS 8
-#define GRAPH_MAX_INPUTS 8 /* per node; Concat with more inputs is refused */
+/* Inputs per node: a Concat or Sum with more is refused. DenseNets
+ * concatenate every earlier layer of a block (torchvision's densenet201: 49
+ * inputs). */
+#define GRAPH_MAX_INPUTS 64
 
 enum op_type {
 	OP_CONV,

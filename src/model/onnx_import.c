@@ -2243,9 +2243,14 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 		}
 	if (!known)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': op %s is not supported", name, op);
-	if (np->n_input < (size_t)min_inputs(n.op) || np->n_input > (size_t)max_inputs(n.op))
-		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has %zu inputs", name, op,
-				   np->n_input);
+	if (np->n_input < (size_t)min_inputs(n.op))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has %zu inputs; it needs at least %d",
+				   name, op, np->n_input, min_inputs(n.op));
+	if (np->n_input > (size_t)max_inputs(n.op))
+		return status_fail(max_inputs(n.op) == GRAPH_MAX_INPUTS ? PRESSO_E_UNSUPPORTED
+									: PRESSO_E_FORMAT,
+				   "node '%s': %s has %zu inputs; presso takes at most %d", name, op,
+				   np->n_input, max_inputs(n.op));
 	n.n_inputs = (int)np->n_input;
 	bool all_const = true, any_int = false;
 	for (size_t i = 0; i < np->n_input; i++) {
