@@ -1860,6 +1860,14 @@ static enum presso_status search(struct driver *d)
 	}
 	r->seconds = progress_elapsed(&d->prog);
 	r->driver_cpu_s = thread_cpu_s() - cpu0;
+	/* a budget or time limit reached before MIN_FAILURES_TO_GIVE_UP, with no
+	 * trial of the study complete: nothing found, and nothing to finish */
+	if (s == PRESSO_OK && r->end != DRIVER_END_INTERRUPTED && r->n_failed_run > 0 &&
+	    r->n_complete_run == 0 && d->a.n == 0)
+		s = status_fail(PRESSO_E_RUNTIME,
+				"all %d trials of this run failed and the study has no complete trial; "
+				"the last one: %s",
+				r->n_failed_run, r->last_error);
 	if (s == PRESSO_OK) {
 		show_progress(d, true);
 		progress_close(&d->prog);

@@ -1908,3 +1908,134 @@ Test(qengine, multi_head_attention_runs_in_integers)
 	check_block_in_integers(multi_head_block, "multi-head attention", ds, 40, 3, 16);
 	dataset_free(ds);
 }
+
+/* A ConvNeXt block as torchvision exports it: a depthwise 3x3 conv, a
+ * Transpose to channels-last [N,H,W,C], LayerNormalization over C (with ln),
+ * two Linears (MatMul of a 4-D activation, then Add of the bias) with a Relu
+ * between, a Transpose back to [N,C,H,W] and the residual Add; then GAP and
+ * a Gemm. With twin set, the same block without the Transposes and the
+ * LayerNormalization, its Linears as 1x1 convs of the transposed weights. */
+static struct graph *convnext_block_as(struct mb *b, bool twin, bool ln)
+{
+	enum { C = 4, E = 16 }; /* C: the most channels a dataset has */
+	uint32_t s = 71;
+	float wd[C * 9], bd[C], gam[C], bet[C], w1[C * E], b1[E], w2[E * C], b2[C], wf[3 * C];
+	float w1t[E * C], w2t[C * E];
+	for (size_t i = 0; i < sizeof wd / 4; i++)
+		wd[i] = 0.5f * frand(&s);
+	for (int i = 0; i < C; i++) {
+		bd[i] = 0.2f * frand(&s);
+		gam[i] = 1.0f + 0.2f * frand(&s);
+		bet[i] = 0.1f * frand(&s);
+		b2[i] = 0.2f * frand(&s);
+	}
+	for (int i = 0; i < E; i++)
+		b1[i] = 0.2f * frand(&s);
+	for (int k = 0; k < C; k++)
+		for (int j = 0; j < E; j++) {
+			w1[k * E + j] = w1t[j * C + k] = 0.5f * frand(&s);
+			w2[j * C + k] = w2t[k * E + j] = 0.5f * frand(&s);
+		}
+	for (size_t i = 0; i < sizeof wf / 4; i++)
+		wf[i] = 0.5f * frand(&s);
+	mb_init(b, 17);
+	mb_input(b, "img", (int64_t[]){-1, C, 4, 4}, 4);
+	mb_init_f32(b, "wd", (int64_t[]){C, 1, 3, 3}, 4, wd);
+	mb_init_f32(b, "bd", (int64_t[]){C}, 1, bd);
+	Onnx__NodeProto *d = mb_node(b, "Conv", "dw", (const char *[]){"img", "wd", "bd", NULL}, "d");
+	mb_attr_ints(b, d, "kernel_shape", (int64_t[]){3, 3}, 2);
+	mb_attr_ints(b, d, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_attr_int(b, d, "group", C);
+	mb_init_f32(b, "b1", (int64_t[]){E}, 1, b1);
+	mb_init_f32(b, "b2", (int64_t[]){C}, 1, b2);
+	if (twin) {
+		mb_init_f32(b, "w1", (int64_t[]){E, C, 1, 1}, 4, w1t);
+		mb_init_f32(b, "w2", (int64_t[]){C, E, 1, 1}, 4, w2t);
+		mb_node(b, "Conv", "fc1", (const char *[]){"d", "w1", "b1", NULL}, "h1b");
+		mb_node(b, "Relu", "act", (const char *[]){"h1b", NULL}, "r");
+		mb_node(b, "Conv", "fc2", (const char *[]){"r", "w2", "b2", NULL}, "o");
+	} else {
+		Onnx__NodeProto *t = mb_node(b, "Transpose", "to_last", (const char *[]){"d", NULL}, "dl");
+		mb_attr_ints(b, t, "perm", (int64_t[]){0, 2, 3, 1}, 4);
+		if (ln) {
+			mb_init_f32(b, "gamma", (int64_t[]){C}, 1, gam);
+			mb_init_f32(b, "beta", (int64_t[]){C}, 1, bet);
+			mb_node(b, "LayerNormalization", "ln",
+				(const char *[]){"dl", "gamma", "beta", NULL}, "n");
+		}
+		mb_init_f32(b, "w1", (int64_t[]){C, E}, 2, w1);
+		mb_init_f32(b, "w2", (int64_t[]){E, C}, 2, w2);
+		mb_node(b, "MatMul", "fc1", (const char *[]){ln ? "n" : "dl", "w1", NULL}, "h1");
+		mb_node(b, "Add", "fc1_bias", (const char *[]){"b1", "h1", NULL}, "h1b");
+		mb_node(b, "Relu", "act", (const char *[]){"h1b", NULL}, "r");
+		mb_node(b, "MatMul", "fc2", (const char *[]){"r", "w2", NULL}, "h2");
+		mb_node(b, "Add", "fc2_bias", (const char *[]){"h2", "b2", NULL}, "h2b");
+		t = mb_node(b, "Transpose", "to_first", (const char *[]){"h2b", NULL}, "o");
+		mb_attr_ints(b, t, "perm", (int64_t[]){0, 3, 1, 2}, 4);
+	}
+	mb_node(b, "Add", "residual", (const char *[]){"img", "o", NULL}, "res");
+	mb_node(b, "GlobalAveragePool", "gap", (const char *[]){"res", NULL}, "g");
+	mb_node(b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	mb_init_f32(b, "wf", (int64_t[]){3, C}, 2, wf);
+	Onnx__NodeProto *fc = mb_node(b, "Gemm", "head", (const char *[]){"f", "wf", NULL}, "y");
+	mb_attr_int(b, fc, "transB", 1);
+	mb_output(b, "y");
+	return load_mb(b);
+}
+
+static struct graph *convnext_block(struct mb *b) { return convnext_block_as(b, false, true); }
+
+/* Its Linears run as GEMMs over the channels-last rows, and the Transposes
+ * copy nothing: the NHWC bytes of the conv output are the channels-last
+ * tensor in logical order. Every node runs in integers and tracks FP32. */
+Test(qengine, a_convnext_block_runs_its_linears_over_nhwc_bytes)
+{
+	/* dw, fc1, fc2, head */
+	struct dataset *ds = uniform_items(32, 4, 4, 4, -1, 1, 67);
+	check_block_in_integers(convnext_block, "ConvNeXt block", ds, 32, 4, 3);
+	dataset_free(ds);
+}
+
+/* The block without its LayerNormalization gives the same bytes as its twin
+ * of 1x1 convs (the same values, so the same calibration and the same
+ * per-channel weights), on the reference kernels and the CPU's best, in
+ * both requantization forms. */
+Test(qengine, convnext_linears_equal_1x1_convs_bit_for_bit)
+{
+	enum { N = 16 };
+	struct dataset *ds = uniform_items(N, 4, 4, 4, -1, 1, 83);
+	float yf[N * 3], yq[2][N * 3];
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+		for (int isa = Q8_ISA_REF; isa <= (int)q8_isa_best(); isa += (int)q8_isa_best()) {
+			for (int twin = 0; twin < 2; twin++) {
+				struct mb b;
+				struct graph *g = convnext_block_as(&b, twin, false);
+				struct calib *cal = calibrate(g, ds);
+				struct layer *ls;
+				int nl;
+				cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+				cr_assert_eq(nl, 4);
+				struct policy *p;
+				cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+				struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+							  (enum requant_mode)rq};
+				struct qmodel *m;
+				cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s",
+					     status_msg());
+				cr_assert_eq(count_fallbacks(m), 0);
+				cr_assert_eq(run_both(g, m, ds, N, yf, yq[twin]), 3);
+				qmodel_free(m);
+				policy_free(p);
+				free(ls);
+				calib_free(cal);
+				graph_free(g);
+				mb_free(&b);
+			}
+			cr_assert_arr_eq(yq[0], yq[1], sizeof yq[0],
+					 "the Linears and the 1x1 convs differ (%s, %s)",
+					 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
+			if (isa == (int)q8_isa_best())
+				break;
+		}
+	dataset_free(ds);
+}

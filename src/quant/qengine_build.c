@@ -302,6 +302,55 @@ static bool kind_wants_logical(enum qkind k)
 	return k == QK_QMATMUL || k == QK_TRANSPOSE || k == QK_SOFTMAX || k == QK_LAYERNORM;
 }
 
+static int mm_view_reader(const struct graph *g, const enum qkind *kind, int t);
+static int mm_view_writer(const struct graph *g, const enum qkind *kind, int j);
+
+/* A 4-D value that node i needs in logical order: its output (k < 0), or its
+ * input k. An FC of a 4-D input (ConvNeXt's Linear over [N,H,W,C]) reads
+ * rows of its last axis, so both are logical. A Transpose between
+ * channels-first and channels-last, perm (0,2,3,1) or (0,3,1,2), wants only
+ * its channels-last side logical: its other side can stay NHWC, and the two
+ * are then the same bytes (nhwc_swap); unless a QMATMUL reads or writes it
+ * in place, at the strides of the logical order ("MatMuls through
+ * transposes" below). */
+static bool wants_logical(const struct graph *g, const enum qkind *kind, int i, int k)
+{
+	const struct node *n = &g->nodes[i];
+	if (kind[i] == QK_FC)
+		return g->values[n->inputs[0]].shape.n_dims == 4;
+	if (!kind_wants_logical(kind[i]))
+		return false;
+	int from = n->n_inputs > 0 ? g->values[n->inputs[0]].producer : -1;
+	if (kind[i] == QK_TRANSPOSE && n->a.n_ints == 4 &&
+	    g->values[n->inputs[0]].shape.n_dims == 4 && n->a.ints[0] == 0 &&
+	    mm_view_reader(g, kind, i) < 0 && (from < 0 || mm_view_writer(g, kind, from) != i)) {
+		const int64_t *p = n->a.ints;
+		if (p[1] == 2 && p[2] == 3 && p[3] == 1)
+			return k < 0;
+		if (p[1] == 3 && p[2] == 1 && p[3] == 2)
+			return k >= 0;
+	}
+	return true;
+}
+
+/* Transpose i between an NHWC value and the same bytes in logical order:
+ * [N,C,H,W] (NHWC) to [N,H,W,C] (logical), or back. */
+static bool nhwc_swap(const struct qmodel *m, const enum qkind *kind, int i)
+{
+	const struct graph *g = m->g;
+	const struct node *n = &g->nodes[i];
+	if (kind[i] != QK_TRANSPOSE || n->a.n_ints != 4 || g->values[n->inputs[0]].shape.n_dims != 4 ||
+	    n->a.ints[0] != 0)
+		return false;
+	const struct qvalue *x = &m->v[n->inputs[0]], *y = &m->v[n->output];
+	if (x->dom != QD_U8 || y->dom != QD_U8)
+		return false;
+	const int64_t *p = n->a.ints;
+	if (p[1] == 2 && p[2] == 3 && p[3] == 1)
+		return x->nhwc && !y->nhwc;
+	return p[1] == 3 && p[2] == 1 && p[3] == 2 && !x->nhwc && y->nhwc;
+}
+
 /* Steps that need their 4-D values in NHWC. */
 static bool kind_wants_nhwc(const struct graph *g, int i, enum qkind k)
 {
@@ -325,13 +374,13 @@ static void layout_plan(const struct graph *g, enum qkind *kind, const int *act_
 	for (int pass = 0; pass < 2; pass++) {
 		memset(logical, 0, sizeof(bool) * (size_t)g->n_values);
 		for (int i = 0; i < nn; i++) {
-			if (!kind_wants_logical(kind[i]))
-				continue;
 			const struct node *n = &g->nodes[i];
 			for (int k = 0; k < n->n_inputs; k++)
-				if (n->inputs[k] >= 0 && !value_is_const(&g->values[n->inputs[k]]))
+				if (n->inputs[k] >= 0 && !value_is_const(&g->values[n->inputs[k]]) &&
+				    wants_logical(g, kind, i, k))
 					logical[n->inputs[k]] = true;
-			logical[n->output] = true;
+			if (wants_logical(g, kind, i, -1))
+				logical[n->output] = true;
 		}
 		bool changed = true;
 		while (changed) {
@@ -373,7 +422,7 @@ static void layout_plan(const struct graph *g, enum qkind *kind, const int *act_
 			bool four = g->values[n->output].shape.n_dims == 4;
 			for (int k = 0; k < n->n_inputs; k++)
 				four |= n->inputs[k] >= 0 && g->values[n->inputs[k]].shape.n_dims == 4;
-			if (kind_wants_logical(kind[i]) && four)
+			if ((kind_wants_logical(kind[i]) || wants_logical(g, kind, i, -1)) && four)
 				kind[i] = QK_FALLBACK;
 		}
 	}
@@ -419,7 +468,7 @@ static enum qkind classify(const struct graph *g, int i)
 		if (w && !w->data && !value_is_const(w))
 			return matmul_of_activations(x, w) ? QK_QMATMUL : QK_FALLBACK;
 		if (!w || !w->data || w->shape.n_dims != 2 || x->shape.n_dims < 2 ||
-		    x->shape.n_dims == 4 || w->shape.dims[0] > MAX_GEMM_K)
+		    w->shape.dims[0] > MAX_GEMM_K)
 			return QK_FALLBACK;
 		return QK_FC;
 	case OP_RELU:
@@ -1344,7 +1393,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		int from = n->n_inputs > 0 ? g->values[n->inputs[0]].producer : -1;
 		if ((kind[i] == QK_RESHAPE &&
 		     (same_memory_order(m, n->inputs[0], st->out) || nhwc_to_tokens(m, kind, i))) ||
-		    (kind[i] == QK_TRANSPOSE && from >= 0 && nhwc_to_tokens(m, kind, from))) {
+		    (kind[i] == QK_TRANSPOSE && from >= 0 && nhwc_to_tokens(m, kind, from)) ||
+		    nhwc_swap(m, kind, i)) {
 			st->alias = true;
 			/* share the input's buffer: extend its lifetime instead */
 			int ib = m->v[n->inputs[0]].buf;
