@@ -19,6 +19,7 @@
 
 #include "base/sha256.h"
 #include "tests/fixtures.h"
+#include "tests/onnx_builder.h"
 
 static char *dir;
 static char *paths[32]; /* what path() handed out, freed by teardown */
@@ -439,6 +440,60 @@ Test(search_run, close_front_trials_are_rescored_on_more_images, .init = setup,
 			    "\"constraints\": {\"max_accuracy_drop\": 1.5}");
 	cr_assert_eq(search(cfg, path("bad.db"), "--max-trials 4", &out, &err), 2, "%s", err);
 	cr_assert(strstr(err, "search.rescore_images"), "%s", err);
+	free(out);
+	free(err);
+}
+
+/* A model whose FP32 baseline runs but whose every compressed trial fails
+ * the same way (a Gemm whose bias is an activation: no INT8 step takes it).
+ * A budget below the consecutive-failure limit used to end such a run with
+ * exit 0 and nothing found; it now exits 1 naming the failure, and the
+ * failed trials are stored as such. */
+Test(search_run, a_run_whose_every_trial_failed_exits_1, .init = setup, .fini = teardown)
+{
+	if (!fx_have_fmnist())
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	static float w[784 * 10];
+	uint32_t seed = 3;
+	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		w[i] = (float)((int)(seed >> 16) % 201 - 100) * 5e-4f;
+	}
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 1, 28, 28}, 4);
+	mb_init_i64(&b, "flat", (int64_t[]){2}, 1, (int64_t[]){-1, 784});
+	mb_init_f32(&b, "w1", (int64_t[]){784, 10}, 2, w);
+	mb_init_f32(&b, "w2", (int64_t[]){784, 10}, 2, w);
+	mb_node(&b, "Reshape", "flatten", (const char *[]){"x", "flat", NULL}, "f");
+	mb_node(&b, "Gemm", "side", (const char *[]){"f", "w2", NULL}, "s");
+	mb_node(&b, "Relu", "relu", (const char *[]){"s", NULL}, "r");
+	mb_node(&b, "Gemm", "main", (const char *[]){"f", "w1", "r", NULL}, "y");
+	mb_output(&b, "y");
+	size_t n;
+	uint8_t *bytes = mb_pack(&b, &n);
+	const char *model = path("refused.onnx");
+	cr_assert(fx_write(model, bytes, n));
+	mb_free(&b);
+	char body[4096];
+	snprintf(body, sizeof body,
+		 "{\"name\": \"refused\", \"model\": \"%s\", \"data\": {"
+		 "\"train_images\": \"" FX_FMNIST_TRAIN_IMAGES "\","
+		 "\"train_labels\": \"" FX_FMNIST_TRAIN_LABELS "\","
+		 "\"test_images\": \"" FX_FMNIST_TEST_IMAGES "\","
+		 "\"test_labels\": \"" FX_FMNIST_TEST_LABELS "\","
+		 "\"splits\": {\"seed\": 1, \"calibration\": 50, \"validation\": 100, \"test\": 100}},"
+		 "\"space\": {\"default\": {\"bits\": [4, 8]}}}",
+		 model);
+	const char *cfg = path("refused.json");
+	cr_assert(fx_write(cfg, body, strlen(body)));
+	const char *db = path("refused.db");
+	char *out, *err;
+	cr_assert_eq(search(cfg, db, "--max-trials 3", &out, &err), 1, "%s", err);
+	cr_assert(strstr(err, "all 3 trials of this run failed") &&
+		  strstr(err, "layer 'main': Gemm with this input cannot run in the INT8 engine"),
+		  "%s", err);
+	cr_assert_eq(count(db, "select count(*) from trials where state = 'failed'"), 3);
 	free(out);
 	free(err);
 }
