@@ -1243,6 +1243,84 @@ Test(fold, static_dims_slice_cast_and_arithmetic)
 	mb_free(&b);
 }
 
+/* PyTorch's sequence-first attention reshapes [T, N, E] to [T, N * heads,
+ * E / heads] with a target computed from the Shape: the batch entry times a
+ * constant is still a dimension that follows the batch (the Reshape's -1),
+ * and so is a multiple of it divided by a divisor of its factor. The graph
+ * runs at any batch. */
+Test(fold, batch_times_heads_in_a_reshape_target)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 4, 6}, 3);
+	Onnx__NodeProto *t = mb_node(&b, "Transpose", "seq_first", (const char *[]){"x", NULL}, "xt");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){1, 0, 2}, 3);
+	mb_init_i64(&b, "one", NULL, 0, (int64_t[]){1});
+	mb_init_i64(&b, "two", NULL, 0, (int64_t[]){2});
+	mb_init_i64(&b, "axes0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "t4", (int64_t[]){1}, 1, (int64_t[]){4});
+	mb_init_i64(&b, "d3", (int64_t[]){1}, 1, (int64_t[]){3});
+	mb_init_i64(&b, "d24", (int64_t[]){1}, 1, (int64_t[]){24});
+	mb_node(&b, "Shape", "shape", (const char *[]){"xt", NULL}, "s");
+	Onnx__NodeProto *ga = mb_node(&b, "Gather", "batch", (const char *[]){"s", "one", NULL}, "n");
+	mb_attr_int(&b, ga, "axis", 0);
+	mb_node(&b, "Mul", "batch_heads", (const char *[]){"n", "two", NULL}, "nh");
+	mb_node(&b, "Unsqueeze", "nh1", (const char *[]){"nh", "axes0", NULL}, "nh1");
+	Onnx__NodeProto *c = mb_node(&b, "Concat", "target", (const char *[]){"t4", "nh1", "d3", NULL}, "tg");
+	mb_attr_int(&b, c, "axis", 0);
+	mb_node(&b, "Reshape", "heads", (const char *[]){"xt", "tg", NULL}, "r");
+	t = mb_node(&b, "Transpose", "batch_first", (const char *[]){"r", NULL}, "rt");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){1, 0, 2}, 3);
+	mb_node(&b, "Div", "batch_again", (const char *[]){"nh", "two", NULL}, "n2");
+	mb_node(&b, "Unsqueeze", "n21", (const char *[]){"n2", "axes0", NULL}, "n21");
+	c = mb_node(&b, "Concat", "target2", (const char *[]){"n21", "d24", NULL}, "tg2");
+	mb_attr_int(&b, c, "axis", 0);
+	mb_node(&b, "Reshape", "rows", (const char *[]){"rt", "tg2", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf),
+			 "[N,24]");
+	for (int batch = 1; batch <= 3; batch += 2) {
+		float x[3 * 24], y[3 * 24];
+		fill(x, batch * 24, 43);
+		run(g, batch, x, batch * 24, y, batch * 24);
+		/* y[m][t][f] (m < 2N) of x[m / 2][t][(m % 2) * 3 + f] */
+		for (int m = 0; m < 2 * batch; m++)
+			for (int tt = 0; tt < 4; tt++)
+				for (int f = 0; f < 3; f++)
+					cr_assert_eq(y[m * 12 + tt * 3 + f],
+						     x[(m / 2) * 24 + tt * 6 + (m % 2) * 3 + f],
+						     "batch %d: (%d,%d,%d)", batch, m, tt, f);
+	}
+	graph_free(g);
+	mb_free(&b);
+
+	/* the batch plus one, or over a number that does not divide it, is not */
+	for (int k = 0; k < 2; k++) {
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 4, 6}, 3);
+		mb_init_i64(&b, "zero", NULL, 0, (int64_t[]){0});
+		mb_init_i64(&b, "two", NULL, 0, (int64_t[]){2});
+		mb_init_i64(&b, "axes0", (int64_t[]){1}, 1, (int64_t[]){0});
+		mb_init_i64(&b, "d", (int64_t[]){1}, 1, (int64_t[]){-1});
+		mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "s");
+		ga = mb_node(&b, "Gather", "batch", (const char *[]){"s", "zero", NULL}, "n");
+		mb_attr_int(&b, ga, "axis", 0);
+		mb_node(&b, k ? "Div" : "Add", "arith", (const char *[]){"n", "two", NULL}, "m");
+		mb_node(&b, "Unsqueeze", "m1", (const char *[]){"m", "axes0", NULL}, "m1");
+		c = mb_node(&b, "Concat", "target", (const char *[]){"m1", "d", NULL}, "tg");
+		mb_attr_int(&b, c, "axis", 0);
+		mb_node(&b, "Reshape", "view", (const char *[]){"x", "tg", NULL}, "y");
+		mb_output(&b, "y");
+		expect_error(&b, PRESSO_E_UNSUPPORTED,
+			     k ? "node 'arith': Div of a shape that depends on the batch size"
+			       : "node 'arith': Add of a shape that depends on the batch size");
+		mb_free(&b);
+	}
+}
+
 /* ConstantOfShape over a constant shape is a weight (filled with its value);
  * over a shape that follows the batch it is refused by name. */
 Test(fold, constant_of_shape)

@@ -955,6 +955,67 @@ Test(presso_file, a_concat_of_41_inputs_round_trips_and_follows_fp32)
 	remove_dir(dir, (const char *const[]){"dense.presso", NULL});
 }
 
+/* A sequence-first block (tokens [N,T,E] transposed to [T,N,E], flattened to
+ * [T*N, E] rows for a Linear, and back) is written and read back: the rows
+ * are batched (their count grows with the batch) but their batch-1 count is
+ * T, not 1, which the reader once refused ("batched but its batch-1 shape
+ * does not start with 1") in a file `presso compress` had just written. */
+Test(presso_file, sequence_first_rows_load_bit_identical)
+{
+	char *dir = fx_tmpdir();
+	uint32_t seed = 13;
+	float w[8 * 8], wf[8 * 10];
+	for (size_t i = 0; i < sizeof w / 4; i++)
+		w[i] = frand(&seed);
+	for (size_t i = 0; i < sizeof wf / 4; i++)
+		wf[i] = frand(&seed);
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 1, 4, 8}, 4);
+	mb_init_i64(&b, "tokens", (int64_t[]){3}, 1, (int64_t[]){0, 4, 8});
+	mb_init_i64(&b, "rows", (int64_t[]){2}, 1, (int64_t[]){-1, 8});
+	mb_init_i64(&b, "seq", (int64_t[]){3}, 1, (int64_t[]){4, -1, 8});
+	mb_init_i64(&b, "axes", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_init_f32(&b, "w", (int64_t[]){8, 8}, 2, w);
+	mb_init_f32(&b, "wf", (int64_t[]){8, 10}, 2, wf);
+	mb_node(&b, "Reshape", "to_tokens", (const char *[]){"x", "tokens", NULL}, "x3");
+	Onnx__NodeProto *t = mb_node(&b, "Transpose", "seq_first", (const char *[]){"x3", NULL}, "xt");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){1, 0, 2}, 3);
+	mb_node(&b, "Reshape", "to_rows", (const char *[]){"xt", "rows", NULL}, "r");
+	mb_node(&b, "MatMul", "linear", (const char *[]){"r", "w", NULL}, "l");
+	mb_node(&b, "Relu", "relu", (const char *[]){"l", NULL}, "a");
+	mb_node(&b, "Reshape", "to_seq", (const char *[]){"a", "seq", NULL}, "s");
+	t = mb_node(&b, "Transpose", "batch_first", (const char *[]){"s", NULL}, "bf");
+	mb_attr_ints(&b, t, "perm", (int64_t[]){1, 0, 2}, 3);
+	Onnx__NodeProto *rm = mb_node(&b, "ReduceMean", "pool", (const char *[]){"bf", NULL}, "m");
+	mb_attr_ints(&b, rm, "axes", (int64_t[]){1}, 1);
+	mb_attr_int(&b, rm, "keepdims", 0);
+	mb_node(&b, "MatMul", "head", (const char *[]){"m", "wf", NULL}, "y");
+	mb_output(&b, "y");
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	int rows = -1;
+	for (int v = 0; v < g->n_values; v++)
+		if (strcmp(g->values[v].name, "r") == 0)
+			rows = v;
+	cr_assert_geq(rows, 0);
+	cr_assert(g->values[rows].batched && g->values[rows].shape.dims[0] == 4,
+		  "the rows [4N, 8] are batched, 4 at batch 1");
+	struct policy *pol = uniform(n_layers_of(g), 8, 8);
+	struct calib *cal;
+	struct qmodel *m = quantize(g, pol, &cal);
+	struct roundtrip rt;
+	roundtrip(m, fx_join(dir, "seq.presso"), &rt);
+	qmodel_free(m);
+	calib_free(cal);
+	policy_free(pol);
+	graph_free(g);
+	mb_free(&b);
+	remove_dir(dir, (const char *const[]){"seq.presso", NULL});
+}
+
 /* A branch that carries no element (a Slice keeping none of the input's
  * channels, max-pooled, then concatenated with a conv's output) is written
  * and read back: the reader once refused the empty tensor's 0 dimension

@@ -868,8 +868,11 @@ static enum presso_status read_values(struct loading *L)
 				return bad(r, "value '%s': more than %lld elements", val->name,
 					   (long long)PFILE_MAX_NUMEL);
 		}
-		if (val->batched && (val->shape.n_dims == 0 || val->shape.dims[0] != 1))
-			return bad(r, "value '%s': batched but its batch-1 shape does not start with 1",
+		/* batched: the first dimension grows with the batch (the importer's
+		 * rule, onnx_import.c mark_batched): 1 for images, T for the T x N
+		 * rows of a sequence-first attention */
+		if (val->batched && (val->shape.n_dims == 0 || val->shape.dims[0] == 0))
+			return bad(r, "value '%s': batched but its batch-1 shape has no first dimension",
 				   val->name);
 		if (kind != VK_ACT) {
 			if (val->batched)
@@ -987,7 +990,7 @@ static enum presso_status check_shapes(struct loading *L)
 	for (int v = 0; v < g->n_values; v++) {
 		s1[v] = s2[v] = g->values[v].shape;
 		if (g->values[v].batched)
-			s2[v].dims[0] = 2;
+			s2[v].dims[0] *= 2;
 	}
 	for (int i = 0; i < g->n_nodes; i++) {
 		const struct node *n = &g->nodes[i];

@@ -37,10 +37,12 @@
 /* Entries of an int64 constant made from the Shape of a batched tensor stand
  * for a dimension that follows the batch size, unknown until the engine runs:
  * SYM_DIM(k) is the dimension that is k at batch 1 (and 2k at batch 2). Such
- * entries pass through Gather, Concat, Slice, Squeeze, Unsqueeze and Cast. A
- * Reshape takes one as 0 (copy) where its input has that very dimension, or
- * one as -1; anything else that needs the value (ConstantOfShape,
- * arithmetic) refuses the model. Real entries never come near INT64_MIN. */
+ * entries pass through Gather, Concat, Slice, Squeeze, Unsqueeze and Cast,
+ * and through Mul by a positive constant and Div by one that divides k
+ * (still linear in the batch). A Reshape takes one as 0 (copy) where its
+ * input has that very dimension, or one as -1; anything else that needs the
+ * value (ConstantOfShape, Add, a product of two) refuses the model. Real
+ * entries never come near INT64_MIN. */
 #define SYM_BASE INT64_MIN
 #define SYM_DIM(k) (SYM_BASE + (k))
 
@@ -2069,7 +2071,10 @@ static enum presso_status fold_int_arith(struct builder *b, struct node *n, int 
 	if (!x->idata || !w->idata)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s of float and integer constants",
 				   n->name, op_name(n->op));
-	if (has_sym(x) || has_sym(w))
+	/* a dimension that follows the batch times a positive constant, or
+	 * divided by one that divides it at batch 1, follows the batch too (batch
+	 * x heads in PyTorch's attention) */
+	if ((has_sym(x) || has_sym(w)) && n->op != OP_MUL && !(n->op == OP_DIV && !has_sym(w)))
 		return depends_on_batch(n->name, op_name(n->op), "a shape");
 	int64_t nx = shape_numel(&x->shape), nw = shape_numel(&w->shape);
 	bool same = x->shape.n_dims == w->shape.n_dims &&
@@ -2088,6 +2093,22 @@ static enum presso_status fold_int_arith(struct builder *b, struct node *n, int 
 	for (int64_t i = 0; i < count; i++) {
 		int64_t a = x->idata[nx == 1 ? 0 : i], c = w->idata[nw == 1 ? 0 : i], r = 0;
 		bool ok = true;
+		if (n->op == OP_MUL && is_sym(c)) {
+			int64_t t = a;
+			a = c;
+			c = t;
+		}
+		if (is_sym(a)) {
+			int64_t k = a - SYM_BASE, kr = 0;
+			if (is_sym(c) || c <= 0 ||
+			    (n->op == OP_MUL ? __builtin_mul_overflow(k, c, &kr) || kr > GRAPH_MAX_ELEMS
+					     : k % c != 0)) {
+				free(out);
+				return depends_on_batch(n->name, op_name(n->op), "a shape");
+			}
+			out[i] = SYM_DIM(n->op == OP_MUL ? kr : k / c);
+			continue;
+		}
 		switch (n->op) {
 		case OP_ADD:
 			ok = !__builtin_add_overflow(a, c, &r);
