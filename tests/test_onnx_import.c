@@ -1321,6 +1321,49 @@ Test(fold, batch_times_heads_in_a_reshape_target)
 	}
 }
 
+/* F.interpolate(p, size=x.shape[-2:]) as PyTorch exports it: Resize sizes
+ * from Shape(p)[0:2] and Shape(x)[2:4]. The first entry is the input's own
+ * batch, so the batch is kept (FPN and U-Net decoders), at any batch. */
+Test(fold, resize_to_the_size_of_another_tensor)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 4, 4}, 4);
+	Onnx__NodeProto *mp = mb_node(&b, "MaxPool", "down", (const char *[]){"x", NULL}, "p");
+	mb_attr_ints(&b, mp, "kernel_shape", (int64_t[]){2, 2}, 2);
+	mb_attr_ints(&b, mp, "strides", (int64_t[]){2, 2}, 2);
+	mb_init_i64(&b, "s0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "s2", (int64_t[]){1}, 1, (int64_t[]){2});
+	mb_init_i64(&b, "s4", (int64_t[]){1}, 1, (int64_t[]){4});
+	mb_node(&b, "Shape", "shape_p", (const char *[]){"p", NULL}, "sp");
+	mb_node(&b, "Shape", "shape_x", (const char *[]){"x", NULL}, "sx");
+	mb_node(&b, "Slice", "nc", (const char *[]){"sp", "s0", "s2", NULL}, "nc");
+	mb_node(&b, "Slice", "hw", (const char *[]){"sx", "s2", "s4", NULL}, "hw");
+	Onnx__NodeProto *c = mb_node(&b, "Concat", "sizes", (const char *[]){"nc", "hw", NULL}, "sz");
+	mb_attr_int(&b, c, "axis", 0);
+	Onnx__NodeProto *r = mb_node(&b, "Resize", "up", (const char *[]){"p", "", "", "sz", NULL}, "y");
+	mb_attr_string(&b, r, "coordinate_transformation_mode", "asymmetric");
+	mb_attr_string(&b, r, "nearest_mode", "floor");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	for (int batch = 1; batch <= 3; batch += 2) {
+		float x[3 * 32], y[3 * 32];
+		fill(x, batch * 32, 47);
+		run(g, batch, x, batch * 32, y, batch * 32);
+		for (int nc = 0; nc < batch * 2; nc++)
+			for (int i = 0; i < 4; i++)
+				for (int j = 0; j < 4; j++) {
+					const float *q = x + nc * 16 + (i / 2) * 2 * 4 + (j / 2) * 2;
+					float m = fmaxf(fmaxf(q[0], q[1]), fmaxf(q[4], q[5]));
+					cr_assert_eq(y[nc * 16 + i * 4 + j], m, "batch %d: (%d,%d,%d)", batch,
+						     nc, i, j);
+				}
+	}
+	graph_free(g);
+	mb_free(&b);
+}
+
 /* ConstantOfShape over a constant shape is a weight (filled with its value);
  * over a shape that follows the batch it is refused by name. */
 Test(fold, constant_of_shape)

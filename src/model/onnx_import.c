@@ -704,6 +704,18 @@ static enum presso_status const_ints_input(struct builder *b, struct node *n, in
 				n_sym--;
 			}
 	}
+	/* Resize sizes whose first entry is the input's own batch (as
+	 * F.interpolate(x, size=y.shape[-2:]) exports: Shape(x)[:2] concatenated
+	 * with y's): read_resize keeps that dimension */
+	if (n_sym && n->op == OP_RESIZE && len > 0 && is_sym(n->a.ints[0])) {
+		int64_t xd[GRAPH_MAX_DIMS];
+		int xr = 0;
+		enum presso_status s = prefix_shape(b, n->inputs[0], xd, &xr);
+		if (s != PRESSO_OK)
+			return s;
+		if (xr > 0 && n->a.ints[0] == xd[0])
+			n_sym--;
+	}
 	/* one other such entry and no -1: it is what the others leave, a -1 */
 	if (n_sym == 1 && n_infer == 0 && n->op == OP_RESHAPE) {
 		for (int k = 0; k < len; k++)
