@@ -1364,6 +1364,68 @@ Test(fold, resize_to_the_size_of_another_tensor)
 	mb_free(&b);
 }
 
+/* A ViT's class token as PyTorch exports x.expand(n, -1, -1) at a fixed
+ * batch: ConstantOfShape, Mul, Equal(shape, -1), Where(..., 1, shape), then
+ * Expand of the token, concatenated before the patches. All of it folds to
+ * the token itself (the shape [1, -1, -1] as a constant, as the exporter
+ * writes it at batch 1). With a dynamic batch the Expand's shape follows the
+ * batch, which is refused by name. */
+static void class_token_model(struct mb *b, bool dynamic)
+{
+	static const float tok[8] = {0.5f, -1, 2, 0.25f, -0.75f, 3, -2, 1};
+	mb_init(b, 17);
+	mb_input(b, "x", (int64_t[]){dynamic ? -1 : 1, 4, 8}, 3);
+	mb_init_f32(b, "cls", (int64_t[]){1, 1, 8}, 3, tok);
+	mb_init_i64(b, "three", (int64_t[]){1}, 1, (int64_t[]){3});
+	mb_init_i64(b, "minus", NULL, 0, (int64_t[]){-1});
+	mb_init_i64(b, "rest", (int64_t[]){2}, 1, (int64_t[]){-1, -1});
+	mb_init_i64(b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(b, "axes0", (int64_t[]){1}, 1, (int64_t[]){0});
+	Onnx__NodeProto *c;
+	if (dynamic) { /* the batch from the Shape */
+		mb_node(b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+		Onnx__NodeProto *ga =
+			mb_node(b, "Gather", "batch", (const char *[]){"xs", "zero", NULL}, "n");
+		mb_attr_int(b, ga, "axis", 0);
+		mb_node(b, "Unsqueeze", "n1", (const char *[]){"n", "axes0", NULL}, "n1");
+		c = mb_node(b, "Concat", "want", (const char *[]){"n1", "rest", NULL}, "want");
+		mb_attr_int(b, c, "axis", 0);
+	} else { /* the batch as exported */
+		mb_init_i64(b, "want", (int64_t[]){3}, 1, (int64_t[]){1, -1, -1});
+	}
+	Onnx__NodeProto *k = mb_node(b, "ConstantOfShape", "ones", (const char *[]){"three", NULL}, "ones");
+	mb_attr_tensor(b, k, "value", mb_tensor_i64(b, "one", (int64_t[]){1}, 1, (int64_t[]){1}));
+	mb_node(b, "Mul", "minus_ones", (const char *[]){"ones", "minus", NULL}, "mo");
+	mb_node(b, "Equal", "is_minus", (const char *[]){"want", "mo", NULL}, "eq");
+	mb_node(b, "Where", "keep", (const char *[]){"eq", "ones", "want", NULL}, "sh");
+	mb_node(b, "Expand", "expand", (const char *[]){"cls", "sh", NULL}, "ce");
+	c = mb_node(b, "Concat", "tokens", (const char *[]){"ce", "x", NULL}, "y");
+	mb_attr_int(b, c, "axis", 1);
+	mb_output(b, "y");
+}
+
+Test(fold, class_token_equal_where_expand)
+{
+	struct mb b;
+	class_token_model(&b, false);
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 1, "only the Concat remains");
+	float x[32], y[40];
+	fill(x, 32, 53);
+	run(g, 1, x, 32, y, 40);
+	static const float tok[8] = {0.5f, -1, 2, 0.25f, -0.75f, 3, -2, 1};
+	cr_assert_arr_eq(y, tok, sizeof tok);
+	cr_assert_arr_eq(y + 8, x, sizeof x);
+	graph_free(g);
+	mb_free(&b);
+
+	class_token_model(&b, true);
+	expect_error(&b, PRESSO_E_UNSUPPORTED,
+		     "node 'expand': Expand to a shape that depends on the batch size");
+	mb_free(&b);
+}
+
 /* ConstantOfShape over a constant shape is a weight (filled with its value);
  * over a shape that follows the batch it is refused by name. */
 Test(fold, constant_of_shape)

@@ -566,7 +566,7 @@ static const struct op_name_map op_names[] = {
  * shapes): evaluated by fold_only_node(), never graph nodes; but Slice, which
  * of a computed tensor becomes an OP_SLICE there. */
 static const char *const fold_only_ops[] = {"Shape", "Size", "ConstantOfShape", "Gather",
-					    "Slice"};
+					    "Slice", "Equal", "Where", "Expand"};
 
 static bool is_fold_only(const char *op)
 {
@@ -1998,6 +1998,164 @@ static enum presso_status import_split(struct builder *b, const Onnx__NodeProto 
 	return s;
 }
 
+/* --- Equal, Where and Expand of constants ------------------------------------
+ * PyTorch writes x.expand(n, -1, -1) (a ViT's class token) as Equal(shape,
+ * -1) and Where(..., 1, shape) before the Expand. Over constants all three
+ * fold, with numpy broadcasting; a shape entry that follows the batch may
+ * pass through Where and compares unequal to any number it cannot be (zero
+ * or less). An Expand whose shape follows the batch is refused. */
+
+/* out = the broadcast of the n shapes (right-aligned); false if they do not
+ * broadcast. */
+static bool broadcast_shapes(const struct shape *const *in, int n, struct shape *out)
+{
+	int r = 0;
+	for (int i = 0; i < n; i++)
+		r = in[i]->n_dims > r ? in[i]->n_dims : r;
+	out->n_dims = r;
+	for (int d = 0; d < r; d++) {
+		int64_t v = 1;
+		for (int i = 0; i < n; i++) {
+			int k = d - (r - in[i]->n_dims);
+			int64_t e = k >= 0 ? in[i]->dims[k] : 1;
+			if (e != 1 && v != 1 && e != v)
+				return false;
+			if (e != 1)
+				v = e;
+		}
+		out->dims[d] = v;
+	}
+	return true;
+}
+
+/* The element of a tensor of shape s that broadcasts to element o of out. */
+static int64_t broadcast_src(const struct shape *s, const struct shape *out, int64_t o)
+{
+	int64_t src = 0, stride = 1;
+	for (int d = out->n_dims - 1; d >= 0; d--) {
+		int64_t i = o % out->dims[d];
+		o /= out->dims[d];
+		int k = d - (out->n_dims - s->n_dims);
+		if (k >= 0) {
+			if (s->dims[k] != 1)
+				src += i * stride;
+			stride *= s->dims[k];
+		}
+	}
+	return src;
+}
+
+static enum presso_status fold_equal_where(struct builder *b, const char *name, const char *op,
+					   const int *in, int n_in, int out_v)
+{
+	bool where = strcmp(op, "Where") == 0;
+	const struct value *v[3];
+	const struct shape *sh[3];
+	if (n_in != (where ? 3 : 2))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s needs %d inputs", name, op,
+				   where ? 3 : 2);
+	for (int i = 0; i < n_in; i++) {
+		if (in[i] < 0)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': %s input %d is empty", name, op, i);
+		v[i] = &b->g->values[in[i]];
+		sh[i] = &v[i]->shape;
+		if (!value_is_const(v[i]) || (!v[i]->idata && !(where && i > 0 && v[i]->data)))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s of a computed tensor is not supported (only of constants: shapes)",
+					   name, op);
+	}
+	if (where && !v[1]->idata != !v[2]->idata)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Where of integer and float constants",
+				   name);
+	struct shape os;
+	int64_t count;
+	if (!broadcast_shapes(sh, n_in, &os))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s inputs do not broadcast", name, op);
+	if (!shape_numel_checked(&os, &count))
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s output too large", name, op);
+	size_t nb = (size_t)(count ? count : 1);
+	bool f32 = where && v[1]->data;
+	int64_t *l = f32 ? NULL : malloc(sizeof(int64_t) * nb);
+	float *f = f32 ? malloc(sizeof(float) * nb) : NULL;
+	if (!l && !f)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t o = 0; o < count; o++) {
+		int64_t a = v[0]->idata[broadcast_src(sh[0], &os, o)];
+		if (where) {
+			if (is_sym(a)) {
+				free(l);
+				free(f);
+				return depends_on_batch(name, op, "a condition");
+			}
+			const struct value *pick = a ? v[1] : v[2];
+			int64_t src = broadcast_src(&pick->shape, &os, o);
+			if (f)
+				f[o] = pick->data[src];
+			else
+				l[o] = pick->idata[src];
+			continue;
+		}
+		int64_t c = v[1]->idata[broadcast_src(sh[1], &os, o)];
+		if (is_sym(a) != is_sym(c) && (is_sym(a) ? c : a) > 0) {
+			free(l);
+			return depends_on_batch(name, op, "a shape");
+		}
+		l[o] = a == c;
+	}
+	return set_const(b, out_v, &os, l, f);
+}
+
+static enum presso_status fold_expand(struct builder *b, const char *name, const int *in, int n_in,
+				      int out_v)
+{
+	if (n_in != 2 || in[1] < 0)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Expand needs an input and a shape", name);
+	const struct value *x = &b->g->values[in[0]], *sv = &b->g->values[in[1]];
+	if (!value_is_const(x))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Expand of a computed tensor is not supported (only of constants)",
+				   name);
+	if (!sv->idata)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Expand shape must be constant integers",
+				   name);
+	int64_t n = shape_numel(&sv->shape);
+	if (sv->shape.n_dims != 1 || n > GRAPH_MAX_DIMS)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Expand shape must be a list of at most %d entries",
+				   name, GRAPH_MAX_DIMS);
+	struct shape target = {.n_dims = (int)n};
+	for (int d = 0; d < n; d++) {
+		if (is_sym(sv->idata[d]))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Expand to a shape that depends on the batch size is not supported (export the model at a fixed batch)",
+					   name);
+		if (sv->idata[d] < 0)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': Expand shape entry %lld is negative",
+					   name, (long long)sv->idata[d]);
+		target.dims[d] = sv->idata[d];
+	}
+	const struct shape *both[2] = {&x->shape, &target};
+	struct shape os;
+	int64_t count;
+	if (!broadcast_shapes(both, 2, &os))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': Expand shape does not broadcast with the input",
+				   name);
+	if (!shape_numel_checked(&os, &count))
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Expand output too large", name);
+	size_t nb = (size_t)(count ? count : 1);
+	float *f = x->data ? malloc(sizeof(float) * nb) : NULL;
+	int64_t *l = x->idata ? malloc(sizeof(int64_t) * nb) : NULL;
+	if (!f && !l)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t o = 0; o < count; o++) {
+		int64_t src = broadcast_src(&x->shape, &os, o);
+		if (f)
+			f[o] = x->data[src];
+		else
+			l[o] = x->idata[src];
+	}
+	return set_const(b, out_v, &os, l, f);
+}
+
 /* A node of fold_only_ops[], or a Cast of a constant: its output becomes a
  * constant, or the model is refused with the reason. */
 static enum presso_status fold_only_node(struct builder *b, const Onnx__NodeProto *np,
@@ -2026,6 +2184,10 @@ static enum presso_status fold_only_node(struct builder *b, const Onnx__NodeProt
 		return fold_constant_of_shape(b, np, name, in[0], out_v);
 	if (strcmp(op, "Cast") == 0)
 		return fold_cast(b, np, name, in[0], out_v);
+	if (strcmp(op, "Equal") == 0 || strcmp(op, "Where") == 0)
+		return fold_equal_where(b, name, op, in, n_in, out_v);
+	if (strcmp(op, "Expand") == 0)
+		return fold_expand(b, name, in, n_in, out_v);
 	if (strcmp(op, "Gather") == 0) {
 		if (n_in != 2 || in[1] < 0)
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Gather needs data and indices", name);
