@@ -372,6 +372,48 @@ Test(dataset, npy_f32_v2_loads)
 	dataset_free(ds);
 }
 
+/* float64, numpy's default for float arrays, little- and big-endian: read
+ * as float32; a value past float32's range is refused like a NaN. */
+Test(dataset, npy_f64_loads_as_float32)
+{
+	double pix[N_IMG * IMG_H * IMG_W];
+	unsigned char be[sizeof pix];
+	for (int i = 0; i < N_IMG; i++)
+		for (int y = 0; y < IMG_H; y++)
+			for (int x = 0; x < IMG_W; x++)
+				pix[(i * IMG_H + y) * IMG_W + x] = pixel(i, y, x);
+	for (size_t i = 0; i < sizeof pix / sizeof pix[0]; i++)
+		for (int k = 0; k < 8; k++)
+			be[8 * i + (size_t)k] = ((unsigned char *)&pix[i])[7 - k];
+	for (int big = 0; big < 2; big++) {
+		const char *img = keep(save_npy("img.npy", 1, big ? ">f8" : "<f8", false,
+						"(3, 2, 3)", big ? (void *)be : (void *)pix,
+						sizeof pix));
+		const char *lab = save_labels_npy();
+		struct dataset *ds = NULL;
+		cr_assert_eq(dataset_load_npy(img, lab, false, &ds), PRESSO_OK, "%s", status_msg());
+		cr_assert(ds->f32 && !ds->u8);
+		check_fixture(ds);
+		dataset_free(ds);
+		/* and as a tensor (presso run --input) */
+		int64_t dims[8];
+		int nd;
+		float *t;
+		cr_assert_eq(dataset_load_npy_tensor(img, 8, dims, &nd, &t), PRESSO_OK, "%s",
+			     status_msg());
+		cr_assert(nd == 3 && dims[0] == 3 && dims[1] == 2 && dims[2] == 3);
+		for (int i = 0; i < N_IMG * IMG_H * IMG_W; i++)
+			cr_assert_eq(t[i], (float)pix[i], "element %d", i);
+		free(t);
+	}
+	pix[7] = 1e39;
+	const char *img = keep(save_npy("img.npy", 1, "<f8", false, "(3, 2, 3)", pix, sizeof pix));
+	const char *lab = save_labels_npy();
+	struct dataset *ds = NULL;
+	ASSERT_FAILS(dataset_load_npy(img, lab, false, &ds), PRESSO_E_FORMAT,
+		     "image 1 holds a non-finite or out-of-float32-range value at element 1");
+}
+
 Test(dataset, npy_gzip_loads)
 {
 	uint8_t pix[N_IMG * IMG_H * IMG_W];
@@ -483,12 +525,12 @@ Test(dataset, npy_fortran_order)
 
 Test(dataset, npy_unsupported_dtype)
 {
-	double pix[12] = {0};
-	const char *img = keep(save_npy("img.npy", 1, "<f8", false, "(3, 2, 2)", pix, sizeof pix));
+	uint16_t pix[12] = {0};
+	const char *img = keep(save_npy("img.npy", 1, "<f2", false, "(3, 2, 2)", pix, sizeof pix));
 	const char *lab = save_labels_npy();
 	struct dataset *ds = NULL;
 	ASSERT_FAILS(dataset_load_npy(img, lab, false, &ds), PRESSO_E_UNSUPPORTED,
-		     "dtype '<f8' is not supported for images");
+		     "dtype '<f2' is not supported for images (expected '|u1', '<f4' or '<f8')");
 	float fl[N_IMG] = {0, 1, 2};
 	img = keep(save_npy("img.npy", 1, "|u1", false, "(3, 2, 2)", pix, 12));
 	lab = save_npy("lab.npy", 1, "<f4", false, "(3,)", fl, sizeof fl);

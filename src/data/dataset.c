@@ -624,6 +624,7 @@ static const struct npy_dtype npy_dtypes[] = {
 	{"u1", 1, false, false}, {"i1", 1, true, false}, {"u2", 2, false, false},
 	{"i2", 2, true, false},  {"u4", 4, false, false}, {"i4", 4, true, false},
 	{"u8", 8, false, false}, {"i8", 8, true, false},  {"f4", 4, true, true},
+	{"f8", 8, true, true}, /* numpy's default float: converted to float32 */
 };
 
 /* Finds descr ('<f4', '|u1', ...) in the table; *big_endian from its first char. */
@@ -657,7 +658,8 @@ static void format_shape(const struct npy_header *h, char *buf, size_t cap)
 
 /* Opens an NPY file, parses and checks its header, reads its data. `what` the
  * array holds, for messages: "images" and tensors take uint8 or float32,
- * labels (labels = true) any integer type. */
+ * labels (labels = true) any integer type. (Float64 is read too and
+ * converted to float32: numpy saves float arrays as float64 by default.) */
 static enum presso_status npy_load(const char *path, bool labels, const char *what,
 				   struct npy_header *h,
 				   const struct npy_dtype **dtype, bool *big_endian,
@@ -684,7 +686,7 @@ static enum presso_status npy_load(const char *path, bool labels, const char *wh
 				 h->descr, what,
 				 labels ? "an integer type: '|u1', '|i1', '<i2', '<i4', '<i8', "
 					  "'<u2', '<u4', '<u8'"
-					: "'|u1' or '<f4'");
+					: "'|u1', '<f4' or '<f8'");
 		goto fail;
 	}
 	if (h->fortran_order) {
@@ -701,6 +703,26 @@ static enum presso_status npy_load(const char *path, bool labels, const char *wh
 fail:
 	reader_close(&r);
 	return st;
+}
+
+/* Element i of a little- or big-endian float32 or float64 array, as float
+ * (a float64 beyond float32's range becomes an infinity). */
+static float npy_float(const unsigned char *data, int64_t i, const struct npy_dtype *t,
+		       bool big_endian)
+{
+	const unsigned char *p = data + i * t->bytes;
+	uint64_t u = 0;
+	for (int b = 0; b < t->bytes; b++)
+		u |= (uint64_t)p[big_endian ? t->bytes - 1 - b : b] << (8 * b);
+	if (t->bytes == 4) {
+		uint32_t u32 = (uint32_t)u;
+		float f;
+		memcpy(&f, &u32, sizeof f);
+		return f;
+	}
+	double d;
+	memcpy(&d, &u, sizeof d);
+	return (float)d;
 }
 
 /* Element i of a little- or big-endian integer array, sign-extended. */
@@ -772,26 +794,30 @@ enum presso_status dataset_load_npy(const char *images_path, const char *labels_
 	ds->w = (int)ww;
 	ds->hwc = ih.ndim == 4 && channels_last;
 	if (it->is_float) {
-		/* Decode in place from the file's byte order; reject NaN and infinity,
-		 * which would silently poison every accuracy computed from them. */
+		/* Decode in place from the file's byte order (float64 into the first
+		 * half: element i is written at 4i after it is read from 8i); reject
+		 * NaN and infinity (a float64 past float32's range included), which
+		 * would silently poison every accuracy computed from them. */
 		ds->f32 = (float *)(void *)pixels;
 		for (int64_t i = 0; i < ih.count; i++) {
-			const unsigned char *p = pixels + 4 * i;
-			uint32_t u = ibig ? be32(p)
-					  : (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-						    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-			float v;
-			memcpy(&v, &u, sizeof v);
+			float v = npy_float(pixels, i, it, ibig);
 			if (!isfinite(v)) {
 				int64_t per = ih.count / ds->n;
 				st = status_fail(PRESSO_E_FORMAT,
-						 "%s: image %lld holds a non-finite value at element "
-						 "%lld",
-						 images_path, (long long)(i / per), (long long)(i % per));
+						 "%s: image %lld holds a %s value at element %lld",
+						 images_path, (long long)(i / per),
+						 it->bytes == 8 ? "non-finite or out-of-float32-range"
+								: "non-finite",
+						 (long long)(i % per));
 				pixels = NULL;
 				goto fail;
 			}
 			ds->f32[i] = v;
+		}
+		if (it->bytes == 8) { /* give back the second half */
+			float *shrunk = realloc(ds->f32, sizeof(float) * (size_t)ih.count);
+			if (shrunk)
+				ds->f32 = shrunk;
 		}
 	} else {
 		ds->u8 = pixels;
@@ -873,17 +899,13 @@ enum presso_status dataset_load_npy_tensor(const char *path, int max_dims, int64
 			x[i] = raw[i];
 			continue;
 		}
-		const unsigned char *p = raw + 4 * i;
-		uint32_t u = big ? be32(p)
-				 : (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-					   (uint32_t)p[3] << 24;
-		memcpy(&x[i], &u, sizeof u);
+		x[i] = npy_float(raw, i, t, big);
 		if (!isfinite(x[i])) {
 			free(raw);
 			free(x);
 			return status_fail(PRESSO_E_FORMAT,
-					   "%s: element %lld is not finite (NaN or infinity)", path,
-					   (long long)i);
+					   "%s: element %lld is not finite (NaN or infinity%s)", path,
+					   (long long)i, t->bytes == 8 ? ", or past float32's range" : "");
 		}
 	}
 	free(raw);
