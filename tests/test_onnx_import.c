@@ -1368,8 +1368,9 @@ Test(fold, resize_to_the_size_of_another_tensor)
  * batch: ConstantOfShape, Mul, Equal(shape, -1), Where(..., 1, shape), then
  * Expand of the token, concatenated before the patches. All of it folds to
  * the token itself (the shape [1, -1, -1] as a constant, as the exporter
- * writes it at batch 1). With a dynamic batch the Expand's shape follows the
- * batch, which is refused by name. */
+ * writes it at batch 1). With a dynamic batch the Expand's shape starts with
+ * the batch: it becomes an Expand node that repeats the one token to the
+ * input's batch. */
 static void class_token_model(struct mb *b, bool dynamic)
 {
 	static const float tok[8] = {0.5f, -1, 2, 0.25f, -0.75f, 3, -2, 1};
@@ -1421,8 +1422,23 @@ Test(fold, class_token_equal_where_expand)
 	mb_free(&b);
 
 	class_token_model(&b, true);
-	expect_error(&b, PRESSO_E_UNSUPPORTED,
-		     "node 'expand': Expand to a shape that depends on the batch size");
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(g->n_nodes, 2, "the Expand and the Concat");
+	cr_assert_eq(g->nodes[0].op, OP_EXPAND);
+	char buf[64];
+	cr_assert_str_eq(shape_format(&g->values[g->outputs[0]].shape, true, buf, sizeof buf),
+			 "[N,5,8]");
+	for (int batch = 1; batch <= 3; batch += 2) {
+		float xb[3 * 32], yb[3 * 40];
+		fill(xb, batch * 32, 59);
+		run(g, batch, xb, batch * 32, yb, batch * 40);
+		for (int i = 0; i < batch; i++) {
+			cr_assert_arr_eq(yb + i * 40, tok, sizeof tok, "image %d of %d", i, batch);
+			cr_assert_arr_eq(yb + i * 40 + 8, xb + i * 32, sizeof x, "image %d of %d", i,
+					 batch);
+		}
+	}
+	graph_free(g);
 	mb_free(&b);
 }
 

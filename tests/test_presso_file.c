@@ -21,6 +21,7 @@
 #include "evaluators/trial.h"
 #include "model/graph.h"
 #include "quant/policy.h"
+#include "format/onnx_export.h"
 #include "format/presso_file.h"
 #include "quant/qengine.h"
 #include "tests/fixtures.h"
@@ -1014,6 +1015,106 @@ Test(presso_file, sequence_first_rows_load_bit_identical)
 	graph_free(g);
 	mb_free(&b);
 	remove_dir(dir, (const char *const[]){"seq.presso", NULL});
+}
+
+/* A ViT's class token at a dynamic batch: an Expand node repeating one
+ * token to the batch, concatenated before the patch tokens. Written and read
+ * back as .presso bit-identical, and exported as QDQ ONNX with the Expand's
+ * shape computed from the input's (Shape, Slice [0:1], Concat with [1, 8]). */
+Test(presso_file, a_class_token_expanded_to_the_batch_round_trips)
+{
+	char *dir = fx_tmpdir();
+	uint32_t seed = 17;
+	float tok[8], w[8 * 8], wf[8 * 10];
+	for (size_t i = 0; i < 8; i++)
+		tok[i] = frand(&seed);
+	for (size_t i = 0; i < sizeof w / 4; i++)
+		w[i] = frand(&seed);
+	for (size_t i = 0; i < sizeof wf / 4; i++)
+		wf[i] = frand(&seed);
+	struct mb b;
+	mb_init(&b, 17);
+	mb_input(&b, "x", (int64_t[]){-1, 1, 4, 8}, 4);
+	mb_init_i64(&b, "tokens", (int64_t[]){3}, 1, (int64_t[]){0, 4, 8});
+	mb_init_f32(&b, "cls", (int64_t[]){1, 1, 8}, 3, tok);
+	mb_init_i64(&b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(&b, "axes0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "rest", (int64_t[]){2}, 1, (int64_t[]){1, 8});
+	mb_init_f32(&b, "w", (int64_t[]){8, 8}, 2, w);
+	mb_init_f32(&b, "wf", (int64_t[]){8, 10}, 2, wf);
+	mb_node(&b, "Reshape", "to_tokens", (const char *[]){"x", "tokens", NULL}, "x3");
+	mb_node(&b, "Shape", "shape", (const char *[]){"x3", NULL}, "xs");
+	Onnx__NodeProto *ga = mb_node(&b, "Gather", "batch", (const char *[]){"xs", "zero", NULL}, "n");
+	mb_attr_int(&b, ga, "axis", 0);
+	mb_node(&b, "Unsqueeze", "n1", (const char *[]){"n", "axes0", NULL}, "n1");
+	Onnx__NodeProto *c = mb_node(&b, "Concat", "want", (const char *[]){"n1", "rest", NULL}, "sh");
+	mb_attr_int(&b, c, "axis", 0);
+	mb_node(&b, "Expand", "expand", (const char *[]){"cls", "sh", NULL}, "ce");
+	c = mb_node(&b, "Concat", "with_token", (const char *[]){"ce", "x3", NULL}, "t");
+	mb_attr_int(&b, c, "axis", 1);
+	mb_node(&b, "MatMul", "linear", (const char *[]){"t", "w", NULL}, "l");
+	mb_node(&b, "Relu", "relu", (const char *[]){"l", NULL}, "a");
+	Onnx__NodeProto *rm = mb_node(&b, "ReduceMean", "pool", (const char *[]){"a", NULL}, "m");
+	mb_attr_ints(&b, rm, "axes", (int64_t[]){1}, 1);
+	mb_attr_int(&b, rm, "keepdims", 0);
+	mb_node(&b, "MatMul", "head", (const char *[]){"m", "wf", NULL}, "y");
+	mb_output(&b, "y");
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	struct policy *pol = uniform(n_layers_of(g), 8, 8);
+	struct calib *cal;
+	struct qmodel *m = quantize(g, pol, &cal);
+	struct roundtrip rt;
+	roundtrip(m, fx_join(dir, "cls.presso"), &rt);
+
+	const char *path = fx_join(dir, "cls.onnx");
+	cr_assert_eq(onnx_export_qdq(m, NULL, path), PRESSO_OK, "%s", status_msg());
+	size_t n;
+	char *file = fx_read(path, &n);
+	Onnx__ModelProto *om = onnx__model_proto__unpack(NULL, n, (const uint8_t *)file);
+	cr_assert_not_null(om);
+	const Onnx__GraphProto *og = om->graph;
+	const Onnx__NodeProto *ex = NULL;
+	for (size_t i = 0; i < og->n_node; i++)
+		if (strcmp(og->node[i]->op_type, "Expand") == 0)
+			ex = og->node[i];
+	cr_assert(ex && ex->n_input == 2, "an Expand with an input and a shape");
+	/* its shape: Concat(Slice(Shape(input)), [1, 8]) */
+	const char *want[3] = {"Concat", "Slice", "Shape"};
+	const char *v = ex->input[1];
+	for (int k = 0; k < 3; k++) {
+		const Onnx__NodeProto *p = NULL;
+		for (size_t i = 0; i < og->n_node && !p; i++)
+			if (strcmp(og->node[i]->output[0], v) == 0)
+				p = og->node[i];
+		cr_assert(p && strcmp(p->op_type, want[k]) == 0, "step %d: %s", k,
+			  p ? p->op_type : "no producer");
+		v = p->input[0];
+	}
+	/* the graph input, or its quantize-dequantize pair */
+	for (bool moved = true; moved;) {
+		moved = false;
+		for (size_t i = 0; i < og->n_node && !moved; i++)
+			if (strcmp(og->node[i]->output[0], v) == 0 &&
+			    strstr(og->node[i]->op_type, "uantizeLinear")) {
+				v = og->node[i]->input[0];
+				moved = true;
+			}
+	}
+	bool from_input = false;
+	for (size_t i = 0; i < og->n_input; i++)
+		from_input |= strcmp(og->input[i]->name, v) == 0;
+	cr_assert(from_input, "the Shape reads '%s', not the graph input", v);
+	onnx__model_proto__free_unpacked(om, NULL);
+	free(file);
+	qmodel_free(m);
+	calib_free(cal);
+	policy_free(pol);
+	graph_free(g);
+	mb_free(&b);
+	remove_dir(dir, (const char *const[]){"cls.presso", "cls.onnx", NULL});
 }
 
 /* A branch that carries no element (a Slice keeping none of the input's

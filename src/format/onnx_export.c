@@ -536,6 +536,31 @@ static enum presso_status emit_node(struct xb *b, int i)
 		n_in = 5;
 		if (b->oom)
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
+	} else if (n->op == OP_EXPAND) {
+		/* the shape: input 1's first dimension (Shape, Slice [0:1]), then
+		 * the rest of input 0's */
+		const struct shape *cs = &g->values[n->inputs[0]].shape;
+		int64_t one = 1, zero = 0, first = 1, nr = cs->n_dims - 1;
+		char *shp = new_name(b, n->name, "_shape"), *lo = new_name(b, n->name, "_zero"),
+		     *hi = new_name(b, n->name, "_one"), *bat = new_name(b, n->name, "_batch"),
+		     *rest = new_name(b, n->name, "_rest"), *tgt = new_name(b, n->name, "_target");
+		if (b->oom)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		add_init(b, lo, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &one, 1, &zero, 8);
+		add_init(b, hi, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &one, 1, &first, 8);
+		add_node(b, "Shape", shp, 1, (const char *const[]){in[1]}, shp);
+		add_node(b, "Slice", bat, 3, (const char *const[]){shp, lo, hi}, bat);
+		in[1] = bat;
+		if (nr > 0) {
+			add_init(b, rest, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &nr, 1, cs->dims + 1, 8);
+			Onnx__NodeProto *c =
+				add_node(b, "Concat", tgt, 2, (const char *const[]){bat, rest}, tgt);
+			if (c)
+				attr_int(b, c, "axis", 0);
+			in[1] = tgt;
+		}
+		if (b->oom)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
 	} else if (n->op == OP_PAD) {
 		int64_t len = n->a.n_ints;
 		char *name = new_name(b, n->name, "_pads");

@@ -163,6 +163,7 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_ABS] = {0, 1, 1, false},
 	[OP_SLICE] = {A_AXIS | A_INTS, 1, 1, false},
 	[OP_RESIZE] = {A_RESIZE, 1, 1, false},
+	[OP_EXPAND] = {0, 2, 2, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as

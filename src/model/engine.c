@@ -370,6 +370,13 @@ static void exec_slice(const struct exec_args *x)
 		       x->in[0], x->out);
 }
 
+static void exec_expand(const struct exec_args *x)
+{
+	int64_t per = shape_numel(in_shape(x, 0)), n = out_shape(x)->dims[0];
+	for (int64_t b = 0; b < n; b++)
+		memcpy(x->out + b * per, x->in[0], sizeof(float) * (size_t)per);
+}
+
 static void exec_concat(const struct exec_args *x)
 {
 	const struct shape *ys = out_shape(x);
@@ -472,6 +479,7 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_ABS] = exec_unary,
 	[OP_SLICE] = exec_slice,
 	[OP_RESIZE] = exec_resize,
+	[OP_EXPAND] = exec_expand,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

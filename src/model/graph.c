@@ -512,6 +512,20 @@ static enum presso_status infer_pad(const struct graph *g, const struct node *n,
 
 /* Resize: each dimension but the batch's to its size, or to the floor of its
  * input's times its scale (ONNX's rule); the batch follows the input. */
+/* Input 0 [1, d1, ...] repeated to input 1's first dimension. */
+static enum presso_status infer_expand(const struct graph *g, const struct node *n,
+				       const struct shape *in[], struct shape *out)
+{
+	(void)g;
+	if (n->n_inputs != 2 || in[0]->n_dims < 1 || in[0]->dims[0] != 1 || in[1]->n_dims < 1)
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': Expand needs a [1, ...] tensor and a tensor whose first dimension it takes",
+				   n->name);
+	*out = *in[0];
+	out->dims[0] = in[1]->dims[0];
+	return PRESSO_OK;
+}
+
 static enum presso_status infer_resize(const struct graph *g, const struct node *n,
 				       const struct shape *in[], struct shape *out)
 {
@@ -682,6 +696,7 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_ABS] = {"Abs", infer_same},
 	[OP_SLICE] = {"Slice", infer_slice},
 	[OP_RESIZE] = {"Resize", infer_resize},
+	[OP_EXPAND] = {"Expand", infer_expand},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

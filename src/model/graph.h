@@ -75,6 +75,9 @@ enum op_type {
 	OP_ABS,
 	OP_SLICE,
 	OP_RESIZE,
+	/* a constant [1, ...] repeated along axis 0 to input 1's first
+	 * dimension (the batch): a ViT's class token x.expand(n, -1, -1) */
+	OP_EXPAND,
 	OP_COUNT
 };
 

@@ -2003,7 +2003,9 @@ static enum presso_status import_split(struct builder *b, const Onnx__NodeProto 
  * -1) and Where(..., 1, shape) before the Expand. Over constants all three
  * fold, with numpy broadcasting; a shape entry that follows the batch may
  * pass through Where and compares unequal to any number it cannot be (zero
- * or less). An Expand whose shape follows the batch is refused. */
+ * or less). An Expand of a constant to the batch in its first dimension (the
+ * token at a dynamic batch) becomes an OP_EXPAND of one copy; to the batch
+ * elsewhere it is refused. */
 
 /* out = the broadcast of the n shapes (right-aligned); false if they do not
  * broadcast. */
@@ -2123,11 +2125,17 @@ static enum presso_status fold_expand(struct builder *b, const char *name, const
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Expand shape must be a list of at most %d entries",
 				   name, GRAPH_MAX_DIMS);
 	struct shape target = {.n_dims = (int)n};
+	bool batch = n > 0 && sv->idata[0] == SYM_DIM(1) && x->shape.n_dims <= n &&
+		     (x->shape.n_dims < n || x->shape.dims[0] == 1);
 	for (int d = 0; d < n; d++) {
+		if (d == 0 && batch) { /* the batch: one copy here, OP_EXPAND below */
+			target.dims[0] = 1;
+			continue;
+		}
 		if (is_sym(sv->idata[d]))
 			return status_fail(PRESSO_E_UNSUPPORTED,
-					   "node '%s': Expand to a shape that depends on the batch size is not supported (export the model at a fixed batch)",
-					   name);
+					   "node '%s': Expand to a shape that depends on the batch size in dimension %d is not supported",
+					   name, d);
 		if (sv->idata[d] < 0)
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Expand shape entry %lld is negative",
 					   name, (long long)sv->idata[d]);
@@ -2153,7 +2161,50 @@ static enum presso_status fold_expand(struct builder *b, const char *name, const
 		else
 			l[o] = x->idata[src];
 	}
-	return set_const(b, out_v, &os, l, f);
+	if (!batch)
+		return set_const(b, out_v, &os, l, f);
+	/* x.expand(n, ...) with n the batch (a ViT's class token at a dynamic
+	 * batch): the one copy made above, repeated to the batch of the graph's
+	 * input at run time */
+	int like = -1;
+	for (int i = 0; i < b->g->n_inputs && like < 0; i++) {
+		int64_t dims[GRAPH_MAX_DIMS];
+		int rank = 0;
+		enum presso_status s = prefix_shape(b, b->g->inputs[i], dims, &rank);
+		if (s != PRESSO_OK) {
+			free(f);
+			free(l);
+			return s;
+		}
+		if (rank > 0 && dims[0] == SYM_DIM(1))
+			like = b->g->inputs[i];
+	}
+	if (like < 0 || !f) {
+		free(f);
+		free(l);
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Expand to the batch of a tensor other than a graph input's is not supported",
+				   name);
+	}
+	char cname[300];
+	snprintf(cname, sizeof cname, "%s#one", name);
+	int c = add_value(b, cname);
+	if (c < 0) {
+		free(f);
+		return PRESSO_E_NOMEM;
+	}
+	set_const(b, c, &os, NULL, f);
+	struct node node = {.op = OP_EXPAND, .n_inputs = 2, .output = out_v};
+	node.inputs[0] = c;
+	node.inputs[1] = like;
+	node.name = strdup(name);
+	if (!node.name)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	b->g->values[out_v].producer = b->g->n_nodes;
+	enum presso_status s = add_node(b, &node);
+	if (s != PRESSO_OK)
+		free(node.name);
+	return s;
 }
 
 /* A node of fold_only_ops[], or a Cast of a constant: its output becomes a

@@ -1189,6 +1189,8 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 		resize_nearest_backward_f32__ref(xs->n_dims, xs->dims, ys->dims, maps, dy, dx);
 		break;
 	}
+	case OP_EXPAND: /* a constant repeated: input 1 gives only its count */
+		break;
 	default: /* reshape-like ops on constants were folded at import */
 		if (dx)
 			for (int64_t j = 0; j < shape_numel(&sh[n->output]); j++)
