@@ -190,6 +190,64 @@ static void shapes(void)
 	write_model(&b, "shapes.onnx");
 }
 
+/* A transformer's shape arithmetic at a dynamic batch: a class token
+ * expanded to the batch (Shape, Gather, Unsqueeze, Concat, ConstantOfShape,
+ * Mul, Equal, Where, Expand) and concatenated before the tokens, then a
+ * sequence-first Reshape to [T, batch x 2, D / 2] (Mul of the batch) and back
+ * to [batch, T x D] (Div of it), and a MatMul. */
+static void tokens(void)
+{
+	struct mb b;
+	mb_init(&b, 17);
+	mb_input(&b, "x", (int64_t[]){-1, 4, 6}, 3);
+	add_weight(&b, "cls", (int64_t[]){1, 1, 6}, 3, 0.5f);
+	mb_init_i64(&b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(&b, "one", NULL, 0, (int64_t[]){1});
+	mb_init_i64(&b, "two", NULL, 0, (int64_t[]){2});
+	mb_init_i64(&b, "minus", NULL, 0, (int64_t[]){-1});
+	mb_init_i64(&b, "three", (int64_t[]){1}, 1, (int64_t[]){3});
+	mb_init_i64(&b, "axes0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "rest", (int64_t[]){2}, 1, (int64_t[]){-1, -1});
+	mb_init_i64(&b, "t5", (int64_t[]){1}, 1, (int64_t[]){5});
+	mb_init_i64(&b, "d3", (int64_t[]){1}, 1, (int64_t[]){3});
+	mb_init_i64(&b, "d30", (int64_t[]){1}, 1, (int64_t[]){30});
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	Onnx__NodeProto *n = mb_node(&b, "Gather", "batch", (const char *[]){"xs", "zero", NULL}, "n");
+	mb_attr_int(&b, n, "axis", 0);
+	mb_node(&b, "Unsqueeze", "n1", (const char *[]){"n", "axes0", NULL}, "n1");
+	n = mb_node(&b, "Concat", "want", (const char *[]){"n1", "rest", NULL}, "want");
+	mb_attr_int(&b, n, "axis", 0);
+	n = mb_node(&b, "ConstantOfShape", "ones", (const char *[]){"three", NULL}, "ones");
+	mb_attr_tensor(&b, n, "value", mb_tensor_i64(&b, "v1", (int64_t[]){1}, 1, (int64_t[]){1}));
+	mb_node(&b, "Mul", "minus_ones", (const char *[]){"ones", "minus", NULL}, "mo");
+	mb_node(&b, "Equal", "is_minus", (const char *[]){"want", "mo", NULL}, "eq");
+	mb_node(&b, "Where", "keep", (const char *[]){"eq", "ones", "want", NULL}, "sh");
+	mb_node(&b, "Expand", "expand", (const char *[]){"cls", "sh", NULL}, "ce");
+	n = mb_node(&b, "Concat", "with_token", (const char *[]){"ce", "x", NULL}, "t");
+	mb_attr_int(&b, n, "axis", 1);
+	n = mb_node(&b, "Transpose", "seq_first", (const char *[]){"t", NULL}, "tt");
+	mb_attr_ints(&b, n, "perm", (int64_t[]){1, 0, 2}, 3);
+	mb_node(&b, "Shape", "shape_t", (const char *[]){"tt", NULL}, "ts");
+	n = mb_node(&b, "Gather", "batch_t", (const char *[]){"ts", "one", NULL}, "nb");
+	mb_attr_int(&b, n, "axis", 0);
+	mb_node(&b, "Mul", "heads", (const char *[]){"nb", "two", NULL}, "nh");
+	mb_node(&b, "Unsqueeze", "nh1", (const char *[]){"nh", "axes0", NULL}, "nh1");
+	n = mb_node(&b, "Concat", "split", (const char *[]){"t5", "nh1", "d3", NULL}, "tg");
+	mb_attr_int(&b, n, "axis", 0);
+	mb_node(&b, "Reshape", "to_heads", (const char *[]){"tt", "tg", NULL}, "r");
+	n = mb_node(&b, "Transpose", "batch_first", (const char *[]){"r", NULL}, "rb");
+	mb_attr_ints(&b, n, "perm", (int64_t[]){1, 0, 2}, 3);
+	mb_node(&b, "Div", "unheads", (const char *[]){"nh", "two", NULL}, "n2");
+	mb_node(&b, "Unsqueeze", "n21", (const char *[]){"n2", "axes0", NULL}, "n21");
+	n = mb_node(&b, "Concat", "rows", (const char *[]){"n21", "d30", NULL}, "tg2");
+	mb_attr_int(&b, n, "axis", 0);
+	mb_node(&b, "Reshape", "to_rows", (const char *[]){"rb", "tg2", NULL}, "f");
+	add_weight(&b, "w", (int64_t[]){30, 5}, 2, 0.5f);
+	mb_node(&b, "MatMul", "mm", (const char *[]){"f", "w", NULL}, "y");
+	mb_output(&b, "y");
+	write_model(&b, "tokens.onnx");
+}
+
 /* --- datasets ---------------------------------------------------------------- */
 
 struct buf {
@@ -343,6 +401,7 @@ int main(int argc, char **argv)
 	cnn();
 	residual();
 	shapes();
+	tokens();
 	datasets();
 	return 0;
 }
