@@ -1171,6 +1171,70 @@ Test(ops, concat_of_as_many_inputs_as_a_densenet_block)
 	mb_free(&b);
 }
 
+/* InstanceNormalization: each (image, channel) normalised over the rest,
+ * then scaled and shifted per channel (InstanceNorm2d with affine); and
+ * PyTorch's GroupNorm export, an InstanceNormalization of scale 1 and B 0
+ * between two Reshapes, which becomes one LayerNormalization. */
+Test(ops, instance_normalization_and_group_norm)
+{
+	static const float scale[2] = {1.5f, 0.5f}, bias[2] = {0.1f, -0.2f};
+	for (int group = 0; group < 2; group++) {
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 2, 3, 3}, 4);
+		const char *in = "x";
+		if (group) { /* GroupNorm(1, 2) */
+			mb_init_i64(&b, "grouped", (int64_t[]){3}, 1, (int64_t[]){0, 1, -1});
+			mb_init_i64(&b, "back", (int64_t[]){4}, 1, (int64_t[]){0, 2, 3, 3});
+			mb_init_f32(&b, "s", (int64_t[]){1}, 1, (float[]){1.0f});
+			mb_init_f32(&b, "b", (int64_t[]){1}, 1, (float[]){0.0f});
+			mb_node(&b, "Reshape", "to_groups", (const char *[]){"x", "grouped", NULL}, "g");
+			in = "g";
+		} else {
+			mb_init_f32(&b, "s", (int64_t[]){2}, 1, scale);
+			mb_init_f32(&b, "b", (int64_t[]){2}, 1, bias);
+		}
+		Onnx__NodeProto *n = mb_node(&b, "InstanceNormalization", "inorm",
+					     (const char *[]){in, "s", "b", NULL}, group ? "n" : "y");
+		mb_attr_float(&b, n, "epsilon", 1e-3f);
+		if (group)
+			mb_node(&b, "Reshape", "from_groups", (const char *[]){"n", "back", NULL}, "y");
+		mb_output(&b, "y");
+		struct graph *g;
+		cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+		int n_ln = 0;
+		for (int i = 0; i < g->n_nodes; i++)
+			n_ln += g->nodes[i].op == OP_LAYERNORM;
+		cr_assert_eq(n_ln, 1);
+		cr_assert_eq(g->n_nodes, 3, "%s",
+			     group ? "Reshape, LayerNorm, Reshape" : "LayerNorm, Mul, Add");
+		float x[2 * 18], y[2 * 18];
+		fill(x, 36, 61);
+		run(g, 2, x, 36, y, 36);
+		/* over each image's 9 (instance) or 18 (one group) values */
+		int span = group ? 18 : 9;
+		for (int o = 0; o < 36; o += span) {
+			double m = 0, v = 0;
+			for (int i = 0; i < span; i++)
+				m += x[o + i];
+			m /= span;
+			for (int i = 0; i < span; i++)
+				v += (x[o + i] - m) * (x[o + i] - m);
+			v /= span;
+			for (int i = 0; i < span; i++) {
+				int c = ((o + i) / 9) % 2;
+				double want = (x[o + i] - m) / sqrt(v + 1e-3);
+				if (!group)
+					want = want * scale[c] + bias[c];
+				cr_assert_float_eq(y[o + i], want, 1e-5, "%s: element %d",
+						   group ? "group" : "instance", o + i);
+			}
+		}
+		graph_free(g);
+		mb_free(&b);
+	}
+}
+
 /* --- shapes and integer constants folded at load ----------------------------- */
 
 /* x.view(x.size(0), -1) as a dynamic-batch export writes it: Shape, Gather,

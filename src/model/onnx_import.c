@@ -577,10 +577,11 @@ static bool is_fold_only(const char *op)
 }
 
 /* The ONNX ops presso imports: op_names[] above, the fold-only ones, Slice,
- * Split and Constant. */
+ * Split, Constant and InstanceNormalization (import_instancenorm). */
 static bool op_is_known(const char *op)
 {
-	if (strcmp(op, "Constant") == 0 || strcmp(op, "Split") == 0 || is_fold_only(op))
+	if (strcmp(op, "Constant") == 0 || strcmp(op, "Split") == 0 ||
+	    strcmp(op, "InstanceNormalization") == 0 || is_fold_only(op))
 		return true;
 	for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
 		if (strcmp(op_names[i].onnx, op) == 0)
@@ -2434,6 +2435,138 @@ static bool find_reader(const struct builder *b, const char *name, char *who, si
 	return false;
 }
 
+/* InstanceNormalization(x, scale, B) of an [N, C, ...] tensor normalises each
+ * (image, channel) over the rest: a LayerNormalization from axis 2 with a
+ * scale of 1, then scale and B per channel (a Mul and an Add of [C, 1, ...]
+ * constants) unless they are 1 and 0, as in the InstanceNormalization that
+ * PyTorch writes for GroupNorm (between two Reshapes, with its affine
+ * parameters applied after them). */
+static enum presso_status add_const_value(struct builder *b, const char *name, const char *suffix,
+					  const struct shape *sh, const float *src, int *v)
+{
+	char vname[300];
+	snprintf(vname, sizeof vname, "%s#%s", name, suffix);
+	int64_t count = shape_numel(sh);
+	float *data = malloc(sizeof(float) * (size_t)(count ? count : 1));
+	if (!data)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	memcpy(data, src, sizeof(float) * (size_t)count);
+	*v = add_value(b, vname);
+	if (*v < 0) {
+		free(data);
+		return PRESSO_E_NOMEM;
+	}
+	return set_const(b, *v, sh, NULL, data);
+}
+
+/* A node op(a, c) -> out_v named name#suffix (name alone for ""). */
+static enum presso_status add_op_node(struct builder *b, enum op_type op, const char *name,
+				      const char *suffix, int a, int c, int out_v,
+				      const struct node_attrs *attrs)
+{
+	struct node n = {.op = op, .n_inputs = 2, .output = out_v};
+	n.inputs[0] = a;
+	n.inputs[1] = c;
+	if (attrs)
+		n.a = *attrs;
+	char nname[300];
+	snprintf(nname, sizeof nname, "%s%s%s", name, *suffix ? "#" : "", suffix);
+	n.name = strdup(nname);
+	if (!n.name)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	b->g->values[out_v].producer = b->g->n_nodes;
+	enum presso_status s = add_node(b, &n);
+	if (s != PRESSO_OK)
+		free(n.name);
+	return s;
+}
+
+static enum presso_status import_instancenorm(struct builder *b, const Onnx__NodeProto *np,
+					      const char *name)
+{
+	struct graph *g = b->g;
+	enum presso_status s;
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const char *a = np->attribute[i]->name ? np->attribute[i]->name : "";
+		if (strcmp(a, "epsilon") != 0)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': InstanceNormalization attribute '%s' is not supported",
+					   name, a);
+	}
+	if (np->n_input != 3)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': InstanceNormalization needs input, scale and B",
+				   name);
+	int in[3];
+	for (int i = 0; i < 3; i++) {
+		in[i] = np->input[i] && *np->input[i] ? map_find(b, np->input[i]) : -1;
+		if (in[i] < 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': InstanceNormalization input %d is missing or not produced by an earlier node",
+					   name, i);
+	}
+	int64_t xd[GRAPH_MAX_DIMS];
+	int r = 0;
+	if ((s = prefix_shape(b, in[0], xd, &r)) != PRESSO_OK)
+		return s;
+	const struct value *sc = &g->values[in[1]], *bi = &g->values[in[2]];
+	if (r < 3 || is_sym(xd[1]))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': InstanceNormalization of a rank-%d tensor is not supported (it needs [N, C, ...])",
+				   name, r);
+	int64_t c = xd[1];
+	if (!sc->data || !bi->data || shape_numel(&sc->shape) != c || shape_numel(&bi->shape) != c)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': InstanceNormalization scale and B must be constant, %lld values each",
+				   name, (long long)c);
+	bool affine = false;
+	for (int64_t i = 0; i < c; i++)
+		affine |= sc->data[i] != 1.0f || bi->data[i] != 0.0f;
+	float one = 1.0f;
+	struct shape sh1 = {.n_dims = 1, .dims = {1}}, shc = {.n_dims = r - 1};
+	shc.dims[0] = c;
+	for (int d = 1; d < r - 1; d++)
+		shc.dims[d] = 1;
+	/* copies of the per-channel parameters: add_value may move the values */
+	float *scale = malloc(sizeof(float) * (size_t)c), *bias = malloc(sizeof(float) * (size_t)c);
+	if (!scale || !bias) {
+		free(scale);
+		free(bias);
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	}
+	memcpy(scale, sc->data, sizeof(float) * (size_t)c);
+	memcpy(bias, bi->data, sizeof(float) * (size_t)c);
+	int ones = -1, ln = -1, sv = -1, bv = -1, mv = -1, out = -1;
+	struct node_attrs at = {0};
+	at.axis = 2;
+	at.epsilon = attr_float(np, "epsilon", 1e-5f);
+	s = add_const_value(b, name, "one", &sh1, &one, &ones);
+	if (s == PRESSO_OK && affine) {
+		char nm[300];
+		snprintf(nm, sizeof nm, "%s#normalized", name);
+		if ((ln = add_value(b, nm)) < 0)
+			s = PRESSO_E_NOMEM;
+		snprintf(nm, sizeof nm, "%s#scaled", name);
+		if (s == PRESSO_OK && (mv = add_value(b, nm)) < 0)
+			s = PRESSO_E_NOMEM;
+		if (s == PRESSO_OK)
+			s = add_const_value(b, name, "scale", &shc, scale, &sv);
+		if (s == PRESSO_OK)
+			s = add_const_value(b, name, "B", &shc, bias, &bv);
+	}
+	if (s == PRESSO_OK && (out = add_value(b, np->output[0])) < 0)
+		s = PRESSO_E_NOMEM;
+	free(scale);
+	free(bias);
+	if (s != PRESSO_OK)
+		return s;
+	if (!affine)
+		return add_op_node(b, OP_LAYERNORM, name, "", in[0], ones, out, &at);
+	if ((s = add_op_node(b, OP_LAYERNORM, name, "", in[0], ones, ln, &at)) == PRESSO_OK &&
+	    (s = add_op_node(b, OP_MUL, name, "scale", ln, sv, mv, NULL)) == PRESSO_OK)
+		s = add_op_node(b, OP_ADD, name, "B", mv, bv, out, NULL);
+	return s;
+}
+
 static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *np, int index)
 {
 	struct graph *g = b->g;
@@ -2476,6 +2609,8 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 		int v = add_value(b, np->output[0]);
 		return v < 0 ? PRESSO_E_NOMEM : constant_node(b, np, name, v);
 	}
+	if (strcmp(op, "InstanceNormalization") == 0)
+		return import_instancenorm(b, np, name);
 	if (is_fold_only(op) || (strcmp(op, "Cast") == 0 && np->n_input == 1 && np->input[0] &&
 				 map_find(b, np->input[0]) >= 0 &&
 				 value_is_const(&g->values[map_find(b, np->input[0])])))
