@@ -437,6 +437,70 @@ Test(train_grad, elementwise_and_pools)
 	between_convs("Identity", NULL, 3, 4, 4, 3, "identity");
 }
 
+static void attrs_hardsigmoid(struct mb *b, Onnx__NodeProto *n)
+{
+	mb_attr_float(b, n, "alpha", 0.25f);
+	mb_attr_float(b, n, "beta", 0.4f);
+}
+
+static void attrs_leaky(struct mb *b, Onnx__NodeProto *n)
+{
+	mb_attr_float(b, n, "alpha", 0.1f);
+}
+
+/* The element-wise functions of MobileNetV3, EfficientNet and GELU: their
+ * gradients had passed through unchanged (as if each were the identity). */
+Test(train_grad, elementwise_functions)
+{
+	rs = 15;
+	between_convs("Sigmoid", NULL, 3, 5, 6, 3, "sigmoid");
+	between_convs("Tanh", NULL, 3, 5, 6, 3, "tanh");
+	between_convs("HardSigmoid", attrs_hardsigmoid, 3, 5, 6, 3, "hardsigmoid");
+	between_convs("HardSwish", NULL, 3, 5, 6, 3, "hardswish");
+	between_convs("LeakyRelu", attrs_leaky, 3, 5, 6, 3, "leakyrelu");
+	between_convs("Erf", NULL, 3, 5, 6, 3, "erf");
+	between_convs("Exp", NULL, 3, 5, 6, 3, "exp");
+	between_convs("Neg", NULL, 3, 5, 6, 3, "neg");
+	between_convs("Abs", NULL, 3, 5, 6, 3, "abs");
+}
+
+/* SiLU (x * sigmoid(x)), a squeeze-excite gate (ReduceMean over H and W,
+ * 1x1 convs, HardSigmoid, Mul of [N,C,H,W] by [N,C,1,1]), Sub and Div of
+ * activations and of constants that broadcast, and Sum. */
+Test(train_grad, mul_sub_div_sum_reducemean_broadcast)
+{
+	rs = 19;
+	struct mb b;
+	mb_init(&b, 13);
+	int64_t xd[4] = {-1, 3, 5, 4};
+	mb_input(&b, "x", xd, 4);
+	Onnx__NodeProto *n = conv(&b, "ca", "x", "a", 3, 4, 3, 3, 1, true);
+	pads(&b, n, 1, 1, 1, 1);
+	mb_node(&b, "Sigmoid", "sig", (const char *[]){"a", NULL}, "sa");
+	mb_node(&b, "Mul", "silu", (const char *[]){"a", "sa", NULL}, "s");
+	n = mb_node(&b, "ReduceMean", "squeeze", (const char *[]){"s", NULL}, "m");
+	int64_t axes[2] = {2, 3};
+	mb_attr_ints(&b, n, "axes", axes, 2);
+	mb_attr_int(&b, n, "keepdims", 1);
+	conv(&b, "reduce", "m", "r", 4, 2, 1, 1, 1, true);
+	mb_node(&b, "Relu", "rr", (const char *[]){"r", NULL}, "r1");
+	conv(&b, "expand", "r1", "e", 2, 4, 1, 1, 1, true);
+	mb_node(&b, "HardSigmoid", "gate", (const char *[]){"e", NULL}, "gt");
+	mb_node(&b, "Mul", "excite", (const char *[]){"s", "gt", NULL}, "se");
+	int64_t kd[3] = {4, 1, 1};
+	init_rand(&b, "k", kd, 3, 0.5f);
+	init_const(&b, "two", NULL, 0, 2.0f);
+	mb_node(&b, "Sub", "minus_k", (const char *[]){"se", "k", NULL}, "d0");
+	mb_node(&b, "Sub", "from_gate", (const char *[]){"gt", "d0", NULL}, "d1");
+	mb_node(&b, "Add", "plus_two", (const char *[]){"gt", "two", NULL}, "den");
+	mb_node(&b, "Div", "ratio", (const char *[]){"d1", "den", NULL}, "q");
+	mb_node(&b, "Sum", "sum", (const char *[]){"q", "se", "m", NULL}, "u");
+	conv(&b, "cc", "u", "y", 4, 2, 1, 1, 1, false);
+	mb_output(&b, "y");
+	run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, "mul, sub, div, sum, reducemean");
+	mb_free(&b);
+}
+
 Test(train_grad, clip_opset13_is_relu6)
 {
 	rs = 15;
@@ -637,6 +701,47 @@ Test(train_grad, refuses_matmul_of_two_activations)
 	cr_assert(strstr(status_msg(), "node 'mm'"), "%s", status_msg());
 	graph_free(g);
 	mb_free(&b);
+}
+
+/* An op without a backward on the gradient's way (here LRN between two
+ * convolutions) is refused by name; before a model's first layer, where no
+ * gradient passes, it is not. */
+Test(train_grad, refuses_an_op_without_a_backward_on_the_gradients_way)
+{
+	for (int before = 0; before < 2; before++) {
+		struct mb b;
+		mb_init(&b, 13);
+		int64_t xd[4] = {-1, 3, 5, 4};
+		mb_input(&b, "x", xd, 4);
+		if (before) {
+			Onnx__NodeProto *l =
+				mb_node(&b, "LRN", "lrn", (const char *[]){"x", NULL}, "xl");
+			mb_attr_int(&b, l, "size", 3);
+			conv(&b, "c0", "xl", "a", 3, 3, 1, 1, 1, true);
+			conv(&b, "c1", "a", "y", 3, 2, 1, 1, 1, true);
+		} else {
+			conv(&b, "c0", "x", "a", 3, 3, 1, 1, 1, true);
+			Onnx__NodeProto *l =
+				mb_node(&b, "LRN", "lrn", (const char *[]){"a", NULL}, "al");
+			mb_attr_int(&b, l, "size", 3);
+			conv(&b, "c1", "al", "y", 3, 2, 1, 1, 1, true);
+		}
+		mb_output(&b, "y");
+		struct graph *g = load(&b, false);
+		struct tnet *t = NULL;
+		enum presso_status s = tnet_create(g, TNET_BN_FROZEN, &t);
+		if (before) {
+			cr_assert_eq(s, PRESSO_OK, "%s", status_msg());
+			tnet_free(t);
+		} else {
+			cr_assert_eq(s, PRESSO_E_UNSUPPORTED);
+			cr_assert_null(t);
+			cr_assert(strstr(status_msg(), "node 'lrn': training has no backward for LRN"),
+				  "%s", status_msg());
+		}
+		graph_free(g);
+		mb_free(&b);
+	}
 }
 
 /* ---- fake quantization ---------------------------------------------------------- */
@@ -1010,3 +1115,4 @@ Test(train_kernels, gemm_backward_is_the_adjoint)
 		free(scratch);
 	}
 }
+

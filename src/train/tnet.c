@@ -32,7 +32,10 @@
  * written, and every reader (through aliases too) reads the copy.
  * Backward: gradient buffers zeroed (all but the logits', which the caller
  * wrote), then nodes in reverse order; each adds its inputs' gradients
- * (kernels_train.h); a quantized buffer's gradient is first passed straight
+ * (kernels_train.h; the element-wise functions, Mul, Sub, Div, Sum and
+ * ReduceMean here, broadcasting summed back; has_backward() lists the ops,
+ * and a model whose gradient would pass through any other is refused at
+ * tnet_create, naming the node); a quantized buffer's gradient is first passed straight
  * through where its value lay inside the quantization range and zeroed where
  * the clamp cut it, before its producer's backward runs.
  *
@@ -131,6 +134,50 @@ static bool is_alias_op(enum op_type op)
 static bool is_const(const struct graph *g, int v)
 {
 	return v >= 0 && value_is_const(&g->values[v]);
+}
+
+/* The ops backward_node differentiates (the reshape-like ones as the
+ * identity); a gradient that must pass through any other op is refused by
+ * name rather than passed through unchanged. */
+static bool has_backward(enum op_type op)
+{
+	switch (op) {
+	case OP_CONV:
+	case OP_GEMM:
+	case OP_MATMUL:
+	case OP_RELU:
+	case OP_CLIP:
+	case OP_BATCHNORM:
+	case OP_MAXPOOL:
+	case OP_AVGPOOL:
+	case OP_GLOBALAVGPOOL:
+	case OP_ADD:
+	case OP_SUB:
+	case OP_MUL:
+	case OP_DIV:
+	case OP_SUM:
+	case OP_CONCAT:
+	case OP_SOFTMAX:
+	case OP_LOGSOFTMAX:
+	case OP_TRANSPOSE:
+	case OP_RESIZE:
+	case OP_EXPAND:
+	case OP_REDUCEMEAN:
+	case OP_SIGMOID:
+	case OP_TANH:
+	case OP_HARDSIGMOID:
+	case OP_HARDSWISH:
+	case OP_LEAKYRELU:
+	case OP_ERF:
+	case OP_SQRT:
+	case OP_EXP:
+	case OP_NEG:
+	case OP_RECIPROCAL:
+	case OP_ABS:
+		return true;
+	default:
+		return is_alias_op(op);
+	}
 }
 
 /* --- planning ------------------------------------------------------------- */
@@ -325,6 +372,16 @@ static enum presso_status plan(struct tnet *t)
 		return status_fail(PRESSO_E_UNSUPPORTED,
 				   "the model's output '%s' depends on no trainable parameter",
 				   g->values[t->logits].name);
+	for (int i = 0; i < g->n_nodes; i++) {
+		const struct node *n = &g->nodes[i];
+		bool flows = false;
+		for (int k = 0; k < n->n_inputs; k++)
+			flows |= n->inputs[k] >= 0 && t->needs_grad[n->inputs[k]];
+		if (t->steps[i] == STEP_RUN && flows && !has_backward(n->op))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': training has no backward for %s, and the gradient of an earlier layer passes through it",
+					   n->name, op_name(n->op));
+	}
 	/* BatchNorm channels */
 	for (int i = 0; i < g->n_nodes; i++) {
 		t->bn_off[i] = -1;
@@ -748,6 +805,9 @@ static size_t node_scratch_bytes(const struct tnet *t, const struct node *n,
 		break;
 	}
 	case OP_TRANSPOSE:
+	case OP_MUL:
+	case OP_SUB:
+	case OP_DIV:
 		bwd = sizeof(float) * (size_t)shape_numel(&shapes[n->output]);
 		break;
 	default:
@@ -1041,6 +1101,128 @@ static void clip_mask_inplace(int64_t count, const float *restrict y, float lo, 
 	}
 }
 
+/* The element of a tensor of right-aligned dims (1 where it broadcasts) that
+ * element o of a tensor of ydims reads. */
+static int64_t broadcast_src(const int64_t *dims, const int64_t *ydims, int nd, int64_t o)
+{
+	int64_t src = 0, stride = 1;
+	for (int d = nd - 1; d >= 0; d--) {
+		int64_t i = o % ydims[d];
+		o /= ydims[d];
+		if (dims[d] != 1)
+			src += i * stride;
+		stride *= dims[d];
+	}
+	return src;
+}
+
+/* dx += dy * f'(x) for an element-wise op of one tensor, y = f(x). */
+static void unary_backward(const struct node *n, int64_t count, const float *x, const float *y,
+			   const float *dy, float *dx)
+{
+	for (int64_t j = 0; j < count; j++) {
+		float xv = x[j], yv = y[j], d;
+		switch (n->op) {
+		case OP_SIGMOID:
+			d = yv * (1.0f - yv);
+			break;
+		case OP_TANH:
+			d = 1.0f - yv * yv;
+			break;
+		case OP_HARDSIGMOID: {
+			float v = n->a.alpha * xv + n->a.beta;
+			d = v > 0.0f && v < 1.0f ? n->a.alpha : 0.0f;
+			break;
+		}
+		case OP_HARDSWISH: /* x * clamp(x + 3, 0, 6) / 6 */
+			d = xv <= -3.0f ? 0.0f : xv >= 3.0f ? 1.0f : (2.0f * xv + 3.0f) / 6.0f;
+			break;
+		case OP_LEAKYRELU:
+			d = xv > 0.0f ? 1.0f : n->a.alpha;
+			break;
+		case OP_ERF: /* 2 / sqrt(pi) exp(-x^2) */
+			d = 1.1283791670955126f * expf(-xv * xv);
+			break;
+		case OP_SQRT:
+			d = yv > 0.0f ? 0.5f / yv : 0.0f;
+			break;
+		case OP_EXP:
+			d = yv;
+			break;
+		case OP_NEG:
+			d = -1.0f;
+			break;
+		case OP_RECIPROCAL:
+			d = -yv * yv;
+			break;
+		default: /* OP_ABS */
+			d = xv > 0.0f ? 1.0f : xv < 0.0f ? -1.0f : 0.0f;
+			break;
+		}
+		dx[j] += dy[j] * d;
+	}
+}
+
+/* Mul, Sub, Div of two tensors that broadcast: each input's gradient at every
+ * output element into g (the output's size), then summed over the dimensions
+ * where the input broadcasts (add_backward). */
+static void binary_backward(const struct tnet *t, struct tnet_ws *w, float *grad,
+			    const struct node *n, const float *dy)
+{
+	const struct shape *sh = w->shapes, *ys = &sh[n->output];
+	int nd = ys->n_dims;
+	int64_t count = shape_numel(ys), dims[2][GRAPH_MAX_DIMS];
+	const float *v[2];
+	for (int k = 0; k < 2; k++) {
+		right_align(&sh[n->inputs[k]], nd, dims[k]);
+		v[k] = read_value(t, w, n->inputs[k]);
+	}
+	float *g = w->scratch;
+	for (int k = 0; k < 2; k++) {
+		float *da = grad_of(t, w, grad, n->inputs[k]);
+		if (!da)
+			continue;
+		for (int64_t o = 0; o < count; o++) {
+			float a = v[0][broadcast_src(dims[0], ys->dims, nd, o)];
+			float b = v[1][broadcast_src(dims[1], ys->dims, nd, o)];
+			switch (n->op) {
+			case OP_MUL:
+				g[o] = dy[o] * (k ? a : b);
+				break;
+			case OP_SUB:
+				g[o] = k ? -dy[o] : dy[o];
+				break;
+			default: /* OP_DIV */
+				g[o] = k ? -dy[o] * a / (b * b) : dy[o] / b;
+				break;
+			}
+		}
+		add_backward_f32__ref(dims[k], ys->dims, nd, g, da);
+	}
+}
+
+/* ReduceMean: each input element gets its group's dy over the group's size. */
+static void reducemean_backward(const struct node *n, const struct shape *xs, const float *dy,
+				float *dx)
+{
+	int nd = xs->n_dims;
+	int64_t kept[GRAPH_MAX_DIMS], group = 1;
+	for (int d = 0; d < nd; d++)
+		kept[d] = xs->dims[d];
+	for (int d = 0; d < nd; d++) {
+		bool reduced = n->a.n_ints == 0;
+		for (int k = 0; k < n->a.n_ints && !reduced; k++)
+			reduced = (n->a.ints[k] < 0 ? n->a.ints[k] + nd : n->a.ints[k]) == d;
+		if (reduced) {
+			group *= xs->dims[d];
+			kept[d] = 1;
+		}
+	}
+	float inv = group ? 1.0f / (float)group : 0.0f;
+	for (int64_t i = 0; i < shape_numel(xs); i++)
+		dx[i] += dy[broadcast_src(kept, xs->dims, nd, i)] * inv;
+}
+
 static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, int i)
 {
 	const struct graph *g = t->g;
@@ -1191,7 +1373,42 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 	}
 	case OP_EXPAND: /* a constant repeated: input 1 gives only its count */
 		break;
-	default: /* reshape-like ops on constants were folded at import */
+	case OP_MUL:
+	case OP_SUB:
+	case OP_DIV:
+		binary_backward(t, w, grad, n, dy);
+		break;
+	case OP_SUM: {
+		const struct shape *ys = &sh[n->output];
+		for (int k = 0; k < n->n_inputs; k++) {
+			int64_t dims[GRAPH_MAX_DIMS];
+			float *da = grad_of(t, w, grad, n->inputs[k]);
+			if (!da)
+				continue;
+			right_align(&sh[n->inputs[k]], ys->n_dims, dims);
+			add_backward_f32__ref(dims, ys->dims, ys->n_dims, dy, da);
+		}
+		break;
+	}
+	case OP_REDUCEMEAN:
+		if (dx)
+			reducemean_backward(n, &sh[n->inputs[0]], dy, dx);
+		break;
+	case OP_SIGMOID:
+	case OP_TANH:
+	case OP_HARDSIGMOID:
+	case OP_HARDSWISH:
+	case OP_LEAKYRELU:
+	case OP_ERF:
+	case OP_SQRT:
+	case OP_EXP:
+	case OP_NEG:
+	case OP_RECIPROCAL:
+	case OP_ABS:
+		if (dx)
+			unary_backward(n, shape_numel(&sh[n->output]), x, w->act[n->output], dy, dx);
+		break;
+	default: /* reshape-like ops (has_backward): the same elements in the same order */
 		if (dx)
 			for (int64_t j = 0; j < shape_numel(&sh[n->output]); j++)
 				dx[j] += dy[j];
