@@ -703,6 +703,44 @@ Test(train_grad, refuses_matmul_of_two_activations)
 	mb_free(&b);
 }
 
+/* LayerNormalization over channels-last values (ConvNeXt: Transpose, LN over
+ * C with a scale and B, Transpose back) and InstanceNormalization (a
+ * LayerNormalization from axis 2, then a per-channel scale and B), between
+ * convolutions. */
+Test(train_grad, layer_and_instance_normalization)
+{
+	rs = 23;
+	for (int inst = 0; inst < 2; inst++) {
+		struct mb b;
+		mb_init(&b, 17);
+		int64_t xd[4] = {-1, 3, 5, 4};
+		mb_input(&b, "x", xd, 4);
+		Onnx__NodeProto *n = conv(&b, "c0", "x", "a", 3, 4, 3, 3, 1, true);
+		pads(&b, n, 1, 1, 1, 1);
+		int64_t cd[1] = {4};
+		init_rand(&b, "gamma", cd, 1, 0.8f);
+		init_rand(&b, "beta", cd, 1, 0.5f);
+		if (inst) {
+			n = mb_node(&b, "InstanceNormalization", "inorm",
+				    (const char *[]){"a", "gamma", "beta", NULL}, "o");
+		} else {
+			n = mb_node(&b, "Transpose", "to_last", (const char *[]){"a", NULL}, "al");
+			int64_t p1[4] = {0, 2, 3, 1}, p2[4] = {0, 3, 1, 2};
+			mb_attr_ints(&b, n, "perm", p1, 4);
+			n = mb_node(&b, "LayerNormalization", "ln",
+				    (const char *[]){"al", "gamma", "beta", NULL}, "nl");
+			mb_attr_int(&b, n, "axis", -1);
+			n = mb_node(&b, "Transpose", "to_first", (const char *[]){"nl", NULL}, "o");
+			mb_attr_ints(&b, n, "perm", p2, 4);
+		}
+		conv(&b, "c1", "o", "y", 4, 2, 1, 1, 1, true);
+		mb_output(&b, "y");
+		run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL,
+			  inst ? "instance normalization" : "layer normalization over channels");
+		mb_free(&b);
+	}
+}
+
 /* An op without a backward on the gradient's way (here LRN between two
  * convolutions) is refused by name; before a model's first layer, where no
  * gradient passes, it is not. */

@@ -163,6 +163,7 @@ static bool has_backward(enum op_type op)
 	case OP_RESIZE:
 	case OP_EXPAND:
 	case OP_REDUCEMEAN:
+	case OP_LAYERNORM:
 	case OP_SIGMOID:
 	case OP_TANH:
 	case OP_HARDSIGMOID:
@@ -1201,6 +1202,48 @@ static void binary_backward(const struct tnet *t, struct tnet_ws *w, float *grad
 	}
 }
 
+/* LayerNormalization from axis: per row of `inner` values, with g = dy * scale
+ * and xh = (x - mean) / sd, dx = (g - mean(g) - xh * mean(g * xh)) / sd (the
+ * statistics in double, as the forward's). Scale and B get no gradient: they
+ * are constants here. */
+static void layernorm_backward(const struct node *n, const struct shape *xs, const float *x,
+			       const float *scale, int64_t n_scale, const float *dy, float *dx)
+{
+	int axis = n->a.axis < 0 ? n->a.axis + xs->n_dims : n->a.axis;
+	int64_t outer = 1, inner = 1;
+	for (int d = 0; d < xs->n_dims; d++) {
+		if (d < axis)
+			outer *= xs->dims[d];
+		else
+			inner *= xs->dims[d];
+	}
+	if (inner == 0)
+		return;
+	for (int64_t r = 0; r < outer; r++) {
+		const float *xr = x + r * inner, *dyr = dy + r * inner;
+		float *dxr = dx + r * inner;
+		double mean = 0, var = 0, mg = 0, mgx = 0;
+		for (int64_t j = 0; j < inner; j++)
+			mean += xr[j];
+		mean /= (double)inner;
+		for (int64_t j = 0; j < inner; j++)
+			var += (xr[j] - mean) * (xr[j] - mean);
+		var /= (double)inner;
+		double inv = 1.0 / sqrt(var + (double)n->a.epsilon);
+		for (int64_t j = 0; j < inner; j++) {
+			double g = (double)dyr[j] * scale[j % n_scale];
+			mg += g;
+			mgx += g * (xr[j] - mean) * inv;
+		}
+		mg /= (double)inner;
+		mgx /= (double)inner;
+		for (int64_t j = 0; j < inner; j++) {
+			double g = (double)dyr[j] * scale[j % n_scale];
+			dxr[j] += (float)(inv * (g - mg - (xr[j] - mean) * inv * mgx));
+		}
+	}
+}
+
 /* ReduceMean: each input element gets its group's dy over the group's size. */
 static void reducemean_backward(const struct node *n, const struct shape *xs, const float *dy,
 				float *dx)
@@ -1393,6 +1436,11 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 	case OP_REDUCEMEAN:
 		if (dx)
 			reducemean_backward(n, &sh[n->inputs[0]], dy, dx);
+		break;
+	case OP_LAYERNORM:
+		if (dx)
+			layernorm_backward(n, &sh[n->inputs[0]], x, read_value(t, w, n->inputs[1]),
+					   shape_numel(&sh[n->inputs[1]]), dy, dx);
 		break;
 	case OP_SIGMOID:
 	case OP_TANH:
