@@ -741,6 +741,32 @@ Test(train_grad, layer_and_instance_normalization)
 	}
 }
 
+/* Slice (ShuffleNet's channel split; a strided one along the width) and
+ * constant Pad (TensorFlow exports and DenseNet's transitions) between
+ * convolutions. */
+Test(train_grad, slice_and_pad)
+{
+	rs = 29;
+	struct mb b;
+	mb_init(&b, 13);
+	int64_t xd[4] = {-1, 3, 5, 6};
+	mb_input(&b, "x", xd, 4);
+	Onnx__NodeProto *n = conv(&b, "c0", "x", "a", 3, 4, 3, 3, 1, true);
+	pads(&b, n, 1, 1, 1, 1);
+	mb_init_i64(&b, "s_start", (int64_t[]){2}, 1, (int64_t[]){1, 0});
+	mb_init_i64(&b, "s_end", (int64_t[]){2}, 1, (int64_t[]){3, 6});
+	mb_init_i64(&b, "s_axes", (int64_t[]){2}, 1, (int64_t[]){1, 3});
+	mb_init_i64(&b, "s_steps", (int64_t[]){2}, 1, (int64_t[]){1, 2});
+	mb_node(&b, "Slice", "split", (const char *[]){"a", "s_start", "s_end", "s_axes", "s_steps", NULL},
+		"sl");
+	mb_init_i64(&b, "p", (int64_t[]){8}, 1, (int64_t[]){0, 0, 1, 2, 0, 0, 2, 1});
+	mb_node(&b, "Pad", "pad", (const char *[]){"sl", "p", NULL}, "pd");
+	conv(&b, "c1", "pd", "y", 2, 2, 1, 1, 1, true);
+	mb_output(&b, "y");
+	run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, "slice and pad");
+	mb_free(&b);
+}
+
 /* An op without a backward on the gradient's way (here LRN between two
  * convolutions) is refused by name; before a model's first layer, where no
  * gradient passes, it is not. */

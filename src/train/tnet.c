@@ -164,6 +164,8 @@ static bool has_backward(enum op_type op)
 	case OP_EXPAND:
 	case OP_REDUCEMEAN:
 	case OP_LAYERNORM:
+	case OP_SLICE:
+	case OP_PAD:
 	case OP_SIGMOID:
 	case OP_TANH:
 	case OP_HARDSIGMOID:
@@ -1244,6 +1246,28 @@ static void layernorm_backward(const struct node *n, const struct shape *xs, con
 	}
 }
 
+/* Pad (constant, pads >= 0): each input element's gradient is dy at its place
+ * in the padded output. */
+static void pad_backward(const struct node *n, const struct shape *xs, const float *dy, float *dx)
+{
+	int r = xs->n_dims;
+	int64_t ystride[GRAPH_MAX_DIMS], off = 0;
+	int64_t stride = 1;
+	for (int d = r - 1; d >= 0; d--) {
+		ystride[d] = stride;
+		off += n->a.ints[d] * stride;
+		stride *= xs->dims[d] + n->a.ints[d] + n->a.ints[r + d];
+	}
+	for (int64_t i = 0; i < shape_numel(xs); i++) {
+		int64_t rest = i, y = off;
+		for (int d = r - 1; d >= 0; d--) {
+			y += rest % xs->dims[d] * ystride[d];
+			rest /= xs->dims[d];
+		}
+		dx[i] += dy[y];
+	}
+}
+
 /* ReduceMean: each input element gets its group's dy over the group's size. */
 static void reducemean_backward(const struct node *n, const struct shape *xs, const float *dy,
 				float *dx)
@@ -1436,6 +1460,23 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 	case OP_REDUCEMEAN:
 		if (dx)
 			reducemean_backward(n, &sh[n->inputs[0]], dy, dx);
+		break;
+	case OP_SLICE: { /* count elements from first by step along the axis */
+		int64_t outer, dim, inner, first = n->a.ints[0], count = n->a.ints[1],
+						   step = n->a.ints[2];
+		if (!dx)
+			break;
+		axis_view(&sh[n->inputs[0]], n->a.axis, &outer, &dim, &inner);
+		for (int64_t o = 0; o < outer; o++)
+			for (int64_t c = 0; c < count; c++)
+				for (int64_t k = 0; k < inner; k++)
+					dx[(o * dim + first + c * step) * inner + k] +=
+						dy[(o * count + c) * inner + k];
+		break;
+	}
+	case OP_PAD:
+		if (dx)
+			pad_backward(n, &sh[n->inputs[0]], dy, dx);
 		break;
 	case OP_LAYERNORM:
 		if (dx)
