@@ -684,15 +684,61 @@ Test(train_grad, inverted_residual_block)
 	mb_free(&b);
 }
 
+/* Attention over [N, T, D] tokens: q, k, v projections, q k^T through a
+ * Transpose, a scaled Softmax, weights times v, an output projection, then
+ * a MatMul by one matrix (B rank 2) of two activations' product. */
+Test(train_grad, attention_matmuls_of_two_activations)
+{
+	rs = 31;
+	struct mb b;
+	mb_init(&b, 13);
+	int64_t xd[3] = {-1, 4, 6};
+	mb_input(&b, "x", xd, 3);
+	int64_t wd[2] = {6, 6};
+	init_rand(&b, "wq", wd, 2, 0.5f);
+	init_rand(&b, "wk", wd, 2, 0.5f);
+	init_rand(&b, "wv", wd, 2, 0.5f);
+	init_rand(&b, "wo", wd, 2, 0.5f);
+	init_const(&b, "scale", NULL, 0, 0.4f);
+	mb_node(&b, "MatMul", "q", (const char *[]){"x", "wq", NULL}, "q");
+	mb_node(&b, "MatMul", "k", (const char *[]){"x", "wk", NULL}, "k");
+	mb_node(&b, "MatMul", "v", (const char *[]){"x", "wv", NULL}, "v");
+	Onnx__NodeProto *n = mb_node(&b, "Transpose", "kt", (const char *[]){"k", NULL}, "kt");
+	int64_t perm[3] = {0, 2, 1};
+	mb_attr_ints(&b, n, "perm", perm, 3);
+	mb_node(&b, "MatMul", "scores", (const char *[]){"q", "kt", NULL}, "s");
+	mb_node(&b, "Mul", "scaled", (const char *[]){"s", "scale", NULL}, "ss");
+	n = mb_node(&b, "Softmax", "attn", (const char *[]){"ss", NULL}, "p");
+	mb_attr_int(&b, n, "axis", -1);
+	mb_node(&b, "MatMul", "mix", (const char *[]){"p", "v", NULL}, "o");
+	mb_node(&b, "MatMul", "out", (const char *[]){"o", "wo", NULL}, "h");
+	mb_node(&b, "MatMul", "gram", (const char *[]){"p", "h", NULL}, "y");
+	mb_output(&b, "y");
+	run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, "attention");
+	mb_free(&b);
+}
+
 /* ---- what the tnet refuses ---------------------------------------------------- */
 
-Test(train_grad, refuses_matmul_of_two_activations)
+/* A MatMul of two activations whose batch dimensions differ (broadcast) has
+ * no backward here: refused by name. */
+Test(train_grad, refuses_matmul_of_two_activations_of_other_batches)
 {
 	struct mb b;
 	mb_init(&b, 13);
-	int64_t xd[3] = {-1, 3, 3};
-	mb_input(&b, "x", xd, 3);
-	mb_node(&b, "MatMul", "mm", (const char *[]){"x", "x", NULL}, "y");
+	int64_t xd[4] = {-1, 2, 3, 4};
+	mb_input(&b, "x", xd, 4);
+	int64_t wd[2] = {4, 4};
+	init_rand(&b, "w", wd, 2, 0.5f);
+	mb_node(&b, "MatMul", "proj", (const char *[]){"x", "w", NULL}, "p");
+	mb_init_i64(&b, "starts", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "ends", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_init_i64(&b, "axes", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_node(&b, "Slice", "one", (const char *[]){"p", "starts", "ends", "axes", NULL}, "p1");
+	Onnx__NodeProto *n = mb_node(&b, "Transpose", "t", (const char *[]){"p", NULL}, "pt");
+	int64_t perm[4] = {0, 1, 3, 2};
+	mb_attr_ints(&b, n, "perm", perm, 4);
+	mb_node(&b, "MatMul", "mm", (const char *[]){"p1", "pt", NULL}, "y");
 	mb_output(&b, "y");
 	struct graph *g = load(&b, false);
 	struct tnet *t = NULL;

@@ -270,10 +270,18 @@ static enum presso_status check_node(const struct tnet *t, const struct node *n)
 	switch (n->op) {
 	case OP_MATMUL: {
 		const struct value *w = n->inputs[1] >= 0 ? &g->values[n->inputs[1]] : NULL;
-		if (is_const(g, n->inputs[0]) || !w || !w->data || w->shape.n_dims != 2 ||
-		    g->values[n->inputs[0]].shape.n_dims < 2)
+		const struct shape *as = &g->values[n->inputs[0]].shape;
+		bool ok = !is_const(g, n->inputs[0]) && w && as->n_dims >= 2;
+		if (ok && w->data) /* a layer: a constant 2-D weight */
+			ok = w->shape.n_dims == 2;
+		else if (ok) /* two activations (attention): B one matrix, or the same batch */
+			ok = !is_const(g, n->inputs[1]) &&
+			     (w->shape.n_dims == 2 ||
+			      (w->shape.n_dims == as->n_dims &&
+			       memcmp(w->shape.dims, as->dims, sizeof(int64_t) * (size_t)(as->n_dims - 2)) == 0));
+		if (!ok)
 			return status_fail(PRESSO_E_UNSUPPORTED,
-					   "node '%s': training supports MatMul only as an activation of rank >= 2 times a constant 2-D weight",
+					   "node '%s': training supports MatMul as an activation of rank >= 2 times a constant 2-D weight, or times an activation of one matrix or of the same batch dimensions",
 					   n->name);
 		return PRESSO_OK;
 	}
@@ -803,6 +811,8 @@ static size_t node_scratch_bytes(const struct tnet *t, const struct node *n,
 	}
 	case OP_MATMUL: {
 		const struct shape *ws = &shapes[n->inputs[1]];
+		if (ws->n_dims != 2)
+			break; /* two activations: no scratch (matmul_act_backward) */
 		int64_t k = ws->dims[0], rows = shape_numel(&shapes[n->inputs[0]]) / (k ? k : 1);
 		bwd = gemm_backward_scratch_bytes((int)rows, (int)ws->dims[1], (int)k);
 		break;
@@ -1246,6 +1256,40 @@ static void layernorm_backward(const struct node *n, const struct shape *xs, con
 	}
 }
 
+/* MatMul of two activations, C[p] = A[p] B[p] (or one B for every p): per
+ * matrix dA += dC B^T and dB += A^T dC, summed in double over the shared
+ * dimension (attention's q k^T and its weights times v; small matrices). */
+static void matmul_act_backward(const struct tnet *t, struct tnet_ws *w, float *grad,
+				const struct node *n, const float *dy)
+{
+	const struct shape *sh = w->shapes, *as = &sh[n->inputs[0]], *bs = &sh[n->inputs[1]];
+	int64_t m = as->dims[as->n_dims - 2], k = as->dims[as->n_dims - 1],
+		nn = bs->dims[bs->n_dims - 1];
+	int64_t count = m * nn, mats = count ? shape_numel(&sh[n->output]) / count : 0;
+	bool one_b = bs->n_dims == 2;
+	const float *a = read_value(t, w, n->inputs[0]), *b = read_value(t, w, n->inputs[1]);
+	float *da = grad_of(t, w, grad, n->inputs[0]), *db = grad_of(t, w, grad, n->inputs[1]);
+	for (int64_t p = 0; p < mats; p++) {
+		const float *ap = a + p * m * k, *bp = b + (one_b ? 0 : p * k * nn),
+			    *dc = dy + p * m * nn;
+		for (int64_t i = 0; da && i < m; i++)
+			for (int64_t j = 0; j < k; j++) {
+				double acc = 0;
+				for (int64_t c = 0; c < nn; c++)
+					acc += (double)dc[i * nn + c] * bp[j * nn + c];
+				da[p * m * k + i * k + j] += (float)acc;
+			}
+		float *dbp = db ? db + (one_b ? 0 : p * k * nn) : NULL;
+		for (int64_t j = 0; dbp && j < k; j++)
+			for (int64_t c = 0; c < nn; c++) {
+				double acc = 0;
+				for (int64_t i = 0; i < m; i++)
+					acc += (double)ap[i * k + j] * dc[i * nn + c];
+				dbp[j * nn + c] += (float)acc;
+			}
+	}
+}
+
 /* Pad (constant, pads >= 0): each input element's gradient is dy at its place
  * in the padded output. */
 static void pad_backward(const struct node *n, const struct shape *xs, const float *dy, float *dx)
@@ -1326,6 +1370,10 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 	}
 	case OP_MATMUL: {
 		const struct shape *ws = &sh[n->inputs[1]];
+		if (!g->values[n->inputs[1]].data) {
+			matmul_act_backward(t, w, grad, n, dy);
+			break;
+		}
 		int k = (int)ws->dims[0], nn = (int)ws->dims[1];
 		int rows = (int)(shape_numel(&sh[n->inputs[0]]) / (k ? k : 1));
 		const float *b = l >= 0 && t->wl[l].bits ? t->wl[l].wq : read_value(t, w, n->inputs[1]);
