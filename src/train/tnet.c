@@ -136,6 +136,27 @@ static bool is_const(const struct graph *g, int v)
 	return v >= 0 && value_is_const(&g->values[v]);
 }
 
+/* The element-wise functions of one tensor that unary_backward differentiates. */
+static bool is_function(enum op_type op)
+{
+	switch (op) {
+	case OP_SIGMOID:
+	case OP_TANH:
+	case OP_HARDSIGMOID:
+	case OP_HARDSWISH:
+	case OP_LEAKYRELU:
+	case OP_ERF:
+	case OP_SQRT:
+	case OP_EXP:
+	case OP_NEG:
+	case OP_RECIPROCAL:
+	case OP_ABS:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* The ops backward_node differentiates (the reshape-like ones as the
  * identity); a gradient that must pass through any other op is refused by
  * name rather than passed through unchanged. */
@@ -166,20 +187,9 @@ static bool has_backward(enum op_type op)
 	case OP_LAYERNORM:
 	case OP_SLICE:
 	case OP_PAD:
-	case OP_SIGMOID:
-	case OP_TANH:
-	case OP_HARDSIGMOID:
-	case OP_HARDSWISH:
-	case OP_LEAKYRELU:
-	case OP_ERF:
-	case OP_SQRT:
-	case OP_EXP:
-	case OP_NEG:
-	case OP_RECIPROCAL:
-	case OP_ABS:
 		return true;
 	default:
-		return is_alias_op(op);
+		return is_alias_op(op) || is_function(op);
 	}
 }
 
@@ -1531,21 +1541,14 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 			layernorm_backward(n, &sh[n->inputs[0]], x, read_value(t, w, n->inputs[1]),
 					   shape_numel(&sh[n->inputs[1]]), dy, dx);
 		break;
-	case OP_SIGMOID:
-	case OP_TANH:
-	case OP_HARDSIGMOID:
-	case OP_HARDSWISH:
-	case OP_LEAKYRELU:
-	case OP_ERF:
-	case OP_SQRT:
-	case OP_EXP:
-	case OP_NEG:
-	case OP_RECIPROCAL:
-	case OP_ABS:
-		if (dx)
-			unary_backward(n, shape_numel(&sh[n->output]), x, w->act[n->output], dy, dx);
-		break;
-	default: /* reshape-like ops (has_backward): the same elements in the same order */
+	default:
+		if (is_function(n->op)) {
+			if (dx)
+				unary_backward(n, shape_numel(&sh[n->output]), x, w->act[n->output],
+					       dy, dx);
+			break;
+		}
+		/* reshape-like ops (has_backward): the same elements in the same order */
 		if (dx)
 			for (int64_t j = 0; j < shape_numel(&sh[n->output]); j++)
 				dx[j] += dy[j];
