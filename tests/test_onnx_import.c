@@ -1506,6 +1506,39 @@ Test(fold, class_token_equal_where_expand)
 	mb_free(&b);
 }
 
+/* A few bytes of model naming a huge constant (fuzz_onnx found a
+ * ConstantOfShape of 671 M int64 elements: a 5 GiB allocation) are refused
+ * by name, as is an Expand or a broadcast of constants that would grow past
+ * the same bound; a model's real ones stay far below it. */
+Test(fold, constants_that_grow_past_the_bound_are_refused)
+{
+	static const char *const ops[3] = {"ConstantOfShape", "Expand", "Add"};
+	static float zeros[1 << 15];
+	for (int k = 0; k < 3; k++) {
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 3}, 2);
+		mb_init_i64(&b, "big", (int64_t[]){2}, 1, (int64_t[]){1 << 15, 1 << 14});
+		mb_init_f32(&b, "one", (int64_t[]){1, 1}, 2, (float[]){1.0f});
+		mb_init_f32(&b, "col", (int64_t[]){1 << 15, 1}, 2, zeros);
+		mb_init_f32(&b, "row", (int64_t[]){1, 1 << 14}, 2, zeros);
+		if (k == 0)
+			mb_node(&b, "ConstantOfShape", "grow", (const char *[]){"big", NULL}, "c");
+		else if (k == 1)
+			mb_node(&b, "Expand", "grow", (const char *[]){"one", "big", NULL}, "c");
+		else
+			mb_node(&b, "Add", "grow", (const char *[]){"col", "row", NULL}, "c");
+		mb_node(&b, "ReduceMean", "use", (const char *[]){"c", NULL}, "m");
+		mb_node(&b, "Add", "y", (const char *[]){"x", "m", NULL}, "y");
+		mb_output(&b, "y");
+		char want[96];
+		snprintf(want, sizeof want, "node 'grow': %s makes a constant of 536870912 elements",
+			 ops[k]);
+		expect_error(&b, PRESSO_E_UNSUPPORTED, want);
+		mb_free(&b);
+	}
+}
+
 /* ConstantOfShape over a constant shape is a weight (filled with its value);
  * over a shape that follows the batch it is refused by name. */
 Test(fold, constant_of_shape)

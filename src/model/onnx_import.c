@@ -71,9 +71,19 @@ struct builder {
 	int64_t opset;
 	const Onnx__GraphProto *gp; /* the graph being imported */
 	bool keep_batchnorm; /* graph_load_opts: leave BatchNormalization unfolded */
+	int64_t grown_bytes; /* made at load beyond the inputs' size (fold_grows) */
 };
 
+/* The most bytes that folding at load may make beyond its inputs' own size:
+ * ConstantOfShape, Expand and broadcasts of constants turn a few bytes of a
+ * model into as many elements as they name, so a malformed file could make
+ * presso allocate gigabytes. A model's real ones (shapes, masks, tokens) are
+ * far smaller. */
+#define FOLD_MAX_GROWN_BYTES ((int64_t)1 << 30)
+
 static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, int *rank);
+static enum presso_status fold_grows(struct builder *b, const char *name, const char *op,
+				     int64_t count, size_t elem_bytes, int64_t in_elems);
 static enum presso_status slice_one_axis(struct builder *b, const char *name, int x,
 					 const struct shape *xs, int axis, int64_t first,
 					 int64_t count, int64_t step, int out_v);
@@ -1307,6 +1317,11 @@ static enum presso_status fold_node(struct builder *b, struct node *n, int out_v
 	if (s != PRESSO_OK)
 		return s;
 	size_t count = (size_t)shape_numel(&shapes[mini.output]);
+	int64_t in_elems = 0;
+	for (int i = 0; i < n->n_inputs; i++)
+		in_elems += n->inputs[i] >= 0 ? shape_numel(&shapes[i]) : 0;
+	if ((s = fold_grows(b, n->name, op_name(n->op), (int64_t)count, sizeof(float), in_elems)))
+		return s;
 	size_t scratch_bytes = engine_node_scratch_bytes(g, &mini, shapes);
 	float *out = malloc(sizeof(float) * (count ? count : 1));
 	float *scratch = malloc(scratch_bytes ? scratch_bytes : 1);
@@ -1376,6 +1391,22 @@ static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, 
 				  ? SYM_DIM(s1->dims[d])
 				  : s1->dims[d];
 	free(s2);
+	return PRESSO_OK;
+}
+
+/* Refuses a fold whose count elements of elem_bytes each exceed what its
+ * inputs hold (in_elems) past FOLD_MAX_GROWN_BYTES over the whole model. */
+static enum presso_status fold_grows(struct builder *b, const char *name, const char *op,
+				     int64_t count, size_t elem_bytes, int64_t in_elems)
+{
+	if (count <= in_elems)
+		return PRESSO_OK;
+	int64_t bytes = count * (int64_t)elem_bytes; /* count <= GRAPH_MAX_ELEMS */
+	if (bytes > FOLD_MAX_GROWN_BYTES - b->grown_bytes)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': %s makes a constant of %lld elements from smaller ones; presso folds at most %lld MiB of such constants in a model",
+				   name, op, (long long)count, (long long)(FOLD_MAX_GROWN_BYTES >> 20));
+	b->grown_bytes += bytes;
 	return PRESSO_OK;
 }
 
@@ -1491,6 +1522,9 @@ static enum presso_status fold_constant_of_shape(struct builder *b, const Onnx__
 		return status_fail(PRESSO_E_UNSUPPORTED,
 				   "node '%s': ConstantOfShape of more than %lld elements", name,
 				   (long long)GRAPH_MAX_ELEMS);
+	enum presso_status grow = fold_grows(b, name, "ConstantOfShape", count, sizeof(int64_t), 1);
+	if (grow != PRESSO_OK)
+		return grow;
 	/* the fill value: a one-element tensor, float 0 when absent */
 	struct value fill = {.name = NULL};
 	const Onnx__AttributeProto *a = find_attr(np, "value");
@@ -2076,6 +2110,12 @@ static enum presso_status fold_equal_where(struct builder *b, const char *name, 
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s inputs do not broadcast", name, op);
 	if (!shape_numel_checked(&os, &count))
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s output too large", name, op);
+	int64_t in_elems = 0;
+	for (int i = 0; i < n_in; i++)
+		in_elems += shape_numel(sh[i]);
+	enum presso_status grow = fold_grows(b, name, op, count, sizeof(int64_t), in_elems);
+	if (grow != PRESSO_OK)
+		return grow;
 	size_t nb = (size_t)(count ? count : 1);
 	bool f32 = where && v[1]->data;
 	int64_t *l = f32 ? NULL : malloc(sizeof(int64_t) * nb);
@@ -2150,6 +2190,10 @@ static enum presso_status fold_expand(struct builder *b, const char *name, const
 				   name);
 	if (!shape_numel_checked(&os, &count))
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Expand output too large", name);
+	enum presso_status grow =
+		fold_grows(b, name, "Expand", count, sizeof(int64_t), shape_numel(&x->shape));
+	if (grow != PRESSO_OK)
+		return grow;
 	size_t nb = (size_t)(count ? count : 1);
 	float *f = x->data ? malloc(sizeof(float) * nb) : NULL;
 	int64_t *l = x->idata ? malloc(sizeof(int64_t) * nb) : NULL;
