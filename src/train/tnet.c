@@ -1436,9 +1436,10 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 							 dy, dx);
 		break;
 	}
-	case OP_ADD: {
+	case OP_ADD:
+	case OP_SUM: {
 		const struct shape *ys = &sh[n->output];
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k < n->n_inputs; k++) {
 			int64_t dims[GRAPH_MAX_DIMS];
 			float *da = grad_of(t, w, grad, n->inputs[k]);
 			if (!da)
@@ -1503,18 +1504,6 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 	case OP_DIV:
 		binary_backward(t, w, grad, n, dy);
 		break;
-	case OP_SUM: {
-		const struct shape *ys = &sh[n->output];
-		for (int k = 0; k < n->n_inputs; k++) {
-			int64_t dims[GRAPH_MAX_DIMS];
-			float *da = grad_of(t, w, grad, n->inputs[k]);
-			if (!da)
-				continue;
-			right_align(&sh[n->inputs[k]], ys->n_dims, dims);
-			add_backward_f32__ref(dims, ys->dims, ys->n_dims, dy, da);
-		}
-		break;
-	}
 	case OP_REDUCEMEAN:
 		if (dx)
 			reducemean_backward(n, &sh[n->inputs[0]], dy, dx);
