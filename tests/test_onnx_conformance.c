@@ -231,6 +231,7 @@ static enum case_result run_case(const char *name, char *why, size_t why_bytes)
 /* Cases that presso must run and match exactly (within the tolerances). */
 static const char *const REQUIRED[] = {
 	"test_add", "test_add_bcast",
+	"test_averagepool_1d_default", "test_maxpool_1d_default",
 	"test_averagepool_2d_default", "test_averagepool_2d_ceil", "test_averagepool_2d_pads",
 	"test_averagepool_2d_pads_count_include_pad", "test_averagepool_2d_precomputed_pads",
 	"test_averagepool_2d_precomputed_pads_count_include_pad",

@@ -1685,3 +1685,111 @@ Test(ops, gather_of_computed_tensors)
 	graph_free(g);
 	mb_free(&b);
 }
+
+/* --- 1-D layers ---------------------------------------------------------------- */
+
+/* One image of a Conv1d (group g, no padding past pad_l on the left; the
+ * right padding only decides len_out), written out from the operator's text. */
+static void conv1d_ref(const float *x, int c_in, int len, const float *w, const float *bias,
+		       int c_out, int k, int stride, int pad_l, int dil, int group, float *y,
+		       int len_out)
+{
+	int cig = c_in / group, cog = c_out / group;
+	for (int o = 0; o < c_out; o++)
+		for (int t = 0; t < len_out; t++) {
+			double acc = bias ? bias[o] : 0.0;
+			for (int ci = 0; ci < cig; ci++)
+				for (int j = 0; j < k; j++) {
+					int pos = t * stride - pad_l + j * dil;
+					if (pos >= 0 && pos < len)
+						acc += (double)w[(o * cig + ci) * k + j] *
+						       x[((o / cog) * cig + ci) * len + pos];
+				}
+			y[o * len_out + t] = (float)acc;
+		}
+}
+
+/* Conv1d, BatchNorm1d, ReLU, MaxPool1d, a grouped dilated Conv1d and a [C, 1]
+ * bias, as PyTorch exports them over [N, C, L]: they run as 2-D layers over
+ * [N, C, 1, L] between one Unsqueeze and one Squeeze, and give the 1-D
+ * result. */
+Test(ops, conv1d_layers_run_as_2d_layers_over_one_row)
+{
+	enum { B = 2, C = 3, L = 12, O = 4, L1 = 7, L2 = 6, L3 = 4 };
+	float w1[O * C * 3], b1[O], w2[O * 2 * 2], bias[O], sc[O], sh[O], mean[O], var[O];
+	fill(w1, O * C * 3, 3);
+	fill(b1, O, 5);
+	fill(w2, O * 2 * 2, 7);
+	fill(bias, O, 9);
+	fill(mean, O, 13);
+	for (int i = 0; i < O; i++) {
+		sc[i] = 1.0f + 0.25f * (float)i;
+		sh[i] = 0.1f * (float)i - 0.2f;
+		var[i] = 0.5f + 0.5f * (float)i;
+	}
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, C, L}, 3);
+	mb_init_f32(&b, "w1", (int64_t[]){O, C, 3}, 3, w1);
+	mb_init_f32(&b, "b1", (int64_t[]){O}, 1, b1);
+	mb_init_f32(&b, "w2", (int64_t[]){O, 2, 2}, 3, w2);
+	mb_init_f32(&b, "bias", (int64_t[]){O, 1}, 2, bias);
+	mb_init_f32(&b, "sc", (int64_t[]){O}, 1, sc);
+	mb_init_f32(&b, "sh", (int64_t[]){O}, 1, sh);
+	mb_init_f32(&b, "mean", (int64_t[]){O}, 1, mean);
+	mb_init_f32(&b, "var", (int64_t[]){O}, 1, var);
+	Onnx__NodeProto *n = mb_node(&b, "Conv", "c1", (const char *[]){"x", "w1", "b1", NULL}, "a");
+	mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){3}, 1);
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 2}, 2);
+	mb_attr_ints(&b, n, "strides", (int64_t[]){2}, 1);
+	mb_node(&b, "BatchNormalization", "bn",
+		(const char *[]){"a", "sc", "sh", "mean", "var", NULL}, "bnout");
+	mb_node(&b, "Relu", "relu", (const char *[]){"bnout", NULL}, "r");
+	n = mb_node(&b, "MaxPool", "pool", (const char *[]){"r", NULL}, "p");
+	mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){2}, 1);
+	n = mb_node(&b, "Conv", "c2", (const char *[]){"p", "w2", NULL}, "c");
+	mb_attr_int(&b, n, "group", 2);
+	mb_attr_ints(&b, n, "dilations", (int64_t[]){2}, 1);
+	mb_node(&b, "Add", "add", (const char *[]){"c", "bias", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	int n_unsq = 0, n_sq = 0, n_conv = 0;
+	for (int i = 0; i < g->n_nodes; i++) {
+		n_unsq += g->nodes[i].op == OP_UNSQUEEZE;
+		n_sq += g->nodes[i].op == OP_SQUEEZE;
+		n_conv += g->nodes[i].op == OP_CONV;
+	}
+	cr_assert_eq(n_unsq, 1, "one Unsqueeze, at the input");
+	cr_assert_eq(n_sq, 1, "one Squeeze, at the output");
+	cr_assert_eq(n_conv, 2);
+	cr_assert_eq(g->n_nodes, 7,
+		     "Unsqueeze, Conv (the BatchNorm folded in), Relu, MaxPool, Conv, Add, Squeeze");
+	const struct shape *ys = &g->values[g->outputs[0]].shape;
+	cr_assert_eq(ys->n_dims, 3);
+	cr_assert_eq(ys->dims[1], O);
+	cr_assert_eq(ys->dims[2], L3);
+	float x[B * C * L], y[B * O * L3];
+	fill(x, B * C * L, 17);
+	run(g, B, x, B * C * L, y, B * O * L3);
+	for (int i = 0; i < B; i++) {
+		float a[O * L1], p[O * L2], want[O * L3];
+		conv1d_ref(x + i * C * L, C, L, w1, b1, O, 3, 2, 1, 1, 1, a, L1);
+		for (int o = 0; o < O; o++)
+			for (int t = 0; t < L1; t++) {
+				float v = a[o * L1 + t];
+				v = (v - mean[o]) / sqrtf(var[o] + 1e-5f) * sc[o] + sh[o];
+				a[o * L1 + t] = v > 0 ? v : 0;
+			}
+		for (int o = 0; o < O; o++)
+			for (int t = 0; t < L2; t++)
+				p[o * L2 + t] = fmaxf(a[o * L1 + t], a[o * L1 + t + 1]);
+		conv1d_ref(p, O, L2, w2, NULL, O, 2, 1, 0, 2, 2, want, L3);
+		for (int o = 0; o < O; o++)
+			for (int t = 0; t < L3; t++)
+				cr_assert_float_eq(y[(i * O + o) * L3 + t], want[o * L3 + t] + bias[o],
+						   1e-5, "image %d channel %d position %d", i, o, t);
+	}
+	graph_free(g);
+	mb_free(&b);
+}

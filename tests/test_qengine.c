@@ -2039,3 +2039,99 @@ Test(qengine, convnext_linears_equal_1x1_convs_bit_for_bit)
 		}
 	dataset_free(ds);
 }
+
+/* A Conv1d stack (conv, ReLU, max pool, a grouped strided conv, global
+ * average, linear head) as PyTorch exports it over [N, C, L], and its twin
+ * written with 2-D layers of height 1 after an explicit Unsqueeze: the INT8
+ * engine runs both with no FP32 step and gives the same bytes, on the
+ * reference kernels and the CPU's best. */
+static struct graph *conv1d_stack_as(struct mb *b, bool twin)
+{
+	enum { C = 3, L = 16, O = 8 };
+	uint32_t s = 97;
+	float w1[O * C * 3], b1[O], w2[O * 4 * 3], b2[O], wf[5 * O];
+	for (size_t i = 0; i < sizeof w1 / 4; i++)
+		w1[i] = 0.5f * frand(&s);
+	for (size_t i = 0; i < sizeof w2 / 4; i++)
+		w2[i] = 0.5f * frand(&s);
+	for (size_t i = 0; i < sizeof wf / 4; i++)
+		wf[i] = 0.5f * frand(&s);
+	for (int i = 0; i < O; i++) {
+		b1[i] = 0.2f * frand(&s);
+		b2[i] = 0.2f * frand(&s);
+	}
+	mb_init(b, 13);
+	mb_input(b, "x", (int64_t[]){-1, C, L}, 3);
+	int64_t w1d[4] = {O, C, 1, 3}, w2d[4] = {O, 4, 1, 3};
+	int wr = twin ? 4 : 3;
+	if (twin) {
+		mb_init_i64(b, "axes", (int64_t[]){1}, 1, (int64_t[]){2});
+		mb_node(b, "Unsqueeze", "lift", (const char *[]){"x", "axes", NULL}, "x4");
+	} else {
+		w1d[2] = 3;
+		w2d[2] = 3;
+	}
+	mb_init_f32(b, "w1", w1d, wr, w1);
+	mb_init_f32(b, "b1", (int64_t[]){O}, 1, b1);
+	mb_init_f32(b, "w2", w2d, wr, w2);
+	mb_init_f32(b, "b2", (int64_t[]){O}, 1, b2);
+	Onnx__NodeProto *n = mb_node(b, "Conv", "c1",
+				     (const char *[]){twin ? "x4" : "x", "w1", "b1", NULL}, "a");
+	mb_attr_ints(b, n, "kernel_shape", (int64_t[]){1, 3}, twin ? 2 : 1);
+	mb_attr_ints(b, n, "pads", twin ? (int64_t[]){0, 1, 0, 1} : (int64_t[]){1, 1}, twin ? 4 : 2);
+	mb_node(b, "Relu", "relu", (const char *[]){"a", NULL}, "r");
+	n = mb_node(b, "MaxPool", "pool", (const char *[]){"r", NULL}, "p");
+	mb_attr_ints(b, n, "kernel_shape", twin ? (int64_t[]){1, 2} : (int64_t[]){2}, twin ? 2 : 1);
+	mb_attr_ints(b, n, "strides", twin ? (int64_t[]){1, 2} : (int64_t[]){2}, twin ? 2 : 1);
+	n = mb_node(b, "Conv", "c2", (const char *[]){"p", "w2", "b2", NULL}, "c");
+	mb_attr_int(b, n, "group", 2);
+	mb_attr_ints(b, n, "strides", twin ? (int64_t[]){1, 2} : (int64_t[]){2}, twin ? 2 : 1);
+	mb_node(b, "Relu", "relu2", (const char *[]){"c", NULL}, "cr");
+	mb_node(b, "GlobalAveragePool", "gap", (const char *[]){"cr", NULL}, "g");
+	mb_node(b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	mb_init_f32(b, "wf", (int64_t[]){5, O}, 2, wf);
+	n = mb_node(b, "Gemm", "head", (const char *[]){"f", "wf", NULL}, "y");
+	mb_attr_int(b, n, "transB", 1);
+	mb_output(b, "y");
+	return load_mb(b);
+}
+
+Test(qengine, conv1d_stack_equals_its_2d_twin_bit_for_bit)
+{
+	enum { N = 16 };
+	struct dataset *ds = uniform_items(N, 1, 3, 16, -1, 1, 89); /* [N, 3, 16] as NPY loads it */
+	float yf[N * 5], yq[2][N * 5];
+	for (int rq = REQUANT_FLOAT; rq <= REQUANT_Q31; rq++)
+		for (int isa = Q8_ISA_REF; isa <= (int)q8_isa_best(); isa += (int)q8_isa_best()) {
+			for (int twin = 0; twin < 2; twin++) {
+				struct mb b;
+				struct graph *g = conv1d_stack_as(&b, twin);
+				struct calib *cal = calibrate(g, ds);
+				struct layer *ls;
+				int nl;
+				cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+				cr_assert_eq(nl, 3);
+				struct policy *p;
+				cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+				struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+							  (enum requant_mode)rq};
+				struct qmodel *m;
+				cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s",
+					     status_msg());
+				cr_assert_eq(count_fallbacks(m), 0, "%s", twin ? "2-D twin" : "1-D");
+				cr_assert_eq(run_both(g, m, ds, N, yf, yq[twin]), 5);
+				cr_assert_lt(rel_rms(yq[twin], yf, N * 5), 0.05);
+				qmodel_free(m);
+				policy_free(p);
+				free(ls);
+				calib_free(cal);
+				graph_free(g);
+				mb_free(&b);
+			}
+			cr_assert_arr_eq(yq[0], yq[1], sizeof yq[0], "the 1-D stack and its twin differ (%s, %s)",
+					 q8_isa_name((enum q8_isa)isa), rq == REQUANT_Q31 ? "Q31" : "float");
+			if (isa == (int)q8_isa_best())
+				break;
+		}
+	dataset_free(ds);
+}

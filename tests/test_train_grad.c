@@ -813,6 +813,37 @@ Test(train_grad, slice_and_pad)
 	mb_free(&b);
 }
 
+/* Conv1d, ReLU, MaxPool1d, a strided grouped Conv1d, global average and a
+ * linear head over [N, C, L]: the 2-D layers of height 1 they import as. */
+Test(train_grad, conv1d_layers)
+{
+	rs = 31;
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 3, 10}, 3);
+	init_rand(&b, "w1", (int64_t[]){4, 3, 3}, 3, 0.5f);
+	init_rand(&b, "b1", (int64_t[]){4}, 1, 0.5f);
+	init_rand(&b, "w2", (int64_t[]){6, 2, 2}, 3, 0.5f);
+	init_rand(&b, "wf", (int64_t[]){3, 6}, 2, 0.5f);
+	Onnx__NodeProto *n = mb_node(&b, "Conv", "c1", (const char *[]){"x", "w1", "b1", NULL}, "a");
+	mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){3}, 1);
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 1}, 2);
+	mb_node(&b, "Relu", "relu", (const char *[]){"a", NULL}, "r");
+	n = mb_node(&b, "MaxPool", "pool", (const char *[]){"r", NULL}, "p");
+	mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){2}, 1);
+	mb_attr_ints(&b, n, "strides", (int64_t[]){1}, 1);
+	n = mb_node(&b, "Conv", "c2", (const char *[]){"p", "w2", NULL}, "c");
+	mb_attr_int(&b, n, "group", 2);
+	mb_attr_ints(&b, n, "strides", (int64_t[]){2}, 1);
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"c", NULL}, "g");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	n = mb_node(&b, "Gemm", "head", (const char *[]){"f", "wf", NULL}, "y");
+	mb_attr_int(&b, n, "transB", 1);
+	mb_output(&b, "y");
+	run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, "conv1d");
+	mb_free(&b);
+}
+
 /* An op without a backward on the gradient's way (here LRN between two
  * convolutions) is refused by name; before a model's first layer, where no
  * gradient passes, it is not. */

@@ -14,7 +14,8 @@
  *      the reference kernels and becomes a constant (constant folding), int64
  *      ones (shape arithmetic) here; Shape, Size, ConstantOfShape, Gather and
  *      Slice must fold: Shape reads the shape of its input from the nodes so
- *      far, a dimension that follows the batch as SYM_DIM (below);
+ *      far, a dimension that follows the batch as SYM_DIM (below); 1-D
+ *      convolutions and pools become 2-D ones of height 1 (import_lifted);
  *   3. shapes at batch 1, resolving auto_pad into explicit pads;
  *   4. BatchNormalization folded into the Conv/Gemm before it when that node's
  *      output has no other reader; MatMul + Add(bias) on a 2-D input -> Gemm;
@@ -72,6 +73,11 @@ struct builder {
 	const Onnx__GraphProto *gp; /* the graph being imported */
 	bool keep_batchnorm; /* graph_load_opts: leave BatchNormalization unfolded */
 	int64_t grown_bytes; /* made at load beyond the inputs' size (fold_grows) */
+	struct lifted {
+		int v3, v4; /* a 3-D value and its [N, C, 1, L] twin (import_lifted) */
+	} *lifted;
+	int n_lifted, cap_lifted;
+	bool lifting; /* import_node called from import_lifted */
 };
 
 /* The most bytes that folding at load may make beyond its inputs' own size:
@@ -449,7 +455,8 @@ static enum presso_status bad_attr(const struct node *n, const char *attr, const
 			   op_name(n->op), attr, why);
 }
 
-/* kernel_shape, strides, pads, dilations, auto_pad of a 2-D Conv or pool. */
+/* kernel_shape, strides, pads, dilations, auto_pad of a 2-D Conv or pool (a
+ * 1-D one arrives here as 2-D, import_lifted). */
 static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
 				      bool need_kernel)
 {
@@ -460,7 +467,7 @@ static enum presso_status read_window(struct node *n, const Onnx__NodeProto *np,
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s needs kernel_shape", n->name,
 				   op_name(n->op));
 	if (k >= 0 && k != 2)
-		return bad_attr(n, "kernel_shape", "must have 2 entries (only 2-D is supported)");
+		return bad_attr(n, "kernel_shape", "must have 1 or 2 entries (only 1-D and 2-D windows are supported)");
 	if (k == -2)
 		return bad_attr(n, "kernel_shape", "has too many entries");
 	a->kernel[0] = k == 2 ? (int)v[0] : 0;
@@ -2503,12 +2510,13 @@ static enum presso_status add_const_value(struct builder *b, const char *name, c
 	return set_const(b, *v, sh, NULL, data);
 }
 
-/* A node op(a, c) -> out_v named name#suffix (name alone for ""). */
+/* A node op(a, c) -> out_v (op(a) for c < 0) named name#suffix (name alone
+ * for ""). */
 static enum presso_status add_op_node(struct builder *b, enum op_type op, const char *name,
 				      const char *suffix, int a, int c, int out_v,
 				      const struct node_attrs *attrs)
 {
-	struct node n = {.op = op, .n_inputs = 2, .output = out_v};
+	struct node n = {.op = op, .n_inputs = c >= 0 ? 2 : 1, .output = out_v};
 	n.inputs[0] = a;
 	n.inputs[1] = c;
 	if (attrs)
@@ -2611,6 +2619,217 @@ static enum presso_status import_instancenorm(struct builder *b, const Onnx__Nod
 	return s;
 }
 
+/* --- 1-D spatial ops as 2-D ones --------------------------------------------
+ * Conv1d, MaxPool1d and AvgPool1d run as their 2-D forms over [N, C, 1, L]:
+ * the input gets an Unsqueeze at axis 2, the kernel a height of 1, and the
+ * output a Squeeze at axis 2, so the engines, the training engine and the
+ * file formats see only 2-D convolutions. Ops that commute with that Squeeze
+ * (element-wise functions, BatchNormalization, Add/Sub/Mul/Div/Sum, PRelu,
+ * Concat, GlobalAveragePool) take the 4-D value when every runtime input has
+ * one; their constants of rank 2 or more gain the same unit dimension before
+ * their last. A chain of 1-D layers thus stays 4-D from its first Unsqueeze to
+ * its last Squeeze, and the Squeezes in between have no reader (compact()
+ * drops them). b->lifted pairs each such 3-D value with its 4-D twin. */
+
+#define LIFT_MAX_ATTRS 16
+
+static int lifted_of(const struct builder *b, int v3)
+{
+	for (int i = b->n_lifted - 1; i >= 0; i--)
+		if (b->lifted[i].v3 == v3)
+			return b->lifted[i].v4;
+	return -1;
+}
+
+static enum presso_status note_lifted(struct builder *b, int v3, int v4)
+{
+	if (b->n_lifted == b->cap_lifted) {
+		int cap = b->cap_lifted ? 2 * b->cap_lifted : 16;
+		struct lifted *nl = realloc(b->lifted, sizeof *nl * (size_t)cap);
+		if (!nl)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		b->lifted = nl;
+		b->cap_lifted = cap;
+	}
+	b->lifted[b->n_lifted++] = (struct lifted){v3, v4};
+	return PRESSO_OK;
+}
+
+/* An ints attribute of exactly `count` entries, or NULL. */
+static const Onnx__AttributeProto *ints_attr(const Onnx__NodeProto *np, const char *name,
+					     size_t count)
+{
+	const Onnx__AttributeProto *a = find_attr(np, name);
+	return a && a->n_ints == count ? a : NULL;
+}
+
+static bool is_spatial_1d(const struct builder *b, const Onnx__NodeProto *np, enum op_type op)
+{
+	if (op != OP_CONV && op != OP_MAXPOOL && op != OP_AVGPOOL)
+		return false;
+	int x = np->input[0] ? map_find(b, np->input[0]) : -1;
+	if (x < 0 || value_is_const(&b->g->values[x]))
+		return false; /* folded, or refused, as it is */
+	if (find_attr(np, "kernel_shape"))
+		return ints_attr(np, "kernel_shape", 1) != NULL;
+	if (op != OP_CONV || np->n_input < 2 || !np->input[1])
+		return false;
+	int w = map_find(b, np->input[1]);
+	return w >= 0 && value_is_const(&b->g->values[w]) && b->g->values[w].shape.n_dims == 3;
+}
+
+/* Ops f with f(Squeeze(x)) = Squeeze(f(x)) for a Squeeze at axis 2. */
+static bool commutes_with_squeeze(enum op_type op)
+{
+	switch (op) {
+	case OP_RELU: case OP_CLIP: case OP_BATCHNORM: case OP_GLOBALAVGPOOL:
+	case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_SUM: case OP_PRELU:
+	case OP_CONCAT: case OP_IDENTITY: case OP_SIGMOID: case OP_TANH:
+	case OP_HARDSIGMOID: case OP_HARDSWISH: case OP_LEAKYRELU: case OP_SQRT:
+	case OP_ERF: case OP_EXP: case OP_NEG: case OP_RECIPROCAL: case OP_ABS:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Whether np runs over the 4-D twins: a 1-D spatial op, or an op that
+ * commutes with the Squeeze and whose runtime inputs all have twins. */
+static bool lifts(const struct builder *b, const Onnx__NodeProto *np, enum op_type op)
+{
+	if (np->n_attribute > LIFT_MAX_ATTRS || np->n_input > GRAPH_MAX_INPUTS ||
+	    np->n_input == 0)
+		return false;
+	if (is_spatial_1d(b, np, op))
+		return true;
+	if (!commutes_with_squeeze(op))
+		return false;
+	bool any = false;
+	for (size_t i = 0; i < np->n_input; i++) {
+		if (!np->input[i] || !*np->input[i])
+			continue;
+		int v = map_find(b, np->input[i]);
+		if (v < 0)
+			return false;
+		const struct value *val = &b->g->values[v];
+		if (lifted_of(b, v) >= 0)
+			any = true;
+		else if (!value_is_const(val) || (val->shape.n_dims >= 2 && !val->data))
+			return false;
+	}
+	return any;
+}
+
+/* The 4-D twin of input value v of node `name`: its lifted twin, an
+ * Unsqueeze of a runtime value, a float constant of rank 2 or more with a
+ * unit dimension before its last, or v itself. */
+static enum presso_status lift_input(struct builder *b, const char *name, int v, int *v4)
+{
+	struct graph *g = b->g;
+	*v4 = lifted_of(b, v);
+	if (*v4 >= 0)
+		return PRESSO_OK;
+	if (value_is_const(&g->values[v]) && g->values[v].shape.n_dims < 2) {
+		*v4 = v;
+		return PRESSO_OK;
+	}
+	if (value_is_const(&g->values[v])) {
+		struct shape sh = g->values[v].shape;
+		if (sh.n_dims >= GRAPH_MAX_DIMS)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': input '%s' has too many dimensions",
+					   name, g->values[v].name);
+		sh.dims[sh.n_dims] = sh.dims[sh.n_dims - 1];
+		sh.dims[sh.n_dims - 1] = 1;
+		sh.n_dims++;
+		char base[300];
+		snprintf(base, sizeof base, "%s", g->values[v].name);
+		return add_const_value(b, base, "2d", &sh, g->values[v].data, v4);
+	}
+	if ((*v4 = add_derived_value(b, g->values[v].name, "2d")) < 0)
+		return PRESSO_E_NOMEM;
+	struct node_attrs at = {.n_ints = 1, .ints = {2}};
+	enum presso_status s = add_op_node(b, OP_UNSQUEEZE, name, "unsqueeze", v, -1, *v4, &at);
+	return s == PRESSO_OK ? note_lifted(b, v, *v4) : s;
+}
+
+static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *np, int index);
+
+/* np over the 4-D twins of its inputs, then a Squeeze to its own output. */
+static enum presso_status import_lifted(struct builder *b, const Onnx__NodeProto *np,
+					enum op_type op, const char *name, int index)
+{
+	struct graph *g = b->g;
+	enum presso_status s;
+	Onnx__NodeProto n2 = *np;
+	char *in2[GRAPH_MAX_INPUTS];
+	for (size_t i = 0; i < np->n_input; i++) {
+		in2[i] = np->input[i];
+		if (!np->input[i] || !*np->input[i])
+			continue;
+		int v = map_find(b, np->input[i]), v4;
+		if (v < 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': input '%s' is not produced by any earlier node, initializer or graph input",
+					   name, np->input[i]);
+		if ((s = lift_input(b, name, v, &v4)) != PRESSO_OK)
+			return s;
+		in2[i] = g->values[v4].name;
+	}
+	n2.input = in2;
+	/* windows gain a height of 1 (pads: top 0, left, bottom 0, right); a
+	 * Concat axis after the channels moves one on */
+	Onnx__AttributeProto at2[LIFT_MAX_ATTRS], *atp[LIFT_MAX_ATTRS];
+	int64_t ints[LIFT_MAX_ATTRS][4];
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const Onnx__AttributeProto *a = np->attribute[i];
+		at2[i] = *a;
+		atp[i] = &at2[i];
+		const char *an = a->name ? a->name : "";
+		bool window = op != OP_CONCAT &&
+			      (strcmp(an, "kernel_shape") == 0 || strcmp(an, "strides") == 0 ||
+			       strcmp(an, "dilations") == 0);
+		if (window && a->n_ints == 1) {
+			ints[i][0] = 1;
+			ints[i][1] = a->ints[0];
+			at2[i].ints = ints[i];
+			at2[i].n_ints = 2;
+		} else if (op != OP_CONCAT && strcmp(an, "pads") == 0 && a->n_ints == 2) {
+			ints[i][0] = 0;
+			ints[i][1] = a->ints[0];
+			ints[i][2] = 0;
+			ints[i][3] = a->ints[1];
+			at2[i].ints = ints[i];
+			at2[i].n_ints = 4;
+		} else if (op == OP_CONCAT && strcmp(an, "axis") == 0 && a->has_i) {
+			int64_t ax = a->i < 0 ? a->i + 3 : a->i;
+			at2[i].i = ax >= 2 ? ax + 1 : ax;
+		}
+	}
+	n2.attribute = atp;
+	char out4[512];
+	snprintf(out4, sizeof out4, "%s#2d", np->output[0]);
+	for (int k = 1; map_find(b, out4) >= 0; k++)
+		snprintf(out4, sizeof out4, "%s#2d%d", np->output[0], k);
+	char *outs[1] = {out4};
+	n2.output = outs;
+	n2.n_output = 1;
+	char name2[300];
+	snprintf(name2, sizeof name2, "%s", name);
+	n2.name = name2;
+	b->lifting = true;
+	s = import_node(b, &n2, index);
+	b->lifting = false;
+	if (s != PRESSO_OK)
+		return s;
+	int y4 = map_find(b, out4), y = add_value(b, np->output[0]);
+	if (y < 0)
+		return PRESSO_E_NOMEM;
+	struct node_attrs at = {.n_ints = 1, .ints = {2}};
+	if ((s = add_op_node(b, OP_SQUEEZE, name, "squeeze", y4, -1, y, &at)) != PRESSO_OK)
+		return s;
+	return note_lifted(b, y, y4);
+}
+
 static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *np, int index)
 {
 	struct graph *g = b->g;
@@ -2668,6 +2887,8 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 		}
 	if (!known)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': op %s is not supported", name, op);
+	if (!b->lifting && lifts(b, np, n.op))
+		return import_lifted(b, np, n.op, name, index);
 	if (np->n_input < (size_t)min_inputs(n.op))
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has %zu inputs; it needs at least %d",
 				   name, op, np->n_input, min_inputs(n.op));
@@ -3034,7 +3255,8 @@ static void fuse_matmul_add(struct graph *g)
 }
 
 /* Drops nodes nobody reads and values nobody uses; renumbers what is left. */
-static enum presso_status compact(struct graph *g)
+/* Removes the nodes whose output nothing reads; the values stay. */
+static void drop_dead_nodes(struct graph *g)
 {
 	bool changed = true;
 	while (changed) {
@@ -3051,6 +3273,13 @@ static enum presso_status compact(struct graph *g)
 			changed = true;
 		}
 	}
+	for (int i = 0; i < g->n_nodes; i++)
+		g->values[g->nodes[i].output].producer = i;
+}
+
+static enum presso_status compact(struct graph *g)
+{
+	drop_dead_nodes(g);
 	int *map = malloc(sizeof(int) * (size_t)(g->n_values ? g->n_values : 1));
 	bool *used = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *used);
 	if (!map || !used) {
@@ -3208,6 +3437,10 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	}
 	if ((s = infer_and_resolve(g)) != PRESSO_OK)
 		return s;
+	/* the Squeezes that 1-D layers left unread would keep a BatchNorm's
+	 * input from looking single-use */
+	if (b->n_lifted)
+		drop_dead_nodes(g);
 	if (!b->keep_batchnorm && (s = fold_batchnorm(b)) != PRESSO_OK)
 		return s;
 	fuse_matmul_add(g);
@@ -3261,6 +3494,7 @@ enum presso_status graph_load_onnx_bytes_opts(const uint8_t *bytes, size_t n_byt
 		s = build(&b, m);
 	onnx__model_proto__free_unpacked(m, &pb);
 	free(b.slots);
+	free(b.lifted);
 	if (s != PRESSO_OK) {
 		graph_free(b.g);
 		return s;
