@@ -105,6 +105,7 @@ Test(finetune, beats_ptq_and_writes_a_model_eval_reads, .init = setup, .fini = t
 	double ptq = accuracy_of(out, "PTQ:"), tuned = accuracy_of(out, "fine-tuned:");
 	cr_assert_geq(tuned, ptq + MIN_GAIN_POINTS, "fine-tuned %.2f%% vs PTQ %.2f%%\n%s", tuned,
 		      ptq, out);
+	cr_assert_null(strstr(err, "warning"), "%s", err);
 	struct stat st;
 	cr_assert_eq(stat(model, &st), 0);
 	char ck[1100];
@@ -132,6 +133,30 @@ Test(finetune, beats_ptq_and_writes_a_model_eval_reads, .init = setup, .fini = t
 			   "the same fine-tune on one thread scored otherwise");
 	cr_assert(strstr(out, "ONNX opset 13, QDQ"), "%s", out);
 	cr_assert_eq(stat(model, &st), 0);
+	free(out);
+	free(err);
+}
+
+/* A learning rate far too large wrecks the model in a few steps: the run
+ * still writes it, and says on stderr that it scores below PTQ and what to
+ * change. */
+Test(finetune, warns_when_tuning_lowers_the_accuracy, .init = setup, .fini = teardown)
+{
+	char cfg[1024], model[1024], args[4096];
+	snprintf(cfg, sizeof cfg, "%s",
+		 write_config("c.json", "{\"batch\": 32, \"micro_batch\": 8, \"lr\": 5}"));
+	snprintf(model, sizeof model, "%s", fx_join(dir, "wrecked.presso"));
+	snprintf(args, sizeof args, "finetune --config '%s' --policy int8 --steps 5 -o '%s' --quiet",
+		 cfg, model);
+	char *out = NULL, *err = NULL;
+	int rc = fx_presso(args, &out, &err);
+	cr_assert_eq(rc, 0, "exit %d\n%s\n%s", rc, out, err);
+	double ptq = accuracy_of(out, "PTQ:"), tuned = accuracy_of(out, "fine-tuned:");
+	cr_assert_lt(tuned, ptq - 1.0, "fine-tuned %.2f%% vs PTQ %.2f%%", tuned, ptq);
+	cr_assert(strstr(err, "warning: fine-tuning lowered the test accuracy"), "%s", err);
+	cr_assert(strstr(err, "finetune.lr (now 5)"), "%s", err);
+	struct stat st;
+	cr_assert_eq(stat(model, &st), 0, "the model is written all the same");
 	free(out);
 	free(err);
 }

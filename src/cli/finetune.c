@@ -324,6 +324,13 @@ int cmd_finetune(int argc, char **argv)
 	       (long long)(fr.train.steps - fr.train.resumed_at),
 	       fr.train.resumed_at ? ", resumed" : "", fr.train.seconds, fr.train.images_per_s);
 	fflush(stdout);
+	if (tuned.accuracy_pct < ptq.accuracy_pct - 1.0)
+		fprintf(stderr,
+			"presso finetune: warning: fine-tuning lowered the %s accuracy from %.2f%% (PTQ) to "
+			"%.2f%%; the model %s is the fine-tuned one. Try a smaller finetune.lr (now %g) "
+			"or fewer steps, or keep the PTQ model (presso compress --policy %s)\n",
+			split_name, ptq.accuracy_pct, tuned.accuracy_pct,
+			output ? "written" : "stored", tc.lr, policy_arg);
 	if (recording) {
 		struct trial_metrics_out mv, mt;
 		size_t n_bytes = 0;
