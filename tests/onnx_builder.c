@@ -290,7 +290,19 @@ void mb_new_ops_model(struct mb *b)
 	mb_node(b, "Tanh", "tanh", (const char *[]){"h", NULL}, "th");
 	n = mb_node(b, "LeakyRelu", "leaky", (const char *[]){"h", NULL}, "lr");
 	mb_attr_float(b, n, "alpha", 0.2f);
-	mb_node(b, "Sum", "sum", (const char *[]){"sg", "th", "lr", NULL}, "u");
+	n = mb_node(b, "Elu", "elu", (const char *[]){"h", NULL}, "el");
+	mb_attr_float(b, n, "alpha", 0.5f);
+	n = mb_node(b, "Selu", "selu", (const char *[]){"h", NULL}, "se");
+	mb_attr_float(b, n, "alpha", 1.5f);
+	mb_attr_float(b, n, "gamma", 1.25f);
+	n = mb_node(b, "Celu", "celu", (const char *[]){"h", NULL}, "ce");
+	mb_attr_float(b, n, "alpha", 2.0f);
+	mb_node(b, "Softplus", "softplus", (const char *[]){"h", NULL}, "sp");
+	mb_node(b, "Softsign", "softsign", (const char *[]){"h", NULL}, "ss");
+	n = mb_node(b, "ThresholdedRelu", "thresholded", (const char *[]){"h", NULL}, "tr");
+	mb_attr_float(b, n, "alpha", 0.25f);
+	mb_node(b, "Sum", "sum",
+		(const char *[]){"sg", "th", "lr", "el", "se", "ce", "sp", "ss", "tr", NULL}, "u");
 	mb_node(b, "Sub", "sub", (const char *[]){"u", "sg", NULL}, "v");
 	mb_node(b, "Abs", "abs", (const char *[]){"v", NULL}, "ab");
 	mb_node(b, "Sqrt", "sqrt", (const char *[]){"ab", NULL}, "sq");

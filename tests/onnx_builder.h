@@ -50,7 +50,8 @@ void mb_attr_tensor(struct mb *b, Onnx__NodeProto *n, const char *name, Onnx__Te
  * HardSwish and a per-channel PRelu, a squeeze-excite block (GAP, two 1x1
  * convs, Relu, HardSigmoid, Mul), LRN, two nearest Resizes (by scales
  * and by sizes), Pad, ReduceMean, LayerNormalization,
- * Sigmoid, Tanh, LeakyRelu, Sum, Sub, Abs, Sqrt, Erf, Neg, Exp, Add,
+ * Sigmoid, Tanh, LeakyRelu, Elu, Selu, Celu, Softplus, Softsign,
+ * ThresholdedRelu, Sum, Sub, Abs, Sqrt, Erf, Neg, Exp, Add,
  * Reciprocal, Pow, Mul, Div, Split, Concat, then Flatten and a Gemm to
  * [N, 10]. Its weights
  * are fixed pseudo-random numbers; every value stays finite. For round trips

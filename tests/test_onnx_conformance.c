@@ -314,6 +314,10 @@ static const char *const REQUIRED[] = {
 	"test_lrn", "test_lrn_default",
 	"test_exp", "test_exp_example", "test_neg", "test_neg_example", "test_reciprocal",
 	"test_reciprocal_example", "test_abs",
+	"test_elu", "test_elu_default", "test_elu_example", "test_selu", "test_selu_default",
+	"test_selu_example", "test_celu", "test_softplus", "test_softplus_example",
+	"test_softsign", "test_softsign_example", "test_thresholdedrelu",
+	"test_thresholdedrelu_default", "test_thresholdedrelu_example",
 	"test_slice", "test_slice_default_axes", "test_slice_default_steps",
 	"test_slice_end_out_of_bounds", "test_slice_neg", "test_slice_neg_steps",
 	"test_slice_negative_axes", "test_slice_start_out_of_bounds",
@@ -387,7 +391,8 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_reduce_mean", "test_layer_normalization", "test_lrn", "test_exp",
 		"test_neg", "test_reciprocal", "test_abs", "test_shape", "test_size",
 		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split",
-		"test_resize"};
+		"test_resize", "test_elu", "test_selu", "test_celu", "test_softplus", "test_softsign",
+		"test_thresholdedrelu"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

@@ -562,6 +562,18 @@ Test(export, new_ops_are_written_with_their_attributes)
 	cr_assert_float_eq(attr_f(hs, "alpha", 0), 0.25f, 0);
 	cr_assert_float_eq(attr_f(hs, "beta", 0), 0.5f, 0);
 	cr_assert_float_eq(attr_f(lr, "alpha", 0), 0.2f, 0);
+	const Onnx__NodeProto *el = node_named(og, "elu"), *se = node_named(og, "selu");
+	const Onnx__NodeProto *ce = node_named(og, "celu"), *tr = node_named(og, "thresholded");
+	const Onnx__NodeProto *splus = node_named(og, "softplus"), *ss = node_named(og, "softsign");
+	cr_assert(el && se && ce && tr && splus && ss);
+	cr_assert_str_eq(se->op_type, "Selu");
+	cr_assert_str_eq(splus->op_type, "Softplus");
+	cr_assert_str_eq(ss->op_type, "Softsign");
+	cr_assert_float_eq(attr_f(el, "alpha", 0), 0.5f, 0);
+	cr_assert_float_eq(attr_f(se, "alpha", 0), 1.5f, 0);
+	cr_assert_float_eq(attr_f(se, "gamma", 0), 1.25f, 0);
+	cr_assert_float_eq(attr_f(ce, "alpha", 0), 2.0f, 0);
+	cr_assert_float_eq(attr_f(tr, "alpha", 0), 0.25f, 0);
 	cr_assert_eq(attr_i(ln, "axis", 0), 1);
 	cr_assert_eq(attr_i(lrn, "size", 0), 3);
 	cr_assert_eq(attr_i(rm, "keepdims", 0), 1);

@@ -1091,6 +1091,15 @@ static double d_add1(double x) { return x + 1; }
 static double d_one_minus(double x) { return 1 - x; }
 static double d_square(double x) { return x * x; }
 static double d_prelu(double x) { return x < 0 ? 0.25 * x : x; }
+static double d_elu(double x) { return x < 0 ? expm1(x) : x; }
+static double d_selu(double x)
+{
+	return 1.0507009873554805 * (x <= 0 ? 1.6732632423543772 * expm1(x) : x);
+}
+static double d_celu2(double x) { return x > 0 ? x : 2.0 * expm1(x / 2.0); }
+static double d_softplus(double x) { return log1p(exp(x)); }
+static double d_softsign(double x) { return x / (1 + fabs(x)); }
+static double d_thresholded(double x) { return x > 0.5 ? x : 0; }
 
 /* Each element-wise op on one activation (alone, or with a constant scalar on
  * either side) runs as a 256-entry table: its output is within half an output
@@ -1118,6 +1127,12 @@ Test(qengine, element_wise_ops_run_as_tables)
 		{"Neg", d_neg, -3, 2, -1, 0, NULL, 0},
 		{"Reciprocal", d_recip, 0.5f, 4, -1, 0, NULL, 0},
 		{"Abs", fabs, -3, 2, -1, 0, NULL, 0},
+		{"Elu", d_elu, -3, 2, -1, 0, NULL, 0},
+		{"Selu", d_selu, -3, 2, -1, 0, NULL, 0},
+		{"Celu", d_celu2, -3, 2, -1, 0, "alpha", 2.0f},
+		{"Softplus", d_softplus, -4, 4, -1, 0, NULL, 0},
+		{"Softsign", d_softsign, -4, 4, -1, 0, NULL, 0},
+		{"ThresholdedRelu", d_thresholded, -1, 4, -1, 0, "alpha", 0.5f},
 		{"Mul", d_half, -3, 3, 1, 0.5f, NULL, 0},
 		{"Div", d_div, -3, 3, 1, 1.4142135f, NULL, 0},
 		{"Add", d_add1, -3, 3, 0, 1.0f, NULL, 0},

@@ -448,8 +448,14 @@ static void attrs_leaky(struct mb *b, Onnx__NodeProto *n)
 	mb_attr_float(b, n, "alpha", 0.1f);
 }
 
-/* The element-wise functions of MobileNetV3, EfficientNet and GELU: their
- * gradients had passed through unchanged (as if each were the identity). */
+static void attrs_celu(struct mb *b, Onnx__NodeProto *n)
+{
+	mb_attr_float(b, n, "alpha", 1.5f);
+}
+
+/* The element-wise functions of MobileNetV3, EfficientNet and GELU (their
+ * gradients had passed through unchanged, as if each were the identity), and
+ * the ELU family, Softplus (Mish), Softsign and ThresholdedRelu. */
 Test(train_grad, elementwise_functions)
 {
 	rs = 15;
@@ -462,6 +468,12 @@ Test(train_grad, elementwise_functions)
 	between_convs("Exp", NULL, 3, 5, 6, 3, "exp");
 	between_convs("Neg", NULL, 3, 5, 6, 3, "neg");
 	between_convs("Abs", NULL, 3, 5, 6, 3, "abs");
+	between_convs("Elu", attrs_leaky, 3, 5, 6, 3, "elu");
+	between_convs("Selu", NULL, 3, 5, 6, 3, "selu");
+	between_convs("Celu", attrs_celu, 3, 5, 6, 3, "celu");
+	between_convs("Softplus", NULL, 3, 5, 6, 3, "softplus");
+	between_convs("Softsign", NULL, 3, 5, 6, 3, "softsign");
+	between_convs("ThresholdedRelu", attrs_leaky, 3, 5, 6, 3, "thresholdedrelu");
 }
 
 /* SiLU (x * sigmoid(x)), a squeeze-excite gate (ReduceMean over H and W,

@@ -658,7 +658,14 @@ static enum presso_status emit_node(struct xb *b, int i)
 		attr_float(b, p, "beta", n->a.beta);
 		break;
 	case OP_LEAKYRELU:
+	case OP_ELU:
+	case OP_CELU:
+	case OP_THRESHOLDEDRELU:
 		attr_float(b, p, "alpha", n->a.alpha);
+		break;
+	case OP_SELU:
+		attr_float(b, p, "alpha", n->a.alpha);
+		attr_float(b, p, "gamma", n->a.beta);
 		break;
 	case OP_LRN:
 		attr_float(b, p, "alpha", n->a.alpha);

@@ -164,6 +164,12 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_SLICE] = {A_AXIS | A_INTS, 1, 1, false},
 	[OP_RESIZE] = {A_RESIZE, 1, 1, false},
 	[OP_EXPAND] = {0, 2, 2, false},
+	[OP_ELU] = {A_ALPHA, 1, 1, false},
+	[OP_SELU] = {A_ALPHA, 1, 1, false},
+	[OP_CELU] = {A_ALPHA, 1, 1, false},
+	[OP_SOFTPLUS] = {0, 1, 1, false},
+	[OP_SOFTSIGN] = {0, 1, 1, false},
+	[OP_THRESHOLDEDRELU] = {A_ALPHA, 1, 1, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as

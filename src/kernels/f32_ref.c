@@ -983,6 +983,37 @@ static inline float f_leakyrelu(float x, float alpha)
 	return x < 0.0f ? alpha * x : x;
 }
 
+static inline float f_elu(float x, float alpha)
+{
+	return x < 0.0f ? alpha * expm1f(x) : x;
+}
+
+static inline float f_selu(float x, float alpha, float gamma)
+{
+	return x <= 0.0f ? gamma * (alpha * expm1f(x)) : gamma * x;
+}
+
+static inline float f_celu(float x, float alpha)
+{
+	return x > 0.0f ? x : alpha * expm1f(x / alpha);
+}
+
+/* ln(1 + e^x) without overflow: x + ln(1 + e^-x) for x > 0 */
+static inline float f_softplus(float x)
+{
+	return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
+static inline float f_softsign(float x)
+{
+	return x / (1.0f + fabsf(x));
+}
+
+static inline float f_thresholdedrelu(float x, float alpha)
+{
+	return x > alpha ? x : 0.0f;
+}
+
 float unary_f32_scalar(enum f32_unary f, float x, float alpha, float beta)
 {
 	switch (f) {
@@ -1008,6 +1039,18 @@ float unary_f32_scalar(enum f32_unary f, float x, float alpha, float beta)
 		return 1.0f / x;
 	case F32_ABS:
 		return fabsf(x);
+	case F32_ELU:
+		return f_elu(x, alpha);
+	case F32_SELU:
+		return f_selu(x, alpha, beta);
+	case F32_CELU:
+		return f_celu(x, alpha);
+	case F32_SOFTPLUS:
+		return f_softplus(x);
+	case F32_SOFTSIGN:
+		return f_softsign(x);
+	case F32_THRESHOLDEDRELU:
+		return f_thresholdedrelu(x, alpha);
 	case F32_UNARY_COUNT:
 		break;
 	}
@@ -1065,6 +1108,30 @@ void unary_f32__ref(enum f32_unary f, int64_t count, const float *x, float alpha
 	case F32_ABS:
 		for (int64_t i = 0; i < count; i++)
 			y[i] = fabsf(x[i]);
+		break;
+	case F32_ELU:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_elu(x[i], alpha);
+		break;
+	case F32_SELU:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_selu(x[i], alpha, beta);
+		break;
+	case F32_CELU:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_celu(x[i], alpha);
+		break;
+	case F32_SOFTPLUS:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_softplus(x[i]);
+		break;
+	case F32_SOFTSIGN:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_softsign(x[i]);
+		break;
+	case F32_THRESHOLDEDRELU:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = f_thresholdedrelu(x[i], alpha);
 		break;
 	case F32_UNARY_COUNT:
 		PRESSO_CHECK(!"a unary op");

@@ -120,6 +120,12 @@ enum f32_unary {
 	F32_NEG,
 	F32_RECIPROCAL,  /* 1 / x */
 	F32_ABS,
+	F32_ELU,         /* x < 0 ? alpha * (e^x - 1) : x */
+	F32_SELU,        /* beta * (x <= 0 ? alpha * (e^x - 1) : x) */
+	F32_CELU,        /* max(0, x) + min(0, alpha * (e^(x / alpha) - 1)) */
+	F32_SOFTPLUS,    /* ln(1 + e^x) */
+	F32_SOFTSIGN,    /* x / (1 + |x|) */
+	F32_THRESHOLDEDRELU, /* x > alpha ? x : 0 */
 	F32_UNARY_COUNT
 };
 

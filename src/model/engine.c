@@ -220,6 +220,12 @@ static const struct {
 	[OP_NEG] = {.unary = F32_NEG + 1},
 	[OP_RECIPROCAL] = {.unary = F32_RECIPROCAL + 1},
 	[OP_ABS] = {.unary = F32_ABS + 1},
+	[OP_ELU] = {.unary = F32_ELU + 1},
+	[OP_SELU] = {.unary = F32_SELU + 1},
+	[OP_CELU] = {.unary = F32_CELU + 1},
+	[OP_SOFTPLUS] = {.unary = F32_SOFTPLUS + 1},
+	[OP_SOFTSIGN] = {.unary = F32_SOFTSIGN + 1},
+	[OP_THRESHOLDEDRELU] = {.unary = F32_THRESHOLDEDRELU + 1},
 };
 
 bool engine_unary_fn(enum op_type op, enum f32_unary *f)
@@ -480,6 +486,12 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_SLICE] = exec_slice,
 	[OP_RESIZE] = exec_resize,
 	[OP_EXPAND] = exec_expand,
+	[OP_ELU] = exec_unary,
+	[OP_SELU] = exec_unary,
+	[OP_CELU] = exec_unary,
+	[OP_SOFTPLUS] = exec_unary,
+	[OP_SOFTSIGN] = exec_unary,
+	[OP_THRESHOLDEDRELU] = exec_unary,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

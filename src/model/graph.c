@@ -697,6 +697,12 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_SLICE] = {"Slice", infer_slice},
 	[OP_RESIZE] = {"Resize", infer_resize},
 	[OP_EXPAND] = {"Expand", infer_expand},
+	[OP_ELU] = {"Elu", infer_same},
+	[OP_SELU] = {"Selu", infer_same},
+	[OP_CELU] = {"Celu", infer_same},
+	[OP_SOFTPLUS] = {"Softplus", infer_same},
+	[OP_SOFTSIGN] = {"Softsign", infer_same},
+	[OP_THRESHOLDEDRELU] = {"ThresholdedRelu", infer_same},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

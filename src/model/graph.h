@@ -78,6 +78,12 @@ enum op_type {
 	/* a constant [1, ...] repeated along axis 0 to input 1's first
 	 * dimension (the batch): a ViT's class token x.expand(n, -1, -1) */
 	OP_EXPAND,
+	OP_ELU,             /* x < 0 ? alpha (e^x - 1) : x */
+	OP_SELU,            /* beta (gamma) * (x <= 0 ? alpha (e^x - 1) : x) */
+	OP_CELU,            /* max(0, x) + min(0, alpha (e^(x / alpha) - 1)) */
+	OP_SOFTPLUS,        /* ln(1 + e^x) */
+	OP_SOFTSIGN,        /* x / (1 + |x|) */
+	OP_THRESHOLDEDRELU, /* x > alpha ? x : 0 */
 	OP_COUNT
 };
 

@@ -575,6 +575,12 @@ static const struct op_name_map op_names[] = {
 	{"Neg", OP_NEG},
 	{"Reciprocal", OP_RECIPROCAL},
 	{"Abs", OP_ABS},
+	{"Elu", OP_ELU},
+	{"Selu", OP_SELU},
+	{"Celu", OP_CELU},
+	{"Softplus", OP_SOFTPLUS},
+	{"Softsign", OP_SOFTSIGN},
+	{"ThresholdedRelu", OP_THRESHOLDEDRELU},
 	{"Resize", OP_RESIZE},
 	{"Cast", OP_IDENTITY}, /* to float; on constants, folded to any type */
 };
@@ -1162,6 +1168,26 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 			return s;
 		a->alpha = attr_float(np, "alpha", n->op == OP_HARDSIGMOID ? 0.2f : 0.01f);
 		a->beta = attr_float(np, "beta", 0.5f);
+		break;
+	}
+	case OP_ELU:
+	case OP_CELU:
+	case OP_THRESHOLDEDRELU: {
+		static const char *const ok[] = {"alpha", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		a->alpha = attr_float(np, "alpha", 1.0f);
+		if (n->op == OP_CELU && !(a->alpha != 0.0f && isfinite(a->alpha)))
+			return bad_attr(n, "alpha", "must be finite and not 0");
+		break;
+	}
+	case OP_SELU: {
+		static const char *const ok[] = {"alpha", "gamma", NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		/* ONNX's defaults, as float32 */
+		a->alpha = attr_float(np, "alpha", 1.67326319217681884765625f);
+		a->beta = attr_float(np, "gamma", 1.05070102214813232421875f);
 		break;
 	}
 	case OP_LRN: {
@@ -2687,6 +2713,8 @@ static bool commutes_with_squeeze(enum op_type op)
 	case OP_CONCAT: case OP_IDENTITY: case OP_SIGMOID: case OP_TANH:
 	case OP_HARDSIGMOID: case OP_HARDSWISH: case OP_LEAKYRELU: case OP_SQRT:
 	case OP_ERF: case OP_EXP: case OP_NEG: case OP_RECIPROCAL: case OP_ABS:
+	case OP_ELU: case OP_SELU: case OP_CELU: case OP_SOFTPLUS: case OP_SOFTSIGN:
+	case OP_THRESHOLDEDRELU:
 		return true;
 	default:
 		return false;

@@ -145,6 +145,12 @@ static bool is_function(enum op_type op)
 	case OP_HARDSIGMOID:
 	case OP_HARDSWISH:
 	case OP_LEAKYRELU:
+	case OP_ELU:
+	case OP_SELU:
+	case OP_CELU:
+	case OP_SOFTPLUS:
+	case OP_SOFTSIGN:
+	case OP_THRESHOLDEDRELU:
 	case OP_ERF:
 	case OP_SQRT:
 	case OP_EXP:
@@ -1162,6 +1168,26 @@ static void unary_backward(const struct node *n, int64_t count, const float *x, 
 			break;
 		case OP_LEAKYRELU:
 			d = xv > 0.0f ? 1.0f : n->a.alpha;
+			break;
+		case OP_ELU: /* alpha e^x = y + alpha below 0 */
+			d = xv < 0.0f ? yv + n->a.alpha : 1.0f;
+			break;
+		case OP_SELU: /* gamma alpha e^x below 0 */
+			d = xv <= 0.0f ? yv + n->a.beta * n->a.alpha : n->a.beta;
+			break;
+		case OP_CELU: /* e^(x / alpha) = y / alpha + 1 below 0 */
+			d = xv > 0.0f ? 1.0f : yv / n->a.alpha + 1.0f;
+			break;
+		case OP_SOFTPLUS: /* the sigmoid */
+			d = 1.0f / (1.0f + expf(-xv));
+			break;
+		case OP_SOFTSIGN: {
+			float den = 1.0f + fabsf(xv);
+			d = 1.0f / (den * den);
+			break;
+		}
+		case OP_THRESHOLDEDRELU:
+			d = xv > n->a.alpha ? 1.0f : 0.0f;
 			break;
 		case OP_ERF: /* 2 / sqrt(pi) exp(-x^2) */
 			d = 1.1283791670955126f * expf(-xv * xv);

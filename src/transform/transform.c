@@ -349,6 +349,12 @@ static enum presso_status follow_node(struct prune_ctx *c, int i, int k, const i
 	case OP_HARDSIGMOID:
 	case OP_HARDSWISH:
 	case OP_LEAKYRELU:
+	case OP_ELU:
+	case OP_SELU:
+	case OP_CELU:
+	case OP_SOFTPLUS:
+	case OP_SOFTSIGN:
+	case OP_THRESHOLDEDRELU:
 	case OP_SQRT:
 	case OP_ERF:
 	case OP_EXP:
