@@ -280,7 +280,8 @@ void mb_new_ops_model(struct mb *b)
 	mb_attr_string(b, n, "coordinate_transformation_mode", "asymmetric");
 	mb_attr_string(b, n, "nearest_mode", "floor");
 	n = mb_node(b, "Resize", "up", (const char *[]){"ld", "", "", "back", NULL}, "lu");
-	mb_attr_string(b, n, "mode", "nearest");
+	mb_attr_string(b, n, "mode", "linear");
+	mb_attr_string(b, n, "coordinate_transformation_mode", "pytorch_half_pixel");
 	mb_node(b, "Pad", "pad", (const char *[]){"lu", "pads", NULL}, "d");
 	n = mb_node(b, "ReduceMean", "rows", (const char *[]){"d", NULL}, "m");
 	mb_attr_ints(b, n, "axes", (int64_t[]){3}, 1);

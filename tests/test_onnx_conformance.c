@@ -326,6 +326,9 @@ static const char *const REQUIRED[] = {
 	"test_split_variable_parts_2d", "test_split_variable_parts_default_axis",
 	/* Resize, mode nearest, with each coordinate transformation and rounding */
 	"test_resize_downsample_scales_nearest", "test_resize_downsample_sizes_nearest",
+	"test_resize_downsample_scales_linear", "test_resize_downsample_scales_linear_align_corners",
+	"test_resize_downsample_sizes_linear_pytorch_half_pixel", "test_resize_upsample_scales_linear",
+	"test_resize_upsample_scales_linear_align_corners",
 	"test_resize_upsample_scales_nearest", "test_resize_upsample_sizes_nearest",
 	"test_resize_upsample_sizes_nearest_ceil_half_pixel",
 	"test_resize_upsample_sizes_nearest_floor_align_corners",

@@ -2150,3 +2150,192 @@ Test(qengine, conv1d_stack_equals_its_2d_twin_bit_for_bit)
 		}
 	dataset_free(ds);
 }
+
+/* ONNX's linear-resize source coordinate, from the operator's text and its
+ * reference (align_corners over the unrounded resized length), clamped as
+ * edge padding gives it. */
+static double onnx_linear_src(const char *coord, int64_t i, int64_t len_in, int64_t len_out,
+			      double scale)
+{
+	double x;
+	if (strcmp(coord, "asymmetric") == 0)
+		x = (double)i / scale;
+	else if (strcmp(coord, "align_corners") == 0)
+		x = len_out == 1 ? 0 : (double)i * (double)(len_in - 1) / (len_in * scale - 1);
+	else if (strcmp(coord, "pytorch_half_pixel") == 0)
+		x = len_out > 1 ? ((double)i + 0.5) / scale - 0.5 : 0;
+	else /* half_pixel */
+		x = ((double)i + 0.5) / scale - 0.5;
+	return x < 0 ? 0 : x > (double)(len_in - 1) ? (double)(len_in - 1) : x;
+}
+
+/* A linear Resize runs on the quantized codes: every output is within half
+ * a step of ONNX's bilinear interpolation of the quantized inputs, for
+ * scales and sizes, every coordinate mode, up and down. After a conv and
+ * before another (channels-last codes) it needs no FP32 step either. */
+Test(qengine, linear_resize_interpolates_quantized_inputs)
+{
+	const struct {
+		const char *coord;
+		bool sizes;
+		int64_t ho, wo;
+		float sh, sw;
+	} cases[] = {{"half_pixel", false, 0, 0, 2.0f, 2.0f},
+		     {"pytorch_half_pixel", true, 5, 17, 0, 0},
+		     {"align_corners", true, 9, 6, 0, 0},
+		     {"asymmetric", false, 0, 0, 0.6f, 1.7f}};
+	const int H = 7, W = 11, C = 3, N = 2;
+	for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+		for (int conv = 0; conv < 2; conv++) {
+			struct mb b;
+			mb_init(&b, 13);
+			mb_input(&b, "x", (int64_t[]){-1, C, H, W}, 4);
+			if (cases[ci].sizes)
+				mb_init_i64(&b, "sizes", (int64_t[]){4}, 1,
+					    (int64_t[]){1, C, cases[ci].ho, cases[ci].wo});
+			else
+				mb_init_f32(&b, "scales", (int64_t[]){4}, 1,
+					    (float[]){1, 1, cases[ci].sh, cases[ci].sw});
+			uint32_t s = 5;
+			float w0[C * C], w1[C * C];
+			for (int i = 0; i < C * C; i++) {
+				w0[i] = 0.5f * frand(&s);
+				w1[i] = 0.5f * frand(&s);
+			}
+			mb_init_f32(&b, "w0", (int64_t[]){C, C, 1, 1}, 4, w0);
+			mb_init_f32(&b, "w1", (int64_t[]){C, C, 1, 1}, 4, w1);
+			if (conv)
+				mb_node(&b, "Conv", "c0", (const char *[]){"x", "w0", NULL}, "xc");
+			Onnx__NodeProto *n = mb_node(
+				&b, "Resize", "up",
+				cases[ci].sizes ? (const char *[]){conv ? "xc" : "x", "", "", "sizes", NULL}
+						: (const char *[]){conv ? "xc" : "x", "", "scales", NULL},
+				"r");
+			mb_attr_string(&b, n, "mode", "linear");
+			mb_attr_string(&b, n, "coordinate_transformation_mode", cases[ci].coord);
+			if (conv)
+				mb_node(&b, "Conv", "c1", (const char *[]){"r", "w1", NULL}, "rc");
+			mb_node(&b, "Flatten", "flat", (const char *[]){conv ? "rc" : "r", NULL}, "y");
+			mb_output(&b, "y");
+			int64_t Ho = cases[ci].sizes ? cases[ci].ho : (int64_t)floor(H * (double)cases[ci].sh);
+			int64_t Wo = cases[ci].sizes ? cases[ci].wo : (int64_t)floor(W * (double)cases[ci].sw);
+			double sh = cases[ci].sizes ? (double)(float)((double)Ho / H) : cases[ci].sh;
+			double sw = cases[ci].sizes ? (double)(float)((double)Wo / W) : cases[ci].sw;
+			struct graph *g = load_mb(&b);
+			struct dataset *ds = uniform_items(8, C, H, W, -2.0f, 3.0f, 91 + (uint32_t)ci);
+			ds->n_classes = (int)(C * Ho * Wo);
+			struct calib *cal = calibrate(g, ds);
+			struct layer *ls;
+			int nl;
+			cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+			struct policy *p;
+			cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK, "%s", status_msg());
+			struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL,
+						  REQUANT_FLOAT};
+			struct qmodel *m;
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			cr_assert_eq(count_fallbacks(m), 0, "%s: an FP32 step", cases[ci].coord);
+			if (conv) {
+				float yf[8 * 3 * 9 * 22], yq[8 * 3 * 9 * 22];
+				int per = run_both(g, m, ds, N, yf, yq);
+				cr_assert_lt(rel_rms(yq, yf, N * per), 0.03, "%s: relative error %.4f",
+					     cases[ci].coord, rel_rms(yq, yf, N * per));
+			} else {
+				struct qparams qp;
+				cr_assert(qmodel_value_qparams(m, g->inputs[0], &qp));
+				struct qengine *e;
+				cr_assert_eq(qengine_create(m, N, &e), PRESSO_OK);
+				memcpy(qengine_input(e, 0), ds->f32, sizeof(float) * (size_t)N * C * H * W);
+				cr_assert_eq(qengine_run(e, N), PRESSO_OK, "%s", status_msg());
+				struct shape os;
+				const float *y = qengine_output(e, 0, &os);
+				cr_assert_eq(os.dims[1], C * Ho * Wo);
+				for (int img = 0; img < N; img++)
+					for (int c = 0; c < C; c++)
+						for (int64_t oh = 0; oh < Ho; oh++)
+							for (int64_t ow = 0; ow < Wo; ow++) {
+								double fh = onnx_linear_src(cases[ci].coord, oh, H, Ho, sh);
+								double fw = onnx_linear_src(cases[ci].coord, ow, W, Wo, sw);
+								int64_t h0 = (int64_t)fh, w0i = (int64_t)fw;
+								int64_t h1 = h0 + 1 < H ? h0 + 1 : h0;
+								int64_t w1i = w0i + 1 < W ? w0i + 1 : w0i;
+								double v[2][2];
+								int64_t hs[2] = {h0, h1}, ws[2] = {w0i, w1i};
+								for (int i = 0; i < 2; i++)
+									for (int j = 0; j < 2; j++) {
+										int q = quant_act_quantize(
+											ds->f32[(((size_t)img * C + c) * H + hs[i]) * W + ws[j]],
+											&qp);
+										v[i][j] = qp.scale * (double)(q - qp.zero);
+									}
+								double ah = fh - (double)h0, aw = fw - (double)w0i;
+								double want = (1 - ah) * ((1 - aw) * v[0][0] + aw * v[0][1]) +
+									      ah * ((1 - aw) * v[1][0] + aw * v[1][1]);
+								float got = y[(((size_t)img * C + c) * Ho + oh) * Wo + ow];
+								cr_assert(fabs(got - want) <= 0.5001 * qp.scale,
+									  "%s at (%d,%d,%lld,%lld): %g, want %g (step %g)",
+									  cases[ci].coord, img, c, (long long)oh,
+									  (long long)ow, got, want, qp.scale);
+							}
+				qengine_free(e);
+			}
+			qmodel_free(m);
+			policy_free(p);
+			free(ls);
+			calib_free(cal);
+			dataset_free(ds);
+			graph_free(g);
+			mb_free(&b);
+		}
+}
+
+/* The same over [N, C, L] (F.interpolate(mode="linear") of a sequence): the
+ * codes in their logical order, one row per channel. */
+Test(qengine, linear_resize_of_a_sequence)
+{
+	const int L = 9, C = 2, N = 2, Lo = 22;
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, C, L}, 3);
+	mb_init_f32(&b, "scales", (int64_t[]){3}, 1, (float[]){1, 1, 2.5f});
+	Onnx__NodeProto *n = mb_node(&b, "Resize", "up", (const char *[]){"x", "", "scales", NULL}, "r");
+	mb_attr_string(&b, n, "mode", "linear");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"r", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g = load_mb(&b);
+	struct dataset *ds = uniform_items(8, 1, C, L, -2.0f, 3.0f, 19);
+	ds->n_classes = C * Lo;
+	struct calib *cal = calibrate(g, ds);
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", NULL, 0, &p), PRESSO_OK, "%s", status_msg());
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
+	struct qmodel *m;
+	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(count_fallbacks(m), 0);
+	struct qparams qp;
+	cr_assert(qmodel_value_qparams(m, g->inputs[0], &qp));
+	struct qengine *e;
+	cr_assert_eq(qengine_create(m, N, &e), PRESSO_OK);
+	memcpy(qengine_input(e, 0), ds->f32, sizeof(float) * (size_t)N * C * L);
+	cr_assert_eq(qengine_run(e, N), PRESSO_OK, "%s", status_msg());
+	struct shape os;
+	const float *y = qengine_output(e, 0, &os);
+	cr_assert_eq(os.dims[1], C * Lo);
+	for (int row = 0; row < N * C; row++)
+		for (int o = 0; o < Lo; o++) {
+			double f = onnx_linear_src("half_pixel", o, L, Lo, 2.5);
+			int i0 = (int)f, i1 = i0 + 1 < L ? i0 + 1 : i0;
+			double v0 = qp.scale * (quant_act_quantize(ds->f32[row * L + i0], &qp) - qp.zero);
+			double v1 = qp.scale * (quant_act_quantize(ds->f32[row * L + i1], &qp) - qp.zero);
+			double want = (1 - (f - i0)) * v0 + (f - i0) * v1;
+			cr_assert(fabs(y[row * Lo + o] - want) <= 0.5001 * qp.scale, "row %d at %d: %g, want %g",
+				  row, o, y[row * Lo + o], want);
+		}
+	qengine_free(e);
+	qmodel_free(m);
+	policy_free(p);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}

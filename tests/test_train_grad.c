@@ -856,6 +856,35 @@ Test(train_grad, conv1d_layers)
 	mb_free(&b);
 }
 
+/* A bilinear Resize between two convs (F.interpolate(mode="bilinear") by a
+ * scale, and align_corners to a size): each output's gradient goes back to
+ * its four sources by their weights. */
+Test(train_grad, linear_resize)
+{
+	rs = 37;
+	for (int k = 0; k < 2; k++) {
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 3, 4, 5}, 4);
+		conv(&b, "c0", "x", "a", 3, 4, 1, 1, 1, true);
+		if (k == 0)
+			mb_init_f32(&b, "scales", (int64_t[]){4}, 1, (float[]){1, 1, 2.0f, 1.5f});
+		else
+			mb_init_i64(&b, "sizes", (int64_t[]){4}, 1, (int64_t[]){1, 4, 7, 3});
+		Onnx__NodeProto *n = mb_node(&b, "Resize", "up",
+					     k == 0 ? (const char *[]){"a", "", "scales", NULL}
+						    : (const char *[]){"a", "", "", "sizes", NULL},
+					     "r");
+		mb_attr_string(&b, n, "mode", "linear");
+		mb_attr_string(&b, n, "coordinate_transformation_mode",
+			       k == 0 ? "pytorch_half_pixel" : "align_corners");
+		conv(&b, "c1", "r", "y", 4, 2, 1, 1, 1, true);
+		mb_output(&b, "y");
+		run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, k == 0 ? "bilinear" : "align corners");
+		mb_free(&b);
+	}
+}
+
 /* An op without a backward on the gradient's way (here LRN between two
  * convolutions) is refused by name; before a model's first layer, where no
  * gradient passes, it is not. */

@@ -688,9 +688,10 @@ static enum presso_status emit_node(struct xb *b, int i)
 			"tf_half_pixel_for_nearest"};
 		static const char *const rounds[RESIZE_ROUND_COUNT] = {
 			"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
-		attr_str(b, p, "mode", "nearest");
+		attr_str(b, p, "mode", n->a.resize_linear ? "linear" : "nearest");
 		attr_str(b, p, "coordinate_transformation_mode", coords[n->a.resize_coord]);
-		attr_str(b, p, "nearest_mode", rounds[n->a.resize_round]);
+		if (!n->a.resize_linear)
+			attr_str(b, p, "nearest_mode", rounds[n->a.resize_round]);
 		break;
 	}
 	default:

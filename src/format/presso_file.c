@@ -110,7 +110,7 @@ enum {
 	A_LRN = 1 << 9,    /* f32 bias, uv size */
 	A_PAD = 1 << 10,   /* uv n_ints (even), uv pads[n_ints], f32 value */
 	A_REDUCE = 1 << 11, /* uv n_ints, sv axes[n_ints], u8 keepdims */
-	A_RESIZE = 1 << 12, /* u8 coord, u8 round, uv n_ints, then per dimension: sv size
+	A_RESIZE = 1 << 12, /* u8 coord, u8 round | linear << 4, uv n_ints, then per dimension: sv size
 			       (-1: from the scale), f32 scale (0: from the size) */
 };
 
@@ -335,7 +335,7 @@ static void w_attrs(struct wbuf *w, const struct node *n, bool gemm_layer)
 	}
 	if (f & A_RESIZE) {
 		w_u8(w, a->resize_coord);
-		w_u8(w, a->resize_round);
+		w_u8(w, (unsigned)a->resize_round | (a->resize_linear ? 0x10u : 0u));
 		w_uv(w, (uint64_t)a->n_ints);
 		for (int i = 0; i < a->n_ints; i++) {
 			w_sv(w, a->ints[i]);
@@ -805,10 +805,12 @@ static enum presso_status r_attrs(struct rd *r, struct node *n)
 	if (f & A_RESIZE) {
 		unsigned coord, round;
 		if (!r_u8(r, &coord) || coord >= RESIZE_COORD_COUNT || !r_u8(r, &round) ||
-		    round >= RESIZE_ROUND_COUNT || !r_uv_in(r, 1, GRAPH_MAX_DIMS, &v))
+		    (round & 0xfu) >= RESIZE_ROUND_COUNT || round > 0x1fu ||
+		    !r_uv_in(r, 1, GRAPH_MAX_DIMS, &v))
 			return bad(r, "node '%s': bad Resize modes or rank", n->name);
 		a->resize_coord = (uint8_t)coord;
-		a->resize_round = (uint8_t)round;
+		a->resize_round = (uint8_t)(round & 0xfu);
+		a->resize_linear = round >> 4;
 		a->n_ints = (int)v;
 		for (int i = 0; i < a->n_ints; i++) {
 			if (!r_sv(r, &a->ints[i]) || a->ints[i] < -1 || a->ints[i] > PFILE_MAX_DIM ||

@@ -1143,30 +1143,113 @@ void unary_f32__ref(enum f32_unary f, int64_t count, const float *x, float alpha
 /* Rows of the innermost dimension: an odometer over the outer output
  * dimensions; a row outside x in any of them is all value, else value, the
  * x row, value. */
+/* The input coordinate of output index i (ONNX's
+ * coordinate_transformation_mode), in double precision. */
+static double resize_source(enum resize_coord coord, int64_t i, int64_t len_in, int64_t len_out,
+			    double len_resized, double s)
+{
+	switch (coord) {
+	case RESIZE_PYTORCH_HALF_PIXEL:
+		return len_out > 1 ? ((double)i + 0.5) / s - 0.5 : 0.0;
+	case RESIZE_ALIGN_CORNERS:
+		return len_out > 1 ? (double)i * (double)(len_in - 1) / (len_resized - 1.0) : 0.0;
+	case RESIZE_ASYMMETRIC:
+		return (double)i / s;
+	case RESIZE_TF_HALF_PIXEL_FOR_NN:
+		return ((double)i + 0.5) / s;
+	default: /* RESIZE_HALF_PIXEL */
+		return ((double)i + 0.5) / s - 0.5;
+	}
+}
+
+void resize_linear_map(enum resize_coord coord, int64_t len_in, int64_t len_out, float scale,
+		       double len_resized, const struct resize_taps *t)
+{
+	for (int64_t i = 0; i < len_out; i++) {
+		double x = resize_source(coord, i, len_in, len_out, len_resized, scale);
+		x = x < 0.0 ? 0.0 : x > (double)(len_in - 1) ? (double)(len_in - 1) : x;
+		int64_t f = (int64_t)floor(x);
+		t->i0[i] = f;
+		t->i1[i] = f + 1 < len_in ? f + 1 : f;
+		t->w[i] = (float)(x - (double)f);
+	}
+}
+
+void resize_linear_f32__ref(int64_t P, int64_t Hi, int64_t Wi, int64_t C, int64_t Ho, int64_t Wo,
+			    const struct resize_taps *th, const struct resize_taps *tw,
+			    const float *x, float *y)
+{
+	for (int64_t p = 0; p < P; p++)
+		for (int64_t h = 0; h < Ho; h++) {
+			const float *r0 = x + ((p * Hi + th->i0[h]) * Wi) * C;
+			const float *r1 = x + ((p * Hi + th->i1[h]) * Wi) * C;
+			float wh = th->w[h];
+			float *out = y + ((p * Ho + h) * Wo) * C;
+			for (int64_t w = 0; w < Wo; w++) {
+				int64_t a = tw->i0[w] * C, b = tw->i1[w] * C;
+				float ww = tw->w[w];
+				for (int64_t c = 0; c < C; c++) {
+					float top = (1.0f - ww) * r0[a + c] + ww * r0[b + c];
+					float bot = (1.0f - ww) * r1[a + c] + ww * r1[b + c];
+					out[w * C + c] = (1.0f - wh) * top + wh * bot;
+				}
+			}
+		}
+}
+
+void resize_linear_u8__ref(int64_t P, int64_t Hi, int64_t Wi, int64_t C, int64_t Ho, int64_t Wo,
+			   const struct resize_taps *th, const struct resize_taps *tw,
+			   const uint8_t *x, uint8_t *y)
+{
+	for (int64_t p = 0; p < P; p++)
+		for (int64_t h = 0; h < Ho; h++) {
+			const uint8_t *r0 = x + ((p * Hi + th->i0[h]) * Wi) * C;
+			const uint8_t *r1 = x + ((p * Hi + th->i1[h]) * Wi) * C;
+			float wh = th->w[h];
+			uint8_t *out = y + ((p * Ho + h) * Wo) * C;
+			for (int64_t w = 0; w < Wo; w++) {
+				int64_t a = tw->i0[w] * C, b = tw->i1[w] * C;
+				float ww = tw->w[w];
+				for (int64_t c = 0; c < C; c++) {
+					float top = (1.0f - ww) * (float)r0[a + c] + ww * (float)r0[b + c];
+					float bot = (1.0f - ww) * (float)r1[a + c] + ww * (float)r1[b + c];
+					float v = nearbyintf((1.0f - wh) * top + wh * bot);
+					out[w * C + c] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+				}
+			}
+		}
+}
+
+void resize_linear_backward_f32__ref(int64_t P, int64_t Hi, int64_t Wi, int64_t C, int64_t Ho,
+				     int64_t Wo, const struct resize_taps *th,
+				     const struct resize_taps *tw, const float *dy, float *dx)
+{
+	for (int64_t p = 0; p < P; p++)
+		for (int64_t h = 0; h < Ho; h++) {
+			float *r0 = dx + ((p * Hi + th->i0[h]) * Wi) * C;
+			float *r1 = dx + ((p * Hi + th->i1[h]) * Wi) * C;
+			float wh = th->w[h];
+			const float *g = dy + ((p * Ho + h) * Wo) * C;
+			for (int64_t w = 0; w < Wo; w++) {
+				int64_t a = tw->i0[w] * C, b = tw->i1[w] * C;
+				float ww = tw->w[w];
+				for (int64_t c = 0; c < C; c++) {
+					float d = g[w * C + c], top = (1.0f - wh) * d, bot = wh * d;
+					r0[a + c] += (1.0f - ww) * top;
+					r0[b + c] += ww * top;
+					r1[a + c] += (1.0f - ww) * bot;
+					r1[b + c] += ww * bot;
+				}
+			}
+		}
+}
+
 void resize_nearest_map(enum resize_coord coord, enum resize_round round, int64_t len_in,
 			int64_t len_out, float scale, int64_t *map)
 {
 	double s = scale;
 	for (int64_t i = 0; i < len_out; i++) {
-		double x;
-		switch (coord) {
-		case RESIZE_PYTORCH_HALF_PIXEL:
-			x = len_out > 1 ? ((double)i + 0.5) / s - 0.5 : 0.0;
-			break;
-		case RESIZE_ALIGN_CORNERS:
-			x = len_out > 1 ? (double)i * (double)(len_in - 1) / (double)(len_out - 1)
-					: 0.0;
-			break;
-		case RESIZE_ASYMMETRIC:
-			x = (double)i / s;
-			break;
-		case RESIZE_TF_HALF_PIXEL_FOR_NN:
-			x = ((double)i + 0.5) / s;
-			break;
-		default: /* RESIZE_HALF_PIXEL */
-			x = ((double)i + 0.5) / s - 0.5;
-			break;
-		}
+		double x = resize_source(coord, i, len_in, len_out, (double)len_out, s);
 		double f = floor(x), r;
 		switch (round) {
 		case RESIZE_ROUND_PREFER_CEIL:

@@ -180,6 +180,35 @@ void resize_nearest__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
 void resize_nearest_backward_f32__ref(int rank, const int64_t *x_dims, const int64_t *y_dims,
 				      const int64_t *maps, const float *dy, float *dx);
 
+/* Resize, mode linear, along one dimension: output index i reads input
+ * indices i0[i] and i1[i] weighted 1 - w[i] and w[i], its source coordinate
+ * (coord, as resize_nearest_map) clamped to [0, len_in - 1] as ONNX's edge
+ * padding gives it. align_corners divides by len_resized - 1: len_in times
+ * the scale when a scale was given (ONNX's reference: 0.6 of 4 is 2.4, not
+ * the 2 elements the output has), else len_out. */
+struct resize_taps {
+	int64_t *i0, *i1;
+	float *w;
+};
+void resize_linear_map(enum resize_coord coord, int64_t len_in, int64_t len_out, float scale,
+		       double len_resized, const struct resize_taps *t);
+
+/* Bilinear resize of x [P][Hi][Wi][C] to y [P][Ho][Wo][C] (C = 1 for planes
+ * of NCHW, P = N for NHWC) with the taps of H and W:
+ *   y = (1 - wh) ((1 - ww) x00 + ww x01) + wh ((1 - ww) x10 + ww x11).
+ * The _u8 form interpolates uint8 codes (the zero point cancels: the weights
+ * sum to 1) and rounds to nearest, ties to even. */
+void resize_linear_f32__ref(int64_t P, int64_t Hi, int64_t Wi, int64_t C, int64_t Ho, int64_t Wo,
+			    const struct resize_taps *th, const struct resize_taps *tw,
+			    const float *x, float *y);
+void resize_linear_u8__ref(int64_t P, int64_t Hi, int64_t Wi, int64_t C, int64_t Ho, int64_t Wo,
+			   const struct resize_taps *th, const struct resize_taps *tw,
+			   const uint8_t *x, uint8_t *y);
+/* Its backward on floats: each dy spread back over its four sources. */
+void resize_linear_backward_f32__ref(int64_t P, int64_t Hi, int64_t Wi, int64_t C, int64_t Ho,
+				     int64_t Wo, const struct resize_taps *th,
+				     const struct resize_taps *tw, const float *dy, float *dx);
+
 /* Mean over the dimensions d with reduce[d]; y holds the kept dimensions in
  * order (a reduced dimension counts as 1). */
 void reduce_mean_f32__ref(int rank, const int64_t *x_dims, const bool *reduce, const float *x,

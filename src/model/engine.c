@@ -293,23 +293,73 @@ static void exec_pad(const struct exec_args *x)
 
 /* The per-dimension input-index maps of a Resize into maps (scratch of
  * engine_node_scratch_bytes()). */
+/* Dimension d's scale: the attribute's, else output over input. */
+static float resize_scale(const struct node *n, const struct shape *xs, const struct shape *ys,
+			  int d)
+{
+	float scale = n->a.scales[d];
+	if (d == 0 || !(scale > 0.0f))
+		scale = d == 0 || xs->dims[d] == 0 ? 1.0f
+						     : (float)((double)ys->dims[d] / (double)xs->dims[d]);
+	return scale;
+}
+
 void engine_resize_maps(const struct node *n, const struct shape *xs, const struct shape *ys,
 			int64_t *maps)
 {
 	for (int d = 0; d < xs->n_dims; d++) {
-		float scale = n->a.scales[d];
-		if (d == 0 || !(scale > 0.0f))
-			scale = d == 0 || xs->dims[d] == 0 ? 1.0f
-							     : (float)((double)ys->dims[d] / (double)xs->dims[d]);
 		resize_nearest_map(n->a.resize_coord, n->a.resize_round, xs->dims[d], ys->dims[d],
-				   scale, maps);
+				   resize_scale(n, xs, ys, d), maps);
 		maps += ys->dims[d];
 	}
+}
+
+/* Dimension d's length after resizing, unrounded: the input's times the
+ * attribute's scale, or the output's (resize_linear_map). */
+static double resized_length(const struct node *n, const struct shape *xs,
+			     const struct shape *ys, int d)
+{
+	float s = n->a.scales[d];
+	return s > 0.0f ? (double)xs->dims[d] * (double)s : (double)ys->dims[d];
+}
+
+void engine_resize_linear_plan(const struct node *n, const struct shape *xs,
+			       const struct shape *ys, void *scratch,
+			       struct resize_linear_plan *pl)
+{
+	bool flat = xs->n_dims == 3; /* [N, C, L]: H = 1 */
+	pl->n = xs->dims[0];
+	pl->c = xs->dims[1];
+	pl->hi = flat ? 1 : xs->dims[2];
+	pl->ho = flat ? 1 : ys->dims[2];
+	pl->wi = xs->dims[xs->n_dims - 1];
+	pl->wo = ys->dims[ys->n_dims - 1];
+	int64_t *ints = scratch;
+	float *w = (float *)(ints + 2 * (pl->ho + pl->wo));
+	pl->th = (struct resize_taps){ints, ints + pl->ho, w};
+	pl->tw = (struct resize_taps){ints + 2 * pl->ho, ints + 2 * pl->ho + pl->wo, w + pl->ho};
+	if (flat) {
+		pl->th.i0[0] = pl->th.i1[0] = 0;
+		pl->th.w[0] = 0.0f;
+	} else {
+		resize_linear_map(n->a.resize_coord, pl->hi, pl->ho, resize_scale(n, xs, ys, 2),
+				  resized_length(n, xs, ys, 2), &pl->th);
+	}
+	int d = xs->n_dims - 1;
+	resize_linear_map(n->a.resize_coord, pl->wi, pl->wo, resize_scale(n, xs, ys, d),
+			  resized_length(n, xs, ys, d), &pl->tw);
 }
 
 static void exec_resize(const struct exec_args *x)
 {
 	const struct shape *xs = in_shape(x, 0), *ys = out_shape(x);
+	if (x->n->a.resize_linear) {
+		struct resize_linear_plan pl;
+		engine_resize_linear_plan(x->n, xs, ys, x->scratch, &pl);
+		resize_linear_f32__ref(pl.n * pl.c, pl.hi, pl.wi, 1, pl.ho, pl.wo, &pl.th, &pl.tw,
+				       x->in[0], x->out);
+		return;
+	}
 	int64_t *maps = (int64_t *)x->scratch;
 	engine_resize_maps(x->n, xs, ys, maps);
 	resize_nearest__ref(xs->n_dims, xs->dims, ys->dims, maps, sizeof(float), x->in[0], x->out);
@@ -505,7 +555,8 @@ size_t engine_node_scratch_bytes(const struct graph *g, const struct node *n,
 		int64_t total = 0;
 		for (int d = 0; d < ys->n_dims; d++)
 			total += ys->dims[d];
-		return sizeof(int64_t) * (size_t)total;
+		/* nearest: one int64 per entry; linear: two and a float */
+		return (2 * sizeof(int64_t) + sizeof(float)) * (size_t)total;
 	}
 	if (n->op != OP_CONV)
 		return 0;

@@ -57,6 +57,16 @@ size_t engine_scratch_bytes(const struct engine *e);
 void engine_resize_maps(const struct node *n, const struct shape *xs, const struct shape *ys,
 			int64_t *maps);
 
+/* A linear Resize of [N, C, H, W] (or [N, C, L], as H = 1): its sizes and the
+ * taps of H and W, in scratch (engine_node_scratch_bytes()). */
+struct resize_linear_plan {
+	int64_t n, c, hi, wi, ho, wo;
+	struct resize_taps th, tw;
+};
+void engine_resize_linear_plan(const struct node *n, const struct shape *xs,
+			       const struct shape *ys, void *scratch,
+			       struct resize_linear_plan *pl);
+
 /* Executes one node: in[i] points at the data of input i (NULL if absent), out at
  * room for its output; shapes[] is indexed by value. act_min/act_max clamp the
  * output of Conv/Gemm (fused activation). Used by the engine and by constant

@@ -551,6 +551,10 @@ static enum presso_status infer_resize(const struct graph *g, const struct node 
 			return status_fail(PRESSO_E_FORMAT,
 					   "node '%s': Resize of an empty dimension to %lld elements",
 					   n->name, (long long)out->dims[i]);
+	if (n->a.resize_linear && ((r != 3 && r != 4) || out->dims[1] != in[0]->dims[1]))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Resize mode linear is supported over the spatial dimensions of [N, C, H, W] or [N, C, L] only",
+				   n->name);
 	return PRESSO_OK;
 }
 

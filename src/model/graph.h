@@ -180,6 +180,7 @@ struct node_attrs {
 	float scales[GRAPH_MAX_DIMS];
 	uint8_t resize_coord;   /* enum resize_coord (kernels_f32.h) */
 	uint8_t resize_round;   /* enum resize_round (kernels_f32.h) */
+	uint8_t resize_linear;  /* Resize mode linear (else nearest) */
 };
 
 

@@ -853,7 +853,7 @@ static int attr_choice(const Onnx__NodeProto *np, const char *name, const char *
 	return -1;
 }
 
-/* Resize (opset >= 11), mode nearest: X, roi, scales, sizes. The scales or
+/* Resize (opset >= 11), mode nearest or linear: X, roi, scales, sizes. The scales or
  * sizes must be constants; the batch dimension is never resized. Kept as
  * a->ints = sizes (-1 where the size follows from the scale) and a->scales =
  * scales (0 where the scale follows from the sizes), one entry per dimension. */
@@ -879,12 +879,16 @@ static enum presso_status read_resize(struct builder *b, struct node *n, const O
 				   "node '%s': Resize of opset %lld is not supported (re-export the model with opset 11 or later)",
 				   n->name, (long long)b->opset);
 	int mode = attr_choice(np, "mode", modes, 0);
-	if (mode != 0)
-		return bad_attr(n, "mode", "other than nearest is not supported");
+	if (mode != 0 && mode != 1)
+		return bad_attr(n, "mode", "cubic is not supported (nearest and linear are)");
 	int coord = attr_choice(np, "coordinate_transformation_mode", coords, RESIZE_HALF_PIXEL);
 	if (coord < 0 || coord >= RESIZE_COORD_COUNT)
 		return bad_attr(n, "coordinate_transformation_mode",
 				"is not supported (half_pixel, pytorch_half_pixel, align_corners, asymmetric and tf_half_pixel_for_nearest are)");
+	if (mode == 1 && coord == RESIZE_TF_HALF_PIXEL_FOR_NN)
+		return bad_attr(n, "coordinate_transformation_mode",
+				"tf_half_pixel_for_nearest is for mode nearest only");
+	a->resize_linear = mode == 1;
 	int round = attr_choice(np, "nearest_mode", rounds, RESIZE_ROUND_PREFER_FLOOR);
 	if (round < 0)
 		return bad_attr(n, "nearest_mode", "is not one of round_prefer_floor, round_prefer_ceil, floor, ceil");

@@ -649,6 +649,46 @@ static void run_reshape(const struct qengine *e, const struct qstep *st)
 	}
 }
 
+/* Resize (linear) of uint8 codes over H and W: planes of NCHW (or of
+ * [N, C, L]) or rows of NHWC pixels in one kernel; a step whose input and
+ * output lie in different orders reads each source element where it is. */
+static void run_resize_linear(const struct qengine *e, const struct node *n,
+			      const struct shape *xs, const struct shape *ys, bool xn, bool yn,
+			      const uint8_t *x, uint8_t *y)
+{
+	struct resize_linear_plan pl;
+	engine_resize_linear_plan(n, xs, ys, e->fscratch, &pl);
+	if (xn == yn) {
+		if (xn)
+			resize_linear_u8__ref(pl.n, pl.hi, pl.wi, pl.c, pl.ho, pl.wo, &pl.th, &pl.tw, x,
+					      y);
+		else
+			resize_linear_u8__ref(pl.n * pl.c, pl.hi, pl.wi, 1, pl.ho, pl.wo, &pl.th, &pl.tw,
+					      x, y);
+		return;
+	}
+	const struct resize_taps *th = &pl.th, *tw = &pl.tw;
+	for (int64_t b = 0; b < pl.n; b++)
+		for (int64_t c = 0; c < pl.c; c++)
+			for (int64_t h = 0; h < pl.ho; h++)
+				for (int64_t w = 0; w < pl.wo; w++) {
+					int64_t hs[2] = {th->i0[h], th->i1[h]}, ws[2] = {tw->i0[w], tw->i1[w]};
+					float v[2][2];
+					for (int i = 0; i < 2; i++)
+						for (int j = 0; j < 2; j++) {
+							int64_t xo = xn ? ((b * pl.hi + hs[i]) * pl.wi + ws[j]) * pl.c + c
+									: ((b * pl.c + c) * pl.hi + hs[i]) * pl.wi + ws[j];
+							v[i][j] = (float)x[xo];
+						}
+					float top = (1.0f - tw->w[w]) * v[0][0] + tw->w[w] * v[0][1];
+					float bot = (1.0f - tw->w[w]) * v[1][0] + tw->w[w] * v[1][1];
+					float r = nearbyintf((1.0f - th->w[h]) * top + th->w[h] * bot);
+					int64_t yo = yn ? ((b * pl.ho + h) * pl.wo + w) * pl.c + c
+							: ((b * pl.c + c) * pl.ho + h) * pl.wo + w;
+					y[yo] = (uint8_t)(r < 0.0f ? 0.0f : r > 255.0f ? 255.0f : r);
+				}
+}
+
 /* Resize (nearest) of uint8 codes: the FP32 engine's maps, put in the order of
  * the dimensions in memory (N, H, W, C for an NHWC tensor). */
 static void run_resize(const struct qengine *e, const struct qstep *st)
@@ -662,11 +702,15 @@ static void run_resize(const struct qengine *e, const struct qstep *st)
 		off[d] = total;
 		total += ys->dims[d];
 	}
-	int64_t *logical = (int64_t *)e->fscratch, *maps = logical + total;
-	engine_resize_maps(n, xs, ys, logical);
 	const uint8_t *x = buf_ptr(e, m->v[st->in[0]].buf);
 	uint8_t *y = buf_ptr(e, m->v[st->out].buf);
 	bool xn = m->v[st->in[0]].nhwc, yn = m->v[st->out].nhwc;
+	if (n->a.resize_linear) {
+		run_resize_linear(e, n, xs, ys, xn, yn, x, y);
+		return;
+	}
+	int64_t *logical = (int64_t *)e->fscratch, *maps = logical + total;
+	engine_resize_maps(n, xs, ys, logical);
 	if (xn != yn) {
 		/* one side NHWC, the other in logical order (a value shared with
 		 * the row-major transformer steps): element by element */

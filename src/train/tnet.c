@@ -1518,6 +1518,13 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 		const struct shape *xs = &sh[n->inputs[0]], *ys = &sh[n->output];
 		if (!dx)
 			break;
+		if (n->a.resize_linear) {
+			struct resize_linear_plan pl;
+			engine_resize_linear_plan(n, xs, ys, w->scratch, &pl);
+			resize_linear_backward_f32__ref(pl.n * pl.c, pl.hi, pl.wi, 1, pl.ho, pl.wo,
+							&pl.th, &pl.tw, dy, dx);
+			break;
+		}
 		int64_t *maps = (int64_t *)w->scratch;
 		engine_resize_maps(n, xs, ys, maps);
 		resize_nearest_backward_f32__ref(xs->n_dims, xs->dims, ys->dims, maps, dy, dx);
