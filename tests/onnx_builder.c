@@ -257,6 +257,8 @@ void mb_new_ops_model(struct mb *b)
 	init_random(b, "gamma", (int64_t[]){1}, 1, 0.1f, 1.0f, &s);
 	init_random(b, "beta", (int64_t[]){1}, 1, 0.1f, 0, &s);
 	init_random(b, "w3", (int64_t[]){10, 64}, 2, 0.3f, 0, &s);
+	init_random(b, "wt", (int64_t[]){8, 4, 3, 3}, 4, 0.3f, 0, &s);
+	init_random(b, "bt", (int64_t[]){8}, 1, 0.1f, 0, &s);
 	mb_init_f32(b, "one", NULL, 0, (float[]){1.0f});
 	mb_init_f32(b, "two", NULL, 0, (float[]){2.0f});
 	mb_init_i64(b, "pads", (int64_t[]){8}, 1, (int64_t[]){0, 0, 1, 1, 0, 0, 1, 1});
@@ -273,9 +275,15 @@ void mb_new_ops_model(struct mb *b)
 	mb_node(b, "Mul", "excite", (const char *[]){"p", "s4", NULL}, "e");
 	n = mb_node(b, "LRN", "lrn", (const char *[]){"e", NULL}, "l");
 	mb_attr_int(b, n, "size", 3);
-	mb_init_f32(b, "half", (int64_t[]){4}, 1, (float[]){1, 1, 0.5f, 0.5f});
+	mb_init_f32(b, "quarter", (int64_t[]){4}, 1, (float[]){1, 1, 0.25f, 0.25f});
 	mb_init_i64(b, "back", (int64_t[]){4}, 1, (int64_t[]){1, 8, 6, 6});
-	n = mb_node(b, "Resize", "down", (const char *[]){"l", "", "half", NULL}, "ld");
+	/* 6x6 -> 12x12, then 3x3 and 6x6 by the Resizes */
+	n = mb_node(b, "ConvTranspose", "deconv", (const char *[]){"l", "wt", "bt", NULL}, "lt");
+	mb_attr_int(b, n, "group", 2);
+	mb_attr_ints(b, n, "strides", (int64_t[]){2, 2}, 2);
+	mb_attr_ints(b, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+	mb_attr_ints(b, n, "output_padding", (int64_t[]){1, 1}, 2);
+	n = mb_node(b, "Resize", "down", (const char *[]){"lt", "", "quarter", NULL}, "ld");
 	mb_attr_string(b, n, "mode", "nearest");
 	mb_attr_string(b, n, "coordinate_transformation_mode", "asymmetric");
 	mb_attr_string(b, n, "nearest_mode", "floor");

@@ -48,7 +48,8 @@ void mb_attr_tensor(struct mb *b, Onnx__NodeProto *n, const char *name, Onnx__Te
 /* A model over [N, 3, 6, 6] inputs that uses every activation, arithmetic and
  * normalisation op presso imports beside the classic CNN ones: a conv with
  * HardSwish and a per-channel PRelu, a squeeze-excite block (GAP, two 1x1
- * convs, Relu, HardSigmoid, Mul), LRN, two Resizes (nearest by scales,
+ * convs, Relu, HardSigmoid, Mul), LRN, a grouped strided ConvTranspose with
+ * output_padding, two Resizes (nearest by scales,
  * linear by sizes), Pad, ReduceMean, LayerNormalization,
  * Sigmoid, Tanh, LeakyRelu, Elu, Selu, Celu, Softplus, Softsign,
  * ThresholdedRelu, Sum, Sub, Abs, Sqrt, Erf, Neg, Exp, Add,

@@ -5,7 +5,7 @@
  * Operands that presso requires to be constant (Clip bounds, Reshape shape,
  * Squeeze/Unsqueeze axes, Dropout ratio, Pad pads, ReduceMean axes, Slice
  * starts/ends/axes/steps, Split sizes, Gather indices, Resize roi, scales and
- * sizes) are graph inputs in
+ * sizes, ConvTranspose weight and bias) are graph inputs in
  * these cases; the harness turns them into initializers from their .pb data
  * before loading, as an exporter would. LayerNormalization's cases also read
  * its Mean and InvStdDev outputs, which presso does not produce: those graph
@@ -43,7 +43,7 @@ static bool freezes_params(const char *op)
 	       strcmp(op, "Dropout") == 0 || strcmp(op, "Pad") == 0 ||
 	       strcmp(op, "ReduceMean") == 0 || strcmp(op, "Slice") == 0 ||
 	       strcmp(op, "Split") == 0 || strcmp(op, "Gather") == 0 ||
-	       strcmp(op, "Resize") == 0;
+	       strcmp(op, "Resize") == 0 || strcmp(op, "ConvTranspose") == 0;
 }
 
 static Onnx__TensorProto *read_tensor(const char *path)
@@ -325,6 +325,10 @@ static const char *const REQUIRED[] = {
 	"test_split_equal_parts_default_axis", "test_split_variable_parts_1d",
 	"test_split_variable_parts_2d", "test_split_variable_parts_default_axis",
 	/* Resize, mode nearest, with each coordinate transformation and rounding */
+	"test_convtranspose", "test_convtranspose_1d", "test_convtranspose_autopad_same",
+	"test_convtranspose_dilations", "test_convtranspose_kernel_shape",
+	"test_convtranspose_output_shape", "test_convtranspose_pad", "test_convtranspose_pads",
+	"test_convtranspose_with_kernel",
 	"test_resize_downsample_scales_nearest", "test_resize_downsample_sizes_nearest",
 	"test_resize_downsample_scales_linear", "test_resize_downsample_scales_linear_align_corners",
 	"test_resize_downsample_sizes_linear_pytorch_half_pixel", "test_resize_upsample_scales_linear",
@@ -395,7 +399,7 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_neg", "test_reciprocal", "test_abs", "test_shape", "test_size",
 		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split",
 		"test_resize", "test_elu", "test_selu", "test_celu", "test_softplus", "test_softsign",
-		"test_thresholdedrelu"};
+		"test_thresholdedrelu", "test_convtranspose"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

@@ -574,6 +574,16 @@ Test(export, new_ops_are_written_with_their_attributes)
 	cr_assert_float_eq(attr_f(se, "gamma", 0), 1.25f, 0);
 	cr_assert_float_eq(attr_f(ce, "alpha", 0), 2.0f, 0);
 	cr_assert_float_eq(attr_f(tr, "alpha", 0), 0.25f, 0);
+	const Onnx__NodeProto *dc = node_named(og, "deconv");
+	cr_assert(dc);
+	cr_assert_str_eq(dc->op_type, "ConvTranspose");
+	cr_assert_eq(attr_i(dc, "group", 0), 2);
+	cr_assert_eq(dc->n_input, 3, "X, W, B");
+	for (size_t i = 0; i < dc->n_attribute; i++)
+		if (strcmp(dc->attribute[i]->name, "output_padding") == 0 ||
+		    strcmp(dc->attribute[i]->name, "strides") == 0)
+			cr_assert(dc->attribute[i]->n_ints == 2 && dc->attribute[i]->ints[0] ==
+				  (strcmp(dc->attribute[i]->name, "strides") == 0 ? 2 : 1));
 	cr_assert_eq(attr_i(ln, "axis", 0), 1);
 	cr_assert_eq(attr_i(lrn, "size", 0), 3);
 	cr_assert_eq(attr_i(rm, "keepdims", 0), 1);

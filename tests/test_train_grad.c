@@ -885,6 +885,38 @@ Test(train_grad, linear_resize)
 	}
 }
 
+/* A grouped, strided ConvTranspose with padding, output_padding and a bias
+ * between two convs (a U-Net's up-sampling), and a dilated one without a
+ * bias: its weight, bias and input gradients. */
+Test(train_grad, convtranspose)
+{
+	rs = 41;
+	for (int k = 0; k < 2; k++) {
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 3, 4, 5}, 4);
+		conv(&b, "c0", "x", "a", 3, 4, 1, 1, 1, true);
+		init_rand(&b, "wt", (int64_t[]){4, k ? 3 : 2, 3, 3}, 4, 0.4f);
+		init_rand(&b, "bt", (int64_t[]){4}, 1, 0.3f);
+		Onnx__NodeProto *n = mb_node(&b, "ConvTranspose", "up",
+					     k ? (const char *[]){"a", "wt", NULL}
+					       : (const char *[]){"a", "wt", "bt", NULL},
+					     "u");
+		if (k == 0) {
+			mb_attr_int(&b, n, "group", 2);
+			strides(&b, n, 2, 2);
+			pads(&b, n, 1, 0, 1, 1);
+			mb_attr_ints(&b, n, "output_padding", (int64_t[]){1, 0}, 2);
+		} else {
+			mb_attr_ints(&b, n, "dilations", (int64_t[]){2, 1}, 2);
+		}
+		conv(&b, "c1", "u", "y", k ? 3 : 4, 2, 1, 1, 1, true);
+		mb_output(&b, "y");
+		run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, k ? "dilated" : "grouped strided");
+		mb_free(&b);
+	}
+}
+
 /* An op without a backward on the gradient's way (here LRN between two
  * convolutions) is refused by name; before a model's first layer, where no
  * gradient passes, it is not. */

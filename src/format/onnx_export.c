@@ -620,8 +620,10 @@ static enum presso_status emit_node(struct xb *b, int i)
 		if (n->a.count_include_pad)
 			attr_int(b, p, "count_include_pad", 1);
 		break;
-	case OP_CONV: {
-		/* a Conv the engine runs in FP32 (its weight is not a constant) */
+	case OP_CONV:
+	case OP_CONVTRANSPOSE: {
+		/* a Conv the engine runs in FP32 (its weight is not a constant), and
+		 * ConvTranspose (FP32 in the INT8 engine) */
 		int64_t ks[2] = {n->a.kernel[0], n->a.kernel[1]};
 		int64_t st[2] = {n->a.strides[0], n->a.strides[1]};
 		int64_t pads[4] = {n->a.pads[0], n->a.pads[1], n->a.pads[2], n->a.pads[3]};
@@ -632,6 +634,10 @@ static enum presso_status emit_node(struct xb *b, int i)
 		attr_ints(b, p, "pads", pads, 4);
 		attr_ints(b, p, "dilations", dil, 2);
 		attr_int(b, p, "group", n->a.group);
+		if (n->op == OP_CONVTRANSPOSE && (n->a.out_pad[0] || n->a.out_pad[1])) {
+			int64_t opad[2] = {n->a.out_pad[0], n->a.out_pad[1]};
+			attr_ints(b, p, "output_padding", opad, 2);
+		}
 		break;
 	}
 	case OP_GEMM:

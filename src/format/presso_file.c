@@ -110,6 +110,7 @@ enum {
 	A_LRN = 1 << 9,    /* f32 bias, uv size */
 	A_PAD = 1 << 10,   /* uv n_ints (even), uv pads[n_ints], f32 value */
 	A_REDUCE = 1 << 11, /* uv n_ints, sv axes[n_ints], u8 keepdims */
+	A_OUTPAD = 1 << 13, /* uv out_pad[2] */
 	A_RESIZE = 1 << 12, /* u8 coord, u8 round | linear << 4, uv n_ints, then per dimension: sv size
 			       (-1: from the scale), f32 scale (0: from the size) */
 };
@@ -170,6 +171,7 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_SOFTPLUS] = {0, 1, 1, false},
 	[OP_SOFTSIGN] = {0, 1, 1, false},
 	[OP_THRESHOLDEDRELU] = {A_ALPHA, 1, 1, false},
+	[OP_CONVTRANSPOSE] = {A_WINDOW | A_GROUP | A_OUTPAD, 2, 3, true},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as
@@ -291,6 +293,9 @@ static void w_attrs(struct wbuf *w, const struct node *n, bool gemm_layer)
 	}
 	if (f & A_GROUP)
 		w_uv(w, (uint64_t)a->group);
+	if (f & A_OUTPAD)
+		for (int i = 0; i < 2; i++)
+			w_uv(w, (uint64_t)a->out_pad[i]);
 	if (f & A_POOL)
 		w_u8(w, (a->ceil_mode ? 1u : 0) | (a->count_include_pad ? 2u : 0));
 	if (f & A_GEMM) {
@@ -698,7 +703,8 @@ static enum presso_status r_attrs(struct rd *r, struct node *n)
 	a->epsilon = 1e-5f;
 	a->axis = 1;
 	if (f & A_WINDOW) {
-		bool pool = n->op != OP_CONV; /* a pool needs its kernel; a Conv takes its weight's */
+		/* a pool needs its kernel; a Conv takes its weight's */
+		bool pool = n->op != OP_CONV && n->op != OP_CONVTRANSPOSE;
 		for (int i = 0; i < 2; i++) {
 			if (!r_uv_in(r, pool ? 1 : 0, PFILE_MAX_WINDOW, &v))
 				return bad(r, "node '%s': bad kernel_shape", n->name);
@@ -728,6 +734,12 @@ static enum presso_status r_attrs(struct rd *r, struct node *n)
 			return bad(r, "node '%s': bad group", n->name);
 		a->group = (int)v;
 	}
+	if (f & A_OUTPAD)
+		for (int i = 0; i < 2; i++) {
+			if (!r_uv_in(r, 0, PFILE_MAX_WINDOW, &v))
+				return bad(r, "node '%s': bad output_padding", n->name);
+			a->out_pad[i] = (int)v;
+		}
 	if (f & A_POOL) {
 		if (!r_u8(r, &b) || b > 3)
 			return bad(r, "node '%s': bad pooling flags", n->name);

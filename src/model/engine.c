@@ -22,6 +22,7 @@
 
 #include "base/arena.h"
 #include "kernels/kernels_f32.h"
+#include "kernels/kernels_train.h"
 
 enum step_kind { STEP_RUN, STEP_ALIAS, STEP_FUSED };
 
@@ -95,6 +96,50 @@ static void exec_conv(const struct exec_args *x)
 	p.act_max = x->act_max;
 	const float *bias = x->n->n_inputs > 2 && x->n->inputs[2] >= 0 ? x->in[2] : NULL;
 	conv2d_f32__ref(&p, x->in[0], x->in[1], bias, x->out, x->scratch);
+}
+
+/* ConvTranspose as the backward-data pass of the Conv it is the adjoint of:
+ * that Conv maps the output's c_out channels to the input's with the same
+ * weight, window and groups. */
+static void convtranspose_params(const struct node *n, const struct shape *xs,
+				 const struct shape *ws, const struct shape *ys,
+				 struct conv2d_params *p)
+{
+	*p = (struct conv2d_params){
+		.n = (int)xs->dims[0], .c_in = (int)ys->dims[1],
+		.h_in = (int)ys->dims[2], .w_in = (int)ys->dims[3],
+		.c_out = (int)xs->dims[1], .h_out = (int)xs->dims[2], .w_out = (int)xs->dims[3],
+		.kh = (int)ws->dims[2], .kw = (int)ws->dims[3],
+		.stride_h = n->a.strides[0], .stride_w = n->a.strides[1],
+		.pad_t = n->a.pads[0], .pad_l = n->a.pads[1],
+		.dil_h = n->a.dilations[0], .dil_w = n->a.dilations[1],
+		.group = n->a.group, .act_min = -INFINITY, .act_max = INFINITY,
+	};
+}
+
+static void exec_convtranspose(const struct exec_args *x)
+{
+	struct conv2d_params p;
+	const struct shape *ys = out_shape(x);
+	convtranspose_params(x->n, in_shape(x, 0), in_shape(x, 1), ys, &p);
+	int64_t plane = ys->dims[2] * ys->dims[3];
+	memset(x->out, 0, sizeof(float) * (size_t)shape_numel(ys));
+	conv2d_backward_data_f32__ref(&p, x->in[0], x->in[1], x->out, x->scratch);
+	const float *bias = x->n->n_inputs > 2 && x->n->inputs[2] >= 0 ? x->in[2] : NULL;
+	for (int64_t i = 0; i < ys->dims[0] * ys->dims[1]; i++) {
+		float v = bias ? bias[i % ys->dims[1]] : 0.0f, *o = x->out + i * plane;
+		for (int64_t j = 0; j < plane; j++) {
+			float y = o[j] + v;
+			o[j] = y < x->act_min ? x->act_min : y > x->act_max ? x->act_max : y;
+		}
+	}
+}
+
+void engine_convtranspose_params(const struct node *n, const struct shape *shapes,
+				 struct conv2d_params *p)
+{
+	convtranspose_params(n, &shapes[n->inputs[0]], &shapes[n->inputs[1]], &shapes[n->output],
+			     p);
 }
 
 static void exec_gemm(const struct exec_args *x)
@@ -542,6 +587,7 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_SOFTPLUS] = exec_unary,
 	[OP_SOFTSIGN] = exec_unary,
 	[OP_THRESHOLDEDRELU] = exec_unary,
+	[OP_CONVTRANSPOSE] = exec_convtranspose,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 
@@ -557,6 +603,11 @@ size_t engine_node_scratch_bytes(const struct graph *g, const struct node *n,
 			total += ys->dims[d];
 		/* nearest: one int64 per entry; linear: two and a float */
 		return (2 * sizeof(int64_t) + sizeof(float)) * (size_t)total;
+	}
+	if (n->op == OP_CONVTRANSPOSE) {
+		struct conv2d_params p;
+		engine_convtranspose_params(n, shapes, &p);
+		return conv2d_backward_scratch_bytes(&p);
 	}
 	if (n->op != OP_CONV)
 		return 0;

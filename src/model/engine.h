@@ -57,6 +57,11 @@ size_t engine_scratch_bytes(const struct engine *e);
 void engine_resize_maps(const struct node *n, const struct shape *xs, const struct shape *ys,
 			int64_t *maps);
 
+/* The Conv a ConvTranspose node is the adjoint of (its input is the node's
+ * output, its output the node's input; same weight, window and groups). */
+void engine_convtranspose_params(const struct node *n, const struct shape *shapes,
+				 struct conv2d_params *p);
+
 /* A linear Resize of [N, C, H, W] (or [N, C, L], as H = 1): its sizes and the
  * taps of H and W, in scratch (engine_node_scratch_bytes()). */
 struct resize_linear_plan {

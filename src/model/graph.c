@@ -154,6 +154,49 @@ static enum presso_status infer_conv(const struct graph *g, const struct node *n
 	return PRESSO_OK;
 }
 
+/* ConvTranspose: out = (in - 1) * stride - pads + dilation * (k - 1) + 1 +
+ * output_padding per spatial dimension. */
+static enum presso_status infer_convtranspose(const struct graph *g, const struct node *n,
+					      const struct shape *in[], struct shape *out)
+{
+	(void)g;
+	const struct shape *x = in[0], *w = in[1];
+	const struct node_attrs *a = &n->a;
+	if (x->n_dims != 4)
+		return node_error(n, "needs a 4-D NCHW input (only 1-D and 2-D ConvTranspose are supported)");
+	if (w->n_dims != 4)
+		return node_error(n, "needs a 4-D weight");
+	if (a->group <= 0 || x->dims[1] % a->group != 0)
+		return node_error(n, "has a group that does not divide its channels");
+	if (w->dims[0] != x->dims[1])
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': ConvTranspose weight expects %lld input channels, input has %lld",
+				   n->name, (long long)w->dims[0], (long long)x->dims[1]);
+	if (w->dims[1] < 1 || w->dims[2] < 1 || w->dims[3] < 1)
+		return node_error(n, "has an empty kernel");
+	int64_t c_out = w->dims[1] * a->group;
+	if (n->n_inputs > 2 && n->inputs[2] >= 0 && (in[2]->n_dims != 1 || in[2]->dims[0] != c_out))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': ConvTranspose bias must be [%lld]",
+				   n->name, (long long)c_out);
+	out->n_dims = 4;
+	out->dims[0] = x->dims[0];
+	out->dims[1] = c_out;
+	for (int d = 0; d < 2; d++) {
+		if (a->out_pad[d] >= a->strides[d] && a->out_pad[d] >= a->dilations[d])
+			return node_error(n, "has an output_padding not below its stride or dilation");
+		int64_t o = (x->dims[2 + d] - 1) * a->strides[d] - a->pads[d] - a->pads[d + 2] +
+			    (int64_t)a->dilations[d] * (w->dims[2 + d] - 1) + 1 + a->out_pad[d];
+		if (x->dims[2 + d] > 0 && o <= 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': ConvTranspose padding leaves an empty output",
+					   n->name);
+		if (o > GRAPH_MAX_ELEMS)
+			return too_large(n, "output");
+		out->dims[2 + d] = x->dims[2 + d] > 0 ? o : 0;
+	}
+	return PRESSO_OK;
+}
+
 static enum presso_status infer_pool(const struct graph *g, const struct node *n,
 				     const struct shape *in[], struct shape *out)
 {
@@ -707,6 +750,7 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_SOFTPLUS] = {"Softplus", infer_same},
 	[OP_SOFTSIGN] = {"Softsign", infer_same},
 	[OP_THRESHOLDEDRELU] = {"ThresholdedRelu", infer_same},
+	[OP_CONVTRANSPOSE] = {"ConvTranspose", infer_convtranspose},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

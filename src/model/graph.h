@@ -84,6 +84,8 @@ enum op_type {
 	OP_SOFTPLUS,        /* ln(1 + e^x) */
 	OP_SOFTSIGN,        /* x / (1 + |x|) */
 	OP_THRESHOLDEDRELU, /* x > alpha ? x : 0 */
+	/* the adjoint of a Conv: weight [c_in, c_out / group, kh, kw] */
+	OP_CONVTRANSPOSE,
 	OP_COUNT
 };
 
@@ -150,6 +152,7 @@ struct node_attrs {
 	int dilations[2];
 	int group;
 	int auto_pad;           /* 0 explicit, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
+	int out_pad[2];         /* ConvTranspose output_padding (H, W) */
 	bool ceil_mode;
 	bool count_include_pad;
 	/* Gemm; also HardSigmoid (alpha, beta), LeakyRelu (alpha) and LRN (alpha,

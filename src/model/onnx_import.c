@@ -581,6 +581,7 @@ static const struct op_name_map op_names[] = {
 	{"Softplus", OP_SOFTPLUS},
 	{"Softsign", OP_SOFTSIGN},
 	{"ThresholdedRelu", OP_THRESHOLDEDRELU},
+	{"ConvTranspose", OP_CONVTRANSPOSE},
 	{"Resize", OP_RESIZE},
 	{"Cast", OP_IDENTITY}, /* to float; on constants, folded to any type */
 };
@@ -1039,6 +1040,42 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 		a->group = (int)g;
 		break;
 	}
+	case OP_CONVTRANSPOSE: {
+		static const char *const ok[] = {"kernel_shape", "strides", "pads", "dilations",
+						 "group", "auto_pad", "output_padding",
+						 "output_shape", NULL};
+		if ((s = check_attrs(n, np, ok)) || (s = read_window(n, np, false)))
+			return s;
+		if (a->auto_pad == 3)
+			a->auto_pad = 0; /* VALID: no padding */
+		/* output_shape (its spatial entries), or auto_pad SAME, set the
+		 * pads once the input's size is known (infer_and_resolve) */
+		int64_t os[4];
+		int n_os = attr_ints(np, "output_shape", -1, 4, os);
+		if (n_os == 2 || n_os == 4) {
+			a->n_ints = 2;
+			a->ints[0] = os[n_os - 2];
+			a->ints[1] = os[n_os - 1];
+			if (a->ints[0] < 1 || a->ints[1] < 1 || a->ints[0] > GRAPH_MAX_ELEMS ||
+			    a->ints[1] > GRAPH_MAX_ELEMS)
+				return bad_attr(n, "output_shape", "must be positive");
+		} else if (n_os != -1) {
+			return bad_attr(n, "output_shape", "must give the 2 spatial sizes (or all 4)");
+		}
+		int64_t g = attr_int(np, "group", 1), op[2] = {0, 0};
+		if (g < 1 || g > INT32_MAX)
+			return bad_attr(n, "group", "must be positive");
+		a->group = (int)g;
+		int cnt = attr_ints(np, "output_padding", 2, 2, op);
+		if (cnt == -2)
+			return bad_attr(n, "output_padding", "must have 2 entries (only 1-D and 2-D are supported)");
+		for (int d = 0; d < 2; d++) {
+			if (op[d] < 0 || op[d] > MAX_WINDOW)
+				return bad_attr(n, "output_padding", "must be between 0 and the stride");
+			a->out_pad[d] = (int)op[d];
+		}
+		break;
+	}
 	case OP_MAXPOOL:
 	case OP_AVGPOOL: {
 		static const char *const ok[] = {"kernel_shape", "strides", "pads", "dilations",
@@ -1268,6 +1305,7 @@ static int min_inputs(enum op_type op)
 {
 	switch (op) {
 	case OP_CONV:
+	case OP_CONVTRANSPOSE:
 	case OP_GEMM:
 	case OP_MATMUL:
 	case OP_ADD:
@@ -1289,6 +1327,7 @@ static int max_inputs(enum op_type op)
 {
 	switch (op) {
 	case OP_CONV:
+	case OP_CONVTRANSPOSE:
 	case OP_GEMM:
 	case OP_CLIP:
 	case OP_IDENTITY: /* Dropout: data, ratio, training_mode */
@@ -2650,7 +2689,8 @@ static enum presso_status import_instancenorm(struct builder *b, const Onnx__Nod
 }
 
 /* --- 1-D spatial ops as 2-D ones --------------------------------------------
- * Conv1d, MaxPool1d and AvgPool1d run as their 2-D forms over [N, C, 1, L]:
+ * Conv1d, ConvTranspose1d, MaxPool1d and AvgPool1d run as their 2-D forms
+ * over [N, C, 1, L]:
  * the input gets an Unsqueeze at axis 2, the kernel a height of 1, and the
  * output a Squeeze at axis 2, so the engines, the training engine and the
  * file formats see only 2-D convolutions. Ops that commute with that Squeeze
@@ -2695,14 +2735,14 @@ static const Onnx__AttributeProto *ints_attr(const Onnx__NodeProto *np, const ch
 
 static bool is_spatial_1d(const struct builder *b, const Onnx__NodeProto *np, enum op_type op)
 {
-	if (op != OP_CONV && op != OP_MAXPOOL && op != OP_AVGPOOL)
+	if (op != OP_CONV && op != OP_CONVTRANSPOSE && op != OP_MAXPOOL && op != OP_AVGPOOL)
 		return false;
 	int x = np->input[0] ? map_find(b, np->input[0]) : -1;
 	if (x < 0 || value_is_const(&b->g->values[x]))
 		return false; /* folded, or refused, as it is */
 	if (find_attr(np, "kernel_shape"))
 		return ints_attr(np, "kernel_shape", 1) != NULL;
-	if (op != OP_CONV || np->n_input < 2 || !np->input[1])
+	if ((op != OP_CONV && op != OP_CONVTRANSPOSE) || np->n_input < 2 || !np->input[1])
 		return false;
 	int w = map_find(b, np->input[1]);
 	return w >= 0 && value_is_const(&b->g->values[w]) && b->g->values[w].shape.n_dims == 3;
@@ -2819,9 +2859,10 @@ static enum presso_status import_lifted(struct builder *b, const Onnx__NodeProto
 		const char *an = a->name ? a->name : "";
 		bool window = op != OP_CONCAT &&
 			      (strcmp(an, "kernel_shape") == 0 || strcmp(an, "strides") == 0 ||
-			       strcmp(an, "dilations") == 0);
+			       strcmp(an, "dilations") == 0 || strcmp(an, "output_padding") == 0 ||
+			       strcmp(an, "output_shape") == 0);
 		if (window && a->n_ints == 1) {
-			ints[i][0] = 1;
+			ints[i][0] = strcmp(an, "output_padding") == 0 ? 0 : 1;
 			ints[i][1] = a->ints[0];
 			at2[i].ints = ints[i];
 			at2[i].n_ints = 2;
@@ -3080,6 +3121,40 @@ static bool is_output(const struct graph *g, int v)
 }
 
 /* Shapes at batch 1 into values[].shape, resolving auto_pad on the way. */
+/* A ConvTranspose's pads from its output_shape, or from auto_pad SAME (an
+ * output of input times stride), as ONNX's operator text gives them:
+ * total = stride (in - 1) + output_padding + dilation (k - 1) + 1 - out,
+ * the odd one at the end for SAME_UPPER, at the start otherwise. */
+static enum presso_status resolve_convtranspose_pads(struct node *n, const struct shape *shapes)
+{
+	const struct shape *x = &shapes[n->inputs[0]], *w = &shapes[n->inputs[1]];
+	if (x->n_dims != 4 || w->n_dims != 4)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': ConvTranspose needs a 4-D NCHW input and weight",
+				   n->name);
+	for (int d = 0; d < 2; d++) {
+		int64_t in = x->dims[2 + d], s = n->a.strides[d];
+		int64_t out = n->a.n_ints == 2 ? n->a.ints[d] : in * s;
+		int64_t total = s * (in - 1) + n->a.out_pad[d] + (w->dims[2 + d] - 1) * n->a.dilations[d] +
+				1 - out;
+		bool upper = n->a.auto_pad == 1;
+		if (total == -1 && !upper) {
+			/* one more row at the end (ONNX: an end pad of floor(-1 / 2)) */
+			n->a.out_pad[d]++;
+			total = 0;
+		}
+		if (total < 0 || total > 2 * (int64_t)MAX_WINDOW)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': ConvTranspose cannot make an output of %lld from %lld (it would need a padding of %lld)",
+					   n->name, (long long)out, (long long)in, (long long)total);
+		int64_t half = total / 2;
+		n->a.pads[d] = (int)(upper ? half : total - half);
+		n->a.pads[d + 2] = (int)(upper ? total - half : half);
+	}
+	n->a.auto_pad = 0;
+	n->a.n_ints = 0;
+	return PRESSO_OK;
+}
+
 static enum presso_status infer_and_resolve(struct graph *g)
 {
 	struct shape *shapes = malloc(sizeof *shapes * (size_t)g->n_values);
@@ -3089,6 +3164,13 @@ static enum presso_status infer_and_resolve(struct graph *g)
 		shapes[v] = g->values[v].shape;
 	for (int i = 0; i < g->n_nodes; i++) {
 		struct node *n = &g->nodes[i];
+		if (n->op == OP_CONVTRANSPOSE && (n->a.auto_pad || n->a.n_ints == 2)) {
+			enum presso_status s = resolve_convtranspose_pads(n, shapes);
+			if (s != PRESSO_OK) {
+				free(shapes);
+				return s;
+			}
+		}
 		if ((n->op == OP_CONV || n->op == OP_MAXPOOL || n->op == OP_AVGPOOL) && n->a.auto_pad) {
 			const struct shape *x = &shapes[n->inputs[0]];
 			if (x->n_dims != 4) {

@@ -193,6 +193,7 @@ static bool has_backward(enum op_type op)
 	case OP_LAYERNORM:
 	case OP_SLICE:
 	case OP_PAD:
+	case OP_CONVTRANSPOSE:
 		return true;
 	default:
 		return is_alias_op(op) || is_function(op);
@@ -205,6 +206,7 @@ static bool input_is_param(const struct node *n, int k)
 {
 	switch (n->op) {
 	case OP_CONV:
+	case OP_CONVTRANSPOSE:
 	case OP_GEMM:
 	case OP_MATMUL:
 	case OP_ADD:
@@ -808,6 +810,13 @@ static void gemm_dims(const struct node *n, const struct shape *shapes, int *m, 
 	}
 }
 
+/* Floats of a ConvTranspose's input gradient in scratch, rounded so that
+ * the kernel scratch after it stays aligned. */
+static size_t convt_dx_floats(const struct shape *xs)
+{
+	return ((size_t)shape_numel(xs) + 15) / 16 * 16;
+}
+
 static size_t node_scratch_bytes(const struct tnet *t, const struct node *n,
 				 const struct shape *shapes)
 {
@@ -839,6 +848,13 @@ static size_t node_scratch_bytes(const struct tnet *t, const struct node *n,
 	case OP_DIV:
 		bwd = sizeof(float) * (size_t)shape_numel(&shapes[n->output]);
 		break;
+	case OP_CONVTRANSPOSE: { /* dx through a temporary, then the conv's scratch */
+		struct conv2d_params p;
+		engine_convtranspose_params(n, shapes, &p);
+		bwd = convt_dx_floats(&shapes[n->inputs[0]]) * sizeof(float) +
+		      conv2d_backward_scratch_bytes(&p);
+		break;
+	}
 	default:
 		break;
 	}
@@ -1392,6 +1408,36 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 			conv2d_backward_data_f32(t->k, &p, dy, wt, dx, w->scratch);
 		if (dw || db)
 			conv2d_backward_filter_f32(t->k, &p, x, dy, dw, db, w->scratch);
+		break;
+	}
+	case OP_CONVTRANSPOSE: {
+		/* the adjoint of the Conv p: dx = p(dy); dw as p's filter gradient
+		 * with the roles of input and output swapped */
+		struct conv2d_params p;
+		engine_convtranspose_params(n, sh, &p);
+		const float *wt = read_value(t, w, n->inputs[1]);
+		float *dw = grad_of(t, w, grad, n->inputs[1]);
+		float *db = n->n_inputs > 2 && n->inputs[2] >= 0 ? grad_of(t, w, grad, n->inputs[2])
+								   : NULL;
+		if (dx) {
+			const struct shape *xs = &sh[n->inputs[0]];
+			float *tmp = w->scratch;
+			conv2d_forward_f32(t->k, &p, dy, wt, NULL, tmp, tmp + convt_dx_floats(xs));
+			for (int64_t j = 0; j < shape_numel(xs); j++)
+				dx[j] += tmp[j];
+		}
+		if (dw)
+			conv2d_backward_filter_f32(t->k, &p, dy, x, dw, NULL, w->scratch);
+		if (db) {
+			const struct shape *ys = &sh[n->output];
+			int64_t plane = ys->dims[2] * ys->dims[3];
+			for (int64_t r = 0; r < ys->dims[0] * ys->dims[1]; r++) {
+				double s = 0.0;
+				for (int64_t j = 0; j < plane; j++)
+					s += dy[r * plane + j];
+				db[r % ys->dims[1]] += (float)s;
+			}
+		}
 		break;
 	}
 	case OP_GEMM: {
