@@ -248,6 +248,43 @@ static void tokens(void)
 	write_model(&b, "tokens.onnx");
 }
 
+/* 1-D layers lifted to 2-D at import (Conv1d, ELU, a grouped ConvTranspose1d
+ * with output_padding, Softplus, MaxPool1d), then a bilinear Resize, the
+ * mean over the positions and a MatMul. */
+static void lifted(void)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 12}, 3);
+	add_weight(&b, "w1", (int64_t[]){4, 2, 3}, 3, 0.5f);
+	add_weight(&b, "b1", (int64_t[]){4}, 1, 0.2f);
+	add_weight(&b, "wt", (int64_t[]){4, 2, 2}, 3, 0.5f);
+	Onnx__NodeProto *n = mb_node(&b, "Conv", "c1", (const char *[]){"x", "w1", "b1", NULL}, "a");
+	mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){3}, 1);
+	mb_attr_ints(&b, n, "pads", (int64_t[]){1, 1}, 2);
+	n = mb_node(&b, "Elu", "elu", (const char *[]){"a", NULL}, "e");
+	mb_attr_float(&b, n, "alpha", 0.5f);
+	n = mb_node(&b, "ConvTranspose", "up", (const char *[]){"e", "wt", NULL}, "u");
+	mb_attr_int(&b, n, "group", 2);
+	mb_attr_ints(&b, n, "strides", (int64_t[]){2}, 1);
+	mb_attr_ints(&b, n, "output_padding", (int64_t[]){1}, 1);
+	mb_node(&b, "Softplus", "softplus", (const char *[]){"u", NULL}, "s");
+	n = mb_node(&b, "MaxPool", "pool", (const char *[]){"s", NULL}, "p");
+	mb_attr_ints(&b, n, "kernel_shape", (int64_t[]){2}, 1);
+	mb_attr_ints(&b, n, "strides", (int64_t[]){2}, 1);
+	mb_init_i64(&b, "ax2", (int64_t[]){1}, 1, (int64_t[]){2});
+	mb_node(&b, "Unsqueeze", "rows", (const char *[]){"p", "ax2", NULL}, "p4");
+	mb_init_f32(&b, "scales", (int64_t[]){4}, 1, (float[]){1, 1, 2, 1.5f});
+	n = mb_node(&b, "Resize", "bilinear", (const char *[]){"p4", "", "scales", NULL}, "r");
+	mb_attr_string(&b, n, "mode", "linear");
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"r", NULL}, "g");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"g", NULL}, "f");
+	add_weight(&b, "w", (int64_t[]){4, 3}, 2, 0.5f);
+	mb_node(&b, "MatMul", "mm", (const char *[]){"f", "w", NULL}, "y");
+	mb_output(&b, "y");
+	write_model(&b, "lifted.onnx");
+}
+
 /* --- datasets ---------------------------------------------------------------- */
 
 struct buf {
@@ -402,6 +439,7 @@ int main(int argc, char **argv)
 	residual();
 	shapes();
 	tokens();
+	lifted();
 	datasets();
 	return 0;
 }
