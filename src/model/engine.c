@@ -227,19 +227,12 @@ static void exec_gap(const struct exec_args *x)
 	global_avgpool_f32__ref((int)xs->dims[0], (int)xs->dims[1], (int)hw, x->in[0], x->out);
 }
 
-static void right_align(const struct shape *s, int rank, int64_t *dims)
-{
-	int lead = rank - s->n_dims;
-	for (int i = 0; i < rank; i++)
-		dims[i] = i < lead ? 1 : s->dims[i - lead];
-}
-
 static void exec_add(const struct exec_args *x)
 {
 	const struct shape *ys = out_shape(x);
 	int64_t ad[GRAPH_MAX_DIMS], bd[GRAPH_MAX_DIMS];
-	right_align(in_shape(x, 0), ys->n_dims, ad);
-	right_align(in_shape(x, 1), ys->n_dims, bd);
+	shape_right_align(in_shape(x, 0), ys->n_dims, ad);
+	shape_right_align(in_shape(x, 1), ys->n_dims, bd);
 	add_f32__ref(ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
 }
 
@@ -296,8 +289,8 @@ static void exec_binary(const struct exec_args *x)
 	int64_t ad[GRAPH_MAX_DIMS], bd[GRAPH_MAX_DIMS];
 	enum f32_binary f;
 	PRESSO_CHECK(engine_binary_fn(x->n->op, &f));
-	right_align(in_shape(x, 0), ys->n_dims, ad);
-	right_align(in_shape(x, 1), ys->n_dims, bd);
+	shape_right_align(in_shape(x, 0), ys->n_dims, ad);
+	shape_right_align(in_shape(x, 1), ys->n_dims, bd);
 	binary_f32__ref(f, ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
 }
 
@@ -311,11 +304,11 @@ static void exec_sum(const struct exec_args *x)
 		memcpy(x->out, x->in[0], sizeof(float) * (size_t)shape_numel(ys));
 		return;
 	}
-	right_align(in_shape(x, 0), ys->n_dims, ad);
-	right_align(in_shape(x, 1), ys->n_dims, bd);
+	shape_right_align(in_shape(x, 0), ys->n_dims, ad);
+	shape_right_align(in_shape(x, 1), ys->n_dims, bd);
 	binary_f32__ref(F32_ADD, ad, x->in[0], bd, x->in[1], ys->dims, ys->n_dims, x->out);
 	for (int k = 2; k < n; k++) {
-		right_align(in_shape(x, k), ys->n_dims, bd);
+		shape_right_align(in_shape(x, k), ys->n_dims, bd);
 		binary_f32__ref(F32_ADD, ys->dims, x->out, bd, x->in[k], ys->dims, ys->n_dims,
 				x->out);
 	}

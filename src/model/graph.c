@@ -67,6 +67,26 @@ int64_t shape_numel(const struct shape *s)
 	return n;
 }
 
+void shape_right_align(const struct shape *s, int rank, int64_t *dims)
+{
+	int lead = rank - s->n_dims;
+	for (int i = 0; i < rank; i++)
+		dims[i] = i < lead ? 1 : s->dims[i - lead];
+}
+
+int64_t shape_broadcast_src(const int64_t *dims, const int64_t *ydims, int nd, int64_t o)
+{
+	int64_t src = 0, stride = 1;
+	for (int d = nd - 1; d >= 0; d--) {
+		int64_t i = o % ydims[d];
+		o /= ydims[d];
+		if (dims[d] != 1)
+			src += i * stride;
+		stride *= dims[d];
+	}
+	return src;
+}
+
 char *shape_format(const struct shape *s, bool batched, char *buf, size_t buf_bytes)
 {
 	size_t used = (size_t)snprintf(buf, buf_bytes, "[");

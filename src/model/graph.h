@@ -121,6 +121,14 @@ bool shape_numel_checked(const struct shape *s, int64_t *out);
  * would overflow int64, a broken invariant. */
 int64_t shape_numel(const struct shape *s);
 
+/* s's dimensions right-aligned to rank (rank >= s->n_dims), 1 before them:
+ * numpy's broadcasting. */
+void shape_right_align(const struct shape *s, int rank, int64_t *dims);
+
+/* The element that element o of a tensor of ydims (nd dimensions) reads from a
+ * tensor of right-aligned dims that broadcasts to it (1 where it repeats). */
+int64_t shape_broadcast_src(const int64_t *dims, const int64_t *ydims, int nd, int64_t o);
+
 /* Formats "[N,16,28,28]" (batched) or "[16,28,28]" into buf; returns buf. */
 char *shape_format(const struct shape *s, bool batched, char *buf, size_t buf_bytes);
 

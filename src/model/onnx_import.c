@@ -2144,18 +2144,9 @@ static bool broadcast_shapes(const struct shape *const *in, int n, struct shape 
 /* The element of a tensor of shape s that broadcasts to element o of out. */
 static int64_t broadcast_src(const struct shape *s, const struct shape *out, int64_t o)
 {
-	int64_t src = 0, stride = 1;
-	for (int d = out->n_dims - 1; d >= 0; d--) {
-		int64_t i = o % out->dims[d];
-		o /= out->dims[d];
-		int k = d - (out->n_dims - s->n_dims);
-		if (k >= 0) {
-			if (s->dims[k] != 1)
-				src += i * stride;
-			stride *= s->dims[k];
-		}
-	}
-	return src;
+	int64_t dims[GRAPH_MAX_DIMS];
+	shape_right_align(s, out->n_dims, dims);
+	return shape_broadcast_src(dims, out->dims, out->n_dims, o);
 }
 
 static enum presso_status fold_equal_where(struct builder *b, const char *name, const char *op,

@@ -1083,13 +1083,6 @@ static float *grad_of(const struct tnet *t, struct tnet_ws *w, float *grad, int 
 	return w->grad[t->rep[v]];
 }
 
-static void right_align(const struct shape *s, int rank, int64_t *dims)
-{
-	int lead = rank - s->n_dims;
-	for (int i = 0; i < rank; i++)
-		dims[i] = i < lead ? 1 : s->dims[i - lead];
-}
-
 /* [outer, dim, inner] around an axis (Concat, opset >= 13 softmax). */
 static void axis_view(const struct shape *s, int axis, int64_t *outer, int64_t *dim,
 		      int64_t *inner)
@@ -1144,21 +1137,6 @@ static void clip_mask_inplace(int64_t count, const float *restrict y, float lo, 
 		float yi = y[i], di = d[i];
 		d[i] = yi > lo && yi < hi ? di : 0.0f;
 	}
-}
-
-/* The element of a tensor of right-aligned dims (1 where it broadcasts) that
- * element o of a tensor of ydims reads. */
-static int64_t broadcast_src(const int64_t *dims, const int64_t *ydims, int nd, int64_t o)
-{
-	int64_t src = 0, stride = 1;
-	for (int d = nd - 1; d >= 0; d--) {
-		int64_t i = o % ydims[d];
-		o /= ydims[d];
-		if (dims[d] != 1)
-			src += i * stride;
-		stride *= dims[d];
-	}
-	return src;
 }
 
 /* dx += dy * f'(x) for an element-wise op of one tensor, y = f(x). */
@@ -1239,7 +1217,7 @@ static void binary_backward(const struct tnet *t, struct tnet_ws *w, float *grad
 	int64_t count = shape_numel(ys), dims[2][GRAPH_MAX_DIMS];
 	const float *v[2];
 	for (int k = 0; k < 2; k++) {
-		right_align(&sh[n->inputs[k]], nd, dims[k]);
+		shape_right_align(&sh[n->inputs[k]], nd, dims[k]);
 		v[k] = read_value(t, w, n->inputs[k]);
 	}
 	float *g = w->scratch;
@@ -1248,8 +1226,8 @@ static void binary_backward(const struct tnet *t, struct tnet_ws *w, float *grad
 		if (!da)
 			continue;
 		for (int64_t o = 0; o < count; o++) {
-			float a = v[0][broadcast_src(dims[0], ys->dims, nd, o)];
-			float b = v[1][broadcast_src(dims[1], ys->dims, nd, o)];
+			float a = v[0][shape_broadcast_src(dims[0], ys->dims, nd, o)];
+			float b = v[1][shape_broadcast_src(dims[1], ys->dims, nd, o)];
 			switch (n->op) {
 			case OP_MUL:
 				g[o] = dy[o] * (k ? a : b);
@@ -1383,7 +1361,7 @@ static void reducemean_backward(const struct node *n, const struct shape *xs, co
 	}
 	float inv = group ? 1.0f / (float)group : 0.0f;
 	for (int64_t i = 0; i < shape_numel(xs); i++)
-		dx[i] += dy[broadcast_src(kept, xs->dims, nd, i)] * inv;
+		dx[i] += dy[shape_broadcast_src(kept, xs->dims, nd, i)] * inv;
 }
 
 static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, int i)
@@ -1516,7 +1494,7 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 			float *da = grad_of(t, w, grad, n->inputs[k]);
 			if (!da)
 				continue;
-			right_align(&sh[n->inputs[k]], ys->n_dims, dims);
+			shape_right_align(&sh[n->inputs[k]], ys->n_dims, dims);
 			add_backward_f32__ref(dims, ys->dims, ys->n_dims, dy, da);
 		}
 		break;
