@@ -2339,3 +2339,39 @@ Test(qengine, linear_resize_of_a_sequence)
 	graph_free(g);
 	mb_free(&b);
 }
+
+/* A global average over no pixels (here after a Resize that leaves no
+ * column) is 0 in the INT8 engine as in FP32; it divided by zero (a fuzzer's
+ * find, tests/fuzz/regressions/onnx/gap_of_no_pixels.onnx). */
+Test(qengine, global_average_of_no_pixels_is_zero)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 2, 1, 4}, 4);
+	mb_init_f32(&b, "scales", (int64_t[]){4}, 1, (float[]){1, 1, 1, 0.1f});
+	Onnx__NodeProto *n = mb_node(&b, "Resize", "none", (const char *[]){"x", "", "scales", NULL}, "r");
+	mb_attr_string(&b, n, "mode", "nearest");
+	mb_node(&b, "GlobalAveragePool", "gap", (const char *[]){"r", NULL}, "g");
+	mb_node(&b, "Flatten", "flat", (const char *[]){"g", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g = load_mb(&b);
+	struct dataset *ds = uniform_items(4, 2, 1, 4, 1.0f, 3.0f, 23);
+	struct calib *cal = calibrate(g, ds);
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", NULL, 0, &p), PRESSO_OK, "%s", status_msg());
+	struct quant_config qc = {CALIB_MINMAX, 99.99, q8_isa_best(), NULL, NULL, REQUANT_FLOAT};
+	struct qmodel *m;
+	cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+	float yf[4 * 2], yq[4 * 2];
+	cr_assert_eq(run_both(g, m, ds, 4, yf, yq), 2);
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(yf[i], 0.0f);
+		cr_assert_eq(yq[i], 0.0f, "output %d: %g", i, yq[i]);
+	}
+	qmodel_free(m);
+	policy_free(p);
+	calib_free(cal);
+	dataset_free(ds);
+	graph_free(g);
+	mb_free(&b);
+}

@@ -705,15 +705,24 @@ fail:
 	return st;
 }
 
-/* Element i of a little- or big-endian float32 or float64 array, as float
- * (a float64 beyond float32's range becomes an infinity). */
-static float npy_float(const unsigned char *data, int64_t i, const struct npy_dtype *t,
-		       bool big_endian)
+/* The bytes of element i of a little- or big-endian array, as an unsigned
+ * integer of t->bytes bytes. */
+static uint64_t npy_bits(const unsigned char *data, int64_t i, const struct npy_dtype *t,
+			 bool big_endian)
 {
 	const unsigned char *p = data + i * t->bytes;
 	uint64_t u = 0;
 	for (int b = 0; b < t->bytes; b++)
 		u |= (uint64_t)p[big_endian ? t->bytes - 1 - b : b] << (8 * b);
+	return u;
+}
+
+/* Element i of a little- or big-endian float32 or float64 array, as float
+ * (a float64 beyond float32's range becomes an infinity). */
+static float npy_float(const unsigned char *data, int64_t i, const struct npy_dtype *t,
+		       bool big_endian)
+{
+	uint64_t u = npy_bits(data, i, t, big_endian);
 	if (t->bytes == 4) {
 		uint32_t u32 = (uint32_t)u;
 		float f;
@@ -729,10 +738,7 @@ static float npy_float(const unsigned char *data, int64_t i, const struct npy_dt
 static int64_t npy_int(const unsigned char *data, int64_t i, const struct npy_dtype *t,
 		       bool big_endian)
 {
-	const unsigned char *p = data + i * t->bytes;
-	uint64_t u = 0;
-	for (int b = 0; b < t->bytes; b++)
-		u |= (uint64_t)p[big_endian ? t->bytes - 1 - b : b] << (8 * b);
+	uint64_t u = npy_bits(data, i, t, big_endian);
 	if (t->is_signed && t->bytes < 8 && (u >> (8 * t->bytes - 1)) & 1)
 		u |= ~(uint64_t)0 << (8 * t->bytes);
 	if (t->is_signed && (u >> 63))

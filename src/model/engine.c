@@ -416,17 +416,23 @@ static void exec_reducemean(const struct exec_args *x)
 	reduce_mean_f32__ref(xs->n_dims, xs->dims, red, x->in[0], x->out);
 }
 
-static void exec_layernorm(const struct exec_args *x)
+void engine_layernorm_rows(const struct node *n, const struct shape *xs, int64_t *outer,
+			   int64_t *inner)
 {
-	const struct shape *xs = in_shape(x, 0);
-	int axis = x->n->a.axis < 0 ? x->n->a.axis + xs->n_dims : x->n->a.axis;
-	int64_t outer = 1, inner = 1;
+	int axis = n->a.axis < 0 ? n->a.axis + xs->n_dims : n->a.axis;
+	*outer = *inner = 1;
 	for (int d = 0; d < xs->n_dims; d++) {
 		if (d < axis)
-			outer *= xs->dims[d];
+			*outer *= xs->dims[d];
 		else
-			inner *= xs->dims[d];
+			*inner *= xs->dims[d];
 	}
+}
+
+static void exec_layernorm(const struct exec_args *x)
+{
+	int64_t outer, inner;
+	engine_layernorm_rows(x->n, in_shape(x, 0), &outer, &inner);
 	bool has_b = x->n->n_inputs > 2 && x->n->inputs[2] >= 0;
 	layernorm_f32__ref(outer, inner, x->in[0], x->in[1], shape_numel(in_shape(x, 1)),
 			   has_b ? x->in[2] : NULL, has_b ? shape_numel(in_shape(x, 2)) : 1,

@@ -57,6 +57,10 @@ size_t engine_scratch_bytes(const struct engine *e);
 void engine_resize_maps(const struct node *n, const struct shape *xs, const struct shape *ys,
 			int64_t *maps);
 
+/* A LayerNormalization's rows: outer rows of inner values from its axis on. */
+void engine_layernorm_rows(const struct node *n, const struct shape *xs, int64_t *outer,
+			   int64_t *inner);
+
 /* The Conv a ConvTranspose node is the adjoint of (its input is the node's
  * output, its output the node's input; same weight, window and groups). */
 void engine_convtranspose_params(const struct node *n, const struct shape *shapes,

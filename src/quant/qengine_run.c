@@ -528,6 +528,10 @@ static void run_gap(const struct qengine *e, const struct qstep *st)
 		C = xs->dims[2];
 		HW = xs->dims[1];
 	}
+	if (HW == 0) { /* the mean of no pixels: 0, as the FP32 kernel gives it */
+		memset(y, m->qp[st->out].zero, (size_t)(N * C));
+		return;
+	}
 	uint32_t acc[512];
 	/* the rounded mean (sum + HW / 2) / HW, the division a multiply when
 	 * the largest sum, 255 HW + HW / 2, keeps it exact (quant.h) */

@@ -1251,14 +1251,8 @@ static void binary_backward(const struct tnet *t, struct tnet_ws *w, float *grad
 static void layernorm_backward(const struct node *n, const struct shape *xs, const float *x,
 			       const float *scale, int64_t n_scale, const float *dy, float *dx)
 {
-	int axis = n->a.axis < 0 ? n->a.axis + xs->n_dims : n->a.axis;
-	int64_t outer = 1, inner = 1;
-	for (int d = 0; d < xs->n_dims; d++) {
-		if (d < axis)
-			outer *= xs->dims[d];
-		else
-			inner *= xs->dims[d];
-	}
+	int64_t outer, inner;
+	engine_layernorm_rows(n, xs, &outer, &inner);
 	if (inner == 0)
 		return;
 	for (int64_t r = 0; r < outer; r++) {
