@@ -114,6 +114,14 @@ Onnx__TensorProto *mb_init_i64(struct mb *b, const char *name, const int64_t *di
 	return t;
 }
 
+Onnx__TensorProto *mb_init_bytes(struct mb *b, const char *name, const int64_t *dims,
+				 int n_dims, int32_t data_type, const void *data)
+{
+	Onnx__TensorProto *t = tensor(b, name, dims, n_dims, data_type, data, 1);
+	PUSH(b, b->graph.initializer, b->graph.n_initializer, t);
+	return t;
+}
+
 static Onnx__ValueInfoProto *value_info(struct mb *b, const char *name, const int64_t *dims,
 					int n_dims)
 {

@@ -32,6 +32,9 @@ Onnx__TensorProto *mb_init_f32(struct mb *b, const char *name, const int64_t *di
 /* An int64 initializer (data copied). */
 Onnx__TensorProto *mb_init_i64(struct mb *b, const char *name, const int64_t *dims, int n_dims,
 			       const int64_t *data);
+/* A one-byte initializer (UINT8 or INT8; data copied). */
+Onnx__TensorProto *mb_init_bytes(struct mb *b, const char *name, const int64_t *dims,
+				 int n_dims, int32_t data_type, const void *data);
 /* A graph input (float); dims[i] < 0 means symbolic ("N"). */
 void mb_input(struct mb *b, const char *name, const int64_t *dims, int n_dims);
 void mb_output(struct mb *b, const char *name);

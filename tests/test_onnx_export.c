@@ -21,6 +21,7 @@
 
 #include "quant/calib.h"
 #include "data/dataset.h"
+#include "model/engine.h"
 #include "model/graph.h"
 #include "onnx.pb-c.h"
 #include "format/onnx_export.h"
@@ -626,4 +627,72 @@ Test(export, new_ops_are_written_with_their_attributes)
 	dataset_free(ds);
 	graph_free(g);
 	mb_free(&b);
+}
+
+/* The exported QDQ model, read back by presso's importer (QuantizeLinear ->
+ * DequantizeLinear of activations as fake quantization, the int8 weights and
+ * int32 biases dequantized at load) and run in the FP32 engine, gives the
+ * INT8 engine's outputs on FMNIST test images: at W8A8 and at the low-bit
+ * policy (narrow activations clipped, ternary and binary weights). */
+static void qdq_reads_back(const char *policy)
+{
+	struct fixture f;
+	build(&f, policy);
+	size_t nb = onnx__model_proto__get_packed_size(f.model);
+	uint8_t *bytes = malloc(nb);
+	onnx__model_proto__pack(f.model, bytes);
+	struct graph *qg;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &qg), PRESSO_OK, "%s", status_msg());
+	free(bytes);
+	int n_fq = 0;
+	for (int i = 0; i < qg->n_nodes; i++)
+		n_fq += qg->nodes[i].op == OP_FAKEQUANT;
+	cr_assert_gt(n_fq, 0, "the activations' QuantizeLinear -> DequantizeLinear pairs");
+	struct dataset *test;
+	cr_assert_eq(dataset_load_idx(FX_FMNIST_TEST_IMAGES, FX_FMNIST_TEST_LABELS, &test),
+		     PRESSO_OK);
+	enum { B = 64 };
+	int64_t idx[B];
+	for (int i = 0; i < B; i++)
+		idx[i] = i;
+	struct normalize norm = {.scale = 1.0f / 255, .n_channels = 1, .mean = {0.2860f},
+				 .std = {0.3530f}};
+	struct engine *fe;
+	struct qengine *qe;
+	cr_assert_eq(engine_create(qg, B, &fe), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(qengine_create(f.qm, B, &qe), PRESSO_OK, "%s", status_msg());
+	dataset_get_batch(test, &norm, idx, B, false, engine_input(fe, 0), NULL);
+	dataset_get_batch(test, &norm, idx, B, false, qengine_input(qe, 0), NULL);
+	cr_assert_eq(engine_run(fe, B), PRESSO_OK);
+	cr_assert_eq(qengine_run(qe, B), PRESSO_OK);
+	struct shape sf, sq;
+	const float *yf = engine_output(fe, 0, &sf), *yq = qengine_output(qe, 0, &sq);
+	cr_assert_eq(shape_numel(&sf), B * 10);
+	double err = 0, ref = 0;
+	int agree = 0;
+	for (int i = 0; i < B; i++) {
+		int af = 0, aq = 0;
+		for (int c = 0; c < 10; c++) {
+			double d = yf[i * 10 + c] - yq[i * 10 + c];
+			err += d * d;
+			ref += (double)yq[i * 10 + c] * yq[i * 10 + c];
+			af = yf[i * 10 + c] > yf[i * 10 + af] ? c : af;
+			aq = yq[i * 10 + c] > yq[i * 10 + aq] ? c : aq;
+		}
+		agree += af == aq;
+	}
+	cr_assert_geq(agree, B - 1, "%s: %d of %d images have the INT8 engine's class", policy,
+		      agree, B);
+	cr_assert_lt(sqrt(err / ref), 0.01, "%s: relative RMS %.4f", policy, sqrt(err / ref));
+	engine_free(fe);
+	qengine_free(qe);
+	dataset_free(test);
+	graph_free(qg);
+	release(&f);
+}
+
+Test(onnx_export, qdq_export_read_back_runs_as_the_int8_engine)
+{
+	qdq_reads_back("int8");
+	qdq_reads_back(LOW_BIT_POLICY);
 }

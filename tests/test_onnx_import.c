@@ -1793,3 +1793,80 @@ Test(ops, conv1d_layers_run_as_2d_layers_over_one_row)
 	graph_free(g);
 	mb_free(&b);
 }
+
+/* --- QDQ models ------------------------------------------------------------------ */
+
+/* A weight as PyTorch's QAT export writes it (float, QuantizeLinear and
+ * DequantizeLinear per output channel, int8 zero points) folds to its grid at
+ * load; an activation's QuantizeLinear -> DequantizeLinear rounds half to
+ * even, saturates to uint8 and dequantizes. */
+static void qdq_model(struct mb *b, const char *reader, bool other_scale, bool per_axis_act)
+{
+	mb_init(b, 13);
+	mb_input(b, "x", (int64_t[]){-1, 3}, 2);
+	mb_init_f32(b, "w", (int64_t[]){2, 3}, 2, (float[]){0.26f, -0.74f, 1.0f, 0.5f, 0.05f, -2.0f});
+	mb_init_f32(b, "ws", (int64_t[]){2}, 1, (float[]){0.1f, 0.25f});
+	mb_init_bytes(b, "wz", (int64_t[]){2}, 1, ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
+		      (int8_t[]){0, 0});
+	mb_init_f32(b, "xs", NULL, 0, (float[]){0.5f});
+	mb_init_f32(b, "xs3", (int64_t[]){3}, 1, (float[]){0.5f, 0.5f, 0.5f});
+	mb_init_f32(b, "xs2", NULL, 0, (float[]){0.25f});
+	mb_init_bytes(b, "xz", NULL, 0, ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, (uint8_t[]){3});
+	Onnx__NodeProto *n = mb_node(b, "QuantizeLinear", "wq", (const char *[]){"w", "ws", "wz", NULL}, "wi");
+	mb_attr_int(b, n, "axis", 0);
+	n = mb_node(b, "DequantizeLinear", "wdq", (const char *[]){"wi", "ws", "wz", NULL}, "wf");
+	mb_attr_int(b, n, "axis", 0);
+	mb_node(b, "QuantizeLinear", "xq",
+		(const char *[]){"x", per_axis_act ? "xs3" : "xs", "xz", NULL}, "xi");
+	mb_node(b, reader, "xdq", (const char *[]){"xi", other_scale ? "xs2" : "xs", "xz", NULL},
+		"xf");
+	n = mb_node(b, "Gemm", "fc", (const char *[]){"xf", "wf", NULL}, "y");
+	mb_attr_int(b, n, "transB", 1);
+	mb_output(b, "y");
+}
+
+Test(qdq, weights_fold_and_activations_are_fake_quantized)
+{
+	struct mb b;
+	qdq_model(&b, "DequantizeLinear", false, false);
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	int n_fq = 0;
+	const float *w = NULL;
+	for (int i = 0; i < g->n_nodes; i++) {
+		n_fq += g->nodes[i].op == OP_FAKEQUANT;
+		if (g->nodes[i].op == OP_GEMM)
+			w = g->values[g->nodes[i].inputs[1]].data;
+	}
+	cr_assert_eq(n_fq, 1);
+	cr_assert_not_null(w);
+	static const float grid[6] = {0.3f, -0.7f, 1.0f, 0.5f, 0.0f, -2.0f};
+	for (int i = 0; i < 6; i++)
+		cr_assert_float_eq(w[i], grid[i], 1e-6, "weight %d: %g", i, w[i]);
+	/* x / 0.5 + 3, rounded half to even, in [0, 255] */
+	float x[3] = {0.25f, -2.0f, 200.0f}, y[2];
+	float xq[3] = {0.0f, -1.5f, 126.0f}; /* 0.5 -> 0; -4 + 3 = -1 -> 0; 400 + 3 -> 255 */
+	run(g, 1, x, 3, y, 2);
+	for (int o = 0; o < 2; o++) {
+		float want = 0;
+		for (int k = 0; k < 3; k++)
+			want += xq[k] * grid[o * 3 + k];
+		cr_assert_float_eq(y[o], want, 1e-4, "output %d: %g, want %g", o, y[o], want);
+	}
+	graph_free(g);
+	mb_free(&b);
+}
+
+Test(qdq, unsupported_forms_are_refused_by_name)
+{
+	struct mb b;
+	qdq_model(&b, "Relu", false, false);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "QuantizeLinear output 'xi' is read by node 'xdq'");
+	mb_free(&b);
+	qdq_model(&b, "DequantizeLinear", true, false);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "must read a QuantizeLinear with its scale and zero point");
+	mb_free(&b);
+	qdq_model(&b, "DequantizeLinear", false, true);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "of an activation per axis is not supported");
+	mb_free(&b);
+}

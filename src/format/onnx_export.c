@@ -507,6 +507,23 @@ static enum presso_status emit_node(struct xb *b, int i)
 	}
 	const char *y = b->write_name[n->output];
 	const char *op = op_name(n->op);
+	if (n->op == OP_FAKEQUANT) {
+		/* a QDQ model's pair, as it came: uint8 or int8 by its range */
+		char *scale = new_name(b, n->name, "_scale"), *zero = new_name(b, n->name, "_zero_point");
+		char *q = new_name(b, n->name, "_quantized"), *dn = new_name(b, n->name, "_Dequantize");
+		if (b->oom)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		bool s8 = n->a.clip_min < 0.0f;
+		int8_t z8 = (int8_t)n->a.beta;
+		uint8_t zu = (uint8_t)n->a.beta;
+		add_init(b, scale, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, NULL, 0, &n->a.alpha, 4);
+		add_init(b, zero, s8 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT8 : ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
+			 NULL, 0, s8 ? (const void *)&z8 : (const void *)&zu, 1);
+		const char *qin[3] = {in[0], scale, zero}, *din[3] = {q, scale, zero};
+		add_node(b, "QuantizeLinear", n->name, 3, qin, q);
+		add_node(b, "DequantizeLinear", dn, 3, din, y);
+		return b->oom ? status_fail(PRESSO_E_NOMEM, "out of memory") : PRESSO_OK;
+	}
 	/* inputs that the importer turned into attributes go back to inputs */
 	if (n->op == OP_CLIP) {
 		n_in = 3;

@@ -142,6 +142,18 @@ void engine_convtranspose_params(const struct node *n, const struct shape *shape
 			     p);
 }
 
+/* QuantizeLinear (round half to even, saturate) and DequantizeLinear. */
+static void exec_fakequant(const struct exec_args *x)
+{
+	const struct node_attrs *a = &x->n->a;
+	int64_t n = shape_numel(in_shape(x, 0));
+	for (int64_t i = 0; i < n; i++) {
+		float q = nearbyintf(x->in[0][i] / a->alpha) + a->beta;
+		q = q < a->clip_min ? a->clip_min : q > a->clip_max ? a->clip_max : q;
+		x->out[i] = (q - a->beta) * a->alpha;
+	}
+}
+
 static void exec_gemm(const struct exec_args *x)
 {
 	const struct node_attrs *a = &x->n->a;
@@ -587,6 +599,7 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_SOFTSIGN] = exec_unary,
 	[OP_THRESHOLDEDRELU] = exec_unary,
 	[OP_CONVTRANSPOSE] = exec_convtranspose,
+	[OP_FAKEQUANT] = exec_fakequant,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

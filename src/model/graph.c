@@ -771,6 +771,7 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_SOFTSIGN] = {"Softsign", infer_same},
 	[OP_THRESHOLDEDRELU] = {"ThresholdedRelu", infer_same},
 	[OP_CONVTRANSPOSE] = {"ConvTranspose", infer_convtranspose},
+	[OP_FAKEQUANT] = {"QuantizeLinear", infer_same},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

@@ -86,6 +86,9 @@ enum op_type {
 	OP_THRESHOLDEDRELU, /* x > alpha ? x : 0 */
 	/* the adjoint of a Conv: weight [c_in, c_out / group, kh, kw] */
 	OP_CONVTRANSPOSE,
+	/* a QDQ model's QuantizeLinear -> DequantizeLinear of an activation:
+	 * (clamp(round(x / alpha) + beta, clip_min, clip_max) - beta) * alpha */
+	OP_FAKEQUANT,
 	OP_COUNT
 };
 

@@ -601,11 +601,13 @@ static bool is_fold_only(const char *op)
 }
 
 /* The ONNX ops presso imports: op_names[] above, the fold-only ones, Slice,
- * Split, Constant and InstanceNormalization (import_instancenorm). */
+ * Split, Constant, InstanceNormalization (import_instancenorm), and
+ * QuantizeLinear and DequantizeLinear (import_qdq). */
 static bool op_is_known(const char *op)
 {
 	if (strcmp(op, "Constant") == 0 || strcmp(op, "Split") == 0 ||
-	    strcmp(op, "InstanceNormalization") == 0 || is_fold_only(op))
+	    strcmp(op, "InstanceNormalization") == 0 || strcmp(op, "QuantizeLinear") == 0 ||
+	    strcmp(op, "DequantizeLinear") == 0 || is_fold_only(op))
 		return true;
 	for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
 		if (strcmp(op_names[i].onnx, op) == 0)
@@ -2679,6 +2681,198 @@ static enum presso_status import_instancenorm(struct builder *b, const Onnx__Nod
 	return s;
 }
 
+/* --- QuantizeLinear and DequantizeLinear (QDQ models) -----------------------
+ * A QDQ model (presso's export, PyTorch's or another tool's) runs in FP32 with
+ * its quantization simulated. QuantizeLinear and DequantizeLinear of constants
+ * fold (per tensor or per axis); a QuantizeLinear of an activation becomes an
+ * OP_FAKEQUANT that rounds to the grid and clamps to the zero point's type
+ * (uint8 or int8) and gives back the dequantized value, and every
+ * DequantizeLinear reading it, with the same scale and zero point, an
+ * Identity. */
+
+/* The ONNX element type of a constant given by an initializer or a Constant
+ * node (0 if neither names it). */
+static int32_t const_onnx_type(const struct builder *b, const char *name)
+{
+	const Onnx__GraphProto *gp = b->gp;
+	for (size_t i = 0; i < gp->n_initializer; i++)
+		if (gp->initializer[i]->name && strcmp(gp->initializer[i]->name, name) == 0)
+			return gp->initializer[i]->data_type;
+	for (size_t i = 0; i < gp->n_node; i++) {
+		const Onnx__NodeProto *np = gp->node[i];
+		if (np->op_type && strcmp(np->op_type, "Constant") == 0 && np->n_output == 1 &&
+		    strcmp(np->output[0], name) == 0) {
+			const Onnx__AttributeProto *a = find_attr(np, "value");
+			return a && a->t ? a->t->data_type : 0;
+		}
+	}
+	return 0;
+}
+
+/* Scale and zero point (inputs 1 and 2) of a Q/DQ node over a tensor of shape
+ * xs (NULL for an activation: per tensor only): n_q entries (1, or xs's
+ * dimension axis). */
+struct qdq {
+	const float *scale;
+	const int64_t *zero; /* NULL: 0 */
+	int64_t n_q;
+	int axis;
+	float lo, hi; /* the zero point type's range */
+};
+
+static enum presso_status read_qdq(struct builder *b, const Onnx__NodeProto *np, const char *name,
+				   const char *op, const struct shape *xs, struct qdq *q)
+{
+	static const char *const ok[] = {"axis", "saturate", NULL};
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const char *a = np->attribute[i]->name ? np->attribute[i]->name : "";
+		bool known = false;
+		for (const char *const *k = ok; *k; k++)
+			known |= strcmp(*k, a) == 0;
+		if (!known)
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s attribute '%s' is not supported",
+					   name, op, a);
+	}
+	if (np->n_input < 2 || np->n_input > 3 || !np->input[1] || !*np->input[1])
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s needs x, a scale and an optional zero point",
+				   name, op);
+	int sv = map_find(b, np->input[1]);
+	int zv = np->n_input > 2 && np->input[2] && *np->input[2] ? map_find(b, np->input[2]) : -1;
+	const struct value *s = sv >= 0 ? &b->g->values[sv] : NULL;
+	const struct value *z = zv >= 0 ? &b->g->values[zv] : NULL;
+	if (!s || !s->data || (np->n_input > 2 && np->input[2] && *np->input[2] && (!z || !z->idata)))
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': %s scale and zero point must be constants", name, op);
+	q->n_q = shape_numel(&s->shape);
+	int64_t ax = attr_int(np, "axis", 1);
+	if (q->n_q != 1 && !xs)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': %s of an activation per axis is not supported (per tensor is)",
+				   name, op);
+	if (q->n_q != 1) {
+		ax = ax < 0 ? ax + xs->n_dims : ax;
+		if (ax < 0 || ax >= xs->n_dims || xs->dims[ax] != q->n_q)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': %s has %lld scales for axis %lld of a tensor of rank %d",
+					   name, op, (long long)q->n_q, (long long)ax, xs->n_dims);
+	}
+	if (z && shape_numel(&z->shape) != q->n_q)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s zero points and scales differ in count",
+				   name, op);
+	for (int64_t i = 0; i < q->n_q; i++)
+		if (!(s->data[i] > 0.0f) || !isfinite(s->data[i]))
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s scale %g is not positive",
+					   name, op, (double)s->data[i]);
+	q->axis = (int)(q->n_q == 1 ? 0 : ax);
+	q->scale = s->data;
+	q->zero = z ? z->idata : NULL;
+	int32_t t = z ? const_onnx_type(b, np->input[2]) : ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+	if (t == ONNX__TENSOR_PROTO__DATA_TYPE__INT8) {
+		q->lo = -128.0f;
+		q->hi = 127.0f;
+	} else if (t == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 || (t == 0 && z)) {
+		q->lo = 0.0f;
+		q->hi = 255.0f;
+	} else if (t == ONNX__TENSOR_PROTO__DATA_TYPE__INT32) {
+		q->lo = -2147483648.0f;
+		q->hi = 2147483520.0f;
+	} else {
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s to %s is not supported (uint8, int8 and int32 are)",
+				   name, op, dtype_name(t));
+	}
+	return PRESSO_OK;
+}
+
+/* The quantization entry element o of a tensor of shape xs uses. */
+static int64_t qdq_index(const struct qdq *q, const struct shape *xs, int64_t o)
+{
+	if (q->n_q == 1)
+		return 0;
+	int64_t inner = 1;
+	for (int d = q->axis + 1; d < xs->n_dims; d++)
+		inner *= xs->dims[d];
+	return (o / inner) % xs->dims[q->axis];
+}
+
+static enum presso_status import_qdq(struct builder *b, const Onnx__NodeProto *np, const char *name,
+				     const char *op)
+{
+	struct graph *g = b->g;
+	bool quantize = strcmp(op, "QuantizeLinear") == 0;
+	int x = np->n_input > 0 && np->input[0] ? map_find(b, np->input[0]) : -1;
+	if (x < 0)
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': %s input is missing or not produced by an earlier node", name,
+				   op);
+	const struct value *xv = &g->values[x];
+	struct qdq q = {0};
+	enum presso_status s =
+		read_qdq(b, np, name, op, value_is_const(xv) ? &xv->shape : NULL, &q);
+	if (s != PRESSO_OK)
+		return s;
+	xv = &g->values[x];
+	if (value_is_const(xv)) { /* fold */
+		int64_t n = shape_numel(&xv->shape);
+		size_t nb = (size_t)(n ? n : 1);
+		float *f = quantize ? NULL : malloc(sizeof(float) * nb);
+		int64_t *l = quantize ? malloc(sizeof(int64_t) * nb) : NULL;
+		if (!f && !l)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		for (int64_t i = 0; i < n; i++) {
+			int64_t k = qdq_index(&q, &xv->shape, i);
+			double z = q.zero ? (double)q.zero[k] : 0.0;
+			if (quantize) {
+				double v = xv->data ? (double)xv->data[i] : (double)xv->idata[i];
+				double r = nearbyint(v / q.scale[k]) + z;
+				l[i] = (int64_t)(r < q.lo ? q.lo : r > q.hi ? q.hi : r);
+			} else {
+				double v = xv->idata ? (double)xv->idata[i] : (double)xv->data[i];
+				f[i] = (float)((v - z) * q.scale[k]);
+			}
+		}
+		struct shape xs = xv->shape; /* add_value may move the values */
+		int out_v = add_value(b, np->output[0]);
+		if (out_v < 0) {
+			free(f);
+			free(l);
+			return PRESSO_E_NOMEM;
+		}
+		return set_const(b, out_v, &xs, l, f);
+	}
+	if (q.hi > 255.0f)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': %s of an activation to int32 is not supported (uint8 and int8 are)",
+				   name, op);
+	float z = q.zero ? (float)q.zero[0] : 0.0f;
+	int producer = xv->producer;
+	int out_v = add_value(b, np->output[0]);
+	if (out_v < 0)
+		return PRESSO_E_NOMEM;
+	if (!quantize) {
+		/* the value of a fake quantization, on the same grid */
+		const struct node *p = producer >= 0 ? &g->nodes[producer] : NULL;
+		if (!p || p->op != OP_FAKEQUANT || p->a.alpha != q.scale[0] || p->a.beta != z)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': DequantizeLinear of an activation must read a QuantizeLinear with its scale and zero point",
+					   name);
+		return add_op_node(b, OP_IDENTITY, name, "", x, -1, out_v, NULL);
+	}
+	char reader[300];
+	for (size_t i = 0; i < b->gp->n_node; i++) {
+		const Onnx__NodeProto *r = b->gp->node[i];
+		for (size_t k = 0; k < r->n_input; k++)
+			if (r->input[k] && strcmp(r->input[k], np->output[0]) == 0 &&
+			    (k != 0 || !r->op_type || strcmp(r->op_type, "DequantizeLinear") != 0)) {
+				describe_node(r, i, reader, sizeof reader);
+				return status_fail(PRESSO_E_UNSUPPORTED,
+						   "node '%s': QuantizeLinear output '%s' is read by %s; presso runs quantized values only through DequantizeLinear",
+						   name, np->output[0], reader);
+			}
+	}
+	struct node_attrs at = {.alpha = q.scale[0], .beta = z, .clip_min = q.lo, .clip_max = q.hi};
+	return add_op_node(b, OP_FAKEQUANT, name, "", x, -1, out_v, &at);
+}
+
 /* --- 1-D spatial ops as 2-D ones --------------------------------------------
  * Conv1d, ConvTranspose1d, MaxPool1d and AvgPool1d run as their 2-D forms
  * over [N, C, 1, L]:
@@ -2938,6 +3132,8 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 	}
 	if (strcmp(op, "InstanceNormalization") == 0)
 		return import_instancenorm(b, np, name);
+	if (strcmp(op, "QuantizeLinear") == 0 || strcmp(op, "DequantizeLinear") == 0)
+		return import_qdq(b, np, name, op);
 	if (is_fold_only(op) || (strcmp(op, "Cast") == 0 && np->n_input == 1 && np->input[0] &&
 				 map_find(b, np->input[0]) >= 0 &&
 				 value_is_const(&g->values[map_find(b, np->input[0])])))

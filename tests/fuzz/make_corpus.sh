@@ -5,6 +5,7 @@
 #
 #   onnx/     cnn, residual, shapes, tokens, lifted.onnx from make_seeds.c; a few cases of
 #             Debian's libonnx-testdata (tiny single-op models)
+#             and `presso compress` of cnn as QDQ ONNX (the low-bit policy below)
 #   presso/   `presso compress` of cnn and residual (W8A8; W4 with pruning and
 #             2- and 3-bit layers; Q31 requantization) and of LeNet (W8A8)
 #   dataset/  IDX and NPY datasets from make_seeds.c
@@ -65,4 +66,7 @@ build/presso compress --config "$tmp/residual.json" --policy int4 \
 	-o "$C/presso/residual-int4-q31.presso" "${q[@]}"
 build/presso compress --config configs/lenet.json --policy int8 \
 	-o "$C/presso/lenet-int8.presso" "${q[@]}"
+# a QDQ model for the ONNX importer (QuantizeLinear, DequantizeLinear)
+build/presso compress --config "$tmp/cnn.json" --policy "$tmp/cnn-low.json" \
+	-o "$C/onnx/cnn-low-qdq.onnx" "${q[@]}"
 du -sh "$C"/*
