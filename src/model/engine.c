@@ -105,16 +105,7 @@ static void convtranspose_params(const struct node *n, const struct shape *xs,
 				 const struct shape *ws, const struct shape *ys,
 				 struct conv2d_params *p)
 {
-	*p = (struct conv2d_params){
-		.n = (int)xs->dims[0], .c_in = (int)ys->dims[1],
-		.h_in = (int)ys->dims[2], .w_in = (int)ys->dims[3],
-		.c_out = (int)xs->dims[1], .h_out = (int)xs->dims[2], .w_out = (int)xs->dims[3],
-		.kh = (int)ws->dims[2], .kw = (int)ws->dims[3],
-		.stride_h = n->a.strides[0], .stride_w = n->a.strides[1],
-		.pad_t = n->a.pads[0], .pad_l = n->a.pads[1],
-		.dil_h = n->a.dilations[0], .dil_w = n->a.dilations[1],
-		.group = n->a.group, .act_min = -INFINITY, .act_max = INFINITY,
-	};
+	conv_params(n, ys, ws, xs, p);
 }
 
 static void exec_convtranspose(const struct exec_args *x)

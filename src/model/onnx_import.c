@@ -2936,17 +2936,14 @@ static bool is_spatial_1d(const struct builder *b, const Onnx__NodeProto *np, en
 /* Ops f with f(Squeeze(x)) = Squeeze(f(x)) for a Squeeze at axis 2. */
 static bool commutes_with_squeeze(enum op_type op)
 {
+	enum f32_unary f;
 	switch (op) {
 	case OP_RELU: case OP_CLIP: case OP_BATCHNORM: case OP_GLOBALAVGPOOL:
 	case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_SUM: case OP_PRELU:
-	case OP_CONCAT: case OP_IDENTITY: case OP_SIGMOID: case OP_TANH:
-	case OP_HARDSIGMOID: case OP_HARDSWISH: case OP_LEAKYRELU: case OP_SQRT:
-	case OP_ERF: case OP_EXP: case OP_NEG: case OP_RECIPROCAL: case OP_ABS:
-	case OP_ELU: case OP_SELU: case OP_CELU: case OP_SOFTPLUS: case OP_SOFTSIGN:
-	case OP_THRESHOLDEDRELU:
+	case OP_CONCAT: case OP_IDENTITY:
 		return true;
 	default:
-		return false;
+		return engine_unary_fn(op, &f); /* every element-wise function */
 	}
 }
 

@@ -139,28 +139,8 @@ static bool is_const(const struct graph *g, int v)
 /* The element-wise functions of one tensor that unary_backward differentiates. */
 static bool is_function(enum op_type op)
 {
-	switch (op) {
-	case OP_SIGMOID:
-	case OP_TANH:
-	case OP_HARDSIGMOID:
-	case OP_HARDSWISH:
-	case OP_LEAKYRELU:
-	case OP_ELU:
-	case OP_SELU:
-	case OP_CELU:
-	case OP_SOFTPLUS:
-	case OP_SOFTSIGN:
-	case OP_THRESHOLDEDRELU:
-	case OP_ERF:
-	case OP_SQRT:
-	case OP_EXP:
-	case OP_NEG:
-	case OP_RECIPROCAL:
-	case OP_ABS:
-		return true;
-	default:
-		return false;
-	}
+	enum f32_unary f;
+	return engine_unary_fn(op, &f);
 }
 
 /* The ops backward_node differentiates (the reshape-like ones as the

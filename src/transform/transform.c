@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/engine.h"
 #include "quant/quant.h"
 
 /* --- graph copy ----------------------------------------------------------- */
@@ -340,28 +341,13 @@ static enum presso_status follow_node(struct prune_ctx *c, int i, int k, const i
 	}
 	if (k != 0)
 		return refuse(c, n, "the channels meet another tensor here");
+	enum f32_unary fn;
+	if (engine_unary_fn(n->op, &fn)) /* element-wise: each channel stays itself */
+		return follow(c, n->output, keep, n_keep, flat);
 	switch (n->op) {
 	case OP_RELU:
 	case OP_CLIP:
 	case OP_IDENTITY:
-	case OP_SIGMOID:
-	case OP_TANH:
-	case OP_HARDSIGMOID:
-	case OP_HARDSWISH:
-	case OP_LEAKYRELU:
-	case OP_ELU:
-	case OP_SELU:
-	case OP_CELU:
-	case OP_SOFTPLUS:
-	case OP_SOFTSIGN:
-	case OP_THRESHOLDEDRELU:
-	case OP_SQRT:
-	case OP_ERF:
-	case OP_EXP:
-	case OP_NEG:
-	case OP_RECIPROCAL:
-	case OP_ABS:
-		/* element-wise: each channel stays itself */
 		return follow(c, n->output, keep, n_keep, flat);
 	case OP_LAYERNORM:
 	case OP_SOFTMAX:
