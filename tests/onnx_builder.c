@@ -301,7 +301,14 @@ void mb_new_ops_model(struct mb *b)
 	mb_node(b, "Pad", "pad", (const char *[]){"lu", "pads", NULL}, "d");
 	n = mb_node(b, "ReduceMean", "rows", (const char *[]){"d", NULL}, "m");
 	mb_attr_ints(b, n, "axes", (int64_t[]){3}, 1);
-	n = mb_node(b, "LayerNormalization", "ln", (const char *[]){"m", "gamma", "beta", NULL}, "h");
+	n = mb_node(b, "ReduceMax", "row_max", (const char *[]){"d", NULL}, "mx");
+	mb_attr_ints(b, n, "axes", (int64_t[]){3}, 1);
+	n = mb_node(b, "ReduceL2", "row_norm", (const char *[]){"d", NULL}, "l2");
+	mb_attr_ints(b, n, "axes", (int64_t[]){-1}, 1);
+	mb_init_i64(b, "last", (int64_t[]){1}, 1, (int64_t[]){3});
+	mb_node(b, "ReduceSum", "row_sum", (const char *[]){"d", "last", NULL}, "sm");
+	mb_node(b, "Sum", "rows_all", (const char *[]){"m", "mx", "l2", "sm", NULL}, "ma");
+	n = mb_node(b, "LayerNormalization", "ln", (const char *[]){"ma", "gamma", "beta", NULL}, "h");
 	mb_attr_int(b, n, "axis", 1);
 	mb_node(b, "Sigmoid", "sig", (const char *[]){"h", NULL}, "sg");
 	mb_node(b, "Tanh", "tanh", (const char *[]){"h", NULL}, "th");

@@ -53,7 +53,8 @@ void mb_attr_tensor(struct mb *b, Onnx__NodeProto *n, const char *name, Onnx__Te
  * HardSwish and a per-channel PRelu, a squeeze-excite block (GAP, two 1x1
  * convs, Relu, HardSigmoid, Mul), LRN, a grouped strided ConvTranspose with
  * output_padding, two Resizes (nearest by scales,
- * linear by sizes), Pad, ReduceMean, LayerNormalization,
+ * linear by sizes), Pad, ReduceMean, ReduceMax, ReduceL2, ReduceSum,
+ * LayerNormalization,
  * Sigmoid, Tanh, LeakyRelu, Elu, Selu, Celu, Softplus, Softsign,
  * ThresholdedRelu, Sum, Sub, Abs, Sqrt, Erf, Neg, Exp, Add,
  * Reciprocal, Pow, Mul, Div, Split, Concat, then Flatten and a Gemm to

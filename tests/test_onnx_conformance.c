@@ -43,7 +43,9 @@ static bool freezes_params(const char *op)
 	       strcmp(op, "Dropout") == 0 || strcmp(op, "Pad") == 0 ||
 	       strcmp(op, "ReduceMean") == 0 || strcmp(op, "Slice") == 0 ||
 	       strcmp(op, "Split") == 0 || strcmp(op, "Gather") == 0 ||
-	       strcmp(op, "Resize") == 0 || strcmp(op, "ConvTranspose") == 0;
+	       strcmp(op, "Resize") == 0 || strcmp(op, "ConvTranspose") == 0 ||
+	       strcmp(op, "ReduceSum") == 0 || strcmp(op, "ReduceMax") == 0 ||
+	       strcmp(op, "ReduceMin") == 0 || strcmp(op, "ReduceL2") == 0;
 }
 
 static Onnx__TensorProto *read_tensor(const char *path)
@@ -299,6 +301,31 @@ static const char *const REQUIRED[] = {
 	"test_reduce_mean_keepdims_example", "test_reduce_mean_keepdims_random",
 	"test_reduce_mean_negative_axes_keepdims_example",
 	"test_reduce_mean_negative_axes_keepdims_random",
+	"test_reduce_l2_default_axes_keepdims_example",
+	"test_reduce_l2_default_axes_keepdims_random",
+	"test_reduce_l2_do_not_keepdims_example", "test_reduce_l2_do_not_keepdims_random",
+	"test_reduce_l2_keep_dims_example", "test_reduce_l2_keep_dims_random",
+	"test_reduce_l2_negative_axes_keep_dims_example",
+	"test_reduce_l2_negative_axes_keep_dims_random",
+	"test_reduce_max_default_axes_keepdim_example",
+	"test_reduce_max_default_axes_keepdims_random",
+	"test_reduce_max_do_not_keepdims_example", "test_reduce_max_do_not_keepdims_random",
+	"test_reduce_max_keepdims_example", "test_reduce_max_keepdims_random",
+	"test_reduce_max_negative_axes_keepdims_example",
+	"test_reduce_max_negative_axes_keepdims_random",
+	"test_reduce_min_default_axes_keepdims_example",
+	"test_reduce_min_default_axes_keepdims_random",
+	"test_reduce_min_do_not_keepdims_example", "test_reduce_min_do_not_keepdims_random",
+	"test_reduce_min_keepdims_example", "test_reduce_min_keepdims_random",
+	"test_reduce_min_negative_axes_keepdims_example",
+	"test_reduce_min_negative_axes_keepdims_random",
+	"test_reduce_sum_default_axes_keepdims_example",
+	"test_reduce_sum_default_axes_keepdims_random",
+	"test_reduce_sum_do_not_keepdims_example", "test_reduce_sum_do_not_keepdims_random",
+	"test_reduce_sum_empty_axes_input_noop_example",
+	"test_reduce_sum_empty_axes_input_noop_random", "test_reduce_sum_keepdims_example",
+	"test_reduce_sum_keepdims_random", "test_reduce_sum_negative_axes_keepdims_example",
+	"test_reduce_sum_negative_axes_keepdims_random",
 	"test_layer_normalization_2d_axis0", "test_layer_normalization_2d_axis1",
 	"test_layer_normalization_2d_axis_negative_1", "test_layer_normalization_2d_axis_negative_2",
 	"test_layer_normalization_3d_axis0_epsilon", "test_layer_normalization_3d_axis1_epsilon",
@@ -399,7 +426,8 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_neg", "test_reciprocal", "test_abs", "test_shape", "test_size",
 		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split",
 		"test_resize", "test_elu", "test_selu", "test_celu", "test_softplus", "test_softsign",
-		"test_thresholdedrelu", "test_convtranspose"};
+		"test_thresholdedrelu", "test_convtranspose", "test_reduce_sum", "test_reduce_max",
+		"test_reduce_min", "test_reduce_l2"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

@@ -575,6 +575,12 @@ Test(export, new_ops_are_written_with_their_attributes)
 	cr_assert_float_eq(attr_f(se, "gamma", 0), 1.25f, 0);
 	cr_assert_float_eq(attr_f(ce, "alpha", 0), 2.0f, 0);
 	cr_assert_float_eq(attr_f(tr, "alpha", 0), 0.25f, 0);
+	const Onnx__NodeProto *rs = node_named(og, "row_sum"), *rx = node_named(og, "row_max");
+	cr_assert(rs && rx);
+	cr_assert_str_eq(rs->op_type, "ReduceSum");
+	cr_assert_eq(rs->n_input, 2, "ReduceSum: data, axes (opset 13)");
+	cr_assert_str_eq(rx->op_type, "ReduceMax");
+	cr_assert_eq(rx->n_input, 1, "ReduceMax: axes as an attribute");
 	const Onnx__NodeProto *dc = node_named(og, "deconv");
 	cr_assert(dc);
 	cr_assert_str_eq(dc->op_type, "ConvTranspose");

@@ -917,6 +917,33 @@ Test(train_grad, convtranspose)
 	}
 }
 
+/* ReduceSum, ReduceMax, ReduceMin and ReduceL2 over the spatial axes between
+ * two convs (F.normalize's norm, a global max pool, x.sum(dim)). */
+Test(train_grad, reduce_sum_max_min_l2)
+{
+	rs = 43;
+	static const char *const ops[] = {"ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2"};
+	for (int k = 0; k < 4; k++) {
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 3, 4, 5}, 4);
+		conv(&b, "c0", "x", "a", 3, 4, 1, 1, 1, true);
+		Onnx__NodeProto *n;
+		if (k == 0) { /* opset 13: axes as input 1 */
+			mb_init_i64(&b, "axes", (int64_t[]){2}, 1, (int64_t[]){2, -1});
+			n = mb_node(&b, ops[k], "red", (const char *[]){"a", "axes", NULL}, "r");
+		} else {
+			n = mb_node(&b, ops[k], "red", (const char *[]){"a", NULL}, "r");
+			mb_attr_ints(&b, n, "axes", (int64_t[]){2, 3}, 2);
+		}
+		mb_attr_int(&b, n, "keepdims", 1);
+		conv(&b, "c1", "r", "y", 4, 2, 1, 1, 1, true);
+		mb_output(&b, "y");
+		run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, ops[k]);
+		mb_free(&b);
+	}
+}
+
 /* An op without a backward on the gradient's way (here LRN between two
  * convolutions) is refused by name; before a model's first layer, where no
  * gradient passes, it is not. */

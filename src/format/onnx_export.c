@@ -535,6 +535,15 @@ static enum presso_status emit_node(struct xb *b, int i)
 			n_in = 1;
 		else if (!in[2][0])
 			n_in = 2;
+	} else if (n->op == OP_REDUCESUM && n->a.n_ints > 0) {
+		int64_t len = n->a.n_ints;
+		char *name = new_name(b, n->name, "_axes");
+		if (name)
+			add_init(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &len, 1, n->a.ints, 8);
+		in[1] = name ? name : "";
+		n_in = 2;
+		if (b->oom)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
 	} else if (n->op == OP_SLICE) {
 		/* starts, ends, axes, steps; an end before index 0 is INT64_MIN (a
 		 * -1 would mean the last element) */
@@ -697,8 +706,14 @@ static enum presso_status emit_node(struct xb *b, int i)
 		attr_int(b, p, "size", n->a.lrn_size);
 		break;
 	case OP_REDUCEMEAN:
+	case OP_REDUCEMAX:
+	case OP_REDUCEMIN:
+	case OP_REDUCEL2:
 		if (n->a.n_ints > 0)
 			attr_ints(b, p, "axes", n->a.ints, n->a.n_ints);
+		attr_int(b, p, "keepdims", n->a.keepdims);
+		break;
+	case OP_REDUCESUM: /* its axes are input 1 from opset 13 */
 		attr_int(b, p, "keepdims", n->a.keepdims);
 		break;
 	case OP_LAYERNORM:

@@ -173,6 +173,10 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_THRESHOLDEDRELU] = {A_ALPHA, 1, 1, false},
 	[OP_CONVTRANSPOSE] = {A_WINDOW | A_GROUP | A_OUTPAD, 2, 3, true},
 	[OP_FAKEQUANT] = {A_ALPHA | A_CLIP, 1, 1, false},
+	[OP_REDUCESUM] = {A_REDUCE, 1, 1, false},
+	[OP_REDUCEMAX] = {A_REDUCE, 1, 1, false},
+	[OP_REDUCEMIN] = {A_REDUCE, 1, 1, false},
+	[OP_REDUCEL2] = {A_REDUCE, 1, 1, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as

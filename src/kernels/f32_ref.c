@@ -1417,6 +1417,52 @@ void slice_f32__ref(int64_t outer, int64_t dim, int64_t inner, int64_t first, in
 		}
 }
 
+/* ---- ReduceSum, ReduceMax, ReduceMin, ReduceL2 ------------------------------ */
+
+void reduce_f32__ref(enum f32_reduce f, int rank, const int64_t *x_dims, const bool *reduce,
+		     const float *x, float *y)
+{
+	int64_t y_stride[F32_MAX_RANK], idx[F32_MAX_RANK] = {0}, n_y = 1, total = 1;
+	PRESSO_CHECK(rank <= F32_MAX_RANK);
+	for (int d = rank - 1; d >= 0; d--) {
+		y_stride[d] = reduce[d] ? 0 : n_y;
+		if (!reduce[d])
+			n_y *= x_dims[d];
+		total *= x_dims[d];
+	}
+	float init = f == F32_REDUCE_MAX ? -INFINITY : f == F32_REDUCE_MIN ? INFINITY : 0.0f;
+	for (int64_t i = 0; i < n_y; i++)
+		y[i] = init;
+	int64_t yo = 0;
+	for (int64_t i = 0; i < total; i++) {
+		float v = x[i];
+		switch (f) {
+		case F32_REDUCE_SUM:
+			y[yo] += v;
+			break;
+		case F32_REDUCE_MAX:
+			y[yo] = v > y[yo] || isnan(v) ? v : y[yo];
+			break;
+		case F32_REDUCE_MIN:
+			y[yo] = v < y[yo] || isnan(v) ? v : y[yo];
+			break;
+		default: /* F32_REDUCE_L2 */
+			y[yo] += v * v;
+			break;
+		}
+		for (int d = rank - 1; d >= 0; d--) { /* the odometer, y's offset with it */
+			yo += y_stride[d];
+			if (++idx[d] < x_dims[d])
+				break;
+			yo -= y_stride[d] * x_dims[d];
+			idx[d] = 0;
+		}
+	}
+	if (f == F32_REDUCE_L2)
+		for (int64_t i = 0; i < n_y; i++)
+			y[i] = sqrtf(y[i]);
+}
+
 /* ---- ReduceMean ---------------------------------------------------------- */
 
 /* Size-1 dimensions are dropped and neighbours of the same kind merged. With

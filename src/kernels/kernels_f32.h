@@ -211,6 +211,13 @@ void resize_linear_backward_f32__ref(int64_t P, int64_t Hi, int64_t Wi, int64_t 
 
 /* Mean over the dimensions d with reduce[d]; y holds the kept dimensions in
  * order (a reduced dimension counts as 1). */
+/* ReduceSum, ReduceMax, ReduceMin and ReduceL2 over the dimensions d with
+ * reduce[d], y as reduce_mean_f32__ref's; every x adds into its y in x's order
+ * (the maximum of nothing is -inf, the minimum +inf, as numpy's identity). */
+enum f32_reduce { F32_REDUCE_SUM, F32_REDUCE_MAX, F32_REDUCE_MIN, F32_REDUCE_L2 };
+void reduce_f32__ref(enum f32_reduce f, int rank, const int64_t *x_dims, const bool *reduce,
+		     const float *x, float *y);
+
 void reduce_mean_f32__ref(int rank, const int64_t *x_dims, const bool *reduce, const float *x,
 			  float *y);
 

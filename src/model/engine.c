@@ -406,17 +406,34 @@ static void exec_resize(const struct exec_args *x)
 	resize_nearest__ref(xs->n_dims, xs->dims, ys->dims, maps, sizeof(float), x->in[0], x->out);
 }
 
+void engine_reduced_dims(const struct node *n, const struct shape *xs, bool *red)
+{
+	for (int d = 0; d < xs->n_dims; d++)
+		red[d] = n->a.n_ints == 0;
+	for (int i = 0; i < n->a.n_ints; i++) {
+		int64_t ax = n->a.ints[i];
+		red[ax < 0 ? ax + xs->n_dims : ax] = true;
+	}
+}
+
 static void exec_reducemean(const struct exec_args *x)
 {
 	const struct shape *xs = in_shape(x, 0);
 	bool red[GRAPH_MAX_DIMS];
-	for (int d = 0; d < xs->n_dims; d++)
-		red[d] = x->n->a.n_ints == 0;
-	for (int i = 0; i < x->n->a.n_ints; i++) {
-		int64_t ax = x->n->a.ints[i];
-		red[ax < 0 ? ax + xs->n_dims : ax] = true;
-	}
+	engine_reduced_dims(x->n, xs, red);
 	reduce_mean_f32__ref(xs->n_dims, xs->dims, red, x->in[0], x->out);
+}
+
+static void exec_reduce(const struct exec_args *x)
+{
+	const struct shape *xs = in_shape(x, 0);
+	bool red[GRAPH_MAX_DIMS];
+	engine_reduced_dims(x->n, xs, red);
+	enum f32_reduce f = x->n->op == OP_REDUCESUM   ? F32_REDUCE_SUM
+			    : x->n->op == OP_REDUCEMAX ? F32_REDUCE_MAX
+			    : x->n->op == OP_REDUCEMIN ? F32_REDUCE_MIN
+						       : F32_REDUCE_L2;
+	reduce_f32__ref(f, xs->n_dims, xs->dims, red, x->in[0], x->out);
 }
 
 void engine_layernorm_rows(const struct node *n, const struct shape *xs, int64_t *outer,
@@ -591,6 +608,10 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_THRESHOLDEDRELU] = exec_unary,
 	[OP_CONVTRANSPOSE] = exec_convtranspose,
 	[OP_FAKEQUANT] = exec_fakequant,
+	[OP_REDUCESUM] = exec_reduce,
+	[OP_REDUCEMAX] = exec_reduce,
+	[OP_REDUCEMIN] = exec_reduce,
+	[OP_REDUCEL2] = exec_reduce,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

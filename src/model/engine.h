@@ -57,6 +57,9 @@ size_t engine_scratch_bytes(const struct engine *e);
 void engine_resize_maps(const struct node *n, const struct shape *xs, const struct shape *ys,
 			int64_t *maps);
 
+/* red[d]: whether a Reduce node reduces dimension d of xs. */
+void engine_reduced_dims(const struct node *n, const struct shape *xs, bool *red);
+
 /* A LayerNormalization's rows: outer rows of inner values from its axis on. */
 void engine_layernorm_rows(const struct node *n, const struct shape *xs, int64_t *outer,
 			   int64_t *inner);

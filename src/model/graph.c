@@ -772,6 +772,10 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_THRESHOLDEDRELU] = {"ThresholdedRelu", infer_same},
 	[OP_CONVTRANSPOSE] = {"ConvTranspose", infer_convtranspose},
 	[OP_FAKEQUANT] = {"QuantizeLinear", infer_same},
+	[OP_REDUCESUM] = {"ReduceSum", infer_reduce},
+	[OP_REDUCEMAX] = {"ReduceMax", infer_reduce},
+	[OP_REDUCEMIN] = {"ReduceMin", infer_reduce},
+	[OP_REDUCEL2] = {"ReduceL2", infer_reduce},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

@@ -89,6 +89,11 @@ enum op_type {
 	/* a QDQ model's QuantizeLinear -> DequantizeLinear of an activation:
 	 * (clamp(round(x / alpha) + beta, clip_min, clip_max) - beta) * alpha */
 	OP_FAKEQUANT,
+	/* ReduceMean's siblings: the same axes and keepdims */
+	OP_REDUCESUM,
+	OP_REDUCEMAX,
+	OP_REDUCEMIN,
+	OP_REDUCEL2,
 	OP_COUNT
 };
 

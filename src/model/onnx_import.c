@@ -569,6 +569,10 @@ static const struct op_name_map op_names[] = {
 	{"Sum", OP_SUM},
 	{"Pad", OP_PAD},
 	{"ReduceMean", OP_REDUCEMEAN},
+	{"ReduceSum", OP_REDUCESUM},
+	{"ReduceMax", OP_REDUCEMAX},
+	{"ReduceMin", OP_REDUCEMIN},
+	{"ReduceL2", OP_REDUCEL2},
 	{"LayerNormalization", OP_LAYERNORM},
 	{"LRN", OP_LRN},
 	{"Exp", OP_EXP},
@@ -957,7 +961,8 @@ static enum presso_status read_resize(struct builder *b, struct node *n, const O
 	return PRESSO_OK;
 }
 
-/* ReduceMean: axes from the attribute (opset < 18) or input 1, keepdims; no
+/* ReduceMean (and Sum, Max, Min, L2): axes from the attribute (opset < 18;
+ * ReduceSum < 13) or input 1, keepdims; no
  * axes reduce everything, or nothing with noop_with_empty_axes (the node is
  * then an Identity). */
 static enum presso_status read_reduce(struct builder *b, struct node *n, const Onnx__NodeProto *np)
@@ -980,8 +985,8 @@ static enum presso_status read_reduce(struct builder *b, struct node *n, const O
 	for (int i = 0; i < a->n_ints; i++)
 		if (a->ints[i] < -GRAPH_MAX_DIMS || a->ints[i] >= GRAPH_MAX_DIMS)
 			return status_fail(PRESSO_E_UNSUPPORTED,
-					   "node '%s': ReduceMean axes entry %lld is out of range (a rank is at most %d)",
-					   n->name, (long long)a->ints[i], GRAPH_MAX_DIMS);
+					   "node '%s': %s axes entry %lld is out of range (a rank is at most %d)",
+					   n->name, op_name(n->op), (long long)a->ints[i], GRAPH_MAX_DIMS);
 	a->keepdims = attr_int(np, "keepdims", 1) != 0;
 	n->n_inputs = 1;
 	if (a->n_ints == 0 && attr_int(np, "noop_with_empty_axes", 0) != 0)
@@ -1264,6 +1269,10 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 	case OP_RESIZE:
 		return read_resize(b, n, np);
 	case OP_REDUCEMEAN:
+	case OP_REDUCESUM:
+	case OP_REDUCEMAX:
+	case OP_REDUCEMIN:
+	case OP_REDUCEL2:
 		return read_reduce(b, n, np);
 	case OP_POW:
 		return read_pow(b, n, np);
@@ -1345,6 +1354,10 @@ static int max_inputs(enum op_type op)
 	case OP_DIV:
 	case OP_POW:
 	case OP_REDUCEMEAN:
+	case OP_REDUCESUM:
+	case OP_REDUCEMAX:
+	case OP_REDUCEMIN:
+	case OP_REDUCEL2:
 		return 2;
 	case OP_LAYERNORM:
 		return 3;

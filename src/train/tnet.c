@@ -170,6 +170,10 @@ static bool has_backward(enum op_type op)
 	case OP_RESIZE:
 	case OP_EXPAND:
 	case OP_REDUCEMEAN:
+	case OP_REDUCESUM:
+	case OP_REDUCEMAX:
+	case OP_REDUCEMIN:
+	case OP_REDUCEL2:
 	case OP_LAYERNORM:
 	case OP_SLICE:
 	case OP_PAD:
@@ -1317,21 +1321,46 @@ static void pad_backward(const struct node *n, const struct shape *xs, const flo
 }
 
 /* ReduceMean: each input element gets its group's dy over the group's size. */
+/* ReduceSum: dy to every reduced x; Max and Min: to the x that is the
+ * extremum (each of a tie); L2: dy x / y (0 where y is). */
+static void reduce_backward(const struct node *n, const struct shape *xs, const float *x,
+			    const float *y, const float *dy, float *dx)
+{
+	int nd = xs->n_dims;
+	int64_t kept[GRAPH_MAX_DIMS];
+	bool red[GRAPH_MAX_DIMS];
+	engine_reduced_dims(n, xs, red);
+	for (int d = 0; d < nd; d++)
+		kept[d] = red[d] ? 1 : xs->dims[d];
+	for (int64_t i = 0; i < shape_numel(xs); i++) {
+		int64_t o = shape_broadcast_src(kept, xs->dims, nd, i);
+		switch (n->op) {
+		case OP_REDUCESUM:
+			dx[i] += dy[o];
+			break;
+		case OP_REDUCEMAX:
+		case OP_REDUCEMIN:
+			if (x[i] == y[o])
+				dx[i] += dy[o];
+			break;
+		default: /* OP_REDUCEL2 */
+			if (y[o] > 0.0f)
+				dx[i] += dy[o] * x[i] / y[o];
+			break;
+		}
+	}
+}
+
 static void reducemean_backward(const struct node *n, const struct shape *xs, const float *dy,
 				float *dx)
 {
 	int nd = xs->n_dims;
 	int64_t kept[GRAPH_MAX_DIMS], group = 1;
-	for (int d = 0; d < nd; d++)
-		kept[d] = xs->dims[d];
+	bool red[GRAPH_MAX_DIMS];
+	engine_reduced_dims(n, xs, red);
 	for (int d = 0; d < nd; d++) {
-		bool reduced = n->a.n_ints == 0;
-		for (int k = 0; k < n->a.n_ints && !reduced; k++)
-			reduced = (n->a.ints[k] < 0 ? n->a.ints[k] + nd : n->a.ints[k]) == d;
-		if (reduced) {
-			group *= xs->dims[d];
-			kept[d] = 1;
-		}
+		kept[d] = red[d] ? 1 : xs->dims[d];
+		group *= red[d] ? xs->dims[d] : 1;
 	}
 	float inv = group ? 1.0f / (float)group : 0.0f;
 	for (int64_t i = 0; i < shape_numel(xs); i++)
@@ -1538,6 +1567,13 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 	case OP_REDUCEMEAN:
 		if (dx)
 			reducemean_backward(n, &sh[n->inputs[0]], dy, dx);
+		break;
+	case OP_REDUCESUM:
+	case OP_REDUCEMAX:
+	case OP_REDUCEMIN:
+	case OP_REDUCEL2:
+		if (dx)
+			reduce_backward(n, &sh[n->inputs[0]], x, read_value(t, w, n->output), dy, dx);
 		break;
 	case OP_SLICE: { /* count elements from first by step along the axis */
 		int64_t outer, dim, inner, first = n->a.ints[0], count = n->a.ints[1],
