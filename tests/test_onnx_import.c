@@ -1870,3 +1870,36 @@ Test(qdq, unsupported_forms_are_refused_by_name)
 	expect_error(&b, PRESSO_E_UNSUPPORTED, "of an activation per axis is not supported");
 	mb_free(&b);
 }
+
+/* F.normalize(x, dim=1) as PyTorch exports it at opset 13: ReduceL2, Clip,
+ * the norm expanded to Shape(x) (an Expand of a computed tensor: a Mul by
+ * ones of [1, 4]), Div; at batch 3, each row has norm 1. */
+Test(ops, normalize_expands_a_computed_norm)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 4}, 2);
+	Onnx__NodeProto *n = mb_node(&b, "ReduceL2", "norm", (const char *[]){"x", NULL}, "l");
+	mb_attr_ints(&b, n, "axes", (int64_t[]){1}, 1);
+	mb_init_f32(&b, "eps", NULL, 0, (float[]){1e-12f});
+	mb_node(&b, "Clip", "clamp", (const char *[]){"l", "eps", NULL}, "lc");
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "s");
+	mb_node(&b, "Expand", "expand", (const char *[]){"lc", "s", NULL}, "le");
+	mb_node(&b, "Div", "div", (const char *[]){"x", "le", NULL}, "y");
+	mb_output(&b, "y");
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	float x[12], y[12];
+	fill(x, 12, 71);
+	run(g, 3, x, 12, y, 12);
+	for (int r = 0; r < 3; r++) {
+		double norm = 0;
+		for (int k = 0; k < 4; k++)
+			norm += (double)x[r * 4 + k] * x[r * 4 + k];
+		norm = sqrt(norm);
+		for (int k = 0; k < 4; k++)
+			cr_assert_float_eq(y[r * 4 + k], x[r * 4 + k] / norm, 1e-6, "row %d, %d", r, k);
+	}
+	graph_free(g);
+	mb_free(&b);
+}

@@ -88,6 +88,11 @@ struct builder {
 #define FOLD_MAX_GROWN_BYTES ((int64_t)1 << 30)
 
 static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, int *rank);
+static enum presso_status add_const_value(struct builder *b, const char *name, const char *suffix,
+					  const struct shape *sh, const float *src, int *v);
+static enum presso_status add_op_node(struct builder *b, enum op_type op, const char *name,
+				      const char *suffix, int a, int c, int out_v,
+				      const struct node_attrs *attrs);
 static enum presso_status fold_grows(struct builder *b, const char *name, const char *op,
 				     int64_t count, size_t elem_bytes, int64_t in_elems);
 static enum presso_status slice_one_axis(struct builder *b, const char *name, int x,
@@ -2230,6 +2235,49 @@ static enum presso_status fold_equal_where(struct builder *b, const char *name, 
 	return set_const(b, out_v, &os, l, f);
 }
 
+/* Expand of a computed tensor (F.normalize's norm expanded to Shape(x)): a
+ * Mul by ones of the target shape, whose batch entry, when it is the
+ * batch, stays 1 for x's own batch to fill. */
+static enum presso_status expand_computed(struct builder *b, const char *name, int x, int s,
+					  int out_v)
+{
+	const struct value *sv = &b->g->values[s];
+	int64_t n = sv->idata ? shape_numel(&sv->shape) : -1;
+	if (!sv->idata || sv->shape.n_dims != 1 || n < 1 || n > GRAPH_MAX_DIMS)
+		return status_fail(PRESSO_E_UNSUPPORTED,
+				   "node '%s': Expand of a computed tensor needs a constant shape (of at most %d entries)",
+				   name, GRAPH_MAX_DIMS);
+	int64_t xd[GRAPH_MAX_DIMS];
+	int xr = 0;
+	enum presso_status st = prefix_shape(b, x, xd, &xr);
+	if (st != PRESSO_OK)
+		return st;
+	struct shape ones = {.n_dims = (int)n};
+	for (int d = 0; d < n; d++) {
+		int64_t v = b->g->values[s].idata[d];
+		bool batch = d == 0 && v == SYM_DIM(1) && xr == n && xd[0] == SYM_DIM(1);
+		if (!batch && (is_sym(v) || v < 0))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': Expand of a computed tensor to entry %lld of its shape is not supported",
+					   name, (long long)v);
+		ones.dims[d] = batch ? 1 : v;
+	}
+	int64_t count;
+	if (!shape_numel_checked(&ones, &count))
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Expand output too large", name);
+	if ((st = fold_grows(b, name, "Expand", count, sizeof(float), 0)) != PRESSO_OK)
+		return st;
+	float *one = malloc(sizeof(float) * (size_t)(count ? count : 1));
+	if (!one)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t i = 0; i < count; i++)
+		one[i] = 1.0f;
+	int ov = -1;
+	st = add_const_value(b, name, "ones", &ones, one, &ov);
+	free(one);
+	return st != PRESSO_OK ? st : add_op_node(b, OP_MUL, name, "", x, ov, out_v, NULL);
+}
+
 static enum presso_status fold_expand(struct builder *b, const char *name, const int *in, int n_in,
 				      int out_v)
 {
@@ -2237,9 +2285,7 @@ static enum presso_status fold_expand(struct builder *b, const char *name, const
 		return status_fail(PRESSO_E_FORMAT, "node '%s': Expand needs an input and a shape", name);
 	const struct value *x = &b->g->values[in[0]], *sv = &b->g->values[in[1]];
 	if (!value_is_const(x))
-		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "node '%s': Expand of a computed tensor is not supported (only of constants)",
-				   name);
+		return expand_computed(b, name, in[0], in[1], out_v);
 	if (!sv->idata)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Expand shape must be constant integers",
 				   name);
