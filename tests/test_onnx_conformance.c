@@ -45,7 +45,8 @@ static bool freezes_params(const char *op)
 	       strcmp(op, "Split") == 0 || strcmp(op, "Gather") == 0 ||
 	       strcmp(op, "Resize") == 0 || strcmp(op, "ConvTranspose") == 0 ||
 	       strcmp(op, "ReduceSum") == 0 || strcmp(op, "ReduceMax") == 0 ||
-	       strcmp(op, "ReduceMin") == 0 || strcmp(op, "ReduceL2") == 0;
+	       strcmp(op, "ReduceMin") == 0 || strcmp(op, "ReduceL2") == 0 ||
+	       strcmp(op, "ReduceSumSquare") == 0;
 }
 
 static Onnx__TensorProto *read_tensor(const char *path)
@@ -301,6 +302,15 @@ static const char *const REQUIRED[] = {
 	"test_reduce_mean_keepdims_example", "test_reduce_mean_keepdims_random",
 	"test_reduce_mean_negative_axes_keepdims_example",
 	"test_reduce_mean_negative_axes_keepdims_random",
+	"test_reduce_sum_square_default_axes_keepdims_example",
+	"test_reduce_sum_square_default_axes_keepdims_random",
+	"test_reduce_sum_square_do_not_keepdims_example",
+	"test_reduce_sum_square_do_not_keepdims_random", "test_reduce_sum_square_keepdims_example",
+	"test_reduce_sum_square_keepdims_random",
+	"test_reduce_sum_square_negative_axes_keepdims_example",
+	"test_reduce_sum_square_negative_axes_keepdims_random",
+	"test_log", "test_log_example", "test_max_float32", "test_max_one_input",
+	"test_max_two_inputs", "test_min_float32", "test_min_one_input", "test_min_two_inputs",
 	"test_reduce_l2_default_axes_keepdims_example",
 	"test_reduce_l2_default_axes_keepdims_random",
 	"test_reduce_l2_do_not_keepdims_example", "test_reduce_l2_do_not_keepdims_random",
@@ -427,7 +437,7 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split",
 		"test_resize", "test_elu", "test_selu", "test_celu", "test_softplus", "test_softsign",
 		"test_thresholdedrelu", "test_convtranspose", "test_reduce_sum", "test_reduce_max",
-		"test_reduce_min", "test_reduce_l2"};
+		"test_reduce_min", "test_reduce_l2", "test_max_", "test_min_", "test_log"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

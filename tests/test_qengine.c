@@ -1100,6 +1100,8 @@ static double d_celu2(double x) { return x > 0 ? x : 2.0 * expm1(x / 2.0); }
 static double d_softplus(double x) { return log1p(exp(x)); }
 static double d_softsign(double x) { return x / (1 + fabs(x)); }
 static double d_thresholded(double x) { return x > 0.5 ? x : 0; }
+static double d_max_half(double x) { return x > 0.5 ? x : 0.5; }
+static double d_min_half(double x) { return x < 0.5 ? x : 0.5; }
 
 /* Each element-wise op on one activation (alone, or with a constant scalar on
  * either side) runs as a 256-entry table: its output is within half an output
@@ -1133,6 +1135,9 @@ Test(qengine, element_wise_ops_run_as_tables)
 		{"Softplus", d_softplus, -4, 4, -1, 0, NULL, 0},
 		{"Softsign", d_softsign, -4, 4, -1, 0, NULL, 0},
 		{"ThresholdedRelu", d_thresholded, -1, 4, -1, 0, "alpha", 0.5f},
+		{"Log", log, 0.25f, 4, -1, 0, NULL, 0},
+		{"Max", d_max_half, -3, 3, 1, 0.5f, NULL, 0},
+		{"Min", d_min_half, -3, 3, 0, 0.5f, NULL, 0},
 		{"Mul", d_half, -3, 3, 1, 0.5f, NULL, 0},
 		{"Div", d_div, -3, 3, 1, 1.4142135f, NULL, 0},
 		{"Add", d_add1, -3, 3, 0, 1.0f, NULL, 0},

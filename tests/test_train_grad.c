@@ -944,6 +944,32 @@ Test(train_grad, reduce_sum_max_min_l2)
 	}
 }
 
+/* Max and Min of two activations that broadcast (torch.maximum of a map and
+ * its channel means), and Log (of a Softplus, so positive). */
+Test(train_grad, max_min_log)
+{
+	rs = 47;
+	static const char *const ops[] = {"Max", "Min", "Log"};
+	for (int k = 0; k < 3; k++) {
+		struct mb b;
+		mb_init(&b, 13);
+		mb_input(&b, "x", (int64_t[]){-1, 3, 4, 5}, 4);
+		conv(&b, "c0", "x", "a", 3, 4, 1, 1, 1, true);
+		if (k < 2) {
+			Onnx__NodeProto *n = mb_node(&b, "ReduceMean", "mean", (const char *[]){"a", NULL}, "m");
+			mb_attr_ints(&b, n, "axes", (int64_t[]){2, 3}, 2);
+			mb_node(&b, ops[k], "op", (const char *[]){"a", "m", NULL}, "r");
+		} else {
+			mb_node(&b, "Softplus", "sp", (const char *[]){"a", NULL}, "p");
+			mb_node(&b, "Log", "op", (const char *[]){"p", NULL}, "r");
+		}
+		conv(&b, "c1", "r", "y", 4, 2, 1, 1, 1, true);
+		mb_output(&b, "y");
+		run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, ops[k]);
+		mb_free(&b);
+	}
+}
+
 /* An op without a backward on the gradient's way (here LRN between two
  * convolutions) is refused by name; before a model's first layer, where no
  * gradient passes, it is not. */

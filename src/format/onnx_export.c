@@ -709,6 +709,7 @@ static enum presso_status emit_node(struct xb *b, int i)
 	case OP_REDUCEMAX:
 	case OP_REDUCEMIN:
 	case OP_REDUCEL2:
+	case OP_REDUCESUMSQUARE:
 		if (n->a.n_ints > 0)
 			attr_ints(b, p, "axes", n->a.ints, n->a.n_ints);
 		attr_int(b, p, "keepdims", n->a.keepdims);

@@ -177,6 +177,10 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_REDUCEMAX] = {A_REDUCE, 1, 1, false},
 	[OP_REDUCEMIN] = {A_REDUCE, 1, 1, false},
 	[OP_REDUCEL2] = {A_REDUCE, 1, 1, false},
+	[OP_REDUCESUMSQUARE] = {A_REDUCE, 1, 1, false},
+	[OP_MAX] = {0, 2, 2, false},
+	[OP_MIN] = {0, 2, 2, false},
+	[OP_LOG] = {0, 1, 1, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as

@@ -854,6 +854,16 @@ static inline float f_prelu(float a, float slope)
 	return a < 0.0f ? slope * a : a;
 }
 
+static inline float f_max(float a, float b)
+{
+	return isnan(a) || isnan(b) ? NAN : a > b ? a : b;
+}
+
+static inline float f_min(float a, float b)
+{
+	return isnan(a) || isnan(b) ? NAN : a < b ? a : b;
+}
+
 float binary_f32_scalar(enum f32_binary f, float a, float b)
 {
 	switch (f) {
@@ -869,6 +879,10 @@ float binary_f32_scalar(enum f32_binary f, float a, float b)
 		return f_pow(a, b);
 	case F32_PRELU:
 		return f_prelu(a, b);
+	case F32_MAX:
+		return f_max(a, b);
+	case F32_MIN:
+		return f_min(a, b);
 	case F32_BINARY_COUNT:
 		break;
 	}
@@ -919,6 +933,12 @@ static void binary_run(enum f32_binary f, int64_t inner, const float *ap, int64_
 		break;
 	case F32_PRELU:
 		BINARY_RUN(f_prelu);
+		break;
+	case F32_MAX:
+		BINARY_RUN(f_max);
+		break;
+	case F32_MIN:
+		BINARY_RUN(f_min);
 		break;
 	case F32_BINARY_COUNT:
 		PRESSO_CHECK(!"a binary op");
@@ -1051,6 +1071,8 @@ float unary_f32_scalar(enum f32_unary f, float x, float alpha, float beta)
 		return f_softsign(x);
 	case F32_THRESHOLDEDRELU:
 		return f_thresholdedrelu(x, alpha);
+	case F32_LOG:
+		return logf(x);
 	case F32_UNARY_COUNT:
 		break;
 	}
@@ -1132,6 +1154,10 @@ void unary_f32__ref(enum f32_unary f, int64_t count, const float *x, float alpha
 	case F32_THRESHOLDEDRELU:
 		for (int64_t i = 0; i < count; i++)
 			y[i] = f_thresholdedrelu(x[i], alpha);
+		break;
+	case F32_LOG:
+		for (int64_t i = 0; i < count; i++)
+			y[i] = logf(x[i]);
 		break;
 	case F32_UNARY_COUNT:
 		PRESSO_CHECK(!"a unary op");
@@ -1446,7 +1472,7 @@ void reduce_f32__ref(enum f32_reduce f, int rank, const int64_t *x_dims, const b
 		case F32_REDUCE_MIN:
 			y[yo] = v < y[yo] || isnan(v) ? v : y[yo];
 			break;
-		default: /* F32_REDUCE_L2 */
+		default: /* F32_REDUCE_L2, F32_REDUCE_SUMSQUARE */
 			y[yo] += v * v;
 			break;
 		}

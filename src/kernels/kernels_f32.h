@@ -94,6 +94,8 @@ enum f32_binary {
 	F32_DIV,        /* a / b */
 	F32_POW,        /* a ^ b (powf; b == 2 is a * a, exactly) */
 	F32_PRELU,      /* a < 0 ? b * a : a (b the slope) */
+	F32_MAX,        /* the larger (NaN if either is) */
+	F32_MIN,
 	F32_BINARY_COUNT
 };
 
@@ -126,6 +128,7 @@ enum f32_unary {
 	F32_SOFTPLUS,    /* ln(1 + e^x) */
 	F32_SOFTSIGN,    /* x / (1 + |x|) */
 	F32_THRESHOLDEDRELU, /* x > alpha ? x : 0 */
+	F32_LOG,
 	F32_UNARY_COUNT
 };
 
@@ -214,7 +217,9 @@ void resize_linear_backward_f32__ref(int64_t P, int64_t Hi, int64_t Wi, int64_t 
 /* ReduceSum, ReduceMax, ReduceMin and ReduceL2 over the dimensions d with
  * reduce[d], y as reduce_mean_f32__ref's; every x adds into its y in x's order
  * (the maximum of nothing is -inf, the minimum +inf, as numpy's identity). */
-enum f32_reduce { F32_REDUCE_SUM, F32_REDUCE_MAX, F32_REDUCE_MIN, F32_REDUCE_L2 };
+enum f32_reduce {
+	F32_REDUCE_SUM, F32_REDUCE_MAX, F32_REDUCE_MIN, F32_REDUCE_L2, F32_REDUCE_SUMSQUARE
+};
 void reduce_f32__ref(enum f32_reduce f, int rank, const int64_t *x_dims, const bool *reduce,
 		     const float *x, float *y);
 

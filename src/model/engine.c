@@ -250,6 +250,9 @@ static const struct {
 	[OP_DIV] = {.binary = F32_DIV + 1},
 	[OP_POW] = {.binary = F32_POW + 1},
 	[OP_PRELU] = {.binary = F32_PRELU + 1},
+	[OP_MAX] = {.binary = F32_MAX + 1},
+	[OP_MIN] = {.binary = F32_MIN + 1},
+	[OP_LOG] = {.unary = F32_LOG + 1},
 	[OP_SIGMOID] = {.unary = F32_SIGMOID + 1},
 	[OP_TANH] = {.unary = F32_TANH + 1},
 	[OP_HARDSIGMOID] = {.unary = F32_HARDSIGMOID + 1},
@@ -432,7 +435,8 @@ static void exec_reduce(const struct exec_args *x)
 	enum f32_reduce f = x->n->op == OP_REDUCESUM   ? F32_REDUCE_SUM
 			    : x->n->op == OP_REDUCEMAX ? F32_REDUCE_MAX
 			    : x->n->op == OP_REDUCEMIN ? F32_REDUCE_MIN
-						       : F32_REDUCE_L2;
+			    : x->n->op == OP_REDUCEL2  ? F32_REDUCE_L2
+						       : F32_REDUCE_SUMSQUARE;
 	reduce_f32__ref(f, xs->n_dims, xs->dims, red, x->in[0], x->out);
 }
 
@@ -612,6 +616,10 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_REDUCEMAX] = exec_reduce,
 	[OP_REDUCEMIN] = exec_reduce,
 	[OP_REDUCEL2] = exec_reduce,
+	[OP_REDUCESUMSQUARE] = exec_reduce,
+	[OP_MAX] = exec_binary,
+	[OP_MIN] = exec_binary,
+	[OP_LOG] = exec_unary,
 };
 _Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "every op needs an executor");
 

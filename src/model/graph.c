@@ -776,6 +776,10 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_REDUCEMAX] = {"ReduceMax", infer_reduce},
 	[OP_REDUCEMIN] = {"ReduceMin", infer_reduce},
 	[OP_REDUCEL2] = {"ReduceL2", infer_reduce},
+	[OP_REDUCESUMSQUARE] = {"ReduceSumSquare", infer_reduce},
+	[OP_MAX] = {"Max", infer_bcast},
+	[OP_MIN] = {"Min", infer_bcast},
+	[OP_LOG] = {"Log", infer_same},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

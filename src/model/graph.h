@@ -94,6 +94,10 @@ enum op_type {
 	OP_REDUCEMAX,
 	OP_REDUCEMIN,
 	OP_REDUCEL2,
+	OP_REDUCESUMSQUARE,
+	OP_MAX,             /* element-wise, two tensors that broadcast */
+	OP_MIN,
+	OP_LOG,
 	OP_COUNT
 };
 

@@ -578,6 +578,10 @@ static const struct op_name_map op_names[] = {
 	{"ReduceMax", OP_REDUCEMAX},
 	{"ReduceMin", OP_REDUCEMIN},
 	{"ReduceL2", OP_REDUCEL2},
+	{"ReduceSumSquare", OP_REDUCESUMSQUARE},
+	{"Max", OP_MAX},
+	{"Min", OP_MIN},
+	{"Log", OP_LOG},
 	{"LayerNormalization", OP_LAYERNORM},
 	{"LRN", OP_LRN},
 	{"Exp", OP_EXP},
@@ -1278,7 +1282,21 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 	case OP_REDUCEMAX:
 	case OP_REDUCEMIN:
 	case OP_REDUCEL2:
+	case OP_REDUCESUMSQUARE:
 		return read_reduce(b, n, np);
+	case OP_MAX:
+	case OP_MIN: {
+		static const char *const ok[] = {NULL};
+		if ((s = check_attrs(n, np, ok)))
+			return s;
+		if (n->n_inputs == 1)
+			n->op = OP_IDENTITY; /* the larger of one tensor */
+		else if (n->n_inputs != 2)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s of %d inputs is not supported (of 1 or 2 is)",
+					   n->name, onnx_op, n->n_inputs);
+		break;
+	}
 	case OP_POW:
 		return read_pow(b, n, np);
 	case OP_IDENTITY:
@@ -1363,6 +1381,7 @@ static int max_inputs(enum op_type op)
 	case OP_REDUCEMAX:
 	case OP_REDUCEMIN:
 	case OP_REDUCEL2:
+	case OP_REDUCESUMSQUARE:
 		return 2;
 	case OP_LAYERNORM:
 		return 3;
@@ -1373,6 +1392,8 @@ static int max_inputs(enum op_type op)
 		return 5;
 	case OP_CONCAT:
 	case OP_SUM:
+	case OP_MAX: /* variadic: 1 or 2 are taken (read_attrs) */
+	case OP_MIN:
 		return GRAPH_MAX_INPUTS;
 	default:
 		return 1;

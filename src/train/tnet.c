@@ -174,6 +174,9 @@ static bool has_backward(enum op_type op)
 	case OP_REDUCEMAX:
 	case OP_REDUCEMIN:
 	case OP_REDUCEL2:
+	case OP_REDUCESUMSQUARE:
+	case OP_MAX:
+	case OP_MIN:
 	case OP_LAYERNORM:
 	case OP_SLICE:
 	case OP_PAD:
@@ -830,6 +833,8 @@ static size_t node_scratch_bytes(const struct tnet *t, const struct node *n,
 	case OP_MUL:
 	case OP_SUB:
 	case OP_DIV:
+	case OP_MAX:
+	case OP_MIN:
 		bwd = sizeof(float) * (size_t)shape_numel(&shapes[n->output]);
 		break;
 	case OP_CONVTRANSPOSE: { /* dx through a temporary, then the conv's scratch */
@@ -1167,6 +1172,9 @@ static void unary_backward(const struct node *n, int64_t count, const float *x, 
 		case OP_THRESHOLDEDRELU:
 			d = xv > n->a.alpha ? 1.0f : 0.0f;
 			break;
+		case OP_LOG:
+			d = 1.0f / xv;
+			break;
 		case OP_ERF: /* 2 / sqrt(pi) exp(-x^2) */
 			d = 1.1283791670955126f * expf(-xv * xv);
 			break;
@@ -1218,6 +1226,12 @@ static void binary_backward(const struct tnet *t, struct tnet_ws *w, float *grad
 				break;
 			case OP_SUB:
 				g[o] = k ? -dy[o] : dy[o];
+				break;
+			case OP_MAX: /* to the larger; a tie to the first */
+				g[o] = (k ? b > a : a >= b) ? dy[o] : 0.0f;
+				break;
+			case OP_MIN:
+				g[o] = (k ? b < a : a <= b) ? dy[o] : 0.0f;
 				break;
 			default: /* OP_DIV */
 				g[o] = k ? -dy[o] * a / (b * b) : dy[o] / b;
@@ -1342,6 +1356,9 @@ static void reduce_backward(const struct node *n, const struct shape *xs, const 
 		case OP_REDUCEMIN:
 			if (x[i] == y[o])
 				dx[i] += dy[o];
+			break;
+		case OP_REDUCESUMSQUARE:
+			dx[i] += 2.0f * x[i] * dy[o];
 			break;
 		default: /* OP_REDUCEL2 */
 			if (y[o] > 0.0f)
@@ -1562,6 +1579,8 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 	case OP_MUL:
 	case OP_SUB:
 	case OP_DIV:
+	case OP_MAX:
+	case OP_MIN:
 		binary_backward(t, w, grad, n, dy);
 		break;
 	case OP_REDUCEMEAN:
@@ -1572,6 +1591,7 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 	case OP_REDUCEMAX:
 	case OP_REDUCEMIN:
 	case OP_REDUCEL2:
+	case OP_REDUCESUMSQUARE:
 		if (dx)
 			reduce_backward(n, &sh[n->inputs[0]], x, read_value(t, w, n->output), dy, dx);
 		break;
