@@ -311,6 +311,7 @@ static const char *const REQUIRED[] = {
 	"test_reduce_sum_square_negative_axes_keepdims_random",
 	"test_log", "test_log_example", "test_max_float32", "test_max_one_input",
 	"test_max_two_inputs", "test_min_float32", "test_min_one_input", "test_min_two_inputs",
+	"test_max_example", "test_min_example",
 	"test_reduce_l2_default_axes_keepdims_example",
 	"test_reduce_l2_default_axes_keepdims_random",
 	"test_reduce_l2_do_not_keepdims_example", "test_reduce_l2_do_not_keepdims_random",

@@ -1293,7 +1293,7 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 			n->op = OP_IDENTITY; /* the larger of one tensor */
 		else if (n->n_inputs != 2)
 			return status_fail(PRESSO_E_UNSUPPORTED,
-					   "node '%s': %s of %d inputs is not supported (of 1 or 2 is)",
+					   "node '%s': %s of %d inputs is not supported",
 					   n->name, onnx_op, n->n_inputs);
 		break;
 	}
@@ -3165,6 +3165,48 @@ static enum presso_status import_lifted(struct builder *b, const Onnx__NodeProto
 	return note_lifted(b, y, y4);
 }
 
+static bool g_value_is_int(const struct builder *b, int v)
+{
+	return b->g->values[v].idata != NULL;
+}
+
+/* Max or Min of more than two inputs: a chain of two-input nodes,
+ * op(op(a, b), c), ..., named name#1, name#2, ... and name for the last. */
+static enum presso_status import_variadic(struct builder *b, const Onnx__NodeProto *np,
+					  const char *name, enum op_type op)
+{
+	if (np->n_input > GRAPH_MAX_INPUTS || np->n_attribute > 0)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s with %zu inputs or attributes is not supported",
+				   name, op_name(op), np->n_input);
+	int acc = -1;
+	for (size_t i = 0; i < np->n_input; i++) {
+		int v = np->input[i] && *np->input[i] ? map_find(b, np->input[i]) : -1;
+		if (v < 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': %s input %zu is missing or not produced by an earlier node",
+					   name, op_name(op), i);
+		if (g_value_is_int(b, v))
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s input '%s' is an integer tensor (only float32 is supported)",
+					   name, op_name(op), np->input[i]);
+		if (i == 0) {
+			acc = v;
+			continue;
+		}
+		bool last = i + 1 == np->n_input;
+		char suffix[24];
+		snprintf(suffix, sizeof suffix, "%zu", i);
+		int out = last ? add_value(b, np->output[0]) : add_derived_value(b, name, suffix);
+		if (out < 0)
+			return PRESSO_E_NOMEM;
+		enum presso_status s = add_op_node(b, op, name, last ? "" : suffix, acc, v, out, NULL);
+		if (s != PRESSO_OK)
+			return s;
+		acc = out;
+	}
+	return PRESSO_OK;
+}
+
 static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *np, int index)
 {
 	struct graph *g = b->g;
@@ -3211,6 +3253,8 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 		return import_instancenorm(b, np, name);
 	if (strcmp(op, "QuantizeLinear") == 0 || strcmp(op, "DequantizeLinear") == 0)
 		return import_qdq(b, np, name, op);
+	if ((strcmp(op, "Max") == 0 || strcmp(op, "Min") == 0) && np->n_input > 2)
+		return import_variadic(b, np, name, strcmp(op, "Max") == 0 ? OP_MAX : OP_MIN);
 	if (is_fold_only(op) || (strcmp(op, "Cast") == 0 && np->n_input == 1 && np->input[0] &&
 				 map_find(b, np->input[0]) >= 0 &&
 				 value_is_const(&g->values[map_find(b, np->input[0])])))
