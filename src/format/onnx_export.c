@@ -633,6 +633,11 @@ static enum presso_status emit_node(struct xb *b, int i)
 					   n->name, op, ax, r, (long long)g->opset, ONNX_EXPORT_OPSET);
 	}
 	Onnx__NodeProto *p = add_node(b, op, n->name, n_in, in, y);
+	if (op_is_reduce(n->op) && n->op != OP_REDUCESUM) {
+		if (n->a.n_ints > 0)
+			attr_ints(b, p, "axes", n->a.ints, n->a.n_ints);
+		attr_int(b, p, "keepdims", n->a.keepdims);
+	}
 	switch (n->op) {
 	case OP_MAXPOOL:
 		window_attrs(b, p, n);
@@ -704,15 +709,6 @@ static enum presso_status emit_node(struct xb *b, int i)
 		attr_float(b, p, "beta", n->a.beta);
 		attr_float(b, p, "bias", n->a.lrn_bias);
 		attr_int(b, p, "size", n->a.lrn_size);
-		break;
-	case OP_REDUCEMEAN:
-	case OP_REDUCEMAX:
-	case OP_REDUCEMIN:
-	case OP_REDUCEL2:
-	case OP_REDUCESUMSQUARE:
-		if (n->a.n_ints > 0)
-			attr_ints(b, p, "axes", n->a.ints, n->a.n_ints);
-		attr_int(b, p, "keepdims", n->a.keepdims);
 		break;
 	case OP_REDUCESUM: /* its axes are input 1 from opset 13 */
 		attr_int(b, p, "keepdims", n->a.keepdims);

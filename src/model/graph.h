@@ -101,6 +101,14 @@ enum op_type {
 	OP_COUNT
 };
 
+/* ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceL2, ReduceSumSquare: the
+ * ops of axes and keepdims. */
+static inline bool op_is_reduce(enum op_type op)
+{
+	return op == OP_REDUCEMEAN || op == OP_REDUCESUM || op == OP_REDUCEMAX ||
+	       op == OP_REDUCEMIN || op == OP_REDUCEL2 || op == OP_REDUCESUMSQUARE;
+}
+
 /* The ONNX op name of an op ("Conv"). */
 const char *op_name(enum op_type op);
 

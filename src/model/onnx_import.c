@@ -1044,6 +1044,8 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 	a->clip_max = INFINITY;
 	a->epsilon = 1e-5f;
 	a->axis = 1;
+	if (op_is_reduce(n->op))
+		return read_reduce(b, n, np);
 	switch (n->op) {
 	case OP_CONV: {
 		static const char *const ok[] = {"kernel_shape", "strides", "pads", "dilations",
@@ -1277,13 +1279,6 @@ static enum presso_status read_attrs(struct builder *b, struct node *n,
 		return read_pad(b, n, np);
 	case OP_RESIZE:
 		return read_resize(b, n, np);
-	case OP_REDUCEMEAN:
-	case OP_REDUCESUM:
-	case OP_REDUCEMAX:
-	case OP_REDUCEMIN:
-	case OP_REDUCEL2:
-	case OP_REDUCESUMSQUARE:
-		return read_reduce(b, n, np);
 	case OP_MAX:
 	case OP_MIN: {
 		static const char *const ok[] = {NULL};
@@ -1359,6 +1354,8 @@ static int min_inputs(enum op_type op)
 
 static int max_inputs(enum op_type op)
 {
+	if (op_is_reduce(op))
+		return 2; /* data, axes */
 	switch (op) {
 	case OP_CONV:
 	case OP_CONVTRANSPOSE:
@@ -1376,12 +1373,6 @@ static int max_inputs(enum op_type op)
 	case OP_SUB:
 	case OP_DIV:
 	case OP_POW:
-	case OP_REDUCEMEAN:
-	case OP_REDUCESUM:
-	case OP_REDUCEMAX:
-	case OP_REDUCEMIN:
-	case OP_REDUCEL2:
-	case OP_REDUCESUMSQUARE:
 		return 2;
 	case OP_LAYERNORM:
 		return 3;
@@ -2388,17 +2379,7 @@ static enum presso_status fold_expand(struct builder *b, const char *name, const
 		return PRESSO_E_NOMEM;
 	}
 	set_const(b, c, &os, NULL, f);
-	struct node node = {.op = OP_EXPAND, .n_inputs = 2, .output = out_v};
-	node.inputs[0] = c;
-	node.inputs[1] = like;
-	node.name = strdup(name);
-	if (!node.name)
-		return status_fail(PRESSO_E_NOMEM, "out of memory");
-	b->g->values[out_v].producer = b->g->n_nodes;
-	enum presso_status s = add_node(b, &node);
-	if (s != PRESSO_OK)
-		free(node.name);
-	return s;
+	return add_op_node(b, OP_EXPAND, name, "", c, like, out_v, NULL);
 }
 
 /* A node of fold_only_ops[], or a Cast of a constant: its output becomes a

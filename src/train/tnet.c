@@ -169,12 +169,6 @@ static bool has_backward(enum op_type op)
 	case OP_TRANSPOSE:
 	case OP_RESIZE:
 	case OP_EXPAND:
-	case OP_REDUCEMEAN:
-	case OP_REDUCESUM:
-	case OP_REDUCEMAX:
-	case OP_REDUCEMIN:
-	case OP_REDUCEL2:
-	case OP_REDUCESUMSQUARE:
 	case OP_MAX:
 	case OP_MIN:
 	case OP_LAYERNORM:
@@ -183,7 +177,7 @@ static bool has_backward(enum op_type op)
 	case OP_CONVTRANSPOSE:
 		return true;
 	default:
-		return is_alias_op(op) || is_function(op);
+		return is_alias_op(op) || is_function(op) || op_is_reduce(op);
 	}
 }
 
