@@ -9,7 +9,9 @@
  * these cases; the harness turns them into initializers from their .pb data
  * before loading, as an exporter would. LayerNormalization's cases also read
  * its Mean and InvStdDev outputs, which presso does not produce: those graph
- * outputs are dropped, and Y is compared. Every case whose name starts with a
+ * outputs are dropped, and Y is compared. An LSTM's sequence_lens that holds
+ * the full sequence length for every sequence is left out, as exporters
+ * do. Every case whose name starts with a
  * supported op is run: it must either match the expected output or be
  * refused with a clean PRESSO_E_UNSUPPORTED error; the REQUIRED list must
  * match.
@@ -46,7 +48,8 @@ static bool freezes_params(const char *op)
 	       strcmp(op, "Resize") == 0 || strcmp(op, "ConvTranspose") == 0 ||
 	       strcmp(op, "ReduceSum") == 0 || strcmp(op, "ReduceMax") == 0 ||
 	       strcmp(op, "ReduceMin") == 0 || strcmp(op, "ReduceL2") == 0 ||
-	       strcmp(op, "ReduceSumSquare") == 0;
+	       strcmp(op, "ReduceSumSquare") == 0 || strcmp(op, "LSTM") == 0 ||
+	       strcmp(op, "GRU") == 0 || strcmp(op, "RNN") == 0;
 }
 
 static Onnx__TensorProto *read_tensor(const char *path)
@@ -58,6 +61,42 @@ static Onnx__TensorProto *read_tensor(const char *path)
 	Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, (const uint8_t *)bytes);
 	free(bytes);
 	return t;
+}
+
+/* Whether the case's one node is an RNN, GRU or LSTM whose sequence_lens
+ * (input 4, in the case's data as input_4.pb) holds the sequence length of X
+ * (graph input 0) for every sequence: what an exporter leaves out. */
+static bool rnn_full_lengths(const char *dir, const Onnx__GraphProto *g)
+{
+	const Onnx__NodeProto *np = g->node[0];
+	if ((strcmp(np->op_type, "LSTM") != 0 && strcmp(np->op_type, "GRU") != 0 &&
+	     strcmp(np->op_type, "RNN") != 0) ||
+	    g->n_input < 5 || strcmp(g->input[4]->name, np->input[4]) != 0)
+		return false;
+	const Onnx__TypeProto *ty = g->input[0]->type;
+	if (!ty || !ty->tensor_type || !ty->tensor_type->shape ||
+	    ty->tensor_type->shape->n_dim != 3)
+		return false;
+	int64_t layout = 0;
+	for (size_t i = 0; i < np->n_attribute; i++)
+		if (strcmp(np->attribute[i]->name, "layout") == 0)
+			layout = np->attribute[i]->i;
+	int64_t seq = ty->tensor_type->shape->dim[layout == 1 ? 1 : 0]->dim_value;
+	char path[2048];
+	snprintf(path, sizeof path, "%s/test_data_set_0/input_4.pb", dir);
+	Onnx__TensorProto *t = read_tensor(path);
+	/* int32, in int32_data or as raw little-endian bytes */
+	size_t count = !t ? 0 : t->n_int32_data ? t->n_int32_data : t->raw_data.len / 4;
+	bool full = count > 0;
+	for (size_t i = 0; full && i < count; i++) {
+		int32_t v = t->int32_data ? t->int32_data[i] : 0;
+		if (!t->n_int32_data)
+			memcpy(&v, t->raw_data.data + 4 * i, 4);
+		full = v == seq;
+	}
+	if (t)
+		onnx__tensor_proto__free_unpacked(t, NULL);
+	return full;
 }
 
 /* Rewrites the model so that inputs >= 1 of a parameter-taking op become
@@ -88,6 +127,12 @@ static uint8_t *freeze_inputs(const char *dir, const uint8_t *bytes, size_t n, s
 	}
 	Onnx__TensorProto **extra = NULL;
 	size_t n_extra = 0;
+	char *seq_lens_name = NULL;
+	if (freeze && g->node[0]->n_input > 4 && rnn_full_lengths(dir, g)) {
+		/* sequence_lens equal to the sequence length everywhere: as absent */
+		seq_lens_name = g->node[0]->input[4];
+		g->node[0]->input[4] = (char *)"";
+	}
 	if (freeze && g->n_input > 1) {
 		extra = calloc(g->n_input, sizeof *extra);
 		for (size_t i = 1; i < g->n_input; i++) {
@@ -117,6 +162,8 @@ static uint8_t *freeze_inputs(const char *dir, const uint8_t *bytes, size_t n, s
 		onnx__model_proto__pack(m, out);
 		g->initializer = old;
 		g->n_initializer = n_old;
+		if (seq_lens_name)
+			g->node[0]->input[4] = seq_lens_name;
 		free(inits);
 		for (size_t i = 0; i < n_extra; i++)
 			onnx__tensor_proto__free_unpacked(extra[i], NULL);
@@ -367,6 +414,10 @@ static const char *const REQUIRED[] = {
 	"test_convtranspose_dilations", "test_convtranspose_kernel_shape",
 	"test_convtranspose_output_shape", "test_convtranspose_pad", "test_convtranspose_pads",
 	"test_convtranspose_with_kernel",
+	"test_lstm_defaults", "test_lstm_with_initial_bias", "test_lstm_with_peepholes",
+	"test_lstm_batchwise", "test_gru_defaults", "test_gru_with_initial_bias",
+	"test_gru_seq_length", "test_gru_batchwise", "test_simple_rnn_defaults",
+	"test_simple_rnn_with_initial_bias", "test_simple_rnn_batchwise", "test_rnn_seq_length",
 	"test_resize_downsample_scales_nearest", "test_resize_downsample_sizes_nearest",
 	"test_resize_downsample_scales_linear", "test_resize_downsample_scales_linear_align_corners",
 	"test_resize_downsample_sizes_linear_pytorch_half_pixel", "test_resize_upsample_scales_linear",
@@ -438,7 +489,8 @@ Test(conformance, supported_ops_match_or_refuse_cleanly)
 		"test_constantofshape", "test_gather_", "test_slice", "test_cast_", "test_split",
 		"test_resize", "test_elu", "test_selu", "test_celu", "test_softplus", "test_softsign",
 		"test_thresholdedrelu", "test_convtranspose", "test_reduce_sum", "test_reduce_max",
-		"test_reduce_min", "test_reduce_l2", "test_max_", "test_min_", "test_log"};
+		"test_reduce_min", "test_reduce_l2", "test_max_", "test_min_", "test_log",
+		"test_lstm", "test_gru", "test_rnn", "test_simple_rnn"};
 	DIR *d = opendir(FX_ONNX_NODE_DIR);
 	cr_assert_not_null(d);
 	struct dirent *ent;

@@ -257,4 +257,45 @@ void logsoftmax_f32__ref(int64_t outer, int64_t dim, int64_t inner, const float 
 void transpose_f32__ref(int rank, const int64_t *x_dims, const int64_t *perm,
 			const float *x, float *y);
 
+/* --- Recurrent layers (f32_rnn.c) --------------------------------------------- */
+
+enum rnn_cell { RNN_CELL_RNN, RNN_CELL_GRU, RNN_CELL_LSTM };
+
+/* What an RNN node yields: ONNX's Y (every step's hidden state), Y_h (each
+ * direction's last hidden state) or Y_c (LSTM's last cell state). */
+enum rnn_out { RNN_OUT_Y, RNN_OUT_H, RNN_OUT_C };
+
+/* An ONNX RNN, GRU or LSTM: X [seq, batch, in] (batch_first: [batch, seq,
+ * in]); per direction W [gates * hidden, in], R [gates * hidden, hidden], B
+ * [2 * gates * hidden] (W's biases, then R's), LSTM peepholes P [3 * hidden]
+ * (i, o, f); initial states, Y_h and Y_c [dirs, batch, hidden] ([batch,
+ * dirs, hidden]). Y is [seq, dirs, batch, hidden] ([batch, seq, dirs,
+ * hidden]). The default
+ * activations only (logistic and tanh), no clip, no input_forget. */
+struct rnn_params {
+	enum rnn_cell cell;
+	int64_t seq, batch, in, hidden;
+	int dirs;                 /* 1, or 2: forward and reverse */
+	bool reverse;             /* dirs == 1: from the last step to the first */
+	bool batch_first;         /* ONNX layout 1 */
+	bool linear_before_reset; /* GRU */
+};
+
+struct rnn_tensors {
+	const float *x, *w, *r;
+	const float *b, *h0, *c0, *peep; /* each may be NULL (zeros) */
+};
+
+/* Gates per cell: 1 (RNN), 3 (GRU), 4 (LSTM). */
+int rnn_gates(enum rnn_cell cell);
+
+/* Floats of scratch rnn_f32__ref needs, and of the record its backward reads. */
+size_t rnn_scratch_floats(const struct rnn_params *p);
+size_t rnn_tape_floats(const struct rnn_params *p);
+
+/* y = the output `out` (may be NULL with a tape). With tape (rnn_tape_floats)
+ * the gates and states of every step are recorded for rnn_backward_f32. */
+void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
+		  enum rnn_out out, float *scratch, float *tape);
+
 #endif

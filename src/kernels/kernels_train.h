@@ -192,4 +192,20 @@ void fake_quant_act_f32__ref(int64_t count, const float *x, float scale, float i
 void fake_quant_act_backward_f32__ref(int64_t count, const float *x, float lo, float hi,
 				      const float *dy, float *dx);
 
+/* --- Recurrent layers (f32_rnn.c) --------------------------------------------- */
+
+/* Gradients of an RNN/GRU/LSTM's operands (rnn_tensors' layouts; each NULL
+ * when not wanted), accumulated. */
+struct rnn_grads {
+	float *dx, *dw, *dr, *db, *dh0, *dc0, *dpeep;
+};
+
+size_t rnn_backward_scratch_floats(const struct rnn_params *p);
+
+/* The backward pass through time of rnn_f32__ref, from the tape its forward
+ * recorded and dy, the gradient of its output `out`. */
+void rnn_backward_f32(const struct f32_train_kernels *k, const struct rnn_params *p,
+		      const struct rnn_tensors *in, const float *tape, const float *dy,
+		      enum rnn_out out, const struct rnn_grads *gr, float *scratch);
+
 #endif

@@ -145,6 +145,37 @@ static void exec_fakequant(const struct exec_args *x)
 	}
 }
 
+void engine_rnn_params(const struct node *n, const struct shape *shapes, struct rnn_params *p)
+{
+	const struct shape *xs = &shapes[n->inputs[RNN_IN_X]];
+	bool bf = n->a.rnn_batch_first;
+	*p = (struct rnn_params){
+		.cell = n->op == OP_LSTM ? RNN_CELL_LSTM : n->op == OP_GRU ? RNN_CELL_GRU : RNN_CELL_RNN,
+		.seq = xs->dims[bf ? 1 : 0], .batch = xs->dims[bf ? 0 : 1], .in = xs->dims[2],
+		.hidden = n->a.rnn_hidden, .dirs = n->a.rnn_direction == 2 ? 2 : 1,
+		.reverse = n->a.rnn_direction == 1, .batch_first = bf,
+		.linear_before_reset = n->a.rnn_lbr,
+	};
+}
+
+void engine_rnn_tensors(const struct node *n, const float *const *in, struct rnn_tensors *t)
+{
+	const float *opt[RNN_N_IN] = {0};
+	for (int k = RNN_IN_B; k < RNN_N_IN; k++)
+		opt[k] = n->n_inputs > k && n->inputs[k] >= 0 ? in[k] : NULL;
+	*t = (struct rnn_tensors){in[RNN_IN_X], in[RNN_IN_W], in[RNN_IN_R], opt[RNN_IN_B],
+				  opt[RNN_IN_H0], opt[RNN_IN_C0], opt[RNN_IN_P]};
+}
+
+static void exec_rnn(const struct exec_args *x)
+{
+	struct rnn_params p;
+	struct rnn_tensors t;
+	engine_rnn_params(x->n, x->shapes, &p);
+	engine_rnn_tensors(x->n, x->in, &t);
+	rnn_f32__ref(&p, &t, x->out, (enum rnn_out)x->n->a.rnn_output, x->scratch, NULL);
+}
+
 static void exec_gemm(const struct exec_args *x)
 {
 	const struct node_attrs *a = &x->n->a;
@@ -611,6 +642,9 @@ static const exec_fn exec_table[OP_COUNT] = {
 	[OP_SOFTSIGN] = exec_unary,
 	[OP_THRESHOLDEDRELU] = exec_unary,
 	[OP_CONVTRANSPOSE] = exec_convtranspose,
+	[OP_RNN] = exec_rnn,
+	[OP_GRU] = exec_rnn,
+	[OP_LSTM] = exec_rnn,
 	[OP_FAKEQUANT] = exec_fakequant,
 	[OP_REDUCESUM] = exec_reduce,
 	[OP_REDUCEMAX] = exec_reduce,
@@ -635,6 +669,11 @@ size_t engine_node_scratch_bytes(const struct graph *g, const struct node *n,
 			total += ys->dims[d];
 		/* nearest: one int64 per entry; linear: two and a float */
 		return (2 * sizeof(int64_t) + sizeof(float)) * (size_t)total;
+	}
+	if (op_is_recurrent(n->op)) {
+		struct rnn_params p;
+		engine_rnn_params(n, shapes, &p);
+		return sizeof(float) * rnn_scratch_floats(&p);
 	}
 	if (n->op == OP_CONVTRANSPOSE) {
 		struct conv2d_params p;

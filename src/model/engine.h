@@ -69,6 +69,11 @@ void engine_layernorm_rows(const struct node *n, const struct shape *xs, int64_t
 void engine_convtranspose_params(const struct node *n, const struct shape *shapes,
 				 struct conv2d_params *p);
 
+/* An RNN/GRU/LSTM node's sizes at shapes, and its operands among in[] (the
+ * node's inputs' buffers; absent optional ones become NULL). */
+void engine_rnn_params(const struct node *n, const struct shape *shapes, struct rnn_params *p);
+void engine_rnn_tensors(const struct node *n, const float *const *in, struct rnn_tensors *t);
+
 /* A linear Resize of [N, C, H, W] (or [N, C, L], as H = 1): its sizes and the
  * taps of H and W, in scratch (engine_node_scratch_bytes()). */
 struct resize_linear_plan {

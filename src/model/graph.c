@@ -8,6 +8,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "model/graph.h"
 
+#include "kernels/kernels_f32.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +216,64 @@ static enum presso_status infer_convtranspose(const struct graph *g, const struc
 			return too_large(n, "output");
 		out->dims[2 + d] = x->dims[2 + d] > 0 ? o : 0;
 	}
+	return PRESSO_OK;
+}
+
+/* RNN, GRU, LSTM: Y [seq, dirs, batch, hidden] (batch first: [batch, seq,
+ * dirs, hidden]), Y_h and Y_c [dirs, batch, hidden] ([batch, dirs, hidden]);
+ * the weights' shapes checked against X and hidden_size. */
+static enum presso_status infer_rnn(const struct graph *g, const struct node *n,
+				    const struct shape *in[], struct shape *out)
+{
+	(void)g;
+	const struct node_attrs *a = &n->a;
+	const struct shape *x = in[RNN_IN_X], *w = in[RNN_IN_W], *r = in[RNN_IN_R];
+	int64_t h = a->rnn_hidden, dirs = a->rnn_direction == 2 ? 2 : 1;
+	int64_t gates = n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1;
+	if (x->n_dims != 3)
+		return node_error(n, "needs a 3-D input [seq, batch, features]");
+	int64_t seq = x->dims[a->rnn_batch_first ? 1 : 0], batch = x->dims[a->rnn_batch_first ? 0 : 1];
+	if (h < 1 || w->n_dims != 3 || w->dims[0] != dirs || w->dims[1] != gates * h ||
+	    w->dims[2] != x->dims[2])
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': %s W must be [%lld, %lld, %lld] for hidden_size %lld and %lld input features",
+				   n->name, op_name(n->op), (long long)dirs, (long long)(gates * h),
+				   (long long)x->dims[2], (long long)h, (long long)x->dims[2]);
+	if (r->n_dims != 3 || r->dims[0] != dirs || r->dims[1] != gates * h || r->dims[2] != h)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s R must be [%lld, %lld, %lld]",
+				   n->name, op_name(n->op), (long long)dirs, (long long)(gates * h),
+				   (long long)h);
+	const struct shape *b = n->inputs[RNN_IN_B] >= 0 ? in[RNN_IN_B] : NULL;
+	if (b && (b->n_dims != 2 || b->dims[0] != dirs || b->dims[1] != 2 * gates * h))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s B must be [%lld, %lld]", n->name,
+				   op_name(n->op), (long long)dirs, (long long)(2 * gates * h));
+	for (int k = RNN_IN_H0; k <= RNN_IN_C0; k++) {
+		const struct shape *s = n->n_inputs > k && n->inputs[k] >= 0 ? in[k] : NULL;
+		int64_t d0 = a->rnn_batch_first ? batch : dirs, d1 = a->rnn_batch_first ? dirs : batch;
+		if (s && (s->n_dims != 3 || s->dims[0] != d0 || s->dims[1] != d1 || s->dims[2] != h))
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': %s %s must be [%lld, %lld, %lld]", n->name,
+					   op_name(n->op), k == RNN_IN_H0 ? "initial_h" : "initial_c",
+					   (long long)d0, (long long)d1, (long long)h);
+	}
+	const struct shape *p = n->n_inputs > RNN_IN_P && n->inputs[RNN_IN_P] >= 0 ? in[RNN_IN_P] : NULL;
+	if (p && (p->n_dims != 2 || p->dims[0] != dirs || p->dims[1] != 3 * h))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': LSTM P must be [%lld, %lld]", n->name,
+				   (long long)dirs, (long long)(3 * h));
+	if (a->rnn_output > RNN_OUT_C || (a->rnn_output == RNN_OUT_C && n->op != OP_LSTM))
+		return node_error(n, "has no such output");
+	if (a->rnn_output != RNN_OUT_Y) { /* Y_h, Y_c: the initial states' shape */
+		*out = (struct shape){.n_dims = 3, .dims = {dirs, batch, h}};
+		if (a->rnn_batch_first)
+			out->dims[0] = batch, out->dims[1] = dirs;
+		return PRESSO_OK;
+	}
+	*out = (struct shape){.n_dims = 4, .dims = {seq, dirs, batch, h}};
+	if (a->rnn_batch_first)
+		out->dims[0] = batch, out->dims[1] = seq, out->dims[2] = dirs;
+	int64_t count;
+	if (!shape_numel_checked(out, &count))
+		return too_large(n, "output");
 	return PRESSO_OK;
 }
 
@@ -780,6 +840,9 @@ static const struct op_traits op_traits[OP_COUNT] = {
 	[OP_MAX] = {"Max", infer_bcast},
 	[OP_MIN] = {"Min", infer_bcast},
 	[OP_LOG] = {"Log", infer_same},
+	[OP_RNN] = {"RNN", infer_rnn},
+	[OP_GRU] = {"GRU", infer_rnn},
+	[OP_LSTM] = {"LSTM", infer_rnn},
 };
 _Static_assert(sizeof op_traits / sizeof op_traits[0] == OP_COUNT, "every op needs traits");
 

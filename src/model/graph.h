@@ -98,6 +98,14 @@ enum op_type {
 	OP_MAX,             /* element-wise, two tensors that broadcast */
 	OP_MIN,
 	OP_LOG,
+	/* recurrent layers, FP32 in both engines. Inputs: 0 X, 1 W, 2 R, then
+	 * optional (-1 when absent) 3 B, 4 initial_h, 5 initial_c, 6 P (ONNX's
+	 * sequence_lens is not an input: the importer takes only full-length
+	 * sequences). A node yields one of ONNX's outputs (rnn_output): Y, Y_h or
+	 * Y_c; a model that reads two of them has a node for each. */
+	OP_RNN,
+	OP_GRU,
+	OP_LSTM,
 	OP_COUNT
 };
 
@@ -212,7 +220,23 @@ struct node_attrs {
 	uint8_t resize_coord;   /* enum resize_coord (kernels_f32.h) */
 	uint8_t resize_round;   /* enum resize_round (kernels_f32.h) */
 	uint8_t resize_linear;  /* Resize mode linear (else nearest) */
+	/* RNN, GRU, LSTM: hidden_size; direction 0 forward, 1 reverse, 2
+	 * bidirectional; ONNX layout 1 (batch first); GRU's linear_before_reset;
+	 * the output the node yields (enum rnn_out: Y, Y_h or Y_c) */
+	int rnn_hidden;
+	uint8_t rnn_direction;
+	bool rnn_batch_first;
+	bool rnn_lbr;
+	uint8_t rnn_output;
 };
+
+/* Nodes' input slots of OP_RNN, OP_GRU and OP_LSTM (graph.h's op list). */
+enum { RNN_IN_X, RNN_IN_W, RNN_IN_R, RNN_IN_B, RNN_IN_H0, RNN_IN_C0, RNN_IN_P, RNN_N_IN };
+
+static inline bool op_is_recurrent(enum op_type op)
+{
+	return op == OP_RNN || op == OP_GRU || op == OP_LSTM;
+}
 
 
 struct node {

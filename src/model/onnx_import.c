@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/fileio.h"
 #include "model/engine.h"
@@ -614,13 +615,15 @@ static bool is_fold_only(const char *op)
 }
 
 /* The ONNX ops presso imports: op_names[] above, the fold-only ones, Slice,
- * Split, Constant, InstanceNormalization (import_instancenorm), and
- * QuantizeLinear and DequantizeLinear (import_qdq). */
+ * Split, Constant, InstanceNormalization (import_instancenorm),
+ * QuantizeLinear and DequantizeLinear (import_qdq), and LSTM, GRU and RNN
+ * (import_rnn). */
 static bool op_is_known(const char *op)
 {
 	if (strcmp(op, "Constant") == 0 || strcmp(op, "Split") == 0 ||
 	    strcmp(op, "InstanceNormalization") == 0 || strcmp(op, "QuantizeLinear") == 0 ||
-	    strcmp(op, "DequantizeLinear") == 0 || is_fold_only(op))
+	    strcmp(op, "DequantizeLinear") == 0 || strcmp(op, "LSTM") == 0 ||
+	    strcmp(op, "GRU") == 0 || strcmp(op, "RNN") == 0 || is_fold_only(op))
 		return true;
 	for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
 		if (strcmp(op_names[i].onnx, op) == 0)
@@ -3188,6 +3191,165 @@ static enum presso_status import_variadic(struct builder *b, const Onnx__NodePro
 	return PRESSO_OK;
 }
 
+/* --- RNN, GRU, LSTM -------------------------------------------------------------
+ * A node per output the model names: Y (every step's hidden state), Y_h
+ * (each direction's last) or Y_c (LSTM's last cell state); those nothing
+ * reads are dropped with the other dead nodes, so the usual model, which
+ * reads one of them, runs the recurrence once. The default activations only;
+ * clip, input_forget and sequence_lens shorter than the sequence are
+ * refused. */
+
+/* Whether string attribute `name` lists only `want` (per direction, in any
+ * letter case), or is absent. */
+static bool rnn_default_activations(const Onnx__NodeProto *np, const char *const *want,
+				    int per_dir, int dirs)
+{
+	const Onnx__AttributeProto *at = find_attr(np, "activations");
+	if (!at)
+		return true;
+	if (at->n_strings != (size_t)(per_dir * dirs))
+		return false;
+	for (size_t i = 0; i < at->n_strings; i++) {
+		const char *w = want[i % (size_t)per_dir];
+		if (at->strings[i].len != strlen(w) ||
+		    strncasecmp((const char *)at->strings[i].data, w, strlen(w)) != 0)
+			return false;
+	}
+	return true;
+}
+
+static enum presso_status import_rnn(struct builder *b, const Onnx__NodeProto *np,
+				     const char *name, enum op_type op)
+{
+	struct graph *g = b->g;
+	const char *opn = op_name(op);
+	struct node n = {.op = op, .n_inputs = RNN_N_IN};
+	n.name = (char *)name;
+	static const char *const ok[] = {"activation_alpha", "activation_beta", "activations",
+					 "clip", "direction", "hidden_size", "input_forget",
+					 "layout", "linear_before_reset", NULL};
+	enum presso_status s = check_attrs(&n, np, ok);
+	if (s != PRESSO_OK)
+		return s;
+	static const char *const dirs_names[] = {"forward", "reverse", "bidirectional", NULL};
+	int direction = attr_choice(np, "direction", dirs_names, 0);
+	if (direction < 0)
+		return bad_attr(&n, "direction", "is none of forward, reverse, bidirectional");
+	int dirs = direction == 2 ? 2 : 1;
+	static const char *const act_lstm[] = {"Sigmoid", "Tanh", "Tanh"};
+	static const char *const act_rnn[] = {"Tanh"};
+	int per_dir = op == OP_LSTM ? 3 : op == OP_GRU ? 2 : 1;
+	if (!rnn_default_activations(np, op == OP_RNN ? act_rnn : act_lstm, per_dir, dirs))
+		return bad_attr(&n, "activations", op == OP_RNN ? "other than Tanh are not supported"
+							       : "other than the default Sigmoid and Tanh are not supported");
+	if (find_attr(np, "clip"))
+		return bad_attr(&n, "clip", "(clipping the gates) is not supported");
+	if (attr_int(np, "input_forget", 0) != 0)
+		return bad_attr(&n, "input_forget", "is not supported");
+	if (op != OP_LSTM && find_attr(np, "input_forget"))
+		return bad_attr(&n, "input_forget", "is LSTM's");
+	if (op != OP_GRU && find_attr(np, "linear_before_reset"))
+		return bad_attr(&n, "linear_before_reset", "is GRU's");
+	int64_t layout = attr_int(np, "layout", 0);
+	if (layout != 0 && layout != 1)
+		return bad_attr(&n, "layout", "must be 0 or 1");
+	n.a.rnn_direction = (uint8_t)direction;
+	n.a.rnn_batch_first = layout == 1;
+	n.a.rnn_lbr = attr_int(np, "linear_before_reset", 0) != 0;
+	size_t max_in = op == OP_LSTM ? 8 : 6;
+	if (np->n_input < 3 || np->n_input > max_in)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has %zu inputs; it takes 3 to %zu",
+				   name, opn, np->n_input, max_in);
+	/* ONNX inputs X W R B sequence_lens initial_h initial_c P -> node slots */
+	static const int slot[8] = {RNN_IN_X, RNN_IN_W, RNN_IN_R, RNN_IN_B, -1,
+				    RNN_IN_H0, RNN_IN_C0, RNN_IN_P};
+	int seq_lens = -1;
+	for (int k = 0; k < RNN_N_IN; k++)
+		n.inputs[k] = -1;
+	for (size_t i = 0; i < np->n_input; i++) {
+		const char *in = np->input[i];
+		if (!in || !*in) {
+			if (i < 3)
+				return status_fail(PRESSO_E_FORMAT, "node '%s': %s input %zu is empty, but the op requires it",
+						   name, opn, i);
+			continue;
+		}
+		int v = map_find(b, in);
+		if (v < 0)
+			return status_fail(PRESSO_E_FORMAT,
+					   "node '%s': %s input '%s' is not produced by any earlier node, initializer or graph input",
+					   name, opn, in);
+		const struct value *val = &g->values[v];
+		if (i == 4) {
+			seq_lens = v;
+			continue;
+		}
+		bool must_const = i == 1 || i == 2 || i == 3 || i == 7;
+		if (must_const && !val->data)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s input '%s' must be a float32 constant (an initializer)",
+					   name, opn, in);
+		if (i == 0 && value_is_const(val))
+			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s of a constant input is not supported",
+					   name, opn);
+		if (val->idata)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s input '%s' is an integer tensor (only float32 is supported)",
+					   name, opn, in);
+		n.inputs[slot[i]] = v;
+	}
+	if (seq_lens >= 0) {
+		int64_t xd[GRAPH_MAX_DIMS];
+		int xr;
+		if ((s = prefix_shape(b, n.inputs[RNN_IN_X], xd, &xr)) != PRESSO_OK)
+			return status_wrap(s, "node '%s' (%s)", name, opn);
+		int64_t seq = xr == 3 ? xd[layout == 1 ? 1 : 0] : -1;
+		const struct value *sl = &g->values[seq_lens];
+		bool full = sl->idata != NULL && !is_sym(seq) && seq >= 0;
+		for (int64_t i = 0; full && i < shape_numel(&sl->shape); i++)
+			full = sl->idata[i] == seq;
+		if (!full)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': %s sequence_lens must be a constant equal to the (fixed) sequence length for every sequence; shorter sequences are not supported",
+					   name, opn);
+	}
+	const struct value *r = &g->values[n.inputs[RNN_IN_R]];
+	int64_t hidden = attr_int(np, "hidden_size", r->shape.n_dims == 3 ? r->shape.dims[2] : 0);
+	if (hidden < 1 || hidden > INT32_MAX)
+		return bad_attr(&n, "hidden_size", "must be a positive size");
+	n.a.rnn_hidden = (int)hidden;
+	if (np->n_output > (op == OP_LSTM ? 3u : 2u))
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has %zu outputs", name, opn, np->n_output);
+	static const char *const tags[] = {"", "#Y_h", "#Y_c"};
+	int made = 0;
+	for (size_t i = 0; i < np->n_output; i++) {
+		if (!np->output[i] || !*np->output[i])
+			continue;
+		if (map_find(b, np->output[i]) >= 0)
+			return status_fail(PRESSO_E_FORMAT, "node '%s': output '%s' is produced twice",
+					   name, np->output[i]);
+		int v = add_value(b, np->output[i]);
+		if (v < 0)
+			return PRESSO_E_NOMEM;
+		struct node o = n;
+		char oname[300];
+		snprintf(oname, sizeof oname, "%s%s", name, made ? tags[i] : "");
+		if (!(o.name = strdup(oname)))
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		o.a.rnn_output = (uint8_t)i;
+		o.output = v;
+		g->values[v].producer = g->n_nodes;
+		if ((s = add_node(b, &o)) != PRESSO_OK) {
+			free(o.name);
+			return s;
+		}
+		made++;
+	}
+	if (!made)
+		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no output", name, opn);
+	return PRESSO_OK;
+}
+
 static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *np, int index)
 {
 	struct graph *g = b->g;
@@ -3204,6 +3366,9 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 				   name, op, np->domain);
 	if (strcmp(op, "Split") == 0)
 		return import_split(b, np, name);
+	if (strcmp(op, "LSTM") == 0 || strcmp(op, "GRU") == 0 || strcmp(op, "RNN") == 0)
+		return import_rnn(b, np, name,
+				  op[0] == 'L' ? OP_LSTM : op[0] == 'G' ? OP_GRU : OP_RNN);
 	if (np->n_output < 1 || !np->output[0] || !*np->output[0])
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no output", name, op);
 	for (size_t i = 1; i < np->n_output; i++) {
