@@ -186,6 +186,12 @@ Onnx__NodeProto *mb_node(struct mb *b, const char *op, const char *name,
 	return n;
 }
 
+void mb_node_output(struct mb *b, Onnx__NodeProto *n, const char *output)
+{
+	char *o = dup(b, output);
+	PUSH(b, n->output, n->n_output, o);
+}
+
 static Onnx__AttributeProto *attr(struct mb *b, Onnx__NodeProto *n, const char *name,
 				  Onnx__AttributeProto__AttributeType type)
 {

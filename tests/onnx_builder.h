@@ -42,6 +42,8 @@ void mb_output(struct mb *b, const char *name);
 /* A node with inputs (NULL-terminated; "" for absent) and one output. */
 Onnx__NodeProto *mb_node(struct mb *b, const char *op, const char *name,
 			 const char *const *inputs, const char *output);
+/* Appends an output to n (a node of several outputs; "" for an unnamed one). */
+void mb_node_output(struct mb *b, Onnx__NodeProto *n, const char *output);
 void mb_attr_int(struct mb *b, Onnx__NodeProto *n, const char *name, int64_t v);
 void mb_attr_float(struct mb *b, Onnx__NodeProto *n, const char *name, float v);
 void mb_attr_ints(struct mb *b, Onnx__NodeProto *n, const char *name, const int64_t *v, int count);

@@ -329,9 +329,9 @@ Test(import_errors, unsupported_op_names_node_and_op)
 	struct mb b;
 	mb_init(&b, 13);
 	mb_input(&b, "x", X_DIMS, 4);
-	mb_node(&b, "LSTM", "rnn7", (const char *[]){"x", NULL}, "y");
+	mb_node(&b, "GatherElements", "rnn7", (const char *[]){"x", NULL}, "y");
 	mb_output(&b, "y");
-	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'rnn7': op LSTM is not supported");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'rnn7': op GatherElements is not supported");
 	mb_free(&b);
 }
 
@@ -350,19 +350,19 @@ Test(import_errors, every_unsupported_node_is_listed_once)
 	struct mb b;
 	mb_init(&b, 13);
 	mb_input(&b, "x", X_DIMS, 4);
-	mb_node(&b, "LSTM", "rnn7", (const char *[]){"x", NULL}, "h");
+	mb_node(&b, "GatherElements", "rnn7", (const char *[]){"x", NULL}, "h");
 	mb_node(&b, "Relu", "ok", (const char *[]){"h", NULL}, "r");
-	mb_node(&b, "GRU", "", (const char *[]){"r", NULL}, "gru_out");
-	mb_node(&b, "LSTM", "rnn8", (const char *[]){"gru_out", NULL}, "h2");
+	mb_node(&b, "ScatterND", "", (const char *[]){"r", NULL}, "gru_out");
+	mb_node(&b, "GatherElements", "rnn8", (const char *[]){"gru_out", NULL}, "h2");
 	Onnx__NodeProto *f = mb_node(&b, "Fancy", "ext1", (const char *[]){"h2", NULL}, "y");
 	f->domain = "com.example";
 	mb_output(&b, "y");
 	expect_error(&b, PRESSO_E_UNSUPPORTED, "4 nodes use ops presso does not support");
 	const char *m = status_msg();
-	cr_assert(strstr(m, "(LSTM, GRU, Fancy)"), "%s", m);
-	cr_assert_eq(count_of(m, "node 'rnn7': LSTM"), 1, "%s", m);
-	cr_assert_eq(count_of(m, "unnamed node with output 'gru_out': GRU"), 1, "%s", m);
-	cr_assert_eq(count_of(m, "node 'rnn8': LSTM"), 1, "%s", m);
+	cr_assert(strstr(m, "(GatherElements, ScatterND, Fancy)"), "%s", m);
+	cr_assert_eq(count_of(m, "node 'rnn7': GatherElements"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "unnamed node with output 'gru_out': ScatterND"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "node 'rnn8': GatherElements"), 1, "%s", m);
 	cr_assert_eq(count_of(m, "node 'ext1': Fancy (domain 'com.example')"), 1, "%s", m);
 	cr_assert_null(strstr(m, "'ok'"), "%s", m);
 	cr_assert(strstr(m, "rnn7") < strstr(m, "gru_out") && strstr(m, "gru_out") < strstr(m, "rnn8"),
@@ -373,9 +373,9 @@ Test(import_errors, every_unsupported_node_is_listed_once)
 	/* one unnamed node: the one-line form, named by its output */
 	mb_init(&b, 13);
 	mb_input(&b, "x", X_DIMS, 4);
-	mb_node(&b, "GRU", "", (const char *[]){"x", NULL}, "y");
+	mb_node(&b, "ScatterND", "", (const char *[]){"x", NULL}, "y");
 	mb_output(&b, "y");
-	expect_error(&b, PRESSO_E_UNSUPPORTED, "unnamed node with output 'y': op GRU is not supported");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "unnamed node with output 'y': op ScatterND is not supported");
 	mb_free(&b);
 
 	/* hundreds of them: each listed while there is room, then a count */
@@ -384,14 +384,14 @@ Test(import_errors, every_unsupported_node_is_listed_once)
 	char in[32] = "x", out[32], name[32];
 	for (int i = 0; i < 400; i++) {
 		snprintf(out, sizeof out, "t%d", i);
-		snprintf(name, sizeof name, "lstm_%03d", i);
-		mb_node(&b, "LSTM", name, (const char *[]){in, NULL}, out);
+		snprintf(name, sizeof name, "ge_%03d", i);
+		mb_node(&b, "GatherElements", name, (const char *[]){in, NULL}, out);
 		snprintf(in, sizeof in, "%s", out);
 	}
 	mb_output(&b, in);
-	expect_error(&b, PRESSO_E_UNSUPPORTED, "400 nodes use ops presso does not support (LSTM)");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "400 nodes use ops presso does not support (GatherElements)");
 	m = status_msg();
-	cr_assert_eq(count_of(m, "node 'lstm_000': LSTM"), 1, "%s", m);
+	cr_assert_eq(count_of(m, "node 'ge_000': GatherElements"), 1, "%s", m);
 	cr_assert(strstr(m, "more"), "%s", m);
 	cr_assert_lt(strlen(m), 8192);
 	mb_free(&b);
@@ -1901,5 +1901,130 @@ Test(ops, normalize_expands_a_computed_norm)
 			cr_assert_float_eq(y[r * 4 + k], x[r * 4 + k] / norm, 1e-6, "row %d, %d", r, k);
 	}
 	graph_free(g);
+	mb_free(&b);
+}
+
+/* --- LSTM, GRU and RNN ------------------------------------------------------------ */
+
+/* x [N, 6, 4] -> an LSTM (batch first, hidden 3) whose initial states are
+ * zeros of the batch size as PyTorch writes them: ConstantOfShape of
+ * [Shape(x)[0], 1, 3], sliced as a stacked LSTM's layers are; Y_h ->
+ * Reshape [N, 3]. `attr` adds an
+ * attribute presso lacks ("clip", "activations"), `fill` makes the states
+ * non-zero, `elsewhere` has a Transpose read them instead. */
+static float lstm_w(int k) { return 0.05f * (float)(k % 7 - 3); }
+static float lstm_r(int k) { return -0.03f * (float)(k % 5 - 2); }
+
+static void lstm_model(struct mb *b, const char *attr, float fill_value, bool elsewhere)
+{
+	mb_init(b, 14);
+	mb_input(b, "x", (int64_t[]){-1, 6, 4}, 3);
+	float w[12 * 4], r[12 * 3];
+	for (int k = 0; k < 48; k++)
+		w[k] = lstm_w(k);
+	for (int k = 0; k < 36; k++)
+		r[k] = lstm_r(k);
+	mb_init_f32(b, "W", (int64_t[]){1, 12, 4}, 3, w);
+	mb_init_f32(b, "R", (int64_t[]){1, 12, 3}, 3, r);
+	mb_init_i64(b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(b, "axes0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(b, "axes1", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_init_i64(b, "dh", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_init_i64(b, "hh", (int64_t[]){1}, 1, (int64_t[]){3});
+	mb_init_i64(b, "s0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(b, "s1", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_node(b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	Onnx__NodeProto *ga = mb_node(b, "Gather", "batch", (const char *[]){"xs", "zero", NULL}, "n");
+	mb_attr_int(b, ga, "axis", 0);
+	mb_node(b, "Unsqueeze", "n1", (const char *[]){"n", "axes0", NULL}, "n1");
+	Onnx__NodeProto *c = mb_node(b, "Concat", "sshape", (const char *[]){"n1", "dh", "hh", NULL}, "ss");
+	mb_attr_int(b, c, "axis", 0);
+	Onnx__NodeProto *z = mb_node(b, "ConstantOfShape", "zeros", (const char *[]){"ss", NULL}, "z");
+	if (fill_value != 0.0f)
+		mb_attr_tensor(b, z, "value", mb_tensor_f32(b, "", (int64_t[]){1}, 1, &fill_value));
+	mb_node(b, "Slice", "layer0", (const char *[]){"z", "s0", "s1", "axes1", NULL}, "h0");
+	const char *state = elsewhere ? "" : "h0";
+	Onnx__NodeProto *n = mb_node(b, "LSTM", "lstm",
+				     (const char *[]){"x", "W", "R", "", "", state, state, NULL}, "");
+	mb_node_output(b, n, "yh");
+	mb_attr_int(b, n, "hidden_size", 3);
+	mb_attr_int(b, n, "layout", 1);
+	if (strcmp(attr, "clip") == 0)
+		mb_attr_float(b, n, "clip", 1.0f);
+	else if (strcmp(attr, "activations") == 0)
+		mb_attr_string(b, n, "activations", "Relu");
+	const char *out = "yh";
+	if (elsewhere) {
+		mb_node(b, "Add", "mix", (const char *[]){"yh", "h0", NULL}, "yz");
+		out = "yz";
+	}
+	mb_init_i64(b, "fs", (int64_t[]){2}, 1, (int64_t[]){-1, 3});
+	mb_node(b, "Reshape", "flat", (const char *[]){out, "fs", NULL}, "y");
+	mb_output(b, "y");
+}
+
+Test(import, lstm_with_pytorch_zero_states_runs_as_its_definition)
+{
+	struct mb b;
+	lstm_model(&b, "", 0.0f, false);
+	struct graph *g;
+	cr_assert_eq(load(&b, &g), PRESSO_OK, "%s", status_msg());
+	/* the input projection is a MatMul layer, the LSTM reads it */
+	int n_lstm = 0, n_mm = 0;
+	for (int i = 0; i < g->n_nodes; i++) {
+		n_lstm += g->nodes[i].op == OP_LSTM;
+		n_mm += g->nodes[i].op == OP_MATMUL;
+		if (g->nodes[i].op == OP_LSTM) {
+			cr_assert(g->nodes[i].a.rnn_projected);
+			cr_assert_eq(g->nodes[i].inputs[RNN_IN_H0], -1, "zero states are absent");
+			cr_assert_eq(g->nodes[i].a.rnn_output, RNN_OUT_H);
+		}
+	}
+	cr_assert_eq(n_lstm, 1, "Y is not read: one node, for Y_h");
+	cr_assert_eq(n_mm, 1);
+	/* Y_h of the first of two sequences against the LSTM definition */
+	float x[2 * 6 * 4], y[2 * 3];
+	fill(x, 48, 7);
+	run(g, 2, x, 48, y, 6);
+	double h[3] = {0}, cst[3] = {0};
+	for (int t = 0; t < 6; t++) {
+		double gsum[12];
+		for (int k = 0; k < 12; k++) {
+			gsum[k] = 0;
+			for (int i = 0; i < 4; i++)
+				gsum[k] += (double)lstm_w(k * 4 + i) * x[t * 4 + i];
+			for (int j = 0; j < 3; j++)
+				gsum[k] += (double)lstm_r(k * 3 + j) * h[j];
+		}
+		for (int j = 0; j < 3; j++) { /* gates i, o, f, c */
+			double i = 1 / (1 + exp(-gsum[j])), o = 1 / (1 + exp(-gsum[3 + j]));
+			double f = 1 / (1 + exp(-gsum[6 + j])), cc = tanh(gsum[9 + j]);
+			cst[j] = f * cst[j] + i * cc;
+			h[j] = o * tanh(cst[j]);
+		}
+	}
+	for (int j = 0; j < 3; j++)
+		cr_assert_float_eq(y[j], (float)h[j], 1e-5, "Y_h[%d]: %g, by hand %g", j, y[j], h[j]);
+	graph_free(g);
+	mb_free(&b);
+}
+Test(import_errors, lstm_forms_presso_lacks_are_refused_by_name)
+{
+	struct mb b;
+	lstm_model(&b, "clip", 0.0f, false);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "clip");
+	mb_free(&b);
+	lstm_model(&b, "activations", 0.0f, false);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "activations");
+	mb_free(&b);
+	/* ones of the batch size are not zero states */
+	lstm_model(&b, "", 1.0f, false);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "ConstantOfShape");
+	mb_free(&b);
+	/* zeros of the batch size read by anything but a recurrent layer */
+	lstm_model(&b, "", 0.0f, true);
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "but as the initial state of an LSTM, GRU or RNN");
+	cr_assert(strstr(status_msg(), "node 'zeros'") && strstr(status_msg(), "read by node 'mix'"),
+		  "%s", status_msg());
 	mb_free(&b);
 }

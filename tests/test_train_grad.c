@@ -917,6 +917,118 @@ Test(train_grad, convtranspose)
 	}
 }
 
+/* LSTM, GRU (both forms of linear_before_reset) and RNN after a MatMul, in
+ * both layouts and all three directions, read through each of their outputs
+ * (every step's hidden state, the last one, LSTM's last cell state), with
+ * biases, peepholes and initial states computed from the input: the
+ * gradients of W, R, B, P, of the MatMul before (through dX) and of the Gemm
+ * making the initial states (through dH0, dC0). */
+struct rnn_case {
+	const char *op, *direction;
+	int layout, output, lbr;
+	bool bias, peep, h0, c0;
+};
+
+static void rnn_case_check(const struct rnn_case *c)
+{
+	enum { N_SEQ = 5, F_IN = 4, F_X = 3, H = 3 };
+	int dirs = strcmp(c->direction, "bidirectional") == 0 ? 2 : 1;
+	int gates = c->op[0] == 'L' ? 4 : c->op[0] == 'G' ? 3 : 1;
+	struct mb b;
+	mb_init(&b, 14);
+	mb_input(&b, "x", (int64_t[]){-1, N_SEQ, F_IN}, 3);
+	init_rand(&b, "wa", (int64_t[]){F_IN, F_X}, 2, 0.6f);
+	mb_node(&b, "MatMul", "proj", (const char *[]){"x", "wa", NULL}, "a");
+	const char *seq_in = "a";
+	if (c->layout == 0) {
+		Onnx__NodeProto *t = mb_node(&b, "Transpose", "tin", (const char *[]){"a", NULL}, "at");
+		mb_attr_ints(&b, t, "perm", (int64_t[]){1, 0, 2}, 3);
+		seq_in = "at";
+	}
+	/* initial states: Gemm of the flattened input, as [batch, dirs, H]
+	 * (layout 1) or [dirs, batch, H] */
+	const char *state[2] = {"", ""};
+	for (int k = 0; k < 2; k++) {
+		if (!(k == 0 ? c->h0 : c->c0))
+			continue;
+		char nm[8][32];
+		for (int j = 0; j < 8; j++)
+			snprintf(nm[j], sizeof nm[j], "s%d_%d", k, j);
+		mb_node(&b, "Flatten", nm[0], (const char *[]){"x", NULL}, nm[1]);
+		init_rand(&b, nm[2], (int64_t[]){dirs * H, N_SEQ * F_IN}, 2, 0.3f);
+		Onnx__NodeProto *gm = mb_node(&b, "Gemm", nm[3], (const char *[]){nm[1], nm[2], NULL}, nm[4]);
+		mb_attr_int(&b, gm, "transB", 1);
+		mb_init_i64(&b, nm[5], (int64_t[]){3}, 1, (int64_t[]){-1, dirs, H});
+		mb_node(&b, "Reshape", nm[6], (const char *[]){nm[4], nm[5], NULL}, nm[7]);
+		state[k] = b.graph.node[b.graph.n_node - 1]->output[0];
+		if (c->layout == 0) {
+			char tn[32];
+			snprintf(tn, sizeof tn, "s%d_t", k);
+			Onnx__NodeProto *t = mb_node(&b, "Transpose", tn, (const char *[]){state[k], NULL}, tn);
+			mb_attr_ints(&b, t, "perm", (int64_t[]){1, 0, 2}, 3);
+			state[k] = t->output[0];
+		}
+	}
+	init_rand(&b, "W", (int64_t[]){dirs, gates * H, F_X}, 3, 0.5f);
+	init_rand(&b, "R", (int64_t[]){dirs, gates * H, H}, 3, 0.5f);
+	if (c->bias)
+		init_rand(&b, "B", (int64_t[]){dirs, 2 * gates * H}, 2, 0.3f);
+	if (c->peep)
+		init_rand(&b, "P", (int64_t[]){dirs, 3 * H}, 2, 0.4f);
+	const char *in[9] = {seq_in, "W", "R", c->bias ? "B" : "", "", state[0], state[1],
+			     c->peep ? "P" : "", NULL};
+	if (gates != 4)
+		in[6] = NULL; /* GRU and RNN take six */
+	Onnx__NodeProto *n = mb_node(&b, c->op, "rec", in, c->output == 0 ? "o" : "");
+	for (int k = 1; k <= c->output; k++)
+		mb_node_output(&b, n, k == c->output ? "o" : "");
+	mb_attr_int(&b, n, "hidden_size", H);
+	mb_attr_string(&b, n, "direction", c->direction);
+	if (c->layout)
+		mb_attr_int(&b, n, "layout", 1);
+	if (c->op[0] == 'G')
+		mb_attr_int(&b, n, "linear_before_reset", c->lbr);
+	/* to [batch, features], then a Gemm to 3 classes */
+	const char *flat_in = "o";
+	int64_t feat = (c->output == 0 ? N_SEQ : 1) * dirs * H;
+	if (c->layout == 0) {
+		Onnx__NodeProto *t = mb_node(&b, "Transpose", "tout", (const char *[]){"o", NULL}, "ot");
+		if (c->output == 0)
+			mb_attr_ints(&b, t, "perm", (int64_t[]){2, 0, 1, 3}, 4);
+		else
+			mb_attr_ints(&b, t, "perm", (int64_t[]){1, 0, 2}, 3);
+		flat_in = "ot";
+	}
+	mb_init_i64(&b, "fshape", (int64_t[]){2}, 1, (int64_t[]){-1, feat});
+	mb_node(&b, "Reshape", "flat", (const char *[]){flat_in, "fshape", NULL}, "f");
+	init_rand(&b, "wo", (int64_t[]){3, feat}, 2, 0.5f);
+	Onnx__NodeProto *gm = mb_node(&b, "Gemm", "head", (const char *[]){"f", "wo", NULL}, "y");
+	mb_attr_int(&b, gm, "transB", 1);
+	mb_output(&b, "y");
+	char what[96];
+	snprintf(what, sizeof what, "%s %s layout %d output %d lbr %d", c->op, c->direction,
+		 c->layout, c->output, c->lbr);
+	run_check(&b, 2, false, TNET_BN_FROZEN, FD_TOL_REL, what);
+	mb_free(&b);
+}
+
+Test(train_grad, recurrent_layers)
+{
+	rs = 47;
+	static const struct rnn_case cases[] = {
+		{"LSTM", "bidirectional", 0, 0, 0, true, true, false, false},
+		{"LSTM", "forward", 1, 2, 0, true, true, true, true},
+		{"LSTM", "reverse", 0, 1, 0, false, false, true, false},
+		{"GRU", "reverse", 1, 1, 1, true, false, true, false},
+		{"GRU", "bidirectional", 0, 0, 0, true, false, false, false},
+		{"GRU", "forward", 1, 0, 1, false, false, false, false},
+		{"RNN", "forward", 1, 1, 0, false, false, true, false},
+		{"RNN", "bidirectional", 0, 0, 0, true, false, false, false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		rnn_case_check(&cases[i]);
+}
+
 /* ReduceSum, ReduceMax, ReduceMin and ReduceL2 over the spatial axes between
  * two convs (F.normalize's norm, a global max pool, x.sum(dim)). */
 Test(train_grad, reduce_sum_max_min_l2)

@@ -632,6 +632,53 @@ static enum presso_status emit_node(struct xb *b, int i)
 					   "%lld) has no opset-%d form",
 					   n->name, op, ax, r, (long long)g->opset, ONNX_EXPORT_OPSET);
 	}
+	if (op_is_recurrent(n->op)) {
+		/* ONNX's input order (sequence_lens, absent, between B and
+		 * initial_h) and the node's one output in its place: Y, Y_h or Y_c */
+		const char *rin[8] = {in[RNN_IN_X], in[RNN_IN_W], in[RNN_IN_R], in[RNN_IN_B], "",
+				      in[RNN_IN_H0], in[RNN_IN_C0], in[RNN_IN_P]};
+		if (n->a.rnn_projected) {
+			/* X is X W^T already: W picks each direction's part of it */
+			int64_t dirs = n->a.rnn_direction == 2 ? 2 : 1;
+			int64_t gh = (n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1) *
+				     (int64_t)n->a.rnn_hidden;
+			int64_t dims[3] = {dirs, gh, dirs * gh};
+			float *eye = calloc((size_t)(dirs * gh * dirs * gh), sizeof(float));
+			char *wn = new_name(b, n->name, "_W");
+			if (!eye || !wn) {
+				free(eye);
+				return status_fail(PRESSO_E_NOMEM, "out of memory");
+			}
+			for (int64_t d = 0; d < dirs; d++)
+				for (int64_t r = 0; r < gh; r++)
+					eye[(d * gh + r) * dirs * gh + d * gh + r] = 1.0f;
+			add_init(b, wn, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, 3, eye,
+				 sizeof(float));
+			free(eye);
+			rin[RNN_IN_W] = wn;
+		}
+		int rn = n->op == OP_LSTM ? 8 : 6;
+		while (rn > 3 && !rin[rn - 1][0])
+			rn--;
+		Onnx__NodeProto *p = add_node(b, op, n->name, rn, rin, "");
+		int k = n->a.rnn_output;
+		char **outs = p ? zalloc(b, sizeof(char *) * (size_t)(k + 1)) : NULL;
+		if (!outs)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		for (int j = 0; j <= k; j++)
+			outs[j] = p->output[0];
+		outs[k] = dup_str(b, y);
+		p->output = outs;
+		p->n_output = (size_t)(k + 1);
+		static const char *const dirs[] = {"forward", "reverse", "bidirectional"};
+		attr_int(b, p, "hidden_size", n->a.rnn_hidden);
+		attr_str(b, p, "direction", dirs[n->a.rnn_direction]);
+		if (n->a.rnn_batch_first)
+			attr_int(b, p, "layout", 1); /* opset 14: the file is written as 17 */
+		if (n->op == OP_GRU)
+			attr_int(b, p, "linear_before_reset", n->a.rnn_lbr);
+		return b->oom ? status_fail(PRESSO_E_NOMEM, "out of memory") : PRESSO_OK;
+	}
 	Onnx__NodeProto *p = add_node(b, op, n->name, n_in, in, y);
 	if (op_is_reduce(n->op) && n->op != OP_REDUCESUM) {
 		if (n->a.n_ints > 0)
@@ -852,7 +899,8 @@ static enum presso_status build(struct xb *b, const char *note, Onnx__ModelProto
 	opset->has_version = 1;
 	bool new_ops = false;
 	for (int i = 0; i < g->n_nodes; i++)
-		new_ops |= g->nodes[i].op == OP_HARDSWISH || g->nodes[i].op == OP_LAYERNORM;
+		new_ops |= g->nodes[i].op == OP_HARDSWISH || g->nodes[i].op == OP_LAYERNORM ||
+			   (op_is_recurrent(g->nodes[i].op) && g->nodes[i].a.rnn_batch_first);
 	opset->version = new_ops ? ONNX_EXPORT_OPSET_NEW : ONNX_EXPORT_OPSET;
 	opsets[0] = opset;
 	onnx__graph_proto__init(graph);

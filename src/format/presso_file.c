@@ -111,6 +111,8 @@ enum {
 	A_PAD = 1 << 10,   /* uv n_ints (even), uv pads[n_ints], f32 value */
 	A_REDUCE = 1 << 11, /* uv n_ints, sv axes[n_ints], u8 keepdims */
 	A_OUTPAD = 1 << 13, /* uv out_pad[2] */
+	A_RNN = 1 << 14,    /* uv hidden, u8 direction | batch_first << 2 | lbr << 3 | output << 4 |
+			       projected << 6 */
 	A_RESIZE = 1 << 12, /* u8 coord, u8 round | linear << 4, uv n_ints, then per dimension: sv size
 			       (-1: from the scale), f32 scale (0: from the size) */
 };
@@ -181,6 +183,10 @@ static const struct op_format op_format[OP_COUNT] = {
 	[OP_MAX] = {0, 2, 2, false},
 	[OP_MIN] = {0, 2, 2, false},
 	[OP_LOG] = {0, 1, 1, false},
+	/* inputs from RNN_IN_B on may be absent (read_nodes) */
+	[OP_RNN] = {A_RNN, RNN_N_IN, RNN_N_IN, false},
+	[OP_GRU] = {A_RNN, RNN_N_IN, RNN_N_IN, false},
+	[OP_LSTM] = {A_RNN, RNN_N_IN, RNN_N_IN, false},
 };
 _Static_assert(sizeof op_format / sizeof op_format[0] == OP_COUNT, "every op needs a format");
 /* (the array has OP_COUNT entries whatever it lists: an op left out reads as
@@ -305,6 +311,11 @@ static void w_attrs(struct wbuf *w, const struct node *n, bool gemm_layer)
 	if (f & A_OUTPAD)
 		for (int i = 0; i < 2; i++)
 			w_uv(w, (uint64_t)a->out_pad[i]);
+	if (f & A_RNN) {
+		w_uv(w, (uint64_t)a->rnn_hidden);
+		w_u8(w, a->rnn_direction | (a->rnn_batch_first ? 4u : 0) | (a->rnn_lbr ? 8u : 0) |
+				(unsigned)a->rnn_output << 4 | (a->rnn_projected ? 0x40u : 0));
+	}
 	if (f & A_POOL)
 		w_u8(w, (a->ceil_mode ? 1u : 0) | (a->count_include_pad ? 2u : 0));
 	if (f & A_GEMM) {
@@ -749,6 +760,17 @@ static enum presso_status r_attrs(struct rd *r, struct node *n)
 				return bad(r, "node '%s': bad output_padding", n->name);
 			a->out_pad[i] = (int)v;
 		}
+	if (f & A_RNN) {
+		if (!r_uv_in(r, 1, INT32_MAX, &v) || !r_u8(r, &b) || (b & 3) > 2 ||
+		    ((b >> 4) & 3) > 2 || (b & 0x80))
+			return bad(r, "node '%s': bad recurrent layer attributes", n->name);
+		a->rnn_hidden = (int)v;
+		a->rnn_direction = (uint8_t)(b & 3);
+		a->rnn_batch_first = b & 4;
+		a->rnn_lbr = b & 8;
+		a->rnn_output = (uint8_t)((b >> 4) & 3);
+		a->rnn_projected = b & 0x40;
+	}
 	if (f & A_POOL) {
 		if (!r_u8(r, &b) || b > 3)
 			return bad(r, "node '%s': bad pooling flags", n->name);
@@ -943,7 +965,10 @@ static enum presso_status read_nodes(struct loading *L)
 			int64_t v;
 			if (!r_uv_in(r, 0, (uint64_t)g->n_values, &v))
 				return bad(r, "node '%s': input %d is out of range", n->name, k);
-			bool optional = of->optional_last && k == 2;
+			/* a recurrent layer's W (absent when projected) and the
+			 * inputs after R; shape inference checks the rest */
+			bool optional = (of->optional_last && k == 2) ||
+					(op_is_recurrent(n->op) && (k == RNN_IN_W || k >= RNN_IN_B));
 			if (v == 0 && !optional)
 				return bad(r, "node '%s': input %d is missing", n->name, k);
 			n->inputs[k] = (int)v - 1;

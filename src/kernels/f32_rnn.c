@@ -17,7 +17,9 @@
  *         c = tanh(X Wc^T + H' Rc^T + Wbc + Rbc), C = f . C' + i . c,
  *         o = s(X Wo^T + H' Ro^T + Po . C + Wbo + Rbo), H = o . tanh(C)
  * where s is the logistic function, H' and C' the previous step's states
- * (initial_h and initial_c, or zeros, at the first step). */
+ * (initial_h and initial_c, or zeros, at the first step). A projected layer
+ * (rnn_params.projected) takes X W^T itself as its input, computed before it
+ * by a MatMul (a layer the policy compresses). */
 #include <math.h>
 #include <string.h>
 
@@ -88,11 +90,15 @@ void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, floa
 	float *xw = scratch, *hr = xw + p->seq * B * GH, *h = hr + B * GH, *c = h + B * H;
 	float *rh = c + B * H, *hn = rh + B * H;
 	for (int d = 0; d < p->dirs; d++) {
-		const float *w = in->w + (size_t)d * GH * p->in, *r = in->r + (size_t)d * GH * H;
+		const float *r = in->r + (size_t)d * GH * H;
 		const float *wb = in->b ? in->b + (size_t)d * 2 * GH : NULL, *rb = wb ? wb + GH : NULL;
 		const float *peep = lstm && in->peep ? in->peep + (size_t)d * 3 * H : NULL;
-		gemm_f32__ref((int)(p->seq * B), (int)GH, (int)p->in, in->x, (int)p->in, false, w,
-			      (int)p->in, true, xw, (int)GH);
+		if (p->projected) /* X holds every direction's X W^T side by side */
+			for (int64_t row = 0; row < p->seq * B; row++)
+				memcpy(xw + row * GH, in->x + row * p->in + d * GH, sizeof(float) * (size_t)GH);
+		else
+			gemm_f32__ref((int)(p->seq * B), (int)GH, (int)p->in, in->x, (int)p->in, false,
+				      in->w + (size_t)d * GH * p->in, (int)p->in, true, xw, (int)GH);
 		if (wb)
 			for (int64_t row = 0; row < p->seq * B; row++)
 				for (int64_t k = 0; k < GH; k++)
@@ -201,9 +207,10 @@ void rnn_backward_f32(const struct f32_train_kernels *k, const struct rnn_params
 	float *dh = drec + B * GH, *dc = dh + B * H, *hprev = dc + B * H, *cprev = hprev + B * H;
 	float *dhn = cprev + B * H, *aux = dhn + B * H, *rhp = aux + B * H;
 	for (int d = 0; d < p->dirs; d++) {
-		const float *w = in->w + (size_t)d * GH * p->in, *r = in->r + (size_t)d * GH * H;
+		const float *r = in->r + (size_t)d * GH * H;
+		const float *w = p->projected ? NULL : in->w + (size_t)d * GH * p->in;
 		const float *peep = lstm && in->peep ? in->peep + (size_t)d * 3 * H : NULL;
-		float *dw = gr->dw ? gr->dw + (size_t)d * GH * p->in : NULL;
+		float *dw = gr->dw && w ? gr->dw + (size_t)d * GH * p->in : NULL;
 		float *dr = gr->dr ? gr->dr + (size_t)d * GH * H : NULL;
 		float *dwb = gr->db ? gr->db + (size_t)d * 2 * GH : NULL, *drb = dwb ? dwb + GH : NULL;
 		float *dpeep = lstm && gr->dpeep ? gr->dpeep + (size_t)d * 3 * H : NULL;
@@ -332,7 +339,11 @@ void rnn_backward_f32(const struct f32_train_kernels *k, const struct rnn_params
 		if (dw)
 			k->gemm((int)GH, (int)p->in, (int)rows, dpre, (int)GH, true, in->x, (int)p->in,
 				false, dw, (int)p->in, true);
-		if (gr->dx)
+		if (gr->dx && p->projected)
+			for (int64_t row = 0; row < rows; row++)
+				for (int64_t j = 0; j < GH; j++)
+					gr->dx[row * p->in + d * GH + j] += dpre[row * GH + j];
+		else if (gr->dx)
 			k->gemm((int)rows, (int)p->in, (int)GH, dpre, (int)GH, false, w, (int)p->in, false,
 				gr->dx, (int)p->in, true);
 	}

@@ -279,6 +279,7 @@ struct rnn_params {
 	bool reverse;             /* dirs == 1: from the last step to the first */
 	bool batch_first;         /* ONNX layout 1 */
 	bool linear_before_reset; /* GRU */
+	bool projected;           /* X is already X W^T: [.., dirs * gates * hidden], no W */
 };
 
 struct rnn_tensors {

@@ -154,7 +154,7 @@ void engine_rnn_params(const struct node *n, const struct shape *shapes, struct 
 		.seq = xs->dims[bf ? 1 : 0], .batch = xs->dims[bf ? 0 : 1], .in = xs->dims[2],
 		.hidden = n->a.rnn_hidden, .dirs = n->a.rnn_direction == 2 ? 2 : 1,
 		.reverse = n->a.rnn_direction == 1, .batch_first = bf,
-		.linear_before_reset = n->a.rnn_lbr,
+		.linear_before_reset = n->a.rnn_lbr, .projected = n->a.rnn_projected,
 	};
 }
 
@@ -163,7 +163,8 @@ void engine_rnn_tensors(const struct node *n, const float *const *in, struct rnn
 	const float *opt[RNN_N_IN] = {0};
 	for (int k = RNN_IN_B; k < RNN_N_IN; k++)
 		opt[k] = n->n_inputs > k && n->inputs[k] >= 0 ? in[k] : NULL;
-	*t = (struct rnn_tensors){in[RNN_IN_X], in[RNN_IN_W], in[RNN_IN_R], opt[RNN_IN_B],
+	*t = (struct rnn_tensors){in[RNN_IN_X], n->inputs[RNN_IN_W] >= 0 ? in[RNN_IN_W] : NULL,
+				  in[RNN_IN_R], opt[RNN_IN_B],
 				  opt[RNN_IN_H0], opt[RNN_IN_C0], opt[RNN_IN_P]};
 }
 

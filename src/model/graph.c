@@ -227,14 +227,19 @@ static enum presso_status infer_rnn(const struct graph *g, const struct node *n,
 {
 	(void)g;
 	const struct node_attrs *a = &n->a;
-	const struct shape *x = in[RNN_IN_X], *w = in[RNN_IN_W], *r = in[RNN_IN_R];
+	const struct shape *x = in[RNN_IN_X], *r = in[RNN_IN_R];
+	const struct shape *w = n->inputs[RNN_IN_W] >= 0 ? in[RNN_IN_W] : NULL;
 	int64_t h = a->rnn_hidden, dirs = a->rnn_direction == 2 ? 2 : 1;
 	int64_t gates = n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1;
 	if (x->n_dims != 3)
 		return node_error(n, "needs a 3-D input [seq, batch, features]");
 	int64_t seq = x->dims[a->rnn_batch_first ? 1 : 0], batch = x->dims[a->rnn_batch_first ? 0 : 1];
-	if (h < 1 || w->n_dims != 3 || w->dims[0] != dirs || w->dims[1] != gates * h ||
-	    w->dims[2] != x->dims[2])
+	if (h < 1 || (a->rnn_projected && (w || x->dims[2] != dirs * gates * h)))
+		return status_fail(PRESSO_E_FORMAT,
+				   "node '%s': %s of projected input needs [.., %lld] features and no W",
+				   n->name, op_name(n->op), (long long)(dirs * gates * h));
+	if (!a->rnn_projected && (!w || w->n_dims != 3 || w->dims[0] != dirs ||
+				  w->dims[1] != gates * h || w->dims[2] != x->dims[2]))
 		return status_fail(PRESSO_E_FORMAT,
 				   "node '%s': %s W must be [%lld, %lld, %lld] for hidden_size %lld and %lld input features",
 				   n->name, op_name(n->op), (long long)dirs, (long long)(gates * h),

@@ -98,7 +98,8 @@ enum op_type {
 	OP_MAX,             /* element-wise, two tensors that broadcast */
 	OP_MIN,
 	OP_LOG,
-	/* recurrent layers, FP32 in both engines. Inputs: 0 X, 1 W, 2 R, then
+	/* recurrent layers, FP32 in both engines (their input projection X W^T
+	 * is a MatMul layer before them: rnn_projected). Inputs: 0 X, 1 W, 2 R, then
 	 * optional (-1 when absent) 3 B, 4 initial_h, 5 initial_c, 6 P (ONNX's
 	 * sequence_lens is not an input: the importer takes only full-length
 	 * sequences). A node yields one of ONNX's outputs (rnn_output): Y, Y_h or
@@ -222,11 +223,14 @@ struct node_attrs {
 	uint8_t resize_linear;  /* Resize mode linear (else nearest) */
 	/* RNN, GRU, LSTM: hidden_size; direction 0 forward, 1 reverse, 2
 	 * bidirectional; ONNX layout 1 (batch first); GRU's linear_before_reset;
-	 * the output the node yields (enum rnn_out: Y, Y_h or Y_c) */
+	 * the output the node yields (enum rnn_out: Y, Y_h or Y_c); projected:
+	 * input X is X W^T of every direction (a MatMul before the node), W
+	 * absent */
 	int rnn_hidden;
 	uint8_t rnn_direction;
 	bool rnn_batch_first;
 	bool rnn_lbr;
+	bool rnn_projected;
 	uint8_t rnn_output;
 };
 

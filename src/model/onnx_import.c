@@ -79,7 +79,44 @@ struct builder {
 	} *lifted;
 	int n_lifted, cap_lifted;
 	bool lifting; /* import_node called from import_lifted */
+	/* values that are zeros of a shape that follows the batch (PyTorch's
+	 * initial states of an LSTM, GRU or RNN: ConstantOfShape of [dirs,
+	 * Shape(x)[0], hidden]): no node computes them; import_rnn takes them as
+	 * the zero states they are, and any other reader is refused */
+	char **batch_zeros; /* per value: the ConstantOfShape node's name, or NULL */
+	int n_batch_zeros;
+	int n_rnn; /* LSTM, GRU and RNN nodes imported */
 };
+
+static bool is_batch_zeros(const struct builder *b, int v)
+{
+	return v >= 0 && v < b->n_batch_zeros && b->batch_zeros[v];
+}
+
+/* Marks value v as zeros of the batch size made by node `node`. */
+static enum presso_status mark_batch_zeros(struct builder *b, int v, const char *node)
+{
+	if (v >= b->n_batch_zeros) {
+		int n = v + 64;
+		char **grown = realloc(b->batch_zeros, sizeof(char *) * (size_t)n);
+		if (!grown)
+			return status_fail(PRESSO_E_NOMEM, "out of memory");
+		memset(grown + b->n_batch_zeros, 0, sizeof(char *) * (size_t)(n - b->n_batch_zeros));
+		b->batch_zeros = grown;
+		b->n_batch_zeros = n;
+	}
+	free(b->batch_zeros[v]);
+	if (!(b->batch_zeros[v] = strdup(node)))
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	return PRESSO_OK;
+}
+
+static enum presso_status refuse_batch_zeros(const struct builder *b, int v, const char *reader)
+{
+	return status_fail(PRESSO_E_UNSUPPORTED,
+			   "node '%s': ConstantOfShape of a shape that depends on the batch size (the Shape of a batched tensor) is not supported, but as the initial state of an LSTM, GRU or RNN: its output '%s' is read by node '%s'",
+			   b->batch_zeros[v], b->g->values[v].name, reader);
+}
 
 /* The most bytes that folding at load may make beyond its inputs' own size:
  * ConstantOfShape, Expand and broadcasts of constants turn a few bytes of a
@@ -1616,8 +1653,19 @@ static enum presso_status fold_constant_of_shape(struct builder *b, const Onnx__
 	if (!xv->idata || xv->shape.n_dims != 1)
 		return status_fail(PRESSO_E_UNSUPPORTED,
 				   "node '%s': ConstantOfShape needs a constant 1-D int64 shape", name);
-	if (has_sym(xv))
-		return depends_on_batch(name, "ConstantOfShape", "a shape");
+	if (has_sym(xv)) {
+		const Onnx__AttributeProto *va = find_attr(np, "value");
+		struct value fill = {.name = NULL};
+		bool zero = !va || !va->t;
+		if (!zero && tensor_to_value(va->t, b->base_dir, &fill) == PRESSO_OK && fill.data &&
+		    shape_numel(&fill.shape) == 1)
+			zero = fill.data[0] == 0.0f;
+		status_clear();
+		free(fill.data);
+		free(fill.idata);
+		return zero ? mark_batch_zeros(b, out_v, name)
+			    : depends_on_batch(name, "ConstantOfShape", "a shape");
+	}
 	struct shape sh = {.n_dims = (int)xv->shape.dims[0]};
 	if (sh.n_dims > GRAPH_MAX_DIMS)
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': ConstantOfShape of rank %d (at most %d)",
@@ -2407,6 +2455,11 @@ static enum presso_status fold_only_node(struct builder *b, const Onnx__NodeProt
 	int out_v = add_value(b, np->output[0]);
 	if (out_v < 0)
 		return PRESSO_E_NOMEM;
+	if (strcmp(op, "Slice") == 0 && is_batch_zeros(b, in[0]))
+		return mark_batch_zeros(b, out_v, b->batch_zeros[in[0]]); /* a stacked LSTM's layer */
+	for (int i = 0; i < n_in; i++)
+		if (is_batch_zeros(b, in[i]))
+			return refuse_batch_zeros(b, in[i], name);
 	if (strcmp(op, "Shape") == 0 || strcmp(op, "Size") == 0)
 		return fold_shape(b, np, name, op, in[0], out_v);
 	if (strcmp(op, "ConstantOfShape") == 0)
@@ -3218,6 +3271,49 @@ static bool rnn_default_activations(const Onnx__NodeProto *np, const char *const
 	return true;
 }
 
+/* The input projection X W^T of every direction as a MatMul by the constant
+ * [in, dirs * gates * hidden] (W transposed, the directions side by side)
+ * before the recurrent node, which then reads the projection (rnn_projected):
+ * a layer that policies quantize, prune and factor like any other. A W of
+ * the wrong shape is left to shape inference, which names it. */
+static enum presso_status rnn_project(struct builder *b, const char *name, struct node *n)
+{
+	struct graph *g = b->g;
+	const struct value *w = &g->values[n->inputs[RNN_IN_W]];
+	int64_t dirs = n->a.rnn_direction == 2 ? 2 : 1;
+	int64_t gh = (n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1) * (int64_t)n->a.rnn_hidden;
+	if (w->shape.n_dims != 3 || w->shape.dims[0] != dirs || w->shape.dims[1] != gh ||
+	    w->shape.dims[2] < 1)
+		return PRESSO_OK;
+	int64_t in = w->shape.dims[2];
+	struct shape ts = {.n_dims = 2, .dims = {in, dirs * gh}};
+	int64_t count;
+	if (!shape_numel_checked(&ts, &count))
+		return PRESSO_OK;
+	float *t = malloc(sizeof(float) * (size_t)count);
+	if (!t)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t d = 0; d < dirs; d++)
+		for (int64_t r = 0; r < gh; r++)
+			for (int64_t i = 0; i < in; i++)
+				t[i * dirs * gh + d * gh + r] = w->data[(d * gh + r) * in + i];
+	int wt;
+	enum presso_status s = add_const_value(b, name, "W_proj", &ts, t, &wt);
+	free(t);
+	if (s != PRESSO_OK)
+		return s;
+	int xw = add_derived_value(b, name, "proj");
+	if (xw < 0)
+		return PRESSO_E_NOMEM;
+	if ((s = add_op_node(b, OP_MATMUL, name, "proj", n->inputs[RNN_IN_X], wt, xw, NULL)) !=
+	    PRESSO_OK)
+		return s;
+	n->inputs[RNN_IN_X] = xw;
+	n->inputs[RNN_IN_W] = -1;
+	n->a.rnn_projected = true;
+	return PRESSO_OK;
+}
+
 static enum presso_status import_rnn(struct builder *b, const Onnx__NodeProto *np,
 				     const char *name, enum op_type op)
 {
@@ -3284,6 +3380,8 @@ static enum presso_status import_rnn(struct builder *b, const Onnx__NodeProto *n
 			seq_lens = v;
 			continue;
 		}
+		if ((i == 5 || i == 6) && is_batch_zeros(b, v))
+			continue; /* zero initial states: as absent */
 		bool must_const = i == 1 || i == 2 || i == 3 || i == 7;
 		if (must_const && !val->data)
 			return status_fail(PRESSO_E_UNSUPPORTED,
@@ -3318,6 +3416,8 @@ static enum presso_status import_rnn(struct builder *b, const Onnx__NodeProto *n
 	if (hidden < 1 || hidden > INT32_MAX)
 		return bad_attr(&n, "hidden_size", "must be a positive size");
 	n.a.rnn_hidden = (int)hidden;
+	if ((s = rnn_project(b, name, &n)) != PRESSO_OK)
+		return s;
 	if (np->n_output > (op == OP_LSTM ? 3u : 2u))
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has %zu outputs", name, opn, np->n_output);
 	static const char *const tags[] = {"", "#Y_h", "#Y_c"};
@@ -3344,6 +3444,7 @@ static enum presso_status import_rnn(struct builder *b, const Onnx__NodeProto *n
 			return s;
 		}
 		made++;
+		b->n_rnn++;
 	}
 	if (!made)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no output", name, opn);
@@ -3443,6 +3544,8 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 			return status_fail(PRESSO_E_FORMAT,
 					   "node '%s': %s input '%s' is not produced by any earlier node, initializer or graph input",
 					   name, op, in);
+		if (is_batch_zeros(b, v))
+			return refuse_batch_zeros(b, v, name);
 		n.inputs[i] = v;
 	}
 	n.name = strdup(name);
@@ -3986,6 +4089,10 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	for (size_t i = 0; i < gp->n_node; i++)
 		if ((s = import_node(b, gp->node[i], (int)i)) != PRESSO_OK)
 			return s;
+	for (int i = 0; i < g->n_nodes; i++)
+		for (int k = 0; k < g->nodes[i].n_inputs; k++)
+			if (is_batch_zeros(b, g->nodes[i].inputs[k]))
+				return refuse_batch_zeros(b, g->nodes[i].inputs[k], g->nodes[i].name);
 	if (gp->n_output == 0)
 		return status_fail(PRESSO_E_FORMAT, "the graph has no output");
 	g->outputs = malloc(sizeof(int) * gp->n_output);
@@ -3997,7 +4104,7 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 		if (v < 0)
 			return status_fail(PRESSO_E_FORMAT, "graph output '%s' is not produced by any node",
 					   name);
-		if (value_is_const(&g->values[v]))
+		if (value_is_const(&g->values[v]) || is_batch_zeros(b, v))
 			return status_fail(PRESSO_E_UNSUPPORTED,
 					   "graph output '%s' is a constant (it does not depend on the input)",
 					   name);
@@ -4006,8 +4113,9 @@ static enum presso_status build(struct builder *b, const Onnx__ModelProto *m)
 	if ((s = infer_and_resolve(g)) != PRESSO_OK)
 		return s;
 	/* the Squeezes that 1-D layers left unread would keep a BatchNorm's
-	 * input from looking single-use */
-	if (b->n_lifted)
+	 * input from looking single-use; a recurrent layer's outputs that no one
+	 * reads would run their recurrence for nothing */
+	if (b->n_lifted || b->n_rnn)
 		drop_dead_nodes(g);
 	if (!b->keep_batchnorm && (s = fold_batchnorm(b)) != PRESSO_OK)
 		return s;
@@ -4063,6 +4171,9 @@ enum presso_status graph_load_onnx_bytes_opts(const uint8_t *bytes, size_t n_byt
 	onnx__model_proto__free_unpacked(m, &pb);
 	free(b.slots);
 	free(b.lifted);
+	for (int i = 0; i < b.n_batch_zeros; i++)
+		free(b.batch_zeros[i]);
+	free(b.batch_zeros);
 	if (s != PRESSO_OK) {
 		graph_free(b.g);
 		return s;

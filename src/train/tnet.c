@@ -175,6 +175,9 @@ static bool has_backward(enum op_type op)
 	case OP_SLICE:
 	case OP_PAD:
 	case OP_CONVTRANSPOSE:
+	case OP_RNN:
+	case OP_GRU:
+	case OP_LSTM:
 		return true;
 	default:
 		return is_alias_op(op) || is_function(op) || op_is_reduce(op);
@@ -194,6 +197,10 @@ static bool input_is_param(const struct node *n, int k)
 		return true;
 	case OP_BATCHNORM:
 		return k == 1 || k == 2;
+	case OP_RNN:
+	case OP_GRU:
+	case OP_LSTM: /* W, R, B, P; constant initial states stay */
+		return k == RNN_IN_W || k == RNN_IN_R || k == RNN_IN_B || k == RNN_IN_P;
 	default:
 		return false;
 	}
@@ -791,6 +798,13 @@ static void gemm_dims(const struct node *n, const struct shape *shapes, int *m, 
 	}
 }
 
+/* Floats of an RNN/GRU/LSTM's record in scratch, rounded so that the
+ * kernel scratch after it stays aligned. */
+static size_t rnn_tape_pad(const struct rnn_params *p)
+{
+	return (rnn_tape_floats(p) + 15) / 16 * 16;
+}
+
 /* Floats of a ConvTranspose's input gradient in scratch, rounded so that
  * the kernel scratch after it stays aligned. */
 static size_t convt_dx_floats(const struct shape *xs)
@@ -831,6 +845,15 @@ static size_t node_scratch_bytes(const struct tnet *t, const struct node *n,
 	case OP_MIN:
 		bwd = sizeof(float) * (size_t)shape_numel(&shapes[n->output]);
 		break;
+	case OP_RNN:
+	case OP_GRU:
+	case OP_LSTM: { /* the forward's record, then the larger of the two passes' scratch */
+		struct rnn_params p;
+		engine_rnn_params(n, shapes, &p);
+		size_t a = rnn_scratch_floats(&p), b = rnn_backward_scratch_floats(&p);
+		bwd = sizeof(float) * (rnn_tape_pad(&p) + (a > b ? a : b));
+		break;
+	}
 	case OP_CONVTRANSPOSE: { /* dx through a temporary, then the conv's scratch */
 		struct conv2d_params p;
 		engine_convtranspose_params(n, shapes, &p);
@@ -1400,6 +1423,30 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 			conv2d_backward_data_f32(t->k, &p, dy, wt, dx, w->scratch);
 		if (dw || db)
 			conv2d_backward_filter_f32(t->k, &p, x, dy, dw, db, w->scratch);
+		break;
+	}
+	case OP_RNN:
+	case OP_GRU:
+	case OP_LSTM: {
+		/* the forward again, recording its gates and states, then back
+		 * through time */
+		struct rnn_params p;
+		struct rnn_tensors in;
+		const float *ins[RNN_N_IN];
+		float *gi[RNN_N_IN];
+		for (int k = 0; k < RNN_N_IN; k++) {
+			int v = n->n_inputs > k ? n->inputs[k] : -1;
+			ins[k] = v >= 0 ? read_value(t, w, v) : NULL;
+			gi[k] = v >= 0 ? grad_of(t, w, grad, v) : NULL;
+		}
+		engine_rnn_params(n, sh, &p);
+		engine_rnn_tensors(n, ins, &in);
+		enum rnn_out out = (enum rnn_out)n->a.rnn_output;
+		float *tape = w->scratch, *rest = tape + rnn_tape_pad(&p);
+		rnn_f32__ref(&p, &in, NULL, out, rest, tape);
+		const struct rnn_grads gr = {gi[RNN_IN_X], gi[RNN_IN_W], gi[RNN_IN_R], gi[RNN_IN_B],
+					     gi[RNN_IN_H0], gi[RNN_IN_C0], gi[RNN_IN_P]};
+		rnn_backward_f32(t->k, &p, &in, tape, dy, out, &gr, rest);
 		break;
 	}
 	case OP_CONVTRANSPOSE: {
