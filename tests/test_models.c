@@ -3,8 +3,9 @@
  * FP32 test accuracy on all 10,000 Fashion-MNIST test images (the opset-17
  * mobilenetv3 and vit are checked on their logits only, to keep the suite short;
  * bench/RESULTS.md records their accuracy from `presso eval`). The fully
- * connected mlp has 3 layers, so it is outside MODELS (whose models have at
- * least 5) and has its own two tests. */
+ * connected mlp has 3 layers and the row lstm 2 (its LSTM's input projection
+ * and the classifier), so they are outside MODELS (whose models have at
+ * least 5) and have their own two tests each. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -146,12 +147,14 @@ Test(models, resnet_bn_reference_outputs) { check_reference_outputs("resnet_bn")
 Test(models, mobilenetv3_reference_outputs) { check_reference_outputs("mobilenetv3"); }
 Test(models, vit_reference_outputs) { check_reference_outputs("vit"); }
 Test(models, mlp_reference_outputs) { check_reference_outputs("mlp"); }
+Test(models, lstm_reference_outputs) { check_reference_outputs("lstm"); }
 
 Test(models, lenet_test_accuracy, .timeout = 300) { check_accuracy("lenet"); }
 Test(models, mobilenetv2_test_accuracy, .timeout = 300) { check_accuracy("mobilenetv2"); }
 Test(models, resnet_test_accuracy, .timeout = 300) { check_accuracy("resnet"); }
 Test(models, resnet_bn_test_accuracy, .timeout = 300) { check_accuracy("resnet_bn"); }
 Test(models, mlp_test_accuracy, .timeout = 300) { check_accuracy("mlp"); }
+Test(models, lstm_test_accuracy, .timeout = 300) { check_accuracy("lstm"); }
 
 Test(models, resnet_bn_is_folded_at_import)
 {

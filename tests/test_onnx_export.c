@@ -50,14 +50,16 @@ struct fixture {
 	Onnx__ModelProto *model;
 };
 
-/* LeNet quantized by policy (JSON text or a shorthand), exported and read back. */
-static void build(struct fixture *f, const char *policy)
+/* A shipped model (models/NAME.onnx) quantized by policy (JSON text or a
+ * shorthand), exported and read back. */
+static void build_model(struct fixture *f, const char *name, const char *policy)
 {
 	memset(f, 0, sizeof *f);
 	if (!fx_have_fmnist())
 		cr_skip_test("dataset-fashion-mnist is not installed");
-	cr_assert_eq(graph_load_onnx(fx_src("models/lenet.onnx"), &f->g), PRESSO_OK, "%s",
-		     status_msg());
+	char rel[64];
+	snprintf(rel, sizeof rel, "models/%s.onnx", name);
+	cr_assert_eq(graph_load_onnx(fx_src(rel), &f->g), PRESSO_OK, "%s", status_msg());
 	struct dataset *train;
 	cr_assert_eq(dataset_load_idx(FX_FMNIST_TRAIN_IMAGES,
 				      FX_FMNIST_TRAIN_LABELS, &train),
@@ -101,6 +103,12 @@ static void build(struct fixture *f, const char *policy)
 	free(bytes);
 	cr_assert_not_null(f->model, "the exported file does not parse as a ModelProto");
 	unlink(path);
+}
+
+/* LeNet */
+static void build(struct fixture *f, const char *policy)
+{
+	build_model(f, "lenet", policy);
 }
 
 static void release(struct fixture *f)
@@ -640,10 +648,10 @@ Test(export, new_ops_are_written_with_their_attributes)
  * int32 biases dequantized at load) and run in the FP32 engine, gives the
  * INT8 engine's outputs on FMNIST test images: at W8A8 and at the low-bit
  * policy (narrow activations clipped, ternary and binary weights). */
-static void qdq_reads_back(const char *policy)
+static void qdq_reads_back(const char *model, const char *policy)
 {
 	struct fixture f;
-	build(&f, policy);
+	build_model(&f, model, policy);
 	size_t nb = onnx__model_proto__get_packed_size(f.model);
 	uint8_t *bytes = malloc(nb);
 	onnx__model_proto__pack(f.model, bytes);
@@ -699,6 +707,45 @@ static void qdq_reads_back(const char *policy)
 
 Test(onnx_export, qdq_export_read_back_runs_as_the_int8_engine)
 {
-	qdq_reads_back("int8");
-	qdq_reads_back(LOW_BIT_POLICY);
+	qdq_reads_back("lenet", "int8");
+	qdq_reads_back("lenet", LOW_BIT_POLICY);
+}
+
+/* The row LSTM with its input projection at 3 bits: the projection is a
+ * quantized MatMul, the LSTM reads it with a W made at load (EyeLike, not
+ * stored: the file stays smaller than the FP32 model), and reading the file
+ * back gives the same two layers, no third for that W, and the INT8
+ * engine's classes. */
+Test(onnx_export, lstm_export_reads_back_as_its_layers)
+{
+	const char *policy = "{\"default\": {\"bits\": 8}, \"layers\": "
+			     "{\"/rnn/LSTM#proj\": {\"bits\": 3}}}";
+	qdq_reads_back("lstm", policy);
+	struct fixture f;
+	build_model(&f, "lstm", policy);
+	const Onnx__GraphProto *og = f.model->graph;
+	size_t stored = 0;
+	for (size_t i = 0; i < og->n_initializer; i++)
+		stored += og->initializer[i]->raw_data.len + 4 * og->initializer[i]->n_float_data;
+	cr_assert_lt(stored, 24714 * 4, "%zu bytes of initializers: under the FP32 weights", stored);
+	bool eye = false, lstm = false;
+	for (size_t i = 0; i < og->n_node; i++) {
+		eye |= strcmp(og->node[i]->op_type, "EyeLike") == 0;
+		lstm |= strcmp(og->node[i]->op_type, "LSTM") == 0;
+	}
+	cr_assert(eye && lstm);
+	size_t nb = onnx__model_proto__get_packed_size(f.model);
+	uint8_t *bytes = malloc(nb);
+	onnx__model_proto__pack(f.model, bytes);
+	struct graph *qg;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &qg), PRESSO_OK, "%s", status_msg());
+	free(bytes);
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(qg, &ls, &nl), PRESSO_OK);
+	cr_assert_eq(nl, 2, "the projection and the classifier");
+	cr_assert_eq(ls[0].op, OP_MATMUL);
+	free(ls);
+	graph_free(qg);
+	release(&f);
 }

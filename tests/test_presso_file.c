@@ -456,13 +456,13 @@ Test(presso_file, lenet_mixed_low_bit_sparse_loads_bit_identical)
 	remove_dir(dir, (const char *const[]){"mixed.presso", NULL});
 }
 
-/* Every shipped model (depthwise convs, residual Adds, folded BatchNorm, ReLU6)
- * at W8A8 and W4A8 with the first and last layer at 8 bits. Sanitizer builds,
+/* Every shipped model (depthwise convs, residual Adds, folded BatchNorm, ReLU6,
+ * an LSTM) at W8A8 and W4A8 with the first and last layer at 8 bits. Sanitizer builds,
  * ten times slower, check MobileNetV2 (every op the others have but the folded
  * BatchNorm, which import removes) at W4A8 only. */
 Test(presso_file, shipped_models_load_bit_identical)
 {
-	static const char *const models[] = {"mobilenetv2", "lenet", "resnet", "resnet_bn"};
+	static const char *const models[] = {"mobilenetv2", "lenet", "resnet", "resnet_bn", "lstm"};
 	size_t n_models = fx_sanitized() ? 1 : sizeof models / sizeof models[0];
 	char *dir = fx_tmpdir();
 	for (size_t i = 0; i < n_models; i++) {

@@ -638,23 +638,37 @@ static enum presso_status emit_node(struct xb *b, int i)
 		const char *rin[8] = {in[RNN_IN_X], in[RNN_IN_W], in[RNN_IN_R], in[RNN_IN_B], "",
 				      in[RNN_IN_H0], in[RNN_IN_C0], in[RNN_IN_P]};
 		if (n->a.rnn_projected) {
-			/* X is X W^T already: W picks each direction's part of it */
+			/* X is X W^T already: W picks each direction's part of it,
+			 * made at load from a shape (EyeLike of ConstantOfShape [GH,
+			 * dirs * GH] at offset d * GH, stacked), not stored */
 			int64_t dirs = n->a.rnn_direction == 2 ? 2 : 1;
 			int64_t gh = (n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1) *
 				     (int64_t)n->a.rnn_hidden;
-			int64_t dims[3] = {dirs, gh, dirs * gh};
-			float *eye = calloc((size_t)(dirs * gh * dirs * gh), sizeof(float));
-			char *wn = new_name(b, n->name, "_W");
-			if (!eye || !wn) {
-				free(eye);
+			int64_t two = 2, one = 1, sh[2] = {gh, dirs * gh}, zero = 0;
+			char *shn = new_name(b, n->name, "_W_shape"), *zn = new_name(b, n->name, "_W_zeros");
+			char *axn = new_name(b, n->name, "_W_axes"), *wn = new_name(b, n->name, "_W");
+			if (!shn || !zn || !axn || !wn)
 				return status_fail(PRESSO_E_NOMEM, "out of memory");
+			add_init(b, shn, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &two, 1, sh, 8);
+			add_init(b, axn, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &one, 1, &zero, 8);
+			add_node(b, "ConstantOfShape", zn, 1, (const char *const[]){shn}, zn);
+			const char *part[2];
+			for (int64_t d = 0; d < dirs; d++) {
+				char *en = new_name(b, n->name, d ? "_W_eye1" : "_W_eye0");
+				char *un = dirs == 1 ? wn : new_name(b, n->name, d ? "_W_dir1" : "_W_dir0");
+				if (!en || !un)
+					return status_fail(PRESSO_E_NOMEM, "out of memory");
+				Onnx__NodeProto *e = add_node(b, "EyeLike", en, 1, (const char *const[]){zn}, en);
+				if (e)
+					attr_int(b, e, "k", d * gh);
+				add_node(b, "Unsqueeze", un, 2, (const char *const[]){en, axn}, un);
+				part[d] = un;
 			}
-			for (int64_t d = 0; d < dirs; d++)
-				for (int64_t r = 0; r < gh; r++)
-					eye[(d * gh + r) * dirs * gh + d * gh + r] = 1.0f;
-			add_init(b, wn, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, 3, eye,
-				 sizeof(float));
-			free(eye);
+			if (dirs == 2) {
+				Onnx__NodeProto *c = add_node(b, "Concat", wn, 2, part, wn);
+				if (c)
+					attr_int(b, c, "axis", 0);
+			}
 			rin[RNN_IN_W] = wn;
 		}
 		int rn = n->op == OP_LSTM ? 8 : 6;

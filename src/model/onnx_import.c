@@ -641,7 +641,7 @@ static const struct op_name_map op_names[] = {
  * shapes): evaluated by fold_only_node(), never graph nodes; but Slice, which
  * of a computed tensor becomes an OP_SLICE there. */
 static const char *const fold_only_ops[] = {"Shape", "Size", "ConstantOfShape", "Gather",
-					    "Slice", "Equal", "Where", "Expand"};
+					    "Slice", "Equal", "Where", "Expand", "EyeLike"};
 
 static bool is_fold_only(const char *op)
 {
@@ -1717,6 +1717,40 @@ static enum presso_status fold_constant_of_shape(struct builder *b, const Onnx__
 	return set_const(b, out_v, &sh, l, f);
 }
 
+/* EyeLike of a constant 2-D tensor: ones on diagonal k (y[i][i + k]), as
+ * float (the only dtype taken). presso's own export makes a projected
+ * recurrent layer's W so. */
+static enum presso_status fold_eyelike(struct builder *b, const Onnx__NodeProto *np,
+				       const char *name, int x, int out_v)
+{
+	const struct value *xv = &b->g->values[x];
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const Onnx__AttributeProto *a = np->attribute[i];
+		bool ok = a->name && (strcmp(a->name, "k") == 0 ||
+				      (strcmp(a->name, "dtype") == 0 &&
+				       a->i == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT));
+		if (!ok)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': EyeLike attribute '%s' is not supported", name,
+					   a->name ? a->name : "");
+	}
+	if (!value_is_const(xv) || xv->shape.n_dims != 2)
+		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': EyeLike needs a constant 2-D input",
+				   name);
+	int64_t rows = xv->shape.dims[0], cols = xv->shape.dims[1], k = attr_int(np, "k", 0);
+	int64_t count = shape_numel(&xv->shape);
+	enum presso_status s = fold_grows(b, name, "EyeLike", count, sizeof(float), 1);
+	if (s != PRESSO_OK)
+		return s;
+	float *f = calloc((size_t)(count ? count : 1), sizeof(float));
+	if (!f)
+		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	for (int64_t i = 0; i < rows; i++)
+		if (k > -rows && k < cols && i + k >= 0 && i + k < cols)
+			f[i * cols + i + k] = 1.0f;
+	return set_const(b, out_v, &xv->shape, NULL, f);
+}
+
 /* Cast of a constant: to float (from any type), or to an integer type or bool
  * (a float truncated toward zero, a bool as 0 or 1). */
 static enum presso_status fold_cast(struct builder *b, const Onnx__NodeProto *np,
@@ -2466,6 +2500,8 @@ static enum presso_status fold_only_node(struct builder *b, const Onnx__NodeProt
 		return fold_constant_of_shape(b, np, name, in[0], out_v);
 	if (strcmp(op, "Cast") == 0)
 		return fold_cast(b, np, name, in[0], out_v);
+	if (strcmp(op, "EyeLike") == 0)
+		return fold_eyelike(b, np, name, in[0], out_v);
 	if (strcmp(op, "Equal") == 0 || strcmp(op, "Where") == 0)
 		return fold_equal_where(b, name, op, in, n_in, out_v);
 	if (strcmp(op, "Expand") == 0)
@@ -3274,8 +3310,10 @@ static bool rnn_default_activations(const Onnx__NodeProto *np, const char *const
 /* The input projection X W^T of every direction as a MatMul by the constant
  * [in, dirs * gates * hidden] (W transposed, the directions side by side)
  * before the recurrent node, which then reads the projection (rnn_projected):
- * a layer that policies quantize, prune and factor like any other. A W of
- * the wrong shape is left to shape inference, which names it. */
+ * a layer that policies quantize, prune and factor like any other. A W that
+ * is each direction's identity over X (presso's export of such a layer) means
+ * X is the projection already. A W of the wrong shape is left to shape
+ * inference, which names it. */
 static enum presso_status rnn_project(struct builder *b, const char *name, struct node *n)
 {
 	struct graph *g = b->g;
@@ -3286,6 +3324,16 @@ static enum presso_status rnn_project(struct builder *b, const char *name, struc
 	    w->shape.dims[2] < 1)
 		return PRESSO_OK;
 	int64_t in = w->shape.dims[2];
+	bool eye = in == dirs * gh;
+	for (int64_t d = 0; eye && d < dirs; d++)
+		for (int64_t r = 0; eye && r < gh; r++)
+			for (int64_t i = 0; eye && i < in; i++)
+				eye = w->data[(d * gh + r) * in + i] == (i == d * gh + r ? 1.0f : 0.0f);
+	if (eye) { /* presso's export of a projected layer: X is X W^T already */
+		n->inputs[RNN_IN_W] = -1;
+		n->a.rnn_projected = true;
+		return PRESSO_OK;
+	}
 	struct shape ts = {.n_dims = 2, .dims = {in, dirs * gh}};
 	int64_t count;
 	if (!shape_numel_checked(&ts, &count))
