@@ -50,16 +50,14 @@ struct fixture {
 	Onnx__ModelProto *model;
 };
 
-/* A shipped model (models/NAME.onnx) quantized by policy (JSON text or a
- * shorthand), exported and read back. */
-static void build_model(struct fixture *f, const char *name, const char *policy)
+/* A model of Fashion-MNIST's input (a path) quantized by policy (JSON text
+ * or a shorthand), exported and read back. */
+static void build_model(struct fixture *f, const char *model, const char *policy)
 {
 	memset(f, 0, sizeof *f);
 	if (!fx_have_fmnist())
 		cr_skip_test("dataset-fashion-mnist is not installed");
-	char rel[64];
-	snprintf(rel, sizeof rel, "models/%s.onnx", name);
-	cr_assert_eq(graph_load_onnx(fx_src(rel), &f->g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(graph_load_onnx(model, &f->g), PRESSO_OK, "%s", status_msg());
 	struct dataset *train;
 	cr_assert_eq(dataset_load_idx(FX_FMNIST_TRAIN_IMAGES,
 				      FX_FMNIST_TRAIN_LABELS, &train),
@@ -108,7 +106,7 @@ static void build_model(struct fixture *f, const char *name, const char *policy)
 /* LeNet */
 static void build(struct fixture *f, const char *policy)
 {
-	build_model(f, "lenet", policy);
+	build_model(f, fx_src("models/lenet.onnx"), policy);
 }
 
 static void release(struct fixture *f)
@@ -648,10 +646,10 @@ Test(export, new_ops_are_written_with_their_attributes)
  * int32 biases dequantized at load) and run in the FP32 engine, gives the
  * INT8 engine's outputs on FMNIST test images: at W8A8 and at the low-bit
  * policy (narrow activations clipped, ternary and binary weights). */
-static void qdq_reads_back(const char *model, const char *policy)
+static void qdq_reads_back(const char *path, const char *policy)
 {
 	struct fixture f;
-	build_model(&f, model, policy);
+	build_model(&f, path, policy);
 	size_t nb = onnx__model_proto__get_packed_size(f.model);
 	uint8_t *bytes = malloc(nb);
 	onnx__model_proto__pack(f.model, bytes);
@@ -707,8 +705,8 @@ static void qdq_reads_back(const char *model, const char *policy)
 
 Test(onnx_export, qdq_export_read_back_runs_as_the_int8_engine)
 {
-	qdq_reads_back("lenet", "int8");
-	qdq_reads_back("lenet", LOW_BIT_POLICY);
+	qdq_reads_back(fx_src("models/lenet.onnx"), "int8");
+	qdq_reads_back(fx_src("models/lenet.onnx"), LOW_BIT_POLICY);
 }
 
 /* The row LSTM with its input projection at 3 bits: the projection is a
@@ -720,9 +718,9 @@ Test(onnx_export, lstm_export_reads_back_as_its_layers)
 {
 	const char *policy = "{\"default\": {\"bits\": 8}, \"layers\": "
 			     "{\"/rnn/LSTM#proj\": {\"bits\": 3}}}";
-	qdq_reads_back("lstm", policy);
+	qdq_reads_back(fx_src("models/lstm.onnx"), policy);
 	struct fixture f;
-	build_model(&f, "lstm", policy);
+	build_model(&f, fx_src("models/lstm.onnx"), policy);
 	const Onnx__GraphProto *og = f.model->graph;
 	size_t stored = 0;
 	for (size_t i = 0; i < og->n_initializer; i++)
@@ -748,4 +746,64 @@ Test(onnx_export, lstm_export_reads_back_as_its_layers)
 	free(ls);
 	graph_free(qg);
 	release(&f);
+}
+
+/* A batch-first (layout 1) GRU over the image's rows, as an ONNX file may
+ * have it: ONNX Runtime runs only layout 0, so the export writes the layout-0
+ * GRU between Transposes (of X and of Y_h), and reads back as the INT8
+ * engine. */
+Test(onnx_export, batch_first_recurrent_layers_are_written_seq_first)
+{
+	struct mb b;
+	mb_init(&b, 14);
+	mb_input(&b, "input", (int64_t[]){-1, 1, 28, 28}, 4);
+	mb_init_i64(&b, "rows", (int64_t[]){3}, 1, (int64_t[]){-1, 28, 28});
+	mb_node(&b, "Reshape", "seq", (const char *[]){"input", "rows", NULL}, "x");
+	float w[24 * 28], r[24 * 8], head[10 * 8];
+	for (int i = 0; i < 24 * 28; i++)
+		w[i] = 0.02f * (float)(i % 11 - 5);
+	for (int i = 0; i < 24 * 8; i++)
+		r[i] = 0.05f * (float)(i % 7 - 3);
+	for (int i = 0; i < 80; i++)
+		head[i] = 0.1f * (float)(i % 9 - 4);
+	mb_init_f32(&b, "W", (int64_t[]){1, 24, 28}, 3, w);
+	mb_init_f32(&b, "R", (int64_t[]){1, 24, 8}, 3, r);
+	Onnx__NodeProto *n = mb_node(&b, "GRU", "gru", (const char *[]){"x", "W", "R", NULL}, "");
+	mb_node_output(&b, n, "h");
+	mb_attr_int(&b, n, "hidden_size", 8);
+	mb_attr_int(&b, n, "layout", 1);
+	mb_attr_int(&b, n, "linear_before_reset", 1);
+	mb_init_i64(&b, "flat", (int64_t[]){2}, 1, (int64_t[]){-1, 8});
+	mb_node(&b, "Reshape", "hflat", (const char *[]){"h", "flat", NULL}, "hf");
+	mb_init_f32(&b, "fc", (int64_t[]){10, 8}, 2, head);
+	n = mb_node(&b, "Gemm", "head", (const char *[]){"hf", "fc", NULL}, "logits");
+	mb_attr_int(&b, n, "transB", 1);
+	mb_output(&b, "logits");
+	size_t nb;
+	uint8_t *bytes = mb_pack(&b, &nb);
+	char *dir = fx_tmpdir();
+	char path[1024];
+	snprintf(path, sizeof path, "%s", fx_join(dir, "gru.onnx"));
+	cr_assert(fx_write(path, bytes, nb));
+	mb_free(&b); /* the bytes were the builder's */
+	qdq_reads_back(path, "int8");
+	struct fixture f;
+	build_model(&f, path, "int8");
+	const Onnx__GraphProto *og = f.model->graph;
+	int n_gru = 0, n_t = 0;
+	for (size_t i = 0; i < og->n_node; i++) {
+		const Onnx__NodeProto *p = og->node[i];
+		n_t += strcmp(p->op_type, "Transpose") == 0;
+		if (strcmp(p->op_type, "GRU") == 0) {
+			n_gru++;
+			cr_assert_eq(attr_i(p, "layout", 0), 0, "layout 0 for ONNX Runtime");
+			cr_assert_eq(attr_i(p, "linear_before_reset", 0), 1);
+		}
+	}
+	cr_assert_eq(n_gru, 1);
+	cr_assert_geq(n_t, 2, "X in, Y_h out");
+	release(&f);
+	unlink(path);
+	rmdir(dir);
+	free(dir);
 }

@@ -674,6 +674,32 @@ static enum presso_status emit_node(struct xb *b, int i)
 		int rn = n->op == OP_LSTM ? 8 : 6;
 		while (rn > 3 && !rin[rn - 1][0])
 			rn--;
+		/* batch first (layout 1, which ONNX Runtime does not run): the
+		 * layout-0 node between Transposes of X, the initial states and
+		 * the output */
+		bool bf = n->a.rnn_batch_first;
+		const char *node_y = y;
+		if (bf) {
+			static const int64_t p3[3] = {1, 0, 2};
+			static const char *const tags[3] = {"_x_seq_first", "_h0_seq_first",
+							    "_c0_seq_first"};
+			static const int slots[3] = {RNN_IN_X, RNN_IN_H0, RNN_IN_C0};
+			for (int t = 0; t < 3; t++) {
+				int slot = slots[t], at = slot == RNN_IN_X ? 0 : slot == RNN_IN_H0 ? 5 : 6;
+				if (!rin[at][0])
+					continue;
+				char *tn = new_name(b, n->name, tags[t]);
+				Onnx__NodeProto *tp = tn ? add_node(b, "Transpose", tn, 1,
+								    (const char *const[]){rin[at]}, tn)
+							 : NULL;
+				if (tp)
+					attr_ints(b, tp, "perm", p3, 3);
+				rin[at] = tn ? tn : "";
+			}
+			node_y = new_name(b, n->name, "_seq_first");
+			if (b->oom || !node_y)
+				return status_fail(PRESSO_E_NOMEM, "out of memory");
+		}
 		Onnx__NodeProto *p = add_node(b, op, n->name, rn, rin, "");
 		int k = n->a.rnn_output;
 		char **outs = p ? zalloc(b, sizeof(char *) * (size_t)(k + 1)) : NULL;
@@ -681,14 +707,21 @@ static enum presso_status emit_node(struct xb *b, int i)
 			return status_fail(PRESSO_E_NOMEM, "out of memory");
 		for (int j = 0; j <= k; j++)
 			outs[j] = p->output[0];
-		outs[k] = dup_str(b, y);
+		outs[k] = dup_str(b, node_y);
 		p->output = outs;
 		p->n_output = (size_t)(k + 1);
 		static const char *const dirs[] = {"forward", "reverse", "bidirectional"};
 		attr_int(b, p, "hidden_size", n->a.rnn_hidden);
 		attr_str(b, p, "direction", dirs[n->a.rnn_direction]);
-		if (n->a.rnn_batch_first)
-			attr_int(b, p, "layout", 1); /* opset 14: the file is written as 17 */
+		if (bf) { /* Y [S, D, B, H] -> [B, S, D, H]; Y_h, Y_c [D, B, H] -> [B, D, H] */
+			static const int64_t py[4] = {2, 0, 1, 3}, ps[3] = {1, 0, 2};
+			Onnx__NodeProto *tp = add_node(b, "Transpose", y, 1,
+						       (const char *const[]){node_y}, y);
+			if (tp && k == RNN_OUT_Y)
+				attr_ints(b, tp, "perm", py, 4);
+			else if (tp)
+				attr_ints(b, tp, "perm", ps, 3);
+		}
 		if (n->op == OP_GRU)
 			attr_int(b, p, "linear_before_reset", n->a.rnn_lbr);
 		return b->oom ? status_fail(PRESSO_E_NOMEM, "out of memory") : PRESSO_OK;
@@ -913,8 +946,7 @@ static enum presso_status build(struct xb *b, const char *note, Onnx__ModelProto
 	opset->has_version = 1;
 	bool new_ops = false;
 	for (int i = 0; i < g->n_nodes; i++)
-		new_ops |= g->nodes[i].op == OP_HARDSWISH || g->nodes[i].op == OP_LAYERNORM ||
-			   (op_is_recurrent(g->nodes[i].op) && g->nodes[i].a.rnn_batch_first);
+		new_ops |= g->nodes[i].op == OP_HARDSWISH || g->nodes[i].op == OP_LAYERNORM;
 	opset->version = new_ops ? ONNX_EXPORT_OPSET_NEW : ONNX_EXPORT_OPSET;
 	opsets[0] = opset;
 	onnx__graph_proto__init(graph);

@@ -14,9 +14,8 @@
 #include "base/status.h"
 
 /* The ONNX opset and IR version of the written models: opset 13, or 17 (IR
- * version 8, ONNX 1.12) for a graph with HardSwish (opset 14),
- * LayerNormalization (opset 17) or a batch-first recurrent layer (LSTM, GRU
- * or RNN with layout 1: opset 14). Every other op is written as opset 13
+ * version 8, ONNX 1.12) for a graph with HardSwish (opset 14) or
+ * LayerNormalization (opset 17). Every other op is written as opset 13
  * defines it, which opset 17 keeps. */
 #define ONNX_EXPORT_OPSET 13
 #define ONNX_EXPORT_IR_VERSION 7

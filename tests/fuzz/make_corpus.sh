@@ -3,7 +3,7 @@
 # anywhere; needs what scripts/setup.sh installs). The hand-written seeds
 # (policy/{w8a8,mixed,transforms}.json, expr/, config/space-full.json) are kept.
 #
-#   onnx/     cnn, residual, shapes, tokens, lifted.onnx from make_seeds.c; a few cases of
+#   onnx/     cnn, residual, shapes, tokens, lifted, recurrent.onnx from make_seeds.c; a few cases of
 #             Debian's libonnx-testdata (tiny single-op models)
 #             and `presso compress` of cnn as QDQ ONNX (the low-bit policy below)
 #   presso/   `presso compress` of cnn and residual (W8A8; W4 with pruning and

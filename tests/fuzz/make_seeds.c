@@ -285,6 +285,66 @@ static void lifted(void)
 	write_model(&b, "lifted.onnx");
 }
 
+/* Recurrent layers as PyTorch exports them: a bidirectional GRU
+ * (linear_before_reset) over [N, 5, 3] whose zero initial state is a
+ * ConstantOfShape of the batch size, sliced as a stacked layer's; its Y into
+ * an LSTM with peepholes whose Y_h and Y_c are both read; a projected RNN
+ * whose W is made by EyeLike, as presso's QDQ export writes it. */
+static void recurrent(void)
+{
+	struct mb b;
+	mb_init(&b, 14);
+	mb_input(&b, "x", (int64_t[]){-1, 5, 3}, 3);
+	add_weight(&b, "gw", (int64_t[]){2, 12, 3}, 3, 0.5f);
+	add_weight(&b, "gr", (int64_t[]){2, 12, 4}, 3, 0.5f);
+	add_weight(&b, "gb", (int64_t[]){2, 24}, 2, 0.2f);
+	mb_init_i64(&b, "zero", NULL, 0, (int64_t[]){0});
+	mb_init_i64(&b, "ax0", (int64_t[]){1}, 1, (int64_t[]){0});
+	mb_init_i64(&b, "ax1", (int64_t[]){1}, 1, (int64_t[]){1});
+	mb_init_i64(&b, "two", (int64_t[]){1}, 1, (int64_t[]){2});
+	mb_init_i64(&b, "four", (int64_t[]){1}, 1, (int64_t[]){4});
+	mb_node(&b, "Shape", "shape", (const char *[]){"x", NULL}, "xs");
+	Onnx__NodeProto *n = mb_node(&b, "Gather", "batch", (const char *[]){"xs", "zero", NULL}, "nb");
+	mb_attr_int(&b, n, "axis", 0);
+	mb_node(&b, "Unsqueeze", "nb1", (const char *[]){"nb", "ax0", NULL}, "nb1");
+	n = mb_node(&b, "Concat", "hshape", (const char *[]){"nb1", "two", "four", NULL}, "hs");
+	mb_attr_int(&b, n, "axis", 0);
+	mb_node(&b, "ConstantOfShape", "zeros", (const char *[]){"hs", NULL}, "z");
+	mb_init_i64(&b, "s2", (int64_t[]){1}, 1, (int64_t[]){2});
+	mb_node(&b, "Slice", "layer0", (const char *[]){"z", "zero_1", "s2", "ax1", NULL}, "h0");
+	mb_init_i64(&b, "zero_1", (int64_t[]){1}, 1, (int64_t[]){0});
+	n = mb_node(&b, "GRU", "gru", (const char *[]){"x", "gw", "gr", "gb", "", "h0", NULL}, "gy");
+	mb_attr_int(&b, n, "hidden_size", 4);
+	mb_attr_string(&b, n, "direction", "bidirectional");
+	mb_attr_int(&b, n, "layout", 1);
+	mb_attr_int(&b, n, "linear_before_reset", 1);
+	mb_init_i64(&b, "flat3", (int64_t[]){3}, 1, (int64_t[]){-1, 5, 8});
+	mb_node(&b, "Reshape", "merge", (const char *[]){"gy", "flat3", NULL}, "g3");
+	add_weight(&b, "lw", (int64_t[]){1, 12, 8}, 3, 0.5f);
+	add_weight(&b, "lr", (int64_t[]){1, 12, 3}, 3, 0.5f);
+	add_weight(&b, "lp", (int64_t[]){1, 9}, 2, 0.3f);
+	n = mb_node(&b, "LSTM", "lstm", (const char *[]){"g3", "lw", "lr", "", "", "", "", "lp", NULL}, "");
+	mb_node_output(&b, n, "lh");
+	mb_node_output(&b, n, "lc");
+	mb_attr_int(&b, n, "hidden_size", 3);
+	mb_attr_int(&b, n, "layout", 1);
+	mb_node(&b, "Add", "hc", (const char *[]){"lh", "lc", NULL}, "s");
+	mb_init_i64(&b, "eshape", (int64_t[]){2}, 1, (int64_t[]){3, 3});
+	mb_node(&b, "ConstantOfShape", "ez", (const char *[]){"eshape", NULL}, "e0");
+	n = mb_node(&b, "EyeLike", "eye", (const char *[]){"e0", NULL}, "e");
+	mb_attr_int(&b, n, "k", 0);
+	mb_node(&b, "Unsqueeze", "rw", (const char *[]){"e", "ax0", NULL}, "rw");
+	add_weight(&b, "rr", (int64_t[]){1, 3, 3}, 3, 0.5f);
+	n = mb_node(&b, "RNN", "rnn", (const char *[]){"s", "rw", "rr", NULL}, "ry");
+	mb_attr_int(&b, n, "hidden_size", 3);
+	mb_attr_string(&b, n, "direction", "reverse");
+	mb_attr_int(&b, n, "layout", 1);
+	mb_init_i64(&b, "flat2", (int64_t[]){2}, 1, (int64_t[]){-1, 3});
+	mb_node(&b, "Reshape", "flat", (const char *[]){"ry", "flat2", NULL}, "y");
+	mb_output(&b, "y");
+	write_model(&b, "recurrent.onnx");
+}
+
 /* --- datasets ---------------------------------------------------------------- */
 
 struct buf {
@@ -440,6 +500,7 @@ int main(int argc, char **argv)
 	shapes();
 	tokens();
 	lifted();
+	recurrent();
 	datasets();
 	return 0;
 }
