@@ -216,3 +216,18 @@ Test(models, every_model_lists_its_layers)
 		cJSON_Delete(card);
 	}
 }
+
+/* The row LSTM's recurrence (28 steps of H' R^T: 256 x 64 each) is not a
+ * layer, but it is counted: in the graph's MACs and so in FP32 BOPs. */
+Test(models, lstm_recurrence_counts_in_the_macs)
+{
+	cJSON *card = read_card("lstm");
+	struct graph *g = load_model(card);
+	cr_assert_eq(graph_fp32_macs(g), 28 * 256 * 64);
+	int64_t params, macs;
+	graph_totals(g, &params, &macs);
+	cr_assert_eq(params, cJSON_GetObjectItem(card, "params")->valueint);
+	cr_assert_eq(macs, 28 * 28 * 256 /* the projection */ + 64 * 10 + 28 * 256 * 64);
+	graph_free(g);
+	cJSON_Delete(card);
+}

@@ -328,8 +328,13 @@ int graph_find_value(const struct graph *g, const char *name);
  * engines fuse into node i as a clamp. -1 if none. */
 int graph_fused_activation(const struct graph *g, int i);
 
+/* Multiply-adds per image (batch 1) of the nodes with weights that are not
+ * layers and run in FP32 in both engines: recurrent layers' recurrence,
+ * ConvTranspose. */
+int64_t graph_fp32_macs(const struct graph *g);
+
 /* Totals over the whole graph at batch 1: weights (all float constants) and MACs
- * (INT64_MAX if the sum of the layers' MACs does not fit). */
+ * (the layers' and graph_fp32_macs(); INT64_MAX if the sum does not fit). */
 void graph_totals(const struct graph *g, int64_t *params, int64_t *macs);
 
 #endif

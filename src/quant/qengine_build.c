@@ -1054,6 +1054,8 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 	for (int i = 0; i < m->n_layers; i++)
 		wparams += shape_numel(&g->values[g->nodes[m->layers[i].node].inputs[1]].shape);
 	z->mean_bits = wparams ? bits_sum / (double)wparams : 0;
+	/* what runs in FP32 with weights (a recurrence, a ConvTranspose) at 32 x 32 */
+	z->bops += (double)graph_fp32_macs(g) * 32 * 32;
 	free(in_layer);
 	(void)pol;
 }
