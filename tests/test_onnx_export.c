@@ -109,6 +109,19 @@ static void build(struct fixture *f, const char *policy)
 	build_model(f, fx_src("models/lenet.onnx"), policy);
 }
 
+/* The exported model loaded by presso's importer. */
+static struct graph *read_back(const struct fixture *f)
+{
+	size_t nb = onnx__model_proto__get_packed_size(f->model);
+	uint8_t *bytes = malloc(nb);
+	cr_assert_not_null(bytes);
+	onnx__model_proto__pack(f->model, bytes);
+	struct graph *g;
+	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &g), PRESSO_OK, "%s", status_msg());
+	free(bytes);
+	return g;
+}
+
 static void release(struct fixture *f)
 {
 	onnx__model_proto__free_unpacked(f->model, NULL);
@@ -650,12 +663,7 @@ static void qdq_reads_back(const char *path, const char *policy)
 {
 	struct fixture f;
 	build_model(&f, path, policy);
-	size_t nb = onnx__model_proto__get_packed_size(f.model);
-	uint8_t *bytes = malloc(nb);
-	onnx__model_proto__pack(f.model, bytes);
-	struct graph *qg;
-	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &qg), PRESSO_OK, "%s", status_msg());
-	free(bytes);
+	struct graph *qg = read_back(&f);
 	int n_fq = 0;
 	for (int i = 0; i < qg->n_nodes; i++)
 		n_fq += qg->nodes[i].op == OP_FAKEQUANT;
@@ -732,12 +740,7 @@ Test(onnx_export, lstm_export_reads_back_as_its_layers)
 		lstm |= strcmp(og->node[i]->op_type, "LSTM") == 0;
 	}
 	cr_assert(eye && lstm);
-	size_t nb = onnx__model_proto__get_packed_size(f.model);
-	uint8_t *bytes = malloc(nb);
-	onnx__model_proto__pack(f.model, bytes);
-	struct graph *qg;
-	cr_assert_eq(graph_load_onnx_bytes(bytes, nb, NULL, &qg), PRESSO_OK, "%s", status_msg());
-	free(bytes);
+	struct graph *qg = read_back(&f);
 	struct layer *ls;
 	int nl;
 	cr_assert_eq(graph_layers(qg, &ls, &nl), PRESSO_OK);

@@ -188,6 +188,19 @@ static bool map_put(struct builder *b, int v)
 }
 
 /* Appends a value called name; returns its index or -1 (message set). */
+/* *v = the value named `in`, which node `node` (op `op`) reads: an error
+ * naming them when nothing earlier produces it. */
+static enum presso_status find_input(const struct builder *b, const char *node, const char *op,
+				     const char *in, int *v)
+{
+	*v = map_find(b, in);
+	if (*v >= 0)
+		return PRESSO_OK;
+	return status_fail(PRESSO_E_FORMAT,
+			   "node '%s': %s input '%s' is not produced by any earlier node, initializer or graph input",
+			   node, op, in);
+}
+
 static int add_value(struct builder *b, const char *name)
 {
 	struct graph *g = b->g;
@@ -2480,11 +2493,9 @@ static enum presso_status fold_only_node(struct builder *b, const Onnx__NodeProt
 		in[i] = -1;
 		if (!np->input[i] || !*np->input[i])
 			continue;
-		in[i] = map_find(b, np->input[i]);
-		if (in[i] < 0)
-			return status_fail(PRESSO_E_FORMAT,
-					   "node '%s': %s input '%s' is not produced by any earlier node, initializer or graph input",
-					   name, op, np->input[i]);
+		enum presso_status s = find_input(b, name, op, np->input[i], &in[i]);
+		if (s != PRESSO_OK)
+			return s;
 	}
 	int out_v = add_value(b, np->output[0]);
 	if (out_v < 0)
@@ -3418,11 +3429,9 @@ static enum presso_status import_rnn(struct builder *b, const Onnx__NodeProto *n
 						   name, opn, i);
 			continue;
 		}
-		int v = map_find(b, in);
-		if (v < 0)
-			return status_fail(PRESSO_E_FORMAT,
-					   "node '%s': %s input '%s' is not produced by any earlier node, initializer or graph input",
-					   name, opn, in);
+		int v;
+		if ((s = find_input(b, name, opn, in, &v)) != PRESSO_OK)
+			return s;
 		const struct value *val = &g->values[v];
 		if (i == 4) {
 			seq_lens = v;
@@ -3587,11 +3596,10 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 			n.inputs[i] = -1;
 			continue;
 		}
-		int v = map_find(b, in);
-		if (v < 0)
-			return status_fail(PRESSO_E_FORMAT,
-					   "node '%s': %s input '%s' is not produced by any earlier node, initializer or graph input",
-					   name, op, in);
+		int v;
+		enum presso_status fs = find_input(b, name, op, in, &v);
+		if (fs != PRESSO_OK)
+			return fs;
 		if (is_batch_zeros(b, v))
 			return refuse_batch_zeros(b, v, name);
 		n.inputs[i] = v;
