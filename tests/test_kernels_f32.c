@@ -1328,3 +1328,45 @@ Test(kernels_f32, resize_nearest_backward_is_the_adjoint)
 	/* the align_corners / ceil map of 7 -> 4: x = i * 6 / 3 = 0, 2, 4, 6 */
 	cr_assert(maps[13] == 0 && maps[14] == 2 && maps[15] == 4 && maps[16] == 6);
 }
+
+/* RNN, GRU (both forms) and LSTM with peepholes, one or two directions, both
+ * layouts, with and without biases and initial states, the gates' inputs
+ * scaled from tiny to far past the exp's clamp: the vector gate loops give
+ * the portable ones' output and record bit for bit. */
+Test(kernels_f32, rnn_gate_loops_equal_the_portable_ones_bit_for_bit)
+{
+	if (q8_isa_best() == Q8_ISA_REF)
+		cr_skip_test("this CPU (or PRESSO_ISA) runs the portable loops only");
+	rng_seed(23);
+	for (int t = 0; t < 60; t++) {
+		struct rnn_params p = {
+			.cell = (enum rnn_cell)(t % 3), .seq = rng_int(1, 7), .batch = rng_int(1, 5),
+			.in = rng_int(1, 9), .hidden = rng_int(1, 37), .dirs = t % 4 == 3 ? 2 : 1,
+			.reverse = t % 4 == 1, .batch_first = t & 4, .linear_before_reset = t & 8,
+		};
+		int64_t G = rnn_gates(p.cell), GH = G * p.hidden, D = p.dirs;
+		float scale = t % 5 == 0 ? 40.0f : t % 5 == 1 ? 1e-3f : 1.5f;
+		float *x = rand_buf(p.seq * p.batch * p.in), *w = rand_buf(D * GH * p.in);
+		float *r = rand_buf(D * GH * p.hidden), *b = rand_buf(D * 2 * GH);
+		float *h0 = rand_buf(D * p.batch * p.hidden), *c0 = rand_buf(D * p.batch * p.hidden);
+		float *peep = rand_buf(D * 3 * p.hidden);
+		for (int64_t i = 0; i < D * GH * p.in; i++)
+			w[i] *= scale;
+		struct rnn_tensors in = {x, w, r, t & 16 ? b : NULL, t & 32 ? h0 : NULL,
+					 t & 32 ? c0 : NULL, t & 2 ? peep : NULL};
+		size_t ys = (size_t)(p.seq * D * p.batch * p.hidden), ts = rnn_tape_floats(&p);
+		float *y0 = calloc(ys, sizeof(float)), *y1 = calloc(ys, sizeof(float));
+		float *t0 = calloc(ts, sizeof(float)), *t1 = calloc(ts, sizeof(float));
+		float *scratch = malloc(rnn_scratch_floats(&p) * sizeof(float));
+		cr_assert(y0 && y1 && t0 && t1 && scratch);
+		enum rnn_out out = p.cell == RNN_CELL_LSTM && t % 7 == 0 ? RNN_OUT_C : RNN_OUT_Y;
+		rnn_f32__portable(&p, &in, y0, out, scratch, t0);
+		rnn_f32__ref(&p, &in, y1, out, scratch, t1);
+		cr_assert(memcmp(y0, y1, ys * sizeof(float)) == 0 &&
+				  memcmp(t0, t1, ts * sizeof(float)) == 0,
+			  "case %d (cell %d, hidden %lld): the vector gate loops differ", t, (int)p.cell,
+			  (long long)p.hidden);
+		free(x), free(w), free(r), free(b), free(h0), free(c0), free(peep);
+		free(y0), free(y1), free(t0), free(t1), free(scratch);
+	}
+}

@@ -21,9 +21,11 @@
  * (rnn_params.projected) takes X W^T itself as its input, computed before it
  * by a MatMul (a layer the policy compresses). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/kernels_f32.h"
+#include "kernels/kernels_q8.h"
 #include "kernels/kernels_train.h"
 
 int rnn_gates(enum rnn_cell cell)
@@ -70,18 +72,134 @@ static int64_t s_off(const struct rnn_params *p, int d, int64_t b)
 	return (p->batch_first ? b * p->dirs + d : d * p->batch + b) * p->hidden;
 }
 
-static inline float sigm(float x)
+/* e^x for the gates, branch-free so that the gate loops vectorize (GCC
+ * keeps a loop that calls expf scalar, and glibc's tanhf, through expm1f,
+ * had taken three quarters of an LSTM's time): x = n ln 2 + r with |r| <=
+ * ln 2 / 2 (ln 2 in two parts), e^r by the degree-7 polynomial of Cephes'
+ * expf, 2^n from the exponent bits. Within 1.4 ulp of e^x on [-87, 88]; x is
+ * clamped to it. The same operations in the same order on every CPU (this
+ * file is compiled without FMA contraction), so the result does not depend
+ * on the vector width. */
+static inline float exp_(float x)
 {
-	return 1.0f / (1.0f + expf(-x));
+	x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+	/* floor(x log2 e + 1/2), by truncation of a positive number */
+	int n = (int)(x * 1.44269504088896341f + 128.5f) - 128;
+	float r = x - (float)n * 0.693359375f + (float)n * 2.12194440e-4f;
+	float y = 1.9875691500e-4f;
+	y = y * r + 1.3981999507e-3f;
+	y = y * r + 8.3334519073e-3f;
+	y = y * r + 4.1665795894e-2f;
+	y = y * r + 1.6666665459e-1f;
+	y = y * r + 5.0000001201e-1f;
+	y = y * r * r + r + 1.0f;
+	union {
+		uint32_t u;
+		float f;
+	} scale = {.u = (uint32_t)(n + 127) << 23};
+	return y * scale.f;
 }
 
-/* tanh as (1 - e^-2|x|) / (1 + e^-2|x|), its sign then x's: glibc's tanhf
- * (through expm1f) had taken three quarters of an LSTM's time, its expf
- * takes a fifth of it. Within 1e-7 of tanh (absolute) for every float. */
+static inline float sigm(float x)
+{
+	return 1.0f / (1.0f + exp_(-x));
+}
+
+/* tanh as (1 - e^-2|x|) / (1 + e^-2|x|), then x's sign: within 1e-7 of tanh
+ * (absolute) for every float. */
 static inline float tanh_(float x)
 {
-	float e = expf(-2.0f * fabsf(x));
+	float e = exp_(-2.0f * fabsf(x));
 	return copysignf((1.0f - e) / (1.0f + e), x);
+}
+
+/* The gate loops, each over one batch row's hidden units with restrict
+ * operands, so that the compiler vectorizes them: once portable, and on
+ * x86-64 again for AVX2 and for AVX-512F (8 and 16 lanes), picked as the INT8
+ * kernels are (q8_isa_best: CPUID, XCR0, PRESSO_ISA). The same operations in
+ * the same order in each (no contraction into FMA: this file's compile
+ * options), so every path gives the portable one's bits
+ * (tests/test_kernels_f32.c). They are:
+ *   sigm_acc    y = s(a + y)
+ *   tanh_add    y = tanh(a + b)
+ *   gru_h_lbr   GRU's h with linear_before_reset: q = H' Rh^T + Rbh, h =
+ *               tanh(xh + r . q), g holding z, r, then H' Rh^T, which h
+ *               replaces
+ *   lstm_gates  one LSTM step: g holds H' R^T by gate (i, o, f, c) and
+ *               becomes the activations, c the cell state (updated), hn the
+ *               new hidden state, pp the peepholes (or zeros) */
+struct gate_fns {
+	void (*sigm_acc)(int64_t n, const float *restrict a, float *restrict y);
+	void (*tanh_add)(int64_t n, const float *restrict a, const float *restrict b,
+			 float *restrict y);
+	void (*gru_h_lbr)(int64_t H, const float *restrict xg, float *restrict g,
+			  const float *restrict rbh, float *restrict q);
+	void (*lstm_gates)(int64_t H, const float *restrict xg, float *restrict g,
+			   const float *restrict pp, float *restrict c, float *restrict hn);
+};
+
+#define GATE_FNS(SUF, ATTR)                                                                   \
+	ATTR static void sigm_acc_##SUF(int64_t n, const float *restrict a, float *restrict y) \
+	{                                                                                      \
+		for (int64_t j = 0; j < n; j++)                                                \
+			y[j] = sigm(a[j] + y[j]);                                              \
+	}                                                                                      \
+	ATTR static void tanh_add_##SUF(int64_t n, const float *restrict a,                    \
+					const float *restrict b, float *restrict y)            \
+	{                                                                                      \
+		for (int64_t j = 0; j < n; j++)                                                \
+			y[j] = tanh_(a[j] + b[j]);                                             \
+	}                                                                                      \
+	ATTR static void gru_h_lbr_##SUF(int64_t H, const float *restrict xg,                  \
+					 float *restrict g, const float *restrict rbh,         \
+					 float *restrict q)                                    \
+	{                                                                                      \
+		for (int64_t j = 0; j < H; j++) {                                              \
+			q[j] = g[2 * H + j] + rbh[j];                                          \
+			g[2 * H + j] = tanh_(xg[2 * H + j] + g[H + j] * q[j]);                 \
+		}                                                                              \
+	}                                                                                      \
+	ATTR static void lstm_gates_##SUF(int64_t H, const float *restrict xg,                 \
+					  float *restrict g, const float *restrict pp,         \
+					  float *restrict c, float *restrict hn)               \
+	{                                                                                      \
+		for (int64_t j = 0; j < H; j++) {                                              \
+			float cj = c[j];                                                       \
+			float i = sigm(xg[j] + g[j] + pp[j] * cj);                             \
+			float f = sigm(xg[2 * H + j] + g[2 * H + j] + pp[2 * H + j] * cj);     \
+			float cc = tanh_(xg[3 * H + j] + g[3 * H + j]);                        \
+			float cn = f * cj + i * cc;                                            \
+			float o = sigm(xg[H + j] + g[H + j] + pp[H + j] * cn);                 \
+			g[j] = i;                                                              \
+			g[H + j] = o;                                                          \
+			g[2 * H + j] = f;                                                      \
+			g[3 * H + j] = cc;                                                     \
+			c[j] = cn;                                                             \
+			hn[j] = o * tanh_(cn);                                                 \
+		}                                                                              \
+	}                                                                                      \
+	static const struct gate_fns gates_##SUF = {sigm_acc_##SUF, tanh_add_##SUF,            \
+						     gru_h_lbr_##SUF, lstm_gates_##SUF};
+
+GATE_FNS(portable, )
+#if defined(__x86_64__) && defined(__GNUC__)
+GATE_FNS(avx2, __attribute__((target("avx2"))))
+GATE_FNS(avx512, __attribute__((target("avx512f"))))
+#endif
+
+static const struct gate_fns *gates_best(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	switch (q8_isa_best()) {
+	case Q8_ISA_AVX512VNNI:
+		return &gates_avx512;
+	case Q8_ISA_AVX2:
+		return &gates_avx2;
+	default:
+		break;
+	}
+#endif
+	return &gates_portable;
 }
 
 /* Direction d's step s in time. */
@@ -91,8 +209,9 @@ static int64_t step_time(const struct rnn_params *p, int d, int64_t s)
 	return back ? p->seq - 1 - s : s;
 }
 
-void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
-		  enum rnn_out out, float *scratch, float *tape)
+static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
+			const struct rnn_tensors *in, float *y, enum rnn_out out, float *scratch,
+			float *tape)
 {
 	const int64_t H = p->hidden, B = p->batch, G = rnn_gates(p->cell), GH = G * H;
 	const bool gru = p->cell == RNN_CELL_GRU, lstm = p->cell == RNN_CELL_LSTM;
@@ -130,19 +249,13 @@ void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, floa
 				float *g = hr + b * GH, *hp = h + b * H, *cp = c + b * H;
 				float *rec = tape ? tape + ((d * p->seq + t) * B + b) * (G + 2) * H : NULL;
 				if (p->cell == RNN_CELL_RNN) {
-					for (int64_t j = 0; j < H; j++)
-						hn[b * H + j] = tanh_(xg[j] + g[j]);
+					gf->tanh_add(H, xg, g, hn + b * H);
 				} else if (gru) {
-					for (int64_t j = 0; j < 2 * H; j++)
-						g[j] = sigm(xg[j] + g[j]);
+					gf->sigm_acc(2 * H, xg, g);
 					if (lbr) {
 						/* q = H' Rh^T + Rbh kept in rh (free here) for the record */
-						const float *rbh = rb ? rb + 2 * H : zeros;
 						float *q = rh + b * H;
-						for (int64_t j = 0; j < H; j++) {
-							q[j] = g[2 * H + j] + rbh[j];
-							g[2 * H + j] = tanh_(xg[2 * H + j] + g[H + j] * q[j]);
-						}
+						gf->gru_h_lbr(H, xg, g, rb ? rb + 2 * H : zeros, q);
 						if (rec)
 							memcpy(rec + 3 * H, q, sizeof(float) * (size_t)H);
 					} else {
@@ -150,24 +263,7 @@ void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, floa
 							rh[b * H + j] = g[H + j] * hp[j];
 					}
 				} else {
-					/* no branch inside: the loop vectorizes (pp: the
-					 * peepholes or zeros) */
-					const float *pp = peep ? peep : zeros;
-					float *hnb = hn + b * H;
-					for (int64_t j = 0; j < H; j++) {
-						float cj = cp[j];
-						float i = sigm(xg[j] + g[j] + pp[j] * cj);
-						float f = sigm(xg[2 * H + j] + g[2 * H + j] + pp[2 * H + j] * cj);
-						float cc = tanh_(xg[3 * H + j] + g[3 * H + j]);
-						float cn = f * cj + i * cc;
-						float o = sigm(xg[H + j] + g[H + j] + pp[H + j] * cn);
-						g[j] = i;
-						g[H + j] = o;
-						g[2 * H + j] = f;
-						g[3 * H + j] = cc;
-						cp[j] = cn;
-						hnb[j] = o * tanh_(cn);
-					}
+					gf->lstm_gates(H, xg, g, peep ? peep : zeros, cp, hn + b * H);
 					if (rec)
 						memcpy(rec + 4 * H, cp, sizeof(float) * (size_t)H);
 				}
@@ -177,11 +273,9 @@ void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, floa
 				float *hh = hn; /* free until the new states are formed */
 				gemm_f32__ref((int)B, (int)H, (int)H, rh, (int)H, false, r + 2 * H * H,
 					      (int)H, true, hh, (int)H);
-				for (int64_t b = 0; b < B; b++) {
-					const float *xg = xw + x_row(p, t, b) * GH;
-					for (int64_t j = 0; j < H; j++)
-						hr[b * GH + 2 * H + j] = tanh_(xg[2 * H + j] + hh[b * H + j]);
-				}
+				for (int64_t b = 0; b < B; b++)
+					gf->tanh_add(H, xw + x_row(p, t, b) * GH + 2 * H, hh + b * H,
+						     hr + b * GH + 2 * H);
 			}
 			for (int64_t b = 0; b < B; b++) {
 				float *g = hr + b * GH, *hp = h + b * H;
@@ -205,6 +299,18 @@ void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, floa
 			}
 		}
 	}
+}
+
+void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
+		  enum rnn_out out, float *scratch, float *tape)
+{
+	rnn_forward(gates_best(), p, in, y, out, scratch, tape);
+}
+
+void rnn_f32__portable(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
+		       enum rnn_out out, float *scratch, float *tape)
+{
+	rnn_forward(&gates_portable, p, in, y, out, scratch, tape);
 }
 
 size_t rnn_backward_scratch_floats(const struct rnn_params *p)

@@ -299,4 +299,10 @@ size_t rnn_tape_floats(const struct rnn_params *p);
 void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
 		  enum rnn_out out, float *scratch, float *tape);
 
+/* The same with the gate loops' portable code alone, on any CPU (where the
+ * CPU has AVX2 or AVX-512, rnn_f32__ref runs them in 8 or 16 lanes, every
+ * value the same: tests/test_kernels_f32.c). */
+void rnn_f32__portable(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
+		       enum rnn_out out, float *scratch, float *tape);
+
 #endif
