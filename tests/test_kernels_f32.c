@@ -20,6 +20,7 @@
 
 #include "kernels/kernels_f32.h"
 #include "kernels/kernels_q8.h"
+#include "kernels/kernels_train.h"
 
 /* A float sum of K terms, in whatever order, is within K * 2^-24 *
  * sum|term| of the exact sum in the worst case and typically within
@@ -1343,6 +1344,7 @@ Test(kernels_f32, rnn_gate_loops_equal_the_portable_ones_bit_for_bit)
 			.cell = (enum rnn_cell)(t % 3), .seq = rng_int(1, 7), .batch = rng_int(1, 5),
 			.in = rng_int(1, 9), .hidden = rng_int(1, 37), .dirs = t % 4 == 3 ? 2 : 1,
 			.reverse = t % 4 == 1, .batch_first = t & 4, .linear_before_reset = t & 8,
+			.r_transposed = (t / 3) & 1,
 		};
 		int64_t G = rnn_gates(p.cell), GH = G * p.hidden, D = p.dirs;
 		float scale = t % 5 == 0 ? 40.0f : t % 5 == 1 ? 1e-3f : 1.5f;
@@ -1368,5 +1370,62 @@ Test(kernels_f32, rnn_gate_loops_equal_the_portable_ones_bit_for_bit)
 			  (long long)p.hidden);
 		free(x), free(w), free(r), free(b), free(h0), free(c0), free(peep);
 		free(y0), free(y1), free(t0), free(t1), free(scratch);
+	}
+}
+
+/* R as ONNX holds it ([G*H, H] per direction) or transposed (presso's
+ * projected layers): the forward and the backward through time agree, the
+ * gradients to rounding (the transposed form is the one the finite-difference
+ * tests of test_train_grad.c check). */
+Test(kernels_f32, rnn_with_r_transposed_is_the_same_layer)
+{
+	rng_seed(29);
+	const struct f32_train_kernels *k = f32_train_kernels_best();
+	for (int t = 0; t < 24; t++) {
+		struct rnn_params p = {
+			.cell = (enum rnn_cell)(t % 3), .seq = rng_int(1, 6), .batch = rng_int(1, 4),
+			.in = rng_int(1, 7), .hidden = rng_int(1, 9), .dirs = t % 4 == 3 ? 2 : 1,
+			.reverse = t % 4 == 1, .batch_first = t & 4, .linear_before_reset = t & 8,
+		};
+		int64_t G = rnn_gates(p.cell), GH = G * p.hidden, H = p.hidden, D = p.dirs;
+		int64_t nx = p.seq * p.batch * p.in, ny = p.seq * D * p.batch * H;
+		float *x = rand_buf(nx), *w = rand_buf(D * GH * p.in), *r = rand_buf(D * GH * H);
+		float *b = rand_buf(D * 2 * GH), *dy = rand_buf(ny), *rt = rand_buf(D * GH * H);
+		for (int64_t d = 0; d < D; d++)
+			for (int64_t kk = 0; kk < GH; kk++)
+				for (int64_t j = 0; j < H; j++)
+					rt[(d * H + j) * GH + kk] = r[(d * GH + kk) * H + j];
+		size_t sc = rnn_scratch_floats(&p), bs = rnn_backward_scratch_floats(&p);
+		float *scratch = malloc((sc > bs ? sc : bs) * sizeof(float));
+		float *y[2], *tape[2], *dx[2], *dr[2], *dw[2];
+		for (int f = 0; f < 2; f++) {
+			struct rnn_params q = p;
+			q.r_transposed = f;
+			struct rnn_tensors in = {x, w, f ? rt : r, b, NULL, NULL, NULL};
+			y[f] = calloc((size_t)ny, sizeof(float));
+			tape[f] = calloc(rnn_tape_floats(&q), sizeof(float));
+			dx[f] = calloc((size_t)nx, sizeof(float));
+			dr[f] = calloc((size_t)(D * GH * H), sizeof(float));
+			dw[f] = calloc((size_t)(D * GH * p.in), sizeof(float));
+			rnn_f32__ref(&q, &in, y[f], RNN_OUT_Y, scratch, tape[f]);
+			struct rnn_grads gr = {dx[f], dw[f], dr[f], NULL, NULL, NULL, NULL};
+			rnn_backward_f32(k, &q, &in, tape[f], dy, RNN_OUT_Y, &gr, scratch);
+		}
+		for (int64_t i = 0; i < ny; i++)
+			cr_assert_float_eq(y[0][i], y[1][i], 1e-5f, "case %d: Y[%lld]", t, (long long)i);
+		for (int64_t i = 0; i < nx; i++)
+			cr_assert_float_eq(dx[0][i], dx[1][i], 1e-4f, "case %d: dX[%lld]", t, (long long)i);
+		for (int64_t i = 0; i < D * GH * p.in; i++)
+			cr_assert_float_eq(dw[0][i], dw[1][i], 1e-4f, "case %d: dW[%lld]", t, (long long)i);
+		for (int64_t d = 0; d < D; d++)
+			for (int64_t kk = 0; kk < GH; kk++)
+				for (int64_t j = 0; j < H; j++)
+					cr_assert_float_eq(dr[0][(d * GH + kk) * H + j],
+							   dr[1][(d * H + j) * GH + kk], 1e-4f,
+							   "case %d: dR[%lld][%lld][%lld]", t, (long long)d,
+							   (long long)kk, (long long)j);
+		for (int f = 0; f < 2; f++)
+			free(y[f]), free(tape[f]), free(dx[f]), free(dr[f]), free(dw[f]);
+		free(x), free(w), free(r), free(b), free(dy), free(rt), free(scratch);
 	}
 }

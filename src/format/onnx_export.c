@@ -502,7 +502,9 @@ static enum presso_status emit_node(struct xb *b, int i)
 	for (int k = 0; k < n->n_inputs; k++) {
 		int v = n->inputs[k];
 		in[k] = v < 0 ? "" : b->read_name[v];
-		if (v >= 0 && value_is_const(&g->values[v]))
+		/* (a projected recurrent layer's R^T goes back to R below) */
+		bool rt = op_is_recurrent(n->op) && n->a.rnn_projected && k == RNN_IN_R;
+		if (v >= 0 && value_is_const(&g->values[v]) && !rt)
 			emit_const(b, v);
 	}
 	const char *y = b->write_name[n->output];
@@ -638,6 +640,23 @@ static enum presso_status emit_node(struct xb *b, int i)
 		const char *rin[8] = {in[RNN_IN_X], in[RNN_IN_W], in[RNN_IN_R], in[RNN_IN_B], "",
 				      in[RNN_IN_H0], in[RNN_IN_C0], in[RNN_IN_P]};
 		if (n->a.rnn_projected) {
+			/* R as ONNX has it, [dirs, G * H, H], from presso's R^T */
+			const struct value *rv = &g->values[n->inputs[RNN_IN_R]];
+			int64_t rd = rv->shape.dims[0], rh = rv->shape.dims[1], rg = rv->shape.dims[2];
+			int64_t rdims[3] = {rd, rg, rh};
+			float *rr = malloc(sizeof(float) * (size_t)(rd * rh * rg));
+			char *rn = new_name(b, n->name, "_R");
+			if (!rr || !rn) {
+				free(rr);
+				return status_fail(PRESSO_E_NOMEM, "out of memory");
+			}
+			for (int64_t d = 0; d < rd; d++)
+				for (int64_t j = 0; j < rh; j++)
+					for (int64_t k = 0; k < rg; k++)
+						rr[(d * rg + k) * rh + j] = rv->data[(d * rh + j) * rg + k];
+			add_init(b, rn, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rdims, 3, rr, sizeof(float));
+			free(rr);
+			rin[RNN_IN_R] = rn;
 			/* X is X W^T already: W picks each direction's part of it,
 			 * made at load from a shape (EyeLike of ConstantOfShape [GH,
 			 * dirs * GH] at offset d * GH, stacked), not stored */

@@ -77,15 +77,18 @@ static int64_t s_off(const struct rnn_params *p, int d, int64_t b)
  * had taken three quarters of an LSTM's time): x = n ln 2 + r with |r| <=
  * ln 2 / 2 (ln 2 in two parts), e^r by the degree-7 polynomial of Cephes'
  * expf, 2^n from the exponent bits. Within 1.4 ulp of e^x on [-87, 88]; x is
- * clamped to it. The same operations in the same order on every CPU (this
- * file is compiled without FMA contraction), so the result does not depend
- * on the vector width. */
+ * clamped to it, and a NaN stays a NaN. The same operations in the same
+ * order on every CPU (this file is compiled without FMA contraction), so the
+ * result does not depend on the vector width. */
 static inline float exp_(float x)
 {
-	x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+	/* clamped so that a NaN becomes a number too (it is put back at the end:
+	 * converting it to int would be undefined) */
+	float xc = x > -87.0f ? x : -87.0f;
+	xc = xc < 88.0f ? xc : 88.0f;
 	/* floor(x log2 e + 1/2), by truncation of a positive number */
-	int n = (int)(x * 1.44269504088896341f + 128.5f) - 128;
-	float r = x - (float)n * 0.693359375f + (float)n * 2.12194440e-4f;
+	int n = (int)(xc * 1.44269504088896341f + 128.5f) - 128;
+	float r = xc - (float)n * 0.693359375f + (float)n * 2.12194440e-4f;
 	float y = 1.9875691500e-4f;
 	y = y * r + 1.3981999507e-3f;
 	y = y * r + 8.3334519073e-3f;
@@ -97,7 +100,7 @@ static inline float exp_(float x)
 		uint32_t u;
 		float f;
 	} scale = {.u = (uint32_t)(n + 127) << 23};
-	return y * scale.f;
+	return x == x ? y * scale.f : x;
 }
 
 static inline float sigm(float x)
@@ -242,8 +245,13 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 		for (int64_t s = 0; s < p->seq; s++) {
 			int64_t t = step_time(p, d, s);
 			/* H' R^T (for GRU without linear_before_reset: the z and r gates) */
-			gemm_f32__ref((int)B, (int)(gru && !lbr ? 2 * H : GH), (int)H, h, (int)H, false, r,
-				      (int)H, true, hr, (int)GH);
+			int64_t n1 = gru && !lbr ? 2 * H : GH;
+			if (p->r_transposed) /* one batch row: an axpy per hidden unit */
+				gemm_f32__ref((int)B, (int)n1, (int)H, h, (int)H, false, r, (int)GH, false,
+					      hr, (int)GH);
+			else
+				gemm_f32__ref((int)B, (int)n1, (int)H, h, (int)H, false, r, (int)H, true,
+					      hr, (int)GH);
 			for (int64_t b = 0; b < B; b++) {
 				const float *xg = xw + x_row(p, t, b) * GH;
 				float *g = hr + b * GH, *hp = h + b * H, *cp = c + b * H;
@@ -271,8 +279,12 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 			if (gru && !lbr) {
 				/* (r . H') Rh^T, then h */
 				float *hh = hn; /* free until the new states are formed */
-				gemm_f32__ref((int)B, (int)H, (int)H, rh, (int)H, false, r + 2 * H * H,
-					      (int)H, true, hh, (int)H);
+				if (p->r_transposed)
+					gemm_f32__ref((int)B, (int)H, (int)H, rh, (int)H, false, r + 2 * H,
+						      (int)GH, false, hh, (int)H);
+				else
+					gemm_f32__ref((int)B, (int)H, (int)H, rh, (int)H, false,
+						      r + 2 * H * H, (int)H, true, hh, (int)H);
 				for (int64_t b = 0; b < B; b++)
 					gf->tanh_add(H, xw + x_row(p, t, b) * GH + 2 * H, hh + b * H,
 						     hr + b * GH + 2 * H);
@@ -417,8 +429,12 @@ void rnn_backward_f32(const struct f32_train_kernels *k, const struct rnn_params
 			}
 			if (gru && !lbr) {
 				/* d(r . H') = dh_pre Rh: r's gradient, and H' through r */
-				k->gemm((int)B, (int)H, (int)H, drec + 2 * H, (int)GH, false, r + 2 * H * H,
-					(int)H, false, aux, (int)H, false);
+				if (p->r_transposed)
+					k->gemm((int)B, (int)H, (int)H, drec + 2 * H, (int)GH, false, r + 2 * H,
+						(int)GH, true, aux, (int)H, false);
+				else
+					k->gemm((int)B, (int)H, (int)H, drec + 2 * H, (int)GH, false,
+						r + 2 * H * H, (int)H, false, aux, (int)H, false);
 				for (int64_t b = 0; b < B; b++) {
 					const float *rec = tape + ((d * p->seq + t) * B + b) * TR;
 					for (int64_t j = 0; j < H; j++) {
@@ -429,21 +445,31 @@ void rnn_backward_f32(const struct f32_train_kernels *k, const struct rnn_params
 						rhp[b * H + j] = rr * hprev[b * H + j];
 					}
 				}
-				if (dr)
+				if (dr && p->r_transposed)
+					k->gemm((int)H, (int)H, (int)B, rhp, (int)H, true, drec + 2 * H,
+						(int)GH, false, dr + 2 * H, (int)GH, true);
+				else if (dr)
 					k->gemm((int)H, (int)H, (int)B, drec + 2 * H, (int)GH, true, rhp, (int)H,
 						false, dr + 2 * H * H, (int)H, true);
 			}
 			/* dR += d(H' R^T)^T H'; dH' = d(H' R^T) R + the direct terms */
 			int64_t nr = gru && !lbr ? 2 * H : GH;
-			if (dr)
+			if (dr && p->r_transposed)
+				k->gemm((int)H, (int)nr, (int)B, hprev, (int)H, true, drec, (int)GH, false, dr,
+					(int)GH, true);
+			else if (dr)
 				k->gemm((int)nr, (int)H, (int)B, drec, (int)GH, true, hprev, (int)H, false, dr,
 					(int)H, true);
 			if (drb)
 				for (int64_t b = 0; b < B; b++)
 					for (int64_t j = 0; j < GH; j++)
 						drb[j] += drec[b * GH + j];
-			k->gemm((int)B, (int)H, (int)nr, drec, (int)GH, false, r, (int)H, false, dhn,
-				(int)H, true);
+			if (p->r_transposed)
+				k->gemm((int)B, (int)H, (int)nr, drec, (int)GH, false, r, (int)GH, true, dhn,
+					(int)H, true);
+			else
+				k->gemm((int)B, (int)H, (int)nr, drec, (int)GH, false, r, (int)H, false, dhn,
+					(int)H, true);
 			memcpy(dh, dhn, sizeof(float) * (size_t)(B * H));
 			if (lstm)
 				memcpy(dc, aux, sizeof(float) * (size_t)(B * H));

@@ -280,6 +280,7 @@ struct rnn_params {
 	bool batch_first;         /* ONNX layout 1 */
 	bool linear_before_reset; /* GRU */
 	bool projected;           /* X is already X W^T: [.., dirs * gates * hidden], no W */
+	bool r_transposed;        /* R is R^T per direction: [hidden, gates * hidden] */
 };
 
 struct rnn_tensors {

@@ -155,6 +155,7 @@ void engine_rnn_params(const struct node *n, const struct shape *shapes, struct 
 		.hidden = n->a.rnn_hidden, .dirs = n->a.rnn_direction == 2 ? 2 : 1,
 		.reverse = n->a.rnn_direction == 1, .batch_first = bf,
 		.linear_before_reset = n->a.rnn_lbr, .projected = n->a.rnn_projected,
+		.r_transposed = n->a.rnn_projected,
 	};
 }
 

@@ -244,10 +244,11 @@ static enum presso_status infer_rnn(const struct graph *g, const struct node *n,
 				   "node '%s': %s W must be [%lld, %lld, %lld] for hidden_size %lld and %lld input features",
 				   n->name, op_name(n->op), (long long)dirs, (long long)(gates * h),
 				   (long long)x->dims[2], (long long)h, (long long)x->dims[2]);
-	if (r->n_dims != 3 || r->dims[0] != dirs || r->dims[1] != gates * h || r->dims[2] != h)
+	int64_t r1 = a->rnn_projected ? h : gates * h, r2 = a->rnn_projected ? gates * h : h;
+	if (r->n_dims != 3 || r->dims[0] != dirs || r->dims[1] != r1 || r->dims[2] != r2)
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s R must be [%lld, %lld, %lld]",
-				   n->name, op_name(n->op), (long long)dirs, (long long)(gates * h),
-				   (long long)h);
+				   n->name, op_name(n->op), (long long)dirs, (long long)r1,
+				   (long long)r2);
 	const struct shape *b = n->inputs[RNN_IN_B] >= 0 ? in[RNN_IN_B] : NULL;
 	if (b && (b->n_dims != 2 || b->dims[0] != dirs || b->dims[1] != 2 * gates * h))
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s B must be [%lld, %lld]", n->name,

@@ -223,9 +223,10 @@ struct node_attrs {
 	uint8_t resize_linear;  /* Resize mode linear (else nearest) */
 	/* RNN, GRU, LSTM: hidden_size; direction 0 forward, 1 reverse, 2
 	 * bidirectional; ONNX layout 1 (batch first); GRU's linear_before_reset;
-	 * the output the node yields (enum rnn_out: Y, Y_h or Y_c); projected:
-	 * input X is X W^T of every direction (a MatMul before the node), W
-	 * absent */
+	 * the output the node yields (enum rnn_out: Y, Y_h or Y_c); projected
+	 * (presso's own form, made at import): input X is X W^T of every
+	 * direction (a MatMul before the node), W absent, and R held as R^T per
+	 * direction, [dirs, hidden, gates * hidden] */
 	int rnn_hidden;
 	uint8_t rnn_direction;
 	bool rnn_batch_first;

@@ -3320,55 +3320,63 @@ static bool rnn_default_activations(const Onnx__NodeProto *np, const char *const
 
 /* The input projection X W^T of every direction as a MatMul by the constant
  * [in, dirs * gates * hidden] (W transposed, the directions side by side)
- * before the recurrent node, which then reads the projection (rnn_projected):
- * a layer that policies quantize, prune and factor like any other. A W that
- * is each direction's identity over X (presso's export of such a layer) means
- * X is the projection already. A W of the wrong shape is left to shape
- * inference, which names it. */
+ * before the recurrent node, which then reads the projection and holds R
+ * transposed (rnn_projected): a layer that policies quantize, prune and
+ * factor like any other. A W that is each direction's identity over X
+ * (presso's export of such a layer) means X is the projection already. A W
+ * or R of the wrong shape is left to shape inference, which names it. */
 static enum presso_status rnn_project(struct builder *b, const char *name, struct node *n)
 {
 	struct graph *g = b->g;
 	const struct value *w = &g->values[n->inputs[RNN_IN_W]];
-	int64_t dirs = n->a.rnn_direction == 2 ? 2 : 1;
-	int64_t gh = (n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1) * (int64_t)n->a.rnn_hidden;
+	const struct value *rv = &g->values[n->inputs[RNN_IN_R]];
+	int64_t dirs = n->a.rnn_direction == 2 ? 2 : 1, h = n->a.rnn_hidden;
+	int64_t gh = (n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1) * h;
 	if (w->shape.n_dims != 3 || w->shape.dims[0] != dirs || w->shape.dims[1] != gh ||
-	    w->shape.dims[2] < 1)
+	    w->shape.dims[2] < 1 || !rv->data || rv->shape.n_dims != 3 ||
+	    rv->shape.dims[0] != dirs || rv->shape.dims[1] != gh || rv->shape.dims[2] != h)
 		return PRESSO_OK;
 	int64_t in = w->shape.dims[2];
+	/* R^T per direction, [dirs, hidden, gates * hidden]: a step's H' R^T
+	 * then reads its rows in order (one batch row: an axpy per unit) */
+	struct shape rts = {.n_dims = 3, .dims = {dirs, h, gh}};
+	struct shape ts = {.n_dims = 2, .dims = {in, dirs * gh}};
 	bool eye = in == dirs * gh;
 	for (int64_t d = 0; eye && d < dirs; d++)
-		for (int64_t r = 0; eye && r < gh; r++)
+		for (int64_t k = 0; eye && k < gh; k++)
 			for (int64_t i = 0; eye && i < in; i++)
-				eye = w->data[(d * gh + r) * in + i] == (i == d * gh + r ? 1.0f : 0.0f);
-	if (eye) { /* presso's export of a projected layer: X is X W^T already */
-		n->inputs[RNN_IN_W] = -1;
-		n->a.rnn_projected = true;
-		return PRESSO_OK;
-	}
-	struct shape ts = {.n_dims = 2, .dims = {in, dirs * gh}};
-	int64_t count;
-	if (!shape_numel_checked(&ts, &count))
-		return PRESSO_OK;
-	float *t = malloc(sizeof(float) * (size_t)count);
-	if (!t)
+				eye = w->data[(d * gh + k) * in + i] == (i == d * gh + k ? 1.0f : 0.0f);
+	float *rt = malloc(sizeof(float) * (size_t)(dirs * h * gh));
+	float *t = eye ? NULL : malloc(sizeof(float) * (size_t)(in * dirs * gh));
+	if (!rt || (!eye && !t)) {
+		free(rt);
+		free(t);
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
+	}
 	for (int64_t d = 0; d < dirs; d++)
-		for (int64_t r = 0; r < gh; r++)
-			for (int64_t i = 0; i < in; i++)
-				t[i * dirs * gh + d * gh + r] = w->data[(d * gh + r) * in + i];
-	int wt;
-	enum presso_status s = add_const_value(b, name, "W_proj", &ts, t, &wt);
+		for (int64_t k = 0; k < gh; k++) {
+			for (int64_t j = 0; j < h; j++)
+				rt[(d * h + j) * gh + k] = rv->data[(d * gh + k) * h + j];
+			for (int64_t i = 0; t && i < in; i++)
+				t[i * dirs * gh + d * gh + k] = w->data[(d * gh + k) * in + i];
+		}
+	int rt_v, wt = -1, xw = -1;
+	enum presso_status s = add_const_value(b, name, "R_t", &rts, rt, &rt_v);
+	if (s == PRESSO_OK && t)
+		s = add_const_value(b, name, "W_proj", &ts, t, &wt);
+	free(rt);
 	free(t);
+	if (s == PRESSO_OK && !eye && (xw = add_derived_value(b, name, "proj")) < 0)
+		s = PRESSO_E_NOMEM;
+	if (s == PRESSO_OK && !eye)
+		s = add_op_node(b, OP_MATMUL, name, "proj", n->inputs[RNN_IN_X], wt, xw, NULL);
 	if (s != PRESSO_OK)
 		return s;
-	int xw = add_derived_value(b, name, "proj");
-	if (xw < 0)
-		return PRESSO_E_NOMEM;
-	if ((s = add_op_node(b, OP_MATMUL, name, "proj", n->inputs[RNN_IN_X], wt, xw, NULL)) !=
-	    PRESSO_OK)
-		return s;
-	n->inputs[RNN_IN_X] = xw;
+	/* eye: presso's export of a projected layer, whose X is X W^T already */
+	if (!eye)
+		n->inputs[RNN_IN_X] = xw;
 	n->inputs[RNN_IN_W] = -1;
+	n->inputs[RNN_IN_R] = rt_v;
 	n->a.rnn_projected = true;
 	return PRESSO_OK;
 }
