@@ -322,6 +322,8 @@ struct roundtrip {
 	int64_t file_bytes, size_bytes;
 	bool coding_seen[3];
 	int bits_seen[9];
+	bool qconst_coding_seen[3];
+	int qconst_bits_seen[9]; /* quantized constants (a recurrent layer's R) */
 };
 
 /* Writes m, loads it back, and checks outputs, sizes and per-layer choices. */
@@ -359,6 +361,21 @@ static void roundtrip(const struct qmodel *m, const char *path, struct roundtrip
 		cr_assert_arr_eq(a.bias, b.bias, sizeof(int32_t) * (size_t)a.n_out);
 		rt->coding_seen[a.coding.kind] = true;
 		rt->bits_seen[a.bits]++;
+	}
+	cr_assert_eq(qmodel_n_qconsts(m2), qmodel_n_qconsts(m));
+	for (int i = 0; i < qmodel_n_qconsts(m); i++) {
+		struct qconst_view a, b;
+		qmodel_qconst_view(m, i, &a);
+		qmodel_qconst_view(m2, i, &b);
+		cr_assert_eq(a.value, b.value);
+		cr_assert_eq(a.bits, b.bits);
+		cr_assert_eq(a.n_out, b.n_out);
+		cr_assert_eq(a.k, b.k);
+		cr_assert_eq(a.coding.kind, b.coding.kind);
+		cr_assert_arr_eq(a.w, b.w, (size_t)(a.n_out * a.k));
+		cr_assert_arr_eq(a.w_scale, b.w_scale, sizeof(float) * (size_t)a.n_out);
+		rt->qconst_coding_seen[a.coding.kind] = true;
+		rt->qconst_bits_seen[a.bits]++;
 	}
 	int64_t n1, n2;
 	float *y1 = run_q(m, &n1), *y2 = run_q(m2, &n2);
@@ -490,6 +507,48 @@ Test(presso_file, shipped_models_load_bit_identical)
 	remove_dir(dir, (const char *const[]){"m.presso", NULL});
 }
 
+/* The LSTM's recurrent weights R, quantized at its input projection's width,
+ * in the file at every width and coding (R pruned to one weight in 8, in runs
+ * of 3, for the sparse codings). */
+Test(presso_file, lstm_recurrent_weights_load_bit_identical_at_every_width)
+{
+	char *dir = fx_tmpdir();
+	struct graph *g = load_model("lstm");
+	int nl = n_layers_of(g);
+	int r = -1;
+	for (int i = 0; i < g->n_nodes; i++)
+		if (g->nodes[i].op == OP_LSTM)
+			r = g->nodes[i].inputs[RNN_IN_R];
+	cr_assert_geq(r, 0);
+	struct value *rv = &g->values[r];
+	static const int widths[] = {1, 2, 3, 5, 8};
+	bool coding_seen[3] = {false};
+	for (int sparse = 0; sparse < 2; sparse++) {
+		if (sparse)
+			for (int64_t i = 0; i < shape_numel(&rv->shape); i++)
+				if ((i / 3) % 8 != 0)
+					rv->data[i] = 0;
+		for (size_t k = 0; k < sizeof widths / sizeof widths[0]; k++) {
+			struct policy *pol = uniform(nl, widths[k], 8);
+			struct calib *cal;
+			struct qmodel *m = quantize(g, pol, &cal);
+			cr_assert_eq(qmodel_n_qconsts(m), 1);
+			struct roundtrip rt;
+			roundtrip(m, fx_join(dir, "r.presso"), &rt);
+			cr_assert_eq(rt.qconst_bits_seen[widths[k]], 1, "R not at %d bits", widths[k]);
+			for (int c = 0; c < 3; c++)
+				coding_seen[c] |= rt.qconst_coding_seen[c];
+			qmodel_free(m);
+			calib_free(cal);
+			policy_free(pol);
+		}
+	}
+	for (int c = 0; c < 3; c++)
+		cr_assert(coding_seen[c], "R never in %s coding", quant_coding_name(c));
+	graph_free(g);
+	remove_dir(dir, (const char *const[]){"r.presso", NULL});
+}
+
 /* --- bad files ----------------------------------------------------------------- */
 
 #define HEADER_BYTES 24
@@ -575,7 +634,7 @@ Test(presso_file, wrong_magic_version_and_missing_file)
 	b[8] = 1; /* version 1 stored float32 scales and int32 biases */
 	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
 	cr_assert(strstr(status_msg(), "version"), "%s", status_msg());
-	b[8] = 4;
+	b[8] = 5; /* a version from the future */
 	cr_assert_eq(load_bytes(path, b, f.n), PRESSO_E_FORMAT);
 	cr_assert(strstr(status_msg(), "version"), "%s", status_msg());
 	cr_assert_eq(load_bytes(path, b, 0), PRESSO_E_FORMAT);

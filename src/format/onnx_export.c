@@ -26,6 +26,10 @@
  *     (s_in: the layer input's activation scale), axis 0, zero points 0; a
  *     MatMul whose bias correction made a bias gets an Add. Gemm's alpha and
  *     beta are folded into the weights and the bias, so they are written as 1.
+ *   - a recurrent layer's R that the engine quantizes (qmodel_qconst_view) is
+ *     an int8 initializer of ONNX's rows [dirs * gates * hidden][hidden]
+ *     through DequantizeLinear (a scale per row, axis 0), then a Reshape to
+ *     [dirs, gates * hidden, hidden].
  *   - every other node is written as it is (its attributes as imported: explicit
  *     pads, Clip bounds and Reshape/Squeeze/Unsqueeze axes as opset-13 inputs);
  *     float constants are float initializers, int64 ones int64 initializers.
@@ -640,22 +644,41 @@ static enum presso_status emit_node(struct xb *b, int i)
 		const char *rin[8] = {in[RNN_IN_X], in[RNN_IN_W], in[RNN_IN_R], in[RNN_IN_B], "",
 				      in[RNN_IN_H0], in[RNN_IN_C0], in[RNN_IN_P]};
 		if (n->a.rnn_projected) {
-			/* R as ONNX has it, [dirs, G * H, H], from presso's R^T */
+			/* R as ONNX has it, [dirs, G * H, H], from presso's R^T; when
+			 * the engine quantizes it (qmodel_qconst_of), its int8 rows
+			 * [dirs * G * H, H] through a per-row DequantizeLinear, then
+			 * a Reshape */
 			const struct value *rv = &g->values[n->inputs[RNN_IN_R]];
 			int64_t rd = rv->shape.dims[0], rh = rv->shape.dims[1], rg = rv->shape.dims[2];
 			int64_t rdims[3] = {rd, rg, rh};
-			float *rr = malloc(sizeof(float) * (size_t)(rd * rh * rg));
 			char *rn = new_name(b, n->name, "_R");
-			if (!rr || !rn) {
-				free(rr);
+			if (!rn)
 				return status_fail(PRESSO_E_NOMEM, "out of memory");
+			int qc = qmodel_qconst_of(b->m, n->inputs[RNN_IN_R]);
+			if (qc >= 0) {
+				struct qconst_view q;
+				qmodel_qconst_view(b->m, qc, &q);
+				int64_t qdims[2] = {q.n_out, q.k}, three = 3;
+				const char *fq = emit_dq_const(b, rn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 1,
+							       qdims, 2, q.w, q.w_scale, q.n_out, 0);
+				char *shn = new_name(b, rn, "_shape");
+				if (!fq || !shn)
+					return status_fail(PRESSO_E_NOMEM, "out of memory");
+				add_init(b, shn, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, &three, 1, rdims, 8);
+				add_node(b, "Reshape", rn, 2, (const char *const[]){fq, shn}, rn);
+			} else {
+				float *rr = malloc(sizeof(float) * (size_t)(rd * rh * rg));
+				if (!rr)
+					return status_fail(PRESSO_E_NOMEM, "out of memory");
+				for (int64_t d = 0; d < rd; d++)
+					for (int64_t j = 0; j < rh; j++)
+						for (int64_t k = 0; k < rg; k++)
+							rr[(d * rg + k) * rh + j] =
+								rv->data[(d * rh + j) * rg + k];
+				add_init(b, rn, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rdims, 3, rr,
+					 sizeof(float));
+				free(rr);
 			}
-			for (int64_t d = 0; d < rd; d++)
-				for (int64_t j = 0; j < rh; j++)
-					for (int64_t k = 0; k < rg; k++)
-						rr[(d * rg + k) * rh + j] = rv->data[(d * rh + j) * rg + k];
-			add_init(b, rn, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rdims, 3, rr, sizeof(float));
-			free(rr);
 			rin[RNN_IN_R] = rn;
 			/* X is X W^T already: W picks each direction's part of it,
 			 * made at load from a shape (EyeLike of ConstantOfShape [GH,

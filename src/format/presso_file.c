@@ -1,13 +1,14 @@
 /* presso_file.c - the .presso format: a quantized model, ready to run.
  *
- * Layout, version 3. Integers are little-endian; "uv" is an unsigned LEB128
+ * Layout, version 4. Integers are little-endian; "uv" is an unsigned LEB128
  * varint, "sv" a zigzag-coded signed one; "str" is a uv byte count and the bytes
  * (no NUL); f32 is IEEE-754 binary32.
  *
  *   header (24 bytes)
  *     magic        8   "PRESSO\r\n" (the CR LF catches a text-mode transfer)
- *     version      u32 3 (version 2, the same without the requant byte,
- *                  reads as Q31 requantization)
+ *     version      u32 4 (version 3 is the same without quantized
+ *                  constants; version 2 also without the requant byte,
+ *                  and reads as Q31 requantization)
  *     crc32        u32 CRC-32 (zlib) of the body
  *     body_bytes   u64 the file's size minus 24
  *   body, structure
@@ -16,7 +17,9 @@
  *     uv n_values, n_nodes, n_inputs, n_outputs, n_layers
  *     value[n_values]  str name, u8 flags, uv n_dims, uv dims[n_dims] (at batch 1)
  *                      flags: bits 0-1 kind (0 activation, 1 float constant,
- *                      2 layer weight, 3 layer bias), bit 2 batched, bits 4-7
+ *                      2 layer weight, 3 layer bias), bit 2 batched, bit 3
+ *                      a float constant stored quantized (a recurrent
+ *                      layer's R^T [dirs, hidden, gates * hidden]), bits 4-7
  *                      the activation bits of the quantization group the value
  *                      heads (0 if it heads none)
  *     node[n_nodes]    str name, u8 op, u8 n_inputs, uv inputs[n_inputs]
@@ -28,6 +31,8 @@
  *                      unknown op
  *     uv inputs[n_inputs], uv outputs[n_outputs]   value indices
  *     layer[n_layers]  uv node, u8 bits, u8 act_bits, u8 coding, uv nnz
+ *     qconst[]         per quantized constant (bit 3, in value order): u8
+ *                      bits, u8 coding, uv nnz
  *   body, payload: exactly the model's size_bytes (qmodel_size)
  *     per layer        its weights in its coding (wcode.h; [n_out][k] in the
  *                      graph's weight order), binary16 scale[n_out] (u16,
@@ -36,7 +41,9 @@
  *                      two's complement, packed as wcode.h says
  *     per group head   (values with act bits, in value order) f32 scale,
  *                      u8 zero point
- *     per float constant (kind 1, value order) f32 data[numel]
+ *     per float constant (kind 1, value order) f32 data[numel]; a quantized
+ *                      one: its codes in its coding (ONNX's R rows [dirs *
+ *                      gates * hidden][hidden]), binary16 scale per row
  *
  * The structure is the overhead over size_bytes: 24 bytes of header plus
  * names, shapes, nodes and 5-10 bytes per layer, mostly names: 818 bytes for
@@ -78,7 +85,8 @@
 #define PFILE_MAGIC "PRESSO\r\n"
 #define PFILE_MAGIC_BYTES 8
 #define PFILE_EXTENSION ".presso"
-#define PFILE_VERSION 3
+#define PFILE_VERSION 4
+#define PFILE_VERSION_NO_QCONST 3 /* no quantized constants */
 #define PFILE_VERSION_Q31_ONLY 2 /* oldest readable: no requant byte, Q31 */
 #define PFILE_HEADER_BYTES 24
 
@@ -94,6 +102,7 @@ enum value_kind { VK_ACT, VK_CONST, VK_WEIGHT, VK_BIAS };
 
 #define VF_KIND_MASK 0x03u
 #define VF_BATCHED 0x04u
+#define VF_QCONST 0x08u /* a float constant stored quantized (a recurrent layer's R) */
 #define VF_BITS_SHIFT 4
 
 /* Which attributes each op stores, and how many inputs it takes once imported. */
@@ -462,6 +471,8 @@ static enum presso_status encode(const struct qmodel *m, const char *path, uint8
 		const struct value *val = &g->values[v];
 		struct qparams qp;
 		unsigned flags = kind[v] | (val->batched ? VF_BATCHED : 0);
+		if (qmodel_qconst_of(m, v) >= 0)
+			flags |= VF_QCONST;
 		if (qmodel_value_group(m, v) == v && qmodel_value_qparams(m, v, &qp))
 			flags |= (unsigned)qp.bits << VF_BITS_SHIFT;
 		w_str(&w, val->name);
@@ -515,6 +526,16 @@ static enum presso_status encode(const struct qmodel *m, const char *path, uint8
 		w_u8(&w, (unsigned)views[i].coding.kind);
 		w_uv(&w, (uint64_t)views[i].coding.nnz);
 	}
+	for (int v = 0; v < nv; v++) {
+		int c = qmodel_qconst_of(m, v);
+		if (c < 0)
+			continue;
+		struct qconst_view q;
+		qmodel_qconst_view(m, c, &q);
+		w_u8(&w, (unsigned)q.bits);
+		w_u8(&w, (unsigned)q.coding.kind);
+		w_uv(&w, (uint64_t)q.coding.nnz);
+	}
 	size_t payload_at = w.n;
 	/* payload */
 	for (int i = 0; i < nl && !w.oom; i++) {
@@ -541,6 +562,17 @@ static enum presso_status encode(const struct qmodel *m, const char *path, uint8
 			continue;
 		const struct value *val = &g->values[v];
 		int64_t numel = shape_numel(&val->shape);
+		int c = qmodel_qconst_of(m, v);
+		if (c >= 0) {
+			struct qconst_view q;
+			qmodel_qconst_view(m, c, &q);
+			uint8_t *at = w_room(&w, (size_t)q.coding.bytes);
+			if (at)
+				wcode_encode(q.w, q.n_out * q.k, q.bits, &q.coding, at);
+			for (int64_t r = 0; r < q.n_out; r++)
+				w_u16(&w, quant_f16_encode(q.w_scale[r]));
+			continue;
+		}
 		for (int64_t i = 0; i < numel; i++)
 			w_f32(&w, val->data[i]);
 		if (val->n_consumers == 0) /* not in size_bytes */
@@ -877,9 +909,23 @@ struct flayer {
 	int32_t *bias;
 };
 
+/* A quantized constant (VF_QCONST): ONNX's R of a recurrent layer, rows
+ * [dirs * gates * hidden] of hidden, from a graph value [dirs, hidden,
+ * gates * hidden] (R^T). */
+struct fconst {
+	int value;
+	int bits;
+	struct weight_coding coding;
+	int64_t n_out, k;
+	int8_t *q;
+	float *scale;
+};
+
 struct loading {
 	struct rd r;
 	struct graph *g;
+	int n_consts;
+	struct fconst *consts; /* in value order */
 	uint8_t *vflags;      /* [n_values] */
 	int n_layers;
 	struct flayer *layers;
@@ -902,7 +948,9 @@ static enum presso_status read_values(struct loading *L)
 			return bad(r, "value %d: truncated", v);
 		L->vflags[v] = (uint8_t)flags;
 		unsigned bits = flags >> VF_BITS_SHIFT, kind = flags & VF_KIND_MASK;
-		if ((flags & 0x08u) || (bits && (bits < 2 || bits > 8 || kind != VK_ACT)))
+		bool qconst = flags & VF_QCONST;
+		if ((qconst && (L->version <= PFILE_VERSION_NO_QCONST || kind != VK_CONST)) ||
+		    (bits && (bits < 2 || bits > 8 || kind != VK_ACT)))
 			return bad(r, "value '%s': bad flags 0x%02x", val->name, flags);
 		val->batched = flags & VF_BATCHED;
 		if (!r_uv_in(r, 0, GRAPH_MAX_DIMS, &nd))
@@ -932,7 +980,7 @@ static enum presso_status read_values(struct loading *L)
 			/* every constant's data comes from the payload, which is in the file:
 			 * a weight takes at least 5 bits per 16 elements (run-length fillers),
 			 * anything else 4 bytes per element */
-			int64_t room = (int64_t)r->n * (kind == VK_WEIGHT ? 26 : 1);
+			int64_t room = (int64_t)r->n * (kind == VK_WEIGHT || qconst ? 26 : 1);
 			if (numel > room)
 				return bad(r, "value '%s': %lld elements cannot fit in the file",
 					   val->name, (long long)numel);
@@ -1093,6 +1141,49 @@ done:
 	return s;
 }
 
+/* The records of the quantized constants (VF_QCONST, in value order): bits,
+ * coding, non-zeros; each a [dirs, hidden, gates * hidden] R^T. That they
+ * are what the model quantizes is checked on the rebuilt model
+ * (check_model). */
+static enum presso_status read_qconsts(struct loading *L)
+{
+	struct rd *r = &L->r;
+	const struct graph *g = L->g;
+	int n = 0;
+	for (int v = 0; v < g->n_values; v++)
+		n += (L->vflags[v] & VF_QCONST) != 0;
+	L->consts = calloc((size_t)(n ? n : 1), sizeof *L->consts);
+	if (!L->consts)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory", r->path);
+	for (int v = 0; v < g->n_values; v++) {
+		if (!(L->vflags[v] & VF_QCONST))
+			continue;
+		const struct value *val = &g->values[v];
+		struct fconst *F = &L->consts[L->n_consts++];
+		unsigned bits, coding;
+		F->value = v;
+		if (!r_u8(r, &bits) || !r_u8(r, &coding) ||
+		    !r_uv_in(r, 0, (uint64_t)INT64_MAX, &F->coding.nnz))
+			return bad(r, "constant '%s': truncated", val->name);
+		if (val->shape.n_dims != 3 || bits < QUANT_MIN_WEIGHT_BITS ||
+		    bits > QUANT_MAX_WEIGHT_BITS || coding > WCODE_RUNLENGTH)
+			return bad(r, "constant '%s': rank %d, bits %u, coding %u", val->name,
+				   val->shape.n_dims, bits, coding);
+		F->bits = (int)bits;
+		F->coding.kind = (enum weight_coding_kind)coding;
+		F->n_out = val->shape.dims[0] * val->shape.dims[2];
+		F->k = val->shape.dims[1];
+		int64_t n_w = F->n_out * F->k;
+		if (F->coding.nnz > n_w)
+			return bad(r, "constant '%s': non-zero count", val->name);
+		F->coding.bytes = F->coding.kind == WCODE_DENSE ? quant_packed_bytes(n_w, F->bits)
+				  : F->coding.kind == WCODE_BITMAP
+					  ? (n_w + 7) / 8 + quant_packed_bytes(F->coding.nnz, F->bits)
+					  : -1; /* run-length: fillers counted when read */
+	}
+	return PRESSO_OK;
+}
+
 /* The layers in the file against graph_layers(), and their weight and bias
  * values against the kinds the file gives them. */
 static enum presso_status read_layers(struct loading *L)
@@ -1176,6 +1267,8 @@ static enum presso_status read_layers(struct loading *L)
 				k, owner[v]);
 	}
 	free(owner);
+	if (s == PRESSO_OK)
+		s = read_qconsts(L);
 done:
 	free(ls);
 	return s;
@@ -1206,6 +1299,48 @@ static int64_t runlength_bytes(const uint8_t *p, size_t left, int64_t n, int bit
 	}
 	entries += (n - pos) / (WCODE_MAX_RUN + 1);
 	return (entries * eb + 7) / 8;
+}
+
+/* A quantized constant's codes and scales, and its float data from them. */
+static enum presso_status read_qconst(struct loading *L, struct fconst *F)
+{
+	struct rd *r = &L->r;
+	struct value *val = &L->g->values[F->value];
+	int64_t n = F->n_out * F->k;
+	if (F->coding.kind == WCODE_RUNLENGTH)
+		F->coding.bytes = runlength_bytes(r->p + r->pos, r_left(r), n, F->bits, F->coding.nnz);
+	if (F->coding.bytes < 0 || (uint64_t)F->coding.bytes > r_left(r))
+		return bad(r, "constant '%s': truncated", val->name);
+	F->q = malloc((size_t)(n ? n : 1));
+	F->scale = malloc(sizeof(float) * (size_t)(F->n_out ? F->n_out : 1));
+	if (!F->q || !F->scale)
+		return status_fail(PRESSO_E_NOMEM, "%s: out of memory", r->path);
+	if (!wcode_decode(r->p + r->pos, &F->coding, n, F->bits, F->q))
+		return bad(r, "constant '%s': the %d-bit %s codes do not decode", val->name, F->bits,
+			   quant_coding_name(F->coding.kind));
+	struct weight_coding best = quant_weight_coding(F->q, n, F->bits);
+	if (best.kind != F->coding.kind || best.bytes != F->coding.bytes)
+		return bad(r, "constant '%s': codes in %s coding where %s is chosen", val->name,
+			   quant_coding_name(F->coding.kind), quant_coding_name(best.kind));
+	r->pos += (size_t)F->coding.bytes;
+	for (int64_t c = 0; c < F->n_out; c++) {
+		unsigned h;
+		if (!r_u16(r, &h))
+			return bad(r, "constant '%s': truncated scales", val->name);
+		F->scale[c] = quant_f16_decode((uint16_t)h);
+		if (!(F->scale[c] > 0))
+			return bad(r, "constant '%s': bad scale %lld (binary16 0x%04x)", val->name,
+				   (long long)c, h);
+	}
+	/* R^T [dirs][hidden][gates * hidden] from ONNX's rows */
+	int64_t dirs = val->shape.dims[0], h = val->shape.dims[1], gh = val->shape.dims[2];
+	for (int64_t d = 0; d < dirs; d++)
+		for (int64_t j = 0; j < h; j++)
+			for (int64_t u = 0; u < gh; u++) {
+				int64_t row = d * gh + u;
+				val->data[(d * h + j) * gh + u] = F->scale[row] * (float)F->q[row * h + j];
+			}
+	return PRESSO_OK;
 }
 
 static enum presso_status read_payload(struct loading *L)
@@ -1262,10 +1397,17 @@ static enum presso_status read_payload(struct loading *L)
 		L->qp[v] = (struct qparams){.scale = scale, .inv_scale = 1.0f / scale,
 					    .zero = (int32_t)zero, .bits = (int)bits};
 	}
+	int ci = 0;
 	for (int v = 0; v < g->n_values; v++) {
 		if ((L->vflags[v] & VF_KIND_MASK) != VK_CONST)
 			continue;
 		struct value *val = &g->values[v];
+		if (L->vflags[v] & VF_QCONST) {
+			enum presso_status s = read_qconst(L, &L->consts[ci++]);
+			if (s != PRESSO_OK)
+				return s;
+			continue;
+		}
 		int64_t numel = shape_numel(&val->shape);
 		if ((uint64_t)numel * 4 > r_left(r))
 			return bad(r, "constant '%s': truncated", val->name);
@@ -1323,6 +1465,21 @@ static enum presso_status check_model(struct loading *L, const struct qmodel *m)
 			return bad(r, "layer '%s': act_bits %d in the file, %d in the model",
 				   g->nodes[view.node].name, L->layers[i].act_bits, view.act_bits);
 	}
+	if (qmodel_n_qconsts(m) != L->n_consts)
+		return bad(r, "%d quantized constants in the file, %d in the model", L->n_consts,
+			   qmodel_n_qconsts(m));
+	for (int i = 0; i < L->n_consts; i++) {
+		const struct fconst *F = &L->consts[i];
+		int c = qmodel_qconst_of(m, F->value);
+		struct qconst_view q;
+		if (c >= 0)
+			qmodel_qconst_view(m, c, &q);
+		if (c < 0 || q.bits != F->bits || q.n_out != F->n_out || q.k != F->k ||
+		    memcmp(q.w, F->q, (size_t)(F->n_out * F->k)) != 0 ||
+		    memcmp(q.w_scale, F->scale, sizeof(float) * (size_t)F->n_out) != 0)
+			return bad(r, "constant '%s': the model quantizes it otherwise than the file",
+				   g->values[F->value].name);
+	}
 	int64_t payload = (int64_t)(r->n - (size_t)L->payload_at);
 	for (int v = 0; v < g->n_values; v++) {
 		bool head = qmodel_value_group(m, v) == v;
@@ -1348,6 +1505,11 @@ static void loading_free(struct loading *L)
 		free(L->layers[i].bias);
 	}
 	free(L->layers);
+	for (int i = 0; L->consts && i < L->n_consts; i++) {
+		free(L->consts[i].q);
+		free(L->consts[i].scale);
+	}
+	free(L->consts);
 	free(L->vflags);
 	free(L->qp);
 }
@@ -1443,9 +1605,9 @@ enum presso_status presso_file_load(const char *path, enum q8_isa isa, struct gr
 	}
 	uint32_t version = le32(buf + 8), crc = le32(buf + 12);
 	uint64_t body = (uint64_t)le32(buf + 16) | (uint64_t)le32(buf + 20) << 32;
-	if (version != PFILE_VERSION && version != PFILE_VERSION_Q31_ONLY) {
+	if (version < PFILE_VERSION_Q31_ONLY || version > PFILE_VERSION) {
 		s = status_fail(PRESSO_E_FORMAT,
-				"%s: format version %u, this presso reads versions %d and %d", path,
+				"%s: format version %u, this presso reads versions %d to %d", path,
 				version, PFILE_VERSION_Q31_ONLY, PFILE_VERSION);
 		goto fail;
 	}

@@ -974,6 +974,19 @@ enum presso_status graph_layers(const struct graph *g, struct layer **out, int *
 	return PRESSO_OK;
 }
 
+int graph_rnn_projection(const struct graph *g, int i)
+{
+	const struct node *n = &g->nodes[i];
+	if (!op_is_recurrent(n->op) || !n->a.rnn_projected || n->inputs[RNN_IN_R] < 0)
+		return -1;
+	int p = g->values[n->inputs[RNN_IN_X]].producer;
+	if (p < 0 || g->nodes[p].op != OP_MATMUL || g->nodes[p].n_inputs < 2 ||
+	    !g->values[g->nodes[p].inputs[1]].data ||
+	    g->values[g->nodes[p].inputs[1]].shape.n_dims != 2)
+		return -1;
+	return p;
+}
+
 int graph_fused_activation(const struct graph *g, int i)
 {
 	const struct node *n = &g->nodes[i];

@@ -329,6 +329,12 @@ int graph_find_value(const struct graph *g, const char *name);
  * engines fuse into node i as a clamp. -1 if none. */
 int graph_fused_activation(const struct graph *g, int i);
 
+/* The input projection of recurrent node i: the MatMul layer (a constant
+ * weight) that computes its X when the node is in presso's projected form,
+ * else -1. Its weight bits are the recurrent weights' too: the INT8 engine
+ * quantizes R at them (qengine.h, qmodel_qconst_view). */
+int graph_rnn_projection(const struct graph *g, int i);
+
 /* Multiply-adds per image (batch 1) of the nodes with weights that are not
  * layers and run in FP32 in both engines: recurrent layers' recurrence,
  * ConvTranspose. */

@@ -140,6 +140,27 @@ int qmodel_n_layers(const struct qmodel *m);
 
 void qmodel_layer_view(const struct qmodel *m, int layer, struct qlayer_view *out);
 
+/* Constants that are quantized but no layer's weight: a recurrent layer's R
+ * (graph_rnn_projection), at its input projection's weight bits, one scale per
+ * row of ONNX's R [dirs * gates * hidden][hidden] (quant_weights). The
+ * recurrence runs in FP32 on R dequantized; the size accounting counts R as
+ * a layer's weights (coded, binary16 scales). */
+struct qconst_view {
+	int value;              /* graph value */
+	int bits;
+	int64_t n_out, k;       /* rows and row length */
+	const int8_t *w;        /* [n_out][k] in ONNX's R order */
+	const float *w_scale;   /* [n_out] */
+	struct weight_coding coding;
+};
+
+int qmodel_n_qconsts(const struct qmodel *m);
+
+void qmodel_qconst_view(const struct qmodel *m, int i, struct qconst_view *out);
+
+/* The index of the qconst of graph value v, or -1. */
+int qmodel_qconst_of(const struct qmodel *m, int v);
+
 /* The quantization of graph value v: true and *qp when the engine holds it as
  * uint8, false when it stays float (logits, fallback-only values) or is a constant. */
 bool qmodel_value_qparams(const struct qmodel *m, int v, struct qparams *qp);

@@ -1014,12 +1014,76 @@ static int step_output(const struct graph *g, int i, const int *act_of, const in
 	return fold_of[i] >= 0 ? g->nodes[fold_of[i]].output : g->nodes[i].output;
 }
 
+/* The qconst of a recurrent layer's R (graph_rnn_projection) at `bits`:
+ * ONNX's rows of R (R^T in the graph: [dirs][hidden][gates * hidden])
+ * quantized as a layer's weights, and dequantized back in the graph's layout
+ * for the FP32 recurrence. */
+static enum presso_status build_qconst_r(const struct graph *g, const struct node *n, int bits,
+					 struct qconst *c)
+{
+	const struct value *rv = &g->values[n->inputs[RNN_IN_R]];
+	int64_t dirs = rv->shape.dims[0], h = rv->shape.dims[1], gh = rv->shape.dims[2];
+	int64_t rows = dirs * gh, total = rows * h;
+	*c = (struct qconst){.value = n->inputs[RNN_IN_R], .bits = bits, .n_out = rows, .k = h};
+	float *onnx_r = malloc(sizeof(float) * (size_t)total);
+	c->wq = malloc((size_t)total);
+	c->w_scale = malloc(sizeof(float) * (size_t)rows);
+	c->deq = malloc(sizeof(float) * (size_t)total);
+	if (!onnx_r || !c->wq || !c->w_scale || !c->deq) {
+		free(onnx_r);
+		return status_fail(PRESSO_E_NOMEM, "out of memory quantizing '%s'", rv->name);
+	}
+	for (int64_t d = 0; d < dirs; d++)
+		for (int64_t j = 0; j < h; j++)
+			for (int64_t u = 0; u < gh; u++)
+				onnx_r[(d * gh + u) * h + j] = rv->data[(d * h + j) * gh + u];
+	quant_weights(onnx_r, rows, h, bits, c->wq, c->w_scale);
+	for (int64_t d = 0; d < dirs; d++)
+		for (int64_t j = 0; j < h; j++)
+			for (int64_t u = 0; u < gh; u++) {
+				int64_t r = d * gh + u;
+				c->deq[(d * h + j) * gh + u] = (float)c->wq[r * h + j] * c->w_scale[r];
+			}
+	free(onnx_r);
+	c->coding = quant_weight_coding(c->wq, total, bits);
+	return PRESSO_OK;
+}
+
+/* Every recurrent layer's R at its projection's weight bits (qengine.h,
+ * struct qconst_view); nodes that share an R (one per output the model
+ * reads) share its qconst. */
+static enum presso_status build_qconsts(struct qmodel *m, const struct policy *pol,
+					const int *layer_of_node)
+{
+	const struct graph *g = m->g;
+	m->const_data = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *m->const_data);
+	m->consts = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *m->consts);
+	if (!m->const_data || !m->consts)
+		return status_fail(PRESSO_E_NOMEM, "out of memory building the INT8 model");
+	for (int i = 0; i < g->n_nodes; i++) {
+		int p = graph_rnn_projection(g, i);
+		if (p < 0 || layer_of_node[p] < 0)
+			continue;
+		const struct node *n = &g->nodes[i];
+		if (m->const_data[n->inputs[RNN_IN_R]])
+			continue;
+		struct qconst *c = &m->consts[m->n_consts];
+		enum presso_status s = build_qconst_r(g, n, pol->layers[layer_of_node[p]].bits, c);
+		m->n_consts++;
+		if (s != PRESSO_OK)
+			return s;
+		m->const_data[c->value] = c->deq;
+	}
+	return PRESSO_OK;
+}
+
 static void size_accounting(struct qmodel *m, const struct policy *pol)
 {
 	const struct graph *g = m->g;
 	struct qmodel_size *z = &m->size;
 	memset(z, 0, sizeof *z);
 	double bits_sum = 0;
+	int64_t wparams_extra = 0;
 	bool *in_layer = calloc((size_t)g->n_values, sizeof *in_layer);
 	for (int i = 0; i < m->n_layers; i++) {
 		const struct qlayer *L = &m->layers[i];
@@ -1040,6 +1104,18 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 				in_layer[n->inputs[2]] = true;
 		}
 	}
+	for (int i = 0; i < m->n_consts; i++) {
+		const struct qconst *c = &m->consts[i];
+		int64_t nw = c->n_out * c->k;
+		z->weight_bytes += c->coding.bytes;
+		z->resident_bytes += 4 * nw; /* held dequantized, for the FP32 step */
+		z->size_bytes += c->coding.bytes + 2 * c->n_out;
+		bits_sum += (double)nw * c->bits;
+		z->params += nw;
+		wparams_extra += nw;
+		if (in_layer)
+			in_layer[c->value] = true;
+	}
 	/* other float constants read by any step stay float32 */
 	for (int v = 0; in_layer && v < g->n_values; v++)
 		if (g->values[v].data && !in_layer[v] && g->values[v].n_consumers > 0) {
@@ -1050,7 +1126,7 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 	for (int v = 0; v < g->n_values; v++)
 		if (m->v[v].dom == QD_U8 && find(m->v, v) == v)
 			z->size_bytes += 5;
-	int64_t wparams = 0;
+	int64_t wparams = wparams_extra;
 	for (int i = 0; i < m->n_layers; i++)
 		wparams += shape_numel(&g->values[g->nodes[m->layers[i].node].inputs[1]].shape);
 	z->mean_bits = wparams ? bits_sum / (double)wparams : 0;
@@ -1525,6 +1601,8 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 		}
 	}
 	m->n_layers = n_layers;
+	if ((s = build_qconsts(m, pol, layer_of_node)) != PRESSO_OK)
+		goto fail;
 	for (int i = 0; i < g->n_outputs; i++) {
 		int v = g->outputs[i];
 		if (m->v[v].dom == QD_F32) {
@@ -1615,6 +1693,13 @@ void qmodel_free(struct qmodel *m)
 		free(L->bias_q);
 	}
 	free(m->layers);
+	for (int i = 0; m->consts && i < m->n_consts; i++) {
+		free(m->consts[i].wq);
+		free(m->consts[i].w_scale);
+		free(m->consts[i].deq);
+	}
+	free(m->consts);
+	free(m->const_data);
 	free(m->v);
 	free(m->qp);
 	for (int i = 0; m->steps && i < m->n_steps; i++) {
@@ -1634,6 +1719,27 @@ void qmodel_size(const struct qmodel *m, struct qmodel_size *out)
 }
 
 /* --- the built model, for exporters and the profiler ------------------------ */
+
+int qmodel_n_qconsts(const struct qmodel *m)
+{
+	return m->n_consts;
+}
+
+void qmodel_qconst_view(const struct qmodel *m, int i, struct qconst_view *out)
+{
+	const struct qconst *c = &m->consts[i];
+	*out = (struct qconst_view){.value = c->value, .bits = c->bits, .n_out = c->n_out,
+				    .k = c->k, .w = c->wq, .w_scale = c->w_scale,
+				    .coding = c->coding};
+}
+
+int qmodel_qconst_of(const struct qmodel *m, int v)
+{
+	for (int i = 0; i < m->n_consts; i++)
+		if (m->consts[i].value == v)
+			return i;
+	return -1;
+}
 
 int qmodel_n_layers(const struct qmodel *m)
 {

@@ -76,6 +76,19 @@ struct qlayer {
 	struct weight_coding coding;
 };
 
+/* A constant quantized like a layer's weights but read in float by an FP32
+ * step: a recurrent layer's R at its input projection's weight bits
+ * (graph_rnn_projection). The step reads deq in the graph's layout. */
+struct qconst {
+	int value;
+	int bits;
+	int64_t n_out, k;         /* ONNX R's rows [dirs * gates * hidden] of hidden */
+	int8_t *wq;               /* [n_out][k] */
+	float *w_scale;           /* [n_out] */
+	float *deq;               /* the value's elements as the graph lays them out */
+	struct weight_coding coding;
+};
+
 struct qstep {
 	enum qkind kind;
 	int node;                 /* graph node, -1 for QUANTIZE/DEQUANT */
@@ -146,6 +159,10 @@ struct qmodel {
 	struct qlayer *layers;
 	int n_bufs;
 	struct qbuf *bufs;
+	int n_consts;
+	struct qconst *consts;
+	const float **const_data; /* [n_values] what a fallback reads for a constant
+				     (a qconst's deq), or NULL: the graph's data */
 	struct qmodel_size size;
 	const struct qmodel_preset *preset; /* qmodel_build_preset, while building */
 	struct qweight_cache *cache;        /* quant_config's, while building */

@@ -837,7 +837,7 @@ static void run_fallback(const struct qengine *e, const struct qstep *st)
 		if (v < 0) {
 			in[k] = NULL;
 		} else if (m->v[v].dom == QD_CONST) {
-			in[k] = g->values[v].data;
+			in[k] = m->const_data[v] ? m->const_data[v] : g->values[v].data;
 		} else if (m->v[v].dom == QD_F32) {
 			in[k] = buf_ptr(e, m->v[v].buf);
 		} else {
