@@ -17,15 +17,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model/engine.h"
 #include "model/graph.h"
 #include "quant/policy.h"
 #include "quant/qengine.h"
+#include "quant/quant.h"
 #include "tests/fixtures.h"
 #include "tests/onnx_builder.h"
 #include "train/checkpoint.h"
 #include "train/fold.h"
 #include "train/loss.h"
 #include "train/optim.h"
+#include "train/tnet.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -671,4 +674,94 @@ Test(trainer, batchnorm_batch_mode_and_adam)
 		setup_close(&s);
 	}
 	free(ref);
+}
+
+/* Logits of the FP32 engine on g for the n images in x. */
+static float *engine_logits(const struct graph *g, const float *x, int n, int64_t per_image,
+			    int64_t *n_out)
+{
+	struct engine *e;
+	cr_assert_eq(engine_create(g, n, &e), PRESSO_OK, "%s", status_msg());
+	memcpy(engine_input(e, 0), x, sizeof(float) * (size_t)(n * per_image));
+	cr_assert_eq(engine_run(e, n), PRESSO_OK, "%s", status_msg());
+	struct shape ys;
+	const float *y = engine_output(e, 0, &ys);
+	*n_out = shape_numel(&ys);
+	float *copy = malloc(sizeof(float) * (size_t)*n_out);
+	memcpy(copy, y, sizeof(float) * (size_t)*n_out);
+	engine_free(e);
+	return copy;
+}
+
+/* The row LSTM's recurrent weights R train fake-quantized at its input
+ * projection's width, as the INT8 engine quantizes them (one scale per row
+ * of ONNX's R): the tnet's logits at 3 bits are the FP32 engine's on the
+ * model whose projection weight is the tnet's quantized one and whose R is
+ * quantized per row here, and not those with R left in float. */
+Test(trainer, recurrent_weights_train_at_the_projection_width)
+{
+	struct graph *g, *ref;
+	cr_assert_eq(graph_load_onnx(fx_src("models/lstm.onnx"), &g), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(graph_load_onnx(fx_src("models/lstm.onnx"), &ref), PRESSO_OK);
+	struct tnet *t;
+	cr_assert_eq(tnet_create(g, TNET_BN_FROZEN, &t), PRESSO_OK, "%s", status_msg());
+	cr_assert_eq(tnet_set_weight_bits(t, 0, 3), PRESSO_OK);
+	enum { N = 4, PER = 28 * 28 };
+	float *x = malloc(sizeof(float) * N * PER);
+	for (int i = 0; i < N * PER; i++)
+		x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+	struct tnet_ws *ws;
+	cr_assert_eq(tnet_ws_create(t, N, &ws), PRESSO_OK);
+	memcpy(tnet_ws_input(ws, 0), x, sizeof x[0] * N * PER);
+	cr_assert_eq(tnet_forward(t, ws, N), PRESSO_OK, "%s", status_msg());
+	const float *got = tnet_ws_logits(ws);
+
+	/* the reference: the projection's weight as the tnet quantized it */
+	struct layer *ls;
+	int nl;
+	cr_assert_eq(graph_layers(ref, &ls, &nl), PRESSO_OK);
+	struct value *pw = &ref->values[ref->nodes[ls[0].node].inputs[1]];
+	memcpy(pw->data, tnet_weight_q(t, 0), sizeof(float) * (size_t)shape_numel(&pw->shape));
+	int64_t n_y;
+	float *float_r = engine_logits(ref, x, N, PER, &n_y);
+	cr_assert_eq(n_y, N * tnet_n_classes(t));
+	/* and R^T [dirs, hidden, gates * hidden] quantized by ONNX's rows */
+	struct value *rv = NULL;
+	for (int i = 0; i < ref->n_nodes; i++)
+		if (ref->nodes[i].op == OP_LSTM)
+			rv = &ref->values[ref->nodes[i].inputs[RNN_IN_R]];
+	cr_assert_not_null(rv);
+	int64_t dirs = rv->shape.dims[0], h = rv->shape.dims[1], gh = rv->shape.dims[2];
+	float *rows = malloc(sizeof(float) * (size_t)(dirs * gh * h));
+	int8_t *q = malloc((size_t)(dirs * gh * h));
+	float *scale = malloc(sizeof(float) * (size_t)(dirs * gh));
+	for (int64_t d = 0; d < dirs; d++)
+		for (int64_t j = 0; j < h; j++)
+			for (int64_t u = 0; u < gh; u++)
+				rows[(d * gh + u) * h + j] = rv->data[(d * h + j) * gh + u];
+	quant_weights(rows, dirs * gh, h, 3, q, scale);
+	for (int64_t d = 0; d < dirs; d++)
+		for (int64_t j = 0; j < h; j++)
+			for (int64_t u = 0; u < gh; u++)
+				rv->data[(d * h + j) * gh + u] =
+					(float)q[(d * gh + u) * h + j] * scale[d * gh + u];
+	float *want = engine_logits(ref, x, N, PER, &n_y);
+	double off_float_r = 0;
+	for (int64_t i = 0; i < n_y; i++) {
+		cr_assert_float_eq(got[i], want[i], 1e-4f * (1.0f + fabsf(want[i])), "logit %lld: %g vs %g",
+				   (long long)i, (double)got[i], (double)want[i]);
+		off_float_r = fmax(off_float_r, fabs((double)got[i] - float_r[i]));
+	}
+	cr_assert_gt(off_float_r, 1e-2, "R at 3 bits moves no logit: it was not quantized");
+	free(float_r);
+	free(want);
+	free(rows);
+	free(q);
+	free(scale);
+	free(ls);
+	free(x);
+	tnet_ws_free(ws);
+	tnet_free(t);
+	graph_free(g);
+	graph_free(ref);
 }

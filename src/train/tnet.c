@@ -78,7 +78,12 @@ struct wq_layer {
 	int bits;          /* 0: the layer reads its own weight */
 	int node, param;
 	int64_t n, n_out, per_out;
-	bool columns;      /* weight stored [K, N]: output channels are columns */
+	/* 0: output channel c's weights are row c; else they are column c % cb
+	 * of block c / cb, each block [per_out][cb] (a Gemm or MatMul's [K, N]
+	 * weight: one block of N; a recurrent layer's R^T: one of gates *
+	 * hidden per direction) */
+	int64_t col_block;
+	int tied;          /* a recurrent layer's R: the layer whose bits it takes, else -1 */
 	int bn_node;       /* BatchNorm whose scale folds into the grid, or -1 */
 	float *wq;         /* [n] in the weight's own layout */
 	uint8_t *pass;     /* [n] 1 where the gradient passes */
@@ -104,7 +109,9 @@ struct tnet {
 	int n_classes;
 	struct act_quant *aq;    /* [n_values], by representative */
 	int n_ws;                /* workspaces created so far */
-	struct wq_layer *wl;     /* [n_layers] */
+	struct wq_layer *wl;     /* [n_wl]: the layers', then the recurrent layers' R */
+	int n_wl;
+	int *r_slot_of_node;     /* [n_nodes] the wl slot of a recurrent node's R, or -1 */
 	int64_t *bn_off;         /* [n_nodes] offset in the BatchNorm channel arrays, or -1 */
 	int64_t n_bn;
 	/* quantize_weights() scratch, sized for the largest layer */
@@ -473,9 +480,12 @@ enum presso_status tnet_create(struct graph *g, enum tnet_bn_mode bn, struct tne
 		goto fail;
 	}
 	t->n_classes = (int)per_image;
-	/* weight quantization slots */
-	t->wl = calloc((size_t)(t->n_layers ? t->n_layers : 1), sizeof *t->wl);
-	if (!t->wl) {
+	/* weight quantization slots: every layer's, then every recurrent
+	 * layer's R that follows its input projection's bits
+	 * (graph_rnn_projection), one per R value */
+	t->wl = calloc((size_t)(t->n_layers + g->n_nodes + 1), sizeof *t->wl);
+	t->r_slot_of_node = malloc(sizeof(int) * (size_t)(g->n_nodes ? g->n_nodes : 1));
+	if (!t->wl || !t->r_slot_of_node) {
 		s = status_fail(PRESSO_E_NOMEM, "out of memory planning training");
 		goto fail;
 	}
@@ -489,7 +499,9 @@ enum presso_status tnet_create(struct graph *g, enum tnet_bn_mode bn, struct tne
 		w->n = shape_numel(&g->values[n->inputs[1]].shape);
 		w->n_out = ly->c_out;
 		w->per_out = w->n / (ly->c_out ? ly->c_out : 1);
-		w->columns = ly->op == OP_MATMUL || (ly->op == OP_GEMM && !n->a.trans_b);
+		bool columns = ly->op == OP_MATMUL || (ly->op == OP_GEMM && !n->a.trans_b);
+		w->col_block = columns ? ly->c_out : 0;
+		w->tied = -1;
 		w->bn_node = ly->op == OP_MATMUL ? -1 : folded_bn(t, ly->node, ly->c_out);
 		if (t->steps[ly->node] != STEP_RUN)
 			w->param = -1; /* not on the way to the logits: never trained */
@@ -497,6 +509,32 @@ enum presso_status tnet_create(struct graph *g, enum tnet_bn_mode bn, struct tne
 			largest = w->n;
 		if (w->n_out > most_out)
 			most_out = w->n_out;
+	}
+	t->n_wl = t->n_layers;
+	for (int i = 0; i < g->n_nodes; i++) {
+		t->r_slot_of_node[i] = -1;
+		int p = graph_rnn_projection(g, i);
+		if (p < 0 || t->layer_of_node[p] < 0)
+			continue;
+		int r = g->nodes[i].inputs[RNN_IN_R];
+		for (int k = t->n_layers; k < t->n_wl; k++)
+			if (g->nodes[t->wl[k].node].inputs[RNN_IN_R] == r)
+				t->r_slot_of_node[i] = k;
+		if (t->r_slot_of_node[i] >= 0)
+			continue;
+		const struct shape *rs = &g->values[r].shape; /* R^T [dirs, hidden, gates * hidden] */
+		struct wq_layer *w = &t->wl[t->n_wl];
+		*w = (struct wq_layer){.node = i, .param = t->param_of_value[r],
+				       .n = shape_numel(rs), .n_out = rs->dims[0] * rs->dims[2],
+				       .per_out = rs->dims[1], .col_block = rs->dims[2],
+				       .tied = t->layer_of_node[p], .bn_node = -1};
+		if (t->steps[i] != STEP_RUN)
+			w->param = -1;
+		if (w->n > largest)
+			largest = w->n;
+		if (w->n_out > most_out)
+			most_out = w->n_out;
+		t->r_slot_of_node[i] = t->n_wl++;
 	}
 	t->qw_src = malloc(sizeof(float) * (size_t)largest);
 	t->qw_q = malloc((size_t)largest);
@@ -516,12 +554,13 @@ void tnet_free(struct tnet *t)
 {
 	if (!t)
 		return;
-	for (int l = 0; t->wl && l < t->n_layers; l++) {
+	for (int l = 0; t->wl && l < t->n_wl; l++) {
 		free(t->wl[l].wq);
 		free(t->wl[l].pass);
 		free(t->wl[l].keep);
 	}
 	free(t->wl);
+	free(t->r_slot_of_node);
 	free(t->layers);
 	free(t->layer_of_node);
 	free(t->params);
@@ -596,21 +635,25 @@ enum presso_status tnet_set_weight_bits(struct tnet *t, int layer, int bits)
 		return status_fail(PRESSO_E_CONFIG, "layer '%s': weight bits %d outside %d..%d",
 				   t->layers[layer].name, bits, QUANT_MIN_WEIGHT_BITS,
 				   QUANT_MAX_WEIGHT_BITS);
-	struct wq_layer *w = &t->wl[layer];
-	if (w->param < 0)
-		return PRESSO_OK; /* skipped layer: nothing to train */
-	if (bits && !w->wq) {
-		w->wq = malloc(sizeof(float) * (size_t)w->n);
-		w->pass = malloc((size_t)w->n);
-		if (!w->wq || !w->pass) {
-			free(w->wq);
-			free(w->pass);
-			w->wq = NULL;
-			w->pass = NULL;
-			return status_fail(PRESSO_E_NOMEM, "out of memory for fake-quantized weights");
+	/* the layer's slot, and the R slots that take its bits */
+	for (int k = 0; k < t->n_wl; k++) {
+		struct wq_layer *w = &t->wl[k];
+		if ((k != layer && w->tied != layer) || w->param < 0)
+			continue; /* another layer's, or skipped: nothing to train */
+		if (bits && !w->wq) {
+			w->wq = malloc(sizeof(float) * (size_t)w->n);
+			w->pass = malloc((size_t)w->n);
+			if (!w->wq || !w->pass) {
+				free(w->wq);
+				free(w->pass);
+				w->wq = NULL;
+				w->pass = NULL;
+				return status_fail(PRESSO_E_NOMEM,
+						   "out of memory for fake-quantized weights");
+			}
 		}
+		w->bits = bits;
 	}
-	w->bits = bits;
 	if (bits)
 		tnet_quantize_weights(t);
 	return PRESSO_OK;
@@ -667,9 +710,16 @@ static float bn_factor(const struct tnet *t, const struct wq_layer *w, int64_t c
 	return s != 0.0f && isfinite(s) ? s : 1.0f;
 }
 
+/* Where output channel c's j-th weight lies in the slot's weight. */
+static inline int64_t wq_at(const struct wq_layer *w, int64_t c, int64_t j)
+{
+	int64_t cb = w->col_block;
+	return cb ? ((c / cb) * w->per_out + j) * cb + c % cb : c * w->per_out + j;
+}
+
 void tnet_quantize_weights(struct tnet *t)
 {
-	for (int l = 0; l < t->n_layers; l++) {
+	for (int l = 0; l < t->n_wl; l++) {
 		struct wq_layer *w = &t->wl[l];
 		if (!w->bits)
 			continue;
@@ -679,7 +729,7 @@ void tnet_quantize_weights(struct tnet *t)
 		for (int64_t c = 0; c < no; c++) {
 			float f = bn_factor(t, w, c);
 			for (int64_t j = 0; j < po; j++)
-				t->qw_src[c * po + j] = (w->columns ? d[j * no + c] : d[c * po + j]) * f;
+				t->qw_src[c * po + j] = d[wq_at(w, c, j)] * f;
 		}
 		quant_weights(t->qw_src, no, po, w->bits, t->qw_q, t->qw_scale);
 		int qmax = quant_weight_qmax(w->bits);
@@ -687,7 +737,7 @@ void tnet_quantize_weights(struct tnet *t)
 			float f = bn_factor(t, w, c), sc = t->qw_scale[c];
 			float edge = ((float)qmax + 0.5f) * sc;
 			for (int64_t j = 0; j < po; j++) {
-				int64_t at = w->columns ? j * no + c : c * po + j;
+				int64_t at = wq_at(w, c, j);
 				float src = t->qw_src[c * po + j];
 				w->wq[at] = (float)t->qw_q[c * po + j] * sc / f;
 				w->pass[at] = w->bits <= 2 || fabsf(src) <= edge;
@@ -704,7 +754,7 @@ const float *tnet_weight_q(const struct tnet *t, int layer)
 
 void tnet_apply_ste(const struct tnet *t, float *grad)
 {
-	for (int l = 0; l < t->n_layers; l++) {
+	for (int l = 0; l < t->n_wl; l++) {
 		const struct wq_layer *w = &t->wl[l];
 		if (w->param < 0)
 			continue;
@@ -733,7 +783,7 @@ void tnet_apply_masks(struct tnet *t)
 double tnet_quant_penalty(const struct tnet *t, double lambda, float *grad)
 {
 	double sum = 0.0;
-	for (int l = 0; l < t->n_layers; l++) {
+	for (int l = 0; l < t->n_wl; l++) {
 		const struct wq_layer *w = &t->wl[l];
 		if (!w->bits)
 			continue;
@@ -1029,6 +1079,9 @@ enum presso_status tnet_forward(const struct tnet *t, struct tnet_ws *w, int bat
 			w->in_ptrs[k] = n->inputs[k] >= 0 ? read_value(t, w, n->inputs[k]) : NULL;
 		if (l >= 0 && t->wl[l].bits)
 			w->in_ptrs[1] = t->wl[l].wq;
+		int rq = t->r_slot_of_node[i];
+		if (rq >= 0 && t->wl[rq].bits)
+			w->in_ptrs[RNN_IN_R] = t->wl[rq].wq;
 		float *y = w->act[t->rep[n->output]];
 		float lo = -INFINITY, hi = INFINITY;
 		if (t->fused[i] >= 0)
@@ -1439,6 +1492,9 @@ static void backward_node(const struct tnet *t, struct tnet_ws *w, float *grad, 
 			ins[k] = v >= 0 ? read_value(t, w, v) : NULL;
 			gi[k] = v >= 0 ? grad_of(t, w, grad, v) : NULL;
 		}
+		int rq = t->r_slot_of_node[i];
+		if (rq >= 0 && t->wl[rq].bits)
+			ins[RNN_IN_R] = t->wl[rq].wq; /* fake-quantized: its gradient passes straight */
 		engine_rnn_params(n, sh, &p);
 		engine_rnn_tensors(n, ins, &in);
 		enum rnn_out out = (enum rnn_out)n->a.rnn_output;

@@ -83,7 +83,9 @@ int tnet_logits_value(const struct tnet *t);
 /* --- quantization-aware training ------------------------------------------- */
 
 /* Layer (graph_layers() index) reads its weight fake-quantized at `bits`
- * (1..8; 0 turns it off). Fails (PRESSO_E_CONFIG) on a bad layer or width. */
+ * (1..8; 0 turns it off), and so does the recurrent layer whose input
+ * projection it is (graph_rnn_projection) read its R, as the INT8 engine
+ * quantizes it. Fails (PRESSO_E_CONFIG) on a bad layer or width. */
 enum presso_status tnet_set_weight_bits(struct tnet *t, int layer, int bits);
 
 /* Keeps the zeros of the layer's weight at zero: the current zeros become a
