@@ -85,6 +85,19 @@ Test(cli, info_table_and_json)
 	cr_assert_str_eq(cJSON_GetObjectItem(l0, "op")->valuestring, "Conv");
 	cr_assert_eq(cJSON_GetObjectItem(l0, "params")->valuedouble, 6 * 25 + 6);
 	cr_assert_eq(cJSON_GetObjectItem(l0, "macs")->valuedouble, 6 * 28 * 28 * 25);
+	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "recurrent_weights")), 0);
+	cJSON_Delete(j);
+	free(out);
+	free(err);
+	/* the LSTM's R (64 x 256) under its projection, layer 0 */
+	snprintf(args, sizeof args, "info --json --model '%s'", fx_src("models/lstm.onnx"));
+	cr_assert_eq(presso(args, &out, &err), 0, "%s", err);
+	j = cJSON_Parse(out);
+	cr_assert_not_null(j, "not JSON: %s", out);
+	const cJSON *rec = cJSON_GetObjectItem(j, "recurrent_weights");
+	cr_assert_eq(cJSON_GetArraySize(rec), 1, "%s", out);
+	cr_assert_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(rec, 0), "layer")->valuedouble, 0);
+	cr_assert_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(rec, 0), "params")->valuedouble, 64 * 256);
 	cJSON_Delete(j);
 	free(out);
 	free(err);

@@ -26,6 +26,24 @@ static const char *out_shape_str(const struct graph *g, const struct node *n, ch
 	return shape_format(&v->shape, v->batched, buf, bytes);
 }
 
+/* The R of recurrent node i when it takes the bits of a layer (its input
+ * projection, graph_rnn_projection: *layer gets its index) and no earlier
+ * node reads the same R; else -1. */
+static int recurrent_weights(const struct graph *g, const struct layer *ls, int nl, int i,
+			     int *layer)
+{
+	int p = graph_rnn_projection(g, i);
+	*layer = -1;
+	for (int k = 0; k < nl && p >= 0; k++)
+		if (ls[k].node == p)
+			*layer = k;
+	int r = *layer >= 0 ? g->nodes[i].inputs[RNN_IN_R] : -1;
+	for (int j = 0; j < i && r >= 0; j++)
+		if (op_is_recurrent(g->nodes[j].op) && g->nodes[j].inputs[RNN_IN_R] == r)
+			return -1;
+	return r;
+}
+
 static int print_json(const char *path, const struct graph *g, const struct layer *ls, int nl,
 		      const struct qmodel *qm)
 {
@@ -78,6 +96,25 @@ static int print_json(const char *path, const struct graph *g, const struct laye
 			cJSON_AddNumberToObject(o, "weight_bytes", (double)v.coding.bytes);
 		}
 		cJSON_AddItemToArray(arr, o);
+	}
+	cJSON *rec = cJSON_AddArrayToObject(root, "recurrent_weights");
+	for (int i = 0; i < g->n_nodes; i++) {
+		int li, r = recurrent_weights(g, ls, nl, i, &li);
+		if (r < 0)
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "node", g->nodes[i].name);
+		cJSON_AddNumberToObject(o, "layer", li);
+		cJSON_AddNumberToObject(o, "params", (double)shape_numel(&g->values[r].shape));
+		int c = qm ? qmodel_qconst_of(qm, r) : -1;
+		if (c >= 0) {
+			struct qconst_view q;
+			qmodel_qconst_view(qm, c, &q);
+			cJSON_AddNumberToObject(o, "bits", q.bits);
+			cJSON_AddStringToObject(o, "coding", quant_coding_name(q.coding.kind));
+			cJSON_AddNumberToObject(o, "weight_bytes", (double)q.coding.bytes);
+		}
+		cJSON_AddItemToArray(rec, o);
 	}
 	cJSON *tot = cJSON_AddObjectToObject(root, "totals");
 	cJSON_AddNumberToObject(tot, "layers", nl);
@@ -158,6 +195,22 @@ static int print_table(const char *path, const struct graph *g, const struct lay
 			qmodel_layer_view(qm, i, &v);
 			printf("  %4d %4d %-9s %9lld", v.bits, v.act_bits,
 			       quant_coding_name(v.coding.kind), (long long)v.coding.bytes);
+		}
+		printf("\n");
+	}
+	/* a recurrent layer's R takes its input projection's bits */
+	for (int i = 0; i < g->n_nodes; i++) {
+		int li, r = recurrent_weights(g, ls, nl, i, &li);
+		if (r < 0)
+			continue;
+		printf("%3s  R of %s (%lld recurrent weights) takes layer %d's weight bits", "",
+		       g->nodes[i].name, (long long)shape_numel(&g->values[r].shape), li);
+		int c = qm ? qmodel_qconst_of(qm, r) : -1;
+		if (c >= 0) {
+			struct qconst_view q;
+			qmodel_qconst_view(qm, c, &q);
+			printf(": %d bits, %s, %lld bytes", q.bits, quant_coding_name(q.coding.kind),
+			       (long long)q.coding.bytes);
 		}
 		printf("\n");
 	}
