@@ -117,6 +117,7 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 	struct built_model b;
 	int64_t *train = NULL;
 	uint8_t *in_valid = NULL;
+	bool *pruned = NULL;
 	struct graph *unfolded = NULL;
 	enum presso_status s = trial_build(ctx, p, &b);
 	if (s != PRESSO_OK)
@@ -160,9 +161,21 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 		goto fail;
 	}
 	enum input_layout layout = feed.layout;
+	/* the layers pruned unstructured: their zeros (and their recurrent
+	 * layers' R's) stay zero; the transformed policy says prune 0 */
+	pruned = calloc((size_t)(out->pol->n_layers ? out->pol->n_layers : 1), sizeof *pruned);
+	if (!pruned) {
+		s = status_fail(PRESSO_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (int l = 0; l < out->pol->n_layers; l++) {
+		int org = b.tr.origin ? b.tr.origin[l] : l;
+		pruned[l] = org >= 0 && org < p->n_layers && p->layers[org].prune > 0 &&
+			    p->layers[org].prune_kind == PRUNE_UNSTRUCTURED;
+	}
 	struct epoch_eval ee = {ctx, out->pol, o->log, unfold};
 	struct trainer_setup su = {
-		.g = unfold ? unfolded : out->g, .pol = out->pol, .teacher = ctx->g, .tc = o->tc, .ds = ctx->train,
+		.g = unfold ? unfolded : out->g, .pol = out->pol, .pruned = pruned, .teacher = ctx->g, .tc = o->tc, .ds = ctx->train,
 		.norm = &cfg->data.norm, .nhwc = layout == LAYOUT_NHWC, .train = train,
 		.n_train = n_train, .calib = &ctx->calib, .qc = &ctx->qc, .steps = o->steps,
 		.checkpoint = o->checkpoint, .log = o->log, .stop = o->stop,
@@ -194,12 +207,14 @@ enum presso_status finetune_run(const struct study_ctx *ctx, const struct policy
 done:
 	free(train);
 	free(in_valid);
+	free(pruned);
 	graph_free(unfolded);
 	built_model_free(&b);
 	return PRESSO_OK;
 fail:
 	free(train);
 	free(in_valid);
+	free(pruned);
 	graph_free(unfolded);
 	built_model_free(&b);
 	finetune_result_free(out);

@@ -169,6 +169,41 @@ Test(transform, unstructured_prunes_the_exact_fraction)
 	graph_free(g);
 }
 
+/* A recurrent layer's R is pruned with its input projection, by the same
+ * fraction of its own smallest magnitudes (the INT8 engine quantizes it at
+ * the projection's bits too). */
+Test(transform, recurrent_weights_are_pruned_with_their_projection)
+{
+	struct graph *g = load("models/lstm.onnx");
+	struct policy *p = identity_policy(g);
+	int li = layer_named(g, "/rnn/LSTM#proj", NULL);
+	p->layers[li].prune = 0.6;
+	struct transform_result tr;
+	cr_assert_eq(transform_apply(g, p, &tr), PRESSO_OK, "%s", status_msg());
+	int r = -1;
+	for (int i = 0; i < tr.g->n_nodes; i++)
+		if (tr.g->nodes[i].op == OP_LSTM)
+			r = tr.g->nodes[i].inputs[RNN_IN_R];
+	cr_assert_geq(r, 0);
+	const struct value *w = &tr.g->values[r], *w0 = &g->values[graph_find_value(g, w->name)];
+	int64_t total = shape_numel(&w->shape), zeros = 0;
+	float kept_min = INFINITY, cut_max = 0;
+	for (int64_t i = 0; i < total; i++) {
+		if (w->data[i] == 0) {
+			zeros++;
+			cut_max = fmaxf(cut_max, fabsf(w0->data[i]));
+		} else {
+			cr_assert_eq(w->data[i], w0->data[i]);
+			kept_min = fminf(kept_min, fabsf(w->data[i]));
+		}
+	}
+	cr_assert_eq(zeros, (int64_t)floor(0.6 * (double)total + 0.5));
+	cr_assert_leq(cut_max, kept_min, "the smallest magnitudes go");
+	transform_result_free(&tr);
+	policy_free(p);
+	graph_free(g);
+}
+
 Test(transform, structured_pruning_of_zero_channels_changes_nothing)
 {
 	struct graph *g0 = load("models/lenet.onnx");

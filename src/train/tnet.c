@@ -662,16 +662,19 @@ enum presso_status tnet_set_weight_bits(struct tnet *t, int layer, int bits)
 void tnet_fix_zeros(struct tnet *t, int layer)
 {
 	PRESSO_CHECK(layer >= 0 && layer < t->n_layers);
-	struct wq_layer *w = &t->wl[layer];
-	if (w->param < 0)
-		return;
-	if (!w->keep) {
-		w->keep = malloc((size_t)w->n);
-		PRESSO_CHECK(w->keep != NULL);
+	/* the layer's slot and the R slots that follow it (pruned with it) */
+	for (int k = 0; k < t->n_wl; k++) {
+		struct wq_layer *w = &t->wl[k];
+		if ((k != layer && w->tied != layer) || w->param < 0)
+			continue;
+		if (!w->keep) {
+			w->keep = malloc((size_t)w->n);
+			PRESSO_CHECK(w->keep != NULL);
+		}
+		const float *d = tnet_param_data(t, w->param);
+		for (int64_t i = 0; i < w->n; i++)
+			w->keep[i] = d[i] != 0.0f;
 	}
-	const float *d = tnet_param_data(t, w->param);
-	for (int64_t i = 0; i < w->n; i++)
-		w->keep[i] = d[i] != 0.0f;
 }
 
 void tnet_set_act_quant(struct tnet *t, int v, const struct qparams *qp)
@@ -770,7 +773,7 @@ void tnet_apply_ste(const struct tnet *t, float *grad)
 
 void tnet_apply_masks(struct tnet *t)
 {
-	for (int l = 0; l < t->n_layers; l++) {
+	for (int l = 0; l < t->n_wl; l++) {
 		const struct wq_layer *w = &t->wl[l];
 		if (!w->keep)
 			continue;

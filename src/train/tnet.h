@@ -89,7 +89,8 @@ int tnet_logits_value(const struct tnet *t);
 enum presso_status tnet_set_weight_bits(struct tnet *t, int layer, int bits);
 
 /* Keeps the zeros of the layer's weight at zero: the current zeros become a
- * fixed mask (pruned weights). */
+ * fixed mask (pruned weights); the same for the R of the recurrent layer
+ * whose input projection it is (pruned with it: transform.h). */
 void tnet_fix_zeros(struct tnet *t, int layer);
 
 /* Fake-quantizes value v (an activation) with qp where it is written: its

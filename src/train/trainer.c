@@ -263,7 +263,9 @@ static enum presso_status setup_run(struct run *r, const struct trainer_setup *s
 		for (int l = 0; l < n_layers && s == PRESSO_OK; l++) {
 			const struct layer_policy *lp = &su->pol->layers[l];
 			s = tnet_set_weight_bits(r->t, l, lp->bits);
-			if (s == PRESSO_OK && lp->prune > 0 && lp->prune_kind == PRUNE_UNSTRUCTURED)
+			bool pruned = su->pruned ? su->pruned[l]
+						 : lp->prune > 0 && lp->prune_kind == PRUNE_UNSTRUCTURED;
+			if (s == PRESSO_OK && pruned)
 				tnet_fix_zeros(r->t, l);
 		}
 		free(layers);

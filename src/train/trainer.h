@@ -42,6 +42,10 @@
 struct trainer_setup {
 	struct graph *g;               /* the student: trained in place */
 	const struct policy *pol;      /* its quantization (over g's layers), NULL: FP32 */
+	/* [pol->n_layers] the layers whose zeros stay zero (pruned unstructured by
+	 * the transform that made g, whose policy then says prune 0); NULL: the
+	 * layers pol prunes unstructured */
+	const bool *pruned;
 	const struct graph *teacher;   /* distillation source, NULL: labels only */
 	const struct train_config *tc;
 	const struct dataset *ds;

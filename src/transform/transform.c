@@ -936,6 +936,20 @@ enum presso_status transform_apply(const struct graph *g0, const struct policy *
 		} else {
 			s = prune_unstructured(&g->values[g->nodes[ni].inputs[1]], lp->prune);
 			pc.changed[ni] = true;
+			/* a recurrent layer's R follows its input projection (as it
+			 * follows its bits: graph_rnn_projection), once per R */
+			for (int j = 0; j < nn && s == PRESSO_OK; j++) {
+				if (graph_rnn_projection(g, j) != ni)
+					continue;
+				int r = g->nodes[j].inputs[RNN_IN_R];
+				bool done = false;
+				for (int k = 0; k < j; k++)
+					done |= op_is_recurrent(g->nodes[k].op) &&
+						g->nodes[k].inputs[RNN_IN_R] == r &&
+						graph_rnn_projection(g, k) == ni;
+				if (!done)
+					s = prune_unstructured(&g->values[r], lp->prune);
+			}
 		}
 		if (s != PRESSO_OK)
 			goto done;

@@ -9,7 +9,10 @@
  * Unstructured pruning (prune_kind "unstructured", the default) sets the given
  * fraction of the layer's weights with the smallest magnitudes to zero, exactly
  * round(prune * n) of them (ties broken by position). The shapes do not change;
- * the zeros are paid for through the sparse weight coding (quant.h).
+ * the zeros are paid for through the sparse weight coding (quant.h). A
+ * recurrent layer's input projection (graph_rnn_projection) prunes the
+ * layer's R too, the same fraction of R's own smallest magnitudes, as R also
+ * takes its bits; fine-tuning keeps both sets of zeros (tnet_fix_zeros).
  *
  * Structured pruning removes round(prune * c_out) output channels, those with
  * the smallest L1 norm of their weights (ties: the later channel goes), and
