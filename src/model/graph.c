@@ -977,7 +977,8 @@ enum presso_status graph_layers(const struct graph *g, struct layer **out, int *
 int graph_rnn_projection(const struct graph *g, int i)
 {
 	const struct node *n = &g->nodes[i];
-	if (!op_is_recurrent(n->op) || !n->a.rnn_projected || n->inputs[RNN_IN_R] < 0)
+	if (!op_is_recurrent(n->op) || !n->a.rnn_projected || n->inputs[RNN_IN_R] < 0 ||
+	    !g->values[n->inputs[RNN_IN_R]].data || g->values[n->inputs[RNN_IN_R]].shape.n_dims != 3)
 		return -1;
 	int p = g->values[n->inputs[RNN_IN_X]].producer;
 	if (p < 0 || g->nodes[p].op != OP_MATMUL || g->nodes[p].n_inputs < 2 ||

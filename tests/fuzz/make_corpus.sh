@@ -7,7 +7,8 @@
 #             Debian's libonnx-testdata (tiny single-op models)
 #             and `presso compress` of cnn as QDQ ONNX (the low-bit policy below)
 #   presso/   `presso compress` of cnn and residual (W8A8; W4 with pruning and
-#             2- and 3-bit layers; Q31 requantization) and of LeNet (W8A8)
+#             2- and 3-bit layers; Q31 requantization), of LeNet (W8A8) and
+#             of the row LSTM (3 bits, half pruned: its R quantized)
 #   dataset/  IDX and NPY datasets from make_seeds.c
 #   config/   configs/*.json
 #   policy/   template.json from `presso policy` for models/lenet.onnx, and
@@ -66,6 +67,13 @@ build/presso compress --config "$tmp/residual.json" --policy int4 \
 	-o "$C/presso/residual-int4-q31.presso" "${q[@]}"
 build/presso compress --config configs/lenet.json --policy int8 \
 	-o "$C/presso/lenet-int8.presso" "${q[@]}"
+# the row LSTM with its projection, and so its R, at 3 bits and half pruned:
+# a quantized constant in the payload (format version 4)
+cat >"$tmp/lstm-low.json" <<'JSON'
+{ "layers": { "/rnn/LSTM#proj": { "bits": 3, "prune": 0.5 } } }
+JSON
+build/presso compress --config configs/lstm.json --policy "$tmp/lstm-low.json" \
+	-o "$C/presso/lstm-r3.presso" "${q[@]}"
 # a QDQ model for the ONNX importer (QuantizeLinear, DequantizeLinear)
 build/presso compress --config "$tmp/cnn.json" --policy "$tmp/cnn-low.json" \
 	-o "$C/onnx/cnn-low-qdq.onnx" "${q[@]}"
