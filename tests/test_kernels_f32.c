@@ -203,9 +203,10 @@ Test(kernels_f32, gemm_block_edges)
 }
 
 /* Where the CPU has AVX-512F gemm_f32__ref runs its blocked loop as 8 x 32
- * tiles of 16-float vectors (f32_avx512.c), which must give the portable
- * loops' result bit for bit: random shapes over the tile (8 x 32), panel, row
- * block and k-slice (256) edges, every transpose, row strides, and values
+ * tiles of 16-float vectors and a single row of A as rows of 256 columns
+ * (f32_avx512.c), which must give the portable loops' result bit for bit:
+ * random shapes over the tile (8 x 32), panel, row block, k-slice (256) and
+ * row-chunk edges, every transpose, row strides, and values
  * that make roundings and signs show (tiny and huge magnitudes, -0, inf,
  * NaN: any NaN stands for any other, as IEEE 754 leaves which one an add of
  * two returns). */
@@ -217,8 +218,12 @@ Test(kernels_f32, gemm_vector_loop_equals_the_portable_one_bit_for_bit)
 					 INFINITY, -INFINITY, NAN, 1.0f, -1.0f, 0.1f};
 	rng_seed(11);
 	for (int t = 0; t < 400; t++) {
-		int m = t < 40 ? rng_int(1, 9) : rng_int(1, 150);
-		int n = rng_int(1, 80), k = t % 7 == 0 ? rng_int(250, 700) : rng_int(1, 90);
+		/* every tenth a single row of A: the row loop (gemm_f32_row__avx512,
+		 * in chunks of 256 columns) */
+		bool row = t % 10 == 3;
+		int m = row ? 1 : t < 40 ? rng_int(1, 9) : rng_int(1, 150);
+		int n = row ? rng_int(1, 600) : rng_int(1, 80);
+		int k = t % 7 == 0 ? rng_int(250, 700) : rng_int(1, 90);
 		bool ta = t & 1, tb = t & 2;
 		int pad = t & 4 ? rng_int(1, 9) : 0;
 		int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;

@@ -33,6 +33,41 @@ void gemm_f32_blocked__avx512(int64_t m, int64_t n, int64_t k, const float *a, i
 	gemm_blocked_avx512(m, n, k, a, a_rs, a_cs, b, ldb, trans_b, c, ldc, false);
 }
 
+/* Full chunks of 256 columns in 16 accumulators (constant indices: they
+ * stay in registers), each k one broadcast, then per vector a load, a
+ * multiply and an add; the columns after the last full chunk one vector at a
+ * time (the last one masked), each over all of k. */
+void gemm_f32_row__avx512(int64_t n, int64_t k, const float *a, int64_t a_cs, const float *b,
+			  int64_t ldb, float *c)
+{
+	enum { V = 16, NV = 16 };
+	int64_t j0 = 0;
+	for (; j0 + NV * V <= n; j0 += NV * V) {
+		__m512 acc[NV];
+#pragma GCC unroll 16
+		for (int v = 0; v < NV; v++)
+			acc[v] = _mm512_setzero_ps();
+		for (int64_t kk = 0; kk < k; kk++) {
+			__m512 av = _mm512_set1_ps(a[kk * a_cs]);
+			const float *br = b + kk * ldb + j0;
+#pragma GCC unroll 16
+			for (int v = 0; v < NV; v++)
+				acc[v] = GEMM_MADD(acc[v], av, _mm512_loadu_ps(br + v * V));
+		}
+#pragma GCC unroll 16
+		for (int v = 0; v < NV; v++)
+			_mm512_storeu_ps(c + j0 + v * V, acc[v]);
+	}
+	for (; j0 < n; j0 += V) {
+		__mmask16 m = (__mmask16)(n - j0 >= V ? 0xFFFFu : (1u << (n - j0)) - 1);
+		__m512 acc = _mm512_setzero_ps();
+		for (int64_t kk = 0; kk < k; kk++)
+			acc = GEMM_MADD(acc, _mm512_set1_ps(a[kk * a_cs]),
+					_mm512_maskz_loadu_ps(m, b + kk * ldb + j0));
+		_mm512_mask_storeu_ps(c + j0, m, acc);
+	}
+}
+
 #else
 typedef int f32_avx512_is_x86_64_only; /* ISO C wants a non-empty file */
 #endif

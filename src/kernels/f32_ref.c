@@ -356,6 +356,12 @@ static void gemm_any(bool portable, int m, int n, int k, const float *a, int lda
 		return;
 	}
 	if (m == 1 && !trans_b) {
+#if defined(__x86_64__)
+		if (!portable && blocked_avx512()) {
+			gemm_f32_row__avx512(n, k, a, a_cs, b, ldb, c);
+			return;
+		}
+#endif
 		gemm_row(n, k, a, a_cs, b, ldb, c);
 		return;
 	}

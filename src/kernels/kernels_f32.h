@@ -46,6 +46,11 @@ void gemm_f32__portable(int m, int n, int k, const float *a, int lda, bool trans
 void gemm_f32_blocked__avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t a_rs,
 			      int64_t a_cs, const float *b, int64_t ldb, bool trans_b, float *c,
 			      int64_t ldc);
+/* One row of A (m = 1, B not transposed): c[j] = sum over kk in ascending
+ * order of a[kk * a_cs] * b[kk * ldb + j], from 0.f, as the portable row
+ * loop (gemm_row) sums it: a recurrent layer's step at batch 1. */
+void gemm_f32_row__avx512(int64_t n, int64_t k, const float *a, int64_t a_cs, const float *b,
+			  int64_t ldb, float *c);
 
 /* Gemm as in ONNX: y[m,n] = alpha * op(A) op(B) + beta * bias, where bias is
  * broadcast from [bias_m, bias_n] (each 1 or the full size; bias may be NULL),
