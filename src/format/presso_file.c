@@ -1301,37 +1301,53 @@ static int64_t runlength_bytes(const uint8_t *p, size_t left, int64_t n, int bit
 	return (entries * eb + 7) / 8;
 }
 
+/* n_out rows of k codes at `bits` in *coding (its bytes read off the codes
+ * for run-length), the coding quant_weight_coding() picks, then a positive
+ * binary16 scale per row, into q[n_out * k] and scale[n_out]. `what` and
+ * `name` name the part in messages ("layer", "constant"). */
+static enum presso_status read_codes(struct rd *r, const char *what, const char *name,
+				     struct weight_coding *coding, int64_t n_out, int64_t k,
+				     int bits, int8_t *q, float *scale)
+{
+	int64_t n = n_out * k;
+	if (coding->kind == WCODE_RUNLENGTH)
+		coding->bytes = runlength_bytes(r->p + r->pos, r_left(r), n, bits, coding->nnz);
+	if (coding->bytes < 0 || (uint64_t)coding->bytes > r_left(r))
+		return bad(r, "%s '%s': truncated weights", what, name);
+	if (!wcode_decode(r->p + r->pos, coding, n, bits, q))
+		return bad(r, "%s '%s': the %d-bit %s weights do not decode", what, name, bits,
+			   quant_coding_name(coding->kind));
+	struct weight_coding best = quant_weight_coding(q, n, bits);
+	if (best.kind != coding->kind || best.bytes != coding->bytes)
+		return bad(r, "%s '%s': weights in %s coding where %s is chosen", what, name,
+			   quant_coding_name(coding->kind), quant_coding_name(best.kind));
+	r->pos += (size_t)coding->bytes;
+	for (int64_t c = 0; c < n_out; c++) {
+		unsigned h;
+		if (!r_u16(r, &h))
+			return bad(r, "%s '%s': truncated scales", what, name);
+		scale[c] = quant_f16_decode((uint16_t)h);
+		if (!(scale[c] > 0))
+			return bad(r, "%s '%s': bad scale %lld (binary16 0x%04x)", what, name,
+				   (long long)c, h);
+	}
+	return PRESSO_OK;
+}
+
 /* A quantized constant's codes and scales, and its float data from them. */
 static enum presso_status read_qconst(struct loading *L, struct fconst *F)
 {
 	struct rd *r = &L->r;
 	struct value *val = &L->g->values[F->value];
 	int64_t n = F->n_out * F->k;
-	if (F->coding.kind == WCODE_RUNLENGTH)
-		F->coding.bytes = runlength_bytes(r->p + r->pos, r_left(r), n, F->bits, F->coding.nnz);
-	if (F->coding.bytes < 0 || (uint64_t)F->coding.bytes > r_left(r))
-		return bad(r, "constant '%s': truncated", val->name);
 	F->q = malloc((size_t)(n ? n : 1));
 	F->scale = malloc(sizeof(float) * (size_t)(F->n_out ? F->n_out : 1));
 	if (!F->q || !F->scale)
 		return status_fail(PRESSO_E_NOMEM, "%s: out of memory", r->path);
-	if (!wcode_decode(r->p + r->pos, &F->coding, n, F->bits, F->q))
-		return bad(r, "constant '%s': the %d-bit %s codes do not decode", val->name, F->bits,
-			   quant_coding_name(F->coding.kind));
-	struct weight_coding best = quant_weight_coding(F->q, n, F->bits);
-	if (best.kind != F->coding.kind || best.bytes != F->coding.bytes)
-		return bad(r, "constant '%s': codes in %s coding where %s is chosen", val->name,
-			   quant_coding_name(F->coding.kind), quant_coding_name(best.kind));
-	r->pos += (size_t)F->coding.bytes;
-	for (int64_t c = 0; c < F->n_out; c++) {
-		unsigned h;
-		if (!r_u16(r, &h))
-			return bad(r, "constant '%s': truncated scales", val->name);
-		F->scale[c] = quant_f16_decode((uint16_t)h);
-		if (!(F->scale[c] > 0))
-			return bad(r, "constant '%s': bad scale %lld (binary16 0x%04x)", val->name,
-				   (long long)c, h);
-	}
+	enum presso_status s =
+		read_codes(r, "constant", val->name, &F->coding, F->n_out, F->k, F->bits, F->q, F->scale);
+	if (s != PRESSO_OK)
+		return s;
 	/* R^T [dirs][hidden][gates * hidden] from ONNX's rows */
 	int64_t dirs = val->shape.dims[0], h = val->shape.dims[1], gh = val->shape.dims[2];
 	for (int64_t d = 0; d < dirs; d++)
@@ -1351,33 +1367,15 @@ static enum presso_status read_payload(struct loading *L)
 		struct flayer *F = &L->layers[i];
 		const char *name = g->nodes[F->node].name;
 		int64_t n = F->n_out * F->k;
-		if (F->coding.kind == WCODE_RUNLENGTH)
-			F->coding.bytes = runlength_bytes(r->p + r->pos, r_left(r), n, F->bits,
-							  F->coding.nnz);
-		if (F->coding.bytes < 0 || (uint64_t)F->coding.bytes > r_left(r))
-			return bad(r, "layer '%s': truncated weights", name);
 		F->q = malloc((size_t)(n ? n : 1));
-		F->scale = malloc(sizeof(float) * (size_t)F->n_out);
-		F->bias = malloc(sizeof(int32_t) * (size_t)F->n_out);
+		F->scale = malloc(sizeof(float) * (size_t)(F->n_out ? F->n_out : 1));
+		F->bias = malloc(sizeof(int32_t) * (size_t)(F->n_out ? F->n_out : 1));
 		if (!F->q || !F->scale || !F->bias)
 			return status_fail(PRESSO_E_NOMEM, "%s: out of memory", r->path);
-		if (!wcode_decode(r->p + r->pos, &F->coding, n, F->bits, F->q))
-			return bad(r, "layer '%s': the %d-bit %s weights do not decode", name, F->bits,
-				   quant_coding_name(F->coding.kind));
-		struct weight_coding best = quant_weight_coding(F->q, n, F->bits);
-		if (best.kind != F->coding.kind || best.bytes != F->coding.bytes)
-			return bad(r, "layer '%s': weights in %s coding where %s is chosen", name,
-				   quant_coding_name(F->coding.kind), quant_coding_name(best.kind));
-		r->pos += (size_t)F->coding.bytes;
-		for (int64_t c = 0; c < F->n_out; c++) {
-			unsigned h;
-			if (!r_u16(r, &h))
-				return bad(r, "layer '%s': truncated scales", name);
-			F->scale[c] = quant_f16_decode((uint16_t)h);
-			if (!(F->scale[c] > 0))
-				return bad(r, "layer '%s': bad scale %lld (binary16 0x%04x)", name,
-					   (long long)c, h);
-		}
+		enum presso_status s = read_codes(r, "layer", name, &F->coding, F->n_out, F->k,
+						  F->bits, F->q, F->scale);
+		if (s != PRESSO_OK)
+			return s;
 		int64_t used = wcode_bias_decode(r->p + r->pos, (int64_t)r_left(r), F->n_out, F->bias);
 		if (used < 0)
 			return bad(r, "layer '%s': truncated or malformed biases", name);
