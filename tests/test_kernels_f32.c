@@ -1434,3 +1434,52 @@ Test(kernels_f32, rnn_with_r_transposed_is_the_same_layer)
 		free(x), free(w), free(r), free(b), free(dy), free(rt), free(scratch);
 	}
 }
+
+/* rnn_f32_rec's product hook, given the product rnn_f32__ref computes (the
+ * same GEMM on R^T's columns), gives rnn_f32__ref's outputs bit for bit for
+ * every cell (GRU both ways: its h gate's product on r . H' is the hook's
+ * second part), direction and layout: the hook gets the columns, the rows
+ * and the strides the INT8 engine's recurrence relies on. */
+struct float_product {
+	const float *rt; /* R^T [dirs][hidden][gates * hidden] */
+	int64_t hidden, gh;
+	int calls[2];
+};
+
+static void float_product(void *ctx, int d, int64_t col0, int64_t n, int64_t batch, const float *x,
+			  float *out, int64_t ldo)
+{
+	struct float_product *f = ctx;
+	f->calls[col0 ? 1 : 0]++;
+	gemm_f32__ref((int)batch, (int)n, (int)f->hidden, x, (int)f->hidden, false,
+		      f->rt + (size_t)d * f->hidden * f->gh + col0, (int)f->gh, false, out, (int)ldo);
+}
+
+Test(kernels_f32, rnn_product_hook_is_the_recurrence)
+{
+	rng_seed(31);
+	for (int t = 0; t < 24; t++) {
+		struct rnn_params p = {
+			.cell = (enum rnn_cell)(t % 3), .seq = rng_int(1, 6), .batch = rng_int(1, 4),
+			.in = rng_int(1, 7), .hidden = rng_int(1, 9), .dirs = t % 4 == 3 ? 2 : 1,
+			.reverse = t % 4 == 1, .batch_first = t & 4, .linear_before_reset = t & 8,
+			.r_transposed = true,
+		};
+		int64_t G = rnn_gates(p.cell), GH = G * p.hidden, H = p.hidden, D = p.dirs;
+		int64_t nx = p.seq * p.batch * p.in, ny = p.seq * D * p.batch * H;
+		float *x = rand_buf(nx), *w = rand_buf(D * GH * p.in), *rt = rand_buf(D * GH * H);
+		float *b = rand_buf(D * 2 * GH);
+		float *scratch = malloc(rnn_scratch_floats(&p) * sizeof(float));
+		float *y0 = calloc((size_t)ny, sizeof(float)), *y1 = calloc((size_t)ny, sizeof(float));
+		struct rnn_tensors in = {x, w, rt, b, NULL, NULL, NULL};
+		rnn_f32__ref(&p, &in, y0, RNN_OUT_Y, scratch, NULL);
+		struct float_product fp = {rt, H, GH, {0, 0}};
+		const struct rnn_rec rec = {float_product, &fp};
+		rnn_f32_rec(&p, &in, y1, RNN_OUT_Y, scratch, &rec);
+		cr_assert_arr_eq(y0, y1, sizeof(float) * (size_t)ny, "case %d", t);
+		bool split = p.cell == RNN_CELL_GRU && !p.linear_before_reset;
+		cr_assert_eq(fp.calls[0], D * p.seq, "case %d", t);
+		cr_assert_eq(fp.calls[1], split ? D * p.seq : 0, "case %d", t);
+		free(x), free(w), free(rt), free(b), free(scratch), free(y0), free(y1);
+	}
+}

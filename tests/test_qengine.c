@@ -2447,3 +2447,62 @@ Test(qengine, global_average_of_no_pixels_is_zero)
 	graph_free(g);
 	mb_free(&b);
 }
+
+/* Logits of m on the first n test images of s (n <= 64, 10 classes). */
+static void shipped_logits(const struct shipped *s, const struct qmodel *m, int n, float *out)
+{
+	struct qengine *e;
+	cr_assert_eq(qengine_create(m, n, &e), PRESSO_OK, "%s", status_msg());
+	int64_t idx[64];
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	dataset_get_batch(s->test, &s->norm, idx, n, false, qengine_input(e, 0), NULL);
+	cr_assert_eq(qengine_run(e, n), PRESSO_OK, "%s", status_msg());
+	memcpy(out, qengine_output(e, 0, NULL), sizeof(float) * (size_t)n * 10);
+	qengine_free(e);
+}
+
+/* The row LSTM's recurrence in integers (H' at 1/127 steps times R's codes
+ * on the INT8 GEMM): the same logits on the reference kernels and the CPU's
+ * best, not those of the FP32 recurrence on R dequantized (PRESSO_RNN_INT8=0),
+ * and within 0.5 point of its accuracy on the test images. */
+Test(shipped, lstm_recurrence_in_integers, .timeout = 600)
+{
+	struct shipped s;
+	if (!load_shipped("lstm", &s))
+		cr_skip_test("dataset-fashion-mnist is not installed");
+	enum { N = 48 };
+	static float y[3][N * 10];
+	struct eval_result res[2];
+	struct policy *p;
+	cr_assert_eq(policy_load("int8", s.ls, s.nl, &p), PRESSO_OK);
+	for (int k = 0; k < 3; k++) {
+		/* k = 0: the reference kernels; 1: the best; 2: the best, FP32 recurrence */
+		if (k == 2)
+			cr_assert_eq(setenv(QENGINE_RNN_INT8_ENV, "0", 1), 0);
+		struct quant_config qc = {CALIB_PERCENTILE, 99.99, k ? q8_isa_best() : Q8_ISA_REF, NULL,
+					  NULL, REQUANT_FLOAT};
+		struct qmodel *m;
+		cr_assert_eq(qmodel_build(s.g, p, s.cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+		if (k == 2)
+			cr_assert_eq(unsetenv(QENGINE_RNN_INT8_ENV), 0);
+		shipped_logits(&s, m, N, y[k]);
+		if (k) {
+			struct eval_model qm = {s.g, m};
+			cr_assert_eq(eval_accuracy(&qm, s.test, &s.norm, &s.all, 100, 2, &res[k - 1]),
+				     PRESSO_OK);
+		}
+		qmodel_free(m);
+	}
+	cr_assert_arr_eq(y[0], y[1], sizeof y[0], "the reference and %s kernels differ",
+			 q8_isa_name(q8_isa_best()));
+	double moved = 0;
+	for (int i = 0; i < N * 10; i++)
+		moved = fmax(moved, fabs((double)y[1][i] - y[2][i]));
+	cr_assert_gt(moved, 1e-4, "the integer recurrence gives the FP32 one's logits: not run");
+	cr_log_info("lstm W8A8: %.2f%% with the integer recurrence, %.2f%% with FP32's",
+		    res[0].accuracy_pct, res[1].accuracy_pct);
+	cr_assert_leq(fabs(res[0].accuracy_pct - res[1].accuracy_pct), fx_sanitized() ? 1.0 : 0.5);
+	policy_free(p);
+	free_shipped(&s);
+}

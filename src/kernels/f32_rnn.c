@@ -214,7 +214,7 @@ static int64_t step_time(const struct rnn_params *p, int d, int64_t s)
 
 static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 			const struct rnn_tensors *in, float *y, enum rnn_out out, float *scratch,
-			float *tape)
+			float *tape, const struct rnn_rec *rec_fn)
 {
 	const int64_t H = p->hidden, B = p->batch, G = rnn_gates(p->cell), GH = G * H;
 	const bool gru = p->cell == RNN_CELL_GRU, lstm = p->cell == RNN_CELL_LSTM;
@@ -246,7 +246,9 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 			int64_t t = step_time(p, d, s);
 			/* H' R^T (for GRU without linear_before_reset: the z and r gates) */
 			int64_t n1 = gru && !lbr ? 2 * H : GH;
-			if (p->r_transposed) /* one batch row: an axpy per hidden unit */
+			if (rec_fn)
+				rec_fn->product(rec_fn->ctx, d, 0, n1, B, h, hr, GH);
+			else if (p->r_transposed) /* one batch row: an axpy per hidden unit */
 				gemm_f32__ref((int)B, (int)n1, (int)H, h, (int)H, false, r, (int)GH, false,
 					      hr, (int)GH);
 			else
@@ -279,7 +281,9 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 			if (gru && !lbr) {
 				/* (r . H') Rh^T, then h */
 				float *hh = hn; /* free until the new states are formed */
-				if (p->r_transposed)
+				if (rec_fn)
+					rec_fn->product(rec_fn->ctx, d, 2 * H, H, B, rh, hh, H);
+				else if (p->r_transposed)
 					gemm_f32__ref((int)B, (int)H, (int)H, rh, (int)H, false, r + 2 * H,
 						      (int)GH, false, hh, (int)H);
 				else
@@ -316,13 +320,19 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
 		  enum rnn_out out, float *scratch, float *tape)
 {
-	rnn_forward(gates_best(), p, in, y, out, scratch, tape);
+	rnn_forward(gates_best(), p, in, y, out, scratch, tape, NULL);
+}
+
+void rnn_f32_rec(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
+		 enum rnn_out out, float *scratch, const struct rnn_rec *rec)
+{
+	rnn_forward(gates_best(), p, in, y, out, scratch, NULL, rec);
 }
 
 void rnn_f32__portable(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
 		       enum rnn_out out, float *scratch, float *tape)
 {
-	rnn_forward(&gates_portable, p, in, y, out, scratch, tape);
+	rnn_forward(&gates_portable, p, in, y, out, scratch, tape, NULL);
 }
 
 size_t rnn_backward_scratch_floats(const struct rnn_params *p)

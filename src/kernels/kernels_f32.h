@@ -305,6 +305,20 @@ size_t rnn_tape_floats(const struct rnn_params *p);
 void rnn_f32__ref(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
 		  enum rnn_out out, float *scratch, float *tape);
 
+/* The recurrent product of direction d computed elsewhere (the INT8 engine's,
+ * on R quantized): out[b][0 .. n) (row stride ldo) = x[b] (B rows of hidden
+ * floats) times R^T's columns from col0 on (0: every gate, or GRU's z and r
+ * without linear_before_reset; 2 * hidden: that GRU's h gate, x = r . H'). */
+struct rnn_rec {
+	void (*product)(void *ctx, int d, int64_t col0, int64_t n, int64_t batch, const float *x,
+			float *out, int64_t ldo);
+	void *ctx;
+};
+
+/* rnn_f32__ref with every H' R^T (and GRU's (r . H') Rh^T) from rec. */
+void rnn_f32_rec(const struct rnn_params *p, const struct rnn_tensors *in, float *y,
+		 enum rnn_out out, float *scratch, const struct rnn_rec *rec);
+
 /* The same with the gate loops' portable code alone, on any CPU (where the
  * CPU has AVX2 or AVX-512, rnn_f32__ref runs them in 8 or 16 lanes, every
  * value the same: tests/test_kernels_f32.c). */

@@ -156,6 +156,12 @@ struct qconst_view {
 
 int qmodel_n_qconsts(const struct qmodel *m);
 
+/* Set to "0", keeps every recurrence in FP32 on R dequantized (else a
+ * recurrent layer whose R is quantized runs its recurrence in integers:
+ * qengine_internal.h, struct qrnn). For before/after measurements. */
+#define QENGINE_RNN_INT8_ENV "PRESSO_RNN_INT8"
+
+
 void qmodel_qconst_view(const struct qmodel *m, int i, struct qconst_view *out);
 
 /* The index of the qconst of graph value v, or -1. */

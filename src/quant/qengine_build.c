@@ -1077,6 +1077,75 @@ static enum presso_status build_qconsts(struct qmodel *m, const struct policy *p
 	return PRESSO_OK;
 }
 
+/* Whether recurrent node n's recurrence can run on its R's codes: its
+ * initial state, which is quantized like every later one, within [-1, 1]
+ * (absent: zeros) and constant; PRESSO_RNN_INT8=0 keeps every recurrence in
+ * FP32 (for before/after measurements). */
+static bool rnn_int8_ok(const struct graph *g, const struct node *n)
+{
+	const char *env = getenv(QENGINE_RNN_INT8_ENV);
+	if (env && strcmp(env, "0") == 0)
+		return false;
+	int h0 = n->n_inputs > RNN_IN_H0 ? n->inputs[RNN_IN_H0] : -1;
+	if (h0 < 0)
+		return true;
+	const struct value *v = &g->values[h0];
+	if (!v->data)
+		return false;
+	for (int64_t i = 0; i < shape_numel(&v->shape); i++)
+		if (!(fabsf(v->data[i]) <= 1.0f))
+			return false;
+	return true;
+}
+
+/* The integer recurrence of a step whose node's R is qconst c (struct qrnn). */
+static enum presso_status build_qrnn(const struct qmodel *m, const struct node *n,
+				     const struct qconst *c, struct qrnn **out)
+{
+	const int64_t H = n->a.rnn_hidden, dirs = n->a.rnn_direction == 2 ? 2 : 1;
+	const int64_t GH = c->n_out / dirs;
+	const bool gru_split = n->op == OP_GRU && !n->a.rnn_lbr;
+	struct qrnn *q = calloc(1, sizeof *q);
+	if (!q)
+		return status_fail(PRESSO_E_NOMEM, "out of memory building the INT8 model");
+	*out = q;
+	q->hidden = H;
+	q->n_parts = gru_split ? 2 : 1;
+	q->rows[0] = gru_split ? 2 * H : GH;
+	q->rows[1] = H;
+	for (int64_t d = 0; d < dirs; d++)
+		for (int part = 0; part < q->n_parts; part++) {
+			int64_t row0 = d * GH + (part ? 2 * H : 0), rows = q->rows[part];
+			const int8_t *w = c->wq + row0 * H;
+			size_t bytes = m->gemm->packed_bytes_for
+					       ? m->gemm->packed_bytes_for((int)rows, (int)H, w)
+					       : m->gemm->packed_bytes((int)rows, (int)H);
+			q->packed[d][part] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+			q->bias[d][part] = malloc(sizeof(int32_t) * (size_t)rows);
+			q->deq[d][part] = malloc(sizeof(float) * (size_t)rows);
+			if (!q->packed[d][part] || !q->bias[d][part] || !q->deq[d][part])
+				return status_fail(PRESSO_E_NOMEM, "out of memory building the INT8 model");
+			m->gemm->pack((int)rows, (int)H, w, q->packed[d][part]);
+			q8_bias_fold((int)rows, (int)H, w, NULL, 128, q->bias[d][part]);
+			for (int64_t r = 0; r < rows; r++)
+				q->deq[d][part][r] = QRNN_H_SCALE * c->w_scale[row0 + r];
+		}
+	return PRESSO_OK;
+}
+
+static void qrnn_free(struct qrnn *q)
+{
+	if (!q)
+		return;
+	for (int d = 0; d < 2; d++)
+		for (int part = 0; part < 2; part++) {
+			free(q->packed[d][part]);
+			free(q->bias[d][part]);
+			free(q->deq[d][part]);
+		}
+	free(q);
+}
+
 static void size_accounting(struct qmodel *m, const struct policy *pol)
 {
 	const struct graph *g = m->g;
@@ -1603,6 +1672,16 @@ static enum presso_status build(const struct graph *g, const struct policy *pol,
 	m->n_layers = n_layers;
 	if ((s = build_qconsts(m, pol, layer_of_node)) != PRESSO_OK)
 		goto fail;
+	for (int i = 0; i < m->n_steps; i++) {
+		struct qstep *st = &m->steps[i];
+		if (st->kind != QK_FALLBACK || st->node < 0 || !op_is_recurrent(g->nodes[st->node].op))
+			continue;
+		const struct node *n = &g->nodes[st->node];
+		int c = qmodel_qconst_of(m, n->inputs[RNN_IN_R]);
+		if (c >= 0 && rnn_int8_ok(g, n) &&
+		    (s = build_qrnn(m, n, &m->consts[c], &st->rnn)) != PRESSO_OK)
+			goto fail;
+	}
 	for (int i = 0; i < g->n_outputs; i++) {
 		int v = g->outputs[i];
 		if (m->v[v].dom == QD_F32) {
@@ -1707,6 +1786,7 @@ void qmodel_free(struct qmodel *m)
 		free(m->steps[i].add_tile);
 		free(m->steps[i].lut);
 		free(m->steps[i].ftab);
+		qrnn_free(m->steps[i].rnn);
 	}
 	free(m->steps);
 	free(m->bufs);

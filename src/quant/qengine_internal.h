@@ -89,6 +89,23 @@ struct qconst {
 	struct weight_coding coding;
 };
 
+/* A recurrent layer's recurrence in integers (a FALLBACK step's node, whose R
+ * is a qconst): each step's H' (and GRU's r . H'), within [-1, 1] for these
+ * cells, is quantized to int8 at the fixed scale 1/127 (stored as uint8 with
+ * zero point 128) and multiplied by R's int8 codes on the INT8 GEMM, with
+ * float output acc * (1/127) * s_r[row]; the gates stay FP32. Parts per
+ * direction: R's rows [0, n1), and for GRU without linear_before_reset its
+ * h gate's rows [2 hidden, 3 hidden). */
+#define QRNN_H_SCALE (1.0f / 127.0f)
+struct qrnn {
+	int64_t hidden;
+	int n_parts;
+	int64_t rows[2];          /* rows of each part */
+	void *packed[2][2];       /* [direction][part], m->gemm's packing */
+	int32_t *bias[2][2];      /* bias_eff: -128 * each row's sum */
+	float *deq[2][2];         /* QRNN_H_SCALE * s_r[row] */
+};
+
 struct qstep {
 	enum qkind kind;
 	int node;                 /* graph node, -1 for QUANTIZE/DEQUANT */
@@ -127,6 +144,7 @@ struct qstep {
 	struct qsoftmax_params sm;   /* SOFTMAX: exp_table points into ftab */
 	struct qlayernorm_params ln; /* LAYERNORM: gamma_q, beta_q point into ftab */
 	float *ftab;              /* SOFTMAX [256] exp(-s_x d); LAYERNORM [2][n] */
+	struct qrnn *rnn;         /* FALLBACK of a recurrent node in integers, or NULL */
 };
 
 struct qbuf {

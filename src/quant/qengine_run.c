@@ -154,6 +154,12 @@ enum presso_status qengine_create(const struct qmodel *m, int max_batch, struct 
 			if (b > scratch)
 				scratch = b;
 		} else if (st->kind == QK_FALLBACK || st->kind == QK_RESIZE) {
+			if (st->rnn) { /* its quantized states: batch rows of hidden bytes */
+				const struct shape *xs = &e->shapes[g->nodes[st->node].inputs[RNN_IN_X]];
+				size_t b = (size_t)(xs->dims[0] * xs->dims[1]) * (size_t)st->rnn->hidden;
+				if (b > scratch)
+					scratch = b;
+			}
 			/* a Resize holds its maps twice: in logical and in storage order */
 			size_t b = engine_node_scratch_bytes(g, &g->nodes[st->node], e->shapes) *
 				   (st->kind == QK_RESIZE ? 2 : 1);
@@ -826,6 +832,31 @@ static void run_rowwise(const struct qengine *e, const struct qstep *st)
 		m->layernorm(rows, n, x, &st->ln, y);
 }
 
+/* A recurrent step's product on R's codes (struct qrnn): x (batch rows of
+ * hidden floats) quantized at QRNN_H_SCALE into the engine's scratch, then
+ * the INT8 GEMM with float output. */
+struct qrnn_run {
+	const struct qrnn *q;
+	const struct qgemm_ukernel *gemm;
+	qquant_fn quant;
+	uint8_t *qx;
+};
+
+static void qrnn_product(void *ctx, int d, int64_t col0, int64_t n, int64_t batch, const float *x,
+			 float *out, int64_t ldo)
+{
+	const struct qrnn_run *r = ctx;
+	const struct qrnn *q = r->q;
+	int part = col0 ? 1 : 0;
+	const struct qquant_params qp = {.inv_scale = 127.0f, .zero = 128, .bits = 8};
+	r->quant((size_t)(batch * q->hidden), x, &qp, r->qx);
+	PRESSO_CHECK(n == q->rows[part]);
+	struct qgemm_params p = {.m = (int)batch, .n = (int)n, .k = (int)q->hidden,
+				 .bias = q->bias[d][part], .deq_scale = q->deq[d][part],
+				 .c_f32 = out};
+	r->gemm->run(&p, r->qx, (int)q->hidden, q->packed[d][part], NULL, (int)ldo);
+}
+
 static void run_fallback(const struct qengine *e, const struct qstep *st)
 {
 	const struct qmodel *m = e->m;
@@ -848,7 +879,17 @@ static void run_fallback(const struct qengine *e, const struct qstep *st)
 	}
 	bool f32_out = m->v[st->out].dom == QD_F32;
 	float *out = buf_ptr(e, f32_out ? m->v[st->out].buf : st->tmp_out);
-	engine_exec_node(g, n, e->shapes, in, out, e->fscratch, -INFINITY, INFINITY);
+	if (st->rnn) {
+		struct rnn_params p;
+		struct rnn_tensors t;
+		engine_rnn_params(n, e->shapes, &p);
+		engine_rnn_tensors(n, in, &t);
+		struct qrnn_run r = {st->rnn, m->gemm, m->quant, e->scratch};
+		const struct rnn_rec rec = {qrnn_product, &r};
+		rnn_f32_rec(&p, &t, out, (enum rnn_out)n->a.rnn_output, e->fscratch, &rec);
+	} else {
+		engine_exec_node(g, n, e->shapes, in, out, e->fscratch, -INFINITY, INFINITY);
+	}
 	if (!f32_out)
 		quantize_tensor(out, &e->shapes[st->out], m->v[st->out].nhwc, &m->qp[st->out], m->quant,
 				buf_ptr(e, m->v[st->out].buf));
