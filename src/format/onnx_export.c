@@ -38,7 +38,10 @@
  *     dimension 0 is written as it is, like every Reshape shape).
  * What the form does not reproduce bit for bit: presso rounds requantization
  * in Q31 fixed point (gemmlowp) and averages pools in integers, a runtime in
- * float; results differ in the last bit of a few activations.
+ * float; results differ in the last bit of a few activations. presso runs a
+ * recurrent layer's recurrence in integers (the hidden state at 1/127 steps
+ * times R's codes), a runtime in float on R dequantized: ONNX has no form
+ * for it.
  *
  * Tensors go into raw_data in the host's byte order; presso runs on
  * little-endian hosts only, which is ONNX's order (checked at run time).
