@@ -2506,3 +2506,80 @@ Test(shipped, lstm_recurrence_in_integers, .timeout = 600)
 	policy_free(p);
 	free_shipped(&s);
 }
+
+/* A bidirectional GRU without linear_before_reset (its h gate's product is
+ * on r . H': the integer recurrence's second part) and a bidirectional RNN,
+ * batch first over an item's rows, then an FC: the INT8 engine runs each
+ * recurrence in integers, the same on the reference kernels and the best,
+ * within 5 % (relative RMS) of the FP32 engine's logits. */
+Test(qengine, gru_and_rnn_recurrences_in_integers_on_every_path)
+{
+	enum { N = 32, T = 6, IN = 5, H = 4 };
+	struct dataset *ds = uniform_items(N, 1, T, IN, -1, 1, 97);
+	for (int cell = 0; cell < 2; cell++) {
+		const char *op = cell ? "RNN" : "GRU";
+		int G = cell ? 1 : 3;
+		float yq[2][N * 3], yf[N * 3];
+		for (int isa = Q8_ISA_REF; isa <= (int)q8_isa_best(); isa += (int)q8_isa_best()) {
+			struct mb b;
+			mb_init(&b, 14);
+			mb_input(&b, "input", (int64_t[]){-1, 1, T, IN}, 4);
+			mb_init_i64(&b, "rows", (int64_t[]){3}, 1, (int64_t[]){-1, T, IN});
+			mb_node(&b, "Reshape", "seq", (const char *[]){"input", "rows", NULL}, "x");
+			float w[2 * 3 * H * IN], r[2 * 3 * H * H], bias[2 * 6 * H], head[3 * 2 * H];
+			uint32_t seed = 5;
+			for (int i = 0; i < 2 * G * H * IN; i++)
+				w[i] = 0.8f * frand(&seed);
+			for (int i = 0; i < 2 * G * H * H; i++)
+				r[i] = 0.8f * frand(&seed);
+			for (int i = 0; i < 2 * 2 * G * H; i++)
+				bias[i] = 0.2f * frand(&seed);
+			for (int i = 0; i < 3 * 2 * H; i++)
+				head[i] = frand(&seed);
+			mb_init_f32(&b, "W", (int64_t[]){2, G * H, IN}, 3, w);
+			mb_init_f32(&b, "R", (int64_t[]){2, G * H, H}, 3, r);
+			mb_init_f32(&b, "B", (int64_t[]){2, 2 * G * H}, 2, bias);
+			Onnx__NodeProto *n =
+				mb_node(&b, op, "rec", (const char *[]){"x", "W", "R", "B", NULL}, "");
+			mb_node_output(&b, n, "h");
+			mb_attr_int(&b, n, "hidden_size", H);
+			mb_attr_int(&b, n, "layout", 1);
+			mb_attr_string(&b, n, "direction", "bidirectional");
+			mb_init_i64(&b, "flat", (int64_t[]){2}, 1, (int64_t[]){-1, 2 * H});
+			mb_node(&b, "Reshape", "hflat", (const char *[]){"h", "flat", NULL}, "hf");
+			mb_init_f32(&b, "fc", (int64_t[]){3, 2 * H}, 2, head);
+			n = mb_node(&b, "Gemm", "head", (const char *[]){"hf", "fc", NULL}, "logits");
+			mb_attr_int(&b, n, "transB", 1);
+			mb_output(&b, "logits");
+			struct graph *g = load_mb(&b);
+			struct calib *cal = calibrate(g, ds);
+			struct layer *ls;
+			int nl;
+			cr_assert_eq(graph_layers(g, &ls, &nl), PRESSO_OK);
+			struct policy *p;
+			cr_assert_eq(policy_load("int8", ls, nl, &p), PRESSO_OK);
+			struct quant_config qc = {CALIB_MINMAX, 99.99, (enum q8_isa)isa, NULL, NULL,
+						  REQUANT_FLOAT};
+			struct qmodel *m;
+			cr_assert_eq(qmodel_build(g, p, cal, &qc, &m), PRESSO_OK, "%s", status_msg());
+			cr_assert_eq(qmodel_n_qconsts(m), 1, "%s: R is quantized", op);
+			int k = isa == Q8_ISA_REF ? 0 : 1;
+			cr_assert_eq(run_both(g, m, ds, N, yf, yq[k]), 3);
+			double e = rel_rms(yq[k], yf, N * 3);
+			cr_log_info("%s: INT8 (%s) against FP32: relative RMS %.4f", op,
+				    q8_isa_name((enum q8_isa)isa), e);
+			cr_assert_lt(e, 0.05, "%s on %s: relative RMS %g", op,
+				     q8_isa_name((enum q8_isa)isa), e);
+			qmodel_free(m);
+			policy_free(p);
+			free(ls);
+			calib_free(cal);
+			graph_free(g);
+			mb_free(&b);
+			if (isa == (int)q8_isa_best())
+				break;
+		}
+		cr_assert_arr_eq(yq[0], yq[1], sizeof yq[0], "%s: the kernels differ", op);
+	}
+	dataset_free(ds);
+}
