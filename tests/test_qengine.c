@@ -2474,6 +2474,7 @@ Test(shipped, lstm_recurrence_in_integers, .timeout = 600)
 	enum { N = 48 };
 	static float y[3][N * 10];
 	struct eval_result res[2];
+	struct qmodel_size z[3];
 	struct policy *p;
 	cr_assert_eq(policy_load("int8", s.ls, s.nl, &p), PRESSO_OK);
 	for (int k = 0; k < 3; k++) {
@@ -2487,6 +2488,7 @@ Test(shipped, lstm_recurrence_in_integers, .timeout = 600)
 		if (k == 2)
 			cr_assert_eq(unsetenv(QENGINE_RNN_INT8_ENV), 0);
 		shipped_logits(&s, m, N, y[k]);
+		qmodel_size(m, &z[k]);
 		if (k) {
 			struct eval_model qm = {s.g, m};
 			cr_assert_eq(eval_accuracy(&qm, s.test, &s.norm, &s.all, 100, 2, &res[k - 1]),
@@ -2503,6 +2505,12 @@ Test(shipped, lstm_recurrence_in_integers, .timeout = 600)
 	cr_log_info("lstm W8A8: %.2f%% with the integer recurrence, %.2f%% with FP32's",
 		    res[0].accuracy_pct, res[1].accuracy_pct);
 	cr_assert_leq(fabs(res[0].accuracy_pct - res[1].accuracy_pct), fx_sanitized() ? 1.0 : 0.5);
+	/* BOPs: the recurrence's MACs at 8 x 8 bits, not 32 x 32 */
+	int64_t rec = 0;
+	for (int i = 0; i < s.g->n_nodes; i++)
+		rec += graph_node_fp32_macs(s.g, i);
+	cr_assert_eq(rec, 28 * 4 * 64 * 64);
+	cr_assert_float_eq(z[2].bops - z[1].bops, (double)rec * (32 * 32 - 8 * 8), 1.0);
 	policy_free(p);
 	free_shipped(&s);
 }

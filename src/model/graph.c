@@ -1010,25 +1010,31 @@ int graph_fused_activation(const struct graph *g, int i)
 /* Multiply-adds per image of the nodes that compute with weights but are not
  * layers (they run in FP32 in both engines): an RNN/GRU/LSTM's recurrence
  * (and its input projection when not projected), a ConvTranspose. */
+int64_t graph_node_fp32_macs(const struct graph *g, int i)
+{
+	const struct node *n = &g->nodes[i];
+	if (op_is_recurrent(n->op)) {
+		const struct shape *x = &g->values[n->inputs[RNN_IN_X]].shape;
+		int64_t seq = x->n_dims == 3 ? x->dims[n->a.rnn_batch_first ? 1 : 0] : 0;
+		int64_t h = n->a.rnn_hidden, dirs = n->a.rnn_direction == 2 ? 2 : 1;
+		int64_t gh = (n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1) * h;
+		int64_t in = n->a.rnn_projected || x->n_dims != 3 ? 0 : x->dims[2];
+		return seq * dirs * gh * (h + in);
+	}
+	if (n->op == OP_CONVTRANSPOSE) {
+		const struct shape *w = &g->values[n->inputs[1]].shape;
+		if (w->n_dims == 4)
+			return shape_numel(&g->values[n->inputs[0]].shape) * w->dims[1] * w->dims[2] *
+			       w->dims[3];
+	}
+	return 0;
+}
+
 int64_t graph_fp32_macs(const struct graph *g)
 {
 	int64_t m = 0;
 	for (int i = 0; i < g->n_nodes; i++) {
-		const struct node *n = &g->nodes[i];
-		int64_t add = 0;
-		if (op_is_recurrent(n->op)) {
-			const struct shape *x = &g->values[n->inputs[RNN_IN_X]].shape;
-			int64_t seq = x->n_dims == 3 ? x->dims[n->a.rnn_batch_first ? 1 : 0] : 0;
-			int64_t h = n->a.rnn_hidden, dirs = n->a.rnn_direction == 2 ? 2 : 1;
-			int64_t gh = (n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1) * h;
-			int64_t in = n->a.rnn_projected || x->n_dims != 3 ? 0 : x->dims[2];
-			add = seq * dirs * gh * (h + in);
-		} else if (n->op == OP_CONVTRANSPOSE) {
-			const struct shape *w = &g->values[n->inputs[1]].shape;
-			if (w->n_dims == 4)
-				add = shape_numel(&g->values[n->inputs[0]].shape) * w->dims[1] *
-				      w->dims[2] * w->dims[3];
-		}
+		int64_t add = graph_node_fp32_macs(g, i);
 		m = add > INT64_MAX - m ? INT64_MAX : m + add;
 	}
 	return m;

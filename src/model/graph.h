@@ -340,6 +340,9 @@ int graph_rnn_projection(const struct graph *g, int i);
  * ConvTranspose. */
 int64_t graph_fp32_macs(const struct graph *g);
 
+/* The same for node i alone (0 for a node that is none of those). */
+int64_t graph_node_fp32_macs(const struct graph *g, int i);
+
 /* Totals over the whole graph at batch 1: weights (all float constants) and MACs
  * (the layers' and graph_fp32_macs(); INT64_MAX if the sum does not fit). */
 void graph_totals(const struct graph *g, int64_t *params, int64_t *macs);

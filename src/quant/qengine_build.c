@@ -1199,8 +1199,16 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 	for (int i = 0; i < m->n_layers; i++)
 		wparams += shape_numel(&g->values[g->nodes[m->layers[i].node].inputs[1]].shape);
 	z->mean_bits = wparams ? bits_sum / (double)wparams : 0;
-	/* what runs in FP32 with weights (a recurrence, a ConvTranspose) at 32 x 32 */
-	z->bops += (double)graph_fp32_macs(g) * 32 * 32;
+	/* what runs with weights outside the layers: a recurrence in integers
+	 * at R's bits x 8 (its states' codes), in FP32 (a recurrence kept in
+	 * float, a ConvTranspose) at 32 x 32 */
+	for (int i = 0; i < g->n_nodes; i++) {
+		double macs = (double)graph_node_fp32_macs(g, i), bits = 32 * 32;
+		for (int k = 0; k < m->n_steps && macs > 0; k++)
+			if (m->steps[k].node == i && m->steps[k].rnn)
+				bits = 8.0 * m->consts[qmodel_qconst_of(m, g->nodes[i].inputs[RNN_IN_R])].bits;
+		z->bops += macs * bits;
+	}
 	free(in_layer);
 	(void)pol;
 }
