@@ -218,7 +218,7 @@ static int print_table(const char *path, const struct graph *g, const struct lay
 	       nl, (long long)params, (double)params * 4 / 1024.0, (double)macs / 1e6);
 	int64_t fp32_macs = graph_fp32_macs(g);
 	if (fp32_macs > 0) /* a recurrence or a ConvTranspose: not a layer */
-		printf(" (%.2f M in FP32 outside the layers: recurrences, ConvTranspose)",
+		printf(" (%.2f M outside the layers: recurrences, ConvTranspose)",
 		       (double)fp32_macs / 1e6);
 	printf("\n");
 	if (qm) {
