@@ -139,6 +139,8 @@ struct gate_fns {
 			  const float *restrict rbh, float *restrict q);
 	void (*lstm_gates)(int64_t H, const float *restrict xg, float *restrict g,
 			   const float *restrict pp, float *restrict c, float *restrict hn);
+	void (*add)(int64_t n, const float *restrict a, const float *restrict b,
+		    float *restrict y);
 };
 
 #define GATE_FNS(SUF, ATTR)                                                                   \
@@ -181,8 +183,14 @@ struct gate_fns {
 			hn[j] = o * tanh_(cn);                                                 \
 		}                                                                              \
 	}                                                                                      \
+	ATTR static void add_##SUF(int64_t n, const float *restrict a, const float *restrict b, \
+				   float *restrict y)                                          \
+	{                                                                                      \
+		for (int64_t j = 0; j < n; j++)                                                \
+			y[j] = a[j] + b[j];                                                    \
+	}                                                                                      \
 	static const struct gate_fns gates_##SUF = {sigm_acc_##SUF, tanh_add_##SUF,            \
-						     gru_h_lbr_##SUF, lstm_gates_##SUF};
+						     gru_h_lbr_##SUF, lstm_gates_##SUF, add_##SUF};
 
 GATE_FNS(portable, )
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -222,20 +230,32 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 	float *xw = scratch, *hr = xw + p->seq * B * GH, *h = hr + B * GH, *c = h + B * H;
 	float *rh = c + B * H, *hn = rh + B * H, *zeros = hn + B * H;
 	memset(zeros, 0, sizeof(float) * (size_t)(3 * H));
+	float *bsum = hr; /* free until the first step */
 	for (int d = 0; d < p->dirs; d++) {
 		const float *r = in->r + (size_t)d * GH * H;
 		const float *wb = in->b ? in->b + (size_t)d * 2 * GH : NULL, *rb = wb ? wb + GH : NULL;
 		const float *peep = lstm && in->peep ? in->peep + (size_t)d * 3 * H : NULL;
-		if (p->projected) /* X holds every direction's X W^T side by side */
-			for (int64_t row = 0; row < p->seq * B; row++)
-				memcpy(xw + row * GH, in->x + row * p->in + d * GH, sizeof(float) * (size_t)GH);
-		else
+		/* X W^T + Wb + Rb (GRU with linear_before_reset: Rbh apart), the
+		 * biases summed first */
+		if (wb)
+			for (int64_t k = 0; k < GH; k++)
+				bsum[k] = wb[k] + (lbr && k >= 2 * H ? 0.0f : rb[k]);
+		if (p->projected) { /* X holds every direction's X W^T side by side */
+			for (int64_t row = 0; row < p->seq * B; row++) {
+				const float *xr = in->x + row * p->in + d * GH;
+				if (wb)
+					gf->add(GH, xr, bsum, xw + row * GH);
+				else
+					memcpy(xw + row * GH, xr, sizeof(float) * (size_t)GH);
+			}
+		} else {
 			gemm_f32__ref((int)(p->seq * B), (int)GH, (int)p->in, in->x, (int)p->in, false,
 				      in->w + (size_t)d * GH * p->in, (int)p->in, true, xw, (int)GH);
-		if (wb)
-			for (int64_t row = 0; row < p->seq * B; row++)
-				for (int64_t k = 0; k < GH; k++)
-					xw[row * GH + k] += wb[k] + (lbr && k >= 2 * H ? 0.0f : rb[k]);
+			if (wb)
+				for (int64_t row = 0; row < p->seq * B; row++)
+					for (int64_t k = 0; k < GH; k++)
+						xw[row * GH + k] += bsum[k];
+		}
 		for (int64_t b = 0; b < B; b++) {
 			for (int64_t j = 0; j < H; j++) {
 				h[b * H + j] = in->h0 ? in->h0[s_off(p, d, b) + j] : 0.0f;
