@@ -111,21 +111,28 @@ static void run_fp32(const struct graph *g, const struct dataset *ds, int n, flo
 	engine_free(e);
 }
 
-static void run_q(const struct qmodel *m, const struct dataset *ds, int n, float *out)
+/* The INT8 engine's [n, classes] output on the first n (<= 64) items of ds. */
+static void run_q_items(const struct qmodel *m, const struct dataset *ds,
+			const struct normalize *norm, int n, int classes, float *out)
 {
 	struct qengine *e;
 	cr_assert_eq(qengine_create(m, n, &e), PRESSO_OK, "%s", status_msg());
 	int64_t idx[64];
 	for (int i = 0; i < n; i++)
 		idx[i] = i;
-	dataset_get_batch(ds, &IDENTITY_NORM, idx, n, false, qengine_input(e, 0), NULL);
+	dataset_get_batch(ds, norm, idx, n, false, qengine_input(e, 0), NULL);
 	cr_assert_eq(qengine_run(e, n), PRESSO_OK, "%s", status_msg());
 	struct shape s;
 	const float *y = qengine_output(e, 0, &s);
 	cr_assert_eq(s.dims[0], n);
-	cr_assert_eq(s.dims[1], 4);
-	memcpy(out, y, sizeof(float) * (size_t)n * 4);
+	cr_assert_eq(s.dims[1], classes);
+	memcpy(out, y, sizeof(float) * (size_t)n * (size_t)classes);
 	qengine_free(e);
+}
+
+static void run_q(const struct qmodel *m, const struct dataset *ds, int n, float *out)
+{
+	run_q_items(m, ds, &IDENTITY_NORM, n, 4, out);
 }
 
 static struct calib *calibrate(const struct graph *g, const struct dataset *ds)
@@ -2448,19 +2455,6 @@ Test(qengine, global_average_of_no_pixels_is_zero)
 	mb_free(&b);
 }
 
-/* Logits of m on the first n test images of s (n <= 64, 10 classes). */
-static void shipped_logits(const struct shipped *s, const struct qmodel *m, int n, float *out)
-{
-	struct qengine *e;
-	cr_assert_eq(qengine_create(m, n, &e), PRESSO_OK, "%s", status_msg());
-	int64_t idx[64];
-	for (int i = 0; i < n; i++)
-		idx[i] = i;
-	dataset_get_batch(s->test, &s->norm, idx, n, false, qengine_input(e, 0), NULL);
-	cr_assert_eq(qengine_run(e, n), PRESSO_OK, "%s", status_msg());
-	memcpy(out, qengine_output(e, 0, NULL), sizeof(float) * (size_t)n * 10);
-	qengine_free(e);
-}
 
 /* The row LSTM's recurrence in integers (H' at 1/127 steps times R's codes
  * on the INT8 GEMM): the same logits on the reference kernels and the CPU's
@@ -2487,7 +2481,7 @@ Test(shipped, lstm_recurrence_in_integers, .timeout = 600)
 		cr_assert_eq(qmodel_build(s.g, p, s.cal, &qc, &m), PRESSO_OK, "%s", status_msg());
 		if (k == 2)
 			cr_assert_eq(unsetenv(QENGINE_RNN_INT8_ENV), 0);
-		shipped_logits(&s, m, N, y[k]);
+		run_q_items(m, s.test, &s.norm, N, 10, y[k]);
 		qmodel_size(m, &z[k]);
 		if (k) {
 			struct eval_model qm = {s.g, m};
