@@ -135,6 +135,26 @@ Test(transform, svd_error_is_the_discarded_energy)
 	cr_assert_eq(transform_svd(w, 2, 3, 3, a, b, &d), PRESSO_E_CONFIG, "rank above min(m, n)");
 }
 
+/* w is w0 with round(ratio * n) of its smallest magnitudes set to zero and
+ * the rest unchanged; returns the zeros. */
+static int64_t check_pruned(const struct value *w, const struct value *w0, double ratio)
+{
+	int64_t total = shape_numel(&w->shape), zeros = 0;
+	float kept_min = INFINITY, cut_max = 0;
+	for (int64_t i = 0; i < total; i++) {
+		if (w->data[i] == 0) {
+			zeros++;
+			cut_max = fmaxf(cut_max, fabsf(w0->data[i]));
+		} else {
+			cr_assert_eq(w->data[i], w0->data[i], "surviving weights are unchanged");
+			kept_min = fminf(kept_min, fabsf(w->data[i]));
+		}
+	}
+	cr_assert_eq(zeros, (int64_t)floor(ratio * (double)total + 0.5));
+	cr_assert_leq(cut_max, kept_min, "the smallest magnitudes go");
+	return zeros;
+}
+
 Test(transform, unstructured_prunes_the_exact_fraction)
 {
 	struct graph *g = load("models/lenet.onnx");
@@ -148,19 +168,7 @@ Test(transform, unstructured_prunes_the_exact_fraction)
 	layer_named(tr.g, "/conv2/Conv", &l2);
 	n = &tr.g->nodes[l2.node];
 	const struct value *w = &tr.g->values[n->inputs[1]], *w0 = &g->values[n->inputs[1]];
-	int64_t total = shape_numel(&w->shape), zeros = 0;
-	float kept_min = INFINITY, cut_max = 0;
-	for (int64_t i = 0; i < total; i++) {
-		if (w->data[i] == 0) {
-			zeros++;
-			cut_max = fmaxf(cut_max, fabsf(w0->data[i]));
-		} else {
-			cr_assert_eq(w->data[i], w0->data[i], "surviving weights are unchanged");
-			kept_min = fminf(kept_min, fabsf(w->data[i]));
-		}
-	}
-	cr_assert_eq(zeros, (int64_t)floor(0.3 * (double)total + 0.5));
-	cr_assert_leq(cut_max, kept_min, "the smallest magnitudes go");
+	int64_t zeros = check_pruned(w, w0, 0.3);
 	cr_assert(tr.changed);
 	cr_assert(tr.repair[li], "a pruned layer is a repair target");
 	cr_assert_eq(tr.after_prune.params, tr.before.params - zeros);
@@ -185,20 +193,7 @@ Test(transform, recurrent_weights_are_pruned_with_their_projection)
 		if (tr.g->nodes[i].op == OP_LSTM)
 			r = tr.g->nodes[i].inputs[RNN_IN_R];
 	cr_assert_geq(r, 0);
-	const struct value *w = &tr.g->values[r], *w0 = &g->values[graph_find_value(g, w->name)];
-	int64_t total = shape_numel(&w->shape), zeros = 0;
-	float kept_min = INFINITY, cut_max = 0;
-	for (int64_t i = 0; i < total; i++) {
-		if (w->data[i] == 0) {
-			zeros++;
-			cut_max = fmaxf(cut_max, fabsf(w0->data[i]));
-		} else {
-			cr_assert_eq(w->data[i], w0->data[i]);
-			kept_min = fminf(kept_min, fabsf(w->data[i]));
-		}
-	}
-	cr_assert_eq(zeros, (int64_t)floor(0.6 * (double)total + 0.5));
-	cr_assert_leq(cut_max, kept_min, "the smallest magnitudes go");
+	check_pruned(&tr.g->values[r], &g->values[graph_find_value(g, tr.g->values[r].name)], 0.6);
 	transform_result_free(&tr);
 	policy_free(p);
 	graph_free(g);
