@@ -1121,6 +1121,7 @@ static enum presso_status build_qrnn(const struct qmodel *m, const struct node *
 					       ? m->gemm->packed_bytes_for((int)rows, (int)H, w)
 					       : m->gemm->packed_bytes((int)rows, (int)H);
 			q->packed[d][part] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+			q->packed_bytes += bytes;
 			q->bias[d][part] = malloc(sizeof(int32_t) * (size_t)rows);
 			q->deq[d][part] = malloc(sizeof(float) * (size_t)rows);
 			if (!q->packed[d][part] || !q->bias[d][part] || !q->deq[d][part])
@@ -1177,7 +1178,8 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 		const struct qconst *c = &m->consts[i];
 		int64_t nw = c->n_out * c->k;
 		z->weight_bytes += c->coding.bytes;
-		z->resident_bytes += 4 * nw; /* held dequantized, for the FP32 step */
+		z->resident_bytes += 4 * nw; /* held dequantized for an FP32 recurrence
+						(and packed by a struct qrnn: below) */
 		z->size_bytes += c->coding.bytes + 2 * c->n_out;
 		bits_sum += (double)nw * c->bits;
 		z->params += nw;
@@ -1209,6 +1211,9 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 				bits = 8.0 * m->consts[qmodel_qconst_of(m, g->nodes[i].inputs[RNN_IN_R])].bits;
 		z->bops += macs * bits;
 	}
+	for (int k = 0; k < m->n_steps; k++)
+		if (m->steps[k].rnn)
+			z->resident_bytes += (int64_t)m->steps[k].rnn->packed_bytes;
 	free(in_layer);
 	(void)pol;
 }

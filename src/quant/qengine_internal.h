@@ -104,6 +104,7 @@ struct qrnn {
 	void *packed[2][2];       /* [direction][part], m->gemm's packing */
 	int32_t *bias[2][2];      /* bias_eff: -128 * each row's sum */
 	float *deq[2][2];         /* QRNN_H_SCALE * s_r[row] */
+	size_t packed_bytes;      /* all of packed (qmodel_size.resident_bytes) */
 };
 
 struct qstep {
