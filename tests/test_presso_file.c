@@ -549,6 +549,45 @@ Test(presso_file, lstm_recurrent_weights_load_bit_identical_at_every_width)
 	remove_dir(dir, (const char *const[]){"r.presso", NULL});
 }
 
+/* Files an earlier presso wrote still load: version 3 (the fuzzing seeds
+ * written before quantized constants, LeNet W8A8 and a Q31 residual net at
+ * 4 bits) and version 4 with the LSTM's R quantized, each to a model that
+ * runs and writes back the same bytes but the version. */
+Test(presso_file, version_3_and_4_files_load)
+{
+	static const char *const seeds[] = {"lenet-int8", "residual-int4-q31", "lstm-r3"};
+	static const uint32_t versions[] = {3, 3, 4};
+	char *dir = fx_tmpdir();
+	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+		char rel[128];
+		snprintf(rel, sizeof rel, "tests/fuzz/corpus/presso/%s.presso", seeds[i]);
+		size_t n;
+		uint8_t *old = (uint8_t *)fx_read(fx_src(rel), &n);
+		cr_assert_not_null(old, "%s", rel);
+		cr_assert_eq(old[8] | old[9] << 8 | old[10] << 16 | (uint32_t)old[11] << 24, versions[i],
+			     "%s", rel);
+		struct graph *g;
+		struct qmodel *m;
+		cr_assert_eq(presso_file_load(fx_src(rel), q8_isa_best(), &g, &m), PRESSO_OK, "%s: %s",
+			     rel, status_msg());
+		cr_assert_eq(qmodel_n_qconsts(m), versions[i] == 4 ? 1 : 0, "%s", rel);
+		int64_t wrote;
+		const char *path = fx_join(dir, "again.presso");
+		cr_assert_eq(presso_file_write(m, path, &wrote), PRESSO_OK, "%s", status_msg());
+		size_t n2;
+		uint8_t *again = (uint8_t *)fx_read(path, &n2);
+		/* a version-2 or 3 file differs in its version word and checksum
+		 * only; a version-4 one in nothing */
+		cr_assert_eq(n2, n, "%s", rel);
+		cr_assert_eq(memcmp(again + 24, old + 24, n - 24), 0, "%s: the body changed", rel);
+		free(again);
+		free(old);
+		qmodel_free(m);
+		graph_free(g);
+	}
+	remove_dir(dir, (const char *const[]){"again.presso", NULL});
+}
+
 /* --- bad files ----------------------------------------------------------------- */
 
 #define HEADER_BYTES 24
