@@ -713,11 +713,13 @@ static float bn_factor(const struct tnet *t, const struct wq_layer *w, int64_t c
 	return s != 0.0f && isfinite(s) ? s : 1.0f;
 }
 
-/* Where output channel c's j-th weight lies in the slot's weight. */
-static inline int64_t wq_at(const struct wq_layer *w, int64_t c, int64_t j)
+/* Where output channel c's first weight lies in the slot's weight; its j-th
+ * is `*stride` j further (one division per channel, none per weight). */
+static inline int64_t wq_first(const struct wq_layer *w, int64_t c, int64_t *stride)
 {
 	int64_t cb = w->col_block;
-	return cb ? ((c / cb) * w->per_out + j) * cb + c % cb : c * w->per_out + j;
+	*stride = cb ? cb : 1;
+	return cb ? (c / cb) * w->per_out * cb + c % cb : c * w->per_out;
 }
 
 void tnet_quantize_weights(struct tnet *t)
@@ -731,16 +733,18 @@ void tnet_quantize_weights(struct tnet *t)
 		/* src[c][j]: channel c's weights, times the folded BatchNorm's factor */
 		for (int64_t c = 0; c < no; c++) {
 			float f = bn_factor(t, w, c);
+			int64_t st, at = wq_first(w, c, &st);
 			for (int64_t j = 0; j < po; j++)
-				t->qw_src[c * po + j] = d[wq_at(w, c, j)] * f;
+				t->qw_src[c * po + j] = d[at + j * st] * f;
 		}
 		quant_weights(t->qw_src, no, po, w->bits, t->qw_q, t->qw_scale);
 		int qmax = quant_weight_qmax(w->bits);
 		for (int64_t c = 0; c < no; c++) {
 			float f = bn_factor(t, w, c), sc = t->qw_scale[c];
 			float edge = ((float)qmax + 0.5f) * sc;
+			int64_t st, first = wq_first(w, c, &st);
 			for (int64_t j = 0; j < po; j++) {
-				int64_t at = wq_at(w, c, j);
+				int64_t at = first + j * st;
 				float src = t->qw_src[c * po + j];
 				w->wq[at] = (float)t->qw_q[c * po + j] * sc / f;
 				w->pass[at] = w->bits <= 2 || fabsf(src) <= edge;
