@@ -673,11 +673,9 @@ static enum presso_status emit_node(struct xb *b, int i)
 				float *rr = malloc(sizeof(float) * (size_t)(rd * rh * rg));
 				if (!rr)
 					return status_fail(PRESSO_E_NOMEM, "out of memory");
-				for (int64_t d = 0; d < rd; d++)
+				for (int64_t row = 0; row < rd * rg; row++)
 					for (int64_t j = 0; j < rh; j++)
-						for (int64_t k = 0; k < rg; k++)
-							rr[(d * rg + k) * rh + j] =
-								rv->data[(d * rh + j) * rg + k];
+						rr[row * rh + j] = rv->data[rnn_rt_index(rh, rg, row, j)];
 				add_init(b, rn, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rdims, 3, rr,
 					 sizeof(float));
 				free(rr);

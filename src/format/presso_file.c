@@ -1349,13 +1349,10 @@ static enum presso_status read_qconst(struct loading *L, struct fconst *F)
 	if (s != PRESSO_OK)
 		return s;
 	/* R^T [dirs][hidden][gates * hidden] from ONNX's rows */
-	int64_t dirs = val->shape.dims[0], h = val->shape.dims[1], gh = val->shape.dims[2];
-	for (int64_t d = 0; d < dirs; d++)
+	int64_t h = val->shape.dims[1], gh = val->shape.dims[2];
+	for (int64_t row = 0; row < F->n_out; row++)
 		for (int64_t j = 0; j < h; j++)
-			for (int64_t u = 0; u < gh; u++) {
-				int64_t row = d * gh + u;
-				val->data[(d * h + j) * gh + u] = F->scale[row] * (float)F->q[row * h + j];
-			}
+			val->data[rnn_rt_index(h, gh, row, j)] = F->scale[row] * (float)F->q[row * h + j];
 	return PRESSO_OK;
 }
 

@@ -243,6 +243,13 @@ static inline bool op_is_recurrent(enum op_type op)
 	return op == OP_RNN || op == OP_GRU || op == OP_LSTM;
 }
 
+/* Where element j of ONNX's R row `row` (direction row / gh, gate unit
+ * row % gh) lies in a projected layer's R^T [dirs, hidden, gh]. */
+static inline int64_t rnn_rt_index(int64_t hidden, int64_t gh, int64_t row, int64_t j)
+{
+	return ((row / gh) * hidden + j) * gh + row % gh;
+}
+
 
 struct node {
 	char *name;

@@ -1033,17 +1033,13 @@ static enum presso_status build_qconst_r(const struct graph *g, const struct nod
 		free(onnx_r);
 		return status_fail(PRESSO_E_NOMEM, "out of memory quantizing '%s'", rv->name);
 	}
-	for (int64_t d = 0; d < dirs; d++)
+	for (int64_t r = 0; r < rows; r++)
 		for (int64_t j = 0; j < h; j++)
-			for (int64_t u = 0; u < gh; u++)
-				onnx_r[(d * gh + u) * h + j] = rv->data[(d * h + j) * gh + u];
+			onnx_r[r * h + j] = rv->data[rnn_rt_index(h, gh, r, j)];
 	quant_weights(onnx_r, rows, h, bits, c->wq, c->w_scale);
-	for (int64_t d = 0; d < dirs; d++)
+	for (int64_t r = 0; r < rows; r++)
 		for (int64_t j = 0; j < h; j++)
-			for (int64_t u = 0; u < gh; u++) {
-				int64_t r = d * gh + u;
-				c->deq[(d * h + j) * gh + u] = (float)c->wq[r * h + j] * c->w_scale[r];
-			}
+			c->deq[rnn_rt_index(h, gh, r, j)] = (float)c->wq[r * h + j] * c->w_scale[r];
 	free(onnx_r);
 	c->coding = quant_weight_coding(c->wq, total, bits);
 	return PRESSO_OK;
