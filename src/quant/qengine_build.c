@@ -1200,16 +1200,16 @@ static void size_accounting(struct qmodel *m, const struct policy *pol)
 	/* what runs with weights outside the layers: a recurrence in integers
 	 * at R's bits x 8 (its states' codes), in FP32 (a recurrence kept in
 	 * float, a ConvTranspose) at 32 x 32 */
-	for (int i = 0; i < g->n_nodes; i++) {
-		double macs = (double)graph_node_fp32_macs(g, i), bits = 32 * 32;
-		for (int k = 0; k < m->n_steps && macs > 0; k++)
-			if (m->steps[k].node == i && m->steps[k].rnn)
-				bits = 8.0 * m->consts[qmodel_qconst_of(m, g->nodes[i].inputs[RNN_IN_R])].bits;
-		z->bops += macs * bits;
+	z->bops += (double)graph_fp32_macs(g) * 32 * 32;
+	for (int k = 0; k < m->n_steps; k++) {
+		const struct qstep *st = &m->steps[k];
+		if (!st->rnn)
+			continue;
+		const struct node *n = &g->nodes[st->node];
+		int bits = m->consts[qmodel_qconst_of(m, n->inputs[RNN_IN_R])].bits;
+		z->bops += (double)graph_node_fp32_macs(g, st->node) * (8 * bits - 32 * 32);
+		z->resident_bytes += (int64_t)st->rnn->packed_bytes;
 	}
-	for (int k = 0; k < m->n_steps; k++)
-		if (m->steps[k].rnn)
-			z->resident_bytes += (int64_t)m->steps[k].rnn->packed_bytes;
 	free(in_layer);
 	(void)pol;
 }
