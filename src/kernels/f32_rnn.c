@@ -28,6 +28,10 @@
 #include "kernels/kernels_q8.h"
 #include "kernels/kernels_train.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 int rnn_gates(enum rnn_cell cell)
 {
 	return cell == RNN_CELL_LSTM ? 4 : cell == RNN_CELL_GRU ? 3 : 1;
@@ -76,31 +80,35 @@ static int64_t s_off(const struct rnn_params *p, int d, int64_t b)
  * keeps a loop that calls expf scalar, and glibc's tanhf, through expm1f,
  * had taken three quarters of an LSTM's time): x = n ln 2 + r with |r| <=
  * ln 2 / 2 (ln 2 in two parts), e^r by the degree-7 polynomial of Cephes'
- * expf, 2^n from the exponent bits. Within 1.4 ulp of e^x on [-87, 88]; x is
- * clamped to it, and a NaN stays a NaN. The same operations in the same
- * order on every CPU (this file is compiled without FMA contraction), so the
- * result does not depend on the vector width. */
+ * expf, 2^n from the exponent bits. Within 1.02 ulp of e^x on [-86, 86]
+ * (every float checked against exp in double); x is
+ * clamped to it (so that 2^n and the result are normal numbers), and a NaN
+ * passes the clamps and stays a NaN. Every multiply-add is an explicit fmaf,
+ * the one rounding IEEE 754 defines for it, and nothing else is contracted
+ * (this file's compile options): the same operations in the same order on
+ * every CPU, so the result does not depend on the vector width. n comes
+ * from the rounding of x log2 e + 1.5 * 2^23, whose low bits then hold n:
+ * shifted into the exponent field they give 2^n. */
 static inline float exp_(float x)
 {
-	/* clamped so that a NaN becomes a number too (it is put back at the end:
-	 * converting it to int would be undefined) */
-	float xc = x > -87.0f ? x : -87.0f;
-	xc = xc < 88.0f ? xc : 88.0f;
-	/* floor(x log2 e + 1/2), by truncation of a positive number */
-	int n = (int)(xc * 1.44269504088896341f + 128.5f) - 128;
-	float r = xc - (float)n * 0.693359375f + (float)n * 2.12194440e-4f;
-	float y = 1.9875691500e-4f;
-	y = y * r + 1.3981999507e-3f;
-	y = y * r + 8.3334519073e-3f;
-	y = y * r + 4.1665795894e-2f;
-	y = y * r + 1.6666665459e-1f;
-	y = y * r + 5.0000001201e-1f;
-	y = y * r * r + r + 1.0f;
+	float xc = -86.0f > x ? -86.0f : x; /* a NaN fails both tests */
+	xc = 86.0f < xc ? 86.0f : xc;
+	float t = fmaf(xc, 1.44269504088896341f, 12582912.0f);
+	float n = t - 12582912.0f;
+	float r = fmaf(n, -0.693359375f, xc);
+	r = fmaf(n, 2.12194440e-4f, r);
+	float y = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
+	y = fmaf(y, r, 8.3334519073e-3f);
+	y = fmaf(y, r, 4.1665795894e-2f);
+	y = fmaf(y, r, 1.6666665459e-1f);
+	y = fmaf(y, r, 5.0000001201e-1f);
+	y = fmaf(y, r * r, r) + 1.0f;
 	union {
 		uint32_t u;
 		float f;
-	} scale = {.u = (uint32_t)(n + 127) << 23};
-	return x == x ? y * scale.f : x;
+	} scale = {.f = t};
+	scale.u = (scale.u << 23) + 0x3f800000u;
+	return y * scale.f;
 }
 
 static inline float sigm(float x)
@@ -108,21 +116,24 @@ static inline float sigm(float x)
 	return 1.0f / (1.0f + exp_(-x));
 }
 
-/* tanh as (1 - e^-2|x|) / (1 + e^-2|x|), then x's sign: within 1e-7 of tanh
- * (absolute) for every float. */
+/* tanh as (1 - e^-2x) / (1 + e^-2x): within 1.4e-7 of tanh (absolute) for
+ * every float, and s within 9e-8. With exp_'s clamp a large |x| gives exactly 1 or -1 (1 + e
+ * and 1 - e round to 1 or to e and -e), so no branch on x's sign is needed
+ * (tanh(-0) comes out +0). */
 static inline float tanh_(float x)
 {
-	float e = exp_(-2.0f * fabsf(x));
-	return copysignf((1.0f - e) / (1.0f + e), x);
+	float e = exp_(-2.0f * x);
+	return (1.0f - e) / (1.0f + e);
 }
 
 /* The gate loops, each over one batch row's hidden units with restrict
  * operands, so that the compiler vectorizes them: once portable, and on
  * x86-64 again for AVX2 and for AVX-512F (8 and 16 lanes), picked as the INT8
- * kernels are (q8_isa_best: CPUID, XCR0, PRESSO_ISA). The same operations in
- * the same order in each (no contraction into FMA: this file's compile
- * options), so every path gives the portable one's bits
- * (tests/test_kernels_f32.c). They are:
+ * kernels are (q8_isa_best: CPUID, XCR0, PRESSO_ISA); the LSTM step for
+ * AVX-512 is written out below. The same operations in the same order in
+ * each (explicit fmaf, no other contraction: this file's compile options),
+ * so every path gives the portable one's bits (tests/test_kernels_f32.c).
+ * They are:
  *   sigm_acc    y = s(a + y)
  *   tanh_add    y = tanh(a + b)
  *   gru_h_lbr   GRU's h with linear_before_reset: q = H' Rh^T + Rbh, h =
@@ -143,7 +154,28 @@ struct gate_fns {
 		    float *restrict y);
 };
 
-#define GATE_FNS(SUF, ATTR)                                                                   \
+#define LSTM_GATES(SUF, ATTR)                                                          \
+	ATTR static void lstm_gates_##SUF(int64_t H, const float *restrict xg,                 \
+					  float *restrict g, const float *restrict pp,         \
+					  float *restrict c, float *restrict hn)               \
+	{                                                                                      \
+		for (int64_t j = 0; j < H; j++) {                                              \
+			float cj = c[j];                                                       \
+			float i = sigm(fmaf(pp[j], cj, xg[j] + g[j]));                             \
+			float f = sigm(fmaf(pp[2 * H + j], cj, xg[2 * H + j] + g[2 * H + j]));     \
+			float cc = tanh_(xg[3 * H + j] + g[3 * H + j]);                        \
+			float cn = fmaf(f, cj, i * cc);                                            \
+			float o = sigm(fmaf(pp[H + j], cn, xg[H + j] + g[H + j]));                 \
+			g[j] = i;                                                              \
+			g[H + j] = o;                                                          \
+			g[2 * H + j] = f;                                                      \
+			g[3 * H + j] = cc;                                                     \
+			c[j] = cn;                                                             \
+			hn[j] = o * tanh_(cn);                                                 \
+		}                                                                              \
+	}
+
+#define GATE_FNS(SUF, LSTM, ATTR)                                                                   \
 	ATTR static void sigm_acc_##SUF(int64_t n, const float *restrict a, float *restrict y) \
 	{                                                                                      \
 		for (int64_t j = 0; j < n; j++)                                                \
@@ -164,25 +196,6 @@ struct gate_fns {
 			g[2 * H + j] = tanh_(xg[2 * H + j] + g[H + j] * q[j]);                 \
 		}                                                                              \
 	}                                                                                      \
-	ATTR static void lstm_gates_##SUF(int64_t H, const float *restrict xg,                 \
-					  float *restrict g, const float *restrict pp,         \
-					  float *restrict c, float *restrict hn)               \
-	{                                                                                      \
-		for (int64_t j = 0; j < H; j++) {                                              \
-			float cj = c[j];                                                       \
-			float i = sigm(xg[j] + g[j] + pp[j] * cj);                             \
-			float f = sigm(xg[2 * H + j] + g[2 * H + j] + pp[2 * H + j] * cj);     \
-			float cc = tanh_(xg[3 * H + j] + g[3 * H + j]);                        \
-			float cn = f * cj + i * cc;                                            \
-			float o = sigm(xg[H + j] + g[H + j] + pp[H + j] * cn);                 \
-			g[j] = i;                                                              \
-			g[H + j] = o;                                                          \
-			g[2 * H + j] = f;                                                      \
-			g[3 * H + j] = cc;                                                     \
-			c[j] = cn;                                                             \
-			hn[j] = o * tanh_(cn);                                                 \
-		}                                                                              \
-	}                                                                                      \
 	ATTR static void add_##SUF(int64_t n, const float *restrict a, const float *restrict b, \
 				   float *restrict y)                                          \
 	{                                                                                      \
@@ -190,12 +203,152 @@ struct gate_fns {
 			y[j] = a[j] + b[j];                                                    \
 	}                                                                                      \
 	static const struct gate_fns gates_##SUF = {sigm_acc_##SUF, tanh_add_##SUF,            \
-						     gru_h_lbr_##SUF, lstm_gates_##SUF, add_##SUF};
+						     gru_h_lbr_##SUF, lstm_gates_##LSTM, add_##SUF};
 
-GATE_FNS(portable, )
+LSTM_GATES(portable, )
+GATE_FNS(portable, portable, )
 #if defined(__x86_64__) && defined(__GNUC__)
-GATE_FNS(avx2, __attribute__((target("avx2"))))
-GATE_FNS(avx512, __attribute__((target("avx512f"))))
+LSTM_GATES(avx2, __attribute__((target("avx2,fma"))))
+GATE_FNS(avx2, avx2, __attribute__((target("avx2,fma"))))
+
+/* The LSTM step again, written out for AVX-512: the same roundings in the
+ * same order. The compiler's vector form of the loop above runs one vector
+ * of units through a chain of five exponentials and divisions, longer than
+ * the core can look ahead, so it waits on latency; here the exponentials
+ * that do not depend on each other (i, f and c of two vectors, then o, then
+ * tanh C of both) are interleaved, an operation at a time. max(c, x) and
+ * min(c, x) are the C selects of exp_ (a NaN x passes), and vscalefps
+ * multiplies by 2^n exactly as the exponent bits do, the product being a
+ * normal number. */
+#define AVX512 __attribute__((target("avx512f,fma")))
+#define AVX512_INLINE __attribute__((target("avx512f,fma"), always_inline))
+#define LSTM_NV 2 /* vectors of units in flight at once */
+#define EXP_MAX (3 * LSTM_NV) /* exponentials in flight at once */
+
+/* x[u] = e^x[u] for u < n, n a constant where this is inlined */
+AVX512_INLINE static inline void exp_n(__m512 *x, int n)
+{
+	__m512 t[EXP_MAX], r[EXP_MAX], y[EXP_MAX];
+	for (int u = 0; u < n; u++)
+		x[u] = _mm512_min_ps(_mm512_set1_ps(86.0f), _mm512_max_ps(_mm512_set1_ps(-86.0f), x[u]));
+	for (int u = 0; u < n; u++)
+		t[u] = _mm512_fmadd_ps(x[u], _mm512_set1_ps(1.44269504088896341f),
+				       _mm512_set1_ps(12582912.0f));
+	for (int u = 0; u < n; u++)
+		t[u] = _mm512_sub_ps(t[u], _mm512_set1_ps(12582912.0f)); /* n */
+	for (int u = 0; u < n; u++)
+		r[u] = _mm512_fmadd_ps(t[u], _mm512_set1_ps(-0.693359375f), x[u]);
+	for (int u = 0; u < n; u++)
+		r[u] = _mm512_fmadd_ps(t[u], _mm512_set1_ps(2.12194440e-4f), r[u]);
+	static const float c[5] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+				   1.6666665459e-1f, 5.0000001201e-1f};
+	for (int u = 0; u < n; u++)
+		y[u] = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r[u], _mm512_set1_ps(c[0]));
+	for (int k = 1; k < 5; k++)
+		for (int u = 0; u < n; u++)
+			y[u] = _mm512_fmadd_ps(y[u], r[u], _mm512_set1_ps(c[k]));
+	for (int u = 0; u < n; u++)
+		y[u] = _mm512_fmadd_ps(y[u], _mm512_mul_ps(r[u], r[u]), r[u]);
+	for (int u = 0; u < n; u++)
+		x[u] = _mm512_scalef_ps(_mm512_add_ps(y[u], _mm512_set1_ps(1.0f)), t[u]);
+}
+
+/* x[u] = s(x[u]) */
+AVX512_INLINE static inline void sigm_n(__m512 *x, int n)
+{
+	const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+	const __m512 one = _mm512_set1_ps(1.0f);
+	for (int u = 0; u < n; u++)
+		x[u] = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x[u]), sign));
+	exp_n(x, n);
+	for (int u = 0; u < n; u++)
+		x[u] = _mm512_div_ps(one, _mm512_add_ps(one, x[u]));
+}
+
+/* x[u] = tanh(x[u]) */
+AVX512_INLINE static inline void tanh_n(__m512 *x, int n)
+{
+	const __m512 one = _mm512_set1_ps(1.0f);
+	for (int u = 0; u < n; u++)
+		x[u] = _mm512_mul_ps(_mm512_set1_ps(-2.0f), x[u]);
+	exp_n(x, n);
+	for (int u = 0; u < n; u++)
+		x[u] = _mm512_div_ps(_mm512_sub_ps(one, x[u]), _mm512_add_ps(one, x[u]));
+}
+
+/* One step for n vectors of units from j (n at most LSTM_NV), the last of
+ * them masked by k. */
+AVX512_INLINE static inline void lstm_n(int64_t H, int64_t j, int n, __mmask16 k,
+				 const float *restrict xg, float *restrict g,
+				 const float *restrict pp, float *restrict c, float *restrict hn)
+{
+	__m512 a[3 * LSTM_NV], cj[LSTM_NV], cn[LSTM_NV], o[LSTM_NV], h[LSTM_NV];
+	for (int u = 0; u < n; u++) {
+		__mmask16 m = u == n - 1 ? k : (__mmask16)0xffff;
+		int64_t at = j + 16 * u;
+#define LD(p, off) _mm512_maskz_loadu_ps(m, (p) + (off) + at)
+		cj[u] = LD(c, 0);
+		a[3 * u] = _mm512_fmadd_ps(LD(pp, 0), cj[u], _mm512_add_ps(LD(xg, 0), LD(g, 0)));
+		a[3 * u + 1] = _mm512_fmadd_ps(LD(pp, 2 * H), cj[u],
+					       _mm512_add_ps(LD(xg, 2 * H), LD(g, 2 * H)));
+		/* c's pre-activation goes through tanh as s: tanh below, apart */
+		a[3 * u + 2] = _mm512_add_ps(LD(xg, 3 * H), LD(g, 3 * H));
+		o[u] = _mm512_add_ps(LD(xg, H), LD(g, H));
+		h[u] = LD(pp, H);
+#undef LD
+	}
+	/* i and f of every vector together, then c's tanh */
+	__m512 s[2 * LSTM_NV], tc[LSTM_NV];
+	for (int u = 0; u < n; u++) {
+		s[2 * u] = a[3 * u];
+		s[2 * u + 1] = a[3 * u + 1];
+		tc[u] = a[3 * u + 2];
+	}
+	sigm_n(s, 2 * n);
+	tanh_n(tc, n);
+	for (int u = 0; u < n; u++) {
+		cn[u] = _mm512_fmadd_ps(s[2 * u + 1], cj[u], _mm512_mul_ps(s[2 * u], tc[u]));
+		o[u] = _mm512_fmadd_ps(h[u], cn[u], o[u]);
+		h[u] = cn[u];
+	}
+	sigm_n(o, n);
+	tanh_n(h, n);
+	for (int u = 0; u < n; u++) {
+		int64_t at = j + 16 * u;
+		__m512 hv = _mm512_mul_ps(o[u], h[u]);
+		if (u < n - 1 || k == 0xffff) { /* masked stores are slow on some cores (Zen 4) */
+			_mm512_storeu_ps(g + at, s[2 * u]);
+			_mm512_storeu_ps(g + H + at, o[u]);
+			_mm512_storeu_ps(g + 2 * H + at, s[2 * u + 1]);
+			_mm512_storeu_ps(g + 3 * H + at, tc[u]);
+			_mm512_storeu_ps(c + at, cn[u]);
+			_mm512_storeu_ps(hn + at, hv);
+		} else {
+			_mm512_mask_storeu_ps(g + at, k, s[2 * u]);
+			_mm512_mask_storeu_ps(g + H + at, k, o[u]);
+			_mm512_mask_storeu_ps(g + 2 * H + at, k, s[2 * u + 1]);
+			_mm512_mask_storeu_ps(g + 3 * H + at, k, tc[u]);
+			_mm512_mask_storeu_ps(c + at, k, cn[u]);
+			_mm512_mask_storeu_ps(hn + at, k, hv);
+		}
+	}
+}
+
+AVX512 static void lstm_gates_avx512x(int64_t H, const float *restrict xg, float *restrict g,
+				      const float *restrict pp, float *restrict c,
+				      float *restrict hn)
+{
+	int64_t j = 0;
+	for (; j + 16 * LSTM_NV <= H; j += 16 * LSTM_NV)
+		lstm_n(H, j, LSTM_NV, 0xffff, xg, g, pp, c, hn);
+	for (; j < H; j += 16)
+		lstm_n(H, j, 1, H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1), xg, g,
+		       pp, c, hn);
+}
+#undef AVX512
+#undef AVX512_INLINE
+
+GATE_FNS(avx512, avx512x, __attribute__((target("avx512f,fma"))))
 #endif
 
 static const struct gate_fns *gates_best(void)
