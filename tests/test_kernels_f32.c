@@ -1336,7 +1336,8 @@ Test(kernels_f32, resize_nearest_backward_is_the_adjoint)
 }
 
 /* RNN, GRU (both forms) and LSTM with peepholes, one or two directions, both
- * layouts, with and without biases and initial states, the gates' inputs
+ * layouts, with and without biases and initial states, with W or projected
+ * (X is X W^T, which a projected LSTM's gates read in place), the gates' inputs
  * scaled from tiny to far past the exp's clamp: the vector gate loops give
  * the portable ones' output and record bit for bit. */
 Test(kernels_f32, rnn_gate_loops_equal_the_portable_ones_bit_for_bit)
@@ -1352,6 +1353,10 @@ Test(kernels_f32, rnn_gate_loops_equal_the_portable_ones_bit_for_bit)
 			.r_transposed = (t / 3) & 1,
 		};
 		int64_t G = rnn_gates(p.cell), GH = G * p.hidden, D = p.dirs;
+		if (t % 6 >= 4) { /* X is every direction's X W^T (a projected layer) */
+			p.projected = true;
+			p.in = D * GH;
+		}
 		float scale = t % 5 == 0 ? 40.0f : t % 5 == 1 ? 1e-3f : 1.5f;
 		float *x = rand_buf(p.seq * p.batch * p.in), *w = rand_buf(D * GH * p.in);
 		float *r = rand_buf(D * GH * p.hidden), *b = rand_buf(D * 2 * GH);
@@ -1359,6 +1364,8 @@ Test(kernels_f32, rnn_gate_loops_equal_the_portable_ones_bit_for_bit)
 		float *peep = rand_buf(D * 3 * p.hidden);
 		for (int64_t i = 0; i < D * GH * p.in; i++)
 			w[i] *= scale;
+		for (int64_t i = 0; p.projected && i < p.seq * p.batch * p.in; i++)
+			x[i] *= scale;
 		struct rnn_tensors in = {x, w, r, t & 16 ? b : NULL, t & 32 ? h0 : NULL,
 					 t & 32 ? c0 : NULL, t & 2 ? peep : NULL};
 		size_t ys = (size_t)(p.seq * D * p.batch * p.hidden), ts = rnn_tape_floats(&p);
@@ -1373,6 +1380,24 @@ Test(kernels_f32, rnn_gate_loops_equal_the_portable_ones_bit_for_bit)
 				  memcmp(t0, t1, ts * sizeof(float)) == 0,
 			  "case %d (cell %d, hidden %lld): the vector gate loops differ", t, (int)p.cell,
 			  (long long)p.hidden);
+		if (p.projected) {
+			/* the same layer with W: each direction's W picks its block
+			 * of X (products by 1 and sums of zeros, exact) */
+			struct rnn_params q = p;
+			q.projected = false;
+			memset(w, 0, sizeof(float) * (size_t)(D * GH * p.in));
+			for (int64_t d = 0; d < D; d++)
+				for (int64_t k = 0; k < GH; k++)
+					w[(d * GH + k) * p.in + d * GH + k] = 1.0f;
+			float *scratch_q = malloc(rnn_scratch_floats(&q) * sizeof(float));
+			cr_assert(scratch_q);
+			rnn_f32__ref(&q, &in, y0, out, scratch_q, t0);
+			cr_assert(memcmp(y0, y1, ys * sizeof(float)) == 0 &&
+					  memcmp(t0, t1, ts * sizeof(float)) == 0,
+				  "case %d (cell %d): projected X W^T is not the layer with W", t,
+				  (int)p.cell);
+			free(scratch_q);
+		}
 		free(x), free(w), free(r), free(b), free(h0), free(c0), free(peep);
 		free(y0), free(y1), free(t0), free(t1), free(scratch);
 	}

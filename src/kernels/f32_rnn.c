@@ -54,7 +54,7 @@ size_t rnn_scratch_floats(const struct rnn_params *p)
 {
 	int64_t gh = rnn_gates(p->cell) * p->hidden;
 	return (size_t)(p->seq * p->batch * gh + p->batch * gh + 4 * p->batch * p->hidden +
-			3 * p->hidden);
+			4 * p->hidden + gh);
 }
 
 /* Row of X (and of the per-step projections) for step t, batch row b. */
@@ -139,33 +139,41 @@ static inline float tanh_(float x)
  *   gru_h_lbr   GRU's h with linear_before_reset: q = H' Rh^T + Rbh, h =
  *               tanh(xh + r . q), g holding z, r, then H' Rh^T, which h
  *               replaces
- *   lstm_gates  one LSTM step: g holds H' R^T by gate (i, o, f, c) and
- *               becomes the activations, c the cell state (updated), hn the
- *               new hidden state, pp the peepholes (or zeros) */
+ *   lstm_gates  one LSTM step: the pre-activations are (xg + xb) + g, xg
+ *               the step's X W^T and xb the summed biases (or zeros), g
+ *               holds H' R^T by gate (i, o, f, c) and becomes the
+ *               activations, c the cell state (updated), hn the new hidden
+ *               state, pp the peepholes (or zeros) */
 struct gate_fns {
 	void (*sigm_acc)(int64_t n, const float *restrict a, float *restrict y);
 	void (*tanh_add)(int64_t n, const float *restrict a, const float *restrict b,
 			 float *restrict y);
 	void (*gru_h_lbr)(int64_t H, const float *restrict xg, float *restrict g,
 			  const float *restrict rbh, float *restrict q);
-	void (*lstm_gates)(int64_t H, const float *restrict xg, float *restrict g,
-			   const float *restrict pp, float *restrict c, float *restrict hn);
+	void (*lstm_gates)(int64_t H, const float *restrict xg, const float *restrict xb,
+			   float *restrict g, const float *restrict pp, float *restrict c,
+			   float *restrict hn);
 	void (*add)(int64_t n, const float *restrict a, const float *restrict b,
 		    float *restrict y);
 };
 
-#define LSTM_GATES(SUF, ATTR)                                                          \
+#define LSTM_GATES(SUF, ATTR)                                                                  \
 	ATTR static void lstm_gates_##SUF(int64_t H, const float *restrict xg,                 \
-					  float *restrict g, const float *restrict pp,         \
-					  float *restrict c, float *restrict hn)               \
+					  const float *restrict xb, float *restrict g,         \
+					  const float *restrict pp, float *restrict c,         \
+					  float *restrict hn)                                  \
 	{                                                                                      \
 		for (int64_t j = 0; j < H; j++) {                                              \
 			float cj = c[j];                                                       \
-			float i = sigm(fmaf(pp[j], cj, xg[j] + g[j]));                             \
-			float f = sigm(fmaf(pp[2 * H + j], cj, xg[2 * H + j] + g[2 * H + j]));     \
-			float cc = tanh_(xg[3 * H + j] + g[3 * H + j]);                        \
-			float cn = fmaf(f, cj, i * cc);                                            \
-			float o = sigm(fmaf(pp[H + j], cn, xg[H + j] + g[H + j]));                 \
+			float pi = xg[j] + xb[j] + g[j];                                       \
+			float pf = xg[2 * H + j] + xb[2 * H + j] + g[2 * H + j];               \
+			float pc = xg[3 * H + j] + xb[3 * H + j] + g[3 * H + j];               \
+			float po = xg[H + j] + xb[H + j] + g[H + j];                           \
+			float i = sigm(fmaf(pp[j], cj, pi));                                   \
+			float f = sigm(fmaf(pp[2 * H + j], cj, pf));                           \
+			float cc = tanh_(pc);                                                  \
+			float cn = fmaf(f, cj, i * cc);                                        \
+			float o = sigm(fmaf(pp[H + j], cn, po));                               \
 			g[j] = i;                                                              \
 			g[H + j] = o;                                                          \
 			g[2 * H + j] = f;                                                      \
@@ -279,22 +287,23 @@ AVX512_INLINE static inline void tanh_n(__m512 *x, int n)
 /* One step for n vectors of units from j (n at most LSTM_NV), the last of
  * them masked by k. */
 AVX512_INLINE static inline void lstm_n(int64_t H, int64_t j, int n, __mmask16 k,
-				 const float *restrict xg, float *restrict g,
-				 const float *restrict pp, float *restrict c, float *restrict hn)
+					const float *restrict xg, const float *restrict xb,
+					float *restrict g, const float *restrict pp,
+					float *restrict c, float *restrict hn)
 {
 	__m512 a[3 * LSTM_NV], cj[LSTM_NV], cn[LSTM_NV], o[LSTM_NV], h[LSTM_NV];
 	for (int u = 0; u < n; u++) {
 		__mmask16 m = u == n - 1 ? k : (__mmask16)0xffff;
 		int64_t at = j + 16 * u;
 #define LD(p, off) _mm512_maskz_loadu_ps(m, (p) + (off) + at)
+#define PRE(off) _mm512_add_ps(_mm512_add_ps(LD(xg, off), LD(xb, off)), LD(g, off))
 		cj[u] = LD(c, 0);
-		a[3 * u] = _mm512_fmadd_ps(LD(pp, 0), cj[u], _mm512_add_ps(LD(xg, 0), LD(g, 0)));
-		a[3 * u + 1] = _mm512_fmadd_ps(LD(pp, 2 * H), cj[u],
-					       _mm512_add_ps(LD(xg, 2 * H), LD(g, 2 * H)));
-		/* c's pre-activation goes through tanh as s: tanh below, apart */
-		a[3 * u + 2] = _mm512_add_ps(LD(xg, 3 * H), LD(g, 3 * H));
-		o[u] = _mm512_add_ps(LD(xg, H), LD(g, H));
+		a[3 * u] = _mm512_fmadd_ps(LD(pp, 0), cj[u], PRE(0));
+		a[3 * u + 1] = _mm512_fmadd_ps(LD(pp, 2 * H), cj[u], PRE(2 * H));
+		a[3 * u + 2] = PRE(3 * H);
+		o[u] = PRE(H);
 		h[u] = LD(pp, H);
+#undef PRE
 #undef LD
 	}
 	/* i and f of every vector together, then c's tanh */
@@ -334,16 +343,17 @@ AVX512_INLINE static inline void lstm_n(int64_t H, int64_t j, int n, __mmask16 k
 	}
 }
 
-AVX512 static void lstm_gates_avx512x(int64_t H, const float *restrict xg, float *restrict g,
+AVX512 static void lstm_gates_avx512x(int64_t H, const float *restrict xg,
+				      const float *restrict xb, float *restrict g,
 				      const float *restrict pp, float *restrict c,
 				      float *restrict hn)
 {
 	int64_t j = 0;
 	for (; j + 16 * LSTM_NV <= H; j += 16 * LSTM_NV)
-		lstm_n(H, j, LSTM_NV, 0xffff, xg, g, pp, c, hn);
+		lstm_n(H, j, LSTM_NV, 0xffff, xg, xb, g, pp, c, hn);
 	for (; j < H; j += 16)
-		lstm_n(H, j, 1, H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1), xg, g,
-		       pp, c, hn);
+		lstm_n(H, j, 1, H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1), xg,
+		       xb, g, pp, c, hn);
 }
 #undef AVX512
 #undef AVX512_INLINE
@@ -381,9 +391,11 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 	const bool gru = p->cell == RNN_CELL_GRU, lstm = p->cell == RNN_CELL_LSTM;
 	const bool lbr = gru && p->linear_before_reset;
 	float *xw = scratch, *hr = xw + p->seq * B * GH, *h = hr + B * GH, *c = h + B * H;
-	float *rh = c + B * H, *hn = rh + B * H, *zeros = hn + B * H;
-	memset(zeros, 0, sizeof(float) * (size_t)(3 * H));
-	float *bsum = hr; /* free until the first step */
+	float *rh = c + B * H, *hn = rh + B * H, *zeros = hn + B * H, *bsum = zeros + 4 * H;
+	memset(zeros, 0, sizeof(float) * (size_t)(4 * H));
+	/* A projected LSTM's gates read X W^T where the MatMul left it and add
+	 * the biases themselves (no pass over every step's rows first). */
+	const bool direct = lstm && p->projected;
 	for (int d = 0; d < p->dirs; d++) {
 		const float *r = in->r + (size_t)d * GH * H;
 		const float *wb = in->b ? in->b + (size_t)d * 2 * GH : NULL, *rb = wb ? wb + GH : NULL;
@@ -393,7 +405,7 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 		if (wb)
 			for (int64_t k = 0; k < GH; k++)
 				bsum[k] = wb[k] + (lbr && k >= 2 * H ? 0.0f : rb[k]);
-		if (p->projected) { /* X holds every direction's X W^T side by side */
+		if (p->projected && !direct) { /* X: every direction's X W^T side by side */
 			for (int64_t row = 0; row < p->seq * B; row++) {
 				const float *xr = in->x + row * p->in + d * GH;
 				if (wb)
@@ -401,7 +413,7 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 				else
 					memcpy(xw + row * GH, xr, sizeof(float) * (size_t)GH);
 			}
-		} else {
+		} else if (!p->projected) {
 			gemm_f32__ref((int)(p->seq * B), (int)GH, (int)p->in, in->x, (int)p->in, false,
 				      in->w + (size_t)d * GH * p->in, (int)p->in, true, xw, (int)GH);
 			if (wb)
@@ -445,8 +457,14 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 						for (int64_t j = 0; j < H; j++)
 							rh[b * H + j] = g[H + j] * hp[j];
 					}
+				} else if (direct) {
+					gf->lstm_gates(H, in->x + x_row(p, t, b) * p->in + d * GH,
+						       wb ? bsum : zeros, g, peep ? peep : zeros, cp,
+						       hn + b * H);
+					if (rec)
+						memcpy(rec + 4 * H, cp, sizeof(float) * (size_t)H);
 				} else {
-					gf->lstm_gates(H, xg, g, peep ? peep : zeros, cp, hn + b * H);
+					gf->lstm_gates(H, xg, zeros, g, peep ? peep : zeros, cp, hn + b * H);
 					if (rec)
 						memcpy(rec + 4 * H, cp, sizeof(float) * (size_t)H);
 				}
