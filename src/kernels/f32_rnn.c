@@ -79,30 +79,39 @@ static int64_t s_off(const struct rnn_params *p, int d, int64_t b)
 /* e^x for the gates, branch-free so that the gate loops vectorize (GCC
  * keeps a loop that calls expf scalar, and glibc's tanhf, through expm1f,
  * had taken three quarters of an LSTM's time): x = n ln 2 + r with |r| <=
- * ln 2 / 2 (ln 2 in two parts), e^r by the degree-7 polynomial of Cephes'
- * expf, 2^n from the exponent bits. Within 1.02 ulp of e^x on [-86, 86]
- * (every float checked against exp in double); x is
- * clamped to it (so that 2^n and the result are normal numbers), and a NaN
- * passes the clamps and stays a NaN. Every multiply-add is an explicit fmaf,
- * the one rounding IEEE 754 defines for it, and nothing else is contracted
- * (this file's compile options): the same operations in the same order on
- * every CPU, so the result does not depend on the vector width. n comes
- * from the rounding of x log2 e + 1.5 * 2^23, whose low bits then hold n:
- * shifted into the exponent field they give 2^n. */
+ * ln 2 / 2, e^r by a degree-6 polynomial (1 and 1 fixed, the rest fitted for
+ * relative error on that interval: 3e-9), 2^n from the exponent bits. x is
+ * clamped to [-86, 86] (so that 2^n and the result are normal numbers), and
+ * a NaN passes the clamps and stays a NaN. ln 2 is one float, which costs
+ * large |x| accuracy the gates do not see: within 1.02 ulp of e^x for |x| <
+ * 10 and 4.5 ulp beyond, and sigm and tanh_ below within 9e-8 and 1.4e-7 of
+ * the exact functions (every float checked against double). Every
+ * multiply-add is an explicit fmaf, the one rounding IEEE 754 defines for
+ * it, and nothing else is contracted (this file's compile options): the
+ * same operations in the same order on every CPU, so the result does not
+ * depend on the vector width. n comes from the rounding of x log2 e + 1.5 *
+ * 2^23, whose low bits then hold n: shifted into the exponent field they
+ * give 2^n. */
+#define EXP_C6 1.3818099396e-3f
+#define EXP_C5 8.3687556908e-3f
+#define EXP_C4 4.1668329388e-2f
+#define EXP_C3 1.6666519642e-1f
+#define EXP_C2 4.9999994040e-1f
+#define EXP_LN2 0.693147182464599609375f
+
 static inline float exp_(float x)
 {
 	float xc = -86.0f > x ? -86.0f : x; /* a NaN fails both tests */
 	xc = 86.0f < xc ? 86.0f : xc;
 	float t = fmaf(xc, 1.44269504088896341f, 12582912.0f);
 	float n = t - 12582912.0f;
-	float r = fmaf(n, -0.693359375f, xc);
-	r = fmaf(n, 2.12194440e-4f, r);
-	float y = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
-	y = fmaf(y, r, 8.3334519073e-3f);
-	y = fmaf(y, r, 4.1665795894e-2f);
-	y = fmaf(y, r, 1.6666665459e-1f);
-	y = fmaf(y, r, 5.0000001201e-1f);
-	y = fmaf(y, r * r, r) + 1.0f;
+	float r = fmaf(n, -EXP_LN2, xc);
+	float y = fmaf(EXP_C6, r, EXP_C5);
+	y = fmaf(y, r, EXP_C4);
+	y = fmaf(y, r, EXP_C3);
+	y = fmaf(y, r, EXP_C2);
+	y = fmaf(y, r, 1.0f);
+	y = fmaf(y, r, 1.0f);
 	union {
 		uint32_t u;
 		float f;
@@ -143,7 +152,7 @@ static inline float tanh_(float x)
  *               the step's X W^T and xb the summed biases (or zeros), g
  *               holds H' R^T by gate (i, o, f, c) and becomes the
  *               activations, c the cell state (updated), hn the new hidden
- *               state, pp the peepholes (or zeros) */
+ *               state, pp the peepholes (or NULL) */
 struct gate_fns {
 	void (*sigm_acc)(int64_t n, const float *restrict a, float *restrict y);
 	void (*tanh_add)(int64_t n, const float *restrict a, const float *restrict b,
@@ -169,11 +178,11 @@ struct gate_fns {
 			float pf = xg[2 * H + j] + xb[2 * H + j] + g[2 * H + j];               \
 			float pc = xg[3 * H + j] + xb[3 * H + j] + g[3 * H + j];               \
 			float po = xg[H + j] + xb[H + j] + g[H + j];                           \
-			float i = sigm(fmaf(pp[j], cj, pi));                                   \
-			float f = sigm(fmaf(pp[2 * H + j], cj, pf));                           \
+			float i = sigm(pp ? fmaf(pp[j], cj, pi) : pi);                         \
+			float f = sigm(pp ? fmaf(pp[2 * H + j], cj, pf) : pf);                 \
 			float cc = tanh_(pc);                                                  \
 			float cn = fmaf(f, cj, i * cc);                                        \
-			float o = sigm(fmaf(pp[H + j], cn, po));                               \
+			float o = sigm(pp ? fmaf(pp[H + j], cn, po) : po);                     \
 			g[j] = i;                                                              \
 			g[H + j] = o;                                                          \
 			g[2 * H + j] = f;                                                      \
@@ -236,7 +245,7 @@ GATE_FNS(avx2, avx2, __attribute__((target("avx2,fma"))))
 /* x[u] = e^x[u] for u < n, n a constant where this is inlined */
 AVX512_INLINE static inline void exp_n(__m512 *x, int n)
 {
-	__m512 t[EXP_MAX], r[EXP_MAX], y[EXP_MAX];
+	__m512 t[EXP_MAX], r[EXP_MAX];
 	for (int u = 0; u < n; u++)
 		x[u] = _mm512_min_ps(_mm512_set1_ps(86.0f), _mm512_max_ps(_mm512_set1_ps(-86.0f), x[u]));
 	for (int u = 0; u < n; u++)
@@ -245,20 +254,15 @@ AVX512_INLINE static inline void exp_n(__m512 *x, int n)
 	for (int u = 0; u < n; u++)
 		t[u] = _mm512_sub_ps(t[u], _mm512_set1_ps(12582912.0f)); /* n */
 	for (int u = 0; u < n; u++)
-		r[u] = _mm512_fmadd_ps(t[u], _mm512_set1_ps(-0.693359375f), x[u]);
+		r[u] = _mm512_fmadd_ps(t[u], _mm512_set1_ps(-EXP_LN2), x[u]);
 	for (int u = 0; u < n; u++)
-		r[u] = _mm512_fmadd_ps(t[u], _mm512_set1_ps(2.12194440e-4f), r[u]);
-	static const float c[5] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
-				   1.6666665459e-1f, 5.0000001201e-1f};
-	for (int u = 0; u < n; u++)
-		y[u] = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r[u], _mm512_set1_ps(c[0]));
-	for (int k = 1; k < 5; k++)
+		x[u] = _mm512_fmadd_ps(_mm512_set1_ps(EXP_C6), r[u], _mm512_set1_ps(EXP_C5));
+	static const float c[5] = {EXP_C4, EXP_C3, EXP_C2, 1.0f, 1.0f};
+	for (int k = 0; k < 5; k++)
 		for (int u = 0; u < n; u++)
-			y[u] = _mm512_fmadd_ps(y[u], r[u], _mm512_set1_ps(c[k]));
+			x[u] = _mm512_fmadd_ps(x[u], r[u], _mm512_set1_ps(c[k]));
 	for (int u = 0; u < n; u++)
-		y[u] = _mm512_fmadd_ps(y[u], _mm512_mul_ps(r[u], r[u]), r[u]);
-	for (int u = 0; u < n; u++)
-		x[u] = _mm512_scalef_ps(_mm512_add_ps(y[u], _mm512_set1_ps(1.0f)), t[u]);
+		x[u] = _mm512_scalef_ps(x[u], t[u]);
 }
 
 /* x[u] = s(x[u]) */
@@ -288,7 +292,7 @@ AVX512_INLINE static inline void tanh_n(__m512 *x, int n)
  * them masked by k. */
 AVX512_INLINE static inline void lstm_n(int64_t H, int64_t j, int n, __mmask16 k,
 					const float *restrict xg, const float *restrict xb,
-					float *restrict g, const float *restrict pp,
+					float *restrict g, bool peep, const float *restrict pp,
 					float *restrict c, float *restrict hn)
 {
 	__m512 a[3 * LSTM_NV], cj[LSTM_NV], cn[LSTM_NV], o[LSTM_NV], h[LSTM_NV];
@@ -298,11 +302,15 @@ AVX512_INLINE static inline void lstm_n(int64_t H, int64_t j, int n, __mmask16 k
 #define LD(p, off) _mm512_maskz_loadu_ps(m, (p) + (off) + at)
 #define PRE(off) _mm512_add_ps(_mm512_add_ps(LD(xg, off), LD(xb, off)), LD(g, off))
 		cj[u] = LD(c, 0);
-		a[3 * u] = _mm512_fmadd_ps(LD(pp, 0), cj[u], PRE(0));
-		a[3 * u + 1] = _mm512_fmadd_ps(LD(pp, 2 * H), cj[u], PRE(2 * H));
+		a[3 * u] = PRE(0);
+		a[3 * u + 1] = PRE(2 * H);
 		a[3 * u + 2] = PRE(3 * H);
 		o[u] = PRE(H);
-		h[u] = LD(pp, H);
+		if (peep) {
+			a[3 * u] = _mm512_fmadd_ps(LD(pp, 0), cj[u], a[3 * u]);
+			a[3 * u + 1] = _mm512_fmadd_ps(LD(pp, 2 * H), cj[u], a[3 * u + 1]);
+			h[u] = LD(pp, H);
+		}
 #undef PRE
 #undef LD
 	}
@@ -317,7 +325,8 @@ AVX512_INLINE static inline void lstm_n(int64_t H, int64_t j, int n, __mmask16 k
 	tanh_n(tc, n);
 	for (int u = 0; u < n; u++) {
 		cn[u] = _mm512_fmadd_ps(s[2 * u + 1], cj[u], _mm512_mul_ps(s[2 * u], tc[u]));
-		o[u] = _mm512_fmadd_ps(h[u], cn[u], o[u]);
+		if (peep)
+			o[u] = _mm512_fmadd_ps(h[u], cn[u], o[u]);
 		h[u] = cn[u];
 	}
 	sigm_n(o, n);
@@ -343,17 +352,28 @@ AVX512_INLINE static inline void lstm_n(int64_t H, int64_t j, int n, __mmask16 k
 	}
 }
 
+AVX512_INLINE static inline void lstm_row(int64_t H, const float *restrict xg,
+					  const float *restrict xb, float *restrict g, bool peep,
+					  const float *restrict pp, float *restrict c,
+					  float *restrict hn)
+{
+	int64_t j = 0;
+	for (; j + 16 * LSTM_NV <= H; j += 16 * LSTM_NV)
+		lstm_n(H, j, LSTM_NV, 0xffff, xg, xb, g, peep, pp, c, hn);
+	for (; j < H; j += 16)
+		lstm_n(H, j, 1, H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1), xg,
+		       xb, g, peep, pp, c, hn);
+}
+
 AVX512 static void lstm_gates_avx512x(int64_t H, const float *restrict xg,
 				      const float *restrict xb, float *restrict g,
 				      const float *restrict pp, float *restrict c,
 				      float *restrict hn)
 {
-	int64_t j = 0;
-	for (; j + 16 * LSTM_NV <= H; j += 16 * LSTM_NV)
-		lstm_n(H, j, LSTM_NV, 0xffff, xg, xb, g, pp, c, hn);
-	for (; j < H; j += 16)
-		lstm_n(H, j, 1, H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1), xg,
-		       xb, g, pp, c, hn);
+	if (pp)
+		lstm_row(H, xg, xb, g, true, pp, c, hn);
+	else
+		lstm_row(H, xg, xb, g, false, NULL, c, hn);
 }
 #undef AVX512
 #undef AVX512_INLINE
@@ -459,12 +479,11 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 					}
 				} else if (direct) {
 					gf->lstm_gates(H, in->x + x_row(p, t, b) * p->in + d * GH,
-						       wb ? bsum : zeros, g, peep ? peep : zeros, cp,
-						       hn + b * H);
+						       wb ? bsum : zeros, g, peep, cp, hn + b * H);
 					if (rec)
 						memcpy(rec + 4 * H, cp, sizeof(float) * (size_t)H);
 				} else {
-					gf->lstm_gates(H, xg, zeros, g, peep ? peep : zeros, cp, hn + b * H);
+					gf->lstm_gates(H, xg, zeros, g, peep, cp, hn + b * H);
 					if (rec)
 						memcpy(rec + 4 * H, cp, sizeof(float) * (size_t)H);
 				}
