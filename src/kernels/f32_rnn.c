@@ -148,8 +148,10 @@ static inline float tanh_(float x)
  *   gru_h_lbr   GRU's h with linear_before_reset: q = H' Rh^T + Rbh, h =
  *               tanh(xh + r . q), g holding z, r, then H' Rh^T, which h
  *               replaces
- *   lstm_gates  one LSTM step: the pre-activations are (xg + xb) + g, xg
- *               the step's X W^T and xb the summed biases (or zeros), g
+ *   lstm_gates  one LSTM step of `rows` batch rows (xg's rows ldx floats
+ *               apart, g's 4H, c's and hn's H): the pre-activations are
+ *               (xg + xb) + g, xg the step's X W^T and xb the summed
+ *               biases (or zeros), g
  *               holds H' R^T by gate (i, o, f, c) and becomes the
  *               activations, c the cell state (updated), hn the new hidden
  *               state, pp the peepholes (or NULL) */
@@ -159,7 +161,8 @@ struct gate_fns {
 			 float *restrict y);
 	void (*gru_h_lbr)(int64_t H, const float *restrict xg, float *restrict g,
 			  const float *restrict rbh, float *restrict q);
-	void (*lstm_gates)(int64_t H, const float *restrict xg, const float *restrict xb,
+	void (*lstm_gates)(int64_t rows, int64_t H, const float *restrict xg, int64_t ldx,
+			   const float *restrict xb,
 			   float *restrict g, const float *restrict pp, float *restrict c,
 			   float *restrict hn);
 	void (*add)(int64_t n, const float *restrict a, const float *restrict b,
@@ -167,10 +170,10 @@ struct gate_fns {
 };
 
 #define LSTM_GATES(SUF, ATTR)                                                                  \
-	ATTR static void lstm_gates_##SUF(int64_t H, const float *restrict xg,                 \
-					  const float *restrict xb, float *restrict g,         \
-					  const float *restrict pp, float *restrict c,         \
-					  float *restrict hn)                                  \
+	ATTR static void lstm_row_##SUF(int64_t H, const float *restrict xg,                   \
+					const float *restrict xb, float *restrict g,           \
+					const float *restrict pp, float *restrict c,           \
+					float *restrict hn)                                    \
 	{                                                                                      \
 		for (int64_t j = 0; j < H; j++) {                                              \
 			float cj = c[j];                                                       \
@@ -190,6 +193,15 @@ struct gate_fns {
 			c[j] = cn;                                                             \
 			hn[j] = o * tanh_(cn);                                                 \
 		}                                                                              \
+	} \
+	ATTR static void lstm_gates_##SUF(int64_t rows, int64_t H, const float *restrict xg,   \
+					  int64_t ldx, const float *restrict xb,               \
+					  float *restrict g, const float *restrict pp,         \
+					  float *restrict c, float *restrict hn)               \
+	{                                                                                      \
+		for (int64_t b = 0; b < rows; b++)                                             \
+			lstm_row_##SUF(H, xg + b * ldx, xb, g + b * 4 * H, pp, c + b * H,      \
+				       hn + b * H);                                            \
 	}
 
 #define GATE_FNS(SUF, LSTM, ATTR)                                                                   \
@@ -365,15 +377,18 @@ AVX512_INLINE static inline void lstm_row(int64_t H, const float *restrict xg,
 		       xb, g, peep, pp, c, hn);
 }
 
-AVX512 static void lstm_gates_avx512x(int64_t H, const float *restrict xg,
-				      const float *restrict xb, float *restrict g,
+AVX512 static void lstm_gates_avx512x(int64_t rows, int64_t H, const float *restrict xg,
+				      int64_t ldx, const float *restrict xb, float *restrict g,
 				      const float *restrict pp, float *restrict c,
 				      float *restrict hn)
 {
-	if (pp)
-		lstm_row(H, xg, xb, g, true, pp, c, hn);
-	else
-		lstm_row(H, xg, xb, g, false, NULL, c, hn);
+	for (int64_t b = 0; b < rows; b++) {
+		if (pp)
+			lstm_row(H, xg + b * ldx, xb, g + b * 4 * H, true, pp, c + b * H, hn + b * H);
+		else
+			lstm_row(H, xg + b * ldx, xb, g + b * 4 * H, false, NULL, c + b * H,
+				 hn + b * H);
+	}
 }
 #undef AVX512
 #undef AVX512_INLINE
@@ -459,9 +474,19 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 			else
 				gemm_f32__ref((int)B, (int)n1, (int)H, h, (int)H, false, r, (int)H, true,
 					      hr, (int)GH);
-			for (int64_t b = 0; b < B; b++) {
+			if (lstm) {
+				/* every batch row in one call, X W^T's rows x_row apart */
+				int64_t ldx = (p->batch_first ? p->seq : 1) * (direct ? p->in : GH);
+				const float *x0 = direct ? in->x + x_row(p, t, 0) * p->in + d * GH
+							 : xw + x_row(p, t, 0) * GH;
+				gf->lstm_gates(B, H, x0, ldx, direct && wb ? bsum : zeros, hr, peep, c, h);
+				for (int64_t b = 0; tape && b < B; b++)
+					memcpy(tape + ((d * p->seq + t) * B + b) * (G + 2) * H + 4 * H,
+					       c + b * H, sizeof(float) * (size_t)H);
+			}
+			for (int64_t b = 0; !lstm && b < B; b++) {
 				const float *xg = xw + x_row(p, t, b) * GH;
-				float *g = hr + b * GH, *hp = h + b * H, *cp = c + b * H;
+				float *g = hr + b * GH, *hp = h + b * H;
 				float *rec = tape ? tape + ((d * p->seq + t) * B + b) * (G + 2) * H : NULL;
 				if (p->cell == RNN_CELL_RNN) {
 					gf->tanh_add(H, xg, g, hn + b * H);
@@ -477,15 +502,6 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 						for (int64_t j = 0; j < H; j++)
 							rh[b * H + j] = g[H + j] * hp[j];
 					}
-				} else if (direct) {
-					gf->lstm_gates(H, in->x + x_row(p, t, b) * p->in + d * GH,
-						       wb ? bsum : zeros, g, peep, cp, hn + b * H);
-					if (rec)
-						memcpy(rec + 4 * H, cp, sizeof(float) * (size_t)H);
-				} else {
-					gf->lstm_gates(H, xg, zeros, g, peep, cp, hn + b * H);
-					if (rec)
-						memcpy(rec + 4 * H, cp, sizeof(float) * (size_t)H);
 				}
 			}
 			if (gru && !lbr) {
@@ -509,7 +525,8 @@ static void rnn_forward(const struct gate_fns *gf, const struct rnn_params *p,
 				if (gru)
 					for (int64_t j = 0; j < H; j++)
 						hn[b * H + j] = (1.0f - g[j]) * g[2 * H + j] + g[j] * hp[j];
-				memcpy(hp, hn + b * H, sizeof(float) * (size_t)H);
+				if (!lstm) /* (an LSTM's gates leave H in place: H' is read before) */
+					memcpy(hp, hn + b * H, sizeof(float) * (size_t)H);
 				if (rec) {
 					if (p->cell == RNN_CELL_RNN)
 						memcpy(rec, hp, sizeof(float) * (size_t)H);
