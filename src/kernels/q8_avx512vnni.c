@@ -248,6 +248,12 @@ static ALWAYS_INLINE void gemm_k16_rows(bool f32, int mr, int nb, const uint8_t 
 			for (int b = 0; b < nb; b++)
 				acc[r][b] = dpbusd(acc[r][b], av, w[g][b]);
 		}
+	if (!o->deq && nb == 4) { /* (fewer blocks: the packs would be mostly zeros) */
+#pragma GCC unroll 4
+		for (int r = 0; r < mr; r++)
+			store_row64(f32, 4, acc[r], q, o, c + off + r * ldc);
+		return;
+	}
 #pragma GCC unroll 4
 	for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
@@ -387,6 +393,12 @@ static ALWAYS_INLINE void gemm_sk_rows(bool f32, int k4, int mr, int nb, const u
 			for (int b = 0; b < nb; b++)
 				acc[r][b] = dpbusd(acc[r][b], av, w[g][b]);
 		}
+	if (!o->deq && nb == 4) { /* (fewer blocks: the packs would be mostly zeros) */
+#pragma GCC unroll 4
+		for (int r = 0; r < mr; r++)
+			store_row64(f32, 4, acc[r], q, o, c + off + r * ldc);
+		return;
+	}
 #pragma GCC unroll 4
 	for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
