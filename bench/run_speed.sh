@@ -3,12 +3,12 @@
 # presso INT8, presso FP32, ONNX Runtime FP32 (onnxruntime-node), PyTorch FP32
 # (TorchScript, frozen) and PyTorch INT8 (eager PTQ, onednn), one after the
 # other in the same run, then a markdown table with presso INT8's ratios.
-# usage: bash bench/run_speed.sh [MODEL ...]   (default: lenet mlp mobilenetv2 resnet mobilenetv3 vit)
+# usage: bash bench/run_speed.sh [MODEL ...]   (default: lenet mlp mobilenetv2 resnet mobilenetv3 vit lstm)
 # Needs python3-torch (Debian) and npm; onnxruntime-node goes into bench/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=("$@")
-[ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mlp mobilenetv2 resnet mobilenetv3 vit)
+[ ${#MODELS[@]} -eq 0 ] && MODELS=(lenet mlp mobilenetv2 resnet mobilenetv3 vit lstm)
 # every column: the best of BENCH_REPEAT windows of BENCH_SECONDS each, after a warm-up
 export BENCH_SECONDS=${BENCH_SECONDS:-1}
 export BENCH_REPEAT=${BENCH_REPEAT:-3}
