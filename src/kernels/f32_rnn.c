@@ -126,9 +126,9 @@ static inline float sigm(float x)
 }
 
 /* tanh as (1 - e^-2x) / (1 + e^-2x): within 1.4e-7 of tanh (absolute) for
- * every float, and s within 9e-8. With exp_'s clamp a large |x| gives exactly 1 or -1 (1 + e
- * and 1 - e round to 1 or to e and -e), so no branch on x's sign is needed
- * (tanh(-0) comes out +0). */
+ * every float, and s within 9e-8. With exp_'s clamp a large |x| gives
+ * exactly 1 or -1 (1 + e and 1 - e round to 1 or to e and -e), so no branch
+ * on x's sign is needed (tanh(-0) comes out +0). */
 static inline float tanh_(float x)
 {
 	float e = exp_(-2.0f * x);
@@ -151,10 +151,9 @@ static inline float tanh_(float x)
  *   lstm_gates  one LSTM step of `rows` batch rows (xg's rows ldx floats
  *               apart, g's 4H, c's and hn's H): the pre-activations are
  *               (xg + xb) + g, xg the step's X W^T and xb the summed
- *               biases (or zeros), g
- *               holds H' R^T by gate (i, o, f, c) and becomes the
- *               activations, c the cell state (updated), hn the new hidden
- *               state, pp the peepholes (or NULL) */
+ *               biases (or zeros); g holds H' R^T by gate (i, o, f, c) and
+ *               becomes the activations, c the cell state (updated), hn
+ *               the new hidden state, pp the peepholes (or NULL) */
 struct gate_fns {
 	void (*sigm_acc)(int64_t n, const float *restrict a, float *restrict y);
 	void (*tanh_add)(int64_t n, const float *restrict a, const float *restrict b,
@@ -162,9 +161,8 @@ struct gate_fns {
 	void (*gru_h_lbr)(int64_t H, const float *restrict xg, float *restrict g,
 			  const float *restrict rbh, float *restrict q);
 	void (*lstm_gates)(int64_t rows, int64_t H, const float *restrict xg, int64_t ldx,
-			   const float *restrict xb,
-			   float *restrict g, const float *restrict pp, float *restrict c,
-			   float *restrict hn);
+			   const float *restrict xb, float *restrict g, const float *restrict pp,
+			   float *restrict c, float *restrict hn);
 	void (*add)(int64_t n, const float *restrict a, const float *restrict b,
 		    float *restrict y);
 };
@@ -193,7 +191,7 @@ struct gate_fns {
 			c[j] = cn;                                                             \
 			hn[j] = o * tanh_(cn);                                                 \
 		}                                                                              \
-	} \
+	}                                                                                      \
 	ATTR static void lstm_gates_##SUF(int64_t rows, int64_t H, const float *restrict xg,   \
 					  int64_t ldx, const float *restrict xb,               \
 					  float *restrict g, const float *restrict pp,         \
@@ -204,7 +202,7 @@ struct gate_fns {
 				       hn + b * H);                                            \
 	}
 
-#define GATE_FNS(SUF, LSTM, ATTR)                                                                   \
+#define GATE_FNS(SUF, LSTM, ATTR)                                                              \
 	ATTR static void sigm_acc_##SUF(int64_t n, const float *restrict a, float *restrict y) \
 	{                                                                                      \
 		for (int64_t j = 0; j < n; j++)                                                \
@@ -259,7 +257,8 @@ AVX512_INLINE static inline void exp_n(__m512 *x, int n)
 {
 	__m512 t[EXP_MAX], r[EXP_MAX];
 	for (int u = 0; u < n; u++)
-		x[u] = _mm512_min_ps(_mm512_set1_ps(86.0f), _mm512_max_ps(_mm512_set1_ps(-86.0f), x[u]));
+		x[u] = _mm512_min_ps(_mm512_set1_ps(86.0f),
+				     _mm512_max_ps(_mm512_set1_ps(-86.0f), x[u]));
 	for (int u = 0; u < n; u++)
 		t[u] = _mm512_fmadd_ps(x[u], _mm512_set1_ps(1.44269504088896341f),
 				       _mm512_set1_ps(12582912.0f));
@@ -346,7 +345,7 @@ AVX512_INLINE static inline void lstm_n(int64_t H, int64_t j, int n, __mmask16 k
 	for (int u = 0; u < n; u++) {
 		int64_t at = j + 16 * u;
 		__m512 hv = _mm512_mul_ps(o[u], h[u]);
-		if (u < n - 1 || k == 0xffff) { /* masked stores are slow on some cores (Zen 4) */
+		if (u < n - 1 || k == 0xffff) {
 			_mm512_storeu_ps(g + at, s[2 * u]);
 			_mm512_storeu_ps(g + H + at, o[u]);
 			_mm512_storeu_ps(g + 2 * H + at, s[2 * u + 1]);
