@@ -904,7 +904,7 @@ VBMI static ALWAYS_INLINE void c1v_pass(int nch_max, enum rq_form form,
 #pragma GCC unroll 16
 				for (int j = 0; j < nch_max; j++)
 					r[j] = j >= nch		? _mm512_setzero_si512()
-					       : form == RQ_F32 ? requant16_f32(acc[j], &q[j], o)
+					       : form == RQ_F32 ? requant16_f32_r(acc[j], &q[j], o)
 					       : form == RQ_LEAN
 						       ? requant16_lean(acc[j], &q[j], o)
 						       : requant16_q31(acc[j], &q[j], o);
@@ -928,6 +928,9 @@ VBMI static ALWAYS_INLINE void c1v_pass(int nch_max, enum rq_form form,
 							_mm512_movepi8_mask(oidx[c]), v,
 							_mm512_permutex2var_epi8(
 								a[2], oidx[c], nch_max > 12 ? a[3] : a[2]));
+					/* the float form's clamp, on bytes: the packs saturated
+					 * to [0, 255] (see pack_u8x64); a no-op for Q31 */
+					v = _mm512_min_epu8(_mm512_max_epu8(v, o->cmin8), o->cmax8);
 					if (rem >= 64)
 						_mm512_storeu_si512(yo + 64 * c, v);
 					else
