@@ -190,7 +190,13 @@ const struct qconv_ukernel *q8_conv_s4_for(enum q8_isa isa)
 
 qadd_fn q8_add_for(enum q8_isa isa)
 {
-	return q8_isa_supported(isa) ? paths[isa].add : NULL;
+	if (!q8_isa_supported(isa))
+		return NULL;
+#if defined(__x86_64__)
+	if (isa == Q8_ISA_AVX512VNNI && cpu_has_vbmi)
+		return qadd_u8__avx512vbmi;
+#endif
+	return paths[isa].add;
 }
 
 qmul_fn q8_mul_for(enum q8_isa isa)
