@@ -292,9 +292,11 @@ static bool mul_fits(const struct qmul_params *p)
 }
 
 /* 64 codes a time through pack64 where the results fit, else 16. */
-void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qmul_params *p,
-		     uint8_t *y)
+void qmul_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b,
+		     const struct qmul_params *params, uint8_t *y)
 {
+	/* a copy: stores to y may alias *params, which the loops would read again */
+	const struct qmul_params pc = *params, *p = &pc;
 	if (p->q31) {
 		qmul_u8__ref(n, a, b, p, y);
 		return;
@@ -355,8 +357,9 @@ static ALWAYS_INLINE void mul_rows_chunk(int G, bool full, size_t rows, size_t c
  * as many groups of 16 as it takes), the gate's factors of a chunk
  * computed once for every row. */
 void qmul_rows_u8__avx512(size_t rows, size_t c, const uint8_t *a, const uint8_t *gate,
-			  const struct qmul_params *p, uint8_t *y)
+			  const struct qmul_params *params, uint8_t *y)
 {
+	const struct qmul_params pc = *params, *p = &pc; /* (as in qmul_u8__avx512) */
 	if (p->q31 || !mul_fits(p) || c == 0) {
 		for (size_t r = 0; r < rows; r++)
 			qmul_u8__avx512(c, a + r * c, gate, p, y + r * c);
