@@ -208,18 +208,11 @@ VBMI void qadd_u8__avx512vbmi(size_t n, const uint8_t *a, const uint8_t *b,
 		return;
 	}
 	/* byte 4i of group g's dword i: code 16g + i of the 64; bytes 4i + 1..3:
-	 * bytes 1..3 of the magic dword (index 64 + 1..3: the second table) */
+	 * bytes 1..3 of the magic dword (indices 65, 66, 67: the second table) */
 	struct add_vbmi k;
-	for (int g = 0; g < 4; g++) {
-		uint8_t t[64];
-		for (int i = 0; i < 16; i++) {
-			t[4 * i] = (uint8_t)(16 * g + i);
-			t[4 * i + 1] = 65;
-			t[4 * i + 2] = 66;
-			t[4 * i + 3] = 67;
-		}
-		k.idx[g] = _mm512_loadu_si512(t);
-	}
+	const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	for (int g = 0; g < 4; g++)
+		k.idx[g] = _mm512_add_epi32(iota, _mm512_set1_epi32(0x43424100 + 16 * g));
 	k.z16 = _mm512_set1_epi16((short)p->c_zero);
 	k.cmin = _mm512_set1_epi8((char)p->c_min);
 	k.cmax = _mm512_set1_epi8((char)p->c_max);
