@@ -356,8 +356,8 @@ void qadd_u8__avx2(size_t n, const uint8_t *a, const uint8_t *b, const struct qa
 		   uint8_t *y);
 void qadd_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
 		     uint8_t *y);
-void qadd_u8__avx512vbmi(size_t n, const uint8_t *a, const uint8_t *b, const struct qadd_params *p,
-		     uint8_t *y);
+void qadd_u8__avx512vbmi(size_t n, const uint8_t *a, const uint8_t *b,
+			 const struct qadd_params *p, uint8_t *y);
 void qlut_u8__ref(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
 void qlut_u8__avx2(size_t n, const uint8_t *x, const uint8_t *table, uint8_t *y);
 /* AVX-512 VBMI (vpermi2b): the table path of avx512vnni CPUs that have VBMI */

@@ -251,7 +251,7 @@ static ALWAYS_INLINE void gemm_k16_rows(bool f32, int mr, int nb, const uint8_t 
 	if (!o->deq && nb == 4) { /* (fewer blocks: the packs would be mostly zeros) */
 #pragma GCC unroll 4
 		for (int r = 0; r < mr; r++)
-			store_row64(f32, 4, acc[r], q, o, c + off + r * ldc);
+			store_row64(f32, acc[r], q, o, c + off + r * ldc);
 		return;
 	}
 #pragma GCC unroll 4
@@ -396,7 +396,7 @@ static ALWAYS_INLINE void gemm_sk_rows(bool f32, int k4, int mr, int nb, const u
 	if (!o->deq && nb == 4) { /* (fewer blocks: the packs would be mostly zeros) */
 #pragma GCC unroll 4
 		for (int r = 0; r < mr; r++)
-			store_row64(f32, 4, acc[r], q, o, c + off + r * ldc);
+			store_row64(f32, acc[r], q, o, c + off + r * ldc);
 		return;
 	}
 #pragma GCC unroll 4

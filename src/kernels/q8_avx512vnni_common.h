@@ -383,29 +383,22 @@ static ALWAYS_INLINE __m512i pack_u8x64(const __m512i v[4], __m512i cmin, __m512
 	return _mm512_min_epu8(_mm512_max_epu8(b, cmin), cmax);
 }
 
-/* Requantizes one row's nb (1..4, a constant) blocks of 16 columns acc[b]
- * and stores them at c as one 64-byte store (masked to the valid columns
- * unless all 64 are): pack_u8x64's bytes, where per-vector vpmovdb stores
+/* Requantizes one row's 4 blocks of 16 columns acc[0..3] and stores them
+ * at c as one 64-byte store (masked to the valid columns of the last block
+ * unless it is whole): pack_u8x64's bytes, where per-vector vpmovdb stores
  * took 3 to 4 operations per 16 outputs. F32: q->f32, as a constant. */
-static ALWAYS_INLINE void store_row64(bool f32, int nb, const __m512i *acc, const struct rq16 *q,
+static ALWAYS_INLINE void store_row64(bool f32, const __m512i *acc, const struct rq16 *q,
 				      const struct rq_out *o, uint8_t *c)
 {
 	__m512i v[4];
 #pragma GCC unroll 4
 	for (int b = 0; b < 4; b++)
-		v[b] = b >= nb ? _mm512_setzero_si512()
-		       : f32   ? requant16_f32_r(acc[b], &q[b], o)
-			       : requant16_q31(acc[b], &q[b], o);
+		v[b] = f32 ? requant16_f32_r(acc[b], &q[b], o) : requant16_q31(acc[b], &q[b], o);
 	__m512i bytes = pack_u8x64(v, o->cmin8, o->cmax8);
-	if (nb == 4 && q[3].valid == 0xffff) {
+	if (q[3].valid == 0xffff)
 		_mm512_storeu_si512(c, bytes);
-	} else {
-		__mmask64 m = 0;
-#pragma GCC unroll 4
-		for (int b = 0; b < nb; b++)
-			m |= (__mmask64)q[b].valid << (16 * b);
-		_mm512_mask_storeu_epi8(c, m, bytes);
-	}
+	else
+		_mm512_mask_storeu_epi8(c, (__mmask64)q[3].valid << 48 | 0xffffffffffffull, bytes);
 }
 
 /* Requantizes and stores an MR x (16 * NB) tile acc to c (row stride ldc):
