@@ -2581,7 +2581,8 @@ Test(qengine, gru_and_rnn_recurrences_in_integers_on_every_path)
 			if (isa == (int)q8_isa_best())
 				break;
 		}
-		cr_assert_arr_eq(yq[0], yq[1], sizeof yq[0], "%s: the kernels differ", op);
+		if (q8_isa_best() != Q8_ISA_REF) /* (PRESSO_ISA=ref: one path only) */
+			cr_assert_arr_eq(yq[0], yq[1], sizeof yq[0], "%s: the kernels differ", op);
 	}
 	dataset_free(ds);
 }
