@@ -163,10 +163,9 @@ Test(transform, unstructured_prunes_the_exact_fraction)
 	p->layers[li].prune = 0.3;
 	struct transform_result tr;
 	cr_assert_eq(transform_apply(g, p, &tr), PRESSO_OK, "%s", status_msg());
-	const struct node *n = &tr.g->nodes[tr.g->n_nodes > 0 ? 0 : 0];
 	struct layer l2;
 	layer_named(tr.g, "/conv2/Conv", &l2);
-	n = &tr.g->nodes[l2.node];
+	const struct node *n = &tr.g->nodes[l2.node];
 	const struct value *w = &tr.g->values[n->inputs[1]], *w0 = &g->values[n->inputs[1]];
 	int64_t zeros = check_pruned(w, w0, 0.3);
 	cr_assert(tr.changed);
