@@ -113,6 +113,15 @@ static ALWAYS_INLINE void add_r(int G, bool full, const uint8_t *a, const uint8_
 	}
 }
 
+/* Whether the Add's 64-code path applies: every float result within 2^30
+ * (f32_fits) and c_zero within int16 (pack64's saturating add). */
+static bool add_fits(const struct qadd_params *p)
+{
+	return f32_fits(code_span(p->a_zero) * fabs((double)p->a_scale) +
+			code_span(p->b_zero) * fabs((double)p->b_scale) + 1.0) &&
+	       p->c_zero >= -32768 && p->c_zero <= 32767;
+}
+
 /* 64 codes a time through pack64 where the sums fit (|f| < 2^30), else 16. */
 void qadd_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b,
 		     const struct qadd_params *params, uint8_t *y)
@@ -122,9 +131,7 @@ void qadd_u8__avx512(size_t n, const uint8_t *a, const uint8_t *b,
 	struct rq_out o;
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	size_t i = 0;
-	if (f32_fits(code_span(p->a_zero) * fabs((double)p->a_scale) +
-		     code_span(p->b_zero) * fabs((double)p->b_scale) + 1.0) &&
-	    p->c_zero >= -32768 && p->c_zero <= 32767) {
+	if (add_fits(p)) {
 		const __m512i z16 = _mm512_set1_epi16((short)p->c_zero);
 		const __m512i cmin = _mm512_set1_epi8((char)p->c_min), cmax = _mm512_set1_epi8((char)p->c_max);
 		__m512i r[4];
@@ -198,12 +205,10 @@ VBMI static ALWAYS_INLINE __m512i add64_vbmi(__m512i av, __m512i bv, const struc
 VBMI void qadd_u8__avx512vbmi(size_t n, const uint8_t *a, const uint8_t *b,
 			      const struct qadd_params *p, uint8_t *y)
 {
-	/* the same condition as qadd_u8__avx512's 64-code path (|a_zero| and
-	 * |b_zero| < 2^23 follow from it: the float subtraction is exact) */
-	if (!(f32_fits(code_span(p->a_zero) * fabs((double)p->a_scale) +
-		       code_span(p->b_zero) * fabs((double)p->b_scale) + 1.0) &&
-	      p->c_zero >= -32768 && p->c_zero <= 32767 && p->a_zero > -4194304 &&
-	      p->a_zero < 4194304 && p->b_zero > -4194304 && p->b_zero < 4194304)) {
+	/* qadd_u8__avx512's 64-code path, with zero points within 2^22 (2^23 +
+	 * zero is then exact, and so the subtraction) */
+	if (!(add_fits(p) && p->a_zero > -4194304 && p->a_zero < 4194304 &&
+	      p->b_zero > -4194304 && p->b_zero < 4194304)) {
 		qadd_u8__avx512(n, a, b, p, y);
 		return;
 	}
