@@ -323,8 +323,10 @@ struct clamp_u8 {
 };
 
 /* The tile's requantization form: float, Q31 screened, or Q31 exact (with
- * the rare steps tested per block, as requant16_q31 does). */
-enum gemm_rq { GEMM_RQ_F32, GEMM_RQ_SCREEN, GEMM_RQ_Q31 };
+ * the rare steps tested per block, as requant16_q31 does); GEMM_RQ_F32_FIT
+ * is the float form where the caller knows |acc * scale + c_zero| < 2^30 for
+ * every input (as RQ_F32_FIT), so the conversion needs no guard. */
+enum gemm_rq { GEMM_RQ_F32, GEMM_RQ_SCREEN, GEMM_RQ_Q31, GEMM_RQ_F32_FIT };
 
 /* Screen constants for columns j .. j + 15 (past n: zero, never flagged);
  * false if some column there cannot be screened (right < GEMM_SCREEN_RIGHT_MIN
@@ -361,6 +363,8 @@ static ALWAYS_INLINE __m512i rq_tile16(enum gemm_rq F, __m512i acc, const struct
 {
 	if (F == GEMM_RQ_F32)
 		return requant16_f32_r(acc, q, o);
+	if (F == GEMM_RQ_F32_FIT)
+		return requant16_form_r(RQ_F32_FIT, acc, q, o);
 	if (F == GEMM_RQ_Q31)
 		return requant16_q31(acc, q, o);
 	__m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s->scale, s->zc);
@@ -402,7 +406,9 @@ static ALWAYS_INLINE void store_row64(bool f32, const __m512i *acc, const struct
 }
 
 /* Requantizes and stores an MR x (16 * NB) tile acc to c (row stride ldc):
- * NB = 2: 2 rows per 64 bytes, NB = 1: 4 rows. */
+ * NB = 2: 2 rows per 64 bytes, NB = 1: 4 rows. Where the rows are whole and
+ * adjacent (ldc = 16 * NB, as in a conv with 16 or 32 output channels), each
+ * 64 bytes go out in one store, not one per row after an extraction. */
 static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
 					  __m512i (*acc)[GEMM_NB], const struct rq16 *q,
 					  const struct rq_screen *s, const struct rq_out *o,
@@ -413,6 +419,7 @@ static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
 	const __m512i cmax = _mm512_set1_epi8((char)cl->c_max);
 	__mmask64 row_mask = nb == 2 ? (__mmask64)q[0].valid | (__mmask64)q[1].valid << 16
 				     : (__mmask64)q[0].valid;
+	const bool contig = ldc == (size_t)16 * nb && row_mask == (1ull << (16 * nb)) - 1;
 #pragma GCC unroll 16
 	for (int r0 = 0; r0 < mr; r0 += rows) {
 		__m512i v[4];
@@ -430,7 +437,12 @@ static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
 			}
 		}
 		__m512i bytes = pack_u8x64(v, cmin, cmax);
-		if (nb == 2) {
+		if (contig) {
+			int n_rows = mr - r0 < rows ? mr - r0 : rows;
+			_mm512_mask_storeu_epi8(c + (size_t)r0 * ldc,
+						n_rows == rows ? ~0ull : (1ull << (n_rows * 16 * nb)) - 1,
+						bytes);
+		} else if (nb == 2) {
 			_mm256_mask_storeu_epi8(c + (size_t)r0 * ldc, (__mmask32)row_mask,
 						_mm512_castsi512_si256(bytes));
 			if (r0 + 1 < mr)

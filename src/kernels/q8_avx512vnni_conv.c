@@ -24,6 +24,8 @@
 #include "kernels/kernels_q8.h"
 
 #include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/q8_avx512vnni_common.h"
@@ -64,9 +66,16 @@ static size_t conv_c1_bytes(int c_out, int kh, int kw, int c)
 	       (((size_t)kw + 3) / 4) * 4;
 }
 
-static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
+/* Where the sums sum_t |w[j][t]| (int32, one per output channel) follow the
+ * panels and the single-channel layout: conv_fits reads them. */
+static size_t conv_abs_offset(int c_out, int kh, int kw, int c)
 {
 	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c)) + conv_c1_bytes(c_out, kh, kw, c);
+}
+
+static size_t conv_packed_bytes(int c_out, int kh, int kw, int c)
+{
+	return conv_abs_offset(c_out, kh, kw, c) + (size_t)c_out * sizeof(int32_t);
 }
 
 static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *packed)
@@ -82,6 +91,13 @@ static void conv_pack(int c_out, int kh, int kw, int c, const int8_t *w, void *p
 				size_t kk = (size_t)ki * kwc4 + t;
 				col[kk / 4 * GEMM_NR * 4 + kk % 4] = w[((size_t)j * kh + ki) * kwc + t];
 			}
+	}
+	int32_t *sum_abs = (int32_t *)(out + conv_abs_offset(c_out, kh, kw, c));
+	for (int j = 0; j < c_out; j++) {
+		int64_t s = 0;
+		for (size_t t = 0; t < (size_t)kh * kwc; t++)
+			s += abs(w[(size_t)j * kh * kwc + t]);
+		sum_abs[j] = s < INT32_MAX ? (int32_t)s : INT32_MAX; /* then it cannot fit */
 	}
 	if (c == 1) {
 		/* [ceil(c_out/C1_NCH)][kh][ceil(kw/4)][C1_NCH][4]: per pass of C1_NCH
@@ -276,18 +292,22 @@ static ALWAYS_INLINE void conv_row2_tile_mode(enum gemm_rq F, int PS, int mr, in
 	}
 }
 
-static void conv_row2_tile_any(int ps, int mr, int kh, int kwc, const uint8_t *a0, size_t rs,
-			       size_t d2, const int8_t *wp, const struct rq16 *q,
-			       const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
-			       size_t c2, size_t ldc)
+/* The row tiles come in the forms GEMM_RQ_F32_FIT and GEMM_RQ_Q31 (conv_run
+ * sends a float requantization that does not fit to the general tiles). */
+static void conv_row2_tile_any(enum gemm_rq F, int ps, int mr, int kh, int kwc,
+			       const uint8_t *a0, size_t rs, size_t d2, const int8_t *wp,
+			       const struct rq16 *q, const struct rq_out *o,
+			       const struct clamp_u8 *cl, uint8_t *c, size_t c2, size_t ldc)
 {
-	bool f32 = q[0].f32;
-	if (ps == 16 && f32)
-		conv_row2_tile_mode(GEMM_RQ_F32, 16, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
+	bool fit = F == GEMM_RQ_F32_FIT;
+	if (ps == 16 && fit)
+		conv_row2_tile_mode(GEMM_RQ_F32_FIT, 16, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2,
+				    ldc);
 	else if (ps == 16)
 		conv_row2_tile_mode(GEMM_RQ_Q31, 16, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
-	else if (f32)
-		conv_row2_tile_mode(GEMM_RQ_F32, 32, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
+	else if (fit)
+		conv_row2_tile_mode(GEMM_RQ_F32_FIT, 32, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2,
+				    ldc);
 	else
 		conv_row2_tile_mode(GEMM_RQ_Q31, 32, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
 }
@@ -348,28 +368,30 @@ static bool conv_row_step(int ps)
 	return ps == 16 || ps == 32;
 }
 
-static void conv_row_tile_any(int ps, int mr, int kh, int kwc, const uint8_t *const *rb,
-			      const size_t *rs, const int8_t *wp, const struct rq16 *q,
-			      const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
-			      size_t ldc)
+static void conv_row_tile_any(enum gemm_rq F, int ps, int mr, int kh, int kwc,
+			      const uint8_t *const *rb, const size_t *rs, const int8_t *wp,
+			      const struct rq16 *q, const struct rq_out *o,
+			      const struct clamp_u8 *cl, uint8_t *c, size_t ldc)
 {
-	bool f32 = q[0].f32;
-	if (ps == 16 && f32)
-		conv_row_tile_mode(GEMM_RQ_F32, 16, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+	bool fit = F == GEMM_RQ_F32_FIT;
+	if (ps == 16 && fit)
+		conv_row_tile_mode(GEMM_RQ_F32_FIT, 16, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 	else if (ps == 16)
 		conv_row_tile_mode(GEMM_RQ_Q31, 16, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
-	else if (f32)
-		conv_row_tile_mode(GEMM_RQ_F32, 32, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+	else if (fit)
+		conv_row_tile_mode(GEMM_RQ_F32_FIT, 32, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 	else
 		conv_row_tile_mode(GEMM_RQ_Q31, 32, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 }
 
-static void conv_tile_any(int mr, int nb, int kh, int kwc, const uint8_t *const *rb,
-			  const size_t *rs, const int8_t *wp, const struct rq16 *q,
-			  const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
-			  size_t ldc)
+static void conv_tile_any(enum gemm_rq F, int mr, int nb, int kh, int kwc,
+			  const uint8_t *const *rb, const size_t *rs, const int8_t *wp,
+			  const struct rq16 *q, const struct rq_out *o, const struct clamp_u8 *cl,
+			  uint8_t *c, size_t ldc)
 {
-	if (q[0].f32)
+	if (F == GEMM_RQ_F32_FIT)
+		conv_tile_mode(GEMM_RQ_F32_FIT, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+	else if (F == GEMM_RQ_F32)
 		conv_tile_mode(GEMM_RQ_F32, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 	else
 		conv_tile_mode(GEMM_RQ_Q31, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
@@ -641,6 +663,26 @@ static void conv_pad_image(const struct qconv_params *p, const struct conv_pad *
 	}
 }
 
+/* The requantization form of the whole conv: GEMM_RQ_F32_FIT where, for
+ * every channel j, acc = bias[j] + sum_t x_t w[j][t] with x in [0, 255] (the
+ * padding reads a_zero) is bounded by |bias[j]| + 255 sum |w[j]| < 2^31 (no
+ * wrap) and |acc * scale[j]| + |c_zero| < 2^30, checked in double; the float
+ * product is then below 2^31 and the conversion needs no guard. */
+static enum gemm_rq conv_form(const struct qconv_params *p, const void *packed)
+{
+	if (!p->rq_scale)
+		return GEMM_RQ_Q31;
+	const int32_t *sum_abs =
+		(const int32_t *)((const int8_t *)packed + conv_abs_offset(p->c_out, p->kh, p->kw, p->c));
+	for (int j = 0; j < p->c_out; j++) {
+		double acc_max = fabs((double)p->bias[j]) + 255.0 * (double)sum_abs[j];
+		if (acc_max >= 2147483648.0 ||
+		    acc_max * fabs((double)p->rq_scale[j]) + fabs((double)p->c_zero) >= 1073741824.0)
+			return GEMM_RQ_F32;
+	}
+	return GEMM_RQ_F32_FIT;
+}
+
 /* The GEMM formulation, image by image: output pixel i of the image is row
  * i, its kernel row ki the kwc contiguous bytes of the window's row ki in
  * the padded copy (or in x, or a border row when dil_w > 1). Tiles of
@@ -669,6 +711,7 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	for (int b = 0; b < n_blocks && b < CONV_RQ_BLOCKS; b++)
 		rq16_init(p->bias, p->mult, p->shift, p->rq_scale, NULL, 16 * b, p->c_out, &qc[b]);
 	const bool padded = conv_reads_padded(p);
+	const enum gemm_rq form = conv_form(p, packed);
 	struct conv_pad g;
 	conv_pad_geometry(p, &g);
 	for (int img = 0; img < p->n; img++) {
@@ -683,7 +726,7 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 		}
 		uint8_t *yi = y + (size_t)img * m * p->c_out;
 		int ps = p->stride_w * p->c;
-		if (padded && p->c_out <= 16 && conv_row_step(ps)) {
+		if (padded && p->c_out <= 16 && conv_row_step(ps) && form != GEMM_RQ_F32) {
 			/* each output row in near-equal tiles of at most CONV_MR1 pixels */
 			int n_t = (p->w_out + CONV_MR1 - 1) / CONV_MR1;
 			int per = (p->w_out + n_t - 1) / n_t;
@@ -698,13 +741,13 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 							    (size_t)ow0 * ps;
 					uint8_t *yo = yi + ((size_t)oh * p->w_out + ow0) * p->c_out;
 					if (nr == 2)
-						conv_row2_tile_any(ps, mr, p->kh, kwc, rb, rs,
+						conv_row2_tile_any(form, ps, mr, p->kh, kwc, rb, rs,
 								   (size_t)p->stride_h * base_row, packed,
 								   qc, &o, &cl, yo,
 								   (size_t)p->w_out * p->c_out,
 								   (size_t)p->c_out);
 					else
-						conv_row_tile_any(ps, mr, p->kh, kwc, &rb, &rs, packed,
+						conv_row_tile_any(form, ps, mr, p->kh, kwc, &rb, &rs, packed,
 								  qc, &o, &cl, yo, (size_t)p->c_out);
 				}
 			}
@@ -743,7 +786,7 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 							  j0 + 16 * b, p->c_out, &qt[b]);
 					q = qt;
 				}
-				conv_tile_any(mr, nb, p->kh, kwc, rb, rs,
+				conv_tile_any(form, mr, nb, p->kh, kwc, rb, rs,
 					      (const int8_t *)packed + (size_t)(j0 / GEMM_NR) * panel_bytes,
 					      q, &o, &cl, yi + (size_t)i0 * p->c_out + j0,
 					      (size_t)p->c_out);

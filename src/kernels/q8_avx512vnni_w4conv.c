@@ -14,7 +14,10 @@
  *                     byte t of group g holding w[32p + i][4g + t] in its low
  *                     nibble and w[32p + 16 + i][4g + t] in its high nibble.
  * run() expands the nibbles once per call into int8 panels in the scratch,
- * behind what the int8 convolution needs there, and runs it on them: the
+ * behind what the int8 convolution needs there, followed by the per-channel
+ * sum |w| that the int8 convolution's packing ends with (here its bound
+ * 8 * kh*kw*c, which only decides whether the float requantization may skip
+ * its overflow guard), and runs it on them: the
  * tiles, and so the results, are the int8 convolution's (bit-identical to
  * q8_ref.c). The expansion is one pass over the weights per call, against
  * c_out * K MACs per output pixel: at batch 1 on ResNet's smallest maps
@@ -112,7 +115,8 @@ static size_t conv4_base_work(const struct qconv_params *p)
 
 static size_t conv4_work_bytes(const struct qconv_params *p)
 {
-	return conv4_base_work(p) + conv4_panels_int8(p->c_out, conv4_k(p->kh, p->kw, p->c));
+	return conv4_base_work(p) + conv4_panels_int8(p->c_out, conv4_k(p->kh, p->kw, p->c)) +
+	       (size_t)p->c_out * sizeof(int32_t);
 }
 
 static void conv4_run(const struct qconv_params *p, const uint8_t *x, const void *packed,
@@ -131,6 +135,9 @@ static void conv4_run(const struct qconv_params *p, const uint8_t *x, const void
 	for (int pi = 0; pi < n_panels; pi++)
 		w4_expand_panel((int)k4, body + (size_t)pi * k4 * 64,
 				panels + (size_t)pi * k4 * GEMM_NR * 4);
+	int32_t *sum_abs = (int32_t *)(panels + conv4_panels_int8(p->c_out, k));
+	for (int j = 0; j < p->c_out; j++)
+		sum_abs[j] = 8 * p->kh * p->kw * p->c;
 	conv4_base()->run(p, x, panels, y);
 }
 
