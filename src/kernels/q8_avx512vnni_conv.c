@@ -196,11 +196,17 @@ static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int 
 			const uint8_t *ap = ar[0];
 			const int8_t *wg = wk;
 			for (int g = 0; g < g4; g++, ap += 4, wg += GEMM_NR * 4) {
-				__m512i w = _mm512_loadu_si512(wg);
+				__m512i w[GEMM_NB];
+#pragma GCC unroll 2
+				for (int b = 0; b < nb; b++)
+					w[b] = _mm512_loadu_si512(wg + 64 * b);
 #pragma GCC unroll 16
-				for (int r = 0; r < mr; r++)
-					acc[r][0] = dpbusd(acc[r][0], _mm512_set1_epi32(load_u32(ap + r * ps)),
-							   w);
+				for (int r = 0; r < mr; r++) {
+					__m512i av = _mm512_set1_epi32(load_u32(ap + r * ps));
+#pragma GCC unroll 2
+					for (int b = 0; b < nb; b++)
+						acc[r][b] = dpbusd(acc[r][b], av, w[b]);
+				}
 			}
 		}
 		for (int g = 0; g < (ps ? 0 : g4); g++) {
@@ -353,48 +359,58 @@ static ALWAYS_INLINE void conv_tile_mode(enum gemm_rq F, int mr, int nb, int kh,
 	}
 }
 
-#define CONV_ROW_CASE(MR_)                                                             \
-	case MR_:                                                                      \
-		conv_tile(F, MR_, 1, PS, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);       \
+#define CONV_ROW_CASE(MR_, NB_)                                                        \
+	case (MR_) * 4 + (NB_):                                                        \
+		conv_tile(F, MR_, NB_, PS, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);     \
 		break
 
-/* A one-block tile of mr pixels of one output row, PS bytes apart. */
-static ALWAYS_INLINE void conv_row_tile_mode(enum gemm_rq F, int PS, int mr, int kh, int kwc,
-					     const uint8_t *const *rb, const size_t *rs,
+/* A tile of mr pixels of one output row, PS bytes apart, in nb blocks of 16
+ * channels (nb = 2: mr <= CONV_MR2, 28 accumulators). */
+static ALWAYS_INLINE void conv_row_tile_mode(enum gemm_rq F, int PS, int mr, int nb, int kh,
+					     int kwc, const uint8_t *const *rb, const size_t *rs,
 					     const int8_t *wp, const struct rq16 *q,
 					     const struct rq_out *o, const struct clamp_u8 *cl,
 					     uint8_t *c, size_t ldc)
 {
-	switch (mr) {
-	CONV_ROW_CASE(16); CONV_ROW_CASE(15); CONV_ROW_CASE(14); CONV_ROW_CASE(13);
-	CONV_ROW_CASE(12); CONV_ROW_CASE(11); CONV_ROW_CASE(10); CONV_ROW_CASE(9);
-	CONV_ROW_CASE(8); CONV_ROW_CASE(7); CONV_ROW_CASE(6); CONV_ROW_CASE(5);
-	CONV_ROW_CASE(4); CONV_ROW_CASE(3); CONV_ROW_CASE(2); CONV_ROW_CASE(1);
+	switch (mr * 4 + nb) {
+	CONV_ROW_CASE(16, 1); CONV_ROW_CASE(15, 1); CONV_ROW_CASE(14, 1); CONV_ROW_CASE(13, 1);
+	CONV_ROW_CASE(12, 1); CONV_ROW_CASE(11, 1); CONV_ROW_CASE(10, 1); CONV_ROW_CASE(9, 1);
+	CONV_ROW_CASE(8, 1); CONV_ROW_CASE(7, 1); CONV_ROW_CASE(6, 1); CONV_ROW_CASE(5, 1);
+	CONV_ROW_CASE(4, 1); CONV_ROW_CASE(3, 1); CONV_ROW_CASE(2, 1); CONV_ROW_CASE(1, 1);
+	CONV_ROW_CASE(14, 2); CONV_ROW_CASE(13, 2); CONV_ROW_CASE(12, 2); CONV_ROW_CASE(11, 2);
+	CONV_ROW_CASE(10, 2); CONV_ROW_CASE(9, 2); CONV_ROW_CASE(8, 2); CONV_ROW_CASE(7, 2);
+	CONV_ROW_CASE(6, 2); CONV_ROW_CASE(5, 2); CONV_ROW_CASE(4, 2); CONV_ROW_CASE(3, 2);
+	CONV_ROW_CASE(2, 2); CONV_ROW_CASE(1, 2);
 	default:
 		__builtin_unreachable();
 	}
 }
 
-/* Pixel steps the row tiles are compiled for: 16 channels at stride 1 and 2. */
+/* Pixel steps the row tiles are compiled for: 16, 32 and 64 bytes (16 or 32
+ * channels at stride 1 and 2, 64 at stride 1). */
 static bool conv_row_step(int ps)
 {
-	return ps == 16 || ps == 32;
+	return ps == 16 || ps == 32 || ps == 64;
 }
 
-static void conv_row_tile_any(enum gemm_rq F, int ps, int mr, int kh, int kwc,
+static void conv_row_tile_any(enum gemm_rq F, int ps, int mr, int nb, int kh, int kwc,
 			      const uint8_t *const *rb, const size_t *rs, const int8_t *wp,
 			      const struct rq16 *q, const struct rq_out *o,
 			      const struct clamp_u8 *cl, uint8_t *c, size_t ldc)
 {
 	bool fit = F == GEMM_RQ_F32_FIT;
 	if (ps == 16 && fit)
-		conv_row_tile_mode(GEMM_RQ_F32_FIT, 16, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_F32_FIT, 16, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 	else if (ps == 16)
-		conv_row_tile_mode(GEMM_RQ_Q31, 16, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_Q31, 16, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+	else if (ps == 32 && fit)
+		conv_row_tile_mode(GEMM_RQ_F32_FIT, 32, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+	else if (ps == 32)
+		conv_row_tile_mode(GEMM_RQ_Q31, 32, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 	else if (fit)
-		conv_row_tile_mode(GEMM_RQ_F32_FIT, 32, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_F32_FIT, 64, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 	else
-		conv_row_tile_mode(GEMM_RQ_Q31, 32, mr, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_Q31, 64, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
 }
 
 static void conv_tile_any(enum gemm_rq F, int mr, int nb, int kh, int kwc,
@@ -768,13 +784,17 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 		}
 		uint8_t *yi = y + (size_t)img * m * p->c_out;
 		int ps = p->stride_w * p->c;
-		if (padded && p->c_out <= 16 && conv_row_step(ps) && form != GEMM_RQ_F32) {
-			/* each output row in near-equal tiles of at most CONV_MR1 pixels */
-			int n_t = (p->w_out + CONV_MR1 - 1) / CONV_MR1;
+		if (padded && p->c_out <= 16 * CONV_RQ_BLOCKS && conv_row_step(ps) &&
+		    form != GEMM_RQ_F32) {
+			/* each output row in near-equal tiles of at most CONV_MR1 pixels
+			 * (CONV_MR2 with two blocks) */
+			int nb = p->c_out > 16 ? 2 : 1, mr_max = nb == 2 ? CONV_MR2 : CONV_MR1;
+			int n_t = (p->w_out + mr_max - 1) / mr_max;
 			int per = (p->w_out + n_t - 1) / n_t;
 			size_t rs = (size_t)p->dil_h * base_row;
-			/* two output rows at a time where a row's tiles are short enough */
-			int rows = per <= CONV_MR2 ? 2 : 1;
+			/* one block: two output rows at a time where a row's tiles are
+			 * short enough (compiled for pixel steps 16 and 32) */
+			int rows = nb == 1 && per <= CONV_MR2 && ps <= 32 ? 2 : 1;
 			for (int oh = 0; oh < p->h_out; oh += rows) {
 				int nr = p->h_out - oh < rows ? p->h_out - oh : rows;
 				for (int ow0 = 0; ow0 < p->w_out; ow0 += per) {
@@ -789,8 +809,16 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 								   (size_t)p->w_out * p->c_out,
 								   (size_t)p->c_out);
 					else
-						conv_row_tile_any(form, ps, mr, p->kh, kwc, &rb, &rs, packed,
-								  qc, &o, &cl, yo, (size_t)p->c_out);
+						for (int j0 = 0; j0 < p->c_out; j0 += GEMM_NR) {
+							int nbj = p->c_out - j0 > 16 ? 2 : 1;
+							conv_row_tile_any(form, ps, mr, nbj, p->kh, kwc, &rb,
+									  &rs,
+									  (const int8_t *)packed +
+										  (size_t)(j0 / GEMM_NR) *
+											  panel_bytes,
+									  qc + j0 / 16, &o, &cl, yo + j0,
+									  (size_t)p->c_out);
+						}
 				}
 			}
 			continue;
