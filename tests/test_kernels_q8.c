@@ -1141,13 +1141,16 @@ struct conv_case {
 static void conv_case_make(struct conv_case *d, bool wide_c1, bool c16)
 {
 	struct qconv_params *p = &d->p;
-	int kern = rng_int(1, wide_c1 ? 9 : 5);
-	/* channels: 1 (first layers), multiples of 4 and 16, and anything */
-	int c = c16 ? 16
+	/* channels: 1 (first layers), multiples of 4 and 16, and anything; the
+	 * c16 family takes 16, 32 or 64, whose pixel steps (c * stride_w = 16, 32
+	 * or 64) the AVX-512 row tiles are compiled for */
+	int c = c16 ? (rng_chance(50) ? 16 : rng_chance(50) ? 32 : 64)
 		    : wide_c1 || rng_chance(20) ? 1
 		    : rng_chance(30)            ? 4 * rng_int(1, 12)
 						: rng_int(1, 40);
-	int max_stride = wide_c1 ? 5 : 3, max_w = wide_c1 ? 90 : c16 ? 40 : 12;
+	int kern = rng_int(1, wide_c1 ? 9 : c > 16 ? 3 : 5);
+	int max_stride = wide_c1 ? 5 : c16 && c == 16 ? 4 : 3;
+	int max_w = wide_c1 ? 90 : c16 ? (c == 16 ? 40 : 24) : 12;
 	*p = (struct qconv_params){
 		.n = rng_int(1, wide_c1 ? 2 : 3), .c = c,
 		.c_out = rng_chance(wide_c1 ? 50 : 30) ? rng_int(1, 16) : rng_int(1, wide_c1 ? 40 : 80),
@@ -1332,7 +1335,7 @@ static void conv_kernel_vs_ref(const struct qconv_ukernel *uk, uint64_t seed)
 		free(y1);
 		conv_case_free(&d);
 	}
-	cr_log_info("%s: %d conv shapes (%d single-channel and wide, %d with 16 channels)"
+	cr_log_info("%s: %d conv shapes (%d single-channel and wide, %d with 16, 32 or 64 channels)"
 		    " bit-identical to the reference", uk->name, n_total, N_CONV_C1_SHAPES,
 		    N_CONV_C16_SHAPES);
 }
