@@ -387,6 +387,24 @@ static ALWAYS_INLINE __m512i pack_u8x64(const __m512i v[4], __m512i cmin, __m512
 	return _mm512_min_epu8(_mm512_max_epu8(b, cmin), cmax);
 }
 
+/* pack_u8x64 with each bound applied only where lo or hi says it cuts (the
+ * packs saturate to [0, 255] already): callers test c_min > 0 and
+ * c_max < 255 once per tile, not per vector. */
+static ALWAYS_INLINE __m512i pack_u8x64_range(const __m512i v[4], __m512i cmin, __m512i cmax,
+					      bool lo, bool hi)
+{
+	const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11,
+					       15);
+	__m512i b = _mm512_packus_epi16(_mm512_packs_epi32(v[0], v[1]),
+					_mm512_packs_epi32(v[2], v[3]));
+	b = _mm512_permutexvar_epi32(perm, b);
+	if (lo)
+		b = _mm512_max_epu8(b, cmin);
+	if (hi)
+		b = _mm512_min_epu8(b, cmax);
+	return b;
+}
+
 /* Requantizes one row's 4 blocks of 16 columns acc[0..3] and stores them
  * at c as one 64-byte store (masked to the valid columns of the last block
  * unless it is whole): pack_u8x64's bytes, where per-vector vpmovdb stores
@@ -420,6 +438,7 @@ static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
 	__mmask64 row_mask = nb == 2 ? (__mmask64)q[0].valid | (__mmask64)q[1].valid << 16
 				     : (__mmask64)q[0].valid;
 	const bool contig = ldc == (size_t)16 * nb && row_mask == (1ull << (16 * nb)) - 1;
+	const bool lo = cl->c_min != 0, hi = cl->c_max != 255;
 #pragma GCC unroll 16
 	for (int r0 = 0; r0 < mr; r0 += rows) {
 		__m512i v[4];
@@ -436,7 +455,7 @@ static ALWAYS_INLINE void gemm_tile_store(enum gemm_rq F, int mr, int nb,
 				v[t] = r < mr ? requant16_lean(acc[r][b], &q[b], o) : v[0];
 			}
 		}
-		__m512i bytes = pack_u8x64(v, cmin, cmax);
+		__m512i bytes = pack_u8x64_range(v, cmin, cmax, lo, hi);
 		if (contig) {
 			int n_rows = mr - r0 < rows ? mr - r0 : rows;
 			_mm512_mask_storeu_epi8(c + (size_t)r0 * ldc,
