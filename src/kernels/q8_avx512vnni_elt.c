@@ -47,6 +47,26 @@ static ALWAYS_INLINE __m512i pack64(const __m512i r[4], __m512i z16, __m512i cmi
 	return _mm512_min_epu8(_mm512_max_epu8(v, cmin), cmax);
 }
 
+/* pack64 without the steps that change nothing: adding a zero c_zero, and
+ * a bound of 0 or 255 (the packs saturate to [0, 255]); z, lo and hi say
+ * which are needed. */
+static ALWAYS_INLINE __m512i pack64_lean(const __m512i r[4], __m512i z16, __m512i cmin,
+					 __m512i cmax, bool z, bool lo, bool hi)
+{
+	const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+	__m512i ab = _mm512_packs_epi32(r[0], r[1]), cd = _mm512_packs_epi32(r[2], r[3]);
+	if (z) {
+		ab = _mm512_adds_epi16(ab, z16);
+		cd = _mm512_adds_epi16(cd, z16);
+	}
+	__m512i v = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(ab, cd));
+	if (lo)
+		v = _mm512_max_epu8(v, cmin);
+	if (hi)
+		v = _mm512_min_epu8(v, cmax);
+	return v;
+}
+
 /* Whether every float result of an elementwise kernel lies within 2^30 of 0
  * (amax: a bound on |f|), so that its conversion to int32 cannot overflow
  * and pack64 may clamp after it (NaN: no). */
@@ -187,6 +207,7 @@ VBMI static ALWAYS_INLINE void codes_f32_vbmi(__m512i v, const __m512i idx[4], _
 struct add_vbmi {
 	__m512i idx[4], z16, cmin, cmax;
 	__m512 off_a, off_b, sa, sb;
+	bool z, lo, hi; /* c_zero != 0, c_min > 0, c_max < 255 (pack64_lean) */
 };
 
 VBMI static ALWAYS_INLINE __m512i add64_vbmi(__m512i av, __m512i bv, const struct add_vbmi *k)
@@ -199,7 +220,7 @@ VBMI static ALWAYS_INLINE __m512i add64_vbmi(__m512i av, __m512i bv, const struc
 	for (int g = 0; g < 4; g++)
 		r[g] = _mm512_cvtps_epi32(
 			_mm512_add_ps(_mm512_mul_ps(fa[g], k->sa), _mm512_mul_ps(fb[g], k->sb)));
-	return pack64(r, k->z16, k->cmin, k->cmax);
+	return pack64_lean(r, k->z16, k->cmin, k->cmax, k->z, k->lo, k->hi);
 }
 
 VBMI void qadd_u8__avx512vbmi(size_t n, const uint8_t *a, const uint8_t *b,
@@ -225,6 +246,9 @@ VBMI void qadd_u8__avx512vbmi(size_t n, const uint8_t *a, const uint8_t *b,
 	k.off_b = _mm512_set1_ps(8388608.0f + (float)p->b_zero);
 	k.sa = _mm512_set1_ps(p->a_scale);
 	k.sb = _mm512_set1_ps(p->b_scale);
+	k.z = p->c_zero != 0;
+	k.lo = p->c_min > 0;
+	k.hi = p->c_max < 255;
 	size_t i = 0;
 	for (; i + 64 <= n; i += 64)
 		_mm512_storeu_si512(y + i, add64_vbmi(_mm512_loadu_si512(a + i),
