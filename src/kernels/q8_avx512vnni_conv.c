@@ -1016,8 +1016,9 @@ VBMI static ALWAYS_INLINE void c1v_pass(int nch_max, enum rq_form form,
 				__m512i r[NCH_MAX];
 #pragma GCC unroll 16
 				for (int j = 0; j < nch_max; j++)
-					r[j] = j >= nch		? _mm512_setzero_si512()
-					       : form == RQ_F32 ? requant16_f32_r(acc[j], &q[j], o)
+					r[j] = j >= nch ? _mm512_setzero_si512()
+					       : form == RQ_F32 || form == RQ_F32_FIT
+						       ? requant16_form_r(form, acc[j], &q[j], o)
 					       : form == RQ_LEAN
 						       ? requant16_lean(acc[j], &q[j], o)
 						       : requant16_q31(acc[j], &q[j], o);
@@ -1025,8 +1026,8 @@ VBMI static ALWAYS_INLINE void c1v_pass(int nch_max, enum rq_form form,
 #pragma GCC unroll 4
 				for (int k4 = 0; k4 < nch_max / 4; k4++)
 					a[k4] = _mm512_packus_epi16(
-						_mm512_packus_epi32(r[4 * k4], r[4 * k4 + 1]),
-						_mm512_packus_epi32(r[4 * k4 + 2], r[4 * k4 + 3]));
+						_mm512_packs_epi32(r[4 * k4], r[4 * k4 + 1]),
+						_mm512_packs_epi32(r[4 * k4 + 2], r[4 * k4 + 3]));
 				uint8_t *yo = yrow + (size_t)ow0 * nch;
 				int n_bytes = n_px * nch;
 #pragma GCC unroll 4
@@ -1043,7 +1044,10 @@ VBMI static ALWAYS_INLINE void c1v_pass(int nch_max, enum rq_form form,
 								a[2], oidx[c], nch_max > 12 ? a[3] : a[2]));
 					/* the float form's clamp, on bytes: the packs saturated
 					 * to [0, 255] (see pack_u8x64); a no-op for Q31 */
-					v = _mm512_min_epu8(_mm512_max_epu8(v, o->cmin8), o->cmax8);
+					if (p->c_min > 0)
+						v = _mm512_max_epu8(v, o->cmin8);
+					if (p->c_max < 255)
+						v = _mm512_min_epu8(v, o->cmax8);
 					if (rem >= 64)
 						_mm512_storeu_si512(yo + 64 * c, v);
 					else
@@ -1054,9 +1058,10 @@ VBMI static ALWAYS_INLINE void c1v_pass(int nch_max, enum rq_form form,
 	}
 }
 
-VBMI static void c1v_run(const struct qconv_params *p, const uint8_t *x, const int8_t *wv,
+VBMI static void c1v_run(const struct qconv_params *p, const uint8_t *x, const void *packed,
 			 uint8_t *y)
 {
+	const int8_t *wv = (const int8_t *)packed + conv_packed_bytes(p->c_out, p->kh, p->kw, p->c);
 	struct rq_out o;
 	rq_out_init(p->c_zero, p->c_min, p->c_max, false, &o);
 	struct rq16 q[C1V_MAX_CH];
@@ -1065,6 +1070,8 @@ VBMI static void c1v_run(const struct qconv_params *p, const uint8_t *x, const i
 	for (int j = 0; j < p->c_out; j++)
 		rq16_init_uniform(p->mult, p->shift, p->rq_scale, j, &q[j]);
 	enum rq_form form = rq_form_of(q, p->c_out);
+	if (form == RQ_F32 && conv_form(p, packed) == GEMM_RQ_F32_FIT)
+		form = RQ_F32_FIT;
 	int nch4 = (p->c_out + 3) / 4 * 4;
 #define C1V_PASS(NCH, F)                                            \
 	case (NCH) * 4 + (F):                                       \
@@ -1072,6 +1079,8 @@ VBMI static void c1v_run(const struct qconv_params *p, const uint8_t *x, const i
 		break
 	switch (nch4 * 4 + (int)form) {
 	C1V_PASS(4, RQ_F32); C1V_PASS(8, RQ_F32); C1V_PASS(12, RQ_F32); C1V_PASS(16, RQ_F32);
+	C1V_PASS(4, RQ_F32_FIT); C1V_PASS(8, RQ_F32_FIT); C1V_PASS(12, RQ_F32_FIT);
+	C1V_PASS(16, RQ_F32_FIT);
 	C1V_PASS(4, RQ_LEAN); C1V_PASS(8, RQ_LEAN); C1V_PASS(12, RQ_LEAN); C1V_PASS(16, RQ_LEAN);
 	default:
 		c1v_pass(16, RQ_FULL, p, x, wv, q, &o, y);
@@ -1089,7 +1098,7 @@ static void c1v_conv_run(const struct qconv_params *p, const uint8_t *x, const v
 		conv_run(p, x, packed, y);
 		return;
 	}
-	c1v_run(p, x, (const int8_t *)packed + conv_packed_bytes(p->c_out, p->kh, p->kw, p->c), y);
+	c1v_run(p, x, packed, y);
 }
 
 const struct qconv_ukernel qconv_u8s8_c1x16__avx512vbmi = {
