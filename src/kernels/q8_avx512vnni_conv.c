@@ -8,10 +8,14 @@
  * padded copy of each input image (made once per image in the scratch, so
  * every window is kernel rows of contiguous bytes and no pixel needs a border
  * row of its own) instead of im2col rows; its packed weights are the GEMM
- * panels for K = kh * (kw*c rounded up to 4) (see conv_run below). With at
- * most 16 output channels a tile is up to 16 pixels of one output row, read
- * through one pointer where the pixel step is a constant (16 channels at
- * stride 1 or 2: ResNet's 16-channel 3x3 convs 1.6x on Zen 5). A
+ * panels for K = kh * (kw*c rounded up to 4), followed by each output
+ * channel's sum |w| (see conv_run below). Where the pixel step is 16, 32 or
+ * 64 bytes a tile is pixels of one output row (two rows with at most 16
+ * output channels), read through one pointer (ResNet's 16-channel 3x3 convs
+ * 1.6x on Zen 5; its 32- and 64-channel ones 1.07x and 1.04x on Zen 4). The
+ * float requantization drops its overflow guard where those sums show that
+ * no accumulator can need it (conv_form). A 1x1 conv with a stride and no
+ * padding runs the GEMM on its pixels, gathered per image. A
  * single-channel input (a first layer) with dil_w = 1 and stride_w <= 4 runs
  * conv_run_c1 instead, 16 output pixels across the lanes; for c = 1 its
  * weights follow the GEMM panels in the same packed buffer.
@@ -739,8 +743,13 @@ static enum gemm_rq conv_form(const struct qconv_params *p, const void *packed)
 
 /* The GEMM formulation, image by image: output pixel i of the image is row
  * i, its kernel row ki the kwc contiguous bytes of the window's row ki in
- * the padded copy (or in x, or a border row when dil_w > 1). Tiles of
- * CONV_MR1 pixels when c_out <= 16, else GEMM_MR pixels x 32 channels. */
+ * the padded copy (or in x, or a border row when dil_w > 1). Row tiles where
+ * the pixel step is one the tiles are compiled for (conv_row_step) and the
+ * requantization is not the guarded float one: up to CONV_MR1 pixels of a
+ * row (two rows of up to CONV_MR2 where those fit) with c_out <= 16, else up
+ * to CONV_MR2 pixels x 32 channels per pass; otherwise tiles of CONV_MR1
+ * pixels when c_out <= 16, else GEMM_MR pixels x 32 channels, a pointer per
+ * pixel. */
 static void conv_run(const struct qconv_params *p, const uint8_t *x, const void *packed,
 		     uint8_t *y)
 {
