@@ -250,6 +250,50 @@ static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int 
 /* Two output rows of mr <= CONV_MR2 pixels each, one block (2 * mr
  * accumulators): as conv_tile with PS, the second row's windows d2 bytes
  * below the first's, its outputs at c + c2. */
+/* Kernel row ki of conv_tile_2rows (its windows at ap and bp, its weights
+ * at wg): for the first output row's accumulators acc[0..mr-1] if A, the
+ * second's acc[mr..2mr-1] if B. */
+static ALWAYS_INLINE void conv_2rows_krow(int mr, int ps, int g4, int tail, const uint8_t *ap,
+					  const uint8_t *bp, const int8_t *wg, bool A, bool B,
+					  __m512i (*acc)[GEMM_NB])
+{
+	for (int g = 0; g < g4; g++, ap += 4, bp += 4, wg += GEMM_NR * 4) {
+		__m512i w = _mm512_loadu_si512(wg);
+#pragma GCC unroll 16
+		for (int r = 0; r < mr; r++) {
+			if (A)
+				acc[r][0] = dpbusd(acc[r][0], _mm512_set1_epi32(load_u32(ap + r * ps)), w);
+			if (B)
+				acc[mr + r][0] =
+					dpbusd(acc[mr + r][0], _mm512_set1_epi32(load_u32(bp + r * ps)), w);
+		}
+	}
+	if (tail) {
+		__m512i w = _mm512_loadu_si512(wg);
+		/* masked: the bytes past the run are neither read nor faulted on */
+		__mmask16 tk = (__mmask16)((1u << tail) - 1);
+#pragma GCC unroll 16
+		for (int r = 0; r < mr; r++) {
+			if (A)
+				acc[r][0] = dpbusd(acc[r][0], _mm512_broadcastd_epi32(
+								      _mm_maskz_loadu_epi8(tk, ap + r * ps)),
+						   w);
+			if (B)
+				acc[mr + r][0] = dpbusd(acc[mr + r][0],
+							_mm512_broadcastd_epi32(
+								_mm_maskz_loadu_epi8(tk, bp + r * ps)),
+							w);
+		}
+	}
+}
+
+/* Two output rows of mr <= CONV_MR2 pixels each, one block (2 * mr
+ * accumulators): as conv_tile with PS, the second row's windows d2 bytes
+ * below the first's, its outputs at c + c2. The last kernel row runs for the
+ * first output row, whose outputs then leave, before the second's: the
+ * first row's requantization waits on its last sums while the second's
+ * vpdpbusd run (with all 28 outputs at the end, the tile's output filled the
+ * scheduler and the vpdpbusd stream stopped for it). */
 static ALWAYS_INLINE void conv_tile_2rows(enum gemm_rq F, int mr, int ps, int kh, int kwc,
 					  const uint8_t *a0, size_t rs, size_t d2,
 					  const int8_t *wp, const struct rq16 *q,
@@ -261,36 +305,17 @@ static ALWAYS_INLINE void conv_tile_2rows(enum gemm_rq F, int mr, int ps, int kh
 	for (int r = 0; r < 2 * mr; r++)
 		acc[r][0] = q[0].bias;
 	int g4 = kwc / 4, tail = kwc & 3, kwc4 = (kwc + 3) & ~3;
-	for (int ki = 0; ki < kh; ki++) {
-		const uint8_t *ap = a0 + (size_t)ki * rs, *bp = ap + d2;
-		const int8_t *wg = wp + (size_t)ki * kwc4 * GEMM_NR;
-		for (int g = 0; g < g4; g++, ap += 4, bp += 4, wg += GEMM_NR * 4) {
-			__m512i w = _mm512_loadu_si512(wg);
-#pragma GCC unroll 16
-			for (int r = 0; r < mr; r++) {
-				acc[r][0] = dpbusd(acc[r][0], _mm512_set1_epi32(load_u32(ap + r * ps)), w);
-				acc[mr + r][0] =
-					dpbusd(acc[mr + r][0], _mm512_set1_epi32(load_u32(bp + r * ps)), w);
-			}
-		}
-		if (tail) {
-			__m512i w = _mm512_loadu_si512(wg);
-			/* masked: the bytes past the run are neither read nor faulted on */
-			__mmask16 tk = (__mmask16)((1u << tail) - 1);
-#pragma GCC unroll 16
-			for (int r = 0; r < mr; r++) {
-				acc[r][0] = dpbusd(acc[r][0], _mm512_broadcastd_epi32(_mm_maskz_loadu_epi8(
-								      tk, ap + r * ps)),
-						   w);
-				acc[mr + r][0] = dpbusd(acc[mr + r][0],
-							_mm512_broadcastd_epi32(_mm_maskz_loadu_epi8(
-								tk, bp + r * ps)),
-							w);
-			}
-		}
+	for (int ki = 0; ki + 1 < kh; ki++) {
+		const uint8_t *ap = a0 + (size_t)ki * rs;
+		conv_2rows_krow(mr, ps, g4, tail, ap, ap + d2, wp + (size_t)ki * kwc4 * GEMM_NR, true,
+				true, acc);
 	}
+	const uint8_t *ap = a0 + (size_t)(kh - 1) * rs;
+	const int8_t *wl = wp + (size_t)(kh - 1) * kwc4 * GEMM_NR;
 	const struct rq_screen none = {0};
+	conv_2rows_krow(mr, ps, g4, tail, ap, ap + d2, wl, true, false, acc);
 	gemm_tile_store(F, mr, 1, acc, q, &none, o, cl, c, ldc);
+	conv_2rows_krow(mr, ps, g4, tail, ap, ap + d2, wl, false, true, acc);
 	gemm_tile_store(F, mr, 1, acc + mr, q, &none, o, cl, c + c2, ldc);
 }
 
