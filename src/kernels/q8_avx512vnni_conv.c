@@ -247,9 +247,6 @@ static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int 
 	gemm_tile_store(F, mr, nb, acc, q, &none, o, cl, c, ldc);
 }
 
-/* Two output rows of mr <= CONV_MR2 pixels each, one block (2 * mr
- * accumulators): as conv_tile with PS, the second row's windows d2 bytes
- * below the first's, its outputs at c + c2. */
 /* Kernel row ki of conv_tile_2rows (its windows at ap and bp, its weights
  * at wg): for the first output row's accumulators acc[0..mr-1] if A, the
  * second's acc[mr..2mr-1] if B. */
