@@ -44,11 +44,18 @@
 #include "kernels/kernels_q8.h"
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/q8_avx512vnni_common.h"
 
 /* --- GEMM ---------------------------------------------------------------------- */
+
+/* The panels, then sum_k |w[j][k]| per column j (int32; gemm_float_form). */
+static size_t gemm_packed_total(int n, int k)
+{
+	return gemm_packed_bytes(n, k) + (n > 0 ? (size_t)n : 0) * sizeof(int32_t);
+}
 
 static void gemm_pack(int n, int k, const int8_t *w, void *packed)
 {
@@ -56,10 +63,15 @@ static void gemm_pack(int n, int k, const int8_t *w, void *packed)
 	size_t k4 = ((size_t)k + 3) / 4;
 	size_t panels = ((size_t)n + GEMM_NR - 1) / GEMM_NR;
 	memset(out, 0, panels * k4 * GEMM_NR * 4);
+	int32_t *sum_abs = (int32_t *)(out + gemm_packed_bytes(n, k));
 	for (int j = 0; j < n; j++) {
 		int8_t *col = out + ((size_t)(j / GEMM_NR) * k4 * GEMM_NR + j % GEMM_NR) * 4;
-		for (int kk = 0; kk < k; kk++)
+		int64_t sum = 0;
+		for (int kk = 0; kk < k; kk++) {
 			col[(size_t)(kk / 4) * GEMM_NR * 4 + kk % 4] = w[(size_t)j * k + kk];
+			sum += abs(w[(size_t)j * k + kk]);
+		}
+		sum_abs[j] = sum < INT32_MAX ? (int32_t)sum : INT32_MAX; /* then it cannot fit */
 	}
 }
 
@@ -147,6 +159,10 @@ static void gemm_tile_any(enum gemm_rq form, int mr, int nb, int k, const uint8_
 	case GEMM_RQ_F32:
 		gemm_tile_mode(GEMM_RQ_F32, mr, nb, k, a, lda, wp, q, s, o, cl, c, c_f32, off, ldc);
 		break;
+	case GEMM_RQ_F32_FIT:
+		gemm_tile_mode(GEMM_RQ_F32_FIT, mr, nb, k, a, lda, wp, q, s, o, cl, c, c_f32, off,
+			       ldc);
+		break;
 	case GEMM_RQ_SCREEN:
 		gemm_tile_mode(GEMM_RQ_SCREEN, mr, nb, k, a, lda, wp, q, s, o, cl, c, c_f32, off,
 			       ldc);
@@ -228,7 +244,7 @@ static void gemv(const struct qgemm_params *p, const uint8_t *a, const int8_t *p
  * broadcast every row once per panel, and re-read A per panel). */
 #define K16_MR 4
 
-static ALWAYS_INLINE void gemm_k16_rows(bool f32, int mr, int nb, const uint8_t *a, size_t lda,
+static ALWAYS_INLINE void gemm_k16_rows(enum gemm_rq F, int mr, int nb, const uint8_t *a, size_t lda,
 					const __m512i w[4][4], const struct rq16 *q,
 					const struct rq_out *o, uint8_t *c, float *c_f32,
 					size_t off, size_t ldc)
@@ -251,17 +267,18 @@ static ALWAYS_INLINE void gemm_k16_rows(bool f32, int mr, int nb, const uint8_t 
 	if (!o->deq && nb == 4) { /* (fewer blocks: the packs would be mostly zeros) */
 #pragma GCC unroll 4
 		for (int r = 0; r < mr; r++)
-			store_row64(f32, acc[r], q, o, c + off + r * ldc);
+			store_row64(F, acc[r], q, o, c + off + r * ldc);
 		return;
 	}
 #pragma GCC unroll 4
 	for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
 		for (int b = 0; b < nb; b++)
-			store16(f32, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+			store16(F != GEMM_RQ_Q31, acc[r][b], &q[b], o, c, c_f32,
+				off + r * ldc + 16 * b);
 }
 
-static ALWAYS_INLINE void gemm_k16_mode(bool F32, int nb, int m, const uint8_t *a, size_t lda,
+static ALWAYS_INLINE void gemm_k16_mode(enum gemm_rq F, int nb, int m, const uint8_t *a, size_t lda,
 					const int8_t *packed, size_t panel_bytes,
 					const struct rq16 *q, const struct rq_out *o, uint8_t *c,
 					float *c_f32, size_t ldc)
@@ -275,24 +292,27 @@ static ALWAYS_INLINE void gemm_k16_mode(bool F32, int nb, int m, const uint8_t *
 						     ((size_t)g * GEMM_NR + 16 * (b % GEMM_NB)) * 4);
 	int i = 0;
 	for (; i + K16_MR <= m; i += K16_MR)
-		gemm_k16_rows(F32, K16_MR, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+		gemm_k16_rows(F, K16_MR, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
 			      (size_t)i * ldc, ldc);
 	for (; i < m; i++)
-		gemm_k16_rows(F32, 1, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+		gemm_k16_rows(F, 1, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
 			      (size_t)i * ldc, ldc);
 }
 
 #define K16_CASE(NB_)                                                                   \
 	case NB_:                                                                       \
-		if (q[0].f32)                                                           \
-			gemm_k16_mode(true, NB_, m, a, lda, packed, panel_bytes, q, o, c,  \
-				      c_f32, ldc);                                      \
+		if (F == GEMM_RQ_F32_FIT)                                               \
+			gemm_k16_mode(GEMM_RQ_F32_FIT, NB_, m, a, lda, packed, panel_bytes, \
+				      q, o, c, c_f32, ldc);                             \
+		else if (F == GEMM_RQ_F32)                                              \
+			gemm_k16_mode(GEMM_RQ_F32, NB_, m, a, lda, packed, panel_bytes, q, \
+				      o, c, c_f32, ldc);                                \
 		else                                                                    \
-			gemm_k16_mode(false, NB_, m, a, lda, packed, panel_bytes, q, o, c, \
-				      c_f32, ldc);                                      \
+			gemm_k16_mode(GEMM_RQ_Q31, NB_, m, a, lda, packed, panel_bytes, q, \
+				      o, c, c_f32, ldc);                                \
 		break
 
-static void gemm_k16(int nb, int m, const uint8_t *a, size_t lda, const int8_t *packed,
+static void gemm_k16(enum gemm_rq F, int nb, int m, const uint8_t *a, size_t lda, const int8_t *packed,
 		     size_t panel_bytes, const struct rq16 *q, const struct rq_out *o,
 		     uint8_t *c, float *c_f32, size_t ldc)
 {
@@ -305,9 +325,19 @@ static void gemm_k16(int nb, int m, const uint8_t *a, size_t lda, const int8_t *
 
 /* K = 24 or 32: gemm_sk_run, after gemm_run. */
 #define SK_MR 4
-static void gemm_sk_run(const struct qgemm_params *p, const uint8_t *a, int lda,
-			const void *packed, size_t panel_bytes, const struct rq_out *o, uint8_t *c,
-			int ldc);
+static void gemm_sk_run(enum gemm_rq F, const struct qgemm_params *p, const uint8_t *a,
+			int lda, const void *packed, size_t panel_bytes, const struct rq_out *o,
+			uint8_t *c, int ldc);
+
+/* The float form of the whole GEMM: GEMM_RQ_F32_FIT where rq_f32_fits says
+ * so of its columns (their sums of |w| follow the panels). */
+static enum gemm_rq gemm_float_form(const struct qgemm_params *p, const void *packed)
+{
+	const int32_t *sum_abs =
+		(const int32_t *)((const int8_t *)packed + gemm_packed_bytes(p->n, p->k));
+	return rq_f32_fits(p->bias, sum_abs, p->rq_scale, p->c_zero, p->n) ? GEMM_RQ_F32_FIT
+									     : GEMM_RQ_F32;
+}
 
 static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 		     const void *packed, uint8_t *c, int ldc)
@@ -321,17 +351,18 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 		gemv(p, a, packed, panel_bytes, &o, c, p->c_f32);
 		return;
 	}
+	const enum gemm_rq ff = p->rq_scale ? gemm_float_form(p, packed) : GEMM_RQ_Q31;
 	if (p->k == 16 && p->n <= 64 && p->m >= K16_MR) {
 		struct rq16 q[4] = {0};
 		int nb = 0;
 		for (int j = 0; j < p->n; j += 16, nb++)
 			rq16_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j, p->n, &q[nb]);
-		gemm_k16(nb, p->m, a, (size_t)lda, packed, panel_bytes, q, &o, c, p->c_f32,
+		gemm_k16(ff, nb, p->m, a, (size_t)lda, packed, panel_bytes, q, &o, c, p->c_f32,
 			 (size_t)ldc);
 		return;
 	}
 	if ((p->k == 24 || p->k == 32) && p->m >= SK_MR) {
-		gemm_sk_run(p, a, lda, packed, panel_bytes, &o, c, ldc);
+		gemm_sk_run(ff, p, a, lda, packed, panel_bytes, &o, c, ldc);
 		return;
 	}
 	const struct clamp_u8 cl = {p->c_min, p->c_max};
@@ -350,7 +381,7 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
 				screen = screen && rq_screen_init(p->mult, p->shift, p->c_zero, j,
 								  p->n, &s[nb]);
 			}
-			enum gemm_rq form = p->rq_scale ? GEMM_RQ_F32
+			enum gemm_rq form = p->rq_scale ? ff
 					    : screen   ? GEMM_RQ_SCREEN
 						       : GEMM_RQ_Q31;
 			const int8_t *wp = (const int8_t *)packed +
@@ -373,7 +404,7 @@ static void gemm_run(const struct qgemm_params *p, const uint8_t *a, int lda,
  * gemm_sk_run: with these loops inlined into gemm_run, its K = 16 tiles
  * ran 10 % slower too. */
 
-static ALWAYS_INLINE void gemm_sk_rows(bool f32, int k4, int mr, int nb, const uint8_t *a,
+static ALWAYS_INLINE void gemm_sk_rows(enum gemm_rq F, int k4, int mr, int nb, const uint8_t *a,
 				       size_t lda, const __m512i w[8][4], const struct rq16 *q,
 				       const struct rq_out *o, uint8_t *c, float *c_f32,
 				       size_t off, size_t ldc)
@@ -396,18 +427,19 @@ static ALWAYS_INLINE void gemm_sk_rows(bool f32, int k4, int mr, int nb, const u
 	if (!o->deq && nb == 4) { /* (fewer blocks: the packs would be mostly zeros) */
 #pragma GCC unroll 4
 		for (int r = 0; r < mr; r++)
-			store_row64(f32, acc[r], q, o, c + off + r * ldc);
+			store_row64(F, acc[r], q, o, c + off + r * ldc);
 		return;
 	}
 #pragma GCC unroll 4
 	for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
 		for (int b = 0; b < nb; b++)
-			store16(f32, acc[r][b], &q[b], o, c, c_f32, off + r * ldc + 16 * b);
+			store16(F != GEMM_RQ_Q31, acc[r][b], &q[b], o, c, c_f32,
+				off + r * ldc + 16 * b);
 }
 
 /* One pass: columns j0 .. j0 + 16 * nb - 1 (wp: their first panel). */
-static ALWAYS_INLINE void gemm_sk_mode(bool F32, int k4, int nb, int m, const uint8_t *a,
+static ALWAYS_INLINE void gemm_sk_mode(enum gemm_rq F, int k4, int nb, int m, const uint8_t *a,
 				       size_t lda, const int8_t *wp, size_t panel_bytes,
 				       const struct rq16 *q, const struct rq_out *o, uint8_t *c,
 				       float *c_f32, size_t j0, size_t ldc)
@@ -421,24 +453,27 @@ static ALWAYS_INLINE void gemm_sk_mode(bool F32, int k4, int nb, int m, const ui
 						     ((size_t)g * GEMM_NR + 16 * (b % GEMM_NB)) * 4);
 	int i = 0;
 	for (; i + SK_MR <= m; i += SK_MR)
-		gemm_sk_rows(F32, k4, SK_MR, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+		gemm_sk_rows(F, k4, SK_MR, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
 			     (size_t)i * ldc + j0, ldc);
 	for (; i < m; i++)
-		gemm_sk_rows(F32, k4, 1, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
+		gemm_sk_rows(F, k4, 1, nb, a + (size_t)i * lda, lda, w, q, o, c, c_f32,
 			     (size_t)i * ldc + j0, ldc);
 }
 
 #define SK_CASE(K4_, NB_)                                                               \
 	case (K4_) * 8 + (NB_):                                                         \
-		if (q[0].f32)                                                           \
-			gemm_sk_mode(true, K4_, NB_, m, a, lda, wp, panel_bytes, q, o, c, \
-				     c_f32, j0, ldc);                                   \
+		if (F == GEMM_RQ_F32_FIT)                                               \
+			gemm_sk_mode(GEMM_RQ_F32_FIT, K4_, NB_, m, a, lda, wp, panel_bytes, \
+				     q, o, c, c_f32, j0, ldc);                          \
+		else if (F == GEMM_RQ_F32)                                              \
+			gemm_sk_mode(GEMM_RQ_F32, K4_, NB_, m, a, lda, wp, panel_bytes, q, \
+				     o, c, c_f32, j0, ldc);                             \
 		else                                                                    \
-			gemm_sk_mode(false, K4_, NB_, m, a, lda, wp, panel_bytes, q, o, \
-				     c, c_f32, j0, ldc);                                \
+			gemm_sk_mode(GEMM_RQ_Q31, K4_, NB_, m, a, lda, wp, panel_bytes, q, \
+				     o, c, c_f32, j0, ldc);                             \
 		break
 
-static void gemm_sk(int k4, int nb, int m, const uint8_t *a, size_t lda, const int8_t *wp,
+static void gemm_sk(enum gemm_rq F, int k4, int nb, int m, const uint8_t *a, size_t lda, const int8_t *wp,
 		    size_t panel_bytes, const struct rq16 *q, const struct rq_out *o, uint8_t *c,
 		    float *c_f32, size_t j0, size_t ldc)
 {
@@ -451,9 +486,10 @@ static void gemm_sk(int k4, int nb, int m, const uint8_t *a, size_t lda, const i
 }
 
 /* gemm_run's K = 24 or 32 case, in passes of up to 64 columns. */
-static __attribute__((noinline)) void gemm_sk_run(const struct qgemm_params *p, const uint8_t *a,
-						  int lda, const void *packed, size_t panel_bytes,
-						  const struct rq_out *o, uint8_t *c, int ldc)
+static __attribute__((noinline)) void gemm_sk_run(enum gemm_rq F, const struct qgemm_params *p,
+						  const uint8_t *a, int lda, const void *packed,
+						  size_t panel_bytes, const struct rq_out *o,
+						  uint8_t *c, int ldc)
 {
 	for (int j0 = 0; j0 < p->n; j0 += 64) {
 		struct rq16 q[4] = {0};
@@ -461,7 +497,7 @@ static __attribute__((noinline)) void gemm_sk_run(const struct qgemm_params *p, 
 		for (int j = j0; j < p->n && j < j0 + 64; j += 16, nb++)
 			rq16_init(p->bias, p->mult, p->shift, p->rq_scale, p->deq_scale, j, p->n,
 				  &q[nb]);
-		gemm_sk(p->k / 4, nb, p->m, a, (size_t)lda,
+		gemm_sk(F, p->k / 4, nb, p->m, a, (size_t)lda,
 			(const int8_t *)packed + (size_t)(j0 / GEMM_NR) * panel_bytes, panel_bytes,
 			q, o, c, p->c_f32, (size_t)j0, (size_t)ldc);
 	}
@@ -469,7 +505,7 @@ static __attribute__((noinline)) void gemm_sk_run(const struct qgemm_params *p, 
 
 const struct qgemm_ukernel qgemm_u8s8_8x32__avx512vnni = {
 	.name = "qgemm_u8s8_8x32__avx512vnni",
-	.packed_bytes = gemm_packed_bytes,
+	.packed_bytes = gemm_packed_total,
 	.pack = gemm_pack,
 	.run = gemm_run,
 };

@@ -205,6 +205,34 @@ static ALWAYS_INLINE __m512i requant16_lean(__m512i acc, const struct rq16 *q,
  * every input (dw3_form), so the conversion needs no guard below it. */
 enum rq_form { RQ_FULL, RQ_LEAN, RQ_F32, RQ_F32_FIT };
 
+/* Whether the float requantization of n outputs may drop its guard
+ * (RQ_F32_FIT, GEMM_RQ_F32_FIT): for every output j, acc = bias[j] + sum_k
+ * x_k w[j][k] with x in [0, 255] is bounded by |bias[j]| + 255 sum_abs[j]
+ * (sum_abs[j] = sum_k |w[j][k]|); that bound below 2^30 and, times
+ * |scale[j]|, plus |c_zero|, below 2^29, both computed in float with a
+ * margin of 2 for its roundings, so every requantized value lies within
+ * 2^30: its conversion cannot overflow and the saturating packs take it. 16
+ * outputs at a time (the kernels ask once per call). */
+Q8_SETUP bool rq_f32_fits(const int32_t *bias, const int32_t *sum_abs, const float *scale,
+			  int32_t c_zero, int n)
+{
+	const __m512 zf = _mm512_set1_ps(fabsf((float)c_zero));
+	for (int j = 0; j < n; j += 16) {
+		__mmask16 v = (__mmask16)(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+		__m512 acc_max = _mm512_fmadd_ps(
+			_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(v, sum_abs + j)),
+			_mm512_set1_ps(255.0f),
+			_mm512_abs_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(v, bias + j))));
+		__m512 out_max = _mm512_fmadd_ps(acc_max, _mm512_abs_ps(_mm512_maskz_loadu_ps(v, scale + j)),
+						 zf);
+		__mmask16 ok = _mm512_cmp_ps_mask(acc_max, _mm512_set1_ps(1073741824.0f), _CMP_LT_OQ) &
+			       _mm512_cmp_ps_mask(out_max, _mm512_set1_ps(536870912.0f), _CMP_LT_OQ);
+		if ((ok & v) != v)
+			return false;
+	}
+	return true;
+}
+
 /* The form that serves all n blocks of q. */
 Q8_SETUP enum rq_form rq_form_of(const struct rq16 *q, int n)
 {
@@ -408,14 +436,17 @@ static ALWAYS_INLINE __m512i pack_u8x64_range(const __m512i v[4], __m512i cmin, 
 /* Requantizes one row's 4 blocks of 16 columns acc[0..3] and stores them
  * at c as one 64-byte store (masked to the valid columns of the last block
  * unless it is whole): pack_u8x64's bytes, where per-vector vpmovdb stores
- * took 3 to 4 operations per 16 outputs. F32: q->f32, as a constant. */
-static ALWAYS_INLINE void store_row64(bool f32, const __m512i *acc, const struct rq16 *q,
+ * took 3 to 4 operations per 16 outputs. F: GEMM_RQ_F32, GEMM_RQ_F32_FIT
+ * or GEMM_RQ_Q31 (as q says), a constant. */
+static ALWAYS_INLINE void store_row64(enum gemm_rq F, const __m512i *acc, const struct rq16 *q,
 				      const struct rq_out *o, uint8_t *c)
 {
 	__m512i v[4];
 #pragma GCC unroll 4
 	for (int b = 0; b < 4; b++)
-		v[b] = f32 ? requant16_f32_r(acc[b], &q[b], o) : requant16_q31(acc[b], &q[b], o);
+		v[b] = F == GEMM_RQ_F32 ? requant16_f32_r(acc[b], &q[b], o)
+		       : F == GEMM_RQ_F32_FIT ? requant16_form_r(RQ_F32_FIT, acc[b], &q[b], o)
+					      : requant16_q31(acc[b], &q[b], o);
 	__m512i bytes = pack_u8x64(v, o->cmin8, o->cmax8);
 	if (q[3].valid == 0xffff)
 		_mm512_storeu_si512(c, bytes);

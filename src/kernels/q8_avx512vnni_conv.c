@@ -28,7 +28,6 @@
 #include "kernels/kernels_q8.h"
 
 #include <immintrin.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -743,24 +742,18 @@ static void conv_run_pointwise(const struct qconv_params *p, const uint8_t *x, c
 	}
 }
 
-/* The requantization form of the whole conv: GEMM_RQ_F32_FIT where, for
- * every channel j, acc = bias[j] + sum_t x_t w[j][t] with x in [0, 255] (the
- * padding reads a_zero) is bounded by |bias[j]| + 255 sum |w[j]| < 2^31 (no
- * wrap) and |acc * scale[j]| + |c_zero| < 2^30, checked in double; the float
- * product is then below 2^31 and the conversion needs no guard. */
+/* The requantization form of the whole conv: GEMM_RQ_F32_FIT where
+ * rq_f32_fits says so of its channels (their sums of |w| follow the panels;
+ * the padding reads a_zero, a code like any other), else the guarded float
+ * form, or Q31. */
 static enum gemm_rq conv_form(const struct qconv_params *p, const void *packed)
 {
 	if (!p->rq_scale)
 		return GEMM_RQ_Q31;
 	const int32_t *sum_abs =
 		(const int32_t *)((const int8_t *)packed + conv_abs_offset(p->c_out, p->kh, p->kw, p->c));
-	for (int j = 0; j < p->c_out; j++) {
-		double acc_max = fabs((double)p->bias[j]) + 255.0 * (double)sum_abs[j];
-		if (acc_max >= 2147483648.0 ||
-		    acc_max * fabs((double)p->rq_scale[j]) + fabs((double)p->c_zero) >= 1073741824.0)
-			return GEMM_RQ_F32;
-	}
-	return GEMM_RQ_F32_FIT;
+	return rq_f32_fits(p->bias, sum_abs, p->rq_scale, p->c_zero, p->c_out) ? GEMM_RQ_F32_FIT
+										 : GEMM_RQ_F32;
 }
 
 /* The GEMM formulation, image by image: output pixel i of the image is row
