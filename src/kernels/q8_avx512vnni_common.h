@@ -404,20 +404,9 @@ static ALWAYS_INLINE __m512i rq_tile16(enum gemm_rq F, __m512i acc, const struct
 
 /* Bytes of 4 requantized vectors v[0..3] (after the packs, 128-bit lane i
  * holds dwords i of v[0], v[1], v[2], v[3]) in the order v[0], v[1], v[2],
- * v[3], clamped to [c_min, c_max]. */
-static ALWAYS_INLINE __m512i pack_u8x64(const __m512i v[4], __m512i cmin, __m512i cmax)
-{
-	const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11,
-					       15);
-	__m512i b = _mm512_packus_epi16(_mm512_packs_epi32(v[0], v[1]),
-					_mm512_packs_epi32(v[2], v[3]));
-	b = _mm512_permutexvar_epi32(perm, b);
-	return _mm512_min_epu8(_mm512_max_epu8(b, cmin), cmax);
-}
-
-/* pack_u8x64 with each bound applied only where lo or hi says it cuts (the
- * packs saturate to [0, 255] already): callers test c_min > 0 and
- * c_max < 255 once per tile, not per vector. */
+ * v[3], clamped to [c_min, c_max]; each bound only where lo or hi says it
+ * cuts (the packs saturate to [0, 255] already: callers that know c_min = 0
+ * or c_max = 255 once per tile leave that clamp out). */
 static ALWAYS_INLINE __m512i pack_u8x64_range(const __m512i v[4], __m512i cmin, __m512i cmax,
 					      bool lo, bool hi)
 {
@@ -431,6 +420,11 @@ static ALWAYS_INLINE __m512i pack_u8x64_range(const __m512i v[4], __m512i cmin, 
 	if (hi)
 		b = _mm512_min_epu8(b, cmax);
 	return b;
+}
+
+static ALWAYS_INLINE __m512i pack_u8x64(const __m512i v[4], __m512i cmin, __m512i cmax)
+{
+	return pack_u8x64_range(v, cmin, cmax, true, true);
 }
 
 /* Requantizes one row's 4 blocks of 16 columns acc[0..3] and stores them

@@ -37,19 +37,10 @@ static ALWAYS_INLINE __m128i add16(__m128i a8, __m128i b8, const struct qadd_par
  * (saturating; 0 where the zero point is in r already), to uint8, then
  * clamped as bytes; the saturations only meet values beyond the clamp, which
  * they leave beyond it. The packs interleave the 4 groups per 128-bit lane
- * (dword 4L + k holds group k's dword L); one vpermd puts them in order. */
-static ALWAYS_INLINE __m512i pack64(const __m512i r[4], __m512i z16, __m512i cmin, __m512i cmax)
-{
-	const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-	__m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), z16);
-	__m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), z16);
-	__m512i v = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(ab, cd));
-	return _mm512_min_epu8(_mm512_max_epu8(v, cmin), cmax);
-}
-
-/* pack64 without the steps that change nothing: adding a zero c_zero, and
- * a bound of 0 or 255 (the packs saturate to [0, 255]); z, lo and hi say
- * which are needed. */
+ * (dword 4L + k holds group k's dword L); one vpermd puts them in order.
+ * z, lo, hi: whether to add z16 and to clamp below and above; a caller that
+ * knows once per call that c_zero = 0, c_min = 0 or c_max = 255 leaves that
+ * step out (the packs saturate to [0, 255] already). */
 static ALWAYS_INLINE __m512i pack64_lean(const __m512i r[4], __m512i z16, __m512i cmin,
 					 __m512i cmax, bool z, bool lo, bool hi)
 {
@@ -65,6 +56,12 @@ static ALWAYS_INLINE __m512i pack64_lean(const __m512i r[4], __m512i z16, __m512
 	if (hi)
 		v = _mm512_min_epu8(v, cmax);
 	return v;
+}
+
+/* pack64_lean with every step. */
+static ALWAYS_INLINE __m512i pack64(const __m512i r[4], __m512i z16, __m512i cmin, __m512i cmax)
+{
+	return pack64_lean(r, z16, cmin, cmax, true, true, true);
 }
 
 /* Whether every float result of an elementwise kernel lies within 2^30 of 0
