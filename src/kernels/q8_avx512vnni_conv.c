@@ -70,7 +70,7 @@ static size_t conv_c1_bytes(int c_out, int kh, int kw, int c)
 }
 
 /* Where the sums sum_t |w[j][t]| (int32, one per output channel) follow the
- * panels and the single-channel layout: conv_fits reads them. */
+ * panels and the single-channel layout: conv_form reads them. */
 static size_t conv_abs_offset(int c_out, int kh, int kw, int c)
 {
 	return gemm_packed_bytes(c_out, kh * conv_kwc4(kw, c)) + conv_c1_bytes(c_out, kh, kw, c);
@@ -285,11 +285,11 @@ static ALWAYS_INLINE void conv_2rows_krow(int mr, int ps, int g4, int tail, cons
 
 /* Two output rows of mr <= CONV_MR2 pixels each, one block (2 * mr
  * accumulators): as conv_tile with PS, the second row's windows d2 bytes
- * below the first's, its outputs at c + c2. The last kernel row runs for the
- * first output row, whose outputs then leave, before the second's: the
- * first row's requantization waits on its last sums while the second's
- * vpdpbusd run (with all 28 outputs at the end, the tile's output filled the
- * scheduler and the vpdpbusd stream stopped for it). */
+ * below the first's, its outputs at c + c2 (kh >= 1). The last kernel row
+ * runs for the first output row, whose outputs then leave, before the
+ * second's, so that the first row's requantization can run beside the
+ * second's vpdpbusd (each output operation costs about a cycle of the
+ * vpdpbusd stream on Zen 4; ResNet's 16-channel convs 8.60 -> 8.55 us). */
 static ALWAYS_INLINE void conv_tile_2rows(enum gemm_rq F, int mr, int ps, int kh, int kwc,
 					  const uint8_t *a0, size_t rs, size_t d2,
 					  const int8_t *wp, const struct rq16 *q,
