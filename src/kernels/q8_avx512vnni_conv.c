@@ -756,6 +756,68 @@ static enum gemm_rq conv_form(const struct qconv_params *p, const void *packed)
 										 : GEMM_RQ_F32;
 }
 
+/* Output row oh's kernel rows [*k0, *k1) reach the input; the others read
+ * only the padded copy's a_zero rows (a row's window starts at input row
+ * oh * stride_h - pad_t). */
+static void conv_live_krows(const struct qconv_params *p, int oh, int *k0, int *k1)
+{
+	int top = oh * p->stride_h - p->pad_t;
+	int a = top >= 0 ? 0 : (-top + p->dil_h - 1) / p->dil_h;
+	int b = top >= p->h_in ? 0 : (p->h_in - 1 - top) / p->dil_h + 1;
+	*k0 = a < p->kh ? a : p->kh;
+	*k1 = b < p->kh ? b : p->kh;
+	if (*k1 < *k0)
+		*k1 = *k0;
+}
+
+/* Output rows whose top or bottom kernel rows fall wholly in the padding
+ * (the first and last rows of a padded conv), at most this many per conv:
+ * the row tiles skip those kernel rows and start from a bias that holds
+ * what they would have added, a_zero * sum w over them. */
+#define CONV_EDGE_ROWS 8
+
+struct conv_edge {
+	int oh, k0, k1;
+	__m512i bias[CONV_RQ_BLOCKS];
+};
+
+/* The edge rows of p in order of oh (at most CONV_EDGE_ROWS; the rest run
+ * every kernel row, which the padded copy makes right too) with their
+ * biases: qc's plus a_zero times the skipped kernel rows' weights, summed
+ * per channel from the panels by vpdpbusd with bytes of 1. */
+static int conv_edges(const struct qconv_params *p, const void *packed, const struct rq16 *qc,
+		      struct conv_edge *edges)
+{
+	int kwc4 = conv_kwc4(p->kw, p->c), n = 0;
+	size_t panel_bytes = (size_t)p->kh * kwc4 * GEMM_NR;
+	const __m512i ones = _mm512_set1_epi8(1), az = _mm512_set1_epi32(p->a_zero);
+	for (int oh = 0; oh < p->h_out && n < CONV_EDGE_ROWS; oh++) {
+		int k0, k1;
+		conv_live_krows(p, oh, &k0, &k1);
+		if (k0 == 0 && k1 == p->kh)
+			continue;
+		struct conv_edge *e = &edges[n++];
+		e->oh = oh;
+		e->k0 = k0;
+		e->k1 = k1;
+		for (int b = 0; b < (p->c_out + 15) / 16; b++) {
+			const int8_t *wb = (const int8_t *)packed + (size_t)(b / 2) * panel_bytes +
+					   64 * (b % 2);
+			__m512i s = _mm512_setzero_si512();
+			for (int ki = 0; ki < p->kh; ki++) {
+				if (ki >= k0 && ki < k1)
+					continue; /* live: not summed */
+				for (int g = 0; g < kwc4 / 4; g++)
+					s = dpbusd(s, ones,
+						   _mm512_loadu_si512(wb + ((size_t)ki * kwc4 / 4 + g) *
+										   GEMM_NR * 4));
+			}
+			e->bias[b] = _mm512_add_epi32(qc[b].bias, _mm512_mullo_epi32(s, az));
+		}
+	}
+	return n;
+}
+
 /* The GEMM formulation, image by image: output pixel i of the image is row
  * i, its kernel row ki the kwc contiguous bytes of the window's row ki in
  * the padded copy (or in x, or a border row when dil_w > 1). Row tiles where
@@ -796,6 +858,12 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	const enum gemm_rq form = conv_form(p, packed);
 	struct conv_pad g;
 	conv_pad_geometry(p, &g);
+	const int ps = p->stride_w * p->c;
+	const bool row_tiles = padded && p->c_out <= 16 * CONV_RQ_BLOCKS && conv_row_step(ps) &&
+			       form != GEMM_RQ_F32;
+	struct conv_edge edges[CONV_EDGE_ROWS];
+	struct rq16 qe[CONV_RQ_BLOCKS];
+	int n_edges = row_tiles ? conv_edges(p, packed, qc, edges) : 0;
 	for (int img = 0; img < p->n; img++) {
 		const uint8_t *xi = x + (size_t)img * x_image;
 		/* windows of the padded image: pixel (oh, ow) starts at (oh*sh, ow*sw) */
@@ -807,9 +875,7 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 			base_row = (size_t)g.cols * p->c;
 		}
 		uint8_t *yi = y + (size_t)img * m * p->c_out;
-		int ps = p->stride_w * p->c;
-		if (padded && p->c_out <= 16 * CONV_RQ_BLOCKS && conv_row_step(ps) &&
-		    form != GEMM_RQ_F32) {
+		if (row_tiles) {
 			/* each output row in near-equal tiles of at most CONV_MR1 pixels
 			 * (CONV_MR2 with two blocks) */
 			int nb = p->c_out > 16 ? 2 : 1, mr_max = nb == 2 ? CONV_MR2 : CONV_MR1;
@@ -819,28 +885,46 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 			/* one block: two output rows at a time where a row's tiles are
 			 * short enough (compiled for pixel steps 16 and 32) */
 			int rows = nb == 1 && per <= CONV_MR2 && ps <= 32 ? 2 : 1;
-			for (int oh = 0; oh < p->h_out; oh += rows) {
-				int nr = p->h_out - oh < rows ? p->h_out - oh : rows;
+			int e = 0; /* the next of edges[] */
+			for (int oh = 0, nr = 1; oh < p->h_out; oh += nr) {
+				/* edge rows one at a time, from their kernel rows k0..k1-1 */
+				bool edge = e < n_edges && edges[e].oh == oh;
+				nr = rows == 2 && !edge && oh + 1 < p->h_out &&
+						     !(e < n_edges && edges[e].oh == oh + 1)
+					     ? 2
+					     : 1;
+				int k0 = 0, k1 = p->kh;
+				const struct rq16 *qr = qc;
+				if (edge) {
+					k0 = edges[e].k0;
+					k1 = edges[e].k1;
+					for (int b = 0; b < n_blocks; b++) {
+						qe[b] = qc[b];
+						qe[b].bias = edges[e].bias[b];
+					}
+					qr = qe;
+					e++;
+				}
+				const int8_t *wk = (const int8_t *)packed + (size_t)k0 * kwc4 * GEMM_NR;
 				for (int ow0 = 0; ow0 < p->w_out; ow0 += per) {
 					int mr = p->w_out - ow0 < per ? p->w_out - ow0 : per;
 					const uint8_t *rb = base + (size_t)oh * p->stride_h * base_row +
-							    (size_t)ow0 * ps;
+							    k0 * rs + (size_t)ow0 * ps;
 					uint8_t *yo = yi + ((size_t)oh * p->w_out + ow0) * p->c_out;
 					if (nr == 2)
 						conv_row2_tile_any(form, ps, mr, p->kh, kwc, rb, rs,
-								   (size_t)p->stride_h * base_row, packed,
-								   qc, &o, &cl, yo,
+								   (size_t)p->stride_h * base_row, wk,
+								   qr, &o, &cl, yo,
 								   (size_t)p->w_out * p->c_out,
 								   (size_t)p->c_out);
 					else
 						for (int j0 = 0; j0 < p->c_out; j0 += GEMM_NR) {
 							int nbj = p->c_out - j0 > 16 ? 2 : 1;
-							conv_row_tile_any(form, ps, mr, nbj, p->kh, kwc, &rb,
-									  &rs,
-									  (const int8_t *)packed +
-										  (size_t)(j0 / GEMM_NR) *
-											  panel_bytes,
-									  qc + j0 / 16, &o, &cl, yo + j0,
+							conv_row_tile_any(form, ps, mr, nbj, k1 - k0, kwc,
+									  &rb, &rs,
+									  wk + (size_t)(j0 / GEMM_NR) *
+										       panel_bytes,
+									  qr + j0 / 16, &o, &cl, yo + j0,
 									  (size_t)p->c_out);
 						}
 				}
