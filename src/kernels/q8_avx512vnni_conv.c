@@ -170,15 +170,48 @@ static size_t conv_work_bytes(const struct qconv_params *p)
 	return image > rows ? image : rows;
 }
 
+/* Where a row tile's first and last pixels have kernel columns in the
+ * padding: pixel 0 skips the first gl groups of 4 bytes of each kernel row,
+ * pixel mr - 1 the last gr, and their accumulators start from the bias plus
+ * dl or dr (a_zero times the skipped weights, per 16-channel block of the
+ * tile). gl = gr = 0: none. */
+struct conv_cols {
+	int gl, gr;
+	const __m512i *dl, *dr;
+};
+
+/* Groups [0, n_g) of a kernel row (windows at ap + r * PS, weights at wg)
+ * into the accumulators of pixels r0 .. r1 - 1. */
+static ALWAYS_INLINE void conv_row_groups(int nb, int ps, int r0, int r1, int n_g,
+					  const uint8_t *ap, const int8_t *wg,
+					  __m512i (*acc)[GEMM_NB])
+{
+	for (int g = 0; g < n_g; g++, ap += 4, wg += GEMM_NR * 4) {
+		__m512i w[GEMM_NB];
+#pragma GCC unroll 2
+		for (int b = 0; b < nb; b++)
+			w[b] = _mm512_loadu_si512(wg + 64 * b);
+#pragma GCC unroll 16
+		for (int r = r0; r < r1; r++) {
+			__m512i av = _mm512_set1_epi32(load_u32(ap + r * ps));
+#pragma GCC unroll 2
+			for (int b = 0; b < nb; b++)
+				acc[r][b] = dpbusd(acc[r][b], av, w[b]);
+		}
+	}
+}
+
 /* MR x (16 * NB) tile of the conv GEMM: row r reads kernel row ki at
  * rb[r] + ki * rs[r] (kwc bytes); wp is the panel. MR up to GEMM_MR with two
  * blocks, CONV_MR1 with one. PS > 0 (a constant): the rows are pixels PS
  * bytes apart, row r at rb[0] + r * PS (one pointer where MR pointers would
- * not fit the general registers). */
+ * not fit the general registers), and cols may skip the edge pixels'
+ * padding columns. */
 static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int kh, int kwc,
 				   const uint8_t *const *rb, const size_t *rs, const int8_t *wp,
-				   const struct rq16 *q, const struct rq_out *o,
-				   const struct clamp_u8 *cl, uint8_t *c, size_t ldc)
+				   const struct conv_cols *cols, const struct rq16 *q,
+				   const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
+				   size_t ldc)
 {
 	__m512i acc[CONV_MR1][GEMM_NB];
 #pragma GCC unroll 16
@@ -186,6 +219,14 @@ static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int 
 #pragma GCC unroll 2
 		for (int b = 0; b < nb; b++)
 			acc[r][b] = q[b].bias;
+	int gl = ps ? cols->gl : 0, gr = ps ? cols->gr : 0;
+#pragma GCC unroll 2
+	for (int b = 0; b < nb; b++) {
+		if (gl)
+			acc[0][b] = _mm512_add_epi32(acc[0][b], cols->dl[b]);
+		if (gr)
+			acc[mr - 1][b] = _mm512_add_epi32(acc[mr - 1][b], cols->dr[b]);
+	}
 	int g4 = kwc / 4, tail = kwc & 3, kwc4 = (kwc + 3) & ~3;
 	for (int ki = 0; ki < kh; ki++) {
 		const uint8_t *ar[CONV_MR1];
@@ -197,20 +238,12 @@ static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int 
 			/* one pointer, the rows at constant offsets from it (GCC keeps
 			 * a register per row for ar[r] + 4 * g: 16 do not fit) */
 			const uint8_t *ap = ar[0];
-			const int8_t *wg = wk;
-			for (int g = 0; g < g4; g++, ap += 4, wg += GEMM_NR * 4) {
-				__m512i w[GEMM_NB];
-#pragma GCC unroll 2
-				for (int b = 0; b < nb; b++)
-					w[b] = _mm512_loadu_si512(wg + 64 * b);
-#pragma GCC unroll 16
-				for (int r = 0; r < mr; r++) {
-					__m512i av = _mm512_set1_epi32(load_u32(ap + r * ps));
-#pragma GCC unroll 2
-					for (int b = 0; b < nb; b++)
-						acc[r][b] = dpbusd(acc[r][b], av, w[b]);
-				}
-			}
+			int mid = g4 - gl - gr;
+			conv_row_groups(nb, ps, 1, mr, gl, ap, wk, acc);
+			conv_row_groups(nb, ps, 0, mr, mid, ap + 4 * gl, wk + (size_t)gl * GEMM_NR * 4,
+					acc);
+			conv_row_groups(nb, ps, 0, mr - 1, gr, ap + 4 * (g4 - gr),
+					wk + (size_t)(g4 - gr) * GEMM_NR * 4, acc);
 		}
 		for (int g = 0; g < (ps ? 0 : g4); g++) {
 			__m512i w[GEMM_NB];
@@ -246,17 +279,18 @@ static ALWAYS_INLINE void conv_tile(enum gemm_rq F, int mr, int nb, int ps, int 
 	gemm_tile_store(F, mr, nb, acc, q, &none, o, cl, c, ldc);
 }
 
-/* Kernel row ki of conv_tile_2rows (its windows at ap and bp, its weights
- * at wg): for the first output row's accumulators acc[0..mr-1] if A, the
- * second's acc[mr..2mr-1] if B. */
-static ALWAYS_INLINE void conv_2rows_krow(int mr, int ps, int g4, int tail, const uint8_t *ap,
-					  const uint8_t *bp, const int8_t *wg, bool A, bool B,
-					  __m512i (*acc)[GEMM_NB])
+/* Groups [0, n_g) of a kernel row of conv_tile_2rows (its windows at ap
+ * and bp, its weights at wg) for pixels r0 .. r1 - 1: of the first output
+ * row's accumulators acc[0..mr-1] if A, the second's acc[mr..2mr-1] if B. */
+static ALWAYS_INLINE void conv_2rows_groups(int mr, int ps, int r0, int r1, int n_g,
+					    const uint8_t *ap, const uint8_t *bp,
+					    const int8_t *wg, bool A, bool B,
+					    __m512i (*acc)[GEMM_NB])
 {
-	for (int g = 0; g < g4; g++, ap += 4, bp += 4, wg += GEMM_NR * 4) {
+	for (int g = 0; g < n_g; g++, ap += 4, bp += 4, wg += GEMM_NR * 4) {
 		__m512i w = _mm512_loadu_si512(wg);
 #pragma GCC unroll 16
-		for (int r = 0; r < mr; r++) {
+		for (int r = r0; r < r1; r++) {
 			if (A)
 				acc[r][0] = dpbusd(acc[r][0], _mm512_set1_epi32(load_u32(ap + r * ps)), w);
 			if (B)
@@ -264,8 +298,25 @@ static ALWAYS_INLINE void conv_2rows_krow(int mr, int ps, int g4, int tail, cons
 					dpbusd(acc[mr + r][0], _mm512_set1_epi32(load_u32(bp + r * ps)), w);
 		}
 	}
+}
+
+/* Kernel row ki of conv_tile_2rows: its gl first groups without pixel 0,
+ * its gr last without pixel mr - 1 (see struct conv_cols), as
+ * conv_2rows_groups says; the tail of a kwc not a multiple of 4 (then gl =
+ * gr = 0) for every pixel. */
+static ALWAYS_INLINE void conv_2rows_krow(int mr, int ps, int g4, int tail, int gl, int gr,
+					  const uint8_t *ap, const uint8_t *bp, const int8_t *wg,
+					  bool A, bool B, __m512i (*acc)[GEMM_NB])
+{
+	conv_2rows_groups(mr, ps, 1, mr, gl, ap, bp, wg, A, B, acc);
+	size_t o = 4 * (size_t)gl, ow = (size_t)gl * GEMM_NR * 4;
+	conv_2rows_groups(mr, ps, 0, mr, g4 - gl - gr, ap + o, bp + o, wg + ow, A, B, acc);
+	o = 4 * (size_t)(g4 - gr), ow = (size_t)(g4 - gr) * GEMM_NR * 4;
+	conv_2rows_groups(mr, ps, 0, mr - 1, gr, ap + o, bp + o, wg + ow, A, B, acc);
 	if (tail) {
-		__m512i w = _mm512_loadu_si512(wg);
+		ap += 4 * (size_t)g4;
+		bp += 4 * (size_t)g4;
+		__m512i w = _mm512_loadu_si512(wg + (size_t)g4 * GEMM_NR * 4);
 		/* masked: the bytes past the run are neither read nor faulted on */
 		__mmask16 tk = (__mmask16)((1u << tail) - 1);
 #pragma GCC unroll 16
@@ -292,37 +343,48 @@ static ALWAYS_INLINE void conv_2rows_krow(int mr, int ps, int g4, int tail, cons
  * vpdpbusd stream on Zen 4; ResNet's 16-channel convs 8.60 -> 8.55 us). */
 static ALWAYS_INLINE void conv_tile_2rows(enum gemm_rq F, int mr, int ps, int kh, int kwc,
 					  const uint8_t *a0, size_t rs, size_t d2,
-					  const int8_t *wp, const struct rq16 *q,
-					  const struct rq_out *o, const struct clamp_u8 *cl,
-					  uint8_t *c, size_t c2, size_t ldc)
+					  const int8_t *wp, const struct conv_cols *cols,
+					  const struct rq16 *q, const struct rq_out *o,
+					  const struct clamp_u8 *cl, uint8_t *c, size_t c2, size_t ldc)
 {
 	__m512i acc[2 * CONV_MR2][GEMM_NB];
 #pragma GCC unroll 32
 	for (int r = 0; r < 2 * mr; r++)
 		acc[r][0] = q[0].bias;
+	int gl = cols->gl, gr = cols->gr;
+	if (gl) {
+		acc[0][0] = _mm512_add_epi32(acc[0][0], cols->dl[0]);
+		acc[mr][0] = _mm512_add_epi32(acc[mr][0], cols->dl[0]);
+	}
+	if (gr) {
+		acc[mr - 1][0] = _mm512_add_epi32(acc[mr - 1][0], cols->dr[0]);
+		acc[2 * mr - 1][0] = _mm512_add_epi32(acc[2 * mr - 1][0], cols->dr[0]);
+	}
 	int g4 = kwc / 4, tail = kwc & 3, kwc4 = (kwc + 3) & ~3;
 	for (int ki = 0; ki + 1 < kh; ki++) {
 		const uint8_t *ap = a0 + (size_t)ki * rs;
-		conv_2rows_krow(mr, ps, g4, tail, ap, ap + d2, wp + (size_t)ki * kwc4 * GEMM_NR, true,
-				true, acc);
+		conv_2rows_krow(mr, ps, g4, tail, gl, gr, ap, ap + d2,
+				wp + (size_t)ki * kwc4 * GEMM_NR, true, true, acc);
 	}
 	const uint8_t *ap = a0 + (size_t)(kh - 1) * rs;
 	const int8_t *wl = wp + (size_t)(kh - 1) * kwc4 * GEMM_NR;
 	const struct rq_screen none = {0};
-	conv_2rows_krow(mr, ps, g4, tail, ap, ap + d2, wl, true, false, acc);
+	conv_2rows_krow(mr, ps, g4, tail, gl, gr, ap, ap + d2, wl, true, false, acc);
 	gemm_tile_store(F, mr, 1, acc, q, &none, o, cl, c, ldc);
-	conv_2rows_krow(mr, ps, g4, tail, ap, ap + d2, wl, false, true, acc);
+	conv_2rows_krow(mr, ps, g4, tail, gl, gr, ap, ap + d2, wl, false, true, acc);
 	gemm_tile_store(F, mr, 1, acc + mr, q, &none, o, cl, c + c2, ldc);
 }
 
 #define CONV_ROW2_CASE(MR_)                                                            \
 	case MR_:                                                                      \
-		conv_tile_2rows(F, MR_, PS, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc); \
+		conv_tile_2rows(F, MR_, PS, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2,  \
+				ldc);                                                  \
 		break
 
 static ALWAYS_INLINE void conv_row2_tile_mode(enum gemm_rq F, int PS, int mr, int kh, int kwc,
 					      const uint8_t *a0, size_t rs, size_t d2,
-					      const int8_t *wp, const struct rq16 *q,
+					      const int8_t *wp, const struct conv_cols *cols,
+					      const struct rq16 *q,
 					      const struct rq_out *o, const struct clamp_u8 *cl,
 					      uint8_t *c, size_t c2, size_t ldc)
 {
@@ -340,25 +402,25 @@ static ALWAYS_INLINE void conv_row2_tile_mode(enum gemm_rq F, int PS, int mr, in
  * sends a float requantization that does not fit to the general tiles). */
 static void conv_row2_tile_any(enum gemm_rq F, int ps, int mr, int kh, int kwc,
 			       const uint8_t *a0, size_t rs, size_t d2, const int8_t *wp,
-			       const struct rq16 *q, const struct rq_out *o,
+			       const struct conv_cols *cols, const struct rq16 *q, const struct rq_out *o,
 			       const struct clamp_u8 *cl, uint8_t *c, size_t c2, size_t ldc)
 {
 	bool fit = F == GEMM_RQ_F32_FIT;
 	if (ps == 16 && fit)
-		conv_row2_tile_mode(GEMM_RQ_F32_FIT, 16, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2,
+		conv_row2_tile_mode(GEMM_RQ_F32_FIT, 16, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2,
 				    ldc);
 	else if (ps == 16)
-		conv_row2_tile_mode(GEMM_RQ_Q31, 16, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
+		conv_row2_tile_mode(GEMM_RQ_Q31, 16, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2, ldc);
 	else if (fit)
-		conv_row2_tile_mode(GEMM_RQ_F32_FIT, 32, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2,
+		conv_row2_tile_mode(GEMM_RQ_F32_FIT, 32, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2,
 				    ldc);
 	else
-		conv_row2_tile_mode(GEMM_RQ_Q31, 32, mr, kh, kwc, a0, rs, d2, wp, q, o, cl, c, c2, ldc);
+		conv_row2_tile_mode(GEMM_RQ_Q31, 32, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2, ldc);
 }
 
 #define CONV_TILE_CASE(MR_, NB_)                                                       \
 	case (MR_) * 4 + (NB_):                                                        \
-		conv_tile(F, MR_, NB_, 0, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);      \
+		conv_tile(F, MR_, NB_, 0, kh, kwc, rb, rs, wp, NULL, q, o, cl, c, ldc); \
 		break
 
 static ALWAYS_INLINE void conv_tile_mode(enum gemm_rq F, int mr, int nb, int kh, int kwc,
@@ -386,14 +448,15 @@ static ALWAYS_INLINE void conv_tile_mode(enum gemm_rq F, int mr, int nb, int kh,
 
 #define CONV_ROW_CASE(MR_, NB_)                                                        \
 	case (MR_) * 4 + (NB_):                                                        \
-		conv_tile(F, MR_, NB_, PS, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);     \
+		conv_tile(F, MR_, NB_, PS, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc); \
 		break
 
 /* A tile of mr pixels of one output row, PS bytes apart, in nb blocks of 16
  * channels (nb = 2: mr <= CONV_MR2, 28 accumulators). */
 static ALWAYS_INLINE void conv_row_tile_mode(enum gemm_rq F, int PS, int mr, int nb, int kh,
 					     int kwc, const uint8_t *const *rb, const size_t *rs,
-					     const int8_t *wp, const struct rq16 *q,
+					     const int8_t *wp, const struct conv_cols *cols,
+					     const struct rq16 *q,
 					     const struct rq_out *o, const struct clamp_u8 *cl,
 					     uint8_t *c, size_t ldc)
 {
@@ -420,22 +483,22 @@ static bool conv_row_step(int ps)
 
 static void conv_row_tile_any(enum gemm_rq F, int ps, int mr, int nb, int kh, int kwc,
 			      const uint8_t *const *rb, const size_t *rs, const int8_t *wp,
-			      const struct rq16 *q, const struct rq_out *o,
+			      const struct conv_cols *cols, const struct rq16 *q, const struct rq_out *o,
 			      const struct clamp_u8 *cl, uint8_t *c, size_t ldc)
 {
 	bool fit = F == GEMM_RQ_F32_FIT;
 	if (ps == 16 && fit)
-		conv_row_tile_mode(GEMM_RQ_F32_FIT, 16, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_F32_FIT, 16, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
 	else if (ps == 16)
-		conv_row_tile_mode(GEMM_RQ_Q31, 16, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_Q31, 16, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
 	else if (ps == 32 && fit)
-		conv_row_tile_mode(GEMM_RQ_F32_FIT, 32, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_F32_FIT, 32, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
 	else if (ps == 32)
-		conv_row_tile_mode(GEMM_RQ_Q31, 32, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_Q31, 32, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
 	else if (fit)
-		conv_row_tile_mode(GEMM_RQ_F32_FIT, 64, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_F32_FIT, 64, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
 	else
-		conv_row_tile_mode(GEMM_RQ_Q31, 64, mr, nb, kh, kwc, rb, rs, wp, q, o, cl, c, ldc);
+		conv_row_tile_mode(GEMM_RQ_Q31, 64, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
 }
 
 static void conv_tile_any(enum gemm_rq F, int mr, int nb, int kh, int kwc,
@@ -770,49 +833,82 @@ static void conv_live_krows(const struct qconv_params *p, int oh, int *k0, int *
 		*k1 = *k0;
 }
 
+/* Groups [gl of each kernel row's first, gr of its last] that a row tile's
+ * first and last pixels skip (struct conv_cols): the kernel columns of
+ * output column 0 left of the input, of the last output column right of it
+ * (0 unless c is a multiple of 4, so that columns are whole groups). */
+static void conv_side_groups(const struct qconv_params *p, int *gl, int *gr)
+{
+	*gl = *gr = 0;
+	if (p->c % 4 != 0)
+		return;
+	int left = p->pad_l < p->kw ? p->pad_l : p->kw;
+	int inside = p->w_in - ((p->w_out - 1) * p->stride_w - p->pad_l); /* last window */
+	int right = inside >= p->kw ? 0 : inside <= 0 ? p->kw : p->kw - inside;
+	if (left + right > p->kw)
+		return; /* one pixel, and its sides overlap: nothing skipped */
+	*gl = left * p->c / 4;
+	*gr = right * p->c / 4;
+}
+
 /* Output rows whose top or bottom kernel rows fall wholly in the padding
- * (the first and last rows of a padded conv), at most this many per conv:
- * the row tiles skip those kernel rows and start from a bias that holds
- * what they would have added, a_zero * sum w over them. */
+ * (the first and last rows of a padded conv), at most this many per conv;
+ * the rest run every kernel row, which the padded copy makes right too. */
 #define CONV_EDGE_ROWS 8
 
-struct conv_edge {
+/* What the row tiles of output row oh skip: the kernel rows outside
+ * [k0, k1), and at the sides the groups conv_side_groups gives; its tiles
+ * start from bias (qc's plus a_zero times the skipped kernel rows' weights)
+ * and the first and last pixels' deltas dl and dr (a_zero times the
+ * weights of their skipped groups in kernel rows k0 .. k1 - 1). */
+struct conv_rows {
 	int oh, k0, k1;
-	__m512i bias[CONV_RQ_BLOCKS];
+	__m512i bias[CONV_RQ_BLOCKS], dl[CONV_RQ_BLOCKS], dr[CONV_RQ_BLOCKS];
 };
 
-/* The edge rows of p in order of oh (at most CONV_EDGE_ROWS; the rest run
- * every kernel row, which the padded copy makes right too) with their
- * biases: qc's plus a_zero times the skipped kernel rows' weights, summed
- * per channel from the panels by vpdpbusd with bytes of 1. */
-static int conv_edges(const struct qconv_params *p, const void *packed, const struct rq16 *qc,
-		      struct conv_edge *edges)
+/* Sum of the packed weights of 16-channel block b over kernel rows
+ * [k0, k1) and groups [g0, g1) of each: vpdpbusd with bytes of 1. */
+static __m512i conv_weight_sum(const struct qconv_params *p, const void *packed, int b, int k0,
+			       int k1, int g0, int g1)
 {
-	int kwc4 = conv_kwc4(p->kw, p->c), n = 0;
+	int kwc4 = conv_kwc4(p->kw, p->c);
 	size_t panel_bytes = (size_t)p->kh * kwc4 * GEMM_NR;
-	const __m512i ones = _mm512_set1_epi8(1), az = _mm512_set1_epi32(p->a_zero);
-	for (int oh = 0; oh < p->h_out && n < CONV_EDGE_ROWS; oh++) {
-		int k0, k1;
-		conv_live_krows(p, oh, &k0, &k1);
-		if (k0 == 0 && k1 == p->kh)
-			continue;
-		struct conv_edge *e = &edges[n++];
-		e->oh = oh;
-		e->k0 = k0;
-		e->k1 = k1;
+	const int8_t *wb = (const int8_t *)packed + (size_t)(b / 2) * panel_bytes + 64 * (b % 2);
+	const __m512i ones = _mm512_set1_epi8(1);
+	__m512i s = _mm512_setzero_si512();
+	for (int ki = k0; ki < k1; ki++)
+		for (int g = g0; g < g1; g++)
+			s = dpbusd(s, ones,
+				   _mm512_loadu_si512(wb + ((size_t)ki * kwc4 / 4 + g) * GEMM_NR * 4));
+	return s;
+}
+
+/* rows[0]: every output row with all its kernel rows; rows[1..n] (n
+ * returned): the edge rows in order of oh. */
+static int conv_row_classes(const struct qconv_params *p, const void *packed,
+			    const struct rq16 *qc, struct conv_rows *rows)
+{
+	int gl, gr, g4 = conv_kwc4(p->kw, p->c) / 4, n = 0;
+	conv_side_groups(p, &gl, &gr);
+	const __m512i az = _mm512_set1_epi32(p->a_zero);
+	for (int oh = -1; oh < p->h_out && n < CONV_EDGE_ROWS; oh++) {
+		int k0 = 0, k1 = p->kh;
+		if (oh >= 0) {
+			conv_live_krows(p, oh, &k0, &k1);
+			if (k0 == 0 && k1 == p->kh)
+				continue;
+		}
+		struct conv_rows *r = &rows[oh < 0 ? 0 : ++n];
+		r->oh = oh;
+		r->k0 = k0;
+		r->k1 = k1;
 		for (int b = 0; b < (p->c_out + 15) / 16; b++) {
-			const int8_t *wb = (const int8_t *)packed + (size_t)(b / 2) * panel_bytes +
-					   64 * (b % 2);
-			__m512i s = _mm512_setzero_si512();
-			for (int ki = 0; ki < p->kh; ki++) {
-				if (ki >= k0 && ki < k1)
-					continue; /* live: not summed */
-				for (int g = 0; g < kwc4 / 4; g++)
-					s = dpbusd(s, ones,
-						   _mm512_loadu_si512(wb + ((size_t)ki * kwc4 / 4 + g) *
-										   GEMM_NR * 4));
-			}
-			e->bias[b] = _mm512_add_epi32(qc[b].bias, _mm512_mullo_epi32(s, az));
+			__m512i dead = _mm512_add_epi32(conv_weight_sum(p, packed, b, 0, k0, 0, g4),
+							conv_weight_sum(p, packed, b, k1, p->kh, 0, g4));
+			r->bias[b] = _mm512_add_epi32(qc[b].bias, _mm512_mullo_epi32(dead, az));
+			r->dl[b] = _mm512_mullo_epi32(conv_weight_sum(p, packed, b, k0, k1, 0, gl), az);
+			r->dr[b] = _mm512_mullo_epi32(
+				conv_weight_sum(p, packed, b, k0, k1, g4 - gr, g4), az);
 		}
 	}
 	return n;
@@ -861,9 +957,10 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	const int ps = p->stride_w * p->c;
 	const bool row_tiles = padded && p->c_out <= 16 * CONV_RQ_BLOCKS && conv_row_step(ps) &&
 			       form != GEMM_RQ_F32;
-	struct conv_edge edges[CONV_EDGE_ROWS];
+	struct conv_rows rows_of[1 + CONV_EDGE_ROWS];
 	struct rq16 qe[CONV_RQ_BLOCKS];
-	int n_edges = row_tiles ? conv_edges(p, packed, qc, edges) : 0;
+	int n_edges = row_tiles ? conv_row_classes(p, packed, qc, rows_of) : 0, gl, gr;
+	conv_side_groups(p, &gl, &gr);
 	for (int img = 0; img < p->n; img++) {
 		const uint8_t *xi = x + (size_t)img * x_image;
 		/* windows of the padded image: pixel (oh, ow) starts at (oh*sh, ow*sw) */
@@ -885,25 +982,23 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 			/* one block: two output rows at a time where a row's tiles are
 			 * short enough (compiled for pixel steps 16 and 32) */
 			int rows = nb == 1 && per <= CONV_MR2 && ps <= 32 ? 2 : 1;
-			int e = 0; /* the next of edges[] */
+			int e = 1; /* the next edge row: rows_of[e] */
 			for (int oh = 0, nr = 1; oh < p->h_out; oh += nr) {
 				/* edge rows one at a time, from their kernel rows k0..k1-1 */
-				bool edge = e < n_edges && edges[e].oh == oh;
+				bool edge = e <= n_edges && rows_of[e].oh == oh;
 				nr = rows == 2 && !edge && oh + 1 < p->h_out &&
-						     !(e < n_edges && edges[e].oh == oh + 1)
+						     !(e <= n_edges && rows_of[e].oh == oh + 1)
 					     ? 2
 					     : 1;
-				int k0 = 0, k1 = p->kh;
+				const struct conv_rows *rc = &rows_of[edge ? e++ : 0];
+				int k0 = rc->k0, k1 = rc->k1;
 				const struct rq16 *qr = qc;
 				if (edge) {
-					k0 = edges[e].k0;
-					k1 = edges[e].k1;
 					for (int b = 0; b < n_blocks; b++) {
 						qe[b] = qc[b];
-						qe[b].bias = edges[e].bias[b];
+						qe[b].bias = rc->bias[b];
 					}
 					qr = qe;
-					e++;
 				}
 				const int8_t *wk = (const int8_t *)packed + (size_t)k0 * kwc4 * GEMM_NR;
 				for (int ow0 = 0; ow0 < p->w_out; ow0 += per) {
@@ -911,21 +1006,27 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 					const uint8_t *rb = base + (size_t)oh * p->stride_h * base_row +
 							    k0 * rs + (size_t)ow0 * ps;
 					uint8_t *yo = yi + ((size_t)oh * p->w_out + ow0) * p->c_out;
+					struct conv_cols cols = {ow0 == 0 ? gl : 0,
+								 ow0 + mr == p->w_out ? gr : 0, rc->dl,
+								 rc->dr};
 					if (nr == 2)
 						conv_row2_tile_any(form, ps, mr, p->kh, kwc, rb, rs,
 								   (size_t)p->stride_h * base_row, wk,
-								   qr, &o, &cl, yo,
+								   &cols, qr, &o, &cl, yo,
 								   (size_t)p->w_out * p->c_out,
 								   (size_t)p->c_out);
 					else
 						for (int j0 = 0; j0 < p->c_out; j0 += GEMM_NR) {
 							int nbj = p->c_out - j0 > 16 ? 2 : 1;
+							struct conv_cols cj = {cols.gl, cols.gr,
+									       rc->dl + j0 / 16,
+									       rc->dr + j0 / 16};
 							conv_row_tile_any(form, ps, mr, nbj, k1 - k0, kwc,
 									  &rb, &rs,
 									  wk + (size_t)(j0 / GEMM_NR) *
 										       panel_bytes,
-									  qr + j0 / 16, &o, &cl, yo + j0,
-									  (size_t)p->c_out);
+									  &cj, qr + j0 / 16, &o, &cl,
+									  yo + j0, (size_t)p->c_out);
 						}
 				}
 			}
