@@ -914,6 +914,37 @@ static int conv_row_classes(const struct qconv_params *p, const void *packed,
 	return n;
 }
 
+/* Whether the row tiles, skipping the kernel rows conv_row_classes and the
+ * groups conv_side_groups say, read no byte of padding: then they read x in
+ * place, without the padded copy (ResNet's 3x3 convs with pad 1). So: every
+ * edge row has its class, the only pixels with columns outside the input
+ * are a row's first (left of it) and last (right of it), and those columns
+ * are whole groups. */
+static bool conv_reads_inside(const struct qconv_params *p)
+{
+	int edges = 0;
+	for (int oh = 0; oh < p->h_out; oh++) {
+		int k0, k1;
+		conv_live_krows(p, oh, &k0, &k1);
+		edges += k0 > 0 || k1 < p->kh;
+	}
+	if (edges > CONV_EDGE_ROWS)
+		return false;
+	int gl, gr, sw = p->stride_w, pl = p->pad_l, kw = p->kw, w_out = p->w_out;
+	conv_side_groups(p, &gl, &gr);
+	int first = -pl, last = (w_out - 1) * sw - pl; /* the first and last windows */
+	int left = first < 0 ? (-first < kw ? -first : kw) : 0;
+	int right = last + kw > p->w_in ? (last + kw - p->w_in < kw ? last + kw - p->w_in : kw) : 0;
+	if (4 * gl != left * p->c || 4 * gr != right * p->c)
+		return false; /* some side columns are not skipped */
+	if (w_out == 1)
+		return true;
+	/* the first window ends inside, the last starts inside, the second and
+	 * the last but one lie inside */
+	return first + kw <= p->w_in && last >= 0 && first + sw >= 0 &&
+	       last - sw + kw <= p->w_in;
+}
+
 /* The GEMM formulation, image by image: output pixel i of the image is row
  * i, its kernel row ki the kwc contiguous bytes of the window's row ki in
  * the padded copy (or in x, or a border row when dil_w > 1). Row tiles where
@@ -961,12 +992,17 @@ static void conv_run(const struct qconv_params *p, const uint8_t *x, const void 
 	struct rq16 qe[CONV_RQ_BLOCKS];
 	int n_edges = row_tiles ? conv_row_classes(p, packed, qc, rows_of) : 0, gl, gr;
 	conv_side_groups(p, &gl, &gr);
+	const bool inside = row_tiles && g.copy && conv_reads_inside(p);
 	for (int img = 0; img < p->n; img++) {
 		const uint8_t *xi = x + (size_t)img * x_image;
 		/* windows of the padded image: pixel (oh, ow) starts at (oh*sh, ow*sw) */
 		const uint8_t *base = xi;
 		size_t base_row = x_pixel_row;
-		if (padded && g.copy) {
+		if (inside) {
+			/* the padded image's origin: never read outside x */
+			base = (const uint8_t *)((uintptr_t)xi -
+						 ((size_t)p->pad_t * p->w_in + (size_t)p->pad_l) * p->c);
+		} else if (padded && g.copy) {
 			conv_pad_image(p, &g, xi, p->work);
 			base = p->work;
 			base_row = (size_t)g.cols * p->c;
