@@ -19,6 +19,12 @@
  *   onnx/resize-empty-output-huge-dims.onnx  a Resize to sizes [1, 0, 1, 2^30]:
  *       its index maps, 8 GiB, were sized for an output with no element. A
  *       node whose output is empty now runs nothing and needs no scratch.
+ *   onnx/constant-of-shape-copied-by-mul.onnx  a ConstantOfShape of 117
+ *       million int64 (939 MB, inside the 1 GiB that folding may make) that
+ *       a Mul folded into a copy of the same size: folds were counted only
+ *       where they grew, so the second copy passed the fuzzer's 2 GB limit.
+ *       Every folded constant now counts whole (fold_budget): refused at the
+ *       Mul, naming it.
  *   presso/q31-add-output-scale-overflow.presso  an Add whose output scale is
  *       tiny next to its inputs': the Q31 table's requantized sum plus the
  *       zero point overflowed int32 while the model was built.

@@ -1539,6 +1539,27 @@ Test(fold, constants_that_grow_past_the_bound_are_refused)
 	}
 }
 
+/* Each fold's output counts whole against the same bound, not only what
+ * grows: a copy of a large constant (fuzz_onnx: a Mul of a 939 MB
+ * ConstantOfShape by one, whose two copies passed its 2 GB limit) is refused
+ * by name when the two together would pass it. */
+Test(fold, copies_of_constants_count_against_the_bound)
+{
+	struct mb b;
+	mb_init(&b, 13);
+	mb_input(&b, "x", (int64_t[]){-1, 3}, 2);
+	/* 100 M elements: 800 MiB as the fold counts a ConstantOfShape (int64
+	 * room), 400 MiB as the float copy */
+	mb_init_i64(&b, "big", (int64_t[]){2}, 1, (int64_t[]){100, 1 << 20});
+	mb_node(&b, "ConstantOfShape", "fill", (const char *[]){"big", NULL}, "c");
+	mb_node(&b, "Neg", "copy", (const char *[]){"c", NULL}, "d");
+	mb_node(&b, "ReduceMean", "use", (const char *[]){"d", NULL}, "m");
+	mb_node(&b, "Add", "y", (const char *[]){"x", "m", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_UNSUPPORTED, "node 'copy': Neg makes a constant of 104857600 elements");
+	mb_free(&b);
+}
+
 /* ConstantOfShape over a constant shape is a weight (filled with its value);
  * over a shape that follows the batch it is refused by name. */
 Test(fold, constant_of_shape)

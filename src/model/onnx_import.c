@@ -73,7 +73,7 @@ struct builder {
 	int64_t opset;
 	const Onnx__GraphProto *gp; /* the graph being imported */
 	bool keep_batchnorm; /* graph_load_opts: leave BatchNormalization unfolded */
-	int64_t grown_bytes; /* made at load beyond the inputs' size (fold_grows) */
+	int64_t folded_bytes; /* of the constants made at load (fold_budget) */
 	struct lifted {
 		int v3, v4; /* a 3-D value and its [N, C, 1, L] twin (import_lifted) */
 	} *lifted;
@@ -118,12 +118,13 @@ static enum presso_status refuse_batch_zeros(const struct builder *b, int v, con
 			   b->batch_zeros[v], b->g->values[v].name, reader);
 }
 
-/* The most bytes that folding at load may make beyond its inputs' own size:
- * ConstantOfShape, Expand and broadcasts of constants turn a few bytes of a
- * model into as many elements as they name, so a malformed file could make
- * presso allocate gigabytes. A model's real ones (shapes, masks, tokens) are
- * far smaller. */
-#define FOLD_MAX_GROWN_BYTES ((int64_t)1 << 30)
+/* The most bytes of constants that folding at load may make in a model, each
+ * fold's output counted whole: ConstantOfShape, Expand and broadcasts turn a
+ * few bytes of a model into as many elements as they name, and each fold of
+ * such a constant copies it again, so a malformed file could make presso
+ * allocate gigabytes. A model's real ones (shapes, masks, tokens, the weights
+ * of a QDQ export) are far smaller. */
+#define FOLD_MAX_BYTES ((int64_t)1 << 30)
 
 static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, int *rank);
 static enum presso_status add_const_value(struct builder *b, const char *name, const char *suffix,
@@ -131,8 +132,8 @@ static enum presso_status add_const_value(struct builder *b, const char *name, c
 static enum presso_status add_op_node(struct builder *b, enum op_type op, const char *name,
 				      const char *suffix, int a, int c, int out_v,
 				      const struct node_attrs *attrs);
-static enum presso_status fold_grows(struct builder *b, const char *name, const char *op,
-				     int64_t count, size_t elem_bytes, int64_t in_elems);
+static enum presso_status fold_budget(struct builder *b, const char *name, const char *op,
+				      int64_t count, size_t elem_bytes);
 static enum presso_status slice_one_axis(struct builder *b, const char *name, int x,
 					 const struct shape *xs, int axis, int64_t first,
 					 int64_t count, int64_t step, int out_v);
@@ -1478,10 +1479,7 @@ static enum presso_status fold_node(struct builder *b, struct node *n, int out_v
 	if (s != PRESSO_OK)
 		return s;
 	size_t count = (size_t)shape_numel(&shapes[mini.output]);
-	int64_t in_elems = 0;
-	for (int i = 0; i < n->n_inputs; i++)
-		in_elems += n->inputs[i] >= 0 ? shape_numel(&shapes[i]) : 0;
-	if ((s = fold_grows(b, n->name, op_name(n->op), (int64_t)count, sizeof(float), in_elems)))
+	if ((s = fold_budget(b, n->name, op_name(n->op), (int64_t)count, sizeof(float))))
 		return s;
 	size_t scratch_bytes = engine_node_scratch_bytes(g, &mini, shapes);
 	float *out = malloc(sizeof(float) * (count ? count : 1));
@@ -1555,19 +1553,18 @@ static enum presso_status prefix_shape(struct builder *b, int v, int64_t *dims, 
 	return PRESSO_OK;
 }
 
-/* Refuses a fold whose count elements of elem_bytes each exceed what its
- * inputs hold (in_elems) past FOLD_MAX_GROWN_BYTES over the whole model. */
-static enum presso_status fold_grows(struct builder *b, const char *name, const char *op,
-				     int64_t count, size_t elem_bytes, int64_t in_elems)
+/* Refuses a fold whose output, count elements of elem_bytes each, would take
+ * the constants folded in the model past FOLD_MAX_BYTES; called before the
+ * output is allocated. */
+static enum presso_status fold_budget(struct builder *b, const char *name, const char *op,
+				      int64_t count, size_t elem_bytes)
 {
-	if (count <= in_elems)
-		return PRESSO_OK;
 	int64_t bytes = count * (int64_t)elem_bytes; /* count <= GRAPH_MAX_ELEMS */
-	if (bytes > FOLD_MAX_GROWN_BYTES - b->grown_bytes)
+	if (bytes > FOLD_MAX_BYTES - b->folded_bytes)
 		return status_fail(PRESSO_E_UNSUPPORTED,
-				   "node '%s': %s makes a constant of %lld elements from smaller ones; presso folds at most %lld MiB of such constants in a model",
-				   name, op, (long long)count, (long long)(FOLD_MAX_GROWN_BYTES >> 20));
-	b->grown_bytes += bytes;
+				   "node '%s': %s makes a constant of %lld elements, past the %lld MiB of constants presso folds in a model (the shapes, masks and tokens of real models are far smaller)",
+				   name, op, (long long)count, (long long)(FOLD_MAX_BYTES >> 20));
+	b->folded_bytes += bytes;
 	return PRESSO_OK;
 }
 
@@ -1694,7 +1691,7 @@ static enum presso_status fold_constant_of_shape(struct builder *b, const Onnx__
 		return status_fail(PRESSO_E_UNSUPPORTED,
 				   "node '%s': ConstantOfShape of more than %lld elements", name,
 				   (long long)GRAPH_MAX_ELEMS);
-	enum presso_status grow = fold_grows(b, name, "ConstantOfShape", count, sizeof(int64_t), 1);
+	enum presso_status grow = fold_budget(b, name, "ConstantOfShape", count, sizeof(int64_t));
 	if (grow != PRESSO_OK)
 		return grow;
 	/* the fill value: a one-element tensor, float 0 when absent */
@@ -1752,7 +1749,7 @@ static enum presso_status fold_eyelike(struct builder *b, const Onnx__NodeProto 
 				   name);
 	int64_t rows = xv->shape.dims[0], cols = xv->shape.dims[1], k = attr_int(np, "k", 0);
 	int64_t count = shape_numel(&xv->shape);
-	enum presso_status s = fold_grows(b, name, "EyeLike", count, sizeof(float), 1);
+	enum presso_status s = fold_budget(b, name, "EyeLike", count, sizeof(float));
 	if (s != PRESSO_OK)
 		return s;
 	float *f = calloc((size_t)(count ? count : 1), sizeof(float));
@@ -1792,6 +1789,9 @@ static enum presso_status fold_cast(struct builder *b, const Onnx__NodeProto *np
 				   dtype_name((int32_t)to));
 	if (to_float && has_sym(xv))
 		return depends_on_batch(name, "Cast", "a shape");
+	enum presso_status st = fold_budget(b, name, "Cast", n, to_float ? sizeof(float) : sizeof(int64_t));
+	if (st != PRESSO_OK)
+		return st;
 	float *f = to_float ? malloc(sizeof(float) * (size_t)(n ? n : 1)) : NULL;
 	int64_t *l = to_int ? malloc(sizeof(int64_t) * (size_t)(n ? n : 1)) : NULL;
 	if (!f && !l)
@@ -1919,6 +1919,10 @@ static enum presso_status fold_gather(struct builder *b, const Onnx__NodeProto *
 		if (iv->idata[k] < -dim || iv->idata[k] >= dim)
 			return status_fail(PRESSO_E_FORMAT, "node '%s': Gather index %lld out of range for %lld",
 					   name, (long long)iv->idata[k], (long long)dim);
+	enum presso_status st =
+		fold_budget(b, name, "Gather", count, xv->data ? sizeof(float) : sizeof(int64_t));
+	if (st != PRESSO_OK)
+		return st;
 	size_t nb = (size_t)(count ? count : 1);
 	float *f = xv->data ? malloc(sizeof(float) * nb) : NULL;
 	int64_t *l = xv->idata ? malloc(sizeof(int64_t) * nb) : NULL;
@@ -1941,11 +1945,16 @@ static enum presso_status fold_gather(struct builder *b, const Onnx__NodeProto *
 
 /* Copies the strided box of the constant xv that starts at lo[d] and steps by
  * step[d] in each dimension into a new constant out_v of shape sh. */
-static enum presso_status copy_box(struct builder *b, const struct value *xv, const int64_t *lo,
-				   const int64_t *step, const struct shape *sh, int out_v)
+static enum presso_status copy_box(struct builder *b, const char *name, const struct value *xv,
+				   const int64_t *lo, const int64_t *step, const struct shape *sh,
+				   int out_v)
 {
 	int r = xv->shape.n_dims;
 	int64_t count = shape_numel(sh);
+	enum presso_status st =
+		fold_budget(b, name, "Slice", count, xv->data ? sizeof(float) : sizeof(int64_t));
+	if (st != PRESSO_OK)
+		return st;
 	size_t nb = (size_t)(count ? count : 1);
 	float *f = xv->data ? malloc(sizeof(float) * nb) : NULL;
 	int64_t *l = xv->idata ? malloc(sizeof(int64_t) * nb) : NULL;
@@ -1985,7 +1994,7 @@ static enum presso_status slice_one_axis(struct builder *b, const char *name, in
 		lo[axis] = first;
 		st[axis] = step;
 		sh.dims[axis] = count;
-		return copy_box(b, &g->values[x], lo, st, &sh, out_v);
+		return copy_box(b, name, &g->values[x], lo, st, &sh, out_v);
 	}
 	struct node n = {.op = OP_SLICE, .n_inputs = 1, .output = out_v};
 	n.inputs[0] = x;
@@ -2097,7 +2106,7 @@ static enum presso_status import_slice(struct builder *b, const Onnx__NodeProto 
 		}
 	}
 	if (value_is_const(&b->g->values[in[0]]))
-		return copy_box(b, &b->g->values[in[0]], lo, step, &sh, out_v);
+		return copy_box(b, name, &b->g->values[in[0]], lo, step, &sh, out_v);
 	if (n_cut > 1) {
 		/* one OP_SLICE per sliced dimension, "<name>#<d>" writing
 		 * "<output>#<d>", the last one the output */
@@ -2307,10 +2316,7 @@ static enum presso_status fold_equal_where(struct builder *b, const char *name, 
 		return status_fail(PRESSO_E_FORMAT, "node '%s': %s inputs do not broadcast", name, op);
 	if (!shape_numel_checked(&os, &count))
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': %s output too large", name, op);
-	int64_t in_elems = 0;
-	for (int i = 0; i < n_in; i++)
-		in_elems += shape_numel(sh[i]);
-	enum presso_status grow = fold_grows(b, name, op, count, sizeof(int64_t), in_elems);
+	enum presso_status grow = fold_budget(b, name, op, count, sizeof(int64_t));
 	if (grow != PRESSO_OK)
 		return grow;
 	size_t nb = (size_t)(count ? count : 1);
@@ -2375,7 +2381,7 @@ static enum presso_status expand_computed(struct builder *b, const char *name, i
 	int64_t count;
 	if (!shape_numel_checked(&ones, &count))
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Expand output too large", name);
-	if ((st = fold_grows(b, name, "Expand", count, sizeof(float), 0)) != PRESSO_OK)
+	if ((st = fold_budget(b, name, "Expand", count, sizeof(float))) != PRESSO_OK)
 		return st;
 	float *one = malloc(sizeof(float) * (size_t)(count ? count : 1));
 	if (!one)
@@ -2429,7 +2435,7 @@ static enum presso_status fold_expand(struct builder *b, const char *name, const
 	if (!shape_numel_checked(&os, &count))
 		return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': Expand output too large", name);
 	enum presso_status grow =
-		fold_grows(b, name, "Expand", count, sizeof(int64_t), shape_numel(&x->shape));
+		fold_budget(b, name, "Expand", count, sizeof(int64_t));
 	if (grow != PRESSO_OK)
 		return grow;
 	size_t nb = (size_t)(count ? count : 1);
@@ -2550,6 +2556,8 @@ static enum presso_status fold_int_concat(struct builder *b, struct node *n, int
 		outer *= ys->dims[d];
 	for (int d = axis + 1; d < ys->n_dims; d++)
 		inner *= ys->dims[d];
+	if ((s = fold_budget(b, n->name, "Concat", count, sizeof(int64_t))) != PRESSO_OK)
+		return s;
 	int64_t *out = malloc(sizeof(int64_t) * (size_t)(count ? count : 1)), *y = out;
 	if (!out)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -2590,6 +2598,9 @@ static enum presso_status fold_int_arith(struct builder *b, struct node *n, int 
 	 * higher rank between two one-element ones */
 	const struct value *big = nx > nw || (nx == nw && x->shape.n_dims >= w->shape.n_dims) ? x : w;
 	int64_t count = shape_numel(&big->shape);
+	enum presso_status st = fold_budget(b, n->name, op_name(n->op), count, sizeof(int64_t));
+	if (st != PRESSO_OK)
+		return st;
 	int64_t *out = malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
 	if (!out)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -2977,6 +2988,9 @@ static enum presso_status import_qdq(struct builder *b, const Onnx__NodeProto *n
 	xv = &g->values[x];
 	if (value_is_const(xv)) { /* fold */
 		int64_t n = shape_numel(&xv->shape);
+		s = fold_budget(b, name, op, n, quantize ? sizeof(int64_t) : sizeof(float));
+		if (s != PRESSO_OK)
+			return s;
 		size_t nb = (size_t)(n ? n : 1);
 		float *f = quantize ? NULL : malloc(sizeof(float) * nb);
 		int64_t *l = quantize ? malloc(sizeof(int64_t) * nb) : NULL;
