@@ -1069,6 +1069,8 @@ static enum presso_status read_pow(struct builder *b, struct node *n, const Onnx
 	if (!e || !e->idata)
 		return PRESSO_OK;
 	int64_t count = shape_numel(&e->shape);
+	if ((s = fold_budget(b, n->name, "Pow", count, sizeof(float))))
+		return s;
 	float *f = malloc(sizeof(float) * (size_t)(count ? count : 1));
 	if (!f)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
@@ -1513,6 +1515,8 @@ static enum presso_status fold_int_node(struct builder *b, struct node *n, int o
 	if (s != PRESSO_OK)
 		return s;
 	size_t count = (size_t)shape_numel(&x->shape);
+	if ((s = fold_budget(b, n->name, op_name(n->op), (int64_t)count, sizeof(int64_t))))
+		return s;
 	int64_t *out = malloc(sizeof(int64_t) * (count ? count : 1));
 	if (!out)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
