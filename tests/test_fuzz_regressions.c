@@ -25,6 +25,10 @@
  *       where they grew, so the second copy passed the fuzzer's 2 GB limit.
  *       Every folded constant now counts whole (fold_budget): refused at the
  *       Mul, naming it.
+ *   onnx/concat-empty-input-name.onnx  a Concat of integer constants with an
+ *       empty input name, taken for an omitted optional input: the fold read
+ *       the value before the first. Concat, Sum, Max and Min have no optional
+ *       input, so an empty name there is refused at load.
  *   presso/q31-add-output-scale-overflow.presso  an Add whose output scale is
  *       tiny next to its inputs': the Q31 table's requantized sum plus the
  *       zero point overflowed int32 while the model was built.

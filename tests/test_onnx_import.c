@@ -454,6 +454,17 @@ Test(import_errors, dangling_input_and_bad_shapes)
 	expect_error(&b, PRESSO_E_FORMAT, "graph output 'z'");
 	mb_free(&b);
 
+	/* an empty input name where the op has no optional input (fuzz_onnx: a
+	 * Concat of integer constants read the value before the first) */
+	mb_init(&b, 13);
+	mb_input(&b, "x", X_DIMS, 4);
+	mb_init_i64(&b, "s", (int64_t[]){1}, 1, (int64_t[]){2});
+	mb_node(&b, "Concat", "cat", (const char *[]){"s", "", NULL}, "c");
+	mb_node(&b, "Reshape", "r", (const char *[]){"x", "c", NULL}, "y");
+	mb_output(&b, "y");
+	expect_error(&b, PRESSO_E_FORMAT, "node 'cat': Concat input 1 is empty, but the op requires it");
+	mb_free(&b);
+
 	/* symbolic non-batch dimension */
 	mb_init(&b, 13);
 	mb_input(&b, "x", (int64_t[]){-1, -1, 5, 5}, 4);

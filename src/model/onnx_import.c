@@ -1408,6 +1408,13 @@ static int min_inputs(enum op_type op)
 	}
 }
 
+/* Ops of a variable number of inputs, none of them optional (an empty name
+ * among them is a malformed model, not an omitted input). */
+static bool inputs_all_required(enum op_type op)
+{
+	return op == OP_CONCAT || op == OP_SUM || op == OP_MAX || op == OP_MIN;
+}
+
 static int max_inputs(enum op_type op)
 {
 	if (op_is_reduce(op))
@@ -3615,7 +3622,8 @@ static enum presso_status import_node(struct builder *b, const Onnx__NodeProto *
 		if (!in || !*in) {
 			if (i == 0)
 				return status_fail(PRESSO_E_FORMAT, "node '%s': %s has no data input", name, op);
-			if ((int)i < min_inputs(n.op)) /* an empty name marks an optional input */
+			/* an empty name marks an omitted optional input */
+			if ((int)i < min_inputs(n.op) || inputs_all_required(n.op))
 				return status_fail(PRESSO_E_FORMAT,
 						   "node '%s': %s input %zu is empty, but the op requires it",
 						   name, op, i);
