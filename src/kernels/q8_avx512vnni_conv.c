@@ -406,20 +406,22 @@ static ALWAYS_INLINE void conv_row2_tile_mode(enum gemm_rq F, int PS, int mr, in
  * sends a float requantization that does not fit to the general tiles). */
 static void conv_row2_tile_any(enum gemm_rq F, int ps, int mr, int kh, int kwc,
 			       const uint8_t *a0, size_t rs, size_t d2, const int8_t *wp,
-			       const struct conv_cols *cols, const struct rq16 *q, const struct rq_out *o,
-			       const struct clamp_u8 *cl, uint8_t *c, size_t c2, size_t ldc)
+			       const struct conv_cols *cols, const struct rq16 *q,
+			       const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
+			       size_t c2, size_t ldc)
 {
+#define CONV_ROW2_MODE(F_, PS_)                                                                \
+	conv_row2_tile_mode(F_, PS_, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2, ldc)
 	bool fit = F == GEMM_RQ_F32_FIT;
 	if (ps == 16 && fit)
-		conv_row2_tile_mode(GEMM_RQ_F32_FIT, 16, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2,
-				    ldc);
+		CONV_ROW2_MODE(GEMM_RQ_F32_FIT, 16);
 	else if (ps == 16)
-		conv_row2_tile_mode(GEMM_RQ_Q31, 16, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2, ldc);
+		CONV_ROW2_MODE(GEMM_RQ_Q31, 16);
 	else if (fit)
-		conv_row2_tile_mode(GEMM_RQ_F32_FIT, 32, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2,
-				    ldc);
+		CONV_ROW2_MODE(GEMM_RQ_F32_FIT, 32);
 	else
-		conv_row2_tile_mode(GEMM_RQ_Q31, 32, mr, kh, kwc, a0, rs, d2, wp, cols, q, o, cl, c, c2, ldc);
+		CONV_ROW2_MODE(GEMM_RQ_Q31, 32);
+#undef CONV_ROW2_MODE
 }
 
 #define CONV_TILE_CASE(MR_, NB_)                                                       \
@@ -487,22 +489,26 @@ static bool conv_row_step(int ps)
 
 static void conv_row_tile_any(enum gemm_rq F, int ps, int mr, int nb, int kh, int kwc,
 			      const uint8_t *const *rb, const size_t *rs, const int8_t *wp,
-			      const struct conv_cols *cols, const struct rq16 *q, const struct rq_out *o,
-			      const struct clamp_u8 *cl, uint8_t *c, size_t ldc)
+			      const struct conv_cols *cols, const struct rq16 *q,
+			      const struct rq_out *o, const struct clamp_u8 *cl, uint8_t *c,
+			      size_t ldc)
 {
+#define CONV_ROW_MODE(F_, PS_)                                                                 \
+	conv_row_tile_mode(F_, PS_, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc)
 	bool fit = F == GEMM_RQ_F32_FIT;
 	if (ps == 16 && fit)
-		conv_row_tile_mode(GEMM_RQ_F32_FIT, 16, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
+		CONV_ROW_MODE(GEMM_RQ_F32_FIT, 16);
 	else if (ps == 16)
-		conv_row_tile_mode(GEMM_RQ_Q31, 16, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
+		CONV_ROW_MODE(GEMM_RQ_Q31, 16);
 	else if (ps == 32 && fit)
-		conv_row_tile_mode(GEMM_RQ_F32_FIT, 32, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
+		CONV_ROW_MODE(GEMM_RQ_F32_FIT, 32);
 	else if (ps == 32)
-		conv_row_tile_mode(GEMM_RQ_Q31, 32, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
+		CONV_ROW_MODE(GEMM_RQ_Q31, 32);
 	else if (fit)
-		conv_row_tile_mode(GEMM_RQ_F32_FIT, 64, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
+		CONV_ROW_MODE(GEMM_RQ_F32_FIT, 64);
 	else
-		conv_row_tile_mode(GEMM_RQ_Q31, 64, mr, nb, kh, kwc, rb, rs, wp, cols, q, o, cl, c, ldc);
+		CONV_ROW_MODE(GEMM_RQ_Q31, 64);
+#undef CONV_ROW_MODE
 }
 
 static void conv_tile_any(enum gemm_rq F, int mr, int nb, int kh, int kwc,
