@@ -29,6 +29,10 @@
  *       empty input name, taken for an omitted optional input: the fold read
  *       the value before the first. Concat, Sum, Max and Min have no optional
  *       input, so an empty name there is refused at load.
+ *   onnx/lifted-conv-integer-weight.onnx  a 1-D Conv (lifted to 2-D at
+ *       load) whose weight is an int64 constant: the lift copied its float
+ *       data, which an integer constant does not have (a crash in a release
+ *       build). Refused at load, naming the node and the input.
  *   presso/q31-add-output-scale-overflow.presso  an Add whose output scale is
  *       tiny next to its inputs': the Q31 table's requantized sum plus the
  *       zero point overflowed int32 while the model was built.

@@ -2749,7 +2749,8 @@ static enum presso_status add_const_value(struct builder *b, const char *name, c
 	float *data = malloc(sizeof(float) * (size_t)(count ? count : 1));
 	if (!data)
 		return status_fail(PRESSO_E_NOMEM, "out of memory");
-	memcpy(data, src, sizeof(float) * (size_t)count);
+	if (count > 0)
+		memcpy(data, src, sizeof(float) * (size_t)count);
 	*v = add_value(b, vname);
 	if (*v < 0) {
 		free(data);
@@ -3178,6 +3179,10 @@ static enum presso_status lift_input(struct builder *b, const char *name, int v,
 	}
 	if (value_is_const(&g->values[v])) {
 		struct shape sh = g->values[v].shape;
+		if (!g->values[v].data)
+			return status_fail(PRESSO_E_UNSUPPORTED,
+					   "node '%s': input '%s' is an integer constant where a float tensor is expected",
+					   name, g->values[v].name);
 		if (sh.n_dims >= GRAPH_MAX_DIMS)
 			return status_fail(PRESSO_E_UNSUPPORTED, "node '%s': input '%s' has too many dimensions",
 					   name, g->values[v].name);
