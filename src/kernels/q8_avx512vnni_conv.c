@@ -843,18 +843,26 @@ static void conv_live_krows(const struct qconv_params *p, int oh, int *k0, int *
 		*k1 = *k0;
 }
 
+/* The kernel columns of output column 0 that lie left of the input, and of
+ * the last output column right of it. */
+static void conv_side_cols(const struct qconv_params *p, int *left, int *right)
+{
+	int kw = p->kw, first = -p->pad_l, last = (p->w_out - 1) * p->stride_w - p->pad_l;
+	int out = last + kw - p->w_in;
+	*left = first < 0 ? (-first < kw ? -first : kw) : 0;
+	*right = out > 0 ? (out < kw ? out : kw) : 0;
+}
+
 /* Groups [gl of each kernel row's first, gr of its last] that a row tile's
- * first and last pixels skip (struct conv_cols): the kernel columns of
- * output column 0 left of the input, of the last output column right of it
+ * first and last pixels skip (struct conv_cols): conv_side_cols's columns
  * (0 unless c is a multiple of 4, so that columns are whole groups). */
 static void conv_side_groups(const struct qconv_params *p, int *gl, int *gr)
 {
 	*gl = *gr = 0;
 	if (p->c % 4 != 0)
 		return;
-	int left = p->pad_l < p->kw ? p->pad_l : p->kw;
-	int inside = p->w_in - ((p->w_out - 1) * p->stride_w - p->pad_l); /* last window */
-	int right = inside >= p->kw ? 0 : inside <= 0 ? p->kw : p->kw - inside;
+	int left, right;
+	conv_side_cols(p, &left, &right);
 	if (left + right > p->kw)
 		return; /* one pixel, and its sides overlap: nothing skipped */
 	*gl = left * p->c / 4;
@@ -940,14 +948,13 @@ static bool conv_reads_inside(const struct qconv_params *p)
 	}
 	if (edges > CONV_EDGE_ROWS)
 		return false;
-	int gl, gr, sw = p->stride_w, pl = p->pad_l, kw = p->kw, w_out = p->w_out;
+	int gl, gr, left, right, sw = p->stride_w, kw = p->kw;
 	conv_side_groups(p, &gl, &gr);
-	int first = -pl, last = (w_out - 1) * sw - pl; /* the first and last windows */
-	int left = first < 0 ? (-first < kw ? -first : kw) : 0;
-	int right = last + kw > p->w_in ? (last + kw - p->w_in < kw ? last + kw - p->w_in : kw) : 0;
+	conv_side_cols(p, &left, &right);
+	int first = -p->pad_l, last = (p->w_out - 1) * sw - p->pad_l; /* the windows' starts */
 	if (4 * gl != left * p->c || 4 * gr != right * p->c)
 		return false; /* some side columns are not skipped */
-	if (w_out == 1)
+	if (p->w_out == 1)
 		return true;
 	/* the first window ends inside, the last starts inside, the second and
 	 * the last but one lie inside */
